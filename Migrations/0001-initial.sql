@@ -1,0 +1,88 @@
+-- Migration 0001: the initial AuditDB schema (format version 1).
+-- Frozen: never edit a released migration; add a new one.
+CREATE TABLE audit_store (
+    singleton      INTEGER PRIMARY KEY CHECK (singleton = 1),
+    store_id       BLOB    NOT NULL CHECK (length(store_id) = 16),
+    created_at     INTEGER NOT NULL,
+    format_version INTEGER NOT NULL,
+    key_version    INTEGER NOT NULL,
+    mac            BLOB    NOT NULL CHECK (length(mac) = 32)
+) STRICT;
+
+CREATE TABLE audit_entries (
+    seq            INTEGER PRIMARY KEY,
+    recorded_at    INTEGER NOT NULL,
+    occurred_at    INTEGER,
+    tenant         TEXT,
+    actor          TEXT,
+    action         TEXT    NOT NULL,
+    resource_type  TEXT,
+    resource_id    TEXT,
+    outcome        INTEGER NOT NULL,
+    severity       INTEGER NOT NULL,
+    correlation_id TEXT,
+    source         TEXT,
+    details        TEXT,
+    origin         INTEGER NOT NULL,
+    origin_ref     INTEGER,
+    format_version INTEGER NOT NULL,
+    key_version    INTEGER NOT NULL,
+    mac            BLOB    NOT NULL
+) STRICT;
+
+CREATE TABLE audit_key_versions (
+    key_version INTEGER PRIMARY KEY,
+    first_seq   INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE audit_attestations (
+    seq             INTEGER NOT NULL,
+    key_version     INTEGER NOT NULL,
+    declaration_seq INTEGER NOT NULL,
+    mac             BLOB    NOT NULL,
+    PRIMARY KEY (seq, key_version)
+) STRICT, WITHOUT ROWID;
+
+CREATE TRIGGER audit_store_no_update BEFORE UPDATE ON audit_store
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_store is append-only: UPDATE is not allowed'); END;
+CREATE TRIGGER audit_store_no_delete BEFORE DELETE ON audit_store
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_store is append-only: DELETE is not allowed'); END;
+CREATE TRIGGER audit_store_no_overwrite BEFORE INSERT ON audit_store
+WHEN EXISTS (SELECT 1 FROM audit_store)
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_store is append-only: the store header cannot be replaced'); END;
+
+CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries
+BEGIN SELECT RAISE(ABORT, 'AuditDB: the audit log is append-only: UPDATE is not allowed'); END;
+CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries
+BEGIN SELECT RAISE(ABORT, 'AuditDB: the audit log is append-only: DELETE is not allowed'); END;
+CREATE TRIGGER audit_entries_next_seq_only BEFORE INSERT ON audit_entries
+WHEN NEW.seq IS NULL OR NEW.seq <> coalesce((SELECT max(seq) FROM audit_entries), 0) + 1
+BEGIN SELECT RAISE(ABORT, 'AuditDB: the audit log is append-only: a new row must take the next seq (no overwrite, no gap)'); END;
+
+CREATE TRIGGER audit_key_versions_no_update BEFORE UPDATE ON audit_key_versions
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_key_versions is append-only: UPDATE is not allowed'); END;
+CREATE TRIGGER audit_key_versions_no_delete BEFORE DELETE ON audit_key_versions
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_key_versions is append-only: DELETE is not allowed'); END;
+CREATE TRIGGER audit_key_versions_no_overwrite BEFORE INSERT ON audit_key_versions
+WHEN EXISTS (SELECT 1 FROM audit_key_versions WHERE key_version = NEW.key_version)
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_key_versions is append-only: a row cannot be replaced'); END;
+
+CREATE TRIGGER audit_attestations_no_update BEFORE UPDATE ON audit_attestations
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_attestations is append-only: UPDATE is not allowed'); END;
+CREATE TRIGGER audit_attestations_no_delete BEFORE DELETE ON audit_attestations
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_attestations is append-only: DELETE is not allowed'); END;
+CREATE TRIGGER audit_attestations_no_overwrite BEFORE INSERT ON audit_attestations
+WHEN EXISTS (SELECT 1 FROM audit_attestations WHERE seq = NEW.seq AND key_version = NEW.key_version)
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_attestations is append-only: a row cannot be replaced'); END;
+
+CREATE VIEW audit_log AS
+SELECT seq,
+       strftime('%Y-%m-%dT%H:%M:%fZ', recorded_at / 1000000.0, 'unixepoch') AS recorded_at,
+       strftime('%Y-%m-%dT%H:%M:%fZ', occurred_at / 1000000.0, 'unixepoch') AS occurred_at,
+       tenant, actor, action, resource_type, resource_id,
+       CASE outcome WHEN 0 THEN 'success' WHEN 1 THEN 'failure' WHEN 2 THEN 'denied' WHEN 3 THEN 'error' END AS outcome,
+       CASE severity WHEN 0 THEN 'info' WHEN 1 THEN 'notice' WHEN 2 THEN 'warning' WHEN 3 THEN 'critical' END AS severity,
+       correlation_id, source, details,
+       CASE origin WHEN 0 THEN 'recorded' WHEN 1 THEN 'back-signed' END AS origin,
+       key_version
+FROM audit_entries;

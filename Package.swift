@@ -1,0 +1,71 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strictSwift: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "AuditDB",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "AuditDB", targets: ["AuditDB"]),
+        .executable(name: "auditdb", targets: ["auditdb"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+    ],
+    targets: [
+        // libsodium (system library): Ed25519, constant-time compare, secure memory, CSPRNG.
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        // The per-row hot path in C: canonical encoding, commitments, HMAC-SHA256 over
+        // OpenSSL's SHA-256 (which uses the CPU's SHA extensions). See docs/performance.md.
+        .target(
+            name: "CAuditCore",
+            cSettings: [.unsafeFlags(["-O3"])],
+            linkerSettings: [.linkedLibrary("crypto")]
+        ),
+        // Turns schema/*.sql and Migrations/*.sql into Swift string literals at build time.
+        .executableTarget(name: "EmbedSQL", path: "Sources/EmbedSQL"),
+        .plugin(name: "EmbedSQLPlugin", capability: .buildTool(), dependencies: ["EmbedSQL"]),
+        .target(
+            name: "AuditDB",
+            dependencies: [
+                "CSodium",
+                "CAuditCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strictSwift,
+            plugins: ["EmbedSQLPlugin"]
+        ),
+        .executableTarget(
+            name: "auditdb",
+            dependencies: [
+                "AuditDB",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "AuditDBTests",
+            dependencies: [
+                "AuditDB", "CAuditCore", "CSodium", "auditdb",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSwift
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,94 @@
+import CAuditCore
+import Foundation
+import GRDB
+
+/// What ``AuditStore/reattest(compromisedVersion:)`` did.
+public struct ReattestationReceipt: Sendable, Hashable {
+    /// The version declared compromised.
+    public let compromisedVersion: UInt32
+    /// The key version that signed the attestations (the ring's signing key).
+    public let attestingVersion: UInt32
+    /// The seq of the entry that records the declaration.
+    public let declarationSeq: Int64
+    /// How many rows were re-attested.
+    public let rowsAttested: Int
+}
+
+extension AuditStore {
+    /// Re-attests every row signed under `version` with the ring's signing key, and records the
+    /// declaration as a `critical` entry (action `auditdb.key.compromised`). No row is modified:
+    /// attestations go to their own append-only table.
+    ///
+    /// Afterwards, with `version` marked compromised in the key ring (`auditdb keys compromised`
+    /// does both steps), a row under that version passes verification only with a valid
+    /// attestation: rows that existed at the declaration pass; rows forged with the stolen key
+    /// later do not.
+    ///
+    /// The store must verify intact first, so that no row forged before the declaration is
+    /// laundered into an attested one. Running it again attests only rows still lacking a valid
+    /// attestation.
+    ///
+    /// - Throws: ``AuditError`` `invalidInput` if `version` is the signing key (rotate first) or
+    ///   unknown; `integrityViolation` if the store does not verify intact.
+    public func reattest(compromisedVersion version: UInt32) async throws -> ReattestationReceipt {
+        let signer = keys.signingKey
+        guard keys.key(version: version) != nil else {
+            throw AuditError(.invalidInput, "key version \(version) is not in the key ring (it has \(keys.versions))",
+                             field: "version")
+        }
+        guard signer.version != version else {
+            throw AuditError(
+                .invalidInput,
+                "key version \(version) is the signing key; add a new key first (`auditdb keys rotate`) so it can attest",
+                field: "version")
+        }
+        let report = try await verify()
+        guard report.isIntact else {
+            throw AuditError(
+                .integrityViolation,
+                "the store does not verify intact (\(report)); refusing to re-attest rows that may already be forged. Investigate with `auditdb verify`.")
+        }
+        let storeID = self.storeID.bytes
+        let distrusted = keys.compromisedVersions.union([version])
+        let keys = self.keys
+        return try await appender.exclusiveTransaction { db, append in
+            let attestations = try Verifier.loadAttestations(db, keys: keys, always: true)
+            let placeholders = distrusted.map { _ in "?" }.joined(separator: ",")
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT seq, key_version, mac FROM audit_entries WHERE key_version IN (\(placeholders)) ORDER BY seq",
+                arguments: StatementArguments(distrusted.map { Int64($0) }))
+            var pending: [(Int64, UInt32, [UInt8])] = []
+            for row in rows {
+                let seq: Int64 = row["seq"]
+                guard let kv = UInt32(exactly: row["key_version"] as Int64), let mac = row["mac"] as Data?, mac.count == 32 else {
+                    continue
+                }
+                let macBytes = Array(mac)
+                let alreadyValid = attestations[seq, default: []].contains { att in
+                    guard !distrusted.contains(att.keyVersion), let key = keys.key(version: att.keyVersion),
+                          att.mac.count == 32 else { return false }
+                    var expected = [UInt8](repeating: 0, count: 32)
+                    adb_attestation_mac(key.keyset, storeID, seq, kv, macBytes, att.declarationSeq, &expected)
+                    return adb_ct_equal(expected, att.mac, 32) == 1
+                }
+                if !alreadyValid { pending.append((seq, kv, macBytes)) }
+            }
+            let declaration = try EncodedEvent(validating: AuditEvent(
+                actor: "auditdb", action: "auditdb.key.compromised", resourceType: "key-version",
+                resourceId: String(version), severity: .critical,
+                details: ["keyVersion": .int(Int64(version)), "attestingKeyVersion": .int(Int64(signer.version)),
+                          "rowsAttested": .int(Int64(pending.count))]))
+            let declarationSeq = try append([declaration]).lowerBound
+            let insert = try db.cachedStatement(
+                sql: "INSERT INTO audit_attestations(seq, key_version, declaration_seq, mac) VALUES (?, ?, ?, ?)")
+            var attestation = [UInt8](repeating: 0, count: 32)
+            for (seq, kv, mac) in pending {
+                adb_attestation_mac(signer.keyset, storeID, seq, kv, mac, declarationSeq, &attestation)
+                try insert.execute(arguments: [seq, Int64(signer.version), declarationSeq, Data(attestation)])
+            }
+            return ReattestationReceipt(
+                compromisedVersion: version, attestingVersion: signer.version, declarationSeq: declarationSeq,
+                rowsAttested: pending.count)
+        }
+    }
+}

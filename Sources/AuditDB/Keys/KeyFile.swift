@@ -1,0 +1,237 @@
+import CAuditCore
+import CSodium
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A key file: the key ring as text, readable only by its owner.
+///
+/// Format (one key per line; `#` starts a comment):
+/// ```text
+/// auditdb-keys v1
+/// key 1 active 2026-11-23T13:15:00.000000Z <64 hex digits>
+/// key 2 active 2027-02-21T09:00:00.000000Z <64 hex digits>
+/// ```
+/// The file is refused if group or others may read or write it (fix: `chmod 600 FILE`).
+/// Its bytes are read into locked memory and wiped after parsing.
+public struct KeyFile: AuditKeyProvider {
+    /// Where the file is.
+    public let path: String
+
+    /// A key file at `path`.
+    public init(path: String) { self.path = path }
+
+    static let header = "auditdb-keys v1"
+
+    public func keyRing() async throws -> KeyRing { try load() }
+
+    /// Reads and parses the file synchronously.
+    /// - Throws: ``AuditError`` `keyFileInsecure`, `invalidKeyFile` or `keyUnavailable`.
+    public func load() throws(AuditError) -> KeyRing {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            throw AuditError(
+                code == ENOENT ? .keyUnavailable : .invalidKeyFile,
+                code == ENOENT
+                    ? "key file \(path) does not exist; create one with `auditdb keys generate --out \(path)`"
+                    : "cannot open key file \(path): \(String(cString: strerror(code)))")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw AuditError(.invalidKeyFile, "cannot stat key file \(path): \(String(cString: strerror(errno)))")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw AuditError(.keyFileInsecure, "key file \(path) is not a regular file")
+        }
+        guard (info.st_mode & 0o077) == 0 else {
+            throw AuditError(
+                .keyFileInsecure,
+                "key file \(path) is accessible by group or others (mode \(String(info.st_mode & 0o777, radix: 8))); "
+                    + "run `chmod 600 \(path)` and check who could have read it")
+        }
+        let size = Int(info.st_size)
+        guard size > 0, size < 1 << 20 else {
+            throw AuditError(.invalidKeyFile, "key file \(path) is empty or too large (\(size) bytes)")
+        }
+        guard sodiumInitialized, let buffer = sodium_malloc(size) else {
+            throw AuditError(.storage, "could not allocate secure memory to read the key file")
+        }
+        defer { sodium_free(buffer) }
+        var filled = 0
+        while filled < size {
+            let n = read(fd, buffer + filled, size - filled)
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { throw AuditError(.invalidKeyFile, "could not read key file \(path)") }
+            filled += n
+        }
+        return try KeyText.parse(UnsafeRawBufferPointer(start: buffer, count: filled), origin: "key file \(path)")
+    }
+
+    /// Writes a new key file holding one freshly generated key (version 1). Refuses to
+    /// overwrite an existing file. The file is created with mode 0600.
+    @discardableResult
+    public static func generate(at path: String) throws(AuditError) -> KeyRing {
+        let ring = try KeyRing([AuditKey.generate(version: 1)])
+        try write(ring, to: path, replacing: false)
+        return ring
+    }
+
+    /// Writes `ring` to `path` with mode 0600: atomically (temporary file, fsync, rename) when
+    /// replacing, exclusively (never overwriting) otherwise.
+    public static func write(_ ring: KeyRing, to path: String, replacing: Bool) throws(AuditError) {
+        var text = [UInt8]()
+        defer { sodium_memzero(&text, text.count) }
+        text.append(contentsOf: "# AuditDB key file. SECRET: keep it mode 0600; never commit, log or paste it.\n".utf8)
+        text.append(contentsOf: (header + "\n").utf8)
+        for version in ring.versions {
+            let key = ring.keys[version]!
+            text.append(contentsOf: "key \(version) \(key.status.rawValue) \((key.createdAt ?? .now()).iso8601) ".utf8)
+            var hex = [CChar](repeating: 0, count: 65)
+            key.withSecretBytes { bytes in
+                _ = sodium_bin2hex(&hex, 65, bytes.bindMemory(to: UInt8.self).baseAddress, 32)
+            }
+            text.append(contentsOf: hex[0..<64].map { UInt8(bitPattern: $0) })
+            sodium_memzero(&hex, hex.count)
+            text.append(0x0A)
+        }
+        let target = replacing ? path + ".tmp-\(getpid())" : path
+        let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            let code = errno
+            throw AuditError(
+                code == EEXIST && !replacing ? .invalidInput : .storage,
+                code == EEXIST && !replacing
+                    ? "\(path) already exists; refusing to overwrite a key file (choose another path)"
+                    : "cannot create \(target): \(String(cString: strerror(code)))",
+                field: code == EEXIST ? "--out" : nil)
+        }
+        var ok = fchmod(fd, 0o600) == 0
+        var written = 0
+        while ok && written < text.count {
+            let n = text.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, text.count - written) }
+            if n < 0, errno == EINTR { continue }
+            ok = n > 0
+            written += max(n, 0)
+        }
+        ok = ok && fsync(fd) == 0
+        close(fd)
+        if ok && replacing { ok = rename(target, path) == 0 }
+        guard ok else {
+            let code = errno
+            unlink(target)
+            throw AuditError(.storage, "could not write key file \(path): \(String(cString: strerror(code)))")
+        }
+    }
+}
+
+/// Reads keys from an environment variable (default `AUDITDB_KEYS`):
+/// `VERSION:HEX[:compromised]` entries separated by commas, e.g. `1:<64 hex digits>`.
+///
+/// Prefer a key file or a vault: the environment of a process can leak through
+/// `/proc/PID/environ` to the same user and through crash reports.
+public struct EnvironmentKeyProvider: AuditKeyProvider {
+    /// The variable's name.
+    public let variable: String
+
+    /// Reads `variable`.
+    public init(variable: String = "AUDITDB_KEYS") { self.variable = variable }
+
+    public func keyRing() async throws -> KeyRing { try load() }
+
+    /// Parses the variable synchronously.
+    public func load() throws(AuditError) -> KeyRing {
+        guard let raw = getenv(variable) else {
+            throw AuditError(.keyUnavailable, "environment variable \(variable) is not set")
+        }
+        let length = strlen(raw)
+        // Rewrite "1:hex:compromised,2:hex" as key-file lines so one parser serves both.
+        var text = Array((KeyFile.header + "\n").utf8)
+        defer { sodium_memzero(&text, text.count) }
+        var entry = [UInt8]()
+        defer { sodium_memzero(&entry, entry.count) }
+        func flush() {
+            var fields = entry.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
+            guard !entry.isEmpty else { return }
+            if fields.count == 2 { fields.append(ArraySlice("active".utf8)) }
+            text += Array("key ".utf8) + Array(fields[0]) + [0x20]
+            text += (fields.count > 2 ? Array(fields[2]) : []) + Array(" - ".utf8) + Array(fields[1]) + [0x0A]
+            sodium_memzero(&entry, entry.count)
+            entry.removeAll(keepingCapacity: true)
+        }
+        for i in 0..<length {
+            let c = UInt8(bitPattern: raw[i])
+            if c == UInt8(ascii: ",") || c == 0x20 || c == 0x0A { flush() } else { entry.append(c) }
+        }
+        flush()
+        return try typedAuditErrors {
+            try text.withUnsafeBytes { bytes in try KeyText.parse(bytes, origin: "environment variable \(variable)") }
+        }
+    }
+}
+
+/// The shared parser of key-file text. Never echoes key bytes in an error.
+enum KeyText {
+    static func parse(_ bytes: UnsafeRawBufferPointer, origin: String) throws(AuditError) -> KeyRing {
+        var keys: [AuditKey] = []
+        var sawHeader = false
+        var lineNumber = 0
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != 0x0A { end += 1 }
+            lineNumber += 1
+            let line = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+            start = end + 1
+            let fields = line.split(whereSeparator: { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D })
+            guard let first = fields.first, first.first != UInt8(ascii: "#") else { continue }
+            func text(_ f: Slice<UnsafeRawBufferPointer>) -> String { String(decoding: f, as: UTF8.self) }
+            if !sawHeader {
+                guard fields.count == 2, text(fields[0]) == "auditdb-keys", text(fields[1]) == "v1" else {
+                    throw AuditError(.invalidKeyFile, "\(origin) line \(lineNumber): expected the header `\(KeyFile.header)`")
+                }
+                sawHeader = true
+                continue
+            }
+            guard fields.count == 5, text(fields[0]) == "key" else {
+                throw AuditError(
+                    .invalidKeyFile, "\(origin) line \(lineNumber): expected `key VERSION STATUS CREATED HEX` (5 fields)")
+            }
+            guard let version = UInt32(text(fields[1])), version > 0 else {
+                throw AuditError(.invalidKeyFile, "\(origin) line \(lineNumber): the version must be a whole number from 1")
+            }
+            guard let status = AuditKey.Status(rawValue: text(fields[2])) else {
+                throw AuditError(
+                    .invalidKeyFile, "\(origin) line \(lineNumber): status must be `active` or `compromised`")
+            }
+            let created = text(fields[3]) == "-" ? nil : AuditTimestamp(iso8601: text(fields[3]))
+            let hex = fields[4]
+            guard hex.count == 64 else {
+                throw AuditError(
+                    .invalidKeyFile, "\(origin) line \(lineNumber): the key must be 64 hex digits (32 bytes); found \(hex.count) characters")
+            }
+            var raw = [UInt8](repeating: 0, count: 32)
+            defer { sodium_memzero(&raw, raw.count) }
+            var decoded = 0
+            let rc = hex.withContiguousStorageIfAvailable { h in
+                h.withMemoryRebound(to: CChar.self) { chars in
+                    sodium_hex2bin(&raw, 32, chars.baseAddress, 64, nil, &decoded, nil)
+                }
+            }
+            guard rc == 0, decoded == 32 else {
+                throw AuditError(.invalidKeyFile, "\(origin) line \(lineNumber): the key is not valid hex")
+            }
+            keys.append(try typedAuditErrors {
+                try raw.withUnsafeBytes { b in try AuditKey(version: version, bytes: b, status: status, createdAt: created) }
+            })
+        }
+        guard sawHeader else { throw AuditError(.invalidKeyFile, "\(origin): no `\(KeyFile.header)` header; is this a key file?") }
+        return try KeyRing(keys)
+    }
+}

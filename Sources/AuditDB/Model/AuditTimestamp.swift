@@ -1,0 +1,155 @@
+public import Foundation
+
+/// A point in time, UTC, with microsecond precision: the unit AuditDB stores.
+///
+/// ```swift
+/// let t = AuditTimestamp.now()
+/// print(t.iso8601)                                  // 2026-11-23T13:15:02.123456Z
+/// let parsed = AuditTimestamp(iso8601: "2026-11-23T13:15:02Z")
+/// ```
+public struct AuditTimestamp: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// Microseconds since 1970-01-01T00:00:00Z.
+    public let microsecondsSinceEpoch: Int64
+
+    /// The earliest accepted time, 0001-01-01T00:00:00Z.
+    public static let minimum = AuditTimestamp(microsecondsSinceEpoch: -62_135_596_800_000_000)
+    /// The latest accepted time, 9999-12-31T23:59:59.999999Z.
+    public static let maximum = AuditTimestamp(microsecondsSinceEpoch: 253_402_300_799_999_999)
+
+    /// Creates a timestamp from microseconds since the Unix epoch.
+    public init(microsecondsSinceEpoch: Int64) {
+        self.microsecondsSinceEpoch = microsecondsSinceEpoch
+    }
+
+    /// Creates a timestamp from a `Date`, rounded down to the microsecond.
+    public init(_ date: Date) {
+        self.microsecondsSinceEpoch = Int64((date.timeIntervalSince1970 * 1_000_000).rounded(.down))
+    }
+
+    /// The current wall-clock time (the engine clock used for `recordedAt`).
+    public static func now() -> AuditTimestamp {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return AuditTimestamp(microsecondsSinceEpoch: Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1_000)
+    }
+
+    /// The same instant as a `Date`.
+    public var date: Date { Date(timeIntervalSince1970: Double(microsecondsSinceEpoch) / 1_000_000) }
+
+    /// Whether this lies between ``minimum`` and ``maximum``.
+    public var isInSupportedRange: Bool { self >= .minimum && self <= .maximum }
+
+    /// RFC 3339 / ISO 8601 text in UTC with six fractional digits, e.g. `2026-11-23T13:15:02.123456Z`.
+    public var iso8601: String {
+        let micros = microsecondsSinceEpoch
+        var seconds = micros / 1_000_000
+        var fraction = micros % 1_000_000
+        if fraction < 0 { fraction += 1_000_000; seconds -= 1 }
+        let (y, m, d) = Self.civil(fromDays: seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400)
+        let secOfDay = ((seconds % 86_400) + 86_400) % 86_400
+        func pad(_ v: Int64, _ width: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(secOfDay / 3600, 2)):\(pad(secOfDay / 60 % 60, 2)):"
+            + "\(pad(secOfDay % 60, 2)).\(pad(fraction, 6))Z"
+    }
+
+    public var description: String { iso8601 }
+
+    /// Parses RFC 3339 text: `YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)`. Up to 9 fractional digits
+    /// are read; digits past the sixth are dropped (truncated to the microsecond). Returns nil
+    /// for anything else, including out-of-range fields.
+    public init?(iso8601 text: String) {
+        let b = Array(text.utf8)
+        var i = 0
+        func digits(_ n: Int) -> Int64? {
+            guard i + n <= b.count else { return nil }
+            var v: Int64 = 0
+            for k in 0..<n {
+                let c = b[i + k]
+                guard c >= 0x30 && c <= 0x39 else { return nil }
+                v = v * 10 + Int64(c - 0x30)
+            }
+            i += n
+            return v
+        }
+        func expect(_ c: UInt8) -> Bool {
+            guard i < b.count, b[i] == c else { return false }
+            i += 1
+            return true
+        }
+        guard let y = digits(4), expect(0x2D), let mo = digits(2), expect(0x2D), let d = digits(2),
+              i < b.count, b[i] == 0x54 || b[i] == 0x74 || b[i] == 0x20
+        else { return nil }
+        i += 1
+        guard let h = digits(2), expect(0x3A), let mi = digits(2), expect(0x3A), let s = digits(2) else { return nil }
+        guard (1...12).contains(mo), d >= 1, d <= Self.daysIn(month: mo, year: y), h < 24, mi < 60, s < 60 else {
+            return nil
+        }
+        var micros: Int64 = 0
+        if i < b.count, b[i] == 0x2E {
+            i += 1
+            var count = 0
+            while i < b.count, b[i] >= 0x30, b[i] <= 0x39 {
+                if count < 6 { micros = micros * 10 + Int64(b[i] - 0x30) }
+                count += 1
+                i += 1
+            }
+            guard count >= 1, count <= 9 else { return nil }
+            if count < 6 { for _ in count..<6 { micros *= 10 } }
+        }
+        var offset: Int64 = 0
+        guard i < b.count else { return nil }
+        if b[i] == 0x5A || b[i] == 0x7A {
+            i += 1
+        } else if b[i] == 0x2B || b[i] == 0x2D {
+            let sign: Int64 = b[i] == 0x2D ? -1 : 1
+            i += 1
+            guard let oh = digits(2), expect(0x3A), let om = digits(2), oh < 24, om < 60 else { return nil }
+            offset = sign * (oh * 3600 + om * 60)
+        } else {
+            return nil
+        }
+        guard i == b.count else { return nil }
+        let days = Self.days(fromCivil: y, mo, d)
+        let seconds = days * 86_400 + h * 3600 + mi * 60 + s - offset
+        let value = AuditTimestamp(microsecondsSinceEpoch: seconds * 1_000_000 + micros)
+        guard value.isInSupportedRange else { return nil }
+        self = value
+    }
+
+    public static func < (lhs: AuditTimestamp, rhs: AuditTimestamp) -> Bool {
+        lhs.microsecondsSinceEpoch < rhs.microsecondsSinceEpoch
+    }
+
+    private static func daysIn(month: Int64, year: Int64) -> Int64 {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    // Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian).
+    private static func days(fromCivil y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
+        let y = m <= 2 ? y0 - 1 : y0
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    private static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    }
+}

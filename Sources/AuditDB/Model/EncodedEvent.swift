@@ -1,0 +1,119 @@
+import CAuditCore
+
+/// A validated event, its text fields laid out in one byte arena so that the writer can bind
+/// and MAC them without further copies or checks. Built on the caller's task, not the writer's.
+struct EncodedEvent: Sendable {
+    struct Span: Sendable {
+        var offset: Int32
+        var length: Int32  // -1: NULL
+        static let null = Span(offset: 0, length: -1)
+    }
+
+    var arena: [UInt8]
+    var tenant = Span.null, actor = Span.null, action = Span.null, resourceType = Span.null
+    var resourceId = Span.null, correlationId = Span.null, source = Span.null, details = Span.null
+    var occurredAt: Int64?
+    var outcome: UInt8
+    var severity: UInt8
+    var origin: UInt8 = 0
+    var originRef: Int64?
+
+    var isCritical: Bool { severity == AuditSeverity.critical.code }
+
+    init(validating event: AuditEvent) throws(AuditError) {
+        arena = []
+        arena.reserveCapacity(
+            event.actor.utf8.count + event.action.utf8.count + (event.resourceId?.utf8.count ?? 0) + 256)
+        outcome = event.outcome.code
+        severity = event.severity.code
+        actor = try Self.add(event.actor, "actor", FieldLimits.actor, into: &arena)
+        action = try Self.add(event.action, "action", FieldLimits.action, into: &arena)
+        tenant = try Self.add(event.tenant, "tenant", FieldLimits.tenant, into: &arena)
+        resourceType = try Self.add(event.resourceType, "resourceType", FieldLimits.resourceType, into: &arena)
+        resourceId = try Self.add(event.resourceId, "resourceId", FieldLimits.resourceId, into: &arena)
+        correlationId = try Self.add(event.correlationId, "correlationId", FieldLimits.correlationId, into: &arena)
+        source = try Self.add(event.source, "source", FieldLimits.source, into: &arena)
+        if let details = event.details {
+            let text = try details.jsonText()
+            self.details = Self.append(text, into: &arena)
+        }
+        if let occurred = event.occurredAt {
+            guard occurred.isInSupportedRange else {
+                throw .invalid("occurredAt", "must lie between \(AuditTimestamp.minimum) and \(AuditTimestamp.maximum)")
+            }
+            occurredAt = occurred.microsecondsSinceEpoch
+        }
+    }
+
+    private static func append(_ s: String, into arena: inout [UInt8]) -> Span {
+        let offset = Int32(arena.count)
+        arena.append(contentsOf: s.utf8)
+        return Span(offset: offset, length: Int32(arena.count) - offset)
+    }
+
+    private static func add(_ value: String?, _ field: String, _ limit: Int, into arena: inout [UInt8]) throws(AuditError)
+        -> Span
+    {
+        guard let value else { return .null }
+        try check(value, field, limit)
+        return append(value, into: &arena)
+    }
+
+    /// The rules every text field obeys (documented on ``AuditEvent``).
+    static func check(_ value: String, _ field: String, _ limit: Int) throws(AuditError) {
+        let count = value.utf8.count
+        if count == 0 { throw .invalid(field, "must not be empty (omit the field instead)") }
+        if count > limit { throw .invalid(field, "is \(count) bytes of UTF-8; the limit is \(limit) (nothing is truncated)") }
+        var previous: UInt8 = 0
+        var index = 0
+        for byte in value.utf8 {
+            // C0 controls and DEL; C1 controls are encoded as 0xC2 0x80...0x9F.
+            if byte < 0x20 || byte == 0x7F || (previous == 0xC2 && byte >= 0x80 && byte <= 0x9F) {
+                throw .invalid(field, "contains a control character at byte \(index) (newlines, tabs, NUL and escape sequences are not allowed)")
+            }
+            previous = byte
+            index += 1
+        }
+    }
+
+    /// Calls `body` with the C view of this event as row `seq`. Pointers are valid only inside.
+    func withRow<R>(seq: Int64, recordedAt: Int64, keyVersion: UInt32, _ body: (inout adb_row) throws -> R) rethrows
+        -> R
+    {
+        try arena.withUnsafeBufferPointer { buffer in
+            let base = buffer.baseAddress
+            func bytes(_ span: Span) -> adb_bytes {
+                if span.length < 0 { return adb_bytes(ptr: nil, len: -1) }
+                return adb_bytes(ptr: base.map { $0 + Int(span.offset) }, len: Int64(span.length))
+            }
+            var row = adb_row()
+            row.seq = seq
+            row.recorded_at = recordedAt
+            row.occurred_at = occurredAt ?? 0
+            row.has_occurred_at = occurredAt == nil ? 0 : 1
+            row.key_version = keyVersion
+            row.format_version = UInt8(StoreFormat.formatVersion)
+            row.outcome = outcome
+            row.severity = severity
+            row.origin = origin
+            row.origin_ref = originRef ?? 0
+            row.has_origin_ref = originRef == nil ? 0 : 1
+            row.tenant = bytes(tenant)
+            row.actor = bytes(actor)
+            row.action = bytes(action)
+            row.resource_type = bytes(resourceType)
+            row.resource_id = bytes(resourceId)
+            row.correlation_id = bytes(correlationId)
+            row.source = bytes(source)
+            row.details = bytes(details)
+            return try body(&row)
+        }
+    }
+}
+
+/// Constants of the on-disk format (docs/FORMAT.md).
+enum StoreFormat {
+    static let formatVersion = 1
+    static let storeIDLength = 16
+    static let macLength = 32
+}

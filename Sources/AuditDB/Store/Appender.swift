@@ -1,0 +1,283 @@
+import CAuditCore
+import Foundation
+import GRDB
+import GRDBSQLite
+import Logging
+import Metrics
+import Synchronization
+
+/// Group commit: appends from any number of tasks queue up here; one drain loop on GRDB's
+/// writer queue takes everything pending, writes it in one `BEGIN IMMEDIATE` transaction,
+/// commits (one fsync), and resumes every waiting caller with its seqs.
+final class Appender: Sendable {
+    struct Request: Sendable {
+        var events: [EncodedEvent]
+        var continuation: CheckedContinuation<ClosedRange<Int64>, any Error>
+    }
+
+    struct State: ~Copyable {
+        var pending: [Request] = []
+        var draining = false
+        var closed = false
+        var synchronousFull: Bool
+        var knownKeyVersions: Set<UInt32>
+        var drained: [CheckedContinuation<Void, Never>] = []
+    }
+
+    struct StoreMetrics: Sendable {
+        let appended: Counter
+        let failures: Counter
+        let commits: Counter
+        let commitDuration: Metrics.Timer
+
+        init(prefix: String) {
+            appended = Counter(label: "\(prefix)_appended_entries_total")
+            failures = Counter(label: "\(prefix)_append_failures_total")
+            commits = Counter(label: "\(prefix)_commits_total")
+            commitDuration = Metrics.Timer(label: "\(prefix)_commit_duration")
+        }
+    }
+
+    static let insertSQL = """
+        INSERT INTO audit_entries(seq, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id,
+            outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version, mac)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+        """
+
+    let pool: DatabasePool
+    let storeID: [UInt8]
+    let signer: AuditKey
+    let durability: AuditStore.Durability
+    let maximumGroupSize: Int
+    let logger: Logger
+    let metrics: StoreMetrics
+    let state: Mutex<State>
+
+    init(pool: DatabasePool, storeID: StoreID, keys: KeyRing, configuration: AuditStore.Configuration, logger: Logger,
+         knownKeyVersions: Set<UInt32>)
+    {
+        self.pool = pool
+        self.storeID = storeID.bytes
+        self.signer = keys.signingKey
+        self.durability = configuration.durability
+        self.maximumGroupSize = max(1, configuration.maximumGroupSize)
+        self.logger = logger
+        self.metrics = StoreMetrics(prefix: configuration.metricsPrefix)
+        self.state = Mutex(State(synchronousFull: configuration.durability == .synchronous, knownKeyVersions: knownKeyVersions))
+    }
+
+    func submit(_ events: [EncodedEvent]) async throws -> ClosedRange<Int64> {
+        try await withCheckedThrowingContinuation { continuation in
+            let start = state.withLock { state -> Bool? in
+                if state.closed { return nil }
+                state.pending.append(Request(events: events, continuation: continuation))
+                if state.draining { return false }
+                state.draining = true
+                return true
+            }
+            switch start {
+            case nil:
+                continuation.resume(throwing: AuditError(.closed, "the store is closed; open it again to append"))
+            case true?:
+                pool.asyncWriteWithoutTransaction { db in self.drain(db) }
+            case false?:
+                break
+            }
+        }
+    }
+
+    /// Stops accepting appends and waits until everything pending is written.
+    func shutDown() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let idle = state.withLock { state -> Bool in
+                state.closed = true
+                if !state.draining { return true }
+                state.drained.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
+        }
+    }
+
+    /// Runs on GRDB's writer queue until nothing is pending.
+    private func drain(_ db: Database) {
+        while true {
+            let group = state.withLock { state -> [Request] in
+                var taken: [Request] = []
+                var count = 0
+                while let next = state.pending.first, taken.isEmpty || count + next.events.count <= maximumGroupSize {
+                    taken.append(state.pending.removeFirst())
+                    count += next.events.count
+                }
+                if taken.isEmpty {
+                    state.draining = false
+                    for waiter in state.drained { waiter.resume() }
+                    state.drained.removeAll()
+                }
+                return taken
+            }
+            if group.isEmpty { return }
+            commit(group, db)
+        }
+    }
+
+    private func commit(_ group: [Request], _ db: Database) {
+        do {
+            let ranges = try write(group, db)
+            for (request, range) in zip(group, ranges) { request.continuation.resume(returning: range) }
+        } catch {
+            guard group.count > 1 else {
+                fail(group[0], error)
+                return
+            }
+            // Attribute the failure exactly: retry each request in its own transaction.
+            for request in group {
+                do {
+                    let range = try write([request], db)[0]
+                    request.continuation.resume(returning: range)
+                } catch {
+                    fail(request, error)
+                }
+            }
+        }
+    }
+
+    private func fail(_ request: Request, _ error: any Error) {
+        let auditError = AuditError.from(error, while: "append")
+        metrics.failures.increment(by: Int64(request.events.count))
+        logger.error(
+            "append failed; nothing from this request was written",
+            metadata: ["code": "\(auditError.code)", "events": "\(request.events.count)", "error": "\(auditError.message)"])
+        request.continuation.resume(throwing: auditError)
+    }
+
+    /// Writes `group` in one transaction and returns each request's seqs.
+    private func write(_ group: [Request], _ db: Database) throws -> [ClosedRange<Int64>] {
+        let started = ContinuousClock.now
+        try setSynchronous(
+            db, full: durability == .synchronous || group.contains { $0.events.contains(where: \.isCritical) })
+        var ranges: [ClosedRange<Int64>] = []
+        try db.inTransaction(.immediate) {
+            ranges = try insertRows(group.map(\.events), db)
+            return .commit
+        }
+        let total = group.reduce(0) { $0 + $1.events.count }
+        state.withLock { _ = $0.knownKeyVersions.insert(signer.version) }
+        metrics.commits.increment()
+        metrics.appended.increment(by: Int64(total))
+        let elapsed = (ContinuousClock.now - started).components
+        metrics.commitDuration.recordNanoseconds(elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
+        logger.trace("appended", metadata: ["events": "\(total)", "lastSeq": "\(ranges.last?.upperBound ?? 0)"])
+        return ranges
+    }
+
+    private func setSynchronous(_ db: Database, full: Bool) throws {
+        let switchMode = state.withLock { state -> Bool in
+            defer { state.synchronousFull = full }
+            return state.synchronousFull != full
+        }
+        if switchMode {
+            try db.execute(sql: full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+        }
+    }
+
+    /// Runs `body` in one durable (fsync'd) write transaction on the writer connection, after
+    /// every append queued before it. `body` may append rows with the function it is given.
+    func exclusiveTransaction<R: Sendable>(
+        _ body: @escaping @Sendable (Database, _ append: ([EncodedEvent]) throws -> ClosedRange<Int64>) throws -> R
+    ) async throws -> R {
+        try await pool.writeWithoutTransaction { db in
+            try self.setSynchronous(db, full: true)
+            var result: R?
+            try db.inTransaction(.immediate) {
+                result = try body(db) { events in try self.insertRows([events], db)[0] }
+                return .commit
+            }
+            self.state.withLock { _ = $0.knownKeyVersions.insert(self.signer.version) }
+            return result!
+        }
+    }
+
+    /// Inserts the events (inside the caller's transaction), chained to the current head.
+    private func insertRows(_ batches: [[EncodedEvent]], _ db: Database) throws -> [ClosedRange<Int64>] {
+        var (seq, prevMac) = try Self.readHead(db)
+        let keyVersion = signer.version
+        if !state.withLock({ $0.knownKeyVersions.contains(keyVersion) }) {
+            try db.execute(
+                sql: """
+                    INSERT INTO audit_key_versions(key_version, first_seq)
+                    SELECT ?1, ?2 WHERE NOT EXISTS (SELECT 1 FROM audit_key_versions WHERE key_version = ?1)
+                    """,
+                arguments: [Int64(keyVersion), seq + 1])
+        }
+        let handle = try db.cachedStatement(sql: Self.insertSQL).sqliteStatement
+        var mac = [UInt8](repeating: 0, count: 32)
+        var ranges: [ClosedRange<Int64>] = []
+        ranges.reserveCapacity(batches.count)
+        for events in batches {
+            let first = seq + 1
+            for event in events {
+                seq += 1
+                let recordedAt = AuditTimestamp.now().microsecondsSinceEpoch
+                try event.withRow(seq: seq, recordedAt: recordedAt, keyVersion: keyVersion) { row in
+                    adb_row_seal(signer.keyset, storeID, &row, prevMac, &mac)
+                    try Self.insert(handle, row, mac: mac, db: db)
+                }
+                swap(&prevMac, &mac)
+            }
+            ranges.append(first...seq)
+        }
+        return ranges
+    }
+
+    /// The last row's seq and MAC (0 and 32 zero bytes for an empty store).
+    static func readHead(_ db: Database) throws -> (Int64, [UInt8]) {
+        guard let row = try Row.fetchOne(db, sql: "SELECT seq, mac FROM audit_entries ORDER BY seq DESC LIMIT 1") else {
+            return (0, [UInt8](repeating: 0, count: 32))
+        }
+        var mac = [UInt8](repeating: 0, count: 32)
+        if let stored = row["mac"] as Data? {
+            mac.replaceSubrange(0..<min(32, stored.count), with: stored.prefix(32))
+        }
+        return (row["seq"], mac)
+    }
+
+    private static let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+
+    /// Binds and steps one row. Text pointers point into the event's arena, valid for the
+    /// duration of this call, so they are bound without a copy (SQLITE_STATIC).
+    private static func insert(_ stmt: OpaquePointer, _ row: adb_row, mac: [UInt8], db: Database) throws {
+        func text(_ index: Int32, _ b: adb_bytes) -> Int32 {
+            guard b.len >= 0 else { return sqlite3_bind_null(stmt, index) }
+            guard b.len > 0, let pointer = b.ptr else { return sqlite3_bind_text(stmt, index, "", 0, nil) }
+            return sqlite3_bind_text(
+                stmt, index, UnsafeRawPointer(pointer).assumingMemoryBound(to: CChar.self), Int32(b.len), nil)
+        }
+        var rc = sqlite3_bind_int64(stmt, 1, row.seq)
+        rc |= sqlite3_bind_int64(stmt, 2, row.recorded_at)
+        rc |= row.has_occurred_at != 0 ? sqlite3_bind_int64(stmt, 3, row.occurred_at) : sqlite3_bind_null(stmt, 3)
+        rc |= text(4, row.tenant)
+        rc |= text(5, row.actor)
+        rc |= text(6, row.action)
+        rc |= text(7, row.resource_type)
+        rc |= text(8, row.resource_id)
+        rc |= sqlite3_bind_int64(stmt, 9, Int64(row.outcome))
+        rc |= sqlite3_bind_int64(stmt, 10, Int64(row.severity))
+        rc |= text(11, row.correlation_id)
+        rc |= text(12, row.source)
+        rc |= text(13, row.details)
+        rc |= sqlite3_bind_int64(stmt, 14, Int64(row.origin))
+        rc |= row.has_origin_ref != 0 ? sqlite3_bind_int64(stmt, 15, row.origin_ref) : sqlite3_bind_null(stmt, 15)
+        rc |= sqlite3_bind_int64(stmt, 16, Int64(row.format_version))
+        rc |= sqlite3_bind_int64(stmt, 17, Int64(row.key_version))
+        rc |= mac.withUnsafeBytes { sqlite3_bind_blob(stmt, 18, $0.baseAddress, 32, transient) }
+        let step = rc == SQLITE_OK ? sqlite3_step(stmt) : rc
+        sqlite3_reset(stmt)
+        guard step == SQLITE_DONE else {
+            throw DatabaseError(
+                resultCode: ResultCode(rawValue: step),
+                message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
+                sql: "INSERT INTO audit_entries ...")
+        }
+    }
+}

@@ -1,0 +1,307 @@
+public import Logging
+import CAuditCore
+import CSodium
+import Foundation
+import GRDB
+import Metrics
+
+/// An append-only, signed, chained audit log in one SQLite file.
+///
+/// Every appended event becomes a row with a gapless `seq`, an HMAC-SHA256 under the ring's
+/// signing key version, and a link to the previous row. Triggers reject UPDATE, DELETE and
+/// overwrites from any SQLite client; ``verify()`` proves the store intact or names the first
+/// bad row.
+///
+/// ```swift
+/// let keys = try KeyFile(path: "audit.keys").load()
+/// let store = try await AuditStore.open(at: "audit.db", keys: keys)
+/// let seq = try await store.append(AuditEvent(actor: "user:42", action: "login"))
+/// let report = try await store.verify()
+/// try await store.close()
+/// ```
+///
+/// `AuditStore` is safe to use from any number of tasks. Concurrent appends are coalesced
+/// into one transaction and one fsync (group commit); reads and verification run on WAL
+/// reader connections and never block appends.
+public final class AuditStore: Sendable {
+    /// When an append is acknowledged.
+    public enum Durability: Sendable, Hashable {
+        /// `append` returns after the row is committed and fsync'd (`synchronous=FULL`). Default.
+        case synchronous
+        /// For bulk loads: commits are not fsync'd one by one (`synchronous=NORMAL`); a crash
+        /// may lose the last acknowledged appends, never corrupt the store. `critical` events
+        /// are still fsync'd before `append` returns, and ``close()`` flushes everything.
+        case relaxed
+    }
+
+    /// How a store behaves.
+    public struct Configuration: Sendable {
+        /// When appends are acknowledged. Default: ``Durability/synchronous``.
+        public var durability: Durability = .synchronous
+        /// Where AuditDB logs (appends at trace level, failures at error level). Default: nowhere.
+        public var logger: Logger?
+        /// How long to wait for a lock held by another connection before failing with `busy`.
+        public var busyTimeout: Duration = .seconds(5)
+        /// If set, opening (and verifying) a store with another id fails / is reported.
+        public var expectedStoreID: StoreID?
+        /// The most events written in one group-commit transaction.
+        public var maximumGroupSize: Int = 50_000
+        /// A prefix for metric labels. Default `auditdb`.
+        public var metricsPrefix: String = "auditdb"
+
+        /// The defaults.
+        public init() {}
+    }
+
+    /// The store file.
+    public let path: String
+    /// The store's identity.
+    public let storeID: StoreID
+    /// The key ring in use.
+    public let keys: KeyRing
+    /// The configuration it was opened with.
+    public let configuration: Configuration
+
+    let pool: DatabasePool
+    let logger: Logger
+    let appender: Appender
+
+    private init(path: String, storeID: StoreID, keys: KeyRing, configuration: Configuration, pool: DatabasePool,
+                 knownKeyVersions: Set<UInt32>)
+    {
+        self.path = path
+        self.storeID = storeID
+        self.keys = keys
+        self.configuration = configuration
+        self.pool = pool
+        let logger = configuration.logger ?? Logger(label: "auditdb", factory: { _ in SwiftLogNoOpLogHandler() })
+        self.logger = logger
+        self.appender = Appender(
+            pool: pool, storeID: storeID, keys: keys, configuration: configuration, logger: logger,
+            knownKeyVersions: knownKeyVersions)
+    }
+
+    // MARK: Creating and opening
+
+    /// Creates a new, empty store at `path`.
+    ///
+    /// - Parameters:
+    ///   - path: The SQLite file to create. Its directory must exist.
+    ///   - keys: The key ring; its signing key signs the store header and every row.
+    ///   - configuration: Behaviour settings.
+    /// - Returns: The open store.
+    /// - Throws: ``AuditError`` `storeExists` if a file is already there; storage errors.
+    public static func create(at path: String, keys: KeyRing, configuration: Configuration = Configuration())
+        async throws -> AuditStore
+    {
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw AuditError(.storeExists, "\(path) already exists; open it instead, or choose a new path")
+        }
+        let pool = try makePool(path: path, configuration: configuration, readOnly: false)
+        do {
+            try StoreSchema.migrator.migrate(pool)
+            var id = [UInt8](repeating: 0, count: StoreFormat.storeIDLength)
+            randombytes_buf(&id, id.count)
+            let storeID = StoreID(bytes: id)
+            let signer = keys.signingKey
+            let created = AuditTimestamp.now().microsecondsSinceEpoch
+            var mac = [UInt8](repeating: 0, count: StoreFormat.macLength)
+            adb_header_mac(signer.keyset, id, created, UInt8(StoreFormat.formatVersion), signer.version, &mac)
+            let headerArguments: StatementArguments = [
+                Data(id), created, StoreFormat.formatVersion, Int64(signer.version), Data(mac),
+            ]
+            try await pool.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO audit_store(singleton, store_id, created_at, format_version, key_version, mac)
+                        VALUES (1, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: headerArguments)
+            }
+            return AuditStore(
+                path: path, storeID: storeID, keys: keys, configuration: configuration, pool: pool, knownKeyVersions: [])
+        } catch {
+            throw AuditError.from(error, while: "create store \(path)")
+        }
+    }
+
+    /// Opens an existing store.
+    ///
+    /// Checks that the store's schema is one this binary knows, that the key ring has every
+    /// key version the store has used, and (if configured) the store id. It does not verify
+    /// the rows; call ``verify()`` for that.
+    ///
+    /// - Throws: ``AuditError`` `storeNotFound`, `notAStore`, `schemaTooNew`,
+    ///   `migrationRequired`, `keyUnavailable` (naming the missing versions),
+    ///   `storeIdentityMismatch`, or a storage error.
+    public static func open(at path: String, keys: KeyRing, configuration: Configuration = Configuration())
+        async throws -> AuditStore
+    {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw AuditError(.storeNotFound, "no store at \(path); create one with `auditdb init`")
+        }
+        let pool = try makePool(path: path, configuration: configuration, readOnly: false)
+        do {
+            let (header, usedVersions) = try await pool.read { db in
+                try (StoreHeader.read(db, path: path), Set(UInt32.fetchAll(db, sql: "SELECT key_version FROM audit_key_versions")))
+            }
+            let missing = (usedVersions.union([header.keyVersion])).subtracting(keys.versions).sorted()
+            guard missing.isEmpty else {
+                throw AuditError(
+                    .keyUnavailable,
+                    "the store has rows signed with key version(s) \(missing.map(String.init).joined(separator: ", ")) "
+                        + "that the key ring lacks (it has \(keys.versions.map(String.init).joined(separator: ", "))); "
+                        + "load the key file that holds them")
+            }
+            if let expected = configuration.expectedStoreID, expected != header.storeID {
+                throw AuditError(
+                    .storeIdentityMismatch,
+                    "\(path) is store \(header.storeID), not the expected store \(expected); the file may have been replaced")
+            }
+            return AuditStore(
+                path: path, storeID: header.storeID, keys: keys, configuration: configuration, pool: pool,
+                knownKeyVersions: usedVersions)
+        } catch {
+            try? pool.close()
+            throw AuditError.from(error, while: "open store \(path)")
+        }
+    }
+
+    static func makePool(path: String, configuration: Configuration, readOnly: Bool) throws(AuditError) -> DatabasePool {
+        var config = GRDB.Configuration.grdb(configuration, readOnly: readOnly)
+        config.label = "auditdb"
+        do {
+            return try DatabasePool(path: path, configuration: config)
+        } catch {
+            throw AuditError.from(error, while: "open \(path)")
+        }
+    }
+
+    /// Waits for pending appends, flushes the WAL to the database file, and closes every
+    /// connection. Later calls on the store throw ``AuditError/Code/closed``.
+    public func close() async throws {
+        await appender.shutDown()
+        do {
+            try await pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+            }
+            try pool.close()
+        } catch {
+            throw AuditError.from(error, while: "close store \(path)")
+        }
+    }
+
+    // MARK: Appending
+
+    /// Appends one event and returns its `seq` once it is committed (fsync'd, unless the
+    /// store is ``Durability/relaxed`` and the event is not `critical`).
+    ///
+    /// - Throws: ``AuditError`` `invalidInput` naming the field for an event that breaks a
+    ///   rule (nothing is written); storage errors such as `diskFull` or `busy` (nothing is
+    ///   half-written; the next append works once the fault is gone).
+    @discardableResult
+    public func append(_ event: AuditEvent) async throws -> Int64 {
+        try await append(contentsOf: [event]).lowerBound
+    }
+
+    /// Appends a batch in one transaction: all of it or none of it.
+    ///
+    /// - Returns: The seqs assigned, in order.
+    /// - Throws: ``AuditError`` `invalidInput` naming the index and field of the first bad
+    ///   event (nothing from the batch is written); storage errors.
+    /// - Complexity: O(n) in the batch size; one fsync for the whole batch.
+    @discardableResult
+    public func append(contentsOf events: [AuditEvent]) async throws -> ClosedRange<Int64> {
+        guard !events.isEmpty else {
+            throw AuditError(.invalidInput, "append(contentsOf:) needs at least one event", field: "events")
+        }
+        var encoded: [EncodedEvent] = []
+        encoded.reserveCapacity(events.count)
+        for (index, event) in events.enumerated() {
+            do {
+                encoded.append(try EncodedEvent(validating: event))
+            } catch {
+                appender.metrics.failures.increment()
+                if events.count == 1 { throw error }
+                throw AuditError(
+                    error.code, "event \(index): \(error.message)", field: error.field.map { "[\(index)].\($0)" })
+            }
+        }
+        return try await appender.submit(encoded)
+    }
+
+    /// Checks `event` against the rules ``append(_:)`` enforces, without writing anything.
+    /// - Throws: ``AuditError`` `invalidInput` naming the field and the rule.
+    public static func validate(_ event: AuditEvent) throws(AuditError) {
+        _ = try EncodedEvent(validating: event)
+    }
+
+    /// The highest seq in the store (0 when empty).
+    public func lastSeq() async throws -> Int64 {
+        do {
+            return try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0 }
+        } catch {
+            throw AuditError.from(error, while: "read the last seq")
+        }
+    }
+}
+
+extension GRDB.Configuration {
+    static func grdb(_ store: AuditStore.Configuration, readOnly: Bool) -> GRDB.Configuration {
+        var config = GRDB.Configuration()
+        config.readonly = readOnly
+        config.busyMode = .timeout(TimeInterval(store.busyTimeout.components.seconds)
+            + TimeInterval(store.busyTimeout.components.attoseconds) / 1e18)
+        config.maximumReaderCount = 4
+        let synchronous = store.durability == .synchronous ? "FULL" : "NORMAL"
+        config.prepareDatabase { db in
+            if !readOnly {
+                try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            }
+        }
+        return config
+    }
+}
+
+/// The `audit_store` row.
+struct StoreHeader: Sendable {
+    var storeID: StoreID
+    var createdAt: Int64
+    var formatVersion: Int64
+    var keyVersion: UInt32
+    var mac: [UInt8]
+
+    static func read(_ db: Database, path: String) throws -> StoreHeader {
+        let applied = try StoreSchema.appliedMigrations(db)
+        guard try db.tableExists("audit_store"), !applied.isEmpty else {
+            throw AuditError(.notAStore, "\(path) is not an AuditDB store (no AuditDB tables); check the path")
+        }
+        let unknown = Set(applied).subtracting(StoreSchema.knownMigrations)
+        guard unknown.isEmpty else {
+            throw AuditError(
+                .schemaTooNew,
+                "\(path) was written by a newer AuditDB (unknown migrations: \(unknown.sorted().joined(separator: ", "))); "
+                    + "upgrade this binary. Stores are never downgraded.")
+        }
+        let pending = StoreSchema.knownMigrations.filter { !applied.contains($0) }
+        guard pending.isEmpty else {
+            throw AuditError(
+                .migrationRequired,
+                "\(path) needs schema migrations \(pending.joined(separator: ", ")); run `auditdb migrate` (after a backup)")
+        }
+        let rows = try Row.fetchAll(
+            db, sql: "SELECT store_id, created_at, format_version, key_version, mac FROM audit_store")
+        guard rows.count == 1, let id = rows[0]["store_id"] as Data?, id.count == StoreFormat.storeIDLength,
+              let kv = rows[0]["key_version"] as Int64?, let kv32 = UInt32(exactly: kv)
+        else {
+            throw AuditError(
+                .corrupt,
+                "\(path) has no valid store header (audit_store holds \(rows.count) row(s)); creation did not finish or the file was tampered with. Run `auditdb verify`.")
+        }
+        return StoreHeader(
+            storeID: StoreID(bytes: Array(id)), createdAt: rows[0]["created_at"] ?? 0,
+            formatVersion: rows[0]["format_version"] ?? 0, keyVersion: kv32,
+            mac: Array((rows[0]["mac"] as Data?) ?? Data()))
+    }
+}

@@ -1,0 +1,80 @@
+import CAuditCore
+import Foundation
+import GRDB
+import GRDBSQLite
+
+/// Reads rows into ``AuditEntry`` values, checking each with the verifier's own row check.
+enum EntryReader {
+    static func read(_ db: Database, sql: String, bindings: [any DatabaseValueConvertible & Sendable],
+                     storeID: StoreID, keys: KeyRing) throws -> [AuditEntry]
+    {
+        let statement = try db.makeStatement(sql: sql)
+        try statement.setArguments(StatementArguments(bindings))
+        let stmt = statement.sqliteStatement
+        let context = Verifier.RowContext(
+            storeID: storeID.bytes, keys: keys, compromised: keys.compromisedVersions,
+            attestations: try Verifier.loadAttestations(db, keys: keys))
+        let previousMac = try db.makeStatement(sql: "SELECT mac FROM audit_entries WHERE seq = ?")
+        var entries: [AuditEntry] = []
+        var lastSeq: Int64?
+        var lastMac = [UInt8](repeating: 0, count: 32)
+        defer { sqlite3_reset(stmt) }
+        while true {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_DONE { break }
+            guard rc == SQLITE_ROW else {
+                throw DatabaseError(resultCode: ResultCode(rawValue: rc),
+                                    message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: sql)
+            }
+            let seq = sqlite3_column_int64(stmt, 0)
+            var prevMac = [UInt8](repeating: 0, count: 32)
+            var prevKnown = true
+            if seq > 1 {
+                if lastSeq == seq - 1 {
+                    prevMac = lastMac
+                } else if let stored = try Data.fetchOne(previousMac, arguments: [seq - 1]), stored.count == 32 {
+                    prevMac = Array(stored)
+                } else {
+                    prevKnown = false
+                }
+            }
+            var result = Verifier.RangeResult()
+            Verifier.checkRow(stmt, seq: seq, prevMac: &prevMac, prevKnown: &prevKnown, context: context, result: &result)
+            if !prevKnown && result.findings.isEmpty {
+                result.add(Finding(kind: .missingRows, seqs: (seq - 1)...(seq - 1), message: "the row before seq \(seq) is missing"))
+            }
+            if let finding = result.findings.first {
+                throw AuditError(
+                    .integrityViolation,
+                    "entry \(seq) failed verification (\(finding)); it is not returned. Run `auditdb verify` for a full report.")
+            }
+            entries.append(entry(stmt, seq: seq))
+            lastSeq = seq
+            lastMac = prevMac
+        }
+        return entries
+    }
+
+    private static func string(_ stmt: OpaquePointer, _ i: Int32) -> String? {
+        let b = Verifier.text(stmt, i)
+        guard b.len >= 0 else { return nil }
+        guard b.len > 0, let p = b.ptr else { return "" }
+        return String(decoding: UnsafeBufferPointer(start: p, count: Int(b.len)), as: UTF8.self)
+    }
+
+    private static func entry(_ stmt: OpaquePointer, seq: Int64) -> AuditEntry {
+        func int(_ i: Int32) -> Int64 { sqlite3_column_int64(stmt, i) }
+        func optionalInt(_ i: Int32) -> Int64? { sqlite3_column_type(stmt, i) == SQLITE_NULL ? nil : int(i) }
+        let mac = Array(UnsafeRawBufferPointer(start: sqlite3_column_blob(stmt, 17), count: 32))
+        return AuditEntry(
+            seq: seq,
+            recordedAt: AuditTimestamp(microsecondsSinceEpoch: int(1)),
+            occurredAt: optionalInt(2).map(AuditTimestamp.init(microsecondsSinceEpoch:)),
+            tenant: string(stmt, 3), actor: string(stmt, 4), action: string(stmt, 5) ?? "",
+            resourceType: string(stmt, 6), resourceId: string(stmt, 7),
+            outcome: AuditOutcome(code: int(8)) ?? .error, severity: AuditSeverity(code: int(9)) ?? .critical,
+            correlationId: string(stmt, 10), source: string(stmt, 11), detailsJSON: string(stmt, 12),
+            origin: int(13) == 0 ? .recorded : .backSigned(run: optionalInt(14)),
+            formatVersion: Int(int(15)), keyVersion: UInt32(truncatingIfNeeded: int(16)), mac: mac)
+    }
+}

@@ -1,0 +1,63 @@
+import GRDB
+
+/// The store's schema: migrations from `Migrations/`, the canonical text from `schema/`
+/// (both embedded at build time), and the expected `sqlite_schema` the scanner compares with.
+enum StoreSchema {
+    /// Objects that belong to AuditDB: tables, triggers, indexes and views named `audit_*`,
+    /// and anything attached to an `audit_*` table.
+    static let ownedObjectsSQL = """
+        SELECT type, name, tbl_name, sql FROM sqlite_schema
+        WHERE name LIKE 'audit\\_%' ESCAPE '\\' OR tbl_name LIKE 'audit\\_%' ESCAPE '\\'
+        ORDER BY type, name
+        """
+
+    struct Object: Hashable, Sendable {
+        var type: String
+        var name: String
+        var table: String
+        var sql: String?
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        for migration in EmbeddedSQL.migrations {
+            let sql = migration.sql
+            migrator.registerMigration(migration.name) { db in try db.execute(sql: sql) }
+        }
+        return migrator
+    }
+
+    static var knownMigrations: [String] { EmbeddedSQL.migrations.map(\.name) }
+
+    static func objects(in db: Database) throws -> [Object] {
+        try Row.fetchAll(db, sql: ownedObjectsSQL).map {
+            Object(type: $0["type"], name: $0["name"], table: $0["tbl_name"], sql: $0["sql"])
+        }
+    }
+
+    /// The objects a store at `appliedMigrations` must have: made by running those embedded
+    /// migrations on an empty in-memory database, so the text matches byte for byte.
+    static func expectedObjects(appliedMigrations: [String]) throws -> [Object] {
+        let queue = try DatabaseQueue()
+        try queue.write { db in
+            for migration in EmbeddedSQL.migrations where appliedMigrations.contains(migration.name) {
+                try db.execute(sql: migration.sql)
+            }
+        }
+        return try queue.read { try objects(in: $0) }
+    }
+
+    /// The objects `schema/*.sql` defines (for the test that Migrations/ and schema/ agree).
+    static func canonicalObjects() throws -> [Object] {
+        let queue = try DatabaseQueue()
+        try queue.write { db in
+            for file in EmbeddedSQL.schema { try db.execute(sql: file.sql) }
+        }
+        return try queue.read { try objects(in: $0) }
+    }
+
+    static func appliedMigrations(_ db: Database) throws -> [String] {
+        guard try db.tableExists("grdb_migrations") else { return [] }
+        return try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
+    }
+}

@@ -1,0 +1,94 @@
+/// One thing wrong with a store, naming where it starts and what kind of damage it is.
+public struct Finding: Sendable, Hashable, CustomStringConvertible {
+    /// The kind of damage. An open set: match with `==` against the static members.
+    public struct Kind: Hashable, Sendable, CustomStringConvertible {
+        /// A stable machine-readable name, e.g. `mac-mismatch`.
+        public let name: String
+        init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        /// A row's stored values (or its seq, store or key version) no longer match its MAC.
+        public static let macMismatch = Kind("mac-mismatch")
+        /// A row is intact but does not follow the row before it: rows were removed, inserted
+        /// or reordered around it, or it comes from another copy of this store.
+        public static let chainBreak = Kind("chain-break")
+        /// Seqs are missing (rows removed).
+        public static let missingRows = Kind("missing-rows")
+        /// Rows that cannot belong to the log (seq below 1).
+        public static let unexpectedRows = Kind("unexpected-rows")
+        /// A row's columns have impossible types or values (wrong type, out-of-range code,
+        /// a MAC that is not 32 bytes, an unknown format version).
+        public static let malformedRow = Kind("malformed-row")
+        /// A row claims a key version that is not in the key ring.
+        public static let unknownKeyVersion = Kind("unknown-key-version")
+        /// A row is signed by a key version declared compromised and has no valid re-attestation.
+        public static let compromisedKey = Kind("compromised-key")
+        /// A table, trigger, index or view of the store is missing, changed or unexpected.
+        public static let schemaTampered = Kind("schema-tampered")
+        /// The store header (`audit_store`) is missing, duplicated or fails its MAC.
+        public static let headerTampered = Kind("header-tampered")
+        /// The file is a different store than the one expected.
+        public static let storeIdentityMismatch = Kind("store-identity-mismatch")
+        /// SQLite reports damaged pages, or the file is not a database.
+        public static let corruption = Kind("corruption")
+    }
+
+    /// What kind of damage.
+    public let kind: Kind
+    /// The seqs affected (the first bad one is `seqs.lowerBound`), when the finding is about rows.
+    public let seqs: ClosedRange<Int64>?
+    /// What is wrong, in words, for an operator.
+    public let message: String
+
+    /// Creates a finding.
+    public init(kind: Kind, seqs: ClosedRange<Int64>?, message: String) {
+        self.kind = kind
+        self.seqs = seqs
+        self.message = message
+    }
+
+    /// The first affected seq, if the finding concerns rows.
+    public var firstSeq: Int64? { seqs?.lowerBound }
+
+    public var description: String {
+        let at: String
+        switch seqs {
+        case nil: at = ""
+        case let r? where r.lowerBound == r.upperBound: at = " at seq \(r.lowerBound)"
+        case let r?: at = " at seqs \(r.lowerBound)...\(r.upperBound)"
+        }
+        return "\(kind)\(at): \(message)"
+    }
+}
+
+/// The result of a verification pass.
+public struct IntegrityReport: Sendable, CustomStringConvertible {
+    /// The store that was checked (nil if its header could not be read).
+    public let storeID: StoreID?
+    /// How many rows were read and checked.
+    public let rowsChecked: Int
+    /// The highest seq seen.
+    public let lastSeq: Int64
+    /// Findings ordered by seq (store-wide findings first), at most ``IntegrityReport/findingLimit``.
+    public let findings: [Finding]
+    /// How many findings there were in all (may exceed `findings.count`).
+    public let totalFindings: Int
+    /// When the pass started.
+    public let startedAt: AuditTimestamp
+    /// How long it took.
+    public let duration: Duration
+
+    /// At most this many findings are kept in a report.
+    public static let findingLimit = 1_000
+
+    /// True when nothing is wrong.
+    public var isIntact: Bool { totalFindings == 0 }
+
+    /// The first finding: the earliest damage.
+    public var firstFinding: Finding? { findings.first }
+
+    public var description: String {
+        if isIntact { return "intact: \(rowsChecked) rows verified (seq 1...\(lastSeq))" }
+        return "NOT intact: \(totalFindings) finding(s); first: \(findings.first.map(String.init(describing:)) ?? "?")"
+    }
+}

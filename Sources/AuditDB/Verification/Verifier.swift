@@ -1,0 +1,383 @@
+import CAuditCore
+import Foundation
+import GRDB
+import GRDBSQLite
+
+/// One verification pass over a store: schema, header, then every row (MAC, chain, seq
+/// continuity, key versions, attestations), on up to two reader connections in parallel.
+struct Verifier: Sendable {
+    let pool: DatabasePool
+    let keys: KeyRing
+    let expectedStoreID: StoreID?
+    let path: String
+
+    /// Columns in the order RowView reads them.
+    static let selectColumns = """
+        seq, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity,
+        correlation_id, source, details, origin, origin_ref, format_version, key_version, mac
+        """
+
+    struct Attestation: Sendable {
+        var keyVersion: UInt32
+        var declarationSeq: Int64
+        var mac: [UInt8]
+    }
+
+    func run() async throws -> IntegrityReport {
+        let started = ContinuousClock.now
+        let startedAt = AuditTimestamp.now()
+        var findings: [Finding] = []
+
+        // 1. Schema and header.
+        let (schemaFindings, header, bounds, lowRows, attestations) = try await pool.read { db in
+            let applied = try StoreSchema.appliedMigrations(db)
+            let schemaFindings = try Self.checkSchema(db, applied: applied)
+            let header = try Self.readHeader(db)
+            let bounds = try Row.fetchOne(db, sql: "SELECT min(seq), max(seq), count(*) FROM audit_entries WHERE seq >= 1")
+            let low = try Row.fetchOne(db, sql: "SELECT min(seq), max(seq), count(*) FROM audit_entries WHERE seq < 1")
+            let attestations = try Self.loadAttestations(db, keys: keys)
+            return (
+                schemaFindings, header,
+                (bounds?[0] as Int64?, bounds?[1] as Int64?, bounds?[2] as Int64? ?? 0),
+                (low?[0] as Int64?, low?[1] as Int64?, low?[2] as Int64? ?? 0),
+                attestations
+            )
+        }
+        findings += schemaFindings
+
+        var storeID: StoreID?
+        switch header {
+        case .failure(let finding):
+            findings.append(finding)
+        case .success(let h):
+            storeID = h.storeID
+            findings += checkHeader(h)
+        }
+        if lowRows.2 > 0, let lo = lowRows.0, let hi = lowRows.1 {
+            findings.append(
+                Finding(kind: .unexpectedRows, seqs: lo...hi,
+                        message: "\(lowRows.2) row(s) with seq below 1; the log starts at seq 1"))
+        }
+
+        // 2. Rows. Without a store id no MAC can be checked.
+        var rowsChecked = 0
+        var total = findings.count
+        let lastSeq = bounds.1 ?? 0
+        if let storeID, let maxSeq = bounds.1 {
+            let ranges = Self.split(1...maxSeq, rows: bounds.2)
+            let context = RowContext(
+                storeID: storeID.bytes, keys: keys, compromised: keys.compromisedVersions, attestations: attestations)
+            let pool = self.pool
+            let results = try await withThrowingTaskGroup(of: RangeResult.self) { group in
+                for (index, range) in ranges.enumerated() {
+                    group.addTask {
+                        try await pool.read { db in
+                            try Self.scan(db, range: range, isLast: index == ranges.count - 1, context: context)
+                        }
+                    }
+                }
+                var all: [RangeResult] = []
+                for try await result in group { all.append(result) }
+                return all
+            }
+            for result in results {
+                rowsChecked += result.rowsChecked
+                findings += result.findings
+                total += result.totalFindings
+            }
+        } else if bounds.1 == nil, storeID != nil {
+            // Empty store: nothing more to check.
+        }
+        total = max(total, findings.count)
+        findings.sort { ($0.seqs?.lowerBound ?? Int64.min, $0.kind.name) < ($1.seqs?.lowerBound ?? Int64.min, $1.kind.name) }
+        if findings.count > IntegrityReport.findingLimit { findings = Array(findings.prefix(IntegrityReport.findingLimit)) }
+        return IntegrityReport(
+            storeID: storeID, rowsChecked: rowsChecked, lastSeq: lastSeq, findings: findings, totalFindings: total,
+            startedAt: startedAt, duration: ContinuousClock.now - started)
+    }
+
+    /// Splits the seq range in two for two reader connections when it is large enough to pay.
+    static func split(_ range: ClosedRange<Int64>, rows: Int64) -> [ClosedRange<Int64>] {
+        guard rows >= 20_000, ProcessInfo.processInfo.activeProcessorCount > 1 else { return [range] }
+        let mid = range.lowerBound + (range.upperBound - range.lowerBound) / 2
+        return [range.lowerBound...mid, (mid + 1)...range.upperBound]
+    }
+
+    // MARK: Schema and header
+
+    static func checkSchema(_ db: Database, applied: [String]) throws -> [Finding] {
+        let expected = try StoreSchema.expectedObjects(appliedMigrations: applied.isEmpty ? StoreSchema.knownMigrations : applied)
+        let actual = try StoreSchema.objects(in: db)
+        var findings: [Finding] = []
+        let actualByKey = Dictionary(actual.map { ("\($0.type) \($0.name)", $0) }, uniquingKeysWith: { a, _ in a })
+        let expectedByKey = Dictionary(expected.map { ("\($0.type) \($0.name)", $0) }, uniquingKeysWith: { a, _ in a })
+        for (key, object) in expectedByKey.sorted(by: { $0.key < $1.key }) {
+            guard let found = actualByKey[key] else {
+                findings.append(Finding(kind: .schemaTampered, seqs: nil,
+                                        message: "\(object.type) \(object.name) is missing (dropped?)"))
+                continue
+            }
+            if found.sql != object.sql || found.table != object.table {
+                findings.append(Finding(kind: .schemaTampered, seqs: nil,
+                                        message: "\(object.type) \(object.name) differs from its definition (edited?)"))
+            }
+        }
+        for (key, object) in actualByKey.sorted(by: { $0.key < $1.key }) where expectedByKey[key] == nil {
+            findings.append(Finding(kind: .schemaTampered, seqs: nil,
+                                    message: "unexpected \(object.type) \(object.name) on \(object.table)"))
+        }
+        let unknown = applied.filter { !StoreSchema.knownMigrations.contains($0) }
+        if !unknown.isEmpty {
+            findings.append(Finding(kind: .schemaTampered, seqs: nil,
+                                    message: "unknown migrations recorded: \(unknown.joined(separator: ", ")) (newer AuditDB, or tampering)"))
+        }
+        return findings
+    }
+
+    enum HeaderResult: Sendable {
+        case success(StoreHeader)
+        case failure(Finding)
+    }
+
+    static func readHeader(_ db: Database) throws -> HeaderResult {
+        guard try db.tableExists("audit_store") else {
+            return .failure(Finding(kind: .headerTampered, seqs: nil, message: "the audit_store table is missing"))
+        }
+        let rows = try Row.fetchAll(db, sql: "SELECT store_id, created_at, format_version, key_version, mac FROM audit_store")
+        guard rows.count == 1 else {
+            return .failure(Finding(kind: .headerTampered, seqs: nil,
+                                    message: "audit_store holds \(rows.count) rows; it must hold exactly one"))
+        }
+        let row = rows[0]
+        guard let id = row["store_id"] as Data?, id.count == StoreFormat.storeIDLength,
+              let created = row["created_at"] as Int64?, let format = row["format_version"] as Int64?,
+              let kv = row["key_version"] as Int64?, let kv32 = UInt32(exactly: kv), let mac = row["mac"] as Data?
+        else {
+            return .failure(Finding(kind: .headerTampered, seqs: nil, message: "the store header has invalid columns"))
+        }
+        return .success(StoreHeader(storeID: StoreID(bytes: Array(id)), createdAt: created, formatVersion: format,
+                                    keyVersion: kv32, mac: Array(mac)))
+    }
+
+    func checkHeader(_ header: StoreHeader) -> [Finding] {
+        var findings: [Finding] = []
+        if let expected = expectedStoreID, expected != header.storeID {
+            findings.append(Finding(
+                kind: .storeIdentityMismatch, seqs: nil,
+                message: "the file holds store \(header.storeID), not the expected store \(expected): it was replaced by another store's file"))
+        }
+        guard let key = keys.key(version: header.keyVersion) else {
+            findings.append(Finding(kind: .unknownKeyVersion, seqs: nil,
+                                    message: "the store header is signed with key version \(header.keyVersion), which the key ring lacks"))
+            return findings
+        }
+        guard header.formatVersion >= 0, header.formatVersion <= 255 else {
+            findings.append(Finding(kind: .headerTampered, seqs: nil, message: "invalid format version \(header.formatVersion)"))
+            return findings
+        }
+        var mac = [UInt8](repeating: 0, count: 32)
+        adb_header_mac(key.keyset, header.storeID.bytes, header.createdAt, UInt8(header.formatVersion), header.keyVersion, &mac)
+        if header.mac.count != 32 || adb_ct_equal(mac, header.mac, 32) != 1 {
+            findings.append(Finding(kind: .headerTampered, seqs: nil,
+                                    message: "the store header fails its MAC (store id, creation time or format changed)"))
+        }
+        return findings
+    }
+
+    // MARK: Rows
+
+    /// Re-attestations, needed only when some key version is declared compromised.
+    static func loadAttestations(_ db: Database, keys: KeyRing, always: Bool = false) throws -> [Int64: [Attestation]] {
+        var attestations: [Int64: [Attestation]] = [:]
+        guard always || !keys.compromisedVersions.isEmpty, try db.tableExists("audit_attestations") else {
+            return attestations
+        }
+        for row in try Row.fetchAll(db, sql: "SELECT seq, key_version, declaration_seq, mac FROM audit_attestations") {
+            guard let kv = UInt32(exactly: row["key_version"] as Int64? ?? -1) else { continue }
+            attestations[row["seq"], default: []].append(
+                Attestation(keyVersion: kv, declarationSeq: row["declaration_seq"] ?? 0,
+                            mac: Array((row["mac"] as Data?) ?? Data())))
+        }
+        return attestations
+    }
+
+    struct RowContext: Sendable {
+        let storeID: [UInt8]
+        let keys: KeyRing
+        let compromised: Set<UInt32>
+        let attestations: [Int64: [Attestation]]
+    }
+
+    struct RangeResult: Sendable {
+        var rowsChecked = 0
+        var findings: [Finding] = []
+        var totalFindings = 0
+
+        mutating func add(_ finding: Finding) {
+            totalFindings += 1
+            if findings.count < IntegrityReport.findingLimit { findings.append(finding) }
+        }
+    }
+
+    /// Scans `range` in seq order. Errors other than corruption are thrown (the pass could
+    /// not be completed); corruption becomes a finding.
+    static func scan(_ db: Database, range: ClosedRange<Int64>, isLast: Bool, context: RowContext) throws -> RangeResult {
+        var result = RangeResult()
+        var prevMac = [UInt8](repeating: 0, count: 32)
+        var prevKnown = true
+        if range.lowerBound > 1 {
+            if let stored = try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?",
+                                              arguments: [range.lowerBound - 1]), stored.count == 32 {
+                prevMac = Array(stored)
+            } else {
+                prevKnown = false
+            }
+        }
+        let statement = try db.makeStatement(
+            sql: "SELECT \(selectColumns) FROM audit_entries WHERE seq >= ? AND seq <= ? ORDER BY seq")
+        let stmt = statement.sqliteStatement
+        sqlite3_bind_int64(stmt, 1, range.lowerBound)
+        sqlite3_bind_int64(stmt, 2, range.upperBound)
+        defer { sqlite3_reset(stmt) }
+        var expected = range.lowerBound
+        while true {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_DONE { break }
+            guard rc == SQLITE_ROW else {
+                let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
+                if rc & 0xFF == SQLITE_CORRUPT || rc & 0xFF == SQLITE_NOTADB {
+                    result.add(Finding(kind: .corruption, seqs: expected...max(expected, range.upperBound),
+                                       message: "SQLite cannot read the rows from seq \(expected) on: \(message)"))
+                    return result
+                }
+                throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: message, sql: "verification scan")
+            }
+            let seq = sqlite3_column_int64(stmt, 0)
+            if seq > expected {
+                result.add(Finding(kind: .missingRows, seqs: expected...(seq - 1),
+                                   message: "\(seq - expected) row(s) missing before seq \(seq) (removed)"))
+                prevKnown = false
+            }
+            expected = seq + 1
+            result.rowsChecked += 1
+            checkRow(stmt, seq: seq, prevMac: &prevMac, prevKnown: &prevKnown, context: context, result: &result)
+        }
+        if !isLast, expected <= range.upperBound {
+            result.add(Finding(kind: .missingRows, seqs: expected...range.upperBound,
+                               message: "\(range.upperBound - expected + 1) row(s) missing (removed)"))
+        }
+        return result
+    }
+
+    static func checkRow(_ stmt: OpaquePointer, seq: Int64, prevMac: inout [UInt8], prevKnown: inout Bool,
+                                 context: RowContext, result: inout RangeResult)
+    {
+        func malformed(_ why: String) {
+            result.add(Finding(kind: .malformedRow, seqs: seq...seq, message: why))
+            prevMac = storedMac(stmt) ?? [UInt8](repeating: 0, count: 32)
+            prevKnown = storedMac(stmt) != nil
+        }
+        func type(_ i: Int32) -> Int32 { sqlite3_column_type(stmt, i) }
+        // Types: integers, nullable integers, nullable texts, then the MAC blob.
+        for i: Int32 in [1, 8, 9, 13, 15, 16] where type(i) != SQLITE_INTEGER {
+            return malformed("column \(String(cString: sqlite3_column_name(stmt, i))) is not an integer")
+        }
+        for i: Int32 in [2, 14] where type(i) != SQLITE_INTEGER && type(i) != SQLITE_NULL {
+            return malformed("column \(String(cString: sqlite3_column_name(stmt, i))) is not an integer or NULL")
+        }
+        for i: Int32 in [3, 4, 5, 6, 7, 10, 11, 12] where type(i) != SQLITE_TEXT && type(i) != SQLITE_NULL {
+            return malformed("column \(String(cString: sqlite3_column_name(stmt, i))) is not text or NULL")
+        }
+        if type(5) == SQLITE_NULL { return malformed("action is NULL") }
+        guard type(17) == SQLITE_BLOB, sqlite3_column_bytes(stmt, 17) == 32 else {
+            return malformed("the MAC is missing or not 32 bytes")
+        }
+        let outcome = sqlite3_column_int64(stmt, 8), severity = sqlite3_column_int64(stmt, 9)
+        let origin = sqlite3_column_int64(stmt, 13), format = sqlite3_column_int64(stmt, 15)
+        let kv64 = sqlite3_column_int64(stmt, 16)
+        guard (0...3).contains(outcome), (0...3).contains(severity), (0...1).contains(origin) else {
+            return malformed("outcome, severity or origin holds an undefined code")
+        }
+        guard format == Int64(StoreFormat.formatVersion) else { return malformed("unknown format version \(format)") }
+        guard let kv = UInt32(exactly: kv64) else { return malformed("invalid key version \(kv64)") }
+        let macPointer = sqlite3_column_blob(stmt, 17)!.assumingMemoryBound(to: UInt8.self)
+        defer {
+            prevMac.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: macPointer, count: 32) }
+            prevKnown = true
+        }
+        guard let key = context.keys.key(version: kv) else {
+            result.add(Finding(kind: .unknownKeyVersion, seqs: seq...seq,
+                               message: "signed with key version \(kv), which the key ring lacks; load the key file that holds it"))
+            return
+        }
+        var row = adb_row()
+        row.seq = seq
+        row.recorded_at = sqlite3_column_int64(stmt, 1)
+        row.has_occurred_at = type(2) == SQLITE_NULL ? 0 : 1
+        row.occurred_at = sqlite3_column_int64(stmt, 2)
+        row.tenant = text(stmt, 3)
+        row.actor = text(stmt, 4)
+        row.action = text(stmt, 5)
+        row.resource_type = text(stmt, 6)
+        row.resource_id = text(stmt, 7)
+        row.outcome = UInt8(outcome)
+        row.severity = UInt8(severity)
+        row.correlation_id = text(stmt, 10)
+        row.source = text(stmt, 11)
+        row.details = text(stmt, 12)
+        row.origin = UInt8(origin)
+        row.has_origin_ref = type(14) == SQLITE_NULL ? 0 : 1
+        row.origin_ref = sqlite3_column_int64(stmt, 14)
+        row.format_version = UInt8(format)
+        row.key_version = kv
+        let verdict: Int32
+        if prevKnown {
+            verdict = prevMac.withUnsafeBufferPointer { prev in
+                adb_row_check(key.keyset, context.storeID, &row, prev.baseAddress, macPointer, 32)
+            }
+        } else {
+            verdict = adb_row_tag_matches(key.keyset, context.storeID, &row, macPointer, 32) == 1
+                ? Int32(ADB_OK) : Int32(ADB_ROW_TAG_MISMATCH)
+        }
+        switch verdict {
+        case Int32(ADB_OK):
+            break
+        case Int32(ADB_ROW_TAG_MISMATCH):
+            result.add(Finding(kind: .macMismatch, seqs: seq...seq,
+                               message: "the stored values do not match the row's MAC (changed, or copied from another store)"))
+            return
+        default:
+            result.add(Finding(kind: .chainBreak, seqs: seq...seq,
+                               message: "the row is intact but does not follow seq \(seq - 1) (rows removed, inserted or reordered, or taken from another copy of this store)"))
+            return
+        }
+        if context.compromised.contains(kv) {
+            let valid = context.attestations[seq, default: []].contains { att in
+                guard !context.compromised.contains(att.keyVersion), let attKey = context.keys.key(version: att.keyVersion),
+                      att.mac.count == 32
+                else { return false }
+                var expected = [UInt8](repeating: 0, count: 32)
+                adb_attestation_mac(attKey.keyset, context.storeID, seq, kv, macPointer, att.declarationSeq, &expected)
+                return adb_ct_equal(expected, att.mac, 32) == 1
+            }
+            if !valid {
+                result.add(Finding(kind: .compromisedKey, seqs: seq...seq,
+                                   message: "signed with key version \(kv), declared compromised, and not re-attested: it may be forged with the stolen key"))
+            }
+        }
+    }
+
+    static func text(_ stmt: OpaquePointer, _ i: Int32) -> adb_bytes {
+        guard sqlite3_column_type(stmt, i) != SQLITE_NULL, let p = sqlite3_column_text(stmt, i) else {
+            return adb_bytes(ptr: nil, len: -1)
+        }
+        return adb_bytes(ptr: p, len: Int64(sqlite3_column_bytes(stmt, i)))
+    }
+
+    private static func storedMac(_ stmt: OpaquePointer) -> [UInt8]? {
+        guard sqlite3_column_type(stmt, 17) == SQLITE_BLOB, sqlite3_column_bytes(stmt, 17) == 32,
+              let p = sqlite3_column_blob(stmt, 17)
+        else { return nil }
+        return Array(UnsafeRawBufferPointer(start: p, count: 32))
+    }
+}

@@ -1,0 +1,110 @@
+import ArgumentParser
+import AuditDB
+import Foundation
+
+struct Append: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Append one event (from flags) or a batch (JSONL on stdin); prints the new seq(s).",
+        discussion: """
+            With --jsonl, each line of standard input is one JSON object with the fields
+            actor, action, resourceType, resourceId, tenant, outcome, severity, correlationId,
+            source, occurredAt (RFC 3339 or microseconds), details (an object). The whole input
+            is one transaction: if any line is bad, its line number is reported and nothing is written.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(help: "Read events as JSON lines from standard input.") var jsonl = false
+    @Option(help: "Who acted.") var actor: String?
+    @Option(help: "What was done.") var action: String?
+    @Option(name: .customLong("resource-type")) var resourceType: String?
+    @Option(name: .customLong("resource-id")) var resourceId: String?
+    @Option var tenant: String?
+    @Option(help: "success | failure | denied | error") var outcome: String?
+    @Option(help: "info | notice | warning | critical") var severity: String?
+    @Option(name: .customLong("correlation-id")) var correlationId: String?
+    @Option(help: "Where the action came from (IP or host).") var source: String?
+    @Option(name: .customLong("occurred-at"), help: "RFC 3339 time the action happened.") var occurredAt: String?
+    @Option(help: "A JSON object with more context.") var details: String?
+
+    func validate() throws {
+        if jsonl {
+            guard actor == nil, action == nil, resourceType == nil, resourceId == nil, tenant == nil, outcome == nil,
+                  severity == nil, correlationId == nil, source == nil, occurredAt == nil, details == nil
+            else { throw ValidationError("--jsonl reads events from stdin; do not combine it with event flags") }
+        } else {
+            guard actor != nil, action != nil else { throw ValidationError("--actor and --action are required (or use --jsonl)") }
+        }
+    }
+
+    func run() async throws {
+        let events: [AuditEvent]
+        if jsonl {
+            events = try readJSONL()
+            guard !events.isEmpty else { throw AuditError(.invalidInput, "no events on standard input", field: "stdin") }
+        } else {
+            events = [try eventFromFlags()]
+        }
+        let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
+                                              configuration: try global.configuration())
+        do {
+            let seqs = try await store.append(contentsOf: events)
+            try await store.close()
+            Output.line(seqs.count == 1 ? "\(seqs.lowerBound)" : "\(seqs.lowerBound)-\(seqs.upperBound)")
+        } catch {
+            try? await store.close()
+            throw error
+        }
+    }
+
+    private func eventFromFlags() throws -> AuditEvent {
+        var event = AuditEvent(actor: actor!, action: action!)
+        event.resourceType = resourceType
+        event.resourceId = resourceId
+        event.tenant = tenant
+        event.correlationId = correlationId
+        event.source = source
+        if let outcome {
+            guard let value = AuditOutcome(rawValue: outcome) else {
+                throw AuditError(.invalidInput, "--outcome must be one of success, failure, denied, error", field: "--outcome")
+            }
+            event.outcome = value
+        }
+        if let severity {
+            guard let value = AuditSeverity(rawValue: severity) else {
+                throw AuditError(.invalidInput, "--severity must be one of info, notice, warning, critical", field: "--severity")
+            }
+            event.severity = value
+        }
+        if let occurredAt {
+            guard let value = AuditTimestamp(iso8601: occurredAt) else {
+                throw AuditError(.invalidInput, "--occurred-at must be RFC 3339, e.g. 2026-11-23T13:15:00Z", field: "--occurred-at")
+            }
+            event.occurredAt = value
+        }
+        if let details { event.details = AuditDetails(json: details) }
+        return event
+    }
+
+    /// Reads all of stdin, then decodes every line; any bad line fails the whole batch.
+    private func readJSONL() throws -> [AuditEvent] {
+        let data = FileHandle.standardInput.readDataToEndOfFile()
+        var events: [AuditEvent] = []
+        for (index, bytes) in data.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+            let number = index + 1
+            guard let decoded = String(validating: bytes, as: UTF8.self) else {
+                throw AuditError(.invalidInput, "line \(number): not valid UTF-8; nothing was written", field: "line \(number)")
+            }
+            let line = decoded.hasSuffix("\r") ? String(decoded.dropLast()) : decoded
+            if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
+            do {
+                let event = try AuditEvent(jsonLine: line)
+                try AuditStore.validate(event)
+                events.append(event)
+            } catch {
+                throw AuditError(.invalidInput, "line \(number): \(error.message); nothing was written", field: "line \(number)")
+            }
+        }
+        return events
+    }
+}

@@ -1,0 +1,114 @@
+import ArgumentParser
+import AuditDB
+import Foundation
+
+@main
+struct AuditDBCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "auditdb",
+        abstract: "An immutable, signed audit log in one SQLite file.",
+        discussion: """
+            The store and key file come from --store/--key-file, or AUDITDB_STORE and AUDITDB_KEY_FILE.
+            Keys may instead come from AUDITDB_KEYS (VERSION:HEX[,VERSION:HEX...]).
+
+            EXIT STATUS
+              0  success (verify: the store is intact)
+              1  integrity violation found (the store is damaged or tampered with)
+              2  could not run: bad arguments, missing or insecure key, unreadable store, storage error
+            """,
+        subcommands: [Init.self, Append.self, Query.self, Verify.self, Keys.self]
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    /// Parses and runs, mapping every failure to the documented exit statuses.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as AuditError {
+            Output.error(error.message)
+            Foundation.exit(error.code == .integrityViolation ? ExitStatus.violation : ExitStatus.failure)
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)
+        } catch {
+            if exitCode(for: error) == .success { exit(withError: error) }
+            // ArgumentParser's own usage text: printed as is (it spans lines on purpose).
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(ExitStatus.failure)
+        }
+    }
+}
+
+enum ExitStatus {
+    static let success: Int32 = 0
+    static let violation: Int32 = 1
+    static let failure: Int32 = 2
+}
+
+/// Options every command accepts, before or after the subcommand name.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The store file (default: $AUDITDB_STORE).", valueName: "path"))
+    var store: String?
+
+    @Option(name: .customLong("key-file"), help: ArgumentHelp("The key file (default: $AUDITDB_KEY_FILE).", valueName: "path"))
+    var keyFile: String?
+
+    @Option(name: .customLong("store-id"), help: ArgumentHelp(
+        "Expected store id, 32 hex digits (default: $AUDITDB_STORE_ID). Detects a store file swapped for another.",
+        valueName: "hex"))
+    var storeID: String?
+
+    var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    func storePath() throws -> String {
+        guard let path = store ?? environment["AUDITDB_STORE"], !path.isEmpty else {
+            throw AuditError(.invalidInput, "no store given: pass --store PATH or set AUDITDB_STORE", field: "--store")
+        }
+        return path
+    }
+
+    func keyFilePath() -> String? { keyFile ?? environment["AUDITDB_KEY_FILE"] }
+
+    func keyRing() throws -> KeyRing {
+        if let path = keyFilePath(), !path.isEmpty { return try KeyFile(path: path).load() }
+        if environment["AUDITDB_KEYS"] != nil { return try EnvironmentKeyProvider().load() }
+        throw AuditError(
+            .keyUnavailable,
+            "no key given: pass --key-file PATH, set AUDITDB_KEY_FILE, or set AUDITDB_KEYS; create a key with `auditdb keys generate --out FILE`")
+    }
+
+    func configuration() throws -> AuditStore.Configuration {
+        var config = AuditStore.Configuration()
+        if let hex = storeID ?? environment["AUDITDB_STORE_ID"], !hex.isEmpty {
+            guard let id = StoreID(hex: hex) else {
+                throw AuditError(.invalidInput, "--store-id must be 32 hex digits", field: "--store-id")
+            }
+            config.expectedStoreID = id
+        }
+        return config
+    }
+
+    /// The root's copy (options given before the subcommand) filled in by this one.
+    func merged(with parent: GlobalOptions?) -> GlobalOptions {
+        var result = self
+        result.store = store ?? parent?.store
+        result.keyFile = keyFile ?? parent?.keyFile
+        result.storeID = storeID ?? parent?.storeID
+        return result
+    }
+}
+
+enum Output {
+    static func error(_ message: String) {
+        FileHandle.standardError.write(Data(("auditdb: error: " + OutputEscaping.escapeForTerminal(message) + "\n").utf8))
+    }
+
+    static func line(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import AuditDB
+
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create, list, rotate and retire HMAC keys.",
+        subcommands: [Generate.self, List.self, Rotate.self, Compromised.self])
+
+    struct Generate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a new key file (mode 0600) holding key version 1. Never overwrites a file.")
+
+        @Option(help: ArgumentHelp("Where to write the key file.", valueName: "file")) var out: String
+
+        func run() async throws {
+            let ring = try KeyFile.generate(at: out)
+            Output.line("wrote key file \(out) with key version \(ring.signingKey.version) (mode 0600; keep it secret, back it up)")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List key versions and their status (never the key bytes).")
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            let ring = try global.keyRing()
+            for version in ring.versions {
+                let key = ring.key(version: version)!
+                let role = version == ring.signingKey.version ? " (signing)" : ""
+                Output.line("key \(version) \(key.status.rawValue)\(role) created \(key.createdAt?.iso8601 ?? "unknown")")
+            }
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a new key version to the key file; it signs from now on. No row is rewritten.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            guard let path = global.keyFilePath() else {
+                throw AuditError(.invalidInput, "rotation edits a key file: pass --key-file PATH", field: "--key-file")
+            }
+            let ring = try KeyFile(path: path).load().rotated()
+            try KeyFile.write(ring, to: path, replacing: true)
+            Output.line("added key version \(ring.signingKey.version) to \(path); it signs new rows from now on")
+        }
+    }
+
+    struct Compromised: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Declare a key version compromised: re-attest its rows with the newest key, then mark it in the key file.",
+            discussion: """
+                Verifies the store first and refuses if it is not intact. If VERSION is the signing key, a new key
+                version is added to the key file first. Rows are never modified: attestations go to their own
+                append-only table, and the declaration is recorded as a critical entry. Afterwards a row under
+                VERSION passes verification only with its attestation, so rows forged with the stolen key are reported.
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The key version to declare compromised.") var version: UInt32
+
+        func run() async throws {
+            guard let path = global.keyFilePath() else {
+                throw AuditError(.invalidInput, "declaring a key compromised edits a key file: pass --key-file PATH", field: "--key-file")
+            }
+            var ring = try KeyFile(path: path).load()
+            guard ring.key(version: version) != nil else {
+                throw AuditError(.invalidInput, "key version \(version) is not in \(path) (it has \(ring.versions))", field: "version")
+            }
+            if ring.signingKey.version == version {
+                ring = try ring.rotated()
+                try KeyFile.write(ring, to: path, replacing: true)
+                Output.line("added key version \(ring.signingKey.version) to \(path) to replace the compromised signing key")
+            }
+            let store = try await AuditStore.open(at: try global.storePath(), keys: ring, configuration: try global.configuration())
+            let receipt: ReattestationReceipt
+            do {
+                receipt = try await store.reattest(compromisedVersion: version)
+                try await store.close()
+            } catch {
+                try? await store.close()
+                throw error
+            }
+            try KeyFile.write(try ring.markingCompromised(version), to: path, replacing: true)
+            Output.line("re-attested \(receipt.rowsAttested) row(s) signed by key version \(version) with key version \(receipt.attestingVersion); declaration recorded at seq \(receipt.declarationSeq); key version \(version) is marked compromised in \(path)")
+        }
+    }
+}

@@ -1,0 +1,46 @@
+import ArgumentParser
+import AuditDB
+
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Verify the whole store: schema, header, and every row's MAC, chain link and seq.",
+        discussion: """
+            EXIT STATUS
+              0  intact
+              1  integrity violation found (findings are printed; the first names the earliest bad row)
+              2  could not verify: bad arguments, missing key, unreadable file
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Print the report as one JSON object.") var json = false
+
+    func run() async throws {
+        let report = try await AuditStore.verify(
+            storeAt: try global.storePath(), keys: try global.keyRing(), configuration: try global.configuration())
+        if json {
+            Output.line(ReportJSON.encode(report))
+        } else if report.isIntact {
+            Output.line("intact: \(report.rowsChecked) rows verified (last seq \(report.lastSeq)), store \(report.storeID.map(\.hex) ?? "?")")
+        } else {
+            Output.line("INTEGRITY VIOLATION: \(report.totalFindings) finding(s) in store \(report.storeID.map(\.hex) ?? "?")")
+            for finding in report.findings.prefix(50) {
+                Output.line("  " + OutputEscaping.escapeForTerminal(finding.description))
+            }
+            if report.totalFindings > 50 { Output.line("  ... and \(report.totalFindings - 50) more") }
+        }
+        if !report.isIntact { throw ExitCode(ExitStatus.violation) }
+    }
+}
+
+enum ReportJSON {
+    static func encode(_ report: IntegrityReport) -> String {
+        let findings = report.findings.map { f -> String in
+            let seqs = f.seqs.map { "\"firstSeq\":\($0.lowerBound),\"lastSeq\":\($0.upperBound)," } ?? ""
+            return "{\"kind\":\(OutputEscaping.jsonQuoted(f.kind.name)),\(seqs)\"message\":\(OutputEscaping.jsonQuoted(f.message))}"
+        }
+        return "{\"intact\":\(report.isIntact),\"storeId\":\(report.storeID.map { "\"\($0.hex)\"" } ?? "null"),"
+            + "\"rowsChecked\":\(report.rowsChecked),\"lastSeq\":\(report.lastSeq),"
+            + "\"totalFindings\":\(report.totalFindings),\"findings\":[\(findings.joined(separator: ","))],"
+            + "\"startedAt\":\"\(report.startedAt.iso8601)\",\"durationSeconds\":\(Double(report.duration.components.seconds) + Double(report.duration.components.attoseconds) / 1e18)}"
+    }
+}

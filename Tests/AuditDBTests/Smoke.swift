@@ -1,0 +1,3 @@
+import Testing
+@testable import AuditDB
+@Test func placeholder() { #expect(Bool(true)) }
