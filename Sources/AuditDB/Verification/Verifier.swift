@@ -28,21 +28,20 @@ struct Verifier: Sendable {
         let startedAt = AuditTimestamp.now()
         var findings: [Finding] = []
 
-        // 1. Schema and header.
-        let (schemaFindings, header, bounds, lowRows, attestations) = try await pool.read { db in
-            let applied = try StoreSchema.appliedMigrations(db)
-            let schemaFindings = try Self.checkSchema(db, applied: applied)
-            let header = try Self.readHeader(db)
-            let bounds = try Row.fetchOne(db, sql: "SELECT min(seq), max(seq), count(*) FROM audit_entries WHERE seq >= 1")
-            let low = try Row.fetchOne(db, sql: "SELECT min(seq), max(seq), count(*) FROM audit_entries WHERE seq < 1")
-            let attestations = try Self.loadAttestations(db, keys: keys)
-            return (
-                schemaFindings, header,
-                (bounds?[0] as Int64?, bounds?[1] as Int64?, bounds?[2] as Int64? ?? 0),
-                (low?[0] as Int64?, low?[1] as Int64?, low?[2] as Int64? ?? 0),
-                attestations
-            )
+        // 1. Schema and header. Damaged pages here still give a report, not an error.
+        let phase1: (
+            [Finding], HeaderResult, (Int64?, Int64?, Int64), (Int64?, Int64?, Int64), [Int64: [Attestation]]
+        )
+        do {
+            phase1 = try await readOverview()
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB {
+            return IntegrityReport(
+                storeID: nil, rowsChecked: 0, lastSeq: 0,
+                findings: [Finding(kind: .corruption, seqs: nil,
+                                   message: "SQLite cannot read the store's tables: \(error.message ?? "corrupt")")],
+                totalFindings: 1, startedAt: startedAt, duration: ContinuousClock.now - started)
         }
+        let (schemaFindings, header, bounds, lowRows, attestations) = phase1
         findings += schemaFindings
 
         var storeID: StoreID?
@@ -94,6 +93,31 @@ struct Verifier: Sendable {
         return IntegrityReport(
             storeID: storeID, rowsChecked: rowsChecked, lastSeq: lastSeq, findings: findings, totalFindings: total,
             startedAt: startedAt, duration: ContinuousClock.now - started)
+    }
+
+    private func readOverview() async throws -> (
+        [Finding], HeaderResult, (Int64?, Int64?, Int64), (Int64?, Int64?, Int64), [Int64: [Attestation]]
+    ) {
+        let keys = self.keys
+        return try await pool.read { db in
+            let applied = try StoreSchema.appliedMigrations(db)
+            let schemaFindings = try Self.checkSchema(db, applied: applied)
+            let header = try Self.readHeader(db)
+            // A dropped audit_entries table is reported by the schema check; there are no rows to scan.
+            guard try db.tableExists("audit_entries") else {
+                return (schemaFindings, header, (nil, nil, 0), (nil, nil, 0), [:])
+            }
+            let first = try Int64.fetchOne(db, sql: "SELECT seq FROM audit_entries WHERE seq >= 1 ORDER BY seq LIMIT 1")
+            let last = try Int64.fetchOne(db, sql: "SELECT seq FROM audit_entries WHERE seq >= 1 ORDER BY seq DESC LIMIT 1")
+            let low = try Row.fetchOne(db, sql: "SELECT min(seq), max(seq), count(*) FROM audit_entries WHERE seq < 1")
+            let attestations = try Self.loadAttestations(db, keys: keys)
+            return (
+                schemaFindings, header,
+                (first, last, first.map { last! - $0 + 1 } ?? 0),
+                (low?[0] as Int64?, low?[1] as Int64?, low?[2] as Int64? ?? 0),
+                attestations
+            )
+        }
     }
 
     /// Splits the seq range in two for two reader connections when it is large enough to pay.
@@ -274,8 +298,7 @@ struct Verifier: Sendable {
     {
         func malformed(_ why: String) {
             result.add(Finding(kind: .malformedRow, seqs: seq...seq, message: why))
-            prevMac = storedMac(stmt) ?? [UInt8](repeating: 0, count: 32)
-            prevKnown = storedMac(stmt) != nil
+            prevKnown = false
         }
         func type(_ i: Int32) -> Int32 { sqlite3_column_type(stmt, i) }
         // Types: integers, nullable integers, nullable texts, then the MAC blob.
@@ -301,13 +324,15 @@ struct Verifier: Sendable {
         guard format == Int64(StoreFormat.formatVersion) else { return malformed("unknown format version \(format)") }
         guard let kv = UInt32(exactly: kv64) else { return malformed("invalid key version \(kv64)") }
         let macPointer = sqlite3_column_blob(stmt, 17)!.assumingMemoryBound(to: UInt8.self)
+        var prevTrusted = true
         defer {
             prevMac.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: macPointer, count: 32) }
-            prevKnown = true
+            prevKnown = prevTrusted
         }
         guard let key = context.keys.key(version: kv) else {
             result.add(Finding(kind: .unknownKeyVersion, seqs: seq...seq,
                                message: "signed with key version \(kv), which the key ring lacks; load the key file that holds it"))
+            prevTrusted = false
             return
         }
         var row = adb_row()
@@ -339,16 +364,20 @@ struct Verifier: Sendable {
             verdict = adb_row_tag_matches(key.keyset, context.storeID, &row, macPointer, 32) == 1
                 ? Int32(ADB_OK) : Int32(ADB_ROW_TAG_MISMATCH)
         }
+        // After a bad row its stored MAC proves nothing, so the next row's link is not checked
+        // against it (that would only repeat this finding); its row tag still is.
         switch verdict {
         case Int32(ADB_OK):
             break
         case Int32(ADB_ROW_TAG_MISMATCH):
             result.add(Finding(kind: .macMismatch, seqs: seq...seq,
                                message: "the stored values do not match the row's MAC (changed, or copied from another store)"))
+            prevTrusted = false
             return
         default:
             result.add(Finding(kind: .chainBreak, seqs: seq...seq,
                                message: "the row is intact but does not follow seq \(seq - 1) (rows removed, inserted or reordered, or taken from another copy of this store)"))
+            prevTrusted = false
             return
         }
         if context.compromised.contains(kv) {
@@ -372,12 +401,5 @@ struct Verifier: Sendable {
             return adb_bytes(ptr: nil, len: -1)
         }
         return adb_bytes(ptr: p, len: Int64(sqlite3_column_bytes(stmt, i)))
-    }
-
-    private static func storedMac(_ stmt: OpaquePointer) -> [UInt8]? {
-        guard sqlite3_column_type(stmt, 17) == SQLITE_BLOB, sqlite3_column_bytes(stmt, 17) == 32,
-              let p = sqlite3_column_blob(stmt, 17)
-        else { return nil }
-        return Array(UnsafeRawBufferPointer(start: p, count: 32))
     }
 }

@@ -1,3 +1,0 @@
-import Testing
-@testable import AuditDB
-@Test func placeholder() { #expect(Bool(true)) }

@@ -1,0 +1,137 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// A fresh temporary directory per test, removed afterwards.
+final class TempDir {
+    let url: URL
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("auditdb-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+/// Test-only keys from the CSPRNG; never written anywhere but a test's temp dir.
+func testKeyRing(versions: [UInt32] = [1]) throws -> KeyRing {
+    try KeyRing(versions.map { try AuditKey.generate(version: $0) })
+}
+
+func sampleEvent(_ i: Int, actor: String? = nil) -> AuditEvent {
+    AuditEvent(
+        actor: actor ?? "user-\(i % 7)", action: ["login", "read", "write", "delete"][i % 4],
+        resourceType: "document", resourceId: "doc-\(i)", tenant: "tenant-\(i % 3)",
+        outcome: i % 5 == 0 ? .denied : .success, correlationId: "req-\(i)", source: "10.0.0.\(i % 250)",
+        occurredAt: AuditTimestamp(microsecondsSinceEpoch: 1_700_000_000_000_000 + Int64(i)),
+        details: ["i": .int(Int64(i)), "note": .string("sample \(i)")])
+}
+
+/// Creates a store with `count` sample events and closes it.
+@discardableResult
+func makeStore(at path: String, keys: KeyRing, count: Int, actor: ((Int) -> String)? = nil) async throws -> StoreID {
+    let store = try await AuditStore.create(at: path, keys: keys)
+    if count > 0 {
+        try await store.append(contentsOf: (1...count).map { sampleEvent($0, actor: actor?($0)) })
+    }
+    let id = store.storeID
+    try await store.close()
+    return id
+}
+
+struct ProcessResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs a program and waits for it.
+func run(_ executable: String, _ arguments: [String], stdin: String? = nil, environment: [String: String]? = nil)
+    throws -> ProcessResult
+{
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let out = Pipe(), err = Pipe(), input = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = input
+    try process.run()
+    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try input.fileHandleForWriting.close()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return ProcessResult(
+        status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+        stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// The `sqlite3` shell: an outside client that knows nothing of AuditDB. Installed by
+/// `make setup` / `.ci/run` (Debian package `sqlite3`).
+func sqlite3Shell(_ database: String, _ sql: String) throws -> ProcessResult {
+    let candidates = ["/usr/bin/sqlite3", "/usr/local/bin/sqlite3"]
+    guard let shell = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        throw TestFailure("the sqlite3 shell is not installed; run `make setup` (apt-get install -y sqlite3)")
+    }
+    return try run(shell, ["-batch", database, sql])
+}
+
+/// Runs SQL through the sqlite3 shell and fails the test if the shell reports an error.
+func sqlite3Must(_ database: String, _ sql: String) throws {
+    let result = try sqlite3Shell(database, sql)
+    guard result.status == 0 else { throw TestFailure("sqlite3 failed (\(result.status)): \(result.stderr)") }
+}
+
+/// The real `auditdb` binary built next to the test bundle.
+func cliPath() throws -> String {
+    let here = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    var dir = here.deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = dir.appendingPathComponent("auditdb").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    let fromSource = root.appendingPathComponent(".build/debug/auditdb").path
+    if FileManager.default.isExecutableFile(atPath: fromSource) { return fromSource }
+    throw TestFailure("cannot find the auditdb binary near \(here.path); build it with `swift build`")
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Overwrites bytes of a file in place.
+func patchFile(_ path: String, at offset: Int, with bytes: [UInt8]) throws {
+    let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+    try handle.seek(toOffset: UInt64(offset))
+    try handle.write(contentsOf: Data(bytes))
+    try handle.close()
+}
+
+/// The offset of the only occurrence of `needle` in the file (fails if absent or repeated).
+func uniqueOffset(of needle: String, in path: String) throws -> Int {
+    let data = try Data(contentsOf: URL(fileURLWithPath: path))
+    let pattern = Data(needle.utf8)
+    var found: [Int] = []
+    var start = data.startIndex
+    while let range = data.range(of: pattern, in: start..<data.endIndex) {
+        found.append(range.lowerBound)
+        start = range.lowerBound + 1
+    }
+    guard found.count == 1 else { throw TestFailure("\(needle) occurs \(found.count) times in \(path)") }
+    return found[0]
+}
+
+extension IntegrityReport {
+    /// Findings of one kind.
+    func findings(_ kind: Finding.Kind) -> [Finding] { findings.filter { $0.kind == kind } }
+}

@@ -1,0 +1,331 @@
+import CAuditCore
+import Foundation
+import GRDB
+import Testing
+
+@testable import AuditDB
+
+/// Every test here really tampers — through the sqlite3 shell, raw byte edits of the file, or
+/// rows from another store — and checks the exact finding (kind and seq).
+@Suite("Tamper detection")
+struct TamperTests {
+    let dir: TempDir
+    let keys: KeyRing
+    let db: String
+
+    init() throws {
+        dir = try TempDir()
+        keys = try testKeyRing()
+        db = dir.path("store.db")
+    }
+
+    func verify(expecting id: StoreID? = nil, keys: KeyRing? = nil) async throws -> IntegrityReport {
+        var config = AuditStore.Configuration()
+        config.expectedStoreID = id
+        return try await AuditStore.verify(storeAt: db, keys: keys ?? self.keys, configuration: config)
+    }
+
+    @Test("an untouched store verifies intact")
+    func intact() async throws {
+        try await makeStore(at: db, keys: keys, count: 50)
+        let report = try await verify()
+        #expect(report.isIntact)
+        #expect(report.rowsChecked == 50)
+        #expect(report.lastSeq == 50)
+    }
+
+    @Test("UPDATE, DELETE and INSERT OR REPLACE through the sqlite3 shell are rejected")
+    func triggersRejectWrites() async throws {
+        try await makeStore(at: db, keys: keys, count: 5)
+        let update = try sqlite3Shell(db, "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 3;")
+        #expect(update.status != 0)
+        #expect(update.stderr.contains("AuditDB: the audit log is append-only: UPDATE is not allowed"))
+        let delete = try sqlite3Shell(db, "DELETE FROM audit_entries WHERE seq = 3;")
+        #expect(delete.status != 0)
+        #expect(delete.stderr.contains("AuditDB: the audit log is append-only: DELETE is not allowed"))
+        let replace = try sqlite3Shell(
+            db, "INSERT OR REPLACE INTO audit_entries SELECT * FROM audit_entries WHERE seq = 3;")
+        #expect(replace.status != 0)
+        #expect(replace.stderr.contains("a new row must take the next seq"))
+        let gap = try sqlite3Shell(
+            db, "INSERT INTO audit_entries SELECT 9, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version, mac FROM audit_entries WHERE seq = 5;")
+        #expect(gap.status != 0)
+        let header = try sqlite3Shell(db, "UPDATE audit_store SET created_at = 0;")
+        #expect(header.stderr.contains("audit_store is append-only"))
+        // Nothing changed.
+        #expect(try await verify().isIntact)
+    }
+
+    @Test("the same triggers reject writes from the app's own GRDB connection")
+    func triggersRejectGRDBWrites() async throws {
+        try await makeStore(at: db, keys: keys, count: 3)
+        let queue = try DatabaseQueue(path: db)
+        #expect {
+            try queue.write { try $0.execute(sql: "DELETE FROM audit_entries") }
+        } throws: { error in
+            (error as? DatabaseError)?.message?.contains("append-only") == true
+        }
+        try queue.close()
+        #expect(try await verify().isIntact)
+    }
+
+    @Test("a row changed after dropping the triggers: mac-mismatch at that seq, and the dropped trigger")
+    func changedRow() async throws {
+        try await makeStore(at: db, keys: keys, count: 20)
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET outcome = 2 WHERE seq = 7;")
+        let report = try await verify()
+        #expect(!report.isIntact)
+        let rows = report.findings.filter { $0.seqs != nil }
+        #expect(rows.count == 1)
+        #expect(rows.first?.kind == .macMismatch)
+        #expect(rows.first?.seqs == 7...7)
+        #expect(report.findings(.schemaTampered).map(\.message) == ["trigger audit_entries_no_update is missing (dropped?)"])
+    }
+
+    @Test(
+        "each stored column of a row is covered by the MAC",
+        arguments: [
+            "recorded_at = recorded_at + 1", "occurred_at = NULL", "tenant = 'other'", "actor = 'mallory'",
+            "action = 'noop'", "resource_type = NULL", "resource_id = 'doc-x'", "outcome = 3", "severity = 3",
+            "correlation_id = 'req-x'", "source = '10.9.9.9'", "details = '{\"i\":0}'", "key_version = 1",
+        ])
+    func everyColumnCovered(assignment: String) async throws {
+        try await makeStore(at: db, keys: keys, count: 10)
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET \(assignment) WHERE seq = 4;")
+        let report = try await verify()
+        let rows = report.findings.filter { $0.seqs != nil }
+        if assignment == "key_version = 1" {
+            #expect(rows.isEmpty)  // unchanged value: a control that the harness itself changes nothing else
+        } else {
+            #expect(rows.map(\.kind) == [.macMismatch])
+            #expect(rows.first?.firstSeq == 4)
+        }
+    }
+
+    @Test("a middle row deleted: missing-rows at its seq")
+    func deletedRow() async throws {
+        try await makeStore(at: db, keys: keys, count: 30)
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq = 12;")
+        let report = try await verify()
+        let rows = report.findings.filter { $0.seqs != nil }
+        #expect(rows.count == 1)
+        #expect(rows.first?.kind == .missingRows)
+        #expect(rows.first?.seqs == 12...12)
+    }
+
+    @Test("a middle row deleted and later rows renumbered to close the gap: mac-mismatch from that seq on")
+    func deletedAndRenumbered() async throws {
+        try await makeStore(at: db, keys: keys, count: 10)
+        try sqlite3Must(db, """
+            DROP TRIGGER audit_entries_no_delete; DROP TRIGGER audit_entries_no_update;
+            DELETE FROM audit_entries WHERE seq = 6;
+            UPDATE audit_entries SET seq = seq - 1 WHERE seq > 6;
+            """)
+        let report = try await verify()
+        let rows = report.findings.filter { $0.seqs != nil }
+        #expect(rows.first?.kind == .macMismatch)
+        #expect(rows.first?.firstSeq == 6)
+        #expect(rows.map(\.firstSeq) == [6, 7, 8, 9])
+    }
+
+    @Test("two rows swapped: mac-mismatch at both seqs")
+    func swappedRows() async throws {
+        try await makeStore(at: db, keys: keys, count: 10)
+        try sqlite3Must(db, """
+            DROP TRIGGER audit_entries_no_update;
+            UPDATE audit_entries SET seq = -1 WHERE seq = 3;
+            UPDATE audit_entries SET seq = 3 WHERE seq = 4;
+            UPDATE audit_entries SET seq = 4 WHERE seq = -1;
+            """)
+        let report = try await verify()
+        let rows = report.findings.filter { $0.seqs != nil }
+        #expect(rows.map(\.kind) == [.macMismatch, .macMismatch])
+        #expect(rows.map(\.firstSeq) == [3, 4])
+    }
+
+    @Test("a row copied in from another store with the same key: mac-mismatch at that seq")
+    func rowFromAnotherStore() async throws {
+        try await makeStore(at: db, keys: keys, count: 10)
+        let other = dir.path("other.db")
+        try await makeStore(at: other, keys: keys, count: 10)
+        try sqlite3Must(db, """
+            DROP TRIGGER audit_entries_no_delete; DROP TRIGGER audit_entries_next_seq_only;
+            ATTACH '\(other)' AS other;
+            DELETE FROM audit_entries WHERE seq = 5;
+            INSERT INTO audit_entries SELECT * FROM other.audit_entries WHERE seq = 5;
+            """)
+        let report = try await verify()
+        let rows = report.findings.filter { $0.seqs != nil }
+        #expect(rows.map(\.kind) == [.macMismatch])
+        #expect(rows.first?.firstSeq == 5)
+    }
+
+    @Test("a row from a diverged copy of the same store: the chain breaks at the next seq")
+    func rowFromForkedCopy() async throws {
+        try await makeStore(at: db, keys: keys, count: 10)
+        let fork = dir.path("fork.db")
+        try FileManager.default.copyItem(atPath: db, toPath: fork)
+        for (path, actor) in [(db, "original"), (fork, "forged")] {
+            let store = try await AuditStore.open(at: path, keys: keys)
+            try await store.append(contentsOf: (11...13).map { sampleEvent($0, actor: actor) })
+            try await store.close()
+        }
+        // Seq 11 of the fork has a valid MAC for this store id and seq and links to the same
+        // seq 10; only seq 12 of the original shows the splice.
+        try sqlite3Must(db, """
+            DROP TRIGGER audit_entries_no_delete; DROP TRIGGER audit_entries_next_seq_only;
+            ATTACH '\(fork)' AS fork;
+            DELETE FROM audit_entries WHERE seq = 11;
+            INSERT INTO audit_entries SELECT * FROM fork.audit_entries WHERE seq = 11;
+            """)
+        let report = try await verify()
+        let rows = report.findings.filter { $0.seqs != nil }
+        #expect(rows.map(\.kind) == [.chainBreak])
+        #expect(rows.first?.firstSeq == 12)
+    }
+
+    @Test("a whole file from another store with the same key: store-identity-mismatch when the id is pinned")
+    func wholeFileFromAnotherStore() async throws {
+        let id = try await makeStore(at: db, keys: keys, count: 5)
+        let other = dir.path("other.db")
+        try await makeStore(at: other, keys: keys, count: 5)
+        try FileManager.default.removeItem(atPath: db)
+        try FileManager.default.copyItem(atPath: other, toPath: db)
+        let report = try await verify(expecting: id)
+        #expect(report.findings.map(\.kind) == [.storeIdentityMismatch])
+        var config = AuditStore.Configuration()
+        config.expectedStoreID = id
+        await #expect(throws: AuditError.self) { try await AuditStore.open(at: db, keys: keys, configuration: config) }
+    }
+
+    @Test("a byte flipped inside a stored value in the file: mac-mismatch at that seq")
+    func byteFlipInValue() async throws {
+        try await makeStore(at: db, keys: keys, count: 40) { $0 == 23 ? "needle-actor-23" : "user-\($0 % 7)" }
+        let offset = try uniqueOffset(of: "needle-actor-23", in: db)
+        try patchFile(db, at: offset + 7, with: [UInt8(ascii: "X")])  // "needle-Xctor-23"
+        let report = try await verify()
+        let rows = report.findings.filter { $0.seqs != nil }
+        #expect(rows.map(\.kind) == [.macMismatch])
+        #expect(rows.first?.firstSeq == 23)
+    }
+
+    @Test("a byte flipped in the page structure: reported as corruption, no crash")
+    func byteFlipInPageStructure() async throws {
+        try await makeStore(at: db, keys: keys, count: 2_000)
+        let queue = try DatabaseQueue(path: db)
+        let (root, pageSize) = try await queue.read { db in
+            (try Int.fetchOne(db, sql: "SELECT rootpage FROM sqlite_schema WHERE name = 'audit_entries'")!,
+             try Int.fetchOne(db, sql: "PRAGMA page_size")!)
+        }
+        try queue.close()
+        // The root page of a 2,000-row table is an interior b-tree page (type 0x05); make its
+        // type byte invalid.
+        try patchFile(db, at: (root - 1) * pageSize, with: [0x01])
+        let report = try await verify()
+        #expect(report.findings.map(\.kind).contains(.corruption))
+        #expect(!report.isIntact)
+    }
+
+    @Test("a file that is not a database at all: corruption finding")
+    func notADatabase() async throws {
+        try await makeStore(at: db, keys: keys, count: 3)
+        try patchFile(db, at: 0, with: Array("this is not an sqlite file".utf8))
+        let report = try await verify()
+        #expect(report.findings.map(\.kind) == [.corruption])
+    }
+
+    @Test("a wrong key: the header and every row fail their MACs")
+    func wrongKey() async throws {
+        try await makeStore(at: db, keys: keys, count: 5)
+        let report = try await verify(keys: try testKeyRing())
+        #expect(report.findings.first?.kind == .headerTampered)
+        #expect(report.findings(.macMismatch).map(\.firstSeq) == [1, 2, 3, 4, 5])
+    }
+
+    @Test("rows signed by a key version the ring lacks: open names it, verify reports it")
+    func missingKeyVersion() async throws {
+        let v1 = try AuditKey.generate(version: 1)
+        let v2 = try AuditKey.generate(version: 2)
+        try await makeStore(at: db, keys: try KeyRing([v1]), count: 3)
+        let store = try await AuditStore.open(at: db, keys: try KeyRing([v1, v2]))
+        try await store.append(sampleEvent(4))
+        try await store.close()
+        do {
+            _ = try await AuditStore.open(at: db, keys: try KeyRing([v1]))
+            Issue.record("open succeeded without key version 2")
+        } catch let error as AuditError {
+            #expect(error.code == .keyUnavailable)
+            #expect(error.message.contains("key version(s) 2 that the key ring lacks"))
+        }
+        let report = try await verify(keys: try KeyRing([v1]))
+        #expect(report.findings.map(\.kind) == [.unknownKeyVersion])
+        #expect(report.findings.first?.firstSeq == 4)
+    }
+
+    @Test("the header changed: header-tampered")
+    func headerChanged() async throws {
+        try await makeStore(at: db, keys: keys, count: 2)
+        try sqlite3Must(db, "DROP TRIGGER audit_store_no_update; UPDATE audit_store SET created_at = created_at + 1;")
+        let report = try await verify()
+        #expect(report.findings(.headerTampered).count == 1)
+        #expect(report.findings(.schemaTampered).count == 1)
+        #expect(report.findings.filter { $0.seqs != nil }.isEmpty)
+    }
+
+    @Test("an extra trigger on the log is schema tampering even if no row changed")
+    func extraTrigger() async throws {
+        try await makeStore(at: db, keys: keys, count: 2)
+        try sqlite3Must(db, "CREATE TRIGGER sneaky AFTER INSERT ON audit_entries BEGIN SELECT 1; END;")
+        let report = try await verify()
+        #expect(report.findings.map(\.kind) == [.schemaTampered])
+        #expect(report.findings.first?.message == "unexpected trigger sneaky on audit_entries")
+    }
+
+    @Test("a trigger replaced by one that allows updates: schema-tampered naming it")
+    func editedTrigger() async throws {
+        try await makeStore(at: db, keys: keys, count: 2)
+        try sqlite3Must(db, """
+            DROP TRIGGER audit_entries_no_delete;
+            CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries WHEN 0 BEGIN SELECT 1; END;
+            """)
+        let report = try await verify()
+        #expect(report.findings.map(\.message) == ["trigger audit_entries_no_delete differs from its definition (edited?)"])
+    }
+
+    @Test("a row with seq below 1 slipped in: unexpected-rows")
+    func rowBelowOne() async throws {
+        try await makeStore(at: db, keys: keys, count: 3)
+        try sqlite3Must(db, """
+            DROP TRIGGER audit_entries_next_seq_only;
+            INSERT INTO audit_entries SELECT 0, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version, mac FROM audit_entries WHERE seq = 1;
+            """)
+        let report = try await verify()
+        #expect(report.findings(.unexpectedRows).map(\.seqs) == [0...0])
+    }
+
+    @Test("a column with an impossible value: malformed-row at that seq")
+    func malformedRow() async throws {
+        try await makeStore(at: db, keys: keys, count: 3)
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET outcome = 256 WHERE seq = 2;")
+        let report = try await verify()
+        #expect(report.findings.filter { $0.seqs != nil }.map(\.kind) == [.malformedRow])
+        #expect(report.findings(.malformedRow).first?.firstSeq == 2)
+    }
+
+    @Test("a tampered row is never returned by a query as if it were good")
+    func queryRefusesTamperedRow() async throws {
+        try await makeStore(at: db, keys: keys, count: 5)
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET action = 'noop' WHERE seq = 3;")
+        let store = try await AuditStore.open(at: db, keys: keys)
+        let firstTwo = try await store.entries(EntryQuery(limit: 2))
+        #expect(firstTwo.map(\.seq) == [1, 2])
+        do {
+            _ = try await store.entries(EntryQuery(limit: 5))
+            Issue.record("a tampered row was returned")
+        } catch let error as AuditError {
+            #expect(error.code == .integrityViolation)
+            #expect(error.message.contains("entry 3 failed verification"))
+        }
+        try await store.close()
+    }
+}
