@@ -1,0 +1,236 @@
+import CAuditCore
+import CSodium
+import Foundation
+import GRDB
+import Testing
+
+@testable import AuditDB
+
+@Suite("Keys, rotation and compromise")
+struct KeyTests {
+    let dir: TempDir
+
+    init() throws { dir = try TempDir() }
+
+    @Test("a generated key file is mode 0600, loads back, and never prints its bytes")
+    func keyFileRoundTrip() throws {
+        let path = dir.path("k.keys")
+        let ring = try KeyFile.generate(at: path)
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let loaded = try KeyFile(path: path).load()
+        #expect(loaded.versions == [1])
+        let original = ring.signingKey.withSecretBytes { Array($0) }
+        let reloaded = loaded.signingKey.withSecretBytes { Array($0) }
+        #expect(original == reloaded)
+        let hex = original.map { String(format: "%02x", $0) }.joined()
+        for text in ["\(loaded)", "\(loaded.signingKey)", String(reflecting: loaded.signingKey)] {
+            #expect(!text.contains(hex))
+            #expect(!text.contains(hex.prefix(16)))
+        }
+        #expect(throws: AuditError.self) { try KeyFile.generate(at: path) }  // never overwrites
+    }
+
+    @Test("a key file readable by group or others is refused with the fix in the message", arguments: [0o640, 0o604, 0o660])
+    func loosePermissions(mode: Int) throws {
+        let path = dir.path("k.keys")
+        try KeyFile.generate(at: path)
+        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+        do {
+            _ = try KeyFile(path: path).load()
+            Issue.record("loaded a key file with mode \(String(mode, radix: 8))")
+        } catch {
+            #expect(error.code == .keyFileInsecure)
+            #expect(error.message.contains("chmod 600"))
+        }
+    }
+
+    @Test("malformed key files get a line-numbered error that shows no key material")
+    func malformedKeyFiles() throws {
+        let secretish = String(repeating: "ab", count: 31) + "zz"  // 64 chars, not hex
+        let cases: [(String, String)] = [
+            ("key 1 active - \(String(repeating: "a", count: 64))\n", "header"),
+            ("auditdb-keys v1\nkey 1 active - abcd\n", "line 2: the key must be 64 hex digits"),
+            ("auditdb-keys v1\nkey 1 active - \(secretish)\n", "line 2: the key is not valid hex"),
+            ("auditdb-keys v1\nkey 0 active - \(String(repeating: "a", count: 64))\n", "line 2: the version"),
+            ("auditdb-keys v1\nkey 1 retired - \(String(repeating: "a", count: 64))\n", "line 2: status"),
+            ("auditdb-keys v1\n", "the key ring is empty"),
+        ]
+        for (index, (text, expected)) in cases.enumerated() {
+            let path = dir.path("bad\(index).keys")
+            #expect(FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]))
+            do {
+                _ = try KeyFile(path: path).load()
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect(error.message.contains(expected), "got: \(error.message)")
+                #expect(!error.message.contains(secretish))
+            }
+        }
+    }
+
+    @Test("keys from the AUDITDB_KEYS-style variable, with a compromised version")
+    func environmentKeys() throws {
+        let a = String(repeating: "0f", count: 32), b = String(repeating: "f0", count: 32)
+        setenv("AUDITDB_TEST_KEYS", "1:\(a):compromised,2:\(b)", 1)
+        defer { unsetenv("AUDITDB_TEST_KEYS") }
+        let ring = try EnvironmentKeyProvider(variable: "AUDITDB_TEST_KEYS").load()
+        #expect(ring.versions == [1, 2])
+        #expect(ring.signingKey.version == 2)
+        #expect(ring.compromisedVersions == [1])
+    }
+
+    @Test("rotation: a new version signs new rows, old rows still verify, none rewritten")
+    func rotation() async throws {
+        let path = dir.path("s.db")
+        let v1 = try testKeyRing()
+        try await makeStore(at: path, keys: v1, count: 5)
+        let macsBefore = try await macs(path)
+        let v2 = try v1.rotated()
+        #expect(v2.signingKey.version == 2)
+        let store = try await AuditStore.open(at: path, keys: v2)
+        try await store.append(sampleEvent(6))
+        let entries = try await store.entries()
+        #expect(entries.map(\.keyVersion) == [1, 1, 1, 1, 1, 2])
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+        #expect(Array(try await macs(path).prefix(5)) == macsBefore)
+    }
+
+    @Test("compromise: re-attested rows pass; a row forged later with the stolen key is reported")
+    func compromise() async throws {
+        let path = dir.path("s.db")
+        let stolen = try AuditKey.generate(version: 1)
+        try await makeStore(at: path, keys: try KeyRing([stolen]), count: 10)
+        let ring = try KeyRing([stolen, try AuditKey.generate(version: 2)])
+
+        let store = try await AuditStore.open(at: path, keys: ring)
+        let receipt = try await store.reattest(compromisedVersion: 1)
+        #expect(receipt.rowsAttested == 10)
+        #expect(receipt.declarationSeq == 11)
+        let again = try await store.reattest(compromisedVersion: 1)  // idempotent
+        #expect(again.rowsAttested == 0)
+        let storeID = store.storeID
+        try await store.close()
+
+        let declared = try ring.markingCompromised(1)
+        #expect(try await AuditStore.verify(storeAt: path, keys: declared).isIntact)
+
+        // The thief appends a row with the stolen key; the triggers allow it (it takes the next
+        // seq), and its MAC and link are valid under version 1.
+        try await forgeAppend(path: path, storeID: storeID, key: stolen, actor: "thief")
+        let report = try await AuditStore.verify(storeAt: path, keys: declared)
+        #expect(report.findings.map(\.kind) == [.compromisedKey])
+        #expect(report.findings.first?.firstSeq == 13)
+
+        // Without the declaration in the key ring, the forged row would pass: the marking matters.
+        #expect(try await AuditStore.verify(storeAt: path, keys: ring).isIntact)
+    }
+
+    @Test("compromise: an old row rewritten with the stolen key fails its attestation")
+    func compromiseRewrite() async throws {
+        let path = dir.path("s.db")
+        let stolen = try AuditKey.generate(version: 1)
+        try await makeStore(at: path, keys: try KeyRing([stolen]), count: 3)
+        let ring = try KeyRing([stolen, try AuditKey.generate(version: 2)])
+        let store = try await AuditStore.open(at: path, keys: ring)
+        _ = try await store.reattest(compromisedVersion: 1)
+        let storeID = store.storeID
+        try await store.close()
+        // Rewrite seq 3 (the last v1 row) consistently under the stolen key: valid MAC, valid link.
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            try db.execute(sql: "DROP TRIGGER audit_entries_no_update")
+            let prev = try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = 2")!
+            let row = try Row.fetchOne(db, sql: "SELECT recorded_at FROM audit_entries WHERE seq = 3")!
+            let mac = try Self.seal(sampleEvent(3, actor: "rewritten"), seq: 3, recordedAt: row["recorded_at"], key: stolen,
+                               storeID: storeID, prev: Array(prev))
+            try db.execute(sql: "UPDATE audit_entries SET actor = 'rewritten', mac = ? WHERE seq = 3", arguments: [Data(mac)])
+        }
+        try queue.close()
+        let report = try await AuditStore.verify(storeAt: path, keys: try ring.markingCompromised(1))
+        let rows = report.findings.filter { $0.seqs != nil }
+        #expect(rows.first?.kind == .compromisedKey)
+        #expect(rows.first?.firstSeq == 3)
+        #expect(report.findings(.schemaTampered).count == 1)
+    }
+
+    @Test("compromise refuses a store that does not verify, and the signing key itself")
+    func compromiseRefusals() async throws {
+        let path = dir.path("s.db")
+        let ring = try testKeyRing(versions: [1, 2])
+        try await makeStore(at: path, keys: ring, count: 3)
+        let store = try await AuditStore.open(at: path, keys: ring)
+        await #expect { _ = try await store.reattest(compromisedVersion: 2) } throws: {
+            ($0 as? AuditError)?.code == .invalidInput
+        }
+        try await store.close()
+        try sqlite3Must(path, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET action = 'x' WHERE seq = 2;")
+        let damaged = try await AuditStore.open(at: path, keys: ring)
+        await #expect { _ = try await damaged.reattest(compromisedVersion: 1) } throws: {
+            ($0 as? AuditError)?.code == .integrityViolation
+        }
+        try await damaged.close()
+    }
+
+    @Test("HMAC-SHA256 over OpenSSL matches libsodium's and RFC 4231 test case 2")
+    func hmacMatchesReferences() {
+        let key = Array("Jefe".utf8)
+        let message = Array("what do ya want for nothing?".utf8)
+        var ours = [UInt8](repeating: 0, count: 32)
+        adb_hmac_sha256(key, key.count, message, message.count, &ours)
+        #expect(ours.map { String(format: "%02x", $0) }.joined()
+            == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        for length in [0, 1, 31, 32, 33, 63, 64, 65, 200, 1000] {
+            let k = (0..<32).map { UInt8($0) }
+            let m = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+            var a = [UInt8](repeating: 0, count: 32), b = [UInt8](repeating: 0, count: 32)
+            adb_hmac_sha256(k, 32, m, m.count, &a)
+            _ = crypto_auth_hmacsha256(&b, m, UInt64(m.count), k)
+            #expect(a == b, "length \(length)")
+        }
+    }
+
+    // MARK: Helpers
+
+    func macs(_ path: String) async throws -> [Data] {
+        let queue = try DatabaseQueue(path: path)
+        defer { try? queue.close() }
+        return try await queue.read { try Data.fetchAll($0, sql: "SELECT mac FROM audit_entries ORDER BY seq") }
+    }
+
+    static func seal(_ event: AuditEvent, seq: Int64, recordedAt: Int64, key: AuditKey, storeID: StoreID, prev: [UInt8]) throws
+        -> [UInt8]
+    {
+        let encoded = try EncodedEvent(validating: event)
+        var mac = [UInt8](repeating: 0, count: 32)
+        encoded.withRow(seq: seq, recordedAt: recordedAt, keyVersion: key.version) { row in
+            adb_row_seal(key.keyset, storeID.bytes, &row, prev, &mac)
+        }
+        return mac
+    }
+
+    /// Appends a row the way someone holding `key` and the file could, bypassing AuditDB.
+    func forgeAppend(path: String, storeID: StoreID, key: AuditKey, actor: String) async throws {
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            let head = try Row.fetchOne(db, sql: "SELECT seq, mac FROM audit_entries ORDER BY seq DESC LIMIT 1")!
+            let seq: Int64 = head["seq"] + 1
+            let event = sampleEvent(Int(seq), actor: actor)
+            let recordedAt = AuditTimestamp.now().microsecondsSinceEpoch
+            let mac = try Self.seal(event, seq: seq, recordedAt: recordedAt, key: key, storeID: storeID,
+                               prev: Array(head["mac"] as Data))
+            let encoded = try EncodedEvent(validating: event)
+            let text = { (s: EncodedEvent.Span) -> String? in
+                s.length < 0 ? nil : String(decoding: encoded.arena[Int(s.offset)..<Int(s.offset + s.length)], as: UTF8.self)
+            }
+            try db.execute(
+                sql: "INSERT INTO audit_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, 1, ?, ?)",
+                arguments: [seq, recordedAt, encoded.occurredAt, text(encoded.tenant), text(encoded.actor),
+                            text(encoded.action), text(encoded.resourceType), text(encoded.resourceId),
+                            Int(encoded.outcome), Int(encoded.severity), text(encoded.correlationId),
+                            text(encoded.source), text(encoded.details), Int(key.version), Data(mac)])
+        }
+        try queue.close()
+    }
+}
