@@ -53,6 +53,13 @@ struct ProcessResult {
 func run(_ executable: String, _ arguments: [String], stdin: String? = nil, environment: [String: String]? = nil)
     throws -> ProcessResult
 {
+    try run(executable, arguments, stdinBytes: stdin.map { Data($0.utf8) }, environment: environment)
+}
+
+/// Runs a program with raw bytes (possibly invalid UTF-8) on its standard input.
+func run(_ executable: String, _ arguments: [String], stdinBytes: Data?, environment: [String: String]? = nil)
+    throws -> ProcessResult
+{
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -62,7 +69,7 @@ func run(_ executable: String, _ arguments: [String], stdin: String? = nil, envi
     process.standardError = err
     process.standardInput = input
     try process.run()
-    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+    if let stdinBytes { input.fileHandleForWriting.write(stdinBytes) }
     try input.fileHandleForWriting.close()
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     let errData = err.fileHandleForReading.readDataToEndOfFile()

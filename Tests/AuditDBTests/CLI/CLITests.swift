@@ -1,0 +1,206 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// Runs the real `auditdb` binary and checks its output and exit status.
+@Suite("auditdb command line")
+struct CLITests {
+    let dir: TempDir
+    let cli: String
+    let store: String
+    let keyFile: String
+
+    init() throws {
+        dir = try TempDir()
+        cli = try cliPath()
+        store = dir.path("store.db")
+        keyFile = dir.path("audit.keys")
+    }
+
+    /// Runs auditdb with the store and key file given as global options.
+    func auditdb(_ arguments: [String], stdin: String? = nil) throws -> ProcessResult {
+        try auditdb(arguments, stdinBytes: stdin.map { Data($0.utf8) })
+    }
+
+    func auditdb(_ arguments: [String], stdinBytes: Data?) throws -> ProcessResult {
+        var environment = ProcessInfo.processInfo.environment
+        for name in ["AUDITDB_STORE", "AUDITDB_KEY_FILE", "AUDITDB_KEYS", "AUDITDB_STORE_ID"] {
+            environment.removeValue(forKey: name)
+        }
+        return try run(cli, arguments, stdinBytes: stdinBytes, environment: environment)
+    }
+
+    func setUpStore() throws {
+        #expect(try auditdb(["keys", "generate", "--out", keyFile]).status == 0)
+        let created = try auditdb(["init", "--store", store, "--key-file", keyFile])
+        #expect(created.status == 0)
+        #expect(created.stdout.hasPrefix("created store "))
+    }
+
+    @Test("append prints the seq; verify exits 0 when intact")
+    func appendAndVerify() throws {
+        try setUpStore()
+        let first = try auditdb(["--store", store, "--key-file", keyFile, "append", "--actor", "alice", "--action", "login"])
+        #expect(first.status == 0)
+        #expect(first.stdout == "1\n")
+        let second = try auditdb([
+            "append", "--store", store, "--key-file", keyFile, "--actor", "bob", "--action", "read", "--resource-type",
+            "doc", "--resource-id", "d1", "--tenant", "acme", "--outcome", "denied", "--severity", "warning",
+            "--details", #"{"ip":"10.0.0.1"}"#, "--occurred-at", "2026-11-23T10:00:00Z",
+        ])
+        #expect(second.stdout == "2\n")
+        let verify = try auditdb(["verify", "--store", store, "--key-file", keyFile])
+        #expect(verify.status == 0)
+        #expect(verify.stdout.hasPrefix("intact: 2 rows verified (last seq 2)"))
+        let json = try auditdb(["verify", "--store", store, "--key-file", keyFile, "--json"])
+        #expect(json.status == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect(object?["intact"] as? Bool == true)
+        #expect(object?["rowsChecked"] as? Int == 2)
+    }
+
+    @Test("verify exits 1 with the tampered seq named after an edit through the sqlite3 shell")
+    func verifyFindsTampering() throws {
+        try setUpStore()
+        for i in 1...5 {
+            _ = try auditdb(["append", "--store", store, "--key-file", keyFile, "--actor", "u\(i)", "--action", "read"])
+        }
+        try sqlite3Must(store, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET actor = 'mallory' WHERE seq = 4;")
+        let result = try auditdb(["verify", "--store", store, "--key-file", keyFile])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("INTEGRITY VIOLATION: 2 finding(s)"))
+        #expect(result.stdout.contains("mac-mismatch at seq 4:"))
+        #expect(result.stdout.contains("schema-tampered: trigger audit_entries_no_update is missing"))
+        let json = try auditdb(["verify", "--store", store, "--key-file", keyFile, "--json"])
+        #expect(json.status == 1)
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let findings = object?["findings"] as? [[String: Any]]
+        #expect(findings?.last?["kind"] as? String == "mac-mismatch")
+        #expect(findings?.last?["firstSeq"] as? Int == 4)
+    }
+
+    @Test("verify exits 2 when it cannot verify: bad arguments, missing key, missing store, loose key file")
+    func verifyCannotVerify() throws {
+        try setUpStore()
+        let badFlag = try auditdb(["verify", "--store", store, "--key-file", keyFile, "--bogus"])
+        #expect(badFlag.status == 2)
+        #expect(badFlag.stderr.contains("Unknown option '--bogus'"))
+        let noKey = try auditdb(["verify", "--store", store])
+        #expect(noKey.status == 2)
+        #expect(noKey.stderr.contains("no key given"))
+        let noStore = try auditdb(["verify", "--store", dir.path("missing.db"), "--key-file", keyFile])
+        #expect(noStore.status == 2)
+        #expect(noStore.stderr.contains("no store at"))
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile)
+        let loose = try auditdb(["verify", "--store", store, "--key-file", keyFile])
+        #expect(loose.status == 2)
+        #expect(loose.stderr.contains("chmod 600"))
+    }
+
+    @Test("a whole store file replaced by another store's: exit 1 when the store id is pinned")
+    func pinnedStoreID() throws {
+        try setUpStore()
+        let id = try #require(try auditdb(["init", "--store", dir.path("other.db"), "--key-file", keyFile]).stdout
+            .split(separator: " ").dropFirst(2).first).description
+        try FileManager.default.removeItem(atPath: store)
+        try FileManager.default.copyItem(atPath: dir.path("other.db"), toPath: store)
+        #expect(try auditdb(["verify", "--store", store, "--key-file", keyFile, "--store-id", id]).status == 0)
+        let swapped = try auditdb(["verify", "--store", store, "--key-file", keyFile, "--store-id", "00112233445566778899aabbccddeeff"])
+        #expect(swapped.status == 1)
+        #expect(swapped.stdout.contains("store-identity-mismatch"))
+    }
+
+    @Test("append --jsonl writes a batch; a bad line is reported by number and nothing is written")
+    func jsonl() throws {
+        try setUpStore()
+        let good = """
+            {"actor":"a1","action":"login","tenant":"t1"}
+            {"actor":"a2","action":"read","resourceType":"doc","resourceId":"d9","details":{"k":[1,2]},"occurredAt":1700000000000000}
+
+            """
+        let ok = try auditdb(["append", "--jsonl", "--store", store, "--key-file", keyFile], stdin: good)
+        #expect(ok.status == 0)
+        #expect(ok.stdout == "1-2\n")
+        for (input, message) in [
+            ("{\"actor\":\"a\",\"action\":\"x\"}\n{\"actor\":\"a\",\"action\":\"x\",\"severity\":\"loud\"}\n", "line 2: severity: must be one of"),
+            ("{\"actor\":\"a\",\"action\":\"x\"}\n{\"actor\":\"a\",\"action\":\n", "line 2: line: invalid JSON"),
+            ("{\"actor\":\"a\",\"action\":\"x\",\"details\":\"notobject\"}\n", "line 1: details: must be a JSON object"),
+            ("{\"actor\":\"a\\u0000b\",\"action\":\"x\"}\n", "line 1: actor: contains a control character"),
+        ] {
+            let bad = try auditdb(["append", "--jsonl", "--store", store, "--key-file", keyFile], stdin: input)
+            #expect(bad.status == 2)
+            #expect(bad.stderr.contains(message), "stderr: \(bad.stderr)")
+            #expect(bad.stderr.contains("nothing was written"))
+        }
+        var invalidUTF8 = Data("{\"actor\":\"a\",\"action\":\"x\"}\n{\"actor\":\"".utf8)
+        invalidUTF8.append(contentsOf: [0xC3, 0x28])
+        invalidUTF8.append(contentsOf: Data("\",\"action\":\"x\"}\n".utf8))
+        let utf8 = try auditdb(["append", "--jsonl", "--store", store, "--key-file", keyFile], stdinBytes: invalidUTF8)
+        #expect(utf8.status == 2)
+        #expect(utf8.stderr.contains("line 2: not valid UTF-8; nothing was written"))
+        let query = try auditdb(["query", "--store", store, "--key-file", keyFile, "--format", "jsonl"])
+        #expect(query.stdout.split(separator: "\n").count == 2)  // still only the good batch
+    }
+
+    @Test("query output escapes control characters and terminal escapes in every format")
+    func queryEscaping() throws {
+        try setUpStore()
+        let hostile = #"{"actor":"eve\u202e\u001b","action":"x","resourceId":"r\u0085","details":{"m":"a\nb\u001b[2J\u2028"}}"#
+        let added = try auditdb(["append", "--jsonl", "--store", store, "--key-file", keyFile], stdin: hostile + "\n")
+        // C1 control U+0085 in resourceId is refused; try without it.
+        #expect(added.status == 2)
+        let allowed = #"{"actor":"eve\u202e","action":"x","details":{"m":"a\nb\u001b[2J\u2028\u202e"}}"#
+        #expect(try auditdb(["append", "--jsonl", "--store", store, "--key-file", keyFile], stdin: allowed + "\n").status == 0)
+        for format in ["table", "json", "jsonl"] {
+            let out = try auditdb(["query", "--store", store, "--key-file", keyFile, "--format", format])
+            #expect(out.status == 0)
+            #expect(!out.stdout.unicodeScalars.contains { OutputEscaping.needsEscape($0) && $0 != "\n" })
+            #expect(out.stdout.split(separator: "\n").count == (format == "table" ? 2 : 1))
+        }
+        let json = try auditdb(["query", "--store", store, "--key-file", keyFile, "--format", "json"])
+        let array = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]]
+        #expect(array?.first?["actor"] as? String == "eve\u{202E}")
+        #expect((array?.first?["details"] as? [String: Any])?["m"] as? String == "a\nb\u{1B}[2J\u{2028}\u{202E}")
+    }
+
+    @Test("keys rotate and compromised: old rows re-attested, the key file marked, verify intact")
+    func keyCommands() throws {
+        try setUpStore()
+        for i in 1...3 { _ = try auditdb(["append", "--store", store, "--key-file", keyFile, "--actor", "u\(i)", "--action", "a"]) }
+        let compromised = try auditdb(["keys", "compromised", "1", "--store", store, "--key-file", keyFile])
+        #expect(compromised.status == 0, "\(compromised.stderr)")
+        #expect(compromised.stdout.contains("added key version 2"))
+        #expect(compromised.stdout.contains("re-attested 3 row(s) signed by key version 1 with key version 2; declaration recorded at seq 4"))
+        let list = try auditdb(["keys", "list", "--key-file", keyFile])
+        #expect(list.stdout.contains("key 1 compromised"))
+        #expect(list.stdout.contains("key 2 active (signing)"))
+        #expect(try auditdb(["verify", "--store", store, "--key-file", keyFile]).status == 0)
+        let mode = try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let rotate = try auditdb(["keys", "rotate", "--key-file", keyFile])
+        #expect(rotate.stdout.contains("added key version 3"))
+        #expect(try auditdb(["append", "--store", store, "--key-file", keyFile, "--actor", "u", "--action", "a"]).stdout == "5\n")
+        #expect(try auditdb(["verify", "--store", store, "--key-file", keyFile]).status == 0)
+    }
+
+    @Test("--help documents the exit statuses")
+    func helpDocumentsExitStatus() throws {
+        let help = try auditdb(["verify", "--help"])
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("1  integrity violation found"))
+        #expect(help.stdout.contains("2  could not verify"))
+        let root = try auditdb(["--help"])
+        #expect(root.stdout.contains("EXIT STATUS"))
+    }
+
+    @Test("environment variables stand in for the global options")
+    func environment() throws {
+        try setUpStore()
+        var env = ProcessInfo.processInfo.environment
+        env["AUDITDB_STORE"] = store
+        env["AUDITDB_KEY_FILE"] = keyFile
+        let result = try run(cli, ["append", "--actor", "a", "--action", "b"], environment: env)
+        #expect(result.stdout == "1\n")
+    }
+}
