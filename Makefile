@@ -1,0 +1,34 @@
+# AuditDB: the two entry points are `make demo` and `make test` (see README.md).
+# Both install what they need on a fresh Debian machine first (as root, or with sudo).
+
+SWIFT ?= swift
+APT_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config sqlite3 python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup build test demo release clean
+
+## setup: install the system packages AuditDB builds and tests with (only the missing ones)
+setup:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+build: setup
+	$(SWIFT) build
+
+## test: the whole test suite (Swift Testing only, so the summary line is unambiguous)
+test: setup
+	$(SWIFT) test --disable-xctest
+
+## demo: build, then run a demo store: append, query, verify, tamper, verify again
+demo: setup
+	$(SWIFT) build --product auditdb
+	./scripts/demo.sh "$$($(SWIFT) build --show-bin-path)/auditdb"
+
+release: setup
+	$(SWIFT) build -c release --product auditdb
+
+clean:
+	rm -rf .build
