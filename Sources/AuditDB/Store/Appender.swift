@@ -30,11 +30,12 @@ final class Appender: Sendable {
         let commits: Counter
         let commitDuration: Metrics.Timer
 
-        init(prefix: String) {
-            appended = Counter(label: "\(prefix)_appended_entries_total")
-            failures = Counter(label: "\(prefix)_append_failures_total")
-            commits = Counter(label: "\(prefix)_commits_total")
-            commitDuration = Metrics.Timer(label: "\(prefix)_commit_duration")
+        init(prefix: String, factory: (any MetricsFactory)?) {
+            let factory = factory ?? MetricsSystem.factory
+            appended = Counter(label: "\(prefix)_appended_entries_total", factory: factory)
+            failures = Counter(label: "\(prefix)_append_failures_total", factory: factory)
+            commits = Counter(label: "\(prefix)_commits_total", factory: factory)
+            commitDuration = Metrics.Timer(label: "\(prefix)_commit_duration", factory: factory)
         }
     }
 
@@ -62,7 +63,7 @@ final class Appender: Sendable {
         self.durability = configuration.durability
         self.maximumGroupSize = max(1, configuration.maximumGroupSize)
         self.logger = logger
-        self.metrics = StoreMetrics(prefix: configuration.metricsPrefix)
+        self.metrics = StoreMetrics(prefix: configuration.metricsPrefix, factory: configuration.metricsFactory)
         self.state = Mutex(State(synchronousFull: configuration.durability == .synchronous, knownKeyVersions: knownKeyVersions))
     }
 

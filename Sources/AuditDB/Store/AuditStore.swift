@@ -1,4 +1,5 @@
 public import Logging
+public import CoreMetrics
 import CAuditCore
 import CSodium
 import Foundation
@@ -48,6 +49,11 @@ public final class AuditStore: Sendable {
         public var maximumGroupSize: Int = 50_000
         /// A prefix for metric labels. Default `auditdb`.
         public var metricsPrefix: String = "auditdb"
+        /// Where metrics go. Default: the process-wide `MetricsSystem` factory.
+        ///
+        /// Metrics: `<prefix>_appended_entries_total`, `<prefix>_append_failures_total` (rejected
+        /// events and failed appends), `<prefix>_commits_total`, `<prefix>_commit_duration`.
+        public var metricsFactory: (any MetricsFactory)?
 
         /// The defaults.
         public init() {}
@@ -123,6 +129,14 @@ public final class AuditStore: Sendable {
         } catch {
             throw AuditError.from(error, while: "create store \(path)")
         }
+    }
+
+    /// Opens an existing store with keys from `keyProvider` (a key file, the environment, or
+    /// your own vault).
+    public static func open(at path: String, keyProvider: some AuditKeyProvider,
+                            configuration: Configuration = Configuration()) async throws -> AuditStore
+    {
+        try await open(at: path, keys: try await keyProvider.keyRing(), configuration: configuration)
     }
 
     /// Opens an existing store.
