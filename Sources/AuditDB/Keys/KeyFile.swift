@@ -156,20 +156,26 @@ public struct EnvironmentKeyProvider: AuditKeyProvider {
         defer { sodium_memzero(&text, text.count) }
         var entry = [UInt8]()
         defer { sodium_memzero(&entry, entry.count) }
-        func flush() {
-            var fields = entry.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
+        var entryNumber = 0
+        func flush() throws(AuditError) {
             guard !entry.isEmpty else { return }
-            if fields.count == 2 { fields.append(ArraySlice("active".utf8)) }
-            text += Array("key ".utf8) + Array(fields[0]) + [0x20]
-            text += (fields.count > 2 ? Array(fields[2]) : []) + Array(" - ".utf8) + Array(fields[1]) + [0x0A]
+            entryNumber += 1
+            let fields = entry.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
+            guard fields.count == 2 || fields.count == 3 else {
+                throw AuditError(
+                    .invalidKeyFile,
+                    "environment variable \(variable), entry \(entryNumber): expected VERSION:HEX or VERSION:HEX:STATUS (found \(fields.count) field(s))")
+            }
+            let status = fields.count == 3 ? Array(fields[2]) : Array("active".utf8)
+            text += Array("key ".utf8) + Array(fields[0]) + [0x20] + status + Array(" - ".utf8) + Array(fields[1]) + [0x0A]
             sodium_memzero(&entry, entry.count)
             entry.removeAll(keepingCapacity: true)
         }
         for i in 0..<length {
             let c = UInt8(bitPattern: raw[i])
-            if c == UInt8(ascii: ",") || c == 0x20 || c == 0x0A { flush() } else { entry.append(c) }
+            if c == UInt8(ascii: ",") || c == 0x20 || c == 0x0A { try flush() } else { entry.append(c) }
         }
-        flush()
+        try flush()
         return try typedAuditErrors {
             try text.withUnsafeBytes { bytes in try KeyText.parse(bytes, origin: "environment variable \(variable)") }
         }

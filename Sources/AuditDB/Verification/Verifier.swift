@@ -87,6 +87,7 @@ struct Verifier: Sendable {
         } else if bounds.1 == nil, storeID != nil {
             // Empty store: nothing more to check.
         }
+        findings = Self.joinedAtSplitPoints(findings, removed: &total)
         total = max(total, findings.count)
         findings.sort { ($0.seqs?.lowerBound ?? Int64.min, $0.kind.name) < ($1.seqs?.lowerBound ?? Int64.min, $1.kind.name) }
         if findings.count > IntegrityReport.findingLimit { findings = Array(findings.prefix(IntegrityReport.findingLimit)) }
@@ -118,6 +119,34 @@ struct Verifier: Sendable {
                 attestations
             )
         }
+    }
+
+    /// Makes a pass over several ranges report exactly what one pass in seq order would: a gap
+    /// across a split point is one finding, and a row whose predecessor (the last row of the
+    /// previous range) was bad gets no chain-break of its own, as in ``checkRow``.
+    static func joinedAtSplitPoints(_ findings: [Finding], removed total: inout Int) -> [Finding] {
+        let ordered = findings.sorted { ($0.seqs?.lowerBound ?? .min) < ($1.seqs?.lowerBound ?? .min) }
+        let untrusting: Set<Finding.Kind> = [.macMismatch, .chainBreak, .malformedRow, .unknownKeyVersion]
+        var badSeqs = Set(ordered.filter { untrusting.contains($0.kind) }.compactMap(\.firstSeq))
+        var out: [Finding] = []
+        for finding in ordered {
+            if finding.kind == .missingRows, let last = out.last, last.kind == .missingRows, let a = last.seqs,
+               let b = finding.seqs, a.upperBound + 1 == b.lowerBound
+            {
+                out[out.count - 1] = Finding(
+                    kind: .missingRows, seqs: a.lowerBound...b.upperBound,
+                    message: "\(b.upperBound - a.lowerBound + 1) row(s) missing before seq \(b.upperBound + 1) (removed)")
+                total -= 1
+                continue
+            }
+            if finding.kind == .chainBreak, let seq = finding.firstSeq, badSeqs.contains(seq - 1) {
+                badSeqs.remove(seq)
+                total -= 1
+                continue
+            }
+            out.append(finding)
+        }
+        return out
     }
 
     /// Splits the seq range in two for two reader connections when it is large enough to pay.
@@ -195,8 +224,9 @@ struct Verifier: Sendable {
                                     message: "the store header is signed with key version \(header.keyVersion), which the key ring lacks"))
             return findings
         }
-        guard header.formatVersion >= 0, header.formatVersion <= 255 else {
-            findings.append(Finding(kind: .headerTampered, seqs: nil, message: "invalid format version \(header.formatVersion)"))
+        guard header.formatVersion == Int64(StoreFormat.formatVersion) else {
+            findings.append(Finding(kind: .headerTampered, seqs: nil,
+                                    message: "the store header claims format version \(header.formatVersion); this AuditDB reads format \(StoreFormat.formatVersion)"))
             return findings
         }
         var mac = [UInt8](repeating: 0, count: 32)

@@ -80,6 +80,19 @@ struct KeyTests {
         #expect(ring.compromisedVersions == [1])
     }
 
+    @Test("malformed AUDITDB_KEYS entries are typed errors, never a crash", arguments: [
+        "garbage", "1", "1:\(String(repeating: "ab", count: 32)):active:junk", "1::", ":",
+    ])
+    func malformedEnvironmentKeys(value: String) {
+        setenv("AUDITDB_TEST_BAD_KEYS", value, 1)
+        defer { unsetenv("AUDITDB_TEST_BAD_KEYS") }
+        #expect {
+            try EnvironmentKeyProvider(variable: "AUDITDB_TEST_BAD_KEYS").load()
+        } throws: { error in
+            (error as? AuditError)?.code == .invalidKeyFile && !(error as! AuditError).message.contains("abab")
+        }
+    }
+
     @Test("rotation: a new version signs new rows, old rows still verify, none rewritten")
     func rotation() async throws {
         let path = dir.path("s.db")

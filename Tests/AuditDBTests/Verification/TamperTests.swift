@@ -113,6 +113,26 @@ struct TamperTests {
         #expect(rows.first?.seqs == 12...12)
     }
 
+    @Test("large stores are scanned in two ranges, with findings identical to one pass in order")
+    func findingsAtTheSplitPoint() async throws {
+        try await makeStore(at: db, keys: keys, count: 25_000)
+        let mid: Int64 = 1 + (25_000 - 1) / 2
+        #expect(Verifier.split(1...25_000, rows: 25_000).count == 2 || ProcessInfo.processInfo.activeProcessorCount == 1)
+        // A row changed at the end of the first range: one finding, no chain-break after it.
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET mac = randomblob(32) WHERE seq = \(mid);")
+        var report = try await verify()
+        #expect(report.findings.filter { $0.seqs != nil }.map(\.kind) == [.macMismatch])
+        #expect(report.findings.filter { $0.seqs != nil }.map(\.firstSeq) == [mid])
+        #expect(report.totalFindings == 2)  // and the dropped trigger
+        // A gap across the split point: one missing-rows finding.
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq BETWEEN \(mid) AND \(mid + 2);")
+        report = try await verify()
+        let rows = report.findings.filter { $0.seqs != nil }
+        #expect(rows.map(\.kind) == [.missingRows])
+        #expect(rows.first?.seqs == mid...(mid + 2))
+        #expect(report.rowsChecked == 24_997)
+    }
+
     @Test("a middle row deleted and later rows renumbered to close the gap: mac-mismatch from that seq on")
     func deletedAndRenumbered() async throws {
         try await makeStore(at: db, keys: keys, count: 10)
@@ -232,6 +252,16 @@ struct TamperTests {
         try patchFile(db, at: 0, with: Array("this is not an sqlite file".utf8))
         let report = try await verify()
         #expect(report.findings.map(\.kind) == [.corruption])
+    }
+
+    @Test("a header claiming another format version: header-tampered")
+    func headerFormatVersion() async throws {
+        try await makeStore(at: db, keys: keys, count: 1)
+        try sqlite3Must(db, "DROP TRIGGER audit_store_no_update; UPDATE audit_store SET format_version = 2;")
+        let report = try await verify()
+        #expect(report.findings(.headerTampered).map(\.message) == [
+            "the store header claims format version 2; this AuditDB reads format 1",
+        ])
     }
 
     @Test("a wrong key: the header and every row fail their MACs")

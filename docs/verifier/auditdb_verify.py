@@ -1,0 +1,1015 @@
+#!/usr/bin/env python3
+"""auditdb_verify.py - an independent verifier of AuditDB stores (format version 1).
+
+Written from docs/FORMAT.md alone, with nothing but the Python standard library, as the
+proof that FORMAT.md is complete: if this file and the Swift/C reference ever disagree, one
+of them (or the document) has a bug.
+
+Usage:
+    python3 auditdb_verify.py --store FILE --key-file FILE [--store-id HEX] [--json]
+    python3 auditdb_verify.py --store FILE [--store-id HEX] [--json]     # $AUDITDB_KEY_FILE or $AUDITDB_KEYS
+    python3 auditdb_verify.py --emit-vectors OUT.json                     # regenerate test vectors
+
+Exit status: 0 intact, 1 findings (printed as KIND, seq, message), 2 usage or I/O error.
+
+The store is opened read-only (SQLite URI mode=ro) and read inside one transaction, so the
+check sees one consistent snapshot even while a writer appends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import pathlib
+import sqlite3
+import stat
+import struct
+import sys
+
+# --------------------------------------------------------------------------------------------
+# FORMAT.md "Constants"
+# --------------------------------------------------------------------------------------------
+
+FORMAT_VERSION = 1
+STORE_ID_LEN = 16
+MAC_LEN = 32
+TAG_LEN = 16
+KEY_LEN = 32
+
+LABEL_MAC_KEY = b"AuditDB/v1/mac-key"
+LABEL_NONCE_KEY = b"AuditDB/v1/nonce-key"
+
+MAGIC_ROW = b"ADB1ROW_"
+MAGIC_LINK = b"ADB1LINK"
+MAGIC_NONCE = b"ADB1NONC"
+MAGIC_HEADER = b"ADB1STOR"
+MAGIC_ATTEST = b"ADB1ATST"
+
+FIELD_ACTOR = 1
+FIELD_SOURCE = 2
+FIELD_DETAILS = 3
+
+ZERO32 = bytes(32)
+
+OUTCOMES = {"success": 0, "failure": 1, "denied": 2, "error": 3}
+SEVERITIES = {"info": 0, "notice": 1, "warning": 2, "critical": 3}
+ORIGINS = {"recorded": 0, "back-signed": 1}
+
+FINDING_LIMIT = 1000
+
+# --------------------------------------------------------------------------------------------
+# FORMAT.md "Primitives"
+# --------------------------------------------------------------------------------------------
+
+
+def hmac_sha256(key: bytes, msg: bytes) -> bytes:
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def sha256(msg: bytes) -> bytes:
+    return hashlib.sha256(msg).digest()
+
+
+def u8(v: int) -> bytes:
+    if not 0 <= v <= 0xFF:
+        raise ValueError(f"u8 out of range: {v}")
+    return bytes([v])
+
+
+def u32(v: int) -> bytes:
+    if not 0 <= v <= 0xFFFFFFFF:
+        raise ValueError(f"u32 out of range: {v}")
+    return struct.pack(">I", v)
+
+
+def i64(v: int) -> bytes:
+    """Signed 64-bit integer, two's complement, big-endian (the same 8 bytes as u64(v mod 2^64))."""
+    return struct.pack(">q", v)
+
+
+def opt_i64(v: int | None) -> bytes:
+    return b"\x00" if v is None else b"\x01" + i64(v)
+
+
+def opt_str(v: bytes | None) -> bytes:
+    if v is None:
+        return b"\xff\xff\xff\xff"
+    if len(v) >= 0xFFFFFFFF:
+        raise ValueError("text field too long for format version 1")
+    return u32(len(v)) + v
+
+
+# --------------------------------------------------------------------------------------------
+# FORMAT.md "Keys"
+# --------------------------------------------------------------------------------------------
+
+
+class KeySet:
+    """The two keys derived from one 32-byte master key."""
+
+    def __init__(self, master: bytes):
+        if len(master) != KEY_LEN:
+            raise ValueError("a master key is 32 bytes")
+        self.k_mac = hmac_sha256(master, LABEL_MAC_KEY)
+        self.k_nonce = hmac_sha256(master, LABEL_NONCE_KEY)
+
+    def mac(self, msg: bytes) -> bytes:
+        return hmac_sha256(self.k_mac, msg)
+
+
+# --------------------------------------------------------------------------------------------
+# FORMAT.md "Commitments"
+# --------------------------------------------------------------------------------------------
+
+
+def nonce_message(store_id: bytes, seq: int, field: int) -> bytes:
+    return MAGIC_NONCE + store_id + i64(seq) + u8(field)
+
+
+def field_nonce(ks: KeySet, store_id: bytes, seq: int, field: int) -> bytes:
+    return hmac_sha256(ks.k_nonce, nonce_message(store_id, seq, field))
+
+
+def commitment(nonce: bytes, field: int, value: bytes | None) -> bytes:
+    if value is None:
+        return ZERO32
+    return sha256(nonce + u8(field) + value)
+
+
+def committed_field(ks: KeySet, store_id: bytes, seq: int, field: int, value: bytes | None) -> bytes:
+    if value is None:
+        return ZERO32
+    return commitment(field_nonce(ks, store_id, seq, field), field, value)
+
+
+# --------------------------------------------------------------------------------------------
+# FORMAT.md "The row encoding ENC_ROW"
+# --------------------------------------------------------------------------------------------
+
+# The columns of audit_entries in the order this file reads them.
+ROW_COLUMNS = (
+    "seq", "recorded_at", "occurred_at", "tenant", "actor", "action", "resource_type", "resource_id",
+    "outcome", "severity", "correlation_id", "source", "details", "origin", "origin_ref",
+    "format_version", "key_version", "mac",
+)
+TEXT_COLUMNS = ("tenant", "actor", "action", "resource_type", "resource_id", "correlation_id", "source", "details")
+
+
+def enc_row(ks: KeySet, store_id: bytes, row: dict) -> bytes:
+    """ENC_ROW of `row`: a dict of column values; text columns as UTF-8 bytes or None."""
+    seq = row["seq"]
+    return b"".join([
+        MAGIC_ROW,
+        store_id,
+        i64(seq),
+        u8(row["format_version"]),
+        u32(row["key_version"]),
+        i64(row["recorded_at"]),
+        opt_i64(row["occurred_at"]),
+        opt_str(row["tenant"]),
+        opt_str(row["action"]),
+        opt_str(row["resource_type"]),
+        opt_str(row["resource_id"]),
+        u8(row["outcome"]),
+        u8(row["severity"]),
+        opt_str(row["correlation_id"]),
+        u8(row["origin"]),
+        opt_i64(row["origin_ref"]),
+        committed_field(ks, store_id, seq, FIELD_ACTOR, row["actor"]),
+        committed_field(ks, store_id, seq, FIELD_SOURCE, row["source"]),
+        committed_field(ks, store_id, seq, FIELD_DETAILS, row["details"]),
+    ])
+
+
+def row_tag(ks: KeySet, store_id: bytes, row: dict) -> bytes:
+    return ks.mac(enc_row(ks, store_id, row))[:TAG_LEN]
+
+
+def link_message(store_id: bytes, seq: int, tag: bytes, prev_mac: bytes) -> bytes:
+    return MAGIC_LINK + store_id + i64(seq) + tag + prev_mac
+
+
+def link_tag(ks: KeySet, store_id: bytes, seq: int, tag: bytes, prev_mac: bytes) -> bytes:
+    return ks.mac(link_message(store_id, seq, tag, prev_mac))[:TAG_LEN]
+
+
+def seal(ks: KeySet, store_id: bytes, row: dict, prev_mac: bytes) -> bytes:
+    """The stored MAC of `row`: row tag || link tag."""
+    t = row_tag(ks, store_id, row)
+    return t + link_tag(ks, store_id, row["seq"], t, prev_mac)
+
+
+# --------------------------------------------------------------------------------------------
+# FORMAT.md "Store header" and "Attestations"
+# --------------------------------------------------------------------------------------------
+
+
+def header_message(store_id: bytes, created_at: int, format_version: int, key_version: int) -> bytes:
+    return MAGIC_HEADER + store_id + i64(created_at) + u8(format_version) + u32(key_version)
+
+
+def header_mac(ks: KeySet, store_id: bytes, created_at: int, format_version: int, key_version: int) -> bytes:
+    return ks.mac(header_message(store_id, created_at, format_version, key_version))
+
+
+def attestation_message(store_id: bytes, seq: int, row_key_version: int, row_mac: bytes, declaration_seq: int) -> bytes:
+    return MAGIC_ATTEST + store_id + i64(seq) + u32(row_key_version) + row_mac + i64(declaration_seq)
+
+
+def attestation_mac(ks: KeySet, store_id: bytes, seq: int, row_key_version: int, row_mac: bytes,
+                    declaration_seq: int) -> bytes:
+    return ks.mac(attestation_message(store_id, seq, row_key_version, row_mac, declaration_seq))
+
+
+# --------------------------------------------------------------------------------------------
+# FORMAT.md "Key file" and "AUDITDB_KEYS"
+# --------------------------------------------------------------------------------------------
+
+
+class KeyError_(Exception):
+    """A key file or variable that cannot be used (exit status 2). Never carries key bytes."""
+
+
+class Key:
+    def __init__(self, version: int, status: str, created: str, master: bytes):
+        self.version = version
+        self.status = status
+        self.created = created
+        self.keyset = KeySet(master)
+
+
+HEXDIGITS = set(b"0123456789abcdefABCDEF")
+
+
+def parse_key_text(data: bytes, origin: str) -> dict[int, Key]:
+    keys: dict[int, Key] = {}
+    saw_header = False
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        fields = [f for f in line.replace(b"\t", b" ").replace(b"\r", b" ").split(b" ") if f]
+        if not fields or fields[0].startswith(b"#"):
+            continue
+        if not saw_header:
+            if fields != [b"auditdb-keys", b"v1"]:
+                raise KeyError_(f"{origin} line {number}: expected the header `auditdb-keys v1`")
+            saw_header = True
+            continue
+        if len(fields) != 5 or fields[0] != b"key":
+            raise KeyError_(f"{origin} line {number}: expected `key VERSION STATUS CREATED HEX` (5 fields)")
+        version_text = fields[1]
+        if version_text.startswith(b"+"):
+            version_text = version_text[1:]  # the reference's integer parser accepts a leading '+'
+        if not version_text.isdigit() or not 1 <= int(version_text) <= 0xFFFFFFFF:
+            raise KeyError_(f"{origin} line {number}: the version must be a whole number from 1 to 4294967295")
+        version = int(version_text)
+        status = fields[2].decode("ascii", "replace")
+        if status not in ("active", "compromised"):
+            raise KeyError_(f"{origin} line {number}: status must be `active` or `compromised`")
+        hex_field = fields[4]
+        if len(hex_field) != 64:
+            raise KeyError_(f"{origin} line {number}: the key must be 64 hex digits (32 bytes); "
+                            f"found {len(hex_field)} characters")
+        if not all(c in HEXDIGITS for c in hex_field):
+            raise KeyError_(f"{origin} line {number}: the key is not valid hex")
+        if version in keys:
+            raise KeyError_(f"{origin}: key version {version} appears twice; each version must be unique")
+        keys[version] = Key(version, status, fields[3].decode("utf-8", "replace"), bytes.fromhex(hex_field.decode()))
+    if not saw_header:
+        raise KeyError_(f"{origin}: no `auditdb-keys v1` header; is this a key file?")
+    if not any(k.status == "active" for k in keys.values()):
+        raise KeyError_(f"{origin}: no active key (the ring needs at least one)")
+    return keys
+
+
+def load_key_file(path: str) -> dict[int, Key]:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise KeyError_(f"cannot open key file {path}: {e.strerror}")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise KeyError_(f"key file {path} is not a regular file")
+        if st.st_mode & 0o077:
+            raise KeyError_(f"key file {path} is accessible by group or others (mode {st.st_mode & 0o777:o}); "
+                            f"run `chmod 600 {path}`")
+        if not 0 < st.st_size < (1 << 20):
+            raise KeyError_(f"key file {path} is empty or too large ({st.st_size} bytes)")
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return parse_key_text(b"".join(chunks), f"key file {path}")
+
+
+def keys_from_environment(variable: str = "AUDITDB_KEYS") -> dict[int, Key]:
+    raw = os.environb.get(variable.encode()) if hasattr(os, "environb") else os.environ.get(variable, "").encode()
+    if raw is None:
+        raise KeyError_(f"environment variable {variable} is not set")
+    lines = [b"auditdb-keys v1"]
+    for entry in raw.replace(b",", b" ").replace(b"\n", b" ").split(b" "):
+        if not entry:
+            continue
+        parts = entry.split(b":")
+        if len(parts) not in (2, 3):
+            raise KeyError_(f"environment variable {variable}: an entry is not VERSION:HEX[:STATUS]")
+        status = parts[2] if len(parts) == 3 else b"active"
+        lines.append(b"key " + parts[0] + b" " + status + b" - " + parts[1])
+    return parse_key_text(b"\n".join(lines) + b"\n", f"environment variable {variable}")
+
+
+# --------------------------------------------------------------------------------------------
+# FORMAT.md "Schema" (verbatim from schema/audit.sql, format version 1; selftest.py checks that
+# this copy, FORMAT.md's copy and schema/audit.sql define the same objects)
+# --------------------------------------------------------------------------------------------
+
+SCHEMA_SQL = r"""
+CREATE TABLE audit_store (
+    singleton      INTEGER PRIMARY KEY CHECK (singleton = 1),
+    store_id       BLOB    NOT NULL CHECK (length(store_id) = 16),
+    created_at     INTEGER NOT NULL,
+    format_version INTEGER NOT NULL,
+    key_version    INTEGER NOT NULL,
+    mac            BLOB    NOT NULL CHECK (length(mac) = 32)
+) STRICT;
+
+CREATE TABLE audit_entries (
+    seq            INTEGER PRIMARY KEY,
+    recorded_at    INTEGER NOT NULL,
+    occurred_at    INTEGER,
+    tenant         TEXT,
+    actor          TEXT,
+    action         TEXT    NOT NULL,
+    resource_type  TEXT,
+    resource_id    TEXT,
+    outcome        INTEGER NOT NULL,
+    severity       INTEGER NOT NULL,
+    correlation_id TEXT,
+    source         TEXT,
+    details        TEXT,
+    origin         INTEGER NOT NULL,
+    origin_ref     INTEGER,
+    format_version INTEGER NOT NULL,
+    key_version    INTEGER NOT NULL,
+    mac            BLOB    NOT NULL
+) STRICT;
+
+CREATE TABLE audit_key_versions (
+    key_version INTEGER PRIMARY KEY,
+    first_seq   INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE audit_attestations (
+    seq             INTEGER NOT NULL,
+    key_version     INTEGER NOT NULL,
+    declaration_seq INTEGER NOT NULL,
+    mac             BLOB    NOT NULL,
+    PRIMARY KEY (seq, key_version)
+) STRICT, WITHOUT ROWID;
+
+CREATE TRIGGER audit_store_no_update BEFORE UPDATE ON audit_store
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_store is append-only: UPDATE is not allowed'); END;
+CREATE TRIGGER audit_store_no_delete BEFORE DELETE ON audit_store
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_store is append-only: DELETE is not allowed'); END;
+CREATE TRIGGER audit_store_no_overwrite BEFORE INSERT ON audit_store
+WHEN EXISTS (SELECT 1 FROM audit_store)
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_store is append-only: the store header cannot be replaced'); END;
+
+CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries
+BEGIN SELECT RAISE(ABORT, 'AuditDB: the audit log is append-only: UPDATE is not allowed'); END;
+CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries
+BEGIN SELECT RAISE(ABORT, 'AuditDB: the audit log is append-only: DELETE is not allowed'); END;
+CREATE TRIGGER audit_entries_next_seq_only BEFORE INSERT ON audit_entries
+WHEN NEW.seq IS NULL OR NEW.seq <> coalesce((SELECT max(seq) FROM audit_entries), 0) + 1
+BEGIN SELECT RAISE(ABORT, 'AuditDB: the audit log is append-only: a new row must take the next seq (no overwrite, no gap)'); END;
+
+CREATE TRIGGER audit_key_versions_no_update BEFORE UPDATE ON audit_key_versions
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_key_versions is append-only: UPDATE is not allowed'); END;
+CREATE TRIGGER audit_key_versions_no_delete BEFORE DELETE ON audit_key_versions
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_key_versions is append-only: DELETE is not allowed'); END;
+CREATE TRIGGER audit_key_versions_no_overwrite BEFORE INSERT ON audit_key_versions
+WHEN EXISTS (SELECT 1 FROM audit_key_versions WHERE key_version = NEW.key_version)
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_key_versions is append-only: a row cannot be replaced'); END;
+
+CREATE TRIGGER audit_attestations_no_update BEFORE UPDATE ON audit_attestations
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_attestations is append-only: UPDATE is not allowed'); END;
+CREATE TRIGGER audit_attestations_no_delete BEFORE DELETE ON audit_attestations
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_attestations is append-only: DELETE is not allowed'); END;
+CREATE TRIGGER audit_attestations_no_overwrite BEFORE INSERT ON audit_attestations
+WHEN EXISTS (SELECT 1 FROM audit_attestations WHERE seq = NEW.seq AND key_version = NEW.key_version)
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_attestations is append-only: a row cannot be replaced'); END;
+
+CREATE VIEW audit_log AS
+SELECT seq,
+       strftime('%Y-%m-%dT%H:%M:%fZ', recorded_at / 1000000.0, 'unixepoch') AS recorded_at,
+       strftime('%Y-%m-%dT%H:%M:%fZ', occurred_at / 1000000.0, 'unixepoch') AS occurred_at,
+       tenant, actor, action, resource_type, resource_id,
+       CASE outcome WHEN 0 THEN 'success' WHEN 1 THEN 'failure' WHEN 2 THEN 'denied' WHEN 3 THEN 'error' END AS outcome,
+       CASE severity WHEN 0 THEN 'info' WHEN 1 THEN 'notice' WHEN 2 THEN 'warning' WHEN 3 THEN 'critical' END AS severity,
+       correlation_id, source, details,
+       CASE origin WHEN 0 THEN 'recorded' WHEN 1 THEN 'back-signed' END AS origin,
+       key_version
+FROM audit_entries;
+"""
+
+OWNED_OBJECTS_SQL = r"""
+SELECT type, name, tbl_name, sql FROM sqlite_schema
+WHERE name LIKE 'audit\_%' ESCAPE '\' OR tbl_name LIKE 'audit\_%' ESCAPE '\'
+ORDER BY type, name
+"""
+
+
+def schema_objects(conn: sqlite3.Connection) -> dict[str, tuple[str, str | None]]:
+    out = {}
+    for typ, name, table, sql in conn.execute(OWNED_OBJECTS_SQL):
+        key = f"{_s(typ)} {_s(name)}"
+        out.setdefault(key, (_s(table), None if sql is None else _s(sql)))
+    return out
+
+
+def expected_schema_objects(schema_sql: str = SCHEMA_SQL) -> dict[str, tuple[str, str | None]]:
+    mem = sqlite3.connect(":memory:")
+    try:
+        mem.executescript(schema_sql)
+        return schema_objects(mem)
+    finally:
+        mem.close()
+
+
+def _s(v) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+# --------------------------------------------------------------------------------------------
+# FORMAT.md "Verification"
+# --------------------------------------------------------------------------------------------
+
+
+class Finding:
+    def __init__(self, kind: str, first: int | None, last: int | None, message: str):
+        self.kind, self.first, self.last, self.message = kind, first, last, message
+
+    def sort_key(self):
+        return (-(1 << 63) if self.first is None else self.first, self.kind)
+
+    def where(self) -> str:
+        if self.first is None:
+            return ""
+        if self.first == self.last:
+            return f" at seq {self.first}"
+        return f" at seqs {self.first}...{self.last}"
+
+    def __str__(self) -> str:
+        return f"{self.kind}{self.where()}: {self.message}"
+
+    def as_json(self) -> dict:
+        return {"kind": self.kind, "first_seq": self.first, "last_seq": self.last, "message": self.message}
+
+
+class Report:
+    def __init__(self):
+        self.store_id: bytes | None = None
+        self.rows_checked = 0
+        self.last_seq = 0
+        self.findings: list[Finding] = []
+
+    @property
+    def intact(self) -> bool:
+        return not self.findings
+
+    def add(self, kind: str, first: int | None, last: int | None, message: str):
+        self.findings.append(Finding(kind, first, last, message))
+
+
+class StoreOpenError(Exception):
+    """The store could not be opened or read for a reason other than damage (exit status 2)."""
+
+
+SQLITE_CORRUPT = 11
+SQLITE_NOTADB = 26
+
+
+def _is_corruption(e: sqlite3.DatabaseError) -> bool:
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
+    text = str(e).lower()
+    return "malformed" in text or "not a database" in text
+
+
+def open_read_only(path: str) -> sqlite3.Connection:
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise StoreOpenError(f"{path}: no such store file")
+    uri = p.absolute().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+    conn.text_factory = bytes  # text exactly as stored (UTF-8 bytes), never decoded or normalised
+    return conn
+
+
+def verify(path: str, keys: dict[int, Key], expected_store_id: bytes | None = None,
+           schema_sql: str | None = SCHEMA_SQL) -> Report:
+    report = Report()
+    conn = open_read_only(path)
+    try:
+        try:
+            conn.execute("BEGIN")  # one read transaction: one consistent snapshot
+            _verify(conn, report, keys, expected_store_id, schema_sql)
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            if _is_corruption(e):
+                report.add("corruption", None, None, f"SQLite cannot read the store: {e}")
+            else:
+                raise StoreOpenError(f"{path}: {e}")
+    finally:
+        conn.close()
+    report.findings.sort(key=Finding.sort_key)
+    return report
+
+
+def _table_exists(conn, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, schema_sql: str | None):
+    # Step 1: schema.
+    if schema_sql is not None:
+        want = expected_schema_objects(schema_sql)
+        have = schema_objects(conn)
+        for key in sorted(want):
+            if key not in have:
+                report.add("schema-tampered", None, None, f"{key} is missing (dropped?)")
+            elif have[key] != want[key]:
+                report.add("schema-tampered", None, None, f"{key} differs from its definition (edited?)")
+        for key in sorted(have):
+            if key not in want:
+                report.add("schema-tampered", None, None, f"unexpected {key} on {have[key][0]}")
+
+    # Step 2: header.
+    store_id = _check_header(conn, report, keys, expected)
+    report.store_id = store_id
+
+    if not _table_exists(conn, "audit_entries"):
+        if schema_sql is None:  # otherwise already reported by the schema check
+            report.add("schema-tampered", None, None, "table audit_entries is missing (dropped?)")
+        return
+
+    low = conn.execute("SELECT min(seq), max(seq), count(*) FROM audit_entries WHERE seq < 1").fetchone()
+    if low[2]:
+        report.add("unexpected-rows", low[0], low[1], f"{low[2]} row(s) with seq below 1; the log starts at seq 1")
+    hi = conn.execute("SELECT max(seq) FROM audit_entries WHERE seq >= 1").fetchone()[0]
+    report.last_seq = hi or 0
+    if store_id is None or hi is None:
+        return  # without a store id no MAC can be checked; an empty log has nothing more to check
+
+    compromised = {v for v, k in keys.items() if k.status == "compromised"}
+    attestations = _load_attestations(conn) if compromised and _table_exists(conn, "audit_attestations") else {}
+    _scan(conn, report, keys, store_id, compromised, attestations, hi)
+
+
+def _check_header(conn, report: Report, keys: dict[int, Key], expected: bytes | None) -> bytes | None:
+    if not _table_exists(conn, "audit_store"):
+        report.add("header-tampered", None, None, "the audit_store table is missing")
+        return None
+    rows = conn.execute(
+        "SELECT store_id, typeof(store_id), created_at, typeof(created_at), format_version, typeof(format_version),"
+        " key_version, typeof(key_version), mac, typeof(mac) FROM audit_store").fetchall()
+    if len(rows) != 1:
+        report.add("header-tampered", None, None, f"audit_store holds {len(rows)} rows; it must hold exactly one")
+        return None
+    sid, t_sid, created, t_created, fmt, t_fmt, kv, t_kv, mac, t_mac = rows[0]
+    if (t_sid not in (b"blob", "blob") or len(sid) != STORE_ID_LEN or _s(t_created) != "integer"
+            or _s(t_fmt) != "integer" or _s(t_kv) != "integer" or not 0 <= kv <= 0xFFFFFFFF
+            or _s(t_mac) != "blob"):
+        report.add("header-tampered", None, None, "the store header has invalid columns")
+        return None
+    sid = bytes(sid)
+    if expected is not None and expected != sid:
+        report.add("store-identity-mismatch", None, None,
+                   f"the file holds store {sid.hex()}, not the expected store {expected.hex()}: "
+                   "it was replaced by another store's file")
+    key = keys.get(kv)
+    if key is None:
+        report.add("unknown-key-version", None, None,
+                   f"the store header is signed with key version {kv}, which the key ring lacks")
+        return sid
+    if not 0 <= fmt <= 255:
+        report.add("header-tampered", None, None, f"invalid format version {fmt}")
+        return sid
+    want = header_mac(key.keyset, sid, created, fmt, kv)
+    if len(mac) != MAC_LEN or not hmac.compare_digest(want, bytes(mac)):
+        report.add("header-tampered", None, None,
+                   "the store header fails its MAC (store id, creation time or format changed)")
+    return sid
+
+
+def _load_attestations(conn) -> dict[int, list[tuple[int, int, bytes]]]:
+    out: dict[int, list[tuple[int, int, bytes]]] = {}
+    for seq, kv, decl, mac in conn.execute("SELECT seq, key_version, declaration_seq, mac FROM audit_attestations"):
+        if not isinstance(seq, int) or not isinstance(kv, int) or not 0 <= kv <= 0xFFFFFFFF:
+            continue
+        if not isinstance(decl, int):
+            decl = 0
+        mac = bytes(mac) if isinstance(mac, (bytes, bytearray, memoryview)) else b""
+        out.setdefault(seq, []).append((kv, decl, mac))
+    return out
+
+
+_SELECT_ROWS = (
+    "SELECT " + ", ".join(ROW_COLUMNS) + ", " + ", ".join(f"typeof({c})" for c in ROW_COLUMNS)
+    + " FROM audit_entries WHERE seq >= 1 ORDER BY seq"
+)
+_INT_COLUMNS = ("recorded_at", "outcome", "severity", "origin", "format_version", "key_version")
+_OPT_INT_COLUMNS = ("occurred_at", "origin_ref")
+
+
+def _scan(conn, report: Report, keys, store_id: bytes, compromised: set[int], attestations, hi: int):
+    state = {"expected": 1}
+    try:
+        _scan_rows(conn, report, keys, store_id, compromised, attestations, state)
+    except sqlite3.DatabaseError as e:
+        if not _is_corruption(e):
+            raise
+        first = state["expected"]
+        report.add("corruption", first, max(first, hi), f"SQLite cannot read the rows from seq {first} on: {e}")
+
+
+def _scan_rows(conn, report: Report, keys, store_id: bytes, compromised: set[int], attestations, state: dict):
+    prev_mac = ZERO32
+    prev_known = True
+    expected = 1
+    n = len(ROW_COLUMNS)
+    for values in conn.execute(_SELECT_ROWS):
+        row = dict(zip(ROW_COLUMNS, values[:n]))
+        types = {c: _s(t) for c, t in zip(ROW_COLUMNS, values[n:])}
+        seq = row["seq"]
+        if seq > expected:
+            report.add("missing-rows", expected, seq - 1, f"{seq - expected} row(s) missing before seq {seq} (removed)")
+            prev_known = False
+        expected = seq + 1
+        state["expected"] = expected
+        report.rows_checked += 1
+
+        why = _malformed(row, types)
+        if why is not None:
+            report.add("malformed-row", seq, seq, why)
+            prev_known = False  # the next row's link tag cannot be checked
+            continue
+
+        stored = bytes(row["mac"])
+        kv = row["key_version"]
+        key = keys.get(kv)
+        verdict = "unknown-key"
+        if key is not None:
+            tag = row_tag(key.keyset, store_id, row)
+            if not hmac.compare_digest(tag, stored[:TAG_LEN]):
+                verdict = "mac-mismatch"
+            elif prev_known and not hmac.compare_digest(
+                    link_tag(key.keyset, store_id, seq, stored[:TAG_LEN], prev_mac), stored[TAG_LEN:]):
+                verdict = "chain-break"
+            else:
+                verdict = "ok"
+
+        if verdict == "unknown-key":
+            report.add("unknown-key-version", seq, seq,
+                       f"signed with key version {kv}, which the key ring lacks; load the key file that holds it")
+        elif verdict == "mac-mismatch":
+            report.add("mac-mismatch", seq, seq,
+                       "the stored values do not match the row's MAC (changed, or copied from another store)")
+        elif verdict == "chain-break":
+            report.add("chain-break", seq, seq,
+                       f"the row is intact but does not follow seq {seq - 1} (rows removed, inserted or reordered, "
+                       "or taken from another copy of this store)")
+        elif kv in compromised and not _attested(keys, compromised, attestations, store_id, seq, kv, stored):
+            report.add("compromised-key", seq, seq,
+                       f"signed with key version {kv}, declared compromised, and not re-attested: "
+                       "it may be forged with the stolen key")
+        # The next row links to this row's stored MAC. After a row that failed (or could not be
+        # checked) that MAC proves nothing, so the next row's link tag is not checked: that
+        # would only repeat this finding. Its row tag still is.
+        prev_mac, prev_known = stored, verdict == "ok"
+
+
+def _malformed(row: dict, types: dict) -> str | None:
+    for c in _INT_COLUMNS:
+        if types[c] != "integer":
+            return f"column {c} is not an integer"
+    for c in _OPT_INT_COLUMNS:
+        if types[c] not in ("integer", "null"):
+            return f"column {c} is not an integer or NULL"
+    for c in TEXT_COLUMNS:
+        if types[c] not in ("text", "null"):
+            return f"column {c} is not text or NULL"
+    if types["action"] == "null":
+        return "action is NULL"
+    if types["mac"] != "blob" or len(row["mac"]) != MAC_LEN:
+        return "the MAC is missing or not 32 bytes"
+    if not (0 <= row["outcome"] <= 3 and 0 <= row["severity"] <= 3 and 0 <= row["origin"] <= 1):
+        return "outcome, severity or origin holds an undefined code"
+    if row["format_version"] != FORMAT_VERSION:
+        return f"unknown format version {row['format_version']}"
+    if not 0 <= row["key_version"] <= 0xFFFFFFFF:
+        return f"invalid key version {row['key_version']}"
+    return None
+
+
+def _attested(keys, compromised, attestations, store_id, seq, kv, stored) -> bool:
+    for att_kv, decl, mac in attestations.get(seq, []):
+        att_key = keys.get(att_kv)
+        if att_kv in compromised or att_key is None or len(mac) != MAC_LEN:
+            continue
+        if hmac.compare_digest(attestation_mac(att_key.keyset, store_id, seq, kv, stored, decl), mac):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------
+# Test vectors (docs/test-vectors/README.md describes the JSON)
+# --------------------------------------------------------------------------------------------
+
+# PUBLIC TEST-ONLY KEYS. They are printed in this file and in docs/test-vectors/vectors.json:
+# anyone can forge rows with them. NEVER use them for a real store.
+TEST_MASTER_KEY_1 = bytes(range(0x00, 0x20))  # 000102...1f
+TEST_MASTER_KEY_2 = bytes(range(0x20, 0x40))  # 202122...3f
+TEST_STORE_ID = bytes(range(0xA0, 0xB0))      # a0a1...af
+TEST_CREATED_AT = 1_795_439_700_000_000       # 2026-11-23T13:15:00.000000Z
+
+TEST_ROWS = [
+    {
+        "description": "seq 1: minimal row; every optional field NULL (occurred_at, tenant, resource_type, "
+                       "resource_id, correlation_id, source, details, origin_ref); previous MAC is 32 zero bytes",
+        "columns": {
+            "seq": 1, "recorded_at": 1_795_439_702_123_456, "occurred_at": None, "tenant": None,
+            "actor": "alice", "action": "auth.login", "resource_type": None, "resource_id": None,
+            "outcome": 0, "severity": 0, "correlation_id": None, "source": None, "details": None,
+            "origin": 0, "origin_ref": None, "format_version": 1, "key_version": 1,
+        },
+    },
+    {
+        "description": "seq 2: every field present; occurred_at present; non-ASCII UTF-8 (NFC) in actor, "
+                       "resource_id and details; details is a JSON object",
+        "columns": {
+            "seq": 2, "recorded_at": 1_795_439_703_000_001, "occurred_at": 1_795_439_701_999_999,
+            "tenant": "acme-eu", "actor": "Zo\u00eb \u00c5ngstr\u00f6m <zoe@example.com>",
+            "action": "document.delete", "resource_type": "document", "resource_id": "\u6587\u66f8-42",
+            "outcome": 2, "severity": 2, "correlation_id": "req-7f3a9c", "source": "web 10.0.0.8",
+            "details": "{\"attempt\":2,\"reason\":\"r\u00e9sum\u00e9 locked \U0001F512\"}",
+            "origin": 0, "origin_ref": None, "format_version": 1, "key_version": 1,
+        },
+    },
+    {
+        "description": "seq 3: the entry of a migration run; occurred_at before 1970 (negative, two's "
+                       "complement); source NULL but details present",
+        "columns": {
+            "seq": 3, "recorded_at": 1_795_439_704_500_000, "occurred_at": -86_400_000_000,
+            "tenant": None, "actor": "auditdb-migrate", "action": "auditdb.migration.run",
+            "resource_type": "table", "resource_id": "legacy_audit", "outcome": 0, "severity": 1,
+            "correlation_id": None, "source": None, "details": "{\"rows\":1}",
+            "origin": 0, "origin_ref": None, "format_version": 1, "key_version": 1,
+        },
+    },
+    {
+        "description": "seq 4: a back-signed row (origin 1) brought in by the migration run at seq 3 "
+                       "(origin_ref 3); signed with key version 2 after a rotation; outcome error, severity "
+                       "critical; details NULL",
+        "columns": {
+            "seq": 4, "recorded_at": 1_795_439_705_000_000, "occurred_at": 1_262_304_000_000_000,
+            "tenant": "acme-eu", "actor": "bob", "action": "user.grant_admin", "resource_type": "user",
+            "resource_id": "u-1001", "outcome": 3, "severity": 3, "correlation_id": None,
+            "source": "legacy", "details": None, "origin": 1, "origin_ref": 3, "format_version": 1,
+            "key_version": 2,
+        },
+    },
+]
+
+TEST_ATTESTATION = {
+    "description": "key version 1 is declared compromised by the entry at seq 5; key version 2 re-attests "
+                   "the row at seq 2 (signed with version 1)",
+    "seq": 2, "declaration_seq": 5, "attesting_key_version": 2,
+}
+
+
+def _row_bytes(columns: dict) -> dict:
+    row = dict(columns)
+    for c in TEXT_COLUMNS:
+        if row[c] is not None:
+            row[c] = row[c].encode("utf-8")
+    return row
+
+
+def enc_row_layout(ks: KeySet, store_id: bytes, row: dict) -> list[dict]:
+    """ENC_ROW split into its fields: [{offset, size, field, hex}] (for FORMAT.md's worked example)."""
+    seq = row["seq"]
+    parts = [
+        ("magic \"ADB1ROW_\"", MAGIC_ROW), ("store_id", store_id), ("seq", i64(seq)),
+        ("format_version", u8(row["format_version"])), ("key_version", u32(row["key_version"])),
+        ("recorded_at", i64(row["recorded_at"])),
+    ]
+    def opt_int(name, v):
+        parts.append((f"{name} flag", b"\x00" if v is None else b"\x01"))
+        if v is not None:
+            parts.append((name, i64(v)))
+    def opt_text(name, v):
+        if v is None:
+            parts.append((f"{name} length (NULL)", b"\xff\xff\xff\xff"))
+        else:
+            parts.append((f"{name} length", u32(len(v))))
+            if v:
+                parts.append((name, v))
+    opt_int("occurred_at", row["occurred_at"])
+    opt_text("tenant", row["tenant"])
+    opt_text("action", row["action"])
+    opt_text("resource_type", row["resource_type"])
+    opt_text("resource_id", row["resource_id"])
+    parts.append(("outcome", u8(row["outcome"])))
+    parts.append(("severity", u8(row["severity"])))
+    opt_text("correlation_id", row["correlation_id"])
+    parts.append(("origin", u8(row["origin"])))
+    opt_int("origin_ref", row["origin_ref"])
+    parts.append(("C_actor", committed_field(ks, store_id, seq, FIELD_ACTOR, row["actor"])))
+    parts.append(("C_source", committed_field(ks, store_id, seq, FIELD_SOURCE, row["source"])))
+    parts.append(("C_details", committed_field(ks, store_id, seq, FIELD_DETAILS, row["details"])))
+    out, offset = [], 0
+    for name, data in parts:
+        out.append({"offset": offset, "size": len(data), "field": name, "hex": data.hex()})
+        offset += len(data)
+    assert b"".join(bytes.fromhex(p["hex"]) for p in out) == enc_row(ks, store_id, row)
+    return out
+
+
+def build_vectors() -> dict:
+    masters = {1: TEST_MASTER_KEY_1, 2: TEST_MASTER_KEY_2}
+    keysets = {v: KeySet(m) for v, m in masters.items()}
+    sid = TEST_STORE_ID
+    vec: dict = {
+        "vectors_format": "auditdb-test-vectors",
+        "vectors_version": 1,
+        "format_version": FORMAT_VERSION,
+        "WARNING": "PUBLIC TEST-ONLY KEYS. Everything here, including the master keys, is published: anyone "
+                   "can forge rows with these keys. Never use them for a real store.",
+        "generator": "docs/verifier/auditdb_verify.py --emit-vectors",
+        "keys": [
+            {"version": v, "master": masters[v].hex(), "k_mac": keysets[v].k_mac.hex(),
+             "k_nonce": keysets[v].k_nonce.hex()}
+            for v in sorted(masters)
+        ],
+        "store_id": sid.hex(),
+    }
+    hdr_msg = header_message(sid, TEST_CREATED_AT, FORMAT_VERSION, 1)
+    vec["header"] = {
+        "created_at": TEST_CREATED_AT, "format_version": FORMAT_VERSION, "key_version": 1,
+        "message": hdr_msg.hex(), "mac": header_mac(keysets[1], sid, TEST_CREATED_AT, FORMAT_VERSION, 1).hex(),
+    }
+    rows_out = []
+    prev = ZERO32
+    macs = {}
+    for spec in TEST_ROWS:
+        cols = spec["columns"]
+        row = _row_bytes(cols)
+        ks = keysets[row["key_version"]]
+        seq = row["seq"]
+        nonces, commits, nonce_msgs = {}, {}, {}
+        for name, fid in (("actor", FIELD_ACTOR), ("source", FIELD_SOURCE), ("details", FIELD_DETAILS)):
+            nonce_msgs[name] = nonce_message(sid, seq, fid).hex()
+            nonce = field_nonce(ks, sid, seq, fid)
+            nonces[name] = nonce.hex()
+            commits[name] = commitment(nonce, fid, row[name]).hex()
+        enc = enc_row(ks, sid, row)
+        full_row = ks.mac(enc)
+        tag = full_row[:TAG_LEN]
+        lmsg = link_message(sid, seq, tag, prev)
+        full_link = ks.mac(lmsg)
+        mac = tag + full_link[:TAG_LEN]
+        assert mac == seal(ks, sid, row, prev)
+        rows_out.append({
+            "description": spec["description"],
+            "columns": {c: cols[c] for c in ROW_COLUMNS if c != "mac"},
+            "text_utf8_hex": {c: None if row[c] is None else row[c].hex() for c in TEXT_COLUMNS},
+            "nonce_messages": nonce_msgs,
+            "nonces": nonces,
+            "commitments": commits,
+            "enc_row": enc.hex(),
+            "enc_row_length": len(enc),
+            "row_hmac": full_row.hex(),
+            "row_tag": tag.hex(),
+            "prev_mac": prev.hex(),
+            "link_message": lmsg.hex(),
+            "link_hmac": full_link.hex(),
+            "link_tag": full_link[:TAG_LEN].hex(),
+            "mac": mac.hex(),
+        })
+        macs[seq] = mac
+        prev = mac
+    vec["rows"] = rows_out
+    a = TEST_ATTESTATION
+    row_kv = TEST_ROWS[a["seq"] - 1]["columns"]["key_version"]
+    amsg = attestation_message(sid, a["seq"], row_kv, macs[a["seq"]], a["declaration_seq"])
+    vec["attestation"] = {
+        "description": a["description"],
+        "seq": a["seq"], "row_key_version": row_kv, "row_mac": macs[a["seq"]].hex(),
+        "declaration_seq": a["declaration_seq"], "attesting_key_version": a["attesting_key_version"],
+        "message": amsg.hex(),
+        "mac": attestation_mac(keysets[a["attesting_key_version"]], sid, a["seq"], row_kv, macs[a["seq"]],
+                               a["declaration_seq"]).hex(),
+    }
+    vec["enc_row_layout_seq_2"] = enc_row_layout(keysets[1], sid, _row_bytes(TEST_ROWS[1]["columns"]))
+    vec["key_file_text"] = (
+        "# PUBLIC TEST-ONLY KEYS - never use them for a real store.\n"
+        "auditdb-keys v1\n"
+        f"key 1 active 2026-11-23T13:15:00.000000Z {TEST_MASTER_KEY_1.hex()}\n"
+        f"key 2 active 2026-11-23T13:15:04.000000Z {TEST_MASTER_KEY_2.hex()}\n"
+    )
+    return vec
+
+
+def emit_vectors(out_path: str) -> None:
+    text = json.dumps(build_vectors(), indent=2, ensure_ascii=False) + "\n"
+    with open(out_path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="auditdb_verify.py",
+        description="Independently verify an AuditDB store (format version 1); see docs/FORMAT.md.")
+    parser.add_argument("--store", metavar="FILE", help="the SQLite store file (opened read-only)")
+    parser.add_argument("--key-file", metavar="FILE",
+                        help="the key file (`auditdb-keys v1`, mode 0600); default: $AUDITDB_KEY_FILE, "
+                             "else the keys in $AUDITDB_KEYS")
+    parser.add_argument("--store-id", metavar="HEX", help="the expected store id (32 hex digits), to pin the store")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--no-schema-check", action="store_true",
+                        help="skip the comparison of the store's schema with format version 1's")
+    parser.add_argument("--emit-vectors", metavar="OUT.json",
+                        help="write the test vectors (public TEST-ONLY keys) to OUT.json and exit")
+    args = parser.parse_args(argv)
+
+    if args.emit_vectors:
+        try:
+            emit_vectors(args.emit_vectors)
+        except OSError as e:
+            print(f"error: cannot write {args.emit_vectors}: {e.strerror}", file=sys.stderr)
+            return 2
+        return 0
+    if not args.store:
+        parser.print_usage(sys.stderr)
+        print("error: --store FILE is required", file=sys.stderr)
+        return 2
+    expected = None
+    if args.store_id is not None:
+        try:
+            expected = bytes.fromhex(args.store_id)
+        except ValueError:
+            expected = None
+        if expected is None or len(expected) != STORE_ID_LEN or len(args.store_id) != 2 * STORE_ID_LEN:
+            print("error: --store-id must be 32 hex digits", file=sys.stderr)
+            return 2
+    try:
+        key_file = args.key_file or os.environ.get("AUDITDB_KEY_FILE")
+        keys = load_key_file(key_file) if key_file else keys_from_environment()
+    except KeyError_ as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        report = verify(args.store, keys, expected, None if args.no_schema_check else SCHEMA_SQL)
+    except (StoreOpenError, OSError, sqlite3.Error) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    total = len(report.findings)
+    shown = report.findings[:FINDING_LIMIT]
+    if args.json:
+        print(json.dumps({
+            "intact": report.intact,
+            "store_id": None if report.store_id is None else report.store_id.hex(),
+            "rows_checked": report.rows_checked,
+            "last_seq": report.last_seq,
+            "total_findings": total,
+            "findings": [f.as_json() for f in shown],
+        }, indent=2))
+    elif report.intact:
+        sid = report.store_id.hex() if report.store_id else "?"
+        span = f"seq 1...{report.last_seq}" if report.last_seq else "empty log"
+        print(f"intact: {report.rows_checked} rows ({span}), store {sid}")
+    else:
+        print(f"NOT intact: {total} finding(s); {report.rows_checked} rows read")
+        for f in shown:
+            print(f"  {f}")
+        if total > len(shown):
+            print(f"  ... and {total - len(shown)} more")
+    return 0 if report.intact else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
