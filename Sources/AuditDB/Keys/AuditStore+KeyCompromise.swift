@@ -12,6 +12,8 @@ public struct ReattestationReceipt: Sendable, Hashable {
     public let declarationSeq: Int64
     /// How many rows were re-attested.
     public let rowsAttested: Int
+    /// Whether the store header (signed by the same key version) was re-attested too.
+    public let headerAttested: Bool
 }
 
 extension AuditStore {
@@ -64,21 +66,32 @@ extension AuditStore {
                     continue
                 }
                 let macBytes = Array(mac)
-                let alreadyValid = attestations[seq, default: []].contains { att in
-                    guard !distrusted.contains(att.keyVersion), let key = keys.key(version: att.keyVersion),
-                          att.mac.count == 32 else { return false }
-                    var expected = [UInt8](repeating: 0, count: 32)
-                    adb_attestation_mac(key.keyset, storeID, seq, kv, macBytes, att.declarationSeq, &expected)
-                    return adb_ct_equal(expected, att.mac, 32) == 1
+                let alreadyValid = macBytes.withUnsafeBufferPointer { pointer in
+                    Verifier.hasValidAttestation(
+                        seq: seq, keyVersion: kv, mac: pointer.baseAddress!, storeID: storeID, keys: keys,
+                        distrusted: distrusted, attestations: attestations)
                 }
                 if !alreadyValid { pending.append((seq, kv, macBytes)) }
             }
-            let declaration = try EncodedEvent(validating: AuditEvent(
+            let declarationEvent = { (count: Int) throws in try EncodedEvent(validating: AuditEvent(
                 actor: "auditdb", action: "auditdb.key.compromised", resourceType: "key-version",
                 resourceId: String(version), severity: .critical,
                 details: ["keyVersion": .int(Int64(version)), "attestingKeyVersion": .int(Int64(signer.version)),
-                          "rowsAttested": .int(Int64(pending.count))]))
-            let declarationSeq = try append([declaration]).lowerBound
+                          "rowsAttested": .int(Int64(count))])) }
+            // The store header (attested as seq 0) if the same key signed it.
+            if let header = try Row.fetchOne(db, sql: "SELECT key_version, mac FROM audit_store"),
+               let kv = UInt32(exactly: header["key_version"] as Int64), distrusted.contains(kv),
+               let mac = header["mac"] as Data?, mac.count == 32
+            {
+                let macBytes = Array(mac)
+                let headerAttested = macBytes.withUnsafeBufferPointer { pointer in
+                    Verifier.hasValidAttestation(
+                        seq: 0, keyVersion: kv, mac: pointer.baseAddress!, storeID: storeID, keys: keys,
+                        distrusted: distrusted, attestations: attestations)
+                }
+                if !headerAttested { pending.insert((0, kv, macBytes), at: 0) }
+            }
+            let declarationSeq = try append([try declarationEvent(pending.filter { $0.0 > 0 }.count)]).lowerBound
             let insert = try db.cachedStatement(
                 sql: "INSERT INTO audit_attestations(seq, key_version, declaration_seq, mac) VALUES (?, ?, ?, ?)")
             var attestation = [UInt8](repeating: 0, count: 32)
@@ -88,7 +101,7 @@ extension AuditStore {
             }
             return ReattestationReceipt(
                 compromisedVersion: version, attestingVersion: signer.version, declarationSeq: declarationSeq,
-                rowsAttested: pending.count)
+                rowsAttested: pending.filter { $0.0 > 0 }.count, headerAttested: pending.contains { $0.0 == 0 })
         }
     }
 }

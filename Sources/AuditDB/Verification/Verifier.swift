@@ -50,7 +50,7 @@ struct Verifier: Sendable {
             findings.append(finding)
         case .success(let h):
             storeID = h.storeID
-            findings += checkHeader(h)
+            findings += checkHeader(h, attestations: attestations)
         }
         if lowRows.2 > 0, let lo = lowRows.0, let hi = lowRows.1 {
             findings.append(
@@ -212,7 +212,7 @@ struct Verifier: Sendable {
                                     keyVersion: kv32, mac: Array(mac)))
     }
 
-    func checkHeader(_ header: StoreHeader) -> [Finding] {
+    func checkHeader(_ header: StoreHeader, attestations: [Int64: [Attestation]]) -> [Finding] {
         var findings: [Finding] = []
         if let expected = expectedStoreID, expected != header.storeID {
             findings.append(Finding(
@@ -234,6 +234,12 @@ struct Verifier: Sendable {
         if header.mac.count != 32 || adb_ct_equal(mac, header.mac, 32) != 1 {
             findings.append(Finding(kind: .headerTampered, seqs: nil,
                                     message: "the store header fails its MAC (store id, creation time or format changed)"))
+        } else if keys.compromisedVersions.contains(header.keyVersion),
+                  !Self.hasValidAttestation(seq: 0, keyVersion: header.keyVersion, mac: header.mac, storeID: header.storeID.bytes,
+                                            keys: keys, distrusted: keys.compromisedVersions, attestations: attestations)
+        {
+            findings.append(Finding(kind: .compromisedKey, seqs: nil,
+                                    message: "the store header is signed with key version \(header.keyVersion), declared compromised, and not re-attested"))
         }
         return findings
     }
@@ -246,11 +252,21 @@ struct Verifier: Sendable {
         guard always || !keys.compromisedVersions.isEmpty, try db.tableExists("audit_attestations") else {
             return attestations
         }
+        // An attestation counts only if its declaration is a real `auditdb.key.compromised`
+        // entry that comes after the row it attests (seq 0 stands for the store header).
+        let declarations = Set(try Int64.fetchAll(
+            db,
+            sql: """
+                SELECT seq FROM audit_entries WHERE action = 'auditdb.key.compromised'
+                AND seq IN (SELECT DISTINCT declaration_seq FROM audit_attestations)
+                """))
         for row in try Row.fetchAll(db, sql: "SELECT seq, key_version, declaration_seq, mac FROM audit_attestations") {
-            guard let kv = UInt32(exactly: row["key_version"] as Int64? ?? -1) else { continue }
-            attestations[row["seq"], default: []].append(
-                Attestation(keyVersion: kv, declarationSeq: row["declaration_seq"] ?? 0,
-                            mac: Array((row["mac"] as Data?) ?? Data())))
+            guard let kv = UInt32(exactly: row["key_version"] as Int64? ?? -1),
+                  let seq = row["seq"] as Int64?, let declaration = row["declaration_seq"] as Int64?,
+                  declarations.contains(declaration), declaration > seq
+            else { continue }
+            attestations[seq, default: []].append(
+                Attestation(keyVersion: kv, declarationSeq: declaration, mac: Array((row["mac"] as Data?) ?? Data())))
         }
         return attestations
     }
@@ -411,18 +427,27 @@ struct Verifier: Sendable {
             return
         }
         if context.compromised.contains(kv) {
-            let valid = context.attestations[seq, default: []].contains { att in
-                guard !context.compromised.contains(att.keyVersion), let attKey = context.keys.key(version: att.keyVersion),
-                      att.mac.count == 32
-                else { return false }
-                var expected = [UInt8](repeating: 0, count: 32)
-                adb_attestation_mac(attKey.keyset, context.storeID, seq, kv, macPointer, att.declarationSeq, &expected)
-                return adb_ct_equal(expected, att.mac, 32) == 1
-            }
+            let valid = Self.hasValidAttestation(
+                seq: seq, keyVersion: kv, mac: macPointer, storeID: context.storeID, keys: context.keys,
+                distrusted: context.compromised, attestations: context.attestations)
             if !valid {
                 result.add(Finding(kind: .compromisedKey, seqs: seq...seq,
                                    message: "signed with key version \(kv), declared compromised, and not re-attested: it may be forged with the stolen key"))
             }
+        }
+    }
+
+    /// Whether the row (or, at seq 0, the store header) whose MAC is `mac` has an attestation
+    /// under a key version that is in the ring and not distrusted.
+    static func hasValidAttestation(seq: Int64, keyVersion: UInt32, mac: UnsafePointer<UInt8>, storeID: [UInt8],
+                                    keys: KeyRing, distrusted: Set<UInt32>, attestations: [Int64: [Attestation]]) -> Bool
+    {
+        attestations[seq, default: []].contains { att in
+            guard !distrusted.contains(att.keyVersion), let key = keys.key(version: att.keyVersion), att.mac.count == 32
+            else { return false }
+            var expected = [UInt8](repeating: 0, count: 32)
+            adb_attestation_mac(key.keyset, storeID, seq, keyVersion, mac, att.declarationSeq, &expected)
+            return adb_ct_equal(expected, att.mac, 32) == 1
         }
     }
 

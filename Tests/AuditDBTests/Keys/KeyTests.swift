@@ -120,6 +120,7 @@ struct KeyTests {
         let store = try await AuditStore.open(at: path, keys: ring)
         let receipt = try await store.reattest(compromisedVersion: 1)
         #expect(receipt.rowsAttested == 10)
+        #expect(receipt.headerAttested)  // key 1 also signed the store header
         #expect(receipt.declarationSeq == 11)
         let again = try await store.reattest(compromisedVersion: 1)  // idempotent
         #expect(again.rowsAttested == 0)
@@ -138,6 +139,46 @@ struct KeyTests {
 
         // Without the declaration in the key ring, the forged row would pass: the marking matters.
         #expect(try await AuditStore.verify(storeAt: path, keys: ring).isIntact)
+    }
+
+    @Test("a key marked compromised without re-attestation: the header and every row under it are reported")
+    func compromisedWithoutReattestation() async throws {
+        let path = dir.path("s.db")
+        let ring = try testKeyRing(versions: [1, 2])
+        let v1Only = try KeyRing([ring.key(version: 1)!])
+        try await makeStore(at: path, keys: v1Only, count: 3)
+        let report = try await AuditStore.verify(storeAt: path, keys: try ring.markingCompromised(1))
+        #expect(report.findings.map(\.kind) == [.compromisedKey, .compromisedKey, .compromisedKey, .compromisedKey])
+        #expect(report.findings.map(\.firstSeq) == [nil, 1, 2, 3])
+        #expect(report.findings.first?.message.contains("store header") == true)
+    }
+
+    @Test("an attestation whose declaration is not a compromise declaration does not count")
+    func attestationNeedsItsDeclaration() async throws {
+        let path = dir.path("s.db")
+        let v1 = try AuditKey.generate(version: 1), v2 = try AuditKey.generate(version: 2)
+        let ring = try KeyRing([v1, v2])
+        try await makeStore(at: path, keys: try KeyRing([v1]), count: 3)
+        let store = try await AuditStore.open(at: path, keys: ring)
+        _ = try await store.reattest(compromisedVersion: 1)  // attests 1...3 and the header, declared at seq 4
+        try await store.append(sampleEvent(5))               // seq 5: an ordinary entry under key 2
+        let storeID = store.storeID
+        try await store.close()
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            // Key 2 re-attests seq 2 again, but names the ordinary seq 5 as its declaration.
+            // (Its MAC is valid: this models a tool misusing the key, not an outsider.)
+            let mac = try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = 2")!
+            var attestation = [UInt8](repeating: 0, count: 32)
+            adb_attestation_mac(v2.keyset, storeID.bytes, 2, 1, Array(mac), 5, &attestation)
+            try db.execute(sql: "DROP TRIGGER audit_attestations_no_delete")
+            try db.execute(sql: "DELETE FROM audit_attestations WHERE seq = 2")
+            try db.execute(sql: "INSERT INTO audit_attestations VALUES (2, 2, 5, ?)", arguments: [Data(attestation)])
+        }
+        try queue.close()
+        let report = try await AuditStore.verify(storeAt: path, keys: try ring.markingCompromised(1))
+        #expect(report.findings.filter { $0.seqs != nil }.map(\.kind) == [.compromisedKey])
+        #expect(report.findings.filter { $0.seqs != nil }.map(\.firstSeq) == [2])
     }
 
     @Test("compromise: an old row rewritten with the stolen key fails its attestation")
