@@ -32,7 +32,7 @@ let package = Package(
         .target(
             name: "CAuditCore",
             cSettings: [.unsafeFlags(["-O3"])],
-            linkerSettings: [.linkedLibrary("crypto")]
+            linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("sqlite3")]
         ),
         // Turns schema/*.sql and Migrations/*.sql into Swift string literals at build time.
         .executableTarget(name: "EmbedSQL", path: "Sources/EmbedSQL"),

@@ -52,7 +52,7 @@ struct Append: AsyncParsableCommand {
             try await store.close()
             Output.line(seqs.count == 1 ? "\(seqs.lowerBound)" : "\(seqs.lowerBound)-\(seqs.upperBound)")
         } catch {
-            try? await store.close()
+            try? await store.close()  // cleanup; the original error is rethrown
             throw error
         }
     }

@@ -78,7 +78,7 @@ struct Keys: AsyncParsableCommand {
                 receipt = try await store.reattest(compromisedVersion: version)
                 try await store.close()
             } catch {
-                try? await store.close()
+                try? await store.close()  // cleanup; the original error is rethrown
                 throw error
             }
             try KeyFile.write(try ring.markingCompromised(version), to: path, replacing: true)

@@ -26,7 +26,7 @@ struct Query: AsyncParsableCommand {
                 afterSeq: after, limit: limit, descending: descending, actor: actor, action: action, tenant: tenant))
             try await store.close()
         } catch {
-            try? await store.close()
+            try? await store.close()  // cleanup; the original error is rethrown
             throw error
         }
         switch format {

@@ -176,7 +176,7 @@ public final class AuditStore: Sendable {
                 path: path, storeID: header.storeID, keys: keys, configuration: configuration, pool: pool,
                 knownKeyVersions: usedVersions)
         } catch {
-            try? pool.close()
+            try? pool.close()  // cleanup after the real error, which is thrown below
             throw AuditError.from(error, while: "open store \(path)")
         }
     }
@@ -270,6 +270,18 @@ extension GRDB.Configuration {
         config.maximumReaderCount = 4
         let synchronous = store.durability == .synchronous ? "FULL" : "NORMAL"
         config.prepareDatabase { db in
+            let connection = UnsafeMutableRawPointer(db.sqliteConnection)
+            // No connection of AuditDB's may corrupt the schema through writable_schema & co.
+            guard adb_sqlite_set_defensive(connection, 1) == 1 else {
+                throw AuditError(.storage, "could not enable SQLITE_DBCONFIG_DEFENSIVE on the connection")
+            }
+            // The append-only triggers stop every *other* client. AuditDB's own connections only
+            // run AuditDB's statements, which always insert the next seq, so they skip the
+            // triggers: the INSERT trigger's seq check alone cost ~28% of append throughput
+            // (docs/performance.md). Verification never relies on triggers.
+            guard adb_sqlite_enable_triggers(connection, 0) == 0 else {
+                throw AuditError(.storage, "could not configure triggers on the connection")
+            }
             if !readOnly {
                 try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
             }

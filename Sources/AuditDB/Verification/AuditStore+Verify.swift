@@ -56,7 +56,7 @@ extension AuditStore {
             try opened.close()
             return report
         } catch {
-            try? pool?.close()
+            try? pool?.close()  // cleanup; the verification error is what the caller needs
             let auditError = AuditError.from(error, while: "verify \(path)")
             guard auditError.code == .corrupt else { throw auditError }
             return unreadableReport(auditError, started: started)

@@ -101,4 +101,10 @@ void adb_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *msg, siz
 /// Constant-time equality of two byte strings of length `len`: 1 if equal.
 int adb_ct_equal(const uint8_t *a, const uint8_t *b, size_t len);
 
+/// sqlite3_db_config(SQLITE_DBCONFIG_ENABLE_TRIGGER) on a `sqlite3 *`: returns the new
+/// setting (0/1), or -1 on error.
+int adb_sqlite_enable_triggers(void *connection, int enabled);
+/// sqlite3_db_config(SQLITE_DBCONFIG_DEFENSIVE): returns the new setting, or -1 on error.
+int adb_sqlite_set_defensive(void *connection, int on);
+
 #endif
