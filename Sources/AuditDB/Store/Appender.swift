@@ -19,7 +19,9 @@ final class Appender: Sendable {
         var pending: [Request] = []
         var draining = false
         var closed = false
-        var synchronousFull: Bool
+        /// The writer connection's `synchronous` setting as last set by this appender; nil until
+        /// the first write, because GRDB's pool sets NORMAL when it enables WAL mode.
+        var synchronousFull: Bool?
         var knownKeyVersions: Set<UInt32>
         var drained: [CheckedContinuation<Void, Never>] = []
     }
@@ -64,7 +66,7 @@ final class Appender: Sendable {
         self.maximumGroupSize = max(1, configuration.maximumGroupSize)
         self.logger = logger
         self.metrics = StoreMetrics(prefix: configuration.metricsPrefix, factory: configuration.metricsFactory)
-        self.state = Mutex(State(synchronousFull: configuration.durability == .synchronous, knownKeyVersions: knownKeyVersions))
+        self.state = Mutex(State(synchronousFull: nil, knownKeyVersions: knownKeyVersions))
     }
 
     func submit(_ events: [EncodedEvent]) async throws -> ClosedRange<Int64> {

@@ -282,6 +282,8 @@ extension GRDB.Configuration {
             guard adb_sqlite_enable_triggers(connection, 0) == 0 else {
                 throw AuditError(.storage, "could not configure triggers on the connection")
             }
+            // GRDB's pool sets synchronous = NORMAL after this when it enables WAL mode; the
+            // appender sets the mode it needs before its first commit (see Appender.setSynchronous).
             if !readOnly {
                 try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
             }

@@ -112,6 +112,32 @@ struct StoreTests {
         try await reopened.close()
     }
 
+    @Test("the writer commits with synchronous=FULL when durable, NORMAL when relaxed, FULL for critical events")
+    func synchronousSetting() async throws {
+        func writerSetting(_ store: AuditStore) async throws -> Int {
+            try await store.pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous")! }
+        }
+        let durable = try await AuditStore.create(at: dir.path("d.db"), keys: keys)
+        try await durable.append(sampleEvent(1))
+        #expect(try await writerSetting(durable) == 2)  // FULL: fsync before append returns
+        try await durable.close()
+        let reopened = try await AuditStore.open(at: dir.path("d.db"), keys: keys)
+        try await reopened.append(sampleEvent(2))
+        #expect(try await writerSetting(reopened) == 2)
+        try await reopened.close()
+
+        var config = AuditStore.Configuration()
+        config.durability = .relaxed
+        let relaxed = try await AuditStore.create(at: dir.path("r.db"), keys: keys, configuration: config)
+        try await relaxed.append(sampleEvent(1))
+        #expect(try await writerSetting(relaxed) == 1)  // NORMAL
+        var critical = sampleEvent(2)
+        critical.severity = .critical
+        try await relaxed.append(critical)
+        #expect(try await writerSetting(relaxed) == 2)  // the critical event's commit was FULL
+        try await relaxed.close()
+    }
+
     @Test("after close, append fails with a typed error")
     func closed() async throws {
         let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
