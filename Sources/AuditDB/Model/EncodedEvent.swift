@@ -46,34 +46,48 @@ struct EncodedEvent: Sendable {
     }
 
     private static func append(_ s: String, into arena: inout [UInt8]) -> Span {
+        var text = s
         let offset = Int32(arena.count)
-        arena.append(contentsOf: s.utf8)
+        text.withUTF8 { arena.append(contentsOf: $0) }
         return Span(offset: offset, length: Int32(arena.count) - offset)
     }
 
     private static func add(_ value: String?, _ field: String, _ limit: Int, into arena: inout [UInt8]) throws(AuditError)
         -> Span
     {
-        guard let value else { return .null }
-        try check(value, field, limit)
-        return append(value, into: &arena)
+        guard var value else { return .null }
+        let offset = Int32(arena.count)
+        // One pass over the contiguous UTF-8: check, then copy with a memcpy.
+        let problem = value.withUTF8 { bytes -> Int? in
+            if let bad = firstControlCharacter(bytes) { return bad }
+            if bytes.count > 0, bytes.count <= limit { arena.append(contentsOf: bytes) }
+            return nil
+        }
+        let count = value.utf8.count
+        if count == 0 { throw .invalid(field, "must not be empty (omit the field instead)") }
+        if count > limit { throw .invalid(field, "is \(count) bytes of UTF-8; the limit is \(limit) (nothing is truncated)") }
+        if let problem {
+            throw .invalid(field, "contains a control character at byte \(problem) (newlines, tabs, NUL and escape sequences are not allowed)")
+        }
+        return Span(offset: offset, length: Int32(arena.count) - offset)
     }
 
     /// The rules every text field obeys (documented on ``AuditEvent``).
     static func check(_ value: String, _ field: String, _ limit: Int) throws(AuditError) {
-        let count = value.utf8.count
-        if count == 0 { throw .invalid(field, "must not be empty (omit the field instead)") }
-        if count > limit { throw .invalid(field, "is \(count) bytes of UTF-8; the limit is \(limit) (nothing is truncated)") }
+        var scratch: [UInt8] = []
+        _ = try add(value, field, limit, into: &scratch)
+    }
+
+    /// The offset of the first C0 control, DEL or C1 control (UTF-8 0xC2 0x80...0x9F), if any.
+    @inline(__always)
+    static func firstControlCharacter(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
         var previous: UInt8 = 0
-        var index = 0
-        for byte in value.utf8 {
-            // C0 controls and DEL; C1 controls are encoded as 0xC2 0x80...0x9F.
-            if byte < 0x20 || byte == 0x7F || (previous == 0xC2 && byte >= 0x80 && byte <= 0x9F) {
-                throw .invalid(field, "contains a control character at byte \(index) (newlines, tabs, NUL and escape sequences are not allowed)")
-            }
+        for index in bytes.indices {
+            let byte = bytes[index]
+            if byte < 0x20 || byte == 0x7F || (previous == 0xC2 && byte >= 0x80 && byte <= 0x9F) { return index }
             previous = byte
-            index += 1
         }
+        return nil
     }
 
     /// Calls `body` with the C view of this event as row `seq`. Pointers are valid only inside.

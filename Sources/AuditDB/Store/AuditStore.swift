@@ -230,19 +230,41 @@ public final class AuditStore: Sendable {
         guard !events.isEmpty else {
             throw AuditError(.invalidInput, "append(contentsOf:) needs at least one event", field: "events")
         }
-        var encoded: [EncodedEvent] = []
-        encoded.reserveCapacity(events.count)
-        for (index, event) in events.enumerated() {
-            do {
-                encoded.append(try EncodedEvent(validating: event))
-            } catch {
-                appender.metrics.failures.increment()
-                if events.count == 1 { throw error }
-                throw AuditError(
-                    error.code, "event \(index): \(error.message)", field: error.field.map { "[\(index)].\($0)" })
-            }
+        let encoded: [EncodedEvent]
+        do {
+            encoded = try await Self.encode(events)
+        } catch {
+            appender.metrics.failures.increment()
+            throw error
         }
         return try await appender.submit(encoded)
+    }
+
+    /// Validates and lays out `events` for the writer: on the caller's task, and for large
+    /// batches on two tasks at once (the writer is idle until the batch is ready).
+    static func encode(_ events: [AuditEvent]) async throws(AuditError) -> [EncodedEvent] {
+        @Sendable func encodeRange(_ range: Range<Int>) -> Result<[EncodedEvent], AuditError> {
+            var out: [EncodedEvent] = []
+            out.reserveCapacity(range.count)
+            for index in range {
+                do {
+                    out.append(try EncodedEvent(validating: events[index]))
+                } catch {
+                    if events.count == 1 { return .failure(error) }
+                    return .failure(AuditError(
+                        error.code, "event \(index): \(error.message)", field: error.field.map { "[\(index)].\($0)" }))
+                }
+            }
+            return .success(out)
+        }
+        guard events.count >= 4_096, ProcessInfo.processInfo.activeProcessorCount > 1 else {
+            return try encodeRange(0..<events.count).get()
+        }
+        let half = events.count / 2
+        async let first = encodeRange(0..<half)
+        let second = encodeRange(half..<events.count)
+        // The first range's error (the lower index) wins, so the report names the first bad event.
+        return try await first.get() + second.get()
     }
 
     /// Checks `event` against the rules ``append(_:)`` enforces, without writing anything.
