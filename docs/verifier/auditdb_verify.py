@@ -313,12 +313,15 @@ def keys_from_environment(variable: str = "AUDITDB_KEYS") -> dict[int, Key]:
     if raw is None:
         raise KeyError_(f"environment variable {variable} is not set")
     lines = [b"auditdb-keys v1"]
+    number = 0  # entries are numbered from 1, counting only non-empty ones
     for entry in raw.replace(b",", b" ").replace(b"\n", b" ").split(b" "):
         if not entry:
             continue
+        number += 1
         parts = entry.split(b":")
         if len(parts) not in (2, 3):
-            raise KeyError_(f"environment variable {variable}: an entry is not VERSION:HEX[:STATUS]")
+            raise KeyError_(f"environment variable {variable}, entry {number}: "
+                            f"expected VERSION:HEX or VERSION:HEX:STATUS (found {len(parts)} field(s))")
         status = parts[2] if len(parts) == 3 else b"active"
         lines.append(b"key " + parts[0] + b" " + status + b" - " + parts[1])
     return parse_key_text(b"\n".join(lines) + b"\n", f"environment variable {variable}")
@@ -551,11 +554,19 @@ def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, 
             if key not in want:
                 report.add("schema-tampered", None, None, f"unexpected {key} on {have[key][0]}")
 
+    # The attestations that count (section 10), needed only when some key version is compromised:
+    # by the header check (seq 0) and the row scan. Without audit_entries there are no
+    # declarations, hence no attestation counts.
+    compromised = {v for v, k in keys.items() if k.status == "compromised"}
+    has_entries = _table_exists(conn, "audit_entries")
+    attestations = (_load_attestations(conn)
+                    if compromised and has_entries and _table_exists(conn, "audit_attestations") else {})
+
     # Step 2: header.
-    store_id = _check_header(conn, report, keys, expected)
+    store_id = _check_header(conn, report, keys, expected, compromised, attestations)
     report.store_id = store_id
 
-    if not _table_exists(conn, "audit_entries"):
+    if not has_entries:
         if schema_sql is None:  # otherwise already reported by the schema check
             report.add("schema-tampered", None, None, "table audit_entries is missing (dropped?)")
         return
@@ -568,12 +579,11 @@ def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, 
     if store_id is None or hi is None:
         return  # without a store id no MAC can be checked; an empty log has nothing more to check
 
-    compromised = {v for v, k in keys.items() if k.status == "compromised"}
-    attestations = _load_attestations(conn) if compromised and _table_exists(conn, "audit_attestations") else {}
     _scan(conn, report, keys, store_id, compromised, attestations, hi)
 
 
-def _check_header(conn, report: Report, keys: dict[int, Key], expected: bytes | None) -> bytes | None:
+def _check_header(conn, report: Report, keys: dict[int, Key], expected: bytes | None,
+                  compromised: set[int], attestations) -> bytes | None:
     if not _table_exists(conn, "audit_store"):
         report.add("header-tampered", None, None, "the audit_store table is missing")
         return None
@@ -599,23 +609,38 @@ def _check_header(conn, report: Report, keys: dict[int, Key], expected: bytes | 
         report.add("unknown-key-version", None, None,
                    f"the store header is signed with key version {kv}, which the key ring lacks")
         return sid
-    if not 0 <= fmt <= 255:
-        report.add("header-tampered", None, None, f"invalid format version {fmt}")
+    if fmt != FORMAT_VERSION:
+        report.add("header-tampered", None, None,
+                   f"the store header claims format version {fmt}; this AuditDB reads format {FORMAT_VERSION}")
         return sid
+    mac = bytes(mac)
     want = header_mac(key.keyset, sid, created, fmt, kv)
-    if len(mac) != MAC_LEN or not hmac.compare_digest(want, bytes(mac)):
+    if len(mac) != MAC_LEN or not hmac.compare_digest(want, mac):
         report.add("header-tampered", None, None,
                    "the store header fails its MAC (store id, creation time or format changed)")
+    elif kv in compromised and not _attested(keys, compromised, attestations, sid, 0, kv, mac):
+        # The header is attested as seq 0 (section 10).
+        report.add("compromised-key", None, None,
+                   f"the store header is signed with key version {kv}, declared compromised, and not re-attested")
     return sid
 
 
+DECLARATION_ACTION = b"auditdb.key.compromised"
+
+
 def _load_attestations(conn) -> dict[int, list[tuple[int, int, bytes]]]:
+    """The attestations that count, by attested seq (0 = the store header): section 10."""
+    # Declarations: entries with the action auditdb.key.compromised that some attestation names.
+    declarations = {seq for (seq,) in conn.execute(
+        "SELECT seq FROM audit_entries WHERE action = ?"
+        " AND seq IN (SELECT DISTINCT declaration_seq FROM audit_attestations)",
+        (DECLARATION_ACTION.decode(),))}
     out: dict[int, list[tuple[int, int, bytes]]] = {}
     for seq, kv, decl, mac in conn.execute("SELECT seq, key_version, declaration_seq, mac FROM audit_attestations"):
         if not isinstance(seq, int) or not isinstance(kv, int) or not 0 <= kv <= 0xFFFFFFFF:
-            continue
-        if not isinstance(decl, int):
-            decl = 0
+            continue  # not a valid u32 attesting key version: ignored
+        if not isinstance(decl, int) or decl not in declarations or decl <= seq:
+            continue  # no declaration entry after the attested row (or header): ignored
         mac = bytes(mac) if isinstance(mac, (bytes, bytearray, memoryview)) else b""
         out.setdefault(seq, []).append((kv, decl, mac))
     return out
@@ -794,6 +819,12 @@ TEST_ATTESTATION = {
     "seq": 2, "declaration_seq": 5, "attesting_key_version": 2,
 }
 
+TEST_HEADER_ATTESTATION = {
+    "description": "the same declaration (the entry at seq 5); key version 2 re-attests the store header, "
+                   "attested as seq 0 (signed with version 1): row_mac is the header's mac",
+    "seq": 0, "declaration_seq": 5, "attesting_key_version": 2,
+}
+
 
 def _row_bytes(columns: dict) -> dict:
     row = dict(columns)
@@ -917,6 +948,16 @@ def build_vectors() -> dict:
         "message": amsg.hex(),
         "mac": attestation_mac(keysets[a["attesting_key_version"]], sid, a["seq"], row_kv, macs[a["seq"]],
                                a["declaration_seq"]).hex(),
+    }
+    h = TEST_HEADER_ATTESTATION
+    hkv, hmac_ = vec["header"]["key_version"], bytes.fromhex(vec["header"]["mac"])
+    vec["header_attestation"] = {
+        "description": h["description"],
+        "seq": h["seq"], "row_key_version": hkv, "row_mac": hmac_.hex(),
+        "declaration_seq": h["declaration_seq"], "attesting_key_version": h["attesting_key_version"],
+        "message": attestation_message(sid, h["seq"], hkv, hmac_, h["declaration_seq"]).hex(),
+        "mac": attestation_mac(keysets[h["attesting_key_version"]], sid, h["seq"], hkv, hmac_,
+                               h["declaration_seq"]).hex(),
     }
     vec["enc_row_layout_seq_2"] = enc_row_layout(keysets[1], sid, _row_bytes(TEST_ROWS[1]["columns"]))
     vec["key_file_text"] = (

@@ -10,9 +10,11 @@ docs/FORMAT.md against each other (standard library only; exits non-zero on any 
    schema/audit.sql (when present) define identical sqlite_schema objects.
 3. Stores built here (from the format, in Python) verify as intact, and each tampering is
    reported with the right finding kind at the right seq (value changed with triggers dropped,
-   row deleted, rows swapped, a row spliced from a fork, header changed, wrong store pinned,
-   unknown and compromised key versions, attestations, malformed rows, seq < 1, a non-database
-   file, a WAL store read while a writer holds it open) and the command line's exit statuses.
+   row deleted, rows swapped, a row spliced from a fork, header changed, header format version
+   other than 1, wrong store pinned, unknown and compromised key versions, attestations of rows
+   and of the header (seq 0) and the declaration rule, malformed rows, seq < 1, a non-database
+   file, a WAL store read while a writer holds it open), the command line's exit statuses and
+   the strict parsing of AUDITDB_KEYS.
 4. Unless --no-c: if a C compiler and OpenSSL's libcrypto are available, compiles
    Sources/CAuditCore/audit_core.c (the reference) into a temporary shared library and checks,
    through ctypes, that it reproduces every value in vectors.json. Skipped (not failed) when
@@ -90,8 +92,12 @@ def write_key_file(path: pathlib.Path, statuses: dict[int, str], mode: int = 0o6
     return str(path)
 
 
-def sample_rows(n: int, rotate_at: int | None = None) -> list[dict]:
-    """n rows (column values as stored, text as str); key version 2 from seq `rotate_at`."""
+DECLARATION = "auditdb.key.compromised"
+
+
+def sample_rows(n: int, rotate_at: int | None = None, declarations: tuple[int, ...] = ()) -> list[dict]:
+    """n rows (column values as stored, text as str); key version 2 from seq `rotate_at`; the rows
+    at `declarations` have the action auditdb.key.compromised (they can declare a compromise)."""
     rows = []
     for seq in range(1, n + 1):
         rows.append({
@@ -105,7 +111,14 @@ def sample_rows(n: int, rotate_at: int | None = None) -> list[dict]:
             "origin": 1 if seq == n and n > 2 else 0, "origin_ref": 1 if seq == n and n > 2 else None,
             "format_version": 1, "key_version": 2 if rotate_at and seq >= rotate_at else 1,
         })
+        if seq in declarations:
+            rows[-1]["action"] = DECLARATION
     return rows
+
+
+def base_rows() -> list[dict]:
+    """The rows of the 10-row test store: key version 2 from seq 7; declarations at 7 and 9."""
+    return sample_rows(10, rotate_at=7, declarations=(7, 9))
 
 
 def as_bytes_row(cols: dict) -> dict:
@@ -118,14 +131,15 @@ def as_bytes_row(cols: dict) -> dict:
 
 def build_store(path: pathlib.Path, rows: list[dict], store_id: bytes = SID, wal: bool = False,
                 attest: list[tuple[int, int, int]] = (), created_at: int = av.TEST_CREATED_AT) -> list[bytes]:
-    """Writes a store as the reference does; returns the stored MACs (index 0 = seq 1)."""
+    """Writes a store as the reference does; returns the stored MACs (index 0 = seq 1).
+    `attest` holds (seq, attesting key version, declaration_seq); seq 0 attests the header."""
     conn = sqlite3.connect(path)
     if wal:
         conn.execute("PRAGMA journal_mode = WAL")
     conn.executescript(av.SCHEMA_SQL)
     hkv = rows[0]["key_version"] if rows else 1
-    conn.execute("INSERT INTO audit_store VALUES (1, ?, ?, 1, ?, ?)",
-                 (store_id, created_at, hkv, av.header_mac(KS[hkv], store_id, created_at, 1, hkv)))
+    hmac_ = av.header_mac(KS[hkv], store_id, created_at, 1, hkv)
+    conn.execute("INSERT INTO audit_store VALUES (1, ?, ?, 1, ?, ?)", (store_id, created_at, hkv, hmac_))
     prev = av.ZERO32
     macs = []
     seen_kv = set()
@@ -139,9 +153,9 @@ def build_store(path: pathlib.Path, rows: list[dict], store_id: bytes = SID, wal
         macs.append(mac)
         prev = mac
     for seq, att_kv, decl in attest:
-        row_kv = rows[seq - 1]["key_version"]
+        row_kv, row_mac = (hkv, hmac_) if seq == 0 else (rows[seq - 1]["key_version"], macs[seq - 1])
         conn.execute("INSERT INTO audit_attestations VALUES (?, ?, ?, ?)",
-                     (seq, att_kv, decl, av.attestation_mac(KS[att_kv], store_id, seq, row_kv, macs[seq - 1], decl)))
+                     (seq, att_kv, decl, av.attestation_mac(KS[att_kv], store_id, seq, row_kv, row_mac, decl)))
     conn.commit()
     conn.close()
     return macs
@@ -236,7 +250,7 @@ def test_stores(tmp: pathlib.Path) -> None:
     check([m.hex() for m in macs] == [r["mac"] for r in vj["rows"]], "store MACs == vector MACs")
 
     base = tmp / "base.sqlite"
-    build_store(base, sample_rows(10, rotate_at=7))
+    build_store(base, base_rows())
 
     def fresh(name: str) -> pathlib.Path:
         p = tmp / f"{name}.sqlite"
@@ -294,7 +308,7 @@ def test_stores(tmp: pathlib.Path) -> None:
 
     # A fork: same store id and key, different row 4; splice fork's row 4 into the original.
     fork = tmp / "fork.sqlite"
-    build_store(fork, [r if r["seq"] != 3 else dict(r, actor="someone-else") for r in sample_rows(10, rotate_at=7)])
+    build_store(fork, [r if r["seq"] != 3 else dict(r, actor="someone-else") for r in base_rows()])
     p = fresh("splice")
     conn = sqlite3.connect(p)
     conn.execute("ATTACH ? AS fork", (str(fork),))
@@ -318,9 +332,28 @@ def test_stores(tmp: pathlib.Path) -> None:
     rep = av.verify(str(p), both)
     check(kinds(rep) == [("header-tampered", None)] and rep.rows_checked == 0, "deleted header -> header-tampered")
 
+    # Header format version: must be exactly 1 (checked after the key lookup, before the MAC).
+    def claims(n: int) -> str:
+        return f"the store header claims format version {n}; this AuditDB reads format 1"
+    for fmt in (2, 0, 257, -1):
+        p = fresh(f"header-format-{fmt}")
+        tamper(p, f"UPDATE audit_store SET format_version = {fmt}")
+        rep = av.verify(str(p), both)
+        check([(f.kind, f.first, f.message) for f in rep.findings] == [("header-tampered", None, claims(fmt))],
+              f"header format_version {fmt} -> header-tampered 'claims format version {fmt}' only")
+    p = fresh("header-format-resigned")
+    tamper(p, "UPDATE audit_store SET format_version = 2, mac = X'%s'"
+           % av.header_mac(KS[1], SID, av.TEST_CREATED_AT, 2, 1).hex())
+    rep = av.verify(str(p), both)
+    check([(f.kind, f.message) for f in rep.findings] == [("header-tampered", claims(2))],
+          "header re-signed by a key holder as format 2 (valid MAC) -> still header-tampered")
+    rep = av.verify(str(p), ring({2: "active"}))
+    check(kinds(rep) == [("unknown-key-version", None)] + [("unknown-key-version", s) for s in range(1, 7)],
+          f"header format 2 signed by a key the ring lacks -> unknown-key-version only ({kinds(rep)})")
+
     # Another store with the same key: only caught when the store id is pinned.
     other = tmp / "other.sqlite"
-    build_store(other, sample_rows(10, rotate_at=7), store_id=bytes(16))
+    build_store(other, base_rows(), store_id=bytes(16))
     check(av.verify(str(other), both).intact, "another store with the same key passes unpinned (documented)")
     check(kinds(av.verify(str(other), both, SID)) == [("store-identity-mismatch", None)],
           "another store, pinned store id -> store-identity-mismatch")
@@ -352,23 +385,82 @@ def test_stores(tmp: pathlib.Path) -> None:
     check(kinds(av.verify(str(base), only2)) == [("unknown-key-version", None)]
           + [("unknown-key-version", s) for s in range(1, 7)], "ring without v1 -> header + rows 1..6 unknown")
     comp1 = ring({1: "compromised", 2: "active"})
-    check(kinds(av.verify(str(base), comp1)) == [("compromised-key", s) for s in range(1, 7)],
-          "v1 compromised, no attestations -> compromised-key at 1..6")
-    att = tmp / "attested.sqlite"
-    build_store(att, sample_rows(10, rotate_at=7), attest=[(s, 2, 7) for s in range(1, 6)])
-    check(kinds(av.verify(str(att), comp1)) == [("compromised-key", 6)], "attested 1..5 under v2 -> only 6 flagged")
+    comp2 = ring({1: "active", 2: "compromised"})
+    hdr = ("compromised-key", None)  # the header (key version 1) lacks a valid attestation
+    hdr_msg = "the store header is signed with key version 1, declared compromised, and not re-attested"
+    check(kinds(av.verify(str(base), comp1)) == [hdr] + [("compromised-key", s) for s in range(1, 7)],
+          "v1 compromised, no attestations -> compromised-key for the header (no seq) and at 1..6")
+    att = tmp / "attested.sqlite"  # the header and rows 1..5 attested under v2, declared at 7
+    build_store(att, base_rows(), attest=[(0, 2, 7)] + [(s, 2, 7) for s in range(1, 6)])
+    check(kinds(av.verify(str(att), comp1)) == [("compromised-key", 6)],
+          "header and 1..5 attested under v2 -> only 6 flagged")
     check(av.verify(str(att), both).intact, "attestations are ignored while no key is compromised")
+
+    def att_variant(name: str, attest, *sql: str) -> pathlib.Path:
+        q = tmp / f"{name}.sqlite"
+        build_store(q, base_rows(), attest=attest)
+        if sql:
+            tamper(q, *sql)
+        return q
+
+    rows_ok = [(s, 2, 7) for s in range(1, 6)]
+    q = att_variant("att-no-header", rows_ok)
+    rep = av.verify(str(q), comp1)
+    check([(f.kind, f.first, f.last, f.message) for f in rep.findings[:1]] == [("compromised-key", None, None, hdr_msg)]
+          and kinds(rep) == [hdr, ("compromised-key", 6)],
+          f"header not attested -> store-wide compromised-key (no seq) with its message ({kinds(rep)})")
+    q = att_variant("att-header-deleted", [(0, 2, 7)] + rows_ok, "DELETE FROM audit_attestations WHERE seq = 0")
+    check(kinds(av.verify(str(q), comp1)) == [hdr, ("compromised-key", 6)],
+          "header attestation row deleted -> compromised-key without seq")
+    q = att_variant("att-header-tampered", rows_ok, "UPDATE audit_store SET created_at = created_at + 1")
+    check(kinds(av.verify(str(q), comp1)) == [("header-tampered", None), ("compromised-key", 6)],
+          "header fails its MAC -> header-tampered only; its attestation is not consulted")
+    q = att_variant("att-header-format", rows_ok, "UPDATE audit_store SET format_version = 2")
+    check(kinds(av.verify(str(q), comp1)) == [("header-tampered", None), ("compromised-key", 6)],
+          "header format 2 with a compromised key -> header-tampered only")
+    q = att_variant("att-none-v2", [])
+    check(kinds(av.verify(str(q), comp2)) == [("compromised-key", s) for s in range(7, 11)],
+          "v2 compromised: the header (signed by v1) needs no attestation")
+
+    # Declarations: an attestation counts only if declaration_seq is an existing entry with the
+    # action auditdb.key.compromised and a seq greater than the attested seq. Each of these
+    # attestations has a valid MAC over what it claims; only the declaration rule rejects them.
+    q = att_variant("att-decl-ordinary", [(0, 2, 8), (1, 2, 7), (2, 2, 7), (3, 2, 8), (4, 2, 42), (5, 2, 7)])
+    check(kinds(av.verify(str(q), comp1)) == [hdr, ("compromised-key", 3), ("compromised-key", 4),
+                                             ("compromised-key", 6)],
+          "declaration_seq naming an ordinary entry (header, 3) or no entry (4) -> ignored, flagged")
+    q = att_variant("att-decl-order", [(8, 1, 7), (9, 1, 9), (10, 1, 9)])
+    check(kinds(av.verify(str(q), comp2)) == [("compromised-key", s) for s in (7, 8, 9, 10)],
+          "declaration not after the attested row (7 < 8, 9 = 9, 9 < 10) -> ignored, flagged")
+    q = att_variant("att-decl-renamed", [(0, 2, 7)] + rows_ok,
+                    f"UPDATE audit_entries SET action = '{DECLARATION} ' WHERE seq = 7")
+    k = kinds(av.verify(str(q), comp1))
+    check(k == [hdr] + [("compromised-key", s) for s in range(1, 7)] + [("mac-mismatch", 7)],
+          f"declaration's action changed (not exactly '{DECLARATION}') -> every attestation ignored ({k})")
+    q = att_variant("att-decl-deleted", [(0, 2, 7)] + rows_ok, "DELETE FROM audit_entries WHERE seq = 7")
+    rep = av.verify(str(q), comp1)
+    check([(f.kind, f.first) for f in rep.findings] == [hdr] + [("compromised-key", s) for s in range(1, 7)]
+          + [("missing-rows", 7)], f"declaration entry deleted -> attestations ignored ({kinds(rep)})")
+
+    # Attesting key version not a valid u32 (the MAC does not cover it: 2 + 2^32 must not pass as 2).
+    q = att_variant("att-kv-u32", [(0, 2, 7)] + rows_ok,
+                    "UPDATE audit_attestations SET key_version = key_version + 4294967296 WHERE seq IN (0, 2)",
+                    "UPDATE audit_attestations SET key_version = -4294967294 WHERE seq = 3")
+    check(kinds(av.verify(str(q), comp1)) == [hdr] + [("compromised-key", s) for s in (2, 3, 6)],
+          "attesting key_version 2 + 2^32 or negative -> ignored (header, 2, 3 flagged)")
+
+    # A real declaration but a MAC that does not match; an attesting key that is compromised; a short MAC.
     p = tmp / "attested-bad.sqlite"
     shutil.copy(att, p)
-    tamper(p, "UPDATE audit_attestations SET declaration_seq = 8 WHERE seq = 2",
-           "UPDATE audit_attestations SET key_version = 1 WHERE seq = 3")
-    check(kinds(av.verify(str(p), comp1)) == [("compromised-key", s) for s in (2, 3, 6)],
-          "bad attestation MAC / attesting key compromised -> flagged")
+    tamper(p, "UPDATE audit_attestations SET declaration_seq = 9 WHERE seq = 2",
+           "UPDATE audit_attestations SET key_version = 1 WHERE seq = 3",
+           "UPDATE audit_attestations SET mac = X'00' WHERE seq = 0")
+    check(kinds(av.verify(str(p), comp1)) == [hdr] + [("compromised-key", s) for s in (2, 3, 6)],
+          "bad attestation MAC / attesting key compromised / short MAC -> flagged")
     att1 = tmp / "attested-by-v1.sqlite"
-    build_store(att1, sample_rows(10, rotate_at=7), attest=[(8, 1, 7)])
-    comp2 = ring({1: "active", 2: "compromised"})
+    build_store(att1, base_rows(), attest=[(8, 1, 9)])
     check(kinds(av.verify(str(att1), comp2)) == [("compromised-key", s) for s in (7, 9, 10)],
-          "v2 compromised, row 8 attested by v1 -> 7, 9, 10 flagged")
+          "v2 compromised, row 8 attested by v1 (declared at 9) -> 7, 9, 10 flagged")
 
     # Malformed rows and rows below seq 1.
     p = fresh("malformed")
@@ -434,10 +526,30 @@ def test_stores(tmp: pathlib.Path) -> None:
     check(rc == 0, "cli keys from AUDITDB_KEYS")
     env = clean_env(AUDITDB_KEYS=f"1:{K1.hex()}:compromised 2:{K2.hex()}")
     rc, out, _ = run_cli("--store", str(base), env=env)
-    check(rc == 1 and out.count("compromised-key") == 6, "cli AUDITDB_KEYS with a compromised version")
-    env = clean_env(AUDITDB_KEYS="garbage")
-    rc, _, _ = run_cli("--store", str(base), env=env)
-    check(rc == 2, "cli malformed AUDITDB_KEYS -> exit 2")
+    check(rc == 1 and out.count("compromised-key") == 7 and "compromised-key: the store header" in out,
+          "cli AUDITDB_KEYS with a compromised version (header + 6 rows)")
+    env = clean_env(AUDITDB_KEYS=f"1:{K1.hex()}:compromised\n2:{K2.hex()}\n")
+    rc, out, _ = run_cli("--store", str(att), env=env)
+    check(rc == 1 and out.count("compromised-key") == 1, "cli AUDITDB_KEYS entries separated by newlines")
+    # Every entry must have exactly 2 or 3 ':'-separated fields; entries are numbered from 1,
+    # counting only non-empty ones. Exit 2 with the reference's message, never a traceback.
+    for value, number, found in (("garbage", 1, 1),
+                                 (f",, 1:{K1.hex()}:compromised  2:{K2.hex()}:active:x", 2, 4),
+                                 (f"1:{K1.hex()},2", 2, 1),
+                                 (f"1:{K1.hex()}:active:", 1, 4),
+                                 (":::::", 1, 6)):
+        rc, out, err = run_cli("--store", str(base), env=clean_env(AUDITDB_KEYS=value))
+        want = (f"error: environment variable AUDITDB_KEYS, entry {number}: "
+                f"expected VERSION:HEX or VERSION:HEX:STATUS (found {found} field(s))")
+        check(rc == 2 and err.strip() == want and not out,
+              f"cli AUDITDB_KEYS entry {number} with {found} field(s) -> exit 2, '{want}' ({rc}, {err.strip()[:120]})")
+    for value in ("", "1::active", f"0:{K1.hex()}", f"1:{K1.hex()[:60]}", f"1:{K1.hex()}:revoked",
+                  f"1:{K1.hex()}:compromised", "\u00e9:\u00e9"):
+        rc, out, err = run_cli("--store", str(base), env=clean_env(AUDITDB_KEYS=value))
+        check(rc == 2 and err.startswith("error: ") and "Traceback" not in err,
+              f"cli AUDITDB_KEYS {value[:20]!r} -> exit 2 with a message ({rc}, {err.strip()[:100]})")
+    rc, _, err = run_cli("--store", str(base), env=clean_env())
+    check(rc == 2 and "AUDITDB_KEYS is not set" in err, "cli without any keys -> exit 2")
 
     # Key file parsing.
     def bad(text: str) -> bool:
@@ -563,6 +675,12 @@ def test_reference_c(tmp: pathlib.Path) -> None:
     lib.adb_attestation_mac(keysets[a["attesting_key_version"]], sid, a["seq"], a["row_key_version"],
                             bytes.fromhex(a["row_mac"]), a["declaration_seq"], out)
     check(out.raw.hex() == a["mac"], "C: attestation mac")
+    ha = vec["header_attestation"]
+    check(ha["seq"] == 0 and ha["row_mac"] == h["mac"] and ha["row_key_version"] == h["key_version"],
+          "vectors: header_attestation attests the header (seq 0, header mac and key version)")
+    lib.adb_attestation_mac(keysets[ha["attesting_key_version"]], sid, ha["seq"], ha["row_key_version"],
+                            bytes.fromhex(ha["row_mac"]), ha["declaration_seq"], out)
+    check(out.raw.hex() == ha["mac"], "C: header attestation mac")
 
 
 def main() -> int:

@@ -79,7 +79,24 @@ struct Verifier: Sendable {
                 for try await result in group { all.append(result) }
                 return all
             }
-            for result in results {
+            var ordered = results.sorted { $0.range.lowerBound < $1.range.lowerBound }
+            // A range assumed its predecessor row good. Where it was not, rescan the start of the
+            // range with the right state until both scans agree, so the report equals one pass in order.
+            for index in ordered.indices.dropFirst() {
+                let before = ordered[index - 1], range = ordered[index].range
+                guard before.lastSeq == range.lowerBound - 1, !before.endTrusted else { continue }
+                let untrusting: Set<Finding.Kind> = [.macMismatch, .chainBreak, .malformedRow, .unknownKeyVersion]
+                let suspect = Set(ordered[index].findings.filter { untrusting.contains($0.kind) }.compactMap(\.firstSeq))
+                let isLast = index == ordered.count - 1
+                let fix = try await pool.read { db in
+                    try Self.scan(db, range: range, isLast: isLast, context: context, startTrusted: false, convergeWith: suspect)
+                }
+                let upTo = fix.convergedAt ?? range.upperBound
+                let kept = ordered[index].findings.filter { ($0.firstSeq ?? .min) > upTo }
+                ordered[index].totalFindings += fix.totalFindings + kept.count - ordered[index].findings.count
+                ordered[index].findings = fix.findings + kept
+            }
+            for result in ordered {
                 rowsChecked += result.rowsChecked
                 findings += result.findings
                 total += result.totalFindings
@@ -121,13 +138,10 @@ struct Verifier: Sendable {
         }
     }
 
-    /// Makes a pass over several ranges report exactly what one pass in seq order would: a gap
-    /// across a split point is one finding, and a row whose predecessor (the last row of the
-    /// previous range) was bad gets no chain-break of its own, as in ``checkRow``.
+    /// Joins a gap that spans the point between two scanned ranges into one finding, as one
+    /// pass in seq order reports it.
     static func joinedAtSplitPoints(_ findings: [Finding], removed total: inout Int) -> [Finding] {
         let ordered = findings.sorted { ($0.seqs?.lowerBound ?? .min) < ($1.seqs?.lowerBound ?? .min) }
-        let untrusting: Set<Finding.Kind> = [.macMismatch, .chainBreak, .malformedRow, .unknownKeyVersion]
-        var badSeqs = Set(ordered.filter { untrusting.contains($0.kind) }.compactMap(\.firstSeq))
         var out: [Finding] = []
         for finding in ordered {
             if finding.kind == .missingRows, let last = out.last, last.kind == .missingRows, let a = last.seqs,
@@ -136,11 +150,6 @@ struct Verifier: Sendable {
                 out[out.count - 1] = Finding(
                     kind: .missingRows, seqs: a.lowerBound...b.upperBound,
                     message: "\(b.upperBound - a.lowerBound + 1) row(s) missing before seq \(b.upperBound + 1) (removed)")
-                total -= 1
-                continue
-            }
-            if finding.kind == .chainBreak, let seq = finding.firstSeq, badSeqs.contains(seq - 1) {
-                badSeqs.remove(seq)
                 total -= 1
                 continue
             }
@@ -279,9 +288,15 @@ struct Verifier: Sendable {
     }
 
     struct RangeResult: Sendable {
+        var range: ClosedRange<Int64> = 1...1
         var rowsChecked = 0
         var findings: [Finding] = []
         var totalFindings = 0
+        /// The last row read, and whether the next row's link may be checked against its MAC.
+        var lastSeq: Int64?
+        var endTrusted = true
+        /// When rescanning to converge with a parallel pass: the seq after which both agree.
+        var convergedAt: Int64?
 
         mutating func add(_ finding: Finding) {
             totalFindings += 1
@@ -291,11 +306,19 @@ struct Verifier: Sendable {
 
     /// Scans `range` in seq order. Errors other than corruption are thrown (the pass could
     /// not be completed); corruption becomes a finding.
-    static func scan(_ db: Database, range: ClosedRange<Int64>, isLast: Bool, context: RowContext) throws -> RangeResult {
+    ///
+    /// A range that does not start at 1 assumes the row before it was good, as one pass in order
+    /// would find if it was; `startTrusted: false` assumes it was bad. With `convergeWith` (the
+    /// seqs at which a previous scan of this range found the row untrustworthy), the scan stops
+    /// at the first row after which its state equals that scan's, and reports it in `convergedAt`.
+    static func scan(_ db: Database, range: ClosedRange<Int64>, isLast: Bool, context: RowContext,
+                     startTrusted: Bool = true, convergeWith: Set<Int64>? = nil) throws -> RangeResult
+    {
         var result = RangeResult()
+        result.range = range
         var prevMac = [UInt8](repeating: 0, count: 32)
-        var prevKnown = true
-        if range.lowerBound > 1 {
+        var prevKnown = startTrusted
+        if range.lowerBound > 1 && startTrusted {
             if let stored = try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?",
                                               arguments: [range.lowerBound - 1]), stored.count == 32 {
                 prevMac = Array(stored)
@@ -331,10 +354,16 @@ struct Verifier: Sendable {
             expected = seq + 1
             result.rowsChecked += 1
             checkRow(stmt, seq: seq, prevMac: &prevMac, prevKnown: &prevKnown, context: context, result: &result)
+            result.lastSeq = seq
+            result.endTrusted = prevKnown
+            if let convergeWith, prevKnown, !convergeWith.contains(seq) {
+                result.convergedAt = seq
+                return result
+            }
         }
         if !isLast, expected <= range.upperBound {
             result.add(Finding(kind: .missingRows, seqs: expected...range.upperBound,
-                               message: "\(range.upperBound - expected + 1) row(s) missing (removed)"))
+                               message: "\(range.upperBound - expected + 1) row(s) missing before seq \(range.upperBound + 1) (removed)"))
         }
         return result
     }

@@ -124,13 +124,20 @@ struct TamperTests {
         #expect(report.findings.filter { $0.seqs != nil }.map(\.kind) == [.macMismatch])
         #expect(report.findings.filter { $0.seqs != nil }.map(\.firstSeq) == [mid])
         #expect(report.totalFindings == 2)  // and the dropped trigger
+        // And a broken link two rows later: one pass in order reports it at mid + 2 (the row
+        // after a bad row gets only its row tag checked), so the parallel pass must too.
+        try sqlite3Must(db, "UPDATE audit_entries SET mac = CAST(substr(mac, 1, 16) || randomblob(16) AS BLOB) WHERE seq = \(mid + 2);")
+        report = try await verify()
+        #expect(report.findings.filter { $0.seqs != nil }.map(\.kind) == [.macMismatch, .chainBreak])
+        #expect(report.findings.filter { $0.seqs != nil }.map(\.firstSeq) == [mid, mid + 2])
         // A gap across the split point: one missing-rows finding.
-        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq BETWEEN \(mid) AND \(mid + 2);")
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq BETWEEN \(mid) AND \(mid + 3);")
         report = try await verify()
         let rows = report.findings.filter { $0.seqs != nil }
         #expect(rows.map(\.kind) == [.missingRows])
-        #expect(rows.first?.seqs == mid...(mid + 2))
-        #expect(report.rowsChecked == 24_997)
+        #expect(rows.first?.seqs == mid...(mid + 3))
+        #expect(rows.first?.message == "4 row(s) missing before seq \(mid + 4) (removed)")
+        #expect(report.rowsChecked == 24_996)
     }
 
     @Test("a middle row deleted and later rows renumbered to close the gap: mac-mismatch from that seq on")
