@@ -1,0 +1,30 @@
+// swift-tools-version: 6.1
+// AuditDB benchmarks: a separate package so that CI and users of the library never build it.
+//
+//   swift run -c release --package-path benchmarks auditdb-bench            # full profile (1M rows)
+//   swift run -c release --package-path benchmarks auditdb-bench --quick    # quick profile (100k rows)
+//
+// Every AuditDB figure is measured next to a raw-SQLite baseline in the same process run,
+// interleaved run by run, and reported as ratios computed pair by pair. See docs/performance.md.
+import PackageDescription
+
+let package = Package(
+    name: "AuditDBBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "AuditDB", path: ".."),
+        // The same GRDB as the library; only its GRDBSQLite module (the system SQLite C API) is used here.
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+    ],
+    targets: [
+        .executableTarget(
+            name: "auditdb-bench",
+            dependencies: [
+                .product(name: "AuditDB", package: "AuditDB"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            path: "Sources/auditdb-bench"
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

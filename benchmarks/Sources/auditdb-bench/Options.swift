@@ -1,0 +1,84 @@
+import Foundation
+
+/// Command-line options. Two profiles: full (default) and `--quick` (or AUDITDB_BENCH_QUICK=1).
+struct Options {
+    var quick = false
+    var rows = 1_000_000          // rows per batched-append run, and in the verify store
+    var batch = 10_000            // rows per transaction for batched appends
+    var runs = 3                  // repetitions of every measurement (>= 3)
+    var latencyOps = 2_000        // sequential durable single appends per run
+    var groupTasks = 64           // concurrent appenders for group commit
+    var groupPerTask = 200        // sequential appends per concurrent task
+    /// Per process, so that two runs at once cannot delete each other's databases.
+    var dir = NSTemporaryDirectory() + "auditdb-bench-\(ProcessInfo.processInfo.processIdentifier)"
+    var ownsDir = true
+    var schemaPath: String
+    var peerScript = "/work/shared/perf-limits/peer_python.py"
+    var sections: Set<String> = ["append", "latency", "group", "verify", "storage", "peer"]
+    var out: String?
+
+    static let usage = """
+        usage: auditdb-bench [--quick] [--runs N] [--rows N] [--batch N] [--latency-ops N]
+                             [--group-tasks N] [--group-per-task N] [--dir PATH] [--schema PATH]
+                             [--peer-script PATH] [--no-peer] [--only LIST] [--out FILE]
+
+          --quick        quick profile: 100k rows, 300 latency ops, 64x40 group appends (also AUDITDB_BENCH_QUICK=1)
+          --only LIST    comma-separated sections: append,latency,group,verify,storage,peer
+          --dir PATH     where the databases go (default $TMPDIR/auditdb-bench-PID, removed at the end); must be on a real disk for fsync figures
+          --out FILE     also write the markdown report to FILE
+        """
+
+    init(arguments: [String]) throws {
+        // .../benchmarks/Sources/auditdb-bench/Options.swift -> repository root
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        schemaPath = root.appendingPathComponent("schema/audit.sql").path
+        if ProcessInfo.processInfo.environment["AUDITDB_BENCH_QUICK"] == "1" || arguments.contains("--quick") {
+            applyQuick()
+        }
+        var it = arguments.dropFirst().makeIterator()
+        func value(_ flag: String) throws -> String {
+            guard let v = it.next() else { throw BenchError("\(flag) needs a value\n\(Self.usage)") }
+            return v
+        }
+        func number(_ flag: String) throws -> Int {
+            guard let n = Int(try value(flag).replacingOccurrences(of: "_", with: "")), n > 0 else {
+                throw BenchError("\(flag) needs a positive integer")
+            }
+            return n
+        }
+        while let arg = it.next() {
+            switch arg {
+            case "--quick": break
+            case "--runs": runs = try number(arg)
+            case "--rows": rows = try number(arg)
+            case "--batch": batch = try number(arg)
+            case "--latency-ops": latencyOps = try number(arg)
+            case "--group-tasks": groupTasks = try number(arg)
+            case "--group-per-task": groupPerTask = try number(arg)
+            case "--dir":
+                dir = try value(arg)
+                ownsDir = false
+            case "--schema": schemaPath = try value(arg)
+            case "--peer-script": peerScript = try value(arg)
+            case "--no-peer": sections.remove("peer")
+            case "--only": sections = Set(try value(arg).split(separator: ",").map(String.init))
+            case "--out": out = try value(arg)
+            case "-h", "--help":
+                print(Self.usage)
+                exit(0)
+            default: throw BenchError("unknown argument \(arg)\n\(Self.usage)")
+            }
+        }
+        if runs < 3 { progress("warning: --runs \(runs) < 3; min/median/max need at least 3 runs") }
+    }
+
+    mutating func applyQuick() {
+        quick = true
+        rows = 100_000
+        latencyOps = 300
+        groupPerTask = 40
+    }
+
+    var profile: String { quick ? "quick" : "full" }
+}

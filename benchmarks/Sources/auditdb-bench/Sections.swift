@@ -1,0 +1,534 @@
+import AuditDB
+import Foundation
+import GRDBSQLite
+
+/// Shared state of one benchmark process run.
+final class Bench {
+    let options: Options
+    let data: Dataset
+    let keys: KeyRing
+    let schema: SchemaText
+    var report: [String] = []
+    /// A relaxed AuditDB store with `options.rows` rows, left by the append section (or built).
+    var verifyStorePath: String?
+    /// Sequential durable append throughput per run (events/s), from the latency section.
+    var sequentialThroughput: [Double] = []
+    /// Raw fsync'd single-row commit throughput per run (rows/s), from the latency section.
+    var rawSequentialThroughput: [Double] = []
+    var appendRelaxedMedian: Double?
+    /// Set when AuditDB's durable appends are evidently not fsync'd.
+    var durableCheckFailed = false
+    var verifyMedian: Double?
+
+    init(options: Options, data: Dataset, keys: KeyRing, schema: SchemaText) {
+        self.options = options
+        self.data = data
+        self.keys = keys
+        self.schema = schema
+    }
+
+    func path(_ name: String) -> String { options.dir + "/" + name }
+
+    func line(_ s: String = "") {
+        report.append(s)
+        print(s)
+    }
+
+    // MARK: 1. Batched append
+
+    /// Raw baseline: the identical rows, prepared statement + bind, `batch` rows per transaction.
+    func rawAppend(path: String, synchronous: String, triggers: Bool) throws -> Double {
+        let db = try makeRawStore(path: path, schema: schema, synchronous: synchronous, triggers: triggers)
+        let insert = try db.prepare(rawInsertSQL)
+        let begin = try db.prepare("BEGIN IMMEDIATE")
+        let commit = try db.prepare("COMMIT")
+        defer {
+            sqlite3_finalize(insert)
+            sqlite3_finalize(begin)
+            sqlite3_finalize(commit)
+        }
+        let raw = data.raw
+        let n = raw.count, batch = options.batch
+        let seconds = try raw.arena.withUnsafeBufferPointer { arena in
+            try raw.spans.withUnsafeBufferPointer { spans in
+                try raw.macs.withUnsafeBufferPointer { macs in
+                    try timed {
+                        var start = 0
+                        while start < n {
+                            try db.step(begin)
+                            for i in start..<min(n, start + batch) {
+                                let rc = rawInsert(
+                                    insert, raw, i, seq: Int64(i + 1), arena: arena.baseAddress!,
+                                    spans: spans.baseAddress!, macs: macs.baseAddress!)
+                                guard rc == SQLITE_DONE else {
+                                    throw BenchError("raw insert failed: \(String(cString: sqlite3_errmsg(db.handle)))")
+                                }
+                            }
+                            try db.step(commit)
+                            start += batch
+                        }
+                    }.1
+                }
+            }
+        }
+        let count = try db.int("SELECT count(*) FROM audit_entries")
+        guard count == n else { throw BenchError("raw store has \(count) rows, expected \(n)") }
+        return Double(n) / seconds
+    }
+
+    /// AuditDB: append(contentsOf:) with `batch` events per call (one transaction each).
+    func auditAppend(path: String, durability: AuditStore.Durability) async throws -> Double {
+        removeDatabase(path)
+        var config = AuditStore.Configuration()
+        config.durability = durability
+        let store = try await AuditStore.create(at: path, keys: keys, configuration: config)
+        let batches = data.batches
+        let seconds = try await timedAsync {
+            for b in batches { try await store.append(contentsOf: b) }
+        }.1
+        let last = try await store.lastSeq()
+        try await store.close()
+        guard last == Int64(data.events.count) else { throw BenchError("AuditDB store ends at seq \(last)") }
+        return Double(data.events.count) / seconds
+    }
+
+    /// Profiling aid: AUDITDB_BENCH_PROFILE_SIDE=raw|auditdb runs only that side of section 1, once, no report.
+    func profileAppendSide(_ side: String) async throws {
+        let (seconds, rate): (Double, Double)
+        if side == "raw" {
+            (rate, seconds) = try timed { try rawAppend(path: path("append-raw.db"), synchronous: "NORMAL", triggers: false) }
+        } else if side == "raw-trig" {
+            (rate, seconds) = try timed { try rawAppend(path: path("append-raw.db"), synchronous: "NORMAL", triggers: true) }
+        } else {
+            (rate, seconds) = try await timedAsync { try await auditAppend(path: path("append-auditdb.db"), durability: .relaxed) }
+        }
+        removeDatabase(path("append-raw.db"))
+        removeDatabase(path("append-auditdb.db"))
+        progress("profile side \(side): \(Fmt.int(rate)) rows/s (\(Fmt.fixed(seconds, 2)) s incl. open/close)")
+    }
+
+    func batchedAppend() async throws {
+        if let side = ProcessInfo.processInfo.environment["AUDITDB_BENCH_PROFILE_SIDE"] {
+            return try await profileAppendSide(side)
+        }
+        let n = options.rows, runs = options.runs
+        var rawRelaxed: [Double] = [], auditRelaxed: [Double] = [], rawTrig: [Double] = []
+        var rawSync: [Double] = [], auditSync: [Double] = []
+        for run in 1...runs {
+            let auditFirst = run % 2 == 0  // alternate the order so neither side always runs first
+            progress("append run \(run)/\(runs): relaxed (WAL, synchronous=NORMAL)")
+            let storePath = path("append-auditdb-relaxed.db")
+            if auditFirst {
+                auditRelaxed.append(try await auditAppend(path: storePath, durability: .relaxed))
+                rawRelaxed.append(try rawAppend(path: path("append-raw.db"), synchronous: "NORMAL", triggers: false))
+            } else {
+                rawRelaxed.append(try rawAppend(path: path("append-raw.db"), synchronous: "NORMAL", triggers: false))
+                auditRelaxed.append(try await auditAppend(path: storePath, durability: .relaxed))
+            }
+            rawTrig.append(try rawAppend(path: path("append-raw-trig.db"), synchronous: "NORMAL", triggers: true))
+            progress("  raw \(Fmt.int(rawRelaxed.last!)) rows/s, AuditDB \(Fmt.int(auditRelaxed.last!)), raw+triggers \(Fmt.int(rawTrig.last!))")
+            progress("append run \(run)/\(runs): synchronous (WAL, synchronous=FULL)")
+            let syncPath = path("append-auditdb-sync.db")
+            if auditFirst {
+                auditSync.append(try await auditAppend(path: syncPath, durability: .synchronous))
+                rawSync.append(try rawAppend(path: path("append-raw.db"), synchronous: "FULL", triggers: false))
+            } else {
+                rawSync.append(try rawAppend(path: path("append-raw.db"), synchronous: "FULL", triggers: false))
+                auditSync.append(try await auditAppend(path: syncPath, durability: .synchronous))
+            }
+            progress("  raw \(Fmt.int(rawSync.last!)) rows/s, AuditDB \(Fmt.int(auditSync.last!))")
+        }
+        // Keep the last relaxed AuditDB store for verify and storage.
+        let keep = path("verify-store.db")
+        removeDatabase(keep)
+        try FileManager.default.moveItem(atPath: path("append-auditdb-relaxed.db"), toPath: keep)
+        verifyStorePath = keep
+        for p in ["append-auditdb-relaxed.db", "append-raw.db", "append-raw-trig.db", "append-auditdb-sync.db"] {
+            removeDatabase(path(p))
+        }
+
+        let relaxedRatio = zip(auditRelaxed, rawRelaxed).map { $0 / $1 }
+        let syncRatio = zip(auditSync, rawSync).map { $0 / $1 }
+        let trigRatio = zip(rawTrig, rawRelaxed).map { $0 / $1 }
+        let auditVsTrig = zip(auditRelaxed, rawTrig).map { $0 / $1 }
+        appendRelaxedMedian = Summary(auditRelaxed).median
+        let r = { (v: [Double]) in Fmt.mmm(Summary(v), Fmt.int) }
+        let p = { (v: [Double]) in Fmt.mmm(Summary(v), Fmt.pct) }
+        line("## 1. Batched append: \(Fmt.int(Double(n))) rows per run, \(Fmt.int(Double(options.batch))) rows per transaction, \(runs) runs")
+        line()
+        line("rows/s and ratios as min / median / max over the runs; each ratio is computed within a run (AuditDB and its baseline back to back, order alternating).")
+        line()
+        line("| case | baseline rows/s | AuditDB rows/s | AuditDB / baseline | target |")
+        line("|---|---|---|---|---|")
+        line("| relaxed: WAL, synchronous=NORMAL | raw: \(r(rawRelaxed)) | \(r(auditRelaxed)) | \(p(relaxedRatio)) | >= 85%: \(Summary(relaxedRatio).median >= 0.85 ? "**met**" : "**missed**") |")
+        line("| synchronous: WAL, synchronous=FULL | raw: \(r(rawSync)) | \(r(auditSync)) | \(p(syncRatio)) | >= 85%: \(Summary(syncRatio).median >= 0.85 ? "**met**" : "**missed**") |")
+        line("| relaxed, baseline with the 3 audit_entries triggers | raw+triggers: \(r(rawTrig)) | \(r(auditRelaxed)) | \(p(auditVsTrig)) | (information) |")
+        line()
+        line("Trigger cost on the raw baseline (raw+triggers / raw, same run): \(p(trigRatio)).")
+        line()
+    }
+
+    // MARK: 2 + 3. Durable single appends and group commit
+
+    func durableLatency() async throws {
+        let ops = options.latencyOps, runs = options.runs, block = 50
+        var rawP50: [Double] = [], rawP99: [Double] = [], audP50: [Double] = [], audP99: [Double] = []
+        var ratioP50: [Double] = [], ratioP99: [Double] = [], rawTput: [Double] = []
+        sequentialThroughput = []
+        let raw = data.raw, events = data.events
+        for run in 1...runs {
+            progress("durable single appends run \(run)/\(runs): \(ops) + \(ops) appends, interleaved in blocks of \(block)")
+            let storePath = path("latency-auditdb.db"), rawPath = path("latency-raw.db")
+            removeDatabase(storePath)
+            var config = AuditStore.Configuration()
+            config.durability = .synchronous
+            let store = try await AuditStore.create(at: storePath, keys: keys, configuration: config)
+            let db = try makeRawStore(path: rawPath, schema: schema, synchronous: "FULL", triggers: false)
+            let insert = try db.prepare(rawInsertSQL)
+            let begin = try db.prepare("BEGIN IMMEDIATE")
+            let commit = try db.prepare("COMMIT")
+            var rawLat: [Double] = [], audLat: [Double] = []
+            rawLat.reserveCapacity(ops)
+            audLat.reserveCapacity(ops)
+            let clock = ContinuousClock()
+            func rawOne(_ i: Int) throws {
+                try raw.arena.withUnsafeBufferPointer { arena in
+                    try raw.spans.withUnsafeBufferPointer { spans in
+                        try raw.macs.withUnsafeBufferPointer { macs in
+                            let start = clock.now
+                            try db.step(begin)
+                            let rc = rawInsert(
+                                insert, raw, i % raw.count, seq: Int64(i + 1), arena: arena.baseAddress!,
+                                spans: spans.baseAddress!, macs: macs.baseAddress!)
+                            guard rc == SQLITE_DONE else { throw BenchError("raw insert failed") }
+                            try db.step(commit)
+                            if i > 0 { rawLat.append((clock.now - start).microseconds) }
+                        }
+                    }
+                }
+            }
+            func auditOne(_ i: Int) async throws {
+                let start = clock.now
+                try await store.append(events[i % events.count])
+                if i > 0 { audLat.append((clock.now - start).microseconds) }
+            }
+            // Warm-up (untimed): the first append of a store also records its key version.
+            try rawOne(0)
+            try await auditOne(0)
+            var i = 1
+            var blockIndex = 0
+            while i <= ops {
+                let end = min(ops + 1, i + block)
+                if (blockIndex + run) % 2 == 0 {
+                    for k in i..<end { try rawOne(k) }
+                    for k in i..<end { try await auditOne(k) }
+                } else {
+                    for k in i..<end { try await auditOne(k) }
+                    for k in i..<end { try rawOne(k) }
+                }
+                i = end
+                blockIndex += 1
+            }
+            sqlite3_finalize(insert)
+            sqlite3_finalize(begin)
+            sqlite3_finalize(commit)
+            try await store.close()
+            removeDatabase(storePath)
+            removeDatabase(rawPath)
+            let rp50 = percentile(rawLat, 50), rp99 = percentile(rawLat, 99)
+            let ap50 = percentile(audLat, 50), ap99 = percentile(audLat, 99)
+            rawP50.append(rp50); rawP99.append(rp99); audP50.append(ap50); audP99.append(ap99)
+            ratioP50.append(ap50 / rp50)
+            ratioP99.append(ap99 / rp99)
+            rawTput.append(Double(rawLat.count) / (rawLat.reduce(0, +) / 1e6))
+            sequentialThroughput.append(Double(audLat.count) / (audLat.reduce(0, +) / 1e6))
+            progress("  p50 raw \(Fmt.fixed(rp50, 0)) µs, AuditDB \(Fmt.fixed(ap50, 0)) µs; p99 raw \(Fmt.fixed(rp99, 0)) µs, AuditDB \(Fmt.fixed(ap99, 0)) µs")
+        }
+        let us = { (v: [Double]) in Fmt.mmm(Summary(v), { Fmt.fixed($0, 0) }) }
+        let xs = { (v: [Double]) in Fmt.mmm(Summary(v), Fmt.x) }
+        line("## 2. Durable single append: \(Fmt.int(Double(ops))) sequential appends per side per run, \(runs) runs")
+        line()
+        line("One event per transaction, WAL, synchronous=FULL; AuditDB `append(_:)` with `.synchronous` vs raw `BEGIN IMMEDIATE; INSERT; COMMIT` (prepared). The two sides alternate in blocks of \(block) appends, so both see the same disk phases. Latencies in µs, min / median / max over the runs of each run's percentile.")
+        line()
+        line("| metric | raw SQLite | AuditDB | AuditDB / raw | target |")
+        line("|---|---|---|---|---|")
+        durableCheckFailed = Summary(ratioP50).median < 0.6
+        let verdict = durableCheckFailed ? "not valid (see warning)" : (Summary(ratioP50).median <= 1.15 ? "**met**" : "**missed**")
+        line("| p50 µs | \(us(rawP50)) | \(us(audP50)) | \(xs(ratioP50)) | <= 1.15x: \(verdict) |")
+        line("| p99 µs | \(us(rawP99)) | \(us(audP99)) | \(xs(ratioP99)) | (information) |")
+        line("| appends/s (sequential, one caller) | \(Fmt.mmm(Summary(rawTput), Fmt.int)) | \(Fmt.mmm(Summary(sequentialThroughput), Fmt.int)) | \(xs(zip(sequentialThroughput, rawTput).map { $0 / $1 })) | |")
+        line()
+        rawSequentialThroughput = rawTput
+        // Sanity check: a commit that is really fsync'd cannot be much faster than the raw
+        // synchronous=FULL commit measured beside it on the same disk.
+        if durableCheckFailed {
+            line("**WARNING: invalid durability.** AuditDB's `.synchronous` appends complete in \(Fmt.x(Summary(ratioP50).median)) the time of a raw fsync'd commit: they are not being fsync'd (check with `strace -f -e trace=fdatasync`). Section 3 then measures non-durable appends too.")
+            line()
+        }
+    }
+
+    func groupCommit() async throws {
+        let tasks = options.groupTasks, perTask = options.groupPerTask, runs = options.runs
+        let total = tasks * perTask
+        var tput: [Double] = []
+        let events = data.events
+        for run in 1...runs {
+            progress("group commit run \(run)/\(runs): \(tasks) tasks x \(perTask) durable appends")
+            let storePath = path("group-auditdb.db")
+            removeDatabase(storePath)
+            var config = AuditStore.Configuration()
+            config.durability = .synchronous
+            let store = try await AuditStore.create(at: storePath, keys: keys, configuration: config)
+            try await store.append(events[0])  // warm-up
+            let seconds = try await timedAsync {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for t in 0..<tasks {
+                        group.addTask {
+                            for k in 0..<perTask {
+                                try await store.append(events[(1 + t * perTask + k) % events.count])
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }.1
+            let last = try await store.lastSeq()
+            try await store.close()
+            removeDatabase(storePath)
+            guard last == Int64(total + 1) else { throw BenchError("group store ends at seq \(last), expected \(total + 1)") }
+            tput.append(Double(total) / seconds)
+            progress("  \(Fmt.int(tput.last!)) appends/s")
+        }
+        line("## 3. Group commit: \(tasks) concurrent tasks x \(perTask) durable single appends (\(Fmt.int(Double(total))) events) per run, \(runs) runs")
+        line()
+        line("Each task calls `append(_:)` in a loop (`.synchronous`); `withThrowingTaskGroup`. Compared with the sequential one-caller AuditDB throughput of section 2, run by run.")
+        line()
+        line("| metric | sequential, one caller (section 2) | \(tasks) concurrent tasks | speed-up | target |")
+        line("|---|---|---|---|---|")
+        if sequentialThroughput.count == tput.count {
+            let ratio = zip(tput, sequentialThroughput).map { $0 / $1 }
+            let verdict = durableCheckFailed ? "not valid (see section 2 warning)" : (Summary(ratio).median >= 25 ? "**met**" : "**missed**")
+            line("| AuditDB appends/s | \(Fmt.mmm(Summary(sequentialThroughput), Fmt.int)) | \(Fmt.mmm(Summary(tput), Fmt.int)) | \(Fmt.mmm(Summary(ratio), Fmt.x)) | >= 25x: \(verdict) |")
+            let rawRatio = zip(tput, rawSequentialThroughput).map { $0 / $1 }
+            line("| vs raw fsync'd single-row commits (section 2) | \(Fmt.mmm(Summary(rawSequentialThroughput), Fmt.int)) | \(Fmt.mmm(Summary(tput), Fmt.int)) | \(Fmt.mmm(Summary(rawRatio), Fmt.x)) | (reference) |")
+        } else {
+            line("| appends/s | (section 2 not run) | \(Fmt.mmm(Summary(tput), Fmt.int)) | n/a | >= 25x: not evaluated |")
+        }
+        line()
+    }
+
+    // MARK: 4. Verify
+
+    /// Builds the verify store if the append section did not leave one.
+    func ensureVerifyStore() async throws -> String {
+        if let p = verifyStorePath { return p }
+        let p = path("verify-store.db")
+        progress("building a \(Fmt.int(Double(options.rows)))-row store for verify (untimed)")
+        _ = try await auditAppend(path: p, durability: .relaxed)
+        verifyStorePath = p
+        return p
+    }
+
+    static let scanColumns = """
+        seq, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity,
+        correlation_id, source, details, origin, origin_ref, format_version, key_version, mac
+        """
+
+    /// Steps through every row, touching every column (ints read, texts and blob fetched).
+    static func scan(_ stmt: OpaquePointer) -> (rows: Int, checksum: UInt64) {
+        var rows = 0
+        var sum: UInt64 = 0
+        while sqlite3_step(stmt) == SQLITE_ROW {
+            rows += 1
+            for c: Int32 in [0, 1, 2, 8, 9, 13, 14, 15, 16] { sum &+= UInt64(bitPattern: sqlite3_column_int64(stmt, c)) }
+            for c: Int32 in [3, 4, 5, 6, 7, 10, 11, 12] {
+                if let p = sqlite3_column_text(stmt, c) { sum &+= UInt64(p[0]) }
+                sum &+= UInt64(sqlite3_column_bytes(stmt, c))
+            }
+            if let b = sqlite3_column_blob(stmt, 17) { sum &+= UInt64(b.load(as: UInt8.self)) }
+            sum &+= UInt64(sqlite3_column_bytes(stmt, 17))
+        }
+        sqlite3_reset(stmt)
+        return (rows, sum)
+    }
+
+    func rawScan(_ storePath: String, threads: Int, rows: Int) throws -> Double {
+        let last = Int64(rows), half = Int64(rows / 2)
+        var ranges: [(Int64, Int64)] = [(1, last)]
+        if threads == 2 { ranges = [(1, half), (half + 1, last)] }
+        let dbs = try ranges.map { _ in try RawDB(path: storePath, readOnly: true) }
+        let stmts = try dbs.map { try $0.prepare("SELECT \(Self.scanColumns) FROM audit_entries WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq") }
+        defer { for s in stmts { sqlite3_finalize(s) } }
+        for (s, r) in zip(stmts, ranges) {
+            sqlite3_bind_int64(s, 1, r.0)
+            sqlite3_bind_int64(s, 2, r.1)
+        }
+        let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: threads)
+        defer { counts.deallocate() }
+        nonisolated(unsafe) let shared = (stmts, counts)
+        let seconds = timed {
+            DispatchQueue.concurrentPerform(iterations: threads) { k in
+                shared.1[k] = Self.scan(shared.0[k]).rows
+            }
+        }.1
+        let seen = counts.reduce(0, +)
+        guard seen == rows else { throw BenchError("raw scan saw \(seen) rows, expected \(rows)") }
+        _ = dbs
+        return Double(rows) / seconds
+    }
+
+    func verify() async throws {
+        let storePath = try await ensureVerifyStore()
+        let rows = options.rows, runs = options.runs
+        let store = try await AuditStore.open(at: storePath, keys: keys)
+        var raw1: [Double] = [], raw2: [Double] = [], audit: [Double] = []
+        for run in 1...runs {
+            progress("verify run \(run)/\(runs)")
+            func doVerify() async throws {
+                let (report, seconds) = try await timedAsync { try await store.verify() }
+                guard report.isIntact, report.rowsChecked == rows else {
+                    throw BenchError("verify: intact=\(report.isIntact) rowsChecked=\(report.rowsChecked): \(report)")
+                }
+                audit.append(Double(rows) / seconds)
+            }
+            if run % 2 == 0 { try await doVerify() }
+            raw1.append(try rawScan(storePath, threads: 1, rows: rows))
+            raw2.append(try rawScan(storePath, threads: 2, rows: rows))
+            if run % 2 == 1 { try await doVerify() }
+            progress("  raw scan 1 thread \(Fmt.int(raw1.last!)) rows/s, 2 threads \(Fmt.int(raw2.last!)); verify \(Fmt.int(audit.last!))")
+        }
+        try await store.close()
+        verifyMedian = Summary(audit).median
+        let r = { (v: [Double]) in Fmt.mmm(Summary(v), Fmt.int) }
+        let p = { (v: [Double]) in Fmt.mmm(Summary(v), Fmt.pct) }
+        line("## 4. Full verify: \(Fmt.int(Double(rows)))-row store, \(runs) runs")
+        line()
+        line("`store.verify()` (schema, header, every row's MAC and chain link; it uses two reader connections for stores of 20k rows or more) vs a raw scan of the same file reading every column of every row in seq order (sqlite3_step loop), on one thread and on two threads (two connections, seq range split in half). All read the same, OS-cached file.")
+        line()
+        line("| case | rows/s | verify / case (same run) |")
+        line("|---|---|---|")
+        line("| raw scan, 1 thread | \(r(raw1)) | \(p(zip(audit, raw1).map { $0 / $1 })) |")
+        line("| raw scan, 2 threads | \(r(raw2)) | \(p(zip(audit, raw2).map { $0 / $1 })) |")
+        line("| AuditDB `verify()` | \(r(audit)) | |")
+        line()
+        line("Target >= 1,200,000 rows/s: \(Summary(audit).median >= 1_200_000 ? "**met**" : "**missed**") (median \(Fmt.int(Summary(audit).median))).")
+        line()
+    }
+
+    // MARK: 5. Storage
+
+    func storage() async throws {
+        let storePath = try await ensureVerifyStore()
+        let rows = Double(options.rows)
+        let vacuumed = path("storage-auditdb-vacuumed.db"), unsigned = path("storage-unsigned.db")
+        removeDatabase(vacuumed)
+        removeDatabase(unsigned)
+        let asIs: Int64
+        do {
+            let db = try RawDB(path: storePath)
+            asIs = try db.int("PRAGMA page_count") * db.int("PRAGMA page_size")
+            try db.exec("VACUUM INTO '\(vacuumed)'")
+        }
+        let v = try RawDB(path: vacuumed)
+        let auditBytes = try v.int("PRAGMA page_count") * v.int("PRAGMA page_size")
+        let u = try RawDB(path: unsigned)
+        try u.exec(schema.unsignedTable)
+        try u.exec("ATTACH '\(vacuumed)' AS s")
+        try u.exec("""
+            INSERT INTO audit_entries_unsigned SELECT seq, recorded_at, occurred_at, tenant, actor, action, resource_type,
+                resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref FROM s.audit_entries
+            """)
+        try u.exec("DETACH s")
+        try u.exec("VACUUM")
+        let unsignedBytes = try u.int("PRAGMA page_count") * u.int("PRAGMA page_size")
+        // Per-table bytes from dbstat, when this SQLite has it.
+        let auditTable = try? v.int("SELECT sum(pgsize) FROM dbstat WHERE name = 'audit_entries'")
+        let unsignedTable = try? u.int("SELECT sum(pgsize) FROM dbstat WHERE name = 'audit_entries_unsigned'")
+        let macPayload = try v.int("SELECT sum(length(mac)) FROM audit_entries")
+        line("## 5. Storage: the \(Fmt.int(rows))-row store")
+        line()
+        line("Page size \(try v.int("PRAGMA page_size")) bytes. \"Unsigned\" = the same rows in the same table minus `mac`, `key_version` and `format_version`, copied from the store with INSERT ... SELECT and VACUUMed.")
+        line()
+        line("| measure | unsigned | AuditDB | overhead per row | target |")
+        line("|---|---|---|---|---|")
+        let overhead = Double(auditBytes - unsignedBytes) / rows
+        line("| whole file after VACUUM (page_count x page_size) / rows | \(Fmt.fixed(Double(unsignedBytes) / rows, 1)) B | \(Fmt.fixed(Double(auditBytes) / rows, 1)) B | \(Fmt.fixed(overhead, 1)) B | <= 48 B: \(overhead <= 48 ? "**met**" : "**missed**") |")
+        if let a = auditTable, let b = unsignedTable {
+            line("| audit_entries b-tree only (dbstat) / rows | \(Fmt.fixed(Double(b) / rows, 1)) B | \(Fmt.fixed(Double(a) / rows, 1)) B | \(Fmt.fixed(Double(a - b) / rows, 1)) B | |")
+            // How those bytes split: record payload, per-cell overhead, and free space on pages.
+            for (column, label) in [("payload", "record bytes (dbstat payload) / rows"), ("unused", "free bytes on pages (dbstat unused) / rows")] {
+                if let pa = try? v.int("SELECT sum(\(column)) FROM dbstat WHERE name = 'audit_entries'"),
+                   let pb = try? u.int("SELECT sum(\(column)) FROM dbstat WHERE name = 'audit_entries_unsigned'") {
+                    line("| \(label) | \(Fmt.fixed(Double(pb) / rows, 1)) B | \(Fmt.fixed(Double(pa) / rows, 1)) B | \(Fmt.fixed(Double(pa - pb) / rows, 1)) B | |")
+                }
+            }
+        }
+        line("| store as left by `close()` (not vacuumed) / rows | | \(Fmt.fixed(Double(asIs) / rows, 1)) B | | |")
+        line()
+        line("The `mac` column alone holds \(Fmt.fixed(Double(macPayload) / rows, 1)) bytes of payload per row.")
+        line()
+        removeDatabase(vacuumed)
+        removeDatabase(unsigned)
+    }
+
+    // MARK: 6. The Python peer
+
+    func peer() throws {
+        let script = options.peerScript
+        guard FileManager.default.fileExists(atPath: script) else {
+            line("## 6. Python peer: skipped (\(script) not found)")
+            line()
+            return
+        }
+        let rows = options.rows
+        progress("python peer: \(script) \(rows) rows, \(options.runs) reps")
+        let dbPath = path("peer-python.db")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script, dbPath, String(rows), String(options.runs)]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        removeDatabase(dbPath)
+        progress(output)
+        func parse(_ key: String) -> [Double]? {
+            guard let l = output.split(separator: "\n").first(where: { $0.hasPrefix("python \(key) rows/s") }),
+                  let nums = l.split(separator: "=").last
+            else { return nil }
+            let v = nums.trimmingCharacters(in: .whitespaces).split(separator: "/").compactMap { Double($0) }
+            return v.count == 3 ? v : nil
+        }
+        line("## 6. The hand-written Python reference (shared/perf-limits/peer_python.py), \(Fmt.int(Double(rows))) rows, \(options.runs) reps")
+        line()
+        line("Python \(pythonVersion()) `sqlite3` + `hmac`/`hashlib`, canonical JSON per row, 10k rows per commit, synchronous=NORMAL. Its rows come from its own generator (same shape, not the same bytes). Run in this process run, after the sections above.")
+        line()
+        guard process.terminationStatus == 0, let a = parse("append"), let v = parse("verify") else {
+            line("The peer failed (exit \(process.terminationStatus)); output:")
+            line("```")
+            line(output)
+            line("```")
+            return
+        }
+        line("| path | Python rows/s (min / median / max) | AuditDB median rows/s (this run) | AuditDB / Python |")
+        line("|---|---|---|---|")
+        let am = appendRelaxedMedian.map { Fmt.int($0) } ?? "n/a"
+        let vm = verifyMedian.map { Fmt.int($0) } ?? "n/a"
+        line("| append | \(Fmt.int(a[0])) / \(Fmt.int(a[1])) / \(Fmt.int(a[2])) | \(am) (relaxed) | \(appendRelaxedMedian.map { Fmt.x($0 / a[1]) } ?? "n/a") |")
+        line("| verify | \(Fmt.int(v[0])) / \(Fmt.int(v[1])) / \(Fmt.int(v[2])) | \(vm) | \(verifyMedian.map { Fmt.x($0 / v[1]) } ?? "n/a") |")
+        line()
+    }
+
+    func pythonVersion() -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "--version"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        guard (try? process.run()) != nil else { return "?" }
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return out.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "Python ", with: "")
+    }
+}
