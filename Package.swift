@@ -59,10 +59,17 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // Appends until killed; the crash tests SIGKILL it at random moments.
+        .executableTarget(
+            name: "AuditDBCrashChild",
+            dependencies: ["AuditDB"],
+            path: "Tests/CrashChild",
+            swiftSettings: strictSwift
+        ),
         .testTarget(
             name: "AuditDBTests",
             dependencies: [
-                "AuditDB", "CAuditCore", "CSodium", "auditdb",
+                "AuditDB", "CAuditCore", "CSodium", "auditdb", "AuditDBCrashChild",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

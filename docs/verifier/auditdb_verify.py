@@ -580,6 +580,27 @@ def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, 
         return  # without a store id no MAC can be checked; an empty log has nothing more to check
 
     _scan(conn, report, keys, store_id, compromised, attestations, hi)
+    if low[2] and low[2] <= 1000:
+        _moved_from_tail(conn, report, keys, store_id, hi, low[2])
+
+
+def _moved_from_tail(conn, report: Report, keys, store_id: bytes, hi: int, count: int):
+    """Step 5: a row below seq 1 whose row tag verifies at one of the seqs just past the end of
+    the log was moved out of that place (a cut tail): report that seq as missing."""
+    n = len(ROW_COLUMNS)
+    query = _SELECT_ROWS.replace("WHERE seq >= 1 ORDER BY seq", "WHERE seq < 1 ORDER BY seq LIMIT 1000")
+    for values in conn.execute(query).fetchall():
+        row = dict(zip(ROW_COLUMNS, values[:n]))
+        types = {c: _s(t) for c, t in zip(ROW_COLUMNS, values[n:])}
+        key = keys.get(row["key_version"]) if _malformed(row, types) is None else None
+        if key is None:
+            continue
+        stored = bytes(row["mac"])
+        for candidate in range(hi + 1, hi + count + 1):
+            if hmac.compare_digest(row_tag(key.keyset, store_id, dict(row, seq=candidate)), stored[:TAG_LEN]):
+                report.add("missing-rows", candidate, candidate,
+                           f"the row of seq {candidate} was moved out of the log to seq {row['seq']} (the tail was cut)")
+                break
 
 
 def _check_header(conn, report: Report, keys: dict[int, Key], expected: bytes | None,

@@ -104,6 +104,17 @@ struct Verifier: Sendable {
         } else if bounds.1 == nil, storeID != nil {
             // Empty store: nothing more to check.
         }
+        // Rows moved below seq 1 from the end of the log leave no gap behind; their own MACs
+        // say which seq they came from.
+        if let storeID, lowRows.2 > 0, lowRows.2 <= 1_000 {
+            let context = RowContext(
+                storeID: storeID.bytes, keys: keys, compromised: keys.compromisedVersions, attestations: attestations)
+            let moved = try await pool.read { db in
+                try Self.rowsMovedFromTheTail(db, lastSeq: lastSeq, count: lowRows.2, context: context)
+            }
+            findings += moved
+            total += moved.count
+        }
         findings = Self.joinedAtSplitPoints(findings, removed: &total)
         total = max(total, findings.count)
         findings.sort { ($0.seqs?.lowerBound ?? Int64.min, $0.kind.name) < ($1.seqs?.lowerBound ?? Int64.min, $1.kind.name) }
@@ -136,6 +147,33 @@ struct Verifier: Sendable {
                 attestations
             )
         }
+    }
+
+    /// For rows with seq below 1: if a row's tag verifies at one of the seqs just past the end
+    /// of the log, it was moved out of that place (a cut tail); report that seq as missing.
+    static func rowsMovedFromTheTail(_ db: Database, lastSeq: Int64, count: Int64, context: RowContext) throws -> [Finding] {
+        let statement = try db.makeStatement(
+            sql: "SELECT \(selectColumns) FROM audit_entries WHERE seq < 1 ORDER BY seq LIMIT 1000")
+        let stmt = statement.sqliteStatement
+        defer { sqlite3_reset(stmt) }
+        var findings: [Finding] = []
+        while sqlite3_step(stmt) == SQLITE_ROW {
+            let stored = sqlite3_column_int64(stmt, 0)
+            for candidate in (lastSeq + 1)...(lastSeq + count) {
+                var probe = RangeResult()
+                var prevMac = [UInt8](repeating: 0, count: 32)
+                var prevKnown = false
+                checkRow(stmt, seq: candidate, prevMac: &prevMac, prevKnown: &prevKnown, context: context, result: &probe)
+                let rowFailed = probe.findings.contains { [.macMismatch, .malformedRow, .unknownKeyVersion].contains($0.kind) }
+                if !rowFailed {
+                    findings.append(Finding(
+                        kind: .missingRows, seqs: candidate...candidate,
+                        message: "the row of seq \(candidate) was moved out of the log to seq \(stored) (the tail was cut)"))
+                    break
+                }
+            }
+        }
+        return findings
     }
 
     /// Joins a gap that spans the point between two scanned ranges into one finding, as one

@@ -96,19 +96,22 @@ func sqlite3Must(_ database: String, _ sql: String) throws {
 }
 
 /// The real `auditdb` binary built next to the test bundle.
-func cliPath() throws -> String {
+func cliPath() throws -> String { try builtProduct("auditdb") }
+
+/// An executable of this package, built next to the test bundle.
+func builtProduct(_ name: String) throws -> String {
     let here = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     var dir = here.deletingLastPathComponent()
     for _ in 0..<4 {
-        let candidate = dir.appendingPathComponent("auditdb").path
+        let candidate = dir.appendingPathComponent(name).path
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         dir = dir.deletingLastPathComponent()
     }
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
-    let fromSource = root.appendingPathComponent(".build/debug/auditdb").path
+    let fromSource = root.appendingPathComponent(".build/debug/\(name)").path
     if FileManager.default.isExecutableFile(atPath: fromSource) { return fromSource }
-    throw TestFailure("cannot find the auditdb binary near \(here.path); build it with `swift build`")
+    throw TestFailure("cannot find the \(name) binary near \(here.path); build it with `swift build`")
 }
 
 struct TestFailure: Error, CustomStringConvertible {
@@ -141,4 +144,22 @@ func uniqueOffset(of needle: String, in path: String) throws -> Int {
 extension IntegrityReport {
     /// Findings of one kind.
     func findings(_ kind: Finding.Kind) -> [Finding] { findings.filter { $0.kind == kind } }
+}
+
+/// A small seeded generator (SplitMix64), so that random test cases can be replayed.
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// An integer from the environment (for longer runs of the randomised tests), or `fallback`.
+func environmentInt(_ name: String, default fallback: Int) -> Int {
+    ProcessInfo.processInfo.environment[name].flatMap { Int($0) } ?? fallback
 }

@@ -340,6 +340,17 @@ struct TamperTests {
         #expect(report.findings(.unexpectedRows).map(\.seqs) == [0...0])
     }
 
+    @Test("the last row moved below seq 1 (found by the property test): its old seq is named")
+    func lastRowMovedOut() async throws {
+        try await makeStore(at: db, keys: keys, count: 10)
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET seq = -5 WHERE seq = 10;")
+        let report = try await verify()
+        let rows = report.findings.filter { $0.seqs != nil }
+        #expect(rows.map(\.kind) == [.unexpectedRows, .missingRows])
+        #expect(rows.last?.seqs == 10...10)
+        #expect(rows.last?.message == "the row of seq 10 was moved out of the log to seq -5 (the tail was cut)")
+    }
+
     @Test("a column with an impossible value: malformed-row at that seq")
     func malformedRow() async throws {
         try await makeStore(at: db, keys: keys, count: 3)

@@ -1,0 +1,100 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import AuditDB
+
+/// A child process appends as fast as it can and reports every acknowledged seq; the test
+/// SIGKILLs it at random moments. Longer run: AUDITDB_CRASH_KILLS=500 (seed: AUDITDB_CRASH_SEED).
+@Suite("Crash safety")
+struct CrashTests {
+    @Test("SIGKILL at random moments: every acknowledged append survives exactly, no partial row, appends resume")
+    func killLoop() async throws {
+        let kills = environmentInt("AUDITDB_CRASH_KILLS", default: 25)
+        let seed = UInt64(environmentInt("AUDITDB_CRASH_SEED", default: 0xA0D1))
+        var random = SeededRandom(seed: seed)
+        let dir = try TempDir()
+        let keyFile = dir.path("k.keys"), path = dir.path("crash.db")
+        let keys = try KeyFile.generate(at: keyFile)
+        try await makeStore(at: path, keys: keys, count: 0)
+        let child = try builtProduct("AuditDBCrashChild")
+        var acknowledged: [Int64: Int] = [:]
+        var lastSeq: Int64 = 0
+        for round in 0..<kills {
+            let mode = ["single", "batch", "concurrent"][round % 3]
+            let delay = Int.random(in: 5...120, using: &random)
+            let acks = try runAndKill(child, [path, keyFile, mode, String(round * 10_000_000)], afterMilliseconds: delay)
+            for (seq, index) in acks {
+                #expect(acknowledged[seq] == nil, "seq \(seq) acknowledged twice (round \(round), seed \(seed))")
+                acknowledged[seq] = index
+            }
+            // The store opens and verifies intact after every kill.
+            let report = try await AuditStore.verify(storeAt: path, keys: keys)
+            #expect(report.isIntact, "round \(round) (\(mode), killed after \(delay) ms, seed \(seed)): \(report)")
+            #expect(report.lastSeq >= (acks.map(\.0).max() ?? 0), "an acknowledged seq is missing (round \(round))")
+            #expect(report.lastSeq >= lastSeq)
+            lastSeq = report.lastSeq
+        }
+        #expect(acknowledged.count > kills, "the child acknowledged too few appends to test anything")
+        print("crash test: \(kills) kills (seed \(seed)), \(acknowledged.count) acknowledged appends, \(lastSeq) rows committed")
+
+        // Every acknowledged row holds exactly what was appended.
+        let store = try await AuditStore.open(at: path, keys: keys)
+        var byIndex: [Int64: AuditEntry] = [:]
+        var cursor: Int64? = nil
+        while true {
+            let page = try await store.entries(EntryQuery(afterSeq: cursor, limit: 10_000))
+            for entry in page { byIndex[entry.seq] = entry }
+            guard let last = page.last else { break }
+            cursor = last.seq
+        }
+        #expect(byIndex.count == Int(lastSeq))
+        for (seq, index) in acknowledged.sorted(by: { $0.key < $1.key }) {
+            let entry = try #require(byIndex[seq], "acknowledged seq \(seq) is missing")
+            #expect(entry.actor == "child-\(index)")
+            #expect(entry.resourceId == "r-\(index)")
+            #expect(entry.detailsJSON == #"{"index":\#(index),"pad":"\#(String(repeating: "x", count: index % 97))"}"#)
+        }
+        // Appending resumes with the next seq.
+        #expect(try await store.append(sampleEvent(1)) == lastSeq + 1)
+        try await store.close()
+    }
+
+    /// Starts `executable`, waits until it is ready plus `afterMilliseconds`, SIGKILLs it, and
+    /// returns the (seq, index) pairs it acknowledged before dying.
+    func runAndKill(_ executable: String, _ arguments: [String], afterMilliseconds: Int) throws -> [(Int64, Int)] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let buffer = Mutex(Data())
+        out.fileHandleForReading.readabilityHandler = { handle in
+            let chunk = handle.availableData
+            buffer.withLock { $0.append(chunk) }
+        }
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while !buffer.withLock({ String(decoding: $0, as: UTF8.self).contains("ready\n") }) {
+            guard process.isRunning, Date() < deadline else {
+                let message = String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
+                throw TestFailure("the crash child did not start: \(message)")
+            }
+            usleep(1_000)
+        }
+        usleep(useconds_t(afterMilliseconds * 1_000))
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        out.fileHandleForReading.readabilityHandler = nil
+        let rest = out.fileHandleForReading.readDataToEndOfFile()
+        let text = buffer.withLock { String(decoding: $0 + rest, as: UTF8.self) }
+        #expect(process.terminationReason == .uncaughtSignal)
+        // Only complete lines count: a line cut by the kill was not an acknowledgement we saw.
+        return text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().compactMap { line in
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, parts[0] == "ack", let seq = Int64(parts[1]), let index = Int(parts[2]) else { return nil }
+            return (seq, index)
+        }
+    }
+}
