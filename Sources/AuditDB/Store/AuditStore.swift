@@ -47,6 +47,10 @@ public final class AuditStore: Sendable {
         public var expectedStoreID: StoreID?
         /// The most events written in one group-commit transaction.
         public var maximumGroupSize: Int = 50_000
+        /// A cap on the database file's size, in bytes (applied as `PRAGMA max_page_count`). An
+        /// append that would grow the store past it fails with ``AuditError/Code/diskFull`` and
+        /// writes nothing. Default: no cap beyond SQLite's own.
+        public var maximumSizeBytes: Int?
         /// A prefix for metric labels. Default `auditdb`.
         public var metricsPrefix: String = "auditdb"
         /// Where metrics go. Default: the process-wide `MetricsSystem` factory.
@@ -291,6 +295,7 @@ extension GRDB.Configuration {
             + TimeInterval(store.busyTimeout.components.attoseconds) / 1e18)
         config.maximumReaderCount = 4
         let synchronous = store.durability == .synchronous ? "FULL" : "NORMAL"
+        let maximumSize = store.maximumSizeBytes
         config.prepareDatabase { db in
             let connection = UnsafeMutableRawPointer(db.sqliteConnection)
             // No connection of AuditDB's may corrupt the schema through writable_schema & co.
@@ -308,6 +313,10 @@ extension GRDB.Configuration {
             // appender sets the mode it needs before its first commit (see Appender.setSynchronous).
             if !readOnly {
                 try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            }
+            if let maximumSize {
+                let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+                _ = try Int.fetchOne(db, sql: "PRAGMA max_page_count = \(max(1, maximumSize / pageSize))")
             }
         }
         return config

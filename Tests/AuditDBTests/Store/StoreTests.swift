@@ -138,6 +138,36 @@ struct StoreTests {
         try await relaxed.close()
     }
 
+    @Test("disk full: the failing batch writes nothing, the store verifies, and appends work once there is room")
+    func diskFull() async throws {
+        let path = dir.path("s.db")
+        var config = AuditStore.Configuration()
+        config.maximumSizeBytes = 256 * 1024
+        let store = try await AuditStore.create(at: path, keys: keys, configuration: config)
+        var appended: Int64 = 0
+        var failure: AuditError?
+        for batch in 0..<100 {
+            do {
+                appended = try await store.append(contentsOf: (0..<100).map { sampleEvent(batch * 100 + $0) }).upperBound
+            } catch let error as AuditError {
+                failure = error
+                break
+            }
+        }
+        let error = try #require(failure, "the store never filled up")
+        #expect(error.code == .diskFull)
+        #expect(error.message.contains("Nothing was written"))
+        #expect(try await store.lastSeq() == appended)  // the failed batch left no row
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+        // Once there is room (here: a larger cap), the next append takes the next seq.
+        config.maximumSizeBytes = 4 * 1024 * 1024
+        let roomier = try await AuditStore.open(at: path, keys: keys, configuration: config)
+        #expect(try await roomier.append(sampleEvent(1)) == appended + 1)
+        #expect(try await roomier.verify().isIntact)
+        try await roomier.close()
+    }
+
     @Test("after close, append fails with a typed error")
     func closed() async throws {
         let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
