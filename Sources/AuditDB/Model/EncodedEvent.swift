@@ -72,12 +72,6 @@ struct EncodedEvent: Sendable {
         return Span(offset: offset, length: Int32(arena.count) - offset)
     }
 
-    /// The rules every text field obeys (documented on ``AuditEvent``).
-    static func check(_ value: String, _ field: String, _ limit: Int) throws(AuditError) {
-        var scratch: [UInt8] = []
-        _ = try add(value, field, limit, into: &scratch)
-    }
-
     /// The offset of the first C0 control, DEL or C1 control (UTF-8 0xC2 0x80...0x9F), if any.
     @inline(__always)
     static func firstControlCharacter(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {

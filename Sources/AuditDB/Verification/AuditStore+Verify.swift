@@ -17,7 +17,7 @@ extension AuditStore {
     public func verify() async throws -> IntegrityReport {
         do {
             let report = try await Verifier(
-                pool: pool, keys: keys, expectedStoreID: configuration.expectedStoreID, path: path
+                pool: pool, keys: keys, expectedStoreID: configuration.expectedStoreID
             ).run()
             if !report.isIntact {
                 logger.error(
@@ -51,7 +51,7 @@ extension AuditStore {
             let opened = try makePool(path: path, configuration: configuration, readOnly: false)
             pool = opened
             let report = try await Verifier(
-                pool: opened, keys: keys, expectedStoreID: configuration.expectedStoreID, path: path
+                pool: opened, keys: keys, expectedStoreID: configuration.expectedStoreID
             ).run()
             try opened.close()
             return report

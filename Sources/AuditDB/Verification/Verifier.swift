@@ -9,7 +9,6 @@ struct Verifier: Sendable {
     let pool: DatabasePool
     let keys: KeyRing
     let expectedStoreID: StoreID?
-    let path: String
 
     /// Columns in the order RowView reads them.
     static let selectColumns = """
@@ -101,8 +100,6 @@ struct Verifier: Sendable {
                 findings += result.findings
                 total += result.totalFindings
             }
-        } else if bounds.1 == nil, storeID != nil {
-            // Empty store: nothing more to check.
         }
         // Rows moved below seq 1 from the end of the log leave no gap behind; their own MACs
         // say which seq they came from.

@@ -19,6 +19,11 @@ struct TamperTests {
         db = dir.path("store.db")
     }
 
+    /// SQL that inserts a copy of row `seq` under another seq (MAC and all).
+    static func copyRow(_ seq: Int64, toSeq target: Int64) -> String {
+        "INSERT INTO audit_entries SELECT \(target), \(Verifier.selectColumns.split(separator: ",").dropFirst().joined(separator: ",")) FROM audit_entries WHERE seq = \(seq);"
+    }
+
     func verify(expecting id: StoreID? = nil, keys: KeyRing? = nil) async throws -> IntegrityReport {
         var config = AuditStore.Configuration()
         config.expectedStoreID = id
@@ -48,7 +53,7 @@ struct TamperTests {
         #expect(replace.status != 0)
         #expect(replace.stderr.contains("a new row must take the next seq"))
         let gap = try sqlite3Shell(
-            db, "INSERT INTO audit_entries SELECT 9, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version, mac FROM audit_entries WHERE seq = 5;")
+            db, Self.copyRow(5, toSeq: 9))
         #expect(gap.status != 0)
         let header = try sqlite3Shell(db, "UPDATE audit_store SET created_at = 0;")
         #expect(header.stderr.contains("audit_store is append-only"))
@@ -334,7 +339,7 @@ struct TamperTests {
         try await makeStore(at: db, keys: keys, count: 3)
         try sqlite3Must(db, """
             DROP TRIGGER audit_entries_next_seq_only;
-            INSERT INTO audit_entries SELECT 0, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version, mac FROM audit_entries WHERE seq = 1;
+            \(Self.copyRow(1, toSeq: 0))
             """)
         let report = try await verify()
         #expect(report.findings(.unexpectedRows).map(\.seqs) == [0...0])
