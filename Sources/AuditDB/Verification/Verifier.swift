@@ -410,15 +410,18 @@ struct Verifier: Sendable {
             result.add(Finding(kind: .malformedRow, seqs: seq...seq, message: why))
             prevKnown = false
         }
-        func type(_ i: Int32) -> Int32 { sqlite3_column_type(stmt, i) }
+        // Each column's type, read once (3 bits each; SQLite's type codes are 1...5).
+        var types: UInt64 = 0
+        for i in 0..<18 { types |= UInt64(sqlite3_column_type(stmt, Int32(i))) << (3 * UInt64(i)) }
+        func type(_ i: Int32) -> Int32 { Int32((types >> (3 * UInt64(i))) & 7) }
         // Types: integers, nullable integers, nullable texts, then the MAC blob.
-        for i: Int32 in [1, 8, 9, 13, 15, 16] where type(i) != SQLITE_INTEGER {
+        for i in Self.integerColumns where type(i) != SQLITE_INTEGER {
             return malformed("column \(String(cString: sqlite3_column_name(stmt, i))) is not an integer")
         }
-        for i: Int32 in [2, 14] where type(i) != SQLITE_INTEGER && type(i) != SQLITE_NULL {
+        for i in Self.optionalIntegerColumns where type(i) != SQLITE_INTEGER && type(i) != SQLITE_NULL {
             return malformed("column \(String(cString: sqlite3_column_name(stmt, i))) is not an integer or NULL")
         }
-        for i: Int32 in [3, 4, 5, 6, 7, 10, 11, 12] where type(i) != SQLITE_TEXT && type(i) != SQLITE_NULL {
+        for i in Self.textColumns where type(i) != SQLITE_TEXT && type(i) != SQLITE_NULL {
             return malformed("column \(String(cString: sqlite3_column_name(stmt, i))) is not text or NULL")
         }
         if type(5) == SQLITE_NULL { return malformed("action is NULL") }
@@ -450,16 +453,16 @@ struct Verifier: Sendable {
         row.recorded_at = sqlite3_column_int64(stmt, 1)
         row.has_occurred_at = type(2) == SQLITE_NULL ? 0 : 1
         row.occurred_at = sqlite3_column_int64(stmt, 2)
-        row.tenant = text(stmt, 3)
-        row.actor = text(stmt, 4)
-        row.action = text(stmt, 5)
-        row.resource_type = text(stmt, 6)
-        row.resource_id = text(stmt, 7)
+        row.tenant = text(stmt, 3, type: type(3))
+        row.actor = text(stmt, 4, type: type(4))
+        row.action = text(stmt, 5, type: type(5))
+        row.resource_type = text(stmt, 6, type: type(6))
+        row.resource_id = text(stmt, 7, type: type(7))
         row.outcome = UInt8(outcome)
         row.severity = UInt8(severity)
-        row.correlation_id = text(stmt, 10)
-        row.source = text(stmt, 11)
-        row.details = text(stmt, 12)
+        row.correlation_id = text(stmt, 10, type: type(10))
+        row.source = text(stmt, 11, type: type(11))
+        row.details = text(stmt, 12, type: type(12))
         row.origin = UInt8(origin)
         row.has_origin_ref = type(14) == SQLITE_NULL ? 0 : 1
         row.origin_ref = sqlite3_column_int64(stmt, 14)
@@ -515,10 +518,14 @@ struct Verifier: Sendable {
         }
     }
 
-    static func text(_ stmt: OpaquePointer, _ i: Int32) -> adb_bytes {
-        guard sqlite3_column_type(stmt, i) != SQLITE_NULL, let p = sqlite3_column_text(stmt, i) else {
+    static func text(_ stmt: OpaquePointer, _ i: Int32, type: Int32? = nil) -> adb_bytes {
+        guard (type ?? sqlite3_column_type(stmt, i)) != SQLITE_NULL, let p = sqlite3_column_text(stmt, i) else {
             return adb_bytes(ptr: nil, len: -1)
         }
         return adb_bytes(ptr: p, len: Int64(sqlite3_column_bytes(stmt, i)))
     }
+
+    static let integerColumns: [Int32] = [1, 8, 9, 13, 15, 16]
+    static let optionalIntegerColumns: [Int32] = [2, 14]
+    static let textColumns: [Int32] = [3, 4, 5, 6, 7, 10, 11, 12]
 }
