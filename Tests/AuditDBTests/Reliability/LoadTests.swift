@@ -1,0 +1,118 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import AuditDB
+
+/// An atomic counter that tasks can share.
+final class SharedCounter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+@Suite("Load")
+struct LoadTests {
+    /// Peak resident set size of this process, from /proc (kB).
+    static func peakRSSKilobytes() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        }
+        return 0
+    }
+
+    @Test("64 appending tasks, 8 querying tasks and repeated verification together: gapless, no duplicates, intact")
+    func appendQueryVerify() async throws {
+        let dir = try TempDir()
+        let store = try await AuditStore.create(at: dir.path("load.db"), keys: try testKeyRing())
+        let perTask = environmentInt("AUDITDB_LOAD_APPENDS_PER_TASK", default: 150)
+        let appendersDone = SharedCounter()
+        let rssBefore = Self.peakRSSKilobytes()
+        let (seqs, queried, passes) = try await withThrowingTaskGroup(of: ([Int64], Int, Int).self) { group in
+            for task in 0..<64 {
+                group.addTask {
+                    var mine: [Int64] = []
+                    for i in 0..<perTask { mine.append(try await store.append(sampleEvent(task * 100_000 + i))) }
+                    appendersDone.value.add(1, ordering: .relaxed)
+                    return (mine, 0, 0)
+                }
+            }
+            for reader in 0..<8 {
+                group.addTask {
+                    var read = 0
+                    while appendersDone.value.load(ordering: .relaxed) < 64 {
+                        // Page through the newest entries, and by tenant: every row is verified as read.
+                        let page = try await store.entries(EntryQuery(limit: 200, descending: true))
+                        #expect(page.map(\.seq) == page.map(\.seq).sorted(by: >))
+                        read += page.count
+                        read += try await store.entries(EntryQuery(limit: 50, tenant: "tenant-\(reader % 3)")).count
+                    }
+                    return ([], read, 0)
+                }
+            }
+            group.addTask {
+                var passes = 0
+                while appendersDone.value.load(ordering: .relaxed) < 64 {
+                    let report = try await store.verify()
+                    #expect(report.isIntact, "\(report)")
+                    passes += 1
+                }
+                return ([], 0, passes)
+            }
+            var all: [Int64] = [], queried = 0, passes = 0
+            for try await (part, read, p) in group {
+                all += part
+                queried += read
+                passes += p
+            }
+            return (all, queried, passes)
+        }
+        let total = 64 * perTask
+        #expect(seqs.count == total)
+        #expect(Set(seqs).count == total, "duplicate seqs")
+        #expect(seqs.sorted() == Array(1...Int64(total)), "gaps")
+        #expect(queried > 0)
+        #expect(passes > 0)
+        let report = try await store.verify()
+        #expect(report.isIntact && report.rowsChecked == total)
+        try await store.close()
+        let rssAfter = Self.peakRSSKilobytes()
+        print("load test: \(total) appends by 64 tasks, \(queried) rows read by 8 tasks, \(passes) verify passes; peak RSS \(rssBefore) -> \(rssAfter) kB")
+    }
+
+    @Test("two processes appending to the same store: disjoint gapless seqs, every acknowledged row exact")
+    func twoProcesses() async throws {
+        let dir = try TempDir()
+        let keyFile = dir.path("k.keys"), path = dir.path("shared.db")
+        let keys = try KeyFile.generate(at: keyFile)
+        try await makeStore(at: path, keys: keys, count: 0)
+        let child = try builtProduct("AuditDBCrashChild")
+        // Both run at once; each is killed after the same time. The crash test's helper collects acks.
+        async let first = Task.detached {
+            try CrashTests().runAndKill(child, [path, keyFile, "concurrent", "0"], afterMilliseconds: 700)
+        }.value
+        async let second = Task.detached {
+            try CrashTests().runAndKill(child, [path, keyFile, "batch", "50000000"], afterMilliseconds: 700)
+        }.value
+        let (a, b) = try await (first, second)
+        #expect(!a.isEmpty && !b.isEmpty, "both processes must have appended (\(a.count), \(b.count))")
+        let seqsA = Set(a.map(\.0)), seqsB = Set(b.map(\.0))
+        #expect(seqsA.isDisjoint(with: seqsB), "two processes were given the same seq")
+        let report = try await AuditStore.verify(storeAt: path, keys: keys)
+        #expect(report.isIntact, "\(report)")
+        let store = try await AuditStore.open(at: path, keys: keys)
+        var entries: [Int64: AuditEntry] = [:]
+        var cursor: Int64?
+        while true {
+            let page = try await store.entries(EntryQuery(afterSeq: cursor, limit: 10_000))
+            for e in page { entries[e.seq] = e }
+            guard let last = page.last else { break }
+            cursor = last.seq
+        }
+        try await store.close()
+        #expect(entries.count == Int(report.lastSeq))
+        for (seq, index) in a + b {
+            #expect(entries[seq]?.actor == "child-\(index)", "seq \(seq)")
+        }
+        print("two processes: \(a.count) + \(b.count) acknowledged appends, \(report.lastSeq) rows, intact")
+    }
+}
