@@ -328,8 +328,8 @@ def keys_from_environment(variable: str = "AUDITDB_KEYS") -> dict[int, Key]:
 
 
 # --------------------------------------------------------------------------------------------
-# FORMAT.md "Schema" (verbatim from schema/audit.sql, format version 1; selftest.py checks that
-# this copy, FORMAT.md's copy and schema/audit.sql define the same objects)
+# FORMAT.md Appendix A.1, migration 0001-initial (format version 1; selftest.py checks that
+# this copy and FORMAT.md agree, and that all migrations together equal schema/audit.sql)
 # --------------------------------------------------------------------------------------------
 
 SCHEMA_SQL = r"""
@@ -420,6 +420,16 @@ SELECT seq,
        key_version
 FROM audit_entries;
 """
+
+# The schema history (FORMAT.md, Appendix A): each migration's SQL, in order. A store's expected
+# objects are those its recorded migrations (GRDB's grdb_migrations table) create.
+MIGRATIONS = [
+    ("0001-initial", SCHEMA_SQL),
+    ("0002-origin-ref-index",
+     "CREATE INDEX audit_entries_origin_ref ON audit_entries(origin_ref) WHERE origin_ref IS NOT NULL;"),
+]
+ALL_MIGRATIONS_SQL = "\n".join(sql for _, sql in MIGRATIONS)
+
 
 OWNED_OBJECTS_SQL = r"""
 SELECT type, name, tbl_name, sql FROM sqlite_schema
@@ -543,6 +553,16 @@ def _table_exists(conn, name: str) -> bool:
 def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, schema_sql: str | None):
     # Step 1: schema.
     if schema_sql is not None:
+        if schema_sql is SCHEMA_SQL:  # the default: follow the store's recorded migrations
+            known = [name for name, _ in MIGRATIONS]
+            applied = ([_s(r[0]) for r in conn.execute("SELECT identifier FROM grdb_migrations ORDER BY identifier")]
+                       if _table_exists(conn, "grdb_migrations") else [])
+            unknown = [name for name in applied if name not in known]
+            if unknown:
+                report.add("schema-tampered", None, None,
+                           f"unknown migrations recorded: {', '.join(unknown)} (newer AuditDB, or tampering)")
+            use = [sql for name, sql in MIGRATIONS if not applied or name in applied]
+            schema_sql = "\n".join(use)
         want = expected_schema_objects(schema_sql)
         have = schema_objects(conn)
         for key in sorted(want):

@@ -136,7 +136,10 @@ def build_store(path: pathlib.Path, rows: list[dict], store_id: bytes = SID, wal
     conn = sqlite3.connect(path)
     if wal:
         conn.execute("PRAGMA journal_mode = WAL")
-    conn.executescript(av.SCHEMA_SQL)
+    # The current schema, with its migrations recorded as GRDB records them.
+    conn.executescript(av.ALL_MIGRATIONS_SQL)
+    conn.execute("CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY)")
+    conn.executemany("INSERT INTO grdb_migrations VALUES (?)", [(name,) for name, _ in av.MIGRATIONS])
     hkv = rows[0]["key_version"] if rows else 1
     hmac_ = av.header_mac(KS[hkv], store_id, created_at, 1, hkv)
     conn.execute("INSERT INTO audit_store VALUES (1, ?, ?, 1, ?, ?)", (store_id, created_at, hkv, hmac_))
@@ -219,13 +222,16 @@ def test_vectors_and_schema() -> None:
     want = av.expected_schema_objects()
     check(len(want) == 17, f"schema: 4 tables + 12 triggers + 1 view (got {len(want)})")
     if SCHEMA_FILE.exists():
-        check(av.expected_schema_objects(SCHEMA_FILE.read_text()) == want, "SCHEMA_SQL == schema/audit.sql")
+        check(av.expected_schema_objects(SCHEMA_FILE.read_text()) == av.expected_schema_objects(av.ALL_MIGRATIONS_SQL),
+              "all migrations == schema/audit.sql")
     md = FORMAT_MD.read_text(encoding="utf-8")
     blocks = re.findall(r"```sql\n(.*?)```", md, re.S)
     schema_blocks = [b for b in blocks if "CREATE TABLE audit_entries" in b]
     check(len(schema_blocks) == 1, "FORMAT.md has one ```sql block with the schema")
     if schema_blocks:
         check(av.expected_schema_objects(schema_blocks[0]) == want, "FORMAT.md schema == SCHEMA_SQL")
+    later = [b.strip() for b in blocks if b.strip().startswith("CREATE INDEX")]
+    check([m[1] for m in av.MIGRATIONS[1:]] == later, "FORMAT.md lists the later migrations' SQL exactly")
     example = stored["rows"][1]
     check(example["mac"] in md and example["enc_row"][:64] in md.replace(" ", ""),
           "FORMAT.md's worked example quotes vector seq 2 (ENC_ROW start and stored MAC)")
@@ -292,6 +298,19 @@ def test_stores(tmp: pathlib.Path) -> None:
     p = fresh("delete-first")
     tamper(p, "DELETE FROM audit_entries WHERE seq = 1")
     check(kinds(av.verify(str(p), both)) == [("missing-rows", 1)], "deleted row 1 -> missing-rows at 1")
+
+    # The expected schema follows the recorded migrations (section 11, step 1).
+    p = fresh("at-0001")
+    tamper(p, "DROP INDEX audit_entries_origin_ref", "DELETE FROM grdb_migrations WHERE identifier = '0002-origin-ref-index'")
+    check(av.verify(str(p), both).intact, "a store at migration 0001 (no index) verifies intact")
+    p = fresh("index-dropped")
+    tamper(p, "DROP INDEX audit_entries_origin_ref")
+    check(kinds(av.verify(str(p), both)) == [("schema-tampered", None)], "0002 recorded but its index dropped -> schema-tampered")
+    p = fresh("future-migration")
+    tamper(p, "INSERT INTO grdb_migrations VALUES ('9999-future')")
+    rep = av.verify(str(p), both)
+    check([f.message for f in rep.findings] == ["unknown migrations recorded: 9999-future (newer AuditDB, or tampering)"],
+          "an unknown recorded migration -> schema-tampered naming it")
 
     p = fresh("truncate")
     tamper(p, "DELETE FROM audit_entries WHERE seq >= 9")

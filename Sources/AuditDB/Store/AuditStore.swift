@@ -51,6 +51,10 @@ public final class AuditStore: Sendable {
         /// append that would grow the store past it fails with ``AuditError/Code/diskFull`` and
         /// writes nothing. Default: no cap beyond SQLite's own.
         public var maximumSizeBytes: Int?
+        /// If true, ``AuditStore/open(at:keys:configuration:)`` first applies pending schema
+        /// migrations with ``AuditStore/migrate(at:keys:backup:progress:)`` (backup included).
+        /// Default false: opening a store that needs migrations fails with `migrationRequired`.
+        public var migratesOnOpen = false
         /// A prefix for metric labels. Default `auditdb`.
         public var metricsPrefix: String = "auditdb"
         /// Where metrics go. Default: the process-wide `MetricsSystem` factory.
@@ -104,12 +108,23 @@ public final class AuditStore: Sendable {
     public static func create(at path: String, keys: KeyRing, configuration: Configuration = Configuration())
         async throws -> AuditStore
     {
+        try await create(at: path, keys: keys, configuration: configuration, schemaUpTo: nil)
+    }
+
+    /// `create`, optionally stopping at an older migration (tests of upgrades use it).
+    static func create(at path: String, keys: KeyRing, configuration: Configuration, schemaUpTo: String?)
+        async throws -> AuditStore
+    {
         guard !FileManager.default.fileExists(atPath: path) else {
             throw AuditError(.storeExists, "\(path) already exists; open it instead, or choose a new path")
         }
         let pool = try makePool(path: path, configuration: configuration, readOnly: false)
         do {
-            try StoreSchema.migrator.migrate(pool)
+            if let schemaUpTo {
+                try StoreSchema.migrator.migrate(pool, upTo: schemaUpTo)
+            } else {
+                try StoreSchema.migrator.migrate(pool)
+            }
             var id = [UInt8](repeating: 0, count: StoreFormat.storeIDLength)
             randombytes_buf(&id, id.count)
             let storeID = StoreID(bytes: id)
@@ -157,6 +172,9 @@ public final class AuditStore: Sendable {
     {
         guard FileManager.default.fileExists(atPath: path) else {
             throw AuditError(.storeNotFound, "no store at \(path); create one with `auditdb init`")
+        }
+        if configuration.migratesOnOpen {
+            _ = try await migrate(at: path, keys: keys)
         }
         let pool = try makePool(path: path, configuration: configuration, readOnly: false)
         do {

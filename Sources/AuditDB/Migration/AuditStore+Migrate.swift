@@ -1,0 +1,143 @@
+import Foundation
+import GRDB
+
+extension AuditStore {
+    /// Which schema migrations a store has and lacks.
+    public struct MigrationPlan: Sendable, Hashable {
+        /// Migrations already applied, in order.
+        public let applied: [String]
+        /// Migrations this binary would apply, in order.
+        public let pending: [String]
+        /// True when nothing needs to be done.
+        public var isUpToDate: Bool { pending.isEmpty }
+    }
+
+    /// What a migration run is doing, for progress reporting.
+    public enum MigrationProgress: Sendable, Hashable {
+        /// Checking the store before changing anything.
+        case verifying
+        /// Writing a consistent copy of the store to this path (`VACUUM INTO`).
+        case backingUp(path: String)
+        /// Applying migration `name`, number `index` (from 1) of `count`.
+        case applying(name: String, index: Int, count: Int)
+        /// Checking the store after migration `name`.
+        case verifyingAfter(name: String)
+    }
+
+    /// Where the backup copy goes.
+    public enum BackupPolicy: Sendable, Hashable {
+        /// Next to the store: `<store>.backup-<UTC time>`. The default.
+        case automatic
+        /// At this path (which must not exist).
+        case at(String)
+        /// No backup. Only for callers that made their own.
+        case none
+    }
+
+    /// What ``migrate(at:keys:backup:progress:)`` did.
+    public struct MigrationReport: Sendable {
+        /// The migrations applied by this run (empty when the store was up to date).
+        public let applied: [String]
+        /// The backup written before the first change, if any.
+        public let backupPath: String?
+        /// The verification after the last migration (or of the up-to-date store).
+        public let verification: IntegrityReport
+    }
+
+    /// The migrations the store at `path` has and would get, without changing anything
+    /// (a read-only look; `auditdb migrate --dry-run`).
+    /// - Throws: ``AuditError`` `storeNotFound`, `notAStore`, or `schemaTooNew` for a store
+    ///   written by a newer AuditDB.
+    public static func migrationPlan(at path: String) async throws -> MigrationPlan {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw AuditError(.storeNotFound, "no store at \(path)")
+        }
+        let pool = try makePool(path: path, configuration: Configuration(), readOnly: false)
+        defer { try? pool.close() }  // read-only use; nothing to flush
+        do {
+            let applied = try await pool.read { try StoreSchema.appliedMigrations($0) }
+            return try plan(applied: applied, path: path)
+        } catch {
+            throw AuditError.from(error, while: "read the schema version of \(path)")
+        }
+    }
+
+    static func plan(applied: [String], path: String) throws(AuditError) -> MigrationPlan {
+        guard !applied.isEmpty else {
+            throw AuditError(.notAStore, "\(path) is not an AuditDB store (no AuditDB migrations recorded)")
+        }
+        let unknown = applied.filter { !StoreSchema.knownMigrations.contains($0) }
+        guard unknown.isEmpty else {
+            throw AuditError(
+                .schemaTooNew,
+                "\(path) was written by a newer AuditDB (unknown migrations: \(unknown.joined(separator: ", "))); "
+                    + "upgrade this binary. Stores are never downgraded.")
+        }
+        return MigrationPlan(applied: applied, pending: StoreSchema.knownMigrations.filter { !applied.contains($0) })
+    }
+
+    /// Brings the store at `path` to this binary's schema: verifies it, writes a consistent
+    /// backup, then applies each pending migration in its own transaction (triggers are only
+    /// ever changed inside that transaction, so no committed row is unprotected at any point)
+    /// and verifies the store after each one. Running it again is a no-op.
+    ///
+    /// ```swift
+    /// let report = try await AuditStore.migrate(at: path, keys: keys) { print($0) }
+    /// ```
+    ///
+    /// - Throws: ``AuditError`` `schemaTooNew` (never downgrades), `integrityViolation` if the
+    ///   store does not verify before or after a migration (restore the backup), storage errors.
+    public static func migrate(at path: String, keys: KeyRing, backup: BackupPolicy = .automatic,
+                               progress: (@Sendable (MigrationProgress) -> Void)? = nil) async throws -> MigrationReport
+    {
+        let current = try await migrationPlan(at: path)
+        progress?(.verifying)
+        let before = try await verify(storeAt: path, keys: keys)
+        guard before.isIntact else {
+            throw AuditError(
+                .integrityViolation,
+                "\(path) does not verify intact before migrating (\(before)); nothing was changed. Investigate with `auditdb verify`.")
+        }
+        guard !current.isUpToDate else {
+            return MigrationReport(applied: [], backupPath: nil, verification: before)
+        }
+        let pool = try makePool(path: path, configuration: Configuration(), readOnly: false)
+        do {
+            var backupPath: String?
+            switch backup {
+            case .none: break
+            case .automatic: backupPath = "\(path).backup-\(AuditTimestamp.now().iso8601.replacingOccurrences(of: ":", with: ""))"
+            case .at(let chosen): backupPath = chosen
+            }
+            if let backupPath {
+                guard !FileManager.default.fileExists(atPath: backupPath) else {
+                    throw AuditError(.invalidInput, "the backup path \(backupPath) already exists; choose another", field: "backup")
+                }
+                progress?(.backingUp(path: backupPath))
+                try await pool.writeWithoutTransaction { db in
+                    try db.execute(sql: "VACUUM INTO ?", arguments: [backupPath])
+                }
+            }
+            let migrator = StoreSchema.migrator
+            var applied: [String] = []
+            var last = before
+            for (index, name) in current.pending.enumerated() {
+                progress?(.applying(name: name, index: index + 1, count: current.pending.count))
+                try migrator.migrate(pool, upTo: name)
+                applied.append(name)
+                progress?(.verifyingAfter(name: name))
+                last = try await Verifier(pool: pool, keys: keys, expectedStoreID: nil).run()
+                guard last.isIntact else {
+                    throw AuditError(
+                        .integrityViolation,
+                        "\(path) does not verify after migration \(name) (\(last)); restore the backup \(backupPath ?? "(none taken)")")
+                }
+            }
+            try pool.close()
+            return MigrationReport(applied: applied, backupPath: backupPath, verification: last)
+        } catch {
+            try? pool.close()  // cleanup; the migration error is what the caller needs
+            throw AuditError.from(error, while: "migrate \(path)")
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import GRDB
+import Synchronization
+import Testing
+
+@testable import AuditDB
+
+@Suite("Schema migrations")
+struct MigrationTests {
+    let dir: TempDir
+    let keys: KeyRing
+
+    init() throws {
+        dir = try TempDir()
+        keys = try testKeyRing()
+    }
+
+    /// A store as the first release wrote it: only migration 0001, with rows.
+    func olderStore(_ name: String = "old.db") async throws -> String {
+        let path = dir.path(name)
+        let store = try await AuditStore.create(at: path, keys: keys, configuration: .init(), schemaUpTo: "0001-initial")
+        try await store.append(contentsOf: (1...50).map { sampleEvent($0) })
+        try await store.close()
+        return path
+    }
+
+    @Test("a fresh store is current; migrating it is a no-op that writes no backup")
+    func freshStoreIsCurrent() async throws {
+        let path = dir.path("new.db")
+        try await makeStore(at: path, keys: keys, count: 3)
+        let plan = try await AuditStore.migrationPlan(at: path)
+        #expect(plan.isUpToDate)
+        #expect(plan.applied == StoreSchema.knownMigrations)
+        let report = try await AuditStore.migrate(at: path, keys: keys)
+        #expect(report.applied.isEmpty)
+        #expect(report.backupPath == nil)
+        #expect(report.verification.isIntact)
+    }
+
+    @Test("a store at the first schema: open asks for migration; migrate backs up, upgrades and verifies")
+    func upgradeFromFirstSchema() async throws {
+        let path = try await olderStore()
+        do {
+            _ = try await AuditStore.open(at: path, keys: keys)
+            Issue.record("an outdated store opened without migration")
+        } catch let error as AuditError {
+            #expect(error.code == .migrationRequired)
+            #expect(error.message.contains("0002-origin-ref-index"))
+        }
+        let steps = Mutex<[AuditStore.MigrationProgress]>([])
+        let backup = dir.path("before-upgrade.db")
+        let report = try await AuditStore.migrate(at: path, keys: keys, backup: .at(backup)) { step in
+            steps.withLock { $0.append(step) }
+        }
+        #expect(report.applied == ["0002-origin-ref-index"])
+        #expect(report.verification.isIntact && report.verification.rowsChecked == 50)
+        #expect(steps.withLock { $0 } == [
+            .verifying, .backingUp(path: backup), .applying(name: "0002-origin-ref-index", index: 1, count: 1),
+            .verifyingAfter(name: "0002-origin-ref-index"),
+        ])
+        // The schema is now exactly the current one, and the store works.
+        let store = try await AuditStore.open(at: path, keys: keys)
+        #expect(try await store.append(sampleEvent(51)) == 51)
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+        // The backup is the store as it was: at the first schema, intact.
+        #expect(try await AuditStore.migrationPlan(at: backup).pending == ["0002-origin-ref-index"])
+        #expect(try await AuditStore.verify(storeAt: backup, keys: keys).rowsChecked == 50)
+        // Running it again is a no-op.
+        #expect(try await AuditStore.migrate(at: path, keys: keys).applied.isEmpty)
+    }
+
+    @Test("the dry run changes nothing: same bytes on disk")
+    func dryRunChangesNothing() async throws {
+        let path = try await olderStore()
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        let cli = try cliPath()
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        let result = try run(cli, ["migrate", "--dry-run", "--store", path, "--key-file", keyFile])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("pending: 0002-origin-ref-index"))
+        #expect(result.stdout.contains("dry run: nothing was changed"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+        #expect(try await AuditStore.migrationPlan(at: path).pending == ["0002-origin-ref-index"])
+        let migrated = try run(cli, ["migrate", "--store", path, "--key-file", keyFile, "--no-backup"])
+        #expect(migrated.status == 0, "\(migrated.stderr)")
+        #expect(migrated.stdout.contains("migrated: 0002-origin-ref-index; intact: 50 rows verified"))
+    }
+
+    @Test("a store written by a newer AuditDB is refused by migrate too")
+    func newerRefused() async throws {
+        let path = dir.path("s.db")
+        try await makeStore(at: path, keys: keys, count: 1)
+        try sqlite3Must(path, "INSERT INTO grdb_migrations(identifier) VALUES ('9999-future');")
+        await #expect { _ = try await AuditStore.migrate(at: path, keys: keys) } throws: {
+            ($0 as? AuditError)?.code == .schemaTooNew
+        }
+    }
+
+    @Test("a tampered store is not migrated: nothing changes")
+    func tamperedNotMigrated() async throws {
+        let path = try await olderStore()
+        try sqlite3Must(path, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET actor = 'x' WHERE seq = 9;")
+        await #expect { _ = try await AuditStore.migrate(at: path, keys: keys) } throws: {
+            ($0 as? AuditError)?.code == .integrityViolation
+        }
+        #expect(try await AuditStore.migrationPlan(at: path).pending == ["0002-origin-ref-index"])
+    }
+
+    @Test("migratesOnOpen applies pending migrations at open")
+    func migrateOnOpen() async throws {
+        let path = try await olderStore()
+        var config = AuditStore.Configuration()
+        config.migratesOnOpen = true
+        let store = try await AuditStore.open(at: path, keys: keys, configuration: config)
+        #expect(try await store.append(sampleEvent(51)) == 51)
+        try await store.close()
+        #expect(try await AuditStore.migrationPlan(at: path).isUpToDate)
+    }
+}
