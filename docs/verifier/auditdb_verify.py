@@ -431,16 +431,34 @@ MIGRATIONS = [
 ALL_MIGRATIONS_SQL = "\n".join(sql for _, sql in MIGRATIONS)
 
 
-OWNED_OBJECTS_SQL = r"""
-SELECT type, name, tbl_name, sql FROM sqlite_schema
-WHERE name LIKE 'audit\_%' ESCAPE '\' OR tbl_name LIKE 'audit\_%' ESCAPE '\'
+ALL_OBJECTS_SQL = r"""
+SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\_%' ESCAPE '\'
 ORDER BY type, name
 """
+_KNOWN = None  # (names, tables) of every object the known migrations create; filled on first use
+
+
+def _known_objects() -> tuple[set[str], set[str]]:
+    """AuditDB's objects (section 11, step 1): every object any known migration creates, by name,
+    and the tables and views whose attached objects (triggers, indexes) are AuditDB's concern."""
+    global _KNOWN
+    if _KNOWN is None:
+        mem = sqlite3.connect(":memory:")
+        try:
+            mem.executescript(ALL_MIGRATIONS_SQL)
+            rows = mem.execute(ALL_OBJECTS_SQL).fetchall()
+        finally:
+            mem.close()
+        _KNOWN = ({r[1] for r in rows}, {r[1] for r in rows if r[0] in ("table", "view")})
+    return _KNOWN
 
 
 def schema_objects(conn: sqlite3.Connection) -> dict[str, tuple[str, str | None]]:
     out = {}
-    for typ, name, table, sql in conn.execute(OWNED_OBJECTS_SQL):
+    names, tables = _known_objects()
+    for typ, name, table, sql in conn.execute(ALL_OBJECTS_SQL):
+        if _s(name) not in names and _s(table) not in tables:
+            continue  # not AuditDB's: an app's own objects, whatever their names
         key = f"{_s(typ)} {_s(name)}"
         out.setdefault(key, (_s(table), None if sql is None else _s(sql)))
     return out

@@ -5,11 +5,30 @@ import GRDB
 enum StoreSchema {
     /// Objects that belong to AuditDB: tables, triggers, indexes and views named `audit_*`,
     /// and anything attached to an `audit_*` table.
-    static let ownedObjectsSQL = """
-        SELECT type, name, tbl_name, sql FROM sqlite_schema
-        WHERE name LIKE 'audit\\_%' ESCAPE '\\' OR tbl_name LIKE 'audit\\_%' ESCAPE '\\'
-        ORDER BY type, name
-        """
+    /// AuditDB's objects in a database: every object that any known migration creates (by name),
+    /// and anything attached to one of AuditDB's tables or views (an extra trigger or index).
+    /// Other objects — an app's own tables, even one named `audit_events` — are not AuditDB's.
+    static func objects(in db: Database) throws -> [Object] {
+        let known = try allKnownObjects
+        let names = Set(known.map(\.name))
+        let tables = Set(known.filter { $0.type == "table" || $0.type == "view" }.map(\.name))
+        return try rawObjects(in: db).filter { names.contains($0.name) || tables.contains($0.table) }
+    }
+
+    /// The objects of all known migrations (computed once).
+    static var allKnownObjects: [Object] {
+        get throws { try allKnown.get() }
+    }
+    private static let allKnown: Result<[Object], any Error> = Result {
+        let queue = try DatabaseQueue()
+        try queue.write { db in for migration in EmbeddedSQL.migrations { try db.execute(sql: migration.sql) } }
+        return try queue.read { try rawObjects(in: $0) }
+    }
+
+    private static func rawObjects(in db: Database) throws -> [Object] {
+        try Row.fetchAll(db, sql: "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type, name")
+            .map { Object(type: $0["type"], name: $0["name"], table: $0["tbl_name"], sql: $0["sql"]) }
+    }
 
     struct Object: Hashable, Sendable {
         var type: String
@@ -29,11 +48,6 @@ enum StoreSchema {
 
     static var knownMigrations: [String] { EmbeddedSQL.migrations.map(\.name) }
 
-    static func objects(in db: Database) throws -> [Object] {
-        try Row.fetchAll(db, sql: ownedObjectsSQL).map {
-            Object(type: $0["type"], name: $0["name"], table: $0["tbl_name"], sql: $0["sql"])
-        }
-    }
 
     /// The objects a store at `appliedMigrations` must have: made by running those embedded
     /// migrations on an empty in-memory database, so the text matches byte for byte.

@@ -314,6 +314,20 @@ struct TamperTests {
         #expect(report.findings.filter { $0.seqs != nil }.isEmpty)
     }
 
+    @Test("an app's own tables in the same file are not AuditDB's, whatever their names")
+    func appTablesIgnored() async throws {
+        try await makeStore(at: db, keys: keys, count: 2)
+        try sqlite3Must(db, """
+            CREATE TABLE audit_events(id INTEGER PRIMARY KEY, what TEXT);
+            CREATE INDEX audit_events_what ON audit_events(what);
+            CREATE TRIGGER audit_events_guard BEFORE DELETE ON audit_events BEGIN SELECT RAISE(ABORT, 'no'); END;
+            """)
+        #expect(try await verify().isIntact)
+        // But an index on an AuditDB table, whatever its name, is reported.
+        try sqlite3Must(db, "CREATE INDEX helpful ON audit_entries(actor);")
+        #expect(try await verify().findings.map(\.message) == ["unexpected index helpful on audit_entries"])
+    }
+
     @Test("an extra trigger on the log is schema tampering even if no row changed")
     func extraTrigger() async throws {
         try await makeStore(at: db, keys: keys, count: 2)
