@@ -4,6 +4,14 @@ import Foundation
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        abstract: "Schema migrations (the default) and adoption of legacy audit tables.",
+        subcommands: [Schema.self, Adopt.self],
+        defaultSubcommand: Schema.self)
+}
+
+struct Schema: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "schema",
         abstract: "Bring a store to this binary's schema: verify, back up, migrate, verify again.",
         discussion: """
             Each migration runs in its own transaction; a store written by a newer AuditDB is refused.

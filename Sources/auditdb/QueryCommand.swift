@@ -61,7 +61,8 @@ enum EntryJSON {
         let origin: String
         switch e.origin {
         case .recorded: origin = "\"recorded\""
-        case .backSigned: origin = "\"back-signed\""
+        case .backSigned(let run?): origin = "\"back-signed\",\"originRun\":\(run)"
+        case .backSigned(nil): origin = "\"back-signed\""
         }
         // detailsJSON was validated as a JSON object when appended and verified when read.
         let details = e.detailsJSON.map(OutputEscaping.jsonSafe) ?? "null"

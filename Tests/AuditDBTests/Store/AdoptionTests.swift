@@ -1,0 +1,233 @@
+import Foundation
+import GRDB
+import Testing
+
+@testable import AuditDB
+
+@Suite("Adopting legacy audit tables")
+struct AdoptionTests {
+    let dir: TempDir
+    let keys: KeyRing
+
+    init() throws {
+        dir = try TempDir()
+        keys = try testKeyRing()
+    }
+
+    /// The workflow platform's shape (id, ISO timestamps, JSON details), `count` rows.
+    func workflowTable(in path: String, count: Int) throws {
+        try sqlite3Must(path, """
+            CREATE TABLE audit_events(id INTEGER PRIMARY KEY, timestamp TEXT, event_type TEXT, user_id TEXT, tenant_id TEXT,
+                resource_type TEXT, resource_id TEXT, action TEXT, outcome TEXT, details TEXT);
+            WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < \(count))
+            INSERT INTO audit_events SELECT i, strftime('%Y-%m-%dT%H:%M:%SZ', 1700000000 + i, 'unixepoch'), 'evt',
+                'user-' || (i % 50), 'tenant-' || (i % 4), 'doc', 'd' || i,
+                CASE i % 3 WHEN 0 THEN 'read' WHEN 1 THEN 'write' ELSE 'delete' END,
+                CASE i % 7 WHEN 0 THEN 'denied' ELSE 'success' END, json_object('i', i, 'event', 'evt') FROM c;
+            """)
+    }
+
+    static let workflowMapping: [LegacyAdoption.Field: String] = [
+        .actor: "user_id", .action: "action", .tenant: "tenant_id", .resourceType: "resource_type",
+        .resourceId: "resource_id", .outcome: "outcome", .details: "details", .occurredAt: "timestamp",
+    ]
+
+    func allEntries(_ store: AuditStore) async throws -> [AuditEntry] {
+        var all: [AuditEntry] = []
+        var cursor: Int64?
+        while true {
+            let page = try await store.entries(EntryQuery(afterSeq: cursor, limit: 10_000))
+            all += page
+            guard let last = page.last else { return all }
+            cursor = last.seq
+        }
+    }
+
+    @Test("the workflow shape, in the store's own file: order, timestamps and provenance kept, verified")
+    func workflowShapeInTheSameFile() async throws {
+        let path = dir.path("s.db")
+        let store = try await AuditStore.create(at: path, keys: keys)
+        try await store.append(sampleEvent(1))  // the store already has an entry
+        try workflowTable(in: path, count: 1_000)
+        var adoption = LegacyAdoption(sourcePath: path, table: "audit_events", mapping: Self.workflowMapping)
+        adoption.idColumn = "id"
+        adoption.dropUnmapped = true
+        adoption.batchSize = 300
+        let report = try await store.adopt(adoption)
+        #expect(report.runSeq == 2)
+        #expect(report.imported == 1_000 && report.total == 1_000 && report.resumedFrom == 0)
+        #expect(report.droppedColumns == ["event_type"])
+        let entries = try await allEntries(store)
+        #expect(entries.count == 1_002)
+        let run = entries[1]
+        #expect(run.action == "auditdb.migration.adopt")
+        #expect(run.detailsJSON?.contains("\"sourceDigest\":\"\(report.sourceDigest)\"") == true)
+        #expect(run.detailsJSON?.contains("\"droppedColumns\":[\"event_type\"]") == true)
+        let adopted = Array(entries.dropFirst(2))
+        #expect(adopted.allSatisfy { $0.origin == .backSigned(run: 2) })
+        #expect(adopted.map(\.resourceId) == (1...1_000).map { "d\($0)" })  // the source's order
+        #expect(adopted.first?.occurredAt == AuditTimestamp(iso8601: "2023-11-14T22:13:21Z"))
+        #expect(adopted[6].outcome == .denied)  // id 7
+        #expect(adopted[0].detailsJSON == #"{"i":1,"event":"evt"}"#)
+        #expect(try await store.verify().isIntact)  // the legacy table in the same file is not AuditDB's
+        try await store.close()
+    }
+
+    @Test("a hand-made log with only a rowid and Unix milliseconds, in another file; then protect it")
+    func rowidAndMilliseconds() async throws {
+        let legacy = dir.path("legacy.db")
+        try sqlite3Must(legacy, """
+            CREATE TABLE log(ts INTEGER, who TEXT, what TEXT, target TEXT);
+            INSERT INTO log VALUES (1700000000123, 'alice', 'login', NULL), (1700000001456, 'bob', 'export', 'report-9'),
+                (1700000000999, 'carol', 'logout', NULL);
+            """)
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
+        var adoption = LegacyAdoption(sourcePath: legacy, table: "log",
+                                      mapping: [.occurredAt: "ts", .actor: "who", .action: "what", .resourceId: "target"])
+        adoption.timestampFormat = .unixMilliseconds
+        adoption.afterwards = .protect
+        let report = try await store.adopt(adoption)
+        let entries = try await allEntries(store)
+        #expect(entries.dropFirst().map(\.actor) == ["alice", "bob", "carol"])  // rowid order, not time order
+        #expect(entries[1].occurredAt?.iso8601 == "2023-11-14T22:13:20.123000Z")
+        #expect(entries[2].resourceId == "report-9")
+        #expect(entries.dropFirst().allSatisfy { $0.origin == .backSigned(run: report.runSeq) })
+        let update = try sqlite3Shell(legacy, "UPDATE log SET who = 'mallory';")
+        #expect(update.stderr.contains("adopted into AuditDB; it is read-only"))
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+    }
+
+    @Test("invalid rows are listed by id and nothing is imported, unless --skip-invalid")
+    func validation() async throws {
+        let legacy = dir.path("legacy.db")
+        try workflowTable(in: legacy, count: 12)
+        try sqlite3Must(legacy, """
+            UPDATE audit_events SET user_id = NULL WHERE id = 3;
+            UPDATE audit_events SET details = '{"broken": ' WHERE id = 5;
+            UPDATE audit_events SET timestamp = 'yesterday' WHERE id = 7;
+            UPDATE audit_events SET user_id = CAST(X'C328' AS TEXT) WHERE id = 9;
+            UPDATE audit_events SET action = 'x' || char(10) || 'y' WHERE id = 11;
+            """)
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
+        var adoption = LegacyAdoption(sourcePath: legacy, table: "audit_events", mapping: Self.workflowMapping)
+        adoption.idColumn = "id"
+        adoption.dropUnmapped = true
+        do {
+            _ = try await store.adopt(adoption)
+            Issue.record("invalid rows were adopted")
+        } catch let error as AuditError {
+            #expect(error.code == .invalidInput)
+            for expected in ["5 source row(s) are invalid; nothing was imported", "row 3: actor: is NULL",
+                             "row 5: details: invalid JSON", "row 7: occurredAt: \"yesterday\" is not an RFC 3339",
+                             "row 9: actor: is not valid UTF-8", "row 11: action: contains a control character"]
+            {
+                #expect(error.message.contains(expected), "missing \(expected) in \(error.message)")
+            }
+        }
+        #expect(try await store.lastSeq() == 0)
+        adoption.skipInvalid = true
+        let report = try await store.adopt(adoption)
+        #expect(report.skipped == [3, 5, 7, 9, 11])
+        #expect(report.imported == 7)
+        #expect(try await allEntries(store).dropFirst().map(\.resourceId) == ["d1", "d2", "d4", "d6", "d8", "d10", "d12"])
+        try await store.close()
+    }
+
+    @Test("unmapped columns refuse the run; a missing table or column is named")
+    func mappingErrors() async throws {
+        let legacy = dir.path("legacy.db")
+        try workflowTable(in: legacy, count: 2)
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
+        for (adoption, expected) in [
+            (LegacyAdoption(sourcePath: legacy, table: "audit_events", mapping: Self.workflowMapping),
+             "columns id, event_type of audit_events are not mapped"),
+            (LegacyAdoption(sourcePath: legacy, table: "nope", mapping: Self.workflowMapping), "has no table nope"),
+            (LegacyAdoption(sourcePath: legacy, table: "audit_events", mapping: [.actor: "who", .action: "action"]),
+             "actor maps to who, which audit_events lacks"),
+            (LegacyAdoption(sourcePath: legacy, table: "audit_events", mapping: [.actor: "user_id"]), "map at least actor and action"),
+        ] {
+            await #expect { _ = try await store.adopt(adoption) } throws: {
+                ($0 as? AuditError)?.message.contains(expected) == true
+            }
+        }
+        #expect(try await store.lastSeq() == 0)
+        try await store.close()
+    }
+
+    @Test("killed mid-adoption (a real process, SIGKILL) and run again: every row once, in order, intact")
+    func resumeAfterKill() async throws {
+        let legacy = dir.path("legacy.db"), path = dir.path("s.db"), keyFile = dir.path("k.keys")
+        try workflowTable(in: legacy, count: 60_000)
+        let keys = try KeyFile.generate(at: keyFile)
+        try await makeStore(at: path, keys: keys, count: 0)
+        let arguments = ["migrate", "adopt", "--store", path, "--key-file", keyFile, "--source", legacy, "--table", "audit_events",
+                         "--id-column", "id", "--drop-unmapped", "--batch-size", "500", "--progress", "none"]
+            + Self.workflowMapping.map { "--map=\($0.key.rawValue)=\($0.value)" }
+        let cli = try cliPath()
+        var random = SeededRandom(seed: 0xAD0)
+        var killed = 0
+        for _ in 0..<3 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: cli)
+            process.arguments = arguments
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            usleep(useconds_t(Int.random(in: 150_000...600_000, using: &random)))
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                killed += 1
+            }
+            process.waitUntilExit()
+        }
+        let final = try run(cli, arguments)
+        #expect(final.status == 0, "\(final.stderr)")
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let entries = try await allEntries(store)
+        try await store.close()
+        let runs = entries.filter { $0.action == "auditdb.migration.adopt" }
+        #expect(runs.count == 1, "a resumed adoption must reuse its run entry")
+        let adopted = entries.filter { $0.origin != .recorded }
+        #expect(adopted.count == 60_000)
+        #expect(adopted.map(\.resourceId) == (1...60_000).map { "d\($0)" })
+        #expect(try await AuditStore.verify(storeAt: path, keys: keys).isIntact)
+        print("adoption resume: \(killed) kill(s) before completion")
+    }
+
+    @Test("a source that changed after it was adopted is refused, not imported twice")
+    func changedSourceRefused() async throws {
+        let legacy = dir.path("legacy.db")
+        try workflowTable(in: legacy, count: 10)
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
+        var adoption = LegacyAdoption(sourcePath: legacy, table: "audit_events", mapping: Self.workflowMapping)
+        adoption.idColumn = "id"
+        adoption.dropUnmapped = true
+        let first = try await store.adopt(adoption)
+        #expect(try await store.adopt(adoption).imported == 0)  // same source: nothing to do
+        try sqlite3Must(legacy, "INSERT INTO audit_events(id, timestamp, user_id, action) VALUES (11, '2026-01-01T00:00:00Z', 'u', 'late');")
+        do {
+            _ = try await store.adopt(adoption)
+            Issue.record("a changed source was adopted again")
+        } catch let error as AuditError {
+            #expect(error.message.contains("was adopted before (run \(first.runSeq)) and has changed since"))
+        }
+        #expect(try await store.lastSeq() == 11)  // the run entry and 10 rows, nothing more
+        try await store.close()
+    }
+
+    @Test("a back-signed row changed later is detected like any other")
+    func tamperedBackSignedRow() async throws {
+        let path = dir.path("s.db")
+        let store = try await AuditStore.create(at: path, keys: keys)
+        try workflowTable(in: path, count: 20)
+        var adoption = LegacyAdoption(sourcePath: path, table: "audit_events", mapping: Self.workflowMapping)
+        adoption.idColumn = "id"
+        adoption.dropUnmapped = true
+        _ = try await store.adopt(adoption)
+        try await store.close()
+        try sqlite3Must(path, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET outcome = 0 WHERE seq = 8;")
+        let report = try await AuditStore.verify(storeAt: path, keys: keys)
+        #expect(report.findings.filter { $0.seqs != nil }.map(\.firstSeq) == [8])
+        #expect(report.findings.filter { $0.seqs != nil }.map(\.kind) == [.macMismatch])
+    }
+}
