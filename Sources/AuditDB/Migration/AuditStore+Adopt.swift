@@ -465,12 +465,17 @@ final class LegacySource {
         event.correlationId = texts[.correlationId]
         event.source = texts[.source]
         event.occurredAt = occurred
+        // Names, or AuditDB's own integer codes (rows of an AuditDB-shaped table that were never signed).
         if let outcome = texts[.outcome] {
-            guard let value = AuditOutcome(rawValue: outcome) else { return problem(.outcome, "\(outcome.debugDescription) is not success, failure, denied or error") }
+            guard let value = AuditOutcome(rawValue: outcome) ?? Int64(outcome).flatMap(AuditOutcome.init(code:)) else {
+                return problem(.outcome, "\(outcome.debugDescription) is not success, failure, denied or error (or 0-3)")
+            }
             event.outcome = value
         }
         if let severity = texts[.severity] {
-            guard let value = AuditSeverity(rawValue: severity) else { return problem(.severity, "\(severity.debugDescription) is not info, notice, warning or critical") }
+            guard let value = AuditSeverity(rawValue: severity) ?? Int64(severity).flatMap(AuditSeverity.init(code:)) else {
+                return problem(.severity, "\(severity.debugDescription) is not info, notice, warning or critical (or 0-3)")
+            }
             event.severity = value
         }
         if let details = texts[.details] { event.details = AuditDetails(json: details) }

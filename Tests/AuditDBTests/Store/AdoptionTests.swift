@@ -215,6 +215,38 @@ struct AdoptionTests {
         try await store.close()
     }
 
+    @Test("unsigned rows of AuditDB's own shape (codes for outcome and severity) are adopted; duplicate ids are refused; --then drop")
+    func auditDBShapedRowsAndDrop() async throws {
+        let path = dir.path("s.db")
+        let store = try await AuditStore.create(at: path, keys: keys)
+        try sqlite3Must(path, """
+            CREATE TABLE unsigned_entries(seq INTEGER, recorded_at INTEGER, actor TEXT, action TEXT, outcome INTEGER, severity INTEGER);
+            INSERT INTO unsigned_entries VALUES (1, 1700000000000000, 'a', 'x', 2, 3), (2, 1700000000000001, 'b', 'y', 0, 0),
+                (2, 1700000000000002, 'c', 'z', 0, 0);
+            """)
+        var adoption = LegacyAdoption(sourcePath: path, table: "unsigned_entries", mapping: [
+            .occurredAt: "recorded_at", .actor: "actor", .action: "action", .outcome: "outcome", .severity: "severity",
+        ])
+        adoption.idColumn = "seq"
+        adoption.timestampFormat = .unixMicroseconds
+        adoption.afterwards = .drop
+        await #expect { _ = try await store.adopt(adoption) } throws: {
+            ($0 as? AuditError)?.message.contains("row 2: id: duplicate id") == true
+        }
+        try sqlite3Must(path, "DELETE FROM unsigned_entries WHERE actor = 'c';")
+        let report = try await store.adopt(adoption)
+        #expect(report.imported == 2)
+        let entries = try await store.entries()
+        #expect(entries.dropFirst().map(\.outcome) == [.denied, .success])
+        #expect(entries.dropFirst().map(\.severity) == [.critical, .info])
+        #expect(entries[1].occurredAt?.microsecondsSinceEpoch == 1_700_000_000_000_000)
+        // --then drop: dropped only after the verified import.
+        let remaining = try sqlite3Shell(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'unsigned_entries';")
+        #expect(remaining.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+    }
+
     @Test("a back-signed row changed later is detected like any other")
     func tamperedBackSignedRow() async throws {
         let path = dir.path("s.db")
