@@ -2,6 +2,7 @@ import CSodium
 import Foundation
 import GRDB
 import GRDBSQLite
+import Synchronization
 
 /// What to adopt: a legacy, unsigned audit table and how its columns map onto AuditDB's fields.
 ///
@@ -63,6 +64,25 @@ public struct LegacyAdoption: Sendable, Hashable {
         self.sourcePath = sourcePath
         self.table = table
         self.mapping = mapping
+    }
+}
+
+extension LegacyAdoption.Field {
+    /// A dense index for per-row storage.
+    var slot: Int {
+        switch self {
+        case .actor: 0
+        case .action: 1
+        case .tenant: 2
+        case .resourceType: 3
+        case .resourceId: 4
+        case .outcome: 5
+        case .severity: 6
+        case .correlationId: 7
+        case .source: 8
+        case .occurredAt: 9
+        case .details: 10
+        }
     }
 }
 
@@ -196,10 +216,16 @@ extension AuditStore {
         }
 
         // Pass 2: append the valid rows after those already imported, in order, in batches. The
-        // source is read in windows; each window's rows are appended before the next is read.
+        // source is read in windows; while one window's batches are being written, the next window
+        // is read and validated (at most two windows in memory). Batches reach the appender in
+        // order, so whatever is committed is always a prefix of the source: resuming stays exact.
         var position = 0
-        var imported = 0
+        let imported = ImportCounter()
+        let (resumeAt, validRows) = (already, valid)
+        var writing: Task<Void, any Error>?
+        var writingBefore: Task<Void, any Error>?
         try await source.forEachWindow { window in
+            try await writingBefore?.value  // bound memory: the window before last must be written
             var events: [EncodedEvent] = []
             events.reserveCapacity(window.count)
             for result in window {
@@ -210,19 +236,25 @@ extension AuditStore {
                 event.originRef = runSeq
                 events.append(event)
             }
-            var start = 0
-            while start < events.count {
-                let end = min(events.count, start + adoption.batchSize)
-                _ = try await self.appender.submit(Array(events[start..<end]))
-                imported += end - start
-                start = end
-                progress?(AdoptionProgress(imported: already + imported, total: valid, elapsed: ContinuousClock.now - started))
+            let batches = stride(from: 0, to: events.count, by: adoption.batchSize).map {
+                Array(events[$0..<min(events.count, $0 + adoption.batchSize)])
+            }
+            let previous = writing
+            writingBefore = writing
+            writing = Task {
+                try await previous?.value
+                for batch in batches {
+                    _ = try await self.appender.submit(batch)
+                    let done = imported.add(batch.count)
+                    progress?(AdoptionProgress(imported: resumeAt + done, total: validRows, elapsed: ContinuousClock.now - started))
+                }
             }
         }
+        try await writing?.value
 
         try await finish(adoption, source: source, runSeq: runSeq, expected: valid)
         return AdoptionReport(
-            runSeq: runSeq, imported: imported, resumedFrom: already, total: valid, skipped: skipped,
+            runSeq: runSeq, imported: imported.value, resumedFrom: already, total: valid, skipped: skipped,
             droppedColumns: source.droppedColumns, sourceDigest: digestHex, afterwards: adoption.afterwards)
     }
 
@@ -273,6 +305,13 @@ extension AuditStore {
             try source.drop()
         }
     }
+}
+
+/// Rows imported so far, counted by the writing task and read by the caller.
+final class ImportCounter: Sendable {
+    private let count = Mutex(0)
+    func add(_ n: Int) -> Int { count.withLock { $0 += n; return $0 } }
+    var value: Int { count.withLock { $0 } }
 }
 
 /// The legacy table, read through its own connection inside one read transaction, so that both
@@ -431,7 +470,9 @@ final class LegacySource {
         func problem(_ field: LegacyAdoption.Field, _ message: String) -> Result<EncodedEvent, AdoptionProblem> {
             .failure(AdoptionProblem(rowID: id, field: field.rawValue, message: message))
         }
-        var texts: [LegacyAdoption.Field: String] = [:]
+        // One slot per field (a dictionary keyed by the String-backed enum hashed the raw value on
+        // every access: ~4% of an adoption's time).
+        var texts = [String?](repeating: nil, count: LegacyAdoption.Field.allCases.count)
         var occurred: AuditTimestamp?
         for (offset, (field, _)) in columns.enumerated() {
             let i = Int32(offset + 1)
@@ -447,38 +488,43 @@ final class LegacySource {
             case SQLITE_NULL:
                 continue
             case SQLITE_INTEGER:
-                texts[field] = String(sqlite3_column_int64(stmt, i))
+                texts[field.slot] = String(sqlite3_column_int64(stmt, i))
             case SQLITE_TEXT:
                 let bytes = UnsafeBufferPointer(start: sqlite3_column_text(stmt, i), count: Int(sqlite3_column_bytes(stmt, i)))
-                guard let text = String(validating: bytes, as: UTF8.self) else { return problem(field, "is not valid UTF-8") }
-                texts[field] = text
+                // ASCII is valid UTF-8: skip the full validation for the common case.
+                if bytes.allSatisfy({ $0 < 0x80 }) {
+                    texts[field.slot] = String(decoding: bytes, as: UTF8.self)
+                } else {
+                    guard let text = String(validating: bytes, as: UTF8.self) else { return problem(field, "is not valid UTF-8") }
+                    texts[field.slot] = text
+                }
             default:
                 return problem(field, "holds a \(type == SQLITE_BLOB ? "BLOB" : "REAL"); text was expected")
             }
         }
-        guard let actor = texts[.actor] else { return problem(.actor, "is NULL") }
-        guard let action = texts[.action] else { return problem(.action, "is NULL") }
+        guard let actor = texts[LegacyAdoption.Field.actor.slot] else { return problem(.actor, "is NULL") }
+        guard let action = texts[LegacyAdoption.Field.action.slot] else { return problem(.action, "is NULL") }
         var event = AuditEvent(actor: actor, action: action)
-        event.tenant = texts[.tenant]
-        event.resourceType = texts[.resourceType]
-        event.resourceId = texts[.resourceId]
-        event.correlationId = texts[.correlationId]
-        event.source = texts[.source]
+        event.tenant = texts[LegacyAdoption.Field.tenant.slot]
+        event.resourceType = texts[LegacyAdoption.Field.resourceType.slot]
+        event.resourceId = texts[LegacyAdoption.Field.resourceId.slot]
+        event.correlationId = texts[LegacyAdoption.Field.correlationId.slot]
+        event.source = texts[LegacyAdoption.Field.source.slot]
         event.occurredAt = occurred
         // Names, or AuditDB's own integer codes (rows of an AuditDB-shaped table that were never signed).
-        if let outcome = texts[.outcome] {
+        if let outcome = texts[LegacyAdoption.Field.outcome.slot] {
             guard let value = AuditOutcome(rawValue: outcome) ?? Int64(outcome).flatMap(AuditOutcome.init(code:)) else {
                 return problem(.outcome, "\(outcome.debugDescription) is not success, failure, denied or error (or 0-3)")
             }
             event.outcome = value
         }
-        if let severity = texts[.severity] {
+        if let severity = texts[LegacyAdoption.Field.severity.slot] {
             guard let value = AuditSeverity(rawValue: severity) ?? Int64(severity).flatMap(AuditSeverity.init(code:)) else {
                 return problem(.severity, "\(severity.debugDescription) is not info, notice, warning or critical (or 0-3)")
             }
             event.severity = value
         }
-        if let details = texts[.details] { event.details = AuditDetails(json: details) }
+        if let details = texts[LegacyAdoption.Field.details.slot] { event.details = AuditDetails(json: details) }
         do {
             return .success(try EncodedEvent(validating: event))
         } catch {
