@@ -247,6 +247,25 @@ struct AdoptionTests {
         try await store.close()
     }
 
+    @Test("the CLI: a progress bar with rows/s and ETA when asked (or on a terminal), else one JSON line")
+    func cliOutput() async throws {
+        let legacy = dir.path("legacy.db"), path = dir.path("s.db"), keyFile = dir.path("k.keys")
+        try workflowTable(in: legacy, count: 3_000)
+        let keys = try KeyFile.generate(at: keyFile)
+        try await makeStore(at: path, keys: keys, count: 0)
+        let base = ["migrate", "adopt", "--store", path, "--key-file", keyFile, "--source", legacy, "--table", "audit_events",
+                    "--id-column", "id", "--drop-unmapped", "--batch-size", "500"]
+            + Self.workflowMapping.map { "--map=\($0.key.rawValue)=\($0.value)" }
+        let bar = try run(try cliPath(), base + ["--progress", "bar"])
+        #expect(bar.status == 0)
+        #expect(bar.stderr.contains("3000/3000 rows") && bar.stderr.contains("rows/s") && bar.stderr.contains("ETA"))
+        #expect(bar.stdout.hasPrefix("adopted 3000 row(s) of audit_events as back-signed entries of run 1"))
+        let again = try run(try cliPath(), base)  // not a terminal: one JSON line, nothing on stderr
+        #expect(again.stderr.isEmpty)
+        let summary = try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [String: Any]
+        #expect(summary?["run"] as? Int == 1 && summary?["imported"] as? Int == 0 && summary?["resumedFrom"] as? Int == 3_000)
+    }
+
     @Test("a back-signed row changed later is detected like any other")
     func tamperedBackSignedRow() async throws {
         let path = dir.path("s.db")
