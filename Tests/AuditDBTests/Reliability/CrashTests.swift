@@ -40,14 +40,7 @@ struct CrashTests {
 
         // Every acknowledged row holds exactly what was appended.
         let store = try await AuditStore.open(at: path, keys: keys)
-        var byIndex: [Int64: AuditEntry] = [:]
-        var cursor: Int64? = nil
-        while true {
-            let page = try await store.entries(EntryQuery(afterSeq: cursor, limit: 10_000))
-            for entry in page { byIndex[entry.seq] = entry }
-            guard let last = page.last else { break }
-            cursor = last.seq
-        }
+        let byIndex = Dictionary(uniqueKeysWithValues: try await allEntries(store).map { ($0.seq, $0) })
         #expect(byIndex.count == Int(lastSeq))
         for (seq, index) in acknowledged.sorted(by: { $0.key < $1.key }) {
             let entry = try #require(byIndex[seq], "acknowledged seq \(seq) is missing")

@@ -100,14 +100,7 @@ struct LoadTests {
         let report = try await AuditStore.verify(storeAt: path, keys: keys)
         #expect(report.isIntact, "\(report)")
         let store = try await AuditStore.open(at: path, keys: keys)
-        var entries: [Int64: AuditEntry] = [:]
-        var cursor: Int64?
-        while true {
-            let page = try await store.entries(EntryQuery(afterSeq: cursor, limit: 10_000))
-            for e in page { entries[e.seq] = e }
-            guard let last = page.last else { break }
-            cursor = last.seq
-        }
+        let entries = Dictionary(uniqueKeysWithValues: try await allEntries(store).map { ($0.seq, $0) })
         try await store.close()
         #expect(entries.count == Int(report.lastSeq))
         for (seq, index) in a + b {

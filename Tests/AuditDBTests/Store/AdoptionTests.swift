@@ -32,15 +32,11 @@ struct AdoptionTests {
         .resourceId: "resource_id", .outcome: "outcome", .details: "details", .occurredAt: "timestamp",
     ]
 
-    func allEntries(_ store: AuditStore) async throws -> [AuditEntry] {
-        var all: [AuditEntry] = []
-        var cursor: Int64?
-        while true {
-            let page = try await store.entries(EntryQuery(afterSeq: cursor, limit: 10_000))
-            all += page
-            guard let last = page.last else { return all }
-            cursor = last.seq
-        }
+    /// The CLI arguments that adopt the workflow table of `legacy` into `store`.
+    static func adoptArguments(store: String, keyFile: String, legacy: String) -> [String] {
+        ["migrate", "adopt", "--store", store, "--key-file", keyFile, "--source", legacy, "--table", "audit_events",
+         "--id-column", "id", "--drop-unmapped", "--batch-size", "500"]
+            + workflowMapping.map { "--map=\($0.key.rawValue)=\($0.value)" }
     }
 
     @Test("the workflow shape, in the store's own file: order, timestamps and provenance kept, verified")
@@ -161,9 +157,7 @@ struct AdoptionTests {
         try workflowTable(in: legacy, count: 60_000)
         let keys = try KeyFile.generate(at: keyFile)
         try await makeStore(at: path, keys: keys, count: 0)
-        let arguments = ["migrate", "adopt", "--store", path, "--key-file", keyFile, "--source", legacy, "--table", "audit_events",
-                         "--id-column", "id", "--drop-unmapped", "--batch-size", "500", "--progress", "none"]
-            + Self.workflowMapping.map { "--map=\($0.key.rawValue)=\($0.value)" }
+        let arguments = Self.adoptArguments(store: path, keyFile: keyFile, legacy: legacy) + ["--progress", "none"]
         let cli = try cliPath()
         var random = SeededRandom(seed: 0xAD0)
         var killed = 0
@@ -253,9 +247,7 @@ struct AdoptionTests {
         try workflowTable(in: legacy, count: 3_000)
         let keys = try KeyFile.generate(at: keyFile)
         try await makeStore(at: path, keys: keys, count: 0)
-        let base = ["migrate", "adopt", "--store", path, "--key-file", keyFile, "--source", legacy, "--table", "audit_events",
-                    "--id-column", "id", "--drop-unmapped", "--batch-size", "500"]
-            + Self.workflowMapping.map { "--map=\($0.key.rawValue)=\($0.value)" }
+        let base = Self.adoptArguments(store: path, keyFile: keyFile, legacy: legacy)
         let bar = try run(try cliPath(), base + ["--progress", "bar"])
         #expect(bar.status == 0)
         #expect(bar.stderr.contains("3000/3000 rows") && bar.stderr.contains("rows/s") && bar.stderr.contains("ETA"))

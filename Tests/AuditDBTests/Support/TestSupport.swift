@@ -163,3 +163,15 @@ struct SeededRandom: RandomNumberGenerator {
 func environmentInt(_ name: String, default fallback: Int) -> Int {
     ProcessInfo.processInfo.environment[name].flatMap { Int($0) } ?? fallback
 }
+
+/// Every entry of a store, read page by page (each verified as read).
+func allEntries(_ store: AuditStore) async throws -> [AuditEntry] {
+    var all: [AuditEntry] = []
+    var cursor: Int64?
+    while true {
+        let page = try await store.entries(EntryQuery(afterSeq: cursor, limit: 10_000))
+        all += page
+        guard let last = page.last else { return all }
+        cursor = last.seq
+    }
+}
