@@ -46,9 +46,9 @@ extension AuditStore {
             throw AuditError(.readOnly, "cannot read \(path): permission denied")
         }
         let started = ContinuousClock.now
-        var pool: DatabasePool?
+        var pool: (any DatabaseReader)?
         do {
-            let opened = try makePool(path: path, configuration: configuration, readOnly: false)
+            let opened = try openForReading(path, configuration)
             pool = opened
             let report = try await Verifier(
                 pool: opened, keys: keys, expectedStoreID: configuration.expectedStoreID
@@ -60,6 +60,39 @@ extension AuditStore {
             let auditError = AuditError.from(error, while: "verify \(path)")
             guard auditError.code == .corrupt else { throw auditError }
             return unreadableReport(auditError, started: started)
+        }
+    }
+
+    /// Opens for verification: read-write when allowed, else read-only, so that an archived,
+    /// read-only store (or an auditor with read access only) can still be verified.
+    private static func openForReading(_ path: String, _ configuration: Configuration) throws(AuditError)
+        -> any DatabaseReader
+    {
+        do {
+            return try makePool(path: path, configuration: configuration, readOnly: false)
+        } catch {
+            guard error.code == .readOnly else { throw error }
+        }
+        do {
+            return try makePool(path: path, configuration: configuration, readOnly: true)
+        } catch {
+            guard error.code == .readOnly else { throw error }
+        }
+        // A WAL database in a directory we cannot write opens only as immutable. That is safe
+        // only if no WAL content could be missed: no -wal file, or an empty one.
+        let wal = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
+        guard wal == 0 else {
+            throw AuditError(
+                .readOnly,
+                "\(path) is read-only and its -wal file holds changes that cannot be read without write access to the directory; verify a copy, or run as a user who can write there")
+        }
+        var config = GRDB.Configuration()
+        config.readonly = true
+        do {
+            let encoded = path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path
+            return try DatabaseQueue(path: "file:\(encoded)?immutable=1", configuration: config)
+        } catch {
+            throw AuditError.from(error, while: "open \(path) read-only")
         }
     }
 

@@ -6,7 +6,7 @@ import GRDBSQLite
 /// One verification pass over a store: schema, header, then every row (MAC, chain, seq
 /// continuity, key versions, attestations), on up to two reader connections in parallel.
 struct Verifier: Sendable {
-    let pool: DatabasePool
+    let pool: any DatabaseReader
     let keys: KeyRing
     let expectedStoreID: StoreID?
 

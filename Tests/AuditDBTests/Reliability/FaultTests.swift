@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// Permission faults, produced for real: the CLI runs as an unprivileged user (through
+/// `setpriv` when the tests run as root, who would ignore permission bits).
+@Suite("Faults: read-only files and directories")
+struct FaultTests {
+    let dir: TempDir
+    let store: String
+    let keyHex: String
+
+    init() async throws {
+        dir = try TempDir()
+        store = dir.path("s.db")
+        let keys = try testKeyRing()
+        keyHex = keys.signingKey.withSecretBytes { $0.map { String(format: "%02x", $0) }.joined() }
+        try await makeStore(at: store, keys: keys, count: 5)
+    }
+
+    /// Runs auditdb as `nobody` (or as this user when not root), keys from AUDITDB_KEYS.
+    func auditdb(_ arguments: [String]) throws -> ProcessResult {
+        var environment = ["AUDITDB_KEYS": "1:\(keyHex)", "PATH": "/usr/bin:/bin"]
+        if let home = ProcessInfo.processInfo.environment["HOME"] { environment["HOME"] = home }
+        if getuid() == 0 {
+            return try run("/usr/bin/setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups", try cliPath()] + arguments,
+                           environment: environment)
+        }
+        return try run(try cliPath(), arguments, environment: environment)
+    }
+
+    func chmod(_ path: String, _ mode: Int) throws {
+        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+    }
+
+    @Test("a read-only store file: append fails with a typed error and writes nothing; verify still works")
+    func readOnlyFile() throws {
+        try chmod(dir.url.path, 0o755)
+        try chmod(store, 0o444)
+        let append = try auditdb(["append", "--store", store, "--actor", "a", "--action", "b"])
+        #expect(append.status == 2)
+        #expect(append.stderr.contains("the store is read-only"))
+        #expect(append.stderr.contains("Check write permission on the file, its directory and its -wal/-shm files"))
+        let verify = try auditdb(["verify", "--store", store])
+        #expect(verify.status == 0, "\(verify.stderr)")
+        #expect(verify.stdout.hasPrefix("intact: 5 rows verified"))
+    }
+
+    @Test("a read-only directory without -wal/-shm files (an archived store): verify works, append is refused")
+    func readOnlyDirectory() throws {
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: store + suffix) }
+        try chmod(store, 0o444)
+        try chmod(dir.url.path, 0o555)
+        defer { try? chmod(dir.url.path, 0o755) }
+        let verify = try auditdb(["verify", "--store", store])
+        #expect(verify.status == 0, "\(verify.stderr)")
+        #expect(verify.stdout.hasPrefix("intact: 5 rows verified"))
+        let append = try auditdb(["append", "--store", store, "--actor", "a", "--action", "b"])
+        #expect(append.status == 2)
+        #expect(append.stderr.contains("read-only"))
+    }
+
+    @Test("a writable store whose -wal/-shm files are not writable: append names them, the store is unchanged")
+    func unwritableWalAndShm() throws {
+        try chmod(dir.url.path, 0o755)
+        try chmod(store, 0o666)
+        for suffix in ["-wal", "-shm"] {
+            let path = store + suffix
+            if !FileManager.default.fileExists(atPath: path) {
+                #expect(FileManager.default.createFile(atPath: path, contents: nil))
+            }
+            try chmod(path, 0o444)
+        }
+        let append = try auditdb(["append", "--store", store, "--actor", "a", "--action", "b"])
+        #expect(append.status == 2)
+        #expect(append.stderr.contains("-wal/-shm"))
+        try chmod(store + "-wal", 0o644)
+        try chmod(store + "-shm", 0o644)
+        let sqlite = try sqlite3Shell(store, "SELECT count(*) FROM audit_entries;")
+        #expect(sqlite.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "5")
+    }
+}
