@@ -258,6 +258,18 @@ struct TamperTests {
         #expect(!report.isIntact)
     }
 
+    @Test("a truncated store file (cut to half its pages): corruption reported, no crash")
+    func truncatedFile() async throws {
+        try await makeStore(at: db, keys: keys, count: 2_000)
+        let size = try FileManager.default.attributesOfItem(atPath: db)[.size] as! Int
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: db))
+        try handle.truncate(atOffset: UInt64(size / 2 / 4096 * 4096))
+        try handle.close()
+        let report = try await verify()
+        #expect(!report.isIntact)
+        #expect(report.findings.map(\.kind).contains(.corruption), "\(report)")
+    }
+
     @Test("a file that is not a database at all: corruption finding")
     func notADatabase() async throws {
         try await makeStore(at: db, keys: keys, count: 3)
