@@ -58,6 +58,8 @@ public struct LegacyAdoption: Sendable, Hashable {
     public var afterwards: Afterwards = .leave
     /// Rows per transaction.
     public var batchSize = 10_000
+    /// Source rows read and validated at a time (internal: tests make it small).
+    var windowSize = 20_000
 
     /// An adoption of `table` in `sourcePath` with `mapping`.
     public init(sourcePath: String, table: String, mapping: [Field: String]) {
@@ -155,18 +157,21 @@ extension AuditStore {
         var problems: [AdoptionProblem] = []
         var problemCount = 0
         var valid = 0
-        var digest = crypto_hash_sha256_state()
-        crypto_hash_sha256_init(&digest)
-        try source.forEachRow(digest: &digest) { _, result in
-            switch result {
-            case .success: valid += 1
-            case .failure(let problem):
-                problemCount += 1
-                if problems.count < 1_000 { problems.append(problem) }
+        let digest = UnsafeMutablePointer<crypto_hash_sha256_state>.allocate(capacity: 1)
+        defer { digest.deallocate() }
+        crypto_hash_sha256_init(digest)
+        try await source.forEachWindow(hashingInto: digest) { window in
+            for result in window {
+                switch result {
+                case .success: valid += 1
+                case .failure(let problem):
+                    problemCount += 1
+                    if problems.count < 1_000 { problems.append(problem) }
+                }
             }
         }
         var digestBytes = [UInt8](repeating: 0, count: 32)
-        crypto_hash_sha256_final(&digest, &digestBytes)
+        crypto_hash_sha256_final(digest, &digestBytes)
         let digestHex = digestBytes.map { String(format: "%02x", $0) }.joined()
         if problemCount > 0 && !adoption.skipInvalid {
             let listed = problems.prefix(20).map(\.description).joined(separator: "; ")
@@ -322,6 +327,7 @@ final class LegacySource {
     let droppedColumns: [String]
     private let columns: [(LegacyAdoption.Field, String)]
     private let selectSQL: String
+    private let idExpression: String
 
     init(_ adoption: LegacyAdoption) throws {
         self.adoption = adoption
@@ -365,7 +371,9 @@ final class LegacySource {
         droppedColumns = unmapped
         columns = LegacyAdoption.Field.allCases.compactMap { field in adoption.mapping[field].map { (field, $0) } }
         let id = adoption.idColumn.map(quote) ?? "rowid"
-        selectSQL = "SELECT \(id), \(columns.map { quote($0.1) }.joined(separator: ", ")) FROM \(quote(adoption.table)) ORDER BY \(id)"
+        // The trailing rowid makes the order total (ids may repeat: reported, not lost) and is not hashed.
+        idExpression = id
+        selectSQL = "SELECT \(id), \(columns.map { quote($0.1) }.joined(separator: ", ")), rowid FROM \(quote(adoption.table))"
         guard sqlite3_exec(handle, "BEGIN", nil, nil, nil) == SQLITE_OK,
               sqlite3_exec(handle, "SELECT count(*) FROM \(quote(adoption.table))", nil, nil, nil) == SQLITE_OK
         else {
@@ -383,65 +391,45 @@ final class LegacySource {
 
     deinit { close() }
 
-    /// Reads every row in order, hashing it into `digest`, and gives its event or problem.
-    func forEachRow(digest: inout crypto_hash_sha256_state,
-                    _ body: (Int64, Result<EncodedEvent, AdoptionProblem>) throws -> Void) throws
-    {
-        var stmt: OpaquePointer?
-        guard sqlite3_prepare_v2(connection, selectSQL, -1, &stmt, nil) == SQLITE_OK else {
-            throw AuditError(.storage, "cannot read \(adoption.table): \(String(cString: sqlite3_errmsg(connection)))")
-        }
-        defer { sqlite3_finalize(stmt) }
-        var previousID: Int64?
-        while true {
-            let rc = sqlite3_step(stmt)
-            if rc == SQLITE_DONE { return }
-            guard rc == SQLITE_ROW else {
-                throw AuditError(.storage, "reading \(adoption.table) failed: \(String(cString: sqlite3_errmsg(connection)))")
-            }
-            let id = sqlite3_column_int64(stmt, 0)
-            Self.hash(stmt!, columnCount: Int32(columns.count + 1), into: &digest)
-            if sqlite3_column_type(stmt, 0) != SQLITE_INTEGER {
-                try body(id, .failure(AdoptionProblem(rowID: id, field: "id", message: "the id is not an integer")))
-                continue
-            }
-            if previousID == id {
-                try body(id, .failure(AdoptionProblem(rowID: id, field: "id", message: "duplicate id")))
-                continue
-            }
-            previousID = id
-            try body(id, row(stmt!, id: id))
-        }
-    }
-
-    /// The import pass: every row in order, read in windows of `windowSize` rows (so a large
-    /// table is never in memory at once), each window handed to `body` before the next is read.
-    func forEachWindow(windowSize: Int = 20_000,
+    /// Every row in order (by id, then rowid), read in windows of `adoption.windowSize` rows so a
+    /// large table is never in memory at once; each window goes to `body` before the next is read.
+    /// Both passes of an adoption use this one reader, so they count rows identically — which is
+    /// what makes resuming exact. With `digest`, each row's id and mapped columns are hashed into it.
+    func forEachWindow(hashingInto digest: UnsafeMutablePointer<crypto_hash_sha256_state>? = nil,
                        _ body: ([Result<EncodedEvent, AdoptionProblem>]) async throws -> Void) async throws
     {
-        let idColumn = adoption.idColumn.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" } ?? "rowid"
-        var after: Int64?
+        let windowSize = adoption.windowSize
+        let idColumnIndex = Int32(0), rowidIndex = Int32(columns.count + 1)
+        var after: (id: OpaquePointer, rowid: Int64)?  // the last row read (a copied sqlite3_value)
+        defer { if let after { sqlite3_value_free(after.id) } }
+        var previousID: Int64?
         while true {
-            let condition = after == nil ? "" : " WHERE \(idColumn) > ?"
-            let sql = selectSQL.replacingOccurrences(of: " ORDER BY ", with: "\(condition) ORDER BY ") + " LIMIT \(windowSize)"
+            let condition = after == nil ? "" : " WHERE (\(idExpression), rowid) > (?, ?)"
+            let sql = selectSQL + condition + " ORDER BY \(idExpression), rowid LIMIT \(windowSize)"
             var stmt: OpaquePointer?
             guard sqlite3_prepare_v2(connection, sql, -1, &stmt, nil) == SQLITE_OK else {
                 throw AuditError(.storage, "cannot read \(adoption.table): \(String(cString: sqlite3_errmsg(connection)))")
             }
-            if let after { sqlite3_bind_int64(stmt, 1, after) }
+            if let after {
+                sqlite3_bind_value(stmt, 1, after.id)
+                sqlite3_bind_int64(stmt, 2, after.rowid)
+            }
             var window: [Result<EncodedEvent, AdoptionProblem>] = []
-            var previousID: Int64?
-            var lastID: Int64?
+            window.reserveCapacity(windowSize)
             var rc = sqlite3_step(stmt)
             while rc == SQLITE_ROW {
-                let id = sqlite3_column_int64(stmt, 0)
-                lastID = id
-                if sqlite3_column_type(stmt, 0) != SQLITE_INTEGER || previousID == id {
-                    window.append(.failure(AdoptionProblem(rowID: id, field: "id", message: "invalid or duplicate id")))
+                let id = sqlite3_column_int64(stmt, idColumnIndex)
+                if let digest { Self.hash(stmt!, columnCount: Int32(columns.count + 1), into: digest) }
+                if sqlite3_column_type(stmt, idColumnIndex) != SQLITE_INTEGER {
+                    window.append(.failure(AdoptionProblem(rowID: id, field: "id", message: "the id is not an integer")))
+                } else if previousID == id {
+                    window.append(.failure(AdoptionProblem(rowID: id, field: "id", message: "duplicate id")))
                 } else {
+                    previousID = id
                     window.append(row(stmt!, id: id))
                 }
-                previousID = id
+                if let old = after { sqlite3_value_free(old.id) }
+                after = (sqlite3_value_dup(sqlite3_column_value(stmt, idColumnIndex))!, sqlite3_column_int64(stmt, rowidIndex))
                 rc = sqlite3_step(stmt)
             }
             sqlite3_finalize(stmt)
@@ -449,19 +437,21 @@ final class LegacySource {
                 throw AuditError(.storage, "reading \(adoption.table) failed: \(String(cString: sqlite3_errmsg(connection)))")
             }
             try await body(window)
-            guard let lastID, window.count == windowSize else { return }
-            after = lastID
+            guard window.count == windowSize else { return }
         }
     }
 
-    private static func hash(_ stmt: OpaquePointer, columnCount: Int32, into digest: inout crypto_hash_sha256_state) {
+    private static func hash(_ stmt: OpaquePointer, columnCount: Int32,
+                             into digest: UnsafeMutablePointer<crypto_hash_sha256_state>)
+    {
         for i in 0..<columnCount {
-            var type = UInt8(sqlite3_column_type(stmt, i))
-            crypto_hash_sha256_update(&digest, &type, 1)
-            var length = UInt32(sqlite3_column_bytes(stmt, i)).bigEndian
-            let bytes = sqlite3_column_blob(stmt, i)
-            crypto_hash_sha256_update(&digest, withUnsafeBytes(of: &length) { $0.baseAddress!.assumingMemoryBound(to: UInt8.self) }, 4)
-            if let bytes { crypto_hash_sha256_update(&digest, bytes.assumingMemoryBound(to: UInt8.self), UInt64(sqlite3_column_bytes(stmt, i))) }
+            var header = [UInt8](repeating: 0, count: 5)
+            header[0] = UInt8(sqlite3_column_type(stmt, i))
+            let bytes = sqlite3_column_blob(stmt, i)  // before _bytes, as SQLite requires
+            let length = Int(sqlite3_column_bytes(stmt, i))
+            for k in 0..<4 { header[1 + k] = UInt8(truncatingIfNeeded: UInt32(length) >> (24 - 8 * k)) }
+            crypto_hash_sha256_update(digest, header, 5)
+            if let bytes { crypto_hash_sha256_update(digest, bytes.assumingMemoryBound(to: UInt8.self), UInt64(length)) }
         }
     }
 

@@ -185,6 +185,7 @@ struct AdoptionTests {
         #expect(adopted.count == 60_000)
         #expect(adopted.map(\.resourceId) == (1...60_000).map { "d\($0)" })
         #expect(try await AuditStore.verify(storeAt: path, keys: keys).isIntact)
+        #expect(killed > 0, "no attempt was killed mid-way, so resuming was not tested")
         print("adoption resume: \(killed) kill(s) before completion")
     }
 
@@ -256,6 +257,30 @@ struct AdoptionTests {
         #expect(again.stderr.isEmpty)
         let summary = try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [String: Any]
         #expect(summary?["run"] as? Int == 1 && summary?["imported"] as? Int == 0 && summary?["resumedFrom"] as? Int == 3_000)
+    }
+
+    @Test("windows of the source: a duplicate id on a window boundary is reported; both passes agree on the rows")
+    func windowBoundaries() async throws {
+        let legacy = dir.path("legacy.db")
+        try sqlite3Must(legacy, """
+            CREATE TABLE log(n INTEGER, who TEXT, what TEXT);
+            WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 12)
+            INSERT INTO log SELECT i, 'u' || i, 'a' FROM c;
+            INSERT INTO log VALUES (5, 'second-5', 'a');
+            """)
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
+        var adoption = LegacyAdoption(sourcePath: legacy, table: "log", mapping: [.actor: "who", .action: "what"])
+        adoption.idColumn = "n"
+        adoption.windowSize = 5  // ids 1-5 | 5, 6, 7, 8, 9 | 10-12: the duplicate opens the second window
+        await #expect { _ = try await store.adopt(adoption) } throws: {
+            ($0 as? AuditError)?.message.contains("row 5: id: duplicate id") == true
+        }
+        adoption.skipInvalid = true
+        let report = try await store.adopt(adoption)
+        #expect(report.skipped == [5])
+        #expect(report.imported == 12)
+        #expect(try await allEntries(store).dropFirst().map(\.actor) == (1...12).map { "u\($0)" })
+        try await store.close()
     }
 
     @Test("a back-signed row changed later is detected like any other")
