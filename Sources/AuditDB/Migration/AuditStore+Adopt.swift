@@ -212,7 +212,7 @@ extension AuditStore {
                 "mapping": .object(Dictionary(uniqueKeysWithValues: adoption.mapping.map { ($0.key.rawValue, .string($0.value)) })),
                 "sourceDigest": .string(digestHex), "keyVersion": .int(Int64(keys.signingKey.version)),
             ]
-            runSeq = try await append(AuditEvent(
+            runSeq = try await appendEngineEntry(AuditEvent(
                 actor: "auditdb", action: Self.adoptionAction, resourceType: "legacy-table",
                 resourceId: adoption.table, severity: .notice, details: AuditDetails(details)))
         }

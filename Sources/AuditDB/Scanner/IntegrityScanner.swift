@@ -336,7 +336,7 @@ public final class IntegrityScanner: Service, Sendable {
             actor: "auditdb", action: Self.scanAction, resourceType: "store", resourceId: store.storeID.description,
             outcome: integrity.isIntact ? .success : .failure, severity: integrity.isIntact ? .info : .critical,
             source: "auditdb.scanner", details: AuditDetails(details))
-        return try await store.appender.submit([try EncodedEvent(validating: event)]).lowerBound
+        return try await store.appendEngineEntry(event)
     }
 
     /// The position proven by the newest intact scan record whose own MAC verifies; nil if none

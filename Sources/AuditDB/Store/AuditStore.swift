@@ -301,6 +301,11 @@ public final class AuditStore: Sendable {
     /// declarations, migration runs); ``append(_:)`` refuses them, so an app cannot forge one.
     public static let reservedActionPrefix = "auditdb."
 
+    /// Appends one of AuditDB's own entries (reserved action), bypassing the reserved-prefix rule.
+    func appendEngineEntry(_ event: AuditEvent) async throws -> Int64 {
+        try await appender.submit([try EncodedEvent(validating: event)]).lowerBound
+    }
+
     static func checkNotReserved(_ event: AuditEvent) throws(AuditError) {
         if event.action.hasPrefix(reservedActionPrefix) {
             throw AuditError(
