@@ -159,7 +159,9 @@ struct CLITests {
             #expect(out.stdout.split(separator: "\n").count == (format == "table" ? 2 : 1))
         }
         let json = try auditdb(["query", "--store", store, "--key-file", keyFile, "--format", "json"])
-        let array = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]]
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let array = object?["entries"] as? [[String: Any]]
+        #expect(object?["nextCursor"] is NSNull)
         #expect(array?.first?["actor"] as? String == "eve\u{202E}")
         #expect((array?.first?["details"] as? [String: Any])?["m"] as? String == "a\nb\u{1B}[2J\u{2028}\u{202E}")
     }
