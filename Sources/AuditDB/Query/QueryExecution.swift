@@ -13,6 +13,8 @@ enum QueryExecution {
         var conditions: [String] = []
         var bindings: [any DatabaseValueConvertible & Sendable] = []
         var bucketed = false
+        /// Keep SQLite from driving the query by the seq range when a time index is better.
+        var preferTimeIndex = false
         var descending = false
         var limit = 100
         var lowerSeq: Int64 = 1
@@ -79,12 +81,15 @@ enum QueryExecution {
             plan.bindings += [range.lowerBound.microsecondsSinceEpoch, range.upperBound.microsecondsSinceEpoch]
         }
         plan.bucketed = query.actor != nil || query.resourceId != nil
+        // A recorded-time range is usually far narrower than the seq bounds (which are always
+        // present); without statistics SQLite would pick the rowid range.
+        plan.preferTimeIndex = !plan.bucketed && query.recordedAt != nil && query.seqs == nil
         return plan
     }
 
     /// The SQL of one statement of the plan: with `bucket`, the statement for that bucket.
     static func sql(_ plan: Plan, bucketed: Bool) -> String {
-        var conditions = ["seq >= ?", "seq <= ?"]
+        var conditions = plan.preferTimeIndex ? ["+seq >= ?", "+seq <= ?"] : ["seq >= ?", "seq <= ?"]
         if bucketed { conditions.append("(seq >> \(bucketShift)) = ?") }
         conditions += plan.conditions
         return "SELECT \(Verifier.selectColumns) FROM audit_entries WHERE \(conditions.joined(separator: " AND ")) "

@@ -44,8 +44,9 @@ struct EntryReader {
                 }
             }
             var result = Verifier.RangeResult()
+            let linkCheckable = prevKnown
             Verifier.checkRow(stmt, seq: seq, prevMac: &prevMac, prevKnown: &prevKnown, context: context, result: &result)
-            if !prevKnown && result.findings.isEmpty {
+            if !linkCheckable && result.findings.isEmpty {
                 result.add(Finding(kind: .missingRows, seqs: (seq - 1)...(seq - 1), message: "the row before seq \(seq) is missing"))
             }
             let finding = result.findings.first
