@@ -275,6 +275,7 @@ struct ScannerTests {
         #expect(status.lastRowsVerified == 25)
         #expect(status.verifiedThroughSeq == 25)
         #expect(status.timeSinceLastFullPass() != nil)
+        #expect(auditHealth(scanner).status == 200)  // the docs/scanning.md health check, verbatim
         // A pass now fails, and the status says so, without throwing away the last good facts.
         await #expect(throws: AuditError.self) { _ = try await scanner.scan(.incremental) }
         guard case .failed = scanner.status.lastResult else {
@@ -282,6 +283,20 @@ struct ScannerTests {
             return
         }
         #expect(scanner.status.verifiedThroughSeq == 25)
+        #expect(auditHealth(scanner).status == 503)
+    }
+
+    @Test("docs/scanning.md's health check is the function these tests run")
+    func healthCheckDocMatches() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        let doc = try String(contentsOf: root.appendingPathComponent("docs/scanning.md"), encoding: .utf8)
+        let test = try String(contentsOf: URL(fileURLWithPath: #filePath), encoding: .utf8)
+        let start = try #require(doc.range(of: "func auditHealth("))
+        let end = try #require(doc.range(of: "\n}\n", range: start.lowerBound..<doc.endIndex))
+        let function = String(doc[start.lowerBound..<end.upperBound])
+        #expect(function.count > 200)
+        #expect(test.contains(function))
     }
 
     @Test("the service runs passes on its clock and stops on graceful shutdown")
@@ -404,4 +419,14 @@ struct ScannerTests {
         #expect(try await store.recordedScanStatus().lastFullPass?.throughSeq == 5)
         try await store.close()
     }
+}
+
+/// Copied verbatim from docs/scanning.md ("Health checks"), so the documented code compiles and works.
+func auditHealth(_ scanner: IntegrityScanner) -> (status: Int, body: String) {
+    let s = scanner.status
+    let fullRecently = s.lastFullPassResult == .intact
+        && (s.timeSinceLastFullPass() ?? .seconds(Int64.max)) < .seconds(26 * 3600)
+    let body = "last=\(s.lastResult) rows=\(s.lastRowsVerified) through=\(s.verifiedThroughSeq) "
+        + "lastPass=\(s.lastPassAt?.iso8601 ?? "never") lastFull=\(s.lastFullPassAt?.iso8601 ?? "never")"
+    return (s.isHealthy && fullRecently ? 200 : 503, body)
 }
