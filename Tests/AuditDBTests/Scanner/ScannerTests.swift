@@ -286,6 +286,27 @@ struct ScannerTests {
         #expect(auditHealth(scanner).status == 503)
     }
 
+    @Test("a full pass does not block appends: durable appends complete while it is still running")
+    func scanDoesNotBlockAppends() async throws {
+        let store = try await AuditStore.create(at: db, keys: keys)
+        for start in stride(from: 1, through: 150_000, by: 10_000) {
+            try await store.append(contentsOf: (start..<start + 10_000).map { sampleEvent($0) })
+        }
+        let scanner = IntegrityScanner(store: store, configuration: .init(recordsPasses: false))
+        let pass = Task { try await scanner.scan(.full) }
+        while !scanner.status.isScanning { await Task.yield() }
+        var appendedDuringScan = 0
+        for i in 0..<20 {
+            try await store.append(sampleEvent(200_000 + i))
+            if scanner.status.isScanning { appendedDuringScan += 1 }
+        }
+        let report = try await pass.value
+        #expect(appendedDuringScan >= 10, "appends waited for the scan")
+        #expect(report.isIntact)
+        #expect(report.integrity.rowsChecked >= 150_000)
+        try await store.close()
+    }
+
     @Test("docs/scanning.md's health check is the function these tests run")
     func healthCheckDocMatches() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
