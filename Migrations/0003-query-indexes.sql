@@ -11,6 +11,10 @@ CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor) WHERE acto
 CREATE INDEX audit_entries_resource ON audit_entries((seq >> 14), resource_id) WHERE resource_id IS NOT NULL;
 CREATE INDEX audit_entries_tenant_time ON audit_entries(tenant, recorded_at) WHERE tenant IS NOT NULL;
 CREATE INDEX audit_entries_recorded_at ON audit_entries(recorded_at);
+-- AuditDB's own entries (actions auditdb.*: scan records, key declarations, adoption runs), so
+-- that the newest scan record is found without reading the log backwards. Rare rows: appends of
+-- app events only evaluate the WHERE clause.
+CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/';
 -- The integrity scanner records every pass as a log entry (action auditdb.scan, signed and
 -- chained like any other row); this view shows them as a table.
 CREATE VIEW audit_scan_history AS

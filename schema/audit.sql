@@ -102,6 +102,8 @@ CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor) WHERE acto
 CREATE INDEX audit_entries_resource ON audit_entries((seq >> 14), resource_id) WHERE resource_id IS NOT NULL;
 CREATE INDEX audit_entries_tenant_time ON audit_entries(tenant, recorded_at) WHERE tenant IS NOT NULL;
 CREATE INDEX audit_entries_recorded_at ON audit_entries(recorded_at);
+-- AuditDB's own entries (actions auditdb.*), e.g. to find the newest scan record at once.
+CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/';
 
 -- For people reading the store with the sqlite3 shell: names instead of codes, ISO-8601 times.
 CREATE VIEW audit_log AS

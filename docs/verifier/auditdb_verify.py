@@ -431,6 +431,7 @@ MIGRATIONS = [
 CREATE INDEX audit_entries_resource ON audit_entries((seq >> 14), resource_id) WHERE resource_id IS NOT NULL;
 CREATE INDEX audit_entries_tenant_time ON audit_entries(tenant, recorded_at) WHERE tenant IS NOT NULL;
 CREATE INDEX audit_entries_recorded_at ON audit_entries(recorded_at);
+CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/';
 CREATE VIEW audit_scan_history AS
 SELECT seq,
        strftime('%Y-%m-%dT%H:%M:%fZ', recorded_at / 1000000.0, 'unixepoch') AS recorded_at,

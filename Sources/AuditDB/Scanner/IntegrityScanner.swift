@@ -339,23 +339,28 @@ public final class IntegrityScanner: Service, Sendable {
         return try await store.appendEngineEntry(event)
     }
 
-    /// The position proven by the newest intact scan record whose own MAC verifies; nil if none
-    /// in the newest 1,000 records (then a full pass runs).
+    /// Scan records, newest first, through the partial index on AuditDB's own entries.
+    static let scanRecordsSQL = """
+        SELECT seq FROM audit_entries
+        WHERE action = 'auditdb.scan' AND action >= 'auditdb.' AND action < 'auditdb/' AND origin = 0
+        ORDER BY seq DESC
+        """
+
+    /// The position proven by the newest intact scan record whose own MAC verifies; nil if
+    /// there is none (then a full pass runs). Reads records newest first and stops at the first
+    /// good one; a record that fails verification is skipped (the pass that follows reports it).
     func recordedPosition() async throws -> Verifier.Position? {
         let storeID = store.storeID
         let keys = store.keys
         return try await store.pool.read { db in
-            let candidates = try Int64.fetchAll(
-                db, sql: "SELECT seq FROM audit_entries WHERE action = ? AND origin = 0 ORDER BY seq DESC LIMIT 1000",
-                arguments: [Self.scanAction])
-            guard !candidates.isEmpty else { return nil }
             var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark)
-            let statement = try db.cachedStatement(sql: "SELECT \(Verifier.selectColumns) FROM audit_entries WHERE seq = ?")
-            for seq in candidates {
+            let record = try db.cachedStatement(sql: "SELECT \(Verifier.selectColumns) FROM audit_entries WHERE seq = ?")
+            let candidates = try Int64.fetchCursor(db, sql: Self.scanRecordsSQL)
+            while let seq = try candidates.next() {
                 var entries: [AuditEntry] = []
-                try statement.setArguments([seq])
+                try record.setArguments([seq])
                 reader.lastSeq = nil
-                try reader.read(statement, into: &entries)
+                try reader.read(record, into: &entries)
                 guard let entry = entries.first, entry.isVerified, entry.actor == "auditdb",
                       let position = Self.position(recordedIn: entry)
                 else { continue }

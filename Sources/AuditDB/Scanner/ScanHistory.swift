@@ -1,3 +1,5 @@
+import GRDB
+
 /// One pass of the integrity scanner as recorded in the store (an `auditdb.scan` entry,
 /// verified as it was read).
 public struct RecordedScan: Sendable, Hashable {
@@ -59,22 +61,31 @@ extension AuditStore {
     ///
     /// - Parameter searchLimit: how many records to read at most while looking for a full pass.
     public func recordedScanStatus(searchLimit: Int = 10_000) async throws -> RecordedScanStatus {
-        var last: RecordedScan?
-        var lastFull: RecordedScan?
-        var read = 0
-        for try await entry in stream(EntryQuery(descending: true, action: IntegrityScanner.scanAction), pageSize: 200) {
-            read += 1
-            guard let record = RecordedScan(entry) else {
-                if read >= searchLimit { break }
-                continue
+        let storeID = self.storeID
+        let keys = self.keys
+        do {
+            return try await pool.read { db in
+                var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .throw)
+                let statement = try db.cachedStatement(sql: "SELECT \(Verifier.selectColumns) FROM audit_entries WHERE seq = ?")
+                let candidates = try Int64.fetchCursor(db, sql: IntegrityScanner.scanRecordsSQL)
+                var last: RecordedScan?
+                var read = 0
+                while read < searchLimit, let seq = try candidates.next() {
+                    read += 1
+                    var entries: [AuditEntry] = []
+                    try statement.setArguments([seq])
+                    reader.lastSeq = nil
+                    try reader.read(statement, into: &entries)  // a record that fails verification throws
+                    guard let entry = entries.first, let record = RecordedScan(entry) else { continue }
+                    if last == nil { last = record }
+                    if record.mode == .full { return RecordedScanStatus(lastPass: last, lastFullPass: record) }
+                }
+                return RecordedScanStatus(lastPass: last, lastFullPass: nil)
             }
-            if last == nil { last = record }
-            if record.mode == .full {
-                lastFull = record
-                break
-            }
-            if read >= searchLimit { break }
+        } catch let error as AuditError {
+            throw error
+        } catch {
+            throw AuditError.from(error, while: "read the scan history")
         }
-        return RecordedScanStatus(lastPass: last, lastFullPass: lastFull)
     }
 }
