@@ -349,6 +349,29 @@ struct ScannerTests {
         try await store.close()
     }
 
+    @Test("the schedule runs on the injected clock: a full pass whenever fullPassInterval has passed")
+    func scheduleOnInjectedClock() async throws {
+        let store = try await openStore(count: 5)
+        let clock = SteppingClock()
+        let scanner = IntegrityScanner(
+            store: store, configuration: .init(interval: .seconds(300), fullPassInterval: .seconds(3_600)), clock: clock)
+        let passes = scanner.passes()
+        var modes: [ScanMode] = []
+        try await testGracefulShutdown { trigger in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await scanner.run() }
+                var iterator = passes.makeAsyncIterator()
+                while modes.count < 26, let report = await iterator.next() { modes.append(report.mode) }
+                trigger.triggerGracefulShutdown()
+                try await group.waitForAll()
+            }
+        }
+        // Every 300 s of clock time a pass; 3,600 s after a full pass the next one is full.
+        #expect(modes.indices.filter { modes[$0] == .full } == [0, 12, 24])
+        #expect(clock.now.offset >= .seconds(25 * 300))
+        try await store.close()
+    }
+
     @Test("inside a ServiceGroup: a SIGTERM-style shutdown stops the scanner and the group cleanly")
     func serviceGroupShutdown() async throws {
         let store = try await openStore(count: 5)
@@ -450,4 +473,25 @@ func auditHealth(_ scanner: IntegrityScanner) -> (status: Int, body: String) {
     let body = "last=\(s.lastResult) rows=\(s.lastRowsVerified) through=\(s.verifiedThroughSeq) "
         + "lastPass=\(s.lastPassAt?.iso8601 ?? "never") lastFull=\(s.lastFullPassAt?.iso8601 ?? "never")"
     return (s.isHealthy && fullRecently ? 200 : 503, body)
+}
+
+/// A clock whose sleeps return at once, advancing its time to the deadline: a schedule runs
+/// deterministically and fast.
+final class SteppingClock: Clock, Sendable {
+    struct Instant: InstantProtocol {
+        var offset: Duration
+        func advanced(by duration: Duration) -> Instant { Instant(offset: offset + duration) }
+        func duration(to other: Instant) -> Duration { other.offset - offset }
+        static func < (a: Instant, b: Instant) -> Bool { a.offset < b.offset }
+    }
+
+    private let current = Mutex<Duration>(.zero)
+    var now: Instant { Instant(offset: current.withLock { $0 }) }
+    var minimumResolution: Duration { .zero }
+
+    func sleep(until deadline: Instant, tolerance: Duration?) async throws {
+        try Task.checkCancellation()
+        current.withLock { $0 = max($0, deadline.offset) }
+        await Task.yield()
+    }
 }
