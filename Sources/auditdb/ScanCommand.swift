@@ -25,7 +25,7 @@ struct Scan: AsyncParsableCommand {
     @Flag(help: "Check every row from seq 1.") var full = false
     @Flag(help: "Check only rows after the last verified position (the default).") var incremental = false
     @Flag(help: "Print each pass as one JSON object per line.") var json = false
-    @Flag(name: .customLong("no-record"), help: "Do not record the pass in the store (for a read-only look).")
+    @Flag(name: .customLong("no-record"), help: "Do not record the pass in the store: opens it read-only (an archived or read-only store, or a copy).")
     var noRecord = false
     @Option(help: ArgumentHelp("Repeat every INTERVAL (e.g. 30s, 5m, 1h) until SIGTERM/SIGINT.", valueName: "interval"))
     var every: String?
@@ -39,8 +39,22 @@ struct Scan: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
+        if noRecord && every == nil {
+            // Read only: works on archived and read-only stores too.
+            let report = try await IntegrityScanner.scan(
+                storeAt: try global.storePath(), keys: try global.keyRing(), mode: full ? .full : .incremental,
+                configuration: try global.configuration())
+            print(report)
+            if !report.isIntact { throw ExitCode(ExitStatus.violation) }
+            return
+        }
+        let store: AuditStore
+        do {
+            store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
                                               configuration: try global.configuration())
+        } catch let error as AuditError where error.code == .readOnly {
+            throw AuditError(error.code, error.message + " A scan records its pass in the store; use --no-record to scan a read-only store without writing.")
+        }
         var configuration = IntegrityScanner.Configuration(recordsPasses: !noRecord)
         configuration.fullPassInterval = try Self.interval(fullEvery, option: "--full-every")
         let result: Result<Bool, any Error>
@@ -51,9 +65,16 @@ struct Scan: AsyncParsableCommand {
         } else {
             let scanner = IntegrityScanner(store: store, configuration: configuration)
             result = await Result {
-                let report = try await scanner.scan(full ? .full : .incremental)
-                print(report)
-                return report.isIntact
+                do {
+                    let report = try await scanner.scan(full ? .full : .incremental)
+                    print(report)
+                    return report.isIntact
+                } catch let error as AuditError {
+                    // The pass ran but its record could not be appended: show what it found.
+                    guard let report = scanner.lastReport else { throw error }
+                    print(report)
+                    throw AuditError(error.code, error.message + " (the pass above was not recorded; use --no-record to scan without writing)")
+                }
             }
         }
         try await store.close()

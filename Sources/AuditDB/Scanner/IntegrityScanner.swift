@@ -60,6 +60,7 @@ public final class IntegrityScanner: Service, Sendable {
 
     struct State: Sendable {
         var status = ScanStatus()
+        var lastReport: ScanReport?
         var position: Verifier.Position?
         var lastFullElapsed: Duration?
         var findingSubscribers: [Int: AsyncStream<Finding>.Continuation] = [:]
@@ -87,8 +88,18 @@ public final class IntegrityScanner: Service, Sendable {
         }
     }
 
-    /// The store scanned.
-    public let store: AuditStore
+    /// What a scanner reads, and how it records a pass.
+    struct Target: Sendable {
+        let reader: any DatabaseReader
+        let keys: KeyRing
+        let path: String
+        let expectedStoreID: StoreID?
+        /// The store id when the store was opened (and its header checked); else read per pass.
+        let storeID: StoreID?
+        let record: (@Sendable (AuditEvent) async throws -> Int64)?
+    }
+
+    let target: Target
     /// The configuration.
     public let configuration: Configuration
     let logger: Logger
@@ -100,14 +111,23 @@ public final class IntegrityScanner: Service, Sendable {
     let elapsed: @Sendable () -> Duration
 
     /// A scanner over `store`, scheduled on `clock` (inject a test clock to drive it).
-    public init<C: Clock>(store: AuditStore, configuration: Configuration = Configuration(), clock: C)
+    public convenience init<C: Clock>(store: AuditStore, configuration: Configuration = Configuration(), clock: C)
     where C.Duration == Duration {
-        self.store = store
+        let target = Target(
+            reader: store.pool, keys: store.keys, path: store.path, expectedStoreID: store.configuration.expectedStoreID,
+            storeID: store.storeID, record: { event in try await store.appendEngineEntry(event) })
+        self.init(target: target, storeConfiguration: store.configuration, logger: store.logger,
+                  configuration: configuration, clock: clock)
+    }
+
+    init<C: Clock>(target: Target, storeConfiguration: AuditStore.Configuration, logger: Logger,
+                   configuration: Configuration, clock: C) where C.Duration == Duration {
+        self.target = target
         self.configuration = configuration
-        self.logger = configuration.logger ?? store.logger
+        self.logger = configuration.logger ?? logger
         self.metrics = ScanMetrics(
-            prefix: configuration.metricsPrefix ?? store.configuration.metricsPrefix,
-            factory: configuration.metricsFactory ?? store.configuration.metricsFactory ?? MetricsSystem.factory)
+            prefix: configuration.metricsPrefix ?? storeConfiguration.metricsPrefix,
+            factory: configuration.metricsFactory ?? storeConfiguration.metricsFactory ?? MetricsSystem.factory)
         let start = clock.now
         self.sleep = { duration in try await clock.sleep(for: duration) }
         self.elapsed = { start.duration(to: clock.now) }
@@ -118,12 +138,52 @@ public final class IntegrityScanner: Service, Sendable {
         self.init(store: store, configuration: configuration, clock: ContinuousClock())
     }
 
+    /// One pass over the store file at `path`, opened for reading only and not recorded: for
+    /// an archived or read-only store, or a look at a copy. An incremental pass starts from the
+    /// newest intact scan record in the file (there is no memory between calls).
+    ///
+    /// - Throws: ``AuditError`` `storeNotFound`, `readOnly` (cannot be read at all), or a
+    ///   storage error. Damage is the report's findings.
+    public static func scan(storeAt path: String, keys: KeyRing, mode: ScanMode = .incremental,
+                            configuration: AuditStore.Configuration = AuditStore.Configuration()) async throws -> ScanReport
+    {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw AuditError(.storeNotFound, "no store at \(path)")
+        }
+        let reader = try AuditStore.openForReading(path, configuration)
+        let scanner = IntegrityScanner(
+            target: Target(reader: reader, keys: keys, path: path, expectedStoreID: configuration.expectedStoreID,
+                           storeID: nil, record: nil),
+            storeConfiguration: configuration,
+            logger: configuration.logger ?? Logger(label: "auditdb", factory: { _ in SwiftLogNoOpLogHandler() }),
+            configuration: Configuration(recordsPasses: false), clock: ContinuousClock())
+        let report: ScanReport
+        do {
+            report = try await scanner.scan(mode)
+        } catch {
+            try? reader.close()  // cleanup; the pass's error is the one to report
+            throw error
+        }
+        do {
+            try reader.close()
+        } catch {
+            throw AuditError.from(error, while: "close \(path)")
+        }
+        return report
+    }
+
     // MARK: Status and alerts
 
     /// The latest result, from memory: no database work, safe to call from a health probe at
     /// any rate.
     public var status: ScanStatus {
         state.withLock { $0.status }
+    }
+
+    /// The report of the last completed pass (with its findings), from memory; nil before the
+    /// first. Set also when the pass could not be recorded (``scan(_:)`` then throws).
+    public var lastReport: ScanReport? {
+        state.withLock { $0.lastReport }
     }
 
     /// Every finding of every pass from now on, as it is found. Each call makes a new
@@ -225,11 +285,11 @@ public final class IntegrityScanner: Service, Sendable {
                 if startPosition == nil { mode = .full }
             }
             integrity = try await Verifier(
-                pool: store.pool, keys: store.keys, expectedStoreID: store.configuration.expectedStoreID
+                pool: target.reader, keys: target.keys, expectedStoreID: target.expectedStoreID
             ).run(from: startPosition)
         } catch {
             if Task.isCancelled { throw CancellationError() }  // abandoned at shutdown: nothing recorded
-            let failure = AuditError.from(error, while: "scan \(store.path)")
+            let failure = AuditError.from(error, while: "scan \(target.path)")
             metrics.failedPasses.increment()
             state.withLock { state in
                 state.status.lastResult = .failed(failure.message)
@@ -237,23 +297,25 @@ public final class IntegrityScanner: Service, Sendable {
                 state.status.lastMode = mode
             }
             if !Task.isCancelled {
-                logger.error("audit store scan could not complete", metadata: ["store": "\(store.path)", "error": "\(failure)"])
+                logger.error("audit store scan could not complete", metadata: ["store": "\(target.path)", "error": "\(failure)"])
             }
             throw failure
         }
         var report = ScanReport(mode: mode, integrity: integrity, recordSeq: nil)
         // Record the pass (one atomic append), then publish it.
         var recordError: AuditError?
-        if configuration.recordsPasses && !Task.isCancelled {
+        if configuration.recordsPasses, let recorder = target.record, !Task.isCancelled {
             do {
-                report.recordSeq = try await record(report)
+                report.recordSeq = try await record(report, with: recorder)
             } catch {
-                recordError = AuditError.from(error, while: "record the scan pass in \(store.path)")
+                recordError = AuditError.from(error, while: "record the scan pass in \(target.path)")
             }
         }
         publish(report, startedElapsed: startedElapsed)
         if let recordError {
-            logger.error("audit store scan pass could not be recorded", metadata: ["store": "\(store.path)", "error": "\(recordError)"])
+            // The store could not take the record (disk full, read-only...): not healthy.
+            state.withLock { $0.status.lastResult = .failed("the pass could not be recorded: \(recordError.message)") }
+            logger.error("audit store scan pass could not be recorded", metadata: ["store": "\(target.path)", "error": "\(recordError)"])
             metrics.failedPasses.increment()
             throw recordError
         }
@@ -274,13 +336,13 @@ public final class IntegrityScanner: Service, Sendable {
             for finding in integrity.findings.prefix(100) {
                 logger.error(
                     "audit store integrity finding",
-                    metadata: ["store": "\(store.path)", "kind": "\(finding.kind)",
+                    metadata: ["store": "\(target.path)", "kind": "\(finding.kind)",
                                "seq": "\(finding.firstSeq.map(String.init) ?? "-")", "finding": "\(finding)",
                                "mode": "\(report.mode)"])
             }
         }
         logger.info("audit store scan pass", metadata: [
-            "store": "\(store.path)", "mode": "\(report.mode)", "rows": "\(integrity.rowsChecked)",
+            "store": "\(target.path)", "mode": "\(report.mode)", "rows": "\(integrity.rowsChecked)",
             "findings": "\(integrity.totalFindings)", "record": "\(report.recordSeq.map(String.init) ?? "-")",
         ])
         let (findingSubscribers, passSubscribers) = state.withLock { state in
@@ -304,6 +366,7 @@ public final class IntegrityScanner: Service, Sendable {
                 status.lastFullPassResult = status.lastResult
             }
             state.status = status
+            state.lastReport = report
             return (Array(state.findingSubscribers.values), Array(state.passSubscribers.values))
         }
         for continuation in findingSubscribers {
@@ -316,7 +379,7 @@ public final class IntegrityScanner: Service, Sendable {
 
     static let scanAction = "auditdb.scan"
 
-    private func record(_ report: ScanReport) async throws -> Int64 {
+    private func record(_ report: ScanReport, with recorder: @Sendable (AuditEvent) async throws -> Int64) async throws -> Int64 {
         let integrity = report.integrity
         var details: [String: JSONValue] = [
             "mode": .string(report.mode.rawValue),
@@ -333,10 +396,10 @@ public final class IntegrityScanner: Service, Sendable {
             details["headMac"] = .string(head.mac.hex)
         }
         let event = AuditEvent(
-            actor: "auditdb", action: Self.scanAction, resourceType: "store", resourceId: store.storeID.description,
+            actor: "auditdb", action: Self.scanAction, resourceType: "store", resourceId: report.integrity.storeID?.hex,
             outcome: integrity.isIntact ? .success : .failure, severity: integrity.isIntact ? .info : .critical,
             source: "auditdb.scanner", details: AuditDetails(details))
-        return try await store.appendEngineEntry(event)
+        return try await recorder(event)
     }
 
     /// Scan records, newest first, through the partial index on AuditDB's own entries.
@@ -350,9 +413,13 @@ public final class IntegrityScanner: Service, Sendable {
     /// there is none (then a full pass runs). Reads records newest first and stops at the first
     /// good one; a record that fails verification is skipped (the pass that follows reports it).
     func recordedPosition() async throws -> Verifier.Position? {
-        let storeID = store.storeID
-        let keys = store.keys
-        return try await store.pool.read { db in
+        let keys = target.keys
+        let knownID = target.storeID
+        let path = target.path
+        return try await target.reader.read { db in
+            // Without a readable header there is no trusted position; the full pass that
+            // follows reports the header.
+            guard let storeID = try knownID ?? Self.headerID(db, path: path) else { return nil }
             var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark)
             let record = try db.cachedStatement(sql: "SELECT \(Verifier.selectColumns) FROM audit_entries WHERE seq = ?")
             let candidates = try Int64.fetchCursor(db, sql: Self.scanRecordsSQL)
@@ -367,6 +434,13 @@ public final class IntegrityScanner: Service, Sendable {
                 return position
             }
             return nil
+        }
+    }
+
+    static func headerID(_ db: Database, path: String) throws -> StoreID? {
+        switch try Verifier.readHeader(db) {
+        case .success(let header): header.storeID
+        case .failure: nil
         }
     }
 

@@ -307,6 +307,44 @@ struct ScannerTests {
         try await store.close()
     }
 
+    @Test("a pass whose record cannot be appended throws, keeps its report, and status is not healthy")
+    func recordFailure() async throws {
+        let store = try await openStore(count: 8)
+        let target = IntegrityScanner.Target(
+            reader: store.pool, keys: keys, path: db, expectedStoreID: nil, storeID: store.storeID,
+            record: { _ in throw AuditError(.diskFull, "the disk is full (test)") })
+        let scanner = IntegrityScanner(target: target, storeConfiguration: .init(), logger: Logger(label: "t"),
+                                       configuration: .init(), clock: ContinuousClock())
+        await #expect { _ = try await scanner.scan(.full) } throws: { ($0 as? AuditError)?.code == .diskFull }
+        #expect(scanner.lastReport?.isIntact == true)
+        #expect(scanner.lastReport?.integrity.rowsChecked == 8)
+        #expect(scanner.lastReport?.recordSeq == nil)
+        #expect(scanner.status.lastResult == .failed("the pass could not be recorded: the disk is full (test)"))
+        #expect(!scanner.status.isHealthy)
+        try await store.close()
+    }
+
+    @Test("read-only scans of a file: incremental from its newest record, nothing written")
+    func readOnlyScanOfFile() async throws {
+        let store = try await openStore(count: 30)
+        _ = try await IntegrityScanner(store: store).scan(.full)  // record at 31
+        try await store.append(contentsOf: (32...40).map { sampleEvent($0) })
+        try await store.close()
+        let before = try Data(contentsOf: URL(fileURLWithPath: db))
+        let report = try await IntegrityScanner.scan(storeAt: db, keys: keys)
+        #expect(report.mode == .incremental)
+        #expect(report.checkedSeqs == 31...40)
+        #expect(report.isIntact && report.recordSeq == nil)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: db)) == before)
+        try tamper("UPDATE audit_entries SET actor = 'm' WHERE seq = 35;", around: "audit_entries_no_update")
+        let bad = try await IntegrityScanner.scan(storeAt: db, keys: keys)
+        #expect(bad.integrity.findings.map(\.kind) == [.macMismatch])
+        #expect(bad.integrity.findings.first?.firstSeq == 35)
+        await #expect { _ = try await IntegrityScanner.scan(storeAt: dir.path("none.db"), keys: keys) } throws: {
+            ($0 as? AuditError)?.code == .storeNotFound
+        }
+    }
+
     @Test("docs/scanning.md's health check is the function these tests run")
     func healthCheckDocMatches() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
