@@ -8,15 +8,25 @@ import GRDBSQLite
 struct EntryReader {
     let context: Verifier.RowContext
     let previousMac: Statement
+    /// When some key version is compromised: the attestations of one row (looked up per row,
+    /// so a page does not load every attestation of the store).
+    let attestationsOfRow: Statement?
     let mode: EntryQuery.UnverifiedRows
     var lastSeq: Int64?
     var lastMac = [UInt8](repeating: 0, count: 32)
 
     init(_ db: Database, storeID: StoreID, keys: KeyRing, mode: EntryQuery.UnverifiedRows) throws {
         context = Verifier.RowContext(
-            storeID: storeID.bytes, keys: keys, compromised: keys.compromisedVersions,
-            attestations: try Verifier.loadAttestations(db, keys: keys))
+            storeID: storeID.bytes, keys: keys, compromised: keys.compromisedVersions, attestations: [:])
         previousMac = try db.cachedStatement(sql: "SELECT mac FROM audit_entries WHERE seq = ?")
+        // The same rule as Verifier.loadAttestations (FORMAT.md section 10), for one seq.
+        let hasAttestations = try db.tableExists("audit_attestations")
+        attestationsOfRow = keys.compromisedVersions.isEmpty || !hasAttestations ? nil
+            : try db.cachedStatement(sql: """
+                SELECT a.key_version, a.declaration_seq, a.mac FROM audit_attestations a
+                WHERE a.seq = ? AND a.declaration_seq > a.seq
+                AND EXISTS (SELECT 1 FROM audit_entries d WHERE d.seq = a.declaration_seq AND d.action = 'auditdb.key.compromised')
+                """)
         self.mode = mode
     }
 
@@ -45,7 +55,11 @@ struct EntryReader {
             }
             var result = Verifier.RangeResult()
             let linkCheckable = prevKnown
-            Verifier.checkRow(stmt, seq: seq, prevMac: &prevMac, prevKnown: &prevKnown, context: context, result: &result)
+            var rowContext = context
+            if let attestationsOfRow, let kv = UInt32(exactly: sqlite3_column_int64(stmt, 16)), context.compromised.contains(kv) {
+                rowContext = try Self.context(context, withAttestationsOf: seq, from: attestationsOfRow)
+            }
+            Verifier.checkRow(stmt, seq: seq, prevMac: &prevMac, prevKnown: &prevKnown, context: rowContext, result: &result)
             if !linkCheckable && result.findings.isEmpty {
                 result.add(Finding(kind: .missingRows, seqs: (seq - 1)...(seq - 1), message: "the row before seq \(seq) is missing"))
             }
@@ -63,6 +77,18 @@ struct EntryReader {
                 lastSeq = nil
             }
         }
+    }
+
+    private static func context(_ base: Verifier.RowContext, withAttestationsOf seq: Int64, from statement: Statement)
+        throws -> Verifier.RowContext
+    {
+        var found: [Verifier.Attestation] = []
+        for row in try Row.fetchAll(statement, arguments: [seq]) {
+            guard let kv = UInt32(exactly: row[0] as Int64? ?? -1), let declaration = row[1] as Int64? else { continue }
+            found.append(Verifier.Attestation(keyVersion: kv, declarationSeq: declaration, mac: Array((row[2] as Data?) ?? Data())))
+        }
+        return Verifier.RowContext(storeID: base.storeID, keys: base.keys, compromised: base.compromised,
+                                   attestations: found.isEmpty ? [:] : [seq: found])
     }
 
     private static func string(_ stmt: OpaquePointer, _ i: Int32) -> String? {
