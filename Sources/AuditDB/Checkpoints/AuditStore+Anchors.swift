@@ -1,0 +1,128 @@
+import Foundation
+import GRDB
+
+extension AuditStore {
+    /// Verifies the store (as ``verify()`` does) and then against the checkpoints held by
+    /// anchors outside the file, which MACs alone cannot do.
+    ///
+    /// For each checkpoint of this store found at the anchor paths:
+    /// * its Ed25519 signature must verify under `publicKeys` (else ``Finding/Kind/checkpointInvalid``);
+    /// * the store must still have row `seq`; if it ends before, ``Finding/Kind/truncated`` (the
+    ///   store recorded the checkpoint itself, so rows were cut after it) or
+    ///   ``Finding/Kind/rolledBack`` (the store does not know it: an older copy of the file);
+    /// * row `seq`'s stored MAC must equal the signed chain head and the Merkle root recomputed
+    ///   over rows 1...seq the signed root; else ``Finding/Kind/anchorMismatch`` (rewritten or
+    ///   forked, including a consistent rewrite by someone holding the HMAC key).
+    ///
+    /// Every such finding names the checkpoint (seq, time, anchor file) it contradicts.
+    ///
+    /// - Parameters:
+    ///   - anchorPaths: Anchor directories (or single checkpoint files).
+    ///   - publicKeys: The public checkpoint keys to trust.
+    /// - Returns: The report of ``verify()`` with the anchor findings added.
+    /// - Throws: ``AuditError`` `invalidInput` if an anchor path does not exist or holds no
+    ///   checkpoint at all; storage errors.
+    /// - Complexity: O(n) in the rows up to the highest anchored seq.
+    public func verify(againstAnchors anchorPaths: [String], publicKeys: CheckpointPublicKeys) async throws -> IntegrityReport {
+        let base = try await verify()
+        var anchored: [(file: String, checkpoint: Result<Checkpoint, AuditError>)] = []
+        for path in anchorPaths { anchored += try DirectoryAnchor.read(path) }
+        guard !anchored.isEmpty else {
+            throw AuditError(.invalidInput, "no checkpoint files at \(anchorPaths.joined(separator: ", ")); pass the anchor that `auditdb checkpoint --anchor` wrote to", field: "--anchor")
+        }
+        var findings: [Finding] = []
+        var mine: [(file: String, checkpoint: Checkpoint)] = []
+        var others = Set<StoreID>()
+        for (file, result) in anchored {
+            switch result {
+            case .failure(let error):
+                findings.append(Finding(kind: .checkpointInvalid, seqs: nil,
+                                        message: "anchor file \(file) is not a valid checkpoint: \(error.message)"))
+            case .success(let cp) where cp.storeID != storeID:
+                others.insert(cp.storeID)
+            case .success(let cp):
+                if let why = cp.invalidity(under: publicKeys) {
+                    findings.append(Finding(kind: .checkpointInvalid, seqs: nil,
+                                            message: "the checkpoint at seq \(cp.seq) in anchor file \(file) is invalid: \(why)"))
+                } else {
+                    mine.append((file, cp))
+                }
+            }
+        }
+        if mine.isEmpty && !others.isEmpty {
+            findings.append(Finding(
+                kind: .anchorMismatch, seqs: nil,
+                message: "the anchors hold checkpoints of store(s) \(others.map(\.hex).sorted().joined(separator: ", ")) but none of this store \(storeID): the file was replaced by another store's"))
+        }
+        mine.sort { $0.checkpoint.seq < $1.checkpoint.seq }
+        let storeID = self.storeID, keys = self.keys
+        let checks = mine
+        do {
+            findings += try await pool.read { db in try Self.compare(db, with: checks, storeID: storeID, keys: keys) }
+        } catch {
+            throw AuditError.from(error, while: "verify \(path) against anchors")
+        }
+        var all = base.findings + findings
+        all.sort { ($0.seqs?.lowerBound ?? Int64.min, $0.kind.name) < ($1.seqs?.lowerBound ?? Int64.min, $1.kind.name) }
+        return IntegrityReport(
+            storeID: base.storeID, rowsChecked: base.rowsChecked, lastSeq: base.lastSeq,
+            findings: Array(all.prefix(IntegrityReport.findingLimit)), totalFindings: base.totalFindings + findings.count,
+            startedAt: base.startedAt, duration: base.duration)
+    }
+
+    /// One pass over rows 1...(highest anchored seq) comparing chain heads and roots.
+    static func compare(_ db: Database, with anchored: [(file: String, checkpoint: Checkpoint)], storeID: StoreID,
+                        keys: KeyRing) throws -> [Finding]
+    {
+        guard let highest = anchored.last?.checkpoint.seq else { return [] }
+        let lastSeq = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries WHERE seq >= 1") ?? 0
+        let known = try db.tableExists("audit_checkpoints")
+            ? Set(try Data.fetchAll(db, sql: "SELECT signature FROM audit_checkpoints").map { Array($0) }) : []
+        var roots: [Int64: [UInt8]] = [:]
+        let wanted = Set(anchored.map(\.checkpoint.seq))
+        var frontier = MerkleTree.Frontier()
+        var computedUpTo: Int64 = 0
+        if lastSeq >= 1 {
+            // The MACs were checked by verify(); here only the leaves matter, so a damaged row
+            // stops the root computation (reported below) rather than the pass.
+            let scan = try LeafScan.scan(db, range: 1...min(lastSeq, highest), prevMac: [UInt8](repeating: 0, count: 32),
+                                         storeID: storeID, keys: keys, verify: false) { _, seq, leaf in
+                frontier.append(leaf: leaf)
+                if wanted.contains(seq) { roots[seq] = frontier.root }
+            }
+            computedUpTo = scan.lastGood
+        }
+        var findings: [Finding] = []
+        for (file, cp) in anchored {
+            let named = "the checkpoint at seq \(cp.seq) made \(cp.time.iso8601) (anchor file \(file))"
+            if lastSeq < cp.seq {
+                let firstMissing = lastSeq + 1
+                if known.contains(cp.signature) {
+                    findings.append(Finding(
+                        kind: .truncated, seqs: firstMissing...cp.seq,
+                        message: "the log ends at seq \(lastSeq) but \(named) covers \(cp.seq) rows: rows \(firstMissing)...\(cp.seq) were cut from the tail after it was made (the store recorded that checkpoint itself)"))
+                } else {
+                    findings.append(Finding(
+                        kind: .rolledBack, seqs: firstMissing...cp.seq,
+                        message: "the log ends at seq \(lastSeq) but \(named) covers \(cp.seq) rows, and the store does not know that checkpoint: the file was rolled back to an older copy (rows \(firstMissing)...\(cp.seq) are gone)"))
+                }
+                continue
+            }
+            let mac = try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?", arguments: [cp.seq]).map { Array($0) }
+            if mac != cp.chainHead {
+                findings.append(Finding(
+                    kind: .anchorMismatch, seqs: cp.seq...cp.seq,
+                    message: "row \(cp.seq) does not have the chain head signed by \(named): the log up to it was rewritten or forked (even if every MAC verifies)"))
+            } else if computedUpTo < cp.seq {
+                findings.append(Finding(
+                    kind: .anchorMismatch, seqs: (computedUpTo + 1)...cp.seq,
+                    message: "the Merkle root signed by \(named) cannot be recomputed: row \(computedUpTo + 1) is missing or unreadable"))
+            } else if roots[cp.seq] != cp.merkleRoot {
+                findings.append(Finding(
+                    kind: .anchorMismatch, seqs: 1...cp.seq,
+                    message: "rows 1...\(cp.seq) do not hash to the Merkle root signed by \(named): the log up to it was rewritten (the chain head was kept)"))
+            }
+        }
+        return findings
+    }
+}
