@@ -24,6 +24,9 @@ struct MigrationTests {
         return path
     }
 
+    /// Every migration after 0001, in order: what an older store has pending.
+    var later: [String] { Array(StoreSchema.knownMigrations.dropFirst()) }
+
     @Test("a fresh store is current; migrating it is a no-op that writes no backup")
     func freshStoreIsCurrent() async throws {
         let path = dir.path("new.db")
@@ -45,26 +48,26 @@ struct MigrationTests {
             Issue.record("an outdated store opened without migration")
         } catch let error as AuditError {
             #expect(error.code == .migrationRequired)
-            #expect(error.message.contains("0002-origin-ref-index"))
+            #expect(error.message.contains(later.joined(separator: ", ")))
         }
         let steps = Mutex<[AuditStore.MigrationProgress]>([])
         let backup = dir.path("before-upgrade.db")
         let report = try await AuditStore.migrate(at: path, keys: keys, backup: .at(backup)) { step in
             steps.withLock { $0.append(step) }
         }
-        #expect(report.applied == ["0002-origin-ref-index"])
+        #expect(report.applied == later)
         #expect(report.verification.isIntact && report.verification.rowsChecked == 50)
-        #expect(steps.withLock { $0 } == [
-            .verifying, .backingUp(path: backup), .applying(name: "0002-origin-ref-index", index: 1, count: 1),
-            .verifyingAfter(name: "0002-origin-ref-index"),
-        ])
+        let applying: [AuditStore.MigrationProgress] = later.enumerated().flatMap { index, name in
+            [.applying(name: name, index: index + 1, count: later.count), .verifyingAfter(name: name)]
+        }
+        #expect(steps.withLock { $0 } == [.verifying, .backingUp(path: backup)] + applying)
         // The schema is now exactly the current one, and the store works.
         let store = try await AuditStore.open(at: path, keys: keys)
         #expect(try await store.append(sampleEvent(51)) == 51)
         #expect(try await store.verify().isIntact)
         try await store.close()
         // The backup is the store as it was: at the first schema, intact.
-        #expect(try await AuditStore.migrationPlan(at: backup).pending == ["0002-origin-ref-index"])
+        #expect(try await AuditStore.migrationPlan(at: backup).pending == later)
         #expect(try await AuditStore.verify(storeAt: backup, keys: keys).rowsChecked == 50)
         // Running it again is a no-op.
         #expect(try await AuditStore.migrate(at: path, keys: keys).applied.isEmpty)
@@ -79,13 +82,13 @@ struct MigrationTests {
         try KeyFile.write(keys, to: keyFile, replacing: false)
         let result = try run(cli, ["migrate", "--dry-run", "--store", path, "--key-file", keyFile])
         #expect(result.status == 0)
-        #expect(result.stdout.contains("pending: 0002-origin-ref-index"))
+        #expect(result.stdout.contains("pending: \(later.joined(separator: ", "))"))
         #expect(result.stdout.contains("dry run: nothing was changed"))
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
-        #expect(try await AuditStore.migrationPlan(at: path).pending == ["0002-origin-ref-index"])
+        #expect(try await AuditStore.migrationPlan(at: path).pending == later)
         let migrated = try run(cli, ["migrate", "--store", path, "--key-file", keyFile, "--no-backup"])
         #expect(migrated.status == 0, "\(migrated.stderr)")
-        #expect(migrated.stdout.contains("migrated: 0002-origin-ref-index; intact: 50 rows verified"))
+        #expect(migrated.stdout.contains("migrated: \(later.joined(separator: ", ")); intact: 50 rows verified"))
     }
 
     @Test("a store written by a newer AuditDB is refused by migrate too")
@@ -105,7 +108,7 @@ struct MigrationTests {
         await #expect { _ = try await AuditStore.migrate(at: path, keys: keys) } throws: {
             ($0 as? AuditError)?.code == .integrityViolation
         }
-        #expect(try await AuditStore.migrationPlan(at: path).pending == ["0002-origin-ref-index"])
+        #expect(try await AuditStore.migrationPlan(at: path).pending == later)
     }
 
     @Test("migratesOnOpen applies pending migrations at open")
