@@ -17,7 +17,7 @@ struct AuditDBCommand: AsyncParsableCommand {
               2  could not run: bad arguments, missing or insecure key, unreadable store, storage error
             """,
         subcommands: [Init.self, Append.self, Query.self, Verify.self, Keys.self, Migrate.self,
-                      CheckpointKeyCommand.self, CheckpointCommand.self]
+                      CheckpointKeyCommand.self, CheckpointCommand.self, ExportCommand.self, VerifyExportCommand.self]
     )
 
     @OptionGroup var global: GlobalOptions
