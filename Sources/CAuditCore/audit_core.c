@@ -178,11 +178,7 @@ static void committed_field(const adb_keyset *ks, const uint8_t store_id[16], in
 
 // ---- ENC_ROW --------------------------------------------------------------------------------
 
-// With `given` non-NULL, the three commitments are taken from it (C_actor, C_source,
-// C_details, 32 bytes each) instead of being computed from the values with `ks`: this is how
-// a verifier without the key rebuilds ENC_ROW of an exported row (FORMAT.md, section 17).
-static void encode_row_with(sink *s, const adb_keyset *ks, const uint8_t store_id[16], const adb_row *r,
-                            const uint8_t *given) {
+static void encode_row(sink *s, const adb_keyset *ks, const uint8_t store_id[16], const adb_row *r) {
     uint8_t c[32];
     sink_put(s, "ADB1ROW_", 8);
     sink_put(s, store_id, 16);
@@ -200,20 +196,12 @@ static void encode_row_with(sink *s, const adb_keyset *ks, const uint8_t store_i
     sink_opt_str(s, r->correlation_id);
     sink_u8(s, r->origin);
     sink_opt_i64(s, r->has_origin_ref, r->origin_ref);
-    if (given) {
-        sink_put(s, given, 96);
-        return;
-    }
     committed_field(ks, store_id, r->seq, ADB_FIELD_ACTOR, r->actor, c);
     sink_put(s, c, 32);
     committed_field(ks, store_id, r->seq, ADB_FIELD_SOURCE, r->source, c);
     sink_put(s, c, 32);
     committed_field(ks, store_id, r->seq, ADB_FIELD_DETAILS, r->details, c);
     sink_put(s, c, 32);
-}
-
-static void encode_row(sink *s, const adb_keyset *ks, const uint8_t store_id[16], const adb_row *r) {
-    encode_row_with(s, ks, store_id, r, NULL);
 }
 
 size_t adb_row_encode(const adb_keyset *ks, const uint8_t store_id[16], const adb_row *row, uint8_t *buf,
@@ -305,25 +293,15 @@ void adb_attestation_mac(const adb_keyset *ks, const uint8_t store_id[16], int64
 
 // ---- Merkle tree (FORMAT.md, section 16) ----------------------------------------------------
 
-static void leaf_hash_with(const adb_keyset *ks, const uint8_t store_id[16], const adb_row *row,
-                           const uint8_t *given, uint8_t out[32]) {
+void adb_leaf_hash(const adb_keyset *ks, const uint8_t store_id[16], const adb_row *row, uint8_t out[32]) {
     SHA256_CTX c;
     SHA256_Init(&c);
     sink s;
     s.ctx = &c; s.out = NULL; s.cap = 0; s.total = 0; s.used = 0;
     sink_u8(&s, 0x00);
-    encode_row_with(&s, ks, store_id, row, given);
+    encode_row(&s, ks, store_id, row);
     sink_flush(&s);
     SHA256_Final(out, &c);
-}
-
-void adb_leaf_hash(const adb_keyset *ks, const uint8_t store_id[16], const adb_row *row, uint8_t out[32]) {
-    leaf_hash_with(ks, store_id, row, NULL, out);
-}
-
-void adb_leaf_hash_committed(const uint8_t store_id[16], const adb_row *row, const uint8_t commitments[96],
-                             uint8_t out[32]) {
-    leaf_hash_with(NULL, store_id, row, commitments, out);
 }
 
 void adb_node_hash(const uint8_t left[32], const uint8_t right[32], uint8_t out[32]) {

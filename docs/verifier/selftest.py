@@ -718,6 +718,9 @@ def main() -> int:
         test_stores(tmp)
         if not args.no_c:
             test_reference_c(tmp)
+        print("checkpoints and export bundles (auditdb_verify_export.py)")
+        import auditdb_verify_export
+        FAILURES.extend(auditdb_verify_export.selftest())
     if FAILURES:
         print(f"selftest: {len(FAILURES)} FAILURE(S)")
         return 1

@@ -97,10 +97,6 @@ void adb_attestation_mac(const adb_keyset *ks, const uint8_t store_id[ADB_STORE_
 /// The Merkle leaf hash of a row: SHA256(0x00 || ENC_ROW) (FORMAT.md, section 16).
 void adb_leaf_hash(const adb_keyset *ks, const uint8_t store_id[ADB_STORE_ID_LEN], const adb_row *row,
                    uint8_t out[ADB_HASH_LEN]);
-/// The leaf hash with the three commitments given (C_actor || C_source || C_details, 96 bytes)
-/// instead of computed: no key needed. The row's actor, source and details are ignored.
-void adb_leaf_hash_committed(const uint8_t store_id[ADB_STORE_ID_LEN], const adb_row *row,
-                             const uint8_t commitments[96], uint8_t out[ADB_HASH_LEN]);
 /// A Merkle interior node: SHA256(0x01 || left || right).
 void adb_node_hash(const uint8_t left[ADB_HASH_LEN], const uint8_t right[ADB_HASH_LEN], uint8_t out[ADB_HASH_LEN]);
 
