@@ -44,17 +44,9 @@ extension Verify {
         guard let publicKey else {
             throw AuditError(.invalidInput, "--anchor needs --public-key FILE: the checkpoints are only trusted under the public key you hold", field: "--public-key")
         }
-        let keys = try CheckpointPublicKeys.load(path: publicKey)
-        let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
-                                              configuration: try global.configuration())
-        do {
-            let report = try await store.verify(againstAnchors: anchors, publicKeys: keys)
-            try await store.close()
-            return report
-        } catch {
-            try? await store.close()  // cleanup; the original error is rethrown
-            throw error
-        }
+        return try await AuditStore.verify(
+            storeAt: try global.storePath(), keys: try global.keyRing(), configuration: try global.configuration(),
+            againstAnchors: anchors, publicKeys: try CheckpointPublicKeys.load(path: publicKey))
     }
 }
 

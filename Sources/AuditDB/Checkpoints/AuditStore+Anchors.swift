@@ -25,8 +25,52 @@ extension AuditStore {
     /// - Complexity: O(n) in the rows up to the highest anchored seq.
     public func verify(againstAnchors anchorPaths: [String], publicKeys: CheckpointPublicKeys) async throws -> IntegrityReport {
         let base = try await verify()
+        let findings = try await Self.anchorFindings(
+            pool, storeID: storeID, keys: keys, anchorPaths: anchorPaths, publicKeys: publicKeys, path: path)
+        return Self.merged(base, findings)
+    }
+
+    /// ``verify(againstAnchors:publicKeys:)`` of the store file at `path` without opening it
+    /// for appends, so that a read-only or archived store (or an auditor with read access only)
+    /// can be checked against its anchors.
+    ///
+    /// - Throws: As ``verify(storeAt:keys:configuration:)``, and `invalidInput` if an anchor
+    ///   path does not exist or holds no checkpoint.
+    public static func verify(storeAt path: String, keys: KeyRing, configuration: Configuration = Configuration(),
+                              againstAnchors anchorPaths: [String], publicKeys: CheckpointPublicKeys) async throws
+        -> IntegrityReport
+    {
+        let base = try await verify(storeAt: path, keys: keys, configuration: configuration)
+        // Without a readable header there is no store id to match checkpoints with; the report
+        // already says why.
+        guard let storeID = base.storeID else { return base }
+        let reader = try openForReading(path, configuration)
+        do {
+            let findings = try await anchorFindings(
+                reader, storeID: storeID, keys: keys, anchorPaths: anchorPaths, publicKeys: publicKeys, path: path)
+            try reader.close()
+            return merged(base, findings)
+        } catch {
+            try? reader.close()  // cleanup; the original error is rethrown
+            throw error
+        }
+    }
+
+    static func merged(_ base: IntegrityReport, _ findings: [Finding]) -> IntegrityReport {
+        var all = base.findings + findings
+        all.sort { ($0.seqs?.lowerBound ?? Int64.min, $0.kind.name) < ($1.seqs?.lowerBound ?? Int64.min, $1.kind.name) }
+        return IntegrityReport(
+            storeID: base.storeID, rowsChecked: base.rowsChecked, lastSeq: base.lastSeq,
+            findings: Array(all.prefix(IntegrityReport.findingLimit)), totalFindings: base.totalFindings + findings.count,
+            startedAt: base.startedAt, duration: base.duration)
+    }
+
+    /// Reads the anchors and checks this store against every valid checkpoint of it.
+    static func anchorFindings(_ reader: any DatabaseReader, storeID: StoreID, keys: KeyRing, anchorPaths: [String],
+                               publicKeys: CheckpointPublicKeys, path: String) async throws -> [Finding]
+    {
         var anchored: [(file: String, checkpoint: Result<Checkpoint, AuditError>)] = []
-        for path in anchorPaths { anchored += try DirectoryAnchor.read(path) }
+        for anchorPath in anchorPaths { anchored += try DirectoryAnchor.read(anchorPath) }
         guard !anchored.isEmpty else {
             throw AuditError(.invalidInput, "no checkpoint files at \(anchorPaths.joined(separator: ", ")); pass the anchor that `auditdb checkpoint --anchor` wrote to", field: "--anchor")
         }
@@ -55,19 +99,13 @@ extension AuditStore {
                 message: "the anchors hold checkpoints of store(s) \(others.map(\.hex).sorted().joined(separator: ", ")) but none of this store \(storeID): the file was replaced by another store's"))
         }
         mine.sort { $0.checkpoint.seq < $1.checkpoint.seq }
-        let storeID = self.storeID, keys = self.keys
         let checks = mine
         do {
-            findings += try await pool.read { db in try Self.compare(db, with: checks, storeID: storeID, keys: keys) }
+            findings += try await reader.read { db in try Self.compare(db, with: checks, storeID: storeID, keys: keys) }
         } catch {
             throw AuditError.from(error, while: "verify \(path) against anchors")
         }
-        var all = base.findings + findings
-        all.sort { ($0.seqs?.lowerBound ?? Int64.min, $0.kind.name) < ($1.seqs?.lowerBound ?? Int64.min, $1.kind.name) }
-        return IntegrityReport(
-            storeID: base.storeID, rowsChecked: base.rowsChecked, lastSeq: base.lastSeq,
-            findings: Array(all.prefix(IntegrityReport.findingLimit)), totalFindings: base.totalFindings + findings.count,
-            startedAt: base.startedAt, duration: base.duration)
+        return findings
     }
 
     /// One pass over rows 1...(highest anchored seq) comparing chain heads and roots.

@@ -65,7 +65,7 @@ extension AuditStore {
 
     /// Opens for verification: read-write when allowed, else read-only, so that an archived,
     /// read-only store (or an auditor with read access only) can still be verified.
-    private static func openForReading(_ path: String, _ configuration: Configuration) throws(AuditError)
+    static func openForReading(_ path: String, _ configuration: Configuration) throws(AuditError)
         -> any DatabaseReader
     {
         do {

@@ -236,6 +236,9 @@ struct CheckpointTests {
         #expect(finding.seqs == 16...20)
         #expect(finding.message.hasPrefix("the log ends at seq 15 but the checkpoint at seq 20 made "))
         #expect(finding.message.contains("rows 16...20 were cut from the tail after it was made"))
+        // The same from the file alone, without opening it for appends (archived stores, auditors).
+        let fromFile = try await AuditStore.verify(storeAt: path, keys: keys, againstAnchors: [anchor], publicKeys: signer.publicKeys)
+        #expect(fromFile.findings == report.findings)
     }
 
     @Test("rollback to an older copy of the file is reported as rolled-back")
