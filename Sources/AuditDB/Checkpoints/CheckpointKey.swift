@@ -383,7 +383,11 @@ enum Hex {
 
     /// Decodes hex (either case); nil for odd length or a non-hex character.
     static func decode(_ text: String) -> [UInt8]? {
-        let chars = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { decode(bytes: $0) }
+    }
+
+    static func decode(bytes chars: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard chars.count % 2 == 0 else { return nil }
         func nibble(_ c: UInt8) -> UInt8? {
             switch c {

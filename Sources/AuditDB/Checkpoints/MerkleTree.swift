@@ -49,34 +49,47 @@ public enum MerkleTree {
         }
     }
 
-    /// All levels of the tree over `leaves` (level 0 = the leaves; an unpaired last node moves
-    /// up unchanged, which gives exactly the RFC 6962 shape).
-    static func levels(_ leaves: [[UInt8]]) -> [[[UInt8]]] {
-        var levels = [leaves]
-        while let last = levels.last, last.count > 1 {
-            var next: [[UInt8]] = []
-            next.reserveCapacity((last.count + 1) / 2)
-            var i = 0
-            while i + 1 < last.count {
-                next.append(node(last[i], last[i + 1]))
-                i += 2
-            }
-            if i < last.count { next.append(last[i]) }
-            levels.append(next)
-        }
-        return levels
-    }
+    /// All levels of the tree, each stored flat (32 bytes a node): level 0 = the leaves; an
+    /// unpaired last node moves up unchanged, which gives exactly the RFC 6962 shape.
+    struct Levels {
+        private(set) var levels: [[UInt8]]
 
-    /// The inclusion proof of leaf `index` (RFC 9162 section 2.1.3.1), from the leaf upwards.
-    static func inclusionProof(index: Int, levels: [[[UInt8]]]) -> [[UInt8]] {
-        var proof: [[UInt8]] = []
-        var i = index
-        for level in levels.dropLast() {
-            let sibling = i ^ 1
-            if sibling < level.count { proof.append(level[sibling]) }
-            i >>= 1
+        /// The tree over `leaves`, 32 bytes each, concatenated.
+        init(flatLeaves: [UInt8]) {
+            levels = [flatLeaves]
+            while let last = levels.last, last.count > 32 {
+                let count = last.count / 32
+                var next = [UInt8](repeating: 0, count: (count + 1) / 2 * 32)
+                last.withUnsafeBufferPointer { src in
+                    next.withUnsafeMutableBufferPointer { dst in
+                        var i = 0
+                        while i + 1 < count {
+                            adb_node_hash(src.baseAddress! + i * 32, src.baseAddress! + (i + 1) * 32, dst.baseAddress! + i / 2 * 32)
+                            i += 2
+                        }
+                        if i < count { (dst.baseAddress! + i / 2 * 32).update(from: src.baseAddress! + i * 32, count: 32) }
+                    }
+                }
+                levels.append(next)
+            }
         }
-        return proof
+
+        init(_ leaves: [[UInt8]]) { self.init(flatLeaves: leaves.flatMap { $0 }) }
+
+        /// The root (nil for no leaves).
+        var root: [UInt8]? { levels.last.flatMap { $0.count == 32 ? $0 : nil } }
+
+        /// The inclusion proof of leaf `index` (RFC 9162 section 2.1.3.1), from the leaf upwards.
+        func proof(index: Int) -> [[UInt8]] {
+            var proof: [[UInt8]] = []
+            var i = index
+            for level in levels.dropLast() {
+                let sibling = i ^ 1
+                if sibling < level.count / 32 { proof.append(Array(level[sibling * 32..<sibling * 32 + 32])) }
+                i >>= 1
+            }
+            return proof
+        }
     }
 
     /// Checks an inclusion proof (RFC 9162 section 2.1.3.2).

@@ -119,16 +119,36 @@ extension AuditStore {
         var manifest = "{\"format\":\"\(ExportBundle.format)\",\"storeId\":\"\(storeID.hex)\",\"checkpointSeq\":\(cp.seq),"
         manifest += "\"entryCount\":\(lines.count),\"seqs\":[\(seqList)],\"redacted\":[\(redacted)],"
         manifest += "\"filter\":\(filter.json),\"createdAt\":\(AuditTimestamp.now().microsecondsSinceEpoch)}\n"
-        let entryText: String = lines.map { $0.1 + "\n" }.joined()
+
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
             try Data(manifest.utf8).write(to: URL(fileURLWithPath: directory + "/" + ExportBundle.manifestFile))
             try Data((cp.json + "\n").utf8).write(to: URL(fileURLWithPath: directory + "/" + ExportBundle.checkpointFile))
-            try Data(entryText.utf8).write(to: URL(fileURLWithPath: directory + "/" + ExportBundle.entriesFile))
+            try Self.writeLines(lines.map(\.1), to: directory + "/" + ExportBundle.entriesFile)
         } catch {
             throw AuditError(.storage, "could not write the export bundle \(directory): \(error.localizedDescription)")
         }
         return ExportSummary(path: directory, checkpoint: cp, entryCount: lines.count, rowsAfterCheckpoint: after)
+    }
+
+    /// Writes `lines` (each plus LF) in chunks of about 1 MiB, then fsyncs.
+    private static func writeLines(_ lines: [String], to path: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: nil) else {
+            throw AuditError(.storage, "cannot create \(path)")
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }  // close after a write error; that error is what is thrown
+        var chunk = Data()
+        for line in lines {
+            chunk.append(contentsOf: line.utf8)
+            chunk.append(0x0A)
+            if chunk.count >= 1 << 20 {
+                try handle.write(contentsOf: chunk)
+                chunk.removeAll(keepingCapacity: true)
+            }
+        }
+        try handle.write(contentsOf: chunk)
+        try handle.synchronize()
     }
 
     private static func matches(_ stmt: OpaquePointer, _ filter: ExportFilter, seq: Int64) -> Bool {
@@ -151,12 +171,12 @@ extension AuditStore {
     static func exportLines(_ db: Database, checkpoint cp: Checkpoint, storeID: StoreID, keys: KeyRing,
                             filter: ExportFilter, redact: Set<WithholdableField>) throws -> ([(Int64, String)], Int64)
     {
-        var leaves: [[UInt8]] = []
-        leaves.reserveCapacity(Int(cp.seq))
+        var leaves: [UInt8] = []
+        leaves.reserveCapacity(Int(cp.seq) * 32)
         var partial: [(Int64, String)] = []
         let scan = try LeafScan.scan(db, range: 1...cp.seq, prevMac: [UInt8](repeating: 0, count: 32), storeID: storeID, keys: keys) {
             stmt, seq, leaf in
-            leaves.append(leaf)
+            leaves += leaf
             if matches(stmt, filter, seq: seq) {
                 partial.append((seq, try entryJSON(stmt, seq: seq, storeID: storeID, keys: keys, redact: redact, leaf: leaf)))
             }
@@ -165,16 +185,17 @@ extension AuditStore {
             let first = scan.findings.first.map(String.init(describing:)) ?? "row \(scan.lastGood + 1) cannot be read"
             throw AuditError(.integrityViolation, "the store does not verify up to its checkpoint (\(first)); nothing was exported. Run `auditdb verify`.")
         }
-        let levels = MerkleTree.levels(leaves)
-        guard scan.lastMac == cp.chainHead, levels.last?.first == cp.merkleRoot else {
+        let levels = MerkleTree.Levels(flatLeaves: leaves)
+        leaves = []
+        guard scan.lastMac == cp.chainHead, levels.root == cp.merkleRoot else {
             throw AuditError(.integrityViolation, "the store no longer matches its checkpoint at seq \(cp.seq) (chain head or Merkle root); nothing was exported. Run `auditdb verify --anchor`.")
         }
-        let lines = partial.map { seq, head -> (Int64, String) in
-            let proof = MerkleTree.inclusionProof(index: Int(seq - 1), levels: levels)
-            return (seq, head + ",\"proof\":[" + proof.map { "\"\(Hex.encode($0))\"" }.joined(separator: ",") + "]}")
+        for i in partial.indices {
+            let proof = levels.proof(index: Int(partial[i].0 - 1))
+            partial[i].1 += ",\"proof\":[" + proof.map { "\"\(Hex.encode($0))\"" }.joined(separator: ",") + "]}"
         }
         let after = try Int64.fetchOne(db, sql: "SELECT count(*) FROM audit_entries WHERE seq > ?", arguments: [cp.seq]) ?? 0
-        return (lines, after)
+        return (partial, after)
     }
 
     /// One entry as JSON, up to (not including) its proof and closing brace.

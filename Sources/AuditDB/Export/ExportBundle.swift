@@ -139,10 +139,23 @@ public enum ExportBundle {
         var previous: Int64 = 0
         var verified = 0
         var lineNumber = 0
-        for line in entriesData.split(separator: 0x0A, omittingEmptySubsequences: false) {
+        // Lines found with memchr over one contiguous buffer: Data.split is ~100x slower here.
+        let bytes = [UInt8](entriesData)
+        var lines: [Range<Int>] = []
+        bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            var start = 0
+            while start < buffer.count {
+                let end = memchr(base + start, 0x0A, buffer.count - start)
+                    .map { UnsafeRawPointer($0) - UnsafeRawPointer(base) } ?? buffer.count
+                lines.append(start..<end)
+                start = end + 1
+            }
+        }
+        for range in lines {
             lineNumber += 1
-            if line.isEmpty { continue }
-            guard case .success(let object) = jsonObject(Data(line)), let seq = object["seq"] as? Int64 else {
+            if range.isEmpty { continue }
+            guard case .success(let object) = jsonObject(Data(bytes[range])), let seq = object["seq"] as? Int64 else {
                 add(.bundleMalformed, nil, "\(entriesFile) line \(lineNumber) is not an entry (JSON object with a seq)")
                 continue
             }

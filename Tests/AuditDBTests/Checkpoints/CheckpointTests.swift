@@ -137,10 +137,10 @@ struct CheckpointTests {
             let root = referenceRoot(leaves[0..<n])
             #expect(frontier.root == root, "size \(n)")
             #expect(MerkleTree.Frontier(size: Int64(n), bytes: frontier.bytes) == frontier)
-            let levels = MerkleTree.levels(Array(leaves[0..<n]))
-            #expect(levels.last?.first == root)
+            let levels = MerkleTree.Levels(Array(leaves[0..<n]))
+            #expect(levels.root == root)
             for i in 0..<n {
-                let proof = MerkleTree.inclusionProof(index: i, levels: levels)
+                let proof = levels.proof(index: i)
                 #expect(proof.count == MerkleTree.proofLength(index: Int64(i), size: Int64(n)))
                 #expect(MerkleTree.verifyInclusion(leaf: leaves[i], index: Int64(i), size: Int64(n), proof: proof, root: root))
                 if i + 1 < n {

@@ -43,7 +43,7 @@ struct CheckpointVectorTests {
         for proof in try #require(vectors["inclusion_proofs"] as? [[String: Any]]) {
             let index = try #require(proof["index"] as? Int), size = try #require(proof["size"] as? Int)
             let expected = try #require(proof["proof"] as? [String]).map { try hex($0) }
-            #expect(MerkleTree.inclusionProof(index: index, levels: MerkleTree.levels(Array(leaves[0..<size]))) == expected)
+            #expect(MerkleTree.Levels(Array(leaves[0..<size])).proof(index: index) == expected)
         }
     }
 
