@@ -101,7 +101,7 @@ extension AuditStore {
         mine.sort { $0.checkpoint.seq < $1.checkpoint.seq }
         let checks = mine
         do {
-            findings += try await reader.read { db in try Self.compare(db, with: checks, storeID: storeID, keys: keys) }
+            findings += try await Self.compare(reader, with: checks, storeID: storeID, keys: keys)
         } catch {
             throw AuditError.from(error, while: "verify \(path) against anchors")
         }
@@ -109,26 +109,32 @@ extension AuditStore {
     }
 
     /// One pass over rows 1...(highest anchored seq) comparing chain heads and roots.
-    static func compare(_ db: Database, with anchored: [(file: String, checkpoint: Checkpoint)], storeID: StoreID,
-                        keys: KeyRing) throws -> [Finding]
+    static func compare(_ reader: any DatabaseReader, with anchored: [(file: String, checkpoint: Checkpoint)],
+                        storeID: StoreID, keys: KeyRing) async throws -> [Finding]
     {
         guard let highest = anchored.last?.checkpoint.seq else { return [] }
-        let lastSeq = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries WHERE seq >= 1") ?? 0
-        let known = try db.tableExists("audit_checkpoints")
-            ? Set(try Data.fetchAll(db, sql: "SELECT signature FROM audit_checkpoints").map { Array($0) }) : []
+        let lastSeq = try await reader.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries WHERE seq >= 1") ?? 0 }
         var roots: [Int64: [UInt8]] = [:]
         let wanted = Set(anchored.map(\.checkpoint.seq))
-        var frontier = MerkleTree.Frontier()
         var computedUpTo: Int64 = 0
         if lastSeq >= 1 {
             // The MACs were checked by verify(); here only the leaves matter, so a damaged row
             // stops the root computation (reported below) rather than the pass.
-            let scan = try LeafScan.scan(db, range: 1...min(lastSeq, highest), prevMac: [UInt8](repeating: 0, count: 32),
-                                         storeID: storeID, keys: keys, verify: false) { _, seq, leaf in
-                frontier.append(leaf: leaf)
-                if wanted.contains(seq) { roots[seq] = frontier.root }
+            let scan = try await LeafScan.leaves(reader, range: 1...min(lastSeq, highest), prevMac: [UInt8](repeating: 0, count: 32),
+                                                 storeID: storeID, keys: keys, verify: false)
+            var frontier = MerkleTree.Frontier()
+            for offset in stride(from: 0, to: scan.flat.count, by: 32) {
+                frontier.append(leaf: Array(scan.flat[offset..<offset + 32]))
+                if wanted.contains(frontier.size) { roots[frontier.size] = frontier.root }
             }
             computedUpTo = scan.lastGood
+        }
+        let (known, macs) = try await reader.read { db in
+            (try db.tableExists("audit_checkpoints")
+                ? Set(try Data.fetchAll(db, sql: "SELECT signature FROM audit_checkpoints").map { Array($0) }) : [],
+             try Dictionary(anchored.map { a in
+                 (a.checkpoint.seq, try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?", arguments: [a.checkpoint.seq]).map { Array($0) })
+             }, uniquingKeysWith: { a, _ in a }))
         }
         var findings: [Finding] = []
         for (file, cp) in anchored {
@@ -146,8 +152,7 @@ extension AuditStore {
                 }
                 continue
             }
-            let mac = try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?", arguments: [cp.seq]).map { Array($0) }
-            if mac != cp.chainHead {
+            if macs[cp.seq] ?? nil != cp.chainHead {
                 findings.append(Finding(
                     kind: .anchorMismatch, seqs: cp.seq...cp.seq,
                     message: "row \(cp.seq) does not have the chain head signed by \(named): the log up to it was rewritten or forked (even if every MAC verifies)"))

@@ -39,7 +39,7 @@ extension AuditStore {
         let storeID = self.storeID, keys = self.keys
         let extended: (Int64, [UInt8], MerkleTree.Frontier)?
         do {
-            extended = try await pool.read { db in try Self.extend(db, from: last, storeID: storeID, keys: keys) }
+            extended = try await Self.extend(pool, from: last, storeID: storeID, keys: keys)
         } catch {
             throw AuditError.from(error, while: "checkpoint \(path)")
         }
@@ -116,9 +116,28 @@ extension AuditStore {
 
     /// Checks the last checkpoint against the store and extends its tree over the rows after
     /// it: nil if there are none; the new seq, its chain head and the frontier otherwise.
-    static func extend(_ db: Database, from last: StoredCheckpoint?, storeID: StoreID, keys: KeyRing) throws
-        -> (Int64, [UInt8], MerkleTree.Frontier)?
+    static func extend(_ reader: any DatabaseReader, from last: StoredCheckpoint?, storeID: StoreID, keys: KeyRing)
+        async throws -> (Int64, [UInt8], MerkleTree.Frontier)?
     {
+        let (start, prevMac, lastSeq) = try await reader.read { db in try Self.checkLast(db, last) }
+        var frontier = start
+        let from = frontier.size + 1
+        guard lastSeq >= from else { return nil }
+        let scan = try await LeafScan.leaves(reader, range: from...lastSeq, prevMac: prevMac, storeID: storeID, keys: keys, verify: true)
+        guard scan.findings.isEmpty, scan.lastGood == lastSeq else {
+            let first = scan.findings.first.map(String.init(describing:)) ?? "row \(scan.lastGood + 1) cannot be read"
+            throw AuditError(.integrityViolation,
+                             "the rows after the last checkpoint do not verify (\(first)); no checkpoint is signed over a damaged log. Run `auditdb verify`.")
+        }
+        for offset in stride(from: 0, to: scan.flat.count, by: 32) {
+            frontier.append(leaf: Array(scan.flat[offset..<offset + 32]))
+        }
+        return (lastSeq, scan.lastMac, frontier)
+    }
+
+    /// Checks the last stored checkpoint against the store: its frontier, its signature, and
+    /// the chain head of its row. Returns its frontier, that chain head and the current last seq.
+    static func checkLast(_ db: Database, _ last: StoredCheckpoint?) throws -> (MerkleTree.Frontier, [UInt8], Int64) {
         var frontier = MerkleTree.Frontier()
         var prevMac = [UInt8](repeating: 0, count: 32)
         if let last {
@@ -139,17 +158,6 @@ extension AuditStore {
             frontier = stored
             prevMac = cp.chainHead
         }
-        let lastSeq = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0
-        let from = frontier.size + 1
-        guard lastSeq >= from else { return nil }
-        let scan = try LeafScan.scan(db, range: from...lastSeq, prevMac: prevMac, storeID: storeID, keys: keys) { _, _, leaf in
-            frontier.append(leaf: leaf)
-        }
-        guard scan.findings.isEmpty, scan.lastGood == lastSeq else {
-            let first = scan.findings.first.map(String.init(describing:)) ?? "row \(scan.lastGood + 1) cannot be read"
-            throw AuditError(.integrityViolation,
-                             "the rows after the last checkpoint do not verify (\(first)); no checkpoint is signed over a damaged log. Run `auditdb verify`.")
-        }
-        return (lastSeq, scan.lastMac, frontier)
+        return (frontier, prevMac, try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0)
     }
 }

@@ -1,4 +1,5 @@
 import CAuditCore
+import Foundation
 import GRDB
 import GRDBSQLite
 
@@ -119,5 +120,62 @@ enum LeafScan {
         guard var row = row(stmt, seq: seq), let key = keys.key(version: row.key_version) else { return false }
         adb_leaf_hash(key.keyset, storeID.bytes, &row, &leaf)
         return true
+    }
+}
+
+extension LeafScan {
+    /// The outcome of ``leaves(_:range:prevMac:storeID:keys:verify:collect:)``.
+    struct Leaves: Sendable {
+        var findings: [Finding] = []
+        /// The last seq whose leaf is in `flat` (rows from the range's start up to it are
+        /// present, gapless and passed the check).
+        var lastGood: Int64
+        var lastMac: [UInt8]
+        /// The leaves, 32 bytes each, in seq order.
+        var flat: [UInt8] = []
+        /// What `collect` returned for the rows it chose, in seq order.
+        var collected: [(Int64, String)] = []
+    }
+
+    /// Scans `range` like ``scan(_:range:prevMac:storeID:keys:verify:onRow:)`` and returns the
+    /// leaves; large ranges are split in two halves scanned on two reader connections (the
+    /// second half chained from the stored MAC of the row before it, as the verifier does).
+    static func leaves(_ reader: any DatabaseReader, range: ClosedRange<Int64>, prevMac: [UInt8], storeID: StoreID,
+                       keys: KeyRing, verify: Bool,
+                       collect: (@Sendable (OpaquePointer, Int64, [UInt8]) throws -> String?)? = nil) async throws -> Leaves
+    {
+        let parts = Verifier.split(range, rows: Int64(range.count))
+        @Sendable func part(_ db: Database, _ r: ClosedRange<Int64>, _ start: [UInt8]?) throws -> Leaves {
+            var prev = start ?? [UInt8](repeating: 0, count: 32)
+            if start == nil {
+                guard let stored = try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?", arguments: [r.lowerBound - 1]),
+                      stored.count == 32
+                else { return Leaves(lastGood: r.lowerBound - 1, lastMac: prev) }
+                prev = Array(stored)
+            }
+            var flat: [UInt8] = []
+            flat.reserveCapacity(r.count * 32)
+            var collected: [(Int64, String)] = []
+            let scan = try LeafScan.scan(db, range: r, prevMac: prev, storeID: storeID, keys: keys, verify: verify) { stmt, seq, leaf in
+                flat += leaf
+                if let collect, let text = try collect(stmt, seq, leaf) { collected.append((seq, text)) }
+            }
+            return Leaves(findings: scan.findings, lastGood: scan.lastGood, lastMac: scan.lastMac, flat: flat, collected: collected)
+        }
+        guard parts.count == 2 else {
+            return try await reader.read { db in try part(db, range, prevMac) }
+        }
+        async let second = reader.read { db in try part(db, parts[1], nil) }
+        var first = try await reader.read { db in try part(db, parts[0], prevMac) }
+        let rest = try await second
+        guard first.lastGood == parts[0].upperBound, first.findings.isEmpty else { return first }
+        // The second half assumed the stored MAC of the first half's last row; it is the same
+        // row, so the chain is unbroken if both halves passed.
+        first.findings = rest.findings
+        first.lastGood = rest.lastGood
+        first.lastMac = rest.lastMac
+        first.flat += rest.flat
+        first.collected += rest.collected
+        return first
     }
 }

@@ -108,9 +108,7 @@ extension AuditStore {
         let storeID = self.storeID, keys = self.keys
         let (lines, after): ([(Int64, String)], Int64)
         do {
-            (lines, after) = try await pool.read { db in
-                try Self.exportLines(db, checkpoint: cp, storeID: storeID, keys: keys, filter: filter, redact: redact)
-            }
+            (lines, after) = try await Self.exportLines(pool, checkpoint: cp, storeID: storeID, keys: keys, filter: filter, redact: redact)
         } catch {
             throw AuditError.from(error, while: "export from \(path)")
         }
@@ -168,34 +166,31 @@ extension AuditStore {
     }
 
     /// The entry lines (without proofs yet) and leaves up to the checkpoint, then the proofs.
-    static func exportLines(_ db: Database, checkpoint cp: Checkpoint, storeID: StoreID, keys: KeyRing,
-                            filter: ExportFilter, redact: Set<WithholdableField>) throws -> ([(Int64, String)], Int64)
+    static func exportLines(_ reader: any DatabaseReader, checkpoint cp: Checkpoint, storeID: StoreID, keys: KeyRing,
+                            filter: ExportFilter, redact: Set<WithholdableField>) async throws -> ([(Int64, String)], Int64)
     {
-        var leaves: [UInt8] = []
-        leaves.reserveCapacity(Int(cp.seq) * 32)
-        var partial: [(Int64, String)] = []
-        let scan = try LeafScan.scan(db, range: 1...cp.seq, prevMac: [UInt8](repeating: 0, count: 32), storeID: storeID, keys: keys) {
-            stmt, seq, leaf in
-            leaves += leaf
-            if matches(stmt, filter, seq: seq) {
-                partial.append((seq, try entryJSON(stmt, seq: seq, storeID: storeID, keys: keys, redact: redact, leaf: leaf)))
-            }
+        let scan = try await LeafScan.leaves(reader, range: 1...cp.seq, prevMac: [UInt8](repeating: 0, count: 32),
+                                             storeID: storeID, keys: keys, verify: true) { stmt, seq, leaf in
+            guard matches(stmt, filter, seq: seq) else { return nil }
+            return try entryJSON(stmt, seq: seq, storeID: storeID, keys: keys, redact: redact, leaf: leaf)
         }
         guard scan.findings.isEmpty, scan.lastGood == cp.seq else {
             let first = scan.findings.first.map(String.init(describing:)) ?? "row \(scan.lastGood + 1) cannot be read"
             throw AuditError(.integrityViolation, "the store does not verify up to its checkpoint (\(first)); nothing was exported. Run `auditdb verify`.")
         }
-        let levels = MerkleTree.Levels(flatLeaves: leaves)
-        leaves = []
+        let levels = MerkleTree.Levels(flatLeaves: scan.flat)
         guard scan.lastMac == cp.chainHead, levels.root == cp.merkleRoot else {
             throw AuditError(.integrityViolation, "the store no longer matches its checkpoint at seq \(cp.seq) (chain head or Merkle root); nothing was exported. Run `auditdb verify --anchor`.")
         }
-        for i in partial.indices {
-            let proof = levels.proof(index: Int(partial[i].0 - 1))
-            partial[i].1 += ",\"proof\":[" + proof.map { "\"\(Hex.encode($0))\"" }.joined(separator: ",") + "]}"
+        var lines = scan.collected
+        for i in lines.indices {
+            let proof = levels.proof(index: Int(lines[i].0 - 1))
+            lines[i].1 += ",\"proof\":[" + proof.map { "\"\(Hex.encode($0))\"" }.joined(separator: ",") + "]}"
         }
-        let after = try Int64.fetchOne(db, sql: "SELECT count(*) FROM audit_entries WHERE seq > ?", arguments: [cp.seq]) ?? 0
-        return (partial, after)
+        let after = try await reader.read { db in
+            try Int64.fetchOne(db, sql: "SELECT count(*) FROM audit_entries WHERE seq > ?", arguments: [cp.seq]) ?? 0
+        }
+        return (lines, after)
     }
 
     /// One entry as JSON, up to (not including) its proof and closing brace.

@@ -176,6 +176,30 @@ struct CheckpointTests {
         try await store.close()
     }
 
+    @Test("stores of 20,000 rows and more are scanned in two halves: the same root, bundle and anchor checks as one pass")
+    func twoHalves() async throws {
+        let path = dir.path("big.db"), anchor = dir.path("anchor")
+        let store = try await AuditStore.create(at: path, keys: keys)
+        try await store.append(contentsOf: (1...25_000).map { sampleEvent($0) })
+        #expect(Verifier.split(1...25_000, rows: 25_000).count == 2 || ProcessInfo.processInfo.activeProcessorCount == 1)
+        let cp = try await store.checkpoint(signer: signer, anchors: [DirectoryAnchor(path: anchor)])
+        let leaves = try await allLeaves(store)  // one pass, on one connection
+        #expect(cp.merkleRoot == referenceRoot(leaves[...]))
+        try await store.export(to: dir.path("b"), filter: ExportFilter(seqs: 12_490...12_510))
+        let bundle = try ExportBundle.verify(at: dir.path("b"), publicKeys: signer.publicKeys)
+        #expect(bundle.isValid && bundle.entriesVerified == 21, "\(bundle.findings)")
+        #expect(try await store.verify(againstAnchors: [anchor], publicKeys: signer.publicKeys).isIntact)
+        try await store.append(contentsOf: (25_001...25_010).map { sampleEvent($0) })
+        try sqlite3Must(path, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET action = 'x' WHERE seq = 20000;")
+        await #expect { try await store.export(to: dir.path("c")) } throws: {
+            ($0 as? AuditError)?.message.contains("mac-mismatch at seq 20000") == true
+        }
+        let report = try await store.verify(againstAnchors: [anchor], publicKeys: signer.publicKeys)
+        #expect(report.findings.map(\.kind).contains(.anchorMismatch))
+        #expect(report.findings.first { $0.kind == .anchorMismatch }?.seqs == 1...25_000)
+        try await store.close()
+    }
+
     @Test("no checkpoint is signed over a tampered store")
     func refusesDamagedStore() async throws {
         let path = dir.path("s.db")
