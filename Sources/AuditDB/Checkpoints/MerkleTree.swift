@@ -76,6 +76,9 @@ public enum MerkleTree {
 
         init(_ leaves: [[UInt8]]) { self.init(flatLeaves: leaves.flatMap { $0 }) }
 
+        /// Leaf `index`.
+        func leaf(_ index: Int) -> [UInt8] { Array(levels[0][index * 32..<index * 32 + 32]) }
+
         /// The root (nil for no leaves).
         var root: [UInt8]? { levels.last.flatMap { $0.count == 32 ? $0 : nil } }
 

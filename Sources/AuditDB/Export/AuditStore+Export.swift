@@ -106,50 +106,86 @@ extension AuditStore {
             throw AuditError(.invalidInput, "\(directory) already exists; an export writes a new directory", field: "--out")
         }
         let storeID = self.storeID, keys = self.keys
-        let (lines, after): ([(Int64, String)], Int64)
+        // Pass 1: verify every row up to the checkpoint, compute the tree, note the matching seqs.
+        let scan: LeafScan.Leaves
         do {
-            (lines, after) = try await Self.exportLines(pool, checkpoint: cp, storeID: storeID, keys: keys, filter: filter, redact: redact)
+            scan = try await LeafScan.leaves(pool, range: 1...cp.seq, prevMac: [UInt8](repeating: 0, count: 32),
+                                             storeID: storeID, keys: keys, verify: true) { stmt, seq, _ in
+                Self.matches(stmt, filter, seq: seq) ? "" : nil
+            }
         } catch {
             throw AuditError.from(error, while: "export from \(path)")
         }
-        let seqList: String = lines.map { String($0.0) }.joined(separator: ",")
+        guard scan.findings.isEmpty, scan.lastGood == cp.seq else {
+            let first = scan.findings.first.map(String.init(describing:)) ?? "row \(scan.lastGood + 1) cannot be read"
+            throw AuditError(.integrityViolation, "the store does not verify up to its checkpoint (\(first)); nothing was exported. Run `auditdb verify`.")
+        }
+        let levels = MerkleTree.Levels(flatLeaves: scan.flat)
+        guard scan.lastMac == cp.chainHead, levels.root == cp.merkleRoot else {
+            throw AuditError(.integrityViolation, "the store no longer matches its checkpoint at seq \(cp.seq) (chain head or Merkle root); nothing was exported. Run `auditdb verify --anchor`.")
+        }
+        let seqs = scan.collected.map(\.0)
+        let seqList: String = seqs.map(String.init).joined(separator: ",")
         let redacted: String = WithholdableField.allCases.filter(redact.contains).map { "\"\($0.rawValue)\"" }.joined(separator: ",")
         var manifest = "{\"format\":\"\(ExportBundle.format)\",\"storeId\":\"\(storeID.hex)\",\"checkpointSeq\":\(cp.seq),"
-        manifest += "\"entryCount\":\(lines.count),\"seqs\":[\(seqList)],\"redacted\":[\(redacted)],"
+        manifest += "\"entryCount\":\(seqs.count),\"seqs\":[\(seqList)],\"redacted\":[\(redacted)],"
         manifest += "\"filter\":\(filter.json),\"createdAt\":\(AuditTimestamp.now().microsecondsSinceEpoch)}\n"
-
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        } catch {
+            throw AuditError(.storage, "could not create the export bundle \(directory): \(error.localizedDescription)")
+        }
+        do {
             try Data(manifest.utf8).write(to: URL(fileURLWithPath: directory + "/" + ExportBundle.manifestFile))
             try Data((cp.json + "\n").utf8).write(to: URL(fileURLWithPath: directory + "/" + ExportBundle.checkpointFile))
-            try Self.writeLines(lines.map(\.1), to: directory + "/" + ExportBundle.entriesFile)
+            // Pass 2: read the matching rows again and stream them with their proofs; each row's
+            // leaf must equal the one verified in pass 1, so nothing unverified is written.
+            try await Self.writeEntries(pool, seqs: seqs, levels: levels, storeID: storeID, keys: keys, redact: redact,
+                                        to: directory + "/" + ExportBundle.entriesFile)
         } catch {
-            throw AuditError(.storage, "could not write the export bundle \(directory): \(error.localizedDescription)")
+            try? FileManager.default.removeItem(atPath: directory)  // no partial bundle is left; the error below says why
+            throw AuditError.from(error, while: "write the export bundle \(directory)")
         }
-        return ExportSummary(path: directory, checkpoint: cp, entryCount: lines.count, rowsAfterCheckpoint: after)
+        let after = try await lastSeq() - cp.seq
+        return ExportSummary(path: directory, checkpoint: cp, entryCount: seqs.count, rowsAfterCheckpoint: after)
     }
 
-    /// Writes `lines` (each plus LF) in chunks of about 1 MiB, then fsyncs.
-    private static func writeLines(_ lines: [String], to path: String) throws {
+    /// Streams the entry lines of `seqs` (ascending) to `path` in chunks of about 1 MiB.
+    private static func writeEntries(_ reader: any DatabaseReader, seqs: [Int64], levels: MerkleTree.Levels, storeID: StoreID,
+                                     keys: KeyRing, redact: Set<WithholdableField>, to path: String) async throws
+    {
         guard FileManager.default.createFile(atPath: path, contents: nil) else {
             throw AuditError(.storage, "cannot create \(path)")
         }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? handle.close() }  // close after a write error; that error is what is thrown
-        var chunk = Data()
-        for line in lines {
-            chunk.append(contentsOf: line.utf8)
-            chunk.append(0x0A)
-            if chunk.count >= 1 << 20 {
-                try handle.write(contentsOf: chunk)
-                chunk.removeAll(keepingCapacity: true)
+        guard let first = seqs.first, let last = seqs.last else { return }
+        let wanted = Set(seqs)
+        try await reader.read { db in
+            var chunk = Data()
+            let scan = try LeafScan.scan(db, range: first...last, prevMac: [UInt8](repeating: 0, count: 32), storeID: storeID,
+                                         keys: keys, verify: false) { stmt, seq, leaf in
+                guard wanted.contains(seq) else { return }
+                guard leaf == levels.leaf(Int(seq - 1)) else {
+                    throw AuditError(.integrityViolation, "row \(seq) changed while it was being exported; nothing was exported. Run `auditdb verify`.")
+                }
+                var line = try entryJSON(stmt, seq: seq, storeID: storeID, keys: keys, redact: redact, leaf: leaf)
+                line += ",\"proof\":[" + levels.proof(index: Int(seq - 1)).map { "\"\(Hex.encode($0))\"" }.joined(separator: ",") + "]}\n"
+                chunk.append(contentsOf: line.utf8)
+                if chunk.count >= 1 << 20 {
+                    try handle.write(contentsOf: chunk)
+                    chunk.removeAll(keepingCapacity: true)
+                }
             }
+            guard scan.lastGood == last else {
+                throw AuditError(.integrityViolation, "row \(scan.lastGood + 1) disappeared while it was being exported; nothing was exported")
+            }
+            try handle.write(contentsOf: chunk)
         }
-        try handle.write(contentsOf: chunk)
         try handle.synchronize()
     }
 
-    private static func matches(_ stmt: OpaquePointer, _ filter: ExportFilter, seq: Int64) -> Bool {
+    static func matches(_ stmt: OpaquePointer, _ filter: ExportFilter, seq: Int64) -> Bool {
         func text(_ i: Int32) -> [UInt8]? {
             let b = Verifier.text(stmt, i)
             guard b.len >= 0 else { return nil }
@@ -163,34 +199,6 @@ extension AuditStore {
         if let from = filter.recordedFrom, recorded < from.microsecondsSinceEpoch { return false }
         if let before = filter.recordedBefore, recorded >= before.microsecondsSinceEpoch { return false }
         return true
-    }
-
-    /// The entry lines (without proofs yet) and leaves up to the checkpoint, then the proofs.
-    static func exportLines(_ reader: any DatabaseReader, checkpoint cp: Checkpoint, storeID: StoreID, keys: KeyRing,
-                            filter: ExportFilter, redact: Set<WithholdableField>) async throws -> ([(Int64, String)], Int64)
-    {
-        let scan = try await LeafScan.leaves(reader, range: 1...cp.seq, prevMac: [UInt8](repeating: 0, count: 32),
-                                             storeID: storeID, keys: keys, verify: true) { stmt, seq, leaf in
-            guard matches(stmt, filter, seq: seq) else { return nil }
-            return try entryJSON(stmt, seq: seq, storeID: storeID, keys: keys, redact: redact, leaf: leaf)
-        }
-        guard scan.findings.isEmpty, scan.lastGood == cp.seq else {
-            let first = scan.findings.first.map(String.init(describing:)) ?? "row \(scan.lastGood + 1) cannot be read"
-            throw AuditError(.integrityViolation, "the store does not verify up to its checkpoint (\(first)); nothing was exported. Run `auditdb verify`.")
-        }
-        let levels = MerkleTree.Levels(flatLeaves: scan.flat)
-        guard scan.lastMac == cp.chainHead, levels.root == cp.merkleRoot else {
-            throw AuditError(.integrityViolation, "the store no longer matches its checkpoint at seq \(cp.seq) (chain head or Merkle root); nothing was exported. Run `auditdb verify --anchor`.")
-        }
-        var lines = scan.collected
-        for i in lines.indices {
-            let proof = levels.proof(index: Int(lines[i].0 - 1))
-            lines[i].1 += ",\"proof\":[" + proof.map { "\"\(Hex.encode($0))\"" }.joined(separator: ",") + "]}"
-        }
-        let after = try await reader.read { db in
-            try Int64.fetchOne(db, sql: "SELECT count(*) FROM audit_entries WHERE seq > ?", arguments: [cp.seq]) ?? 0
-        }
-        return (lines, after)
     }
 
     /// One entry as JSON, up to (not including) its proof and closing brace.
