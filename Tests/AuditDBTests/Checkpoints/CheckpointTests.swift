@@ -328,6 +328,43 @@ struct CheckpointTests {
         #expect(swapped.findings.first?.message.contains("but none of this store") == true)
     }
 
+    @Test("audit_checkpoints is append-only for other SQLite clients, and a dropped trigger is schema-tampered")
+    func checkpointTableAppendOnly() async throws {
+        let (path, _, _) = try await anchoredStore(count: 3)
+        for sql in ["DELETE FROM audit_checkpoints;", "UPDATE audit_checkpoints SET seq = 2;",
+                    "INSERT INTO audit_checkpoints SELECT 1, created_at, key_version, public_key, chain_head, merkle_root, signature, frontier FROM audit_checkpoints;"] {
+            let result = try sqlite3Shell(path, sql)
+            #expect(result.status != 0 && result.stderr.contains("AuditDB: audit_checkpoints is append-only"), "\(sql): \(result.stderr)")
+        }
+        try sqlite3Must(path, "DROP TRIGGER audit_checkpoints_no_delete;")
+        let report = try await AuditStore.verify(storeAt: path, keys: keys)
+        #expect(report.findings.map(\.description) == ["schema-tampered: trigger audit_checkpoints_no_delete is missing (dropped?)"])
+    }
+
+    @Test("checkpoint-key rotate: new checkpoints use version 2; older ones still verify under the rewritten public file")
+    func rotation() async throws {
+        let cli = try cliPath()
+        let keyFile = dir.path("k.keys"), path = dir.path("s.db"), secret = dir.path("c.key"), pub = dir.path("c.pub")
+        let anchor = dir.path("anchor")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        try await makeStore(at: path, keys: keys, count: 4)
+        #expect(try run(cli, ["checkpoint-key", "generate", "--out", secret, "--public-out", pub]).status == 0)
+        let again = try run(cli, ["checkpoint-key", "generate", "--out", secret, "--public-out", pub])
+        #expect(again.status == 2 && again.stderr.contains("refusing to overwrite a key file"))
+        #expect(try run(cli, ["checkpoint", "--store", path, "--key-file", keyFile, "--signing-key", secret, "--anchor", anchor]).status == 0)
+        let rotated = try run(cli, ["checkpoint-key", "rotate", "--signing-key", secret, "--public-out", pub])
+        #expect(rotated.status == 0, "\(rotated.stderr)")
+        #expect(rotated.stdout.hasPrefix("added checkpoint key version 2 to "))
+        let store = try await AuditStore.open(at: path, keys: keys)
+        try await store.append(sampleEvent(5))
+        try await store.close()
+        let made = try run(cli, ["checkpoint", "--store", path, "--key-file", keyFile, "--signing-key", secret, "--anchor", anchor])
+        #expect(made.stdout.contains("checkpoint at seq 5 of store ") && made.stdout.contains("signed by checkpoint key version 2"))
+        let ok = try run(cli, ["verify", "--store", path, "--key-file", keyFile, "--anchor", anchor, "--public-key", pub])
+        #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
+        #expect(try CheckpointPublicKeys.load(path: pub).keys.map(\.version) == [1, 2])
+    }
+
     @Test("the CLI: checkpoint-key, checkpoint --anchor, verify --anchor (0 intact, 1 truncated)")
     func commandLine() async throws {
         let cli = try cliPath()
