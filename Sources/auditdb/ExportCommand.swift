@@ -81,7 +81,7 @@ struct VerifyExportCommand: AsyncParsableCommand {
     var publicKey: String
 
     func run() async throws {
-        let result = try ExportBundle.verify(at: bundle, publicKeys: try CheckpointPublicKeys.load(path: publicKey))
+        let result = try await ExportBundle.verify(at: bundle, publicKeys: try CheckpointPublicKeys.load(path: publicKey))
         if result.isValid {
             Output.line(OutputEscaping.escapeForTerminal(result.description))
             return

@@ -76,13 +76,16 @@ public enum ExportBundle {
     ///
     /// ```swift
     /// let keys = try CheckpointPublicKeys.load(path: "checkpoint.pub")
-    /// let result = try ExportBundle.verify(at: "export-2026-11", publicKeys: keys)
+    /// let result = try await ExportBundle.verify(at: "export-2026-11", publicKeys: keys)
     /// print(result.isValid ? "valid" : result.findings[0].message)
     /// ```
     ///
+    /// Reads the files with blocking I/O, streaming `entries.jsonl`, so memory stays small
+    /// whatever the bundle's size.
+    ///
     /// - Throws: ``AuditError`` `invalidInput` only if `path` is not a directory; anything wrong
     ///   inside the bundle is a finding.
-    public static func verify(at path: String, publicKeys: CheckpointPublicKeys) throws(AuditError) -> ExportVerification {
+    public static func verify(at path: String, publicKeys: CheckpointPublicKeys) async throws(AuditError) -> ExportVerification {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw AuditError(.invalidInput, "no export bundle (directory) at \(path)", field: "BUNDLE")

@@ -186,7 +186,7 @@ struct CheckpointTests {
         let leaves = try await allLeaves(store)  // one pass, on one connection
         #expect(cp.merkleRoot == referenceRoot(leaves[...]))
         try await store.export(to: dir.path("b"), filter: ExportFilter(seqs: 12_490...12_510))
-        let bundle = try ExportBundle.verify(at: dir.path("b"), publicKeys: signer.publicKeys)
+        let bundle = try await ExportBundle.verify(at: dir.path("b"), publicKeys: signer.publicKeys)
         #expect(bundle.isValid && bundle.entriesVerified == 21, "\(bundle.findings)")
         #expect(try await store.verify(againstAnchors: [anchor], publicKeys: signer.publicKeys).isIntact)
         try await store.append(contentsOf: (25_001...25_010).map { sampleEvent($0) })

@@ -23,8 +23,8 @@ struct ExportTests {
         return store
     }
 
-    func verify(_ bundle: String) throws -> ExportVerification {
-        try ExportBundle.verify(at: bundle, publicKeys: signer.publicKeys)
+    func verify(_ bundle: String) async throws -> ExportVerification {
+        try await ExportBundle.verify(at: bundle, publicKeys: signer.publicKeys)
     }
 
     func lines(_ bundle: String) throws -> [String] {
@@ -46,7 +46,7 @@ struct ExportTests {
         let summary = try await store.export(to: dir.path("full"))
         try await store.close()
         #expect(summary.entryCount == 30 && summary.rowsAfterCheckpoint == 1)
-        let result = try verify(dir.path("full"))
+        let result = try await verify(dir.path("full"))
         #expect(result.isValid, "\(result.findings)")
         #expect(result.entriesVerified == 30)
         #expect(result.checkpoint?.seq == 30)
@@ -69,7 +69,7 @@ struct ExportTests {
         try await store.close()
         #expect(tenant.entryCount == 10 && range.entryCount == 8 && week.entryCount == 10)
         for bundle in ["tenant", "range", "time"] {
-            let result = try verify(dir.path(bundle))
+            let result = try await verify(dir.path(bundle))
             #expect(result.isValid, "\(bundle): \(result.findings)")
         }
         #expect(try lines(dir.path("tenant")).map(seq) == [1, 4, 7, 10, 13, 16, 19, 22, 25, 28])
@@ -81,7 +81,7 @@ struct ExportTests {
         let store = try await checkpointedStore()
         try await store.export(to: dir.path("r"), filter: ExportFilter(tenant: "tenant-2"), redact: [.actor, .details])
         try await store.close()
-        let result = try verify(dir.path("r"))
+        let result = try await verify(dir.path("r"))
         #expect(result.isValid, "\(result.findings)")
         let text = try String(contentsOfFile: dir.path("r") + "/entries.jsonl", encoding: .utf8)
         #expect(!text.contains("user-") && !text.contains("sample "))
@@ -112,12 +112,12 @@ struct ExportTests {
         try await store.export(to: dir.path("b"), filter: ExportFilter(tenant: "tenant-1"), redact: redact)
         try await store.export(to: dir.path("all"))
         try await store.close()
-        #expect(try verify(dir.path("b")).isValid)
+        #expect(try await verify(dir.path("b")).isValid)
         return dir.path("b")
     }
 
-    func onlyFinding(_ bundle: String) throws -> ExportFinding {
-        let result = try verify(bundle)
+    func onlyFinding(_ bundle: String) async throws -> ExportFinding {
+        let result = try await verify(bundle)
         #expect(result.findings.count == 1, "\(result.findings)")
         return try #require(result.findings.first)
     }
@@ -129,7 +129,7 @@ struct ExportTests {
         #expect(l[2].contains("\"resourceId\":\"doc-7\""))
         l[2] = l[2].replacingOccurrences(of: "\"resourceId\":\"doc-7\"", with: "\"resourceId\":\"doc-8\"")
         try write(l, b)
-        let f = try onlyFinding(b)
+        let f = try await onlyFinding(b)
         #expect(f.kind == .entryChanged && f.seq == 7)
         #expect(f.message == "entry seq 7: its values do not hash to its leaf hash: a value was changed")
     }
@@ -140,7 +140,7 @@ struct ExportTests {
         var l = try lines(b)
         l[1] = l[1].replacingOccurrences(of: "\"value\":\"user-4\"", with: "\"value\":\"user-5\"")
         try write(l, b)
-        let f = try onlyFinding(b)
+        let f = try await onlyFinding(b)
         #expect(f.kind == .commitmentMismatch && f.seq == 4)
         #expect(f.message == "entry seq 4: the shown actor does not match its commitment (the value or its nonce was changed)")
     }
@@ -151,7 +151,7 @@ struct ExportTests {
         var l = try lines(b)
         l.remove(at: 3)
         try write(l, b)
-        let f = try onlyFinding(b)
+        let f = try await onlyFinding(b)
         #expect(f.kind == .entryMissing && f.seq == 10)
         #expect(f.message == "the manifest lists seq 10 but the bundle has no entry for it: it was removed")
     }
@@ -164,7 +164,7 @@ struct ExportTests {
         #expect(try seq(foreign) == 30)
         l.append(foreign)
         try write(l, b)
-        let f = try onlyFinding(b)
+        let f = try await onlyFinding(b)
         #expect(f.kind == .entryAdded && f.seq == 30)
         #expect(f.message == "entry seq 30 (line 11) is not listed in the manifest: it was added")
     }
@@ -175,13 +175,13 @@ struct ExportTests {
         var l = try lines(b)
         l.swapAt(4, 5)  // seqs 13 and 16
         try write(l, b)
-        let f = try onlyFinding(b)
+        let f = try await onlyFinding(b)
         #expect(f.kind == .entryOutOfOrder && f.seq == 13)
         #expect(f.message == "entry seq 13 (line 6) comes after seq 16: the entries were reordered")
         l.swapAt(4, 5)
         l.insert(l[2], at: 3)
         try write(l, b)
-        let d = try onlyFinding(b)
+        let d = try await onlyFinding(b)
         #expect(d.kind == .entryDuplicate && d.seq == 7)
     }
 
@@ -195,7 +195,7 @@ struct ExportTests {
         let old = l[4][at]
         l[4].replaceSubrange(at...at, with: old == "0" ? "1" : "0")
         try write(l, b)
-        let f = try onlyFinding(b)
+        let f = try await onlyFinding(b)
         #expect(f.kind == .proofInvalid && f.seq == 13)
         #expect(f.message == "entry seq 13: its inclusion proof does not lead to the Merkle root of the checkpoint at seq 30 (the proof was changed)")
     }
@@ -206,11 +206,11 @@ struct ExportTests {
         let file = b + "/checkpoint.json"
         let original = try String(contentsOfFile: file, encoding: .utf8)
         try original.replacingOccurrences(of: "\"seq\":30,", with: "\"seq\":31,").write(toFile: file, atomically: true, encoding: .utf8)
-        let f = try onlyFinding(b)
+        let f = try await onlyFinding(b)
         #expect(f.kind == .checkpointInvalid)
         #expect(f.message == "the checkpoint at seq 31 is invalid: its Ed25519 signature does not verify (the checkpoint was changed or forged)")
         try original.write(toFile: file, atomically: true, encoding: .utf8)
-        let other = try ExportBundle.verify(at: b, publicKeys: try testSigner().publicKeys)
+        let other = try await ExportBundle.verify(at: b, publicKeys: try testSigner().publicKeys)
         #expect(other.findings.map(\.kind) == [.checkpointInvalid])
     }
 
@@ -222,7 +222,7 @@ struct ExportTests {
         let at = try #require(l[6].range(of: marker)).upperBound
         l[6].replaceSubrange(at...at, with: l[6][at] == "a" ? "b" : "a")
         try write(l, b)
-        let f = try onlyFinding(b)
+        let f = try await onlyFinding(b)
         #expect(f.kind == .entryChanged && f.seq == 19)
         #expect(f.message == "entry seq 19: its values do not hash to its leaf hash: a value or the commitment of a withheld field (actor) was changed")
     }

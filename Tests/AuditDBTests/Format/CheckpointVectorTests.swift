@@ -65,9 +65,9 @@ struct CheckpointVectorTests {
     }
 
     @Test("the vector bundle (written by the Python generator) verifies with the engine")
-    func vectorBundle() throws {
+    func vectorBundle() async throws {
         let pub = try CheckpointPublicKeys.load(path: Self.root.appendingPathComponent("docs/test-vectors/checkpoint.pub").path)
-        let result = try ExportBundle.verify(at: Self.root.appendingPathComponent("docs/test-vectors/bundle").path, publicKeys: pub)
+        let result = try await ExportBundle.verify(at: Self.root.appendingPathComponent("docs/test-vectors/bundle").path, publicKeys: pub)
         #expect(result.isValid, "\(result.findings)")
         #expect(result.entriesVerified == 2)
     }
