@@ -205,17 +205,17 @@ public struct CheckpointPublicKeys: Sendable, Hashable {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 1)
         defer { buffer.deallocate() }
         buffer.copyBytes(from: bytes)
+        // A plain buffer, not bytes.withUnsafeBytes: a typed-throws closure passed to a
+        // rethrows function crashes the Swift 6.3.1 compiler.
         let raw = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<bytes.count])
-        do {
-            try KeyLines.parse(raw, header: header, origin: "public checkpoint key file \(path)") { line, fields throws(AuditError) in
-                guard fields.count == 3, String(decoding: fields[0], as: UTF8.self) == "key",
-                      let version = UInt32(String(decoding: fields[1], as: UTF8.self)), version > 0,
-                      let pk = Hex.decode(String(decoding: fields[2], as: UTF8.self)), pk.count == 32
-                else {
-                    throw AuditError(.invalidKeyFile, "public checkpoint key file \(path) line \(line): expected `key VERSION PUBKEY_HEX` (64 hex digits)")
-                }
-                keys.append(CheckpointPublicKey(version: version, bytes: pk))
+        try KeyLines.parse(raw, header: header, origin: "public checkpoint key file \(path)") { line, fields throws(AuditError) in
+            guard fields.count == 3, String(decoding: fields[0], as: UTF8.self) == "key",
+                  let version = UInt32(String(decoding: fields[1], as: UTF8.self)), version > 0,
+                  let pk = Hex.decode(String(decoding: fields[2], as: UTF8.self)), pk.count == 32
+            else {
+                throw AuditError(.invalidKeyFile, "public checkpoint key file \(path) line \(line): expected `key VERSION PUBKEY_HEX` (64 hex digits)")
             }
+            keys.append(CheckpointPublicKey(version: version, bytes: pk))
         }
         guard !keys.isEmpty else { throw AuditError(.invalidKeyFile, "public checkpoint key file \(path) holds no key") }
         guard Set(keys.map(\.version)).count == keys.count else {
