@@ -95,6 +95,16 @@ BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_attestations is append-only: a row can
 -- whose origin_ref is NULL, are not indexed, so appends do not pay for it).
 CREATE INDEX audit_entries_origin_ref ON audit_entries(origin_ref) WHERE origin_ref IS NOT NULL;
 
+-- Query indexes (migration 0003). Actor and resource ids are bucketed by seq >> 14 so that
+-- appends only touch the newest bucket's part of the index (docs/performance.md); a lookup
+-- seeks once per bucket.
+CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor) WHERE actor IS NOT NULL;
+CREATE INDEX audit_entries_resource ON audit_entries((seq >> 14), resource_id) WHERE resource_id IS NOT NULL;
+CREATE INDEX audit_entries_tenant_time ON audit_entries(tenant, recorded_at) WHERE tenant IS NOT NULL;
+CREATE INDEX audit_entries_recorded_at ON audit_entries(recorded_at);
+-- AuditDB's own entries (actions auditdb.*), e.g. to find the newest scan record at once.
+CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/';
+
 -- For people reading the store with the sqlite3 shell: names instead of codes, ISO-8601 times.
 CREATE VIEW audit_log AS
 SELECT seq,
@@ -107,6 +117,21 @@ SELECT seq,
        CASE origin WHEN 0 THEN 'recorded' WHEN 1 THEN 'back-signed' END AS origin,
        key_version
 FROM audit_entries;
+
+-- Every pass of the integrity scanner, recorded as a signed log entry (action auditdb.scan).
+CREATE VIEW audit_scan_history AS
+SELECT seq,
+       strftime('%Y-%m-%dT%H:%M:%fZ', recorded_at / 1000000.0, 'unixepoch') AS recorded_at,
+       json_extract(details, '$.mode') AS mode,
+       json_extract(details, '$.fromSeq') AS from_seq,
+       json_extract(details, '$.throughSeq') AS through_seq,
+       json_extract(details, '$.rowsChecked') AS rows_checked,
+       json_extract(details, '$.durationMicros') AS duration_us,
+       json_extract(details, '$.result') AS result,
+       json_extract(details, '$.findings') AS findings,
+       json_extract(details, '$.firstFinding') AS first_finding
+FROM audit_entries
+WHERE action = 'auditdb.scan' AND origin = 0;
 
 -- Signed checkpoints (migration 0004; docs/FORMAT.md, section 16): append-only.
 CREATE TABLE audit_checkpoints (

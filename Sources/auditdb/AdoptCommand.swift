@@ -94,11 +94,11 @@ struct Adopt: AsyncParsableCommand {
         if showBar {
             Output.line("adopted \(report.imported) row(s) of \(table) as back-signed entries of run \(report.runSeq)"
                 + (report.resumedFrom > 0 ? " (resumed after \(report.resumedFrom))" : "")
-                + (report.skipped.isEmpty ? "" : "; skipped \(report.skipped.count) invalid row(s): \(report.skipped.prefix(20).map(String.init).joined(separator: ", "))")
+                + (report.skippedCount == 0 ? "" : "; skipped \(report.skippedCount) invalid row(s): \(report.skipped.prefix(20).map(String.init).joined(separator: ", "))\(report.skippedCount > 20 ? ", ..." : "")")
                 + (report.droppedColumns.isEmpty ? "" : "; columns left out: \(report.droppedColumns.joined(separator: ", "))")
                 + "; legacy table: \(report.afterwards.rawValue)")
         } else {
-            Output.line("{\"run\":\(report.runSeq),\"imported\":\(report.imported),\"skipped\":\(report.skipped.count),"
+            Output.line("{\"run\":\(report.runSeq),\"imported\":\(report.imported),\"skipped\":\(report.skippedCount),"
                 + "\"resumedFrom\":\(report.resumedFrom),\"total\":\(report.total),\"sourceDigest\":\"\(report.sourceDigest)\","
                 + "\"seconds\":\(String(format: "%.3f", seconds))}")
         }

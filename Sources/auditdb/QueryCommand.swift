@@ -6,53 +6,146 @@ struct Query: AsyncParsableCommand {
         abstract: "Print entries, each verified as it is read.",
         discussion: "Text output escapes control characters, newlines, terminal escapes and bidi controls, so no field can forge a line or repaint the terminal. Exit status 1 if a row fails verification.")
 
+    /// table: aligned columns, escaped; json: one object {"entries": [...], "nextCursor": ...};
+    /// jsonl: one entry per line.
     enum Format: String, ExpressibleByArgument, CaseIterable { case table, json, jsonl }
 
     @OptionGroup var global: GlobalOptions
+    @Option var tenant: String?
     @Option var actor: String?
     @Option var action: String?
-    @Option var tenant: String?
-    @Option(help: "Only entries after this seq (the cursor printed by the previous page).") var after: Int64?
+    @Option(name: .customLong("resource-type")) var resourceType: String?
+    @Option(name: .customLong("resource-id")) var resourceId: String?
+    @Option(help: "success | failure | denied | error") var outcome: String?
+    @Option(help: "info | notice | warning | critical") var severity: String?
+    @Option(name: .customLong("correlation-id")) var correlationId: String?
+    @Option(help: ArgumentHelp("Recorded at or after this time (ISO-8601).", valueName: "time")) var since: String?
+    @Option(help: ArgumentHelp("Recorded before this time (ISO-8601).", valueName: "time")) var until: String?
+    @Option(name: .customLong("occurred-since"), help: ArgumentHelp("Occurred at or after this time.", valueName: "time"))
+    var occurredSince: String?
+    @Option(name: .customLong("occurred-until"), help: ArgumentHelp("Occurred before this time.", valueName: "time"))
+    var occurredUntil: String?
+    @Option(name: .customLong("from-seq")) var fromSeq: Int64?
+    @Option(name: .customLong("to-seq")) var toSeq: Int64?
+    @Option(help: ArgumentHelp("Continue after this cursor (printed by the previous page), or after this seq.", valueName: "cursor"))
+    var after: String?
     @Option(help: "At most this many entries (1-10000).") var limit = 100
+    @Flag(help: "Every matching entry, streamed a page at a time (ignores --limit).") var all = false
     @Flag(help: "Newest first.") var descending = false
+    @Flag(name: .customLong("include-unverified"), help: "Show rows that fail verification, marked UNVERIFIED, instead of stopping (exit status 1).")
+    var includeUnverified = false
     @Option(help: "table | json | jsonl") var format: Format = .table
 
+    func query() throws -> EntryQuery {
+        func time(_ text: String?, _ option: String) throws -> AuditTimestamp? {
+            guard let text else { return nil }
+            guard let time = AuditTimestamp(iso8601: text) else {
+                throw ValidationError("\(option): not an ISO-8601 time (e.g. 2026-11-23T10:00:00Z): \"\(text)\"")
+            }
+            return time
+        }
+        func range(_ from: AuditTimestamp?, _ to: AuditTimestamp?) throws -> Range<AuditTimestamp>? {
+            guard from != nil || to != nil else { return nil }
+            let lower = from ?? .minimum, upper = to ?? AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.maximum.microsecondsSinceEpoch + 1)
+            guard lower <= upper else { throw ValidationError("the time range ends before it starts") }
+            return lower..<upper
+        }
+        var query = EntryQuery(limit: limit, descending: descending, actor: actor, action: action, tenant: tenant,
+                               resourceType: resourceType, resourceId: resourceId, correlationId: correlationId)
+        if let outcome {
+            guard let value = AuditOutcome(rawValue: outcome) else { throw ValidationError("--outcome: one of success, failure, denied, error") }
+            query.outcome = value
+        }
+        if let severity {
+            guard let value = AuditSeverity(rawValue: severity) else { throw ValidationError("--severity: one of info, notice, warning, critical") }
+            query.severity = value
+        }
+        query.recordedAt = try range(try time(since, "--since"), try time(until, "--until"))
+        query.occurredAt = try range(try time(occurredSince, "--occurred-since"), try time(occurredUntil, "--occurred-until"))
+        if fromSeq != nil || toSeq != nil {
+            let lower = fromSeq ?? 1, upper = toSeq ?? .max
+            guard lower <= upper else { throw ValidationError("--from-seq is after --to-seq") }
+            query.seqs = lower...upper
+        }
+        if let after {
+            if let cursor = QueryCursor(token: after) {
+                query.cursor = cursor
+            } else if let seq = Int64(after) {
+                query.afterSeq = seq
+            } else {
+                throw ValidationError("--after: a cursor such as 1234.asc (printed by the previous page) or a seq")
+            }
+        }
+        query.unverifiedRows = includeUnverified ? .mark : .throw
+        return query
+    }
+
     func run() async throws {
+        let query = try query()
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
                                               configuration: try global.configuration())
-        let entries: [AuditEntry]
-        do {
-            entries = try await store.entries(EntryQuery(
-                afterSeq: after, limit: limit, descending: descending, actor: actor, action: action, tenant: tenant))
-            try await store.close()
-        } catch {
-            try? await store.close()  // cleanup; the original error is rethrown
-            throw error
+        let result = await Result {
+            if all {
+                var count = 0
+                var unverified = 0
+                if format == .json { Output.line("{\"entries\":[") }
+                if format == .table { Output.line(TableFormat.header.joined(separator: "  ")) }
+                for try await entry in store.stream(query) {
+                    if !entry.isVerified { unverified += 1 }
+                    switch format {
+                    case .table: Output.line(TableFormat.row(entry))
+                    case .json: Output.line((count == 0 ? "" : ",") + EntryJSON.encode(entry))
+                    case .jsonl: Output.line(EntryJSON.encode(entry))
+                    }
+                    count += 1
+                }
+                if format == .json { Output.line("],\"nextCursor\":null}") }
+                return unverified
+            }
+            let page = try await store.page(query)
+            print(page)
+            return page.entries.filter { !$0.isVerified }.count
         }
+        try await store.close()
+        if try result.get() > 0 { throw ExitCode(ExitStatus.violation) }
+    }
+
+    private func print(_ page: QueryPage) {
+        let entries = page.entries
         switch format {
         case .table:
-            let header = ["seq", "recorded_at", "tenant", "actor", "action", "resource", "outcome", "severity", "details"]
-            let rows = entries.map { e in
-                [String(e.seq), e.recordedAt.iso8601, e.tenant ?? "-", e.actor ?? "(withheld)", e.action,
-                 [e.resourceType, e.resourceId].compactMap { $0 }.joined(separator: ":"), e.outcome.rawValue,
-                 e.severity.rawValue, e.detailsJSON ?? "-"].map(OutputEscaping.escapeForTerminal)
+            let rows = entries.map(TableFormat.cells)
+            let widths = TableFormat.header.indices.map { i in
+                min(48, ([TableFormat.header[i]] + rows.map { $0[i] }).map(\.count).max() ?? 0)
             }
-            let widths = header.indices.map { i in min(48, ([header[i]] + rows.map { $0[i] }).map(\.count).max() ?? 0) }
             func render(_ cells: [String]) -> String {
                 cells.enumerated().map { i, cell in
                     let c = cell.count > widths[i] ? String(cell.prefix(widths[i] - 1)) + "…" : cell
                     return i == cells.count - 1 ? c : c + String(repeating: " ", count: widths[i] - c.count)
                 }.joined(separator: "  ")
             }
-            Output.line(render(header))
+            Output.line(render(TableFormat.header))
             for row in rows { Output.line(render(row)) }
-            if let last = entries.last, entries.count == limit { Output.line("-- next page: --after \(last.seq)") }
+            if let next = page.nextCursor { Output.line("-- next page: --after \(next.token)") }
         case .json:
-            Output.line("[" + entries.map(EntryJSON.encode).joined(separator: ",") + "]")
+            let next = page.nextCursor.map { "\"\($0.token)\"" } ?? "null"
+            Output.line("{\"entries\":[" + entries.map(EntryJSON.encode).joined(separator: ",") + "],\"nextCursor\":\(next)}")
         case .jsonl:
             for entry in entries { Output.line(EntryJSON.encode(entry)) }
         }
     }
+}
+
+enum TableFormat {
+    static let header = ["seq", "recorded_at", "tenant", "actor", "action", "resource", "outcome", "severity", "details"]
+
+    static func cells(_ e: AuditEntry) -> [String] {
+        [(e.isVerified ? "" : "UNVERIFIED ") + String(e.seq), e.recordedAt.iso8601, e.tenant ?? "-", e.actor ?? "(withheld)", e.action,
+         [e.resourceType, e.resourceId].compactMap { $0 }.joined(separator: ":"), e.outcome.rawValue,
+         e.severity.rawValue, e.detailsJSON ?? "-"].map(OutputEscaping.escapeForTerminal)
+    }
+
+    static func row(_ e: AuditEntry) -> String { cells(e).joined(separator: "  ") }
 }
 
 enum EntryJSON {
@@ -71,6 +164,7 @@ enum EntryJSON {
             + "\"resourceType\":\(q(e.resourceType)),\"resourceId\":\(q(e.resourceId)),"
             + "\"outcome\":\"\(e.outcome.rawValue)\",\"severity\":\"\(e.severity.rawValue)\","
             + "\"correlationId\":\(q(e.correlationId)),\"source\":\(q(e.source)),\"details\":\(details),"
-            + "\"origin\":\(origin),\"keyVersion\":\(e.keyVersion)}"
+            + "\"origin\":\(origin),\"keyVersion\":\(e.keyVersion)"
+            + (e.finding.map { ",\"verified\":false,\"finding\":\(OutputEscaping.jsonQuoted($0.description))" } ?? "") + "}"
     }
 }

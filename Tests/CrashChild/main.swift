@@ -2,6 +2,9 @@
 // "ack SEQ INDEX" (flushed) for every append that returned, until it is killed.
 // Usage: AuditDBCrashChild STORE KEYFILE MODE FIRST-INDEX
 //   MODE: single (one task, one event per append), batch (batches of 50), concurrent (8 tasks).
+// Also: AuditDBCrashChild STORE KEYFILE stream TENANT — streams every entry of TENANT through
+// AuditStore.stream and prints "streamed COUNT FIRST LAST baseline_kb B peak_kb P" (peak RSS from
+// /proc/self/status), for the bounded-memory test.
 import AuditDB
 import Foundation
 
@@ -18,14 +21,43 @@ struct CrashChild {
         FileHandle.standardOutput.write(Data(line.utf8))
     }
 
+    /// VmHWM (peak resident set) of this process, in KiB.
+    static func peakKB() -> Int {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
+    }
+
+    static func stream(_ store: AuditStore, tenant: String) async throws {
+        let baseline = peakKB()
+        var count = 0
+        var first: Int64 = 0
+        var last: Int64 = 0
+        for try await entry in store.stream(EntryQuery(tenant: tenant)) {
+            guard entry.tenant == tenant, entry.isVerified, entry.seq > last else {
+                FileHandle.standardError.write(Data("out of order or wrong tenant at seq \(entry.seq)\n".utf8))
+                exit(1)
+            }
+            if count == 0 { first = entry.seq }
+            last = entry.seq
+            count += 1
+        }
+        try await store.close()
+        print("streamed \(count) \(first) \(last) baseline_kb \(baseline) peak_kb \(peakKB())")
+    }
+
     static func main() async {
         let args = CommandLine.arguments
-        guard args.count == 5, let first = Int(args[4]) else {
+        guard args.count == 5, let first = args[3] == "stream" ? 0 : Int(args[4]) else {
             FileHandle.standardError.write(Data("usage: AuditDBCrashChild STORE KEYFILE MODE FIRST-INDEX\n".utf8))
             exit(2)
         }
         do {
             let store = try await AuditStore.open(at: args[1], keys: try KeyFile(path: args[2]).load())
+            if args[3] == "stream" {
+                try await stream(store, tenant: args[4])
+                exit(0)
+            }
             FileHandle.standardOutput.write(Data("ready\n".utf8))
             switch args[3] {
             case "batch":

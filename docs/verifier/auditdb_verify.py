@@ -427,6 +427,24 @@ MIGRATIONS = [
     ("0001-initial", SCHEMA_SQL),
     ("0002-origin-ref-index",
      "CREATE INDEX audit_entries_origin_ref ON audit_entries(origin_ref) WHERE origin_ref IS NOT NULL;"),
+    ("0003-query-indexes", """CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor) WHERE actor IS NOT NULL;
+CREATE INDEX audit_entries_resource ON audit_entries((seq >> 14), resource_id) WHERE resource_id IS NOT NULL;
+CREATE INDEX audit_entries_tenant_time ON audit_entries(tenant, recorded_at) WHERE tenant IS NOT NULL;
+CREATE INDEX audit_entries_recorded_at ON audit_entries(recorded_at);
+CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/';
+CREATE VIEW audit_scan_history AS
+SELECT seq,
+       strftime('%Y-%m-%dT%H:%M:%fZ', recorded_at / 1000000.0, 'unixepoch') AS recorded_at,
+       json_extract(details, '$.mode') AS mode,
+       json_extract(details, '$.fromSeq') AS from_seq,
+       json_extract(details, '$.throughSeq') AS through_seq,
+       json_extract(details, '$.rowsChecked') AS rows_checked,
+       json_extract(details, '$.durationMicros') AS duration_us,
+       json_extract(details, '$.result') AS result,
+       json_extract(details, '$.findings') AS findings,
+       json_extract(details, '$.firstFinding') AS first_finding
+FROM audit_entries
+WHERE action = 'auditdb.scan' AND origin = 0;"""),
     ("0004-checkpoints", """
 CREATE TABLE audit_checkpoints (
     seq         INTEGER PRIMARY KEY,

@@ -120,7 +120,9 @@ public struct AdoptionReport: Sendable, Hashable {
     public let resumedFrom: Int
     /// Valid rows in the source (imported in all, once the run is complete).
     public let total: Int
-    /// Ids of the rows skipped as invalid (with `skipInvalid`).
+    /// How many rows were skipped as invalid (with `skipInvalid`).
+    public let skippedCount: Int
+    /// The ids of the first 1,000 of them (all of them when there are no more).
     public let skipped: [Int64]
     /// Source columns left out (with `dropUnmapped`).
     public let droppedColumns: [String]
@@ -212,7 +214,7 @@ extension AuditStore {
                 "mapping": .object(Dictionary(uniqueKeysWithValues: adoption.mapping.map { ($0.key.rawValue, .string($0.value)) })),
                 "sourceDigest": .string(digestHex), "keyVersion": .int(Int64(keys.signingKey.version)),
             ]
-            runSeq = try await append(AuditEvent(
+            runSeq = try await appendEngineEntry(AuditEvent(
                 actor: "auditdb", action: Self.adoptionAction, resourceType: "legacy-table",
                 resourceId: adoption.table, severity: .notice, details: AuditDetails(details)))
         }
@@ -259,7 +261,7 @@ extension AuditStore {
 
         try await finish(adoption, source: source, runSeq: runSeq, expected: valid)
         return AdoptionReport(
-            runSeq: runSeq, imported: imported.value, resumedFrom: already, total: valid, skipped: skipped,
+            runSeq: runSeq, imported: imported.value, resumedFrom: already, total: valid, skippedCount: problemCount, skipped: skipped,
             droppedColumns: source.droppedColumns, sourceDigest: digestHex, afterwards: adoption.afterwards)
     }
 

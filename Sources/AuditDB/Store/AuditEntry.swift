@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// A row read back from the store, verified as it was read.
 public struct AuditEntry: Sendable, Hashable {
@@ -36,62 +35,12 @@ public struct AuditEntry: Sendable, Hashable {
     public let keyVersion: UInt32
     /// The stored MAC (row tag || link tag).
     public let mac: [UInt8]
-}
+    /// Why this row failed verification, when it was read with
+    /// ``EntryQuery/UnverifiedRows/mark``; nil for a verified row. A row with a finding is not
+    /// evidence of anything: its values may have been changed.
+    public let finding: Finding?
 
-/// Which entries to read. Issue-level note: the full query API (indexes, more filters,
-/// streaming, tenant-scoped handles) builds on this.
-public struct EntryQuery: Sendable, Hashable {
-    /// Only entries after this seq (a cursor: pass the last seq of the previous page).
-    public var afterSeq: Int64?
-    /// At most this many entries (1...10,000).
-    public var limit: Int = 100
-    /// Newest first instead of oldest first.
-    public var descending = false
-    public var actor: String?
-    public var action: String?
-    public var tenant: String?
-
-    /// All entries, oldest first, 100 at a time.
-    public init(afterSeq: Int64? = nil, limit: Int = 100, descending: Bool = false, actor: String? = nil,
-                action: String? = nil, tenant: String? = nil)
-    {
-        self.afterSeq = afterSeq
-        self.limit = limit
-        self.descending = descending
-        self.actor = actor
-        self.action = action
-        self.tenant = tenant
-    }
-}
-
-extension AuditStore {
-    /// Reads entries matching `query`. Every row is verified (MAC and chain link) as it is
-    /// read; a row that fails throws ``AuditError/Code/integrityViolation`` naming its seq, so
-    /// a tampered row is never returned as good.
-    public func entries(_ query: EntryQuery = EntryQuery()) async throws -> [AuditEntry] {
-        guard (1...10_000).contains(query.limit) else {
-            throw AuditError(.invalidInput, "limit must be between 1 and 10000 (got \(query.limit))", field: "limit")
-        }
-        var conditions: [String] = []
-        var bindings: [any DatabaseValueConvertible & Sendable] = []
-        if let after = query.afterSeq {
-            conditions.append(query.descending ? "seq < ?" : "seq > ?")
-            bindings.append(after)
-        }
-        if let actor = query.actor { conditions.append("actor = ?"); bindings.append(actor) }
-        if let action = query.action { conditions.append("action = ?"); bindings.append(action) }
-        if let tenant = query.tenant { conditions.append("tenant = ?"); bindings.append(tenant) }
-        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        let sql = "SELECT \(Verifier.selectColumns) FROM audit_entries \(whereClause) ORDER BY seq \(query.descending ? "DESC" : "ASC") LIMIT \(query.limit)"
-        let storeID = self.storeID
-        let keys = self.keys
-        let finalBindings = bindings
-        do {
-            return try await pool.read { db in
-                try EntryReader.read(db, sql: sql, bindings: finalBindings, storeID: storeID, keys: keys)
-            }
-        } catch {
-            throw AuditError.from(error, while: "read entries")
-        }
-    }
+    /// True when the row's MAC and its link to the row before it were recomputed and matched
+    /// as it was read.
+    public var isVerified: Bool { finding == nil }
 }

@@ -270,6 +270,7 @@ public final class AuditStore: Sendable {
             out.reserveCapacity(range.count)
             for index in range {
                 do {
+                    try checkNotReserved(events[index])
                     out.append(try EncodedEvent(validating: events[index]))
                 } catch {
                     if events.count == 1 { return .failure(error) }
@@ -292,7 +293,26 @@ public final class AuditStore: Sendable {
     /// Checks `event` against the rules ``append(_:)`` enforces, without writing anything.
     /// - Throws: ``AuditError`` `invalidInput` naming the field and the rule.
     public static func validate(_ event: AuditEvent) throws(AuditError) {
+        try checkNotReserved(event)
         _ = try EncodedEvent(validating: event)
+    }
+
+    /// Actions starting with this prefix are AuditDB's own entries (scan records, key
+    /// declarations, migration runs); ``append(_:)`` refuses them, so an app cannot forge one.
+    public static let reservedActionPrefix = "auditdb."
+
+    /// Appends one of AuditDB's own entries (reserved action), bypassing the reserved-prefix rule.
+    func appendEngineEntry(_ event: AuditEvent) async throws -> Int64 {
+        try await appender.submit([try EncodedEvent(validating: event)]).lowerBound
+    }
+
+    static func checkNotReserved(_ event: AuditEvent) throws(AuditError) {
+        if event.action.hasPrefix(reservedActionPrefix) {
+            throw AuditError(
+                .invalidInput,
+                "actions starting with \"\(reservedActionPrefix)\" are reserved for AuditDB's own entries; choose another action name",
+                field: "action")
+        }
     }
 
     /// The highest seq in the store (0 when empty).

@@ -3,28 +3,43 @@ import Foundation
 import GRDB
 import GRDBSQLite
 
-/// Reads rows into ``AuditEntry`` values, checking each with the verifier's own row check.
-enum EntryReader {
-    static func read(_ db: Database, sql: String, bindings: [any DatabaseValueConvertible & Sendable],
-                     storeID: StoreID, keys: KeyRing) throws -> [AuditEntry]
-    {
-        let statement = try db.makeStatement(sql: sql)
-        try statement.setArguments(StatementArguments(bindings))
+/// Reads rows into ``AuditEntry`` values, checking each with the verifier's own row check
+/// (MAC, and the link to the row before it: the previous row read, or the stored one).
+struct EntryReader {
+    let context: Verifier.RowContext
+    let previousMac: Statement
+    /// When some key version is compromised: the attestations of one row (looked up per row,
+    /// so a page does not load every attestation of the store).
+    let attestationsOfRow: Statement?
+    let mode: EntryQuery.UnverifiedRows
+    var lastSeq: Int64?
+    var lastMac = [UInt8](repeating: 0, count: 32)
+
+    init(_ db: Database, storeID: StoreID, keys: KeyRing, mode: EntryQuery.UnverifiedRows) throws {
+        context = Verifier.RowContext(
+            storeID: storeID.bytes, keys: keys, compromised: keys.compromisedVersions, attestations: [:])
+        previousMac = try db.cachedStatement(sql: "SELECT mac FROM audit_entries WHERE seq = ?")
+        // The same rule as Verifier.loadAttestations (FORMAT.md section 10), for one seq.
+        let hasAttestations = try db.tableExists("audit_attestations")
+        attestationsOfRow = keys.compromisedVersions.isEmpty || !hasAttestations ? nil
+            : try db.cachedStatement(sql: """
+                SELECT a.key_version, a.declaration_seq, a.mac FROM audit_attestations a
+                WHERE a.seq = ? AND a.declaration_seq > a.seq
+                AND EXISTS (SELECT 1 FROM audit_entries d WHERE d.seq = a.declaration_seq AND d.action = 'auditdb.key.compromised')
+                """)
+        self.mode = mode
+    }
+
+    /// Steps `statement` (arguments already set) to the end, appending its rows to `entries`.
+    mutating func read(_ statement: Statement, into entries: inout [AuditEntry]) throws {
         let stmt = statement.sqliteStatement
-        let context = Verifier.RowContext(
-            storeID: storeID.bytes, keys: keys, compromised: keys.compromisedVersions,
-            attestations: try Verifier.loadAttestations(db, keys: keys))
-        let previousMac = try db.makeStatement(sql: "SELECT mac FROM audit_entries WHERE seq = ?")
-        var entries: [AuditEntry] = []
-        var lastSeq: Int64?
-        var lastMac = [UInt8](repeating: 0, count: 32)
         defer { sqlite3_reset(stmt) }
         while true {
             let rc = sqlite3_step(stmt)
             if rc == SQLITE_DONE { break }
             guard rc == SQLITE_ROW else {
                 throw DatabaseError(resultCode: ResultCode(rawValue: rc),
-                                    message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: sql)
+                                    message: String(cString: sqlite3_errmsg(sqlite3_db_handle(stmt))), sql: statement.sql)
             }
             let seq = sqlite3_column_int64(stmt, 0)
             var prevMac = [UInt8](repeating: 0, count: 32)
@@ -39,20 +54,41 @@ enum EntryReader {
                 }
             }
             var result = Verifier.RangeResult()
-            Verifier.checkRow(stmt, seq: seq, prevMac: &prevMac, prevKnown: &prevKnown, context: context, result: &result)
-            if !prevKnown && result.findings.isEmpty {
+            let linkCheckable = prevKnown
+            var rowContext = context
+            if let attestationsOfRow, let kv = UInt32(exactly: sqlite3_column_int64(stmt, 16)), context.compromised.contains(kv) {
+                rowContext = try Self.context(context, withAttestationsOf: seq, from: attestationsOfRow)
+            }
+            Verifier.checkRow(stmt, seq: seq, prevMac: &prevMac, prevKnown: &prevKnown, context: rowContext, result: &result)
+            if !linkCheckable && result.findings.isEmpty {
                 result.add(Finding(kind: .missingRows, seqs: (seq - 1)...(seq - 1), message: "the row before seq \(seq) is missing"))
             }
-            if let finding = result.findings.first {
+            let finding = result.findings.first
+            if let finding, mode == .throw {
                 throw AuditError(
                     .integrityViolation,
                     "entry \(seq) failed verification (\(finding)); it is not returned. Run `auditdb verify` for a full report.")
             }
-            entries.append(entry(stmt, seq: seq))
-            lastSeq = seq
-            lastMac = prevMac
+            entries.append(Self.entry(stmt, seq: seq, finding: finding))
+            if finding == nil {
+                lastSeq = seq
+                lastMac = prevMac
+            } else {
+                lastSeq = nil
+            }
         }
-        return entries
+    }
+
+    private static func context(_ base: Verifier.RowContext, withAttestationsOf seq: Int64, from statement: Statement)
+        throws -> Verifier.RowContext
+    {
+        var found: [Verifier.Attestation] = []
+        for row in try Row.fetchAll(statement, arguments: [seq]) {
+            guard let kv = UInt32(exactly: row[0] as Int64? ?? -1), let declaration = row[1] as Int64? else { continue }
+            found.append(Verifier.Attestation(keyVersion: kv, declarationSeq: declaration, mac: Array((row[2] as Data?) ?? Data())))
+        }
+        return Verifier.RowContext(storeID: base.storeID, keys: base.keys, compromised: base.compromised,
+                                   attestations: found.isEmpty ? [:] : [seq: found])
     }
 
     private static func string(_ stmt: OpaquePointer, _ i: Int32) -> String? {
@@ -62,10 +98,11 @@ enum EntryReader {
         return String(decoding: UnsafeBufferPointer(start: p, count: Int(b.len)), as: UTF8.self)
     }
 
-    private static func entry(_ stmt: OpaquePointer, seq: Int64) -> AuditEntry {
+    private static func entry(_ stmt: OpaquePointer, seq: Int64, finding: Finding?) -> AuditEntry {
         func int(_ i: Int32) -> Int64 { sqlite3_column_int64(stmt, i) }
         func optionalInt(_ i: Int32) -> Int64? { sqlite3_column_type(stmt, i) == SQLITE_NULL ? nil : int(i) }
-        let mac = Array(UnsafeRawBufferPointer(start: sqlite3_column_blob(stmt, 17), count: 32))
+        let macBytes = sqlite3_column_bytes(stmt, 17)
+        let mac = macBytes > 0 ? Array(UnsafeRawBufferPointer(start: sqlite3_column_blob(stmt, 17), count: Int(macBytes))) : []
         return AuditEntry(
             seq: seq,
             recordedAt: AuditTimestamp(microsecondsSinceEpoch: int(1)),
@@ -75,6 +112,6 @@ enum EntryReader {
             outcome: AuditOutcome(code: int(8)) ?? .error, severity: AuditSeverity(code: int(9)) ?? .critical,
             correlationId: string(stmt, 10), source: string(stmt, 11), detailsJSON: string(stmt, 12),
             origin: int(13) == 0 ? .recorded : .backSigned(run: optionalInt(14)),
-            formatVersion: Int(int(15)), keyVersion: UInt32(truncatingIfNeeded: int(16)), mac: mac)
+            formatVersion: Int(int(15)), keyVersion: UInt32(truncatingIfNeeded: int(16)), mac: mac, finding: finding)
     }
 }

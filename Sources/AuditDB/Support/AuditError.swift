@@ -54,6 +54,9 @@ public struct AuditError: Error, Sendable, CustomStringConvertible {
         public static let storage = Code("storage")
         /// The store was closed.
         public static let closed = Code("closed")
+        /// The operation is outside what this handle may do (e.g. another tenant's entries
+        /// through a tenant-scoped handle).
+        public static let permissionDenied = Code("permission-denied")
     }
 
     /// What kind of failure this is.

@@ -90,6 +90,11 @@ public struct IntegrityReport: Sendable, CustomStringConvertible {
     public let startedAt: AuditTimestamp
     /// How long it took.
     public let duration: Duration
+    /// The first seq whose row was checked (1 for a full pass; after the verified position
+    /// for an incremental one).
+    public internal(set) var firstCheckedSeq: Int64 = 1
+    /// The last row proven and its MAC, when the pass found nothing wrong.
+    var verifiedHead: Verifier.Position?
 
     /// At most this many findings are kept in a report.
     public static let findingLimit = 1_000

@@ -22,7 +22,16 @@ struct Verifier: Sendable {
         var mac: [UInt8]
     }
 
-    func run() async throws -> IntegrityReport {
+    /// A verified point of the chain: row `seq` had stored MAC `mac` when a pass proved it.
+    struct Position: Sendable, Hashable {
+        var seq: Int64
+        var mac: [UInt8]
+    }
+
+    /// One pass. With `from`, an incremental pass: the schema and header as always, then only
+    /// the rows after `from.seq`, chained from `from.mac` (and row `from.seq` must still have
+    /// that MAC).
+    func run(from position: Position? = nil) async throws -> IntegrityReport {
         let started = ContinuousClock.now
         let startedAt = AuditTimestamp.now()
         var findings: [Finding] = []
@@ -59,10 +68,35 @@ struct Verifier: Sendable {
 
         // 2. Rows. Without a store id no MAC can be checked.
         var rowsChecked = 0
-        var total = findings.count
         let lastSeq = bounds.1 ?? 0
-        if let storeID, let maxSeq = bounds.1 {
-            let ranges = Self.split(1...maxSeq, rows: bounds.2)
+        var firstSeq: Int64 = 1
+        var startMac: [UInt8]?
+        var head: Position?
+        if let position {
+            firstSeq = position.seq + 1
+            startMac = position.mac
+            head = position
+            let boundary = try await pool.read { db in
+                try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?", arguments: [position.seq])
+            }
+            if lastSeq < position.seq {
+                findings.append(Finding(
+                    kind: .missingRows, seqs: (lastSeq + 1)...position.seq,
+                    message: "the log ends at seq \(lastSeq), but an earlier pass verified it up to seq \(position.seq): rows were removed from the tail, or the file was rolled back"))
+            } else if let boundary, !(boundary.count == 32 && position.mac.count == 32 && Array(boundary).withUnsafeBufferPointer { adb_ct_equal($0.baseAddress!, position.mac, 32) == 1 }) {
+                findings.append(Finding(
+                    kind: .macMismatch, seqs: position.seq...position.seq,
+                    message: "row \(position.seq) is not the row an earlier pass verified (its stored MAC changed): it was rewritten, or the file was replaced"))
+            } else if boundary == nil {
+                findings.append(Finding(
+                    kind: .missingRows, seqs: position.seq...position.seq,
+                    message: "row \(position.seq), verified by an earlier pass, is missing (removed)"))
+            }
+        }
+        var total = findings.count
+        if let storeID, let maxSeq = bounds.1, firstSeq <= maxSeq {
+            let ranges = Self.split(firstSeq...maxSeq, rows: maxSeq - firstSeq + 1)
+            let chainStart = startMac
             let context = RowContext(
                 storeID: storeID.bytes, keys: keys, compromised: keys.compromisedVersions, attestations: attestations)
             let pool = self.pool
@@ -70,7 +104,8 @@ struct Verifier: Sendable {
                 for (index, range) in ranges.enumerated() {
                     group.addTask {
                         try await pool.read { db in
-                            try Self.scan(db, range: range, isLast: index == ranges.count - 1, context: context)
+                            try Self.scan(db, range: range, isLast: index == ranges.count - 1, context: context,
+                                          startMac: index == 0 ? chainStart : nil)
                         }
                     }
                 }
@@ -100,6 +135,9 @@ struct Verifier: Sendable {
                 findings += result.findings
                 total += result.totalFindings
             }
+            if let final = ordered.last, let seq = final.lastSeq, final.endTrusted, final.lastMac.count == 32 {
+                head = Position(seq: seq, mac: final.lastMac)
+            }
         }
         // Rows moved below seq 1 from the end of the log leave no gap behind; their own MACs
         // say which seq they came from.
@@ -116,9 +154,12 @@ struct Verifier: Sendable {
         total = max(total, findings.count)
         findings.sort { ($0.seqs?.lowerBound ?? Int64.min, $0.kind.name) < ($1.seqs?.lowerBound ?? Int64.min, $1.kind.name) }
         if findings.count > IntegrityReport.findingLimit { findings = Array(findings.prefix(IntegrityReport.findingLimit)) }
-        return IntegrityReport(
+        var report = IntegrityReport(
             storeID: storeID, rowsChecked: rowsChecked, lastSeq: lastSeq, findings: findings, totalFindings: total,
             startedAt: startedAt, duration: ContinuousClock.now - started)
+        report.firstCheckedSeq = firstSeq
+        report.verifiedHead = total == 0 ? head : nil
+        return report
     }
 
     private func readOverview() async throws -> (
@@ -330,6 +371,8 @@ struct Verifier: Sendable {
         /// The last row read, and whether the next row's link may be checked against its MAC.
         var lastSeq: Int64?
         var endTrusted = true
+        /// The stored MAC of `lastSeq`.
+        var lastMac: [UInt8] = []
         /// When rescanning to converge with a parallel pass: the seq after which both agree.
         var convergedAt: Int64?
 
@@ -347,13 +390,15 @@ struct Verifier: Sendable {
     /// seqs at which a previous scan of this range found the row untrustworthy), the scan stops
     /// at the first row after which its state equals that scan's, and reports it in `convergedAt`.
     static func scan(_ db: Database, range: ClosedRange<Int64>, isLast: Bool, context: RowContext,
-                     startTrusted: Bool = true, convergeWith: Set<Int64>? = nil) throws -> RangeResult
+                     startTrusted: Bool = true, convergeWith: Set<Int64>? = nil, startMac: [UInt8]? = nil) throws -> RangeResult
     {
         var result = RangeResult()
         result.range = range
         var prevMac = [UInt8](repeating: 0, count: 32)
         var prevKnown = startTrusted
-        if range.lowerBound > 1 && startTrusted {
+        if let startMac, startMac.count == 32 {
+            prevMac = startMac
+        } else if range.lowerBound > 1 && startTrusted {
             if let stored = try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?",
                                               arguments: [range.lowerBound - 1]), stored.count == 32 {
                 prevMac = Array(stored)
@@ -391,6 +436,7 @@ struct Verifier: Sendable {
             checkRow(stmt, seq: seq, prevMac: &prevMac, prevKnown: &prevKnown, context: context, result: &result)
             result.lastSeq = seq
             result.endTrusted = prevKnown
+            if isLast { result.lastMac = prevMac }
             if let convergeWith, prevKnown, !convergeWith.contains(seq) {
                 result.convergedAt = seq
                 return result

@@ -159,9 +159,64 @@ struct CLITests {
             #expect(out.stdout.split(separator: "\n").count == (format == "table" ? 2 : 1))
         }
         let json = try auditdb(["query", "--store", store, "--key-file", keyFile, "--format", "json"])
-        let array = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]]
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let array = object?["entries"] as? [[String: Any]]
+        #expect(object?["nextCursor"] is NSNull)
         #expect(array?.first?["actor"] as? String == "eve\u{202E}")
         #expect((array?.first?["details"] as? [String: Any])?["m"] as? String == "a\nb\u{1B}[2J\u{2028}\u{202E}")
+    }
+
+    @Test("query: every filter flag, cursors that continue, --all streaming, unverified rows marked")
+    func queryFiltersAndCursors() async throws {
+        try setUpStore()
+        let keys = try KeyFile(path: keyFile).load()
+        let store = try await AuditStore.open(at: self.store, keys: keys)
+        try await store.append(contentsOf: (1...30).map { sampleEvent($0) })
+        try await store.close()
+        let base = ["query", "--store", self.store, "--key-file", keyFile, "--format", "jsonl"]
+        func seqs(_ result: ProcessResult) -> [Int] {
+            result.stdout.split(separator: "\n").compactMap {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["seq"] as? Int
+            }
+        }
+        #expect(seqs(try auditdb(base + ["--actor", "user-3"])) == [3, 10, 17, 24])
+        #expect(seqs(try auditdb(base + ["--tenant", "tenant-0", "--action", "write"])) == [6, 18, 30])
+        #expect(seqs(try auditdb(base + ["--resource-type", "document", "--resource-id", "doc-9"])) == [9])
+        #expect(seqs(try auditdb(base + ["--outcome", "denied", "--descending"])) == [30, 25, 20, 15, 10, 5])
+        #expect(seqs(try auditdb(base + ["--severity", "info", "--correlation-id", "req-4"])) == [4])
+        #expect(seqs(try auditdb(base + ["--from-seq", "28"])) == [28, 29, 30])
+        #expect(seqs(try auditdb(base + ["--occurred-since", "2023-11-14T22:13:20.000010Z", "--occurred-until", "2023-11-14T22:13:20.000012Z"])) == [10, 11])
+        #expect(seqs(try auditdb(base + ["--since", "2000-01-01T00:00:00Z", "--limit", "2"])) == [1, 2])
+        #expect(seqs(try auditdb(base + ["--until", "2000-01-01T00:00:00Z"])).isEmpty)
+        // Table output names the next page's cursor; --after continues from it.
+        let first = try auditdb(["query", "--store", self.store, "--key-file", keyFile, "--limit", "4", "--descending"])
+        #expect(first.stdout.contains("-- next page: --after 27.desc"))
+        #expect(seqs(try auditdb(base + ["--limit", "4", "--descending", "--after", "27.desc"])) == [26, 25, 24, 23])
+        let json = try auditdb(["query", "--store", self.store, "--key-file", keyFile, "--format", "json", "--limit", "2"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect(object?["nextCursor"] as? String == "2.asc")
+        let wrongOrder = try auditdb(base + ["--after", "27.desc"])
+        #expect(wrongOrder.status == 2)
+        #expect(wrongOrder.stderr.contains("use it with the same order"))
+        for bad in [["--outcome", "maybe"], ["--since", "yesterday"], ["--after", "x"], ["--from-seq", "9", "--to-seq", "3"]] {
+            let result = try auditdb(base + bad)
+            #expect(result.status == 2, "\(bad)")
+            #expect(!result.stderr.isEmpty)
+        }
+        #expect(seqs(try auditdb(base + ["--all", "--tenant", "tenant-1"])) == Array(stride(from: 1, through: 30, by: 3)))
+        // A tampered row stops a query (exit 1), or is shown marked with --include-unverified.
+        try sqlite3Must(self.store, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET actor = 'x' WHERE seq = 8;")
+        let stopped = try auditdb(base)
+        #expect(stopped.status == 1)
+        #expect(stopped.stderr.contains("entry 8 failed verification (mac-mismatch at seq 8"))
+        let marked = try auditdb(base + ["--include-unverified"])
+        #expect(marked.status == 1)
+        let lines = marked.stdout.split(separator: "\n")
+        #expect(lines.count == 30)
+        #expect(lines[7].contains("\"verified\":false,\"finding\":\"mac-mismatch at seq 8"))
+        #expect(lines.filter { $0.contains("\"verified\":false") }.count == 1)
+        let table = try auditdb(["query", "--store", self.store, "--key-file", keyFile, "--include-unverified", "--from-seq", "8", "--to-seq", "8"])
+        #expect(table.stdout.contains("UNVERIFIED 8"))
     }
 
     @Test("keys rotate and compromised: old rows re-attested, the key file marked, verify intact")

@@ -137,6 +137,21 @@ struct KeyTests {
         #expect(report.findings.map(\.kind) == [.compromisedKey])
         #expect(report.findings.first?.firstSeq == 13)
 
+        // Queries judge each row the same way (attestations looked up per row): the re-attested
+        // rows come back verified, the forged one never does.
+        let reader = try await AuditStore.open(at: path, keys: declared)
+        var query = EntryQuery(limit: 100)
+        query.unverifiedRows = .mark
+        let entries = try await reader.entries(query)
+        #expect(entries.filter { !$0.isVerified }.map(\.seq) == [13])
+        #expect(entries.last?.finding?.kind == .compromisedKey)
+        #expect(entries.count == 13)
+        await #expect { _ = try await reader.entries(EntryQuery(seqs: 13...13)) } throws: {
+            ($0 as? AuditError)?.code == .integrityViolation
+        }
+        #expect(try await reader.entries(EntryQuery(seqs: 1...12)).count == 12)
+        try await reader.close()
+
         // Without the declaration in the key ring, the forged row would pass: the marking matters.
         #expect(try await AuditStore.verify(storeAt: path, keys: ring).isIntact)
     }

@@ -47,6 +47,19 @@ struct FaultTests {
         #expect(verify.stdout.hasPrefix("intact: 5 rows verified"))
     }
 
+    @Test("scan on a read-only store: refused clearly (exit 2) with the way out; --no-record scans it")
+    func scanReadOnly() throws {
+        try chmod(dir.url.path, 0o755)
+        try chmod(store, 0o444)
+        let scan = try auditdb(["scan", "--store", store])
+        #expect(scan.status == 2)
+        #expect(scan.stderr.contains("the store is read-only"))
+        #expect(scan.stderr.contains("use --no-record to scan a read-only store without writing"))
+        let look = try auditdb(["scan", "--no-record", "--store", store])
+        #expect(look.status == 0, "\(look.stderr)")
+        #expect(look.stdout == "intact: full pass checked 5 rows (seq 1...5)\n")
+    }
+
     @Test("a read-only directory without -wal/-shm files (an archived store): verify works, append is refused")
     func readOnlyDirectory() throws {
         for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: store + suffix) }

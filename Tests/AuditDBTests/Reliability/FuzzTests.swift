@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 
 @testable import AuditDB
@@ -29,6 +30,88 @@ struct FuzzTests {
             }
         }
         return bytes
+    }
+
+    @Test("legacy-table import: hostile values of every SQLite type in every mapped column")
+    func legacyImport() async throws {
+        let rows = max(200, Self.iterations / 20)
+        var random = SeededRandom(seed: Self.seed &+ 7)
+        let dir = try TempDir()
+        let legacy = dir.path("legacy.db")
+        try sqlite3Must(legacy, "CREATE TABLE events(id, ts, user, act, tenant, outcome, severity, details);")
+        let queue = try DatabaseQueue(path: legacy)
+        let nested = String(repeating: "[", count: 5_000) + String(repeating: "]", count: 5_000)
+        let texts: [String] = [
+            "", "alice", "\u{1B}[2J\u{1B}]0;owned\u{07}", "a\nb\r\nc", "\u{202E}evil", "\u{0085}nel", "x\u{0}y",
+            String(repeating: "z", count: 70_000), "2026-11-23T10:00:00Z", "2026-11-23 10:00:00.123", "2026-13-45T99:99:99Z",
+            "-0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "{}", "{\"a\":1}", "{\"a\":", "[1,2]", nested,
+            "{\"a\":1e999}", "success", "denied", "critical", "SUCCESS", "1", "-1", "NaN",
+        ]
+        let values: [any DatabaseValueConvertible] = texts + [
+            Int64.max, Int64.min, 0, 1, -1, 1_700_000_000, 1_700_000_000_000, Double.infinity, -0.0, 1e308, 3.5,
+            Data([0xFF, 0xFE, 0x00]), Data("alice".utf8), Data(),
+        ]
+        func pick() -> DatabaseValue {
+            switch Int.random(in: 0..<10, using: &random) {
+            case 0: return .null
+            case 1: return Data([0xC3, 0x28, 0xED, 0xA0, 0x80]).databaseValue  // invalid UTF-8, as a BLOB
+            default: return values.randomElement(using: &random)!.databaseValue
+            }
+        }
+        var table: [[DatabaseValue]] = []
+        for id in 1...rows {
+            // Mostly unique integer ids; a few NULL, text or duplicate ids.
+            let idValue: DatabaseValue = switch id % 97 {
+            case 0: .null
+            case 1: "id-\(id)".databaseValue
+            case 2: Int64(id - 1).databaseValue
+            default: Int64(id).databaseValue
+            }
+            if id % 3 == 0 {
+                table.append([idValue] + (0..<7).map { _ in pick() })
+            } else {
+                // A valid row with one hostile column.
+                var row: [DatabaseValue] = [idValue, "2026-11-23T10:00:00Z".databaseValue, "alice".databaseValue,
+                                            "login".databaseValue, "acme".databaseValue, "success".databaseValue,
+                                            "info".databaseValue, "{}".databaseValue]
+                row[Int.random(in: 1...7, using: &random)] = pick()
+                table.append(row)
+            }
+        }
+        let generated = table
+        try await queue.write { db in
+            for row in generated {
+                try db.execute(sql: "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", arguments: StatementArguments(row))
+            }
+            // Text that is not valid UTF-8 (a BLOB cast to TEXT keeps its bytes).
+            try db.execute(sql: "INSERT INTO events VALUES (\(rows + 1), NULL, CAST(X'C328' AS TEXT), 'x', NULL, NULL, NULL, NULL)")
+        }
+        try queue.close()
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: try testKeyRing())
+        var adoption = LegacyAdoption(sourcePath: legacy, table: "events", mapping: [
+            .occurredAt: "ts", .actor: "user", .action: "act", .tenant: "tenant", .outcome: "outcome",
+            .severity: "severity", .details: "details",
+        ])
+        adoption.idColumn = "id"
+        // Without --skip-invalid: refused with the problems listed, nothing imported.
+        do {
+            _ = try await store.adopt(adoption)
+            Issue.record("hostile rows were adopted without skipInvalid")
+        } catch let error as AuditError {
+            #expect(error.code == .invalidInput)
+            #expect(error.message.contains("row "))
+        }
+        #expect(try await store.lastSeq() == 0)
+        // With it: every row is adopted or skipped, and everything adopted verifies.
+        adoption.skipInvalid = true
+        let report = try await store.adopt(adoption)
+        #expect(report.imported == report.total)
+        #expect(report.imported + report.skippedCount == rows + 1)  // every source row accounted for
+        #expect(report.imported > 0 && report.skippedCount > 0)
+        #expect(report.skipped.count == min(report.skippedCount, 1_000))
+        let verification = try await store.verify()
+        #expect(verification.isIntact && verification.rowsChecked == report.imported + 1)
+        try await store.close()
     }
 
     @Test("JSONL event lines and details JSON")

@@ -20,10 +20,15 @@ struct LoadTests {
         return 0
     }
 
-    @Test("64 appending tasks, 8 querying tasks and repeated verification together: gapless, no duplicates, intact")
+    @Test("64 appending tasks, 8 querying tasks, the periodic scanner and repeated verification together: gapless, no duplicates, intact")
     func appendQueryVerify() async throws {
         let dir = try TempDir()
         let store = try await AuditStore.create(at: dir.path("load.db"), keys: try testKeyRing())
+        // The scanner runs as it would in an app, recording every pass in the store.
+        let scanner = IntegrityScanner(
+            store: store, configuration: .init(interval: .milliseconds(5), fullPassInterval: .milliseconds(100)))
+        let findings = scanner.findings()
+        let scannerTask = Task { try await scanner.run() }
         let perTask = environmentInt("AUDITDB_LOAD_APPENDS_PER_TASK", default: 150)
         let appendersDone = SharedCounter()
         let rssBefore = Self.peakRSSKilobytes()
@@ -66,17 +71,32 @@ struct LoadTests {
             }
             return (all, queried, passes)
         }
+        scannerTask.cancel()
+        try await scannerTask.value
         let total = 64 * perTask
         #expect(seqs.count == total)
         #expect(Set(seqs).count == total, "duplicate seqs")
-        #expect(seqs.sorted() == Array(1...Int64(total)), "gaps")
+        // The scanner's records take the seqs in between: together, 1...last with no gap or overlap.
+        var scanRecords: [Int64] = []
+        for try await entry in store.stream(EntryQuery(action: "auditdb.scan")) { scanRecords.append(entry.seq) }
+        #expect(scanRecords.count == scanner.status.passes)
+        #expect(Set(seqs).isDisjoint(with: scanRecords))
+        #expect((seqs + scanRecords).sorted() == Array(1...Int64(total + scanRecords.count)), "gaps")
         #expect(queried > 0)
         #expect(passes > 0)
+        #expect(scanner.status.passes > 0)
+        #expect(scanner.status.lastResult == .intact)
         let report = try await store.verify()
-        #expect(report.isIntact && report.rowsChecked == total)
+        #expect(report.isIntact && report.rowsChecked == total + scanRecords.count)
         try await store.close()
+        // No pass found anything (the stream ends when the scanner is released).
+        var found: [Finding] = []
+        let drain = Task { for await finding in findings { found.append(finding) }; return found }
+        _ = consume scanner
+        let reported = await drain.value
+        #expect(reported.isEmpty, "\(reported)")
         let rssAfter = Self.peakRSSKilobytes()
-        print("load test: \(total) appends by 64 tasks, \(queried) rows read by 8 tasks, \(passes) verify passes; peak RSS \(rssBefore) -> \(rssAfter) kB")
+        print("load test: \(total) appends by 64 tasks, \(queried) rows read by 8 tasks, \(passes) verify passes, \(scanRecords.count) scanner passes; peak RSS \(rssBefore) -> \(rssAfter) kB")
     }
 
     @Test("two processes appending to the same store: disjoint gapless seqs, every acknowledged row exact")

@@ -9,6 +9,8 @@ import Testing
 struct MigrationTests {
     let dir: TempDir
     let keys: KeyRing
+    /// The migrations after the first, which a store made at the first schema lacks.
+    let later = Array(StoreSchema.knownMigrations.dropFirst())
 
     init() throws {
         dir = try TempDir()
@@ -23,9 +25,6 @@ struct MigrationTests {
         try await store.close()
         return path
     }
-
-    /// Every migration after 0001, in order: what an older store has pending.
-    var later: [String] { Array(StoreSchema.knownMigrations.dropFirst()) }
 
     @Test("a fresh store is current; migrating it is a no-op that writes no backup")
     func freshStoreIsCurrent() async throws {
@@ -48,7 +47,7 @@ struct MigrationTests {
             Issue.record("an outdated store opened without migration")
         } catch let error as AuditError {
             #expect(error.code == .migrationRequired)
-            #expect(error.message.contains(later.joined(separator: ", ")))
+            #expect(error.message.contains(later[0]))
         }
         let steps = Mutex<[AuditStore.MigrationProgress]>([])
         let backup = dir.path("before-upgrade.db")
@@ -57,10 +56,9 @@ struct MigrationTests {
         }
         #expect(report.applied == later)
         #expect(report.verification.isIntact && report.verification.rowsChecked == 50)
-        let applying: [AuditStore.MigrationProgress] = later.enumerated().flatMap { index, name in
-            [.applying(name: name, index: index + 1, count: later.count), .verifyingAfter(name: name)]
-        }
-        #expect(steps.withLock { $0 } == [.verifying, .backingUp(path: backup)] + applying)
+        #expect(steps.withLock { $0 } == [.verifying, .backingUp(path: backup)] + later.enumerated().flatMap { index, name in
+            [AuditStore.MigrationProgress.applying(name: name, index: index + 1, count: later.count), .verifyingAfter(name: name)]
+        })
         // The schema is now exactly the current one, and the store works.
         let store = try await AuditStore.open(at: path, keys: keys)
         #expect(try await store.append(sampleEvent(51)) == 51)
@@ -82,7 +80,7 @@ struct MigrationTests {
         try KeyFile.write(keys, to: keyFile, replacing: false)
         let result = try run(cli, ["migrate", "--dry-run", "--store", path, "--key-file", keyFile])
         #expect(result.status == 0)
-        #expect(result.stdout.contains("pending: \(later.joined(separator: ", "))"))
+        #expect(result.stdout.contains("pending: " + later.joined(separator: ", ")))
         #expect(result.stdout.contains("dry run: nothing was changed"))
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
         #expect(try await AuditStore.migrationPlan(at: path).pending == later)

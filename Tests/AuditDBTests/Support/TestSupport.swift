@@ -129,6 +129,13 @@ func patchFile(_ path: String, at offset: Int, with bytes: [UInt8]) throws {
 
 /// The offset of the only occurrence of `needle` in the file (fails if absent or repeated).
 func uniqueOffset(of needle: String, in path: String) throws -> Int {
+    let found = try offsets(of: needle, in: path)
+    guard found.count == 1 else { throw TestFailure("\(needle) occurs \(found.count) times in \(path)") }
+    return found[0]
+}
+
+/// Every offset of `needle` in the file.
+func offsets(of needle: String, in path: String) throws -> [Int] {
     let data = try Data(contentsOf: URL(fileURLWithPath: path))
     let pattern = Data(needle.utf8)
     var found: [Int] = []
@@ -137,8 +144,7 @@ func uniqueOffset(of needle: String, in path: String) throws -> Int {
         found.append(range.lowerBound)
         start = range.lowerBound + 1
     }
-    guard found.count == 1 else { throw TestFailure("\(needle) occurs \(found.count) times in \(path)") }
-    return found[0]
+    return found
 }
 
 extension IntegrityReport {

@@ -233,8 +233,10 @@ struct TamperTests {
     @Test("a byte flipped inside a stored value in the file: mac-mismatch at that seq")
     func byteFlipInValue() async throws {
         try await makeStore(at: db, keys: keys, count: 40) { $0 == 23 ? "needle-actor-23" : "user-\($0 % 7)" }
-        let offset = try uniqueOffset(of: "needle-actor-23", in: db)
-        try patchFile(db, at: offset + 7, with: [UInt8(ascii: "X")])  // "needle-Xctor-23"
+        // The value is in the table row and in the actor index: edit both, as a careful attacker would.
+        let found = try offsets(of: "needle-actor-23", in: db)
+        #expect(found.count == 2)
+        for offset in found { try patchFile(db, at: offset + 7, with: [UInt8(ascii: "X")]) }  // "needle-Xctor-23"
         let report = try await verify()
         let rows = report.findings.filter { $0.seqs != nil }
         #expect(rows.map(\.kind) == [.macMismatch])

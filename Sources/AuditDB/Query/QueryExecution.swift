@@ -1,0 +1,259 @@
+import GRDB
+
+/// Turns an ``EntryQuery`` into SQL over the indexes of migration 0003 and reads one page.
+///
+/// Actor and resource id lookups go through indexes bucketed by `seq >> 14`
+/// (``bucketShift``): one index seek per bucket, newest or oldest bucket first, until the page
+/// is full. Everything else is one statement whose plan SQLite picks (tests check the plans).
+enum QueryExecution {
+    /// Rows per index bucket: `1 << bucketShift`. Must match Migrations/0003-query-indexes.sql.
+    static let bucketShift: Int64 = 14
+
+    struct Plan: Sendable {
+        var conditions: [String] = []
+        var bindings: [any DatabaseValueConvertible & Sendable] = []
+        var bucketed = false
+        /// Keep SQLite from driving the query by the seq range when a time index is better.
+        var preferTimeIndex = false
+        var descending = false
+        var limit = 100
+        var lowerSeq: Int64 = 1
+        var upperSeq: Int64 = .max
+        var mode: EntryQuery.UnverifiedRows = .throw
+    }
+
+    /// Checks the query and builds its plan (without seq bounds from the store's state).
+    static func plan(_ query: EntryQuery, forcedTenant: String? = nil) throws(AuditError) -> Plan {
+        guard (1...10_000).contains(query.limit) else {
+            throw AuditError(.invalidInput, "limit must be between 1 and 10000 (got \(query.limit))", field: "limit")
+        }
+        var plan = Plan()
+        plan.descending = query.descending
+        plan.limit = query.limit
+        plan.mode = query.unverifiedRows
+        if query.afterSeq != nil && query.cursor != nil {
+            throw AuditError(.invalidInput, "set either afterSeq or cursor, not both", field: "cursor")
+        }
+        if let cursor = query.cursor, cursor.descending != query.descending {
+            throw AuditError(
+                .invalidInput,
+                "the cursor \(cursor.token) continues a \(cursor.descending ? "newest-first" : "oldest-first") query; use it with the same order",
+                field: "cursor")
+        }
+        if let seqs = query.seqs {
+            plan.lowerSeq = max(1, seqs.lowerBound)
+            plan.upperSeq = seqs.upperBound
+        }
+        if let after = query.cursor?.seq ?? query.afterSeq {
+            if query.descending {
+                plan.upperSeq = min(plan.upperSeq, after == .min ? .min : after - 1)
+            } else {
+                plan.lowerSeq = max(plan.lowerSeq, after == .max ? .max : after + 1)
+            }
+        }
+        if let forcedTenant {
+            if let asked = query.tenant, asked != forcedTenant {
+                throw AuditError(
+                    .permissionDenied,
+                    "this handle is scoped to one tenant and cannot read another tenant's entries; open a handle for that tenant",
+                    field: "tenant")
+            }
+        }
+        func text(_ column: String, _ value: String?) {
+            guard let value else { return }
+            plan.conditions.append("\(column) = ?")
+            plan.bindings.append(value)
+        }
+        text("tenant", forcedTenant ?? query.tenant)
+        text("actor", query.actor)
+        text("action", query.action)
+        text("resource_type", query.resourceType)
+        text("resource_id", query.resourceId)
+        text("correlation_id", query.correlationId)
+        if let outcome = query.outcome { plan.conditions.append("outcome = ?"); plan.bindings.append(Int64(outcome.code)) }
+        if let severity = query.severity { plan.conditions.append("severity = ?"); plan.bindings.append(Int64(severity.code)) }
+        if let range = query.recordedAt {
+            plan.conditions.append("recorded_at >= ? AND recorded_at < ?")
+            plan.bindings += [range.lowerBound.microsecondsSinceEpoch, range.upperBound.microsecondsSinceEpoch]
+        }
+        if let range = query.occurredAt {
+            plan.conditions.append("occurred_at >= ? AND occurred_at < ?")
+            plan.bindings += [range.lowerBound.microsecondsSinceEpoch, range.upperBound.microsecondsSinceEpoch]
+        }
+        plan.bucketed = query.actor != nil || query.resourceId != nil
+        // A recorded-time range is usually far narrower than the seq bounds (which are always
+        // present); without statistics SQLite would pick the rowid range.
+        plan.preferTimeIndex = !plan.bucketed && query.recordedAt != nil && query.seqs == nil
+        return plan
+    }
+
+    /// The SQL of one statement of the plan: with `bucket`, the statement for that bucket.
+    static func sql(_ plan: Plan, bucketed: Bool) -> String {
+        var conditions = plan.preferTimeIndex ? ["+seq >= ?", "+seq <= ?"] : ["seq >= ?", "seq <= ?"]
+        if bucketed { conditions.append("(seq >> \(bucketShift)) = ?") }
+        conditions += plan.conditions
+        return "SELECT \(Verifier.selectColumns) FROM audit_entries WHERE \(conditions.joined(separator: " AND ")) "
+            + "ORDER BY seq \(plan.descending ? "DESC" : "ASC") LIMIT ?"
+    }
+
+    /// Reads one page inside the caller's read transaction.
+    static func page(_ db: Database, plan: Plan, storeID: StoreID, keys: KeyRing) throws -> QueryPage {
+        let last = try Int64.fetchOne(db, sql: "SELECT seq FROM audit_entries ORDER BY seq DESC LIMIT 1") ?? 0
+        let lower = plan.lowerSeq
+        let upper = min(plan.upperSeq, last)
+        guard lower <= upper else { return QueryPage(entries: [], nextCursor: nil) }
+        var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: plan.mode)
+        var entries: [AuditEntry] = []
+        entries.reserveCapacity(min(plan.limit, 1_024))
+        if plan.bucketed {
+            let statement = try db.cachedStatement(sql: sql(plan, bucketed: true))
+            let first = lower >> bucketShift, final = upper >> bucketShift
+            var bucket = plan.descending ? final : first
+            while entries.count < plan.limit && (plan.descending ? bucket >= first : bucket <= final) {
+                try statement.setArguments(StatementArguments(
+                    [lower, upper, bucket] + plan.bindings + [Int64(plan.limit - entries.count)]))
+                try reader.read(statement, into: &entries)
+                bucket += plan.descending ? -1 : 1
+            }
+        } else {
+            let statement = try db.cachedStatement(sql: sql(plan, bucketed: false))
+            try statement.setArguments(StatementArguments([lower, upper] + plan.bindings + [Int64(plan.limit)]))
+            try reader.read(statement, into: &entries)
+        }
+        let next = entries.count == plan.limit ? entries.last.map { QueryCursor(seq: $0.seq, descending: plan.descending) } : nil
+        return QueryPage(entries: entries, nextCursor: next)
+    }
+}
+
+extension AuditStore {
+    /// Reads one page of entries matching `query`, each verified (MAC and chain link) as it is
+    /// read, with a cursor for the next page.
+    ///
+    /// - Throws: ``AuditError`` `invalidInput` for a bad limit or cursor; `integrityViolation`
+    ///   naming the first row that fails verification (unless the query asks to
+    ///   ``EntryQuery/UnverifiedRows/mark`` such rows); storage errors.
+    public func page(_ query: EntryQuery) async throws -> QueryPage {
+        try await page(query, forcedTenant: nil)
+    }
+
+    /// Reads the entries of one page (see ``page(_:)``).
+    public func entries(_ query: EntryQuery = EntryQuery()) async throws -> [AuditEntry] {
+        try await page(query, forcedTenant: nil).entries
+    }
+
+    func page(_ query: EntryQuery, forcedTenant: String?) async throws -> QueryPage {
+        let plan = try QueryExecution.plan(query, forcedTenant: forcedTenant)
+        let storeID = self.storeID
+        let keys = self.keys
+        do {
+            return try await pool.read { db in
+                try QueryExecution.page(db, plan: plan, storeID: storeID, keys: keys)
+            }
+        } catch let error as AuditError {
+            throw error
+        } catch {
+            throw AuditError.from(error, while: "read entries")
+        }
+    }
+
+    /// Every entry matching `query`, read lazily a page at a time (each page in its own read
+    /// transaction), so a result of millions of rows streams in bounded memory. Entries appended
+    /// while the stream runs are included if they match and come after the position reached.
+    /// ``EntryQuery/limit`` is ignored; use `prefix(_:)` to stop early.
+    ///
+    /// - Parameter pageSize: rows fetched per read (1...10,000).
+    public func stream(_ query: EntryQuery, pageSize: Int = 1_000) -> AuditEntryStream {
+        AuditEntryStream(store: self, query: query, pageSize: pageSize, forcedTenant: nil)
+    }
+
+    /// A handle that can only ever read (and append) the entries of `tenant`, whatever query
+    /// it is given.
+    public func scoped(toTenant tenant: String) -> TenantScopedStore {
+        TenantScopedStore(store: self, tenant: tenant)
+    }
+}
+
+/// An `AsyncSequence` of verified entries, fetched a page at a time.
+public struct AuditEntryStream: AsyncSequence, Sendable {
+    public typealias Element = AuditEntry
+    let store: AuditStore
+    let query: EntryQuery
+    let pageSize: Int
+    let forcedTenant: String?
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(stream: self)
+    }
+
+    /// Reads the next page when the current one is used up.
+    public struct Iterator: AsyncIteratorProtocol {
+        let stream: AuditEntryStream
+        var buffer: [AuditEntry] = []
+        var index = 0
+        var cursor: QueryCursor?
+        var finished = false
+
+        init(stream: AuditEntryStream) { self.stream = stream }
+
+        public mutating func next() async throws -> AuditEntry? {
+            if index < buffer.count {
+                defer { index += 1 }
+                return buffer[index]
+            }
+            guard !finished else { return nil }
+            var query = stream.query
+            query.limit = stream.pageSize
+            if let cursor {
+                query.afterSeq = nil
+                query.cursor = cursor
+            }
+            let page = try await stream.store.page(query, forcedTenant: stream.forcedTenant)
+            buffer = page.entries
+            index = 0
+            cursor = page.nextCursor
+            finished = page.nextCursor == nil
+            guard !buffer.isEmpty else {
+                finished = true
+                return nil
+            }
+            index = 1
+            return buffer[0]
+        }
+    }
+}
+
+/// A view of a store limited to one tenant: every query it runs is restricted to that tenant,
+/// a query naming another tenant is refused, and appends are recorded under that tenant.
+public struct TenantScopedStore: Sendable {
+    let store: AuditStore
+    /// The only tenant this handle can see.
+    public let tenant: String
+
+    /// One page of this tenant's entries matching `query` (see ``AuditStore/page(_:)``).
+    /// - Throws: ``AuditError`` `permissionDenied` if `query.tenant` names another tenant.
+    public func page(_ query: EntryQuery) async throws -> QueryPage {
+        try await store.page(query, forcedTenant: tenant)
+    }
+
+    /// The entries of one page of this tenant's entries.
+    public func entries(_ query: EntryQuery = EntryQuery()) async throws -> [AuditEntry] {
+        try await store.page(query, forcedTenant: tenant).entries
+    }
+
+    /// All of this tenant's entries matching `query`, streamed.
+    public func stream(_ query: EntryQuery, pageSize: Int = 1_000) -> AuditEntryStream {
+        AuditEntryStream(store: store, query: query, pageSize: pageSize, forcedTenant: tenant)
+    }
+
+    /// Appends `event` under this tenant.
+    /// - Throws: ``AuditError`` `permissionDenied` if the event names another tenant.
+    @discardableResult
+    public func append(_ event: AuditEvent) async throws -> Int64 {
+        var event = event
+        if let other = event.tenant, other != tenant {
+            throw AuditError(.permissionDenied, "this handle is scoped to one tenant and cannot append for another", field: "tenant")
+        }
+        event.tenant = tenant
+        return try await store.append(event)
+    }
+}

@@ -1,0 +1,201 @@
+import ArgumentParser
+import AuditDB
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+struct Scan: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the integrity scanner: one pass, or a pass every INTERVAL until SIGTERM/SIGINT.",
+        discussion: """
+            An incremental pass (the default) checks the schema, the store header and the rows appended since the \
+            last intact recorded pass; without one it runs a full pass. Each pass is recorded in the store as a \
+            signed auditdb.scan entry (see `auditdb status`), unless --no-record is given.
+
+            With --every, passes repeat (full when no full pass completed within --full-every) until SIGTERM or \
+            SIGINT; a pass in progress is abandoned and not recorded.
+
+            EXIT STATUS
+              0  intact (with --every: the last pass was intact)
+              1  integrity violation found
+              2  could not scan: bad arguments, missing key, unreadable store, the pass could not be recorded
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Check every row from seq 1.") var full = false
+    @Flag(help: "Check only rows after the last verified position (the default).") var incremental = false
+    @Flag(help: "Print each pass as one JSON object per line.") var json = false
+    @Flag(name: .customLong("no-record"), help: "Do not record the pass in the store: opens it read-only (an archived or read-only store, or a copy).")
+    var noRecord = false
+    @Option(help: ArgumentHelp("Repeat every INTERVAL (e.g. 30s, 5m, 1h) until SIGTERM/SIGINT.", valueName: "interval"))
+    var every: String?
+    @Option(name: .customLong("full-every"), help: ArgumentHelp("With --every: a full pass at least this often.", valueName: "interval"))
+    var fullEvery = "24h"
+
+    func validate() throws {
+        if full && incremental { throw ValidationError("--full and --incremental are exclusive") }
+        if let every { _ = try Self.interval(every, option: "--every") }
+        _ = try Self.interval(fullEvery, option: "--full-every")
+    }
+
+    func run() async throws {
+        if noRecord && every == nil {
+            // Read only: works on archived and read-only stores too.
+            let report = try await IntegrityScanner.scan(
+                storeAt: try global.storePath(), keys: try global.keyRing(), mode: full ? .full : .incremental,
+                configuration: try global.configuration())
+            print(report)
+            if !report.isIntact { throw ExitCode(ExitStatus.violation) }
+            return
+        }
+        let store: AuditStore
+        do {
+            store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
+                                              configuration: try global.configuration())
+        } catch let error as AuditError where error.code == .readOnly {
+            throw AuditError(error.code, error.message + " A scan records its pass in the store; use --no-record to scan a read-only store without writing.")
+        }
+        var configuration = IntegrityScanner.Configuration(recordsPasses: !noRecord)
+        configuration.fullPassInterval = try Self.interval(fullEvery, option: "--full-every")
+        let result: Result<Bool, any Error>
+        if let every {
+            configuration.interval = try Self.interval(every, option: "--every")
+            if full { configuration.fullPassInterval = .zero }
+            result = await Result { try await runPeriodically(store, configuration) }
+        } else {
+            let scanner = IntegrityScanner(store: store, configuration: configuration)
+            result = await Result {
+                do {
+                    let report = try await scanner.scan(full ? .full : .incremental)
+                    print(report)
+                    return report.isIntact
+                } catch let error as AuditError {
+                    // The pass ran but its record could not be appended: show what it found.
+                    guard let report = scanner.lastReport else { throw error }
+                    print(report)
+                    throw AuditError(error.code, error.message + " (the pass above was not recorded; use --no-record to scan without writing)")
+                }
+            }
+        }
+        try await store.close()
+        if try !result.get() { throw ExitCode(ExitStatus.violation) }
+    }
+
+    /// Runs the scanner as a service until a signal; returns whether the last pass was intact.
+    private func runPeriodically(_ store: AuditStore, _ configuration: IntegrityScanner.Configuration) async throws -> Bool {
+        let scanner = IntegrityScanner(store: store, configuration: configuration)
+        let passes = scanner.passes()
+        let printer = Task {
+            for await report in passes { print(report) }
+        }
+        let logger = Logger(label: "auditdb.scan", factory: { _ in SwiftLogNoOpLogHandler() })
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: scanner, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        printer.cancel()
+        let status = scanner.status
+        if case .failed(let message) = status.lastResult {
+            throw AuditError(.storage, "the last scan pass failed: \(message)")
+        }
+        return status.lastResult != .findings
+    }
+
+    private func print(_ report: ScanReport) {
+        if json {
+            let record = report.recordSeq.map(String.init) ?? "null"
+            Output.line("{\"mode\":\"\(report.mode.rawValue)\",\"recordSeq\":\(record),\"fromSeq\":\(report.integrity.firstCheckedSeq),"
+                        + "\"report\":\(ReportJSON.encode(report.integrity))}")
+            return
+        }
+        let integrity = report.integrity
+        let range = report.checkedSeqs.map { "seq \($0.lowerBound)...\($0.upperBound)" } ?? "no new rows"
+        let recorded = report.recordSeq.map { "; recorded as seq \($0)" } ?? ""
+        if report.isIntact {
+            Output.line("intact: \(report.mode.rawValue) pass checked \(integrity.rowsChecked) rows (\(range))\(recorded)")
+        } else {
+            Output.line("INTEGRITY VIOLATION: \(report.mode.rawValue) pass found \(integrity.totalFindings) finding(s) (\(range))\(recorded)")
+            for finding in integrity.findings.prefix(50) {
+                Output.line("  " + OutputEscaping.escapeForTerminal(finding.description))
+            }
+            if integrity.totalFindings > 50 { Output.line("  ... and \(integrity.totalFindings - 50) more") }
+        }
+    }
+
+    /// Parses `30s`, `5m`, `2h`, `1d` (a positive whole number and a unit).
+    static func interval(_ text: String, option: String) throws -> Duration {
+        guard let unit = text.last, let value = Int64(text.dropLast()), value > 0, value <= 1_000_000 else {
+            throw ValidationError("\(option) takes a positive number and a unit s, m, h or d (e.g. 5m); got \"\(text)\"")
+        }
+        switch unit {
+        case "s": return .seconds(value)
+        case "m": return .seconds(value * 60)
+        case "h": return .seconds(value * 3_600)
+        case "d": return .seconds(value * 86_400)
+        default: throw ValidationError("\(option): unknown unit \"\(unit)\"; use s, m, h or d (e.g. 5m)")
+        }
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the last recorded scanner pass and the last full pass (read from the store's scan history).",
+        discussion: """
+            Reads and verifies the newest auditdb.scan records. An app running IntegrityScanner in-process serves \
+            the same facts from memory (IntegrityScanner.status) without touching the database.
+
+            EXIT STATUS
+              0  the last pass was intact
+              1  the last pass found damage, or a scan record fails verification
+              2  no pass recorded yet, or the status could not be read
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() async throws {
+        let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
+                                              configuration: try global.configuration())
+        let result = await Result { try await store.recordedScanStatus() }
+        try await store.close()
+        let status = try result.get()
+        let now = AuditTimestamp.now()
+        func age(_ scan: RecordedScan?) -> Int64? {
+            scan.map { (now.microsecondsSinceEpoch - $0.recordedAt.microsecondsSinceEpoch) / 1_000_000 }
+        }
+        if json {
+            func encode(_ scan: RecordedScan?) -> String {
+                guard let s = scan else { return "null" }
+                return "{\"seq\":\(s.seq),\"at\":\"\(s.recordedAt.iso8601)\",\"mode\":\"\(s.mode.rawValue)\","
+                    + "\"fromSeq\":\(s.fromSeq),\"throughSeq\":\(s.throughSeq),\"rowsChecked\":\(s.rowsChecked),"
+                    + "\"durationMicros\":\(s.duration.components.seconds * 1_000_000 + s.duration.components.attoseconds / 1_000_000_000_000),"
+                    + "\"result\":\"\(s.isIntact ? "intact" : "findings")\",\"findings\":\(s.findings),"
+                    + "\"firstFinding\":\(s.firstFinding.map(OutputEscaping.jsonQuoted) ?? "null")}"
+            }
+            Output.line("{\"lastPass\":\(encode(status.lastPass)),\"lastFullPass\":\(encode(status.lastFullPass)),"
+                        + "\"secondsSinceLastPass\":\(age(status.lastPass).map(String.init) ?? "null"),"
+                        + "\"secondsSinceLastFullPass\":\(age(status.lastFullPass).map(String.init) ?? "null")}")
+        } else if let last = status.lastPass {
+            Output.line("last pass: \(last.mode.rawValue) at \(last.recordedAt.iso8601) (\(age(last) ?? 0)s ago), "
+                        + "\(last.rowsChecked) rows (seq \(last.fromSeq)...\(last.throughSeq)), "
+                        + (last.isIntact ? "intact" : "\(last.findings) finding(s)") + ", record seq \(last.seq)")
+            if let first = last.firstFinding { Output.line("  first finding: " + OutputEscaping.escapeForTerminal(first)) }
+            if let full = status.lastFullPass {
+                Output.line("last full pass: \(full.recordedAt.iso8601) (\(age(full) ?? 0)s ago), "
+                            + (full.isIntact ? "intact" : "\(full.findings) finding(s)"))
+            } else {
+                Output.line("last full pass: none recorded")
+            }
+        } else {
+            Output.line("no scan pass recorded yet: run `auditdb scan`")
+        }
+        guard let last = status.lastPass else { throw ExitCode(ExitStatus.failure) }
+        if !last.isIntact { throw ExitCode(ExitStatus.violation) }
+    }
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
+}

@@ -1,0 +1,535 @@
+import Foundation
+import GRDB
+import Logging
+import MetricsTestKit
+import ServiceLifecycle
+import ServiceLifecycleTestKit
+import Synchronization
+import Testing
+
+@testable import AuditDB
+
+/// The integrity scanner: passes on intact and really tampered stores (through the sqlite3
+/// shell while the store is open), incremental positions, the recorded history, status,
+/// alerts, and the service's lifecycle.
+@Suite("Integrity scanner")
+struct ScannerTests {
+    let dir: TempDir
+    let keys: KeyRing
+    let db: String
+
+    init() throws {
+        dir = try TempDir()
+        keys = try testKeyRing()
+        db = dir.path("store.db")
+    }
+
+    func openStore(count: Int) async throws -> AuditStore {
+        try await makeStore(at: db, keys: keys, count: count)
+        return try await AuditStore.open(at: db, keys: keys)
+    }
+
+    /// Runs `sql` with `trigger` dropped, then puts the trigger back exactly as it was, so
+    /// only the rows are changed (the schema check stays quiet).
+    func tamper(_ sql: String, around trigger: String) throws {
+        let original = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = '\(trigger)';").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(original.hasPrefix("CREATE TRIGGER \(trigger)"))
+        try sqlite3Must(db, "DROP TRIGGER \(trigger); \(sql) \(original);")
+    }
+
+    func rowFindings(_ report: ScanReport) -> [Finding] { report.integrity.findings.filter { $0.seqs != nil } }
+
+    @Test("full then incremental passes on an intact store: rows checked, recorded history, status")
+    func intactPasses() async throws {
+        let store = try await openStore(count: 100)
+        let scanner = IntegrityScanner(store: store)
+        #expect(scanner.status.lastResult == .never)
+        let first = try await scanner.scan(.incremental)  // no position yet: runs full
+        #expect(first.mode == .full)
+        #expect(first.isIntact)
+        #expect(first.integrity.rowsChecked == 100)
+        #expect(first.recordSeq == 101)
+        try await store.append(contentsOf: (101...150).map { sampleEvent($0) })
+        let second = try await scanner.scan(.incremental)
+        #expect(second.mode == .incremental)
+        #expect(second.isIntact)
+        // The previous record (seq 101) and the 50 new rows (102...151).
+        #expect(second.checkedSeqs == 101...151)
+        #expect(second.integrity.rowsChecked == 51)
+        #expect(second.recordSeq == 152)
+        let status = scanner.status
+        #expect(status.passes == 2)
+        #expect(status.isHealthy)
+        #expect(status.lastMode == .incremental)
+        #expect(status.lastRowsVerified == 51)
+        #expect(status.verifiedThroughSeq == 151)
+        #expect(status.lastFullPassResult == .intact)
+        #expect(status.lastFullPassAt != nil)
+        // The history is in the store, signed like any row, and readable as a table.
+        let history = try await store.recordedScanStatus()
+        #expect(history.lastPass?.seq == 152)
+        #expect(history.lastPass?.mode == .incremental)
+        #expect(history.lastPass?.rowsChecked == 51)
+        #expect(history.lastFullPass?.seq == 101)
+        #expect(history.lastFullPass?.throughSeq == 100)
+        let view = try sqlite3Shell(db, "SELECT seq, mode, from_seq, through_seq, rows_checked, result FROM audit_scan_history;").stdout
+        #expect(view == "101|full|1|100|100|intact\n152|incremental|101|151|51|intact\n")
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+    }
+
+    @Test(
+        "every kind of row tampering is found by full and by incremental passes, naming the seq",
+        arguments: ["changed", "deleted", "swapped", "foreign-key-version", "appended-forgery"])
+    func tamperingFound(kind: String) async throws {
+        let store = try await openStore(count: 60)
+        let scanner = IntegrityScanner(store: store, configuration: .init(recordsPasses: false))
+        #expect(try await scanner.scan(.full).isIntact)
+        // New rows after the verified position (61...90), then tamper with one of them.
+        try await store.append(contentsOf: (61...90).map { sampleEvent($0) })
+        let expected: (Finding.Kind, Int64)
+        switch kind {
+        case "changed":
+            try tamper("UPDATE audit_entries SET actor = 'mallory' WHERE seq = 75;", around: "audit_entries_no_update")
+            expected = (.macMismatch, 75)
+        case "deleted":
+            try tamper("DELETE FROM audit_entries WHERE seq = 75;", around: "audit_entries_no_delete")
+            expected = (.missingRows, 75)
+        case "swapped":
+            // Two genuine rows exchange places: both carry their own seq in the MAC.
+            try tamper("""
+                UPDATE audit_entries SET seq = -1 WHERE seq = 75; UPDATE audit_entries SET seq = 75 WHERE seq = 76;
+                UPDATE audit_entries SET seq = 76 WHERE seq = -1;
+                """, around: "audit_entries_no_update")
+            expected = (.macMismatch, 75)
+        case "foreign-key-version":
+            try tamper("UPDATE audit_entries SET key_version = 9 WHERE seq = 75;", around: "audit_entries_no_update")
+            expected = (.unknownKeyVersion, 75)
+        default:
+            // A row added at the end by someone without the key.
+            try sqlite3Must(db, TamperTests.copyRow(90, toSeq: 91))
+            expected = (.macMismatch, 91)
+        }
+        let incremental = try await scanner.scan(.incremental)
+        #expect(incremental.mode == .incremental)
+        #expect(rowFindings(incremental).first?.kind == expected.0)
+        #expect(rowFindings(incremental).first?.firstSeq == expected.1)
+        #expect(incremental.integrity.findings.allSatisfy { $0.kind != .schemaTampered })
+        let full = try await scanner.scan(.full)
+        #expect(rowFindings(full).first?.kind == expected.0)
+        #expect(rowFindings(full).first?.firstSeq == expected.1)
+        #expect(scanner.status.lastResult == .findings)
+        #expect(!scanner.status.isHealthy)
+        try await store.close()
+    }
+
+    @Test("incremental passes see only new rows (documented); the scheduled full pass finds older damage")
+    func incrementalScopeAndFullPass() async throws {
+        let store = try await openStore(count: 40)
+        let scanner = IntegrityScanner(store: store, configuration: .init(recordsPasses: false))
+        #expect(try await scanner.scan(.full).isIntact)
+        try tamper("UPDATE audit_entries SET details = '{\"i\":0}' WHERE seq = 10;", around: "audit_entries_no_update")
+        try await store.append(sampleEvent(41))
+        let incremental = try await scanner.scan(.incremental)
+        #expect(incremental.isIntact)
+        #expect(incremental.checkedSeqs == 41...41)
+        let full = try await scanner.scan(.full)
+        #expect(rowFindings(full).map(\.kind) == [.macMismatch])
+        #expect(rowFindings(full).first?.firstSeq == 10)
+        try await store.close()
+    }
+
+    @Test("the verified tail cut, or its last row replaced: an incremental pass reports it")
+    func tailCutOrReplacedBelowPosition() async throws {
+        let store = try await openStore(count: 30)
+        let scanner = IntegrityScanner(store: store, configuration: .init(recordsPasses: false))
+        #expect(try await scanner.scan(.full).isIntact)
+        // Replace row 30 (the verified position) by a re-signed-looking copy of row 29.
+        try tamper("UPDATE audit_entries SET mac = (SELECT mac FROM audit_entries WHERE seq = 29) WHERE seq = 30;",
+                   around: "audit_entries_no_update")
+        let replaced = try await scanner.scan(.incremental)
+        #expect(rowFindings(replaced).first?.kind == .macMismatch)
+        #expect(rowFindings(replaced).first?.firstSeq == 30)
+        #expect(rowFindings(replaced).first?.message.contains("not the row an earlier pass verified") == true)
+        try await store.close()
+
+        let path2 = dir.path("two.db")
+        try await makeStore(at: path2, keys: keys, count: 30)
+        let store2 = try await AuditStore.open(at: path2, keys: keys)
+        let scanner2 = IntegrityScanner(store: store2, configuration: .init(recordsPasses: false))
+        #expect(try await scanner2.scan(.full).isIntact)
+        let original = try sqlite3Shell(path2, "SELECT sql FROM sqlite_schema WHERE name = 'audit_entries_no_delete';").stdout
+        try sqlite3Must(path2, "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq > 25; \(original.trimmingCharacters(in: .whitespacesAndNewlines));")
+        let cut = try await scanner2.scan(.incremental)
+        #expect(rowFindings(cut).map(\.kind) == [.missingRows])
+        #expect(rowFindings(cut).first?.seqs == 26...30)
+        #expect(rowFindings(cut).first?.message.contains("rows were removed from the tail") == true)
+        try await store2.close()
+    }
+
+    @Test("a forged incremental position (an edited scan record) does not hide tampering")
+    func forgedPositionDoesNotHide() async throws {
+        let store = try await openStore(count: 50)
+        let scanner = IntegrityScanner(store: store)
+        let first = try await scanner.scan(.full)
+        #expect(first.recordSeq == 51)
+        try await store.append(contentsOf: (52...80).map { sampleEvent($0) })
+        // The attacker changes row 70 and edits the scan record to claim rows up to 80 were
+        // verified, with row 80's MAC as the head, so that a restarted scanner would skip 70.
+        try tamper("UPDATE audit_entries SET actor = 'mallory' WHERE seq = 70;", around: "audit_entries_no_update")
+        let mac80 = try sqlite3Shell(db, "SELECT hex(mac) FROM audit_entries WHERE seq = 80;").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        let forgedDetails = #"{"mode":"full","fromSeq":1,"throughSeq":80,"rowsChecked":80,"durationMicros":1,"result":"intact","findings":0,"firstFinding":null,"headMac":"\#(mac80)"}"#
+        try tamper("UPDATE audit_entries SET details = '\(forgedDetails)' WHERE seq = 51;", around: "audit_entries_no_update")
+        try await store.close()
+
+        // A new process: nothing in memory, so the position comes from the store.
+        let reopened = try await AuditStore.open(at: db, keys: keys)
+        let restarted = IntegrityScanner(store: reopened, configuration: .init(recordsPasses: false))
+        #expect(try await restarted.recordedPosition() == nil)  // the forged record's MAC fails: not trusted
+        let report = try await restarted.scan(.incremental)
+        #expect(report.mode == .full)
+        #expect(rowFindings(report).map(\.kind) == [.macMismatch, .macMismatch])
+        #expect(rowFindings(report).map(\.firstSeq) == [51, 70])
+        try await reopened.close()
+    }
+
+    @Test("after a restart the position comes from the newest intact record, whose MAC is checked")
+    func positionFromRecord() async throws {
+        let store = try await openStore(count: 20)
+        _ = try await IntegrityScanner(store: store).scan(.full)  // record at 21
+        try await store.append(contentsOf: (22...30).map { sampleEvent($0) })
+        let restarted = IntegrityScanner(store: store)
+        let position = try await restarted.recordedPosition()
+        #expect(position?.seq == 20)
+        let report = try await restarted.scan(.incremental)
+        #expect(report.mode == .incremental)
+        #expect(report.checkedSeqs == 21...30)
+        #expect(report.isIntact)
+        try await store.close()
+    }
+
+    @Test("a dropped or edited trigger is found by both modes, even if no row changed")
+    func schemaTampering() async throws {
+        let store = try await openStore(count: 10)
+        let scanner = IntegrityScanner(store: store, configuration: .init(recordsPasses: false))
+        #expect(try await scanner.scan(.full).isIntact)
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_delete;")
+        let incremental = try await scanner.scan(.incremental)
+        #expect(incremental.integrity.findings.map(\.kind) == [.schemaTampered])
+        #expect(incremental.integrity.findings.first?.message == "trigger audit_entries_no_delete is missing (dropped?)")
+        try sqlite3Must(db, """
+            CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries WHEN 0
+            BEGIN SELECT RAISE(ABORT, 'AuditDB: the audit log is append-only: DELETE is not allowed'); END;
+            DROP INDEX audit_entries_actor;
+            """)
+        let full = try await scanner.scan(.full)
+        #expect(full.integrity.findings.map(\.kind) == [.schemaTampered, .schemaTampered])
+        #expect(full.integrity.findings.map(\.message).sorted() == [
+            "index audit_entries_actor is missing (dropped?)",
+            "trigger audit_entries_no_delete differs from its definition (edited?)",
+        ])
+        try await store.close()
+    }
+
+    @Test("findings are streamed, counted in metrics and logged at error level")
+    func alerts() async throws {
+        let metrics = TestMetrics()
+        let handler = CapturingLogHandler()
+        let store = try await openStore(count: 30)
+        var configuration = IntegrityScanner.Configuration(recordsPasses: false, logger: Logger(label: "test") { _ in handler })
+        configuration.metricsFactory = metrics
+        let scanner = IntegrityScanner(store: store, configuration: configuration)
+        let findings = scanner.findings()
+        #expect(try await scanner.scan(.full).isIntact)
+        try tamper("UPDATE audit_entries SET outcome = 3 WHERE seq = 12;", around: "audit_entries_no_update")
+        let report = try await scanner.scan(.full)
+        #expect(!report.isIntact)
+        var iterator = findings.makeAsyncIterator()
+        let streamed = await iterator.next()
+        #expect(streamed?.kind == .macMismatch)
+        #expect(streamed?.firstSeq == 12)
+        #expect(try metrics.expectCounter("auditdb_scan_passes_total").totalValue == 2)
+        #expect(try metrics.expectCounter("auditdb_scan_rows_verified_total").totalValue == 60)
+        #expect(try metrics.expectCounter("auditdb_scan_findings_total").totalValue == 1)
+        #expect(try metrics.expectTimer("auditdb_scan_duration").values.count == 2)
+        #expect(try metrics.expectGauge("auditdb_scan_last_success_timestamp_seconds").lastValue ?? 0 > 1_700_000_000)
+        let errors = handler.records.withLock { $0.filter { $0.level == .error } }
+        #expect(errors.count == 1)
+        #expect(errors.first?.metadata["kind"] == "mac-mismatch")
+        #expect(errors.first?.metadata["seq"] == "12")
+        try await store.close()
+    }
+
+    @Test("status is served from memory: it still answers after the store is closed and its file deleted")
+    func statusFromMemory() async throws {
+        let store = try await openStore(count: 25)
+        let scanner = IntegrityScanner(store: store)
+        _ = try await scanner.scan(.full)
+        try await store.close()
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) }
+        #expect(!FileManager.default.fileExists(atPath: db))
+        let status = scanner.status
+        #expect(status.isHealthy)
+        #expect(status.lastRowsVerified == 25)
+        #expect(status.verifiedThroughSeq == 25)
+        #expect(status.timeSinceLastFullPass() != nil)
+        #expect(auditHealth(scanner).status == 200)  // the docs/scanning.md health check, verbatim
+        // A pass now fails, and the status says so, without throwing away the last good facts.
+        await #expect(throws: AuditError.self) { _ = try await scanner.scan(.incremental) }
+        guard case .failed = scanner.status.lastResult else {
+            Issue.record("a failed pass is not reflected in status: \(scanner.status.lastResult)")
+            return
+        }
+        #expect(scanner.status.verifiedThroughSeq == 25)
+        #expect(auditHealth(scanner).status == 503)
+    }
+
+    @Test("a full pass does not block appends: durable appends complete while it is still running")
+    func scanDoesNotBlockAppends() async throws {
+        let store = try await AuditStore.create(at: db, keys: keys)
+        for start in stride(from: 1, through: 150_000, by: 10_000) {
+            try await store.append(contentsOf: (start..<start + 10_000).map { sampleEvent($0) })
+        }
+        let scanner = IntegrityScanner(store: store, configuration: .init(recordsPasses: false))
+        let pass = Task { try await scanner.scan(.full) }
+        while !scanner.status.isScanning { await Task.yield() }
+        var appendedDuringScan = 0
+        for i in 0..<20 {
+            try await store.append(sampleEvent(200_000 + i))
+            if scanner.status.isScanning { appendedDuringScan += 1 }
+        }
+        let report = try await pass.value
+        #expect(appendedDuringScan >= 10, "appends waited for the scan")
+        #expect(report.isIntact)
+        #expect(report.integrity.rowsChecked >= 150_000)
+        try await store.close()
+    }
+
+    @Test("a pass whose record cannot be appended throws, keeps its report, and status is not healthy")
+    func recordFailure() async throws {
+        let store = try await openStore(count: 8)
+        let target = IntegrityScanner.Target(
+            reader: store.pool, keys: keys, path: db, expectedStoreID: nil, storeID: store.storeID,
+            record: { _ in throw AuditError(.diskFull, "the disk is full (test)") })
+        let scanner = IntegrityScanner(target: target, storeConfiguration: .init(), logger: Logger(label: "t"),
+                                       configuration: .init(), clock: ContinuousClock())
+        await #expect { _ = try await scanner.scan(.full) } throws: { ($0 as? AuditError)?.code == .diskFull }
+        #expect(scanner.lastReport?.isIntact == true)
+        #expect(scanner.lastReport?.integrity.rowsChecked == 8)
+        #expect(scanner.lastReport?.recordSeq == nil)
+        #expect(scanner.status.lastResult == .failed("the pass could not be recorded: the disk is full (test)"))
+        #expect(!scanner.status.isHealthy)
+        try await store.close()
+    }
+
+    @Test("read-only scans of a file: incremental from its newest record, nothing written")
+    func readOnlyScanOfFile() async throws {
+        let store = try await openStore(count: 30)
+        _ = try await IntegrityScanner(store: store).scan(.full)  // record at 31
+        try await store.append(contentsOf: (32...40).map { sampleEvent($0) })
+        try await store.close()
+        let before = try Data(contentsOf: URL(fileURLWithPath: db))
+        let report = try await IntegrityScanner.scan(storeAt: db, keys: keys)
+        #expect(report.mode == .incremental)
+        #expect(report.checkedSeqs == 31...40)
+        #expect(report.isIntact && report.recordSeq == nil)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: db)) == before)
+        try tamper("UPDATE audit_entries SET actor = 'm' WHERE seq = 35;", around: "audit_entries_no_update")
+        let bad = try await IntegrityScanner.scan(storeAt: db, keys: keys)
+        #expect(bad.integrity.findings.map(\.kind) == [.macMismatch])
+        #expect(bad.integrity.findings.first?.firstSeq == 35)
+        await #expect { _ = try await IntegrityScanner.scan(storeAt: dir.path("none.db"), keys: keys) } throws: {
+            ($0 as? AuditError)?.code == .storeNotFound
+        }
+    }
+
+    @Test("docs/scanning.md's health check is the function these tests run")
+    func healthCheckDocMatches() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        let doc = try String(contentsOf: root.appendingPathComponent("docs/scanning.md"), encoding: .utf8)
+        let test = try String(contentsOf: URL(fileURLWithPath: #filePath), encoding: .utf8)
+        let start = try #require(doc.range(of: "func auditHealth("))
+        let end = try #require(doc.range(of: "\n}\n", range: start.lowerBound..<doc.endIndex))
+        let function = String(doc[start.lowerBound..<end.upperBound])
+        #expect(function.count > 200)
+        #expect(test.contains(function))
+    }
+
+    @Test("the service runs passes on its clock and stops on graceful shutdown")
+    func serviceStopsOnGracefulShutdown() async throws {
+        let store = try await openStore(count: 10)
+        let scanner = IntegrityScanner(
+            store: store, configuration: .init(interval: .milliseconds(20), fullPassInterval: .seconds(3_600)))
+        let passes = scanner.passes()
+        try await testGracefulShutdown { trigger in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await scanner.run() }
+                var iterator = passes.makeAsyncIterator()
+                let first = await iterator.next()
+                let second = await iterator.next()
+                #expect(first?.mode == .full)
+                #expect(second?.mode == .incremental)
+                trigger.triggerGracefulShutdown()
+                try await group.waitForAll()  // run() returned
+            }
+        }
+        let passesAtStop = scanner.status.passes
+        #expect(passesAtStop >= 2)
+        #expect(!scanner.status.isScanning)
+        // Nothing runs after it stopped, and every recorded pass is a whole, verified row.
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(scanner.status.passes == passesAtStop)
+        #expect(try await store.verify().isIntact)
+        #expect(try await store.entries(EntryQuery(limit: 10_000, action: "auditdb.scan")).count == passesAtStop)
+        try await store.close()
+    }
+
+    @Test("the schedule runs on the injected clock: a full pass whenever fullPassInterval has passed")
+    func scheduleOnInjectedClock() async throws {
+        let store = try await openStore(count: 5)
+        let clock = SteppingClock()
+        let scanner = IntegrityScanner(
+            store: store, configuration: .init(interval: .seconds(300), fullPassInterval: .seconds(3_600)), clock: clock)
+        let passes = scanner.passes()
+        var modes: [ScanMode] = []
+        try await testGracefulShutdown { trigger in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await scanner.run() }
+                var iterator = passes.makeAsyncIterator()
+                while modes.count < 26, let report = await iterator.next() { modes.append(report.mode) }
+                trigger.triggerGracefulShutdown()
+                try await group.waitForAll()
+            }
+        }
+        // Every 300 s of clock time a pass; 3,600 s after a full pass the next one is full.
+        #expect(modes.indices.filter { modes[$0] == .full } == [0, 12, 24])
+        #expect(clock.now.offset >= .seconds(25 * 300))
+        try await store.close()
+    }
+
+    @Test("inside a ServiceGroup: a SIGTERM-style shutdown stops the scanner and the group cleanly")
+    func serviceGroupShutdown() async throws {
+        let store = try await openStore(count: 5)
+        let scanner = IntegrityScanner(store: store, configuration: .init(interval: .seconds(3_600)))
+        let passes = scanner.passes()
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: scanner)], logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var iterator = passes.makeAsyncIterator()
+            #expect(await iterator.next()?.isIntact == true)
+            // The scanner now sleeps for an hour; shutdown must not wait for it.
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        #expect(scanner.status.passes == 1)
+        try await store.close()
+    }
+
+    @Test("the CLI: scan, status, exit statuses, JSON, and --every stopped by SIGTERM")
+    func cli() async throws {
+        let cli = try cliPath()
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        try await makeStore(at: db, keys: keys, count: 12)
+        let env = ["AUDITDB_STORE": db, "AUDITDB_KEY_FILE": keyFile]
+        let none = try run(cli, ["status"], environment: env)
+        #expect(none.status == 2)
+        #expect(none.stdout.contains("no scan pass recorded yet"))
+        let full = try run(cli, ["scan", "--full"], environment: env)
+        #expect(full.status == 0, "\(full.stderr)")
+        #expect(full.stdout == "intact: full pass checked 12 rows (seq 1...12); recorded as seq 13\n")
+        let json = try run(cli, ["scan", "--json"], environment: env)
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect(object?["mode"] as? String == "incremental")
+        #expect(object?["recordSeq"] as? Int == 14)
+        #expect((object?["report"] as? [String: Any])?["rowsChecked"] as? Int == 1)
+        let status = try run(cli, ["status", "--json"], environment: env)
+        #expect(status.status == 0)
+        let statusObject = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+        #expect((statusObject?["lastPass"] as? [String: Any])?["seq"] as? Int == 14)
+        #expect((statusObject?["lastFullPass"] as? [String: Any])?["seq"] as? Int == 13)
+        // Tamper; the next scan exits 1 and names the row; status then reports it too.
+        try tamper("UPDATE audit_entries SET resource_id = 'doc-x' WHERE seq = 5;", around: "audit_entries_no_update")
+        let bad = try run(cli, ["scan", "--full"], environment: env)
+        #expect(bad.status == 1)
+        #expect(bad.stdout.hasPrefix("INTEGRITY VIOLATION: full pass found 1 finding(s) (seq 1...14); recorded as seq 15\n"))
+        #expect(bad.stdout.contains("mac-mismatch at seq 5"))
+        let badStatus = try run(cli, ["status"], environment: env)
+        #expect(badStatus.status == 1)
+        #expect(badStatus.stdout.contains("first finding: mac-mismatch at seq 5"))
+        // A scan record changed by hand is not believed: status fails on it.
+        try tamper("UPDATE audit_entries SET details = replace(details, '\"findings\":1', '\"findings\":0') WHERE seq = 15;",
+                   around: "audit_entries_no_update")
+        let forged = try run(cli, ["status"], environment: env)
+        #expect(forged.status == 1)
+        #expect(forged.stderr.contains("entry 15 failed verification (mac-mismatch at seq 15"))
+        #expect(try run(cli, ["scan", "--full", "--incremental"], environment: env).status == 2)
+        #expect(try run(cli, ["scan", "--every", "5x"], environment: env).stderr.contains("unknown unit"))
+    }
+
+    @Test("the CLI's --every runs until SIGTERM, then exits with the last pass's status")
+    func cliEvery() async throws {
+        let cli = try cliPath()
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        try await makeStore(at: db, keys: keys, count: 5)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: cli)
+        process.arguments = ["scan", "--every", "1s", "--store", db, "--key-file", keyFile]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Wait until the first pass has been printed (read the pipe until a newline).
+        var printed = Data()
+        while !printed.contains(UInt8(ascii: "\n")) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            printed += chunk
+        }
+        #expect(String(decoding: printed, as: UTF8.self).hasPrefix("intact: full pass checked 5 rows"))
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 0)
+        let store = try await AuditStore.open(at: db, keys: keys)
+        #expect(try await store.verify().isIntact)
+        #expect(try await store.recordedScanStatus().lastFullPass?.throughSeq == 5)
+        try await store.close()
+    }
+}
+
+/// Copied verbatim from docs/scanning.md ("Health checks"), so the documented code compiles and works.
+func auditHealth(_ scanner: IntegrityScanner) -> (status: Int, body: String) {
+    let s = scanner.status
+    let fullRecently = s.lastFullPassResult == .intact
+        && (s.timeSinceLastFullPass() ?? .seconds(Int64.max)) < .seconds(26 * 3600)
+    let body = "last=\(s.lastResult) rows=\(s.lastRowsVerified) through=\(s.verifiedThroughSeq) "
+        + "lastPass=\(s.lastPassAt?.iso8601 ?? "never") lastFull=\(s.lastFullPassAt?.iso8601 ?? "never")"
+    return (s.isHealthy && fullRecently ? 200 : 503, body)
+}
+
+/// A clock whose sleeps return at once, advancing its time to the deadline: a schedule runs
+/// deterministically and fast.
+final class SteppingClock: Clock, Sendable {
+    struct Instant: InstantProtocol {
+        var offset: Duration
+        func advanced(by duration: Duration) -> Instant { Instant(offset: offset + duration) }
+        func duration(to other: Instant) -> Duration { other.offset - offset }
+        static func < (a: Instant, b: Instant) -> Bool { a.offset < b.offset }
+    }
+
+    private let current = Mutex<Duration>(.zero)
+    var now: Instant { Instant(offset: current.withLock { $0 }) }
+    var minimumResolution: Duration { .zero }
+
+    func sleep(until deadline: Instant, tolerance: Duration?) async throws {
+        try Task.checkCancellation()
+        current.withLock { $0 = max($0, deadline.offset) }
+        await Task.yield()
+    }
+}
