@@ -68,7 +68,14 @@ public struct CheckpointService<C: Clock>: Service where C.Duration == Duration 
                 } catch {
                     return seq  // cancelled: graceful shutdown or the task ended
                 }
-                let appended = try await store.lastSeq() - seq
+                let appended: Int64
+                do {
+                    appended = try await store.lastSeq() - seq
+                } catch {
+                    // Shutdown may cancel the read itself; only a failure outside shutdown is one.
+                    if Task.isCancelled { return seq }
+                    throw error
+                }
                 let due = appended >= configuration.rows || (appended > 0 && time.duration(to: clock.now) >= configuration.interval)
                 guard due else { continue }
                 if let made = await attempt() { seq = made }
@@ -87,6 +94,8 @@ public struct CheckpointService<C: Clock>: Service where C.Duration == Duration 
             onCheckpoint?(checkpoint)
             return checkpoint.seq
         } catch {
+            // Cancelled by shutdown: the shutdown checkpoint (outside the cancelled scope) follows.
+            if Task.isCancelled { return nil }
             logger.error("periodic checkpoint failed; retrying at the next tick",
                          metadata: ["store": "\(store.path)", "error": "\(error)"])
             return nil
