@@ -5,7 +5,7 @@ import Foundation
 struct ExportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Write an export bundle that anyone with the public checkpoint key can verify.",
+        abstract: "Write an export bundle that anyone with the public checkpoint key can verify (the filters of `query`).",
         discussion: """
             The bundle (a new directory) holds the matching entries as JSONL, the store's latest checkpoint and an
             inclusion proof per entry. Rows after the latest checkpoint are not included: run `auditdb checkpoint`
@@ -18,10 +18,19 @@ struct ExportCommand: AsyncParsableCommand {
     @Option var tenant: String?
     @Option var actor: String?
     @Option var action: String?
+    @Option(name: .customLong("resource-type")) var resourceType: String?
+    @Option(name: .customLong("resource-id")) var resourceId: String?
+    @Option(help: "success | failure | denied | error") var outcome: String?
+    @Option(help: "info | notice | warning | critical") var severity: String?
+    @Option(name: .customLong("correlation-id")) var correlationId: String?
     @Option(name: .customLong("from-seq"), help: "Only entries from this seq on.") var fromSeq: Int64?
     @Option(name: .customLong("to-seq"), help: "Only entries up to this seq.") var toSeq: Int64?
     @Option(help: ArgumentHelp("Only entries recorded at or after this time (RFC 3339).", valueName: "time")) var since: String?
     @Option(help: ArgumentHelp("Only entries recorded before this time (RFC 3339).", valueName: "time")) var until: String?
+    @Option(name: .customLong("occurred-since"), help: ArgumentHelp("Only entries that occurred at or after this time.", valueName: "time"))
+    var occurredSince: String?
+    @Option(name: .customLong("occurred-until"), help: ArgumentHelp("Only entries that occurred before this time.", valueName: "time"))
+    var occurredUntil: String?
     @Option(help: ArgumentHelp("Fields to withhold: a comma-separated list of actor, source, details.", valueName: "fields"))
     var redact: String?
 
@@ -34,6 +43,23 @@ struct ExportCommand: AsyncParsableCommand {
         }
         filter.recordedFrom = try since.map { try Self.time($0, "--since") }
         filter.recordedBefore = try until.map { try Self.time($0, "--until") }
+        filter.occurredFrom = try occurredSince.map { try Self.time($0, "--occurred-since") }
+        filter.occurredBefore = try occurredUntil.map { try Self.time($0, "--occurred-until") }
+        filter.resourceType = resourceType
+        filter.resourceId = resourceId
+        filter.correlationId = correlationId
+        if let outcome {
+            guard let value = AuditOutcome(rawValue: outcome) else {
+                throw AuditError(.invalidInput, "--outcome must be success, failure, denied or error", field: "--outcome")
+            }
+            filter.outcome = value
+        }
+        if let severity {
+            guard let value = AuditSeverity(rawValue: severity) else {
+                throw AuditError(.invalidInput, "--severity must be info, notice, warning or critical", field: "--severity")
+            }
+            filter.severity = value
+        }
         var fields = Set<WithholdableField>()
         for name in (redact ?? "").split(separator: ",") {
             guard let field = WithholdableField(rawValue: name.trimmingCharacters(in: .whitespaces)) else {

@@ -27,19 +27,28 @@ public enum WithholdableField: String, Sendable, Hashable, CaseIterable {
     }
 }
 
-/// Which entries an export holds. Every condition given must match.
+/// Which entries an export holds: the filters of ``EntryQuery``. Every condition given must match.
 public struct ExportFilter: Sendable, Hashable {
     public var tenant: String?
     public var actor: String?
     public var action: String?
+    public var resourceType: String?
+    public var resourceId: String?
+    public var outcome: AuditOutcome?
+    public var severity: AuditSeverity?
+    public var correlationId: String?
     /// Only these seqs.
     public var seqs: ClosedRange<Int64>?
     /// Only entries recorded at or after this time.
     public var recordedFrom: AuditTimestamp?
     /// Only entries recorded before this time.
     public var recordedBefore: AuditTimestamp?
+    /// Only entries that occurred at or after this time (entries without `occurredAt` never match).
+    public var occurredFrom: AuditTimestamp?
+    /// Only entries that occurred before this time (entries without `occurredAt` never match).
+    public var occurredBefore: AuditTimestamp?
 
-    /// Every entry.
+    /// Every entry; set the properties to narrow it.
     public init(tenant: String? = nil, actor: String? = nil, action: String? = nil, seqs: ClosedRange<Int64>? = nil,
                 recordedFrom: AuditTimestamp? = nil, recordedBefore: AuditTimestamp? = nil)
     {
@@ -53,10 +62,14 @@ public struct ExportFilter: Sendable, Hashable {
 
     var json: String {
         func q(_ s: String?) -> String { s.map(OutputEscaping.jsonQuoted) ?? "null" }
-        return "{\"tenant\":\(q(tenant)),\"actor\":\(q(actor)),\"action\":\(q(action)),"
-            + "\"fromSeq\":\(seqs.map { String($0.lowerBound) } ?? "null"),\"toSeq\":\(seqs.map { String($0.upperBound) } ?? "null"),"
-            + "\"recordedFrom\":\(recordedFrom.map { String($0.microsecondsSinceEpoch) } ?? "null"),"
-            + "\"recordedBefore\":\(recordedBefore.map { String($0.microsecondsSinceEpoch) } ?? "null")}"
+        func t(_ t: AuditTimestamp?) -> String { t.map { String($0.microsecondsSinceEpoch) } ?? "null" }
+        var out = "{\"tenant\":\(q(tenant)),\"actor\":\(q(actor)),\"action\":\(q(action)),"
+        out += "\"resourceType\":\(q(resourceType)),\"resourceId\":\(q(resourceId)),\"outcome\":\(q(outcome?.rawValue)),"
+        out += "\"severity\":\(q(severity?.rawValue)),\"correlationId\":\(q(correlationId)),"
+        out += "\"fromSeq\":\(seqs.map { String($0.lowerBound) } ?? "null"),\"toSeq\":\(seqs.map { String($0.upperBound) } ?? "null"),"
+        out += "\"recordedFrom\":\(t(recordedFrom)),\"recordedBefore\":\(t(recordedBefore)),"
+        out += "\"occurredFrom\":\(t(occurredFrom)),\"occurredBefore\":\(t(occurredBefore))}"
+        return out
     }
 }
 
@@ -195,6 +208,17 @@ extension AuditStore {
         if let tenant = filter.tenant, text(3) != Array(tenant.utf8) { return false }
         if let actor = filter.actor, text(4) != Array(actor.utf8) { return false }
         if let action = filter.action, text(5) != Array(action.utf8) { return false }
+        if let resourceType = filter.resourceType, text(6) != Array(resourceType.utf8) { return false }
+        if let resourceId = filter.resourceId, text(7) != Array(resourceId.utf8) { return false }
+        if let outcome = filter.outcome, sqlite3_column_int64(stmt, 8) != Int64(outcome.code) { return false }
+        if let severity = filter.severity, sqlite3_column_int64(stmt, 9) != Int64(severity.code) { return false }
+        if let correlationId = filter.correlationId, text(10) != Array(correlationId.utf8) { return false }
+        if filter.occurredFrom != nil || filter.occurredBefore != nil {
+            guard sqlite3_column_type(stmt, 2) != SQLITE_NULL else { return false }
+            let occurred = sqlite3_column_int64(stmt, 2)
+            if let from = filter.occurredFrom, occurred < from.microsecondsSinceEpoch { return false }
+            if let before = filter.occurredBefore, occurred >= before.microsecondsSinceEpoch { return false }
+        }
         let recorded = sqlite3_column_int64(stmt, 1)
         if let from = filter.recordedFrom, recorded < from.microsecondsSinceEpoch { return false }
         if let before = filter.recordedBefore, recorded >= before.microsecondsSinceEpoch { return false }

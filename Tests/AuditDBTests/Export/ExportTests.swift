@@ -66,9 +66,17 @@ struct ExportTests {
         let tenant = try await store.export(to: dir.path("tenant"), filter: ExportFilter(tenant: "tenant-1"))
         let range = try await store.export(to: dir.path("range"), filter: ExportFilter(seqs: 5...12))
         let week = try await store.export(to: dir.path("time"), filter: ExportFilter(recordedFrom: boundary))
+        var denied = ExportFilter(tenant: "tenant-0")
+        denied.outcome = .denied
+        denied.resourceType = "document"
+        denied.occurredFrom = AuditTimestamp(microsecondsSinceEpoch: 1_700_000_000_000_010)
+        let deniedExport = try await store.export(to: dir.path("denied"), filter: denied)
         try await store.close()
         #expect(tenant.entryCount == 10 && range.entryCount == 8 && week.entryCount == 10)
-        for bundle in ["tenant", "range", "time"] {
+        // sampleEvent: outcome denied when i % 5 == 0, tenant-0 when i % 3 == 0, occurredAt base + i.
+        #expect(deniedExport.entryCount == 2)
+        #expect(try lines(dir.path("denied")).map(seq) == [15, 30])
+        for bundle in ["tenant", "range", "time", "denied"] {
             let result = try await verify(dir.path(bundle))
             #expect(result.isValid, "\(bundle): \(result.findings)")
         }
@@ -237,7 +245,9 @@ struct ExportTests {
         #expect(try run(cli, ["checkpoint", "--store", path, "--key-file", keyFile, "--signing-key", secret]).status == 0)
         let out = dir.path("bundle")
         let exported = try run(cli, ["export", "--store", path, "--key-file", keyFile, "--out", out, "--tenant", "tenant-0",
-                                     "--from-seq", "2", "--redact", "actor,details"])
+                                     "--from-seq", "2", "--redact", "actor,details", "--severity", "info"])
+        let badOutcome = try run(cli, ["export", "--store", path, "--key-file", keyFile, "--out", dir.path("x"), "--outcome", "maybe"])
+        #expect(badOutcome.status == 2 && badOutcome.stderr.contains("--outcome must be success, failure, denied or error"))
         #expect(exported.status == 0, "\(exported.stderr)")
         #expect(exported.stdout == "exported 5 entries to \(out), proven against the checkpoint at seq 15\n")
         let ok = try run(cli, ["verify-export", out, "--public-key", pub])
