@@ -354,6 +354,16 @@ struct CheckpointTests {
         #expect(try run(cli, ["checkpoint", "--store", path, "--key-file", keyFile, "--signing-key", secret, "--anchor", anchor]).status == 0)
         let rotated = try run(cli, ["checkpoint-key", "rotate", "--signing-key", secret, "--public-out", pub])
         #expect(rotated.status == 0, "\(rotated.stderr)")
+        // No command prints a seed; the secret file is 0600 and the public file holds no seed.
+        let seeds = try String(contentsOfFile: secret, encoding: .utf8).split(separator: "\n")
+            .filter { $0.hasPrefix("key ") }.map { String($0.split(separator: " ")[3]) }
+        #expect(seeds.count == 2)
+        let publicText = try String(contentsOfFile: pub, encoding: .utf8)
+        for seed in seeds {
+            for output in [again, rotated] { #expect(!output.stdout.contains(seed) && !output.stderr.contains(seed)) }
+            #expect(!publicText.contains(seed))
+        }
+        #expect((try FileManager.default.attributesOfItem(atPath: secret)[.posixPermissions] as? Int) == 0o600)
         #expect(rotated.stdout.hasPrefix("added checkpoint key version 2 to "))
         let store = try await AuditStore.open(at: path, keys: keys)
         try await store.append(sampleEvent(5))
