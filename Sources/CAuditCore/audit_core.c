@@ -290,3 +290,24 @@ void adb_attestation_mac(const adb_keyset *ks, const uint8_t store_id[16], int64
     put_u64(p, (uint64_t)declaration_seq);
     adb_hmac_mac_key(ks, msg, sizeof msg, out);
 }
+
+// ---- Merkle tree (FORMAT.md, section 16) ----------------------------------------------------
+
+void adb_leaf_hash(const adb_keyset *ks, const uint8_t store_id[16], const adb_row *row, uint8_t out[32]) {
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    sink s;
+    s.ctx = &c; s.out = NULL; s.cap = 0; s.total = 0; s.used = 0;
+    sink_u8(&s, 0x00);
+    encode_row(&s, ks, store_id, row);
+    sink_flush(&s);
+    SHA256_Final(out, &c);
+}
+
+void adb_node_hash(const uint8_t left[32], const uint8_t right[32], uint8_t out[32]) {
+    uint8_t msg[65];
+    msg[0] = 0x01;
+    memcpy(msg + 1, left, 32);
+    memcpy(msg + 33, right, 32);
+    SHA256(msg, sizeof msg, out);
+}

@@ -16,7 +16,8 @@ struct AuditDBCommand: AsyncParsableCommand {
               1  integrity violation found (the store is damaged or tampered with)
               2  could not run: bad arguments, missing or insecure key, unreadable store, storage error
             """,
-        subcommands: [Init.self, Append.self, Query.self, Verify.self, Scan.self, Status.self, Keys.self, Migrate.self]
+        subcommands: [Init.self, Append.self, Query.self, Verify.self, Scan.self, Status.self, Keys.self, Migrate.self,
+                      CheckpointKeyCommand.self, CheckpointCommand.self, ExportCommand.self, VerifyExportCommand.self]
     )
 
     @OptionGroup var global: GlobalOptions

@@ -13,10 +13,17 @@ struct Verify: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Flag(help: "Print the report as one JSON object.") var json = false
+    @Option(name: .customLong("anchor"), help: ArgumentHelp(
+        "Also check against the signed checkpoints in this anchor directory or file (repeatable): detects truncation, rollback and rewrites.",
+        valueName: "path"))
+    var anchors: [String] = []
+    @Option(name: .customLong("public-key"), help: ArgumentHelp("The public checkpoint key file (required with --anchor).", valueName: "file"))
+    var publicKey: String?
 
     func run() async throws {
-        let report = try await AuditStore.verify(
+        let report = anchors.isEmpty ? try await AuditStore.verify(
             storeAt: try global.storePath(), keys: try global.keyRing(), configuration: try global.configuration())
+            : try await verifyAgainstAnchors()
         if json {
             Output.line(ReportJSON.encode(report))
         } else if report.isIntact {
@@ -29,6 +36,17 @@ struct Verify: AsyncParsableCommand {
             if report.totalFindings > 50 { Output.line("  ... and \(report.totalFindings - 50) more") }
         }
         if !report.isIntact { throw ExitCode(ExitStatus.violation) }
+    }
+}
+
+extension Verify {
+    func verifyAgainstAnchors() async throws -> IntegrityReport {
+        guard let publicKey else {
+            throw AuditError(.invalidInput, "--anchor needs --public-key FILE: the checkpoints are only trusted under the public key you hold", field: "--public-key")
+        }
+        return try await AuditStore.verify(
+            storeAt: try global.storePath(), keys: try global.keyRing(), configuration: try global.configuration(),
+            againstAnchors: anchors, publicKeys: try CheckpointPublicKeys.load(path: publicKey))
     }
 }
 

@@ -230,8 +230,11 @@ def test_vectors_and_schema() -> None:
     check(len(schema_blocks) == 1, "FORMAT.md has one ```sql block with the schema")
     if schema_blocks:
         check(av.expected_schema_objects(schema_blocks[0]) == want, "FORMAT.md schema == SCHEMA_SQL")
-    later = [b.strip() for b in blocks if b.strip().startswith("CREATE INDEX")]
-    check([m[1] for m in av.MIGRATIONS[1:]] == later, "FORMAT.md lists the later migrations' SQL exactly")
+    # Appendix A: "### A.k Migration `name`" followed by its ```sql block, for every migration.
+    listed = re.findall(r"### A\.\d+ Migration `([^`]+)`.*?```sql\n(.*?)```", md, re.S)
+    check([name for name, _ in listed] == [name for name, _ in av.MIGRATIONS], "FORMAT.md Appendix A lists every migration in order")
+    check([b.strip() for _, b in listed[1:]] == [m[1].strip() for m in av.MIGRATIONS[1:]],
+          "FORMAT.md lists the later migrations' SQL exactly")
     example = stored["rows"][1]
     check(example["mac"] in md and example["enc_row"][:64] in md.replace(" ", ""),
           "FORMAT.md's worked example quotes vector seq 2 (ENC_ROW start and stored MAC)")
@@ -715,6 +718,9 @@ def main() -> int:
         test_stores(tmp)
         if not args.no_c:
             test_reference_c(tmp)
+        print("checkpoints and export bundles (auditdb_verify_export.py)")
+        import auditdb_verify_export
+        FAILURES.extend(auditdb_verify_export.selftest())
     if FAILURES:
         print(f"selftest: {len(FAILURES)} FAILURE(S)")
         return 1

@@ -31,6 +31,19 @@ public struct Finding: Sendable, Hashable, CustomStringConvertible {
         public static let storeIdentityMismatch = Kind("store-identity-mismatch")
         /// SQLite reports damaged pages, or the file is not a database.
         public static let corruption = Kind("corruption")
+        /// The log ends before the seq of an anchored checkpoint that this store recorded itself:
+        /// rows were cut from the tail after the checkpoint was made.
+        public static let truncated = Kind("truncated")
+        /// The log ends before the seq of an anchored checkpoint that the store does not know:
+        /// the file was replaced by an older copy of itself (or its tail and checkpoints were cut).
+        public static let rolledBack = Kind("rolled-back")
+        /// The store has the anchored checkpoint's seq but other content up to it (another chain
+        /// head or Merkle root): rewritten or forked, even if every MAC is valid. Also: the anchor
+        /// holds checkpoints of another store only.
+        public static let anchorMismatch = Kind("anchor-mismatch")
+        /// An anchored checkpoint is itself invalid: not a checkpoint, a bad signature, or a key
+        /// that is not in the public key file. It proves nothing; the anchor was tampered with.
+        public static let checkpointInvalid = Kind("checkpoint-invalid")
     }
 
     /// What kind of damage.

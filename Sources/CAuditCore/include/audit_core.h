@@ -94,6 +94,12 @@ void adb_attestation_mac(const adb_keyset *ks, const uint8_t store_id[ADB_STORE_
                          uint32_t row_key_version, const uint8_t row_mac[ADB_MAC_LEN], int64_t declaration_seq,
                          uint8_t out[ADB_MAC_LEN]);
 
+/// The Merkle leaf hash of a row: SHA256(0x00 || ENC_ROW) (FORMAT.md, section 16).
+void adb_leaf_hash(const adb_keyset *ks, const uint8_t store_id[ADB_STORE_ID_LEN], const adb_row *row,
+                   uint8_t out[ADB_HASH_LEN]);
+/// A Merkle interior node: SHA256(0x01 || left || right).
+void adb_node_hash(const uint8_t left[ADB_HASH_LEN], const uint8_t right[ADB_HASH_LEN], uint8_t out[ADB_HASH_LEN]);
+
 /// Plain SHA-256 and HMAC-SHA256 (any key length), for tests and test vectors.
 void adb_sha256(const uint8_t *msg, size_t len, uint8_t out[ADB_HASH_LEN]);
 void adb_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *msg, size_t len, uint8_t out[ADB_HASH_LEN]);

@@ -1,0 +1,119 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Somewhere outside the database file that keeps checkpoints: a directory on another disk, a
+/// WORM bucket mount, a remote host. Implement it to send checkpoints to your own system.
+///
+/// ```swift
+/// struct TransparencyLog: AnchorSink {
+///     func write(_ checkpoint: Checkpoint) async throws { /* POST checkpoint.json */ }
+///     var name: String { "transparency log" }
+/// }
+/// ```
+public protocol AnchorSink: Sendable {
+    /// Stores `checkpoint` durably (or throws). Must never replace a checkpoint it already holds.
+    func write(_ checkpoint: Checkpoint) async throws
+    /// A name for messages, e.g. the path.
+    var name: String { get }
+}
+
+/// The built-in anchor: a directory holding one JSON file per checkpoint
+/// (`<store id>-<seq, 20 digits>.json`), each written atomically (temporary file, fsync, then a
+/// hard link to the final name, which never overwrites) and never changed afterwards.
+///
+/// Point it at another disk, a WORM mount or a synced folder. ``AuditStore/verify(againstAnchors:publicKeys:)``
+/// reads it back.
+public struct DirectoryAnchor: AnchorSink {
+    /// The directory.
+    public let path: String
+
+    /// An anchor in `path` (created on first write if missing).
+    public init(path: String) { self.path = path }
+
+    public var name: String { path }
+
+    /// The file name of a checkpoint in the directory.
+    public static func fileName(of checkpoint: Checkpoint) -> String {
+        let seq = String(checkpoint.seq)
+        return "\(checkpoint.storeID.hex)-\(String(repeating: "0", count: max(0, 20 - seq.count)))\(seq).json"
+    }
+
+    public func write(_ checkpoint: Checkpoint) async throws {
+        try writeSync(checkpoint)
+    }
+
+    func writeSync(_ checkpoint: Checkpoint) throws(AuditError) {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw AuditError(.storage, "cannot create the anchor directory \(path): \(error.localizedDescription)")
+        }
+        let final = path + "/" + Self.fileName(of: checkpoint)
+        let bytes = Array((checkpoint.json + "\n").utf8)
+        if FileManager.default.fileExists(atPath: final) {
+            guard try FileBytes.read(final, what: "anchor file", limit: 1 << 16) == bytes else {
+                throw AuditError(.storage, "the anchor \(final) already holds a different checkpoint for seq \(checkpoint.seq); it is never overwritten (investigate: two stores with one id, or tampering)")
+            }
+            return
+        }
+        let temp = path + "/.tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw AuditError(.storage, "cannot write to the anchor directory \(path): \(String(cString: strerror(errno)))")
+        }
+        var ok = true
+        var written = 0
+        while ok && written < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
+            if n < 0, errno == EINTR { continue }
+            ok = n > 0
+            written += max(n, 0)
+        }
+        ok = ok && fsync(fd) == 0
+        close(fd)
+        // link() fails with EEXIST instead of replacing, unlike rename().
+        ok = ok && link(temp, final) == 0
+        let code = errno
+        unlink(temp)
+        guard ok else {
+            throw AuditError(.storage, "could not write the anchor \(final): \(String(cString: strerror(code)))")
+        }
+        let dir = open(path, O_RDONLY | O_CLOEXEC)
+        if dir >= 0 {
+            _ = fsync(dir)  // makes the new name durable; a directory that refuses fsync still has the file
+            close(dir)
+        }
+    }
+
+    /// Reads the checkpoints at `path`: every `*.json` file of a directory, or one file.
+    /// Returns each with the file it came from; a file that is not a valid checkpoint is
+    /// returned as an error message instead.
+    static func read(_ path: String) throws(AuditError) -> [(file: String, checkpoint: Result<Checkpoint, AuditError>)] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw AuditError(.invalidInput, "no anchor at \(path); pass the directory or file checkpoints were written to", field: "--anchor")
+        }
+        var files: [String]
+        if isDirectory.boolValue {
+            do {
+                files = try FileManager.default.contentsOfDirectory(atPath: path)
+                    .filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.sorted().map { path + "/" + $0 }
+            } catch {
+                throw AuditError(.storage, "cannot list the anchor directory \(path): \(error.localizedDescription)")
+            }
+        } else {
+            files = [path]
+        }
+        return try files.map { (file: String) throws(AuditError) in
+            let bytes = try FileBytes.read(file, what: "anchor file", limit: 1 << 16)
+            return (file, Result { () throws(AuditError) in try Checkpoint(json: Data(bytes)) })
+        }
+    }
+}

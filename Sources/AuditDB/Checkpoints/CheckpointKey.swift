@@ -1,0 +1,410 @@
+import CSodium
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// One version of the checkpoint signing key: an Ed25519 key pair (libsodium), separate from
+/// the HMAC keys. Its public half (``publicKey``) can be handed to anyone who should verify
+/// checkpoints and export bundles; the secret half never leaves this object.
+///
+/// The 64-byte libsodium secret key (seed || public key) lives in `sodium_malloc` memory and is
+/// zeroed when the key is released. The description shows no secret bytes.
+///
+/// Sendable: every stored property is immutable after `init`; the secure buffer is owned
+/// exclusively by this object, written only in `init` and freed only in `deinit`.
+public final class CheckpointSigningKey: @unchecked Sendable, CustomStringConvertible {
+    /// The version written into every checkpoint this key signs (1, 2, ...).
+    public let version: UInt32
+    /// When the key was generated, if known.
+    public let createdAt: AuditTimestamp?
+    /// The public half.
+    public let publicKey: CheckpointPublicKey
+
+    private let secret: UnsafeMutableRawPointer
+
+    /// Creates the key pair of a 32-byte seed. The caller should wipe its own copy afterwards.
+    /// - Throws: ``AuditError`` `invalidKeyFile` for a seed that is not 32 bytes or version 0.
+    public init(version: UInt32, seed: UnsafeRawBufferPointer, createdAt: AuditTimestamp? = nil) throws(AuditError) {
+        guard seed.count == Int(crypto_sign_SEEDBYTES) else {
+            throw AuditError(.invalidKeyFile, "checkpoint key version \(version) has a \(seed.count)-byte seed; seeds are 32 bytes (64 hex digits)")
+        }
+        guard version > 0 else { throw AuditError(.invalidKeyFile, "checkpoint key versions start at 1") }
+        guard sodiumInitialized, let secret = sodium_malloc(Int(crypto_sign_SECRETKEYBYTES)) else {
+            throw AuditError(.storage, "could not allocate secure memory for a checkpoint key (sodium_malloc failed); check RLIMIT_MEMLOCK")
+        }
+        var pk = [UInt8](repeating: 0, count: Int(crypto_sign_PUBLICKEYBYTES))
+        crypto_sign_seed_keypair(&pk, secret.assumingMemoryBound(to: UInt8.self), seed.bindMemory(to: UInt8.self).baseAddress!)
+        self.secret = secret
+        self.version = version
+        self.createdAt = createdAt
+        self.publicKey = CheckpointPublicKey(version: version, bytes: pk)
+    }
+
+    /// A new key pair from libsodium's CSPRNG.
+    public static func generate(version: UInt32, createdAt: AuditTimestamp = .now()) throws(AuditError) -> CheckpointSigningKey {
+        var seed = [UInt8](repeating: 0, count: Int(crypto_sign_SEEDBYTES))
+        defer { sodium_memzero(&seed, seed.count) }
+        guard sodiumInitialized else { throw AuditError(.storage, "libsodium failed to initialise") }
+        randombytes_buf(&seed, seed.count)
+        return try typedAuditErrors {
+            try seed.withUnsafeBytes { b in try CheckpointSigningKey(version: version, seed: b, createdAt: createdAt) }
+        }
+    }
+
+    /// Signs `message` (Ed25519, detached): 64 bytes.
+    func sign(_ message: [UInt8]) -> [UInt8] {
+        var signature = [UInt8](repeating: 0, count: Int(crypto_sign_BYTES))
+        crypto_sign_detached(&signature, nil, message, UInt64(message.count), secret.assumingMemoryBound(to: UInt8.self))
+        return signature
+    }
+
+    /// The 32-byte seed as 64 hex digits, written straight into `out` (for the key file only).
+    func appendSeedHex(to out: inout [UInt8]) {
+        var hex = [CChar](repeating: 0, count: 65)
+        _ = sodium_bin2hex(&hex, 65, secret.assumingMemoryBound(to: UInt8.self), 32)
+        out.append(contentsOf: hex[0..<64].map { UInt8(bitPattern: $0) })
+        sodium_memzero(&hex, hex.count)
+    }
+
+    deinit { sodium_free(secret) }  // sodium_free zeroes the memory before releasing it
+
+    public var description: String { "CheckpointSigningKey(version: \(version), public \(publicKey.hex), secret redacted)" }
+}
+
+/// The public half of a checkpoint signing key version: 32 Ed25519 public-key bytes.
+public struct CheckpointPublicKey: Sendable, Hashable, CustomStringConvertible {
+    /// The key version.
+    public let version: UInt32
+    /// The 32 public-key bytes.
+    public let bytes: [UInt8]
+
+    /// A public key of `version`; `bytes` must be 32 bytes (checked when it is used).
+    public init(version: UInt32, bytes: [UInt8]) {
+        self.version = version
+        self.bytes = bytes
+    }
+
+    /// 64 lowercase hex digits.
+    public var hex: String { Hex.encode(bytes) }
+
+    /// Whether `signature` is a valid Ed25519 signature of `message` under this key.
+    func isValidSignature(_ signature: [UInt8], of message: [UInt8]) -> Bool {
+        guard sodiumInitialized, bytes.count == Int(crypto_sign_PUBLICKEYBYTES), signature.count == Int(crypto_sign_BYTES)
+        else { return false }
+        return crypto_sign_verify_detached(signature, message, UInt64(message.count), bytes) == 0
+    }
+
+    public var description: String { "checkpoint public key version \(version) \(hex)" }
+}
+
+/// The checkpoint signing keys (every version; the newest signs), read from or written to a
+/// secret key file:
+///
+/// ```text
+/// # AuditDB checkpoint signing key. SECRET: keep it mode 0600.
+/// auditdb-checkpoint-key v1
+/// key 1 2026-11-23T13:15:00.000000Z <64 hex digits: the Ed25519 seed>
+/// ```
+///
+/// The file is refused if group or others may access it. Hand out the public key file
+/// (``CheckpointPublicKeys``) instead.
+public struct CheckpointSigner: Sendable {
+    /// The versions, ascending.
+    public let keys: [CheckpointSigningKey]
+
+    /// A signer holding `keys` (at least one; versions unique).
+    public init(_ keys: [CheckpointSigningKey]) throws(AuditError) {
+        guard !keys.isEmpty else { throw AuditError(.keyUnavailable, "no checkpoint signing key; create one with `auditdb checkpoint-key generate`") }
+        guard Set(keys.map(\.version)).count == keys.count else {
+            throw AuditError(.invalidKeyFile, "a checkpoint key version appears twice; each version must be unique")
+        }
+        self.keys = keys.sorted { $0.version < $1.version }
+    }
+
+    /// The key that signs: the newest version.
+    public var signingKey: CheckpointSigningKey { keys[keys.count - 1] }
+
+    /// The public keys of every version.
+    public var publicKeys: CheckpointPublicKeys { CheckpointPublicKeys(keys.map(\.publicKey)) }
+
+    /// A signer with one more, freshly generated version that signs from now on.
+    public func rotated() throws(AuditError) -> CheckpointSigner {
+        try CheckpointSigner(keys + [CheckpointSigningKey.generate(version: signingKey.version + 1)])
+    }
+
+    static let header = "auditdb-checkpoint-key v1"
+
+    /// Reads a secret checkpoint key file.
+    /// - Throws: ``AuditError`` `keyUnavailable` (no file), `keyFileInsecure` (mode), `invalidKeyFile`.
+    public static func load(path: String) throws(AuditError) -> CheckpointSigner {
+        try SecretFile.withContents(of: path, what: "checkpoint key file", missingHint: "create one with `auditdb checkpoint-key generate --out \(path) --public-out FILE`") { bytes throws(AuditError) in
+            var keys: [CheckpointSigningKey] = []
+            try KeyLines.parse(bytes, header: header, origin: "checkpoint key file \(path)") { line, fields throws(AuditError) in
+                guard fields.count == 4, String(decoding: fields[0], as: UTF8.self) == "key",
+                      let version = UInt32(String(decoding: fields[1], as: UTF8.self)), version > 0
+                else {
+                    throw AuditError(.invalidKeyFile, "checkpoint key file \(path) line \(line): expected `key VERSION CREATED SEED_HEX`")
+                }
+                let created = AuditTimestamp(iso8601: String(decoding: fields[2], as: UTF8.self))
+                var seed = [UInt8](repeating: 0, count: 32)
+                defer { sodium_memzero(&seed, seed.count) }
+                guard KeyLines.hex(fields[3], into: &seed) else {
+                    throw AuditError(.invalidKeyFile, "checkpoint key file \(path) line \(line): the seed must be 64 hex digits")
+                }
+                keys.append(try typedAuditErrors {
+                    try seed.withUnsafeBytes { b in try CheckpointSigningKey(version: version, seed: b, createdAt: created) }
+                })
+            }
+            return try CheckpointSigner(keys)
+        }
+    }
+
+    /// Writes the secret key file with mode 0600: atomically when replacing, never overwriting otherwise.
+    public func write(to path: String, replacing: Bool) throws(AuditError) {
+        var text = [UInt8]()
+        defer { sodium_memzero(&text, text.count) }
+        text.append(contentsOf: "# AuditDB checkpoint signing key. SECRET: keep it mode 0600; never commit, log or paste it.\n".utf8)
+        text.append(contentsOf: (Self.header + "\n").utf8)
+        for key in keys {
+            text.append(contentsOf: "key \(key.version) \((key.createdAt ?? .now()).iso8601) ".utf8)
+            key.appendSeedHex(to: &text)
+            text.append(0x0A)
+        }
+        try SecretFile.write(text, to: path, mode: 0o600, replacing: replacing)
+    }
+}
+
+/// Public checkpoint keys, by version: what a verifier of checkpoints and export bundles needs.
+///
+/// ```text
+/// auditdb-checkpoint-pubkey v1
+/// key 1 <64 hex digits: the Ed25519 public key>
+/// ```
+public struct CheckpointPublicKeys: Sendable, Hashable {
+    /// The keys, ascending by version.
+    public let keys: [CheckpointPublicKey]
+
+    /// A set of public keys.
+    public init(_ keys: [CheckpointPublicKey]) { self.keys = keys.sorted { $0.version < $1.version } }
+
+    /// The key of `version`, if present.
+    public func key(version: UInt32) -> CheckpointPublicKey? { keys.first { $0.version == version } }
+
+    static let header = "auditdb-checkpoint-pubkey v1"
+
+    /// Reads a public key file (any mode; it holds nothing secret).
+    /// - Throws: ``AuditError`` `keyUnavailable` (no file) or `invalidKeyFile`.
+    public static func load(path: String) throws(AuditError) -> CheckpointPublicKeys {
+        let bytes = try FileBytes.read(path, what: "public checkpoint key file", limit: 1 << 20)
+        var keys: [CheckpointPublicKey] = []
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 1)
+        defer { buffer.deallocate() }
+        buffer.copyBytes(from: bytes)
+        // A plain buffer, not bytes.withUnsafeBytes: a typed-throws closure passed to a
+        // rethrows function crashes the Swift 6.3.1 compiler.
+        let raw = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<bytes.count])
+        try KeyLines.parse(raw, header: header, origin: "public checkpoint key file \(path)") { line, fields throws(AuditError) in
+            guard fields.count == 3, String(decoding: fields[0], as: UTF8.self) == "key",
+                  let version = UInt32(String(decoding: fields[1], as: UTF8.self)), version > 0,
+                  let pk = Hex.decode(String(decoding: fields[2], as: UTF8.self)), pk.count == 32
+            else {
+                throw AuditError(.invalidKeyFile, "public checkpoint key file \(path) line \(line): expected `key VERSION PUBKEY_HEX` (64 hex digits)")
+            }
+            keys.append(CheckpointPublicKey(version: version, bytes: pk))
+        }
+        guard !keys.isEmpty else { throw AuditError(.invalidKeyFile, "public checkpoint key file \(path) holds no key") }
+        guard Set(keys.map(\.version)).count == keys.count else {
+            throw AuditError(.invalidKeyFile, "public checkpoint key file \(path): a version appears twice")
+        }
+        return CheckpointPublicKeys(keys)
+    }
+
+    /// The file's text.
+    public var fileText: String {
+        "# AuditDB checkpoint public keys: not secret; give them to anyone who verifies checkpoints or exports.\n"
+            + Self.header + "\n" + keys.map { "key \($0.version) \($0.hex)\n" }.joined()
+    }
+
+    /// Writes the public key file (mode 0644), atomically.
+    public func write(to path: String) throws(AuditError) {
+        try SecretFile.write(Array(fileText.utf8), to: path, mode: 0o644, replacing: true)
+    }
+}
+
+/// Line parsing shared by the checkpoint key files: `#` comments and blank lines skipped, the
+/// first other line is the header, every other line is handed over split into fields.
+enum KeyLines {
+    static func parse(_ bytes: UnsafeRawBufferPointer, header: String, origin: String,
+                      _ body: (Int, [Slice<UnsafeRawBufferPointer>]) throws(AuditError) -> Void) throws(AuditError)
+    {
+        var sawHeader = false
+        var lineNumber = 0
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != 0x0A { end += 1 }
+            lineNumber += 1
+            let line = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+            start = end + 1
+            let fields = line.split(whereSeparator: { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D })
+            guard let first = fields.first, first.first != UInt8(ascii: "#") else { continue }
+            if !sawHeader {
+                guard fields.map({ String(decoding: $0, as: UTF8.self) }).joined(separator: " ") == header else {
+                    throw AuditError(.invalidKeyFile, "\(origin) line \(lineNumber): expected the header `\(header)`")
+                }
+                sawHeader = true
+                continue
+            }
+            try body(lineNumber, fields)
+        }
+        guard sawHeader else { throw AuditError(.invalidKeyFile, "\(origin): no `\(header)` header") }
+    }
+
+    /// Decodes exactly `out.count` bytes of hex without copying them anywhere else.
+    static func hex(_ field: Slice<UnsafeRawBufferPointer>, into out: inout [UInt8]) -> Bool {
+        guard field.count == out.count * 2 else { return false }
+        var decoded = 0
+        let count = out.count
+        let rc = field.withContiguousStorageIfAvailable { h in
+            h.withMemoryRebound(to: CChar.self) { chars in
+                sodium_hex2bin(&out, count, chars.baseAddress, chars.count, nil, &decoded, nil)
+            }
+        }
+        return rc == 0 && decoded == count
+    }
+}
+
+/// Reading and writing small files with the checks key files need.
+enum SecretFile {
+    /// Reads a file that must be private (mode & 0o077 == 0) into secure memory, hands it to
+    /// `body` and wipes it.
+    static func withContents<R>(of path: String, what: String, missingHint: String,
+                                _ body: (UnsafeRawBufferPointer) throws(AuditError) -> R) throws(AuditError) -> R
+    {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            throw AuditError(code == ENOENT ? .keyUnavailable : .invalidKeyFile,
+                             code == ENOENT ? "\(what) \(path) does not exist; \(missingHint)"
+                                 : "cannot open \(what) \(path): \(String(cString: strerror(code)))")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw AuditError(.keyFileInsecure, "\(what) \(path) is not a regular file")
+        }
+        guard (info.st_mode & 0o077) == 0 else {
+            throw AuditError(.keyFileInsecure,
+                             "\(what) \(path) is accessible by group or others (mode \(String(info.st_mode & 0o777, radix: 8))); run `chmod 600 \(path)` and check who could have read it")
+        }
+        let size = Int(info.st_size)
+        guard size > 0, size < 1 << 20 else { throw AuditError(.invalidKeyFile, "\(what) \(path) is empty or too large (\(size) bytes)") }
+        guard sodiumInitialized, let buffer = sodium_malloc(size) else {
+            throw AuditError(.storage, "could not allocate secure memory to read \(what) \(path)")
+        }
+        defer { sodium_free(buffer) }
+        var filled = 0
+        while filled < size {
+            let n = read(fd, buffer + filled, size - filled)
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { throw AuditError(.invalidKeyFile, "could not read \(what) \(path)") }
+            filled += n
+        }
+        return try body(UnsafeRawBufferPointer(start: buffer, count: filled))
+    }
+
+    /// Writes `bytes` with `mode`: through a temporary file, fsync and rename when replacing;
+    /// with O_EXCL (never overwriting) otherwise.
+    static func write(_ bytes: [UInt8], to path: String, mode: mode_t, replacing: Bool) throws(AuditError) {
+        let target = replacing ? path + ".tmp-\(getpid())" : path
+        let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else {
+            let code = errno
+            throw AuditError(code == EEXIST && !replacing ? .invalidInput : .storage,
+                             code == EEXIST && !replacing ? "\(path) already exists; refusing to overwrite a key file (choose another path)"
+                                 : "cannot create \(target): \(String(cString: strerror(code)))")
+        }
+        var ok = fchmod(fd, mode) == 0
+        var written = 0
+        while ok && written < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
+            if n < 0, errno == EINTR { continue }
+            ok = n > 0
+            written += max(n, 0)
+        }
+        ok = ok && fsync(fd) == 0
+        close(fd)
+        if ok && replacing { ok = rename(target, path) == 0 }
+        guard ok else {
+            let code = errno
+            unlink(target)
+            throw AuditError(.storage, "could not write \(path): \(String(cString: strerror(code)))")
+        }
+    }
+}
+
+/// Reading whole non-secret files with a size limit.
+enum FileBytes {
+    static func read(_ path: String, what: String, limit: Int) throws(AuditError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            throw AuditError(code == ENOENT ? .keyUnavailable : .storage,
+                             "cannot open \(what) \(path): \(String(cString: strerror(code)))")
+        }
+        defer { close(fd) }
+        var out = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            guard n >= 0 else { throw AuditError(.storage, "could not read \(what) \(path): \(String(cString: strerror(errno)))") }
+            if n == 0 { return out }
+            out.append(contentsOf: chunk[0..<n])
+            guard out.count <= limit else { throw AuditError(.invalidInput, "\(what) \(path) is larger than \(limit) bytes") }
+        }
+    }
+}
+
+/// Lowercase hex.
+enum Hex {
+    static func encode(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Decodes hex (either case); nil for odd length or a non-hex character.
+    static func decode(_ text: String) -> [UInt8]? {
+        var text = text
+        return text.withUTF8 { decode(bytes: $0) }
+    }
+
+    static func decode(bytes chars: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        guard chars.count % 2 == 0 else { return nil }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 0x30...0x39: return c - 0x30
+            case 0x61...0x66: return c - 0x61 + 10
+            case 0x41...0x46: return c - 0x41 + 10
+            default: return nil
+            }
+        }
+        var out = [UInt8]()
+        out.reserveCapacity(chars.count / 2)
+        var i = 0
+        while i < chars.count {
+            guard let hi = nibble(chars[i]), let lo = nibble(chars[i + 1]) else { return nil }
+            out.append(hi << 4 | lo)
+            i += 2
+        }
+        return out
+    }
+}

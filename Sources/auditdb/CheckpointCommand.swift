@@ -1,0 +1,77 @@
+import ArgumentParser
+import AuditDB
+import Foundation
+
+struct CheckpointKeyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "checkpoint-key",
+        abstract: "Create and rotate the Ed25519 checkpoint signing key (separate from the HMAC keys).",
+        subcommands: [Generate.self, Rotate.self])
+
+    struct Generate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a new secret checkpoint key file (mode 0600, version 1) and its public key file. Never overwrites the secret file.")
+
+        @Option(help: ArgumentHelp("Where to write the secret key file.", valueName: "file")) var out: String
+        @Option(name: .customLong("public-out"), help: ArgumentHelp("Where to write the public key file (hand it to verifiers).", valueName: "file"))
+        var publicOut: String
+
+        func run() async throws {
+            let signer = try CheckpointSigner([CheckpointSigningKey.generate(version: 1)])
+            try signer.write(to: out, replacing: false)
+            try signer.publicKeys.write(to: publicOut)
+            Output.line("wrote checkpoint key file \(out) (version 1, mode 0600; keep it secret) and public key file \(publicOut)")
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a new checkpoint key version to the secret key file and rewrite the public key file with every version.")
+
+        @Option(name: .customLong("signing-key"), help: ArgumentHelp("The secret checkpoint key file.", valueName: "file"))
+        var signingKey: String
+        @Option(name: .customLong("public-out"), help: ArgumentHelp("The public key file to rewrite.", valueName: "file"))
+        var publicOut: String
+
+        func run() async throws {
+            let signer = try CheckpointSigner.load(path: signingKey).rotated()
+            try signer.write(to: signingKey, replacing: true)
+            try signer.publicKeys.write(to: publicOut)
+            Output.line("added checkpoint key version \(signer.signingKey.version) to \(signingKey); it signs from now on; \(publicOut) lists every version")
+        }
+    }
+}
+
+struct CheckpointCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "checkpoint",
+        abstract: "Sign a checkpoint of the log, record it in the store and write it to anchors.",
+        discussion: """
+            The store must verify intact up to the new checkpoint. Each --anchor is a directory that receives one
+            JSON file per checkpoint, never overwritten; put it on another disk, a WORM mount or a remote host.
+            `auditdb verify --anchor DIR --public-key FILE` later detects truncation, rollback and rewrites.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .customLong("signing-key"), help: ArgumentHelp("The secret checkpoint key file.", valueName: "file"))
+    var signingKey: String
+    @Option(name: .customLong("anchor"), help: ArgumentHelp("An anchor directory (repeatable).", valueName: "dir"))
+    var anchors: [String] = []
+
+    func run() async throws {
+        let signer = try CheckpointSigner.load(path: signingKey)
+        let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
+                                              configuration: try global.configuration())
+        let checkpoint: Checkpoint
+        do {
+            checkpoint = try await store.checkpoint(signer: signer, anchors: anchors.map { DirectoryAnchor(path: $0) })
+            try await store.close()
+        } catch {
+            try? await store.close()  // cleanup; the original error is rethrown
+            throw error
+        }
+        Output.line("checkpoint at seq \(checkpoint.seq) of store \(checkpoint.storeID), signed by checkpoint key version \(checkpoint.keyVersion)")
+        Output.line("merkle root \(checkpoint.merkleRoot.map { String(format: "%02x", $0) }.joined())")
+        for anchor in anchors { Output.line("anchored in \(anchor)") }
+    }
+}

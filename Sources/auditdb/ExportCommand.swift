@@ -1,0 +1,119 @@
+import ArgumentParser
+import AuditDB
+import Foundation
+
+struct ExportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write an export bundle that anyone with the public checkpoint key can verify (the filters of `query`).",
+        discussion: """
+            The bundle (a new directory) holds the matching entries as JSONL, the store's latest checkpoint and an
+            inclusion proof per entry. Rows after the latest checkpoint are not included: run `auditdb checkpoint`
+            first. --redact withholds fields: only their commitments are written, and the bundle still verifies.
+            Verify it with `auditdb verify-export DIR --public-key FILE` (no store, no HMAC key needed).
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: ArgumentHelp("The bundle directory to create.", valueName: "dir")) var out: String
+    @Option var tenant: String?
+    @Option var actor: String?
+    @Option var action: String?
+    @Option(name: .customLong("resource-type")) var resourceType: String?
+    @Option(name: .customLong("resource-id")) var resourceId: String?
+    @Option(help: "success | failure | denied | error") var outcome: String?
+    @Option(help: "info | notice | warning | critical") var severity: String?
+    @Option(name: .customLong("correlation-id")) var correlationId: String?
+    @Option(name: .customLong("from-seq"), help: "Only entries from this seq on.") var fromSeq: Int64?
+    @Option(name: .customLong("to-seq"), help: "Only entries up to this seq.") var toSeq: Int64?
+    @Option(help: ArgumentHelp("Only entries recorded at or after this time (RFC 3339).", valueName: "time")) var since: String?
+    @Option(help: ArgumentHelp("Only entries recorded before this time (RFC 3339).", valueName: "time")) var until: String?
+    @Option(name: .customLong("occurred-since"), help: ArgumentHelp("Only entries that occurred at or after this time.", valueName: "time"))
+    var occurredSince: String?
+    @Option(name: .customLong("occurred-until"), help: ArgumentHelp("Only entries that occurred before this time.", valueName: "time"))
+    var occurredUntil: String?
+    @Option(help: ArgumentHelp("Fields to withhold: a comma-separated list of actor, source, details.", valueName: "fields"))
+    var redact: String?
+
+    func run() async throws {
+        var filter = ExportFilter(tenant: tenant, actor: actor, action: action)
+        if fromSeq != nil || toSeq != nil {
+            let low = fromSeq ?? 1, high = toSeq ?? Int64.max
+            guard low <= high else { throw AuditError(.invalidInput, "--from-seq must not be above --to-seq", field: "--from-seq") }
+            filter.seqs = low...high
+        }
+        filter.recordedFrom = try since.map { try Self.time($0, "--since") }
+        filter.recordedBefore = try until.map { try Self.time($0, "--until") }
+        filter.occurredFrom = try occurredSince.map { try Self.time($0, "--occurred-since") }
+        filter.occurredBefore = try occurredUntil.map { try Self.time($0, "--occurred-until") }
+        filter.resourceType = resourceType
+        filter.resourceId = resourceId
+        filter.correlationId = correlationId
+        if let outcome {
+            guard let value = AuditOutcome(rawValue: outcome) else {
+                throw AuditError(.invalidInput, "--outcome must be success, failure, denied or error", field: "--outcome")
+            }
+            filter.outcome = value
+        }
+        if let severity {
+            guard let value = AuditSeverity(rawValue: severity) else {
+                throw AuditError(.invalidInput, "--severity must be info, notice, warning or critical", field: "--severity")
+            }
+            filter.severity = value
+        }
+        var fields = Set<WithholdableField>()
+        for name in (redact ?? "").split(separator: ",") {
+            guard let field = WithholdableField(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                throw AuditError(.invalidInput, "--redact takes actor, source and details (got \(name))", field: "--redact")
+            }
+            fields.insert(field)
+        }
+        let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
+                                              configuration: try global.configuration())
+        let summary: ExportSummary
+        do {
+            summary = try await store.export(to: out, filter: filter, redact: fields)
+            try await store.close()
+        } catch {
+            try? await store.close()  // cleanup; the original error is rethrown
+            throw error
+        }
+        Output.line("exported \(summary.entryCount) entries to \(out), proven against the checkpoint at seq \(summary.checkpoint.seq)")
+        if summary.rowsAfterCheckpoint > 0 {
+            Output.line("note: \(summary.rowsAfterCheckpoint) row(s) after seq \(summary.checkpoint.seq) are not covered by a checkpoint and were not exported; run `auditdb checkpoint` first to include them")
+        }
+    }
+
+    static func time(_ text: String, _ option: String) throws -> AuditTimestamp {
+        guard let t = AuditTimestamp(iso8601: text) else {
+            throw AuditError(.invalidInput, "\(option) must be an RFC 3339 time such as 2026-11-23T00:00:00Z", field: option)
+        }
+        return t
+    }
+}
+
+struct VerifyExportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify-export",
+        abstract: "Verify an export bundle with only the public checkpoint key: no store, no HMAC key.",
+        discussion: """
+            EXIT STATUS
+              0  the checkpoint and every entry verify, and the entries are exactly the ones the manifest lists
+              1  the bundle does not verify (each reason is printed)
+              2  could not run: no bundle directory, unreadable public key file
+            """)
+
+    @Argument(help: ArgumentHelp("The bundle directory.", valueName: "bundle")) var bundle: String
+    @Option(name: .customLong("public-key"), help: ArgumentHelp("The public checkpoint key file.", valueName: "file"))
+    var publicKey: String
+
+    func run() async throws {
+        let result = try await ExportBundle.verify(at: bundle, publicKeys: try CheckpointPublicKeys.load(path: publicKey))
+        if result.isValid {
+            Output.line(OutputEscaping.escapeForTerminal(result.description))
+            return
+        }
+        Output.line("EXPORT INVALID: \(result.findings.count) finding(s)")
+        for finding in result.findings.prefix(50) { Output.line("  " + OutputEscaping.escapeForTerminal(finding.description)) }
+        throw ExitCode(ExitStatus.violation)
+    }
+}

@@ -1,0 +1,597 @@
+#!/usr/bin/env python3
+"""Independent verifier of AuditDB checkpoints and export bundles (docs/FORMAT.md, sections 16-17).
+
+Written from FORMAT.md, Python 3 standard library only: Ed25519 verification is the reference
+code of RFC 8032 section 6 (pure Python, slow but simple), SHA-256 is hashlib's.
+
+    python3 auditdb_verify_export.py BUNDLE_DIR --public-key checkpoint.pub
+        exit 0: valid; 1: the bundle does not verify (each reason printed); 2: could not run
+    python3 auditdb_verify_export.py --emit-vectors
+        regenerates docs/test-vectors/checkpoints.json and docs/test-vectors/bundle/
+    python3 auditdb_verify_export.py --selftest
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import pathlib
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+VECTORS_DIR = HERE.parent / "test-vectors"
+
+# ------------------------------------------------------------------------------------------
+# Ed25519 (RFC 8032, section 6: the reference implementation, lightly trimmed)
+# ------------------------------------------------------------------------------------------
+
+_p = 2**255 - 19
+_q = 2**252 + 27742317777372353535851937790883648493
+
+
+def _inv(x: int) -> int:
+    return pow(x, _p - 2, _p)
+
+
+_d = -121665 * _inv(121666) % _p
+_sqrt_m1 = pow(2, (_p - 1) // 4, _p)
+
+
+def _add(P, Q):
+    A = (P[1] - P[0]) * (Q[1] - Q[0]) % _p
+    B = (P[1] + P[0]) * (Q[1] + Q[0]) % _p
+    C = 2 * P[3] * Q[3] * _d % _p
+    D = 2 * P[2] * Q[2] % _p
+    E, F, G, H = B - A, D - C, D + C, B + A
+    return (E * F, G * H, F * G, E * H)
+
+
+def _mul(s: int, P):
+    Q = (0, 1, 1, 0)
+    while s > 0:
+        if s & 1:
+            Q = _add(Q, P)
+        P = _add(P, P)
+        s >>= 1
+    return Q
+
+
+def _equal(P, Q) -> bool:
+    return (P[0] * Q[2] - Q[0] * P[2]) % _p == 0 and (P[1] * Q[2] - Q[1] * P[2]) % _p == 0
+
+
+def _recover_x(y: int, sign: int):
+    if y >= _p:
+        return None
+    x2 = (y * y - 1) * _inv(_d * y * y + 1)
+    if x2 == 0:
+        return None if sign else 0
+    x = pow(x2, (_p + 3) // 8, _p)
+    if (x * x - x2) % _p != 0:
+        x = x * _sqrt_m1 % _p
+    if (x * x - x2) % _p != 0:
+        return None
+    if (x & 1) != sign:
+        x = _p - x
+    return x
+
+
+_gy = 4 * _inv(5) % _p
+_gx = _recover_x(_gy, 0)
+_G = (_gx, _gy, 1, _gx * _gy % _p)
+
+
+def _compress(P) -> bytes:
+    zinv = _inv(P[2])
+    x, y = P[0] * zinv % _p, P[1] * zinv % _p
+    return int.to_bytes(y | ((x & 1) << 255), 32, "little")
+
+
+def _decompress(s: bytes):
+    if len(s) != 32:
+        return None
+    y = int.from_bytes(s, "little")
+    sign = y >> 255
+    y &= (1 << 255) - 1
+    x = _recover_x(y, sign)
+    return None if x is None else (x, y, 1, x * y % _p)
+
+
+def _sha512_modq(m: bytes) -> int:
+    return int.from_bytes(hashlib.sha512(m).digest(), "little") % _q
+
+
+def _expand(seed: bytes):
+    h = hashlib.sha512(seed).digest()
+    a = int.from_bytes(h[:32], "little")
+    a &= (1 << 254) - 8
+    a |= 1 << 254
+    return a, h[32:]
+
+
+def ed25519_public_key(seed: bytes) -> bytes:
+    return _compress(_mul(_expand(seed)[0], _G))
+
+
+def ed25519_sign(seed: bytes, msg: bytes) -> bytes:
+    """Only for generating test vectors (Ed25519 signatures are deterministic)."""
+    a, prefix = _expand(seed)
+    A = _compress(_mul(a, _G))
+    r = _sha512_modq(prefix + msg)
+    Rs = _compress(_mul(r, _G))
+    s = (r + _sha512_modq(Rs + A + msg) * a) % _q
+    return Rs + int.to_bytes(s, 32, "little")
+
+
+def ed25519_verify(public: bytes, msg: bytes, signature: bytes) -> bool:
+    if len(public) != 32 or len(signature) != 64:
+        return False
+    A = _decompress(public)
+    R = _decompress(signature[:32])
+    if A is None or R is None:
+        return False
+    s = int.from_bytes(signature[32:], "little")
+    if s >= _q:
+        return False
+    h = _sha512_modq(signature[:32] + public + msg)
+    return _equal(_mul(s, _G), _add(R, _mul(h, A)))
+
+
+# ------------------------------------------------------------------------------------------
+# Encodings (FORMAT.md sections 3, 7, 8, 16)
+# ------------------------------------------------------------------------------------------
+
+
+def sha256(m: bytes) -> bytes:
+    return hashlib.sha256(m).digest()
+
+
+def u32(v: int) -> bytes:
+    return v.to_bytes(4, "big")
+
+
+def i64(v: int) -> bytes:
+    return (v % 2**64).to_bytes(8, "big")
+
+
+def opt_i64(v):
+    return b"\x00" if v is None else b"\x01" + i64(v)
+
+
+def opt_str(v):
+    return b"\xff\xff\xff\xff" if v is None else u32(len(v)) + v
+
+
+FIELDS = [("actor", 1), ("source", 2), ("details", 3)]
+
+
+def commitment(nonce: bytes, field: int, value: bytes | None) -> bytes:
+    return bytes(32) if value is None else sha256(nonce + bytes([field]) + value)
+
+
+def enc_row(store_id: bytes, e: dict, commitments: bytes) -> bytes:
+    """ENC_ROW (section 8) of an exported entry; text values as UTF-8, commitments given."""
+    def t(name):
+        return None if e[name] is None else e[name].encode("utf-8")
+    return (b"ADB1ROW_" + store_id + i64(e["seq"]) + bytes([e["formatVersion"]]) + u32(e["keyVersion"])
+            + i64(e["recordedAt"]) + opt_i64(e["occurredAt"]) + opt_str(t("tenant")) + opt_str(t("action"))
+            + opt_str(t("resourceType")) + opt_str(t("resourceId")) + bytes([e["outcome"], e["severity"]])
+            + opt_str(t("correlationId")) + bytes([e["origin"]]) + opt_i64(e["originRef"]) + commitments)
+
+
+def leaf_hash(enc: bytes) -> bytes:
+    return sha256(b"\x00" + enc)
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return sha256(b"\x01" + left + right)
+
+
+def merkle_root(leaves: list[bytes]) -> bytes:
+    """RFC 6962 section 2.1 MTH (non-empty)."""
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return node_hash(merkle_root(leaves[:k]), merkle_root(leaves[k:]))
+
+
+def inclusion_proof(m: int, leaves: list[bytes]) -> list[bytes]:
+    """RFC 6962 section 2.1.1 PATH(m, D[n]), from the leaf upwards."""
+    if len(leaves) == 1:
+        return []
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    if m < k:
+        return inclusion_proof(m, leaves[:k]) + [merkle_root(leaves[k:])]
+    return inclusion_proof(m - k, leaves[k:]) + [merkle_root(leaves[:k])]
+
+
+def verify_inclusion(leaf: bytes, index: int, size: int, proof: list[bytes], root: bytes) -> bool:
+    """RFC 9162 section 2.1.3.2."""
+    if not 0 <= index < size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+def proof_length(index: int, size: int) -> int:
+    count, i, n = 0, index, size
+    while n > 1:
+        if (i ^ 1) < n:
+            count += 1
+        i >>= 1
+        n = (n + 1) >> 1
+    return count
+
+
+def statement(cp: dict) -> bytes:
+    """The 140 signed bytes of a checkpoint (section 16.1)."""
+    return (b"ADB1CKPT" + bytes.fromhex(cp["storeId"]) + i64(cp["seq"]) + bytes.fromhex(cp["chainHead"])
+            + bytes.fromhex(cp["merkleRoot"]) + i64(cp["time"]) + u32(cp["keyVersion"]) + bytes.fromhex(cp["publicKey"]))
+
+
+def parse_public_keys(text: str) -> dict[int, bytes]:
+    keys, header = {}, False
+    for line in text.split("\n"):
+        fields = line.replace("\t", " ").replace("\r", " ").split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if not header:
+            if fields != ["auditdb-checkpoint-pubkey", "v1"]:
+                raise ValueError("not a public checkpoint key file (header auditdb-checkpoint-pubkey v1)")
+            header = True
+            continue
+        if len(fields) != 3 or fields[0] != "key" or len(fields[2]) != 64:
+            raise ValueError(f"bad line: {line!r}")
+        keys[int(fields[1])] = bytes.fromhex(fields[2])
+    if not keys:
+        raise ValueError("no key in the public key file")
+    return keys
+
+
+def checkpoint_invalidity(cp: dict, keys: dict[int, bytes]) -> str | None:
+    try:
+        if cp.get("format") != "auditdb-checkpoint v1":
+            return "not an auditdb-checkpoint v1"
+        if cp["keyVersion"] not in keys:
+            return f"it is signed with checkpoint key version {cp['keyVersion']}, which the public key file lacks"
+        if bytes.fromhex(cp["publicKey"]) != keys[cp["keyVersion"]]:
+            return (f"it names a different public key for version {cp['keyVersion']} than the public key file "
+                    "(signed by another key)")
+        if cp["seq"] < 1:
+            return f"its seq {cp['seq']} is below 1"
+        msg = statement(cp)
+        if len(msg) != 140 or not ed25519_verify(keys[cp["keyVersion"]], msg, bytes.fromhex(cp["signature"])):
+            return "its Ed25519 signature does not verify (the checkpoint was changed or forged)"
+    except (KeyError, ValueError, TypeError) as e:
+        return f"malformed checkpoint ({e})"
+    return None
+
+
+# ------------------------------------------------------------------------------------------
+# Bundles (section 17)
+# ------------------------------------------------------------------------------------------
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_entry(e: dict, seq: int, cp: dict) -> tuple[str, str] | None:
+    size, root, store_id = cp["seq"], bytes.fromhex(cp["merkleRoot"]), bytes.fromhex(cp["storeId"])
+    if not 1 <= seq <= size:
+        return "proof-invalid", f"entry seq {seq} is outside the checkpoint (seqs 1...{size})"
+    ints = ["recordedAt", "outcome", "severity", "origin", "formatVersion", "keyVersion"]
+    if (not all(_is_int(e.get(n)) for n in ints) or not all(e.get(n) is None or _is_int(e.get(n)) for n in ["occurredAt", "originRef"])
+            or not isinstance(e.get("action"), str)
+            or not all(n in e and (e[n] is None or isinstance(e[n], str)) for n in ["tenant", "resourceType", "resourceId", "correlationId"])
+            or not all(0 <= e[n] <= 255 for n in ["outcome", "severity", "origin", "formatVersion"])
+            or not 0 <= e["keyVersion"] < 2**32):
+        return "bundle-malformed", f"entry seq {seq}: a value is missing or of the wrong type"
+    commitments = b""
+    withheld = []
+    for name, fid in FIELDS:
+        f = e.get(name)
+        try:
+            c = bytes.fromhex(f["commitment"])
+            assert len(c) == 32
+        except Exception:
+            return "bundle-malformed", f"entry seq {seq}: {name} has no 32-byte commitment"
+        if f.get("withheld") is True:
+            withheld.append(name)
+            commitments += c
+            continue
+        if "value" in f and f["value"] is None:
+            expected = bytes(32)
+        elif isinstance(f.get("value"), str) and isinstance(f.get("nonce"), str) and len(f["nonce"]) == 64:
+            expected = commitment(bytes.fromhex(f["nonce"]), fid, f["value"].encode("utf-8"))
+        else:
+            return "bundle-malformed", f"entry seq {seq}: {name} needs a value and a 32-byte nonce, or withheld: true"
+        if expected != c:
+            return "commitment-mismatch", f"entry seq {seq}: the shown {name} does not match its commitment (the value or its nonce was changed)"
+        commitments += c
+    leaf = leaf_hash(enc_row(store_id, e, commitments))
+    if e.get("leafHash") != leaf.hex():
+        return "entry-changed", (f"entry seq {seq}: its values do not hash to its leaf hash: a value"
+                                 + (f" or the commitment of a withheld field ({', '.join(withheld)})" if withheld else "")
+                                 + " was changed")
+    proof_texts = e.get("proof")
+    if not isinstance(proof_texts, list):
+        return "bundle-malformed", f"entry seq {seq}: no proof"
+    need = proof_length(seq - 1, size)
+    try:
+        proof = [bytes.fromhex(p) for p in proof_texts]
+    except (TypeError, ValueError):
+        proof = []
+    if len(proof) != len(proof_texts) or len(proof) != need:
+        return "proof-invalid", f"entry seq {seq}: its inclusion proof has {len(proof_texts)} hashes; leaf {seq - 1} of a tree of {size} needs {need}"
+    if not verify_inclusion(leaf, seq - 1, size, proof, root):
+        return "proof-invalid", f"entry seq {seq}: its inclusion proof does not lead to the Merkle root of the checkpoint at seq {size} (the proof was changed)"
+    return None
+
+
+def verify_bundle(path: pathlib.Path, keys: dict[int, bytes]) -> tuple[list[tuple[str, int | None, str]], int]:
+    """Returns (findings, entries verified). A finding is (kind, seq or None, message)."""
+    findings: list[tuple[str, int | None, str]] = []
+    try:
+        cp = json.loads((path / "checkpoint.json").read_bytes())
+        assert isinstance(cp, dict)
+    except Exception as e:
+        return [("checkpoint-invalid", None, f"checkpoint.json: {e}")], 0
+    why = checkpoint_invalidity(cp, keys)
+    if why:
+        return [("checkpoint-invalid", None, f"the checkpoint at seq {cp.get('seq')} is invalid: {why}")], 0
+    try:
+        manifest = json.loads((path / "manifest.json").read_bytes())
+        listed = manifest["seqs"]
+        count = manifest["entryCount"]
+        assert manifest["format"] == "auditdb-export v1" and all(_is_int(s) for s in listed) and _is_int(count)
+    except Exception:
+        return [("bundle-malformed", None, "manifest.json is not an `auditdb-export v1` manifest with seqs and entryCount")], 0
+    if manifest.get("storeId") != cp["storeId"] or manifest.get("checkpointSeq") != cp["seq"]:
+        findings.append(("manifest-mismatch", None, "the manifest names another store or checkpoint than checkpoint.json"))
+    if count != len(listed):
+        findings.append(("manifest-mismatch", None, f"the manifest states {count} entries but lists {len(listed)} seqs"))
+    try:
+        data = (path / "entries.jsonl").read_bytes()
+    except OSError as e:
+        return findings + [("bundle-malformed", None, f"entries.jsonl: {e}")], 0
+    listed_set, seen, previous, verified = set(listed), set(), 0, 0
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if not line:
+            continue
+        try:
+            e = json.loads(line)
+            seq = e["seq"]
+            assert _is_int(seq)
+        except Exception:
+            findings.append(("bundle-malformed", None, f"entries.jsonl line {number} is not an entry (JSON object with a seq)"))
+            continue
+        if seq in seen:
+            findings.append(("entry-duplicate", seq, f"seq {seq} appears more than once (line {number})"))
+            continue
+        seen.add(seq)
+        if seq < previous:
+            findings.append(("entry-out-of-order", seq, f"entry seq {seq} (line {number}) comes after seq {previous}: the entries were reordered"))
+        previous = max(previous, seq)
+        if seq not in listed_set:
+            findings.append(("entry-added", seq, f"entry seq {seq} (line {number}) is not listed in the manifest: it was added"))
+            continue
+        problem = check_entry(e, seq, cp)
+        if problem:
+            findings.append((problem[0], seq, problem[1]))
+        else:
+            verified += 1
+    for seq in listed:
+        if seq not in seen:
+            findings.append(("entry-missing", seq, f"the manifest lists seq {seq} but the bundle has no entry for it: it was removed"))
+    return findings, verified
+
+
+# ------------------------------------------------------------------------------------------
+# Test vectors (PUBLIC TEST-ONLY KEYS)
+# ------------------------------------------------------------------------------------------
+
+TEST_SEED = bytes(range(0x40, 0x60))  # checkpoint signing key version 1 of the vectors: never use it
+TEST_TIME = 1795439710000000          # 2026-11-23T13:15:10Z
+BUNDLE_SEQS = [2, 4]
+BUNDLE_REDACT = ["details"]
+
+
+def _iso(us: int) -> str:
+    import datetime
+    t = datetime.datetime.fromtimestamp(us // 1_000_000, tz=datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + f".{us % 1_000_000:06d}Z"
+
+
+def checkpoint_json(cp: dict) -> str:
+    keys = ["format", "storeId", "seq", "chainHead", "merkleRoot", "time", "timeText", "keyVersion", "publicKey", "signature"]
+    return json.dumps({k: cp[k] for k in keys}, separators=(",", ":"))
+
+
+def build_vectors() -> tuple[dict, dict[str, str]]:
+    base = json.loads((VECTORS_DIR / "vectors.json").read_text(encoding="utf-8"))
+    rows = base["rows"]
+    leaves = [leaf_hash(bytes.fromhex(r["enc_row"])) for r in rows]
+    public = ed25519_public_key(TEST_SEED)
+    cp = {"format": "auditdb-checkpoint v1", "storeId": base["store_id"], "seq": len(rows), "chainHead": rows[-1]["mac"],
+          "merkleRoot": merkle_root(leaves).hex(), "time": TEST_TIME, "timeText": _iso(TEST_TIME), "keyVersion": 1,
+          "publicKey": public.hex()}
+    msg = statement(cp)
+    cp["signature"] = ed25519_sign(TEST_SEED, msg).hex()
+    vectors = {
+        "vectors_format": "auditdb-checkpoint-vectors", "vectors_version": 1,
+        "WARNING": "PUBLIC TEST-ONLY KEYS. The checkpoint signing seed below is published: anyone can forge checkpoints with it. Never use it.",
+        "generator": "docs/verifier/auditdb_verify_export.py --emit-vectors",
+        "rows_from": "vectors.json (rows[i].enc_row)",
+        "checkpoint_key": {"version": 1, "seed": TEST_SEED.hex(), "public_key": public.hex()},
+        "leaves": [lf.hex() for lf in leaves],
+        "roots": {str(n): merkle_root(leaves[:n]).hex() for n in range(1, len(leaves) + 1)},
+        "inclusion_proofs": [{"index": m, "size": n, "proof": [h.hex() for h in inclusion_proof(m, leaves[:n])]}
+                             for n in range(1, len(leaves) + 1) for m in range(n)],
+        "checkpoint": cp, "statement": msg.hex(), "checkpoint_json": checkpoint_json(cp),
+        "public_key_file_text": "# PUBLIC TEST-ONLY KEY - never use it for a real store.\nauditdb-checkpoint-pubkey v1\n"
+                                f"key 1 {public.hex()}\n",
+    }
+    # The bundle: rows BUNDLE_SEQS, BUNDLE_REDACT withheld.
+    lines = []
+    for seq in BUNDLE_SEQS:
+        r = rows[seq - 1]
+        c = r["columns"]
+        e = {"seq": seq, "recordedAt": c["recorded_at"], "occurredAt": c["occurred_at"], "tenant": c["tenant"],
+             "action": c["action"], "resourceType": c["resource_type"], "resourceId": c["resource_id"],
+             "outcome": c["outcome"], "severity": c["severity"], "correlationId": c["correlation_id"],
+             "origin": c["origin"], "originRef": c["origin_ref"], "formatVersion": c["format_version"],
+             "keyVersion": c["key_version"]}
+        for name, _ in FIELDS:
+            com = r["commitments"][name]
+            if name in BUNDLE_REDACT:
+                e[name] = {"withheld": True, "commitment": com}
+            elif c[name] is None:
+                e[name] = {"value": None, "commitment": com}
+            else:
+                e[name] = {"value": c[name], "nonce": r["nonces"][name], "commitment": com}
+        e["leafHash"] = leaves[seq - 1].hex()
+        e["proof"] = [h.hex() for h in inclusion_proof(seq - 1, leaves)]
+        lines.append(json.dumps(e, separators=(",", ":"), ensure_ascii=False))
+    manifest = {"format": "auditdb-export v1", "storeId": base["store_id"], "checkpointSeq": len(rows),
+                "entryCount": len(BUNDLE_SEQS), "seqs": BUNDLE_SEQS, "redacted": BUNDLE_REDACT,
+                "filter": {"tenant": None, "actor": None, "action": None, "fromSeq": None, "toSeq": None,
+                           "recordedFrom": None, "recordedBefore": None},
+                "createdAt": TEST_TIME}
+    bundle = {"manifest.json": json.dumps(manifest, separators=(",", ":")) + "\n",
+              "checkpoint.json": checkpoint_json(cp) + "\n",
+              "entries.jsonl": "".join(line + "\n" for line in lines)}
+    return vectors, bundle
+
+
+def emit_vectors() -> None:
+    vectors, bundle = build_vectors()
+    (VECTORS_DIR / "checkpoints.json").write_text(json.dumps(vectors, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (VECTORS_DIR / "bundle").mkdir(exist_ok=True)
+    for name, text in bundle.items():
+        (VECTORS_DIR / "bundle" / name).write_text(text, encoding="utf-8")
+    (VECTORS_DIR / "checkpoint.pub").write_text(vectors["public_key_file_text"], encoding="utf-8")
+
+
+def selftest() -> list[str]:
+    """Checks Ed25519 against RFC 8032, the vectors are current, and tampering is found."""
+    failures = []
+
+    def check(ok, what):
+        print(("  ok   " if ok else "  FAIL ") + what)
+        if not ok:
+            failures.append(what)
+
+    # RFC 8032 section 7.1, TEST 1.
+    sk = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+    pk = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+    sig = bytes.fromhex("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b")
+    check(ed25519_public_key(sk) == pk and ed25519_sign(sk, b"") == sig, "Ed25519: RFC 8032 test 1 (key and signature)")
+    check(ed25519_verify(pk, b"", sig) and not ed25519_verify(pk, b"x", sig), "Ed25519: verify accepts test 1, rejects a changed message")
+    vectors, bundle = build_vectors()
+    stored = json.loads((VECTORS_DIR / "checkpoints.json").read_text(encoding="utf-8"))
+    check(stored == json.loads(json.dumps(vectors, ensure_ascii=False)), "checkpoints.json is current (--emit-vectors)")
+    check(all((VECTORS_DIR / "bundle" / n).read_text(encoding="utf-8") == t for n, t in bundle.items()), "bundle/ is current")
+    keys = parse_public_keys((VECTORS_DIR / "checkpoint.pub").read_text(encoding="utf-8"))
+    for m in range(9):
+        for n in range(m + 1, 9):
+            leaves = [sha256(bytes([i])) for i in range(n)]
+            if not verify_inclusion(leaves[m], m, n, inclusion_proof(m, leaves), merkle_root(leaves)):
+                check(False, f"inclusion proof {m} of {n}")
+    findings, verified = verify_bundle(VECTORS_DIR / "bundle", keys)
+    check(not findings and verified == len(BUNDLE_SEQS), f"the vector bundle verifies ({findings})")
+    import shutil
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        def tampered(edit):
+            b = pathlib.Path(d) / "b"
+            if b.exists():
+                shutil.rmtree(b)
+            shutil.copytree(VECTORS_DIR / "bundle", b)
+            edit(b)
+            return [(k, s) for k, s, _ in verify_bundle(b, keys)[0]]
+
+        def edit_lines(f):
+            def run(b):
+                lines = (b / "entries.jsonl").read_text(encoding="utf-8").splitlines()
+                (b / "entries.jsonl").write_text("".join(x + "\n" for x in f(lines)), encoding="utf-8")
+            return run
+        check(tampered(edit_lines(lambda l: [l[0].replace('"outcome":2', '"outcome":1'), l[1]])) == [("entry-changed", 2)],
+              "a changed entry -> entry-changed")
+        check(tampered(edit_lines(lambda l: [l[1]])) == [("entry-missing", 2)], "a removed entry -> entry-missing")
+        check(tampered(edit_lines(lambda l: [l[1], l[0]])) == [("entry-out-of-order", 2)], "reordered -> entry-out-of-order")
+        check(tampered(edit_lines(lambda l: [l[0], l[0], l[1]])) == [("entry-duplicate", 2)], "repeated -> entry-duplicate")
+
+        def flip_proof(l):
+            e = json.loads(l[1])
+            e["proof"][0] = ("0" if e["proof"][0][0] != "0" else "1") + e["proof"][0][1:]
+            return [l[0], json.dumps(e, ensure_ascii=False)]
+        check(tampered(edit_lines(flip_proof)) == [("proof-invalid", 4)], "a changed proof -> proof-invalid")
+
+        def flip_withheld(l):
+            e = json.loads(l[0])
+            c = e["details"]["commitment"]
+            e["details"]["commitment"] = ("0" if c[0] != "0" else "1") + c[1:]
+            return [json.dumps(e, ensure_ascii=False), l[1]]
+        check(tampered(edit_lines(flip_withheld)) == [("entry-changed", 2)], "an altered withheld commitment -> entry-changed")
+
+        def edit_checkpoint(b):
+            cp = json.loads((b / "checkpoint.json").read_text())
+            cp["time"] += 1
+            (b / "checkpoint.json").write_text(json.dumps(cp))
+        check(tampered(edit_checkpoint) == [("checkpoint-invalid", None)], "a changed checkpoint -> checkpoint-invalid")
+    return failures
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Verify an AuditDB export bundle with only the public checkpoint key.")
+    parser.add_argument("bundle", nargs="?")
+    parser.add_argument("--public-key")
+    parser.add_argument("--emit-vectors", action="store_true")
+    parser.add_argument("--selftest", action="store_true")
+    args = parser.parse_args(argv)
+    if args.emit_vectors:
+        emit_vectors()
+        return 0
+    if args.selftest:
+        return 1 if selftest() else 0
+    if not args.bundle or not args.public_key:
+        parser.error("BUNDLE and --public-key are required")
+    try:
+        keys = parse_public_keys(pathlib.Path(args.public_key).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        print(f"auditdb_verify_export: error: {e}", file=sys.stderr)
+        return 2
+    bundle = pathlib.Path(args.bundle)
+    if not bundle.is_dir():
+        print(f"auditdb_verify_export: error: no export bundle (directory) at {bundle}", file=sys.stderr)
+        return 2
+    findings, verified = verify_bundle(bundle, keys)
+    if findings:
+        print(f"EXPORT INVALID: {len(findings)} finding(s)")
+        for kind, seq, message in findings:
+            print(f"  {kind}{'' if seq is None else f' at seq {seq}'}: {message}")
+        return 1
+    print(f"valid: {verified} entries")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
