@@ -15,6 +15,9 @@ enum QueryExecution {
         var bucketed = false
         /// Keep SQLite from driving the query by the seq range when a time index is better.
         var preferTimeIndex = false
+        /// A time index yields rows in time order, so SQLite sorts them by seq: select and sort
+        /// only seqs (from the index, without reading rows), then read the page's rows by seq.
+        var seqsFirst = false
         var descending = false
         var limit = 100
         var lowerSeq: Int64 = 1
@@ -84,6 +87,7 @@ enum QueryExecution {
         // A recorded-time range is usually far narrower than the seq bounds (which are always
         // present); without statistics SQLite would pick the rowid range.
         plan.preferTimeIndex = !plan.bucketed && query.recordedAt != nil && query.seqs == nil
+        plan.seqsFirst = !plan.bucketed && query.recordedAt != nil
         return plan
     }
 
@@ -92,9 +96,12 @@ enum QueryExecution {
         var conditions = plan.preferTimeIndex ? ["+seq >= ?", "+seq <= ?"] : ["seq >= ?", "seq <= ?"]
         if bucketed { conditions.append("(seq >> \(bucketShift)) = ?") }
         conditions += plan.conditions
-        return "SELECT \(Verifier.selectColumns) FROM audit_entries WHERE \(conditions.joined(separator: " AND ")) "
+        let columns = plan.seqsFirst && !bucketed ? "seq" : Verifier.selectColumns
+        return "SELECT \(columns) FROM audit_entries WHERE \(conditions.joined(separator: " AND ")) "
             + "ORDER BY seq \(plan.descending ? "DESC" : "ASC") LIMIT ?"
     }
+
+    static let rowBySeqSQL = "SELECT \(Verifier.selectColumns) FROM audit_entries WHERE seq = ?"
 
     /// Reads one page inside the caller's read transaction.
     static func page(_ db: Database, plan: Plan, storeID: StoreID, keys: KeyRing) throws -> QueryPage {
@@ -114,6 +121,15 @@ enum QueryExecution {
                     [lower, upper, bucket] + plan.bindings + [Int64(plan.limit - entries.count)]))
                 try reader.read(statement, into: &entries)
                 bucket += plan.descending ? -1 : 1
+            }
+        } else if plan.seqsFirst {
+            let seqs = try Int64.fetchAll(
+                db.cachedStatement(sql: sql(plan, bucketed: false)),
+                arguments: StatementArguments([lower, upper] + plan.bindings + [Int64(plan.limit)]))
+            let row = try db.cachedStatement(sql: rowBySeqSQL)
+            for seq in seqs {
+                try row.setArguments([seq])
+                try reader.read(row, into: &entries)
             }
         } else {
             let statement = try db.cachedStatement(sql: sql(plan, bucketed: false))

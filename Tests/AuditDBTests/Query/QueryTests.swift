@@ -86,8 +86,8 @@ struct QueryTests {
             (EntryQuery(actor: "user-1"), "USING INDEX audit_entries_actor (<expr>=? AND actor=?"),
             (EntryQuery(resourceId: "doc-1"), "USING INDEX audit_entries_resource (<expr>=? AND resource_id=?"),
             (EntryQuery(resourceType: "document", resourceId: "doc-1"), "USING INDEX audit_entries_resource (<expr>=? AND resource_id=?"),
-            (EntryQuery(tenant: "t", recordedAt: now..<now), "USING INDEX audit_entries_tenant_time (tenant=? AND recorded_at>? AND recorded_at<?)"),
-            (EntryQuery(recordedAt: now..<now), "USING INDEX audit_entries_recorded_at (recorded_at>? AND recorded_at<?)"),
+            (EntryQuery(tenant: "t", recordedAt: now..<now), "USING COVERING INDEX audit_entries_tenant_time (tenant=? AND recorded_at>? AND recorded_at<?)"),
+            (EntryQuery(recordedAt: now..<now), "USING COVERING INDEX audit_entries_recorded_at (recorded_at>? AND recorded_at<?)"),
             (EntryQuery(afterSeq: 10), "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
         ]
         for (query, expected) in cases {
