@@ -108,4 +108,57 @@ struct InterruptionTests {
         #expect(interrupted > 0)
         print("migration interruption: 4 rounds in a \(whole) ms run, \(interrupted) killed mid-way; migrations applied when killed: \(stepsReached)")
     }
+
+    @Test("checkpoints killed mid-way: store and anchors stay consistent, and checkpointing again works")
+    func killDuringCheckpoint() async throws {
+        let dir = try TempDir()
+        let keyFile = dir.path("k.keys")
+        let keys = try KeyFile.generate(at: keyFile)
+        let cli = try cliPath()
+        let signing = dir.path("ckpt.key"), publicKey = dir.path("ckpt.pub")
+        #expect(try run(cli, ["checkpoint-key", "generate", "--out", signing, "--public-out", publicKey]).status == 0)
+        let rows = environmentInt("AUDITDB_CHECKPOINT_KILL_ROWS", default: 40_000)
+        let template = dir.path("template.db")
+        try await makeStore(at: template, keys: keys, count: rows)
+        // Time an uninterrupted first checkpoint (it hashes every row), to kill inside it.
+        let timed = dir.path("timed.db")
+        try FileManager.default.copyItem(atPath: template, toPath: timed)
+        let timedAnchors = dir.path("timed-anchors")
+        try FileManager.default.createDirectory(atPath: timedAnchors, withIntermediateDirectories: true)
+        let started = Date()
+        let first = try run(cli, ["checkpoint", "--signing-key", signing, "--anchor", timedAnchors, "--store", timed, "--key-file", keyFile])
+        #expect(first.status == 0, "\(first.stderr)")
+        let whole = Int(Date().timeIntervalSince(started) * 1_000)
+        var random = SeededRandom(seed: 0xC4E7)
+        var killedMidway = 0
+        var anchoredBeforeKill = 0
+        var storedBeforeKill = 0
+        for round in 0..<6 {
+            let path = dir.path("c\(round).db"), anchors = dir.path("anchors-\(round)")
+            try FileManager.default.copyItem(atPath: template, toPath: path)
+            try FileManager.default.createDirectory(atPath: anchors, withIntermediateDirectories: true)
+            // Around the length of the timed run: some kills land early, some late, some after the end.
+            let delay = Int.random(in: (whole / 10)...max(whole / 10, whole * 3 / 2), using: &random)
+            let arguments = ["checkpoint", "--signing-key", signing, "--anchor", anchors, "--store", path, "--key-file", keyFile]
+            if try !startAndKill(cli, arguments, afterMilliseconds: delay) { killedMidway += 1 }
+            // The store verifies with every row; any anchor written is whole and agrees with the store.
+            let report = try await AuditStore.verify(storeAt: path, keys: keys)
+            #expect(report.isIntact && report.rowsChecked == rows, "round \(round) after \(delay) ms: \(report)")
+            let stored = try sqlite3Shell(path, "SELECT count(*) FROM audit_checkpoints;").stdout
+            if stored.trimmingCharacters(in: .whitespacesAndNewlines) != "0" { storedBeforeKill += 1 }
+            let written = try FileManager.default.contentsOfDirectory(atPath: anchors).filter { $0.hasSuffix(".json") }
+            if !written.isEmpty {
+                anchoredBeforeKill += 1
+                let check = try run(cli, ["verify", "--anchor", anchors, "--public-key", publicKey, "--store", path, "--key-file", keyFile])
+                #expect(check.status == 0, "round \(round): \(check.stdout) \(check.stderr)")
+            }
+            // Checkpointing again finishes, and the store verifies against every anchor.
+            let again = try run(cli, arguments)
+            #expect(again.status == 0, "round \(round): \(again.stderr)")
+            let after = try run(cli, ["verify", "--anchor", anchors, "--public-key", publicKey, "--store", path, "--key-file", keyFile])
+            #expect(after.status == 0, "round \(round): \(after.stdout) \(after.stderr)")
+        }
+        #expect(killedMidway > 0)
+        print("checkpoint interruption: 6 rounds in a \(whole) ms run, \(killedMidway) killed mid-way, \(storedBeforeKill) had stored and \(anchoredBeforeKill) had anchored the checkpoint")
+    }
 }
