@@ -269,6 +269,12 @@ def checkpoint_invalidity(cp: dict, keys: dict[int, bytes]) -> str | None:
     try:
         if cp.get("format") != "auditdb-checkpoint v1":
             return "not an auditdb-checkpoint v1"
+        unknown = sorted(set(cp) - {"format", "storeId", "seq", "chainHead", "merkleRoot", "time", "timeText",
+                                     "keyVersion", "publicKey", "signature"})
+        if unknown:
+            return f"it has an unknown field {unknown[0]!r}; a checkpoint holds only its signed fields and timeText"
+        if "timeText" in cp and cp["timeText"] != _iso(cp["time"]):
+            return "its timeText is not the signed time (the checkpoint was edited)"
         if cp["keyVersion"] not in keys:
             return f"it is signed with checkpoint key version {cp['keyVersion']}, which the public key file lacks"
         if bytes.fromhex(cp["publicKey"]) != keys[cp["keyVersion"]]:

@@ -129,6 +129,12 @@ public struct Checkpoint: Sendable, Hashable, CustomStringConvertible {
         guard object["format"] as? String == Self.jsonFormat else {
             throw AuditError(.invalidInput, "not a checkpoint: its format is not `\(Self.jsonFormat)`")
         }
+        // Nothing unproven may sit beside the signed fields: a reader would take it as signed.
+        let known: Set<String> = ["format", "storeId", "seq", "chainHead", "merkleRoot", "time", "timeText", "keyVersion",
+                                  "publicKey", "signature"]
+        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+            throw AuditError(.invalidInput, "checkpoint has an unknown field \(OutputEscaping.jsonQuoted(unknown)); a checkpoint holds only its signed fields and timeText", field: unknown)
+        }
         func bytes(_ name: String, _ count: Int) throws(AuditError) -> [UInt8] {
             guard let text = object[name] as? String, let b = Hex.decode(text), b.count == count else {
                 throw AuditError(.invalidInput, "checkpoint field \(name) must be \(count * 2) hex digits", field: name)
@@ -148,9 +154,15 @@ public struct Checkpoint: Sendable, Hashable, CustomStringConvertible {
         guard let kv = UInt32(exactly: version) else {
             throw AuditError(.invalidInput, "checkpoint field keyVersion is out of range", field: "keyVersion")
         }
+        let time = AuditTimestamp(microsecondsSinceEpoch: try integer("time"))
+        if let text = object["timeText"] {
+            guard let text = text as? String, text == time.iso8601 else {
+                throw AuditError(.invalidInput, "checkpoint field timeText is not the signed time (\(time.iso8601)); the checkpoint was edited", field: "timeText")
+            }
+        }
         self.init(
             storeID: storeID, seq: try integer("seq"), chainHead: try bytes("chainHead", 32),
-            merkleRoot: try bytes("merkleRoot", 32), time: AuditTimestamp(microsecondsSinceEpoch: try integer("time")),
+            merkleRoot: try bytes("merkleRoot", 32), time: time,
             keyVersion: kv, publicKey: try bytes("publicKey", 32), signature: try bytes("signature", 64))
     }
 
