@@ -39,8 +39,8 @@ show "$AUDITDB" status
 step "5. A signed checkpoint, anchored outside the file; an export an auditor checks with the public key"
 mkdir -p "$WORK/anchors"
 show "$AUDITDB" checkpoint --signing-key "$WORK/checkpoint.key" --anchor "$WORK/anchors"
-show "$AUDITDB" export --out "$WORK/export-acme" --tenant acme --redact actor
-show "$AUDITDB" verify-export "$WORK/export-acme" --public-key "$WORK/checkpoint.pub"; echo "exit status: $?"
+show "$AUDITDB" export --out "$WORK/export-acme" --tenant acme --redact actor --signing-key "$WORK/checkpoint.key"
+show "$AUDITDB" verify-export "$WORK/export-acme" --public-key "$WORK/checkpoint.pub" --require-statement; echo "exit status: $?"
 
 step "6. A copy whose last rows were cut (trigger put back): the MACs cannot see it, the anchor can"
 cp "$AUDITDB_STORE" "$WORK/cut.db"

@@ -10,7 +10,9 @@ struct ExportCommand: AsyncParsableCommand {
             The bundle (a new directory) holds the matching entries as JSONL, the store's latest checkpoint and an
             inclusion proof per entry. Rows after the latest checkpoint are not included: run `auditdb checkpoint`
             first. --redact withholds fields: only their commitments are written, and the bundle still verifies.
-            Verify it with `auditdb verify-export DIR --public-key FILE` (no store, no HMAC key needed).
+            --signing-key (the checkpoint signing key file) adds a signed statement.json attesting that the bundle
+            holds every row up to the checkpoint that matches the filters; without it a verifier can check each
+            entry but not that none was left out. Verify it with `auditdb verify-export DIR --public-key FILE` (no store, no HMAC key needed).
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -33,6 +35,8 @@ struct ExportCommand: AsyncParsableCommand {
     var occurredUntil: String?
     @Option(help: ArgumentHelp("Fields to withhold: a comma-separated list of actor, source, details.", valueName: "fields"))
     var redact: String?
+    @Option(name: .customLong("signing-key"), help: ArgumentHelp("The secret checkpoint key file: sign a statement that the export is complete.", valueName: "file"))
+    var signingKey: String?
 
     func run() async throws {
         var filter = ExportFilter(tenant: tenant, actor: actor, action: action)
@@ -67,17 +71,23 @@ struct ExportCommand: AsyncParsableCommand {
             }
             fields.insert(field)
         }
+        let signer = try signingKey.map { path throws(AuditError) in try CheckpointSigner.load(path: path) }
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
                                               configuration: try global.configuration())
         let summary: ExportSummary
         do {
-            summary = try await store.export(to: out, filter: filter, redact: fields)
+            summary = try await store.export(to: out, filter: filter, redact: fields, signer: signer)
             try await store.close()
         } catch {
             try? await store.close()  // cleanup; the original error is rethrown
             throw error
         }
         Output.line("exported \(summary.entryCount) entries to \(out), proven against the checkpoint at seq \(summary.checkpoint.seq)")
+        if let statement = summary.statement {
+            Output.line("signed statement.json with checkpoint key version \(statement.keyVersion): it attests that these are all rows up to seq \(statement.checkpointSeq) matching the filters")
+        } else {
+            Output.line("note: no --signing-key, so no signed statement: a verifier can check each entry, but not that the export is complete")
+        }
         if summary.rowsAfterCheckpoint > 0 {
             Output.line("note: \(summary.rowsAfterCheckpoint) row(s) after seq \(summary.checkpoint.seq) are not covered by a checkpoint and were not exported; run `auditdb checkpoint` first to include them")
         }
@@ -97,19 +107,23 @@ struct VerifyExportCommand: AsyncParsableCommand {
         abstract: "Verify an export bundle with only the public checkpoint key: no store, no HMAC key.",
         discussion: """
             EXIT STATUS
-              0  the checkpoint and every entry verify, and the entries are exactly the ones the manifest lists
-              1  the bundle does not verify (each reason is printed)
+              0  the checkpoint and every entry verify, and the entries are exactly the ones the manifest lists;
+                 the output says whether a signed statement attests that the export is complete
+              1  the bundle does not verify (each reason is printed), or --require-statement and it has no statement
               2  could not run: no bundle directory, unreadable public key file
             """)
 
     @Argument(help: ArgumentHelp("The bundle directory.", valueName: "bundle")) var bundle: String
     @Option(name: .customLong("public-key"), help: ArgumentHelp("The public checkpoint key file.", valueName: "file"))
     var publicKey: String
+    @Flag(name: .customLong("require-statement"), help: "Fail unless a signed statement attests that the export is complete.")
+    var requireStatement = false
 
     func run() async throws {
-        let result = try await ExportBundle.verify(at: bundle, publicKeys: try CheckpointPublicKeys.load(path: publicKey))
+        let result = try await ExportBundle.verify(at: bundle, publicKeys: try CheckpointPublicKeys.load(path: publicKey),
+                                                   requireStatement: requireStatement)
         if result.isValid {
-            Output.line(OutputEscaping.escapeForTerminal(result.description))
+            for line in result.description.split(separator: "\n") { Output.line(OutputEscaping.escapeForTerminal(String(line))) }
             return
         }
         Output.line("EXPORT INVALID: \(result.findings.count) finding(s)")

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Independent verifier of AuditDB checkpoints and export bundles (docs/FORMAT.md, sections 16-17).
+"""Independent verifier of AuditDB checkpoints, export bundles and export statements (docs/FORMAT.md, sections 16-17).
 
 Written from FORMAT.md, Python 3 standard library only: Ed25519 verification is the reference
 code of RFC 8032 section 6 (pure Python, slow but simple), SHA-256 is hashlib's.
 
-    python3 auditdb_verify_export.py BUNDLE_DIR --public-key checkpoint.pub
-        exit 0: valid; 1: the bundle does not verify (each reason printed); 2: could not run
+    python3 auditdb_verify_export.py BUNDLE_DIR --public-key checkpoint.pub [--require-statement]
+        exit 0: valid (and says whether a signed statement attests completeness);
+        1: the bundle does not verify (each reason printed); 2: could not run
     python3 auditdb_verify_export.py --emit-vectors
         regenerates docs/test-vectors/checkpoints.json and docs/test-vectors/bundle/
     python3 auditdb_verify_export.py --selftest
@@ -291,6 +292,144 @@ def checkpoint_invalidity(cp: dict, keys: dict[int, bytes]) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------
+# Export statements (section 17.3)
+# ------------------------------------------------------------------------------------------
+
+FILTER_KEYS = ["tenant", "actor", "action", "resourceType", "resourceId", "outcome", "severity", "correlationId",
+               "fromSeq", "toSeq", "recordedFrom", "recordedBefore", "occurredFrom", "occurredBefore"]
+INTEGER_FILTER_KEYS = {"fromSeq", "toSeq", "recordedFrom", "recordedBefore", "occurredFrom", "occurredBefore"}
+OUTCOMES = {"success": 0, "failure": 1, "denied": 2, "error": 3}
+SEVERITIES = {"info": 0, "notice": 1, "warning": 2, "critical": 3}
+FIELD_BITS = {"actor": 1, "source": 2, "details": 4}
+
+
+def read_manifest_filter(f) -> dict:
+    """The manifest's filter, checked as section 17.3 says; raises ValueError(why)."""
+    if not isinstance(f, dict):
+        raise ValueError("it is not a JSON object")
+    for key in sorted(f):
+        if key not in FILTER_KEYS:
+            raise ValueError(f"it has a key `{key}` that no export filter has")
+    for key in FILTER_KEYS:
+        if key not in f:
+            raise ValueError(f"it lacks the key `{key}` (null when that filter is not used)")
+    for key in FILTER_KEYS:
+        v = f[key]
+        if v is not None and not (_is_int(v) if key in INTEGER_FILTER_KEYS else isinstance(v, str)):
+            raise ValueError(f"its `{key}` has the wrong type")
+    if f["outcome"] is not None and f["outcome"] not in OUTCOMES:
+        raise ValueError(f"its outcome `{f['outcome']}` is not success, failure, denied or error")
+    if f["severity"] is not None and f["severity"] not in SEVERITIES:
+        raise ValueError(f"its severity `{f['severity']}` is not info, notice, warning or critical")
+    low, high = f["fromSeq"], f["toSeq"]
+    if not ((low is None and high is None) or (low is not None and high is not None and low <= high)):
+        raise ValueError("fromSeq and toSeq must both be null, or integers with fromSeq ≤ toSeq")
+    return f
+
+
+def filter_encoding(f: dict, redacted_mask: int) -> bytes:
+    """FILTER_ENC of section 17.3, from a filter read by read_manifest_filter."""
+    def s(key):
+        return opt_str(None if f[key] is None else f[key].encode("utf-8"))
+
+    def code(table, key):
+        return b"\x00" if f[key] is None else b"\x01" + bytes([table[f[key]]])
+    seqs = b"\x00" if f["fromSeq"] is None else b"\x01" + i64(f["fromSeq"]) + i64(f["toSeq"])
+    return (s("tenant") + s("actor") + s("action") + s("resourceType") + s("resourceId")
+            + code(OUTCOMES, "outcome") + code(SEVERITIES, "severity") + s("correlationId") + seqs
+            + opt_i64(f["recordedFrom"]) + opt_i64(f["recordedBefore"]) + opt_i64(f["occurredFrom"])
+            + opt_i64(f["occurredBefore"]) + bytes([redacted_mask]))
+
+
+def seqs_hash(seqs: list[int]) -> bytes:
+    return sha256(b"".join(i64(x) for x in seqs))
+
+
+def export_statement_message(st: dict) -> bytes:
+    """EXPT_MSG, the 180 signed bytes of an export statement (section 17.3)."""
+    return (b"ADB1EXPT" + bytes.fromhex(st["storeId"]) + i64(st["checkpointSeq"]) + bytes.fromhex(st["checkpointHash"])
+            + bytes.fromhex(st["filterHash"]) + st["entryCount"].to_bytes(8, "big") + bytes.fromhex(st["seqsHash"])
+            + i64(st["createdAt"]) + u32(st["keyVersion"]) + bytes.fromhex(st["publicKey"]))
+
+
+def read_statement(data: bytes) -> dict:
+    """Parses statement.json; raises ValueError(why)."""
+    try:
+        st = json.loads(data)
+    except ValueError:
+        raise ValueError("an export statement is not valid JSON")
+    if not isinstance(st, dict):
+        raise ValueError("an export statement must be a JSON object")
+    if st.get("format") != "auditdb-export-statement v1":
+        raise ValueError("not an export statement: its format is not `auditdb-export-statement v1`")
+    sizes = {"storeId": 16, "checkpointHash": 32, "filterHash": 32, "seqsHash": 32, "publicKey": 32, "signature": 64}
+    for name, size in sizes.items():
+        v = st.get(name)
+        try:
+            ok = isinstance(v, str) and len(bytes.fromhex(v)) == size and len(v) == 2 * size
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"export statement field {name} must be {size * 2} hex digits")
+    for name in ["checkpointSeq", "entryCount", "createdAt", "keyVersion"]:
+        if not _is_int(st.get(name)) or not -2**63 <= st[name] < 2**63:
+            raise ValueError(f"export statement field {name} must be an integer")
+    if not 0 <= st["keyVersion"] < 2**32:
+        raise ValueError("export statement field keyVersion is out of range")
+    if st["entryCount"] < 0:
+        raise ValueError("export statement field entryCount must not be negative")
+    return st
+
+
+def statement_invalidity(st: dict, keys: dict[int, bytes]) -> str | None:
+    v = st["keyVersion"]
+    if v not in keys:
+        return f"it is signed with checkpoint key version {v}, which the public key file lacks"
+    if bytes.fromhex(st["publicKey"]) != keys[v]:
+        return f"it names a different public key for version {v} than the public key file (signed by another key)"
+    if not ed25519_verify(keys[v], export_statement_message(st), bytes.fromhex(st["signature"])):
+        return "its Ed25519 signature does not verify (the statement was changed or forged)"
+    return None
+
+
+def field_names(mask: int) -> str:
+    names = [n for n, bit in FIELD_BITS.items() if mask & bit]
+    return ", ".join(names) if names else "none"
+
+
+def compare_statement(st: dict, cp: dict, manifest: dict, count: int, seqs: list[int], redacted_mask: int | None):
+    """What in the bundle differs from what the statement signs, and the signed redaction mask."""
+    out, signed_mask = [], None
+    if bytes.fromhex(st["storeId"]) != bytes.fromhex(cp["storeId"]):
+        out.append(f"store: the statement is about store {st['storeId'].lower()}, checkpoint.json about store {cp['storeId'].lower()}")
+    if st["checkpointSeq"] != cp["seq"] or bytes.fromhex(st["checkpointHash"]) != sha256(statement(cp)):
+        out.append(f"checkpoint: the statement binds another checkpoint (seq {st['checkpointSeq']}) than checkpoint.json "
+                   f"(seq {cp['seq']}): it belongs to another export, or the checkpoint was replaced")
+    try:
+        f = read_manifest_filter(manifest.get("filter"))
+    except ValueError as e:
+        out.append(f"filter: the manifest's filter cannot be read: {e}")
+    else:
+        # Every redaction set, in the order actor, source, details are added (the reference's order).
+        masks = [0]
+        for bit in FIELD_BITS.values():
+            masks += [m | bit for m in masks]
+        signed_mask = next((m for m in masks if sha256(filter_encoding(f, m)) == bytes.fromhex(st["filterHash"])), None)
+        if signed_mask is not None and signed_mask == redacted_mask:
+            pass
+        elif signed_mask is not None:
+            shown = "an unreadable set" if redacted_mask is None else field_names(redacted_mask)
+            out.append(f"redaction set: the manifest names {shown} as withheld, the statement signs {field_names(signed_mask)}")
+        else:
+            out.append("filter: the manifest's filter differs from the one the statement signs (the selection was changed)")
+    if st["entryCount"] != count or count < 0:
+        out.append(f"entryCount: the statement signs {st['entryCount']} entries, the manifest states {count}")
+    if seqs_hash(seqs) != bytes.fromhex(st["seqsHash"]):
+        out.append("seqs: the manifest's seqs differ from the ones the statement signs (an entry was removed or added together with its seq)")
+    return out, signed_mask
+
+
+# ------------------------------------------------------------------------------------------
 # Bundles (section 17)
 # ------------------------------------------------------------------------------------------
 
@@ -352,9 +491,14 @@ def check_entry(e: dict, seq: int, cp: dict) -> tuple[str, str] | None:
     return None
 
 
-def verify_bundle(path: pathlib.Path, keys: dict[int, bytes]) -> tuple[list[tuple[str, int | None, str]], int]:
-    """Returns (findings, entries verified). A finding is (kind, seq or None, message)."""
+def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement: bool = False, result: dict | None = None
+                  ) -> tuple[list[tuple[str, int | None, str]], int]:
+    """Returns (findings, entries verified). A finding is (kind, seq or None, message). If `result`
+    is given, it receives "statement" (the statement whose signature verifies, or None) and
+    "redacted" (the manifest's redaction set as a mask, or None)."""
     findings: list[tuple[str, int | None, str]] = []
+    result = {} if result is None else result
+    result.update(statement=None, redacted=None)
     try:
         cp = json.loads((path / "checkpoint.json").read_bytes())
         assert isinstance(cp, dict)
@@ -374,6 +518,38 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes]) -> tuple[list[tupl
         findings.append(("manifest-mismatch", None, "the manifest names another store or checkpoint than checkpoint.json"))
     if count != len(listed):
         findings.append(("manifest-mismatch", None, f"the manifest states {count} entries but lists {len(listed)} seqs"))
+    # The manifest's redaction set (informational without a statement).
+    redacted_mask = 0
+    names = manifest.get("redacted")
+    if not isinstance(names, list):
+        redacted_mask = None
+    else:
+        for name in names:
+            if not isinstance(name, str) or name not in FIELD_BITS or redacted_mask & FIELD_BITS[name]:
+                redacted_mask = None
+                break
+            redacted_mask |= FIELD_BITS[name]
+    result["redacted"] = redacted_mask
+    # The export statement (section 17.3).
+    attested_mask = None
+    statement_path = path / "statement.json"
+    if statement_path.exists():
+        try:
+            st = read_statement(statement_path.read_bytes())
+        except (OSError, ValueError) as e:
+            findings.append(("statement-invalid", None, f"statement.json: {e}"))
+        else:
+            why = statement_invalidity(st, keys)
+            if why:
+                findings.append(("statement-invalid", None, f"the export statement is invalid: {why}"))
+            else:
+                result["statement"] = st
+                mismatches, attested_mask = compare_statement(st, cp, manifest, count, listed, redacted_mask)
+                findings += [("statement-mismatch", None, m) for m in mismatches]
+    elif require_statement:
+        findings.append(("statement-missing", None, "the bundle has no statement.json, and a signed statement was required: "
+                         "nothing attests that the export is complete. Export it again with the checkpoint signing key "
+                         "(`auditdb export --signing-key FILE`)"))
     try:
         data = (path / "entries.jsonl").read_bytes()
     except OSError as e:
@@ -400,8 +576,12 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes]) -> tuple[list[tupl
             findings.append(("entry-added", seq, f"entry seq {seq} (line {number}) is not listed in the manifest: it was added"))
             continue
         problem = check_entry(e, seq, cp)
+        withheld = sum(bit for name, bit in FIELD_BITS.items() if isinstance(e.get(name), dict) and e[name].get("withheld") is True)
         if problem:
             findings.append((problem[0], seq, problem[1]))
+        elif attested_mask is not None and withheld != attested_mask:
+            findings.append(("statement-mismatch", seq, f"entry seq {seq} withholds {field_names(withheld)}, "
+                             f"but the statement attests that {field_names(attested_mask)} was withheld"))
         else:
             verified += 1
     for seq in listed:
@@ -418,6 +598,10 @@ TEST_SEED = bytes(range(0x40, 0x60))  # checkpoint signing key version 1 of the 
 TEST_TIME = 1795439710000000          # 2026-11-23T13:15:10Z
 BUNDLE_SEQS = [2, 4]
 BUNDLE_REDACT = ["details"]
+# Selects exactly BUNDLE_SEQS from the four vector rows (tenant acme-eu, seqs 2...4, recorded from row 2 on).
+BUNDLE_FILTER = {"tenant": "acme-eu", "actor": None, "action": None, "resourceType": None, "resourceId": None,
+                 "outcome": None, "severity": None, "correlationId": None, "fromSeq": 2, "toSeq": 4,
+                 "recordedFrom": 1795439703000000, "recordedBefore": None, "occurredFrom": None, "occurredBefore": None}
 
 
 def _iso(us: int) -> str:
@@ -478,12 +662,26 @@ def build_vectors() -> tuple[dict, dict[str, str]]:
         lines.append(json.dumps(e, separators=(",", ":"), ensure_ascii=False))
     manifest = {"format": "auditdb-export v1", "storeId": base["store_id"], "checkpointSeq": len(rows),
                 "entryCount": len(BUNDLE_SEQS), "seqs": BUNDLE_SEQS, "redacted": BUNDLE_REDACT,
-                "filter": {"tenant": None, "actor": None, "action": None, "fromSeq": None, "toSeq": None,
-                           "recordedFrom": None, "recordedBefore": None},
-                "createdAt": TEST_TIME}
+                "filter": BUNDLE_FILTER, "createdAt": TEST_TIME}
+    # The export statement (section 17.3): the filter does select exactly BUNDLE_SEQS from the rows.
+    mask = sum(FIELD_BITS[n] for n in BUNDLE_REDACT)
+    fenc = filter_encoding(read_manifest_filter(BUNDLE_FILTER), mask)
+    senc = b"".join(i64(x) for x in BUNDLE_SEQS)
+    st = {"format": "auditdb-export-statement v1", "storeId": base["store_id"], "checkpointSeq": cp["seq"],
+          "checkpointHash": sha256(msg).hex(), "filterHash": sha256(fenc).hex(), "entryCount": len(BUNDLE_SEQS),
+          "seqsHash": sha256(senc).hex(), "createdAt": TEST_TIME, "keyVersion": 1, "publicKey": public.hex()}
+    smsg = export_statement_message(st)
+    st["signature"] = ed25519_sign(TEST_SEED, smsg).hex()
+    st_json = json.dumps(st, separators=(",", ":"))
+    vectors["export_statement"] = {
+        "filter": BUNDLE_FILTER, "redacted": BUNDLE_REDACT, "filter_encoding": fenc.hex(), "filter_hash": st["filterHash"],
+        "seqs": BUNDLE_SEQS, "seqs_encoding": senc.hex(), "seqs_hash": st["seqsHash"], "checkpoint_hash": st["checkpointHash"],
+        "message": smsg.hex(), "statement": st, "statement_json": st_json,
+    }
     bundle = {"manifest.json": json.dumps(manifest, separators=(",", ":")) + "\n",
               "checkpoint.json": checkpoint_json(cp) + "\n",
-              "entries.jsonl": "".join(line + "\n" for line in lines)}
+              "entries.jsonl": "".join(line + "\n" for line in lines),
+              "statement.json": st_json + "\n"}
     return vectors, bundle
 
 
@@ -521,8 +719,10 @@ def selftest() -> list[str]:
             leaves = [sha256(bytes([i])) for i in range(n)]
             if not verify_inclusion(leaves[m], m, n, inclusion_proof(m, leaves), merkle_root(leaves)):
                 check(False, f"inclusion proof {m} of {n}")
-    findings, verified = verify_bundle(VECTORS_DIR / "bundle", keys)
+    result: dict = {}
+    findings, verified = verify_bundle(VECTORS_DIR / "bundle", keys, require_statement=True, result=result)
     check(not findings and verified == len(BUNDLE_SEQS), f"the vector bundle verifies ({findings})")
+    check(result["statement"] is not None, "the vector bundle's statement attests completeness")
     import shutil
     import tempfile
     with tempfile.TemporaryDirectory() as d:
@@ -532,7 +732,11 @@ def selftest() -> list[str]:
                 shutil.rmtree(b)
             shutil.copytree(VECTORS_DIR / "bundle", b)
             edit(b)
-            return [(k, s) for k, s, _ in verify_bundle(b, keys)[0]]
+            return [(k, s) for k, s, _ in verify_bundle(b, keys, require_statement=True)[0]]
+
+        def messages(edit):
+            tampered(edit)
+            return [m for _, _, m in verify_bundle(pathlib.Path(d) / "b", keys, require_statement=True)[0]]
 
         def edit_lines(f):
             def run(b):
@@ -563,6 +767,34 @@ def selftest() -> list[str]:
             cp["time"] += 1
             (b / "checkpoint.json").write_text(json.dumps(cp))
         check(tampered(edit_checkpoint) == [("checkpoint-invalid", None)], "a changed checkpoint -> checkpoint-invalid")
+
+        def edit_file(name, f):
+            def run(b):
+                (b / name).write_text(f((b / name).read_text(encoding="utf-8")), encoding="utf-8")
+            return run
+
+        def remove_entry_and_seq(b):
+            edit_file("manifest.json", lambda t: t.replace('"entryCount":2,"seqs":[2,4]', '"entryCount":1,"seqs":[2]'))(b)
+            edit_lines(lambda l: [l[0]])(b)
+        check(messages(remove_entry_and_seq) == [
+            "entryCount: the statement signs 2 entries, the manifest states 1",
+            "seqs: the manifest's seqs differ from the ones the statement signs (an entry was removed or added together with its seq)"],
+            "an entry removed with its seq -> statement-mismatch (entryCount, seqs)")
+        check(tampered(remove_entry_and_seq) == [("statement-mismatch", None)] * 2, "... both of kind statement-mismatch")
+        check(messages(edit_file("manifest.json", lambda t: t.replace('"toSeq":4', '"toSeq":3'))) == [
+            "filter: the manifest's filter differs from the one the statement signs (the selection was changed)"],
+            "a changed filter -> statement-mismatch (filter)")
+        check(messages(edit_file("manifest.json", lambda t: t.replace('"redacted":["details"]', '"redacted":[]'))) == [
+            "redaction set: the manifest names none as withheld, the statement signs details"],
+            "a changed redaction set -> statement-mismatch (redaction set)")
+
+        def flip_signature(t):
+            i = t.index('"signature":"') + len('"signature":"')
+            return t[:i] + ("0" if t[i] != "0" else "1") + t[i + 1:]
+        check(tampered(edit_file("statement.json", flip_signature)) == [("statement-invalid", None)],
+              "a bit flip in the statement's signature -> statement-invalid")
+        check(tampered(lambda b: (b / "statement.json").unlink()) == [("statement-missing", None)],
+              "no statement.json, required -> statement-missing")
     return failures
 
 
@@ -570,6 +802,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Verify an AuditDB export bundle with only the public checkpoint key.")
     parser.add_argument("bundle", nargs="?")
     parser.add_argument("--public-key")
+    parser.add_argument("--require-statement", action="store_true", help="fail unless a signed statement attests completeness")
     parser.add_argument("--emit-vectors", action="store_true")
     parser.add_argument("--selftest", action="store_true")
     args = parser.parse_args(argv)
@@ -589,13 +822,20 @@ def main(argv=None) -> int:
     if not bundle.is_dir():
         print(f"auditdb_verify_export: error: no export bundle (directory) at {bundle}", file=sys.stderr)
         return 2
-    findings, verified = verify_bundle(bundle, keys)
+    result: dict = {}
+    findings, verified = verify_bundle(bundle, keys, require_statement=args.require_statement, result=result)
     if findings:
         print(f"EXPORT INVALID: {len(findings)} finding(s)")
         for kind, seq, message in findings:
             print(f"  {kind}{'' if seq is None else f' at seq {seq}'}: {message}")
         return 1
     print(f"valid: {verified} entries")
+    st = result["statement"]
+    if st is None:
+        print("completeness NOT attested: the bundle has no signed statement.json")
+    else:
+        print(f"completeness attested: signed statement (key version {st['keyVersion']}): all rows up to seq "
+              f"{st['checkpointSeq']} that match the filter (withheld: {field_names(result['redacted'] or 0)})")
     return 0
 
 

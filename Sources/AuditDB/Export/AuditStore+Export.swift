@@ -73,7 +73,7 @@ public struct ExportFilter: Sendable, Hashable {
     }
 }
 
-/// What ``AuditStore/export(to:filter:redact:)`` wrote.
+/// What ``AuditStore/export(to:filter:redact:signer:)`` wrote.
 public struct ExportSummary: Sendable {
     /// The bundle directory.
     public let path: String
@@ -84,6 +84,8 @@ public struct ExportSummary: Sendable {
     /// Rows appended after the checkpoint: not in the bundle whatever the filter (make a
     /// checkpoint first to include them).
     public let rowsAfterCheckpoint: Int64
+    /// The signed completeness statement written as `statement.json`, when a signer was given.
+    public let statement: ExportStatement?
 }
 
 extension AuditStore {
@@ -100,13 +102,18 @@ extension AuditStore {
     ///   - directory: Where to create the bundle; must not exist.
     ///   - filter: Which entries.
     ///   - redact: Fields to withhold: the bundle carries only their commitments.
+    ///   - signer: The checkpoint signing key. When given, the bundle also gets a signed
+    ///     `statement.json` (FORMAT.md, section 17.3) attesting that it holds every row up to
+    ///     the checkpoint that matches `filter`, with `redact` withheld; without it a verifier
+    ///     can check each entry but not that none was left out. It must hold the key version
+    ///     that signed the checkpoint.
     /// - Throws: ``AuditError`` `invalidInput` (no checkpoint yet, the directory exists, a value
-    ///   that is not UTF-8), `integrityViolation` (the store does not verify up to the
-    ///   checkpoint), storage errors.
+    ///   that is not UTF-8, a signer without the checkpoint's key), `integrityViolation` (the
+    ///   store does not verify up to the checkpoint), storage errors.
     /// - Complexity: O(n) in the rows up to the checkpoint (the proofs need every leaf).
     @discardableResult
     public func export(to directory: String, filter: ExportFilter = ExportFilter(),
-                       redact: Set<WithholdableField> = []) async throws -> ExportSummary
+                       redact: Set<WithholdableField> = [], signer: CheckpointSigner? = nil) async throws -> ExportSummary
     {
         guard let stored = try await storedCheckpoints(latestOnly: true).last else {
             throw AuditError(.invalidInput, "the store has no checkpoint; an export is proven against one. Run `auditdb checkpoint` first")
@@ -114,6 +121,9 @@ extension AuditStore {
         let cp = stored.checkpoint
         if let why = cp.selfInvalidity() {
             throw AuditError(.integrityViolation, "the store's latest checkpoint (seq \(cp.seq)) is invalid: \(why)")
+        }
+        if let signer, !signer.keys.contains(where: { $0.version == cp.keyVersion && $0.publicKey.bytes == cp.publicKey }) {
+            throw AuditError(.invalidInput, "the checkpoint signing key file does not hold the key that signed the store's latest checkpoint (version \(cp.keyVersion)); pass the key file that `auditdb checkpoint` uses", field: "--signing-key")
         }
         guard !FileManager.default.fileExists(atPath: directory) else {
             throw AuditError(.invalidInput, "\(directory) already exists; an export writes a new directory", field: "--out")
@@ -142,7 +152,13 @@ extension AuditStore {
         let redacted: String = WithholdableField.allCases.filter(redact.contains).map { "\"\($0.rawValue)\"" }.joined(separator: ",")
         var manifest = "{\"format\":\"\(ExportBundle.format)\",\"storeId\":\"\(storeID.hex)\",\"checkpointSeq\":\(cp.seq),"
         manifest += "\"entryCount\":\(seqs.count),\"seqs\":[\(seqList)],\"redacted\":[\(redacted)],"
-        manifest += "\"filter\":\(filter.json),\"createdAt\":\(AuditTimestamp.now().microsecondsSinceEpoch)}\n"
+        let createdAt = AuditTimestamp.now()
+        manifest += "\"filter\":\(filter.json),\"createdAt\":\(createdAt.microsecondsSinceEpoch)}\n"
+        // Signed only now: every row up to the checkpoint was verified and matched against the
+        // filter above, so the statement's claim of completeness is true of the store.
+        let statement = signer.map {
+            ExportStatement.signed(checkpoint: cp, filter: filter, redact: redact, seqs: seqs, createdAt: createdAt, key: $0.signingKey)
+        }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
         } catch {
@@ -155,12 +171,15 @@ extension AuditStore {
             // leaf must equal the one verified in pass 1, so nothing unverified is written.
             try await Self.writeEntries(pool, seqs: seqs, levels: levels, storeID: storeID, keys: keys, redact: redact,
                                         to: directory + "/" + ExportBundle.entriesFile)
+            if let statement {
+                try Data((statement.json + "\n").utf8).write(to: URL(fileURLWithPath: directory + "/" + ExportStatement.file))
+            }
         } catch {
             try? FileManager.default.removeItem(atPath: directory)  // no partial bundle is left; the error below says why
             throw AuditError.from(error, while: "write the export bundle \(directory)")
         }
         let after = try await lastSeq() - cp.seq
-        return ExportSummary(path: directory, checkpoint: cp, entryCount: seqs.count, rowsAfterCheckpoint: after)
+        return ExportSummary(path: directory, checkpoint: cp, entryCount: seqs.count, rowsAfterCheckpoint: after, statement: statement)
     }
 
     /// Streams the entry lines of `seqs` (ascending) to `path` in chunks of about 1 MiB.

@@ -30,6 +30,13 @@ public struct ExportFinding: Sendable, Hashable, CustomStringConvertible {
         public static let entryOutOfOrder = Kind("entry-out-of-order")
         /// A seq that appears twice.
         public static let entryDuplicate = Kind("entry-duplicate")
+        /// `statement.json` is not a statement, or its signature or key fails.
+        public static let statementInvalid = Kind("statement-invalid")
+        /// The signed statement disagrees with the bundle (store, checkpoint, filter, redaction
+        /// set, entry count or seqs): the message names what differs.
+        public static let statementMismatch = Kind("statement-mismatch")
+        /// The bundle has no `statement.json` and one was required.
+        public static let statementMissing = Kind("statement-missing")
     }
 
     /// What is wrong.
@@ -50,18 +57,43 @@ public struct ExportVerification: Sendable, CustomStringConvertible {
     public let entriesVerified: Int
     /// Everything wrong, in bundle order (at most 1,000 kept).
     public let findings: [ExportFinding]
+    /// The bundle's export statement, if it has one whose signature verifies.
+    public let statement: ExportStatement?
+    /// The redaction set the manifest names (attested when ``isCompletenessAttested``).
+    public let redacted: [WithholdableField]
+
+    init(checkpoint: Checkpoint?, entriesVerified: Int = 0, findings: [ExportFinding], statement: ExportStatement? = nil,
+         redacted: [WithholdableField] = [])
+    {
+        self.checkpoint = checkpoint
+        self.entriesVerified = entriesVerified
+        self.findings = findings
+        self.statement = statement
+        self.redacted = redacted
+    }
 
     /// True when the checkpoint and every entry verify and the entries are the ones listed.
     public var isValid: Bool { findings.isEmpty }
 
+    /// True when the bundle is valid and a signed export statement (FORMAT.md, section 17.3)
+    /// attests that it holds every row up to the checkpoint that matches its filter. Without
+    /// one, a valid bundle proves each entry but not that none was left out.
+    public var isCompletenessAttested: Bool { isValid && statement != nil }
+
     public var description: String {
-        isValid ? "valid: \(entriesVerified) entries proven against checkpoint seq \(checkpoint?.seq ?? 0) of store \(checkpoint.map { $0.storeID.hex } ?? "?")"
-            : "INVALID: \(findings.count) finding(s); first: \(findings[0])"
+        guard isValid else { return "INVALID: \(findings.count) finding(s); first: \(findings[0])" }
+        let head = "valid: \(entriesVerified) entries proven against checkpoint seq \(checkpoint?.seq ?? 0) of store \(checkpoint.map { $0.storeID.hex } ?? "?")"
+        guard let statement else {
+            return head + "\ncompleteness NOT attested: the bundle has no signed statement.json, so entries could have been left out together with their seqs"
+        }
+        let withheld = redacted.isEmpty ? "none" : redacted.map(\.rawValue).joined(separator: ", ")
+        return head + "\ncompleteness attested: a statement signed with checkpoint key version \(statement.keyVersion) says these are all rows up to seq \(statement.checkpointSeq) that match the manifest's filter (withheld: \(withheld))"
     }
 }
 
-/// Export bundles (FORMAT.md, section 17): a directory with `manifest.json`, `checkpoint.json`
-/// and `entries.jsonl`. Written by ``AuditStore/export(to:filter:redact:)``; verified here with
+/// Export bundles (FORMAT.md, section 17): a directory with `manifest.json`, `checkpoint.json`,
+/// `entries.jsonl` and, when signed, `statement.json`. Written by
+/// ``AuditStore/export(to:filter:redact:signer:)``; verified here with
 /// only the public checkpoint key: no store, no HMAC key.
 public enum ExportBundle {
     static let format = "auditdb-export v1"
@@ -85,7 +117,16 @@ public enum ExportBundle {
     ///
     /// - Throws: ``AuditError`` `invalidInput` only if `path` is not a directory; anything wrong
     ///   inside the bundle is a finding.
-    public static func verify(at path: String, publicKeys: CheckpointPublicKeys) async throws(AuditError) -> ExportVerification {
+    ///
+    /// If the bundle has a `statement.json` (FORMAT.md, section 17.3), its signature must verify
+    /// under `publicKeys` and it must bind the bundle's checkpoint, the manifest's filter and
+    /// redaction set, entry count and seqs, and every entry must withhold exactly the attested
+    /// fields; then ``ExportVerification/isCompletenessAttested`` is true for a valid bundle.
+    /// Without one the entries still verify, but completeness is not attested; with
+    /// `requireStatement` a missing statement is a `statement-missing` finding.
+    public static func verify(at path: String, publicKeys: CheckpointPublicKeys,
+                              requireStatement: Bool = false) async throws(AuditError) -> ExportVerification
+    {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw AuditError(.invalidInput, "no export bundle (directory) at \(path)", field: "BUNDLE")
@@ -128,6 +169,37 @@ public enum ExportBundle {
         if count != Int64(listedSeqs.count) {
             add(.manifestMismatch, nil, "the manifest states \(count) entries but lists \(listedSeqs.count) seqs")
         }
+        // The manifest's redaction set (informational without a statement).
+        var redacted: [WithholdableField]? = []
+        if let names = manifest["redacted"] as? [String] {
+            for name in names {
+                guard let field = WithholdableField(rawValue: name), redacted?.contains(field) == false else { redacted = nil; break }
+                redacted?.append(field)
+            }
+        } else {
+            redacted = nil
+        }
+        // The export statement.
+        var statement: ExportStatement?
+        var attestedWithheld: Set<WithholdableField>?
+        let statementPath = path + "/" + ExportStatement.file
+        if FileManager.default.fileExists(atPath: statementPath) {
+            switch read(statementPath).flatMap({ data in Result { () throws(AuditError) in try ExportStatement(json: data) } }) {
+            case .failure(let error):
+                add(.statementInvalid, nil, "\(ExportStatement.file): \(error.message)")
+            case .success(let st):
+                if let why = st.invalidity(under: publicKeys) {
+                    add(.statementInvalid, nil, "the export statement is invalid: \(why)")
+                } else {
+                    statement = st
+                    let compared = compare(st, checkpoint: checkpoint, manifest: manifest, count: count, seqs: listedSeqs, redacted: redacted)
+                    for why in compared.mismatches { add(.statementMismatch, nil, why) }
+                    attestedWithheld = compared.signedRedaction
+                }
+            }
+        } else if requireStatement {
+            add(.statementMissing, nil, "the bundle has no \(ExportStatement.file), and a signed statement was required: nothing attests that the export is complete. Export it again with the checkpoint signing key (`auditdb export --signing-key FILE`)")
+        }
         // The entries, streamed line by line (a bundle may be larger than memory).
         let entriesPath = path + "/" + entriesFile
         guard let handle = FileHandle(forReadingAtPath: entriesPath) else {
@@ -162,6 +234,12 @@ public enum ExportBundle {
             }
             if let finding = check(entry: object, seq: seq, checkpoint: checkpoint) {
                 add(finding.kind, seq, finding.message)
+            } else if let attested = attestedWithheld,
+                      case let withheld = Set(WithholdableField.allCases.filter { (object[$0.rawValue] as? [String: Any])?["withheld"] as? Bool == true }),
+                      withheld != attested
+            {
+                let names = { (set: Set<WithholdableField>) in set.isEmpty ? "none" : WithholdableField.allCases.filter(set.contains).map(\.rawValue).joined(separator: ", ") }
+                add(.statementMismatch, seq, "entry seq \(seq) withholds \(names(withheld)), but the statement attests that \(names(attested)) was withheld")
             } else {
                 verified += 1
             }
@@ -188,7 +266,49 @@ public enum ExportBundle {
         for seq in listedSeqs where !seen.contains(seq) {
             add(.entryMissing, seq, "the manifest lists seq \(seq) but the bundle has no entry for it: it was removed")
         }
-        return ExportVerification(checkpoint: checkpoint, entriesVerified: verified, findings: findings)
+        return ExportVerification(checkpoint: checkpoint, entriesVerified: verified, findings: findings, statement: statement,
+                                  redacted: redacted ?? [])
+    }
+
+    /// What in the bundle differs from what `st` signs, each in words (FORMAT.md 17.3), and the
+    /// redaction set the statement signs if the manifest's filter is the signed one.
+    static func compare(_ st: ExportStatement, checkpoint: Checkpoint, manifest: [String: Any], count: Int64, seqs: [Int64],
+                        redacted: [WithholdableField]?) -> (mismatches: [String], signedRedaction: Set<WithholdableField>?)
+    {
+        var signedRedaction: Set<WithholdableField>?
+        var out: [String] = []
+        func names(_ set: some Sequence<WithholdableField>) -> String {
+            let set = Set(set)
+            return set.isEmpty ? "none" : WithholdableField.allCases.filter(set.contains).map(\.rawValue).joined(separator: ", ")
+        }
+        if st.storeID != checkpoint.storeID {
+            out.append("store: the statement is about store \(st.storeID), checkpoint.json about store \(checkpoint.storeID)")
+        }
+        if st.checkpointSeq != checkpoint.seq || st.checkpointHash != ExportStatement.sha256(checkpoint.statement) {
+            out.append("checkpoint: the statement binds another checkpoint (seq \(st.checkpointSeq)) than checkpoint.json (seq \(checkpoint.seq)): it belongs to another export, or the checkpoint was replaced")
+        }
+        switch ExportFilter.fromManifest(manifest["filter"]) {
+        case .failure(let error):
+            out.append("filter: the manifest's filter cannot be read: \(error.message)")
+        case .success(let filter):
+            let signed = WithholdableField.allCases.reduce(into: [[WithholdableField]]([[]])) { sets, field in sets += sets.map { $0 + [field] } }
+                .first { ExportStatement.sha256(filter.encoding(redact: Set($0))) == st.filterHash }
+            signedRedaction = signed.map(Set.init)
+            if let redacted, signed.map(Set.init) == Set(redacted) {
+                break
+            } else if let signed {
+                out.append("redaction set: the manifest names \(redacted.map(names) ?? "an unreadable set") as withheld, the statement signs \(names(signed))")
+            } else {
+                out.append("filter: the manifest's filter differs from the one the statement signs (the selection was changed)")
+            }
+        }
+        if st.entryCount != UInt64(clamping: count) || count < 0 {
+            out.append("entryCount: the statement signs \(st.entryCount) entries, the manifest states \(count)")
+        }
+        if ExportStatement.seqsHash(seqs) != st.seqsHash {
+            out.append("seqs: the manifest's seqs differ from the ones the statement signs (an entry was removed or added together with its seq)")
+        }
+        return (out, signedRedaction)
     }
 
     private static func read(_ path: String) -> Result<Data, AuditError> {

@@ -67,9 +67,36 @@ struct CheckpointVectorTests {
     @Test("the vector bundle (written by the Python generator) verifies with the engine")
     func vectorBundle() async throws {
         let pub = try CheckpointPublicKeys.load(path: Self.root.appendingPathComponent("docs/test-vectors/checkpoint.pub").path)
-        let result = try await ExportBundle.verify(at: Self.root.appendingPathComponent("docs/test-vectors/bundle").path, publicKeys: pub)
+        let result = try await ExportBundle.verify(at: Self.root.appendingPathComponent("docs/test-vectors/bundle").path, publicKeys: pub,
+                                                   requireStatement: true)
         #expect(result.isValid, "\(result.findings)")
         #expect(result.entriesVerified == 2)
+        #expect(result.isCompletenessAttested)
+    }
+
+    @Test("the export statement: FILTER_ENC, the seqs' hash, EXPT_MSG and its deterministic signature, JSON")
+    func exportStatement() throws {
+        let v = try #require(vectors["export_statement"] as? [String: Any])
+        let filter = try ExportFilter.fromManifest(v["filter"]).get()
+        let redact = Set(try #require(v["redacted"] as? [String]).compactMap(WithholdableField.init(rawValue:)))
+        #expect(redact == [.details])
+        #expect(filter.encoding(redact: redact) == (try hex(v["filter_encoding"])))
+        #expect(ExportStatement.sha256(filter.encoding(redact: redact)) == (try hex(v["filter_hash"])))
+        let seqs = try #require(v["seqs"] as? [Int64])
+        #expect(ExportStatement.seqsHash(seqs) == (try hex(v["seqs_hash"])))
+        let json = try #require(v["statement_json"] as? String)
+        let statement = try ExportStatement(json: Data(json.utf8))
+        #expect(statement.message == (try hex(v["message"])))
+        #expect(statement.json == json)
+        let cp = try Checkpoint(json: Data(try #require(vectors["checkpoint_json"] as? String).utf8))
+        #expect(statement.checkpointHash == (try hex(v["checkpoint_hash"])))
+        let key = try #require(vectors["checkpoint_key"] as? [String: Any])
+        let signing = try (try hex(key["seed"])).withUnsafeBytes { try CheckpointSigningKey(version: 1, seed: $0) }
+        let resigned = ExportStatement.signed(checkpoint: cp, filter: filter, redact: redact, seqs: seqs,
+                                              createdAt: statement.createdAt, key: signing)
+        #expect(resigned == statement)
+        let pub = try CheckpointPublicKeys.load(path: Self.root.appendingPathComponent("docs/test-vectors/checkpoint.pub").path)
+        #expect(statement.invalidity(under: pub) == nil)
     }
 
     @Test("the independent Python verifier accepts a bundle the engine wrote, and rejects it changed")
@@ -92,7 +119,7 @@ struct CheckpointVectorTests {
         try signer.publicKeys.write(to: dir.path("c.pub"))
         let ok = try run(python, [script, dir.path("b"), "--public-key", dir.path("c.pub")])
         #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
-        #expect(ok.stdout == "valid: 4 entries\n")
+        #expect(ok.stdout == "valid: 4 entries\ncompleteness NOT attested: the bundle has no signed statement.json\n")
         let file = dir.path("b") + "/entries.jsonl"
         let text = try String(contentsOfFile: file, encoding: .utf8)
         try text.replacingOccurrences(of: "\"action\":\"document.read\"", with: "\"action\":\"document.edit\"")
