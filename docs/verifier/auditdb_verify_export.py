@@ -273,7 +273,7 @@ def checkpoint_invalidity(cp: dict, keys: dict[int, bytes]) -> str | None:
         unknown = sorted(set(cp) - {"format", "storeId", "seq", "chainHead", "merkleRoot", "time", "timeText",
                                      "keyVersion", "publicKey", "signature"})
         if unknown:
-            return f"it has an unknown field {unknown[0]!r}; a checkpoint holds only its signed fields and timeText"
+            return f"it has an unknown field {json.dumps(unknown[0])}; a checkpoint holds only its signed fields and timeText"
         if "timeText" in cp and cp["timeText"] != _iso(cp["time"]):
             return "its timeText is not the signed time (the checkpoint was edited)"
         if cp["keyVersion"] not in keys:
@@ -362,6 +362,10 @@ def read_statement(data: bytes) -> dict:
         raise ValueError("an export statement must be a JSON object")
     if st.get("format") != "auditdb-export-statement v1":
         raise ValueError("not an export statement: its format is not `auditdb-export-statement v1`")
+    unknown = sorted(set(st) - {"format", "storeId", "checkpointSeq", "checkpointHash", "filterHash", "entryCount",
+                                "seqsHash", "createdAt", "keyVersion", "publicKey", "signature"})
+    if unknown:
+        raise ValueError(f"export statement has an unknown field {json.dumps(unknown[0])}; it holds only its signed fields")
     sizes = {"storeId": 16, "checkpointHash": 32, "filterHash": 32, "seqsHash": 32, "publicKey": 32, "signature": 64}
     for name, size in sizes.items():
         v = st.get(name)
@@ -424,6 +428,8 @@ def compare_statement(st: dict, cp: dict, manifest: dict, count: int, seqs: list
             out.append("filter: the manifest's filter differs from the one the statement signs (the selection was changed)")
     if st["entryCount"] != count or count < 0:
         out.append(f"entryCount: the statement signs {st['entryCount']} entries, the manifest states {count}")
+    if not _is_int(manifest.get("createdAt")) or manifest["createdAt"] != st["createdAt"]:
+        out.append(f"createdAt: the statement signs {st['createdAt']}, the manifest states {manifest.get('createdAt', 'nothing')}")
     if seqs_hash(seqs) != bytes.fromhex(st["seqsHash"]):
         out.append("seqs: the manifest's seqs differ from the ones the statement signs (an entry was removed or added together with its seq)")
     return out, signed_mask
@@ -438,8 +444,24 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+ENTRY_KEYS = {"seq", "recordedAt", "occurredAt", "originRef", "tenant", "action", "resourceType", "resourceId",
+              "correlationId", "outcome", "severity", "origin", "formatVersion", "keyVersion", "actor", "source",
+              "details", "leafHash", "proof"}
+MANIFEST_KEYS = {"format", "storeId", "checkpointSeq", "entryCount", "seqs", "redacted", "filter", "createdAt"}
+
+
 def check_entry(e: dict, seq: int, cp: dict) -> tuple[str, str] | None:
     size, root, store_id = cp["seq"], bytes.fromhex(cp["merkleRoot"]), bytes.fromhex(cp["storeId"])
+    unknown = sorted(set(e) - ENTRY_KEYS)
+    if unknown:
+        return "bundle-malformed", f"entry seq {seq}: unknown field {json.dumps(unknown[0])}; an entry holds only its proven fields"
+    for name in ("actor", "source", "details"):
+        f = e.get(name)
+        if isinstance(f, dict):
+            allowed = {"withheld", "commitment"} if f.get("withheld") is True else {"value", "nonce", "commitment"}
+            extra = sorted(set(f) - allowed)
+            if extra:
+                return "bundle-malformed", f"entry seq {seq}: field {name} has an unexpected key {json.dumps(extra[0])}"
     if not 1 <= seq <= size:
         return "proof-invalid", f"entry seq {seq} is outside the checkpoint (seqs 1...{size})"
     ints = ["recordedAt", "outcome", "severity", "origin", "formatVersion", "keyVersion"]
@@ -518,7 +540,10 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
         findings.append(("manifest-mismatch", None, "the manifest names another store or checkpoint than checkpoint.json"))
     if count != len(listed):
         findings.append(("manifest-mismatch", None, f"the manifest states {count} entries but lists {len(listed)} seqs"))
-    # The manifest's redaction set (informational without a statement).
+    unknown = sorted(set(manifest) - MANIFEST_KEYS)
+    if unknown:
+        findings.append(("bundle-malformed", None, f"manifest.json has an unknown field {json.dumps(unknown[0])}"))
+    # The manifest's redaction set: every entry must withhold exactly these fields.
     redacted_mask = 0
     names = manifest.get("redacted")
     if not isinstance(names, list):
@@ -530,6 +555,8 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
                 break
             redacted_mask |= FIELD_BITS[name]
     result["redacted"] = redacted_mask
+    if redacted_mask is None:
+        findings.append(("bundle-malformed", None, "manifest.json: redacted must list distinct field names among actor, source, details"))
     # The export statement (section 17.3).
     attested_mask = None
     statement_path = path / "statement.json"
@@ -582,6 +609,9 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
         elif attested_mask is not None and withheld != attested_mask:
             findings.append(("statement-mismatch", seq, f"entry seq {seq} withholds {field_names(withheld)}, "
                              f"but the statement attests that {field_names(attested_mask)} was withheld"))
+        elif attested_mask is None and redacted_mask is not None and withheld != redacted_mask:
+            findings.append(("manifest-mismatch", seq, f"entry seq {seq} withholds {field_names(withheld)}, "
+                             f"but the manifest says {field_names(redacted_mask)} was withheld"))
         else:
             verified += 1
     for seq in listed:

@@ -169,7 +169,11 @@ public enum ExportBundle {
         if count != Int64(listedSeqs.count) {
             add(.manifestMismatch, nil, "the manifest states \(count) entries but lists \(listedSeqs.count) seqs")
         }
-        // The manifest's redaction set (informational without a statement).
+        if let unknown = manifest.keys.sorted().first(where: { !manifestKeys.contains($0) }) {
+            add(.bundleMalformed, nil, "\(manifestFile) has an unknown field \(OutputEscaping.jsonQuoted(unknown))")
+        }
+        // The manifest's redaction set: every entry must withhold exactly these fields (signed
+        // when there is a statement).
         var redacted: [WithholdableField]? = []
         if let names = manifest["redacted"] as? [String] {
             for name in names {
@@ -178,6 +182,9 @@ public enum ExportBundle {
             }
         } else {
             redacted = nil
+        }
+        if redacted == nil {
+            add(.bundleMalformed, nil, "\(manifestFile): redacted must list distinct field names among actor, source, details")
         }
         // The export statement.
         var statement: ExportStatement?
@@ -240,6 +247,12 @@ public enum ExportBundle {
             {
                 let names = { (set: Set<WithholdableField>) in set.isEmpty ? "none" : WithholdableField.allCases.filter(set.contains).map(\.rawValue).joined(separator: ", ") }
                 add(.statementMismatch, seq, "entry seq \(seq) withholds \(names(withheld)), but the statement attests that \(names(attested)) was withheld")
+            } else if attestedWithheld == nil, let manifestSet = redacted.map(Set.init),
+                      case let withheld = Set(WithholdableField.allCases.filter { (object[$0.rawValue] as? [String: Any])?["withheld"] as? Bool == true }),
+                      withheld != manifestSet
+            {
+                let names = { (set: Set<WithholdableField>) in set.isEmpty ? "none" : WithholdableField.allCases.filter(set.contains).map(\.rawValue).joined(separator: ", ") }
+                add(.manifestMismatch, seq, "entry seq \(seq) withholds \(names(withheld)), but the manifest says \(names(manifestSet)) was withheld")
             } else {
                 verified += 1
             }
@@ -305,6 +318,9 @@ public enum ExportBundle {
         if st.entryCount != UInt64(clamping: count) || count < 0 {
             out.append("entryCount: the statement signs \(st.entryCount) entries, the manifest states \(count)")
         }
+        if manifest["createdAt"] as? Int64 != st.createdAt.microsecondsSinceEpoch {
+            out.append("createdAt: the statement signs \(st.createdAt.microsecondsSinceEpoch), the manifest states \(manifest["createdAt"].map { "\($0)" } ?? "nothing")")
+        }
         if ExportStatement.seqsHash(seqs) != st.seqsHash {
             out.append("seqs: the manifest's seqs differ from the ones the statement signs (an entry was removed or added together with its seq)")
         }
@@ -323,6 +339,12 @@ public enum ExportBundle {
     }
 
     /// Checks one entry; nil if it verifies.
+    static let entryKeys: Set<String> = [
+        "seq", "recordedAt", "occurredAt", "originRef", "tenant", "action", "resourceType", "resourceId", "correlationId",
+        "outcome", "severity", "origin", "formatVersion", "keyVersion", "actor", "source", "details", "leafHash", "proof",
+    ]
+    static let manifestKeys: Set<String> = ["format", "storeId", "checkpointSeq", "entryCount", "seqs", "redacted", "filter", "createdAt"]
+
     static func check(entry e: [String: Any], seq: Int64, checkpoint: Checkpoint) -> (kind: ExportFinding.Kind, message: String)? {
         func malformed(_ what: String) -> (kind: ExportFinding.Kind, message: String) {
             (.bundleMalformed, "entry seq \(seq): \(what)")
@@ -335,6 +357,18 @@ public enum ExportBundle {
         func optionalText(_ name: String) -> String?? {
             if e[name] is NSNull { return .some(nil) }
             return (e[name] as? String).map { .some($0) }
+        }
+        // Every key is proven or (leafHash) recomputed: nothing unproven may sit in an entry.
+        if let unknown = e.keys.sorted().first(where: { !entryKeys.contains($0) }) {
+            return malformed("unknown field \(OutputEscaping.jsonQuoted(unknown)); an entry holds only its proven fields")
+        }
+        for field in WithholdableField.allCases {
+            guard let object = e[field.rawValue] as? [String: Any] else { continue }
+            let keys = Set(object.keys)
+            let allowed: Set<String> = object["withheld"] as? Bool == true ? ["withheld", "commitment"] : ["value", "nonce", "commitment"]
+            if let extra = keys.subtracting(allowed).sorted().first {
+                return malformed("field \(field.rawValue) has an unexpected key \(OutputEscaping.jsonQuoted(extra))")
+            }
         }
         guard seq >= 1, seq <= checkpoint.seq else {
             return (.proofInvalid, "entry seq \(seq) is outside the checkpoint (seqs 1...\(checkpoint.seq))")

@@ -146,6 +146,11 @@ public struct ExportStatement: Sendable, Hashable, CustomStringConvertible {
         guard object["format"] as? String == Self.jsonFormat else {
             throw AuditError(.invalidInput, "not an export statement: its format is not `\(Self.jsonFormat)`")
         }
+        let known: Set<String> = ["format", "storeId", "checkpointSeq", "checkpointHash", "filterHash", "entryCount", "seqsHash",
+                                  "createdAt", "keyVersion", "publicKey", "signature"]
+        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+            throw AuditError(.invalidInput, "export statement has an unknown field \(OutputEscaping.jsonQuoted(unknown)); it holds only its signed fields", field: unknown)
+        }
         func bytes(_ name: String, _ count: Int) throws(AuditError) -> [UInt8] {
             guard let text = object[name] as? String, let b = Hex.decode(text), b.count == count else {
                 throw AuditError(.invalidInput, "export statement field \(name) must be \(count * 2) hex digits", field: name)

@@ -114,6 +114,71 @@ struct FuzzTests {
         try await store.close()
     }
 
+    @Test("export bundles: mutated checkpoint, manifest, statement and entries never pass as valid, never crash")
+    func exportBundles() async throws {
+        let iterations = max(300, Self.iterations / 20)
+        var random = SeededRandom(seed: Self.seed &+ 11)
+        let dir = try TempDir()
+        let signer = try testSigner()
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: try testKeyRing())
+        try await store.append(contentsOf: (1...12).map { sampleEvent($0) })
+        try await store.checkpoint(signer: signer)
+        var filter = ExportFilter()
+        filter.tenant = "tenant-1"
+        _ = try await store.export(to: dir.path("good"), filter: filter, redact: [.actor], signer: signer)
+        try await store.close()
+        let files = ["checkpoint.json", "manifest.json", "entries.jsonl", "statement.json"]
+        var originals: [String: [UInt8]] = [:]
+        for file in files { originals[file] = Array(try Data(contentsOf: URL(fileURLWithPath: dir.path("good") + "/" + file))) }
+        #expect(try await ExportBundle.verify(at: dir.path("good"), publicKeys: signer.publicKeys).isValid)
+        let bundle = dir.path("fuzzed")
+        try FileManager.default.copyItem(atPath: dir.path("good"), toPath: bundle)
+        var rejected = 0
+        for _ in 0..<iterations {
+            let file = files.randomElement(using: &random)!
+            let mutated = Self.mutate(originals[file]!, &random)
+            try Data(mutated).write(to: URL(fileURLWithPath: bundle + "/" + file))
+            do {
+                let result = try await ExportBundle.verify(at: bundle, publicKeys: signer.publicKeys)
+                if result.isValid {
+                    // Only a change that leaves every proven value as it was may pass: JSON
+                    // whitespace, or the leafHash, which is recomputed. Compare what was proven.
+                    #expect(Self.provenContent(file, mutated) == Self.provenContent(file, originals[file]!),
+                            "a mutation of \(file) that changes proven content was accepted")
+                } else {
+                    rejected += 1
+                    #expect(result.findings.allSatisfy { !$0.message.isEmpty })
+                }
+            } catch {
+                #expect(!error.message.isEmpty)
+                rejected += 1
+            }
+            try Data(originals[file]!).write(to: URL(fileURLWithPath: bundle + "/" + file))
+        }
+        #expect(rejected > iterations / 2)
+    }
+
+    /// The parts of a bundle file that verification proves, as canonical JSON (nil if unparseable).
+    static func provenContent(_ file: String, _ bytes: [UInt8]) -> [String]? {
+        func canonical(_ object: Any) -> String? {
+            guard var dictionary = object as? [String: Any] else { return nil }
+            switch file {
+            case "entries.jsonl": dictionary["leafHash"] = nil
+            case "manifest.json": break  // with a statement, the filter and time are signed too
+            default: break
+            }
+            return (try? JSONSerialization.data(withJSONObject: dictionary, options: [.sortedKeys]))
+                .map { String(decoding: $0, as: UTF8.self) }
+        }
+        let lines = file == "entries.jsonl" ? bytes.split(separator: 0x0A).map(Array.init) : [bytes]
+        var out: [String] = []
+        for line in lines where !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line)), let text = canonical(object) else { return nil }
+            out.append(text)
+        }
+        return out
+    }
+
     @Test("JSONL event lines and details JSON")
     func jsonLines() {
         var random = SeededRandom(seed: Self.seed)
