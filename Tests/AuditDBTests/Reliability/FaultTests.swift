@@ -93,4 +93,46 @@ struct FaultTests {
         let sqlite = try sqlite3Shell(store, "SELECT count(*) FROM audit_entries;")
         #expect(sqlite.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "5")
     }
+
+    @Test("another process holds the write lock past the busy timeout: typed busy error, nothing written, then it works")
+    func lockedByAnotherProcess() async throws {
+        let path = dir.path("locked.db")
+        let keys = try testKeyRing()
+        try await makeStore(at: path, keys: keys, count: 3)
+        var config = AuditStore.Configuration()
+        config.busyTimeout = .milliseconds(300)
+        let store = try await AuditStore.open(at: path, keys: keys, configuration: config)
+        // A separate process (Python's sqlite3) takes the write lock and holds it until told to stop.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        holder.arguments = ["python3", "-c", """
+            import sqlite3, sys
+            c = sqlite3.connect(sys.argv[1], isolation_level=None)
+            c.execute("BEGIN IMMEDIATE")
+            print("locked", flush=True)
+            sys.stdin.readline()
+            c.execute("ROLLBACK")
+            """, path]
+        let input = Pipe(), output = Pipe()
+        holder.standardInput = input
+        holder.standardOutput = output
+        try holder.run()
+        let ready = output.fileHandleForReading.availableData
+        #expect(String(decoding: ready, as: UTF8.self) == "locked\n")
+        do {
+            try await store.append(sampleEvent(4))
+            Issue.record("append succeeded while another process held the write lock")
+        } catch let error as AuditError {
+            #expect(error.code == .busy)
+            #expect(error.message.contains("Nothing was written"))
+        }
+        #expect(try await store.lastSeq() == 3)
+        // The other process lets go; the next append takes the next seq and the store verifies.
+        input.fileHandleForWriting.write(Data("\n".utf8))
+        holder.waitUntilExit()
+        #expect(holder.terminationStatus == 0)
+        #expect(try await store.append(sampleEvent(4)) == 4)
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+    }
 }
