@@ -41,6 +41,16 @@ final class Bench {
     struct AppendRate {
         var total: Double
         var tail: Double
+        /// Process CPU time (all threads) per row during the timed appends, in µs: steadier than
+        /// wall time when the host is shared, and it counts AuditDB's helper threads too.
+        var cpuMicrosPerRow: Double
+    }
+
+    /// CPU time of the whole process so far, in seconds.
+    static func processCPUSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
     /// Rows/s of the last tenth of the batches, from per-batch times.
@@ -65,6 +75,7 @@ final class Bench {
         let n = raw.count, batch = options.batch
         var batchSeconds: [Double] = [], batchRows: [Int] = []
         let clock = ContinuousClock()
+        let cpu0 = Self.processCPUSeconds()
         let seconds = try raw.arena.withUnsafeBufferPointer { arena in
             try raw.spans.withUnsafeBufferPointer { spans in
                 try raw.macs.withUnsafeBufferPointer { macs in
@@ -91,9 +102,10 @@ final class Bench {
                 }
             }
         }
+        let cpu = Self.processCPUSeconds() - cpu0
         let count = try db.int("SELECT count(*) FROM audit_entries")
         guard count == n else { throw BenchError("raw store has \(count) rows, expected \(n)") }
-        return AppendRate(total: Double(n) / seconds, tail: Self.tailRate(batchSeconds, batchRows))
+        return AppendRate(total: Double(n) / seconds, tail: Self.tailRate(batchSeconds, batchRows), cpuMicrosPerRow: cpu * 1e6 / Double(n))
     }
 
     /// AuditDB: append(contentsOf:) with `batch` events per call (one transaction each).
@@ -105,6 +117,7 @@ final class Bench {
         let batches = data.batches
         var batchSeconds: [Double] = [], batchRows: [Int] = []
         let clock = ContinuousClock()
+        let cpu0 = Self.processCPUSeconds()
         let seconds = try await timedAsync {
             for b in batches {
                 let t0 = clock.now
@@ -113,10 +126,12 @@ final class Bench {
                 batchRows.append(b.count)
             }
         }.1
+        let cpu = Self.processCPUSeconds() - cpu0
         let last = try await store.lastSeq()
         try await store.close()
         guard last == Int64(data.events.count) else { throw BenchError("AuditDB store ends at seq \(last)") }
-        return AppendRate(total: Double(data.events.count) / seconds, tail: Self.tailRate(batchSeconds, batchRows))
+        return AppendRate(total: Double(data.events.count) / seconds, tail: Self.tailRate(batchSeconds, batchRows),
+                          cpuMicrosPerRow: cpu * 1e6 / Double(data.events.count))
     }
 
     /// Profiling aid: AUDITDB_BENCH_PROFILE_SIDE=raw|raw-idx|raw-plain|raw-trig|auditdb runs only that side of section 1, once, no report.
@@ -211,6 +226,9 @@ final class Bench {
             line("| relaxed, raw with plain unbucketed TEXT indexes on actor, resource_id (rest the same) | \(r(rawPlain.map(\.total))) | \(r(audit.map(\.total))) | \(p(ratio(audit, rawPlain, \.total))) | (information: what bucketing buys) |")
             line("| same, last tenth of the rows | \(r(rawPlain.map(\.tail))) | \(r(audit.map(\.tail))) | \(p(ratio(audit, rawPlain, \.tail))) | |")
         }
+        let us = { (v: [Double]) in Fmt.mmm(Summary(v), { Fmt.fixed($0, 2) }) }
+        line("| CPU µs per row (whole process, all threads), relaxed, raw same indexes vs AuditDB | \(us(rawIdx.map(\.cpuMicrosPerRow))) | \(us(audit.map(\.cpuMicrosPerRow))) | raw / AuditDB CPU: \(p(ratio(rawIdx, audit, \.cpuMicrosPerRow))) | (information: less noise-sensitive) |")
+        line("| CPU µs per row, raw no index / plain TEXT indexes | \(us(rawNone.map(\.cpuMicrosPerRow)))\(rawPlain.isEmpty ? "" : " / " + us(rawPlain.map(\.cpuMicrosPerRow))) | | | |")
         if !rawTrig.isEmpty {
             line("| relaxed, raw with no index but the 3 audit_entries triggers | \(r(rawTrig.map(\.total))) | \(r(audit.map(\.total))) | \(p(ratio(audit, rawTrig, \.total))) | (information) |")
         }
