@@ -134,7 +134,7 @@ final class Bench {
                           cpuMicrosPerRow: cpu * 1e6 / Double(data.events.count))
     }
 
-    /// Profiling aid: AUDITDB_BENCH_PROFILE_SIDE=raw|raw-idx|raw-plain|raw-trig|auditdb runs only that side of section 1, once, no report.
+    /// Profiling aid: AUDITDB_BENCH_PROFILE_SIDE=raw|raw-idx|raw-idx-full|raw-plain|raw-trig|auditdb|auditdb-full runs only that side of section 1, once, no report.
     func profileAppendSide(_ side: String) async throws {
         let (seconds, rate): (Double, AppendRate)
         switch side {
@@ -144,6 +144,10 @@ final class Bench {
             (rate, seconds) = try timed { try rawAppend(path: path("append-raw.db"), synchronous: "NORMAL", triggers: false, indexes: .same) }
         case "raw-plain":
             (rate, seconds) = try timed { try rawAppend(path: path("append-raw.db"), synchronous: "NORMAL", triggers: false, indexes: .plain) }
+        case "raw-idx-full":
+            (rate, seconds) = try timed { try rawAppend(path: path("append-raw.db"), synchronous: "FULL", triggers: false, indexes: .same) }
+        case "auditdb-full":
+            (rate, seconds) = try await timedAsync { try await auditAppend(path: path("append-auditdb.db"), durability: .synchronous) }
         case "raw-trig":
             (rate, seconds) = try timed { try rawAppend(path: path("append-raw.db"), synchronous: "NORMAL", triggers: true) }
         default:
@@ -151,7 +155,7 @@ final class Bench {
         }
         removeDatabase(path("append-raw.db"))
         removeDatabase(path("append-auditdb.db"))
-        progress("profile side \(side): \(Fmt.int(rate.total)) rows/s, last tenth \(Fmt.int(rate.tail)) (\(Fmt.fixed(seconds, 2)) s incl. open/close)")
+        progress("profile side \(side): \(Fmt.int(rate.total)) rows/s, last tenth \(Fmt.int(rate.tail)), \(Fmt.fixed(rate.cpuMicrosPerRow, 2)) CPU µs/row (\(Fmt.fixed(seconds, 2)) s incl. open/close)")
     }
 
     func batchedAppend() async throws {
