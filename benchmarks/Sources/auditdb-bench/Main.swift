@@ -42,6 +42,9 @@ struct AuditDBBench {
         if s.contains("group") { try await bench.groupCommit() }
         if s.contains("verify") { try await bench.verify() }
         if s.contains("storage") { try await bench.storage() }
+        if s.contains("query") { try await bench.query() }
+        if s.contains("scan") { try await bench.incrementalScan() }
+        if s.contains("status") { try await bench.statusRead() }
         if s.contains("peer") { try bench.peer() }
         if let p = bench.verifyStorePath { removeDatabase(p) }
         if options.ownsDir { try? FileManager.default.removeItem(atPath: options.dir) }

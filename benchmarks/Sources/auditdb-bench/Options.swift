@@ -14,16 +14,28 @@ struct Options {
     var ownsDir = true
     var schemaPath: String
     var peerScript = "/work/shared/perf-limits/peer_python.py"
-    var sections: Set<String> = ["append", "latency", "group", "verify", "storage", "peer"]
+    var sections: Set<String> = ["append", "latency", "group", "verify", "storage", "query", "scan", "status", "peer"]
+    /// Also run the raw baseline with plain (unbucketed) actor/resource_id indexes (slow: ~35k rows/s at 1M rows).
+    var plainIndexBaseline = true
+    /// Also run the raw baseline with the 3 audit_entries triggers and no index.
+    var triggerBaseline = false
+    var queryKeys = 1_000         // random keys per query kind per run
+    var scanNewRows = 10_000      // rows appended before each incremental scan
+    var smallStoreRows = 100_000  // the small store of the incremental-scan comparison
+    var statusReads = 20_000_000  // scanner.status reads per run
     var out: String?
 
     static let usage = """
         usage: auditdb-bench [--quick] [--runs N] [--rows N] [--batch N] [--latency-ops N]
                              [--group-tasks N] [--group-per-task N] [--dir PATH] [--schema PATH]
                              [--peer-script PATH] [--no-peer] [--only LIST] [--out FILE]
+                             [--no-plain-index] [--trigger-baseline] [--query-keys N]
+                             [--scan-new-rows N] [--small-store-rows N] [--status-reads N]
 
           --quick        quick profile: 100k rows, 300 latency ops, 64x40 group appends (also AUDITDB_BENCH_QUICK=1)
-          --only LIST    comma-separated sections: append,latency,group,verify,storage,peer
+          --only LIST    comma-separated sections: append,latency,group,verify,storage,query,scan,status,peer
+          --no-plain-index     skip the raw baseline with plain unbucketed actor/resource_id indexes
+          --trigger-baseline   also run the raw baseline with the 3 audit_entries triggers (no index)
           --dir PATH     where the databases go (default $TMPDIR/auditdb-bench-PID, removed at the end); must be on a real disk for fsync figures
           --out FILE     also write the markdown report to FILE
         """
@@ -62,6 +74,12 @@ struct Options {
             case "--schema": schemaPath = try value(arg)
             case "--peer-script": peerScript = try value(arg)
             case "--no-peer": sections.remove("peer")
+            case "--no-plain-index": plainIndexBaseline = false
+            case "--trigger-baseline": triggerBaseline = true
+            case "--query-keys": queryKeys = try number(arg)
+            case "--scan-new-rows": scanNewRows = try number(arg)
+            case "--small-store-rows": smallStoreRows = try number(arg)
+            case "--status-reads": statusReads = try number(arg)
             case "--only": sections = Set(try value(arg).split(separator: ",").map(String.init))
             case "--out": out = try value(arg)
             case "-h", "--help":
@@ -78,6 +96,10 @@ struct Options {
         rows = 100_000
         latencyOps = 300
         groupPerTask = 40
+        queryKeys = 300
+        smallStoreRows = 20_000
+        scanNewRows = 2_000
+        statusReads = 5_000_000
     }
 
     var profile: String { quick ? "quick" : "full" }

@@ -65,6 +65,9 @@ final class RawDB {
 struct SchemaText {
     let entriesTable: String
     let entriesTriggers: [String]
+    /// Every `CREATE INDEX ... ON audit_entries` of the schema (the query indexes of migration
+    /// 0003 and the partial origin_ref index), verbatim: what AuditDB's table carries.
+    let entriesIndexes: [String]
 
     init(path: String) throws {
         let text = try String(contentsOfFile: path, encoding: .utf8)
@@ -86,8 +89,29 @@ struct SchemaText {
         }
         entriesTable = table
         entriesTriggers = statements.filter { $0.hasPrefix("CREATE TRIGGER") && $0.contains(" ON audit_entries") }
+        entriesIndexes = statements.filter { $0.hasPrefix("CREATE INDEX") && $0.contains(" ON audit_entries(") }
+        guard entriesIndexes.count >= 4 else {
+            throw BenchError("expected the audit_entries indexes in \(path), found \(entriesIndexes.count)")
+        }
         guard entriesTriggers.count == 3 else {
             throw BenchError("expected 3 audit_entries triggers in \(path), found \(entriesTriggers.count)")
+        }
+    }
+
+    /// The store's indexes with actor and resource_id indexed plainly (unbucketed TEXT keys),
+    /// everything else identical: shows what the `seq >> 14` bucketing buys on append.
+    var plainIndexes: [String] {
+        entriesIndexes.map {
+            $0.replacingOccurrences(of: "((seq >> 14), actor)", with: "(actor)")
+                .replacingOccurrences(of: "((seq >> 14), resource_id)", with: "(resource_id)")
+        }
+    }
+
+    /// The store's indexes rewritten for `audit_entries_unsigned` (storage comparison).
+    var unsignedIndexes: [String] {
+        entriesIndexes.map {
+            $0.replacingOccurrences(of: " ON audit_entries(", with: " ON audit_entries_unsigned(")
+                .replacingOccurrences(of: "CREATE INDEX audit_entries_", with: "CREATE INDEX audit_entries_unsigned_")
         }
     }
 
@@ -145,8 +169,19 @@ func rawInsert(
     return step
 }
 
-/// Opens a fresh baseline database with the store's table (and optionally its triggers).
-func makeRawStore(path: String, schema: SchemaText, synchronous: String, triggers: Bool) throws -> RawDB {
+/// Which secondary indexes a raw baseline table gets.
+enum RawIndexes: String {
+    /// None: the bare table (the baseline before migration 0003).
+    case none
+    /// Exactly the store's (schema/audit.sql, verbatim): like for like with AuditDB.
+    case same
+    /// The store's, but actor and resource_id as plain unbucketed TEXT indexes.
+    case plain
+}
+
+/// Opens a fresh baseline database with the store's table (and optionally its triggers and indexes).
+func makeRawStore(path: String, schema: SchemaText, synchronous: String, triggers: Bool,
+                  indexes: RawIndexes = .none) throws -> RawDB {
     removeDatabase(path)
     let db = try RawDB(path: path)
     try db.exec("PRAGMA journal_mode=WAL")
@@ -154,6 +189,14 @@ func makeRawStore(path: String, schema: SchemaText, synchronous: String, trigger
     try db.exec(schema.entriesTable)
     if triggers {
         for t in schema.entriesTriggers { try db.exec(t) }
+    }
+    switch indexes {
+    case .none: break
+    case .same: for i in schema.entriesIndexes { try db.exec(i) }
+    case .plain:
+        let plain = schema.plainIndexes
+        guard plain != schema.entriesIndexes else { throw BenchError("could not unbucket the actor/resource indexes") }
+        for i in plain { try db.exec(i) }
     }
     return db
 }
