@@ -15,6 +15,8 @@ let package = Package(
         .package(name: "AuditDB", path: ".."),
         // The same GRDB as the library; only its GRDBSQLite module (the system SQLite C API) is used here.
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        // Only to count the store's commits (group sizes) in the group-commit section.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         .executableTarget(
@@ -22,6 +24,7 @@ let package = Package(
             dependencies: [
                 .product(name: "AuditDB", package: "AuditDB"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             path: "Sources/auditdb-bench"
         ),

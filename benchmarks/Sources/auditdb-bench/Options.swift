@@ -13,7 +13,8 @@ struct Options {
     var dir = NSTemporaryDirectory() + "auditdb-bench-\(ProcessInfo.processInfo.processIdentifier)"
     var ownsDir = true
     var schemaPath: String
-    var peerScript = "/work/shared/perf-limits/peer_python.py"
+    /// The hand-written Python reference (a copy kept in benchmarks/peer/), run with --indexed.
+    var peerScript = ""
     var sections: Set<String> = ["append", "latency", "group", "verify", "storage", "query", "scan", "status", "peer"]
     /// Also run the raw baseline with plain (unbucketed) actor/resource_id indexes (slow: ~35k rows/s at 1M rows).
     var plainIndexBaseline = true
@@ -45,6 +46,7 @@ struct Options {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent()
         schemaPath = root.appendingPathComponent("schema/audit.sql").path
+        peerScript = root.appendingPathComponent("benchmarks/peer/peer_python.py").path
         if ProcessInfo.processInfo.environment["AUDITDB_BENCH_QUICK"] == "1" || arguments.contains("--quick") {
             applyQuick()
         }
