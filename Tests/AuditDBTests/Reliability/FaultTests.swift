@@ -117,7 +117,13 @@ struct FaultTests {
         holder.standardInput = input
         holder.standardOutput = output
         try holder.run()
-        let ready = output.fileHandleForReading.availableData
+        // Wait for the whole line: a pipe may hand it over in pieces.
+        var ready = Data()
+        while !ready.contains(UInt8(ascii: "\n")) {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            ready += chunk
+        }
         #expect(String(decoding: ready, as: UTF8.self) == "locked\n")
         do {
             try await store.append(sampleEvent(4))
