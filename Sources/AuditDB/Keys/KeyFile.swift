@@ -33,45 +33,9 @@ public struct KeyFile: AuditKeyProvider {
     /// Reads and parses the file synchronously.
     /// - Throws: ``AuditError`` `keyFileInsecure`, `invalidKeyFile` or `keyUnavailable`.
     public func load() throws(AuditError) -> KeyRing {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let code = errno
-            throw AuditError(
-                code == ENOENT ? .keyUnavailable : .invalidKeyFile,
-                code == ENOENT
-                    ? "key file \(path) does not exist; create one with `auditdb keys generate --out \(path)`"
-                    : "cannot open key file \(path): \(String(cString: strerror(code)))")
-        }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            throw AuditError(.invalidKeyFile, "cannot stat key file \(path): \(String(cString: strerror(errno)))")
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw AuditError(.keyFileInsecure, "key file \(path) is not a regular file")
-        }
-        guard (info.st_mode & 0o077) == 0 else {
-            throw AuditError(
-                .keyFileInsecure,
-                "key file \(path) is accessible by group or others (mode \(String(info.st_mode & 0o777, radix: 8))); "
-                    + "run `chmod 600 \(path)` and check who could have read it")
-        }
-        let size = Int(info.st_size)
-        guard size > 0, size < 1 << 20 else {
-            throw AuditError(.invalidKeyFile, "key file \(path) is empty or too large (\(size) bytes)")
-        }
-        guard sodiumInitialized, let buffer = sodium_malloc(size) else {
-            throw AuditError(.storage, "could not allocate secure memory to read the key file")
-        }
-        defer { sodium_free(buffer) }
-        var filled = 0
-        while filled < size {
-            let n = read(fd, buffer + filled, size - filled)
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { throw AuditError(.invalidKeyFile, "could not read key file \(path)") }
-            filled += n
-        }
-        return try KeyText.parse(UnsafeRawBufferPointer(start: buffer, count: filled), origin: "key file \(path)")
+        try SecretFile.withContents(
+            of: path, what: "key file", missingHint: "create one with `auditdb keys generate --out \(path)`"
+        ) { (bytes) throws(AuditError) in try KeyText.parse(bytes, origin: "key file \(path)") }
     }
 
     /// Writes a new key file holding one freshly generated key (version 1). Refuses to
@@ -101,33 +65,7 @@ public struct KeyFile: AuditKeyProvider {
             sodium_memzero(&hex, hex.count)
             text.append(0x0A)
         }
-        let target = replacing ? path + ".tmp-\(getpid())" : path
-        let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            let code = errno
-            throw AuditError(
-                code == EEXIST && !replacing ? .invalidInput : .storage,
-                code == EEXIST && !replacing
-                    ? "\(path) already exists; refusing to overwrite a key file (choose another path)"
-                    : "cannot create \(target): \(String(cString: strerror(code)))",
-                field: code == EEXIST ? "--out" : nil)
-        }
-        var ok = fchmod(fd, 0o600) == 0
-        var written = 0
-        while ok && written < text.count {
-            let n = text.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, text.count - written) }
-            if n < 0, errno == EINTR { continue }
-            ok = n > 0
-            written += max(n, 0)
-        }
-        ok = ok && fsync(fd) == 0
-        close(fd)
-        if ok && replacing { ok = rename(target, path) == 0 }
-        guard ok else {
-            let code = errno
-            unlink(target)
-            throw AuditError(.storage, "could not write key file \(path): \(String(cString: strerror(code)))")
-        }
+        try SecretFile.write(text, to: path, mode: 0o600, replacing: replacing, field: "--out")
     }
 }
 

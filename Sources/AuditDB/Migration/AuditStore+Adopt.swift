@@ -174,7 +174,7 @@ extension AuditStore {
         }
         var digestBytes = [UInt8](repeating: 0, count: 32)
         crypto_hash_sha256_final(digest, &digestBytes)
-        let digestHex = digestBytes.map { String(format: "%02x", $0) }.joined()
+        let digestHex = Hex.encode(digestBytes)
         if problemCount > 0 && !adoption.skipInvalid {
             let listed = problems.prefix(20).map(\.description).joined(separator: "; ")
             throw AuditError(

@@ -23,7 +23,7 @@ public struct StoreID: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// 32 lowercase hex digits.
-    public var hex: String { bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() }
+    public var hex: String { Hex.encode(bytes) }
 
     public var description: String { hex }
 }

@@ -281,7 +281,11 @@ public final class IntegrityScanner: Service, Sendable {
         var startPosition: Verifier.Position?
         do {
             if requested == .incremental {
-                startPosition = try await state.withLock({ $0.position }).asyncOr { try await self.recordedPosition() }
+                if let known = state.withLock({ $0.position }) {
+                    startPosition = known
+                } else {
+                    startPosition = try await recordedPosition()
+                }
                 if startPosition == nil { mode = .full }
             }
             integrity = try await Verifier(
@@ -393,7 +397,7 @@ public final class IntegrityScanner: Service, Sendable {
         ]
         if integrity.isIntact, let head = integrity.verifiedHead {
             details["throughSeq"] = .int(head.seq)
-            details["headMac"] = .string(head.mac.hex)
+            details["headMac"] = .string(Hex.encode(head.mac))
         }
         let event = AuditEvent(
             actor: "auditdb", action: Self.scanAction, resourceType: "store", resourceId: report.integrity.storeID?.hex,
@@ -402,62 +406,30 @@ public final class IntegrityScanner: Service, Sendable {
         return try await recorder(event)
     }
 
-    /// Scan records, newest first, through the partial index on AuditDB's own entries.
-    static let scanRecordsSQL = """
-        SELECT seq FROM audit_entries
-        WHERE action = 'auditdb.scan' AND action >= 'auditdb.' AND action < 'auditdb/' AND origin = 0
-        ORDER BY seq DESC
-        """
-
     /// The position proven by the newest intact scan record whose own MAC verifies; nil if
     /// there is none (then a full pass runs). Reads records newest first and stops at the first
     /// good one; a record that fails verification is skipped (the pass that follows reports it).
     func recordedPosition() async throws -> Verifier.Position? {
         let keys = target.keys
         let knownID = target.storeID
-        let path = target.path
         return try await target.reader.read { db in
             // Without a readable header there is no trusted position; the full pass that
             // follows reports the header.
-            guard let storeID = try knownID ?? Self.headerID(db, path: path) else { return nil }
-            var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark)
-            let record = try db.cachedStatement(sql: "SELECT \(Verifier.selectColumns) FROM audit_entries WHERE seq = ?")
-            let candidates = try Int64.fetchCursor(db, sql: Self.scanRecordsSQL)
-            while let seq = try candidates.next() {
-                var entries: [AuditEntry] = []
-                try record.setArguments([seq])
-                reader.lastSeq = nil
-                try reader.read(record, into: &entries)
-                guard let entry = entries.first, entry.isVerified, entry.actor == "auditdb",
-                      let position = Self.position(recordedIn: entry)
-                else { continue }
-                return position
+            guard let storeID = try knownID ?? Self.headerID(db) else { return nil }
+            var found: Verifier.Position?
+            try RecordedScan.newestFirst(db, storeID: storeID, keys: keys, mode: .mark) { entry in
+                found = RecordedScan(entry)?.position
+                return found != nil
             }
-            return nil
+            return found
         }
     }
 
-    static func headerID(_ db: Database, path: String) throws -> StoreID? {
+    static func headerID(_ db: Database) throws -> StoreID? {
         switch try Verifier.readHeader(db) {
         case .success(let header): header.storeID
         case .failure: nil
         }
-    }
-
-    /// The verified position a scan record states, if it is an intact pass's record.
-    static func position(recordedIn entry: AuditEntry) -> Verifier.Position? {
-        guard let json = entry.detailsJSON, let members = try? JSONParser.topLevelMembers(json) else { return nil }
-        var result: String?, through: Int64?, mac: [UInt8]?
-        for (key, value, _) in members {
-            switch (key, value) {
-            case ("result", .string(let text)): result = text
-            case ("throughSeq", .int(let seq)): through = seq
-            case ("headMac", .string(let hex)): mac = [UInt8](hex: hex)
-            default: break
-            }
-        }
-        guard result == "intact", let through, through >= 1, through < entry.seq, let mac, mac.count == 32 else { return nil }
-        return Verifier.Position(seq: through, mac: mac)
     }
 }
 
@@ -555,49 +527,8 @@ final class PassLock: Sendable {
     }
 }
 
-extension Optional where Wrapped: Sendable {
-    func asyncOr(_ fallback: () async throws -> Wrapped?) async rethrows -> Wrapped? {
-        if let self { return self }
-        return try await fallback()
-    }
-}
-
 extension Duration {
     var microseconds: Int64 {
         components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000
-    }
-}
-
-extension [UInt8] {
-    var hex: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(count * 2)
-        for byte in self {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    init?(hex: String) {
-        let chars = Array(hex.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        func value(_ c: UInt8) -> UInt8? {
-            switch c {
-            case 48...57: c - 48
-            case 97...102: c - 87
-            default: nil
-            }
-        }
-        var out = [UInt8]()
-        out.reserveCapacity(chars.count / 2)
-        var index = 0
-        while index < chars.count {
-            guard let high = value(chars[index]), let low = value(chars[index + 1]) else { return nil }
-            out.append(high << 4 | low)
-            index += 2
-        }
-        self = out
     }
 }

@@ -20,6 +20,15 @@ public struct RecordedScan: Sendable, Hashable {
     public let findings: Int64
     /// Its first finding, as text.
     public let firstFinding: String?
+    /// The MAC of row `throughSeq` that an intact pass saw.
+    let headMac: [UInt8]?
+
+    /// The verified position an intact pass's record states (its MAC already checked by the
+    /// reader that returned the entry).
+    var position: Verifier.Position? {
+        guard isIntact, throughSeq >= 1, throughSeq < seq, let headMac, headMac.count == 32 else { return nil }
+        return Verifier.Position(seq: throughSeq, mac: headMac)
+    }
 
     init?(_ entry: AuditEntry) {
         guard entry.isVerified, entry.action == IntegrityScanner.scanAction, entry.origin == .recorded,
@@ -43,6 +52,31 @@ public struct RecordedScan: Sendable, Hashable {
         isIntact = result == "intact"
         self.findings = findings
         if case .string(let text)? = values["firstFinding"] { firstFinding = text } else { firstFinding = nil }
+        if case .string(let hex)? = values["headMac"] { headMac = Hex.decode(hex) } else { headMac = nil }
+    }
+
+    /// Scan records, newest first, through the partial index on AuditDB's own entries.
+    static let newestFirstSQL = """
+        SELECT seq FROM audit_entries
+        WHERE action = 'auditdb.scan' AND action >= 'auditdb.' AND action < 'auditdb/' AND origin = 0
+        ORDER BY seq DESC
+        """
+
+    /// Reads scan-record rows newest first, each verified (MAC and link) by an ``EntryReader``
+    /// in `mode`, until `visit` returns true.
+    static func newestFirst(_ db: Database, storeID: StoreID, keys: KeyRing, mode: EntryQuery.UnverifiedRows,
+                            _ visit: (AuditEntry) throws -> Bool) throws
+    {
+        var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: mode)
+        let row = try db.cachedStatement(sql: QueryExecution.rowBySeqSQL)
+        let candidates = try Int64.fetchCursor(db, sql: newestFirstSQL)
+        while let seq = try candidates.next() {
+            var entries: [AuditEntry] = []
+            try row.setArguments([seq])
+            reader.lastSeq = nil  // link to the stored row before it, not to the previous record
+            try reader.read(row, into: &entries)
+            if let entry = entries.first, try visit(entry) { return }
+        }
     }
 }
 
@@ -65,22 +99,19 @@ extension AuditStore {
         let keys = self.keys
         do {
             return try await pool.read { db in
-                var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .throw)
-                let statement = try db.cachedStatement(sql: "SELECT \(Verifier.selectColumns) FROM audit_entries WHERE seq = ?")
-                let candidates = try Int64.fetchCursor(db, sql: IntegrityScanner.scanRecordsSQL)
                 var last: RecordedScan?
+                var lastFull: RecordedScan?
                 var read = 0
-                while read < searchLimit, let seq = try candidates.next() {
+                // A record that fails verification throws: the history is not believed.
+                try RecordedScan.newestFirst(db, storeID: storeID, keys: keys, mode: .throw) { entry in
                     read += 1
-                    var entries: [AuditEntry] = []
-                    try statement.setArguments([seq])
-                    reader.lastSeq = nil
-                    try reader.read(statement, into: &entries)  // a record that fails verification throws
-                    guard let entry = entries.first, let record = RecordedScan(entry) else { continue }
-                    if last == nil { last = record }
-                    if record.mode == .full { return RecordedScanStatus(lastPass: last, lastFullPass: record) }
+                    if let record = RecordedScan(entry) {
+                        if last == nil { last = record }
+                        if record.mode == .full { lastFull = record }
+                    }
+                    return lastFull != nil || read >= searchLimit
                 }
-                return RecordedScanStatus(lastPass: last, lastFullPass: nil)
+                return RecordedScanStatus(lastPass: last, lastFullPass: lastFull)
             }
         } catch let error as AuditError {
             throw error

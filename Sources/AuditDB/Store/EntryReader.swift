@@ -19,14 +19,12 @@ struct EntryReader {
         context = Verifier.RowContext(
             storeID: storeID.bytes, keys: keys, compromised: keys.compromisedVersions, attestations: [:])
         previousMac = try db.cachedStatement(sql: "SELECT mac FROM audit_entries WHERE seq = ?")
-        // The same rule as Verifier.loadAttestations (FORMAT.md section 10), for one seq.
-        let hasAttestations = try db.tableExists("audit_attestations")
-        attestationsOfRow = keys.compromisedVersions.isEmpty || !hasAttestations ? nil
-            : try db.cachedStatement(sql: """
-                SELECT a.key_version, a.declaration_seq, a.mac FROM audit_attestations a
-                WHERE a.seq = ? AND a.declaration_seq > a.seq
-                AND EXISTS (SELECT 1 FROM audit_entries d WHERE d.seq = a.declaration_seq AND d.action = 'auditdb.key.compromised')
-                """)
+        // Only rows signed by a compromised version need theirs (looked up per row below).
+        if !keys.compromisedVersions.isEmpty, try db.tableExists("audit_attestations") {
+            attestationsOfRow = try db.cachedStatement(sql: Verifier.attestationsSQL + " AND a.seq = ?")
+        } else {
+            attestationsOfRow = nil
+        }
         self.mode = mode
     }
 
@@ -82,13 +80,8 @@ struct EntryReader {
     private static func context(_ base: Verifier.RowContext, withAttestationsOf seq: Int64, from statement: Statement)
         throws -> Verifier.RowContext
     {
-        var found: [Verifier.Attestation] = []
-        for row in try Row.fetchAll(statement, arguments: [seq]) {
-            guard let kv = UInt32(exactly: row[0] as Int64? ?? -1), let declaration = row[1] as Int64? else { continue }
-            found.append(Verifier.Attestation(keyVersion: kv, declarationSeq: declaration, mac: Array((row[2] as Data?) ?? Data())))
-        }
-        return Verifier.RowContext(storeID: base.storeID, keys: base.keys, compromised: base.compromised,
-                                   attestations: found.isEmpty ? [:] : [seq: found])
+        Verifier.RowContext(storeID: base.storeID, keys: base.keys, compromised: base.compromised,
+                            attestations: Verifier.attestations(from: try Row.fetchAll(statement, arguments: [seq])))
     }
 
     private static func string(_ stmt: OpaquePointer, _ i: Int32) -> String? {

@@ -331,29 +331,32 @@ struct Verifier: Sendable {
 
     // MARK: Rows
 
-    /// Re-attestations, needed only when some key version is declared compromised.
-    static func loadAttestations(_ db: Database, keys: KeyRing, always: Bool = false) throws -> [Int64: [Attestation]] {
+    /// The attestations that count (FORMAT.md section 10): each one's declaration is a real
+    /// `auditdb.key.compromised` entry that comes after the row it attests (seq 0 stands for the
+    /// store header). Append `AND a.seq = ?` for one row's.
+    static let attestationsSQL = """
+        SELECT a.seq, a.key_version, a.declaration_seq, a.mac FROM audit_attestations a
+        WHERE a.declaration_seq > a.seq
+        AND EXISTS (SELECT 1 FROM audit_entries d WHERE d.seq = a.declaration_seq AND d.action = 'auditdb.key.compromised')
+        """
+
+    /// Rows of ``attestationsSQL`` by seq; rows with impossible types are left out (not counted).
+    static func attestations(from rows: [Row]) -> [Int64: [Attestation]] {
         var attestations: [Int64: [Attestation]] = [:]
-        guard always || !keys.compromisedVersions.isEmpty, try db.tableExists("audit_attestations") else {
-            return attestations
-        }
-        // An attestation counts only if its declaration is a real `auditdb.key.compromised`
-        // entry that comes after the row it attests (seq 0 stands for the store header).
-        let declarations = Set(try Int64.fetchAll(
-            db,
-            sql: """
-                SELECT seq FROM audit_entries WHERE action = 'auditdb.key.compromised'
-                AND seq IN (SELECT DISTINCT declaration_seq FROM audit_attestations)
-                """))
-        for row in try Row.fetchAll(db, sql: "SELECT seq, key_version, declaration_seq, mac FROM audit_attestations") {
-            guard let kv = UInt32(exactly: row["key_version"] as Int64? ?? -1),
-                  let seq = row["seq"] as Int64?, let declaration = row["declaration_seq"] as Int64?,
-                  declarations.contains(declaration), declaration > seq
+        for row in rows {
+            guard let seq = row[0] as Int64?, let kv = UInt32(exactly: row[1] as Int64? ?? -1),
+                  let declaration = row[2] as Int64?
             else { continue }
             attestations[seq, default: []].append(
-                Attestation(keyVersion: kv, declarationSeq: declaration, mac: Array((row["mac"] as Data?) ?? Data())))
+                Attestation(keyVersion: kv, declarationSeq: declaration, mac: Array((row[3] as Data?) ?? Data())))
         }
         return attestations
+    }
+
+    /// Re-attestations, needed only when some key version is declared compromised.
+    static func loadAttestations(_ db: Database, keys: KeyRing, always: Bool = false) throws -> [Int64: [Attestation]] {
+        guard always || !keys.compromisedVersions.isEmpty, try db.tableExists("audit_attestations") else { return [:] }
+        return attestations(from: try Row.fetchAll(db, sql: attestationsSQL))
     }
 
     struct RowContext: Sendable {

@@ -18,8 +18,7 @@ struct CheckpointJSONTests {
         try await store.close()
         try signer.publicKeys.write(to: dir.path("c.pub"))
         let python = "/usr/bin/env"
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("docs/verifier/auditdb_verify_export.py").path
+        let script = repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify_export.py").path
         let json = checkpoint.json
         #expect(try Checkpoint(json: Data(json.utf8)) == checkpoint)
         let edits = [

@@ -350,7 +350,7 @@ struct CheckpointTests {
         try await makeStore(at: path, keys: keys, count: 4)
         #expect(try run(cli, ["checkpoint-key", "generate", "--out", secret, "--public-out", pub]).status == 0)
         let again = try run(cli, ["checkpoint-key", "generate", "--out", secret, "--public-out", pub])
-        #expect(again.status == 2 && again.stderr.contains("refusing to overwrite a key file"))
+        #expect(again.status == 2 && again.stderr.contains("refusing to overwrite a checkpoint key file"))
         #expect(try run(cli, ["checkpoint", "--store", path, "--key-file", keyFile, "--signing-key", secret, "--anchor", anchor]).status == 0)
         let rotated = try run(cli, ["checkpoint-key", "rotate", "--signing-key", secret, "--public-out", pub])
         #expect(rotated.status == 0, "\(rotated.stderr)")

@@ -39,8 +39,7 @@ struct ExportStrictnessTests {
         let engine = try await ExportBundle.verify(at: bundle, publicKeys: signer.publicKeys).findings
         let publicKey = dir.path("c.pub")
         if !FileManager.default.fileExists(atPath: publicKey) { try signer.publicKeys.write(to: publicKey) }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("docs/verifier/auditdb_verify_export.py").path
+        let script = repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify_export.py").path
         let python = try run("/usr/bin/env", ["python3", script, bundle, "--public-key", publicKey])
         let printed = engine.map { "  \($0.kind)\($0.seq.map { " at seq \($0)" } ?? ""): \($0.message)" }
         #expect(python.status == (engine.isEmpty ? 0 : 1), "\(python.stdout)\(python.stderr)")

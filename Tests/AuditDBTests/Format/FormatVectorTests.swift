@@ -9,8 +9,7 @@ import Testing
 /// spec, the vectors and the implementation cannot drift apart.
 @Suite("Format: test vectors and the independent verifier")
 struct FormatVectorTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
+    static let root = repositoryRoot
 
     let vectors: [String: Any]
 

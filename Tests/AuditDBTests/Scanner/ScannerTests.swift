@@ -351,9 +351,7 @@ struct ScannerTests {
 
     @Test("docs/scanning.md's health check is the function these tests run")
     func healthCheckDocMatches() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
-        let doc = try String(contentsOf: root.appendingPathComponent("docs/scanning.md"), encoding: .utf8)
+        let doc = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/scanning.md"), encoding: .utf8)
         let test = try String(contentsOf: URL(fileURLWithPath: #filePath), encoding: .utf8)
         let start = try #require(doc.range(of: "func auditHealth("))
         let end = try #require(doc.range(of: "\n}\n", range: start.lowerBound..<doc.endIndex))

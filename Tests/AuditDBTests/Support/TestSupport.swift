@@ -98,6 +98,10 @@ func sqlite3Must(_ database: String, _ sql: String) throws {
 /// The real `auditdb` binary built next to the test bundle.
 func cliPath() throws -> String { try builtProduct("auditdb") }
 
+/// The repository's root directory (for docs/, schema/ and the independent verifiers).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent()
+
 /// An executable of this package, built next to the test bundle.
 func builtProduct(_ name: String) throws -> String {
     let here = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
@@ -107,9 +111,7 @@ func builtProduct(_ name: String) throws -> String {
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         dir = dir.deletingLastPathComponent()
     }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
-    let fromSource = root.appendingPathComponent(".build/debug/\(name)").path
+    let fromSource = repositoryRoot.appendingPathComponent(".build/debug/\(name)").path
     if FileManager.default.isExecutableFile(atPath: fromSource) { return fromSource }
     throw TestFailure("cannot find the \(name) binary near \(here.path); build it with `swift build`")
 }
