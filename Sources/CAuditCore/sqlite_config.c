@@ -1,7 +1,9 @@
-// sqlite_config.c - sqlite3_db_config is variadic, so Swift cannot call it directly.
+// sqlite_config.c - the C parts that call SQLite: sqlite3_db_config (variadic, so Swift cannot call it)
+// and the verifier's per-row column reader.
 #include "audit_core.h"
 
 #include <sqlite3.h>
+#include <string.h>
 
 int adb_sqlite_enable_triggers(void *connection, int enabled) {
     int now = -1;
@@ -13,4 +15,94 @@ int adb_sqlite_set_defensive(void *connection, int on) {
     int now = -1;
     if (sqlite3_db_config((sqlite3 *)connection, SQLITE_DBCONFIG_DEFENSIVE, on, &now) != SQLITE_OK) return -1;
     return now;
+}
+
+static inline adb_bytes column_text(sqlite3_stmt *s, int i, int type) {
+    adb_bytes b;
+    const unsigned char *p = type == SQLITE_NULL ? NULL : sqlite3_column_text(s, i);
+    if (p == NULL) {
+        b.ptr = NULL;
+        b.len = -1;
+    } else {
+        b.ptr = p;
+        b.len = sqlite3_column_bytes(s, i);
+    }
+    return b;
+}
+
+int adb_stmt_read_row(void *statement, uint8_t expected_format, adb_row *row, const uint8_t **mac, int *column) {
+    static const int integers[] = {1, 8, 9, 13, 15, 16};
+    static const int optional_integers[] = {2, 14};
+    static const int texts[] = {3, 4, 5, 6, 7, 10, 11, 12};
+    sqlite3_stmt *s = (sqlite3_stmt *)statement;
+    int types[18];
+    for (int i = 0; i < 18; i++) types[i] = sqlite3_column_type(s, i);
+    *column = -1;
+    for (size_t k = 0; k < sizeof integers / sizeof *integers; k++) {
+        if (types[integers[k]] != SQLITE_INTEGER) { *column = integers[k]; return ADB_SHAPE_NOT_INTEGER; }
+    }
+    for (size_t k = 0; k < sizeof optional_integers / sizeof *optional_integers; k++) {
+        int t = types[optional_integers[k]];
+        if (t != SQLITE_INTEGER && t != SQLITE_NULL) { *column = optional_integers[k]; return ADB_SHAPE_NOT_INTEGER_OR_NULL; }
+    }
+    for (size_t k = 0; k < sizeof texts / sizeof *texts; k++) {
+        int t = types[texts[k]];
+        if (t != SQLITE_TEXT && t != SQLITE_NULL) { *column = texts[k]; return ADB_SHAPE_NOT_TEXT_OR_NULL; }
+    }
+    if (types[5] == SQLITE_NULL) { *column = 5; return ADB_SHAPE_ACTION_NULL; }
+    if (types[17] != SQLITE_BLOB || sqlite3_column_bytes(s, 17) != ADB_MAC_LEN) { *column = 17; return ADB_SHAPE_BAD_MAC; }
+    sqlite3_int64 outcome = sqlite3_column_int64(s, 8), severity = sqlite3_column_int64(s, 9);
+    sqlite3_int64 origin = sqlite3_column_int64(s, 13), format = sqlite3_column_int64(s, 15);
+    sqlite3_int64 kv = sqlite3_column_int64(s, 16);
+    if (outcome < 0 || outcome > 3 || severity < 0 || severity > 3 || origin < 0 || origin > 1) return ADB_SHAPE_BAD_CODE;
+    if (format != expected_format) { *column = 15; return ADB_SHAPE_BAD_FORMAT; }
+    if (kv < 0 || kv > 0xFFFFFFFFLL) { *column = 16; return ADB_SHAPE_BAD_KEY_VERSION; }
+    *mac = (const uint8_t *)sqlite3_column_blob(s, 17);
+    row->seq = sqlite3_column_int64(s, 0);
+    row->recorded_at = sqlite3_column_int64(s, 1);
+    row->has_occurred_at = types[2] != SQLITE_NULL;
+    row->occurred_at = row->has_occurred_at ? sqlite3_column_int64(s, 2) : 0;
+    row->tenant = column_text(s, 3, types[3]);
+    row->actor = column_text(s, 4, types[4]);
+    row->action = column_text(s, 5, types[5]);
+    row->resource_type = column_text(s, 6, types[6]);
+    row->resource_id = column_text(s, 7, types[7]);
+    row->outcome = (uint8_t)outcome;
+    row->severity = (uint8_t)severity;
+    row->correlation_id = column_text(s, 10, types[10]);
+    row->source = column_text(s, 11, types[11]);
+    row->details = column_text(s, 12, types[12]);
+    row->origin = (uint8_t)origin;
+    row->has_origin_ref = types[14] != SQLITE_NULL;
+    row->origin_ref = row->has_origin_ref ? sqlite3_column_int64(s, 14) : 0;
+    row->format_version = (uint8_t)format;
+    row->key_version = (uint32_t)kv;
+    return ADB_SHAPE_OK;
+}
+
+int adb_verify_run(void *statement, const adb_key_entry *keys, int key_count, const uint8_t store_id[ADB_STORE_ID_LEN],
+                   uint8_t expected_format, int64_t *expected_seq, uint8_t prev_mac[ADB_MAC_LEN], int64_t *checked) {
+    sqlite3_stmt *s = (sqlite3_stmt *)statement;
+    const adb_key_entry *last = key_count > 0 ? &keys[0] : NULL;
+    for (;;) {
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_ROW) return rc;
+        if (sqlite3_column_int64(s, 0) != *expected_seq) return SQLITE_ROW;
+        adb_row row;
+        const uint8_t *mac = NULL;
+        int column;
+        if (adb_stmt_read_row(s, expected_format, &row, &mac, &column) != ADB_SHAPE_OK) return SQLITE_ROW;
+        if (last == NULL || last->version != row.key_version) {
+            last = NULL;
+            for (int k = 0; k < key_count; k++) {
+                if (keys[k].version == row.key_version) { last = &keys[k]; break; }
+            }
+            if (last == NULL) return SQLITE_ROW;
+        }
+        if (!last->trusted) return SQLITE_ROW;
+        if (adb_row_check(last->keyset, store_id, &row, prev_mac, mac, ADB_MAC_LEN) != ADB_OK) return SQLITE_ROW;
+        memcpy(prev_mac, mac, ADB_MAC_LEN);
+        *expected_seq += 1;
+        *checked += 1;
+    }
 }

@@ -364,6 +364,13 @@ struct Verifier: Sendable {
         let keys: KeyRing
         let compromised: Set<UInt32>
         let attestations: [Int64: [Attestation]]
+
+        /// The ring as the C fast path reads it. Its pointers live as long as `keys`.
+        var keyEntries: [adb_key_entry] {
+            keys.keys.values.sorted { $0.version < $1.version }.map { key in
+                adb_key_entry(version: key.version, trusted: compromised.contains(key.version) ? 0 : 1, keyset: key.keyset)
+            }
+        }
     }
 
     struct RangeResult: Sendable {
@@ -416,8 +423,31 @@ struct Verifier: Sendable {
         sqlite3_bind_int64(stmt, 2, range.upperBound)
         defer { sqlite3_reset(stmt) }
         var expected = range.lowerBound
+        // Runs of good rows are checked in C, row after row, without coming back to Swift; the
+        // row after a run (a gap, a bad or unusual row) is reported by the row-by-row code below.
+        // The convergence rescan must stop at the first agreeing row, so it goes row by row.
+        let keyEntries = convergeWith == nil ? context.keyEntries : []
+        let storeID = context.storeID
         while true {
-            let rc = sqlite3_step(stmt)
+            let rc: Int32
+            if prevKnown && !keyEntries.isEmpty && storeID.count == 16 {
+                var next = expected, checked: Int64 = 0
+                rc = keyEntries.withUnsafeBufferPointer { keys in
+                    prevMac.withUnsafeMutableBufferPointer { prev in
+                        adb_verify_run(UnsafeMutableRawPointer(stmt), keys.baseAddress, Int32(keys.count), storeID,
+                                       UInt8(StoreFormat.formatVersion), &next, prev.baseAddress, &checked)
+                    }
+                }
+                if checked > 0 {
+                    result.rowsChecked += Int(checked)
+                    result.lastSeq = next - 1
+                    result.endTrusted = true
+                    if isLast { result.lastMac = prevMac }
+                }
+                expected = next
+            } else {
+                rc = sqlite3_step(stmt)
+            }
             if rc == SQLITE_DONE { break }
             guard rc == SQLITE_ROW else {
                 let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
@@ -459,33 +489,26 @@ struct Verifier: Sendable {
             result.add(Finding(kind: .malformedRow, seqs: seq...seq, message: why))
             prevKnown = false
         }
-        // Each column's type, read once (3 bits each; SQLite's type codes are 1...5).
-        var types: UInt64 = 0
-        for i in 0..<18 { types |= UInt64(sqlite3_column_type(stmt, Int32(i))) << (3 * UInt64(i)) }
-        func type(_ i: Int32) -> Int32 { Int32((types >> (3 * UInt64(i))) & 7) }
-        // Types: integers, nullable integers, nullable texts, then the MAC blob.
-        for i in Self.integerColumns where type(i) != SQLITE_INTEGER {
-            return malformed("column \(String(cString: sqlite3_column_name(stmt, i))) is not an integer")
+        // One C call reads and shape-checks all 18 columns (docs/performance.md, "Full scan").
+        var row = adb_row()
+        var stored: UnsafePointer<UInt8>?
+        var column: Int32 = -1
+        let shape = adb_stmt_read_row(UnsafeMutableRawPointer(stmt), UInt8(StoreFormat.formatVersion), &row, &stored, &column)
+        guard shape == Int32(ADB_SHAPE_OK), let macPointer = stored else {
+            let name = column >= 0 ? String(cString: sqlite3_column_name(stmt, column)) : ""
+            switch shape {
+            case Int32(ADB_SHAPE_NOT_INTEGER): return malformed("column \(name) is not an integer")
+            case Int32(ADB_SHAPE_NOT_INTEGER_OR_NULL): return malformed("column \(name) is not an integer or NULL")
+            case Int32(ADB_SHAPE_NOT_TEXT_OR_NULL): return malformed("column \(name) is not text or NULL")
+            case Int32(ADB_SHAPE_ACTION_NULL): return malformed("action is NULL")
+            case Int32(ADB_SHAPE_BAD_MAC): return malformed("the MAC is missing or not 32 bytes")
+            case Int32(ADB_SHAPE_BAD_CODE): return malformed("outcome, severity or origin holds an undefined code")
+            case Int32(ADB_SHAPE_BAD_FORMAT): return malformed("unknown format version \(sqlite3_column_int64(stmt, 15))")
+            default: return malformed("invalid key version \(sqlite3_column_int64(stmt, 16))")
+            }
         }
-        for i in Self.optionalIntegerColumns where type(i) != SQLITE_INTEGER && type(i) != SQLITE_NULL {
-            return malformed("column \(String(cString: sqlite3_column_name(stmt, i))) is not an integer or NULL")
-        }
-        for i in Self.textColumns where type(i) != SQLITE_TEXT && type(i) != SQLITE_NULL {
-            return malformed("column \(String(cString: sqlite3_column_name(stmt, i))) is not text or NULL")
-        }
-        if type(5) == SQLITE_NULL { return malformed("action is NULL") }
-        guard type(17) == SQLITE_BLOB, sqlite3_column_bytes(stmt, 17) == 32 else {
-            return malformed("the MAC is missing or not 32 bytes")
-        }
-        let outcome = sqlite3_column_int64(stmt, 8), severity = sqlite3_column_int64(stmt, 9)
-        let origin = sqlite3_column_int64(stmt, 13), format = sqlite3_column_int64(stmt, 15)
-        let kv64 = sqlite3_column_int64(stmt, 16)
-        guard (0...3).contains(outcome), (0...3).contains(severity), (0...1).contains(origin) else {
-            return malformed("outcome, severity or origin holds an undefined code")
-        }
-        guard format == Int64(StoreFormat.formatVersion) else { return malformed("unknown format version \(format)") }
-        guard let kv = UInt32(exactly: kv64) else { return malformed("invalid key version \(kv64)") }
-        let macPointer = sqlite3_column_blob(stmt, 17)!.assumingMemoryBound(to: UInt8.self)
+        row.seq = seq  // the seq being checked (rowsMovedFromTheTail checks a row against other seqs)
+        let kv = row.key_version
         var prevTrusted = true
         defer {
             prevMac.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: macPointer, count: 32) }
@@ -497,26 +520,6 @@ struct Verifier: Sendable {
             prevTrusted = false
             return
         }
-        var row = adb_row()
-        row.seq = seq
-        row.recorded_at = sqlite3_column_int64(stmt, 1)
-        row.has_occurred_at = type(2) == SQLITE_NULL ? 0 : 1
-        row.occurred_at = sqlite3_column_int64(stmt, 2)
-        row.tenant = text(stmt, 3, type: type(3))
-        row.actor = text(stmt, 4, type: type(4))
-        row.action = text(stmt, 5, type: type(5))
-        row.resource_type = text(stmt, 6, type: type(6))
-        row.resource_id = text(stmt, 7, type: type(7))
-        row.outcome = UInt8(outcome)
-        row.severity = UInt8(severity)
-        row.correlation_id = text(stmt, 10, type: type(10))
-        row.source = text(stmt, 11, type: type(11))
-        row.details = text(stmt, 12, type: type(12))
-        row.origin = UInt8(origin)
-        row.has_origin_ref = type(14) == SQLITE_NULL ? 0 : 1
-        row.origin_ref = sqlite3_column_int64(stmt, 14)
-        row.format_version = UInt8(format)
-        row.key_version = kv
         let verdict: Int32
         if prevKnown {
             verdict = prevMac.withUnsafeBufferPointer { prev in

@@ -107,6 +107,41 @@ void adb_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *msg, siz
 /// Constant-time equality of two byte strings of length `len`: 1 if equal.
 int adb_ct_equal(const uint8_t *a, const uint8_t *b, size_t len);
 
+/// Results of adb_stmt_read_row: why a stored row cannot be checked at all.
+enum {
+    ADB_SHAPE_OK = 0,
+    ADB_SHAPE_NOT_INTEGER = 1,          ///< column *column is not an integer
+    ADB_SHAPE_NOT_INTEGER_OR_NULL = 2,  ///< column *column is neither an integer nor NULL
+    ADB_SHAPE_NOT_TEXT_OR_NULL = 3,     ///< column *column is neither text nor NULL
+    ADB_SHAPE_ACTION_NULL = 4,          ///< action is NULL
+    ADB_SHAPE_BAD_MAC = 5,              ///< the MAC is missing or not 32 bytes
+    ADB_SHAPE_BAD_CODE = 6,             ///< outcome, severity or origin holds an undefined code
+    ADB_SHAPE_BAD_FORMAT = 7,           ///< format_version is not `expected_format`
+    ADB_SHAPE_BAD_KEY_VERSION = 8,      ///< key_version is not a u32
+};
+/// Reads the current row of `stmt` (a prepared `sqlite3_stmt *` selecting, in this order: seq,
+/// recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity,
+/// correlation_id, source, details, origin, origin_ref, format_version, key_version, mac) into
+/// `row`, checking every column's type and range first. On ADB_SHAPE_OK, `*mac` points at the
+/// stored 32-byte MAC; `row` and `*mac` point into `stmt` and stay valid until it is stepped.
+/// Otherwise `*column` names the column at fault where there is one. One C call instead of ~40
+/// SQLite API calls made from Swift: the verifier's per-row cost (docs/performance.md).
+int adb_stmt_read_row(void *stmt, uint8_t expected_format, adb_row *row, const uint8_t **mac, int *column);
+/// A key version the verifier may check rows against.
+typedef struct {
+    uint32_t version;
+    int32_t trusted;           ///< 0 if declared compromised: its rows need the slow path (attestations)
+    const adb_keyset *keyset;
+} adb_key_entry;
+/// The verifier's fast path: steps `stmt` (as for adb_stmt_read_row, ordered by seq) and checks
+/// each row whose seq is `*expected_seq`, whose shape is valid, whose key version is in `keys`
+/// and trusted, and whose row and link tags match (chained to `prev_mac`). For each such row it
+/// advances `*expected_seq`, copies the row's MAC into `prev_mac` and counts it in `*checked`.
+/// It stops at the first row that is not such a row and returns SQLITE_ROW with that row current
+/// and unchecked (the caller reports what is wrong with it); SQLITE_DONE at the end; any other
+/// code is SQLite's error.
+int adb_verify_run(void *stmt, const adb_key_entry *keys, int key_count, const uint8_t store_id[ADB_STORE_ID_LEN],
+                   uint8_t expected_format, int64_t *expected_seq, uint8_t prev_mac[ADB_MAC_LEN], int64_t *checked);
 /// sqlite3_db_config(SQLITE_DBCONFIG_ENABLE_TRIGGER) on a `sqlite3 *`: returns the new
 /// setting (0/1), or -1 on error.
 int adb_sqlite_enable_triggers(void *connection, int enabled);

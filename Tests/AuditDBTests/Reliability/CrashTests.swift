@@ -55,7 +55,10 @@ struct CrashTests {
 
     /// Starts `executable`, waits until it is ready plus `afterMilliseconds`, SIGKILLs it, and
     /// returns the (seq, index) pairs it acknowledged before dying.
-    func runAndKill(_ executable: String, _ arguments: [String], afterMilliseconds: Int) throws -> [(Int64, Int)] {
+    /// Starts the child, kills it `afterMilliseconds` after it is ready (or, with `minimumAcks`, no
+    /// earlier than its `minimumAcks`-th acknowledgement: a busy host can starve a child for a while),
+    /// and returns the acknowledgements it printed.
+    func runAndKill(_ executable: String, _ arguments: [String], afterMilliseconds: Int, minimumAcks: Int = 0) throws -> [(Int64, Int)] {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -77,6 +80,10 @@ struct CrashTests {
             usleep(1_000)
         }
         usleep(useconds_t(afterMilliseconds * 1_000))
+        while minimumAcks > 0, process.isRunning, Date() < deadline,
+              buffer.withLock({ $0.split(separator: UInt8(ascii: "\n")).filter { $0.starts(with: Array("ack ".utf8)) }.count }) < minimumAcks + 1 {
+            usleep(1_000)  // + 1: the last ack line seen may still be incomplete
+        }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         out.fileHandleForReading.readabilityHandler = nil

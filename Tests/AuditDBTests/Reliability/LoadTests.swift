@@ -106,7 +106,8 @@ struct LoadTests {
         let keys = try KeyFile.generate(at: keyFile)
         try await makeStore(at: path, keys: keys, count: 0)
         let child = try builtProduct("AuditDBCrashChild")
-        // Both run at once; each is killed after the same time. The crash test's helper collects acks.
+        // Both run at once; each is killed after the same time, but not before it acknowledged an
+        // append (one can hold the write lock for a while on a busy host). The crash test's helper collects acks.
         async let first = Task.detached {
             try CrashTests().runAndKill(child, [path, keyFile, "concurrent", "0"], afterMilliseconds: 700)
         }.value
