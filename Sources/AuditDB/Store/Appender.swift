@@ -8,7 +8,9 @@ import Synchronization
 
 /// Group commit: appends from any number of tasks queue up here; one drain loop on GRDB's
 /// writer queue takes everything pending, writes it in one `BEGIN IMMEDIATE` transaction,
-/// commits (one fsync), and resumes every waiting caller with its seqs.
+/// commits (one fsync), and resumes every waiting caller with its seqs. When the appender is
+/// idle, a small append is instead written on the caller's own thread (`submit`'s fast path):
+/// that thread then waits for the fsync itself, like any synchronous SQLite write would.
 final class Appender: Sendable {
     struct Request: Sendable {
         var events: [EncodedEvent]
@@ -70,7 +72,18 @@ final class Appender: Sendable {
     }
 
     func submit(_ events: [EncodedEvent]) async throws -> ClosedRange<Int64> {
-        try await withCheckedThrowingContinuation { continuation in
+        // Fast path: when nothing is queued and nobody is writing, a small append is written on
+        // the caller's thread (GRDB runs a synchronous write on an idle writer queue in place):
+        // no hop to the writer queue and no continuation to resume on another thread, which
+        // were ~20% of a durable single append's latency (docs/performance.md, section 2).
+        // Appends that arrive meanwhile queue up and are handed to the drain loop afterwards.
+        let direct = events.count < MacPipeline.minimumRows && state.withLock { state -> Bool in
+            guard !state.closed, !state.draining, state.pending.isEmpty else { return false }
+            state.draining = true
+            return true
+        }
+        if direct { return try writeOnCallerThread(events) }
+        return try await withCheckedThrowingContinuation { continuation in
             let start = state.withLock { state -> Bool? in
                 if state.closed { return nil }
                 state.pending.append(Request(events: events, continuation: continuation))
@@ -87,6 +100,26 @@ final class Appender: Sendable {
                 break
             }
         }
+    }
+
+    /// The fast path of `submit`: the caller holds `draining`. Synchronous, so that GRDB's
+    /// synchronous write (which runs in place on an idle queue) is the one chosen.
+    private func writeOnCallerThread(_ events: [EncodedEvent]) throws -> ClosedRange<Int64> {
+        let result: Result<ClosedRange<Int64>, AuditError>
+        do {
+            result = .success(try pool.writeWithoutTransaction { db in try self.write([events], db)[0] })
+        } catch {
+            result = .failure(failed(count: events.count, error))
+        }
+        let handOver = state.withLock { state -> Bool in
+            if !state.pending.isEmpty { return true }  // stays draining: the drain loop takes over
+            state.draining = false
+            for waiter in state.drained { waiter.resume() }
+            state.drained.removeAll()
+            return false
+        }
+        if handOver { pool.asyncWriteWithoutTransaction { db in self.drain(db) } }
+        return try result.get()
     }
 
     /// Stops accepting appends and waits until everything pending is written.
@@ -126,7 +159,7 @@ final class Appender: Sendable {
 
     private func commit(_ group: [Request], _ db: Database) {
         do {
-            let ranges = try write(group, db)
+            let ranges = try write(group.map(\.events), db)
             for (request, range) in zip(group, ranges) { request.continuation.resume(returning: range) }
         } catch {
             guard group.count > 1 else {
@@ -136,7 +169,7 @@ final class Appender: Sendable {
             // Attribute the failure exactly: retry each request in its own transaction.
             for request in group {
                 do {
-                    let range = try write([request], db)[0]
+                    let range = try write([request.events], db)[0]
                     request.continuation.resume(returning: range)
                 } catch {
                     fail(request, error)
@@ -146,24 +179,29 @@ final class Appender: Sendable {
     }
 
     private func fail(_ request: Request, _ error: any Error) {
-        let auditError = AuditError.from(error, while: "append")
-        metrics.failures.increment(by: Int64(request.events.count))
-        logger.error(
-            "append failed; nothing from this request was written",
-            metadata: ["code": "\(auditError.code)", "events": "\(request.events.count)", "error": "\(auditError.message)"])
-        request.continuation.resume(throwing: auditError)
+        request.continuation.resume(throwing: failed(count: request.events.count, error))
     }
 
-    /// Writes `group` in one transaction and returns each request's seqs.
-    private func write(_ group: [Request], _ db: Database) throws -> [ClosedRange<Int64>] {
+    /// Counts and logs a failed request of `count` events; returns the error to give its caller.
+    private func failed(count: Int, _ error: any Error) -> AuditError {
+        let auditError = AuditError.from(error, while: "append")
+        metrics.failures.increment(by: Int64(count))
+        logger.error(
+            "append failed; nothing from this request was written",
+            metadata: ["code": "\(auditError.code)", "events": "\(count)", "error": "\(auditError.message)"])
+        return auditError
+    }
+
+    /// Writes the requests' events in one transaction and returns each request's seqs.
+    private func write(_ group: [[EncodedEvent]], _ db: Database) throws -> [ClosedRange<Int64>] {
         let started = ContinuousClock.now
         try setSynchronous(
-            db, full: durability == .synchronous || group.contains { $0.events.contains(where: \.isCritical) })
+            db, full: durability == .synchronous || group.contains { $0.contains(where: \.isCritical) })
         var ranges: [ClosedRange<Int64>] = []
         try Self.immediateTransaction(db) {
-            ranges = try insertRows(group.map(\.events), db)
+            ranges = try insertRows(group, db)
         }
-        let total = group.reduce(0) { $0 + $1.events.count }
+        let total = group.reduce(0) { $0 + $1.count }
         state.withLock { _ = $0.knownKeyVersions.insert(signer.version) }
         metrics.commits.increment()
         metrics.appended.increment(by: Int64(total))
