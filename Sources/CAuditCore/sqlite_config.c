@@ -106,3 +106,42 @@ int adb_verify_run(void *statement, const adb_key_entry *keys, int key_count, co
         *checked += 1;
     }
 }
+
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdlib.h>
+
+struct adb_digest {
+    SHA256_CTX ctx;
+};
+
+adb_digest *adb_digest_start(void) {
+    adb_digest *state = malloc(sizeof *state);
+    if (state) SHA256_Init(&state->ctx);
+    return state;
+}
+
+void adb_digest_finish(adb_digest *state, uint8_t out[ADB_HASH_LEN]) {
+    if (!state) return;
+    uint8_t digest[ADB_HASH_LEN];
+    SHA256_Final(digest, &state->ctx);
+    if (out) memcpy(out, digest, ADB_HASH_LEN);
+    free(state);
+}
+
+void adb_digest_columns(adb_digest *state, void *statement, int count) {
+    sqlite3_stmt *s = (sqlite3_stmt *)statement;
+    for (int i = 0; i < count; i++) {
+        uint8_t header[5];
+        header[0] = (uint8_t)sqlite3_column_type(s, i);
+        const void *bytes = sqlite3_column_blob(s, i);  // before _bytes, as SQLite requires
+        uint32_t length = (uint32_t)sqlite3_column_bytes(s, i);
+        header[1] = (uint8_t)(length >> 24);
+        header[2] = (uint8_t)(length >> 16);
+        header[3] = (uint8_t)(length >> 8);
+        header[4] = (uint8_t)length;
+        SHA256_Update(&state->ctx, header, sizeof header);
+        if (bytes && length) SHA256_Update(&state->ctx, bytes, length);
+    }
+}

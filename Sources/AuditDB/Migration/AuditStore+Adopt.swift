@@ -1,4 +1,4 @@
-import CSodium
+import CAuditCore
 import Foundation
 import GRDB
 import GRDBSQLite
@@ -159,9 +159,9 @@ extension AuditStore {
         var problems: [AdoptionProblem] = []
         var problemCount = 0
         var valid = 0
-        let digest = UnsafeMutablePointer<crypto_hash_sha256_state>.allocate(capacity: 1)
-        defer { digest.deallocate() }
-        crypto_hash_sha256_init(digest)
+        guard let digest = adb_digest_start() else { throw AuditError(.storage, "out of memory for the source digest") }
+        var digestOpen = true
+        defer { if digestOpen { adb_digest_finish(digest, nil) } }
         try await source.forEachWindow(hashingInto: digest) { window in
             for result in window {
                 switch result {
@@ -173,7 +173,8 @@ extension AuditStore {
             }
         }
         var digestBytes = [UInt8](repeating: 0, count: 32)
-        crypto_hash_sha256_final(digest, &digestBytes)
+        adb_digest_finish(digest, &digestBytes)
+        digestOpen = false
         let digestHex = Hex.encode(digestBytes)
         if problemCount > 0 && !adoption.skipInvalid {
             let listed = problems.prefix(20).map(\.description).joined(separator: "; ")
@@ -337,7 +338,8 @@ final class LegacySource {
             throw AuditError(.invalidInput, "no source database at \(adoption.sourcePath)", field: "source")
         }
         var handle: OpaquePointer?
-        guard sqlite3_open_v2(adoption.sourcePath, &handle, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK else {
+        // NOMUTEX: one task uses this connection at a time, so SQLite's per-call mutex is pure cost.
+        guard sqlite3_open_v2(adoption.sourcePath, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             sqlite3_close(handle)
             throw AuditError(.storage, "cannot open the source \(adoption.sourcePath): \(message)")
@@ -397,7 +399,7 @@ final class LegacySource {
     /// large table is never in memory at once; each window goes to `body` before the next is read.
     /// Both passes of an adoption use this one reader, so they count rows identically — which is
     /// what makes resuming exact. With `digest`, each row's id and mapped columns are hashed into it.
-    func forEachWindow(hashingInto digest: UnsafeMutablePointer<crypto_hash_sha256_state>? = nil,
+    func forEachWindow(hashingInto digest: OpaquePointer? = nil,
                        _ body: ([Result<EncodedEvent, AdoptionProblem>]) async throws -> Void) async throws
     {
         let windowSize = adoption.windowSize
@@ -421,7 +423,8 @@ final class LegacySource {
             var rc = sqlite3_step(stmt)
             while rc == SQLITE_ROW {
                 let id = sqlite3_column_int64(stmt, idColumnIndex)
-                if let digest { Self.hash(stmt!, columnCount: Int32(columns.count + 1), into: digest) }
+                // Each column as u8 type || u32 length || bytes (the trailing rowid is not hashed).
+                if let digest { adb_digest_columns(digest, UnsafeMutableRawPointer(stmt), Int32(columns.count + 1)) }
                 if sqlite3_column_type(stmt, idColumnIndex) != SQLITE_INTEGER {
                     window.append(.failure(AdoptionProblem(rowID: id, field: "id", message: "the id is not an integer")))
                 } else if previousID == id {
@@ -440,20 +443,6 @@ final class LegacySource {
             }
             try await body(window)
             guard window.count == windowSize else { return }
-        }
-    }
-
-    private static func hash(_ stmt: OpaquePointer, columnCount: Int32,
-                             into digest: UnsafeMutablePointer<crypto_hash_sha256_state>)
-    {
-        for i in 0..<columnCount {
-            var header = [UInt8](repeating: 0, count: 5)
-            header[0] = UInt8(sqlite3_column_type(stmt, i))
-            let bytes = sqlite3_column_blob(stmt, i)  // before _bytes, as SQLite requires
-            let length = Int(sqlite3_column_bytes(stmt, i))
-            for k in 0..<4 { header[1 + k] = UInt8(truncatingIfNeeded: UInt32(length) >> (24 - 8 * k)) }
-            crypto_hash_sha256_update(digest, header, 5)
-            if let bytes { crypto_hash_sha256_update(digest, bytes.assumingMemoryBound(to: UInt8.self), UInt64(length)) }
         }
     }
 

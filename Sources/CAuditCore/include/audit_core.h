@@ -142,6 +142,15 @@ typedef struct {
 /// code is SQLite's error.
 int adb_verify_run(void *stmt, const adb_key_entry *keys, int key_count, const uint8_t store_id[ADB_STORE_ID_LEN],
                    uint8_t expected_format, int64_t *expected_seq, uint8_t prev_mac[ADB_MAC_LEN], int64_t *checked);
+/// A running SHA-256 (OpenSSL's, with the CPU's SHA extensions). Free with adb_digest_finish.
+typedef struct adb_digest adb_digest;
+adb_digest *adb_digest_start(void);
+/// Writes the digest to `out` (unless it is NULL) and frees `state`.
+void adb_digest_finish(adb_digest *state, uint8_t out[ADB_HASH_LEN]);
+/// Hashes columns 0..<count of the current row of `stmt` (a `sqlite3_stmt *`), each as
+/// u8 type || u32 big-endian byte length || bytes: the legacy-source digest of an adoption
+/// (docs/FORMAT.md, "Back-signing").
+void adb_digest_columns(adb_digest *state, void *stmt, int count);
 /// sqlite3_db_config(SQLITE_DBCONFIG_ENABLE_TRIGGER) on a `sqlite3 *`: returns the new
 /// setting (0/1), or -1 on error.
 int adb_sqlite_enable_triggers(void *connection, int enabled);

@@ -1,3 +1,4 @@
+import CSodium
 import Foundation
 import GRDB
 import Testing
@@ -37,6 +38,45 @@ struct AdoptionTests {
         ["migrate", "adopt", "--store", store, "--key-file", keyFile, "--source", legacy, "--table", "audit_events",
          "--id-column", "id", "--drop-unmapped", "--batch-size", "500"]
             + workflowMapping.map { "--map=\($0.key.rawValue)=\($0.value)" }
+    }
+
+    @Test("the source digest is SHA-256 over each row's id and mapped columns as type, length, bytes (recomputed here)")
+    func sourceDigestDefinition() async throws {
+        let legacy = dir.path("legacy.db"), path = dir.path("s.db")
+        try workflowTable(in: legacy, count: 50)
+        try sqlite3Must(legacy, "UPDATE audit_events SET tenant_id = NULL WHERE id = 3")  // a NULL column too
+        let store = try await AuditStore.create(at: path, keys: keys)
+        var adoption = LegacyAdoption(sourcePath: legacy, table: "audit_events", mapping: Self.workflowMapping)
+        adoption.idColumn = "id"
+        adoption.dropUnmapped = true
+        let report = try await store.adopt(adoption)
+        try await store.close()
+        // The id, then the mapped columns in LegacyAdoption.Field order, each as
+        // u8 SQLite type code || u32 big-endian length || the value's bytes (integers as decimal text).
+        let columns = ["id"] + LegacyAdoption.Field.allCases.compactMap { Self.workflowMapping[$0] }
+        let queue = try DatabaseQueue(path: legacy)
+        let message = try await queue.read { db in
+            var bytes: [UInt8] = []
+            for row in try Row.fetchAll(db, sql: "SELECT \(columns.joined(separator: ", ")) FROM audit_events ORDER BY id") {
+                for value in row.databaseValues {
+                    let (type, content): (UInt8, [UInt8]) = switch value.storage {
+                    case .null: (5, [])
+                    case .int64(let n): (1, Array(String(n).utf8))
+                    case .string(let text): (3, Array(text.utf8))
+                    default: (0, [])
+                    }
+                    #expect(type != 0, "the fixture holds only integers, text and NULL")
+                    bytes.append(type)
+                    bytes += withUnsafeBytes(of: UInt32(content.count).bigEndian) { Array($0) }
+                    bytes += content
+                }
+            }
+            return bytes
+        }
+        var digest = [UInt8](repeating: 0, count: 32)
+        crypto_hash_sha256(&digest, message, UInt64(message.count))
+        #expect(report.sourceDigest == Hex.encode(digest))
+        #expect(message.count > 50 * 9 * 5)
     }
 
     @Test("the workflow shape, in the store's own file: order, timestamps and provenance kept, verified")

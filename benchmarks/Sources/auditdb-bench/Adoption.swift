@@ -32,7 +32,7 @@ extension Bench {
         mapping[.actor] = "user_id"; mapping[.action] = "action"; mapping[.tenant] = "tenant_id"
         mapping[.resourceType] = "resource_type"; mapping[.resourceId] = "resource_id"; mapping[.outcome] = "outcome"
         mapping[.details] = "details"; mapping[.occurredAt] = "timestamp"
-        var raw: [Double] = [], audit: [Double] = [], firstBatchShare: [Double] = []
+        var raw: [Double] = [], rawBound: [Double] = [], audit: [Double] = [], firstBatchShare: [Double] = []
         for run in 1...runs {
             progress("back-signing run \(run)/\(runs): \(rows) legacy rows")
             func doRaw() throws {
@@ -57,6 +57,43 @@ extension Bench {
                 raw.append(Double(rows) / seconds)
                 removeDatabase(target)
             }
+            // The floor of any importer that computes a value per row outside SQL (a MAC): the
+            // same converted rows read from the legacy file on one connection and bound one by one
+            // into a prepared INSERT on another, 10,000 rows per transaction, nothing else.
+            func doRawBound() throws {
+                let target = path("adopt-raw-bound.db")
+                removeDatabase(target)
+                let db = try RawDB(path: target)
+                try db.exec("PRAGMA journal_mode=WAL")
+                try db.exec("PRAGMA synchronous=FULL")
+                try db.exec(schema.entriesTable)
+                for index in schema.entriesIndexes { try db.exec(index) }
+                let source = try RawDB(path: legacy)
+                let select = try source.prepare("""
+                    SELECT id, unixepoch(timestamp) * 1000000, unixepoch(timestamp) * 1000000,
+                        tenant_id, user_id, action, resource_type, resource_id,
+                        CASE outcome WHEN 'success' THEN 0 WHEN 'denied' THEN 2 ELSE 3 END, 0, NULL, NULL, details,
+                        1, 1, 1, 1, zeroblob(32)
+                    FROM audit_events ORDER BY id
+                    """)
+                let insert = try db.prepare(rawInsertSQL), begin = try db.prepare("BEGIN IMMEDIATE"), commit = try db.prepare("COMMIT")
+                let seconds = try timed {
+                    var n = 0
+                    try db.step(begin)
+                    while sqlite3_step(select) == SQLITE_ROW {
+                        for i in 0..<Int32(18) { sqlite3_bind_value(insert, i + 1, sqlite3_column_value(select, i)) }
+                        guard sqlite3_step(insert) == SQLITE_DONE else { throw BenchError("raw bound insert failed") }
+                        sqlite3_reset(insert)
+                        n += 1
+                        if n % 10_000 == 0 { try db.step(commit); try db.step(begin) }
+                    }
+                    try db.step(commit)
+                }.1
+                sqlite3_finalize(select); sqlite3_finalize(insert); sqlite3_finalize(begin); sqlite3_finalize(commit)
+                guard try db.int("SELECT count(*) FROM audit_entries") == Int64(rows) else { throw BenchError("raw bound copy incomplete") }
+                rawBound.append(Double(rows) / seconds)
+                removeDatabase(target)
+            }
             func doAudit() async throws {
                 let target = path("adopt-auditdb.db")
                 removeDatabase(target)
@@ -79,20 +116,21 @@ extension Bench {
                 audit.append(Double(rows) / seconds)
                 removeDatabase(target)
             }
-            if run % 2 == 1 { try doRaw(); try await doAudit() } else { try await doAudit(); try doRaw() }
-            progress("  raw copy \(Fmt.int(raw.last!)) rows/s, adopt \(Fmt.int(audit.last!)) rows/s")
+            if run % 2 == 1 { try doRaw(); try doRawBound(); try await doAudit() } else { try await doAudit(); try doRawBound(); try doRaw() }
+            progress("  raw copy \(Fmt.int(raw.last!)) rows/s, raw bound \(Fmt.int(rawBound.last!)) rows/s, adopt \(Fmt.int(audit.last!)) rows/s")
         }
         removeDatabase(legacy)
         let ratio = zip(audit, raw).map { $0 / $1 }
         line("## 10. Back-signing a legacy table: \(Fmt.int(Double(rows))) rows, \(runs) runs")
         line()
-        line("A legacy table of the workflow shape (`id, timestamp TEXT, event_type, user_id (50k), tenant_id (64), resource_type, resource_id, action, outcome, details` JSON of ~110 bytes) built with SQL in its own file. AuditDB: `store.adopt(...)` with 8 fields mapped, `dropUnmapped`, batches of 10,000, durable commits: both passes (validation and SHA-256 digest of every source row, then reading, validating and appending as back-signed rows), the run entry and the final count. Raw: one `INSERT ... SELECT` of the same rows, converted in SQL, into the same `audit_entries` table with the same indexes (no validation, no signing, a zero `mac`), synchronous=FULL.")
+        line("A legacy table of the workflow shape (`id, timestamp TEXT, event_type, user_id (50k), tenant_id (64), resource_type, resource_id, action, outcome, details` JSON of ~110 bytes) built with SQL in its own file. AuditDB: `store.adopt(...)` with 8 fields mapped, `dropUnmapped`, batches of 10,000, durable commits: both passes (validation and SHA-256 digest of every source row, then reading, validating and appending as back-signed rows), the run entry and the final count. Raw: one `INSERT ... SELECT` of the same rows, converted in SQL, into the same `audit_entries` table with the same indexes (no validation, no signing, a zero `mac`), synchronous=FULL; and the same converted rows copied row by row through a prepared, bound `INSERT` (what signing each row forces any importer to do), 10,000 per transaction.")
         line()
         line("| case | rows/s (min / median / max) | AuditDB / raw (same run) | target |")
         line("|---|---|---|---|")
-        line("| raw unsigned copy, same indexes | \(Fmt.mmm(Summary(raw), Fmt.int)) | | |")
+        line("| raw unsigned copy (`INSERT ... SELECT`), same indexes | \(Fmt.mmm(Summary(raw), Fmt.int)) | | |")
+        line("| raw row-by-row copy (read, bind each value, step; 10,000 rows/txn), same indexes: the floor of any importer that computes a per-row value | \(Fmt.mmm(Summary(rawBound), Fmt.int)) | | (bound) |")
         let verdict = Summary(audit).median >= 150_000 ? "**met**" : "**missed**"
-        line("| AuditDB back-signing | \(Fmt.mmm(Summary(audit), Fmt.int)) | \(Fmt.mmm(Summary(ratio), Fmt.pct)) | >= 150,000 rows/s: \(verdict) |")
+        line("| AuditDB back-signing | \(Fmt.mmm(Summary(audit), Fmt.int)) | \(Fmt.mmm(Summary(ratio), Fmt.pct)) of `INSERT ... SELECT`; \(Fmt.mmm(Summary(zip(audit, rawBound).map { $0 / $1 }), Fmt.pct)) of row by row | >= 150,000 rows/s: \(verdict) |")
         if firstBatchShare.count == audit.count {
             line("| share of the adoption's time before its first progress report (pass 1: read, validate and digest every source row; plus the first batch) | \(Fmt.mmm(Summary(firstBatchShare), Fmt.pct)) | | (information) |")
         }
