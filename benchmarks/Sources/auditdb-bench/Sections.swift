@@ -254,6 +254,7 @@ final class Bench {
         var rawP50: [RawIndexes: [Double]] = [:], rawP99: [RawIndexes: [Double]] = [:]
         var ratioP50: [RawIndexes: [Double]] = [:], ratioP99: [RawIndexes: [Double]] = [:], rawTput: [RawIndexes: [Double]] = [:]
         var audP50: [Double] = [], audP99: [Double] = []
+        var cpuPerAppend: [[Double]] = [[], [], []]  // process CPU µs per append: AuditDB, raw same, raw none
         sequentialThroughput = []
         let raw = data.raw, events = data.events
         for run in 1...runs {
@@ -313,16 +314,20 @@ final class Bench {
             try await auditOne(0)
             var i = 1
             var blockIndex = 0
+            var cpuSeconds = [0.0, 0.0, 0.0]  // AuditDB, raw same indexes, raw no index
             while i <= ops {
                 let end = min(ops + 1, i + block)
                 // The three sides take turns going first, so each sees the same disk phases.
                 let order = (blockIndex + run) % 3
                 for position in 0..<3 {
-                    switch (order + position) % 3 {
+                    let side = (order + position) % 3
+                    let cpu0 = Self.processCPUSeconds()
+                    switch side {
                     case 0: for k in i..<end { try await auditOne(k) }
                     case 1: for k in i..<end { try rawOne(sides[.same]!, k) }
                     default: for k in i..<end { try rawOne(sides[.none]!, k) }
                     }
+                    cpuSeconds[side] += Self.processCPUSeconds() - cpu0
                 }
                 i = end
                 blockIndex += 1
@@ -345,6 +350,7 @@ final class Bench {
                 note += ", raw \(kind.rawValue) \(Fmt.fixed(rp50, 0)) µs"
             }
             sequentialThroughput.append(Double(audLat.count) / (audLat.reduce(0, +) / 1e6))
+            for (side, seconds) in cpuSeconds.enumerated() { cpuPerAppend[side].append(seconds / Double(ops) * 1e6) }
             progress(note)
         }
         let us = { (v: [Double]) in Fmt.mmm(Summary(v), { Fmt.fixed($0, 0) }) }
@@ -361,6 +367,8 @@ final class Bench {
         line("| p50 µs | \(us(rawP50[same]!)) | \(us(rawP50[bare]!)) | \(us(audP50)) | \(xs(ratioP50[same]!)) | \(xs(ratioP50[bare]!)) | <= 1.15x raw same indexes: \(verdict) |")
         line("| p99 µs | \(us(rawP99[same]!)) | \(us(rawP99[bare]!)) | \(us(audP99)) | \(xs(ratioP99[same]!)) | \(xs(ratioP99[bare]!)) | (information) |")
         line("| appends/s (sequential, one caller) | \(Fmt.mmm(Summary(rawTput[same]!), Fmt.int)) | \(Fmt.mmm(Summary(rawTput[bare]!), Fmt.int)) | \(Fmt.mmm(Summary(sequentialThroughput), Fmt.int)) | \(xs(zip(sequentialThroughput, rawTput[same]!).map { $0 / $1 })) | \(xs(zip(sequentialThroughput, rawTput[bare]!).map { $0 / $1 })) | |")
+        let cpu = { (v: [Double]) in Fmt.mmm(Summary(v), { Fmt.fixed($0, 1) }) }
+        line("| process CPU µs per append (all threads; the fsync wait is not CPU) | \(cpu(cpuPerAppend[1])) | \(cpu(cpuPerAppend[2])) | \(cpu(cpuPerAppend[0])) | | | (information) |")
         line()
         rawSequentialThroughput = rawTput[same]!
         // Sanity check: a commit that is really fsync'd cannot be much faster than the raw
