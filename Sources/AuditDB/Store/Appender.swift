@@ -102,6 +102,72 @@ final class Appender: Sendable {
         }
     }
 
+    /// A large batch not validated yet, when the appender is idle: written in one transaction
+    /// while a second thread validates, encodes and seals it just ahead of the writer (so the
+    /// validation overlaps the write instead of preceding it); the first invalid event rolls the
+    /// transaction back, so nothing of the batch is written. Returns nil, touching nothing, if
+    /// other appends are queued or being written: the caller then validates first and submits.
+    func submitUnvalidated(_ events: [AuditEvent]) async throws -> ClosedRange<Int64>? {
+        let claimed = state.withLock { state -> Bool in
+            guard !state.closed, !state.draining, state.pending.isEmpty else { return false }
+            state.draining = true
+            return true
+        }
+        guard claimed else { return nil }
+        let result: Result<ClosedRange<Int64>, AuditError>
+        do {
+            result = .success(try await pool.writeWithoutTransaction { db in
+                let started = ContinuousClock.now
+                try self.setSynchronous(db, full: self.durability == .synchronous || events.contains { $0.severity == .critical })
+                var range: ClosedRange<Int64>?
+                try Self.immediateTransaction(db) { range = try self.insertUnvalidated(events, db) }
+                self.recordCommit(rows: events.count, lastSeq: range!.upperBound, started: started)
+                return range!
+            })
+        } catch let error as InvalidEvent {
+            metrics.failures.increment()  // as for a batch refused before the write: one failed call
+            result = .failure(error.error)
+        } catch {
+            result = .failure(failed(count: events.count, error))
+        }
+        let handOver = state.withLock { state -> Bool in
+            if !state.pending.isEmpty { return true }
+            state.draining = false
+            for waiter in state.drained { waiter.resume() }
+            state.drained.removeAll()
+            return false
+        }
+        if handOver { pool.asyncWriteWithoutTransaction { db in self.drain(db) } }
+        return try result.get()
+    }
+
+    /// A validation error met while writing (unvalidated batches): not a storage failure.
+    struct InvalidEvent: Error {
+        let error: AuditError
+    }
+
+    /// Inserts `events`, validating them on the pipeline's thread, chained to the current head.
+    private func insertUnvalidated(_ events: [AuditEvent], _ db: Database) throws -> ClosedRange<Int64> {
+        let (seq, prevMac) = try Self.readHead(db)
+        let keyVersion = signer.version
+        try recordKeyVersion(firstSeq: seq + 1, db)
+        let handle = try db.cachedStatement(sql: Self.insertSQL).sqliteStatement
+        let pipeline = MacPipeline(unvalidated: events, firstSeq: seq + 1, prevMac: prevMac, signer: signer, storeID: storeID)
+        defer { pipeline.finish() }
+        for index in events.indices {
+            let (event, recordedAt, mac): (UnsafePointer<EncodedEvent>, Int64, UnsafeBufferPointer<UInt8>)
+            do {
+                (event, recordedAt, mac) = try pipeline.waitForValidated(index)
+            } catch {
+                throw InvalidEvent(error: error)
+            }
+            try event.pointee.withRow(seq: seq + 1 + Int64(index), recordedAt: recordedAt, keyVersion: keyVersion) { row in
+                try Self.insert(handle, row, mac: mac, db: db)
+            }
+        }
+        return (seq + 1)...(seq + Int64(events.count))
+    }
+
     /// The fast path of `submit`: the caller holds `draining`. Synchronous, so that GRDB's
     /// synchronous write (which runs in place on an idle queue) is the one chosen.
     private func writeOnCallerThread(_ events: [EncodedEvent]) throws -> ClosedRange<Int64> {
@@ -201,14 +267,31 @@ final class Appender: Sendable {
         try Self.immediateTransaction(db) {
             ranges = try insertRows(group, db)
         }
-        let total = group.reduce(0) { $0 + $1.count }
+        recordCommit(rows: group.reduce(0) { $0 + $1.count }, lastSeq: ranges.last?.upperBound ?? 0, started: started)
+        return ranges
+    }
+
+    /// Bookkeeping after a committed append transaction.
+    private func recordCommit(rows: Int, lastSeq: Int64, started: ContinuousClock.Instant) {
         state.withLock { _ = $0.knownKeyVersions.insert(signer.version) }
         metrics.commits.increment()
-        metrics.appended.increment(by: Int64(total))
+        metrics.appended.increment(by: Int64(rows))
         let elapsed = (ContinuousClock.now - started).components
         metrics.commitDuration.recordNanoseconds(elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
-        logger.trace("appended", metadata: ["events": "\(total)", "lastSeq": "\(ranges.last?.upperBound ?? 0)"])
-        return ranges
+        logger.trace("appended", metadata: ["events": "\(rows)", "lastSeq": "\(lastSeq)"])
+    }
+
+    /// Records the signing key's version as used from `firstSeq` on, the first time it signs.
+    private func recordKeyVersion(firstSeq: Int64, _ db: Database) throws {
+        let keyVersion = signer.version
+        if !state.withLock({ $0.knownKeyVersions.contains(keyVersion) }) {
+            try db.execute(
+                sql: """
+                    INSERT INTO audit_key_versions(key_version, first_seq)
+                    SELECT ?1, ?2 WHERE NOT EXISTS (SELECT 1 FROM audit_key_versions WHERE key_version = ?1)
+                    """,
+                arguments: [Int64(keyVersion), firstSeq])
+        }
     }
 
     private func setSynchronous(_ db: Database, full: Bool) throws {
@@ -241,14 +324,7 @@ final class Appender: Sendable {
     private func insertRows(_ batches: [[EncodedEvent]], _ db: Database) throws -> [ClosedRange<Int64>] {
         var (seq, prevMac) = try Self.readHead(db)
         let keyVersion = signer.version
-        if !state.withLock({ $0.knownKeyVersions.contains(keyVersion) }) {
-            try db.execute(
-                sql: """
-                    INSERT INTO audit_key_versions(key_version, first_seq)
-                    SELECT ?1, ?2 WHERE NOT EXISTS (SELECT 1 FROM audit_key_versions WHERE key_version = ?1)
-                    """,
-                arguments: [Int64(keyVersion), seq + 1])
-        }
+        try recordKeyVersion(firstSeq: seq + 1, db)
         let handle = try db.cachedStatement(sql: Self.insertSQL).sqliteStatement
         let total = batches.reduce(0) { $0 + $1.count }
         var ranges: [ClosedRange<Int64>] = []

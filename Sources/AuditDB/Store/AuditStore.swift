@@ -252,6 +252,13 @@ public final class AuditStore: Sendable {
         guard !events.isEmpty else {
             throw AuditError(.invalidInput, "append(contentsOf:) needs at least one event", field: "events")
         }
+        // A large batch on an idle store is validated while it is written (on the MAC
+        // pipeline's thread, ahead of the writer), not before: docs/performance.md, section 1.
+        if events.count >= Self.overlappedValidationMinimum, ProcessInfo.processInfo.activeProcessorCount > 1,
+           let range = try await appender.submitUnvalidated(events)
+        {
+            return range
+        }
         let encoded: [EncodedEvent]
         do {
             encoded = try await Self.encode(events)
@@ -261,6 +268,9 @@ public final class AuditStore: Sendable {
         }
         return try await appender.submit(encoded)
     }
+
+    /// Batches at least this large are validated while they are written when the store is idle.
+    static let overlappedValidationMinimum = 4_096
 
     /// Validates and lays out `events` for the writer: on the caller's task, and for large
     /// batches on two tasks at once (the writer is idle until the batch is ready).

@@ -95,6 +95,35 @@ struct StoreTests {
         try await store.close()
     }
 
+    @Test("a large batch (validated while written): a bad event at its start, middle or end writes nothing, and is named")
+    func largeBatchValidatedWhileWritten() async throws {
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
+        try await store.append(contentsOf: (1...5).map { sampleEvent($0) })
+        let size = AuditStore.overlappedValidationMinimum * 2
+        for bad in [0, 7_777, size - 1] {
+            var batch = (6...(5 + size)).map { sampleEvent($0) }
+            batch[bad].actor = "bad\nactor"
+            do {
+                try await store.append(contentsOf: batch)
+                Issue.record("a batch with a bad event at \(bad) was accepted")
+            } catch let error as AuditError {
+                #expect(error.code == .invalidInput)
+                #expect(error.field == "[\(bad)].actor")
+                #expect(error.message == "event \(bad): actor: contains a control character at byte 3 (newlines, tabs, NUL and escape sequences are not allowed)")
+            }
+            #expect(try await store.lastSeq() == 5, "rows of the refused batch (bad event \(bad)) were written")
+        }
+        var reserved = (6...(5 + size)).map { sampleEvent($0) }
+        reserved[4_100].action = "auditdb.scan"
+        await #expect(throws: AuditError.self) { try await store.append(contentsOf: reserved) }
+        #expect(try await store.lastSeq() == 5)
+        // The store is usable afterwards, and a good large batch goes in whole.
+        #expect(try await store.append(contentsOf: (6...(5 + size)).map { sampleEvent($0) }) == 6...Int64(5 + size))
+        let report = try await store.verify()
+        #expect(report.isIntact && report.rowsChecked == 5 + size)
+        try await store.close()
+    }
+
     @Test("relaxed durability: appends and a critical event, then close flushes; everything verifies after reopening")
     func relaxedDurability() async throws {
         var config = AuditStore.Configuration()
