@@ -305,10 +305,13 @@ public final class IntegrityScanner: Service, Sendable {
             }
             throw failure
         }
+        // Shut down between the pass and its record: abandoned like a pass interrupted mid-read,
+        // neither recorded nor counted (status.passes always equals the records it made).
+        if Task.isCancelled { throw CancellationError() }
         var report = ScanReport(mode: mode, integrity: integrity, recordSeq: nil)
         // Record the pass (one atomic append), then publish it.
         var recordError: AuditError?
-        if configuration.recordsPasses, let recorder = target.record, !Task.isCancelled {
+        if configuration.recordsPasses, let recorder = target.record {
             do {
                 report.recordSeq = try await record(report, with: recorder)
             } catch {

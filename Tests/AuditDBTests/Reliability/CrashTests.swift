@@ -84,8 +84,13 @@ struct CrashTests {
               buffer.withLock({ $0.split(separator: UInt8(ascii: "\n")).filter { $0.starts(with: Array("ack ".utf8)) }.count }) < minimumAcks + 1 {
             usleep(1_000)  // + 1: the last ack line seen may still be incomplete
         }
+        let exitedByItself = !process.isRunning
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
+        if exitedByItself {
+            let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            throw TestFailure("the child exited by itself (status \(process.terminationStatus)) before it was killed: \(message)")
+        }
         out.fileHandleForReading.readabilityHandler = nil
         let rest = out.fileHandleForReading.readDataToEndOfFile()
         let text = buffer.withLock { String(decoding: $0 + rest, as: UTF8.self) }
