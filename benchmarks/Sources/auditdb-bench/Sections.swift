@@ -109,11 +109,23 @@ final class Bench {
     }
 
     /// AuditDB: append(contentsOf:) with `batch` events per call (one transaction each).
-    func auditAppend(path: String, durability: AuditStore.Durability) async throws -> AppendRate {
+    /// AuditDB's batched append. With `dropIndexes`, the store's secondary indexes are dropped
+    /// (through a raw connection) right after it is created: the issue's "table without secondary
+    /// indexes" case. Such a store no longer verifies (its schema differs); it is measured, not kept.
+    func auditAppend(path: String, durability: AuditStore.Durability, dropIndexes: Bool = false) async throws -> AppendRate {
         removeDatabase(path)
         var config = AuditStore.Configuration()
         config.durability = durability
         let store = try await AuditStore.create(at: path, keys: keys, configuration: config)
+        if dropIndexes {
+            let db = try RawDB(path: path)
+            for statement in schema.entriesIndexes {
+                guard let name = statement.split(separator: " ").dropFirst(2).first else { throw BenchError("unnamed index") }
+                try db.exec("DROP INDEX \(name)")
+            }
+            guard try db.int("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'audit_entries' AND sql IS NOT NULL") == 0
+            else { throw BenchError("indexes left after dropping") }
+        }
         let batches = data.batches
         var batchSeconds: [Double] = [], batchRows: [Int] = []
         let clock = ContinuousClock()
@@ -134,7 +146,7 @@ final class Bench {
                           cpuMicrosPerRow: cpu * 1e6 / Double(data.events.count))
     }
 
-    /// Profiling aid: AUDITDB_BENCH_PROFILE_SIDE=raw|raw-idx|raw-idx-full|raw-plain|raw-trig|auditdb|auditdb-full runs only that side of section 1, once, no report.
+    /// Profiling aid: AUDITDB_BENCH_PROFILE_SIDE=raw|raw-idx|raw-idx-full|raw-plain|raw-trig|auditdb|auditdb-full|auditdb-noindex runs only that side of section 1, once, no report.
     func profileAppendSide(_ side: String) async throws {
         let (seconds, rate): (Double, AppendRate)
         switch side {
@@ -148,6 +160,10 @@ final class Bench {
             (rate, seconds) = try timed { try rawAppend(path: path("append-raw.db"), synchronous: "FULL", triggers: false, indexes: .same) }
         case "auditdb-full":
             (rate, seconds) = try await timedAsync { try await auditAppend(path: path("append-auditdb.db"), durability: .synchronous) }
+        case "auditdb-noindex":
+            (rate, seconds) = try await timedAsync {
+                try await auditAppend(path: path("append-auditdb.db"), durability: .relaxed, dropIndexes: true)
+            }
         case "raw-trig":
             (rate, seconds) = try timed { try rawAppend(path: path("append-raw.db"), synchronous: "NORMAL", triggers: true) }
         default:
@@ -164,7 +180,7 @@ final class Bench {
         }
         let n = options.rows, runs = options.runs
         var rawIdx: [AppendRate] = [], audit: [AppendRate] = [], rawNone: [AppendRate] = [], rawPlain: [AppendRate] = []
-        var rawTrig: [AppendRate] = []
+        var rawTrig: [AppendRate] = [], auditNone: [AppendRate] = []
         var rawIdxSync: [AppendRate] = [], auditSync: [AppendRate] = []
         for run in 1...runs {
             let auditFirst = run % 2 == 0  // alternate the order so neither side always runs first
@@ -181,13 +197,15 @@ final class Bench {
                 try rawSide()
                 audit.append(try await auditAppend(path: storePath, durability: .relaxed))
             }
+            auditNone.append(try await auditAppend(path: path("append-auditdb-noindex.db"), durability: .relaxed, dropIndexes: true))
+            removeDatabase(path("append-auditdb-noindex.db"))
             if options.plainIndexBaseline {
                 rawPlain.append(try rawAppend(path: path("append-raw.db"), synchronous: "NORMAL", triggers: false, indexes: .plain))
             }
             if options.triggerBaseline {
                 rawTrig.append(try rawAppend(path: path("append-raw-trig.db"), synchronous: "NORMAL", triggers: true))
             }
-            progress("  AuditDB \(Fmt.int(audit.last!.total)) rows/s (last tenth \(Fmt.int(audit.last!.tail))), raw same indexes \(Fmt.int(rawIdx.last!.total)) (\(Fmt.int(rawIdx.last!.tail))), raw no index \(Fmt.int(rawNone.last!.total))"
+            progress("  AuditDB \(Fmt.int(audit.last!.total)) rows/s (last tenth \(Fmt.int(audit.last!.tail))), AuditDB indexes dropped \(Fmt.int(auditNone.last!.total)), raw same indexes \(Fmt.int(rawIdx.last!.total)) (\(Fmt.int(rawIdx.last!.tail))), raw no index \(Fmt.int(rawNone.last!.total))"
                      + (rawPlain.isEmpty ? "" : ", raw plain TEXT indexes \(Fmt.int(rawPlain.last!.total)) (\(Fmt.int(rawPlain.last!.tail)))"))
             progress("append run \(run)/\(runs): synchronous (WAL, synchronous=FULL)")
             let syncPath = path("append-auditdb-sync.db")
@@ -216,6 +234,7 @@ final class Bench {
             zip(a, b).map { $0[keyPath: key] / $1[keyPath: key] }
         }
         let verdict = { (v: [Double], target: Double) in Summary(v).median >= target ? "**met**" : "**missed**" }
+        let us = { (v: [Double]) in Fmt.mmm(Summary(v), { Fmt.fixed($0, 2) }) }
         line("## 1. Batched append: \(Fmt.int(Double(n))) rows per run, \(Fmt.int(Double(options.batch))) rows per transaction, \(runs) runs")
         line()
         line("rows/s and ratios as min / median / max over the runs; each ratio is computed within a run (AuditDB and its baselines back to back, order alternating). Every AuditDB store has the query indexes of migration 0003, so AuditDB's figure is an *indexed* append. \"Same indexes\" = the \(schema.entriesIndexes.count) `CREATE INDEX ... ON audit_entries` statements of schema/audit.sql, verbatim (actor and resource_id bucketed by `seq >> 14`, `(tenant, recorded_at)`, `recorded_at`, and the partial `origin_ref` index that no engine-recorded row enters). Same pragmas on both sides (WAL, the synchronous mode named, SQLite's default 2 MB page cache); no triggers on the raw side (AuditDB's connections skip them). \"Last tenth\" = rows/s over the last 10% of the batches, i.e. appending into a table of \(Fmt.int(Double(n) * 0.9))-\(Fmt.int(Double(n))) rows.")
@@ -225,12 +244,13 @@ final class Bench {
         line("| relaxed (NORMAL), raw with the same indexes | \(r(rawIdx.map(\.total))) | \(r(audit.map(\.total))) | \(p(ratio(audit, rawIdx, \.total))) | >= 85%: \(verdict(ratio(audit, rawIdx, \.total), 0.85)) |")
         line("| same, last tenth of the rows | \(r(rawIdx.map(\.tail))) | \(r(audit.map(\.tail))) | \(p(ratio(audit, rawIdx, \.tail))) | (information) |")
         line("| synchronous (FULL), raw with the same indexes | \(r(rawIdxSync.map(\.total))) | \(r(auditSync.map(\.total))) | \(p(ratio(auditSync, rawIdxSync, \.total))) | >= 85%: \(verdict(ratio(auditSync, rawIdxSync, \.total), 0.85)) |")
-        line("| relaxed, raw with **no** secondary index | \(r(rawNone.map(\.total))) | \(r(audit.map(\.total))) | \(p(ratio(audit, rawNone, \.total))) | (information: what the indexes cost AuditDB) |")
+        line("| relaxed, **table without secondary indexes** on both sides (AuditDB's store with its indexes dropped after creation) | \(r(rawNone.map(\.total))) | \(r(auditNone.map(\.total))) | \(p(ratio(auditNone, rawNone, \.total))) | >= 85%: \(verdict(ratio(auditNone, rawNone, \.total), 0.85)) |")
+        line("| CPU µs per row, table without secondary indexes: raw vs AuditDB | \(us(rawNone.map(\.cpuMicrosPerRow))) | \(us(auditNone.map(\.cpuMicrosPerRow))) | raw / AuditDB CPU: \(p(ratio(rawNone, auditNone, \.cpuMicrosPerRow))) | (information) |")
+        line("| relaxed, raw with **no** secondary index vs AuditDB with its indexes | \(r(rawNone.map(\.total))) | \(r(audit.map(\.total))) | \(p(ratio(audit, rawNone, \.total))) | (information: what the indexes cost AuditDB) |")
         if !rawPlain.isEmpty {
             line("| relaxed, raw with plain unbucketed TEXT indexes on actor, resource_id (rest the same) | \(r(rawPlain.map(\.total))) | \(r(audit.map(\.total))) | \(p(ratio(audit, rawPlain, \.total))) | (information: what bucketing buys) |")
             line("| same, last tenth of the rows | \(r(rawPlain.map(\.tail))) | \(r(audit.map(\.tail))) | \(p(ratio(audit, rawPlain, \.tail))) | |")
         }
-        let us = { (v: [Double]) in Fmt.mmm(Summary(v), { Fmt.fixed($0, 2) }) }
         line("| CPU µs per row (whole process, all threads), relaxed, raw same indexes vs AuditDB | \(us(rawIdx.map(\.cpuMicrosPerRow))) | \(us(audit.map(\.cpuMicrosPerRow))) | raw / AuditDB CPU: \(p(ratio(rawIdx, audit, \.cpuMicrosPerRow))) | (information: less noise-sensitive) |")
         line("| CPU µs per row, raw no index / plain TEXT indexes | \(us(rawNone.map(\.cpuMicrosPerRow)))\(rawPlain.isEmpty ? "" : " / " + us(rawPlain.map(\.cpuMicrosPerRow))) | | | |")
         if !rawTrig.isEmpty {
