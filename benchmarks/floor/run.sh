@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
-# Builds and runs verify_floor.c against AuditDB's own C core (Sources/CAuditCore).
-# Needs a C compiler, libsqlite3-dev and libssl-dev. Usage: benchmarks/floor/run.sh [ROWS]
+# The floors quoted in docs/performance.md ("What bounds the misses"), in C against AuditDB's own
+# core (Sources/CAuditCore). Needs a C compiler, libsqlite3-dev and libssl-dev.
+#   benchmarks/floor/run.sh [ROWS]      the verify floor of the row format (verify_floor.c)
+#   benchmarks/floor/run.sh group       raw group-commit throughput by index subset (group_ceiling.c)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 core="$here/../../Sources/CAuditCore"
-out="${TMPDIR:-/tmp}/auditdb-verify-floor"
-cc -O3 -o "$out" "$here/verify_floor.c" "$core/audit_core.c" "$core/sqlite_config.c" -I"$core/include" \
+tmp="${TMPDIR:-/tmp}"
+if [ "${1:-}" = group ]; then
+    cc -O2 -o "$tmp/auditdb-group-ceiling" "$here/group_ceiling.c" -lsqlite3
+    echo "| indexes (mask) | rows per FULL commit | rows/s | us per commit |"
+    echo "|---|---|---|---|"
+    for per in 1 32 64; do
+        for idx in 0 4 1 2 3 7; do
+            "$tmp/auditdb-group-ceiling" "$tmp/auditdb-group-ceiling.db" 200000 $((per * 300)) "$per" "$idx"
+        done
+    done
+    exit 0
+fi
+cc -O3 -o "$tmp/auditdb-verify-floor" "$here/verify_floor.c" "$core/audit_core.c" "$core/sqlite_config.c" -I"$core/include" \
     -lsqlite3 -lcrypto -lpthread
-"$out" "${TMPDIR:-/tmp}/auditdb-verify-floor.db" "${1:-1000000}"
+"$tmp/auditdb-verify-floor" "$tmp/auditdb-verify-floor.db" "${1:-1000000}"
