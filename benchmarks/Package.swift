@@ -3,6 +3,7 @@
 //
 //   swift run -c release --package-path benchmarks auditdb-bench            # full profile (1M rows)
 //   swift run -c release --package-path benchmarks auditdb-bench --quick    # quick profile (100k rows)
+//   swift package --package-path benchmarks benchmark                       # ordo-one/benchmark suite
 //
 // Every AuditDB figure is measured next to a raw-SQLite baseline in the same process run,
 // interleaved run by run, and reported as ratios computed pair by pair. See docs/performance.md.
@@ -17,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         // Only to count the store's commits (group sizes) in the group-commit section.
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        // The ordo-one harness: per-benchmark metrics (CPU, mallocs, throughput) and stored baselines.
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         .executableTarget(
@@ -27,6 +30,17 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             path: "Sources/auditdb-bench"
+        ),
+        // The plugin only runs executable targets under Benchmarks/<Name>/ (../shared/ENVIRONMENT.md).
+        .executableTarget(
+            name: "AuditDBBenchmarks",
+            dependencies: [
+                .product(name: "AuditDB", package: "AuditDB"),
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            path: "Benchmarks/AuditDBBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
     ],
     swiftLanguageModes: [.v6]
