@@ -130,14 +130,7 @@ final class Appender: Sendable {
         } catch {
             result = .failure(failed(count: events.count, error))
         }
-        let handOver = state.withLock { state -> Bool in
-            if !state.pending.isEmpty { return true }
-            state.draining = false
-            for waiter in state.drained { waiter.resume() }
-            state.drained.removeAll()
-            return false
-        }
-        if handOver { pool.asyncWriteWithoutTransaction { db in self.drain(db) } }
+        releaseDrain()
         return try result.get()
     }
 
@@ -177,6 +170,13 @@ final class Appender: Sendable {
         } catch {
             result = .failure(failed(count: events.count, error))
         }
+        releaseDrain()
+        return try result.get()
+    }
+
+    /// Ends a write made outside the drain loop (the caller held `draining`): hands what queued
+    /// up meanwhile to the drain loop, or marks the appender idle and wakes `shutDown`.
+    private func releaseDrain() {
         let handOver = state.withLock { state -> Bool in
             if !state.pending.isEmpty { return true }  // stays draining: the drain loop takes over
             state.draining = false
@@ -185,7 +185,6 @@ final class Appender: Sendable {
             return false
         }
         if handOver { pool.asyncWriteWithoutTransaction { db in self.drain(db) } }
-        return try result.get()
     }
 
     /// Stops accepting appends and waits until everything pending is written.
