@@ -37,12 +37,7 @@ extension Bench {
             progress("back-signing run \(run)/\(runs): \(rows) legacy rows")
             func doRaw() throws {
                 let target = path("adopt-raw.db")
-                removeDatabase(target)
-                let db = try RawDB(path: target)
-                try db.exec("PRAGMA journal_mode=WAL")
-                try db.exec("PRAGMA synchronous=FULL")
-                try db.exec(schema.entriesTable)
-                for index in schema.entriesIndexes { try db.exec(index) }
+                let db = try makeRawStore(path: target, schema: schema, synchronous: "FULL", triggers: false, indexes: .same)
                 try db.exec("ATTACH DATABASE '\(legacy)' AS legacy")
                 let seconds = try timed {
                     try db.exec("""
@@ -62,12 +57,7 @@ extension Bench {
             // into a prepared INSERT on another, 10,000 rows per transaction, nothing else.
             func doRawBound() throws {
                 let target = path("adopt-raw-bound.db")
-                removeDatabase(target)
-                let db = try RawDB(path: target)
-                try db.exec("PRAGMA journal_mode=WAL")
-                try db.exec("PRAGMA synchronous=FULL")
-                try db.exec(schema.entriesTable)
-                for index in schema.entriesIndexes { try db.exec(index) }
+                let db = try makeRawStore(path: target, schema: schema, synchronous: "FULL", triggers: false, indexes: .same)
                 let source = try RawDB(path: legacy)
                 let select = try source.prepare("""
                     SELECT id, unixepoch(timestamp) * 1000000, unixepoch(timestamp) * 1000000,
