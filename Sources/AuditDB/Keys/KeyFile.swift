@@ -124,25 +124,8 @@ public struct EnvironmentKeyProvider: AuditKeyProvider {
 enum KeyText {
     static func parse(_ bytes: UnsafeRawBufferPointer, origin: String) throws(AuditError) -> KeyRing {
         var keys: [AuditKey] = []
-        var sawHeader = false
-        var lineNumber = 0
-        var start = 0
-        while start < bytes.count {
-            var end = start
-            while end < bytes.count && bytes[end] != 0x0A { end += 1 }
-            lineNumber += 1
-            let line = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
-            start = end + 1
-            let fields = line.split(whereSeparator: { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D })
-            guard let first = fields.first, first.first != UInt8(ascii: "#") else { continue }
+        try KeyLines.parse(bytes, header: KeyFile.header, origin: origin) { lineNumber, fields throws(AuditError) in
             func text(_ f: Slice<UnsafeRawBufferPointer>) -> String { String(decoding: f, as: UTF8.self) }
-            if !sawHeader {
-                guard fields.count == 2, text(fields[0]) == "auditdb-keys", text(fields[1]) == "v1" else {
-                    throw AuditError(.invalidKeyFile, "\(origin) line \(lineNumber): expected the header `\(KeyFile.header)`")
-                }
-                sawHeader = true
-                continue
-            }
             guard fields.count == 5, text(fields[0]) == "key" else {
                 throw AuditError(
                     .invalidKeyFile, "\(origin) line \(lineNumber): expected `key VERSION STATUS CREATED HEX` (5 fields)")
@@ -155,27 +138,63 @@ enum KeyText {
                     .invalidKeyFile, "\(origin) line \(lineNumber): status must be `active` or `compromised`")
             }
             let created = text(fields[3]) == "-" ? nil : AuditTimestamp(iso8601: text(fields[3]))
-            let hex = fields[4]
-            guard hex.count == 64 else {
+            guard fields[4].count == 64 else {
                 throw AuditError(
-                    .invalidKeyFile, "\(origin) line \(lineNumber): the key must be 64 hex digits (32 bytes); found \(hex.count) characters")
+                    .invalidKeyFile, "\(origin) line \(lineNumber): the key must be 64 hex digits (32 bytes); found \(fields[4].count) characters")
             }
             var raw = [UInt8](repeating: 0, count: 32)
             defer { sodium_memzero(&raw, raw.count) }
-            var decoded = 0
-            let rc = hex.withContiguousStorageIfAvailable { h in
-                h.withMemoryRebound(to: CChar.self) { chars in
-                    sodium_hex2bin(&raw, 32, chars.baseAddress, 64, nil, &decoded, nil)
-                }
-            }
-            guard rc == 0, decoded == 32 else {
+            guard KeyLines.hex(fields[4], into: &raw) else {
                 throw AuditError(.invalidKeyFile, "\(origin) line \(lineNumber): the key is not valid hex")
             }
             keys.append(try typedAuditErrors {
                 try raw.withUnsafeBytes { b in try AuditKey(version: version, bytes: b, status: status, createdAt: created) }
             })
         }
-        guard sawHeader else { throw AuditError(.invalidKeyFile, "\(origin): no `\(KeyFile.header)` header; is this a key file?") }
         return try KeyRing(keys)
+    }
+}
+
+/// Line parsing shared by every key file (the HMAC key file and the checkpoint key files): `#`
+/// comments and blank lines skipped, the first other line is the header, every other line is
+/// handed over split into fields.
+enum KeyLines {
+    static func parse(_ bytes: UnsafeRawBufferPointer, header: String, origin: String,
+                      _ body: (Int, [Slice<UnsafeRawBufferPointer>]) throws(AuditError) -> Void) throws(AuditError)
+    {
+        var sawHeader = false
+        var lineNumber = 0
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != 0x0A { end += 1 }
+            lineNumber += 1
+            let line = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+            start = end + 1
+            let fields = line.split(whereSeparator: { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D })
+            guard let first = fields.first, first.first != UInt8(ascii: "#") else { continue }
+            if !sawHeader {
+                guard fields.map({ String(decoding: $0, as: UTF8.self) }).joined(separator: " ") == header else {
+                    throw AuditError(.invalidKeyFile, "\(origin) line \(lineNumber): expected the header `\(header)`")
+                }
+                sawHeader = true
+                continue
+            }
+            try body(lineNumber, fields)
+        }
+        guard sawHeader else { throw AuditError(.invalidKeyFile, "\(origin): no `\(header)` header; is this a key file?") }
+    }
+
+    /// Decodes exactly `out.count` bytes of hex without copying them anywhere else.
+    static func hex(_ field: Slice<UnsafeRawBufferPointer>, into out: inout [UInt8]) -> Bool {
+        guard field.count == out.count * 2 else { return false }
+        var decoded = 0
+        let count = out.count
+        let rc = field.withContiguousStorageIfAvailable { h in
+            h.withMemoryRebound(to: CChar.self) { chars in
+                sodium_hex2bin(&out, count, chars.baseAddress, chars.count, nil, &decoded, nil)
+            }
+        }
+        return rc == 0 && decoded == count
     }
 }
