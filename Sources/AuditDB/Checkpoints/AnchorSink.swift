@@ -68,15 +68,7 @@ public struct DirectoryAnchor: AnchorSink {
         guard fd >= 0 else {
             throw AuditError(.storage, "cannot write to the anchor directory \(path): \(String(cString: strerror(errno)))")
         }
-        var ok = true
-        var written = 0
-        while ok && written < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
-            if n < 0, errno == EINTR { continue }
-            ok = n > 0
-            written += max(n, 0)
-        }
-        ok = ok && fsync(fd) == 0
+        var ok = FileBytes.writeAllAndSync(fd, bytes)
         close(fd)
         // link() fails with EEXIST instead of replacing, unlike rename().
         ok = ok && link(temp, final) == 0

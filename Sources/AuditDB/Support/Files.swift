@@ -63,15 +63,7 @@ enum SecretFile {
                                  : "cannot create \(target): \(String(cString: strerror(code)))",
                              field: code == EEXIST ? field : nil)
         }
-        var ok = fchmod(fd, mode) == 0
-        var written = 0
-        while ok && written < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
-            if n < 0, errno == EINTR { continue }
-            ok = n > 0
-            written += max(n, 0)
-        }
-        ok = ok && fsync(fd) == 0
+        var ok = fchmod(fd, mode) == 0 && FileBytes.writeAllAndSync(fd, bytes)
         close(fd)
         if ok && replacing { ok = rename(target, path) == 0 }
         guard ok else {
@@ -82,8 +74,21 @@ enum SecretFile {
     }
 }
 
-/// Reading whole non-secret files with a size limit.
+/// Reading whole non-secret files with a size limit, and writing all of a buffer durably.
 enum FileBytes {
+    /// Writes all of `bytes` to `fd` (retrying short writes and EINTR), then fsyncs it. On
+    /// false, `errno` says what failed.
+    static func writeAllAndSync(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { return false }
+            written += n
+        }
+        return fsync(fd) == 0
+    }
+
     static func read(_ path: String, what: String, limit: Int) throws(AuditError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
