@@ -115,55 +115,21 @@ public struct Checkpoint: Sendable, Hashable, CustomStringConvertible {
     /// Parses the JSON form.
     /// - Throws: ``AuditError`` `invalidInput` naming what is wrong.
     public init(json data: Data) throws(AuditError) {
-        let object: [String: Any]
-        do {
-            guard let parsed = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw AuditError(.invalidInput, "a checkpoint must be a JSON object")
-            }
-            object = parsed
-        } catch let error as AuditError {
-            throw error
-        } catch {
-            throw AuditError(.invalidInput, "a checkpoint is not valid JSON")
-        }
-        guard object["format"] as? String == Self.jsonFormat else {
-            throw AuditError(.invalidInput, "not a checkpoint: its format is not `\(Self.jsonFormat)`")
-        }
-        // Nothing unproven may sit beside the signed fields: a reader would take it as signed.
-        let known: Set<String> = ["format", "storeId", "seq", "chainHead", "merkleRoot", "time", "timeText", "keyVersion",
-                                  "publicKey", "signature"]
-        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
-            throw AuditError(.invalidInput, "checkpoint has an unknown field \(OutputEscaping.jsonQuoted(unknown)); a checkpoint holds only its signed fields and timeText", field: unknown)
-        }
-        func bytes(_ name: String, _ count: Int) throws(AuditError) -> [UInt8] {
-            guard let text = object[name] as? String, let b = Hex.decode(text), b.count == count else {
-                throw AuditError(.invalidInput, "checkpoint field \(name) must be \(count * 2) hex digits", field: name)
-            }
-            return b
-        }
-        func integer(_ name: String) throws(AuditError) -> Int64 {
-            guard let n = object[name] as? Int64 else {
-                throw AuditError(.invalidInput, "checkpoint field \(name) must be an integer", field: name)
-            }
-            return n
-        }
-        guard let id = object["storeId"] as? String, let storeID = StoreID(hex: id) else {
-            throw AuditError(.invalidInput, "checkpoint field storeId must be 32 hex digits", field: "storeId")
-        }
-        let version = try integer("keyVersion")
-        guard let kv = UInt32(exactly: version) else {
-            throw AuditError(.invalidInput, "checkpoint field keyVersion is out of range", field: "keyVersion")
-        }
-        let time = AuditTimestamp(microsecondsSinceEpoch: try integer("time"))
-        if let text = object["timeText"] {
+        let json = try StrictJSONObject(
+            data, what: "checkpoint", article: "a", format: Self.jsonFormat,
+            known: ["format", "storeId", "seq", "chainHead", "merkleRoot", "time", "timeText", "keyVersion", "publicKey", "signature"],
+            unknownNote: "a checkpoint holds only its signed fields and timeText")
+        let storeID = try json.storeID, keyVersion = try json.keyVersion
+        let time = AuditTimestamp(microsecondsSinceEpoch: try json.integer("time"))
+        if let text = json.object["timeText"] {
             guard let text = text as? String, text == time.iso8601 else {
                 throw AuditError(.invalidInput, "checkpoint field timeText is not the signed time (\(time.iso8601)); the checkpoint was edited", field: "timeText")
             }
         }
         self.init(
-            storeID: storeID, seq: try integer("seq"), chainHead: try bytes("chainHead", 32),
-            merkleRoot: try bytes("merkleRoot", 32), time: time,
-            keyVersion: kv, publicKey: try bytes("publicKey", 32), signature: try bytes("signature", 64))
+            storeID: storeID, seq: try json.integer("seq"), chainHead: try json.bytes("chainHead", 32),
+            merkleRoot: try json.bytes("merkleRoot", 32), time: time,
+            keyVersion: keyVersion, publicKey: try json.bytes("publicKey", 32), signature: try json.bytes("signature", 64))
     }
 
     public var description: String {

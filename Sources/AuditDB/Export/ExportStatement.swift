@@ -136,46 +136,20 @@ public struct ExportStatement: Sendable, Hashable, CustomStringConvertible {
     /// Parses the JSON form.
     /// - Throws: ``AuditError`` `invalidInput` naming what is wrong.
     public init(json data: Data) throws(AuditError) {
-        let parsed: Any
-        do {
-            parsed = try JSONSerialization.jsonObject(with: data)
-        } catch {
-            throw AuditError(.invalidInput, "an export statement is not valid JSON")
-        }
-        guard let object = parsed as? [String: Any] else { throw AuditError(.invalidInput, "an export statement must be a JSON object") }
-        guard object["format"] as? String == Self.jsonFormat else {
-            throw AuditError(.invalidInput, "not an export statement: its format is not `\(Self.jsonFormat)`")
-        }
-        let known: Set<String> = ["format", "storeId", "checkpointSeq", "checkpointHash", "filterHash", "entryCount", "seqsHash",
-                                  "createdAt", "keyVersion", "publicKey", "signature"]
-        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
-            throw AuditError(.invalidInput, "export statement has an unknown field \(OutputEscaping.jsonQuoted(unknown)); it holds only its signed fields", field: unknown)
-        }
-        func bytes(_ name: String, _ count: Int) throws(AuditError) -> [UInt8] {
-            guard let text = object[name] as? String, let b = Hex.decode(text), b.count == count else {
-                throw AuditError(.invalidInput, "export statement field \(name) must be \(count * 2) hex digits", field: name)
-            }
-            return b
-        }
-        func integer(_ name: String) throws(AuditError) -> Int64 {
-            guard let n = object[name] as? Int64 else {
-                throw AuditError(.invalidInput, "export statement field \(name) must be an integer", field: name)
-            }
-            return n
-        }
-        guard let id = object["storeId"] as? String, let storeID = StoreID(hex: id) else {
-            throw AuditError(.invalidInput, "export statement field storeId must be 32 hex digits", field: "storeId")
-        }
-        guard let kv = UInt32(exactly: try integer("keyVersion")) else {
-            throw AuditError(.invalidInput, "export statement field keyVersion is out of range", field: "keyVersion")
-        }
-        guard let count = UInt64(exactly: try integer("entryCount")) else {
+        let json = try StrictJSONObject(
+            data, what: "export statement", article: "an", format: Self.jsonFormat,
+            known: ["format", "storeId", "checkpointSeq", "checkpointHash", "filterHash", "entryCount", "seqsHash", "createdAt",
+                    "keyVersion", "publicKey", "signature"],
+            unknownNote: "it holds only its signed fields")
+        let storeID = try json.storeID, keyVersion = try json.keyVersion
+        guard let count = UInt64(exactly: try json.integer("entryCount")) else {
             throw AuditError(.invalidInput, "export statement field entryCount must not be negative", field: "entryCount")
         }
-        self.init(storeID: storeID, checkpointSeq: try integer("checkpointSeq"), checkpointHash: try bytes("checkpointHash", 32),
-                  filterHash: try bytes("filterHash", 32), entryCount: count, seqsHash: try bytes("seqsHash", 32),
-                  createdAt: AuditTimestamp(microsecondsSinceEpoch: try integer("createdAt")), keyVersion: kv,
-                  publicKey: try bytes("publicKey", 32), signature: try bytes("signature", 64))
+        self.init(storeID: storeID, checkpointSeq: try json.integer("checkpointSeq"),
+                  checkpointHash: try json.bytes("checkpointHash", 32), filterHash: try json.bytes("filterHash", 32),
+                  entryCount: count, seqsHash: try json.bytes("seqsHash", 32),
+                  createdAt: AuditTimestamp(microsecondsSinceEpoch: try json.integer("createdAt")), keyVersion: keyVersion,
+                  publicKey: try json.bytes("publicKey", 32), signature: try json.bytes("signature", 64))
     }
 
     public var description: String {
