@@ -17,53 +17,14 @@ struct ExportCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Option(help: ArgumentHelp("The bundle directory to create.", valueName: "dir")) var out: String
-    @Option var tenant: String?
-    @Option var actor: String?
-    @Option var action: String?
-    @Option(name: .customLong("resource-type")) var resourceType: String?
-    @Option(name: .customLong("resource-id")) var resourceId: String?
-    @Option(help: "success | failure | denied | error") var outcome: String?
-    @Option(help: "info | notice | warning | critical") var severity: String?
-    @Option(name: .customLong("correlation-id")) var correlationId: String?
-    @Option(name: .customLong("from-seq"), help: "Only entries from this seq on.") var fromSeq: Int64?
-    @Option(name: .customLong("to-seq"), help: "Only entries up to this seq.") var toSeq: Int64?
-    @Option(help: ArgumentHelp("Only entries recorded at or after this time (RFC 3339).", valueName: "time")) var since: String?
-    @Option(help: ArgumentHelp("Only entries recorded before this time (RFC 3339).", valueName: "time")) var until: String?
-    @Option(name: .customLong("occurred-since"), help: ArgumentHelp("Only entries that occurred at or after this time.", valueName: "time"))
-    var occurredSince: String?
-    @Option(name: .customLong("occurred-until"), help: ArgumentHelp("Only entries that occurred before this time.", valueName: "time"))
-    var occurredUntil: String?
+    @OptionGroup var filters: EntryFilterOptions
     @Option(help: ArgumentHelp("Fields to withhold: a comma-separated list of actor, source, details.", valueName: "fields"))
     var redact: String?
     @Option(name: .customLong("signing-key"), help: ArgumentHelp("The secret checkpoint key file: sign a statement that the export is complete.", valueName: "file"))
     var signingKey: String?
 
     func run() async throws {
-        var filter = ExportFilter(tenant: tenant, actor: actor, action: action)
-        if fromSeq != nil || toSeq != nil {
-            let low = fromSeq ?? 1, high = toSeq ?? Int64.max
-            guard low <= high else { throw AuditError(.invalidInput, "--from-seq must not be above --to-seq", field: "--from-seq") }
-            filter.seqs = low...high
-        }
-        filter.recordedFrom = try since.map { try Self.time($0, "--since") }
-        filter.recordedBefore = try until.map { try Self.time($0, "--until") }
-        filter.occurredFrom = try occurredSince.map { try Self.time($0, "--occurred-since") }
-        filter.occurredBefore = try occurredUntil.map { try Self.time($0, "--occurred-until") }
-        filter.resourceType = resourceType
-        filter.resourceId = resourceId
-        filter.correlationId = correlationId
-        if let outcome {
-            guard let value = AuditOutcome(rawValue: outcome) else {
-                throw AuditError(.invalidInput, "--outcome must be success, failure, denied or error", field: "--outcome")
-            }
-            filter.outcome = value
-        }
-        if let severity {
-            guard let value = AuditSeverity(rawValue: severity) else {
-                throw AuditError(.invalidInput, "--severity must be info, notice, warning or critical", field: "--severity")
-            }
-            filter.severity = value
-        }
+        let filter = try filters.filter()
         var fields = Set<WithholdableField>()
         for name in (redact ?? "").split(separator: ",") {
             guard let field = WithholdableField(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
@@ -91,13 +52,6 @@ struct ExportCommand: AsyncParsableCommand {
         if summary.rowsAfterCheckpoint > 0 {
             Output.line("note: \(summary.rowsAfterCheckpoint) row(s) after seq \(summary.checkpoint.seq) are not covered by a checkpoint and were not exported; run `auditdb checkpoint` first to include them")
         }
-    }
-
-    static func time(_ text: String, _ option: String) throws -> AuditTimestamp {
-        guard let t = AuditTimestamp(iso8601: text) else {
-            throw AuditError(.invalidInput, "\(option) must be an RFC 3339 time such as 2026-11-23T00:00:00Z", field: option)
-        }
-        return t
     }
 }
 

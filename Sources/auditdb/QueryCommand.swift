@@ -11,22 +11,7 @@ struct Query: AsyncParsableCommand {
     enum Format: String, ExpressibleByArgument, CaseIterable { case table, json, jsonl }
 
     @OptionGroup var global: GlobalOptions
-    @Option var tenant: String?
-    @Option var actor: String?
-    @Option var action: String?
-    @Option(name: .customLong("resource-type")) var resourceType: String?
-    @Option(name: .customLong("resource-id")) var resourceId: String?
-    @Option(help: "success | failure | denied | error") var outcome: String?
-    @Option(help: "info | notice | warning | critical") var severity: String?
-    @Option(name: .customLong("correlation-id")) var correlationId: String?
-    @Option(help: ArgumentHelp("Recorded at or after this time (ISO-8601).", valueName: "time")) var since: String?
-    @Option(help: ArgumentHelp("Recorded before this time (ISO-8601).", valueName: "time")) var until: String?
-    @Option(name: .customLong("occurred-since"), help: ArgumentHelp("Occurred at or after this time.", valueName: "time"))
-    var occurredSince: String?
-    @Option(name: .customLong("occurred-until"), help: ArgumentHelp("Occurred before this time.", valueName: "time"))
-    var occurredUntil: String?
-    @Option(name: .customLong("from-seq")) var fromSeq: Int64?
-    @Option(name: .customLong("to-seq")) var toSeq: Int64?
+    @OptionGroup var filters: EntryFilterOptions
     @Option(help: ArgumentHelp("Continue after this cursor (printed by the previous page), or after this seq.", valueName: "cursor"))
     var after: String?
     @Option(help: "At most this many entries (1-10000).") var limit = 100
@@ -37,36 +22,19 @@ struct Query: AsyncParsableCommand {
     @Option(help: "table | json | jsonl") var format: Format = .table
 
     func query() throws -> EntryQuery {
-        func time(_ text: String?, _ option: String) throws -> AuditTimestamp? {
-            guard let text else { return nil }
-            guard let time = AuditTimestamp(iso8601: text) else {
-                throw ValidationError("\(option): not an ISO-8601 time (e.g. 2026-11-23T10:00:00Z): \"\(text)\"")
-            }
-            return time
-        }
+        let filter = try filters.filter()
         func range(_ from: AuditTimestamp?, _ to: AuditTimestamp?) throws -> Range<AuditTimestamp>? {
             guard from != nil || to != nil else { return nil }
             let lower = from ?? .minimum, upper = to ?? AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.maximum.microsecondsSinceEpoch + 1)
             guard lower <= upper else { throw ValidationError("the time range ends before it starts") }
             return lower..<upper
         }
-        var query = EntryQuery(limit: limit, descending: descending, actor: actor, action: action, tenant: tenant,
-                               resourceType: resourceType, resourceId: resourceId, correlationId: correlationId)
-        if let outcome {
-            guard let value = AuditOutcome(rawValue: outcome) else { throw ValidationError("--outcome: one of success, failure, denied, error") }
-            query.outcome = value
-        }
-        if let severity {
-            guard let value = AuditSeverity(rawValue: severity) else { throw ValidationError("--severity: one of info, notice, warning, critical") }
-            query.severity = value
-        }
-        query.recordedAt = try range(try time(since, "--since"), try time(until, "--until"))
-        query.occurredAt = try range(try time(occurredSince, "--occurred-since"), try time(occurredUntil, "--occurred-until"))
-        if fromSeq != nil || toSeq != nil {
-            let lower = fromSeq ?? 1, upper = toSeq ?? .max
-            guard lower <= upper else { throw ValidationError("--from-seq is after --to-seq") }
-            query.seqs = lower...upper
-        }
+        var query = EntryQuery(limit: limit, descending: descending, actor: filter.actor, action: filter.action,
+                               tenant: filter.tenant, resourceType: filter.resourceType, resourceId: filter.resourceId,
+                               outcome: filter.outcome, severity: filter.severity, correlationId: filter.correlationId,
+                               seqs: filter.seqs)
+        query.recordedAt = try range(filter.recordedFrom, filter.recordedBefore)
+        query.occurredAt = try range(filter.occurredFrom, filter.occurredBefore)
         if let after {
             if let cursor = QueryCursor(token: after) {
                 query.cursor = cursor

@@ -1,0 +1,61 @@
+import ArgumentParser
+import AuditDB
+
+/// The entry filters `query` and `export` share. Every condition given must match.
+struct EntryFilterOptions: ParsableArguments {
+    @Option var tenant: String?
+    @Option var actor: String?
+    @Option var action: String?
+    @Option(name: .customLong("resource-type")) var resourceType: String?
+    @Option(name: .customLong("resource-id")) var resourceId: String?
+    @Option(help: "success | failure | denied | error") var outcome: String?
+    @Option(help: "info | notice | warning | critical") var severity: String?
+    @Option(name: .customLong("correlation-id")) var correlationId: String?
+    @Option(name: .customLong("from-seq"), help: "Only entries from this seq on.") var fromSeq: Int64?
+    @Option(name: .customLong("to-seq"), help: "Only entries up to this seq.") var toSeq: Int64?
+    @Option(help: ArgumentHelp("Only entries recorded at or after this time (RFC 3339).", valueName: "time")) var since: String?
+    @Option(help: ArgumentHelp("Only entries recorded before this time (RFC 3339).", valueName: "time")) var until: String?
+    @Option(name: .customLong("occurred-since"), help: ArgumentHelp("Only entries that occurred at or after this time.", valueName: "time"))
+    var occurredSince: String?
+    @Option(name: .customLong("occurred-until"), help: ArgumentHelp("Only entries that occurred before this time.", valueName: "time"))
+    var occurredUntil: String?
+
+    /// The filters, checked: an unknown outcome or severity, a time that is not RFC 3339 and a
+    /// seq range that ends before it starts are refused, naming the option.
+    func filter() throws(AuditError) -> ExportFilter {
+        var filter = ExportFilter(tenant: tenant, actor: actor, action: action)
+        if fromSeq != nil || toSeq != nil {
+            let low = fromSeq ?? 1, high = toSeq ?? Int64.max
+            guard low <= high else { throw AuditError(.invalidInput, "--from-seq must not be above --to-seq", field: "--from-seq") }
+            filter.seqs = low...high
+        }
+        filter.recordedFrom = try Self.time(since, "--since")
+        filter.recordedBefore = try Self.time(until, "--until")
+        filter.occurredFrom = try Self.time(occurredSince, "--occurred-since")
+        filter.occurredBefore = try Self.time(occurredUntil, "--occurred-until")
+        filter.resourceType = resourceType
+        filter.resourceId = resourceId
+        filter.correlationId = correlationId
+        if let outcome {
+            guard let value = AuditOutcome(rawValue: outcome) else {
+                throw AuditError(.invalidInput, "--outcome must be success, failure, denied or error", field: "--outcome")
+            }
+            filter.outcome = value
+        }
+        if let severity {
+            guard let value = AuditSeverity(rawValue: severity) else {
+                throw AuditError(.invalidInput, "--severity must be info, notice, warning or critical", field: "--severity")
+            }
+            filter.severity = value
+        }
+        return filter
+    }
+
+    private static func time(_ text: String?, _ option: String) throws(AuditError) -> AuditTimestamp? {
+        guard let text else { return nil }
+        guard let t = AuditTimestamp(iso8601: text) else {
+            throw AuditError(.invalidInput, "\(option) must be an RFC 3339 time such as 2026-11-23T00:00:00Z", field: option)
+        }
+        return t
+    }
+}
