@@ -1,3 +1,4 @@
+import CAuditCore
 import Foundation
 import GRDB
 import Logging
@@ -28,10 +29,10 @@ extension AuditStore {
     /// - Complexity: O(rows since the last checkpoint), O(n) for the first one.
     @discardableResult
     public func checkpoint(signer: CheckpointSigner, anchors: [any AnchorSink] = []) async throws -> Checkpoint {
-        let last = try await storedCheckpoints(latestOnly: true).last
+        let last = try await usableCheckpoint(trusting: signer.publicKeys)
         if last == nil {
             let report = try await verify()
-            guard report.isIntact else {
+            guard report.isLogIntact else {
                 throw AuditError(.integrityViolation,
                                  "the store does not verify (\(report.firstFinding.map(String.init(describing:)) ?? "?")); no checkpoint is signed over a damaged log. Run `auditdb verify`.")
             }
@@ -54,10 +55,12 @@ extension AuditStore {
             storeID: storeID, seq: seq, chainHead: head, merkleRoot: frontier.root!, time: .now(), key: signer.signingKey)
         for anchor in anchors { try await anchor.write(checkpoint) }
         do {
-            try await pool.write { db in
-                let latest = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_checkpoints") ?? 0
-                guard latest < seq else {
-                    throw AuditError(.busy, "another checkpoint (seq \(latest)) was recorded meanwhile; retry")
+            let recorded = try await pool.write { db -> Bool in
+                // A row already at this seq is either the same checkpoint recorded meanwhile by
+                // another process, or a foreign row; either way the anchors hold the new one,
+                // and the next checkpoint extends from the newest usable row (usableCheckpoint).
+                guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM audit_checkpoints WHERE seq = ?)", arguments: [seq]) != true else {
+                    return false
                 }
                 try db.execute(
                     sql: """
@@ -67,6 +70,11 @@ extension AuditStore {
                     arguments: [seq, checkpoint.time.microsecondsSinceEpoch, Int64(checkpoint.keyVersion),
                                 Data(checkpoint.publicKey), Data(head), Data(checkpoint.merkleRoot),
                                 Data(checkpoint.signature), Data(frontier.bytes)])
+                return true
+            }
+            if !recorded {
+                logger.warning("audit_checkpoints already holds a row at this seq; the new checkpoint is in the anchors only",
+                               metadata: ["store": "\(path)", "seq": "\(seq)"])
             }
         } catch {
             throw AuditError.from(error, while: "record checkpoint \(seq) in \(path)")
@@ -80,7 +88,7 @@ extension AuditStore {
     /// These are copies inside the file; only checkpoints read back from an anchor outside it
     /// (``verify(againstAnchors:publicKeys:)``) prove anything against someone who can write the file.
     public func checkpoints() async throws -> [Checkpoint] {
-        try await storedCheckpoints(latestOnly: false).map(\.checkpoint)
+        try await storedCheckpoints().map(\.checkpoint)
     }
 
     struct StoredCheckpoint: Sendable {
@@ -88,20 +96,22 @@ extension AuditStore {
         var frontier: [UInt8]
     }
 
-    func storedCheckpoints(latestOnly: Bool) async throws(AuditError) -> [StoredCheckpoint] {
+    func storedCheckpoints() async throws(AuditError) -> [StoredCheckpoint] {
         let storeID = self.storeID
         do {
-            return try await pool.read { db in try Self.readCheckpoints(db, storeID: storeID, latestOnly: latestOnly) }
+            return try await pool.read { db in try Self.readCheckpoints(db, storeID: storeID, upTo: nil, limit: nil) }
         } catch {
             throw AuditError.from(error, while: "read checkpoints of \(path)")
         }
     }
 
-    static func readCheckpoints(_ db: Database, storeID: StoreID, latestOnly: Bool) throws -> [StoredCheckpoint] {
-        let sql = """
-            SELECT seq, created_at, key_version, public_key, chain_head, merkle_root, signature, frontier
-            FROM audit_checkpoints ORDER BY seq \(latestOnly ? "DESC LIMIT 1" : "")
-            """
+    /// Stored checkpoints as they are (unchecked): all, oldest first; or with `upTo`, those at or
+    /// below that seq, newest first, at most `limit`.
+    static func readCheckpoints(_ db: Database, storeID: StoreID, upTo: Int64?, limit: Int?) throws -> [StoredCheckpoint] {
+        let columns = "seq, created_at, key_version, public_key, chain_head, merkle_root, signature, frontier"
+        let sql = upTo == nil
+            ? "SELECT \(columns) FROM audit_checkpoints ORDER BY seq"
+            : "SELECT \(columns) FROM audit_checkpoints WHERE seq <= \(upTo!) ORDER BY seq DESC LIMIT \(limit ?? -1)"
         return try Row.fetchAll(db, sql: sql).map { row in
             func blob(_ name: String) -> [UInt8] { Array((row[name] as Data?) ?? Data()) }
             let kv = row["key_version"] as Int64? ?? -1
@@ -114,13 +124,19 @@ extension AuditStore {
         }
     }
 
-    /// Checks the last checkpoint against the store and extends its tree over the rows after
-    /// it: nil if there are none; the new seq, its chain head and the frontier otherwise.
+    /// Extends the tree of `last` (a checkpoint ``usableCheckpoint(trusting:)`` chose, or none)
+    /// over the rows after it: nil if there are none; the new seq, its chain head and the
+    /// frontier otherwise. The new rows are verified, chained from `last`'s chain head.
     static func extend(_ reader: any DatabaseReader, from last: StoredCheckpoint?, storeID: StoreID, keys: KeyRing)
         async throws -> (Int64, [UInt8], MerkleTree.Frontier)?
     {
-        let (start, prevMac, lastSeq) = try await reader.read { db in try Self.checkLast(db, last) }
-        var frontier = start
+        var frontier = MerkleTree.Frontier()
+        var prevMac = [UInt8](repeating: 0, count: 32)
+        if let last, let stored = MerkleTree.Frontier(size: last.checkpoint.seq, bytes: last.frontier) {
+            frontier = stored
+            prevMac = last.checkpoint.chainHead
+        }
+        let lastSeq = try await reader.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0 }
         let from = frontier.size + 1
         guard lastSeq >= from else { return nil }
         let scan = try await LeafScan.leaves(reader, range: from...lastSeq, prevMac: prevMac, storeID: storeID, keys: keys, verify: true)
@@ -135,29 +151,51 @@ extension AuditStore {
         return (lastSeq, scan.lastMac, frontier)
     }
 
-    /// Checks the last stored checkpoint against the store: its frontier, its signature, and
-    /// the chain head of its row. Returns its frontier, that chain head and the current last seq.
-    static func checkLast(_ db: Database, _ last: StoredCheckpoint?) throws -> (MerkleTree.Frontier, [UInt8], Int64) {
-        var frontier = MerkleTree.Frontier()
-        var prevMac = [UInt8](repeating: 0, count: 32)
-        if let last {
-            let cp = last.checkpoint
-            guard let stored = MerkleTree.Frontier(size: cp.seq, bytes: last.frontier), stored.root == cp.merkleRoot else {
-                throw AuditError(.integrityViolation,
-                                 "the frontier stored with the last checkpoint (seq \(cp.seq)) does not reproduce its signed Merkle root; the checkpoint table was tampered with. Run `auditdb verify --anchor`.")
-            }
-            if let why = cp.selfInvalidity() {
-                throw AuditError(.integrityViolation, "the last stored checkpoint (seq \(cp.seq)) is invalid: \(why)")
-            }
-            guard let mac = try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?", arguments: [cp.seq]),
-                  Array(mac) == cp.chainHead
-            else {
-                throw AuditError(.integrityViolation,
-                                 "row \(cp.seq) no longer has the chain head signed by the last checkpoint; the log was truncated, rolled back or rewritten. Run `auditdb verify --anchor`.")
-            }
-            frontier = stored
-            prevMac = cp.chainHead
+    /// The newest checkpoint recorded in the store that AuditDB may build on, or nil.
+    ///
+    /// `audit_checkpoints` is attacker-controlled like every table, so a row is used only if it
+    /// is **usable**: its seq is within the log, its Ed25519 signature verifies, its signing key is
+    /// one of `trusted` (when given: the keys that sign this store's checkpoints), its stored
+    /// frontier reproduces its signed Merkle root, and the log row at its seq still has its signed
+    /// chain head. Other rows are skipped (and logged): a forged row can neither make AuditDB sign a
+    /// wrong root nor stop it from checkpointing. At most ``checkpointCandidates`` rows are tried,
+    /// newest first; with none usable, the caller starts from an empty tree (O(n) once).
+    func usableCheckpoint(trusting trusted: CheckpointPublicKeys?) async throws(AuditError) -> StoredCheckpoint? {
+        let storeID = self.storeID
+        let (usable, skipped): (StoredCheckpoint?, [Int64])
+        do {
+            (usable, skipped) = try await pool.read { db in try Self.usableCheckpoint(db, storeID: storeID, trusting: trusted) }
+        } catch {
+            throw AuditError.from(error, while: "read checkpoints of \(path)")
         }
-        return (frontier, prevMac, try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0)
+        if !skipped.isEmpty {
+            logger.warning("skipping audit_checkpoints rows that do not match the log or the trusted keys; `auditdb verify` reports them",
+                           metadata: ["store": "\(path)", "seqs": "\(skipped.prefix(10).map(String.init).joined(separator: ","))"])
+        }
+        return usable
+    }
+
+    static let checkpointCandidates = 1_000
+
+    static func usableCheckpoint(_ db: Database, storeID: StoreID, trusting trusted: CheckpointPublicKeys?) throws
+        -> (StoredCheckpoint?, skipped: [Int64])
+    {
+        guard try db.tableExists("audit_checkpoints") else { return (nil, []) }
+        let lastSeq = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0
+        var skipped: [Int64] = []
+        for stored in try readCheckpoints(db, storeID: storeID, upTo: lastSeq, limit: checkpointCandidates) {
+            let cp = stored.checkpoint
+            let keyTrusted = trusted.map { keys in keys.key(version: cp.keyVersion)?.bytes == cp.publicKey } ?? true
+            guard keyTrusted, cp.selfInvalidity() == nil,
+                  let frontier = MerkleTree.Frontier(size: cp.seq, bytes: stored.frontier), frontier.root == cp.merkleRoot,
+                  let mac = try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?", arguments: [cp.seq]),
+                  mac.count == 32, adb_ct_equal(Array(mac), cp.chainHead, 32) == 1
+            else {
+                skipped.append(cp.seq)
+                continue
+            }
+            return (stored, skipped)
+        }
+        return (nil, skipped)
     }
 }

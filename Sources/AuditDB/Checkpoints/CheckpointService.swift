@@ -58,7 +58,7 @@ public struct CheckpointService<C: Clock>: Service where C.Duration == Duration 
     /// Runs until the task is cancelled or the service group shuts down gracefully; then
     /// returns normally (after the shutdown checkpoint, if configured).
     public func run() async throws {
-        let start = try await store.storedCheckpoints(latestOnly: true).last?.checkpoint.seq ?? 0
+        let start = try await store.usableCheckpoint(trusting: signer.publicKeys)?.checkpoint.seq ?? 0
         let startTime = clock.now
         let reached: Int64? = try await cancelWhenGracefulShutdown { [self] in
             var seq = start, time = startTime

@@ -115,16 +115,13 @@ extension AuditStore {
     public func export(to directory: String, filter: ExportFilter = ExportFilter(),
                        redact: Set<WithholdableField> = [], signer: CheckpointSigner? = nil) async throws -> ExportSummary
     {
-        guard let stored = try await storedCheckpoints(latestOnly: true).last else {
+        guard let stored = try await usableCheckpoint(trusting: signer?.publicKeys) else {
+            if signer != nil, let other = try await usableCheckpoint(trusting: nil) {
+                throw AuditError(.invalidInput, "the checkpoint signing key file does not hold the key that signed the store's latest checkpoint (version \(other.checkpoint.keyVersion)); pass the key file that `auditdb checkpoint` uses", field: "--signing-key")
+            }
             throw AuditError(.invalidInput, "the store has no checkpoint; an export is proven against one. Run `auditdb checkpoint` first")
         }
         let cp = stored.checkpoint
-        if let why = cp.selfInvalidity() {
-            throw AuditError(.integrityViolation, "the store's latest checkpoint (seq \(cp.seq)) is invalid: \(why)")
-        }
-        if let signer, !signer.keys.contains(where: { $0.version == cp.keyVersion && $0.publicKey.bytes == cp.publicKey }) {
-            throw AuditError(.invalidInput, "the checkpoint signing key file does not hold the key that signed the store's latest checkpoint (version \(cp.keyVersion)); pass the key file that `auditdb checkpoint` uses", field: "--signing-key")
-        }
         guard !FileManager.default.fileExists(atPath: directory) else {
             throw AuditError(.invalidInput, "\(directory) already exists; an export writes a new directory", field: "--out")
         }

@@ -45,7 +45,7 @@ extension AuditStore {
                 field: "version")
         }
         let report = try await verify()
-        guard report.isIntact else {
+        guard report.isLogIntact else {
             throw AuditError(
                 .integrityViolation,
                 "the store does not verify intact (\(report)); refusing to re-attest rows that may already be forged. Investigate with `auditdb verify`.")
@@ -90,6 +90,18 @@ extension AuditStore {
                         distrusted: distrusted, attestations: attestations)
                 }
                 if !headerAttested { pending.insert((0, kv, macBytes), at: 0) }
+            }
+            // A foreign row may already sit where one of these attestations goes (the table's key is
+            // (seq, key_version)). It is not a valid attestation (else the row would not be pending),
+            // and it cannot be replaced: say so, and how to get past it, before writing anything.
+            let occupied = try pending.filter { seq, _, _ in
+                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM audit_attestations WHERE seq = ? AND key_version = ?)",
+                                  arguments: [seq, Int64(signer.version)]) == true
+            }.map(\.0)
+            guard occupied.isEmpty else {
+                throw AuditError(
+                    .integrityViolation,
+                    "audit_attestations already holds rows under key version \(signer.version) for seq(s) \(occupied.prefix(10).map(String.init).joined(separator: ", "))\(occupied.count > 10 ? " and \(occupied.count - 10) more" : "") that are not valid attestations (foreign rows; `auditdb verify` reports them as foreign-row). They take the places this key's attestations would go. Nothing was written. Add a new key version (`auditdb keys rotate`) and run this again: the new version's attestations do not collide with them.")
             }
             let declarationSeq = try append([try declarationEvent(pending.filter { $0.0 > 0 }.count)]).lowerBound
             let insert = try db.cachedStatement(

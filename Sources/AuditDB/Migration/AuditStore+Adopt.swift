@@ -307,7 +307,7 @@ extension AuditStore {
             try source.protect()
         case .drop:
             let report = try await verify()
-            guard report.isIntact else {
+            guard report.isLogIntact else {
                 throw AuditError(.integrityViolation, "the store does not verify (\(report)); the legacy table was not dropped")
             }
             try source.drop()

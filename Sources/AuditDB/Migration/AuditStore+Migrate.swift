@@ -93,7 +93,7 @@ extension AuditStore {
         let current = try await migrationPlan(at: path)
         progress?(.verifying)
         let before = try await verify(storeAt: path, keys: keys)
-        guard before.isIntact else {
+        guard before.isLogIntact else {
             throw AuditError(
                 .integrityViolation,
                 "\(path) does not verify intact before migrating (\(before)); nothing was changed. Investigate with `auditdb verify`.")
@@ -127,7 +127,7 @@ extension AuditStore {
                 applied.append(name)
                 progress?(.verifyingAfter(name: name))
                 last = try await Verifier(pool: pool, keys: keys, expectedStoreID: nil).run()
-                guard last.isIntact else {
+                guard last.isLogIntact else {
                     throw AuditError(
                         .integrityViolation,
                         "\(path) does not verify after migration \(name) (\(last)); restore the backup \(backupPath ?? "(none taken)")")

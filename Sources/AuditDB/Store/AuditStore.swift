@@ -180,8 +180,16 @@ public final class AuditStore: Sendable {
         }
         let pool = try makePool(path: path, configuration: configuration, readOnly: false)
         do {
-            let (header, usedVersions) = try await pool.read { db in
-                try (StoreHeader.read(db, path: path), Set(UInt32.fetchAll(db, sql: "SELECT key_version FROM audit_key_versions")))
+            let (header, usedVersions, foreign) = try await pool.read { db in
+                let header = try StoreHeader.read(db, path: path)
+                try KeyProof.refuseWrongKeys(db, header: header, keys: keys, path: path)
+                let (used, foreign) = try KeyVersionCache.confirmed(db)
+                return (header, used, foreign)
+            }
+            let logger = configuration.logger ?? Logger(label: "auditdb", factory: { _ in SwiftLogNoOpLogHandler() })
+            for (version, firstSeq) in foreign {
+                logger.warning("ignoring a foreign audit_key_versions row that the log does not confirm; `auditdb verify` reports it",
+                               metadata: ["store": "\(path)", "keyVersion": "\(version)", "firstSeq": "\(firstSeq)"])
             }
             let missing = (usedVersions.union([header.keyVersion])).subtracting(keys.versions).sorted()
             guard missing.isEmpty else {

@@ -24,6 +24,10 @@ public struct AuditError: Error, Sendable, CustomStringConvertible {
         public static let invalidInput = Code("invalid-input")
         /// A key version needed to sign or verify is not in the key ring.
         public static let keyUnavailable = Code("key-unavailable")
+        /// A key in the ring does not match what the store holds under its version (it fails the
+        /// store header's MAC and the row tags of the rows that version signed): a mistyped or
+        /// another store's key. Refused before anything is written.
+        public static let wrongKey = Code("wrong-key")
         /// A key file is readable by group or others, or is not a regular file.
         public static let keyFileInsecure = Code("key-file-insecure")
         /// A key file or key variable could not be parsed.

@@ -31,6 +31,11 @@ public struct Finding: Sendable, Hashable, CustomStringConvertible {
         public static let storeIdentityMismatch = Kind("store-identity-mismatch")
         /// SQLite reports damaged pages, or the file is not a database.
         public static let corruption = Kind("corruption")
+        /// A row of a side table that the signed log does not account for (for example an
+        /// `audit_key_versions` row that no log row confirms, or an `audit_attestations` row that
+        /// does not verify): inserted by another SQLite client. AuditDB ignores it; it changes no
+        /// answer and blocks no operation, but its presence means someone wrote to the file.
+        public static let foreignRow = Kind("foreign-row")
         /// The log ends before the seq of an anchored checkpoint that this store recorded itself:
         /// rows were cut from the tail after the checkpoint was made.
         public static let truncated = Kind("truncated")
@@ -101,6 +106,14 @@ public struct IntegrityReport: Sendable, CustomStringConvertible {
 
     /// True when nothing is wrong.
     public var isIntact: Bool { totalFindings == 0 }
+
+    /// True when the log, the header and the schema are intact and the only findings are
+    /// ``Finding/Kind/foreignRow``: side-table rows written by another client, which AuditDB
+    /// ignores. Operations that need a sound log (checkpoints, re-attestation, migrations)
+    /// proceed on such a store, so that a foreign row can never block them.
+    public var isLogIntact: Bool {
+        totalFindings == findings.count && findings.allSatisfy { $0.kind == .foreignRow }
+    }
 
     /// The first finding: the earliest damage.
     public var firstFinding: Finding? { findings.first }

@@ -41,7 +41,7 @@ struct Verifier: Sendable {
             [Finding], HeaderResult, (Int64?, Int64?, Int64), (Int64?, Int64?, Int64), [Int64: [Attestation]]
         )
         do {
-            phase1 = try await readOverview()
+            phase1 = try await readOverview(full: position == nil)
         } catch let error as DatabaseError where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB {
             return IntegrityReport(
                 storeID: nil, rowsChecked: 0, lastSeq: 0,
@@ -158,18 +158,26 @@ struct Verifier: Sendable {
             storeID: storeID, rowsChecked: rowsChecked, lastSeq: lastSeq, findings: findings, totalFindings: total,
             startedAt: startedAt, duration: ContinuousClock.now - started)
         report.firstCheckedSeq = firstSeq
-        report.verifiedHead = total == 0 ? head : nil
+        report.verifiedHead = report.isLogIntact ? head : nil
         return report
     }
 
-    private func readOverview() async throws -> (
+    private func readOverview(full: Bool) async throws -> (
         [Finding], HeaderResult, (Int64?, Int64?, Int64), (Int64?, Int64?, Int64), [Int64: [Attestation]]
     ) {
         let keys = self.keys
         return try await pool.read { db in
             let applied = try StoreSchema.appliedMigrations(db)
-            let schemaFindings = try Self.checkSchema(db, applied: applied)
+            var schemaFindings = try Self.checkSchema(db, applied: applied) + KeyVersionCache.findings(db)
             let header = try Self.readHeader(db)
+            // A wrong key is a configuration mistake, not damage: refuse it as such instead of
+            // reporting every row it cannot verify as tampered (KeyProof).
+            if case .success(let h) = header {
+                try KeyProof.refuseWrongKeys(db, header: h, keys: keys, path: "the store")
+                if full {
+                    schemaFindings += try AttestationTable.foreignFindings(db, storeID: h.storeID.bytes, header: h, keys: keys)
+                }
+            }
             // A dropped audit_entries table is reported by the schema check; there are no rows to scan.
             guard try db.tableExists("audit_entries") else {
                 return (schemaFindings, header, (nil, nil, 0), (nil, nil, 0), [:])

@@ -1,0 +1,63 @@
+import GRDB
+
+/// The `audit_key_versions` table: which key versions have signed rows, and the first seq each
+/// signed. It is a cache, and like every table it is attacker-controlled, so AuditDB trusts a row
+/// of it only where the signed log confirms it (docs/FORMAT.md, section 11, step 6):
+///
+/// a row (`key_version` = v, `first_seq` = s) is **confirmed** when v is in 1..2^32−1, s ≥ 1, the
+/// log row at seq s has `key_version` v, and s = 1 or the log row at seq s − 1 does not have
+/// `key_version` v (a missing row counts as not having it).
+///
+/// Anything else is a **foreign** row: `open` ignores it (it neither names a missing key nor
+/// blocks anything) and `verify` reports it as ``Finding/Kind/foreignRow``.
+enum KeyVersionCache {
+    /// At most this many foreign rows are named one by one; the rest are counted.
+    static let namedLimit = 100
+
+    /// The versions the log confirms, and the foreign rows (version or raw value, first seq).
+    static func confirmed(_ db: Database) throws -> (versions: Set<UInt32>, foreign: [(String, String)]) {
+        var versions: Set<UInt32> = []
+        var foreign: [(String, String)] = []
+        try scan(db) { version, firstSeq, isConfirmed in
+            if isConfirmed, let version { versions.insert(version) } else { foreign.append((version.map(String.init) ?? "?", firstSeq)) }
+        }
+        return (versions, foreign)
+    }
+
+    /// The `foreign-row` findings for the cache.
+    static func findings(_ db: Database) throws -> [Finding] {
+        var named: [Finding] = []
+        var total = 0
+        try scan(db) { version, firstSeq, isConfirmed in
+            guard !isConfirmed else { return }
+            total += 1
+            if named.count < namedLimit {
+                named.append(Finding(
+                    kind: .foreignRow, seqs: nil,
+                    message: "audit_key_versions row (key_version \(version.map(String.init) ?? "invalid"), first_seq \(firstSeq)) is not confirmed by the log: the row at that seq is not the first one signed with that version. AuditDB ignores it; it was inserted by another SQLite client"))
+            }
+        }
+        if total > named.count {
+            named.append(Finding(kind: .foreignRow, seqs: nil,
+                                 message: "\(total - named.count) more unconfirmed audit_key_versions row(s)"))
+        }
+        return named
+    }
+
+    private static func scan(_ db: Database, _ body: (UInt32?, String, Bool) throws -> Void) throws {
+        guard try db.tableExists("audit_key_versions"), try db.tableExists("audit_entries") else { return }
+        let rows = try Row.fetchCursor(db, sql: """
+            SELECT c.key_version, c.first_seq,
+                   typeof(c.key_version) = 'integer' AND typeof(c.first_seq) = 'integer' AND c.first_seq >= 1
+                   AND EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = c.first_seq AND e.key_version IS c.key_version)
+                   AND (c.first_seq = 1 OR NOT EXISTS (
+                       SELECT 1 FROM audit_entries p WHERE p.seq = c.first_seq - 1 AND p.key_version IS c.key_version))
+            FROM audit_key_versions c
+            """)
+        while let row = try rows.next() {
+            let version = (row[0] as Int64?).flatMap(UInt32.init(exactly:)).flatMap { $0 == 0 ? nil : $0 }
+            let firstSeq = (row[1] as DatabaseValue).description
+            try body(version, firstSeq, version != nil && (row[2] as Bool? ?? false))
+        }
+    }
+}

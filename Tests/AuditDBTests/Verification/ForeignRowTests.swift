@@ -1,0 +1,173 @@
+import Foundation
+import GRDB
+import Testing
+
+@testable import AuditDB
+
+/// Rows that another SQLite client inserts into AuditDB's side tables are reported by `verify`
+/// as `foreign-row` and otherwise ignored: none changes an answer or blocks an operation.
+/// Every test inserts the rows with the `sqlite3` shell.
+@Suite("Foreign rows in side tables")
+struct ForeignRowTests {
+    let dir: TempDir
+    let db: String
+
+    init() throws {
+        dir = try TempDir()
+        db = dir.path("store.db")
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+    @Test("an audit_key_versions row the log does not confirm: reported, and append, query, scan still work")
+    func foreignKeyVersion() async throws {
+        let keys = try testKeyRing()
+        try await makeStore(at: db, keys: keys, count: 8)
+        try sqlite3Must(db, "INSERT INTO audit_key_versions VALUES (99, 5);")
+        let store = try await AuditStore.open(at: db, keys: keys)
+        #expect(try await store.append(sampleEvent(9)) == 9)
+        let page = try await store.page(EntryQuery(limit: 100))
+        #expect(page.entries.map(\.seq) == Array(1...9))
+        let report = try await store.verify()
+        #expect(report.findings.map(\.kind) == [.foreignRow])
+        #expect(report.findings.first?.message == "audit_key_versions row (key_version 99, first_seq 5) is not confirmed by the log: the row at that seq is not the first one signed with that version. AuditDB ignores it; it was inserted by another SQLite client")
+        #expect(report.isLogIntact && !report.isIntact)
+        // Operations that need a sound log are not blocked by it.
+        let checkpoint = try await store.checkpoint(signer: try testSigner())
+        #expect(checkpoint.seq == 9)
+        try await store.close()
+    }
+
+    @Test("a cache row that points at a row of another version is foreign; the genuine one is not")
+    func cacheRowPointingElsewhere() async throws {
+        let v1 = try AuditKey.generate(version: 1), v2 = try AuditKey.generate(version: 2)
+        try await makeStore(at: db, keys: try KeyRing([v1]), count: 3)
+        let store = try await AuditStore.open(at: db, keys: try KeyRing([v1, v2]))
+        try await store.append(contentsOf: [sampleEvent(4), sampleEvent(5)])  // v2 from seq 4
+        try await store.close()
+        try sqlite3Must(db, "INSERT INTO audit_key_versions VALUES (3, 2);")
+        let report = try await AuditStore.verify(storeAt: db, keys: try KeyRing([v1, v2]))
+        #expect(report.findings.map(\.message) == [
+            "audit_key_versions row (key_version 3, first_seq 2) is not confirmed by the log: the row at that seq is not the first one signed with that version. AuditDB ignores it; it was inserted by another SQLite client",
+        ])
+        // The ring may lack version 3: the foreign row names no missing key. It still must have 2.
+        let reopened = try await AuditStore.open(at: db, keys: try KeyRing([v1, v2]))
+        try await reopened.close()
+        await #expect(throws: AuditError.self) { _ = try await AuditStore.open(at: db, keys: try KeyRing([v1])) }
+    }
+
+    @Test("the CLI: append and status work with a foreign cache row; verify exits 1 naming it")
+    func cliForeignKeyVersion() async throws {
+        let cli = try cliPath()
+        let keyFile = dir.path("audit.keys")
+        var environment = ProcessInfo.processInfo.environment
+        for name in ["AUDITDB_STORE", "AUDITDB_KEY_FILE", "AUDITDB_KEYS", "AUDITDB_STORE_ID"] { environment.removeValue(forKey: name) }
+        #expect(try run(cli, ["keys", "generate", "--out", keyFile], environment: environment).status == 0)
+        #expect(try run(cli, ["init", "--store", db, "--key-file", keyFile], environment: environment).status == 0)
+        #expect(try run(cli, ["append", "--store", db, "--key-file", keyFile, "--actor", "a", "--action", "x"], environment: environment).stdout == "1\n")
+        try sqlite3Must(db, "INSERT INTO audit_key_versions VALUES (99, 5);")
+        let append = try run(cli, ["append", "--store", db, "--key-file", keyFile, "--actor", "b", "--action", "y"], environment: environment)
+        #expect(append.status == 0)
+        #expect(append.stdout == "2\n")
+        let verify = try run(cli, ["verify", "--store", db, "--key-file", keyFile], environment: environment)
+        #expect(verify.status == 1)
+        #expect(verify.stdout.contains("  foreign-row: audit_key_versions row (key_version 99, first_seq 5) is not confirmed by the log"))
+        let query = try run(cli, ["query", "--store", db, "--key-file", keyFile, "--format", "jsonl"], environment: environment)
+        #expect(query.status == 0)
+        #expect(query.stdout.split(separator: "\n").count == 2)
+    }
+
+    @Test("a junk attestation row: reported; re-attestation names it and the way past it, then succeeds after a rotation")
+    func junkAttestation() async throws {
+        let v1 = try AuditKey.generate(version: 1), v2 = try AuditKey.generate(version: 2), v3 = try AuditKey.generate(version: 3)
+        try await makeStore(at: db, keys: try KeyRing([v1]), count: 6)
+        try sqlite3Must(db, "INSERT INTO audit_attestations VALUES (5, 2, 7, randomblob(32));")
+        let report = try await AuditStore.verify(storeAt: db, keys: try KeyRing([v1, v2]))
+        #expect(report.findings.map(\.message) == [
+            "audit_attestations row (seq 5, key_version 2) is not an attestation AuditDB wrote: its declaration_seq does not name an auditdb.key.compromised entry after the row it attests. It attests nothing; another SQLite client inserted it",
+        ])
+        let store = try await AuditStore.open(at: db, keys: try KeyRing([v1, v2]))
+        await #expect {
+            _ = try await store.reattest(compromisedVersion: 1)
+        } throws: { error in
+            let error = error as? AuditError
+            return error?.code == .integrityViolation
+                && error?.message.hasPrefix("audit_attestations already holds rows under key version 2 for seq(s) 5 that are not valid attestations") == true
+                && error?.message.contains("Nothing was written. Add a new key version (`auditdb keys rotate`) and run this again") == true
+        }
+        #expect(try await store.lastSeq() == 6)  // no declaration was appended
+        try await store.close()
+        let rotated = try await AuditStore.open(at: db, keys: try KeyRing([v1, v2, v3]))
+        let receipt = try await rotated.reattest(compromisedVersion: 1)
+        #expect(receipt.attestingVersion == 3)
+        #expect(receipt.rowsAttested == 6)
+        try await rotated.close()
+        let after = try await AuditStore.verify(storeAt: db, keys: try KeyRing([v1, v2, v3]).markingCompromised(1))
+        #expect(after.findings.map(\.kind) == [.foreignRow])
+    }
+
+    @Test("an attestation with a real declaration but a forged MAC, and one for a seq not in the log: both foreign")
+    func forgedAttestations() async throws {
+        let v1 = try AuditKey.generate(version: 1), v2 = try AuditKey.generate(version: 2)
+        try await makeStore(at: db, keys: try KeyRing([v1]), count: 3)
+        let store = try await AuditStore.open(at: db, keys: try KeyRing([v1, v2]))
+        _ = try await store.reattest(compromisedVersion: 1)  // declaration at seq 4; rows 1...3 and the header attested
+        try await store.close()
+        try sqlite3Must(db, """
+            INSERT INTO audit_attestations VALUES (2, 7, 4, randomblob(32));
+            INSERT INTO audit_attestations VALUES (3, 1, 4, randomblob(32));
+            INSERT INTO audit_attestations VALUES (-1, 2, 4, randomblob(32));
+            """)
+        let report = try await AuditStore.verify(storeAt: db, keys: try KeyRing([v1, v2]).markingCompromised(1))
+        // (2, 7): version 7 is not in the ring, so it cannot be checked and is not reported.
+        #expect(report.findings.map(\.message).sorted() == [
+            "audit_attestations row (seq -1, key_version 2) is not an attestation AuditDB wrote: it attests seq -1, which is not in the log. It attests nothing; another SQLite client inserted it",
+            "audit_attestations row (seq 3, key_version 1) is not an attestation AuditDB wrote: its MAC does not verify over the row it attests (forged, or that row was changed). It attests nothing; another SQLite client inserted it",
+        ])
+    }
+
+    @Test("forged audit_checkpoints rows (a bad signature, seq 2^62, a foreign key with a fake root) neither block nor mislead checkpoint and export")
+    func forgedCheckpoints() async throws {
+        let keys = try testKeyRing(), signer = try testSigner()
+        try await makeStore(at: db, keys: keys, count: 40)
+        let store = try await AuditStore.open(at: db, keys: keys)
+        let first = try await store.checkpoint(signer: signer)
+        #expect(first.seq == 40)
+        try await store.append(contentsOf: (41...60).map { sampleEvent($0) })
+        // A foreign signer's checkpoint at seq 60 with the real chain head but a made-up root and
+        // a frontier that folds to it: it must not be extended.
+        let chainHead = try await store.pool.read { db in try [UInt8](Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = 55")!) }
+        let fake = MerkleTree.Frontier(size: 55, bytes: (0..<(55.nonzeroBitCount * 32)).map { UInt8($0 & 0xff) })!
+        let fakeRoot = fake.root!
+        let forger = try testSigner()
+        let forged = Checkpoint.signed(storeID: store.storeID, seq: 55, chainHead: chainHead, merkleRoot: fakeRoot, time: .now(),
+                                       key: forger.signingKey)
+        try sqlite3Must(db, """
+            INSERT INTO audit_checkpoints SELECT 50, created_at, key_version, public_key, chain_head, merkle_root, signature, frontier FROM audit_checkpoints WHERE seq = 40;
+            INSERT INTO audit_checkpoints VALUES (55, 0, 1, x'\(Self.hex(forged.publicKey))', x'\(Self.hex(chainHead))', x'\(Self.hex(fakeRoot))', x'\(Self.hex(forged.signature))', x'\(Self.hex(fake.bytes))');
+            INSERT INTO audit_checkpoints SELECT 4611686018427387904, created_at, key_version, public_key, chain_head, merkle_root, signature, frontier FROM audit_checkpoints WHERE seq = 40;
+            """)
+        let second = try await store.checkpoint(signer: signer)
+        #expect(second.seq == 60)
+        #expect(second.merkleRoot == referenceRoot(try await allLeaves(store)[...]))
+        let summary = try await store.export(to: dir.path("bundle"), signer: signer)
+        #expect(summary.checkpoint.seq == 60)
+        try await store.close()
+        let verified = try await ExportBundle.verify(at: dir.path("bundle"), publicKeys: signer.publicKeys)
+        #expect(verified.isValid, "\(verified.findings)")
+    }
+
+    @Test("a foreign row at the seq of the next checkpoint: the checkpoint is made and anchored all the same")
+    func foreignRowAtNextSeq() async throws {
+        let keys = try testKeyRing(), signer = try testSigner()
+        try await makeStore(at: db, keys: keys, count: 10)
+        try sqlite3Must(db, "INSERT INTO audit_checkpoints VALUES (10, 0, 1, zeroblob(32), zeroblob(32), zeroblob(32), zeroblob(64), x'');")
+        let store = try await AuditStore.open(at: db, keys: keys)
+        let anchor = dir.path("anchors")
+        let checkpoint = try await store.checkpoint(signer: signer, anchors: [DirectoryAnchor(path: anchor)])
+        #expect(checkpoint.seq == 10)
+        try await store.close()
+        let report = try await AuditStore.verify(storeAt: db, keys: keys, againstAnchors: [anchor], publicKeys: signer.publicKeys)
+        #expect(report.isIntact)
+    }
+}
