@@ -81,7 +81,8 @@ int adb_stmt_read_row(void *statement, uint8_t expected_format, adb_row *row, co
 }
 
 int adb_verify_run(void *statement, const adb_key_entry *keys, int key_count, const uint8_t store_id[ADB_STORE_ID_LEN],
-                   uint8_t expected_format, int64_t *expected_seq, uint8_t prev_mac[ADB_MAC_LEN], int64_t *checked) {
+                   uint8_t expected_format, int64_t *expected_seq, uint8_t prev_mac[ADB_MAC_LEN], int64_t *checked,
+                   adb_index_digest *index_digest) {
     sqlite3_stmt *s = (sqlite3_stmt *)statement;
     const adb_key_entry *last = key_count > 0 ? &keys[0] : NULL;
     for (;;) {
@@ -102,6 +103,7 @@ int adb_verify_run(void *statement, const adb_key_entry *keys, int key_count, co
         if (!last->trusted) return SQLITE_ROW;
         if (adb_row_check(last->keyset, store_id, &row, prev_mac, mac, ADB_MAC_LEN) != ADB_OK) return SQLITE_ROW;
         memcpy(prev_mac, mac, ADB_MAC_LEN);
+        if (index_digest) adb_index_digest_add_row(index_digest, s);
         *expected_seq += 1;
         *checked += 1;
     }

@@ -17,7 +17,8 @@ struct AuditDBCommand: AsyncParsableCommand {
               2  could not run: bad arguments, missing or insecure key, unreadable store, storage error
             """,
         subcommands: [Init.self, Append.self, Query.self, Verify.self, Scan.self, Status.self, Keys.self, Migrate.self,
-                      CheckpointKeyCommand.self, CheckpointCommand.self, ExportCommand.self, VerifyExportCommand.self]
+                      CheckpointKeyCommand.self, CheckpointCommand.self, ExportCommand.self, VerifyExportCommand.self,
+                      RepairIndexes.self]
     )
 
     @OptionGroup var global: GlobalOptions

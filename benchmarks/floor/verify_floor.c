@@ -122,7 +122,7 @@ static void *run(void *arg) {
         }
         adb_key_entry key = {1, 1, KS};
         int64_t expected = j->lo;
-        int rc = adb_verify_run(st, &key, 1, STORE_ID, 1, &expected, prev, &j->ok);
+        int rc = adb_verify_run(st, &key, 1, STORE_ID, 1, &expected, prev, &j->ok, NULL);
         if (rc != SQLITE_DONE) { fprintf(stderr, "verify stopped at seq %lld (rc %d)\n", (long long)expected, rc); exit(1); }
     }
     sqlite3_finalize(st);

@@ -36,6 +36,10 @@ public struct Finding: Sendable, Hashable, CustomStringConvertible {
         /// does not verify): inserted by another SQLite client. AuditDB ignores it; it changes no
         /// answer and blocks no operation, but its presence means someone wrote to the file.
         public static let foreignRow = Kind("foreign-row")
+        /// A query index (actor, resource, tenant and time, time, AuditDB's own entries, adoption
+        /// runs) does not hold exactly the entries its rows imply: an entry is missing, extra or
+        /// altered, so a query through it could miss rows. The rows are checked separately.
+        public static let indexMismatch = Kind("index-mismatch")
         /// The log ends before the seq of an anchored checkpoint that this store recorded itself:
         /// rows were cut from the tail after the checkpoint was made.
         public static let truncated = Kind("truncated")

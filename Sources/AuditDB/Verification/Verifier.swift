@@ -100,12 +100,16 @@ struct Verifier: Sendable {
             let context = RowContext(
                 storeID: storeID.bytes, keys: keys, compromised: keys.compromisedVersions, attestations: attestations)
             let pool = self.pool
+            let digestKey = IndexProof.randomKey()
+            let fromSeq = position == nil ? nil : firstSeq
+            // The index side runs beside the table ranges (IndexProof).
+            async let indexSide = pool.read { db in try IndexProof.indexSide(db, key: digestKey, from: fromSeq, upTo: maxSeq) }
             let results = try await withThrowingTaskGroup(of: RangeResult.self) { group in
                 for (index, range) in ranges.enumerated() {
                     group.addTask {
                         try await pool.read { db in
                             try Self.scan(db, range: range, isLast: index == ranges.count - 1, context: context,
-                                          startMac: index == 0 ? chainStart : nil)
+                                          startMac: index == 0 ? chainStart : nil, digestKey: digestKey)
                         }
                     }
                 }
@@ -130,11 +134,25 @@ struct Verifier: Sendable {
                 ordered[index].totalFindings += fix.totalFindings + kept.count - ordered[index].findings.count
                 ordered[index].findings = fix.findings + kept
             }
+            var tableDigest = IndexProof.emptyDigest(key: digestKey)
             for result in ordered {
                 rowsChecked += result.rowsChecked
                 findings += result.findings
                 total += result.totalFindings
+                if var digest = result.indexDigest { adb_index_digest_merge(&tableDigest, &digest) }
             }
+            if position == nil, lowRows.2 > 0 {
+                let key = digestKey
+                var low = try await pool.read { db in
+                    var digest = IndexProof.emptyDigest(key: key)
+                    try IndexProof.addRowsBelowOne(db, into: &digest)
+                    return digest
+                }
+                adb_index_digest_merge(&tableDigest, &low)
+            }
+            let indexFindings = try await indexSide.findings(table: tableDigest)
+            findings += indexFindings
+            total += indexFindings.count
             if let final = ordered.last, let seq = final.lastSeq, final.endTrusted, final.lastMac.count == 32 {
                 head = Position(seq: seq, mac: final.lastMac)
             }
@@ -152,7 +170,11 @@ struct Verifier: Sendable {
         }
         findings = Self.joinedAtSplitPoints(findings, removed: &total)
         total = max(total, findings.count)
-        findings.sort { ($0.seqs?.lowerBound ?? Int64.min, $0.kind.name) < ($1.seqs?.lowerBound ?? Int64.min, $1.kind.name) }
+        // Stable (FORMAT.md section 11): findings with the same seq and kind keep the order they were found in.
+        findings = findings.enumerated().sorted {
+            ($0.element.seqs?.lowerBound ?? Int64.min, $0.element.kind.name, $0.offset)
+                < ($1.element.seqs?.lowerBound ?? Int64.min, $1.element.kind.name, $1.offset)
+        }.map(\.element)
         if findings.count > IntegrityReport.findingLimit { findings = Array(findings.prefix(IntegrityReport.findingLimit)) }
         var report = IntegrityReport(
             storeID: storeID, rowsChecked: rowsChecked, lastSeq: lastSeq, findings: findings, totalFindings: total,
@@ -393,6 +415,8 @@ struct Verifier: Sendable {
         var lastMac: [UInt8] = []
         /// When rescanning to converge with a parallel pass: the seq after which both agree.
         var convergedAt: Int64?
+        /// The index entries the rows of this range imply (IndexProof), when asked for.
+        var indexDigest: adb_index_digest?
 
         mutating func add(_ finding: Finding) {
             totalFindings += 1
@@ -408,10 +432,13 @@ struct Verifier: Sendable {
     /// seqs at which a previous scan of this range found the row untrustworthy), the scan stops
     /// at the first row after which its state equals that scan's, and reports it in `convergedAt`.
     static func scan(_ db: Database, range: ClosedRange<Int64>, isLast: Bool, context: RowContext,
-                     startTrusted: Bool = true, convergeWith: Set<Int64>? = nil, startMac: [UInt8]? = nil) throws -> RangeResult
+                     startTrusted: Bool = true, convergeWith: Set<Int64>? = nil, startMac: [UInt8]? = nil,
+                     digestKey: [UInt8]? = nil) throws -> RangeResult
     {
         var result = RangeResult()
         result.range = range
+        var digest = IndexProof.emptyDigest(key: digestKey ?? [UInt8](repeating: 0, count: 16))
+        let adds = digestKey != nil
         var prevMac = [UInt8](repeating: 0, count: 32)
         var prevKnown = startTrusted
         if let startMac, startMac.count == 32 {
@@ -442,8 +469,11 @@ struct Verifier: Sendable {
                 var next = expected, checked: Int64 = 0
                 rc = keyEntries.withUnsafeBufferPointer { keys in
                     prevMac.withUnsafeMutableBufferPointer { prev in
-                        adb_verify_run(UnsafeMutableRawPointer(stmt), keys.baseAddress, Int32(keys.count), storeID,
-                                       UInt8(StoreFormat.formatVersion), &next, prev.baseAddress, &checked)
+                        withUnsafeMutablePointer(to: &digest) { digestPointer in
+                            adb_verify_run(UnsafeMutableRawPointer(stmt), keys.baseAddress, Int32(keys.count), storeID,
+                                           UInt8(StoreFormat.formatVersion), &next, prev.baseAddress, &checked,
+                                           adds ? digestPointer : nil)
+                        }
                     }
                 }
                 if checked > 0 {
@@ -462,11 +492,13 @@ struct Verifier: Sendable {
                 if rc & 0xFF == SQLITE_CORRUPT || rc & 0xFF == SQLITE_NOTADB {
                     result.add(Finding(kind: .corruption, seqs: expected...max(expected, range.upperBound),
                                        message: "SQLite cannot read the rows from seq \(expected) on: \(message)"))
+                    if adds { result.indexDigest = digest }
                     return result
                 }
                 throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: message, sql: "verification scan")
             }
             let seq = sqlite3_column_int64(stmt, 0)
+            if adds { adb_index_digest_add_row(&digest, UnsafeMutableRawPointer(stmt)) }
             if seq > expected {
                 result.add(Finding(kind: .missingRows, seqs: expected...(seq - 1),
                                    message: "\(seq - expected) row(s) missing before seq \(seq) (removed)"))
@@ -487,6 +519,7 @@ struct Verifier: Sendable {
             result.add(Finding(kind: .missingRows, seqs: expected...range.upperBound,
                                message: "\(range.upperBound - expected + 1) row(s) missing before seq \(range.upperBound + 1) (removed)"))
         }
+        if adds { result.indexDigest = digest }
         return result
     }
 

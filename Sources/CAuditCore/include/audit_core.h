@@ -107,6 +107,36 @@ void adb_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *msg, siz
 /// Constant-time equality of two byte strings of length `len`: 1 if equal.
 int adb_ct_equal(const uint8_t *a, const uint8_t *b, size_t len);
 
+/// The query indexes whose entries verification proves (FORMAT.md section 11, step 7).
+enum {
+    ADB_INDEX_ACTOR = 0,        ///< audit_entries_actor: (seq >> 14), actor
+    ADB_INDEX_RESOURCE = 1,     ///< audit_entries_resource: (seq >> 14), resource_id
+    ADB_INDEX_TENANT_TIME = 2,  ///< audit_entries_tenant_time: tenant, recorded_at
+    ADB_INDEX_RECORDED_AT = 3,  ///< audit_entries_recorded_at: recorded_at
+    ADB_INDEX_ENGINE = 4,       ///< audit_entries_engine: action (auditdb.*)
+    ADB_INDEX_ORIGIN_REF = 5,   ///< audit_entries_origin_ref: origin_ref
+    ADB_INDEX_COUNT = 6,
+};
+/// An order-independent digest of index entries: per index, the number of entries and two 64-bit
+/// sums of each entry's keyed SipHash-2-4-128. Initialise with a random 16-byte key per pass.
+typedef struct {
+    uint64_t k0, k1;
+    uint64_t count[ADB_INDEX_COUNT];
+    uint64_t sum[ADB_INDEX_COUNT][2];
+} adb_index_digest;
+void adb_index_digest_init(adb_index_digest *d, const uint8_t key[16]);
+void adb_index_digest_merge(adb_index_digest *into, const adb_index_digest *from);
+/// 1 if both digests agree on `index`.
+int adb_index_digest_equal(const adb_index_digest *a, const adb_index_digest *b, int index);
+/// Adds the entries that the current row of a verification statement (columns as for
+/// adb_stmt_read_row) puts into each index, from its stored values, whatever their types.
+void adb_index_digest_add_row(adb_index_digest *d, void *stmt);
+/// Steps `stmt` (a covering scan of one index selecting its key columns as stored, then the
+/// rowid: `columns` in all) to the end, adding each entry. Returns SQLITE_DONE or SQLite's error.
+int adb_index_digest_scan(adb_index_digest *d, int index, void *stmt, int columns);
+/// SipHash-2-4 with 128-bit output (for tests of the digest).
+void adb_siphash128(const uint8_t key[16], const uint8_t *msg, size_t len, uint8_t out[16]);
+
 /// Results of adb_stmt_read_row: why a stored row cannot be checked at all.
 enum {
     ADB_SHAPE_OK = 0,
@@ -140,8 +170,10 @@ typedef struct {
 /// It stops at the first row that is not such a row and returns SQLITE_ROW with that row current
 /// and unchecked (the caller reports what is wrong with it); SQLITE_DONE at the end; any other
 /// code is SQLite's error.
+/// Each row it checks is also added to `index_digest` (if not NULL).
 int adb_verify_run(void *stmt, const adb_key_entry *keys, int key_count, const uint8_t store_id[ADB_STORE_ID_LEN],
-                   uint8_t expected_format, int64_t *expected_seq, uint8_t prev_mac[ADB_MAC_LEN], int64_t *checked);
+                   uint8_t expected_format, int64_t *expected_seq, uint8_t prev_mac[ADB_MAC_LEN], int64_t *checked,
+                   adb_index_digest *index_digest);
 /// A running SHA-256 (OpenSSL's, with the CPU's SHA extensions). Free with adb_digest_finish.
 typedef struct adb_digest adb_digest;
 adb_digest *adb_digest_start(void);

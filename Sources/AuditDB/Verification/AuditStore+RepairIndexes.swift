@@ -1,0 +1,34 @@
+import GRDB
+import Logging
+
+extension AuditStore {
+    /// Rebuilds every query index from the rows (SQLite `REINDEX`), after ``verify()`` reported
+    /// ``Finding/Kind/indexMismatch``: the indexes hold derived data only, so rebuilding them
+    /// changes no row and no MAC. Keep a copy of the damaged file first if it is evidence.
+    ///
+    /// - Returns: The report of a full verification pass run afterwards.
+    /// - Throws: ``AuditError`` storage errors; `integrityViolation` if an index still does not
+    ///   match its rows afterwards (its definition in the schema was changed: see the
+    ///   `schema-tampered` findings).
+    public func repairIndexes() async throws -> IntegrityReport {
+        do {
+            try await appender.exclusiveTransaction { db, _ in
+                for index in IndexProof.indexes
+                where try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ?)",
+                                        arguments: [index.name]) == true
+                {
+                    try db.execute(sql: "REINDEX \(index.name)")
+                }
+            }
+        } catch {
+            throw AuditError.from(error, while: "rebuild the indexes of \(path)")
+        }
+        logger.notice("query indexes rebuilt", metadata: ["store": "\(path)"])
+        let report = try await verify()
+        if report.findings.contains(where: { $0.kind == .indexMismatch }) {
+            throw AuditError(.integrityViolation,
+                             "an index still does not match its rows after REINDEX (\(report)); its definition was changed. Run `auditdb verify`.")
+        }
+        return report
+    }
+}

@@ -1,0 +1,195 @@
+import CAuditCore
+import CSodium
+import GRDB
+import GRDBSQLite
+
+/// Proves that every index AuditDB reads through holds exactly the entries its rows imply: no
+/// entry missing, extra or altered (docs/FORMAT.md, section 11 step 7). Queries, `status` and
+/// adoption read through these indexes, so a b-tree edited by hand (a flipped byte in a key, an
+/// index rebuilt without some rows) would otherwise hide rows from an answer that still looks
+/// verified.
+///
+/// Each side folds its entries into an ``adb_index_digest`` keyed with a random key per pass: the
+/// table side from the rows the verifier reads anyway (`adb_index_digest_add_row`, in the C scan
+/// loop), the index side from one covering scan of each index (`adb_index_digest_scan`). A full
+/// pass covers every entry. An incremental pass covers the entries of the rows it checks: every
+/// such entry must be present and unaltered; an extra entry outside the keys and times of those
+/// rows is left to the next full pass.
+struct IndexProof: Sendable {
+    struct Index: Sendable {
+        let id: Int32
+        let name: String
+        /// Key columns as stored, then the rowid; `?1` = highest seq, `?2` = lowest seq.
+        let fullSQL: String
+        let columns: Int32
+    }
+
+    static let indexes: [Index] = [
+        Index(id: Int32(ADB_INDEX_ACTOR), name: "audit_entries_actor",
+              fullSQL: "SELECT seq >> 14, actor, seq FROM audit_entries INDEXED BY audit_entries_actor WHERE actor IS NOT NULL",
+              columns: 3),
+        Index(id: Int32(ADB_INDEX_RESOURCE), name: "audit_entries_resource",
+              fullSQL: "SELECT seq >> 14, resource_id, seq FROM audit_entries INDEXED BY audit_entries_resource WHERE resource_id IS NOT NULL",
+              columns: 3),
+        Index(id: Int32(ADB_INDEX_TENANT_TIME), name: "audit_entries_tenant_time",
+              fullSQL: "SELECT tenant, recorded_at, seq FROM audit_entries INDEXED BY audit_entries_tenant_time WHERE tenant IS NOT NULL",
+              columns: 3),
+        Index(id: Int32(ADB_INDEX_RECORDED_AT), name: "audit_entries_recorded_at",
+              fullSQL: "SELECT recorded_at, seq FROM audit_entries INDEXED BY audit_entries_recorded_at WHERE 1",
+              columns: 2),
+        Index(id: Int32(ADB_INDEX_ENGINE), name: "audit_entries_engine",
+              fullSQL: "SELECT action, seq FROM audit_entries INDEXED BY audit_entries_engine WHERE action >= 'auditdb.' AND action < 'auditdb/'",
+              columns: 2),
+        Index(id: Int32(ADB_INDEX_ORIGIN_REF), name: "audit_entries_origin_ref",
+              fullSQL: "SELECT origin_ref, seq FROM audit_entries INDEXED BY audit_entries_origin_ref WHERE origin_ref IS NOT NULL",
+              columns: 2),
+    ]
+
+    /// A fresh digest with a random key (the same key must be used on both sides of one pass).
+    static func emptyDigest(key: [UInt8]) -> adb_index_digest {
+        var digest = adb_index_digest()
+        adb_index_digest_init(&digest, key)
+        return digest
+    }
+
+    static func randomKey() -> [UInt8] {
+        var key = [UInt8](repeating: 0, count: 16)
+        randombytes_buf(&key, key.count)
+        return key
+    }
+
+    /// The indexes whose definition in the file is exactly AuditDB's (others are reported by the
+    /// schema check and not scanned: a changed definition cannot be read as ours).
+    static func provable(_ db: Database) throws -> [Index] {
+        let known = Dictionary(try StoreSchema.allKnownObjects.filter { $0.type == "index" }.map { ($0.name, $0) },
+                               uniquingKeysWith: { a, _ in a })
+        return try indexes.filter { index in
+            guard let expected = known[index.name],
+                  let row = try Row.fetchOne(db, sql: "SELECT tbl_name, sql FROM sqlite_schema WHERE type = 'index' AND name = ?",
+                                             arguments: [index.name])
+            else { return false }
+            return row["tbl_name"] as String? == expected.table && row["sql"] as String? == expected.sql
+        }
+    }
+
+    /// Adds the entries of the rows below seq 1 (they are in the indexes too; full passes only).
+    static func addRowsBelowOne(_ db: Database, into digest: inout adb_index_digest) throws {
+        let statement = try db.makeStatement(sql: "SELECT \(Verifier.selectColumns) FROM audit_entries WHERE seq < 1")
+        let stmt = statement.sqliteStatement
+        defer { sqlite3_reset(stmt) }
+        while true {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_DONE { return }
+            guard rc == SQLITE_ROW else { throw failure(rc, db, "reading rows below seq 1") }
+            adb_index_digest_add_row(&digest, UnsafeMutableRawPointer(stmt))
+        }
+    }
+
+    /// Scans `index` for the entries of rows `from...upTo` (`from` = nil: every entry up to `upTo`).
+    static func scan(_ db: Database, index: Index, from: Int64?, upTo: Int64, into digest: inout adb_index_digest) throws {
+        guard let from else {
+            try step(db, index: index, sql: index.fullSQL + " AND seq <= ?1", bindings: [upTo], into: &digest)
+            return
+        }
+        let range = " AND seq >= ?2 AND seq <= ?1"
+        switch index.id {
+        case Int32(ADB_INDEX_ACTOR), Int32(ADB_INDEX_RESOURCE):
+            // Bucketed by seq >> 14: only the buckets of the new rows.
+            try step(db, index: index, sql: index.fullSQL + " AND (seq >> 14) >= (?2 >> 14) AND (seq >> 14) <= (?1 >> 14)" + range,
+                     bindings: [upTo, from], into: &digest)
+        case Int32(ADB_INDEX_RECORDED_AT):
+            guard let (lo, hi) = try window(db, column: "recorded_at", from: from, upTo: upTo) else { return }
+            try step(db, index: index, sql: index.fullSQL + " AND recorded_at >= ?3 AND recorded_at <= ?4" + range,
+                     bindings: [upTo, from, lo, hi], into: &digest)
+        case Int32(ADB_INDEX_ORIGIN_REF):
+            guard let (lo, hi) = try window(db, column: "origin_ref", from: from, upTo: upTo) else { return }
+            try step(db, index: index, sql: index.fullSQL + " AND origin_ref >= ?3 AND origin_ref <= ?4" + range,
+                     bindings: [upTo, from, lo, hi], into: &digest)
+        case Int32(ADB_INDEX_TENANT_TIME):
+            // One seek per tenant of the new rows, within their recorded_at window.
+            guard let (lo, hi) = try window(db, column: "recorded_at", from: from, upTo: upTo) else { return }
+            let tenants = try String.fetchAll(
+                db, sql: "SELECT DISTINCT tenant FROM audit_entries WHERE seq >= ? AND seq <= ? AND typeof(tenant) = 'text'",
+                arguments: [from, upTo])
+            for tenant in tenants {
+                try step(db, index: index, sql: index.fullSQL + " AND tenant = ?5 AND recorded_at >= ?3 AND recorded_at <= ?4" + range,
+                         bindings: [upTo, from, lo, hi], text: tenant, into: &digest)
+            }
+        default:
+            try step(db, index: index, sql: index.fullSQL + range, bindings: [upTo, from], into: &digest)
+        }
+    }
+
+    /// The smallest and largest integer value of `column` among rows `from...upTo`.
+    private static func window(_ db: Database, column: String, from: Int64, upTo: Int64) throws -> (Int64, Int64)? {
+        let row = try Row.fetchOne(
+            db, sql: "SELECT min(\(column)), max(\(column)) FROM audit_entries WHERE seq >= ? AND seq <= ? AND typeof(\(column)) = 'integer'",
+            arguments: [from, upTo])
+        guard let lo = row?[0] as Int64?, let hi = row?[1] as Int64? else { return nil }
+        return (lo, hi)
+    }
+
+    private static func step(_ db: Database, index: Index, sql: String, bindings: [Int64], text: String? = nil,
+                             into digest: inout adb_index_digest) throws
+    {
+        let statement = try db.makeStatement(sql: sql)
+        let stmt = statement.sqliteStatement
+        defer { sqlite3_reset(stmt) }
+        for (offset, value) in bindings.enumerated() { sqlite3_bind_int64(stmt, Int32(offset + 1), value) }
+        if let text {
+            let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+            sqlite3_bind_text(stmt, 5, text, -1, transient)
+        }
+        let rc = adb_index_digest_scan(&digest, index.id, UnsafeMutableRawPointer(stmt), index.columns)
+        guard rc == SQLITE_DONE else { throw failure(rc, db, "scanning index \(index.name)") }
+    }
+
+    private static func failure(_ rc: Int32, _ db: Database, _ what: String) -> DatabaseError {
+        DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: what)
+    }
+
+    /// The index side of one pass: the digest of every provable index's entries for rows
+    /// `from...upTo` (`from` nil: all), or the corruption that stopped a scan.
+    struct Side: Sendable {
+        var proved: [Index] = []
+        var digest: adb_index_digest
+        var corruption: Finding?
+
+        /// The findings of comparing with the table side of the same pass.
+        func findings(table: adb_index_digest) -> [Finding] {
+            if let corruption { return [corruption] }
+            return IndexProof.findings(table: table, index: digest, proved: proved)
+        }
+    }
+
+    static func indexSide(_ db: Database, key: [UInt8], from: Int64?, upTo: Int64) throws -> Side {
+        var side = Side(digest: emptyDigest(key: key))
+        side.proved = try provable(db)
+        for index in side.proved {
+            do {
+                try scan(db, index: index, from: from, upTo: upTo, into: &side.digest)
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB {
+                side.corruption = Finding(kind: .corruption, seqs: nil,
+                                          message: "SQLite cannot read index \(index.name): \(error.message ?? "corrupt")")
+                return side
+            }
+        }
+        return side
+    }
+
+    /// One `index-mismatch` finding per index whose two sides differ.
+    static func findings(table: adb_index_digest, index: adb_index_digest, proved: [Index]) -> [Finding] {
+        var table = table, index = index
+        return proved.compactMap { entry in
+            guard adb_index_digest_equal(&table, &index, entry.id) != 1 else { return nil }
+            let expected = withUnsafeBytes(of: table.count) { $0.load(fromByteOffset: Int(entry.id) * 8, as: UInt64.self) }
+            let found = withUnsafeBytes(of: index.count) { $0.load(fromByteOffset: Int(entry.id) * 8, as: UInt64.self) }
+            let counts = expected == found
+                ? "\(found) entries, as many as the rows imply, but some are altered"
+                : "\(found) entries where the rows imply \(expected)"
+            return Finding(
+                kind: .indexMismatch, seqs: nil,
+                message: "index \(entry.name) does not hold exactly the entries of the log's rows (\(counts)): queries through it could miss rows or return wrong ones. The rows themselves are checked separately; rebuild the index with `auditdb repair-indexes` once you have kept a copy of the file as evidence")
+        }
+    }
+}
