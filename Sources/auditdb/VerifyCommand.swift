@@ -17,12 +17,20 @@ struct Verify: AsyncParsableCommand {
         "Also check against the signed checkpoints in this anchor directory or file (repeatable): detects truncation, rollback and rewrites.",
         valueName: "path"))
     var anchors: [String] = []
-    @Option(name: .customLong("public-key"), help: ArgumentHelp("The public checkpoint key file (required with --anchor).", valueName: "file"))
+    @Option(name: .customLong("public-key"), help: ArgumentHelp(
+        "The public checkpoint key file (required with --anchor). Without --anchor it authenticates the checkpoints the store recorded itself.",
+        valueName: "file"))
     var publicKey: String?
+
+    func configuration() throws -> AuditStore.Configuration {
+        var configuration = try global.configuration()
+        if let publicKey { configuration.checkpointPublicKeys = try CheckpointPublicKeys.load(path: publicKey) }
+        return configuration
+    }
 
     func run() async throws {
         let report = anchors.isEmpty ? try await AuditStore.verify(
-            storeAt: try global.storePath(), keys: try global.keyRing(), configuration: try global.configuration())
+            storeAt: try global.storePath(), keys: try global.keyRing(), configuration: try configuration())
             : try await verifyAgainstAnchors()
         if json {
             Output.line(ReportJSON.encode(report))
@@ -45,7 +53,7 @@ extension Verify {
             throw AuditError(.invalidInput, "--anchor needs --public-key FILE: the checkpoints are only trusted under the public key you hold", field: "--public-key")
         }
         return try await AuditStore.verify(
-            storeAt: try global.storePath(), keys: try global.keyRing(), configuration: try global.configuration(),
+            storeAt: try global.storePath(), keys: try global.keyRing(), configuration: try configuration(),
             againstAnchors: anchors, publicKeys: try CheckpointPublicKeys.load(path: publicKey))
     }
 }

@@ -10,7 +10,9 @@ Usage:
     python3 auditdb_verify.py --store FILE [--store-id HEX] [--json]     # $AUDITDB_KEY_FILE or $AUDITDB_KEYS
     python3 auditdb_verify.py --emit-vectors OUT.json                     # regenerate test vectors
 
-Exit status: 0 intact, 1 findings (printed as KIND, seq, message), 2 usage or I/O error.
+Exit status: 0 intact, 1 findings (printed as KIND, seq, message), 2 the store could not be
+verified: usage or I/O error, or a wrong key (FORMAT.md section 11, step 0: a key of the ring
+verifies none of what its version signed; printed as `error: wrong key for version V: ...`).
 
 The store is opened read-only (SQLite URI mode=ro) and read inside one transaction, so the
 check sees one consistent snapshot even while a writer appends.
@@ -19,6 +21,7 @@ check sees one consistent snapshot even while a writer appends.
 from __future__ import annotations
 
 import argparse
+import collections
 import hashlib
 import hmac
 import json
@@ -59,6 +62,12 @@ SEVERITIES = {"info": 0, "notice": 1, "warning": 2, "critical": 3}
 ORIGINS = {"recorded": 0, "back-signed": 1}
 
 FINDING_LIMIT = 1000
+
+# Section 11, step 0 (the key proof): rows checked per place, and how far from each place.
+KEY_PROOF_ROWS = 64
+KEY_PROOF_WINDOW = 4096
+# Section 11, step 6: foreign side-table rows named one by one per table; the rest are counted.
+FOREIGN_NAMED_LIMIT = 100
 
 # --------------------------------------------------------------------------------------------
 # FORMAT.md "Primitives"
@@ -560,6 +569,25 @@ class StoreOpenError(Exception):
     """The store could not be opened or read for a reason other than damage (exit status 2)."""
 
 
+class WrongKeyError(Exception):
+    """Section 11, step 0: a key of the ring verifies none of the evidence its version signed.
+    Not damage: verification does not run and there is no report (exit status 2).
+
+    `versions`: every wrong version, ascending; `evidence`: the seqs checked for the first of
+    them (0 = the store header)."""
+
+    def __init__(self, versions: list[int], evidence: list[int], path: str):
+        self.versions, self.evidence = versions, evidence
+        names = ", ".join(str(v) for v in versions)
+        what = ", ".join("the store header" if s == 0 else f"row {s}" for s in evidence[:3])
+        more = f" and {len(evidence) - 3} more row(s) it signed" if len(evidence) > 3 else ""
+        super().__init__(
+            f"wrong key for version {names}: the key supplied for version {versions[0]} verifies none of what "
+            f"that version signed in {path} ({what}{more}). Load the right key file (or fix AUDITDB_KEYS); if "
+            "you are sure the key is right, the store was tampered with (the header and every row checked "
+            "were altered)")
+
+
 SQLITE_CORRUPT = 11
 SQLITE_NOTADB = 26
 
@@ -589,7 +617,7 @@ def verify(path: str, keys: dict[int, Key], expected_store_id: bytes | None = No
     try:
         try:
             conn.execute("BEGIN")  # one read transaction: one consistent snapshot
-            _verify(conn, report, keys, expected_store_id, schema_sql)
+            _verify(conn, report, keys, expected_store_id, schema_sql, path)
             conn.execute("COMMIT")
         except sqlite3.DatabaseError as e:
             if _is_corruption(e):
@@ -606,7 +634,29 @@ def _table_exists(conn, name: str) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
 
-def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, schema_sql: str | None):
+def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, schema_sql: str | None,
+            path: str = "the store"):
+    # Step 0: the keys, before any finding. A wrong key raises WrongKeyError (no report).
+    # Without a well-formed header there is no store id, so no MAC can be checked, hence no
+    # evidence can verify: the proof is skipped (as in the reference).
+    header, header_problem = _read_header(conn)
+    if header is not None:
+        _prove_keys(conn, keys, header, path)
+
+    _verify_log(conn, report, keys, expected, schema_sql, header, header_problem)
+
+    # Step 6: side tables (this verifier always makes full passes).
+    _foreign_key_versions(conn, report)
+    _foreign_attestations(conn, report, keys, header)
+
+    # Step 7: query indexes (with a store id; this verifier always makes full passes).
+    if header is not None:
+        _check_indexes(conn, report)
+
+
+def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | None, schema_sql: str | None,
+                header: dict | None, header_problem: str | None):
+    """Steps 1-5."""
     # Step 1: schema.
     if schema_sql is not None:
         if schema_sql is SCHEMA_SQL:  # the default: follow the store's recorded migrations
@@ -639,7 +689,7 @@ def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, 
                     if compromised and has_entries and _table_exists(conn, "audit_attestations") else {})
 
     # Step 2: header.
-    store_id = _check_header(conn, report, keys, expected, compromised, attestations)
+    store_id = _check_header(report, keys, expected, compromised, attestations, header, header_problem)
     report.store_id = store_id
 
     if not has_entries:
@@ -679,24 +729,31 @@ def _moved_from_tail(conn, report: Report, keys, store_id: bytes, hi: int, count
                 break
 
 
-def _check_header(conn, report: Report, keys: dict[int, Key], expected: bytes | None,
-                  compromised: set[int], attestations) -> bytes | None:
+def _read_header(conn) -> tuple[dict | None, str | None]:
+    """Step 2.1: the header if it is well-formed (store_id, created_at, format_version,
+    key_version, mac), else None and why (the message of a `header-tampered` finding)."""
     if not _table_exists(conn, "audit_store"):
-        report.add("header-tampered", None, None, "the audit_store table is missing")
-        return None
+        return None, "the audit_store table is missing"
     rows = conn.execute(
         "SELECT store_id, typeof(store_id), created_at, typeof(created_at), format_version, typeof(format_version),"
         " key_version, typeof(key_version), mac, typeof(mac) FROM audit_store").fetchall()
     if len(rows) != 1:
-        report.add("header-tampered", None, None, f"audit_store holds {len(rows)} rows; it must hold exactly one")
-        return None
+        return None, f"audit_store holds {len(rows)} rows; it must hold exactly one"
     sid, t_sid, created, t_created, fmt, t_fmt, kv, t_kv, mac, t_mac = rows[0]
-    if (t_sid not in (b"blob", "blob") or len(sid) != STORE_ID_LEN or _s(t_created) != "integer"
+    if (_s(t_sid) != "blob" or len(sid) != STORE_ID_LEN or _s(t_created) != "integer"
             or _s(t_fmt) != "integer" or _s(t_kv) != "integer" or not 0 <= kv <= 0xFFFFFFFF
             or _s(t_mac) != "blob"):
-        report.add("header-tampered", None, None, "the store header has invalid columns")
+        return None, "the store header has invalid columns"
+    return {"store_id": bytes(sid), "created_at": created, "format_version": fmt, "key_version": kv,
+            "mac": bytes(mac)}, None
+
+
+def _check_header(report: Report, keys: dict[int, Key], expected: bytes | None, compromised: set[int],
+                  attestations, header: dict | None, header_problem: str | None) -> bytes | None:
+    if header is None:
+        report.add("header-tampered", None, None, header_problem)
         return None
-    sid = bytes(sid)
+    sid, created, fmt, kv, mac = (header[c] for c in ("store_id", "created_at", "format_version", "key_version", "mac"))
     if expected is not None and expected != sid:
         report.add("store-identity-mismatch", None, None,
                    f"the file holds store {sid.hex()}, not the expected store {expected.hex()}: "
@@ -710,7 +767,6 @@ def _check_header(conn, report: Report, keys: dict[int, Key], expected: bytes | 
         report.add("header-tampered", None, None,
                    f"the store header claims format version {fmt}; this AuditDB reads format {FORMAT_VERSION}")
         return sid
-    mac = bytes(mac)
     want = header_mac(key.keyset, sid, created, fmt, kv)
     if len(mac) != MAC_LEN or not hmac.compare_digest(want, mac):
         report.add("header-tampered", None, None,
@@ -849,6 +905,307 @@ def _attested(keys, compromised, attestations, store_id, seq, kv, stored) -> boo
         if hmac.compare_digest(attestation_mac(att_key.keyset, store_id, seq, kv, stored, decl), mac):
             return True
     return False
+
+
+# --------------------------------------------------------------------------------------------
+# FORMAT.md section 11, step 0: the key proof
+# --------------------------------------------------------------------------------------------
+
+_ROW_SELECT_LIST = ", ".join(ROW_COLUMNS) + ", " + ", ".join(f"typeof({c})" for c in ROW_COLUMNS)
+# The two places a version's rows are found without an index: from the first seq the cache names
+# (?1 = F), and among the newest rows of the log (?1 = L). ?2 = the key version. The limit counts
+# every row the query returns, including rows skipped below (malformed, or already taken).
+_EVIDENCE_FROM_FIRST = (
+    f"SELECT {_ROW_SELECT_LIST} FROM audit_entries WHERE seq >= ?1 AND seq < ?1 + {KEY_PROOF_WINDOW}"
+    f" AND key_version = ?2 ORDER BY seq LIMIT {KEY_PROOF_ROWS}")
+_EVIDENCE_FROM_LAST = (
+    f"SELECT {_ROW_SELECT_LIST} FROM audit_entries WHERE seq > ?1 - {KEY_PROOF_WINDOW} AND seq <= ?1"
+    f" AND seq >= 1 AND key_version = ?2 ORDER BY seq DESC LIMIT {KEY_PROOF_ROWS}")
+
+
+def _cached_first_seqs(conn) -> dict[int, int]:
+    """audit_key_versions as stored (untrusted): version -> first_seq, where both are INTEGERs."""
+    if not _table_exists(conn, "audit_key_versions"):
+        return {}
+    return {v: f for v, f in conn.execute(
+        "SELECT key_version, first_seq FROM audit_key_versions"
+        " WHERE typeof(key_version) = 'integer' AND typeof(first_seq) = 'integer'")}
+
+
+def key_proof(conn, keys: dict[int, Key], header: dict) -> dict[int, tuple[str, list[int]]]:
+    """Step 0: for each version of the ring, ("proven" | "unproven" | "wrong", the seqs checked
+    without success, 0 standing for the header). `header` is the well-formed header (step 2.1)."""
+    store_id = header["store_id"]
+    cache = _cached_first_seqs(conn)
+    has_entries = _table_exists(conn, "audit_entries")
+    last = conn.execute("SELECT max(seq) FROM audit_entries").fetchone()[0] if has_entries else None
+    n = len(ROW_COLUMNS)
+    out: dict[int, tuple[str, list[int]]] = {}
+    for v in sorted(keys):
+        ks = keys[v].keyset
+        checked: list[int] = []
+        proven = False
+        if header["key_version"] == v and header["format_version"] == FORMAT_VERSION:
+            want = header_mac(ks, store_id, header["created_at"], FORMAT_VERSION, v)
+            if len(header["mac"]) == MAC_LEN and hmac.compare_digest(want, header["mac"]):
+                proven = True
+            else:
+                checked.append(0)
+        places = []
+        if has_entries and not proven:
+            first = cache.get(v)
+            if first is not None and first >= 1:
+                places.append((_EVIDENCE_FROM_FIRST, first))
+            if last is not None and last >= 1:
+                places.append((_EVIDENCE_FROM_LAST, last))
+        for sql, argument in places:
+            for values in conn.execute(sql, (argument, v)).fetchall():
+                row = dict(zip(ROW_COLUMNS, values[:n]))
+                types = {c: _s(t) for c, t in zip(ROW_COLUMNS, values[n:])}
+                if _malformed(row, types) is not None or row["seq"] in checked:
+                    continue  # a malformed row is no evidence either way; a row is taken once
+                if hmac.compare_digest(row_tag(ks, store_id, row), bytes(row["mac"])[:TAG_LEN]):
+                    proven = True
+                    break
+                checked.append(row["seq"])
+            if proven:
+                break
+        out[v] = ("proven", []) if proven else ("wrong", checked) if checked else ("unproven", [])
+    return out
+
+
+def _prove_keys(conn, keys: dict[int, Key], header: dict, path: str) -> None:
+    """Raises WrongKeyError naming every wrong version, ascending."""
+    verdicts = key_proof(conn, keys, header)
+    wrong = [v for v in sorted(verdicts) if verdicts[v][0] == "wrong"]
+    if wrong:
+        raise WrongKeyError(wrong, verdicts[wrong[0]][1], path)
+
+
+# --------------------------------------------------------------------------------------------
+# FORMAT.md section 11, step 6: side tables
+# --------------------------------------------------------------------------------------------
+
+
+def _show(value, typ) -> str:
+    """A stored value as it appears in a message."""
+    t = _s(typ)
+    if t == "null":
+        return "NULL"
+    if t == "text":
+        return json.dumps(_s(value), ensure_ascii=False)
+    if t == "blob":
+        b = bytes(value)
+        return f"x'{b[:16].hex()}{'...' if len(b) > 16 else ''}'"
+    return str(value)
+
+
+def _add_foreign(report: Report, messages: list[str], more: str) -> None:
+    for m in messages[:FOREIGN_NAMED_LIMIT]:
+        report.add("foreign-row", None, None, m)
+    if len(messages) > FOREIGN_NAMED_LIMIT:
+        report.add("foreign-row", None, None, f"{len(messages) - FOREIGN_NAMED_LIMIT} more {more}")
+
+
+def _foreign_key_versions(conn, report: Report) -> None:
+    """Step 6.1: every audit_key_versions row the log does not confirm."""
+    if not (_table_exists(conn, "audit_key_versions") and _table_exists(conn, "audit_entries")):
+        return
+    messages = []
+    for v, t_v, s, t_s, confirmed in conn.execute("""
+            SELECT c.key_version, typeof(c.key_version), c.first_seq, typeof(c.first_seq),
+                   typeof(c.key_version) = 'integer' AND typeof(c.first_seq) = 'integer'
+                   AND c.key_version BETWEEN 1 AND 4294967295 AND c.first_seq >= 1
+                   AND EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = c.first_seq
+                               AND e.key_version IS c.key_version)
+                   AND (c.first_seq = 1 OR NOT EXISTS (
+                       SELECT 1 FROM audit_entries p WHERE p.seq = c.first_seq - 1
+                       AND p.key_version IS c.key_version))
+            FROM audit_key_versions c ORDER BY c.key_version"""):
+        if not confirmed:
+            messages.append(
+                f"audit_key_versions row (key_version {_show(v, t_v)}, first_seq {_show(s, t_s)}) is not confirmed "
+                "by the log: the row at that seq is not the first one signed with that version. AuditDB ignores "
+                "it; it was inserted by another SQLite client")
+    _add_foreign(report, messages, "unconfirmed audit_key_versions row(s)")
+
+
+def _foreign_attestations(conn, report: Report, keys: dict[int, Key], header: dict | None) -> None:
+    """Step 6.2: every audit_attestations row that is not an attestation AuditDB wrote. Only with
+    a well-formed header (step 2.1): without a store id no attestation can be judged."""
+    if header is None:
+        return
+    if not (_table_exists(conn, "audit_attestations") and _table_exists(conn, "audit_entries")):
+        return
+    store_id = header["store_id"]
+    messages = []
+    for (seq, t_seq, kv, t_kv, decl, t_decl, mac, t_mac, counts,
+         e_kv, t_e_kv, e_mac, t_e_mac) in conn.execute("""
+            SELECT a.seq, typeof(a.seq), a.key_version, typeof(a.key_version),
+                   a.declaration_seq, typeof(a.declaration_seq), a.mac, typeof(a.mac),
+                   typeof(a.seq) = 'integer' AND typeof(a.declaration_seq) = 'integer'
+                   AND a.declaration_seq > a.seq AND EXISTS (SELECT 1 FROM audit_entries d
+                       WHERE d.seq = a.declaration_seq AND d.action = 'auditdb.key.compromised'),
+                   e.key_version, typeof(e.key_version), e.mac, typeof(e.mac)
+            FROM audit_attestations a LEFT JOIN audit_entries e ON e.seq = a.seq AND a.seq >= 1
+            ORDER BY a.seq, a.key_version"""):
+        why = None
+        if (_s(t_seq) != "integer" or _s(t_kv) != "integer" or _s(t_decl) != "integer"
+                or not 0 <= kv <= 0xFFFFFFFF or _s(t_mac) != "blob" or len(mac) != MAC_LEN):
+            why = "its columns have impossible types or values"
+        elif not counts:
+            why = ("it does not count (section 10): its declaration_seq does not name an auditdb.key.compromised "
+                   "entry after the row it attests")
+        else:
+            target = None  # (the attested row's key_version, its mac)
+            if seq == 0:
+                if len(header["mac"]) == MAC_LEN:
+                    target = (header["key_version"], header["mac"])
+                else:
+                    why = f"it attests the store header, whose mac is {len(header['mac'])} bytes, not 32"
+            elif (seq >= 1 and _s(t_e_kv) == "integer" and 0 <= e_kv <= 0xFFFFFFFF and _s(t_e_mac) == "blob"
+                  and len(e_mac) == MAC_LEN):
+                target = (e_kv, bytes(e_mac))
+            else:
+                why = f"it attests seq {seq}, which is not in the log"
+            key = keys.get(kv)
+            if target is not None and key is not None:
+                want = attestation_mac(key.keyset, store_id, seq, target[0], target[1], decl)
+                if not hmac.compare_digest(want, bytes(mac)):
+                    why = "its MAC does not verify over the row it attests (forged, or that row was changed)"
+        if why is not None:
+            messages.append(
+                f"audit_attestations row (seq {_show(seq, t_seq)}, key_version {_show(kv, t_kv)}) is not an "
+                f"attestation AuditDB wrote: {why}. It attests nothing; another SQLite client inserted it")
+    _add_foreign(report, messages, "foreign audit_attestations row(s)")
+
+
+# --------------------------------------------------------------------------------------------
+# FORMAT.md section 11, step 7: query indexes
+# --------------------------------------------------------------------------------------------
+
+# The indexes queries read through, in the order of step 7's table: (name, the entry's columns
+# as the covering scan selects them, the scan's WHERE clause).
+QUERY_INDEXES = (
+    ("audit_entries_actor", ("seq >> 14", "actor", "seq"), "actor IS NOT NULL"),
+    ("audit_entries_resource", ("seq >> 14", "resource_id", "seq"), "resource_id IS NOT NULL"),
+    ("audit_entries_tenant_time", ("tenant", "recorded_at", "seq"), "tenant IS NOT NULL"),
+    ("audit_entries_recorded_at", ("recorded_at", "seq"), None),
+    ("audit_entries_engine", ("action", "seq"), "action >= 'auditdb.' AND action < 'auditdb/'"),
+    ("audit_entries_origin_ref", ("origin_ref", "seq"), "origin_ref IS NOT NULL"),
+)
+_ENGINE_LOW, _ENGINE_HIGH = b"auditdb.", b"auditdb/"
+
+# The table side: every row of audit_entries (any seq), read from the table itself (NOT INDEXED:
+# a full scan of the table b-tree, never an index). Each value with its storage class.
+_TABLE_ENTRY_COLUMNS = ("seq >> 14", "seq", "actor", "resource_id", "tenant", "recorded_at", "action", "origin_ref")
+_TABLE_ENTRY_SQL = (
+    "SELECT " + ", ".join(f"{c}, typeof({c})" for c in _TABLE_ENTRY_COLUMNS) + " FROM audit_entries NOT INDEXED")
+
+_KNOWN_INDEXES = None  # name -> (tbl_name, sql) of the query indexes as Appendix A defines them
+
+
+def _appendix_a_indexes() -> dict[str, tuple[str, str | None]]:
+    """The sqlite_schema rows of the query indexes as Appendix A's migrations create them."""
+    global _KNOWN_INDEXES
+    if _KNOWN_INDEXES is None:
+        objects = expected_schema_objects(ALL_MIGRATIONS_SQL)
+        _KNOWN_INDEXES = {name: objects[f"index {name}"] for name, _, _ in QUERY_INDEXES
+                          if f"index {name}" in objects}
+    return _KNOWN_INDEXES
+
+
+def _index_is_appendix_a(conn, name: str) -> bool:
+    """Whether the store's sqlite_schema row (type, name, tbl_name, sql) of `name` is exactly
+    Appendix A's (a missing or different one is a schema-tampered finding of step 1)."""
+    want = _appendix_a_indexes().get(name)
+    rows = conn.execute("SELECT type, tbl_name, sql FROM sqlite_schema WHERE name = ?", (name,)).fetchall()
+    if want is None or len(rows) != 1:
+        return False
+    typ, table, sql = rows[0]
+    return _s(typ) == "index" and _s(table) == want[0] and sql is not None and _s(sql) == want[1]
+
+
+def _typed(value, typ) -> tuple:
+    """A value as stored, tagged with its storage class (so that TEXT 'a' is not BLOB x'61' and
+    INTEGER 1 is not REAL 1.0); REAL by its IEEE 754 bits."""
+    t = _s(typ)
+    if t == "integer":
+        return ("integer", value)
+    if t == "real":
+        return ("real", struct.pack(">d", value))
+    if t in ("text", "blob"):
+        return (t, bytes(value))
+    return ("null",)
+
+
+def _table_entries(conn) -> list:
+    """One Counter per query index (in QUERY_INDEXES order): the entries the rows of
+    audit_entries imply, by step 7's table (conditions and entries computed here, not by SQL)."""
+    out = [collections.Counter() for _ in QUERY_INDEXES]
+    for values in conn.execute(_TABLE_ENTRY_SQL):
+        v = {c: _typed(values[2 * i], values[2 * i + 1]) for i, c in enumerate(_TABLE_ENTRY_COLUMNS)}
+        bucket, seq = v["seq >> 14"], v["seq"]
+        if v["actor"][0] != "null":
+            out[0][(bucket, v["actor"], seq)] += 1
+        if v["resource_id"][0] != "null":
+            out[1][(bucket, v["resource_id"], seq)] += 1
+        if v["tenant"][0] != "null":
+            out[2][(v["tenant"], v["recorded_at"], seq)] += 1
+        out[3][(v["recorded_at"], seq)] += 1
+        action = v["action"]
+        if action[0] == "text" and _ENGINE_LOW <= action[1] < _ENGINE_HIGH:  # bytewise
+            out[4][(action, seq)] += 1
+        if v["origin_ref"][0] != "null":
+            out[5][(v["origin_ref"], seq)] += 1
+    return out
+
+
+def _index_scan_sql(name: str, columns: tuple[str, ...], where: str | None) -> str:
+    """The covering scan that reads the entries from the index alone (keys and rowids)."""
+    select = ", ".join(f"{c}, typeof({c})" for c in columns)
+    return f"SELECT {select} FROM audit_entries INDEXED BY {name}" + (f" WHERE {where}" if where else "")
+
+
+def _check_indexes(conn, report: Report) -> None:
+    """Step 7 (full pass, with a store id): each index whose definition is Appendix A's must
+    hold exactly the entries its rows imply; one `index-mismatch` finding per index that does not."""
+    if not _table_exists(conn, "audit_entries"):
+        return
+    provable = [i for i, (name, _, _) in enumerate(QUERY_INDEXES) if _index_is_appendix_a(conn, name)]
+    if not provable:
+        return
+    try:
+        table = _table_entries(conn)
+    except sqlite3.DatabaseError as e:
+        if not _is_corruption(e):
+            raise
+        if not any(f.kind == "corruption" for f in report.findings):  # step 4 reported it already
+            report.add("corruption", None, None, f"SQLite cannot read the rows of audit_entries: {e}")
+        return
+    for i in provable:
+        name, columns, where = QUERY_INDEXES[i]
+        expected = table[i]
+        want = sum(expected.values())
+        found = 0
+        try:
+            for values in conn.execute(_index_scan_sql(name, columns, where)):
+                entry = tuple(_typed(values[2 * k], values[2 * k + 1]) for k in range(len(columns)))
+                expected[entry] -= 1
+                found += 1
+        except sqlite3.DatabaseError as e:
+            if not _is_corruption(e):
+                raise
+            report.add("corruption", None, None, f"SQLite cannot read index {name}: {e}")
+            return
+        if any(expected.values()):  # an entry missing (> 0), extra or altered (< 0)
+            counts = (f"{found} entries, as many as the rows imply, but some are altered" if found == want
+                      else f"{found} entries where the rows imply {want}")
+            report.add("index-mismatch", None, None,
+                       f"index {name} does not hold exactly the entries of the log's rows ({counts}): queries "
+                       "through it could miss rows or return wrong ones. The rows themselves are checked "
+                       "separately; rebuild the index with `auditdb repair-indexes` once you have kept a copy "
+                       "of the file as evidence")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1121,7 +1478,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         report = verify(args.store, keys, expected, None if args.no_schema_check else SCHEMA_SQL)
-    except (StoreOpenError, OSError, sqlite3.Error) as e:
+    except (StoreOpenError, WrongKeyError, OSError, sqlite3.Error) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -15,6 +15,14 @@ docs/FORMAT.md against each other (standard library only; exits non-zero on any 
    and of the header (seq 0) and the declaration rule, malformed rows, seq < 1, a non-database
    file, a WAL store read while a writer holds it open), the command line's exit statuses and
    the strict parsing of AUDITDB_KEYS.
+   The key proof (section 11, step 0): a wrong key is an error of the run ("wrong key for
+   version V", exit 2), never findings; a version that signed nothing is accepted; a right key
+   is still proven when the header and some rows were changed; the 64-row windows. Side tables
+   (step 6): unconfirmed audit_key_versions rows and foreign audit_attestations rows are
+   `foreign-row` findings, one per row, at most 100 named per table, and only with a well-formed
+   header. Query indexes (step 7): a byte flipped in an index b-tree, or an index built without
+   an entry under Appendix A's text, is one `index-mismatch`; an index whose text differs is
+   `schema-tampered` only.
 4. Unless --no-c: if a C compiler and OpenSSL's libcrypto are available, compiles
    Sources/CAuditCore/audit_core.c (the reference) into a temporary shared library and checks,
    through ctypes, that it reproduces every value in vectors.json. Skipped (not failed) when
@@ -182,6 +190,16 @@ def tamper(path: pathlib.Path, *sql: str, restore_triggers: bool = True) -> None
     conn.close()
 
 
+def wrong_key(path: pathlib.Path, keys: dict):
+    """The WrongKeyError that verifying `path` with `keys` raises, or None (then the findings are printed)."""
+    try:
+        rep = av.verify(str(path), keys)
+    except av.WrongKeyError as e:
+        return e
+    print(f"        (no wrong-key error; findings {kinds(rep)})")
+    return None
+
+
 def ring(statuses: dict[int, str]) -> dict:
     return av.parse_key_text(key_text(statuses).encode(), "test")
 
@@ -300,7 +318,9 @@ def test_stores(tmp: pathlib.Path) -> None:
 
     p = fresh("delete-first")
     tamper(p, "DELETE FROM audit_entries WHERE seq = 1")
-    check(kinds(av.verify(str(p), both)) == [("missing-rows", 1)], "deleted row 1 -> missing-rows at 1")
+    k = kinds(av.verify(str(p), both))
+    check(k == [("foreign-row", None), ("missing-rows", 1)],
+          f"deleted row 1 -> missing-rows at 1, and the cache row (1, 1) is no longer confirmed -> foreign-row ({k})")
 
     # The expected schema follows the recorded migrations (section 11, step 1).
     p = fresh("at-0001")
@@ -393,11 +413,12 @@ def test_stores(tmp: pathlib.Path) -> None:
     check(kinds(av.verify(str(p), both)) == [("mac-mismatch", 6)],
           "row 6 copied from another store -> mac-mismatch at 6 only")
 
-    # Wrong key entirely.
+    # Wrong key entirely: an error of the run (section 11, step 0), not findings.
     wrong = {1: av.Key(1, "active", "-", bytes(32))}
-    k = kinds(av.verify(str(base), {**wrong, 2: both[2]}))
-    check(k == [("header-tampered", None)] + [("mac-mismatch", s) for s in range(1, 7)],
-          f"wrong key 1 -> header-tampered + mac-mismatch 1..6 ({k})")
+    e = wrong_key(base, {**wrong, 2: both[2]})
+    check(e is not None and e.versions == [1] and e.evidence == [0, 1, 2, 3, 4, 5, 6]
+          and str(e).startswith("wrong key for version 1: "),
+          f"wrong key 1 -> error 'wrong key for version 1', evidence header + rows 1..6 ({e})")
 
     # Unknown and compromised key versions, attestations.
     only1 = ring({1: "active"})
@@ -409,6 +430,7 @@ def test_stores(tmp: pathlib.Path) -> None:
     comp1 = ring({1: "compromised", 2: "active"})
     comp2 = ring({1: "active", 2: "compromised"})
     hdr = ("compromised-key", None)  # the header (key version 1) lacks a valid attestation
+    FR = ("foreign-row", None)
     hdr_msg = "the store header is signed with key version 1, declared compromised, and not re-attested"
     check(kinds(av.verify(str(base), comp1)) == [hdr] + [("compromised-key", s) for s in range(1, 7)],
           "v1 compromised, no attestations -> compromised-key for the header (no seq) and at 1..6")
@@ -447,29 +469,39 @@ def test_stores(tmp: pathlib.Path) -> None:
     # Declarations: an attestation counts only if declaration_seq is an existing entry with the
     # action auditdb.key.compromised and a seq greater than the attested seq. Each of these
     # attestations has a valid MAC over what it claims; only the declaration rule rejects them.
+    # Attestations that do not count are also foreign rows (section 11, step 6.2): one each.
     q = att_variant("att-decl-ordinary", [(0, 2, 8), (1, 2, 7), (2, 2, 7), (3, 2, 8), (4, 2, 42), (5, 2, 7)])
-    check(kinds(av.verify(str(q), comp1)) == [hdr, ("compromised-key", 3), ("compromised-key", 4),
-                                             ("compromised-key", 6)],
-          "declaration_seq naming an ordinary entry (header, 3) or no entry (4) -> ignored, flagged")
+    rep = av.verify(str(q), comp1)
+    check(kinds(rep) == [hdr] + [FR] * 3 + [("compromised-key", 3), ("compromised-key", 4), ("compromised-key", 6)]
+          and all("does not count" in f.message for f in rep.findings if f.kind == "foreign-row"),
+          f"declaration_seq naming an ordinary entry (header, 3) or no entry (4) -> ignored, flagged, "
+          f"3 foreign rows ({kinds(rep)})")
     q = att_variant("att-decl-order", [(8, 1, 7), (9, 1, 9), (10, 1, 9)])
-    check(kinds(av.verify(str(q), comp2)) == [("compromised-key", s) for s in (7, 8, 9, 10)],
-          "declaration not after the attested row (7 < 8, 9 = 9, 9 < 10) -> ignored, flagged")
+    k = kinds(av.verify(str(q), comp2))
+    check(k == [FR] * 3 + [("compromised-key", s) for s in (7, 8, 9, 10)],
+          f"declaration not after the attested row (7 < 8, 9 = 9, 9 < 10) -> ignored, flagged, 3 foreign rows ({k})")
     q = att_variant("att-decl-renamed", [(0, 2, 7)] + rows_ok,
                     f"UPDATE audit_entries SET action = '{DECLARATION} ' WHERE seq = 7")
     k = kinds(av.verify(str(q), comp1))
-    check(k == [hdr] + [("compromised-key", s) for s in range(1, 7)] + [("mac-mismatch", 7)],
-          f"declaration's action changed (not exactly '{DECLARATION}') -> every attestation ignored ({k})")
+    check(k == [hdr] + [FR] * 6 + [("compromised-key", s) for s in range(1, 7)] + [("mac-mismatch", 7)],
+          f"declaration's action changed (not exactly '{DECLARATION}') -> every attestation ignored, "
+          f"6 foreign rows ({k})")
     q = att_variant("att-decl-deleted", [(0, 2, 7)] + rows_ok, "DELETE FROM audit_entries WHERE seq = 7")
     rep = av.verify(str(q), comp1)
-    check([(f.kind, f.first) for f in rep.findings] == [hdr] + [("compromised-key", s) for s in range(1, 7)]
-          + [("missing-rows", 7)], f"declaration entry deleted -> attestations ignored ({kinds(rep)})")
+    check([(f.kind, f.first) for f in rep.findings] == [hdr] + [FR] * 7 + [("compromised-key", s) for s in range(1, 7)]
+          + [("missing-rows", 7)],
+          f"declaration entry deleted -> attestations ignored; 6 foreign attestations + the cache row (2, 7) "
+          f"({kinds(rep)})")
 
     # Attesting key version not a valid u32 (the MAC does not cover it: 2 + 2^32 must not pass as 2).
     q = att_variant("att-kv-u32", [(0, 2, 7)] + rows_ok,
                     "UPDATE audit_attestations SET key_version = key_version + 4294967296 WHERE seq IN (0, 2)",
                     "UPDATE audit_attestations SET key_version = -4294967294 WHERE seq = 3")
-    check(kinds(av.verify(str(q), comp1)) == [hdr] + [("compromised-key", s) for s in (2, 3, 6)],
-          "attesting key_version 2 + 2^32 or negative -> ignored (header, 2, 3 flagged)")
+    rep = av.verify(str(q), comp1)
+    check(kinds(rep) == [hdr] + [FR] * 3 + [("compromised-key", s) for s in (2, 3, 6)]
+          and all("impossible types or values" in f.message for f in rep.findings if f.kind == "foreign-row"),
+          f"attesting key_version 2 + 2^32 or negative -> ignored (header, 2, 3 flagged), 3 foreign rows "
+          f"({kinds(rep)})")
 
     # A real declaration but a MAC that does not match; an attesting key that is compromised; a short MAC.
     p = tmp / "attested-bad.sqlite"
@@ -477,8 +509,9 @@ def test_stores(tmp: pathlib.Path) -> None:
     tamper(p, "UPDATE audit_attestations SET declaration_seq = 9 WHERE seq = 2",
            "UPDATE audit_attestations SET key_version = 1 WHERE seq = 3",
            "UPDATE audit_attestations SET mac = X'00' WHERE seq = 0")
-    check(kinds(av.verify(str(p), comp1)) == [hdr] + [("compromised-key", s) for s in (2, 3, 6)],
-          "bad attestation MAC / attesting key compromised / short MAC -> flagged")
+    k = kinds(av.verify(str(p), comp1))
+    check(k == [hdr] + [FR] * 3 + [("compromised-key", s) for s in (2, 3, 6)],
+          f"bad attestation MAC / attesting key compromised / short MAC -> flagged, 3 foreign rows ({k})")
     att1 = tmp / "attested-by-v1.sqlite"
     build_store(att1, base_rows(), attest=[(8, 1, 9)])
     check(kinds(av.verify(str(att1), comp2)) == [("compromised-key", s) for s in (7, 9, 10)],
@@ -592,6 +625,445 @@ def test_stores(tmp: pathlib.Path) -> None:
     check(bad(h + good.replace(K1.hex(), "zz" + K1.hex()[2:])), "key file: bad hex")
     check(bad(h + good.replace("active", "compromised")), "key file: no active key")
     check(bad(h + good.rstrip("\n") + " # trailing\n"), "key file: trailing comment is a 6th field")
+
+
+# ------------------------------------------------------------------------------------------
+# 3b. The key proof (section 11, step 0) and side tables (step 6)
+# ------------------------------------------------------------------------------------------
+
+WRONG_MASTER = bytes([0x77] * 32)  # a key that signed nothing in any store built here
+
+
+def keyring(masters: dict[int, bytes]) -> dict:
+    return {v: av.Key(v, "active", "-", m) for v, m in masters.items()}
+
+
+def test_key_proof(tmp: pathlib.Path) -> None:
+    print("key proof (section 11, step 0)")
+    FR = ("foreign-row", None)
+    one = tmp / "kp-one-version.sqlite"  # header and rows 1..5 signed by version 1
+    build_store(one, sample_rows(5))
+    two = tmp / "kp-two-versions.sqlite"  # header and rows 1..3 by version 1, rows 4..8 by version 2
+    build_store(two, sample_rows(8, rotate_at=4))
+
+    def copy(src: pathlib.Path, name: str) -> pathlib.Path:
+        q = tmp / f"kp-{name}.sqlite"
+        shutil.copy(src, q)
+        return q
+
+    # A wrong key of the store's version: an error, not findings.
+    e = wrong_key(one, keyring({1: WRONG_MASTER}))
+    check(e is not None and e.versions == [1] and e.evidence == [0, 1, 2, 3, 4, 5]
+          and str(e).startswith("wrong key for version 1: the key supplied for version 1 verifies none"),
+          f"wrong key of the store's version -> 'wrong key for version 1' ({e})")
+    q = copy(one, "wrong-and-tampered")
+    tamper(q, "INSERT INTO audit_key_versions VALUES (99, 5)", "UPDATE audit_entries SET actor = 'x' WHERE seq = 2")
+    e = wrong_key(q, keyring({1: WRONG_MASTER}))
+    check(e is not None and e.versions == [1], "wrong key on a damaged store -> still the error, no findings")
+    wrong_env = clean_env(AUDITDB_KEYS=f"1:{WRONG_MASTER.hex()}")
+    for extra in ((), ("--json",)):
+        rc, out, err = run_cli("--store", str(one), *extra, env=wrong_env)
+        check(rc == 2 and not out and err.startswith("error: wrong key for version 1: ") and "Traceback" not in err,
+              f"cli{''.join(' ' + x for x in extra)} wrong key -> exit 2, 'error: wrong key for version 1: ...' on stderr only "
+              f"({rc}, {err.strip()[:100]})")
+
+    # Version 2 signed rows 4..8 (version 1 the header and rows 1..3): a wrong key 2 is named.
+    e = wrong_key(two, keyring({1: K1, 2: WRONG_MASTER}))
+    check(e is not None and e.versions == [2] and e.evidence == [4, 5, 6, 7, 8]
+          and str(e).startswith("wrong key for version 2: "),
+          f"wrong key for version 2 (rows 4..8) -> 'wrong key for version 2' ({e})")
+    e = wrong_key(two, keyring({1: WRONG_MASTER, 2: WRONG_MASTER}))
+    check(e is not None and e.versions == [1, 2] and e.evidence == [0, 1, 2, 3]
+          and str(e).startswith("wrong key for version 1, 2: the key supplied for version 1 "),
+          f"both keys wrong -> 'wrong key for version 1, 2', the lowest first ({e})")
+    rc, out, err = run_cli("--store", str(two), env=clean_env(AUDITDB_KEYS=f"1:{K1.hex()} 2:{WRONG_MASTER.hex()}"))
+    check(rc == 2 and not out and err.startswith("error: wrong key for version 2: "),
+          f"cli wrong key 2 -> exit 2 ({rc}, {err.strip()[:80]})")
+    # The cache is not needed to find a version's rows near the end of the log.
+    q = copy(two, "no-cache")
+    tamper(q, "DELETE FROM audit_key_versions")
+    e = wrong_key(q, keyring({1: K1, 2: WRONG_MASTER}))
+    check(e is not None and e.versions == [2] and e.evidence == [8, 7, 6, 5, 4],
+          f"cache emptied -> version 2 is still judged from the newest rows, descending ({e})")
+
+    # A version that signed nothing is accepted (a version just rotated in).
+    rep = av.verify(str(one), keyring({1: K1, 2: WRONG_MASTER, 3: WRONG_MASTER}), SID)
+    check(rep.intact and rep.rows_checked == 5, f"ring with versions that signed nothing -> accepted, intact ({kinds(rep)})")
+    rc, out, _ = run_cli("--store", str(one), env=clean_env(AUDITDB_KEYS=f"1:{K1.hex()},2:{WRONG_MASTER.hex()}"))
+    check(rc == 0 and out.startswith("intact: 5 rows"), f"cli extra unused version -> intact, exit 0 ({rc})")
+    empty = tmp / "kp-empty.sqlite"
+    build_store(empty, [])  # the header is signed by version 1: evidence even without rows
+    e = wrong_key(empty, keyring({1: WRONG_MASTER}))
+    check(e is not None and e.versions == [1] and e.evidence == [0], f"empty store, wrong key -> the header is evidence ({e})")
+
+    # The right key is proven by any evidence that verifies: damage is still reported as findings.
+    q = copy(one, "header-and-last")
+    tamper(q, "UPDATE audit_store SET created_at = created_at + 1", "UPDATE audit_entries SET actor = 'm' WHERE seq = 5")
+    k = kinds(av.verify(str(q), keyring({1: K1})))
+    check(k == [("header-tampered", None), ("mac-mismatch", 5)],
+          f"right key, header and last row tampered -> proven; header-tampered + mac-mismatch at 5 ({k})")
+    q = copy(two, "v2-mostly-tampered")
+    tamper(q, "UPDATE audit_entries SET actor = 'm' WHERE seq IN (4, 5, 6, 8)")
+    k = kinds(av.verify(str(q), keyring({1: K1, 2: K2})))
+    check(k == [("mac-mismatch", s) for s in (4, 5, 6, 8)],
+          f"right key 2, all but one of its rows tampered -> proven by row 7 ({k})")
+    # ... unless the header and every row checked were altered (documented in step 0).
+    single = tmp / "kp-single.sqlite"
+    build_store(single, sample_rows(1))
+    tamper(single, "UPDATE audit_store SET created_at = created_at + 1", "UPDATE audit_entries SET actor = 'm'")
+    e = wrong_key(single, keyring({1: K1}))
+    check(e is not None and e.versions == [1] and e.evidence == [0, 1],
+          f"right key, header and every row altered -> judged wrong (documented) ({e})")
+    # Malformed rows and a header of another format are no evidence: nothing to judge, accepted.
+    q = tmp / "kp-no-evidence.sqlite"
+    build_store(q, sample_rows(2))
+    tamper(q, "UPDATE audit_store SET format_version = 2", "UPDATE audit_entries SET outcome = 7")
+    k = kinds(av.verify(str(q), keyring({1: WRONG_MASTER})))
+    check(k == [("header-tampered", None), ("malformed-row", 1), ("malformed-row", 2)],
+          f"only malformed rows and a format-2 header -> no evidence, accepted; findings as usual ({k})")
+    # Without a well-formed header there is no store id: no MAC can be checked, no proof.
+    q = copy(one, "no-header")
+    tamper(q, "DELETE FROM audit_store")
+    k = kinds(av.verify(str(q), keyring({1: WRONG_MASTER})))
+    check(k == [("header-tampered", None)], f"header deleted, wrong key -> header-tampered only ({k})")
+
+    # The 64-row windows: rows 6..8 signed by version 2, then version 1 again up to 4200.
+    rows = sample_rows(4200)
+    for r in rows[5:8]:
+        r["key_version"] = 2
+    far = tmp / "kp-far.sqlite"
+    build_store(far, rows)
+    check(av.verify(str(far), keyring({1: K1, 2: K2})).intact, "4200-row store with version 2 at 6..8 intact")
+    e = wrong_key(far, keyring({1: K1, 2: WRONG_MASTER}))
+    check(e is not None and e.versions == [2] and e.evidence == [6, 7, 8],
+          f"wrong key 2, rows 6..8 found from the cache's first_seq -> wrong ({e})")
+    tamper(far, "DELETE FROM audit_key_versions WHERE key_version = 2")
+    k = kinds(av.verify(str(far), keyring({1: K1, 2: WRONG_MASTER})))
+    check(k == [("mac-mismatch", s) for s in (6, 7, 8)],
+          f"cache row gone, version 2's rows outside both windows -> no evidence, accepted; mac-mismatch ({k})")
+    many = tmp / "kp-many.sqlite"  # version 1: header and rows 1..100; the first 64 and the header altered
+    build_store(many, sample_rows(100))
+    tamper(many, "UPDATE audit_store SET created_at = created_at + 1",
+           "UPDATE audit_entries SET actor = 'm' WHERE seq <= 64")
+    k = kinds(av.verify(str(many), keyring({1: K1})))
+    check(k == [("header-tampered", None)] + [("mac-mismatch", s) for s in range(1, 65)],
+          f"header and rows 1..64 altered -> proven by the newest rows ({len(k)} findings)")
+    check(FR not in k, "no foreign rows in an untouched cache")
+
+
+def test_side_tables(tmp: pathlib.Path) -> None:
+    print("side tables (section 11, step 6)")
+    both = ring({1: "active", 2: "active"})
+    FR = ("foreign-row", None)
+    base = tmp / "st-base.sqlite"  # the 10-row store: version 2 from seq 7; declarations at 7 and 9
+    macs = build_store(base, base_rows())
+    plain = tmp / "st-plain.sqlite"  # the same without declarations: seq 7 is an ordinary row
+    build_store(plain, sample_rows(10, rotate_at=7))
+
+    def copy(src: pathlib.Path, name: str) -> pathlib.Path:
+        q = tmp / f"st-{name}.sqlite"
+        shutil.copy(src, q)
+        return q
+
+    def insert(path: pathlib.Path, *sql: str) -> None:
+        """Plain inserts with the triggers in place (they allow new rows in these tables)."""
+        conn = sqlite3.connect(path)
+        for stmt in sql:
+            conn.execute(stmt)
+        conn.commit()
+        conn.close()
+
+    def foreign_messages(rep) -> list[str]:
+        return [f.message for f in rep.findings if f.kind == "foreign-row"]
+
+    # 6.1 audit_key_versions.
+    q = copy(base, "kv-99")
+    insert(q, "INSERT INTO audit_key_versions VALUES (99, 5)")
+    rep = av.verify(str(q), both, SID)
+    check(kinds(rep) == [FR] and "(key_version 99, first_seq 5) is not confirmed by the log" in rep.findings[0].message,
+          f"INSERT INTO audit_key_versions VALUES (99, 5) -> exactly one foreign-row ({[str(f) for f in rep.findings]})")
+    rc, out, _ = run_cli("--store", str(q), env=clean_env(AUDITDB_KEYS=f"1:{K1.hex()},2:{K2.hex()}"))
+    check(rc == 1 and "foreign-row: audit_key_versions row" in out, f"cli foreign row -> exit 1 ({rc})")
+    for name, sql, why in (
+            ("kv-other-version", ("DELETE FROM audit_key_versions WHERE key_version = 2",
+                                  "INSERT INTO audit_key_versions VALUES (2, 3)"), "points at a row signed by version 1"),
+            ("kv-not-first", ("DELETE FROM audit_key_versions WHERE key_version = 2",
+                              "INSERT INTO audit_key_versions VALUES (2, 8)"), "row 8 is version 2's, but so is 7"),
+            ("kv-zero", ("INSERT INTO audit_key_versions VALUES (0, 1)",), "version 0"),
+            ("kv-negative-seq", ("INSERT INTO audit_key_versions VALUES (3, -1)",), "first_seq -1"),
+            ("kv-u32", ("INSERT INTO audit_key_versions VALUES (4294967297, 1)",), "version 2^32 + 1 (not 1 mod 2^32)"),
+            ("kv-missing-row", ("INSERT INTO audit_key_versions VALUES (3, 11)",), "no row at seq 11")):
+        q = copy(base, name)
+        tamper(q, *sql)
+        k = kinds(av.verify(str(q), both))
+        check(k == [FR], f"cache row: {why} -> one foreign-row, and the key proof still passes ({k})")
+    q = copy(base, "kv-deleted")
+    tamper(q, "DELETE FROM audit_key_versions")
+    check(av.verify(str(q), both).intact, "cache rows deleted -> nothing (the cache is not proven complete)")
+    q = copy(base, "kv-many")
+    insert(q, *[f"INSERT INTO audit_key_versions VALUES ({100 + i}, 1)" for i in range(105)])
+    rep = av.verify(str(q), both)
+    msgs = foreign_messages(rep)
+    check(kinds(rep) == [FR] * 101 and msgs[-1] == "5 more unconfirmed audit_key_versions row(s)",
+          f"105 unconfirmed cache rows -> 100 named + '5 more' ({len(msgs)}, {msgs[-1:]})")
+
+    # 6.2 audit_attestations (no key compromised: the rows matter only as foreign rows here).
+    q = copy(plain, "att-junk")
+    insert(q, "INSERT INTO audit_attestations VALUES (5, 2, 7, randomblob(32))")
+    rep = av.verify(str(q), both)
+    check(kinds(rep) == [FR] and "(seq 5, key_version 2) is not an attestation AuditDB wrote: it does not count"
+          in rep.findings[0].message, f"junk attestation, declaration_seq 7 an ordinary row -> foreign-row "
+          f"'does not count' ({[str(f) for f in rep.findings]})")
+    q = copy(base, "att-random-mac")
+    insert(q, "INSERT INTO audit_attestations VALUES (5, 2, 7, randomblob(32))")
+    rep = av.verify(str(q), both)
+    check(kinds(rep) == [FR] and "its MAC does not verify" in rep.findings[0].message,
+          f"real declaration (seq 7), random MAC -> foreign-row ({[str(f) for f in rep.findings]})")
+    valid = tmp / "st-att-valid.sqlite"
+    build_store(valid, base_rows(), attest=[(0, 2, 7), (5, 2, 7), (8, 1, 9)])
+    rep = av.verify(str(valid), both)
+    check(rep.intact, f"valid attestations (header, rows 5 and 8) -> no finding ({kinds(rep)})")
+    q = copy(base, "att-other-version")
+    insert(q, "INSERT INTO audit_attestations VALUES (5, 3, 7, randomblob(32))")
+    check(av.verify(str(q), both).intact, "attestation under a version the ring lacks -> not reported")
+    q = copy(valid, "att-row-changed")
+    tamper(q, "UPDATE audit_entries SET mac = randomblob(32) WHERE seq = 5")
+    rep = av.verify(str(q), both)
+    check(kinds(rep) == [FR, ("mac-mismatch", 5)] and "its MAC does not verify" in rep.findings[0].message,
+          f"attested row's stored MAC replaced -> its attestation no longer verifies: foreign-row + mac-mismatch "
+          f"({kinds(rep)})")
+    q = copy(base, "att-not-in-log")
+    att5 = av.attestation_mac(KS[2], SID, 5, 1, macs[4], 7)
+    tamper(q, "DELETE FROM audit_entries WHERE seq = 5",
+           f"INSERT INTO audit_attestations VALUES (5, 2, 7, X'{att5.hex()}')",
+           "INSERT INTO audit_attestations VALUES (-2, 2, 7, randomblob(32))")
+    rep = av.verify(str(q), both)
+    msgs = foreign_messages(rep)
+    check(kinds(rep) == [FR, FR, ("missing-rows", 5)] and all("which is not in the log" in m for m in msgs),
+          f"attestations of seq 5 (deleted) and seq -2 -> foreign-row 'not in the log' ({kinds(rep)}, {msgs})")
+    q = copy(base, "att-impossible")
+    insert(q, *[f"INSERT INTO audit_attestations VALUES ({s}, 2, 7, X'00')" for s in range(1, 106)])
+    rep = av.verify(str(q), both)
+    msgs = foreign_messages(rep)
+    check(kinds(rep) == [FR] * 101 and "impossible types or values" in msgs[0]
+          and msgs[-1] == "5 more foreign audit_attestations row(s)",
+          f"105 attestations with a 1-byte MAC -> 100 named + '5 more' ({len(msgs)}, {msgs[-1:]})")
+    # Rule 2 needs a well-formed header (step 2.1): without a store id no attestation is judged.
+    q = copy(valid, "att-header-gone")
+    tamper(q, "DELETE FROM audit_store", "INSERT INTO audit_attestations VALUES (-2, 2, 7, X'00')")
+    rep = av.verify(str(q), both)
+    check(kinds(rep) == [("header-tampered", None)],
+          f"header deleted -> no foreign-row from audit_attestations (step 2.1 failed), not even for an "
+          f"impossible row; header-tampered only ({kinds(rep)})")
+    q = copy(valid, "att-header-invalid")
+    tamper(q, "PRAGMA ignore_check_constraints = ON", "UPDATE audit_store SET store_id = X'00'")
+    rep = av.verify(str(q), both)
+    check(kinds(rep) == [("header-tampered", None)],
+          f"header store_id not 16 bytes (step 2.1 fails) -> no foreign-row from audit_attestations ({kinds(rep)})")
+    # A well-formed header whose mac is not 32 bytes (audit_store's CHECK bypassed): the seq-0
+    # attestation attests nothing that exists.
+    q = copy(valid, "att-header-mac-31")
+    tamper(q, "PRAGMA ignore_check_constraints = ON", "UPDATE audit_store SET mac = substr(mac, 1, 31)")
+    conn = sqlite3.connect(q)
+    stored = conn.execute("SELECT typeof(mac), length(mac) FROM audit_store").fetchone()
+    conn.close()
+    rep = av.verify(str(q), both)
+    msgs = foreign_messages(rep)
+    check(stored == ("blob", 31) and kinds(rep) == [FR, ("header-tampered", None)]
+          and msgs[0].startswith("audit_attestations row (seq 0, key_version 2)")
+          and "attests the store header, whose mac is 31 bytes, not 32" in msgs[0],
+          f"header mac 31 bytes -> its seq-0 attestation is foreign; foreign-row sorts before header-tampered "
+          f"({stored}, {kinds(rep)}, {msgs})")
+
+    # Step 6 order: audit_key_versions by key_version, then audit_attestations by (seq, key_version),
+    # whatever order the rows were inserted in.
+    q = copy(base, "order-within")
+    insert(q, "INSERT INTO audit_key_versions VALUES (99, 5)", "INSERT INTO audit_key_versions VALUES (50, 5)",
+           "INSERT INTO audit_attestations VALUES (6, 2, 7, randomblob(32))",
+           "INSERT INTO audit_attestations VALUES (3, 2, 7, randomblob(32))",
+           "INSERT INTO audit_attestations VALUES (3, 1, 9, randomblob(32))")
+    msgs = foreign_messages(av.verify(str(q), both))
+    check([m.split(")")[0] for m in msgs] == [
+              "audit_key_versions row (key_version 50, first_seq 5", "audit_key_versions row (key_version 99, first_seq 5",
+              "audit_attestations row (seq 3, key_version 1", "audit_attestations row (seq 3, key_version 2",
+              "audit_attestations row (seq 6, key_version 2"],
+          f"foreign rows: cache by key_version, then attestations by (seq, key_version) ({msgs})")
+
+    # Ordering: findings without a seq first, then by kind name; then by seq.
+    q = copy(base, "order")
+    tamper(q, "UPDATE audit_store SET created_at = created_at + 1",
+           "UPDATE audit_entries SET actor = 'm' WHERE seq = 4",
+           "INSERT INTO audit_key_versions VALUES (99, 5)",
+           "INSERT INTO audit_attestations VALUES (5, 2, 7, randomblob(32))")
+    rep = av.verify(str(q), both, bytes(16))
+    k = [(f.kind, f.first) for f in rep.findings]
+    check(k == [FR, FR, ("header-tampered", None), ("store-identity-mismatch", None), ("mac-mismatch", 4)]
+          and rep.findings[0].message.startswith("audit_key_versions row")
+          and rep.findings[1].message.startswith("audit_attestations row"),
+          f"findings ordered: no seq first, by kind name (cache before attestations) ({k})")
+
+
+def _schema_sql(path: pathlib.Path, name: str) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT sql FROM sqlite_schema WHERE name = ?", (name,)).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def set_schema_sql(path: pathlib.Path, name: str, sql: str) -> None:
+    """Rewrites the sqlite_schema text of `name` without touching its b-tree (writable_schema)."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA writable_schema = ON")
+        conn.execute("UPDATE sqlite_schema SET sql = ? WHERE name = ?", (sql, name))
+        conn.commit()
+        conn.execute("PRAGMA writable_schema = OFF")
+    except sqlite3.DatabaseError:  # defensive mode: the sqlite3 shell can still do it
+        conn.close()
+        quoted = sql.replace("'", "''")
+        subprocess.run(["sqlite3", str(path), f"PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = "
+                        f"'{quoted}' WHERE name = '{name}'; PRAGMA writable_schema = OFF;"], check=True)
+        return
+    conn.close()
+
+
+def test_query_indexes(tmp: pathlib.Path) -> None:
+    print("query indexes (section 11, step 7)")
+    both = ring({1: "active", 2: "active"})
+    IM = ("index-mismatch", None)
+    base = tmp / "ix-base.sqlite"  # the 10-row store: declarations (engine entries) at 7 and 9
+    build_store(base, base_rows())
+
+    def copy(name: str) -> pathlib.Path:
+        q = tmp / f"ix-{name}.sqlite"
+        shutil.copy(base, q)
+        return q
+
+    def mismatches(rep) -> list[str]:
+        return [f.message for f in rep.findings if f.kind == "index-mismatch"]
+
+    # (a) Intact: every index holds exactly its rows' entries (each index non-empty here).
+    conn = sqlite3.connect(base)
+    sizes = {name: conn.execute(av._index_scan_sql(name, cols, where)).fetchall().__len__()
+             for name, cols, where in av.QUERY_INDEXES}
+    conn.close()
+    check(sizes == {"audit_entries_actor": 10, "audit_entries_resource": 10, "audit_entries_tenant_time": 5,
+                    "audit_entries_recorded_at": 10, "audit_entries_engine": 2, "audit_entries_origin_ref": 1},
+          f"test store: every query index has entries ({sizes})")
+    rep = av.verify(str(base), both, SID)
+    check(rep.intact and not mismatches(rep), f"intact store -> no index-mismatch ({kinds(rep)})")
+    q = copy("below-one")  # rows below seq 1 are in the indexes too, and in the rows' entries
+    tamper(q, "INSERT INTO audit_entries SELECT -3, recorded_at, occurred_at, tenant, actor, action, resource_type,"
+              " resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref,"
+              " format_version, key_version, mac FROM audit_entries WHERE seq = 7")
+    k = kinds(av.verify(str(q), both))
+    check(k == [("unexpected-rows", -3)], f"a row below seq 1 (in every index) -> unexpected-rows only ({k})")
+
+    # (b) A byte flipped inside a value in the resource index's root page (a hand-edited b-tree).
+    q = copy("flip")
+    conn = sqlite3.connect(q)
+    root = conn.execute("SELECT rootpage FROM sqlite_schema WHERE name = 'audit_entries_resource'").fetchone()[0]
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    conn.close()
+    data = bytearray(q.read_bytes())
+    start, end = (root - 1) * page_size, root * page_size
+    needle = "\u6587-5".encode()
+    at = data.find(needle, start, end)
+    check(mode != "wal" and at >= 0 and data.find(needle, at + 1, end) < 0,
+          f"resource id of seq 5 found once in the resource index's root page {root} ({mode}, {at})")
+    if at >= 0:
+        data[at + len(needle) - 1] = ord("X")  # "文-5" -> "文-X"; same length, so the cell still parses
+        q.write_bytes(bytes(data))
+        rep = av.verify(str(q), both, SID)
+        msgs = mismatches(rep)
+        check(kinds(rep) == [IM] and msgs[0].startswith("index audit_entries_resource does not hold exactly")
+              and "(10 entries, as many as the rows imply, but some are altered)" in msgs[0],
+              f"byte flipped in audit_entries_resource -> exactly one index-mismatch naming it ({[str(f) for f in rep.findings]})")
+        kf = write_key_file(tmp / "ix-keys", {1: "active", 2: "active"})
+        rc, out, _ = run_cli("--store", str(q), "--key-file", kf)
+        check(rc == 1 and "index-mismatch: index audit_entries_resource" in out, f"cli index-mismatch -> exit 1 ({rc})")
+
+    # The same bytes as a BLOB: the record header's serial type of resource_id 23 (TEXT, 5 bytes)
+    # -> 22 (BLOB, 5 bytes). Entries are compared with their storage class.
+    q = copy("text-to-blob")
+    data = bytearray(q.read_bytes())
+    header = bytes([4, 8, 23, 1])  # header size, seq >> 14 = 0 (type 8), TEXT of 5 bytes, rowid 5 (type 1)
+    at = data.find(header + needle, start, end)
+    check(at >= 0, f"the index cell of seq 5 found in page {root} ({at})")
+    if at >= 0:
+        data[at + 2] = 22
+        q.write_bytes(bytes(data))
+        conn = sqlite3.connect(q)
+        typed = conn.execute("SELECT typeof(resource_id) FROM audit_entries INDEXED BY audit_entries_resource "
+                             "WHERE resource_id IS NOT NULL AND seq = 5").fetchone()
+        conn.close()
+        rep = av.verify(str(q), both, SID)
+        msgs = mismatches(rep)
+        check(typed == ("blob",) and kinds(rep) == [IM] and msgs[0].startswith("index audit_entries_resource ")
+              and "as many as the rows imply, but some are altered" in msgs[0],
+              f"index value TEXT -> BLOB with the same bytes -> index-mismatch ({typed}, {[str(f) for f in rep.findings]})")
+
+    # The bucket (seq >> 14) of seq 5's actor entry changed from 0 to 1 (serial type 8 -> 9, both
+    # without body bytes): a query of bucket 0 through the index misses the row. The covering scan
+    # reads the stored expression value, so the entry is seen as altered.
+    q = copy("bucket")
+    conn = sqlite3.connect(q)
+    aroot = conn.execute("SELECT rootpage FROM sqlite_schema WHERE name = 'audit_entries_actor'").fetchone()[0]
+    conn.close()
+    data = bytearray(q.read_bytes())
+    cell = bytes([4, 8, 23, 1]) + b"user5"  # header size, bucket 0, TEXT of 5 bytes, rowid 5; then "user5"
+    at = data.find(cell, (aroot - 1) * page_size, aroot * page_size)
+    check(at >= 0, f"the actor index cell of seq 5 found in page {aroot} ({at})")
+    if at >= 0:
+        data[at + 1] = 9
+        q.write_bytes(bytes(data))
+        conn = sqlite3.connect(q)
+        hit = conn.execute("SELECT seq FROM audit_entries WHERE (seq >> 14) = 0 AND actor = 'user5'").fetchall()
+        conn.close()
+        rep = av.verify(str(q), both, SID)
+        msgs = mismatches(rep)
+        check(hit == [] and kinds(rep) == [IM] and msgs[0].startswith("index audit_entries_actor ")
+              and "as many as the rows imply, but some are altered" in msgs[0],
+              f"actor entry moved to bucket 1 (a query of bucket 0 misses row 5: {hit}) -> index-mismatch "
+              f"({[str(f) for f in rep.findings]})")
+
+    # (c) An index built without the entry of seq 5, its sqlite_schema text restored to Appendix A's.
+    actor_sql = _schema_sql(base, "audit_entries_actor")
+    q = copy("partial")
+    conn = sqlite3.connect(q)
+    conn.execute("DROP INDEX audit_entries_actor")
+    conn.execute("CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor) WHERE actor IS NOT NULL AND seq <> 5")
+    conn.commit()
+    conn.close()
+    set_schema_sql(q, "audit_entries_actor", actor_sql)
+    check(_schema_sql(q, "audit_entries_actor") == actor_sql, "the actor index's text is Appendix A's again")
+    rep = av.verify(str(q), both, SID)
+    msgs = mismatches(rep)
+    check(kinds(rep) == [IM] and msgs[0].startswith("index audit_entries_actor does not hold exactly")
+          and "(9 entries where the rows imply 10)" in msgs[0],
+          f"index without seq 5, text restored -> exactly one index-mismatch for audit_entries_actor, no "
+          f"schema-tampered ({[str(f) for f in rep.findings]})")
+    tamper(q, "DELETE FROM audit_store")
+    k = kinds(av.verify(str(q), both))
+    check(k == [("header-tampered", None)], f"... and without a store id step 7 does not run ({k})")
+
+    # (d) An index whose definition text differs: schema-tampered (step 1) only, not scanned.
+    q = copy("redefined")
+    conn = sqlite3.connect(q)
+    conn.execute("DROP INDEX audit_entries_actor")
+    conn.execute("CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor) WHERE actor IS NOT NULL AND seq <> 5")
+    conn.commit()
+    conn.close()
+    rep = av.verify(str(q), both, SID)
+    check(kinds(rep) == [("schema-tampered", None)] and not mismatches(rep)
+          and rep.findings[0].message == "index audit_entries_actor differs from its definition (edited?)",
+          f"actor index redefined (without seq 5) -> schema-tampered only, no index-mismatch ({[str(f) for f in rep.findings]})")
+    q = copy("dropped")
+    tamper(q, "DROP INDEX audit_entries_engine")
+    k = kinds(av.verify(str(q), both))
+    check(k == [("schema-tampered", None)], f"engine index dropped -> schema-tampered only ({k})")
 
 
 # ------------------------------------------------------------------------------------------
@@ -716,6 +1188,9 @@ def main() -> int:
         tmp = pathlib.Path(d)
         test_vectors_and_schema()
         test_stores(tmp)
+        test_key_proof(tmp)
+        test_side_tables(tmp)
+        test_query_indexes(tmp)
         if not args.no_c:
             test_reference_c(tmp)
         print("checkpoints and export bundles (auditdb_verify_export.py)")

@@ -57,11 +57,19 @@ extension AuditStore {
     }
 
     static func merged(_ base: IntegrityReport, _ findings: [Finding]) -> IntegrityReport {
-        var all = base.findings + findings
+        // The store's own copy of an anchored checkpoint gives the same finding (same kind, same
+        // seqs) as the anchor: report it once, as the anchor's (StoredCheckpointCheck).
+        let anchored = Set(findings.map { "\($0.kind.name) \($0.seqs.map { "\($0.lowerBound)...\($0.upperBound)" } ?? "-")" })
+        let kept = base.findings.filter { finding in
+            !(finding.kind == .truncated || finding.kind == .anchorMismatch)
+                || !anchored.contains("\(finding.kind.name) \(finding.seqs.map { "\($0.lowerBound)...\($0.upperBound)" } ?? "-")")
+        }
+        var all = kept + findings
         all.sort { ($0.seqs?.lowerBound ?? Int64.min, $0.kind.name) < ($1.seqs?.lowerBound ?? Int64.min, $1.kind.name) }
         return IntegrityReport(
             storeID: base.storeID, rowsChecked: base.rowsChecked, lastSeq: base.lastSeq,
-            findings: Array(all.prefix(IntegrityReport.findingLimit)), totalFindings: base.totalFindings + findings.count,
+            findings: Array(all.prefix(IntegrityReport.findingLimit)),
+            totalFindings: base.totalFindings - (base.findings.count - kept.count) + findings.count,
             startedAt: base.startedAt, duration: base.duration)
     }
 

@@ -94,6 +94,7 @@ public final class IntegrityScanner: Service, Sendable {
         let keys: KeyRing
         let path: String
         let expectedStoreID: StoreID?
+        let checkpointKeys: CheckpointPublicKeys?
         /// The store id when the store was opened (and its header checked); else read per pass.
         let storeID: StoreID?
         let record: (@Sendable (AuditEvent) async throws -> Int64)?
@@ -115,7 +116,7 @@ public final class IntegrityScanner: Service, Sendable {
     where C.Duration == Duration {
         let target = Target(
             reader: store.pool, keys: store.keys, path: store.path, expectedStoreID: store.configuration.expectedStoreID,
-            storeID: store.storeID, record: { event in try await store.appendEngineEntry(event) })
+            checkpointKeys: store.configuration.checkpointPublicKeys, storeID: store.storeID, record: { event in try await store.appendEngineEntry(event) })
         self.init(target: target, storeConfiguration: store.configuration, logger: store.logger,
                   configuration: configuration, clock: clock)
     }
@@ -153,7 +154,7 @@ public final class IntegrityScanner: Service, Sendable {
         let reader = try AuditStore.openForReading(path, configuration)
         let scanner = IntegrityScanner(
             target: Target(reader: reader, keys: keys, path: path, expectedStoreID: configuration.expectedStoreID,
-                           storeID: nil, record: nil),
+                           checkpointKeys: configuration.checkpointPublicKeys, storeID: nil, record: nil),
             storeConfiguration: configuration,
             logger: configuration.logger ?? Logger(label: "auditdb", factory: { _ in SwiftLogNoOpLogHandler() }),
             configuration: Configuration(recordsPasses: false), clock: ContinuousClock())
@@ -289,7 +290,8 @@ public final class IntegrityScanner: Service, Sendable {
                 if startPosition == nil { mode = .full }
             }
             integrity = try await Verifier(
-                pool: target.reader, keys: target.keys, expectedStoreID: target.expectedStoreID
+                pool: target.reader, keys: target.keys, expectedStoreID: target.expectedStoreID,
+                checkpointKeys: target.checkpointKeys
             ).run(from: startPosition)
         } catch {
             if Task.isCancelled { throw CancellationError() }  // abandoned at shutdown: nothing recorded

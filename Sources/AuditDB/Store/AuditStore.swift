@@ -47,6 +47,11 @@ public final class AuditStore: Sendable {
         public var busyTimeout: Duration = .seconds(5)
         /// If set, opening (and verifying) a store with another id fails / is reported.
         public var expectedStoreID: StoreID?
+        /// The public checkpoint keys. When set, verification trusts only the store's own
+        /// checkpoints signed by them (a cut tail below one is `truncated`; others are
+        /// `foreign-row`); when nil, a recorded checkpoint is checked against the public key it
+        /// names itself, which a forged row can also pass (the finding then says so).
+        public var checkpointPublicKeys: CheckpointPublicKeys?
         /// The most events written in one group-commit transaction.
         public var maximumGroupSize: Int = 50_000
         /// A cap on the database file's size, in bytes (applied as `PRAGMA max_page_count`). An

@@ -17,7 +17,8 @@ extension AuditStore {
     public func verify() async throws -> IntegrityReport {
         do {
             let report = try await Verifier(
-                pool: pool, keys: keys, expectedStoreID: configuration.expectedStoreID
+                pool: pool, keys: keys, expectedStoreID: configuration.expectedStoreID,
+                checkpointKeys: configuration.checkpointPublicKeys
             ).run()
             if !report.isIntact {
                 logger.error(
@@ -51,7 +52,8 @@ extension AuditStore {
             let opened = try openForReading(path, configuration)
             pool = opened
             let report = try await Verifier(
-                pool: opened, keys: keys, expectedStoreID: configuration.expectedStoreID
+                pool: opened, keys: keys, expectedStoreID: configuration.expectedStoreID,
+                checkpointKeys: configuration.checkpointPublicKeys
             ).run()
             try opened.close()
             return report

@@ -9,6 +9,8 @@ struct Verifier: Sendable {
     let pool: any DatabaseReader
     let keys: KeyRing
     let expectedStoreID: StoreID?
+    /// The public checkpoint keys that authenticate the store's own checkpoints (StoredCheckpointCheck).
+    var checkpointKeys: CheckpointPublicKeys? = nil
 
     /// Columns in the order RowView reads them.
     static let selectColumns = """
@@ -94,16 +96,22 @@ struct Verifier: Sendable {
             }
         }
         var total = findings.count
+        // The index proof (IndexProof): its index side runs beside the row ranges; the table side
+        // comes from the rows they read (and, in a full pass, the rows below seq 1).
+        let digestKey = IndexProof.randomKey()
+        let provesIndexes = storeID != nil && (position == nil || firstSeq <= lastSeq)
+        let fromSeq = position == nil ? nil : firstSeq
+        let indexPool = self.pool
+        async let indexSide: IndexProof.Side? = provesIndexes
+            ? try await indexPool.read { db in try IndexProof.indexSide(db, key: digestKey, from: fromSeq, upTo: lastSeq) }
+            : nil
+        var tableDigest = IndexProof.emptyDigest(key: digestKey)
         if let storeID, let maxSeq = bounds.1, firstSeq <= maxSeq {
             let ranges = Self.split(firstSeq...maxSeq, rows: maxSeq - firstSeq + 1)
             let chainStart = startMac
             let context = RowContext(
                 storeID: storeID.bytes, keys: keys, compromised: keys.compromisedVersions, attestations: attestations)
             let pool = self.pool
-            let digestKey = IndexProof.randomKey()
-            let fromSeq = position == nil ? nil : firstSeq
-            // The index side runs beside the table ranges (IndexProof).
-            async let indexSide = pool.read { db in try IndexProof.indexSide(db, key: digestKey, from: fromSeq, upTo: maxSeq) }
             let results = try await withThrowingTaskGroup(of: RangeResult.self) { group in
                 for (index, range) in ranges.enumerated() {
                     group.addTask {
@@ -134,28 +142,28 @@ struct Verifier: Sendable {
                 ordered[index].totalFindings += fix.totalFindings + kept.count - ordered[index].findings.count
                 ordered[index].findings = fix.findings + kept
             }
-            var tableDigest = IndexProof.emptyDigest(key: digestKey)
             for result in ordered {
                 rowsChecked += result.rowsChecked
                 findings += result.findings
                 total += result.totalFindings
                 if var digest = result.indexDigest { adb_index_digest_merge(&tableDigest, &digest) }
             }
+            if let final = ordered.last, let seq = final.lastSeq, final.endTrusted, final.lastMac.count == 32 {
+                head = Position(seq: seq, mac: final.lastMac)
+            }
+        }
+        if provesIndexes, let side = try await indexSide {
             if position == nil, lowRows.2 > 0 {
-                let key = digestKey
                 var low = try await pool.read { db in
-                    var digest = IndexProof.emptyDigest(key: key)
+                    var digest = IndexProof.emptyDigest(key: digestKey)
                     try IndexProof.addRowsBelowOne(db, into: &digest)
                     return digest
                 }
                 adb_index_digest_merge(&tableDigest, &low)
             }
-            let indexFindings = try await indexSide.findings(table: tableDigest)
+            let indexFindings = side.findings(table: tableDigest)
             findings += indexFindings
             total += indexFindings.count
-            if let final = ordered.last, let seq = final.lastSeq, final.endTrusted, final.lastMac.count == 32 {
-                head = Position(seq: seq, mac: final.lastMac)
-            }
         }
         // Rows moved below seq 1 from the end of the log leave no gap behind; their own MACs
         // say which seq they came from.
@@ -187,7 +195,7 @@ struct Verifier: Sendable {
     private func readOverview(full: Bool) async throws -> (
         [Finding], HeaderResult, (Int64?, Int64?, Int64), (Int64?, Int64?, Int64), [Int64: [Attestation]]
     ) {
-        let keys = self.keys
+        let keys = self.keys, checkpointKeys = self.checkpointKeys
         return try await pool.read { db in
             let applied = try StoreSchema.appliedMigrations(db)
             var schemaFindings = try Self.checkSchema(db, applied: applied) + KeyVersionCache.findings(db)
@@ -196,6 +204,7 @@ struct Verifier: Sendable {
             // reporting every row it cannot verify as tampered (KeyProof).
             if case .success(let h) = header {
                 try KeyProof.refuseWrongKeys(db, header: h, keys: keys, path: "the store")
+                schemaFindings += try StoredCheckpointCheck.findings(db, storeID: h.storeID, trusted: checkpointKeys)
                 if full {
                     schemaFindings += try AttestationTable.foreignFindings(db, storeID: h.storeID.bytes, header: h, keys: keys)
                 }

@@ -253,7 +253,16 @@ struct CheckpointTests {
     func truncationDetected() async throws {
         let (path, anchor, _) = try await anchoredStore(count: 20)
         try cutTail(path, above: 15)
-        #expect(try await AuditStore.verify(storeAt: path, keys: keys).isIntact, "MACs alone cannot see a cut tail")
+        // The store's own checkpoint row (left in place) already tells plain verify.
+        let plain = try await AuditStore.verify(storeAt: path, keys: keys)
+        #expect(plain.findings.map(\.kind) == [.truncated])
+        #expect(plain.findings.first?.seqs == 16...20)
+        #expect(plain.findings.first?.message.hasPrefix("the log ends at seq 15 but the store's own checkpoint at seq 20 (made ") == true)
+        #expect(plain.findings.first?.message.hasSuffix("rows 16...20 were cut from the tail after it was made (its signature was checked only against the public key it names; verify with --public-key to rule out a forged checkpoint row)") == true)
+        var pinned = AuditStore.Configuration()
+        pinned.checkpointPublicKeys = signer.publicKeys
+        let withKey = try await AuditStore.verify(storeAt: path, keys: keys, configuration: pinned)
+        #expect(withKey.findings.first?.message.hasSuffix("rows 16...20 were cut from the tail after it was made") == true)
         let report = try await verifyAnchored(path, anchor)
         #expect(report.findings.map(\.kind) == [.truncated])
         let finding = try #require(report.findings.first)
@@ -263,6 +272,10 @@ struct CheckpointTests {
         // The same from the file alone, without opening it for appends (archived stores, auditors).
         let fromFile = try await AuditStore.verify(storeAt: path, keys: keys, againstAnchors: [anchor], publicKeys: signer.publicKeys)
         #expect(fromFile.findings == report.findings)
+        // Cut the checkpoint rows too: plain verify sees only the dropped trigger, the anchor a rollback.
+        try sqlite3Must(path, "DROP TRIGGER audit_checkpoints_no_delete; DELETE FROM audit_checkpoints;")
+        #expect(try await AuditStore.verify(storeAt: path, keys: keys).findings.map(\.kind) == [.schemaTampered])
+        #expect(try await verifyAnchored(path, anchor).findings.map(\.kind) == [.schemaTampered, .rolledBack])
     }
 
     @Test("rollback to an older copy of the file is reported as rolled-back")
@@ -296,7 +309,10 @@ struct CheckpointTests {
         let attacker = try await AuditStore.open(at: path, keys: keys)
         try await attacker.append(contentsOf: (13...22).map { sampleEvent($0 + 1000) })
         try await attacker.close()
-        #expect(try await AuditStore.verify(storeAt: path, keys: keys).isIntact, "valid MACs everywhere")
+        // Valid MACs everywhere; only the store's own checkpoint row (left in place) disagrees.
+        let plain = try await AuditStore.verify(storeAt: path, keys: keys)
+        #expect(plain.findings.map(\.kind) == [.anchorMismatch])
+        #expect(plain.findings.first?.message.hasPrefix("row 20 does not have the chain head signed by the store's own checkpoint at seq 20 (made ") == true)
         let report = try await verifyAnchored(path, anchor)
         #expect(report.findings.map(\.kind) == [.anchorMismatch])
         #expect(report.findings.first?.seqs == cp.seq...cp.seq)

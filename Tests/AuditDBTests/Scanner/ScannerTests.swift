@@ -315,7 +315,7 @@ struct ScannerTests {
     func recordFailure() async throws {
         let store = try await openStore(count: 8)
         let target = IntegrityScanner.Target(
-            reader: store.pool, keys: keys, path: db, expectedStoreID: nil, storeID: store.storeID,
+            reader: store.pool, keys: keys, path: db, expectedStoreID: nil, checkpointKeys: nil, storeID: store.storeID,
             record: { _ in throw AuditError(.diskFull, "the disk is full (test)") })
         let scanner = IntegrityScanner(target: target, storeConfiguration: .init(), logger: Logger(label: "t"),
                                        configuration: .init(), clock: ContinuousClock())

@@ -290,6 +290,25 @@ struct TamperTests {
         ])
     }
 
+    @Test("triggers switched off for one connection (.dbconfig enable_trigger off): the shell changes and cuts rows; the MACs and the store's own checkpoint catch it")
+    func triggersSwitchedOff() async throws {
+        try await makeStore(at: db, keys: keys, count: 12)
+        let store = try await AuditStore.open(at: db, keys: keys)
+        try await store.checkpoint(signer: try testSigner())
+        try await store.close()
+        let shell = ["/usr/bin/sqlite3", "/usr/local/bin/sqlite3"].first { FileManager.default.isExecutableFile(atPath: $0) }!
+        let update = try run(shell, ["-batch", "-cmd", ".dbconfig enable_trigger off", db,
+                                     "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 4; DELETE FROM audit_entries WHERE seq > 10;"])
+        #expect(update.status == 0, "\(update.stderr)")  // the seat belt is off: nothing stops the shell
+        #expect(try sqlite3Shell(db, "SELECT count(*) FROM audit_entries;").stdout == "10\n")
+        let report = try await verify()
+        #expect(report.findings.map(\.kind) == [.macMismatch, .truncated])
+        #expect(report.findings(.macMismatch).map(\.firstSeq) == [4])
+        #expect(report.findings(.truncated).first?.seqs == 11...12)
+        // The schema is untouched: the triggers were never dropped.
+        #expect(report.findings(.schemaTampered).isEmpty)
+    }
+
     @Test("rows signed by a key version the ring lacks: open names it, verify reports it")
     func missingKeyVersion() async throws {
         let v1 = try AuditKey.generate(version: 1)

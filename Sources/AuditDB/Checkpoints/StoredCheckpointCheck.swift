@@ -1,0 +1,66 @@
+import Foundation
+import GRDB
+
+/// Plain verification checks the checkpoints the store recorded itself against its rows
+/// (docs/FORMAT.md, section 11 step 8): a cut tail below a recorded checkpoint is `truncated`,
+/// a row that no longer has the chain head a checkpoint signed is `anchor-mismatch`.
+///
+/// The table is attacker-controlled, so a row speaks only if its signature verifies: under the
+/// public key file when one is given (``AuditStore/Configuration/checkpointPublicKeys``), else
+/// under the public key the row names itself (then a forged row cannot be told from a real one,
+/// and the message says to pass the public key). A row that does not verify, or that agrees with
+/// nothing it could, is `foreign-row`. Signatures are checked only where a row disagrees with the
+/// log, so the cost is O(checkpoints) lookups, not O(checkpoints) Ed25519 verifications.
+enum StoredCheckpointCheck {
+    /// At most this many disagreeing rows are examined one by one.
+    static let examinedLimit = 100
+
+    static func findings(_ db: Database, storeID: StoreID, trusted: CheckpointPublicKeys?) throws -> [Finding] {
+        guard try db.tableExists("audit_checkpoints"), try db.tableExists("audit_entries") else { return [] }
+        let lastSeq = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries WHERE seq >= 1") ?? 0
+        // Rows that disagree with the log: beyond its end, or a chain head that is not row seq's MAC.
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT c.seq, c.created_at, c.key_version, c.public_key, c.chain_head, c.merkle_root, c.signature,
+                   e.mac IS NOT NULL AS present
+            FROM audit_checkpoints c LEFT JOIN audit_entries e ON e.seq = c.seq
+            WHERE c.seq > ?1 OR e.mac IS NULL OR e.mac IS NOT c.chain_head
+            ORDER BY c.seq DESC LIMIT \(examinedLimit + 1)
+            """, arguments: [lastSeq])
+        var findings: [Finding] = []
+        var reportedTruncation = false
+        for row in rows.prefix(examinedLimit) {
+            func blob(_ index: Int) -> [UInt8] { Array((row[index] as Data?) ?? Data()) }
+            let seq: Int64 = row[0]
+            let checkpoint = Checkpoint(
+                storeID: storeID, seq: seq, chainHead: blob(4), merkleRoot: blob(5),
+                time: AuditTimestamp(microsecondsSinceEpoch: row[1] as Int64? ?? 0),
+                keyVersion: (row[2] as Int64?).flatMap(UInt32.init(exactly:)) ?? 0, publicKey: blob(3), signature: blob(6))
+            let invalid = trusted.map { checkpoint.invalidity(under: $0) } ?? checkpoint.selfInvalidity()
+            let named = "the store's own checkpoint at seq \(seq) (made \(checkpoint.time.iso8601), checkpoint key version \(checkpoint.keyVersion))"
+            let caveat = trusted == nil
+                ? " (its signature was checked only against the public key it names; verify with --public-key to rule out a forged checkpoint row)"
+                : ""
+            if let invalid {
+                findings.append(Finding(
+                    kind: .foreignRow, seqs: nil,
+                    message: "audit_checkpoints row at seq \(seq) is not a checkpoint of this store: \(invalid). AuditDB ignores it; another SQLite client inserted it"))
+            } else if seq > lastSeq {
+                guard !reportedTruncation else { continue }  // the highest one says it all
+                reportedTruncation = true
+                findings.append(Finding(
+                    kind: .truncated, seqs: (lastSeq + 1)...seq,
+                    message: "the log ends at seq \(lastSeq) but \(named) covers \(seq) rows: rows \(lastSeq + 1)...\(seq) were cut from the tail after it was made\(caveat)"))
+            } else if row[7] as Bool? == true {
+                findings.append(Finding(
+                    kind: .anchorMismatch, seqs: seq...seq,
+                    message: "row \(seq) does not have the chain head signed by \(named): the log up to it was rewritten or forked\(caveat)"))
+            }
+            // A checkpoint at a seq whose row is missing: the row pass reports missing-rows there.
+        }
+        if rows.count > examinedLimit {
+            findings.append(Finding(kind: .foreignRow, seqs: nil,
+                                    message: "more than \(examinedLimit) audit_checkpoints rows disagree with the log; only the newest \(examinedLimit) were examined"))
+        }
+        return findings
+    }
+}
