@@ -103,7 +103,7 @@ int adb_verify_run(void *statement, const adb_key_entry *keys, int key_count, co
         if (!last->trusted) return SQLITE_ROW;
         if (adb_row_check(last->keyset, store_id, &row, prev_mac, mac, ADB_MAC_LEN) != ADB_OK) return SQLITE_ROW;
         memcpy(prev_mac, mac, ADB_MAC_LEN);
-        if (index_digest) adb_index_digest_add_row(index_digest, s);
+        if (index_digest) adb_index_digest_add_parsed(index_digest, &row);
         *expected_seq += 1;
         *checked += 1;
     }

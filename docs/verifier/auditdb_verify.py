@@ -8,6 +8,7 @@ of them (or the document) has a bug.
 Usage:
     python3 auditdb_verify.py --store FILE --key-file FILE [--store-id HEX] [--json]
     python3 auditdb_verify.py --store FILE [--store-id HEX] [--json]     # $AUDITDB_KEY_FILE or $AUDITDB_KEYS
+    python3 auditdb_verify.py --store FILE --key-file FILE --public-key checkpoint.pub   # step 8 under your key
     python3 auditdb_verify.py --emit-vectors OUT.json                     # regenerate test vectors
 
 Exit status: 0 intact, 1 findings (printed as KIND, seq, message), 2 the store could not be
@@ -16,6 +17,11 @@ verifies none of what its version signed; printed as `error: wrong key for versi
 
 The store is opened read-only (SQLite URI mode=ro) and read inside one transaction, so the
 check sees one consistent snapshot even while a writer appends.
+
+Step 8 (the store's own checkpoints, table audit_checkpoints) checks a checkpoint row's Ed25519
+signature under the public checkpoint key file given with --public-key (FORMAT.md 16.4), else
+only under the public key the row names itself (then a forged row can pass as valid). Ed25519
+and CKPT_MSG come from auditdb_verify_export.py, which must sit next to this file.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import argparse
 import collections
 import hashlib
 import hmac
+import importlib.util
 import json
 import os
 import pathlib
@@ -68,6 +75,8 @@ KEY_PROOF_ROWS = 64
 KEY_PROOF_WINDOW = 4096
 # Section 11, step 6: foreign side-table rows named one by one per table; the rest are counted.
 FOREIGN_NAMED_LIMIT = 100
+# Section 11, step 8: audit_checkpoints rows that disagree with the log examined one by one.
+CHECKPOINT_EXAMINED_LIMIT = 100
 
 # --------------------------------------------------------------------------------------------
 # FORMAT.md "Primitives"
@@ -611,13 +620,16 @@ def open_read_only(path: str) -> sqlite3.Connection:
 
 
 def verify(path: str, keys: dict[int, Key], expected_store_id: bytes | None = None,
-           schema_sql: str | None = SCHEMA_SQL) -> Report:
+           schema_sql: str | None = SCHEMA_SQL, checkpoint_keys: dict[int, bytes] | None = None) -> Report:
+    """`checkpoint_keys`: the verifier's public checkpoint key file (version -> 32-byte Ed25519
+    public key, see load_public_key_file), which step 8 trusts; None: step 8 checks each
+    checkpoint row only against the public key it names."""
     report = Report()
     conn = open_read_only(path)
     try:
         try:
             conn.execute("BEGIN")  # one read transaction: one consistent snapshot
-            _verify(conn, report, keys, expected_store_id, schema_sql, path)
+            _verify(conn, report, keys, expected_store_id, schema_sql, path, checkpoint_keys)
             conn.execute("COMMIT")
         except sqlite3.DatabaseError as e:
             if _is_corruption(e):
@@ -635,7 +647,7 @@ def _table_exists(conn, name: str) -> bool:
 
 
 def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, schema_sql: str | None,
-            path: str = "the store"):
+            path: str = "the store", checkpoint_keys: dict[int, bytes] | None = None):
     # Step 0: the keys, before any finding. A wrong key raises WrongKeyError (no report).
     # Without a well-formed header there is no store id, so no MAC can be checked, hence no
     # evidence can verify: the proof is skipped (as in the reference).
@@ -653,6 +665,10 @@ def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, 
     if header is not None:
         _check_indexes(conn, report)
 
+    # Step 8: the store's own checkpoints (with a store id).
+    if header is not None:
+        _stored_checkpoints(conn, report, header["store_id"], checkpoint_keys)
+
 
 def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | None, schema_sql: str | None,
                 header: dict | None, header_problem: str | None):
@@ -667,6 +683,19 @@ def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | No
             if unknown:
                 report.add("schema-tampered", None, None,
                            f"unknown migrations recorded: {', '.join(unknown)} (newer AuditDB, or tampering)")
+            # grdb_migrations is attacker-controlled too: a skipped record is tampering, fewer
+            # records than Appendix A is schema-outdated (section 11, step 1).
+            recorded = [name for name in applied if name in known]
+            if applied and recorded != known[:len(recorded)]:
+                report.add("schema-tampered", None, None,
+                           f"the recorded migrations ({', '.join(recorded)}) skip some of {', '.join(known)}: "
+                           "a migration record was removed or edited")
+            elif applied and len(recorded) < len(known):
+                report.add("schema-outdated", None, None,
+                           f"the store records schema migrations up to {recorded[-1] if recorded else 'none'} only; "
+                           f"this verifier's schema goes to {known[-1]}. Run `auditdb migrate`. If this store was "
+                           "migrated before, its migration record and the objects of the later migrations were "
+                           "removed (tampering)")
             use = [sql for name, sql in MIGRATIONS if not applied or name in applied]
             schema_sql = "\n".join(use)
         want = expected_schema_objects(schema_sql)
@@ -1209,6 +1238,155 @@ def _check_indexes(conn, report: Report) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# FORMAT.md section 11, step 8: the store's own checkpoints (sections 16.1, 16.3, 16.4)
+# --------------------------------------------------------------------------------------------
+
+_EXPORT_MODULE = "auditdb_verify_export"
+
+
+def _export_verifier():
+    """auditdb_verify_export.py (next to this file): Ed25519 (RFC 8032 reference code), CKPT_MSG
+    (section 16.1) and the public checkpoint key file (16.4), loaded on first use."""
+    module = sys.modules.get(_EXPORT_MODULE)
+    if module is None:
+        path = pathlib.Path(__file__).resolve().parent / "auditdb_verify_export.py"
+        spec = importlib.util.spec_from_file_location(_EXPORT_MODULE, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[_EXPORT_MODULE] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[_EXPORT_MODULE]
+            raise
+    return module
+
+
+class PublicKeyFileError(Exception):
+    """A public checkpoint key file that cannot be used (exit status 2)."""
+
+
+def parse_public_key_text(text: str, origin: str) -> dict[int, bytes]:
+    """Section 16.4's public key file: `auditdb-checkpoint-pubkey v1`, then `key VERSION HEX`
+    lines; version -> 32-byte Ed25519 public key. Parsed by auditdb_verify_export.py; versions
+    must also be in 1..2^32-1 and unique (as the reference requires)."""
+    try:
+        keys = _export_verifier().parse_public_keys(text)
+    except ValueError as e:  # includes a bad version number or bad hex
+        raise PublicKeyFileError(f"{origin}: {e}")
+    lines = sum(1 for line in text.split("\n")
+                if line.replace("\t", " ").replace("\r", " ").split()[:1] == ["key"])
+    if lines != len(keys):
+        raise PublicKeyFileError(f"{origin}: a version appears twice")
+    bad = [v for v in keys if not 1 <= v <= 0xFFFFFFFF]
+    if bad:
+        raise PublicKeyFileError(f"{origin}: version {bad[0]} is not in 1...4294967295")
+    return keys
+
+
+def load_public_key_file(path: str) -> dict[int, bytes]:
+    """Reads a public checkpoint key file (any mode: it holds nothing secret)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read((1 << 20) + 1)
+    except OSError as e:
+        raise PublicKeyFileError(f"cannot open public checkpoint key file {path}: {e.strerror}")
+    if not 0 < len(data) <= (1 << 20):
+        raise PublicKeyFileError(f"public checkpoint key file {path} is empty or too large")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PublicKeyFileError(f"public checkpoint key file {path} is not UTF-8 text")
+    return parse_public_key_text(text, f"public checkpoint key file {path}")
+
+
+def _checkpoint_time(us) -> str:
+    try:
+        return _export_verifier()._iso(us)
+    except (OverflowError, ValueError, OSError, TypeError):
+        return f"{us} µs since the epoch"
+
+
+_CHECKPOINT_COLUMNS = ("seq", "created_at", "key_version", "public_key", "chain_head", "merkle_root", "signature")
+# The rows that disagree with the log (L = ?1): beyond its end, at a seq with no log row (rows
+# below seq 1 are not the log's: step 3), or whose chain head is not that row's mac. Newest first;
+# one more than the limit, to know whether there are more.
+_DISAGREEING_CHECKPOINTS = (
+    "SELECT " + ", ".join(f"c.{c}, typeof(c.{c})" for c in _CHECKPOINT_COLUMNS) + ", e.seq IS NOT NULL"
+    " FROM audit_checkpoints c LEFT JOIN audit_entries e ON e.seq = c.seq AND e.seq >= 1"
+    " WHERE c.seq > ?1 OR e.seq IS NULL OR e.mac IS NOT c.chain_head"
+    " ORDER BY c.seq DESC LIMIT ?2")
+_CHECKPOINT_BLOB_LENGTHS = {"public_key": 32, "chain_head": 32, "merkle_root": 32, "signature": 64}
+
+
+def checkpoint_row_invalidity(store_id: bytes, row: dict, types: dict, trusted: dict[int, bytes] | None) -> str | None:
+    """Why an audit_checkpoints row is not a valid checkpoint of the store (section 16.1), or None:
+    under the public key file `trusted` (its version present, the same public key), else under the
+    public key the row names itself. The signature is checked over CKPT_MSG built from the row."""
+    ax = _export_verifier()
+    if types["seq"] != "integer" or types["created_at"] != "integer" or types["key_version"] != "integer":
+        return "its seq, created_at or key_version is not an integer"
+    kv = row["key_version"]
+    if not 1 <= kv <= 0xFFFFFFFF:
+        return f"its checkpoint key version {kv} is not in 1...4294967295"
+    for c, size in _CHECKPOINT_BLOB_LENGTHS.items():
+        if types[c] != "blob" or len(row[c]) != size:
+            return "a field has the wrong length"
+    cp = {"format": "auditdb-checkpoint v1", "storeId": store_id.hex(), "seq": row["seq"],
+          "chainHead": bytes(row["chain_head"]).hex(), "merkleRoot": bytes(row["merkle_root"]).hex(),
+          "time": row["created_at"], "keyVersion": kv, "publicKey": bytes(row["public_key"]).hex(),
+          "signature": bytes(row["signature"]).hex()}
+    # Key version present and equal public key (under the file), seq >= 1, the signature over CKPT_MSG.
+    return ax.checkpoint_invalidity(cp, trusted if trusted is not None else {kv: bytes(row["public_key"])})
+
+
+def _stored_checkpoints(conn, report: Report, store_id: bytes, trusted: dict[int, bytes] | None) -> None:
+    """Step 8: the audit_checkpoints rows that disagree with the log, newest first, at most
+    CHECKPOINT_EXAMINED_LIMIT. An invalid row is foreign-row; a valid one beyond the end of the
+    log is truncated (the highest only); a valid one whose row has another mac is anchor-mismatch;
+    a valid one at a missing seq <= L gives nothing here (step 4 reported missing-rows)."""
+    if not (_table_exists(conn, "audit_checkpoints") and _table_exists(conn, "audit_entries")):
+        return
+    last = conn.execute("SELECT max(seq) FROM audit_entries WHERE seq >= 1").fetchone()[0] or 0
+    rows = conn.execute(_DISAGREEING_CHECKPOINTS, (last, CHECKPOINT_EXAMINED_LIMIT + 1)).fetchall()
+    caveat = ("" if trusted is not None else
+              " (its signature was checked only against the public key it names; verify with --public-key to "
+              "rule out a forged checkpoint row)")
+    truncation_reported = False
+    n = len(_CHECKPOINT_COLUMNS)
+    for values in rows[:CHECKPOINT_EXAMINED_LIMIT]:
+        row = {c: values[2 * i] for i, c in enumerate(_CHECKPOINT_COLUMNS)}
+        types = {c: _s(values[2 * i + 1]) for i, c in enumerate(_CHECKPOINT_COLUMNS)}
+        present = bool(values[2 * n])
+        seq = row["seq"]
+        why = checkpoint_row_invalidity(store_id, row, types, trusted)
+        if why is not None:
+            report.add("foreign-row", None, None,
+                       f"audit_checkpoints row at seq {_show(seq, types['seq'])} is not a checkpoint of this store: "
+                       f"{why}. AuditDB ignores it; another SQLite client inserted it")
+            continue
+        named = (f"the store's own checkpoint at seq {seq} (made {_checkpoint_time(row['created_at'])}, "
+                 f"checkpoint key version {row['key_version']})")
+        if seq > last:
+            if truncation_reported:
+                continue  # the highest valid one says it all
+            truncation_reported = True
+            report.add("truncated", last + 1, seq,
+                       f"the log ends at seq {last} but {named} covers {seq} rows: rows {last + 1}...{seq} were cut "
+                       f"from the tail after it was made{caveat}")
+        elif present:
+            report.add("anchor-mismatch", seq, seq,
+                       f"row {seq} does not have the chain head signed by {named}: the log up to it was rewritten "
+                       f"or forked{caveat}")
+        # else: a valid checkpoint at a seq whose row is missing: step 4 reports missing-rows there.
+    if len(rows) > CHECKPOINT_EXAMINED_LIMIT:
+        report.add("foreign-row", None, None,
+                   f"more than {CHECKPOINT_EXAMINED_LIMIT} audit_checkpoints rows disagree with the log; only the "
+                   f"newest {CHECKPOINT_EXAMINED_LIMIT} were examined")
+
+
+# --------------------------------------------------------------------------------------------
 # Test vectors (docs/test-vectors/README.md describes the JSON)
 # --------------------------------------------------------------------------------------------
 
@@ -1443,6 +1621,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="the key file (`auditdb-keys v1`, mode 0600); default: $AUDITDB_KEY_FILE, "
                              "else the keys in $AUDITDB_KEYS")
     parser.add_argument("--store-id", metavar="HEX", help="the expected store id (32 hex digits), to pin the store")
+    parser.add_argument("--public-key", metavar="FILE",
+                        help="the public checkpoint key file (`auditdb-checkpoint-pubkey v1`): the store's own "
+                             "checkpoints (step 8) are trusted only under it; without it, a checkpoint row is "
+                             "checked only against the public key it names")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--no-schema-check", action="store_true",
                         help="skip the comparison of the store's schema with format version 1's")
@@ -1476,9 +1658,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError_ as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    checkpoint_keys = None
+    if args.public_key is not None:
+        try:
+            checkpoint_keys = load_public_key_file(args.public_key)
+        except (PublicKeyFileError, ImportError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     try:
-        report = verify(args.store, keys, expected, None if args.no_schema_check else SCHEMA_SQL)
-    except (StoreOpenError, WrongKeyError, OSError, sqlite3.Error) as e:
+        report = verify(args.store, keys, expected, None if args.no_schema_check else SCHEMA_SQL, checkpoint_keys)
+    except (StoreOpenError, WrongKeyError, OSError, sqlite3.Error, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -22,7 +22,11 @@ docs/FORMAT.md against each other (standard library only; exits non-zero on any 
    `foreign-row` findings, one per row, at most 100 named per table, and only with a well-formed
    header. Query indexes (step 7): a byte flipped in an index b-tree, or an index built without
    an entry under Appendix A's text, is one `index-mismatch`; an index whose text differs is
-   `schema-tampered` only.
+   `schema-tampered` only. The store's own checkpoints (step 8, audit_checkpoints rows signed with
+   the public test-only checkpoint seed 40..5f): an intact store gives nothing; a tail cut below a
+   checkpoint is `truncated` (the highest only); a bad signature, or another signer under
+   --public-key, is `foreign-row`; a rewritten row under a checkpoint is `anchor-mismatch`; a
+   checkpoint at a deleted row leaves step 4's `missing-rows` alone; at most 100 rows examined.
 4. Unless --no-c: if a C compiler and OpenSSL's libcrypto are available, compiles
    Sources/CAuditCore/audit_core.c (the reference) into a temporary shared library and checks,
    through ctypes, that it reproduces every value in vectors.json. Skipped (not failed) when
@@ -59,6 +63,12 @@ spec = importlib.util.spec_from_file_location("auditdb_verify", VERIFY_PY)
 av = importlib.util.module_from_spec(spec)
 sys.modules["auditdb_verify"] = av
 spec.loader.exec_module(av)
+
+# The checkpoint and bundle verifier (Ed25519, CKPT_MSG, the Merkle tree); auditdb_verify.py uses it for step 8.
+spec = importlib.util.spec_from_file_location("auditdb_verify_export", HERE / "auditdb_verify_export.py")
+ax = importlib.util.module_from_spec(spec)
+sys.modules["auditdb_verify_export"] = ax
+spec.loader.exec_module(ax)
 
 FAILURES: list[str] = []
 VERBOSE = False
@@ -324,8 +334,17 @@ def test_stores(tmp: pathlib.Path) -> None:
 
     # The expected schema follows the recorded migrations (section 11, step 1).
     p = fresh("at-0001")
+    tamper(p, "DROP INDEX audit_entries_origin_ref", "DROP INDEX audit_entries_actor", "DROP INDEX audit_entries_resource",
+           "DROP INDEX audit_entries_tenant_time", "DROP INDEX audit_entries_recorded_at", "DROP INDEX audit_entries_engine",
+           "DROP VIEW audit_scan_history", "DROP TABLE audit_checkpoints",
+           "DELETE FROM grdb_migrations WHERE identifier > '0001-initial'")
+    k = kinds(av.verify(str(p), both))
+    check(k == [("schema-outdated", None)], f"a store at migration 0001 (only its objects) -> schema-outdated only ({k})")
+    p = fresh("skipped-record")
     tamper(p, "DROP INDEX audit_entries_origin_ref", "DELETE FROM grdb_migrations WHERE identifier = '0002-origin-ref-index'")
-    check(av.verify(str(p), both).intact, "a store at migration 0001 (no index) verifies intact")
+    k = kinds(av.verify(str(p), both))
+    check(("schema-tampered", None) in k and ("schema-outdated", None) not in k,
+          f"0002's record deleted (with its index) while 0003 is recorded -> schema-tampered ({k})")
     p = fresh("index-dropped")
     tamper(p, "DROP INDEX audit_entries_origin_ref")
     check(kinds(av.verify(str(p), both)) == [("schema-tampered", None)], "0002 recorded but its index dropped -> schema-tampered")
@@ -1067,6 +1086,261 @@ def test_query_indexes(tmp: pathlib.Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------
+# 3e. The store's own checkpoints (section 11, step 8)
+# ------------------------------------------------------------------------------------------
+
+CKPT_SEED = bytes(range(0x40, 0x60))    # the PUBLIC TEST-ONLY checkpoint seed (FORMAT.md 14, 16.4)
+OTHER_SEED = bytes(range(0x60, 0x80))   # another signer: not the key of checkpoint.pub
+CKPT_PUB = DOCS / "test-vectors" / "checkpoint.pub"  # the public key of CKPT_SEED, version 1
+CKPT_TIME = 1_795_439_710_000_000
+CKPT_COLUMNS = ("seq", "created_at", "key_version", "public_key", "chain_head", "merkle_root", "signature", "frontier")
+CKPT_TRIGGERS = [m.group(0) for m in re.finditer(r"CREATE TRIGGER audit_checkpoints\w* .*?END;", av.ALL_MIGRATIONS_SQL, re.S)]
+CKPT_TRIGGER_NAMES = [re.match(r"CREATE TRIGGER (\w+)", t).group(1) for t in CKPT_TRIGGERS]
+
+
+def leaves_of(rows: list[dict], store_id: bytes = SID) -> list[bytes]:
+    """LEAF (16.2) of each row: SHA256(00 || ENC_ROW), commitments included."""
+    return [ax.leaf_hash(av.enc_row(KS[r["key_version"]], store_id, as_bytes_row(r))) for r in rows]
+
+
+def frontier_of(leaves: list[bytes]) -> list[bytes]:
+    """The frontier (16.2): MTH of each perfect subtree along the right edge, largest first."""
+    out, start, n = [], 0, len(leaves)
+    bit = 1 << max(n.bit_length() - 1, 0)
+    while bit:
+        if n & bit:
+            out.append(ax.merkle_root(leaves[start:start + bit]))
+            start += bit
+        bit >>= 1
+    return out
+
+
+def fold_frontier(frontier: list[bytes]) -> bytes:
+    r = frontier[-1]
+    for f in reversed(frontier[:-1]):
+        r = ax.node_hash(f, r)
+    return r
+
+
+def checkpoint_row(seq: int, chain_head: bytes, leaves: list[bytes], seed: bytes = CKPT_SEED, key_version: int = 1,
+                   store_id: bytes = SID, time: int = CKPT_TIME, flip_signature: bool = False) -> tuple:
+    """An audit_checkpoints row (16.3) signing CKPT_MSG (16.1) with `seed`. Root and frontier are
+    those of leaves[:seq] when 1 <= seq <= len(leaves), else made up (step 8 reads neither)."""
+    if 1 <= seq <= len(leaves):
+        frontier = frontier_of(leaves[:seq])
+        root = ax.merkle_root(leaves[:seq])
+    else:
+        root = hashlib.sha256(b"no such tree %d" % seq).digest()
+        frontier = [root] * bin(seq).count("1")
+    public = ax.ed25519_public_key(seed)
+    cp = {"storeId": store_id.hex(), "seq": seq, "chainHead": chain_head.hex(), "merkleRoot": root.hex(),
+          "time": time, "keyVersion": key_version, "publicKey": public.hex()}
+    msg = ax.statement(cp)
+    assert len(msg) == 140
+    signature = bytearray(ax.ed25519_sign(seed, msg))
+    if flip_signature:
+        signature[5] ^= 0x01
+    return (seq, time, key_version, public, chain_head, root, bytes(signature), b"".join(frontier))
+
+
+def insert_checkpoints(path: pathlib.Path, *rows: tuple, bypass_triggers: bool = False) -> None:
+    conn = sqlite3.connect(path)
+    if bypass_triggers:  # an attacker with file access (e.g. to insert below the newest row)
+        for name in CKPT_TRIGGER_NAMES:
+            conn.execute(f"DROP TRIGGER {name}")
+    conn.executemany(f"INSERT INTO audit_checkpoints ({', '.join(CKPT_COLUMNS)}) VALUES ({', '.join('?' * 8)})", rows)
+    if bypass_triggers:
+        for t in CKPT_TRIGGERS:
+            conn.execute(t)
+    conn.commit()
+    conn.close()
+
+
+def append_rows(path: pathlib.Path, rows: list[dict], prev_mac: bytes, store_id: bytes = SID) -> list[bytes]:
+    """Appends `rows` sealed with the real keys after `prev_mac`, as a key holder could."""
+    conn = sqlite3.connect(path)
+    macs = []
+    for cols in rows:
+        mac = av.seal(KS[cols["key_version"]], store_id, as_bytes_row(cols), prev_mac)
+        conn.execute(f"INSERT INTO audit_entries ({', '.join(av.ROW_COLUMNS)}) VALUES ({', '.join('?' * 18)})",
+                     [cols[c] for c in av.ROW_COLUMNS[:-1]] + [mac])
+        macs.append(mac)
+        prev_mac = mac
+    conn.commit()
+    conn.close()
+    return macs
+
+
+def test_stored_checkpoints(tmp: pathlib.Path) -> None:
+    print("the store's own checkpoints (section 11, step 8)")
+    both = ring({1: "active", 2: "active"})
+    env = clean_env(AUDITDB_KEYS=f"1:{K1.hex()},2:{K2.hex()}")
+    pub = av.load_public_key_file(str(CKPT_PUB))
+    check(pub == {1: ax.ed25519_public_key(CKPT_SEED)}, "checkpoint.pub holds the public key of the test seed 40..5f")
+    FR = ("foreign-row", None)
+    CAVEAT = "checked only against the public key it names"
+
+    def both_modes(path: pathlib.Path):
+        """(report without a public key file, report under checkpoint.pub)."""
+        return av.verify(str(path), both, SID), av.verify(str(path), both, SID, checkpoint_keys=pub)
+
+    def shown(rep) -> list[str]:
+        return [str(f) for f in rep.findings]
+
+    # The builder against the vectors: the checkpoint of the four vector rows is checkpoints.json's.
+    vec_rows = [r["columns"] for r in av.build_vectors()["rows"]]
+    vs = tmp / "ck-vectors.sqlite"
+    vmacs = build_store(vs, vec_rows)
+    vleaves = leaves_of(vec_rows)
+    vrow = checkpoint_row(4, vmacs[3], vleaves, time=ax.TEST_TIME)
+    cj = json.loads((DOCS / "test-vectors" / "checkpoints.json").read_text(encoding="utf-8"))["checkpoint"]
+    check(vrow[6].hex() == cj["signature"] and vrow[5].hex() == cj["merkleRoot"] and vrow[4].hex() == cj["chainHead"],
+          "a checkpoint row built here for the vector rows == checkpoints.json (root, chain head, signature)")
+    check(len(vrow[7]) == 32 and fold_frontier(frontier_of(vleaves)) == vrow[5], "frontier of 4 leaves: one hash, the root")
+    for n in (1, 5, 7, 10, 13):
+        lv = [hashlib.sha256(bytes([i])).digest() for i in range(n)]
+        fr = frontier_of(lv)
+        check(len(fr) == bin(n).count("1") and fold_frontier(fr) == ax.merkle_root(lv),
+              f"frontier of {n} leaves: popcount hashes, folds to the root")
+    insert_checkpoints(vs, vrow)
+    for rep in both_modes(vs):
+        check(rep.intact, f"vector store with its checkpoint at seq 4 -> intact ({shown(rep)})")
+
+    base = tmp / "ck-base.sqlite"  # the 10-row store: key version 2 from seq 7
+    rows = base_rows()
+    macs = build_store(base, rows)
+    leaves = leaves_of(rows)
+
+    def copy(name: str) -> pathlib.Path:
+        q = tmp / f"ck-{name}.sqlite"
+        shutil.copy(base, q)
+        return q
+
+    # (a) intact, with a checkpoint at the last seq (and an earlier one).
+    p = copy("intact")
+    insert_checkpoints(p, checkpoint_row(4, macs[3], leaves), checkpoint_row(10, macs[9], leaves))
+    for rep in both_modes(p):
+        check(rep.intact, f"(a) intact store, checkpoints at 4 and 10 (the last seq) -> no finding ({shown(rep)})")
+    rc, out, err = run_cli("--store", str(p), "--public-key", str(CKPT_PUB), env=env)
+    check(rc == 0 and out.startswith("intact"), f"(a) cli --public-key on an intact store -> exit 0 ({rc} {out}{err})")
+
+    # (b) the tail cut below the checkpoints at 9 and 10 (rows > 8 deleted, the checkpoint rows left).
+    p = copy("cut")
+    insert_checkpoints(p, *(checkpoint_row(s, macs[s - 1], leaves) for s in (5, 9, 10)))
+    tamper(p, "DELETE FROM audit_entries WHERE seq > 8")
+    plain, keyed = both_modes(p)
+    for rep, mode in ((plain, "without --public-key"), (keyed, "with --public-key")):
+        check([(f.kind, f.first, f.last) for f in rep.findings] == [("truncated", 9, 10)],
+              f"(b) tail cut to 8 below checkpoints at 9 and 10, {mode} -> truncated 9...10 only ({shown(rep)})")
+    check(plain.findings and CAVEAT in plain.findings[0].message
+          and "the log ends at seq 8 but the store's own checkpoint at seq 10 (made 2026-11-23T13:15:10.000000Z, "
+              "checkpoint key version 1) covers 10 rows: rows 9...10 were cut" in plain.findings[0].message,
+          f"(b) without a key file the message names the checkpoint and says the signature was only self-checked")
+    check(keyed.findings and CAVEAT not in keyed.findings[0].message, "(b) under the key file: no such caveat")
+    rc, out, _ = run_cli("--store", str(p), "--public-key", str(CKPT_PUB), env=env)
+    check(rc == 1 and "truncated at seqs 9...10:" in out, f"(b) cli --public-key -> exit 1, truncated ({rc} {out})")
+    rc, out, _ = run_cli("--store", str(p), "--json", env=env)
+    check(rc == 1 and json.loads(out)["findings"][0]["kind"] == "truncated", f"(b) cli without --public-key -> truncated ({rc})")
+
+    # (c) a checkpoint row with a bad signature beyond the end of the log.
+    p = copy("bad-signature")
+    insert_checkpoints(p, checkpoint_row(10, macs[9], leaves), checkpoint_row(15, bytes(32), leaves, flip_signature=True))
+    for rep in both_modes(p):
+        check(kinds(rep) == [FR] and rep.findings[0].message.startswith(
+                  "audit_checkpoints row at seq 15 is not a checkpoint of this store: its Ed25519 signature does not verify"),
+              f"(c) a bad signature beyond the end -> one foreign-row, no truncated ({shown(rep)})")
+
+    # (d) a valid checkpoint signed by another key, beyond the end.
+    p = copy("other-key")
+    insert_checkpoints(p, checkpoint_row(12, bytes(range(32)), leaves, seed=OTHER_SEED))
+    plain, keyed = both_modes(p)
+    check(kinds(keyed) == [FR] and "names a different public key for version 1 than the public key file" in keyed.findings[0].message,
+          f"(d) another signer, with --public-key -> foreign-row naming another public key ({shown(keyed)})")
+    check([(f.kind, f.first, f.last) for f in plain.findings] == [("truncated", 11, 12)] and CAVEAT in plain.findings[0].message,
+          f"(d) another signer, without --public-key -> truncated 11...12 (self-valid, with the caveat) ({shown(plain)})")
+    q = copy("other-version")
+    insert_checkpoints(q, checkpoint_row(12, bytes(range(32)), leaves, seed=OTHER_SEED, key_version=7))
+    rep = av.verify(str(q), both, SID, checkpoint_keys=pub)
+    check(kinds(rep) == [FR] and "checkpoint key version 7, which the public key file lacks" in rep.findings[0].message,
+          f"(d) a key version the key file lacks -> foreign-row ({shown(rep)})")
+    rc, out, _ = run_cli("--store", str(p), "--public-key", str(CKPT_PUB), env=env)
+    check(rc == 1 and "foreign-row: audit_checkpoints row at seq 12" in out and "truncated" not in out,
+          f"(d) cli --public-key -> foreign-row ({rc} {out})")
+
+    # (e) rewritten by a key holder: the tail from seq 6 cut and re-appended with other values,
+    # correctly sealed with the real keys; the checkpoint at 8 signed the old row 8.
+    p = copy("rewritten")
+    insert_checkpoints(p, checkpoint_row(8, macs[7], leaves))
+    tamper(p, "DELETE FROM audit_entries WHERE seq > 5")
+    forged = [dict(r, actor=f"mallory{r['seq']}") for r in rows[5:]]
+    new_macs = append_rows(p, forged, macs[4])
+    check(new_macs[2] != macs[7], "(e) the re-appended row 8 has another mac")
+    plain, keyed = both_modes(p)
+    for rep, mode in ((plain, "without --public-key"), (keyed, "with --public-key")):
+        check([(f.kind, f.first, f.last) for f in rep.findings] == [("anchor-mismatch", 8, 8)],
+              f"(e) rows 6...10 rewritten and re-signed, checkpoint at 8, {mode} -> anchor-mismatch at 8 only ({shown(rep)})")
+    check(plain.findings and plain.findings[0].message.startswith(
+              "row 8 does not have the chain head signed by the store's own checkpoint at seq 8") and CAVEAT in plain.findings[0].message
+          and keyed.findings and CAVEAT not in keyed.findings[0].message, "(e) the anchor-mismatch messages")
+
+    # (f) a checkpoint at a seq whose row was deleted in the middle: step 4's missing-rows only.
+    p = copy("hole")
+    insert_checkpoints(p, checkpoint_row(5, macs[4], leaves), checkpoint_row(10, macs[9], leaves))
+    tamper(p, "DELETE FROM audit_entries WHERE seq = 5")
+    for rep in both_modes(p):
+        check(kinds(rep) == [("missing-rows", 5)], f"(f) row 5 deleted under a checkpoint at 5 -> missing-rows 5 only ({shown(rep)})")
+
+    # Rows that agree with the log are not examined, even with a bad signature.
+    p = copy("agreeing-forgery")
+    insert_checkpoints(p, checkpoint_row(10, macs[9], leaves, flip_signature=True))
+    for rep in both_modes(p):
+        check(rep.intact, f"a forged row that agrees with the log -> nothing ({shown(rep)})")
+
+    # A valid checkpoint and a bad one beyond the end: the bad one is foreign, the valid one truncates.
+    p = copy("mixed")
+    insert_checkpoints(p, checkpoint_row(11, bytes(32), leaves), checkpoint_row(13, bytes(32), leaves, flip_signature=True))
+    rep = av.verify(str(p), both, SID, checkpoint_keys=pub)
+    check([(f.kind, f.first, f.last) for f in rep.findings] == [FR + (None,), ("truncated", 11, 11)],
+          f"a forged row above a valid one beyond the end -> foreign-row, and truncated 11 from the valid one ({shown(rep)})")
+
+    # A row below seq 1 (the trigger bypassed): never valid.
+    p = copy("seq-zero")
+    insert_checkpoints(p, checkpoint_row(0, bytes(32), leaves), bypass_triggers=True)
+    rep = av.verify(str(p), both, SID)
+    check(kinds(rep) == [FR] and "its seq 0 is below 1" in rep.findings[0].message, f"a checkpoint row at seq 0 -> foreign-row ({shown(rep)})")
+
+    # At most 100 examined, newest first; then one "more than 100" finding.
+    p = copy("many")
+    fake = checkpoint_row(11, bytes(32), leaves, key_version=9, flip_signature=True)
+    insert_checkpoints(p, *((s,) + fake[1:] for s in range(11, 112)))
+    rep = av.verify(str(p), both, SID, checkpoint_keys=pub)
+    msgs = [f.message for f in rep.findings]
+    check(kinds(rep) == [FR] * 101 and msgs[0].startswith("audit_checkpoints row at seq 111 ")
+          and msgs[99].startswith("audit_checkpoints row at seq 12 ")
+          and msgs[100] == "more than 100 audit_checkpoints rows disagree with the log; only the newest 100 were examined",
+          f"101 foreign checkpoint rows -> 100 named (newest first) + 1 'more than 100' ({len(msgs)} findings)")
+
+    # Only with a store id: without a header there is no step 8.
+    p = copy("no-header")
+    insert_checkpoints(p, checkpoint_row(12, bytes(32), leaves))
+    tamper(p, "DELETE FROM audit_store")
+    k = kinds(av.verify(str(p), both))
+    check(k == [("header-tampered", None)], f"no store id -> no step-8 finding ({k})")
+
+    # The public key file on the command line.
+    bad = tmp / "bad.pub"
+    bad.write_text("auditdb-checkpoint-pubkey v1\nkey 1 abcd\n")
+    rc, _, err = run_cli("--store", str(base), "--public-key", str(bad), env=env)
+    check(rc == 2 and "error: public checkpoint key file" in err, f"cli: a malformed public key file -> exit 2 ({rc} {err})")
+    twice = tmp / "twice.pub"
+    twice.write_text(CKPT_PUB.read_text() + f"key 1 {ax.ed25519_public_key(OTHER_SEED).hex()}\n")
+    rc, _, err = run_cli("--store", str(base), "--public-key", str(twice), env=env)
+    check(rc == 2 and "appears twice" in err, f"cli: a version twice in the public key file -> exit 2 ({rc} {err})")
+    rc, _, err = run_cli("--store", str(base), "--public-key", str(tmp / "absent.pub"), env=env)
+    check(rc == 2 and "cannot open public checkpoint key file" in err, f"cli: no public key file -> exit 2 ({rc} {err})")
+
+
+# ------------------------------------------------------------------------------------------
 # 4. The reference C code against the vectors
 # ------------------------------------------------------------------------------------------
 
@@ -1191,6 +1465,7 @@ def main() -> int:
         test_key_proof(tmp)
         test_side_tables(tmp)
         test_query_indexes(tmp)
+        test_stored_checkpoints(tmp)
         if not args.no_c:
             test_reference_c(tmp)
         print("checkpoints and export bundles (auditdb_verify_export.py)")

@@ -21,9 +21,10 @@ enum StoredCheckpointCheck {
         // Rows that disagree with the log: beyond its end, or a chain head that is not row seq's MAC.
         let rows = try Row.fetchAll(db, sql: """
             SELECT c.seq, c.created_at, c.key_version, c.public_key, c.chain_head, c.merkle_root, c.signature,
-                   e.mac IS NOT NULL AS present
-            FROM audit_checkpoints c LEFT JOIN audit_entries e ON e.seq = c.seq
-            WHERE c.seq > ?1 OR e.mac IS NULL OR e.mac IS NOT c.chain_head
+                   e.seq IS NOT NULL AS present,
+                   typeof(c.created_at) = 'integer' AND typeof(c.key_version) = 'integer' AS typed
+            FROM audit_checkpoints c LEFT JOIN audit_entries e ON e.seq = c.seq AND c.seq >= 1
+            WHERE c.seq > ?1 OR e.seq IS NULL OR e.mac IS NOT c.chain_head
             ORDER BY c.seq DESC LIMIT \(examinedLimit + 1)
             """, arguments: [lastSeq])
         var findings: [Finding] = []
@@ -35,7 +36,9 @@ enum StoredCheckpointCheck {
                 storeID: storeID, seq: seq, chainHead: blob(4), merkleRoot: blob(5),
                 time: AuditTimestamp(microsecondsSinceEpoch: row[1] as Int64? ?? 0),
                 keyVersion: (row[2] as Int64?).flatMap(UInt32.init(exactly:)) ?? 0, publicKey: blob(3), signature: blob(6))
-            let invalid = trusted.map { checkpoint.invalidity(under: $0) } ?? checkpoint.selfInvalidity()
+            let invalid = row[8] as Bool? != true || checkpoint.keyVersion == 0
+                ? "its created_at or key_version is not an integer, or its key version is not 1...2^32-1"
+                : trusted.map { checkpoint.invalidity(under: $0) } ?? checkpoint.selfInvalidity()
             let named = "the store's own checkpoint at seq \(seq) (made \(checkpoint.time.iso8601), checkpoint key version \(checkpoint.keyVersion))"
             let caveat = trusted == nil
                 ? " (its signature was checked only against the public key it names; verify with --public-key to rule out a forged checkpoint row)"

@@ -36,6 +36,10 @@ public struct Finding: Sendable, Hashable, CustomStringConvertible {
         /// does not verify): inserted by another SQLite client. AuditDB ignores it; it changes no
         /// answer and blocks no operation, but its presence means someone wrote to the file.
         public static let foreignRow = Kind("foreign-row")
+        /// The store records fewer schema migrations than this AuditDB knows: not migrated yet
+        /// (run `auditdb migrate`), or its migration record and the later migrations' objects were
+        /// removed. The rest of the store was checked against the schema it records.
+        public static let schemaOutdated = Kind("schema-outdated")
         /// A query index (actor, resource, tenant and time, time, AuditDB's own entries, adoption
         /// runs) does not hold exactly the entries its rows imply: an entry is missing, extra or
         /// altered, so a query through it could miss rows. The rows are checked separately.
@@ -112,11 +116,11 @@ public struct IntegrityReport: Sendable, CustomStringConvertible {
     public var isIntact: Bool { totalFindings == 0 }
 
     /// True when the log, the header and the schema are intact and the only findings are
-    /// ``Finding/Kind/foreignRow``: side-table rows written by another client, which AuditDB
-    /// ignores. Operations that need a sound log (checkpoints, re-attestation, migrations)
+    /// ``Finding/Kind/foreignRow`` (side-table rows written by another client, which AuditDB
+    /// ignores) or ``Finding/Kind/schemaOutdated`` (a schema that `migrate` brings up to date). Operations that need a sound log (checkpoints, re-attestation, migrations)
     /// proceed on such a store, so that a foreign row can never block them.
     public var isLogIntact: Bool {
-        totalFindings == findings.count && findings.allSatisfy { $0.kind == .foreignRow }
+        totalFindings == findings.count && findings.allSatisfy { $0.kind == .foreignRow || $0.kind == .schemaOutdated }
     }
 
     /// The first finding: the earliest damage.

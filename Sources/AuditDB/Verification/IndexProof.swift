@@ -9,7 +9,7 @@ import GRDBSQLite
 /// index rebuilt without some rows) would otherwise hide rows from an answer that still looks
 /// verified.
 ///
-/// Each side folds its entries into an ``adb_index_digest`` keyed with a random key per pass: the
+/// Each side folds its entries into an `adb_index_digest` keyed with a random key per pass: the
 /// table side from the rows the verifier reads anyway (`adb_index_digest_add_row`, in the C scan
 /// loop), the index side from one covering scan of each index (`adb_index_digest_scan`). A full
 /// pass covers every entry. An incremental pass covers the entries of the rows it checks: every
@@ -19,30 +19,29 @@ struct IndexProof: Sendable {
     struct Index: Sendable {
         let id: Int32
         let name: String
-        /// Key columns as stored, then the rowid; `?1` = highest seq, `?2` = lowest seq.
-        let fullSQL: String
-        let columns: Int32
+        /// The index's key columns as stored (for the digest's arguments).
+        let keyColumns: String
+        /// The partial-index condition that lets SQLite use the index (and implies its WHERE).
+        let condition: String
+
+        /// A covering scan of the index folded by `auditdb_index_digest`: `?1` = the pass key,
+        /// `?2` = highest seq, then `extra` (which may use `?3`...`?6`).
+        func sql(_ extra: String) -> String {
+            "SELECT auditdb_index_digest(?1, \(id), \(keyColumns), seq) FROM audit_entries INDEXED BY \(name) WHERE \(condition) AND seq <= ?2\(extra)"
+        }
     }
 
     static let indexes: [Index] = [
-        Index(id: Int32(ADB_INDEX_ACTOR), name: "audit_entries_actor",
-              fullSQL: "SELECT seq >> 14, actor, seq FROM audit_entries INDEXED BY audit_entries_actor WHERE actor IS NOT NULL",
-              columns: 3),
-        Index(id: Int32(ADB_INDEX_RESOURCE), name: "audit_entries_resource",
-              fullSQL: "SELECT seq >> 14, resource_id, seq FROM audit_entries INDEXED BY audit_entries_resource WHERE resource_id IS NOT NULL",
-              columns: 3),
-        Index(id: Int32(ADB_INDEX_TENANT_TIME), name: "audit_entries_tenant_time",
-              fullSQL: "SELECT tenant, recorded_at, seq FROM audit_entries INDEXED BY audit_entries_tenant_time WHERE tenant IS NOT NULL",
-              columns: 3),
-        Index(id: Int32(ADB_INDEX_RECORDED_AT), name: "audit_entries_recorded_at",
-              fullSQL: "SELECT recorded_at, seq FROM audit_entries INDEXED BY audit_entries_recorded_at WHERE 1",
-              columns: 2),
-        Index(id: Int32(ADB_INDEX_ENGINE), name: "audit_entries_engine",
-              fullSQL: "SELECT action, seq FROM audit_entries INDEXED BY audit_entries_engine WHERE action >= 'auditdb.' AND action < 'auditdb/'",
-              columns: 2),
-        Index(id: Int32(ADB_INDEX_ORIGIN_REF), name: "audit_entries_origin_ref",
-              fullSQL: "SELECT origin_ref, seq FROM audit_entries INDEXED BY audit_entries_origin_ref WHERE origin_ref IS NOT NULL",
-              columns: 2),
+        Index(id: Int32(ADB_INDEX_ACTOR), name: "audit_entries_actor", keyColumns: "seq >> 14, actor", condition: "actor IS NOT NULL"),
+        Index(id: Int32(ADB_INDEX_RESOURCE), name: "audit_entries_resource", keyColumns: "seq >> 14, resource_id",
+              condition: "resource_id IS NOT NULL"),
+        Index(id: Int32(ADB_INDEX_TENANT_TIME), name: "audit_entries_tenant_time", keyColumns: "tenant, recorded_at",
+              condition: "tenant IS NOT NULL"),
+        Index(id: Int32(ADB_INDEX_RECORDED_AT), name: "audit_entries_recorded_at", keyColumns: "recorded_at", condition: "1"),
+        Index(id: Int32(ADB_INDEX_ENGINE), name: "audit_entries_engine", keyColumns: "action",
+              condition: "action >= 'auditdb.' AND action < 'auditdb/'"),
+        Index(id: Int32(ADB_INDEX_ORIGIN_REF), name: "audit_entries_origin_ref", keyColumns: "origin_ref",
+              condition: "origin_ref IS NOT NULL"),
     ]
 
     /// A fresh digest with a random key (the same key must be used on both sides of one pass).
@@ -86,25 +85,27 @@ struct IndexProof: Sendable {
     }
 
     /// Scans `index` for the entries of rows `from...upTo` (`from` = nil: every entry up to `upTo`).
-    static func scan(_ db: Database, index: Index, from: Int64?, upTo: Int64, into digest: inout adb_index_digest) throws {
+    static func scan(_ db: Database, index: Index, key: [UInt8], from: Int64?, upTo: Int64,
+                     into digest: inout adb_index_digest) throws
+    {
         guard let from else {
-            try step(db, index: index, sql: index.fullSQL + " AND seq <= ?1", bindings: [upTo], into: &digest)
+            try fold(db, index: index, sql: index.sql(""), key: key, bindings: [upTo], into: &digest)
             return
         }
-        let range = " AND seq >= ?2 AND seq <= ?1"
+        let range = " AND seq >= ?3"
         switch index.id {
         case Int32(ADB_INDEX_ACTOR), Int32(ADB_INDEX_RESOURCE):
             // Bucketed by seq >> 14: only the buckets of the new rows.
-            try step(db, index: index, sql: index.fullSQL + " AND (seq >> 14) >= (?2 >> 14) AND (seq >> 14) <= (?1 >> 14)" + range,
-                     bindings: [upTo, from], into: &digest)
+            try fold(db, index: index, sql: index.sql(" AND (seq >> 14) >= (?3 >> 14) AND (seq >> 14) <= (?2 >> 14)" + range),
+                     key: key, bindings: [upTo, from], into: &digest)
         case Int32(ADB_INDEX_RECORDED_AT):
             guard let (lo, hi) = try window(db, column: "recorded_at", from: from, upTo: upTo) else { return }
-            try step(db, index: index, sql: index.fullSQL + " AND recorded_at >= ?3 AND recorded_at <= ?4" + range,
-                     bindings: [upTo, from, lo, hi], into: &digest)
+            try fold(db, index: index, sql: index.sql(" AND recorded_at >= ?4 AND recorded_at <= ?5" + range),
+                     key: key, bindings: [upTo, from, lo, hi], into: &digest)
         case Int32(ADB_INDEX_ORIGIN_REF):
             guard let (lo, hi) = try window(db, column: "origin_ref", from: from, upTo: upTo) else { return }
-            try step(db, index: index, sql: index.fullSQL + " AND origin_ref >= ?3 AND origin_ref <= ?4" + range,
-                     bindings: [upTo, from, lo, hi], into: &digest)
+            try fold(db, index: index, sql: index.sql(" AND origin_ref >= ?4 AND origin_ref <= ?5" + range),
+                     key: key, bindings: [upTo, from, lo, hi], into: &digest)
         case Int32(ADB_INDEX_TENANT_TIME):
             // One seek per tenant of the new rows, within their recorded_at window.
             guard let (lo, hi) = try window(db, column: "recorded_at", from: from, upTo: upTo) else { return }
@@ -112,11 +113,11 @@ struct IndexProof: Sendable {
                 db, sql: "SELECT DISTINCT tenant FROM audit_entries WHERE seq >= ? AND seq <= ? AND typeof(tenant) = 'text'",
                 arguments: [from, upTo])
             for tenant in tenants {
-                try step(db, index: index, sql: index.fullSQL + " AND tenant = ?5 AND recorded_at >= ?3 AND recorded_at <= ?4" + range,
-                         bindings: [upTo, from, lo, hi], text: tenant, into: &digest)
+                try fold(db, index: index, sql: index.sql(" AND tenant = ?6 AND recorded_at >= ?4 AND recorded_at <= ?5" + range),
+                         key: key, bindings: [upTo, from, lo, hi], text: tenant, into: &digest)
             }
         default:
-            try step(db, index: index, sql: index.fullSQL + range, bindings: [upTo, from], into: &digest)
+            try fold(db, index: index, sql: index.sql(range), key: key, bindings: [upTo, from], into: &digest)
         }
     }
 
@@ -129,19 +130,23 @@ struct IndexProof: Sendable {
         return (lo, hi)
     }
 
-    private static func step(_ db: Database, index: Index, sql: String, bindings: [Int64], text: String? = nil,
+    /// Runs one digest query (`?1` = key, then `bindings` from `?2`, `text` as `?6`) and adds its result.
+    private static func fold(_ db: Database, index: Index, sql: String, key: [UInt8], bindings: [Int64], text: String? = nil,
                              into digest: inout adb_index_digest) throws
     {
         let statement = try db.makeStatement(sql: sql)
         let stmt = statement.sqliteStatement
         defer { sqlite3_reset(stmt) }
-        for (offset, value) in bindings.enumerated() { sqlite3_bind_int64(stmt, Int32(offset + 1), value) }
-        if let text {
-            let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
-            sqlite3_bind_text(stmt, 5, text, -1, transient)
+        let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+        sqlite3_bind_blob(stmt, 1, key, Int32(key.count), transient)
+        for (offset, value) in bindings.enumerated() { sqlite3_bind_int64(stmt, Int32(offset + 2), value) }
+        if let text { sqlite3_bind_text(stmt, 6, text, -1, transient) }
+        let rc = sqlite3_step(stmt)
+        guard rc == SQLITE_ROW else { throw failure(rc, db, "scanning index \(index.name)") }
+        guard sqlite3_column_bytes(stmt, 0) == 16, let result = sqlite3_column_blob(stmt, 0) else {
+            throw failure(SQLITE_ERROR, db, "scanning index \(index.name): unexpected digest")
         }
-        let rc = adb_index_digest_scan(&digest, index.id, UnsafeMutableRawPointer(stmt), index.columns)
-        guard rc == SQLITE_DONE else { throw failure(rc, db, "scanning index \(index.name)") }
+        adb_index_digest_absorb(&digest, index.id, result.assumingMemoryBound(to: UInt8.self))
     }
 
     private static func failure(_ rc: Int32, _ db: Database, _ what: String) -> DatabaseError {
@@ -155,6 +160,16 @@ struct IndexProof: Sendable {
         var digest: adb_index_digest
         var corruption: Finding?
 
+        /// Both parts of an index side in one.
+        func merged(with other: Side) -> Side {
+            var out = self
+            var theirs = other.digest
+            adb_index_digest_merge(&out.digest, &theirs)
+            out.proved += other.proved
+            out.corruption = corruption ?? other.corruption
+            return out
+        }
+
         /// The findings of comparing with the table side of the same pass.
         func findings(table: adb_index_digest) -> [Finding] {
             if let corruption { return [corruption] }
@@ -162,12 +177,17 @@ struct IndexProof: Sendable {
         }
     }
 
-    static func indexSide(_ db: Database, key: [UInt8], from: Int64?, upTo: Int64) throws -> Side {
+    /// The index side for the indexes whose number is `part` modulo `parts` (two connections
+    /// scan in parallel; each part holds two of the four large indexes).
+    static func indexSide(_ db: Database, key: [UInt8], from: Int64?, upTo: Int64, part: Int32 = 0, parts: Int32 = 1) throws -> Side {
         var side = Side(digest: emptyDigest(key: key))
-        side.proved = try provable(db)
+        side.proved = try provable(db).filter { $0.id % parts == part }
+        guard adb_register_index_digest(UnsafeMutableRawPointer(db.sqliteConnection)) == SQLITE_OK else {
+            throw failure(SQLITE_ERROR, db, "registering auditdb_index_digest")
+        }
         for index in side.proved {
             do {
-                try scan(db, index: index, from: from, upTo: upTo, into: &side.digest)
+                try scan(db, index: index, key: key, from: from, upTo: upTo, into: &side.digest)
             } catch let error as DatabaseError where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB {
                 side.corruption = Finding(kind: .corruption, seqs: nil,
                                           message: "SQLite cannot read index \(index.name): \(error.message ?? "corrupt")")

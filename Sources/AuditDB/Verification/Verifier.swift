@@ -102,8 +102,15 @@ struct Verifier: Sendable {
         let provesIndexes = storeID != nil && (position == nil || firstSeq <= lastSeq)
         let fromSeq = position == nil ? nil : firstSeq
         let indexPool = self.pool
-        async let indexSide: IndexProof.Side? = provesIndexes
-            ? try await indexPool.read { db in try IndexProof.indexSide(db, key: digestKey, from: fromSeq, upTo: lastSeq) }
+        async let indexSideA: IndexProof.Side? = provesIndexes
+            ? try await indexPool.read { db in
+                try IndexProof.indexSide(db, key: digestKey, from: fromSeq, upTo: lastSeq, part: 0, parts: 2)
+            }
+            : nil
+        async let indexSideB: IndexProof.Side? = provesIndexes
+            ? try await indexPool.read { db in
+                try IndexProof.indexSide(db, key: digestKey, from: fromSeq, upTo: lastSeq, part: 1, parts: 2)
+            }
             : nil
         var tableDigest = IndexProof.emptyDigest(key: digestKey)
         if let storeID, let maxSeq = bounds.1, firstSeq <= maxSeq {
@@ -152,7 +159,8 @@ struct Verifier: Sendable {
                 head = Position(seq: seq, mac: final.lastMac)
             }
         }
-        if provesIndexes, let side = try await indexSide {
+        if provesIndexes, let sideA = try await indexSideA, let sideB = try await indexSideB {
+            let side = sideA.merged(with: sideB)
             if position == nil, lowRows.2 > 0 {
                 var low = try await pool.read { db in
                     var digest = IndexProof.emptyDigest(key: digestKey)
@@ -303,10 +311,21 @@ struct Verifier: Sendable {
             findings.append(Finding(kind: .schemaTampered, seqs: nil,
                                     message: "unexpected \(object.type) \(object.name) on \(object.table)"))
         }
-        let unknown = applied.filter { !StoreSchema.knownMigrations.contains($0) }
+        let known = StoreSchema.knownMigrations
+        let unknown = applied.filter { !known.contains($0) }
         if !unknown.isEmpty {
             findings.append(Finding(kind: .schemaTampered, seqs: nil,
                                     message: "unknown migrations recorded: \(unknown.joined(separator: ", ")) (newer AuditDB, or tampering)"))
+        }
+        // grdb_migrations is as open to an attacker as any table: deleting a record (and the
+        // objects of that migration) must not quietly lower the schema verification expects.
+        let recorded = applied.filter { known.contains($0) }
+        if !applied.isEmpty, recorded != Array(known.prefix(recorded.count)) {
+            findings.append(Finding(kind: .schemaTampered, seqs: nil,
+                                    message: "the recorded migrations (\(recorded.joined(separator: ", "))) skip some of \(known.joined(separator: ", ")): a migration record was removed or edited"))
+        } else if !applied.isEmpty, recorded.count < known.count {
+            findings.append(Finding(kind: .schemaOutdated, seqs: nil,
+                                    message: "the store records schema migrations up to \(recorded.last ?? "none") only; this AuditDB's schema goes to \(known.last ?? "?"). Run `auditdb migrate`. If this store was migrated before, its migration record and the objects of the later migrations were removed (tampering)"))
         }
         return findings
     }

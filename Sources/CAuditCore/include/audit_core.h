@@ -117,12 +117,12 @@ enum {
     ADB_INDEX_ORIGIN_REF = 5,   ///< audit_entries_origin_ref: origin_ref
     ADB_INDEX_COUNT = 6,
 };
-/// An order-independent digest of index entries: per index, the number of entries and two 64-bit
-/// sums of each entry's keyed SipHash-2-4-128. Initialise with a random 16-byte key per pass.
+/// An order-independent digest of index entries: per index, the number of entries and the 64-bit
+/// sum of each entry's keyed SipHash-1-3. Initialise with a random 16-byte key per pass.
 typedef struct {
     uint64_t k0, k1;
     uint64_t count[ADB_INDEX_COUNT];
-    uint64_t sum[ADB_INDEX_COUNT][2];
+    uint64_t sum[ADB_INDEX_COUNT];
 } adb_index_digest;
 void adb_index_digest_init(adb_index_digest *d, const uint8_t key[16]);
 void adb_index_digest_merge(adb_index_digest *into, const adb_index_digest *from);
@@ -131,10 +131,16 @@ int adb_index_digest_equal(const adb_index_digest *a, const adb_index_digest *b,
 /// Adds the entries that the current row of a verification statement (columns as for
 /// adb_stmt_read_row) puts into each index, from its stored values, whatever their types.
 void adb_index_digest_add_row(adb_index_digest *d, void *stmt);
-/// Steps `stmt` (a covering scan of one index selecting its key columns as stored, then the
-/// rowid: `columns` in all) to the end, adding each entry. Returns SQLITE_DONE or SQLite's error.
-int adb_index_digest_scan(adb_index_digest *d, int index, void *stmt, int columns);
-/// SipHash-2-4 with 128-bit output (for tests of the digest).
+/// The same for a row already read by adb_stmt_read_row (well-formed: its types are checked).
+void adb_index_digest_add_parsed(adb_index_digest *d, const adb_row *row);
+/// Registers the SQL aggregate `auditdb_index_digest(key, index, v1, ..., rowid)` on a `sqlite3 *`
+/// (the index side: one covering scan per index). Returns SQLITE_OK or SQLite's error.
+int adb_register_index_digest(void *connection);
+/// Adds the 16-byte result of `auditdb_index_digest` to `d` for `index`.
+void adb_index_digest_absorb(adb_index_digest *d, int index, const uint8_t result[16]);
+/// SipHash-c-d with 64-bit output (the digest uses 1-3; 2-4 has reference vectors) and
+/// SipHash-2-4 with 128-bit output, for tests.
+uint64_t adb_siphash64(const uint8_t key[16], const uint8_t *msg, size_t len, int crounds, int drounds);
 void adb_siphash128(const uint8_t key[16], const uint8_t *msg, size_t len, uint8_t out[16]);
 
 /// Results of adb_stmt_read_row: why a stored row cannot be checked at all.

@@ -39,6 +39,22 @@ struct MigrationTests {
         #expect(report.verification.isIntact)
     }
 
+    @Test("a migration record deleted with the migration's objects: never intact (schema-outdated); a skipped record: schema-tampered")
+    func migrationRecordTampered() async throws {
+        let path = dir.path("s.db")
+        try await makeStore(at: path, keys: keys, count: 5)
+        let last = try #require(StoreSchema.knownMigrations.last)
+        try sqlite3Must(path, "DELETE FROM grdb_migrations WHERE identifier = '\(last)'; DROP TABLE audit_checkpoints;")
+        let report = try await AuditStore.verify(storeAt: path, keys: keys)
+        #expect(report.findings.map(\.kind) == [.schemaOutdated])
+        #expect(report.findings.first?.message.contains("If this store was migrated before, its migration record and the objects of the later migrations were removed (tampering)") == true)
+        let other = dir.path("t.db")
+        try await makeStore(at: other, keys: keys, count: 5)
+        try sqlite3Must(other, "DELETE FROM grdb_migrations WHERE identifier = '\(StoreSchema.knownMigrations[1])';")
+        let skipped = try await AuditStore.verify(storeAt: other, keys: keys)
+        #expect(skipped.findings.map(\.message).contains { $0.hasPrefix("the recorded migrations (") && $0.hasSuffix("a migration record was removed or edited") })
+    }
+
     @Test("a store at the first schema: open asks for migration; migrate backs up, upgrades and verifies")
     func upgradeFromFirstSchema() async throws {
         let path = try await olderStore()

@@ -131,7 +131,7 @@ struct IndexProofTests {
         #expect(report.findings.first?.message.hasPrefix("index audit_entries_actor does not hold exactly the entries of the log's rows (4 entries where the rows imply 5)") == true)
     }
 
-    @Test("SipHash-2-4-128 matches the reference test vector")
+    @Test("SipHash (64- and 128-bit output) matches the reference test vectors")
     func siphashVector() {
         // Aumasson & Bernstein's reference vectors: key 00..0f, message 00..0e (15 bytes).
         let key = (0..<16).map { UInt8($0) }
@@ -141,5 +141,10 @@ struct IndexProofTests {
         #expect(ForeignRowTests.hex(out) == "5493e99933b0a8117e08ec0f97cfc3d9")
         adb_siphash128(key, [], 0, &out)
         #expect(ForeignRowTests.hex(out) == "a3817f04ba25a8e66df67214c7550293")
+        // The 64-bit variant the digest uses: vectors 0 and 15 (little-endian output).
+        #expect(adb_siphash64(key, [], 0, 2, 4) == 0x726fdb47dd0e0e31)
+        #expect(adb_siphash64(key, message, message.count, 2, 4) == 0xa129ca6149be45e5)
+        // The 1-3 variant the digest uses runs the same code with fewer rounds.
+        #expect(adb_siphash64(key, message, message.count, 1, 3) != adb_siphash64(key, message, message.count, 2, 4))
     }
 }
