@@ -77,6 +77,10 @@ print("appended seq \(seq); verify: \(report)")
 guard report.isIntact, report.rowsChecked == 1 else { fatalError("the new store does not verify") }
 EOF
 
+# SwiftPM leaves lock files named after the build path in $TMPDIR; keep them in $work.
+mkdir "$work/tmp"
+export TMPDIR="$work/tmp"
+
 say "resolving and building the consumer (cold build of AuditDB and its dependencies)..."
 "$SWIFT" package --package-path "$consumer" resolve || fail "resolving .package(url: \"file://.../AuditDB\", from: \"$VERSION\")"
 "$SWIFT" build --package-path "$consumer" || fail "building a package that depends on AuditDB $VERSION"
