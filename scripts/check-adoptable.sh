@@ -44,7 +44,7 @@ else
 fi
 
 say "checking commit $commit as version $VERSION"
-git clone --quiet --no-local "$repo" "$work/AuditDB" || fail "git clone of $repo"
+git clone --quiet --no-local --no-checkout "$repo" "$work/AuditDB" || fail "git clone of $repo"
 git -C "$work/AuditDB" checkout --quiet --detach "$commit" || fail "checking out $commit in the clone"
 git -C "$work/AuditDB" tag "$VERSION" || fail "tagging the clone $VERSION"
 
