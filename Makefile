@@ -5,7 +5,7 @@ SWIFT ?= swift
 APT_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config sqlite3 python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup build test demo release clean
+.PHONY: setup build test check-adoptable demo release clean
 
 ## setup: install the system packages AuditDB builds and tests with (only the missing ones)
 setup:
@@ -18,9 +18,16 @@ setup:
 build: setup
 	$(SWIFT) build
 
-## test: the whole test suite (Swift Testing only, so the summary line is unambiguous)
+## test: the whole test suite (Swift Testing only, so the summary line is unambiguous), then
+## check-adoptable
 test: setup
 	$(SWIFT) test --disable-xctest
+	SWIFT="$(SWIFT)" ./scripts/check-adoptable.sh
+
+## check-adoptable: a package that depends on AuditDB by version (`from:` a tag of HEAD) builds
+## and runs; catches what a path dependency hides (e.g. unsafeFlags). A cold build, 1-2 min.
+check-adoptable: setup
+	SWIFT="$(SWIFT)" ./scripts/check-adoptable.sh
 
 ## demo: build, then run a demo store: append, query, verify, tamper, verify again
 demo: setup

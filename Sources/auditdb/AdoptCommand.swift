@@ -2,10 +2,6 @@ import ArgumentParser
 import AuditDB
 import Foundation
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 struct Adopt: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Back-sign a legacy audit table: validate it, then append its rows as back-signed entries.",
@@ -70,7 +66,7 @@ struct Adopt: AsyncParsableCommand {
         let adoption = try adoption()
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
                                               configuration: try global.configuration())
-        let showBar = progress == .bar || (progress == .auto && isatty(STDERR_FILENO) == 1)
+        let showBar = progress == .bar || (progress == .auto && Platform.standardErrorIsTerminal)
         let started = Date()
         let report: AdoptionReport
         do {

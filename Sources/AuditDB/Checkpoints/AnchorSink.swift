@@ -1,13 +1,5 @@
 import Foundation
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// Somewhere outside the database file that keeps checkpoints: a directory on another disk, a
 /// WORM bucket mount, a remote host. Implement it to send checkpoints to your own system.
 ///
@@ -63,24 +55,24 @@ public struct DirectoryAnchor: AnchorSink {
             }
             return
         }
-        let temp = path + "/.tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        let temp = path + "/.tmp-\(Platform.processID)-\(UInt64.random(in: 0...UInt64.max))"
+        let fd = Platform.createExclusive(temp, mode: 0o644)
         guard fd >= 0 else {
-            throw AuditError(.storage, "cannot write to the anchor directory \(path): \(String(cString: strerror(errno)))")
+            throw AuditError(.storage, "cannot write to the anchor directory \(path): \(Platform.errorMessage(Platform.errorCode))")
         }
         var ok = FileBytes.writeAllAndSync(fd, bytes)
-        close(fd)
+        Platform.close(fd)
         // link() fails with EEXIST instead of replacing, unlike rename().
-        ok = ok && link(temp, final) == 0
-        let code = errno
-        unlink(temp)
+        ok = ok && Platform.link(temp, to: final)
+        let code = Platform.errorCode
+        Platform.unlink(temp)
         guard ok else {
-            throw AuditError(.storage, "could not write the anchor \(final): \(String(cString: strerror(code)))")
+            throw AuditError(.storage, "could not write the anchor \(final): \(Platform.errorMessage(code))")
         }
-        let dir = open(path, O_RDONLY | O_CLOEXEC)
+        let dir = Platform.openForReading(path)
         if dir >= 0 {
-            _ = fsync(dir)  // makes the new name durable; a directory that refuses fsync still has the file
-            close(dir)
+            _ = Platform.sync(dir)  // makes the new name durable; a directory that refuses fsync still has the file
+            Platform.close(dir)
         }
     }
 

@@ -1,13 +1,5 @@
 import CSodium
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// One version of the checkpoint signing key: an Ed25519 key pair (libsodium), separate from
 /// the HMAC keys. Its public half (``publicKey``) can be handed to anyone who should verify
 /// checkpoints and export bundles; the secret half never leaves this object.

@@ -1,14 +1,6 @@
 import CAuditCore
 import CSodium
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// A key file: the key ring as text, readable only by its owner.
 ///
 /// Format (one key per line; `#` starts a comment):
@@ -85,10 +77,9 @@ public struct EnvironmentKeyProvider: AuditKeyProvider {
 
     /// Parses the variable synchronously.
     public func load() throws(AuditError) -> KeyRing {
-        guard let raw = getenv(variable) else {
+        guard let raw = Platform.environmentBytes(variable) else {
             throw AuditError(.keyUnavailable, "environment variable \(variable) is not set")
         }
-        let length = strlen(raw)
         // Rewrite "1:hex:compromised,2:hex" as key-file lines so one parser serves both.
         var text = Array((KeyFile.header + "\n").utf8)
         defer { sodium_memzero(&text, text.count) }
@@ -109,8 +100,7 @@ public struct EnvironmentKeyProvider: AuditKeyProvider {
             sodium_memzero(&entry, entry.count)
             entry.removeAll(keepingCapacity: true)
         }
-        for i in 0..<length {
-            let c = UInt8(bitPattern: raw[i])
+        for c in raw {
             if c == UInt8(ascii: ",") || c == 0x20 || c == 0x0A { try flush() } else { entry.append(c) }
         }
         try flush()

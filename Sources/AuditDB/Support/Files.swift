@@ -1,13 +1,5 @@
 import CSodium
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// Reading and writing small files with the checks key files need.
 enum SecretFile {
     /// Reads a file that must be private (mode & 0o077 == 0) into secure memory, hands it to
@@ -15,23 +7,22 @@ enum SecretFile {
     static func withContents<R>(of path: String, what: String, missingHint: String,
                                 _ body: (UnsafeRawBufferPointer) throws(AuditError) -> R) throws(AuditError) -> R
     {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = Platform.openForReading(path)
         guard fd >= 0 else {
-            let code = errno
-            throw AuditError(code == ENOENT ? .keyUnavailable : .invalidKeyFile,
-                             code == ENOENT ? "\(what) \(path) does not exist; \(missingHint)"
-                                 : "cannot open \(what) \(path): \(String(cString: strerror(code)))")
+            let code = Platform.errorCode
+            throw AuditError(code == Platform.noSuchFile ? .keyUnavailable : .invalidKeyFile,
+                             code == Platform.noSuchFile ? "\(what) \(path) does not exist; \(missingHint)"
+                                 : "cannot open \(what) \(path): \(Platform.errorMessage(code))")
         }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+        defer { Platform.close(fd) }
+        guard let info = Platform.status(of: fd), info.isRegularFile else {
             throw AuditError(.keyFileInsecure, "\(what) \(path) is not a regular file")
         }
-        guard (info.st_mode & 0o077) == 0 else {
+        guard (info.permissions & 0o077) == 0 else {
             throw AuditError(.keyFileInsecure,
-                             "\(what) \(path) is accessible by group or others (mode \(String(info.st_mode & 0o777, radix: 8))); run `chmod 600 \(path)` and check who could have read it")
+                             "\(what) \(path) is accessible by group or others (mode \(String(info.permissions, radix: 8))); run `chmod 600 \(path)` and check who could have read it")
         }
-        let size = Int(info.st_size)
+        let size = info.size
         guard size > 0, size < 1 << 20 else { throw AuditError(.invalidKeyFile, "\(what) \(path) is empty or too large (\(size) bytes)") }
         guard sodiumInitialized, let buffer = sodium_malloc(size) else {
             throw AuditError(.storage, "could not allocate secure memory to read \(what) \(path)")
@@ -39,8 +30,8 @@ enum SecretFile {
         defer { sodium_free(buffer) }
         var filled = 0
         while filled < size {
-            let n = read(fd, buffer + filled, size - filled)
-            if n < 0, errno == EINTR { continue }
+            let n = Platform.read(fd, into: buffer + filled, count: size - filled)
+            if n < 0, Platform.errorCode == Platform.interrupted { continue }
             guard n > 0 else { throw AuditError(.invalidKeyFile, "could not read \(what) \(path)") }
             filled += n
         }
@@ -51,25 +42,26 @@ enum SecretFile {
     /// with O_EXCL (never overwriting) otherwise.
     /// `what` names the file in errors; `field` is the option that named the path (reported
     /// when the file already exists).
-    static func write(_ bytes: [UInt8], to path: String, mode: mode_t, replacing: Bool, what: String = "key file",
+    static func write(_ bytes: [UInt8], to path: String, mode: Platform.FileMode, replacing: Bool, what: String = "key file",
                       field: String? = nil) throws(AuditError)
     {
-        let target = replacing ? path + ".tmp-\(getpid())" : path
-        let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        let target = replacing ? path + ".tmp-\(Platform.processID)" : path
+        let fd = Platform.createExclusive(target, mode: mode)
         guard fd >= 0 else {
-            let code = errno
-            throw AuditError(code == EEXIST && !replacing ? .invalidInput : .storage,
-                             code == EEXIST && !replacing ? "\(path) already exists; refusing to overwrite a \(what) (choose another path)"
-                                 : "cannot create \(target): \(String(cString: strerror(code)))",
-                             field: code == EEXIST ? field : nil)
+            let code = Platform.errorCode
+            let exists = code == Platform.fileExists
+            throw AuditError(exists && !replacing ? .invalidInput : .storage,
+                             exists && !replacing ? "\(path) already exists; refusing to overwrite a \(what) (choose another path)"
+                                 : "cannot create \(target): \(Platform.errorMessage(code))",
+                             field: exists ? field : nil)
         }
-        var ok = fchmod(fd, mode) == 0 && FileBytes.writeAllAndSync(fd, bytes)
-        close(fd)
-        if ok && replacing { ok = rename(target, path) == 0 }
+        var ok = Platform.setMode(fd, mode) && FileBytes.writeAllAndSync(fd, bytes)
+        Platform.close(fd)
+        if ok && replacing { ok = Platform.rename(target, to: path) }
         guard ok else {
-            let code = errno
-            unlink(target)
-            throw AuditError(.storage, "could not write \(what) \(path): \(String(cString: strerror(code)))")
+            let code = Platform.errorCode
+            Platform.unlink(target)
+            throw AuditError(.storage, "could not write \(what) \(path): \(Platform.errorMessage(code))")
         }
     }
 }
@@ -81,28 +73,28 @@ enum FileBytes {
     static func writeAllAndSync(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var written = 0
         while written < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
-            if n < 0, errno == EINTR { continue }
+            let n = bytes.withUnsafeBytes { Platform.write(fd, from: $0.baseAddress! + written, count: bytes.count - written) }
+            if n < 0, Platform.errorCode == Platform.interrupted { continue }
             guard n > 0 else { return false }
             written += n
         }
-        return fsync(fd) == 0
+        return Platform.sync(fd)
     }
 
     static func read(_ path: String, what: String, limit: Int) throws(AuditError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = Platform.openForReading(path)
         guard fd >= 0 else {
-            let code = errno
-            throw AuditError(code == ENOENT ? .keyUnavailable : .storage,
-                             "cannot open \(what) \(path): \(String(cString: strerror(code)))")
+            let code = Platform.errorCode
+            throw AuditError(code == Platform.noSuchFile ? .keyUnavailable : .storage,
+                             "cannot open \(what) \(path): \(Platform.errorMessage(code))")
         }
-        defer { close(fd) }
+        defer { Platform.close(fd) }
         var out = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
-            if n < 0, errno == EINTR { continue }
-            guard n >= 0 else { throw AuditError(.storage, "could not read \(what) \(path): \(String(cString: strerror(errno)))") }
+            let n = chunk.withUnsafeMutableBytes { Platform.read(fd, into: $0.baseAddress!, count: $0.count) }
+            if n < 0, Platform.errorCode == Platform.interrupted { continue }
+            guard n >= 0 else { throw AuditError(.storage, "could not read \(what) \(path): \(Platform.errorMessage(Platform.errorCode))") }
             if n == 0 { return out }
             out.append(contentsOf: chunk[0..<n])
             guard out.count <= limit else { throw AuditError(.invalidInput, "\(what) \(path) is larger than \(limit) bytes") }

@@ -1,0 +1,107 @@
+// Platform.swift - the only file of the package that imports the C library.
+//
+// AuditDB builds and is tested on Linux (Glibc). The package also declares macOS: the calls
+// below have the same POSIX names and meaning in Darwin, so that branch compiles by
+// construction, but it is not built or tested here.
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#else
+    #error("AuditDB needs a POSIX C library (Glibc, Musl or Darwin)")
+#endif
+
+/// The POSIX file, process and terminal calls AuditDB makes. Everything else in the package
+/// calls these instead of importing Glibc or Darwin itself. Not public API: `package` only so
+/// that the `auditdb` command can use ``standardErrorIsTerminal``.
+package enum Platform {
+    /// A file's permission bits (`mode_t`).
+    typealias FileMode = mode_t
+
+    // MARK: errno
+
+    /// The calling thread's `errno`, to be read right after the call that failed.
+    static var errorCode: Int32 { errno }
+    /// `strerror(code)`.
+    static func errorMessage(_ code: Int32) -> String { String(cString: strerror(code)) }
+    /// `EINTR`: the call was interrupted by a signal and may be retried.
+    static let interrupted = EINTR
+    /// `ENOENT`: no such file or directory.
+    static let noSuchFile = ENOENT
+    /// `EEXIST`: the file exists.
+    static let fileExists = EEXIST
+
+    // MARK: Files
+
+    /// `open(path, O_RDONLY | O_CLOEXEC)`; -1 with `errorCode` set on failure.
+    static func openForReading(_ path: String) -> Int32 {
+        open(path, O_RDONLY | O_CLOEXEC)
+    }
+
+    /// `open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)`: creates a new file, never
+    /// opening an existing one; -1 with `errorCode` set on failure.
+    static func createExclusive(_ path: String, mode: FileMode) -> Int32 {
+        open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+    }
+
+    /// `close(fd)`.
+    static func close(_ fd: Int32) { _ = closeFile(fd) }
+
+    /// `read(fd, buffer, count)`: bytes read, 0 at the end, -1 with `errorCode` set on failure.
+    static func read(_ fd: Int32, into buffer: UnsafeMutableRawPointer, count: Int) -> Int {
+        readFile(fd, buffer, count)
+    }
+
+    /// `write(fd, bytes, count)`: bytes written, -1 with `errorCode` set on failure.
+    static func write(_ fd: Int32, from bytes: UnsafeRawPointer, count: Int) -> Int {
+        writeFile(fd, bytes, count)
+    }
+
+    /// `fsync(fd) == 0`.
+    static func sync(_ fd: Int32) -> Bool { fsync(fd) == 0 }
+
+    /// `fchmod(fd, mode) == 0`.
+    static func setMode(_ fd: Int32, _ mode: FileMode) -> Bool { fchmod(fd, mode) == 0 }
+
+    /// What `fstat` says about an open file, or nil if it fails.
+    static func status(of fd: Int32) -> (isRegularFile: Bool, permissions: FileMode, size: Int)? {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return nil }
+        return ((info.st_mode & S_IFMT) == S_IFREG, info.st_mode & 0o777, Int(info.st_size))
+    }
+
+    /// `rename(from, to) == 0` (replaces `to`).
+    static func rename(_ from: String, to: String) -> Bool { renameFile(from, to) == 0 }
+
+    /// `link(from, to) == 0`: fails with `EEXIST` instead of replacing `to`.
+    static func link(_ from: String, to: String) -> Bool { linkFile(from, to) == 0 }
+
+    /// `unlink(path)`.
+    static func unlink(_ path: String) { _ = unlinkFile(path) }
+
+    // MARK: Process
+
+    /// `getpid()`.
+    static var processID: Int32 { getpid() }
+
+    /// The bytes of an environment variable, without copying them into a Swift string (they may
+    /// be secret: the caller wipes its own copies). Valid until the environment changes.
+    static func environmentBytes(_ name: String) -> UnsafeBufferPointer<UInt8>? {
+        guard let value = getenv(name) else { return nil }
+        return UnsafeBufferPointer(start: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self), count: strlen(value))
+    }
+
+    /// Whether standard error is a terminal (`isatty(STDERR_FILENO)`). `package`: the
+    /// `auditdb` command asks it.
+    package static var standardErrorIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
+}
+
+// The C functions under names that the wrappers above do not shadow.
+private func closeFile(_ fd: Int32) -> Int32 { close(fd) }
+private func readFile(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int { read(fd, buffer, count) }
+private func writeFile(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int { write(fd, bytes, count) }
+private func renameFile(_ from: String, _ to: String) -> Int32 { rename(from, to) }
+private func linkFile(_ from: String, _ to: String) -> Int32 { link(from, to) }
+private func unlinkFile(_ path: String) -> Int32 { unlink(path) }
