@@ -18,11 +18,11 @@ setup:
 build: setup
 	$(SWIFT) build
 
-## test: the whole test suite (Swift Testing only, so the summary line is unambiguous), then
-## check-adoptable
+## test: check-adoptable, then the whole test suite (Swift Testing only, so the summary line is
+## unambiguous and the last one printed)
 test: setup
-	$(SWIFT) test --disable-xctest
 	SWIFT="$(SWIFT)" ./scripts/check-adoptable.sh
+	$(SWIFT) test --disable-xctest
 
 ## check-adoptable: a package that depends on AuditDB by version (`from:` a tag of HEAD) builds
 ## and runs; catches what a path dependency hides (e.g. unsafeFlags). A cold build, 1-2 min.
