@@ -50,9 +50,7 @@ public struct DirectoryAnchor: AnchorSink {
         let final = path + "/" + Self.fileName(of: checkpoint)
         let bytes = Array((checkpoint.json + "\n").utf8)
         if FileManager.default.fileExists(atPath: final) {
-            guard try FileBytes.read(final, what: "anchor file", limit: 1 << 16) == bytes else {
-                throw AuditError(.storage, "the anchor \(final) already holds a different checkpoint for seq \(checkpoint.seq); it is never overwritten (investigate: two stores with one id, or tampering)")
-            }
+            try Self.acceptExisting(final, for: checkpoint)
             return
         }
         let temp = path + "/.tmp-\(Platform.processID)-\(UInt64.random(in: 0...UInt64.max))"
@@ -66,6 +64,11 @@ public struct DirectoryAnchor: AnchorSink {
         ok = ok && Platform.link(temp, to: final)
         let code = Platform.errorCode
         Platform.unlink(temp)
+        if !ok, code == Platform.fileExists {
+            // Another process anchored this seq between our check and our link.
+            try Self.acceptExisting(final, for: checkpoint)
+            return
+        }
         guard ok else {
             throw AuditError(.storage, "could not write the anchor \(final): \(Platform.errorMessage(code))")
         }
@@ -73,6 +76,25 @@ public struct DirectoryAnchor: AnchorSink {
         if dir >= 0 {
             _ = Platform.sync(dir)  // makes the new name durable; a directory that refuses fsync still has the file
             Platform.close(dir)
+        }
+    }
+
+    /// An anchor file already at `file` is never overwritten. It is fine when it states the same
+    /// log as `checkpoint` (same store, seq, chain head and Merkle root): another process, or an
+    /// earlier run, checkpointed the same rows at another time. Anything else is refused.
+    static func acceptExisting(_ file: String, for checkpoint: Checkpoint) throws(AuditError) {
+        let bytes = try FileBytes.read(file, what: "anchor file", limit: 1 << 16)
+        if bytes == Array((checkpoint.json + "\n").utf8) { return }
+        let existing: Checkpoint
+        do {
+            existing = try Checkpoint(json: Data(bytes))
+        } catch {
+            throw AuditError(.storage, "the anchor \(file) already exists and is not a checkpoint (\(error.message)); it is never overwritten (investigate: tampering)")
+        }
+        guard existing.selfInvalidity() == nil, existing.storeID == checkpoint.storeID, existing.seq == checkpoint.seq,
+              existing.chainHead == checkpoint.chainHead, existing.merkleRoot == checkpoint.merkleRoot
+        else {
+            throw AuditError(.storage, "the anchor \(file) already holds a different checkpoint for seq \(checkpoint.seq); it is never overwritten (investigate: two stores with one id, or tampering)")
         }
     }
 

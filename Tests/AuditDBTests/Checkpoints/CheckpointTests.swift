@@ -357,6 +357,40 @@ struct CheckpointTests {
         #expect(report.findings.map(\.description) == ["schema-tampered: trigger audit_checkpoints_no_delete is missing (dropped?)"])
     }
 
+    @Test("concurrent checkpoint processes: every one succeeds; the anchor and the store hold one checkpoint per seq")
+    func concurrentCheckpointProcesses() async throws {
+        let cli = try cliPath()
+        let keyFile = dir.path("k.keys"), path = dir.path("s.db"), secret = dir.path("c.key"), pub = dir.path("c.pub")
+        let anchor = dir.path("anchor")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        try await makeStore(at: path, keys: keys, count: 2_000)
+        #expect(try run(cli, ["checkpoint-key", "generate", "--out", secret, "--public-out", pub]).status == 0)
+        for round in 0..<3 {
+            let processes = try (0..<4).map { _ -> (Process, Pipe) in
+                let process = Process(), err = Pipe()
+                process.executableURL = URL(fileURLWithPath: cli)
+                process.arguments = ["checkpoint", "--store", path, "--key-file", keyFile, "--signing-key", secret, "--anchor", anchor]
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = err
+                try process.run()
+                return (process, err)
+            }
+            for (process, err) in processes {
+                let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                process.waitUntilExit()
+                #expect(process.terminationStatus == 0, "round \(round): \(message)")
+            }
+            let store = try await AuditStore.open(at: path, keys: keys)
+            try await store.append(sampleEvent(10_000 + round))
+            try await store.close()
+        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: anchor).filter { $0.hasSuffix(".json") }
+        #expect(files.count == 3)
+        let report = try await AuditStore.verify(storeAt: path, keys: keys, againstAnchors: [anchor],
+                                                 publicKeys: try CheckpointPublicKeys.load(path: pub))
+        #expect(report.isIntact, "\(report)")
+    }
+
     @Test("checkpoint-key rotate: new checkpoints use version 2; older ones still verify under the rewritten public file")
     func rotation() async throws {
         let cli = try cliPath()
