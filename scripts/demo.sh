@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The AuditDB demo: a store in a temporary directory; append, query, verify, scan, checkpoint to an
-# anchor, export for an auditor; then cut the tail of a copy (found only against the anchor) and
+# anchor, export for an auditor; then cut the tail of a copy (found by the store's own checkpoint,
+# and once that is cut too, only against the anchor) and
 # tamper with the file through the sqlite3 shell, and watch verification name the row.
 set -uo pipefail
 AUDITDB="${1:?usage: demo.sh PATH-TO-auditdb}"
@@ -42,10 +43,13 @@ show "$AUDITDB" checkpoint --signing-key "$WORK/checkpoint.key" --anchor "$WORK/
 show "$AUDITDB" export --out "$WORK/export-acme" --tenant acme --redact actor --signing-key "$WORK/checkpoint.key"
 show "$AUDITDB" verify-export "$WORK/export-acme" --public-key "$WORK/checkpoint.pub" --require-statement; echo "exit status: $?"
 
-step "6. A copy whose last rows were cut (trigger put back): the MACs cannot see it, the anchor can"
+step "6. A copy whose last rows were cut (trigger put back): the store's own checkpoint says so; cut that too, and only the anchor can"
 cp "$AUDITDB_STORE" "$WORK/cut.db"
 trigger="$(sqlite3 "$WORK/cut.db" "SELECT sql FROM sqlite_schema WHERE name = 'audit_entries_no_delete';")"
 show sqlite3 "$WORK/cut.db" "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq >= 4; $trigger;"
+show "$AUDITDB" verify --store "$WORK/cut.db" --public-key "$WORK/checkpoint.pub"; echo "exit status: $?"
+ctrigger="$(sqlite3 "$WORK/cut.db" "SELECT sql FROM sqlite_schema WHERE name = 'audit_checkpoints_no_delete';")"
+show sqlite3 "$WORK/cut.db" "DROP TRIGGER audit_checkpoints_no_delete; DELETE FROM audit_checkpoints; $ctrigger;"
 show "$AUDITDB" verify --store "$WORK/cut.db"; echo "exit status: $?"
 show "$AUDITDB" verify --store "$WORK/cut.db" --anchor "$WORK/anchors" --public-key "$WORK/checkpoint.pub"; cut_status=$?
 echo "exit status: $cut_status"
