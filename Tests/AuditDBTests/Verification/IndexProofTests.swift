@@ -27,6 +27,21 @@ struct IndexProofTests {
         return ((root - 1) * pageSize)..<(root * pageSize)
     }
 
+    /// Rebuilds `index` from `definition` (e.g. one that leaves a row out) and puts its original
+    /// CREATE INDEX text back through writable_schema, so the schema compares byte-identical.
+    func rebuildIndex(_ index: String, as definition: String) throws {
+        let original = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = '\(index)';").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        try sqlite3Must(db, """
+            DROP INDEX \(index);
+            \(definition);
+            PRAGMA writable_schema = ON;
+            UPDATE sqlite_schema SET sql = '\(original.replacingOccurrences(of: "'", with: "''"))' WHERE name = '\(index)';
+            """)
+        #expect(try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = '\(index)';").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines) == original)
+    }
+
     func verify() async throws -> IntegrityReport {
         try await AuditStore.verify(storeAt: db, keys: keys)
     }
@@ -64,16 +79,7 @@ struct IndexProofTests {
     @Test("the actor index rebuilt without a row, its CREATE INDEX text put back: index-mismatch naming it; repair-indexes fixes it")
     func indexRebuiltWithoutRows() async throws {
         try await makeStore(at: db, keys: keys, count: 30)
-        let original = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = 'audit_entries_actor';").stdout
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        try sqlite3Must(db, """
-            DROP INDEX audit_entries_actor;
-            CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor) WHERE actor IS NOT NULL AND seq <> 5;
-            PRAGMA writable_schema = ON;
-            UPDATE sqlite_schema SET sql = '\(original.replacingOccurrences(of: "'", with: "''"))' WHERE name = 'audit_entries_actor';
-            """)
-        #expect(try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = 'audit_entries_actor';").stdout
-            .trimmingCharacters(in: .whitespacesAndNewlines) == original)
+        try rebuildIndex("audit_entries_actor", as: "CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor) WHERE actor IS NOT NULL AND seq <> 5")
         let report = try await verify()
         #expect(report.findings.map(\.kind) == [.indexMismatch])
         #expect(report.findings.first?.message.hasPrefix("index audit_entries_actor does not hold exactly the entries of the log's rows (29 entries where the rows imply 30)") == true)
@@ -95,14 +101,7 @@ struct IndexProofTests {
         try await store.close()
         let newest = try sqlite3Shell(db, "SELECT max(seq) FROM audit_entries WHERE action = 'auditdb.scan';").stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        let original = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = 'audit_entries_engine';").stdout
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        try sqlite3Must(db, """
-            DROP INDEX audit_entries_engine;
-            CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/' AND seq <> \(newest);
-            PRAGMA writable_schema = ON;
-            UPDATE sqlite_schema SET sql = '\(original.replacingOccurrences(of: "'", with: "''"))' WHERE name = 'audit_entries_engine';
-            """)
+        try rebuildIndex("audit_entries_engine", as: "CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/' AND seq <> \(newest)")
         let report = try await verify()
         #expect(report.findings.map(\.kind) == [.indexMismatch])
         #expect(report.findings.first?.message.hasPrefix("index audit_entries_engine does not hold exactly the entries of the log's rows (1 entries where the rows imply 2)") == true)
@@ -115,14 +114,7 @@ struct IndexProofTests {
         let head = try #require(try await store.verify().verifiedHead)
         try await store.append(contentsOf: (11...15).map { sampleEvent($0, actor: "zed") })
         try await store.close()
-        let original = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = 'audit_entries_actor';").stdout
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        try sqlite3Must(db, """
-            DROP INDEX audit_entries_actor;
-            CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor) WHERE actor IS NOT NULL AND seq <> 13;
-            PRAGMA writable_schema = ON;
-            UPDATE sqlite_schema SET sql = '\(original.replacingOccurrences(of: "'", with: "''"))' WHERE name = 'audit_entries_actor';
-            """)
+        try rebuildIndex("audit_entries_actor", as: "CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor) WHERE actor IS NOT NULL AND seq <> 13")
         let reopened = try await AuditStore.open(at: db, keys: keys)
         let report = try await Verifier(pool: reopened.pool, keys: keys, expectedStoreID: nil).run(from: head)
         try await reopened.close()
