@@ -1,6 +1,7 @@
 import ArgumentParser
 import AuditDB
 import Foundation
+import Synchronization
 
 @main
 struct AuditDBCommand: AsyncParsableCommand {
@@ -52,6 +53,9 @@ enum ExitStatus {
     static let failure: Int32 = 2
 }
 
+/// The key ring read from `AUDITDB_KEYS`, which can be read only once per process.
+private let environmentKeyRing = Mutex<Result<KeyRing, AuditError>?>(nil)
+
 /// Options every command accepts, before or after the subcommand name.
 struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The store file (default: $AUDITDB_STORE).", valueName: "path"))
@@ -78,7 +82,15 @@ struct GlobalOptions: ParsableArguments {
 
     func keyRing() throws -> KeyRing {
         if let path = keyFilePath(), !path.isEmpty { return try KeyFile(path: path).load() }
-        if environment["AUDITDB_KEYS"] != nil { return try EnvironmentKeyProvider().load() }
+        // AUDITDB_KEYS leaves the environment once read (EnvironmentKeyProvider): keep the ring.
+        let fromEnvironment = try environmentKeyRing.withLock { cached -> KeyRing? in
+            if let cached { return try cached.get() }
+            guard environment["AUDITDB_KEYS"] != nil else { return nil }
+            let result = Result { () throws(AuditError) in try EnvironmentKeyProvider().load() }
+            cached = result
+            return try result.get()
+        }
+        if let fromEnvironment { return fromEnvironment }
         throw AuditError(
             .keyUnavailable,
             "no key given: pass --key-file PATH, set AUDITDB_KEY_FILE, or set AUDITDB_KEYS; create a key with `auditdb keys generate --out FILE`")

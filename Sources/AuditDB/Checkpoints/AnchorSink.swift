@@ -31,6 +31,9 @@ public struct DirectoryAnchor: AnchorSink {
 
     public var name: String { path }
 
+    /// The mode of an anchor file: read-only for everyone (checkpoints are public statements).
+    static let fileMode: Platform.FileMode = 0o444
+
     /// The file name of a checkpoint in the directory.
     public static func fileName(of checkpoint: Checkpoint) -> String {
         let seq = String(checkpoint.seq)
@@ -54,11 +57,12 @@ public struct DirectoryAnchor: AnchorSink {
             return
         }
         let temp = path + "/.tmp-\(Platform.processID)-\(UInt64.random(in: 0...UInt64.max))"
-        let fd = Platform.createExclusive(temp, mode: 0o644)
+        // Read-only once written (0444): an anchor is never rewritten, by AuditDB or by accident.
+        let fd = Platform.createExclusive(temp, mode: Self.fileMode)
         guard fd >= 0 else {
             throw AuditError(.storage, "cannot write to the anchor directory \(path): \(Platform.errorMessage(Platform.errorCode))")
         }
-        var ok = FileBytes.writeAllAndSync(fd, bytes)
+        var ok = Platform.setMode(fd, Self.fileMode) && FileBytes.writeAllAndSync(fd, bytes)
         Platform.close(fd)
         // link() fails with EEXIST instead of replacing, unlike rename().
         ok = ok && Platform.link(temp, to: final)

@@ -156,20 +156,30 @@ extension AuditStore {
         let statement = signer.map {
             ExportStatement.signed(checkpoint: cp, filter: filter, redact: redact, seqs: seqs, createdAt: createdAt, key: $0.signingKey)
         }
+        // A bundle holds audit data like the store: directory 0700, files 0600, whatever the umask
+        // (hand it to an auditor by copying it; docs/FORMAT.md section 17.1).
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
         } catch {
             throw AuditError(.storage, "could not create the export bundle \(directory): \(error.localizedDescription)")
         }
+        guard Platform.setMode(directory, ExportBundle.directoryMode) else {
+            let code = Platform.errorCode
+            try? FileManager.default.removeItem(atPath: directory)  // the empty directory just made; the error below says why
+            throw AuditError(.storage, "could not set the mode of the export bundle \(directory): \(Platform.errorMessage(code))")
+        }
         do {
-            try Data(manifest.utf8).write(to: URL(fileURLWithPath: directory + "/" + ExportBundle.manifestFile))
-            try Data((cp.json + "\n").utf8).write(to: URL(fileURLWithPath: directory + "/" + ExportBundle.checkpointFile))
+            try SecretFile.write(Array(manifest.utf8), to: directory + "/" + ExportBundle.manifestFile,
+                                 mode: ExportBundle.fileMode, replacing: false, what: "export file")
+            try SecretFile.write(Array((cp.json + "\n").utf8), to: directory + "/" + ExportBundle.checkpointFile,
+                                 mode: ExportBundle.fileMode, replacing: false, what: "export file")
             // Pass 2: read the matching rows again and stream them with their proofs; each row's
             // leaf must equal the one verified in pass 1, so nothing unverified is written.
             try await Self.writeEntries(pool, seqs: seqs, levels: levels, storeID: storeID, keys: keys, redact: redact,
                                         to: directory + "/" + ExportBundle.entriesFile)
             if let statement {
-                try Data((statement.json + "\n").utf8).write(to: URL(fileURLWithPath: directory + "/" + ExportStatement.file))
+                try SecretFile.write(Array((statement.json + "\n").utf8), to: directory + "/" + ExportStatement.file,
+                                     mode: ExportBundle.fileMode, replacing: false, what: "export file")
             }
         } catch {
             try? FileManager.default.removeItem(atPath: directory)  // no partial bundle is left; the error below says why
@@ -183,8 +193,9 @@ extension AuditStore {
     private static func writeEntries(_ reader: any DatabaseReader, seqs: [Int64], levels: MerkleTree.Levels, storeID: StoreID,
                                      keys: KeyRing, redact: Set<WithholdableField>, to path: String) async throws
     {
-        guard FileManager.default.createFile(atPath: path, contents: nil) else {
-            throw AuditError(.storage, "cannot create \(path)")
+        let created = Platform.createEmpty(path, mode: ExportBundle.fileMode)
+        guard created == 0 else {
+            throw AuditError(.storage, "cannot create \(path): \(Platform.errorMessage(created))")
         }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? handle.close() }  // close after a write error; that error is what is thrown

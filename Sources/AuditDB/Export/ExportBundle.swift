@@ -97,6 +97,9 @@ public struct ExportVerification: Sendable, CustomStringConvertible {
 /// only the public checkpoint key: no store, no HMAC key.
 public enum ExportBundle {
     static let format = "auditdb-export v1"
+    /// Modes of what an export writes: the bundle directory 0700, its files 0600.
+    static let directoryMode: Platform.FileMode = 0o700
+    static let fileMode: Platform.FileMode = 0o600
     static let manifestFile = "manifest.json"
     static let checkpointFile = "checkpoint.json"
     static let entriesFile = "entries.jsonl"

@@ -80,6 +80,9 @@ public struct EnvironmentKeyProvider: AuditKeyProvider {
         guard let raw = Platform.environmentBytes(variable) else {
             throw AuditError(.keyUnavailable, "environment variable \(variable) is not set")
         }
+        // Once read, the keys leave the environment, wiped: no child process inherits them and
+        // they do not stay in the process's environment block for its life. Read it once.
+        defer { Platform.removeEnvironment(variable) }
         // Rewrite "1:hex:compromised,2:hex" as key-file lines so one parser serves both.
         var text = Array((KeyFile.header + "\n").utf8)
         defer { sodium_memzero(&text, text.count) }

@@ -110,8 +110,13 @@ extension AuditStore {
             case .at(let chosen): backupPath = chosen
             }
             if let backupPath {
-                guard !FileManager.default.fileExists(atPath: backupPath) else {
+                // VACUUM INTO fills an empty file; creating it first gives it the store's mode (0600).
+                switch Platform.createEmpty(backupPath, mode: storeFileMode) {
+                case 0: break
+                case Platform.fileExists:
                     throw AuditError(.invalidInput, "the backup path \(backupPath) already exists; choose another", field: "backup")
+                case let code:
+                    throw AuditError(.storage, "cannot create the backup \(backupPath): \(Platform.errorMessage(code))", field: "backup")
                 }
                 progress?(.backingUp(path: backupPath))
                 try await pool.writeWithoutTransaction { db in

@@ -118,12 +118,21 @@ public final class AuditStore: Sendable {
         try await create(at: path, keys: keys, configuration: configuration, schemaUpTo: nil)
     }
 
+    /// The mode of a store file, its -wal and -shm (SQLite copies it) and its backups: 0600.
+    static let storeFileMode: Platform.FileMode = 0o600
+
     /// `create`, optionally stopping at an older migration (tests of upgrades use it).
     static func create(at path: String, keys: KeyRing, configuration: Configuration, schemaUpTo: String?)
         async throws -> AuditStore
     {
-        guard !FileManager.default.fileExists(atPath: path) else {
+        // The file is created here, mode 0600 whatever the umask, never over an existing one;
+        // SQLite gives the -wal and -shm files the mode of the database file.
+        switch Platform.createEmpty(path, mode: storeFileMode) {
+        case 0: break
+        case Platform.fileExists:
             throw AuditError(.storeExists, "\(path) already exists; open it instead, or choose a new path")
+        case let code:
+            throw AuditError(.storage, "cannot create \(path): \(Platform.errorMessage(code)); check that its directory exists and is writable")
         }
         let pool = try makePool(path: path, configuration: configuration, readOnly: false)
         do {

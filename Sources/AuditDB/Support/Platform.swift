@@ -65,6 +65,21 @@ package enum Platform {
     /// `fchmod(fd, mode) == 0`.
     static func setMode(_ fd: Int32, _ mode: FileMode) -> Bool { fchmod(fd, mode) == 0 }
 
+    /// Creates an empty file with exactly `mode` (whatever the umask), never opening an existing
+    /// one. Returns 0, or the `errno` of the call that failed.
+    static func createEmpty(_ path: String, mode: FileMode) -> Int32 {
+        let fd = createExclusive(path, mode: mode)
+        guard fd >= 0 else { return errorCode }
+        let ok = setMode(fd, mode)
+        let code = errorCode
+        close(fd)
+        if !ok { unlink(path) }
+        return ok ? 0 : code
+    }
+
+    /// `chmod(path, mode)`.
+    static func setMode(_ path: String, _ mode: FileMode) -> Bool { chmod(path, mode) == 0 }
+
     /// What `fstat` says about an open file, or nil if it fails.
     static func status(of fd: Int32) -> (isRegularFile: Bool, permissions: FileMode, size: Int)? {
         var info = stat()
@@ -88,6 +103,14 @@ package enum Platform {
 
     /// The bytes of an environment variable, without copying them into a Swift string (they may
     /// be secret: the caller wipes its own copies). Valid until the environment changes.
+    /// Overwrites a variable's value with zeros in place (so no copy stays in the environment
+    /// block that /proc/PID/environ shows), then `unsetenv(name)`: children started afterwards
+    /// do not inherit it.
+    static func removeEnvironment(_ name: String) {
+        if let value = getenv(name) { memset(value, 0, strlen(value)) }
+        _ = unsetenv(name)
+    }
+
     static func environmentBytes(_ name: String) -> UnsafeBufferPointer<UInt8>? {
         guard let value = getenv(name) else { return nil }
         return UnsafeBufferPointer(start: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self), count: strlen(value))

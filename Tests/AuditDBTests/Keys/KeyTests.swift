@@ -75,6 +75,8 @@ struct KeyTests {
         setenv("AUDITDB_TEST_KEYS", "1:\(a):compromised,2:\(b)", 1)
         defer { unsetenv("AUDITDB_TEST_KEYS") }
         let ring = try EnvironmentKeyProvider(variable: "AUDITDB_TEST_KEYS").load()
+        // Read once, then gone from the environment (and wiped in place).
+        #expect(getenv("AUDITDB_TEST_KEYS") == nil)
         #expect(ring.versions == [1, 2])
         #expect(ring.signingKey.version == 2)
         #expect(ring.compromisedVersions == [1])
