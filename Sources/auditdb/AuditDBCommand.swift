@@ -69,6 +69,11 @@ struct GlobalOptions: ParsableArguments {
         valueName: "hex"))
     var storeID: String?
 
+    @Option(name: .customLong("busy-timeout"), help: ArgumentHelp(
+        "How long to wait for a lock another process holds before failing with exit 2 (default: $AUDITDB_BUSY_TIMEOUT, else 30).",
+        valueName: "seconds"))
+    var busyTimeout: String?
+
     var environment: [String: String] { ProcessInfo.processInfo.environment }
 
     func storePath() throws -> String {
@@ -104,6 +109,12 @@ struct GlobalOptions: ParsableArguments {
             }
             config.expectedStoreID = id
         }
+        if let text = busyTimeout ?? environment["AUDITDB_BUSY_TIMEOUT"], !text.isEmpty {
+            guard let seconds = Double(text), seconds.isFinite, seconds >= 0, seconds <= 86_400 else {
+                throw AuditError(.invalidInput, "--busy-timeout must be a number of seconds from 0 to 86400", field: "--busy-timeout")
+            }
+            config.busyTimeout = .milliseconds(Int64((seconds * 1000).rounded()))
+        }
         return config
     }
 
@@ -113,6 +124,7 @@ struct GlobalOptions: ParsableArguments {
         result.store = store ?? parent?.store
         result.keyFile = keyFile ?? parent?.keyFile
         result.storeID = storeID ?? parent?.storeID
+        result.busyTimeout = busyTimeout ?? parent?.busyTimeout
         return result
     }
 }

@@ -99,6 +99,41 @@ struct LoadTests {
         print("load test: \(total) appends by 64 tasks, \(queried) rows read by 8 tasks, \(passes) verify passes, \(scanRecords.count) scanner passes; peak RSS \(rssBefore) -> \(rssAfter) kB")
     }
 
+    @Test("32 concurrent CLI writers with the default busy timeout: every append succeeds, seqs gapless")
+    func thirtyTwoCLIWriters() async throws {
+        let dir = try TempDir()
+        let keyFile = dir.path("k.keys"), path = dir.path("shared.db")
+        let keys = try KeyFile.generate(at: keyFile)
+        try await makeStore(at: path, keys: keys, count: 0)
+        let cli = try cliPath()
+        let writers = 32, appendsEach = 5
+        var environment = ProcessInfo.processInfo.environment
+        for name in ["AUDITDB_STORE", "AUDITDB_KEY_FILE", "AUDITDB_KEYS", "AUDITDB_STORE_ID", "AUDITDB_BUSY_TIMEOUT"] {
+            environment.removeValue(forKey: name)
+        }
+        // Each writer is a shell loop of separate `auditdb append` processes (open, append durably, close).
+        let script = (0..<appendsEach).map { i in
+            "\"$0\" append --store \"$1\" --key-file \"$2\" --actor \"w$3\" --action write --resource-id \(i) || exit $?"
+        }.joined(separator: "\n")
+        let processes = try (0..<writers).map { w -> (Process, Pipe) in
+            let process = Process(), err = Pipe()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", script, cli, path, keyFile, String(w)]
+            process.environment = environment
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = err
+            try process.run()
+            return (process, err)
+        }
+        for (process, err) in processes {
+            let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0, "\(message)")
+        }
+        let report = try await AuditStore.verify(storeAt: path, keys: keys)
+        #expect(report.isIntact && report.lastSeq == Int64(writers * appendsEach), "\(report)")
+    }
+
     @Test("two processes appending to the same store: disjoint gapless seqs, every acknowledged row exact")
     func twoProcesses() async throws {
         let dir = try TempDir()
