@@ -2,21 +2,31 @@ import CSodium
 
 /// Reading and writing small files with the checks key files need.
 enum SecretFile {
-    /// Reads a file that must be private (mode & 0o077 == 0) into secure memory, hands it to
-    /// `body` and wipes it.
+    /// Reads a file that must be private into secure memory, hands it to `body` and wipes it.
+    /// The file must be a regular file (a FIFO or device is refused at once, never waited on),
+    /// not a symbolic link (so that what is checked is what is read, and `keys rotate` replaces
+    /// the file it read), owned by this user or root, and not accessible by group or others.
     static func withContents<R>(of path: String, what: String, missingHint: String,
                                 _ body: (UnsafeRawBufferPointer) throws(AuditError) -> R) throws(AuditError) -> R
     {
-        let fd = Platform.openForReading(path)
+        let fd = Platform.openInput(path, followingSymlink: false)
         guard fd >= 0 else {
             let code = Platform.errorCode
+            if code == Platform.symbolicLink {
+                throw AuditError(.keyFileInsecure,
+                                 "\(what) \(path) is a symbolic link; pass the path of the file itself (a link could be redirected to another file)")
+            }
             throw AuditError(code == Platform.noSuchFile ? .keyUnavailable : .invalidKeyFile,
                              code == Platform.noSuchFile ? "\(what) \(path) does not exist; \(missingHint)"
                                  : "cannot open \(what) \(path): \(Platform.errorMessage(code))")
         }
         defer { Platform.close(fd) }
         guard let info = Platform.status(of: fd), info.isRegularFile else {
-            throw AuditError(.keyFileInsecure, "\(what) \(path) is not a regular file")
+            throw AuditError(.keyFileInsecure, "\(what) \(path) is not a regular file (a FIFO, device or directory is refused)")
+        }
+        guard info.owner == Platform.effectiveUserID || info.owner == 0 else {
+            throw AuditError(.keyFileInsecure,
+                             "\(what) \(path) belongs to user id \(info.owner), not to this user (\(Platform.effectiveUserID)) or root; someone else could have written it. Check it, then `chown` it")
         }
         guard (info.permissions & 0o077) == 0 else {
             throw AuditError(.keyFileInsecure,
@@ -82,13 +92,18 @@ enum FileBytes {
     }
 
     static func read(_ path: String, what: String, limit: Int) throws(AuditError) -> [UInt8] {
-        let fd = Platform.openForReading(path)
+        let fd = Platform.openInput(path, followingSymlink: true)
         guard fd >= 0 else {
             let code = Platform.errorCode
             throw AuditError(code == Platform.noSuchFile ? .keyUnavailable : .storage,
                              "cannot open \(what) \(path): \(Platform.errorMessage(code))")
         }
         defer { Platform.close(fd) }
+        // Only regular files are inputs: a FIFO or device would block or never end.
+        guard let info = Platform.status(of: fd), info.isRegularFile else {
+            throw AuditError(.invalidInput, "\(what) \(path) is not a regular file (a FIFO, device or directory is refused)")
+        }
+        guard info.size <= limit else { throw AuditError(.invalidInput, "\(what) \(path) is larger than \(limit) bytes") }
         var out = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {

@@ -40,6 +40,19 @@ package enum Platform {
         open(path, O_RDONLY | O_CLOEXEC)
     }
 
+    /// Opens an input file without ever waiting: `O_NONBLOCK`, so that a FIFO or a device
+    /// opens at once (the caller then refuses anything that is not a regular file), and with
+    /// `followingSymlink: false` also `O_NOFOLLOW` (a final symbolic link fails with `ELOOP`).
+    static func openInput(_ path: String, followingSymlink: Bool) -> Int32 {
+        open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followingSymlink ? 0 : O_NOFOLLOW))
+    }
+
+    /// `ELOOP`: with `O_NOFOLLOW`, the final component is a symbolic link.
+    static let symbolicLink = ELOOP
+
+    /// The effective user id of this process.
+    static var effectiveUserID: UInt32 { UInt32(geteuid()) }
+
     /// `open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)`: creates a new file, never
     /// opening an existing one; -1 with `errorCode` set on failure.
     static func createExclusive(_ path: String, mode: FileMode) -> Int32 {
@@ -81,10 +94,10 @@ package enum Platform {
     static func setMode(_ path: String, _ mode: FileMode) -> Bool { chmod(path, mode) == 0 }
 
     /// What `fstat` says about an open file, or nil if it fails.
-    static func status(of fd: Int32) -> (isRegularFile: Bool, permissions: FileMode, size: Int)? {
+    static func status(of fd: Int32) -> (isRegularFile: Bool, permissions: FileMode, size: Int, owner: UInt32)? {
         var info = stat()
         guard fstat(fd, &info) == 0 else { return nil }
-        return ((info.st_mode & S_IFMT) == S_IFREG, info.st_mode & 0o777, Int(info.st_size))
+        return ((info.st_mode & S_IFMT) == S_IFREG, info.st_mode & 0o777, Int(info.st_size), UInt32(info.st_uid))
     }
 
     /// `rename(from, to) == 0` (replaces `to`).
