@@ -86,12 +86,13 @@ struct Append: AsyncParsableCommand {
         return event
     }
 
-    /// Reads all of stdin, then decodes every line; any bad line fails the whole batch.
+    /// Reads stdin line by line (LineReader: bounded line length) and decodes every line; any bad
+    /// line fails the whole batch.
     private func readJSONL() throws -> [AuditEvent] {
-        let data = FileHandle.standardInput.readDataToEndOfFile()
+        var reader = LineReader(FileHandle.standardInput)
         var events: [AuditEvent] = []
-        for (index, bytes) in data.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
-            let number = index + 1
+        while let bytes = try reader.next() {
+            let number = reader.lineNumber
             guard let decoded = String(validating: bytes, as: UTF8.self) else {
                 throw AuditError(.invalidInput, "line \(number): not valid UTF-8; nothing was written", field: "line \(number)")
             }

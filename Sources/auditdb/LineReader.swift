@@ -1,0 +1,53 @@
+import AuditDB
+import Foundation
+
+/// Reads standard input (or any file handle) line by line in 64 KiB chunks, with a bound on the
+/// length of one line: memory stays at one line plus one chunk however large the input, and a
+/// line over the bound is refused as soon as it passes it, not after the whole input is read.
+struct LineReader {
+    /// The longest line accepted, in bytes (without its LF). An event's largest field, `details`,
+    /// is 64 KiB; even fully \u-escaped it fits.
+    static let maximumLineBytes = 1 << 20
+
+    private let handle: FileHandle
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var ended = false
+    /// The number of the line `next()` returned last (from 1).
+    private(set) var lineNumber = 0
+
+    init(_ handle: FileHandle) { self.handle = handle }
+
+    private func tooLong() -> AuditError {
+        AuditError(.invalidInput, "line \(lineNumber + 1): longer than \(Self.maximumLineBytes) bytes (no event is that large); nothing was written",
+                   field: "line \(lineNumber + 1)")
+    }
+
+    /// The next line without its LF (a CR before the LF is kept; callers decide), or nil at the end.
+    mutating func next() throws -> ArraySlice<UInt8>? {
+        while true {
+            if let newline = buffer[start...].firstIndex(of: 0x0A) {
+                guard newline - start <= Self.maximumLineBytes else { throw tooLong() }
+                let line = buffer[start..<newline]
+                start = newline + 1
+                lineNumber += 1
+                return line
+            }
+            if buffer.count - start > Self.maximumLineBytes { throw tooLong() }
+            if ended {
+                guard start < buffer.count else { return nil }
+                let line = buffer[start...]
+                start = buffer.count
+                lineNumber += 1
+                return line
+            }
+            // Drop what was returned before reading more, so the buffer holds at most one line.
+            if start > 0 {
+                buffer.removeFirst(start)
+                start = 0
+            }
+            let chunk = try handle.read(upToCount: 65_536) ?? Data()
+            if chunk.isEmpty { ended = true } else { buffer.append(contentsOf: chunk) }
+        }
+    }
+}

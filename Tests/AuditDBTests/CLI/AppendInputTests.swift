@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// `append --jsonl` reads its input line by line with a bound on one line.
+@Suite("append --jsonl input bounds")
+struct AppendInputTests {
+    let dir: TempDir
+    let store: String
+    let keyFile: String
+
+    init() throws {
+        dir = try TempDir()
+        store = dir.path("s.db")
+        keyFile = dir.path("k.keys")
+    }
+
+    func auditdb(_ arguments: [String], stdin: Data) throws -> ProcessResult {
+        var environment = ProcessInfo.processInfo.environment
+        for name in ["AUDITDB_STORE", "AUDITDB_KEY_FILE", "AUDITDB_KEYS", "AUDITDB_STORE_ID"] { environment.removeValue(forKey: name) }
+        return try run(try cliPath(), arguments + ["--store", store, "--key-file", keyFile], stdinBytes: stdin, environment: environment)
+    }
+
+    @Test("a line over 1 MiB is refused with its number, nothing written; a million blank lines around two events are fine")
+    func bounds() async throws {
+        let keys = try KeyFile.generate(at: keyFile)
+        try await makeStore(at: store, keys: keys, count: 0)
+        let event = Data(#"{"actor":"a","action":"x"}"#.utf8)
+        var long = event + Data("\n".utf8)
+        long.append(Data(repeating: 0x20, count: (1 << 20) + 10))
+        long.append(Data("\n".utf8) + event)
+        let refused = try auditdb(["append", "--jsonl"], stdin: long)
+        #expect(refused.status == 2)
+        #expect(refused.stderr == "auditdb: error: line 2: longer than 1048576 bytes (no event is that large); nothing was written\n")
+        var blank = Data(repeating: 0x0A, count: 1_000_000)
+        blank.append(event + Data("\n \t\r\n".utf8) + event + Data("\r\n".utf8))
+        let ok = try auditdb(["append", "--jsonl"], stdin: blank)
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(ok.stdout == "1-2\n")
+        let bad = try auditdb(["append", "--jsonl"], stdin: event + Data("\n{\"actor\":\n".utf8))
+        #expect(bad.status == 2)
+        #expect(bad.stderr.hasPrefix("auditdb: error: line 2: "))
+    }
+}
