@@ -36,7 +36,7 @@ let package = Package(
         ),
         // The per-row hot path in C: canonical encoding, commitments, HMAC-SHA256 over
         // OpenSSL's SHA-256 (which uses the CPU's SHA extensions). See docs/performance.md.
-        // No unsafeFlags: SwiftPM refuses them in a package that apps depend on by version
+        // No unsafe build flags: SwiftPM refuses them in a package that apps depend on by version
         // (scripts/check-adoptable.sh). `-c release` compiles C with -O2; the former -O3 gave
         // byte-identical code for audit_core.c and no measurable change (docs/performance.md).
         .target(

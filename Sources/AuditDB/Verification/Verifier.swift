@@ -1,3 +1,6 @@
+// Over 450 lines on purpose: the pass (run), the parallel row scan it splits, and the merge that
+// makes the split report equal one pass in seq order share their state and must change together.
+// Schema and header checks are in Verifier+Header.swift, attestations in Verifier+Attestations.swift.
 import CAuditCore
 import Foundation
 import GRDB
@@ -234,33 +237,6 @@ struct Verifier: Sendable {
         }
     }
 
-    /// For rows with seq below 1: if a row's tag verifies at one of the seqs just past the end
-    /// of the log, it was moved out of that place (a cut tail); report that seq as missing.
-    static func rowsMovedFromTheTail(_ db: Database, lastSeq: Int64, count: Int64, context: RowContext) throws -> [Finding] {
-        let statement = try db.makeStatement(
-            sql: "SELECT \(selectColumns) FROM audit_entries WHERE seq < 1 ORDER BY seq LIMIT 1000")
-        let stmt = statement.sqliteStatement
-        defer { sqlite3_reset(stmt) }
-        var findings: [Finding] = []
-        while sqlite3_step(stmt) == SQLITE_ROW {
-            let stored = sqlite3_column_int64(stmt, 0)
-            for candidate in (lastSeq + 1)...(lastSeq + count) {
-                var probe = RangeResult()
-                var prevMac = [UInt8](repeating: 0, count: 32)
-                var prevKnown = false
-                checkRow(stmt, seq: candidate, prevMac: &prevMac, prevKnown: &prevKnown, context: context, result: &probe)
-                let rowFailed = probe.findings.contains { [.macMismatch, .malformedRow, .unknownKeyVersion].contains($0.kind) }
-                if !rowFailed {
-                    findings.append(Finding(
-                        kind: .missingRows, seqs: candidate...candidate,
-                        message: "the row of seq \(candidate) was moved out of the log to seq \(stored) (the tail was cut)"))
-                    break
-                }
-            }
-        }
-        return findings
-    }
-
     /// Joins a gap that spans the point between two scanned ranges into one finding, as one
     /// pass in seq order reports it.
     static func joinedAtSplitPoints(_ findings: [Finding], removed total: inout Int) -> [Finding] {
@@ -288,134 +264,7 @@ struct Verifier: Sendable {
         return [range.lowerBound...mid, (mid + 1)...range.upperBound]
     }
 
-    // MARK: Schema and header
-
-    static func checkSchema(_ db: Database, applied: [String]) throws -> [Finding] {
-        let expected = try StoreSchema.expectedObjects(appliedMigrations: applied.isEmpty ? StoreSchema.knownMigrations : applied)
-        let actual = try StoreSchema.objects(in: db)
-        var findings: [Finding] = []
-        let actualByKey = Dictionary(actual.map { ("\($0.type) \($0.name)", $0) }, uniquingKeysWith: { a, _ in a })
-        let expectedByKey = Dictionary(expected.map { ("\($0.type) \($0.name)", $0) }, uniquingKeysWith: { a, _ in a })
-        for (key, object) in expectedByKey.sorted(by: { $0.key < $1.key }) {
-            guard let found = actualByKey[key] else {
-                findings.append(Finding(kind: .schemaTampered, seqs: nil,
-                                        message: "\(object.type) \(object.name) is missing (dropped?)"))
-                continue
-            }
-            if found.sql != object.sql || found.table != object.table {
-                findings.append(Finding(kind: .schemaTampered, seqs: nil,
-                                        message: "\(object.type) \(object.name) differs from its definition (edited?)"))
-            }
-        }
-        for (key, object) in actualByKey.sorted(by: { $0.key < $1.key }) where expectedByKey[key] == nil {
-            findings.append(Finding(kind: .schemaTampered, seqs: nil,
-                                    message: "unexpected \(object.type) \(object.name) on \(object.table)"))
-        }
-        let known = StoreSchema.knownMigrations
-        let unknown = applied.filter { !known.contains($0) }
-        if !unknown.isEmpty {
-            findings.append(Finding(kind: .schemaTampered, seqs: nil,
-                                    message: "unknown migrations recorded: \(unknown.joined(separator: ", ")) (newer AuditDB, or tampering)"))
-        }
-        // grdb_migrations is as open to an attacker as any table: deleting a record (and the
-        // objects of that migration) must not quietly lower the schema verification expects.
-        let recorded = applied.filter { known.contains($0) }
-        if !applied.isEmpty, recorded != Array(known.prefix(recorded.count)) {
-            findings.append(Finding(kind: .schemaTampered, seqs: nil,
-                                    message: "the recorded migrations (\(recorded.joined(separator: ", "))) skip some of \(known.joined(separator: ", ")): a migration record was removed or edited"))
-        } else if !applied.isEmpty, recorded.count < known.count {
-            findings.append(Finding(kind: .schemaOutdated, seqs: nil,
-                                    message: "the store records schema migrations up to \(recorded.last ?? "none") only; this AuditDB's schema goes to \(known.last ?? "?"). Run `auditdb migrate`. If this store was migrated before, its migration record and the objects of the later migrations were removed (tampering)"))
-        }
-        return findings
-    }
-
-    enum HeaderResult: Sendable {
-        case success(StoreHeader)
-        case failure(Finding)
-    }
-
-    static func readHeader(_ db: Database) throws -> HeaderResult {
-        guard try db.tableExists("audit_store") else {
-            return .failure(Finding(kind: .headerTampered, seqs: nil, message: "the audit_store table is missing"))
-        }
-        let rows = try Row.fetchAll(db, sql: "SELECT store_id, created_at, format_version, key_version, mac FROM audit_store")
-        guard rows.count == 1 else {
-            return .failure(Finding(kind: .headerTampered, seqs: nil,
-                                    message: "audit_store holds \(rows.count) rows; it must hold exactly one"))
-        }
-        let row = rows[0]
-        guard let id = row["store_id"] as Data?, id.count == StoreFormat.storeIDLength,
-              let created = row["created_at"] as Int64?, let format = row["format_version"] as Int64?,
-              let kv = row["key_version"] as Int64?, let kv32 = UInt32(exactly: kv), let mac = row["mac"] as Data?
-        else {
-            return .failure(Finding(kind: .headerTampered, seqs: nil, message: "the store header has invalid columns"))
-        }
-        return .success(StoreHeader(storeID: StoreID(bytes: Array(id)), createdAt: created, formatVersion: format,
-                                    keyVersion: kv32, mac: Array(mac)))
-    }
-
-    func checkHeader(_ header: StoreHeader, attestations: [Int64: [Attestation]]) -> [Finding] {
-        var findings: [Finding] = []
-        if let expected = expectedStoreID, expected != header.storeID {
-            findings.append(Finding(
-                kind: .storeIdentityMismatch, seqs: nil,
-                message: "the file holds store \(header.storeID), not the expected store \(expected): it was replaced by another store's file"))
-        }
-        guard let key = keys.key(version: header.keyVersion) else {
-            findings.append(Finding(kind: .unknownKeyVersion, seqs: nil,
-                                    message: "the store header is signed with key version \(header.keyVersion), which the key ring lacks"))
-            return findings
-        }
-        guard header.formatVersion == Int64(StoreFormat.formatVersion) else {
-            findings.append(Finding(kind: .headerTampered, seqs: nil,
-                                    message: "the store header claims format version \(header.formatVersion); this AuditDB reads format \(StoreFormat.formatVersion)"))
-            return findings
-        }
-        var mac = [UInt8](repeating: 0, count: 32)
-        adb_header_mac(key.keyset, header.storeID.bytes, header.createdAt, UInt8(header.formatVersion), header.keyVersion, &mac)
-        if header.mac.count != 32 || adb_ct_equal(mac, header.mac, 32) != 1 {
-            findings.append(Finding(kind: .headerTampered, seqs: nil,
-                                    message: "the store header fails its MAC (store id, creation time or format changed)"))
-        } else if keys.compromisedVersions.contains(header.keyVersion),
-                  !Self.hasValidAttestation(seq: 0, keyVersion: header.keyVersion, mac: header.mac, storeID: header.storeID.bytes,
-                                            keys: keys, distrusted: keys.compromisedVersions, attestations: attestations)
-        {
-            findings.append(Finding(kind: .compromisedKey, seqs: nil,
-                                    message: "the store header is signed with key version \(header.keyVersion), declared compromised, and not re-attested"))
-        }
-        return findings
-    }
-
     // MARK: Rows
-
-    /// The attestations that count (FORMAT.md section 10): each one's declaration is a real
-    /// `auditdb.key.compromised` entry that comes after the row it attests (seq 0 stands for the
-    /// store header). Append `AND a.seq = ?` for one row's.
-    static let attestationsSQL = """
-        SELECT a.seq, a.key_version, a.declaration_seq, a.mac FROM audit_attestations a
-        WHERE a.declaration_seq > a.seq
-        AND EXISTS (SELECT 1 FROM audit_entries d WHERE d.seq = a.declaration_seq AND d.action = 'auditdb.key.compromised')
-        """
-
-    /// Rows of ``attestationsSQL`` by seq; rows with impossible types are left out (not counted).
-    static func attestations(from rows: [Row]) -> [Int64: [Attestation]] {
-        var attestations: [Int64: [Attestation]] = [:]
-        for row in rows {
-            guard let seq = row[0] as Int64?, let kv = UInt32(exactly: row[1] as Int64? ?? -1),
-                  let declaration = row[2] as Int64?
-            else { continue }
-            attestations[seq, default: []].append(
-                Attestation(keyVersion: kv, declarationSeq: declaration, mac: Array((row[3] as Data?) ?? Data())))
-        }
-        return attestations
-    }
-
-    /// Re-attestations, needed only when some key version is declared compromised.
-    static func loadAttestations(_ db: Database, keys: KeyRing, always: Bool = false) throws -> [Int64: [Attestation]] {
-        guard always || !keys.compromisedVersions.isEmpty, try db.tableExists("audit_attestations") else { return [:] }
-        return attestations(from: try Row.fetchAll(db, sql: attestationsSQL))
-    }
 
     struct RowContext: Sendable {
         let storeID: [UInt8]
@@ -622,20 +471,6 @@ struct Verifier: Sendable {
                 result.add(Finding(kind: .compromisedKey, seqs: seq...seq,
                                    message: "signed with key version \(kv), declared compromised, and not re-attested: it may be forged with the stolen key"))
             }
-        }
-    }
-
-    /// Whether the row (or, at seq 0, the store header) whose MAC is `mac` has an attestation
-    /// under a key version that is in the ring and not distrusted.
-    static func hasValidAttestation(seq: Int64, keyVersion: UInt32, mac: UnsafePointer<UInt8>, storeID: [UInt8],
-                                    keys: KeyRing, distrusted: Set<UInt32>, attestations: [Int64: [Attestation]]) -> Bool
-    {
-        attestations[seq, default: []].contains { att in
-            guard !distrusted.contains(att.keyVersion), let key = keys.key(version: att.keyVersion), att.mac.count == 32
-            else { return false }
-            var expected = [UInt8](repeating: 0, count: 32)
-            adb_attestation_mac(key.keyset, storeID, seq, keyVersion, mac, att.declarationSeq, &expected)
-            return adb_ct_equal(expected, att.mac, 32) == 1
         }
     }
 

@@ -1,0 +1,106 @@
+import CAuditCore
+import Foundation
+import GRDB
+
+/// Steps 1 and 2 of a verification pass (docs/FORMAT.md, section 11): the schema, including what
+/// `grdb_migrations` records, and the store header.
+extension Verifier {
+    // MARK: Schema and header
+
+    static func checkSchema(_ db: Database, applied: [String]) throws -> [Finding] {
+        let expected = try StoreSchema.expectedObjects(appliedMigrations: applied.isEmpty ? StoreSchema.knownMigrations : applied)
+        let actual = try StoreSchema.objects(in: db)
+        var findings: [Finding] = []
+        let actualByKey = Dictionary(actual.map { ("\($0.type) \($0.name)", $0) }, uniquingKeysWith: { a, _ in a })
+        let expectedByKey = Dictionary(expected.map { ("\($0.type) \($0.name)", $0) }, uniquingKeysWith: { a, _ in a })
+        for (key, object) in expectedByKey.sorted(by: { $0.key < $1.key }) {
+            guard let found = actualByKey[key] else {
+                findings.append(Finding(kind: .schemaTampered, seqs: nil,
+                                        message: "\(object.type) \(object.name) is missing (dropped?)"))
+                continue
+            }
+            if found.sql != object.sql || found.table != object.table {
+                findings.append(Finding(kind: .schemaTampered, seqs: nil,
+                                        message: "\(object.type) \(object.name) differs from its definition (edited?)"))
+            }
+        }
+        for (key, object) in actualByKey.sorted(by: { $0.key < $1.key }) where expectedByKey[key] == nil {
+            findings.append(Finding(kind: .schemaTampered, seqs: nil,
+                                    message: "unexpected \(object.type) \(object.name) on \(object.table)"))
+        }
+        let known = StoreSchema.knownMigrations
+        let unknown = applied.filter { !known.contains($0) }
+        if !unknown.isEmpty {
+            findings.append(Finding(kind: .schemaTampered, seqs: nil,
+                                    message: "unknown migrations recorded: \(unknown.joined(separator: ", ")) (newer AuditDB, or tampering)"))
+        }
+        // grdb_migrations is as open to an attacker as any table: deleting a record (and the
+        // objects of that migration) must not quietly lower the schema verification expects.
+        let recorded = applied.filter { known.contains($0) }
+        if !applied.isEmpty, recorded != Array(known.prefix(recorded.count)) {
+            findings.append(Finding(kind: .schemaTampered, seqs: nil,
+                                    message: "the recorded migrations (\(recorded.joined(separator: ", "))) skip some of \(known.joined(separator: ", ")): a migration record was removed or edited"))
+        } else if !applied.isEmpty, recorded.count < known.count {
+            findings.append(Finding(kind: .schemaOutdated, seqs: nil,
+                                    message: "the store records schema migrations up to \(recorded.last ?? "none") only; this AuditDB's schema goes to \(known.last ?? "?"). Run `auditdb migrate`. If this store was migrated before, its migration record and the objects of the later migrations were removed (tampering)"))
+        }
+        return findings
+    }
+
+    enum HeaderResult: Sendable {
+        case success(StoreHeader)
+        case failure(Finding)
+    }
+
+    static func readHeader(_ db: Database) throws -> HeaderResult {
+        guard try db.tableExists("audit_store") else {
+            return .failure(Finding(kind: .headerTampered, seqs: nil, message: "the audit_store table is missing"))
+        }
+        let rows = try Row.fetchAll(db, sql: "SELECT store_id, created_at, format_version, key_version, mac FROM audit_store")
+        guard rows.count == 1 else {
+            return .failure(Finding(kind: .headerTampered, seqs: nil,
+                                    message: "audit_store holds \(rows.count) rows; it must hold exactly one"))
+        }
+        let row = rows[0]
+        guard let id = row["store_id"] as Data?, id.count == StoreFormat.storeIDLength,
+              let created = row["created_at"] as Int64?, let format = row["format_version"] as Int64?,
+              let kv = row["key_version"] as Int64?, let kv32 = UInt32(exactly: kv), let mac = row["mac"] as Data?
+        else {
+            return .failure(Finding(kind: .headerTampered, seqs: nil, message: "the store header has invalid columns"))
+        }
+        return .success(StoreHeader(storeID: StoreID(bytes: Array(id)), createdAt: created, formatVersion: format,
+                                    keyVersion: kv32, mac: Array(mac)))
+    }
+
+    func checkHeader(_ header: StoreHeader, attestations: [Int64: [Attestation]]) -> [Finding] {
+        var findings: [Finding] = []
+        if let expected = expectedStoreID, expected != header.storeID {
+            findings.append(Finding(
+                kind: .storeIdentityMismatch, seqs: nil,
+                message: "the file holds store \(header.storeID), not the expected store \(expected): it was replaced by another store's file"))
+        }
+        guard let key = keys.key(version: header.keyVersion) else {
+            findings.append(Finding(kind: .unknownKeyVersion, seqs: nil,
+                                    message: "the store header is signed with key version \(header.keyVersion), which the key ring lacks"))
+            return findings
+        }
+        guard header.formatVersion == Int64(StoreFormat.formatVersion) else {
+            findings.append(Finding(kind: .headerTampered, seqs: nil,
+                                    message: "the store header claims format version \(header.formatVersion); this AuditDB reads format \(StoreFormat.formatVersion)"))
+            return findings
+        }
+        var mac = [UInt8](repeating: 0, count: 32)
+        adb_header_mac(key.keyset, header.storeID.bytes, header.createdAt, UInt8(header.formatVersion), header.keyVersion, &mac)
+        if header.mac.count != 32 || adb_ct_equal(mac, header.mac, 32) != 1 {
+            findings.append(Finding(kind: .headerTampered, seqs: nil,
+                                    message: "the store header fails its MAC (store id, creation time or format changed)"))
+        } else if keys.compromisedVersions.contains(header.keyVersion),
+                  !Self.hasValidAttestation(seq: 0, keyVersion: header.keyVersion, mac: header.mac, storeID: header.storeID.bytes,
+                                            keys: keys, distrusted: keys.compromisedVersions, attestations: attestations)
+        {
+            findings.append(Finding(kind: .compromisedKey, seqs: nil,
+                                    message: "the store header is signed with key version \(header.keyVersion), declared compromised, and not re-attested"))
+        }
+        return findings
+    }
+}
