@@ -10,8 +10,9 @@ import GRDBSQLite
 /// verified.
 ///
 /// Each side folds its entries into an `adb_index_digest` keyed with a random key per pass: the
-/// table side from the rows the verifier reads anyway (`adb_index_digest_add_row`, in the C scan
-/// loop), the index side from one covering scan of each index (`adb_index_digest_scan`). A full
+/// table side from the rows the verifier reads anyway (`adb_index_digest_add_parsed` in the C scan
+/// loop, `adb_index_digest_add_row` for rows the Swift path reports), the index side from one
+/// covering scan of each index folded inside SQLite by the `auditdb_index_digest` aggregate. A full
 /// pass covers every entry. An incremental pass covers the entries of the rows it checks: every
 /// such entry must be present and unaltered; an extra entry outside the keys and times of those
 /// rows is left to the next full pass.
