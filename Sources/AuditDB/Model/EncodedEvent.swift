@@ -72,6 +72,13 @@ struct EncodedEvent: Sendable {
         return Span(offset: offset, length: Int32(arena.count) - offset)
     }
 
+    /// Format characters (general category Cf: zero-width spaces and joiners, bidi controls, tags,
+    /// the BOM) and default-ignorable code points (variation selectors, fillers...): they render as
+    /// nothing, so two values that differ only by them look the same.
+    static func isInvisible(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.properties.generalCategory == .format || scalar.properties.isDefaultIgnorableCodePoint
+    }
+
     /// The offset of the first C0 control, DEL or C1 control (UTF-8 0xC2 0x80...0x9F), if any.
     @inline(__always)
     static func firstControlCharacter(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {

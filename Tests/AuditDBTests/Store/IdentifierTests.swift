@@ -1,0 +1,20 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// No action can pass for one of AuditDB's own entries (scan records, key declarations, runs).
+@Suite("Reserved actions")
+struct IdentifierTests {
+    @Test("look-alikes of the reserved prefix are reserved too",
+          arguments: ["auditdb.scan", "AuditDB.scan", "auditdb.\u{301}scan", "auditdb\u{200B}.scan", "audit\u{0301}db.key.compromised"])
+    func reservedLookAlikes(action: String) {
+        #expect(throws: AuditError.self) { try AuditStore.checkNotReserved(AuditEvent(actor: "a", action: action)) }
+    }
+
+    @Test("actions that merely start alike are not reserved")
+    func notReserved() throws {
+        try AuditStore.checkNotReserved(AuditEvent(actor: "a", action: "auditd.scan"))
+        try AuditStore.checkNotReserved(AuditEvent(actor: "a", action: "audit.db"))
+    }
+}
