@@ -366,19 +366,9 @@ struct CheckpointTests {
         try await makeStore(at: path, keys: keys, count: 2_000)
         #expect(try run(cli, ["checkpoint-key", "generate", "--out", secret, "--public-out", pub]).status == 0)
         for round in 0..<3 {
-            let processes = try (0..<4).map { _ -> (Process, Pipe) in
-                let process = Process(), err = Pipe()
-                process.executableURL = URL(fileURLWithPath: cli)
-                process.arguments = ["checkpoint", "--store", path, "--key-file", keyFile, "--signing-key", secret, "--anchor", anchor]
-                process.standardOutput = FileHandle.nullDevice
-                process.standardError = err
-                try process.run()
-                return (process, err)
-            }
-            for (process, err) in processes {
-                let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                process.waitUntilExit()
-                #expect(process.terminationStatus == 0, "round \(round): \(message)")
+            let arguments = ["checkpoint", "--store", path, "--key-file", keyFile, "--signing-key", secret, "--anchor", anchor]
+            for result in try runConcurrently(cli, Array(repeating: arguments, count: 4)) {
+                #expect(result.status == 0, "round \(round): \(result.stderr)")
             }
             let store = try await AuditStore.open(at: path, keys: keys)
             try await store.append(sampleEvent(10_000 + round))

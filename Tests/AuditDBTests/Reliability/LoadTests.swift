@@ -115,20 +115,9 @@ struct LoadTests {
         let script = (0..<appendsEach).map { i in
             "\"$0\" append --store \"$1\" --key-file \"$2\" --actor \"w$3\" --action write --resource-id \(i) || exit $?"
         }.joined(separator: "\n")
-        let processes = try (0..<writers).map { w -> (Process, Pipe) in
-            let process = Process(), err = Pipe()
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", script, cli, path, keyFile, String(w)]
-            process.environment = environment
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = err
-            try process.run()
-            return (process, err)
-        }
-        for (process, err) in processes {
-            let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0, "\(message)")
+        let invocations = (0..<writers).map { ["-c", script, cli, path, keyFile, String($0)] }
+        for result in try runConcurrently("/bin/sh", invocations, environment: environment) {
+            #expect(result.status == 0, "\(result.stderr)")
         }
         let report = try await AuditStore.verify(storeAt: path, keys: keys)
         #expect(report.isIntact && report.lastSeq == Int64(writers * appendsEach), "\(report)")

@@ -49,6 +49,28 @@ struct ProcessResult {
     var stderr: String
 }
 
+/// Starts `invocations.count` programs at once and waits for them all; returns each one's exit
+/// status and standard error (standard output is discarded).
+func runConcurrently(_ executable: String, _ invocations: [[String]], environment: [String: String]? = nil) throws
+    -> [(status: Int32, stderr: String)]
+{
+    let started = try invocations.map { arguments -> (Process, Pipe) in
+        let process = Process(), err = Pipe()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = err
+        try process.run()
+        return (process, err)
+    }
+    return started.map { process, err in
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, message)
+    }
+}
+
 /// Runs a program and waits for it.
 func run(_ executable: String, _ arguments: [String], stdin: String? = nil, environment: [String: String]? = nil)
     throws -> ProcessResult
