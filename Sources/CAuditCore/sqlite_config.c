@@ -17,26 +17,35 @@ int adb_sqlite_set_defensive(void *connection, int on) {
     return now;
 }
 
-static inline adb_bytes column_text(sqlite3_stmt *s, int i, int type) {
+static inline adb_bytes value_text(sqlite3_value *v, int type) {
     adb_bytes b;
-    const unsigned char *p = type == SQLITE_NULL ? NULL : sqlite3_column_text(s, i);
+    const unsigned char *p = type == SQLITE_NULL ? NULL : sqlite3_value_text(v);
     if (p == NULL) {
         b.ptr = NULL;
         b.len = -1;
     } else {
         b.ptr = p;
-        b.len = sqlite3_column_bytes(s, i);
+        b.len = sqlite3_value_bytes(v);
     }
     return b;
 }
 
+// The row's 18 columns are taken once each as sqlite3_value (one column call per column) and
+// read through the sqlite3_value_* accessors, which skip the per-call statement bookkeeping of
+// sqlite3_column_*: this loop runs once per row of every full pass. The values are valid until
+// the next step, like the column pointers they replace; connections are opened without a mutex
+// (GRDB's multi-thread mode), so protected and unprotected values do not differ.
 int adb_stmt_read_row(void *statement, uint8_t expected_format, adb_row *row, const uint8_t **mac, int *column) {
     static const int integers[] = {1, 8, 9, 13, 15, 16};
     static const int optional_integers[] = {2, 14};
     static const int texts[] = {3, 4, 5, 6, 7, 10, 11, 12};
     sqlite3_stmt *s = (sqlite3_stmt *)statement;
+    sqlite3_value *v[18];
     int types[18];
-    for (int i = 0; i < 18; i++) types[i] = sqlite3_column_type(s, i);
+    for (int i = 0; i < 18; i++) {
+        v[i] = sqlite3_column_value(s, i);
+        types[i] = sqlite3_value_type(v[i]);
+    }
     *column = -1;
     for (size_t k = 0; k < sizeof integers / sizeof *integers; k++) {
         if (types[integers[k]] != SQLITE_INTEGER) { *column = integers[k]; return ADB_SHAPE_NOT_INTEGER; }
@@ -50,31 +59,33 @@ int adb_stmt_read_row(void *statement, uint8_t expected_format, adb_row *row, co
         if (t != SQLITE_TEXT && t != SQLITE_NULL) { *column = texts[k]; return ADB_SHAPE_NOT_TEXT_OR_NULL; }
     }
     if (types[5] == SQLITE_NULL) { *column = 5; return ADB_SHAPE_ACTION_NULL; }
-    if (types[17] != SQLITE_BLOB || sqlite3_column_bytes(s, 17) != ADB_MAC_LEN) { *column = 17; return ADB_SHAPE_BAD_MAC; }
-    sqlite3_int64 outcome = sqlite3_column_int64(s, 8), severity = sqlite3_column_int64(s, 9);
-    sqlite3_int64 origin = sqlite3_column_int64(s, 13), format = sqlite3_column_int64(s, 15);
-    sqlite3_int64 kv = sqlite3_column_int64(s, 16);
+    if (types[17] != SQLITE_BLOB) { *column = 17; return ADB_SHAPE_BAD_MAC; }
+    const void *mac_bytes = sqlite3_value_blob(v[17]);  // before _bytes, as SQLite requires
+    if (sqlite3_value_bytes(v[17]) != ADB_MAC_LEN) { *column = 17; return ADB_SHAPE_BAD_MAC; }
+    sqlite3_int64 outcome = sqlite3_value_int64(v[8]), severity = sqlite3_value_int64(v[9]);
+    sqlite3_int64 origin = sqlite3_value_int64(v[13]), format = sqlite3_value_int64(v[15]);
+    sqlite3_int64 kv = sqlite3_value_int64(v[16]);
     if (outcome < 0 || outcome > 3 || severity < 0 || severity > 3 || origin < 0 || origin > 1) return ADB_SHAPE_BAD_CODE;
     if (format != expected_format) { *column = 15; return ADB_SHAPE_BAD_FORMAT; }
     if (kv < 0 || kv > 0xFFFFFFFFLL) { *column = 16; return ADB_SHAPE_BAD_KEY_VERSION; }
-    *mac = (const uint8_t *)sqlite3_column_blob(s, 17);
-    row->seq = sqlite3_column_int64(s, 0);
-    row->recorded_at = sqlite3_column_int64(s, 1);
+    *mac = (const uint8_t *)mac_bytes;
+    row->seq = sqlite3_value_int64(v[0]);
+    row->recorded_at = sqlite3_value_int64(v[1]);
     row->has_occurred_at = types[2] != SQLITE_NULL;
-    row->occurred_at = row->has_occurred_at ? sqlite3_column_int64(s, 2) : 0;
-    row->tenant = column_text(s, 3, types[3]);
-    row->actor = column_text(s, 4, types[4]);
-    row->action = column_text(s, 5, types[5]);
-    row->resource_type = column_text(s, 6, types[6]);
-    row->resource_id = column_text(s, 7, types[7]);
+    row->occurred_at = row->has_occurred_at ? sqlite3_value_int64(v[2]) : 0;
+    row->tenant = value_text(v[3], types[3]);
+    row->actor = value_text(v[4], types[4]);
+    row->action = value_text(v[5], types[5]);
+    row->resource_type = value_text(v[6], types[6]);
+    row->resource_id = value_text(v[7], types[7]);
     row->outcome = (uint8_t)outcome;
     row->severity = (uint8_t)severity;
-    row->correlation_id = column_text(s, 10, types[10]);
-    row->source = column_text(s, 11, types[11]);
-    row->details = column_text(s, 12, types[12]);
+    row->correlation_id = value_text(v[10], types[10]);
+    row->source = value_text(v[11], types[11]);
+    row->details = value_text(v[12], types[12]);
     row->origin = (uint8_t)origin;
     row->has_origin_ref = types[14] != SQLITE_NULL;
-    row->origin_ref = row->has_origin_ref ? sqlite3_column_int64(s, 14) : 0;
+    row->origin_ref = row->has_origin_ref ? sqlite3_value_int64(v[14]) : 0;
     row->format_version = (uint8_t)format;
     row->key_version = (uint32_t)kv;
     return ADB_SHAPE_OK;

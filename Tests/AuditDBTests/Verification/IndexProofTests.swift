@@ -139,4 +139,16 @@ struct IndexProofTests {
         // The 1-3 variant the digest uses runs the same code with fewer rounds.
         #expect(adb_siphash64(key, message, message.count, 1, 3) != adb_siphash64(key, message, message.count, 2, 4))
     }
+
+    @Test("The one-call entry hash equals streaming SipHash-1-3 at every tail length")
+    func entryHashMatchesStreaming() {
+        let key = (0..<16).map { UInt8(0xa0 &+ $0) }
+        let bytes = (0..<300).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+        var differing: [Int] = []
+        for length in Array(0...40) + Array(250...300) {
+            let message = Array(bytes.prefix(length))
+            if adb_index_entry_hash(key, message, length) != adb_siphash64(key, message, length, 1, 3) { differing.append(length) }
+        }
+        #expect(differing.isEmpty, "lengths where the two disagree: \(differing)")
+    }
 }

@@ -567,7 +567,7 @@ final class Bench {
         let storePath = try await ensureVerifyStore()
         let rows = options.rows, runs = options.runs
         let store = try await AuditStore.open(at: storePath, keys: keys)
-        var raw1: [Double] = [], raw2: [Double] = [], audit: [Double] = [], scanFull: [Double] = []
+        var raw1: [Double] = [], raw2: [Double] = [], audit: [Double] = [], scanFull: [Double] = [], auditCPU: [Double] = []
         var scanConfig = IntegrityScanner.Configuration()
         scanConfig.recordsPasses = false  // keep the store at exactly `rows` rows
         let scanner = IntegrityScanner(store: store, configuration: scanConfig)
@@ -581,11 +581,12 @@ final class Bench {
                 scanFull.append(Double(rows) / seconds)
             }
             func doVerify() async throws {
-                let (report, seconds) = try await timedAsync { try await store.verify() }
+                let ((report, seconds), cpu) = try await cpuTimedAsync { try await timedAsync { try await store.verify() } }
                 guard report.isIntact, report.rowsChecked == rows else {
                     throw BenchError("verify: intact=\(report.isIntact) rowsChecked=\(report.rowsChecked): \(report)")
                 }
                 audit.append(Double(rows) / seconds)
+                auditCPU.append(cpu * 1e9 / Double(rows))
             }
             if run % 2 == 0 { try await doVerify(); try await doScan() }
             raw1.append(try rawScan(storePath, threads: 1, rows: rows))
@@ -606,6 +607,7 @@ final class Bench {
         line("| raw scan, 1 thread | \(r(raw1)) | \(p(zip(audit, raw1).map { $0 / $1 })) |")
         line("| raw scan, 2 threads | \(r(raw2)) | \(p(zip(audit, raw2).map { $0 / $1 })) |")
         line("| AuditDB `verify()` | \(r(audit)) | |")
+        line("| AuditDB `verify()`, CPU time (all threads) per row | \(Fmt.mmm(Summary(auditCPU), { "\(Int($0.rounded())) ns" })) | |")
         line("| AuditDB `IntegrityScanner.scan(.full)` (pass not recorded) | \(r(scanFull)) | scan / verify (same run): \(p(zip(scanFull, audit).map { $0 / $1 })); scan / raw 1 thread: \(p(zip(scanFull, raw1).map { $0 / $1 })); scan / raw 2 threads: \(p(zip(scanFull, raw2).map { $0 / $1 })) |")
         line()
         line("Target >= 1,200,000 rows/s: verify \(Summary(audit).median >= 1_200_000 ? "**met**" : "**missed**") (median \(Fmt.int(Summary(audit).median))); scanner full pass \(Summary(scanFull).median >= 1_200_000 ? "**met**" : "**missed**") (median \(Fmt.int(Summary(scanFull).median))).")
