@@ -224,41 +224,44 @@ extension AuditStore {
         }
 
         // Pass 2: append the valid rows after those already imported, in order, in batches. The
-        // source is read in windows; while one window's batches are being written, the next window
-        // is read and validated (at most two windows in memory). Batches reach the appender in
-        // order, so whatever is committed is always a prefix of the source: resuming stays exact.
+        // source is read in windows; while one window's batches are being written (a child task),
+        // the next window is read and validated, so at most two windows are in memory. One window
+        // is written at a time and in order, so whatever is committed is always a prefix of the
+        // source: resuming stays exact. The task group is the only writer: if reading fails or
+        // `adopt` is cancelled, the group cancels the writer, which stops between batches (a batch
+        // is one transaction), and waits for it before `adopt` returns or throws.
         var position = 0
         let imported = ImportCounter()
         let (resumeAt, validRows) = (already, valid)
-        var writing: Task<Void, any Error>?
-        var writingBefore: Task<Void, any Error>?
-        try await source.forEachWindow { window in
-            try await writingBefore?.value  // bound memory: the window before last must be written
-            var events: [EncodedEvent] = []
-            events.reserveCapacity(window.count)
-            for result in window {
-                guard case .success(var event) = result else { continue }
-                position += 1
-                guard position > already else { continue }
-                event.origin = 1
-                event.originRef = runSeq
-                events.append(event)
-            }
-            let batches = stride(from: 0, to: events.count, by: adoption.batchSize).map {
-                Array(events[$0..<min(events.count, $0 + adoption.batchSize)])
-            }
-            let previous = writing
-            writingBefore = writing
-            writing = Task {
-                try await previous?.value
-                for batch in batches {
-                    _ = try await self.appender.submit(batch)
-                    let done = imported.add(batch.count)
-                    progress?(AdoptionProgress(imported: resumeAt + done, total: validRows, elapsed: ContinuousClock.now - started))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var writing = false
+            try await source.forEachWindow { window in
+                var events: [EncodedEvent] = []
+                events.reserveCapacity(window.count)
+                for result in window {
+                    guard case .success(var event) = result else { continue }
+                    position += 1
+                    guard position > already else { continue }
+                    event.origin = 1
+                    event.originRef = runSeq
+                    events.append(event)
                 }
+                let batches = stride(from: 0, to: events.count, by: adoption.batchSize).map {
+                    Array(events[$0..<min(events.count, $0 + adoption.batchSize)])
+                }
+                if writing { try await group.next() }  // the previous window is written before this one starts
+                group.addTask {
+                    for batch in batches {
+                        try Task.checkCancellation()
+                        _ = try await self.appender.submit(batch)
+                        let done = imported.add(batch.count)
+                        progress?(AdoptionProgress(imported: resumeAt + done, total: validRows, elapsed: ContinuousClock.now - started))
+                    }
+                }
+                writing = true
             }
+            try await group.waitForAll()
         }
-        try await writing?.value
 
         try await finish(adoption, source: source, runSeq: runSeq, expected: valid)
         return AdoptionReport(

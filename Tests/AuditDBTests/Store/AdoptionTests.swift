@@ -1,6 +1,7 @@
 import CSodium
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 @testable import AuditDB
@@ -320,6 +321,43 @@ struct AdoptionTests {
         #expect(report.skipped == [5])
         #expect(report.imported == 12)
         #expect(try await allEntries(store).dropFirst().map(\.actor) == (1...12).map { "u\($0)" })
+        try await store.close()
+    }
+
+    @Test("cancelled mid-adoption: adopt stops writing before it throws, and a second run finishes exactly")
+    func cancelledAdoptionStopsWriting() async throws {
+        let legacy = dir.path("legacy.db"), path = dir.path("s.db")
+        try workflowTable(in: legacy, count: 3_000)
+        let store = try await AuditStore.create(at: path, keys: keys)
+        var adoption = LegacyAdoption(sourcePath: legacy, table: "audit_events", mapping: Self.workflowMapping)
+        adoption.idColumn = "id"
+        adoption.dropUnmapped = true
+        adoption.batchSize = 10
+        adoption.windowSize = 500
+        // The task cancels itself from the progress callback after the first committed batch.
+        let cancelled = SharedCounter()
+        let handle = Task<AdoptionReport, any Error>.detached { [store] in
+            try await store.adopt(adoption) { _ in
+                if cancelled.value.add(1, ordering: .relaxed).newValue == 1 { withUnsafeCurrentTask { $0?.cancel() } }
+            }
+        }
+        await #expect(throws: CancellationError.self) { _ = try await handle.value }
+        let count = {
+            try await store.entries(EntryQuery(limit: 10_000)).filter { if case .backSigned = $0.origin { true } else { false } }.count
+        }
+        let atReturn = try await count()
+        #expect(atReturn >= 10 && atReturn < 3_000, "some batches committed before the cancel took effect: \(atReturn)")
+        #expect(atReturn % 10 == 0, "whole batches only")
+        // Nothing keeps writing after adopt has thrown: an append queued behind anything still
+        // pending finds the count unchanged, and the second run resumes exactly where the first stopped.
+        try await store.append(sampleEvent(1))
+        #expect(try await count() == atReturn)
+        let report = try await store.adopt(adoption)
+        #expect(report.resumedFrom == atReturn)
+        #expect(report.imported == 3_000 - atReturn)
+        #expect(try await count() == 3_000)
+        #expect(report.total == 3_000)
+        #expect(try await store.verify().isIntact)
         try await store.close()
     }
 
