@@ -55,7 +55,9 @@ extension AuditStore {
             storeID: storeID, seq: seq, chainHead: head, merkleRoot: frontier.root!, time: .now(), key: signer.signingKey)
         for anchor in anchors { try await anchor.write(checkpoint) }
         do {
-            let recorded = try await pool.write { db -> Bool in
+            // Through the appender, like every write of the log's tables: durable, and ordered
+            // after the appends queued before it.
+            let recorded = try await appender.exclusiveTransaction { db, _ -> Bool in
                 // A row already at this seq is either the same checkpoint recorded meanwhile by
                 // another process, or a foreign row; either way the anchors hold the new one,
                 // and the next checkpoint extends from the newest usable row (usableCheckpoint).

@@ -27,12 +27,22 @@ extension AuditStore {
     /// later do not.
     ///
     /// The store must verify intact first, so that no row forged before the declaration is
-    /// laundered into an attested one. Running it again attests only rows still lacking a valid
+    /// laundered into an attested one: a full pass runs first, then, inside the transaction that
+    /// writes the attestations (holding the write lock), the rows appended since that pass are
+    /// verified too and the row it ended on must be unchanged. Running it again attests only rows still lacking a valid
     /// attestation.
     ///
     /// - Throws: ``AuditError`` `invalidInput` if `version` is the signing key (rotate first) or
     ///   unknown; `integrityViolation` if the store does not verify intact.
     public func reattest(compromisedVersion version: UInt32) async throws -> ReattestationReceipt {
+        try await reattest(compromisedVersion: version, afterCheck: nil)
+    }
+
+    /// `reattest`, with `afterCheck` run between the full verification and the write
+    /// transaction (tests use it to append a row in that gap).
+    func reattest(compromisedVersion version: UInt32, afterCheck: (@Sendable () async throws -> Void)?)
+        async throws -> ReattestationReceipt
+    {
         let signer = keys.signingKey
         guard keys.key(version: version) != nil else {
             throw AuditError(.invalidInput, "key version \(version) is not in the key ring (it has \(keys.versions))",
@@ -50,11 +60,17 @@ extension AuditStore {
                 .integrityViolation,
                 "the store does not verify intact (\(report)); refusing to re-attest rows that may already be forged. Investigate with `auditdb verify`.")
         }
+        try await afterCheck?()
         let storeID = self.storeID.bytes
         let distrusted = keys.compromisedVersions.union([version])
         let keys = self.keys
+        let checked = report.verifiedHead
         return try await appender.exclusiveTransaction { db, append in
             let attestations = try Verifier.loadAttestations(db, keys: keys, always: true)
+            // The full pass ran before this transaction took the write lock. Holding it now, check
+            // that the head it verified is still there and that every row appended since verifies
+            // too, so that nothing unverified is attested.
+            try Self.checkRowsSince(checked, db: db, storeID: storeID, keys: keys, attestations: attestations)
             let placeholders = distrusted.map { _ in "?" }.joined(separator: ",")
             let rows = try Row.fetchAll(
                 db, sql: "SELECT seq, key_version, mac FROM audit_entries WHERE key_version IN (\(placeholders)) ORDER BY seq",
@@ -114,6 +130,30 @@ extension AuditStore {
             return ReattestationReceipt(
                 compromisedVersion: version, attestingVersion: signer.version, declarationSeq: declarationSeq,
                 rowsAttested: pending.filter { $0.0 > 0 }.count, headerAttested: pending.contains { $0.0 == 0 })
+        }
+    }
+
+    /// Inside the attesting transaction: the row at `checked` still has the MAC the full pass saw,
+    /// and the rows after it verify (MAC, chain, trusted key) from that MAC on.
+    private static func checkRowsSince(_ checked: Verifier.Position?, db: Database, storeID: [UInt8], keys: KeyRing,
+                                       attestations: [Int64: [Verifier.Attestation]]) throws
+    {
+        let from = checked ?? Verifier.Position(seq: 0, mac: [UInt8](repeating: 0, count: 32))
+        if from.seq > 0 {
+            let stored = try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?", arguments: [from.seq])
+            let same = stored.map { Array($0) }.map { $0.count == 32 && from.mac.count == 32 && adb_ct_equal($0, from.mac, 32) == 1 } ?? false
+            guard same else {
+                throw AuditError(.integrityViolation, "row \(from.seq) changed or disappeared while re-attesting; nothing was written. Investigate with `auditdb verify`.")
+            }
+        }
+        let (last, _) = try Appender.readHead(db)
+        guard last > from.seq else { return }
+        let context = Verifier.RowContext(storeID: storeID, keys: keys, compromised: keys.compromisedVersions, attestations: attestations)
+        let result = try Verifier.scan(db, range: (from.seq + 1)...last, isLast: true, context: context, startMac: from.mac)
+        if let first = result.findings.first {
+            throw AuditError(
+                .integrityViolation,
+                "rows appended since the store was verified do not verify (\(first)); refusing to re-attest. Nothing was written. Investigate with `auditdb verify`.")
         }
     }
 }

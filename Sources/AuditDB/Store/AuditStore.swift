@@ -54,6 +54,13 @@ public final class AuditStore: Sendable {
         /// `foreign-row`); when nil, a recorded checkpoint is checked against the public key it
         /// names itself, which a forged row can also pass (the finding then says so).
         public var checkpointPublicKeys: CheckpointPublicKeys?
+        /// If true, a small append on an idle store is written on the calling thread: one thread
+        /// hop and one continuation less (about 20 µs of a durable append's ~150 µs here,
+        /// docs/performance.md section 2), but that thread then waits for the fsync and for
+        /// SQLite's busy handler (up to ``busyTimeout``). Default false: every write runs on
+        /// GRDB's writer queue and no cooperative thread ever blocks on I/O. Turn it on only where
+        /// appends come from threads you own, or where a stalled cooperative thread is acceptable.
+        public var writesOnCallerThread = false
         /// The most events written in one group-commit transaction.
         public var maximumGroupSize: Int = 50_000
         /// A cap on the database file's size, in bytes (applied as `PRAGMA max_page_count`). An

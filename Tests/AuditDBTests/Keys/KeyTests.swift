@@ -112,6 +112,32 @@ struct KeyTests {
         #expect(Array(try await macs(path).prefix(5)) == macsBefore)
     }
 
+    @Test("re-attestation re-checks inside its transaction: a row slipped in after the full pass is refused, nothing written")
+    func reattestRechecksInsideTransaction() async throws {
+        let path = dir.path("s.db")
+        let stolen = try AuditKey.generate(version: 1)
+        try await makeStore(at: path, keys: try KeyRing([stolen]), count: 5)
+        let store = try await AuditStore.open(at: path, keys: try KeyRing([stolen, try AuditKey.generate(version: 2)]))
+        // Between the full pass and the write lock, another client appends a row with a junk MAC.
+        await #expect {
+            _ = try await store.reattest(compromisedVersion: 1, afterCheck: {
+                try sqlite3Must(path, """
+                    INSERT INTO audit_entries(seq, recorded_at, actor, action, outcome, severity, origin, format_version, key_version, mac)
+                    SELECT 6, recorded_at, 'thief', 'payment.approve', 0, 0, 0, format_version, 1, randomblob(32)
+                    FROM audit_entries WHERE seq = 5;
+                    """)
+            })
+        } throws: { error in
+            let error = error as? AuditError
+            return error?.code == .integrityViolation
+                && error?.message.hasPrefix("rows appended since the store was verified do not verify (mac-mismatch at seq 6: ") == true
+                && error?.message.contains("Nothing was written") == true
+        }
+        #expect(try await store.lastSeq() == 6)  // no declaration entry after the junk row
+        try await store.close()
+        #expect(try await attestationCount(path) == 0)
+    }
+
     @Test("compromise: re-attested rows pass; a row forged later with the stolen key is reported")
     func compromise() async throws {
         let path = dir.path("s.db")
@@ -268,6 +294,12 @@ struct KeyTests {
         let queue = try DatabaseQueue(path: path)
         defer { try? queue.close() }
         return try await queue.read { try Data.fetchAll($0, sql: "SELECT mac FROM audit_entries ORDER BY seq") }
+    }
+
+    func attestationCount(_ path: String) async throws -> Int {
+        let queue = try DatabaseQueue(path: path)
+        defer { try? queue.close() }
+        return try await queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM audit_attestations") ?? -1 }
     }
 
     static func seal(_ event: AuditEvent, seq: Int64, recordedAt: Int64, key: AuditKey, storeID: StoreID, prev: [UInt8]) throws
