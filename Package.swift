@@ -13,6 +13,9 @@ let package = Package(
     products: [
         .library(name: "AuditDB", targets: ["AuditDB"]),
         .executable(name: "auditdb", targets: ["auditdb"]),
+        // Fakes for apps' tests (and AuditDB's own): a temporary store directory, in-memory keys,
+        // a manual clock for the services' schedules.
+        .library(name: "AuditDBTestSupport", targets: ["AuditDBTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
@@ -65,6 +68,11 @@ let package = Package(
             swiftSettings: strictSwift,
             plugins: ["EmbedSQLPlugin"]
         ),
+        .target(
+            name: "AuditDBTestSupport",
+            dependencies: ["AuditDB"],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "auditdb",
             dependencies: [
@@ -85,7 +93,7 @@ let package = Package(
         .testTarget(
             name: "AuditDBTests",
             dependencies: [
-                "AuditDB", "CAuditCore", "CSodium", "auditdb", "AuditDBCrashChild",
+                "AuditDB", "AuditDBTestSupport", "CAuditCore", "CSodium", "auditdb", "AuditDBCrashChild",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,3 +1,4 @@
+import AuditDBTestSupport
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -6,56 +7,6 @@ import Synchronization
 import Testing
 
 @testable import AuditDB
-
-/// A clock that moves only when the test advances it.
-final class ManualClock: Clock, Sendable {
-    struct Instant: InstantProtocol {
-        var offset: Duration
-        func advanced(by duration: Duration) -> Instant { Instant(offset: offset + duration) }
-        func duration(to other: Instant) -> Duration { other.offset - offset }
-        static func < (a: Instant, b: Instant) -> Bool { a.offset < b.offset }
-    }
-
-    private struct State {
-        var now = Instant(offset: .zero)
-        var sleepers: [UInt64: (Instant, CheckedContinuation<Void, any Error>)] = [:]
-        var nextID: UInt64 = 0
-    }
-
-    private let state = Mutex(State())
-    var now: Instant { state.withLock { $0.now } }
-    var minimumResolution: Duration { .zero }
-    /// How many tasks are sleeping on the clock.
-    var sleeping: Int { state.withLock { $0.sleepers.count } }
-
-    func sleep(until deadline: Instant, tolerance: Duration?) async throws {
-        let id = state.withLock { s in s.nextID += 1; return s.nextID }
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let ready = state.withLock { s -> Bool in
-                    if deadline <= s.now || Task.isCancelled { return true }
-                    s.sleepers[id] = (deadline, continuation)
-                    return false
-                }
-                if ready {
-                    if Task.isCancelled { continuation.resume(throwing: CancellationError()) } else { continuation.resume() }
-                }
-            }
-        } onCancel: {
-            state.withLock { $0.sleepers.removeValue(forKey: id) }?.1.resume(throwing: CancellationError())
-        }
-    }
-
-    func advance(by duration: Duration) {
-        let due = state.withLock { s -> [CheckedContinuation<Void, any Error>] in
-            s.now = s.now.advanced(by: duration)
-            let ready = s.sleepers.filter { $0.value.0 <= s.now }
-            for id in ready.keys { s.sleepers.removeValue(forKey: id) }
-            return ready.values.map(\.1)
-        }
-        for continuation in due { continuation.resume() }
-    }
-}
 
 /// Waits (up to a generous bound, never asserting a time) until `condition` holds.
 func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
@@ -92,16 +43,16 @@ struct CheckpointServiceTests {
         try await testGracefulShutdown { trigger in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await service.run() }
-                #expect(try await eventually { clock.sleeping == 1 })
+                #expect(try await eventually { clock.sleeperCount == 1 })
                 // 12 rows: over the row threshold at the next tick.
                 try await store.append(contentsOf: (1...12).map { sampleEvent($0) })
                 clock.advance(by: .seconds(1))
                 #expect(try await eventually { try await store.checkpoints().last?.seq == 12 })
                 // 3 rows: below the threshold; only the interval brings them in.
                 try await store.append(contentsOf: (13...15).map { sampleEvent($0) })
-                #expect(try await eventually { clock.sleeping == 1 })
+                #expect(try await eventually { clock.sleeperCount == 1 })
                 clock.advance(by: .seconds(1))
-                #expect(try await eventually { clock.sleeping == 1 })
+                #expect(try await eventually { clock.sleeperCount == 1 })
                 #expect(try await store.checkpoints().last?.seq == 12)
                 clock.advance(by: .seconds(60))
                 #expect(try await eventually { try await store.checkpoints().last?.seq == 15 })
