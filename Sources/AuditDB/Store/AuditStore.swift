@@ -88,6 +88,7 @@ public final class AuditStore: Sendable {
     let pool: DatabasePool
     let logger: Logger
     let appender: Appender
+    let closing = CloseOnce()
 
     private init(path: String, storeID: StoreID, keys: KeyRing, configuration: Configuration, pool: DatabasePool,
                  knownKeyVersions: Set<UInt32>)
@@ -240,17 +241,21 @@ public final class AuditStore: Sendable {
     }
 
     /// Waits for pending appends, flushes the WAL to the database file, and closes every
-    /// connection. Later calls on the store throw ``AuditError/Code/closed``.
+    /// connection. Later calls on the store throw ``AuditError/Code/closed``; calling `close()`
+    /// again (or concurrently, as ``run()`` does at shutdown) waits for the first close and
+    /// returns.
     public func close() async throws {
-        await appender.shutDown()
-        do {
-            try await pool.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA synchronous = FULL")
-                _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        try await closing.run { () async throws(AuditError) in
+            await appender.shutDown()
+            do {
+                try await pool.writeWithoutTransaction { db in
+                    try db.execute(sql: "PRAGMA synchronous = FULL")
+                    _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+                }
+                try pool.close()
+            } catch {
+                throw AuditError.from(error, while: "close store \(path)")
             }
-            try pool.close()
-        } catch {
-            throw AuditError.from(error, while: "close store \(path)")
         }
     }
 
