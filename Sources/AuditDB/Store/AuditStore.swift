@@ -225,7 +225,13 @@ public final class AuditStore: Sendable {
                 path: path, storeID: header.storeID, keys: keys, configuration: configuration, pool: pool,
                 knownKeyVersions: usedVersions)
         } catch {
-            try? pool.close()  // cleanup after the real error, which is thrown below
+            // The open's error is the one to throw; a failure to close on the way out is logged.
+            do {
+                try pool.close()
+            } catch let closeError {
+                configuration.logger?.warning("could not close the store after a failed open",
+                                              metadata: ["store": "\(path)", "error": "\(closeError)"])
+            }
             throw AuditError.from(error, while: "open store \(path)")
         }
     }
