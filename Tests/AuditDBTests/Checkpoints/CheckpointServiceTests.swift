@@ -20,7 +20,7 @@ struct UnreachableAnchor: AnchorSink {
 
 /// The periodic checkpoint service. Its schedule runs on a `ManualClock`: the tests advance time
 /// and wait for the service to sleep again (`waitForSleepers`), never for real time to pass.
-@Suite("Periodic checkpoint service", .timeLimit(.minutes(2)))
+@Suite("Periodic checkpoint service", .timeLimit(.minutes(10)))
 struct CheckpointServiceTests {
     let dir: TemporaryDirectory
     let keys: KeyRing

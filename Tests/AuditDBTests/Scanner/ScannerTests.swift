@@ -366,7 +366,7 @@ struct ScannerTests {
         #expect(test.contains(function))
     }
 
-    @Test("the service runs passes on its clock and stops on graceful shutdown", .timeLimit(.minutes(2)))
+    @Test("the service runs passes on its clock and stops on graceful shutdown", .timeLimit(.minutes(10)))
     func serviceStopsOnGracefulShutdown() async throws {
         let store = try await openStore(count: 10)
         let clock = ManualClock()

@@ -13,7 +13,7 @@ import Testing
 /// at shutdown. Shutdown is triggered with ServiceLifecycleTestKit; schedules run on a
 /// `ManualClock` that never moves, so a service that waited for its next tick would hang (and
 /// the time limit would fail the test) instead of passing slowly.
-@Suite("The store as a service", .timeLimit(.minutes(2)))
+@Suite("The store as a service", .timeLimit(.minutes(10)))
 struct StoreServiceTests {
     static let silent = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 

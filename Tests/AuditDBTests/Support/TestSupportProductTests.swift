@@ -5,7 +5,7 @@ import Testing
 @testable import AuditDB
 
 /// The AuditDBTestSupport product itself: what apps' tests rely on must hold.
-@Suite("AuditDBTestSupport", .timeLimit(.minutes(1)))
+@Suite("AuditDBTestSupport", .timeLimit(.minutes(10)))
 struct TestSupportProductTests {
     @Test("a temporary directory exists while referenced and is removed with its contents afterwards")
     func temporaryDirectory() throws {
