@@ -13,6 +13,9 @@ let package = Package(
     products: [
         .library(name: "AuditDB", targets: ["AuditDB"]),
         .executable(name: "auditdb", targets: ["auditdb"]),
+        // Fakes for apps' tests (and AuditDB's own): a temporary store directory, in-memory keys,
+        // a manual clock for the services' schedules.
+        .library(name: "AuditDBTestSupport", targets: ["AuditDBTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
@@ -65,11 +68,17 @@ let package = Package(
             swiftSettings: strictSwift,
             plugins: ["EmbedSQLPlugin"]
         ),
+        .target(
+            name: "AuditDBTestSupport",
+            dependencies: ["AuditDB"],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "auditdb",
             dependencies: [
                 "AuditDB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
@@ -85,7 +94,7 @@ let package = Package(
         .testTarget(
             name: "AuditDBTests",
             dependencies: [
-                "AuditDB", "CAuditCore", "CSodium", "auditdb", "AuditDBCrashChild",
+                "AuditDB", "AuditDBTestSupport", "CAuditCore", "CSodium", "auditdb", "AuditDBCrashChild",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

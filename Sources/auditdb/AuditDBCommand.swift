@@ -1,6 +1,7 @@
 import ArgumentParser
 import AuditDB
 import Foundation
+import Logging
 import Synchronization
 
 @main
@@ -103,6 +104,9 @@ struct GlobalOptions: ParsableArguments {
 
     func configuration() throws -> AuditStore.Configuration {
         var config = AuditStore.Configuration()
+        // The CLI reports through its output and exit status; the library's log lines (and the
+        // scanner's, which falls back to the store's logger) would only repeat them on stderr.
+        config.logger = Output.silentLogger
         if let hex = storeID ?? environment["AUDITDB_STORE_ID"], !hex.isEmpty {
             guard let id = StoreID(hex: hex) else {
                 throw AuditError(.invalidInput, "--store-id must be 32 hex digits", field: "--store-id")
@@ -130,6 +134,9 @@ struct GlobalOptions: ParsableArguments {
 }
 
 enum Output {
+    /// A logger that drops everything (see `GlobalOptions.configuration()`).
+    static let silentLogger = Logger(label: "auditdb", factory: { _ in SwiftLogNoOpLogHandler() })
+
     static func error(_ message: String) {
         FileHandle.standardError.write(Data(("auditdb: error: " + OutputEscaping.escapeForTerminal(message) + "\n").utf8))
     }

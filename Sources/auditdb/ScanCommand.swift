@@ -88,10 +88,9 @@ struct Scan: AsyncParsableCommand {
         let printer = Task {
             for await report in passes { print(report) }
         }
-        let logger = Logger(label: "auditdb.scan", factory: { _ in SwiftLogNoOpLogHandler() })
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: scanner, successTerminationBehavior: .gracefullyShutdownGroup)],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: Output.silentLogger))
         try await group.run()
         printer.cancel()
         let status = scanner.status

@@ -295,9 +295,10 @@ enum JSONText {
 
 /// What output must never print raw: control characters (C0, DEL, C1), the Unicode line and
 /// paragraph separators, and bidirectional controls that can reorder what a terminal shows.
-public enum OutputEscaping {
+/// `package`, not public: for the `auditdb` executable's output and the library's own JSON writers.
+package enum OutputEscaping {
     /// Whether `scalar` must be escaped in any output line.
-    public static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+    package static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
         let v = scalar.value
         return v < 0x20 || (0x7F...0x9F).contains(v) || v == 0x2028 || v == 0x2029 || v == 0x061C
             || v == 0x200E || v == 0x200F || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v)
@@ -306,7 +307,7 @@ public enum OutputEscaping {
 
     /// `text` for a terminal table: backslash and every character ``needsEscape(_:)`` flags are
     /// written as `\\`, `\n`, `\t`, `\r` or `\u{XXXX}`, so no field can break or repaint a line.
-    public static func escapeForTerminal(_ text: String) -> String {
+    package static func escapeForTerminal(_ text: String) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
             switch scalar {
@@ -327,7 +328,7 @@ public enum OutputEscaping {
 
     /// Valid JSON text made safe for one output line: every flagged character inside a string
     /// becomes a `\uXXXX` escape (same meaning), and whitespace between tokens becomes a space.
-    public static func jsonSafe(_ json: String) -> String {
+    package static func jsonSafe(_ json: String) -> String {
         var out = ""
         var inString = false
         var escaped = false
@@ -358,7 +359,7 @@ public enum OutputEscaping {
     }
 
     /// `text` as a JSON string literal with every flagged character escaped as `\uXXXX`.
-    public static func jsonQuoted(_ text: String) -> String {
+    package static func jsonQuoted(_ text: String) -> String {
         var out = ""
         JSONText.appendQuoted(text, to: &out)
         return out

@@ -1,6 +1,6 @@
 extension AuditEvent {
     /// The JSON member names of an event in JSONL input (the Swift property names).
-    public static let jsonFieldNames: Set<String> = [
+    package static let jsonFieldNames: Set<String> = [
         "actor", "action", "resourceType", "resourceId", "tenant", "outcome", "severity", "correlationId",
         "source", "occurredAt", "details",
     ]
@@ -15,7 +15,9 @@ extension AuditEvent {
     /// let event = try AuditEvent(jsonLine: #"{"actor":"u1","action":"login","details":{"ip":"10.0.0.8"}}"#)
     /// ```
     /// - Throws: ``AuditError`` `invalidInput` naming the field and the rule.
-    public init(jsonLine: String) throws(AuditError) {
+    ///
+    /// `package`, not public: the input format of `auditdb append --jsonl`, not an API for apps.
+    package init(jsonLine: String) throws(AuditError) {
         let members = try JSONParser.topLevelMembers(jsonLine)
         var fields: [String: (JSONValue, String)] = [:]
         for (key, value, raw) in members {

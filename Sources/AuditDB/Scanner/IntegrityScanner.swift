@@ -1,4 +1,3 @@
-import CAuditCore
 import Foundation
 import GRDB
 public import Logging
@@ -12,7 +11,7 @@ import Synchronization
 ///
 /// ```swift
 /// let scanner = IntegrityScanner(store: store, configuration: .init(interval: .seconds(300)))
-/// let group = ServiceGroup(services: [scanner], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// let group = ServiceGroup(services: [store, scanner], gracefulShutdownSignals: [.sigterm], logger: logger)
 /// Task { for await finding in scanner.findings() { page(oncall, finding) } }
 /// try await group.run()
 /// // health endpoint: scanner.status.isHealthy  (memory only, no database work)
@@ -30,8 +29,16 @@ import Synchronization
 ///
 /// **History.** Every pass is appended to the store as a signed log entry (action
 /// `auditdb.scan`, view `audit_scan_history`) unless ``Configuration/recordsPasses`` is false.
+///
+/// **Observability.** Shaped like ``CheckpointService``: the ``Configuration`` may carry a
+/// `Logger` and a metrics factory; without them the scanner uses the store's, then the creating
+/// task's `Logger.current` and `MetricsSystem.factory`. Metrics (prefix `auditdb` by default):
+/// `auditdb_scan_passes_total`, `auditdb_scan_errors_total` (passes that could not complete or be
+/// recorded), `auditdb_scan_rows_verified_total`, `auditdb_scan_findings_total`,
+/// `auditdb_scan_duration`, `auditdb_scan_last_success_timestamp_seconds`,
+/// `auditdb_scan_verified_through_seq`.
 public final class IntegrityScanner: Service, Sendable {
-    /// How the scanner runs.
+    /// How the scanner runs, and where it logs and counts.
     public struct Configuration: Sendable {
         /// Time between the end of one pass and the start of the next. Default 5 minutes.
         public var interval: Duration = .seconds(300)
@@ -40,21 +47,25 @@ public final class IntegrityScanner: Service, Sendable {
         public var fullPassInterval: Duration = .seconds(86_400)
         /// Whether each pass is recorded in the store as a signed `auditdb.scan` entry. Default true.
         public var recordsPasses = true
-        /// Where findings (error level) and passes (info level) are logged. Default: the store's logger.
+        /// Where findings (error level) and passes (info level) are logged. Default: the store's
+        /// configured logger, else `Logger.current` of the task that creates the scanner.
         public var logger: Logger?
         /// Metric label prefix. Default: the store's (`auditdb`).
         public var metricsPrefix: String?
-        /// Where metrics go. Default: the store's factory, else the process-wide one.
+        /// Where metrics go. Default: the store's factory, else `MetricsSystem.factory`.
         public var metricsFactory: (any MetricsFactory)?
 
-        /// A configuration.
+        /// A configuration; every argument has the default documented on its property.
         public init(interval: Duration = .seconds(300), fullPassInterval: Duration = .seconds(86_400),
-                    recordsPasses: Bool = true, logger: Logger? = nil)
+                    recordsPasses: Bool = true, logger: Logger? = nil, metricsPrefix: String? = nil,
+                    metricsFactory: (any MetricsFactory)? = nil)
         {
             self.interval = interval
             self.fullPassInterval = fullPassInterval
             self.recordsPasses = recordsPasses
             self.logger = logger
+            self.metricsPrefix = metricsPrefix
+            self.metricsFactory = metricsFactory
         }
     }
 
@@ -77,14 +88,14 @@ public final class IntegrityScanner: Service, Sendable {
         let lastSuccess: Gauge
         let verifiedThrough: Gauge
 
-        init(prefix: String, factory: any MetricsFactory) {
-            passes = Counter(label: "\(prefix)_scan_passes_total", factory: factory)
-            failedPasses = Counter(label: "\(prefix)_scan_errors_total", factory: factory)
-            rowsVerified = Counter(label: "\(prefix)_scan_rows_verified_total", factory: factory)
-            findings = Counter(label: "\(prefix)_scan_findings_total", factory: factory)
-            duration = Metrics.Timer(label: "\(prefix)_scan_duration", factory: factory)
-            lastSuccess = Gauge(label: "\(prefix)_scan_last_success_timestamp_seconds", factory: factory)
-            verifiedThrough = Gauge(label: "\(prefix)_scan_verified_through_seq", factory: factory)
+        init(_ observability: ServiceObservability) {
+            passes = observability.counter("passes_total")
+            failedPasses = observability.counter("errors_total")
+            rowsVerified = observability.counter("rows_verified_total")
+            findings = observability.counter("findings_total")
+            duration = observability.timer("duration")
+            lastSuccess = observability.gauge("last_success_timestamp_seconds")
+            verifiedThrough = observability.gauge("verified_through_seq")
         }
     }
 
@@ -108,30 +119,33 @@ public final class IntegrityScanner: Service, Sendable {
     let state = Mutex(State())
     /// Serialises passes: one at a time, in the order asked.
     let passLock = PassLock()
-    let sleep: @Sendable (Duration) async throws -> Void
-    let elapsed: @Sendable () -> Duration
+    let clock: ServiceClock
 
-    /// A scanner over `store`, scheduled on `clock` (inject a test clock to drive it).
+    /// A scanner over `store`, scheduled on `clock` (inject a manual clock to drive it in tests).
+    ///
+    /// - Parameters:
+    ///   - store: The store to scan; passes are recorded in it (``Configuration/recordsPasses``).
+    ///   - configuration: The schedule, and where to log and count.
+    ///   - clock: The clock ``run()`` waits on between passes.
     public convenience init<C: Clock>(store: AuditStore, configuration: Configuration = Configuration(), clock: C)
     where C.Duration == Duration {
         let target = Target(
             reader: store.pool, keys: store.keys, path: store.path, expectedStoreID: store.configuration.expectedStoreID,
-            checkpointKeys: store.configuration.checkpointPublicKeys, storeID: store.storeID, record: { event in try await store.appendEngineEntry(event) })
-        self.init(target: target, storeConfiguration: store.configuration, logger: store.logger,
-                  configuration: configuration, clock: clock)
+            checkpointKeys: store.configuration.checkpointPublicKeys, storeID: store.storeID,
+            record: { event in try await store.appendEngineEntry(event) })
+        self.init(target: target, storeConfiguration: store.configuration, configuration: configuration, clock: clock)
     }
 
-    init<C: Clock>(target: Target, storeConfiguration: AuditStore.Configuration, logger: Logger,
-                   configuration: Configuration, clock: C) where C.Duration == Duration {
+    init<C: Clock>(target: Target, storeConfiguration: AuditStore.Configuration, configuration: Configuration, clock: C)
+    where C.Duration == Duration {
         self.target = target
         self.configuration = configuration
-        self.logger = configuration.logger ?? logger
-        self.metrics = ScanMetrics(
-            prefix: configuration.metricsPrefix ?? storeConfiguration.metricsPrefix,
-            factory: configuration.metricsFactory ?? storeConfiguration.metricsFactory ?? MetricsSystem.factory)
-        let start = clock.now
-        self.sleep = { duration in try await clock.sleep(for: duration) }
-        self.elapsed = { start.duration(to: clock.now) }
+        let observability = ServiceObservability(
+            component: "scan", logger: configuration.logger, metricsPrefix: configuration.metricsPrefix,
+            metricsFactory: configuration.metricsFactory, store: storeConfiguration)
+        self.logger = observability.logger
+        self.metrics = ScanMetrics(observability)
+        self.clock = ServiceClock(clock)
     }
 
     /// A scanner over `store` on the continuous clock.
@@ -141,7 +155,8 @@ public final class IntegrityScanner: Service, Sendable {
 
     /// One pass over the store file at `path`, opened for reading only and not recorded: for
     /// an archived or read-only store, or a look at a copy. An incremental pass starts from the
-    /// newest intact scan record in the file (there is no memory between calls).
+    /// newest intact scan record in the file (there is no memory between calls). Logs and
+    /// metrics go where `configuration` says, else to `Logger.current` and `MetricsSystem.factory`.
     ///
     /// - Throws: ``AuditError`` `storeNotFound`, `readOnly` (cannot be read at all), or a
     ///   storage error. Damage is the report's findings.
@@ -155,22 +170,23 @@ public final class IntegrityScanner: Service, Sendable {
         let scanner = IntegrityScanner(
             target: Target(reader: reader, keys: keys, path: path, expectedStoreID: configuration.expectedStoreID,
                            checkpointKeys: configuration.checkpointPublicKeys, storeID: nil, record: nil),
-            storeConfiguration: configuration,
-            logger: configuration.logger ?? Logger(label: "auditdb", factory: { _ in SwiftLogNoOpLogHandler() }),
-            configuration: Configuration(recordsPasses: false), clock: ContinuousClock())
-        let report: ScanReport
+            storeConfiguration: configuration, configuration: Configuration(recordsPasses: false), clock: ContinuousClock())
+        let report: Result<ScanReport, any Error>
         do {
-            report = try await scanner.scan(mode)
+            report = .success(try await scanner.scan(mode))
         } catch {
-            try? reader.close()  // cleanup; the pass's error is the one to report
-            throw error
+            report = .failure(error)
         }
         do {
             try reader.close()
         } catch {
-            throw AuditError.from(error, while: "close \(path)")
+            let closeError = AuditError.from(error, while: "close \(path)")
+            // The pass's own error, if it failed, is the one to report; the close failure is logged.
+            guard case .failure = report else { throw closeError }
+            scanner.logger.warning("could not close the store after a failed scan pass",
+                                   metadata: ["store": "\(path)", "error": "\(closeError)"])
         }
-        return report
+        return try report.get()
     }
 
     // MARK: Status and alerts
@@ -240,7 +256,7 @@ public final class IntegrityScanner: Service, Sendable {
                     // Already logged, counted and put into status by scan(_:).
                 }
                 do {
-                    try await self.sleep(self.configuration.interval)
+                    try await self.clock.sleep(self.configuration.interval)
                 } catch {
                     return  // cancelled: graceful shutdown
                 }
@@ -251,7 +267,7 @@ public final class IntegrityScanner: Service, Sendable {
     /// The mode the schedule picks next: full if no full pass completed within
     /// ``Configuration/fullPassInterval``, else incremental.
     func nextMode() -> ScanMode {
-        let now = elapsed()
+        let now = clock.elapsed()
         return state.withLock { state in
             guard let last = state.lastFullElapsed else { return .full }
             return now - last >= configuration.fullPassInterval ? .full : .incremental
@@ -276,7 +292,7 @@ public final class IntegrityScanner: Service, Sendable {
     private func pass(_ requested: ScanMode) async throws -> ScanReport {
         state.withLock { $0.status.isScanning = true }
         defer { state.withLock { $0.status.isScanning = false } }
-        let startedElapsed = elapsed()
+        let startedElapsed = clock.elapsed()
         let integrity: IntegrityReport
         var mode = requested
         var startPosition: Verifier.Position?
@@ -382,158 +398,5 @@ public final class IntegrityScanner: Service, Sendable {
             for finding in integrity.findings { continuation.yield(finding) }
         }
         for continuation in passSubscribers { continuation.yield(report) }
-    }
-
-    // MARK: The scan record
-
-    static let scanAction = "auditdb.scan"
-
-    private func record(_ report: ScanReport, with recorder: @Sendable (AuditEvent) async throws -> Int64) async throws -> Int64 {
-        let integrity = report.integrity
-        var details: [String: JSONValue] = [
-            "mode": .string(report.mode.rawValue),
-            "fromSeq": .int(integrity.firstCheckedSeq),
-            "throughSeq": .int(integrity.lastSeq),
-            "rowsChecked": .int(Int64(integrity.rowsChecked)),
-            "durationMicros": .int(integrity.duration.microseconds),
-            "result": .string(integrity.isIntact ? "intact" : "findings"),
-            "findings": .int(Int64(integrity.totalFindings)),
-            "firstFinding": integrity.firstFinding.map { .string(String(describing: $0).prefix(500).description) } ?? .null,
-        ]
-        if integrity.isIntact, let head = integrity.verifiedHead {
-            details["throughSeq"] = .int(head.seq)
-            details["headMac"] = .string(Hex.encode(head.mac))
-        }
-        let event = AuditEvent(
-            actor: "auditdb", action: Self.scanAction, resourceType: "store", resourceId: report.integrity.storeID?.hex,
-            outcome: integrity.isIntact ? .success : .failure, severity: integrity.isIntact ? .info : .critical,
-            source: "auditdb.scanner", details: AuditDetails(details))
-        return try await recorder(event)
-    }
-
-    /// The position proven by the newest intact scan record whose own MAC verifies; nil if
-    /// there is none (then a full pass runs). Reads records newest first and stops at the first
-    /// good one; a record that fails verification is skipped (the pass that follows reports it).
-    func recordedPosition() async throws -> Verifier.Position? {
-        let keys = target.keys
-        let knownID = target.storeID
-        return try await target.reader.read { db in
-            // Without a readable header there is no trusted position; the full pass that
-            // follows reports the header.
-            guard let storeID = try knownID ?? Self.headerID(db) else { return nil }
-            var found: Verifier.Position?
-            try RecordedScan.newestFirst(db, storeID: storeID, keys: keys, mode: .mark) { entry in
-                found = RecordedScan(entry)?.position
-                return found != nil
-            }
-            return found
-        }
-    }
-
-    static func headerID(_ db: Database) throws -> StoreID? {
-        switch try Verifier.readHeader(db) {
-        case .success(let header): header.storeID
-        case .failure: nil
-        }
-    }
-}
-
-/// Which rows a pass checks.
-public enum ScanMode: String, Sendable, Hashable, CaseIterable {
-    /// Every row from seq 1, plus schema and header.
-    case full
-    /// Schema and header, the row at the last verified position, and the rows after it.
-    case incremental
-}
-
-/// One pass of the scanner.
-public struct ScanReport: Sendable {
-    /// The mode that ran (an incremental request without a verified position runs full).
-    public let mode: ScanMode
-    /// What was found.
-    public let integrity: IntegrityReport
-    /// The seq of the `auditdb.scan` entry that records this pass, if it was recorded.
-    public internal(set) var recordSeq: Int64?
-
-    /// True when nothing is wrong.
-    public var isIntact: Bool { integrity.isIntact }
-    /// The seqs whose rows were read and checked (empty when there were no new rows).
-    public var checkedSeqs: ClosedRange<Int64>? {
-        integrity.firstCheckedSeq <= integrity.lastSeq ? integrity.firstCheckedSeq...integrity.lastSeq : nil
-    }
-}
-
-/// The scanner's latest result, kept in memory.
-public struct ScanStatus: Sendable, Hashable {
-    /// How a pass ended.
-    public enum Result: Sendable, Hashable {
-        /// No pass has completed yet.
-        case never
-        /// Nothing wrong.
-        case intact
-        /// Damage was found (see the findings stream, the log, or the scan record).
-        case findings
-        /// The pass could not be completed or recorded (the message says why).
-        case failed(String)
-    }
-
-    /// Passes completed since the scanner was made.
-    public var passes = 0
-    /// Whether a pass is running now.
-    public var isScanning = false
-    /// When the last pass ended.
-    public var lastPassAt: AuditTimestamp?
-    /// Its mode.
-    public var lastMode: ScanMode?
-    /// Rows it checked.
-    public var lastRowsVerified = 0
-    /// How it ended.
-    public var lastResult: Result = .never
-    /// How many findings it had.
-    public var lastFindingsCount = 0
-    /// How long it took.
-    public var lastPassDuration: Duration?
-    /// When the last full pass started, and how it ended.
-    public var lastFullPassAt: AuditTimestamp?
-    public var lastFullPassResult: Result = .never
-    /// Rows 1 through this seq were proven (by a full pass, extended by incremental ones).
-    public var verifiedThroughSeq: Int64 = 0
-
-    /// True when the last pass completed and found nothing wrong.
-    public var isHealthy: Bool { lastResult == .intact }
-
-    /// Time since the last full pass started, measured against `now`; nil if there was none.
-    public func timeSinceLastFullPass(now: AuditTimestamp = .now()) -> Duration? {
-        lastFullPassAt.map { .microseconds(now.microsecondsSinceEpoch - $0.microsecondsSinceEpoch) }
-    }
-}
-
-/// Runs async closures one at a time, in arrival order.
-final class PassLock: Sendable {
-    private let state = Mutex<(busy: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-    func run<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { state -> Bool in
-                if !state.busy { state.busy = true; return true }
-                state.waiters.append(continuation)
-                return false
-            }
-            if now { continuation.resume() }
-        }
-        defer {
-            let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
-                if state.waiters.isEmpty { state.busy = false; return nil }
-                return state.waiters.removeFirst()
-            }
-            next?.resume()
-        }
-        return try await body()
-    }
-}
-
-extension Duration {
-    var microseconds: Int64 {
-        components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000
     }
 }

@@ -95,6 +95,7 @@ public final class AuditStore: Sendable {
     let pool: DatabasePool
     let logger: Logger
     let appender: Appender
+    let closing = CloseOnce()
 
     private init(path: String, storeID: StoreID, keys: KeyRing, configuration: Configuration, pool: DatabasePool,
                  knownKeyVersions: Set<UInt32>)
@@ -231,7 +232,13 @@ public final class AuditStore: Sendable {
                 path: path, storeID: header.storeID, keys: keys, configuration: configuration, pool: pool,
                 knownKeyVersions: usedVersions)
         } catch {
-            try? pool.close()  // cleanup after the real error, which is thrown below
+            // The open's error is the one to throw; a failure to close on the way out is logged.
+            do {
+                try pool.close()
+            } catch let closeError {
+                configuration.logger?.warning("could not close the store after a failed open",
+                                              metadata: ["store": "\(path)", "error": "\(closeError)"])
+            }
             throw AuditError.from(error, while: "open store \(path)")
         }
     }
@@ -247,17 +254,21 @@ public final class AuditStore: Sendable {
     }
 
     /// Waits for pending appends, flushes the WAL to the database file, and closes every
-    /// connection. Later calls on the store throw ``AuditError/Code/closed``.
+    /// connection. Later calls on the store throw ``AuditError/Code/closed``; calling `close()`
+    /// again (or concurrently, as ``run()`` does at shutdown) waits for the first close and
+    /// returns.
     public func close() async throws {
-        await appender.shutDown()
-        do {
-            try await pool.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA synchronous = FULL")
-                _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        try await closing.run { () async throws(AuditError) in
+            await appender.shutDown()
+            do {
+                try await pool.writeWithoutTransaction { db in
+                    try db.execute(sql: "PRAGMA synchronous = FULL")
+                    _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+                }
+                try pool.close()
+            } catch {
+                throw AuditError.from(error, while: "close store \(path)")
             }
-            try pool.close()
-        } catch {
-            throw AuditError.from(error, while: "close store \(path)")
         }
     }
 

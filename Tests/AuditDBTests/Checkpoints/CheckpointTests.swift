@@ -1,14 +1,10 @@
+import AuditDBTestSupport
 import CAuditCore
 import Foundation
 import GRDB
 import Testing
 
 @testable import AuditDB
-
-/// A test-only checkpoint signer from the CSPRNG.
-func testSigner(versions: [UInt32] = [1]) throws -> CheckpointSigner {
-    try CheckpointSigner(versions.map { try CheckpointSigningKey.generate(version: $0) })
-}
 
 /// The Merkle root by the recursive definition of RFC 6962 section 2.1 (the test's own oracle).
 func referenceRoot(_ leaves: ArraySlice<[UInt8]>) -> [UInt8] {
@@ -41,14 +37,14 @@ func cutTail(_ path: String, above seq: Int64) throws {
 
 @Suite("Checkpoints and anchors")
 struct CheckpointTests {
-    let dir: TempDir
+    let dir: TemporaryDirectory
     let keys: KeyRing
     let signer: CheckpointSigner
 
     init() throws {
-        dir = try TempDir()
-        keys = try testKeyRing()
-        signer = try testSigner()
+        dir = try TemporaryDirectory()
+        keys = try KeyRing.inMemory()
+        signer = try CheckpointSigner.inMemory()
     }
 
     func sample() throws -> Checkpoint {
@@ -95,10 +91,10 @@ struct CheckpointTests {
     @Test("a checkpoint signed by another key fails under the public key file")
     func otherKeyFails() throws {
         let cp = try sample()
-        let stranger = try testSigner()
+        let stranger = try CheckpointSigner.inMemory()
         #expect(cp.invalidity(under: stranger.publicKeys)
             == "it names a different public key for version 1 than the public key file (signed by another key)")
-        #expect(cp.invalidity(under: try testSigner(versions: [2]).publicKeys)
+        #expect(cp.invalidity(under: try CheckpointSigner.inMemory(versions: [2]).publicKeys)
             == "it is signed with checkpoint key version 1, which the public key file lacks")
     }
 

@@ -1,3 +1,4 @@
+import AuditDBTestSupport
 import Foundation
 import Synchronization
 import Testing
@@ -22,8 +23,8 @@ struct LoadTests {
 
     @Test("64 appending tasks, 8 querying tasks, the periodic scanner and repeated verification together: gapless, no duplicates, intact")
     func appendQueryVerify() async throws {
-        let dir = try TempDir()
-        let store = try await AuditStore.create(at: dir.path("load.db"), keys: try testKeyRing())
+        let dir = try TemporaryDirectory()
+        let store = try await AuditStore.create(at: dir.path("load.db"), keys: try KeyRing.inMemory())
         // The scanner runs as it would in an app, recording every pass in the store.
         let scanner = IntegrityScanner(
             store: store, configuration: .init(interval: .milliseconds(5), fullPassInterval: .milliseconds(100)))
@@ -101,7 +102,7 @@ struct LoadTests {
 
     @Test("32 concurrent CLI writers with the default busy timeout: every append succeeds, seqs gapless")
     func thirtyTwoCLIWriters() async throws {
-        let dir = try TempDir()
+        let dir = try TemporaryDirectory()
         let keyFile = dir.path("k.keys"), path = dir.path("shared.db")
         let keys = try KeyFile.generate(at: keyFile)
         try await makeStore(at: path, keys: keys, count: 0)
@@ -125,7 +126,7 @@ struct LoadTests {
 
     @Test("two processes appending to the same store: disjoint gapless seqs, every acknowledged row exact")
     func twoProcesses() async throws {
-        let dir = try TempDir()
+        let dir = try TemporaryDirectory()
         let keyFile = dir.path("k.keys"), path = dir.path("shared.db")
         let keys = try KeyFile.generate(at: keyFile)
         try await makeStore(at: path, keys: keys, count: 0)

@@ -1,3 +1,4 @@
+import AuditDBTestSupport
 import Foundation
 import GRDB
 import Logging
@@ -14,19 +15,23 @@ import Testing
 /// alerts, and the service's lifecycle.
 @Suite("Integrity scanner")
 struct ScannerTests {
-    let dir: TempDir
+    let dir: TemporaryDirectory
     let keys: KeyRing
     let db: String
 
     init() throws {
-        dir = try TempDir()
-        keys = try testKeyRing()
+        dir = try TemporaryDirectory()
+        keys = try KeyRing.inMemory()
         db = dir.path("store.db")
     }
 
+    /// A store with `count` sample rows, opened with a silent logger (scanners log to the store's
+    /// logger unless told otherwise, and to `Logger.current`, stderr by default, without one).
     func openStore(count: Int) async throws -> AuditStore {
         try await makeStore(at: db, keys: keys, count: count)
-        return try await AuditStore.open(at: db, keys: keys)
+        var configuration = AuditStore.Configuration()
+        configuration.logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        return try await AuditStore.open(at: db, keys: keys, configuration: configuration)
     }
 
     /// Runs `sql` with `trigger` dropped, then puts the trigger back exactly as it was, so
@@ -317,8 +322,9 @@ struct ScannerTests {
         let target = IntegrityScanner.Target(
             reader: store.pool, keys: keys, path: db, expectedStoreID: nil, checkpointKeys: nil, storeID: store.storeID,
             record: { _ in throw AuditError(.diskFull, "the disk is full (test)") })
-        let scanner = IntegrityScanner(target: target, storeConfiguration: .init(), logger: Logger(label: "t"),
-                                       configuration: .init(), clock: ContinuousClock())
+        let scanner = IntegrityScanner(target: target, storeConfiguration: .init(),
+                                       configuration: .init(logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() }),
+                                       clock: ContinuousClock())
         await #expect { _ = try await scanner.scan(.full) } throws: { ($0 as? AuditError)?.code == .diskFull }
         #expect(scanner.lastReport?.isIntact == true)
         #expect(scanner.lastReport?.integrity.rowsChecked == 8)
@@ -360,32 +366,57 @@ struct ScannerTests {
         #expect(test.contains(function))
     }
 
-    @Test("the service runs passes on its clock and stops on graceful shutdown")
+    @Test("the service runs passes on its clock and stops on graceful shutdown", .timeLimit(.minutes(10)))
     func serviceStopsOnGracefulShutdown() async throws {
         let store = try await openStore(count: 10)
+        let clock = ManualClock()
         let scanner = IntegrityScanner(
-            store: store, configuration: .init(interval: .milliseconds(20), fullPassInterval: .seconds(3_600)))
+            store: store, configuration: .init(interval: .seconds(20), fullPassInterval: .seconds(3_600)), clock: clock)
         let passes = scanner.passes()
         try await testGracefulShutdown { trigger in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await scanner.run() }
-                var iterator = passes.makeAsyncIterator()
-                let first = await iterator.next()
-                let second = await iterator.next()
-                #expect(first?.mode == .full)
-                #expect(second?.mode == .incremental)
+                try await clock.waitForSleepers()  // the first pass is done; the scanner waits 20 s
+                clock.advance(by: .seconds(20))
+                try await clock.waitForSleepers()  // the second one too
                 trigger.triggerGracefulShutdown()
-                try await group.waitForAll()  // run() returned
+                try await group.waitForAll()  // run() returned without the clock moving again
             }
         }
-        let passesAtStop = scanner.status.passes
-        #expect(passesAtStop >= 2)
+        var iterator = passes.makeAsyncIterator()
+        #expect(await iterator.next()?.mode == .full)
+        #expect(await iterator.next()?.mode == .incremental)
+        #expect(scanner.status.passes == 2)
         #expect(!scanner.status.isScanning)
-        // Nothing runs after it stopped, and every recorded pass is a whole, verified row.
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(scanner.status.passes == passesAtStop)
+        // Nothing of the scanner is left waiting to run, and every recorded pass is a whole, verified row.
+        #expect(clock.sleeperCount == 0)
         #expect(try await store.verify().isIntact)
-        #expect(try await store.entries(EntryQuery(limit: 10_000, action: "auditdb.scan")).count == passesAtStop)
+        #expect(try await store.entries(EntryQuery(limit: 10_000, action: "auditdb.scan")).count == 2)
+        try await store.close()
+    }
+
+    @Test("without a logger or metrics of its own, the scanner uses the store's: its prefix, its factory, its logger")
+    func observabilityDefaultsToTheStore() async throws {
+        let metrics = TestMetrics()
+        let handler = CapturingLogHandler()
+        try await makeStore(at: db, keys: keys, count: 6)
+        var configuration = AuditStore.Configuration()
+        configuration.logger = Logger(label: "store") { _ in handler }
+        configuration.metricsFactory = metrics
+        configuration.metricsPrefix = "app_audit"
+        let store = try await AuditStore.open(at: db, keys: keys, configuration: configuration)
+        let scanner = IntegrityScanner(store: store)
+        #expect(try await scanner.scan(.full).isIntact)
+        #expect(try metrics.expectCounter("app_audit_scan_passes_total").totalValue == 1)
+        #expect(try metrics.expectCounter("app_audit_scan_rows_verified_total").totalValue == 6)
+        #expect(try metrics.expectGauge("app_audit_scan_verified_through_seq").lastValue == 6)
+        #expect(handler.records.withLock { $0.contains { $0.level == .info && $0.message == "audit store scan pass" } })
+        // Its own configuration wins over the store's.
+        let ownMetrics = TestMetrics()
+        let own = IntegrityScanner(store: store, configuration: .init(metricsPrefix: "scanner", metricsFactory: ownMetrics))
+        _ = try await own.scan(.incremental)
+        #expect(try ownMetrics.expectCounter("scanner_scan_passes_total").totalValue == 1)
+        #expect(try metrics.expectCounter("app_audit_scan_passes_total").totalValue == 1)
         try await store.close()
     }
 

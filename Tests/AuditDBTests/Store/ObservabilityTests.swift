@@ -1,3 +1,4 @@
+import AuditDBTestSupport
 import Foundation
 import GRDBSQLite
 import Logging
@@ -41,14 +42,14 @@ final class CapturingLogHandler: LogHandler, Sendable {
 struct ObservabilityTests {
     @Test("appends, commits and rejected events are counted; failures are logged at error level")
     func countersAndLogs() async throws {
-        let dir = try TempDir()
+        let dir = try TemporaryDirectory()
         let metrics = TestMetrics()
         let handler = CapturingLogHandler()
         var config = AuditStore.Configuration()
         config.metricsFactory = metrics
         config.logger = Logger(label: "test", factory: { _ in handler })
         let path = dir.path("s.db")
-        let store = try await AuditStore.create(at: path, keys: try testKeyRing(), configuration: config)
+        let store = try await AuditStore.create(at: path, keys: try KeyRing.inMemory(), configuration: config)
         try await store.append(contentsOf: (1...5).map { sampleEvent($0) })
         try await store.append(sampleEvent(6))
         await #expect(throws: AuditError.self) { try await store.append(AuditEvent(actor: "", action: "x")) }

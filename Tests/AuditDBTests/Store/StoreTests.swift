@@ -1,3 +1,4 @@
+import AuditDBTestSupport
 import Foundation
 import GRDB
 import Testing
@@ -6,12 +7,12 @@ import Testing
 
 @Suite("Appending and reading")
 struct StoreTests {
-    let dir: TempDir
+    let dir: TemporaryDirectory
     let keys: KeyRing
 
     init() throws {
-        dir = try TempDir()
-        keys = try testKeyRing()
+        dir = try TemporaryDirectory()
+        keys = try KeyRing.inMemory()
     }
 
     @Test("an appended event reads back field for field, verified")
@@ -304,8 +305,8 @@ struct ValidationTests {
     @Test("each broken rule is a typed error naming the field, and the store stays unchanged", arguments: 0..<cases.count)
     func rejected(index: Int) async throws {
         let (field, event, rule) = Self.cases[index]
-        let dir = try TempDir()
-        let store = try await AuditStore.create(at: dir.path("s.db"), keys: try testKeyRing())
+        let dir = try TemporaryDirectory()
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: try KeyRing.inMemory())
         do {
             try await store.append(event)
             Issue.record("accepted an event breaking the \(field) rule")
@@ -320,8 +321,8 @@ struct ValidationTests {
 
     @Test("hostile but valid text is stored faithfully and escaped on output")
     func hostileTextStoredFaithfully() async throws {
-        let dir = try TempDir()
-        let store = try await AuditStore.create(at: dir.path("s.db"), keys: try testKeyRing())
+        let dir = try TemporaryDirectory()
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: try KeyRing.inMemory())
         let tricky = "admin\u{202E}nimda \u{2066}x\u{2069} 🙂 \\"
         try await store.append(AuditEvent(actor: tricky, action: "x", details: AuditDetails(json: #"{"m":"line\nbreak \u001b[2J"}"#)))
         let entry = try #require(try await store.entries().first)

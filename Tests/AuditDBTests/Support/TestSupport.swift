@@ -1,25 +1,34 @@
+import AuditDBTestSupport
 import Foundation
 import Testing
 
 @testable import AuditDB
 
-/// A fresh temporary directory per test, removed afterwards.
-final class TempDir {
-    let url: URL
+// The suite's first helpers, now thin names over the AuditDBTestSupport product (which apps'
+// tests use too). Files migrated to that product import it and use its names directly
+// (`TemporaryDirectory`, `KeyRing.inMemory`, `CheckpointSigner.inMemory`, `ManualClock`); these
+// keep the rest of the suite unchanged. They are declared here, not as type aliases, so that files
+// that do not import AuditDBTestSupport can still use their members (MemberImportVisibility).
 
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("auditdb-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
+/// A fresh temporary directory per test, removed afterwards (an `AuditDBTestSupport.TemporaryDirectory`).
+final class TempDir: Sendable {
+    private let directory: TemporaryDirectory
 
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    init() throws { directory = try TemporaryDirectory() }
 
-    deinit { try? FileManager.default.removeItem(at: url) }
+    var url: URL { directory.url }
+
+    func path(_ name: String) -> String { directory.path(name) }
 }
 
-/// Test-only keys from the CSPRNG; never written anywhere but a test's temp dir.
+/// Test-only keys from the CSPRNG, in memory only (`KeyRing.inMemory`).
 func testKeyRing(versions: [UInt32] = [1]) throws -> KeyRing {
-    try KeyRing(versions.map { try AuditKey.generate(version: $0) })
+    try KeyRing.inMemory(versions: versions)
+}
+
+/// A test-only checkpoint signer from the CSPRNG, in memory only (`CheckpointSigner.inMemory`).
+func testSigner(versions: [UInt32] = [1]) throws -> CheckpointSigner {
+    try CheckpointSigner.inMemory(versions: versions)
 }
 
 func sampleEvent(_ i: Int, actor: String? = nil) -> AuditEvent {

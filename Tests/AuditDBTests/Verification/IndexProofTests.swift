@@ -1,3 +1,4 @@
+import AuditDBTestSupport
 import CAuditCore
 import Foundation
 import Testing
@@ -9,13 +10,13 @@ import Testing
 /// rebuilds them.
 @Suite("Index completeness")
 struct IndexProofTests {
-    let dir: TempDir
+    let dir: TemporaryDirectory
     let keys: KeyRing
     let db: String
 
     init() throws {
-        dir = try TempDir()
-        keys = try testKeyRing()
+        dir = try TemporaryDirectory()
+        keys = try KeyRing.inMemory()
         db = dir.path("store.db")
     }
 
