@@ -20,6 +20,8 @@ struct Options {
     var plainIndexBaseline = true
     /// Also run the raw baseline with the 3 audit_entries triggers and no index.
     var triggerBaseline = false
+    /// Durable single appends with the opt-in caller-thread fast path (`writesOnCallerThread`).
+    var callerThread = false
     var queryKeys = 1_000         // random keys per query kind per run
     var scanNewRows = 10_000      // rows appended before each incremental scan
     var smallStoreRows = 100_000  // the small store of the incremental-scan comparison
@@ -30,13 +32,14 @@ struct Options {
         usage: auditdb-bench [--quick] [--runs N] [--rows N] [--batch N] [--latency-ops N]
                              [--group-tasks N] [--group-per-task N] [--dir PATH] [--schema PATH]
                              [--peer-script PATH] [--no-peer] [--only LIST] [--out FILE]
-                             [--no-plain-index] [--trigger-baseline] [--query-keys N]
+                             [--no-plain-index] [--trigger-baseline] [--caller-thread] [--query-keys N]
                              [--scan-new-rows N] [--small-store-rows N] [--status-reads N]
 
           --quick        quick profile: 100k rows, 300 latency ops, 64x40 group appends (also AUDITDB_BENCH_QUICK=1)
           --only LIST    comma-separated sections: append,latency,group,verify,storage,query,scan,status,adopt,peer
           --no-plain-index     skip the raw baseline with plain unbucketed actor/resource_id indexes
           --trigger-baseline   also run the raw baseline with the 3 audit_entries triggers (no index)
+          --caller-thread      durable single appends with Configuration.writesOnCallerThread (the opt-in fast path)
           --dir PATH     where the databases go (default $TMPDIR/auditdb-bench-PID, removed at the end); must be on a real disk for fsync figures
           --out FILE     also write the markdown report to FILE
         """
@@ -78,6 +81,7 @@ struct Options {
             case "--no-peer": sections.remove("peer")
             case "--no-plain-index": plainIndexBaseline = false
             case "--trigger-baseline": triggerBaseline = true
+            case "--caller-thread": callerThread = true
             case "--query-keys": queryKeys = try number(arg)
             case "--scan-new-rows": scanNewRows = try number(arg)
             case "--small-store-rows": smallStoreRows = try number(arg)

@@ -19,19 +19,6 @@ func timedAsync<T>(_ body: () async throws -> T) async rethrows -> (T, Double) {
     return (value, (clock.now - start).seconds)
 }
 
-/// CPU seconds (user + system, all threads of this process) spent running `body`: on a loaded
-/// machine the cost of a pass in CPU per row stays comparable where its wall-clock rate does not.
-func cpuTimedAsync<T>(_ body: () async throws -> T) async rethrows -> (T, Double) {
-    func now() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-    }
-    let start = now()
-    let value = try await body()
-    return (value, now() - start)
-}
-
 /// min / median / max of a sample (median of an even count = mean of the middle two).
 struct Summary: CustomStringConvertible {
     let min: Double, median: Double, max: Double, count: Int
