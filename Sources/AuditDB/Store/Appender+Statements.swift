@@ -13,7 +13,7 @@ extension Appender {
 
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction and commits it, or rolls back and rethrows.
     /// Uses cached statements: GRDB's `inTransaction` prepares BEGIN and COMMIT anew each time,
-    /// which cost ~18 µs per durable append (docs/performance.md, section 2).
+    /// which cost ~18 µs per durable append (benchmarks/results/history.md, "2. Durable single append").
     static func immediateTransaction(_ db: Database, _ body: () throws -> Void) throws {
         try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
         do {

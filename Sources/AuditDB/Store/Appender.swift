@@ -72,7 +72,7 @@ final class Appender: Sendable {
         // Fast path (opt-in): when nothing is queued and nobody is writing, a small append is written on
         // the caller's thread (GRDB runs a synchronous write on an idle writer queue in place):
         // no hop to the writer queue and no continuation to resume on another thread, which
-        // were ~20% of a durable single append's latency (docs/performance.md, section 2).
+        // were ~20% of a durable single append's latency (benchmarks/results/history.md, "2. Durable single append").
         // Appends that arrive meanwhile queue up and are handed to the drain loop afterwards.
         let direct = writesOnCallerThread && events.count < MacPipeline.minimumRows && state.withLock { state -> Bool in
             guard !state.closed, !state.draining, state.pending.isEmpty else { return false }
@@ -327,7 +327,7 @@ final class Appender: Sendable {
         ranges.reserveCapacity(batches.count)
         if total >= MacPipeline.minimumRows {
             // Large writes: a second thread computes the chained MACs ahead of this one, which
-            // only binds and steps (docs/performance.md: the MAC was ~30% of the append path).
+            // only binds and steps (benchmarks/results/history.md: the MAC was ~30% of the append path).
             let events = batches.flatMap { $0 }
             let pipeline = MacPipeline(
                 events: events, firstSeq: seq + 1, prevMac: prevMac, signer: signer, storeID: storeID)

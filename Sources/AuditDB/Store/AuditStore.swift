@@ -56,7 +56,7 @@ public final class AuditStore: Sendable {
         public var checkpointPublicKeys: CheckpointPublicKeys?
         /// If true, a small append on an idle store is written on the calling thread: one thread
         /// hop and one continuation less (about 20 µs of a durable append's ~150 µs here,
-        /// docs/performance.md section 2), but that thread then waits for the fsync and for
+        /// benchmarks/results/history.md, "2. Durable single append"), but that thread then waits for the fsync and for
         /// SQLite's busy handler (up to ``busyTimeout``). Default false: every write runs on
         /// GRDB's writer queue and no cooperative thread ever blocks on I/O. Turn it on only where
         /// appends come from threads you own, or where a stalled cooperative thread is acceptable.
@@ -297,7 +297,7 @@ public final class AuditStore: Sendable {
             throw AuditError(.invalidInput, "append(contentsOf:) needs at least one event", field: "events")
         }
         // A large batch on an idle store is validated while it is written (on the MAC
-        // pipeline's thread, ahead of the writer), not before: docs/performance.md, section 1.
+        // pipeline's thread, ahead of the writer), not before: benchmarks/results/history.md, "1. Batched append".
         if events.count >= Self.overlappedValidationMinimum, ProcessInfo.processInfo.activeProcessorCount > 1,
            let range = try await appender.submitUnvalidated(events)
         {

@@ -407,7 +407,7 @@ struct Verifier: Sendable {
             result.add(Finding(kind: .malformedRow, seqs: seq...seq, message: why))
             prevKnown = false
         }
-        // One C call reads and shape-checks all 18 columns (docs/performance.md, "Full scan").
+        // One C call reads and shape-checks all 18 columns (benchmarks/results/history.md, "I4. Full scan").
         var row = adb_row()
         var stored: UnsafePointer<UInt8>?
         var column: Int32 = -1
