@@ -8,6 +8,7 @@
 #include "audit_core.h"
 
 #include <sqlite3.h>
+#include <stddef.h>
 #include <string.h>
 
 // MARK: SipHash-2-4, 128-bit output (Aumasson & Bernstein, "SipHash: a fast short-input PRF").
@@ -290,7 +291,88 @@ static int in_engine_range(const uint8_t *p, size_t n) {
     return c < 0 || (c == 0 && n < nl);
 }
 
+// The table side's fast path: an entry laid out straight into a stack buffer (the same bytes
+// the entry_* builder produces) and hashed in one call. Entries whose text is too long for the
+// buffer take the builder, which streams; both give the same hash.
+static inline uint8_t *fast_int(uint8_t *p, int64_t value) {
+    uint64_t u = (uint64_t)value;
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_BIG_ENDIAN__
+    u = __builtin_bswap64(u);
+#endif
+    p[0] = 1;
+    memcpy(p + 1, &u, 8);
+    return p + 9;
+}
+
+static inline uint8_t *fast_text(uint8_t *p, const uint8_t *text, uint32_t n) {
+    p[0] = 3;
+    p[1] = (uint8_t)(n >> 24); p[2] = (uint8_t)(n >> 16); p[3] = (uint8_t)(n >> 8); p[4] = (uint8_t)n;
+    memcpy(p + 5, text, n);
+    return p + 5 + n;
+}
+
+static inline void fast_add(adb_index_digest *d, int index, const uint8_t *buf, const uint8_t *end) {
+    d->count[index] += 1;
+    d->sum[index] += sip13_oneshot(d->k0, d->k1, buf, (size_t)(end - buf));
+}
+
+/// Longest text the fast path lays out (index byte + two integers + text header + text fit in
+/// ENTRY_BUFFER).
+enum { FAST_TEXT_MAX = ENTRY_BUFFER - 1 - 9 - 9 - 5 };
+
 void adb_index_digest_add_parsed(adb_index_digest *d, const adb_row *row) {
+    uint8_t buf[ENTRY_BUFFER];
+    int64_t seq = row->seq;
+    int64_t bucket = seq >> 14;
+    int fits = (row->actor.len < 0 || row->actor.len <= FAST_TEXT_MAX)
+        && (row->resource_id.len < 0 || row->resource_id.len <= FAST_TEXT_MAX)
+        && (row->tenant.len < 0 || row->tenant.len <= FAST_TEXT_MAX)
+        && (row->action.len < 0 || row->action.len <= FAST_TEXT_MAX);
+    if (!fits) {
+        adb_index_digest_add_parsed_streaming(d, row);
+        return;
+    }
+    uint8_t *p;
+    if (row->actor.len >= 0) {
+        buf[0] = ADB_INDEX_ACTOR + 1;
+        p = fast_int(buf + 1, bucket);
+        p = fast_text(p, row->actor.ptr, (uint32_t)row->actor.len);
+        p = fast_int(p, seq);
+        fast_add(d, ADB_INDEX_ACTOR, buf, p);
+    }
+    if (row->resource_id.len >= 0) {
+        buf[0] = ADB_INDEX_RESOURCE + 1;
+        p = fast_int(buf + 1, bucket);
+        p = fast_text(p, row->resource_id.ptr, (uint32_t)row->resource_id.len);
+        p = fast_int(p, seq);
+        fast_add(d, ADB_INDEX_RESOURCE, buf, p);
+    }
+    if (row->tenant.len >= 0) {
+        buf[0] = ADB_INDEX_TENANT_TIME + 1;
+        p = fast_text(buf + 1, row->tenant.ptr, (uint32_t)row->tenant.len);
+        p = fast_int(p, row->recorded_at);
+        p = fast_int(p, seq);
+        fast_add(d, ADB_INDEX_TENANT_TIME, buf, p);
+    }
+    buf[0] = ADB_INDEX_RECORDED_AT + 1;
+    p = fast_int(buf + 1, row->recorded_at);
+    p = fast_int(p, seq);
+    fast_add(d, ADB_INDEX_RECORDED_AT, buf, p);
+    if (row->action.len >= 0 && in_engine_range(row->action.ptr, (size_t)row->action.len)) {
+        buf[0] = ADB_INDEX_ENGINE + 1;
+        p = fast_text(buf + 1, row->action.ptr, (uint32_t)row->action.len);
+        p = fast_int(p, seq);
+        fast_add(d, ADB_INDEX_ENGINE, buf, p);
+    }
+    if (row->has_origin_ref) {
+        buf[0] = ADB_INDEX_ORIGIN_REF + 1;
+        p = fast_int(buf + 1, row->origin_ref);
+        p = fast_int(p, seq);
+        fast_add(d, ADB_INDEX_ORIGIN_REF, buf, p);
+    }
+}
+
+void adb_index_digest_add_parsed_streaming(adb_index_digest *d, const adb_row *row) {
     entry_builder e;
     int64_t seq = row->seq;
     int64_t bucket = seq >> 14;  // SQLite's >> on a negative value shifts in sign bits too
@@ -410,11 +492,36 @@ static void digest_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
         if (c->index < 0 || c->index >= ADB_INDEX_COUNT) { sqlite3_result_error(ctx, "bad index number", -1); return; }
         c->ready = 1;
     }
-    entry_builder e;
-    entry_start(&e, &c->digest, c->index);
-    for (int i = 2; i < argc - 1; i++) entry_value(&e, &c->digest, argv[i]);
-    entry_int(&e, &c->digest, sqlite3_value_int64(argv[argc - 1]));
-    entry_finish(&e, &c->digest, c->index);
+    // Fast path: integers and short text laid out in a stack buffer, hashed in one call.
+    uint8_t buf[ENTRY_BUFFER];
+    uint8_t *p = buf;
+    const uint8_t *end = buf + ENTRY_BUFFER - 9;  // room for the rowid
+    *p++ = (uint8_t)(c->index + 1);
+    for (int i = 2; i < argc - 1; i++) {
+        sqlite3_value *v = argv[i];
+        int type = sqlite3_value_type(v);
+        if (type == SQLITE_INTEGER && end - p >= 9) {
+            p = fast_int(p, sqlite3_value_int64(v));
+            continue;
+        }
+        if (type == SQLITE_TEXT) {
+            const uint8_t *text = sqlite3_value_text(v);
+            int n = sqlite3_value_bytes(v);
+            if (text != NULL && n >= 0 && end - p >= 5 + (ptrdiff_t)n) {
+                p = fast_text(p, text, (uint32_t)n);
+                continue;
+            }
+        }
+        // Anything else (NULL, REAL, BLOB, long text): the general builder.
+        entry_builder e;
+        entry_start(&e, &c->digest, c->index);
+        for (int k = 2; k < argc - 1; k++) entry_value(&e, &c->digest, argv[k]);
+        entry_int(&e, &c->digest, sqlite3_value_int64(argv[argc - 1]));
+        entry_finish(&e, &c->digest, c->index);
+        return;
+    }
+    p = fast_int(p, sqlite3_value_int64(argv[argc - 1]));
+    fast_add(&c->digest, c->index, buf, p);
 }
 
 static void digest_final(sqlite3_context *ctx) {

@@ -133,6 +133,8 @@ int adb_index_digest_equal(const adb_index_digest *a, const adb_index_digest *b,
 void adb_index_digest_add_row(adb_index_digest *d, void *stmt);
 /// The same for a row already read by adb_stmt_read_row (well-formed: its types are checked).
 void adb_index_digest_add_parsed(adb_index_digest *d, const adb_row *row);
+/// The same through the general entry builder (any value length); tests compare the two.
+void adb_index_digest_add_parsed_streaming(adb_index_digest *d, const adb_row *row);
 /// Registers the SQL aggregate `auditdb_index_digest(key, index, v1, ..., rowid)` on a `sqlite3 *`
 /// (the index side: one covering scan per index). Returns SQLITE_OK or SQLite's error.
 int adb_register_index_digest(void *connection);

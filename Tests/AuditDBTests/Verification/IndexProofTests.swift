@@ -152,4 +152,50 @@ struct IndexProofTests {
         }
         #expect(differing.isEmpty, "lengths where the two disagree: \(differing)")
     }
+
+    @Test("The table side's fast path gives the streaming builder's digest, long values and every index included")
+    func fastTableSideMatchesStreaming() {
+        let key = (0..<16).map { UInt8(0x5a ^ $0) }
+        // Text lengths on both sides of the fast path's limit (227 bytes), and absent (NULL) fields.
+        let lengths: [Int?] = [nil, 0, 1, 7, 8, 9, 200, 226, 227, 228, 1_000, 70_000]
+        var mismatches: [String] = []
+        for (i, length) in lengths.enumerated() {
+            for action in ["auditdb.scan", "doc.read"] {
+                let text = length.map { String(repeating: "é", count: $0 / 2) + String(repeating: "x", count: $0 % 2) }
+                var fast = IndexProof.emptyDigest(key: key), streaming = IndexProof.emptyDigest(key: key)
+                withBytes(text) { actor in
+                    withBytes(length == nil ? nil : "tenant-\(i)") { tenant in
+                        withBytes(action) { actionBytes in
+                            withBytes(text.map { "/r/" + $0 }) { resource in
+                                var row = adb_row()
+                                row.seq = Int64(i) * 20_000 + 3
+                                row.recorded_at = 1_700_000_000_000_000 + Int64(i)
+                                row.actor = actor
+                                row.tenant = tenant
+                                row.action = actionBytes
+                                row.resource_id = resource
+                                row.has_origin_ref = Int32(i % 2)
+                                row.origin_ref = Int64(i) * 7
+                                adb_index_digest_add_parsed(&fast, &row)
+                                adb_index_digest_add_parsed_streaming(&streaming, &row)
+                            }
+                        }
+                    }
+                }
+                for index in 0..<Int32(ADB_INDEX_COUNT) where adb_index_digest_equal(&fast, &streaming, index) != 1 {
+                    mismatches.append("length \(length.map(String.init) ?? "nil"), action \(action), index \(index)")
+                }
+            }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches)")
+    }
+
+    /// `body` with the UTF-8 bytes of `text` as an adb_bytes (len -1 for nil), valid during the call.
+    private func withBytes(_ text: String?, _ body: (adb_bytes) -> Void) {
+        guard let text else { return body(adb_bytes(ptr: nil, len: -1)) }
+        var bytes = Array(text.utf8)
+        bytes.withUnsafeMutableBufferPointer { buffer in
+            body(adb_bytes(ptr: UnsafePointer(buffer.baseAddress), len: Int64(buffer.count)))
+        }
+    }
 }
