@@ -77,10 +77,11 @@ struct Append: AsyncParsableCommand {
             event.severity = value
         }
         if let occurredAt {
-            guard let value = AuditTimestamp(iso8601: occurredAt) else {
-                throw AuditError(.invalidInput, "--occurred-at must be RFC 3339, e.g. 2026-11-23T13:15:00Z", field: "--occurred-at")
+            switch AuditTimestamp.parse(occurredAt) {
+            case .success(let value): event.occurredAt = value
+            case .failure(let why):
+                throw AuditError(.invalidInput, "occurredAt: \(OutputEscaping.jsonQuoted(occurredAt)) \(why)", field: "--occurred-at")
             }
-            event.occurredAt = value
         }
         if let details { event.details = AuditDetails(json: details) }
         return event

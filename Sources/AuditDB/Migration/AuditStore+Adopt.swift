@@ -525,14 +525,23 @@ final class LegacySource {
                 return .failure(TimestampProblem(message: "is a number; give its unit with --timestamp-format unix-seconds|unix-milliseconds|unix-microseconds"))
             }
             let text = String(cString: sqlite3_column_text(stmt, i))
-            if let t = AuditTimestamp(iso8601: text) { return .success(t) }
+            var parsed = AuditTimestamp.parse(text)
             // SQLite's own datetime() format, taken as UTC.
             var sqliteForm = text
-            if sqliteForm.count >= 19, sqliteForm[sqliteForm.index(sqliteForm.startIndex, offsetBy: 10)] == " " {
+            if case .failure(let why) = parsed, why.isSyntax, sqliteForm.count >= 19,
+               sqliteForm[sqliteForm.index(sqliteForm.startIndex, offsetBy: 10)] == " "
+            {
                 sqliteForm.replaceSubrange(sqliteForm.index(sqliteForm.startIndex, offsetBy: 10)...sqliteForm.index(sqliteForm.startIndex, offsetBy: 10), with: "T")
-                if let t = AuditTimestamp(iso8601: sqliteForm + "Z") { return .success(t) }
+                parsed = AuditTimestamp.parse(sqliteForm + "Z")
             }
-            return .failure(TimestampProblem(message: "\(text.debugDescription) is not an RFC 3339 / ISO 8601 time"))
+            switch parsed {
+            case .success(let t): return .success(t)
+            case .failure(let why) where !why.isSyntax:
+                // More than microsecond precision, or out of range: refused, never truncated.
+                return .failure(TimestampProblem(message: "\(text.debugDescription) \(why)"))
+            case .failure:
+                return .failure(TimestampProblem(message: "\(text.debugDescription) is not an RFC 3339 / ISO 8601 time"))
+            }
         case .unixSeconds, .unixMilliseconds, .unixMicroseconds:
             guard type == SQLITE_INTEGER || type == SQLITE_FLOAT else { return .failure(TimestampProblem(message: "is not a number of \(format.rawValue)")) }
             let scale: Double = format == .unixSeconds ? 1_000_000 : format == .unixMilliseconds ? 1_000 : 1
