@@ -94,13 +94,12 @@ struct Append: AsyncParsableCommand {
         var events: [AuditEvent] = []
         while let bytes = try reader.next() {
             let number = reader.lineNumber
-            guard let decoded = String(validating: bytes, as: UTF8.self) else {
-                throw AuditError(.invalidInput, "line \(number): not valid UTF-8; nothing was written", field: "line \(number)")
-            }
-            let line = decoded.hasSuffix("\r") ? String(decoded.dropLast()) : decoded
-            if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
+            // A line of only spaces, tabs or CR (a CRLF file's blank line) holds no event.
+            if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             do {
-                let event = try AuditEvent(jsonLine: line)
+                // The bytes as read: AuditEvent checks them as UTF-8 (invalid UTF-8 is refused,
+                // never replaced) and as strict JSON, exactly as the Swift API does.
+                let event = try AuditEvent(jsonLine: Array(bytes))
                 try AuditStore.validate(event)
                 events.append(event)
             } catch {

@@ -272,9 +272,9 @@ extension AuditStore {
     private func runs(table: String, source: String) async throws -> [(seq: Int64, digest: String)] {
         try await entriesWithAction(Self.adoptionAction).compactMap { entry in
             guard entry.actor == "auditdb", entry.resourceId == table, let details = entry.detailsJSON,
-                  let object = try? JSONParser.topLevelMembers(details),  // details AuditDB itself wrote
-                  case .string(let recordedSource)? = object.first(where: { $0.0 == "source" })?.1, recordedSource == source,
-                  case .string(let digest)? = object.first(where: { $0.0 == "sourceDigest" })?.1
+                  let object = JSONText.members(details),  // details AuditDB itself wrote
+                  case .string(let recordedSource)? = object["source"], recordedSource == source,
+                  case .string(let digest)? = object["sourceDigest"]
             else { return nil }
             return (entry.seq, digest)
         }

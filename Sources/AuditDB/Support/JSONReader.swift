@@ -1,0 +1,555 @@
+// JSONReader.swift - the one strict JSON reader of AuditDB (docs/FORMAT.md, section 18).
+//
+// Every JSON that AuditDB reads goes through here: event input (`details`, `append --jsonl`
+// lines, `AuditEvent(jsonLine:)`), export bundles (manifest, entries), checkpoints, anchor files
+// and export statements. JSONSerialization is not used for any of them: it takes the last of
+// duplicate keys, reads `1.0`, `1e0` and `true` as integers, skips a byte order mark and rounds
+// integers through Double, so that two readers of one file could see two different documents.
+//
+// The checks, in the order they are made (so that an error names the first problem, and an
+// independent reader that checks in the same order names the same one):
+//   1. the size limit; 2. no byte order mark; 3. the bytes are UTF-8 (RFC 3629); 4. the RFC 8259
+//   grammar, left to right, with: no duplicate key in an object, escapes valid and surrogates
+//   paired, integers within 64 bits, other numbers finite, the depth and value-count limits.
+
+/// The bounds of one JSON document, enforced while it is read (docs/FORMAT.md, section 18.4).
+struct JSONLimits: Sendable {
+    /// The most bytes the document may hold.
+    var maxBytes: Int
+    /// The deepest nesting: the top-level object is level 1, each object or array inside adds one.
+    var maxDepth: Int
+    /// The most values (objects, arrays, strings, numbers, literals; the top level included).
+    var maxValues: Int = .max
+
+    /// `details`: 64 KiB, 32 levels (``FieldLimits``).
+    static let details = JSONLimits(maxBytes: FieldLimits.details, maxDepth: FieldLimits.detailsDepth)
+    /// One event line (`append --jsonl`, ``AuditEvent/init(jsonLine:)-(String)``): 1 MiB; the line's
+    /// object and `details` nested 32 levels inside it.
+    static let eventLine = JSONLimits(maxBytes: 1 << 20, maxDepth: FieldLimits.detailsDepth + 1)
+    /// `checkpoint.json`, anchor files, `statement.json`: 64 KiB, 64 levels.
+    static let signedDocument = JSONLimits(maxBytes: 65_536, maxDepth: 64)
+    /// One line of `entries.jsonl`: 1 MiB, 64 levels.
+    static let bundleEntry = JSONLimits(maxBytes: 1 << 20, maxDepth: 64)
+    /// `manifest.json`: 32 MiB, 64 levels, the seqs of the largest bundle plus 100 other values.
+    static let manifest = JSONLimits(maxBytes: 32 << 20, maxDepth: 64, maxValues: ExportBundle.maximumEntries + 100)
+}
+
+/// Why a JSON document was refused and where: the byte offset of the problem and, for a problem
+/// inside a member of the top-level object, that member's key.
+struct JSONError: Error, CustomStringConvertible {
+    enum Problem: Equatable, CustomStringConvertible {
+        case tooLarge(size: Int, limit: Int)
+        case byteOrderMark
+        case invalidUTF8
+        case expectedObject
+        case expectedValue
+        case expectedKey
+        case expectedColon
+        case expectedCommaOrBrace
+        case expectedCommaOrBracket
+        case unexpectedEnd
+        case trailingText
+        case invalidLiteral
+        case invalidNumber
+        case leadingZero
+        case numberTooLong(limit: Int)
+        case integerOutOfRange
+        case numberNotFinite
+        case controlCharacter
+        case invalidEscape
+        case invalidUnicodeEscape
+        case loneSurrogate(UInt32)
+        case unterminatedString
+        case duplicateKey(String)
+        case tooDeep(limit: Int)
+        case tooManyValues(limit: Int)
+
+        var description: String {
+            switch self {
+            case .tooLarge(let size, let limit): "is \(size) bytes; the limit is \(limit)"
+            case .byteOrderMark: "starts with a byte order mark (U+FEFF); JSON here is UTF-8 without one"
+            case .invalidUTF8: "invalid UTF-8"
+            case .expectedObject: "expected a JSON object ({...})"
+            case .expectedValue: "expected a value"
+            case .expectedKey: "expected a string key"
+            case .expectedColon: "expected ':'"
+            case .expectedCommaOrBrace: "expected ',' or '}'"
+            case .expectedCommaOrBracket: "expected ',' or ']'"
+            case .unexpectedEnd: "unexpected end of text"
+            case .trailingText: "unexpected text after the object"
+            case .invalidLiteral: "invalid literal"
+            case .invalidNumber: "invalid number"
+            case .leadingZero: "invalid number: leading zeros are not allowed"
+            case .numberTooLong(let limit): "a number longer than \(limit) bytes"
+            case .integerOutOfRange: "integer outside -9223372036854775808...9223372036854775807"
+            case .numberNotFinite: "number outside the range of a 64-bit float"
+            case .controlCharacter: "unescaped control character in a string"
+            case .invalidEscape: "invalid escape"
+            case .invalidUnicodeEscape: "invalid \\u escape"
+            case .loneSurrogate(let unit):
+                "lone surrogate \\u\(String(unit, radix: 16, uppercase: true)) (a \\u escape of U+D800...U+DFFF must be a high-low pair)"
+            case .unterminatedString: "unterminated string"
+            case .duplicateKey(let key): "duplicate key \(OutputEscaping.jsonQuoted(key))"
+            case .tooDeep(let limit): "nested deeper than \(limit) levels"
+            case .tooManyValues(let limit): "more than \(limit) values"
+            }
+        }
+    }
+
+    let problem: Problem
+    /// The byte offset of the problem in the document (for `tooLarge`, the limit).
+    let offset: Int
+    /// The key of the top-level member in whose value the problem lies, if any.
+    let member: String?
+
+    var description: String { "invalid JSON at byte \(offset): \(problem)" }
+}
+
+/// A JSON value read strictly. Internal: the public ``JSONValue`` builds `details` from Swift
+/// values, whose dictionaries compare keys as Swift strings do.
+indirect enum JSON {
+    case null
+    case bool(Bool)
+    /// An integer token (`0|-?[1-9][0-9]*`), within 64 bits.
+    case int(Int64)
+    /// Any other number (a fraction, an exponent, or `-0`), finite.
+    case double(Double)
+    case string(String)
+    case array([JSON])
+    case object(JSONObject)
+
+    /// The value of an integer token (never of `1.0`, `1e0`, `-0`, `true` or a string).
+    var integer: Int64? { if case .int(let v) = self { v } else { nil } }
+    /// The text of a string.
+    var text: String? { if case .string(let s) = self { s } else { nil } }
+    /// The members of an object.
+    var object: JSONObject? { if case .object(let o) = self { o } else { nil } }
+    /// The elements of an array.
+    var elements: [JSON]? { if case .array(let a) = self { a } else { nil } }
+    /// Whether this is `null`.
+    var isNull: Bool { if case .null = self { true } else { false } }
+    /// Whether this is the literal `true` (not `1`, not `"true"`).
+    var isTrue: Bool { if case .bool(true) = self { true } else { false } }
+}
+
+/// The members of a JSON object, keyed by the exact Unicode scalars of their keys. Swift's
+/// `String ==` would equate canonically equivalent keys (`"publicKey"` and `"public\u212Aey"`,
+/// with U+212A KELVIN SIGN), which are two different keys to this format and to other readers.
+struct JSONObject {
+    /// A key compared and hashed by its UTF-8 bytes.
+    struct Key: Hashable {
+        let string: String
+        init(_ string: String) { self.string = string }
+        static func == (a: Key, b: Key) -> Bool { a.string.utf8.elementsEqual(b.string.utf8) }
+        func hash(into hasher: inout Hasher) {
+            for byte in string.utf8 { hasher.combine(byte) }
+        }
+    }
+
+    var storage: [Key: JSON] = [:]
+
+    /// The value of member `name`, if present.
+    subscript(_ name: String) -> JSON? { storage[Key(name)] }
+
+    /// The keys in code point order (the order of a Python `sorted`).
+    var sortedKeys: [String] {
+        storage.keys.map(\.string).sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }
+    }
+
+    /// The first key, in code point order, that is not in `known`.
+    func firstKey(notIn known: Set<String>) -> String? {
+        let exact = Set(known.map(Key.init))
+        return sortedKeys.first { !exact.contains(Key($0)) }
+    }
+}
+
+/// A JSON object read strictly: its members, and the byte range of each member's value text.
+struct JSONDocument {
+    let members: JSONObject
+    /// Where each member's value lies in the bytes read (to keep `details` byte for byte).
+    let valueRanges: [JSONObject.Key: Range<Int>]
+}
+
+/// The strict reader. It reads a whole document held in memory: callers bound what they read
+/// (``FileBytes``, the line readers) before handing it over, and the reader enforces the limits
+/// again while it reads.
+struct JSONReader {
+    /// The longest number token read (longer ones are refused, not converted).
+    static let maximumNumberLength = 100
+
+    private let bytes: UnsafeBufferPointer<UInt8>
+    private let limits: JSONLimits
+    private let build: Bool
+    private var i = 0
+    private var depth = 0
+    private var values = 0
+    private var member: String?
+
+    private init(_ bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits, build: Bool) {
+        self.bytes = bytes
+        self.limits = limits
+        self.build = build
+    }
+
+    /// Reads one JSON object (the only top-level value AuditDB documents have).
+    /// - Parameter validUTF8: The bytes are known to be UTF-8 (they come from a Swift `String`).
+    static func readObject(_ bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits, validUTF8: Bool = false)
+        throws(JSONError) -> JSONDocument
+    {
+        var reader = JSONReader(bytes, limits: limits, build: true)
+        try reader.checkEncoding(validUTF8: validUTF8)
+        return try reader.topLevelObject()
+    }
+
+    /// Checks one JSON object without building its values (the append path's validation of `details`).
+    static func validateObject(_ bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits, validUTF8: Bool = false)
+        throws(JSONError)
+    {
+        var reader = JSONReader(bytes, limits: limits, build: false)
+        try reader.checkEncoding(validUTF8: validUTF8)
+        _ = try reader.topLevelObject()
+    }
+
+    /// ``readObject(_:limits:validUTF8:)`` over an array.
+    static func readObject(_ bytes: [UInt8], limits: JSONLimits) throws(JSONError) -> JSONDocument {
+        let result: Result<JSONDocument, JSONError> = bytes.withUnsafeBufferPointer { buffer in
+            Result { () throws(JSONError) in try readObject(buffer, limits: limits) }
+        }
+        return try result.get()
+    }
+
+    private func fail(_ problem: JSONError.Problem, at offset: Int? = nil) -> JSONError {
+        JSONError(problem: problem, offset: offset ?? i, member: member)
+    }
+
+    // MARK: Encoding (steps 1-3)
+
+    private mutating func checkEncoding(validUTF8: Bool) throws(JSONError) {
+        guard bytes.count <= limits.maxBytes else {
+            throw JSONError(problem: .tooLarge(size: bytes.count, limit: limits.maxBytes), offset: limits.maxBytes, member: nil)
+        }
+        if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { throw fail(.byteOrderMark, at: 0) }
+        if !validUTF8, let bad = UTF8Check.firstInvalidByte(bytes) { throw fail(.invalidUTF8, at: bad) }
+    }
+
+    // MARK: Grammar (step 4)
+
+    private mutating func skipSpace() {
+        while i < bytes.count {
+            let c = bytes[i]
+            guard c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 else { return }
+            i += 1
+        }
+    }
+
+    private mutating func topLevelObject() throws(JSONError) -> JSONDocument {
+        skipSpace()
+        guard i < bytes.count, bytes[i] == UInt8(ascii: "{") else { throw fail(.expectedObject) }
+        try count()
+        depth = 1
+        guard limits.maxDepth >= 1 else { throw fail(.tooDeep(limit: limits.maxDepth)) }
+        i += 1
+        var members = JSONObject()
+        var ranges: [JSONObject.Key: Range<Int>] = [:]
+        skipSpace()
+        if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
+            i += 1
+        } else {
+            while true {
+                skipSpace()
+                let keyStart = i
+                guard i < bytes.count else { throw fail(.unexpectedEnd) }
+                guard bytes[i] == UInt8(ascii: "\"") else { throw fail(.expectedKey) }
+                let key = try string()
+                let exact = JSONObject.Key(key)
+                if ranges[exact] != nil { throw fail(.duplicateKey(key), at: keyStart) }
+                try colon()
+                member = key
+                skipSpace()
+                let start = i
+                let value = try value()
+                ranges[exact] = start..<i
+                if build { members.storage[exact] = value }
+                member = nil
+                if try endOfContainer(close: UInt8(ascii: "}")) { break }
+            }
+        }
+        skipSpace()
+        guard i == bytes.count else { throw fail(.trailingText) }
+        return JSONDocument(members: members, valueRanges: ranges)
+    }
+
+    private mutating func colon() throws(JSONError) {
+        skipSpace()
+        guard i < bytes.count else { throw fail(.unexpectedEnd) }
+        guard bytes[i] == UInt8(ascii: ":") else { throw fail(.expectedColon) }
+        i += 1
+    }
+
+    /// After a member or element: true at the closing bracket (consumed), false after a comma.
+    private mutating func endOfContainer(close: UInt8) throws(JSONError) -> Bool {
+        skipSpace()
+        guard i < bytes.count else { throw fail(.unexpectedEnd) }
+        if bytes[i] == UInt8(ascii: ",") {
+            i += 1
+            return false
+        }
+        guard bytes[i] == close else {
+            throw fail(close == UInt8(ascii: "}") ? .expectedCommaOrBrace : .expectedCommaOrBracket)
+        }
+        i += 1
+        return true
+    }
+
+    private mutating func count() throws(JSONError) {
+        values += 1
+        if values > limits.maxValues { throw fail(.tooManyValues(limit: limits.maxValues)) }
+    }
+
+    private mutating func value() throws(JSONError) -> JSON {
+        skipSpace()
+        guard i < bytes.count else { throw fail(.unexpectedEnd) }
+        let c = bytes[i]
+        guard c == UInt8(ascii: "{") || c == UInt8(ascii: "[") || c == UInt8(ascii: "\"") || c == UInt8(ascii: "t")
+            || c == UInt8(ascii: "f") || c == UInt8(ascii: "n") || c == UInt8(ascii: "-") || (c >= 0x30 && c <= 0x39)
+        else { throw fail(.expectedValue) }
+        try count()
+        switch c {
+        case UInt8(ascii: "{"): return try object()
+        case UInt8(ascii: "["): return try array()
+        case UInt8(ascii: "\""):
+            let s = try string()
+            return build ? .string(s) : .null
+        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
+        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
+        case UInt8(ascii: "n"): try literal("null"); return .null
+        default: return try number()
+        }
+    }
+
+    private mutating func enter() throws(JSONError) {
+        depth += 1
+        if depth > limits.maxDepth { throw fail(.tooDeep(limit: limits.maxDepth)) }
+        i += 1
+    }
+
+    private mutating func object() throws(JSONError) -> JSON {
+        try enter()
+        var object = JSONObject()
+        var seen = Set<JSONObject.Key>()
+        skipSpace()
+        if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
+            i += 1
+        } else {
+            while true {
+                skipSpace()
+                let keyStart = i
+                guard i < bytes.count else { throw fail(.unexpectedEnd) }
+                guard bytes[i] == UInt8(ascii: "\"") else { throw fail(.expectedKey) }
+                let key = try string()
+                let exact = JSONObject.Key(key)
+                guard seen.insert(exact).inserted else { throw fail(.duplicateKey(key), at: keyStart) }
+                try colon()
+                let value = try value()
+                if build { object.storage[exact] = value }
+                if try endOfContainer(close: UInt8(ascii: "}")) { break }
+            }
+        }
+        depth -= 1
+        return build ? .object(object) : .null
+    }
+
+    private mutating func array() throws(JSONError) -> JSON {
+        try enter()
+        var items: [JSON] = []
+        skipSpace()
+        if i < bytes.count, bytes[i] == UInt8(ascii: "]") {
+            i += 1
+        } else {
+            while true {
+                let item = try value()
+                if build { items.append(item) }
+                if try endOfContainer(close: UInt8(ascii: "]")) { break }
+            }
+        }
+        depth -= 1
+        return build ? .array(items) : .null
+    }
+
+    private mutating func literal(_ word: StaticString) throws(JSONError) {
+        let n = word.utf8CodeUnitCount
+        guard i + n <= bytes.count else { throw fail(.invalidLiteral) }
+        for k in 0..<n where bytes[i + k] != word.utf8Start[k] { throw fail(.invalidLiteral) }
+        i += n
+    }
+
+    private static func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`. An integer token (`0|-?[1-9][0-9]*`:
+    /// no fraction, no exponent, not `-0`) must fit 64 bits and reads as `.int`; any other number
+    /// must be finite as a 64-bit float and reads as `.double`.
+    private mutating func number() throws(JSONError) -> JSON {
+        let start = i
+        if bytes[i] == UInt8(ascii: "-") { i += 1 }
+        guard i < bytes.count, Self.isDigit(bytes[i]) else { throw fail(.invalidNumber, at: start) }
+        let leadingZero = bytes[i] == UInt8(ascii: "0")
+        i += 1
+        while i < bytes.count, Self.isDigit(bytes[i]) { i += 1 }
+        if leadingZero, i - start > (bytes[start] == UInt8(ascii: "-") ? 2 : 1) { throw fail(.leadingZero, at: start) }
+        var isInteger = true
+        if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
+            isInteger = false
+            i += 1
+            guard i < bytes.count, Self.isDigit(bytes[i]) else { throw fail(.invalidNumber, at: start) }
+            while i < bytes.count, Self.isDigit(bytes[i]) { i += 1 }
+        }
+        if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
+            isInteger = false
+            i += 1
+            if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
+            guard i < bytes.count, Self.isDigit(bytes[i]) else { throw fail(.invalidNumber, at: start) }
+            while i < bytes.count, Self.isDigit(bytes[i]) { i += 1 }
+        }
+        guard i - start <= Self.maximumNumberLength else {
+            throw fail(.numberTooLong(limit: Self.maximumNumberLength), at: start)
+        }
+        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
+        if isInteger && text != "-0" {
+            guard let value = Int64(text) else { throw fail(.integerOutOfRange, at: start) }
+            return .int(value)
+        }
+        guard let value = Double(text), value.isFinite else { throw fail(.numberNotFinite, at: start) }
+        return .double(value)
+    }
+
+    private mutating func hex4() -> UInt32? {
+        guard i + 4 <= bytes.count else { return nil }
+        var v: UInt32 = 0
+        for k in 0..<4 {
+            let c = bytes[i + k]
+            let d: UInt32
+            switch c {
+            case 0x30...0x39: d = UInt32(c - 0x30)
+            case 0x61...0x66: d = UInt32(c - 0x61 + 10)
+            case 0x41...0x46: d = UInt32(c - 0x41 + 10)
+            default: return nil
+            }
+            v = v << 4 | d
+        }
+        i += 4
+        return v
+    }
+
+    /// A string token (at its opening quote), unescaped. The bytes were checked as UTF-8 already.
+    private mutating func string() throws(JSONError) -> String {
+        let open = i
+        i += 1
+        let contentStart = i
+        // Fast path: no escape up to the closing quote.
+        while i < bytes.count {
+            let c = bytes[i]
+            if c == UInt8(ascii: "\"") {
+                let s = String(decoding: UnsafeBufferPointer(rebasing: bytes[contentStart..<i]), as: UTF8.self)
+                i += 1
+                return s
+            }
+            if c < 0x20 { throw fail(.controlCharacter) }
+            if c == UInt8(ascii: "\\") { break }
+            i += 1
+        }
+        guard i < bytes.count else { throw fail(.unterminatedString, at: open) }
+        var out = Array(UnsafeBufferPointer(rebasing: bytes[contentStart..<i]))
+        while true {
+            guard i < bytes.count else { throw fail(.unterminatedString, at: open) }
+            let c = bytes[i]
+            if c == UInt8(ascii: "\"") {
+                i += 1
+                return String(decoding: out, as: UTF8.self)
+            }
+            if c < 0x20 { throw fail(.controlCharacter) }
+            if c != UInt8(ascii: "\\") {
+                out.append(c)
+                i += 1
+                continue
+            }
+            let escape = i
+            i += 1
+            guard i < bytes.count else { throw fail(.unterminatedString, at: open) }
+            let e = bytes[i]
+            i += 1
+            switch e {
+            case UInt8(ascii: "\""): out.append(0x22)
+            case UInt8(ascii: "\\"): out.append(0x5C)
+            case UInt8(ascii: "/"): out.append(0x2F)
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "u"):
+                guard var scalar = hex4() else { throw fail(.invalidUnicodeEscape, at: escape) }
+                if (0xDC00...0xDFFF).contains(scalar) { throw fail(.loneSurrogate(scalar), at: escape) }
+                if (0xD800...0xDBFF).contains(scalar) {
+                    guard i + 1 < bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") else {
+                        throw fail(.loneSurrogate(scalar), at: escape)
+                    }
+                    i += 2
+                    guard let low = hex4() else { throw fail(.invalidUnicodeEscape, at: i - 2) }
+                    guard (0xDC00...0xDFFF).contains(low) else { throw fail(.loneSurrogate(scalar), at: escape) }
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                }
+                UTF8Check.append(scalar, to: &out)
+            default:
+                throw fail(.invalidEscape, at: escape)
+            }
+        }
+    }
+}
+
+/// UTF-8 as RFC 3629 defines it: no overlong forms, no surrogates (U+D800...U+DFFF), nothing
+/// above U+10FFFF.
+enum UTF8Check {
+    /// The offset of the first byte of the first invalid sequence, or nil if all is UTF-8.
+    static func firstInvalidByte(_ b: UnsafeBufferPointer<UInt8>) -> Int? {
+        var i = 0
+        let n = b.count
+        func continuation(_ k: Int) -> Bool { k < n && b[k] & 0xC0 == 0x80 }
+        while i < n {
+            let c = b[i]
+            if c < 0x80 {
+                i += 1
+                continue
+            }
+            switch c {
+            case 0xC2...0xDF:
+                guard continuation(i + 1) else { return i }
+                i += 2
+            case 0xE0...0xEF:
+                let second: ClosedRange<UInt8> = c == 0xE0 ? 0xA0...0xBF : c == 0xED ? 0x80...0x9F : 0x80...0xBF
+                guard i + 1 < n, second.contains(b[i + 1]), continuation(i + 2) else { return i }
+                i += 3
+            case 0xF0...0xF4:
+                let second: ClosedRange<UInt8> = c == 0xF0 ? 0x90...0xBF : c == 0xF4 ? 0x80...0x8F : 0x80...0xBF
+                guard i + 1 < n, second.contains(b[i + 1]), continuation(i + 2), continuation(i + 3) else { return i }
+                i += 4
+            default:
+                return i
+            }
+        }
+        return nil
+    }
+
+    /// Appends the UTF-8 encoding of a scalar (not a surrogate) to `out`.
+    static func append(_ v: UInt32, to out: inout [UInt8]) {
+        switch v {
+        case 0..<0x80:
+            out.append(UInt8(v))
+        case 0x80..<0x800:
+            out += [UInt8(0xC0 | v >> 6), UInt8(0x80 | v & 0x3F)]
+        case 0x800..<0x10000:
+            out += [UInt8(0xE0 | v >> 12), UInt8(0x80 | v >> 6 & 0x3F), UInt8(0x80 | v & 0x3F)]
+        default:
+            out += [UInt8(0xF0 | v >> 18), UInt8(0x80 | v >> 12 & 0x3F), UInt8(0x80 | v >> 6 & 0x3F), UInt8(0x80 | v & 0x3F)]
+        }
+    }
+}
