@@ -555,6 +555,22 @@ def test_stores(tmp: pathlib.Path) -> None:
     check([(f.kind, f.first, f.last) for f in rep.findings] == [("unexpected-rows", -3, 0)],
           "rows at seq 0 and -3 -> unexpected-rows -3...0")
 
+    # Rows moved out of the tail (step 5): one is named; consecutive ones are merged into one range.
+    p = fresh("moved-one")
+    tamper(p, "UPDATE audit_entries SET seq = -5 WHERE seq = 10")
+    rep = av.verify(str(p), both)
+    check([(f.kind, f.first, f.last, f.message) for f in rep.findings] == [
+        ("unexpected-rows", -5, -5, "1 row(s) with seq below 1; the log starts at seq 1"),
+        ("missing-rows", 10, 10, "the row of seq 10 was moved out of the log to seq -5 (the tail was cut)")],
+        f"the last row moved to seq -5 -> missing-rows 10...10 naming it ({[str(f) for f in rep.findings]})")
+    p = fresh("moved-two")
+    tamper(p, "UPDATE audit_entries SET seq = -5 WHERE seq = 10", "UPDATE audit_entries SET seq = -6 WHERE seq = 9")
+    rep = av.verify(str(p), both)
+    check([(f.kind, f.first, f.last, f.message) for f in rep.findings] == [
+        ("unexpected-rows", -6, -5, "2 row(s) with seq below 1; the log starts at seq 1"),
+        ("missing-rows", 9, 10, "2 row(s) missing before seq 11 (removed)")],
+        f"the last two rows moved below seq 1 -> one missing-rows 9...10 ({[str(f) for f in rep.findings]})")
+
     # An empty store.
     empty = tmp / "empty.sqlite"
     build_store(empty, [])
