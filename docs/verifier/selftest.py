@@ -27,7 +27,12 @@ docs/FORMAT.md against each other (standard library only; exits non-zero on any 
    checkpoint is `truncated` (the highest only); a bad signature, or another signer under
    --public-key, is `foreign-row`; a rewritten row under a checkpoint is `anchor-mismatch`; a
    checkpoint at a deleted row leaves step 4's `missing-rows` alone; at most 100 rows examined.
-4. Unless --no-c: if a C compiler and OpenSSL's libcrypto are available, compiles
+4. The strict JSON reading of FORMAT.md section 18 and the bounds of 17.4: every document and
+   bundle of docs/test-vectors/hostile.json gets exactly its hand-written verdict and findings
+   from the Python verifier (strict_json.py, auditdb_verify_export.py), and the file is current
+   (`hostile_vectors.py --emit`). Rows moved out of the tail (section 11 step 5) are one
+   `missing-rows` range when consecutive.
+5. Unless --no-c: if a C compiler and OpenSSL's libcrypto are available, compiles
    Sources/CAuditCore/audit_core.c (the reference) into a temporary shared library and checks,
    through ctypes, that it reproduces every value in vectors.json. Skipped (not failed) when
    the toolchain is missing.
@@ -1487,6 +1492,9 @@ def main() -> int:
         print("checkpoints and export bundles (auditdb_verify_export.py)")
         import auditdb_verify_export
         FAILURES.extend(auditdb_verify_export.selftest())
+        print("hostile JSON documents and bundles (hostile_vectors.py, docs/test-vectors/hostile.json)")
+        import hostile_vectors
+        FAILURES.extend(hostile_vectors.selftest())
     if FAILURES:
         print(f"selftest: {len(FAILURES)} FAILURE(S)")
         return 1
