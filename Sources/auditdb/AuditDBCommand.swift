@@ -77,7 +77,7 @@ enum RawArguments {
                 } else {
                     option = "argument \(index)"
                 }
-                return "\(option): the value is not valid UTF-8; AuditDB refuses it rather than store replacement characters (U+FFFD)"
+                return "\(option): invalid UTF-8 in the value; AuditDB refuses it rather than store replacement characters (U+FFFD)"
             }
             previous = Array(bytes)
         }

@@ -27,7 +27,7 @@ class Limits:
 # Section 18.4.
 SIGNED_DOCUMENT = Limits(65_536, 64)                 # checkpoint.json, anchor files, statement.json
 BUNDLE_ENTRY = Limits(1 << 20, 64)                   # one line of entries.jsonl
-MANIFEST = Limits(32 << 20, 64, 1_000_000 + 100)     # manifest.json
+MANIFEST = Limits(24 << 20, 64, 1_000_000 + 100)     # manifest.json
 DETAILS = Limits(65_536, 32)                         # an event's details
 EVENT_LINE = Limits(1 << 20, 33)                     # one line of append --jsonl
 
@@ -162,6 +162,8 @@ class _Reader:
             raise self.fail("unexpected end of text")
         c = self.b[self.i]
         if c not in b'{["tfn-' and c not in _DIGITS:
+            if self.b[self.i:self.i + 3] == b"\xef\xbb\xbf":
+                raise self.fail("a byte order mark (U+FEFF); JSON here is UTF-8 without one")
             raise self.fail("expected a value")
         self.count()
         if c == ord("{"):
@@ -300,7 +302,7 @@ def read_object(data: bytes, limits: Limits) -> dict:
     if len(data) > limits.max_bytes:
         raise JSONError(f"is {len(data)} bytes; the limit is {limits.max_bytes}", limits.max_bytes)
     if data.startswith(b"\xef\xbb\xbf"):
-        raise JSONError("starts with a byte order mark (U+FEFF); JSON here is UTF-8 without one", 0)
+        raise JSONError("a byte order mark (U+FEFF); JSON here is UTF-8 without one", 0)
     try:
         data.decode("utf-8")  # strict: no overlong forms, no surrogates, nothing above U+10FFFF
     except UnicodeDecodeError as e:

@@ -23,18 +23,11 @@ extension ExportBundle {
             } catch {
                 return .failure(Problem(message: "\(manifestFile): \(error)"))
             }
-            guard object["format"]?.text == format, let listed = object["seqs"]?.elements,
+            // seqs: an array of integer tokens only (read compactly, see JSON.integers).
+            guard object["format"]?.text == format, let seqs = object["seqs"]?.integerElements,
                   let count = object["entryCount"]?.integer
             else {
                 return .failure(Problem(message: "\(manifestFile) is not an `\(format)` manifest with seqs and entryCount"))
-            }
-            var seqs: [Int64] = []
-            seqs.reserveCapacity(min(listed.count, maximumEntries))
-            for value in listed {
-                guard let seq = value.integer else {
-                    return .failure(Problem(message: "\(manifestFile) is not an `\(format)` manifest with seqs and entryCount"))
-                }
-                seqs.append(seq)
             }
             guard seqs.count <= maximumEntries else {
                 return .failure(Problem(message: "\(manifestFile) lists \(seqs.count) seqs; a bundle holds at most \(maximumEntries)"))

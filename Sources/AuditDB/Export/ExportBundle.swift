@@ -23,8 +23,8 @@ public enum ExportBundle {
     static let maximumEntryLineBytes = 1 << 20
     /// The largest `entries.jsonl`.
     static let maximumEntriesFileBytes = 16 << 30
-    /// The largest `manifest.json` (a million seqs of 20 digits fit).
-    static let maximumManifestBytes = 32 << 20
+    /// The largest `manifest.json` (a million seqs of 20 digits and a sign fit).
+    static let maximumManifestBytes = 24 << 20
     /// The largest `checkpoint.json` and `statement.json`.
     static let maximumSignedFileBytes = 65_536
     /// Verification stops at this many findings.

@@ -147,15 +147,25 @@ enum FileBytes {
         case .failure(let failure): return .failure(failure)
         }
         defer { Platform.close(fd) }
-        var out = [UInt8]()
-        var chunk = [UInt8](repeating: 0, count: 65_536)
+        // Read into one buffer of the size fstat gave (plus one byte, to notice growth): no
+        // doubling, no second copy, so a 24 MiB manifest costs 24 MiB.
+        let expected = Platform.status(of: fd).map { min($0.size, limit) } ?? 0
+        var out = [UInt8](repeating: 0, count: expected + 1)
+        var filled = 0
         while true {
-            let n = chunk.withUnsafeMutableBytes { Platform.read(fd, into: $0.baseAddress!, count: $0.count) }
+            if filled == out.count {
+                guard out.count <= limit else { return .failure(.tooLarge) }
+                out.append(contentsOf: repeatElement(0, count: min(65_536, limit + 1 - out.count)))
+            }
+            let n = out.withUnsafeMutableBytes { Platform.read(fd, into: $0.baseAddress! + filled, count: $0.count - filled) }
             if n < 0, Platform.errorCode == Platform.interrupted { continue }
             guard n >= 0 else { return .failure(.unreadable(Platform.errorCode)) }
-            if n == 0 { return .success(out) }
-            out.append(contentsOf: chunk[0..<n])
-            guard out.count <= limit else { return .failure(.tooLarge) }
+            if n == 0 {
+                out.removeLast(out.count - filled)
+                return .success(out)
+            }
+            filled += n
+            guard filled <= limit else { return .failure(.tooLarge) }
         }
     }
 }

@@ -30,8 +30,9 @@ struct JSONLimits: Sendable {
     static let signedDocument = JSONLimits(maxBytes: 65_536, maxDepth: 64)
     /// One line of `entries.jsonl`: 1 MiB, 64 levels.
     static let bundleEntry = JSONLimits(maxBytes: 1 << 20, maxDepth: 64)
-    /// `manifest.json`: 32 MiB, 64 levels, the seqs of the largest bundle plus 100 other values.
-    static let manifest = JSONLimits(maxBytes: 32 << 20, maxDepth: 64, maxValues: ExportBundle.maximumEntries + 100)
+    /// `manifest.json`: 24 MiB, 64 levels, the seqs of the largest bundle plus 100 other values.
+    static let manifest = JSONLimits(maxBytes: ExportBundle.maximumManifestBytes, maxDepth: 64,
+                                     maxValues: ExportBundle.maximumEntries + 100)
 }
 
 /// Why a JSON document was refused and where: the byte offset of the problem and, for a problem
@@ -67,7 +68,7 @@ struct JSONError: Error, CustomStringConvertible {
         var description: String {
             switch self {
             case .tooLarge(let size, let limit): "is \(size) bytes; the limit is \(limit)"
-            case .byteOrderMark: "starts with a byte order mark (U+FEFF); JSON here is UTF-8 without one"
+            case .byteOrderMark: "a byte order mark (U+FEFF); JSON here is UTF-8 without one"
             case .invalidUTF8: "invalid UTF-8"
             case .expectedObject: "expected a JSON object ({...})"
             case .expectedValue: "expected a value"
@@ -106,8 +107,9 @@ struct JSONError: Error, CustomStringConvertible {
 }
 
 /// A JSON value read strictly. Internal: the public ``JSONValue`` builds `details` from Swift
-/// values, whose dictionaries compare keys as Swift strings do.
-indirect enum JSON {
+/// values, whose dictionaries compare keys as Swift strings do. Not `indirect`: arrays and
+/// objects hold their elements out of line already, so a number costs 24 bytes, not a box.
+enum JSON {
     case null
     case bool(Bool)
     /// An integer token (`0|-?[1-9][0-9]*`), within 64 bits.
@@ -116,6 +118,9 @@ indirect enum JSON {
     case double(Double)
     case string(String)
     case array([JSON])
+    /// An array whose elements are all integer tokens (the empty array too), held as 8 bytes each:
+    /// a manifest's million seqs cost 8 MB, not 24.
+    case integers([Int64])
     case object(JSONObject)
 
     /// The value of an integer token (never of `1.0`, `1e0`, `-0`, `true` or a string).
@@ -125,7 +130,15 @@ indirect enum JSON {
     /// The members of an object.
     var object: JSONObject? { if case .object(let o) = self { o } else { nil } }
     /// The elements of an array.
-    var elements: [JSON]? { if case .array(let a) = self { a } else { nil } }
+    var elements: [JSON]? {
+        switch self {
+        case .array(let a): a
+        case .integers(let a): a.map(JSON.int)
+        default: nil
+        }
+    }
+    /// The elements of an array whose elements are all integer tokens.
+    var integerElements: [Int64]? { if case .integers(let a) = self { a } else { nil } }
     /// Whether this is `null`.
     var isNull: Bool { if case .null = self { true } else { false } }
     /// Whether this is the literal `true` (not `1`, not `"true"`).
@@ -312,7 +325,11 @@ struct JSONReader {
         let c = bytes[i]
         guard c == UInt8(ascii: "{") || c == UInt8(ascii: "[") || c == UInt8(ascii: "\"") || c == UInt8(ascii: "t")
             || c == UInt8(ascii: "f") || c == UInt8(ascii: "n") || c == UInt8(ascii: "-") || (c >= 0x30 && c <= 0x39)
-        else { throw fail(.expectedValue) }
+        else {
+            // A value pasted with its byte order mark (a `details` object inside a line): named as such.
+            if c == 0xEF, i + 2 < bytes.count, bytes[i + 1] == 0xBB, bytes[i + 2] == 0xBF { throw fail(.byteOrderMark) }
+            throw fail(.expectedValue)
+        }
         try count()
         switch c {
         case UInt8(ascii: "{"): return try object()
@@ -362,18 +379,31 @@ struct JSONReader {
     private mutating func array() throws(JSONError) -> JSON {
         try enter()
         var items: [JSON] = []
+        var integers: [Int64] = []
+        var allIntegers = true
         skipSpace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "]") {
             i += 1
         } else {
             while true {
                 let item = try value()
-                if build { items.append(item) }
+                if build {
+                    if allIntegers, case .int(let v) = item {
+                        integers.append(v)
+                    } else {
+                        if allIntegers {
+                            items = integers.map(JSON.int)
+                            integers = []
+                            allIntegers = false
+                        }
+                        items.append(item)
+                    }
+                }
                 if try endOfContainer(close: UInt8(ascii: "]")) { break }
             }
         }
         depth -= 1
-        return build ? .array(items) : .null
+        return build ? (allIntegers ? .integers(integers) : .array(items)) : .null
     }
 
     private mutating func literal(_ word: StaticString) throws(JSONError) {

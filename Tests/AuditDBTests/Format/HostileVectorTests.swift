@@ -36,6 +36,14 @@ struct HostileVectorTests {
                 got = error.description
             }
             #expect(got == expected, "\(name)")
+            // The validating mode (the append path's, which builds no values) reads alike.
+            var validated: String?
+            do throws(JSONError) {
+                try input.withUnsafeBufferPointer { buffer throws(JSONError) in try JSONReader.validateObject(buffer, limits: limits) }
+            } catch {
+                validated = error.description
+            }
+            #expect(validated == expected, "\(name) (validating)")
         }
     }
 
