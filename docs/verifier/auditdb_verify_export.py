@@ -130,12 +130,23 @@ def ed25519_sign(seed: bytes, msg: bytes) -> bytes:
     return Rs + int.to_bytes(s, 32, "little")
 
 
+_IDENTITY = (0, 1, 1, 0)
+
+
+def _small_order(P) -> bool:
+    """Whether P's order divides 8 (the identity and the 7 other points of small order)."""
+    return _equal(_mul(8, P), _IDENTITY)
+
+
 def ed25519_verify(public: bytes, msg: bytes, signature: bytes) -> bool:
+    """RFC 8032 section 5.1.7, cofactorless ([S]B = R + [k]A), as strict as libsodium's
+    crypto_sign_verify_detached, which the reference uses (FORMAT.md section 16.1): A and R must
+    decode (canonical y < p; x = 0 only with sign 0), neither may have small order, and S < L."""
     if len(public) != 32 or len(signature) != 64:
         return False
     A = _decompress(public)
     R = _decompress(signature[:32])
-    if A is None or R is None:
+    if A is None or R is None or _small_order(A) or _small_order(R):
         return False
     s = int.from_bytes(signature[32:], "little")
     if s >= _q:
@@ -920,6 +931,12 @@ def selftest() -> list[str]:
     sig = bytes.fromhex("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b")
     check(ed25519_public_key(sk) == pk and ed25519_sign(sk, b"") == sig, "Ed25519: RFC 8032 test 1 (key and signature)")
     check(ed25519_verify(pk, b"", sig) and not ed25519_verify(pk, b"x", sig), "Ed25519: verify accepts test 1, rejects a changed message")
+    # The identity as public key and as R, S = 0: [0]B = R + [k]A holds for every message, so plain
+    # RFC 8032 code accepts it; libsodium (the reference) refuses small-order points, and so must we.
+    identity = bytes([1]) + bytes(31)
+    check(not ed25519_verify(identity, b"any message", identity + bytes(32)), "Ed25519: a small-order key and R are refused")
+    high_s = sig[:32] + (int.from_bytes(sig[32:], "little") + _q).to_bytes(32, "little")
+    check(not ed25519_verify(pk, b"", high_s), "Ed25519: S >= L is refused (no malleability)")
     vectors, bundle = build_vectors()
     stored = json.loads((VECTORS_DIR / "checkpoints.json").read_text(encoding="utf-8"))
     check(stored == json.loads(json.dumps(vectors, ensure_ascii=False)), "checkpoints.json is current (--emit-vectors)")
