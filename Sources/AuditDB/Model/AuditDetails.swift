@@ -184,8 +184,10 @@ public enum OutputEscaping {
             || v == 0xFEFF
     }
 
-    /// `text` for a terminal table: backslash and every character ``needsEscape(_:)`` flags are
-    /// written as `\\`, `\n`, `\t`, `\r` or `\u{XXXX}`, so no field can break or repaint a line.
+    /// `text` for a terminal table: backslash, every character ``needsEscape(_:)`` flags, and
+    /// every character that shows as nothing (format characters such as zero-width spaces and
+    /// tags, and other default-ignorable code points) are written as `\\`, `\n`, `\t`, `\r` or
+    /// `\u{XXXX}`, so no field can break or repaint a line, or look like another value.
     public static func escapeForTerminal(_ text: String) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
@@ -195,7 +197,7 @@ public enum OutputEscaping {
             case "\t": out += "\\t"
             case "\r": out += "\\r"
             default:
-                if needsEscape(scalar) {
+                if needsEscape(scalar) || EncodedEvent.isInvisible(scalar) {
                     out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
                 } else {
                     out.unicodeScalars.append(scalar)

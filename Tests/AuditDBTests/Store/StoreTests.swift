@@ -333,6 +333,12 @@ struct ValidationTests {
         try await store.close()
     }
 
+    @Test("characters that show as nothing are visible on a terminal: zero-width space, tag characters, soft hyphen")
+    func invisibleEscaped() {
+        #expect(OutputEscaping.escapeForTerminal("ad\u{200B}min\u{E0041}\u{AD}") == "ad\\u{200B}min\\u{E0041}\\u{AD}")
+        #expect(OutputEscaping.escapeForTerminal("Zoë 文書 🙂") == "Zoë 文書 🙂")
+    }
+
     @Test(
         "RFC 3339 timestamps parse exactly, and bad ones are refused",
         arguments: [
