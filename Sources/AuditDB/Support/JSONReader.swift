@@ -26,6 +26,18 @@ struct JSONReader {
     private var depth = 0
     private var values = 0
     private var member: String?
+    /// The keys of the objects being read, innermost object last: where each key's bytes are (in
+    /// the document, or in `decodedKeys` for a key with escapes) and a hash of them. Compared
+    /// byte for byte (FORMAT.md 18.3), without a String or a hash set per object: validating
+    /// a small `details` costs a few allocations, not dozens.
+    private var keys: [KeyRef] = []
+    private var decodedKeys: [UInt8] = []
+
+    private struct KeyRef {
+        let hash: UInt64
+        let range: Range<Int>
+        let decoded: Bool
+    }
 
     private init(_ bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits, build: Bool) {
         self.bytes = bytes
@@ -98,20 +110,17 @@ struct JSONReader {
             i += 1
         } else {
             while true {
-                skipSpace()
-                let keyStart = i
-                guard i < bytes.count else { throw fail(.unexpectedEnd) }
-                guard bytes[i] == UInt8(ascii: "\"") else { throw fail(.expectedKey) }
-                let key = try string()
-                let exact = JSONObject.Key(key)
-                if ranges[exact] != nil { throw fail(.duplicateKey(key), at: keyStart) }
+                let key = try key(objectStart: 0)
                 try colon()
                 member = key
                 skipSpace()
                 let start = i
                 let value = try value()
-                ranges[exact] = start..<i
-                if build { members.storage[exact] = value }
+                if build, let key {
+                    let exact = JSONObject.Key(key)
+                    ranges[exact] = start..<i
+                    members.storage[exact] = value
+                }
                 member = nil
                 if try endOfContainer(close: UInt8(ascii: "}")) { break }
             }
@@ -119,6 +128,61 @@ struct JSONReader {
         skipSpace()
         guard i == bytes.count else { throw fail(.trailingText) }
         return JSONDocument(members: members, valueRanges: ranges)
+    }
+
+    /// Reads a member's key and checks it against the keys of its object read so far (those from
+    /// `objectStart` in `keys`). Returns the key as a String when values are built; nil in the
+    /// validating mode, which makes no strings.
+    private mutating func key(objectStart: Int) throws(JSONError) -> String? {
+        skipSpace()
+        let keyStart = i
+        guard i < bytes.count else { throw fail(.unexpectedEnd) }
+        guard bytes[i] == UInt8(ascii: "\"") else { throw fail(.expectedKey) }
+        // Without escapes the key is its bytes in the document; with them, decode it.
+        var end = i + 1
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+        let ref: KeyRef
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+            ref = KeyRef(hash: Self.hash(UnsafeBufferPointer(rebasing: bytes[(i + 1)..<end])), range: (i + 1)..<end, decoded: false)
+            i = end + 1
+        } else {
+            let text = try string()
+            let start = decodedKeys.count
+            decodedKeys.append(contentsOf: text.utf8)
+            ref = decodedKeys.withUnsafeBufferPointer { all in
+                KeyRef(hash: Self.hash(UnsafeBufferPointer(rebasing: all[start...])), range: start..<all.count, decoded: true)
+            }
+        }
+        var k = objectStart
+        while k < keys.count {
+            if keys[k].hash == ref.hash && sameKey(keys[k], ref) { throw fail(.duplicateKey(text(of: ref)), at: keyStart) }
+            k += 1
+        }
+        if keys.isEmpty { keys.reserveCapacity(16) }
+        keys.append(ref)
+        return build ? text(of: ref) : nil
+    }
+
+    private func text(of key: KeyRef) -> String {
+        key.decoded ? String(decoding: decodedKeys[key.range], as: UTF8.self)
+            : String(decoding: UnsafeBufferPointer(rebasing: bytes[key.range]), as: UTF8.self)
+    }
+
+    private func sameKey(_ a: KeyRef, _ b: KeyRef) -> Bool {
+        guard a.range.count == b.range.count else { return false }
+        switch (a.decoded, b.decoded) {
+        case (false, false): return bytes[a.range].elementsEqual(bytes[b.range])
+        case (true, true): return decodedKeys[a.range].elementsEqual(decodedKeys[b.range])
+        case (false, true): return bytes[a.range].elementsEqual(decodedKeys[b.range])
+        case (true, false): return decodedKeys[a.range].elementsEqual(bytes[b.range])
+        }
+    }
+
+    /// FNV-1a: only to skip most byte comparisons; equal bytes decide.
+    private static func hash(_ b: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in b { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        return h
     }
 
     private mutating func colon() throws(JSONError) {
@@ -164,7 +228,7 @@ struct JSONReader {
         case UInt8(ascii: "{"): return try object()
         case UInt8(ascii: "["): return try array()
         case UInt8(ascii: "\""):
-            let s = try string()
+            let s = try string(keep: build)
             return build ? .string(s) : .null
         case UInt8(ascii: "t"): try literal("true"); return .bool(true)
         case UInt8(ascii: "f"): try literal("false"); return .bool(false)
@@ -182,25 +246,20 @@ struct JSONReader {
     private mutating func object() throws(JSONError) -> JSON {
         try enter()
         var object = JSONObject()
-        var seen = Set<JSONObject.Key>()
+        let objectStart = keys.count
         skipSpace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
             i += 1
         } else {
             while true {
-                skipSpace()
-                let keyStart = i
-                guard i < bytes.count else { throw fail(.unexpectedEnd) }
-                guard bytes[i] == UInt8(ascii: "\"") else { throw fail(.expectedKey) }
-                let key = try string()
-                let exact = JSONObject.Key(key)
-                guard seen.insert(exact).inserted else { throw fail(.duplicateKey(key), at: keyStart) }
+                let key = try key(objectStart: objectStart)
                 try colon()
                 let value = try value()
-                if build { object.storage[exact] = value }
+                if build, let key { object.storage[JSONObject.Key(key)] = value }
                 if try endOfContainer(close: UInt8(ascii: "}")) { break }
             }
         }
+        keys.removeLast(keys.count - objectStart)
         depth -= 1
         return build ? .object(object) : .null
     }
@@ -272,6 +331,18 @@ struct JSONReader {
         guard i - start <= Self.maximumNumberLength else {
             throw fail(.numberTooLong(limit: Self.maximumNumberLength), at: start)
         }
+        let negative = bytes[start] == UInt8(ascii: "-")
+        if isInteger, !(negative && leadingZero), i - start - (negative ? 1 : 0) <= 18 {
+            // Up to 18 digits always fit 64 bits: read without text or parsing.
+            guard build else { return .null }
+            var value: Int64 = 0
+            for k in (negative ? start + 1 : start)..<i { value = value * 10 + Int64(bytes[k] - 0x30) }
+            return .int(negative ? -value : value)
+        }
+        if !isInteger, !build, !bytes[start..<i].contains(where: { $0 | 0x20 == UInt8(ascii: "e") }) {
+            // No exponent and at most 100 bytes: always finite; nothing to keep.
+            return .null
+        }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
         if isInteger && text != "-0" {
             guard let value = Int64(text) else { throw fail(.integerOutOfRange, at: start) }
@@ -299,8 +370,9 @@ struct JSONReader {
         return v
     }
 
-    /// A string token (at its opening quote), unescaped. The bytes were checked as UTF-8 already.
-    private mutating func string() throws(JSONError) -> String {
+    /// A string token (at its opening quote), unescaped; with `keep` false it is only checked
+    /// (the validating mode builds no strings). The bytes were checked as UTF-8 already.
+    private mutating func string(keep: Bool = true) throws(JSONError) -> String {
         let open = i
         i += 1
         let contentStart = i
@@ -308,7 +380,7 @@ struct JSONReader {
         while i < bytes.count {
             let c = bytes[i]
             if c == UInt8(ascii: "\"") {
-                let s = String(decoding: UnsafeBufferPointer(rebasing: bytes[contentStart..<i]), as: UTF8.self)
+                let s = keep ? String(decoding: UnsafeBufferPointer(rebasing: bytes[contentStart..<i]), as: UTF8.self) : ""
                 i += 1
                 return s
             }
@@ -317,17 +389,17 @@ struct JSONReader {
             i += 1
         }
         guard i < bytes.count else { throw fail(.unterminatedString, at: open) }
-        var out = Array(UnsafeBufferPointer(rebasing: bytes[contentStart..<i]))
+        var out = keep ? Array(UnsafeBufferPointer(rebasing: bytes[contentStart..<i])) : []
         while true {
             guard i < bytes.count else { throw fail(.unterminatedString, at: open) }
             let c = bytes[i]
             if c == UInt8(ascii: "\"") {
                 i += 1
-                return String(decoding: out, as: UTF8.self)
+                return keep ? String(decoding: out, as: UTF8.self) : ""
             }
             if c < 0x20 { throw fail(.controlCharacter) }
             if c != UInt8(ascii: "\\") {
-                out.append(c)
+                if keep { out.append(c) }
                 i += 1
                 continue
             }
@@ -337,14 +409,14 @@ struct JSONReader {
             let e = bytes[i]
             i += 1
             switch e {
-            case UInt8(ascii: "\""): out.append(0x22)
-            case UInt8(ascii: "\\"): out.append(0x5C)
-            case UInt8(ascii: "/"): out.append(0x2F)
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "\""): if keep { out.append(0x22) }
+            case UInt8(ascii: "\\"): if keep { out.append(0x5C) }
+            case UInt8(ascii: "/"): if keep { out.append(0x2F) }
+            case UInt8(ascii: "b"): if keep { out.append(0x08) }
+            case UInt8(ascii: "f"): if keep { out.append(0x0C) }
+            case UInt8(ascii: "n"): if keep { out.append(0x0A) }
+            case UInt8(ascii: "r"): if keep { out.append(0x0D) }
+            case UInt8(ascii: "t"): if keep { out.append(0x09) }
             case UInt8(ascii: "u"):
                 guard var scalar = hex4() else { throw fail(.invalidUnicodeEscape, at: escape) }
                 if (0xDC00...0xDFFF).contains(scalar) { throw fail(.loneSurrogate(scalar), at: escape) }
@@ -357,7 +429,7 @@ struct JSONReader {
                     guard (0xDC00...0xDFFF).contains(low) else { throw fail(.loneSurrogate(scalar), at: escape) }
                     scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                 }
-                UTF8Check.append(scalar, to: &out)
+                if keep { UTF8Check.append(scalar, to: &out) }
             default:
                 throw fail(.invalidEscape, at: escape)
             }
