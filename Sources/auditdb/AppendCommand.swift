@@ -77,10 +77,11 @@ struct Append: AsyncParsableCommand {
             event.severity = value
         }
         if let occurredAt {
-            guard let value = AuditTimestamp(iso8601: occurredAt) else {
-                throw AuditError(.invalidInput, "--occurred-at must be RFC 3339, e.g. 2026-11-23T13:15:00Z", field: "--occurred-at")
+            switch AuditTimestamp.parse(occurredAt) {
+            case .success(let value): event.occurredAt = value
+            case .failure(let why):
+                throw AuditError(.invalidInput, "occurredAt: \(OutputEscaping.jsonQuoted(occurredAt)) \(why)", field: "--occurred-at")
             }
-            event.occurredAt = value
         }
         if let details { event.details = AuditDetails(json: details) }
         return event
@@ -93,13 +94,12 @@ struct Append: AsyncParsableCommand {
         var events: [AuditEvent] = []
         while let bytes = try reader.next() {
             let number = reader.lineNumber
-            guard let decoded = String(validating: bytes, as: UTF8.self) else {
-                throw AuditError(.invalidInput, "line \(number): not valid UTF-8; nothing was written", field: "line \(number)")
-            }
-            let line = decoded.hasSuffix("\r") ? String(decoded.dropLast()) : decoded
-            if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
+            // A line of only spaces, tabs or CR (a CRLF file's blank line) holds no event.
+            if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             do {
-                let event = try AuditEvent(jsonLine: line)
+                // The bytes as read: AuditEvent checks them as UTF-8 (invalid UTF-8 is refused,
+                // never replaced) and as strict JSON, exactly as the Swift API does.
+                let event = try AuditEvent(jsonLine: Array(bytes))
                 try AuditStore.validate(event)
                 events.append(event)
             } catch {

@@ -27,6 +27,12 @@ struct AuditDBCommand: AsyncParsableCommand {
 
     /// Parses and runs, mapping every failure to the documented exit statuses.
     static func main() async {
+        // Before ArgumentParser sees them: `CommandLine.arguments` has already replaced bytes
+        // that are not UTF-8 with U+FFFD, which would then be stored as if it had been given.
+        if let problem = RawArguments.firstInvalidUTF8() {
+            Output.error(problem)
+            Foundation.exit(ExitStatus.failure)
+        }
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
@@ -41,10 +47,42 @@ struct AuditDBCommand: AsyncParsableCommand {
             Foundation.exit(code.rawValue)
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }
-            // ArgumentParser's own usage text: printed as is (it spans lines on purpose).
-            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            // ArgumentParser's own usage text spans lines on purpose; each line is escaped, so an
+            // argument echoed in it cannot repaint the terminal.
+            let lines = fullMessage(for: error).split(separator: "\n", omittingEmptySubsequences: false)
+            let escaped = lines.map { OutputEscaping.escapeForTerminal(String($0)) }.joined(separator: "\n")
+            FileHandle.standardError.write(Data((escaped + "\n").utf8))
             Foundation.exit(ExitStatus.failure)
         }
+    }
+}
+
+/// The command line as the kernel passed it, before Swift decodes it.
+enum RawArguments {
+    /// Why an argument is refused: the first one that is not UTF-8 (RFC 3629), named by its
+    /// option (`--actor`, also for `--actor=VALUE`) or its position. Nil if all are UTF-8.
+    static func firstInvalidUTF8() -> String? {
+        let argv = CommandLine.unsafeArgv
+        var previous: [UInt8] = []
+        for index in 1..<Int(CommandLine.argc) {
+            guard let pointer = argv[index] else { continue }
+            var length = 0
+            while pointer[length] != 0 { length += 1 }
+            let bytes = UnsafeRawBufferPointer(start: pointer, count: length).bindMemory(to: UInt8.self)
+            if String(validating: bytes, as: UTF8.self) == nil {
+                let option: String
+                if bytes.starts(with: [0x2D, 0x2D]), let equals = bytes.firstIndex(of: 0x3D) {
+                    option = String(decoding: bytes[..<equals], as: UTF8.self)
+                } else if previous.starts(with: [0x2D]), String(validating: previous, as: UTF8.self) != nil {
+                    option = String(decoding: previous, as: UTF8.self)
+                } else {
+                    option = "argument \(index)"
+                }
+                return "\(option): invalid UTF-8 in the value; AuditDB refuses it rather than store replacement characters (U+FFFD)"
+            }
+            previous = Array(bytes)
+        }
+        return nil
     }
 }
 

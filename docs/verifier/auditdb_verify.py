@@ -638,8 +638,29 @@ def verify(path: str, keys: dict[int, Key], expected_store_id: bytes | None = No
                 raise StoreOpenError(f"{path}: {e}")
     finally:
         conn.close()
+    report.findings = merge_missing_rows(report.findings)
     report.findings.sort(key=Finding.sort_key)
     return report
+
+
+def merge_missing_rows(findings: list[Finding]) -> list[Finding]:
+    """Section 11, "Merging": among the `missing-rows` findings ordered by their first seq (ties in
+    the order found), one that starts right after the one before it is joined to it. (Step 5 reports consecutive rows moved out of the tail one by one; joined, they
+    read as one range, the way a gap is reported.)"""
+    ordered = sorted(findings, key=lambda f: -(1 << 63) if f.first is None else f.first)
+    out: list[Finding] = []
+    last_missing = None  # index in `out` of the last missing-rows finding: only those are compared
+    for f in ordered:
+        last = out[last_missing] if last_missing is not None else None
+        if (f.kind == "missing-rows" and last is not None and last.last is not None
+                and f.first is not None and last.last + 1 == f.first):
+            out[last_missing] = Finding("missing-rows", last.first, f.last,
+                                        f"{f.last - last.first + 1} row(s) missing before seq {f.last + 1} (removed)")
+            continue
+        if f.kind == "missing-rows":
+            last_missing = len(out)
+        out.append(f)
+    return out
 
 
 def _table_exists(conn, name: str) -> bool:

@@ -16,11 +16,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import pathlib
+import re
+import stat
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 VECTORS_DIR = HERE.parent / "test-vectors"
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+import strict_json as sj  # noqa: E402  (section 18: the one JSON reading of every file here)
 
 # ------------------------------------------------------------------------------------------
 # Ed25519 (RFC 8032, section 6: the reference implementation, lightly trimmed)
@@ -124,12 +130,23 @@ def ed25519_sign(seed: bytes, msg: bytes) -> bytes:
     return Rs + int.to_bytes(s, 32, "little")
 
 
+_IDENTITY = (0, 1, 1, 0)
+
+
+def _small_order(P) -> bool:
+    """Whether P's order divides 8 (the identity and the 7 other points of small order)."""
+    return _equal(_mul(8, P), _IDENTITY)
+
+
 def ed25519_verify(public: bytes, msg: bytes, signature: bytes) -> bool:
+    """RFC 8032 section 5.1.7, cofactorless ([S]B = R + [k]A), as strict as libsodium's
+    crypto_sign_verify_detached, which the reference uses (FORMAT.md section 16.1): A and R must
+    decode (canonical y < p; x = 0 only with sign 0), neither may have small order, and S < L."""
     if len(public) != 32 or len(signature) != 64:
         return False
     A = _decompress(public)
     R = _decompress(signature[:32])
-    if A is None or R is None:
+    if A is None or R is None or _small_order(A) or _small_order(R):
         return False
     s = int.from_bytes(signature[32:], "little")
     if s >= _q:
@@ -247,47 +264,104 @@ def statement(cp: dict) -> bytes:
             + bytes.fromhex(cp["merkleRoot"]) + i64(cp["time"]) + u32(cp["keyVersion"]) + bytes.fromhex(cp["publicKey"]))
 
 
+_VERSION = re.compile(r"[1-9][0-9]*\Z")
+_PUBLIC_KEY_HEX = re.compile(r"[0-9a-fA-F]{64}\Z")
+
+
 def parse_public_keys(text: str) -> dict[int, bytes]:
+    """Section 16.4's public key file: LF lines, fields split at runs of space, tab or CR, blank
+    and `#` lines ignored; `auditdb-checkpoint-pubkey v1`, then `key VERSION HEX` lines (VERSION
+    1..4294967295 without sign or leading zero, each once; HEX 64 hex digits); at least one."""
     keys, header = {}, False
-    for line in text.split("\n"):
-        fields = line.replace("\t", " ").replace("\r", " ").split()
+    for number, line in enumerate(text.split("\n"), start=1):
+        fields = line.replace("\t", " ").replace("\r", " ").split(" ")
+        fields = [f for f in fields if f]
         if not fields or fields[0].startswith("#"):
             continue
         if not header:
             if fields != ["auditdb-checkpoint-pubkey", "v1"]:
-                raise ValueError("not a public checkpoint key file (header auditdb-checkpoint-pubkey v1)")
+                raise ValueError(f"line {number}: expected the header `auditdb-checkpoint-pubkey v1`")
             header = True
             continue
-        if len(fields) != 3 or fields[0] != "key" or len(fields[2]) != 64:
-            raise ValueError(f"bad line: {line!r}")
-        keys[int(fields[1])] = bytes.fromhex(fields[2])
+        if (len(fields) != 3 or fields[0] != "key" or not _VERSION.match(fields[1]) or int(fields[1]) > 0xFFFFFFFF
+                or not _PUBLIC_KEY_HEX.match(fields[2])):
+            raise ValueError(f"line {number}: expected `key VERSION PUBKEY_HEX` (64 hex digits)")
+        version = int(fields[1])
+        if version in keys:
+            raise ValueError("a version appears twice")
+        keys[version] = bytes.fromhex(fields[2])
+    if not header:
+        raise ValueError("no `auditdb-checkpoint-pubkey v1` header; is this a public key file?")
     if not keys:
-        raise ValueError("no key in the public key file")
+        raise ValueError("holds no key")
     return keys
 
 
-def checkpoint_invalidity(cp: dict, keys: dict[int, bytes]) -> str | None:
-    try:
-        if cp.get("format") != "auditdb-checkpoint v1":
-            return "not an auditdb-checkpoint v1"
-        unknown = sorted(set(cp) - {"format", "storeId", "seq", "chainHead", "merkleRoot", "time", "timeText",
-                                     "keyVersion", "publicKey", "signature"})
+class Fields:
+    """The typed fields of a signed document (the reference's StrictJSONObject): each accessor
+    raises ValueError naming the document and the field."""
+
+    def __init__(self, data: bytes, what: str, article: str, fmt: str, known: set, unknown_note: str):
+        try:
+            self.obj = sj.read_object(data, sj.SIGNED_DOCUMENT)
+        except sj.JSONError as e:
+            raise ValueError(f"not {article} {what}: {e}")
+        self.what = what
+        if self.obj.get("format") != fmt:
+            raise ValueError(f"not {article} {what}: its format is not `{fmt}`")
+        unknown = sorted(set(self.obj) - known)
         if unknown:
-            return f"it has an unknown field {json.dumps(unknown[0])}; a checkpoint holds only its signed fields and timeText"
-        if "timeText" in cp and cp["timeText"] != _iso(cp["time"]):
-            return "its timeText is not the signed time (the checkpoint was edited)"
-        if cp["keyVersion"] not in keys:
-            return f"it is signed with checkpoint key version {cp['keyVersion']}, which the public key file lacks"
-        if bytes.fromhex(cp["publicKey"]) != keys[cp["keyVersion"]]:
-            return (f"it names a different public key for version {cp['keyVersion']} than the public key file "
-                    "(signed by another key)")
-        if cp["seq"] < 1:
-            return f"its seq {cp['seq']} is below 1"
-        msg = statement(cp)
-        if len(msg) != 140 or not ed25519_verify(keys[cp["keyVersion"]], msg, bytes.fromhex(cp["signature"])):
-            return "its Ed25519 signature does not verify (the checkpoint was changed or forged)"
-    except (KeyError, ValueError, TypeError) as e:
-        return f"malformed checkpoint ({e})"
+            raise ValueError(f"{what} has an unknown field {sj.json_quoted(unknown[0])}; {unknown_note}")
+
+    def hex(self, name: str, size: int) -> str:
+        v = self.obj.get(name)
+        if not sj.is_lower_hex(v, size):
+            raise ValueError(f"{self.what} field {name} must be {size * 2} lowercase hex digits")
+        return v
+
+    def integer(self, name: str) -> int:
+        v = self.obj.get(name)
+        if not sj.is_integer(v):
+            raise ValueError(f"{self.what} field {name} must be an integer")
+        return v
+
+    def key_version(self) -> int:
+        v = self.integer("keyVersion")
+        if not 0 <= v < 2**32:
+            raise ValueError(f"{self.what} field keyVersion is out of range")
+        return v
+
+
+CHECKPOINT_KEYS = {"format", "storeId", "seq", "chainHead", "merkleRoot", "time", "timeText", "keyVersion", "publicKey",
+                   "signature"}
+
+
+def read_checkpoint(data: bytes) -> dict:
+    """Parses a checkpoint's JSON form (sections 16.5 and 18); raises ValueError(why). The fields
+    are checked in the reference's order, so the first problem named is the same."""
+    f = Fields(data, "checkpoint", "a", "auditdb-checkpoint v1", CHECKPOINT_KEYS,
+               "a checkpoint holds only its signed fields and timeText")
+    cp = {"format": "auditdb-checkpoint v1", "storeId": f.hex("storeId", 16), "keyVersion": f.key_version(),
+          "time": f.integer("time")}
+    if "timeText" in f.obj and f.obj["timeText"] != _iso(cp["time"]):
+        raise ValueError(f"checkpoint field timeText is not the signed time ({_iso(cp['time'])}); the checkpoint was edited")
+    cp.update(seq=f.integer("seq"), chainHead=f.hex("chainHead", 32), merkleRoot=f.hex("merkleRoot", 32),
+              publicKey=f.hex("publicKey", 32), signature=f.hex("signature", 64))
+    return cp
+
+
+def checkpoint_invalidity(cp: dict, keys: dict[int, bytes]) -> str | None:
+    """Why a checkpoint (read by read_checkpoint, or built from a stored row) is not valid under
+    `keys` (section 16.1), or None."""
+    if cp["keyVersion"] not in keys:
+        return f"it is signed with checkpoint key version {cp['keyVersion']}, which the public key file lacks"
+    if bytes.fromhex(cp["publicKey"]) != keys[cp["keyVersion"]]:
+        return (f"it names a different public key for version {cp['keyVersion']} than the public key file "
+                "(signed by another key)")
+    if cp["seq"] < 1:
+        return f"its seq {cp['seq']} is below 1"
+    if not ed25519_verify(keys[cp["keyVersion"]], statement(cp), bytes.fromhex(cp["signature"])):
+        return "its Ed25519 signature does not verify (the checkpoint was changed or forged)"
     return None
 
 
@@ -352,36 +426,22 @@ def export_statement_message(st: dict) -> bytes:
             + i64(st["createdAt"]) + u32(st["keyVersion"]) + bytes.fromhex(st["publicKey"]))
 
 
+STATEMENT_KEYS = {"format", "storeId", "checkpointSeq", "checkpointHash", "filterHash", "entryCount", "seqsHash",
+                  "createdAt", "keyVersion", "publicKey", "signature"}
+
+
 def read_statement(data: bytes) -> dict:
-    """Parses statement.json; raises ValueError(why)."""
-    try:
-        st = json.loads(data)
-    except ValueError:
-        raise ValueError("an export statement is not valid JSON")
-    if not isinstance(st, dict):
-        raise ValueError("an export statement must be a JSON object")
-    if st.get("format") != "auditdb-export-statement v1":
-        raise ValueError("not an export statement: its format is not `auditdb-export-statement v1`")
-    unknown = sorted(set(st) - {"format", "storeId", "checkpointSeq", "checkpointHash", "filterHash", "entryCount",
-                                "seqsHash", "createdAt", "keyVersion", "publicKey", "signature"})
-    if unknown:
-        raise ValueError(f"export statement has an unknown field {json.dumps(unknown[0])}; it holds only its signed fields")
-    sizes = {"storeId": 16, "checkpointHash": 32, "filterHash": 32, "seqsHash": 32, "publicKey": 32, "signature": 64}
-    for name, size in sizes.items():
-        v = st.get(name)
-        try:
-            ok = isinstance(v, str) and len(bytes.fromhex(v)) == size and len(v) == 2 * size
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ValueError(f"export statement field {name} must be {size * 2} hex digits")
-    for name in ["checkpointSeq", "entryCount", "createdAt", "keyVersion"]:
-        if not _is_int(st.get(name)) or not -2**63 <= st[name] < 2**63:
-            raise ValueError(f"export statement field {name} must be an integer")
-    if not 0 <= st["keyVersion"] < 2**32:
-        raise ValueError("export statement field keyVersion is out of range")
+    """Parses statement.json (sections 17.3 and 18); raises ValueError(why), checking the fields
+    in the reference's order."""
+    f = Fields(data, "export statement", "an", "auditdb-export-statement v1", STATEMENT_KEYS,
+               "it holds only its signed fields")
+    st = {"format": "auditdb-export-statement v1", "storeId": f.hex("storeId", 16), "keyVersion": f.key_version(),
+          "entryCount": f.integer("entryCount")}
     if st["entryCount"] < 0:
         raise ValueError("export statement field entryCount must not be negative")
+    st.update(checkpointSeq=f.integer("checkpointSeq"), checkpointHash=f.hex("checkpointHash", 32),
+              filterHash=f.hex("filterHash", 32), seqsHash=f.hex("seqsHash", 32), createdAt=f.integer("createdAt"),
+              publicKey=f.hex("publicKey", 32), signature=f.hex("signature", 64))
     return st
 
 
@@ -428,8 +488,10 @@ def compare_statement(st: dict, cp: dict, manifest: dict, count: int, seqs: list
             out.append("filter: the manifest's filter differs from the one the statement signs (the selection was changed)")
     if st["entryCount"] != count or count < 0:
         out.append(f"entryCount: the statement signs {st['entryCount']} entries, the manifest states {count}")
-    if not _is_int(manifest.get("createdAt")) or manifest["createdAt"] != st["createdAt"]:
-        out.append(f"createdAt: the statement signs {st['createdAt']}, the manifest states {manifest.get('createdAt', 'nothing')}")
+    created = manifest.get("createdAt")
+    if not _is_int(created) or created != st["createdAt"]:
+        stated = "nothing" if "createdAt" not in manifest else str(created) if _is_int(created) else "a value that is not an integer"
+        out.append(f"createdAt: the statement signs {st['createdAt']}, the manifest states {stated}")
     if seqs_hash(seqs) != bytes.fromhex(st["seqsHash"]):
         out.append("seqs: the manifest's seqs differ from the ones the statement signs (an entry was removed or added together with its seq)")
     return out, signed_mask
@@ -449,174 +511,304 @@ ENTRY_KEYS = {"seq", "recordedAt", "occurredAt", "originRef", "tenant", "action"
               "details", "leafHash", "proof"}
 MANIFEST_KEYS = {"format", "storeId", "checkpointSeq", "entryCount", "seqs", "redacted", "filter", "createdAt"}
 
+# The bounds of section 17.4.
+MAXIMUM_ENTRIES = 1_000_000
+MAXIMUM_ENTRY_LINE_BYTES = 1 << 20
+MAXIMUM_ENTRIES_FILE_BYTES = 16 << 30
+MAXIMUM_MANIFEST_BYTES = 24 << 20
+MAXIMUM_SIGNED_FILE_BYTES = 65_536
+FINDING_LIMIT = 1_000
+
 
 def check_entry(e: dict, seq: int, cp: dict) -> tuple[str, str] | None:
+    """Step 4 of section 17.2 for one entry read strictly; None if it verifies."""
     size, root, store_id = cp["seq"], bytes.fromhex(cp["merkleRoot"]), bytes.fromhex(cp["storeId"])
+
+    def malformed(what):
+        return "bundle-malformed", f"entry seq {seq}: {what}"
     unknown = sorted(set(e) - ENTRY_KEYS)
     if unknown:
-        return "bundle-malformed", f"entry seq {seq}: unknown field {json.dumps(unknown[0])}; an entry holds only its proven fields"
-    for name in ("actor", "source", "details"):
+        return malformed(f"unknown field {sj.json_quoted(unknown[0])}; an entry holds only its proven fields")
+    for name, _ in FIELDS:
         f = e.get(name)
         if isinstance(f, dict):
             allowed = {"withheld", "commitment"} if f.get("withheld") is True else {"value", "nonce", "commitment"}
             extra = sorted(set(f) - allowed)
             if extra:
-                return "bundle-malformed", f"entry seq {seq}: field {name} has an unexpected key {json.dumps(extra[0])}"
+                return malformed(f"field {name} has an unexpected key {sj.json_quoted(extra[0])}")
     if not 1 <= seq <= size:
         return "proof-invalid", f"entry seq {seq} is outside the checkpoint (seqs 1...{size})"
     ints = ["recordedAt", "outcome", "severity", "origin", "formatVersion", "keyVersion"]
-    if (not all(_is_int(e.get(n)) for n in ints) or not all(e.get(n) is None or _is_int(e.get(n)) for n in ["occurredAt", "originRef"])
+    if (not all(_is_int(e.get(n)) for n in ints)
+            or not all(n in e and (e[n] is None or _is_int(e[n])) for n in ["occurredAt", "originRef"])
             or not isinstance(e.get("action"), str)
             or not all(n in e and (e[n] is None or isinstance(e[n], str)) for n in ["tenant", "resourceType", "resourceId", "correlationId"])
             or not all(0 <= e[n] <= 255 for n in ["outcome", "severity", "origin", "formatVersion"])
             or not 0 <= e["keyVersion"] < 2**32):
-        return "bundle-malformed", f"entry seq {seq}: a value is missing or of the wrong type"
+        return malformed("a value is missing or of the wrong type")
     commitments = b""
     withheld = []
     for name, fid in FIELDS:
         f = e.get(name)
-        try:
-            c = bytes.fromhex(f["commitment"])
-            assert len(c) == 32
-        except Exception:
-            return "bundle-malformed", f"entry seq {seq}: {name} has no 32-byte commitment"
+        if not isinstance(f, dict) or not sj.is_lower_hex(f.get("commitment"), 32):
+            return malformed(f"{name} has no 32-byte commitment")
+        c = bytes.fromhex(f["commitment"])
         if f.get("withheld") is True:
             withheld.append(name)
             commitments += c
             continue
         if "value" in f and f["value"] is None:
             expected = bytes(32)
-        elif isinstance(f.get("value"), str) and isinstance(f.get("nonce"), str) and len(f["nonce"]) == 64:
+        elif isinstance(f.get("value"), str) and sj.is_lower_hex(f.get("nonce"), 32):
             expected = commitment(bytes.fromhex(f["nonce"]), fid, f["value"].encode("utf-8"))
         else:
-            return "bundle-malformed", f"entry seq {seq}: {name} needs a value and a 32-byte nonce, or withheld: true"
+            return malformed(f"{name} needs a value and a 32-byte nonce, or withheld: true")
         if expected != c:
             return "commitment-mismatch", f"entry seq {seq}: the shown {name} does not match its commitment (the value or its nonce was changed)"
         commitments += c
     leaf = leaf_hash(enc_row(store_id, e, commitments))
-    if e.get("leafHash") != leaf.hex():
+    if not sj.is_lower_hex(e.get("leafHash"), 32) or bytes.fromhex(e["leafHash"]) != leaf:
         return "entry-changed", (f"entry seq {seq}: its values do not hash to its leaf hash: a value"
                                  + (f" or the commitment of a withheld field ({', '.join(withheld)})" if withheld else "")
                                  + " was changed")
     proof_texts = e.get("proof")
-    if not isinstance(proof_texts, list):
-        return "bundle-malformed", f"entry seq {seq}: no proof"
+    if not isinstance(proof_texts, list) or not all(isinstance(p, str) for p in proof_texts):
+        return malformed("no proof")
+    if not all(sj.is_lower_hex(p, 32) for p in proof_texts):
+        return "proof-invalid", f"entry seq {seq}: its inclusion proof holds a value that is not a 32-byte hash (64 lowercase hex digits)"
+    proof = [bytes.fromhex(p) for p in proof_texts]
     need = proof_length(seq - 1, size)
-    try:
-        proof = [bytes.fromhex(p) for p in proof_texts]
-    except (TypeError, ValueError):
-        proof = []
-    if len(proof) != len(proof_texts) or len(proof) != need:
-        return "proof-invalid", f"entry seq {seq}: its inclusion proof has {len(proof_texts)} hashes; leaf {seq - 1} of a tree of {size} needs {need}"
+    if len(proof) != need:
+        return "proof-invalid", f"entry seq {seq}: its inclusion proof has {len(proof)} hashes; leaf {seq - 1} of a tree of {size} needs {need}"
     if not verify_inclusion(leaf, seq - 1, size, proof, root):
         return "proof-invalid", f"entry seq {seq}: its inclusion proof does not lead to the Merkle root of the checkpoint at seq {size} (the proof was changed)"
     return None
 
 
-def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement: bool = False, result: dict | None = None
-                  ) -> tuple[list[tuple[str, int | None, str]], int]:
-    """Returns (findings, entries verified). A finding is (kind, seq or None, message). If `result`
-    is given, it receives "statement" (the statement whose signature verifies, or None) and
-    "redacted" (the manifest's redaction set as a mask, or None)."""
-    findings: list[tuple[str, int | None, str]] = []
-    result = {} if result is None else result
-    result.update(statement=None, redacted=None)
+class FileProblem(Exception):
+    """A bundle file that cannot be used; str() is the finding's message (section 17.4)."""
+
+
+def _open_input(path: pathlib.Path, name: str, limit: int) -> int:
+    """Opens without waiting (a FIFO or device is refused at once) a regular file of at most `limit` bytes."""
     try:
-        cp = json.loads((path / "checkpoint.json").read_bytes())
-        assert isinstance(cp, dict)
-    except Exception as e:
-        return [("checkpoint-invalid", None, f"checkpoint.json: {e}")], 0
-    why = checkpoint_invalidity(cp, keys)
-    if why:
-        return [("checkpoint-invalid", None, f"the checkpoint at seq {cp.get('seq')} is invalid: {why}")], 0
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise FileProblem(f"{name} is missing")
+    except OSError:
+        raise FileProblem(f"{name} could not be read")
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise FileProblem(f"{name} is not a regular file (a FIFO, device or directory is refused)")
+    if info.st_size > limit:
+        os.close(fd)
+        raise FileProblem(f"{name} is larger than {limit} bytes")
+    return fd
+
+
+def read_bundle_file(bundle: pathlib.Path, name: str, limit: int) -> bytes:
+    fd = _open_input(bundle / name, name, limit)
     try:
-        manifest = json.loads((path / "manifest.json").read_bytes())
-        listed = manifest["seqs"]
-        count = manifest["entryCount"]
-        assert manifest["format"] == "auditdb-export v1" and all(_is_int(s) for s in listed) and _is_int(count)
-    except Exception:
-        return [("bundle-malformed", None, "manifest.json is not an `auditdb-export v1` manifest with seqs and entryCount")], 0
-    if manifest.get("storeId") != cp["storeId"] or manifest.get("checkpointSeq") != cp["seq"]:
-        findings.append(("manifest-mismatch", None, "the manifest names another store or checkpoint than checkpoint.json"))
+        out = bytearray()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                raise FileProblem(f"{name} could not be read")
+            if not chunk:
+                return bytes(out)
+            out += chunk
+            if len(out) > limit:
+                raise FileProblem(f"{name} is larger than {limit} bytes")
+    finally:
+        os.close(fd)
+
+
+def entry_lines(bundle: pathlib.Path):
+    """The lines of entries.jsonl (bytes before each LF; bytes after the last LF are a last line),
+    within the bounds of section 17.4, checked while reading. Yields (number, line); raises
+    FileProblem when a bound is passed."""
+    name = "entries.jsonl"
+    fd = _open_input(bundle / name, name, MAXIMUM_ENTRIES_FILE_BYTES)
+    try:
+        buffer, number, total, ended = b"", 0, 0, False
+        while True:
+            newline = buffer.find(b"\n")
+            if newline >= 0 or (ended and buffer):
+                end = newline if newline >= 0 else len(buffer)
+                if end > MAXIMUM_ENTRY_LINE_BYTES:
+                    raise FileProblem(f"{name} line {number + 1} is longer than {MAXIMUM_ENTRY_LINE_BYTES} bytes")
+                if number >= MAXIMUM_ENTRIES:
+                    raise FileProblem(f"{name} has more than {MAXIMUM_ENTRIES} lines")
+                number += 1
+                yield number, buffer[:end]
+                buffer = buffer[end + 1:]
+                continue
+            if len(buffer) > MAXIMUM_ENTRY_LINE_BYTES:
+                raise FileProblem(f"{name} line {number + 1} is longer than {MAXIMUM_ENTRY_LINE_BYTES} bytes")
+            if ended:
+                return
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                raise FileProblem(f"{name} could not be read")
+            total += len(chunk)
+            if total > MAXIMUM_ENTRIES_FILE_BYTES:
+                raise FileProblem(f"{name} is larger than {MAXIMUM_ENTRIES_FILE_BYTES} bytes")
+            if chunk:
+                buffer += chunk
+            else:
+                ended = True
+    finally:
+        os.close(fd)
+
+
+def read_manifest(data: bytes, cp: dict):
+    """Step 2 of section 17.2: (manifest, seqs, count, redacted mask or None, findings); raises
+    FileProblem with the message of the bundle-malformed finding that stops verification."""
+    name = "manifest.json"
+    try:
+        manifest = sj.read_object(data, sj.MANIFEST)
+    except sj.JSONError as e:
+        raise FileProblem(f"{name}: {e}")
+    shape = f"{name} is not an `auditdb-export v1` manifest with seqs and entryCount"
+    listed, count = manifest.get("seqs"), manifest.get("entryCount")
+    if manifest.get("format") != "auditdb-export v1" or not isinstance(listed, list) or not _is_int(count):
+        raise FileProblem(shape)
+    if not all(_is_int(x) for x in listed):
+        raise FileProblem(shape)
+    if len(listed) > MAXIMUM_ENTRIES:
+        raise FileProblem(f"{name} lists {len(listed)} seqs; a bundle holds at most {MAXIMUM_ENTRIES}")
+    for previous, seq in zip(listed, listed[1:]):
+        if seq <= previous:
+            raise FileProblem(f"{name}: seqs must be strictly increasing, but {seq} follows {previous}")
+    findings = []
+    if manifest.get("storeId") != cp["storeId"] or not _is_int(manifest.get("checkpointSeq")) or manifest["checkpointSeq"] != cp["seq"]:
+        findings.append(("manifest-mismatch", "the manifest names another store or checkpoint than checkpoint.json "
+                         f"(store {cp['storeId']}, seq {cp['seq']})"))
     if count != len(listed):
-        findings.append(("manifest-mismatch", None, f"the manifest states {count} entries but lists {len(listed)} seqs"))
+        findings.append(("manifest-mismatch", f"the manifest states {count} entries but lists {len(listed)} seqs"))
     unknown = sorted(set(manifest) - MANIFEST_KEYS)
     if unknown:
-        findings.append(("bundle-malformed", None, f"manifest.json has an unknown field {json.dumps(unknown[0])}"))
-    # The manifest's redaction set: every entry must withhold exactly these fields.
+        findings.append(("bundle-malformed", f"{name} has an unknown field {sj.json_quoted(unknown[0])}"))
     redacted_mask = 0
     names = manifest.get("redacted")
     if not isinstance(names, list):
         redacted_mask = None
     else:
-        for name in names:
-            if not isinstance(name, str) or name not in FIELD_BITS or redacted_mask & FIELD_BITS[name]:
+        for n in names:
+            if not isinstance(n, str) or n not in FIELD_BITS or redacted_mask & FIELD_BITS[n]:
                 redacted_mask = None
                 break
-            redacted_mask |= FIELD_BITS[name]
-    result["redacted"] = redacted_mask
+            redacted_mask |= FIELD_BITS[n]
     if redacted_mask is None:
-        findings.append(("bundle-malformed", None, "manifest.json: redacted must list distinct field names among actor, source, details"))
-    # The export statement (section 17.3).
+        findings.append(("bundle-malformed", f"{name}: redacted must list distinct field names among actor, source, details"))
+    return manifest, listed, count, redacted_mask, findings
+
+
+def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement: bool = False, result: dict | None = None
+                  ) -> tuple[list[tuple[str, int | None, str]], int]:
+    """Section 17.2. Returns (findings, entries verified); a finding is (kind, seq or None, message).
+    Stops at FINDING_LIMIT findings. If `result` is given, it receives "statement" (the statement
+    whose signature verifies, or None) and "redacted" (the manifest's redaction set as a mask, or None)."""
+    findings: list[tuple[str, int | None, str]] = []
+    result = {} if result is None else result
+    result.update(statement=None, redacted=None)
+
+    def add(kind, seq, message):
+        if len(findings) < FINDING_LIMIT:
+            findings.append((kind, seq, message))
+    # 1. The checkpoint.
+    try:
+        cp = read_checkpoint(read_bundle_file(path, "checkpoint.json", MAXIMUM_SIGNED_FILE_BYTES))
+    except FileProblem as e:
+        return [("checkpoint-invalid", None, str(e))], 0
+    except ValueError as e:
+        return [("checkpoint-invalid", None, f"checkpoint.json: {e}")], 0
+    why = checkpoint_invalidity(cp, keys)
+    if why:
+        return [("checkpoint-invalid", None, f"the checkpoint at seq {cp['seq']} is invalid: {why}")], 0
+    # 2. The manifest.
+    try:
+        manifest, listed, count, redacted_mask, manifest_findings = read_manifest(
+            read_bundle_file(path, "manifest.json", MAXIMUM_MANIFEST_BYTES), cp)
+    except FileProblem as e:
+        return [("bundle-malformed", None, str(e))], 0
+    for kind, message in manifest_findings:
+        add(kind, None, message)
+    result["redacted"] = redacted_mask
+    # 3. The export statement (section 17.3).
     attested_mask = None
-    statement_path = path / "statement.json"
-    if statement_path.exists():
+    try:
+        data = read_bundle_file(path, "statement.json", MAXIMUM_SIGNED_FILE_BYTES)
+    except FileProblem as e:
+        if str(e) != "statement.json is missing":
+            add("statement-invalid", None, str(e))
+        elif require_statement:
+            add("statement-missing", None, "the bundle has no statement.json, and a signed statement was required: "
+                "nothing attests that the export is complete. Export it again with the checkpoint signing key "
+                "(`auditdb export --signing-key FILE`)")
+    else:
         try:
-            st = read_statement(statement_path.read_bytes())
-        except (OSError, ValueError) as e:
-            findings.append(("statement-invalid", None, f"statement.json: {e}"))
+            st = read_statement(data)
+        except ValueError as e:
+            add("statement-invalid", None, f"statement.json: {e}")
         else:
             why = statement_invalidity(st, keys)
             if why:
-                findings.append(("statement-invalid", None, f"the export statement is invalid: {why}"))
+                add("statement-invalid", None, f"the export statement is invalid: {why}")
             else:
                 result["statement"] = st
                 mismatches, attested_mask = compare_statement(st, cp, manifest, count, listed, redacted_mask)
-                findings += [("statement-mismatch", None, m) for m in mismatches]
-    elif require_statement:
-        findings.append(("statement-missing", None, "the bundle has no statement.json, and a signed statement was required: "
-                         "nothing attests that the export is complete. Export it again with the checkpoint signing key "
-                         "(`auditdb export --signing-key FILE`)"))
-    try:
-        data = (path / "entries.jsonl").read_bytes()
-    except OSError as e:
-        return findings + [("bundle-malformed", None, f"entries.jsonl: {e}")], 0
+                for m in mismatches:
+                    add("statement-mismatch", None, m)
+    # 4. The entries.
     listed_set, seen, previous, verified = set(listed), set(), 0, 0
-    for number, line in enumerate(data.split(b"\n"), start=1):
-        if not line:
-            continue
-        try:
-            e = json.loads(line)
-            seq = e["seq"]
-            assert _is_int(seq)
-        except Exception:
-            findings.append(("bundle-malformed", None, f"entries.jsonl line {number} is not an entry (JSON object with a seq)"))
-            continue
-        if seq in seen:
-            findings.append(("entry-duplicate", seq, f"seq {seq} appears more than once (line {number})"))
-            continue
-        seen.add(seq)
-        if seq < previous:
-            findings.append(("entry-out-of-order", seq, f"entry seq {seq} (line {number}) comes after seq {previous}: the entries were reordered"))
-        previous = max(previous, seq)
-        if seq not in listed_set:
-            findings.append(("entry-added", seq, f"entry seq {seq} (line {number}) is not listed in the manifest: it was added"))
-            continue
-        problem = check_entry(e, seq, cp)
-        withheld = sum(bit for name, bit in FIELD_BITS.items() if isinstance(e.get(name), dict) and e[name].get("withheld") is True)
-        if problem:
-            findings.append((problem[0], seq, problem[1]))
-        elif attested_mask is not None and withheld != attested_mask:
-            findings.append(("statement-mismatch", seq, f"entry seq {seq} withholds {field_names(withheld)}, "
-                             f"but the statement attests that {field_names(attested_mask)} was withheld"))
-        elif attested_mask is None and redacted_mask is not None and withheld != redacted_mask:
-            findings.append(("manifest-mismatch", seq, f"entry seq {seq} withholds {field_names(withheld)}, "
-                             f"but the manifest says {field_names(redacted_mask)} was withheld"))
-        else:
-            verified += 1
+    try:
+        for number, line in entry_lines(path):
+            if len(findings) >= FINDING_LIMIT:
+                break
+            if not line:
+                continue
+            try:
+                e = sj.read_object(line, sj.BUNDLE_ENTRY)
+            except sj.JSONError as err:
+                add("bundle-malformed", None, f"entries.jsonl line {number}: {err}")
+                continue
+            seq = e.get("seq")
+            if not _is_int(seq):
+                add("bundle-malformed", None, f"entries.jsonl line {number} is not an entry: it has no integer seq")
+                continue
+            if seq in seen:
+                add("entry-duplicate", seq, f"seq {seq} appears more than once (line {number})")
+                continue
+            seen.add(seq)
+            if seq < previous:
+                add("entry-out-of-order", seq, f"entry seq {seq} (line {number}) comes after seq {previous}: the entries were reordered")
+            previous = max(previous, seq)
+            if seq not in listed_set:
+                add("entry-added", seq, f"entry seq {seq} (line {number}) is not listed in the manifest: it was added")
+                continue
+            problem = check_entry(e, seq, cp)
+            withheld = sum(bit for name, bit in FIELD_BITS.items() if isinstance(e.get(name), dict) and e[name].get("withheld") is True)
+            if problem:
+                add(problem[0], seq, problem[1])
+            elif attested_mask is not None and withheld != attested_mask:
+                add("statement-mismatch", seq, f"entry seq {seq} withholds {field_names(withheld)}, "
+                    f"but the statement attests that {field_names(attested_mask)} was withheld")
+            elif attested_mask is None and redacted_mask is not None and withheld != redacted_mask:
+                add("manifest-mismatch", seq, f"entry seq {seq} withholds {field_names(withheld)}, "
+                    f"but the manifest says {field_names(redacted_mask)} was withheld")
+            else:
+                verified += 1
+    except FileProblem as e:
+        # The file itself breaks a bound (or is missing): stop, without entry-missing findings.
+        add("bundle-malformed", None, str(e))
+        return findings, verified
     for seq in listed:
         if seq not in seen:
-            findings.append(("entry-missing", seq, f"the manifest lists seq {seq} but the bundle has no entry for it: it was removed"))
+            add("entry-missing", seq, f"the manifest lists seq {seq} but the bundle has no entry for it: it was removed")
     return findings, verified
 
 
@@ -739,6 +931,12 @@ def selftest() -> list[str]:
     sig = bytes.fromhex("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b")
     check(ed25519_public_key(sk) == pk and ed25519_sign(sk, b"") == sig, "Ed25519: RFC 8032 test 1 (key and signature)")
     check(ed25519_verify(pk, b"", sig) and not ed25519_verify(pk, b"x", sig), "Ed25519: verify accepts test 1, rejects a changed message")
+    # The identity as public key and as R, S = 0: [0]B = R + [k]A holds for every message, so plain
+    # RFC 8032 code accepts it; libsodium (the reference) refuses small-order points, and so must we.
+    identity = bytes([1]) + bytes(31)
+    check(not ed25519_verify(identity, b"any message", identity + bytes(32)), "Ed25519: a small-order key and R are refused")
+    high_s = sig[:32] + (int.from_bytes(sig[32:], "little") + _q).to_bytes(32, "little")
+    check(not ed25519_verify(pk, b"", high_s), "Ed25519: S >= L is refused (no malleability)")
     vectors, bundle = build_vectors()
     stored = json.loads((VECTORS_DIR / "checkpoints.json").read_text(encoding="utf-8"))
     check(stored == json.loads(json.dumps(vectors, ensure_ascii=False)), "checkpoints.json is current (--emit-vectors)")

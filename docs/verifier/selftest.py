@@ -27,7 +27,12 @@ docs/FORMAT.md against each other (standard library only; exits non-zero on any 
    checkpoint is `truncated` (the highest only); a bad signature, or another signer under
    --public-key, is `foreign-row`; a rewritten row under a checkpoint is `anchor-mismatch`; a
    checkpoint at a deleted row leaves step 4's `missing-rows` alone; at most 100 rows examined.
-4. Unless --no-c: if a C compiler and OpenSSL's libcrypto are available, compiles
+4. The strict JSON reading of FORMAT.md section 18 and the bounds of 17.4: every document and
+   bundle of docs/test-vectors/hostile.json gets exactly its hand-written verdict and findings
+   from the Python verifier (strict_json.py, auditdb_verify_export.py), and the file is current
+   (`hostile_vectors.py --emit`). Rows moved out of the tail (section 11 step 5) are one
+   `missing-rows` range when consecutive.
+5. Unless --no-c: if a C compiler and OpenSSL's libcrypto are available, compiles
    Sources/CAuditCore/audit_core.c (the reference) into a temporary shared library and checks,
    through ctypes, that it reproduces every value in vectors.json. Skipped (not failed) when
    the toolchain is missing.
@@ -554,6 +559,22 @@ def test_stores(tmp: pathlib.Path) -> None:
     rep = av.verify(str(p), both)
     check([(f.kind, f.first, f.last) for f in rep.findings] == [("unexpected-rows", -3, 0)],
           "rows at seq 0 and -3 -> unexpected-rows -3...0")
+
+    # Rows moved out of the tail (step 5): one is named; consecutive ones are merged into one range.
+    p = fresh("moved-one")
+    tamper(p, "UPDATE audit_entries SET seq = -5 WHERE seq = 10")
+    rep = av.verify(str(p), both)
+    check([(f.kind, f.first, f.last, f.message) for f in rep.findings] == [
+        ("unexpected-rows", -5, -5, "1 row(s) with seq below 1; the log starts at seq 1"),
+        ("missing-rows", 10, 10, "the row of seq 10 was moved out of the log to seq -5 (the tail was cut)")],
+        f"the last row moved to seq -5 -> missing-rows 10...10 naming it ({[str(f) for f in rep.findings]})")
+    p = fresh("moved-two")
+    tamper(p, "UPDATE audit_entries SET seq = -5 WHERE seq = 10", "UPDATE audit_entries SET seq = -6 WHERE seq = 9")
+    rep = av.verify(str(p), both)
+    check([(f.kind, f.first, f.last, f.message) for f in rep.findings] == [
+        ("unexpected-rows", -6, -5, "2 row(s) with seq below 1; the log starts at seq 1"),
+        ("missing-rows", 9, 10, "2 row(s) missing before seq 11 (removed)")],
+        f"the last two rows moved below seq 1 -> one missing-rows 9...10 ({[str(f) for f in rep.findings]})")
 
     # An empty store.
     empty = tmp / "empty.sqlite"
@@ -1471,6 +1492,9 @@ def main() -> int:
         print("checkpoints and export bundles (auditdb_verify_export.py)")
         import auditdb_verify_export
         FAILURES.extend(auditdb_verify_export.selftest())
+        print("hostile JSON documents and bundles (hostile_vectors.py, docs/test-vectors/hostile.json)")
+        import hostile_vectors
+        FAILURES.extend(hostile_vectors.selftest())
     if FAILURES:
         print(f"selftest: {len(FAILURES)} FAILURE(S)")
         return 1

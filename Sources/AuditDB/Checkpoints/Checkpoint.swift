@@ -112,17 +112,19 @@ public struct Checkpoint: Sendable, Hashable, CustomStringConvertible {
             + "\"publicKey\":\"\(Hex.encode(publicKey))\",\"signature\":\"\(Hex.encode(signature))\"}"
     }
 
-    /// Parses the JSON form.
-    /// - Throws: ``AuditError`` `invalidInput` naming what is wrong.
+    /// Parses the JSON form, strictly (docs/FORMAT.md sections 16.5 and 18): one JSON object of
+    /// at most 64 KiB, UTF-8 without a byte order mark, no duplicate key, integers written as
+    /// integers, byte strings in lowercase hex, no field but the ones above.
+    /// - Throws: ``AuditError`` `invalidInput` naming what is wrong (and the field, if one).
     public init(json data: Data) throws(AuditError) {
         let json = try StrictJSONObject(
-            data, what: "checkpoint", article: "a", format: Self.jsonFormat,
+            Array(data), what: "checkpoint", article: "a", format: Self.jsonFormat,
             known: ["format", "storeId", "seq", "chainHead", "merkleRoot", "time", "timeText", "keyVersion", "publicKey", "signature"],
             unknownNote: "a checkpoint holds only its signed fields and timeText")
         let storeID = try json.storeID, keyVersion = try json.keyVersion
         let time = AuditTimestamp(microsecondsSinceEpoch: try json.integer("time"))
         if let text = json.object["timeText"] {
-            guard let text = text as? String, text == time.iso8601 else {
+            guard text.text == time.iso8601 else {
                 throw AuditError(.invalidInput, "checkpoint field timeText is not the signed time (\(time.iso8601)); the checkpoint was edited", field: "timeText")
             }
         }

@@ -189,10 +189,18 @@ public struct CheckpointPublicKeys: Sendable, Hashable {
 
     static let header = "auditdb-checkpoint-pubkey v1"
 
-    /// Reads a public key file (any mode; it holds nothing secret).
+    /// Reads a public key file (any mode; it holds nothing secret). The grammar (FORMAT.md
+    /// section 16.4): UTF-8 text of at most 1 MiB, LF lines, fields split at runs of space, tab or
+    /// CR, blank and `#` lines ignored; the header `auditdb-checkpoint-pubkey v1`, then lines
+    /// `key VERSION HEX` with VERSION 1...4294967295 in decimal without sign or leading zero, each
+    /// version once, and HEX the 32-byte Ed25519 public key in 64 hex digits; at least one key.
     /// - Throws: ``AuditError`` `keyUnavailable` (no file) or `invalidKeyFile`.
     public static func load(path: String) throws(AuditError) -> CheckpointPublicKeys {
         let bytes = try FileBytes.read(path, what: "public checkpoint key file", limit: 1 << 20)
+        let invalid = bytes.withUnsafeBufferPointer { UTF8Check.firstInvalidByte($0) }
+        if let invalid {
+            throw AuditError(.invalidKeyFile, "public checkpoint key file \(path) is not UTF-8 text (byte \(invalid))")
+        }
         var keys: [CheckpointPublicKey] = []
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 1)
         defer { buffer.deallocate() }
@@ -201,8 +209,11 @@ public struct CheckpointPublicKeys: Sendable, Hashable {
         // rethrows function crashes the Swift 6.3.1 compiler.
         let raw = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<bytes.count])
         try KeyLines.parse(raw, header: header, origin: "public checkpoint key file \(path)") { line, fields throws(AuditError) in
+            // The version in one spelling only: digits, no sign, no leading zero.
             guard fields.count == 3, String(decoding: fields[0], as: UTF8.self) == "key",
-                  let version = UInt32(String(decoding: fields[1], as: UTF8.self)), version > 0,
+                  let first = fields[1].first, first >= UInt8(ascii: "1"), first <= UInt8(ascii: "9"),
+                  fields[1].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                  let version = UInt32(String(decoding: fields[1], as: UTF8.self)),
                   let pk = Hex.decode(String(decoding: fields[2], as: UTF8.self)), pk.count == 32
             else {
                 throw AuditError(.invalidKeyFile, "public checkpoint key file \(path) line \(line): expected `key VERSION PUBKEY_HEX` (64 hex digits)")

@@ -145,6 +145,10 @@ extension AuditStore {
             throw AuditError(.integrityViolation, "the store no longer matches its checkpoint at seq \(cp.seq) (chain head or Merkle root); nothing was exported. Run `auditdb verify --anchor`.")
         }
         let seqs = scan.collected.map(\.0)
+        // A bundle that breaks a bound of FORMAT.md 17.4 would not verify: refuse it now.
+        guard seqs.count <= ExportBundle.maximumEntries else {
+            throw AuditError(.invalidInput, "the filter selects \(seqs.count) entries; a bundle holds at most \(ExportBundle.maximumEntries) (docs/FORMAT.md section 17.4). Narrow the filter, for example by seq range, and export in parts")
+        }
         let seqList: String = seqs.map(String.init).joined(separator: ",")
         let redacted: String = WithholdableField.allCases.filter(redact.contains).map { "\"\($0.rawValue)\"" }.joined(separator: ",")
         var manifest = "{\"format\":\"\(ExportBundle.format)\",\"storeId\":\"\(storeID.hex)\",\"checkpointSeq\":\(cp.seq),"
@@ -203,6 +207,7 @@ extension AuditStore {
         let wanted = Set(seqs)
         try await reader.read { db in
             var chunk = Data()
+            var written = 0
             let scan = try LeafScan.scan(db, range: first...last, prevMac: [UInt8](repeating: 0, count: 32), storeID: storeID,
                                          keys: keys, verify: false) { stmt, seq, leaf in
                 guard wanted.contains(seq) else { return }
@@ -211,6 +216,14 @@ extension AuditStore {
                 }
                 var line = try entryJSON(stmt, seq: seq, storeID: storeID, keys: keys, redact: redact, leaf: leaf)
                 line += ",\"proof\":[" + levels.proof(index: Int(seq - 1)).map { "\"\(Hex.encode($0))\"" }.joined(separator: ",") + "]}\n"
+                // The bounds a verifier enforces (FORMAT.md 17.4): never write what would not verify.
+                guard line.utf8.count - 1 <= ExportBundle.maximumEntryLineBytes else {
+                    throw AuditError(.invalidInput, "row \(seq) is longer than \(ExportBundle.maximumEntryLineBytes) bytes as an entry line; nothing was exported")
+                }
+                written += line.utf8.count
+                guard written <= ExportBundle.maximumEntriesFileBytes else {
+                    throw AuditError(.invalidInput, "the entries would exceed \(ExportBundle.maximumEntriesFileBytes) bytes (docs/FORMAT.md section 17.4); nothing was exported. Narrow the filter and export in parts")
+                }
                 chunk.append(contentsOf: line.utf8)
                 if chunk.count >= 1 << 20 {
                     try handle.write(contentsOf: chunk)

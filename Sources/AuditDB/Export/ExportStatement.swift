@@ -133,11 +133,11 @@ public struct ExportStatement: Sendable, Hashable, CustomStringConvertible {
             + "\"publicKey\":\"\(Hex.encode(publicKey))\",\"signature\":\"\(Hex.encode(signature))\"}"
     }
 
-    /// Parses the JSON form.
-    /// - Throws: ``AuditError`` `invalidInput` naming what is wrong.
+    /// Parses the JSON form, strictly (docs/FORMAT.md sections 17.3 and 18).
+    /// - Throws: ``AuditError`` `invalidInput` naming what is wrong (and the field, if one).
     public init(json data: Data) throws(AuditError) {
         let json = try StrictJSONObject(
-            data, what: "export statement", article: "an", format: Self.jsonFormat,
+            Array(data), what: "export statement", article: "an", format: Self.jsonFormat,
             known: ["format", "storeId", "checkpointSeq", "checkpointHash", "filterHash", "entryCount", "seqsHash", "createdAt",
                     "keyVersion", "publicKey", "signature"],
             unknownNote: "it holds only its signed fields")
@@ -183,33 +183,40 @@ extension ExportFilter {
                                "fromSeq", "toSeq", "recordedFrom", "recordedBefore", "occurredFrom", "occurredBefore"]
 
     /// Reads the manifest's `filter` object back (FORMAT.md, section 17.3): every key must be
-    /// present (null for an absent filter), none other may be, and each value of its type.
+    /// present (null for an absent filter), none other may be, and each value of its type (an
+    /// integer token for the seq and time bounds).
     /// - Returns: The filter, or why it cannot be read.
-    static func fromManifest(_ value: Any?) -> Result<ExportFilter, AuditError> {
+    static func fromManifest(_ value: JSON?) -> Result<ExportFilter, AuditError> {
         func fail(_ why: String) -> Result<ExportFilter, AuditError> { .failure(AuditError(.invalidInput, why)) }
-        guard let object = value as? [String: Any] else { return fail("it is not a JSON object") }
-        if let unknown = object.keys.sorted().first(where: { !manifestKeys.contains($0) }) {
+        guard let object = value?.object else { return fail("it is not a JSON object") }
+        if let unknown = object.firstKey(notIn: Set(manifestKeys)) {
             return fail("it has a key `\(unknown)` that no export filter has")
         }
         if let missing = manifestKeys.first(where: { object[$0] == nil }) {
             return fail("it lacks the key `\(missing)` (null when that filter is not used)")
         }
         let integerKeys: Set = ["fromSeq", "toSeq", "recordedFrom", "recordedBefore", "occurredFrom", "occurredBefore"]
-        for key in manifestKeys where !(object[key] is NSNull) {
-            guard integerKeys.contains(key) ? object[key] is Int64 : object[key] is String else { return fail("its `\(key)` has the wrong type") }
+        for key in manifestKeys where object[key]?.isNull == false {
+            guard integerKeys.contains(key) ? object[key]?.integer != nil : object[key]?.text != nil else {
+                return fail("its `\(key)` has the wrong type")
+            }
         }
-        func text(_ key: String) -> String? { object[key] as? String }
-        func int(_ key: String) -> Int64? { object[key] as? Int64 }
+        func text(_ key: String) -> String? { object[key]?.text }
+        func int(_ key: String) -> Int64? { object[key]?.integer }
         var filter = ExportFilter(tenant: text("tenant"), actor: text("actor"), action: text("action"))
         filter.resourceType = text("resourceType")
         filter.resourceId = text("resourceId")
         filter.correlationId = text("correlationId")
         if let o = text("outcome") {
-            guard let outcome = AuditOutcome(rawValue: o) else { return fail("its outcome `\(o)` is not success, failure, denied or error") }
+            guard let outcome = AuditOutcome.allCases.first(where: { $0.rawValue.utf8.elementsEqual(o.utf8) }) else {
+                return fail("its outcome `\(o)` is not success, failure, denied or error")
+            }
             filter.outcome = outcome
         }
         if let s = text("severity") {
-            guard let severity = AuditSeverity(rawValue: s) else { return fail("its severity `\(s)` is not info, notice, warning or critical") }
+            guard let severity = AuditSeverity.allCases.first(where: { $0.rawValue.utf8.elementsEqual(s.utf8) }) else {
+                return fail("its severity `\(s)` is not info, notice, warning or critical")
+            }
             filter.severity = severity
         }
         switch (int("fromSeq"), int("toSeq")) {

@@ -33,8 +33,10 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 /// let b = AuditDetails(json: #"{"ip":"10.0.0.8","attempt":2}"#)
 /// ```
 ///
-/// Validation happens when the event is appended: the text must be a JSON object
-/// (RFC 8259), at most 64 KiB and 32 levels deep; doubles must be finite.
+/// Validation happens when the event is appended: the text must be one JSON object read by
+/// AuditDB's strict rules (docs/FORMAT.md section 18: RFC 8259 without duplicate keys or lone
+/// surrogates, integers within 64 bits, other numbers finite), at most 64 KiB and 32 levels deep.
+/// Nothing is rewritten: the stored text is the text given.
 public struct AuditDetails: Sendable, Hashable, ExpressibleByDictionaryLiteral, CustomStringConvertible {
     enum Storage: Sendable, Hashable {
         case text(String)
@@ -73,8 +75,8 @@ public struct AuditDetails: Sendable, Hashable, ExpressibleByDictionaryLiteral, 
     }
 }
 
-/// Strict JSON text handling without Foundation: fast validation of stored details, and a
-/// deterministic encoder (sorted keys, no whitespace).
+/// `details` text: validation by the strict reader (``JSONReader``), and a deterministic encoder
+/// (sorted keys, no whitespace) for details built from Swift values.
 enum JSONText {
     static func encode(_ value: JSONValue) throws(AuditError) -> String {
         var out = ""
@@ -136,159 +138,37 @@ enum JSONText {
         out += "\""
     }
 
-    /// Validates that `text` is one JSON object (RFC 8259) within the size and depth limits.
+    /// Validates that `text` is one JSON object within the size and depth limits, read by the
+    /// strict reader (docs/FORMAT.md section 18): no duplicate key, no lone surrogate, integers
+    /// within 64 bits, other numbers finite.
     static func validateObject(_ text: String) throws(AuditError) {
+        let count = text.utf8.count
+        guard count <= FieldLimits.details else {
+            throw .invalid("details", "is \(count) bytes; the limit is \(FieldLimits.details)")
+        }
         var copy = text
-        let result = copy.withUTF8 { bytes -> (String, Int)? in
-            guard bytes.count <= FieldLimits.details else {
-                return ("is \(bytes.count) bytes; the limit is \(FieldLimits.details)", -1)
+        let failure: JSONError? = copy.withUTF8 { bytes in
+            do throws(JSONError) {
+                try JSONReader.validateObject(bytes, limits: .details, validUTF8: true)
+                return nil
+            } catch {
+                return error
             }
-            var parser = Validator(bytes: bytes)
-            return parser.run()
         }
-        if let (reason, offset) = result {
-            throw .invalid("details", offset >= 0 ? "invalid JSON at byte \(offset): \(reason)" : reason)
-        }
+        if let failure { throw .invalid("details", failure.description) }
     }
 
-    private struct Validator {
-        let bytes: UnsafeBufferPointer<UInt8>
-        var i = 0
-        var depth = 0
-
-        init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
-
-        mutating func run() -> (String, Int)? {
-            skipSpace()
-            guard i < bytes.count, bytes[i] == UInt8(ascii: "{") else {
-                return ("details must be a JSON object ({...})", i)
-            }
-            if let e = value() { return e }
-            skipSpace()
-            return i == bytes.count ? nil : ("unexpected text after the object", i)
-        }
-
-        mutating func skipSpace() {
-            while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0A || bytes[i] == 0x0D { i += 1 }
-        }
-
-        mutating func value() -> (String, Int)? {
-            skipSpace()
-            guard i < bytes.count else { return ("unexpected end of text", i) }
-            switch bytes[i] {
-            case UInt8(ascii: "{"): return container(close: UInt8(ascii: "}"), keyed: true)
-            case UInt8(ascii: "["): return container(close: UInt8(ascii: "]"), keyed: false)
-            case UInt8(ascii: "\""): return string()
-            case UInt8(ascii: "t"): return literal("true")
-            case UInt8(ascii: "f"): return literal("false")
-            case UInt8(ascii: "n"): return literal("null")
-            default: return number()
-            }
-        }
-
-        mutating func container(close: UInt8, keyed: Bool) -> (String, Int)? {
-            depth += 1
-            guard depth <= FieldLimits.detailsDepth else {
-                return ("nested deeper than \(FieldLimits.detailsDepth) levels", i)
-            }
-            i += 1
-            skipSpace()
-            if i < bytes.count, bytes[i] == close {
-                i += 1
-                depth -= 1
+    /// The members of stored `details` read strictly, or nil if they are not a valid object:
+    /// for AuditDB's own entries (scan records, adoption runs), where an entry whose details do
+    /// not read is simply not such a record.
+    static func members(_ text: String) -> JSONObject? {
+        var copy = text
+        return copy.withUTF8 { bytes in
+            do throws(JSONError) {
+                return try JSONReader.readObject(bytes, limits: .details, validUTF8: true).members
+            } catch {
                 return nil
             }
-            while true {
-                if keyed {
-                    skipSpace()
-                    guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { return ("expected a string key", i) }
-                    if let e = string() { return e }
-                    skipSpace()
-                    guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { return ("expected ':'", i) }
-                    i += 1
-                }
-                if let e = value() { return e }
-                skipSpace()
-                guard i < bytes.count else { return ("unexpected end of text", i) }
-                if bytes[i] == UInt8(ascii: ",") {
-                    i += 1
-                    continue
-                }
-                guard bytes[i] == close else { return ("expected ',' or '\(Character(UnicodeScalar(close)))'", i) }
-                i += 1
-                depth -= 1
-                return nil
-            }
-        }
-
-        mutating func literal(_ word: StaticString) -> (String, Int)? {
-            let n = word.utf8CodeUnitCount
-            guard i + n <= bytes.count else { return ("invalid literal", i) }
-            for k in 0..<n where bytes[i + k] != word.utf8Start[k] { return ("invalid literal", i) }
-            i += n
-            return nil
-        }
-
-        mutating func number() -> (String, Int)? {
-            let start = i
-            if i < bytes.count, bytes[i] == UInt8(ascii: "-") { i += 1 }
-            guard i < bytes.count, isDigit(bytes[i]) else { return ("invalid value", start) }
-            if bytes[i] == UInt8(ascii: "0") {
-                i += 1
-            } else {
-                while i < bytes.count, isDigit(bytes[i]) { i += 1 }
-            }
-            if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
-                i += 1
-                guard i < bytes.count, isDigit(bytes[i]) else { return ("invalid number", start) }
-                while i < bytes.count, isDigit(bytes[i]) { i += 1 }
-            }
-            if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
-                i += 1
-                if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
-                guard i < bytes.count, isDigit(bytes[i]) else { return ("invalid number", start) }
-                while i < bytes.count, isDigit(bytes[i]) { i += 1 }
-            }
-            return nil
-        }
-
-        func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
-
-        func isHex(_ c: UInt8) -> Bool {
-            isDigit(c) || (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "f")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "F"))
-        }
-
-        // Swift strings are valid UTF-8 already; this checks JSON's own string rules.
-        mutating func string() -> (String, Int)? {
-            let start = i
-            i += 1
-            while i < bytes.count {
-                let c = bytes[i]
-                if c == UInt8(ascii: "\"") {
-                    i += 1
-                    return nil
-                }
-                if c < 0x20 { return ("unescaped control character in a string", i) }
-                if c == UInt8(ascii: "\\") {
-                    i += 1
-                    guard i < bytes.count else { break }
-                    switch bytes[i] {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
-                        UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
-                        i += 1
-                    case UInt8(ascii: "u"):
-                        guard i + 4 < bytes.count, (1...4).allSatisfy({ isHex(bytes[i + $0]) }) else {
-                            return ("invalid \\u escape", i)
-                        }
-                        i += 5
-                    default:
-                        return ("invalid escape", i)
-                    }
-                    continue
-                }
-                i += 1
-            }
-            return ("unterminated string", start)
         }
     }
 }
@@ -305,8 +185,10 @@ package enum OutputEscaping {
             || v == 0xFEFF
     }
 
-    /// `text` for a terminal table: backslash and every character ``needsEscape(_:)`` flags are
-    /// written as `\\`, `\n`, `\t`, `\r` or `\u{XXXX}`, so no field can break or repaint a line.
+    /// `text` for a terminal table: backslash, every character ``needsEscape(_:)`` flags, and
+    /// every character that shows as nothing (format characters such as zero-width spaces and
+    /// tags, and other default-ignorable code points) are written as `\\`, `\n`, `\t`, `\r` or
+    /// `\u{XXXX}`, so no field can break or repaint a line, or look like another value.
     package static func escapeForTerminal(_ text: String) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
@@ -316,7 +198,7 @@ package enum OutputEscaping {
             case "\t": out += "\\t"
             case "\r": out += "\\r"
             default:
-                if needsEscape(scalar) {
+                if needsEscape(scalar) || EncodedEvent.isInvisible(scalar) {
                     out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
                 } else {
                     out.unicodeScalars.append(scalar)

@@ -57,10 +57,28 @@ public struct AuditTimestamp: Sendable, Hashable, Comparable, CustomStringConver
 
     public var description: String { iso8601 }
 
-    /// Parses RFC 3339 text: `YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)`. Up to 9 fractional digits
-    /// are read; digits past the sixth are dropped (truncated to the microsecond). Returns nil
-    /// for anything else, including out-of-range fields.
+    /// Parses RFC 3339 text: `YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)` (`T` may be `t` or a
+    /// space, `Z` may be `z`), 1 to 6 fractional digits. More digits are refused, never
+    /// truncated: AuditDB stores microseconds, and a stored time must be the time given. Returns
+    /// nil for anything else, including out-of-range fields and times outside ``minimum`` ...
+    /// ``maximum``; ``parse(_:)`` says why.
     public init?(iso8601 text: String) {
+        guard case .success(let value) = Self.parse(text) else { return nil }
+        self = value
+    }
+
+    /// Why a text is not a time ``init(iso8601:)`` accepts.
+    package struct ParseError: Error, CustomStringConvertible {
+        /// What is wrong, e.g. "has 9 fractional digits; ...".
+        package let description: String
+        /// False when the text has the form but a rule refuses it (too many fractional digits,
+        /// out of range).
+        package var isSyntax = true
+    }
+
+    /// Parses like ``init(iso8601:)``, saying why a text is refused.
+    package static func parse(_ text: String) -> Result<AuditTimestamp, ParseError> {
+        let syntax = ParseError(description: "is not RFC 3339 time such as 2026-11-23T13:15:00Z or 2026-11-23T13:15:00.123456+01:00")
         let b = Array(text.utf8)
         var i = 0
         func digits(_ n: Int) -> Int64? {
@@ -81,11 +99,11 @@ public struct AuditTimestamp: Sendable, Hashable, Comparable, CustomStringConver
         }
         guard let y = digits(4), expect(0x2D), let mo = digits(2), expect(0x2D), let d = digits(2),
               i < b.count, b[i] == 0x54 || b[i] == 0x74 || b[i] == 0x20
-        else { return nil }
+        else { return .failure(syntax) }
         i += 1
-        guard let h = digits(2), expect(0x3A), let mi = digits(2), expect(0x3A), let s = digits(2) else { return nil }
+        guard let h = digits(2), expect(0x3A), let mi = digits(2), expect(0x3A), let s = digits(2) else { return .failure(syntax) }
         guard (1...12).contains(mo), d >= 1, d <= Self.daysIn(month: mo, year: y), h < 24, mi < 60, s < 60 else {
-            return nil
+            return .failure(syntax)
         }
         var micros: Int64 = 0
         if i < b.count, b[i] == 0x2E {
@@ -96,27 +114,34 @@ public struct AuditTimestamp: Sendable, Hashable, Comparable, CustomStringConver
                 count += 1
                 i += 1
             }
-            guard count >= 1, count <= 9 else { return nil }
-            if count < 6 { for _ in count..<6 { micros *= 10 } }
+            guard count >= 1 else { return .failure(syntax) }
+            guard count <= 6 else {
+                return .failure(ParseError(
+                    description: "has \(count) fractional digits; AuditDB stores microseconds (at most 6 digits) and never rounds or truncates a time",
+                    isSyntax: false))
+            }
+            for _ in count..<6 { micros *= 10 }
         }
         var offset: Int64 = 0
-        guard i < b.count else { return nil }
+        guard i < b.count else { return .failure(syntax) }
         if b[i] == 0x5A || b[i] == 0x7A {
             i += 1
         } else if b[i] == 0x2B || b[i] == 0x2D {
             let sign: Int64 = b[i] == 0x2D ? -1 : 1
             i += 1
-            guard let oh = digits(2), expect(0x3A), let om = digits(2), oh < 24, om < 60 else { return nil }
+            guard let oh = digits(2), expect(0x3A), let om = digits(2), oh < 24, om < 60 else { return .failure(syntax) }
             offset = sign * (oh * 3600 + om * 60)
         } else {
-            return nil
+            return .failure(syntax)
         }
-        guard i == b.count else { return nil }
+        guard i == b.count else { return .failure(syntax) }
         let days = Self.days(fromCivil: y, mo, d)
         let seconds = days * 86_400 + h * 3600 + mi * 60 + s - offset
         let value = AuditTimestamp(microsecondsSinceEpoch: seconds * 1_000_000 + micros)
-        guard value.isInSupportedRange else { return nil }
-        self = value
+        guard value.isInSupportedRange else {
+            return .failure(ParseError(description: "lies outside \(minimum.iso8601)...\(maximum.iso8601)", isSyntax: false))
+        }
+        return .success(value)
     }
 
     public static func < (lhs: AuditTimestamp, rhs: AuditTimestamp) -> Bool {

@@ -9,17 +9,11 @@ public struct StoreID: Sendable, Hashable, CustomStringConvertible {
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
-    /// Parses 32 hex digits.
+    /// Parses 32 hex digits, either case (as typed for `--store-id`; the JSON documents AuditDB
+    /// verifies hold it in lowercase only). Nothing else: no sign, prefix or space.
     public init?(hex: String) {
-        let chars = Array(hex.utf8)
-        guard chars.count == 32 else { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(16)
-        for i in stride(from: 0, to: 32, by: 2) {
-            guard let byte = UInt8(String(decoding: chars[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
-            out.append(byte)
-        }
-        bytes = out
+        guard let bytes = Hex.decode(hex), bytes.count == 16 else { return nil }
+        self.bytes = bytes
     }
 
     /// 32 lowercase hex digits.

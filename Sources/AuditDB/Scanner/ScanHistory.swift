@@ -33,10 +33,8 @@ public struct RecordedScan: Sendable, Hashable {
     init?(_ entry: AuditEntry) {
         guard entry.isVerified, entry.action == IntegrityScanner.scanAction, entry.origin == .recorded,
               entry.actor == "auditdb", let json = entry.detailsJSON,
-              let members = try? JSONParser.topLevelMembers(json)  // written by the scanner; a row that does not parse is not a record
+              let values = JSONText.members(json)  // written by the scanner; a row that does not parse is not a record
         else { return nil }
-        var values: [String: JSONValue] = [:]
-        for (key, value, _) in members { values[key] = value }
         guard case .string(let modeName)? = values["mode"], let mode = ScanMode(rawValue: modeName),
               case .int(let from)? = values["fromSeq"], case .int(let through)? = values["throughSeq"],
               case .int(let rows)? = values["rowsChecked"], case .int(let micros)? = values["durationMicros"],

@@ -91,28 +91,81 @@ enum FileBytes {
         return Platform.sync(fd)
     }
 
+    /// Reads a whole input file of at most `limit` bytes; on failure the error names `what` and `path`.
     static func read(_ path: String, what: String, limit: Int) throws(AuditError) -> [UInt8] {
+        switch readBounded(path, limit: limit) {
+        case .success(let bytes): return bytes
+        case .failure(.missing):
+            throw AuditError(.keyUnavailable, "cannot open \(what) \(path): \(Platform.errorMessage(Platform.noSuchFile))")
+        case .failure(.cannotOpen(let code)):
+            throw AuditError(.storage, "cannot open \(what) \(path): \(Platform.errorMessage(code))")
+        case .failure(.notRegular):
+            throw AuditError(.invalidInput, "\(what) \(path) is not a regular file (a FIFO, device or directory is refused)")
+        case .failure(.tooLarge):
+            throw AuditError(.invalidInput, "\(what) \(path) is larger than \(limit) bytes")
+        case .failure(.unreadable(let code)):
+            throw AuditError(.storage, "could not read \(what) \(path): \(Platform.errorMessage(code))")
+        }
+    }
+
+    /// Why an input file could not be read.
+    enum InputFailure: Error, Equatable {
+        case missing
+        case cannotOpen(Int32)
+        /// A FIFO, device, socket or directory: refused at once, never waited on.
+        case notRegular
+        case tooLarge
+        case unreadable(Int32)
+    }
+
+    /// Opens an input file without waiting (`O_NONBLOCK`) and checks that it is a regular file of
+    /// at most `limit` bytes. The caller closes the descriptor.
+    static func openInput(_ path: String, limit: Int) -> Result<Int32, InputFailure> {
         let fd = Platform.openInput(path, followingSymlink: true)
         guard fd >= 0 else {
             let code = Platform.errorCode
-            throw AuditError(code == Platform.noSuchFile ? .keyUnavailable : .storage,
-                             "cannot open \(what) \(path): \(Platform.errorMessage(code))")
+            return .failure(code == Platform.noSuchFile ? .missing : .cannotOpen(code))
         }
-        defer { Platform.close(fd) }
         // Only regular files are inputs: a FIFO or device would block or never end.
         guard let info = Platform.status(of: fd), info.isRegularFile else {
-            throw AuditError(.invalidInput, "\(what) \(path) is not a regular file (a FIFO, device or directory is refused)")
+            Platform.close(fd)
+            return .failure(.notRegular)
         }
-        guard info.size <= limit else { throw AuditError(.invalidInput, "\(what) \(path) is larger than \(limit) bytes") }
-        var out = [UInt8]()
-        var chunk = [UInt8](repeating: 0, count: 65_536)
+        guard info.size <= limit else {
+            Platform.close(fd)
+            return .failure(.tooLarge)
+        }
+        return .success(fd)
+    }
+
+    /// Reads a whole regular file of at most `limit` bytes, enforcing the limit while reading
+    /// (the file may grow after it was opened).
+    static func readBounded(_ path: String, limit: Int) -> Result<[UInt8], InputFailure> {
+        let fd: Int32
+        switch openInput(path, limit: limit) {
+        case .success(let opened): fd = opened
+        case .failure(let failure): return .failure(failure)
+        }
+        defer { Platform.close(fd) }
+        // Read into one buffer of the size fstat gave (plus one byte, to notice growth): no
+        // doubling, no second copy, so a 24 MiB manifest costs 24 MiB.
+        let expected = Platform.status(of: fd).map { min($0.size, limit) } ?? 0
+        var out = [UInt8](repeating: 0, count: expected + 1)
+        var filled = 0
         while true {
-            let n = chunk.withUnsafeMutableBytes { Platform.read(fd, into: $0.baseAddress!, count: $0.count) }
+            if filled == out.count {
+                guard out.count <= limit else { return .failure(.tooLarge) }
+                out.append(contentsOf: repeatElement(0, count: min(65_536, limit + 1 - out.count)))
+            }
+            let n = out.withUnsafeMutableBytes { Platform.read(fd, into: $0.baseAddress! + filled, count: $0.count - filled) }
             if n < 0, Platform.errorCode == Platform.interrupted { continue }
-            guard n >= 0 else { throw AuditError(.storage, "could not read \(what) \(path): \(Platform.errorMessage(Platform.errorCode))") }
-            if n == 0 { return out }
-            out.append(contentsOf: chunk[0..<n])
-            guard out.count <= limit else { throw AuditError(.invalidInput, "\(what) \(path) is larger than \(limit) bytes") }
+            guard n >= 0 else { return .failure(.unreadable(Platform.errorCode)) }
+            if n == 0 {
+                out.removeLast(out.count - filled)
+                return .success(out)
+            }
+            filled += n
+            guard filled <= limit else { return .failure(.tooLarge) }
         }
     }
 }

@@ -8,19 +8,27 @@ enum Hex {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Decodes hex (either case); nil for odd length or a non-hex character.
+    /// Decodes hex (either case: text people type, such as `--store-id`); nil for odd length or
+    /// a character other than `0-9a-fA-F` (no sign, no prefix, no space).
     static func decode(_ text: String) -> [UInt8]? {
         var text = text
         return text.withUTF8 { decode(bytes: $0) }
     }
 
-    static func decode(bytes chars: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+    /// Decodes the hex of the JSON documents AuditDB verifies (checkpoints, statements, bundles:
+    /// docs/FORMAT.md section 18.3): lowercase only, so that one byte string has one spelling.
+    static func decodeLowercase(_ text: String) -> [UInt8]? {
+        var text = text
+        return text.withUTF8 { decode(bytes: $0, lowercaseOnly: true) }
+    }
+
+    static func decode(bytes chars: UnsafeBufferPointer<UInt8>, lowercaseOnly: Bool = false) -> [UInt8]? {
         guard chars.count % 2 == 0 else { return nil }
         func nibble(_ c: UInt8) -> UInt8? {
             switch c {
             case 0x30...0x39: return c - 0x30
             case 0x61...0x66: return c - 0x61 + 10
-            case 0x41...0x46: return c - 0x41 + 10
+            case 0x41...0x46 where !lowercaseOnly: return c - 0x41 + 10
             default: return nil
             }
         }

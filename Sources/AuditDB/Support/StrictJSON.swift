@@ -1,30 +1,27 @@
-import Foundation
-
-/// A signed JSON document (a checkpoint, an export statement) read strictly: it must parse, be
-/// an object, carry the expected `format`, and hold no key outside `known` (nothing unproven may
-/// sit beside the signed fields: a reader would take it as signed). Each accessor checks its
-/// field's type; every error names the document and the field.
+/// A signed JSON document (a checkpoint, an export statement) read strictly (``JSONReader``,
+/// docs/FORMAT.md section 18): it must be one JSON object within ``JSONLimits/signedDocument``,
+/// carry the expected `format`, and hold no key outside `known` (nothing unproven may sit
+/// beside the signed fields: a reader would take it as signed). Each accessor checks its field's
+/// type; every error names the document and the field.
 struct StrictJSONObject {
-    let object: [String: Any]
+    let object: JSONObject
     /// "checkpoint", "export statement".
     let what: String
 
-    init(_ data: Data, what: String, article: String, format: String, known: Set<String>, unknownNote: String)
+    init(_ bytes: [UInt8], what: String, article: String, format: String, known: Set<String>, unknownNote: String)
         throws(AuditError)
     {
-        let parsed: Any
+        let document: JSONDocument
         do {
-            parsed = try JSONSerialization.jsonObject(with: data)
+            document = try JSONReader.readObject(bytes, limits: .signedDocument)
         } catch {
-            throw AuditError(.invalidInput, "\(article) \(what) is not valid JSON")
+            throw AuditError(.invalidInput, "not \(article) \(what): \(error)", field: error.member)
         }
-        guard let object = parsed as? [String: Any] else {
-            throw AuditError(.invalidInput, "\(article) \(what) must be a JSON object")
-        }
-        guard object["format"] as? String == format else {
+        let object = document.members
+        guard object["format"]?.text == format else {
             throw AuditError(.invalidInput, "not \(article) \(what): its format is not `\(format)`")
         }
-        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+        if let unknown = object.firstKey(notIn: known) {
             throw AuditError(.invalidInput, "\(what) has an unknown field \(OutputEscaping.jsonQuoted(unknown)); \(unknownNote)",
                              field: unknown)
         }
@@ -32,27 +29,24 @@ struct StrictJSONObject {
         self.what = what
     }
 
+    /// A byte string field: exactly `count` bytes as `2 × count` lowercase hex digits.
     func bytes(_ name: String, _ count: Int) throws(AuditError) -> [UInt8] {
-        guard let text = object[name] as? String, let b = Hex.decode(text), b.count == count else {
-            throw AuditError(.invalidInput, "\(what) field \(name) must be \(count * 2) hex digits", field: name)
+        guard let text = object[name]?.text, let b = Hex.decodeLowercase(text), b.count == count else {
+            throw AuditError(.invalidInput, "\(what) field \(name) must be \(count * 2) lowercase hex digits", field: name)
         }
         return b
     }
 
+    /// An integer field (an integer token: not `1.0`, `1e0`, `-0`, `true` or a string).
     func integer(_ name: String) throws(AuditError) -> Int64 {
-        guard let n = object[name] as? Int64 else {
+        guard let n = object[name]?.integer else {
             throw AuditError(.invalidInput, "\(what) field \(name) must be an integer", field: name)
         }
         return n
     }
 
     var storeID: StoreID {
-        get throws(AuditError) {
-            guard let id = object["storeId"] as? String, let storeID = StoreID(hex: id) else {
-                throw AuditError(.invalidInput, "\(what) field storeId must be 32 hex digits", field: "storeId")
-            }
-            return storeID
-        }
+        get throws(AuditError) { StoreID(bytes: try bytes("storeId", StoreFormat.storeIDLength)) }
     }
 
     var keyVersion: UInt32 {

@@ -237,21 +237,25 @@ struct Verifier: Sendable {
         }
     }
 
-    /// Joins a gap that spans the point between two scanned ranges into one finding, as one
-    /// pass in seq order reports it.
+    /// Joins consecutive `missing-rows` findings into one (FORMAT.md section 11, "merging"): a
+    /// gap that spans the point between two scanned ranges, as one pass in seq order reports it,
+    /// and rows moved out of the tail one after another (step 5). Only `missing-rows` findings
+    /// are compared with each other, whatever other findings lie between them.
     static func joinedAtSplitPoints(_ findings: [Finding], removed total: inout Int) -> [Finding] {
         let ordered = findings.sorted { ($0.seqs?.lowerBound ?? .min) < ($1.seqs?.lowerBound ?? .min) }
         var out: [Finding] = []
+        var lastMissing: Int?
         for finding in ordered {
-            if finding.kind == .missingRows, let last = out.last, last.kind == .missingRows, let a = last.seqs,
+            if finding.kind == .missingRows, let at = lastMissing, let a = out[at].seqs,
                let b = finding.seqs, a.upperBound + 1 == b.lowerBound
             {
-                out[out.count - 1] = Finding(
+                out[at] = Finding(
                     kind: .missingRows, seqs: a.lowerBound...b.upperBound,
                     message: "\(b.upperBound - a.lowerBound + 1) row(s) missing before seq \(b.upperBound + 1) (removed)")
                 total -= 1
                 continue
             }
+            if finding.kind == .missingRows { lastMissing = out.count }
             out.append(finding)
         }
         return out

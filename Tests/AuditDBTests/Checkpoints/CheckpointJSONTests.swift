@@ -37,4 +37,26 @@ struct CheckpointJSONTests {
             #expect(independent.stdout.contains("checkpoint-invalid"), "\(field): \(independent.stdout)")
         }
     }
+
+    @Test("Ed25519 as strict as libsodium: a small-order key with R the identity and S = 0 never verifies; nor S + L")
+    func strictEd25519() throws {
+        let identity = [UInt8(1)] + [UInt8](repeating: 0, count: 31)
+        // [0]B = R + [k]A holds for any message here: plain RFC 8032 code accepts it.
+        #expect(!CheckpointPublicKey(version: 1, bytes: identity).isValidSignature(identity + [UInt8](repeating: 0, count: 32),
+                                                                                      of: Array("any message".utf8)))
+        let key = try CheckpointSigningKey.generate(version: 1)
+        let message = Array("checkpoint".utf8)
+        let signature = key.sign(message)
+        #expect(key.publicKey.isValidSignature(signature, of: message))
+        // S + L (the group order) is the same scalar mod L: refused, so signatures cannot be altered.
+        let order: [UInt8] = [0xED, 0xD3, 0xF5, 0x5C, 0x1A, 0x63, 0x12, 0x58, 0xD6, 0x9C, 0xF7, 0xA2, 0xDE, 0xF9, 0xDE, 0x14,
+                              0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10]
+        var s = Array(signature[32...]), carry = 0
+        for i in 0..<32 {
+            let sum = Int(s[i]) + Int(order[i]) + carry
+            s[i] = UInt8(sum & 0xFF)
+            carry = sum >> 8
+        }
+        #expect(!key.publicKey.isValidSignature(Array(signature[..<32]) + s, of: message))
+    }
 }

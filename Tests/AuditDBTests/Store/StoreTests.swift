@@ -291,7 +291,7 @@ struct ValidationTests {
             ("actor", event { $0.actor = "evil\r\nINFO forged line" }, "control character"),
             ("source", event { $0.source = "\u{1B}[31mred" }, "control character at byte 0"),
             ("correlationId", event { $0.correlationId = "x\u{85}y" }, "control character"),
-            ("details", event { $0.details = AuditDetails(json: "[1,2]") }, "must be a JSON object"),
+            ("details", event { $0.details = AuditDetails(json: "[1,2]") }, "invalid JSON at byte 0: expected a JSON object ({...})"),
             ("details", event { $0.details = AuditDetails(json: #"{"a": }"#) }, "invalid JSON at byte 6"),
             ("details", event { $0.details = AuditDetails(json: #"{"a": "x"} trailing"#) }, "unexpected text"),
             ("details", event { $0.details = AuditDetails(json: "{\"a\": \"tab\there\"}") }, "unescaped control character"),
@@ -334,6 +334,12 @@ struct ValidationTests {
         try await store.close()
     }
 
+    @Test("characters that show as nothing are visible on a terminal: zero-width space, tag characters, soft hyphen")
+    func invisibleEscaped() {
+        #expect(OutputEscaping.escapeForTerminal("ad\u{200B}min\u{E0041}\u{AD}") == "ad\\u{200B}min\\u{E0041}\\u{AD}")
+        #expect(OutputEscaping.escapeForTerminal("Zoë 文書 🙂") == "Zoë 文書 🙂")
+    }
+
     @Test(
         "RFC 3339 timestamps parse exactly, and bad ones are refused",
         arguments: [
@@ -341,7 +347,9 @@ struct ValidationTests {
             ("2026-11-23T13:15:02.5+01:30", "2026-11-23T11:45:02.500000Z"),
             ("1969-12-31T23:59:59.999999Z", "1969-12-31T23:59:59.999999Z"),
             ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000000Z"),
-            ("2024-02-29T00:00:00.123456789Z", "2024-02-29T00:00:00.123456Z"),
+            ("2024-02-29T00:00:00.123456Z", "2024-02-29T00:00:00.123456Z"),
+            // More precision than AuditDB stores is refused, never truncated.
+            ("2024-02-29T00:00:00.1234567Z", nil), ("2024-02-29T00:00:00.123456789Z", nil),
             ("2023-02-29T00:00:00Z", nil), ("2026-13-01T00:00:00Z", nil), ("2026-11-23 13:15:02", nil),
             ("2026-11-23T24:00:00Z", nil), ("", nil), ("2026-11-23T13:15:02.Z", nil),
         ] as [(String, String?)])
@@ -361,7 +369,7 @@ struct ValidationTests {
             (#"{"actor":"a"}"#, "action"), (#"{"actor":"a","action":"b","colour":"red"}"#, "colour"),
             (#"{"actor":1,"action":"b"}"#, "actor"), (#"{"actor":"a","action":"b","outcome":"maybe"}"#, "outcome"),
             (#"{"actor":"a","action":"b","details":[1]}"#, "details"), (#"["actor"]"#, "line"),
-            (#"{"actor":"a","action":"b","occurredAt":"yesterday"}"#, "occurredAt"), (#"{"actor":"\ud800","action":"b"}"#, "line"),
+            (#"{"actor":"a","action":"b","occurredAt":"yesterday"}"#, "occurredAt"), (#"{"actor":"\ud800","action":"b"}"#, "actor"),
         ] {
             #expect(throws: AuditError.self) { try AuditEvent(jsonLine: bad) }
             do { _ = try AuditEvent(jsonLine: bad) } catch { #expect(error.field == field, "for \(bad)") }

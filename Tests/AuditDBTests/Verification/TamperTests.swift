@@ -395,6 +395,20 @@ struct TamperTests {
         #expect(rows.last?.message == "the row of seq 10 was moved out of the log to seq -5 (the tail was cut)")
     }
 
+    @Test("the last two rows moved below seq 1: one missing-rows range, as FORMAT.md section 11 step 5 says")
+    func lastTwoRowsMovedOut() async throws {
+        try await makeStore(at: db, keys: keys, count: 10)
+        try sqlite3Must(db, """
+            DROP TRIGGER audit_entries_no_update;
+            UPDATE audit_entries SET seq = -5 WHERE seq = 10; UPDATE audit_entries SET seq = -6 WHERE seq = 9;
+            """)
+        let report = try await verify()
+        let rows = report.findings.filter { $0.seqs != nil }
+        #expect(rows.map(\.kind) == [.unexpectedRows, .missingRows])
+        #expect(rows.last?.seqs == 9...10)
+        #expect(rows.last?.message == "2 row(s) missing before seq 11 (removed)")
+    }
+
     @Test("a column with an impossible value: malformed-row at that seq")
     func malformedRow() async throws {
         try await makeStore(at: db, keys: keys, count: 3)

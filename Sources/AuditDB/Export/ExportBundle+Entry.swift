@@ -1,0 +1,111 @@
+import CAuditCore
+
+/// One line of `entries.jsonl` (FORMAT.md sections 17.1 and 17.2 step 4).
+extension ExportBundle {
+    static let entryKeys: Set<String> = [
+        "seq", "recordedAt", "occurredAt", "originRef", "tenant", "action", "resourceType", "resourceId", "correlationId",
+        "outcome", "severity", "origin", "formatVersion", "keyVersion", "actor", "source", "details", "leafHash", "proof",
+    ]
+
+    /// Checks one entry; nil if it verifies. Every key must be present (`null` where a value is
+    /// absent), every integer an integer token within its range, every byte string lowercase hex.
+    static func check(entry e: JSONObject, seq: Int64, checkpoint: Checkpoint) -> (kind: ExportFinding.Kind, message: String)? {
+        func malformed(_ what: String) -> (kind: ExportFinding.Kind, message: String) {
+            (.bundleMalformed, "entry seq \(seq): \(what)")
+        }
+        func optionalInt(_ name: String) -> Int64?? {
+            guard let value = e[name] else { return nil }
+            if value.isNull { return .some(nil) }
+            return value.integer.map { .some($0) }
+        }
+        func optionalText(_ name: String) -> String?? {
+            guard let value = e[name] else { return nil }
+            if value.isNull { return .some(nil) }
+            return value.text.map { .some($0) }
+        }
+        func hex32(_ value: JSON?) -> [UInt8]? {
+            guard let bytes = value?.text.flatMap(Hex.decodeLowercase), bytes.count == 32 else { return nil }
+            return bytes
+        }
+        // Every key is proven or (leafHash) recomputed: nothing unproven may sit in an entry.
+        if let unknown = e.firstKey(notIn: entryKeys) {
+            return malformed("unknown field \(OutputEscaping.jsonQuoted(unknown)); an entry holds only its proven fields")
+        }
+        for field in WithholdableField.allCases {
+            guard let object = e[field.rawValue]?.object else { continue }
+            let allowed: Set<String> = object["withheld"]?.isTrue == true ? ["withheld", "commitment"] : ["value", "nonce", "commitment"]
+            if let extra = object.firstKey(notIn: allowed) {
+                return malformed("field \(field.rawValue) has an unexpected key \(OutputEscaping.jsonQuoted(extra))")
+            }
+        }
+        guard seq >= 1, seq <= checkpoint.seq else {
+            return (.proofInvalid, "entry seq \(seq) is outside the checkpoint (seqs 1...\(checkpoint.seq))")
+        }
+        guard let recordedAt = e["recordedAt"]?.integer, let occurredAt = optionalInt("occurredAt"),
+              let tenant = optionalText("tenant"), let action = e["action"]?.text,
+              let resourceType = optionalText("resourceType"), let resourceId = optionalText("resourceId"),
+              let outcome = e["outcome"]?.integer, let severity = e["severity"]?.integer,
+              let correlationId = optionalText("correlationId"), let origin = e["origin"]?.integer,
+              let originRef = optionalInt("originRef"), let format = e["formatVersion"]?.integer,
+              let keyVersion = e["keyVersion"]?.integer,
+              [outcome, severity, origin, format].allSatisfy({ (0...255).contains($0) }), let kv = UInt32(exactly: keyVersion)
+        else { return malformed("a value is missing or of the wrong type") }
+        var commitments: [UInt8] = []
+        for field in WithholdableField.allCases {
+            guard let f = e[field.rawValue]?.object, let c = hex32(f["commitment"]) else {
+                return malformed("\(field.rawValue) has no 32-byte commitment")
+            }
+            if f["withheld"]?.isTrue == true {
+                commitments += c
+                continue
+            }
+            var expected = [UInt8](repeating: 0, count: 32)
+            if f["value"]?.isNull == true {
+                // NULL commits to 32 zero bytes.
+            } else if let value = f["value"]?.text, let nonce = hex32(f["nonce"]) {
+                var bytes = Array(value.utf8)
+                bytes.withUnsafeMutableBufferPointer { b in
+                    adb_commitment(nonce, field.id, adb_bytes(ptr: b.baseAddress, len: Int64(b.count)), &expected)
+                }
+            } else {
+                return malformed("\(field.rawValue) needs a value and a 32-byte nonce, or withheld: true")
+            }
+            guard expected == c else {
+                return (.commitmentMismatch, "entry seq \(seq): the shown \(field.rawValue) does not match its commitment (the value or its nonce was changed)")
+            }
+            commitments += c
+        }
+        var enc = Array("ADB1ROW_".utf8) + checkpoint.storeID.bytes
+        func i64(_ v: Int64) { enc += (0..<8).map { UInt8(truncatingIfNeeded: UInt64(bitPattern: v) >> (8 * (7 - UInt64($0)))) } }
+        func u32(_ v: UInt32) { enc += (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * (3 - UInt32($0)))) } }
+        func optI64(_ v: Int64?) { if let v { enc.append(1); i64(v) } else { enc.append(0) } }
+        func optStr(_ s: String?) { if let s { u32(UInt32(s.utf8.count)); enc += Array(s.utf8) } else { u32(0xFFFF_FFFF) } }
+        i64(seq); enc.append(UInt8(format)); u32(kv); i64(recordedAt); optI64(occurredAt)
+        optStr(tenant); optStr(action); optStr(resourceType); optStr(resourceId)
+        enc.append(UInt8(outcome)); enc.append(UInt8(severity)); optStr(correlationId)
+        enc.append(UInt8(origin)); optI64(originRef)
+        enc += commitments
+        let message = [UInt8(0)] + enc
+        var leaf = [UInt8](repeating: 0, count: 32)
+        adb_sha256(message, message.count, &leaf)
+        let withheld = WithholdableField.allCases.filter { e[$0.rawValue]?.object?["withheld"]?.isTrue == true }
+        guard let stated = hex32(e["leafHash"]), stated == leaf else {
+            return (.entryChanged, "entry seq \(seq): its values do not hash to its leaf hash: a value"
+                + (withheld.isEmpty ? "" : " or the commitment of a withheld field (\(withheld.map(\.rawValue).joined(separator: ", ")))")
+                + " was changed")
+        }
+        guard let proofValues = e["proof"]?.elements, proofValues.allSatisfy({ $0.text != nil }) else { return malformed("no proof") }
+        let proof = proofValues.compactMap(hex32)
+        guard proof.count == proofValues.count else {
+            return (.proofInvalid, "entry seq \(seq): its inclusion proof holds a value that is not a 32-byte hash (64 lowercase hex digits)")
+        }
+        let expectedLength = MerkleTree.proofLength(index: seq - 1, size: checkpoint.seq)
+        guard proof.count == expectedLength else {
+            return (.proofInvalid, "entry seq \(seq): its inclusion proof has \(proof.count) hashes; leaf \(seq - 1) of a tree of \(checkpoint.seq) needs \(expectedLength)")
+        }
+        guard MerkleTree.verifyInclusion(leaf: leaf, index: seq - 1, size: checkpoint.seq, proof: proof, root: checkpoint.merkleRoot) else {
+            return (.proofInvalid, "entry seq \(seq): its inclusion proof does not lead to the Merkle root of the checkpoint at seq \(checkpoint.seq) (the proof was changed)")
+        }
+        return nil
+    }
+}

@@ -1,0 +1,89 @@
+/// One reason an export bundle does not verify.
+public struct ExportFinding: Sendable, Hashable, CustomStringConvertible {
+    /// The kind of problem. An open set: match with `==` against the static members.
+    public struct Kind: Hashable, Sendable, CustomStringConvertible {
+        /// A stable machine-readable name.
+        public let name: String
+        init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        /// A file is missing or not what the format says (bad JSON, a missing field).
+        public static let bundleMalformed = Kind("bundle-malformed")
+        /// The checkpoint's signature fails, or its key is not in the public key file.
+        public static let checkpointInvalid = Kind("checkpoint-invalid")
+        /// The manifest disagrees with the checkpoint or the entries (store id, seq, count).
+        public static let manifestMismatch = Kind("manifest-mismatch")
+        /// An entry's values (or a withheld field's commitment) do not hash to its leaf.
+        public static let entryChanged = Kind("entry-changed")
+        /// A shown value does not match its own commitment and nonce.
+        public static let commitmentMismatch = Kind("commitment-mismatch")
+        /// An entry's inclusion proof does not lead to the checkpoint's root.
+        public static let proofInvalid = Kind("proof-invalid")
+        /// A seq the manifest lists has no entry.
+        public static let entryMissing = Kind("entry-missing")
+        /// An entry whose seq the manifest does not list.
+        public static let entryAdded = Kind("entry-added")
+        /// An entry whose seq is below the one before it.
+        public static let entryOutOfOrder = Kind("entry-out-of-order")
+        /// A seq that appears twice.
+        public static let entryDuplicate = Kind("entry-duplicate")
+        /// `statement.json` is not a statement, or its signature or key fails.
+        public static let statementInvalid = Kind("statement-invalid")
+        /// The signed statement disagrees with the bundle (store, checkpoint, filter, redaction
+        /// set, entry count or seqs): the message names what differs.
+        public static let statementMismatch = Kind("statement-mismatch")
+        /// The bundle has no `statement.json` and one was required.
+        public static let statementMissing = Kind("statement-missing")
+    }
+
+    /// What is wrong.
+    public let kind: Kind
+    /// The entry's seq, if the finding is about one.
+    public let seq: Int64?
+    /// In words.
+    public let message: String
+
+    public var description: String { "\(kind)\(seq.map { " at seq \($0)" } ?? ""): \(message)" }
+}
+
+/// The result of verifying an export bundle.
+public struct ExportVerification: Sendable, CustomStringConvertible {
+    /// The bundle's checkpoint, if it could be read.
+    public let checkpoint: Checkpoint?
+    /// Entries that verified.
+    public let entriesVerified: Int
+    /// Everything wrong, in bundle order (at most 1,000 kept).
+    public let findings: [ExportFinding]
+    /// The bundle's export statement, if it has one whose signature verifies.
+    public let statement: ExportStatement?
+    /// The redaction set the manifest names (attested when ``isCompletenessAttested``).
+    public let redacted: [WithholdableField]
+
+    init(checkpoint: Checkpoint?, entriesVerified: Int = 0, findings: [ExportFinding], statement: ExportStatement? = nil,
+         redacted: [WithholdableField] = [])
+    {
+        self.checkpoint = checkpoint
+        self.entriesVerified = entriesVerified
+        self.findings = findings
+        self.statement = statement
+        self.redacted = redacted
+    }
+
+    /// True when the checkpoint and every entry verify and the entries are the ones listed.
+    public var isValid: Bool { findings.isEmpty }
+
+    /// True when the bundle is valid and a signed export statement (FORMAT.md, section 17.3)
+    /// attests that it holds every row up to the checkpoint that matches its filter. Without
+    /// one, a valid bundle proves each entry but not that none was left out.
+    public var isCompletenessAttested: Bool { isValid && statement != nil }
+
+    public var description: String {
+        guard isValid else { return "INVALID: \(findings.count) finding(s); first: \(findings[0])" }
+        let head = "valid: \(entriesVerified) entries proven against checkpoint seq \(checkpoint?.seq ?? 0) of store \(checkpoint.map { $0.storeID.hex } ?? "?")"
+        guard let statement else {
+            return head + "\ncompleteness NOT attested: the bundle has no signed statement.json, so entries could have been left out together with their seqs"
+        }
+        let withheld = redacted.isEmpty ? "none" : redacted.map(\.rawValue).joined(separator: ", ")
+        return head + "\ncompleteness attested: a statement signed with checkpoint key version \(statement.keyVersion) says these are all rows up to seq \(statement.checkpointSeq) that match the manifest's filter (withheld: \(withheld))"
+    }
+}

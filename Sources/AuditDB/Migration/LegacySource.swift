@@ -1,0 +1,275 @@
+import CAuditCore
+import Foundation
+import GRDBSQLite
+
+/// The legacy table, read through its own connection inside one read transaction, so that both
+/// passes see the same rows. Not Sendable: used by one task only.
+final class LegacySource {
+    let adoption: LegacyAdoption
+    private var connection: OpaquePointer?
+    let droppedColumns: [String]
+    private let columns: [(LegacyAdoption.Field, String)]
+    private let selectSQL: String
+    private let idExpression: String
+
+    init(_ adoption: LegacyAdoption) throws {
+        self.adoption = adoption
+        guard FileManager.default.fileExists(atPath: adoption.sourcePath) else {
+            throw AuditError(.invalidInput, "no source database at \(adoption.sourcePath)", field: "source")
+        }
+        var handle: OpaquePointer?
+        // NOMUTEX: one task uses this connection at a time, so SQLite's per-call mutex is pure cost.
+        guard sqlite3_open_v2(adoption.sourcePath, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            sqlite3_close(handle)
+            throw AuditError(.storage, "cannot open the source \(adoption.sourcePath): \(message)")
+        }
+        sqlite3_busy_timeout(handle, 5_000)
+        connection = handle
+        func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+        // The table's columns.
+        var tableColumns: [String] = []
+        var stmt: OpaquePointer?
+        sqlite3_prepare_v2(handle, "SELECT name FROM pragma_table_info(?)", -1, &stmt, nil)
+        sqlite3_bind_text(stmt, 1, adoption.table, -1, unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self))
+        while sqlite3_step(stmt) == SQLITE_ROW { tableColumns.append(String(cString: sqlite3_column_text(stmt, 0))) }
+        sqlite3_finalize(stmt)
+        guard !tableColumns.isEmpty else {
+            throw AuditError(.invalidInput, "\(adoption.sourcePath) has no table \(adoption.table)", field: "table")
+        }
+        let mapped = Set(adoption.mapping.values)
+        for (field, column) in adoption.mapping where !tableColumns.contains(column) {
+            throw AuditError(.invalidInput, "\(field.rawValue) maps to \(column), which \(adoption.table) lacks (it has \(tableColumns.joined(separator: ", ")))",
+                             field: field.rawValue)
+        }
+        if let id = adoption.idColumn, !tableColumns.contains(id) {
+            throw AuditError(.invalidInput, "the id column \(id) is not in \(adoption.table)", field: "idColumn")
+        }
+        let unmapped = tableColumns.filter { !mapped.contains($0) && $0 != adoption.idColumn }
+        guard unmapped.isEmpty || adoption.dropUnmapped else {
+            throw AuditError(
+                .invalidInput,
+                "columns \(unmapped.joined(separator: ", ")) of \(adoption.table) are not mapped; map them, or pass --drop-unmapped to leave them out (their names are recorded in the run entry)",
+                field: "mapping")
+        }
+        droppedColumns = unmapped
+        columns = LegacyAdoption.Field.allCases.compactMap { field in adoption.mapping[field].map { (field, $0) } }
+        let id = adoption.idColumn.map(quote) ?? "rowid"
+        // The trailing rowid makes the order total (ids may repeat: reported, not lost) and is not hashed.
+        idExpression = id
+        selectSQL = "SELECT \(id), \(columns.map { quote($0.1) }.joined(separator: ", ")), rowid FROM \(quote(adoption.table))"
+        guard sqlite3_exec(handle, "BEGIN", nil, nil, nil) == SQLITE_OK,
+              sqlite3_exec(handle, "SELECT count(*) FROM \(quote(adoption.table))", nil, nil, nil) == SQLITE_OK
+        else {
+            throw AuditError(.storage, "cannot read \(adoption.table): \(String(cString: sqlite3_errmsg(handle)))")
+        }
+    }
+
+    func close() {
+        if let connection {
+            sqlite3_exec(connection, "ROLLBACK", nil, nil, nil)
+            sqlite3_close(connection)
+        }
+        connection = nil
+    }
+
+    deinit { close() }
+
+    /// Every row in order (by id, then rowid), read in windows of `adoption.windowSize` rows so a
+    /// large table is never in memory at once; each window goes to `body` before the next is read.
+    /// Both passes of an adoption use this one reader, so they count rows identically — which is
+    /// what makes resuming exact. With `digest`, each row's id and mapped columns are hashed into it.
+    func forEachWindow(hashingInto digest: OpaquePointer? = nil,
+                       _ body: ([Result<EncodedEvent, AdoptionProblem>]) async throws -> Void) async throws
+    {
+        let windowSize = adoption.windowSize
+        let idColumnIndex = Int32(0), rowidIndex = Int32(columns.count + 1)
+        var after: (id: OpaquePointer, rowid: Int64)?  // the last row read (a copied sqlite3_value)
+        defer { if let after { sqlite3_value_free(after.id) } }
+        var previousID: Int64?
+        while true {
+            let condition = after == nil ? "" : " WHERE (\(idExpression), rowid) > (?, ?)"
+            let sql = selectSQL + condition + " ORDER BY \(idExpression), rowid LIMIT \(windowSize)"
+            var stmt: OpaquePointer?
+            guard sqlite3_prepare_v2(connection, sql, -1, &stmt, nil) == SQLITE_OK else {
+                throw AuditError(.storage, "cannot read \(adoption.table): \(String(cString: sqlite3_errmsg(connection)))")
+            }
+            if let after {
+                sqlite3_bind_value(stmt, 1, after.id)
+                sqlite3_bind_int64(stmt, 2, after.rowid)
+            }
+            var window: [Result<EncodedEvent, AdoptionProblem>] = []
+            window.reserveCapacity(windowSize)
+            var rc = sqlite3_step(stmt)
+            while rc == SQLITE_ROW {
+                let id = sqlite3_column_int64(stmt, idColumnIndex)
+                // Each column as u8 type || u32 length || bytes (the trailing rowid is not hashed).
+                if let digest { adb_digest_columns(digest, UnsafeMutableRawPointer(stmt), Int32(columns.count + 1)) }
+                if sqlite3_column_type(stmt, idColumnIndex) != SQLITE_INTEGER {
+                    window.append(.failure(AdoptionProblem(rowID: id, field: "id", message: "the id is not an integer")))
+                } else if previousID == id {
+                    window.append(.failure(AdoptionProblem(rowID: id, field: "id", message: "duplicate id")))
+                } else {
+                    previousID = id
+                    window.append(row(stmt!, id: id))
+                }
+                if let old = after { sqlite3_value_free(old.id) }
+                after = (sqlite3_value_dup(sqlite3_column_value(stmt, idColumnIndex))!, sqlite3_column_int64(stmt, rowidIndex))
+                rc = sqlite3_step(stmt)
+            }
+            sqlite3_finalize(stmt)
+            guard rc == SQLITE_DONE else {
+                throw AuditError(.storage, "reading \(adoption.table) failed: \(String(cString: sqlite3_errmsg(connection)))")
+            }
+            try await body(window)
+            guard window.count == windowSize else { return }
+        }
+    }
+
+    /// Turns one source row into a validated event, or says what is wrong with it.
+    private func row(_ stmt: OpaquePointer, id: Int64) -> Result<EncodedEvent, AdoptionProblem> {
+        func problem(_ field: LegacyAdoption.Field, _ message: String) -> Result<EncodedEvent, AdoptionProblem> {
+            .failure(AdoptionProblem(rowID: id, field: field.rawValue, message: message))
+        }
+        // One slot per field (a dictionary keyed by the String-backed enum hashed the raw value on
+        // every access: ~4% of an adoption's time).
+        var texts = [String?](repeating: nil, count: LegacyAdoption.Field.allCases.count)
+        var occurred: AuditTimestamp?
+        for (offset, (field, _)) in columns.enumerated() {
+            let i = Int32(offset + 1)
+            let type = sqlite3_column_type(stmt, i)
+            if field == .occurredAt {
+                switch Self.timestamp(stmt, i, type: type, format: adoption.timestampFormat) {
+                case .success(let t): occurred = t
+                case .failure(let failure): return problem(field, failure.message)
+                }
+                continue
+            }
+            switch type {
+            case SQLITE_NULL:
+                continue
+            case SQLITE_INTEGER:
+                texts[field.slot] = String(sqlite3_column_int64(stmt, i))
+            case SQLITE_TEXT:
+                let bytes = UnsafeBufferPointer(start: sqlite3_column_text(stmt, i), count: Int(sqlite3_column_bytes(stmt, i)))
+                // ASCII is valid UTF-8: skip the full validation for the common case.
+                if bytes.allSatisfy({ $0 < 0x80 }) {
+                    texts[field.slot] = String(decoding: bytes, as: UTF8.self)
+                } else {
+                    guard let text = String(validating: bytes, as: UTF8.self) else { return problem(field, "is not valid UTF-8") }
+                    texts[field.slot] = text
+                }
+            default:
+                return problem(field, "holds a \(type == SQLITE_BLOB ? "BLOB" : "REAL"); text was expected")
+            }
+        }
+        guard let actor = texts[LegacyAdoption.Field.actor.slot] else { return problem(.actor, "is NULL") }
+        guard let action = texts[LegacyAdoption.Field.action.slot] else { return problem(.action, "is NULL") }
+        var event = AuditEvent(actor: actor, action: action)
+        event.tenant = texts[LegacyAdoption.Field.tenant.slot]
+        event.resourceType = texts[LegacyAdoption.Field.resourceType.slot]
+        event.resourceId = texts[LegacyAdoption.Field.resourceId.slot]
+        event.correlationId = texts[LegacyAdoption.Field.correlationId.slot]
+        event.source = texts[LegacyAdoption.Field.source.slot]
+        event.occurredAt = occurred
+        // Names, or AuditDB's own integer codes (rows of an AuditDB-shaped table that were never signed).
+        if let outcome = texts[LegacyAdoption.Field.outcome.slot] {
+            guard let value = AuditOutcome(rawValue: outcome) ?? Int64(outcome).flatMap(AuditOutcome.init(code:)) else {
+                return problem(.outcome, "\(outcome.debugDescription) is not success, failure, denied or error (or 0-3)")
+            }
+            event.outcome = value
+        }
+        if let severity = texts[LegacyAdoption.Field.severity.slot] {
+            guard let value = AuditSeverity(rawValue: severity) ?? Int64(severity).flatMap(AuditSeverity.init(code:)) else {
+                return problem(.severity, "\(severity.debugDescription) is not info, notice, warning or critical (or 0-3)")
+            }
+            event.severity = value
+        }
+        if let details = texts[LegacyAdoption.Field.details.slot] { event.details = AuditDetails(json: details) }
+        do {
+            return .success(try EncodedEvent(validating: event))
+        } catch {
+            let field = error.field ?? "row"
+            let message = error.message.hasPrefix("\(field): ") ? String(error.message.dropFirst(field.count + 2)) : error.message
+            return .failure(AdoptionProblem(rowID: id, field: field, message: message))
+        }
+    }
+
+    private static func timestamp(_ stmt: OpaquePointer, _ i: Int32, type: Int32, format: LegacyAdoption.TimestampFormat)
+        -> Result<AuditTimestamp?, TimestampProblem>
+    {
+        if type == SQLITE_NULL { return .success(nil) }
+        switch format {
+        case .auto, .iso8601:
+            guard type == SQLITE_TEXT else {
+                return .failure(TimestampProblem(message: "is a number; give its unit with --timestamp-format unix-seconds|unix-milliseconds|unix-microseconds"))
+            }
+            let text = String(cString: sqlite3_column_text(stmt, i))
+            var parsed = AuditTimestamp.parse(text)
+            // SQLite's own datetime() format, taken as UTC.
+            var sqliteForm = text
+            if case .failure(let why) = parsed, why.isSyntax, sqliteForm.count >= 19,
+               sqliteForm[sqliteForm.index(sqliteForm.startIndex, offsetBy: 10)] == " "
+            {
+                sqliteForm.replaceSubrange(sqliteForm.index(sqliteForm.startIndex, offsetBy: 10)...sqliteForm.index(sqliteForm.startIndex, offsetBy: 10), with: "T")
+                parsed = AuditTimestamp.parse(sqliteForm + "Z")
+            }
+            switch parsed {
+            case .success(let t): return .success(t)
+            case .failure(let why) where !why.isSyntax:
+                // More than microsecond precision, or out of range: refused, never truncated.
+                return .failure(TimestampProblem(message: "\(text.debugDescription) \(why)"))
+            case .failure:
+                return .failure(TimestampProblem(message: "\(text.debugDescription) is not an RFC 3339 / ISO 8601 time"))
+            }
+        case .unixSeconds, .unixMilliseconds, .unixMicroseconds:
+            guard type == SQLITE_INTEGER || type == SQLITE_FLOAT else { return .failure(TimestampProblem(message: "is not a number of \(format.rawValue)")) }
+            let scale: Double = format == .unixSeconds ? 1_000_000 : format == .unixMilliseconds ? 1_000 : 1
+            let micros = sqlite3_column_double(stmt, i) * scale
+            guard micros.isFinite, micros >= Double(AuditTimestamp.minimum.microsecondsSinceEpoch),
+                  micros <= Double(AuditTimestamp.maximum.microsecondsSinceEpoch)
+            else { return .failure(TimestampProblem(message: "is out of the years 0001–9999 as \(format.rawValue)")) }
+            if type == SQLITE_INTEGER, format == .unixMicroseconds {
+                return .success(AuditTimestamp(microsecondsSinceEpoch: sqlite3_column_int64(stmt, i)))
+            }
+            if type == SQLITE_INTEGER {
+                let n = sqlite3_column_int64(stmt, i)
+                return .success(AuditTimestamp(microsecondsSinceEpoch: n * (format == .unixSeconds ? 1_000_000 : 1_000)))
+            }
+            return .success(AuditTimestamp(microsecondsSinceEpoch: Int64(micros.rounded(.down))))
+        }
+    }
+
+    struct TimestampProblem: Error {
+        let message: String
+    }
+
+    /// Adds triggers that refuse UPDATE and DELETE on the legacy table.
+    func protect() throws {
+        sqlite3_exec(connection, "ROLLBACK", nil, nil, nil)
+        let table = "\"" + adoption.table.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        let base = adoption.table.replacingOccurrences(of: "\"", with: "")
+        let sql = """
+            BEGIN IMMEDIATE;
+            CREATE TRIGGER IF NOT EXISTS "\(base)_adopted_no_update" BEFORE UPDATE ON \(table)
+            BEGIN SELECT RAISE(ABORT, 'this legacy audit table was adopted into AuditDB; it is read-only'); END;
+            CREATE TRIGGER IF NOT EXISTS "\(base)_adopted_no_delete" BEFORE DELETE ON \(table)
+            BEGIN SELECT RAISE(ABORT, 'this legacy audit table was adopted into AuditDB; it is read-only'); END;
+            COMMIT;
+            """
+        guard sqlite3_exec(connection, sql, nil, nil, nil) == SQLITE_OK else {
+            let message = String(cString: sqlite3_errmsg(connection))
+            sqlite3_exec(connection, "ROLLBACK", nil, nil, nil)
+            throw AuditError(.storage, "could not protect \(adoption.table): \(message)")
+        }
+    }
+
+    /// Drops the legacy table.
+    func drop() throws {
+        sqlite3_exec(connection, "ROLLBACK", nil, nil, nil)
+        let table = "\"" + adoption.table.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        guard sqlite3_exec(connection, "DROP TABLE \(table)", nil, nil, nil) == SQLITE_OK else {
+            throw AuditError(.storage, "could not drop \(adoption.table): \(String(cString: sqlite3_errmsg(connection)))")
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// What the strict reader (FORMAT.md section 18) makes of what it accepts. What it refuses, and
+/// why, is in docs/test-vectors/hostile.json (HostileVectorTests).
+@Suite("Strict JSON reader")
+struct JSONReaderTests {
+    func read(_ text: String, _ limits: JSONLimits = .signedDocument) throws -> JSONDocument {
+        try JSONReader.readObject(Array(text.utf8), limits: limits)
+    }
+
+    @Test("integer tokens are integers; 1.0, 1e0 and -0 are not; escapes and pairs are decoded")
+    func values() throws {
+        let d = try read(#"{"i":-42,"max":9223372036854775807,"f":1.0,"e":1e0,"z":-0,"b":true,"s":"\u00e9\ud83d\ude00\n\/","n":null}"#).members
+        #expect(d["i"]?.integer == -42)
+        #expect(d["max"]?.integer == Int64.max)
+        for name in ["f", "e", "z", "b", "s", "n"] { #expect(d[name]?.integer == nil, "\(name)") }
+        if case .double(let z)? = d["z"] { #expect(z == 0 && z.sign == .minus) } else { Issue.record("-0 is not a double") }
+        #expect(d["s"]?.text == "é😀\n/")
+        #expect(d["b"]?.isTrue == true && d["n"]?.isNull == true)
+    }
+
+    @Test("keys are compared by their scalars: K and the Kelvin sign are two keys, and neither finds the other")
+    func exactKeys() throws {
+        let o = try read(#"{"K":1,"\u212a":2,"publicKey":3}"#).members
+        #expect(o["K"]?.integer == 1)
+        #expect(o["\u{212A}"]?.integer == 2)
+        #expect(o["public\u{212A}ey"] == nil)  // Swift's == would have found "publicKey"
+        #expect(o.sortedKeys == ["K", "publicKey", "\u{212A}"])
+        #expect(o.firstKey(notIn: ["K", "publicKey"]) == "\u{212A}")
+    }
+
+    @Test("an error names its byte and the top-level member it lies in; a value's raw range is kept")
+    func errorsAndRanges() throws {
+        #expect(throws: JSONError.self) { try read(#"{"details":{"a":1,"a":2}}"#) }
+        do throws(JSONError) {
+            _ = try JSONReader.readObject(Array(#"{"details":{"a":1,"a":2}}"#.utf8), limits: .eventLine)
+        } catch {
+            #expect(error.member == "details")
+            #expect(error.description == #"invalid JSON at byte 18: duplicate key "a""#)
+        }
+        let text = #"{"a": [1, 2] , "details":{ "z":1 }}"#
+        let doc = try read(text)
+        let range = try #require(doc.valueRanges[JSONObject.Key("details")])
+        #expect(String(decoding: Array(text.utf8)[range], as: UTF8.self) == #"{ "z":1 }"#)
+    }
+
+    @Test("AuditEvent(jsonLine:) keeps details byte for byte and reports a too-deep details in its own terms")
+    func eventLines() throws {
+        let event = try AuditEvent(jsonLine: #"{"actor":"a","action":"x","details":{ "b" : [1.50, -0] }}"#)
+        #expect(try event.details?.jsonText() == #"{ "b" : [1.50, -0] }"#)
+        let deep = #"{"actor":"a","action":"x","details":"# + String(repeating: #"{"a":"#, count: 33) + "1" + String(repeating: "}", count: 34)
+        #expect { try AuditEvent(jsonLine: deep) } throws: { error in
+            let e = error as? AuditError
+            return e?.field == "details" && e?.message.hasSuffix("nested deeper than 32 levels") == true
+        }
+        #expect { try AuditEvent(jsonLine: [0x7B, 0x22, 0xFF, 0x22, 0x3A, 0x31, 0x7D]) } throws: { error in
+            (error as? AuditError)?.message == "line: invalid JSON at byte 2: invalid UTF-8"
+        }
+    }
+}
