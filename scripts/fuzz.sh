@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (libFuzzer + AddressSanitizer) of one AuditDB input parser.
 #   scripts/fuzz.sh TARGET [SECONDS]    TARGET: jsonl details keyfile keysenv timestamp cursor
+#                                       json checkpoint statement manifest entry pubkey
 # Builds fuzz/ (a separate package, never built by CI) into fuzz/.build-fuzz, starts from the
 # committed seeds in fuzz/corpus/TARGET (test-only values), keeps the grown corpus in
 # fuzz/.build-fuzz/corpus/TARGET, and writes any crashing input to fuzz/.build-fuzz/crashes/.

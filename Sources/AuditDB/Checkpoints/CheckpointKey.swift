@@ -197,6 +197,15 @@ public struct CheckpointPublicKeys: Sendable, Hashable {
     /// - Throws: ``AuditError`` `keyUnavailable` (no file) or `invalidKeyFile`.
     public static func load(path: String) throws(AuditError) -> CheckpointPublicKeys {
         let bytes = try FileBytes.read(path, what: "public checkpoint key file", limit: 1 << 20)
+        return try parse(bytes, path: path)
+    }
+
+    /// The keys of a public key file's bytes (the grammar of ``load(path:)``); `path` names the
+    /// file in errors.
+    static func parse(_ bytes: [UInt8], path: String) throws(AuditError) -> CheckpointPublicKeys {
+        guard bytes.count <= 1 << 20 else {
+            throw AuditError(.invalidKeyFile, "public checkpoint key file \(path) is larger than 1 MiB")
+        }
         let invalid = bytes.withUnsafeBufferPointer { UTF8Check.firstInvalidByte($0) }
         if let invalid {
             throw AuditError(.invalidKeyFile, "public checkpoint key file \(path) is not UTF-8 text (byte \(invalid))")

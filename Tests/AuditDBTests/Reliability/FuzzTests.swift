@@ -158,6 +158,59 @@ struct FuzzTests {
         #expect(rejected > iterations / 2)
     }
 
+    @Test("the hostile table, mutated: the strict JSON reader and every signed or bundle file parser")
+    func hostileTableMutated() throws {
+        let table = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: repositoryRoot.appendingPathComponent("docs/test-vectors/hostile.json"))) as? [String: Any]
+        let documents = (table?["json"] as? [[String: Any]] ?? []).compactMap { ($0["input_hex"] as? String).flatMap(Hex.decode) }
+        let files = (table?["bundles"] as? [[String: Any]] ?? []).compactMap { vector -> (String, [UInt8])? in
+            guard let file = vector["file"] as? String, let hex = vector["content_hex"] as? String, let bytes = Hex.decode(hex) else { return nil }
+            return (file, bytes)
+        }
+        #expect(documents.count >= 50 && files.count >= 20, "the hostile table was read (\(documents.count) documents, \(files.count) files)")
+        let seeds = documents.map { ("json", $0) } + files
+        let checkpoint = try Checkpoint(json: Data(contentsOf: repositoryRoot.appendingPathComponent("docs/test-vectors/bundle/checkpoint.json")))
+        var random = SeededRandom(seed: Self.seed &+ 23)
+        var accepted = 0, refused = 0
+        for _ in 0..<max(2_000, Self.iterations / 4) {
+            let (file, seed) = seeds.randomElement(using: &random)!
+            let input = Self.mutate(seed, &random)
+            // Every input through the reader: accepted ones are UTF-8 without a BOM, refusals say why.
+            do {
+                _ = try JSONReader.readObject(input, limits: .signedDocument)
+                accepted += 1
+                #expect(String(validating: input, as: UTF8.self) != nil, "accepted invalid UTF-8")
+                #expect(!input.starts(with: [0xEF, 0xBB, 0xBF]), "accepted a BOM")
+            } catch {
+                refused += 1
+                #expect(!error.description.isEmpty)
+            }
+            // And through the parser of the file it came from.
+            switch file {
+            case "checkpoint.json":
+                do { _ = try Checkpoint(json: Data(input)) } catch { #expect(error.code == .invalidInput && !error.message.isEmpty) }
+            case "statement.json":
+                do { _ = try ExportStatement(json: Data(input)) } catch { #expect(error.code == .invalidInput && !error.message.isEmpty) }
+            case "manifest.json":
+                if case .failure(let problem) = ExportBundle.Manifest.read(input, checkpoint: checkpoint) { #expect(!problem.message.isEmpty) }
+            case "entries.jsonl":
+                for line in input.split(separator: 0x0A, omittingEmptySubsequences: true).prefix(8) {
+                    do {
+                        let entry = try JSONReader.readObject(Array(line), limits: .bundleEntry)
+                        if let finding = ExportBundle.check(entry: entry.members, seq: 1, checkpoint: checkpoint) {
+                            #expect(!finding.message.isEmpty)
+                        }
+                    } catch {
+                        #expect(!error.description.isEmpty)
+                    }
+                }
+            default:
+                break
+            }
+        }
+        #expect(accepted > 0 && refused > 0, "the mutations reach both verdicts (\(accepted) accepted, \(refused) refused)")
+    }
+
     /// The parts of a bundle file that verification proves, as canonical JSON (nil if unparseable).
     static func provenContent(_ file: String, _ bytes: [UInt8]) -> [String]? {
         func canonical(_ object: Any) -> String? {
