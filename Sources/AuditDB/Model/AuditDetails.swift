@@ -240,10 +240,42 @@ package enum OutputEscaping {
         return out
     }
 
-    /// `text` as a JSON string literal with every flagged character escaped as `\uXXXX`.
+    /// `text` as a JSON string literal for output: every character ``needsEscape(_:)`` flags and
+    /// every character that shows as nothing (format characters, other default-ignorable code
+    /// points) escaped as `\uXXXX` (a surrogate pair above U+FFFF). The same value to any JSON
+    /// reader; a zero-width space in an actor is visible in the text.
     package static func jsonQuoted(_ text: String) -> String {
-        var out = ""
-        JSONText.appendQuoted(text, to: &out)
-        return out
+        guard text.unicodeScalars.contains(where: EncodedEvent.isInvisible) else {
+            var out = ""
+            JSONText.appendQuoted(text, to: &out)
+            return out
+        }
+        var out = "\""
+        func escape(_ unit: UInt32) {
+            let hex = String(unit, radix: 16)
+            out += "\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+        }
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if needsEscape(scalar) || EncodedEvent.isInvisible(scalar) {
+                    let v = scalar.value
+                    if v > 0xFFFF {
+                        escape(0xD800 + ((v - 0x10000) >> 10))
+                        escape(0xDC00 + ((v - 0x10000) & 0x3FF))
+                    } else {
+                        escape(v)
+                    }
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
     }
 }

@@ -11,6 +11,16 @@ struct JSONReaderTests {
         try JSONReader.readObject(Array(text.utf8), limits: limits)
     }
 
+    @Test("JSON output escapes characters that show as nothing (a surrogate pair above U+FFFF); readers get the same value")
+    func jsonOutputEscapesInvisible() throws {
+        let actor = "ad\u{200B}min\u{E0041}\u{00AD}\"x"
+        let quoted = OutputEscaping.jsonQuoted(actor)
+        #expect(quoted == #""ad\u200bmin\udb40\udc41\u00ad\"x""#)
+        let document = try JSONReader.readObject(Array("{\"actor\":\(quoted)}".utf8), limits: .signedDocument)
+        #expect(document.members["actor"]?.text == actor)
+        #expect(OutputEscaping.jsonQuoted("plain é") == "\"plain é\"")
+    }
+
     @Test("integer tokens are integers; 1.0, 1e0 and -0 are not; escapes and pairs are decoded")
     func values() throws {
         let d = try read(#"{"i":-42,"max":9223372036854775807,"f":1.0,"e":1e0,"z":-0,"b":true,"s":"\u00e9\ud83d\ude00\n\/","n":null}"#).members
