@@ -14,7 +14,7 @@ struct Append: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Flag(help: "Read events as JSON lines from standard input.") var jsonl = false
+    @Flag(help: "Read events as JSON lines from standard input (at most 50,000 events, 1 MiB per line; all or nothing).") var jsonl = false
     @Option(help: "Who acted.") var actor: String?
     @Option(help: "What was done.") var action: String?
     @Option(name: .customLong("resource-type")) var resourceType: String?
@@ -87,13 +87,26 @@ struct Append: AsyncParsableCommand {
         return event
     }
 
+    /// The most events one `append --jsonl` takes: they are one all-or-nothing batch, held in
+    /// memory until it commits (about 0.9 KB per event of the benchmark's shape, so ~45 MB).
+    static let maximumJSONLEvents = 50_000
+
     /// Reads stdin line by line (LineReader: bounded line length) and decodes every line; any bad
-    /// line fails the whole batch.
+    /// line fails the whole batch, and so does a batch over ``maximumJSONLEvents`` (refused as
+    /// soon as the next event line arrives, before anything is written).
     private func readJSONL() throws -> [AuditEvent] {
         var reader = LineReader(FileHandle.standardInput)
         var events: [AuditEvent] = []
         while let bytes = try reader.next() {
             let number = reader.lineNumber
+            if events.count == Self.maximumJSONLEvents,
+               !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D })
+            {
+                throw AuditError(
+                    .invalidInput,
+                    "line \(number): more than \(Self.maximumJSONLEvents) events on standard input; nothing was written. `append --jsonl` writes one all-or-nothing batch held in memory: split the input (e.g. `split -l \(Self.maximumJSONLEvents)`) and append each part",
+                    field: "line \(number)")
+            }
             // A line of only spaces, tabs or CR (a CRLF file's blank line) holds no event.
             if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             do {

@@ -42,4 +42,22 @@ struct AppendInputTests {
         #expect(bad.status == 2)
         #expect(bad.stderr.hasPrefix("auditdb: error: line 2: "))
     }
+
+    @Test("50,000 events are one batch; the 50,001st event line is refused with its number and nothing is written")
+    func eventBound() async throws {
+        let keys = try KeyFile.generate(at: keyFile)
+        try await makeStore(at: store, keys: keys, count: 0)
+        let line = Data(#"{"actor":"a","action":"x"}"#.utf8) + Data("\n".utf8)
+        var full = Data()
+        for _ in 0..<50_000 { full.append(line) }
+        let over = full + Data("\n \r\n".utf8) + line  // blank lines do not count; the next event does
+        let refused = try auditdb(["append", "--jsonl"], stdin: over)
+        #expect(refused.status == 2)
+        #expect(refused.stderr.hasPrefix("auditdb: error: line 50003: more than 50000 events on standard input; nothing was written."))
+        let empty = try auditdb(["query", "--format", "jsonl"], stdin: Data())
+        #expect(empty.status == 0 && empty.stdout.isEmpty, "nothing was written: \(empty.stdout.prefix(200))")
+        let ok = try auditdb(["append", "--jsonl"], stdin: full + Data("\n\n".utf8))
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(ok.stdout == "1-50000\n")
+    }
 }
