@@ -117,7 +117,14 @@ enum JSONText {
 
     /// Appends `s` as a JSON string literal. Escapes quotes, backslashes, every control
     /// character, and the Unicode line/paragraph separators, so the result is one safe line.
-    static func appendQuoted(_ s: String, to out: inout String) {
+    /// Appends `s` as a JSON string literal: the characters ``OutputEscaping/needsEscape(_:)``
+    /// flags as `\uXXXX`, and with `escapingInvisible` (output, not stored text) also every
+    /// character that shows as nothing, as a surrogate pair above U+FFFF.
+    static func appendQuoted(_ s: String, to out: inout String, escapingInvisible: Bool = false) {
+        func escape(_ unit: UInt32) {
+            let hex = String(unit, radix: 16)
+            out += "\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+        }
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -127,9 +134,14 @@ enum JSONText {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if OutputEscaping.needsEscape(scalar) {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                if OutputEscaping.needsEscape(scalar) || (escapingInvisible && EncodedEvent.isInvisible(scalar)) {
+                    let v = scalar.value
+                    if v > 0xFFFF {
+                        escape(0xD800 + ((v - 0x10000) >> 10))
+                        escape(0xDC00 + ((v - 0x10000) & 0x3FF))
+                    } else {
+                        escape(v)
+                    }
                 } else {
                     out.unicodeScalars.append(scalar)
                 }
@@ -245,37 +257,8 @@ package enum OutputEscaping {
     /// points) escaped as `\uXXXX` (a surrogate pair above U+FFFF). The same value to any JSON
     /// reader; a zero-width space in an actor is visible in the text.
     package static func jsonQuoted(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: EncodedEvent.isInvisible) else {
-            var out = ""
-            JSONText.appendQuoted(text, to: &out)
-            return out
-        }
-        var out = "\""
-        func escape(_ unit: UInt32) {
-            let hex = String(unit, radix: 16)
-            out += "\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
-        }
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if needsEscape(scalar) || EncodedEvent.isInvisible(scalar) {
-                    let v = scalar.value
-                    if v > 0xFFFF {
-                        escape(0xD800 + ((v - 0x10000) >> 10))
-                        escape(0xDC00 + ((v - 0x10000) & 0x3FF))
-                    } else {
-                        escape(v)
-                    }
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        var out = ""
+        JSONText.appendQuoted(text, to: &out, escapingInvisible: true)
+        return out
     }
 }
