@@ -60,4 +60,22 @@ struct AppendInputTests {
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(ok.stdout == "1-50000\n")
     }
+
+    @Test("16 MiB of event lines are the most one call takes; the line that would pass it is refused, nothing written")
+    func byteBound() async throws {
+        let keys = try KeyFile.generate(at: keyFile)
+        try await makeStore(at: store, keys: keys, count: 0)
+        // Lines of 60,000 bytes: 279 of them are 16,740,000 bytes, the 280th passes 16 MiB.
+        let details = String(repeating: "x", count: 60_000 - #"{"actor":"a","action":"x","details":{"k":""}}"#.utf8.count)
+        let line = Data(#"{"actor":"a","action":"x","details":{"k":"\#(details)"}}"#.utf8)
+        #expect(line.count == 60_000)
+        var input = Data()
+        for _ in 0..<280 { input.append(line + Data("\n".utf8)) }
+        let refused = try auditdb(["append", "--jsonl"], stdin: input)
+        #expect(refused.status == 2)
+        #expect(refused.stderr.hasPrefix("auditdb: error: line 280: more than 16 MiB of event lines on standard input; nothing was written."))
+        let ok = try auditdb(["append", "--jsonl"], stdin: input.prefix(279 * 60_001))
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(ok.stdout == "1-279\n")
+    }
 }
