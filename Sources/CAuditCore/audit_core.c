@@ -82,9 +82,12 @@ static inline uint8_t *put_u32(uint8_t *p, uint32_t v) {
 }
 
 // A sink that either feeds a running SHA-256 (through a small buffer, so that the many short
-// fields cost one SHA256_Update call per 512 bytes) or copies into a caller's buffer.
+// fields cost one SHA256_Update call per 512 bytes) or copies into a caller's buffer. In hashing
+// mode a second SHA-256 may be fed the same bytes: the row tag's HMAC and the Merkle leaf hash
+// of one row share one encoding (adb_row_check_leaf).
 typedef struct {
     SHA256_CTX *ctx;   // hashing mode when non-NULL
+    SHA256_CTX *ctx2;  // optional second hash of the same bytes (hashing mode only)
     uint8_t *out;      // copy mode
     size_t cap;
     size_t total;      // bytes written so far (both modes)
@@ -95,6 +98,7 @@ typedef struct {
 static void sink_flush(sink *s) {
     if (s->ctx && s->used) {
         SHA256_Update(s->ctx, s->buf, s->used);
+        if (s->ctx2) SHA256_Update(s->ctx2, s->buf, s->used);
         s->used = 0;
     }
 }
@@ -105,6 +109,7 @@ static void sink_put(sink *s, const void *data, size_t n) {
             sink_flush(s);
             if (n > sizeof s->buf) {
                 SHA256_Update(s->ctx, data, n);
+                if (s->ctx2) SHA256_Update(s->ctx2, data, n);
                 s->total += n;
                 return;
             }
@@ -207,7 +212,7 @@ static void encode_row(sink *s, const adb_keyset *ks, const uint8_t store_id[16]
 size_t adb_row_encode(const adb_keyset *ks, const uint8_t store_id[16], const adb_row *row, uint8_t *buf,
                       size_t cap) {
     sink s;
-    s.ctx = NULL; s.out = buf; s.cap = cap; s.total = 0; s.used = 0;
+    s.ctx = NULL; s.ctx2 = NULL; s.out = buf; s.cap = cap; s.total = 0; s.used = 0;
     encode_row(&s, ks, store_id, row);
     return s.total;
 }
@@ -215,7 +220,7 @@ size_t adb_row_encode(const adb_keyset *ks, const uint8_t store_id[16], const ad
 static void row_tag(const adb_keyset *ks, const uint8_t store_id[16], const adb_row *row, uint8_t full[32]) {
     SHA256_CTX inner = ks->mac_inner;
     sink s;
-    s.ctx = &inner; s.out = NULL; s.cap = 0; s.total = 0; s.used = 0;
+    s.ctx = &inner; s.ctx2 = NULL; s.out = NULL; s.cap = 0; s.total = 0; s.used = 0;
     encode_row(&s, ks, store_id, row);
     sink_flush(&s);
     hmac_finish(&inner, &ks->mac_outer, full);
@@ -243,20 +248,31 @@ void adb_row_seal(const adb_keyset *ks, const uint8_t store_id[16], const adb_ro
     memcpy(mac_out + 16, l, 16);
 }
 
-int adb_row_tag_matches(const adb_keyset *ks, const uint8_t store_id[16], const adb_row *row,
-                        const uint8_t *stored_mac, size_t stored_len) {
-    if (stored_len != ADB_MAC_LEN || stored_mac == NULL) return 0;
-    uint8_t t[32];
-    row_tag(ks, store_id, row, t);
-    return CRYPTO_memcmp(t, stored_mac, 16) == 0;
-}
-
 int adb_row_check(const adb_keyset *ks, const uint8_t store_id[16], const adb_row *row, const uint8_t prev_mac[32],
                   const uint8_t *stored_mac, size_t stored_len) {
+    return adb_row_check_leaf(ks, store_id, row, prev_mac, stored_mac, stored_len, NULL);
+}
+
+int adb_row_check_leaf(const adb_keyset *ks, const uint8_t store_id[16], const adb_row *row, const uint8_t *prev_mac,
+                       const uint8_t *stored_mac, size_t stored_len, uint8_t *leaf_out) {
+    // One encoding of the row feeds both the row tag's HMAC and (when asked) the leaf hash.
+    SHA256_CTX inner = ks->mac_inner, leaf;
+    sink s;
+    s.ctx = &inner; s.ctx2 = NULL; s.out = NULL; s.cap = 0; s.total = 0; s.used = 0;
+    if (leaf_out) {
+        static const uint8_t leaf_prefix = 0x00;
+        SHA256_Init(&leaf);
+        SHA256_Update(&leaf, &leaf_prefix, 1);
+        s.ctx2 = &leaf;
+    }
+    encode_row(&s, ks, store_id, row);
+    sink_flush(&s);
+    if (leaf_out) SHA256_Final(leaf_out, &leaf);
     if (stored_len != ADB_MAC_LEN || stored_mac == NULL) return ADB_BAD_MAC_LENGTH;
     uint8_t t[32], l[32];
-    row_tag(ks, store_id, row, t);
+    hmac_finish(&inner, &ks->mac_outer, t);
     if (CRYPTO_memcmp(t, stored_mac, 16) != 0) return ADB_ROW_TAG_MISMATCH;
+    if (prev_mac == NULL) return ADB_OK;
     link_tag(ks, store_id, row->seq, stored_mac, prev_mac, l);
     if (CRYPTO_memcmp(l, stored_mac + 16, 16) != 0) return ADB_LINK_TAG_MISMATCH;
     return ADB_OK;
@@ -297,7 +313,7 @@ void adb_leaf_hash(const adb_keyset *ks, const uint8_t store_id[16], const adb_r
     SHA256_CTX c;
     SHA256_Init(&c);
     sink s;
-    s.ctx = &c; s.out = NULL; s.cap = 0; s.total = 0; s.used = 0;
+    s.ctx = &c; s.ctx2 = NULL; s.out = NULL; s.cap = 0; s.total = 0; s.used = 0;
     sink_u8(&s, 0x00);
     encode_row(&s, ks, store_id, row);
     sink_flush(&s);

@@ -6,7 +6,8 @@
 // The table side is computed from the rows the verifier reads anyway; the index side from one
 // covering scan of each index. The SipHash key (siphash.h) is random per verification pass, so
 // someone who edits the file beforehand cannot make a changed, missing or extra entry cancel out.
-#include "audit_core.h"
+#include "audit_row.h"
+#include "audit_sqlite.h"
 #include "siphash.h"
 
 #include <sqlite3.h>
@@ -265,43 +266,39 @@ void adb_index_digest_add_parsed_streaming(adb_index_digest *d, const adb_row *r
     }
 }
 
-// Columns of the verifier's row statement (adb_stmt_read_row).
-enum { C_SEQ = 0, C_RECORDED_AT = 1, C_TENANT = 3, C_ACTOR = 4, C_ACTION = 5, C_RESOURCE_ID = 7, C_ORIGIN_REF = 14 };
-
-void adb_index_digest_add_row(adb_index_digest *d, void *statement) {
+void adb_index_digest_add_row(adb_index_digest *d, struct sqlite3_stmt *stmt) {
     // Any row, whatever its column types (a malformed row is in the indexes as stored too).
-    sqlite3_stmt *stmt = (sqlite3_stmt *)statement;
     entry_builder e;
-    int64_t seq = sqlite3_column_int64(stmt, C_SEQ);
+    int64_t seq = sqlite3_column_int64(stmt, ADB_COL_SEQ);
     int64_t bucket = seq >> 14;
-    if (sqlite3_column_type(stmt, C_ACTOR) != SQLITE_NULL) {
+    if (sqlite3_column_type(stmt, ADB_COL_ACTOR) != SQLITE_NULL) {
         entry_start(&e, d, ADB_INDEX_ACTOR);
         entry_int(&e, d, bucket);
-        entry_value(&e, d, sqlite3_column_value(stmt, C_ACTOR));
+        entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_ACTOR));
         entry_int(&e, d, seq);
         entry_finish(&e, d, ADB_INDEX_ACTOR);
     }
-    if (sqlite3_column_type(stmt, C_RESOURCE_ID) != SQLITE_NULL) {
+    if (sqlite3_column_type(stmt, ADB_COL_RESOURCE_ID) != SQLITE_NULL) {
         entry_start(&e, d, ADB_INDEX_RESOURCE);
         entry_int(&e, d, bucket);
-        entry_value(&e, d, sqlite3_column_value(stmt, C_RESOURCE_ID));
+        entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_RESOURCE_ID));
         entry_int(&e, d, seq);
         entry_finish(&e, d, ADB_INDEX_RESOURCE);
     }
-    if (sqlite3_column_type(stmt, C_TENANT) != SQLITE_NULL) {
+    if (sqlite3_column_type(stmt, ADB_COL_TENANT) != SQLITE_NULL) {
         entry_start(&e, d, ADB_INDEX_TENANT_TIME);
-        entry_value(&e, d, sqlite3_column_value(stmt, C_TENANT));
-        entry_value(&e, d, sqlite3_column_value(stmt, C_RECORDED_AT));
+        entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_TENANT));
+        entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_RECORDED_AT));
         entry_int(&e, d, seq);
         entry_finish(&e, d, ADB_INDEX_TENANT_TIME);
     }
     entry_start(&e, d, ADB_INDEX_RECORDED_AT);
-    entry_value(&e, d, sqlite3_column_value(stmt, C_RECORDED_AT));
+    entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_RECORDED_AT));
     entry_int(&e, d, seq);
     entry_finish(&e, d, ADB_INDEX_RECORDED_AT);
-    if (sqlite3_column_type(stmt, C_ACTION) == SQLITE_TEXT) {
-        const uint8_t *p = sqlite3_column_text(stmt, C_ACTION);
-        size_t n = (size_t)sqlite3_column_bytes(stmt, C_ACTION);
+    if (sqlite3_column_type(stmt, ADB_COL_ACTION) == SQLITE_TEXT) {
+        const uint8_t *p = sqlite3_column_text(stmt, ADB_COL_ACTION);
+        size_t n = (size_t)sqlite3_column_bytes(stmt, ADB_COL_ACTION);
         if (p && in_engine_range(p, n)) {
             entry_start(&e, d, ADB_INDEX_ENGINE);
             entry_bytes(&e, d, 3, p, (uint32_t)n);
@@ -309,9 +306,9 @@ void adb_index_digest_add_row(adb_index_digest *d, void *statement) {
             entry_finish(&e, d, ADB_INDEX_ENGINE);
         }
     }
-    if (sqlite3_column_type(stmt, C_ORIGIN_REF) != SQLITE_NULL) {
+    if (sqlite3_column_type(stmt, ADB_COL_ORIGIN_REF) != SQLITE_NULL) {
         entry_start(&e, d, ADB_INDEX_ORIGIN_REF);
-        entry_value(&e, d, sqlite3_column_value(stmt, C_ORIGIN_REF));
+        entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_ORIGIN_REF));
         entry_int(&e, d, seq);
         entry_finish(&e, d, ADB_INDEX_ORIGIN_REF);
     }
@@ -385,8 +382,8 @@ static void digest_final(sqlite3_context *ctx) {
     sqlite3_result_blob(ctx, out, 16, SQLITE_TRANSIENT);
 }
 
-int adb_register_index_digest(void *connection) {
-    return sqlite3_create_function_v2((sqlite3 *)connection, "auditdb_index_digest", -1, SQLITE_UTF8 | SQLITE_DIRECTONLY,
+int adb_register_index_digest(struct sqlite3 *connection) {
+    return sqlite3_create_function_v2(connection, "auditdb_index_digest", -1, SQLITE_UTF8 | SQLITE_DIRECTONLY,
                                       NULL, NULL, digest_step, digest_final, NULL);
 }
 

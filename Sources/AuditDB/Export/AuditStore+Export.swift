@@ -17,12 +17,12 @@ public enum WithholdableField: String, Sendable, Hashable, CaseIterable {
         }
     }
 
-    /// The column's index in ``Verifier/selectColumns``.
-    var column: Int32 {
+    /// The field's value in a row.
+    func value(of row: adb_row) -> adb_bytes {
         switch self {
-        case .actor: 4
-        case .source: 11
-        case .details: 12
+        case .actor: row.actor
+        case .source: row.source
+        case .details: row.details
         }
     }
 }
@@ -130,8 +130,8 @@ extension AuditStore {
         let scan: LeafScan.Leaves
         do {
             scan = try await LeafScan.leaves(pool, range: 1...cp.seq, prevMac: [UInt8](repeating: 0, count: 32),
-                                             storeID: storeID, keys: keys, verify: true) { stmt, seq, _ in
-                Self.matches(stmt, filter, seq: seq) ? "" : nil
+                                             storeID: storeID, keys: keys, verify: true) { view, _ in
+                Self.matches(view, filter) ? "" : nil
             }
         } catch {
             throw AuditError.from(error, while: "export from \(path)")
@@ -209,12 +209,13 @@ extension AuditStore {
             var chunk = Data()
             var written = 0
             let scan = try LeafScan.scan(db, range: first...last, prevMac: [UInt8](repeating: 0, count: 32), storeID: storeID,
-                                         keys: keys, verify: false) { stmt, seq, leaf in
+                                         keys: keys, verify: false) { view, leaf in
+                let seq = view.seq
                 guard wanted.contains(seq) else { return }
                 guard leaf == levels.leaf(Int(seq - 1)) else {
                     throw AuditError(.integrityViolation, "row \(seq) changed while it was being exported; nothing was exported. Run `auditdb verify`.")
                 }
-                var line = try entryJSON(stmt, seq: seq, storeID: storeID, keys: keys, redact: redact, leaf: leaf)
+                var line = try entryJSON(view, storeID: storeID, keys: keys, redact: redact, leaf: leaf)
                 line += ",\"proof\":[" + levels.proof(index: Int(seq - 1)).map { "\"\(Hex.encode($0))\"" }.joined(separator: ",") + "]}\n"
                 // The bounds a verifier enforces (FORMAT.md 17.4): never write what would not verify.
                 guard line.utf8.count - 1 <= ExportBundle.maximumEntryLineBytes else {
@@ -238,59 +239,51 @@ extension AuditStore {
         try handle.synchronize()
     }
 
-    static func matches(_ stmt: OpaquePointer, _ filter: ExportFilter, seq: Int64) -> Bool {
-        func text(_ i: Int32) -> [UInt8]? {
-            let b = Verifier.text(stmt, i)
-            guard b.len >= 0 else { return nil }
-            return b.len == 0 ? [] : Array(UnsafeBufferPointer(start: b.ptr, count: Int(b.len)))
-        }
-        if let seqs = filter.seqs, !seqs.contains(seq) { return false }
-        if let tenant = filter.tenant, text(3) != Array(tenant.utf8) { return false }
-        if let actor = filter.actor, text(4) != Array(actor.utf8) { return false }
-        if let action = filter.action, text(5) != Array(action.utf8) { return false }
-        if let resourceType = filter.resourceType, text(6) != Array(resourceType.utf8) { return false }
-        if let resourceId = filter.resourceId, text(7) != Array(resourceId.utf8) { return false }
-        if let outcome = filter.outcome, sqlite3_column_int64(stmt, 8) != Int64(outcome.code) { return false }
-        if let severity = filter.severity, sqlite3_column_int64(stmt, 9) != Int64(severity.code) { return false }
-        if let correlationId = filter.correlationId, text(10) != Array(correlationId.utf8) { return false }
+    /// Whether a well-formed row matches `filter` (the rows an export holds).
+    static func matches(_ view: RowView, _ filter: ExportFilter) -> Bool {
+        let row = view.row
+        if let seqs = filter.seqs, !seqs.contains(row.seq) { return false }
+        if let tenant = filter.tenant, !RowView.equals(row.tenant, tenant) { return false }
+        if let actor = filter.actor, !RowView.equals(row.actor, actor) { return false }
+        if let action = filter.action, !RowView.equals(row.action, action) { return false }
+        if let resourceType = filter.resourceType, !RowView.equals(row.resource_type, resourceType) { return false }
+        if let resourceId = filter.resourceId, !RowView.equals(row.resource_id, resourceId) { return false }
+        if let outcome = filter.outcome, Int64(row.outcome) != Int64(outcome.code) { return false }
+        if let severity = filter.severity, Int64(row.severity) != Int64(severity.code) { return false }
+        if let correlationId = filter.correlationId, !RowView.equals(row.correlation_id, correlationId) { return false }
         if filter.occurredFrom != nil || filter.occurredBefore != nil {
-            guard sqlite3_column_type(stmt, 2) != SQLITE_NULL else { return false }
-            let occurred = sqlite3_column_int64(stmt, 2)
-            if let from = filter.occurredFrom, occurred < from.microsecondsSinceEpoch { return false }
-            if let before = filter.occurredBefore, occurred >= before.microsecondsSinceEpoch { return false }
+            guard row.has_occurred_at != 0 else { return false }
+            if let from = filter.occurredFrom, row.occurred_at < from.microsecondsSinceEpoch { return false }
+            if let before = filter.occurredBefore, row.occurred_at >= before.microsecondsSinceEpoch { return false }
         }
-        let recorded = sqlite3_column_int64(stmt, 1)
-        if let from = filter.recordedFrom, recorded < from.microsecondsSinceEpoch { return false }
-        if let before = filter.recordedBefore, recorded >= before.microsecondsSinceEpoch { return false }
+        if let from = filter.recordedFrom, row.recorded_at < from.microsecondsSinceEpoch { return false }
+        if let before = filter.recordedBefore, row.recorded_at >= before.microsecondsSinceEpoch { return false }
         return true
     }
 
     /// One entry as JSON, up to (not including) its proof and closing brace.
-    private static func entryJSON(_ stmt: OpaquePointer, seq: Int64, storeID: StoreID, keys: KeyRing,
+    private static func entryJSON(_ view: RowView, storeID: StoreID, keys: KeyRing,
                                   redact: Set<WithholdableField>, leaf: [UInt8]) throws(AuditError) -> String
     {
-        func text(_ i: Int32, _ name: String) throws(AuditError) -> String? {
-            let b = Verifier.text(stmt, i)
-            guard b.len >= 0 else { return nil }
-            guard b.len > 0, let p = b.ptr else { return "" }
-            guard let s = String(validating: UnsafeBufferPointer(start: p, count: Int(b.len)), as: UTF8.self) else {
-                throw AuditError(.invalidInput, "row \(seq): \(name) is not valid UTF-8 and cannot be exported as JSON text")
-            }
-            return s
+        let row = view.row, seq = row.seq
+        func text(_ b: adb_bytes, _ name: String) throws(AuditError) -> String? {
+            try RowView.validString(b, field: name, seq: seq)
         }
         func q(_ s: String?) -> String { s.map(OutputEscaping.jsonQuoted) ?? "null" }
-        func int(_ i: Int32) -> String { sqlite3_column_type(stmt, i) == SQLITE_NULL ? "null" : String(sqlite3_column_int64(stmt, i)) }
-        let kv = UInt32(truncatingIfNeeded: sqlite3_column_int64(stmt, 16))
+        func optional(_ present: Int32, _ v: Int64) -> String { present != 0 ? String(v) : "null" }
+        let kv = row.key_version
         guard let key = keys.key(version: kv) else {
             throw AuditError(.keyUnavailable, "row \(seq) is signed with key version \(kv), which the key ring lacks")
         }
-        var out = "{\"seq\":\(seq),\"recordedAt\":\(int(1)),\"occurredAt\":\(int(2)),\"tenant\":\(q(try text(3, "tenant"))),"
-            + "\"action\":\(q(try text(5, "action"))),\"resourceType\":\(q(try text(6, "resource_type"))),"
-            + "\"resourceId\":\(q(try text(7, "resource_id"))),\"outcome\":\(int(8)),\"severity\":\(int(9)),"
-            + "\"correlationId\":\(q(try text(10, "correlation_id"))),\"origin\":\(int(13)),\"originRef\":\(int(14)),"
-            + "\"formatVersion\":\(int(15)),\"keyVersion\":\(kv)"
+        var out = "{\"seq\":\(seq),\"recordedAt\":\(row.recorded_at),\"occurredAt\":\(optional(row.has_occurred_at, row.occurred_at)),"
+            + "\"tenant\":\(q(try text(row.tenant, "tenant"))),"
+            + "\"action\":\(q(try text(row.action, "action"))),\"resourceType\":\(q(try text(row.resource_type, "resource_type"))),"
+            + "\"resourceId\":\(q(try text(row.resource_id, "resource_id"))),\"outcome\":\(row.outcome),\"severity\":\(row.severity),"
+            + "\"correlationId\":\(q(try text(row.correlation_id, "correlation_id"))),\"origin\":\(row.origin),"
+            + "\"originRef\":\(optional(row.has_origin_ref, row.origin_ref)),"
+            + "\"formatVersion\":\(row.format_version),\"keyVersion\":\(kv)"
         for field in WithholdableField.allCases {
-            let value = Verifier.text(stmt, field.column)
+            let value = field.value(of: row)
             var nonce = [UInt8](repeating: 0, count: 32)
             var commitment = [UInt8](repeating: 0, count: 32)
             adb_field_nonce(key.keyset, storeID.bytes, seq, field.id, &nonce)
@@ -300,7 +293,7 @@ extension AuditStore {
             } else if value.len < 0 {
                 out += ",\"\(field.rawValue)\":{\"value\":null,\"commitment\":\"\(Hex.encode(commitment))\"}"
             } else {
-                out += ",\"\(field.rawValue)\":{\"value\":\(q(try text(field.column, field.rawValue))),"
+                out += ",\"\(field.rawValue)\":{\"value\":\(q(try text(value, field.rawValue))),"
                     + "\"nonce\":\"\(Hex.encode(nonce))\",\"commitment\":\"\(Hex.encode(commitment))\"}"
             }
         }

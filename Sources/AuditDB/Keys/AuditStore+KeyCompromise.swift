@@ -148,7 +148,7 @@ extension AuditStore {
         }
         let (last, _) = try Appender.readHead(db)
         guard last > from.seq else { return }
-        let context = Verifier.RowContext(storeID: storeID, keys: keys, compromised: keys.compromisedVersions, attestations: attestations)
+        let context = RowContext(storeID: storeID, keys: keys, attestations: attestations)
         let result = try Verifier.scan(db, range: (from.seq + 1)...last, isLast: true, context: context, startMac: from.mac)
         if let first = result.findings.first {
             throw AuditError(

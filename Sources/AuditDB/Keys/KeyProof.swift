@@ -80,37 +80,29 @@ enum KeyProof {
         var places: [(sql: String, argument: Int64)] = []
         if let first = cachedFirstSeq, first >= 1 {
             places.append((
-                "SELECT \(Verifier.selectColumns) FROM audit_entries WHERE seq >= ?1 AND seq < ?1 + \(window) AND key_version = ?2 ORDER BY seq LIMIT \(rowsPerPlace)",
+                RowLayout.select + " WHERE seq >= ?1 AND seq < ?1 + \(window) AND key_version = ?2 ORDER BY seq LIMIT \(rowsPerPlace)",
                 first))
         }
         let last = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0
         if last >= 1 {
             places.append((
-                "SELECT \(Verifier.selectColumns) FROM audit_entries WHERE seq > ?1 - \(window) AND seq <= ?1 AND seq >= 1 AND key_version = ?2 ORDER BY seq DESC LIMIT \(rowsPerPlace)",
+                RowLayout.select + " WHERE seq > ?1 - \(window) AND seq <= ?1 AND seq >= 1 AND key_version = ?2 ORDER BY seq DESC LIMIT \(rowsPerPlace)",
                 last))
         }
         for place in places {
             let statement = try db.makeStatement(sql: place.sql)
             let stmt = statement.sqliteStatement
-            sqlite3_bind_int64(stmt, 1, place.argument)
-            sqlite3_bind_int64(stmt, 2, Int64(key.version))
-            defer { sqlite3_reset(stmt) }
-            while true {
-                let rc = sqlite3_step(stmt)
-                if rc == SQLITE_DONE { break }
-                guard rc == SQLITE_ROW else {
-                    throw DatabaseError(resultCode: ResultCode(rawValue: rc),
-                                        message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: "key proof")
+            try SQLite.bind(stmt, 1, place.argument)
+            try SQLite.bind(stmt, 2, Int64(key.version))
+            defer { SQLite.reset(stmt) }
+            while try SQLite.step(stmt, while: "key proof") {
+                var view = RowView(stmt)
+                guard view.isWellFormed, let stored = view.mac else { continue }  // a malformed row is no evidence either way
+                if checked.contains(view.seq) { continue }
+                if adb_row_check_leaf(key.keyset, header.storeID.bytes, &view.row, nil, stored, 32, nil) == Int32(ADB_OK) {
+                    return .proven
                 }
-                var row = adb_row()
-                var stored: UnsafePointer<UInt8>?
-                var column: Int32 = -1
-                guard adb_stmt_read_row(UnsafeMutableRawPointer(stmt), UInt8(StoreFormat.formatVersion), &row, &stored,
-                                        &column) == Int32(ADB_SHAPE_OK), let stored
-                else { continue }  // a malformed row is no evidence either way
-                if checked.contains(row.seq) { continue }
-                if adb_row_tag_matches(key.keyset, header.storeID.bytes, &row, stored, 32) == 1 { return .proven }
-                checked.append(row.seq)
+                checked.append(view.seq)
             }
         }
         return checked.isEmpty ? .unproven : .wrong(checked: checked)

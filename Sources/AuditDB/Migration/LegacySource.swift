@@ -17,23 +17,18 @@ final class LegacySource {
         guard FileManager.default.fileExists(atPath: adoption.sourcePath) else {
             throw AuditError(.invalidInput, "no source database at \(adoption.sourcePath)", field: "source")
         }
-        var handle: OpaquePointer?
         // NOMUTEX: one task uses this connection at a time, so SQLite's per-call mutex is pure cost.
-        guard sqlite3_open_v2(adoption.sourcePath, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK else {
-            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
-            sqlite3_close(handle)
-            throw AuditError(.storage, "cannot open the source \(adoption.sourcePath): \(message)")
-        }
-        sqlite3_busy_timeout(handle, 5_000)
+        let handle = try SQLite.open(adoption.sourcePath, busyTimeoutMilliseconds: 5_000)
         connection = handle
         func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
         // The table's columns.
         var tableColumns: [String] = []
-        var stmt: OpaquePointer?
-        sqlite3_prepare_v2(handle, "SELECT name FROM pragma_table_info(?)", -1, &stmt, nil)
-        sqlite3_bind_text(stmt, 1, adoption.table, -1, unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self))
-        while sqlite3_step(stmt) == SQLITE_ROW { tableColumns.append(String(cString: sqlite3_column_text(stmt, 0))) }
-        sqlite3_finalize(stmt)
+        let info = try SQLite.prepare(handle, "SELECT name FROM pragma_table_info(?)", while: "read the columns of \(adoption.table)")
+        defer { SQLite.finalize(info) }
+        try SQLite.bind(info, 1, text: adoption.table)
+        while try SQLite.step(info, while: "read the columns of \(adoption.table)") {
+            tableColumns.append(SQLite.text(info, 0).map { String(decoding: $0, as: UTF8.self) } ?? "")
+        }
         guard !tableColumns.isEmpty else {
             throw AuditError(.invalidInput, "\(adoption.sourcePath) has no table \(adoption.table)", field: "table")
         }
@@ -58,19 +53,20 @@ final class LegacySource {
         // The trailing rowid makes the order total (ids may repeat: reported, not lost) and is not hashed.
         idExpression = id
         selectSQL = "SELECT \(id), \(columns.map { quote($0.1) }.joined(separator: ", ")), rowid FROM \(quote(adoption.table))"
-        guard sqlite3_exec(handle, "BEGIN", nil, nil, nil) == SQLITE_OK,
-              sqlite3_exec(handle, "SELECT count(*) FROM \(quote(adoption.table))", nil, nil, nil) == SQLITE_OK
-        else {
-            throw AuditError(.storage, "cannot read \(adoption.table): \(String(cString: sqlite3_errmsg(handle)))")
-        }
+        try SQLite.exec(handle, "BEGIN", while: "read \(adoption.table)")
+        try SQLite.exec(handle, "SELECT count(*) FROM \(quote(adoption.table))", while: "read \(adoption.table)")
     }
 
+    /// Closes the connection; its read transaction ends with it.
     func close() {
-        if let connection {
-            sqlite3_exec(connection, "ROLLBACK", nil, nil, nil)
-            sqlite3_close(connection)
-        }
+        if let connection { SQLite.close(connection) }
         connection = nil
+    }
+
+    /// The open connection.
+    private func open() throws(AuditError) -> OpaquePointer {
+        guard let connection else { throw AuditError(.closed, "the source \(adoption.sourcePath) was closed") }
+        return connection
     }
 
     deinit { close() }
@@ -85,41 +81,34 @@ final class LegacySource {
         let windowSize = adoption.windowSize
         let idColumnIndex = Int32(0), rowidIndex = Int32(columns.count + 1)
         var after: (id: OpaquePointer, rowid: Int64)?  // the last row read (a copied sqlite3_value)
-        defer { if let after { sqlite3_value_free(after.id) } }
+        defer { if let after { SQLite.free(after.id) } }
+        let connection = try open()
         var previousID: Int64?
         while true {
             let condition = after == nil ? "" : " WHERE (\(idExpression), rowid) > (?, ?)"
             let sql = selectSQL + condition + " ORDER BY \(idExpression), rowid LIMIT \(windowSize)"
-            var stmt: OpaquePointer?
-            guard sqlite3_prepare_v2(connection, sql, -1, &stmt, nil) == SQLITE_OK else {
-                throw AuditError(.storage, "cannot read \(adoption.table): \(String(cString: sqlite3_errmsg(connection)))")
-            }
+            let stmt = try SQLite.prepare(connection, sql, while: "read \(adoption.table)")
+            defer { SQLite.finalize(stmt) }
             if let after {
-                sqlite3_bind_value(stmt, 1, after.id)
-                sqlite3_bind_int64(stmt, 2, after.rowid)
+                try SQLite.bind(stmt, 1, value: after.id)
+                try SQLite.bind(stmt, 2, after.rowid)
             }
             var window: [Result<EncodedEvent, AdoptionProblem>] = []
             window.reserveCapacity(windowSize)
-            var rc = sqlite3_step(stmt)
-            while rc == SQLITE_ROW {
-                let id = sqlite3_column_int64(stmt, idColumnIndex)
+            while try SQLite.step(stmt, while: "read \(adoption.table)") {
+                let id = SQLite.int64(stmt, idColumnIndex)
                 // Each column as u8 type || u32 length || bytes (the trailing rowid is not hashed).
-                if let digest { adb_digest_columns(digest, UnsafeMutableRawPointer(stmt), Int32(columns.count + 1)) }
-                if sqlite3_column_type(stmt, idColumnIndex) != SQLITE_INTEGER {
+                if let digest { adb_digest_columns(digest, stmt, Int32(columns.count + 1)) }
+                if SQLite.type(stmt, idColumnIndex) != SQLITE_INTEGER {
                     window.append(.failure(AdoptionProblem(rowID: id, field: "id", message: "the id is not an integer")))
                 } else if previousID == id {
                     window.append(.failure(AdoptionProblem(rowID: id, field: "id", message: "duplicate id")))
                 } else {
                     previousID = id
-                    window.append(row(stmt!, id: id))
+                    window.append(row(stmt, id: id))
                 }
-                if let old = after { sqlite3_value_free(old.id) }
-                after = (sqlite3_value_dup(sqlite3_column_value(stmt, idColumnIndex))!, sqlite3_column_int64(stmt, rowidIndex))
-                rc = sqlite3_step(stmt)
-            }
-            sqlite3_finalize(stmt)
-            guard rc == SQLITE_DONE else {
-                throw AuditError(.storage, "reading \(adoption.table) failed: \(String(cString: sqlite3_errmsg(connection)))")
+                if let old = after { SQLite.free(old.id) }
+                after = (try SQLite.duplicate(stmt, idColumnIndex), SQLite.int64(stmt, rowidIndex))
             }
             try await body(window)
             guard window.count == windowSize else { return }
@@ -137,7 +126,7 @@ final class LegacySource {
         var occurred: AuditTimestamp?
         for (offset, (field, _)) in columns.enumerated() {
             let i = Int32(offset + 1)
-            let type = sqlite3_column_type(stmt, i)
+            let type = SQLite.type(stmt, i)
             if field == .occurredAt {
                 switch Self.timestamp(stmt, i, type: type, format: adoption.timestampFormat) {
                 case .success(let t): occurred = t
@@ -149,9 +138,9 @@ final class LegacySource {
             case SQLITE_NULL:
                 continue
             case SQLITE_INTEGER:
-                texts[field.slot] = String(sqlite3_column_int64(stmt, i))
+                texts[field.slot] = String(SQLite.int64(stmt, i))
             case SQLITE_TEXT:
-                let bytes = UnsafeBufferPointer(start: sqlite3_column_text(stmt, i), count: Int(sqlite3_column_bytes(stmt, i)))
+                let bytes = SQLite.text(stmt, i) ?? UnsafeBufferPointer(start: nil, count: 0)
                 // ASCII is valid UTF-8: skip the full validation for the common case.
                 if bytes.allSatisfy({ $0 < 0x80 }) {
                     texts[field.slot] = String(decoding: bytes, as: UTF8.self)
@@ -204,7 +193,7 @@ final class LegacySource {
             guard type == SQLITE_TEXT else {
                 return .failure(TimestampProblem(message: "is a number; give its unit with --timestamp-format unix-seconds|unix-milliseconds|unix-microseconds"))
             }
-            let text = String(cString: sqlite3_column_text(stmt, i))
+            let text = SQLite.text(stmt, i).map { String(decoding: $0, as: UTF8.self) } ?? ""
             var parsed = AuditTimestamp.parse(text)
             // SQLite's own datetime() format, taken as UTC.
             var sqliteForm = text
@@ -225,15 +214,15 @@ final class LegacySource {
         case .unixSeconds, .unixMilliseconds, .unixMicroseconds:
             guard type == SQLITE_INTEGER || type == SQLITE_FLOAT else { return .failure(TimestampProblem(message: "is not a number of \(format.rawValue)")) }
             let scale: Double = format == .unixSeconds ? 1_000_000 : format == .unixMilliseconds ? 1_000 : 1
-            let micros = sqlite3_column_double(stmt, i) * scale
+            let micros = SQLite.double(stmt, i) * scale
             guard micros.isFinite, micros >= Double(AuditTimestamp.minimum.microsecondsSinceEpoch),
                   micros <= Double(AuditTimestamp.maximum.microsecondsSinceEpoch)
             else { return .failure(TimestampProblem(message: "is out of the years 0001–9999 as \(format.rawValue)")) }
             if type == SQLITE_INTEGER, format == .unixMicroseconds {
-                return .success(AuditTimestamp(microsecondsSinceEpoch: sqlite3_column_int64(stmt, i)))
+                return .success(AuditTimestamp(microsecondsSinceEpoch: SQLite.int64(stmt, i)))
             }
             if type == SQLITE_INTEGER {
-                let n = sqlite3_column_int64(stmt, i)
+                let n = SQLite.int64(stmt, i)
                 return .success(AuditTimestamp(microsecondsSinceEpoch: n * (format == .unixSeconds ? 1_000_000 : 1_000)))
             }
             return .success(AuditTimestamp(microsecondsSinceEpoch: Int64(micros.rounded(.down))))
@@ -246,7 +235,8 @@ final class LegacySource {
 
     /// Adds triggers that refuse UPDATE and DELETE on the legacy table.
     func protect() throws {
-        sqlite3_exec(connection, "ROLLBACK", nil, nil, nil)
+        let connection = try open()
+        try endReadTransaction(connection)
         let table = "\"" + adoption.table.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         let base = adoption.table.replacingOccurrences(of: "\"", with: "")
         let sql = """
@@ -257,19 +247,24 @@ final class LegacySource {
             BEGIN SELECT RAISE(ABORT, 'this legacy audit table was adopted into AuditDB; it is read-only'); END;
             COMMIT;
             """
-        guard sqlite3_exec(connection, sql, nil, nil, nil) == SQLITE_OK else {
-            let message = String(cString: sqlite3_errmsg(connection))
-            sqlite3_exec(connection, "ROLLBACK", nil, nil, nil)
-            throw AuditError(.storage, "could not protect \(adoption.table): \(message)")
+        do {
+            try SQLite.exec(connection, sql, while: "protect \(adoption.table)")
+        } catch {
+            try endReadTransaction(connection)
+            throw error
         }
     }
 
     /// Drops the legacy table.
     func drop() throws {
-        sqlite3_exec(connection, "ROLLBACK", nil, nil, nil)
+        let connection = try open()
+        try endReadTransaction(connection)
         let table = "\"" + adoption.table.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        guard sqlite3_exec(connection, "DROP TABLE \(table)", nil, nil, nil) == SQLITE_OK else {
-            throw AuditError(.storage, "could not drop \(adoption.table): \(String(cString: sqlite3_errmsg(connection)))")
-        }
+        try SQLite.exec(connection, "DROP TABLE \(table)", while: "drop \(adoption.table)")
+    }
+
+    /// Ends the read transaction (or a failed write one) so the connection may write.
+    private func endReadTransaction(_ connection: OpaquePointer) throws(AuditError) {
+        if SQLite.inTransaction(connection) { try SQLite.exec(connection, "ROLLBACK", while: "end the read of \(adoption.table)") }
     }
 }

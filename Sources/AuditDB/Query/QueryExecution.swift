@@ -96,12 +96,12 @@ enum QueryExecution {
         var conditions = plan.preferTimeIndex ? ["+seq >= ?", "+seq <= ?"] : ["seq >= ?", "seq <= ?"]
         if bucketed { conditions.append("(seq >> \(bucketShift)) = ?") }
         conditions += plan.conditions
-        let columns = plan.seqsFirst && !bucketed ? "seq" : Verifier.selectColumns
+        let columns = plan.seqsFirst && !bucketed ? "seq" : RowLayout.columns
         return "SELECT \(columns) FROM audit_entries WHERE \(conditions.joined(separator: " AND ")) "
             + "ORDER BY seq \(plan.descending ? "DESC" : "ASC") LIMIT ?"
     }
 
-    static let rowBySeqSQL = "SELECT \(Verifier.selectColumns) FROM audit_entries WHERE seq = ?"
+    static let rowBySeqSQL = RowLayout.select + " WHERE seq = ?"
 
     /// Reads one page inside the caller's read transaction.
     static func page(_ db: Database, plan: Plan, storeID: StoreID, keys: KeyRing) throws -> QueryPage {

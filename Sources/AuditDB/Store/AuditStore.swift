@@ -371,18 +371,14 @@ extension GRDB.Configuration {
         let synchronous = store.durability == .synchronous ? "FULL" : "NORMAL"
         let maximumSize = store.maximumSizeBytes
         config.prepareDatabase { db in
-            let connection = UnsafeMutableRawPointer(db.sqliteConnection)
+            guard let connection = db.sqliteConnection else { throw AuditError(.closed, "the connection is closed") }
             // No connection of AuditDB's may corrupt the schema through writable_schema & co.
-            guard adb_sqlite_set_defensive(connection, 1) == 1 else {
-                throw AuditError(.storage, "could not enable SQLITE_DBCONFIG_DEFENSIVE on the connection")
-            }
+            try SQLite.setDefensive(connection)
             // The append-only triggers stop every *other* client. AuditDB's own connections only
             // run AuditDB's statements, which always insert the next seq, so they skip the
             // triggers: the INSERT trigger's seq check alone cost ~28% of append throughput
             // (docs/performance.md). Verification never relies on triggers.
-            guard adb_sqlite_enable_triggers(connection, 0) == 0 else {
-                throw AuditError(.storage, "could not configure triggers on the connection")
-            }
+            try SQLite.disableTriggers(connection)
             // GRDB's pool sets synchronous = NORMAL after this when it enables WAL mode; the
             // appender sets the mode it needs before its first commit (see Appender.setSynchronous).
             if !readOnly {

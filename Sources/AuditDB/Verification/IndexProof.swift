@@ -74,14 +74,11 @@ struct IndexProof: Sendable {
 
     /// Adds the entries of the rows below seq 1 (they are in the indexes too; full passes only).
     static func addRowsBelowOne(_ db: Database, into digest: inout adb_index_digest) throws {
-        let statement = try db.makeStatement(sql: "SELECT \(Verifier.selectColumns) FROM audit_entries WHERE seq < 1")
+        let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq < 1")
         let stmt = statement.sqliteStatement
-        defer { sqlite3_reset(stmt) }
-        while true {
-            let rc = sqlite3_step(stmt)
-            if rc == SQLITE_DONE { return }
-            guard rc == SQLITE_ROW else { throw failure(rc, db, "reading rows below seq 1") }
-            adb_index_digest_add_row(&digest, UnsafeMutableRawPointer(stmt))
+        defer { SQLite.reset(stmt) }
+        while try SQLite.step(stmt, while: "read rows below seq 1") {
+            adb_index_digest_add_row(&digest, stmt)
         }
     }
 
@@ -137,21 +134,17 @@ struct IndexProof: Sendable {
     {
         let statement = try db.makeStatement(sql: sql)
         let stmt = statement.sqliteStatement
-        defer { sqlite3_reset(stmt) }
-        let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
-        sqlite3_bind_blob(stmt, 1, key, Int32(key.count), transient)
-        for (offset, value) in bindings.enumerated() { sqlite3_bind_int64(stmt, Int32(offset + 2), value) }
-        if let text { sqlite3_bind_text(stmt, 6, text, -1, transient) }
-        let rc = sqlite3_step(stmt)
-        guard rc == SQLITE_ROW else { throw failure(rc, db, "scanning index \(index.name)") }
-        guard sqlite3_column_bytes(stmt, 0) == 16, let result = sqlite3_column_blob(stmt, 0) else {
-            throw failure(SQLITE_ERROR, db, "scanning index \(index.name): unexpected digest")
+        defer { SQLite.reset(stmt) }
+        try SQLite.bind(stmt, 1, blob: key)
+        for (offset, value) in bindings.enumerated() { try SQLite.bind(stmt, Int32(offset + 2), value) }
+        if let text { try SQLite.bind(stmt, 6, text: text) }
+        guard try SQLite.step(stmt, while: "scan index \(index.name)") else {
+            throw AuditError(.storage, "scanning index \(index.name) gave no digest")
         }
-        adb_index_digest_absorb(&digest, index.id, result.assumingMemoryBound(to: UInt8.self))
-    }
-
-    private static func failure(_ rc: Int32, _ db: Database, _ what: String) -> DatabaseError {
-        DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: what)
+        guard let result = SQLite.blob(stmt, 0), result.count == 16 else {
+            throw AuditError(.storage, "scanning index \(index.name) gave an unexpected digest")
+        }
+        adb_index_digest_absorb(&digest, index.id, result)
     }
 
     /// The index side of one pass: the digest of every provable index's entries for rows
@@ -183,15 +176,18 @@ struct IndexProof: Sendable {
     static func indexSide(_ db: Database, key: [UInt8], from: Int64?, upTo: Int64, part: Int32 = 0, parts: Int32 = 1) throws -> Side {
         var side = Side(digest: emptyDigest(key: key))
         side.proved = try provable(db).filter { $0.id % parts == part }
-        guard adb_register_index_digest(UnsafeMutableRawPointer(db.sqliteConnection)) == SQLITE_OK else {
-            throw failure(SQLITE_ERROR, db, "registering auditdb_index_digest")
-        }
+        guard let connection = db.sqliteConnection else { throw AuditError(.closed, "the connection is closed") }
+        try SQLite.registerIndexDigest(connection)
         for index in side.proved {
             do {
                 try scan(db, index: index, key: key, from: from, upTo: upTo, into: &side.digest)
             } catch let error as DatabaseError where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB {
                 side.corruption = Finding(kind: .corruption, seqs: nil,
                                           message: "SQLite cannot read index \(index.name): \(error.message ?? "corrupt")")
+                return side
+            } catch let error as AuditError where error.code == .corrupt {
+                side.corruption = Finding(kind: .corruption, seqs: nil,
+                                          message: "SQLite cannot read index \(index.name): \(error.message)")
                 return side
             }
         }

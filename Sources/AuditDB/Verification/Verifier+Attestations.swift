@@ -53,19 +53,18 @@ extension Verifier {
     /// For rows with seq below 1: if a row's tag verifies at one of the seqs just past the end
     /// of the log, it was moved out of that place (a cut tail); report that seq as missing.
     static func rowsMovedFromTheTail(_ db: Database, lastSeq: Int64, count: Int64, context: RowContext) throws -> [Finding] {
-        let statement = try db.makeStatement(
-            sql: "SELECT \(selectColumns) FROM audit_entries WHERE seq < 1 ORDER BY seq LIMIT 1000")
+        let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq < 1 ORDER BY seq LIMIT 1000")
         let stmt = statement.sqliteStatement
-        defer { sqlite3_reset(stmt) }
+        defer { SQLite.reset(stmt) }
         var findings: [Finding] = []
-        while sqlite3_step(stmt) == SQLITE_ROW {
-            let stored = sqlite3_column_int64(stmt, 0)
+        while try SQLite.step(stmt, while: "read rows below seq 1") {
+            let stored = SQLite.int64(stmt, RowLayout.seq)
             for candidate in (lastSeq + 1)...(lastSeq + count) {
-                var probe = RangeResult()
-                var prevMac = [UInt8](repeating: 0, count: 32)
-                var prevKnown = false
-                checkRow(stmt, seq: candidate, prevMac: &prevMac, prevKnown: &prevKnown, context: context, result: &probe)
-                let rowFailed = probe.findings.contains { [.macMismatch, .malformedRow, .unknownKeyVersion].contains($0.kind) }
+                var view = RowView(stmt)
+                var chain = RowChain(prevKnown: false)
+                let finding = view.check(seq: candidate, chain: &chain, context: context)
+                let failing: Set<Finding.Kind> = [.macMismatch, .malformedRow, .unknownKeyVersion]
+                let rowFailed = finding.map { failing.contains($0.kind) } ?? false
                 if !rowFailed {
                     findings.append(Finding(
                         kind: .missingRows, seqs: candidate...candidate,

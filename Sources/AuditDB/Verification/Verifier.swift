@@ -1,6 +1,6 @@
-// Over 450 lines on purpose: the pass (run), the parallel row scan it splits, and the merge that
-// makes the split report equal one pass in seq order share their state and must change together.
-// Schema and header checks are in Verifier+Header.swift, attestations in Verifier+Attestations.swift.
+// The pass (run), the parallel row scan it splits, and the merge that makes the split report equal
+// one pass in seq order share their state and change together. Schema and header checks are in
+// Verifier+Header.swift, attestations in Verifier+Attestations.swift; a row's verdict is Row/'s.
 import CAuditCore
 import Foundation
 import GRDB
@@ -14,12 +14,6 @@ struct Verifier: Sendable {
     let expectedStoreID: StoreID?
     /// The public checkpoint keys that authenticate the store's own checkpoints (StoredCheckpointCheck).
     var checkpointKeys: CheckpointPublicKeys? = nil
-
-    /// Columns in the order RowView reads them.
-    static let selectColumns = """
-        seq, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity,
-        correlation_id, source, details, origin, origin_ref, format_version, key_version, mac
-        """
 
     struct Attestation: Sendable {
         var keyVersion: UInt32
@@ -48,11 +42,9 @@ struct Verifier: Sendable {
         do {
             phase1 = try await readOverview(full: position == nil)
         } catch let error as DatabaseError where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB {
-            return IntegrityReport(
-                storeID: nil, rowsChecked: 0, lastSeq: 0,
-                findings: [Finding(kind: .corruption, seqs: nil,
-                                   message: "SQLite cannot read the store's tables: \(error.message ?? "corrupt")")],
-                totalFindings: 1, startedAt: startedAt, duration: ContinuousClock.now - started)
+            return Self.unreadable(error.message ?? "corrupt", startedAt: startedAt, started: started)
+        } catch let error as AuditError where error.code == .corrupt {
+            return Self.unreadable(error.message, startedAt: startedAt, started: started)
         }
         let (schemaFindings, header, bounds, lowRows, attestations) = phase1
         findings += schemaFindings
@@ -119,8 +111,7 @@ struct Verifier: Sendable {
         if let storeID, let maxSeq = bounds.1, firstSeq <= maxSeq {
             let ranges = Self.split(firstSeq...maxSeq, rows: maxSeq - firstSeq + 1)
             let chainStart = startMac
-            let context = RowContext(
-                storeID: storeID.bytes, keys: keys, compromised: keys.compromisedVersions, attestations: attestations)
+            let context = RowContext(storeID: storeID.bytes, keys: keys, attestations: attestations)
             let pool = self.pool
             let results = try await withThrowingTaskGroup(of: RangeResult.self) { group in
                 for (index, range) in ranges.enumerated() {
@@ -179,8 +170,7 @@ struct Verifier: Sendable {
         // Rows moved below seq 1 from the end of the log leave no gap behind; their own MACs
         // say which seq they came from.
         if let storeID, lowRows.2 > 0, lowRows.2 <= 1_000 {
-            let context = RowContext(
-                storeID: storeID.bytes, keys: keys, compromised: keys.compromisedVersions, attestations: attestations)
+            let context = RowContext(storeID: storeID.bytes, keys: keys, attestations: attestations)
             let moved = try await pool.read { db in
                 try Self.rowsMovedFromTheTail(db, lastSeq: lastSeq, count: lowRows.2, context: context)
             }
@@ -262,6 +252,14 @@ struct Verifier: Sendable {
     }
 
     /// Splits the seq range in two for two reader connections when it is large enough to pay.
+    /// The report of a pass that cannot read the store's tables at all.
+    private static func unreadable(_ why: String, startedAt: AuditTimestamp, started: ContinuousClock.Instant) -> IntegrityReport {
+        IntegrityReport(
+            storeID: nil, rowsChecked: 0, lastSeq: 0,
+            findings: [Finding(kind: .corruption, seqs: nil, message: "SQLite cannot read the store's tables: \(why)")],
+            totalFindings: 1, startedAt: startedAt, duration: ContinuousClock.now - started)
+    }
+
     static func split(_ range: ClosedRange<Int64>, rows: Int64) -> [ClosedRange<Int64>] {
         guard rows >= 20_000, ProcessInfo.processInfo.activeProcessorCount > 1 else { return [range] }
         let mid = range.lowerBound + (range.upperBound - range.lowerBound) / 2
@@ -269,20 +267,6 @@ struct Verifier: Sendable {
     }
 
     // MARK: Rows
-
-    struct RowContext: Sendable {
-        let storeID: [UInt8]
-        let keys: KeyRing
-        let compromised: Set<UInt32>
-        let attestations: [Int64: [Attestation]]
-
-        /// The ring as the C fast path reads it. Its pointers live as long as `keys`.
-        var keyEntries: [adb_key_entry] {
-            keys.keys.values.sorted { $0.version < $1.version }.map { key in
-                adb_key_entry(version: key.version, trusted: compromised.contains(key.version) ? 0 : 1, keyset: key.keyset)
-            }
-        }
-    }
 
     struct RangeResult: Sendable {
         var range: ClosedRange<Int64> = 1...1
@@ -320,24 +304,22 @@ struct Verifier: Sendable {
         result.range = range
         var digest = IndexProof.emptyDigest(key: digestKey ?? [UInt8](repeating: 0, count: 16))
         let adds = digestKey != nil
-        var prevMac = [UInt8](repeating: 0, count: 32)
-        var prevKnown = startTrusted
+        var chain = RowChain(prevKnown: startTrusted)
         if let startMac, startMac.count == 32 {
-            prevMac = startMac
+            chain.prevMac = startMac
         } else if range.lowerBound > 1 && startTrusted {
             if let stored = try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?",
                                               arguments: [range.lowerBound - 1]), stored.count == 32 {
-                prevMac = Array(stored)
+                chain.prevMac = Array(stored)
             } else {
-                prevKnown = false
+                chain.prevKnown = false
             }
         }
-        let statement = try db.makeStatement(
-            sql: "SELECT \(selectColumns) FROM audit_entries WHERE seq >= ? AND seq <= ? ORDER BY seq")
+        let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq >= ? AND seq <= ? ORDER BY seq")
         let stmt = statement.sqliteStatement
-        sqlite3_bind_int64(stmt, 1, range.lowerBound)
-        sqlite3_bind_int64(stmt, 2, range.upperBound)
-        defer { sqlite3_reset(stmt) }
+        try SQLite.bind(stmt, 1, range.lowerBound)
+        try SQLite.bind(stmt, 2, range.upperBound)
+        defer { SQLite.reset(stmt) }
         var expected = range.lowerBound
         // Runs of good rows are checked in C, row after row, without coming back to Swift; the
         // row after a run (a gap, a bad or unusual row) is reported by the row-by-row code below.
@@ -346,12 +328,12 @@ struct Verifier: Sendable {
         let storeID = context.storeID
         while true {
             let rc: Int32
-            if prevKnown && !keyEntries.isEmpty && storeID.count == 16 {
+            if chain.prevKnown && !keyEntries.isEmpty && storeID.count == 16 {
                 var next = expected, checked: Int64 = 0
                 rc = keyEntries.withUnsafeBufferPointer { keys in
-                    prevMac.withUnsafeMutableBufferPointer { prev in
+                    chain.prevMac.withUnsafeMutableBufferPointer { prev in
                         withUnsafeMutablePointer(to: &digest) { digestPointer in
-                            adb_verify_run(UnsafeMutableRawPointer(stmt), keys.baseAddress, Int32(keys.count), storeID,
+                            adb_verify_run(stmt, keys.baseAddress, Int32(keys.count), storeID,
                                            UInt8(StoreFormat.formatVersion), &next, prev.baseAddress, &checked,
                                            adds ? digestPointer : nil)
                         }
@@ -361,131 +343,48 @@ struct Verifier: Sendable {
                     result.rowsChecked += Int(checked)
                     result.lastSeq = next - 1
                     result.endTrusted = true
-                    if isLast { result.lastMac = prevMac }
+                    if isLast { result.lastMac = chain.prevMac }
                 }
                 expected = next
             } else {
-                rc = sqlite3_step(stmt)
+                rc = SQLite.rawStep(stmt)
             }
-            if rc == SQLITE_DONE { break }
-            guard rc == SQLITE_ROW else {
-                let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
-                if rc & 0xFF == SQLITE_CORRUPT || rc & 0xFF == SQLITE_NOTADB {
-                    result.add(Finding(kind: .corruption, seqs: expected...max(expected, range.upperBound),
-                                       message: "SQLite cannot read the rows from seq \(expected) on: \(message)"))
-                    if adds { result.indexDigest = digest }
-                    return result
+            switch SQLite.stepResult(rc, stmt, while: "verification scan") {
+            case .success(true):
+                break
+            case .success(false):
+                if !isLast, expected <= range.upperBound {
+                    result.add(Finding(kind: .missingRows, seqs: expected...range.upperBound,
+                                       message: "\(range.upperBound - expected + 1) row(s) missing before seq \(range.upperBound + 1) (removed)"))
                 }
-                throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: message, sql: "verification scan")
+                if adds { result.indexDigest = digest }
+                return result
+            case .failure(let error) where error.code == .corrupt:
+                result.add(Finding(kind: .corruption, seqs: expected...max(expected, range.upperBound),
+                                   message: "SQLite cannot read the rows from seq \(expected) on: \(SQLite.message(stmt))"))
+                if adds { result.indexDigest = digest }
+                return result
+            case .failure(let error):
+                throw error
             }
-            let seq = sqlite3_column_int64(stmt, 0)
-            if adds { adb_index_digest_add_row(&digest, UnsafeMutableRawPointer(stmt)) }
+            let seq = SQLite.int64(stmt, RowLayout.seq)
+            if adds { adb_index_digest_add_row(&digest, stmt) }
             if seq > expected {
                 result.add(Finding(kind: .missingRows, seqs: expected...(seq - 1),
                                    message: "\(seq - expected) row(s) missing before seq \(seq) (removed)"))
-                prevKnown = false
+                chain.prevKnown = false
             }
             expected = seq + 1
             result.rowsChecked += 1
-            checkRow(stmt, seq: seq, prevMac: &prevMac, prevKnown: &prevKnown, context: context, result: &result)
+            var view = RowView(stmt)
+            if let finding = view.check(seq: seq, chain: &chain, context: context) { result.add(finding) }
             result.lastSeq = seq
-            result.endTrusted = prevKnown
-            if isLast { result.lastMac = prevMac }
-            if let convergeWith, prevKnown, !convergeWith.contains(seq) {
+            result.endTrusted = chain.prevKnown
+            if isLast { result.lastMac = chain.prevMac }
+            if let convergeWith, chain.prevKnown, !convergeWith.contains(seq) {
                 result.convergedAt = seq
                 return result
             }
         }
-        if !isLast, expected <= range.upperBound {
-            result.add(Finding(kind: .missingRows, seqs: expected...range.upperBound,
-                               message: "\(range.upperBound - expected + 1) row(s) missing before seq \(range.upperBound + 1) (removed)"))
-        }
-        if adds { result.indexDigest = digest }
-        return result
     }
-
-    static func checkRow(_ stmt: OpaquePointer, seq: Int64, prevMac: inout [UInt8], prevKnown: inout Bool,
-                                 context: RowContext, result: inout RangeResult)
-    {
-        func malformed(_ why: String) {
-            result.add(Finding(kind: .malformedRow, seqs: seq...seq, message: why))
-            prevKnown = false
-        }
-        // One C call reads and shape-checks all 18 columns (benchmarks/results/history.md, "I4. Full scan").
-        var row = adb_row()
-        var stored: UnsafePointer<UInt8>?
-        var column: Int32 = -1
-        let shape = adb_stmt_read_row(UnsafeMutableRawPointer(stmt), UInt8(StoreFormat.formatVersion), &row, &stored, &column)
-        guard shape == Int32(ADB_SHAPE_OK), let macPointer = stored else {
-            let name = column >= 0 ? String(cString: sqlite3_column_name(stmt, column)) : ""
-            switch shape {
-            case Int32(ADB_SHAPE_NOT_INTEGER): return malformed("column \(name) is not an integer")
-            case Int32(ADB_SHAPE_NOT_INTEGER_OR_NULL): return malformed("column \(name) is not an integer or NULL")
-            case Int32(ADB_SHAPE_NOT_TEXT_OR_NULL): return malformed("column \(name) is not text or NULL")
-            case Int32(ADB_SHAPE_ACTION_NULL): return malformed("action is NULL")
-            case Int32(ADB_SHAPE_BAD_MAC): return malformed("the MAC is missing or not 32 bytes")
-            case Int32(ADB_SHAPE_BAD_CODE): return malformed("outcome, severity or origin holds an undefined code")
-            case Int32(ADB_SHAPE_BAD_FORMAT): return malformed("unknown format version \(sqlite3_column_int64(stmt, 15))")
-            default: return malformed("invalid key version \(sqlite3_column_int64(stmt, 16))")
-            }
-        }
-        row.seq = seq  // the seq being checked (rowsMovedFromTheTail checks a row against other seqs)
-        let kv = row.key_version
-        var prevTrusted = true
-        defer {
-            prevMac.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: macPointer, count: 32) }
-            prevKnown = prevTrusted
-        }
-        guard let key = context.keys.key(version: kv) else {
-            result.add(Finding(kind: .unknownKeyVersion, seqs: seq...seq,
-                               message: "signed with key version \(kv), which the key ring lacks; load the key file that holds it"))
-            prevTrusted = false
-            return
-        }
-        let verdict: Int32
-        if prevKnown {
-            verdict = prevMac.withUnsafeBufferPointer { prev in
-                adb_row_check(key.keyset, context.storeID, &row, prev.baseAddress, macPointer, 32)
-            }
-        } else {
-            verdict = adb_row_tag_matches(key.keyset, context.storeID, &row, macPointer, 32) == 1
-                ? Int32(ADB_OK) : Int32(ADB_ROW_TAG_MISMATCH)
-        }
-        // After a bad row its stored MAC proves nothing, so the next row's link is not checked
-        // against it (that would only repeat this finding); its row tag still is.
-        switch verdict {
-        case Int32(ADB_OK):
-            break
-        case Int32(ADB_ROW_TAG_MISMATCH):
-            result.add(Finding(kind: .macMismatch, seqs: seq...seq,
-                               message: "the stored values do not match the row's MAC (changed, or copied from another store)"))
-            prevTrusted = false
-            return
-        default:
-            result.add(Finding(kind: .chainBreak, seqs: seq...seq,
-                               message: "the row is intact but does not follow seq \(seq - 1) (rows removed, inserted or reordered, or taken from another copy of this store)"))
-            prevTrusted = false
-            return
-        }
-        if context.compromised.contains(kv) {
-            let valid = Self.hasValidAttestation(
-                seq: seq, keyVersion: kv, mac: macPointer, storeID: context.storeID, keys: context.keys,
-                distrusted: context.compromised, attestations: context.attestations)
-            if !valid {
-                result.add(Finding(kind: .compromisedKey, seqs: seq...seq,
-                                   message: "signed with key version \(kv), declared compromised, and not re-attested: it may be forged with the stolen key"))
-            }
-        }
-    }
-
-    static func text(_ stmt: OpaquePointer, _ i: Int32, type: Int32? = nil) -> adb_bytes {
-        guard (type ?? sqlite3_column_type(stmt, i)) != SQLITE_NULL, let p = sqlite3_column_text(stmt, i) else {
-            return adb_bytes(ptr: nil, len: -1)
-        }
-        return adb_bytes(ptr: p, len: Int64(sqlite3_column_bytes(stmt, i)))
-    }
-
-    static let integerColumns: [Int32] = [1, 8, 9, 13, 15, 16]
-    static let optionalIntegerColumns: [Int32] = [2, 14]
-    static let textColumns: [Int32] = [3, 4, 5, 6, 7, 10, 11, 12]
 }

@@ -1,5 +1,6 @@
 // audit_core.h - AuditDB's per-row cryptography: the canonical row encoding (format version 1),
-// field commitments, and the row/link tags. docs/FORMAT.md specifies every byte; this file is
+// field commitments, the row/link tags and the Merkle hashes. No SQLite here: audit_row.h reads
+// and binds rows of statements, audit_sqlite.h sets connections up. docs/FORMAT.md specifies every byte; this file is
 // the reference implementation of that text. Only SHA-256 and HMAC-SHA256 are used, through
 // OpenSSL's SHA-256 (which uses the CPU's SHA extensions; see docs/performance.md).
 #ifndef AUDITDB_AUDIT_CORE_H
@@ -67,9 +68,11 @@ void adb_row_seal(const adb_keyset *ks, const uint8_t store_id[ADB_STORE_ID_LEN]
 int adb_row_check(const adb_keyset *ks, const uint8_t store_id[ADB_STORE_ID_LEN], const adb_row *row,
                   const uint8_t prev_mac[ADB_MAC_LEN], const uint8_t *stored_mac, size_t stored_len);
 
-/// Checks only the row tag (first 16 bytes): 1 if it matches, 0 if not.
-int adb_row_tag_matches(const adb_keyset *ks, const uint8_t store_id[ADB_STORE_ID_LEN], const adb_row *row,
-                        const uint8_t *stored_mac, size_t stored_len);
+/// adb_row_check and, in the same pass over one encoding of the row, its Merkle leaf hash
+/// SHA256(0x00 || ENC_ROW) into `leaf_out` (unless it is NULL; written whatever the verdict).
+/// With `prev_mac` NULL only the row tag is checked (the row before is unknown).
+int adb_row_check_leaf(const adb_keyset *ks, const uint8_t store_id[ADB_STORE_ID_LEN], const adb_row *row,
+                       const uint8_t *prev_mac, const uint8_t *stored_mac, size_t stored_len, uint8_t *leaf_out);
 
 /// The per-row, per-field commitment nonce (FORMAT.md, "Commitments").
 void adb_field_nonce(const adb_keyset *ks, const uint8_t store_id[ADB_STORE_ID_LEN], int64_t seq, uint8_t field,
@@ -128,16 +131,11 @@ void adb_index_digest_init(adb_index_digest *d, const uint8_t key[16]);
 void adb_index_digest_merge(adb_index_digest *into, const adb_index_digest *from);
 /// 1 if both digests agree on `index`.
 int adb_index_digest_equal(const adb_index_digest *a, const adb_index_digest *b, int index);
-/// Adds the entries that the current row of a verification statement (columns as for
-/// adb_stmt_read_row) puts into each index, from its stored values, whatever their types.
-void adb_index_digest_add_row(adb_index_digest *d, void *stmt);
-/// The same for a row already read by adb_stmt_read_row (well-formed: its types are checked).
+/// Adds the entries that a well-formed row (types checked, as adb_stmt_read_row gives it) puts
+/// into each index.
 void adb_index_digest_add_parsed(adb_index_digest *d, const adb_row *row);
 /// The same through the general entry builder (any value length); tests compare the two.
 void adb_index_digest_add_parsed_streaming(adb_index_digest *d, const adb_row *row);
-/// Registers the SQL aggregate `auditdb_index_digest(key, index, v1, ..., rowid)` on a `sqlite3 *`
-/// (the index side: one covering scan per index). Returns SQLITE_OK or SQLite's error.
-int adb_register_index_digest(void *connection);
 /// Adds the 16-byte result of `auditdb_index_digest` to `d` for `index`.
 void adb_index_digest_absorb(adb_index_digest *d, int index, const uint8_t result[16]);
 /// SipHash-c-d with 64-bit output (the digest uses 1-3; 2-4 has reference vectors) and
@@ -147,57 +145,5 @@ void adb_siphash128(const uint8_t key[16], const uint8_t *msg, size_t len, uint8
 /// The hash of one index entry: SipHash-1-3, 64-bit output, over a whole buffer (equals
 /// adb_siphash64(key, msg, len, 1, 3); the proof's fast path).
 uint64_t adb_index_entry_hash(const uint8_t key[16], const uint8_t *msg, size_t len);
-
-/// Results of adb_stmt_read_row: why a stored row cannot be checked at all.
-enum {
-    ADB_SHAPE_OK = 0,
-    ADB_SHAPE_NOT_INTEGER = 1,          ///< column *column is not an integer
-    ADB_SHAPE_NOT_INTEGER_OR_NULL = 2,  ///< column *column is neither an integer nor NULL
-    ADB_SHAPE_NOT_TEXT_OR_NULL = 3,     ///< column *column is neither text nor NULL
-    ADB_SHAPE_ACTION_NULL = 4,          ///< action is NULL
-    ADB_SHAPE_BAD_MAC = 5,              ///< the MAC is missing or not 32 bytes
-    ADB_SHAPE_BAD_CODE = 6,             ///< outcome, severity or origin holds an undefined code
-    ADB_SHAPE_BAD_FORMAT = 7,           ///< format_version is not `expected_format`
-    ADB_SHAPE_BAD_KEY_VERSION = 8,      ///< key_version is not a u32
-};
-/// Reads the current row of `stmt` (a prepared `sqlite3_stmt *` selecting, in this order: seq,
-/// recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity,
-/// correlation_id, source, details, origin, origin_ref, format_version, key_version, mac) into
-/// `row`, checking every column's type and range first. On ADB_SHAPE_OK, `*mac` points at the
-/// stored 32-byte MAC; `row` and `*mac` point into `stmt` and stay valid until it is stepped.
-/// Otherwise `*column` names the column at fault where there is one. One C call instead of ~40
-/// SQLite API calls made from Swift: the verifier's per-row cost (docs/performance.md).
-int adb_stmt_read_row(void *stmt, uint8_t expected_format, adb_row *row, const uint8_t **mac, int *column);
-/// A key version the verifier may check rows against.
-typedef struct {
-    uint32_t version;
-    int32_t trusted;           ///< 0 if declared compromised: its rows need the slow path (attestations)
-    const adb_keyset *keyset;
-} adb_key_entry;
-/// The verifier's fast path: steps `stmt` (as for adb_stmt_read_row, ordered by seq) and checks
-/// each row whose seq is `*expected_seq`, whose shape is valid, whose key version is in `keys`
-/// and trusted, and whose row and link tags match (chained to `prev_mac`). For each such row it
-/// advances `*expected_seq`, copies the row's MAC into `prev_mac` and counts it in `*checked`.
-/// It stops at the first row that is not such a row and returns SQLITE_ROW with that row current
-/// and unchecked (the caller reports what is wrong with it); SQLITE_DONE at the end; any other
-/// code is SQLite's error.
-/// Each row it checks is also added to `index_digest` (if not NULL).
-int adb_verify_run(void *stmt, const adb_key_entry *keys, int key_count, const uint8_t store_id[ADB_STORE_ID_LEN],
-                   uint8_t expected_format, int64_t *expected_seq, uint8_t prev_mac[ADB_MAC_LEN], int64_t *checked,
-                   adb_index_digest *index_digest);
-/// A running SHA-256 (OpenSSL's, with the CPU's SHA extensions). Free with adb_digest_finish.
-typedef struct adb_digest adb_digest;
-adb_digest *adb_digest_start(void);
-/// Writes the digest to `out` (unless it is NULL) and frees `state`.
-void adb_digest_finish(adb_digest *state, uint8_t out[ADB_HASH_LEN]);
-/// Hashes columns 0..<count of the current row of `stmt` (a `sqlite3_stmt *`), each as
-/// u8 type || u32 big-endian byte length || bytes: the legacy-source digest of an adoption
-/// (docs/FORMAT.md, "Back-signing").
-void adb_digest_columns(adb_digest *state, void *stmt, int count);
-/// sqlite3_db_config(SQLITE_DBCONFIG_ENABLE_TRIGGER) on a `sqlite3 *`: returns the new
-/// setting (0/1), or -1 on error.
-int adb_sqlite_enable_triggers(void *connection, int enabled);
-/// sqlite3_db_config(SQLITE_DBCONFIG_DEFENSIVE): returns the new setting, or -1 on error.
-int adb_sqlite_set_defensive(void *connection, int on);
 
 #endif

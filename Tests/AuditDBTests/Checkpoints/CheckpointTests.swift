@@ -22,7 +22,7 @@ func allLeaves(_ store: AuditStore) async throws -> [[UInt8]] {
         var leaves: [[UInt8]] = []
         let last = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0
         _ = try LeafScan.scan(db, range: 1...last, prevMac: [UInt8](repeating: 0, count: 32), storeID: storeID, keys: keys) {
-            _, _, leaf in leaves.append(leaf)
+            _, leaf in leaves.append(leaf)
         }
         return leaves
     }

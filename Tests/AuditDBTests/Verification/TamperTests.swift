@@ -21,7 +21,7 @@ struct TamperTests {
 
     /// SQL that inserts a copy of row `seq` under another seq (MAC and all).
     static func copyRow(_ seq: Int64, toSeq target: Int64) -> String {
-        "INSERT INTO audit_entries SELECT \(target), \(Verifier.selectColumns.split(separator: ",").dropFirst().joined(separator: ",")) FROM audit_entries WHERE seq = \(seq);"
+        "INSERT INTO audit_entries SELECT \(target), \(RowLayout.columns.split(separator: ",").dropFirst().joined(separator: ",")) FROM audit_entries WHERE seq = \(seq);"
     }
 
     func verify(expecting id: StoreID? = nil, keys: KeyRing? = nil) async throws -> IntegrityReport {

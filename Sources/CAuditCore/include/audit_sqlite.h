@@ -1,0 +1,29 @@
+// audit_sqlite.h - the C parts of connection set-up that Swift cannot do itself (sqlite3_db_config
+// is variadic; the index digest is an SQL function in C), and the legacy-source digest of an
+// adoption. The row itself is audit_row.h's.
+#ifndef AUDITDB_AUDIT_SQLITE_H
+#define AUDITDB_AUDIT_SQLITE_H
+
+#include "audit_core.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+/// sqlite3_db_config(SQLITE_DBCONFIG_ENABLE_TRIGGER): returns the new setting (0/1), or -1 on error.
+int adb_sqlite_enable_triggers(struct sqlite3 *connection, int enabled);
+/// sqlite3_db_config(SQLITE_DBCONFIG_DEFENSIVE): returns the new setting, or -1 on error.
+int adb_sqlite_set_defensive(struct sqlite3 *connection, int on);
+/// Registers the SQL aggregate `auditdb_index_digest(key, index, v1, ..., rowid)` (the index
+/// side of the index proof: one covering scan per index). Returns SQLITE_OK or SQLite's error.
+int adb_register_index_digest(struct sqlite3 *connection);
+
+/// A running SHA-256 (OpenSSL's, with the CPU's SHA extensions). Free with adb_digest_finish.
+typedef struct adb_digest adb_digest;
+adb_digest *adb_digest_start(void);
+/// Writes the digest to `out` (unless it is NULL) and frees `state`.
+void adb_digest_finish(adb_digest *state, uint8_t out[ADB_HASH_LEN]);
+/// Hashes columns 0..<count of the current row of `stmt`, each as u8 type || u32 big-endian byte
+/// length || bytes: the legacy-source digest of an adoption (docs/FORMAT.md, "Back-signing").
+void adb_digest_columns(adb_digest *state, struct sqlite3_stmt *stmt, int count);
+
+#endif
