@@ -5,12 +5,18 @@
 #include <sqlite3.h>
 #include <string.h>
 
+// A text column's bytes. Text is read as text, a blob as its bytes; a number in a text column
+// (a malformed row) reads as NULL. Nothing is converted: SQLite converts a value in place when it
+// is read as another type, after which its type reads differently, and a row must read the same
+// however often it is read (the verifier's fast path and the row-by-row path read it twice).
 static inline adb_bytes value_text(sqlite3_value *v, int type) {
     adb_bytes b;
-    const unsigned char *p = type == SQLITE_NULL ? NULL : sqlite3_value_text(v);
+    const unsigned char *p = NULL;
+    if (type == SQLITE_TEXT) p = sqlite3_value_text(v);
+    else if (type == SQLITE_BLOB) p = sqlite3_value_blob(v);
     if (p == NULL) {
-        b.ptr = NULL;
-        b.len = -1;
+        b.ptr = type == SQLITE_BLOB ? (const uint8_t *)"" : NULL;
+        b.len = type == SQLITE_BLOB ? 0 : -1;
     } else {
         b.ptr = p;
         b.len = sqlite3_value_bytes(v);
@@ -36,7 +42,6 @@ int adb_stmt_read_row(struct sqlite3_stmt *s, uint8_t expected_format, adb_row *
         v[i] = sqlite3_column_value(s, i);
         types[i] = sqlite3_value_type(v[i]);
     }
-    // Integer reads first: sqlite3_value_text on a column converts it in place.
     sqlite3_int64 outcome = sqlite3_value_int64(v[ADB_COL_OUTCOME]), severity = sqlite3_value_int64(v[ADB_COL_SEVERITY]);
     sqlite3_int64 origin = sqlite3_value_int64(v[ADB_COL_ORIGIN]), format = sqlite3_value_int64(v[ADB_COL_FORMAT_VERSION]);
     sqlite3_int64 kv = sqlite3_value_int64(v[ADB_COL_KEY_VERSION]);

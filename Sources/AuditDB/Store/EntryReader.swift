@@ -12,8 +12,10 @@ struct EntryReader {
     /// so a page does not load every attestation of the store).
     let attestationsOfRow: Statement?
     let mode: EntryQuery.UnverifiedRows
+    /// The last row read, and the chain state after it (as the verifier has it after that row: a
+    /// bad row's successor is not checked against its MAC).
     var lastSeq: Int64?
-    var lastMac = [UInt8](repeating: 0, count: 32)
+    var lastChain = RowChain()
 
     init(_ db: Database, storeID: StoreID, keys: KeyRing, mode: EntryQuery.UnverifiedRows) throws {
         context = RowContext(storeID: storeID.bytes, keys: keys, attestations: [:])
@@ -34,23 +36,25 @@ struct EntryReader {
         while try SQLite.step(stmt, while: "read entries") {
             let seq = SQLite.int64(stmt, RowLayout.seq)
             var chain = RowChain()
+            var previousMissing = false
             if seq > 1 {
                 if lastSeq == seq - 1 {
-                    chain.prevMac = lastMac
-                } else if let stored = try Data.fetchOne(previousMac, arguments: [seq - 1]), stored.count == 32 {
+                    chain = lastChain
+                } else if let stored = try Data.fetchOne(previousMac, arguments: [seq - 1]) {
                     chain.prevMac = Array(stored)
+                    chain.prevKnown = stored.count == 32
                 } else {
                     chain.prevKnown = false
+                    previousMissing = true
                 }
             }
-            let linkCheckable = chain.prevKnown
             var view = RowView(stmt)
             var rowContext = context
             if let attestationsOfRow, view.isWellFormed, context.compromised.contains(view.row.key_version) {
                 rowContext = context.with(attestations: Verifier.attestations(from: try Row.fetchAll(attestationsOfRow, arguments: [seq])))
             }
             var finding = view.check(seq: seq, chain: &chain, context: rowContext)
-            if !linkCheckable && finding == nil {
+            if previousMissing && finding == nil {
                 finding = Finding(kind: .missingRows, seqs: (seq - 1)...(seq - 1), message: "the row before seq \(seq) is missing")
             }
             if let finding, mode == .throw {
@@ -59,12 +63,8 @@ struct EntryReader {
                     "entry \(seq) failed verification (\(finding)); it is not returned. Run `auditdb verify` for a full report.")
             }
             entries.append(view.entry(finding: finding))
-            if finding == nil {
-                lastSeq = seq
-                lastMac = chain.prevMac
-            } else {
-                lastSeq = nil
-            }
+            lastSeq = seq
+            lastChain = chain
         }
     }
 }

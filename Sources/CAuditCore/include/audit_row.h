@@ -48,10 +48,10 @@ enum {
     ADB_SHAPE_BAD_KEY_VERSION = 8,      ///< key_version is not a u32
 };
 /// Reads the current row of `stmt` (selecting ADB_ROW_COLUMNS) into `row` and checks every
-/// column's type and range. `row` is always filled, as SQLite converts each value (integers of
-/// text columns as their text, text of integer columns as its number, codes truncated to a byte),
-/// so that a malformed row can still be shown; only on ADB_SHAPE_OK is it the row that was
-/// signed. `*mac` points at the stored MAC if it is a 32-byte blob, else is NULL. Otherwise
+/// column's type and range. `row` is always filled, so that a malformed row can still be shown
+/// (integer columns as SQLite reads them as integers, codes truncated to a byte; a text column
+/// holding a blob as its bytes, holding a number as NULL); only on ADB_SHAPE_OK is it the row
+/// that was signed. No value is converted in place, so reading a row again gives the same. `*mac` points at the stored MAC if it is a 32-byte blob, else is NULL. Otherwise
 /// `*column` names the column at fault where there is one (-1 if none). `row` and `*mac` point
 /// into `stmt` and stay valid until it is stepped or reset. One C call instead of ~40 SQLite API
 /// calls made from Swift: the verifier's per-row cost (docs/performance.md).
