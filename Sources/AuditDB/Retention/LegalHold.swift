@@ -122,6 +122,7 @@ public struct LegalHold: Sendable, Hashable, Identifiable {
     /// Checks `value` by the rules ``AuditEvent`` applies to `field` (non-empty, no control
     /// characters, the field's length limit): a value no row can hold would match nothing.
     static func checkValue(_ value: String, as field: ValueField) throws(AuditError) {
+        guard !value.isEmpty else { throw .invalid(field.rawValue, "must not be empty (no row holds an empty value)") }
         var probe = AuditEvent(actor: "-", action: "-")
         switch field {
         case .tenant: probe.tenant = value

@@ -76,6 +76,11 @@ public struct RetentionPeriod: Sendable, Hashable, Comparable, CustomStringConve
     /// The canonical text form, e.g. `90d` (what ``init(parsing:field:)`` accepts).
     public var description: String { "\(count)\(unit.rawValue)" }
 
+    /// Periods compare by length: `1w == 7d`, whatever unit each was written in.
+    public static func == (a: RetentionPeriod, b: RetentionPeriod) -> Bool { a.microseconds == b.microseconds }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(microseconds) }
+
     public static func < (a: RetentionPeriod, b: RetentionPeriod) -> Bool { a.microseconds < b.microseconds }
 
     // MARK: Parsing
