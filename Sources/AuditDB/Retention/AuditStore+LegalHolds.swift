@@ -1,4 +1,5 @@
 import GRDB
+import Synchronization
 
 /// Legal holds: placed and released as signed entries of the log, read back through
 /// verification (docs/retention.md).
@@ -123,6 +124,10 @@ extension AuditStore {
         _ action: String,
         _ body: @escaping @Sendable (Database, AuditStore, ([EncodedEvent]) throws -> ClosedRange<Int64>) throws -> R
     ) async throws -> R {
+        // As `append` says it: the pool's own error after `close()` would read as a storage failure.
+        if appender.state.withLock({ $0.closed }) {
+            throw AuditError(.closed, "the store is closed; open it again to \(action)")
+        }
         do {
             return try await appender.exclusiveTransaction { [self] db, append in try body(db, self, append) }
         } catch let error as AuditError {
@@ -132,8 +137,12 @@ extension AuditStore {
         }
     }
 
+    /// The recorded time of the row just appended in this transaction.
     private static func recordedAt(_ seq: Int64, _ db: Database) throws -> AuditTimestamp {
-        let micros = try Int64.fetchOne(db, sql: "SELECT recorded_at FROM audit_entries WHERE seq = ?", arguments: [seq]) ?? 0
+        guard let micros = try Int64.fetchOne(db, sql: "SELECT recorded_at FROM audit_entries WHERE seq = ?", arguments: [seq])
+        else {
+            throw AuditError(.storage, "the entry just appended at seq \(seq) cannot be read back in its own transaction; nothing was written")
+        }
         return AuditTimestamp(microsecondsSinceEpoch: micros)
     }
 

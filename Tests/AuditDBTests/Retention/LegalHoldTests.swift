@@ -106,6 +106,25 @@ struct LegalHoldTests {
         try await store.close()
     }
 
+    @Test("a closed store refuses placing and releasing as it refuses appends")
+    func closedStore() async throws {
+        try await makeStore(at: db, keys: keys, count: 1)
+        let store = try await AuditStore.open(at: db, keys: keys)
+        try await store.close()
+        do {
+            _ = try await store.placeHold(.tenant("t"), reason: "r", placedBy: "p")
+            Issue.record("placed on a closed store")
+        } catch let error as AuditError {
+            #expect(error.code == .closed)
+            #expect(error.message == "the store is closed; open it again to place a legal hold")
+        }
+        await #expect {
+            try await store.releaseHold(id: 1, reason: "r", releasedBy: "p")
+        } throws: { error in
+            (error as? AuditError)?.message == "the store is closed; open it again to release legal hold 1"
+        }
+    }
+
     @Test("invalid holds are refused naming the field, before anything is written",
           arguments: [
               (LegalHold.Matcher.tenant(""), "r", "p", "tenant", "tenant: must not be empty (no row holds an empty value)"),
