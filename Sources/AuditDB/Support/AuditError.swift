@@ -61,6 +61,10 @@ public struct AuditError: Error, Sendable, CustomStringConvertible {
         /// The operation is outside what this handle may do (e.g. another tenant's entries
         /// through a tenant-scoped handle).
         public static let permissionDenied = Code("permission-denied")
+        /// No legal hold has the id given (``AuditStore/releaseHold(id:reason:releasedBy:)``).
+        public static let holdNotFound = Code("hold-not-found")
+        /// The legal hold named was released already; nothing was written.
+        public static let holdAlreadyReleased = Code("hold-already-released")
     }
 
     /// What kind of failure this is.

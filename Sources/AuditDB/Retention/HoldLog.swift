@@ -1,0 +1,124 @@
+import GRDB
+
+/// Reads the legal holds back from the log, through verification.
+///
+/// The hold entries are found through the partial index on AuditDB's own entries
+/// (`audit_entries_engine`, FORMAT.md appendix A.3): the cost grows with the number of hold
+/// entries, not with the size of the log. Each is read with the query path's ``EntryReader``,
+/// which checks its MAC and its link to the stored row before it. Anything wrong with a hold
+/// entry throws: ignoring a changed *placement* would let held rows expire.
+///
+/// What this proves on its own (docs/retention.md, "What is proven"): every hold entry read is
+/// authentic and in its place in the chain; none before the newest one read was removed,
+/// changed or hidden from the index, since each names the one before it (`previousHoldEntry`).
+/// The newest hold entry removed looks, to this reader, like a cut tail: `verify` reports it
+/// (`missing-rows` when rows follow it; anchored checkpoints otherwise).
+enum HoldLog {
+    /// Every hold entry, oldest first, through the engine index (its WHERE terms repeated so
+    /// that SQLite may use the partial index).
+    static let entriesSQL = """
+        SELECT seq FROM audit_entries
+        WHERE action IN ('auditdb.hold.placed', 'auditdb.hold.released') AND action >= 'auditdb.' AND action < 'auditdb/'
+        ORDER BY seq
+        """
+
+    /// The seq of the newest hold entry appended by AuditDB (origin 0), or 0: the
+    /// `previousHoldEntry` of the next one.
+    static let newestSQL = """
+        SELECT max(seq) FROM audit_entries
+        WHERE action IN ('auditdb.hold.placed', 'auditdb.hold.released') AND action >= 'auditdb.' AND action < 'auditdb/'
+          AND origin = 0
+        """
+
+    /// The holds, by id, and the seq of the newest hold entry (0 if none).
+    struct State {
+        var holds: [LegalHold] = []
+        var newestEntry: Int64 = 0
+    }
+
+    /// What every integrity error of this reader ends with.
+    static let refusal = "no holds are returned, since a hold that was removed or changed could let held rows expire. "
+        + "Run `auditdb verify` for a full report, and restore the store from a backup"
+
+    /// Reads and checks every hold entry (inside the caller's read or write transaction).
+    /// - Throws: ``AuditError`` `integrityViolation` naming the first bad hold entry; storage errors.
+    static func read(_ db: Database, storeID: StoreID, keys: KeyRing) throws -> State {
+        let seqs = try Int64.fetchAll(db, sql: entriesSQL)
+        var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark)
+        let rowStatement = try db.cachedStatement(sql: QueryExecution.rowBySeqSQL)
+        func row(_ seq: Int64) throws -> AuditEntry? {
+            var entries: [AuditEntry] = []
+            try rowStatement.setArguments([seq])
+            reader.lastSeq = nil  // link to the stored row before it, whatever was read last
+            try reader.read(rowStatement, into: &entries)
+            return entries.first
+        }
+        var state = State()
+        var index: [Int64: Int] = [:]
+        for seq in seqs {
+            guard let entry = try row(seq) else { continue }  // cannot happen inside one transaction
+            if let finding = entry.finding {
+                throw violation("legal hold entry \(seq) failed verification (\(finding))")
+            }
+            // A verified row that a migration run back-signed is legacy data that happened to use
+            // this action (its origin is covered by its MAC): it is not a hold.
+            guard entry.origin == .recorded else { continue }
+            let hold: HoldEntry
+            do {
+                hold = try HoldEntry(entry)
+            } catch {
+                throw violation("legal hold entry \(seq) is signed but cannot be read as a hold entry: \(error.reason)")
+            }
+            if hold.previous != state.newestEntry {
+                throw try brokenChain(at: seq, names: hold.previous, newest: state.newestEntry, row: row)
+            }
+            state.newestEntry = seq
+            switch hold {
+            case .placed(let matcher, let reason, _):
+                index[seq] = state.holds.count
+                state.holds.append(LegalHold(id: seq, matcher: matcher, reason: reason, placedBy: entry.actor,
+                                             placedAt: entry.recordedAt, release: nil))
+            case .released(let holdID, let reason, _):
+                guard let position = index[holdID] else {
+                    throw violation("legal hold entry \(seq) releases hold \(holdID), which was never placed")
+                }
+                let held = state.holds[position]
+                if let earlier = held.release {
+                    throw violation("legal hold entry \(seq) releases hold \(holdID), which entry \(earlier.seq) released already")
+                }
+                state.holds[position] = LegalHold(
+                    id: held.id, matcher: held.matcher, reason: held.reason, placedBy: held.placedBy, placedAt: held.placedAt,
+                    release: LegalHold.Release(seq: seq, releasedAt: entry.recordedAt, releasedBy: entry.actor, reason: reason))
+            }
+        }
+        return state
+    }
+
+    /// The error for a hold entry at `seq` whose `previousHoldEntry` is not the newest hold
+    /// entry read before it, naming what happened to the one it names.
+    private static func brokenChain(at seq: Int64, names previous: Int64, newest: Int64,
+                                    row: (Int64) throws -> AuditEntry?) throws -> AuditError
+    {
+        guard previous > newest else {
+            // It names an older entry than the one read before it: that one is not in its chain.
+            return violation("legal hold entries \(newest) and \(seq) both name hold entry \(previous) as the one before them; the chain of hold entries forks, which AuditDB never writes")
+        }
+        let what: String
+        if let named = try row(previous) {
+            if let finding = named.finding {
+                what = "which failed verification (\(finding))"
+            } else if named.action != HoldEntry.placedAction && named.action != HoldEntry.releasedAction || named.origin != .recorded {
+                what = "which is not a hold entry"
+            } else {
+                what = "which the index audit_entries_engine does not list (the index was edited: `auditdb verify` reports index-mismatch; `auditdb repair-indexes` rebuilds it)"
+            }
+        } else {
+            what = "which is missing from the store (deleted)"
+        }
+        return violation("legal hold entry \(seq) follows hold entry \(previous), \(what)")
+    }
+
+    private static func violation(_ what: String) -> AuditError {
+        AuditError(.integrityViolation, "\(what); \(refusal).")
+    }
+}

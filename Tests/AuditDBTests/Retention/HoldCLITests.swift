@@ -1,0 +1,159 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// `auditdb hold`: the real binary, its whole output and its exit status.
+@Suite("auditdb hold")
+struct HoldCLITests {
+    let dir: TempDir
+    let cli: String
+    let store: String
+    let keyFile: String
+
+    init() throws {
+        dir = try TempDir()
+        cli = try cliPath()
+        store = dir.path("store.db")
+        keyFile = dir.path("audit.keys")
+    }
+
+    func auditdb(_ arguments: [String]) throws -> ProcessResult {
+        var environment = ProcessInfo.processInfo.environment
+        for name in ["AUDITDB_STORE", "AUDITDB_KEY_FILE", "AUDITDB_KEYS", "AUDITDB_STORE_ID"] {
+            environment.removeValue(forKey: name)
+        }
+        environment["AUDITDB_STORE"] = store
+        environment["AUDITDB_KEY_FILE"] = keyFile
+        return try run(cli, arguments, environment: environment)
+    }
+
+    func setUp() throws {
+        #expect(try auditdb(["keys", "generate", "--out", keyFile]).status == 0)
+        #expect(try auditdb(["init"]).status == 0)
+        #expect(try auditdb(["append", "--actor", "alice", "--action", "read", "--tenant", "acme"]).stdout == "1\n")
+    }
+
+    /// The recorded time of row `seq`, as the CLI prints it.
+    func recordedAt(_ seq: Int64) async throws -> String {
+        let keys = try KeyFile(path: keyFile).load()
+        let handle = try await AuditStore.open(at: store, keys: keys)
+        let entry = try await handle.entries(EntryQuery(seqs: seq...seq)).first
+        try await handle.close()
+        return entry?.recordedAt.iso8601 ?? "?"
+    }
+
+    @Test("add, list, release, list --all, --json: whole output and exit status")
+    func addReleaseList() async throws {
+        try setUp()
+        let add = try auditdb(["hold", "add", "--tenant", "acme", "--reason", "case 2026-114", "--by", "legal:dana"])
+        #expect(add.status == 0, "\(add.stderr)")
+        #expect(add.stdout == "placed legal hold 2: tenant = \"acme\"\n")
+        let resource = try auditdb(["hold", "add", "--resource", "doc-7", "--resource-type", "document", "--reason", "subpoena", "--by", "legal:eve"])
+        #expect(resource.stdout == "placed legal hold 3: resource = \"document\"/\"doc-7\"\n")
+        let correlation = try auditdb(["hold", "add", "--correlation-id", "req-9", "--reason", "incident 4", "--by", "sec"])
+        #expect(correlation.stdout == "placed legal hold 4: correlationId = \"req-9\"\n")
+        let (t2, t3, t4) = (try await recordedAt(2), try await recordedAt(3), try await recordedAt(4))
+
+        let list = try auditdb(["hold", "list"])
+        #expect(list.status == 0)
+        #expect(list.stdout == """
+            hold 2  tenant = "acme"  placed \(t2) by legal:dana: case 2026-114
+            hold 3  resource = "document"/"doc-7"  placed \(t3) by legal:eve: subpoena
+            hold 4  correlationId = "req-9"  placed \(t4) by sec: incident 4
+
+            """)
+
+        let release = try auditdb(["hold", "release", "3", "--reason", "quashed", "--by", "legal:eve"])
+        #expect(release.status == 0)
+        #expect(release.stdout == "released legal hold 3 (entry 5)\n")
+        let t5 = try await recordedAt(5)
+        #expect(try auditdb(["hold", "list"]).stdout == """
+            hold 2  tenant = "acme"  placed \(t2) by legal:dana: case 2026-114
+            hold 4  correlationId = "req-9"  placed \(t4) by sec: incident 4
+
+            """)
+        #expect(try auditdb(["hold", "list", "--all"]).stdout == """
+            hold 2  tenant = "acme"  placed \(t2) by legal:dana: case 2026-114
+            hold 3  resource = "document"/"doc-7"  placed \(t3) by legal:eve: subpoena  RELEASED \(t5) by legal:eve: quashed (entry 5)
+            hold 4  correlationId = "req-9"  placed \(t4) by sec: incident 4
+
+            """)
+        let json = try auditdb(["hold", "list", "--all", "--json"])
+        #expect(json.status == 0)
+        #expect(json.stdout == "{\"holds\":["
+            + "{\"id\":2,\"field\":\"tenant\",\"value\":\"acme\",\"resourceType\":null,\"reason\":\"case 2026-114\",\"placedBy\":\"legal:dana\",\"placedAt\":\"\(t2)\",\"active\":true,\"release\":null},"
+            + "{\"id\":3,\"field\":\"resource\",\"value\":\"doc-7\",\"resourceType\":\"document\",\"reason\":\"subpoena\",\"placedBy\":\"legal:eve\",\"placedAt\":\"\(t3)\",\"active\":false,\"release\":{\"seq\":5,\"releasedAt\":\"\(t5)\",\"releasedBy\":\"legal:eve\",\"reason\":\"quashed\"}},"
+            + "{\"id\":4,\"field\":\"correlationId\",\"value\":\"req-9\",\"resourceType\":null,\"reason\":\"incident 4\",\"placedBy\":\"sec\",\"placedAt\":\"\(t4)\",\"active\":true,\"release\":null}"
+            + "]}\n")
+        let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect((parsed?["holds"] as? [Any])?.count == 3)
+        #expect(try auditdb(["verify"]).status == 0)
+    }
+
+    @Test("an empty store: no holds; --json gives an empty list")
+    func noHolds() throws {
+        try setUp()
+        #expect(try auditdb(["hold", "list"]).stdout == "no active legal holds\n")
+        #expect(try auditdb(["hold", "list", "--all"]).stdout == "no legal holds\n")
+        #expect(try auditdb(["hold", "list", "--json"]).stdout == "{\"holds\":[]}\n")
+    }
+
+    @Test("--by defaults to the user running the command; values are escaped in the output")
+    func defaultPlacerAndEscaping() throws {
+        try setUp()
+        let add = try auditdb(["hold", "add", "--actor", "bob\u{202E}evil", "--reason", "case \u{200B}x"])
+        #expect(add.status == 0)
+        #expect(add.stdout == "placed legal hold 2: actor = \"bob\\u202eevil\"\n")
+        let list = try auditdb(["hold", "list"])
+        #expect(list.stdout.contains("by \(ProcessInfo.processInfo.userName): case \\u{200B}x\n"))
+    }
+
+    @Test("releasing twice or an unknown id: exit 2 with the error, nothing written")
+    func releaseErrors() throws {
+        try setUp()
+        _ = try auditdb(["hold", "add", "--tenant", "acme", "--reason", "r", "--by", "p"])
+        #expect(try auditdb(["hold", "release", "2", "--reason", "done", "--by", "p"]).status == 0)
+        let twice = try auditdb(["hold", "release", "2", "--reason", "again", "--by", "p"])
+        #expect(twice.status == 2)
+        #expect(twice.stdout.isEmpty)
+        #expect(twice.stderr.hasPrefix("auditdb: error: legal hold 2 was already released by entry 3 at "))
+        #expect(twice.stderr.hasSuffix("; nothing was written\n"))
+        let unknown = try auditdb(["hold", "release", "42", "--reason", "x", "--by", "p"])
+        #expect(unknown.status == 2)
+        #expect(unknown.stderr == "auditdb: error: no legal hold has id 42 (a hold's id is the seq of the entry that placed it); list the holds with `auditdb hold list --all`\n")
+        #expect(try auditdb(["query", "--format", "jsonl"]).stdout.split(separator: "\n").count == 3)
+    }
+
+    @Test("bad arguments: exit 2 naming the problem", arguments: [
+        (["hold", "add", "--reason", "r"], "Error: give exactly one of --tenant, --actor, --resource, --correlation-id (got 0)"),
+        (["hold", "add", "--tenant", "a", "--actor", "b", "--reason", "r"], "Error: give exactly one of --tenant, --actor, --resource, --correlation-id (got 2)"),
+        (["hold", "add", "--tenant", "a", "--resource-type", "doc", "--reason", "r"], "Error: --resource-type narrows --resource; give --resource too"),
+        (["hold", "add", "--tenant", "a"], "Error: Missing expected argument '--reason <reason>'"),
+        (["hold", "add", "--tenant", "a", "--reason", ""], "auditdb: error: reason: must not be empty: say why (a case or ticket number)"),
+        (["hold", "add", "--tenant", "", "--reason", "r"], "auditdb: error: tenant: must not be empty (no row holds an empty value)"),
+        (["hold", "release", "x", "--reason", "r"], "Error: The value 'x' is invalid for '<id>'"),
+    ])
+    func badArguments(arguments: [String], message: String) throws {
+        try setUp()
+        let result = try auditdb(arguments)
+        #expect(result.status == 2)
+        #expect(result.stderr.hasPrefix(message), "\(result.stderr)")
+        #expect(try auditdb(["query", "--format", "jsonl"]).stdout.split(separator: "\n").count == 1)
+    }
+
+    @Test("a tampered placement: list exits 1 naming the hold entry; verify names the row")
+    func tamperedPlacement() throws {
+        try setUp()
+        _ = try auditdb(["hold", "add", "--tenant", "acme", "--reason", "r", "--by", "p"])
+        try sqlite3Must(store, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET details = replace(details, 'acme', 'none') WHERE seq = 2;")
+        let list = try auditdb(["hold", "list"])
+        #expect(list.status == 1)
+        #expect(list.stdout.isEmpty)
+        #expect(list.stderr.hasPrefix("auditdb: error: legal hold entry 2 failed verification (mac-mismatch at seq 2: "))
+        #expect(list.stderr.hasSuffix("; no holds are returned, since a hold that was removed or changed could let held rows expire. Run `auditdb verify` for a full report, and restore the store from a backup.\n"))
+        let verify = try auditdb(["verify"])
+        #expect(verify.status == 1)
+        #expect(verify.stdout.contains("mac-mismatch at seq 2:"))
+    }
+}

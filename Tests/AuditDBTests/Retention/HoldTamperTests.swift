@@ -1,0 +1,166 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// Hold entries really tampered with through the sqlite3 shell (triggers dropped): reading the
+/// holds refuses with the exact integrity error, and `verify` reports the exact finding.
+@Suite("Legal holds: tampering")
+struct HoldTamperTests {
+    let dir: TempDir
+    let keys: KeyRing
+    let db: String
+
+    init() throws {
+        dir = try TempDir()
+        keys = try testKeyRing()
+        db = dir.path("store.db")
+    }
+
+    static let refusal = "no holds are returned, since a hold that was removed or changed could let held rows expire. Run `auditdb verify` for a full report, and restore the store from a backup."
+
+    /// Seq 1 ordinary, 2 places hold A, 3 ordinary, 4 releases A, 5 ordinary, 6 places hold B, 7 ordinary.
+    func holdLog() async throws {
+        let store = try await AuditStore.create(at: db, keys: keys)
+        try await store.append(sampleEvent(1))
+        let a = try await store.placeHold(.tenant("tenant-1"), reason: "case A", placedBy: "legal")
+        try await store.append(sampleEvent(3))
+        try await store.releaseHold(id: a.id, reason: "closed", releasedBy: "legal")
+        try await store.append(sampleEvent(5))
+        _ = try await store.placeHold(.actor("user-3"), reason: "case B", placedBy: "legal")
+        try await store.append(sampleEvent(7))
+        #expect(try await store.lastSeq() == 7)
+        try await store.close()
+    }
+
+    /// The error reading the holds gives, with a fresh handle.
+    func holdsError() async throws -> AuditError? {
+        let store = try await AuditStore.open(at: db, keys: keys)
+        var failure: AuditError?
+        do {
+            let holds = try await store.holds(includeReleased: true)
+            Issue.record("the holds were read: \(holds)")
+        } catch let error as AuditError {
+            #expect(error.code == .integrityViolation)
+            failure = error
+        }
+        try await store.close()
+        return failure
+    }
+
+    func rowFindings() async throws -> [Finding] {
+        try await AuditStore.verify(storeAt: db, keys: keys).findings.filter { $0.seqs != nil }
+    }
+
+    @Test("a placement's value changed (the hold moved to another tenant): mac-mismatch, and the holds are refused")
+    func placementChanged() async throws {
+        try await holdLog()
+        try sqlite3Must(db, """
+            DROP TRIGGER audit_entries_no_update;
+            UPDATE audit_entries SET details = replace(details, 'user-3', 'nobody') WHERE seq = 6;
+            """)
+        let findings = try await rowFindings()
+        #expect(findings.map(\.kind) == [.macMismatch])
+        #expect(findings.first?.seqs == 6...6)
+        let error = try await holdsError()
+        #expect(error?.message == "legal hold entry 6 failed verification (\(findings[0])); \(Self.refusal)")
+        #expect(error?.message.hasPrefix("legal hold entry 6 failed verification (mac-mismatch at seq 6: ") == true)
+    }
+
+    @Test("a release's reason changed: refused too (no hold entry that fails verification is believed)")
+    func releaseChanged() async throws {
+        try await holdLog()
+        try sqlite3Must(db, """
+            DROP TRIGGER audit_entries_no_update;
+            UPDATE audit_entries SET details = replace(details, 'closed', 'settled') WHERE seq = 4;
+            """)
+        let findings = try await rowFindings()
+        #expect(findings.map(\.kind) == [.macMismatch])
+        #expect(try await holdsError()?.message == "legal hold entry 4 failed verification (\(findings[0])); \(Self.refusal)")
+    }
+
+    @Test("a placement's action changed so that the index no longer lists it: the next hold entry names it")
+    func placementHiddenByAction() async throws {
+        try await holdLog()
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET action = 'document.read' WHERE seq = 2;")
+        let findings = try await rowFindings()
+        #expect(findings.map(\.kind) == [.macMismatch])
+        #expect(findings.first?.seqs == 2...2)
+        // Entry 4 (the release) names entry 2 as the hold entry before it.
+        #expect(try await holdsError()?.message == "legal hold entry 4 follows hold entry 2, which failed verification (\(findings[0])); \(Self.refusal)")
+    }
+
+    @Test("the release entry deleted: verify reports missing-rows, and the holds are refused (the next hold entry names it)")
+    func releaseDeleted() async throws {
+        try await holdLog()
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq = 4;")
+        let findings = try await rowFindings()
+        #expect(findings.map(\.kind) == [.missingRows])
+        #expect(findings.first?.seqs == 4...4)
+        #expect(try await holdsError()?.message == "legal hold entry 6 follows hold entry 4, which is missing from the store (deleted); \(Self.refusal)")
+    }
+
+    @Test("a placement deleted together with its release: the hold entry after them names the release")
+    func placementAndReleaseDeleted() async throws {
+        try await holdLog()
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq IN (2, 4);")
+        let findings = try await rowFindings()
+        #expect(findings.map(\.kind) == [.missingRows, .missingRows])
+        #expect(findings.map(\.seqs) == [2...2, 4...4])
+        #expect(try await holdsError()?.message == "legal hold entry 6 follows hold entry 4, which is missing from the store (deleted); \(Self.refusal)")
+    }
+
+    @Test("the row just before a hold entry deleted: the hold entry's link cannot be checked, so it is refused")
+    func rowBeforeHoldEntryDeleted() async throws {
+        try await holdLog()
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq = 5;")
+        #expect(try await rowFindings().map(\.seqs) == [5...5])
+        #expect(try await holdsError()?.message == "legal hold entry 6 failed verification (missing-rows at seq 5: the row before seq 6 is missing); \(Self.refusal)")
+    }
+
+    @Test("a hold entry hidden from the engine index (rebuilt without it, its schema text put back): named by the next one")
+    func hiddenFromIndex() async throws {
+        try await holdLog()
+        let original = "CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/'"
+        try sqlite3Must(db, """
+            DROP INDEX audit_entries_engine;
+            CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/' AND seq <> 4;
+            PRAGMA writable_schema = ON;
+            UPDATE sqlite_schema SET sql = '\(original.replacingOccurrences(of: "'", with: "''"))' WHERE name = 'audit_entries_engine';
+            """)
+        let report = try await AuditStore.verify(storeAt: db, keys: keys)
+        #expect(report.findings.map(\.kind) == [.indexMismatch])
+        #expect(try await holdsError()?.message == "legal hold entry 6 follows hold entry 4, which the index audit_entries_engine does not list (the index was edited: `auditdb verify` reports index-mismatch; `auditdb repair-indexes` rebuilds it); \(Self.refusal)")
+    }
+
+    @Test("the newest hold entry deleted, rows after it: verify reports missing-rows; the holds read without it (documented limit)")
+    func newestHoldEntryDeleted() async throws {
+        try await holdLog()
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq = 6;")
+        #expect(try await rowFindings().map(\.kind) == [.missingRows])
+        #expect(try await rowFindings().map(\.seqs) == [6...6])
+        // docs/retention.md, "What is proven": like a cut tail, only verify sees it. Expiry runs
+        // behind a verification for that reason.
+        let store = try await AuditStore.open(at: db, keys: keys)
+        #expect(try await store.activeHolds().isEmpty)
+        try await store.close()
+    }
+
+    @Test("refused for every reader: placing still works, releasing and listing throw the same error")
+    func damagedStoreStillTakesPlacements() async throws {
+        try await holdLog()
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET details = replace(details, 'user-3', 'nobody') WHERE seq = 6;")
+        let store = try await AuditStore.open(at: db, keys: keys)
+        let placed = try await store.placeHold(.tenant("bank"), reason: "case C", placedBy: "legal")
+        #expect(placed.id == 8)
+        await #expect {
+            try await store.releaseHold(id: placed.id, reason: "x", releasedBy: "legal")
+        } throws: { error in
+            (error as? AuditError)?.code == .integrityViolation
+                && (error as? AuditError)?.message.hasPrefix("legal hold entry 6 failed verification (mac-mismatch at seq 6: ") == true
+        }
+        await #expect(throws: AuditError.self) { try await store.activeHolds() }
+        #expect(try await store.lastSeq() == 8)
+        try await store.close()
+    }
+}
