@@ -154,6 +154,10 @@ final class LegacySource {
         }
         guard let actor = texts[LegacyAdoption.Field.actor.slot] else { return problem(.actor, "is NULL") }
         guard let action = texts[LegacyAdoption.Field.action.slot] else { return problem(.action, "is NULL") }
+        // A legacy row must not become one of AuditDB's own entries (a key declaration, a hold).
+        guard !AuditStore.isReserved(action) else {
+            return problem(.action, "\(action.debugDescription) is reserved for AuditDB's own entries (actions starting with \"\(AuditStore.reservedActionPrefix)\"); rename it in the source or leave the row out")
+        }
         var event = AuditEvent(actor: actor, action: action)
         event.tenant = texts[LegacyAdoption.Field.tenant.slot]
         event.resourceType = texts[LegacyAdoption.Field.resourceType.slot]
