@@ -152,3 +152,19 @@ BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_checkpoints is append-only: DELETE is 
 CREATE TRIGGER audit_checkpoints_next_only BEFORE INSERT ON audit_checkpoints
 WHEN NEW.seq <= coalesce((SELECT max(seq) FROM audit_checkpoints), 0)
 BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_checkpoints is append-only: a checkpoint must cover more rows than the last one'); END;
+
+-- Tombstones of expired rows (migration 0005; docs/FORMAT.md, section 20): append-only.
+CREATE TABLE audit_expired (
+    seq         INTEGER PRIMARY KEY,
+    key_version INTEGER NOT NULL,
+    mac         BLOB    NOT NULL,
+    leaf        BLOB    NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    tags        BLOB    NOT NULL,
+    expiry_seq  INTEGER NOT NULL
+) STRICT;
+
+CREATE TRIGGER audit_expired_no_update BEFORE UPDATE ON audit_expired
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_expired is append-only: UPDATE is not allowed'); END;
+CREATE TRIGGER audit_expired_no_delete BEFORE DELETE ON audit_expired
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_expired is append-only: DELETE is not allowed'); END;

@@ -278,6 +278,13 @@ int adb_row_check_leaf(const adb_keyset *ks, const uint8_t store_id[16], const a
     return ADB_OK;
 }
 
+int adb_link_check(const adb_keyset *ks, const uint8_t store_id[16], int64_t seq, const uint8_t stored_mac[32],
+                   const uint8_t prev_mac[32]) {
+    uint8_t l[32];
+    link_tag(ks, store_id, seq, stored_mac, prev_mac, l);
+    return CRYPTO_memcmp(l, stored_mac + 16, 16) == 0;
+}
+
 void adb_hmac_mac_key(const adb_keyset *ks, const uint8_t *msg, size_t len, uint8_t out[32]) {
     SHA256_CTX inner = ks->mac_inner;
     SHA256_Update(&inner, msg, len);

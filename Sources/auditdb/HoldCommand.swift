@@ -120,7 +120,7 @@ struct Hold: AsyncParsableCommand {
 }
 
 /// Opens the store, runs `body`, and closes the store whatever happened (the body's error wins).
-private func withStore<R>(_ global: GlobalOptions, _ body: (AuditStore) async throws -> R) async throws -> R {
+func withStore<R>(_ global: GlobalOptions, _ body: (AuditStore) async throws -> R) async throws -> R {
     let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
                                           configuration: try global.configuration())
     let result = await Result { try await body(store) }

@@ -141,7 +141,7 @@ extension AuditStore {
             (try db.tableExists("audit_checkpoints")
                 ? Set(try Data.fetchAll(db, sql: "SELECT signature FROM audit_checkpoints").map { Array($0) }) : [],
              try Dictionary(anchored.map { a in
-                 (a.checkpoint.seq, try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?", arguments: [a.checkpoint.seq]).map { Array($0) })
+                 (a.checkpoint.seq, try StoredMacs(db).mac(at: a.checkpoint.seq))
              }, uniquingKeysWith: { a, _ in a }))
         }
         var findings: [Finding] = []

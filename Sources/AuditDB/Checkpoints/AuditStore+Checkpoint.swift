@@ -190,7 +190,7 @@ extension AuditStore {
             let keyTrusted = trusted.map { keys in keys.key(version: cp.keyVersion)?.bytes == cp.publicKey } ?? true
             guard keyTrusted, cp.selfInvalidity() == nil,
                   let frontier = MerkleTree.Frontier(size: cp.seq, bytes: stored.frontier), frontier.root == cp.merkleRoot,
-                  let mac = try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?", arguments: [cp.seq]),
+                  let mac = try StoredMacs(db).mac(at: cp.seq),
                   mac.count == 32, adb_ct_equal(Array(mac), cp.chainHead, 32) == 1
             else {
                 skipped.append(cp.seq)

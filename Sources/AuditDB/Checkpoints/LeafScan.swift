@@ -21,7 +21,8 @@ enum LeafScan {
     /// version the ring lacks). `onRow` gets each good row, read once: its verdict and its leaf
     /// hash come from one pass over it.
     static func scan(_ db: Database, range: ClosedRange<Int64>, prevMac start: [UInt8], storeID: StoreID, keys: KeyRing,
-                     verify: Bool = true, onRow: (RowView, [UInt8]) throws -> Void) throws -> Result
+                     verify: Bool = true, onExpired: (Int64, [UInt8]) throws -> Void = { _, _ in },
+                     onRow: (RowView, [UInt8]) throws -> Void) throws -> Result
     {
         var result = Result(lastGood: range.lowerBound - 1, lastMac: start)
         let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq >= ? AND seq <= ? ORDER BY seq")
@@ -33,8 +34,35 @@ enum LeafScan {
         var chain = RowChain(prevMac: start)
         var expected = range.lowerBound
         var leaf = [UInt8](repeating: 0, count: 32)
+        let tombstones = try TombstoneReader(db)
+        /// Expired rows from `expected` up to `end` (FORMAT.md 20.4): their tombstones' leaves;
+        /// false at the first seq that has none, or fails.
+        func walkExpired(upTo end: Int64) throws -> Bool {
+            for link in try tombstones.links(expected...end) {
+                guard link.seq == expected, let tombstoneLeaf = link.leaf, let mac = link.mac else { return false }
+                if verify, let finding = Verifier.check(link, chain: &chain, context: context) {
+                    result.findings.append(finding)
+                    return false
+                }
+                chain.prevMac = mac
+                try onExpired(link.seq, tombstoneLeaf)
+                result.lastGood = link.seq
+                result.lastMac = mac
+                expected += 1
+            }
+            return expected > end
+        }
         while try SQLite.step(stmt, while: "leaf scan") {
             let seq = SQLite.int64(stmt, RowLayout.seq)
+            if seq > expected, result.findings.isEmpty {
+                guard try walkExpired(upTo: seq - 1) else {
+                    if result.findings.isEmpty {
+                        result.findings.append(Finding(kind: .missingRows, seqs: expected...(seq - 1),
+                                                       message: "\(seq - expected) row(s) missing before seq \(seq) (removed)"))
+                    }
+                    return result
+                }
+            }
             guard seq == expected else {
                 result.findings.append(Finding(kind: .missingRows, seqs: expected...(seq - 1),
                                                message: "\(seq - expected) row(s) missing before seq \(seq) (removed)"))
@@ -59,6 +87,7 @@ enum LeafScan {
             result.lastGood = seq
             result.lastMac = chain.prevMac
         }
+        if expected <= range.upperBound { _ = try walkExpired(upTo: range.upperBound) }
         return result
     }
 }
@@ -88,15 +117,15 @@ extension LeafScan {
         @Sendable func part(_ db: Database, _ r: ClosedRange<Int64>, _ start: [UInt8]?) throws -> Leaves {
             var prev = start ?? [UInt8](repeating: 0, count: 32)
             if start == nil {
-                guard let stored = try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?", arguments: [r.lowerBound - 1]),
-                      stored.count == 32
+                guard let stored = try StoredMacs(db).mac(at: r.lowerBound - 1), stored.count == 32
                 else { return Leaves(lastGood: r.lowerBound - 1, lastMac: prev) }
-                prev = Array(stored)
+                prev = stored
             }
             var flat: [UInt8] = []
             flat.reserveCapacity(r.count * 32)
             var collected: [(Int64, String)] = []
-            let scan = try LeafScan.scan(db, range: r, prevMac: prev, storeID: storeID, keys: keys, verify: verify) { view, leaf in
+            let scan = try LeafScan.scan(db, range: r, prevMac: prev, storeID: storeID, keys: keys, verify: verify,
+                                         onExpired: { _, leaf in flat += leaf }) { view, leaf in
                 flat += leaf
                 if let collect, let text = try collect(view, leaf) { collected.append((view.seq, text)) }
             }

@@ -18,12 +18,16 @@ enum StoredCheckpointCheck {
     static func findings(_ db: Database, storeID: StoreID, trusted: CheckpointPublicKeys?) throws -> [Finding] {
         guard try db.tableExists("audit_checkpoints"), try db.tableExists("audit_entries") else { return [] }
         let lastSeq = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries WHERE seq >= 1") ?? 0
-        // Rows that disagree with the log: beyond its end, or a chain head that is not row seq's MAC.
+        // Rows that disagree with the log: beyond its end, or a chain head that is not row seq's MAC
+        // (an expired row's: its tombstone's, FORMAT.md section 20.4).
+        let log = try db.tableExists("audit_expired")
+            ? "(SELECT seq, mac FROM audit_entries UNION ALL SELECT seq, mac FROM audit_expired)"
+            : "audit_entries"
         let rows = try Row.fetchAll(db, sql: """
             SELECT c.seq, c.created_at, c.key_version, c.public_key, c.chain_head, c.merkle_root, c.signature,
                    e.seq IS NOT NULL AS present,
                    typeof(c.created_at) = 'integer' AND typeof(c.key_version) = 'integer' AS typed
-            FROM audit_checkpoints c LEFT JOIN audit_entries e ON e.seq = c.seq AND c.seq >= 1
+            FROM audit_checkpoints c LEFT JOIN \(log) e ON e.seq = c.seq AND c.seq >= 1
             WHERE c.seq > ?1 OR e.seq IS NULL OR e.mac IS NOT c.chain_head
             ORDER BY c.seq DESC LIMIT \(examinedLimit + 1)
             """, arguments: [lastSeq])

@@ -140,7 +140,7 @@ extension AuditStore {
     {
         let from = checked ?? Verifier.Position(seq: 0, mac: [UInt8](repeating: 0, count: 32))
         if from.seq > 0 {
-            let stored = try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?", arguments: [from.seq])
+            let stored = try StoredMacs(db).mac(at: from.seq)
             let same = stored.map { Array($0) }.map { $0.count == 32 && from.mac.count == 32 && adb_ct_equal($0, from.mac, 32) == 1 } ?? false
             guard same else {
                 throw AuditError(.integrityViolation, "row \(from.seq) changed or disappeared while re-attesting; nothing was written. Investigate with `auditdb verify`.")

@@ -46,12 +46,16 @@ enum KeyVersionCache {
 
     private static func scan(_ db: Database, _ body: (UInt32?, String, Bool) throws -> Void) throws {
         guard try db.tableExists("audit_key_versions"), try db.tableExists("audit_entries") else { return }
+        // The log's rows and, for expired rows, their tombstones (FORMAT.md section 20.4).
+        let log = try db.tableExists("audit_expired")
+            ? "(SELECT seq, key_version FROM audit_entries UNION ALL SELECT seq, key_version FROM audit_expired)"
+            : "audit_entries"
         let rows = try Row.fetchCursor(db, sql: """
             SELECT c.key_version, c.first_seq,
                    typeof(c.key_version) = 'integer' AND typeof(c.first_seq) = 'integer' AND c.first_seq >= 1
-                   AND EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = c.first_seq AND e.key_version IS c.key_version)
+                   AND EXISTS (SELECT 1 FROM \(log) e WHERE e.seq = c.first_seq AND e.key_version IS c.key_version)
                    AND (c.first_seq = 1 OR NOT EXISTS (
-                       SELECT 1 FROM audit_entries p WHERE p.seq = c.first_seq - 1 AND p.key_version IS c.key_version))
+                       SELECT 1 FROM \(log) p WHERE p.seq = c.first_seq - 1 AND p.key_version IS c.key_version))
             FROM audit_key_versions c
             """)
         while let row = try rows.next() {

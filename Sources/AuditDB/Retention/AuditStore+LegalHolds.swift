@@ -120,7 +120,7 @@ extension AuditStore {
 
     /// Runs `body` in the appender's exclusive (durable) write transaction, the path every
     /// engine entry that depends on what the log holds is written through.
-    private func holdTransaction<R: Sendable>(
+    func holdTransaction<R: Sendable>(
         _ action: String,
         _ body: @escaping @Sendable (Database, AuditStore, ([EncodedEvent]) throws -> ClosedRange<Int64>) throws -> R
     ) async throws -> R {

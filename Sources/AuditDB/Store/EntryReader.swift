@@ -7,7 +7,7 @@ import GRDBSQLite
 /// (MAC, and the link to the row before it: the previous row read, or the stored one).
 struct EntryReader {
     let context: RowContext
-    let previousMac: Statement
+    let previousMac: StoredMacs
     /// When some key version is compromised: the attestations of one row (looked up per row,
     /// so a page does not load every attestation of the store).
     let attestationsOfRow: Statement?
@@ -19,7 +19,7 @@ struct EntryReader {
 
     init(_ db: Database, storeID: StoreID, keys: KeyRing, mode: EntryQuery.UnverifiedRows) throws {
         context = RowContext(storeID: storeID.bytes, keys: keys, attestations: [:])
-        previousMac = try db.cachedStatement(sql: "SELECT mac FROM audit_entries WHERE seq = ?")
+        previousMac = try StoredMacs(db)
         // Only rows signed by a compromised version need theirs (looked up per row below).
         if !keys.compromisedVersions.isEmpty, try db.tableExists("audit_attestations") {
             attestationsOfRow = try db.cachedStatement(sql: Verifier.attestationsSQL + " AND a.seq = ?")
@@ -40,8 +40,8 @@ struct EntryReader {
             if seq > 1 {
                 if lastSeq == seq - 1 {
                     chain = lastChain
-                } else if let stored = try Data.fetchOne(previousMac, arguments: [seq - 1]) {
-                    chain.prevMac = Array(stored)
+                } else if let stored = try previousMac.mac(at: seq - 1) {
+                    chain.prevMac = stored
                     chain.prevKnown = stored.count == 32
                 } else {
                     chain.prevKnown = false

@@ -57,6 +57,12 @@ public struct Finding: Sendable, Hashable, CustomStringConvertible {
         /// An anchored checkpoint is itself invalid: not a checkpoint, a bad signature, or a key
         /// that is not in the public key file. It proves nothing; the anchor was tampered with.
         public static let checkpointInvalid = Kind("checkpoint-invalid")
+        /// A tombstone of an expired row, or an expiry entry, that the signed log does not
+        /// account for (FORMAT.md section 20.4, step 9).
+        public static let expiryTampered = Kind("expiry-tampered")
+        /// A row was expired (by a key holder) against the policy its expiry entry states, or
+        /// while a legal hold kept it.
+        public static let retentionViolation = Kind("retention-violation")
     }
 
     /// What kind of damage.

@@ -74,7 +74,7 @@ struct Verifier: Sendable {
             startMac = position.mac
             head = position
             let boundary = try await pool.read { db in
-                try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?", arguments: [position.seq])
+                try StoredMacs(db).mac(at: position.seq)
             }
             if lastSeq < position.seq {
                 findings.append(Finding(
@@ -176,6 +176,13 @@ struct Verifier: Sendable {
             }
             findings += moved
             total += moved.count
+        }
+        // Expired rows (FORMAT.md section 20.4, step 9).
+        if let storeID {
+            let keys = self.keys
+            let expiry = try await pool.read { db in try ExpiryCheck.findings(db, storeID: storeID, keys: keys) }
+            findings += expiry
+            total += expiry.count
         }
         findings = Self.joinedAtSplitPoints(findings, removed: &total)
         total = max(total, findings.count)
@@ -308,9 +315,8 @@ struct Verifier: Sendable {
         if let startMac, startMac.count == 32 {
             chain.prevMac = startMac
         } else if range.lowerBound > 1 && startTrusted {
-            if let stored = try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = ?",
-                                              arguments: [range.lowerBound - 1]), stored.count == 32 {
-                chain.prevMac = Array(stored)
+            if let stored = try StoredMacs(db).mac(at: range.lowerBound - 1), stored.count == 32 {
+                chain.prevMac = stored
             } else {
                 chain.prevKnown = false
             }
@@ -321,6 +327,7 @@ struct Verifier: Sendable {
         try SQLite.bind(stmt, 2, range.upperBound)
         defer { SQLite.reset(stmt) }
         var expected = range.lowerBound
+        let tombstones = try TombstoneReader(db)
         // Runs of good rows are checked in C, row after row, without coming back to Swift; the
         // row after a run (a gap, a bad or unusual row) is reported by the row-by-row code below.
         // The convergence rescan must stop at the first agreeing row, so it goes row by row.
@@ -354,8 +361,7 @@ struct Verifier: Sendable {
                 break
             case .success(false):
                 if !isLast, expected <= range.upperBound {
-                    result.add(Finding(kind: .missingRows, seqs: expected...range.upperBound,
-                                       message: "\(range.upperBound - expected + 1) row(s) missing before seq \(range.upperBound + 1) (removed)"))
+                    try walkExpired(expected...range.upperBound, tombstones, chain: &chain, context: context, result: &result)
                 }
                 if adds { result.indexDigest = digest }
                 return result
@@ -370,9 +376,7 @@ struct Verifier: Sendable {
             let seq = SQLite.int64(stmt, RowLayout.seq)
             if adds { adb_index_digest_add_row(&digest, stmt) }
             if seq > expected {
-                result.add(Finding(kind: .missingRows, seqs: expected...(seq - 1),
-                                   message: "\(seq - expected) row(s) missing before seq \(seq) (removed)"))
-                chain.prevKnown = false
+                try walkExpired(expected...(seq - 1), tombstones, chain: &chain, context: context, result: &result)
             }
             expected = seq + 1
             result.rowsChecked += 1
@@ -386,5 +390,55 @@ struct Verifier: Sendable {
                 return result
             }
         }
+    }
+
+    /// Walks a gap of the log (FORMAT.md 20.4): expired rows are checked through their tombstones
+    /// (link tag only), seqs in neither table are `missing-rows`.
+    static func walkExpired(_ gap: ClosedRange<Int64>, _ tombstones: TombstoneReader, chain: inout RowChain,
+                            context: RowContext, result: inout RangeResult) throws
+    {
+        var next = gap.lowerBound
+        func missing(upTo end: Int64) {
+            guard next <= end else { return }
+            result.add(Finding(kind: .missingRows, seqs: next...end,
+                               message: "\(end - next + 1) row(s) missing before seq \(end + 1) (removed)"))
+            chain.prevKnown = false
+        }
+        for link in try tombstones.links(gap) {
+            missing(upTo: link.seq - 1)
+            next = link.seq + 1
+            if let finding = check(link, chain: &chain, context: context) { result.add(finding) }
+        }
+        missing(upTo: gap.upperBound)
+    }
+
+    /// The verdict on one tombstone in the chain, as RowView.check for a row (its link tag only).
+    static func check(_ link: TombstoneReader.Link, chain: inout RowChain, context: RowContext) -> Finding? {
+        let seq = link.seq
+        guard let mac = link.mac else {
+            chain.prevKnown = false
+            return Finding(kind: .malformedRow, seqs: seq...seq, message: "the expired row's MAC is missing or not 32 bytes")
+        }
+        defer { chain.prevMac = mac }
+        guard let kv = link.keyVersion else {
+            chain.prevKnown = false
+            return Finding(kind: .malformedRow, seqs: seq...seq, message: "the expired row's key version is invalid")
+        }
+        guard let key = context.keys.key(version: kv) else {
+            chain.prevKnown = false
+            return Finding(kind: .unknownKeyVersion, seqs: seq...seq,
+                           message: "signed with key version \(kv), which the key ring lacks; load the key file that holds it")
+        }
+        guard chain.prevKnown else {
+            chain.prevKnown = true
+            return nil
+        }
+        let follows = chain.prevMac.withUnsafeBufferPointer { prev in adb_link_check(key.keyset, context.storeID, seq, mac, prev.baseAddress) }
+        guard follows == 1 else {
+            chain.prevKnown = false
+            return Finding(kind: .chainBreak, seqs: seq...seq,
+                           message: "the expired row's MAC does not follow seq \(seq - 1) (its tombstone was changed, or rows removed, inserted or reordered)")
+        }
+        return nil
     }
 }

@@ -74,6 +74,12 @@ int adb_row_check(const adb_keyset *ks, const uint8_t store_id[ADB_STORE_ID_LEN]
 int adb_row_check_leaf(const adb_keyset *ks, const uint8_t store_id[ADB_STORE_ID_LEN], const adb_row *row,
                        const uint8_t *prev_mac, const uint8_t *stored_mac, size_t stored_len, uint8_t *leaf_out);
 
+/// Checks only the link tag of a stored MAC (the row itself is not at hand: an expired row's
+/// tombstone, FORMAT.md section 20.4): 1 if mac[16..32) = HMAC(K_mac, LINK_MSG(seq, mac[0..16),
+/// prev_mac))[0..16), else 0.
+int adb_link_check(const adb_keyset *ks, const uint8_t store_id[ADB_STORE_ID_LEN], int64_t seq,
+                   const uint8_t stored_mac[ADB_MAC_LEN], const uint8_t prev_mac[ADB_MAC_LEN]);
+
 /// The per-row, per-field commitment nonce (FORMAT.md, "Commitments").
 void adb_field_nonce(const adb_keyset *ks, const uint8_t store_id[ADB_STORE_ID_LEN], int64_t seq, uint8_t field,
                      uint8_t out[ADB_HASH_LEN]);

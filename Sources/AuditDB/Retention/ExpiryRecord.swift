@@ -1,0 +1,105 @@
+/// The expiry entry of one expiry (FORMAT.md section 20.3): the policy applied, its time, the
+/// seqs it expired and the digest of their tombstones. Written by AuditDB in the transaction that
+/// expires the rows; read back (through verification) by the verifier's step 9.
+struct ExpiryRecord: Sendable, Hashable {
+    static let action = "auditdb.retention.expired"
+    static let resourceType = "retention"
+
+    var policy: RetentionPolicy
+    var now: AuditTimestamp
+    var first: Int64
+    var last: Int64
+    var count: Int64
+    var digest: [UInt8]
+
+    /// The entry that records it.
+    var event: AuditEvent {
+        func limit(_ l: RetentionPolicy.Limit) -> JSONValue {
+            if case .maximumAge(let period) = l { return .string(period.description) }
+            return .null
+        }
+        var tenants: [String: JSONValue] = [:]
+        for (tenant, l) in policy.tenantLimits { tenants[tenant] = limit(l) }
+        let details: [String: JSONValue] = [
+            "policy": .object(["default": limit(policy.defaultLimit), "tenants": .object(tenants)]),
+            "now": .int(now.microsecondsSinceEpoch), "first": .int(first), "last": .int(last), "count": .int(count),
+            "tombstones": .string(Hex.encode(digest)),
+        ]
+        return AuditEvent(actor: "auditdb", action: Self.action, resourceType: Self.resourceType, severity: .notice,
+                          details: AuditDetails(details))
+    }
+
+    /// What is wrong with an expiry entry's details.
+    struct Unreadable: Error {
+        let reason: String
+        init(_ reason: String) { self.reason = reason }
+    }
+
+    /// Reads a verified expiry entry's details, strictly (20.3: exactly these members).
+    init(_ entry: AuditEntry) throws(Unreadable) {
+        guard let json = entry.detailsJSON else { throw Unreadable("it has no details") }
+        var copy = json
+        let read: Result<JSONObject, JSONError> = copy.withUTF8 { bytes in
+            do throws(JSONError) {
+                return .success(try JSONReader.readObject(bytes, limits: .details, validUTF8: true).members)
+            } catch {
+                return .failure(error)
+            }
+        }
+        let object: JSONObject
+        switch read {
+        case .success(let members): object = members
+        case .failure(let error): throw Unreadable("its details are not valid JSON (\(error))")
+        }
+        if let unknown = object.firstKey(notIn: ["policy", "now", "first", "last", "count", "tombstones"]) {
+            throw Unreadable("its details have the unknown key \(OutputEscaping.jsonQuoted(unknown))")
+        }
+        func integer(_ name: String) throws(Unreadable) -> Int64 {
+            guard let value = object[name]?.integer else { throw Unreadable("its details lack the integer \(name)") }
+            return value
+        }
+        func limit(_ value: JSON?, _ name: String) throws(Unreadable) -> RetentionPolicy.Limit {
+            guard let value else { throw Unreadable("its policy lacks \(name)") }
+            if value.isNull { return .forever }
+            guard let text = value.text else { throw Unreadable("its policy's \(name) is not a period or null") }
+            do {
+                return .maximumAge(try RetentionPeriod(parsing: text, field: name))
+            } catch {
+                throw Unreadable("its policy's \(name) is not a period (\(error.message))")
+            }
+        }
+        guard let policy = object["policy"]?.object else { throw Unreadable("its details lack the object policy") }
+        if let unknown = policy.firstKey(notIn: ["default", "tenants"]) {
+            throw Unreadable("its policy has the unknown key \(OutputEscaping.jsonQuoted(unknown))")
+        }
+        guard let tenantObject = policy["tenants"]?.object else { throw Unreadable("its policy lacks the object tenants") }
+        var tenants: [String: RetentionPolicy.Limit] = [:]
+        for name in tenantObject.sortedKeys { tenants[name] = try limit(tenantObject[name], "tenants[\(OutputEscaping.jsonQuoted(name))]") }
+        let defaultLimit = try limit(policy["default"], "default")
+        do throws(AuditError) {
+            self.policy = try RetentionPolicy(default: defaultLimit, tenants: tenants)
+        } catch {
+            throw Unreadable("its policy is invalid (\(error.message))")
+        }
+        now = AuditTimestamp(microsecondsSinceEpoch: try integer("now"))
+        first = try integer("first")
+        last = try integer("last")
+        count = try integer("count")
+        guard let hex = object["tombstones"]?.text, hex.utf8.count == 64, let bytes = Hex.decodeLowercase(hex) else {
+            throw Unreadable("its tombstones digest is not 64 lowercase hex digits")
+        }
+        digest = bytes
+        guard count >= 1, first >= 1, first <= last, last - first + 1 >= count, last < entry.seq else {
+            throw Unreadable("its seqs (first \(first), last \(last), count \(count)) are impossible for an entry at seq \(entry.seq)")
+        }
+    }
+
+    init(policy: RetentionPolicy, now: AuditTimestamp, first: Int64, last: Int64, count: Int64, digest: [UInt8]) {
+        self.policy = policy
+        self.now = now
+        self.first = first
+        self.last = last
+        self.count = count
+        self.digest = digest
+    }
+}

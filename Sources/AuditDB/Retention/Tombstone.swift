@@ -1,0 +1,145 @@
+import CAuditCore
+import Foundation
+import GRDB
+
+/// What stays of an expired row (FORMAT.md section 20.1): the MAC and Merkle leaf that keep the
+/// chain and the tree whole, its recorded time, and keyed match tags (20.2) that let a verifier
+/// check the expiry against its policy and the legal holds without any of the row's values.
+struct Tombstone: Sendable, Hashable {
+    var seq: Int64
+    var keyVersion: UInt32
+    var mac: [UInt8]
+    var leaf: [UInt8]
+    var recordedAt: Int64
+    var tags: [UInt8]
+    var expirySeq: Int64
+
+    /// The match-tag fields, in their order in `tags` (FORMAT.md 20.2).
+    enum Field: UInt8, CaseIterable {
+        case tenant = 1, actor, resourceId, resource, correlationId
+    }
+
+    static let tagLength = 16
+
+    /// ENC_TOMB (20.1).
+    var encoded: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(8 + 4 + 32 + 32 + 8 + tags.count)
+        Self.append(UInt64(bitPattern: seq), to: &out)
+        withUnsafeBytes(of: keyVersion.bigEndian) { out += $0 }
+        out += mac
+        out += leaf
+        Self.append(UInt64(bitPattern: recordedAt), to: &out)
+        out += tags
+        return out
+    }
+
+    /// SHA256 of the ENC_TOMB of `tombstones`, in ascending seq (the expiry entry's `tombstones`).
+    static func digest(_ tombstones: [Tombstone]) -> [UInt8] {
+        var message: [UInt8] = []
+        for tombstone in tombstones.sorted(by: { $0.seq < $1.seq }) { message += tombstone.encoded }
+        var out = [UInt8](repeating: 0, count: 32)
+        adb_sha256(message, message.count, &out)
+        return out
+    }
+
+    /// TAG(f, x) = HMAC(K_mac, "ADB1TAG_" || store_id || u8(f) || x)[0..16).
+    static func tag(_ field: Field, _ value: [UInt8], key: AuditKey, storeID: StoreID) -> [UInt8] {
+        var message = Array("ADB1TAG_".utf8) + storeID.bytes
+        message.append(field.rawValue)
+        message += value
+        var out = [UInt8](repeating: 0, count: 32)
+        adb_hmac_mac_key(key.keyset, message, message.count, &out)
+        return Array(out[0..<tagLength])
+    }
+
+    /// opt_str of FORMAT.md section 3.
+    static func optString(_ value: String?) -> [UInt8] {
+        guard let value else { return [0xFF, 0xFF, 0xFF, 0xFF] }
+        var out: [UInt8] = []
+        withUnsafeBytes(of: UInt32(value.utf8.count).bigEndian) { out += $0 }
+        return out + Array(value.utf8)
+    }
+
+    /// The five tags of a row's values.
+    static func tags(tenant: String?, actor: String?, resourceType: String?, resourceId: String?, correlationId: String?,
+                     key: AuditKey, storeID: StoreID) -> [UInt8]
+    {
+        tag(.tenant, optString(tenant), key: key, storeID: storeID)
+            + tag(.actor, optString(actor), key: key, storeID: storeID)
+            + tag(.resourceId, optString(resourceId), key: key, storeID: storeID)
+            + tag(.resource, optString(resourceType) + optString(resourceId), key: key, storeID: storeID)
+            + tag(.correlationId, optString(correlationId), key: key, storeID: storeID)
+    }
+
+    /// The tag of `field` in this tombstone.
+    func tag(_ field: Field) -> ArraySlice<UInt8> {
+        let start = Int(field.rawValue - 1) * Self.tagLength
+        return tags[start..<start + Self.tagLength]
+    }
+
+    private static func append(_ value: UInt64, to out: inout [UInt8]) {
+        withUnsafeBytes(of: value.bigEndian) { out += $0 }
+    }
+}
+
+/// Stored MACs by seq, of rows and of expired rows' tombstones: the chain's view of the log.
+/// Whoever needs "the stored MAC of the row before" asks here, not `audit_entries` alone.
+struct StoredMacs {
+    private let row: Statement
+    private let expired: Statement?
+
+    init(_ db: Database) throws {
+        row = try db.cachedStatement(sql: "SELECT mac FROM audit_entries WHERE seq = ?")
+        expired = try db.tableExists("audit_expired")
+            ? try db.cachedStatement(sql: "SELECT mac FROM audit_expired WHERE seq = ?") : nil
+    }
+
+    /// The stored MAC at `seq` (any length), of the row or else of its tombstone; nil if neither.
+    func mac(at seq: Int64) throws -> [UInt8]? {
+        if let stored = try Data.fetchOne(row, arguments: [seq]) { return Array(stored) }
+        if let expired, let stored = try Data.fetchOne(expired, arguments: [seq]) { return Array(stored) }
+        return nil
+    }
+}
+
+/// Tombstones of a seq range, for walking the chain through expired rows (FORMAT.md 20.4).
+struct TombstoneReader {
+    private let statement: Statement?
+
+    init(_ db: Database) throws {
+        statement = try db.tableExists("audit_expired")
+            ? try db.cachedStatement(sql: """
+                SELECT seq, key_version, mac, leaf FROM audit_expired WHERE seq >= ? AND seq <= ? ORDER BY seq
+                """)
+            : nil
+    }
+
+    /// One tombstone's chain fields: nil values where the stored value has the wrong type.
+    struct Link {
+        var seq: Int64
+        var keyVersion: UInt32?
+        var mac: [UInt8]?
+        var leaf: [UInt8]?
+    }
+
+    func links(_ range: ClosedRange<Int64>) throws -> [Link] {
+        guard let statement else { return [] }
+        return try Row.fetchAll(statement, arguments: [range.lowerBound, range.upperBound]).map { row in
+            Link(seq: row[0], keyVersion: Self.integer(row, 1).flatMap { UInt32(exactly: $0) },
+                 mac: Self.blob(row, 2, length: 32), leaf: Self.blob(row, 3, length: 32))
+        }
+    }
+
+    /// The column's INTEGER, or nil for any other type (never converted).
+    static func integer(_ row: Row, _ index: Int) -> Int64? {
+        if case .int64(let value) = (row[index] as DatabaseValue).storage { return value }
+        return nil
+    }
+
+    /// The column's BLOB of exactly `length` bytes, or nil.
+    static func blob(_ row: Row, _ index: Int, length: Int) -> [UInt8]? {
+        if case .blob(let data) = (row[index] as DatabaseValue).storage, data.count == length { return Array(data) }
+        return nil
+    }
+}

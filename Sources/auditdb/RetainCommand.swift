@@ -1,0 +1,56 @@
+import ArgumentParser
+import AuditDB
+import Foundation
+
+struct Retain: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Expire the rows a retention policy no longer requires, with proof; rows under a legal hold stay.",
+        discussion: """
+            A row expires when it was recorded more than --older-than ago (or its tenant's --tenant limit), no \
+            active legal hold matches it, and it verifies. Its values leave the store; a tombstone keeps the chain \
+            and the Merkle tree whole, and a signed expiry entry records the policy (docs/FORMAT.md section 20, \
+            docs/retention.md). AuditDB's own entries and the newest row never expire. Rows go in batches, each \
+            one durable transaction: if interrupted, run the command again. Exit status 1 if a row or hold entry \
+            fails verification (nothing of that batch is written), 2 for bad arguments or storage errors.
+            """)
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .customLong("older-than"),
+            help: ArgumentHelp("The default limit: a period such as 90d, 12h, 2w, or `forever`.", valueName: "period"))
+    var olderThan: String
+    @Option(help: ArgumentHelp("A tenant's own limit, as TENANT=PERIOD (e.g. bank=400d, or bank=forever); repeatable.",
+                               valueName: "tenant=period"))
+    var tenant: [String] = []
+    @Flag(name: .customLong("dry-run"), help: "Say what would expire; write nothing.") var dryRun = false
+    @Option(name: .customLong("batch-size"), help: "Rows per transaction (appends wait at most one batch).")
+    var batchSize: Int = 10_000
+
+    func policy() throws -> RetentionPolicy {
+        var tenants: [String: String] = [:]
+        for item in tenant {
+            guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
+                throw ValidationError("--tenant takes TENANT=PERIOD (e.g. bank=400d), not \(OutputEscaping.jsonQuoted(item))")
+            }
+            let name = String(item[..<equals])
+            guard tenants[name] == nil else { throw ValidationError("--tenant names \(OutputEscaping.jsonQuoted(name)) twice") }
+            tenants[name] = String(item[item.index(after: equals)...])
+        }
+        return try RetentionPolicy(parsingDefault: olderThan, tenants: tenants)
+    }
+
+    func run() async throws {
+        let policy = try policy()
+        let report = try await withStore(global) { store in
+            try await store.applyRetention(policy, dryRun: dryRun, batchSize: batchSize)
+        }
+        let verb = report.dryRun ? "would expire" : "expired"
+        Output.line("\(verb) \(report.expired) row(s) under policy default \(policy.defaultLimit)"
+            + policy.tenantLimits.keys.sorted().map { ", \(OutputEscaping.jsonQuoted($0)) \(policy.tenantLimits[$0]!)" }.joined()
+            + "; \(report.held) kept by legal holds")
+        for tenant in report.expiredByTenant.keys.sorted() {
+            Output.line("  \(tenant.isEmpty ? "(no tenant)" : OutputEscaping.jsonQuoted(tenant)): \(report.expiredByTenant[tenant]!)")
+        }
+        if !report.expiryEntries.isEmpty {
+            Output.line("expiry entries: \(report.expiryEntries.map(String.init).joined(separator: ", "))")
+        }
+    }
+}

@@ -1,0 +1,188 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// Expiry with proof (FORMAT.md section 20): every guarantee survives, and tampering with the
+/// retention machinery is reported with its exact finding.
+@Suite("Retention: expiry")
+struct ExpiryTests {
+    let dir: TempDir
+    let keys: KeyRing
+    let path: String
+
+    init() throws {
+        dir = try TempDir()
+        keys = try testKeyRing()
+        path = dir.path("store.db")
+    }
+
+    /// 30 sample rows (tenants tenant-0..2), applied two days later: tenant-0 kept for ever, the
+    /// others after one day.
+    static let policy: RetentionPolicy = {
+        do { return try RetentionPolicy(parsingDefault: "1d", tenants: ["tenant-0": "forever"]) } catch { preconditionFailure("\(error)") }
+    }()
+    static var later: AuditTimestamp { AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.now().microsecondsSinceEpoch + 2 * 86_400_000_000) }
+
+    func rows(of report: IntegrityReport) -> [String] {
+        report.findings.map { "\($0.kind) \($0.seqs.map { "\($0.lowerBound)...\($0.upperBound)" } ?? "-")" }
+    }
+
+    @Test("expiry removes exactly the rows the policy allows, and the store still verifies, queries, checkpoints and exports")
+    func expireAndKeepEveryGuarantee() async throws {
+        let signer = try testSigner()
+        try await makeStore(at: path, keys: keys, count: 30)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let anchors = dir.path("anchors")
+        try FileManager.default.createDirectory(atPath: anchors, withIntermediateDirectories: true)
+        _ = try await store.checkpoint(signer: signer, anchors: [DirectoryAnchor(path: anchors)])
+        let dry = try await store.applyRetention(Self.policy, now: Self.later, dryRun: true)
+        #expect(dry.expired == 20 && dry.expiryEntries.isEmpty)
+        #expect(try await store.lastSeq() == 30)
+
+        let report = try await store.applyRetention(Self.policy, now: Self.later, batchSize: 8)
+        // tenant-0 is i % 3 == 0: 10 rows kept; the other 20 expire (the newest row, 30, is tenant-0).
+        // The 29 candidates go in batches of 8: four expiry entries.
+        #expect(report.expired == 20)
+        #expect(report.expiredByTenant == ["tenant-1": 10, "tenant-2": 10])
+        #expect(report.expiryEntries == [31, 32, 33, 34])
+        let remaining = try await allEntries(store)
+        #expect(remaining.map(\.seq) == [3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31, 32, 33, 34])
+        #expect(remaining.allSatisfy { $0.isVerified })
+
+        let verified = try await store.verify()
+        #expect(verified.isIntact, "\(verified)")
+        let scan = try await IntegrityScanner.scan(storeAt: path, keys: keys, mode: .full)
+        #expect(scan.isIntact)
+        // The checkpoint anchored before the expiry still verifies: its root is recomputed from
+        // the tombstones' leaves.
+        let anchored = try await store.verify(againstAnchors: [anchors], publicKeys: signer.publicKeys)
+        #expect(anchored.isIntact, "\(anchored)")
+        let next = try await store.checkpoint(signer: signer)
+        #expect(next.seq == 34)
+        let summary = try await store.export(to: dir.path("export"), signer: signer)
+        #expect(summary.entryCount == 14)
+        let bundle = try await ExportBundle.verify(at: dir.path("export"), publicKeys: signer.publicKeys)
+        #expect(bundle.isValid && bundle.entriesVerified == 14, "\(bundle)")
+        // Nothing more to expire.
+        #expect(try await store.applyRetention(Self.policy, now: Self.later).expired == 0)
+        try await store.close()
+        // The values are gone from the file.
+        let left = try sqlite3Shell(path, "SELECT count(*) FROM audit_entries WHERE seq <= 29 AND seq % 3 != 0;").stdout
+        #expect(left.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+    }
+
+    @Test("a legal hold keeps its rows whatever their age; released, they expire")
+    func holdsKeepRows() async throws {
+        try await makeStore(at: path, keys: keys, count: 30)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let hold = try await store.placeHold(.tenant("tenant-1"), reason: "case 1", placedBy: "legal")
+        let first = try await store.applyRetention(Self.policy, now: Self.later)
+        #expect(first.expired == 10 && first.held == 10)
+        #expect(try await store.verify().isIntact)
+        _ = try await store.releaseHold(id: hold.id, reason: "closed", releasedBy: "legal")
+        let second = try await store.applyRetention(Self.policy, now: Self.later)
+        #expect(second.expired == 10 && second.held == 0)
+        let report = try await store.verify()
+        #expect(report.isIntact, "\(report)")
+        try await store.close()
+    }
+
+    /// A store whose rows 1...29 not of tenant-0 were expired by entries 31...
+    func expired() async throws -> AuditStore {
+        try await makeStore(at: path, keys: keys, count: 30)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        _ = try await store.applyRetention(Self.policy, now: Self.later)  // one entry, seq 31
+        return store
+    }
+
+    func tamper(_ sql: String) throws {
+        try sqlite3Must(path, """
+            DROP TRIGGER IF EXISTS audit_expired_no_update; DROP TRIGGER IF EXISTS audit_expired_no_delete;
+            DROP TRIGGER IF EXISTS audit_entries_no_delete; DROP TRIGGER IF EXISTS audit_entries_no_update;
+            \(sql)
+            """)
+    }
+
+    func findings() async throws -> [String] {
+        rows(of: try await AuditStore.verify(storeAt: path, keys: keys)).filter { !$0.hasPrefix("schema-tampered") }
+    }
+
+    @Test("rows removed any other way than expiry are still missing-rows")
+    func deletedRowsStillMissing() async throws {
+        try await expired().close()
+        try tamper("DELETE FROM audit_entries WHERE seq = 6;")
+        #expect(try await findings() == ["missing-rows 6...6"])
+    }
+
+    @Test("a tombstone deleted: missing-rows at its seq and expiry-tampered at its expiry entry")
+    func tombstoneDeleted() async throws {
+        try await expired().close()
+        try tamper("DELETE FROM audit_expired WHERE seq = 5;")
+        #expect(try await findings() == ["missing-rows 5...5", "expiry-tampered 31...31"])
+    }
+
+    @Test("a tombstone's MAC changed: chain-break, and expiry-tampered at its expiry entry")
+    func tombstoneMacChanged() async throws {
+        try await expired().close()
+        try tamper("UPDATE audit_expired SET mac = randomblob(32) WHERE seq = 5;")
+        #expect(try await findings() == ["chain-break 5...5", "expiry-tampered 31...31"])
+    }
+
+    @Test("a tombstone's recorded_at or tags changed: expiry-tampered at its expiry entry")
+    func tombstoneValuesChanged() async throws {
+        try await expired().close()
+        try tamper("UPDATE audit_expired SET recorded_at = recorded_at + 1 WHERE seq = 7;")
+        #expect(try await findings() == ["expiry-tampered 31...31"])
+    }
+
+    @Test("the expiry entry deleted: missing-rows at its seq, expiry-tampered at each tombstone")
+    func expiryEntryDeleted() async throws {
+        let store = try await expired()
+        try await store.append(sampleEvent(99))  // so that the entry is not the tail
+        try await store.close()
+        try tamper("DELETE FROM audit_entries WHERE seq = 31;")
+        let found = try await findings()
+        #expect(found.first == "missing-rows 31...31" || found.contains("missing-rows 31...31"))
+        #expect(found.filter { $0.hasPrefix("expiry-tampered") }.count == 20)
+    }
+
+    @Test("a tombstone for a row still in the log: expiry-tampered at that seq")
+    func tombstoneBesideItsRow() async throws {
+        try await expired().close()
+        try tamper("INSERT INTO audit_expired SELECT 3, key_version, mac, leaf, recorded_at, tags, expiry_seq FROM audit_expired WHERE seq = 1;")
+        #expect(try await findings() == ["expiry-tampered 3...3"])
+    }
+
+    @Test("a key holder's expiry of rows younger than its own policy: retention-violation at each")
+    func expiryBeforeItsTime() async throws {
+        try await makeStore(at: path, keys: keys, count: 6)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let strict = try RetentionPolicy(parsingDefault: "30d")
+        let (storeID, keys, later) = (store.storeID, self.keys, Self.later)
+        _ = try await store.holdTransaction("test") { db, _, append in
+            // Rows 2 and 4 (tenant-2, tenant-1) pass the applied policy; the stated one keeps them 30 days.
+            try AuditStore.expire([2, 4], db, policy: Self.policy, now: later, storeID: storeID, keys: keys, write: true,
+                                  stated: strict, append: append)
+        }
+        try await store.close()
+        let found = try await findings()
+        #expect(found == ["retention-violation 2...2", "retention-violation 4...4"], "\(found)")
+    }
+
+    @Test("a key holder's expiry of a held row: retention-violation naming the hold")
+    func expiryOfAHeldRow() async throws {
+        try await makeStore(at: path, keys: keys, count: 6)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let hold = try await store.placeHold(.resource(type: nil, id: "doc-2"), reason: "subpoena", placedBy: "legal")
+        let (storeID, keys, later) = (store.storeID, self.keys, Self.later)
+        _ = try await store.holdTransaction("test") { db, _, append in
+            try AuditStore.expire([2, 4], db, policy: Self.policy, now: later, storeID: storeID, keys: keys, write: true,
+                                  ignoringHolds: true, append: append)
+        }
+        try await store.close()
+        let report = try await AuditStore.verify(storeAt: path, keys: keys)
+        #expect(rows(of: report) == ["retention-violation 2...2"])
+        #expect(report.findings.first?.message.contains("legal hold \(hold.id)") == true)
+    }
+}
