@@ -111,32 +111,38 @@ struct GoldenNormalizer: Sendable {
 /// The folder of golden files, in the source checkout.
 let goldenDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
 
-/// Compares `text` (normalised) with golden file `name`.txt; records an issue with a unified
-/// diff when they differ. Writes the file when it is missing (and records an issue, also when
-/// updating: a missing golden file never passes) or, when updating (`AUDITDB_UPDATE_GOLDEN=1`),
-/// when it differs (then it passes).
-func expectGolden(_ name: String, _ text: String, normalizer: GoldenNormalizer, directory: URL = goldenDirectory,
-                  updating: Bool = ProcessInfo.processInfo.environment["AUDITDB_UPDATE_GOLDEN"] == "1",
+/// Compares `text` (normalised) with golden file `name`.txt and records an issue for what
+/// `goldenMismatch` finds.
+func expectGolden(_ name: String, _ text: String, normalizer: GoldenNormalizer,
                   sourceLocation: SourceLocation = #_sourceLocation) throws {
+    if let mismatch = try goldenMismatch(name, text, normalizer: normalizer) {
+        Issue.record(Comment(rawValue: mismatch), sourceLocation: sourceLocation)
+    }
+}
+
+/// Why `text` (normalised) does not pass against golden file `name`.txt in `directory`, or nil
+/// if it does. A missing file is written from `text` and does not pass, also when updating. A
+/// file that differs does not pass (the reason holds a unified diff) unless `updating`
+/// (`AUDITDB_UPDATE_GOLDEN=1`): then it is rewritten from `text`.
+func goldenMismatch(_ name: String, _ text: String, normalizer: GoldenNormalizer, directory: URL = goldenDirectory,
+                    updating: Bool = ProcessInfo.processInfo.environment["AUDITDB_UPDATE_GOLDEN"] == "1") throws -> String? {
     let url = directory.appendingPathComponent(name + ".txt")
     let actual = normalizer.normalize(text)
     guard FileManager.default.fileExists(atPath: url.path) else {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try Data(actual.utf8).write(to: url)
-        Issue.record("golden file \(name).txt was missing; written from this run: read it, check the output is right, commit it",
-                     sourceLocation: sourceLocation)
-        return
+        return "golden file \(name).txt was missing; written from this run: read it, check the output is right, commit it"
     }
     let expected = normalizer.normalize(try String(contentsOf: url, encoding: .utf8))
-    guard expected != actual else { return }
+    guard expected != actual else { return nil }
     if updating {
         try Data(actual.utf8).write(to: url)
-        return
+        return nil
     }
-    Issue.record("""
+    return """
         output differs from golden file CLI/Golden/\(name).txt (rewrite it with AUDITDB_UPDATE_GOLDEN=1, then read the diff):
         \(unifiedDiff(expected: expected, actual: actual, expectedName: "golden/\(name).txt", actualName: "actual"))
-        """, sourceLocation: sourceLocation)
+        """
 }
 
 /// A unified-style line diff: `-` lines only in `expected`, `+` lines only in `actual`, each
