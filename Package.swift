@@ -102,6 +102,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
+            // The CLI's golden output files: read and rewritten in the source tree through #filePath
+            // (CLI/GoldenFile.swift), so that an update lands where they are committed; not a bundle.
+            exclude: ["CLI/Golden"],
             swiftSettings: strictSwift
         ),
     ],

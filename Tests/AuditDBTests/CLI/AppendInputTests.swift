@@ -17,9 +17,8 @@ struct AppendInputTests {
     }
 
     func auditdb(_ arguments: [String], stdin: Data) throws -> ProcessResult {
-        var environment = ProcessInfo.processInfo.environment
-        for name in ["AUDITDB_STORE", "AUDITDB_KEY_FILE", "AUDITDB_KEYS", "AUDITDB_STORE_ID"] { environment.removeValue(forKey: name) }
-        return try run(try cliPath(), arguments + ["--store", store, "--key-file", keyFile], stdinBytes: stdin, environment: environment)
+        try run(try cliPath(), arguments + ["--store", store, "--key-file", keyFile], stdinBytes: stdin,
+                environment: environmentWithoutAuditDBOptions())
     }
 
     @Test("a line over 1 MiB is refused with its number, nothing written; a million blank lines around two events are fine")

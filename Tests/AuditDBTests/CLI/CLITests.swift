@@ -24,11 +24,7 @@ struct CLITests {
     }
 
     func auditdb(_ arguments: [String], stdinBytes: Data?) throws -> ProcessResult {
-        var environment = ProcessInfo.processInfo.environment
-        for name in ["AUDITDB_STORE", "AUDITDB_KEY_FILE", "AUDITDB_KEYS", "AUDITDB_STORE_ID"] {
-            environment.removeValue(forKey: name)
-        }
-        return try run(cli, arguments, stdinBytes: stdinBytes, environment: environment)
+        try run(cli, arguments, stdinBytes: stdinBytes, environment: environmentWithoutAuditDBOptions())
     }
 
     func setUpStore() throws {

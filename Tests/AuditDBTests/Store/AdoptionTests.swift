@@ -17,7 +17,7 @@ struct AdoptionTests {
     }
 
     /// The workflow platform's shape (id, ISO timestamps, JSON details), `count` rows.
-    func workflowTable(in path: String, count: Int) throws {
+    static func workflowTable(in path: String, count: Int) throws {
         try sqlite3Must(path, """
             CREATE TABLE audit_events(id INTEGER PRIMARY KEY, timestamp TEXT, event_type TEXT, user_id TEXT, tenant_id TEXT,
                 resource_type TEXT, resource_id TEXT, action TEXT, outcome TEXT, details TEXT);
@@ -38,13 +38,13 @@ struct AdoptionTests {
     static func adoptArguments(store: String, keyFile: String, legacy: String) -> [String] {
         ["migrate", "adopt", "--store", store, "--key-file", keyFile, "--source", legacy, "--table", "audit_events",
          "--id-column", "id", "--drop-unmapped", "--batch-size", "500"]
-            + workflowMapping.map { "--map=\($0.key.rawValue)=\($0.value)" }
+            + workflowMapping.sorted { $0.key.rawValue < $1.key.rawValue }.map { "--map=\($0.key.rawValue)=\($0.value)" }
     }
 
     @Test("the source digest is SHA-256 over each row's id and mapped columns as type, length, bytes (recomputed here)")
     func sourceDigestDefinition() async throws {
         let legacy = dir.path("legacy.db"), path = dir.path("s.db")
-        try workflowTable(in: legacy, count: 50)
+        try Self.workflowTable(in: legacy, count: 50)
         try sqlite3Must(legacy, "UPDATE audit_events SET tenant_id = NULL WHERE id = 3")  // a NULL column too
         let store = try await AuditStore.create(at: path, keys: keys)
         var adoption = LegacyAdoption(sourcePath: legacy, table: "audit_events", mapping: Self.workflowMapping)
@@ -85,7 +85,7 @@ struct AdoptionTests {
         let path = dir.path("s.db")
         let store = try await AuditStore.create(at: path, keys: keys)
         try await store.append(sampleEvent(1))  // the store already has an entry
-        try workflowTable(in: path, count: 1_000)
+        try Self.workflowTable(in: path, count: 1_000)
         var adoption = LegacyAdoption(sourcePath: path, table: "audit_events", mapping: Self.workflowMapping)
         adoption.idColumn = "id"
         adoption.dropUnmapped = true
@@ -138,7 +138,7 @@ struct AdoptionTests {
     @Test("invalid rows (and reserved actions) are listed by id and nothing is imported, unless --skip-invalid")
     func validation() async throws {
         let legacy = dir.path("legacy.db")
-        try workflowTable(in: legacy, count: 12)
+        try Self.workflowTable(in: legacy, count: 12)
         try sqlite3Must(legacy, """
             UPDATE audit_events SET user_id = NULL WHERE id = 3;
             UPDATE audit_events SET details = '{"broken": ' WHERE id = 5;
@@ -176,7 +176,7 @@ struct AdoptionTests {
     @Test("unmapped columns refuse the run; a missing table or column is named")
     func mappingErrors() async throws {
         let legacy = dir.path("legacy.db")
-        try workflowTable(in: legacy, count: 2)
+        try Self.workflowTable(in: legacy, count: 2)
         let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
         for (adoption, expected) in [
             (LegacyAdoption(sourcePath: legacy, table: "audit_events", mapping: Self.workflowMapping),
@@ -197,7 +197,7 @@ struct AdoptionTests {
     @Test("killed mid-adoption (a real process, SIGKILL) and run again: every row once, in order, intact")
     func resumeAfterKill() async throws {
         let legacy = dir.path("legacy.db"), path = dir.path("s.db"), keyFile = dir.path("k.keys")
-        try workflowTable(in: legacy, count: 60_000)
+        try Self.workflowTable(in: legacy, count: 60_000)
         let keys = try KeyFile.generate(at: keyFile)
         try await makeStore(at: path, keys: keys, count: 0)
         let arguments = Self.adoptArguments(store: path, keyFile: keyFile, legacy: legacy) + ["--progress", "none"]
@@ -235,7 +235,7 @@ struct AdoptionTests {
     @Test("a source that changed after it was adopted is refused, not imported twice")
     func changedSourceRefused() async throws {
         let legacy = dir.path("legacy.db")
-        try workflowTable(in: legacy, count: 10)
+        try Self.workflowTable(in: legacy, count: 10)
         let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
         var adoption = LegacyAdoption(sourcePath: legacy, table: "audit_events", mapping: Self.workflowMapping)
         adoption.idColumn = "id"
@@ -288,7 +288,7 @@ struct AdoptionTests {
     @Test("the CLI: a progress bar with rows/s and ETA when asked (or on a terminal), else one JSON line")
     func cliOutput() async throws {
         let legacy = dir.path("legacy.db"), path = dir.path("s.db"), keyFile = dir.path("k.keys")
-        try workflowTable(in: legacy, count: 3_000)
+        try Self.workflowTable(in: legacy, count: 3_000)
         let keys = try KeyFile.generate(at: keyFile)
         try await makeStore(at: path, keys: keys, count: 0)
         let base = Self.adoptArguments(store: path, keyFile: keyFile, legacy: legacy)
@@ -329,7 +329,7 @@ struct AdoptionTests {
     @Test("cancelled mid-adoption: adopt stops writing before it throws, and a second run finishes exactly")
     func cancelledAdoptionStopsWriting() async throws {
         let legacy = dir.path("legacy.db"), path = dir.path("s.db")
-        try workflowTable(in: legacy, count: 3_000)
+        try Self.workflowTable(in: legacy, count: 3_000)
         let store = try await AuditStore.create(at: path, keys: keys)
         var adoption = LegacyAdoption(sourcePath: legacy, table: "audit_events", mapping: Self.workflowMapping)
         adoption.idColumn = "id"
@@ -367,7 +367,7 @@ struct AdoptionTests {
     func tamperedBackSignedRow() async throws {
         let path = dir.path("s.db")
         let store = try await AuditStore.create(at: path, keys: keys)
-        try workflowTable(in: path, count: 20)
+        try Self.workflowTable(in: path, count: 20)
         var adoption = LegacyAdoption(sourcePath: path, table: "audit_events", mapping: Self.workflowMapping)
         adoption.idColumn = "id"
         adoption.dropUnmapped = true

@@ -20,10 +20,19 @@ struct MigrationTests {
     /// A store as the first release wrote it: only migration 0001, with rows.
     func olderStore(_ name: String = "old.db") async throws -> String {
         let path = dir.path(name)
-        let store = try await AuditStore.create(at: path, keys: keys, configuration: .init(), schemaUpTo: "0001-initial")
-        try await store.append(contentsOf: (1...50).map { sampleEvent($0) })
-        try await store.close()
+        try await Self.olderStore(at: path, keys: keys)
         return path
+    }
+
+    /// A store at `path` as the first release wrote it: only migration 0001, with `count` sample
+    /// events. Returns its id.
+    @discardableResult
+    static func olderStore(at path: String, keys: KeyRing, count: Int = 50) async throws -> StoreID {
+        let store = try await AuditStore.create(at: path, keys: keys, configuration: .init(), schemaUpTo: "0001-initial")
+        try await store.append(contentsOf: (1...count).map { sampleEvent($0) })
+        let id = store.storeID
+        try await store.close()
+        return id
     }
 
     @Test("a fresh store is current; migrating it is a no-op that writes no backup")

@@ -1,5 +1,7 @@
 import AuditDBTestSupport
+import Dispatch
 import Foundation
+import Synchronization
 import Testing
 
 @testable import AuditDB
@@ -80,6 +82,16 @@ func runConcurrently(_ executable: String, _ invocations: [[String]], environmen
     }
 }
 
+/// The test's environment without the variables that stand in for auditdb's global options, so
+/// that only the arguments a test passes choose the store, the keys and the expected store id.
+func environmentWithoutAuditDBOptions() -> [String: String] {
+    var environment = ProcessInfo.processInfo.environment
+    for name in ["AUDITDB_STORE", "AUDITDB_KEY_FILE", "AUDITDB_KEYS", "AUDITDB_STORE_ID", "AUDITDB_BUSY_TIMEOUT"] {
+        environment.removeValue(forKey: name)
+    }
+    return environment
+}
+
 /// Runs a program and waits for it.
 func run(_ executable: String, _ arguments: [String], stdin: String? = nil, environment: [String: String]? = nil)
     throws -> ProcessResult
@@ -88,6 +100,10 @@ func run(_ executable: String, _ arguments: [String], stdin: String? = nil, envi
 }
 
 /// Runs a program with raw bytes (possibly invalid UTF-8) on its standard input.
+///
+/// Standard input is written, and standard error read, each on a thread of its own while this
+/// thread reads standard output. Read one after the other, a child that fills the pipe not being
+/// read (64 KiB on Linux) would block for ever, and the runner with it.
 func run(_ executable: String, _ arguments: [String], stdinBytes: Data?, environment: [String: String]? = nil)
     throws -> ProcessResult
 {
@@ -100,14 +116,64 @@ func run(_ executable: String, _ arguments: [String], stdinBytes: Data?, environ
     process.standardError = err
     process.standardInput = input
     try process.run()
-    if let stdinBytes { input.fileHandleForWriting.write(stdinBytes) }
-    try input.fileHandleForWriting.close()
+    let writer = input.fileHandleForWriting, errorReader = err.fileHandleForReading
+    let feeding = ThreadWork {
+        if let stdinBytes { try feed(stdinBytes, to: writer.fileDescriptor) }
+        try writer.close()
+    }
+    let draining = ThreadWork { errorReader.readDataToEndOfFile() }
     let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    let errData = try draining.wait()
+    try feeding.wait()
     process.waitUntilExit()
     return ProcessResult(
         status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
         stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// Writes `bytes` to a child's standard input. A child that exits without reading all of it
+/// is no error of the run (its status and output tell what happened): the write then fails with
+/// EPIPE, and SIGPIPE, blocked on this thread only, is not delivered and does not kill the tests.
+/// Call it on a thread of its own: the signal stays pending on that thread and ends with it.
+private func feed(_ bytes: Data, to descriptor: Int32) throws {
+    var pipeSignal = sigset_t()
+    sigemptyset(&pipeSignal)
+    sigaddset(&pipeSignal, SIGPIPE)
+    pthread_sigmask(SIG_BLOCK, &pipeSignal, nil)
+    try bytes.withUnsafeBytes { buffer in
+        var offset = 0
+        while offset < buffer.count {
+            let written = write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+            if written >= 0 {
+                offset += written
+            } else if errno == EPIPE {
+                return
+            } else if errno != EINTR {
+                throw TestFailure("cannot write the child's standard input: \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+}
+
+/// Work that blocks (on a pipe), run on a thread of its own: on a shared pool, many tests' runs
+/// blocked at once could take every thread.
+final class ThreadWork<Value: Sendable>: Sendable {
+    private let outcome = Mutex<Result<Value, any Error>?>(nil)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(_ body: @escaping @Sendable () throws -> Value) {
+        Thread.detachNewThread {
+            let result = Result { try body() }
+            self.outcome.withLock { $0 = result }
+            self.finished.signal()
+        }
+    }
+
+    /// Waits for the work to end; returns its value or rethrows its error.
+    func wait() throws -> Value {
+        finished.wait()
+        return try outcome.withLock { $0! }.get()
+    }
 }
 
 /// The `sqlite3` shell: an outside client that knows nothing of AuditDB. Installed by

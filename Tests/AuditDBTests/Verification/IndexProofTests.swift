@@ -28,19 +28,9 @@ struct IndexProofTests {
         return ((root - 1) * pageSize)..<(root * pageSize)
     }
 
-    /// Rebuilds `index` from `definition` (e.g. one that leaves a row out) and puts its original
-    /// CREATE INDEX text back through writable_schema, so the schema compares byte-identical.
+    /// `rebuildIndex(_:in:as:)` on this test's store.
     func rebuildIndex(_ index: String, as definition: String) throws {
-        let original = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = '\(index)';").stdout
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        try sqlite3Must(db, """
-            DROP INDEX \(index);
-            \(definition);
-            PRAGMA writable_schema = ON;
-            UPDATE sqlite_schema SET sql = '\(original.replacingOccurrences(of: "'", with: "''"))' WHERE name = '\(index)';
-            """)
-        #expect(try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = '\(index)';").stdout
-            .trimmingCharacters(in: .whitespacesAndNewlines) == original)
+        try AuditDBTests.rebuildIndex(index, in: db, as: definition)
     }
 
     func verify() async throws -> IntegrityReport {
@@ -198,4 +188,20 @@ struct IndexProofTests {
             body(adb_bytes(ptr: UnsafePointer(buffer.baseAddress), len: Int64(buffer.count)))
         }
     }
+}
+
+/// Rebuilds `index` of the store at `path` from `definition` (e.g. one that leaves a row out) and
+/// puts its original CREATE INDEX text back through writable_schema, so the schema compares
+/// byte-identical.
+func rebuildIndex(_ index: String, in path: String, as definition: String) throws {
+    let original = try sqlite3Shell(path, "SELECT sql FROM sqlite_schema WHERE name = '\(index)';").stdout
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+    try sqlite3Must(path, """
+        DROP INDEX \(index);
+        \(definition);
+        PRAGMA writable_schema = ON;
+        UPDATE sqlite_schema SET sql = '\(original.replacingOccurrences(of: "'", with: "''"))' WHERE name = '\(index)';
+        """)
+    #expect(try sqlite3Shell(path, "SELECT sql FROM sqlite_schema WHERE name = '\(index)';").stdout
+        .trimmingCharacters(in: .whitespacesAndNewlines) == original)
 }

@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// The whole output of `checkpoint-key`, `checkpoint`, `verify --anchor`, `export` and
+/// `verify-export`, compared with golden files (GoldenFile.swift).
+@Suite("Golden output: checkpoint-key, checkpoint, verify --anchor, export, verify-export")
+struct GoldenOutputCheckpointTests {
+    let cli: GoldenCLI
+    let secret: String
+    let publicKey: String
+    let anchor: String
+
+    init() throws {
+        cli = try GoldenCLI()
+        secret = cli.path("ckpt.key")
+        publicKey = cli.path("ckpt.pub")
+        anchor = cli.path("anchor")
+    }
+
+    var generateKey: [String] { ["checkpoint-key", "generate", "--out", secret, "--public-out", publicKey] }
+
+    @Test("checkpoint-key generate and rotate: success, an existing file, a missing file or option")
+    func checkpointKey() throws {
+        try cli.golden("checkpoint-key-generate", generateKey)
+        try cli.golden("checkpoint-key-generate-exists", generateKey)
+        try cli.golden("checkpoint-key-generate-no-public-out", ["checkpoint-key", "generate", "--out", cli.path("other.key")])
+        try cli.golden("checkpoint-key-rotate", ["checkpoint-key", "rotate", "--signing-key", secret, "--public-out", publicKey])
+        try cli.golden("checkpoint-key-rotate-missing-key", ["checkpoint-key", "rotate", "--signing-key", cli.path("missing.key"),
+                                                             "--public-out", cli.path("missing.pub")])
+        try cli.golden("checkpoint-key-no-subcommand", ["checkpoint-key"])
+    }
+
+    @Test("checkpoint: anchored, store-only, an empty or tampered store, a missing or wrong signing key")
+    func checkpoint() async throws {
+        try cli.step(generateKey)
+        try await cli.createStore(at: cli.path("empty.db"), count: 0, placeholder: "<EMPTY-STORE-ID>")
+        try cli.golden("checkpoint-empty-store", ["checkpoint", "--store", cli.path("empty.db"), "--key-file", cli.keyFile,
+                                                  "--signing-key", secret, "--anchor", anchor])
+        try await cli.createStore(count: 10)
+        try cli.golden("checkpoint-anchored", ["checkpoint", "--signing-key", secret, "--anchor", anchor] + cli.options)
+        try cli.golden("checkpoint-again-same-seq", ["checkpoint", "--signing-key", secret, "--anchor", anchor] + cli.options)
+        try cli.step(["append", "--actor", "alice", "--action", "login"] + cli.options)
+        try cli.golden("checkpoint-store-only", ["checkpoint", "--signing-key", secret] + cli.options)
+        try cli.golden("checkpoint-no-signing-key", ["checkpoint", "--anchor", anchor] + cli.options)
+        try cli.golden("checkpoint-missing-signing-key", ["checkpoint", "--signing-key", cli.path("missing.key")] + cli.options)
+        try cli.golden("checkpoint-public-key-as-signing-key", ["checkpoint", "--signing-key", publicKey] + cli.options)
+        try cli.golden("checkpoint-missing-store", ["checkpoint", "--signing-key", secret, "--store", cli.path("missing.db"),
+                                                    "--key-file", cli.keyFile])
+        // A later checkpoint verifies only the rows since the last one (AuditStore.checkpoint):
+        // a row the last one covers, changed since, does not stop it; the first checkpoint of a
+        // tampered store is refused.
+        try cli.tamperRow(seq: 3)
+        try cli.golden("checkpoint-tampered-covered-row", ["checkpoint", "--signing-key", secret] + cli.options)
+        let fresh = cli.path("fresh.db")
+        try await cli.createStore(at: fresh, count: 4, placeholder: "<FRESH-STORE-ID>")
+        try cli.tamperRow(seq: 2, in: fresh)
+        try cli.golden("checkpoint-tampered-store", ["checkpoint", "--signing-key", secret, "--anchor", anchor, "--store", fresh,
+                                                     "--key-file", cli.keyFile])
+    }
+
+    @Test("verify --anchor: intact, no public key, another public key, a cut tail")
+    func verifyAgainstAnchor() async throws {
+        try cli.step(generateKey)
+        try await cli.createStore(count: 10)
+        try cli.step(["checkpoint", "--signing-key", secret, "--anchor", anchor] + cli.options)
+        let verify = ["verify", "--anchor", anchor] + cli.options
+        try cli.golden("verify-anchor-intact", verify + ["--public-key", publicKey])
+        try cli.golden("verify-public-key-without-anchor", ["verify", "--public-key", publicKey] + cli.options)
+        try cli.golden("verify-anchor-no-public-key", verify)
+        try cli.golden("verify-anchor-missing-public-key", verify + ["--public-key", cli.path("missing.pub")])
+        try cli.step(["checkpoint-key", "generate", "--out", cli.path("other.key"), "--public-out", cli.path("other.pub")])
+        try cli.golden("verify-anchor-other-public-key", verify + ["--public-key", cli.path("other.pub")])
+        try cli.golden("verify-anchor-missing-anchor", ["verify", "--anchor", cli.path("no-anchor"), "--public-key", publicKey]
+                       + cli.options)
+        try cutTail(cli.store, above: 7)
+        try cli.golden("verify-anchor-truncated", verify + ["--public-key", publicKey])
+        try cli.golden("verify-anchor-truncated-json", verify + ["--public-key", publicKey, "--json"])
+    }
+
+    @Test("export: unsigned, signed and redacted; no checkpoint, an existing directory, bad arguments")
+    func export() async throws {
+        try cli.step(generateKey)
+        try await cli.createStore(count: 12)
+        try cli.golden("export-no-checkpoint", ["export", "--out", cli.path("early")] + cli.options)
+        try cli.step(["checkpoint", "--signing-key", secret] + cli.options)
+        try cli.step(["append", "--actor", "alice", "--action", "login"] + cli.options)
+        try cli.golden("export-unsigned", ["export", "--out", cli.path("unsigned")] + cli.options)
+        try cli.golden("export-signed-redacted", ["export", "--out", cli.path("signed"), "--tenant", "tenant-1",
+                                                  "--redact", "actor,details", "--signing-key", secret] + cli.options)
+        try cli.golden("export-out-exists", ["export", "--out", cli.path("unsigned")] + cli.options)
+        try cli.golden("export-no-out", ["export"] + cli.options)
+        try cli.golden("export-bad-redact", ["export", "--out", cli.path("x"), "--redact", "actor,tenant"] + cli.options)
+        try cli.golden("export-bad-severity", ["export", "--out", cli.path("x"), "--severity", "loud"] + cli.options)
+        try cli.golden("export-missing-signing-key", ["export", "--out", cli.path("x"), "--signing-key", cli.path("missing.key")]
+                       + cli.options)
+        try cli.golden("export-missing-store", ["export", "--out", cli.path("x"), "--store", cli.path("missing.db"),
+                                                "--key-file", cli.keyFile])
+    }
+
+    @Test("verify-export: unsigned and signed bundles; no statement, an edited bundle, another key, nothing to read")
+    func verifyExport() async throws {
+        try cli.step(generateKey)
+        try await cli.createStore(count: 9)
+        try cli.step(["checkpoint", "--signing-key", secret] + cli.options)
+        let unsigned = cli.path("unsigned"), signed = cli.path("signed")
+        try cli.step(["export", "--out", unsigned, "--tenant", "tenant-0"] + cli.options)
+        try cli.step(["export", "--out", signed, "--redact", "source", "--signing-key", secret] + cli.options)
+        try cli.golden("verify-export-unsigned", ["verify-export", unsigned, "--public-key", publicKey])
+        try cli.golden("verify-export-signed", ["verify-export", signed, "--public-key", publicKey, "--require-statement"])
+        try cli.golden("verify-export-require-statement", ["verify-export", unsigned, "--public-key", publicKey, "--require-statement"])
+        try cli.step(["checkpoint-key", "generate", "--out", cli.path("other.key"), "--public-out", cli.path("other.pub")])
+        try cli.golden("verify-export-other-public-key", ["verify-export", signed, "--public-key", cli.path("other.pub")])
+        try cli.golden("verify-export-missing-bundle", ["verify-export", cli.path("nope"), "--public-key", publicKey])
+        try cli.golden("verify-export-missing-public-key", ["verify-export", signed, "--public-key", cli.path("missing.pub")])
+        try cli.golden("verify-export-no-public-key", ["verify-export", signed])
+        // Remove the first entry line, as someone hiding an entry would.
+        let entries = unsigned + "/entries.jsonl"
+        let lines = try String(contentsOfFile: entries, encoding: .utf8).split(separator: "\n")
+        try (lines.dropFirst().joined(separator: "\n") + "\n").write(toFile: entries, atomically: true, encoding: .utf8)
+        try cli.golden("verify-export-entry-removed", ["verify-export", unsigned, "--public-key", publicKey])
+    }
+}
