@@ -235,6 +235,10 @@ def run_cli(*args: str, env: dict | None = None) -> tuple[int, str, str]:
 # 1-2. Vectors, primitives, schema copies
 # ------------------------------------------------------------------------------------------
 
+# Migrations of Appendix A that schema/audit.sql (the Swift engine's canonical schema) may still
+# lack because the engine's side is being written; empty once the engine has caught up.
+ENGINE_PENDING = {"0005-retention"}
+
 
 def test_vectors_and_schema() -> None:
     print("vectors and schema")
@@ -255,8 +259,17 @@ def test_vectors_and_schema() -> None:
     want = av.expected_schema_objects()
     check(len(want) == 17, f"schema: 4 tables + 12 triggers + 1 view (got {len(want)})")
     if SCHEMA_FILE.exists():
-        check(av.expected_schema_objects(SCHEMA_FILE.read_text()) == av.expected_schema_objects(av.ALL_MIGRATIONS_SQL),
-              "all migrations == schema/audit.sql")
+        reference = av.expected_schema_objects(SCHEMA_FILE.read_text())
+        if reference == av.expected_schema_objects(av.ALL_MIGRATIONS_SQL):
+            check(True, "all migrations == schema/audit.sql")
+        else:
+            # The reference may lag behind Appendix A only by the migrations listed in
+            # ENGINE_PENDING (specified, not yet written in Swift); remove them from the list
+            # when schema/audit.sql has them.
+            done = [sql for name, sql in av.MIGRATIONS if name not in ENGINE_PENDING]
+            check(reference == av.expected_schema_objects("\n".join(done)),
+                  f"all migrations except {', '.join(sorted(ENGINE_PENDING))} (not in the engine yet) == schema/audit.sql")
+            print(f"  note: schema/audit.sql does not have migration(s) {', '.join(sorted(ENGINE_PENDING))} yet")
     md = FORMAT_MD.read_text(encoding="utf-8")
     blocks = re.findall(r"```sql\n(.*?)```", md, re.S)
     schema_blocks = [b for b in blocks if "CREATE TABLE audit_entries" in b]
@@ -341,7 +354,7 @@ def test_stores(tmp: pathlib.Path) -> None:
     p = fresh("at-0001")
     tamper(p, "DROP INDEX audit_entries_origin_ref", "DROP INDEX audit_entries_actor", "DROP INDEX audit_entries_resource",
            "DROP INDEX audit_entries_tenant_time", "DROP INDEX audit_entries_recorded_at", "DROP INDEX audit_entries_engine",
-           "DROP VIEW audit_scan_history", "DROP TABLE audit_checkpoints",
+           "DROP VIEW audit_scan_history", "DROP TABLE audit_checkpoints", "DROP TABLE audit_expired",
            "DELETE FROM grdb_migrations WHERE identifier > '0001-initial'")
     k = kinds(av.verify(str(p), both))
     check(k == [("schema-outdated", None)], f"a store at migration 0001 (only its objects) -> schema-outdated only ({k})")
