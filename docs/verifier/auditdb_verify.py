@@ -18,6 +18,10 @@ verifies none of what its version signed; printed as `error: wrong key for versi
 The store is opened read-only (SQLite URI mode=ro) and read inside one transaction, so the
 check sees one consistent snapshot even while a writer appends.
 
+Expired rows (FORMAT.md section 20) are walked through their tombstones (table audit_expired) in
+step 4 and step 8, and step 9 checks the expiry entries, their tombstones, the retention policy
+and the legal holds in force; that part lives in retention.py, which must sit next to this file.
+
 Step 8 (the store's own checkpoints, table audit_checkpoints) checks a checkpoint row's Ed25519
 signature under the public checkpoint key file given with --public-key (FORMAT.md 16.4), else
 only under the public key the row names itself (then a forged row can pass as valid). Ed25519
@@ -38,6 +42,11 @@ import sqlite3
 import stat
 import struct
 import sys
+
+_HERE = pathlib.Path(__file__).resolve().parent
+if str(_HERE) not in sys.path:
+    sys.path.insert(0, str(_HERE))
+import retention  # noqa: E402  (FORMAT.md section 20: tombstones, expiry entries, step 9)
 
 # --------------------------------------------------------------------------------------------
 # FORMAT.md "Constants"
@@ -483,6 +492,22 @@ CREATE TRIGGER audit_checkpoints_next_only BEFORE INSERT ON audit_checkpoints
 WHEN NEW.seq <= coalesce((SELECT max(seq) FROM audit_checkpoints), 0)
 BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_checkpoints is append-only: a checkpoint must cover more rows than the last one'); END;
 """),
+    ("0005-retention", """
+CREATE TABLE audit_expired (
+    seq         INTEGER PRIMARY KEY,
+    key_version INTEGER NOT NULL,
+    mac         BLOB    NOT NULL,
+    leaf        BLOB    NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    tags        BLOB    NOT NULL,
+    expiry_seq  INTEGER NOT NULL
+) STRICT;
+
+CREATE TRIGGER audit_expired_no_update BEFORE UPDATE ON audit_expired
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_expired is append-only: UPDATE is not allowed'); END;
+CREATE TRIGGER audit_expired_no_delete BEFORE DELETE ON audit_expired
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_expired is append-only: DELETE is not allowed'); END;
+"""),
 ]
 ALL_MIGRATIONS_SQL = "\n".join(sql for _, sql in MIGRATIONS)
 
@@ -563,6 +588,7 @@ class Report:
     def __init__(self):
         self.store_id: bytes | None = None
         self.rows_checked = 0
+        self.rows_expired = 0  # expired seqs walked through their tombstones (section 20.4), not checked rows
         self.last_seq = 0
         self.findings: list[Finding] = []
 
@@ -676,7 +702,7 @@ def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, 
     if header is not None:
         _prove_keys(conn, keys, header, path)
 
-    _verify_log(conn, report, keys, expected, schema_sql, header, header_problem)
+    engine_rows = _verify_log(conn, report, keys, expected, schema_sql, header, header_problem)
 
     # Step 6: side tables (this verifier always makes full passes).
     _foreign_key_versions(conn, report)
@@ -690,10 +716,15 @@ def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, 
     if header is not None:
         _stored_checkpoints(conn, report, header["store_id"], checkpoint_keys)
 
+    # Step 9: expiry (section 20.4; with a store id and the log's table).
+    if header is not None and _table_exists(conn, "audit_entries"):
+        retention.check_expiry(conn, report, keys, header["store_id"], engine_rows,
+                               _table_exists(conn, "audit_expired"))
+
 
 def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | None, schema_sql: str | None,
-                header: dict | None, header_problem: str | None):
-    """Steps 1-5."""
+                header: dict | None, header_problem: str | None) -> dict[int, dict]:
+    """Steps 1-5. Returns the verified expiry and hold entries step 9 reads (see _scan)."""
     # Step 1: schema.
     if schema_sql is not None:
         if schema_sql is SCHEMA_SQL:  # the default: follow the store's recorded migrations
@@ -745,19 +776,32 @@ def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | No
     if not has_entries:
         if schema_sql is None:  # otherwise already reported by the schema check
             report.add("schema-tampered", None, None, "table audit_entries is missing (dropped?)")
-        return
+        return {}
 
     low = conn.execute("SELECT min(seq), max(seq), count(*) FROM audit_entries WHERE seq < 1").fetchone()
     if low[2]:
         report.add("unexpected-rows", low[0], low[1], f"{low[2]} row(s) with seq below 1; the log starts at seq 1")
-    hi = conn.execute("SELECT max(seq) FROM audit_entries WHERE seq >= 1").fetchone()[0]
+    has_tombstones = _table_exists(conn, "audit_expired")
+    hi = log_end(conn, has_tombstones)
     report.last_seq = hi or 0
     if store_id is None or hi is None:
-        return  # without a store id no MAC can be checked; an empty log has nothing more to check
+        return {}  # without a store id no MAC can be checked; an empty log has nothing more to check
 
-    _scan(conn, report, keys, store_id, compromised, attestations, hi)
+    engine_rows = _scan(conn, report, keys, store_id, compromised, attestations, hi, has_tombstones)
     if low[2] and low[2] <= 1000:
         _moved_from_tail(conn, report, keys, store_id, hi, low[2])
+    return engine_rows
+
+
+def log_end(conn, has_tombstones: bool) -> int | None:
+    """L, the highest seq >= 1 of the log: of its rows and (section 20) of the tombstones of its
+    expired rows, which step 4 walks as if they were rows. None for an empty log."""
+    hi = conn.execute("SELECT max(seq) FROM audit_entries WHERE seq >= 1").fetchone()[0]
+    if has_tombstones:
+        t = conn.execute("SELECT max(seq) FROM audit_expired WHERE seq >= 1").fetchone()[0]
+        if t is not None and (hi is None or t > hi):
+            hi = t
+    return hi
 
 
 def _moved_from_tail(conn, report: Report, keys, store_id: bytes, hi: int, count: int):
@@ -857,31 +901,56 @@ _INT_COLUMNS = ("recorded_at", "outcome", "severity", "origin", "format_version"
 _OPT_INT_COLUMNS = ("occurred_at", "origin_ref")
 
 
-def _scan(conn, report: Report, keys, store_id: bytes, compromised: set[int], attestations, hi: int):
-    state = {"expected": 1}
+def _scan(conn, report: Report, keys, store_id: bytes, compromised: set[int], attestations, hi: int,
+          has_tombstones: bool) -> dict[int, dict]:
+    """Step 4 (with section 20's walk through tombstones). Returns the rows step 9 needs: seq ->
+    columns of each row whose action is an expiry or hold action, whose origin is 0 and which
+    passed step 4 with no finding."""
+    state = {"expected": 1, "engine": {}}
     try:
-        _scan_rows(conn, report, keys, store_id, compromised, attestations, state)
+        _scan_rows(conn, report, keys, store_id, compromised, attestations, state, has_tombstones)
     except sqlite3.DatabaseError as e:
         if not _is_corruption(e):
             raise
         first = state["expected"]
         report.add("corruption", first, max(first, hi), f"SQLite cannot read the rows from seq {first} on: {e}")
+    return state["engine"]
 
 
-def _scan_rows(conn, report: Report, keys, store_id: bytes, compromised: set[int], attestations, state: dict):
+def _with_tombstones(rows, tombstones):
+    """The rows (seq >= 1) and the tombstones of expired seqs (seq >= 1, no row) merged in seq
+    order: (is_tombstone, values)."""
+    tomb = next(tombstones, None)
+    for values in rows:
+        while tomb is not None and tomb[0] < values[0]:
+            yield True, tomb
+            tomb = next(tombstones, None)
+        yield False, values
+    while tomb is not None:
+        yield True, tomb
+        tomb = next(tombstones, None)
+
+
+def _scan_rows(conn, report: Report, keys, store_id: bytes, compromised: set[int], attestations, state: dict,
+               has_tombstones: bool = False):
     prev_mac = ZERO32
     prev_known = True
     expected = 1
     n = len(ROW_COLUMNS)
-    for values in conn.execute(_SELECT_ROWS):
-        row = dict(zip(ROW_COLUMNS, values[:n]))
-        types = {c: _s(t) for c, t in zip(ROW_COLUMNS, values[n:])}
-        seq = row["seq"]
+    tombstones = iter(conn.cursor().execute(retention.WALK_TOMBSTONES) if has_tombstones else ())
+    for is_tombstone, values in _with_tombstones(conn.cursor().execute(_SELECT_ROWS), tombstones):
+        seq = values[0]
         if seq > expected:
             report.add("missing-rows", expected, seq - 1, f"{seq - expected} row(s) missing before seq {seq} (removed)")
             prev_known = False
         expected = seq + 1
         state["expected"] = expected
+        if is_tombstone:  # section 20.4: an expired row, walked by its tombstone's link tag only
+            report.rows_expired += 1
+            prev_mac, prev_known = _walk_tombstone(report, keys, store_id, values, prev_mac, prev_known)
+            continue
+        row = dict(zip(ROW_COLUMNS, values[:n]))
+        types = {c: _s(t) for c, t in zip(ROW_COLUMNS, values[n:])}
         report.rows_checked += 1
 
         why = _malformed(row, types)
@@ -918,10 +987,39 @@ def _scan_rows(conn, report: Report, keys, store_id: bytes, compromised: set[int
             report.add("compromised-key", seq, seq,
                        f"signed with key version {kv}, declared compromised, and not re-attested: "
                        "it may be forged with the stolen key")
+        elif row["action"] in retention.STEP9_ACTIONS and row["origin"] == 0:
+            state["engine"][seq] = row  # verified, with no finding: an expiry or hold entry for step 9
         # The next row links to this row's stored MAC. After a row that failed (or could not be
         # checked) that MAC proves nothing, so the next row's link tag is not checked: that
         # would only repeat this finding. Its row tag still is.
         prev_mac, prev_known = stored, verdict == "ok"
+
+
+def _walk_tombstone(report: Report, keys, store_id: bytes, values, prev_mac: bytes, prev_known: bool):
+    """Section 20.4, step 4: the tombstone (seq, key_version, its type, mac, its type) of an
+    expired seq, as if it were the row: its link tag over its own row tag and the previous MAC.
+    Returns the new (prev_mac, prev_known)."""
+    seq, kv, t_kv, mac, t_mac = values
+    if _s(t_mac) != "blob" or len(mac) != MAC_LEN:
+        report.add("malformed-row", seq, seq, "the tombstone of this expired row has a mac that is not 32 bytes")
+        return prev_mac, False
+    if _s(t_kv) != "integer" or not 0 <= kv <= 0xFFFFFFFF:
+        report.add("malformed-row", seq, seq, "the tombstone of this expired row has an invalid key version")
+        return prev_mac, False
+    mac = bytes(mac)
+    key = keys.get(kv)
+    if key is None:
+        report.add("unknown-key-version", seq, seq,
+                   f"the tombstone of this expired row names key version {kv}, which the key ring lacks; load the "
+                   "key file that holds it")
+        return mac, False
+    if prev_known and not hmac.compare_digest(link_tag(key.keyset, store_id, seq, mac[:TAG_LEN], prev_mac),
+                                              mac[TAG_LEN:]):
+        report.add("chain-break", seq, seq,
+                   f"the tombstone of this expired row does not follow seq {seq - 1} (its mac was changed, or rows "
+                   "were removed, inserted or reordered)")
+        return mac, False
+    return mac, True
 
 
 def _malformed(row: dict, types: dict) -> str | None:
@@ -1057,20 +1155,29 @@ def _add_foreign(report: Report, messages: list[str], more: str) -> None:
         report.add("foreign-row", None, None, f"{len(messages) - FOREIGN_NAMED_LIMIT} more {more}")
 
 
+def _log_row_has_key_version(seq: str, key_version: str, expired: bool) -> str:
+    """SQL: the log row at `seq` has `key_version` (compared with IS). Where rows expired (section
+    20), the log row at an expired seq (>= 1, no row in audit_entries) is its tombstone."""
+    row = f"EXISTS (SELECT 1 FROM audit_entries x WHERE x.seq = {seq} AND x.key_version IS {key_version})"
+    if not expired:
+        return row
+    return (f"({row} OR (NOT EXISTS (SELECT 1 FROM audit_entries x WHERE x.seq = {seq}) AND EXISTS ("
+            f"SELECT 1 FROM audit_expired y WHERE y.seq = {seq} AND y.seq >= 1 AND y.key_version IS {key_version})))")
+
+
 def _foreign_key_versions(conn, report: Report) -> None:
-    """Step 6.1: every audit_key_versions row the log does not confirm."""
+    """Step 6.1: every audit_key_versions row the log does not confirm. The rows of expired seqs
+    are their tombstones (section 20): a version whose first rows expired stays confirmed."""
     if not (_table_exists(conn, "audit_key_versions") and _table_exists(conn, "audit_entries")):
         return
+    expired = _table_exists(conn, "audit_expired")
     messages = []
-    for v, t_v, s, t_s, confirmed in conn.execute("""
+    for v, t_v, s, t_s, confirmed in conn.execute(f"""
             SELECT c.key_version, typeof(c.key_version), c.first_seq, typeof(c.first_seq),
                    typeof(c.key_version) = 'integer' AND typeof(c.first_seq) = 'integer'
                    AND c.key_version BETWEEN 1 AND 4294967295 AND c.first_seq >= 1
-                   AND EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = c.first_seq
-                               AND e.key_version IS c.key_version)
-                   AND (c.first_seq = 1 OR NOT EXISTS (
-                       SELECT 1 FROM audit_entries p WHERE p.seq = c.first_seq - 1
-                       AND p.key_version IS c.key_version))
+                   AND {_log_row_has_key_version("c.first_seq", "c.key_version", expired)}
+                   AND (c.first_seq = 1 OR NOT {_log_row_has_key_version("c.first_seq - 1", "c.key_version", expired)})
             FROM audit_key_versions c ORDER BY c.key_version"""):
         if not confirmed:
             messages.append(
@@ -1088,16 +1195,20 @@ def _foreign_attestations(conn, report: Report, keys: dict[int, Key], header: di
     if not (_table_exists(conn, "audit_attestations") and _table_exists(conn, "audit_entries")):
         return
     store_id = header["store_id"]
+    # The attested row of an expired seq is its tombstone (section 20): its key_version and mac.
+    expired = _table_exists(conn, "audit_expired")
+    target = ("CASE WHEN e.seq IS NOT NULL THEN e.{0} ELSE t.{0} END" if expired else "e.{0}").format
     messages = []
     for (seq, t_seq, kv, t_kv, decl, t_decl, mac, t_mac, counts,
-         e_kv, t_e_kv, e_mac, t_e_mac) in conn.execute("""
+         e_kv, t_e_kv, e_mac, t_e_mac) in conn.execute(f"""
             SELECT a.seq, typeof(a.seq), a.key_version, typeof(a.key_version),
                    a.declaration_seq, typeof(a.declaration_seq), a.mac, typeof(a.mac),
                    typeof(a.seq) = 'integer' AND typeof(a.declaration_seq) = 'integer'
                    AND a.declaration_seq > a.seq AND EXISTS (SELECT 1 FROM audit_entries d
                        WHERE d.seq = a.declaration_seq AND d.action = 'auditdb.key.compromised'),
-                   e.key_version, typeof(e.key_version), e.mac, typeof(e.mac)
+                   {target("key_version")}, typeof({target("key_version")}), {target("mac")}, typeof({target("mac")})
             FROM audit_attestations a LEFT JOIN audit_entries e ON e.seq = a.seq AND a.seq >= 1
+            {"LEFT JOIN audit_expired t ON t.seq = a.seq AND a.seq >= 1 AND e.seq IS NULL" if expired else ""}
             ORDER BY a.seq, a.key_version"""):
         why = None
         if (_s(t_seq) != "integer" or _s(t_kv) != "integer" or _s(t_decl) != "integer"
@@ -1338,6 +1449,16 @@ _DISAGREEING_CHECKPOINTS = (
     " FROM audit_checkpoints c LEFT JOIN audit_entries e ON e.seq = c.seq AND e.seq >= 1"
     " WHERE c.seq > ?1 OR e.seq IS NULL OR e.mac IS NOT c.chain_head"
     " ORDER BY c.seq DESC LIMIT ?2")
+# The same where rows expired (section 20.4): the log row at an expired seq is its tombstone, whose
+# mac is compared with the chain head.
+_DISAGREEING_CHECKPOINTS_EXPIRED = (
+    "SELECT " + ", ".join(f"c.{c}, typeof(c.{c})" for c in _CHECKPOINT_COLUMNS)
+    + ", e.seq IS NOT NULL OR t.seq IS NOT NULL"
+    " FROM audit_checkpoints c LEFT JOIN audit_entries e ON e.seq = c.seq AND e.seq >= 1"
+    " LEFT JOIN audit_expired t ON t.seq = c.seq AND t.seq >= 1 AND e.seq IS NULL"
+    " WHERE c.seq > ?1 OR (e.seq IS NULL AND t.seq IS NULL)"
+    " OR (CASE WHEN e.seq IS NOT NULL THEN e.mac ELSE t.mac END) IS NOT c.chain_head"
+    " ORDER BY c.seq DESC LIMIT ?2")
 _CHECKPOINT_BLOB_LENGTHS = {"public_key": 32, "chain_head": 32, "merkle_root": 32, "signature": 64}
 
 
@@ -1369,8 +1490,10 @@ def _stored_checkpoints(conn, report: Report, store_id: bytes, trusted: dict[int
     a valid one at a missing seq <= L gives nothing here (step 4 reported missing-rows)."""
     if not (_table_exists(conn, "audit_checkpoints") and _table_exists(conn, "audit_entries")):
         return
-    last = conn.execute("SELECT max(seq) FROM audit_entries WHERE seq >= 1").fetchone()[0] or 0
-    rows = conn.execute(_DISAGREEING_CHECKPOINTS, (last, CHECKPOINT_EXAMINED_LIMIT + 1)).fetchall()
+    expired = _table_exists(conn, "audit_expired")
+    last = log_end(conn, expired) or 0
+    query = _DISAGREEING_CHECKPOINTS_EXPIRED if expired else _DISAGREEING_CHECKPOINTS
+    rows = conn.execute(query, (last, CHECKPOINT_EXAMINED_LIMIT + 1)).fetchall()
     caveat = ("" if trusted is not None else
               " (its signature was checked only against the public key it names; verify with --public-key to "
               "rule out a forged checkpoint row)")
@@ -1699,6 +1822,7 @@ def main(argv: list[str] | None = None) -> int:
             "intact": report.intact,
             "store_id": None if report.store_id is None else report.store_id.hex(),
             "rows_checked": report.rows_checked,
+            "rows_expired": report.rows_expired,
             "last_seq": report.last_seq,
             "total_findings": total,
             "findings": [f.as_json() for f in shown],
@@ -1706,6 +1830,8 @@ def main(argv: list[str] | None = None) -> int:
     elif report.intact:
         sid = report.store_id.hex() if report.store_id else "?"
         span = f"seq 1...{report.last_seq}" if report.last_seq else "empty log"
+        if report.rows_expired:
+            span += f", {report.rows_expired} expired"
         print(f"intact: {report.rows_checked} rows ({span}), store {sid}")
     else:
         print(f"NOT intact: {total} finding(s); {report.rows_checked} rows read")

@@ -27,6 +27,16 @@ docs/FORMAT.md against each other (standard library only; exits non-zero on any 
    checkpoint is `truncated` (the highest only); a bad signature, or another signer under
    --public-key, is `foreign-row`; a rewritten row under a checkpoint is `anchor-mismatch`; a
    checkpoint at a deleted row leaves step 4's `missing-rows` alone; at most 100 rows examined.
+   Expired rows (section 20, a store built here with hmac/hashlib from the text: rows 2, 3, 5
+   expired by the signed expiry entry at 13, row 4 kept under a legal hold): intact, and each
+   damage of 20.4's table gives its findings (a tombstone deleted, its mac, leaf, recorded_at,
+   tags or key version changed, rows deleted without tombstones, the expiry entry deleted or
+   changed, a tombstone whose row is still in the log, at seq 0 or naming another entry); step 8
+   on a tombstone's mac; expiries a key holder signed against the policy (a tenant override, the
+   exact cut-off, a null limit) or a hold in force (each of the five match tags, a release before
+   and after the expiry) are `retention-violation`; unreadable details; the period grammar of
+   docs/retention.md with each message; compromised keys, attestations and the key cache with
+   expired rows; the schema of migration 0005.
 4. The strict JSON reading of FORMAT.md section 18 and the bounds of 17.4: every document and
    bundle of docs/test-vectors/hostile.json gets exactly its hand-written verdict and findings
    from the Python verifier (strict_json.py, auditdb_verify_export.py), and the file is current
@@ -43,6 +53,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import hashlib
+import hmac as hmac_mod
 import importlib.util
 import json
 import os
@@ -68,6 +79,7 @@ spec = importlib.util.spec_from_file_location("auditdb_verify", VERIFY_PY)
 av = importlib.util.module_from_spec(spec)
 sys.modules["auditdb_verify"] = av
 spec.loader.exec_module(av)
+import retention  # noqa: E402  (section 20; auditdb_verify.py put this directory on sys.path)
 
 # The checkpoint and bundle verifier (Ed25519, CKPT_MSG, the Merkle tree); auditdb_verify.py uses it for step 8.
 spec = importlib.util.spec_from_file_location("auditdb_verify_export", HERE / "auditdb_verify_export.py")
@@ -235,6 +247,10 @@ def run_cli(*args: str, env: dict | None = None) -> tuple[int, str, str]:
 # 1-2. Vectors, primitives, schema copies
 # ------------------------------------------------------------------------------------------
 
+# Migrations of Appendix A that schema/audit.sql (the Swift engine's canonical schema) may still
+# lack because the engine's side is being written; empty once the engine has caught up.
+ENGINE_PENDING = {"0005-retention"}
+
 
 def test_vectors_and_schema() -> None:
     print("vectors and schema")
@@ -255,8 +271,17 @@ def test_vectors_and_schema() -> None:
     want = av.expected_schema_objects()
     check(len(want) == 17, f"schema: 4 tables + 12 triggers + 1 view (got {len(want)})")
     if SCHEMA_FILE.exists():
-        check(av.expected_schema_objects(SCHEMA_FILE.read_text()) == av.expected_schema_objects(av.ALL_MIGRATIONS_SQL),
-              "all migrations == schema/audit.sql")
+        reference = av.expected_schema_objects(SCHEMA_FILE.read_text())
+        if reference == av.expected_schema_objects(av.ALL_MIGRATIONS_SQL):
+            check(True, "all migrations == schema/audit.sql")
+        else:
+            # The reference may lag behind Appendix A only by the migrations listed in
+            # ENGINE_PENDING (specified, not yet written in Swift); remove them from the list
+            # when schema/audit.sql has them.
+            done = [sql for name, sql in av.MIGRATIONS if name not in ENGINE_PENDING]
+            check(reference == av.expected_schema_objects("\n".join(done)),
+                  f"all migrations except {', '.join(sorted(ENGINE_PENDING))} (not in the engine yet) == schema/audit.sql")
+            print(f"  note: schema/audit.sql does not have migration(s) {', '.join(sorted(ENGINE_PENDING))} yet")
     md = FORMAT_MD.read_text(encoding="utf-8")
     blocks = re.findall(r"```sql\n(.*?)```", md, re.S)
     schema_blocks = [b for b in blocks if "CREATE TABLE audit_entries" in b]
@@ -341,7 +366,7 @@ def test_stores(tmp: pathlib.Path) -> None:
     p = fresh("at-0001")
     tamper(p, "DROP INDEX audit_entries_origin_ref", "DROP INDEX audit_entries_actor", "DROP INDEX audit_entries_resource",
            "DROP INDEX audit_entries_tenant_time", "DROP INDEX audit_entries_recorded_at", "DROP INDEX audit_entries_engine",
-           "DROP VIEW audit_scan_history", "DROP TABLE audit_checkpoints",
+           "DROP VIEW audit_scan_history", "DROP TABLE audit_checkpoints", "DROP TABLE audit_expired",
            "DELETE FROM grdb_migrations WHERE identifier > '0001-initial'")
     k = kinds(av.verify(str(p), both))
     check(k == [("schema-outdated", None)], f"a store at migration 0001 (only its objects) -> schema-outdated only ({k})")
@@ -1362,6 +1387,472 @@ def test_stored_checkpoints(tmp: pathlib.Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------
+# 3f. Expired rows (FORMAT.md section 20): tombstones, the expiry entry, step 9
+# ------------------------------------------------------------------------------------------
+
+DAY = 86_400_000_000
+T0 = 1_795_439_700_000_000              # 2026-11-23T13:15:00Z: when the old rows were recorded
+NOW = T0 + 30 * DAY                     # when the expiry ran
+EXPIRED_ACTION = "auditdb.retention.expired"
+POLICY = {"default": "1d", "tenants": {"archive": None, "bank": "2w"}}
+ALL_TRIGGERS = [m.group(0) for m in re.finditer(r"CREATE TRIGGER .*?END;", av.ALL_MIGRATIONS_SQL, re.S)]
+ALL_TRIGGER_NAMES = [re.match(r"CREATE TRIGGER (\w+)", t).group(1) for t in ALL_TRIGGERS]
+
+
+def tamper_all(path: pathlib.Path, *sql) -> None:
+    """Runs `sql` (each a statement, or (statement, parameters)) with every append-only trigger
+    dropped (audit_expired's too), then restores them: an attacker with file access, or AuditDB's
+    own connection, which runs without triggers."""
+    conn = sqlite3.connect(path)
+    for name in ALL_TRIGGER_NAMES:
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+    for s in sql:
+        conn.execute(*((s,) if isinstance(s, str) else s))
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    for t in ALL_TRIGGERS:
+        if re.search(r" ON (\w+)", t).group(1) in tables:  # not the triggers of a table `sql` dropped
+            conn.execute(t)
+    conn.commit()
+    conn.close()
+
+
+def event(seq: int, recorded_at: int, key_version: int, **values) -> dict:
+    row = {"seq": seq, "recorded_at": recorded_at, "occurred_at": None, "tenant": None, "actor": f"user{seq}",
+           "action": "doc.read", "resource_type": "doc", "resource_id": f"doc-{seq}", "outcome": 0, "severity": 0,
+           "correlation_id": None, "source": None, "details": None, "origin": 0, "origin_ref": None,
+           "format_version": 1, "key_version": key_version}
+    row.update(values)
+    return row
+
+
+def hold_placed(seq: int, recorded_at: int, key_version: int, field: str, value: str, previous: int = 0,
+                resource_type: str | None = None) -> dict:
+    d = {"field": field, "previousHoldEntry": previous, "reason": "case 2026-114", "value": value}
+    if resource_type is not None:
+        d["resourceType"] = resource_type
+    return event(seq, recorded_at, key_version, actor="legal:dana", action="auditdb.hold.placed",
+                 resource_type="legal-hold", resource_id=None, severity=1,
+                 details=json.dumps(d, sort_keys=True, separators=(",", ":")))
+
+
+def hold_released(seq: int, recorded_at: int, key_version: int, hold_id: int, previous: int) -> dict:
+    d = {"holdId": hold_id, "previousHoldEntry": previous, "reason": "case closed"}
+    return event(seq, recorded_at, key_version, actor="legal:dana", action="auditdb.hold.released",
+                 resource_type="legal-hold", resource_id=str(hold_id), severity=1,
+                 details=json.dumps(d, sort_keys=True, separators=(",", ":")))
+
+
+def retention_rows() -> list[dict]:
+    """Rows 1..12 of the store with expired rows: key version 1 up to seq 7, 2 from seq 8.
+    2, 3 and 5 are old enough for the policy (default 1d, bank 2w); 4 is as old but held by the
+    hold entry at 6 (resource id doc-4); 7 is old but of tenant archive (kept for ever); 8..12
+    are younger than a day when the expiry runs (NOW)."""
+    rows = [
+        event(1, T0 + 1_000, 1, tenant="acme", actor="alice"),
+        event(2, T0 + 2_000, 1, actor=None, details="{\"n\":2}"),
+        event(3, T0 + 3_000, 1, tenant="bank", actor="carol", resource_type=None, source="web"),
+        event(4, T0 + 4_000, 1, tenant="acme", actor="dave"),
+        event(5, T0 + 5_000, 1, tenant="acme", actor="bob", correlation_id="c-5", occurred_at=T0 - 7),
+        hold_placed(6, T0 + 10 * DAY, 1, "resource", "doc-4"),
+        event(7, T0 + 7_000, 1, tenant="archive"),
+    ]
+    rows += [event(s, NOW - DAY // 2 + s, 2, tenant="bank" if s % 2 else None) for s in range(8, 13)]
+    return rows
+
+
+def sel_opt_str(x: bytes | None) -> bytes:
+    return b"\xff\xff\xff\xff" if x is None else len(x).to_bytes(4, "big") + x
+
+
+def sel_tag(version: int, field: int, x: bytes, store_id: bytes = SID) -> bytes:
+    """TAG(f, x) of 20.2, written here from the text (not the verifier's)."""
+    return hmac_mod.new(KS[version].k_mac, b"ADB1TAG_" + store_id + bytes([field]) + x, hashlib.sha256).digest()[:16]
+
+
+def sel_tombstone(row: dict, mac: bytes, version: int, expiry_seq: int) -> dict:
+    """The tombstone (20.1) of `row`, whose stored MAC is `mac`, under the expiry entry's key version."""
+    b = as_bytes_row(row)
+    leaf = hashlib.sha256(b"\x00" + av.enc_row(KS[row["key_version"]], SID, b)).digest()
+    tags = (sel_tag(version, 1, sel_opt_str(b["tenant"])) + sel_tag(version, 2, sel_opt_str(b["actor"]))
+            + sel_tag(version, 3, sel_opt_str(b["resource_id"]))
+            + sel_tag(version, 4, sel_opt_str(b["resource_type"]) + sel_opt_str(b["resource_id"]))
+            + sel_tag(version, 5, sel_opt_str(b["correlation_id"])))
+    return {"seq": row["seq"], "key_version": row["key_version"], "mac": mac, "leaf": leaf,
+            "recorded_at": row["recorded_at"], "tags": tags, "expiry_seq": expiry_seq}
+
+
+def sel_enc_tomb(t: dict) -> bytes:
+    return (t["seq"].to_bytes(8, "big") + t["key_version"].to_bytes(4, "big") + t["mac"] + t["leaf"]
+            + t["recorded_at"].to_bytes(8, "big", signed=True) + t["tags"])
+
+
+def build_expired_store(path: pathlib.Path, rows: list[dict] | None = None, expire=(2, 3, 5), policy=None,
+                        now: int = NOW, entry_version: int = 2, details_edit=None, entry_edit=None,
+                        tail: dict | None = None) -> dict:
+    """A store as the engine leaves it after one expiry (section 20): rows 1..12 (retention_rows),
+    the expiry entry at 13 (signed by `entry_version`) expiring `expire` under `policy` at `now`,
+    and row 14 after it (`tail`, else an ordinary row); the expired rows deleted, their tombstones
+    inserted. `details_edit`
+    changes the details object before it is signed, `entry_edit` the entry's columns (a key holder
+    signing what it likes). Returns {"macs", "tombstones", "rows", "leaves"}."""
+    rows = [dict(r) for r in (rows or retention_rows())]
+    entry_seq = len(rows) + 1
+    macs, prev = [], av.ZERO32
+    for r in rows:
+        prev = av.seal(KS[r["key_version"]], SID, as_bytes_row(r), prev)
+        macs.append(prev)
+    tombs = [sel_tombstone(rows[s - 1], macs[s - 1], entry_version, entry_seq) for s in sorted(expire)]
+    details = {"policy": json.loads(json.dumps(POLICY if policy is None else policy)), "now": now, "first": min(expire), "last": max(expire),
+               "count": len(expire), "tombstones": hashlib.sha256(b"".join(sel_enc_tomb(t) for t in tombs)).hexdigest()}
+    if details_edit:
+        details_edit(details)
+    entry = event(entry_seq, now, entry_version, actor="auditdb", action=EXPIRED_ACTION, resource_type="retention",
+                  resource_id=None, severity=1, details=json.dumps(details, sort_keys=True, separators=(",", ":")))
+    if entry_edit:
+        entry_edit(entry)
+    all_rows = rows + [entry] + [tail or event(entry_seq + 1, now + 1_000, entry_version)]
+    all_macs = build_store(path, all_rows)
+    tamper_all(path, *(f"DELETE FROM audit_entries WHERE seq = {s}" for s in expire))
+    conn = sqlite3.connect(path)
+    conn.executemany("INSERT INTO audit_expired VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     [tuple(t[c] for c in retention.TOMBSTONE_COLUMNS) for t in tombs])
+    conn.commit()
+    conn.close()
+    return {"macs": all_macs, "tombstones": {t["seq"]: t for t in tombs}, "rows": all_rows,
+            "leaves": leaves_of(all_rows)}
+
+
+def test_expired_rows(tmp: pathlib.Path) -> None:
+    print("expired rows (section 20)")
+    both = ring({1: "active", 2: "active"})
+    ET, RV = "expiry-tampered", "retention-violation"
+
+    def seqs(rep) -> list[tuple[str, int | None, int | None]]:
+        return [(f.kind, f.first, f.last) for f in rep.findings]
+
+    def shown(rep) -> list[str]:
+        return [str(f) for f in rep.findings]
+
+    # The grammar of periods (docs/retention.md "Durations"), each problem exactly.
+    def problem(text: str) -> str | None:
+        try:
+            retention.parse_period(text, "default")
+            return None
+        except retention.PeriodError as e:
+            m = str(e)
+            head = f"default: the retention period {retention.sj.json_quoted(text)} "
+            tail = ". Write a positive whole number followed by h (hours), d (days) or w (weeks), e.g. 90d"
+            return m[len(head):-len(tail)] if m.startswith(head) and m.endswith(tail) else m
+    FOREVER = "to keep rows for ever, use `forever` (or no maximum age)"
+    for text, want in (
+            ("", "is empty"), ("90 d", "contains whitespace at character 3; remove it"),
+            (" 90d", "contains whitespace at character 1; remove it"), ("90d\n", "contains whitespace at character 4; remove it"),
+            ("-5d", "is negative"), ("+5d", "has a sign; write the number alone"),
+            ("0d", f"is zero: a maximum age of zero would let every row expire at once; {FOREVER}"),
+            ("0h", f"is zero: a maximum age of zero would let every row expire at once; {FOREVER}"),
+            ("007d", "has a leading zero; write 7d"), ("90", "has no unit (h, d or w)"),
+            ("d", "does not start with a number"), ("forever", "does not start with a number"),
+            ("1.5d", "is not a whole number; use a smaller unit (36h, not 1.5d)"),
+            ("90D", "has the unit \"D\"; units are lowercase (d)"),
+            ("90m", "has the unit \"m\", which could mean minutes or months; write hours or days (720h, 30d)"),
+            ("1y", "has the unit \"y\"; years differ in length, so write days (365d or 366d)"),
+            ("30s", "has the unit \"s\"; retention is counted in hours, days or weeks (1h is the shortest)"),
+            ("90x", "has the unknown unit \"x\""),
+            ("90d12h", "has text after the unit; write one number and one unit (2172h, not 90d12h)"),
+            ("90dd", "has text after the unit; write one number and one unit (2172h, not 90d12h)"),
+            ("\u0669\u0660d", "contains a digit that is not ASCII 0-9 (U+669)"),
+            ("106751992d", f"is too long: at most 106751991d (the period in microseconds must fit a 64-bit integer); {FOREVER}"),
+            ("99999999999999999999999d", f"is too long: at most 106751991d (the period in microseconds must fit a 64-bit integer); {FOREVER}"),
+            ("12h", None), ("90d", None), ("2w", None), ("106751991d", None), ("2562047788h", None), ("15250284w", None)):
+        check(problem(text) == want, f"period {text!r} -> {want or 'accepted'} ({problem(text)})")
+    check(retention.parse_period("1w", "d") == retention.parse_period("7d", "d") == 7 * DAY
+          and retention.parse_period("1h", "d") == 3_600_000_000, "periods in microseconds: 1w == 7d, 1h = 3.6e9")
+
+    # (a) The store: rows 2, 3, 5 expired by the entry at 13 (key version 2), 4 kept (held by the
+    # hold entry at 6), 7 kept (tenant archive, kept for ever), row 14 after the entry.
+    base = tmp / "ex-base.sqlite"
+    built = build_expired_store(base)
+    macs, tombs = built["macs"], built["tombstones"]
+    rep = av.verify(str(base), both, SID)
+    check(rep.intact and rep.rows_checked == 11 and rep.rows_expired == 3 and rep.last_seq == 14,
+          f"(a) a store with rows 2, 3, 5 expired -> intact, 11 rows checked, 3 expired ({shown(rep)}, "
+          f"{rep.rows_checked}, {rep.rows_expired})")
+    check(tombs[3]["tags"][:16] == retention.match_tag(KS[2].mac, SID, 1, retention.opt_str(b"bank"))
+          and retention.enc_tomb(**{c: tombs[3][c] for c in ("seq", "key_version", "mac", "leaf", "recorded_at", "tags")})
+          == sel_enc_tomb(tombs[3]), "the verifier's TAG and ENC_TOMB equal those written here from the text")
+    env = clean_env(AUDITDB_KEYS=f"1:{K1.hex()},2:{K2.hex()}")
+    rc, out, _ = run_cli("--store", str(base), env=env)
+    check(rc == 0 and out.startswith("intact: 11 rows (seq 1...14, 3 expired)"), f"(a) cli -> exit 0 ({rc} {out.strip()})")
+    rc, out, _ = run_cli("--store", str(base), "--json", env=env)
+    check(rc == 0 and json.loads(out)["rows_expired"] == 3, f"(a) cli --json rows_expired 3 ({rc})")
+
+    def copy(name: str) -> pathlib.Path:
+        q = tmp / f"ex-{name}.sqlite"
+        shutil.copy(base, q)
+        return q
+
+    def variant(name: str, **kw) -> pathlib.Path:
+        q = tmp / f"ex-{name}.sqlite"
+        build_expired_store(q, **kw)
+        return q
+
+    # (b) Damage, and the findings the damage table of 20.4 promises.
+    q = copy("tomb-deleted")
+    tamper_all(q, "DELETE FROM audit_expired WHERE seq = 3")
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [("missing-rows", 3, 3), (ET, 13, 13)],
+          f"(b) a tombstone deleted -> missing-rows 3, expiry-tampered at the entry 13 ({shown(rep)})")
+    check(rep.findings[1:] and rep.findings[1].message == (
+        "the expiry entry's tombstones do not match it: it states count 3, first 2, last 5, but 2 tombstone(s) "
+        "name it, seqs 2...5 (tombstones deleted or added)"), f"(b) its message ({shown(rep)})")
+    q = copy("tomb-and-row-gone")
+    tamper_all(q, "DELETE FROM audit_expired WHERE seq IN (2, 3, 5)")
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [("missing-rows", 2, 3), ("missing-rows", 5, 5), (ET, 13, 13)]
+          and "but no tombstone names it" in rep.findings[2].message,
+          f"(b) every tombstone deleted -> missing-rows 2...3 and 5, expiry-tampered 13 ({shown(rep)})")
+
+    for half, at in (("link", 31), ("row tag", 3)):
+        q = copy(f"tomb-mac-{half}")
+        flipped = bytearray(tombs[3]["mac"])
+        flipped[at] ^= 1
+        tamper_all(q, f"UPDATE audit_expired SET mac = X'{flipped.hex()}' WHERE seq = 3")
+        rep = av.verify(str(q), both, SID)
+        check(seqs(rep) == [("chain-break", 3, 3), (ET, 13, 13)] and rep.findings[0].message.startswith(
+                  "the tombstone of this expired row does not follow seq 2"),
+              f"(b) a tombstone's mac changed ({half}) -> chain-break at 3, expiry-tampered 13 ({shown(rep)})")
+    q = copy("tomb-mac-next")  # row 1 damaged: tombstone 2 cannot be checked, so its change shows at 3
+    flipped = bytearray(tombs[2]["mac"])
+    flipped[20] ^= 1
+    tamper_all(q, "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 1",
+               f"UPDATE audit_expired SET mac = X'{flipped.hex()}' WHERE seq = 2")
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [("mac-mismatch", 1, 1), ("chain-break", 3, 3), (ET, 13, 13)],
+          f"(b) after a bad row 1, tombstone 2's mac changed -> chain-break at the next (3), expiry-tampered 13 ({shown(rep)})")
+    q = copy("tomb-mac-short")
+    tamper_all(q, "UPDATE audit_expired SET mac = X'00' WHERE seq = 3")
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [(ET, 3, 3), ("malformed-row", 3, 3), (ET, 13, 13)],
+          f"(b) a tombstone's mac of 1 byte -> malformed-row 3, expiry-tampered 3 (rule 2) and 13 ({shown(rep)})")
+
+    for column, value in (("leaf", "X'" + bytes(32).hex() + "'"), ("recorded_at", str(NOW)),
+                          ("tags", "X'" + (bytes(16) + tombs[3]["tags"][16:]).hex() + "'")):
+        q = copy(f"tomb-{column}")
+        tamper_all(q, f"UPDATE audit_expired SET {column} = {value} WHERE seq = 3")
+        rep = av.verify(str(q), both, SID)
+        check(seqs(rep) == [(ET, 13, 13)] and "the digest of its tombstones differs" in rep.findings[0].message,
+              f"(b) a tombstone's {column} changed -> expiry-tampered at 13 only ({shown(rep)})")
+    q = copy("tomb-kv-other")
+    tamper_all(q, "UPDATE audit_expired SET key_version = 2 WHERE seq = 3")
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [("chain-break", 3, 3), (ET, 13, 13)],
+          f"(b) a tombstone's key_version changed to another of the ring -> chain-break 3, expiry-tampered 13 ({shown(rep)})")
+    q = copy("tomb-kv-unknown")
+    tamper_all(q, "UPDATE audit_expired SET key_version = 9 WHERE seq = 3")
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [("unknown-key-version", 3, 3), (ET, 13, 13)],
+          f"(b) a tombstone's key_version 9 (not in the ring) -> unknown-key-version 3, expiry-tampered 13 ({shown(rep)})")
+    rep = av.verify(str(base), ring({2: "active"}), SID)
+    check(seqs(rep) == [("unknown-key-version", None, None)] + [("unknown-key-version", s, s) for s in range(1, 8)],
+          f"(b) the ring lacks version 1 -> unknown-key-version for the header and each row or tombstone it signed "
+          f"({shown(rep)})")
+
+    q = copy("rows-deleted")
+    tamper_all(q, "DELETE FROM audit_entries WHERE seq IN (10, 11)")
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [("missing-rows", 10, 11)], f"(b) rows deleted without tombstones -> missing-rows 10...11 only ({shown(rep)})")
+    q = copy("held-row-deleted")
+    tamper_all(q, "DELETE FROM audit_entries WHERE seq = 4")
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [("missing-rows", 4, 4)], f"(b) the held row deleted between tombstones -> missing-rows 4 only ({shown(rep)})")
+
+    q = copy("entry-deleted")
+    tamper_all(q, "DELETE FROM audit_entries WHERE seq = 13")
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [(ET, 2, 2), (ET, 3, 3), (ET, 5, 5), ("missing-rows", 13, 13)]
+          and rep.findings[0].message == "the tombstone names expiry entry 13, which is not an expiry entry that "
+                                         "verified (it was deleted or changed, or never written)",
+          f"(b) the expiry entry deleted -> missing-rows 13, expiry-tampered at 2, 3, 5 ({shown(rep)})")
+    q = copy("entry-and-tail-cut")
+    tamper_all(q, "DELETE FROM audit_entries WHERE seq >= 13")
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [(ET, 2, 2), (ET, 3, 3), (ET, 5, 5)],
+          f"(b) the tail cut from the expiry entry on -> its tombstones still reveal it: expiry-tampered 2, 3, 5 ({shown(rep)})")
+    q = copy("entry-changed")
+    tamper_all(q, "UPDATE audit_entries SET details = replace(details, '\"1d\"', '\"1h\"') WHERE seq = 13")
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [(ET, 2, 2), (ET, 3, 3), (ET, 5, 5), ("mac-mismatch", 13, 13)],
+          f"(b) the expiry entry's details changed -> mac-mismatch 13, expiry-tampered at 2, 3, 5 ({shown(rep)})")
+
+    # Rule 1: a tombstone whose seq is also in audit_entries.
+    q = copy("row-back")
+    r3 = built["rows"][2]
+    tamper_all(q, (f"INSERT INTO audit_entries ({', '.join(av.ROW_COLUMNS)}) VALUES ({', '.join('?' * 18)})",
+                   [r3[c] for c in av.ROW_COLUMNS[:-1]] + [macs[2]]))
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [(ET, 3, 3)] and rep.findings[0].message.startswith(
+              "the tombstone of seq 3 stands for a row that is still in audit_entries"),
+          f"(b) expired row 3 put back (its tombstone kept) -> expiry-tampered at 3 only ({shown(rep)}, {rep.rows_checked})")
+    q = copy("tomb-over-row")
+    t = dict(tombs[5], seq=7)
+    tamper_all(q, "INSERT INTO audit_expired VALUES (7, 1, X'%s', X'%s', %d, X'%s', 13)"
+               % (t["mac"].hex(), t["leaf"].hex(), t["recorded_at"], t["tags"].hex()))
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [(ET, 7, 7), (ET, 13, 13)],
+          f"(b) a tombstone inserted at seq 7, whose row is present -> expiry-tampered at 7 and at the entry 13 ({shown(rep)})")
+    # Rule 2: below seq 1; naming a row that is not an expiry entry.
+    q = copy("tomb-seq-0")
+    tamper_all(q, "INSERT INTO audit_expired SELECT 0, key_version, mac, leaf, recorded_at, tags, 13 FROM audit_expired "
+                  "WHERE seq = 2")
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [(ET, 0, 0), (ET, 13, 13)] and "seq 0 is below 1" in rep.findings[0].message,
+          f"(b) a tombstone at seq 0 -> expiry-tampered at 0 (not walked) and at 13 ({shown(rep)})")
+    q = copy("tomb-other-entry")
+    tamper_all(q, "UPDATE audit_expired SET expiry_seq = 12 WHERE seq = 5")
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [(ET, 5, 5), (ET, 13, 13)],
+          f"(b) a tombstone naming seq 12 (an ordinary row) -> expiry-tampered at 5 and 13 ({shown(rep)})")
+
+    # Step 8: the log row of an expired seq is its tombstone; 16: roots over the tombstones' leaves.
+    q = copy("checkpoints")
+    insert_checkpoints(q, checkpoint_row(3, tombs[3]["mac"], built["leaves"]),
+                       checkpoint_row(14, macs[13], built["leaves"]))
+    rep = av.verify(str(q), both, SID, checkpoint_keys=av.load_public_key_file(str(CKPT_PUB)))
+    check(rep.intact, f"(c) checkpoints at 3 (expired: its tombstone's mac is the chain head) and 14 -> intact ({shown(rep)})")
+    check(ax.merkle_root([tombs[s]["leaf"] if s in tombs else built["leaves"][s - 1] for s in range(1, 15)])
+          == ax.merkle_root(built["leaves"]), "(c) a tombstone's leaf is the expired row's leaf: roots unchanged")
+    flipped = bytearray(tombs[3]["mac"])
+    flipped[31] ^= 1
+    tamper_all(q, f"UPDATE audit_expired SET mac = X'{flipped.hex()}' WHERE seq = 3")
+    rep = av.verify(str(q), both, SID, checkpoint_keys=av.load_public_key_file(str(CKPT_PUB)))
+    check(seqs(rep) == [("anchor-mismatch", 3, 3), ("chain-break", 3, 3), (ET, 13, 13)],
+          f"(c) ... the tombstone's mac changed -> anchor-mismatch and chain-break at 3, expiry-tampered 13 ({shown(rep)})")
+    q = copy("checkpoint-cut")
+    insert_checkpoints(q, checkpoint_row(14, macs[13], built["leaves"]))
+    tamper_all(q, "DELETE FROM audit_entries WHERE seq >= 6")
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [("foreign-row", None, None), (ET, 2, 2), (ET, 3, 3), (ET, 5, 5), ("truncated", 6, 14)],
+          f"(c) rows 6...14 cut (tombstone 5 now the log's end) -> truncated 6...14, the orphaned tombstones, and the "
+          f"cache row of version 2 (first seq 8) unconfirmed ({shown(rep)})")
+
+    # (d) Expiries signed by a key holder that break the policy or a hold: retention-violation.
+    young = retention_rows()
+    young[2]["recorded_at"] = NOW - 3 * DAY  # tenant bank (2w): too young, though older than the default 1d
+    rep = av.verify(str(variant("young", rows=young)), both, SID)
+    check(seqs(rep) == [(RV, 3, 3)] and rep.findings[0].message == "expired under policy 2w before its time",
+          f"(d) a bank row 3 days old expired (bank 2w) -> retention-violation at 3 ({shown(rep)})")
+    for offset, want in ((0, [(RV, 2, 2)]), (-1, [])):
+        edge = retention_rows()
+        edge[1]["recorded_at"] = NOW - DAY + offset
+        rep = av.verify(str(variant(f"edge{offset}", rows=edge)), both, SID)
+        check(seqs(rep) == want, f"(d) row recorded at now - 1d {offset:+d} µs -> {want or 'intact'} ({shown(rep)})")
+    rep = av.verify(str(variant("forever", policy={"default": None, "tenants": {"bank": "2w"}})), both, SID)
+    check(seqs(rep) == [(RV, 2, 2), (RV, 5, 5)] and rep.findings[0].message == "expired under policy forever before its time",
+          f"(d) default null (keep for ever) -> retention-violation at the rows without an override ({shown(rep)})")
+    rep = av.verify(str(variant("held", expire=(2, 3, 4, 5))), both, SID)
+    check(seqs(rep) == [(RV, 4, 4)] and rep.findings[0].message == "expired while legal hold 6 was in force",
+          f"(d) the held row 4 expired -> retention-violation at 4 naming hold 6 ({shown(rep)})")
+    released = retention_rows()
+    released[6] = hold_released(7, T0 + 11 * DAY, 1, 6, 6)
+    rep = av.verify(str(variant("released", rows=released, expire=(2, 3, 4, 5))), both, SID)
+    check(rep.intact, f"(d) hold 6 released at 7, before the expiry -> row 4 may expire: intact ({shown(rep)})")
+    rep = av.verify(str(variant("released-late", expire=(2, 3, 4, 5), tail=hold_released(14, NOW + 1_000, 2, 6, 6))),
+                    both, SID)
+    check(seqs(rep) == [(RV, 4, 4)], f"(d) hold 6 released at 14, after the expiry at 13 -> it was in force: "
+                                     f"retention-violation at 4 ({shown(rep)})")
+    for field, value, rtype in (("tenant", "acme", None), ("actor", "bob", None), ("resource", "doc-5", None),
+                                ("resource", "doc-5", "doc"), ("correlationId", "c-5", None)):
+        rows = retention_rows()
+        rows[5] = hold_placed(6, T0 + 10 * DAY, 1, field, value, resource_type=rtype)
+        rep = av.verify(str(variant(f"hold-{field}-{rtype}", rows=rows, expire=(2, 3, 5))), both, SID)
+        check(seqs(rep) == [(RV, 5, 5)] and rep.findings[0].message == "expired while legal hold 6 was in force",
+              f"(d) a hold on {field} {value!r}{' type ' + rtype if rtype else ''} (tag "
+              f"{ {'tenant': 1, 'actor': 2, 'correlationId': 5}.get(field, 4 if rtype else 3)}) -> retention-violation "
+              f"at 5 ({shown(rep)})")
+    rows = retention_rows()
+    rows[5] = hold_placed(6, T0 + 10 * DAY, 1, "resource", "doc-5", resource_type="invoice")
+    rep = av.verify(str(variant("hold-other-type", rows=rows, expire=(2, 3, 5))), both, SID)
+    check(rep.intact, f"(d) a hold on resource invoice/doc-5 does not hold doc/doc-5 -> intact ({shown(rep)})")
+    rows = retention_rows()
+    rows[5]["origin"], rows[5]["origin_ref"] = 1, 1  # a back-signed legacy row with the hold action: no hold
+    rep = av.verify(str(variant("hold-origin-1", rows=rows, expire=(2, 3, 4, 5))), both, SID)
+    check(rep.intact, f"(d) a back-signed row with the hold action places no hold -> row 4 may expire ({shown(rep)})")
+
+    # (e) The expiry entry itself: what counts, and details that do not parse (signed by a key holder).
+    def with_origin_1(entry):
+        entry["origin"], entry["origin_ref"] = 1, 1
+    rep = av.verify(str(variant("entry-origin-1", entry_edit=with_origin_1)), both, SID)
+    check(seqs(rep) == [(ET, 2, 2), (ET, 3, 3), (ET, 5, 5)],
+          f"(e) the entry back-signed (origin 1) is no expiry entry -> expiry-tampered at its tombstones ({shown(rep)})")
+    for name, edit, want in (
+            ("zero", lambda d: d["policy"].update(default="0d"), 'default: the retention period "0d" is zero'),
+            ("forever-text", lambda d: d["policy"].update(default="forever"), 'default: the retention period "forever" does not start'),
+            ("tenant", lambda d: d["policy"]["tenants"].update(bank="2 w"), 'tenants["bank"]: the retention period "2 w" contains whitespace'),
+            ("extra", lambda d: d.update(reason="x"), 'the member "reason" is not one of an expiry entry\'s'),
+            ("missing", lambda d: d.pop("now"), 'the member "now" is missing'),
+            ("count-float", lambda d: d.update(count=3.0), "count is not an integer"),
+            ("last", lambda d: d.update(last=13), "first 2 and last 13 are not seqs before the entry"),
+            ("digest-upper", lambda d: d.update(tombstones=d["tombstones"].upper()), "tombstones is not 64 lowercase hex")):
+        rep = av.verify(str(variant(f"details-{name}", details_edit=edit)), both, SID)
+        check(seqs(rep) == [(ET, 13, 13)] and rep.findings[0].message.startswith(
+                  "the expiry entry's details do not parse as an expiry entry: ") and want in rep.findings[0].message,
+              f"(e) details {name} -> expiry-tampered at 13 only, '{want}' ({shown(rep)})")
+    rep = av.verify(str(variant("count-wrong", details_edit=lambda d: d.update(count=4))), both, SID)
+    check(seqs(rep) == [(ET, 13, 13)], f"(e) a signed count of 4 for 3 tombstones -> expiry-tampered 13 ({shown(rep)})")
+
+    # (f) Compromised keys: an expiry entry signed with a compromised key is not one that verified;
+    # an attestation of an expired row attests its tombstone; a key version whose first row expired.
+    rep = av.verify(str(base), ring({1: "active", 2: "compromised"}), SID)
+    check(seqs(rep) == [(ET, 2, 2), (ET, 3, 3), (ET, 5, 5)] + [("compromised-key", s, s) for s in range(8, 15)],
+          f"(f) version 2 (which signed the entry) compromised -> compromised-key 8...14, expiry-tampered 2, 3, 5 "
+          f"({shown(rep)})")
+    rows = retention_rows()
+    rows[11] = event(12, NOW - DAY // 2 + 12, 2, action=DECLARATION)
+    q = tmp / "ex-attested.sqlite"
+    b = build_expired_store(q, rows=rows)
+    conn = sqlite3.connect(q)
+    hdr_mac = conn.execute("SELECT mac FROM audit_store").fetchone()[0]
+    conn.executemany("INSERT INTO audit_attestations VALUES (?, 2, 12, ?)",
+                     [(0, av.attestation_mac(KS[2], SID, 0, 1, hdr_mac, 12))]
+                     + [(s, av.attestation_mac(KS[2], SID, s, 1, b["macs"][s - 1], 12)) for s in range(1, 8)])
+    conn.commit()
+    conn.close()
+    rep = av.verify(str(q), ring({1: "compromised", 2: "active"}), SID)
+    check(rep.intact, f"(f) version 1 compromised, rows 1...7 (2, 3, 5 expired) attested -> intact: an attestation of "
+                      f"an expired row attests its tombstone, no foreign-row ({shown(rep)})")
+    rows = retention_rows()
+    for r in rows[1:]:
+        r["key_version"] = 2  # version 2 from seq 2: its first row (2, in the cache) expires
+    q = variant("first-seq-expired", rows=rows)
+    conn = sqlite3.connect(q)
+    cache = conn.execute("SELECT key_version, first_seq FROM audit_key_versions ORDER BY 1").fetchall()
+    conn.close()
+    rep = av.verify(str(q), both, SID)
+    check(cache == [(1, 1), (2, 2)] and rep.intact,
+          f"(f) the cache names seq 2 (expired) as version 2's first -> still confirmed, intact ({cache}, {shown(rep)})")
+
+    # (g) Schema: migration 0005's objects are compared like every other.
+    q = copy("trigger-dropped")
+    conn = sqlite3.connect(q)
+    conn.execute("DROP TRIGGER audit_expired_no_delete")
+    conn.commit()
+    conn.close()
+    rep = av.verify(str(q), both, SID)
+    check([(f.kind, f.message) for f in rep.findings] == [("schema-tampered", "trigger audit_expired_no_delete is missing (dropped?)")],
+          f"(g) audit_expired's delete trigger dropped -> schema-tampered ({shown(rep)})")
+    q = tmp / "ex-at-0004.sqlite"
+    build_store(q, base_rows())
+    tamper_all(q, "DROP TABLE audit_expired", "DELETE FROM grdb_migrations WHERE identifier = '0005-retention'")
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [("schema-outdated", None, None)], f"(g) a store at 0004 without audit_expired -> schema-outdated only ({shown(rep)})")
+    q = copy("table-dropped")
+    tamper_all(q, "DROP TABLE audit_expired")
+    rep = av.verify(str(q), both, SID)
+    check(seqs(rep) == [("schema-tampered", None, None)] * 3 + [("missing-rows", 2, 3), ("missing-rows", 5, 5), (ET, 13, 13)],
+          f"(g) audit_expired dropped -> schema-tampered (table, 2 triggers), missing-rows, expiry-tampered 13 ({shown(rep)})")
+
+
+# ------------------------------------------------------------------------------------------
 # 4. The reference C code against the vectors
 # ------------------------------------------------------------------------------------------
 
@@ -1487,6 +1978,7 @@ def main() -> int:
         test_side_tables(tmp)
         test_query_indexes(tmp)
         test_stored_checkpoints(tmp)
+        test_expired_rows(tmp)
         if not args.no_c:
             test_reference_c(tmp)
         print("checkpoints and export bundles (auditdb_verify_export.py)")
