@@ -247,11 +247,6 @@ def run_cli(*args: str, env: dict | None = None) -> tuple[int, str, str]:
 # 1-2. Vectors, primitives, schema copies
 # ------------------------------------------------------------------------------------------
 
-# Migrations of Appendix A that schema/audit.sql (the Swift engine's canonical schema) may still
-# lack because the engine's side is being written; empty once the engine has caught up.
-ENGINE_PENDING = {"0005-retention"}
-
-
 def test_vectors_and_schema() -> None:
     print("vectors and schema")
     key = bytes([0x4A, 0x65, 0x66, 0x65])  # RFC 4231 test case 2: key "Jefe"
@@ -272,16 +267,7 @@ def test_vectors_and_schema() -> None:
     check(len(want) == 17, f"schema: 4 tables + 12 triggers + 1 view (got {len(want)})")
     if SCHEMA_FILE.exists():
         reference = av.expected_schema_objects(SCHEMA_FILE.read_text())
-        if reference == av.expected_schema_objects(av.ALL_MIGRATIONS_SQL):
-            check(True, "all migrations == schema/audit.sql")
-        else:
-            # The reference may lag behind Appendix A only by the migrations listed in
-            # ENGINE_PENDING (specified, not yet written in Swift); remove them from the list
-            # when schema/audit.sql has them.
-            done = [sql for name, sql in av.MIGRATIONS if name not in ENGINE_PENDING]
-            check(reference == av.expected_schema_objects("\n".join(done)),
-                  f"all migrations except {', '.join(sorted(ENGINE_PENDING))} (not in the engine yet) == schema/audit.sql")
-            print(f"  note: schema/audit.sql does not have migration(s) {', '.join(sorted(ENGINE_PENDING))} yet")
+        check(reference == av.expected_schema_objects(av.ALL_MIGRATIONS_SQL), "all migrations == schema/audit.sql")
     md = FORMAT_MD.read_text(encoding="utf-8")
     blocks = re.findall(r"```sql\n(.*?)```", md, re.S)
     schema_blocks = [b for b in blocks if "CREATE TABLE audit_entries" in b]

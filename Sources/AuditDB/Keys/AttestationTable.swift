@@ -19,6 +19,10 @@ enum AttestationTable {
 
     static func foreignFindings(_ db: Database, storeID: [UInt8], header: StoreHeader?, keys: KeyRing) throws -> [Finding] {
         guard try db.tableExists("audit_attestations"), try db.tableExists("audit_entries") else { return [] }
+        // An expired row is attested through its tombstone (FORMAT.md section 20.4).
+        let log = try db.tableExists("audit_expired")
+            ? "(SELECT seq, key_version, mac FROM audit_entries UNION ALL SELECT seq, key_version, mac FROM audit_expired)"
+            : "audit_entries"
         let rows = try Row.fetchCursor(db, sql: """
             SELECT a.seq, a.key_version, a.declaration_seq, a.mac,
                    typeof(a.seq) = 'integer' AND typeof(a.key_version) = 'integer' AND typeof(a.declaration_seq) = 'integer'
@@ -26,7 +30,7 @@ enum AttestationTable {
                    a.declaration_seq > a.seq AND EXISTS (SELECT 1 FROM audit_entries d
                        WHERE d.seq = a.declaration_seq AND d.action = 'auditdb.key.compromised'),
                    e.key_version, e.mac
-            FROM audit_attestations a LEFT JOIN audit_entries e ON e.seq = a.seq AND a.seq >= 1
+            FROM audit_attestations a LEFT JOIN \(log) e ON e.seq = a.seq AND a.seq >= 1
             """)
         var named: [Finding] = []
         var total = 0

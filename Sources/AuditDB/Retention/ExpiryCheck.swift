@@ -19,15 +19,19 @@ enum ExpiryCheck {
         var entries: [AuditEntry] = []
         try reader.read(try db.makeStatement(sql: entriesSQL), into: &entries)
         var records: [Int64: (entry: AuditEntry, record: ExpiryRecord)] = [:]
-        for entry in entries where entry.origin == .recorded && entry.finding == nil {
+        // "Verified" as step 4 has it: the reader's missing-rows finding is about the row before
+        // (step 4 reports it there, and does not check this row's link).
+        for entry in entries where entry.origin == .recorded && (entry.finding == nil || entry.finding?.kind == .missingRows) {
             do {
                 records[entry.seq] = (entry, try ExpiryRecord(entry))
             } catch {
                 tampered(entry.seq, "expiry entry \(entry.seq) is signed but cannot be read: \(error.reason)")
             }
         }
-        // The tombstones, grouped by the expiry entry they name.
+        // The tombstones, grouped by the expiry entry they name: every tombstone naming an entry is
+        // one of its tombstones, even one that breaks another rule (then the group cannot match).
         var groups: [Int64: [Tombstone]] = [:]
+        var broken: Set<Int64> = []
         let rows = try Row.fetchCursor(db, sql: """
             SELECT x.seq, x.key_version, x.mac, x.leaf, x.recorded_at, x.tags, x.expiry_seq,
                    EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = x.seq)
@@ -35,40 +39,36 @@ enum ExpiryCheck {
             """)
         while let row = try rows.next() {
             guard let seq = TombstoneReader.integer(row, 0) else { continue }  // an INTEGER PRIMARY KEY is an integer
+            let expirySeq = TombstoneReader.integer(row, 6)
+            let known = expirySeq.map { records[$0] != nil } ?? false
+            let kv = TombstoneReader.integer(row, 1).flatMap { UInt32(exactly: $0) }
+            let mac = TombstoneReader.blob(row, 2, length: 32), leaf = TombstoneReader.blob(row, 3, length: 32)
+            let recordedAt = TombstoneReader.integer(row, 4), tags = TombstoneReader.blob(row, 5, length: 80)
             if row[7] as Bool? == true {
-                tampered(seq, "seq \(seq) is both in the log and expired: the tombstone was not written by an expiry")
-                continue
+                tampered(seq, "seq \(seq) is both in the log and expired (an expired row put back, or a tombstone inserted)")
+            } else if seq < 1 {
+                tampered(seq, "a tombstone at seq \(seq), below 1: the log starts at seq 1")
+            } else if !known {
+                tampered(seq, "the tombstone of expired row \(seq) names expiry entry \(expirySeq.map(String.init) ?? "?"), which is missing, does not verify, or is not an expiry entry")
+            } else if kv == nil || mac == nil || leaf == nil || recordedAt == nil || tags == nil {
+                tampered(seq, "the tombstone of expired row \(seq) is malformed (key_version and recorded_at must be integers, mac, leaf and tags blobs of 32, 32 and 80 bytes)")
             }
-            guard let kv = TombstoneReader.integer(row, 1).flatMap({ UInt32(exactly: $0) }),
-                  let mac = TombstoneReader.blob(row, 2, length: 32), let leaf = TombstoneReader.blob(row, 3, length: 32),
-                  let recordedAt = TombstoneReader.integer(row, 4), let tags = TombstoneReader.blob(row, 5, length: 80),
-                  let expirySeq = TombstoneReader.integer(row, 6)
-            else {
-                tampered(seq, "the tombstone of expired row \(seq) is malformed (a column has the wrong type or length)")
-                continue
-            }
-            guard records[expirySeq] != nil else {
-                tampered(seq, "the tombstone of expired row \(seq) names expiry entry \(expirySeq), which is missing, does not verify, or is not an expiry entry")
+            guard let expirySeq, known else { continue }
+            guard let kv, let mac, let leaf, let recordedAt, let tags else {
+                broken.insert(expirySeq)
+                groups[expirySeq, default: []].append(Tombstone(seq: seq, keyVersion: 0, mac: [], leaf: [], recordedAt: 0, tags: [], expirySeq: expirySeq))
                 continue
             }
             groups[expirySeq, default: []].append(Tombstone(seq: seq, keyVersion: kv, mac: mac, leaf: leaf, recordedAt: recordedAt,
                                                             tags: tags, expirySeq: expirySeq))
         }
-        // The holds. If their entries cannot be read (damage the rows' findings report), no expiry
-        // can be checked against them, and that is a finding too.
-        var holds: [LegalHold] = []
-        do {
-            holds = try HoldLog.read(db, storeID: storeID, keys: keys).holds
-        } catch let error as AuditError where error.code == .integrityViolation {
-            if !records.isEmpty {
-                findings.append(Finding(kind: .retentionViolation, seqs: nil,
-                                        message: "the expiries cannot be checked against the legal holds: \(error.message)"))
-            }
-        }
+        // The holds in force, from the hold entries that verify and read as hold entries (damage
+        // to the others is reported at their rows).
+        let holds = try HoldLog.read(db, storeID: storeID, keys: keys, strict: false).holds
         for seq in records.keys.sorted() {
             let (entry, record) = records[seq]!
             let tombstones = groups[seq] ?? []
-            guard Int64(tombstones.count) == record.count, tombstones.first?.seq == record.first,
+            guard !broken.contains(seq), Int64(tombstones.count) == record.count, tombstones.first?.seq == record.first,
                   tombstones.last?.seq == record.last, Tombstone.digest(tombstones) == record.digest
             else {
                 tampered(seq, "expiry entry \(seq) does not match its tombstones (it expired \(record.count) row(s), \(record.first)...\(record.last); \(tombstones.count) tombstone(s) name it, or one was changed)")

@@ -42,7 +42,11 @@ enum HoldLog {
 
     /// Reads and checks every hold entry (inside the caller's read or write transaction).
     /// - Throws: ``AuditError`` `integrityViolation` naming the first bad hold entry; storage errors.
-    static func read(_ db: Database, storeID: StoreID, keys: KeyRing) throws -> State {
+    ///
+    /// With `strict: false` (verification's step 9, FORMAT.md section 20.4), a hold entry that
+    /// fails verification, cannot be read, or releases a hold it cannot is skipped instead: its
+    /// damage is reported at its row, and the holds are what the verified entries say.
+    static func read(_ db: Database, storeID: StoreID, keys: KeyRing, strict: Bool = true) throws -> State {
         let seqs = try Int64.fetchAll(db, sql: entriesSQL)
         var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark)
         let rowStatement = try db.cachedStatement(sql: QueryExecution.rowBySeqSQL)
@@ -57,7 +61,8 @@ enum HoldLog {
         var index: [Int64: Int] = [:]
         for seq in seqs {
             guard let entry = try row(seq) else { continue }  // cannot happen inside one transaction
-            if let finding = entry.finding {
+            if let finding = entry.finding, strict || finding.kind != .missingRows {
+                guard strict else { continue }
                 throw violation("legal hold entry \(seq) failed verification (\(finding))")
             }
             // A verified row that a migration run back-signed is legacy data that happened to use
@@ -67,9 +72,10 @@ enum HoldLog {
             do {
                 hold = try HoldEntry(entry)
             } catch {
+                guard strict else { continue }
                 throw violation("legal hold entry \(seq) is signed but cannot be read as a hold entry: \(error.reason)")
             }
-            if hold.previous != state.newestEntry {
+            if strict, hold.previous != state.newestEntry {
                 throw try brokenChain(at: seq, names: hold.previous, newest: state.newestEntry, row: row)
             }
             state.newestEntry = seq
@@ -80,10 +86,12 @@ enum HoldLog {
                                              placedAt: entry.recordedAt, release: nil))
             case .released(let holdID, let reason, _):
                 guard let position = index[holdID] else {
+                    guard strict else { continue }
                     throw violation("legal hold entry \(seq) releases hold \(holdID), which was never placed")
                 }
                 let held = state.holds[position]
                 if let earlier = held.release {
+                    guard strict else { continue }
                     throw violation("legal hold entry \(seq) releases hold \(holdID), which entry \(earlier.seq) released already")
                 }
                 state.holds[position] = LegalHold(

@@ -147,11 +147,11 @@ struct ExpiryTests {
         #expect(found.filter { $0.hasPrefix("expiry-tampered") }.count == 20)
     }
 
-    @Test("a tombstone for a row still in the log: expiry-tampered at that seq")
+    @Test("a tombstone for a row still in the log: expiry-tampered at that seq and at the expiry entry it names")
     func tombstoneBesideItsRow() async throws {
         try await expired().close()
         try tamper("INSERT INTO audit_expired SELECT 3, key_version, mac, leaf, recorded_at, tags, expiry_seq FROM audit_expired WHERE seq = 1;")
-        #expect(try await findings() == ["expiry-tampered 3...3"])
+        #expect(try await findings() == ["expiry-tampered 3...3", "expiry-tampered 31...31"])
     }
 
     @Test("a key holder's expiry of rows younger than its own policy: retention-violation at each")
@@ -184,5 +184,58 @@ struct ExpiryTests {
         let report = try await AuditStore.verify(storeAt: path, keys: keys)
         #expect(rows(of: report) == ["retention-violation 2...2"])
         #expect(report.findings.first?.message.contains("legal hold \(hold.id)") == true)
+    }
+}
+
+/// The independent Python verifier (docs/verifier/, written from FORMAT.md alone) agrees with the
+/// engine on a store with expired rows and a legal hold, intact and damaged.
+@Suite("Retention: the Python verifier agrees")
+struct ExpiryAgreementTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    struct Case: Sendable, CustomTestStringConvertible {
+        let name: String
+        let sql: String?
+        var testDescription: String { name }
+    }
+
+    static let cases: [Case] = [
+        Case(name: "intact", sql: nil),
+        Case(name: "a tombstone deleted", sql: "DROP TRIGGER audit_expired_no_delete; DELETE FROM audit_expired WHERE seq = 5;"),
+        Case(name: "a tombstone's MAC changed", sql: "DROP TRIGGER audit_expired_no_update; UPDATE audit_expired SET mac = randomblob(32) WHERE seq = 8;"),
+        Case(name: "a tombstone's tags changed", sql: "DROP TRIGGER audit_expired_no_update; UPDATE audit_expired SET tags = randomblob(80) WHERE seq = 8;"),
+        Case(name: "the expiry entry deleted", sql: "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq = (SELECT min(expiry_seq) FROM audit_expired);"),
+        Case(name: "a row deleted", sql: "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq = 6;"),
+        Case(name: "an expired row put back", sql: "DROP TRIGGER audit_entries_next_seq_only; INSERT INTO audit_entries SELECT 5, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version, mac FROM audit_entries WHERE seq = 6;"),
+    ]
+
+    @Test("the same findings (kind and seqs) from both verifiers", arguments: cases)
+    func agree(_ c: Case) async throws {
+        let dir = try TempDir()
+        let keyPath = dir.path("k.keys")
+        let keys = try KeyFile.generate(at: keyPath)
+        let path = dir.path("s.db")
+        let store = try await AuditStore.create(at: path, keys: keys)
+        try await store.append(contentsOf: (1...40).map { sampleEvent($0) })
+        _ = try await store.placeHold(.resource(type: nil, id: "doc-11"), reason: "case", placedBy: "legal")
+        try await store.append(contentsOf: (41...45).map { sampleEvent($0) })
+        let report = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, batchSize: 10)
+        #expect(report.expired > 0 && report.held == 1)
+        try await store.append(sampleEvent(46))
+        try await store.close()
+        if let sql = c.sql { try sqlite3Must(path, sql) }
+        let ours = try await AuditStore.verify(storeAt: path, keys: keys)
+        let verifier = Self.root.appendingPathComponent("docs/verifier/auditdb_verify.py").path
+        let theirs = try run("/usr/bin/env", ["python3", verifier, "--store", path, "--key-file", keyPath, "--json"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(theirs.stdout.utf8)) as? [String: Any], "\(theirs.stderr)")
+        let findings = try #require(json["findings"] as? [[String: Any]])
+        func describe(_ kind: String, _ first: Int64?, _ last: Int64?) -> String { "\(kind) \(first.map(String.init) ?? "-")...\(last.map(String.init) ?? "-")" }
+        let python = findings.map { f in
+            describe(f["kind"] as? String ?? "?", (f["first_seq"] as? NSNumber)?.int64Value, (f["last_seq"] as? NSNumber)?.int64Value)
+        }.sorted()
+        let swift = ours.findings.map { describe($0.kind.name, $0.seqs?.lowerBound, $0.seqs?.upperBound) }.sorted()
+        #expect(python == swift, "python: \(python)\nswift: \(swift)")
+        #expect(ours.isIntact == (c.sql == nil))
     }
 }
