@@ -24,7 +24,13 @@ struct Retain: AsyncParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Rows per transaction (appends wait at most one batch).")
     var batchSize: Int = 10_000
 
-    func policy() throws -> RetentionPolicy {
+    func validate() throws {
+        // The --tenant syntax here, so that its errors show this command's usage.
+        _ = try tenantPeriods()
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+    }
+
+    func tenantPeriods() throws -> [String: String] {
         var tenants: [String: String] = [:]
         for item in tenant {
             guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
@@ -34,7 +40,11 @@ struct Retain: AsyncParsableCommand {
             guard tenants[name] == nil else { throw ValidationError("--tenant names \(OutputEscaping.jsonQuoted(name)) twice") }
             tenants[name] = String(item[item.index(after: equals)...])
         }
-        return try RetentionPolicy(parsingDefault: olderThan, tenants: tenants)
+        return tenants
+    }
+
+    func policy() throws -> RetentionPolicy {
+        try RetentionPolicy(parsingDefault: olderThan, tenants: try tenantPeriods())
     }
 
     func run() async throws {

@@ -96,7 +96,7 @@ extension AuditStore {
         guard before.isLogIntact else {
             throw AuditError(
                 .integrityViolation,
-                "\(path) does not verify intact before migrating (\(before)); nothing was changed. Investigate with `auditdb verify`.")
+                "\(path) does not verify intact before migrating (\(Self.damage(before))); nothing was changed. Investigate with `auditdb verify`.")
         }
         guard !current.isUpToDate else {
             return MigrationReport(applied: [], backupPath: nil, verification: before)
@@ -144,5 +144,13 @@ extension AuditStore {
             try? pool.close()  // cleanup; the migration error is what the caller needs
             throw AuditError.from(error, while: "migrate \(path)")
         }
+    }
+
+    /// The report's damage: its findings other than the ones a store awaiting migration has
+    /// anyway (`schema-outdated`, `foreign-row`), which would hide the first real one.
+    static func damage(_ report: IntegrityReport) -> String {
+        let damage = report.findings.filter { $0.kind != .schemaOutdated && $0.kind != .foreignRow }
+        guard let first = damage.first else { return String(describing: report) }
+        return "\(report.totalFindings) finding(s); first damage: \(first)"
     }
 }
