@@ -181,12 +181,15 @@ extension AuditStore {
             INSERT INTO audit_expired(seq, key_version, mac, leaf, recorded_at, tags, expiry_seq) VALUES (?, ?, ?, ?, ?, ?, ?)
             """)
         let delete = try db.makeStatement(sql: "DELETE FROM audit_entries WHERE seq = ?")
+        // Rows out first, so that a store at its size cap has the freed pages for the tombstones.
         for t in tombstones {
-            try insert.execute(arguments: [t.seq, Int64(t.keyVersion), Data(t.mac), Data(t.leaf), t.recordedAt, Data(t.tags), expirySeq])
             try delete.execute(arguments: [t.seq])
             guard db.changesCount == 1 else {
                 throw AuditError(.storage, "row \(t.seq) could not be deleted; nothing of this batch was expired")
             }
+        }
+        for t in tombstones {
+            try insert.execute(arguments: [t.seq, Int64(t.keyVersion), Data(t.mac), Data(t.leaf), t.recordedAt, Data(t.tags), expirySeq])
         }
         let written = try append([try EncodedEvent(validating: record.event)])
         guard written.lowerBound == expirySeq else {
