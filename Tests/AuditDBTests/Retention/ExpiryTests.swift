@@ -240,6 +240,25 @@ struct ExpiryAgreementTests {
     }
 }
 
+/// The worked values of FORMAT.md section 20.2, computed here by the engine (the Python verifier
+/// computed them from the text).
+@Suite("Retention: match tag vectors")
+struct MatchTagVectorTests {
+    @Test("TAG(1, opt_str(tenant)) under test key 1 and store id a0...af")
+    func tags() throws {
+        let text = """
+            auditdb-keys v1
+            key 1 active 2026-11-23T13:15:00.000000Z 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+
+            """
+        let ring = try Array(text.utf8).withUnsafeBytes { try KeyText.parse($0, origin: "vectors") }
+        let key = try #require(ring.key(version: 1))
+        let store = try #require(StoreID(hex: "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"))
+        #expect(Hex.encode(Tombstone.tag(.tenant, Tombstone.optString("acme-eu"), key: key, storeID: store)) == "1e8fe5b3fa8e9e78b6886db876cf626c")
+        #expect(Hex.encode(Tombstone.tag(.tenant, Tombstone.optString("bank"), key: key, storeID: store)) == "175b5a567d4bad620e6d0d8ff4677057")
+    }
+}
+
 /// A store at its size cap appends again after expiry: the expired rows' pages are reused. A
 /// tombstone takes about 180 bytes, so this holds for rows larger than that (here ~800 bytes of
 /// details, a typical audit event); the sample rows of the other tests are barely larger.
