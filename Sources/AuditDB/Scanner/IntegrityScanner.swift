@@ -1,3 +1,6 @@
+// Just over 400 lines: the scanner's configuration, its two entry points (a service, and one pass
+// over a file) and the pass with its recording share their state; the record format is in
+// IntegrityScanner+Record.swift, the history in ScanHistory.swift.
 import Foundation
 import GRDB
 public import Logging

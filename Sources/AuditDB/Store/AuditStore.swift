@@ -1,3 +1,5 @@
+// Over 400 lines: the store's public configuration (documented option by option) and its
+// open/create/close life cycle belong together; everything else is in extensions by concern.
 public import Logging
 public import CoreMetrics
 import CAuditCore
