@@ -23,11 +23,20 @@ struct Retain: AsyncParsableCommand {
     @Flag(name: .customLong("dry-run"), help: "Say what would expire; write nothing.") var dryRun = false
     @Option(name: .customLong("batch-size"), help: "Rows per transaction (appends wait at most one batch).")
     var batchSize: Int = 10_000
+    @Option(help: ArgumentHelp("Archive each batch first: a verified, signed export bundle per batch in this directory.",
+                               valueName: "dir"))
+    var archive: String?
+    @Option(name: .customLong("signing-key"),
+            help: ArgumentHelp("With --archive: the secret checkpoint key file that proves and signs the bundles.", valueName: "file"))
+    var signingKey: String?
 
     func validate() throws {
         // The --tenant syntax here, so that its errors show this command's usage.
         _ = try tenantPeriods()
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard (archive == nil) == (signingKey == nil) else {
+            throw ValidationError("--archive and --signing-key go together: the bundles are proven against a signed checkpoint")
+        }
     }
 
     func tenantPeriods() throws -> [String: String] {
@@ -49,8 +58,9 @@ struct Retain: AsyncParsableCommand {
 
     func run() async throws {
         let policy = try policy()
+        let destination = try archive.map { RetentionArchive(directory: $0, signer: try CheckpointSigner.load(path: signingKey ?? "")) }
         let report = try await withStore(global) { store in
-            try await store.applyRetention(policy, dryRun: dryRun, batchSize: batchSize)
+            try await store.applyRetention(policy, dryRun: dryRun, batchSize: batchSize, archive: destination)
         }
         let verb = report.dryRun ? "would expire" : "expired"
         Output.line("\(verb) \(report.expired) row(s) under policy default \(policy.defaultLimit)"
@@ -59,6 +69,7 @@ struct Retain: AsyncParsableCommand {
         for tenant in report.expiredByTenant.keys.sorted() {
             Output.line("  \(tenant.isEmpty ? "(no tenant)" : OutputEscaping.jsonQuoted(tenant)): \(report.expiredByTenant[tenant]!)")
         }
+        for bundle in report.archives { Output.line("archived to \(OutputEscaping.escapeForTerminal(bundle))") }
         if !report.expiryEntries.isEmpty {
             Output.line("expiry entries: \(report.expiryEntries.map(String.init).joined(separator: ", "))")
         }

@@ -1,7 +1,8 @@
 // A child process for the crash tests: appends to a store as fast as it can and prints
 // "ack SEQ INDEX" (flushed) for every append that returned, until it is killed.
 // Usage: AuditDBCrashChild STORE KEYFILE MODE FIRST-INDEX
-//   MODE: single (one task, one event per append), batch (batches of 50), concurrent (8 tasks).
+//   MODE: single (one task, one event per append), batch (batches of 50), concurrent (8 tasks),
+//   retain (expires every row but the newest, in batches of 20; FIRST-INDEX unused).
 // Also: AuditDBCrashChild STORE KEYFILE stream TENANT — streams every entry of TENANT through
 // AuditStore.stream and prints "streamed COUNT FIRST LAST baseline_kb B peak_kb P" (peak RSS from
 // /proc/self/status), for the bounded-memory test.
@@ -60,6 +61,16 @@ struct CrashChild {
             }
             FileHandle.standardOutput.write(Data("ready\n".utf8))
             switch args[3] {
+            case "retain":
+                // Expires every row but the newest, as if two days had passed, in batches of 20,
+                // printing "expired N" per run, until killed.
+                let policy = try RetentionPolicy(parsingDefault: "1d")
+                let later = AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.now().microsecondsSinceEpoch + 2 * 86_400_000_000)
+                while true {
+                    let report = try await store.applyRetention(policy, now: later, batchSize: 20)
+                    FileHandle.standardOutput.write(Data("expired \(report.expired)\n".utf8))
+                    if report.expired == 0 { try await Task.sleep(for: .seconds(60)) }
+                }
             case "batch":
                 var index = first
                 while true {

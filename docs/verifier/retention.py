@@ -174,6 +174,7 @@ def parse_period(text: str, field: str) -> int:
 # --------------------------------------------------------------------------------------------
 
 EXPIRY_MEMBERS = ("policy", "now", "first", "last", "count", "tombstones")
+EXPIRY_OPTIONAL = ("archive",)
 POLICY_MEMBERS = ("default", "tenants")
 
 
@@ -227,7 +228,7 @@ def parse_expiry_details(details: bytes | None, entry_seq: int) -> ExpiryDetails
         obj = sj.read_object(details, sj.DETAILS)
     except sj.JSONError as e:
         raise ExpiryDetailsError(str(e))
-    unknown = _first_unknown(obj, EXPIRY_MEMBERS)
+    unknown = _first_unknown(obj, EXPIRY_MEMBERS + EXPIRY_OPTIONAL)
     if unknown is not None:
         raise ExpiryDetailsError(f"the member {sj.json_quoted(unknown)} is not one of an expiry entry's")
     for name in EXPIRY_MEMBERS:
@@ -258,6 +259,11 @@ def parse_expiry_details(details: bytes | None, entry_seq: int) -> ExpiryDetails
                                  f"(1 <= first <= last < {entry_seq})")
     if not sj.is_lower_hex(obj["tombstones"], 32):
         raise ExpiryDetailsError("tombstones is not 64 lowercase hex digits")
+    if "archive" in obj:
+        archive = obj["archive"]
+        if (not isinstance(archive, dict) or sorted(archive) != ["bundle", "manifest"]
+                or not isinstance(archive["bundle"], str) or not sj.is_lower_hex(archive["manifest"], 32)):
+            raise ExpiryDetailsError("archive is not an object of exactly bundle (a string) and manifest (64 lowercase hex digits)")
     return ExpiryDetails(default, tenants, obj["now"], first, last, count, bytes.fromhex(obj["tombstones"]))
 
 

@@ -2,6 +2,23 @@ import CAuditCore
 import Foundation
 import GRDB
 
+/// Where expiry archives the rows it is about to expire: one verifiable export bundle per batch
+/// (docs/FORMAT.md section 17), with a signed completeness statement, written, synced and verified
+/// before any of its rows goes.
+public struct RetentionArchive: Sendable {
+    /// The directory the bundles go into (created if missing): `expiry-FIRST-LAST` per batch.
+    public let directory: String
+    /// The checkpoint signing key: bundles are proven against a checkpoint and their statement is
+    /// signed with it (a checkpoint is made first when none covers the batch).
+    public let signer: CheckpointSigner
+
+    /// An archive in `directory`, signed by `signer`.
+    public init(directory: String, signer: CheckpointSigner) {
+        self.directory = directory
+        self.signer = signer
+    }
+}
+
 /// What ``AuditStore/applyRetention(_:now:dryRun:batchSize:)`` did (or, in a dry run, would do).
 public struct RetentionReport: Sendable, Hashable {
     /// The time the policy was applied at.
@@ -18,6 +35,8 @@ public struct RetentionReport: Sendable, Hashable {
     public let expiredByTenant: [String: Int]
     /// The seqs of the expiry entries written, one per batch (none in a dry run).
     public let expiryEntries: [Int64]
+    /// The archive bundles written, one per batch (none without an archive, or in a dry run).
+    public let archives: [String]
 }
 
 extension AuditStore {
@@ -33,8 +52,13 @@ extension AuditStore {
     ///
     /// - Throws: ``AuditError`` `integrityViolation` (a candidate row or a hold entry does not
     ///   verify: nothing of that batch is written), `closed`, storage errors.
+    /// With `archive`, each batch's rows (the whole seq range of the batch, kept rows included) are
+    /// first exported to a bundle in the archive directory, synced, read back and verified with the
+    /// signer's public key, and only then expired; the expiry entry names the bundle and the SHA-256
+    /// of its `manifest.json`. A run interrupted after a bundle was written finds it on the next run
+    /// and uses it if it verifies.
     public func applyRetention(_ policy: RetentionPolicy, now: AuditTimestamp = .now(), dryRun: Bool = false,
-                               batchSize: Int = 10_000) async throws -> RetentionReport
+                               batchSize: Int = 10_000, archive: RetentionArchive? = nil) async throws -> RetentionReport
     {
         guard batchSize >= 1 else { throw AuditError.invalid("batchSize", "must be at least 1") }
         let limits = [policy.defaultLimit] + Array(policy.tenantLimits.values)
@@ -66,8 +90,27 @@ extension AuditStore {
                     throw AuditError.from(error, while: "plan the expiry")
                 }
             } else {
+                var seqs = chunk
+                var reference: ExpiryRecord.Archive?
+                if let archive {
+                    // Plan the batch, archive exactly its range, then expire only what was planned.
+                    let plan = try await pool.read { db in
+                        try Self.expire(chunk, db, policy: policy, now: now, storeID: storeID, keys: keys, write: false) { _ in
+                            throw AuditError(.storage, "internal error: planning tried to write")
+                        }
+                    }
+                    guard let first = plan.seqs.first, let last = plan.seqs.last else {
+                        report.add(plan)
+                        continue
+                    }
+                    seqs = plan.seqs
+                    reference = try await archiveRows(first...last, to: archive)
+                    report.archives.append(archive.directory + "/" + reference!.bundle)
+                }
+                let chosen = seqs, archived = reference
                 batch = try await holdTransaction("expire rows") { db, _, append in
-                    try Self.expire(chunk, db, policy: policy, now: now, storeID: storeID, keys: keys, write: true, append: append)
+                    try Self.expire(chosen, db, policy: policy, now: now, storeID: storeID, keys: keys, write: true,
+                                    archive: archived, append: append)
                 }
             }
             report.add(batch)
@@ -84,6 +127,7 @@ extension AuditStore {
         """
 
     struct Batch: Sendable {
+        var seqs: [Int64] = []
         var expired = 0
         var held = 0
         var byTenant: [String: Int] = [:]
@@ -93,6 +137,7 @@ extension AuditStore {
     struct Progress {
         var batch = Batch()
         var entries: [Int64] = []
+        var archives: [String] = []
 
         mutating func add(_ b: Batch) {
             batch.expired += b.expired
@@ -103,7 +148,7 @@ extension AuditStore {
 
         func report(now: AuditTimestamp, policy: RetentionPolicy, dryRun: Bool) -> RetentionReport {
             RetentionReport(now: now, policy: policy, dryRun: dryRun, expired: batch.expired, held: batch.held,
-                            expiredByTenant: batch.byTenant, expiryEntries: entries)
+                            expiredByTenant: batch.byTenant, expiryEntries: entries, archives: archives)
         }
     }
 
@@ -113,6 +158,7 @@ extension AuditStore {
     /// (the verifier must report it): the record then states another policy than the one applied.
     static func expire(_ seqs: [Int64], _ db: Database, policy: RetentionPolicy, now: AuditTimestamp, storeID: StoreID,
                        keys: KeyRing, write: Bool, stated: RetentionPolicy? = nil, ignoringHolds: Bool = false,
+                       archive: ExpiryRecord.Archive? = nil,
                        append: ([EncodedEvent]) throws -> ClosedRange<Int64>) throws -> Batch
     {
         let holds = ignoringHolds ? [] : try HoldLog.read(db, storeID: storeID, keys: keys).holds.filter(\.isActive)
@@ -172,11 +218,12 @@ extension AuditStore {
             batch.byTenant[tenant ?? "", default: 0] += 1
         }
         batch.expired = tombstones.count
+        batch.seqs = tombstones.map(\.seq)
         guard write, let first = tombstones.first, let lastTombstone = tombstones.last else { return batch }
         let (head, _) = try Appender.readHead(db)
         let expirySeq = head + 1
         let record = ExpiryRecord(policy: stated ?? policy, now: now, first: first.seq, last: lastTombstone.seq,
-                                  count: Int64(tombstones.count), digest: Tombstone.digest(tombstones))
+                                  count: Int64(tombstones.count), digest: Tombstone.digest(tombstones), archive: archive)
         let insert = try db.makeStatement(sql: """
             INSERT INTO audit_expired(seq, key_version, mac, leaf, recorded_at, tags, expiry_seq) VALUES (?, ?, ?, ?, ?, ?, ?)
             """)
@@ -197,5 +244,47 @@ extension AuditStore {
         }
         batch.entry = expirySeq
         return batch
+    }
+
+    /// Exports rows `range` to `archive` (or finds the bundle an interrupted run wrote), and
+    /// checks it as an outsider would before anything is expired.
+    func archiveRows(_ range: ClosedRange<Int64>, to archive: RetentionArchive) async throws -> ExpiryRecord.Archive {
+        let name = "expiry-\(range.lowerBound)-\(range.upperBound)"
+        let path = archive.directory + "/" + name
+        do {
+            try FileManager.default.createDirectory(atPath: archive.directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw AuditError(.storage, "cannot create the archive directory \(archive.directory): \(error)")
+        }
+        if !FileManager.default.fileExists(atPath: path) {
+            if (try await usableCheckpoint(trusting: archive.signer.publicKeys)?.checkpoint.seq ?? 0) < range.upperBound {
+                _ = try await checkpoint(signer: archive.signer)
+            }
+            _ = try await export(to: path, filter: ExportFilter(seqs: range), signer: archive.signer)
+        }
+        let verification = try await ExportBundle.verify(at: path, publicKeys: archive.signer.publicKeys, requireStatement: true)
+        guard verification.isCompletenessAttested else {
+            throw AuditError(.integrityViolation, "the archive bundle \(path) does not verify (\(verification)); nothing of this batch was expired. Remove it and run again")
+        }
+        let manifest: [UInt8]
+        do {
+            manifest = Array(try Data(contentsOf: URL(fileURLWithPath: path + "/" + ExportBundle.manifestFile)))
+        } catch {
+            throw AuditError(.storage, "cannot read back \(path)/\(ExportBundle.manifestFile): \(error)")
+        }
+        let filter = manifest.withUnsafeBufferPointer { bytes -> JSONObject? in
+            do throws(JSONError) {
+                return try JSONReader.readObject(bytes, limits: .manifest).members["filter"]?.object
+            } catch {
+                return nil
+            }
+        }
+        guard filter?["fromSeq"]?.integer == range.lowerBound, filter?["toSeq"]?.integer == range.upperBound else {
+            throw AuditError(.integrityViolation, "the archive bundle \(path) does not hold seqs \(range.lowerBound)...\(range.upperBound); nothing of this batch was expired. Remove it and run again")
+        }
+        var digest = [UInt8](repeating: 0, count: 32)
+        adb_sha256(manifest, manifest.count, &digest)
+        return ExpiryRecord.Archive(bundle: name, manifest: digest)
     }
 }

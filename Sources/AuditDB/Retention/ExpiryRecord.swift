@@ -11,6 +11,14 @@ struct ExpiryRecord: Sendable, Hashable {
     var last: Int64
     var count: Int64
     var digest: [UInt8]
+    /// The archive bundle of the rows, if they were archived first.
+    var archive: Archive?
+
+    /// An archive bundle: its directory name and the SHA-256 of its `manifest.json`.
+    struct Archive: Sendable, Hashable {
+        var bundle: String
+        var manifest: [UInt8]
+    }
 
     /// The entry that records it.
     var event: AuditEvent {
@@ -20,11 +28,14 @@ struct ExpiryRecord: Sendable, Hashable {
         }
         var tenants: [String: JSONValue] = [:]
         for (tenant, l) in policy.tenantLimits { tenants[tenant] = limit(l) }
-        let details: [String: JSONValue] = [
+        var details: [String: JSONValue] = [
             "policy": .object(["default": limit(policy.defaultLimit), "tenants": .object(tenants)]),
             "now": .int(now.microsecondsSinceEpoch), "first": .int(first), "last": .int(last), "count": .int(count),
             "tombstones": .string(Hex.encode(digest)),
         ]
+        if let archive {
+            details["archive"] = .object(["bundle": .string(archive.bundle), "manifest": .string(Hex.encode(archive.manifest))])
+        }
         return AuditEvent(actor: "auditdb", action: Self.action, resourceType: Self.resourceType, severity: .notice,
                           details: AuditDetails(details))
     }
@@ -51,7 +62,7 @@ struct ExpiryRecord: Sendable, Hashable {
         case .success(let members): object = members
         case .failure(let error): throw Unreadable("its details are not valid JSON (\(error))")
         }
-        if let unknown = object.firstKey(notIn: ["policy", "now", "first", "last", "count", "tombstones"]) {
+        if let unknown = object.firstKey(notIn: ["policy", "now", "first", "last", "count", "tombstones", "archive"]) {
             throw Unreadable("its details have the unknown key \(OutputEscaping.jsonQuoted(unknown))")
         }
         func integer(_ name: String) throws(Unreadable) -> Int64 {
@@ -89,12 +100,23 @@ struct ExpiryRecord: Sendable, Hashable {
             throw Unreadable("its tombstones digest is not 64 lowercase hex digits")
         }
         digest = bytes
+        if let value = object["archive"] {
+            guard let archive = value.object, archive.firstKey(notIn: ["bundle", "manifest"]) == nil,
+                  let bundle = archive["bundle"]?.text, let manifestHex = archive["manifest"]?.text, manifestHex.utf8.count == 64,
+                  let manifest = Hex.decodeLowercase(manifestHex)
+            else { throw Unreadable("its archive is not an object of a bundle name and a manifest digest") }
+            self.archive = Archive(bundle: bundle, manifest: manifest)
+        } else {
+            archive = nil
+        }
         guard count >= 1, first >= 1, first <= last, last - first + 1 >= count, last < entry.seq else {
             throw Unreadable("its seqs (first \(first), last \(last), count \(count)) are impossible for an entry at seq \(entry.seq)")
         }
     }
 
-    init(policy: RetentionPolicy, now: AuditTimestamp, first: Int64, last: Int64, count: Int64, digest: [UInt8]) {
+    init(policy: RetentionPolicy, now: AuditTimestamp, first: Int64, last: Int64, count: Int64, digest: [UInt8],
+         archive: Archive? = nil) {
+        self.archive = archive
         self.policy = policy
         self.now = now
         self.first = first

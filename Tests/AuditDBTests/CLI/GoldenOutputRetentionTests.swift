@@ -36,6 +36,7 @@ struct GoldenOutputRetentionTests {
         try cli.golden("retain-bad-tenant", ["retain", "--older-than", "90d", "--tenant", "bank"] + cli.options)
         try cli.golden("retain-tenant-twice", ["retain", "--older-than", "90d", "--tenant", "bank=1d", "--tenant", "bank=2d"] + cli.options)
         try cli.golden("retain-no-policy", ["retain"] + cli.options)
+        try cli.golden("retain-archive-without-signing-key", ["retain", "--older-than", "90d", "--archive", cli.path("archive")] + cli.options)
         try cli.golden("retain-missing-store", ["retain", "--older-than", "90d", "--store", cli.path("missing.db"), "--key-file", cli.keyFile])
     }
 }

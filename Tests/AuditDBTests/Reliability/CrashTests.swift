@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Synchronization
 import Testing
 
@@ -50,6 +51,35 @@ struct CrashTests {
         }
         // Appending resumes with the next seq.
         #expect(try await store.append(sampleEvent(1)) == lastSeq + 1)
+        try await store.close()
+    }
+
+    @Test("SIGKILL during expiry: the store verifies intact after every kill, and running again finishes the job")
+    func killDuringExpiry() async throws {
+        let kills = environmentInt("AUDITDB_CRASH_KILLS", default: 12)
+        var random = SeededRandom(seed: UInt64(environmentInt("AUDITDB_CRASH_SEED", default: 0xE0F1)))
+        let dir = try TempDir()
+        let keyFile = dir.path("k.keys"), path = dir.path("expiry.db")
+        let keys = try KeyFile.generate(at: keyFile)
+        try await makeStore(at: path, keys: keys, count: 2_000)
+        let child = try builtProduct("AuditDBCrashChild")
+        for round in 0..<kills {
+            let delay = Int.random(in: 1...60, using: &random)
+            _ = try runAndKill(child, [path, keyFile, "retain", "0"], afterMilliseconds: delay)
+            let report = try await AuditStore.verify(storeAt: path, keys: keys)
+            #expect(report.isIntact, "round \(round), killed after \(delay) ms: \(report)")
+        }
+        // Running again finishes: every one of the 2,000 rows expired exactly once (the newest row
+        // of the log, never expired, is by then an expiry entry).
+        let store = try await AuditStore.open(at: path, keys: keys)
+        _ = try await store.applyRetention(try RetentionPolicy(parsingDefault: "1d"),
+                                           now: AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.now().microsecondsSinceEpoch + 2 * 86_400_000_000))
+        let (tombstones, rows) = try await store.pool.read { db in
+            (try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_expired") ?? -1,
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_entries WHERE seq <= 2000") ?? -1)
+        }
+        #expect(tombstones == 2_000 && rows == 0, "\(tombstones) tombstones, \(rows) rows left")
+        #expect(try await store.verify().isIntact)
         try await store.close()
     }
 

@@ -1,3 +1,4 @@
+import CAuditCore
 import Foundation
 import Testing
 
@@ -220,8 +221,11 @@ struct ExpiryAgreementTests {
         try await store.append(contentsOf: (1...40).map { sampleEvent($0) })
         _ = try await store.placeHold(.resource(type: nil, id: "doc-11"), reason: "case", placedBy: "legal")
         try await store.append(contentsOf: (41...45).map { sampleEvent($0) })
-        let report = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, batchSize: 10)
-        #expect(report.expired > 0 && report.held == 1)
+        // Archived first: the expiry entries carry the optional `archive` member, and the store holds
+        // the checkpoints the bundles were proven against.
+        let archive = RetentionArchive(directory: dir.path("archive"), signer: try testSigner())
+        let report = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, batchSize: 10, archive: archive)
+        #expect(report.expired > 0 && report.held == 1 && !report.archives.isEmpty)
         try await store.append(sampleEvent(46))
         try await store.close()
         if let sql = c.sql { try sqlite3Must(path, sql) }
@@ -293,6 +297,59 @@ struct ExpirySpaceTests {
         let report = try await store.applyRetention(policy, now: ExpiryTests.later, batchSize: 200)
         #expect(report.expired > appended / 2)
         try await store.append(contentsOf: (0..<50).map { Self.event($0) })
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+    }
+}
+
+/// Archive first, then expire (#15 item 3): every batch's rows are in a verified, signed bundle
+/// before they go, and the expiry entry names it.
+@Suite("Retention: archives")
+struct ExpiryArchiveTests {
+    @Test("each batch is exported, verified and named by its expiry entry before its rows expire")
+    func archiveFirst() async throws {
+        let dir = try TempDir()
+        let keys = try testKeyRing()
+        let signer = try testSigner()
+        let path = dir.path("s.db")
+        try await makeStore(at: path, keys: keys, count: 30)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let archive = RetentionArchive(directory: dir.path("archive"), signer: signer)
+        let report = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, batchSize: 15, archive: archive)
+        #expect(report.expired == 20)
+        #expect(report.archives.count == report.expiryEntries.count && report.archives.count == 2)
+        let entries = try await store.entries(EntryQuery(limit: 100, action: ExpiryRecord.action))
+        for (bundle, entry) in zip(report.archives, entries) {
+            let verification = try await ExportBundle.verify(at: bundle, publicKeys: signer.publicKeys, requireStatement: true)
+            #expect(verification.isCompletenessAttested, "\(verification)")
+            let record = try ExpiryRecord(entry)
+            let manifest = Array(try Data(contentsOf: URL(fileURLWithPath: bundle + "/manifest.json")))
+            var digest = [UInt8](repeating: 0, count: 32)
+            adb_sha256(manifest, manifest.count, &digest)
+            #expect(record.archive == ExpiryRecord.Archive(bundle: URL(fileURLWithPath: bundle).lastPathComponent, manifest: digest))
+            // The bundle holds every row of the batch's range, the expired ones included.
+            #expect(verification.entriesVerified == Int(record.last - record.first + 1))
+        }
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+    }
+
+    @Test("a run interrupted after its bundle was written uses that bundle when run again")
+    func resumeWithBundle() async throws {
+        let dir = try TempDir()
+        let keys = try testKeyRing()
+        let signer = try testSigner()
+        let path = dir.path("s.db")
+        try await makeStore(at: path, keys: keys, count: 10)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let archive = RetentionArchive(directory: dir.path("archive"), signer: signer)
+        // What the interrupted run left: the bundle of the first batch, nothing expired.
+        let plan = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, dryRun: true)
+        #expect(plan.expired == 6)
+        _ = try await store.archiveRows(1...8, to: archive)
+        #expect(try await store.lastSeq() == 10)
+        let report = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, archive: archive)
+        #expect(report.expired == 6 && report.archives == [dir.path("archive") + "/expiry-1-8"])
         #expect(try await store.verify().isIntact)
         try await store.close()
     }
