@@ -78,7 +78,7 @@ extension AuditStore {
         let storeID = self.storeID, keys = self.keys
         for start in stride(from: 0, to: candidates.count, by: batchSize) {
             let chunk = Array(candidates[start..<min(candidates.count, start + batchSize)])
-            let batch: Batch
+            var batch: Batch
             if dryRun {
                 do {
                     batch = try await pool.read { db in try Self.expire(chunk, db, policy: policy, now: now, storeID: storeID, keys: keys, write: false) { _ in
@@ -92,6 +92,7 @@ extension AuditStore {
             } else {
                 var seqs = chunk
                 var reference: ExpiryRecord.Archive?
+                var heldInPlan: Int?
                 if let archive {
                     // Plan the batch, archive exactly its range, then expire only what was planned.
                     let plan = try await pool.read { db in
@@ -104,6 +105,7 @@ extension AuditStore {
                         continue
                     }
                     seqs = plan.seqs
+                    heldInPlan = plan.held  // the held rows are not among the seqs expired below
                     reference = try await archiveRows(first...last, to: archive)
                     report.archives.append(archive.directory + "/" + reference!.bundle)
                 }
@@ -112,6 +114,7 @@ extension AuditStore {
                     try Self.expire(chosen, db, policy: policy, now: now, storeID: storeID, keys: keys, write: true,
                                     archive: archived, append: append)
                 }
+                if let heldInPlan { batch.held += heldInPlan }
             }
             report.add(batch)
         }
