@@ -48,19 +48,10 @@ struct ExpiryRecord: Sendable, Hashable {
 
     /// Reads a verified expiry entry's details, strictly (20.3: exactly these members).
     init(_ entry: AuditEntry) throws(Unreadable) {
-        guard let json = entry.detailsJSON else { throw Unreadable("it has no details") }
-        var copy = json
-        let read: Result<JSONObject, JSONError> = copy.withUTF8 { bytes in
-            do throws(JSONError) {
-                return .success(try JSONReader.readObject(bytes, limits: .details, validUTF8: true).members)
-            } catch {
-                return .failure(error)
-            }
-        }
         let object: JSONObject
-        switch read {
+        switch entry.strictDetails() {
         case .success(let members): object = members
-        case .failure(let error): throw Unreadable("its details are not valid JSON (\(error))")
+        case .failure(let problem): throw Unreadable(problem.reason)
         }
         if let unknown = object.firstKey(notIn: ["policy", "now", "first", "last", "count", "tombstones", "archive"]) {
             throw Unreadable("its details have the unknown key \(OutputEscaping.jsonQuoted(unknown))")

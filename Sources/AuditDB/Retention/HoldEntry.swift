@@ -44,19 +44,10 @@ enum HoldEntry {
     /// Reads a verified hold entry. Throws a description of what is wrong (the caller names
     /// the entry): a signed hold entry that this reader cannot read is not skipped.
     init(_ entry: AuditEntry) throws(Unreadable) {
-        guard let json = entry.detailsJSON else { throw Unreadable("it has no details") }
-        var copy = json
-        let read: Result<JSONObject, JSONError> = copy.withUTF8 { bytes in
-            do throws(JSONError) {
-                return .success(try JSONReader.readObject(bytes, limits: .details, validUTF8: true).members)
-            } catch {
-                return .failure(error)
-            }
-        }
         let object: JSONObject
-        switch read {
+        switch entry.strictDetails() {
         case .success(let members): object = members
-        case .failure(let error): throw Unreadable("its details are not valid JSON (\(error))")
+        case .failure(let problem): throw Unreadable(problem.reason)
         }
         func text(_ name: String) throws(Unreadable) -> String {
             guard let value = object[name]?.text else { throw Unreadable("its details lack the string \(name)") }
