@@ -37,34 +37,40 @@ struct ExpiryTests {
         let anchors = dir.path("anchors")
         try FileManager.default.createDirectory(atPath: anchors, withIntermediateDirectories: true)
         _ = try await store.checkpoint(signer: signer, anchors: [DirectoryAnchor(path: anchors)])
+        // A recorded scan pass before the expiry, so that an incremental pass after it starts
+        // from a position whose row has expired since.
+        let scanner = IntegrityScanner(store: store)
+        #expect(try await scanner.scan(.full).isIntact)
         let dry = try await store.applyRetention(Self.policy, now: Self.later, dryRun: true)
         #expect(dry.expired == 20 && dry.expiryEntries.isEmpty)
-        #expect(try await store.lastSeq() == 30)
+        #expect(try await store.lastSeq() == 31)  // the 30 rows and the scan record
 
         let report = try await store.applyRetention(Self.policy, now: Self.later, batchSize: 8)
         // tenant-0 is i % 3 == 0: 10 rows kept; the other 20 expire (the newest row, 30, is tenant-0).
         // The 29 candidates go in batches of 8: four expiry entries.
         #expect(report.expired == 20)
         #expect(report.expiredByTenant == ["tenant-1": 10, "tenant-2": 10])
-        #expect(report.expiryEntries == [31, 32, 33, 34])
+        #expect(report.expiryEntries == [32, 33, 34, 35])
         let remaining = try await allEntries(store)
-        #expect(remaining.map(\.seq) == [3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31, 32, 33, 34])
+        #expect(remaining.map(\.seq) == [3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31, 32, 33, 34, 35])
         #expect(remaining.allSatisfy { $0.isVerified })
 
         let verified = try await store.verify()
         #expect(verified.isIntact, "\(verified)")
         let scan = try await IntegrityScanner.scan(storeAt: path, keys: keys, mode: .full)
         #expect(scan.isIntact)
+        let incremental = try await scanner.scan(.incremental)
+        #expect(incremental.isIntact && incremental.mode == .incremental, "\(incremental.integrity)")
         // The checkpoint anchored before the expiry still verifies: its root is recomputed from
         // the tombstones' leaves.
         let anchored = try await store.verify(againstAnchors: [anchors], publicKeys: signer.publicKeys)
         #expect(anchored.isIntact, "\(anchored)")
         let next = try await store.checkpoint(signer: signer)
-        #expect(next.seq == 34)
+        #expect(next.seq == 36)
         let summary = try await store.export(to: dir.path("export"), signer: signer)
-        #expect(summary.entryCount == 14)
+        #expect(summary.entryCount == 16)
         let bundle = try await ExportBundle.verify(at: dir.path("export"), publicKeys: signer.publicKeys)
-        #expect(bundle.isValid && bundle.entriesVerified == 14, "\(bundle)")
+        #expect(bundle.isValid && bundle.entriesVerified == 16, "\(bundle)")
         // Nothing more to expire.
         #expect(try await store.applyRetention(Self.policy, now: Self.later).expired == 0)
         try await store.close()
