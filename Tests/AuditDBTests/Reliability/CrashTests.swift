@@ -97,14 +97,14 @@ struct CrashTests {
         process.standardError = err
         let buffer = Mutex(Data())
         out.fileHandleForReading.readabilityHandler = { handle in
-            let chunk = handle.availableData
+            let chunk = readAvailable(handle)
             buffer.withLock { $0.append(chunk) }
         }
         try process.run()
         let deadline = Date().addingTimeInterval(30)
         while !buffer.withLock({ String(decoding: $0, as: UTF8.self).contains("ready\n") }) {
             guard process.isRunning, Date() < deadline else {
-                let message = String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
+                let message = String(decoding: readAvailable(err.fileHandleForReading), as: UTF8.self)
                 throw TestFailure("the crash child did not start: \(message)")
             }
             usleep(1_000)
@@ -118,11 +118,11 @@ struct CrashTests {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         if exitedByItself {
-            let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let message = String(decoding: try readToEnd(err.fileHandleForReading.fileDescriptor), as: UTF8.self)
             throw TestFailure("the child exited by itself (status \(process.terminationStatus)) before it was killed: \(message)")
         }
         out.fileHandleForReading.readabilityHandler = nil
-        let rest = out.fileHandleForReading.readDataToEndOfFile()
+        let rest = try readToEnd(out.fileHandleForReading.fileDescriptor)
         let text = buffer.withLock { String(decoding: $0 + rest, as: UTF8.self) }
         #expect(process.terminationReason == .uncaughtSignal)
         // Only complete lines count: a line cut by the kill was not an acknowledgement we saw.

@@ -75,8 +75,8 @@ func runConcurrently(_ executable: String, _ invocations: [[String]], environmen
         try process.run()
         return (process, err)
     }
-    return started.map { process, err in
-        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    return try started.map { process, err in
+        let message = String(decoding: try readToEnd(err.fileHandleForReading.fileDescriptor), as: UTF8.self)
         process.waitUntilExit()
         return (process.terminationStatus, message)
     }
@@ -121,14 +121,43 @@ func run(_ executable: String, _ arguments: [String], stdinBytes: Data?, environ
         if let stdinBytes { try feed(stdinBytes, to: writer.fileDescriptor) }
         try writer.close()
     }
-    let draining = ThreadWork { errorReader.readDataToEndOfFile() }
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let draining = ThreadWork { try readToEnd(errorReader.fileDescriptor) }
+    let outData = try readToEnd(out.fileHandleForReading.fileDescriptor)
     let errData = try draining.wait()
     try feeding.wait()
     process.waitUntilExit()
     return ProcessResult(
         status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
         stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// Reads a pipe to its end. Foundation's `readDataToEndOfFile()` stops the whole test process
+/// (a `try!` inside it) when a signal interrupts the read (EINTR), as happened on a CI machine;
+/// this retries instead.
+func readToEnd(_ descriptor: Int32) throws -> Data {
+    var data = Data()
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress!, $0.count) }
+        if count > 0 {
+            data.append(contentsOf: buffer[0..<count])
+        } else if count == 0 {
+            return data
+        } else if errno != EINTR {
+            throw TestFailure("cannot read a child's output: \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// What a pipe holds now (one read, retried on EINTR; empty at its end): for readability handlers,
+/// instead of Foundation's `availableData`, which has the same `try!` as `readDataToEndOfFile()`.
+func readAvailable(_ handle: FileHandle) -> Data {
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { read(handle.fileDescriptor, $0.baseAddress!, $0.count) }
+        if count >= 0 { return Data(buffer[0..<count]) }
+        if errno != EINTR { return Data() }
+    }
 }
 
 /// Writes `bytes` to a child's standard input. A child that exits without reading all of it
