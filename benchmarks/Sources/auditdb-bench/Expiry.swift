@@ -1,0 +1,94 @@
+import AuditDB
+import Foundation
+import Synchronization
+
+extension Bench {
+    // MARK: 11. Expiry (retention)
+
+    /// Expiring the older half of a store of 2 x `rows` rows (docs/retention.md): rows/s, and the
+    /// pauses a concurrent appender sees (durable single appends in a loop during the expiry,
+    /// against the same loop just before it on the same store). Then `verify()` on the store with
+    /// its expired range against a copy of the same store made before the expiry (same run).
+    func expiry() async throws {
+        let rows = options.rows, runs = options.runs
+        var rates: [Double] = [], worstDuring: [Double] = [], p99During: [Double] = [], worstBefore: [Double] = [], p99Before: [Double] = []
+        var verifyExpired: [Double] = [], verifyWhole: [Double] = []
+        for run in 1...runs {
+            progress("expiry run \(run)/\(runs): \(2 * rows) rows, the older \(rows) expire")
+            let storePath = path("expiry.db"), copyPath = path("expiry-whole.db")
+            removeDatabase(storePath)
+            removeDatabase(copyPath)
+            let store = try await AuditStore.create(at: storePath, keys: keys)
+            for batch in data.batches { try await store.append(contentsOf: batch) }
+            try await Task.sleep(for: .milliseconds(2))
+            let middle = AuditTimestamp.now()
+            try await Task.sleep(for: .milliseconds(2))
+            for batch in data.batches { try await store.append(contentsOf: batch) }
+            try await store.close()
+            try FileManager.default.copyItem(atPath: storePath, toPath: copyPath)  // closed: WAL checkpointed
+            let reopened = try await AuditStore.open(at: storePath, keys: keys)
+            // The same appender loop before (baseline) and during the expiry.
+            let events = Array(data.events.prefix(10_000))
+            let before = try await Self.appendLatencies(reopened, events: events, seconds: 2, stop: nil)
+            let stop = StopFlag()
+            async let during = Self.appendLatencies(reopened, events: events, seconds: 600, stop: stop)
+            let policy = try RetentionPolicy(parsingDefault: "1d")
+            let later = AuditTimestamp(microsecondsSinceEpoch: middle.microsecondsSinceEpoch + 86_400_000_000)
+            let (report, seconds) = try await timedAsync { try await reopened.applyRetention(policy, now: later) }
+            stop.value.store(true, ordering: .relaxed)
+            let latencies = try await during
+            guard report.expired == rows else { throw BenchError("expired \(report.expired) rows, expected \(rows)") }
+            rates.append(Double(rows) / seconds)
+            worstBefore.append(before.max() ?? 0)
+            p99Before.append(percentile(before, 0.99))
+            worstDuring.append(latencies.max() ?? 0)
+            p99During.append(percentile(latencies, 0.99))
+            // verify(): the store with its expired half vs the copy without expiry.
+            let (expiredReport, expiredSeconds) = try await timedAsync { try await reopened.verify() }
+            try await reopened.close()
+            guard expiredReport.isIntact else { throw BenchError("verify after expiry: \(expiredReport)") }
+            let whole = try await AuditStore.open(at: copyPath, keys: keys)
+            let (wholeReport, wholeSeconds) = try await timedAsync { try await whole.verify() }
+            try await whole.close()
+            guard wholeReport.isIntact else { throw BenchError("verify of the copy: \(wholeReport)") }
+            verifyExpired.append(Double(2 * rows) / expiredSeconds)
+            verifyWhole.append(Double(2 * rows) / wholeSeconds)
+            progress("  expiry \(Fmt.int(rates.last!)) rows/s; appender worst pause \(Fmt.fixed(worstDuring.last! * 1000, 1)) ms (before: \(Fmt.fixed(worstBefore.last! * 1000, 1)) ms); verify \(Fmt.int(verifyExpired.last!)) vs \(Fmt.int(verifyWhole.last!)) seqs/s")
+            removeDatabase(storePath)
+            removeDatabase(copyPath)
+        }
+        let ms = { (v: [Double]) in Fmt.mmm(Summary(v.map { $0 * 1000 }), { Fmt.fixed($0, 1) }) }
+        let r = { (v: [Double]) in Fmt.mmm(Summary(v), Fmt.int) }
+        line("## 11. Expiry: the older \(Fmt.int(Double(rows))) rows of a \(Fmt.int(Double(2 * rows)))-row store, \(runs) runs")
+        line()
+        line("`store.applyRetention(policy)` (batches of 10,000 rows, each one durable transaction: verify each row, write its tombstone, delete it, append an expiry entry) while one task appends durable single events in a loop; the same loop for 2 s just before is the baseline. Then `verify()` of the store with its expired half against a file copy of the same store made before the expiry, in seqs/s (rows and tombstones).")
+        line()
+        line("| measure | value |")
+        line("|---|---|")
+        line("| expiry, rows/s | \(r(rates)) |")
+        line("| concurrent appender, longest single append, ms: before / during expiry | \(ms(worstBefore)) / \(ms(worstDuring)) |")
+        line("| concurrent appender, p99 append, ms: before / during expiry | \(ms(p99Before)) / \(ms(p99During)) |")
+        line("| verify(), seqs/s: half expired / none expired (same rows, same run) | \(r(verifyExpired)) / \(r(verifyWhole)) |")
+        line("| verify(), half expired / none expired | \(Fmt.mmm(Summary(zip(verifyExpired, verifyWhole).map { $0 / $1 }), Fmt.pct)) |")
+        line()
+    }
+
+    /// Durable single appends in a loop until `stop` is set (or `seconds` pass); each one's latency.
+    static func appendLatencies(_ store: AuditStore, events: [AuditEvent], seconds: Double, stop: StopFlag?) async throws -> [Double] {
+        var latencies: [Double] = []
+        let end = Date().addingTimeInterval(seconds)
+        var index = 0
+        while Date() < end, !(stop?.value.load(ordering: .relaxed) ?? false) {
+            let event = events[index % events.count]
+            let (_, elapsed) = try await timedAsync { try await store.append(event) }
+            latencies.append(elapsed)
+            index += 1
+        }
+        return latencies
+    }
+}
+
+/// A flag one task sets and another polls.
+final class StopFlag: Sendable {
+    let value = Atomic<Bool>(false)
+}
