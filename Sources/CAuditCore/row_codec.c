@@ -150,3 +150,29 @@ int adb_verify_run(struct sqlite3_stmt *s, const adb_key_entry *keys, int key_co
         *checked += 1;
     }
 }
+
+int adb_walk_tombstones(struct sqlite3_stmt *s, const adb_key_entry *keys, int key_count,
+                        const uint8_t store_id[ADB_STORE_ID_LEN], int64_t *expected_seq, uint8_t prev_mac[ADB_MAC_LEN],
+                        int64_t *walked) {
+    const adb_key_entry *last = key_count > 0 ? &keys[0] : NULL;
+    for (;;) {
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_ROW) return rc;
+        if (sqlite3_column_int64(s, 0) != *expected_seq) return SQLITE_ROW;
+        if (sqlite3_column_type(s, 1) != SQLITE_INTEGER || sqlite3_column_type(s, 2) != SQLITE_BLOB) return SQLITE_ROW;
+        sqlite3_int64 kv = sqlite3_column_int64(s, 1);
+        const uint8_t *mac = (const uint8_t *)sqlite3_column_blob(s, 2);  // before _bytes, as SQLite requires
+        if (mac == NULL || sqlite3_column_bytes(s, 2) != ADB_MAC_LEN || kv < 0 || kv > 0xFFFFFFFFLL) return SQLITE_ROW;
+        if (last == NULL || last->version != (uint32_t)kv) {
+            last = NULL;
+            for (int k = 0; k < key_count; k++) {
+                if (keys[k].version == (uint32_t)kv) { last = &keys[k]; break; }
+            }
+            if (last == NULL) return SQLITE_ROW;
+        }
+        if (!adb_link_check(last->keyset, store_id, *expected_seq, mac, prev_mac)) return SQLITE_ROW;
+        memcpy(prev_mac, mac, ADB_MAC_LEN);
+        *expected_seq += 1;
+        *walked += 1;
+    }
+}

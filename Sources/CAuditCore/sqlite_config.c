@@ -40,6 +40,10 @@ void adb_digest_finish(adb_digest *state, uint8_t out[ADB_HASH_LEN]) {
     free(state);
 }
 
+void adb_digest_update(adb_digest *state, const uint8_t *bytes, size_t len) {
+    if (state && len) SHA256_Update(&state->ctx, bytes, len);
+}
+
 void adb_digest_columns(adb_digest *state, struct sqlite3_stmt *s, int count) {
     for (int i = 0; i < count; i++) {
         uint8_t header[5];

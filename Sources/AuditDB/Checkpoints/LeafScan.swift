@@ -38,7 +38,7 @@ enum LeafScan {
         /// Expired rows from `expected` up to `end` (FORMAT.md 20.4): their tombstones' leaves;
         /// false at the first seq that has none, or fails.
         func walkExpired(upTo end: Int64) throws -> Bool {
-            for link in try tombstones.links(expected...end) {
+            try tombstones.forEach(expected...end) { link in
                 guard link.seq == expected, let tombstoneLeaf = link.leaf, let mac = link.mac else { return false }
                 if verify, let finding = Verifier.check(link, chain: &chain, context: context) {
                     result.findings.append(finding)
@@ -49,6 +49,7 @@ enum LeafScan {
                 result.lastGood = link.seq
                 result.lastMac = mac
                 expected += 1
+                return true
             }
             return expected > end
         }

@@ -1,4 +1,6 @@
+import CAuditCore
 import GRDB
+import GRDBSQLite
 
 /// Verification step 9 (FORMAT.md section 20.4): every tombstone is accounted for by a verified
 /// expiry entry whose digest covers it, and every expiry followed the policy it states and the
@@ -28,23 +30,42 @@ enum ExpiryCheck {
                 tampered(entry.seq, "expiry entry \(entry.seq) is signed but cannot be read: \(error.reason)")
             }
         }
-        // The tombstones, grouped by the expiry entry they name: every tombstone naming an entry is
-        // one of its tombstones, even one that breaks another rule (then the group cannot match).
-        var groups: [Int64: [Tombstone]] = [:]
-        var broken: Set<Int64> = []
-        let rows = try Row.fetchCursor(db, sql: """
+        // The holds in force, from the hold entries that verify and read as hold entries (damage
+        // to the others is reported at their rows).
+        let holds = try HoldLog.read(db, storeID: storeID, keys: keys, strict: false).holds
+        // Each expiry entry's tombstones are folded into a running digest as they are read (one
+        // pass, nothing kept per tombstone): every tombstone naming an entry is one of its
+        // tombstones, even one that breaks another rule (then the group cannot match). The policy
+        // and holds are judged per tombstone with tags computed once per entry; the verdicts count
+        // only if the group matches its entry.
+        var groups: [Int64: Group] = [:]
+        for (seq, (entry, record)) in records {
+            let judge = keys.key(version: entry.keyVersion).map {
+                Judge(record: record, holds: holds.filter { $0.id < seq && ($0.release.map { $0.seq > seq } ?? true) },
+                      key: $0, storeID: storeID)
+            }
+            groups[seq] = Group(judge: judge)
+        }
+        defer { for group in groups.values { adb_digest_finish(group.digest, nil) } }
+        let statement = try db.makeStatement(sql: """
             SELECT x.seq, x.key_version, x.mac, x.leaf, x.recorded_at, x.tags, x.expiry_seq,
                    EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = x.seq)
             FROM audit_expired x ORDER BY x.seq
             """)
-        while let row = try rows.next() {
-            guard let seq = TombstoneReader.integer(row, 0) else { continue }  // an INTEGER PRIMARY KEY is an integer
-            let expirySeq = TombstoneReader.integer(row, 6)
-            let known = expirySeq.map { records[$0] != nil } ?? false
-            let kv = TombstoneReader.integer(row, 1).flatMap { UInt32(exactly: $0) }
-            let mac = TombstoneReader.blob(row, 2, length: 32), leaf = TombstoneReader.blob(row, 3, length: 32)
-            let recordedAt = TombstoneReader.integer(row, 4), tags = TombstoneReader.blob(row, 5, length: 80)
-            if row[7] as Bool? == true {
+        let stmt = statement.sqliteStatement
+        defer { SQLite.reset(stmt) }
+        while try SQLite.step(stmt, while: "read tombstones") {
+            let seq = SQLite.int64(stmt, 0)  // an INTEGER PRIMARY KEY is an integer
+            func integer(_ column: Int32) -> Int64? { SQLite.type(stmt, column) == SQLITE_INTEGER ? SQLite.int64(stmt, column) : nil }
+            func blob(_ column: Int32, _ length: Int) -> [UInt8]? {
+                guard SQLite.type(stmt, column) == SQLITE_BLOB, let bytes = SQLite.blob(stmt, column), bytes.count == length else { return nil }
+                return bytes
+            }
+            let expirySeq = integer(6)
+            let known = expirySeq.map { groups[$0] != nil } ?? false
+            let kv = integer(1).flatMap { UInt32(exactly: $0) }
+            let mac = blob(2, 32), leaf = blob(3, 32), recordedAt = integer(4), tags = blob(5, 80)
+            if SQLite.int64(stmt, 7) == 1 {
                 tampered(seq, "seq \(seq) is both in the log and expired (an expired row put back, or a tombstone inserted)")
             } else if seq < 1 {
                 tampered(seq, "a tombstone at seq \(seq), below 1: the log starts at seq 1")
@@ -53,75 +74,104 @@ enum ExpiryCheck {
             } else if kv == nil || mac == nil || leaf == nil || recordedAt == nil || tags == nil {
                 tampered(seq, "the tombstone of expired row \(seq) is malformed (key_version and recorded_at must be integers, mac, leaf and tags blobs of 32, 32 and 80 bytes)")
             }
-            guard let expirySeq, known else { continue }
-            guard let kv, let mac, let leaf, let recordedAt, let tags else {
-                broken.insert(expirySeq)
-                groups[expirySeq, default: []].append(Tombstone(seq: seq, keyVersion: 0, mac: [], leaf: [], recordedAt: 0, tags: [], expirySeq: expirySeq))
-                continue
-            }
-            groups[expirySeq, default: []].append(Tombstone(seq: seq, keyVersion: kv, mac: mac, leaf: leaf, recordedAt: recordedAt,
-                                                            tags: tags, expirySeq: expirySeq))
-        }
-        // The holds in force, from the hold entries that verify and read as hold entries (damage
-        // to the others is reported at their rows).
-        let holds = try HoldLog.read(db, storeID: storeID, keys: keys, strict: false).holds
-        for seq in records.keys.sorted() {
-            let (entry, record) = records[seq]!
-            let tombstones = groups[seq] ?? []
-            guard !broken.contains(seq), Int64(tombstones.count) == record.count, tombstones.first?.seq == record.first,
-                  tombstones.last?.seq == record.last, Tombstone.digest(tombstones) == record.digest
-            else {
-                tampered(seq, "expiry entry \(seq) does not match its tombstones (it expired \(record.count) row(s), \(record.first)...\(record.last); \(tombstones.count) tombstone(s) name it, or one was changed)")
-                continue
-            }
-            guard let key = keys.key(version: entry.keyVersion) else { continue }  // reported as unknown-key-version
-            let inForce = holds.filter { $0.id < seq && ($0.release.map { $0.seq > seq } ?? true) }
-            for tombstone in tombstones {
-                if let why = violation(tombstone, record, inForce, key: key, storeID: storeID) {
-                    findings.append(Finding(kind: .retentionViolation, seqs: tombstone.seq...tombstone.seq, message: why))
+            guard let expirySeq, var group = groups[expirySeq] else { continue }
+            group.count += 1
+            group.first = group.first ?? seq
+            group.last = seq
+            if let kv, let mac, let leaf, let recordedAt, let tags {
+                let tombstone = Tombstone(seq: seq, keyVersion: kv, mac: mac, leaf: leaf, recordedAt: recordedAt, tags: tags,
+                                          expirySeq: expirySeq)
+                let encoded = tombstone.encoded
+                adb_digest_update(group.digest, encoded, encoded.count)
+                if let why = group.judge?.violation(tombstone) {
+                    group.violations.append(Finding(kind: .retentionViolation, seqs: seq...seq, message: why))
                 }
+            } else {
+                group.broken = true
             }
+            groups[expirySeq] = group
+        }
+        for seq in records.keys.sorted() {
+            let record = records[seq]!.record
+            guard var group = groups.removeValue(forKey: seq) else { continue }
+            var digest = [UInt8](repeating: 0, count: 32)
+            adb_digest_finish(group.digest, &digest)
+            group.digest = nil
+            guard !group.broken, group.count == record.count, group.first == record.first, group.last == record.last,
+                  digest == record.digest
+            else {
+                tampered(seq, "expiry entry \(seq) does not match its tombstones (it expired \(record.count) row(s), \(record.first)...\(record.last); \(group.count) tombstone(s) name it, or one was changed)")
+                continue
+            }
+            findings += group.violations
         }
         return findings.sorted { ($0.seqs?.lowerBound ?? .min) < ($1.seqs?.lowerBound ?? .min) }
     }
 
-    /// Why `tombstone` may not have expired under `record`, or nil (FORMAT.md 20.3).
-    static func violation(_ tombstone: Tombstone, _ record: ExpiryRecord, _ holds: [LegalHold], key: AuditKey,
-                          storeID: StoreID) -> String?
-    {
-        func tag(_ field: Tombstone.Field, _ value: [UInt8]) -> [UInt8] { Tombstone.tag(field, value, key: key, storeID: storeID) }
-        var limit = record.policy.defaultLimit
-        var scope = "the default limit"
-        for tenant in record.policy.tenantLimits.keys.sorted() where tag(.tenant, Tombstone.optString(tenant))[...] == tombstone.tag(.tenant) {
-            limit = record.policy.tenantLimits[tenant]!
-            scope = "the limit of tenant \(OutputEscaping.jsonQuoted(tenant))"
-        }
-        let recorded = AuditTimestamp(microsecondsSinceEpoch: tombstone.recordedAt)
-        switch limit {
-        case .forever:
-            return "expired by expiry entry \(tombstone.expirySeq) although \(scope) keeps it for ever"
-        case .maximumAge(let period):
-            let (cut, overflow) = record.now.microsecondsSinceEpoch.subtractingReportingOverflow(period.microseconds)
-            if overflow || tombstone.recordedAt >= cut {
-                return "expired by expiry entry \(tombstone.expirySeq) before its time: recorded \(recorded.iso8601), \(scope) is \(period) at \(record.now.iso8601)"
+    /// One expiry entry's tombstones as they are read.
+    struct Group {
+        var digest: OpaquePointer? = adb_digest_start()
+        var count: Int64 = 0
+        var first: Int64?
+        var last: Int64 = 0
+        var broken = false
+        var violations: [Finding] = []
+        /// Nil when the entry's key version is not in the ring (reported as unknown-key-version).
+        let judge: Judge?
+
+        init(judge: Judge?) { self.judge = judge }
+    }
+
+    /// Whether a tombstone may have expired under one expiry entry (FORMAT.md 20.3), with the tags
+    /// of the policy's tenants and of the holds in force computed once.
+    struct Judge {
+        let record: ExpiryRecord
+        /// Tenant tag, limit, and how to name it, in tenant order.
+        let tenants: [(tag: [UInt8], limit: RetentionPolicy.Limit, scope: String)]
+        /// Hold, the tag field it matches, and the tags that match.
+        let holds: [(hold: LegalHold, field: Tombstone.Field, tags: [[UInt8]])]
+
+        init(record: ExpiryRecord, holds inForce: [LegalHold], key: AuditKey, storeID: StoreID) {
+            func tag(_ field: Tombstone.Field, _ value: [UInt8]) -> [UInt8] { Tombstone.tag(field, value, key: key, storeID: storeID) }
+            self.record = record
+            tenants = record.policy.tenantLimits.keys.sorted().map { tenant in
+                (tag(.tenant, Tombstone.optString(tenant)), record.policy.tenantLimits[tenant]!,
+                 "the limit of tenant \(OutputEscaping.jsonQuoted(tenant))")
+            }
+            holds = inForce.map { hold in
+                switch hold.matcher {
+                case .tenant(let value): (hold, .tenant, [tag(.tenant, Tombstone.optString(value))])
+                // An actor hold also keeps rows whose actor was withheld (docs/retention.md).
+                case .actor(let value): (hold, .actor, [tag(.actor, Tombstone.optString(value)), tag(.actor, Tombstone.optString(nil))])
+                case .correlationId(let value): (hold, .correlationId, [tag(.correlationId, Tombstone.optString(value))])
+                case .resource(nil, let id): (hold, .resourceId, [tag(.resourceId, Tombstone.optString(id))])
+                case .resource(let type?, let id): (hold, .resource, [tag(.resource, Tombstone.optString(type) + Tombstone.optString(id))])
+                }
             }
         }
-        for hold in holds {
-            let matches: Bool
-            switch hold.matcher {
-            case .tenant(let value): matches = tag(.tenant, Tombstone.optString(value))[...] == tombstone.tag(.tenant)
-            case .actor(let value):
-                matches = tag(.actor, Tombstone.optString(value))[...] == tombstone.tag(.actor)
-                    || tag(.actor, Tombstone.optString(nil))[...] == tombstone.tag(.actor)
-            case .correlationId(let value): matches = tag(.correlationId, Tombstone.optString(value))[...] == tombstone.tag(.correlationId)
-            case .resource(nil, let id): matches = tag(.resourceId, Tombstone.optString(id))[...] == tombstone.tag(.resourceId)
-            case .resource(let type?, let id):
-                matches = tag(.resource, Tombstone.optString(type) + Tombstone.optString(id))[...] == tombstone.tag(.resource)
+
+        /// Why `tombstone` may not have expired, or nil.
+        func violation(_ tombstone: Tombstone) -> String? {
+            var limit = record.policy.defaultLimit
+            var scope = "the default limit"
+            for tenant in tenants where tenant.tag[...] == tombstone.tag(.tenant) {
+                limit = tenant.limit
+                scope = tenant.scope
             }
-            if matches {
-                return "expired by expiry entry \(tombstone.expirySeq) while legal hold \(hold.id) (\(hold.matcher)) was in force"
+            let recorded = AuditTimestamp(microsecondsSinceEpoch: tombstone.recordedAt)
+            switch limit {
+            case .forever:
+                return "expired by expiry entry \(tombstone.expirySeq) although \(scope) keeps it for ever"
+            case .maximumAge(let period):
+                let (cut, overflow) = record.now.microsecondsSinceEpoch.subtractingReportingOverflow(period.microseconds)
+                if overflow || tombstone.recordedAt >= cut {
+                    return "expired by expiry entry \(tombstone.expirySeq) before its time: recorded \(recorded.iso8601), \(scope) is \(period) at \(record.now.iso8601)"
+                }
             }
+            for hold in holds where hold.tags.contains(where: { $0[...] == tombstone.tag(hold.field) }) {
+                return "expired by expiry entry \(tombstone.expirySeq) while legal hold \(hold.hold.id) (\(hold.hold.matcher)) was in force"
+            }
+            return nil
         }
-        return nil
     }
 }

@@ -1,6 +1,7 @@
 import CAuditCore
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// What stays of an expired row (FORMAT.md section 20.1): the MAC and Merkle leaf that keep the
 /// chain and the tree whole, its recorded time, and keyed match tags (20.2) that let a verifier
@@ -123,11 +124,56 @@ struct TombstoneReader {
         var leaf: [UInt8]?
     }
 
-    func links(_ range: ClosedRange<Int64>) throws -> [Link] {
-        guard let statement else { return [] }
-        return try Row.fetchAll(statement, arguments: [range.lowerBound, range.upperBound]).map { row in
-            Link(seq: row[0], keyVersion: Self.integer(row, 1).flatMap { UInt32(exactly: $0) },
-                 mac: Self.blob(row, 2, length: 32), leaf: Self.blob(row, 3, length: 32))
+    /// Calls `body` with each tombstone of `range`, in seq order, until it returns false; read
+    /// straight from the statement (this is the verifier's walk through expired rows).
+    func forEach(_ range: ClosedRange<Int64>, _ body: (Link) throws -> Bool) throws {
+        guard let statement else { return }
+        let stmt = statement.sqliteStatement
+        try SQLite.bind(stmt, 1, range.lowerBound)
+        try SQLite.bind(stmt, 2, range.upperBound)
+        defer { SQLite.reset(stmt) }
+        while try SQLite.step(stmt, while: "read tombstones") {
+            func blob32(_ column: Int32) -> [UInt8]? {
+                guard SQLite.type(stmt, column) == SQLITE_BLOB, let bytes = SQLite.blob(stmt, column), bytes.count == 32 else { return nil }
+                return bytes
+            }
+            let kv = SQLite.type(stmt, 1) == SQLITE_INTEGER ? UInt32(exactly: SQLite.int64(stmt, 1)) : nil
+            let link = Link(seq: SQLite.int64(stmt, 0), keyVersion: kv, mac: blob32(2), leaf: blob32(3))
+            guard try body(link) else { return }
+        }
+    }
+
+    /// The verifier's walk through the tombstones of `range` (FORMAT.md 20.4): runs of tombstones
+    /// that follow the chain are checked in C (`adb_walk_tombstones`, while the row before is
+    /// known); every other one goes to `body` with the seq the walk expected next. Returns the
+    /// seq after the last tombstone walked (`range.lowerBound` if none).
+    func walk(_ range: ClosedRange<Int64>, keyEntries: [adb_key_entry], storeID: [UInt8], chain: inout RowChain,
+              _ body: (Link, Int64, inout RowChain) throws -> Void) throws -> Int64
+    {
+        var expected = range.lowerBound
+        guard let statement else { return expected }
+        let stmt = statement.sqliteStatement
+        try SQLite.bind(stmt, 1, range.lowerBound)
+        try SQLite.bind(stmt, 2, range.upperBound)
+        defer { SQLite.reset(stmt) }
+        while true {
+            let rc: Int32
+            if chain.prevKnown && !keyEntries.isEmpty && storeID.count == 16 {
+                var walked: Int64 = 0
+                rc = keyEntries.withUnsafeBufferPointer { keys in
+                    chain.prevMac.withUnsafeMutableBufferPointer { prev in
+                        adb_walk_tombstones(stmt, keys.baseAddress, Int32(keys.count), storeID, &expected, prev.baseAddress, &walked)
+                    }
+                }
+            } else {
+                rc = SQLite.rawStep(stmt)
+            }
+            guard try SQLite.stepped(rc, stmt, while: "read tombstones") else { return expected }
+            let kv = SQLite.type(stmt, 1) == SQLITE_INTEGER ? UInt32(exactly: SQLite.int64(stmt, 1)) : nil
+            let mac = SQLite.type(stmt, 2) == SQLITE_BLOB ? SQLite.blob(stmt, 2).flatMap { $0.count == 32 ? $0 : nil } : nil
+            let link = Link(seq: SQLite.int64(stmt, 0), keyVersion: kv, mac: mac, leaf: nil)
+            try body(link, expected, &chain)
+            expected = link.seq + 1
         }
     }
 

@@ -361,7 +361,7 @@ struct Verifier: Sendable {
                 break
             case .success(false):
                 if !isLast, expected <= range.upperBound {
-                    try walkExpired(expected...range.upperBound, tombstones, chain: &chain, context: context, result: &result)
+                    try walkExpired(expected...range.upperBound, tombstones, chain: &chain, context: context, keyEntries: keyEntries, result: &result)
                 }
                 if adds { result.indexDigest = digest }
                 return result
@@ -376,7 +376,7 @@ struct Verifier: Sendable {
             let seq = SQLite.int64(stmt, RowLayout.seq)
             if adds { adb_index_digest_add_row(&digest, stmt) }
             if seq > expected {
-                try walkExpired(expected...(seq - 1), tombstones, chain: &chain, context: context, result: &result)
+                try walkExpired(expected...(seq - 1), tombstones, chain: &chain, context: context, keyEntries: keyEntries, result: &result)
             }
             expected = seq + 1
             result.rowsChecked += 1
@@ -395,21 +395,18 @@ struct Verifier: Sendable {
     /// Walks a gap of the log (FORMAT.md 20.4): expired rows are checked through their tombstones
     /// (link tag only), seqs in neither table are `missing-rows`.
     static func walkExpired(_ gap: ClosedRange<Int64>, _ tombstones: TombstoneReader, chain: inout RowChain,
-                            context: RowContext, result: inout RangeResult) throws
+                            context: RowContext, keyEntries: [adb_key_entry], result: inout RangeResult) throws
     {
-        var next = gap.lowerBound
-        func missing(upTo end: Int64) {
-            guard next <= end else { return }
-            result.add(Finding(kind: .missingRows, seqs: next...end,
-                               message: "\(end - next + 1) row(s) missing before seq \(end + 1) (removed)"))
+        func missing(_ seqs: ClosedRange<Int64>, _ chain: inout RowChain) {
+            result.add(Finding(kind: .missingRows, seqs: seqs,
+                               message: "\(seqs.count) row(s) missing before seq \(seqs.upperBound + 1) (removed)"))
             chain.prevKnown = false
         }
-        for link in try tombstones.links(gap) {
-            missing(upTo: link.seq - 1)
-            next = link.seq + 1
+        let next = try tombstones.walk(gap, keyEntries: keyEntries, storeID: context.storeID, chain: &chain) { link, expected, chain in
+            if link.seq > expected { missing(expected...(link.seq - 1), &chain) }
             if let finding = check(link, chain: &chain, context: context) { result.add(finding) }
         }
-        missing(upTo: gap.upperBound)
+        if next <= gap.upperBound { missing(next...gap.upperBound, &chain) }
     }
 
     /// The verdict on one tombstone in the chain, as RowView.check for a row (its link tag only).

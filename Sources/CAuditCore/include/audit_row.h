@@ -79,6 +79,14 @@ typedef struct {
 int adb_verify_run(struct sqlite3_stmt *stmt, const adb_key_entry *keys, int key_count,
                    const uint8_t store_id[ADB_STORE_ID_LEN], uint8_t expected_format, int64_t *expected_seq,
                    uint8_t prev_mac[ADB_MAC_LEN], int64_t *checked, adb_index_digest *index_digest);
+/// The verifier's fast path through expired rows (FORMAT.md section 20.4): steps `stmt` (selecting
+/// seq, key_version, mac from audit_expired, ordered by seq) and, for each tombstone whose seq is
+/// `*expected_seq`, whose key version is in `keys` and whose link tag follows `prev_mac`, advances
+/// `*expected_seq`, copies its MAC into `prev_mac` and counts it in `*walked`. Returns SQLITE_ROW
+/// with the first other tombstone current and unchecked, SQLITE_DONE at the end, or SQLite's error.
+int adb_walk_tombstones(struct sqlite3_stmt *stmt, const adb_key_entry *keys, int key_count,
+                        const uint8_t store_id[ADB_STORE_ID_LEN], int64_t *expected_seq, uint8_t prev_mac[ADB_MAC_LEN],
+                        int64_t *walked);
 /// Adds the entries that the current row of a row statement puts into each index, from its stored
 /// values, whatever their types (a malformed row is in the indexes as stored, too).
 void adb_index_digest_add_row(adb_index_digest *d, struct sqlite3_stmt *stmt);

@@ -22,6 +22,8 @@ typedef struct adb_digest adb_digest;
 adb_digest *adb_digest_start(void);
 /// Writes the digest to `out` (unless it is NULL) and frees `state`.
 void adb_digest_finish(adb_digest *state, uint8_t out[ADB_HASH_LEN]);
+/// Adds `len` bytes to the running digest.
+void adb_digest_update(adb_digest *state, const uint8_t *bytes, size_t len);
 /// Hashes columns 0..<count of the current row of `stmt`, each as u8 type || u32 big-endian byte
 /// length || bytes: the legacy-source digest of an adoption (docs/FORMAT.md, "Back-signing").
 void adb_digest_columns(adb_digest *state, struct sqlite3_stmt *stmt, int count);
