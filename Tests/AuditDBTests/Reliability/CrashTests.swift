@@ -97,14 +97,14 @@ struct CrashTests {
         process.standardError = err
         let buffer = Mutex(Data())
         out.fileHandleForReading.readabilityHandler = { handle in
-            let chunk = readAvailable(handle)
+            let chunk = handle.availableData
             buffer.withLock { $0.append(chunk) }
         }
         try process.run()
         let deadline = Date().addingTimeInterval(30)
         while !buffer.withLock({ String(decoding: $0, as: UTF8.self).contains("ready\n") }) {
             guard process.isRunning, Date() < deadline else {
-                let message = String(decoding: readAvailable(err.fileHandleForReading), as: UTF8.self)
+                let message = String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
                 throw TestFailure("the crash child did not start: \(message)")
             }
             usleep(1_000)

@@ -120,7 +120,7 @@ struct FaultTests {
         // Wait for the whole line: a pipe may hand it over in pieces.
         var ready = Data()
         while !ready.contains(UInt8(ascii: "\n")) {
-            let chunk = readAvailable(output.fileHandleForReading)
+            let chunk = output.fileHandleForReading.availableData
             if chunk.isEmpty { break }
             ready += chunk
         }

@@ -328,7 +328,7 @@ struct PowerLossTests {
         DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
         var text = ""
         while text.components(separatedBy: "\nack ").count - 1 < acks {
-            let chunk = readAvailable(out.fileHandleForReading)
+            let chunk = out.fileHandleForReading.availableData
             if chunk.isEmpty { break }
             text += String(decoding: chunk, as: UTF8.self)
         }

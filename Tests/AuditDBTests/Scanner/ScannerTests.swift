@@ -520,7 +520,7 @@ struct ScannerTests {
         // Wait until the first pass has been printed (read the pipe until a newline).
         var printed = Data()
         while !printed.contains(UInt8(ascii: "\n")) {
-            let chunk = readAvailable(out.fileHandleForReading)
+            let chunk = out.fileHandleForReading.availableData
             if chunk.isEmpty { break }
             printed += chunk
         }

@@ -149,17 +149,6 @@ func readToEnd(_ descriptor: Int32) throws -> Data {
     }
 }
 
-/// What a pipe holds now (one read, retried on EINTR; empty at its end): for readability handlers,
-/// instead of Foundation's `availableData`, which has the same `try!` as `readDataToEndOfFile()`.
-func readAvailable(_ handle: FileHandle) -> Data {
-    var buffer = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let count = buffer.withUnsafeMutableBytes { read(handle.fileDescriptor, $0.baseAddress!, $0.count) }
-        if count >= 0 { return Data(buffer[0..<count]) }
-        if errno != EINTR { return Data() }
-    }
-}
-
 /// Writes `bytes` to a child's standard input. A child that exits without reading all of it
 /// is no error of the run (its status and output tell what happened): the write then fails with
 /// EPIPE, and SIGPIPE, blocked on this thread only, is not delivered and does not kill the tests.
