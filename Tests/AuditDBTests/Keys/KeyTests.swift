@@ -72,11 +72,13 @@ struct KeyTests {
     @Test("keys from the AUDITDB_KEYS-style variable, with a compromised version")
     func environmentKeys() throws {
         let a = String(repeating: "0f", count: 32), b = String(repeating: "f0", count: 32)
-        setenv("AUDITDB_TEST_KEYS", "1:\(a):compromised,2:\(b)", 1)
-        defer { unsetenv("AUDITDB_TEST_KEYS") }
-        let ring = try EnvironmentKeyProvider(variable: "AUDITDB_TEST_KEYS").load()
+        let (ring, gone) = try withEnvironmentLock {
+            setenv("AUDITDB_TEST_KEYS", "1:\(a):compromised,2:\(b)", 1)
+            defer { unsetenv("AUDITDB_TEST_KEYS") }
+            return (try EnvironmentKeyProvider(variable: "AUDITDB_TEST_KEYS").load(), getenv("AUDITDB_TEST_KEYS") == nil)
+        }
         // Read once, then gone from the environment (and wiped in place).
-        #expect(getenv("AUDITDB_TEST_KEYS") == nil)
+        #expect(gone)
         #expect(ring.versions == [1, 2])
         #expect(ring.signingKey.version == 2)
         #expect(ring.compromisedVersions == [1])
@@ -86,10 +88,13 @@ struct KeyTests {
         "garbage", "1", "1:\(String(repeating: "ab", count: 32)):active:junk", "1::", ":",
     ])
     func malformedEnvironmentKeys(value: String) {
-        setenv("AUDITDB_TEST_BAD_KEYS", value, 1)
-        defer { unsetenv("AUDITDB_TEST_BAD_KEYS") }
+        let outcome = withEnvironmentLock {
+            setenv("AUDITDB_TEST_BAD_KEYS", value, 1)
+            defer { unsetenv("AUDITDB_TEST_BAD_KEYS") }
+            return Result { try EnvironmentKeyProvider(variable: "AUDITDB_TEST_BAD_KEYS").load() }
+        }
         #expect {
-            try EnvironmentKeyProvider(variable: "AUDITDB_TEST_BAD_KEYS").load()
+            try outcome.get()
         } throws: { error in
             (error as? AuditError)?.code == .invalidKeyFile && !(error as! AuditError).message.contains("abab")
         }

@@ -100,7 +100,7 @@ struct CrashTests {
             let chunk = handle.availableData
             buffer.withLock { $0.append(chunk) }
         }
-        try process.run()
+        try startProcess(process)
         let deadline = Date().addingTimeInterval(30)
         while !buffer.withLock({ String(decoding: $0, as: UTF8.self).contains("ready\n") }) {
             guard process.isRunning, Date() < deadline else {

@@ -116,7 +116,7 @@ struct FaultTests {
         let input = Pipe(), output = Pipe()
         holder.standardInput = input
         holder.standardOutput = output
-        try holder.run()
+        try startProcess(holder)
         // Wait for the whole line: a pipe may hand it over in pieces.
         var ready = Data()
         while !ready.contains(UInt8(ascii: "\n")) {

@@ -280,14 +280,19 @@ struct FuzzTests {
         let envSample = Array("1:\(String(repeating: "0f", count: 32)):compromised,2:\(String(repeating: "a1", count: 32))".utf8)
         for _ in 0..<Self.iterations / 4 {
             let value = Self.mutate(envSample, &random).filter { $0 != 0 }
-            setenv("AUDITDB_FUZZ_KEYS", String(decoding: value, as: UTF8.self), 1)
-            do {
-                _ = try EnvironmentKeyProvider(variable: "AUDITDB_FUZZ_KEYS").load()
-            } catch {
+            let outcome = withEnvironmentLock { () -> Result<KeyRing, AuditError> in
+                setenv("AUDITDB_FUZZ_KEYS", String(decoding: value, as: UTF8.self), 1)
+                defer { unsetenv("AUDITDB_FUZZ_KEYS") }
+                do throws(AuditError) {
+                    return .success(try EnvironmentKeyProvider(variable: "AUDITDB_FUZZ_KEYS").load())
+                } catch {
+                    return .failure(error)
+                }
+            }
+            if case .failure(let error) = outcome {
                 #expect(error.code == .invalidKeyFile || error.code == .keyUnavailable)
             }
         }
-        unsetenv("AUDITDB_FUZZ_KEYS")
     }
 
     @Test("RFC 3339 timestamps")

@@ -15,7 +15,7 @@ struct InterruptionTests {
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try startProcess(process)
         let deadline = Date().addingTimeInterval(Double(milliseconds) / 1_000)
         while process.isRunning && Date() < deadline { usleep(1_000) }
         let finished = !process.isRunning

@@ -516,7 +516,7 @@ struct ScannerTests {
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try startProcess(process)
         // Wait until the first pass has been printed (read the pipe until a newline).
         var printed = Data()
         while !printed.contains(UInt8(ascii: "\n")) {

@@ -209,7 +209,7 @@ struct AdoptionTests {
             process.executableURL = URL(fileURLWithPath: cli)
             process.arguments = arguments
             process.standardOutput = FileHandle.nullDevice
-            try process.run()
+            try startProcess(process)
             usleep(useconds_t(Int.random(in: 150_000...600_000, using: &random)))
             if process.isRunning {
                 kill(process.processIdentifier, SIGKILL)

@@ -72,7 +72,7 @@ func runConcurrently(_ executable: String, _ invocations: [[String]], environmen
         if let environment { process.environment = environment }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = err
-        try process.run()
+        try startProcess(process)
         return (process, err)
     }
     return try started.map { process, err in
@@ -90,6 +90,22 @@ func environmentWithoutAuditDBOptions() -> [String: String] {
         environment.removeValue(forKey: name)
     }
     return environment
+}
+
+/// Starting a process and changing the environment must not overlap: Foundation's `Process.run()`
+/// copies `environ` while another test's `setenv`/`unsetenv` (or the library's scrubbing of a key
+/// variable) may reallocate it. A CI run crashed in `Process.run()` on that race. Every test that
+/// starts a process or touches the environment takes this lock for that moment.
+let environmentLock = Mutex<Void>(())
+
+/// Starts `process` under ``environmentLock``.
+func startProcess(_ process: Process) throws {
+    try environmentLock.withLock { _ in try process.run() }
+}
+
+/// Runs `body`, which changes or reads the environment, under ``environmentLock``.
+func withEnvironmentLock<R>(_ body: () throws -> R) rethrows -> R {
+    try environmentLock.withLock { _ in try body() }
 }
 
 /// Runs a program and waits for it.
@@ -115,7 +131,7 @@ func run(_ executable: String, _ arguments: [String], stdinBytes: Data?, environ
     process.standardOutput = out
     process.standardError = err
     process.standardInput = input
-    try process.run()
+    try startProcess(process)
     let writer = input.fileHandleForWriting, errorReader = err.fileHandleForReading
     let feeding = ThreadWork {
         if let stdinBytes { try feed(stdinBytes, to: writer.fileDescriptor) }
