@@ -176,16 +176,4 @@ struct TombstoneReader {
             expected = link.seq + 1
         }
     }
-
-    /// The column's INTEGER, or nil for any other type (never converted).
-    static func integer(_ row: Row, _ index: Int) -> Int64? {
-        if case .int64(let value) = (row[index] as DatabaseValue).storage { return value }
-        return nil
-    }
-
-    /// The column's BLOB of exactly `length` bytes, or nil.
-    static func blob(_ row: Row, _ index: Int, length: Int) -> [UInt8]? {
-        if case .blob(let data) = (row[index] as DatabaseValue).storage, data.count == length { return Array(data) }
-        return nil
-    }
 }
