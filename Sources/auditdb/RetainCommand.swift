@@ -73,5 +73,6 @@ struct Retain: AsyncParsableCommand {
         if !report.expiryEntries.isEmpty {
             Output.line("expiry entries: \(report.expiryEntries.map(String.init).joined(separator: ", "))")
         }
+        if let space = report.space { Output.line(SpaceLine.describe(space)) }
     }
 }

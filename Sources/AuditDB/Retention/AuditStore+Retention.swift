@@ -37,6 +37,9 @@ public struct RetentionReport: Sendable, Hashable {
     public let expiryEntries: [Int64]
     /// The archive bundles written, one per batch (none without an archive, or in a dry run).
     public let archives: [String]
+    /// What giving the freed pages back to the file system did (nil when nothing expired, or in
+    /// a dry run). See ``AuditStore/releaseFreeSpace(pagesPerStep:)``.
+    public let space: SpaceReport?
 }
 
 extension AuditStore {
@@ -48,7 +51,8 @@ extension AuditStore {
     /// entries), the newest row, or rows signed by a compromised key version. Rows go in batches
     /// of `batchSize`, each in one durable write transaction that inserts their tombstones, deletes
     /// them and appends a signed expiry entry (FORMAT.md section 20): a crash leaves whole batches
-    /// only, and running again finishes the job. Appends wait at most one batch.
+    /// only, and running again finishes the job. Appends wait at most one batch. Then the freed
+    /// pages leave the file (``releaseFreeSpace(pagesPerStep:)``; see ``RetentionReport/space``).
     ///
     /// - Throws: ``AuditError`` `integrityViolation` (a candidate row or a hold entry does not
     ///   verify: nothing of that batch is written), `closed`, storage errors.
@@ -118,6 +122,10 @@ extension AuditStore {
             }
             report.add(batch)
         }
+        if !dryRun && report.batch.expired > 0 {
+            // The deleted rows' pages leave the file, a step at a time between appends.
+            report.space = try await releaseFreeSpace()
+        }
         return report.report(now: now, policy: policy, dryRun: dryRun)
     }
 
@@ -141,6 +149,7 @@ extension AuditStore {
         var batch = Batch()
         var entries: [Int64] = []
         var archives: [String] = []
+        var space: SpaceReport?
 
         mutating func add(_ b: Batch) {
             batch.expired += b.expired
@@ -151,7 +160,7 @@ extension AuditStore {
 
         func report(now: AuditTimestamp, policy: RetentionPolicy, dryRun: Bool) -> RetentionReport {
             RetentionReport(now: now, policy: policy, dryRun: dryRun, expired: batch.expired, held: batch.held,
-                            expiredByTenant: batch.byTenant, expiryEntries: entries, archives: archives)
+                            expiredByTenant: batch.byTenant, expiryEntries: entries, archives: archives, space: space)
         }
     }
 

@@ -385,6 +385,13 @@ extension GRDB.Configuration {
             // appender sets the mode it needs before its first commit (see Appender.setSynchronous).
             if !readOnly {
                 try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+                // Before the pool turns WAL on: a new store then gives the pages that expiry and
+                // erasure free back to the file system (releaseFreeSpace). On an existing store it
+                // only takes effect at the next VACUUM (compact()). Writer only: the pool's
+                // readers are read-only connections.
+                if !db.configuration.readonly {
+                    try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                }
             }
             if let maximumSize {
                 let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096

@@ -3,10 +3,10 @@ import Testing
 
 @testable import AuditDB
 
-/// The whole output of `hold` and `retain`, compared with golden files (GoldenFile.swift).
+/// The whole output of `hold`, `retain` and `compact`, compared with golden files (GoldenFile.swift).
 /// Rows cannot be made old through the CLI, so `retain` is shown on fresh rows (nothing is old
 /// enough) and refusing bad input; ExpiryTests expire real rows through the library.
-@Suite("Golden output: hold, retain")
+@Suite("Golden output: hold, retain, compact")
 struct GoldenOutputRetentionTests {
     let cli: GoldenCLI
 
@@ -38,5 +38,12 @@ struct GoldenOutputRetentionTests {
         try cli.golden("retain-no-policy", ["retain"] + cli.options)
         try cli.golden("retain-archive-without-signing-key", ["retain", "--older-than", "90d", "--archive", cli.path("archive")] + cli.options)
         try cli.golden("retain-missing-store", ["retain", "--older-than", "90d", "--store", cli.path("missing.db"), "--key-file", cli.keyFile])
+    }
+
+    @Test("compact: a new store, and one from before AuditDB released space online")
+    func compact() async throws {
+        try await cli.createStore(count: 6)
+        try cli.golden("compact", ["compact"] + cli.options)
+        try cli.golden("compact-missing-store", ["compact", "--store", cli.path("missing.db"), "--key-file", cli.keyFile])
     }
 }

@@ -269,45 +269,6 @@ struct MatchTagVectorTests {
     }
 }
 
-/// A store at its size cap appends again after expiry: the expired rows' pages are reused. A
-/// tombstone takes about 180 bytes, so this holds for rows larger than that (here ~800 bytes of
-/// details, a typical audit event); the sample rows of the other tests are barely larger.
-@Suite("Retention: space")
-struct ExpirySpaceTests {
-    static func event(_ i: Int) -> AuditEvent {
-        var event = sampleEvent(i)
-        event.details = ["i": .int(Int64(i)), "request": .string(String(repeating: "x", count: 800))]
-        return event
-    }
-
-    @Test("full at its size cap, expiry frees room for new appends")
-    func capReached() async throws {
-        let dir = try TempDir()
-        let keys = try testKeyRing()
-        let path = dir.path("capped.db")
-        var configuration = AuditStore.Configuration()
-        configuration.maximumSizeBytes = 512 * 1024
-        let store = try await AuditStore.create(at: path, keys: keys, configuration: configuration)
-        var appended = 0
-        var full: AuditError?
-        while full == nil && appended < 100_000 {
-            do {
-                try await store.append(contentsOf: (appended..<appended + 50).map { Self.event($0) })
-                appended += 50
-            } catch let error as AuditError {
-                full = error
-            }
-        }
-        #expect(full?.code == .diskFull)
-        let policy = try RetentionPolicy(parsingDefault: "1d")
-        let report = try await store.applyRetention(policy, now: ExpiryTests.later, batchSize: 200)
-        #expect(report.expired > appended / 2)
-        try await store.append(contentsOf: (0..<50).map { Self.event($0) })
-        #expect(try await store.verify().isIntact)
-        try await store.close()
-    }
-}
-
 /// Archive first, then expire (#15 item 3): every batch's rows are in a verified, signed bundle
 /// before they go, and the expiry entry names it.
 @Suite("Retention: archives")
