@@ -1973,6 +1973,9 @@ def main() -> int:
         print("hostile JSON documents and bundles (hostile_vectors.py, docs/test-vectors/hostile.json)")
         import hostile_vectors
         FAILURES.extend(hostile_vectors.selftest())
+        print("stores with an expired range and a hold (retention_vectors.py, docs/test-vectors/retention.json)")
+        import retention_vectors
+        FAILURES.extend(retention_vectors.selftest())
     if FAILURES:
         print(f"selftest: {len(FAILURES)} FAILURE(S)")
         return 1
