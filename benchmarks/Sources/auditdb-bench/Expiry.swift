@@ -118,3 +118,45 @@ extension Bench {
 final class StopFlag: Sendable {
     let value = Atomic<Bool>(false)
 }
+
+extension Bench {
+    // MARK: 12. What releasing space online costs appends
+
+    /// Batched appends of `rows` rows into a new store (`auto_vacuum = INCREMENTAL`, what
+    /// `AuditStore.create` makes, so that expiry can give pages back) against the same into a store
+    /// switched to `auto_vacuum = NONE` (as stores were before), alternating which goes first.
+    func autoVacuumCost() async throws {
+        let runs = options.runs
+        var incremental: [Double] = [], none: [Double] = []
+        for run in 1...runs {
+            progress("auto_vacuum run \(run)/\(runs): \(options.rows) rows each")
+            for mode in (run % 2 == 0 ? ["NONE", "INCREMENTAL"] : ["INCREMENTAL", "NONE"]) {
+                let storePath = path("vacuum-\(mode).db")
+                removeDatabase(storePath)
+                let created = try await AuditStore.create(at: storePath, keys: keys)
+                try await created.close()
+                if mode == "NONE" {
+                    let raw = try RawDB(path: storePath)
+                    try raw.exec("PRAGMA auto_vacuum = NONE; VACUUM;")
+                }
+                let store = try await AuditStore.open(at: storePath, keys: keys)
+                let (_, seconds) = try await timedAsync {
+                    for batch in data.batches { try await store.append(contentsOf: batch) }
+                }
+                try await store.close()
+                if mode == "NONE" { none.append(Double(options.rows) / seconds) } else { incremental.append(Double(options.rows) / seconds) }
+                removeDatabase(storePath)
+            }
+        }
+        let r = { (v: [Double]) in Fmt.mmm(Summary(v), Fmt.int) }
+        line("## 12. Releasing space online: batched append, auto_vacuum INCREMENTAL vs NONE, \(Fmt.int(Double(options.rows))) rows, \(runs) runs")
+        line()
+        line("The same rows in batches of \(options.batch) into a new store (INCREMENTAL, as `AuditStore.create` makes it, so expiry can give pages back) and into one switched to NONE (as stores were before), alternating which goes first.")
+        line()
+        line("| measure | value |")
+        line("|---|---|")
+        line("| rows/s: INCREMENTAL / NONE | \(r(incremental)) / \(r(none)) |")
+        line("| INCREMENTAL / NONE | \(Fmt.mmm(Summary(zip(incremental, none).map { $0 / $1 }), Fmt.pct)) |")
+        line()
+    }
+}
