@@ -20,7 +20,8 @@ struct AuditDBCommand: AsyncParsableCommand {
             """,
         subcommands: [Init.self, Append.self, Query.self, Verify.self, Scan.self, Status.self, Keys.self, Migrate.self,
                       CheckpointKeyCommand.self, CheckpointCommand.self, ExportCommand.self, VerifyExportCommand.self,
-                      RepairIndexes.self, Hold.self, Retain.self, Compact.self]
+                      RepairIndexes.self, Hold.self, Retain.self, Compact.self, ReportCommand.self,
+                      VerifyReportCommand.self]
     )
 
     @OptionGroup var global: GlobalOptions

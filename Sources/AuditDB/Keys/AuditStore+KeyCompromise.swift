@@ -2,6 +2,11 @@ import CAuditCore
 import Foundation
 import GRDB
 
+extension AuditStore {
+    /// The action of a key compromise declaration (docs/FORMAT.md section 10).
+    static let declarationAction = "auditdb.key.compromised"
+}
+
 /// What ``AuditStore/reattest(compromisedVersion:)`` did.
 public struct ReattestationReceipt: Sendable, Hashable {
     /// The version declared compromised.
@@ -90,7 +95,7 @@ extension AuditStore {
                 if !alreadyValid { pending.append((seq, kv, macBytes)) }
             }
             let declarationEvent = { (count: Int) throws in try EncodedEvent(validating: AuditEvent(
-                actor: "auditdb", action: "auditdb.key.compromised", resourceType: "key-version",
+                actor: "auditdb", action: Self.declarationAction, resourceType: "key-version",
                 resourceId: String(version), severity: .critical,
                 details: ["keyVersion": .int(Int64(version)), "attestingKeyVersion": .int(Int64(signer.version)),
                           "rowsAttested": .int(Int64(count))])) }

@@ -40,6 +40,15 @@ struct GoldenOutputRetentionTests {
         try cli.golden("retain-missing-store", ["retain", "--older-than", "90d", "--store", cli.path("missing.db"), "--key-file", cli.keyFile])
     }
 
+    @Test("report and verify-report: refusals that need no store contents")
+    func report() async throws {
+        try await cli.createStore(count: 3)
+        try cli.golden("report-no-signing-key", ["report", "--out", cli.path("r")] + cli.options)
+        try cli.golden("report-bad-key-max-age", ["report", "--out", cli.path("r"), "--signing-key", cli.path("none.key"),
+                                                  "--key-max-age", "90 days"] + cli.options)
+        try cli.golden("verify-report-missing", ["verify-report", cli.path("nothing"), "--public-key", cli.path("none.pub")])
+    }
+
     @Test("compact: a new store, and one from before AuditDB released space online")
     func compact() async throws {
         try await cli.createStore(count: 6)

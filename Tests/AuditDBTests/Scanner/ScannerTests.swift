@@ -37,10 +37,7 @@ struct ScannerTests {
     /// Runs `sql` with `trigger` dropped, then puts the trigger back exactly as it was, so
     /// only the rows are changed (the schema check stays quiet).
     func tamper(_ sql: String, around trigger: String) throws {
-        let original = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = '\(trigger)';").stdout
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(original.hasPrefix("CREATE TRIGGER \(trigger)"))
-        try sqlite3Must(db, "DROP TRIGGER \(trigger); \(sql) \(original);")
+        try sqlite3Tamper(db, sql, around: trigger)
     }
 
     func rowFindings(_ report: ScanReport) -> [Finding] { report.integrity.findings.filter { $0.seqs != nil } }

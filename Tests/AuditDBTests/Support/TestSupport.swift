@@ -226,6 +226,15 @@ func sqlite3Must(_ database: String, _ sql: String) throws {
     guard result.status == 0 else { throw TestFailure("sqlite3 failed (\(result.status)): \(result.stderr)") }
 }
 
+/// Runs `sql` through the sqlite3 shell with `trigger` dropped, then puts the trigger back
+/// exactly as it was, so only the rows change (verification's schema check stays quiet).
+func sqlite3Tamper(_ database: String, _ sql: String, around trigger: String) throws {
+    let original = try sqlite3Shell(database, "SELECT sql FROM sqlite_schema WHERE name = '\(trigger)';").stdout
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+    guard original.hasPrefix("CREATE TRIGGER \(trigger)") else { throw TestFailure("no trigger \(trigger) in \(database)") }
+    try sqlite3Must(database, "DROP TRIGGER \(trigger); \(sql) \(original);")
+}
+
 /// The real `auditdb` binary built next to the test bundle.
 func cliPath() throws -> String { try builtProduct("auditdb") }
 

@@ -1,0 +1,262 @@
+import Foundation
+import GRDB
+
+/// What goes into a compliance report besides what the store holds.
+public struct ComplianceReportOptions: Sendable {
+    /// Key versions older than this (by the creation time in the key file) are flagged; nil
+    /// flags none. Default 90 days.
+    public var keyMaxAge: RetentionPeriod?
+    /// Anchor directories (or checkpoint files) to verify the store against and to look each
+    /// checkpoint up in.
+    public var anchorPaths: [String]
+    /// The report's time.
+    public var now: AuditTimestamp
+
+    /// Options with a 90-day key age limit, no anchors, and the current time.
+    public init(keyMaxAge: RetentionPeriod? = ComplianceReportOptions.defaultKeyMaxAge, anchorPaths: [String] = [],
+                now: AuditTimestamp = .now())
+    {
+        self.keyMaxAge = keyMaxAge
+        self.anchorPaths = anchorPaths
+        self.now = now
+    }
+
+    /// 90 days.
+    public static let defaultKeyMaxAge: RetentionPeriod? = {
+        do { return try RetentionPeriod(90, .days) } catch { return nil }
+    }()
+}
+
+extension AuditStore {
+    /// Makes a compliance report for an auditor (docs/FORMAT.md section 23), signed with the
+    /// checkpoint signing key: the store, the log's range, a full verification run now (against
+    /// the anchors, if given), the last recorded full scan, the key versions (status, age,
+    /// compromise declarations), the checkpoints and where they are anchored, the expiries and
+    /// the legal holds, and flags for what needs attention. Never a value of a row.
+    ///
+    /// Everything in it is read through verification; a store that does not verify still gets
+    /// a report, which says so (its `verification.intact` is false and the first findings are
+    /// listed).
+    ///
+    /// - Throws: ``AuditError`` `invalidInput` for an anchor path that does not exist, `closed`,
+    ///   storage errors.
+    public func complianceReport(signer: CheckpointSigner, options: ComplianceReportOptions = ComplianceReportOptions())
+        async throws -> SignedComplianceReport
+    {
+        let verification = options.anchorPaths.isEmpty
+            ? try await verify()
+            : try await verify(againstAnchors: options.anchorPaths, publicKeys: signer.publicKeys)
+        let scans = try await recordedScanStatus()
+        let checkpoints = try await checkpoints()
+        let holds = try await holds(includeReleased: true)
+        let expiries = try await allEntries(action: ExpiryRecord.action)
+        let declarations = try await allEntries(action: AuditStore.declarationAction)
+        let facts: (created: Int64, expired: Int, present: Int, firstSeqs: [UInt32: Int64])
+        do {
+            facts = try await pool.read { db in
+                let header = try StoreHeader.read(db, path: self.path)
+                let expired = try db.tableExists("audit_expired") ? try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_expired") ?? 0 : 0
+                let present = try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_entries WHERE seq >= 1") ?? 0
+                let (used, _) = try KeyVersionCache.confirmed(db)
+                var firstSeqs: [UInt32: Int64] = [:]
+                for version in used {
+                    firstSeqs[version] = try Int64.fetchOne(db, sql: "SELECT first_seq FROM audit_key_versions WHERE key_version = ?",
+                                                            arguments: [Int64(version)])
+                }
+                return (header.createdAt, expired, present, firstSeqs)
+            }
+        } catch {
+            throw AuditError.from(error, while: "read the store's facts for the report")
+        }
+        var body = ReportBody(storeID: storeID, now: options.now, storeCreatedAt: facts.created)
+        body.log(lastSeq: verification.lastSeq, present: facts.present, expired: facts.expired)
+        body.verification(verification, anchors: options.anchorPaths)
+        body.lastFullScan(scans.lastFullPass)
+        body.keys(keys, firstSeqs: facts.firstSeqs, declarations: declarations, maxAge: options.keyMaxAge)
+        body.checkpoints(checkpoints, publicKeys: signer.publicKeys, anchors: options.anchorPaths)
+        body.retention(expiries: expiries, holds: holds)
+        return SignedComplianceReport.sign(try body.json(), text: body.text, storeID: storeID, createdAt: options.now,
+                                           storeIntact: verification.isIntact, key: signer.signingKey)
+    }
+
+    /// Every entry with `action`, oldest first; rows that fail verification are marked, not
+    /// thrown (the report's verification section names them).
+    private func allEntries(action: String) async throws -> [AuditEntry] {
+        var found: [AuditEntry] = []
+        var query = EntryQuery(limit: 10_000, action: action)
+        query.unverifiedRows = .mark
+        while true {
+            let page = try await entries(query)
+            found += page
+            guard page.count == query.limit, let last = page.last else { return found }
+            query.afterSeq = last.seq
+        }
+    }
+}
+
+/// The report's JSON object and its text rendering, built section by section.
+struct ReportBody {
+    private(set) var members: [String: JSONValue]
+    private(set) var flags: [String] = []
+    private(set) var lines: [String] = []
+    let now: AuditTimestamp
+
+    static let format = "auditdb-report v1"
+
+    init(storeID: StoreID, now: AuditTimestamp, storeCreatedAt: Int64) {
+        self.now = now
+        members = ["format": .string(Self.format), "storeId": .string(storeID.hex), "createdAt": .int(now.microsecondsSinceEpoch),
+                   "storeCreatedAt": .int(storeCreatedAt)]
+        lines = ["AuditDB compliance report", "store \(storeID.hex), created \(AuditTimestamp(microsecondsSinceEpoch: storeCreatedAt))",
+                 "report time \(now)"]
+    }
+
+    /// The report's bytes: one JSON object, keys sorted, no whitespace, then LF.
+    func json() throws(AuditError) -> [UInt8] {
+        var all = members
+        all["flags"] = .array(flags.map { .string($0) })
+        return Array(try JSONText.encode(.object(all)).utf8) + [0x0A]
+    }
+
+    var text: String {
+        (lines + ["", "flags: \(flags.isEmpty ? "none" : "")"] + flags.map { "  - " + $0 }).joined(separator: "\n") + "\n"
+    }
+
+    mutating func log(lastSeq: Int64, present: Int, expired: Int) {
+        members["log"] = .object(["lastSeq": .int(lastSeq), "rowsPresent": .int(Int64(present)), "rowsExpired": .int(Int64(expired))])
+        lines.append("log: seq 1...\(lastSeq), \(present) row(s) present, \(expired) expired")
+    }
+
+    mutating func verification(_ report: IntegrityReport, anchors: [String]) {
+        var kinds: [String: JSONValue] = [:]
+        for finding in report.findings { kinds[finding.kind.name] = .int((kinds[finding.kind.name].flatMap(\.integerValue) ?? 0) + 1) }
+        members["verification"] = .object([
+            "intact": .bool(report.isIntact), "rowsChecked": .int(Int64(report.rowsChecked)),
+            "findings": .int(Int64(report.totalFindings)), "findingKinds": .object(kinds),
+            "firstFindings": .array(report.findings.prefix(20).map { .string($0.description) }),
+            "anchors": .array(anchors.map { .string($0) }),
+        ])
+        lines.append("verification now: \(report.isIntact ? "intact" : "NOT INTACT"), \(report.rowsChecked) row(s) checked, "
+            + "\(report.totalFindings) finding(s)\(anchors.isEmpty ? ", no anchors given" : ", against \(anchors.count) anchor location(s)")")
+        if !report.isIntact { flags.append("verification found \(report.totalFindings) finding(s); the first: \(report.findings.first?.description ?? "-")") }
+        if anchors.isEmpty { flags.append("no anchors were checked: only anchored checkpoints prove the log against someone who can write the file") }
+    }
+
+    mutating func lastFullScan(_ scan: RecordedScan?) {
+        guard let scan else {
+            members["lastFullScan"] = .null
+            lines.append("last full scan: none recorded")
+            flags.append("no full scan is recorded in the log")
+            return
+        }
+        members["lastFullScan"] = .object([
+            "seq": .int(scan.seq), "recordedAt": .int(scan.recordedAt.microsecondsSinceEpoch), "intact": .bool(scan.isIntact),
+            "throughSeq": .int(scan.throughSeq), "rowsChecked": .int(scan.rowsChecked), "findings": .int(scan.findings),
+        ])
+        lines.append("last full scan: seq \(scan.seq) at \(scan.recordedAt), \(scan.isIntact ? "intact" : "\(scan.findings) finding(s)"), through seq \(scan.throughSeq)")
+        if !scan.isIntact { flags.append("the last full scan (seq \(scan.seq)) found \(scan.findings) finding(s)") }
+    }
+
+    mutating func keys(_ ring: KeyRing, firstSeqs: [UInt32: Int64], declarations: [AuditEntry], maxAge: RetentionPeriod?) {
+        let day: Int64 = 86_400_000_000
+        var versions: [JSONValue] = []
+        lines.append("key versions (limit \(maxAge?.description ?? "none")):")
+        for version in ring.versions {
+            guard let key = ring.key(version: version) else { continue }
+            let declared = declarations.filter { $0.isVerified && Self.declares($0, version) }.map(\.seq).min()
+            var age: Int64?
+            if let created = key.createdAt { age = (now.microsecondsSinceEpoch - created.microsecondsSinceEpoch) / day }
+            let tooOld = key.status != .compromised && maxAge.map { limit in
+                key.createdAt.map { now.microsecondsSinceEpoch - $0.microsecondsSinceEpoch > limit.microseconds } ?? false
+            } ?? false
+            versions.append(.object([
+                "version": .int(Int64(version)), "status": .string(key.status.rawValue),
+                "createdAt": key.createdAt.map { .int($0.microsecondsSinceEpoch) } ?? .null, "ageDays": age.map { .int($0) } ?? .null,
+                "firstSeq": firstSeqs[version].map { .int($0) } ?? .null, "compromiseDeclaredAt": declared.map { .int($0) } ?? .null,
+                "tooOld": .bool(tooOld),
+            ]))
+            lines.append("  \(version): \(key.status.rawValue), \(age.map { "\($0) day(s) old" } ?? "age unknown")"
+                + (firstSeqs[version].map { ", first row \($0)" } ?? ", no rows") + (declared.map { ", declared compromised at seq \($0)" } ?? ""))
+            if tooOld, let age, let maxAge { flags.append("key version \(version) is \(age) day(s) old (limit \(maxAge)): rotate it (`auditdb keys rotate`)") }
+            if key.createdAt == nil, maxAge != nil, key.status != .compromised {
+                flags.append("key version \(version) has no creation time in the key file: its age is unknown")
+            }
+        }
+        members["keys"] = .object(["maxAge": maxAge.map { .string($0.description) } ?? .null, "versions": .array(versions)])
+    }
+
+    /// Whether `entry` is a declaration that key `version` is compromised.
+    private static func declares(_ entry: AuditEntry, _ version: UInt32) -> Bool {
+        guard case .success(let object) = entry.strictDetails() else { return false }
+        return object["keyVersion"]?.integer == Int64(version)
+    }
+
+    mutating func checkpoints(_ checkpoints: [Checkpoint], publicKeys: CheckpointPublicKeys, anchors: [String]) {
+        var list: [JSONValue] = []
+        for checkpoint in checkpoints {
+            let valid = publicKeys.key(version: checkpoint.keyVersion).map {
+                $0.bytes == checkpoint.publicKey && $0.isValidSignature(checkpoint.signature, of: checkpoint.statement)
+            } ?? false
+            let file = DirectoryAnchor.fileName(of: checkpoint)
+            let anchoredIn = anchors.filter { FileManager.default.fileExists(atPath: $0 + "/" + file) }
+            list.append(.object([
+                "seq": .int(checkpoint.seq), "time": .int(checkpoint.time.microsecondsSinceEpoch),
+                "keyVersion": .int(Int64(checkpoint.keyVersion)), "merkleRoot": .string(Hex.encode(checkpoint.merkleRoot)),
+                "signatureValid": .bool(valid), "anchoredIn": .array(anchoredIn.map { .string($0) }),
+            ]))
+            if !valid { flags.append("checkpoint \(checkpoint.seq) is not signed by a key this report's signer trusts") }
+        }
+        members["checkpoints"] = .array(list)
+        lines.append("checkpoints: \(checkpoints.count)" + (checkpoints.last.map { ", newest at seq \($0.seq) (\($0.time))" } ?? ""))
+        if checkpoints.isEmpty { flags.append("the store has no checkpoint") }
+    }
+
+    mutating func retention(expiries: [AuditEntry], holds: [LegalHold]) {
+        var list: [JSONValue] = []
+        for entry in expiries where entry.isVerified {
+            let record: ExpiryRecord
+            do {
+                record = try ExpiryRecord(entry)
+            } catch {
+                // Verification reports such an entry (expiry-tampered); the report flags it too.
+                flags.append("the expiry entry at seq \(entry.seq) does not parse: \(error.reason)")
+                continue
+            }
+            list.append(.object([
+                "seq": .int(entry.seq), "recordedAt": .int(entry.recordedAt.microsecondsSinceEpoch),
+                "policy": .string(Self.describe(record.policy)), "now": .int(record.now.microsecondsSinceEpoch),
+                "first": .int(record.first), "last": .int(record.last), "count": .int(record.count),
+                "archive": record.archive.map { .string($0.bundle) } ?? .null,
+            ]))
+        }
+        let expired = list.count
+        var holdList: [JSONValue] = []
+        for hold in holds {
+            var object: [String: JSONValue] = [
+                "id": .int(hold.id), "field": .string(hold.matcher.field), "value": .string(hold.matcher.value),
+                "reason": .string(hold.reason), "placedBy": hold.placedBy.map { .string($0) } ?? .null,
+                "placedAt": .int(hold.placedAt.microsecondsSinceEpoch), "released": .null,
+            ]
+            if let release = hold.release {
+                object["released"] = .object([
+                    "seq": .int(release.seq), "at": .int(release.releasedAt.microsecondsSinceEpoch), "reason": .string(release.reason),
+                    "by": release.releasedBy.map { .string($0) } ?? .null,
+                ])
+            }
+            holdList.append(.object(object))
+        }
+        members["retention"] = .object(["expiries": .array(list), "holds": .array(holdList)])
+        lines.append("retention: \(expired) expiry entr\(expired == 1 ? "y" : "ies"), "
+            + "\(holds.filter(\.isActive).count) active legal hold(s), \(holds.filter { !$0.isActive }.count) released")
+    }
+
+    /// A policy as text: `default 90d, "bank" 400d`.
+    static func describe(_ policy: RetentionPolicy) -> String {
+        "default \(policy.defaultLimit)"
+            + policy.tenantLimits.sorted { $0.key < $1.key }.map { ", \(OutputEscaping.jsonQuoted($0.key)) \($0.value)" }.joined()
+    }
+}
+
+extension JSONValue {
+    var integerValue: Int64? { if case .int(let v) = self { v } else { nil } }
+}

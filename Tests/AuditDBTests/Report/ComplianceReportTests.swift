@@ -1,0 +1,166 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// The signed compliance report (#16 item 6, docs/FORMAT.md section 23): what it holds, that an
+/// outsider verifies it with the public key alone (the engine and the Python verifier, reason for
+/// reason), and that any change to it is caught.
+@Suite("Compliance report")
+struct ComplianceReportTests {
+    let dir: TempDir
+    let keys: KeyRing
+    let signer: CheckpointSigner
+    let path: String
+
+    init() throws {
+        dir = try TempDir()
+        keys = try testKeyRing()
+        signer = try testSigner()
+        path = dir.path("s.db")
+    }
+
+    /// 30 rows, a checkpoint anchored, a hold, an expiry, a recorded full scan.
+    func makeFullStore() async throws -> AuditStore {
+        try await makeStore(at: path, keys: keys, count: 30)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        try FileManager.default.createDirectory(atPath: dir.path("anchors"), withIntermediateDirectories: true)
+        _ = try await store.checkpoint(signer: signer, anchors: [DirectoryAnchor(path: dir.path("anchors"))])
+        _ = try await store.placeHold(.tenant("tenant-1"), reason: "case 7", placedBy: "legal")
+        _ = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later)
+        _ = try await IntegrityScanner(store: store).scan(.full)
+        return store
+    }
+
+    static func object(_ report: SignedComplianceReport) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(report.json)) as? [String: Any])
+    }
+
+    func python(_ directory: String, publicKeyFile: String) throws -> ProcessResult {
+        let script = repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify_report.py").path
+        return try run("/usr/bin/env", ["python3", script, directory, "--public-key", publicKeyFile])
+    }
+
+    @Test("the report holds the store's range, verification, scan, keys, checkpoints, expiries and holds, and verifies")
+    func contents() async throws {
+        let store = try await makeFullStore()
+        let report = try await store.complianceReport(signer: signer, options: ComplianceReportOptions(anchorPaths: [dir.path("anchors")]))
+        try await store.close()
+        #expect(report.storeIntact)
+        let json = try Self.object(report)
+        #expect(json["format"] as? String == "auditdb-report v1" && json["storeId"] as? String == store.storeID.hex)
+        let log = try #require(json["log"] as? [String: Any])
+        #expect(log["rowsExpired"] as? Int == 10 && log["lastSeq"] as? Int == 33)  // 30 rows, hold, expiry, scan record
+        let verification = try #require(json["verification"] as? [String: Any])
+        #expect(verification["intact"] as? Bool == true && verification["findings"] as? Int == 0)
+        let scan = try #require(json["lastFullScan"] as? [String: Any])
+        #expect(scan["intact"] as? Bool == true && scan["seq"] as? Int == 33)
+        let checkpoints = try #require(json["checkpoints"] as? [[String: Any]])
+        #expect(checkpoints.count == 1 && checkpoints[0]["seq"] as? Int == 30 && checkpoints[0]["signatureValid"] as? Bool == true)
+        #expect(checkpoints[0]["anchoredIn"] as? [String] == [dir.path("anchors")])
+        let retention = try #require(json["retention"] as? [String: Any])
+        let expiries = try #require(retention["expiries"] as? [[String: Any]])
+        #expect(expiries.count == 1 && expiries[0]["count"] as? Int == 10 && expiries[0]["seq"] as? Int == 32)
+        let holds = try #require(retention["holds"] as? [[String: Any]])
+        #expect(holds.count == 1 && holds[0]["field"] as? String == "tenant" && holds[0]["value"] as? String == "tenant-1")
+        #expect(json["flags"] as? [String] == [])
+        // No row's values: the actors and resource ids of the rows appear nowhere.
+        let text = String(decoding: report.json, as: UTF8.self)
+        #expect(!text.contains("user-") && !text.contains("doc-") && !report.text.contains("user-"))
+
+        try report.write(to: dir.path("report"))
+        #expect(try SignedComplianceReport.verify(at: dir.path("report"), publicKeys: signer.publicKeys)
+            == .valid(storeID: store.storeID, createdAt: report.createdAt, keyVersion: 1))
+        try signer.publicKeys.write(to: dir.path("ck.pub"))
+        let theirs = try python(dir.path("report"), publicKeyFile: dir.path("ck.pub"))
+        #expect(theirs.status == 0 && theirs.stdout == "report valid\n", "\(theirs.stderr)")
+    }
+
+    @Test("key versions older than the limit are flagged; a damaged store gets a report that says so")
+    func flags() async throws {
+        try await makeStore(at: path, keys: keys, count: 5)
+        try sqlite3Tamper(path, "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 3;", around: "audit_entries_no_update")
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let later = AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.now().microsecondsSinceEpoch + 100 * 86_400_000_000)
+        let report = try await store.complianceReport(signer: signer, options: ComplianceReportOptions(now: later))
+        try await store.close()
+        #expect(!report.storeIntact)
+        let json = try Self.object(report)
+        let flags = try #require(json["flags"] as? [String])
+        #expect(flags == [
+            "verification found 1 finding(s); the first: mac-mismatch at seq 3: the stored values do not match the row's MAC (changed, or copied from another store)",
+            "no anchors were checked: only anchored checkpoints prove the log against someone who can write the file",
+            "no full scan is recorded in the log",
+            "key version 1 is 100 day(s) old (limit 90d): rotate it (`auditdb keys rotate`)",
+            "the store has no checkpoint",
+        ])
+        let versions = try #require((json["keys"] as? [String: Any])?["versions"] as? [[String: Any]])
+        #expect(versions.count == 1 && versions[0]["tooOld"] as? Bool == true && versions[0]["ageDays"] as? Int == 100)
+    }
+
+    struct Tamper: Sendable, CustomStringConvertible {
+        var name: String
+        var file: String
+        var edit: @Sendable (String) -> String
+        var reason: String
+        var description: String { name }
+    }
+
+    static let tampering: [Tamper] = [
+        Tamper(name: "report.json: a flag changed", file: "report.json",
+               edit: { $0.replacingOccurrences(of: "\"the store has no checkpoint\"", with: "\"the store has a checkpoint\"") },
+               reason: "report.json is not the report that was signed (its SHA-256 differs from reportSha256)"),
+        Tamper(name: "report.sig: another createdAt", file: "report.sig",
+               edit: { $0.replacingOccurrences(of: "\"createdAt\":1", with: "\"createdAt\":2") },
+               reason: "the signature does not verify"),
+        Tamper(name: "report.sig: an unknown member", file: "report.sig",
+               edit: { $0.replacingOccurrences(of: "{\"format\"", with: "{\"note\":\"x\",\"format\"") },
+               reason: "report.sig: the member \"note\" is not one of a report signature's"),
+        Tamper(name: "report.sig: key version 2", file: "report.sig",
+               edit: { $0.replacingOccurrences(of: "\"keyVersion\":1", with: "\"keyVersion\":2") },
+               reason: "signed with checkpoint key version 2, which the public key file does not hold"),
+        Tamper(name: "report.sig: upper-case hex", file: "report.sig",
+               edit: { text in
+                   guard let range = text.range(of: "\"signature\":\"") else { return text }
+                   return text.replacingCharacters(in: range.upperBound..<text.index(range.upperBound, offsetBy: 8),
+                                                   with: text[range.upperBound..<text.index(range.upperBound, offsetBy: 8)].uppercased())
+               },
+               reason: "report.sig: storeId, reportSha256, publicKey or signature is not lowercase hex of the right length"),
+        Tamper(name: "report.sig: a duplicate key", file: "report.sig",
+               edit: { $0.replacingOccurrences(of: "{\"format\":\"auditdb-report-signature v1\"", with: "{\"format\":\"auditdb-report-signature v1\",\"format\":\"auditdb-report-signature v1\"") },
+               reason: "report.sig: invalid JSON at byte 40: duplicate key \"format\""),
+    ]
+
+    @Test("a changed report is refused for the exact reason, by the engine and by the Python verifier", arguments: tampering)
+    func tampered(_ t: Tamper) async throws {
+        try await makeStore(at: path, keys: keys, count: 5)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let report = try await store.complianceReport(signer: signer)
+        try await store.close()
+        let out = dir.path("r")
+        try report.write(to: out)
+        let file = out + "/" + t.file
+        let original = try String(contentsOfFile: file, encoding: .utf8)
+        let changed = t.edit(original)
+        #expect(changed != original, "the edit did nothing")
+        try FileManager.default.removeItem(atPath: file)
+        try Data(changed.utf8).write(to: URL(fileURLWithPath: file))
+        #expect(try SignedComplianceReport.verify(at: out, publicKeys: signer.publicKeys) == .invalid(t.reason))
+        try signer.publicKeys.write(to: dir.path("ck.pub"))
+        let theirs = try python(out, publicKeyFile: dir.path("ck.pub"))
+        #expect(theirs.status == 1 && theirs.stdout == "REPORT INVALID: \(t.reason)\n", "\(theirs.stdout) \(theirs.stderr)")
+    }
+
+    @Test("a report signed by another checkpoint key of the same version is refused")
+    func otherKey() async throws {
+        try await makeStore(at: path, keys: keys, count: 3)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let report = try await store.complianceReport(signer: try testSigner())
+        try await store.close()
+        try report.write(to: dir.path("r"))
+        let reason = "signed with a key that is not the trusted checkpoint key version 1"
+        #expect(try SignedComplianceReport.verify(at: dir.path("r"), publicKeys: signer.publicKeys) == .invalid(reason))
+        try signer.publicKeys.write(to: dir.path("ck.pub"))
+        #expect(try python(dir.path("r"), publicKeyFile: dir.path("ck.pub")).stdout == "REPORT INVALID: \(reason)\n")
+    }
+}
