@@ -139,11 +139,11 @@ let rawInsertSQL = """
 @inline(__always)
 func rawInsert(
     _ stmt: OpaquePointer, _ rows: RawRows, _ i: Int, seq: Int64,
-    arena: UnsafePointer<UInt8>, spans: UnsafePointer<Int32>, macs: UnsafePointer<UInt8>
+    arena: UnsafePointer<UInt8>, spans: UnsafePointer<Int>, macs: UnsafePointer<UInt8>
 ) -> Int32 {
     let s = spans + i * RawRows.textColumns * 2
     @inline(__always) func text(_ index: Int32, _ k: Int) -> Int32 {
-        let offset = Int(s[2 * k]), length = s[2 * k + 1]
+        let offset = s[2 * k], length = Int32(s[2 * k + 1])
         return sqlite3_bind_text(stmt, index, UnsafeRawPointer(arena + offset).assumingMemoryBound(to: CChar.self), length, nil)
     }
     var rc = sqlite3_bind_int64(stmt, 1, seq)

@@ -62,8 +62,9 @@ struct RawRows: Sendable {
     static let textColumns = 6  // tenant, actor, action, resource_type, resource_id, details
     var count: Int
     var arena: [UInt8] = []
-    /// Per row: (offset, length) for each text column, in the order above.
-    var spans: [Int32] = []
+    /// Per row: (offset, length) for each text column, in the order above. 64-bit: the arena
+    /// passes 2 GiB at ~6M rows.
+    var spans: [Int] = []
     var occurredAt: [Int64] = []
     var recordedAt: [Int64] = []
     var outcome: [UInt8] = []
@@ -77,9 +78,9 @@ struct RawRows: Sendable {
         macs.reserveCapacity(rows.count * 32)
         for (i, r) in rows.enumerated() {
             for text in [r.tenant, r.actor, r.action, r.resourceType, r.resourceId, r.details] {
-                spans.append(Int32(arena.count))
+                spans.append(arena.count)
                 arena.append(contentsOf: text.utf8)
-                spans.append(Int32(text.utf8.count))
+                spans.append(text.utf8.count)
             }
             occurredAt.append(r.occurredAt)
             recordedAt.append(recordedBase + Int64(i))
