@@ -5,7 +5,7 @@ SWIFT ?= swift
 APT_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config sqlite3 python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup build test check-adoptable demo release clean
+.PHONY: setup build test test-example check-adoptable demo release clean
 
 ## setup: install the system packages AuditDB builds and tests with (only the missing ones)
 setup:
@@ -18,11 +18,17 @@ setup:
 build: setup
 	$(SWIFT) build
 
-## test: check-adoptable, then the whole test suite (Swift Testing only, so the summary line is
-## unambiguous and the last one printed)
+## test: check-adoptable, the example app's integration test, then the whole test suite (Swift
+## Testing only, so the summary line is unambiguous and the last one printed)
 test: setup
 	SWIFT="$(SWIFT)" ./scripts/check-adoptable.sh
+	$(MAKE) test-example
 	$(SWIFT) test --disable-xctest
+
+## test-example: examples/AuditedService (Hummingbird, its own package): starts the real service,
+## drives it over HTTP, stops it with SIGTERM, verifies the store. A cold build adds several minutes.
+test-example: setup
+	$(SWIFT) test --disable-xctest --package-path examples/AuditedService
 
 ## check-adoptable: a package that depends on AuditDB by version (`from:` a tag of HEAD) builds
 ## and runs; catches what a path dependency hides (e.g. unsafeFlags). A cold build, 1-2 min.

@@ -180,6 +180,11 @@ enum Output {
         FileHandle.standardError.write(Data(("auditdb: error: " + OutputEscaping.escapeForTerminal(message) + "\n").utf8))
     }
 
+    /// A line on standard error that is not an error (where a long-running command listens).
+    static func notice(_ message: String) {
+        FileHandle.standardError.write(Data(("auditdb: " + OutputEscaping.escapeForTerminal(message) + "\n").utf8))
+    }
+
     static func line(_ text: String) {
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }

@@ -13,7 +13,9 @@ struct Scan: AsyncParsableCommand {
             signed auditdb.scan entry (see `auditdb status`), unless --no-record is given.
 
             With --every, passes repeat (full when no full pass completed within --full-every) until SIGTERM or \
-            SIGINT; a pass in progress is abandoned and not recorded.
+            SIGINT; a pass in progress is abandoned and not recorded. --metrics-address serves Prometheus metrics \
+            at http://ADDRESS/metrics meanwhile, and --signing-key makes a signed checkpoint every \
+            --checkpoint-every (and one at shutdown), written to each --anchor (docs/operations.md).
 
             EXIT STATUS
               0  intact (with --every: the last pass was intact)
@@ -31,9 +33,25 @@ struct Scan: AsyncParsableCommand {
     var every: String?
     @Option(name: .customLong("full-every"), help: ArgumentHelp("With --every: a full pass at least this often.", valueName: "interval"))
     var fullEvery = "24h"
+    @Option(name: .customLong("metrics-address"), help: ArgumentHelp(
+        "With --every: serve Prometheus metrics at http://ADDRESS/metrics (e.g. 127.0.0.1:9464).", valueName: "host:port"))
+    var metricsAddress: String?
+    @Option(name: .customLong("signing-key"), help: ArgumentHelp(
+        "With --every: also make signed checkpoints with this secret checkpoint key file.", valueName: "file"))
+    var signingKey: String?
+    @Option(name: .customLong("anchor"), help: ArgumentHelp("With --signing-key: an anchor directory (repeatable).", valueName: "dir"))
+    var anchors: [String] = []
+    @Option(name: .customLong("checkpoint-every"), help: ArgumentHelp(
+        "With --signing-key: a checkpoint at least this often while rows are appended.", valueName: "interval"))
+    var checkpointEvery = "1h"
 
     func validate() throws {
         if full && incremental { throw ValidationError("--full and --incremental are exclusive") }
+        if every == nil && (metricsAddress != nil || signingKey != nil) {
+            throw ValidationError("--metrics-address and --signing-key need --every (a long-running scanner)")
+        }
+        if signingKey == nil && !anchors.isEmpty { throw ValidationError("--anchor needs --signing-key") }
+        _ = try Self.interval(checkpointEvery, option: "--checkpoint-every")
         if let every { _ = try Self.interval(every, option: "--every") }
         _ = try Self.interval(fullEvery, option: "--full-every")
     }
@@ -49,9 +67,12 @@ struct Scan: AsyncParsableCommand {
             return
         }
         let store: AuditStore
+        let export = metricsAddress.map { _ in ScanMetricsExport() }
         do {
+            var storeConfiguration = try global.configuration()
+            if let export { storeConfiguration.metricsFactory = export.factory }
             store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
-                                              configuration: try global.configuration())
+                                              configuration: storeConfiguration)
         } catch let error as AuditError where error.code == .readOnly {
             throw AuditError(error.code, error.message + " A scan records its pass in the store; use --no-record to scan a read-only store without writing.")
         }
@@ -61,7 +82,7 @@ struct Scan: AsyncParsableCommand {
         if let every {
             configuration.interval = try Self.interval(every, option: "--every")
             if full { configuration.fullPassInterval = .zero }
-            result = await Result { try await runPeriodically(store, configuration) }
+            result = await Result { try await runPeriodically(store, configuration, export) }
         } else {
             let scanner = IntegrityScanner(store: store, configuration: configuration)
             result = await Result {
@@ -81,16 +102,45 @@ struct Scan: AsyncParsableCommand {
         if try !result.get() { throw ExitCode(ExitStatus.violation) }
     }
 
-    /// Runs the scanner as a service until a signal; returns whether the last pass was intact.
-    private func runPeriodically(_ store: AuditStore, _ configuration: IntegrityScanner.Configuration) async throws -> Bool {
+    /// Runs the scanner (and the checkpoint service, with --signing-key) as services until a
+    /// signal, serving metrics meanwhile if asked; returns whether the last pass was intact.
+    private func runPeriodically(_ store: AuditStore, _ configuration: IntegrityScanner.Configuration,
+                                 _ export: ScanMetricsExport?) async throws -> Bool
+    {
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let signingKey {
+            let checkpoints = CheckpointService(
+                store: store, signer: try CheckpointSigner.load(path: signingKey),
+                anchors: anchors.map { DirectoryAnchor(path: $0) },
+                configuration: .init(interval: try Self.interval(checkpointEvery, option: "--checkpoint-every")))
+            services.append(.init(service: checkpoints))
+        }
         let scanner = IntegrityScanner(store: store, configuration: configuration)
+        // Listed last, so stopped first: the scanner abandons its pass, then the checkpoint
+        // service makes its shutdown checkpoint.
+        services.append(.init(service: scanner, successTerminationBehavior: .gracefullyShutdownGroup))
+        var endpoint: MetricsEndpoint?
+        if let export, let metricsAddress {
+            // The signed scan history says when the last intact full pass was, before this process.
+            // If it cannot be read or fails verification, nothing is seeded (the figures stay
+            // absent until this scanner's first intact full pass) and the pass reports the damage.
+            do {
+                export.seed(from: try await store.recordedScanStatus())
+            } catch {
+                Output.notice("the recorded scan history could not be read (\(error)); the first pass will tell")
+            }
+            let serving = try MetricsEndpoint(address: metricsAddress, render: { export.render(scanner) })
+            serving.start()
+            endpoint = serving
+            Output.notice("serving metrics at http://\(serving.boundAddress)/metrics")
+        }
+        defer { endpoint?.stop() }
         let passes = scanner.passes()
         let printer = Task {
             for await report in passes { print(report) }
         }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: scanner, successTerminationBehavior: .gracefullyShutdownGroup)],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: Output.silentLogger))
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: Output.silentLogger))
         try await group.run()
         printer.cancel()
         let status = scanner.status

@@ -38,8 +38,10 @@ import Synchronization
 /// task's `Logger.current` and `MetricsSystem.factory`. Metrics (prefix `auditdb` by default):
 /// `auditdb_scan_passes_total`, `auditdb_scan_errors_total` (passes that could not complete or be
 /// recorded), `auditdb_scan_rows_verified_total`, `auditdb_scan_findings_total`,
+/// `auditdb_scan_findings_by_kind_total` (dimension `kind`, e.g. `mac-mismatch`),
 /// `auditdb_scan_duration`, `auditdb_scan_last_success_timestamp_seconds`,
-/// `auditdb_scan_verified_through_seq`.
+/// `auditdb_scan_last_intact_full_pass_timestamp_seconds`, `auditdb_scan_verified_through_seq`.
+/// docs/operations.md lists them with alert rules.
 public final class IntegrityScanner: Service, Sendable {
     /// How the scanner runs, and where it logs and counts.
     public struct Configuration: Sendable {
@@ -89,16 +91,30 @@ public final class IntegrityScanner: Service, Sendable {
         let findings: Counter
         let duration: Metrics.Timer
         let lastSuccess: Gauge
+        let lastIntactFullPass: Gauge
         let verifiedThrough: Gauge
+        let observability: ServiceObservability
 
         init(_ observability: ServiceObservability) {
+            self.observability = observability
             passes = observability.counter("passes_total")
             failedPasses = observability.counter("errors_total")
             rowsVerified = observability.counter("rows_verified_total")
             findings = observability.counter("findings_total")
             duration = observability.timer("duration")
             lastSuccess = observability.gauge("last_success_timestamp_seconds")
+            lastIntactFullPass = observability.gauge("last_intact_full_pass_timestamp_seconds")
             verifiedThrough = observability.gauge("verified_through_seq")
+        }
+
+        /// Counts `findings` by kind (a metrics factory hands out the same counter per label and
+        /// dimensions, so making one per pass is cheap).
+        func count(_ findings: [Finding]) {
+            var byKind: [String: Int] = [:]
+            for finding in findings { byKind[finding.kind.name, default: 0] += 1 }
+            for (kind, count) in byKind {
+                observability.counter("findings_by_kind_total", dimensions: [("kind", kind)]).increment(by: count)
+            }
         }
     }
 
@@ -358,9 +374,15 @@ public final class IntegrityScanner: Service, Sendable {
                                            + integrity.duration.components.attoseconds / 1_000_000_000)
         if integrity.isIntact {
             metrics.lastSuccess.record(Double(AuditTimestamp.now().microsecondsSinceEpoch) / 1_000_000)
+            if report.mode == .full {
+                metrics.lastIntactFullPass.record(Double(integrity.startedAt.microsecondsSinceEpoch) / 1_000_000)
+            }
             if let head = integrity.verifiedHead { metrics.verifiedThrough.record(Double(head.seq)) }
         } else {
             metrics.findings.increment(by: integrity.totalFindings)
+            // By kind, over the findings the report lists (it keeps the first ones when a pass
+            // finds very many; the total above counts them all).
+            metrics.count(integrity.findings)
             for finding in integrity.findings.prefix(100) {
                 logger.error(
                     "audit store integrity finding",
@@ -392,6 +414,7 @@ public final class IntegrityScanner: Service, Sendable {
                 state.lastFullElapsed = startedElapsed
                 status.lastFullPassAt = integrity.startedAt
                 status.lastFullPassResult = status.lastResult
+                if integrity.isIntact { status.lastIntactFullPassAt = integrity.startedAt }
             }
             state.status = status
             state.lastReport = report

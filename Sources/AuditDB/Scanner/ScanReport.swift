@@ -56,6 +56,9 @@ public struct ScanStatus: Sendable, Hashable {
     /// When the last full pass started, and how it ended.
     public var lastFullPassAt: AuditTimestamp?
     public var lastFullPassResult: Result = .never
+    /// When the last full pass that found nothing wrong started (this scanner's passes only):
+    /// the figure to alert on, since a full pass with findings proves nothing intact.
+    public var lastIntactFullPassAt: AuditTimestamp?
     /// Rows 1 through this seq were proven (by a full pass, extended by incremental ones).
     public var verifiedThroughSeq: Int64 = 0
 

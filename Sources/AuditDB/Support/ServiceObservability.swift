@@ -30,7 +30,9 @@ struct ServiceObservability: Sendable {
     /// The full name of `measure`: `<prefix>_<component>_<measure>`.
     func label(_ measure: String) -> String { "\(prefix)_\(component)_\(measure)" }
 
-    func counter(_ measure: String) -> Counter { Counter(label: label(measure), factory: factory) }
+    func counter(_ measure: String, dimensions: [(String, String)] = []) -> Counter {
+        Counter(label: label(measure), dimensions: dimensions, factory: factory)
+    }
     func timer(_ measure: String) -> Metrics.Timer { Metrics.Timer(label: label(measure), factory: factory) }
     func gauge(_ measure: String) -> Gauge { Gauge(label: label(measure), factory: factory) }
 }

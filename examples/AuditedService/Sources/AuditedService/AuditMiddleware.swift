@@ -1,0 +1,117 @@
+import AuditDB
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The request context of this service: Hummingbird's core context, plus who is calling.
+struct ServiceRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    /// Set by ``AuditMiddleware`` from the `Authorization` header; nil for an anonymous caller.
+    var principal: Principal?
+    /// The caller's IP address, recorded as the event's `source`.
+    let remoteAddress: String?
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        principal = nil
+        remoteAddress = source.channel.remoteAddress?.ipAddress
+    }
+}
+
+extension HTTPField.Name {
+    /// The correlation id of a request: taken from the caller, or made up, and echoed back.
+    static let requestID = HTTPField.Name("X-Request-ID")!
+}
+
+/// Records one audit event for every request it wraps, after the handler has answered and
+/// before the answer goes out:
+///
+/// - **actor**: the principal of the `Authorization: Bearer` token, else `anonymous`;
+/// - **action**: the method and the route template (`DELETE /documents/{id}`), never the raw
+///   path (which is unbounded and chosen by the caller); `NotFound` for unknown routes;
+/// - **outcome**: from the status: 2xx/3xx `success`, 401/403 `denied`, other 4xx `failure`,
+///   5xx `error`;
+/// - **correlationId**: the `X-Request-ID` header (a new UUID when absent or unusable), echoed
+///   in the response.
+///
+/// Requests that change state (POST, PUT, PATCH, DELETE) are recorded as `critical`: the store
+/// fsyncs them before `append` returns, so the response is sent only once the event is durable.
+/// Reads are recorded with the store's relaxed durability: committed, made durable by the next
+/// group commit or at shutdown. If the event cannot be recorded, the caller gets 503 and no
+/// other answer — the service fails closed rather than act unaudited.
+struct AuditMiddleware: RouterMiddleware {
+    typealias Context = ServiceRequestContext
+
+    let store: AuditStore
+    let tokens: TokenTable
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        var context = context
+        context.principal = tokens.principal(authorization: request.headers[.authorization])
+        let requestID = Self.requestID(request.headers[.requestID])
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as any HTTPResponseError {
+            response = try error.response(from: request, context: context)
+        } catch {
+            logger.error("handler failed", metadata: ["requestID": "\(requestID)", "error": "\(error)"])
+            response = Response(status: .internalServerError)
+        }
+        let event = Self.event(for: request, context: context, status: response.status, requestID: requestID)
+        do {
+            try await store.append(event)
+        } catch {
+            logger.error("audit event not recorded; answering 503", metadata: ["requestID": "\(requestID)", "error": "\(error)"])
+            var failed = Response(status: .serviceUnavailable)
+            failed.headers[.requestID] = requestID
+            return failed
+        }
+        response.headers[.requestID] = requestID
+        return response
+    }
+
+    static func event(for request: Request, context: Context, status: HTTPResponse.Status, requestID: String) -> AuditEvent {
+        let method = request.method
+        let critical = ([.post, .put, .patch, .delete] as [HTTPRequest.Method]).contains(method)
+        let route = context.endpointPath ?? "NotFound"
+        return AuditEvent(
+            actor: context.principal?.actor ?? "anonymous",
+            action: "\(method.rawValue) \(route)",
+            resourceType: route.hasPrefix("/documents") ? "document" : nil,
+            resourceId: context.parameters.get("id").flatMap(DocumentID.init)?.rawValue,
+            outcome: outcome(status),
+            severity: critical ? .critical : .info,
+            correlationId: requestID,
+            source: context.remoteAddress,
+            details: ["status": .int(Int64(status.code))])
+    }
+
+    static func outcome(_ status: HTTPResponse.Status) -> AuditOutcome {
+        switch status.code {
+        case 200..<400: .success
+        case 401, 403: .denied
+        case 400..<500: .failure
+        default: .error
+        }
+    }
+
+    /// The caller's request id if it is 1–128 characters of `A-Z a-z 0-9 - _ . :`, else a new
+    /// UUID: the id goes into the log and back into a header, so nothing else is taken.
+    static func requestID(_ given: String?) -> String {
+        if let given, (1...128).contains(given.utf8.count),
+           given.utf8.allSatisfy({ byte in
+               (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                   || byte == 0x2D || byte == 0x5F || byte == 0x2E || byte == 0x3A
+           })
+        {
+            return given
+        }
+        return UUID().uuidString.lowercased()
+    }
+}
