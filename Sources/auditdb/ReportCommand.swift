@@ -24,15 +24,18 @@ struct ReportCommand: AsyncParsableCommand {
     var keyMaxAge = "90d"
     @Option(help: ArgumentHelp("An anchor directory to verify against and look checkpoints up in; repeatable.", valueName: "dir"))
     var anchor: [String] = []
+    @Option(help: ArgumentHelp("Who asks for the report: the actor of the access entry it leaves in the log.", valueName: "name"))
+    var by: String?
 
     func run() async throws {
         let limit = try RetentionPolicy.Limit(parsing: keyMaxAge, field: "--key-max-age")
-        var options = ComplianceReportOptions(anchorPaths: anchor)
+        var options = ComplianceReportOptions(anchorPaths: anchor, requestedBy: by)
         if case .maximumAge(let period) = limit { options.keyMaxAge = period } else { options.keyMaxAge = nil }
         let signer = try CheckpointSigner.load(path: signingKey)
         let report = try await withStore(global) { store in try await store.complianceReport(signer: signer, options: options) }
         try report.write(to: out)
-        Output.line("report written to \(OutputEscaping.escapeForTerminal(out)) (report.json, report.sig, report.txt)")
+        Output.line("report written to \(OutputEscaping.escapeForTerminal(out)) (report.json, report.sig, report.txt); "
+            + "recorded in the log as access entry \(report.accessSeq.map(String.init) ?? "-")")
         for line in report.text.split(separator: "\n") { Output.line(OutputEscaping.escapeForTerminal(String(line))) }
         if !report.storeIntact { throw ExitCode(ExitStatus.violation) }
     }

@@ -11,14 +11,18 @@ public struct ComplianceReportOptions: Sendable {
     public var anchorPaths: [String]
     /// The report's time.
     public var now: AuditTimestamp
+    /// Who asked for the report: the actor of the access entry the report leaves in the log
+    /// (`"auditdb"` if nil).
+    public var requestedBy: String?
 
     /// Options with a 90-day key age limit, no anchors, and the current time.
     public init(keyMaxAge: RetentionPeriod? = ComplianceReportOptions.defaultKeyMaxAge, anchorPaths: [String] = [],
-                now: AuditTimestamp = .now())
+                now: AuditTimestamp = .now(), requestedBy: String? = nil)
     {
         self.keyMaxAge = keyMaxAge
         self.anchorPaths = anchorPaths
         self.now = now
+        self.requestedBy = requestedBy
     }
 
     /// 90 days.
@@ -36,7 +40,9 @@ extension AuditStore {
     ///
     /// Everything in it is read through verification; a store that does not verify still gets
     /// a report, which says so (its `verification.intact` is false and the first findings are
-    /// listed).
+    /// listed). Once signed, the report is recorded in the log as an access entry (action
+    /// `auditdb.access`, actor ``ComplianceReportOptions/requestedBy``, details `kind` `"report"`
+    /// and the SHA-256 of `report.json`): ``SignedComplianceReport/accessSeq``.
     ///
     /// - Throws: ``AuditError`` `invalidInput` for an anchor path that does not exist, `closed`,
     ///   storage errors.
@@ -75,9 +81,17 @@ extension AuditStore {
         body.keys(keys, firstSeqs: facts.firstSeqs, declarations: declarations, maxAge: options.keyMaxAge)
         body.checkpoints(checkpoints, publicKeys: signer.publicKeys, anchors: options.anchorPaths)
         body.retention(expiries: expiries, holds: holds)
-        return SignedComplianceReport.sign(try body.json(), text: body.text, storeID: storeID, createdAt: options.now,
-                                           storeIntact: verification.isIntact, key: signer.signingKey)
+        let signed = SignedComplianceReport.sign(try body.json(), text: body.text, storeID: storeID, createdAt: options.now,
+                                                 storeIntact: verification.isIntact, key: signer.signingKey)
+        let access = try await appendEngineEntry(AuditEvent(
+            actor: options.requestedBy ?? "auditdb", action: Self.accessAction, resourceType: "report", severity: .notice,
+            details: ["kind": "report", "reportSha256": .string(Hex.encode(ExportStatement.sha256(signed.json))),
+                      "keyVersion": .int(Int64(signed.keyVersion))]))
+        return signed.recorded(at: access)
     }
+
+    /// The action of an access entry: who read what out of the store (a report, an export).
+    static let accessAction = "auditdb.access"
 
     /// Every entry with `action`, oldest first; rows that fail verification are marked, not
     /// thrown (the report's verification section names them).

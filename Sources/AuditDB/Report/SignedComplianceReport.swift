@@ -21,6 +21,15 @@ public struct SignedComplianceReport: Sendable, Hashable {
     public let signature: [UInt8]
     /// Whether the verification the report ran found the store intact (`verification.intact`).
     public let storeIntact: Bool
+    /// The seq of the access entry that records the report in the log (nil for a report read
+    /// back from files).
+    public private(set) var accessSeq: Int64?
+
+    func recorded(at seq: Int64) -> SignedComplianceReport {
+        var copy = self
+        copy.accessSeq = seq
+        return copy
+    }
 
     static let magic = Array("ADB1RPRT".utf8)
     static let signatureFormat = "auditdb-report-signature v1"

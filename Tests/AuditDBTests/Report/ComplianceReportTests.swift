@@ -44,7 +44,12 @@ struct ComplianceReportTests {
     @Test("the report holds the store's range, verification, scan, keys, checkpoints, expiries and holds, and verifies")
     func contents() async throws {
         let store = try await makeFullStore()
-        let report = try await store.complianceReport(signer: signer, options: ComplianceReportOptions(anchorPaths: [dir.path("anchors")]))
+        let report = try await store.complianceReport(
+            signer: signer, options: ComplianceReportOptions(anchorPaths: [dir.path("anchors")], requestedBy: "auditor:kim"))
+        // The report is recorded in the log: who asked, and which report (by its hash).
+        let access = try #require(try await store.entries(EntryQuery(limit: 10, action: "auditdb.access")).first)
+        #expect(report.accessSeq == 34 && access.seq == 34 && access.actor == "auditor:kim")
+        #expect(access.detailsJSON == "{\"keyVersion\":1,\"kind\":\"report\",\"reportSha256\":\"\(Hex.encode(ExportStatement.sha256(report.json)))\"}")
         try await store.close()
         #expect(report.storeIntact)
         let json = try Self.object(report)
