@@ -49,13 +49,18 @@ struct RetentionVectorTests {
     }
 
     /// The schema of a new store (every migration), then each table's rows as given, triggers off.
-    static func materialize(_ tables: [String: Any], at path: String) throws {
+    /// A connection that runs without triggers, as an outside client that dropped them would.
+    static func withoutTriggers(_ path: String) throws -> DatabaseQueue {
         var configuration = GRDB.Configuration()
         configuration.prepareDatabase { db in
             guard let connection = db.sqliteConnection else { throw TestFailure("no connection") }
             try SQLite.disableTriggers(connection)
         }
-        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        return try DatabaseQueue(path: path, configuration: configuration)
+    }
+
+    static func materialize(_ tables: [String: Any], at path: String) throws {
+        let queue = try withoutTriggers(path)
         try StoreSchema.migrator.migrate(queue)
         try queue.write { db in
             for name in ["audit_store", "audit_key_versions", "audit_entries", "audit_expired", "audit_attestations"] {
@@ -102,12 +107,7 @@ struct RetentionVectorTests {
             let name = try #require(mutation["name"] as? String)
             let path = dir.path("\(name).db")
             try Self.materialize(try #require(base["tables"] as? [String: Any]), at: path)
-            var configuration = GRDB.Configuration()
-            configuration.prepareDatabase { db in
-                guard let connection = db.sqliteConnection else { throw TestFailure("no connection") }
-                try SQLite.disableTriggers(connection)
-            }
-            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            let queue = try Self.withoutTriggers(path)
             let statements = try #require(mutation["sql"] as? [String])
             try await queue.write { db in
                 for sql in statements { try db.execute(sql: sql) }
