@@ -249,7 +249,7 @@ struct CLITests {
     @Test("environment variables stand in for the global options")
     func environment() throws {
         try setUpStore()
-        var env = ProcessInfo.processInfo.environment
+        var env = inheritedEnvironment
         env["AUDITDB_STORE"] = store
         env["AUDITDB_KEY_FILE"] = keyFile
         let result = try run(cli, ["append", "--actor", "a", "--action", "b"], environment: env)

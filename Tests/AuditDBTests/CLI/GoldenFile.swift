@@ -125,7 +125,7 @@ func expectGolden(_ name: String, _ text: String, normalizer: GoldenNormalizer,
 /// file that differs does not pass (the reason holds a unified diff) unless `updating`
 /// (`AUDITDB_UPDATE_GOLDEN=1`): then it is rewritten from `text`.
 func goldenMismatch(_ name: String, _ text: String, normalizer: GoldenNormalizer, directory: URL = goldenDirectory,
-                    updating: Bool = ProcessInfo.processInfo.environment["AUDITDB_UPDATE_GOLDEN"] == "1") throws -> String? {
+                    updating: Bool = inheritedEnvironment["AUDITDB_UPDATE_GOLDEN"] == "1") throws -> String? {
     let url = directory.appendingPathComponent(name + ".txt")
     let actual = normalizer.normalize(text)
     guard FileManager.default.fileExists(atPath: url.path) else {

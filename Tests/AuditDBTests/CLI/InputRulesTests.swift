@@ -106,7 +106,7 @@ struct InputRulesTests {
     }
 
     var environment: [String: String] {
-        var environment = ProcessInfo.processInfo.environment
+        var environment = inheritedEnvironment
         for name in ["AUDITDB_STORE", "AUDITDB_KEY_FILE", "AUDITDB_KEYS", "AUDITDB_STORE_ID"] { environment.removeValue(forKey: name) }
         return environment
     }

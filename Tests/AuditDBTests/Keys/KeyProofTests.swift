@@ -104,7 +104,7 @@ struct KeyProofTests {
         let right = try AuditKey.generate(version: 1)
         try await makeStore(at: db, keys: try KeyRing([right]), count: 2)
         let wrong = try AuditKey.generate(version: 1)
-        var environment = ProcessInfo.processInfo.environment
+        var environment = inheritedEnvironment
         for name in ["AUDITDB_STORE", "AUDITDB_KEY_FILE", "AUDITDB_STORE_ID"] { environment.removeValue(forKey: name) }
         environment["AUDITDB_KEYS"] = "1:" + Self.hex(wrong)
         let append = try run(try cliPath(), ["append", "--store", db, "--actor", "alice", "--action", "login"],

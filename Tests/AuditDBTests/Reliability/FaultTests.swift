@@ -22,7 +22,7 @@ struct FaultTests {
     /// Runs auditdb as `nobody` (or as this user when not root), keys from AUDITDB_KEYS.
     func auditdb(_ arguments: [String]) throws -> ProcessResult {
         var environment = ["AUDITDB_KEYS": "1:\(keyHex)", "PATH": "/usr/bin:/bin"]
-        if let home = ProcessInfo.processInfo.environment["HOME"] { environment["HOME"] = home }
+        if let home = inheritedEnvironment["HOME"] { environment["HOME"] = home }
         if getuid() == 0 {
             return try run("/usr/bin/setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups", try cliPath()] + arguments,
                            environment: environment)

@@ -108,7 +108,7 @@ struct LoadTests {
         try await makeStore(at: path, keys: keys, count: 0)
         let cli = try cliPath()
         let writers = 32, appendsEach = 5
-        var environment = ProcessInfo.processInfo.environment
+        var environment = inheritedEnvironment
         for name in ["AUDITDB_STORE", "AUDITDB_KEY_FILE", "AUDITDB_KEYS", "AUDITDB_STORE_ID", "AUDITDB_BUSY_TIMEOUT"] {
             environment.removeValue(forKey: name)
         }

@@ -302,7 +302,7 @@ struct PowerLossTests {
     // MARK: The workload
 
     static func compiler() -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        let path = inheritedEnvironment["PATH"] ?? "/usr/bin:/bin"
         for name in ["clang", "cc", "gcc"] {
             for dir in path.split(separator: ":") + ["/usr/bin"] {
                 let candidate = "\(dir)/\(name)"
@@ -385,7 +385,7 @@ struct PowerLossTests {
         // append, checkpoint on close; each prints its seq once done), a batch through --jsonl, the
         // crash child SIGKILLed mid-stream, one append per commit and then 50 (its WAL left
         // uncheckpointed), then appends that recover it.
-        var environment = ProcessInfo.processInfo.environment
+        var environment = inheritedEnvironment
         environment["LD_PRELOAD"] = shim
         environment["PLTRACE_FILE"] = tracePath
         environment["PLTRACE_DIR"] = storeDir

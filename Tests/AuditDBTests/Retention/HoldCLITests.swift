@@ -19,7 +19,7 @@ struct HoldCLITests {
     }
 
     func auditdb(_ arguments: [String]) throws -> ProcessResult {
-        var environment = ProcessInfo.processInfo.environment
+        var environment = inheritedEnvironment
         for name in ["AUDITDB_STORE", "AUDITDB_KEY_FILE", "AUDITDB_KEYS", "AUDITDB_STORE_ID"] {
             environment.removeValue(forKey: name)
         }

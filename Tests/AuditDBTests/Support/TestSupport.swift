@@ -65,27 +65,29 @@ struct ProcessResult {
 func runConcurrently(_ executable: String, _ invocations: [[String]], environment: [String: String]? = nil) throws
     -> [(status: Int32, stderr: String)]
 {
-    let started = try invocations.map { arguments -> (Process, Pipe) in
-        let process = Process(), err = Pipe()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = err
-        try startProcess(process)
-        return (process, err)
+    let environment = environment ?? inheritedEnvironment
+    let started = try invocations.map { arguments -> (SpawnedChild, ThreadWork<Data>) in
+        let child = try environmentLock.withLock { _ in try SpawnedChild.spawn(executable, arguments, environment: environment) }
+        close(child.stdinWrite)
+        // Standard output is read and dropped, so that no child blocks on a full pipe.
+        let discarding = ThreadWork {
+            defer { close(child.stdoutRead) }
+            return try readToEnd(child.stdoutRead)
+        }
+        return (child, discarding)
     }
-    return try started.map { process, err in
-        let message = String(decoding: try readToEnd(err.fileHandleForReading.fileDescriptor), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, message)
+    return try started.map { child, discarding in
+        let message = String(decoding: try readToEnd(child.stderrRead), as: UTF8.self)
+        close(child.stderrRead)
+        _ = try discarding.wait()
+        return (child.wait(), message)
     }
 }
 
 /// The test's environment without the variables that stand in for auditdb's global options, so
 /// that only the arguments a test passes choose the store, the keys and the expected store id.
 func environmentWithoutAuditDBOptions() -> [String: String] {
-    var environment = ProcessInfo.processInfo.environment
+    var environment = inheritedEnvironment
     for name in ["AUDITDB_STORE", "AUDITDB_KEY_FILE", "AUDITDB_KEYS", "AUDITDB_STORE_ID", "AUDITDB_BUSY_TIMEOUT"] {
         environment.removeValue(forKey: name)
     }
@@ -98,8 +100,15 @@ func environmentWithoutAuditDBOptions() -> [String: String] {
 /// starts a process or touches the environment takes this lock for that moment.
 let environmentLock = Mutex<Void>(())
 
-/// Starts `process` under ``environmentLock``.
+/// The environment children inherit, read once (under ``environmentLock``). Every process is
+/// started with an explicit environment, so `Process.run()` never reads `environ` itself: a
+/// `setenv` elsewhere in the test process (a library's, not only ours) then cannot race it. A
+/// second crash in `Process.run()` (a `memcpy` of `environ`) came after the lock alone.
+let inheritedEnvironment: [String: String] = environmentLock.withLock { _ in ProcessInfo.processInfo.environment }
+
+/// Starts `process` under ``environmentLock``, with ``inheritedEnvironment`` unless it has its own.
 func startProcess(_ process: Process) throws {
+    if process.environment == nil { process.environment = inheritedEnvironment }
     try environmentLock.withLock { _ in try process.run() }
 }
 
@@ -123,28 +132,27 @@ func run(_ executable: String, _ arguments: [String], stdin: String? = nil, envi
 func run(_ executable: String, _ arguments: [String], stdinBytes: Data?, environment: [String: String]? = nil)
     throws -> ProcessResult
 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    let out = Pipe(), err = Pipe(), input = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = input
-    try startProcess(process)
-    let writer = input.fileHandleForWriting, errorReader = err.fileHandleForReading
+    // posix_spawn, not Process.run() (Spawn.swift says why); under the lock all the same, so
+    // that no test's setenv changes `environment`'s source while it is read.
+    let environment = environment ?? inheritedEnvironment  // outside the lock: its first read takes it
+    let child = try environmentLock.withLock { _ in try SpawnedChild.spawn(executable, arguments, environment: environment) }
     let feeding = ThreadWork {
-        if let stdinBytes { try feed(stdinBytes, to: writer.fileDescriptor) }
-        try writer.close()
+        defer { close(child.stdinWrite) }
+        if let stdinBytes { try feed(stdinBytes, to: child.stdinWrite) }
     }
-    let draining = ThreadWork { try readToEnd(errorReader.fileDescriptor) }
-    let outData = try readToEnd(out.fileHandleForReading.fileDescriptor)
+    let draining = ThreadWork {
+        defer { close(child.stderrRead) }
+        return try readToEnd(child.stderrRead)
+    }
+    let outData: Data
+    do {
+        defer { close(child.stdoutRead) }
+        outData = try readToEnd(child.stdoutRead)
+    }
     let errData = try draining.wait()
     try feeding.wait()
-    process.waitUntilExit()
-    return ProcessResult(
-        status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-        stderr: String(decoding: errData, as: UTF8.self))
+    let status = child.wait()
+    return ProcessResult(status: status, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
 }
 
 /// Reads a pipe to its end. Foundation's `readDataToEndOfFile()` stops the whole test process
@@ -309,7 +317,7 @@ struct SeededRandom: RandomNumberGenerator {
 
 /// An integer from the environment (for longer runs of the randomised tests), or `fallback`.
 func environmentInt(_ name: String, default fallback: Int) -> Int {
-    ProcessInfo.processInfo.environment[name].flatMap { Int($0) } ?? fallback
+    inheritedEnvironment[name].flatMap { Int($0) } ?? fallback
 }
 
 /// Every entry of a store, read page by page (each verified as read).

@@ -60,7 +60,7 @@ struct ForeignRowTests {
     func cliForeignKeyVersion() async throws {
         let cli = try cliPath()
         let keyFile = dir.path("audit.keys")
-        var environment = ProcessInfo.processInfo.environment
+        var environment = inheritedEnvironment
         for name in ["AUDITDB_STORE", "AUDITDB_KEY_FILE", "AUDITDB_KEYS", "AUDITDB_STORE_ID"] { environment.removeValue(forKey: name) }
         #expect(try run(cli, ["keys", "generate", "--out", keyFile], environment: environment).status == 0)
         #expect(try run(cli, ["init", "--store", db, "--key-file", keyFile], environment: environment).status == 0)
