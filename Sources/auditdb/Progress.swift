@@ -24,6 +24,7 @@ final class Progress: Sendable {
         var note = ""
         var lastShown: ContinuousClock.Instant
         var drawn = false
+        var updated = false
     }
 
     let style: Style
@@ -63,6 +64,7 @@ final class Progress: Sendable {
         guard style != .none else { return }
         let text = state.withLock { state -> String? in
             state.done = done
+            state.updated = true
             if let total { state.total = total }
             if let note { state.note = note }
             let now = ContinuousClock.now
@@ -79,26 +81,44 @@ final class Progress: Sendable {
     func finish() {
         guard style == .terminal else { return }
         let text = state.withLock { state -> String? in
-            guard state.drawn else { return nil }
+            guard state.drawn || state.updated else { return nil }
             return render(state, now: .now) + "\n"
         }
         if let text { write(text) }
     }
 
+    /// Terminal: `label: [#####.....] 12/40 rows  3000 rows/s  ETA 9s` (without a total:
+    /// `label: 12 rows  3000 rows/s  4s`). Plain: `label: 12/40 rows, 3000 rows/s, 30%, ETA 9s,
+    /// 4s elapsed`. Both end with `; note` when a note is set.
     private func render(_ state: State, now: ContinuousClock.Instant) -> String {
         let elapsed = Self.seconds(now - started)
-        let rate = elapsed > 0 ? Double(state.done) / elapsed : 0
-        var text = "\(label): \(state.done)"
-        if let total = state.total { text += "/\(total)" }
-        text += " \(unit), \(Int(rate.rounded()))/s"
-        if let total = state.total, total > 0 {
-            text += ", \(min(100, state.done * 100 / total))%"
-            if rate > 0, state.done < total { text += ", ETA \(Self.clock(Double(total - state.done) / rate))" }
+        let rate = elapsed > 0 ? Int((Double(state.done) / elapsed).rounded()) : 0
+        let left = state.total.flatMap { total -> String? in
+            guard rate > 0 else { return nil }
+            return Self.clock(Double(max(0, total - state.done)) / Double(rate))
         }
-        text += ", \(Self.clock(elapsed)) elapsed"
+        var parts: [String]
+        if style == .terminal {
+            var first = "\(label): "
+            if let total = state.total {
+                let width = 30, filled = total <= 0 ? width : Int(min(total, state.done) * Int64(width) / total)
+                first += "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
+                first += "\(state.done)/\(total) \(unit)"
+            } else {
+                first += "\(state.done) \(unit)"
+            }
+            parts = [first, "\(rate) \(unit)/s", left.map { "ETA \($0)" } ?? Self.clock(elapsed)]
+            var text = parts.joined(separator: "  ")
+            if !state.note.isEmpty { text += "; \(state.note)" }
+            return "\r\u{1B}[K" + OutputEscaping.escapeForTerminal(text)
+        }
+        parts = ["\(label): \(state.done)\(state.total.map { "/\($0)" } ?? "") \(unit)", "\(rate) \(unit)/s"]
+        if let total = state.total, total > 0 { parts.append("\(min(100, state.done * 100 / total))%") }
+        if let left { parts.append("ETA \(left)") }
+        parts.append("\(Self.clock(elapsed)) elapsed")
+        var text = parts.joined(separator: ", ")
         if !state.note.isEmpty { text += "; \(state.note)" }
-        text = OutputEscaping.escapeForTerminal(text)
-        return style == .terminal ? "\r\u{1B}[K" + text : text + "\n"
+        return OutputEscaping.escapeForTerminal(text) + "\n"
     }
 
     private func write(_ text: String) {

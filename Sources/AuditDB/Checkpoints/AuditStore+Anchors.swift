@@ -37,10 +37,11 @@ extension AuditStore {
     /// - Throws: As ``verify(storeAt:keys:configuration:)``, and `invalidInput` if an anchor
     ///   path does not exist or holds no checkpoint.
     public static func verify(storeAt path: String, keys: KeyRing, configuration: Configuration = Configuration(),
-                              againstAnchors anchorPaths: [String], publicKeys: CheckpointPublicKeys) async throws
+                              againstAnchors anchorPaths: [String], publicKeys: CheckpointPublicKeys,
+                              progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws
         -> IntegrityReport
     {
-        let base = try await verify(storeAt: path, keys: keys, configuration: configuration)
+        let base = try await verify(storeAt: path, keys: keys, configuration: configuration, progress: progress)
         // Without a readable header there is no store id to match checkpoints with; the report
         // already says why.
         guard let storeID = base.storeID else { return base }

@@ -164,7 +164,8 @@ public final class IntegrityScanner: Service, Sendable {
     /// - Throws: ``AuditError`` `storeNotFound`, `readOnly` (cannot be read at all), or a
     ///   storage error. Damage is the report's findings.
     public static func scan(storeAt path: String, keys: KeyRing, mode: ScanMode = .incremental,
-                            configuration: AuditStore.Configuration = AuditStore.Configuration()) async throws -> ScanReport
+                            configuration: AuditStore.Configuration = AuditStore.Configuration(),
+                            progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws -> ScanReport
     {
         guard FileManager.default.fileExists(atPath: path) else {
             throw AuditError(.storeNotFound, "no store at \(path)")
@@ -176,7 +177,7 @@ public final class IntegrityScanner: Service, Sendable {
             storeConfiguration: configuration, configuration: Configuration(recordsPasses: false), clock: ContinuousClock())
         let report: Result<ScanReport, any Error>
         do {
-            report = .success(try await scanner.scan(mode))
+            report = .success(try await scanner.scan(mode, progress: progress))
         } catch {
             report = .failure(error)
         }
@@ -286,13 +287,16 @@ public final class IntegrityScanner: Service, Sendable {
     ///   when passes are recorded, if the record could not be appended (the report is then in
     ///   ``status`` and the passes stream, but not in the store). Damage is never thrown: it is
     ///   the report's findings.
-    public func scan(_ mode: ScanMode = .incremental) async throws -> ScanReport {
+    /// - Parameter progress: Told how many rows the pass has checked (``VerificationProgress``).
+    public func scan(_ mode: ScanMode = .incremental, progress: (@Sendable (VerificationProgress) -> Void)? = nil)
+        async throws -> ScanReport
+    {
         try await passLock.run {
-            try await self.pass(mode)
+            try await self.pass(mode, progress: progress)
         }
     }
 
-    private func pass(_ requested: ScanMode) async throws -> ScanReport {
+    private func pass(_ requested: ScanMode, progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws -> ScanReport {
         state.withLock { $0.status.isScanning = true }
         defer { state.withLock { $0.status.isScanning = false } }
         let startedElapsed = clock.elapsed()
@@ -310,7 +314,7 @@ public final class IntegrityScanner: Service, Sendable {
             }
             integrity = try await Verifier(
                 pool: target.reader, keys: target.keys, expectedStoreID: target.expectedStoreID,
-                checkpointKeys: target.checkpointKeys
+                checkpointKeys: target.checkpointKeys, progress: progress
             ).run(from: startPosition)
         } catch {
             if Task.isCancelled { throw CancellationError() }  // abandoned at shutdown: nothing recorded
