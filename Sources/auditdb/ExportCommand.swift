@@ -24,6 +24,7 @@ struct ExportCommand: AsyncParsableCommand {
     var signingKey: String?
     @Option(help: ArgumentHelp("At most this many entries (1-1000000), the first in seq order; the bundle's filter then ends at the last one exported (--to-seq), and the statement attests exactly that range.", valueName: "n"))
     var limit: Int?
+    @Flag(help: "No progress on standard error.") var quiet = false
 
     func validate() throws {
         if let limit, !(1...1_000_000).contains(limit) { throw ValidationError("--limit must be from 1 to 1000000") }
@@ -42,10 +43,14 @@ struct ExportCommand: AsyncParsableCommand {
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
                                               configuration: try global.configuration())
         let summary: ExportSummary
+        let display = Progress("export", unit: "rows verified", quiet: quiet)
         do {
-            summary = try await store.export(to: out, filter: filter, redact: fields, signer: signer, limit: limit)
+            summary = try await store.export(to: out, filter: filter, redact: fields, signer: signer, limit: limit,
+                                             progress: { display.update($0.rowsChecked, total: $0.totalRows) })
+            display.finish()
             try await store.close()
         } catch {
+            display.finish()
             try? await store.close()  // cleanup; the original error is rethrown
             throw error
         }

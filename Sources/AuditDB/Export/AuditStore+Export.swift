@@ -118,14 +118,15 @@ extension AuditStore {
     ///     range of the filter written to the manifest (and signed in the statement) then ends
     ///     at the last exported seq, so the statement attests exactly what the bundle covers:
     ///     every match in that narrower range. ``ExportSummary/isLimited`` says whether more match.
+    ///   - progress: Told how many rows up to the checkpoint are verified (``VerificationProgress``).
     /// - Throws: ``AuditError`` `invalidInput` (no checkpoint yet, the directory exists, a value
     ///   that is not UTF-8, a signer without the checkpoint's key), `integrityViolation` (the
     ///   store does not verify up to the checkpoint), storage errors.
     /// - Complexity: O(n) in the rows up to the checkpoint (the proofs need every leaf).
     @discardableResult
     public func export(to directory: String, filter: ExportFilter = ExportFilter(),
-                       redact: Set<WithholdableField> = [], signer: CheckpointSigner? = nil, limit: Int? = nil)
-        async throws -> ExportSummary
+                       redact: Set<WithholdableField> = [], signer: CheckpointSigner? = nil, limit: Int? = nil,
+                       progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws -> ExportSummary
     {
         if let limit, limit < 1 {
             throw AuditError(.invalidInput, "the limit must be at least 1 (got \(limit))", field: "limit")
@@ -145,9 +146,9 @@ extension AuditStore {
         let scan: LeafScan.Leaves
         do {
             scan = try await LeafScan.leaves(pool, range: 1...cp.seq, prevMac: [UInt8](repeating: 0, count: 32),
-                                             storeID: storeID, keys: keys, verify: true) { view, _ in
+                                             storeID: storeID, keys: keys, verify: true, collect: { view, _ in
                 Self.matches(view, filter) ? "" : nil
-            }
+            }, progress: progress.map { RowsProgress(total: cp.seq, report: $0) })
         } catch {
             throw AuditError.from(error, while: "export from \(path)")
         }

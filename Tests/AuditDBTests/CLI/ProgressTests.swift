@@ -68,6 +68,21 @@ struct ProgressTests {
         #expect(scan.status == 0)
         #expect(scan.stdout.hasPrefix("intact: full pass checked 2500 rows"))
         #expect(scan.terminal.contains("scan: [##############################] 2500/2500 rows  "), "\(scan.terminal.debugDescription)")
+        let secret = dir.path("ckpt.key")
+        let made = try run(try cliPath(), ["checkpoint-key", "generate", "--out", secret, "--public-out", dir.path("ckpt.pub")],
+                           environment: environmentWithoutAuditDBOptions())
+        #expect(made.status == 0, "\(made.stderr)")
+        // The first checkpoint reads every row twice: verification, then the Merkle tree.
+        let checkpoint = try underTerminal(["checkpoint", "--signing-key", secret])
+        #expect(checkpoint.status == 0)
+        #expect(checkpoint.stdout.hasPrefix("checkpoint at seq 2500 of store "))
+        #expect(checkpoint.terminal.contains("checkpoint: [##############################] 5000/5000 rows  "),
+                "\(checkpoint.terminal.debugDescription)")
+        let export = try underTerminal(["export", "--out", dir.path("bundle")])
+        #expect(export.status == 0)
+        #expect(export.stdout.hasPrefix("exported 2500 entries to "))
+        #expect(export.terminal.contains("export: [##############################] 2500/2500 rows verified  "),
+                "\(export.terminal.debugDescription)")
         let quiet = try underTerminal(["verify", "--quiet"])
         #expect(quiet.status == 0 && quiet.terminal.isEmpty, "\(quiet.terminal.debugDescription)")
         #expect(quiet.stdout == verify.stdout)
