@@ -157,6 +157,33 @@ struct FollowTests {
         #expect(done.status == 0 && done.stdout.isEmpty, "\(done.stderr)")
     }
 
+    @Test("tail killed with SIGKILL while entries arrive, restarted with its cursor file: nothing lost; only the page printed last before the kill can come again")
+    func killedAndResumed() async throws {
+        let keys = try KeyFile.generate(at: keyFile)
+        try await makeStore(at: db, keys: keys, count: 0)
+        let cursor = dir.path("tail.cursor")
+        let arguments = ["--follow", "--cursor-file", cursor, "--poll-interval", "0.05"]
+        let first = try startTail(arguments)
+        for round in 0..<6 { try appendWithCLI(7, from: 1 + round * 7) }
+        try waitForCursor(cursor, seq: 42, tail: first)
+        // More entries arrive while it is killed mid-stream (somewhere in these appends).
+        let appender = ThreadWork { for round in 6..<12 { try self.appendWithCLI(7, from: 1 + round * 7) } }
+        usleep(50_000)
+        let one = try first.stop(SIGKILL)
+        #expect(one.status == -SIGKILL)
+        try appender.wait()
+        let second = try startTail(arguments)
+        try waitForCursor(cursor, seq: 84, tail: second)
+        let two = try second.stop()
+        #expect(two.status == 0, "\(two.stderr)")
+        // A page is written, then its cursor saved: a kill between the two repeats that page only.
+        let before = seqs(one.stdout), after = seqs(two.stdout)
+        #expect(Set(before + after) == Set(1...84), "nothing lost")
+        #expect(before == Array(1...Int64(before.count)) && after == Array((after.first ?? 1)...84), "in order, no gaps")
+        let repeated = Set(before).intersection(after)
+        #expect(repeated == Set(before.suffix(repeated.count)), "only the end of the first run repeats: \(repeated.sorted())")
+    }
+
     @Test("tail meets a tampered row: exit status 1 with the finding, nothing from that page printed, the cursor not moved past it")
     func tailTampered() async throws {
         let keys = try KeyFile.generate(at: keyFile)
