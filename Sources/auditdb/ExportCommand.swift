@@ -87,10 +87,14 @@ struct VerifyExportCommand: AsyncParsableCommand {
     var publicKey: String
     @Flag(name: .customLong("require-statement"), help: "Fail unless a signed statement attests that the export is complete.")
     var requireStatement = false
+    @Flag(help: "No progress on standard error.") var quiet = false
 
     func run() async throws {
+        let display = Progress("verify-export", unit: "entries", quiet: quiet)
         let result = try await ExportBundle.verify(at: bundle, publicKeys: try CheckpointPublicKeys.load(path: publicKey),
-                                                   requireStatement: requireStatement)
+                                                   requireStatement: requireStatement,
+                                                   progress: { display.update($0.rowsChecked, total: $0.totalRows) })
+        display.finish()
         if result.isValid {
             for line in result.description.split(separator: "\n") { Output.line(OutputEscaping.escapeForTerminal(String(line))) }
             return

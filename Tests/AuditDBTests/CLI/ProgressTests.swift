@@ -83,6 +83,10 @@ struct ProgressTests {
         #expect(export.stdout.hasPrefix("exported 2500 entries to "))
         #expect(export.terminal.contains("export: [##############################] 2500/2500 rows verified  "),
                 "\(export.terminal.debugDescription)")
+        let checked = try underTerminal(["verify-export", dir.path("bundle"), "--public-key", dir.path("ckpt.pub")])
+        #expect(checked.status == 0, "\(checked.stdout)")
+        #expect(checked.terminal.contains("verify-export: [##############################] 2500/2500 entries  "),
+                "\(checked.terminal.debugDescription)")
         let quiet = try underTerminal(["verify", "--quiet"])
         #expect(quiet.status == 0 && quiet.terminal.isEmpty, "\(quiet.terminal.debugDescription)")
         #expect(quiet.stdout == verify.stdout)
