@@ -73,7 +73,7 @@ public struct ExportFilter: Sendable, Hashable {
     }
 }
 
-/// What ``AuditStore/export(to:filter:redact:signer:)`` wrote.
+/// What ``AuditStore/export(to:filter:redact:signer:limit:progress:)`` wrote.
 public struct ExportSummary: Sendable {
     /// The bundle directory.
     public let path: String
@@ -98,7 +98,7 @@ public struct ExportSummary: Sendable {
 extension AuditStore {
     /// Writes an export bundle: the entries matching `filter` with an inclusion proof each,
     /// proven against the store's latest checkpoint, verifiable by anyone with the public
-    /// checkpoint key and nothing else (``ExportBundle/verify(at:publicKeys:)``,
+    /// checkpoint key and nothing else (``ExportBundle/verify(at:publicKeys:requireStatement:progress:)``,
     /// `auditdb verify-export`). Layout: FORMAT.md, section 17.
     ///
     /// Every row up to the checkpoint is verified (MAC and chain) while it is read, and the

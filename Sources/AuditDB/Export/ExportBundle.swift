@@ -3,7 +3,7 @@ import Foundation
 
 /// Export bundles (FORMAT.md, section 17): a directory with `manifest.json`, `checkpoint.json`,
 /// `entries.jsonl` and, when signed, `statement.json`. Written by
-/// ``AuditStore/export(to:filter:redact:signer:)``; verified here with
+/// ``AuditStore/export(to:filter:redact:signer:limit:progress:)``; verified here with
 /// only the public checkpoint key: no store, no HMAC key.
 public enum ExportBundle {
     static let format = "auditdb-export v1"

@@ -20,7 +20,7 @@ import Synchronization
 /// // health endpoint: scanner.status.isHealthy  (memory only, no database work)
 /// ```
 ///
-/// **Modes.** A ``ScanMode/full`` pass checks everything ``AuditStore/verify()`` checks, from
+/// **Modes.** A ``ScanMode/full`` pass checks everything ``AuditStore/verify(progress:)`` checks, from
 /// seq 1. An ``ScanMode/incremental`` pass checks the schema and the store header, then only the
 /// rows after the last verified position, chained from that position's MAC (and the row at the
 /// position must still carry that MAC). The position comes from memory (the last intact pass of
@@ -202,7 +202,7 @@ public final class IntegrityScanner: Service, Sendable {
     }
 
     /// The report of the last completed pass (with its findings), from memory; nil before the
-    /// first. Set also when the pass could not be recorded (``scan(_:)`` then throws).
+    /// first. Set also when the pass could not be recorded (``scan(_:progress:)`` then throws).
     public var lastReport: ScanReport? {
         state.withLock { $0.lastReport }
     }
