@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import AuditDB
@@ -104,5 +105,21 @@ struct ProgressTests {
         #expect(!lines.isEmpty, "no progress line")
         #expect(lines.allSatisfy { $0.hasPrefix("verify: ") && $0.contains("/200000 rows, ") && $0.hasSuffix(" elapsed") }, "\(lines)")
         #expect(!result.stderr.contains("\r"))
+    }
+
+    @Test("the library's progress hooks: retention reports candidate rows per batch, ending at the total")
+    func retentionProgress() async throws {
+        let keys = try testKeyRing()
+        try await makeStore(at: store, keys: keys, count: 25)
+        let opened = try await AuditStore.open(at: store, keys: keys)
+        let steps = Mutex<[VerificationProgress]>([])
+        let later = AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.now().microsecondsSinceEpoch + 3 * 86_400_000_000)
+        let report = try await opened.applyRetention(try RetentionPolicy(parsingDefault: "1d"), now: later, batchSize: 10,
+                                                     progress: { step in steps.withLock { $0.append(step) } })
+        try await opened.close()
+        let seen = steps.withLock { $0 }
+        #expect(report.expired > 0)
+        #expect(seen.map(\.rowsChecked) == [10, 20, seen.last?.totalRows ?? -1], "\(seen)")
+        #expect(seen.allSatisfy { $0.totalRows == seen.last?.totalRows && $0.totalRows > 20 })
     }
 }
