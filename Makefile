@@ -5,7 +5,7 @@ SWIFT ?= swift
 APT_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config sqlite3 python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup build test test-example check-adoptable demo release clean
+.PHONY: setup build test test-example check-adoptable demo release man completions clean
 
 ## setup: install the system packages AuditDB builds and tests with (only the missing ones)
 setup:
@@ -42,6 +42,19 @@ demo: setup
 
 release: setup
 	$(SWIFT) build -c release --product auditdb
+
+## man: the manual page auditdb.1, from the argument parser (swift-argument-parser's
+## generate-manual plugin; works offline), copied to .build/man/auditdb.1
+man: setup
+	$(SWIFT) package --disable-sandbox plugin generate-manual --configuration release
+	mkdir -p .build/man && cp .build/plugins/GenerateManual/outputs/auditdb/auditdb.1 .build/man/auditdb.1
+
+## completions: bash, zsh and fish completion scripts in .build/completions/
+completions: release
+	mkdir -p .build/completions
+	for shell in bash zsh fish; do \
+		"$$($(SWIFT) build -c release --show-bin-path)/auditdb" --generate-completion-script $$shell > .build/completions/auditdb.$$shell; \
+	done
 
 clean:
 	rm -rf .build

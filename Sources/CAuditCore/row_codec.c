@@ -125,11 +125,13 @@ int adb_stmt_bind_row(struct sqlite3_stmt *s, const adb_row *row, const uint8_t 
 
 int adb_verify_run(struct sqlite3_stmt *s, const adb_key_entry *keys, int key_count,
                    const uint8_t store_id[ADB_STORE_ID_LEN], uint8_t expected_format, int64_t *expected_seq,
-                   uint8_t prev_mac[ADB_MAC_LEN], int64_t *checked, adb_index_digest *index_digest) {
+                   uint8_t prev_mac[ADB_MAC_LEN], int64_t *checked, adb_index_digest *index_digest,
+                   int64_t max_rows) {
     const adb_key_entry *last = key_count > 0 ? &keys[0] : NULL;
     for (;;) {
         int rc = sqlite3_step(s);
         if (rc != SQLITE_ROW) return rc;
+        if (*checked >= max_rows) return SQLITE_ROW;
         if (sqlite3_column_int64(s, ADB_COL_SEQ) != *expected_seq) return SQLITE_ROW;
         adb_row row;
         const uint8_t *mac = NULL;

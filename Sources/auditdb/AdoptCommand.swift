@@ -13,7 +13,8 @@ struct Adopt: AsyncParsableCommand {
             their timestamps (occurredAt). Killed and run again, it resumes. The legacy table is left as it was
             unless --then protect (triggers refuse UPDATE/DELETE) or --then drop (after a verified import).
             EXIT STATUS: 0 done or nothing to do; 1 the store does not verify; 2 invalid rows, bad arguments,
-            storage error. Output: a progress bar on a terminal, else one JSON summary line.
+            storage error. Output: a progress bar on standard error and a summary on a terminal; otherwise plain
+            progress lines on standard error and one JSON summary line on standard output.
             """)
 
     enum ProgressStyle: String, ExpressibleByArgument, CaseIterable { case auto, bar, none }
@@ -30,7 +31,7 @@ struct Adopt: AsyncParsableCommand {
     @Flag(name: .customLong("drop-unmapped"), help: "Leave out unmapped columns (recorded in the run entry).") var dropUnmapped = false
     @Option(name: .customLong("then"), help: "leave | protect | drop (default leave)") var afterwards: String = "leave"
     @Option(name: .customLong("batch-size"), help: "Rows per transaction.") var batchSize = 10_000
-    @Option(help: "auto | bar | none") var progress: ProgressStyle = .auto
+    @Option(help: "auto (a bar on a terminal, else plain lines) | bar | none") var progress: ProgressStyle = .auto
 
     func adoption() throws -> LegacyAdoption {
         var mapping: [LegacyAdoption.Field: String] = [:]
@@ -67,25 +68,20 @@ struct Adopt: AsyncParsableCommand {
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
                                               configuration: try global.configuration())
         let showBar = progress == .bar || (progress == .auto && Platform.standardErrorIsTerminal)
+        let display = Progress("adopt", unit: "rows", quiet: progress == .none, style: progress == .bar ? .terminal : nil)
         let started = Date()
         let report: AdoptionReport
         do {
             report = try await store.adopt(adoption) { step in
-                guard showBar else { return }
-                let seconds = max(0.001, Double(step.elapsed.components.seconds) + Double(step.elapsed.components.attoseconds) / 1e18)
-                let rate = Double(step.imported) / seconds
-                let left = rate > 0 ? Double(step.total - step.imported) / rate : 0
-                let width = 30, done = step.total == 0 ? width : width * step.imported / step.total
-                let bar = String(repeating: "#", count: done) + String(repeating: ".", count: width - done)
-                FileHandle.standardError.write(Data(
-                    "\r[\(bar)] \(step.imported)/\(step.total) rows  \(Int(rate)) rows/s  ETA \(Int(left))s ".utf8))
+                display.update(Int64(step.imported), total: Int64(step.total))
             }
             try await store.close()
         } catch {
+            display.finish()
             try? await store.close()  // cleanup; the original error is rethrown
             throw error
         }
-        if showBar { FileHandle.standardError.write(Data("\n".utf8)) }
+        display.finish()
         let seconds = Date().timeIntervalSince(started)
         if showBar {
             Output.line("adopted \(report.imported) row(s) of \(table) as back-signed entries of run \(report.runSeq)"

@@ -4,17 +4,36 @@ import Foundation
 
 struct Append: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Append one event (from flags) or a batch (JSONL on stdin); prints the new seq(s).",
+        abstract: "Append one event (from flags) or a stream of events (JSONL on stdin); prints the new seqs.",
         discussion: """
             With --jsonl, each line of standard input is one JSON object with the fields
             actor, action, resourceType, resourceId, tenant, outcome, severity, correlationId,
-            source, occurredAt (RFC 3339 or microseconds), details (an object). The whole input
-            is one transaction: if any line is bad, its line number is reported and nothing is written.
+            source, occurredAt (RFC 3339 or microseconds), details (an object). Lines of only
+            spaces, tabs or CR are skipped.
+
+            The input streams in bounded memory: every --batch-size event lines (or 8 MiB of
+            them, whichever comes first) are committed as one all-or-nothing batch, and the
+            batch's seqs are printed as one line (FIRST-LAST) as soon as it is committed. A bad
+            line is reported with its number; the batches before it stay committed (the error
+            says through which line), nothing of its own batch is written, and the exit status
+            is 3 (2 if nothing was written). With --atomic the whole input is one batch, all or
+            nothing, of at most 50,000 events and 16 MiB of event lines.
+
+            EXIT STATUS
+              0  every event was appended
+              2  nothing was written: bad arguments, a bad line in the first batch, storage error
+              3  some batches were committed, then a bad line or a storage error stopped the rest
             """)
 
     @OptionGroup var global: GlobalOptions
 
-    @Flag(help: "Read events as JSON lines from standard input (at most 50,000 events and 16 MiB, 1 MiB per line; all or nothing).") var jsonl = false
+    @Flag(help: "Read events as JSON lines from standard input (at most 1 MiB per line), committed in batches.") var jsonl = false
+    @Option(name: .customLong("batch-size"), help: ArgumentHelp(
+        "With --jsonl: event lines per committed batch (1-50000).", valueName: "lines"))
+    var batchSize = Self.defaultBatchSize
+    @Flag(help: "With --jsonl: the whole input is one all-or-nothing batch (at most 50,000 events and 16 MiB of event lines).")
+    var atomic = false
+    @Flag(help: "With --jsonl: no progress lines on standard error.") var quiet = false
     @Option(help: "Who acted.") var actor: String?
     @Option(help: "What was done.") var action: String?
     @Option(name: .customLong("resource-type")) var resourceType: String?
@@ -32,25 +51,32 @@ struct Append: AsyncParsableCommand {
             guard actor == nil, action == nil, resourceType == nil, resourceId == nil, tenant == nil, outcome == nil,
                   severity == nil, correlationId == nil, source == nil, occurredAt == nil, details == nil
             else { throw ValidationError("--jsonl reads events from stdin; do not combine it with event flags") }
+            guard (1...Self.maximumJSONLEvents).contains(batchSize) else {
+                throw ValidationError("--batch-size must be from 1 to \(Self.maximumJSONLEvents)")
+            }
         } else {
+            guard !atomic, batchSize == Self.defaultBatchSize, !quiet else {
+                throw ValidationError("--batch-size, --atomic and --quiet go with --jsonl")
+            }
             guard actor != nil, action != nil else { throw ValidationError("--actor and --action are required (or use --jsonl)") }
         }
     }
 
     func run() async throws {
-        let events: [AuditEvent]
         if jsonl {
-            events = try readJSONL()
-            guard !events.isEmpty else { throw AuditError(.invalidInput, "no events on standard input", field: "stdin") }
-        } else {
-            events = [try eventFromFlags()]
+            try await JSONLIngest(limits: limits, showProgress: !quiet).run {
+                try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
+                                          configuration: try global.configuration())
+            }
+            return
         }
+        let event = try eventFromFlags()
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
                                               configuration: try global.configuration())
         do {
-            let seqs = try await store.append(contentsOf: events)
+            let seq = try await store.append(event)
             try await store.close()
-            Output.line(seqs.count == 1 ? "\(seqs.lowerBound)" : "\(seqs.lowerBound)-\(seqs.upperBound)")
+            Output.line("\(seq)")
         } catch {
             try? await store.close()  // cleanup; the original error is rethrown
             throw error
@@ -87,42 +113,22 @@ struct Append: AsyncParsableCommand {
         return event
     }
 
-    /// The most events, and event-line bytes, one `append --jsonl` takes: they are one
+    /// Event lines per committed batch unless `--batch-size` says otherwise: large enough that a
+    /// batch takes the library's overlapped-validation path (4,096 events and up) and the fsync
+    /// per commit is negligible, small enough to keep a few batches in memory at once.
+    static let defaultBatchSize = 10_000
+
+    /// The most events, and event-line bytes, one `append --jsonl --atomic` takes: they are one
     /// all-or-nothing batch, held in memory until it commits. Measured (debug build): 35 MB to
     /// start, then about 2.7 bytes per input byte, so 16 MiB of lines peak near 80 MB.
     static let maximumJSONLEvents = 50_000
     static let maximumJSONLBytes = 16 << 20
+    /// Without --atomic a batch is cut at this many bytes of event lines even before
+    /// `--batch-size` lines, so that large events keep memory bounded too.
+    static let maximumBatchBytes = 8 << 20
 
-    /// Reads stdin line by line (LineReader: bounded line length) and decodes every line; any bad
-    /// line fails the whole batch, and so does a batch over ``maximumJSONLEvents`` (refused as
-    /// soon as the next event line arrives, before anything is written).
-    private func readJSONL() throws -> [AuditEvent] {
-        var reader = LineReader(FileHandle.standardInput)
-        var events: [AuditEvent] = []
-        var total = 0
-        while let bytes = try reader.next() {
-            let number = reader.lineNumber
-            if !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) {
-                total += bytes.count
-                if events.count == Self.maximumJSONLEvents || total > Self.maximumJSONLBytes {
-                    throw AuditError(
-                        .invalidInput,
-                        "line \(number): more than \(events.count == Self.maximumJSONLEvents ? "\(Self.maximumJSONLEvents) events" : "\(Self.maximumJSONLBytes >> 20) MiB of event lines") on standard input; nothing was written. `append --jsonl` writes one all-or-nothing batch held in memory: split the input (e.g. `split -l 10000`) and append each part",
-                        field: "line \(number)")
-                }
-            }
-            // A line of only spaces, tabs or CR (a CRLF file's blank line) holds no event.
-            if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            do {
-                // The bytes as read: AuditEvent checks them as UTF-8 (invalid UTF-8 is refused,
-                // never replaced) and as strict JSON, exactly as the Swift API does.
-                let event = try AuditEvent(jsonLine: Array(bytes))
-                try AuditStore.validate(event)
-                events.append(event)
-            } catch {
-                throw AuditError(.invalidInput, "line \(number): \(error.message); nothing was written", field: "line \(number)")
-            }
-        }
-        return events
+    var limits: EventBatches.Limits {
+        atomic ? EventBatches.Limits(maximumEvents: Self.maximumJSONLEvents, maximumBytes: Self.maximumJSONLBytes, single: true)
+            : EventBatches.Limits(maximumEvents: batchSize, maximumBytes: Self.maximumBatchBytes, single: false)
     }
 }

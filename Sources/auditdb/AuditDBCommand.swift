@@ -17,8 +17,9 @@ struct AuditDBCommand: AsyncParsableCommand {
               0  success (verify: the store is intact)
               1  integrity violation found (the store is damaged or tampered with)
               2  could not run: bad arguments, missing or insecure key, unreadable store, storage error
+              3  append --jsonl: some batches were committed, then a bad line or an error stopped the rest
             """,
-        subcommands: [Init.self, Append.self, Query.self, Verify.self, Scan.self, Status.self, Keys.self, Migrate.self,
+        subcommands: [Init.self, Append.self, Query.self, Tail.self, Verify.self, Scan.self, Status.self, Keys.self, Migrate.self,
                       CheckpointKeyCommand.self, CheckpointCommand.self, ExportCommand.self, VerifyExportCommand.self,
                       RepairIndexes.self, Hold.self, Retain.self, Compact.self, ReportCommand.self,
                       VerifyReportCommand.self]
@@ -91,6 +92,8 @@ enum ExitStatus {
     static let success: Int32 = 0
     static let violation: Int32 = 1
     static let failure: Int32 = 2
+    /// `append --jsonl`: some batches were committed, then a bad line or an error stopped the rest.
+    static let partial: Int32 = 3
 }
 
 /// The key ring read from `AUDITDB_KEYS`, which can be read only once per process.
@@ -187,5 +190,14 @@ enum Output {
 
     static func line(_ text: String) {
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    /// Writes all of `text` to standard output, throwing if it cannot (a closed pipe, a full disk).
+    static func writeAll(_ text: String) throws {
+        do {
+            try FileHandle.standardOutput.write(contentsOf: Data(text.utf8))
+        } catch {
+            throw AuditError(.storage, "cannot write standard output: \(error)")
+        }
     }
 }

@@ -57,16 +57,21 @@ struct CheckpointCommand: AsyncParsableCommand {
     var signingKey: String
     @Option(name: .customLong("anchor"), help: ArgumentHelp("An anchor directory (repeatable).", valueName: "dir"))
     var anchors: [String] = []
+    @Flag(help: "No progress on standard error.") var quiet = false
 
     func run() async throws {
         let signer = try CheckpointSigner.load(path: signingKey)
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
                                               configuration: try global.configuration())
         let checkpoint: Checkpoint
+        let display = Progress("checkpoint", unit: "rows", quiet: quiet)
         do {
-            checkpoint = try await store.checkpoint(signer: signer, anchors: anchors.map { DirectoryAnchor(path: $0) })
+            checkpoint = try await store.checkpoint(signer: signer, anchors: anchors.map { DirectoryAnchor(path: $0) },
+                                                    progress: { display.update($0.rowsChecked, total: $0.totalRows) })
+            display.finish()
             try await store.close()
         } catch {
+            display.finish()
             try? await store.close()  // cleanup; the original error is rethrown
             throw error
         }

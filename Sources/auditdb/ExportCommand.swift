@@ -22,6 +22,13 @@ struct ExportCommand: AsyncParsableCommand {
     var redact: String?
     @Option(name: .customLong("signing-key"), help: ArgumentHelp("The secret checkpoint key file: sign a statement that the export is complete.", valueName: "file"))
     var signingKey: String?
+    @Option(help: ArgumentHelp("At most this many entries (1-1000000), the first in seq order; the bundle's filter then ends at the last one exported (--to-seq), and the statement attests exactly that range.", valueName: "n"))
+    var limit: Int?
+    @Flag(help: "No progress on standard error.") var quiet = false
+
+    func validate() throws {
+        if let limit, !(1...1_000_000).contains(limit) { throw ValidationError("--limit must be from 1 to 1000000") }
+    }
 
     func run() async throws {
         let filter = try filters.filter()
@@ -36,16 +43,24 @@ struct ExportCommand: AsyncParsableCommand {
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
                                               configuration: try global.configuration())
         let summary: ExportSummary
+        let display = Progress("export", unit: "rows verified", quiet: quiet)
         do {
-            summary = try await store.export(to: out, filter: filter, redact: fields, signer: signer)
+            summary = try await store.export(to: out, filter: filter, redact: fields, signer: signer, limit: limit,
+                                             progress: { display.update($0.rowsChecked, total: $0.totalRows) })
+            display.finish()
             try await store.close()
         } catch {
+            display.finish()
             try? await store.close()  // cleanup; the original error is rethrown
             throw error
         }
         Output.line("exported \(summary.entryCount) entries to \(out), proven against the checkpoint at seq \(summary.checkpoint.seq)")
+        if summary.isLimited, let seqs = summary.filter.seqs {
+            Output.line("--limit \(summary.entryCount): more entries match; this bundle covers seqs \(seqs.lowerBound)-\(seqs.upperBound) (its filter ends with --to-seq \(seqs.upperBound)); export the rest with --from-seq \(seqs.upperBound + 1)")
+        }
         if let statement = summary.statement {
-            Output.line("signed statement.json with checkpoint key version \(statement.keyVersion): it attests that these are all rows up to seq \(statement.checkpointSeq) matching the filters")
+            let range = summary.isLimited ? "from seq \(summary.filter.seqs!.lowerBound) to \(summary.filter.seqs!.upperBound)" : "up to seq \(statement.checkpointSeq)"
+            Output.line("signed statement.json with checkpoint key version \(statement.keyVersion): it attests that these are all rows \(range) matching the filters")
         } else {
             Output.line("note: no --signing-key, so no signed statement: a verifier can check each entry, but not that the export is complete")
         }
@@ -72,10 +87,14 @@ struct VerifyExportCommand: AsyncParsableCommand {
     var publicKey: String
     @Flag(name: .customLong("require-statement"), help: "Fail unless a signed statement attests that the export is complete.")
     var requireStatement = false
+    @Flag(help: "No progress on standard error.") var quiet = false
 
     func run() async throws {
+        let display = Progress("verify-export", unit: "entries", quiet: quiet)
         let result = try await ExportBundle.verify(at: bundle, publicKeys: try CheckpointPublicKeys.load(path: publicKey),
-                                                   requireStatement: requireStatement)
+                                                   requireStatement: requireStatement,
+                                                   progress: { display.update($0.rowsChecked, total: $0.totalRows) })
+        display.finish()
         if result.isValid {
             for line in result.description.split(separator: "\n") { Output.line(OutputEscaping.escapeForTerminal(String(line))) }
             return

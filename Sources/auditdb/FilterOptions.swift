@@ -59,3 +59,21 @@ struct EntryFilterOptions: ParsableArguments {
         return t
     }
 }
+
+extension ExportFilter {
+    /// The same conditions as a query (`query`, `tail`): every filter, no order, cursor or limit.
+    func entryQuery() throws -> EntryQuery {
+        func range(_ from: AuditTimestamp?, _ to: AuditTimestamp?) throws -> Range<AuditTimestamp>? {
+            guard from != nil || to != nil else { return nil }
+            let lower = from ?? .minimum, upper = to ?? AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.maximum.microsecondsSinceEpoch + 1)
+            guard lower <= upper else { throw ValidationError("the time range ends before it starts") }
+            return lower..<upper
+        }
+        var query = EntryQuery(actor: actor, action: action, tenant: tenant, resourceType: resourceType,
+                               resourceId: resourceId, outcome: outcome, severity: severity, correlationId: correlationId,
+                               seqs: seqs)
+        query.recordedAt = try range(recordedFrom, recordedBefore)
+        query.occurredAt = try range(occurredFrom, occurredBefore)
+        return query
+    }
+}

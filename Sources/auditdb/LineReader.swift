@@ -19,7 +19,7 @@ struct LineReader {
     init(_ handle: FileHandle) { self.handle = handle }
 
     private func tooLong() -> AuditError {
-        AuditError(.invalidInput, "line \(lineNumber + 1): longer than \(Self.maximumLineBytes) bytes (no event is that large); nothing was written",
+        AuditError(.invalidInput, "line \(lineNumber + 1): longer than \(Self.maximumLineBytes) bytes (no event is that large)",
                    field: "line \(lineNumber + 1)")
     }
 

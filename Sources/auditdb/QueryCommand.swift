@@ -22,19 +22,9 @@ struct Query: AsyncParsableCommand {
     @Option(help: "table | json | jsonl") var format: Format = .table
 
     func query() throws -> EntryQuery {
-        let filter = try filters.filter()
-        func range(_ from: AuditTimestamp?, _ to: AuditTimestamp?) throws -> Range<AuditTimestamp>? {
-            guard from != nil || to != nil else { return nil }
-            let lower = from ?? .minimum, upper = to ?? AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.maximum.microsecondsSinceEpoch + 1)
-            guard lower <= upper else { throw ValidationError("the time range ends before it starts") }
-            return lower..<upper
-        }
-        var query = EntryQuery(limit: limit, descending: descending, actor: filter.actor, action: filter.action,
-                               tenant: filter.tenant, resourceType: filter.resourceType, resourceId: filter.resourceId,
-                               outcome: filter.outcome, severity: filter.severity, correlationId: filter.correlationId,
-                               seqs: filter.seqs)
-        query.recordedAt = try range(filter.recordedFrom, filter.recordedBefore)
-        query.occurredAt = try range(filter.occurredFrom, filter.occurredBefore)
+        var query = try filters.filter().entryQuery()
+        query.limit = limit
+        query.descending = descending
         if let after {
             if let cursor = QueryCursor(token: after) {
                 query.cursor = cursor

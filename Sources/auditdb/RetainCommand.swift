@@ -29,6 +29,7 @@ struct Retain: AsyncParsableCommand {
     @Option(name: .customLong("signing-key"),
             help: ArgumentHelp("With --archive: the secret checkpoint key file that proves and signs the bundles.", valueName: "file"))
     var signingKey: String?
+    @Flag(help: "No progress on standard error.") var quiet = false
 
     func validate() throws {
         // The --tenant syntax here, so that its errors show this command's usage.
@@ -59,9 +60,12 @@ struct Retain: AsyncParsableCommand {
     func run() async throws {
         let policy = try policy()
         let destination = try archive.map { RetentionArchive(directory: $0, signer: try CheckpointSigner.load(path: signingKey ?? "")) }
+        let display = Progress("retain", unit: "candidate rows", quiet: quiet)
         let report = try await withStore(global) { store in
-            try await store.applyRetention(policy, dryRun: dryRun, batchSize: batchSize, archive: destination)
+            try await store.applyRetention(policy, dryRun: dryRun, batchSize: batchSize, archive: destination,
+                                           progress: { display.update($0.rowsChecked, total: $0.totalRows) })
         }
+        display.finish()
         let verb = report.dryRun ? "would expire" : "expired"
         Output.line("\(verb) \(report.expired) row(s) under policy default \(policy.defaultLimit)"
             + policy.tenantLimits.keys.sorted().map { ", \(OutputEscaping.jsonQuoted($0)) \(policy.tenantLimits[$0]!)" }.joined()

@@ -27,6 +27,7 @@ struct Scan: AsyncParsableCommand {
     @Flag(help: "Check every row from seq 1.") var full = false
     @Flag(help: "Check only rows after the last verified position (the default).") var incremental = false
     @Flag(help: "Print each pass as one JSON object per line.") var json = false
+    @Flag(help: "No progress on standard error (one-off passes show it; --every never does).") var quiet = false
     @Flag(name: .customLong("no-record"), help: "Do not record the pass in the store: opens it read-only (an archived or read-only store, or a copy).")
     var noRecord = false
     @Option(help: ArgumentHelp("Repeat every INTERVAL (e.g. 30s, 5m, 1h) until SIGTERM/SIGINT.", valueName: "interval"))
@@ -59,9 +60,11 @@ struct Scan: AsyncParsableCommand {
     func run() async throws {
         if noRecord && every == nil {
             // Read only: works on archived and read-only stores too.
+            let display = Progress("scan", unit: "rows", quiet: quiet)
             let report = try await IntegrityScanner.scan(
                 storeAt: try global.storePath(), keys: try global.keyRing(), mode: full ? .full : .incremental,
-                configuration: try global.configuration())
+                configuration: try global.configuration(), progress: { display.update($0.rowsChecked, total: $0.totalRows) })
+            display.finish()
             print(report)
             if !report.isIntact { throw ExitCode(ExitStatus.violation) }
             return
@@ -87,7 +90,12 @@ struct Scan: AsyncParsableCommand {
             let scanner = IntegrityScanner(store: store, configuration: configuration)
             result = await Result {
                 do {
-                    let report = try await scanner.scan(full ? .full : .incremental)
+                    let display = Progress("scan", unit: "rows", quiet: quiet)
+                    let scanned = await Result {
+                        try await scanner.scan(full ? .full : .incremental, progress: { display.update($0.rowsChecked, total: $0.totalRows) })
+                    }
+                    display.finish()
+                    let report = try scanned.get()
                     print(report)
                     return report.isIntact
                 } catch let error as AuditError {

@@ -13,6 +13,7 @@ struct Verify: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Flag(help: "Print the report as one JSON object.") var json = false
+    @Flag(help: "No progress on standard error.") var quiet = false
     @Option(name: .customLong("anchor"), help: ArgumentHelp(
         "Also check against the signed checkpoints in this anchor directory or file (repeatable): detects truncation, rollback and rewrites.",
         valueName: "path"))
@@ -29,9 +30,12 @@ struct Verify: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let display = Progress("verify", unit: "rows", quiet: quiet)
         let report = anchors.isEmpty ? try await AuditStore.verify(
-            storeAt: try global.storePath(), keys: try global.keyRing(), configuration: try configuration())
-            : try await verifyAgainstAnchors()
+            storeAt: try global.storePath(), keys: try global.keyRing(), configuration: try configuration(),
+            progress: { display.update($0.rowsChecked, total: $0.totalRows) })
+            : try await verifyAgainstAnchors(display)
+        display.finish()
         if json {
             Output.line(ReportJSON.encode(report))
         } else if report.isIntact {
@@ -48,13 +52,14 @@ struct Verify: AsyncParsableCommand {
 }
 
 extension Verify {
-    func verifyAgainstAnchors() async throws -> IntegrityReport {
+    func verifyAgainstAnchors(_ display: Progress) async throws -> IntegrityReport {
         guard let publicKey else {
             throw AuditError(.invalidInput, "--anchor needs --public-key FILE: the checkpoints are only trusted under the public key you hold", field: "--public-key")
         }
         return try await AuditStore.verify(
             storeAt: try global.storePath(), keys: try global.keyRing(), configuration: try configuration(),
-            againstAnchors: anchors, publicKeys: try CheckpointPublicKeys.load(path: publicKey))
+            againstAnchors: anchors, publicKeys: try CheckpointPublicKeys.load(path: publicKey),
+            progress: { display.update($0.rowsChecked, total: $0.totalRows) })
     }
 }
 

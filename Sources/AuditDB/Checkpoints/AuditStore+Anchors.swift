@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 extension AuditStore {
-    /// Verifies the store (as ``verify()`` does) and then against the checkpoints held by
+    /// Verifies the store (as ``verify(progress:)`` does) and then against the checkpoints held by
     /// anchors outside the file, which MACs alone cannot do.
     ///
     /// For each checkpoint of this store found at the anchor paths:
@@ -19,7 +19,7 @@ extension AuditStore {
     /// - Parameters:
     ///   - anchorPaths: Anchor directories (or single checkpoint files).
     ///   - publicKeys: The public checkpoint keys to trust.
-    /// - Returns: The report of ``verify()`` with the anchor findings added.
+    /// - Returns: The report of ``verify(progress:)`` with the anchor findings added.
     /// - Throws: ``AuditError`` `invalidInput` if an anchor path does not exist or holds no
     ///   checkpoint at all; storage errors.
     /// - Complexity: O(n) in the rows up to the highest anchored seq.
@@ -34,13 +34,14 @@ extension AuditStore {
     /// for appends, so that a read-only or archived store (or an auditor with read access only)
     /// can be checked against its anchors.
     ///
-    /// - Throws: As ``verify(storeAt:keys:configuration:)``, and `invalidInput` if an anchor
+    /// - Throws: As ``verify(storeAt:keys:configuration:progress:)``, and `invalidInput` if an anchor
     ///   path does not exist or holds no checkpoint.
     public static func verify(storeAt path: String, keys: KeyRing, configuration: Configuration = Configuration(),
-                              againstAnchors anchorPaths: [String], publicKeys: CheckpointPublicKeys) async throws
+                              againstAnchors anchorPaths: [String], publicKeys: CheckpointPublicKeys,
+                              progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws
         -> IntegrityReport
     {
-        let base = try await verify(storeAt: path, keys: keys, configuration: configuration)
+        let base = try await verify(storeAt: path, keys: keys, configuration: configuration, progress: progress)
         // Without a readable header there is no store id to match checkpoints with; the report
         // already says why.
         guard let storeID = base.storeID else { return base }

@@ -26,12 +26,27 @@ extension AuditStore {
     /// - Returns: The checkpoint.
     /// - Throws: ``AuditError`` `invalidInput` for an empty store; `integrityViolation` if the
     ///   store does not verify (nothing is signed); storage errors; an anchor's error.
+    ///   - progress: Told how many rows are read as it goes (``VerificationProgress``). The first
+    ///     checkpoint reads every row twice (verification, then the Merkle tree): its total
+    ///     counts both.
     /// - Complexity: O(rows since the last checkpoint), O(n) for the first one.
     @discardableResult
-    public func checkpoint(signer: CheckpointSigner, anchors: [any AnchorSink] = []) async throws -> Checkpoint {
+    public func checkpoint(signer: CheckpointSigner, anchors: [any AnchorSink] = [],
+                           progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws -> Checkpoint
+    {
         let last = try await usableCheckpoint(trusting: signer.publicKeys)
+        var treeProgress = progress
         if last == nil {
-            let report = try await verify()
+            var verifyProgress: (@Sendable (VerificationProgress) -> Void)?
+            if let progress {
+                verifyProgress = { @Sendable step in
+                    progress(VerificationProgress(rowsChecked: step.rowsChecked, totalRows: 2 * step.totalRows))
+                }
+                treeProgress = { @Sendable step in
+                    progress(VerificationProgress(rowsChecked: step.totalRows + step.rowsChecked, totalRows: 2 * step.totalRows))
+                }
+            }
+            let report = try await verify(progress: verifyProgress)
             guard report.isLogIntact else {
                 throw AuditError(.integrityViolation,
                                  "the store does not verify (\(report.firstFinding.map(String.init(describing:)) ?? "?")); no checkpoint is signed over a damaged log. Run `auditdb verify`.")
@@ -40,7 +55,7 @@ extension AuditStore {
         let storeID = self.storeID, keys = self.keys
         let extended: (Int64, [UInt8], MerkleTree.Frontier)?
         do {
-            extended = try await Self.extend(pool, from: last, storeID: storeID, keys: keys)
+            extended = try await Self.extend(pool, from: last, storeID: storeID, keys: keys, progress: treeProgress)
         } catch {
             throw AuditError.from(error, while: "checkpoint \(path)")
         }
@@ -129,8 +144,8 @@ extension AuditStore {
     /// Extends the tree of `last` (a checkpoint ``usableCheckpoint(trusting:)`` chose, or none)
     /// over the rows after it: nil if there are none; the new seq, its chain head and the
     /// frontier otherwise. The new rows are verified, chained from `last`'s chain head.
-    static func extend(_ reader: any DatabaseReader, from last: StoredCheckpoint?, storeID: StoreID, keys: KeyRing)
-        async throws -> (Int64, [UInt8], MerkleTree.Frontier)?
+    static func extend(_ reader: any DatabaseReader, from last: StoredCheckpoint?, storeID: StoreID, keys: KeyRing,
+                       progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws -> (Int64, [UInt8], MerkleTree.Frontier)?
     {
         var frontier = MerkleTree.Frontier()
         var prevMac = [UInt8](repeating: 0, count: 32)
@@ -141,7 +156,8 @@ extension AuditStore {
         let lastSeq = try await reader.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0 }
         let from = frontier.size + 1
         guard lastSeq >= from else { return nil }
-        let scan = try await LeafScan.leaves(reader, range: from...lastSeq, prevMac: prevMac, storeID: storeID, keys: keys, verify: true)
+        let scan = try await LeafScan.leaves(reader, range: from...lastSeq, prevMac: prevMac, storeID: storeID, keys: keys, verify: true,
+                                             progress: progress.map { RowsProgress(total: lastSeq - from + 1, report: $0) })
         guard scan.findings.isEmpty, scan.lastGood == lastSeq else {
             let first = scan.findings.first.map(String.init(describing:)) ?? "row \(scan.lastGood + 1) cannot be read"
             throw AuditError(.integrityViolation,

@@ -24,7 +24,7 @@ public import ServiceLifecycle
 /// `auditdb_checkpoint_made_total`, `auditdb_checkpoint_errors_total` (attempts that failed),
 /// `auditdb_checkpoint_duration` (each successful checkpoint, wall-clock),
 /// `auditdb_checkpoint_last_success_timestamp_seconds` and `auditdb_checkpoint_through_seq` (the
-/// last checkpoint's seq). Checkpoints made directly with ``AuditStore/checkpoint(signer:anchors:)``
+/// last checkpoint's seq). Checkpoints made directly with ``AuditStore/checkpoint(signer:anchors:progress:)``
 /// are not counted.
 public struct CheckpointService: Service {
     /// When to checkpoint, and where to log and count.

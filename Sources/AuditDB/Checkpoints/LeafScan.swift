@@ -112,7 +112,8 @@ extension LeafScan {
     /// second half chained from the stored MAC of the row before it, as the verifier does).
     static func leaves(_ reader: any DatabaseReader, range: ClosedRange<Int64>, prevMac: [UInt8], storeID: StoreID,
                        keys: KeyRing, verify: Bool,
-                       collect: (@Sendable (RowView, [UInt8]) throws -> String?)? = nil) async throws -> Leaves
+                       collect: (@Sendable (RowView, [UInt8]) throws -> String?)? = nil,
+                       progress: RowsProgress? = nil) async throws -> Leaves
     {
         let parts = Verifier.split(range, rows: Int64(range.count))
         @Sendable func part(_ db: Database, _ r: ClosedRange<Int64>, _ start: [UInt8]?) throws -> Leaves {
@@ -125,11 +126,18 @@ extension LeafScan {
             var flat: [UInt8] = []
             flat.reserveCapacity(r.count * 32)
             var collected: [(Int64, String)] = []
+            var uncounted: Int64 = 0
             let scan = try LeafScan.scan(db, range: r, prevMac: prev, storeID: storeID, keys: keys, verify: verify,
                                          onExpired: { _, leaf in flat += leaf }) { view, leaf in
                 flat += leaf
                 if let collect, let text = try collect(view, leaf) { collected.append((view.seq, text)) }
+                uncounted += 1
+                if uncounted == 4_096, let progress {
+                    progress.add(uncounted)
+                    uncounted = 0
+                }
             }
+            if uncounted > 0 { progress?.add(uncounted) }
             return Leaves(findings: scan.findings, lastGood: scan.lastGood, lastMac: scan.lastMac, flat: flat, collected: collected)
         }
         guard parts.count == 2 else {

@@ -73,7 +73,7 @@ public struct ExportFilter: Sendable, Hashable {
     }
 }
 
-/// What ``AuditStore/export(to:filter:redact:signer:)`` wrote.
+/// What ``AuditStore/export(to:filter:redact:signer:limit:progress:)`` wrote.
 public struct ExportSummary: Sendable {
     /// The bundle directory.
     public let path: String
@@ -86,12 +86,19 @@ public struct ExportSummary: Sendable {
     public let rowsAfterCheckpoint: Int64
     /// The signed completeness statement written as `statement.json`, when a signer was given.
     public let statement: ExportStatement?
+    /// The filter the bundle holds every match of, as written in its manifest and statement:
+    /// the filter given, with its seq range ending at the last exported seq when `limit` cut
+    /// the export short.
+    public let filter: ExportFilter
+    /// True when `limit` cut the export short: more rows up to the checkpoint match the filter
+    /// given; export them with a seq range starting after ``filter``'s.
+    public let isLimited: Bool
 }
 
 extension AuditStore {
     /// Writes an export bundle: the entries matching `filter` with an inclusion proof each,
     /// proven against the store's latest checkpoint, verifiable by anyone with the public
-    /// checkpoint key and nothing else (``ExportBundle/verify(at:publicKeys:)``,
+    /// checkpoint key and nothing else (``ExportBundle/verify(at:publicKeys:requireStatement:progress:)``,
     /// `auditdb verify-export`). Layout: FORMAT.md, section 17.
     ///
     /// Every row up to the checkpoint is verified (MAC and chain) while it is read, and the
@@ -107,14 +114,23 @@ extension AuditStore {
     ///     the checkpoint that matches `filter`, with `redact` withheld; without it a verifier
     ///     can check each entry but not that none was left out. It must hold the key version
     ///     that signed the checkpoint.
+    ///   - limit: At most this many entries: the first `limit` matches in seq order. The seq
+    ///     range of the filter written to the manifest (and signed in the statement) then ends
+    ///     at the last exported seq, so the statement attests exactly what the bundle covers:
+    ///     every match in that narrower range. ``ExportSummary/isLimited`` says whether more match.
+    ///   - progress: Told how many rows up to the checkpoint are verified (``VerificationProgress``).
     /// - Throws: ``AuditError`` `invalidInput` (no checkpoint yet, the directory exists, a value
     ///   that is not UTF-8, a signer without the checkpoint's key), `integrityViolation` (the
     ///   store does not verify up to the checkpoint), storage errors.
     /// - Complexity: O(n) in the rows up to the checkpoint (the proofs need every leaf).
     @discardableResult
     public func export(to directory: String, filter: ExportFilter = ExportFilter(),
-                       redact: Set<WithholdableField> = [], signer: CheckpointSigner? = nil) async throws -> ExportSummary
+                       redact: Set<WithholdableField> = [], signer: CheckpointSigner? = nil, limit: Int? = nil,
+                       progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws -> ExportSummary
     {
+        if let limit, limit < 1 {
+            throw AuditError(.invalidInput, "the limit must be at least 1 (got \(limit))", field: "limit")
+        }
         guard let stored = try await usableCheckpoint(trusting: signer?.publicKeys) else {
             if signer != nil, let other = try await usableCheckpoint(trusting: nil) {
                 throw AuditError(.invalidInput, "the checkpoint signing key file does not hold the key that signed the store's latest checkpoint (version \(other.checkpoint.keyVersion)); pass the key file that `auditdb checkpoint` uses", field: "--signing-key")
@@ -130,9 +146,9 @@ extension AuditStore {
         let scan: LeafScan.Leaves
         do {
             scan = try await LeafScan.leaves(pool, range: 1...cp.seq, prevMac: [UInt8](repeating: 0, count: 32),
-                                             storeID: storeID, keys: keys, verify: true) { view, _ in
+                                             storeID: storeID, keys: keys, verify: true, collect: { view, _ in
                 Self.matches(view, filter) ? "" : nil
-            }
+            }, progress: progress.map { RowsProgress(total: cp.seq, report: $0) })
         } catch {
             throw AuditError.from(error, while: "export from \(path)")
         }
@@ -144,7 +160,15 @@ extension AuditStore {
         guard scan.lastMac == cp.chainHead, levels.root == cp.merkleRoot else {
             throw AuditError(.integrityViolation, "the store no longer matches its checkpoint at seq \(cp.seq) (chain head or Merkle root); nothing was exported. Run `auditdb verify --anchor`.")
         }
-        let seqs = scan.collected.map(\.0)
+        var seqs = scan.collected.map(\.0)
+        // A limit narrows the filter to the seqs it keeps, so the manifest and the statement
+        // claim completeness for exactly that range (FORMAT.md 17.3), never for rows left out.
+        var filter = filter
+        let isLimited = limit.map { seqs.count > $0 } ?? false
+        if let limit, isLimited {
+            seqs.removeLast(seqs.count - limit)
+            filter.seqs = (filter.seqs?.lowerBound ?? 1)...seqs[limit - 1]
+        }
         // A bundle that breaks a bound of FORMAT.md 17.4 would not verify: refuse it now.
         guard seqs.count <= ExportBundle.maximumEntries else {
             throw AuditError(.invalidInput, "the filter selects \(seqs.count) entries; a bundle holds at most \(ExportBundle.maximumEntries) (docs/FORMAT.md section 17.4). Narrow the filter, for example by seq range, and export in parts")
@@ -190,7 +214,8 @@ extension AuditStore {
             throw AuditError.from(error, while: "write the export bundle \(directory)")
         }
         let after = try await lastSeq() - cp.seq
-        return ExportSummary(path: directory, checkpoint: cp, entryCount: seqs.count, rowsAfterCheckpoint: after, statement: statement)
+        return ExportSummary(path: directory, checkpoint: cp, entryCount: seqs.count, rowsAfterCheckpoint: after, statement: statement,
+                             filter: filter, isLimited: isLimited)
     }
 
     /// Streams the entry lines of `seqs` (ascending) to `path` in chunks of about 1 MiB.

@@ -3,7 +3,7 @@ import Foundation
 
 /// Export bundles (FORMAT.md, section 17): a directory with `manifest.json`, `checkpoint.json`,
 /// `entries.jsonl` and, when signed, `statement.json`. Written by
-/// ``AuditStore/export(to:filter:redact:signer:)``; verified here with
+/// ``AuditStore/export(to:filter:redact:signer:limit:progress:)``; verified here with
 /// only the public checkpoint key: no store, no HMAC key.
 public enum ExportBundle {
     static let format = "auditdb-export v1"
@@ -55,8 +55,12 @@ public enum ExportBundle {
     /// fields; then ``ExportVerification/isCompletenessAttested`` is true for a valid bundle.
     /// Without one the entries still verify, but completeness is not attested; with
     /// `requireStatement` a missing statement is a `statement-missing` finding.
-    public static func verify(at path: String, publicKeys: CheckpointPublicKeys,
-                              requireStatement: Bool = false) async throws(AuditError) -> ExportVerification
+    ///
+    /// `progress`, if given, is told how many entry lines are read of the manifest's entry count,
+    /// about every 4,096 lines.
+    public static func verify(at path: String, publicKeys: CheckpointPublicKeys, requireStatement: Bool = false,
+                              progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws(AuditError)
+        -> ExportVerification
     {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -147,6 +151,9 @@ public enum ExportBundle {
                                           statement: statement, redacted: manifest.redacted ?? [])
             }
             let lineNumber = lines.lineNumber
+            if let progress, lineNumber % 4_096 == 0 {
+                progress(VerificationProgress(rowsChecked: Int64(lineNumber), totalRows: Int64(manifest.seqs.count)))
+            }
             if line.isEmpty { continue }
             let entry: JSONObject
             do {
@@ -182,6 +189,7 @@ public enum ExportBundle {
                 verified += 1
             }
         }
+        progress?(VerificationProgress(rowsChecked: Int64(lines.lineNumber), totalRows: Int64(manifest.seqs.count)))
         for seq in manifest.seqs where findings.count < findingLimit && !seen.contains(seq) {
             add(.entryMissing, seq, "the manifest lists seq \(seq) but the bundle has no entry for it: it was removed")
         }

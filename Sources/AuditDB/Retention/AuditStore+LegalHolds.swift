@@ -97,7 +97,7 @@ extension AuditStore {
     /// naming the one before it). If any of them is wrong — changed, removed from before the
     /// newest one, hidden from the index, or unreadable — nothing is returned: ignoring a
     /// changed placement would let held rows expire. (The newest hold entry removed is seen
-    /// by ``verify()``, like a cut tail; docs/retention.md, "What is proven".)
+    /// by ``verify(progress:)``, like a cut tail; docs/retention.md, "What is proven".)
     ///
     /// - Parameter includeReleased: Also return released holds, with their release.
     /// - Throws: ``AuditError`` `integrityViolation` naming the first hold entry that is wrong;

@@ -19,7 +19,7 @@ public struct RetentionArchive: Sendable {
     }
 }
 
-/// What ``AuditStore/applyRetention(_:now:dryRun:batchSize:)`` did (or, in a dry run, would do).
+/// What ``AuditStore/applyRetention(_:now:dryRun:batchSize:archive:progress:)`` did (or, in a dry run, would do).
 public struct RetentionReport: Sendable, Hashable {
     /// The time the policy was applied at.
     public let now: AuditTimestamp
@@ -61,8 +61,12 @@ extension AuditStore {
     /// signer's public key, and only then expired; the expiry entry names the bundle and the SHA-256
     /// of its `manifest.json`. A run interrupted after a bundle was written finds it on the next run
     /// and uses it if it verifies.
+    ///
+    /// `progress`, if given, is told after each batch how many candidate rows (rows old enough
+    /// for the loosest limit) are dealt with, of all candidates (``VerificationProgress``).
     public func applyRetention(_ policy: RetentionPolicy, now: AuditTimestamp = .now(), dryRun: Bool = false,
-                               batchSize: Int = 10_000, archive: RetentionArchive? = nil) async throws -> RetentionReport
+                               batchSize: Int = 10_000, archive: RetentionArchive? = nil,
+                               progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws -> RetentionReport
     {
         guard batchSize >= 1 else { throw AuditError.invalid("batchSize", "must be at least 1") }
         let limits = [policy.defaultLimit] + Array(policy.tenantLimits.values)
@@ -81,6 +85,7 @@ extension AuditStore {
         }
         let storeID = self.storeID, keys = self.keys
         for start in stride(from: 0, to: candidates.count, by: batchSize) {
+            if start > 0 { progress?(VerificationProgress(rowsChecked: Int64(start), totalRows: Int64(candidates.count))) }
             let chunk = Array(candidates[start..<min(candidates.count, start + batchSize)])
             var batch: Batch
             if dryRun {
@@ -122,6 +127,7 @@ extension AuditStore {
             }
             report.add(batch)
         }
+        if !candidates.isEmpty { progress?(VerificationProgress(rowsChecked: Int64(candidates.count), totalRows: Int64(candidates.count))) }
         if !dryRun && report.batch.expired > 0 {
             // The deleted rows' pages leave the file, a step at a time between appends.
             report.space = try await releaseFreeSpace()

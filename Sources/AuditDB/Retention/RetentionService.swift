@@ -4,7 +4,7 @@ import Metrics
 public import ServiceLifecycle
 
 /// Applies a retention policy on a schedule: every ``Configuration/interval`` (default daily),
-/// first after one interval, with ``AuditStore/applyRetention(_:now:dryRun:batchSize:)``.
+/// first after one interval, with ``AuditStore/applyRetention(_:now:dryRun:batchSize:archive:progress:)``.
 ///
 /// ```swift
 /// let policy = try RetentionPolicy(parsingDefault: "90d", tenants: ["bank": "400d"])

@@ -20,7 +20,7 @@ import Synchronization
 /// // health endpoint: scanner.status.isHealthy  (memory only, no database work)
 /// ```
 ///
-/// **Modes.** A ``ScanMode/full`` pass checks everything ``AuditStore/verify()`` checks, from
+/// **Modes.** A ``ScanMode/full`` pass checks everything ``AuditStore/verify(progress:)`` checks, from
 /// seq 1. An ``ScanMode/incremental`` pass checks the schema and the store header, then only the
 /// rows after the last verified position, chained from that position's MAC (and the row at the
 /// position must still carry that MAC). The position comes from memory (the last intact pass of
@@ -180,7 +180,8 @@ public final class IntegrityScanner: Service, Sendable {
     /// - Throws: ``AuditError`` `storeNotFound`, `readOnly` (cannot be read at all), or a
     ///   storage error. Damage is the report's findings.
     public static func scan(storeAt path: String, keys: KeyRing, mode: ScanMode = .incremental,
-                            configuration: AuditStore.Configuration = AuditStore.Configuration()) async throws -> ScanReport
+                            configuration: AuditStore.Configuration = AuditStore.Configuration(),
+                            progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws -> ScanReport
     {
         guard FileManager.default.fileExists(atPath: path) else {
             throw AuditError(.storeNotFound, "no store at \(path)")
@@ -192,7 +193,7 @@ public final class IntegrityScanner: Service, Sendable {
             storeConfiguration: configuration, configuration: Configuration(recordsPasses: false), clock: ContinuousClock())
         let report: Result<ScanReport, any Error>
         do {
-            report = .success(try await scanner.scan(mode))
+            report = .success(try await scanner.scan(mode, progress: progress))
         } catch {
             report = .failure(error)
         }
@@ -217,7 +218,7 @@ public final class IntegrityScanner: Service, Sendable {
     }
 
     /// The report of the last completed pass (with its findings), from memory; nil before the
-    /// first. Set also when the pass could not be recorded (``scan(_:)`` then throws).
+    /// first. Set also when the pass could not be recorded (``scan(_:progress:)`` then throws).
     public var lastReport: ScanReport? {
         state.withLock { $0.lastReport }
     }
@@ -302,13 +303,16 @@ public final class IntegrityScanner: Service, Sendable {
     ///   when passes are recorded, if the record could not be appended (the report is then in
     ///   ``status`` and the passes stream, but not in the store). Damage is never thrown: it is
     ///   the report's findings.
-    public func scan(_ mode: ScanMode = .incremental) async throws -> ScanReport {
+    /// - Parameter progress: Told how many rows the pass has checked (``VerificationProgress``).
+    public func scan(_ mode: ScanMode = .incremental, progress: (@Sendable (VerificationProgress) -> Void)? = nil)
+        async throws -> ScanReport
+    {
         try await passLock.run {
-            try await self.pass(mode)
+            try await self.pass(mode, progress: progress)
         }
     }
 
-    private func pass(_ requested: ScanMode) async throws -> ScanReport {
+    private func pass(_ requested: ScanMode, progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws -> ScanReport {
         state.withLock { $0.status.isScanning = true }
         defer { state.withLock { $0.status.isScanning = false } }
         let startedElapsed = clock.elapsed()
@@ -326,7 +330,7 @@ public final class IntegrityScanner: Service, Sendable {
             }
             integrity = try await Verifier(
                 pool: target.reader, keys: target.keys, expectedStoreID: target.expectedStoreID,
-                checkpointKeys: target.checkpointKeys
+                checkpointKeys: target.checkpointKeys, progress: progress
             ).run(from: startPosition)
         } catch {
             if Task.isCancelled { throw CancellationError() }  // abandoned at shutdown: nothing recorded

@@ -12,7 +12,7 @@ import Metrics
 ///
 /// Every appended event becomes a row with a gapless `seq`, an HMAC-SHA256 under the ring's
 /// signing key version, and a link to the previous row. Triggers reject UPDATE, DELETE and
-/// overwrites from any SQLite client; ``verify()`` proves the store intact or names the first
+/// overwrites from any SQLite client; ``verify(progress:)`` proves the store intact or names the first
 /// bad row.
 ///
 /// ```swift
@@ -190,7 +190,7 @@ public final class AuditStore: Sendable {
     ///
     /// Checks that the store's schema is one this binary knows, that the key ring has every
     /// key version the store has used, and (if configured) the store id. It does not verify
-    /// the rows; call ``verify()`` for that.
+    /// the rows; call ``verify(progress:)`` for that.
     ///
     /// - Throws: ``AuditError`` `storeNotFound`, `notAStore`, `schemaTooNew`,
     ///   `migrationRequired`, `keyUnavailable` (naming the missing versions),

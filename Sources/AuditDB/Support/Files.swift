@@ -169,3 +169,21 @@ enum FileBytes {
         }
     }
 }
+
+/// Small state files the command-line tool keeps between runs (`auditdb tail --cursor-file`):
+/// read with a size bound, replaced atomically. `package` only, for the `auditdb` target.
+package enum StateFile {
+    /// The whole file, or nil if it does not exist.
+    /// - Throws: ``AuditError`` if it is not a regular file, larger than `limit`, or unreadable.
+    package static func read(_ path: String, what: String, limit: Int) throws(AuditError) -> [UInt8]? {
+        if case .failure(.missing) = FileBytes.openInput(path, limit: limit).map({ Platform.close($0) }) { return nil }
+        return try FileBytes.read(path, what: what, limit: limit)
+    }
+
+    /// Replaces `path` with `bytes` (mode `mode`): written to a temporary file beside it,
+    /// fsync'd, then renamed over it, so that a reader (or a restart after a kill) sees the old
+    /// contents or the new ones, never a mix.
+    package static func replace(_ path: String, with bytes: [UInt8], mode: UInt32, what: String) throws(AuditError) {
+        try SecretFile.write(bytes, to: path, mode: Platform.FileMode(mode), replacing: true, what: what)
+    }
+}

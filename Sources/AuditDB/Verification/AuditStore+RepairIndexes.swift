@@ -2,7 +2,7 @@ import GRDB
 import Logging
 
 extension AuditStore {
-    /// Rebuilds every query index from the rows (SQLite `REINDEX`), after ``verify()`` reported
+    /// Rebuilds every query index from the rows (SQLite `REINDEX`), after ``verify(progress:)`` reported
     /// ``Finding/Kind/indexMismatch``: the indexes hold derived data only, so rebuilding them
     /// changes no row and no MAC. Keep a copy of the damaged file first if it is evidence.
     ///

@@ -13,12 +13,14 @@ extension AuditStore {
     ///   the kind of damage.
     /// - Throws: ``AuditError`` only when the pass could not be completed (I/O error); damage,
     ///   including corrupt pages, is reported as findings.
+    /// - Parameter progress: Told how many rows are checked as the pass goes (see
+    ///   ``VerificationProgress``: from reader threads, keep it quick).
     /// - Complexity: O(n) in the rows; uses two reader connections for large stores.
-    public func verify() async throws -> IntegrityReport {
+    public func verify(progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws -> IntegrityReport {
         do {
             let report = try await Verifier(
                 pool: pool, keys: keys, expectedStoreID: configuration.expectedStoreID,
-                checkpointKeys: configuration.checkpointPublicKeys
+                checkpointKeys: configuration.checkpointPublicKeys, progress: progress
             ).run()
             if !report.isIntact {
                 logger.error(
@@ -37,8 +39,8 @@ extension AuditStore {
     ///
     /// - Throws: ``AuditError`` `storeNotFound` if there is no file; `readOnly`/`storage` if
     ///   it cannot be opened at all.
-    public static func verify(storeAt path: String, keys: KeyRing, configuration: Configuration = Configuration())
-        async throws -> IntegrityReport
+    public static func verify(storeAt path: String, keys: KeyRing, configuration: Configuration = Configuration(),
+                              progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws -> IntegrityReport
     {
         guard FileManager.default.fileExists(atPath: path) else {
             throw AuditError(.storeNotFound, "no store at \(path)")
@@ -53,7 +55,7 @@ extension AuditStore {
             pool = opened
             let report = try await Verifier(
                 pool: opened, keys: keys, expectedStoreID: configuration.expectedStoreID,
-                checkpointKeys: configuration.checkpointPublicKeys
+                checkpointKeys: configuration.checkpointPublicKeys, progress: progress
             ).run()
             try opened.close()
             return report

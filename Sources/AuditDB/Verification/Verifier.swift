@@ -14,6 +14,8 @@ struct Verifier: Sendable {
     let expectedStoreID: StoreID?
     /// The public checkpoint keys that authenticate the store's own checkpoints (StoredCheckpointCheck).
     var checkpointKeys: CheckpointPublicKeys? = nil
+    /// Told how many rows are checked, every ``RowsProgress/step`` rows or so.
+    var progress: (@Sendable (VerificationProgress) -> Void)? = nil
 
     struct Attestation: Sendable {
         var keyVersion: UInt32
@@ -113,12 +115,13 @@ struct Verifier: Sendable {
             let chainStart = startMac
             let context = RowContext(storeID: storeID.bytes, keys: keys, attestations: attestations)
             let pool = self.pool
+            let counter = progress.map { RowsProgress(total: maxSeq - firstSeq + 1, report: $0) }
             let results = try await withThrowingTaskGroup(of: RangeResult.self) { group in
                 for (index, range) in ranges.enumerated() {
                     group.addTask {
                         try await pool.read { db in
                             try Self.scan(db, range: range, isLast: index == ranges.count - 1, context: context,
-                                          startMac: index == 0 ? chainStart : nil, digestKey: digestKey)
+                                          startMac: index == 0 ? chainStart : nil, digestKey: digestKey, progress: counter)
                         }
                     }
                 }
@@ -305,7 +308,7 @@ struct Verifier: Sendable {
     /// at the first row after which its state equals that scan's, and reports it in `convergedAt`.
     static func scan(_ db: Database, range: ClosedRange<Int64>, isLast: Bool, context: RowContext,
                      startTrusted: Bool = true, convergeWith: Set<Int64>? = nil, startMac: [UInt8]? = nil,
-                     digestKey: [UInt8]? = nil) throws -> RangeResult
+                     digestKey: [UInt8]? = nil, progress: RowsProgress? = nil) throws -> RangeResult
     {
         var result = RangeResult()
         result.range = range
@@ -342,11 +345,12 @@ struct Verifier: Sendable {
                         withUnsafeMutablePointer(to: &digest) { digestPointer in
                             adb_verify_run(stmt, keys.baseAddress, Int32(keys.count), storeID,
                                            UInt8(StoreFormat.formatVersion), &next, prev.baseAddress, &checked,
-                                           adds ? digestPointer : nil)
+                                           adds ? digestPointer : nil, progress == nil ? Int64.max : RowsProgress.step)
                         }
                     }
                 }
                 if checked > 0 {
+                    progress?.add(checked)
                     result.rowsChecked += Int(checked)
                     result.lastSeq = next - 1
                     result.endTrusted = true
@@ -380,6 +384,7 @@ struct Verifier: Sendable {
             }
             expected = seq + 1
             result.rowsChecked += 1
+            progress?.add(1)
             var view = RowView(stmt)
             if let finding = view.check(seq: seq, chain: &chain, context: context) { result.add(finding) }
             result.lastSeq = seq

@@ -75,10 +75,13 @@ typedef struct {
 /// It stops at the first row that is not such a row and returns SQLITE_ROW with that row current
 /// and unchecked (the caller reports what is wrong with it); SQLITE_DONE at the end; any other
 /// code is SQLite's error.
-/// Each row it checks is also added to `index_digest` (if not NULL).
+/// Each row it checks is also added to `index_digest` (if not NULL). Once `*checked` reaches
+/// `max_rows` it returns SQLITE_ROW with the next row current and unchecked, as for a row it
+/// does not take (so that the caller can report progress, then check that row and go on).
 int adb_verify_run(struct sqlite3_stmt *stmt, const adb_key_entry *keys, int key_count,
                    const uint8_t store_id[ADB_STORE_ID_LEN], uint8_t expected_format, int64_t *expected_seq,
-                   uint8_t prev_mac[ADB_MAC_LEN], int64_t *checked, adb_index_digest *index_digest);
+                   uint8_t prev_mac[ADB_MAC_LEN], int64_t *checked, adb_index_digest *index_digest,
+                   int64_t max_rows);
 /// The verifier's fast path through expired rows (FORMAT.md section 20.4): steps `stmt` (selecting
 /// seq, key_version, mac from audit_expired, ordered by seq) and, for each tombstone whose seq is
 /// `*expected_seq`, whose key version is in `keys` and whose link tag follows `prev_mac`, advances

@@ -42,7 +42,7 @@ struct AppendInputTests {
         #expect(bad.stderr.hasPrefix("auditdb: error: line 2: "))
     }
 
-    @Test("50,000 events are one batch; the 50,001st event line is refused with its number and nothing is written")
+    @Test("--atomic: 50,000 events are one batch; the 50,001st event line is refused with its number and nothing is written")
     func eventBound() async throws {
         let keys = try KeyFile.generate(at: keyFile)
         try await makeStore(at: store, keys: keys, count: 0)
@@ -50,17 +50,17 @@ struct AppendInputTests {
         var full = Data()
         for _ in 0..<50_000 { full.append(line) }
         let over = full + Data("\n \r\n".utf8) + line  // blank lines do not count; the next event does
-        let refused = try auditdb(["append", "--jsonl"], stdin: over)
+        let refused = try auditdb(["append", "--jsonl", "--atomic"], stdin: over)
         #expect(refused.status == 2)
-        #expect(refused.stderr.hasPrefix("auditdb: error: line 50003: more than 50000 events on standard input; nothing was written."))
+        #expect(refused.stderr == "auditdb: error: line 50003: more than 50000 events on standard input, the most `append --jsonl --atomic` takes (one all-or-nothing batch held in memory); leave out --atomic to commit in batches; nothing was written\n")
         let empty = try auditdb(["query", "--format", "jsonl"], stdin: Data())
         #expect(empty.status == 0 && empty.stdout.isEmpty, "nothing was written: \(empty.stdout.prefix(200))")
-        let ok = try auditdb(["append", "--jsonl"], stdin: full + Data("\n\n".utf8))
+        let ok = try auditdb(["append", "--jsonl", "--atomic"], stdin: full + Data("\n\n".utf8))
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(ok.stdout == "1-50000\n")
     }
 
-    @Test("16 MiB of event lines are the most one call takes; the line that would pass it is refused, nothing written")
+    @Test("--atomic: 16 MiB of event lines are the most one call takes; the line that would pass it is refused, nothing written")
     func byteBound() async throws {
         let keys = try KeyFile.generate(at: keyFile)
         try await makeStore(at: store, keys: keys, count: 0)
@@ -70,10 +70,11 @@ struct AppendInputTests {
         #expect(line.count == 60_000)
         var input = Data()
         for _ in 0..<280 { input.append(line + Data("\n".utf8)) }
-        let refused = try auditdb(["append", "--jsonl"], stdin: input)
+        let refused = try auditdb(["append", "--jsonl", "--atomic"], stdin: input)
         #expect(refused.status == 2)
-        #expect(refused.stderr.hasPrefix("auditdb: error: line 280: more than 16 MiB of event lines on standard input; nothing was written."))
-        let ok = try auditdb(["append", "--jsonl"], stdin: input.prefix(279 * 60_001))
+        #expect(refused.stderr.hasPrefix("auditdb: error: line 280: more than 16 MiB of event lines on standard input, the most `append --jsonl --atomic` takes"))
+        #expect(refused.stderr.hasSuffix("; nothing was written\n"))
+        let ok = try auditdb(["append", "--jsonl", "--atomic"], stdin: input.prefix(279 * 60_001))
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(ok.stdout == "1-279\n")
     }

@@ -89,6 +89,9 @@ struct GoldenOutputCheckpointTests {
         try cli.golden("export-unsigned", ["export", "--out", cli.path("unsigned")] + cli.options)
         try cli.golden("export-signed-redacted", ["export", "--out", cli.path("signed"), "--tenant", "tenant-1",
                                                   "--redact", "actor,details", "--signing-key", secret] + cli.options)
+        try cli.golden("export-limit", ["export", "--out", cli.path("limited"), "--tenant", "tenant-1", "--limit", "2",
+                                        "--signing-key", secret] + cli.options)
+        try cli.golden("export-bad-limit", ["export", "--out", cli.path("x"), "--limit", "0"] + cli.options)
         try cli.golden("export-out-exists", ["export", "--out", cli.path("unsigned")] + cli.options)
         try cli.golden("export-no-out", ["export"] + cli.options)
         try cli.golden("export-bad-redact", ["export", "--out", cli.path("x"), "--redact", "actor,tenant"] + cli.options)

@@ -70,6 +70,10 @@ struct GoldenOutputTests {
         try cli.golden("append-wrong-key", ["append", "--store", cli.store, "--key-file", try cli.otherKeyFile(),
                                             "--actor", "a", "--action", "b"])
         try cli.golden("append-bad-store-id", ["append"] + cli.options + ["--store-id", "xyz", "--actor", "a", "--action", "b"])
+        try cli.golden("append-jsonl-partial", ["append", "--jsonl", "--batch-size", "2"] + cli.options,
+                       stdin: "{\"actor\":\"a\",\"action\":\"x\"}\n\n{\"actor\":\"a\",\"action\":\"y\"}\n{\"actor\":\"a\",\"action\":\"z\"}\n{\"actor\":\"a\"}\n")
+        try cli.golden("append-jsonl-atomic-bad-line", ["append", "--jsonl", "--atomic", "--batch-size", "1"] + cli.options,
+                       stdin: "{\"actor\":\"a\",\"action\":\"x\"}\n{\"actor\":\"a\"}\n")
         try cli.loosenKeyFile()
         try cli.golden("append-loose-key-file", ["append"] + cli.options + ["--actor", "a", "--action", "b"])
     }

@@ -61,6 +61,33 @@ struct ExportStatementTests {
         #expect(full.isCompletenessAttested && full.entriesVerified == 30)
     }
 
+    @Test("export limit: the first N matches, the filter narrowed to their seq range, the statement attests exactly that; the rest follows from the next seq")
+    func limited() async throws {
+        _ = try await bundles()
+        let store = try await AuditStore.open(at: dir.path("s.db"), keys: keys)
+        let first = try await store.export(to: dir.path("l1"), filter: ExportFilter(tenant: "tenant-1"), signer: signer, limit: 4)
+        #expect(first.isLimited && first.entryCount == 4 && first.filter.seqs == 1...10)
+        var rest = ExportFilter(tenant: "tenant-1")
+        rest.seqs = 11...Int64.max
+        let second = try await store.export(to: dir.path("l2"), filter: rest, signer: signer, limit: 100)
+        #expect(!second.isLimited && second.entryCount == 6 && second.filter.seqs == 11...Int64.max)
+        await #expect(throws: AuditError.self) { try await store.export(to: dir.path("l3"), limit: 0) }
+        try await store.close()
+        let manifest = try String(contentsOfFile: dir.path("l1") + "/manifest.json", encoding: .utf8)
+        #expect(manifest.contains("\"entryCount\":4,\"seqs\":[1,4,7,10],"))
+        #expect(manifest.contains("\"fromSeq\":1,") && manifest.contains("\"toSeq\":10"), "\(manifest)")
+        let one = try await verify(dir.path("l1"), requireStatement: true)
+        #expect(one.isValid && one.isCompletenessAttested, "\(one.findings)")
+        #expect(one.statement?.entryCount == 4)
+        let two = try await verify(dir.path("l2"), requireStatement: true)
+        #expect(two.isValid && two.isCompletenessAttested && two.entriesVerified == 6, "\(two.findings)")
+        // Widening the manifest's range to claim more than was attested is caught.
+        try edit(dir.path("l1") + "/manifest.json") { $0.replacingOccurrences(of: "\"toSeq\":10", with: "\"toSeq\":30") }
+        let widened = try await verify(dir.path("l1"))
+        #expect(!widened.isCompletenessAttested)
+        #expect(pairs(widened).contains { $0.hasPrefix("statement-mismatch: filter:") }, "\(pairs(widened))")
+    }
+
     @Test("an entry removed together with its seq (entryCount fixed) fails as statement-mismatch: seqs")
     func removedWithSeq() async throws {
         let b = try await bundles()

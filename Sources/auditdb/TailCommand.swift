@@ -1,0 +1,111 @@
+import ArgumentParser
+import AuditDB
+import Foundation
+import UnixSignals
+
+struct Tail: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print verified entries after a position; with --follow, keep printing them as they are appended.",
+        discussion: """
+            Entries come oldest first, each verified (MAC and chain link) as it is read, with the filters of \
+            `query`. The start is --after SEQ, or the seq saved in --cursor-file (from the first entry if the \
+            file does not exist yet). With --cursor-file, the seq of the last entry printed is saved after \
+            each page is written and flushed (a temporary file, fsync'd, renamed over the old one; mode 0600), \
+            so a restart resumes exactly after it: nothing lost, nothing printed twice. Only a process killed \
+            with SIGKILL (or a power cut) between writing a page and saving its cursor prints that page again \
+            on restart; the seq of each entry tells a consumer which ones it has. SIGTERM and SIGINT stop it \
+            cleanly: the page being printed is finished and its cursor saved.
+
+            EXIT STATUS
+              0  stopped by SIGTERM/SIGINT, or (without --follow) caught up
+              1  a row failed verification: it is not printed, and nothing after it
+              2  could not run: bad arguments, missing key, unreadable store or cursor file
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case jsonl, table }
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var filters: EntryFilterOptions
+    @Flag(help: "Keep waiting for new entries until SIGTERM/SIGINT.") var follow = false
+    @Option(help: ArgumentHelp("Start after this seq (0: from the first entry).", valueName: "seq")) var after: Int64?
+    @Option(name: .customLong("cursor-file"), help: ArgumentHelp("Resume after the seq saved here, and save it after each page.", valueName: "path"))
+    var cursorFile: String?
+    @Option(name: .customLong("poll-interval"), help: ArgumentHelp("With --follow: seconds between looks once caught up (0.05-3600).", valueName: "seconds"))
+    var pollInterval = 1.0
+    @Option(help: "jsonl | table") var format: Format = .jsonl
+
+    func validate() throws {
+        if after != nil && cursorFile != nil { throw ValidationError("give --after or --cursor-file, not both") }
+        if let after, after < 0 { throw ValidationError("--after must be a seq (0 or more)") }
+        guard pollInterval >= 0.05, pollInterval <= 3_600 else { throw ValidationError("--poll-interval must be from 0.05 to 3600 seconds") }
+    }
+
+    func run() async throws {
+        let query = try filters.filter().entryQuery()
+        let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
+                                              configuration: try global.configuration())
+        let result = await Result { try await tail(store, query) }
+        try await store.close()
+        try result.get()
+    }
+
+    private func tail(_ store: AuditStore, _ query: EntryQuery) async throws {
+        let cursor = cursorFile.map { TailCursor(path: $0, storeID: store.storeID) }
+        let start = try after ?? cursor?.load() ?? 0
+        let stream = store.follow(after: start, matching: query, pollInterval: .milliseconds(Int64(pollInterval * 1000)),
+                                  follow: follow)
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let format = self.format
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in signals { return }
+            }
+            group.addTask {
+                if format == .table { Output.line(TableFormat.header.joined(separator: "  ")) }
+                for try await page in stream.batches {
+                    // One write per page, then the cursor: both synchronous, so a stop (task
+                    // cancellation) falls between pages, never between a page and its cursor.
+                    var text = ""
+                    for entry in page {
+                        text += (format == .jsonl ? EntryJSON.encode(entry) : TableFormat.row(entry)) + "\n"
+                    }
+                    try Output.writeAll(text)
+                    try cursor?.save(page[page.count - 1].seq)
+                }
+            }
+            // The first to end (a signal, the tail caught up, or a failure) stops the other.
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+}
+
+/// The position `tail --cursor-file` keeps: one line `auditdb-tail-cursor v1 store=HEX after=SEQ`.
+/// The store id keeps a cursor of one store from being used with another.
+struct TailCursor {
+    let path: String
+    let storeID: StoreID
+
+    static let mode: UInt32 = 0o600
+
+    /// The saved seq, or nil if the file does not exist yet.
+    func load() throws -> Int64? {
+        guard let bytes = try StateFile.read(path, what: "cursor file", limit: 4_096) else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self)
+        let prefix = "auditdb-tail-cursor v1 store=\(storeID.hex) after="
+        guard text.hasPrefix(prefix), text.hasSuffix("\n"), let seq = Int64(text.dropFirst(prefix.count).dropLast()), seq >= 0 else {
+            if text.hasPrefix("auditdb-tail-cursor v1 store=") {
+                throw AuditError(.invalidInput, "cursor file \(path) belongs to another store (or is damaged); pass another --cursor-file, or --after SEQ",
+                                 field: "--cursor-file")
+            }
+            throw AuditError(.invalidInput, "cursor file \(path) is not an auditdb tail cursor; pass another --cursor-file, or --after SEQ",
+                             field: "--cursor-file")
+        }
+        return seq
+    }
+
+    func save(_ seq: Int64) throws {
+        try StateFile.replace(path, with: Array("auditdb-tail-cursor v1 store=\(storeID.hex) after=\(seq)\n".utf8),
+                              mode: Self.mode, what: "cursor file")
+    }
+}
