@@ -20,7 +20,7 @@ struct AuditDBCommand: AsyncParsableCommand {
             """,
         subcommands: [Init.self, Append.self, Query.self, Verify.self, Scan.self, Status.self, Keys.self, Migrate.self,
                       CheckpointKeyCommand.self, CheckpointCommand.self, ExportCommand.self, VerifyExportCommand.self,
-                      RepairIndexes.self, Hold.self, Retain.self]
+                      RepairIndexes.self, Hold.self, Retain.self, Erase.self]
     )
 
     @OptionGroup var global: GlobalOptions

@@ -312,7 +312,7 @@ struct KeyTests {
     {
         let encoded = try EncodedEvent(validating: event)
         var mac = [UInt8](repeating: 0, count: 32)
-        encoded.withRow(seq: seq, recordedAt: recordedAt, keyVersion: key.version) { row in
+        encoded.withRow(seq: seq, recordedAt: recordedAt, keyVersion: key.version, format: 1) { row in
             adb_row_seal(key.keyset, storeID.bytes, &row, prev, &mac)
         }
         return mac
@@ -333,7 +333,7 @@ struct KeyTests {
                 s.length < 0 ? nil : String(decoding: encoded.arena[Int(s.offset)..<Int(s.offset + s.length)], as: UTF8.self)
             }
             try db.execute(
-                sql: "INSERT INTO audit_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, 1, ?, ?)",
+                sql: "INSERT INTO audit_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, 1, ?, ?, NULL)",
                 arguments: [seq, recordedAt, encoded.occurredAt, text(encoded.tenant), text(encoded.actor),
                             text(encoded.action), text(encoded.resourceType), text(encoded.resourceId),
                             Int(encoded.outcome), Int(encoded.severity), text(encoded.correlationId),
