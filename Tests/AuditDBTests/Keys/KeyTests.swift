@@ -127,8 +127,8 @@ struct KeyTests {
         await #expect {
             _ = try await store.reattest(compromisedVersion: 1, afterCheck: {
                 try sqlite3Must(path, """
-                    INSERT INTO audit_entries(seq, recorded_at, actor, action, outcome, severity, origin, format_version, key_version, mac)
-                    SELECT 6, recorded_at, 'thief', 'payment.approve', 0, 0, 0, format_version, 1, randomblob(32)
+                    INSERT INTO audit_entries(seq, recorded_at, actor, action, outcome, severity, origin, format_version, key_version, mac, seals)
+                    SELECT 6, recorded_at, 'thief', 'payment.approve', 0, 0, 0, format_version, 1, randomblob(32), seals
                     FROM audit_entries WHERE seq = 5;
                     """)
             })
@@ -247,7 +247,9 @@ struct KeyTests {
             let row = try Row.fetchOne(db, sql: "SELECT recorded_at FROM audit_entries WHERE seq = 3")!
             let mac = try Self.seal(sampleEvent(3, actor: "rewritten"), seq: 3, recordedAt: row["recorded_at"], key: stolen,
                                storeID: storeID, prev: Array(prev))
-            try db.execute(sql: "UPDATE audit_entries SET actor = 'rewritten', mac = ? WHERE seq = 3", arguments: [Data(mac)])
+            // As a format-1 row (Self.seal), which the thief may write as well as a format-2 one.
+            try db.execute(sql: "UPDATE audit_entries SET actor = 'rewritten', mac = ?, format_version = 1, seals = NULL WHERE seq = 3",
+                           arguments: [Data(mac)])
         }
         try queue.close()
         let report = try await AuditStore.verify(storeAt: path, keys: try ring.markingCompromised(1))
