@@ -1667,6 +1667,51 @@ def enc_row_layout(ks: KeySet, store_id: bytes, row: dict) -> list[dict]:
     return out
 
 
+# Section 21: a format-2 row after the rows above (seq 5, key version 1), fresh and then with its
+# actor and details erased. The seed is a public test-only value (bytes 60..7f).
+TEST_SEED = bytes(range(0x60, 0x80))
+TEST_SEALED_ROW = {
+    "seq": 5, "recorded_at": 1_795_439_705_000_000, "occurred_at": None, "tenant": "acme-eu",
+    "actor": "alice@example.org", "action": "user.login", "resource_type": None, "resource_id": None,
+    "outcome": 0, "severity": 0, "correlation_id": None, "source": "198.51.100.7",
+    "details": '{"email":"alice@example.org"}', "origin": 0, "origin_ref": None, "format_version": 2,
+    "key_version": 1,
+}
+
+
+def build_erasure_vector(ks: KeySet, sid: bytes, prev: bytes) -> dict:
+    cols = dict(TEST_SEALED_ROW)
+    row = _row_bytes(cols)
+    row["seals"] = b"\x00" + TEST_SEED
+    nonces = {name: erasure.nonce_v2(row["seals"], fid).hex()
+              for name, fid in (("actor", FIELD_ACTOR), ("source", FIELD_SOURCE), ("details", FIELD_DETAILS))}
+    commits = {name: row_commitment(ks, sid, row, fid).hex()
+               for name, fid in (("actor", FIELD_ACTOR), ("source", FIELD_SOURCE), ("details", FIELD_DETAILS))}
+    enc = enc_row(ks, sid, row)
+    mac = seal(ks, sid, row, prev)
+    erased_seals = erasure.erase_seals(row, 0b101)  # actor and details
+    erased = dict(row, actor=None, details=None, seals=erased_seals)
+    assert enc_row(ks, sid, erased) == enc and seal(ks, sid, erased, prev) == mac
+    assert erasure.seals_problem(erased, {"seals": "blob"}) is None
+    return {
+        "description": "seq 5, row format 2 (section 21): a random seed in `seals`; then its actor and details "
+                       "erased (mask 05): values NULL, their slots their commitments, the source slot its nonce. "
+                       "ENC_ROW and the MAC do not change. The seed is a public test-only value.",
+        "columns": cols,
+        "text_utf8_hex": {c: None if row[c] is None else row[c].hex() for c in TEXT_COLUMNS},
+        "seed": TEST_SEED.hex(),
+        "seals": row["seals"].hex(),
+        "nonces": nonces,
+        "commitments": commits,
+        "enc_row": enc.hex(),
+        "prev_mac": prev.hex(),
+        "mac": mac.hex(),
+        "erased_fields": ["actor", "details"],
+        "erased_seals": erased_seals.hex(),
+        "erasure_entry_details": '{"fields":["actor","details"],"reason":"TICKET-1","seqs":[5],"subject":"actor"}',
+    }
+
+
 def build_vectors() -> dict:
     masters = {1: TEST_MASTER_KEY_1, 2: TEST_MASTER_KEY_2}
     keysets = {v: KeySet(m) for v, m in masters.items()}
@@ -1731,6 +1776,7 @@ def build_vectors() -> dict:
         macs[seq] = mac
         prev = mac
     vec["rows"] = rows_out
+    vec["erasure"] = build_erasure_vector(keysets[1], sid, macs[len(TEST_ROWS)])
     a = TEST_ATTESTATION
     row_kv = TEST_ROWS[a["seq"] - 1]["columns"]["key_version"]
     amsg = attestation_message(sid, a["seq"], row_kv, macs[a["seq"]], a["declaration_seq"])
