@@ -182,9 +182,11 @@ extension AuditStore {
                            record: ([Int64]) -> ErasureRecord,
                            append: ([EncodedEvent]) throws -> ClosedRange<Int64>) throws -> ([Int64], Int, Int64?)
     {
+        // Freed space inside pages and freed pages are zeroed while the values are overwritten. Set
+        // back once the rows are written; if this transaction fails first, the setting stays on for
+        // the writer connection, which only makes later deletes scrub too.
         let wasSecure = try Int.fetchOne(db, sql: "PRAGMA secure_delete") ?? 0
         try db.execute(sql: "PRAGMA secure_delete = ON")
-        defer { try? db.execute(sql: "PRAGMA secure_delete = \(wasSecure)") }  // a setting, not an audit write
         let macs = try StoredMacs(db)
         let read = try db.makeStatement(sql: RowLayout.select + " WHERE seq = ?")
         let stmt = read.sqliteStatement
@@ -235,6 +237,7 @@ extension AuditStore {
             try update.execute(arguments: [Data(seals), seq, Int64(mask)])
             done.append(seq)
         }
+        try db.execute(sql: "PRAGMA secure_delete = \(wasSecure)")
         guard !done.isEmpty else { return ([], skipped, nil) }
         let entry = try append([try EncodedEvent(validating: record(done).event)]).lowerBound
         return (done, skipped, entry)

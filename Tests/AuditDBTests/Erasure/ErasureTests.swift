@@ -157,6 +157,36 @@ struct ErasureTests {
         }
     }
 
+    @Test("rows written before migration 0006 (format 1) are refused, or left as they are with skippingLegacyRows; the store verifies")
+    func legacyRows() async throws {
+        // An older store: format-1 rows, then migrated; new rows of the same actor are format 2.
+        let old = try await AuditStore.create(at: path, keys: keys, configuration: .init(), schemaUpTo: "0005-retention")
+        try await old.append(contentsOf: (1...4).map { sampleEvent($0, actor: Self.alice) })
+        try await old.close()
+        let migrated = try await AuditStore.migrate(at: path, keys: keys, backup: .none)
+        #expect(migrated.applied == ["0006-erasure"] && migrated.verification.isIntact)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        try await store.append(contentsOf: (5...6).map { sampleEvent($0, actor: Self.alice) })
+        await #expect {
+            _ = try await store.erase(.actor(Self.alice), fields: [.actor], reason: "TICKET-5")
+        } throws: { error in
+            let error = error as? AuditError
+            return error?.code == .invalidInput && error?.message.hasPrefix("4 matching row(s) (first seq 1) were written before migration 0006") == true
+        }
+        #expect(try await store.entries(EntryQuery(actor: Self.alice)).count == 6)  // nothing was erased
+        let report = try await store.erase(.actor(Self.alice), fields: [.actor], reason: "TICKET-5", skippingLegacyRows: true)
+        #expect(report.erased == [5, 6] && report.legacyRowsSkipped == [1, 2, 3, 4])
+        let entries = try await allEntries(store)
+        #expect(entries.map(\.formatVersion) == [1, 1, 1, 1, 2, 2, 2])
+        #expect(entries.filter { $0.isErased(.actor) }.map(\.seq) == [5, 6])
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+        let verifier = repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify.py").path
+        try KeyFile.write(keys, to: dir.path("k.keys"), replacing: false)
+        let python = try run("/usr/bin/env", ["python3", verifier, "--store", path, "--key-file", dir.path("k.keys")])
+        #expect(python.status == 0 && python.stdout.hasPrefix("intact: 7 rows"), "\(python.stdout)\(python.stderr)")
+    }
+
     @Test("tampering with erased rows gives the exact findings", arguments: ErasureTamper.allCases)
     func tamper(_ tamper: ErasureTamper) async throws {
         let store = try await makeAliceStore()
