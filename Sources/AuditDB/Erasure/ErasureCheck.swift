@@ -1,3 +1,4 @@
+import CAuditCore
 import Foundation
 import GRDB
 
@@ -12,13 +13,17 @@ enum ErasureCheck {
          WHERE action = 'auditdb.erasure' AND action >= 'auditdb.' AND action < 'auditdb/' ORDER BY seq
         """
 
-    /// The rows with erased fields (a 97-byte seals value; its first byte is the mask).
+    /// The rows from seq ?1 on with erased fields (a 97-byte seals value; its first byte is the mask).
     static let erasedRowsSQL = """
         SELECT seq, seals FROM audit_entries
-        WHERE typeof(seals) = 'blob' AND length(seals) = 97 ORDER BY seq
+        WHERE seq >= ?1 AND typeof(seals) = 'blob' AND length(seals) = 97 ORDER BY seq
         """
 
-    static func findings(_ db: Database, storeID: StoreID, keys: KeyRing) throws -> [Finding] {
+    /// The findings of step 10. `fromSeq`: an incremental pass's first seq; rule 2 (an erased
+    /// field no entry accounts for) then looks only at the rows the pass covers, as step 7 does
+    /// (a full pass reads every row: about 0.5 s per million rows), while rules 1 and 3 always run
+    /// in full: they cost one lookup per erased row.
+    static func findings(_ db: Database, storeID: StoreID, keys: KeyRing, fromSeq: Int64? = nil) throws -> [Finding] {
         guard try db.tableExists("audit_entries"), try RowLayout.hasSeals(db) else { return [] }
         var findings: [Finding] = []
         func tampered(_ seq: Int64, _ message: String) {
@@ -44,26 +49,30 @@ enum ErasureCheck {
             }
         }
         // Every erased field must be claimed.
-        var erased: [Int64: UInt8] = [:]
-        let rows = try Row.fetchAll(db, sql: erasedRowsSQL)
+        let rows = try Row.fetchAll(db, sql: erasedRowsSQL, arguments: [fromSeq ?? Int64.min])
         for row in rows {
             let seq: Int64 = row[0]
-            let mask = ((row[1] as Data?)?.first ?? 0) & 7
-            erased[seq] = mask
-            let unclaimed = mask & ~(claimed[seq]?.mask ?? 0)
+            let unclaimed = mask(row[1]) & ~(claimed[seq]?.mask ?? 0)
             if unclaimed != 0 {
                 tampered(seq, "row \(seq) has \(names(unclaimed)) erased, but no erasure entry that verifies erased it (erased without AuditDB, or its erasure entry was removed or changed)")
             }
         }
         // Every claimed field must still be erased (unless the row expired since, or is missing:
         // step 4 reports a missing row).
-        let present = try db.cachedStatement(sql: "SELECT 1 FROM audit_entries WHERE seq = ?")
+        let sealsAt = try db.cachedStatement(sql: "SELECT seals FROM audit_entries WHERE seq = ?")
         for (seq, claim) in claimed.sorted(by: { $0.key < $1.key }) {
-            let restored = claim.mask & ~(erased[seq] ?? 0)
-            guard restored != 0, try Int64.fetchOne(present, arguments: [seq]) != nil else { continue }
+            guard let row = try Row.fetchOne(sealsAt, arguments: [seq]) else { continue }
+            let restored = claim.mask & ~mask(row[0])
+            guard restored != 0 else { continue }
             tampered(seq, "erasure entry \(claim.entry) erased \(names(restored)) of row \(seq), but the row holds it again (restored from a copy made before the erasure?)")
         }
         return findings
+    }
+
+    /// The erased fields a stored `seals` value names: its first byte if it is a 97-byte blob, else none.
+    static func mask(_ value: DatabaseValue) -> UInt8 {
+        guard case .blob(let data) = value.storage, data.count == Int(ADB_SEALS_ERASED_LEN) else { return 0 }
+        return (data.first ?? 0) & 7
     }
 
     /// "actor, details" for a mask.

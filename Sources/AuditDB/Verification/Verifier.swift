@@ -184,7 +184,7 @@ struct Verifier: Sendable {
             findings += expiry
             total += expiry.count
             // Erased fields (FORMAT.md section 21.4, step 10).
-            let erasure = try await pool.read { db in try ErasureCheck.findings(db, storeID: storeID, keys: keys) }
+            let erasure = try await pool.read { db in try ErasureCheck.findings(db, storeID: storeID, keys: keys, fromSeq: fromSeq) }
             findings += erasure
             total += erasure.count
         }

@@ -157,6 +157,31 @@ struct ErasureTests {
         }
     }
 
+    @Test("scanner: an incremental pass after an erasure is intact; a full pass finds an erasure made without AuditDB in an old row")
+    func scannerPasses() async throws {
+        let store = try await makeAliceStore()
+        let scanner = IntegrityScanner(store: store)
+        #expect(try await scanner.scan(.full).isIntact)
+        _ = try await store.erase(.seqs([3]), fields: [.details], reason: "TICKET-6")
+        let incremental = try await scanner.scan(.incremental)
+        #expect(incremental.isIntact && incremental.mode == .incremental, "\(incremental.integrity)")
+        // Someone with the file erases row 13's actor without an entry (the MAC still verifies).
+        let seals = try await store.pool.read { db -> [UInt8] in
+            let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq = 13")
+            let stmt = statement.sqliteStatement
+            defer { SQLite.reset(stmt) }
+            _ = try SQLite.step(stmt, while: "read")
+            var row = RowView(stmt).row
+            var out = [UInt8](repeating: 0, count: 97)
+            _ = adb_seals_erase(&row, 1, &out)
+            return out
+        }
+        try sqlite3Must(path, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET actor = NULL, seals = X'\(Hex.encode(seals))' WHERE seq = 13;")
+        let full = try await scanner.scan(.full)
+        #expect(findings(full.integrity) == ["schema-tampered -", "erasure-tampered 13...13"], "\(full.integrity)")
+        try await store.close()
+    }
+
     @Test("rows written before migration 0006 (format 1) are refused, or left as they are with skippingLegacyRows; the store verifies")
     func legacyRows() async throws {
         // An older store: format-1 rows, then migrated; new rows of the same actor are format 2.
