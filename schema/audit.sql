@@ -168,3 +168,8 @@ CREATE TRIGGER audit_expired_no_update BEFORE UPDATE ON audit_expired
 BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_expired is append-only: UPDATE is not allowed'); END;
 CREATE TRIGGER audit_expired_no_delete BEFORE DELETE ON audit_expired
 BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_expired is append-only: DELETE is not allowed'); END;
+
+-- Migration 0006 (docs/FORMAT.md, section 21): the seals of format-2 rows — a random seed per row
+-- from which its field nonces derive, or, once a field is erased, its commitment in their place.
+-- Added by ALTER TABLE so that a migrated store and a new one hold the same CREATE TABLE text.
+ALTER TABLE audit_entries ADD COLUMN seals BLOB;

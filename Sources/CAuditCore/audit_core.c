@@ -169,16 +169,87 @@ void adb_commitment(const uint8_t nonce[32], uint8_t field, adb_bytes value, uin
     SHA256_Final(out, &c);
 }
 
-static void committed_field(const adb_keyset *ks, const uint8_t store_id[16], int64_t seq, uint8_t field,
-                            adb_bytes value, uint8_t out[32]) {
+// ---- format 2: seals (FORMAT.md section 21) --------------------------------------------------
+
+static int seals_erased_form(const adb_row *r) {
+    return r->format_version == ADB_FORMAT_SEALED && r->seals_len == ADB_SEALS_ERASED_LEN;
+}
+
+uint8_t adb_row_erased_mask(const adb_row *r) {
+    return seals_erased_form(r) ? (uint8_t)(r->seals[0] & 7) : 0;
+}
+
+int adb_seals_valid(const uint8_t *seals, int64_t len, adb_bytes actor, adb_bytes source, adb_bytes details) {
+    if (seals == NULL) return 0;
+    if (len == ADB_SEALS_FRESH_LEN) return seals[0] == 0;
+    if (len != ADB_SEALS_ERASED_LEN || seals[0] < 1 || seals[0] > 7) return 0;
+    if ((seals[0] & 1) && actor.len >= 0) return 0;
+    if ((seals[0] & 2) && source.len >= 0) return 0;
+    if ((seals[0] & 4) && details.len >= 0) return 0;
+    return 1;
+}
+
+// NONCE2(seed, f) = SHA256("ADB2NONC" || seed || u8(f)).
+static void seed_nonce(const uint8_t seed[32], uint8_t field, uint8_t out[32]) {
+    uint8_t msg[8 + 32 + 1];
+    memcpy(msg, "ADB2NONC", 8);
+    memcpy(msg + 8, seed, 32);
+    msg[40] = field;
+    SHA256(msg, sizeof msg, out);
+    OPENSSL_cleanse(msg, sizeof msg);
+}
+
+int adb_row_field_nonce(const adb_keyset *ks, const uint8_t store_id[16], const adb_row *r, uint8_t field,
+                        uint8_t out[32]) {
+    if (r->format_version != ADB_FORMAT_SEALED) {
+        adb_field_nonce(ks, store_id, r->seq, field, out);
+        return 1;
+    }
+    if (seals_erased_form(r)) {
+        if (r->seals[0] & (1u << (field - 1))) { memset(out, 0, 32); return 0; }
+        memcpy(out, r->seals + 1 + 32 * (field - 1), 32);
+        return 1;
+    }
+    seed_nonce(r->seals + 1, field, out);
+    return 1;
+}
+
+void adb_row_field_commitment(const adb_keyset *ks, const uint8_t store_id[16], const adb_row *r, uint8_t field,
+                              uint8_t out[32]) {
+    adb_bytes value = field == ADB_FIELD_ACTOR ? r->actor : field == ADB_FIELD_SOURCE ? r->source : r->details;
+    if (seals_erased_form(r) && (r->seals[0] & (1u << (field - 1)))) {
+        memcpy(out, r->seals + 1 + 32 * (field - 1), 32);
+        return;
+    }
     if (value.len < 0) {
         memset(out, 0, 32);
         return;
     }
     uint8_t nonce[32];
-    adb_field_nonce(ks, store_id, seq, field, nonce);
+    adb_row_field_nonce(ks, store_id, r, field, nonce);
     adb_commitment(nonce, field, value, out);
     OPENSSL_cleanse(nonce, sizeof nonce);
+}
+
+void adb_seals_fresh(const uint8_t seed[32], uint8_t out[ADB_SEALS_FRESH_LEN]) {
+    out[0] = 0;
+    memcpy(out + 1, seed, 32);
+}
+
+int adb_seals_erase(const adb_row *r, uint8_t mask, uint8_t out[ADB_SEALS_ERASED_LEN]) {
+    mask &= 7;
+    if (r->format_version != ADB_FORMAT_SEALED || mask == 0) return 0;
+    uint8_t all = (uint8_t)(mask | adb_row_erased_mask(r));
+    out[0] = all;
+    for (uint8_t f = 1; f <= 3; f++) {
+        uint8_t *slot = out + 1 + 32 * (f - 1);
+        if (all & (1u << (f - 1))) {
+            adb_row_field_commitment(NULL, NULL, r, f, slot);  // format 2 never uses the key
+        } else {
+            adb_row_field_nonce(NULL, NULL, r, f, slot);
+        }
+    }
+    return 1;
 }
 
 // ---- ENC_ROW --------------------------------------------------------------------------------
@@ -201,12 +272,10 @@ static void encode_row(sink *s, const adb_keyset *ks, const uint8_t store_id[16]
     sink_opt_str(s, r->correlation_id);
     sink_u8(s, r->origin);
     sink_opt_i64(s, r->has_origin_ref, r->origin_ref);
-    committed_field(ks, store_id, r->seq, ADB_FIELD_ACTOR, r->actor, c);
-    sink_put(s, c, 32);
-    committed_field(ks, store_id, r->seq, ADB_FIELD_SOURCE, r->source, c);
-    sink_put(s, c, 32);
-    committed_field(ks, store_id, r->seq, ADB_FIELD_DETAILS, r->details, c);
-    sink_put(s, c, 32);
+    for (uint8_t f = ADB_FIELD_ACTOR; f <= ADB_FIELD_DETAILS; f++) {
+        adb_row_field_commitment(ks, store_id, r, f, c);
+        sink_put(s, c, 32);
+    }
 }
 
 size_t adb_row_encode(const adb_keyset *ks, const uint8_t store_id[16], const adb_row *row, uint8_t *buf,

@@ -24,12 +24,12 @@ static inline adb_bytes value_text(sqlite3_value *v, int type) {
     return b;
 }
 
-// The row's 18 columns are taken once each as sqlite3_value (one column call per column) and
+// The row's 19 columns are taken once each as sqlite3_value (one column call per column) and
 // read through the sqlite3_value_* accessors, which skip the per-call statement bookkeeping of
 // sqlite3_column_*: this loop runs once per row of every full pass. The values are valid until
 // the next step, like the column pointers they replace; connections are opened without a mutex
 // (GRDB's multi-thread mode), so protected and unprotected values do not differ.
-int adb_stmt_read_row(struct sqlite3_stmt *s, uint8_t expected_format, adb_row *row, const uint8_t **mac,
+int adb_stmt_read_row(struct sqlite3_stmt *s, uint8_t max_format, adb_row *row, const uint8_t **mac,
                       int *column) {
     static const int integers[] = {ADB_COL_RECORDED_AT, ADB_COL_OUTCOME, ADB_COL_SEVERITY,
                                    ADB_COL_ORIGIN, ADB_COL_FORMAT_VERSION, ADB_COL_KEY_VERSION};
@@ -67,6 +67,8 @@ int adb_stmt_read_row(struct sqlite3_stmt *s, uint8_t expected_format, adb_row *
     row->correlation_id = value_text(v[ADB_COL_CORRELATION_ID], types[ADB_COL_CORRELATION_ID]);
     row->source = value_text(v[ADB_COL_SOURCE], types[ADB_COL_SOURCE]);
     row->details = value_text(v[ADB_COL_DETAILS], types[ADB_COL_DETAILS]);
+    row->seals = types[ADB_COL_SEALS] == SQLITE_BLOB ? (const uint8_t *)sqlite3_value_blob(v[ADB_COL_SEALS]) : NULL;
+    row->seals_len = row->seals ? sqlite3_value_bytes(v[ADB_COL_SEALS]) : 0;  // blob before bytes
 
     *column = -1;
     for (size_t k = 0; k < sizeof integers / sizeof *integers; k++) {
@@ -83,8 +85,13 @@ int adb_stmt_read_row(struct sqlite3_stmt *s, uint8_t expected_format, adb_row *
     if (types[ADB_COL_ACTION] == SQLITE_NULL) { *column = ADB_COL_ACTION; return ADB_SHAPE_ACTION_NULL; }
     if (!mac_ok) { *column = ADB_COL_MAC; return ADB_SHAPE_BAD_MAC; }
     if (outcome < 0 || outcome > 3 || severity < 0 || severity > 3 || origin < 0 || origin > 1) return ADB_SHAPE_BAD_CODE;
-    if (format != expected_format) { *column = ADB_COL_FORMAT_VERSION; return ADB_SHAPE_BAD_FORMAT; }
+    if (format < 1 || format > max_format) { *column = ADB_COL_FORMAT_VERSION; return ADB_SHAPE_BAD_FORMAT; }
     if (kv < 0 || kv > 0xFFFFFFFFLL) { *column = ADB_COL_KEY_VERSION; return ADB_SHAPE_BAD_KEY_VERSION; }
+    if (format == ADB_FORMAT_KEYED_NONCES ? types[ADB_COL_SEALS] != SQLITE_NULL
+                                          : !adb_seals_valid(row->seals, row->seals_len, row->actor, row->source, row->details)) {
+        *column = ADB_COL_SEALS;
+        return ADB_SHAPE_BAD_SEALS;
+    }
     return ADB_SHAPE_OK;
 }
 
@@ -119,12 +126,20 @@ int adb_stmt_bind_row(struct sqlite3_stmt *s, const adb_row *row, const uint8_t 
     BIND(sqlite3_bind_int64(s, ADB_COL_FORMAT_VERSION + 1, row->format_version));
     BIND(sqlite3_bind_int64(s, ADB_COL_KEY_VERSION + 1, row->key_version));
     BIND(sqlite3_bind_blob(s, ADB_COL_MAC + 1, mac, ADB_MAC_LEN, SQLITE_STATIC));
+    if (sqlite3_bind_parameter_count(s) <= ADB_COL_SEALS) {
+        // An insert without `seals` (a store without migration 0006): only format-1 rows fit.
+        if (row->format_version != ADB_FORMAT_KEYED_NONCES) return SQLITE_MISMATCH;
+    } else if (row->format_version == ADB_FORMAT_SEALED && row->seals) {
+        BIND(sqlite3_bind_blob(s, ADB_COL_SEALS + 1, row->seals, (int)row->seals_len, SQLITE_STATIC));
+    } else {
+        BIND(sqlite3_bind_null(s, ADB_COL_SEALS + 1));
+    }
 #undef BIND
     return SQLITE_OK;
 }
 
 int adb_verify_run(struct sqlite3_stmt *s, const adb_key_entry *keys, int key_count,
-                   const uint8_t store_id[ADB_STORE_ID_LEN], uint8_t expected_format, int64_t *expected_seq,
+                   const uint8_t store_id[ADB_STORE_ID_LEN], uint8_t max_format, int64_t *expected_seq,
                    uint8_t prev_mac[ADB_MAC_LEN], int64_t *checked, adb_index_digest *index_digest,
                    int64_t max_rows) {
     const adb_key_entry *last = key_count > 0 ? &keys[0] : NULL;
@@ -136,7 +151,7 @@ int adb_verify_run(struct sqlite3_stmt *s, const adb_key_entry *keys, int key_co
         adb_row row;
         const uint8_t *mac = NULL;
         int column;
-        if (adb_stmt_read_row(s, expected_format, &row, &mac, &column) != ADB_SHAPE_OK) return SQLITE_ROW;
+        if (adb_stmt_read_row(s, max_format, &row, &mac, &column) != ADB_SHAPE_OK) return SQLITE_ROW;
         if (last == NULL || last->version != row.key_version) {
             last = NULL;
             for (int k = 0; k < key_count; k++) {

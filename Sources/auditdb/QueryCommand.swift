@@ -98,12 +98,17 @@ enum TableFormat {
     static let header = ["seq", "recorded_at", "tenant", "actor", "action", "resource", "outcome", "severity", "details"]
 
     static func cells(_ e: AuditEntry) -> [String] {
-        [(e.isVerified ? "" : "UNVERIFIED ") + String(e.seq), e.recordedAt.iso8601, e.tenant ?? "-", e.actor ?? "(withheld)", e.action,
+        // An erased field shows as <erased> (FORMAT.md section 21), never as "-" (absent) or an empty cell.
+        [(e.isVerified ? "" : "UNVERIFIED ") + String(e.seq), e.recordedAt.iso8601, e.tenant ?? "-",
+         e.isErased(.actor) ? erased : e.actor ?? "(withheld)", e.action,
          [e.resourceType, e.resourceId].compactMap { $0 }.joined(separator: ":"), e.outcome.rawValue,
-         e.severity.rawValue, e.detailsJSON ?? "-"].map(OutputEscaping.escapeForTerminal)
+         e.severity.rawValue, e.isErased(.details) ? erased : e.detailsJSON ?? "-"].map(OutputEscaping.escapeForTerminal)
     }
 
     static func row(_ e: AuditEntry) -> String { cells(e).joined(separator: "  ") }
+
+    /// How the table shows an erased field.
+    static let erased = "<erased>"
 }
 
 enum EntryJSON {
@@ -115,13 +120,16 @@ enum EntryJSON {
         case .backSigned(let run?): origin = "\"back-signed\",\"originRun\":\(run)"
         case .backSigned(nil): origin = "\"back-signed\""
         }
+        // An erased field is {"erased":true} (FORMAT.md section 21): neither null (absent) nor a string.
+        let erased = "{\"erased\":true}"
+        func field(_ f: WithholdableField, _ s: String?) -> String { e.isErased(f) ? erased : q(s) }
         // detailsJSON was validated as a JSON object when appended and verified when read.
-        let details = e.detailsJSON.map(OutputEscaping.jsonSafe) ?? "null"
+        let details = e.isErased(.details) ? erased : e.detailsJSON.map(OutputEscaping.jsonSafe) ?? "null"
         return "{\"seq\":\(e.seq),\"recordedAt\":\"\(e.recordedAt.iso8601)\",\"occurredAt\":\(q(e.occurredAt?.iso8601)),"
-            + "\"tenant\":\(q(e.tenant)),\"actor\":\(q(e.actor)),\"action\":\(q(e.action)),"
+            + "\"tenant\":\(q(e.tenant)),\"actor\":\(field(.actor, e.actor)),\"action\":\(q(e.action)),"
             + "\"resourceType\":\(q(e.resourceType)),\"resourceId\":\(q(e.resourceId)),"
             + "\"outcome\":\"\(e.outcome.rawValue)\",\"severity\":\"\(e.severity.rawValue)\","
-            + "\"correlationId\":\(q(e.correlationId)),\"source\":\(q(e.source)),\"details\":\(details),"
+            + "\"correlationId\":\(q(e.correlationId)),\"source\":\(field(.source, e.source)),\"details\":\(details),"
             + "\"origin\":\(origin),\"keyVersion\":\(e.keyVersion)"
             + (e.finding.map { ",\"verified\":false,\"finding\":\(OutputEscaping.jsonQuoted($0.description))" } ?? "") + "}"
     }

@@ -47,6 +47,7 @@ _HERE = pathlib.Path(__file__).resolve().parent
 if str(_HERE) not in sys.path:
     sys.path.insert(0, str(_HERE))
 import retention  # noqa: E402  (FORMAT.md section 20: tombstones, expiry entries, step 9)
+import erasure  # noqa: E402  (FORMAT.md section 21: row format 2, erased fields, step 10)
 
 # --------------------------------------------------------------------------------------------
 # FORMAT.md "Constants"
@@ -172,6 +173,14 @@ def committed_field(ks: KeySet, store_id: bytes, seq: int, field: int, value: by
     return commitment(field_nonce(ks, store_id, seq, field), field, value)
 
 
+def row_commitment(ks: KeySet, store_id: bytes, row: dict, field: int) -> bytes:
+    """C_f of a row as ENC_ROW holds it: section 7 for format 1, section 21.1 for format 2."""
+    value = row[("actor", "source", "details")[field - 1]]
+    if row["format_version"] == erasure.FORMAT_SEALED:
+        return erasure.commitment_v2(row.get("seals"), field, value)
+    return committed_field(ks, store_id, row["seq"], field, value)
+
+
 # --------------------------------------------------------------------------------------------
 # FORMAT.md "The row encoding ENC_ROW"
 # --------------------------------------------------------------------------------------------
@@ -182,6 +191,9 @@ ROW_COLUMNS = (
     "outcome", "severity", "correlation_id", "source", "details", "origin", "origin_ref",
     "format_version", "key_version", "mac",
 )
+# The columns read from a store: ROW_COLUMNS and `seals` (migration 0006, section 21; read as NULL
+# in a store without it, erasure.adapt).
+READ_COLUMNS = ROW_COLUMNS + ("seals",)
 TEXT_COLUMNS = ("tenant", "actor", "action", "resource_type", "resource_id", "correlation_id", "source", "details")
 
 
@@ -205,9 +217,9 @@ def enc_row(ks: KeySet, store_id: bytes, row: dict) -> bytes:
         opt_str(row["correlation_id"]),
         u8(row["origin"]),
         opt_i64(row["origin_ref"]),
-        committed_field(ks, store_id, seq, FIELD_ACTOR, row["actor"]),
-        committed_field(ks, store_id, seq, FIELD_SOURCE, row["source"]),
-        committed_field(ks, store_id, seq, FIELD_DETAILS, row["details"]),
+        row_commitment(ks, store_id, row, FIELD_ACTOR),
+        row_commitment(ks, store_id, row, FIELD_SOURCE),
+        row_commitment(ks, store_id, row, FIELD_DETAILS),
     ])
 
 
@@ -508,6 +520,9 @@ BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_expired is append-only: UPDATE is not 
 CREATE TRIGGER audit_expired_no_delete BEFORE DELETE ON audit_expired
 BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_expired is append-only: DELETE is not allowed'); END;
 """),
+    ("0006-erasure", """
+ALTER TABLE audit_entries ADD COLUMN seals BLOB;
+"""),
 ]
 ALL_MIGRATIONS_SQL = "\n".join(sql for _, sql in MIGRATIONS)
 
@@ -720,6 +735,8 @@ def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, 
     if header is not None and _table_exists(conn, "audit_entries"):
         retention.check_expiry(conn, report, keys, header["store_id"], engine_rows,
                                _table_exists(conn, "audit_expired"))
+        # Step 10: erased fields (section 21.4).
+        erasure.check_erasure(conn, report, engine_rows)
 
 
 def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | None, schema_sql: str | None,
@@ -807,11 +824,11 @@ def log_end(conn, has_tombstones: bool) -> int | None:
 def _moved_from_tail(conn, report: Report, keys, store_id: bytes, hi: int, count: int):
     """Step 5: a row below seq 1 whose row tag verifies at one of the seqs just past the end of
     the log was moved out of that place (a cut tail): report that seq as missing."""
-    n = len(ROW_COLUMNS)
+    n = len(READ_COLUMNS)
     query = _SELECT_ROWS.replace("WHERE seq >= 1 ORDER BY seq", "WHERE seq < 1 ORDER BY seq LIMIT 1000")
-    for values in conn.execute(query).fetchall():
-        row = dict(zip(ROW_COLUMNS, values[:n]))
-        types = {c: _s(t) for c, t in zip(ROW_COLUMNS, values[n:])}
+    for values in conn.execute(erasure.adapt(conn, query)).fetchall():
+        row = dict(zip(READ_COLUMNS, values[:n]))
+        types = {c: _s(t) for c, t in zip(READ_COLUMNS, values[n:])}
         key = keys.get(row["key_version"]) if _malformed(row, types) is None else None
         if key is None:
             continue
@@ -894,7 +911,7 @@ def _load_attestations(conn) -> dict[int, list[tuple[int, int, bytes]]]:
 
 
 _SELECT_ROWS = (
-    "SELECT " + ", ".join(ROW_COLUMNS) + ", " + ", ".join(f"typeof({c})" for c in ROW_COLUMNS)
+    "SELECT " + ", ".join(READ_COLUMNS) + ", " + ", ".join(f"typeof({c})" for c in READ_COLUMNS)
     + " FROM audit_entries WHERE seq >= 1 ORDER BY seq"
 )
 _INT_COLUMNS = ("recorded_at", "outcome", "severity", "origin", "format_version", "key_version")
@@ -936,9 +953,9 @@ def _scan_rows(conn, report: Report, keys, store_id: bytes, compromised: set[int
     prev_mac = ZERO32
     prev_known = True
     expected = 1
-    n = len(ROW_COLUMNS)
+    n = len(READ_COLUMNS)
     tombstones = iter(conn.cursor().execute(retention.WALK_TOMBSTONES) if has_tombstones else ())
-    for is_tombstone, values in _with_tombstones(conn.cursor().execute(_SELECT_ROWS), tombstones):
+    for is_tombstone, values in _with_tombstones(conn.cursor().execute(erasure.adapt(conn, _SELECT_ROWS)), tombstones):
         seq = values[0]
         if seq > expected:
             report.add("missing-rows", expected, seq - 1, f"{seq - expected} row(s) missing before seq {seq} (removed)")
@@ -949,8 +966,8 @@ def _scan_rows(conn, report: Report, keys, store_id: bytes, compromised: set[int
             report.rows_expired += 1
             prev_mac, prev_known = _walk_tombstone(report, keys, store_id, values, prev_mac, prev_known)
             continue
-        row = dict(zip(ROW_COLUMNS, values[:n]))
-        types = {c: _s(t) for c, t in zip(ROW_COLUMNS, values[n:])}
+        row = dict(zip(READ_COLUMNS, values[:n]))
+        types = {c: _s(t) for c, t in zip(READ_COLUMNS, values[n:])}
         report.rows_checked += 1
 
         why = _malformed(row, types)
@@ -987,8 +1004,8 @@ def _scan_rows(conn, report: Report, keys, store_id: bytes, compromised: set[int
             report.add("compromised-key", seq, seq,
                        f"signed with key version {kv}, declared compromised, and not re-attested: "
                        "it may be forged with the stolen key")
-        elif row["action"] in retention.STEP9_ACTIONS and row["origin"] == 0:
-            state["engine"][seq] = row  # verified, with no finding: an expiry or hold entry for step 9
+        elif (row["action"] in retention.STEP9_ACTIONS or row["action"] == erasure.ACTION) and row["origin"] == 0:
+            state["engine"][seq] = row  # verified, with no finding: an expiry, hold or erasure entry for steps 9-10
         # The next row links to this row's stored MAC. After a row that failed (or could not be
         # checked) that MAC proves nothing, so the next row's link tag is not checked: that
         # would only repeat this finding. Its row tag still is.
@@ -1038,11 +1055,11 @@ def _malformed(row: dict, types: dict) -> str | None:
         return "the MAC is missing or not 32 bytes"
     if not (0 <= row["outcome"] <= 3 and 0 <= row["severity"] <= 3 and 0 <= row["origin"] <= 1):
         return "outcome, severity or origin holds an undefined code"
-    if row["format_version"] != FORMAT_VERSION:
+    if row["format_version"] not in (FORMAT_VERSION, erasure.FORMAT_SEALED):
         return f"unknown format version {row['format_version']}"
     if not 0 <= row["key_version"] <= 0xFFFFFFFF:
         return f"invalid key version {row['key_version']}"
-    return None
+    return erasure.seals_problem(row, types)  # section 21.2
 
 
 def _attested(keys, compromised, attestations, store_id, seq, kv, stored) -> bool:
@@ -1059,7 +1076,7 @@ def _attested(keys, compromised, attestations, store_id, seq, kv, stored) -> boo
 # FORMAT.md section 11, step 0: the key proof
 # --------------------------------------------------------------------------------------------
 
-_ROW_SELECT_LIST = ", ".join(ROW_COLUMNS) + ", " + ", ".join(f"typeof({c})" for c in ROW_COLUMNS)
+_ROW_SELECT_LIST = ", ".join(READ_COLUMNS) + ", " + ", ".join(f"typeof({c})" for c in READ_COLUMNS)
 # The two places a version's rows are found without an index: from the first seq the cache names
 # (?1 = F), and among the newest rows of the log (?1 = L). ?2 = the key version. The limit counts
 # every row the query returns, including rows skipped below (malformed, or already taken).
@@ -1087,7 +1104,7 @@ def key_proof(conn, keys: dict[int, Key], header: dict) -> dict[int, tuple[str, 
     cache = _cached_first_seqs(conn)
     has_entries = _table_exists(conn, "audit_entries")
     last = conn.execute("SELECT max(seq) FROM audit_entries").fetchone()[0] if has_entries else None
-    n = len(ROW_COLUMNS)
+    n = len(READ_COLUMNS)
     out: dict[int, tuple[str, list[int]]] = {}
     for v in sorted(keys):
         ks = keys[v].keyset
@@ -1107,9 +1124,9 @@ def key_proof(conn, keys: dict[int, Key], header: dict) -> dict[int, tuple[str, 
             if last is not None and last >= 1:
                 places.append((_EVIDENCE_FROM_LAST, last))
         for sql, argument in places:
-            for values in conn.execute(sql, (argument, v)).fetchall():
-                row = dict(zip(ROW_COLUMNS, values[:n]))
-                types = {c: _s(t) for c, t in zip(ROW_COLUMNS, values[n:])}
+            for values in conn.execute(erasure.adapt(conn, sql), (argument, v)).fetchall():
+                row = dict(zip(READ_COLUMNS, values[:n]))
+                types = {c: _s(t) for c, t in zip(READ_COLUMNS, values[n:])}
                 if _malformed(row, types) is not None or row["seq"] in checked:
                     continue  # a malformed row is no evidence either way; a row is taken once
                 if hmac.compare_digest(row_tag(ks, store_id, row), bytes(row["mac"])[:TAG_LEN]):
@@ -1650,6 +1667,51 @@ def enc_row_layout(ks: KeySet, store_id: bytes, row: dict) -> list[dict]:
     return out
 
 
+# Section 21: a format-2 row after the rows above (seq 5, key version 1), fresh and then with its
+# actor and details erased. The seed is a public test-only value (bytes 60..7f).
+TEST_SEED = bytes(range(0x60, 0x80))
+TEST_SEALED_ROW = {
+    "seq": 5, "recorded_at": 1_795_439_705_000_000, "occurred_at": None, "tenant": "acme-eu",
+    "actor": "alice@example.org", "action": "user.login", "resource_type": None, "resource_id": None,
+    "outcome": 0, "severity": 0, "correlation_id": None, "source": "198.51.100.7",
+    "details": '{"email":"alice@example.org"}', "origin": 0, "origin_ref": None, "format_version": 2,
+    "key_version": 1,
+}
+
+
+def build_erasure_vector(ks: KeySet, sid: bytes, prev: bytes) -> dict:
+    cols = dict(TEST_SEALED_ROW)
+    row = _row_bytes(cols)
+    row["seals"] = b"\x00" + TEST_SEED
+    nonces = {name: erasure.nonce_v2(row["seals"], fid).hex()
+              for name, fid in (("actor", FIELD_ACTOR), ("source", FIELD_SOURCE), ("details", FIELD_DETAILS))}
+    commits = {name: row_commitment(ks, sid, row, fid).hex()
+               for name, fid in (("actor", FIELD_ACTOR), ("source", FIELD_SOURCE), ("details", FIELD_DETAILS))}
+    enc = enc_row(ks, sid, row)
+    mac = seal(ks, sid, row, prev)
+    erased_seals = erasure.erase_seals(row, 0b101)  # actor and details
+    erased = dict(row, actor=None, details=None, seals=erased_seals)
+    assert enc_row(ks, sid, erased) == enc and seal(ks, sid, erased, prev) == mac
+    assert erasure.seals_problem(erased, {"seals": "blob"}) is None
+    return {
+        "description": "seq 5, row format 2 (section 21): a random seed in `seals`; then its actor and details "
+                       "erased (mask 05): values NULL, their slots their commitments, the source slot its nonce. "
+                       "ENC_ROW and the MAC do not change. The seed is a public test-only value.",
+        "columns": cols,
+        "text_utf8_hex": {c: None if row[c] is None else row[c].hex() for c in TEXT_COLUMNS},
+        "seed": TEST_SEED.hex(),
+        "seals": row["seals"].hex(),
+        "nonces": nonces,
+        "commitments": commits,
+        "enc_row": enc.hex(),
+        "prev_mac": prev.hex(),
+        "mac": mac.hex(),
+        "erased_fields": ["actor", "details"],
+        "erased_seals": erased_seals.hex(),
+        "erasure_entry_details": '{"fields":["actor","details"],"reason":"TICKET-1","seqs":[5],"subject":"actor"}',
+    }
+
+
 def build_vectors() -> dict:
     masters = {1: TEST_MASTER_KEY_1, 2: TEST_MASTER_KEY_2}
     keysets = {v: KeySet(m) for v, m in masters.items()}
@@ -1714,6 +1776,7 @@ def build_vectors() -> dict:
         macs[seq] = mac
         prev = mac
     vec["rows"] = rows_out
+    vec["erasure"] = build_erasure_vector(keysets[1], sid, macs[len(TEST_ROWS)])
     a = TEST_ATTESTATION
     row_kv = TEST_ROWS[a["seq"] - 1]["columns"]["key_version"]
     amsg = attestation_message(sid, a["seq"], row_kv, macs[a["seq"]], a["declaration_seq"])

@@ -532,7 +532,9 @@ def check_entry(e: dict, seq: int, cp: dict) -> tuple[str, str] | None:
     for name, _ in FIELDS:
         f = e.get(name)
         if isinstance(f, dict):
-            allowed = {"withheld", "commitment"} if f.get("withheld") is True else {"value", "nonce", "commitment"}
+            allowed = ({"withheld", "commitment"} if f.get("withheld") is True
+                       else {"erased", "commitment"} if f.get("erased") is True  # section 21.5
+                       else {"value", "nonce", "commitment"})
             extra = sorted(set(f) - allowed)
             if extra:
                 return malformed(f"field {name} has an unexpected key {sj.json_quoted(extra[0])}")
@@ -553,8 +555,9 @@ def check_entry(e: dict, seq: int, cp: dict) -> tuple[str, str] | None:
         if not isinstance(f, dict) or not sj.is_lower_hex(f.get("commitment"), 32):
             return malformed(f"{name} has no 32-byte commitment")
         c = bytes.fromhex(f["commitment"])
-        if f.get("withheld") is True:
-            withheld.append(name)
+        if f.get("withheld") is True or f.get("erased") is True:  # erased in the store: section 21.5
+            if f.get("withheld") is True:
+                withheld.append(name)
             commitments += c
             continue
         if "value" in f and f["value"] is None:
@@ -562,7 +565,7 @@ def check_entry(e: dict, seq: int, cp: dict) -> tuple[str, str] | None:
         elif isinstance(f.get("value"), str) and sj.is_lower_hex(f.get("nonce"), 32):
             expected = commitment(bytes.fromhex(f["nonce"]), fid, f["value"].encode("utf-8"))
         else:
-            return malformed(f"{name} needs a value and a 32-byte nonce, or withheld: true")
+            return malformed(f"{name} needs a value and a 32-byte nonce, or withheld: true, or erased: true")
         if expected != c:
             return "commitment-mismatch", f"entry seq {seq}: the shown {name} does not match its commitment (the value or its nonce was changed)"
         commitments += c
@@ -792,12 +795,14 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
                 continue
             problem = check_entry(e, seq, cp)
             withheld = sum(bit for name, bit in FIELD_BITS.items() if isinstance(e.get(name), dict) and e[name].get("withheld") is True)
+            # An erased field (section 21.5) is compatible with every redaction set.
+            erased = sum(bit for name, bit in FIELD_BITS.items() if isinstance(e.get(name), dict) and e[name].get("erased") is True)
             if problem:
                 add(problem[0], seq, problem[1])
-            elif attested_mask is not None and withheld != attested_mask:
+            elif attested_mask is not None and withheld != attested_mask & ~erased:
                 add("statement-mismatch", seq, f"entry seq {seq} withholds {field_names(withheld)}, "
                     f"but the statement attests that {field_names(attested_mask)} was withheld")
-            elif attested_mask is None and redacted_mask is not None and withheld != redacted_mask:
+            elif attested_mask is None and redacted_mask is not None and withheld != redacted_mask & ~erased:
                 add("manifest-mismatch", seq, f"entry seq {seq} withholds {field_names(withheld)}, "
                     f"but the manifest says {field_names(redacted_mask)} was withheld")
             else:

@@ -353,6 +353,7 @@ def test_stores(tmp: pathlib.Path) -> None:
     tamper(p, "DROP INDEX audit_entries_origin_ref", "DROP INDEX audit_entries_actor", "DROP INDEX audit_entries_resource",
            "DROP INDEX audit_entries_tenant_time", "DROP INDEX audit_entries_recorded_at", "DROP INDEX audit_entries_engine",
            "DROP VIEW audit_scan_history", "DROP TABLE audit_checkpoints", "DROP TABLE audit_expired",
+           "ALTER TABLE audit_entries DROP COLUMN seals",
            "DELETE FROM grdb_migrations WHERE identifier > '0001-initial'")
     k = kinds(av.verify(str(p), both))
     check(k == [("schema-outdated", None)], f"a store at migration 0001 (only its objects) -> schema-outdated only ({k})")
@@ -563,10 +564,10 @@ def test_stores(tmp: pathlib.Path) -> None:
     p = fresh("seq0")
     tamper(p, "INSERT INTO audit_entries SELECT 0, recorded_at, occurred_at, tenant, actor, action, resource_type,"
               " resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref,"
-              " format_version, key_version, mac FROM audit_entries WHERE seq = 1",
+              " format_version, key_version, mac, seals FROM audit_entries WHERE seq = 1",
            "INSERT INTO audit_entries SELECT -3, recorded_at, occurred_at, tenant, actor, action, resource_type,"
               " resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref,"
-              " format_version, key_version, mac FROM audit_entries WHERE seq = 1")
+              " format_version, key_version, mac, seals FROM audit_entries WHERE seq = 1")
     rep = av.verify(str(p), both)
     check([(f.kind, f.first, f.last) for f in rep.findings] == [("unexpected-rows", -3, 0)],
           "rows at seq 0 and -3 -> unexpected-rows -3...0")
@@ -1007,7 +1008,7 @@ def test_query_indexes(tmp: pathlib.Path) -> None:
     q = copy("below-one")  # rows below seq 1 are in the indexes too, and in the rows' entries
     tamper(q, "INSERT INTO audit_entries SELECT -3, recorded_at, occurred_at, tenant, actor, action, resource_type,"
               " resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref,"
-              " format_version, key_version, mac FROM audit_entries WHERE seq = 7")
+              " format_version, key_version, mac, seals FROM audit_entries WHERE seq = 7")
     k = kinds(av.verify(str(q), both))
     check(k == [("unexpected-rows", -3)], f"a row below seq 1 (in every index) -> unexpected-rows only ({k})")
 
@@ -1828,7 +1829,8 @@ def test_expired_rows(tmp: pathlib.Path) -> None:
           f"(g) audit_expired's delete trigger dropped -> schema-tampered ({shown(rep)})")
     q = tmp / "ex-at-0004.sqlite"
     build_store(q, base_rows())
-    tamper_all(q, "DROP TABLE audit_expired", "DELETE FROM grdb_migrations WHERE identifier = '0005-retention'")
+    tamper_all(q, "DROP TABLE audit_expired", "ALTER TABLE audit_entries DROP COLUMN seals",
+               "DELETE FROM grdb_migrations WHERE identifier IN ('0005-retention', '0006-erasure')")
     rep = av.verify(str(q), both, SID)
     check(seqs(rep) == [("schema-outdated", None, None)], f"(g) a store at 0004 without audit_expired -> schema-outdated only ({shown(rep)})")
     q = copy("table-dropped")

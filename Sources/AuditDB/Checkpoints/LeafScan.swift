@@ -25,7 +25,7 @@ enum LeafScan {
                      onRow: (RowView, [UInt8]) throws -> Void) throws -> Result
     {
         var result = Result(lastGood: range.lowerBound - 1, lastMac: start)
-        let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq >= ? AND seq <= ? ORDER BY seq")
+        let statement = try db.makeStatement(sql: try RowLayout.select(db) + " WHERE seq >= ? AND seq <= ? ORDER BY seq")
         let stmt = statement.sqliteStatement
         try SQLite.bind(stmt, 1, range.lowerBound)
         try SQLite.bind(stmt, 2, range.upperBound)

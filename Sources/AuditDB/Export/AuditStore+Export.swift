@@ -290,7 +290,8 @@ extension AuditStore {
     private static func entryJSON(_ view: RowView, storeID: StoreID, keys: KeyRing,
                                   redact: Set<WithholdableField>, leaf: [UInt8]) throws(AuditError) -> String
     {
-        let row = view.row, seq = row.seq
+        var row = view.row
+        let seq = row.seq
         func text(_ b: adb_bytes, _ name: String) throws(AuditError) -> String? {
             try RowView.validString(b, field: name, seq: seq)
         }
@@ -307,13 +308,17 @@ extension AuditStore {
             + "\"correlationId\":\(q(try text(row.correlation_id, "correlation_id"))),\"origin\":\(row.origin),"
             + "\"originRef\":\(optional(row.has_origin_ref, row.origin_ref)),"
             + "\"formatVersion\":\(row.format_version),\"keyVersion\":\(kv)"
+        let erased = adb_row_erased_mask(&row)
         for field in WithholdableField.allCases {
             let value = field.value(of: row)
             var nonce = [UInt8](repeating: 0, count: 32)
             var commitment = [UInt8](repeating: 0, count: 32)
-            adb_field_nonce(key.keyset, storeID.bytes, seq, field.id, &nonce)
-            adb_commitment(nonce, field.id, value, &commitment)
-            if redact.contains(field) {
+            _ = adb_row_field_nonce(key.keyset, storeID.bytes, &row, field.id, &nonce)
+            adb_row_field_commitment(key.keyset, storeID.bytes, &row, field.id, &commitment)
+            if erased & (1 << (field.id - 1)) != 0 {
+                // Erased (FORMAT.md section 21): only the commitment is left, whatever the redaction set.
+                out += ",\"\(field.rawValue)\":{\"erased\":true,\"commitment\":\"\(Hex.encode(commitment))\"}"
+            } else if redact.contains(field) {
                 out += ",\"\(field.rawValue)\":{\"withheld\":true,\"commitment\":\"\(Hex.encode(commitment))\"}"
             } else if value.len < 0 {
                 out += ",\"\(field.rawValue)\":{\"value\":null,\"commitment\":\"\(Hex.encode(commitment))\"}"

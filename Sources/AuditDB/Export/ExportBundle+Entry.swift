@@ -33,7 +33,8 @@ extension ExportBundle {
         }
         for field in WithholdableField.allCases {
             guard let object = e[field.rawValue]?.object else { continue }
-            let allowed: Set<String> = object["withheld"]?.isTrue == true ? ["withheld", "commitment"] : ["value", "nonce", "commitment"]
+            let allowed: Set<String> = object["withheld"]?.isTrue == true ? ["withheld", "commitment"]
+                : object["erased"]?.isTrue == true ? ["erased", "commitment"] : ["value", "nonce", "commitment"]
             if let extra = object.firstKey(notIn: allowed) {
                 return malformed("field \(field.rawValue) has an unexpected key \(OutputEscaping.jsonQuoted(extra))")
             }
@@ -55,7 +56,8 @@ extension ExportBundle {
             guard let f = e[field.rawValue]?.object, let c = hex32(f["commitment"]) else {
                 return malformed("\(field.rawValue) has no 32-byte commitment")
             }
-            if f["withheld"]?.isTrue == true {
+            if f["withheld"]?.isTrue == true || f["erased"]?.isTrue == true {
+                // Withheld by the exporter, or erased in the store (FORMAT.md section 21): only the commitment.
                 commitments += c
                 continue
             }
@@ -68,7 +70,7 @@ extension ExportBundle {
                     adb_commitment(nonce, field.id, adb_bytes(ptr: b.baseAddress, len: Int64(b.count)), &expected)
                 }
             } else {
-                return malformed("\(field.rawValue) needs a value and a 32-byte nonce, or withheld: true")
+                return malformed("\(field.rawValue) needs a value and a 32-byte nonce, or withheld: true, or erased: true")
             }
             guard expected == c else {
                 return (.commitmentMismatch, "entry seq \(seq): the shown \(field.rawValue) does not match its commitment (the value or its nonce was changed)")

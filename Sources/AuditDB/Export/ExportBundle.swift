@@ -179,11 +179,15 @@ public enum ExportBundle {
                 continue
             }
             let withheld = Set(WithholdableField.allCases.filter { entry[$0.rawValue]?.object?["withheld"]?.isTrue == true })
+            // An erased field (FORMAT.md section 21) is shown as erased whatever the redaction set.
+            let erased = Set(WithholdableField.allCases.filter { entry[$0.rawValue]?.object?["erased"]?.isTrue == true })
             if let finding = check(entry: entry, seq: seq, checkpoint: checkpoint) {
                 add(finding.kind, seq, finding.message)
-            } else if let attested = attestedWithheld, withheld != attested {
+            } else if let attested = attestedWithheld, withheld != attested.subtracting(erased) {
                 add(.statementMismatch, seq, "entry seq \(seq) withholds \(names(withheld)), but the statement attests that \(names(attested)) was withheld")
-            } else if attestedWithheld == nil, let manifestSet = manifest.redacted.map(Set.init), withheld != manifestSet {
+            } else if attestedWithheld == nil, let manifestSet = manifest.redacted.map(Set.init),
+                      withheld != manifestSet.subtracting(erased)
+            {
                 add(.manifestMismatch, seq, "entry seq \(seq) withholds \(names(withheld)), but the manifest says \(names(manifestSet)) was withheld")
             } else {
                 verified += 1

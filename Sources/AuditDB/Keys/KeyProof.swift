@@ -80,13 +80,13 @@ enum KeyProof {
         var places: [(sql: String, argument: Int64)] = []
         if let first = cachedFirstSeq, first >= 1 {
             places.append((
-                RowLayout.select + " WHERE seq >= ?1 AND seq < ?1 + \(window) AND key_version = ?2 ORDER BY seq LIMIT \(rowsPerPlace)",
+                try RowLayout.select(db) + " WHERE seq >= ?1 AND seq < ?1 + \(window) AND key_version = ?2 ORDER BY seq LIMIT \(rowsPerPlace)",
                 first))
         }
         let last = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0
         if last >= 1 {
             places.append((
-                RowLayout.select + " WHERE seq > ?1 - \(window) AND seq <= ?1 AND seq >= 1 AND key_version = ?2 ORDER BY seq DESC LIMIT \(rowsPerPlace)",
+                try RowLayout.select(db) + " WHERE seq > ?1 - \(window) AND seq <= ?1 AND seq >= 1 AND key_version = ?2 ORDER BY seq DESC LIMIT \(rowsPerPlace)",
                 last))
         }
         for place in places {

@@ -1,4 +1,5 @@
 import CAuditCore
+import CSodium
 
 /// A validated event, its text fields laid out in one byte arena so that the writer can bind
 /// and MAC them without further copies or checks. Built on the caller's task, not the writer's.
@@ -12,6 +13,9 @@ struct EncodedEvent: Sendable {
     var arena: [UInt8]
     var tenant = Span.null, actor = Span.null, action = Span.null, resourceType = Span.null
     var resourceId = Span.null, correlationId = Span.null, source = Span.null, details = Span.null
+    /// The row's seals (FORMAT.md section 21): 00 || a 32-byte seed from libsodium's CSPRNG, drawn
+    /// here once, so that the MAC pipeline and the insert see the same bytes.
+    var seals = Span.null
     var occurredAt: Int64?
     var outcome: UInt8
     var severity: UInt8
@@ -37,12 +41,25 @@ struct EncodedEvent: Sendable {
             let text = try details.jsonText()
             self.details = Self.append(text, into: &arena)
         }
+        seals = Self.appendFreshSeals(into: &arena)
         if let occurred = event.occurredAt {
             guard occurred.isInSupportedRange else {
                 throw .invalid("occurredAt", "must lie between \(AuditTimestamp.minimum) and \(AuditTimestamp.maximum)")
             }
             occurredAt = occurred.microsecondsSinceEpoch
         }
+    }
+
+    /// Appends 00 || 32 random bytes (the seed of the row's field nonces) to the arena.
+    private static func appendFreshSeals(into arena: inout [UInt8]) -> Span {
+        var seed = [UInt8](repeating: 0, count: 32)
+        randombytes_buf(&seed, seed.count)
+        var fresh = [UInt8](repeating: 0, count: Int(ADB_SEALS_FRESH_LEN))
+        adb_seals_fresh(seed, &fresh)
+        sodium_memzero(&seed, seed.count)
+        let offset = Int32(arena.count)
+        arena.append(contentsOf: fresh)
+        return Span(offset: offset, length: Int32(fresh.count))
     }
 
     private static func append(_ s: String, into arena: inout [UInt8]) -> Span {
@@ -91,9 +108,11 @@ struct EncodedEvent: Sendable {
         return nil
     }
 
-    /// Calls `body` with the C view of this event as row `seq`. Pointers are valid only inside.
-    func withRow<R>(seq: Int64, recordedAt: Int64, keyVersion: UInt32, _ body: (inout adb_row) throws -> R) rethrows
-        -> R
+    /// Calls `body` with the C view of this event as row `seq`, in row format `format` (2; 1 only
+    /// for a store created without migration 0006, which tests use to make older stores). Pointers
+    /// are valid only inside.
+    func withRow<R>(seq: Int64, recordedAt: Int64, keyVersion: UInt32, format: UInt8,
+                    _ body: (inout adb_row) throws -> R) rethrows -> R
     {
         try arena.withUnsafeBufferPointer { buffer in
             let base = buffer.baseAddress
@@ -107,7 +126,7 @@ struct EncodedEvent: Sendable {
             row.occurred_at = occurredAt ?? 0
             row.has_occurred_at = occurredAt == nil ? 0 : 1
             row.key_version = keyVersion
-            row.format_version = UInt8(StoreFormat.formatVersion)
+            row.format_version = format
             row.outcome = outcome
             row.severity = severity
             row.origin = origin
@@ -121,6 +140,11 @@ struct EncodedEvent: Sendable {
             row.correlation_id = bytes(correlationId)
             row.source = bytes(source)
             row.details = bytes(details)
+            if format == UInt8(ADB_FORMAT_SEALED) {
+                let sealBytes = bytes(seals)
+                row.seals = sealBytes.ptr
+                row.seals_len = sealBytes.len
+            }
             return try body(&row)
         }
     }
@@ -128,7 +152,12 @@ struct EncodedEvent: Sendable {
 
 /// Constants of the on-disk format (docs/FORMAT.md).
 enum StoreFormat {
+    /// The store header's format version (FORMAT.md section 6).
     static let formatVersion = 1
+    /// The row format new rows are written in: 2, random per-row seeds (FORMAT.md section 21).
+    static let rowFormat = Int(ADB_FORMAT_SEALED)
+    /// The highest row format this AuditDB reads (1 and 2).
+    static let maxRowFormat = Int(ADB_FORMAT_SEALED)
     static let storeIDLength = 16
     static let macLength = 32
 }

@@ -6,7 +6,7 @@ import GRDBSQLite
 /// expiry entry whose digest covers it, and every expiry followed the policy it states and the
 /// legal holds in force when it ran.
 enum ExpiryCheck {
-    static let entriesSQL = RowLayout.select + """
+    static let entriesCondition = """
          WHERE action = 'auditdb.retention.expired' AND action >= 'auditdb.' AND action < 'auditdb/' ORDER BY seq
         """
 
@@ -19,7 +19,7 @@ enum ExpiryCheck {
         // The expiry entries, read through verification.
         var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark)
         var entries: [AuditEntry] = []
-        try reader.read(try db.makeStatement(sql: entriesSQL), into: &entries)
+        try reader.read(try db.makeStatement(sql: try RowLayout.select(db) + entriesCondition), into: &entries)
         var records: [Int64: (entry: AuditEntry, record: ExpiryRecord)] = [:]
         // "Verified" as step 4 has it: the reader's missing-rows finding is about the row before
         // (step 4 reports it there, and does not check this row's link).

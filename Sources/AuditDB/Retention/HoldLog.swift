@@ -49,7 +49,7 @@ enum HoldLog {
     static func read(_ db: Database, storeID: StoreID, keys: KeyRing, strict: Bool = true) throws -> State {
         let seqs = try Int64.fetchAll(db, sql: entriesSQL)
         var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark)
-        let rowStatement = try db.cachedStatement(sql: QueryExecution.rowBySeqSQL)
+        let rowStatement = try db.cachedStatement(sql: try RowLayout.select(db) + " WHERE seq = ?")  // verification reads stores before migration 0006 too
         func row(_ seq: Int64) throws -> AuditEntry? {
             var entries: [AuditEntry] = []
             try rowStatement.setArguments([seq])

@@ -1,4 +1,5 @@
 import CAuditCore
+import GRDB
 
 /// The signed row's columns in `audit_entries`: names, order and indices. Their one definition is
 /// CAuditCore's `audit_row.h` (`ADB_ROW_COLUMNS` and the `ADB_COL_*` indices), which the C reader
@@ -7,13 +8,36 @@ enum RowLayout {
     /// The columns in the order every row statement selects them.
     static let columns = ADB_ROW_COLUMNS
 
-    /// `SELECT` of the row columns from `audit_entries`; append a `WHERE` clause.
+    /// `SELECT` of the row columns from `audit_entries`; append a `WHERE` clause. Only for stores
+    /// that have every migration (an opened store); verification uses ``select(_:)``.
     static let select = "SELECT \(columns) FROM audit_entries"
 
-    /// The insert of one row: parameters ?1..?18 in column order (bound by `SQLite.bind(_:row:mac:)`).
+    /// The same for a store whose `audit_entries` has no `seals` column yet (before migration
+    /// 0006): NULL in its place, so every row reads as format 1 would.
+    static let selectLegacy = "SELECT \(ADB_ROW_COLUMNS_LEGACY) FROM audit_entries"
+
+    /// ``select`` or ``selectLegacy``, whichever `db`'s `audit_entries` can answer. Verification
+    /// reads stores that are not migrated yet (`auditdb migrate` verifies before it migrates).
+    static func select(_ db: Database) throws -> String {
+        try hasSeals(db) ? select : selectLegacy
+    }
+
+    /// Whether `audit_entries` has the `seals` column of migration 0006.
+    static func hasSeals(_ db: Database) throws -> Bool {
+        try db.columns(in: "audit_entries").contains { $0.name == "seals" }
+    }
+
+    /// The insert of one row: parameters ?1..?19 in column order (bound by `SQLite.bind(_:row:mac:)`).
     static let insert: String = {
         let parameters: [String] = (1...Int(ADB_COL_COUNT)).map { "?\($0)" }
         return "INSERT INTO audit_entries(\(columns)) VALUES (" + parameters.joined(separator: ", ") + ")"
+    }()
+
+    /// The insert of one format-1 row into a store without migration 0006: parameters ?1..?18.
+    static let insertLegacy: String = {
+        let parameters: [String] = (1..<Int(ADB_COL_COUNT)).map { "?\($0)" }
+        let names = columns.split(separator: ",").dropLast().joined(separator: ",")
+        return "INSERT INTO audit_entries(\(names)) VALUES (" + parameters.joined(separator: ", ") + ")"
     }()
 
     /// The column names, in order.
@@ -37,4 +61,5 @@ enum RowLayout {
     static let formatVersion = Int32(ADB_COL_FORMAT_VERSION)
     static let keyVersion = Int32(ADB_COL_KEY_VERSION)
     static let mac = Int32(ADB_COL_MAC)
+    static let seals = Int32(ADB_COL_SEALS)
 }

@@ -23,7 +23,7 @@ struct RowView {
         var row = adb_row()
         var mac: UnsafePointer<UInt8>?
         var column: Int32 = -1
-        shape = adb_stmt_read_row(stmt, UInt8(StoreFormat.formatVersion), &row, &mac, &column)
+        shape = adb_stmt_read_row(stmt, UInt8(StoreFormat.maxRowFormat), &row, &mac, &column)
         self.row = row
         self.mac = mac
         self.column = column
@@ -44,8 +44,20 @@ struct RowView {
         case Int32(ADB_SHAPE_BAD_MAC): return "the MAC is missing or not 32 bytes"
         case Int32(ADB_SHAPE_BAD_CODE): return "outcome, severity or origin holds an undefined code"
         case Int32(ADB_SHAPE_BAD_FORMAT): return "unknown format version \(SQLite.int64(stmt, RowLayout.formatVersion))"
+        case Int32(ADB_SHAPE_BAD_SEALS):
+            return row.format_version == UInt8(ADB_FORMAT_KEYED_NONCES)
+                ? "a format-1 row has a seals value (only format-2 rows have one)"
+                : "the seals column is not valid seals (33 bytes 00 || seed, or 97 bytes mask || commitments and nonces with every erased field NULL)"
         default: return "invalid key version \(SQLite.int64(stmt, RowLayout.keyVersion))"
         }
+    }
+
+    /// The fields this row has erased (FORMAT.md section 21); none for a format-1 or malformed row.
+    var erasedFields: Set<WithholdableField> {
+        guard isWellFormed else { return [] }
+        var row = row
+        let mask = adb_row_erased_mask(&row)
+        return Set(WithholdableField.allCases.filter { mask & (1 << ($0.id - 1)) != 0 })
     }
 
     /// The stored MAC's bytes (whatever their length), for display.
@@ -100,6 +112,6 @@ struct RowView {
             origin: origin == 0 ? .recorded : .backSigned(run: row.has_origin_ref != 0 ? row.origin_ref : nil),
             formatVersion: Int(wellFormed ? Int64(row.format_version) : int(RowLayout.formatVersion)),
             keyVersion: wellFormed ? row.key_version : UInt32(truncatingIfNeeded: int(RowLayout.keyVersion)),
-            mac: storedMac, finding: finding)
+            mac: storedMac, finding: finding, erasedFields: erasedFields)
     }
 }

@@ -66,7 +66,7 @@ public struct RecordedScan: Sendable, Hashable {
                             _ visit: (AuditEntry) throws -> Bool) throws
     {
         var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: mode)
-        let row = try db.cachedStatement(sql: QueryExecution.rowBySeqSQL)
+        let row = try db.cachedStatement(sql: try RowLayout.select(db) + " WHERE seq = ?")
         let candidates = try Int64.fetchCursor(db, sql: newestFirstSQL)
         while let seq = try candidates.next() {
             var entries: [AuditEntry] = []

@@ -5,7 +5,8 @@ import GRDBSQLite
 // The appender's SQL: the insert statement and its binder, the head read, the transaction
 // wrapper. Every row AuditDB writes to audit_entries goes through `insert`.
 extension Appender {
-    static let insertSQL = RowLayout.insert
+    /// The insert of the rows this appender writes (format 2, or format 1 without migration 0006).
+    var insertSQL: String { rowFormat == UInt8(ADB_FORMAT_SEALED) ? RowLayout.insert : RowLayout.insertLegacy }
 
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction and commits it, or rolls back and rethrows.
     /// Uses cached statements: GRDB's `inTransaction` prepares BEGIN and COMMIT anew each time,

@@ -53,11 +53,14 @@ final class Appender: Sendable {
     let logger: Logger
     let metrics: StoreMetrics
     let state: Mutex<State>
+    /// The row format written: 2 (FORMAT.md section 21), or 1 in a store without migration 0006.
+    let rowFormat: UInt8
 
     init(pool: DatabasePool, storeID: StoreID, keys: KeyRing, configuration: AuditStore.Configuration, logger: Logger,
-         knownKeyVersions: Set<UInt32>)
+         knownKeyVersions: Set<UInt32>, rowFormat: UInt8)
     {
         self.pool = pool
+        self.rowFormat = rowFormat
         self.storeID = storeID.bytes
         self.signer = keys.signingKey
         self.durability = configuration.durability
@@ -141,8 +144,9 @@ final class Appender: Sendable {
         let (seq, prevMac) = try Self.readHead(db)
         let keyVersion = signer.version
         try recordKeyVersion(firstSeq: seq + 1, db)
-        let handle = try db.cachedStatement(sql: Self.insertSQL).sqliteStatement
-        let pipeline = MacPipeline(unvalidated: events, firstSeq: seq + 1, prevMac: prevMac, signer: signer, storeID: storeID)
+        let handle = try db.cachedStatement(sql: insertSQL).sqliteStatement
+        let pipeline = MacPipeline(unvalidated: events, firstSeq: seq + 1, prevMac: prevMac, signer: signer, storeID: storeID,
+                                   format: rowFormat)
         defer { pipeline.finish() }
         for index in events.indices {
             let (event, recordedAt, mac): (UnsafePointer<EncodedEvent>, Int64, UnsafeBufferPointer<UInt8>)
@@ -151,7 +155,7 @@ final class Appender: Sendable {
             } catch {
                 throw InvalidEvent(error: error)
             }
-            try event.pointee.withRow(seq: seq + 1 + Int64(index), recordedAt: recordedAt, keyVersion: keyVersion) { row in
+            try event.pointee.withRow(seq: seq + 1 + Int64(index), recordedAt: recordedAt, keyVersion: keyVersion, format: rowFormat) { row in
                 try Self.insert(handle, row, mac: mac, db: db)
             }
         }
@@ -321,7 +325,7 @@ final class Appender: Sendable {
         var (seq, prevMac) = try Self.readHead(db)
         let keyVersion = signer.version
         try recordKeyVersion(firstSeq: seq + 1, db)
-        let handle = try db.cachedStatement(sql: Self.insertSQL).sqliteStatement
+        let handle = try db.cachedStatement(sql: insertSQL).sqliteStatement
         let total = batches.reduce(0) { $0 + $1.count }
         var ranges: [ClosedRange<Int64>] = []
         ranges.reserveCapacity(batches.count)
@@ -330,11 +334,11 @@ final class Appender: Sendable {
             // only binds and steps (benchmarks/results/history.md: the MAC was ~30% of the append path).
             let events = batches.flatMap { $0 }
             let pipeline = MacPipeline(
-                events: events, firstSeq: seq + 1, prevMac: prevMac, signer: signer, storeID: storeID)
+                events: events, firstSeq: seq + 1, prevMac: prevMac, signer: signer, storeID: storeID, format: rowFormat)
             defer { pipeline.finish() }
             for (index, event) in events.enumerated() {
                 let (recordedAt, mac) = pipeline.waitFor(index)
-                try event.withRow(seq: seq + 1 + Int64(index), recordedAt: recordedAt, keyVersion: keyVersion) { row in
+                try event.withRow(seq: seq + 1 + Int64(index), recordedAt: recordedAt, keyVersion: keyVersion, format: rowFormat) { row in
                     try Self.insert(handle, row, mac: mac, db: db)
                 }
             }
@@ -345,7 +349,7 @@ final class Appender: Sendable {
                 for event in events {
                     current += 1
                     let recordedAt = AuditTimestamp.now().microsecondsSinceEpoch
-                    try event.withRow(seq: current, recordedAt: recordedAt, keyVersion: keyVersion) { row in
+                    try event.withRow(seq: current, recordedAt: recordedAt, keyVersion: keyVersion, format: rowFormat) { row in
                         adb_row_seal(signer.keyset, storeID, &row, prevMac, &mac)
                         try mac.withUnsafeBufferPointer { try Self.insert(handle, row, mac: $0, db: db) }
                     }

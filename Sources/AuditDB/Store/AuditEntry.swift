@@ -18,7 +18,7 @@ public struct AuditEntry: Sendable, Hashable {
     /// When it happened, by the caller's clock.
     public let occurredAt: AuditTimestamp?
     public let tenant: String?
-    /// Nil only if withheld (erased).
+    /// Nil if erased (``erasedFields`` contains `.actor`; FORMAT.md section 21).
     public let actor: String?
     public let action: String
     public let resourceType: String?
@@ -26,8 +26,9 @@ public struct AuditEntry: Sendable, Hashable {
     public let outcome: AuditOutcome
     public let severity: AuditSeverity
     public let correlationId: String?
+    /// Nil if absent or erased (``erasedFields`` tells which).
     public let source: String?
-    /// The details JSON text, exactly as stored.
+    /// The details JSON text, exactly as stored; nil if absent or erased (``erasedFields`` tells which).
     public let detailsJSON: String?
     public let origin: Origin
     public let formatVersion: Int
@@ -39,8 +40,15 @@ public struct AuditEntry: Sendable, Hashable {
     /// ``EntryQuery/UnverifiedRows/mark``; nil for a verified row. A row with a finding is not
     /// evidence of anything: its values may have been changed.
     public let finding: Finding?
+    /// The fields erased by ``AuditStore/erase(_:fields:reason:)`` (FORMAT.md section 21): their
+    /// values are gone for good, and read as nil, which is *not* the same as a value that was
+    /// never given (nil with the field not in this set) or an empty string.
+    public let erasedFields: Set<WithholdableField>
 
     /// True when the row's MAC and its link to the row before it were recomputed and matched
     /// as it was read.
     public var isVerified: Bool { finding == nil }
+
+    /// Whether `field` was erased.
+    public func isErased(_ field: WithholdableField) -> Bool { erasedFields.contains(field) }
 }

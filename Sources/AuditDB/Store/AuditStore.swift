@@ -100,7 +100,7 @@ public final class AuditStore: Sendable {
     let closing = CloseOnce()
 
     private init(path: String, storeID: StoreID, keys: KeyRing, configuration: Configuration, pool: DatabasePool,
-                 knownKeyVersions: Set<UInt32>)
+                 knownKeyVersions: Set<UInt32>, rowFormat: UInt8 = UInt8(StoreFormat.rowFormat))
     {
         self.path = path
         self.storeID = storeID
@@ -111,7 +111,7 @@ public final class AuditStore: Sendable {
         self.logger = logger
         self.appender = Appender(
             pool: pool, storeID: storeID, keys: keys, configuration: configuration, logger: logger,
-            knownKeyVersions: knownKeyVersions)
+            knownKeyVersions: knownKeyVersions, rowFormat: rowFormat)
     }
 
     // MARK: Creating and opening
@@ -171,8 +171,12 @@ public final class AuditStore: Sendable {
                         """,
                     arguments: headerArguments)
             }
+            // Only a store created without migration 0006 (schemaUpTo, for tests of older stores)
+            // writes format-1 rows, as the releases before it did.
+            let sealed = try await pool.read { db in try RowLayout.hasSeals(db) }
             return AuditStore(
-                path: path, storeID: storeID, keys: keys, configuration: configuration, pool: pool, knownKeyVersions: [])
+                path: path, storeID: storeID, keys: keys, configuration: configuration, pool: pool, knownKeyVersions: [],
+                rowFormat: sealed ? UInt8(StoreFormat.rowFormat) : UInt8(ADB_FORMAT_KEYED_NONCES))
         } catch {
             throw AuditError.from(error, while: "create store \(path)")
         }

@@ -7,7 +7,7 @@ import Synchronization
 /// that the writer thread only binds and steps (the MAC chain is serial, but it is ~3x
 /// cheaper per row than SQLite's insert, so it stays ahead).
 ///
-/// Given events not yet validated (``init(unvalidated:firstSeq:prevMac:signer:storeID:)``),
+/// Given events not yet validated (``init(unvalidated:firstSeq:prevMac:signer:storeID:format:)``),
 /// the worker also validates and encodes each one before sealing it, so that validating a
 /// large batch overlaps writing it instead of preceding it. The first invalid event stops the
 /// worker; the writer then gets its error at that index and rolls the transaction back.
@@ -33,26 +33,27 @@ final class MacPipeline: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
 
     /// MACs for events validated already.
-    init(events: [EncodedEvent], firstSeq: Int64, prevMac: [UInt8], signer: AuditKey, storeID: [UInt8]) {
+    init(events: [EncodedEvent], firstSeq: Int64, prevMac: [UInt8], signer: AuditKey, storeID: [UInt8], format: UInt8) {
         count = events.count
         macs = .allocate(capacity: max(1, events.count) * 32)
         recordedAt = .allocate(capacity: max(1, events.count))
         encoded = nil
         DispatchQueue.global(qos: .userInitiated).async { [self] in
             defer { done.signal() }
-            run(firstSeq: firstSeq, prevMac: prevMac, signer: signer, storeID: storeID) { index in events[index] }
+            run(firstSeq: firstSeq, prevMac: prevMac, signer: signer, storeID: storeID, format: format) { index in events[index] }
         }
     }
 
     /// Validates and encodes `events` (with the checks of `AuditStore.append`), then MACs them.
-    init(unvalidated events: [AuditEvent], firstSeq: Int64, prevMac: [UInt8], signer: AuditKey, storeID: [UInt8]) {
+    init(unvalidated events: [AuditEvent], firstSeq: Int64, prevMac: [UInt8], signer: AuditKey, storeID: [UInt8],
+         format: UInt8) {
         count = events.count
         macs = .allocate(capacity: max(1, events.count) * 32)
         recordedAt = .allocate(capacity: max(1, events.count))
         encoded = UnsafeMutableBufferPointer<EncodedEvent>.allocate(capacity: max(1, events.count))
         DispatchQueue.global(qos: .userInitiated).async { [self] in
             defer { done.signal() }
-            run(firstSeq: firstSeq, prevMac: prevMac, signer: signer, storeID: storeID) { index -> EncodedEvent? in
+            run(firstSeq: firstSeq, prevMac: prevMac, signer: signer, storeID: storeID, format: format) { index -> EncodedEvent? in
                 switch Self.validate(events[index]) {
                 case .success(let event):
                     (encoded!.baseAddress! + index).initialize(to: event)
@@ -79,7 +80,7 @@ final class MacPipeline: @unchecked Sendable {
     }
 
     /// The worker: for each index, the event (nil: stop, `failure` says why), then its MAC.
-    private func run(firstSeq: Int64, prevMac: [UInt8], signer: AuditKey, storeID: [UInt8],
+    private func run(firstSeq: Int64, prevMac: [UInt8], signer: AuditKey, storeID: [UInt8], format: UInt8,
                      event: (Int) -> EncodedEvent?)
     {
         for index in 0..<count {
@@ -92,7 +93,7 @@ final class MacPipeline: @unchecked Sendable {
             let time = AuditTimestamp.now().microsecondsSinceEpoch
             recordedAt[index] = time
             let out = macs.baseAddress! + index * 32
-            current.withRow(seq: firstSeq + Int64(index), recordedAt: time, keyVersion: signer.version) { row in
+            current.withRow(seq: firstSeq + Int64(index), recordedAt: time, keyVersion: signer.version, format: format) { row in
                 if index == 0 {
                     adb_row_seal(signer.keyset, storeID, &row, prevMac, out)
                 } else {

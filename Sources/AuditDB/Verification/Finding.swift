@@ -63,6 +63,9 @@ public struct Finding: Sendable, Hashable, CustomStringConvertible {
         /// A row was expired (by a key holder) against the policy its expiry entry states, or
         /// while a legal hold kept it.
         public static let retentionViolation = Kind("retention-violation")
+        /// An erased field that no verified erasure entry accounts for, an erasure entry whose
+        /// fields hold values again, or an erasure entry that cannot be read (FORMAT.md section 21.4).
+        public static let erasureTampered = Kind("erasure-tampered")
     }
 
     /// What kind of damage.

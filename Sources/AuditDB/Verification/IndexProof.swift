@@ -74,7 +74,7 @@ struct IndexProof: Sendable {
 
     /// Adds the entries of the rows below seq 1 (they are in the indexes too; full passes only).
     static func addRowsBelowOne(_ db: Database, into digest: inout adb_index_digest) throws {
-        let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq < 1")
+        let statement = try db.makeStatement(sql: try RowLayout.select(db) + " WHERE seq < 1")
         let stmt = statement.sqliteStatement
         defer { SQLite.reset(stmt) }
         while try SQLite.step(stmt, while: "read rows below seq 1") {

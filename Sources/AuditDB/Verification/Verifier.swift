@@ -186,6 +186,10 @@ struct Verifier: Sendable {
             let expiry = try await pool.read { db in try ExpiryCheck.findings(db, storeID: storeID, keys: keys) }
             findings += expiry
             total += expiry.count
+            // Erased fields (FORMAT.md section 21.4, step 10).
+            let erasure = try await pool.read { db in try ErasureCheck.findings(db, storeID: storeID, keys: keys, fromSeq: fromSeq) }
+            findings += erasure
+            total += erasure.count
         }
         findings = Self.joinedAtSplitPoints(findings, removed: &total)
         total = max(total, findings.count)
@@ -324,7 +328,7 @@ struct Verifier: Sendable {
                 chain.prevKnown = false
             }
         }
-        let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq >= ? AND seq <= ? ORDER BY seq")
+        let statement = try db.makeStatement(sql: try RowLayout.select(db) + " WHERE seq >= ? AND seq <= ? ORDER BY seq")
         let stmt = statement.sqliteStatement
         try SQLite.bind(stmt, 1, range.lowerBound)
         try SQLite.bind(stmt, 2, range.upperBound)
@@ -344,7 +348,7 @@ struct Verifier: Sendable {
                     chain.prevMac.withUnsafeMutableBufferPointer { prev in
                         withUnsafeMutablePointer(to: &digest) { digestPointer in
                             adb_verify_run(stmt, keys.baseAddress, Int32(keys.count), storeID,
-                                           UInt8(StoreFormat.formatVersion), &next, prev.baseAddress, &checked,
+                                           UInt8(StoreFormat.maxRowFormat), &next, prev.baseAddress, &checked,
                                            adds ? digestPointer : nil, progress == nil ? Int64.max : RowsProgress.step)
                         }
                     }

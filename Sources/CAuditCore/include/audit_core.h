@@ -56,7 +56,39 @@ typedef struct {
     int64_t origin_ref;
     int32_t has_origin_ref;
     adb_bytes tenant, actor, action, resource_type, resource_id, correlation_id, source, details;
+    /// Format 2 only (FORMAT.md section 21): the `seals` column, ADB_SEALS_FRESH_LEN bytes
+    /// (00 || seed) or ADB_SEALS_ERASED_LEN bytes (mask || three 32-byte slots). The caller has
+    /// checked its shape (adb_seals_valid). Ignored for format 1.
+    const uint8_t *seals;
+    int64_t seals_len;
 } adb_row;
+
+/// Row format versions: 1 derives the field nonces from K_nonce (a key holder can recompute them);
+/// 2 draws a random seed per row and keeps it in the `seals` column, so that erasing a field
+/// (replacing its value and nonce by the commitment) leaves nothing to test a guess against.
+enum { ADB_FORMAT_KEYED_NONCES = 1, ADB_FORMAT_SEALED = 2 };
+#define ADB_SEALS_FRESH_LEN 33
+#define ADB_SEALS_ERASED_LEN 97
+
+/// 1 if `seals` (of `len` bytes) is a valid seals value of a format-2 row whose committed values
+/// are `actor`, `source` and `details`: 00 || 32-byte seed, or mask (1..7) || 96 bytes with every
+/// erased field's value NULL. Else 0.
+int adb_seals_valid(const uint8_t *seals, int64_t len, adb_bytes actor, adb_bytes source, adb_bytes details);
+/// The erased fields of a row (bit 0 actor, bit 1 source, bit 2 details); 0 for format 1.
+uint8_t adb_row_erased_mask(const adb_row *row);
+/// The nonce of field `field` of `row`: NONCE(seq, f) from K_nonce for format 1, from the seals for
+/// format 2. Returns 0 (and zeros) if the field is erased: its nonce is gone.
+int adb_row_field_nonce(const adb_keyset *ks, const uint8_t store_id[ADB_STORE_ID_LEN], const adb_row *row,
+                        uint8_t field, uint8_t out[ADB_HASH_LEN]);
+/// The commitment C of field `field` of `row` as ENC_ROW holds it (the stored one if erased).
+void adb_row_field_commitment(const adb_keyset *ks, const uint8_t store_id[ADB_STORE_ID_LEN], const adb_row *row,
+                              uint8_t field, uint8_t out[ADB_HASH_LEN]);
+/// Fills 32 bytes of a fresh seals value (00 || seed) with `seed` (the caller draws it from a CSPRNG).
+void adb_seals_fresh(const uint8_t seed[32], uint8_t out[ADB_SEALS_FRESH_LEN]);
+/// The seals of `row` (format 2, well-formed) with the fields in `mask` erased as well: each such
+/// field's slot holds its commitment, every other field's slot its nonce. Returns 0 for a format-1
+/// row or an empty mask (nothing written), else 1.
+int adb_seals_erase(const adb_row *row, uint8_t mask, uint8_t out[ADB_SEALS_ERASED_LEN]);
 
 /// Computes the 32-byte stored MAC (row tag || link tag) of `row`, chained to `prev_mac`
 /// (32 zero bytes for seq 1).

@@ -10,7 +10,9 @@
 struct sqlite3_stmt;
 
 /// The columns of audit_entries in the order every row statement selects them (and every insert
-/// binds them, as parameters ?1..?18). ADB_ROW_COLUMNS names them in that order.
+/// binds them, as parameters ?1..?19). ADB_ROW_COLUMNS names them in that order. `seals` (migration
+/// 0006, FORMAT.md section 21) is last; a store without that column selects NULL in its place
+/// (ADB_ROW_COLUMNS_LEGACY).
 enum {
     ADB_COL_SEQ = 0,
     ADB_COL_RECORDED_AT = 1,
@@ -30,10 +32,12 @@ enum {
     ADB_COL_FORMAT_VERSION = 15,
     ADB_COL_KEY_VERSION = 16,
     ADB_COL_MAC = 17,
-    ADB_COL_COUNT = 18,
+    ADB_COL_SEALS = 18,
+    ADB_COL_COUNT = 19,
 };
 // One literal on one line, so that Swift imports it as a String.
-#define ADB_ROW_COLUMNS "seq, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version, mac"
+#define ADB_ROW_COLUMNS "seq, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version, mac, seals"
+#define ADB_ROW_COLUMNS_LEGACY "seq, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version, mac, NULL"
 
 /// Results of adb_stmt_read_row: why a stored row cannot be checked at all.
 enum {
@@ -44,8 +48,9 @@ enum {
     ADB_SHAPE_ACTION_NULL = 4,          ///< action is NULL
     ADB_SHAPE_BAD_MAC = 5,              ///< the MAC is missing or not 32 bytes
     ADB_SHAPE_BAD_CODE = 6,             ///< outcome, severity or origin holds an undefined code
-    ADB_SHAPE_BAD_FORMAT = 7,           ///< format_version is not `expected_format`
+    ADB_SHAPE_BAD_FORMAT = 7,           ///< format_version is not in 1...`max_format`
     ADB_SHAPE_BAD_KEY_VERSION = 8,      ///< key_version is not a u32
+    ADB_SHAPE_BAD_SEALS = 9,            ///< seals is not NULL on a format-1 row, or not valid seals on a format-2 row
 };
 /// Reads the current row of `stmt` (selecting ADB_ROW_COLUMNS) into `row` and checks every
 /// column's type and range. `row` is always filled, so that a malformed row can still be shown
@@ -55,9 +60,9 @@ enum {
 /// `*column` names the column at fault where there is one (-1 if none). `row` and `*mac` point
 /// into `stmt` and stay valid until it is stepped or reset. One C call instead of ~40 SQLite API
 /// calls made from Swift: the verifier's per-row cost (docs/performance.md).
-int adb_stmt_read_row(struct sqlite3_stmt *stmt, uint8_t expected_format, adb_row *row, const uint8_t **mac,
+int adb_stmt_read_row(struct sqlite3_stmt *stmt, uint8_t max_format, adb_row *row, const uint8_t **mac,
                       int *column);
-/// Binds `row` and `mac` to the parameters ?1..?18 of an insert of ADB_ROW_COLUMNS, without
+/// Binds `row` and `mac` to the parameters ?1..?19 of an insert of ADB_ROW_COLUMNS, without
 /// copies (SQLITE_STATIC): every pointer must stay valid until the statement is stepped and
 /// reset. Returns SQLITE_OK or the first error.
 int adb_stmt_bind_row(struct sqlite3_stmt *stmt, const adb_row *row, const uint8_t mac[ADB_MAC_LEN]);
@@ -79,7 +84,7 @@ typedef struct {
 /// `max_rows` it returns SQLITE_ROW with the next row current and unchecked, as for a row it
 /// does not take (so that the caller can report progress, then check that row and go on).
 int adb_verify_run(struct sqlite3_stmt *stmt, const adb_key_entry *keys, int key_count,
-                   const uint8_t store_id[ADB_STORE_ID_LEN], uint8_t expected_format, int64_t *expected_seq,
+                   const uint8_t store_id[ADB_STORE_ID_LEN], uint8_t max_format, int64_t *expected_seq,
                    uint8_t prev_mac[ADB_MAC_LEN], int64_t *checked, adb_index_digest *index_digest,
                    int64_t max_rows);
 /// The verifier's fast path through expired rows (FORMAT.md section 20.4): steps `stmt` (selecting

@@ -127,8 +127,8 @@ struct KeyTests {
         await #expect {
             _ = try await store.reattest(compromisedVersion: 1, afterCheck: {
                 try sqlite3Must(path, """
-                    INSERT INTO audit_entries(seq, recorded_at, actor, action, outcome, severity, origin, format_version, key_version, mac)
-                    SELECT 6, recorded_at, 'thief', 'payment.approve', 0, 0, 0, format_version, 1, randomblob(32)
+                    INSERT INTO audit_entries(seq, recorded_at, actor, action, outcome, severity, origin, format_version, key_version, mac, seals)
+                    SELECT 6, recorded_at, 'thief', 'payment.approve', 0, 0, 0, format_version, 1, randomblob(32), seals
                     FROM audit_entries WHERE seq = 5;
                     """)
             })
@@ -247,7 +247,9 @@ struct KeyTests {
             let row = try Row.fetchOne(db, sql: "SELECT recorded_at FROM audit_entries WHERE seq = 3")!
             let mac = try Self.seal(sampleEvent(3, actor: "rewritten"), seq: 3, recordedAt: row["recorded_at"], key: stolen,
                                storeID: storeID, prev: Array(prev))
-            try db.execute(sql: "UPDATE audit_entries SET actor = 'rewritten', mac = ? WHERE seq = 3", arguments: [Data(mac)])
+            // As a format-1 row (Self.seal), which the thief may write as well as a format-2 one.
+            try db.execute(sql: "UPDATE audit_entries SET actor = 'rewritten', mac = ?, format_version = 1, seals = NULL WHERE seq = 3",
+                           arguments: [Data(mac)])
         }
         try queue.close()
         let report = try await AuditStore.verify(storeAt: path, keys: try ring.markingCompromised(1))
@@ -312,7 +314,7 @@ struct KeyTests {
     {
         let encoded = try EncodedEvent(validating: event)
         var mac = [UInt8](repeating: 0, count: 32)
-        encoded.withRow(seq: seq, recordedAt: recordedAt, keyVersion: key.version) { row in
+        encoded.withRow(seq: seq, recordedAt: recordedAt, keyVersion: key.version, format: 1) { row in
             adb_row_seal(key.keyset, storeID.bytes, &row, prev, &mac)
         }
         return mac
@@ -333,7 +335,7 @@ struct KeyTests {
                 s.length < 0 ? nil : String(decoding: encoded.arena[Int(s.offset)..<Int(s.offset + s.length)], as: UTF8.self)
             }
             try db.execute(
-                sql: "INSERT INTO audit_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, 1, ?, ?)",
+                sql: "INSERT INTO audit_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, 1, ?, ?, NULL)",
                 arguments: [seq, recordedAt, encoded.occurredAt, text(encoded.tenant), text(encoded.actor),
                             text(encoded.action), text(encoded.resourceType), text(encoded.resourceId),
                             Int(encoded.outcome), Int(encoded.severity), text(encoded.correlationId),

@@ -214,7 +214,7 @@ struct ExpiryAgreementTests {
         Case(name: "a tombstone's tags changed", sql: "DROP TRIGGER audit_expired_no_update; UPDATE audit_expired SET tags = randomblob(80) WHERE seq = 8;"),
         Case(name: "the expiry entry deleted", sql: "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq = (SELECT min(expiry_seq) FROM audit_expired);"),
         Case(name: "a row deleted", sql: "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq = 6;"),
-        Case(name: "an expired row put back", sql: "DROP TRIGGER audit_entries_next_seq_only; INSERT INTO audit_entries SELECT 5, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version, mac FROM audit_entries WHERE seq = 6;"),
+        Case(name: "an expired row put back", sql: "DROP TRIGGER audit_entries_next_seq_only; INSERT INTO audit_entries SELECT 5, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version, mac, seals FROM audit_entries WHERE seq = 6;"),
     ]
 
     @Test("the same findings (kind and seqs) from both verifiers", arguments: cases)

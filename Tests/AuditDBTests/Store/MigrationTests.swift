@@ -51,9 +51,12 @@ struct MigrationTests {
     @Test("a migration record deleted with the migration's objects: never intact (schema-outdated); a skipped record: schema-tampered")
     func migrationRecordTampered() async throws {
         let path = dir.path("s.db")
-        try await makeStore(at: path, keys: keys, count: 5)
-        let last = try #require(StoreSchema.knownMigrations.last)
-        #expect(last == "0005-retention")
+        // A store at 0005 (format-1 rows; dropping 0006's column would make format-2 rows malformed).
+        let store = try await AuditStore.create(at: path, keys: keys, configuration: .init(), schemaUpTo: "0005-retention")
+        try await store.append(contentsOf: (1...5).map { sampleEvent($0) })
+        try await store.close()
+        let last = StoreSchema.knownMigrations[4]
+        #expect(last == "0005-retention" && StoreSchema.knownMigrations.last == "0006-erasure")
         try sqlite3Must(path, "DELETE FROM grdb_migrations WHERE identifier = '\(last)'; DROP TABLE audit_expired;")
         let report = try await AuditStore.verify(storeAt: path, keys: keys)
         #expect(report.findings.map(\.kind) == [.schemaOutdated])

@@ -41,7 +41,7 @@ struct StoreTests {
         #expect(entry.detailsJSON == #"{"why": "policy", "n": [1, 2.5, null, true]}"#)  // byte for byte
         #expect(entry.recordedAt >= before)
         #expect(entry.keyVersion == 1)
-        #expect(entry.formatVersion == 1)
+        #expect(entry.formatVersion == 2)  // FORMAT.md section 21: random per-row seeds
         #expect(entry.origin == .recorded)
         #expect(entry.mac.count == 32)
         try await store.close()

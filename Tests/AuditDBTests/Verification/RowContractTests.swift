@@ -41,8 +41,11 @@ struct RowContractTests {
              kind: .malformedRow, seq: 5, message: "the MAC is missing or not 32 bytes"),
         Case(name: "undefined outcome code", sql: "UPDATE audit_entries SET outcome = 7 WHERE seq = 5;",
              kind: .malformedRow, seq: 5, message: "outcome, severity or origin holds an undefined code"),
-        Case(name: "unknown format version", sql: "UPDATE audit_entries SET format_version = 2 WHERE seq = 5;",
-             kind: .malformedRow, seq: 5, message: "unknown format version 2"),
+        Case(name: "unknown format version", sql: "UPDATE audit_entries SET format_version = 3 WHERE seq = 5;",
+             kind: .malformedRow, seq: 5, message: "unknown format version 3"),
+        Case(name: "seals dropped from a format-2 row", sql: "UPDATE audit_entries SET seals = NULL WHERE seq = 5;",
+             kind: .malformedRow, seq: 5,
+             message: "the seals column is not valid seals (33 bytes 00 || seed, or 97 bytes mask || commitments and nonces with every erased field NULL)"),
         Case(name: "key version out of range", sql: "UPDATE audit_entries SET key_version = -1 WHERE seq = 5;",
              kind: .malformedRow, seq: 5, message: "invalid key version -1"),
         Case(name: "key version the ring lacks", sql: "UPDATE audit_entries SET key_version = 9 WHERE seq = 5;",
@@ -117,7 +120,7 @@ struct RowContractTests {
                 """)
             try sqlite3Must(path, triggers)
             try strict(nullable, notNull)
-            try strict("\n)", "\n) STRICT")
+            try strict(", seals BLOB)", ", seals BLOB) STRICT")  // migration 0006 appended the column after the closing line
             let schema = try sqlite3Shell(path, "SELECT sql FROM sqlite_schema WHERE name = 'audit_entries';").stdout
             #expect(schema.contains(") STRICT") && schema.contains(notNull))
             return path

@@ -15,7 +15,7 @@ struct Options {
     var schemaPath: String
     /// The hand-written Python reference (a copy kept in benchmarks/peer/), run with --indexed.
     var peerScript = ""
-    var sections: Set<String> = ["append", "latency", "group", "verify", "storage", "query", "scan", "status", "adopt", "expiry", "vacuum", "peer"]
+    var sections: Set<String> = ["append", "latency", "group", "verify", "storage", "query", "scan", "status", "adopt", "expiry", "vacuum", "erasure", "peer"]
     /// Also run the raw baseline with plain (unbucketed) actor/resource_id indexes (slow: ~35k rows/s at 1M rows).
     var plainIndexBaseline = true
     /// Also run the raw baseline with the 3 audit_entries triggers and no index.
@@ -36,7 +36,7 @@ struct Options {
                              [--scan-new-rows N] [--small-store-rows N] [--status-reads N]
 
           --quick        quick profile: 100k rows, 300 latency ops, 64x40 group appends (also AUDITDB_BENCH_QUICK=1)
-          --only LIST    comma-separated sections: append,latency,group,verify,storage,query,scan,status,adopt,expiry,vacuum,peer
+          --only LIST    comma-separated sections: append,latency,group,verify,storage,query,scan,status,adopt,expiry,vacuum,erasure,peer
           --no-plain-index     skip the raw baseline with plain unbucketed actor/resource_id indexes
           --trigger-baseline   also run the raw baseline with the 3 audit_entries triggers (no index)
           --caller-thread      durable single appends with Configuration.writesOnCallerThread (the opt-in fast path)

@@ -1,0 +1,265 @@
+import CAuditCore
+import Foundation
+import GRDB
+
+/// Whose fields ``AuditStore/erase(_:fields:reason:skippingLegacyRows:)`` erases.
+public enum ErasureSubject: Sendable, Hashable {
+    /// Every entry whose `actor` is exactly this text.
+    case actor(String)
+    /// Every entry of this tenant.
+    case tenant(String)
+    /// Every entry about this resource (`type` nil: any type).
+    case resource(type: String?, id: String)
+    /// Exactly these seqs.
+    case seqs([Int64])
+
+    /// The kind recorded in the erasure entry (never the value).
+    var kind: String {
+        switch self {
+        case .actor: "actor"
+        case .tenant: "tenant"
+        case .resource: "resource"
+        case .seqs: "seqs"
+        }
+    }
+}
+
+/// What ``AuditStore/erase(_:fields:reason:skippingLegacyRows:)`` did.
+public struct ErasureReport: Sendable, Hashable {
+    /// The fields erased.
+    public let fields: Set<WithholdableField>
+    /// The rows whose fields were erased now, ascending.
+    public let erased: [Int64]
+    /// Matching rows whose chosen fields were all erased already (nothing to do).
+    public let alreadyErased: Int
+    /// Matching rows written before migration 0006 (row format 1) that were left as they are
+    /// (only with `skippingLegacyRows`): a key holder could still confirm their values.
+    public let legacyRowsSkipped: [Int64]
+    /// Matching rows that are AuditDB's own entries (`auditdb.*`), which are never erased.
+    public let engineEntriesSkipped: Int
+    /// The seqs of the signed erasure entries written, one per batch of at most 2,000 rows.
+    public let erasureEntries: [Int64]
+    /// Whether the write-ahead log was checkpointed and truncated afterwards, so that the old
+    /// values left the `-wal` file and the database file's pages. False when a reader held an
+    /// old snapshot; the next checkpoint (at the latest `close()`) completes it.
+    public let scrubbed: Bool
+}
+
+extension AuditStore {
+    /// Erases `fields` of every entry matching `subject`, for good, and keeps the log provable
+    /// (FORMAT.md section 21, docs/erasure.md).
+    ///
+    /// Each erased field's value is set to NULL and its nonce replaced by its commitment, so the
+    /// row's MAC, the chain, every checkpoint and every inclusion proof still verify, while
+    /// nothing is left from which the value could be recovered or confirmed — not even by someone
+    /// holding every key and guessing (the nonces of format-2 rows are random, not derived from a
+    /// key). The erasure is recorded in signed `auditdb.erasure` entries naming the seqs, the
+    /// fields and `reason`, never a value; verification reports an erased field that no such
+    /// entry accounts for, and an erased field that holds a value again. SQLite's
+    /// `secure_delete` is on while the fields are overwritten, and the write-ahead log is then
+    /// checkpointed and truncated, so the old bytes leave the file, its `-wal`, freed pages and
+    /// the free space inside pages. Copies made before (backups, earlier exports) keep them.
+    ///
+    /// ```swift
+    /// let report = try await store.erase(.actor("user:42"), fields: [.actor, .details], reason: "GDPR-2026-17")
+    /// ```
+    ///
+    /// Rows go in batches of at most 2,000, each in one durable write transaction with its
+    /// erasure entry; appends wait at most one batch. Every row is verified before it is erased.
+    ///
+    /// - Parameters:
+    ///   - subject: the entries (an actor, tenant, resource or explicit seqs).
+    ///   - fields: which of `actor`, `source`, `details` to erase (a NULL field is marked erased too).
+    ///   - reason: why, e.g. a ticket reference (1...1,024 bytes, no control characters); it is
+    ///     signed into the log, so it must not contain the personal data being erased.
+    ///   - skippingLegacyRows: rows written before migration 0006 (format 1) cannot be erased
+    ///     unrecoverably (their nonces derive from the HMAC key). By default any such row among
+    ///     the matches makes the call fail with nothing erased; with `true` they are left as they
+    ///     are and listed in the report.
+    /// - Returns: what was erased.
+    /// - Throws: ``AuditError`` `invalidInput` (no fields, a bad reason, a seq that is not in the
+    ///   log or is one of AuditDB's own entries, format-1 rows without `skippingLegacyRows`),
+    ///   `integrityViolation` (a matching row does not verify: nothing of that batch is erased),
+    ///   `closed`, storage errors.
+    public func erase(_ subject: ErasureSubject, fields: Set<WithholdableField>, reason: String,
+                      skippingLegacyRows: Bool = false) async throws -> ErasureReport
+    {
+        guard !fields.isEmpty else { throw AuditError.invalid("fields", "name at least one of actor, source, details") }
+        try Self.checkReason(reason)
+        let mask = ErasureRecord.mask(fields)
+        let plan = try await planErasure(subject, mask: mask)
+        if !plan.legacy.isEmpty && !skippingLegacyRows {
+            throw AuditError(
+                .invalidInput,
+                "\(plan.legacy.count) matching row(s) (first seq \(plan.legacy[0])) were written before migration 0006 (row format 1): "
+                    + "their field nonces derive from the HMAC key, so anyone holding it could still confirm an erased value. "
+                    + "Nothing was erased. Pass skippingLegacyRows (CLI: --skip-legacy-rows) to erase the other rows and leave "
+                    + "these as they are (docs/erasure.md).",
+                field: "subject")
+        }
+        var erased: [Int64] = [], entries: [Int64] = [], already = plan.alreadyErased
+        let storeID = self.storeID, keys = self.keys
+        for start in stride(from: 0, to: plan.rows.count, by: ErasureRecord.maximumSeqs) {
+            let chunk = Array(plan.rows[start..<min(plan.rows.count, start + ErasureRecord.maximumSeqs)])
+            let (done, skipped, entry) = try await holdTransaction("erase fields") { db, _, append in
+                try Self.eraseBatch(chunk, db, mask: mask, storeID: storeID, keys: keys) { seqs in
+                    ErasureRecord(reason: reason, subject: subject.kind, fields: fields, seqs: seqs)
+                } append: { try append($0) }
+            }
+            erased += done
+            already += skipped
+            if let entry { entries.append(entry) }
+        }
+        let scrubbed = erased.isEmpty ? true : try await scrubWriteAheadLog()
+        return ErasureReport(fields: fields, erased: erased, alreadyErased: already, legacyRowsSkipped: plan.legacy,
+                             engineEntriesSkipped: plan.engineEntries, erasureEntries: entries, scrubbed: scrubbed)
+    }
+
+    static func checkReason(_ reason: String) throws(AuditError) {
+        let count = reason.utf8.count
+        guard count >= 1 else { throw AuditError.invalid("reason", "must not be empty: say why (e.g. a ticket reference)") }
+        guard count <= ErasureRecord.maximumReasonBytes else {
+            throw AuditError.invalid("reason", "is \(count) bytes; the limit is \(ErasureRecord.maximumReasonBytes)")
+        }
+        var copy = reason
+        if copy.withUTF8({ EncodedEvent.firstControlCharacter($0) }) != nil {
+            throw AuditError.invalid("reason", "contains a control character")
+        }
+    }
+
+    /// The rows a subject selects, read through the verifying query path (a row that fails
+    /// verification stops the erasure before anything is written).
+    struct ErasurePlan: Sendable {
+        var rows: [Int64] = []
+        var legacy: [Int64] = []
+        var alreadyErased = 0
+        var engineEntries = 0
+    }
+
+    private func planErasure(_ subject: ErasureSubject, mask: UInt8) async throws -> ErasurePlan {
+        var plan = ErasurePlan()
+        func consider(_ entry: AuditEntry) {
+            if Self.isReserved(entry.action) {
+                plan.engineEntries += 1
+            } else if entry.formatVersion == Int(ADB_FORMAT_KEYED_NONCES) {
+                plan.legacy.append(entry.seq)
+            } else if ErasureRecord.mask(entry.erasedFields) & mask == mask {
+                plan.alreadyErased += 1
+            } else {
+                plan.rows.append(entry.seq)
+            }
+        }
+        var query = EntryQuery()
+        switch subject {
+        case .actor(let actor): query.actor = actor
+        case .tenant(let tenant): query.tenant = tenant
+        case .resource(let type, let id):
+            query.resourceType = type
+            query.resourceId = id
+        case .seqs(let seqs):
+            for seq in Set(seqs).sorted() {
+                var one = EntryQuery(limit: 1)
+                one.seqs = seq...seq
+                guard let entry = try await entries(one).first else {
+                    throw AuditError(.invalidInput, "seq \(seq) is not in the log (never written, or expired)", field: "seqs")
+                }
+                guard !Self.isReserved(entry.action) else {
+                    throw AuditError(.invalidInput, "seq \(seq) is one of AuditDB's own entries (\(entry.action)), which are never erased",
+                                     field: "seqs")
+                }
+                consider(entry)
+            }
+            return plan
+        }
+        for try await entry in stream(query) { consider(entry) }
+        return plan
+    }
+
+    /// Erases the fields of `mask` in each row of `seqs` (inside the caller's transaction) and
+    /// appends the erasure entry naming the rows erased. Returns them, the number that had
+    /// nothing left to erase, and the entry's seq.
+    static func eraseBatch(_ seqs: [Int64], _ db: Database, mask: UInt8, storeID: StoreID, keys: KeyRing,
+                           record: ([Int64]) -> ErasureRecord,
+                           append: ([EncodedEvent]) throws -> ClosedRange<Int64>) throws -> ([Int64], Int, Int64?)
+    {
+        // Freed space inside pages and freed pages are zeroed while the values are overwritten. Set
+        // back once the rows are written; if this transaction fails first, the setting stays on for
+        // the writer connection, which only makes later deletes scrub too.
+        let wasSecure = try Int.fetchOne(db, sql: "PRAGMA secure_delete") ?? 0
+        try db.execute(sql: "PRAGMA secure_delete = ON")
+        let macs = try StoredMacs(db)
+        let read = try db.makeStatement(sql: RowLayout.select + " WHERE seq = ?")
+        let stmt = read.sqliteStatement
+        let update = try db.makeStatement(sql: """
+            UPDATE audit_entries SET seals = ?1,
+                actor = CASE WHEN ?3 & 1 THEN NULL ELSE actor END,
+                source = CASE WHEN ?3 & 2 THEN NULL ELSE source END,
+                details = CASE WHEN ?3 & 4 THEN NULL ELSE details END
+            WHERE seq = ?2
+            """)
+        let context = RowContext(storeID: storeID.bytes, keys: keys, attestations: [:])
+        var done: [Int64] = [], skipped = 0
+        for seq in seqs {
+            try SQLite.bind(stmt, 1, seq)
+            defer { SQLite.reset(stmt) }
+            guard try SQLite.step(stmt, while: "read row \(seq)") else { continue }  // expired meanwhile
+            var view = RowView(stmt)
+            var chain = RowChain()
+            if seq > 1 {
+                if let stored = try macs.mac(at: seq - 1), stored.count == 32 { chain.prevMac = stored } else { chain.prevKnown = false }
+            }
+            if let finding = view.check(seq: seq, chain: &chain, context: context) {
+                throw AuditError(.integrityViolation, "row \(seq) does not verify (\(finding)); nothing of this batch was erased. Run `auditdb verify`.")
+            }
+            guard view.row.format_version == UInt8(ADB_FORMAT_SEALED) else { continue }
+            var row = view.row
+            guard adb_row_erased_mask(&row) & mask != mask else {
+                skipped += 1
+                continue
+            }
+            var seals = [UInt8](repeating: 0, count: Int(ADB_SEALS_ERASED_LEN))
+            guard adb_seals_erase(&row, mask, &seals) == 1, let key = keys.key(version: row.key_version), let mac = view.mac else {
+                throw AuditError(.storage, "internal error: the seals of row \(seq) could not be erased")
+            }
+            // The erased row must verify as the stored one does before a byte is written.
+            let all = seals[0]
+            if all & 1 != 0 { row.actor = adb_bytes(ptr: nil, len: -1) }
+            if all & 2 != 0 { row.source = adb_bytes(ptr: nil, len: -1) }
+            if all & 4 != 0 { row.details = adb_bytes(ptr: nil, len: -1) }
+            let verdict = seals.withUnsafeBufferPointer { s -> Int32 in
+                row.seals = s.baseAddress
+                row.seals_len = Int64(s.count)
+                return adb_row_check_leaf(key.keyset, storeID.bytes, &row, nil, mac, 32, nil)
+            }
+            guard verdict == Int32(ADB_OK) else {
+                throw AuditError(.storage, "internal error: row \(seq) would not verify once erased; nothing of this batch was erased")
+            }
+            try update.execute(arguments: [Data(seals), seq, Int64(mask)])
+            done.append(seq)
+        }
+        try db.execute(sql: "PRAGMA secure_delete = \(wasSecure)")
+        guard !done.isEmpty else { return ([], skipped, nil) }
+        let entry = try append([try EncodedEvent(validating: record(done).event)]).lowerBound
+        return (done, skipped, entry)
+    }
+
+    /// Checkpoints the write-ahead log into the database file and truncates it (`PRAGMA
+    /// wal_checkpoint(TRUNCATE)`), retrying while readers hold older snapshots. True when it
+    /// completed: the WAL is empty and the database file holds only the erased pages.
+    func scrubWriteAheadLog(attempts: Int = 20) async throws -> Bool {
+        for attempt in 0..<attempts {
+            let busy: Bool
+            do {
+                busy = try await pool.writeWithoutTransaction { db in
+                    let row = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+                    return (row?[0] as Int64? ?? 1) != 0
+                }
+            } catch {
+                throw AuditError.from(error, while: "checkpoint the write-ahead log after erasure")
+            }
+            if !busy { return true }
+            if attempt + 1 < attempts { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        return false
+    }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import AuditDB
+import Foundation
+
+struct Erase: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Erase fields of an actor's, tenant's, resource's or chosen rows for good; the log still verifies.",
+        discussion: """
+            Each chosen field (actor, source, details) of every matching row is replaced by its commitment: \
+            the value is gone from the store file and its -wal, and cannot be confirmed even with every key, \
+            while MACs, the chain, checkpoints and export proofs still verify. A signed erasure entry names the \
+            seqs, the fields and --reason, never a value (docs/FORMAT.md section 21, docs/erasure.md). Rows \
+            written before migration 0006 cannot be erased this way: the command refuses unless \
+            --skip-legacy-rows. Backups and exports made before keep the values. Exit status 1 if a matching \
+            row fails verification (nothing of that batch is erased), 2 for bad arguments or storage errors.
+            """)
+    @OptionGroup var global: GlobalOptions
+    @Option(help: ArgumentHelp("Erase the rows of this actor.", valueName: "actor")) var actor: String?
+    @Option(help: ArgumentHelp("Erase the rows of this tenant.", valueName: "tenant")) var tenant: String?
+    @Option(name: .customLong("resource-type"), help: ArgumentHelp("With --resource-id: only this resource type.", valueName: "type"))
+    var resourceType: String?
+    @Option(name: .customLong("resource-id"), help: ArgumentHelp("Erase the rows about this resource.", valueName: "id"))
+    var resourceId: String?
+    @Option(help: ArgumentHelp("Erase exactly these seqs, comma-separated (e.g. 12,40,41).", valueName: "seqs"))
+    var seqs: String?
+    @Option(help: ArgumentHelp("Which fields: a comma-separated subset of actor, source, details.", valueName: "fields"))
+    var fields: String
+    @Option(help: ArgumentHelp("Why (e.g. a ticket reference); signed into the log, so never the personal data itself.",
+                               valueName: "text"))
+    var reason: String
+    @Flag(name: .customLong("skip-legacy-rows"),
+          help: "Leave rows written before migration 0006 as they are (they cannot be erased unrecoverably) and erase the rest.")
+    var skipLegacyRows = false
+
+    func validate() throws {
+        _ = try subject()
+        _ = try fieldSet()
+    }
+
+    func fieldSet() throws -> Set<WithholdableField> {
+        var set: Set<WithholdableField> = []
+        for name in fields.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let field = WithholdableField(rawValue: String(name)) else {
+                throw ValidationError("--fields takes a comma-separated subset of actor, source, details, not \(OutputEscaping.jsonQuoted(String(name)))")
+            }
+            set.insert(field)
+        }
+        return set
+    }
+
+    func subject() throws -> ErasureSubject {
+        let given = [actor != nil, tenant != nil, resourceId != nil, seqs != nil].filter { $0 }.count
+        guard given == 1 else { throw ValidationError("name exactly one subject: --actor, --tenant, --resource-id or --seqs") }
+        guard resourceType == nil || resourceId != nil else { throw ValidationError("--resource-type goes with --resource-id") }
+        if let actor { return .actor(actor) }
+        if let tenant { return .tenant(tenant) }
+        if let resourceId { return .resource(type: resourceType, id: resourceId) }
+        var list: [Int64] = []
+        for item in (seqs ?? "").split(separator: ",", omittingEmptySubsequences: false) {
+            guard let seq = Int64(item), seq >= 1 else {
+                throw ValidationError("--seqs takes comma-separated seqs of 1 or more, not \(OutputEscaping.jsonQuoted(String(item)))")
+            }
+            list.append(seq)
+        }
+        return .seqs(list)
+    }
+
+    func run() async throws {
+        let subject = try subject(), fields = try fieldSet(), reason = reason, skip = skipLegacyRows
+        let report = try await withStore(global) { store in
+            try await store.erase(subject, fields: fields, reason: reason, skippingLegacyRows: skip)
+        }
+        let names = WithholdableField.allCases.filter(report.fields.contains).map(\.rawValue).joined(separator: ", ")
+        Output.line("erased \(names) of \(report.erased.count) row(s); \(report.alreadyErased) already erased")
+        if !report.legacyRowsSkipped.isEmpty {
+            Output.line("left \(report.legacyRowsSkipped.count) row(s) written before migration 0006 as they are (first seq \(report.legacyRowsSkipped[0]))")
+        }
+        if report.engineEntriesSkipped > 0 {
+            Output.line("skipped \(report.engineEntriesSkipped) of AuditDB's own entries (never erased)")
+        }
+        if !report.erasureEntries.isEmpty {
+            Output.line("erasure entries: \(report.erasureEntries.map(String.init).joined(separator: ", "))")
+        }
+        if !report.scrubbed {
+            Output.line("warning: a reader held the write-ahead log; the old bytes leave the -wal file at the next checkpoint (at the latest when the store closes)")
+        }
+    }
+}

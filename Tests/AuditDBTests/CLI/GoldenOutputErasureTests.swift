@@ -1,0 +1,29 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// The whole output of `erase`, and of `query` showing erased fields (table, JSON, JSONL), compared
+/// with golden files (GoldenFile.swift). ErasureTests check the bytes and the proofs.
+@Suite("Golden output: erase")
+struct GoldenOutputErasureTests {
+    let cli: GoldenCLI
+
+    init() throws { cli = try GoldenCLI() }
+
+    @Test("erase: an actor's fields, again (nothing left), seqs, and refusals; query shows erased fields")
+    func erase() async throws {
+        try await cli.createStore(count: 6)
+        try cli.golden("erase-actor", ["erase", "--actor", "user-2", "--fields", "actor,details", "--reason", "TICKET-1"] + cli.options)
+        try cli.golden("erase-actor-again", ["erase", "--actor", "user-2", "--fields", "actor", "--reason", "TICKET-1"] + cli.options)
+        try cli.golden("erase-seqs", ["erase", "--seqs", "4,5", "--fields", "source", "--reason", "TICKET-2"] + cli.options)
+        try cli.golden("erase-engine-entry", ["erase", "--seqs", "7", "--fields", "actor", "--reason", "TICKET-3"] + cli.options)
+        try cli.golden("erase-no-subject", ["erase", "--fields", "actor", "--reason", "TICKET-4"] + cli.options)
+        try cli.golden("erase-bad-field", ["erase", "--actor", "user-1", "--fields", "actor,email", "--reason", "TICKET-5"] + cli.options)
+        try cli.golden("erase-no-reason", ["erase", "--actor", "user-1", "--fields", "actor"] + cli.options)
+        try cli.golden("erase-query-table", ["query", "--from-seq", "1", "--to-seq", "5"] + cli.options)
+        try cli.golden("erase-query-json", ["query", "--from-seq", "1", "--to-seq", "5", "--format", "json"] + cli.options)
+        try cli.golden("erase-query-jsonl", ["query", "--from-seq", "1", "--to-seq", "5", "--format", "jsonl"] + cli.options)
+        try cli.golden("erase-verify", ["verify"] + cli.options)
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// The independent Python verifiers (docs/verifier/, written from FORMAT.md alone) agree with the
+/// engine on a store with erased fields, intact and damaged, and on an export of it.
+@Suite("Erasure: the Python verifiers agree")
+struct ErasureAgreementTests {
+    struct Case: Sendable, CustomTestStringConvertible {
+        let name: String
+        let sql: String?
+        var testDescription: String { name }
+    }
+
+    static let triggersOff = "DROP TRIGGER audit_entries_no_update; DROP TRIGGER audit_entries_no_delete; "
+    static let cases: [Case] = [
+        Case(name: "intact", sql: nil),
+        Case(name: "an erased commitment changed",
+             sql: triggersOff + "UPDATE audit_entries SET seals = CAST(substr(seals, 1, 5) || X'00' || substr(seals, 7) AS BLOB) WHERE seq = 8;"),
+        Case(name: "a value put back next to erased seals", sql: triggersOff + "UPDATE audit_entries SET actor = 'x' WHERE seq = 8;"),
+        Case(name: "a value put back with fresh seals",
+             sql: triggersOff + "UPDATE audit_entries SET actor = 'x', seals = CAST(X'00' || randomblob(32) AS BLOB) WHERE seq = 8;"),
+        Case(name: "a fresh row's seals changed",
+             sql: triggersOff + "UPDATE audit_entries SET seals = CAST(X'00' || randomblob(32) AS BLOB) WHERE seq = 9;"),
+        Case(name: "the erasure entry changed", sql: triggersOff + "UPDATE audit_entries SET details = '{}' WHERE seq = 21;"),
+        Case(name: "the erasure entry deleted", sql: triggersOff + "DELETE FROM audit_entries WHERE seq = 21;"),
+    ]
+
+    @Test("the same findings (kind and seqs) from both store verifiers", arguments: cases)
+    func agree(_ c: Case) async throws {
+        let dir = try TempDir()
+        let keyPath = dir.path("k.keys")
+        let keys = try KeyFile.generate(at: keyPath)
+        let path = dir.path("s.db")
+        let store = try await AuditStore.create(at: path, keys: keys)
+        try await store.append(contentsOf: (1...20).map { sampleEvent($0) })
+        _ = try await store.erase(.seqs([3, 8, 13]), fields: [.actor, .details], reason: "TICKET-9")
+        try await store.append(sampleEvent(22))
+        try await store.close()
+        if let sql = c.sql { try sqlite3Must(path, sql) }
+        let ours = try await AuditStore.verify(storeAt: path, keys: keys)
+        let verifier = repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify.py").path
+        let theirs = try run("/usr/bin/env", ["python3", verifier, "--store", path, "--key-file", keyPath, "--json"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(theirs.stdout.utf8)) as? [String: Any], "\(theirs.stderr)")
+        let findings = try #require(json["findings"] as? [[String: Any]])
+        func describe(_ kind: String, _ first: Int64?, _ last: Int64?) -> String { "\(kind) \(first.map(String.init) ?? "-")...\(last.map(String.init) ?? "-")" }
+        let python = findings.map { f in
+            describe(f["kind"] as? String ?? "?", (f["first_seq"] as? NSNumber)?.int64Value, (f["last_seq"] as? NSNumber)?.int64Value)
+        }
+        let swift = ours.findings.map { describe($0.kind.name, $0.seqs?.lowerBound, $0.seqs?.upperBound) }
+        #expect(python == swift, "python: \(python)\nswift: \(swift)")
+        #expect(ours.isIntact == (c.sql == nil))
+    }
+
+    @Test("an export of erased rows (some fields also redacted) is valid for the Python export verifier too")
+    func exportAgrees() async throws {
+        let dir = try TempDir()
+        let signer = try testSigner()
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: try testKeyRing())
+        try await store.append(contentsOf: (1...10).map { sampleEvent($0) })
+        _ = try await store.erase(.seqs([2, 5]), fields: [.actor, .details], reason: "TICKET-10")
+        _ = try await store.checkpoint(signer: signer)
+        _ = try await store.export(to: dir.path("b"), redact: [.details], signer: signer)
+        try await store.close()
+        let ours = try await ExportBundle.verify(at: dir.path("b"), publicKeys: signer.publicKeys, requireStatement: true)
+        #expect(ours.isValid && ours.entriesVerified == 11, "\(ours)")
+        try signer.publicKeys.write(to: dir.path("c.pub"))
+        let script = repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify_export.py").path
+        let theirs = try run("/usr/bin/env", ["python3", script, dir.path("b"), "--public-key", dir.path("c.pub"), "--require-statement"])
+        #expect(theirs.status == 0 && theirs.stdout.hasPrefix("valid: 11 entries\n"), "\(theirs.stdout)\(theirs.stderr)")
+        let lines = try String(contentsOfFile: dir.path("b") + "/entries.jsonl", encoding: .utf8)
+        #expect(lines.contains(#""details":{"erased":true,"commitment":""#) && lines.contains(#""details":{"withheld":true,"commitment":""#))
+    }
+}

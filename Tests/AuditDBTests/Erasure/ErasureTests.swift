@@ -1,0 +1,291 @@
+import CAuditCore
+import Foundation
+import GRDB
+import Testing
+
+@testable import AuditDB
+
+/// Erasure (FORMAT.md section 21): the values really leave the file and cannot be confirmed even
+/// with every key, while every proof still verifies; tampering with erased rows is reported with
+/// its exact finding.
+@Suite("Erasure")
+struct ErasureTests {
+    let dir: TempDir
+    let keys: KeyRing
+    let path: String
+    static let alice = "alice.liddell@example.org"
+    static let aliceSource = "203.0.113.77"
+    static let aliceDetails = #"{"email":"alice.liddell@example.org","plan":"gold"}"#
+
+    init() throws {
+        dir = try TempDir()
+        keys = try testKeyRing()
+        path = dir.path("store.db")
+    }
+
+    /// 20 rows; rows 3, 8, 13 and 18 are alice's (her actor, address and e-mail in the details).
+    func makeAliceStore() async throws -> AuditStore {
+        let store = try await AuditStore.create(at: path, keys: keys)
+        try await store.append(contentsOf: (1...20).map { i in
+            i % 5 == 3
+                ? AuditEvent(actor: Self.alice, action: "read", resourceType: "document", resourceId: "doc-\(i)", tenant: "acme",
+                             source: Self.aliceSource, details: AuditDetails(json: Self.aliceDetails))
+                : sampleEvent(i)
+        })
+        return store
+    }
+
+    func findings(_ report: IntegrityReport) -> [String] {
+        report.findings.map { "\($0.kind) \($0.seqs.map { "\($0.lowerBound)...\($0.upperBound)" } ?? "-")" }
+    }
+
+    /// Every byte of the store file, its -wal and -shm.
+    func fileBytes() throws -> Data {
+        var all = Data()
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            all += try Data(contentsOf: URL(fileURLWithPath: path + suffix))
+        }
+        return all
+    }
+
+    @Test("erase: MACs, chain, scan, anchored checkpoints and pre-erasure export proofs still verify; reads show the fields erased")
+    func eraseKeepsEveryProof() async throws {
+        let signer = try testSigner()
+        let store = try await makeAliceStore()
+        let anchors = dir.path("anchors")
+        try FileManager.default.createDirectory(atPath: anchors, withIntermediateDirectories: true)
+        let before = try await store.checkpoint(signer: signer, anchors: [DirectoryAnchor(path: anchors)])
+        _ = try await store.export(to: dir.path("before"), signer: signer)
+
+        let report = try await store.erase(.actor(Self.alice), fields: [.actor, .source, .details], reason: "TICKET-1")
+        #expect(report.erased == [3, 8, 13, 18])
+        #expect(report.erasureEntries == [21])
+        #expect(report.scrubbed)
+
+        let verified = try await store.verify()
+        #expect(verified.isIntact, "\(verified)")
+        #expect(try await IntegrityScanner.scan(storeAt: path, keys: keys, mode: .full).isIntact)
+        let anchored = try await store.verify(againstAnchors: [anchors], publicKeys: signer.publicKeys)
+        #expect(anchored.isIntact, "\(anchored)")
+        // The export made before still verifies against its checkpoint, and a new checkpoint has
+        // the same root over the rows the old one covered (the leaves did not change).
+        let old = try await ExportBundle.verify(at: dir.path("before"), publicKeys: signer.publicKeys, requireStatement: true)
+        #expect(old.isValid && old.entriesVerified == 20, "\(old)")
+        let after = try await store.checkpoint(signer: signer)
+        #expect(after.seq == 21)
+        var frontier = MerkleTree.Frontier()
+        for leaf in try await leaves(store, upTo: before.seq) { frontier.append(leaf: leaf) }
+        #expect(frontier.root == before.merkleRoot)
+
+        // Reads: erased, not null and not empty; filters no longer match the value.
+        let entries = try await allEntries(store)
+        let erased = entries.filter { [3, 8, 13, 18].contains($0.seq) }
+        #expect(erased.allSatisfy { $0.erasedFields == [.actor, .source, .details] && $0.actor == nil && $0.source == nil && $0.detailsJSON == nil })
+        #expect(entries.filter { !$0.erasedFields.isEmpty }.count == 4)
+        #expect(try await store.entries(EntryQuery(actor: Self.alice)).isEmpty)
+        #expect(try await store.entries(EntryQuery(tenant: "acme")).count == 4)
+
+        // The erasure entry names the seqs, the fields and the reason, never a value.
+        let entry = try #require(entries.last)
+        #expect(entry.action == "auditdb.erasure")
+        #expect(entry.detailsJSON == #"{"fields":["actor","source","details"],"reason":"TICKET-1","seqs":[3,8,13,18],"subject":"actor"}"#)
+
+        // An export after the erasure shows the fields as erased and verifies with the public key alone.
+        _ = try await store.export(to: dir.path("after"), signer: signer)
+        let bundle = try await ExportBundle.verify(at: dir.path("after"), publicKeys: signer.publicKeys, requireStatement: true)
+        #expect(bundle.isValid && bundle.entriesVerified == 21, "\(bundle)")
+        let lines = try String(contentsOfFile: dir.path("after") + "/entries.jsonl", encoding: .utf8)
+        #expect(lines.contains(#""actor":{"erased":true,"commitment":""#))
+        #expect(!lines.contains(Self.alice))
+
+        // Erasing again finds nothing left to erase.
+        let again = try await store.erase(.actor(Self.alice), fields: [.actor], reason: "TICKET-1")
+        #expect(again.erased.isEmpty && again.erasureEntries.isEmpty)
+        try await store.close()
+    }
+
+    @Test("raw bytes: after erasure the values are in neither the store file, its -wal nor its -shm, open or closed")
+    func valuesLeaveTheFile() async throws {
+        let store = try await makeAliceStore()
+        // Another batch after alice's rows, so that her rows' pages were rewritten in the WAL meanwhile.
+        try await store.append(contentsOf: (21...400).map { sampleEvent($0) })
+        let beforeBytes = try fileBytes()
+        #expect(beforeBytes.range(of: Data(Self.alice.utf8)) != nil)  // the search can find it
+        _ = try await store.erase(.actor(Self.alice), fields: [.actor, .source, .details], reason: "TICKET-2")
+        for needle in [Self.alice, Self.aliceSource, "liddell"] {
+            #expect(try fileBytes().range(of: Data(needle.utf8)) == nil, "\(needle) is still in the open store's files")
+        }
+        try await store.close()
+        for needle in [Self.alice, Self.aliceSource, "liddell"] {
+            #expect(try fileBytes().range(of: Data(needle.utf8)) == nil, "\(needle) is still in the closed store's files")
+        }
+        #expect(try await AuditStore.verify(storeAt: path, keys: keys).isIntact)
+    }
+
+    @Test("an attacker with the file, every key and 100,000 candidates (the real value among them) cannot single it out")
+    func allKeysAndCandidatesDoNotConfirm() async throws {
+        let store = try await makeAliceStore()
+        _ = try await store.erase(.actor(Self.alice), fields: [.actor, .source, .details], reason: "TICKET-3")
+        try await store.close()
+        let candidates = (0..<100_000).map { "user\($0)@example.org" } + [Self.alice]
+        // No candidate is in the file's bytes: they all end in "@example.org", which is nowhere in it.
+        #expect(try fileBytes().range(of: Data("@example.org".utf8)) == nil)
+        // What the attacker has: every row's seals and MAC, the store id, and every master key.
+        let rows = try sqlite3Shell(path, "SELECT seq, hex(seals) FROM audit_entries WHERE length(seals) = 97;").stdout
+            .split(separator: "\n").map { $0.split(separator: "|") }
+        #expect(rows.count == 4)
+        let key = try #require(keys.key(version: 1))
+        for row in rows {
+            let seq = try #require(Int64(row[0])), seals = try #require(Hex.decode(String(row[1])))
+            let commitment = Array(seals[1..<33])  // the actor's slot: its commitment
+            var hits = 0, controlHits = 0
+            var keyed = [UInt8](repeating: 0, count: 32)
+            adb_field_nonce(key.keyset, store.storeID.bytes, seq, 1, &keyed)
+            // The commitment a format-1 row would hold for the real value: the attack must work on it.
+            var control = [UInt8](repeating: 0, count: 32)
+            var real = Array(Self.alice.utf8)
+            real.withUnsafeMutableBufferPointer { adb_commitment(keyed, 1, adb_bytes(ptr: $0.baseAddress, len: Int64($0.count)), &control) }
+            for candidate in candidates {
+                var bytes = Array(candidate.utf8)
+                var guess = [UInt8](repeating: 0, count: 32)
+                bytes.withUnsafeMutableBufferPointer { adb_commitment(keyed, 1, adb_bytes(ptr: $0.baseAddress, len: Int64($0.count)), &guess) }
+                if guess == commitment { hits += 1 }
+                if guess == control { controlHits += 1 }
+            }
+            #expect(hits == 0, "row \(seq): a candidate matched the erased actor")
+            #expect(controlHits == 1, "the same attack confirms a key-derived commitment (format 1)")
+        }
+    }
+
+    @Test("scanner: an incremental pass after an erasure is intact; a full pass finds an erasure made without AuditDB in an old row")
+    func scannerPasses() async throws {
+        let store = try await makeAliceStore()
+        let scanner = IntegrityScanner(store: store)
+        #expect(try await scanner.scan(.full).isIntact)
+        _ = try await store.erase(.seqs([3]), fields: [.details], reason: "TICKET-6")
+        let incremental = try await scanner.scan(.incremental)
+        #expect(incremental.isIntact && incremental.mode == .incremental, "\(incremental.integrity)")
+        // Someone with the file erases row 13's actor without an entry (the MAC still verifies).
+        let seals = try await store.pool.read { db -> [UInt8] in
+            let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq = 13")
+            let stmt = statement.sqliteStatement
+            defer { SQLite.reset(stmt) }
+            _ = try SQLite.step(stmt, while: "read")
+            var row = RowView(stmt).row
+            var out = [UInt8](repeating: 0, count: 97)
+            _ = adb_seals_erase(&row, 1, &out)
+            return out
+        }
+        try sqlite3Must(path, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET actor = NULL, seals = X'\(Hex.encode(seals))' WHERE seq = 13;")
+        let full = try await scanner.scan(.full)
+        #expect(findings(full.integrity) == ["schema-tampered -", "erasure-tampered 13...13"], "\(full.integrity)")
+        try await store.close()
+    }
+
+    @Test("rows written before migration 0006 (format 1) are refused, or left as they are with skippingLegacyRows; the store verifies")
+    func legacyRows() async throws {
+        // An older store: format-1 rows, then migrated; new rows of the same actor are format 2.
+        let old = try await AuditStore.create(at: path, keys: keys, configuration: .init(), schemaUpTo: "0005-retention")
+        try await old.append(contentsOf: (1...4).map { sampleEvent($0, actor: Self.alice) })
+        try await old.close()
+        let migrated = try await AuditStore.migrate(at: path, keys: keys, backup: .none)
+        #expect(migrated.applied == ["0006-erasure"] && migrated.verification.isIntact)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        try await store.append(contentsOf: (5...6).map { sampleEvent($0, actor: Self.alice) })
+        await #expect {
+            _ = try await store.erase(.actor(Self.alice), fields: [.actor], reason: "TICKET-5")
+        } throws: { error in
+            let error = error as? AuditError
+            return error?.code == .invalidInput && error?.message.hasPrefix("4 matching row(s) (first seq 1) were written before migration 0006") == true
+        }
+        #expect(try await store.entries(EntryQuery(actor: Self.alice)).count == 6)  // nothing was erased
+        let report = try await store.erase(.actor(Self.alice), fields: [.actor], reason: "TICKET-5", skippingLegacyRows: true)
+        #expect(report.erased == [5, 6] && report.legacyRowsSkipped == [1, 2, 3, 4])
+        let entries = try await allEntries(store)
+        #expect(entries.map(\.formatVersion) == [1, 1, 1, 1, 2, 2, 2])
+        #expect(entries.filter { $0.isErased(.actor) }.map(\.seq) == [5, 6])
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+        let verifier = repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify.py").path
+        try KeyFile.write(keys, to: dir.path("k.keys"), replacing: false)
+        let python = try run("/usr/bin/env", ["python3", verifier, "--store", path, "--key-file", dir.path("k.keys")])
+        #expect(python.status == 0 && python.stdout.hasPrefix("intact: 7 rows"), "\(python.stdout)\(python.stderr)")
+    }
+
+    @Test("tampering with erased rows gives the exact findings", arguments: ErasureTamper.allCases)
+    func tamper(_ tamper: ErasureTamper) async throws {
+        let store = try await makeAliceStore()
+        let backup = dir.path("backup.db")
+        try sqlite3Must(path, "VACUUM INTO '\(backup)';")
+        if tamper != .eraseWithoutEntry {
+            _ = try await store.erase(.seqs([8]), fields: [.actor, .details], reason: "TICKET-4")
+        }
+        try await store.close()
+        let shell = ["-batch", "-cmd", ".dbconfig enable_trigger off", path]
+        func sql(_ statement: String) throws {
+            let result = try run("/usr/bin/sqlite3", shell + [statement])
+            guard result.status == 0 else { throw TestFailure("sqlite3: \(result.stderr)") }
+        }
+        switch tamper {
+        case .eraseWithoutEntry:
+            // Someone with only the file replaces a value and its nonce by the commitment: the MAC still verifies.
+            let reopened = try await AuditStore.open(at: path, keys: keys)
+            let seals = try await reopened.pool.read { db -> [UInt8] in
+                let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq = 8")
+                let stmt = statement.sqliteStatement
+                _ = try SQLite.step(stmt, while: "read")
+                var row = RowView(stmt).row
+                var out = [UInt8](repeating: 0, count: 97)
+                _ = adb_seals_erase(&row, 1, &out)
+                SQLite.reset(stmt)
+                return out
+            }
+            try await reopened.close()
+            try sql("UPDATE audit_entries SET actor = NULL, seals = X'\(Hex.encode(seals))' WHERE seq = 8;")
+        case .changedCommitment:
+            try sql("UPDATE audit_entries SET seals = CAST(substr(seals, 1, 5) || X'00' || substr(seals, 7) AS BLOB) WHERE seq = 8;")
+        case .valueBackWithErasedSeals:
+            try sql("UPDATE audit_entries SET actor = 'somebody' WHERE seq = 8;")
+        case .valueBackWithFreshSeals:
+            try sql("UPDATE audit_entries SET actor = '\(Self.alice)', details = '\(Self.aliceDetails)', seals = CAST(X'00' || randomblob(32) AS BLOB) WHERE seq = 8;")
+        case .restoredFromBackup:
+            try sql("ATTACH '\(backup)' AS old; UPDATE audit_entries SET actor = (SELECT actor FROM old.audit_entries WHERE seq = 8), details = (SELECT details FROM old.audit_entries WHERE seq = 8), seals = (SELECT seals FROM old.audit_entries WHERE seq = 8) WHERE seq = 8;")
+        case .entryRemoved:
+            try sql("DELETE FROM audit_entries WHERE seq = 21;")
+        }
+        let report = try await AuditStore.verify(storeAt: path, keys: keys)
+        #expect(findings(report) == tamper.expected, "\(report)")
+    }
+}
+
+enum ErasureTamper: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case eraseWithoutEntry, changedCommitment, valueBackWithErasedSeals, valueBackWithFreshSeals, restoredFromBackup, entryRemoved
+    var testDescription: String { rawValue }
+
+    var expected: [String] {
+        switch self {
+        case .eraseWithoutEntry: ["erasure-tampered 8...8"]
+        case .changedCommitment: ["mac-mismatch 8...8"]
+        case .valueBackWithErasedSeals: ["malformed-row 8...8"]
+        case .valueBackWithFreshSeals: ["erasure-tampered 8...8", "mac-mismatch 8...8"]
+        case .restoredFromBackup: ["erasure-tampered 8...8"]
+        // The entry was the last row: its removal is a cut tail (section 2), but the erased row it
+        // accounted for is caught.
+        case .entryRemoved: ["erasure-tampered 8...8"]
+        }
+    }
+}
+
+/// The Merkle leaves of rows 1...n, as a checkpoint computes them.
+func leaves(_ store: AuditStore, upTo n: Int64) async throws -> [[UInt8]] {
+    let storeID = store.storeID, keys = store.keys
+    return try await store.pool.read { db in
+        let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq <= ? ORDER BY seq")
+        let stmt = statement.sqliteStatement
+        try SQLite.bind(stmt, 1, n)
+        defer { SQLite.reset(stmt) }
+        var out: [[UInt8]] = []
+        while try SQLite.step(stmt, while: "read") { out.append(RowView(stmt).leaf(storeID: storeID, keys: keys) ?? []) }
+        return out
+    }
+}
