@@ -173,7 +173,9 @@ public final class AuditStore: Sendable {
             }
             // Only a store created without migration 0006 (schemaUpTo, for tests of older stores)
             // writes format-1 rows, as the releases before it did.
-            let sealed = try await pool.read { db in try RowLayout.hasSeals(db) }
+            // On the writer: a reader opened here would outlive it at close, and a read-only
+            // connection closing last leaves the -wal and -shm files behind.
+            let sealed = try await pool.writeWithoutTransaction { db in try RowLayout.hasSeals(db) }
             return AuditStore(
                 path: path, storeID: storeID, keys: keys, configuration: configuration, pool: pool, knownKeyVersions: [],
                 rowFormat: sealed ? UInt8(StoreFormat.rowFormat) : UInt8(ADB_FORMAT_KEYED_NONCES))

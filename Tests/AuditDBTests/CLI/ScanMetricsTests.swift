@@ -15,7 +15,7 @@ struct ScanMetricsTests {
         let keys = try KeyFile.generate(at: keyFile)
         try await makeStore(at: db, keys: keys, count: 20)
 
-        let process = Process()
+        let process = TestProcess()
         process.executableURL = URL(fileURLWithPath: try cliPath())
         process.arguments = ["scan", "--store", db, "--key-file", keyFile, "--every", "1s", "--full",
                              "--metrics-address", "127.0.0.1:0"]
@@ -23,7 +23,7 @@ struct ScanMetricsTests {
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        try startProcess(process)
+        try process.run()
         let stderrText = Self.drain(err), stdoutText = Self.drain(out)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 

@@ -71,7 +71,7 @@ struct FollowTests {
 
     /// A running `auditdb tail`; its standard output is read to the end on a thread of its own.
     struct TailProcess {
-        let process: Process
+        let process: TestProcess
         let output: ThreadWork<Data>
         let errors: ThreadWork<Data>
 
@@ -89,7 +89,7 @@ struct FollowTests {
     }
 
     func startTail(_ arguments: [String]) throws -> TailProcess {
-        let process = Process()
+        let process = TestProcess()
         process.executableURL = URL(fileURLWithPath: try cliPath())
         process.arguments = ["tail"] + arguments + ["--store", db, "--key-file", keyFile]
         process.environment = environmentWithoutAuditDBOptions()
@@ -97,7 +97,7 @@ struct FollowTests {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
-        try startProcess(process)
+        try process.run()
         let outReader = out.fileHandleForReading, errReader = err.fileHandleForReading
         return TailProcess(process: process, output: ThreadWork { try readToEnd(outReader.fileDescriptor) },
                            errors: ThreadWork { try readToEnd(errReader.fileDescriptor) })

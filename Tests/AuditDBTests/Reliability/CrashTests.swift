@@ -89,7 +89,7 @@ struct CrashTests {
     /// earlier than its `minimumAcks`-th acknowledgement: a busy host can starve a child for a while),
     /// and returns the acknowledgements it printed.
     func runAndKill(_ executable: String, _ arguments: [String], afterMilliseconds: Int, minimumAcks: Int = 0) throws -> [(Int64, Int)] {
-        let process = Process()
+        let process = TestProcess()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         let out = Pipe(), err = Pipe()
@@ -100,7 +100,7 @@ struct CrashTests {
             let chunk = handle.availableData
             buffer.withLock { $0.append(chunk) }
         }
-        try startProcess(process)
+        try process.run()
         let deadline = Date().addingTimeInterval(30)
         while !buffer.withLock({ String(decoding: $0, as: UTF8.self).contains("ready\n") }) {
             guard process.isRunning, Date() < deadline else {

@@ -103,7 +103,7 @@ struct FaultTests {
         config.busyTimeout = .milliseconds(300)
         let store = try await AuditStore.open(at: path, keys: keys, configuration: config)
         // A separate process (Python's sqlite3) takes the write lock and holds it until told to stop.
-        let holder = Process()
+        let holder = TestProcess()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         holder.arguments = ["python3", "-c", """
             import sqlite3, sys
@@ -116,7 +116,7 @@ struct FaultTests {
         let input = Pipe(), output = Pipe()
         holder.standardInput = input
         holder.standardOutput = output
-        try startProcess(holder)
+        try holder.run()
         // Wait for the whole line: a pipe may hand it over in pieces.
         var ready = Data()
         while !ready.contains(UInt8(ascii: "\n")) {

@@ -10,12 +10,12 @@ struct InterruptionTests {
     /// Starts `executable`, SIGKILLs it after `milliseconds` (if still running), and returns
     /// whether it had already exited on its own.
     func startAndKill(_ executable: String, _ arguments: [String], afterMilliseconds milliseconds: Int) throws -> Bool {
-        let process = Process()
+        let process = TestProcess()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try startProcess(process)
+        try process.run()
         let deadline = Date().addingTimeInterval(Double(milliseconds) / 1_000)
         while process.isRunning && Date() < deadline { usleep(1_000) }
         let finished = !process.isRunning

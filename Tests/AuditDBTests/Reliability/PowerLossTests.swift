@@ -315,14 +315,14 @@ struct PowerLossTests {
     /// Runs the crash child in `single` mode under the shim until it has printed `acks`
     /// acknowledgements, then SIGKILLs it.
     static func runChildAndKill(_ child: String, _ arguments: [String], environment: [String: String], acks: Int) throws {
-        let process = Process()
+        let process = TestProcess()
         process.executableURL = URL(fileURLWithPath: child)
         process.arguments = arguments
         process.environment = environment
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
-        try startProcess(process)
+        try process.run()
         let pid = process.processIdentifier
         let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
         DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)

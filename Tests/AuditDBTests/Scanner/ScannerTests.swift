@@ -507,13 +507,13 @@ struct ScannerTests {
         let keyFile = dir.path("k.keys")
         try KeyFile.write(keys, to: keyFile, replacing: false)
         try await makeStore(at: db, keys: keys, count: 5)
-        let process = Process()
+        let process = TestProcess()
         process.executableURL = URL(fileURLWithPath: cli)
         process.arguments = ["scan", "--every", "1s", "--store", db, "--key-file", keyFile]
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
-        try startProcess(process)
+        try process.run()
         // Wait until the first pass has been printed (read the pipe until a newline).
         var printed = Data()
         while !printed.contains(UInt8(ascii: "\n")) {

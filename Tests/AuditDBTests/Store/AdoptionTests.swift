@@ -205,11 +205,11 @@ struct AdoptionTests {
         var random = SeededRandom(seed: 0xAD0)
         var killed = 0
         for _ in 0..<3 {
-            let process = Process()
+            let process = TestProcess()
             process.executableURL = URL(fileURLWithPath: cli)
             process.arguments = arguments
             process.standardOutput = FileHandle.nullDevice
-            try startProcess(process)
+            try process.run()
             usleep(useconds_t(Int.random(in: 150_000...600_000, using: &random)))
             if process.isRunning {
                 kill(process.processIdentifier, SIGKILL)

@@ -94,23 +94,15 @@ func environmentWithoutAuditDBOptions() -> [String: String] {
     return environment
 }
 
-/// Starting a process and changing the environment must not overlap: Foundation's `Process.run()`
-/// copies `environ` while another test's `setenv`/`unsetenv` (or the library's scrubbing of a key
-/// variable) may reallocate it. A CI run crashed in `Process.run()` on that race. Every test that
-/// starts a process or touches the environment takes this lock for that moment.
+/// Starting a process and changing the environment must not overlap: a child's environment is read
+/// while another test's `setenv`/`unsetenv` (or the library's scrubbing of a key variable) may
+/// reallocate it. Every start of a child (Spawn.swift) and every test that touches the
+/// environment takes this lock for that moment.
 let environmentLock = Mutex<Void>(())
 
-/// The environment children inherit, read once (under ``environmentLock``). Every process is
-/// started with an explicit environment, so `Process.run()` never reads `environ` itself: a
-/// `setenv` elsewhere in the test process (a library's, not only ours) then cannot race it. A
-/// second crash in `Process.run()` (a `memcpy` of `environ`) came after the lock alone.
+/// The environment children inherit, read once (under ``environmentLock``): every child gets an
+/// explicit environment, so no start of one reads `environ` while something else changes it.
 let inheritedEnvironment: [String: String] = environmentLock.withLock { _ in ProcessInfo.processInfo.environment }
-
-/// Starts `process` under ``environmentLock``, with ``inheritedEnvironment`` unless it has its own.
-func startProcess(_ process: Process) throws {
-    if process.environment == nil { process.environment = inheritedEnvironment }
-    try environmentLock.withLock { _ in try process.run() }
-}
 
 /// Runs `body`, which changes or reads the environment, under ``environmentLock``.
 func withEnvironmentLock<R>(_ body: () throws -> R) rethrows -> R {
