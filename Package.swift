@@ -16,6 +16,11 @@ let package = Package(
         // Fakes for apps' tests (and AuditDB's own): a temporary store directory, in-memory keys,
         // a manual clock for the services' schedules.
         .library(name: "AuditDBTestSupport", targets: ["AuditDBTestSupport"]),
+        // The PostgreSQL witness and the fleet auditor (docs/fleet.md). Its own product so that
+        // apps that do not use it do not link SwiftNIO; the `auditdb-fleet` executable likewise
+        // keeps the main `auditdb` CLI free of it.
+        .library(name: "AuditDBPostgres", targets: ["AuditDBPostgres"]),
+        .executable(name: "auditdb-fleet", targets: ["auditdb-fleet"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
@@ -26,6 +31,7 @@ let package = Package(
         // The CLI's `scan --metrics-address` only (not the library): it needs swift-atomics and
         // swift-metrics, nothing of SwiftNIO.
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
     ],
     targets: [
         // libsodium (system library): Ed25519, constant-time compare, secure memory, CSPRNG.
@@ -90,6 +96,31 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // The PostgreSQL witness (an AnchorSink) and the fleet auditor; links PostgresNIO/SwiftNIO.
+        .target(
+            name: "AuditDBPostgres",
+            dependencies: [
+                "AuditDB",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift,
+            // postgres/*.sql, the witness schema, embedded at build time (Plugins/EmbedSQLPlugin).
+            plugins: ["EmbedSQLPlugin"]
+        ),
+        .executableTarget(
+            name: "auditdb-fleet",
+            dependencies: [
+                "AuditDB", "AuditDBPostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
         // Appends until killed; the crash tests SIGKILL it at random moments.
         .executableTarget(
             name: "AuditDBCrashChild",
@@ -101,6 +132,8 @@ let package = Package(
             name: "AuditDBTests",
             dependencies: [
                 "AuditDB", "AuditDBTestSupport", "CAuditCore", "CSodium", "auditdb", "AuditDBCrashChild",
+                "AuditDBPostgres", "auditdb-fleet",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

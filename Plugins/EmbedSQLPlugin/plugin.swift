@@ -9,7 +9,9 @@ struct EmbedSQLPlugin: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: any Target) throws -> [Command] {
         let root = context.package.directoryURL
         var inputs: [URL] = []
-        for folder in ["schema", "Migrations"] {
+        // The PostgreSQL witness (target AuditDBPostgres) has its own SQL under postgres/.
+        let folders = target.name == "AuditDBPostgres" ? ["postgres"] : ["schema", "Migrations"]
+        for folder in folders {
             let dir = root.appending(path: folder)
             let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
             inputs += names.filter { $0.hasSuffix(".sql") }.sorted().map { dir.appending(path: $0) }

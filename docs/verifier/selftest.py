@@ -42,7 +42,11 @@ docs/FORMAT.md against each other (standard library only; exits non-zero on any 
    from the Python verifier (strict_json.py, auditdb_verify_export.py), and the file is current
    (`hostile_vectors.py --emit`). Rows moved out of the tail (section 11 step 5) are one
    `missing-rows` range when consecutive.
-5. Unless --no-c: if a C compiler and OpenSSL's libcrypto are available, compiles
+5. Consistency proofs (FORMAT.md section 22, consistency.py): every proof and verdict of
+   docs/test-vectors/consistency.json recomputed from the text; anchors built here are
+   consistent, and a proof file with swapped hashes, another pair's proof under a name, a file
+   that is not JSON, and two checkpoints at one seq are each reported exactly.
+6. Unless --no-c: if a C compiler and OpenSSL's libcrypto are available, compiles
    Sources/CAuditCore/audit_core.c (the reference) into a temporary shared library and checks,
    through ctypes, that it reproduces every value in vectors.json. Skipped (not failed) when
    the toolchain is missing.
@@ -1978,6 +1982,9 @@ def main() -> int:
         print("stores with an expired range and a hold (retention_vectors.py, docs/test-vectors/retention.json)")
         import retention_vectors
         FAILURES.extend(retention_vectors.selftest())
+        print("consistency proofs and anchors checked against each other (consistency.py, docs/test-vectors/consistency.json)")
+        import consistency
+        FAILURES.extend(consistency.selftest())
     if FAILURES:
         print(f"selftest: {len(FAILURES)} FAILURE(S)")
         return 1

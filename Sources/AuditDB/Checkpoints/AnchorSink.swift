@@ -12,8 +12,20 @@ import Foundation
 public protocol AnchorSink: Sendable {
     /// Stores `checkpoint` durably (or throws). Must never replace a checkpoint it already holds.
     func write(_ checkpoint: Checkpoint) async throws
+    /// Stores `checkpoint` durably, and beside it, if the sink keeps them, the consistency
+    /// proof from the previous checkpoint it holds of the same store (FORMAT.md section 22),
+    /// which it asks `prover` for. ``AuditStore/checkpoint(signer:anchors:)`` calls this one.
+    ///
+    /// The default implementation calls ``write(_:)`` and keeps no proof.
+    func write(_ checkpoint: Checkpoint, prover: ConsistencyProver) async throws
     /// A name for messages, e.g. the path.
     var name: String { get }
+}
+
+extension AnchorSink {
+    public func write(_ checkpoint: Checkpoint, prover: ConsistencyProver) async throws {
+        try await write(checkpoint)
+    }
 }
 
 /// The built-in anchor: a directory holding one JSON file per checkpoint
@@ -40,20 +52,79 @@ public struct DirectoryAnchor: AnchorSink {
         return "\(checkpoint.storeID.hex)-\(String(repeating: "0", count: max(0, 20 - seq.count)))\(seq).json"
     }
 
+    /// The file name of a consistency proof in the directory (section 22.3).
+    public static func fileName(of proof: ConsistencyProof) -> String {
+        func digits(_ n: Int64) -> String { let s = String(n); return String(repeating: "0", count: max(0, 20 - s.count)) + s }
+        return "\(proof.storeID.hex)-\(digits(proof.fromSeq))-\(digits(proof.toSeq))\(proofSuffix)"
+    }
+
+    /// How a proof file's name ends; such files are not checkpoints.
+    static let proofSuffix = ".consistency.json"
+
     public func write(_ checkpoint: Checkpoint) async throws {
         try writeSync(checkpoint)
     }
 
+    /// Writes `checkpoint` and the consistency proof from the newest checkpoint of the same
+    /// store this directory already holds below its seq. The proof is made first: a store whose
+    /// log does not extend what the directory holds (a fork, a rollback) gets the prover's
+    /// error and writes nothing.
+    public func write(_ checkpoint: Checkpoint, prover: ConsistencyProver) async throws {
+        var proof: ConsistencyProof?
+        if let previous = try previousCheckpoint(before: checkpoint) {
+            proof = try await prover.proof(from: previous)
+        }
+        try writeSync(checkpoint)
+        if let proof {
+            try writeFile(Self.fileName(of: proof), Array((proof.json + "\n").utf8)) { file throws(AuditError) in
+                throw AuditError(.storage, "the anchor \(file) already holds a different consistency proof; it is never overwritten (investigate: tampering)")
+            }
+        }
+    }
+
+    /// The newest valid checkpoint file of the same store below `checkpoint`'s seq, if any.
+    func previousCheckpoint(before checkpoint: Checkpoint) throws(AuditError) -> Checkpoint? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let prefix = checkpoint.storeID.hex + "-", mine = Self.fileName(of: checkpoint)
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: path)
+        } catch {
+            throw AuditError(.storage, "cannot list the anchor directory \(path): \(error.localizedDescription)")
+        }
+        // 20-digit seqs: name order is seq order.
+        let older = names.filter { $0.hasPrefix(prefix) && $0.hasSuffix(".json") && !$0.hasSuffix(Self.proofSuffix) && $0 < mine }
+        for name in older.sorted().reversed() {
+            guard let bytes = try? FileBytes.read(path + "/" + name, what: "anchor file", limit: 1 << 16),  // an unreadable file is verify's finding, not this write's
+                  let cp = try? Checkpoint(json: Data(bytes)),
+                  cp.storeID == checkpoint.storeID, cp.seq < checkpoint.seq, cp.selfInvalidity() == nil
+            else { continue }
+            return cp
+        }
+        return nil
+    }
+
     func writeSync(_ checkpoint: Checkpoint) throws(AuditError) {
+        try writeFile(Self.fileName(of: checkpoint), Array((checkpoint.json + "\n").utf8)) { file throws(AuditError) in
+            try Self.acceptExisting(file, for: checkpoint)
+        }
+    }
+
+    /// Writes `bytes` to `name` in the directory unless a file has that name; then the file is
+    /// left alone when it holds the same bytes, and `existing` decides otherwise.
+    func writeFile(_ name: String, _ bytes: [UInt8], existing: (String) throws(AuditError) -> Void) throws(AuditError) {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
             throw AuditError(.storage, "cannot create the anchor directory \(path): \(error.localizedDescription)")
         }
-        let final = path + "/" + Self.fileName(of: checkpoint)
-        let bytes = Array((checkpoint.json + "\n").utf8)
+        let final = path + "/" + name
+        func accept() throws(AuditError) {
+            if (try? FileBytes.read(final, what: "anchor file", limit: 1 << 16)) == bytes { return }  // unreadable: `existing` reports it
+            try existing(final)
+        }
         if FileManager.default.fileExists(atPath: final) {
-            try Self.acceptExisting(final, for: checkpoint)
+            try accept()
             return
         }
         let temp = path + "/.tmp-\(Platform.processID)-\(UInt64.random(in: 0...UInt64.max))"
@@ -70,7 +141,7 @@ public struct DirectoryAnchor: AnchorSink {
         Platform.unlink(temp)
         if !ok, code == Platform.fileExists {
             // Another process anchored this seq between our check and our link.
-            try Self.acceptExisting(final, for: checkpoint)
+            try accept()
             return
         }
         guard ok else {
@@ -114,7 +185,7 @@ public struct DirectoryAnchor: AnchorSink {
         if isDirectory.boolValue {
             do {
                 files = try FileManager.default.contentsOfDirectory(atPath: path)
-                    .filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.sorted().map { path + "/" + $0 }
+                    .filter { $0.hasSuffix(".json") && !$0.hasSuffix(proofSuffix) && !$0.hasPrefix(".") }.sorted().map { path + "/" + $0 }
             } catch {
                 throw AuditError(.storage, "cannot list the anchor directory \(path): \(error.localizedDescription)")
             }

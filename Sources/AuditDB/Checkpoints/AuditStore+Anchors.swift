@@ -107,6 +107,8 @@ extension AuditStore {
                 kind: .anchorMismatch, seqs: nil,
                 message: "the anchors hold checkpoints of store(s) \(others.map(\.hex).sorted().joined(separator: ", ")) but none of this store \(storeID): the file was replaced by another store's"))
         }
+        // Checkpoint against checkpoint, by the proofs beside them (section 22.4): no row needed.
+        findings += try AnchorConsistency.findings(mine, anchorPaths: anchorPaths, storeID: storeID)
         mine.sort { $0.checkpoint.seq < $1.checkpoint.seq }
         let checks = mine
         do {

@@ -53,22 +53,36 @@ extension AuditStore {
             }
         }
         let storeID = self.storeID, keys = self.keys
-        let extended: (Int64, [UInt8], MerkleTree.Frontier)?
+        let extended: (Int64, [UInt8], MerkleTree.Frontier, tail: [UInt8])?
         do {
             extended = try await Self.extend(pool, from: last, storeID: storeID, keys: keys, progress: treeProgress)
         } catch {
             throw AuditError.from(error, while: "checkpoint \(path)")
         }
-        guard let (seq, head, frontier) = extended else {
+        let pool = self.pool
+        /// Proofs to `new` for anchors that keep them (section 22): from the last checkpoint
+        /// without reading a row (its frontier and the leaves just scanned), from any other by
+        /// reading the rows.
+        func prover(for new: Checkpoint, tail: [UInt8]) -> ConsistencyProver {
+            ConsistencyProver(checkpoint: new) { old in
+                if let last, old.seq == last.checkpoint.seq, old.merkleRoot == last.checkpoint.merkleRoot,
+                   let frontier = MerkleTree.Frontier(size: last.checkpoint.seq, bytes: last.frontier)
+                {
+                    return try Self.checkedProof(old: old, new: new, frontier: frontier, tail: tail)
+                }
+                return try await Self.consistencyProof(pool, storeID: storeID, keys: keys, from: old, to: new)
+            }
+        }
+        guard let (seq, head, frontier, tail) = extended else {
             guard let last else {
                 throw AuditError(.invalidInput, "the store is empty; a checkpoint covers at least one row")
             }
-            for anchor in anchors { try await anchor.write(last.checkpoint) }
+            for anchor in anchors { try await anchor.write(last.checkpoint, prover: prover(for: last.checkpoint, tail: [])) }
             return last.checkpoint
         }
         let checkpoint = Checkpoint.signed(
             storeID: storeID, seq: seq, chainHead: head, merkleRoot: frontier.root!, time: .now(), key: signer.signingKey)
-        for anchor in anchors { try await anchor.write(checkpoint) }
+        for anchor in anchors { try await anchor.write(checkpoint, prover: prover(for: checkpoint, tail: tail)) }
         do {
             // Through the appender, like every write of the log's tables: durable, and ordered
             // after the appends queued before it.
@@ -143,9 +157,11 @@ extension AuditStore {
 
     /// Extends the tree of `last` (a checkpoint ``usableCheckpoint(trusting:)`` chose, or none)
     /// over the rows after it: nil if there are none; the new seq, its chain head and the
-    /// frontier otherwise. The new rows are verified, chained from `last`'s chain head.
+    /// frontier and the new rows' leaves otherwise. The new rows are verified, chained from
+    /// `last`'s chain head.
     static func extend(_ reader: any DatabaseReader, from last: StoredCheckpoint?, storeID: StoreID, keys: KeyRing,
-                       progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws -> (Int64, [UInt8], MerkleTree.Frontier)?
+                       progress: (@Sendable (VerificationProgress) -> Void)? = nil)
+        async throws -> (Int64, [UInt8], MerkleTree.Frontier, tail: [UInt8])?
     {
         var frontier = MerkleTree.Frontier()
         var prevMac = [UInt8](repeating: 0, count: 32)
@@ -166,7 +182,7 @@ extension AuditStore {
         for offset in stride(from: 0, to: scan.flat.count, by: 32) {
             frontier.append(leaf: Array(scan.flat[offset..<offset + 32]))
         }
-        return (lastSeq, scan.lastMac, frontier)
+        return (lastSeq, scan.lastMac, frontier, scan.flat)
     }
 
     /// The newest checkpoint recorded in the store that AuditDB may build on, or nil.

@@ -92,6 +92,11 @@ public struct Checkpoint: Sendable, Hashable, CustomStringConvertible {
         return selfInvalidity()
     }
 
+    /// Why the checkpoint is not valid under the public key it names itself, or nil: its
+    /// fields' lengths, seq ≥ 1 and its Ed25519 signature. Says nothing about whether that key
+    /// is trusted; ``invalidity(under:)`` does.
+    public var invalidityUnderOwnKey: String? { selfInvalidity() }
+
     /// Why the checkpoint is not valid under the public key it names itself, or nil.
     func selfInvalidity() -> String? {
         guard seq >= 1 else { return "its seq \(seq) is below 1" }

@@ -9,6 +9,12 @@ public struct StoreID: Sendable, Hashable, CustomStringConvertible {
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
+    /// The store id made of `bytes`; nil unless there are exactly 16.
+    public init?(exactly bytes: [UInt8]) {
+        guard bytes.count == StoreFormat.storeIDLength else { return nil }
+        self.bytes = bytes
+    }
+
     /// Parses 32 hex digits, either case (as typed for `--store-id`; the JSON documents AuditDB
     /// verifies hold it in lowercase only). Nothing else: no sign, prefix or space.
     public init?(hex: String) {

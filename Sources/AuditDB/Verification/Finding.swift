@@ -57,6 +57,10 @@ public struct Finding: Sendable, Hashable, CustomStringConvertible {
         /// An anchored checkpoint is itself invalid: not a checkpoint, a bad signature, or a key
         /// that is not in the public key file. It proves nothing; the anchor was tampered with.
         public static let checkpointInvalid = Kind("checkpoint-invalid")
+        /// Two checkpoints of the store contradict each other: different contents for one seq,
+        /// or a consistency proof that does not lead from the older to the newer (FORMAT.md
+        /// section 22): two different logs were signed under the store's id and key.
+        public static let checkpointFork = Kind("checkpoint-fork")
         /// A tombstone of an expired row, or an expiry entry, that the signed log does not
         /// account for (FORMAT.md section 20.4, step 9).
         public static let expiryTampered = Kind("expiry-tampered")

@@ -1,0 +1,236 @@
+public import AuditDB
+import Foundation
+public import Logging
+public import PostgresNIO
+public import ServiceLifecycle
+
+/// The PostgreSQL witness: tables in schema `auditdb_witness` that keep every store's
+/// published checkpoints and consistency proofs, append-only inside PostgreSQL
+/// (`postgres/witness.sql`, docs/fleet.md, FORMAT.md section 22.6).
+///
+/// One value owns one PostgresNIO connection pool; run it as a `Service` (its ``run()`` runs
+/// the pool) in your `ServiceGroup`, or in a task of its own, for as long as you use it.
+///
+/// ```swift
+/// let witness = PostgresWitness(try WitnessConnection(url: "postgresql://instance-7@db/witness"), logger: logger)
+/// let group = ServiceGroup(services: [witness, checkpointService], logger: logger)
+/// ```
+public final class PostgresWitness: Service, Sendable {
+    /// The pool.
+    public let client: PostgresClient
+    /// Where it connects (no password).
+    public let connection: WitnessConnection
+    let logger: Logger
+
+    /// A witness client for `connection`; nothing connects before ``run()``.
+    public init(_ connection: WitnessConnection, logger: Logger) {
+        self.connection = connection
+        self.logger = logger
+        client = PostgresClient(configuration: connection.configuration, backgroundLogger: logger)
+    }
+
+    /// Runs the connection pool until the task is cancelled (or a graceful shutdown).
+    public func run() async throws {
+        await cancelWhenGracefulShutdown { await self.client.run() }
+    }
+
+    /// Creates or updates the witness schema, roles `auditdb_publisher` and `auditdb_auditor`,
+    /// triggers and row-level security. Run once by the witness owner (the role that will own
+    /// the tables; it needs CREATEROLE for the two group roles). Idempotent.
+    public func installSchema() async throws {
+        let statements = EmbeddedSQL.postgres.flatMap { Self.statements($0.sql) }
+        do {
+            try await client.withTransaction(logger: logger) { connection in
+                for statement in statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+            }
+        } catch {
+            throw AuditError.witness(error, while: "install the witness schema")
+        }
+    }
+
+    /// The statements of an SQL script (the extended protocol takes one at a time): split at
+    /// each `;` outside quotes, dollar quotes and `--` comments.
+    static func statements(_ sql: String) -> [String] {
+        var out: [String] = [], current = ""
+        var inQuote = false, inDollar = false, inComment = false
+        var chars = sql.makeIterator(), previous: Character = " "
+        while let c = chars.next() {
+            current.append(c)
+            if inComment {
+                if c == "\n" { inComment = false }
+            } else if inQuote {
+                if c == "'" { inQuote = false }
+            } else if c == "$" && previous == "$" {
+                inDollar.toggle()
+            } else if !inDollar {
+                if c == "'" { inQuote = true }
+                if c == "-" && previous == "-" { inComment = true }
+                if c == ";" {
+                    let statement = current.trimmingCharacters(in: .whitespacesAndNewlines)
+                    if statement.count > 1 { out.append(statement) }
+                    current = ""
+                }
+            }
+            previous = c == "$" && previous == "$" ? " " : c
+        }
+        let rest = current.trimmingCharacters(in: .whitespacesAndNewlines)
+        if !rest.isEmpty, !rest.split(separator: "\n").allSatisfy({ $0.trimmingCharacters(in: .whitespaces).hasPrefix("--") }) {
+            out.append(rest)
+        }
+        return out
+    }
+
+    /// Registers a store out of band (witness owner only): the login role allowed to publish
+    /// for it, and its public checkpoint keys. Registering again with the same role and keys
+    /// changes nothing; new key versions (after a rotation) are added; a different role or a
+    /// different key for a registered version is refused (nothing registered is ever changed).
+    ///
+    /// - Parameters:
+    ///   - storeID: The store.
+    ///   - publisher: The PostgreSQL login role of the instance that owns the store; it must be
+    ///     a member of `auditdb_publisher`.
+    ///   - publicKeys: The store's public checkpoint keys (`auditdb checkpoint-key` public file).
+    ///   - label: A name for reports (e.g. the instance's host name).
+    public func register(store storeID: StoreID, publisher: String, publicKeys: CheckpointPublicKeys, label: String = "")
+        async throws
+    {
+        let id = ByteBuffer(bytes: storeID.bytes)
+        do {
+            try await client.withTransaction(logger: logger) { connection in
+                try await connection.query(
+                    "INSERT INTO auditdb_witness.stores (store_id, publisher, label) VALUES (\(id), \(publisher)::name, \(label)) ON CONFLICT (store_id) DO NOTHING",
+                    logger: logger)
+                let rows = try await connection.query("SELECT publisher::text FROM auditdb_witness.stores WHERE store_id = \(id)", logger: logger)
+                for try await owner in rows.decode(String.self) where owner != publisher {
+                    throw AuditError(.invalidInput, "store \(storeID) is already registered to role \(owner); a registration is never changed")
+                }
+                for key in publicKeys.keys {
+                    let version = Int64(key.version), bytes = ByteBuffer(bytes: key.bytes)
+                    try await connection.query(
+                        "INSERT INTO auditdb_witness.keys (store_id, key_version, public_key) VALUES (\(id), \(version), \(bytes)) ON CONFLICT DO NOTHING",
+                        logger: logger)
+                    let held = try await connection.query(
+                        "SELECT public_key FROM auditdb_witness.keys WHERE store_id = \(id) AND key_version = \(version)", logger: logger)
+                    for try await existing in held.decode(Data.self) where Array(existing) != key.bytes {
+                        throw AuditError(.invalidInput, "store \(storeID) already has another public key registered for checkpoint key version \(key.version); a registration is never changed")
+                    }
+                }
+            }
+        } catch {
+            throw AuditError.witness(error, while: "register store \(storeID)")
+        }
+    }
+
+    /// What a publication did.
+    public enum Publication: Sendable, Equatable {
+        /// Recorded. `keyRegistered` is false when the checkpoint's key is not registered for
+        /// its store (the auditor reports `unknown-key`); `proofValid` is the witness's own
+        /// check of the consistency proof (nil for a store's first publication).
+        case recorded(keyRegistered: Bool, proofValid: Bool?)
+        /// The witness already held this exact checkpoint: nothing was added (a replay).
+        case alreadyHeld
+    }
+
+    /// Publishes `checkpoint` with the consistency proof from an earlier checkpoint of the
+    /// same store that the witness holds (none for the store's first publication).
+    ///
+    /// PostgreSQL refuses (and this throws): a store not registered to the connecting role
+    /// (row-level security), a malformed row, a proof of another store or from a seq the
+    /// witness does not hold, a later publication without a proof. It records, as evidence for
+    /// the auditor, whatever else is signed: forks, rollbacks, unregistered keys.
+    /// - Throws: ``AuditError`` `invalidInput` for a checkpoint whose own signature fails (it is
+    ///   not sent) or a refused row; `permissionDenied` for another store's id; `storage`.
+    public func publish(_ checkpoint: Checkpoint, proof: ConsistencyProof?) async throws -> Publication {
+        if let why = checkpoint.invalidityUnderOwnKey {
+            throw AuditError(.invalidInput, "not publishing \(checkpoint): \(why)")
+        }
+        let hashes = proof.map { ByteBuffer(bytes: $0.hashes.joined()) }
+        let proofStore = proof.map { ByteBuffer(bytes: $0.storeID.bytes) }
+        let query: PostgresQuery = """
+            INSERT INTO auditdb_witness.checkpoints
+                (store_id, seq, chain_head, merkle_root, signed_time, key_version, public_key, signature, proof_store_id, proof_from, proof)
+            VALUES (\(ByteBuffer(bytes: checkpoint.storeID.bytes)), \(checkpoint.seq), \(ByteBuffer(bytes: checkpoint.chainHead)),
+                    \(ByteBuffer(bytes: checkpoint.merkleRoot)), \(checkpoint.time.microsecondsSinceEpoch), \(Int64(checkpoint.keyVersion)),
+                    \(ByteBuffer(bytes: checkpoint.publicKey)), \(ByteBuffer(bytes: checkpoint.signature)), \(proofStore), \(proof?.fromSeq), \(hashes))
+            RETURNING key_registered, proof_valid
+            """
+        do {
+            let rows = try await client.query(query, logger: logger)
+            for try await (registered, valid) in rows.decode((Bool, Bool?).self) {
+                return .recorded(keyRegistered: registered, proofValid: valid)
+            }
+            return .alreadyHeld
+        } catch {
+            throw AuditError.witness(error, while: "publish \(checkpoint)")
+        }
+    }
+
+    /// The checkpoints of `storeID` the witness holds below `seq`, newest first (at most
+    /// `limit`); the publisher's role sees its own stores only.
+    public func checkpoints(of storeID: StoreID, below seq: Int64, limit: Int = 16) async throws -> [Checkpoint] {
+        let id = ByteBuffer(bytes: storeID.bytes), limit = Int64(limit)
+        do {
+            let rows = try await client.query(
+                "SELECT \(unescaped: Self.checkpointColumns) FROM auditdb_witness.checkpoints WHERE store_id = \(id) AND seq < \(seq) ORDER BY seq DESC, id DESC LIMIT \(limit)",
+                logger: logger)
+            var out: [Checkpoint] = []
+            for try await row in rows.decode((Data, Int64, Data, Data, Int64, Int64, Data, Data).self) {
+                out.append(Self.checkpoint(row))
+            }
+            return out
+        } catch {
+            throw AuditError.witness(error, while: "read the checkpoints of store \(storeID)")
+        }
+    }
+
+    static let checkpointColumns = "store_id, seq, chain_head, merkle_root, signed_time, key_version, public_key, signature"
+
+    static func checkpoint(_ row: (Data, Int64, Data, Data, Int64, Int64, Data, Data)) -> Checkpoint {
+        Checkpoint(storeID: StoreID(exactly: Array(row.0)) ?? StoreID(exactly: [UInt8](repeating: 0, count: 16))!, seq: row.1, chainHead: Array(row.2), merkleRoot: Array(row.3),
+                   time: AuditTimestamp(microsecondsSinceEpoch: row.4), keyVersion: UInt32(clamping: row.5),
+                   publicKey: Array(row.6), signature: Array(row.7))
+    }
+}
+
+/// An ``AnchorSink`` that publishes each checkpoint to a ``PostgresWitness`` with the
+/// consistency proof from the newest checkpoint of the store the witness holds below it.
+///
+/// If the store cannot prove consistency from the newest one (it does not extend it: a fork,
+/// or a rollback followed by new rows), older ones are tried; the auditor then reports the
+/// fork. With none provable, the publication fails with the prover's error.
+public struct WitnessAnchor: AnchorSink {
+    /// The witness.
+    public let witness: PostgresWitness
+
+    /// Publishes to `witness`.
+    public init(witness: PostgresWitness) { self.witness = witness }
+
+    public var name: String { witness.connection.description }
+
+    /// Publishes without a proof: only a store's first publication is accepted so. Use
+    /// ``write(_:prover:)`` (``AuditStore/checkpoint(signer:anchors:)`` does).
+    public func write(_ checkpoint: Checkpoint) async throws {
+        try await write(checkpoint, prover: .unavailable(for: checkpoint))
+    }
+
+    public func write(_ checkpoint: Checkpoint, prover: ConsistencyProver) async throws {
+        let held = try await witness.checkpoints(of: checkpoint.storeID, below: checkpoint.seq)
+        var proof: ConsistencyProof?
+        var lastError: (any Error)?
+        for older in held {
+            do {
+                proof = try await prover.proof(from: older)
+                break
+            } catch {
+                lastError = error
+            }
+        }
+        if proof == nil, let lastError { throw lastError }
+        switch try await witness.publish(checkpoint, proof: proof) {
+        case .alreadyHeld, .recorded(keyRegistered: true, _):
+            return
+        case .recorded(keyRegistered: false, _):
+            throw AuditError(.invalidInput, "published \(checkpoint), but its key (version \(checkpoint.keyVersion)) is not registered for the store at the witness: the fleet auditor reports it as unknown-key. Register the store's public checkpoint key file out of band, or sign with the registered key")
+        }
+    }
+}

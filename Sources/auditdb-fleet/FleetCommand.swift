@@ -1,0 +1,163 @@
+import ArgumentParser
+import AuditDB
+import AuditDBPostgres
+import Foundation
+import Logging
+
+/// `auditdb-fleet`: the PostgreSQL witness and the fleet auditor. A separate executable so that
+/// the main `auditdb` CLI does not link PostgresNIO/SwiftNIO (docs/fleet.md).
+@main
+struct FleetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "auditdb-fleet",
+        abstract: "Witness every store's checkpoints in PostgreSQL and audit the fleet.",
+        discussion: """
+            The witness is a PostgreSQL database: postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=...].
+
+            EXIT STATUS
+              0  success (audit: every store intact)
+              1  findings (audit: a fork, rollback, silent store, unknown key or invalid signature)
+              2  could not run: bad arguments, the witness unreachable or refusing
+            """,
+        subcommands: [Audit.self, InstallSchema.self, Register.self]
+    )
+
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as AuditError {
+            FileHandle.standardError.write(Data(("error: " + FleetReport.escapedForOutput(error.message) + "\n").utf8))
+            Foundation.exit(2)
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)
+        } catch {
+            if exitCode(for: error) == .success { exit(withError: error) }
+            FileHandle.standardError.write(Data((FleetReport.escapedForOutput(fullMessage(for: error)) + "\n").utf8))
+            Foundation.exit(2)
+        }
+    }
+}
+
+struct WitnessOption: ParsableArguments {
+    @Option(name: .long, help: "The witness database URL (postgresql://USER@HOST[:PORT]/DATABASE).")
+    var witness: String
+
+    @Option(name: .long, help: "Give up when the witness has not answered within this many seconds.")
+    var timeout: Int = 30
+
+    /// Runs `body` with a connected witness, and stops its pool afterwards; an unreachable
+    /// witness is an error after `--timeout` seconds (the pool itself retries for ever).
+    func with<R: Sendable>(_ body: @Sendable @escaping (PostgresWitness) async throws -> R) async throws -> R {
+        var logger = Logger(label: "auditdb-fleet")
+        logger.logLevel = .warning
+        let connection = try WitnessConnection(url: witness)
+        let witness = PostgresWitness(connection, logger: logger)
+        let seconds = max(1, timeout)
+        return try await withThrowingTaskGroup(of: R?.self) { group in
+            group.addTask {
+                try await witness.run()
+                return nil
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(seconds))
+                throw AuditError(.storage, "the witness \(connection) did not answer within \(seconds) s; check that it is reachable and running")
+            }
+            group.addTask { try await body(witness) }
+            defer { group.cancelAll() }
+            while let next = try await group.next() {
+                if let result = next { return result }
+            }
+            throw AuditError(.storage, "the connection to the witness \(connection) ended")
+        }
+    }
+}
+
+/// Parses `15m`, `90s`, `2h`, `1d` (a positive integer and one unit).
+func parseDuration(_ text: String) -> Duration? {
+    guard let unit = text.last, let n = Int64(text.dropLast()), n > 0, n < 1 << 40 else { return nil }
+    switch unit {
+    case "s": return .seconds(n)
+    case "m": return .seconds(n * 60)
+    case "h": return .seconds(n * 3600)
+    case "d": return .seconds(n * 86400)
+    default: return nil
+    }
+}
+
+struct Audit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check every store's published checkpoints and consistency proofs (connect as a member of auditdb_auditor).")
+
+    @OptionGroup var witness: WitnessOption
+
+    @Option(name: .long, help: "Report a store as silent after this long without a checkpoint (e.g. 15m, 2h, 1d).")
+    var silentAfter: String?
+
+    @Option(name: .long, help: "text or json.")
+    var format: String = "text"
+
+    func validate() throws {
+        if let silentAfter, parseDuration(silentAfter) == nil {
+            throw ValidationError("--silent-after must be a positive integer followed by s, m, h or d (e.g. 15m)")
+        }
+        guard ["text", "json"].contains(format) else { throw ValidationError("--format must be text or json") }
+    }
+
+    func run() async throws {
+        let silent = silentAfter.flatMap(parseDuration)
+        let report = try await witness.with { witness in
+            try await FleetAuditor(witness: witness, configuration: .init(silentAfter: silent), logger: Logger(label: "auditdb-fleet"))
+                .audit()
+        }
+        FileHandle.standardOutput.write(Data((format == "json" ? report.json + "\n" : report.text).utf8))
+        if !report.isIntact { throw ExitCode(1) }
+    }
+}
+
+struct InstallSchema: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "install-schema",
+        abstract: "Create or update the witness tables, roles, triggers and row-level security (as the witness owner).")
+
+    @OptionGroup var witness: WitnessOption
+
+    func run() async throws {
+        try await witness.with { try await $0.installSchema() }
+        print("witness schema installed")
+    }
+}
+
+struct Register: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Register a store, the role that publishes for it and its public checkpoint keys (as the witness owner).")
+
+    @OptionGroup var witness: WitnessOption
+
+    @Option(name: .long, help: "The store id (32 hex digits, as `auditdb status` shows it).")
+    var storeId: String
+
+    @Option(name: .long, help: "The PostgreSQL login role of the instance (a member of auditdb_publisher).")
+    var publisher: String
+
+    @Option(name: .long, help: "The store's public checkpoint key file.")
+    var publicKey: String
+
+    @Option(name: .long, help: "A name for reports.")
+    var label: String = ""
+
+    func run() async throws {
+        guard storeId.count == 32, storeId == storeId.lowercased(), let bytes = StoreID(hex: storeId) else {
+            throw ValidationError("--store-id must be 32 lowercase hex digits")
+        }
+        let keys = try CheckpointPublicKeys.load(path: publicKey)
+        let (publisher, label) = (self.publisher, self.label)
+        try await witness.with { try await $0.register(store: bytes, publisher: publisher, publicKeys: keys, label: label) }
+        print("registered store \(bytes) for role \(FleetReport.escapedForOutput(publisher))")
+    }
+}
+
