@@ -173,8 +173,7 @@ public final class AuditStore: Sendable {
             }
             // Only a store created without migration 0006 (schemaUpTo, for tests of older stores)
             // writes format-1 rows, as the releases before it did.
-            // On the writer: a reader opened here would outlive it at close, and a read-only
-            // connection closing last leaves the -wal and -shm files behind.
+            // On the writer: a reader closing last at close() would leave -wal and -shm behind.
             let sealed = try await pool.writeWithoutTransaction { db in try RowLayout.hasSeals(db) }
             return AuditStore(
                 path: path, storeID: storeID, keys: keys, configuration: configuration, pool: pool, knownKeyVersions: [],
