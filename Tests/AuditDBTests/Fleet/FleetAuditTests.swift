@@ -18,14 +18,9 @@ final class FleetAuditTests: Sendable {
     let keys: KeyRing
 
     init() async throws {
-        server = try PostgresServer()
+        server = try await PostgresServer.withWitnessSchema(publishers: ["intact", "forked", "rolled", "silent", "wrongkey"])
         dir = try TemporaryDirectory()
         keys = try KeyRing.inMemory()
-        try await withWitness(server.url(PostgresServer.owner)) { try await $0.installSchema() }
-        try server.psql("CREATE ROLE auditor LOGIN IN ROLE auditdb_auditor")
-        for role in ["intact", "forked", "rolled", "silent", "wrongkey"] {
-            try server.psql("CREATE ROLE \(role) LOGIN IN ROLE auditdb_publisher")
-        }
     }
 
     deinit { server.stop() }

@@ -113,3 +113,15 @@ func withWitness<R: Sendable>(_ url: String, _ body: @Sendable @escaping (Postgr
         return try await body(witness)
     }
 }
+
+extension PostgresServer {
+    /// A new server with the witness schema installed, the role `auditor` and one login role per
+    /// publishing instance (what a DBA creates out of band).
+    static func withWitnessSchema(publishers: [String]) async throws -> PostgresServer {
+        let server = try PostgresServer()
+        try await withWitness(server.url(PostgresServer.owner)) { try await $0.installSchema() }
+        try server.psql("CREATE ROLE auditor LOGIN IN ROLE auditdb_auditor;"
+            + publishers.map { " CREATE ROLE \($0) LOGIN IN ROLE auditdb_publisher;" }.joined())
+        return server
+    }
+}

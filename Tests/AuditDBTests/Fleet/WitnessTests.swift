@@ -17,12 +17,9 @@ final class WitnessTests: Sendable {
     let keys: KeyRing
 
     init() async throws {
-        server = try PostgresServer()
+        server = try await PostgresServer.withWitnessSchema(publishers: ["inst_a", "inst_b"])
         dir = try TemporaryDirectory()
         keys = try KeyRing.inMemory()
-        try await withWitness(server.url(PostgresServer.owner)) { try await $0.installSchema() }
-        // The auditor's role, and one login role per instance (created out of band by the DBA).
-        try server.psql("CREATE ROLE auditor LOGIN IN ROLE auditdb_auditor; CREATE ROLE inst_a LOGIN IN ROLE auditdb_publisher; CREATE ROLE inst_b LOGIN IN ROLE auditdb_publisher;")
     }
 
     deinit { server.stop() }
