@@ -44,7 +44,7 @@ struct record {
 
 static pthread_mutex_t lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static __thread int inside;
-static int trace_fd = -2;  // -2: not yet opened; -1: tracing off
+static int trace_fd = -1;  // -1: not opened (yet, or tracing off)
 static char dir[PATH_MAX];
 static size_t dir_len;
 static unsigned char tracked[65536];  // fds under dir (or the dir itself)
@@ -58,17 +58,25 @@ static ssize_t raw_writev(int fd, const struct iovec *iov, int n) {
     return real_writev(fd, iov, n);
 }
 
-static void setup(void) {
-    if (trace_fd != -2) return;
+// Runs once per process, before main (the constructor) or at the first traced call, whichever
+// comes first. pthread_once makes every other thread wait until the trace file is open: an
+// unsynchronised lazy set-up let a thread see "tracing off" while another was still opening the
+// file, and its opens (the store and its -wal) went untracked under load.
+static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
+static void setup_now(void) {
     trace_fd = -1;
     const char *file = getenv("PLTRACE_FILE"), *d = getenv("PLTRACE_DIR");
     if (!file || !d || strlen(d) >= sizeof dir) return;
-    REAL(open, int, const char *, int, ...);
-    trace_fd = real_open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     strcpy(dir, d);
     dir_len = strlen(dir);
     while (dir_len > 1 && dir[dir_len - 1] == '/') dir[--dir_len] = 0;
+    REAL(open, int, const char *, int, ...);
+    inside = 1;
+    trace_fd = real_open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    inside = 0;
 }
+static void setup(void) { pthread_once(&setup_once, setup_now); }
+__attribute__((constructor)) static void setup_at_load(void) { setup(); }
 
 static void emit(uint32_t type, int fd, uint64_t offset, const void *a, size_t alen, const void *b, size_t blen,
                  int64_t result) {

@@ -1,5 +1,4 @@
 import CAuditCore
-import CSodium
 
 /// A validated event, its text fields laid out in one byte arena so that the writer can bind
 /// and MAC them without further copies or checks. Built on the caller's task, not the writer's.
@@ -13,8 +12,8 @@ struct EncodedEvent: Sendable {
     var arena: [UInt8]
     var tenant = Span.null, actor = Span.null, action = Span.null, resourceType = Span.null
     var resourceId = Span.null, correlationId = Span.null, source = Span.null, details = Span.null
-    /// The row's seals (FORMAT.md section 21): 00 || a 32-byte seed from libsodium's CSPRNG, drawn
-    /// here once, so that the MAC pipeline and the insert see the same bytes.
+    /// The row's seals (FORMAT.md section 21): 00 || a 32-byte seed from libsodium's CSPRNG
+    /// (``FreshSeeds``), drawn here once, so that the MAC pipeline and the insert see the same bytes.
     var seals = Span.null
     var occurredAt: Int64?
     var outcome: UInt8
@@ -41,25 +40,13 @@ struct EncodedEvent: Sendable {
             let text = try details.jsonText()
             self.details = Self.append(text, into: &arena)
         }
-        seals = Self.appendFreshSeals(into: &arena)
+        seals = FreshSeeds.appendSeals(into: &arena)
         if let occurred = event.occurredAt {
             guard occurred.isInSupportedRange else {
                 throw .invalid("occurredAt", "must lie between \(AuditTimestamp.minimum) and \(AuditTimestamp.maximum)")
             }
             occurredAt = occurred.microsecondsSinceEpoch
         }
-    }
-
-    /// Appends 00 || 32 random bytes (the seed of the row's field nonces) to the arena.
-    private static func appendFreshSeals(into arena: inout [UInt8]) -> Span {
-        var seed = [UInt8](repeating: 0, count: 32)
-        randombytes_buf(&seed, seed.count)
-        var fresh = [UInt8](repeating: 0, count: Int(ADB_SEALS_FRESH_LEN))
-        adb_seals_fresh(seed, &fresh)
-        sodium_memzero(&seed, seed.count)
-        let offset = Int32(arena.count)
-        arena.append(contentsOf: fresh)
-        return Span(offset: offset, length: Int32(fresh.count))
     }
 
     private static func append(_ s: String, into arena: inout [UInt8]) -> Span {

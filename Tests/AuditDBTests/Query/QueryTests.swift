@@ -238,7 +238,7 @@ struct QueryTests {
         try await store2.close()
     }
 
-    @Test("streaming 120,000 rows (about 150 MB of details) keeps memory bounded", .timeLimit(.minutes(5)))
+    @Test("streaming 120,000 rows (about 150 MB of details) keeps memory bounded", .timeLimit(.minutes(15)))
     func streamingBoundedMemory() async throws {
         let store = try await AuditStore.create(at: db, keys: keys, configuration: {
             var c = AuditStore.Configuration()

@@ -465,6 +465,22 @@ struct PowerLossTests {
             }
         }
         for failure in failures.prefix(10) { Issue.record("power-loss state fails: \(failure)") }
+        if !failures.isEmpty {
+            // The trace's start, so a failure can be diagnosed from the log alone.
+            var listing: [String] = []
+            for (index, op) in ops.prefix(60).enumerated() {
+                if case .write(let inode, let offset, let data) = op {
+                    listing.append("\(index) write #\(inode) @\(offset) +\(data.count)")
+                } else {
+                    listing.append("\(index) \(op)")
+                }
+            }
+            Issue.record("the first ops of the trace:\n\(listing.joined(separator: "\n"))")
+            if let keep = inheritedEnvironment["AUDITDB_POWERLOSS_KEEP_TRACE"] {
+                try trace.write(to: URL(fileURLWithPath: keep))
+                Issue.record("the raw trace is kept at \(keep)")
+            }
+        }
         #expect(failures.isEmpty, "\(failures.count) of \(checked) power-loss states fail (the check stops at 25)")
         #expect(checked >= 200, "only \(checked) distinct states: the trace or the state construction is too thin")
         let seconds = (ContinuousClock.now - started).components.seconds
