@@ -15,7 +15,7 @@ struct Options {
     var schemaPath: String
     /// The hand-written Python reference (a copy kept in benchmarks/peer/), run with --indexed.
     var peerScript = ""
-    var sections: Set<String> = ["append", "latency", "group", "verify", "storage", "query", "scan", "status", "adopt", "expiry", "vacuum", "erasure", "peer"]
+    var sections: Set<String> = ["append", "latency", "group", "verify", "storage", "query", "scan", "status", "adopt", "expiry", "vacuum", "erasure", "jsonl", "peer"]
     /// Also run the raw baseline with plain (unbucketed) actor/resource_id indexes (slow: ~35k rows/s at 1M rows).
     var plainIndexBaseline = true
     /// Also run the raw baseline with the 3 audit_entries triggers and no index.
@@ -27,21 +27,25 @@ struct Options {
     var smallStoreRows = 100_000  // the small store of the incremental-scan comparison
     var statusReads = 20_000_000  // scanner.status reads per run
     var out: String?
+    /// The release `auditdb` for the streaming-ingest section (default: the repository's .build/release/auditdb).
+    var cliPath: String?
+    var defaultCLIPath = ""
 
     static let usage = """
         usage: auditdb-bench [--quick] [--runs N] [--rows N] [--batch N] [--latency-ops N]
                              [--group-tasks N] [--group-per-task N] [--dir PATH] [--schema PATH]
                              [--peer-script PATH] [--no-peer] [--only LIST] [--out FILE]
                              [--no-plain-index] [--trigger-baseline] [--caller-thread] [--query-keys N]
-                             [--scan-new-rows N] [--small-store-rows N] [--status-reads N]
+                             [--scan-new-rows N] [--small-store-rows N] [--status-reads N] [--cli PATH]
 
           --quick        quick profile: 100k rows, 300 latency ops, 64x40 group appends (also AUDITDB_BENCH_QUICK=1)
-          --only LIST    comma-separated sections: append,latency,group,verify,storage,query,scan,status,adopt,expiry,vacuum,erasure,peer
+          --only LIST    comma-separated sections: append,latency,group,verify,storage,query,scan,status,adopt,expiry,vacuum,erasure,jsonl,peer
           --no-plain-index     skip the raw baseline with plain unbucketed actor/resource_id indexes
           --trigger-baseline   also run the raw baseline with the 3 audit_entries triggers (no index)
           --caller-thread      durable single appends with Configuration.writesOnCallerThread (the opt-in fast path)
           --dir PATH     where the databases go (default $TMPDIR/auditdb-bench-PID, removed at the end); must be on a real disk for fsync figures
           --out FILE     also write the markdown report to FILE
+          --cli PATH     the release auditdb for section 14, jsonl (default: <repository>/.build/release/auditdb)
         """
 
     init(arguments: [String]) throws {
@@ -50,6 +54,7 @@ struct Options {
             .deletingLastPathComponent().deletingLastPathComponent()
         schemaPath = root.appendingPathComponent("schema/audit.sql").path
         peerScript = root.appendingPathComponent("benchmarks/peer/peer_python.py").path
+        defaultCLIPath = root.appendingPathComponent(".build/release/auditdb").path
         if ProcessInfo.processInfo.environment["AUDITDB_BENCH_QUICK"] == "1" || arguments.contains("--quick") {
             applyQuick()
         }
@@ -88,6 +93,7 @@ struct Options {
             case "--status-reads": statusReads = try number(arg)
             case "--only": sections = Set(try value(arg).split(separator: ",").map(String.init))
             case "--out": out = try value(arg)
+            case "--cli": cliPath = try value(arg)
             case "-h", "--help":
                 print(Self.usage)
                 exit(0)
