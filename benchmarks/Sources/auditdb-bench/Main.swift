@@ -49,6 +49,7 @@ struct AuditDBBench {
         if s.contains("expiry") { try await bench.expiry() }
         if s.contains("vacuum") { try await bench.autoVacuumCost() }
         if s.contains("erasure") { try await bench.erasure() }
+        if s.contains("export") { try await bench.exportFormats() }
         if s.contains("peer") { try bench.peer() }
         if let p = bench.verifyStorePath { removeDatabase(p) }
         if options.ownsDir { try? FileManager.default.removeItem(atPath: options.dir) }
