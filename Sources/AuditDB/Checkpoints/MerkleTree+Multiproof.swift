@@ -47,25 +47,40 @@ extension MerkleTree {
     }
 
     /// The root that `leaves` (32 bytes each, concatenated, one per index in order) and the
-    /// multiproof hashes give, reading each hash from `next` as MP's order needs it (nil when
-    /// `next` runs out: the multiproof is too short).
+    /// multiproof hashes give, `next` writing each hash (32 bytes) where MP's order needs it, and
+    /// returning false when it runs out (the multiproof is too short: the result is nil).
+    ///
+    /// Allocation-free on the way: each level of the recursion (at most 64) has its own 64 bytes of
+    /// scratch for its two children, so a sparse export costs a hash per node and nothing more.
     /// - Precondition: `indices` strictly increasing within 0..<size, `leaves` 32 bytes per index.
-    static func multiproofRoot(indices: [Int64], size: Int64, leaves: [UInt8], next: () -> [UInt8]?) -> [UInt8]? {
+    static func multiproofRoot(indices: [Int64], size: Int64, leaves: [UInt8],
+                               next: (UnsafeMutablePointer<UInt8>) -> Bool) -> [UInt8]?
+    {
         precondition(!indices.isEmpty && leaves.count == indices.count * 32, "a multiproof proves at least one leaf")
         var short = false
-        func visit(_ lo: Int64, _ hi: Int64, _ a: Int, _ b: Int) -> [UInt8] {
-            if short { return [] }
-            if a == b {
-                guard let hash = next(), hash.count == 32 else { short = true; return [] }
-                return hash
+        var scratch = [UInt8](repeating: 0, count: 65 * 64)
+        var root = [UInt8](repeating: 0, count: 32)
+        leaves.withUnsafeBufferPointer { leaves in
+            scratch.withUnsafeMutableBufferPointer { scratch in
+                root.withUnsafeMutableBufferPointer { root in
+                    func visit(_ lo: Int64, _ hi: Int64, _ a: Int, _ b: Int, _ depth: Int, _ out: UnsafeMutablePointer<UInt8>) {
+                        if short { return }
+                        if a == b {
+                            if !next(out) { short = true }
+                            return
+                        }
+                        if hi - lo == 1 { return out.update(from: leaves.baseAddress! + a * 32, count: 32) }
+                        let mid = lo + largestPowerOfTwo(below: hi - lo)
+                        let m = firstPosition(in: indices, a, b, notBelow: mid)
+                        let left = scratch.baseAddress! + depth * 64, right = left + 32
+                        visit(lo, mid, a, m, depth + 1, left)
+                        visit(mid, hi, m, b, depth + 1, right)
+                        if !short { adb_node_hash(left, right, out) }
+                    }
+                    visit(0, size, 0, indices.count, 0, root.baseAddress!)
+                }
             }
-            if hi - lo == 1 { return Array(leaves[a * 32..<a * 32 + 32]) }
-            let mid = lo + largestPowerOfTwo(below: hi - lo)
-            let m = firstPosition(in: indices, a, b, notBelow: mid)
-            let left = visit(lo, mid, a, m), right = visit(mid, hi, m, b)
-            return short ? [] : node(left, right)
         }
-        let root = visit(0, size, 0, indices.count)
         return short ? nil : root
     }
 }

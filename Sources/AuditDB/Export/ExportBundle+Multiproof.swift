@@ -52,7 +52,7 @@ extension ExportBundle {
         }
         guard !seqs.isEmpty else { return nil }
         let reader = HashReader(fd: fd)
-        let root = MerkleTree.multiproofRoot(indices: indices, size: checkpoint.seq, leaves: leaves, next: reader.next)
+        let root = MerkleTree.multiproofRoot(indices: indices, size: checkpoint.seq, leaves: leaves, next: reader.next(into:))
         if reader.failed { return EntryProblem(.bundleMalformed, "\(multiproofFile) could not be read") }
         guard let root, reader.atEnd() else {
             return EntryProblem(.proofInvalid, "\(multiproofFile) changed while it was read")
@@ -93,13 +93,14 @@ extension ExportBundle {
             }
         }
 
-        /// The next hash, or nil when the file ends first.
-        func next() -> [UInt8]? {
+        /// Copies the next hash to `out`; false when the file ends first.
+        func next(into out: UnsafeMutablePointer<UInt8>) -> Bool {
             while filled - position < 32 {
-                guard fill() else { return nil }
+                guard fill() else { return false }
             }
-            defer { position += 32 }
-            return Array(buffer[position..<position + 32])
+            buffer.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + position, count: 32) }
+            position += 32
+            return true
         }
 
         /// Whether nothing follows the hashes read.
