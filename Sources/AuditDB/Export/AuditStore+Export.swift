@@ -96,8 +96,8 @@ public struct ExportSummary: Sendable {
 }
 
 extension AuditStore {
-    /// Writes an export bundle: the entries matching `filter` with an inclusion proof each,
-    /// proven against the store's latest checkpoint, verifiable by anyone with the public
+    /// Writes an export bundle: the entries matching `filter`, proven against the store's latest
+    /// checkpoint by one multiproof (format v2, FORMAT.md section 17.5), verifiable by anyone with the public
     /// checkpoint key and nothing else (``ExportBundle/verify(at:publicKeys:requireStatement:progress:)``,
     /// `auditdb verify-export`). Layout: FORMAT.md, section 17.
     ///

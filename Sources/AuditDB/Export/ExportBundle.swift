@@ -50,9 +50,10 @@ public enum ExportBundle {
     static let findingLimit = 1_000
 
     /// Verifies the bundle at `path`: the checkpoint's signature under `publicKeys`; then every
-    /// entry: its order (strictly increasing seqs), that the manifest lists it, each shown
-    /// withholdable value against its commitment, its ENC_ROW and leaf hash, and its inclusion
-    /// proof to the checkpoint's root; finally that every listed seq has an entry.
+    /// entry: its order (strictly increasing seqs), that the manifest lists it, its values and
+    /// ENC_ROW; that every listed seq has an entry; and that the entries lead to the checkpoint's
+    /// root: each through its own inclusion proof (format v1), or all of them through the
+    /// bundle's one multiproof (format v2, FORMAT.md 17.5; the manifest says which).
     ///
     /// ```swift
     /// let keys = try CheckpointPublicKeys.load(path: "checkpoint.pub")
