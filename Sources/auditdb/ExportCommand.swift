@@ -7,8 +7,8 @@ struct ExportCommand: AsyncParsableCommand {
         commandName: "export",
         abstract: "Write an export bundle that anyone with the public checkpoint key can verify (the filters of `query`).",
         discussion: """
-            The bundle (a new directory) holds the matching entries as JSONL, the store's latest checkpoint and an
-            inclusion proof per entry. Rows after the latest checkpoint are not included: run `auditdb checkpoint`
+            The bundle (a new directory) holds the matching entries as JSONL, the store's latest checkpoint and one
+            multiproof of all entries (docs/FORMAT.md 17.5). Rows after the latest checkpoint are not included: run `auditdb checkpoint`
             first. --redact withholds fields: only their commitments are written, and the bundle still verifies.
             --signing-key (the checkpoint signing key file) adds a signed statement.json attesting that the bundle
             holds every row up to the checkpoint that matches the filters; without it a verifier can check each

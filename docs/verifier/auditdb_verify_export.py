@@ -8,7 +8,8 @@ code of RFC 8032 section 6 (pure Python, slow but simple), SHA-256 is hashlib's.
         exit 0: valid (and says whether a signed statement attests completeness);
         1: the bundle does not verify (each reason printed); 2: could not run
     python3 auditdb_verify_export.py --emit-vectors
-        regenerates docs/test-vectors/checkpoints.json and docs/test-vectors/bundle/
+        regenerates docs/test-vectors/checkpoints.json, docs/test-vectors/bundle/ (format v1)
+        and docs/test-vectors/bundle-v2/ (format v2)
     python3 auditdb_verify_export.py --selftest
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ VECTORS_DIR = HERE.parent / "test-vectors"
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 import strict_json as sj  # noqa: E402  (section 18: the one JSON reading of every file here)
+import export_v2  # noqa: E402  (section 17.5: entry arrays and the multiproof)
 
 # ------------------------------------------------------------------------------------------
 # Ed25519 (RFC 8032, section 6: the reference implementation, lightly trimmed)
@@ -675,9 +677,9 @@ def read_manifest(data: bytes, cp: dict):
         manifest = sj.read_object(data, sj.MANIFEST)
     except sj.JSONError as e:
         raise FileProblem(f"{name}: {e}")
-    shape = f"{name} is not an `auditdb-export v1` manifest with seqs and entryCount"
+    shape = f"{name} is not an `auditdb-export v1` or `auditdb-export v2` manifest with seqs and entryCount"
     listed, count = manifest.get("seqs"), manifest.get("entryCount")
-    if manifest.get("format") != "auditdb-export v1" or not isinstance(listed, list) or not _is_int(count):
+    if manifest.get("format") not in ("auditdb-export v1", export_v2.FORMAT_V2) or not isinstance(listed, list) or not _is_int(count):
         raise FileProblem(shape)
     if not all(_is_int(x) for x in listed):
         raise FileProblem(shape)
@@ -768,18 +770,20 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
                     add("statement-mismatch", None, m)
     # 4. The entries.
     listed_set, seen, previous, verified = set(listed), set(), 0, 0
+    leaves, reordered = [], False  # v2: the leaf of each listed entry whose own checks passed
     try:
         for number, line in entry_lines(path):
             if len(findings) >= FINDING_LIMIT:
                 break
             if not line:
                 continue
+            v2 = manifest["format"] == export_v2.FORMAT_V2
             try:
-                e = sj.read_object(line, sj.BUNDLE_ENTRY)
+                e = sj.read_array(line, sj.BUNDLE_ENTRY) if v2 else sj.read_object(line, sj.BUNDLE_ENTRY)
             except sj.JSONError as err:
                 add("bundle-malformed", None, f"entries.jsonl line {number}: {err}")
                 continue
-            seq = e.get("seq")
+            seq = (e[0] if e else None) if v2 else e.get("seq")
             if not _is_int(seq):
                 add("bundle-malformed", None, f"entries.jsonl line {number} is not an entry: it has no integer seq")
                 continue
@@ -789,14 +793,21 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
             seen.add(seq)
             if seq < previous:
                 add("entry-out-of-order", seq, f"entry seq {seq} (line {number}) comes after seq {previous}: the entries were reordered")
+                reordered = True
             previous = max(previous, seq)
             if seq not in listed_set:
                 add("entry-added", seq, f"entry seq {seq} (line {number}) is not listed in the manifest: it was added")
                 continue
-            problem = check_entry(e, seq, cp)
-            withheld = sum(bit for name, bit in FIELD_BITS.items() if isinstance(e.get(name), dict) and e[name].get("withheld") is True)
-            # An erased field (section 21.5) is compatible with every redaction set.
-            erased = sum(bit for name, bit in FIELD_BITS.items() if isinstance(e.get(name), dict) and e[name].get("erased") is True)
+            if v2:
+                problem, checked = export_v2.check_entry(e, seq, cp, enc_row, leaf_hash)
+                if checked:
+                    leaves.append(checked[0])
+                    withheld, erased = checked[1], checked[2]
+            else:
+                problem = check_entry(e, seq, cp)
+                withheld = sum(bit for name, bit in FIELD_BITS.items() if isinstance(e.get(name), dict) and e[name].get("withheld") is True)
+                # An erased field (section 21.5) is compatible with every redaction set.
+                erased = sum(bit for name, bit in FIELD_BITS.items() if isinstance(e.get(name), dict) and e[name].get("erased") is True)
             if problem:
                 add(problem[0], seq, problem[1])
             elif attested_mask is not None and withheld != attested_mask & ~erased:
@@ -814,7 +825,44 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
     for seq in listed:
         if seq not in seen:
             add("entry-missing", seq, f"the manifest lists seq {seq} but the bundle has no entry for it: it was removed")
+    if manifest["format"] == export_v2.FORMAT_V2:
+        # 6. The multiproof (section 17.5): checked only when every listed entry gave its leaf, in
+        # the manifest's order; only then is any entry proven.
+        proven = False
+        if len(findings) < FINDING_LIMIT and not reordered and len(leaves) == len(listed):
+            problem = multiproof_problem(path, listed, leaves, cp)
+            if problem:
+                add(problem[0], None, problem[1])
+            else:
+                proven = True
+        if not proven:
+            verified = 0
     return findings, verified
+
+
+def multiproof_problem(path: pathlib.Path, listed: list[int], leaves: list[bytes], cp: dict):
+    """Step 5 of section 17.5: multiproof.bin's size, then the root; None or (kind, message)."""
+    name = export_v2.MULTIPROOF_FILE
+    try:
+        fd = _open_input(path / name, name, export_v2.MAXIMUM_MULTIPROOF_BYTES)
+    except FileProblem as e:
+        return "bundle-malformed", str(e)
+    try:
+        length = os.fstat(fd).st_size
+
+        def read():
+            out = bytearray()
+            while len(out) <= length:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                out += chunk
+            return bytes(out)
+        return export_v2.check_multiproof(length, read, listed, leaves, cp)
+    except OSError:
+        return "bundle-malformed", f"{name} could not be read"
+    finally:
+        os.close(fd)
 
 
 # ------------------------------------------------------------------------------------------
@@ -912,6 +960,36 @@ def build_vectors() -> tuple[dict, dict[str, str]]:
     return vectors, bundle
 
 
+def build_bundle_v2(bundle: dict) -> dict[str, bytes]:
+    """The same export in format v2 (section 17.5): the same rows, manifest fields and statement
+    (which binds no format), entry arrays and one multiproof. Files as bytes."""
+    base = json.loads((VECTORS_DIR / "vectors.json").read_text(encoding="utf-8"))
+    rows = base["rows"]
+    leaves = [leaf_hash(bytes.fromhex(r["enc_row"])) for r in rows]
+    lines = []
+    for seq in BUNDLE_SEQS:
+        r = rows[seq - 1]
+        c = r["columns"]
+        e = [seq, c["format_version"], c["key_version"], c["recorded_at"], c["occurred_at"], c["tenant"], c["action"],
+             c["resource_type"], c["resource_id"], c["outcome"], c["severity"], c["correlation_id"], c["origin"],
+             c["origin_ref"]]
+        for name, _ in FIELDS:
+            if name in BUNDLE_REDACT:
+                e.append({"withheld": r["commitments"][name]})
+            elif c[name] is None:
+                e.append(None)
+            else:
+                e.append([c[name], r["nonces"][name]])
+        lines.append(json.dumps(e, separators=(",", ":"), ensure_ascii=False))
+    manifest = json.loads(bundle["manifest.json"])
+    manifest["format"] = export_v2.FORMAT_V2
+    return {"manifest.json": (json.dumps(manifest, separators=(",", ":")) + "\n").encode(),
+            "checkpoint.json": bundle["checkpoint.json"].encode(),
+            "entries.jsonl": "".join(line + "\n" for line in lines).encode("utf-8"),
+            "multiproof.bin": export_v2.multiproof([x - 1 for x in BUNDLE_SEQS], leaves, merkle_root),
+            "statement.json": bundle["statement.json"].encode()}
+
+
 def emit_vectors() -> None:
     vectors, bundle = build_vectors()
     (VECTORS_DIR / "checkpoints.json").write_text(json.dumps(vectors, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -919,6 +997,9 @@ def emit_vectors() -> None:
     for name, text in bundle.items():
         (VECTORS_DIR / "bundle" / name).write_text(text, encoding="utf-8")
     (VECTORS_DIR / "checkpoint.pub").write_text(vectors["public_key_file_text"], encoding="utf-8")
+    (VECTORS_DIR / "bundle-v2").mkdir(exist_ok=True)
+    for name, data in build_bundle_v2(bundle).items():
+        (VECTORS_DIR / "bundle-v2" / name).write_bytes(data)
 
 
 def selftest() -> list[str]:
@@ -946,6 +1027,8 @@ def selftest() -> list[str]:
     stored = json.loads((VECTORS_DIR / "checkpoints.json").read_text(encoding="utf-8"))
     check(stored == json.loads(json.dumps(vectors, ensure_ascii=False)), "checkpoints.json is current (--emit-vectors)")
     check(all((VECTORS_DIR / "bundle" / n).read_text(encoding="utf-8") == t for n, t in bundle.items()), "bundle/ is current")
+    check(all((VECTORS_DIR / "bundle-v2" / n).read_bytes() == b for n, b in build_bundle_v2(bundle).items()),
+          "bundle-v2/ is current")
     keys = parse_public_keys((VECTORS_DIR / "checkpoint.pub").read_text(encoding="utf-8"))
     for m in range(9):
         for n in range(m + 1, 9):
@@ -955,6 +1038,8 @@ def selftest() -> list[str]:
     result: dict = {}
     findings, verified = verify_bundle(VECTORS_DIR / "bundle", keys, require_statement=True, result=result)
     check(not findings and verified == len(BUNDLE_SEQS), f"the vector bundle verifies ({findings})")
+    findings, verified = verify_bundle(VECTORS_DIR / "bundle-v2", keys, require_statement=True)
+    check(not findings and verified == len(BUNDLE_SEQS), f"the v2 vector bundle verifies, with the same statement ({findings})")
     check(result["statement"] is not None, "the vector bundle's statement attests completeness")
     import shutil
     import tempfile

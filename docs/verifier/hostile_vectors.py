@@ -29,6 +29,7 @@ import strict_json as sj  # noqa: E402
 VECTORS = HERE.parent / "test-vectors"
 OUT = VECTORS / "hostile.json"
 BUNDLE = VECTORS / "bundle"
+BUNDLE_V2 = VECTORS / "bundle-v2"
 
 # ------------------------------------------------------------------------------------------
 # JSON documents (section 18): (name, limits, input bytes, expected error or None)
@@ -212,6 +213,96 @@ BUNDLE_CASES = [
 ]
 
 
+# ------------------------------------------------------------------------------------------
+# Format v2 (section 17.5): edits of bundle-v2/, with hand-written verdicts
+# ------------------------------------------------------------------------------------------
+
+
+def base_v2(name: str) -> bytes:
+    return (BUNDLE_V2 / name).read_bytes()
+
+
+def replaced_v2(name: str, old: bytes, new: bytes) -> bytes:
+    data = base_v2(name)
+    assert data.count(old) >= 1, (name, old)
+    return data.replace(old, new, 1)
+
+
+V2_LINES = base_v2("entries.jsonl").split(b"\n")[:2]
+V2_PROOF = base_v2("multiproof.bin")
+ACTOR_COMMITMENT_2 = b"3b429fa028ed5ffbadf72245d2fba377f4ec216f58b2a2a6e32cd805c39dbd2d"  # bundle/entries.jsonl, seq 2
+
+
+def v2_lines(*lines: bytes) -> bytes:
+    return b"".join(line + b"\n" for line in lines)
+
+
+def checkpoint_at_3() -> bytes:
+    """A genuine checkpoint of the first 3 vector rows, signed with the public test-only seed."""
+    rows = json.loads((VECTORS / "vectors.json").read_text(encoding="utf-8"))["rows"][:3]
+    leaves = [ax.leaf_hash(bytes.fromhex(r["enc_row"])) for r in rows]
+    cp = json.loads(base_v2("checkpoint.json"))
+    cp.update(seq=3, chainHead=rows[-1]["mac"], merkleRoot=ax.merkle_root(leaves).hex())
+    cp["signature"] = ax.ed25519_sign(ax.TEST_SEED, ax.statement(cp)).hex()
+    return (ax.checkpoint_json(cp) + "\n").encode()
+
+
+# (name, file, content, require_statement, [(kind, seq), ...]), each starting from bundle-v2/.
+BUNDLE_V2_CASES = [
+    ("v2: a changed value (action)", "entries.jsonl", replaced_v2("entries.jsonl", b'"document.delete"', b'"document.read"'),
+     False, [("proof-invalid", None)]),
+    ("v2: a changed shown actor", "entries.jsonl", replaced_v2("entries.jsonl", "Zoë".encode(), b"Zoe"), False,
+     [("proof-invalid", None)]),
+    ("v2: a changed nonce", "entries.jsonl", replaced_v2("entries.jsonl", b'"05f8b882', b'"15f8b882'), False,
+     [("proof-invalid", None)]),
+    ("v2: a changed commitment of a withheld field", "entries.jsonl",
+     replaced_v2("entries.jsonl", b'{"withheld":"0d7a19b1', b'{"withheld":"1d7a19b1'), False, [("proof-invalid", None)]),
+    ("v2: an entry removed", "entries.jsonl", v2_lines(V2_LINES[1]), False, [("entry-missing", 2)]),
+    ("v2: an entry added (seq 3, not listed)", "entries.jsonl",
+     v2_lines(V2_LINES[0], V2_LINES[1].replace(b"[4,", b"[3,", 1), V2_LINES[1]), False, [("entry-added", 3)]),
+    ("v2: entries reordered", "entries.jsonl", v2_lines(V2_LINES[1], V2_LINES[0]), False, [("entry-out-of-order", 2)]),
+    ("v2: an entry repeated", "entries.jsonl", v2_lines(V2_LINES[0], V2_LINES[0], V2_LINES[1]), False,
+     [("entry-duplicate", 2)]),
+    ("v2: CRLF line ends verify", "entries.jsonl", v2_lines(V2_LINES[0] + b"\r", V2_LINES[1] + b"\r"), False, []),
+    ("v2: a multiproof hash changed", "multiproof.bin", bytes([V2_PROOF[0] ^ 1]) + V2_PROOF[1:], False,
+     [("proof-invalid", None)]),
+    ("v2: the multiproof hashes swapped", "multiproof.bin", V2_PROOF[32:] + V2_PROOF[:32], False,
+     [("proof-invalid", None)]),
+    ("v2: a multiproof hash missing", "multiproof.bin", V2_PROOF[:32], False, [("proof-invalid", None)]),
+    ("v2: a multiproof hash repeated (one too many)", "multiproof.bin", V2_PROOF + V2_PROOF[:32], False,
+     [("proof-invalid", None)]),
+    ("v2: a multiproof of 63 bytes", "multiproof.bin", V2_PROOF[:63], False, [("proof-invalid", None)]),
+    ("v2: an empty multiproof", "multiproof.bin", b"", False, [("proof-invalid", None)]),
+    ("v2: multiproof.bin missing", "multiproof.bin", None, False, [("bundle-malformed", None)]),
+    ("v2: an entry with 18 elements", "entries.jsonl", replaced_v2("entries.jsonl", b"[2,1,1,", b"[2,1,1,1,"), False,
+     [("bundle-malformed", 2)]),
+    ("v2: outcome 2.0 is not an integer", "entries.jsonl",
+     replaced_v2("entries.jsonl", b',2,2,"req-7f3a9c"', b',2.0,2,"req-7f3a9c"'), False, [("bundle-malformed", 2)]),
+    ("v2: an upper-case nonce", "entries.jsonl", replaced_v2("entries.jsonl", b'"05f8b882c171016e', b'"05F8B882C171016E'),
+     False, [("bundle-malformed", 2)]),
+    ("v2: a withheld field with a second key", "entries.jsonl",
+     replaced_v2("entries.jsonl", b'{"withheld":"0d7a19b1', b'{"value":"x","withheld":"0d7a19b1'), False,
+     [("bundle-malformed", 2)]),
+    ("v2: a shown field without its nonce", "entries.jsonl",
+     replaced_v2("entries.jsonl", b'["web 10.0.0.8","dae7de6ef8151368e9abe8f35308ce04652736b2bac5ca0742d3ff906d3568bf"]',
+                 b'["web 10.0.0.8"]'), False, [("bundle-malformed", 2)]),
+    ("v2: one more field withheld after signing", "entries.jsonl",
+     replaced_v2("entries.jsonl",
+                 '["Zoë Ångström <zoe@example.com>","05f8b882c171016e155fa5851f626b8cc0c9fa3af8c1961e06d82d5e620c5d11"]'.encode(),
+                 b'{"withheld":"' + ACTOR_COMMITMENT_2 + b'"}'), False, [("statement-mismatch", 2)]),
+    ("v2: a withheld field relabelled erased still verifies (neither is proven: both show only the commitment)",
+     "entries.jsonl", replaced_v2("entries.jsonl", b'{"withheld":"0d7a19b1', b'{"erased":"0d7a19b1'), False, []),
+    ("v2: a v1 entry (an object) in a v2 bundle", "entries.jsonl",
+     v2_lines(base("entries.jsonl").split(b"\n")[0], V2_LINES[1]), False, [("bundle-malformed", None), ("entry-missing", 2)]),
+    ("v2: a seq that is not an integer", "entries.jsonl", replaced_v2("entries.jsonl", b"[2,", b'["2",'), False,
+     [("bundle-malformed", None), ("entry-missing", 2)]),
+    ("v2: the manifest says v1", "manifest.json", replaced_v2("manifest.json", b"auditdb-export v2", b"auditdb-export v1"),
+     False, [("bundle-malformed", None), ("bundle-malformed", None), ("entry-missing", 2), ("entry-missing", 4)]),
+    ("v2: another genuine checkpoint (seq 3)", "checkpoint.json", checkpoint_at_3(), False,
+     [("manifest-mismatch", None), ("statement-mismatch", None), ("proof-invalid", 4)]),
+]
+
+
 def content_field(content) -> dict:
     if content is None:
         return {"remove": True}
@@ -234,7 +325,7 @@ def run_bundle_case(case: dict, keys: dict, work: pathlib.Path) -> list:
     b = work / "bundle"
     if b.exists():
         shutil.rmtree(b)
-    shutil.copytree(BUNDLE, b)
+    shutil.copytree(VECTORS / case.get("base", "bundle"), b)
     data = materialize(case)
     if data is None:
         (b / case["file"]).unlink()
@@ -262,6 +353,14 @@ def build() -> tuple[dict, list[str]]:
     with tempfile.TemporaryDirectory() as d:
         for name, file, content, require, expected in BUNDLE_CASES:
             case = {"name": name, "file": file, **content_field(content), "require_statement": require}
+            findings = run_bundle_case(case, keys, pathlib.Path(d))
+            got = [(k, s) for k, s, _ in findings]
+            if got != expected:
+                problems.append(f"bundle {name!r}: expected {expected}, got {findings}")
+            case.update(valid=not findings, findings=findings)
+            bundles_out.append(case)
+        for name, file, content, require, expected in BUNDLE_V2_CASES:
+            case = {"name": name, "base": "bundle-v2", "file": file, **content_field(content), "require_statement": require}
             findings = run_bundle_case(case, keys, pathlib.Path(d))
             got = [(k, s) for k, s, _ in findings]
             if got != expected:
@@ -297,7 +396,7 @@ def selftest() -> list[str]:
     for p in problems:
         check(False, p)
     check(not problems, f"the Python verifier reaches every hand-written verdict ({len(JSON_CASES)} JSON documents, "
-          f"{len(BUNDLE_CASES)} bundles)")
+          f"{len(BUNDLE_CASES) + len(BUNDLE_V2_CASES)} bundles)")
     stored = json.loads(OUT.read_text(encoding="utf-8"))
     check(stored == json.loads(json.dumps(vectors, ensure_ascii=False)), "hostile.json is current (--emit)")
     return failures

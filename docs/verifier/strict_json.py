@@ -3,6 +3,7 @@
 accepts NaN, lone surrogates and, from bytes, a byte order mark).
 
     read_object(data: bytes, limits: Limits) -> dict      # raises JSONError
+    read_array(data: bytes, limits: Limits) -> list       # a v2 entry line (section 17.5)
 
 Values: dict (object), list (array), str, int (an integer token: 0|-?[1-9][0-9]*, within 64
 bits), float (any other number, finite; `-0` is the float -0.0), True/False, None. Use
@@ -296,8 +297,8 @@ class _Reader:
             out += chr(unit).encode("utf-8")
 
 
-def read_object(data: bytes, limits: Limits) -> dict:
-    """Reads one JSON object by the rules of section 18 (steps 1-4 of 18.5, in that order)."""
+def _checked(data: bytes, limits: Limits) -> bytes:
+    """Steps 1-3 of 18.5: the size, no byte order mark, UTF-8."""
     data = bytes(data)
     if len(data) > limits.max_bytes:
         raise JSONError(f"is {len(data)} bytes; the limit is {limits.max_bytes}", limits.max_bytes)
@@ -307,7 +308,26 @@ def read_object(data: bytes, limits: Limits) -> dict:
         data.decode("utf-8")  # strict: no overlong forms, no surrogates, nothing above U+10FFFF
     except UnicodeDecodeError as e:
         raise JSONError("invalid UTF-8", e.start)
-    return _Reader(data, limits).top_level_object()
+    return data
+
+
+def read_object(data: bytes, limits: Limits) -> dict:
+    """Reads one JSON object by the rules of section 18 (steps 1-4 of 18.5, in that order)."""
+    return _Reader(_checked(data, limits), limits).top_level_object()
+
+
+def read_array(data: bytes, limits: Limits) -> list:
+    """Reads one JSON array by the same rules: a line of a v2 entries.jsonl (section 17.5), the one
+    document whose top-level value is not an object."""
+    r = _Reader(_checked(data, limits), limits)
+    r.skip_space()
+    if r.i >= len(r.b) or r.b[r.i] != ord("["):
+        raise r.fail("expected a JSON array ([...])")
+    out = r.value()
+    r.skip_space()
+    if r.i != len(r.b):
+        raise r.fail("unexpected text after the array")
+    return out
 
 
 def is_lower_hex(v, size: int) -> bool:

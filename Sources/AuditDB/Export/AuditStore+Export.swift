@@ -96,8 +96,8 @@ public struct ExportSummary: Sendable {
 }
 
 extension AuditStore {
-    /// Writes an export bundle: the entries matching `filter` with an inclusion proof each,
-    /// proven against the store's latest checkpoint, verifiable by anyone with the public
+    /// Writes an export bundle: the entries matching `filter`, proven against the store's latest
+    /// checkpoint by one multiproof (format v2, FORMAT.md section 17.5), verifiable by anyone with the public
     /// checkpoint key and nothing else (``ExportBundle/verify(at:publicKeys:requireStatement:progress:)``,
     /// `auditdb verify-export`). Layout: FORMAT.md, section 17.
     ///
@@ -142,6 +142,7 @@ extension AuditStore {
             throw AuditError(.invalidInput, "\(directory) already exists; an export writes a new directory", field: "--out")
         }
         let storeID = self.storeID, keys = self.keys
+        let format = ExportBundle.writtenFormat
         // Pass 1: verify every row up to the checkpoint, compute the tree, note the matching seqs.
         let scan: LeafScan.Leaves
         do {
@@ -175,7 +176,7 @@ extension AuditStore {
         }
         let seqList: String = seqs.map(String.init).joined(separator: ",")
         let redacted: String = WithholdableField.allCases.filter(redact.contains).map { "\"\($0.rawValue)\"" }.joined(separator: ",")
-        var manifest = "{\"format\":\"\(ExportBundle.format)\",\"storeId\":\"\(storeID.hex)\",\"checkpointSeq\":\(cp.seq),"
+        var manifest = "{\"format\":\"\(format.rawValue)\",\"storeId\":\"\(storeID.hex)\",\"checkpointSeq\":\(cp.seq),"
         manifest += "\"entryCount\":\(seqs.count),\"seqs\":[\(seqList)],\"redacted\":[\(redacted)],"
         let createdAt = AuditTimestamp.now()
         manifest += "\"filter\":\(filter.json),\"createdAt\":\(createdAt.microsecondsSinceEpoch)}\n"
@@ -204,7 +205,12 @@ extension AuditStore {
             // Pass 2: read the matching rows again and stream them with their proofs; each row's
             // leaf must equal the one verified in pass 1, so nothing unverified is written.
             try await Self.writeEntries(pool, seqs: seqs, levels: levels, storeID: storeID, keys: keys, redact: redact,
-                                        to: directory + "/" + ExportBundle.entriesFile)
+                                        format: format, to: directory + "/" + ExportBundle.entriesFile)
+            if format == .v2 {
+                // One multiproof for every entry (FORMAT.md 17.5), in place of v1's proof per entry.
+                try SecretFile.write(levels.multiproof(indices: seqs.map { $0 - 1 }), to: directory + "/" + ExportBundle.multiproofFile,
+                                     mode: ExportBundle.fileMode, replacing: false, what: "export file")
+            }
             if let statement {
                 try SecretFile.write(Array((statement.json + "\n").utf8), to: directory + "/" + ExportStatement.file,
                                      mode: ExportBundle.fileMode, replacing: false, what: "export file")
@@ -220,7 +226,8 @@ extension AuditStore {
 
     /// Streams the entry lines of `seqs` (ascending) to `path` in chunks of about 1 MiB.
     private static func writeEntries(_ reader: any DatabaseReader, seqs: [Int64], levels: MerkleTree.Levels, storeID: StoreID,
-                                     keys: KeyRing, redact: Set<WithholdableField>, to path: String) async throws
+                                     keys: KeyRing, redact: Set<WithholdableField>, format: ExportBundle.Format,
+                                     to path: String) async throws
     {
         let created = Platform.createEmpty(path, mode: ExportBundle.fileMode)
         guard created == 0 else {
@@ -240,8 +247,15 @@ extension AuditStore {
                 guard leaf == levels.leaf(Int(seq - 1)) else {
                     throw AuditError(.integrityViolation, "row \(seq) changed while it was being exported; nothing was exported. Run `auditdb verify`.")
                 }
-                var line = try entryJSON(view, storeID: storeID, keys: keys, redact: redact, leaf: leaf)
-                line += ",\"proof\":[" + levels.proof(index: Int(seq - 1)).map { "\"\(Hex.encode($0))\"" }.joined(separator: ",") + "]}\n"
+                let (values, fields) = try exportedEntry(view, storeID: storeID, keys: keys, redact: redact)
+                let line: String
+                switch format {
+                case .v1:
+                    line = entryJSON(values, fields, leaf: leaf) + ",\"proof\":["
+                        + levels.proof(index: Int(seq - 1)).map { "\"\(Hex.encode($0))\"" }.joined(separator: ",") + "]}\n"
+                case .v2:
+                    line = ExportBundle.entryLineV2(values, fields: fields)
+                }
                 // The bounds a verifier enforces (FORMAT.md 17.4): never write what would not verify.
                 guard line.utf8.count - 1 <= ExportBundle.maximumEntryLineBytes else {
                     throw AuditError(.invalidInput, "row \(seq) is longer than \(ExportBundle.maximumEntryLineBytes) bytes as an entry line; nothing was exported")
@@ -286,45 +300,68 @@ extension AuditStore {
         return true
     }
 
-    /// One entry as JSON, up to (not including) its proof and closing brace.
-    private static func entryJSON(_ view: RowView, storeID: StoreID, keys: KeyRing,
-                                  redact: Set<WithholdableField>, leaf: [UInt8]) throws(AuditError) -> String
+    /// A row's values and withholdable fields as an export shows them (every bundle format).
+    private static func exportedEntry(_ view: RowView, storeID: StoreID, keys: KeyRing, redact: Set<WithholdableField>)
+        throws(AuditError) -> (ExportBundle.EntryValues, [ExportBundle.ExportedField])
     {
         var row = view.row
         let seq = row.seq
         func text(_ b: adb_bytes, _ name: String) throws(AuditError) -> String? {
             try RowView.validString(b, field: name, seq: seq)
         }
-        func q(_ s: String?) -> String { s.map(OutputEscaping.jsonQuoted) ?? "null" }
-        func optional(_ present: Int32, _ v: Int64) -> String { present != 0 ? String(v) : "null" }
         let kv = row.key_version
         guard let key = keys.key(version: kv) else {
             throw AuditError(.keyUnavailable, "row \(seq) is signed with key version \(kv), which the key ring lacks")
         }
-        var out = "{\"seq\":\(seq),\"recordedAt\":\(row.recorded_at),\"occurredAt\":\(optional(row.has_occurred_at, row.occurred_at)),"
-            + "\"tenant\":\(q(try text(row.tenant, "tenant"))),"
-            + "\"action\":\(q(try text(row.action, "action"))),\"resourceType\":\(q(try text(row.resource_type, "resource_type"))),"
-            + "\"resourceId\":\(q(try text(row.resource_id, "resource_id"))),\"outcome\":\(row.outcome),\"severity\":\(row.severity),"
-            + "\"correlationId\":\(q(try text(row.correlation_id, "correlation_id"))),\"origin\":\(row.origin),"
-            + "\"originRef\":\(optional(row.has_origin_ref, row.origin_ref)),"
-            + "\"formatVersion\":\(row.format_version),\"keyVersion\":\(kv)"
+        let values = ExportBundle.EntryValues(
+            seq: seq, formatVersion: UInt8(truncatingIfNeeded: row.format_version), keyVersion: kv, recordedAt: row.recorded_at,
+            occurredAt: row.has_occurred_at != 0 ? row.occurred_at : nil, tenant: try text(row.tenant, "tenant"),
+            action: try text(row.action, "action") ?? "", resourceType: try text(row.resource_type, "resource_type"),
+            resourceId: try text(row.resource_id, "resource_id"), outcome: UInt8(truncatingIfNeeded: row.outcome),
+            severity: UInt8(truncatingIfNeeded: row.severity), correlationId: try text(row.correlation_id, "correlation_id"),
+            origin: UInt8(truncatingIfNeeded: row.origin), originRef: row.has_origin_ref != 0 ? row.origin_ref : nil)
         let erased = adb_row_erased_mask(&row)
+        var fields: [ExportBundle.ExportedField] = []
         for field in WithholdableField.allCases {
             let value = field.value(of: row)
             var nonce = [UInt8](repeating: 0, count: 32)
             var commitment = [UInt8](repeating: 0, count: 32)
             _ = adb_row_field_nonce(key.keyset, storeID.bytes, &row, field.id, &nonce)
             adb_row_field_commitment(key.keyset, storeID.bytes, &row, field.id, &commitment)
+            let shape: ExportBundle.ExportedField.Shape
             if erased & (1 << (field.id - 1)) != 0 {
-                // Erased (FORMAT.md section 21): only the commitment is left, whatever the redaction set.
-                out += ",\"\(field.rawValue)\":{\"erased\":true,\"commitment\":\"\(Hex.encode(commitment))\"}"
+                shape = .erased  // FORMAT.md section 21: only the commitment is left, whatever the redaction set
             } else if redact.contains(field) {
-                out += ",\"\(field.rawValue)\":{\"withheld\":true,\"commitment\":\"\(Hex.encode(commitment))\"}"
+                shape = .withheld
             } else if value.len < 0 {
-                out += ",\"\(field.rawValue)\":{\"value\":null,\"commitment\":\"\(Hex.encode(commitment))\"}"
+                shape = .null
             } else {
-                out += ",\"\(field.rawValue)\":{\"value\":\(q(try text(value, field.rawValue))),"
-                    + "\"nonce\":\"\(Hex.encode(nonce))\",\"commitment\":\"\(Hex.encode(commitment))\"}"
+                shape = .shown(try text(value, field.rawValue) ?? "", nonce: nonce)
+            }
+            fields.append(ExportBundle.ExportedField(shape: shape, commitment: commitment))
+        }
+        return (values, fields)
+    }
+
+    /// One v1 entry as JSON (FORMAT.md 17.1), up to (not including) its proof and closing brace.
+    private static func entryJSON(_ v: ExportBundle.EntryValues, _ fields: [ExportBundle.ExportedField], leaf: [UInt8]) -> String {
+        func q(_ s: String?) -> String { s.map(OutputEscaping.jsonQuoted) ?? "null" }
+        func n(_ v: Int64?) -> String { v.map(String.init) ?? "null" }
+        var out = "{\"seq\":\(v.seq),\"recordedAt\":\(v.recordedAt),\"occurredAt\":\(n(v.occurredAt)),"
+            + "\"tenant\":\(q(v.tenant)),"
+            + "\"action\":\(q(v.action)),\"resourceType\":\(q(v.resourceType)),"
+            + "\"resourceId\":\(q(v.resourceId)),\"outcome\":\(v.outcome),\"severity\":\(v.severity),"
+            + "\"correlationId\":\(q(v.correlationId)),\"origin\":\(v.origin),"
+            + "\"originRef\":\(n(v.originRef)),"
+            + "\"formatVersion\":\(v.formatVersion),\"keyVersion\":\(v.keyVersion)"
+        for (field, shown) in zip(WithholdableField.allCases, fields) {
+            let c = Hex.encode(shown.commitment)
+            switch shown.shape {
+            case .erased: out += ",\"\(field.rawValue)\":{\"erased\":true,\"commitment\":\"\(c)\"}"
+            case .withheld: out += ",\"\(field.rawValue)\":{\"withheld\":true,\"commitment\":\"\(c)\"}"
+            case .null: out += ",\"\(field.rawValue)\":{\"value\":null,\"commitment\":\"\(c)\"}"
+            case .shown(let text, let nonce):
+                out += ",\"\(field.rawValue)\":{\"value\":\(q(text)),\"nonce\":\"\(Hex.encode(nonce))\",\"commitment\":\"\(c)\"}"
             }
         }
         return out + ",\"leafHash\":\"\(Hex.encode(leaf))\""

@@ -6,6 +6,8 @@ extension ExportBundle {
     /// A manifest read strictly.
     struct Manifest {
         let object: JSONObject
+        /// The bundle's layout.
+        let format: Format
         /// The listed seqs, strictly increasing.
         let seqs: [Int64]
         let entryCount: Int64
@@ -24,10 +26,10 @@ extension ExportBundle {
                 return .failure(Problem(message: "\(manifestFile): \(error)"))
             }
             // seqs: an array of integer tokens only (read compactly, see JSON.integers).
-            guard object["format"]?.text == format, let seqs = object["seqs"]?.integerElements,
-                  let count = object["entryCount"]?.integer
+            guard let format = object["format"]?.text.flatMap({ name in Format.allCases.first { $0.rawValue.utf8.elementsEqual(name.utf8) } }),
+                  let seqs = object["seqs"]?.integerElements, let count = object["entryCount"]?.integer
             else {
-                return .failure(Problem(message: "\(manifestFile) is not an `\(format)` manifest with seqs and entryCount"))
+                return .failure(Problem(message: "\(manifestFile) is not an `auditdb-export v1` or `auditdb-export v2` manifest with seqs and entryCount"))
             }
             guard seqs.count <= maximumEntries else {
                 return .failure(Problem(message: "\(manifestFile) lists \(seqs.count) seqs; a bundle holds at most \(maximumEntries)"))
@@ -66,7 +68,7 @@ extension ExportBundle {
             }
             var kept = object
             kept.storage[JSONObject.Key("seqs")] = nil  // read into `seqs`; the tree of a million values is not kept
-            return .success(Manifest(object: kept, seqs: seqs, entryCount: count, redacted: redacted, findings: findings))
+            return .success(Manifest(object: kept, format: format, seqs: seqs, entryCount: count, redacted: redacted, findings: findings))
         }
     }
 

@@ -6,13 +6,28 @@ import Foundation
 /// ``AuditStore/export(to:filter:redact:signer:limit:progress:)``; verified here with
 /// only the public checkpoint key: no store, no HMAC key.
 public enum ExportBundle {
-    static let format = "auditdb-export v1"
+    /// The bundle layouts (FORMAT.md 17.1 and 17.5): `verify` reads both; `export` writes v2
+    /// unless ``formatWritten`` says otherwise.
+    @_spi(Testing) public enum Format: String, Sendable, CaseIterable {
+        /// `auditdb-export v1`: an object per entry with its own inclusion proof (about 2 KB an entry).
+        case v1 = "auditdb-export v1"
+        /// `auditdb-export v2`: an array per entry and one multiproof for all of them.
+        case v2 = "auditdb-export v2"
+    }
+
+    /// The format ``AuditStore/export(to:filter:redact:signer:limit:progress:)`` writes in this
+    /// task: v2, or v1 for tests, test vectors and benchmarks that need the old layout
+    /// (`ExportBundle.formatWritten.withValue(.v1) { … }`).
+    @_spi(Testing) public static let formatWritten = TaskLocal<Format>(wrappedValue: .v2)
+    /// The format ``AuditStore/export(to:filter:redact:signer:limit:progress:)`` writes now.
+    static var writtenFormat: Format { formatWritten.get() }
     /// Modes of what an export writes: the bundle directory 0700, its files 0600.
     static let directoryMode: Platform.FileMode = 0o700
     static let fileMode: Platform.FileMode = 0o600
     static let manifestFile = "manifest.json"
     static let checkpointFile = "checkpoint.json"
     static let entriesFile = "entries.jsonl"
+    static let multiproofFile = "multiproof.bin"
 
     // The bounds of a bundle (docs/FORMAT.md section 17.4), enforced while reading so that a
     // hostile bundle costs little memory (well under 100 MB) and is refused promptly. An export
@@ -25,15 +40,20 @@ public enum ExportBundle {
     static let maximumEntriesFileBytes = 16 << 30
     /// The largest `manifest.json` (a million seqs of 20 digits and a sign fit).
     static let maximumManifestBytes = 24 << 20
+    /// The largest `multiproof.bin` (v2): 2 GiB. A multiproof of at most a million leaves has at
+    /// most 63 hashes a leaf (a tree is at most 63 levels deep), 2,016,000,000 bytes, so a bundle
+    /// within the other bounds never passes this one.
+    static let maximumMultiproofBytes = 1 << 31
     /// The largest `checkpoint.json` and `statement.json`.
     static let maximumSignedFileBytes = 65_536
     /// Verification stops at this many findings.
     static let findingLimit = 1_000
 
     /// Verifies the bundle at `path`: the checkpoint's signature under `publicKeys`; then every
-    /// entry: its order (strictly increasing seqs), that the manifest lists it, each shown
-    /// withholdable value against its commitment, its ENC_ROW and leaf hash, and its inclusion
-    /// proof to the checkpoint's root; finally that every listed seq has an entry.
+    /// entry: its order (strictly increasing seqs), that the manifest lists it, its values and
+    /// ENC_ROW; that every listed seq has an entry; and that the entries lead to the checkpoint's
+    /// root: each through its own inclusion proof (format v1), or all of them through the
+    /// bundle's one multiproof (format v2, FORMAT.md 17.5; the manifest says which).
     ///
     /// ```swift
     /// let keys = try CheckpointPublicKeys.load(path: "checkpoint.pub")
@@ -138,6 +158,8 @@ public enum ExportBundle {
         var seen = EntriesSeen(listed: manifest.seqs)
         var previous: Int64 = 0
         var verified = 0
+        var leaves: [UInt8] = []  // v2: the leaf of each listed entry whose own checks passed
+        var reordered = false
         while findings.count < findingLimit {
             let line: ArraySlice<UInt8>
             do {
@@ -155,14 +177,15 @@ public enum ExportBundle {
                 progress(VerificationProgress(rowsChecked: Int64(lineNumber), totalRows: Int64(manifest.seqs.count)))
             }
             if line.isEmpty { continue }
-            let entry: JSONObject
-            do {
-                entry = try line.withUnsafeBufferPointer { try JSONReader.readObject($0, limits: .bundleEntry) }.members
-            } catch {
+            let entry: ParsedLine
+            switch parseLine(line, format: manifest.format) {
+            case .failure(let error):
                 add(.bundleMalformed, nil, "\(entriesFile) line \(lineNumber): \(error)")
                 continue
+            case .success(let parsed):
+                entry = parsed
             }
-            guard let seq = entry["seq"]?.integer else {
+            guard let seq = entry.seq else {
                 add(.bundleMalformed, nil, "\(entriesFile) line \(lineNumber) is not an entry: it has no integer seq")
                 continue
             }
@@ -172,30 +195,58 @@ public enum ExportBundle {
             }
             if seq < previous {
                 add(.entryOutOfOrder, seq, "entry seq \(seq) (line \(lineNumber)) comes after seq \(previous): the entries were reordered")
+                reordered = true
             }
             previous = max(previous, seq)
             if !seen.isListed(seq) {
                 add(.entryAdded, seq, "entry seq \(seq) (line \(lineNumber)) is not listed in the manifest: it was added")
                 continue
             }
-            let withheld = Set(WithholdableField.allCases.filter { entry[$0.rawValue]?.object?["withheld"]?.isTrue == true })
-            // An erased field (FORMAT.md section 21) is shown as erased whatever the redaction set.
-            let erased = Set(WithholdableField.allCases.filter { entry[$0.rawValue]?.object?["erased"]?.isTrue == true })
-            if let finding = check(entry: entry, seq: seq, checkpoint: checkpoint) {
-                add(finding.kind, seq, finding.message)
-            } else if let attested = attestedWithheld, withheld != attested.subtracting(erased) {
-                add(.statementMismatch, seq, "entry seq \(seq) withholds \(names(withheld)), but the statement attests that \(names(attested)) was withheld")
-            } else if attestedWithheld == nil, let manifestSet = manifest.redacted.map(Set.init),
-                      withheld != manifestSet.subtracting(erased)
-            {
-                add(.manifestMismatch, seq, "entry seq \(seq) withholds \(names(withheld)), but the manifest says \(names(manifestSet)) was withheld")
-            } else {
-                verified += 1
+            let checked: Result<(withheld: Set<WithholdableField>, erased: Set<WithholdableField>), EntryProblem>
+            switch entry {
+            case .v1(let object):
+                // An erased field (FORMAT.md section 21) is shown as erased whatever the redaction set.
+                let withheld = Set(WithholdableField.allCases.filter { object[$0.rawValue]?.object?["withheld"]?.isTrue == true })
+                let erased = Set(WithholdableField.allCases.filter { object[$0.rawValue]?.object?["erased"]?.isTrue == true })
+                checked = check(entry: object, seq: seq, checkpoint: checkpoint).map { .failure(EntryProblem($0.kind, $0.message)) }
+                    ?? .success((withheld, erased))
+            case .v2(let elements):
+                checked = checkV2(entry: elements, seq: seq, checkpoint: checkpoint).map { entry in
+                    leaves += entry.leaf  // in the manifest's order while no entry came out of order (step 6)
+                    return (entry.withheld, entry.erased)
+                }
+            }
+            switch checked {
+            case .failure(let problem):
+                add(problem.kind, seq, problem.message)
+            case .success(let (withheld, erased)):
+                if let attested = attestedWithheld, withheld != attested.subtracting(erased) {
+                    add(.statementMismatch, seq, "entry seq \(seq) withholds \(names(withheld)), but the statement attests that \(names(attested)) was withheld")
+                } else if attestedWithheld == nil, let manifestSet = manifest.redacted.map(Set.init),
+                          withheld != manifestSet.subtracting(erased)
+                {
+                    add(.manifestMismatch, seq, "entry seq \(seq) withholds \(names(withheld)), but the manifest says \(names(manifestSet)) was withheld")
+                } else {
+                    verified += 1
+                }
             }
         }
         progress?(VerificationProgress(rowsChecked: Int64(lines.lineNumber), totalRows: Int64(manifest.seqs.count)))
         for seq in manifest.seqs where findings.count < findingLimit && !seen.contains(seq) {
             add(.entryMissing, seq, "the manifest lists seq \(seq) but the bundle has no entry for it: it was removed")
+        }
+        if manifest.format == .v2 {
+            // 6. The multiproof (FORMAT.md 17.5): checked when every listed entry gave its leaf, in order; only then
+            // is any entry proven.
+            var proven = false
+            if findings.count < findingLimit, !reordered, leaves.count == manifest.seqs.count * 32 {
+                if let problem = checkMultiproof(path, seqs: manifest.seqs, leaves: leaves, checkpoint: checkpoint) {
+                    add(problem.kind, nil, problem.message)
+                } else {
+                    proven = true
+                }
+            }
+            if !proven { verified = 0 }
         }
         return ExportVerification(checkpoint: checkpoint, entriesVerified: verified, findings: findings, statement: statement,
                                   redacted: manifest.redacted ?? [])

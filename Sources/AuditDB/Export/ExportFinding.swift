@@ -13,11 +13,13 @@ public struct ExportFinding: Sendable, Hashable, CustomStringConvertible {
         public static let checkpointInvalid = Kind("checkpoint-invalid")
         /// The manifest disagrees with the checkpoint or the entries (store id, seq, count).
         public static let manifestMismatch = Kind("manifest-mismatch")
-        /// An entry's values (or a withheld field's commitment) do not hash to its leaf.
+        /// An entry's values (or a withheld field's commitment) do not hash to its leaf (v1 only:
+        /// a v2 entry carries no leaf hash, and a changed value shows as `proof-invalid`).
         public static let entryChanged = Kind("entry-changed")
         /// A shown value does not match its own commitment and nonce.
         public static let commitmentMismatch = Kind("commitment-mismatch")
-        /// An entry's inclusion proof does not lead to the checkpoint's root.
+        /// An entry's inclusion proof (v1), or the bundle's multiproof with its entries (v2), does
+        /// not lead to the checkpoint's root; also an entry seq beyond the checkpoint.
         public static let proofInvalid = Kind("proof-invalid")
         /// A seq the manifest lists has no entry.
         public static let entryMissing = Kind("entry-missing")

@@ -29,6 +29,8 @@ struct JSONError: Error, CustomStringConvertible {
         case byteOrderMark
         case invalidUTF8
         case expectedObject
+        case expectedArray
+        case trailingTextAfterArray
         case expectedValue
         case expectedKey
         case expectedColon
@@ -57,6 +59,8 @@ struct JSONError: Error, CustomStringConvertible {
             case .byteOrderMark: "a byte order mark (U+FEFF); JSON here is UTF-8 without one"
             case .invalidUTF8: "invalid UTF-8"
             case .expectedObject: "expected a JSON object ({...})"
+            case .expectedArray: "expected a JSON array ([...])"
+            case .trailingTextAfterArray: "unexpected text after the array"
             case .expectedValue: "expected a value"
             case .expectedKey: "expected a string key"
             case .expectedColon: "expected ':'"

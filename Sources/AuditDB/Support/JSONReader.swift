@@ -56,6 +56,19 @@ struct JSONReader {
         return try reader.topLevelObject()
     }
 
+    /// Reads one JSON array: a line of a v2 `entries.jsonl` (FORMAT.md 17.5), the one document
+    /// whose top-level value is not an object. The same rules and checks otherwise.
+    static func readArray(_ bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits) throws(JSONError) -> [JSON] {
+        var reader = JSONReader(bytes, limits: limits, build: true)
+        try reader.checkEncoding(validUTF8: false)
+        reader.skipSpace()
+        guard reader.i < bytes.count, bytes[reader.i] == UInt8(ascii: "[") else { throw reader.fail(.expectedArray) }
+        let array = try reader.value()
+        reader.skipSpace()
+        guard reader.i == bytes.count else { throw reader.fail(.trailingTextAfterArray) }
+        return array.elements ?? []
+    }
+
     /// Checks one JSON object without building its values (the append path's validation of `details`).
     static func validateObject(_ bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits, validUTF8: Bool = false)
         throws(JSONError)

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import AuditDB
+@_spi(Testing) @testable import AuditDB
 
 /// Values that AuditDB stores faithfully although they could forge lines or repaint a terminal
 /// (bidi controls, line and paragraph separators, JSON text holding escapes and newlines): an
@@ -9,8 +9,8 @@ import Testing
 /// verification output escapes them.
 @Suite("Export bundles: hostile values")
 struct ExportHostileTests {
-    @Test("hostile but valid values survive an export exactly, escaped, and verify")
-    func hostileValues() async throws {
+    @Test("hostile but valid values survive an export exactly, escaped, and verify", arguments: ExportBundle.Format.allCases)
+    func hostileValues(format: ExportBundle.Format) async throws {
         let dir = try TempDir()
         let keys = try testKeyRing()
         let signer = try testSigner()
@@ -24,7 +24,7 @@ struct ExportHostileTests {
         try await store.append(contentsOf: events)
         try await store.checkpoint(signer: signer)
         let written = try await store.entries()
-        _ = try await store.export(to: dir.path("bundle"))
+        _ = try await ExportBundle.formatWritten.withValue(format) { try await store.export(to: dir.path("bundle")) }
         try await store.close()
 
         let bytes = try Data(contentsOf: URL(fileURLWithPath: dir.path("bundle") + "/entries.jsonl"))
@@ -36,12 +36,23 @@ struct ExportHostileTests {
         // The values read back from the bundle are exactly the stored ones.
         let lines = text.split(separator: "\n")
         for (line, entry) in zip(lines, written) {
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            #expect((object["actor"] as? [String: Any])?["value"] as? String == entry.actor)
-            #expect((object["details"] as? [String: Any])?["value"] as? String == entry.detailsJSON)
-            #expect(object["resourceId"] as? String == entry.resourceId)
-            #expect(object["tenant"] as? String == entry.tenant)
-            #expect(object["correlationId"] as? String == entry.correlationId)
+            let json = try JSONSerialization.jsonObject(with: Data(line.utf8))
+            if format == .v1 {
+                let object = try #require(json as? [String: Any])
+                #expect((object["actor"] as? [String: Any])?["value"] as? String == entry.actor)
+                #expect((object["details"] as? [String: Any])?["value"] as? String == entry.detailsJSON)
+                #expect(object["resourceId"] as? String == entry.resourceId)
+                #expect(object["tenant"] as? String == entry.tenant)
+                #expect(object["correlationId"] as? String == entry.correlationId)
+            } else {
+                // FORMAT.md 17.5: elements 5 tenant, 8 resourceId, 11 correlationId, 14 actor, 16 details.
+                let array = try #require(json as? [Any])
+                #expect((array[14] as? [Any])?.first as? String == entry.actor)
+                #expect((array[16] as? [Any])?.first as? String == entry.detailsJSON)
+                #expect(array[8] as? String == entry.resourceId)
+                #expect(array[5] as? String == entry.tenant)
+                #expect(array[11] as? String == entry.correlationId)
+            }
         }
         let result = try await ExportBundle.verify(at: dir.path("bundle"), publicKeys: signer.publicKeys)
         #expect(result.isValid, "\(result.findings)")

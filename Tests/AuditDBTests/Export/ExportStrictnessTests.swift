@@ -6,7 +6,7 @@ import Testing
 /// A bundle holds only what is proven (or recomputed): anything added beside the proven fields
 /// would be read as part of the evidence, so it makes the bundle invalid. Found by the bundle
 /// mutation fuzz test (FuzzTests.exportBundles).
-@Suite("Export bundles: nothing unproven")
+@Suite("Export bundles: nothing unproven", .v1Bundles)
 struct ExportStrictnessTests {
     let dir: TempDir
     let signer: CheckpointSigner

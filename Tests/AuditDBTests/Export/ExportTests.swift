@@ -3,7 +3,7 @@ import Testing
 
 @testable import AuditDB
 
-@Suite("Export bundles")
+@Suite("Export bundles", .v1Bundles)
 struct ExportTests {
     let dir: TempDir
     let keys: KeyRing

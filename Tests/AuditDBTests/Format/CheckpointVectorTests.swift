@@ -2,7 +2,7 @@ import CAuditCore
 import Foundation
 import Testing
 
-@testable import AuditDB
+@_spi(Testing) @testable import AuditDB
 
 /// docs/test-vectors/checkpoints.json and bundle/ were produced by the independent Python
 /// verifier (pure-Python Ed25519 from RFC 8032) from docs/FORMAT.md; these tests recompute them
@@ -64,10 +64,11 @@ struct CheckpointVectorTests {
         #expect(cp.invalidity(under: pub) == nil)
     }
 
-    @Test("the vector bundle (written by the Python generator) verifies with the engine")
-    func vectorBundle() async throws {
+    @Test("the vector bundles of both formats (written by the Python generator) verify with the engine, under one statement",
+          arguments: ["bundle", "bundle-v2"])
+    func vectorBundle(directory: String) async throws {
         let pub = try CheckpointPublicKeys.load(path: Self.root.appendingPathComponent("docs/test-vectors/checkpoint.pub").path)
-        let result = try await ExportBundle.verify(at: Self.root.appendingPathComponent("docs/test-vectors/bundle").path, publicKeys: pub,
+        let result = try await ExportBundle.verify(at: Self.root.appendingPathComponent("docs/test-vectors/" + directory).path, publicKeys: pub,
                                                    requireStatement: true)
         #expect(result.isValid, "\(result.findings)")
         #expect(result.entriesVerified == 2)
@@ -101,8 +102,9 @@ struct CheckpointVectorTests {
         #expect(statement.invalidity(under: pub) == nil)
     }
 
-    @Test("the independent Python verifier accepts a bundle the engine wrote, and rejects it changed")
-    func pythonVerifiesEngineBundle() async throws {
+    @Test("the independent Python verifier accepts a bundle the engine wrote, and rejects it changed, as the engine does",
+          arguments: ExportBundle.Format.allCases)
+    func pythonVerifiesEngineBundle(format: ExportBundle.Format) async throws {
         let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first { FileManager.default.isExecutableFile(atPath: $0) }
         let script = Self.root.appendingPathComponent("docs/verifier/auditdb_verify_export.py").path
         guard let python else {
@@ -116,7 +118,9 @@ struct CheckpointVectorTests {
         try await store.append(AuditEvent(actor: "Zoë Ångström", action: "document.read", tenant: "tenant-1",
                                           details: ["note": .string("résumé 🔒 \u{202E}")]))
         try await store.checkpoint(signer: signer)
-        try await store.export(to: dir.path("b"), filter: ExportFilter(tenant: "tenant-1"), redact: [.source])
+        try await ExportBundle.formatWritten.withValue(format) {
+            try await store.export(to: dir.path("b"), filter: ExportFilter(tenant: "tenant-1"), redact: [.source])
+        }
         try await store.close()
         try signer.publicKeys.write(to: dir.path("c.pub"))
         let ok = try run(python, [script, dir.path("b"), "--public-key", dir.path("c.pub")])
@@ -124,10 +128,19 @@ struct CheckpointVectorTests {
         #expect(ok.stdout == "valid: 4 entries\ncompleteness NOT attested: the bundle has no signed statement.json\n")
         let file = dir.path("b") + "/entries.jsonl"
         let text = try String(contentsOfFile: file, encoding: .utf8)
-        try text.replacingOccurrences(of: "\"action\":\"document.read\"", with: "\"action\":\"document.edit\"")
+        let action = format == .v1 ? "\"action\":\"document.read\"" : ",\"document.read\","
+        #expect(text.contains(action))
+        try text.replacingOccurrences(of: action, with: action.replacingOccurrences(of: "read", with: "edit"))
             .write(toFile: file, atomically: true, encoding: .utf8)
         let bad = try run(python, [script, dir.path("b"), "--public-key", dir.path("c.pub")])
         #expect(bad.status == 1)
-        #expect(bad.stdout.contains("entry-changed at seq 10: entry seq 10: its values do not hash to its leaf hash: a value or the commitment of a withheld field (source) was changed"))
+        // v1 names the entry (its leaf hash is in the bundle); v2 proves all entries with one
+        // multiproof, so the changed root is the finding (FORMAT.md 17.5).
+        let finding = format == .v1
+            ? "entry-changed at seq 10: entry seq 10: its values do not hash to its leaf hash: a value or the commitment of a withheld field (source) was changed"
+            : "proof-invalid: the entries and multiproof.bin do not lead to the Merkle root of the checkpoint at seq 10: an entry's value, the commitment of a withheld or erased field, or a hash of multiproof.bin was changed"
+        #expect(bad.stdout == "EXPORT INVALID: 1 finding(s)\n  \(finding)\n", "\(bad.stdout)")
+        let engine = try await ExportBundle.verify(at: dir.path("b"), publicKeys: signer.publicKeys)
+        #expect(engine.findings.map(\.description) == [finding])
     }
 }

@@ -50,14 +50,15 @@ struct HostileVectorTests {
     @Test("every hostile bundle gets exactly the findings the vectors list")
     func bundles() async throws {
         let cases = try #require(vectors["bundles"] as? [[String: Any]])
-        #expect(cases.count >= 35)
-        let base = repositoryRoot.appendingPathComponent("docs/test-vectors/bundle").path
+        #expect(cases.count >= 60)
         let keys = try CheckpointPublicKeys.load(path: repositoryRoot.appendingPathComponent("docs/test-vectors/checkpoint.pub").path)
         let dir = try TempDir()
         for c in cases {
             let name = try #require(c["name"] as? String)
             let bundle = dir.path("bundle")
             if FileManager.default.fileExists(atPath: bundle) { try FileManager.default.removeItem(atPath: bundle) }
+            // Each case edits bundle/ (format v1) or, with "base", bundle-v2/ (FORMAT.md 17.5).
+            let base = repositoryRoot.appendingPathComponent("docs/test-vectors/" + (c["base"] as? String ?? "bundle")).path
             try FileManager.default.copyItem(atPath: base, toPath: bundle)
             let file = bundle + "/" + (try #require(c["file"] as? String))
             if c["remove"] as? Bool == true {

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import Testing
 
-@testable import AuditDB
+@_spi(Testing) @testable import AuditDB
 
 /// Seeded mutation fuzzing of the parsers that read outside data: each input is a valid sample
 /// with random byte flips, insertions, deletions, duplications or truncations. A parser passes
@@ -114,8 +114,9 @@ struct FuzzTests {
         try await store.close()
     }
 
-    @Test("export bundles: mutated checkpoint, manifest, statement and entries never pass as valid, never crash")
-    func exportBundles() async throws {
+    @Test("export bundles of both formats: mutated checkpoint, manifest, statement, entries (and multiproof) never pass as valid, never crash",
+          arguments: ExportBundle.Format.allCases)
+    func exportBundles(format: ExportBundle.Format) async throws {
         let iterations = max(300, Self.iterations / 20)
         var random = SeededRandom(seed: Self.seed &+ 11)
         let dir = try TempDir()
@@ -125,9 +126,11 @@ struct FuzzTests {
         try await store.checkpoint(signer: signer)
         var filter = ExportFilter()
         filter.tenant = "tenant-1"
-        _ = try await store.export(to: dir.path("good"), filter: filter, redact: [.actor], signer: signer)
+        _ = try await ExportBundle.formatWritten.withValue(format) {
+            try await store.export(to: dir.path("good"), filter: filter, redact: [.actor], signer: signer)
+        }
         try await store.close()
-        let files = ["checkpoint.json", "manifest.json", "entries.jsonl", "statement.json"]
+        let files = ["checkpoint.json", "manifest.json", "entries.jsonl", "statement.json"] + (format == .v2 ? ["multiproof.bin"] : [])
         var originals: [String: [UInt8]] = [:]
         for file in files { originals[file] = Array(try Data(contentsOf: URL(fileURLWithPath: dir.path("good") + "/" + file))) }
         #expect(try await ExportBundle.verify(at: dir.path("good"), publicKeys: signer.publicKeys).isValid)
@@ -195,6 +198,17 @@ struct FuzzTests {
                 if case .failure(let problem) = ExportBundle.Manifest.read(input, checkpoint: checkpoint) { #expect(!problem.message.isEmpty) }
             case "entries.jsonl":
                 for line in input.split(separator: 0x0A, omittingEmptySubsequences: true).prefix(8) {
+                    if line.first == UInt8(ascii: "[") {  // a v2 entry line (FORMAT.md 17.5)
+                        switch ExportBundle.parseLine(line, format: .v2) {
+                        case .failure(let error): #expect(!error.description.isEmpty)
+                        case .success(.v2(let elements)):
+                            if case .failure(let problem) = ExportBundle.checkV2(entry: elements, seq: 1, checkpoint: checkpoint) {
+                                #expect(!problem.message.isEmpty)
+                            }
+                        case .success(.v1): Issue.record("a v2 line read as v1")
+                        }
+                        continue
+                    }
                     do {
                         let entry = try JSONReader.readObject(Array(line), limits: .bundleEntry)
                         if let finding = ExportBundle.check(entry: entry.members, seq: 1, checkpoint: checkpoint) {
@@ -213,7 +227,11 @@ struct FuzzTests {
 
     /// The parts of a bundle file that verification proves, as canonical JSON (nil if unparseable).
     static func provenContent(_ file: String, _ bytes: [UInt8]) -> [String]? {
+        if file == "multiproof.bin" { return [Hex.encode(bytes)] }  // binary: only the same bytes prove the same
         func canonical(_ object: Any) -> String? {
+            if let array = object as? [Any] {  // a v2 entry (FORMAT.md 17.5): every element is proven
+                return (try? JSONSerialization.data(withJSONObject: array, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) }
+            }
             guard var dictionary = object as? [String: Any] else { return nil }
             switch file {
             case "entries.jsonl": dictionary["leafHash"] = nil

@@ -32,6 +32,24 @@ struct JSONReaderTests {
         #expect(d["b"]?.isTrue == true && d["n"]?.isNull == true)
     }
 
+    @Test("a top-level array (a v2 entry line): read by the same rules, an object or trailing text refused at its byte")
+    func topLevelArray() throws {
+        func array(_ text: String) -> Result<[JSON], JSONError> {
+            Array(text.utf8).withUnsafeBufferPointer { b in Result { () throws(JSONError) in try JSONReader.readArray(b, limits: .bundleEntry) } }
+        }
+        let elements = try array(#" [1,null,"a",[2,"b"],{"withheld":"c"}] "#).get()
+        #expect(elements.count == 5 && elements[0].integer == 1 && elements[1].isNull && elements[2].text == "a")
+        #expect(elements[3].elements?.count == 2 && elements[4].object?["withheld"]?.text == "c")
+        func error(_ text: String) -> String? {
+            if case .failure(let e) = array(text) { return e.description } else { return nil }
+        }
+        #expect(error(#"{"seq":1}"#) == "invalid JSON at byte 0: expected a JSON array ([...])")
+        #expect(error("[1] [2]") == "invalid JSON at byte 4: unexpected text after the array")
+        #expect(error("[1,1,]") == "invalid JSON at byte 5: expected a value")
+        #expect(error(#"[{"a":1,"a":2}]"#) == "invalid JSON at byte 8: duplicate key \"a\"")
+        #expect(error("[" + String(repeating: "[", count: 64) + String(repeating: "]", count: 65)) == "invalid JSON at byte 64: nested deeper than 64 levels")
+    }
+
     @Test("keys are compared by their scalars: K and the Kelvin sign are two keys, and neither finds the other")
     func exactKeys() throws {
         let o = try read(#"{"K":1,"\u212a":2,"publicKey":3}"#).members

@@ -4,7 +4,7 @@ import Foundation
 import Synchronization
 import Testing
 
-@testable import AuditDB
+@_spi(Testing) @testable import AuditDB
 
 // The suite's first helpers, now thin names over the AuditDBTestSupport product (which apps'
 // tests use too). Files migrated to that product import it and use its names directly
@@ -322,4 +322,21 @@ func allEntries(_ store: AuditStore) async throws -> [AuditEntry] {
         guard let last = page.last else { return all }
         cursor = last.seq
     }
+}
+
+/// Runs a test, or every test of a suite, with `AuditStore.export` writing bundles of `format`
+/// (FORMAT.md 17.1 and 17.5): the suites written against the v1 layout keep testing it, since
+/// `verify` reads both formats.
+struct BundleFormatTrait: TestTrait, SuiteTrait, TestScoping {
+    let format: ExportBundle.Format
+    var isRecursive: Bool { true }
+
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        try await ExportBundle.formatWritten.withValue(format) { try await function() }
+    }
+}
+
+extension Trait where Self == BundleFormatTrait {
+    /// Exports write format v1 (`auditdb-export v1`, an inclusion proof per entry).
+    static var v1Bundles: Self { BundleFormatTrait(format: .v1) }
 }

@@ -49,6 +49,7 @@ struct AuditDBBench {
         if s.contains("expiry") { try await bench.expiry() }
         if s.contains("vacuum") { try await bench.autoVacuumCost() }
         if s.contains("erasure") { try await bench.erasure() }
+        if s.contains("export") { try await bench.exportFormats() }
         if s.contains("jsonl") { try await bench.jsonlIngest() }
         if s.contains("peer") { try bench.peer() }
         if let p = bench.verifyStorePath { removeDatabase(p) }

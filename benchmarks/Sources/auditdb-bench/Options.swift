@@ -15,7 +15,7 @@ struct Options {
     var schemaPath: String
     /// The hand-written Python reference (a copy kept in benchmarks/peer/), run with --indexed.
     var peerScript = ""
-    var sections: Set<String> = ["append", "latency", "group", "verify", "storage", "query", "scan", "status", "adopt", "expiry", "vacuum", "erasure", "jsonl", "peer"]
+    var sections: Set<String> = ["append", "latency", "group", "verify", "storage", "query", "scan", "status", "adopt", "expiry", "vacuum", "erasure", "export", "jsonl", "peer"]
     /// Also run the raw baseline with plain (unbucketed) actor/resource_id indexes (slow: ~35k rows/s at 1M rows).
     var plainIndexBaseline = true
     /// Also run the raw baseline with the 3 audit_entries triggers and no index.
@@ -26,6 +26,7 @@ struct Options {
     var scanNewRows = 10_000      // rows appended before each incremental scan
     var smallStoreRows = 100_000  // the small store of the incremental-scan comparison
     var statusReads = 20_000_000  // scanner.status reads per run
+    var exportRows = 100_000      // rows of the export-format store (a v1 bundle of every row is ~2 KB an entry)
     var out: String?
     /// The release `auditdb` for the streaming-ingest section (default: the repository's .build/release/auditdb).
     var cliPath: String?
@@ -36,10 +37,12 @@ struct Options {
                              [--group-tasks N] [--group-per-task N] [--dir PATH] [--schema PATH]
                              [--peer-script PATH] [--no-peer] [--only LIST] [--out FILE]
                              [--no-plain-index] [--trigger-baseline] [--caller-thread] [--query-keys N]
-                             [--scan-new-rows N] [--small-store-rows N] [--status-reads N] [--cli PATH]
+                             [--scan-new-rows N] [--small-store-rows N] [--status-reads N] [--export-rows N]
+                             [--cli PATH]
 
           --quick        quick profile: 100k rows, 300 latency ops, 64x40 group appends (also AUDITDB_BENCH_QUICK=1)
-          --only LIST    comma-separated sections: append,latency,group,verify,storage,query,scan,status,adopt,expiry,vacuum,erasure,jsonl,peer
+          --only LIST    comma-separated sections: append,latency,group,verify,storage,query,scan,status,adopt,expiry,vacuum,erasure,export,jsonl,peer
+          --export-rows N  rows of the export section's store (default 100000; quick 20000)
           --no-plain-index     skip the raw baseline with plain unbucketed actor/resource_id indexes
           --trigger-baseline   also run the raw baseline with the 3 audit_entries triggers (no index)
           --caller-thread      durable single appends with Configuration.writesOnCallerThread (the opt-in fast path)
@@ -91,6 +94,7 @@ struct Options {
             case "--scan-new-rows": scanNewRows = try number(arg)
             case "--small-store-rows": smallStoreRows = try number(arg)
             case "--status-reads": statusReads = try number(arg)
+            case "--export-rows": exportRows = try number(arg)
             case "--only": sections = Set(try value(arg).split(separator: ",").map(String.init))
             case "--out": out = try value(arg)
             case "--cli": cliPath = try value(arg)
@@ -112,6 +116,7 @@ struct Options {
         smallStoreRows = 20_000
         scanNewRows = 2_000
         statusReads = 5_000_000
+        exportRows = 20_000
     }
 
     var profile: String { quick ? "quick" : "full" }
