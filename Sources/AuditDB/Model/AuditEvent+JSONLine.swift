@@ -43,7 +43,7 @@ extension AuditEvent {
     private init(jsonLineBytes bytes: UnsafeBufferPointer<UInt8>, validUTF8: Bool) throws(AuditError) {
         let document: JSONDocument
         do {
-            document = try JSONReader.readObject(bytes, limits: .eventLine, validUTF8: validUTF8)
+            document = try JSONReader.readObject(bytes, limits: .eventLine, validUTF8: validUTF8, shallow: true)
         } catch {
             var problem = error
             // `details` may nest 32 levels itself (the line adds one): say so in its own terms.

@@ -22,8 +22,11 @@ struct JSONReader {
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private let limits: JSONLimits
-    private let build: Bool
-    private var i = 0
+    /// Whether values are built (false: only checked). Turned off inside a `shallow` read's nested containers.
+    private var build: Bool
+    /// Nested objects and arrays are checked in full but read as empty placeholders (their kind only).
+    private let shallow: Bool
+    private(set) var i = 0
     private var depth = 0
     private var values = 0
     private var member: String?
@@ -40,59 +43,35 @@ struct JSONReader {
         let decoded: Bool
     }
 
-    private init(_ bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits, build: Bool) {
+    init(_ bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits, build: Bool, shallow: Bool = false) {
         self.bytes = bytes
         self.limits = limits
         self.build = build
+        self.shallow = shallow
     }
 
     /// Reads one JSON object (the only top-level value AuditDB documents have).
     /// - Parameter validUTF8: The bytes are known to be UTF-8 (they come from a Swift `String`).
-    static func readObject(_ bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits, validUTF8: Bool = false)
+    /// - Parameter shallow: Members whose values are objects or arrays are checked by every rule
+    ///   but read as empty placeholders, `.object` or `.array([])`: for a reader that needs only
+    ///   their kind and their text (``JSONDocument/valueRanges``), as `append --jsonl` does for
+    ///   `details` (building its tree was most of the line's cost).
+    static func readObject(_ bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits, validUTF8: Bool = false,
+                           shallow: Bool = false)
         throws(JSONError) -> JSONDocument
     {
-        var reader = JSONReader(bytes, limits: limits, build: true)
+        var reader = JSONReader(bytes, limits: limits, build: true, shallow: shallow)
         try reader.checkEncoding(validUTF8: validUTF8)
         return try reader.topLevelObject()
     }
 
-    /// Reads one JSON array: a line of a v2 `entries.jsonl` (FORMAT.md 17.5), the one document
-    /// whose top-level value is not an object. The same rules and checks otherwise.
-    static func readArray(_ bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits) throws(JSONError) -> [JSON] {
-        var reader = JSONReader(bytes, limits: limits, build: true)
-        try reader.checkEncoding(validUTF8: false)
-        reader.skipSpace()
-        guard reader.i < bytes.count, bytes[reader.i] == UInt8(ascii: "[") else { throw reader.fail(.expectedArray) }
-        let array = try reader.value()
-        reader.skipSpace()
-        guard reader.i == bytes.count else { throw reader.fail(.trailingTextAfterArray) }
-        return array.elements ?? []
-    }
-
-    /// Checks one JSON object without building its values (the append path's validation of `details`).
-    static func validateObject(_ bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits, validUTF8: Bool = false)
-        throws(JSONError)
-    {
-        var reader = JSONReader(bytes, limits: limits, build: false)
-        try reader.checkEncoding(validUTF8: validUTF8)
-        _ = try reader.topLevelObject()
-    }
-
-    /// ``readObject(_:limits:validUTF8:)`` over an array.
-    static func readObject(_ bytes: [UInt8], limits: JSONLimits) throws(JSONError) -> JSONDocument {
-        let result: Result<JSONDocument, JSONError> = bytes.withUnsafeBufferPointer { buffer in
-            Result { () throws(JSONError) in try readObject(buffer, limits: limits) }
-        }
-        return try result.get()
-    }
-
-    private func fail(_ problem: JSONError.Problem, at offset: Int? = nil) -> JSONError {
+    func fail(_ problem: JSONError.Problem, at offset: Int? = nil) -> JSONError {
         JSONError(problem: problem, offset: offset ?? i, member: member)
     }
 
     // MARK: Encoding (steps 1-3)
 
-    private mutating func checkEncoding(validUTF8: Bool) throws(JSONError) {
+    mutating func checkEncoding(validUTF8: Bool) throws(JSONError) {
         guard bytes.count <= limits.maxBytes else {
             throw JSONError(problem: .tooLarge(size: bytes.count, limit: limits.maxBytes), offset: limits.maxBytes, member: nil)
         }
@@ -102,7 +81,7 @@ struct JSONReader {
 
     // MARK: Grammar (step 4)
 
-    private mutating func skipSpace() {
+    mutating func skipSpace() {
         while i < bytes.count {
             let c = bytes[i]
             guard c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 else { return }
@@ -110,7 +89,7 @@ struct JSONReader {
         }
     }
 
-    private mutating func topLevelObject() throws(JSONError) -> JSONDocument {
+    mutating func topLevelObject() throws(JSONError) -> JSONDocument {
         skipSpace()
         guard i < bytes.count, bytes[i] == UInt8(ascii: "{") else { throw fail(.expectedObject) }
         try count()
@@ -226,7 +205,7 @@ struct JSONReader {
         if values > limits.maxValues { throw fail(.tooManyValues(limit: limits.maxValues)) }
     }
 
-    private mutating func value() throws(JSONError) -> JSON {
+    mutating func value() throws(JSONError) -> JSON {
         skipSpace()
         guard i < bytes.count else { throw fail(.unexpectedEnd) }
         let c = bytes[i]
@@ -259,6 +238,8 @@ struct JSONReader {
 
     private mutating func object() throws(JSONError) -> JSON {
         try enter()
+        let placeholder = build && shallow
+        if placeholder { build = false }
         var object = JSONObject()
         let objectStart = keys.count
         skipSpace()
@@ -275,11 +256,17 @@ struct JSONReader {
         }
         keys.removeLast(keys.count - objectStart)
         depth -= 1
+        if placeholder {
+            build = true
+            return .object(JSONObject())
+        }
         return build ? .object(object) : .null
     }
 
     private mutating func array() throws(JSONError) -> JSON {
         try enter()
+        let placeholder = build && shallow
+        if placeholder { build = false }
         var items: [JSON] = []
         var integers: [Int64] = []
         var allIntegers = true
@@ -305,6 +292,10 @@ struct JSONReader {
             }
         }
         depth -= 1
+        if placeholder {
+            build = true
+            return .array([])
+        }
         return build ? (allIntegers ? .integers(integers) : .array(items)) : .null
     }
 

@@ -88,4 +88,33 @@ struct JSONReaderTests {
             (error as? AuditError)?.message == "line: invalid JSON at byte 2: invalid UTF-8"
         }
     }
+
+    @Test("a shallow read checks nested values by every rule but keeps only their kind and their text")
+    func shallowRead() throws {
+        func shallow(_ text: String) throws(JSONError) -> JSONDocument {
+            var bytes = Array(text.utf8)
+            let result: Result<JSONDocument, JSONError> = bytes.withUnsafeMutableBufferPointer { buffer in
+                Result { () throws(JSONError) in try JSONReader.readObject(UnsafeBufferPointer(buffer), limits: .eventLine, shallow: true) }
+            }
+            return try result.get()
+        }
+        let text = #"{"actor":"a","details":{"k":[1,{"x":"y"}],"n":2},"list":[1,2]}"#
+        let document = try shallow(text)
+        if case .string(let actor)? = document.members["actor"] { #expect(actor == "a") } else { Issue.record("actor is not a string") }
+        guard case .object(let details)? = document.members["details"] else {
+            Issue.record("details is not an object: \(String(describing: document.members["details"]))")
+            return
+        }
+        #expect(details.storage.isEmpty)
+        #expect(document.members["list"]?.elements?.isEmpty == true)
+        let range = try #require(document.valueRanges[JSONObject.Key("details")])
+        #expect(String(decoding: Array(text.utf8)[range], as: UTF8.self) == #"{"k":[1,{"x":"y"}],"n":2}"#)
+        // Nested problems are still found, at the same byte as a full read finds them.
+        for bad in [#"{"details":{"a":1,"a":2}}"#, #"{"details":{"a":[1,01]}}"#, #"{"details":{"a":"\ud800"}}"#] {
+            var full: JSONError?, partial: JSONError?
+            do { _ = try read(bad, .eventLine) } catch let error as JSONError { full = error }
+            do throws(JSONError) { _ = try shallow(bad) } catch { partial = error }
+            #expect(full != nil && full?.description == partial?.description, "\(bad): \(String(describing: full)) vs \(String(describing: partial))")
+        }
+    }
 }
