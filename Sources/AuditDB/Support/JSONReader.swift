@@ -33,6 +33,9 @@ struct JSONReader {
     /// a small `details` costs a few allocations, not dozens.
     private var keys: [KeyRef] = []
     private var decodedKeys: [UInt8] = []
+    /// For ``valueRanges(of:in:limits:)``: the member paths looked for, the path being read (nil
+    /// for an array element), the ranges found by target index.
+    private var targets: [[JSONObject.Key]] = [], path: [JSONObject.Key?] = [], found: [Int: (range: Range<Int>, value: JSON)] = [:]
 
     private struct KeyRef {
         let hash: UInt64
@@ -63,6 +66,29 @@ struct JSONReader {
         var reader = JSONReader(bytes, limits: limits, build: false)
         try reader.checkEncoding(validUTF8: validUTF8)
         _ = try reader.topLevelObject()
+    }
+
+    /// Where the value of each member path lies, and the value (object keys from the top, e.g.
+    /// `["user", "email"]`), by index into `paths`; a path that is absent, or runs through an array or a
+    /// non-object, has no range. The document is read strictly, as ``readObject(_:limits:validUTF8:)`` does.
+    static func valueRanges(of paths: [[String]], in bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits)
+        throws(JSONError) -> [Int: (range: Range<Int>, value: JSON)]
+    {
+        var reader = JSONReader(bytes, limits: limits, build: true)
+        reader.targets = paths.map { $0.map(JSONObject.Key.init) }
+        try reader.checkEncoding(validUTF8: true)
+        _ = try reader.topLevelObject()
+        return reader.found
+    }
+
+    /// Steps into a member (`key`) or an array element (nil), and out of it noting its value's range.
+    private mutating func enterPath(_ key: String?) { if !targets.isEmpty { path.append(key.map(JSONObject.Key.init)) } }
+    private mutating func leavePath(valueFrom start: Int, _ value: JSON) {
+        guard !targets.isEmpty else { return }
+        for (n, target) in targets.enumerated() where target.count == path.count && zip(target, path).allSatisfy({ $0 == $1 }) {
+            found[n] = (start..<i, value)
+        }
+        path.removeLast()
     }
 
     /// ``readObject(_:limits:validUTF8:)`` over an array.
@@ -116,7 +142,9 @@ struct JSONReader {
                 member = key
                 skipSpace()
                 let start = i
+                enterPath(key)
                 let value = try value()
+                leavePath(valueFrom: start, value)
                 if build, let key {
                     let exact = JSONObject.Key(key)
                     ranges[exact] = start..<i
@@ -255,7 +283,11 @@ struct JSONReader {
             while true {
                 let key = try key(objectStart: objectStart)
                 try colon()
+                skipSpace()
+                let start = i
+                enterPath(key)
                 let value = try value()
+                leavePath(valueFrom: start, value)
                 if build, let key { object.storage[JSONObject.Key(key)] = value }
                 if try endOfContainer(close: UInt8(ascii: "}")) { break }
             }
@@ -275,7 +307,11 @@ struct JSONReader {
             i += 1
         } else {
             while true {
+                skipSpace()
+                let start = i
+                enterPath(nil)
                 let item = try value()
+                leavePath(valueFrom: start, item)
                 if build {
                     if allIntegers, case .int(let v) = item {
                         integers.append(v)
