@@ -93,6 +93,8 @@ public struct ExportSummary: Sendable {
     /// True when `limit` cut the export short: more rows up to the checkpoint match the filter
     /// given; export them with a seq range starting after ``filter``'s.
     public let isLimited: Bool
+    /// The seq of the access entry that records the export in the log (FORMAT.md section 23.4).
+    public let accessSeq: Int64
 }
 
 extension AuditStore {
@@ -119,6 +121,10 @@ extension AuditStore {
     ///     at the last exported seq, so the statement attests exactly what the bundle covers:
     ///     every match in that narrower range. ``ExportSummary/isLimited`` says whether more match.
     ///   - progress: Told how many rows up to the checkpoint are verified (``VerificationProgress``).
+    ///   - accessBy: Who takes the export: the actor of the access entry it leaves in the log
+    ///     (`"auditdb"` if nil; checked before anything is read). The entry names the filter's
+    ///     conditions and hashes, never its values (``ExportSummary/accessSeq``); if it cannot be
+    ///     written, the bundle is removed.
     /// - Throws: ``AuditError`` `invalidInput` (no checkpoint yet, the directory exists, a value
     ///   that is not UTF-8, a signer without the checkpoint's key), `integrityViolation` (the
     ///   store does not verify up to the checkpoint), storage errors.
@@ -126,8 +132,11 @@ extension AuditStore {
     @discardableResult
     public func export(to directory: String, filter: ExportFilter = ExportFilter(),
                        redact: Set<WithholdableField> = [], signer: CheckpointSigner? = nil, limit: Int? = nil,
-                       progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws -> ExportSummary
+                       progress: (@Sendable (VerificationProgress) -> Void)? = nil, accessBy: String? = nil,
+                       masking: MaskingPolicy = .none) async throws -> ExportSummary
     {
+        let redact = redact.union(masking.fields)  // a masked field is withheld; its rendering rides along unproven (17.5)
+        if let accessBy { try Self.checkRequester(accessBy, field: "accessBy") }
         if let limit, limit < 1 {
             throw AuditError(.invalidInput, "the limit must be at least 1 (got \(limit))", field: "limit")
         }
@@ -204,7 +213,7 @@ extension AuditStore {
             // Pass 2: read the matching rows again and stream them with their proofs; each row's
             // leaf must equal the one verified in pass 1, so nothing unverified is written.
             try await Self.writeEntries(pool, seqs: seqs, levels: levels, storeID: storeID, keys: keys, redact: redact,
-                                        to: directory + "/" + ExportBundle.entriesFile)
+                                        masking: masking, to: directory + "/" + ExportBundle.entriesFile)
             if let statement {
                 try SecretFile.write(Array((statement.json + "\n").utf8), to: directory + "/" + ExportStatement.file,
                                      mode: ExportBundle.fileMode, replacing: false, what: "export file")
@@ -214,13 +223,24 @@ extension AuditStore {
             throw AuditError.from(error, while: "write the export bundle \(directory)")
         }
         let after = try await lastSeq() - cp.seq
+        var details = Self.accessDetails(filter: filter, redact: redact, masking: masking, entries: seqs.count)
+        details["checkpointSeq"] = .int(cp.seq)
+        details["manifestSha256"] = .string(Hex.encode(ExportStatement.sha256(Array(manifest.utf8))))
+        details["statement"] = .bool(statement != nil)
+        let access: Int64
+        do {
+            access = try await recordAccess(kind: "export", by: accessBy, details: details)
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)  // no export without its access entry; the error says why
+            throw error
+        }
         return ExportSummary(path: directory, checkpoint: cp, entryCount: seqs.count, rowsAfterCheckpoint: after, statement: statement,
-                             filter: filter, isLimited: isLimited)
+                             filter: filter, isLimited: isLimited, accessSeq: access)
     }
 
     /// Streams the entry lines of `seqs` (ascending) to `path` in chunks of about 1 MiB.
     private static func writeEntries(_ reader: any DatabaseReader, seqs: [Int64], levels: MerkleTree.Levels, storeID: StoreID,
-                                     keys: KeyRing, redact: Set<WithholdableField>, to path: String) async throws
+                                     keys: KeyRing, redact: Set<WithholdableField>, masking: MaskingPolicy, to path: String) async throws
     {
         let created = Platform.createEmpty(path, mode: ExportBundle.fileMode)
         guard created == 0 else {
@@ -240,7 +260,7 @@ extension AuditStore {
                 guard leaf == levels.leaf(Int(seq - 1)) else {
                     throw AuditError(.integrityViolation, "row \(seq) changed while it was being exported; nothing was exported. Run `auditdb verify`.")
                 }
-                var line = try entryJSON(view, storeID: storeID, keys: keys, redact: redact, leaf: leaf)
+                var line = try entryJSON(view, storeID: storeID, keys: keys, redact: redact, masking: masking, leaf: leaf)
                 line += ",\"proof\":[" + levels.proof(index: Int(seq - 1)).map { "\"\(Hex.encode($0))\"" }.joined(separator: ",") + "]}\n"
                 // The bounds a verifier enforces (FORMAT.md 17.4): never write what would not verify.
                 guard line.utf8.count - 1 <= ExportBundle.maximumEntryLineBytes else {
@@ -288,7 +308,7 @@ extension AuditStore {
 
     /// One entry as JSON, up to (not including) its proof and closing brace.
     private static func entryJSON(_ view: RowView, storeID: StoreID, keys: KeyRing,
-                                  redact: Set<WithholdableField>, leaf: [UInt8]) throws(AuditError) -> String
+                                  redact: Set<WithholdableField>, masking: MaskingPolicy, leaf: [UInt8]) throws(AuditError) -> String
     {
         var row = view.row
         let seq = row.seq
@@ -319,7 +339,8 @@ extension AuditStore {
                 // Erased (FORMAT.md section 21): only the commitment is left, whatever the redaction set.
                 out += ",\"\(field.rawValue)\":{\"erased\":true,\"commitment\":\"\(Hex.encode(commitment))\"}"
             } else if redact.contains(field) {
-                out += ",\"\(field.rawValue)\":{\"withheld\":true,\"commitment\":\"\(Hex.encode(commitment))\"}"
+                out += ",\"\(field.rawValue)\":{\"withheld\":true,\"commitment\":\"\(Hex.encode(commitment))\""
+                    + (try maskedDisplay(field, value, masking, seq: seq)) + "}"
             } else if value.len < 0 {
                 out += ",\"\(field.rawValue)\":{\"value\":null,\"commitment\":\"\(Hex.encode(commitment))\"}"
             } else {
