@@ -32,7 +32,7 @@ struct ExportCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let limit, !(1...1_000_000).contains(limit) { throw ValidationError("--limit must be from 1 to 1000000") }
-        if let by { try AuditStore.checkRequester(by) }
+        if let by { try Self.checkBy(by) }
     }
 
     func run() async throws {
@@ -76,7 +76,7 @@ struct ExportCommand: AsyncParsableCommand {
         if !policy.isEmpty {
             Output.line("masked: \(policy.rules.map(\.description).joined(separator: ", ")) (withheld in the proof; the masked renderings are shown unproven)")
         }
-        Output.line("recorded in the log as access entry \(summary.accessSeq)")
+        if let access = summary.accessSeq { Output.line("recorded in the log as access entry \(access)") }
         if summary.rowsAfterCheckpoint > 0 {
             Output.line("note: \(summary.rowsAfterCheckpoint) row(s) after seq \(summary.checkpoint.seq) are not covered by a checkpoint and were not exported; run `auditdb checkpoint` first to include them")
         }

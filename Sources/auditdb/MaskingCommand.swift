@@ -61,7 +61,7 @@ struct Masking: AsyncParsableCommand {
         var by: String?
 
         func validate() throws {
-            guard rules.isEmpty != none else { throw ValidationError("give --rule (one or more), or --none to mask nothing") }
+            guard rules.isEmpty == none else { throw ValidationError("give --rule (one or more), or --none to mask nothing") }
         }
 
         func run() async throws {
@@ -94,6 +94,17 @@ struct Masking: AsyncParsableCommand {
             Output.line("set at seq \(seq), \(masking.setAt?.iso8601 ?? "-")\(by)\(why)")
             if masking.rules.isEmpty { Output.line("no masking rules: outputs show every value") }
             for rule in masking.rules { Output.line(OutputEscaping.escapeForTerminal(rule.description)) }
+        }
+    }
+}
+
+extension ParsableCommand {
+    /// Checks `--by` (an access entry's actor) while the arguments are validated, before any work.
+    static func checkBy(_ name: String) throws {
+        do {
+            try AuditStore.checkRequester(name)
+        } catch {
+            throw ValidationError(error.message)
         }
     }
 }

@@ -28,7 +28,7 @@ struct Query: AsyncParsableCommand {
 
     func validate() throws {
         guard recordAccess == (by != nil) else { throw ValidationError("--record-access and --by go together: --record-access --by WHO") }
-        if let by { try AuditStore.checkRequester(by) }
+        if let by { try Self.checkBy(by) }
     }
 
     func query() throws -> EntryQuery {

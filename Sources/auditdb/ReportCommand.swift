@@ -28,7 +28,7 @@ struct ReportCommand: AsyncParsableCommand {
     var by: String?
 
     func validate() throws {
-        if let by { try AuditStore.checkRequester(by) }  // before the report is made, not when its access entry is written
+        if let by { try Self.checkBy(by) }  // before the report is made, not when its access entry is written
     }
 
     func run() async throws {

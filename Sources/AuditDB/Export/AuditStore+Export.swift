@@ -93,8 +93,9 @@ public struct ExportSummary: Sendable {
     /// True when `limit` cut the export short: more rows up to the checkpoint match the filter
     /// given; export them with a seq range starting after ``filter``'s.
     public let isLimited: Bool
-    /// The seq of the access entry that records the export in the log (FORMAT.md section 23.4).
-    public let accessSeq: Int64
+    /// The seq of the access entry that records the export in the log (FORMAT.md section 23.4);
+    /// nil only for a retention archive, which its expiry entry records.
+    public let accessSeq: Int64?
 }
 
 extension AuditStore {
@@ -134,6 +135,16 @@ extension AuditStore {
                        redact: Set<WithholdableField> = [], signer: CheckpointSigner? = nil, limit: Int? = nil,
                        progress: (@Sendable (VerificationProgress) -> Void)? = nil, accessBy: String? = nil,
                        masking: MaskingPolicy = .none) async throws -> ExportSummary
+    {
+        try await export(to: directory, filter: filter, redact: redact, signer: signer, limit: limit, progress: progress,
+                         accessBy: accessBy, masking: masking, recordingAccess: true)
+    }
+
+    /// ``export(to:filter:redact:signer:limit:progress:accessBy:masking:)``; without an access
+    /// entry only for a retention archive, which its signed expiry entry records (FORMAT.md 20.3).
+    func export(to directory: String, filter: ExportFilter, redact: Set<WithholdableField>, signer: CheckpointSigner?, limit: Int?,
+                progress: (@Sendable (VerificationProgress) -> Void)?, accessBy: String?, masking: MaskingPolicy,
+                recordingAccess: Bool) async throws -> ExportSummary
     {
         let redact = redact.union(masking.fields)  // a masked field is withheld; its rendering rides along unproven (17.5)
         if let accessBy { try Self.checkRequester(accessBy, field: "accessBy") }
@@ -227,9 +238,9 @@ extension AuditStore {
         details["checkpointSeq"] = .int(cp.seq)
         details["manifestSha256"] = .string(Hex.encode(ExportStatement.sha256(Array(manifest.utf8))))
         details["statement"] = .bool(statement != nil)
-        let access: Int64
+        var access: Int64?
         do {
-            access = try await recordAccess(kind: "export", by: accessBy, details: details)
+            if recordingAccess { access = try await recordAccess(kind: "export", by: accessBy, details: details) }
         } catch {
             try? FileManager.default.removeItem(atPath: directory)  // no export without its access entry; the error says why
             throw error

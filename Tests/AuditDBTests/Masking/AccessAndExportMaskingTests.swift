@@ -94,7 +94,7 @@ struct AccessAndExportMaskingTests {
         #expect(manifest.contains(#""redacted":["actor","details"]"#))
         let verified = try await ExportBundle.verify(at: dir.path("m"), publicKeys: signer.publicKeys, requireStatement: true)
         #expect(verified.isValid && verified.entriesVerified == 3, "\(verified)")
-        let access = try await store.entries(EntryQuery(seqs: summary.accessSeq...summary.accessSeq)).first!
+        let access = try await store.entries(EntryQuery(seqs: summary.accessSeq!...summary.accessSeq!)).first!
         #expect(access.detailsJSON?.contains(#""masked":["actor=partial","details.email=partial"]"#) == true)
 
         // The rendering is not proven: changing it still verifies; changing what is proven does not.
