@@ -146,7 +146,10 @@ extension AuditStore {
                 progress: (@Sendable (VerificationProgress) -> Void)?, accessBy: String?, masking: MaskingPolicy,
                 recordingAccess: Bool) async throws -> ExportSummary
     {
-        let redact = redact.union(masking.fields)  // a masked field is withheld; its rendering rides along unproven (17.5)
+        // A masked field is withheld, its rendering carried unproven (17.5); none for a field
+        // the caller asked to withhold whole, which --redact promises to show nothing of.
+        let displayed = masking.removing(redact)
+        let redact = redact.union(masking.fields)
         if let accessBy { try Self.checkRequester(accessBy, field: "accessBy") }
         if let limit, limit < 1 {
             throw AuditError(.invalidInput, "the limit must be at least 1 (got \(limit))", field: "limit")
@@ -224,7 +227,7 @@ extension AuditStore {
             // Pass 2: read the matching rows again and stream them with their proofs; each row's
             // leaf must equal the one verified in pass 1, so nothing unverified is written.
             try await Self.writeEntries(pool, seqs: seqs, levels: levels, storeID: storeID, keys: keys, redact: redact,
-                                        masking: masking, to: directory + "/" + ExportBundle.entriesFile)
+                                        masking: displayed, to: directory + "/" + ExportBundle.entriesFile)
             if let statement {
                 try SecretFile.write(Array((statement.json + "\n").utf8), to: directory + "/" + ExportStatement.file,
                                      mode: ExportBundle.fileMode, replacing: false, what: "export file")

@@ -110,6 +110,12 @@ public struct MaskingPolicy: Sendable {
     /// The fields an export withholds for this policy: each field a rule names (docs/FORMAT.md 17.5).
     var fields: Set<WithholdableField> { Set(rules.map(\.path.field)) }
 
+    /// The same policy without the rules of `fields` (an export shows no masked rendering of a
+    /// field it was asked to withhold whole).
+    func removing(_ fields: Set<WithholdableField>) -> MaskingPolicy {
+        MaskingPolicy(sorted: rules.filter { !fields.contains($0.path.field) }, key: key)
+    }
+
     /// What an export shows next to a withheld field (docs/FORMAT.md 17.5), unproven: the rules
     /// that apply to `field` and the masked rendering of its `value`; nil if no rule names it.
     func exportDisplay(_ field: WithholdableField, value: String) -> (rules: [MaskRule], shown: String)? {

@@ -115,6 +115,22 @@ struct AccessAndExportMaskingTests {
         try await store.close()
     }
 
+    @Test("a field given to redact is withheld whole: no masked rendering of it, whatever the masking rules")
+    func redactWinsOverMaskedRendering() async throws {
+        let signer = try testSigner()
+        let store = try await storeWithCheckpoint(signer)
+        let policy = try MaskingPolicy(rules: [MaskRule(parsing: "details.email=partial"), MaskRule(parsing: "source=partial")])
+        _ = try await store.export(to: dir.path("r"), filter: ExportFilter(seqs: 1...1), redact: [.details], signer: signer, masking: policy)
+        let line = try String(contentsOfFile: dir.path("r/entries.jsonl"), encoding: .utf8)
+        // details: the commitment and nothing after it; source: withheld with its rendering.
+        let details = try #require(line.components(separatedBy: #""details":{"withheld":true,"commitment":""#).last)
+        #expect(details.dropFirst(64).hasPrefix(#""},"#))
+        #expect(line.contains(#""source":{"withheld":true,"commitment":""#) && line.contains(#""shown":"2***1","proven":false}"#))
+        #expect(!line.contains(#""rules":["details"#))
+        #expect(try await ExportBundle.verify(at: dir.path("r"), publicKeys: signer.publicKeys, requireStatement: true).isValid)
+        try await store.close()
+    }
+
     func publicKeyFile(_ signer: CheckpointSigner) throws -> String {
         let path = dir.path("ckpt.pub")
         try signer.publicKeys.write(to: path)
