@@ -21,7 +21,7 @@ struct AuditDBCommand: AsyncParsableCommand {
             """,
         subcommands: [Init.self, Append.self, Query.self, Tail.self, Verify.self, Scan.self, Status.self, Keys.self, Migrate.self,
                       CheckpointKeyCommand.self, CheckpointCommand.self, ExportCommand.self, VerifyExportCommand.self,
-                      RepairIndexes.self, Hold.self, Retain.self, Erase.self, Compact.self, ReportCommand.self,
+                      RepairIndexes.self, Hold.self, Retain.self, Erase.self, Masking.self, Compact.self, ReportCommand.self,
                       VerifyReportCommand.self]
     )
 

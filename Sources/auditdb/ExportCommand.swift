@@ -10,7 +10,8 @@ struct ExportCommand: AsyncParsableCommand {
             The bundle (a new directory) holds the matching entries as JSONL, the store's latest checkpoint and one
             multiproof of all entries (docs/FORMAT.md 17.5). Rows after the latest checkpoint are not included: run `auditdb checkpoint`
             first. --redact withholds fields: only their commitments are written, and the bundle still verifies.
-            --signing-key (the checkpoint signing key file) adds a signed statement.json attesting that the bundle
+            --mask (and the store's masking rules) withholds the masked fields too, and writes each masked rendering next
+            to its commitment, marked as not proven (docs/masking.md). --signing-key (the checkpoint signing key file) adds a signed statement.json attesting that the bundle
             holds every row up to the checkpoint that matches the filters; without it a verifier can check each
             entry but not that none was left out. Verify it with `auditdb verify-export DIR --public-key FILE` (no store, no HMAC key needed).
             """)
@@ -25,9 +26,13 @@ struct ExportCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("At most this many entries (1-1000000), the first in seq order; the bundle's filter then ends at the last one exported (--to-seq), and the statement attests exactly that range.", valueName: "n"))
     var limit: Int?
     @Flag(help: "No progress on standard error.") var quiet = false
+    @OptionGroup var masks: MaskOptions
+    @Option(help: ArgumentHelp("Who takes the export: the actor of the access entry it leaves in the log (default: auditdb).", valueName: "name"))
+    var by: String?
 
     func validate() throws {
         if let limit, !(1...1_000_000).contains(limit) { throw ValidationError("--limit must be from 1 to 1000000") }
+        if let by { try Self.checkBy(by) }
     }
 
     func run() async throws {
@@ -39,14 +44,18 @@ struct ExportCommand: AsyncParsableCommand {
             }
             fields.insert(field)
         }
+        let extraMasks = try masks.rules()
         let signer = try signingKey.map { path throws(AuditError) in try CheckpointSigner.load(path: path) }
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
                                               configuration: try global.configuration())
         let summary: ExportSummary
         let display = Progress("export", unit: "rows verified", quiet: quiet)
+        let policy: MaskingPolicy
         do {
+            policy = try await masks.policy(for: store, extra: extraMasks)
             summary = try await store.export(to: out, filter: filter, redact: fields, signer: signer, limit: limit,
-                                             progress: { display.update($0.rowsChecked, total: $0.totalRows) })
+                                             progress: { display.update($0.rowsChecked, total: $0.totalRows) }, accessBy: by,
+                                             masking: policy)
             display.finish()
             try await store.close()
         } catch {
@@ -64,6 +73,10 @@ struct ExportCommand: AsyncParsableCommand {
         } else {
             Output.line("note: no --signing-key, so no signed statement: a verifier can check each entry, but not that the export is complete")
         }
+        if !policy.isEmpty {
+            Output.line("masked: \(policy.rules.map(\.description).joined(separator: ", ")) (withheld in the proof; the masked renderings are shown unproven)")
+        }
+        if let access = summary.accessSeq { Output.line("recorded in the log as access entry \(access)") }
         if summary.rowsAfterCheckpoint > 0 {
             Output.line("note: \(summary.rowsAfterCheckpoint) row(s) after seq \(summary.checkpoint.seq) are not covered by a checkpoint and were not exported; run `auditdb checkpoint` first to include them")
         }

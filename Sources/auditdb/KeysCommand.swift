@@ -34,7 +34,8 @@ struct Keys: AsyncParsableCommand {
 
     struct Rotate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add a new key version to the key file; it signs from now on. No row is rewritten.")
+            abstract: "Add a new key version to the key file; it signs from now on. No row is rewritten.",
+            discussion: "The first row the new version signs in a store is a signed rotation entry (action auditdb.key.rotated) naming the version; with a store (--store or AUDITDB_STORE) it is written now.")
         @OptionGroup var global: GlobalOptions
 
         func run() async throws {
@@ -44,6 +45,15 @@ struct Keys: AsyncParsableCommand {
             let ring = try KeyFile(path: path).load().rotated()
             try KeyFile.write(ring, to: path, replacing: true)
             Output.line("added key version \(ring.signingKey.version) to \(path); it signs new rows from now on")
+            guard let store = global.store ?? global.environment["AUDITDB_STORE"], !store.isEmpty else { return }
+            let opened = try await AuditStore.open(at: store, keys: ring, configuration: try global.configuration())
+            let recorded = await Result { try await opened.recordKeyRotation() }
+            try await opened.close()
+            if let seq = try recorded.get() {
+                Output.line("recorded the rotation in \(store) as entry \(seq)")
+            } else {
+                Output.line("\(store) has no rows signed by another version: no rotation entry is due")
+            }
         }
     }
 

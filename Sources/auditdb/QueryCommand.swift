@@ -20,6 +20,16 @@ struct Query: AsyncParsableCommand {
     @Flag(name: .customLong("include-unverified"), help: "Show rows that fail verification, marked UNVERIFIED, instead of stopping (exit status 1).")
     var includeUnverified = false
     @Option(help: "table | json | jsonl") var format: Format = .table
+    @OptionGroup var masks: MaskOptions
+    @Flag(name: .customLong("record-access"), help: "Record this query in the log as an access entry (needs --by).")
+    var recordAccess = false
+    @Option(help: ArgumentHelp("With --record-access: who reads, the access entry's actor.", valueName: "name"))
+    var by: String?
+
+    func validate() throws {
+        guard recordAccess == (by != nil) else { throw ValidationError("--record-access and --by go together: --record-access --by WHO") }
+        if let by { try Self.checkBy(by) }
+    }
 
     func query() throws -> EntryQuery {
         var query = try filters.filter().entryQuery()
@@ -39,32 +49,46 @@ struct Query: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let filter = try filters.filter()
         let query = try query()
+        let extraMasks = try masks.rules()
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
                                               configuration: try global.configuration())
-        let result = await Result {
+        var printed = 0
+        var policy = MaskingPolicy.none
+        let result = await Result { () async throws -> Int in
+            policy = try await masks.policy(for: store, extra: extraMasks)
+            let reader = store.masked(by: policy)
             if all {
-                var count = 0
                 var unverified = 0
                 if format == .json { Output.line("{\"entries\":[") }
                 if format == .table { Output.line(TableFormat.header.joined(separator: "  ")) }
-                for try await entry in store.stream(query) {
+                for try await entry in reader.stream(query) {
                     if !entry.isVerified { unverified += 1 }
                     switch format {
                     case .table: Output.line(TableFormat.row(entry))
-                    case .json: Output.line((count == 0 ? "" : ",") + EntryJSON.encode(entry))
+                    case .json: Output.line((printed == 0 ? "" : ",") + EntryJSON.encode(entry))
                     case .jsonl: Output.line(EntryJSON.encode(entry))
                     }
-                    count += 1
+                    printed += 1
                 }
                 if format == .json { Output.line("],\"nextCursor\":null}") }
                 return unverified
             }
-            let page = try await store.page(query)
+            let page = try await reader.page(query)
             print(page)
+            printed = page.entries.count
             return page.entries.filter { !$0.isVerified }.count
         }
+        // What was printed was read, also when a row failed verification after it.
+        var succeeded = false
+        if case .success = result { succeeded = true }
+        let recorded = await Result { () async throws -> Int64? in
+            guard recordAccess, let by, printed > 0 || succeeded else { return nil }
+            return try await store.recordQueryAccess(filter: filter, masking: policy, entries: printed, by: by)
+        }
         try await store.close()
+        if let seq = try recorded.get() { Output.notice("recorded in the log as access entry \(seq)") }
         if try result.get() > 0 { throw ExitCode(ExitStatus.violation) }
     }
 
@@ -98,11 +122,17 @@ enum TableFormat {
     static let header = ["seq", "recorded_at", "tenant", "actor", "action", "resource", "outcome", "severity", "details"]
 
     static func cells(_ e: AuditEntry) -> [String] {
-        // An erased field shows as <erased> (FORMAT.md section 21), never as "-" (absent) or an empty cell.
-        [(e.isVerified ? "" : "UNVERIFIED ") + String(e.seq), e.recordedAt.iso8601, e.tenant ?? "-",
-         e.isErased(.actor) ? erased : e.actor ?? "(withheld)", e.action,
-         [e.resourceType, e.resourceId].compactMap { $0 }.joined(separator: ":"), e.outcome.rawValue,
-         e.severity.rawValue, e.isErased(.details) ? erased : e.detailsJSON ?? "-"].map(OutputEscaping.escapeForTerminal)
+        // An erased field shows as <erased> (FORMAT.md section 21), a masked one as <masked:SHOWN>
+        // (docs/masking.md), never as "-" (absent) or an empty cell.
+        func field(_ f: WithholdableField, _ value: String?, absent: String) -> String {
+            if e.isErased(f) { return erased }
+            if let mask = e.mask(of: f) { return "<masked:\(mask.shown)>" }
+            return value ?? absent
+        }
+        return [(e.isVerified ? "" : "UNVERIFIED ") + String(e.seq), e.recordedAt.iso8601, e.tenant ?? "-",
+                field(.actor, e.actor, absent: "(withheld)"), e.action,
+                [e.resourceType, e.resourceId].compactMap { $0 }.joined(separator: ":"), e.outcome.rawValue,
+                e.severity.rawValue, field(.details, e.detailsJSON, absent: "-")].map(OutputEscaping.escapeForTerminal)
     }
 
     static func row(_ e: AuditEntry) -> String { cells(e).joined(separator: "  ") }
@@ -122,14 +152,20 @@ enum EntryJSON {
         }
         // An erased field is {"erased":true} (FORMAT.md section 21): neither null (absent) nor a string.
         let erased = "{\"erased\":true}"
-        func field(_ f: WithholdableField, _ s: String?) -> String { e.isErased(f) ? erased : q(s) }
+        // A masked field is {"masked":METHOD,"value":SHOWN}, and "masked" lists every masked path
+        // (docs/masking.md): only that list tells a masked member of details from a real object.
+        func masked(_ f: WithholdableField) -> String? {
+            e.mask(of: f).map { "{\"masked\":\"\($0.method.rawValue)\",\"value\":\(q($0.shown))}" }
+        }
+        func field(_ f: WithholdableField, _ s: String?) -> String { e.isErased(f) ? erased : masked(f) ?? q(s) }
         // detailsJSON was validated as a JSON object when appended and verified when read.
-        let details = e.isErased(.details) ? erased : e.detailsJSON.map(OutputEscaping.jsonSafe) ?? "null"
+        let details = e.isErased(.details) ? erased : masked(.details) ?? e.detailsJSON.map(OutputEscaping.jsonSafe) ?? "null"
+        let maskList = e.masked.isEmpty ? "" : ",\"masked\":[" + e.masked.map { q($0.path.description) }.joined(separator: ",") + "]"
         return "{\"seq\":\(e.seq),\"recordedAt\":\"\(e.recordedAt.iso8601)\",\"occurredAt\":\(q(e.occurredAt?.iso8601)),"
             + "\"tenant\":\(q(e.tenant)),\"actor\":\(field(.actor, e.actor)),\"action\":\(q(e.action)),"
             + "\"resourceType\":\(q(e.resourceType)),\"resourceId\":\(q(e.resourceId)),"
             + "\"outcome\":\"\(e.outcome.rawValue)\",\"severity\":\"\(e.severity.rawValue)\","
-            + "\"correlationId\":\(q(e.correlationId)),\"source\":\(field(.source, e.source)),\"details\":\(details),"
+            + "\"correlationId\":\(q(e.correlationId)),\"source\":\(field(.source, e.source)),\"details\":\(details)\(maskList),"
             + "\"origin\":\(origin),\"keyVersion\":\(e.keyVersion)"
             + (e.finding.map { ",\"verified\":false,\"finding\":\(OutputEscaping.jsonQuoted($0.description))" } ?? "") + "}"
     }

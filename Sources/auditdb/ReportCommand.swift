@@ -27,6 +27,10 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Who asks for the report: the actor of the access entry it leaves in the log.", valueName: "name"))
     var by: String?
 
+    func validate() throws {
+        if let by { try Self.checkBy(by) }  // before the report is made, not when its access entry is written
+    }
+
     func run() async throws {
         let limit = try RetentionPolicy.Limit(parsing: keyMaxAge, field: "--key-max-age")
         var options = ComplianceReportOptions(anchorPaths: anchor, requestedBy: by)

@@ -33,6 +33,7 @@ struct Tail: AsyncParsableCommand {
     @Option(name: .customLong("poll-interval"), help: ArgumentHelp("With --follow: seconds between looks once caught up (0.05-3600).", valueName: "seconds"))
     var pollInterval = 1.0
     @Option(help: "jsonl | table") var format: Format = .jsonl
+    @OptionGroup var masks: MaskOptions
 
     func validate() throws {
         if after != nil && cursorFile != nil { throw ValidationError("give --after or --cursor-file, not both") }
@@ -42,14 +43,15 @@ struct Tail: AsyncParsableCommand {
 
     func run() async throws {
         let query = try filters.filter().entryQuery()
+        let extraMasks = try masks.rules()
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
                                               configuration: try global.configuration())
-        let result = await Result { try await tail(store, query) }
+        let result = await Result { try await tail(store, query, policy: try await masks.policy(for: store, extra: extraMasks)) }
         try await store.close()
         try result.get()
     }
 
-    private func tail(_ store: AuditStore, _ query: EntryQuery) async throws {
+    private func tail(_ store: AuditStore, _ query: EntryQuery, policy: MaskingPolicy) async throws {
         let cursor = cursorFile.map { TailCursor(path: $0, storeID: store.storeID) }
         let start = try after ?? cursor?.load() ?? 0
         let stream = store.follow(after: start, matching: query, pollInterval: .milliseconds(Int64(pollInterval * 1000)),
@@ -66,7 +68,7 @@ struct Tail: AsyncParsableCommand {
                     // One write per page, then the cursor: both synchronous, so a stop (task
                     // cancellation) falls between pages, never between a page and its cursor.
                     var text = ""
-                    for entry in page {
+                    for entry in page.map(policy.apply) {
                         text += (format == .jsonl ? EntryJSON.encode(entry) : TableFormat.row(entry)) + "\n"
                     }
                     try Output.writeAll(text)

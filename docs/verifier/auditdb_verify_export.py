@@ -522,6 +522,32 @@ MAXIMUM_SIGNED_FILE_BYTES = 65_536
 FINDING_LIMIT = 1_000
 
 
+MASK_METHODS = {"partial", "hash"}
+
+
+def is_mask_rule_of(text, field: str) -> bool:
+    """Whether text is a masking rule PATH=METHOD of field (docs/masking.md): field, or
+    details.KEY[.KEY...] (non-empty keys, at most 31, no character output escapes, section 18.6)."""
+    if not isinstance(text, str) or "=" not in text:
+        return False
+    path, method = text.rsplit("=", 1)
+    parts = path.split(".")
+    if method not in MASK_METHODS or parts[0] != field or any(sj.needs_escape(ord(ch)) for ch in path):
+        return False
+    members = parts[1:]
+    return (not members or field == "details") and all(members) and len(members) <= 31
+
+
+def masked_problem(m, name: str) -> str | None:
+    """Section 17.6: a withheld field's masked rendering, unproven; only its shape is checked."""
+    if (not isinstance(m, dict) or set(m) != {"rules", "shown", "proven"} or m["proven"] is not False
+            or not isinstance(m["shown"], str) or not isinstance(m["rules"], list) or not 1 <= len(m["rules"]) <= 256):
+        return f"field {name} has a masked display that is not {{\"rules\":[…],\"shown\":…,\"proven\":false}}"
+    if not all(is_mask_rule_of(r, name) for r in m["rules"]):
+        return f"field {name} has a masked display whose rules are not rules of {name}"
+    return None
+
+
 def check_entry(e: dict, seq: int, cp: dict) -> tuple[str, str] | None:
     """Step 4 of section 17.2 for one entry read strictly; None if it verifies."""
     size, root, store_id = cp["seq"], bytes.fromhex(cp["merkleRoot"]), bytes.fromhex(cp["storeId"])
@@ -534,12 +560,16 @@ def check_entry(e: dict, seq: int, cp: dict) -> tuple[str, str] | None:
     for name, _ in FIELDS:
         f = e.get(name)
         if isinstance(f, dict):
-            allowed = ({"withheld", "commitment"} if f.get("withheld") is True
+            allowed = ({"withheld", "commitment", "masked"} if f.get("withheld") is True  # masked: section 17.6
                        else {"erased", "commitment"} if f.get("erased") is True  # section 21.5
                        else {"value", "nonce", "commitment"})
             extra = sorted(set(f) - allowed)
             if extra:
                 return malformed(f"field {name} has an unexpected key {sj.json_quoted(extra[0])}")
+            if "masked" in f:
+                problem = masked_problem(f["masked"], name)
+                if problem:
+                    return malformed(problem)
     if not 1 <= seq <= size:
         return "proof-invalid", f"entry seq {seq} is outside the checkpoint (seqs 1...{size})"
     ints = ["recordedAt", "outcome", "severity", "origin", "formatVersion", "keyVersion"]
@@ -1079,6 +1109,28 @@ def selftest() -> list[str]:
             e["details"]["commitment"] = ("0" if c[0] != "0" else "1") + c[1:]
             return [json.dumps(e, ensure_ascii=False), l[1]]
         check(tampered(edit_lines(flip_withheld)) == [("entry-changed", 2)], "an altered withheld commitment -> entry-changed")
+
+        # Section 17.6: a masked rendering rides along with a withheld field, unproven.
+        def masked(display, field="details"):
+            def run(l):
+                e = json.loads(l[0])
+                e[field]["masked"] = display
+                return [json.dumps(e, ensure_ascii=False), l[1]]
+            return run
+        good = {"rules": ["details.email=hash"], "shown": '{"email":{"masked":"hash","value":"hmac:00"}}', "proven": False}
+        check(tampered(edit_lines(masked(good))) == [], "a withheld field with a masked rendering verifies (17.6)")
+        check(tampered(edit_lines(masked(dict(good, shown="anything at all")))) == [],
+              "... and its rendering is not proven: any text verifies")
+        check(tampered(edit_lines(lambda l: flip_withheld(masked(good)(l)))) == [("entry-changed", 2)],
+              "a masked field's commitment altered -> entry-changed")
+        check(tampered(edit_lines(masked(dict(good, proven=True)))) == [("bundle-malformed", 2)],
+              "a masked rendering that claims to be proven -> bundle-malformed")
+        check(tampered(edit_lines(masked(dict(good, rules=["actor=partial"])))) == [("bundle-malformed", 2)],
+              "a masked rendering with another field's rules -> bundle-malformed")
+        check(tampered(edit_lines(masked(dict(good, extra=1)))) == [("bundle-malformed", 2)],
+              "a masked rendering with an unknown key -> bundle-malformed")
+        check(tampered(edit_lines(masked({"rules": ["actor=partial"], "shown": "a***e", "proven": False}, "actor"))) == [("bundle-malformed", 2)],
+              "a masked rendering next to a shown value -> bundle-malformed")
 
         def edit_checkpoint(b):
             cp = json.loads((b / "checkpoint.json").read_text())

@@ -1985,6 +1985,9 @@ def main() -> int:
         print("consistency proofs and anchors checked against each other (consistency.py, docs/test-vectors/consistency.json)")
         import consistency
         FAILURES.extend(consistency.selftest())
+        print("masking: partial masks and hash tokens (masking.py, docs/masking.md)")
+        import masking
+        FAILURES.extend(masking.selftest())
     if FAILURES:
         print(f"selftest: {len(FAILURES)} FAILURE(S)")
         return 1

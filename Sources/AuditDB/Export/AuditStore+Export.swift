@@ -93,6 +93,9 @@ public struct ExportSummary: Sendable {
     /// True when `limit` cut the export short: more rows up to the checkpoint match the filter
     /// given; export them with a seq range starting after ``filter``'s.
     public let isLimited: Bool
+    /// The seq of the access entry that records the export in the log (FORMAT.md section 23.4);
+    /// nil only for a retention archive, which its expiry entry records.
+    public let accessSeq: Int64?
 }
 
 extension AuditStore {
@@ -119,6 +122,10 @@ extension AuditStore {
     ///     at the last exported seq, so the statement attests exactly what the bundle covers:
     ///     every match in that narrower range. ``ExportSummary/isLimited`` says whether more match.
     ///   - progress: Told how many rows up to the checkpoint are verified (``VerificationProgress``).
+    ///   - accessBy: Who takes the export: the actor of the access entry it leaves in the log
+    ///     (`"auditdb"` if nil; checked before anything is read). The entry names the filter's
+    ///     conditions and hashes, never its values (``ExportSummary/accessSeq``); if it cannot be
+    ///     written, the bundle is removed.
     /// - Throws: ``AuditError`` `invalidInput` (no checkpoint yet, the directory exists, a value
     ///   that is not UTF-8, a signer without the checkpoint's key), `integrityViolation` (the
     ///   store does not verify up to the checkpoint), storage errors.
@@ -126,8 +133,24 @@ extension AuditStore {
     @discardableResult
     public func export(to directory: String, filter: ExportFilter = ExportFilter(),
                        redact: Set<WithholdableField> = [], signer: CheckpointSigner? = nil, limit: Int? = nil,
-                       progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws -> ExportSummary
+                       progress: (@Sendable (VerificationProgress) -> Void)? = nil, accessBy: String? = nil,
+                       masking: MaskingPolicy = .none) async throws -> ExportSummary
     {
+        try await export(to: directory, filter: filter, redact: redact, signer: signer, limit: limit, progress: progress,
+                         accessBy: accessBy, masking: masking, recordingAccess: true)
+    }
+
+    /// ``export(to:filter:redact:signer:limit:progress:accessBy:masking:)``; without an access
+    /// entry only for a retention archive, which its signed expiry entry records (FORMAT.md 20.3).
+    func export(to directory: String, filter: ExportFilter, redact: Set<WithholdableField>, signer: CheckpointSigner?, limit: Int?,
+                progress: (@Sendable (VerificationProgress) -> Void)?, accessBy: String?, masking: MaskingPolicy,
+                recordingAccess: Bool) async throws -> ExportSummary
+    {
+        // A masked field is withheld, its rendering carried unproven (17.6); none for a field
+        // the caller asked to withhold whole, which --redact promises to show nothing of.
+        let displayed = masking.removing(redact)
+        let redact = redact.union(masking.fields)
+        if let accessBy { try Self.checkRequester(accessBy, field: "accessBy") }
         if let limit, limit < 1 {
             throw AuditError(.invalidInput, "the limit must be at least 1 (got \(limit))", field: "limit")
         }
@@ -142,7 +165,8 @@ extension AuditStore {
             throw AuditError(.invalidInput, "\(directory) already exists; an export writes a new directory", field: "--out")
         }
         let storeID = self.storeID, keys = self.keys
-        let format = ExportBundle.writtenFormat
+        // The masked rendering exists in format v1 only (FORMAT.md 17.6): an export that shows one is v1.
+        let format = displayed.isEmpty ? ExportBundle.writtenFormat : .v1
         // Pass 1: verify every row up to the checkpoint, compute the tree, note the matching seqs.
         let scan: LeafScan.Leaves
         do {
@@ -205,7 +229,7 @@ extension AuditStore {
             // Pass 2: read the matching rows again and stream them with their proofs; each row's
             // leaf must equal the one verified in pass 1, so nothing unverified is written.
             try await Self.writeEntries(pool, seqs: seqs, levels: levels, storeID: storeID, keys: keys, redact: redact,
-                                        format: format, to: directory + "/" + ExportBundle.entriesFile)
+                                        format: format, masking: displayed, to: directory + "/" + ExportBundle.entriesFile)
             if format == .v2 {
                 // One multiproof for every entry (FORMAT.md 17.5), in place of v1's proof per entry.
                 try SecretFile.write(levels.multiproof(indices: seqs.map { $0 - 1 }), to: directory + "/" + ExportBundle.multiproofFile,
@@ -220,14 +244,25 @@ extension AuditStore {
             throw AuditError.from(error, while: "write the export bundle \(directory)")
         }
         let after = try await lastSeq() - cp.seq
+        var details = Self.accessDetails(filter: filter, redact: redact, masking: masking, entries: seqs.count)
+        details["checkpointSeq"] = .int(cp.seq)
+        details["manifestSha256"] = .string(Hex.encode(ExportStatement.sha256(Array(manifest.utf8))))
+        details["statement"] = .bool(statement != nil)
+        var access: Int64?
+        do {
+            if recordingAccess { access = try await recordAccess(kind: "export", by: accessBy, details: details) }
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)  // no export without its access entry; the error says why
+            throw error
+        }
         return ExportSummary(path: directory, checkpoint: cp, entryCount: seqs.count, rowsAfterCheckpoint: after, statement: statement,
-                             filter: filter, isLimited: isLimited)
+                             filter: filter, isLimited: isLimited, accessSeq: access)
     }
 
     /// Streams the entry lines of `seqs` (ascending) to `path` in chunks of about 1 MiB.
     private static func writeEntries(_ reader: any DatabaseReader, seqs: [Int64], levels: MerkleTree.Levels, storeID: StoreID,
                                      keys: KeyRing, redact: Set<WithholdableField>, format: ExportBundle.Format,
-                                     to path: String) async throws
+                                     masking: MaskingPolicy, to path: String) async throws
     {
         let created = Platform.createEmpty(path, mode: ExportBundle.fileMode)
         guard created == 0 else {
@@ -247,7 +282,7 @@ extension AuditStore {
                 guard leaf == levels.leaf(Int(seq - 1)) else {
                     throw AuditError(.integrityViolation, "row \(seq) changed while it was being exported; nothing was exported. Run `auditdb verify`.")
                 }
-                let (values, fields) = try exportedEntry(view, storeID: storeID, keys: keys, redact: redact)
+                let (values, fields) = try exportedEntry(view, storeID: storeID, keys: keys, redact: redact, masking: masking)
                 let line: String
                 switch format {
                 case .v1:
@@ -301,7 +336,8 @@ extension AuditStore {
     }
 
     /// A row's values and withholdable fields as an export shows them (every bundle format).
-    private static func exportedEntry(_ view: RowView, storeID: StoreID, keys: KeyRing, redact: Set<WithholdableField>)
+    private static func exportedEntry(_ view: RowView, storeID: StoreID, keys: KeyRing, redact: Set<WithholdableField>,
+                                      masking: MaskingPolicy)
         throws(AuditError) -> (ExportBundle.EntryValues, [ExportBundle.ExportedField])
     {
         var row = view.row
@@ -329,16 +365,18 @@ extension AuditStore {
             _ = adb_row_field_nonce(key.keyset, storeID.bytes, &row, field.id, &nonce)
             adb_row_field_commitment(key.keyset, storeID.bytes, &row, field.id, &commitment)
             let shape: ExportBundle.ExportedField.Shape
+            var masked = ""
             if erased & (1 << (field.id - 1)) != 0 {
                 shape = .erased  // FORMAT.md section 21: only the commitment is left, whatever the redaction set
             } else if redact.contains(field) {
                 shape = .withheld
+                masked = try maskedDisplay(field, value, masking, seq: seq)
             } else if value.len < 0 {
                 shape = .null
             } else {
                 shape = .shown(try text(value, field.rawValue) ?? "", nonce: nonce)
             }
-            fields.append(ExportBundle.ExportedField(shape: shape, commitment: commitment))
+            fields.append(ExportBundle.ExportedField(shape: shape, commitment: commitment, maskedJSON: masked))
         }
         return (values, fields)
     }
@@ -358,7 +396,7 @@ extension AuditStore {
             let c = Hex.encode(shown.commitment)
             switch shown.shape {
             case .erased: out += ",\"\(field.rawValue)\":{\"erased\":true,\"commitment\":\"\(c)\"}"
-            case .withheld: out += ",\"\(field.rawValue)\":{\"withheld\":true,\"commitment\":\"\(c)\"}"
+            case .withheld: out += ",\"\(field.rawValue)\":{\"withheld\":true,\"commitment\":\"\(c)\"\(shown.maskedJSON)}"
             case .null: out += ",\"\(field.rawValue)\":{\"value\":null,\"commitment\":\"\(c)\"}"
             case .shown(let text, let nonce):
                 out += ",\"\(field.rawValue)\":{\"value\":\(q(text)),\"nonce\":\"\(Hex.encode(nonce))\",\"commitment\":\"\(c)\"}"

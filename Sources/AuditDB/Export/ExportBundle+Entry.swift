@@ -29,11 +29,12 @@ extension ExportBundle {
         }
         for field in WithholdableField.allCases {
             guard let object = e[field.rawValue]?.object else { continue }
-            let allowed: Set<String> = object["withheld"]?.isTrue == true ? ["withheld", "commitment"]
+            let allowed: Set<String> = object["withheld"]?.isTrue == true ? ["withheld", "commitment", "masked"]
                 : object["erased"]?.isTrue == true ? ["erased", "commitment"] : ["value", "nonce", "commitment"]
             if let extra = object.firstKey(notIn: allowed) {
                 return malformed("field \(field.rawValue) has an unexpected key \(OutputEscaping.jsonQuoted(extra))")
             }
+            if let masked = object["masked"], let problem = maskedProblem(masked, field: field) { return malformed(problem) }  // 17.6
         }
         guard seq >= 1, seq <= checkpoint.seq else {
             return (.proofInvalid, "entry seq \(seq) is outside the checkpoint (seqs 1...\(checkpoint.seq))")

@@ -21,6 +21,9 @@ extension ExportBundle {
 
         let shape: Shape
         let commitment: [UInt8]
+        /// For a masked field (withheld): `,"masked":{…}`, its unproven rendering (FORMAT.md 17.6);
+        /// written by format v1 only, so an export that masks is written as v1.
+        var maskedJSON = ""
     }
 
     /// The values of ENC_ROW (FORMAT.md section 8) an entry carries besides the commitments.

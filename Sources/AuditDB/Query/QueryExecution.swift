@@ -196,6 +196,8 @@ public struct AuditEntryStream: AsyncSequence, Sendable {
     let query: EntryQuery
     let pageSize: Int
     let forcedTenant: String?
+    /// Applied to every entry (``MaskedReader``).
+    var policy: MaskingPolicy = .none
 
     public func makeAsyncIterator() -> Iterator {
         Iterator(stream: self)
@@ -224,7 +226,7 @@ public struct AuditEntryStream: AsyncSequence, Sendable {
                 query.cursor = cursor
             }
             let page = try await stream.store.page(query, forcedTenant: stream.forcedTenant)
-            buffer = page.entries
+            buffer = stream.policy.isEmpty ? page.entries : page.entries.map(stream.policy.apply)
             index = 0
             cursor = page.nextCursor
             finished = page.nextCursor == nil

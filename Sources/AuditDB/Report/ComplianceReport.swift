@@ -44,11 +44,14 @@ extension AuditStore {
     /// `auditdb.access`, actor ``ComplianceReportOptions/requestedBy``, details `kind` `"report"`
     /// and the SHA-256 of `report.json`): ``SignedComplianceReport/accessSeq``.
     ///
-    /// - Throws: ``AuditError`` `invalidInput` for an anchor path that does not exist, `closed`,
+    /// - Throws: ``AuditError`` `invalidInput` for an anchor path that does not exist or a
+    ///   ``ComplianceReportOptions/requestedBy`` that is not a valid actor (checked first), `closed`,
     ///   storage errors.
     public func complianceReport(signer: CheckpointSigner, options: ComplianceReportOptions = ComplianceReportOptions())
         async throws -> SignedComplianceReport
     {
+        // Who asks is checked before the work, not when the access entry is written at the end.
+        if let by = options.requestedBy { try Self.checkRequester(by, field: "requestedBy") }
         let verification = options.anchorPaths.isEmpty
             ? try await verify()
             : try await verify(againstAnchors: options.anchorPaths, publicKeys: signer.publicKeys)
@@ -57,6 +60,7 @@ extension AuditStore {
         let holds = try await holds(includeReleased: true)
         let expiries = try await allEntries(action: ExpiryRecord.action)
         let declarations = try await allEntries(action: AuditStore.declarationAction)
+        let rotations = try await allEntries(action: Appender.rotationAction)
         let facts: (created: Int64, expired: Int, present: Int, firstSeqs: [UInt32: Int64])
         do {
             facts = try await pool.read { db in
@@ -79,19 +83,16 @@ extension AuditStore {
         body.verification(verification, anchors: options.anchorPaths)
         body.lastFullScan(scans.lastFullPass)
         body.keys(keys, firstSeqs: facts.firstSeqs, declarations: declarations, maxAge: options.keyMaxAge)
+        body.rotations(rotations)
         body.checkpoints(checkpoints, publicKeys: signer.publicKeys, anchors: options.anchorPaths)
         body.retention(expiries: expiries, holds: holds)
         let signed = SignedComplianceReport.sign(try body.json(), text: body.text, storeID: storeID, createdAt: options.now,
                                                  storeIntact: verification.isIntact, key: signer.signingKey)
-        let access = try await appendEngineEntry(AuditEvent(
-            actor: options.requestedBy ?? "auditdb", action: Self.accessAction, resourceType: "report", severity: .notice,
-            details: ["kind": "report", "reportSha256": .string(Hex.encode(ExportStatement.sha256(signed.json))),
-                      "keyVersion": .int(Int64(signed.keyVersion))]))
+        let access = try await recordAccess(kind: "report", by: options.requestedBy, details: [
+            "reportSha256": .string(Hex.encode(ExportStatement.sha256(signed.json))), "keyVersion": .int(Int64(signed.keyVersion)),
+        ])
         return signed.recorded(at: access)
     }
-
-    /// The action of an access entry: who read what out of the store (a report, an export).
-    static let accessAction = "auditdb.access"
 
     /// Every entry with `action`, oldest first; rows that fail verification are marked, not
     /// thrown (the report's verification section names them).
@@ -169,6 +170,27 @@ struct ReportBody {
         ])
         lines.append("last full scan: seq \(scan.seq) at \(scan.recordedAt), \(scan.isIntact ? "intact" : "\(scan.findings) finding(s)"), through seq \(scan.throughSeq)")
         if !scan.isIntact { flags.append("the last full scan (seq \(scan.seq)) found \(scan.findings) finding(s)") }
+    }
+
+    /// The verified rotation entries (docs/FORMAT.md section 10.1), oldest first, into `keys`.
+    mutating func rotations(_ entries: [AuditEntry]) {
+        var rotations: [JSONValue] = []
+        for entry in entries where entry.isVerified && entry.origin == .recorded {
+            guard case .success(let details) = entry.strictDetails(), let version = details["keyVersion"]?.integer,
+                  let previous = details["previousKeyVersion"]?.integer
+            else {
+                flags.append("rotation entry \(entry.seq) does not name the key versions it should")
+                continue
+            }
+            rotations.append(.object(["seq": .int(entry.seq), "recordedAt": .int(entry.recordedAt.microsecondsSinceEpoch),
+                                      "keyVersion": .int(version), "previousKeyVersion": .int(previous)]))
+            lines.append("  rotation at seq \(entry.seq), \(entry.recordedAt): key version \(previous) -> \(version)")
+        }
+        if rotations.isEmpty { lines.append("  no key rotation recorded in the log") }
+        if case .object(var keys)? = members["keys"] {
+            keys["rotations"] = .array(rotations)
+            members["keys"] = .object(keys)
+        }
     }
 
     mutating func keys(_ ring: KeyRing, firstSeqs: [UInt32: Int64], declarations: [AuditEntry], maxAge: RetentionPeriod?) {

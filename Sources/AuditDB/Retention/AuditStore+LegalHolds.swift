@@ -147,7 +147,7 @@ extension AuditStore {
     }
 
     /// Who places or releases a hold is the entry's actor: the rules of `actor`, named `field`.
-    private static func checkPerson(_ name: String, field: String) throws(AuditError) {
+    static func checkPerson(_ name: String, field: String) throws(AuditError) {
         guard !name.isEmpty else { throw .invalid(field, "must not be empty: name who does it") }
         do {
             try LegalHold.checkValue(name, as: .actor)

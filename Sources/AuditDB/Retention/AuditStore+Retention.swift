@@ -279,7 +279,8 @@ extension AuditStore {
             if (try await usableCheckpoint(trusting: archive.signer.publicKeys)?.checkpoint.seq ?? 0) < range.upperBound {
                 _ = try await checkpoint(signer: archive.signer)
             }
-            _ = try await export(to: path, filter: ExportFilter(seqs: range), signer: archive.signer)
+            _ = try await export(to: path, filter: ExportFilter(seqs: range), redact: [], signer: archive.signer, limit: nil, progress: nil,
+                                 accessBy: nil, masking: .none, recordingAccess: false)
         }
         let verification = try await ExportBundle.verify(at: path, publicKeys: archive.signer.publicKeys, requireStatement: true)
         guard verification.isCompletenessAttested else {

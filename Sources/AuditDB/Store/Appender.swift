@@ -294,7 +294,7 @@ final class Appender: Sendable {
         }
     }
 
-    private func setSynchronous(_ db: Database, full: Bool) throws {
+    func setSynchronous(_ db: Database, full: Bool) throws {
         let switchMode = state.withLock { state -> Bool in
             defer { state.synchronousFull = full }
             return state.synchronousFull != full
@@ -320,8 +320,10 @@ final class Appender: Sendable {
         }
     }
 
-    /// Inserts the events (inside the caller's transaction), chained to the current head.
-    private func insertRows(_ batches: [[EncodedEvent]], _ db: Database) throws -> [ClosedRange<Int64>] {
+    /// Inserts the events (inside the caller's transaction), chained to the current head; a
+    /// rotation entry first when the signing key has not signed here before (``insertRotationIfNeeded(_:)``).
+    func insertRows(_ batches: [[EncodedEvent]], _ db: Database, rotating: Bool = true) throws -> [ClosedRange<Int64>] {
+        if rotating { _ = try insertRotationIfNeeded(db) }
         var (seq, prevMac) = try Self.readHead(db)
         let keyVersion = signer.version
         try recordKeyVersion(firstSeq: seq + 1, db)

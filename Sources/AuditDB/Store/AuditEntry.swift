@@ -18,18 +18,22 @@ public struct AuditEntry: Sendable, Hashable {
     /// When it happened, by the caller's clock.
     public let occurredAt: AuditTimestamp?
     public let tenant: String?
-    /// Nil if erased (``erasedFields`` contains `.actor`; FORMAT.md section 21).
-    public let actor: String?
+    /// Nil if erased (``erasedFields`` contains `.actor`; FORMAT.md section 21) or masked
+    /// (``masked`` names `actor`).
+    public internal(set) var actor: String?
     public let action: String
     public let resourceType: String?
     public let resourceId: String?
     public let outcome: AuditOutcome
     public let severity: AuditSeverity
     public let correlationId: String?
-    /// Nil if absent or erased (``erasedFields`` tells which).
-    public let source: String?
-    /// The details JSON text, exactly as stored; nil if absent or erased (``erasedFields`` tells which).
-    public let detailsJSON: String?
+    /// Nil if absent, erased or masked (``erasedFields`` and ``masked`` tell which).
+    public internal(set) var source: String?
+    /// The details JSON text, exactly as stored; nil if absent, erased or masked as a whole
+    /// (``erasedFields`` and ``masked`` tell which). A masked member of it (`details.email`) is
+    /// replaced by `{"masked":METHOD,"value":SHOWN}`, and ``masked`` names its path: only that
+    /// list tells a masked member from a real object of the same shape.
+    public internal(set) var detailsJSON: String?
     public let origin: Origin
     public let formatVersion: Int
     /// The key version that signed it.
@@ -44,6 +48,11 @@ public struct AuditEntry: Sendable, Hashable {
     /// values are gone for good, and read as nil, which is *not* the same as a value that was
     /// never given (nil with the field not in this set) or an empty string.
     public let erasedFields: Set<WithholdableField>
+    /// The values a ``MaskingPolicy`` masked in this entry, in path order; empty when the entry
+    /// was read without masking (docs/masking.md). A masked value is never a real value, nil
+    /// (absent) or erased: its field reads as nil (a whole field) or as the masked member's
+    /// object (inside `details`), and this list says so.
+    public internal(set) var masked: [MaskedValue] = []
 
     /// True when the row's MAC and its link to the row before it were recomputed and matched
     /// as it was read.
@@ -51,4 +60,9 @@ public struct AuditEntry: Sendable, Hashable {
 
     /// Whether `field` was erased.
     public func isErased(_ field: WithholdableField) -> Bool { erasedFields.contains(field) }
+
+    /// How `field` was masked as a whole (`actor=partial`), or nil if it was not.
+    public func mask(of field: WithholdableField) -> MaskedValue? {
+        masked.first { $0.path.field == field && $0.path.members.isEmpty }
+    }
 }

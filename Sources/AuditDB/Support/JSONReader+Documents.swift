@@ -30,4 +30,45 @@ extension JSONReader {
         }
         return try result.get()
     }
+
+    /// Where the value of each member path lies, and the value (object keys from the top, e.g.
+    /// `["user", "email"]`), by index into `paths`; a path that is absent, or runs through an array or a
+    /// non-object, has no range. The document is read strictly, as ``readObject(_:limits:validUTF8:shallow:)`` does.
+    static func valueRanges(of paths: [[String]], in bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits)
+        throws(JSONError) -> [Int: (range: Range<Int>, value: JSON)]
+    {
+        var reader = JSONReader(bytes, limits: limits, build: true)
+        reader.targets = paths.map { $0.map(JSONObject.Key.init) }
+        try reader.checkEncoding(validUTF8: true)
+        _ = try reader.topLevelObject()
+        return reader.found
+    }
+
+    /// Steps into a member (`key`) or an array element (nil), and out of it noting its value's range.
+    mutating func enterPath(_ key: String?) { if !targets.isEmpty { path.append(key.map(JSONObject.Key.init)) } }
+    mutating func leavePath(valueFrom start: Int, _ value: JSON) {
+        guard !targets.isEmpty else { return }
+        for (n, target) in targets.enumerated() where target.count == path.count && zip(target, path).allSatisfy({ $0 == $1 }) {
+            found[n] = (start..<i, value)
+        }
+        path.removeLast()
+    }
+
+    /// The value of the 4 hex digits at `at` (of a `\u` escape), or nil.
+    static func hex4(_ bytes: UnsafeBufferPointer<UInt8>, at: Int) -> UInt32? {
+        guard at + 4 <= bytes.count else { return nil }
+        var v: UInt32 = 0
+        for k in 0..<4 {
+            let c = bytes[at + k]
+            let d: UInt32
+            switch c {
+            case 0x30...0x39: d = UInt32(c - 0x30)
+            case 0x61...0x66: d = UInt32(c - 0x61 + 10)
+            case 0x41...0x46: d = UInt32(c - 0x41 + 10)
+            default: return nil
+            }
+            v = v << 4 | d
+        }
+        return v
+    }
 }

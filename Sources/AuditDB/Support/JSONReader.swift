@@ -36,6 +36,9 @@ struct JSONReader {
     /// a small `details` costs a few allocations, not dozens.
     private var keys: [KeyRef] = []
     private var decodedKeys: [UInt8] = []
+    /// For ``valueRanges(of:in:limits:)``: the member paths looked for, the path being read (nil
+    /// for an array element), the ranges found by target index.
+    var targets: [[JSONObject.Key]] = [], path: [JSONObject.Key?] = [], found: [Int: (range: Range<Int>, value: JSON)] = [:]
 
     private struct KeyRef {
         let hash: UInt64
@@ -108,7 +111,9 @@ struct JSONReader {
                 member = key
                 skipSpace()
                 let start = i
+                enterPath(key)
                 let value = try value()
+                leavePath(valueFrom: start, value)
                 if build, let key {
                     let exact = JSONObject.Key(key)
                     ranges[exact] = start..<i
@@ -249,7 +254,11 @@ struct JSONReader {
             while true {
                 let key = try key(objectStart: objectStart)
                 try colon()
+                skipSpace()
+                let start = i
+                enterPath(key)
                 let value = try value()
+                leavePath(valueFrom: start, value)
                 if build, let key { object.storage[JSONObject.Key(key)] = value }
                 if try endOfContainer(close: UInt8(ascii: "}")) { break }
             }
@@ -275,7 +284,11 @@ struct JSONReader {
             i += 1
         } else {
             while true {
+                skipSpace()
+                let start = i
+                enterPath(nil)
                 let item = try value()
+                leavePath(valueFrom: start, item)
                 if build {
                     if allIntegers, case .int(let v) = item {
                         integers.append(v)
@@ -356,25 +369,6 @@ struct JSONReader {
         guard let value = Double(text), value.isFinite else { throw fail(.numberNotFinite, at: start) }
         return .double(value)
     }
-
-    private mutating func hex4() -> UInt32? {
-        guard i + 4 <= bytes.count else { return nil }
-        var v: UInt32 = 0
-        for k in 0..<4 {
-            let c = bytes[i + k]
-            let d: UInt32
-            switch c {
-            case 0x30...0x39: d = UInt32(c - 0x30)
-            case 0x61...0x66: d = UInt32(c - 0x61 + 10)
-            case 0x41...0x46: d = UInt32(c - 0x41 + 10)
-            default: return nil
-            }
-            v = v << 4 | d
-        }
-        i += 4
-        return v
-    }
-
     /// A string token (at its opening quote), unescaped; with `keep` false it is only checked
     /// (the validating mode builds no strings). The bytes were checked as UTF-8 already.
     private mutating func string(keep: Bool = true) throws(JSONError) -> String {
@@ -423,14 +417,16 @@ struct JSONReader {
             case UInt8(ascii: "r"): if keep { out.append(0x0D) }
             case UInt8(ascii: "t"): if keep { out.append(0x09) }
             case UInt8(ascii: "u"):
-                guard var scalar = hex4() else { throw fail(.invalidUnicodeEscape, at: escape) }
+                guard var scalar = Self.hex4(bytes, at: i) else { throw fail(.invalidUnicodeEscape, at: escape) }
+                i += 4
                 if (0xDC00...0xDFFF).contains(scalar) { throw fail(.loneSurrogate(scalar), at: escape) }
                 if (0xD800...0xDBFF).contains(scalar) {
                     guard i + 1 < bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") else {
                         throw fail(.loneSurrogate(scalar), at: escape)
                     }
                     i += 2
-                    guard let low = hex4() else { throw fail(.invalidUnicodeEscape, at: i - 2) }
+                    guard let low = Self.hex4(bytes, at: i) else { throw fail(.invalidUnicodeEscape, at: i - 2) }
+                    i += 4
                     guard (0xDC00...0xDFFF).contains(low) else { throw fail(.loneSurrogate(scalar), at: escape) }
                     scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                 }

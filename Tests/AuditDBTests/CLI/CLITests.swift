@@ -223,7 +223,8 @@ struct CLITests {
         let compromised = try auditdb(["keys", "compromised", "1", "--store", store, "--key-file", keyFile])
         #expect(compromised.status == 0, "\(compromised.stderr)")
         #expect(compromised.stdout.contains("added key version 2"))
-        #expect(compromised.stdout.contains("re-attested 3 row(s) signed by key version 1 with key version 2; declaration recorded at seq 4"))
+        // Seq 4 is the rotation entry version 2 writes when it first signs (FORMAT.md 10.1), then the declaration.
+        #expect(compromised.stdout.contains("re-attested 3 row(s) signed by key version 1 with key version 2; declaration recorded at seq 5"))
         let list = try auditdb(["keys", "list", "--key-file", keyFile])
         #expect(list.stdout.contains("key 1 compromised"))
         #expect(list.stdout.contains("key 2 active (signing)"))
@@ -232,7 +233,10 @@ struct CLITests {
         #expect(mode == 0o600)
         let rotate = try auditdb(["keys", "rotate", "--key-file", keyFile])
         #expect(rotate.stdout.contains("added key version 3"))
-        #expect(try auditdb(["append", "--store", store, "--key-file", keyFile, "--actor", "u", "--action", "a"]).stdout == "5\n")
+        // Version 3 first signs at seq 6, its rotation entry; the append is seq 7.
+        #expect(try auditdb(["append", "--store", store, "--key-file", keyFile, "--actor", "u", "--action", "a"]).stdout == "7\n")
+        let rotations = try auditdb(["query", "--store", store, "--key-file", keyFile, "--action", "auditdb.key.rotated", "--format", "jsonl"])
+        #expect(rotations.stdout.split(separator: "\n").map { $0.prefix(9) } == [#"{"seq":4,"#, #"{"seq":6,"#])
         #expect(try auditdb(["verify", "--store", store, "--key-file", keyFile]).status == 0)
     }
 

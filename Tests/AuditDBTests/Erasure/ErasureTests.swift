@@ -59,7 +59,7 @@ struct ErasureTests {
 
         let report = try await store.erase(.actor(Self.alice), fields: [.actor, .source, .details], reason: "TICKET-1")
         #expect(report.erased == [3, 8, 13, 18])
-        #expect(report.erasureEntries == [21])
+        #expect(report.erasureEntries == [22])  // seq 21: the export's access entry (FORMAT.md 23.4)
         #expect(report.scrubbed)
 
         let verified = try await store.verify()
@@ -72,7 +72,7 @@ struct ErasureTests {
         let old = try await ExportBundle.verify(at: dir.path("before"), publicKeys: signer.publicKeys, requireStatement: true)
         #expect(old.isValid && old.entriesVerified == 20, "\(old)")
         let after = try await store.checkpoint(signer: signer)
-        #expect(after.seq == 21)
+        #expect(after.seq == 22)
         var frontier = MerkleTree.Frontier()
         for leaf in try await leaves(store, upTo: before.seq) { frontier.append(leaf: leaf) }
         #expect(frontier.root == before.merkleRoot)
@@ -93,7 +93,7 @@ struct ErasureTests {
         // An export after the erasure shows the fields as erased and verifies with the public key alone.
         _ = try await store.export(to: dir.path("after"), signer: signer)
         let bundle = try await ExportBundle.verify(at: dir.path("after"), publicKeys: signer.publicKeys, requireStatement: true)
-        #expect(bundle.isValid && bundle.entriesVerified == 21, "\(bundle)")
+        #expect(bundle.isValid && bundle.entriesVerified == 22, "\(bundle)")
         let lines = try String(contentsOfFile: dir.path("after") + "/entries.jsonl", encoding: .utf8)
         #expect(lines.contains(#",{"erased":""#))  // the actor element of a v2 entry (FORMAT.md 17.5)
         #expect(!lines.contains(Self.alice))

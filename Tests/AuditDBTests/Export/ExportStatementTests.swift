@@ -176,7 +176,8 @@ struct ExportStatementTests {
         let older = try await verify(dir.path("new"))
         #expect(pairs(older).filter { $0.hasPrefix("statement-mismatch: createdAt: ") }.count == 1)
         #expect(pairs(older).filter { !$0.hasPrefix("statement-mismatch: createdAt: ") } == [
-            "statement-mismatch: checkpoint: the statement binds another checkpoint (seq 30) than checkpoint.json (seq 33): it belongs to another export, or the checkpoint was replaced",
+            // Seqs 31-33 are the three exports' access entries (FORMAT.md 23.4), 34-36 the new rows.
+            "statement-mismatch: checkpoint: the statement binds another checkpoint (seq 30) than checkpoint.json (seq 36): it belongs to another export, or the checkpoint was replaced",
             "statement-mismatch: entryCount: the statement signs 10 entries, the manifest states 11",
             "statement-mismatch: seqs: the manifest's seqs differ from the ones the statement signs (an entry was removed or added together with its seq)",
         ])
@@ -238,10 +239,14 @@ struct ExportStatementTests {
         let exported = try run(cli, ["export"] + common + ["--out", signed, "--signing-key", secret])
         #expect(exported.status == 0, "\(exported.stderr)")
         #expect(exported.stdout == "exported 5 entries to \(signed), proven against the checkpoint at seq 15\n"
-            + "signed statement.json with checkpoint key version 1: it attests that these are all rows up to seq 15 matching the filters\n")
+            + "signed statement.json with checkpoint key version 1: it attests that these are all rows up to seq 15 matching the filters\n"
+            + "recorded in the log as access entry 16\n")
         let unsigned = try run(cli, ["export"] + common + ["--out", plain])
         #expect(unsigned.status == 0)
-        #expect(unsigned.stdout.hasSuffix("\nnote: no --signing-key, so no signed statement: a verifier can check each entry, but not that the export is complete\n"))
+        // The first export's access entry (seq 16) is the row after the checkpoint that this one mentions.
+        #expect(unsigned.stdout.hasSuffix("\nnote: no --signing-key, so no signed statement: a verifier can check each entry, but not that the export is complete\n"
+            + "recorded in the log as access entry 17\n"
+            + "note: 1 row(s) after seq 15 are not covered by a checkpoint and were not exported; run `auditdb checkpoint` first to include them\n"))
         let badKey = try run(cli, ["export"] + common + ["--out", dir.path("x"), "--signing-key", dir.path("nope.key")])
         #expect(badKey.status == 2 && !FileManager.default.fileExists(atPath: dir.path("x")))
 

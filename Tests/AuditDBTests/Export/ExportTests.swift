@@ -250,7 +250,8 @@ struct ExportTests {
         #expect(badOutcome.status == 2 && badOutcome.stderr.contains("--outcome must be success, failure, denied or error"))
         #expect(exported.status == 0, "\(exported.stderr)")
         #expect(exported.stdout == "exported 5 entries to \(out), proven against the checkpoint at seq 15\n"
-            + "note: no --signing-key, so no signed statement: a verifier can check each entry, but not that the export is complete\n")
+            + "note: no --signing-key, so no signed statement: a verifier can check each entry, but not that the export is complete\n"
+            + "recorded in the log as access entry 16\n")
         let ok = try run(cli, ["verify-export", out, "--public-key", pub])
         #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
         #expect(ok.stdout.hasPrefix("valid: 5 entries proven against checkpoint seq 15 of store "))

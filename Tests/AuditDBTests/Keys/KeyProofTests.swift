@@ -60,16 +60,17 @@ struct KeyProofTests {
         let v1 = try AuditKey.generate(version: 1)
         let v2 = try AuditKey.generate(version: 2)
         try await makeStore(at: db, keys: try KeyRing([v1]), count: 3)
-        // v2 has signed nothing: any bytes are accepted, and the first append makes them the key.
+        // v2 has signed nothing: any bytes are accepted, and the first append makes them the key
+        // (its rotation entry, row 4, then the event, row 5: FORMAT.md 10.1).
         let store = try await AuditStore.open(at: db, keys: try KeyRing([v1, v2]))
-        try await store.append(sampleEvent(4))
+        #expect(try await store.append(sampleEvent(4)) == 5)
         try await store.close()
         do {
             _ = try await AuditStore.open(at: db, keys: try KeyRing([v1, try AuditKey.generate(version: 2)]))
             Issue.record("a wrong key for version 2 was accepted")
         } catch let error as AuditError {
             #expect(error.code == .wrongKey)
-            #expect(error.message.hasPrefix("wrong key for version 2: the key supplied for version 2 verifies none of what that version signed in \(db) (row 4)."))
+            #expect(error.message.hasPrefix("wrong key for version 2: the key supplied for version 2 verifies none of what that version signed in \(db) (row 4, row 5)."))
         }
         // The header is signed by version 1, so a wrong version 1 is refused even though version 2 signs.
         do {
@@ -79,7 +80,7 @@ struct KeyProofTests {
             #expect(error.code == .wrongKey)
             #expect(error.message.hasPrefix("wrong key for version 1:"))
         }
-        #expect(try rowCount() == "4\n")
+        #expect(try rowCount() == "5\n")
     }
 
     @Test("the right key is still proven when the header and the newest row were tampered with")

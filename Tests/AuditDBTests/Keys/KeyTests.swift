@@ -111,7 +111,9 @@ struct KeyTests {
         let store = try await AuditStore.open(at: path, keys: v2)
         try await store.append(sampleEvent(6))
         let entries = try await store.entries()
-        #expect(entries.map(\.keyVersion) == [1, 1, 1, 1, 1, 2])
+        // Row 6 is the rotation entry version 2 writes as its first row (FORMAT.md 10.1), row 7 the event.
+        #expect(entries.map(\.keyVersion) == [1, 1, 1, 1, 1, 2, 2])
+        #expect(entries.map(\.action).suffix(2) == ["auditdb.key.rotated", sampleEvent(6).action])
         #expect(try await store.verify().isIntact)
         try await store.close()
         #expect(Array(try await macs(path).prefix(5)) == macsBefore)
@@ -154,7 +156,7 @@ struct KeyTests {
         let receipt = try await store.reattest(compromisedVersion: 1)
         #expect(receipt.rowsAttested == 10)
         #expect(receipt.headerAttested)  // key 1 also signed the store header
-        #expect(receipt.declarationSeq == 11)
+        #expect(receipt.declarationSeq == 12)  // seq 11: version 2's rotation entry (FORMAT.md 10.1)
         let again = try await store.reattest(compromisedVersion: 1)  // idempotent
         #expect(again.rowsAttested == 0)
         let storeID = store.storeID
@@ -168,7 +170,7 @@ struct KeyTests {
         try await forgeAppend(path: path, storeID: storeID, key: stolen, actor: "thief")
         let report = try await AuditStore.verify(storeAt: path, keys: declared)
         #expect(report.findings.map(\.kind) == [.compromisedKey])
-        #expect(report.findings.first?.firstSeq == 13)
+        #expect(report.findings.first?.firstSeq == 14)
 
         // Queries judge each row the same way (attestations looked up per row): the re-attested
         // rows come back verified, the forged one never does.
@@ -176,13 +178,13 @@ struct KeyTests {
         var query = EntryQuery(limit: 100)
         query.unverifiedRows = .mark
         let entries = try await reader.entries(query)
-        #expect(entries.filter { !$0.isVerified }.map(\.seq) == [13])
+        #expect(entries.filter { !$0.isVerified }.map(\.seq) == [14])
         #expect(entries.last?.finding?.kind == .compromisedKey)
-        #expect(entries.count == 13)
-        await #expect { _ = try await reader.entries(EntryQuery(seqs: 13...13)) } throws: {
+        #expect(entries.count == 14)
+        await #expect { _ = try await reader.entries(EntryQuery(seqs: 14...14)) } throws: {
             ($0 as? AuditError)?.code == .integrityViolation
         }
-        #expect(try await reader.entries(EntryQuery(seqs: 1...12)).count == 12)
+        #expect(try await reader.entries(EntryQuery(seqs: 1...13)).count == 13)
         try await reader.close()
 
         // Without the declaration in the key ring, the forged row would pass: the marking matters.
@@ -208,20 +210,20 @@ struct KeyTests {
         let ring = try KeyRing([v1, v2])
         try await makeStore(at: path, keys: try KeyRing([v1]), count: 3)
         let store = try await AuditStore.open(at: path, keys: ring)
-        _ = try await store.reattest(compromisedVersion: 1)  // attests 1...3 and the header, declared at seq 4
-        try await store.append(sampleEvent(5))               // seq 5: an ordinary entry under key 2
+        _ = try await store.reattest(compromisedVersion: 1)  // attests 1...3 and the header; key 2's rotation entry at seq 4, declared at seq 5
+        try await store.append(sampleEvent(5))               // seq 6: an ordinary entry under key 2
         let storeID = store.storeID
         try await store.close()
         let queue = try DatabaseQueue(path: path)
         try await queue.write { db in
-            // Key 2 re-attests seq 2 again, but names the ordinary seq 5 as its declaration.
+            // Key 2 re-attests seq 2 again, but names the ordinary seq 6 as its declaration.
             // (Its MAC is valid: this models a tool misusing the key, not an outsider.)
             let mac = try Data.fetchOne(db, sql: "SELECT mac FROM audit_entries WHERE seq = 2")!
             var attestation = [UInt8](repeating: 0, count: 32)
-            adb_attestation_mac(v2.keyset, storeID.bytes, 2, 1, Array(mac), 5, &attestation)
+            adb_attestation_mac(v2.keyset, storeID.bytes, 2, 1, Array(mac), 6, &attestation)
             try db.execute(sql: "DROP TRIGGER audit_attestations_no_delete")
             try db.execute(sql: "DELETE FROM audit_attestations WHERE seq = 2")
-            try db.execute(sql: "INSERT INTO audit_attestations VALUES (2, 2, 5, ?)", arguments: [Data(attestation)])
+            try db.execute(sql: "INSERT INTO audit_attestations VALUES (2, 2, 6, ?)", arguments: [Data(attestation)])
         }
         try queue.close()
         let report = try await AuditStore.verify(storeAt: path, keys: try ring.markingCompromised(1))

@@ -111,12 +111,13 @@ struct ForeignRowTests {
         let v1 = try AuditKey.generate(version: 1), v2 = try AuditKey.generate(version: 2)
         try await makeStore(at: db, keys: try KeyRing([v1]), count: 3)
         let store = try await AuditStore.open(at: db, keys: try KeyRing([v1, v2]))
-        _ = try await store.reattest(compromisedVersion: 1)  // declaration at seq 4; rows 1...3 and the header attested
+        // Key 2's rotation entry at seq 4 (FORMAT.md 10.1), the declaration at seq 5; rows 1...3 and the header attested.
+        _ = try await store.reattest(compromisedVersion: 1)
         try await store.close()
         try sqlite3Must(db, """
-            INSERT INTO audit_attestations VALUES (2, 7, 4, randomblob(32));
-            INSERT INTO audit_attestations VALUES (3, 1, 4, randomblob(32));
-            INSERT INTO audit_attestations VALUES (-1, 2, 4, randomblob(32));
+            INSERT INTO audit_attestations VALUES (2, 7, 5, randomblob(32));
+            INSERT INTO audit_attestations VALUES (3, 1, 5, randomblob(32));
+            INSERT INTO audit_attestations VALUES (-1, 2, 5, randomblob(32));
             """)
         let report = try await AuditStore.verify(storeAt: db, keys: try KeyRing([v1, v2]).markingCompromised(1))
         // (2, 7): version 7 is not in the ring, so it cannot be checked and is not reported.

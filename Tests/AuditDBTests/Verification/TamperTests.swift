@@ -325,8 +325,9 @@ struct TamperTests {
             #expect(error.message.contains("key version(s) 2 that the key ring lacks"))
         }
         let report = try await verify(keys: try KeyRing([v1]))
-        #expect(report.findings.map(\.kind) == [.unknownKeyVersion])
-        #expect(report.findings.first?.firstSeq == 4)
+        // Version 2 signed its rotation entry (row 4, FORMAT.md 10.1) and the event (row 5).
+        #expect(report.findings.map(\.kind) == [.unknownKeyVersion, .unknownKeyVersion])
+        #expect(report.findings.map(\.firstSeq) == [4, 5])
     }
 
     @Test("the header changed: header-tampered")
