@@ -77,19 +77,11 @@ extension ExportBundle {
             }
             commitments += c
         }
-        var enc = Array("ADB1ROW_".utf8) + checkpoint.storeID.bytes
-        func i64(_ v: Int64) { enc += (0..<8).map { UInt8(truncatingIfNeeded: UInt64(bitPattern: v) >> (8 * (7 - UInt64($0)))) } }
-        func u32(_ v: UInt32) { enc += (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * (3 - UInt32($0)))) } }
-        func optI64(_ v: Int64?) { if let v { enc.append(1); i64(v) } else { enc.append(0) } }
-        func optStr(_ s: String?) { if let s { u32(UInt32(s.utf8.count)); enc += Array(s.utf8) } else { u32(0xFFFF_FFFF) } }
-        i64(seq); enc.append(UInt8(format)); u32(kv); i64(recordedAt); optI64(occurredAt)
-        optStr(tenant); optStr(action); optStr(resourceType); optStr(resourceId)
-        enc.append(UInt8(outcome)); enc.append(UInt8(severity)); optStr(correlationId)
-        enc.append(UInt8(origin)); optI64(originRef)
-        enc += commitments
-        let message = [UInt8(0)] + enc
-        var leaf = [UInt8](repeating: 0, count: 32)
-        adb_sha256(message, message.count, &leaf)
+        let leaf = ShippedEntry.leaf(storeID: checkpoint.storeID, seq: seq, formatVersion: UInt8(format), keyVersion: kv,
+                                     recordedAt: recordedAt, occurredAt: occurredAt, tenant: tenant, action: action,
+                                     resourceType: resourceType, resourceId: resourceId, outcome: UInt8(outcome),
+                                     severity: UInt8(severity), correlationId: correlationId, origin: UInt8(origin),
+                                     originRef: originRef, commitments: commitments)
         let withheld = WithholdableField.allCases.filter { e[$0.rawValue]?.object?["withheld"]?.isTrue == true }
         guard let stated = hex32(e["leafHash"]), stated == leaf else {
             return (.entryChanged, "entry seq \(seq): its values do not hash to its leaf hash: a value"
