@@ -18,8 +18,8 @@ struct FleetCommand: AsyncParsableCommand {
 
             EXIT STATUS
               0  success (audit, verify-shipped: intact)
-              1  findings (audit: a fork, rollback, silent store, unknown key or invalid signature;
-                 verify-shipped: a changed, missing, extra or unproven row)
+              1  findings: audit (fork, rollback, silent, unknown key, invalid signature),
+                 verify-shipped (changed, missing, extra, unproven rows)
               2  could not run: bad arguments, the witness unreachable or refusing
             """,
         subcommands: [Audit.self, InstallSchema.self, Register.self, Ship.self, VerifyShipped.self]
@@ -40,7 +40,9 @@ struct FleetCommand: AsyncParsableCommand {
             Foundation.exit(code.rawValue)
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }
-            FileHandle.standardError.write(Data((FleetReport.escapedForOutput(fullMessage(for: error)) + "\n").utf8))
+            // Escaped line by line: no line of it can be forged, and the usage stays readable.
+            let lines = fullMessage(for: error).split(separator: "\n", omittingEmptySubsequences: false)
+            FileHandle.standardError.write(Data((lines.map { FleetReport.escapedForOutput(String($0)) }.joined(separator: "\n") + "\n").utf8))
             Foundation.exit(2)
         }
     }

@@ -43,9 +43,11 @@ struct Ship: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Ship a store's verified entries into the central table, in batches proven against checkpoints at the witness (connect as the instance's publisher role).",
         discussion: """
-            Resumable and idempotent: each batch is one transaction with the store's high-water mark; run it
+            Resumable and idempotent: each batch is one transaction with the store's high-water mark; run it \
             again after a crash or a lost connection and it continues after the last committed batch.
-            The key file comes from --key-file, $AUDITDB_KEY_FILE or $AUDITDB_KEYS, as for `auditdb`.
+
+            The keys come from --key-file, $AUDITDB_KEY_FILE or $AUDITDB_KEYS, as for `auditdb`. \
+            See docs/fleet.md, "Shipping".
             """)
 
     @Option(name: .long, help: ArgumentHelp("The store file.", valueName: "path"))
