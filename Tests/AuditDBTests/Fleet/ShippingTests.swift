@@ -2,6 +2,8 @@ import AuditDBPostgres
 import AuditDBTestSupport
 import Foundation
 import Logging
+import MetricsTestKit
+import Synchronization
 import Testing
 
 @testable import AuditDB
@@ -118,6 +120,20 @@ final class ShippingTests: Sendable {
         let report = try await verify()
         #expect(report.isIntact, "\(report.text)")
         #expect(report.stores.map(\.expiredAwaitingEntry) == [0])
+        // One tombstone's match tags changed centrally: its expiry entry's digest no longer
+        // matches, reported over the seqs that entry lists.
+        #expect(retention.expiryEntries.count == 1)
+        let range = try server.psql("SELECT min(seq) || '...' || max(seq) FROM auditdb_ship.entries WHERE tombstone IS NOT NULL")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        try server.psql("""
+            ALTER TABLE auditdb_ship.entries DISABLE TRIGGER entries_no_change;
+            UPDATE auditdb_ship.entries SET tombstone = set_byte(tombstone, 100, get_byte(tombstone, 100) # 1)
+                WHERE seq = (SELECT min(seq) FROM auditdb_ship.entries WHERE tombstone IS NOT NULL);
+            ALTER TABLE auditdb_ship.entries ENABLE TRIGGER entries_no_change;
+            """)
+        let tampered = try await verify()
+        #expect(findings(tampered) == ["changed \(range)"])
+        #expect(tampered.stores.first?.findings.first?.message.contains("are not the ones it lists") == true)
         try await store.close()
     }
 
@@ -226,5 +242,43 @@ final class ShippingTests: Sendable {
         }
         #expect(child.terminationReason == .exit && [0, 2].contains(child.terminationStatus), "status \(child.terminationStatus)")
         try resumeAndCheck(store: path, keyFile: keyFile, role: "inst_b", storeID: id, rows: 30_000)
+    }
+
+    @Test("the shipping service ships on its clock, counts what it ships, and carries on after PostgreSQL restarts")
+    func shippingService() async throws {
+        let signer = try CheckpointSigner.inMemory()
+        let store = try await registeredStore("s.db", role: "inst_a", signer: signer, rows: 500)
+        let metrics = TestMetrics()
+        let clock = ManualClock()
+        let rounds = Mutex<[Int64]>([])
+        try await withWitness(server.url("inst_a")) { witness in
+            let shipper = CentralShipper(central: witness, witness: witness, configuration: .init(batchSize: 200), logger: Logger(label: "test"))
+            let service = ShippingService(store: store, shipper: shipper, signer: signer, interval: .seconds(60), clock: clock,
+                                          metricsFactory: metrics) { summary in rounds.withLock { $0.append(summary.shippedAfter) } }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await service.run() }
+                try await clock.waitForSleepers()
+                #expect(rounds.withLock { $0 } == [500])
+                try await store.append(contentsOf: (501...800).map { sampleEvent($0) })
+                // Every connection of the pool is cut: the next round fails or reconnects; either
+                // way a later round ships the new rows, once.
+                try self.server.restart()
+                for _ in 0..<3 where rounds.withLock({ $0.last }) != 800 {
+                    clock.advance(by: .seconds(60))
+                    try await clock.waitForSleepers()
+                }
+                #expect(rounds.withLock { $0.last } == 800)
+                group.cancelAll()
+            }
+        }
+        let failed = try metrics.expectCounter("auditdb_ship_errors_total").totalValue
+        #expect(rounds.withLock { $0.count } + Int(failed) >= 2)
+        #expect(try metrics.expectCounter("auditdb_ship_entries_total").totalValue == 800)
+        #expect(try metrics.expectGauge("auditdb_ship_high_water_seq").lastValue == 800)
+        #expect(clock.sleeperCount == 0)
+        let report = try await verify()
+        #expect(report.isIntact, "\(report.text)")
+        #expect(report.stores.map(\.entriesChecked) == [800])
+        try await store.close()
     }
 }
