@@ -7,6 +7,7 @@ import Synchronization
 import Testing
 
 @testable import AuditDB
+@testable import AuditDBPostgres
 
 /// The fleet auditor as a long-running service (FleetAuditService, `auditdb-fleet audit --every`)
 /// against a real PostgreSQL witness: sweeps on its clock, findings as metrics.
@@ -101,5 +102,40 @@ final class FleetServiceTests: Sendable {
         #expect(child.terminationReason == .exit && child.terminationStatus == 0)
         #expect(text.components(separatedBy: "fleet NOT intact: 1 of 2 store(s) with findings, 1 finding(s)").count >= 3, "\(text)")
         #expect(text.contains("unknown-key at seq 5"))
+    }
+}
+
+/// The auditor's judgement split over the cores gives the report of the judgement in one piece.
+@Suite("Fleet: concurrent judgement")
+struct FleetJudgementTests {
+    @Test("300 stores (every 7th with a bad signature, every 11th with an unregistered key, a rollback in every 13th): the same report both ways")
+    func concurrentEqualsSerial() async throws {
+        let signer = try CheckpointSigner.inMemory(), stranger = try CheckpointSigner.inMemory()
+        var stores: [FleetAuditor.Store] = []
+        var records: [FleetAuditor.Record] = []
+        let now = Date()
+        for i in 0..<300 {
+            var idBytes = [UInt8](repeating: 0, count: 16)
+            idBytes[14] = UInt8(i >> 8)
+            idBytes[15] = UInt8(i & 0xFF)
+            let id = try #require(StoreID(exactly: idBytes))
+            stores.append(.init(storeID: id, label: "s\(i)", registeredAt: now, keys: [1: signer.publicKeys.keys[0].bytes]))
+            for seq in i % 13 == 0 ? [Int64(5), 3] : [Int64(5)] {
+                let key = i % 11 == 0 ? stranger.signingKey : signer.signingKey
+                var cp = Checkpoint.signed(storeID: id, seq: seq, chainHead: [UInt8](repeating: 1, count: 32),
+                                           merkleRoot: [UInt8](repeating: UInt8(seq), count: 32), time: .now(), key: key)
+                if i % 7 == 0 {
+                    cp = Checkpoint(storeID: id, seq: seq, chainHead: cp.chainHead, merkleRoot: cp.merkleRoot, time: cp.time,
+                                    keyVersion: cp.keyVersion, publicKey: cp.publicKey, signature: [cp.signature[0] ^ 1] + cp.signature.dropFirst())
+                }
+                records.append(.init(checkpoint: cp, proof: nil, publishedAt: now))
+            }
+        }
+        let serial = FleetAuditor.judge(stores: stores, records: records, now: now, silentAfter: nil)
+        let concurrent = await FleetAuditor.judgeConcurrently(stores: stores, records: records, now: now, silentAfter: nil)
+        func summary(_ r: FleetReport) -> [String] { r.findings.map { "\($0.storeID) \($0.finding.kind) \($0.finding.seq ?? 0)" } }
+        #expect(summary(concurrent) == summary(serial))
+        #expect(concurrent.stores.map(\.storeID) == stores.map(\.storeID))
+        #expect(Set(serial.findings.map { "\($0.finding.kind)" }) == ["invalid-signature", "unknown-key", "rollback"])
     }
 }
