@@ -211,11 +211,10 @@ extension AuditStore {
         var row = view.row
         let seq = row.seq
         func text(_ b: adb_bytes, _ name: String) throws(AuditError) -> String? {
-            guard let s = try RowView.validString(b, field: name, seq: seq) else { return nil }
-            guard !s.utf8.contains(0) else {
+            if b.len > 0, let p = b.ptr, memchr(p, 0, Int(b.len)) != nil {
                 throw AuditError(.invalidInput, "row \(seq): \(name) holds a NUL byte, which a PostgreSQL text value cannot hold; ship it withheld (--withhold) or leave this store unshipped")
             }
-            return s
+            return try RowView.validString(b, field: name, seq: seq)
         }
         guard let key = keys.key(version: row.key_version) else {
             throw AuditError(.keyUnavailable, "row \(seq) is signed with key version \(row.key_version), which the key ring lacks")
