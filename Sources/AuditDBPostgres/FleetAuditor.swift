@@ -72,7 +72,7 @@ public struct FleetAuditor: Sendable {
     /// - Complexity: O(publications).
     public func audit(now: Date = Date()) async throws -> FleetReport {
         let (stores, records) = try await read()
-        let report = Self.judge(stores: stores, records: records, now: now, silentAfter: configuration.silentAfter)
+        let report = await Self.judgeConcurrently(stores: stores, records: records, now: now, silentAfter: configuration.silentAfter)
         let factory = configuration.metricsFactory ?? MetricsSystem.factory
         let prefix = configuration.metricsPrefix
         for (_, finding) in report.findings {
@@ -121,6 +121,28 @@ public struct FleetAuditor: Sendable {
         } catch {
             throw AuditError.witness(error, while: "read the witness")
         }
+    }
+
+    /// ``judge(stores:records:now:silentAfter:)`` with the stores split over the cores: the
+    /// Ed25519 verification of every publication is most of a sweep's work.
+    static func judgeConcurrently(stores: [Store], records: [Record], now: Date, silentAfter: Duration?) async -> FleetReport {
+        let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, stores.count / 64))
+        guard parts > 1 else { return judge(stores: stores, records: records, now: now, silentAfter: silentAfter) }
+        let byStore = Dictionary(grouping: records, by: \.checkpoint.storeID)
+        let size = (stores.count + parts - 1) / parts
+        let reports = await withTaskGroup(of: (Int, [FleetStoreReport]).self) { group in
+            for (index, start) in stride(from: 0, to: stores.count, by: size).enumerated() {
+                let chunk = Array(stores[start..<min(stores.count, start + size)])
+                let chunkRecords = chunk.map { byStore[$0.storeID] ?? [] }
+                group.addTask {
+                    (index, zip(chunk, chunkRecords).map { judge($0, $1, now: now, silentAfter: silentAfter) })
+                }
+            }
+            var out: [(Int, [FleetStoreReport])] = []
+            for await part in group { out.append(part) }
+            return out.sorted { $0.0 < $1.0 }.flatMap(\.1)
+        }
+        return FleetReport(stores: reports, auditedAt: now)
     }
 
     /// The judgement, from what was read (publication order = `records` order).

@@ -34,6 +34,16 @@ public final class PostgresWitness: Service, Sendable {
         await cancelWhenGracefulShutdown { await self.client.run() }
     }
 
+    /// Checks that the database answers (`SELECT 1`).
+    /// - Throws: ``AuditError`` `storage` when it does not.
+    public func ping() async throws {
+        do {
+            _ = try await client.query("SELECT 1", logger: logger).collect()
+        } catch {
+            throw AuditError.witness(error, while: "reach the database")
+        }
+    }
+
     /// Creates or updates the witness schema, roles `auditdb_publisher` and `auditdb_auditor`,
     /// triggers and row-level security. Run once by the witness owner (the role that will own
     /// the tables; it needs CREATEROLE for the two group roles). Idempotent.

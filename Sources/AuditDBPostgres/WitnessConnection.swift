@@ -18,11 +18,11 @@ public struct WitnessConnection: Sendable, CustomStringConvertible {
         guard let parts = URLComponents(string: url), ["postgresql", "postgres"].contains(parts.scheme ?? ""),
               let host = parts.host, !host.isEmpty, let user = parts.user, !user.isEmpty
         else {
-            throw AuditError(.invalidInput, "the witness must be a URL postgresql://USER@HOST[:PORT]/DATABASE", field: "--witness")
+            throw AuditError(.invalidInput, "a database URL must be postgresql://USER@HOST[:PORT]/DATABASE", field: "--witness")
         }
         let database = parts.path.hasPrefix("/") ? String(parts.path.dropFirst()) : parts.path
         guard !database.isEmpty else {
-            throw AuditError(.invalidInput, "the witness URL names no database (postgresql://USER@HOST[:PORT]/DATABASE)", field: "--witness")
+            throw AuditError(.invalidInput, "the database URL names no database (postgresql://USER@HOST[:PORT]/DATABASE)", field: "--witness")
         }
         let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
         let mode = parts.queryItems?.first { $0.name == "sslmode" }?.value ?? (loopback ? "disable" : "require")
@@ -32,7 +32,7 @@ public struct WitnessConnection: Sendable, CustomStringConvertible {
         case "prefer": tls = .prefer(.makeClientConfiguration())
         case "require", "verify-full": tls = .require(.makeClientConfiguration())
         default:
-            throw AuditError(.invalidInput, "the witness URL's sslmode must be disable, prefer, require or verify-full", field: "--witness")
+            throw AuditError(.invalidInput, "the database URL's sslmode must be disable, prefer, require or verify-full", field: "--witness")
         }
         configuration = PostgresClient.Configuration(host: host, port: parts.port ?? 5432, username: user,
                                                      password: parts.password, database: database, tls: tls)

@@ -3,6 +3,8 @@ import AuditDB
 import AuditDBPostgres
 import Foundation
 import Logging
+import ServiceLifecycle
+import UnixSignals
 
 /// `auditdb-fleet`: the PostgreSQL witness and the fleet auditor. A separate executable so that
 /// the main `auditdb` CLI does not link PostgresNIO/SwiftNIO (docs/fleet.md).
@@ -10,16 +12,17 @@ import Logging
 struct FleetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "auditdb-fleet",
-        abstract: "Witness every store's checkpoints in PostgreSQL and audit the fleet.",
+        abstract: "Witness every store's checkpoints in PostgreSQL, audit the fleet, ship entries centrally.",
         discussion: """
             The witness is a PostgreSQL database: postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=...].
 
             EXIT STATUS
-              0  success (audit: every store intact)
-              1  findings (audit: a fork, rollback, silent store, unknown key or invalid signature)
+              0  success (audit, verify-shipped: intact)
+              1  findings: audit (fork, rollback, silent, unknown key, invalid signature),
+                 verify-shipped (changed, missing, extra, unproven rows)
               2  could not run: bad arguments, the witness unreachable or refusing
             """,
-        subcommands: [Audit.self, InstallSchema.self, Register.self]
+        subcommands: [Audit.self, InstallSchema.self, Register.self, Ship.self, VerifyShipped.self]
     )
 
     static func main() async {
@@ -37,7 +40,9 @@ struct FleetCommand: AsyncParsableCommand {
             Foundation.exit(code.rawValue)
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }
-            FileHandle.standardError.write(Data((FleetReport.escapedForOutput(fullMessage(for: error)) + "\n").utf8))
+            // Escaped line by line: no line of it can be forged, and the usage stays readable.
+            let lines = fullMessage(for: error).split(separator: "\n", omittingEmptySubsequences: false)
+            FileHandle.standardError.write(Data((lines.map { FleetReport.escapedForOutput(String($0)) }.joined(separator: "\n") + "\n").utf8))
             Foundation.exit(2)
         }
     }
@@ -101,7 +106,15 @@ struct Audit: AsyncParsableCommand {
     @Option(name: .long, help: "text or json.")
     var format: String = "text"
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Keep running: sweep again this long after each sweep ends (e.g. 30s, 5m), printing each report, until SIGTERM or SIGINT (then exit 0).",
+        valueName: "duration"))
+    var every: String?
+
     func validate() throws {
+        if let every, parseDuration(every) == nil {
+            throw ValidationError("--every must be a positive integer followed by s, m, h or d (e.g. 30s)")
+        }
         if let silentAfter, parseDuration(silentAfter) == nil {
             throw ValidationError("--silent-after must be a positive integer followed by s, m, h or d (e.g. 15m)")
         }
@@ -110,6 +123,21 @@ struct Audit: AsyncParsableCommand {
 
     func run() async throws {
         let silent = silentAfter.flatMap(parseDuration)
+        if let interval = every.flatMap(parseDuration) {
+            let json = format == "json"
+            try await withClients(central: witness.witness, witness: nil, timeout: witness.timeout) { witness, _ in
+                let logger = Logger(label: "auditdb-fleet")
+                let auditor = FleetAuditor(witness: witness, configuration: .init(silentAfter: silent), logger: logger)
+                let service = FleetAuditService(auditor: auditor, interval: interval) { report in
+                    FileHandle.standardOutput.write(Data((json ? report.json + "\n" : report.text).utf8))
+                }
+                let group = ServiceGroup(configuration: .init(
+                    services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                try await group.run()
+            }
+            return
+        }
         let report = try await witness.with { witness in
             try await FleetAuditor(witness: witness, configuration: .init(silentAfter: silent), logger: Logger(label: "auditdb-fleet"))
                 .audit()

@@ -50,8 +50,17 @@ extension MerkleTree {
     ///   not one of its frontier hashes (it never does for a frontier of the RFC 6962 shape).
     /// - Complexity: O(tail) hashes.
     static func consistencyProof(old: Frontier, tail: [UInt8]) -> [[UInt8]]? {
-        let m = old.size, n = m + Int64(tail.count / 32)
-        guard m >= 1 else { return nil }
+        consistencyProof(old: old, to: old.size + Int64(tail.count / 32)) { start, count in
+            subtreeRoot(flat: tail, start: Int(start - old.size), count: Int(count))
+        }
+    }
+
+    /// The consistency proof from the tree whose frontier is `old` to the tree of `n` leaves,
+    /// with `after(start, count)` giving MTH of leaves start..<start+count (all at or after
+    /// `old.size`): the subtrees before it are the frontier's.
+    static func consistencyProof(old: Frontier, to n: Int64, after: (Int64, Int64) -> [UInt8]) -> [[UInt8]]? {
+        let m = old.size
+        guard m >= 1, n >= m else { return nil }
         // The frontier's subtrees, by (start, count): largest first along the set bits of m.
         var known: [Int64: (Int64, [UInt8])] = [:]
         var start: Int64 = 0
@@ -62,7 +71,7 @@ extension MerkleTree {
         }
         struct NotInFrontier: Error {}
         return try? consistencyProof(from: m, to: n) { start, count in
-            if start >= m { return subtreeRoot(flat: tail, start: Int(start - m), count: Int(count)) }
+            if start >= m { return after(start, count) }
             guard let (size, hash) = known[start], size == count else { throw NotInFrontier() }
             return hash
         }

@@ -15,9 +15,10 @@ final class GoldenCLI: Sendable {
     private let started = Date()
     private let literals: Mutex<[(value: String, placeholder: String)]>
 
-    init() throws {
+    /// A case of `auditdb`, or of another built executable (`auditdb-fleet`).
+    init(executable: String? = nil) throws {
         dir = try TempDir()
-        cli = try cliPath()
+        cli = try executable.map(builtProduct) ?? cliPath()
         store = dir.path("store.db")
         keyFile = dir.path("audit.keys")
         literals = Mutex([(dir.url.path, "<TMP>")])
@@ -86,7 +87,7 @@ final class GoldenCLI: Sendable {
     func expect(_ name: String, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:],
                 result: ProcessResult, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let run = GoldenRun(arguments: arguments, environment: environment.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
-                            stdin: stdin, result: result)
+                            stdin: stdin, result: result, program: URL(fileURLWithPath: cli).lastPathComponent)
         try expectGolden(name, run.rendered, normalizer: normalizer, sourceLocation: sourceLocation)
     }
 

@@ -31,9 +31,11 @@ struct GoldenRun {
     var environment: [(name: String, value: String)] = []
     var stdin: String?
     var result: ProcessResult
+    /// The executable's name, as the golden file shows it.
+    var program = "auditdb"
 
     var rendered: String {
-        let command = (environment.map { "\($0.name)=\(Self.shellQuoted($0.value))" } + ["auditdb"]
+        let command = (environment.map { "\($0.name)=\(Self.shellQuoted($0.value))" } + [program]
             + arguments.map(Self.shellQuoted)).joined(separator: " ")
         var text = "$ \(command)\n"
         if let stdin { text += "--- stdin ---\n" + Self.section(stdin) }

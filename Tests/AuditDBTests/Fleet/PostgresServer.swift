@@ -55,6 +55,13 @@ final class PostgresServer: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: directory)  // cleanup
     }
 
+    /// Restarts the server as after a crash (immediate stop, then start on the same port):
+    /// every connection is cut, committed transactions stay, open ones are rolled back.
+    func restart() throws {
+        try asServerUser("\(Self.bin)/pg_ctl -D \(directory)/data -m immediate -w stop < /dev/null > /dev/null 2>&1")
+        try asServerUser("/bin/bash \(directory)/start.sh", output: "\(directory)/pg_ctl.out")
+    }
+
     /// The URL for `user` on the witness database.
     func url(_ user: String) -> String { "postgresql://\(user)@127.0.0.1:\(port)/\(Self.database)" }
 

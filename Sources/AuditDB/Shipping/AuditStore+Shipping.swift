@@ -1,0 +1,252 @@
+import CAuditCore
+import Foundation
+import GRDB
+import GRDBSQLite
+
+/// Where a central copy of the log stands: the number of leading entries shipped and the Merkle
+/// frontier of their leaves (FORMAT.md 16.2). A shipping service keeps it between rounds so that
+/// a round reads only the rows after it.
+public struct ShippingCursor: Sendable, Equatable {
+    let frontier: MerkleTree.Frontier
+    /// How many entries (seqs 1…shipped) it covers.
+    public var shipped: Int64 { frontier.size }
+}
+
+/// One planned shipment: the verified entries after a cursor up to a checkpoint, cut into
+/// batches, each with the consistency proof (FORMAT.md section 22) from its last seq to the
+/// checkpoint, so that a central verifier proves every batch against that checkpoint with the
+/// public key alone. Made by ``AuditStore/shippingRun(after:through:cursor:batchSize:)``.
+public struct ShippingRun: Sendable {
+    /// One batch.
+    public struct Batch: Sendable {
+        /// The seqs it ships.
+        public let seqs: ClosedRange<Int64>
+        /// The consistency proof from the tree of seqs 1…`seqs.upperBound` to the checkpoint's
+        /// (empty for the last batch, which ends at the checkpoint).
+        public let proof: [[UInt8]]
+    }
+
+    /// The checkpoint every batch is proven against.
+    public let checkpoint: Checkpoint
+    /// The batches, in seq order, covering the seqs after the cursor up to the checkpoint.
+    public let batches: [Batch]
+    /// Where the central copy stands once every batch is shipped.
+    public let endCursor: ShippingCursor
+    /// The leaves after the cursor (32 bytes each), which pass 2 compares each row with.
+    let tail: [UInt8]
+    let firstSeq: Int64
+}
+
+extension AuditStore {
+    /// Plans shipping the entries after `shipped` up to `checkpoint` (docs/fleet.md, "Shipping").
+    ///
+    /// Every row from `shipped + 1` to the checkpoint is verified (MAC and chain, as
+    /// ``verify(progress:)`` does) and the checkpoint must match the store (chain head and Merkle
+    /// root), so nothing is shipped that the store does not vouch for.
+    ///
+    /// - Parameters:
+    ///   - shipped: How many leading entries the central copy already holds (its high-water mark).
+    ///   - checkpoint: A checkpoint of this store with seq > `shipped` (one published to the
+    ///     witness, so that the central verifier finds it there).
+    ///   - cursor: The cursor a previous run ended at, if it is at `shipped` (saves reading
+    ///     rows 1…`shipped`); else the store's recorded frontier at `shipped`, or the rows, are used.
+    ///   - batchSize: Entries per batch (≥ 1).
+    /// - Throws: ``AuditError`` `invalidInput` (another store's checkpoint, nothing to ship),
+    ///   `integrityViolation` (the rows do not verify, or do not hash to the checkpoint: the
+    ///   checkpoint is of another copy of the log), storage errors.
+    /// - Complexity: O(checkpoint.seq − shipped) rows read, 32 bytes of memory each; O(shipped)
+    ///   more when neither a cursor nor a recorded frontier at `shipped` is at hand.
+    public func shippingRun(after shipped: Int64, through checkpoint: Checkpoint, cursor: ShippingCursor? = nil,
+                            batchSize: Int = 10_000) async throws -> ShippingRun
+    {
+        guard checkpoint.storeID == storeID else {
+            throw AuditError(.invalidInput, "the checkpoint is of store \(checkpoint.storeID), not of this store (\(storeID))")
+        }
+        guard shipped >= 0, checkpoint.seq > shipped, batchSize >= 1 else {
+            throw AuditError(.invalidInput, "nothing to ship: the central copy holds \(shipped) entries and the checkpoint is at seq \(checkpoint.seq)")
+        }
+        let storeID = self.storeID, keys = self.keys
+        do {
+            let start = try await startFrontier(at: shipped, cursor: cursor)
+            let prevMac: [UInt8] = shipped == 0
+                ? [UInt8](repeating: 0, count: 32)
+                : try await pool.read { db in try StoredMacs(db).mac(at: shipped) } ?? []
+            let scan = try await LeafScan.leaves(pool, range: (shipped + 1)...checkpoint.seq, prevMac: prevMac, storeID: storeID,
+                                                 keys: keys, verify: true)
+            guard scan.findings.isEmpty, scan.lastGood == checkpoint.seq else {
+                let first = scan.findings.first.map(String.init(describing:)) ?? "row \(scan.lastGood + 1) cannot be read"
+                throw AuditError(.integrityViolation, "the store does not verify from seq \(shipped + 1) up to the checkpoint at seq \(checkpoint.seq) (\(first)); nothing was shipped. Run `auditdb verify`.")
+            }
+            var end = start
+            for offset in stride(from: 0, to: scan.flat.count, by: 32) { end.append(leaf: Array(scan.flat[offset..<offset + 32])) }
+            guard scan.lastMac == checkpoint.chainHead, end.root == checkpoint.merkleRoot else {
+                throw AuditError(.integrityViolation, "this store's rows do not hash to \(checkpoint) (chain head or Merkle root): it is of another copy of the log (forked, rewritten or rolled back); nothing was shipped. Run `auditdb verify --anchor`.")
+            }
+            // Each batch's proof from its last seq L to the checkpoint: the frontier at L and the
+            // leaves after it.
+            var batches: [ShippingRun.Batch] = []
+            var frontier = start
+            // The subtrees after a batch's end, shared by the batches' proofs: each is hashed once.
+            var memo: [SIMD2<Int64>: [UInt8]] = [:]
+            func subtree(_ start: Int64, _ count: Int64) -> [UInt8] {
+                if count == 1 {
+                    let offset = Int(start - shipped) * 32
+                    return Array(scan.flat[offset..<offset + 32])
+                }
+                if let known = memo[SIMD2(start, count)] { return known }
+                let k = MerkleTree.largestPowerOfTwo(below: count)
+                let hash = MerkleTree.node(subtree(start, k), subtree(start + k, count - k))
+                if count >= 64 { memo[SIMD2(start, count)] = hash }
+                return hash
+            }
+            var first = shipped + 1
+            while first <= checkpoint.seq {
+                let last = min(checkpoint.seq, first + Int64(batchSize) - 1)
+                for seq in first...last {
+                    let offset = Int(seq - shipped - 1) * 32
+                    frontier.append(leaf: Array(scan.flat[offset..<offset + 32]))
+                }
+                let proof = last == checkpoint.seq ? [] : (MerkleTree.consistencyProof(old: frontier, to: checkpoint.seq, after: subtree) ?? [])
+                batches.append(.init(seqs: first...last, proof: proof))
+                first = last + 1
+            }
+            return ShippingRun(checkpoint: checkpoint, batches: batches, endCursor: ShippingCursor(frontier: end), tail: scan.flat,
+                               firstSeq: shipped + 1)
+        } catch {
+            throw AuditError.from(error, while: "plan shipping from \(path)")
+        }
+    }
+
+    /// The frontier at `shipped`: the cursor's, the store's recorded one (checked later, with
+    /// everything else, against the checkpoint's root), or computed from rows 1…`shipped`.
+    private func startFrontier(at shipped: Int64, cursor: ShippingCursor?) async throws -> MerkleTree.Frontier {
+        if let cursor, cursor.shipped == shipped { return cursor.frontier }
+        if shipped == 0 { return MerkleTree.Frontier() }
+        let storeID = self.storeID
+        let recorded = try await pool.read { db in try Self.readCheckpoints(db, storeID: storeID, upTo: shipped, limit: 1).first }
+        if let recorded, recorded.checkpoint.seq == shipped, let f = MerkleTree.Frontier(size: shipped, bytes: recorded.frontier),
+           f.root == recorded.checkpoint.merkleRoot
+        {
+            return f
+        }
+        let scan = try await LeafScan.leaves(pool, range: 1...shipped, prevMac: [UInt8](repeating: 0, count: 32), storeID: storeID,
+                                             keys: keys, verify: false)
+        guard scan.lastGood == shipped else {
+            throw AuditError(.integrityViolation, "row \(scan.lastGood + 1) is missing or unreadable, so the entries already shipped cannot be followed; run `auditdb verify`")
+        }
+        var frontier = MerkleTree.Frontier()
+        for offset in stride(from: 0, to: scan.flat.count, by: 32) { frontier.append(leaf: Array(scan.flat[offset..<offset + 32])) }
+        return frontier
+    }
+
+    /// The entries of one batch of `run`, in seq order: each row's values with the commitments of
+    /// its withholdable fields (nonces of the shown ones), or an expired row's tombstone; each
+    /// leaf equal to the one verified when the run was planned.
+    ///
+    /// - Parameters:
+    ///   - batch: One of `run.batches`.
+    ///   - run: The run.
+    ///   - withholding: Fields shipped as their commitment only (erased fields always are), except
+    ///     in AuditDB's own entries (actions `auditdb.…`), which carry no personal data.
+    /// - Throws: ``AuditError`` `integrityViolation` when a row changed since the run was planned;
+    ///   `invalidInput` for a text value PostgreSQL cannot hold (invalid UTF-8 or a NUL byte).
+    public func shippedEntries(_ batch: ShippingRun.Batch, of run: ShippingRun,
+                               withholding: Set<WithholdableField> = []) async throws -> [ShippedEntry]
+    {
+        let storeID = self.storeID, keys = self.keys
+        do {
+            return try await pool.read { db in
+                var out: [ShippedEntry] = []
+                out.reserveCapacity(batch.seqs.count)
+                let tombstones = try Self.tombstones(db, batch.seqs)
+                func expected(_ seq: Int64) -> ArraySlice<UInt8> {
+                    let offset = Int(seq - run.firstSeq) * 32
+                    return run.tail[offset..<offset + 32]
+                }
+                let prev = batch.seqs.lowerBound == 1 ? [UInt8](repeating: 0, count: 32) : try StoredMacs(db).mac(at: batch.seqs.lowerBound - 1) ?? []
+                let scan = try LeafScan.scan(db, range: batch.seqs, prevMac: prev, storeID: storeID, keys: keys, verify: false,
+                                             onExpired: { seq, leaf in
+                    guard let tombstone = tombstones[seq], leaf[...] == expected(seq) else {
+                        throw AuditError(.integrityViolation, "expired row \(seq) changed while it was being shipped; nothing of this batch was shipped")
+                    }
+                    out.append(ShippedEntry(seq: seq, leaf: leaf, values: nil,
+                                            expired: .init(tombstone: tombstone.encoded, expirySeq: tombstone.expirySeq)))
+                }) { view, leaf in
+                    guard leaf[...] == expected(view.seq) else {
+                        throw AuditError(.integrityViolation, "row \(view.seq) changed while it was being shipped; nothing of this batch was shipped. Run `auditdb verify`.")
+                    }
+                    out.append(try Self.shippedEntry(view, leaf: leaf, storeID: storeID, keys: keys, withholding: withholding))
+                }
+                guard scan.lastGood == batch.seqs.upperBound else {
+                    throw AuditError(.integrityViolation, "row \(scan.lastGood + 1) disappeared while it was being shipped; nothing of this batch was shipped")
+                }
+                return out
+            }
+        } catch {
+            throw AuditError.from(error, while: "read entries to ship from \(path)")
+        }
+    }
+
+    /// The full tombstones of `range` (FORMAT.md 20.1), by seq.
+    private static func tombstones(_ db: Database, _ range: ClosedRange<Int64>) throws -> [Int64: Tombstone] {
+        guard try db.tableExists("audit_expired") else { return [:] }
+        var out: [Int64: Tombstone] = [:]
+        let rows = try Row.fetchCursor(db, sql: """
+            SELECT seq, key_version, mac, leaf, recorded_at, tags, expiry_seq FROM audit_expired WHERE seq >= ? AND seq <= ?
+            """, arguments: [range.lowerBound, range.upperBound])
+        while let row = try rows.next() {
+            guard let kv = UInt32(exactly: row[1] as Int64), let mac = row[2] as Data?, let leaf = row[3] as Data?,
+                  let tags = row[5] as Data?, tags.count == 80
+            else { continue }  // a malformed tombstone: the scan's leaf check stops at it
+            out[row[0]] = Tombstone(seq: row[0], keyVersion: kv, mac: Array(mac), leaf: Array(leaf), recordedAt: row[4],
+                                    tags: Array(tags), expirySeq: row[6])
+        }
+        return out
+    }
+
+    /// A well-formed, verified row as a shipped entry.
+    private static func shippedEntry(_ view: RowView, leaf: [UInt8], storeID: StoreID, keys: KeyRing,
+                                     withholding: Set<WithholdableField>) throws(AuditError) -> ShippedEntry
+    {
+        var row = view.row
+        let seq = row.seq
+        func text(_ b: adb_bytes, _ name: String) throws(AuditError) -> String? {
+            if b.len > 0, let p = b.ptr, memchr(p, 0, Int(b.len)) != nil {
+                throw AuditError(.invalidInput, "row \(seq): \(name) holds a NUL byte, which a PostgreSQL text value cannot hold; ship it withheld (--withhold) or leave this store unshipped")
+            }
+            return try RowView.validString(b, field: name, seq: seq)
+        }
+        guard let key = keys.key(version: row.key_version) else {
+            throw AuditError(.keyUnavailable, "row \(seq) is signed with key version \(row.key_version), which the key ring lacks")
+        }
+        let erased = adb_row_erased_mask(&row)
+        // AuditDB's own entries (actions `auditdb.…`) are shipped whole: their details hold no
+        // personal data (an erasure entry lists seqs, never values), and the central verifier
+        // reads expiry entries' details to check the tombstones shipped for them.
+        let isEngineEntry = RowView.bytes(row.action).map { $0.starts(with: "auditdb.".utf8) } ?? false
+        var fields: [ShippedEntry.Field] = []
+        for field in WithholdableField.allCases {
+            var nonce = [UInt8](repeating: 0, count: 32)
+            var commitment = [UInt8](repeating: 0, count: 32)
+            _ = adb_row_field_nonce(key.keyset, storeID.bytes, &row, field.id, &nonce)
+            adb_row_field_commitment(key.keyset, storeID.bytes, &row, field.id, &commitment)
+            if erased & (1 << (field.id - 1)) != 0 {
+                fields.append(.init(value: nil, nonce: nil, commitment: commitment, state: .erased))
+            } else if withholding.contains(field) && !isEngineEntry {
+                fields.append(.init(value: nil, nonce: nil, commitment: commitment, state: .withheld))
+            } else if let value = try text(field.value(of: row), field.rawValue) {
+                fields.append(.init(value: value, nonce: nonce, commitment: commitment, state: .shown))
+            } else {
+                fields.append(.init(value: nil, nonce: nil, commitment: commitment, state: .shown))
+            }
+        }
+        let values = ShippedEntry.Values(
+            recordedAt: row.recorded_at, occurredAt: row.has_occurred_at != 0 ? row.occurred_at : nil,
+            tenant: try text(row.tenant, "tenant"), action: try text(row.action, "action") ?? "",
+            resourceType: try text(row.resource_type, "resource_type"), resourceId: try text(row.resource_id, "resource_id"),
+            outcome: row.outcome, severity: row.severity, correlationId: try text(row.correlation_id, "correlation_id"),
+            origin: row.origin, originRef: row.has_origin_ref != 0 ? row.origin_ref : nil, formatVersion: row.format_version,
+            keyVersion: row.key_version, actor: fields[0], source: fields[1], details: fields[2])
+        return ShippedEntry(seq: seq, leaf: leaf, values: values, expired: nil)
+    }
+}

@@ -1,0 +1,238 @@
+import CAuditCore
+
+/// One shipped batch as the central database records it: the seqs it holds, the checkpoint (by
+/// seq and signature) it is proven against, and the consistency proof from its last seq to it.
+public struct ShippedBatchRecord: Sendable, Hashable {
+    public var firstSeq: Int64
+    public var lastSeq: Int64
+    public var checkpointSeq: Int64
+    public var checkpointSignature: [UInt8]
+    /// The hashes of the consistency proof (FORMAT.md section 22), in RFC 9162 order.
+    public var proof: [[UInt8]]
+
+    /// A batch record.
+    public init(firstSeq: Int64, lastSeq: Int64, checkpointSeq: Int64, checkpointSignature: [UInt8], proof: [[UInt8]]) {
+        self.firstSeq = firstSeq
+        self.lastSeq = lastSeq
+        self.checkpointSeq = checkpointSeq
+        self.checkpointSignature = checkpointSignature
+        self.proof = proof
+    }
+}
+
+/// What the central verifier found about one store's shipped entries.
+public struct ShippedFinding: Sendable, Hashable, CustomStringConvertible {
+    /// The kind of finding.
+    public struct Kind: Hashable, Sendable, CustomStringConvertible {
+        /// The stable name used in text and JSON.
+        public let name: String
+        init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        /// A shipped row's value differs from what was signed (a shown field against its
+        /// commitment, the values against the leaf hash, or the rows with their leaf hashes
+        /// against the checkpoint's root), or a tombstone is not the one its expiry entry lists.
+        public static let changed = Kind("changed")
+        /// Seqs the shipped batches cover that have no row.
+        public static let missing = Kind("missing")
+        /// A row that no shipped batch covers, or a second row at one seq.
+        public static let extra = Kind("extra")
+        /// Rows whose batch names a checkpoint the witness does not hold validly signed under a
+        /// registered key, so nothing proves them.
+        public static let unproven = Kind("unproven")
+        /// A batch record (its proof or checkpoint) was changed; its rows are proven by a later batch.
+        public static let batchChanged = Kind("batch-changed")
+
+        /// Every kind, in report order.
+        public static let all: [Kind] = [.changed, .missing, .extra, .unproven, .batchChanged]
+    }
+
+    /// The kind.
+    public let kind: Kind
+    /// The seqs concerned.
+    public let seqs: ClosedRange<Int64>
+    /// What happened, and what it means.
+    public let message: String
+
+    public var description: String {
+        let at = seqs.count == 1 ? "seq \(seqs.lowerBound)" : "seqs \(seqs.lowerBound)...\(seqs.upperBound)"
+        return "\(kind) at \(at): \(message)"
+    }
+}
+
+/// Checks one store's shipped entries against its checkpoints with public keys only: feed it the
+/// entries in seq order (``add(_:)``), then ``finish()``.
+///
+/// Every entry must prove itself (``ShippedEntry/problem(storeID:)``); the entries 1…L of each
+/// batch ending at L, with their leaf hashes, must hash to a tree that the batch's consistency
+/// proof shows to be a prefix of the tree its checkpoint signs; the seqs must be gapless up to
+/// the highest batch and none above it; each expiry entry's tombstones digest must match the
+/// tombstones shipped for it. Memory: O(log n) plus the tombstones awaiting their expiry entry.
+public struct ShippedLogVerifier: Sendable {
+    /// The store.
+    public let storeID: StoreID
+    /// The highest seq a batch covers.
+    public let highWaterMark: Int64
+    private var batchesByLast: [Int64: [ShippedBatchRecord]] = [:]
+    private var checkpoints: [Int64: [Checkpoint]] = [:]
+    private var frontier = MerkleTree.Frontier()
+    private var expected: Int64 = 1
+    private var broken = false
+    private var failedBatches: [(ShippedBatchRecord, provable: Bool)] = []
+    private var tombstones: [Int64: [(seq: Int64, encoded: [UInt8])]] = [:]
+    private var extra: [Int64] = []
+    /// The findings so far.
+    public private(set) var findings: [ShippedFinding] = []
+    /// Rows checked (values or tombstone) up to the high-water mark.
+    public private(set) var entriesChecked: Int64 = 0
+    /// Batches whose proof verified against their checkpoint.
+    public private(set) var batchesProven = 0
+    /// Expired rows whose expiry entry is above the high-water mark (not shipped yet): their
+    /// leaves are proven, their tombstones will be by a later shipment.
+    public private(set) var expiredAwaitingEntry = 0
+
+    /// A verifier of `storeID`'s shipped entries.
+    /// - Parameters:
+    ///   - batches: The store's batch records.
+    ///   - checkpoints: The store's checkpoints the witness holds that are validly signed under
+    ///     a key registered for the store (the caller checks the registration).
+    public init(storeID: StoreID, batches: [ShippedBatchRecord], checkpoints: [Checkpoint]) {
+        self.storeID = storeID
+        highWaterMark = batches.map(\.lastSeq).max() ?? 0
+        for batch in batches { batchesByLast[batch.lastSeq, default: []].append(batch) }
+        for cp in checkpoints where cp.storeID == storeID && cp.invalidityUnderOwnKey == nil {
+            self.checkpoints[cp.seq, default: []].append(cp)
+        }
+    }
+
+    /// The next entry, in ascending seq (a repeated seq is reported as `extra`).
+    public mutating func add(_ entry: ShippedEntry) {
+        let seq = entry.seq
+        if seq > highWaterMark {
+            extra.append(seq)
+            return
+        }
+        if seq < expected {
+            findings.append(.init(kind: .extra, seqs: seq...seq, message: "a second row at this seq (the central table lost its primary key)"))
+            return
+        }
+        if seq > expected {
+            findings.append(.init(kind: .missing, seqs: expected...(seq - 1), message: "\(seq - expected) shipped row(s) are missing from the central table (deleted)"))
+            broken = true
+        }
+        expected = seq + 1
+        entriesChecked += 1
+        if let problem = entry.problem(storeID: storeID) {
+            findings.append(.init(kind: .changed, seqs: seq...seq, message: problem))
+        }
+        if let expired = entry.expired {
+            tombstones[expired.expirySeq, default: []].append((seq, expired.tombstone))
+        } else if let values = entry.values, values.action == ExpiryRecord.action, values.origin == 0 {
+            checkExpiry(entry, values)
+        }
+        if entry.leaf.count == 32 && !broken {
+            frontier.append(leaf: entry.leaf)
+        } else {
+            broken = true
+        }
+        for batch in batchesByLast[seq] ?? [] { check(batch) }
+    }
+
+    /// The findings, once every entry was added.
+    public mutating func finish() -> [ShippedFinding] {
+        if expected <= highWaterMark {
+            findings.append(.init(kind: .missing, seqs: expected...highWaterMark,
+                                  message: "\(highWaterMark - expected + 1) shipped row(s) are missing from the central table (deleted)"))
+        }
+        if let first = failedBatches.first {
+            let (batch, provable) = first
+            let later = failedBatches.count > 1 ? "; every later batch fails with it" : ""
+            findings.append(provable
+                ? .init(kind: .changed, seqs: batch.firstSeq...batch.lastSeq,
+                        message: "these rows, changed together with their leaf hashes (or this batch's proof), do not hash to the tree the checkpoint at seq \(batch.checkpointSeq) signs\(later)")
+                : .init(kind: .unproven, seqs: batch.firstSeq...batch.lastSeq,
+                        message: "their batch names a checkpoint at seq \(batch.checkpointSeq) that the witness does not hold validly signed under a registered key, and no later batch proves them\(later)"))
+        }
+        failedBatches = []
+        var start: Int64?
+        var previous: Int64 = 0
+        func flush() {
+            guard let first = start else { return }
+            findings.append(.init(kind: .extra, seqs: first...previous,
+                                  message: "above the highest shipped batch (seq \(highWaterMark)): no checkpoint proves these rows"))
+        }
+        for seq in extra {
+            if let _ = start, seq == previous + 1 {
+                previous = seq
+                continue
+            }
+            flush()
+            start = seq
+            previous = seq
+        }
+        flush()
+        extra = []
+        for (expirySeq, list) in tombstones.sorted(by: { $0.key < $1.key }) {
+            if expirySeq > highWaterMark {
+                expiredAwaitingEntry += list.count
+            } else if let first = list.first, let last = list.last {
+                findings.append(.init(kind: .changed, seqs: first.seq...last.seq,
+                                      message: "expired rows naming seq \(expirySeq) as their expiry entry, which is no shipped expiry entry: rows were made to look expired"))
+            }
+        }
+        tombstones = [:]
+        let order = Dictionary(uniqueKeysWithValues: ShippedFinding.Kind.all.enumerated().map { ($1, $0) })
+        findings.sort { (order[$0.kind] ?? 9, $0.seqs.lowerBound) < (order[$1.kind] ?? 9, $1.seqs.lowerBound) }
+        return findings
+    }
+
+    private mutating func check(_ batch: ShippedBatchRecord) {
+        guard !broken, batch.firstSeq <= batch.lastSeq else { return }
+        guard let cp = checkpoints[batch.checkpointSeq]?.first(where: { $0.signature == batch.checkpointSignature }) else {
+            failedBatches.append((batch, false))
+            return
+        }
+        guard let root = frontier.root,
+              MerkleTree.verifyConsistency(oldSize: batch.lastSeq, newSize: cp.seq, oldRoot: root, newRoot: cp.merkleRoot, proof: batch.proof)
+        else {
+            failedBatches.append((batch, true))
+            return
+        }
+        batchesProven += 1
+        // Earlier batches that failed are proven by this one: only their records were changed.
+        for (failed, _) in failedBatches {
+            findings.append(.init(kind: .batchChanged, seqs: failed.firstSeq...failed.lastSeq,
+                                  message: "the batch record's proof or checkpoint (seq \(failed.checkpointSeq)) was changed; its rows are proven by the batch ending at seq \(batch.lastSeq)"))
+        }
+        failedBatches = []
+    }
+
+    /// An expiry entry: the tombstones shipped for it must give its digest (FORMAT.md 20.3).
+    private mutating func checkExpiry(_ entry: ShippedEntry, _ values: ShippedEntry.Values) {
+        let list = tombstones.removeValue(forKey: entry.seq) ?? []
+        guard values.details.state == .shown, let details = values.details.value else {
+            expiredAwaitingEntry += list.count  // details withheld: the tombstones cannot be checked
+            return
+        }
+        let auditEntry = AuditEntry(
+            seq: entry.seq, recordedAt: AuditTimestamp(microsecondsSinceEpoch: values.recordedAt), occurredAt: nil, tenant: values.tenant,
+            actor: nil, action: values.action, resourceType: values.resourceType, resourceId: values.resourceId, outcome: .success,
+            severity: .notice, correlationId: nil, source: nil, detailsJSON: details, origin: .recorded, formatVersion: Int(values.formatVersion),
+            keyVersion: values.keyVersion, mac: [], finding: nil, erasedFields: [])
+        let record: ExpiryRecord
+        do {
+            record = try ExpiryRecord(auditEntry)
+        } catch {
+            findings.append(.init(kind: .changed, seqs: entry.seq...entry.seq, message: "an expiry entry whose details cannot be read: \(error.reason)"))
+            return
+        }
+        var message: [UInt8] = []
+        for tombstone in list { message += tombstone.encoded }
+        var digest = [UInt8](repeating: 0, count: 32)
+        adb_sha256(message, message.count, &digest)
+        if Int64(list.count) != record.count || digest != record.digest {
+            findings.append(.init(kind: .changed, seqs: record.first...record.last,
+                                  message: "the expired rows shipped for the expiry entry at seq \(entry.seq) are not the ones it lists (\(list.count) shipped, \(record.count) listed, or their tombstones differ)"))
+        }
+    }
+}

@@ -1,0 +1,155 @@
+public import AuditDB
+import Foundation
+public import Logging
+import PostgresNIO
+
+/// Ships a store's verified entries into the central table `auditdb_ship.entries`
+/// (`postgres/witness_shipping.sql`, docs/fleet.md "Shipping"), in batches, each tied to a
+/// checkpoint published to the witness and carrying the consistency proof from its last seq to
+/// it, so that ``ShippedVerifier`` proves every shipped row with public keys only.
+///
+/// Resumable and idempotent: a batch is one transaction that COPYs its rows (into a temporary
+/// table, then through row-level security into the central table) and records the batch — the
+/// store's high-water mark — with them. A shipper killed or cut off mid-batch leaves nothing of
+/// that batch; run again, it continues after the last committed batch, and the primary key
+/// `(store_id, seq)` refuses any row twice.
+///
+/// ```swift
+/// let shipper = CentralShipper(central: central, witness: witness, logger: logger)
+/// let summary = try await shipper.ship(store, signer: signer)
+/// ```
+public struct CentralShipper: Sendable {
+    /// How to ship.
+    public struct Configuration: Sendable {
+        /// Entries per batch (one transaction each).
+        public var batchSize: Int
+        /// Fields shipped as their commitment only, for every row (erased fields always are).
+        public var withholding: Set<WithholdableField>
+
+        /// A configuration.
+        public init(batchSize: Int = 10_000, withholding: Set<WithholdableField> = []) {
+            self.batchSize = batchSize
+            self.withholding = withholding
+        }
+    }
+
+    /// The central database (connect as the instance's role, a member of `auditdb_publisher`).
+    public let central: PostgresWitness
+    /// The witness the checkpoints are published to (often the same database as `central`).
+    public let witness: PostgresWitness
+    /// The configuration.
+    public let configuration: Configuration
+    let logger: Logger
+
+    /// A shipper to `central`, proving against checkpoints at `witness`.
+    public init(central: PostgresWitness, witness: PostgresWitness, configuration: Configuration = Configuration(), logger: Logger) {
+        self.central = central
+        self.witness = witness
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// What one ``ship(_:signer:cursor:)`` did.
+    public struct Summary: Sendable {
+        /// The store.
+        public let storeID: StoreID
+        /// Entries the central table held for it before.
+        public let shippedBefore: Int64
+        /// Entries it holds now (its high-water mark).
+        public let shippedAfter: Int64
+        /// Batches committed.
+        public let batches: Int
+        /// The checkpoint they are proven against (nil when there was nothing to ship).
+        public let checkpoint: Checkpoint?
+        /// Where the central copy stands: pass it to the next call to read fewer rows.
+        public let cursor: ShippingCursor?
+
+        /// Entries shipped by this call.
+        public var shipped: Int64 { shippedAfter - shippedBefore }
+    }
+
+    /// The store's high-water mark: how many leading entries the central table holds.
+    public func highWaterMark(of storeID: StoreID) async throws -> Int64 {
+        let id = ByteBuffer(bytes: storeID.bytes)
+        do {
+            let rows = try await central.client.query(
+                "SELECT coalesce(max(last_seq), 0) FROM auditdb_ship.batches WHERE store_id = \(id)", logger: logger)
+            for try await high in rows.decode(Int64.self) { return high }
+            return 0
+        } catch {
+            throw AuditError.witness(error, while: "read the shipped high-water mark of store \(storeID)")
+        }
+    }
+
+    /// Ships every verified entry of `store` after the central high-water mark, up to the newest
+    /// checkpoint of the store at the witness that this store matches.
+    ///
+    /// - Parameters:
+    ///   - store: The store (opened with its HMAC keys: every row is verified before it is sent).
+    ///   - signer: When given, a checkpoint is made first and published to the witness (with its
+    ///     consistency proof), so that everything appended so far is shipped. Without it, the
+    ///     newest checkpoint already published bounds the shipment.
+    ///   - cursor: The ``Summary/cursor`` of the previous call, to skip re-reading shipped rows.
+    /// - Returns: What was shipped.
+    /// - Throws: ``AuditError``: `integrityViolation` (the store does not verify, or does not
+    ///   match the published checkpoint: nothing more is shipped), `permissionDenied` (the role
+    ///   may not ship for the store), `storage` (PostgreSQL unreachable; the batches committed
+    ///   before stay, and the next call resumes after them).
+    public func ship(_ store: AuditStore, signer: CheckpointSigner? = nil, cursor: ShippingCursor? = nil) async throws -> Summary {
+        let storeID = store.storeID
+        if let signer {
+            _ = try await store.checkpoint(signer: signer, anchors: [WitnessAnchor(witness: witness)])
+        }
+        let before = try await highWaterMark(of: storeID)
+        let published = try await witness.checkpoints(of: storeID, below: Int64.max, limit: 16)
+        guard let checkpoint = published.first(where: { $0.invalidityUnderOwnKey == nil }) else {
+            throw AuditError(.invalidInput, "the witness holds no validly signed checkpoint of store \(storeID): publish one first (`auditdb-fleet ship --signing-key`, or a CheckpointService with a WitnessAnchor)")
+        }
+        guard checkpoint.seq > before else {
+            return Summary(storeID: storeID, shippedBefore: before, shippedAfter: before, batches: 0, checkpoint: nil,
+                           cursor: cursor?.shipped == before ? cursor : nil)
+        }
+        let run = try await store.shippingRun(after: before, through: checkpoint, cursor: cursor, batchSize: configuration.batchSize)
+        var committed = 0
+        for batch in run.batches {
+            let entries = try await store.shippedEntries(batch, of: run, withholding: configuration.withholding)
+            try await commit(entries, batch: batch, checkpoint: checkpoint, storeID: storeID)
+            committed += 1
+            logger.debug("shipped a batch", metadata: ["store": "\(storeID)", "seqs": "\(batch.seqs)"])
+        }
+        return Summary(storeID: storeID, shippedBefore: before, shippedAfter: checkpoint.seq, batches: committed,
+                       checkpoint: checkpoint, cursor: run.endCursor)
+    }
+
+    /// One batch in one transaction: COPY into a temporary table, INSERT through row-level
+    /// security, record the batch (the trigger checks it continues the high-water mark).
+    func commit(_ entries: [ShippedEntry], batch: ShippingRun.Batch, checkpoint: Checkpoint, storeID: StoreID) async throws {
+        let chunks = ShipCopyEncoding.chunks(entries, storeID: storeID)
+        let id = ByteBuffer(bytes: storeID.bytes), signature = ByteBuffer(bytes: checkpoint.signature)
+        let proof = ByteBuffer(bytes: batch.proof.flatMap { $0 })
+        let (first, last, cpSeq) = (batch.seqs.lowerBound, batch.seqs.upperBound, checkpoint.seq)
+        let logger = self.logger
+        do {
+            try await central.client.withTransaction(logger: logger) { connection in
+                try await connection.query(
+                    "CREATE TEMP TABLE IF NOT EXISTS auditdb_ship_stage (LIKE auditdb_ship.entries INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+                    logger: logger)
+                // PostgreSQL refuses COPY FROM into a table with row-level security for a role it
+                // applies to: COPY into the temporary table, then INSERT (checked by the policy).
+                try await connection.copyFrom(table: "auditdb_ship_stage", columns: ShipCopyEncoding.columns, logger: logger) { writer in
+                    for chunk in chunks { try await writer.write(chunk) }
+                }
+                try await connection.query(
+                    "INSERT INTO auditdb_ship.entries (\(unescaped: ShipCopyEncoding.columnList)) SELECT \(unescaped: ShipCopyEncoding.columnList) FROM auditdb_ship_stage",
+                    logger: logger)
+                try await connection.query(
+                    """
+                    INSERT INTO auditdb_ship.batches (store_id, first_seq, last_seq, checkpoint_seq, checkpoint_signature, proof)
+                    VALUES (\(id), \(first), \(last), \(cpSeq), \(signature), \(proof))
+                    """, logger: logger)
+            }
+        } catch {
+            throw AuditError.witness(error, while: "ship seqs \(first)...\(last) of store \(storeID)")
+        }
+    }
+}

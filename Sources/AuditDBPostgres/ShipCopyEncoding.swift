@@ -1,0 +1,97 @@
+import AuditDB
+import PostgresNIO
+
+/// Shipped entries as the text format of PostgreSQL's `COPY … FROM STDIN` (one line per row,
+/// tab-separated, `\N` for NULL, backslash escapes; bytea as `\\x` hex), in the column order of
+/// ``columns``. The one place that writes rows of `auditdb_ship.entries`.
+enum ShipCopyEncoding {
+    static let columns = [
+        "store_id", "seq", "recorded_at", "occurred_at", "tenant", "actor", "action", "resource_type", "resource_id",
+        "outcome", "severity", "correlation_id", "source", "details", "origin", "origin_ref", "format_version", "key_version",
+        "actor_nonce", "source_nonce", "details_nonce", "actor_commitment", "source_commitment", "details_commitment",
+        "withheld", "erased", "leaf", "tombstone", "expiry_seq",
+    ]
+    static let columnList = columns.joined(separator: ", ")
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// The rows in chunks of about 1 MiB.
+    static func chunks(_ entries: [ShippedEntry], storeID: StoreID) -> [ByteBuffer] {
+        var chunks: [ByteBuffer] = []
+        var line: [UInt8] = []
+        line.reserveCapacity(2048)
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(1 << 20)
+        for entry in entries {
+            line.removeAll(keepingCapacity: true)
+            encode(entry, storeID: storeID, into: &line)
+            buffer.writeBytes(line)
+            if buffer.readableBytes >= 1 << 20 {
+                chunks.append(buffer)
+                buffer = ByteBuffer()
+                buffer.reserveCapacity(1 << 20)
+            }
+        }
+        if buffer.readableBytes > 0 { chunks.append(buffer) }
+        return chunks
+    }
+
+    static func encode(_ entry: ShippedEntry, storeID: StoreID, into out: inout [UInt8]) {
+        func tab() { out.append(0x09) }
+        func null() { out += [0x5C, 0x4E] }  // \N
+        func int(_ v: Int64?) { if let v { out += String(v).utf8 } else { null() } }
+        func bytes(_ b: [UInt8]?) {
+            guard let b else { return null() }
+            out += [0x5C, 0x5C, 0x78]  // \\x: COPY unescapes to \x, bytea's hex input
+            for byte in b {
+                out.append(hexDigits[Int(byte >> 4)])
+                out.append(hexDigits[Int(byte & 0x0F)])
+            }
+        }
+        func text(_ s: String?) {
+            guard let s else { return null() }
+            for c in s.utf8 {
+                switch c {
+                case 0x5C: out += [0x5C, 0x5C]
+                case 0x0A: out += [0x5C, 0x6E]
+                case 0x0D: out += [0x5C, 0x72]
+                case 0x09: out += [0x5C, 0x74]
+                default: out.append(c)
+                }
+            }
+        }
+        func time(_ micros: Int64?) {
+            guard let micros else { return null() }
+            out += AuditTimestamp(microsecondsSinceEpoch: micros).iso8601.utf8
+        }
+        func mask(_ state: ShippedEntry.Field.State, _ values: ShippedEntry.Values) -> Int64 {
+            var m: Int64 = 0
+            if values.actor.state == state { m |= 1 }
+            if values.source.state == state { m |= 2 }
+            if values.details.state == state { m |= 4 }
+            return m
+        }
+        bytes(storeID.bytes); tab(); int(entry.seq); tab()
+        if let v = entry.values {
+            time(v.recordedAt); tab(); time(v.occurredAt); tab()
+            text(v.tenant); tab(); text(v.actor.value); tab(); text(v.action); tab(); text(v.resourceType); tab(); text(v.resourceId); tab()
+            int(Int64(v.outcome)); tab(); int(Int64(v.severity)); tab(); text(v.correlationId); tab()
+            text(v.source.value); tab(); text(v.details.value); tab()
+            int(Int64(v.origin)); tab(); int(v.originRef); tab(); int(Int64(v.formatVersion)); tab(); int(Int64(v.keyVersion)); tab()
+            bytes(v.actor.nonce); tab(); bytes(v.source.nonce); tab(); bytes(v.details.nonce); tab()
+            bytes(v.actor.commitment); tab(); bytes(v.source.commitment); tab(); bytes(v.details.commitment); tab()
+            int(mask(.withheld, v)); tab(); int(mask(.erased, v)); tab()
+            bytes(entry.leaf); tab(); null(); tab(); null()
+        } else {
+            let tombstone = entry.expired?.tombstone ?? []
+            // An expired row keeps its recorded time (ENC_TOMB bytes 76..<84) for queries.
+            let recorded = tombstone.count == ShippedEntry.Expired.tombstoneLength
+                ? tombstone[76..<84].reduce(Int64(0)) { $0 << 8 | Int64($1) } : 0
+            time(recorded); tab()
+            for _ in 0..<21 { null(); tab() }
+            int(0); tab(); int(0); tab()
+            bytes(entry.leaf); tab(); bytes(entry.expired?.tombstone); tab(); int(entry.expired?.expirySeq)
+        }
+        out.append(0x0A)
+    }
+}

@@ -1,0 +1,162 @@
+import ArgumentParser
+import AuditDB
+import AuditDBPostgres
+import Foundation
+import Logging
+
+/// Runs `body` with one client per distinct URL (the central database and the witness are often
+/// one), their pools running meanwhile. Each must answer a first query within `timeout` seconds;
+/// after that the body runs as long as it needs (a shipment may take minutes).
+func withClients<R: Sendable>(central: String, witness: String?, timeout: Int,
+                              _ body: @Sendable @escaping (PostgresWitness, PostgresWitness) async throws -> R) async throws -> R
+{
+    var logger = Logger(label: "auditdb-fleet")
+    logger.logLevel = .warning
+    let centralConnection = try WitnessConnection(url: central)
+    let centralClient = PostgresWitness(centralConnection, logger: logger)
+    let witnessClient = try witness.map { PostgresWitness(try WitnessConnection(url: $0), logger: logger) } ?? centralClient
+    let seconds = max(1, timeout)
+    return try await withThrowingTaskGroup(of: R?.self) { group in
+        for client in witnessClient === centralClient ? [centralClient] : [centralClient, witnessClient] {
+            group.addTask {
+                try await client.run()
+                return nil
+            }
+        }
+        defer { group.cancelAll() }
+        for client in witnessClient === centralClient ? [centralClient] : [centralClient, witnessClient] {
+            try await withThrowingTaskGroup(of: Void.self) { probe in
+                probe.addTask { try await client.ping() }
+                probe.addTask {
+                    try await Task.sleep(for: .seconds(seconds))
+                    throw AuditError(.storage, "\(client.connection) did not answer within \(seconds) s; check that it is reachable and running")
+                }
+                defer { probe.cancelAll() }
+                try await probe.next()
+            }
+        }
+        return try await body(centralClient, witnessClient)
+    }
+}
+
+struct Ship: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ship a store's verified entries into the central table, in batches proven against checkpoints at the witness (connect as the instance's publisher role).",
+        discussion: """
+            Resumable and idempotent: each batch is one transaction with the store's high-water mark; run it \
+            again after a crash or a lost connection and it continues after the last committed batch.
+
+            The keys come from --key-file, $AUDITDB_KEY_FILE or $AUDITDB_KEYS, as for `auditdb`. \
+            See docs/fleet.md, "Shipping".
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("The store file.", valueName: "path"))
+    var store: String
+
+    @Option(name: .customLong("key-file"), help: ArgumentHelp("The store's key file (default: $AUDITDB_KEY_FILE, else $AUDITDB_KEYS).", valueName: "path"))
+    var keyFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("The central database URL (postgresql://USER@HOST[:PORT]/DATABASE).", valueName: "url"))
+    var to: String
+
+    @Option(name: .long, help: ArgumentHelp("The witness database URL, if it is not the central database.", valueName: "url"))
+    var witness: String?
+
+    @Option(name: .customLong("signing-key"), help: ArgumentHelp(
+        "The checkpoint signing key: make and publish a checkpoint first, so that every entry so far is shipped. Without it, the newest published checkpoint bounds the shipment.",
+        valueName: "path"))
+    var signingKey: String?
+
+    @Option(name: .customLong("batch-size"), help: "Entries per batch (one transaction each).")
+    var batchSize: Int = 10_000
+
+    @Option(name: .long, help: ArgumentHelp("Fields to ship as their commitment only: a comma-separated list of actor, source, details.", valueName: "fields"))
+    var withhold: String?
+
+    @Option(name: .long, help: "Give up when a database has not answered within this many seconds.")
+    var timeout: Int = 30
+
+    func validate() throws {
+        guard (1...1_000_000).contains(batchSize) else { throw ValidationError("--batch-size must be between 1 and 1000000") }
+        _ = try fields()
+    }
+
+    func fields() throws -> Set<WithholdableField> {
+        guard let withhold else { return [] }
+        var out: Set<WithholdableField> = []
+        for name in withhold.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let field = WithholdableField(rawValue: String(name)) else {
+                throw ValidationError("--withhold takes actor, source and details, comma-separated")
+            }
+            out.insert(field)
+        }
+        return out
+    }
+
+    func keyRing() throws -> KeyRing {
+        let environment = ProcessInfo.processInfo.environment
+        if let path = keyFile ?? environment["AUDITDB_KEY_FILE"], !path.isEmpty { return try KeyFile(path: path).load() }
+        if environment["AUDITDB_KEYS"] != nil { return try EnvironmentKeyProvider().load() }
+        throw AuditError(.keyUnavailable, "no key given: pass --key-file PATH, set AUDITDB_KEY_FILE, or set AUDITDB_KEYS")
+    }
+
+    func run() async throws {
+        let keys = try keyRing()
+        let signer = try signingKey.map { path throws(AuditError) in try CheckpointSigner.load(path: path) }
+        let configuration = CentralShipper.Configuration(batchSize: batchSize, withholding: try fields())
+        let store = try await AuditStore.open(at: store, keys: keys)
+        let summary: CentralShipper.Summary
+        do {
+            summary = try await withClients(central: to, witness: witness, timeout: timeout) { central, witness in
+                try await CentralShipper(central: central, witness: witness, configuration: configuration, logger: Logger(label: "auditdb-fleet"))
+                    .ship(store, signer: signer)
+            }
+        } catch {
+            try? await store.close()  // the shipping error is what is reported
+            throw error
+        }
+        try await store.close()
+        if summary.shipped == 0 {
+            print("nothing to ship: the central table holds \(summary.shippedBefore) entries of store \(summary.storeID), up to the newest published checkpoint")
+        } else {
+            print("shipped \(summary.shipped) entries of store \(summary.storeID) (seqs \(summary.shippedBefore + 1)...\(summary.shippedAfter)) in \(summary.batches) batch(es), proven against the checkpoint at seq \(summary.checkpoint?.seq ?? summary.shippedAfter)")
+        }
+    }
+}
+
+struct VerifyShipped: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify-shipped",
+        abstract: "Prove every shipped row against the witness with public keys only; report changed, missing and extra rows (connect as a member of auditdb_auditor).")
+
+    @Option(name: .long, help: ArgumentHelp("The central database URL.", valueName: "url"))
+    var to: String
+
+    @Option(name: .long, help: ArgumentHelp("The witness database URL, if it is not the central database.", valueName: "url"))
+    var witness: String?
+
+    @Option(name: .customLong("store-id"), help: ArgumentHelp("Only this store (32 hex digits).", valueName: "hex"))
+    var storeId: String?
+
+    @Option(name: .long, help: "text or json.")
+    var format: String = "text"
+
+    @Option(name: .long, help: "Give up when a database has not answered within this many seconds.")
+    var timeout: Int = 30
+
+    func validate() throws {
+        guard ["text", "json"].contains(format) else { throw ValidationError("--format must be text or json") }
+        if let storeId, storeId.count != 32 || StoreID(hex: storeId) == nil {
+            throw ValidationError("--store-id must be 32 hex digits")
+        }
+    }
+
+    func run() async throws {
+        let id = storeId.flatMap { StoreID(hex: $0) }
+        let report = try await withClients(central: to, witness: witness, timeout: timeout) { central, witness in
+            try await ShippedVerifier(central: central, witness: witness, logger: Logger(label: "auditdb-fleet")).verify(storeID: id)
+        }
+        FileHandle.standardOutput.write(Data((format == "json" ? report.json + "\n" : report.text).utf8))
+        if !report.isIntact { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,141 @@
+import AuditDBPostgres
+import AuditDBTestSupport
+import Foundation
+import Logging
+import MetricsTestKit
+import Synchronization
+import Testing
+
+@testable import AuditDB
+@testable import AuditDBPostgres
+
+/// The fleet auditor as a long-running service (FleetAuditService, `auditdb-fleet audit --every`)
+/// against a real PostgreSQL witness: sweeps on its clock, findings as metrics.
+@Suite("Fleet: audit service", .serialized)
+final class FleetServiceTests: Sendable {
+    let server: PostgresServer
+    let dir: TemporaryDirectory
+    let keys: KeyRing
+
+    init() async throws {
+        server = try await PostgresServer.withWitnessSchema(publishers: ["good", "wrongkey"])
+        dir = try TemporaryDirectory()
+        keys = try KeyRing.inMemory()
+    }
+
+    deinit { server.stop() }
+
+    /// One intact store and one that publishes under a key nobody registered.
+    func seed() async throws {
+        let registered = try CheckpointSigner.inMemory(), other = try CheckpointSigner.inMemory()
+        for (name, signer) in [("good", registered), ("wrongkey", other)] {
+            let store = try await AuditStore.create(at: dir.path(name + ".db"), keys: keys)
+            try await store.append(contentsOf: (1...5).map { sampleEvent($0) })
+            let id = store.storeID
+            try await withWitness(server.url(PostgresServer.owner)) {
+                try await $0.register(store: id, publisher: name, publicKeys: registered.publicKeys, label: name)
+            }
+            do {
+                try await withWitness(server.url(name)) { witness in
+                    _ = try await store.checkpoint(signer: signer, anchors: [WitnessAnchor(witness: witness)])
+                }
+                #expect(name == "good")
+            } catch let error as AuditError {
+                #expect(name == "wrongkey" && error.message.contains("not registered"), "\(error.message)")
+            }
+            try await store.close()
+        }
+    }
+
+    @Test("sweeps at once and then every interval of its clock; the latest findings per kind are gauges, sweeps are counted")
+    func serviceMetrics() async throws {
+        try await seed()
+        let metrics = TestMetrics()
+        let clock = ManualClock()
+        let reports = Mutex<[FleetReport]>([])
+        try await withWitness(server.url("auditor")) { witness in
+            let auditor = FleetAuditor(witness: witness, configuration: .init(metricsFactory: metrics), logger: Logger(label: "test"))
+            let service = FleetAuditService(auditor: auditor, interval: .seconds(30), clock: clock) { report in
+                reports.withLock { $0.append(report) }
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await service.run() }
+                try await clock.waitForSleepers()
+                #expect(reports.withLock { $0.count } == 1)
+                clock.advance(by: .seconds(29))
+                try await Task.sleep(for: .milliseconds(50))
+                #expect(reports.withLock { $0.count } == 1, "no sweep before the interval")
+                clock.advance(by: .seconds(1))
+                try await clock.waitForSleepers()
+                #expect(reports.withLock { $0.count } == 2)
+                group.cancelAll()
+            }
+        }
+        let kinds = reports.withLock { $0.last?.findings.map { "\($0.finding.kind)" } }
+        #expect(kinds == ["unknown-key"])
+        #expect(try metrics.expectGauge("auditdb_fleet_findings", [("kind", "unknown-key")]).lastValue == 1)
+        #expect(try metrics.expectGauge("auditdb_fleet_findings", [("kind", "fork")]).lastValue == 0)
+        #expect(try metrics.expectCounter("auditdb_fleet_sweeps_total").totalValue == 2)
+        #expect(try metrics.expectGauge("auditdb_fleet_stores_with_findings").lastValue == 1)
+        #expect(clock.sleeperCount == 0)
+    }
+
+    @Test("`auditdb-fleet audit --every 1s` prints a report per sweep and exits 0 on SIGTERM")
+    func cliEvery() async throws {
+        try await seed()
+        let output = dir.path("every.out")
+        #expect(FileManager.default.createFile(atPath: output, contents: nil, attributes: [.posixPermissions: 0o600]))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        let child = TestProcess()
+        child.executableURL = URL(fileURLWithPath: try builtProduct("auditdb-fleet"))
+        child.arguments = ["audit", "--witness", server.url("auditor"), "--every", "1s"]
+        child.standardOutput = handle
+        try child.run()
+        try handle.close()
+        var text = ""
+        for _ in 0..<3_000 where text.components(separatedBy: "fleet NOT intact").count < 3 {
+            usleep(10_000)
+            text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""  // read while it is written: retried
+        }
+        kill(child.processIdentifier, SIGTERM)
+        child.waitUntilExit()
+        #expect(child.terminationReason == .exit && child.terminationStatus == 0)
+        #expect(text.components(separatedBy: "fleet NOT intact: 1 of 2 store(s) with findings, 1 finding(s)").count >= 3, "\(text)")
+        #expect(text.contains("unknown-key at seq 5"))
+    }
+}
+
+/// The auditor's judgement split over the cores gives the report of the judgement in one piece.
+@Suite("Fleet: concurrent judgement")
+struct FleetJudgementTests {
+    @Test("300 stores (every 7th with a bad signature, every 11th with an unregistered key, a rollback in every 13th): the same report both ways")
+    func concurrentEqualsSerial() async throws {
+        let signer = try CheckpointSigner.inMemory(), stranger = try CheckpointSigner.inMemory()
+        var stores: [FleetAuditor.Store] = []
+        var records: [FleetAuditor.Record] = []
+        let now = Date()
+        for i in 0..<300 {
+            var idBytes = [UInt8](repeating: 0, count: 16)
+            idBytes[14] = UInt8(i >> 8)
+            idBytes[15] = UInt8(i & 0xFF)
+            let id = try #require(StoreID(exactly: idBytes))
+            stores.append(.init(storeID: id, label: "s\(i)", registeredAt: now, keys: [1: signer.publicKeys.keys[0].bytes]))
+            for seq in i % 13 == 0 ? [Int64(5), 3] : [Int64(5)] {
+                let key = i % 11 == 0 ? stranger.signingKey : signer.signingKey
+                var cp = Checkpoint.signed(storeID: id, seq: seq, chainHead: [UInt8](repeating: 1, count: 32),
+                                           merkleRoot: [UInt8](repeating: UInt8(seq), count: 32), time: .now(), key: key)
+                if i % 7 == 0 {
+                    cp = Checkpoint(storeID: id, seq: seq, chainHead: cp.chainHead, merkleRoot: cp.merkleRoot, time: cp.time,
+                                    keyVersion: cp.keyVersion, publicKey: cp.publicKey, signature: [cp.signature[0] ^ 1] + cp.signature.dropFirst())
+                }
+                records.append(.init(checkpoint: cp, proof: nil, publishedAt: now))
+            }
+        }
+        let serial = FleetAuditor.judge(stores: stores, records: records, now: now, silentAfter: nil)
+        let concurrent = await FleetAuditor.judgeConcurrently(stores: stores, records: records, now: now, silentAfter: nil)
+        func summary(_ r: FleetReport) -> [String] { r.findings.map { "\($0.storeID) \($0.finding.kind) \($0.finding.seq ?? 0)" } }
+        #expect(summary(concurrent) == summary(serial))
+        #expect(concurrent.stores.map(\.storeID) == stores.map(\.storeID))
+        #expect(Set(serial.findings.map { "\($0.finding.kind)" }) == ["invalid-signature", "unknown-key", "rollback"])
+    }
+}

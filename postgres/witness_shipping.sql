@@ -1,0 +1,136 @@
+-- AuditDB central shipping (docs/fleet.md, "Shipping"). Installed after witness.sql (file names
+-- are applied in sorted order) by `auditdb-fleet install-schema`, as the witness owner.
+-- Instances ship their stores' verified entries into auditdb_ship.entries, in batches recorded in
+-- auditdb_ship.batches; each batch names a checkpoint published to auditdb_witness.checkpoints and
+-- holds the consistency proof from its last seq to it, so that `auditdb-fleet verify-shipped`
+-- proves every shipped row against the witness with public keys only.
+-- Append-only like the witness: no role but the owner holds UPDATE, DELETE or TRUNCATE, and
+-- triggers refuse them for the owner too; row-level security lets an instance ship and read only
+-- the stores registered to its role in auditdb_witness.stores.
+
+CREATE SCHEMA IF NOT EXISTS auditdb_ship;
+
+-- One row per log position of a store. A withheld or erased field has its commitment only; an
+-- expired row (FORMAT.md section 20) has only its tombstone, leaf and recorded time.
+CREATE TABLE IF NOT EXISTS auditdb_ship.entries (
+    store_id           bytea NOT NULL,
+    seq                bigint NOT NULL CHECK (seq >= 1),
+    recorded_at        timestamptz NOT NULL,
+    occurred_at        timestamptz,
+    tenant             text,
+    actor              text,
+    action             text,
+    resource_type      text,
+    resource_id        text,
+    outcome            smallint,
+    severity           smallint,
+    correlation_id     text,
+    source             text,
+    details            text,
+    origin             smallint,
+    origin_ref         bigint,
+    format_version     smallint,
+    key_version        bigint,
+    -- The nonce of a shown value (NULL otherwise) and the commitment of every field (FORMAT.md 7, 21.1).
+    actor_nonce        bytea,
+    source_nonce       bytea,
+    details_nonce      bytea,
+    actor_commitment   bytea,
+    source_commitment  bytea,
+    details_commitment bytea,
+    -- Fields shipped as their commitment only: bit 1 actor, 2 source, 4 details.
+    withheld           smallint NOT NULL DEFAULT 0 CHECK (withheld BETWEEN 0 AND 7),
+    erased             smallint NOT NULL DEFAULT 0 CHECK (erased BETWEEN 0 AND 7),
+    leaf               bytea NOT NULL CHECK (length(leaf) = 32),
+    -- An expired row: ENC_TOMB (FORMAT.md 20.1) and the seq of its expiry entry.
+    tombstone          bytea CHECK (tombstone IS NULL OR length(tombstone) = 164),
+    expiry_seq         bigint,
+    PRIMARY KEY (store_id, seq)
+);
+-- The central queries (docs/fleet.md): by tenant, actor or action over time, and by time alone.
+CREATE INDEX IF NOT EXISTS entries_tenant_time ON auditdb_ship.entries (tenant, recorded_at);
+CREATE INDEX IF NOT EXISTS entries_actor_time ON auditdb_ship.entries (actor, recorded_at);
+CREATE INDEX IF NOT EXISTS entries_action_time ON auditdb_ship.entries (action, recorded_at);
+CREATE INDEX IF NOT EXISTS entries_time ON auditdb_ship.entries USING brin (recorded_at);
+
+-- One row per shipped batch: the high-water mark of a store is its highest last_seq.
+CREATE TABLE IF NOT EXISTS auditdb_ship.batches (
+    store_id             bytea NOT NULL REFERENCES auditdb_witness.stores(store_id),
+    first_seq            bigint NOT NULL CHECK (first_seq >= 1),
+    last_seq             bigint NOT NULL,
+    checkpoint_seq       bigint NOT NULL,
+    checkpoint_signature bytea NOT NULL CHECK (length(checkpoint_signature) = 64),
+    proof                bytea NOT NULL CHECK (length(proof) % 32 = 0 AND length(proof) <= 128 * 32),
+    shipped_at           timestamptz NOT NULL DEFAULT now(),
+    shipped_by           name NOT NULL DEFAULT current_user,
+    PRIMARY KEY (store_id, first_seq),
+    CHECK (last_seq >= first_seq AND checkpoint_seq >= last_seq)
+);
+
+-- A batch continues the store's shipped entries exactly (first_seq = high-water mark + 1), its
+-- rows are all there (inserted before it, in the same transaction), and its checkpoint is at the
+-- witness. Two shippers of one store: the second's rows or batch collide on a primary key.
+CREATE OR REPLACE FUNCTION auditdb_ship.before_batch() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = auditdb_ship, pg_temp AS $$
+DECLARE
+    high bigint;
+    held bigint;
+BEGIN
+    NEW.shipped_at := now();
+    NEW.shipped_by := session_user;
+    SELECT coalesce(max(last_seq), 0) INTO high FROM batches WHERE store_id = NEW.store_id;
+    IF NEW.first_seq <> high + 1 THEN
+        RAISE EXCEPTION 'a batch must start right after the store''s shipped entries (seq %), not at seq %', high + 1, NEW.first_seq
+            USING ERRCODE = 'check_violation';
+    END IF;
+    SELECT count(*) INTO held FROM entries WHERE store_id = NEW.store_id AND seq BETWEEN NEW.first_seq AND NEW.last_seq;
+    IF held <> NEW.last_seq - NEW.first_seq + 1 THEN
+        RAISE EXCEPTION 'the batch of seqs %...% holds % rows', NEW.first_seq, NEW.last_seq, held
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM auditdb_witness.checkpoints c WHERE c.store_id = NEW.store_id AND c.seq = NEW.checkpoint_seq
+                   AND c.signature = NEW.checkpoint_signature) THEN
+        RAISE EXCEPTION 'the batch names a checkpoint at seq % that the witness does not hold; publish it first', NEW.checkpoint_seq
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS batches_insert ON auditdb_ship.batches;
+CREATE TRIGGER batches_insert BEFORE INSERT ON auditdb_ship.batches FOR EACH ROW EXECUTE FUNCTION auditdb_ship.before_batch();
+
+CREATE OR REPLACE FUNCTION auditdb_ship.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the AuditDB central table % is append-only: % is refused', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['entries', 'batches'] LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON auditdb_ship.%I', t || '_no_change', t);
+        EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE OR DELETE ON auditdb_ship.%I FOR EACH ROW EXECUTE FUNCTION auditdb_ship.refuse_change()', t || '_no_change', t);
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON auditdb_ship.%I', t || '_no_truncate', t);
+        EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON auditdb_ship.%I FOR EACH STATEMENT EXECUTE FUNCTION auditdb_ship.refuse_change()', t || '_no_truncate', t);
+    END LOOP;
+END $$;
+
+-- Instances (members of auditdb_publisher) ship and read their own stores' rows; auditors read all.
+REVOKE ALL ON ALL TABLES IN SCHEMA auditdb_ship FROM PUBLIC;
+GRANT USAGE ON SCHEMA auditdb_ship TO auditdb_publisher, auditdb_auditor;
+GRANT SELECT, INSERT ON auditdb_ship.entries, auditdb_ship.batches TO auditdb_publisher;
+GRANT SELECT ON auditdb_ship.entries, auditdb_ship.batches TO auditdb_auditor;
+ALTER TABLE auditdb_ship.entries ENABLE ROW LEVEL SECURITY;
+ALTER TABLE auditdb_ship.batches ENABLE ROW LEVEL SECURITY;
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['entries', 'batches'] LOOP
+        EXECUTE format('DROP POLICY IF EXISTS ship_own ON auditdb_ship.%I', t);
+        EXECUTE format('CREATE POLICY ship_own ON auditdb_ship.%I FOR INSERT TO auditdb_publisher WITH CHECK (EXISTS (SELECT 1 FROM auditdb_witness.stores s WHERE s.store_id = %I.store_id AND s.publisher = session_user))', t, t);
+        EXECUTE format('DROP POLICY IF EXISTS read_own ON auditdb_ship.%I', t);
+        EXECUTE format('CREATE POLICY read_own ON auditdb_ship.%I FOR SELECT TO auditdb_publisher USING (EXISTS (SELECT 1 FROM auditdb_witness.stores s WHERE s.store_id = %I.store_id AND s.publisher = session_user))', t, t);
+        EXECUTE format('DROP POLICY IF EXISTS audit_all ON auditdb_ship.%I', t);
+        EXECUTE format('CREATE POLICY audit_all ON auditdb_ship.%I FOR SELECT TO auditdb_auditor USING (true)', t);
+    END LOOP;
+END $$;
