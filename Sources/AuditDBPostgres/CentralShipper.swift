@@ -95,7 +95,11 @@ public struct CentralShipper: Sendable {
     ///   match the published checkpoint: nothing more is shipped), `permissionDenied` (the role
     ///   may not ship for the store), `storage` (PostgreSQL unreachable; the batches committed
     ///   before stay, and the next call resumes after them).
-    public func ship(_ store: AuditStore, signer: CheckpointSigner? = nil, cursor: ShippingCursor? = nil) async throws -> Summary {
+    ///   - onBatch: Told the high-water mark once the shipment is planned, then the last seq of
+    ///     each committed batch.
+    public func ship(_ store: AuditStore, signer: CheckpointSigner? = nil, cursor: ShippingCursor? = nil,
+                     onBatch: (@Sendable (Int64) -> Void)? = nil) async throws -> Summary
+    {
         let storeID = store.storeID
         if let signer {
             _ = try await store.checkpoint(signer: signer, anchors: [WitnessAnchor(witness: witness)])
@@ -110,11 +114,13 @@ public struct CentralShipper: Sendable {
                            cursor: cursor?.shipped == before ? cursor : nil)
         }
         let run = try await store.shippingRun(after: before, through: checkpoint, cursor: cursor, batchSize: configuration.batchSize)
+        onBatch?(before)  // planned: every row verified, nothing committed yet
         var committed = 0
         for batch in run.batches {
             let entries = try await store.shippedEntries(batch, of: run, withholding: configuration.withholding)
-            try await commit(entries, batch: batch, checkpoint: checkpoint, storeID: storeID)
+            try await commit(ShipCopyEncoding.rows(entries, storeID: storeID), batch: batch, checkpoint: checkpoint, storeID: storeID)
             committed += 1
+            onBatch?(batch.seqs.upperBound)
             logger.debug("shipped a batch", metadata: ["store": "\(storeID)", "seqs": "\(batch.seqs)"])
         }
         return Summary(storeID: storeID, shippedBefore: before, shippedAfter: checkpoint.seq, batches: committed,
@@ -123,8 +129,7 @@ public struct CentralShipper: Sendable {
 
     /// One batch in one transaction: COPY into a temporary table, INSERT through row-level
     /// security, record the batch (the trigger checks it continues the high-water mark).
-    func commit(_ entries: [ShippedEntry], batch: ShippingRun.Batch, checkpoint: Checkpoint, storeID: StoreID) async throws {
-        let chunks = ShipCopyEncoding.chunks(entries, storeID: storeID)
+    func commit(_ rows: ByteBuffer, batch: ShippingRun.Batch, checkpoint: Checkpoint, storeID: StoreID) async throws {
         let id = ByteBuffer(bytes: storeID.bytes), signature = ByteBuffer(bytes: checkpoint.signature)
         let proof = ByteBuffer(bytes: batch.proof.flatMap { $0 })
         let (first, last, cpSeq) = (batch.seqs.lowerBound, batch.seqs.upperBound, checkpoint.seq)
@@ -137,7 +142,7 @@ public struct CentralShipper: Sendable {
                 // PostgreSQL refuses COPY FROM into a table with row-level security for a role it
                 // applies to: COPY into the temporary table, then INSERT (checked by the policy).
                 try await connection.copyFrom(table: "auditdb_ship_stage", columns: ShipCopyEncoding.columns, logger: logger) { writer in
-                    for chunk in chunks { try await writer.write(chunk) }
+                    try await writer.write(rows)  // one write: see ShipCopyEncoding.rows
                 }
                 try await connection.query(
                     "INSERT INTO auditdb_ship.entries (\(unescaped: ShipCopyEncoding.columnList)) SELECT \(unescaped: ShipCopyEncoding.columnList) FROM auditdb_ship_stage",

@@ -15,25 +15,22 @@ enum ShipCopyEncoding {
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
-    /// The rows in chunks of about 1 MiB.
-    static func chunks(_ entries: [ShippedEntry], storeID: StoreID) -> [ByteBuffer] {
-        var chunks: [ByteBuffer] = []
+    /// The rows as one buffer, sent with a single `write` of the COPY: PostgresNIO 1.33.2 drops
+    /// (never fails) the promise of a write that waits for backpressure relief when the
+    /// connection fails meanwhile (ExtendedQueryStateMachine.errorHappened in `.copyingData`),
+    /// which hung a shipper whose server restarted mid-batch. A single write never waits for it;
+    /// a batch of 10,000 rows is about 6 MB.
+    static func rows(_ entries: [ShippedEntry], storeID: StoreID) -> ByteBuffer {
         var line: [UInt8] = []
         line.reserveCapacity(2048)
         var buffer = ByteBuffer()
-        buffer.reserveCapacity(1 << 20)
+        buffer.reserveCapacity(entries.count * 640)
         for entry in entries {
             line.removeAll(keepingCapacity: true)
             encode(entry, storeID: storeID, into: &line)
             buffer.writeBytes(line)
-            if buffer.readableBytes >= 1 << 20 {
-                chunks.append(buffer)
-                buffer = ByteBuffer()
-                buffer.reserveCapacity(1 << 20)
-            }
         }
-        if buffer.readableBytes > 0 { chunks.append(buffer) }
-        return chunks
+        return buffer
     }
 
     static func encode(_ entry: ShippedEntry, storeID: StoreID, into out: inout [UInt8]) {

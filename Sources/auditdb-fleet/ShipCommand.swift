@@ -3,6 +3,7 @@ import AuditDB
 import AuditDBPostgres
 import Foundation
 import Logging
+import Synchronization
 
 /// Runs `body` with one client per distinct URL (the central database and the witness are often
 /// one), their pools running meanwhile. Each must answer a first query within `timeout` seconds;
@@ -11,7 +12,7 @@ func withClients<R: Sendable>(central: String, witness: String?, timeout: Int,
                               _ body: @Sendable @escaping (PostgresWitness, PostgresWitness) async throws -> R) async throws -> R
 {
     var logger = Logger(label: "auditdb-fleet")
-    logger.logLevel = .warning
+    logger.logLevel = ProcessInfo.processInfo.environment["AUDITDB_FLEET_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
     let centralConnection = try WitnessConnection(url: central)
     let centralClient = PostgresWitness(centralConnection, logger: logger)
     let witnessClient = try witness.map { PostgresWitness(try WitnessConnection(url: $0), logger: logger) } ?? centralClient
@@ -106,11 +107,18 @@ struct Ship: AsyncParsableCommand {
         let configuration = CentralShipper.Configuration(batchSize: batchSize, withholding: try fields())
         let store = try await AuditStore.open(at: store, keys: keys)
         let summary: CentralShipper.Summary
+        // A watchdog on a thread of its own: PostgresNIO 1.33.2 does not always return from a
+        // query whose connection was lost (seen when the server restarted mid-shipment), and
+        // then no task would ever run again. Without a committed batch for --timeout seconds the
+        // command fails with exit 2 (at least 120 s: planning a large shipment reads every new row
+        // first); committed batches stay, and a new run resumes after them.
+        let progress = Watchdog(limit: .seconds(max(120, timeout)), what: "the central database \(to.split(separator: "@").last.map(String.init) ?? "")")
         do {
             summary = try await withClients(central: to, witness: witness, timeout: timeout) { central, witness in
                 try await CentralShipper(central: central, witness: witness, configuration: configuration, logger: Logger(label: "auditdb-fleet"))
-                    .ship(store, signer: signer)
+                    .ship(store, signer: signer) { _ in progress.tick() }
             }
+            progress.stop()
         } catch {
             try? await store.close()  // the shipping error is what is reported
             throw error
@@ -159,4 +167,29 @@ struct VerifyShipped: AsyncParsableCommand {
         FileHandle.standardOutput.write(Data((format == "json" ? report.json + "\n" : report.text).utf8))
         if !report.isIntact { throw ExitCode(1) }
     }
+}
+
+/// Ends the process with exit status 2 when ``tick()`` was not called for `limit` (checked
+/// every second on a dedicated thread, which a stuck cooperative pool cannot hold up).
+final class Watchdog: Sendable {
+    private let state: Mutex<(last: ContinuousClock.Instant, stopped: Bool)>
+
+    init(limit: Duration, what: String) {
+        state = Mutex((ContinuousClock.now, false))
+        let thread = Thread { [self] in
+            while true {
+                Thread.sleep(forTimeInterval: 1)
+                let (last, stopped) = self.state.withLock { $0 }
+                if stopped { return }
+                if ContinuousClock.now - last > limit {
+                    FileHandle.standardError.write(Data("error: no batch was committed for \(limit.components.seconds) s: \(FleetReport.escapedForOutput(what)) stopped answering; committed batches stay, run again to resume\n".utf8))
+                    exit(2)
+                }
+            }
+        }
+        thread.start()
+    }
+
+    func tick() { state.withLock { $0.last = ContinuousClock.now } }
+    func stop() { state.withLock { $0.stopped = true } }
 }

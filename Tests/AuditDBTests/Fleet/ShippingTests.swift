@@ -190,6 +190,14 @@ final class ShippingTests: Sendable {
             usleep(5_000)
         }
         try interrupt(child)
+        // A guard against a hang (PostgresNIO may never return from a query whose connection was
+        // lost; the CLI's watchdog then exits with 2 after 120 s): a shipper still running five
+        // minutes after the interruption is a failure.
+        for _ in 0..<30_000 where child.isRunning { usleep(10_000) }
+        if child.isRunning {
+            kill(child.processIdentifier, SIGKILL)
+            Issue.record("the shipper was still running five minutes after the interruption")
+        }
         child.waitUntilExit()
         return child
     }

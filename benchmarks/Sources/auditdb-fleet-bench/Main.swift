@@ -27,8 +27,9 @@ struct FleetBench {
         let rows = value("--rows").flatMap(Int.init) ?? (quick ? 50_000 : 200_000)
         let concurrentRows = value("--concurrent-rows").flatMap(Int.init) ?? (quick ? 5_000 : 20_000)
         let out = value("--out")
+        let skipFleet = args.contains("--shipping-only")
         do {
-            let report = try await run(stores: stores, rows: rows, concurrentRows: concurrentRows)
+            let report = try await run(stores: stores, rows: rows, concurrentRows: concurrentRows, shippingOnly: skipFleet)
             print(report)
             if let out { try report.write(toFile: out, atomically: true, encoding: .utf8) }
         } catch {
@@ -39,7 +40,7 @@ struct FleetBench {
 
     static func log(_ line: String) { FileHandle.standardError.write(Data("[fleet-bench] \(line)\n".utf8)) }
 
-    static func run(stores: Int, rows: Int, concurrentRows: Int) async throws -> String {
+    static func run(stores: Int, rows: Int, concurrentRows: Int, shippingOnly: Bool) async throws -> String {
         guard stores >= 20 else { throw BenchFailure("--stores must be at least 20 (stores 10-13 carry the injected faults)") }
         let server = try BenchPostgres(port: 20_000 + Int(getpid() % 20_000))
         defer { server.stop() }
@@ -55,6 +56,11 @@ struct FleetBench {
             group.cancelAll()
         }
         log("PostgreSQL started on port \(server.port), schema installed")
+        if shippingOnly {
+            try server.psql("CREATE ROLE fleet_pub LOGIN IN ROLE auditdb_publisher; CREATE ROLE fleet_auditor LOGIN IN ROLE auditdb_auditor;")
+            let shipping = try await ShippingBench(server: server, directory: work, rowsPerStore: rows, concurrentRows: concurrentRows).run(log: log)
+            return markdown(fleet: nil, exact: true, found: [], expected: [], shipping: shipping)
+        }
         let fleet = try await FleetSimulation(server: server, directory: work, storeCount: stores).run(log: log)
         // Exactly the injected faults, nothing else.
         let expected: Set<String> = [
@@ -68,7 +74,7 @@ struct FleetBench {
         return markdown(fleet: fleet, exact: exact, found: found, expected: expected, shipping: shipping)
     }
 
-    static func markdown(fleet: FleetSimulation.Result, exact: Bool, found: Set<String>, expected: Set<String>,
+    static func markdown(fleet: FleetSimulation.Result?, exact: Bool, found: Set<String>, expected: Set<String>,
                          shipping: ShippingBench.Result) -> String
     {
         func f(_ v: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", v) }
@@ -76,17 +82,19 @@ struct FleetBench {
         var out = "# Fleet benchmark (auditdb-fleet-bench) — measured under load\n\n"
         out += "Machine: 2 shared cores, PostgreSQL 15 (Debian) on loopback, default durability; release build. "
         out += "Other builds and tests ran on the machine at the same time: compare ratios within this run only.\n\n"
-        out += "## Witness and auditor\n\n"
-        out += "| measure | value |\n|---|---|\n"
-        out += "| stores (own store id, HMAC key, checkpoint key) | \(fleet.stores) |\n"
-        out += "| rows appended (mix: 70% ~300, 25% ~3,000, 4.5% ~18,000, 0.5% ~90,000 rows) | \(fleet.rows) |\n"
-        out += "| publications at the witness (60 rounds = 10 simulated minutes) | \(fleet.publications) |\n"
-        out += "| wall time of the 60 rounds (append, checkpoint, publish with proof) | \(f(fleet.simulationSeconds, 1)) s |\n"
-        out += "| auditor sweep over every store, 3 sweeps (median; all) | \(f(median(fleet.sweepSeconds))) s; \(fleet.sweepSeconds.map { f($0) }.joined(separator: ", ")) s |\n"
-        out += "| silent-after given to the auditor (the real time rounds 41–60 took) | \(fleet.silentAfterSeconds) s |\n"
-        out += "| injected faults reported exactly, nothing else | \(exact ? "yes" : "NO") |\n\n"
-        out += "Findings by store and kind: \(found.sorted().joined(separator: "; "))\n"
-        if !exact { out += "\nExpected: \(expected.sorted().joined(separator: "; "))\n" }
+        if let fleet {
+            out += "## Witness and auditor\n\n"
+            out += "| measure | value |\n|---|---|\n"
+            out += "| stores (own store id, HMAC key, checkpoint key) | \(fleet.stores) |\n"
+            out += "| rows appended (mix: 70% ~300, 25% ~3,000, 4.5% ~18,000, 0.5% ~90,000 rows) | \(fleet.rows) |\n"
+            out += "| publications at the witness (60 rounds = 10 simulated minutes) | \(fleet.publications) |\n"
+            out += "| wall time of the 60 rounds (append, checkpoint, publish with proof) | \(f(fleet.simulationSeconds, 1)) s |\n"
+            out += "| auditor sweep over every store, 3 sweeps (median; all) | \(f(median(fleet.sweepSeconds))) s; \(fleet.sweepSeconds.map { f($0) }.joined(separator: ", ")) s |\n"
+            out += "| silent-after given to the auditor (the real time rounds 41–60 took) | \(fleet.silentAfterSeconds) s |\n"
+            out += "| injected faults reported exactly, nothing else | \(exact ? "yes" : "NO") |\n\n"
+            out += "Findings by store and kind: \(found.sorted().joined(separator: "; "))\n"
+            if !exact { out += "\nExpected: \(expected.sorted().joined(separator: "; "))\n" }
+        }
         out += "\n## Shipping\n\n"
         out += "| pair | ship (verify rows, COPY to a temporary table, INSERT through RLS, batch row) | of which the instance's reading (timed apart) | plain COPY of the same rows into the same table | ship rate | COPY rate | ship / COPY |\n|---|---|---|---|---|---|---|\n"
         for (i, p) in shipping.pairs.enumerated() {
