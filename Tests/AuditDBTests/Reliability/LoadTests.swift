@@ -132,12 +132,14 @@ struct LoadTests {
         try await makeStore(at: path, keys: keys, count: 0)
         let child = try builtProduct("AuditDBCrashChild")
         // Both run at once; each is killed after the same time, but not before it acknowledged an
-        // append (one can hold the write lock for a while on a busy host). The crash test's helper collects acks.
+        // append: on a busy host one process can keep the write lock for longer than 700 ms (CI saw
+        // 6,093 acks against 0), so each waits for its own first ack (up to 30 s). The crash test's
+        // helper collects acks.
         async let first = Task.detached {
-            try CrashTests().runAndKill(child, [path, keyFile, "concurrent", "0"], afterMilliseconds: 700)
+            try CrashTests().runAndKill(child, [path, keyFile, "concurrent", "0"], afterMilliseconds: 700, minimumAcks: 1)
         }.value
         async let second = Task.detached {
-            try CrashTests().runAndKill(child, [path, keyFile, "batch", "50000000"], afterMilliseconds: 700)
+            try CrashTests().runAndKill(child, [path, keyFile, "batch", "50000000"], afterMilliseconds: 700, minimumAcks: 1)
         }.value
         let (a, b) = try await (first, second)
         #expect(!a.isEmpty && !b.isEmpty, "both processes must have appended (\(a.count), \(b.count))")
