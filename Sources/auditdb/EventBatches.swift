@@ -13,7 +13,8 @@ import Synchronization
 struct EventBatches: AsyncSequence, Sendable {
     /// One batch of events and the input lines it came from.
     struct Batch: Sendable {
-        var events: [AuditEvent]
+        /// Checked by ``AuditStore/prepare(_:)`` on the reader's thread: the writer does not check them again.
+        var events: [AuditStore.PreparedEvent]
         /// The first line after the previous batch (blank lines before an event belong to it)
         /// through the line of its last event.
         var lines: ClosedRange<Int>
@@ -98,7 +99,7 @@ struct EventBatches: AsyncSequence, Sendable {
     /// consumer stops listening.
     private static func read(_ handle: FileHandle, limits: Limits, slots: Slots, emit: (Item) -> Void) {
         var reader = LineReader(handle)
-        var events: [AuditEvent] = []
+        var events: [AuditStore.PreparedEvent] = []
         var bytes = 0
         var batchStart = 1
         var lastEventLine = 0
@@ -142,9 +143,7 @@ struct EventBatches: AsyncSequence, Sendable {
             do {
                 // The bytes as read: AuditEvent checks them as UTF-8 (invalid UTF-8 is refused,
                 // never replaced) and as strict JSON, exactly as the Swift API does.
-                let event = try AuditEvent(jsonLine: Array(line))
-                try AuditStore.validate(event)
-                events.append(event)
+                events.append(try AuditStore.prepare(AuditEvent(jsonLine: Array(line))))
             } catch {
                 return fail(AuditError(.invalidInput, "line \(number): \(error.message)", field: "line \(number)"), line: number)
             }

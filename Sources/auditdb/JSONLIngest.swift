@@ -26,7 +26,7 @@ struct JSONLIngest {
             case .batch(let batch):
                 if store == nil { store = try await open() }
                 do {
-                    let seqs = try await store!.append(contentsOf: batch.events)
+                    let seqs = try await store!.append(prepared: batch.events)
                     committed.add(batch, seqs)
                     Output.line(seqs.count == 1 ? "\(seqs.lowerBound)" : "\(seqs.lowerBound)-\(seqs.upperBound)")
                     progress.update(Int64(committed.events), note: "lines 1-\(committed.lastLine) committed")

@@ -41,9 +41,11 @@ extension AuditEvent {
     }
 
     private init(jsonLineBytes bytes: UnsafeBufferPointer<UInt8>, validUTF8: Bool) throws(AuditError) {
-        let document: JSONDocument
+        var fields = LineFields()
         do {
-            document = try JSONReader.readObject(bytes, limits: .eventLine, validUTF8: validUTF8, shallow: true)
+            try JSONReader.readMembers(bytes, limits: .eventLine, validUTF8: validUTF8) { key, value, range in
+                fields.take(key, value, range)
+            }
         } catch {
             var problem = error
             // `details` may nest 32 levels itself (the line adds one): say so in its own terms.
@@ -53,12 +55,11 @@ extension AuditEvent {
             let field = error.member.flatMap { name in Self.jsonFieldNames.first { $0.utf8.elementsEqual(name.utf8) } }
             throw .invalid(field ?? "line", problem.description)
         }
-        let fields = document.members
-        if let unknown = fields.firstKey(notIn: Self.jsonFieldNames) {
+        if let unknown = fields.unknown.min(by: { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }) {
             throw .invalid(unknown, "unknown field (expected one of \(Self.jsonFieldNames.sorted().joined(separator: ", ")))")
         }
-        func string(_ key: String, required: Bool = false) throws(AuditError) -> String? {
-            switch fields[key] {
+        func string(_ key: String, _ value: JSON?, required: Bool = false) throws(AuditError) -> String? {
+            switch value {
             case nil, .null?:
                 if required { throw .invalid(key, "is required") }
                 return nil
@@ -66,24 +67,24 @@ extension AuditEvent {
             default: throw .invalid(key, "must be a string")
             }
         }
-        let actor = try string("actor", required: true)!
-        let action = try string("action", required: true)!
+        let actor = try string("actor", fields.actor, required: true)!
+        let action = try string("action", fields.action, required: true)!
         var outcome = AuditOutcome.success
-        if let text = try string("outcome") {
+        if let text = try string("outcome", fields.outcome) {
             guard let value = AuditOutcome(rawValue: text) else {
                 throw .invalid("outcome", "must be one of \(AuditOutcome.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             outcome = value
         }
         var severity = AuditSeverity.info
-        if let text = try string("severity") {
+        if let text = try string("severity", fields.severity) {
             guard let value = AuditSeverity(rawValue: text) else {
                 throw .invalid("severity", "must be one of \(AuditSeverity.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             severity = value
         }
         var occurredAt: AuditTimestamp?
-        switch fields["occurredAt"] {
+        switch fields.occurredAt {
         case nil, .null?: break
         case .string(let text)?:
             switch AuditTimestamp.parse(text) {
@@ -94,10 +95,10 @@ extension AuditEvent {
         default: throw .invalid("occurredAt", "must be RFC 3339 text or integer microseconds since the epoch")
         }
         var details: AuditDetails?
-        switch fields["details"] {
+        switch fields.details {
         case nil, .null?: break
         case .object?:
-            let range = document.valueRanges[JSONObject.Key("details")]!
+            let range = fields.detailsRange
             guard range.count <= FieldLimits.details else {
                 throw .invalid("details", "is \(range.count) bytes; the limit is \(FieldLimits.details)")
             }
@@ -105,8 +106,40 @@ extension AuditEvent {
         default: throw .invalid("details", "must be a JSON object")
         }
         self.init(
-            actor: actor, action: action, resourceType: try string("resourceType"), resourceId: try string("resourceId"),
-            tenant: try string("tenant"), outcome: outcome, severity: severity, correlationId: try string("correlationId"),
-            source: try string("source"), occurredAt: occurredAt, details: details)
+            actor: actor, action: action, resourceType: try string("resourceType", fields.resourceType),
+            resourceId: try string("resourceId", fields.resourceId), tenant: try string("tenant", fields.tenant),
+            outcome: outcome, severity: severity, correlationId: try string("correlationId", fields.correlationId),
+            source: try string("source", fields.source), occurredAt: occurredAt, details: details)
+    }
+}
+
+/// The members of one JSONL input line, by name (matched byte for byte), as the reader hands them over.
+private struct LineFields {
+    var actor: JSON?, action: JSON?, resourceType: JSON?, resourceId: JSON?, tenant: JSON?, outcome: JSON?
+    var severity: JSON?, correlationId: JSON?, source: JSON?, occurredAt: JSON?, details: JSON?
+    var detailsRange = 0..<0
+    /// Keys that are not member names (rare: the line is then refused).
+    var unknown: [String] = []
+
+    mutating func take(_ key: String, _ value: JSON, _ range: Range<Int>) {
+        // The reader refuses duplicate keys, so each name is met at most once.
+        func named(_ name: StaticString) -> Bool {
+            key.utf8.count == name.utf8CodeUnitCount
+                && key.utf8.elementsEqual(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        }
+        switch key.utf8.count {
+        case 5 where named("actor"): actor = value
+        case 6 where named("action"): action = value
+        case 6 where named("tenant"): tenant = value
+        case 6 where named("source"): source = value
+        case 7 where named("outcome"): outcome = value
+        case 7 where named("details"): details = value; detailsRange = range
+        case 8 where named("severity"): severity = value
+        case 10 where named("resourceId"): resourceId = value
+        case 10 where named("occurredAt"): occurredAt = value
+        case 12 where named("resourceType"): resourceType = value
+        case 13 where named("correlationId"): correlationId = value
+        default: unknown.append(key)
+        }
     }
 }

@@ -31,6 +31,18 @@ extension JSONReader {
         return try result.get()
     }
 
+    /// Reads one JSON object as ``readObject(_:limits:validUTF8:shallow:)`` does with `shallow`
+    /// true, handing each top-level member to `visit` (its key, its value, where the value's text
+    /// lies) instead of building a document: for a reader that knows its members by name
+    /// (`AuditEvent(jsonLine:)`, once per input line).
+    static func readMembers(_ bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits, validUTF8: Bool,
+                            _ visit: (String, JSON, Range<Int>) -> Void) throws(JSONError)
+    {
+        var reader = JSONReader(bytes, limits: limits, build: true, shallow: true)
+        try reader.checkEncoding(validUTF8: validUTF8)
+        try reader.topLevelMembers(visit)
+    }
+
     /// Where the value of each member path lies, and the value (object keys from the top, e.g.
     /// `["user", "email"]`), by index into `paths`; a path that is absent, or runs through an array or a
     /// non-object, has no range. The document is read strictly, as ``readObject(_:limits:validUTF8:shallow:)`` does.

@@ -93,14 +93,26 @@ struct JSONReader {
     }
 
     mutating func topLevelObject() throws(JSONError) -> JSONDocument {
+        var members = JSONObject()
+        var ranges: [JSONObject.Key: Range<Int>] = [:]
+        try topLevelMembers { key, value, range in
+            let exact = JSONObject.Key(key)
+            ranges[exact] = range
+            members.storage[exact] = value
+        }
+        return JSONDocument(members: members, valueRanges: ranges)
+    }
+
+    /// Reads the top-level object, handing each member to `visit` as it is read: its key, its
+    /// value, and where the value's text lies. The whole document is checked as by
+    /// ``topLevelObject()``; no dictionary is built.
+    mutating func topLevelMembers(_ visit: (String, JSON, Range<Int>) -> Void) throws(JSONError) {
         skipSpace()
         guard i < bytes.count, bytes[i] == UInt8(ascii: "{") else { throw fail(.expectedObject) }
         try count()
         depth = 1
         guard limits.maxDepth >= 1 else { throw fail(.tooDeep(limit: limits.maxDepth)) }
         i += 1
-        var members = JSONObject()
-        var ranges: [JSONObject.Key: Range<Int>] = [:]
         skipSpace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
             i += 1
@@ -114,18 +126,13 @@ struct JSONReader {
                 enterPath(key)
                 let value = try value()
                 leavePath(valueFrom: start, value)
-                if build, let key {
-                    let exact = JSONObject.Key(key)
-                    ranges[exact] = start..<i
-                    members.storage[exact] = value
-                }
+                if build, let key { visit(key, value, start..<i) }
                 member = nil
                 if try endOfContainer(close: UInt8(ascii: "}")) { break }
             }
         }
         skipSpace()
         guard i == bytes.count else { throw fail(.trailingText) }
-        return JSONDocument(members: members, valueRanges: ranges)
     }
 
     /// Reads a member's key and checks it against the keys of its object read so far (those from
