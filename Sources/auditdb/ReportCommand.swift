@@ -32,9 +32,8 @@ struct ReportCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let limit = try RetentionPolicy.Limit(parsing: keyMaxAge, field: "--key-max-age")
         var options = ComplianceReportOptions(anchorPaths: anchor, requestedBy: by)
-        if case .maximumAge(let period) = limit { options.keyMaxAge = period } else { options.keyMaxAge = nil }
+        options.keyMaxAge = keyMaxAge == "forever" ? nil : try RetentionPeriod(parsingKeyAge: keyMaxAge, field: "--key-max-age")
         let signer = try CheckpointSigner.load(path: signingKey)
         let report = try await withStore(global) { store in try await store.complianceReport(signer: signer, options: options) }
         try report.write(to: out)

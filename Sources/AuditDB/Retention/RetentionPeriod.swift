@@ -51,7 +51,7 @@ public struct RetentionPeriod: Sendable, Hashable, Comparable, CustomStringConve
     public init(_ count: Int64, _ unit: Unit) throws(AuditError) {
         let text = "\(count)\(unit.rawValue)"
         guard count >= 1 else {
-            throw Self.refusal(text, field: "period", count < 0 ? "is negative" : Self.zeroProblem)
+            throw Self.refusal(text, field: "period", count < 0 ? "is negative" : Self.zeroProblem())
         }
         guard count <= unit.maximumCount else {
             throw Self.refusal(text, field: "period", Self.tooLong(unit))
@@ -68,9 +68,33 @@ public struct RetentionPeriod: Sendable, Hashable, Comparable, CustomStringConve
     /// - Throws: ``AuditError`` `invalidInput` with `field`, naming what is wrong and how to
     ///   write it instead.
     public init(parsing text: String, field: String = "period") throws(AuditError) {
-        let (count, unit) = try Self.parse(text, field: field)
+        let (count, unit) = try Self.parse(text, field: field, purpose: .retention)
         self.count = count
         self.unit = unit
+    }
+
+    /// Parses a key version's maximum age (`auditdb report --key-max-age`): the same grammar,
+    /// with errors in terms of key ages rather than of expiring rows.
+    package init(parsingKeyAge text: String, field: String) throws(AuditError) {
+        let (count, unit) = try Self.parse(text, field: field, purpose: .keyAge)
+        self.count = count
+        self.unit = unit
+    }
+
+    /// What a period is for: the words of its errors.
+    enum Purpose {
+        /// How long rows are kept.
+        case retention
+        /// How old a key version may grow before a report flags it.
+        case keyAge
+
+        var noun: String { self == .retention ? "the retention period" : "the key age" }
+        var forever: String {
+            self == .retention ? "to keep rows for ever, use `forever` (or no maximum age)" : "to flag no key version, use `forever`"
+        }
+        var zero: String {
+            self == .retention ? "a maximum age of zero would let every row expire at once" : "a maximum age of zero would flag every key version"
+        }
     }
 
     /// The canonical text form, e.g. `90d` (what ``init(parsing:field:)`` accepts).
@@ -85,24 +109,25 @@ public struct RetentionPeriod: Sendable, Hashable, Comparable, CustomStringConve
 
     // MARK: Parsing
 
-    static let zeroProblem = "is zero: a maximum age of zero would let every row expire at once; "
-        + "to keep rows for ever, use `forever` (or no maximum age)"
-
-    static func tooLong(_ unit: Unit) -> String {
-        "is too long: at most \(unit.maximumCount)\(unit.rawValue) (the period in microseconds must fit a 64-bit integer); "
-            + "to keep rows for ever, use `forever` (or no maximum age)"
+    static func zeroProblem(_ purpose: Purpose = .retention) -> String {
+        "is zero: \(purpose.zero); \(purpose.forever)"
     }
 
-    static func refusal(_ text: String, field: String, _ problem: String) -> AuditError {
+    static func tooLong(_ unit: Unit, _ purpose: Purpose = .retention) -> String {
+        "is too long: at most \(unit.maximumCount)\(unit.rawValue) (the period in microseconds must fit a 64-bit integer); "
+            + purpose.forever
+    }
+
+    static func refusal(_ text: String, field: String, _ problem: String, _ purpose: Purpose = .retention) -> AuditError {
         AuditError(
             .invalidInput,
-            "\(field): the retention period \(OutputEscaping.jsonQuoted(text)) \(problem). "
+            "\(field): \(purpose.noun) \(OutputEscaping.jsonQuoted(text)) \(problem). "
                 + "Write a positive whole number followed by h (hours), d (days) or w (weeks), e.g. 90d",
             field: field)
     }
 
-    private static func parse(_ text: String, field: String) throws(AuditError) -> (Int64, Unit) {
-        func fail(_ problem: String) -> AuditError { refusal(text, field: field, problem) }
+    private static func parse(_ text: String, field: String, purpose: Purpose) throws(AuditError) -> (Int64, Unit) {
+        func fail(_ problem: String) -> AuditError { refusal(text, field: field, problem, purpose) }
         let scalars = Array(text.unicodeScalars)
         guard !scalars.isEmpty else { throw fail("is empty") }
         if let index = scalars.firstIndex(where: { $0.properties.isWhitespace }) {
@@ -124,7 +149,7 @@ public struct RetentionPeriod: Sendable, Hashable, Comparable, CustomStringConve
         if unitScalar == "." || unitScalar == "," {
             throw fail("is not a whole number; use a smaller unit (36h, not 1.5d)")
         }
-        guard let unit = Unit(rawValue: String(unitScalar)) else { throw fail(unknownUnit(unitScalar)) }
+        guard let unit = Unit(rawValue: String(unitScalar)) else { throw fail(unknownUnit(unitScalar, purpose)) }
         guard rest.count == 1 else {
             throw fail("has text after the unit; write one number and one unit (2172h, not 90d12h)")
         }
@@ -136,15 +161,15 @@ public struct RetentionPeriod: Sendable, Hashable, Comparable, CustomStringConve
         for digit in digits {
             let (times10, o1) = count.multipliedReportingOverflow(by: 10)
             let (sum, o2) = times10.addingReportingOverflow(Int64(digit.value - 0x30))
-            guard !o1, !o2 else { throw fail(tooLong(unit)) }
+            guard !o1, !o2 else { throw fail(tooLong(unit, purpose)) }
             count = sum
         }
-        guard count >= 1 else { throw fail(zeroProblem) }
-        guard count <= unit.maximumCount else { throw fail(tooLong(unit)) }
+        guard count >= 1 else { throw fail(zeroProblem(purpose)) }
+        guard count <= unit.maximumCount else { throw fail(tooLong(unit, purpose)) }
         return (count, unit)
     }
 
-    private static func unknownUnit(_ unit: Unicode.Scalar) -> String {
+    private static func unknownUnit(_ unit: Unicode.Scalar, _ purpose: Purpose) -> String {
         let quoted = OutputEscaping.jsonQuoted(String(unit))
         switch unit {
         case "H", "D", "W":
@@ -154,7 +179,7 @@ public struct RetentionPeriod: Sendable, Hashable, Comparable, CustomStringConve
         case "y", "Y":
             return "has the unit \(quoted); years differ in length, so write days (365d or 366d)"
         case "s", "S":
-            return "has the unit \(quoted); retention is counted in hours, days or weeks (1h is the shortest)"
+            return "has the unit \(quoted); \(purpose == .retention ? "retention" : "a key age") is counted in hours, days or weeks (1h is the shortest)"
         default:
             return "has the unknown unit \(quoted)"
         }

@@ -46,6 +46,8 @@ struct GoldenOutputRetentionTests {
         try cli.golden("report-no-signing-key", ["report", "--out", cli.path("r")] + cli.options)
         try cli.golden("report-bad-key-max-age", ["report", "--out", cli.path("r"), "--signing-key", cli.path("none.key"),
                                                   "--key-max-age", "90 days"] + cli.options)
+        try cli.golden("report-zero-key-max-age", ["report", "--out", cli.path("r"), "--signing-key", cli.path("none.key"),
+                                                   "--key-max-age", "0d"] + cli.options)
         try cli.golden("verify-report-missing", ["verify-report", cli.path("nothing"), "--public-key", cli.path("none.pub")])
     }
 
