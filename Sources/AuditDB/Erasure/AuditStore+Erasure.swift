@@ -2,7 +2,7 @@ import CAuditCore
 import Foundation
 import GRDB
 
-/// Whose fields ``AuditStore/erase(_:fields:reason:skippingLegacyRows:)`` erases.
+/// Whose fields ``AuditStore/erase(_:fields:paths:reason:skippingLegacyRows:)`` erases.
 public enum ErasureSubject: Sendable, Hashable {
     /// Every entry whose `actor` is exactly this text.
     case actor(String)
@@ -24,7 +24,7 @@ public enum ErasureSubject: Sendable, Hashable {
     }
 }
 
-/// What ``AuditStore/erase(_:fields:reason:skippingLegacyRows:)`` did.
+/// What ``AuditStore/erase(_:fields:paths:reason:skippingLegacyRows:)`` did.
 public struct ErasureReport: Sendable, Hashable {
     /// The fields erased whole.
     public let fields: Set<WithholdableField>
@@ -72,7 +72,11 @@ extension AuditStore {
     ///
     /// - Parameters:
     ///   - subject: the entries (an actor, tenant, resource or explicit seqs).
-    ///   - fields: which of `actor`, `source`, `details` to erase (a NULL field is marked erased too).
+    ///   - fields: which of `actor`, `source`, `details` to erase whole (a NULL field is marked erased too).
+    ///   - paths: members inside `details` to erase (`details.email`, at most 16; FORMAT.md 21.7): each is
+    ///     removed from the rows that hold it and the rest of details stays readable, authenticated by a
+    ///     hash in the erasure entry; the details nonce is destroyed as for a whole-field erasure. Not
+    ///     together with `details` in `fields`. Entries with paths hold at most 500 rows each.
     ///   - reason: why, e.g. a ticket reference (1...1,024 bytes, no control characters); it is
     ///     signed into the log, so it must not contain the personal data being erased.
     ///   - skippingLegacyRows: rows written before migration 0006 (format 1) cannot be erased

@@ -45,7 +45,7 @@ public struct AuditEntry: Sendable, Hashable {
     /// ``EntryQuery/UnverifiedRows/mark``; nil for a verified row. A row with a finding is not
     /// evidence of anything: its values may have been changed.
     public let finding: Finding?
-    /// The fields erased by ``AuditStore/erase(_:fields:reason:)`` (FORMAT.md section 21): their
+    /// The fields erased by ``AuditStore/erase(_:fields:paths:reason:skippingLegacyRows:)`` (FORMAT.md section 21): their
     /// values are gone for good, and read as nil, which is *not* the same as a value that was
     /// never given (nil with the field not in this set) or an empty string.
     public let erasedFields: Set<WithholdableField>
