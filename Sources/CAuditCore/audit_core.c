@@ -188,16 +188,19 @@ static int seals_erased_form(const adb_row *r) {
 }
 
 uint8_t adb_row_erased_mask(const adb_row *r) {
-    return seals_erased_form(r) ? (uint8_t)(r->seals[0] & 7) : 0;
+    return seals_erased_form(r) ? (uint8_t)(r->seals[0] & 15) : 0;
 }
 
 int adb_seals_valid(const uint8_t *seals, int64_t len, adb_bytes actor, adb_bytes source, adb_bytes details) {
     if (seals == NULL) return 0;
     if (len == ADB_SEALS_FRESH_LEN) return seals[0] == 0;
-    if (len != ADB_SEALS_ERASED_LEN || seals[0] < 1 || seals[0] > 7) return 0;
+    if (len != ADB_SEALS_ERASED_LEN || seals[0] < 1 || seals[0] > 15) return 0;
     if ((seals[0] & 1) && actor.len >= 0) return 0;
     if ((seals[0] & 2) && source.len >= 0) return 0;
-    if ((seals[0] & 4) && details.len >= 0) return 0;
+    // Bit 3 (details partially erased) requires bit 2; the details column then holds the
+    // residual text (FORMAT.md section 21.7), else an erased details is NULL.
+    if ((seals[0] & 8) && !(seals[0] & 4)) return 0;
+    if ((seals[0] & 8) ? details.len < 0 : ((seals[0] & 4) && details.len >= 0)) return 0;
     return 1;
 }
 
@@ -249,9 +252,11 @@ void adb_seals_fresh(const uint8_t seed[32], uint8_t out[ADB_SEALS_FRESH_LEN]) {
 }
 
 int adb_seals_erase(const adb_row *r, uint8_t mask, uint8_t out[ADB_SEALS_ERASED_LEN]) {
-    mask &= 7;
+    mask &= 15;
     if (r->format_version != ADB_FORMAT_SEALED || mask == 0) return 0;
+    if (mask & 8) mask |= 4;  // a partial erasure of details destroys its nonce too
     uint8_t all = (uint8_t)(mask | adb_row_erased_mask(r));
+    if ((mask & 4) && !(mask & 8)) all &= (uint8_t)~8u;  // erasing details whole supersedes a partial erasure
     out[0] = all;
     for (uint8_t f = 1; f <= 3; f++) {
         uint8_t *slot = out + 1 + 32 * (f - 1);

@@ -8,8 +8,10 @@ struct Erase: AsyncParsableCommand {
         discussion: """
             Each chosen field (actor, source, details) of every matching row is replaced by its commitment: \
             the value is gone from the store file and its -wal, and cannot be confirmed even with every key, \
-            while MACs, the chain, checkpoints and export proofs still verify. A signed erasure entry names the \
-            seqs, the fields and --reason, never a value (docs/FORMAT.md section 21, docs/erasure.md). Rows \
+            while MACs, the chain, checkpoints and export proofs still verify. A path inside details \
+            (details.email) removes that member and keeps the rest of details readable, authenticated by the \
+            erasure entry. A signed erasure entry names the seqs, the fields and paths and --reason, never a \
+            value (docs/FORMAT.md section 21, docs/erasure.md). Rows \
             written before migration 0006 cannot be erased this way: the command refuses unless \
             --skip-legacy-rows. Backups and exports made before keep the values. Exit status 1 if a matching \
             row fails verification (nothing of that batch is erased), 2 for bad arguments or storage errors.
@@ -23,7 +25,8 @@ struct Erase: AsyncParsableCommand {
     var resourceId: String?
     @Option(help: ArgumentHelp("Erase exactly these seqs, comma-separated (e.g. 12,40,41).", valueName: "seqs"))
     var seqs: String?
-    @Option(help: ArgumentHelp("Which fields: a comma-separated subset of actor, source, details.", valueName: "fields"))
+    @Option(help: ArgumentHelp("Which fields: a comma-separated subset of actor, source, details, and paths inside details (details.email, details.user.ip; at most 16).",
+                               valueName: "fields"))
     var fields: String
     @Option(help: ArgumentHelp("Why (e.g. a ticket reference); signed into the log, so never the personal data itself.",
                                valueName: "text"))
@@ -37,15 +40,19 @@ struct Erase: AsyncParsableCommand {
         _ = try fieldSet()
     }
 
-    func fieldSet() throws -> Set<WithholdableField> {
-        var set: Set<WithholdableField> = []
-        for name in fields.split(separator: ",", omittingEmptySubsequences: false) {
-            guard let field = WithholdableField(rawValue: String(name)) else {
-                throw ValidationError("--fields takes a comma-separated subset of actor, source, details, not \(OutputEscaping.jsonQuoted(String(name)))")
+    /// The fields erased whole and the paths inside details (parsed as masking paths are).
+    func fieldSet() throws -> (fields: Set<WithholdableField>, paths: [MaskPath]) {
+        var set: Set<WithholdableField> = [], paths: [MaskPath] = []
+        for name in fields.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+            if let field = WithholdableField(rawValue: name) {
+                set.insert(field)
+            } else if name.hasPrefix("details."), let path = try? MaskPath(parsing: name) {
+                paths.append(path)
+            } else {
+                throw ValidationError("--fields takes a comma-separated subset of actor, source, details and details.KEY[.KEY…], not \(OutputEscaping.jsonQuoted(name))")
             }
-            set.insert(field)
         }
-        return set
+        return (set, paths)
     }
 
     func subject() throws -> ErasureSubject {
@@ -66,11 +73,12 @@ struct Erase: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let subject = try subject(), fields = try fieldSet(), reason = reason, skip = skipLegacyRows
+        let subject = try subject(), (fields, paths) = try fieldSet(), reason = reason, skip = skipLegacyRows
         let report = try await withStore(global) { store in
-            try await store.erase(subject, fields: fields, reason: reason, skippingLegacyRows: skip)
+            try await store.erase(subject, fields: fields, paths: paths, reason: reason, skippingLegacyRows: skip)
         }
-        let names = WithholdableField.allCases.filter(report.fields.contains).map(\.rawValue).joined(separator: ", ")
+        let names = (WithholdableField.allCases.filter(report.fields.contains).map(\.rawValue) + report.paths.map(\.description))
+            .joined(separator: ", ")
         Output.line("erased \(names) of \(report.erased.count) row(s); \(report.alreadyErased) already erased")
         if !report.legacyRowsSkipped.isEmpty {
             Output.line("left \(report.legacyRowsSkipped.count) row(s) written before migration 0006 as they are (first seq \(report.legacyRowsSkipped[0]))")

@@ -132,13 +132,18 @@ enum TableFormat {
         return [(e.isVerified ? "" : "UNVERIFIED ") + String(e.seq), e.recordedAt.iso8601, e.tenant ?? "-",
                 field(.actor, e.actor, absent: "(withheld)"), e.action,
                 [e.resourceType, e.resourceId].compactMap { $0 }.joined(separator: ":"), e.outcome.rawValue,
-                e.severity.rawValue, field(.details, e.detailsJSON, absent: "-")].map(OutputEscaping.escapeForTerminal)
+                e.severity.rawValue, field(.details, e.detailsJSON, absent: "-") + erasedPaths(e)].map(OutputEscaping.escapeForTerminal)
     }
 
     static func row(_ e: AuditEntry) -> String { cells(e).joined(separator: "  ") }
 
     /// How the table shows an erased field.
     static let erased = "<erased>"
+
+    /// After a details whose paths were erased (FORMAT.md 21.7): ` <erased:details.email,details.ip>`.
+    static func erasedPaths(_ e: AuditEntry) -> String {
+        e.erasedDetailPaths.isEmpty ? "" : " <erased:" + e.erasedDetailPaths.map(\.description).joined(separator: ",") + ">"
+    }
 }
 
 enum EntryJSON {
@@ -161,11 +166,13 @@ enum EntryJSON {
         // detailsJSON was validated as a JSON object when appended and verified when read.
         let details = e.isErased(.details) ? erased : masked(.details) ?? e.detailsJSON.map(OutputEscaping.jsonSafe) ?? "null"
         let maskList = e.masked.isEmpty ? "" : ",\"masked\":[" + e.masked.map { q($0.path.description) }.joined(separator: ",") + "]"
+        // Paths erased inside details (FORMAT.md 21.7): gone from "details", named here.
+        let erasedList = e.erasedDetailPaths.isEmpty ? "" : ",\"erasedPaths\":[" + e.erasedDetailPaths.map { q($0.description) }.joined(separator: ",") + "]"
         return "{\"seq\":\(e.seq),\"recordedAt\":\"\(e.recordedAt.iso8601)\",\"occurredAt\":\(q(e.occurredAt?.iso8601)),"
             + "\"tenant\":\(q(e.tenant)),\"actor\":\(field(.actor, e.actor)),\"action\":\(q(e.action)),"
             + "\"resourceType\":\(q(e.resourceType)),\"resourceId\":\(q(e.resourceId)),"
             + "\"outcome\":\"\(e.outcome.rawValue)\",\"severity\":\"\(e.severity.rawValue)\","
-            + "\"correlationId\":\(q(e.correlationId)),\"source\":\(field(.source, e.source)),\"details\":\(details)\(maskList),"
+            + "\"correlationId\":\(q(e.correlationId)),\"source\":\(field(.source, e.source)),\"details\":\(details)\(erasedList)\(maskList),"
             + "\"origin\":\(origin),\"keyVersion\":\(e.keyVersion)"
             + (e.finding.map { ",\"verified\":false,\"finding\":\(OutputEscaping.jsonQuoted($0.description))" } ?? "") + "}"
     }

@@ -523,6 +523,9 @@ BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_expired is append-only: DELETE is not 
     ("0006-erasure", """
 ALTER TABLE audit_entries ADD COLUMN seals BLOB;
 """),
+    ("0007-erasure-paths", """
+SELECT 1;
+"""),
 ]
 ALL_MIGRATIONS_SQL = "\n".join(sql for _, sql in MIGRATIONS)
 
@@ -1712,6 +1715,39 @@ def build_erasure_vector(ks: KeySet, sid: bytes, prev: bytes) -> dict:
     }
 
 
+def build_erasure_paths_vector(ks: KeySet, sid: bytes, prev: bytes) -> dict:
+    """Section 21.7: the same format-2 row with details {"email":…,"plan":…}; details.email erased."""
+    cols = dict(TEST_SEALED_ROW, details='{"email":"alice@example.org", "plan":"gold"}')
+    row = _row_bytes(cols)
+    row["seals"] = b"\x00" + TEST_SEED
+    enc = enc_row(ks, sid, row)
+    mac = seal(ks, sid, row, prev)
+    residual = '{"plan":"gold"}'  # the member and the comma after it removed; every other byte kept
+    text = '{"erased":["details.email"],"residual":' + residual + '}'
+    erased_seals = erasure.erase_seals(row, erasure.PARTIAL)
+    erased = dict(row, details=text.encode(), seals=erased_seals)
+    assert enc_row(ks, sid, erased) == enc and seal(ks, sid, erased, prev) == mac
+    assert erasure.seals_problem(erased, {"seals": "blob"}) is None
+    assert erasure.restored_paths(text.encode(), ["details.email"]) == []
+    rh = erasure.residual_hash(cols["seq"], text.encode())
+    return {
+        "description": "seq 5 as in `erasure`, with details {\"email\":…, \"plan\":…}; then details.email erased "
+                       "(section 21.7, mask 0c): the details slot holds C_details, the column the erased-details "
+                       "text; the erasure entry records its RESIDUAL_HASH. ENC_ROW and the MAC do not change.",
+        "details": cols["details"],
+        "seals": row["seals"].hex(),
+        "enc_row": enc.hex(),
+        "prev_mac": prev.hex(),
+        "mac": mac.hex(),
+        "paths": ["details.email"],
+        "erased_seals": erased_seals.hex(),
+        "erased_details": text,
+        "residual_hash": rh.hex(),
+        "erasure_entry_details": '{"fields":[],"paths":["details.email"],"reason":"TICKET-1","residuals":["'
+                                 + rh.hex() + '"],"seqs":[5],"subject":"actor"}',
+    }
+
+
 def build_vectors() -> dict:
     masters = {1: TEST_MASTER_KEY_1, 2: TEST_MASTER_KEY_2}
     keysets = {v: KeySet(m) for v, m in masters.items()}
@@ -1777,6 +1813,7 @@ def build_vectors() -> dict:
         prev = mac
     vec["rows"] = rows_out
     vec["erasure"] = build_erasure_vector(keysets[1], sid, macs[len(TEST_ROWS)])
+    vec["erasure_paths"] = build_erasure_paths_vector(keysets[1], sid, macs[len(TEST_ROWS)])
     a = TEST_ATTESTATION
     row_kv = TEST_ROWS[a["seq"] - 1]["columns"]["key_version"]
     amsg = attestation_message(sid, a["seq"], row_kv, macs[a["seq"]], a["declaration_seq"])

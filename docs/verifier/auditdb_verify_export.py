@@ -1020,6 +1020,36 @@ def build_bundle_v2(bundle: dict) -> dict[str, bytes]:
             "statement.json": bundle["statement.json"].encode()}
 
 
+MASKED_RULE = "details.reason=partial"
+
+
+def build_bundle_masked(bundle: dict[str, str]) -> dict[str, str]:
+    """bundle-masked/: bundle/ with the masked rendering of section 17.6 next to each withheld
+    `details` that is not NULL (rule details.reason=partial, docs/masking.md): unproven, so every
+    hash, the manifest and the statement stay those of bundle/."""
+    base = json.loads((VECTORS_DIR / "vectors.json").read_text(encoding="utf-8"))
+    stored = {r["columns"]["seq"]: r["columns"]["details"] for r in base["rows"]}
+    import masking
+    lines = []
+    for line in bundle["entries.jsonl"].splitlines():
+        seq = json.loads(line)["seq"]
+        details = stored.get(seq)
+        if details is not None:
+            obj = json.loads(details)
+            value = obj["reason"]
+            # The member's value replaced, in the stored text, by {"masked":METHOD,"value":SHOWN}.
+            start = details.index('"reason":') + len('"reason":')
+            end = start + len(sj.json_quoted(value))
+            assert json.loads(details[start:end]) == value
+            shown = details[:start] + '{"masked":"partial","value":' + sj.json_quoted(masking.partial(value)) + "}" + details[end:]
+            rendering = ',"masked":{"rules":[' + sj.json_quoted(MASKED_RULE) + '],"shown":' + sj.json_quoted(shown) + ',"proven":false}'
+            marker = '"details":{"withheld":true,"commitment":"'
+            at = line.index(marker) + len(marker) + 64 + 1  # after the commitment's closing quote
+            line = line[:at] + rendering + line[at:]
+        lines.append(line)
+    return dict(bundle, **{"entries.jsonl": "\n".join(lines) + "\n"})
+
+
 def emit_vectors() -> None:
     vectors, bundle = build_vectors()
     (VECTORS_DIR / "checkpoints.json").write_text(json.dumps(vectors, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -1030,6 +1060,9 @@ def emit_vectors() -> None:
     (VECTORS_DIR / "bundle-v2").mkdir(exist_ok=True)
     for name, data in build_bundle_v2(bundle).items():
         (VECTORS_DIR / "bundle-v2" / name).write_bytes(data)
+    (VECTORS_DIR / "bundle-masked").mkdir(exist_ok=True)
+    for name, text in build_bundle_masked(bundle).items():
+        (VECTORS_DIR / "bundle-masked" / name).write_text(text, encoding="utf-8")
 
 
 def selftest() -> list[str]:
@@ -1059,6 +1092,8 @@ def selftest() -> list[str]:
     check(all((VECTORS_DIR / "bundle" / n).read_text(encoding="utf-8") == t for n, t in bundle.items()), "bundle/ is current")
     check(all((VECTORS_DIR / "bundle-v2" / n).read_bytes() == b for n, b in build_bundle_v2(bundle).items()),
           "bundle-v2/ is current")
+    check(all((VECTORS_DIR / "bundle-masked" / n).read_text(encoding="utf-8") == t for n, t in build_bundle_masked(bundle).items()),
+          "bundle-masked/ is current")
     keys = parse_public_keys((VECTORS_DIR / "checkpoint.pub").read_text(encoding="utf-8"))
     for m in range(9):
         for n in range(m + 1, 9):
@@ -1068,6 +1103,11 @@ def selftest() -> list[str]:
     result: dict = {}
     findings, verified = verify_bundle(VECTORS_DIR / "bundle", keys, require_statement=True, result=result)
     check(not findings and verified == len(BUNDLE_SEQS), f"the vector bundle verifies ({findings})")
+    findings, verified = verify_bundle(VECTORS_DIR / "bundle-masked", keys, require_statement=True)
+    check(not findings and verified == len(BUNDLE_SEQS), f"the masked vector bundle (17.6) verifies ({findings})")
+    masked_line = (VECTORS_DIR / "bundle-masked" / "entries.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    check('"masked":{"rules":["details.reason=partial"],"shown":"{\\"attempt\\":2,\\"reason\\":{\\"masked\\":\\"partial\\",\\"value\\":\\"r***🔒\\"}}","proven":false}'
+          in masked_line, "the masked vector bundle shows row 2's details.reason as r***🔒, unproven")
     findings, verified = verify_bundle(VECTORS_DIR / "bundle-v2", keys, require_statement=True)
     check(not findings and verified == len(BUNDLE_SEQS), f"the v2 vector bundle verifies, with the same statement ({findings})")
     check(result["statement"] is not None, "the vector bundle's statement attests completeness")

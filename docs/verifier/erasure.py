@@ -4,7 +4,8 @@ Written from FORMAT.md section 21 alone, with nothing but the Python standard li
 
 * the `seals` column and the commitments of format-2 rows (21.1), and their shape (21.2);
 * the erasure entry's `details` (21.3), read by the strict JSON reader (strict_json.py, section 18);
-* step 10 of verification (21.4): `erasure-tampered` findings.
+* step 10 of verification (21.4): `erasure-tampered` findings;
+* paths erased inside `details` (21.7): seals bit 3, the erased-details text, its residual hash.
 """
 
 from __future__ import annotations
@@ -25,8 +26,14 @@ ACTION = b"auditdb.erasure"
 FIELDS = ("actor", "source", "details")
 ZERO32 = bytes(32)
 MAX_SEQS = 2000
+MAX_SEQS_WITH_PATHS = 500
+MAX_PATHS_PER_ERASURE, MAX_PATHS, MAX_PATH_BYTES = 16, 256, 256
+PARTIAL = 0x0C  # seals bits 2 and 3: details partially erased (its nonce destroyed too)
+MAGIC_RESIDUAL = b"ADB2RESD"
+ERASED_DETAILS = sj.Limits(65_536 + 8_192, 33)  # 21.7: the erased-details text
 SUBJECTS = ("actor", "tenant", "resource", "seqs")
 MEMBERS = ("reason", "subject", "fields", "seqs")
+OPTIONAL_MEMBERS = ("paths", "residuals")
 
 
 def sha256(data: bytes) -> bytes:
@@ -39,8 +46,9 @@ def sha256(data: bytes) -> bytes:
 
 
 def erased_mask(seals: bytes | None) -> int:
-    """The erased fields of a format-2 row's (valid) seals: bit 0 actor, 1 source, 2 details."""
-    return seals[0] & 7 if seals is not None and len(seals) == ERASED_LEN else 0
+    """The erased fields of a format-2 row's (valid) seals: bit 0 actor, 1 source, 2 details,
+    3 details partially (21.7)."""
+    return seals[0] & 15 if seals is not None and len(seals) == ERASED_LEN else 0
 
 
 def nonce_v2(seals: bytes, field: int) -> bytes | None:
@@ -65,7 +73,11 @@ def commitment_v2(seals: bytes | None, field: int, value: bytes | None) -> bytes
 def erase_seals(row: dict, mask: int) -> bytes:
     """The erased seals of a well-formed format-2 row with the fields of `mask` erased too (21.1)."""
     seals = bytes(row["seals"])
-    all_ = (mask | erased_mask(seals)) & 7
+    if mask & 8:
+        mask |= 4
+    all_ = (mask | erased_mask(seals)) & 15
+    if mask & 4 and not mask & 8:
+        all_ &= ~8  # erasing details whole supersedes a partial erasure
     out = bytes([all_])
     for f in (1, 2, 3):
         value = row[FIELDS[f - 1]]
@@ -80,9 +92,11 @@ def seals_problem(row: dict, types: dict) -> str | None:
         return None if seals_type == "null" else "a format-1 row has a seals value (only format-2 rows have one)"
     seals = row.get("seals")
     ok = seals_type == "blob" and seals is not None and (
-        (len(seals) == FRESH_LEN and seals[0] == 0) or (len(seals) == ERASED_LEN and 1 <= seals[0] <= 7))
+        (len(seals) == FRESH_LEN and seals[0] == 0) or (len(seals) == ERASED_LEN and 1 <= seals[0] <= 15))
     if ok and len(seals) == ERASED_LEN:
-        ok = all(row[FIELDS[f]] is None for f in range(3) if seals[0] & (1 << f))
+        m = seals[0]
+        ok = (all(row[FIELDS[f]] is None for f in range(2) if m & (1 << f)) and not (m & 8 and not m & 4)
+              and ((row["details"] is not None) if m & 8 else (row["details"] is None or not m & 4)))
     if not ok:
         return ("the seals column is not valid seals (33 bytes 00 || seed, or 97 bytes mask || commitments and "
                 "nonces with every erased field NULL)")
@@ -106,15 +120,37 @@ class ErasureDetailsError(ValueError):
     pass
 
 
-def parse_erasure_details(details: bytes | None, entry_seq: int) -> tuple[int, list[int]]:
-    """(mask of its fields, its seqs) of the erasure entry at `entry_seq`; raises ErasureDetailsError."""
+def is_details_path(text) -> bool:
+    """details.KEY[.KEY...]: 1 to 31 non-empty keys, no character output escapes (section 18.6),
+    at most 256 bytes (21.7)."""
+    if not isinstance(text, str) or len(text.encode()) > MAX_PATH_BYTES or any(sj.needs_escape(ord(ch)) for ch in text):
+        return False
+    parts = text.split(".")
+    return parts[0] == "details" and 1 <= len(parts) - 1 <= 31 and all(parts[1:])
+
+
+def covers(a: str, b: str) -> bool:
+    """Whether path b lies inside path a (or is it)."""
+    pa, pb = a.split("."), b.split(".")
+    return pb[:len(pa)] == pa
+
+
+def paths_ok(paths, limit: int) -> bool:
+    """1 to `limit` distinct details paths, in code point order, none inside another."""
+    return (isinstance(paths, list) and 1 <= len(paths) <= limit and all(is_details_path(p) for p in paths)
+            and all(a < b and not covers(a, b) for a, b in zip(paths, paths[1:])))
+
+
+def parse_erasure_details(details: bytes | None, entry_seq: int) -> tuple[int, list[int], list[str], list]:
+    """(mask of its whole fields, its seqs, its paths, its residual hashes per seq or []) of the
+    erasure entry at `entry_seq` (21.3, 21.7); raises ErasureDetailsError."""
     if details is None:
         raise ErasureDetailsError("its details are NULL")
     try:
         obj = sj.read_object(details, sj.DETAILS)
     except sj.JSONError as e:
         raise ErasureDetailsError(str(e))
-    unknown = sorted(k for k in obj if k not in MEMBERS)
+    unknown = sorted(k for k in obj if k not in MEMBERS + OPTIONAL_MEMBERS)
     if unknown:
         raise ErasureDetailsError(f"the member {sj.json_quoted(unknown[0])} is not one of an erasure entry's")
     for name in MEMBERS:
@@ -125,17 +161,63 @@ def parse_erasure_details(details: bytes | None, entry_seq: int) -> tuple[int, l
     if obj["subject"] not in SUBJECTS:
         raise ErasureDetailsError("subject is not one of actor, tenant, resource, seqs")
     fields = obj["fields"]
-    if (not isinstance(fields, list) or not fields or len(set(map(str, fields))) != len(fields)
+    if (not isinstance(fields, list) or len(set(map(str, fields))) != len(fields)
             or not all(isinstance(f, str) and f in FIELDS for f in fields)):
-        raise ErasureDetailsError("fields is not a non-empty array of distinct names among actor, source, details")
+        raise ErasureDetailsError("fields is not an array of distinct names among actor, source, details")
+    paths, residuals = obj.get("paths"), obj.get("residuals")
+    if (paths is None) != (residuals is None):
+        raise ErasureDetailsError("paths and residuals go together")
+    if paths is not None and not paths_ok(paths, MAX_PATHS_PER_ERASURE):
+        raise ErasureDetailsError("paths is not 1 to 16 distinct details paths in order, none inside another")
+    if not fields and paths is None:
+        raise ErasureDetailsError("it erases no field and no path")
+    if "details" in fields and paths is not None:
+        raise ErasureDetailsError("it erases details both whole and by paths")
+    limit = MAX_SEQS if paths is None else MAX_SEQS_WITH_PATHS
     seqs = obj["seqs"]
-    if (not isinstance(seqs, list) or not 1 <= len(seqs) <= MAX_SEQS or not all(sj.is_integer(s) for s in seqs)
+    if (not isinstance(seqs, list) or not 1 <= len(seqs) <= limit or not all(sj.is_integer(s) for s in seqs)
             or seqs[0] < 1 or seqs[-1] >= entry_seq or any(a >= b for a, b in zip(seqs, seqs[1:]))):
-        raise ErasureDetailsError(f"seqs is not 1 to {MAX_SEQS} increasing seqs from 1, all before the entry's own seq {entry_seq}")
+        raise ErasureDetailsError(f"seqs is not 1 to {limit} increasing seqs from 1, all before the entry's own seq {entry_seq}")
+    hashes = []
+    if residuals is not None:
+        if (not isinstance(residuals, list) or len(residuals) != len(seqs)
+                or not all(r is None or (isinstance(r, str) and len(r) == 64 and all(c in "0123456789abcdef" for c in r))
+                           for r in residuals)):
+            raise ErasureDetailsError("residuals is not one 64-hex hash or null per seq")
+        if not fields and None in residuals:
+            raise ErasureDetailsError("it erases only paths, yet records a row where it erased none")
+        hashes = [None if r is None else bytes.fromhex(r) for r in residuals]
     mask = 0
     for f in fields:
         mask |= 1 << FIELDS.index(f)
-    return mask, seqs
+    return mask, seqs, paths or [], hashes
+
+
+def residual_hash(seq: int, text: bytes) -> bytes:
+    """RESIDUAL_HASH = SHA256("ADB2RESD" || i64(seq) || the erased-details text) (21.7)."""
+    return sha256(MAGIC_RESIDUAL + seq.to_bytes(8, "big", signed=True) + bytes(text))
+
+
+def restored_paths(text: bytes, paths) -> list[str]:
+    """The paths an erased-details text's residual holds again; [] if it is not one (21.7)."""
+    try:
+        obj = sj.read_object(bytes(text), ERASED_DETAILS)
+    except sj.JSONError:
+        return []
+    residual = obj.get("residual")
+    if set(obj) != {"erased", "residual"} or not isinstance(residual, dict):
+        return []
+    back = []
+    for path in sorted(paths):
+        node = residual
+        for key in path.split(".")[1:]:
+            node = node.get(key, _ABSENT) if isinstance(node, dict) else _ABSENT
+        if node is not _ABSENT:
+            back.append(path)
+    return back
+
+
+_ABSENT = object()
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,8 +225,29 @@ def parse_erasure_details(details: bytes | None, entry_seq: int) -> tuple[int, l
 # --------------------------------------------------------------------------------------------
 
 
-def _names(mask: int) -> str:
-    return ", ".join(FIELDS[f] for f in range(3) if mask & (1 << f))
+def _names(mask: int, paths: str = "paths inside details") -> str:
+    whole = mask & 3 if mask & 8 else mask
+    return ", ".join([FIELDS[f] for f in range(3) if whole & (1 << f)] + ([paths] if mask & 8 else []))
+
+
+class _Claim:
+    """What the verified erasure entries erased in one row (21.4, 21.7)."""
+
+    def __init__(self, entry: int):
+        self.mask, self.entry, self.paths, self.residual, self.residual_entry = 0, entry, set(), None, 0
+
+    def add(self, mask: int, paths: list[str], hashes: list, index: int, entry: int):
+        if mask & 4:  # details erased whole: supersedes a partial erasure
+            self.mask = (self.mask | 4) & ~8
+            self.residual = None
+        elif hashes and hashes[index] is not None and self.mask & PARTIAL != 4:
+            self.mask |= PARTIAL
+            self.paths |= set(paths)
+            self.residual, self.residual_entry = hashes[index], entry
+        self.mask |= mask
+
+    def path_list(self) -> str:
+        return ", ".join(sorted(self.paths))
 
 
 def check_erasure(conn, report, engine_rows: dict[int, dict]) -> None:
@@ -153,34 +256,53 @@ def check_erasure(conn, report, engine_rows: dict[int, dict]) -> None:
     columns = [r[1] for r in conn.execute("PRAGMA table_info(audit_entries)")]
     if b"seals" not in columns and "seals" not in columns:
         return
-    claimed: dict[int, list[int]] = {}  # seq -> [mask, first entry]
+    claimed: dict[int, _Claim] = {}
     for seq in sorted(engine_rows):
         row = engine_rows[seq]
         if row["action"] != ACTION:
             continue
         try:
-            mask, seqs = parse_erasure_details(row["details"], seq)
+            mask, seqs, paths, hashes = parse_erasure_details(row["details"], seq)
         except ErasureDetailsError as e:
             report.add("erasure-tampered", seq, seq, f"erasure entry {seq} is signed but cannot be read: {e}")
             continue
-        for s in seqs:
-            before = claimed.get(s)
-            claimed[s] = [(before[0] if before else 0) | mask, before[1] if before else seq]
+        for index, s in enumerate(seqs):
+            claimed.setdefault(s, _Claim(seq)).add(mask, paths, hashes, index, seq)
     erased: dict[int, int] = {}
     for seq, seals in conn.execute(
             "SELECT seq, seals FROM audit_entries WHERE typeof(seals) = 'blob' AND length(seals) = 97 ORDER BY seq"):
-        mask = bytes(seals)[0] & 7
+        mask = bytes(seals)[0] & 15
         erased[seq] = mask
-        unclaimed = mask & ~claimed.get(seq, [0, 0])[0]
+        unclaimed = mask & ~(claimed[seq].mask if seq in claimed else 0)
         if unclaimed:
             report.add("erasure-tampered", seq, seq,
                        f"row {seq} has {_names(unclaimed)} erased, but no erasure entry that verifies erased it "
                        "(erased without AuditDB, or its erasure entry was removed or changed)")
     for seq in sorted(claimed):
-        mask, entry = claimed[seq]
-        restored = mask & ~erased.get(seq, 0)
-        if not restored or conn.execute("SELECT 1 FROM audit_entries WHERE seq = ?", (seq,)).fetchone() is None:
+        claim = claimed[seq]
+        row = conn.execute("SELECT details FROM audit_entries WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
             continue
-        report.add("erasure-tampered", seq, seq,
-                   f"erasure entry {entry} erased {_names(restored)} of row {seq}, but the row holds it again "
-                   "(restored from a copy made before the erasure?)")
+        stored = erased.get(seq, 0)
+        restored = claim.mask & ~stored
+        if restored == 8 and stored & 4:
+            report.add("erasure-tampered", seq, seq,
+                       f"row {seq} has details erased whole, but erasure entry {claim.residual_entry} erased only "
+                       f"{claim.path_list()} inside it (the rest of details was removed without an erasure entry)")
+        elif restored:
+            entry = claim.residual_entry if restored & 8 and not restored & 3 else claim.entry
+            report.add("erasure-tampered", seq, seq,
+                       f"erasure entry {entry} erased {_names(restored, claim.path_list())} of row {seq}, but the row "
+                       "holds it again (restored from a copy made before the erasure?)")
+        elif claim.mask & 8 and claim.residual is not None:
+            text = row[0]
+            if text is None:
+                continue
+            text = text.encode() if isinstance(text, str) else bytes(text)
+            if residual_hash(seq, text) == claim.residual:
+                continue
+            back = restored_paths(text, claim.paths)
+            report.add("erasure-tampered", seq, seq,
+                       f"the rest of row {seq}'s details is not what erasure entry {claim.residual_entry} recorded "
+                       "(changed after the erasure)" if not back else
+                       f"erasure entry {claim.residual_entry} erased {', '.join(back)} of row {seq}, but its details hold it again")

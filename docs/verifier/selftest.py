@@ -1834,7 +1834,7 @@ def test_expired_rows(tmp: pathlib.Path) -> None:
     q = tmp / "ex-at-0004.sqlite"
     build_store(q, base_rows())
     tamper_all(q, "DROP TABLE audit_expired", "ALTER TABLE audit_entries DROP COLUMN seals",
-               "DELETE FROM grdb_migrations WHERE identifier IN ('0005-retention', '0006-erasure')")
+               "DELETE FROM grdb_migrations WHERE identifier IN ('0005-retention', '0006-erasure', '0007-erasure-paths')")
     rep = av.verify(str(q), both, SID)
     check(seqs(rep) == [("schema-outdated", None, None)], f"(g) a store at 0004 without audit_expired -> schema-outdated only ({shown(rep)})")
     q = copy("table-dropped")

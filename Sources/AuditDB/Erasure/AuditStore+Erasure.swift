@@ -2,7 +2,7 @@ import CAuditCore
 import Foundation
 import GRDB
 
-/// Whose fields ``AuditStore/erase(_:fields:reason:skippingLegacyRows:)`` erases.
+/// Whose fields ``AuditStore/erase(_:fields:paths:reason:skippingLegacyRows:)`` erases.
 public enum ErasureSubject: Sendable, Hashable {
     /// Every entry whose `actor` is exactly this text.
     case actor(String)
@@ -24,13 +24,16 @@ public enum ErasureSubject: Sendable, Hashable {
     }
 }
 
-/// What ``AuditStore/erase(_:fields:reason:skippingLegacyRows:)`` did.
+/// What ``AuditStore/erase(_:fields:paths:reason:skippingLegacyRows:)`` did.
 public struct ErasureReport: Sendable, Hashable {
-    /// The fields erased.
+    /// The fields erased whole.
     public let fields: Set<WithholdableField>
+    /// The paths inside `details` erased (FORMAT.md 21.7), sorted.
+    public let paths: [MaskPath]
     /// The rows whose fields were erased now, ascending.
     public let erased: [Int64]
-    /// Matching rows whose chosen fields were all erased already (nothing to do).
+    /// Matching rows with nothing left to erase: their chosen fields were erased already, and
+    /// (for paths) their details holds none of the paths, is NULL or is erased whole.
     public let alreadyErased: Int
     /// Matching rows written before migration 0006 (row format 1) that were left as they are
     /// (only with `skippingLegacyRows`): a key holder could still confirm their values.
@@ -69,7 +72,11 @@ extension AuditStore {
     ///
     /// - Parameters:
     ///   - subject: the entries (an actor, tenant, resource or explicit seqs).
-    ///   - fields: which of `actor`, `source`, `details` to erase (a NULL field is marked erased too).
+    ///   - fields: which of `actor`, `source`, `details` to erase whole (a NULL field is marked erased too).
+    ///   - paths: members inside `details` to erase (`details.email`, at most 16; FORMAT.md 21.7): each is
+    ///     removed from the rows that hold it and the rest of details stays readable, authenticated by a
+    ///     hash in the erasure entry; the details nonce is destroyed as for a whole-field erasure. Not
+    ///     together with `details` in `fields`. Entries with paths hold at most 500 rows each.
     ///   - reason: why, e.g. a ticket reference (1...1,024 bytes, no control characters); it is
     ///     signed into the log, so it must not contain the personal data being erased.
     ///   - skippingLegacyRows: rows written before migration 0006 (format 1) cannot be erased
@@ -81,13 +88,16 @@ extension AuditStore {
     ///   log or is one of AuditDB's own entries, format-1 rows without `skippingLegacyRows`),
     ///   `integrityViolation` (a matching row does not verify: nothing of that batch is erased),
     ///   `closed`, storage errors.
-    public func erase(_ subject: ErasureSubject, fields: Set<WithholdableField>, reason: String,
+    public func erase(_ subject: ErasureSubject, fields: Set<WithholdableField>, paths: [MaskPath] = [], reason: String,
                       skippingLegacyRows: Bool = false) async throws -> ErasureReport
     {
-        guard !fields.isEmpty else { throw AuditError.invalid("fields", "name at least one of actor, source, details") }
+        guard !fields.isEmpty || !paths.isEmpty else {
+            throw AuditError.invalid("fields", "name at least one of actor, source, details, details.KEY")
+        }
         try Self.checkReason(reason)
+        let paths = try Self.checkPaths(paths, fields: fields)
         let mask = ErasureRecord.mask(fields)
-        let plan = try await planErasure(subject, mask: mask)
+        let plan = try await planErasure(subject, mask: paths.isEmpty ? mask : mask | ErasureRecord.partialDetails)
         if !plan.legacy.isEmpty && !skippingLegacyRows {
             throw AuditError(
                 .invalidInput,
@@ -99,11 +109,12 @@ extension AuditStore {
         }
         var erased: [Int64] = [], entries: [Int64] = [], already = plan.alreadyErased
         let storeID = self.storeID, keys = self.keys
-        for start in stride(from: 0, to: plan.rows.count, by: ErasureRecord.maximumSeqs) {
-            let chunk = Array(plan.rows[start..<min(plan.rows.count, start + ErasureRecord.maximumSeqs)])
+        let batch = paths.isEmpty ? ErasureRecord.maximumSeqs : ErasureRecord.maximumSeqsWithPaths
+        for start in stride(from: 0, to: plan.rows.count, by: batch) {
+            let chunk = Array(plan.rows[start..<min(plan.rows.count, start + batch)])
             let (done, skipped, entry) = try await holdTransaction("erase fields") { db, _, append in
-                try Self.eraseBatch(chunk, db, mask: mask, storeID: storeID, keys: keys) { seqs in
-                    ErasureRecord(reason: reason, subject: subject.kind, fields: fields, seqs: seqs)
+                try Self.eraseBatch(chunk, db, mask: mask, paths: paths, storeID: storeID, keys: keys) { seqs, residuals in
+                    ErasureRecord(reason: reason, subject: subject.kind, fields: fields, paths: paths, residuals: residuals, seqs: seqs)
                 } append: { try append($0) }
             }
             erased += done
@@ -111,8 +122,30 @@ extension AuditStore {
             if let entry { entries.append(entry) }
         }
         let scrubbed = erased.isEmpty ? true : try await scrubWriteAheadLog()
-        return ErasureReport(fields: fields, erased: erased, alreadyErased: already, legacyRowsSkipped: plan.legacy,
+        return ErasureReport(fields: fields, paths: paths, erased: erased, alreadyErased: already, legacyRowsSkipped: plan.legacy,
                              engineEntriesSkipped: plan.engineEntries, erasureEntries: entries, scrubbed: scrubbed)
+    }
+
+    /// The paths of a path erasure, sorted: `details.KEY…` only, at most 16, none inside another,
+    /// and not together with `details` whole (FORMAT.md 21.7).
+    static func checkPaths(_ paths: [MaskPath], fields: Set<WithholdableField>) throws(AuditError) -> [MaskPath] {
+        let sorted = Set(paths).sorted()
+        guard !sorted.isEmpty else { return [] }
+        for path in sorted {
+            guard path.field == .details, !path.members.isEmpty, path.description.utf8.count <= ErasedDetails.maximumPathBytes else {
+                throw AuditError.invalid("fields", "\(path) is not a path inside details (details.KEY[.KEY…], at most \(ErasedDetails.maximumPathBytes) bytes)")
+            }
+            if let outer = sorted.first(where: { $0 != path && $0.covers(path) }) {
+                throw AuditError.invalid("fields", "\(path) lies inside \(outer), which is erased too; name one of them")
+            }
+        }
+        guard !fields.contains(.details) else {
+            throw AuditError.invalid("fields", "details is erased whole, which erases \(sorted[0]) too; name one of them")
+        }
+        guard sorted.count <= ErasedDetails.maximumPathsPerErasure else {
+            throw AuditError.invalid("fields", "at most \(ErasedDetails.maximumPathsPerErasure) paths per erasure (got \(sorted.count)); run it again for the others")
+        }
+        return sorted
     }
 
     static func checkReason(_ reason: String) throws(AuditError) {
@@ -138,13 +171,15 @@ extension AuditStore {
 
     private func planErasure(_ subject: ErasureSubject, mask: UInt8) async throws -> ErasurePlan {
         var plan = ErasurePlan()
+        let whole: UInt8 = mask & 8 != 0 ? mask & 3 : mask & 7  // the fields erased whole
         func consider(_ entry: AuditEntry) {
             if Self.isReserved(entry.action) {
                 plan.engineEntries += 1
             } else if entry.formatVersion == Int(ADB_FORMAT_KEYED_NONCES) {
                 plan.legacy.append(entry.seq)
-            } else if ErasureRecord.mask(entry.erasedFields) & mask == mask {
-                plan.alreadyErased += 1
+            } else if ErasureRecord.mask(entry.erasedFields) & whole == whole
+                        && (mask & 8 == 0 || entry.isErased(.details) || entry.detailsJSON == nil) {
+                plan.alreadyErased += 1  // (paths: the batch skips a row that holds none of them)
             } else {
                 plan.rows.append(entry.seq)
             }
@@ -175,11 +210,11 @@ extension AuditStore {
         return plan
     }
 
-    /// Erases the fields of `mask` in each row of `seqs` (inside the caller's transaction) and
-    /// appends the erasure entry naming the rows erased. Returns them, the number that had
-    /// nothing left to erase, and the entry's seq.
-    static func eraseBatch(_ seqs: [Int64], _ db: Database, mask: UInt8, storeID: StoreID, keys: KeyRing,
-                           record: ([Int64]) -> ErasureRecord,
+    /// Erases the fields of `mask` and the members at `paths` inside details (FORMAT.md 21.7) in
+    /// each row of `seqs` (inside the caller's transaction) and appends the erasure entry naming
+    /// the rows erased. Returns them, the number that had nothing left to erase, and the entry's seq.
+    static func eraseBatch(_ seqs: [Int64], _ db: Database, mask: UInt8, paths: [MaskPath] = [], storeID: StoreID, keys: KeyRing,
+                           record: ([Int64], [[UInt8]?]) -> ErasureRecord,
                            append: ([EncodedEvent]) throws -> ClosedRange<Int64>) throws -> ([Int64], Int, Int64?)
     {
         // Freed space inside pages and freed pages are zeroed while the values are overwritten. Set
@@ -190,15 +225,16 @@ extension AuditStore {
         let macs = try StoredMacs(db)
         let read = try db.makeStatement(sql: RowLayout.select + " WHERE seq = ?")
         let stmt = read.sqliteStatement
+        // ?3: the row's new mask; ?4: the new erased-details text of a path erasure, else NULL.
         let update = try db.makeStatement(sql: """
             UPDATE audit_entries SET seals = ?1,
                 actor = CASE WHEN ?3 & 1 THEN NULL ELSE actor END,
                 source = CASE WHEN ?3 & 2 THEN NULL ELSE source END,
-                details = CASE WHEN ?3 & 4 THEN NULL ELSE details END
+                details = CASE WHEN ?4 IS NOT NULL THEN ?4 WHEN ?3 & 8 THEN details WHEN ?3 & 4 THEN NULL ELSE details END
             WHERE seq = ?2
             """)
         let context = RowContext(storeID: storeID.bytes, keys: keys, attestations: [:])
-        var done: [Int64] = [], skipped = 0
+        var done: [Int64] = [], residuals: [[UInt8]?] = [], skipped = 0
         for seq in seqs {
             try SQLite.bind(stmt, 1, seq)
             defer { SQLite.reset(stmt) }
@@ -213,12 +249,17 @@ extension AuditStore {
             }
             guard view.row.format_version == UInt8(ADB_FORMAT_SEALED) else { continue }
             var row = view.row
-            guard adb_row_erased_mask(&row) & mask != mask else {
+            let current = adb_row_erased_mask(&row)
+            let residual: ErasedDetails? = paths.isEmpty ? nil : try Self.erasingPaths(paths, row: row, mask: current, seq: seq)
+            let newFields: UInt8 = mask & 3 & ~current
+            let wholeDetails: Bool = mask & 4 != 0 && (current & 4 == 0 || current & 8 != 0)
+            guard newFields != 0 || wholeDetails || residual != nil else {
                 skipped += 1
                 continue
             }
             var seals = [UInt8](repeating: 0, count: Int(ADB_SEALS_ERASED_LEN))
-            guard adb_seals_erase(&row, mask, &seals) == 1, let key = keys.key(version: row.key_version), let mac = view.mac else {
+            let rowMask = mask | (residual != nil ? ErasureRecord.partialDetails : 0)
+            guard adb_seals_erase(&row, rowMask, &seals) == 1, let key = keys.key(version: row.key_version), let mac = view.mac else {
                 throw AuditError(.storage, "internal error: the seals of row \(seq) could not be erased")
             }
             // The erased row must verify as the stored one does before a byte is written.
@@ -234,13 +275,30 @@ extension AuditStore {
             guard verdict == Int32(ADB_OK) else {
                 throw AuditError(.storage, "internal error: row \(seq) would not verify once erased; nothing of this batch was erased")
             }
-            try update.execute(arguments: [Data(seals), seq, Int64(mask)])
+            let text = residual?.text
+            try update.execute(arguments: [Data(seals), seq, Int64(all), text])
             done.append(seq)
+            residuals.append(text.map { ErasedDetails.hash(seq: seq, text: $0) })
         }
         try db.execute(sql: "PRAGMA secure_delete = \(wasSecure)")
         guard !done.isEmpty else { return ([], skipped, nil) }
-        let entry = try append([try EncodedEvent(validating: record(done).event)]).lowerBound
+        let entry = try append([try EncodedEvent(validating: record(done, paths.isEmpty ? [] : residuals).event)]).lowerBound
         return (done, skipped, entry)
+    }
+
+    /// The row's details with the members at `paths` removed (FORMAT.md 21.7), or nil when it
+    /// holds none of them (or no details, or details erased whole).
+    private static func erasingPaths(_ paths: [MaskPath], row: adb_row, mask: UInt8, seq: Int64) throws(AuditError) -> ErasedDetails? {
+        guard mask & 4 == 0 || mask & 8 != 0, let text = RowView.string(row.details) else { return nil }
+        var before: ErasedDetails?
+        if mask & 8 != 0 {
+            do {
+                before = try ErasedDetails(reading: text)
+            } catch {
+                throw AuditError(.integrityViolation, "row \(seq): \(error); nothing of this batch was erased. Run `auditdb verify`.")
+            }
+        }
+        return try ErasedDetails.erasing(paths, from: text, before: before)
     }
 
     /// Checkpoints the write-ahead log into the database file and truncates it (`PRAGMA

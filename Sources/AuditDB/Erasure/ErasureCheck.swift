@@ -33,8 +33,8 @@ enum ErasureCheck {
         var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark)
         var entries: [AuditEntry] = []
         try reader.read(try db.makeStatement(sql: try RowLayout.select(db) + entriesCondition), into: &entries)
-        // seq → the fields erasure entries erased there, and the first entry that did.
-        var claimed: [Int64: (mask: UInt8, entry: Int64)] = [:]
+        // seq → what erasure entries erased there (mask, paths, the latest residual hash).
+        var claimed: [Int64: Claim] = [:]
         for entry in entries where entry.origin == .recorded && (entry.finding == nil || entry.finding?.kind == .missingRows) {
             let record: ErasureRecord
             do {
@@ -43,9 +43,10 @@ enum ErasureCheck {
                 tampered(entry.seq, "erasure entry \(entry.seq) is signed but cannot be read: \(error.reason)")
                 continue
             }
-            for seq in record.seqs {
-                let before = claimed[seq]
-                claimed[seq] = ((before?.mask ?? 0) | record.mask, before?.entry ?? entry.seq)
+            for (index, seq) in record.seqs.enumerated() {
+                var claim = claimed[seq] ?? Claim(entry: entry.seq)
+                claim.add(record, at: index, entry: entry.seq)
+                claimed[seq] = claim
             }
         }
         // Every erased field must be claimed.
@@ -58,25 +59,70 @@ enum ErasureCheck {
             }
         }
         // Every claimed field must still be erased (unless the row expired since, or is missing:
-        // step 4 reports a missing row).
-        let sealsAt = try db.cachedStatement(sql: "SELECT seals FROM audit_entries WHERE seq = ?")
+        // step 4 reports a missing row), and a partially erased details must be the residual its
+        // latest erasure entry recorded (FORMAT.md 21.7).
+        let rowAt = try db.cachedStatement(sql: "SELECT seals, details FROM audit_entries WHERE seq = ?")
         for (seq, claim) in claimed.sorted(by: { $0.key < $1.key }) {
-            guard let row = try Row.fetchOne(sealsAt, arguments: [seq]) else { continue }
-            let restored = claim.mask & ~mask(row[0])
-            guard restored != 0 else { continue }
-            tampered(seq, "erasure entry \(claim.entry) erased \(names(restored)) of row \(seq), but the row holds it again (restored from a copy made before the erasure?)")
+            guard let row = try Row.fetchOne(rowAt, arguments: [seq]) else { continue }
+            let stored = mask(row[0])
+            let restored = claim.mask & ~stored
+            if restored == 8 && stored & 4 != 0 {
+                tampered(seq, "row \(seq) has details erased whole, but erasure entry \(claim.residualEntry) erased only \(claim.pathList) inside it (the rest of details was removed without an erasure entry)")
+            } else if restored != 0 {
+                let what = names(restored, paths: claim.pathList), entry = restored & 8 != 0 && restored & 3 == 0 ? claim.residualEntry : claim.entry
+                tampered(seq, "erasure entry \(entry) erased \(what) of row \(seq), but the row holds it again (restored from a copy made before the erasure?)")
+            } else if claim.mask & 8 != 0, let recorded = claim.residual {
+                let text: String? = row[1]
+                guard let text, ErasedDetails.hash(seq: seq, text: text) != recorded else { continue }
+                let back = (try? ErasedDetails(reading: text))?.restoredPaths(claim.paths) ?? []
+                tampered(seq, back.isEmpty
+                    ? "the rest of row \(seq)'s details is not what erasure entry \(claim.residualEntry) recorded (changed after the erasure)"
+                    : "erasure entry \(claim.residualEntry) erased \(back.map(\.description).joined(separator: ", ")) of row \(seq), but its details hold it again")
+            }
         }
         return findings
     }
 
-    /// The erased fields a stored `seals` value names: its first byte if it is a 97-byte blob, else none.
-    static func mask(_ value: DatabaseValue) -> UInt8 {
-        guard case .blob(let data) = value.storage, data.count == Int(ADB_SEALS_ERASED_LEN) else { return 0 }
-        return (data.first ?? 0) & 7
+    /// What the verified erasure entries erased in one row.
+    struct Claim {
+        /// Seals bits: 0 actor, 1 source, 2 details, 3 details partially.
+        var mask: UInt8 = 0
+        /// The first entry that erased something here.
+        var entry: Int64
+        /// The paths erased inside details, and the latest entry that recorded the residual's hash.
+        var paths: Set<MaskPath> = []
+        var residual: [UInt8]?
+        var residualEntry: Int64 = 0
+
+        init(entry: Int64) { self.entry = entry }
+
+        var pathList: String { paths.sorted().map(\.description).joined(separator: ", ") }
+
+        mutating func add(_ record: ErasureRecord, at index: Int, entry: Int64) {
+            if record.fields.contains(.details) {  // erased whole: supersedes any partial erasure
+                mask = (mask | 4) & ~8
+                residual = nil
+            } else if let hash = record.residuals.indices.contains(index) ? record.residuals[index] : nil, mask & 0x0C != 4 {
+                mask |= ErasureRecord.partialDetails
+                paths.formUnion(record.paths)
+                residual = hash
+                residualEntry = entry
+            }
+            mask |= record.mask
+        }
     }
 
-    /// "actor, details" for a mask.
-    static func names(_ mask: UInt8) -> String {
-        WithholdableField.allCases.filter { mask & (1 << ($0.id - 1)) != 0 }.map(\.rawValue).joined(separator: ", ")
+    /// The erased fields a stored `seals` value names: its first byte (bits 0-3) if it is a 97-byte blob, else none.
+    static func mask(_ value: DatabaseValue) -> UInt8 {
+        guard case .blob(let data) = value.storage, data.count == Int(ADB_SEALS_ERASED_LEN) else { return 0 }
+        return (data.first ?? 0) & 15
+    }
+
+    /// "actor, details" for a mask; with bit 3 (details partially erased), `paths` (or "paths
+    /// inside details") instead of details.
+    static func names(_ mask: UInt8, paths: String = "paths inside details") -> String {
+        let whole = mask & 8 != 0 ? mask & 3 : mask
+        return (WithholdableField.allCases.filter { whole & (1 << ($0.id - 1)) != 0 }.map(\.rawValue)
+            + (mask & 8 != 0 ? [paths] : [])).joined(separator: ", ")
     }
 }

@@ -52,12 +52,26 @@ struct RowView {
         }
     }
 
-    /// The fields this row has erased (FORMAT.md section 21); none for a format-1 or malformed row.
-    var erasedFields: Set<WithholdableField> {
-        guard isWellFormed else { return [] }
+    /// The seals mask (FORMAT.md section 21: bit 0 actor, 1 source, 2 details, 3 details partially);
+    /// 0 for a fresh, format-1 or malformed row.
+    var erasedMask: UInt8 {
+        guard isWellFormed else { return 0 }
         var row = row
-        let mask = adb_row_erased_mask(&row)
+        return adb_row_erased_mask(&row)
+    }
+
+    /// The fields this row has erased whole (FORMAT.md section 21); none for a format-1 or
+    /// malformed row. A details with paths erased inside it (21.7) is not among them.
+    var erasedFields: Set<WithholdableField> {
+        let mask = erasedMask & 8 != 0 ? erasedMask & 3 : erasedMask
         return Set(WithholdableField.allCases.filter { mask & (1 << ($0.id - 1)) != 0 })
+    }
+
+    /// A partially erased details (FORMAT.md 21.7) as read: its paths and residual; nil if the
+    /// row's details is not partially erased; `.failure` if its text is not an erased-details text.
+    var erasedDetails: Result<ErasedDetails, ErasedDetails.Unreadable>? {
+        guard erasedMask & 8 != 0, let text = Self.string(row.details) else { return nil }
+        return Result { () throws(ErasedDetails.Unreadable) in try ErasedDetails(reading: text) }
     }
 
     /// The stored MAC's bytes (whatever their length), for display.
@@ -96,6 +110,19 @@ struct RowView {
     /// The row as an ``AuditEntry``. A malformed row's integers are shown as stored.
     func entry(finding: Finding?) -> AuditEntry {
         let wellFormed = isWellFormed
+        // A partially erased details reads as its residual, and its paths as erased. Its hash is
+        // checked against the erasure entry by verification (step 10); text that is not even an
+        // erased-details text is reported here.
+        var details = Self.string(row.details), paths: [MaskPath] = [], finding = finding
+        switch erasedDetails {
+        case .success(let erased)?:
+            details = erased.residual
+            paths = erased.paths
+        case .failure(let problem)? where finding == nil:
+            finding = Finding(kind: .erasureTampered, seqs: row.seq...row.seq, message: "row \(row.seq) has details partially erased, but \(problem)")
+        default:
+            break
+        }
         func int(_ column: Int32) -> Int64 { SQLite.int64(stmt, column) }
         let outcome = wellFormed ? Int64(row.outcome) : int(RowLayout.outcome)
         let severity = wellFormed ? Int64(row.severity) : int(RowLayout.severity)
@@ -108,10 +135,10 @@ struct RowView {
             resourceType: Self.string(row.resource_type), resourceId: Self.string(row.resource_id),
             outcome: AuditOutcome(code: outcome) ?? .error, severity: AuditSeverity(code: severity) ?? .critical,
             correlationId: Self.string(row.correlation_id), source: Self.string(row.source),
-            detailsJSON: Self.string(row.details),
+            detailsJSON: details,
             origin: origin == 0 ? .recorded : .backSigned(run: row.has_origin_ref != 0 ? row.origin_ref : nil),
             formatVersion: Int(wellFormed ? Int64(row.format_version) : int(RowLayout.formatVersion)),
             keyVersion: wellFormed ? row.key_version : UInt32(truncatingIfNeeded: int(RowLayout.keyVersion)),
-            mac: storedMac, finding: finding, erasedFields: erasedFields)
+            mac: storedMac, finding: finding, erasedFields: erasedFields, erasedDetailPaths: paths)
     }
 }

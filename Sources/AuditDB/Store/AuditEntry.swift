@@ -29,7 +29,8 @@ public struct AuditEntry: Sendable, Hashable {
     public let correlationId: String?
     /// Nil if absent, erased or masked (``erasedFields`` and ``masked`` tell which).
     public internal(set) var source: String?
-    /// The details JSON text, exactly as stored; nil if absent, erased or masked as a whole
+    /// The details JSON text, exactly as stored (with the members of ``erasedDetailPaths``
+    /// removed, if any were erased); nil if absent, erased or masked as a whole
     /// (``erasedFields`` and ``masked`` tell which). A masked member of it (`details.email`) is
     /// replaced by `{"masked":METHOD,"value":SHOWN}`, and ``masked`` names its path: only that
     /// list tells a masked member from a real object of the same shape.
@@ -44,10 +45,15 @@ public struct AuditEntry: Sendable, Hashable {
     /// ``EntryQuery/UnverifiedRows/mark``; nil for a verified row. A row with a finding is not
     /// evidence of anything: its values may have been changed.
     public let finding: Finding?
-    /// The fields erased by ``AuditStore/erase(_:fields:reason:)`` (FORMAT.md section 21): their
+    /// The fields erased by ``AuditStore/erase(_:fields:paths:reason:skippingLegacyRows:)`` (FORMAT.md section 21): their
     /// values are gone for good, and read as nil, which is *not* the same as a value that was
     /// never given (nil with the field not in this set) or an empty string.
     public let erasedFields: Set<WithholdableField>
+    /// The paths inside `details` erased by ``AuditStore/erase(_:fields:paths:reason:skippingLegacyRows:)``
+    /// (FORMAT.md section 21.7), in path order: those members are gone from ``detailsJSON`` (which
+    /// holds the rest of details, its *residual*), which is not the same as a member that was
+    /// never given or one that is null. Empty when no path of this entry was erased.
+    public internal(set) var erasedDetailPaths: [MaskPath] = []
     /// The values a ``MaskingPolicy`` masked in this entry, in path order; empty when the entry
     /// was read without masking (docs/masking.md). A masked value is never a real value, nil
     /// (absent) or erased: its field reads as nil (a whole field) or as the masked member's

@@ -57,13 +57,33 @@ extension JSONReader {
     }
 
     /// Steps into a member (`key`) or an array element (nil), and out of it noting its value's range.
-    mutating func enterPath(_ key: String?) { if !targets.isEmpty { path.append(key.map(JSONObject.Key.init)) } }
+    mutating func enterPath(_ key: String?) {
+        guard !targets.isEmpty else { return }
+        path.append(key.map(JSONObject.Key.init))
+        keyStarts.append(key == nil ? -1 : lastKeyStart)
+    }
     mutating func leavePath(valueFrom start: Int, _ value: JSON) {
         guard !targets.isEmpty else { return }
         for (n, target) in targets.enumerated() where target.count == path.count && zip(target, path).allSatisfy({ $0 == $1 }) {
             found[n] = (start..<i, value)
+            memberStarts[n] = keyStarts.last
         }
         path.removeLast()
+        keyStarts.removeLast()
+    }
+
+    /// Where each member path lies as a whole, from its key's opening quote to the end of its value
+    /// (the member ``valueRanges(of:in:limits:)`` finds the value of), by index into `paths`.
+    static func memberRanges(of paths: [[String]], in bytes: UnsafeBufferPointer<UInt8>, limits: JSONLimits)
+        throws(JSONError) -> [Int: Range<Int>]
+    {
+        var reader = JSONReader(bytes, limits: limits, build: true)
+        reader.targets = paths.map { $0.map(JSONObject.Key.init) }
+        try reader.checkEncoding(validUTF8: true)
+        _ = try reader.topLevelObject()
+        var ranges: [Int: Range<Int>] = [:]
+        for (n, hit) in reader.found { if let start = reader.memberStarts[n] { ranges[n] = start..<hit.range.upperBound } }
+        return ranges
     }
 
     /// The value of the 4 hex digits at `at` (of a `\u` escape), or nil.

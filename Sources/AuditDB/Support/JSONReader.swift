@@ -39,6 +39,8 @@ struct JSONReader {
     /// For ``valueRanges(of:in:limits:)``: the member paths looked for, the path being read (nil
     /// for an array element), the ranges found by target index.
     var targets: [[JSONObject.Key]] = [], path: [JSONObject.Key?] = [], found: [Int: (range: Range<Int>, value: JSON)] = [:]
+    /// ...and where each path's member begins (its key's opening quote), and the stack of those being read.
+    var memberStarts: [Int: Int] = [:], keyStarts: [Int] = [], lastKeyStart = 0
 
     private struct KeyRef {
         let hash: UInt64
@@ -141,6 +143,7 @@ struct JSONReader {
     private mutating func key(objectStart: Int) throws(JSONError) -> String? {
         skipSpace()
         let keyStart = i
+        lastKeyStart = i
         guard i < bytes.count else { throw fail(.unexpectedEnd) }
         guard bytes[i] == UInt8(ascii: "\"") else { throw fail(.expectedKey) }
         // Without escapes the key is its bytes in the document; with them, decode it.

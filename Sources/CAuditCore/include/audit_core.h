@@ -71,10 +71,12 @@ enum { ADB_FORMAT_KEYED_NONCES = 1, ADB_FORMAT_SEALED = 2 };
 #define ADB_SEALS_ERASED_LEN 97
 
 /// 1 if `seals` (of `len` bytes) is a valid seals value of a format-2 row whose committed values
-/// are `actor`, `source` and `details`: 00 || 32-byte seed, or mask (1..7) || 96 bytes with every
-/// erased field's value NULL. Else 0.
+/// are `actor`, `source` and `details`: 00 || 32-byte seed, or mask (1..15) || 96 bytes with every
+/// erased field's value NULL — except that bit 3 (details partially erased, only with bit 2) requires
+/// `details` to hold the residual text (FORMAT.md section 21.7). Else 0.
 int adb_seals_valid(const uint8_t *seals, int64_t len, adb_bytes actor, adb_bytes source, adb_bytes details);
-/// The erased fields of a row (bit 0 actor, bit 1 source, bit 2 details); 0 for format 1.
+/// The erased fields of a row (bit 0 actor, bit 1 source, bit 2 details, bit 3 details partially:
+/// only paths inside it); 0 for format 1.
 uint8_t adb_row_erased_mask(const adb_row *row);
 /// The nonce of field `field` of `row`: NONCE(seq, f) from K_nonce for format 1, from the seals for
 /// format 2. Returns 0 (and zeros) if the field is erased: its nonce is gone.
@@ -87,7 +89,8 @@ void adb_row_field_commitment(const adb_keyset *ks, const uint8_t store_id[ADB_S
 void adb_seals_fresh(const uint8_t seed[32], uint8_t out[ADB_SEALS_FRESH_LEN]);
 /// The seals of `row` (format 2, well-formed) with the fields in `mask` erased as well: each such
 /// field's slot holds its commitment, every other field's slot its nonce. Returns 0 for a format-1
-/// row or an empty mask (nothing written), else 1.
+/// row or an empty mask (nothing written), else 1. Bit 3 in `mask` (a partial erasure of details)
+/// implies bit 2; bit 2 without bit 3 (details erased whole) clears a partial erasure's bit 3.
 int adb_seals_erase(const adb_row *row, uint8_t mask, uint8_t out[ADB_SEALS_ERASED_LEN]);
 
 /// Computes the 32-byte stored MAC (row tag || link tag) of `row`, chained to `prev_mac`

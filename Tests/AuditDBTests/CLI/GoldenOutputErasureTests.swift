@@ -11,13 +11,17 @@ struct GoldenOutputErasureTests {
 
     init() throws { cli = try GoldenCLI() }
 
-    @Test("erase: an actor's fields, again (nothing left), seqs, and refusals; query shows erased fields")
+    @Test("erase: an actor's fields, again (nothing left), seqs, a path inside details, and refusals; query shows erased fields and paths")
     func erase() async throws {
         try await cli.createStore(count: 6)
         try cli.golden("erase-actor", ["erase", "--actor", "user-2", "--fields", "actor,details", "--reason", "TICKET-1"] + cli.options)
         try cli.golden("erase-actor-again", ["erase", "--actor", "user-2", "--fields", "actor", "--reason", "TICKET-1"] + cli.options)
         try cli.golden("erase-seqs", ["erase", "--seqs", "4,5", "--fields", "source", "--reason", "TICKET-2"] + cli.options)
         try cli.golden("erase-engine-entry", ["erase", "--seqs", "7", "--fields", "actor", "--reason", "TICKET-3"] + cli.options)
+        // A path inside details (FORMAT.md 21.7): the rest of details stays readable; the query shows the path erased.
+        try cli.golden("erase-path", ["erase", "--seqs", "3", "--fields", "details.note", "--reason", "TICKET-6"] + cli.options)
+        try cli.golden("erase-bad-path", ["erase", "--seqs", "3", "--fields", "details..note", "--reason", "TICKET-7"] + cli.options)
+        try cli.golden("erase-path-and-details", ["erase", "--seqs", "4", "--fields", "details,details.i", "--reason", "TICKET-8"] + cli.options)
         try cli.golden("erase-no-subject", ["erase", "--fields", "actor", "--reason", "TICKET-4"] + cli.options)
         try cli.golden("erase-bad-field", ["erase", "--actor", "user-1", "--fields", "actor,email", "--reason", "TICKET-5"] + cli.options)
         try cli.golden("erase-no-reason", ["erase", "--actor", "user-1", "--fields", "actor"] + cli.options)

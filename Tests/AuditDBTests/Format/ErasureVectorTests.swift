@@ -56,6 +56,44 @@ struct ErasureVectorTests {
         #expect(try record.event.details?.jsonText() == vector["erasure_entry_details"] as? String)
     }
 
+    @Test("a path erased inside details (21.7): the residual, its hash, the seals and the entry the engine writes are the vector's")
+    func erasurePathsVector() throws {
+        let vectors = try FormatVectorTests()
+        let vector = try #require(vectors.vectors["erasure_paths"] as? [String: Any])
+        let base = try #require(vectors.vectors["erasure"] as? [String: Any])
+        let columns = try #require(base["columns"] as? [String: Any])
+        let storeID = try vectors.hex(vectors.vectors["store_id"])
+        let (keyset, _) = try vectors.keyset(version: 1)
+        defer { adb_keyset_wipe(keyset); UnsafeMutableRawPointer(keyset).deallocate() }
+        let details = try #require(vector["details"] as? String)
+        let names = ["tenant", "actor", "action", "resource_type", "resource_id", "correlation_id", "source", "details"]
+        var texts: [[UInt8]?] = names.map { name in (columns[name] as? String).map { Array($0.utf8) } }
+        texts[7] = Array(details.utf8)
+        let paths = try (try #require(vector["paths"] as? [String])).map { try MaskPath(parsing: $0) }
+        let erased = try #require(try ErasedDetails.erasing(paths, from: details, before: nil))
+        #expect(erased.text == vector["erased_details"] as? String)
+        let hash = ErasedDetails.hash(seq: 5, text: erased.text)
+        #expect(hash == (try vectors.hex(vector["residual_hash"])))
+        let prev = try vectors.hex(vector["prev_mac"]), mac = try vectors.hex(vector["mac"])
+        let expectedEnc = try vectors.hex(vector["enc_row"]), expectedSeals = try vectors.hex(vector["erased_seals"])
+        try withRow(texts: texts, seals: try vectors.hex(vector["seals"]), columns: columns) { row in
+            var encoded = [UInt8](repeating: 0, count: 4096)
+            let length = adb_row_encode(keyset, storeID, &row, &encoded, encoded.count)
+            #expect(Array(encoded.prefix(length)) == expectedEnc)
+            var seals = [UInt8](repeating: 0, count: Int(ADB_SEALS_ERASED_LEN))
+            #expect(adb_seals_erase(&row, 0x0C, &seals) == 1)
+            #expect(seals == expectedSeals)
+        }
+        texts[7] = Array(erased.text.utf8)
+        try withRow(texts: texts, seals: try vectors.hex(vector["erased_seals"]), columns: columns) { row in
+            #expect(adb_seals_valid(row.seals, row.seals_len, row.actor, row.source, row.details) == 1)
+            #expect(adb_row_erased_mask(&row) == 0x0C)
+            #expect(adb_row_check(keyset, storeID, &row, prev, mac, 32) == Int32(ADB_OK))
+        }
+        let record = ErasureRecord(reason: "TICKET-1", subject: "actor", fields: [], paths: paths, residuals: [hash], seqs: [5])
+        #expect(try record.event.details?.jsonText() == vector["erasure_entry_details"] as? String)
+    }
+
     /// Calls `body` with the C row of the vector's columns, `texts` (in the order of `names`) and `seals`.
     func withRow(texts: [[UInt8]?], seals: [UInt8], columns: [String: Any], _ body: (inout adb_row) throws -> Void) throws {
         let pointers: [UnsafeMutablePointer<UInt8>?] = texts.map { bytes in

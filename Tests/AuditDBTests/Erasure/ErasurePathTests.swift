@@ -1,0 +1,201 @@
+import CAuditCore
+import Foundation
+import GRDB
+import Testing
+
+@testable import AuditDB
+
+/// Erasing JSON paths inside `details` (FORMAT.md section 21.7): the members leave the file and
+/// cannot be confirmed even with every key; the rest of details stays readable and is
+/// authenticated by the erasure entry; tampering gives the exact finding.
+@Suite("Erasure of paths inside details")
+struct ErasurePathTests {
+    let dir: TempDir
+    let keys: KeyRing
+    let path: String
+    static let mail = "wonder.land@mail.test"
+    static let address = "198.51.100.23"
+    static let details = #"{"email":"wonder.land@mail.test", "ip": "198.51.100.23","plan":"gold","n":1.50}"#
+    static let residual = #"{"plan":"gold","n":1.50}"#
+    static let paths = [try! MaskPath(parsing: "details.email"), try! MaskPath(parsing: "details.ip")]
+
+    init() throws {
+        dir = try TempDir()
+        keys = try testKeyRing()
+        path = dir.path("store.db")
+    }
+
+    /// 20 rows; rows 3, 8, 13 and 18 are bob's, with his e-mail and address in the details.
+    func makeStore() async throws -> AuditStore {
+        let store = try await AuditStore.create(at: path, keys: keys)
+        try await store.append(contentsOf: (1...20).map { i in
+            i % 5 == 3
+                ? AuditEvent(actor: "user:42", action: "login", tenant: "acme", details: AuditDetails(json: Self.details))
+                : sampleEvent(i)
+        })
+        return store
+    }
+
+    func findings(_ report: IntegrityReport) -> [String] {
+        report.findings.map { "\($0.kind) \($0.seqs.map { "\($0.lowerBound)...\($0.upperBound)" } ?? "-")" }
+    }
+
+    func fileBytes() throws -> Data {
+        var all = Data()
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            all += try Data(contentsOf: URL(fileURLWithPath: path + suffix))
+        }
+        return all
+    }
+
+    @Test("erase details.email and details.ip: the rest reads as stored, every proof verifies, the values leave the file")
+    func erasePaths() async throws {
+        let signer = try testSigner()
+        let store = try await makeStore()
+        let before = try await store.checkpoint(signer: signer)
+        _ = try await store.export(to: dir.path("before"), signer: signer)
+        let report = try await store.erase(.actor("user:42"), fields: [], paths: Self.paths.reversed(), reason: "T-1")
+        #expect(report.erased == [3, 8, 13, 18] && report.paths == Self.paths && report.erasureEntries == [22])
+
+        let intact = try await store.verify()
+        #expect(intact.isIntact, "\(intact)")
+        #expect(try await IntegrityScanner.scan(storeAt: path, keys: keys, mode: .full).isIntact)
+        let old = try await ExportBundle.verify(at: dir.path("before"), publicKeys: signer.publicKeys, requireStatement: true)
+        #expect(old.isValid && old.entriesVerified == 20, "\(old)")
+        var frontier = MerkleTree.Frontier()
+        for leaf in try await leaves(store, upTo: before.seq) { frontier.append(leaf: leaf) }
+        #expect(frontier.root == before.merkleRoot)
+
+        // Reads: the residual, exactly as stored otherwise, and the paths named as erased.
+        let bob = try await store.entries(EntryQuery(actor: "user:42"))
+        #expect(bob.map(\.seq) == [3, 8, 13, 18])
+        #expect(bob.allSatisfy { $0.detailsJSON == Self.residual && $0.erasedDetailPaths == Self.paths && !$0.isErased(.details) })
+        // The erasure entry names the seqs, the paths and a residual hash per row; never a value.
+        let entry = try #require(try await store.entries(EntryQuery(action: "auditdb.erasure")).first)
+        let record = try ErasureRecord(entry)
+        #expect(record.seqs == [3, 8, 13, 18] && record.paths == Self.paths && record.fields.isEmpty)
+        let text = ErasedDetails(paths: Self.paths, residual: Self.residual).text
+        #expect(text == #"{"erased":["details.email","details.ip"],"residual":{"plan":"gold","n":1.50}}"#)
+        #expect(record.residuals == [3, 8, 13, 18].map { ErasedDetails.hash(seq: $0, text: text) })
+        #expect(entry.detailsJSON?.contains("wonder") == false)
+
+        // Erasing the same paths again finds nothing; erasing details whole afterwards supersedes.
+        #expect(try await store.erase(.actor("user:42"), fields: [], paths: Self.paths, reason: "T-1").erased.isEmpty)
+        try await store.close()
+        for needle in [Self.mail, Self.address, "wonder"] {
+            #expect(try fileBytes().range(of: Data(needle.utf8)) == nil, "\(needle) is still in the store's files")
+        }
+        let reopened = try await AuditStore.open(at: path, keys: keys)
+        let whole = try await reopened.erase(.seqs([8]), fields: [.details], reason: "T-2")
+        #expect(whole.erased == [8])
+        var one = EntryQuery()
+        one.seqs = 8...8
+        let row8 = try #require(try await reopened.entries(one).first)
+        #expect(row8.isErased(.details) && row8.detailsJSON == nil && row8.erasedDetailPaths.isEmpty)
+        #expect(try await reopened.verify().isIntact)
+        try await reopened.close()
+    }
+
+    @Test("an attacker with the file, every key and 100,000 candidate e-mail addresses cannot single out the erased one")
+    func candidatesDoNotConfirm() async throws {
+        let store = try await makeStore()
+        _ = try await store.erase(.seqs([3]), fields: [], paths: [Self.paths[0]], reason: "T-3")
+        try await store.close()
+        let seals = try #require(Hex.decode(try sqlite3Shell(path, "SELECT hex(seals) FROM audit_entries WHERE seq = 3;").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(seals.count == 97 && seals[0] == 0x0C)
+        let commitment = Array(seals[65..<97])  // the details slot: its commitment
+        let key = try #require(keys.key(version: 1))
+        var keyed = [UInt8](repeating: 0, count: 32)
+        adb_field_nonce(key.keyset, store.storeID.bytes, 3, 3, &keyed)
+        // The attacker rebuilds the original text around each candidate (the residual shows its shape).
+        func original(_ mail: String) -> [UInt8] { Array(Self.details.replacingOccurrences(of: Self.mail, with: mail).utf8) }
+        func commit(_ text: [UInt8], _ nonce: [UInt8]) -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: 32), text = text
+            text.withUnsafeMutableBufferPointer { adb_commitment(nonce, 3, adb_bytes(ptr: $0.baseAddress, len: Int64($0.count)), &out) }
+            return out
+        }
+        let control = commit(original(Self.mail), keyed)  // what a format-1 row would hold
+        var hits = 0, controlHits = 0
+        for candidate in (0..<100_000).map({ "user\($0)@mail.test" }) + [Self.mail] {
+            let guess = commit(original(candidate), keyed)
+            if guess == commitment { hits += 1 }
+            if guess == control { controlHits += 1 }
+        }
+        #expect(hits == 0 && controlHits == 1)
+    }
+
+    @Test("tampering with a path-erased row gives the exact finding", arguments: PathTamper.allCases)
+    func tamper(_ tamper: PathTamper) async throws {
+        let store = try await makeStore()
+        let backup = dir.path("backup.db")
+        try sqlite3Must(path, "VACUUM INTO '\(backup)';")
+        _ = try await store.erase(.seqs([3, 8]), fields: [], paths: Self.paths, reason: "T-4")
+        // Row 13, erased by someone with only the file: seals from the C core, a residual of their choosing.
+        let forged = try await store.pool.read { db -> [UInt8] in
+            let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq = 13")
+            let stmt = statement.sqliteStatement
+            defer { SQLite.reset(stmt) }
+            _ = try SQLite.step(stmt, while: "read")
+            var row = RowView(stmt).row
+            var out = [UInt8](repeating: 0, count: 97)
+            _ = adb_seals_erase(&row, 0x0C, &out)
+            return out
+        }
+        try await store.close()
+        let envelope = #"{"erased":["details.email"],"residual":{"plan":"platinum"}}"#
+        switch tamper {
+        case .residualChanged:
+            try sqlite3Tamper(path, "UPDATE audit_entries SET details = replace(details, 'gold', 'lead') WHERE seq = 8;", around: "audit_entries_no_update")
+        case .pathBack:
+            try sqlite3Tamper(path, "UPDATE audit_entries SET details = replace(details, '\"residual\":{', '\"residual\":{\"email\":\"x@y.z\",') WHERE seq = 8;",
+                              around: "audit_entries_no_update")
+        case .erasedWithoutEntry:
+            try sqlite3Tamper(path, "UPDATE audit_entries SET seals = X'\(Hex.encode(forged))', details = '\(envelope)' WHERE seq = 13;",
+                              around: "audit_entries_no_update")
+        case .residualRemoved:
+            try sqlite3Tamper(path, "UPDATE audit_entries SET seals = CAST(X'04' || substr(seals, 2) AS BLOB), details = NULL WHERE seq = 8;",
+                              around: "audit_entries_no_update")
+        case .restoredFromBackup:
+            try sqlite3Tamper(path, "ATTACH '\(backup)' AS old; UPDATE audit_entries SET details = (SELECT details FROM old.audit_entries WHERE seq = 8), seals = (SELECT seals FROM old.audit_entries WHERE seq = 8) WHERE seq = 8;",
+                              around: "audit_entries_no_update")
+        case .notAnEnvelope:
+            try sqlite3Tamper(path, "UPDATE audit_entries SET details = '{\"plan\":\"gold\"}' WHERE seq = 8;", around: "audit_entries_no_update")
+        }
+        let report = try await AuditStore.verify(storeAt: path, keys: keys)
+        #expect(findings(report) == [tamper.expected.kind], "\(report)")
+        #expect(report.findings.first?.message.contains(tamper.expected.message) == true, "\(report.findings.first?.message ?? "")")
+        // The independent verifier agrees (kind and seqs).
+        try KeyFile.write(keys, to: dir.path("k.keys"), replacing: false)
+        #expect(try pythonFindings(path, keyFile: dir.path("k.keys")) == [tamper.expected.kind])
+    }
+}
+
+/// The findings of docs/verifier/auditdb_verify.py on a store, as "kind first...last".
+func pythonFindings(_ path: String, keyFile: String) throws -> [String] {
+    let verifier = repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify.py").path
+    let result = try run("/usr/bin/env", ["python3", verifier, "--store", path, "--key-file", keyFile, "--json"])
+    let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+    guard let findings = json?["findings"] as? [[String: Any]] else { throw TestFailure("python: \(result.stdout)\(result.stderr)") }
+    return findings.map { f in
+        let first = (f["first_seq"] as? NSNumber).map { String($0.int64Value) } ?? "-"
+        let last = (f["last_seq"] as? NSNumber).map { String($0.int64Value) } ?? "-"
+        return "\(f["kind"] as? String ?? "?") \(first)...\(last)"
+    }
+}
+
+enum PathTamper: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case residualChanged, pathBack, erasedWithoutEntry, residualRemoved, restoredFromBackup, notAnEnvelope
+    var testDescription: String { rawValue }
+
+    var expected: (kind: String, message: String) {
+        switch self {
+        case .residualChanged: ("erasure-tampered 8...8", "the rest of row 8's details is not what erasure entry 21 recorded")
+        case .pathBack: ("erasure-tampered 8...8", "erasure entry 21 erased details.email of row 8, but its details hold it again")
+        case .erasedWithoutEntry: ("erasure-tampered 13...13", "row 13 has paths inside details erased, but no erasure entry")
+        case .residualRemoved: ("erasure-tampered 8...8", "row 8 has details erased whole, but erasure entry 21 erased only details.email, details.ip")
+        case .restoredFromBackup: ("erasure-tampered 8...8", "erasure entry 21 erased details.email, details.ip of row 8, but the row holds it again")
+        case .notAnEnvelope: ("erasure-tampered 8...8", "the rest of row 8's details is not what erasure entry 21 recorded")
+        }
+    }
+}
