@@ -96,6 +96,31 @@ struct ErasurePathTests {
         try await reopened.close()
     }
 
+    @Test("whole fields and paths in one run: a row without the paths gets a null residual, every row and proof still verifies")
+    func fieldsAndPathsTogether() async throws {
+        let store = try await makeStore()
+        // Row 2 is a sample event without an e-mail or address in its details; rows 3 and 8 have both.
+        let report = try await store.erase(.seqs([2, 3, 8]), fields: [.actor], paths: Self.paths, reason: "T-5")
+        #expect(report.erased == [2, 3, 8])
+        let record = try ErasureRecord(try #require(try await store.entries(EntryQuery(action: "auditdb.erasure")).first))
+        #expect(record.seqs == [2, 3, 8] && record.fields == [.actor] && record.paths == Self.paths)
+        let text = ErasedDetails(paths: Self.paths, residual: Self.residual).text
+        #expect(record.residuals == [nil, ErasedDetails.hash(seq: 3, text: text), ErasedDetails.hash(seq: 8, text: text)])
+        var rows = EntryQuery()
+        rows.seqs = 2...8
+        let read = Dictionary(uniqueKeysWithValues: try await store.entries(rows).map { ($0.seq, $0) })
+        // Row 2: actor erased, its details untouched (it held none of the paths).
+        #expect(read[2]?.isErased(.actor) == true && read[2]?.erasedDetailPaths.isEmpty == true)
+        let sample2 = try sampleEvent(2).details?.jsonText()
+        #expect(read[2]?.detailsJSON == sample2)
+        #expect(read[3]?.isErased(.actor) == true && read[3]?.detailsJSON == Self.residual && read[3]?.erasedDetailPaths == Self.paths)
+        let verified = try await store.verify()
+        #expect(verified.isIntact, "\(verified)")
+        try await store.close()
+        try KeyFile.write(keys, to: dir.path("k.keys"), replacing: false)
+        #expect(try pythonFindings(path, keyFile: dir.path("k.keys")) == [])
+    }
+
     @Test("an attacker with the file, every key and 100,000 candidate e-mail addresses cannot single out the erased one")
     func candidatesDoNotConfirm() async throws {
         let store = try await makeStore()
