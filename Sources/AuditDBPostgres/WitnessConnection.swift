@@ -3,9 +3,18 @@ import Foundation
 public import PostgresNIO
 
 /// Where the witness database is: a `postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE` URL
-/// (`postgres://` too), with `?sslmode=disable` (the default on a loopback host), `require` or
-/// `prefer`. The password may also come from `PGPASSWORD`-style configuration of your own;
-/// it never appears in AuditDB's messages.
+/// (`postgres://` too), with TLS chosen as libpq chooses it (docs/fleet.md, "TLS"):
+///
+/// | `sslmode` | TLS | the server's certificate |
+/// |---|---|---|
+/// | `disable` (the default on a loopback host) | no | — |
+/// | `prefer` | if the server offers it | not checked, or as `verify-ca` with `sslrootcert` |
+/// | `require` (the default elsewhere) | yes | not checked, or as `verify-ca` with `sslrootcert` |
+/// | `verify-ca` | yes | signed by a CA of `sslrootcert` (else the system's) |
+/// | `verify-full` | yes | as `verify-ca`, and issued for HOST |
+///
+/// `sslrootcert=PATH` names a PEM file of the CA certificates to trust (e.g. a private CA's).
+/// The password never appears in AuditDB's messages.
 public struct WitnessConnection: Sendable, CustomStringConvertible {
     /// The PostgresNIO configuration.
     public let configuration: PostgresClient.Configuration
@@ -26,13 +35,31 @@ public struct WitnessConnection: Sendable, CustomStringConvertible {
         }
         let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
         let mode = parts.queryItems?.first { $0.name == "sslmode" }?.value ?? (loopback ? "disable" : "require")
+        let rootCertificates = parts.queryItems?.first { $0.name == "sslrootcert" }?.value
+        func client(_ verification: CertificateVerification) throws(AuditError) -> TLSConfiguration {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.certificateVerification = verification
+            if let rootCertificates {
+                do {
+                    tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(rootCertificates))
+                } catch {
+                    throw AuditError(.invalidInput, "the database URL's sslrootcert \(rootCertificates) cannot be read as PEM certificates: \(error)",
+                                     field: "--witness")
+                }
+            }
+            return tls
+        }
         let tls: PostgresClient.Configuration.TLS
         switch mode {
         case "disable": tls = .disable
-        case "prefer": tls = .prefer(.makeClientConfiguration())
-        case "require", "verify-full": tls = .require(.makeClientConfiguration())
+        // libpq's meaning: encrypted, the certificate unchecked unless CA certificates are given.
+        case "prefer": tls = .prefer(try client(rootCertificates == nil ? .none : .noHostnameVerification))
+        case "require": tls = .require(try client(rootCertificates == nil ? .none : .noHostnameVerification))
+        case "verify-ca": tls = .require(try client(.noHostnameVerification))
+        case "verify-full": tls = .require(try client(.fullVerification))
         default:
-            throw AuditError(.invalidInput, "the database URL's sslmode must be disable, prefer, require or verify-full", field: "--witness")
+            throw AuditError(.invalidInput, "the database URL's sslmode must be disable, prefer, require, verify-ca or verify-full",
+                             field: "--witness")
         }
         configuration = PostgresClient.Configuration(host: host, port: parts.port ?? 5432, username: user,
                                                      password: parts.password, database: database, tls: tls)
