@@ -52,6 +52,9 @@ public struct ShippingService: Service {
     /// first) and to commit one batch.
     public let stallLimit: Duration
     let clock: any Clock<Duration>
+    /// The clock ``stallLimit`` is measured on: the continuous clock, or a manual one in tests
+    /// (so that a loaded machine cannot make a slow round look stalled).
+    var stallClock: any Clock<Duration> = ContinuousClock()
     let metricsPrefix: String
     let metricsFactory: (any MetricsFactory)?
     let onRound: (@Sendable (CentralShipper.Summary) async -> Void)?
@@ -152,7 +155,7 @@ public struct ShippingService: Service {
         let stalls = Counter(label: "\(metricsPrefix)_ship_stalls_total", factory: factory)
         let high = Gauge(label: "\(metricsPrefix)_ship_high_water_seq", factory: factory)
         let last = Gauge(label: "\(metricsPrefix)_ship_last_success_timestamp_seconds", factory: factory)
-        let (store, signer, stallLimit, onRound) = (self.store, self.signer, self.stallLimit, self.onRound)
+        let (store, signer, stallLimit, stallClock, onRound) = (self.store, self.signer, self.stallLimit, self.stallClock, self.onRound)
         await cancelWhenGracefulShutdown {
             var cursor: ShippingCursor?
             var session: Session?
@@ -160,7 +163,7 @@ public struct ShippingService: Service {
             while !Task.isCancelled {
                 let current = session ?? Session(source)
                 session = current
-                let outcome = await StallGuard.run(limit: stallLimit, clock: ContinuousClock()) { [cursor] progress in
+                let outcome = await StallGuard.run(limit: stallLimit, clock: stallClock) { [cursor] progress in
                     try await current.shipper.ship(store, signer: signer, cursor: cursor) { _ in progress() }
                 }
                 switch outcome {

@@ -13,7 +13,8 @@ enum StallGuard {
         /// It made no progress (no call of its `progress` closure) for a whole `limit`; it was
         /// cancelled and abandoned.
         case stalled
-        /// The waiting task was cancelled; the work was cancelled and abandoned.
+        /// The waiting task was cancelled: the work was cancelled too, and ended (or stalled)
+        /// before this was returned.
         case cancelled
     }
 
@@ -23,6 +24,7 @@ enum StallGuard {
         var outcome: Outcome<T>?
         var work: Task<Void, Never>?
         var timer: Task<Void, Never>?
+        var cancelRequested = false
     }
 
     /// The state shared by the caller, the work and the timer (a Mutex cannot be captured by
@@ -33,26 +35,29 @@ enum StallGuard {
 
     /// Runs `body`, which calls `progress` whenever it gets on (e.g. per committed batch), and
     /// returns how it ended. Declared stalled when no `progress` call came during one whole
-    /// `limit` of `clock` (so after between `limit` and twice `limit` of silence).
-    static func run<T: Sendable, C: Clock>(
-        limit: Duration, clock: C, _ body: @escaping @Sendable (_ progress: @escaping @Sendable () -> Void) async throws -> T
-    ) async -> Outcome<T> where C.Duration == Duration {
+    /// `limit` of `clock` (so after between `limit` and twice `limit` of silence). Cancelling the
+    /// caller cancels the work and waits for it to end, or to stall: a graceful shutdown waits
+    /// at most that long, and a store is not closed under a round that still reads it.
+    static func run<T: Sendable>(
+        limit: Duration, clock: any Clock<Duration>, _ body: @escaping @Sendable (_ progress: @escaping @Sendable () -> Void) async throws -> T
+    ) async -> Outcome<T> {
         let state = Shared<T>()
         /// The first outcome wins: it resumes the caller and stops both tasks.
         @Sendable func finish(_ outcome: Outcome<T>) {
-            let (continuation, tasks) = state.mutex.withLock { s -> (CheckedContinuation<Outcome<T>, Never>?, [Task<Void, Never>]) in
-                guard s.outcome == nil else { return (nil, []) }
-                s.outcome = outcome
+            let (continuation, tasks, settled) = state.mutex.withLock { s -> (CheckedContinuation<Outcome<T>, Never>?, [Task<Void, Never>], Outcome<T>) in
+                guard s.outcome == nil else { return (nil, [], outcome) }
+                let settled: Outcome<T> = s.cancelRequested ? .cancelled : outcome
+                s.outcome = settled
                 let c = s.continuation
                 s.continuation = nil
-                return (c, [s.work, s.timer].compactMap { $0 })
+                return (c, [s.work, s.timer].compactMap { $0 }, settled)
             }
             for task in tasks { task.cancel() }
-            continuation?.resume(returning: outcome)
+            continuation?.resume(returning: settled)
         }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Outcome<T>, Never>) in
-                // An outcome that came first (cancellation before this point) resumes at once.
+                // An outcome that came first resumes at once.
                 let early = state.mutex.withLock { s -> Outcome<T>? in
                     if let outcome = s.outcome { return outcome }
                     s.continuation = continuation
@@ -81,18 +86,24 @@ enum StallGuard {
                         seen = ticks
                     }
                 }
-                let ended = state.mutex.withLock { s -> Bool in
+                let (ended, cancelled) = state.mutex.withLock { s -> (Bool, Bool) in
                     s.work = work
                     s.timer = timer
-                    return s.outcome != nil
+                    return (s.outcome != nil, s.cancelRequested)
                 }
                 if ended {  // finished before the handles were stored: stop whichever still runs
                     work.cancel()
                     timer.cancel()
+                } else if cancelled {  // the caller was cancelled while the tasks were being made
+                    work.cancel()
                 }
             }
         } onCancel: {
-            finish(.cancelled)
+            let work = state.mutex.withLock { s -> Task<Void, Never>? in
+                s.cancelRequested = true
+                return s.work
+            }
+            work?.cancel()
         }
     }
 }

@@ -7,6 +7,7 @@ import Synchronization
 import Testing
 
 @testable import AuditDB
+@testable import AuditDBPostgres
 
 /// The shipping service against PostgreSQL that stops answering (its server processes frozen
 /// with SIGSTOP, as a paused VM or a dead network path leaves a connection open and silent),
@@ -41,16 +42,19 @@ final class ShippingStallTests: Sendable {
             try await $0.register(store: id, publisher: "inst_a", publicKeys: signer.publicKeys, label: "s")
         }
         let metrics = TestMetrics()
-        let clock = ManualClock()
+        // Rounds on one manual clock, the stall limit on another: only this test decides when
+        // a round has been silent for a whole limit, however slow the machine is.
+        let clock = ManualClock(), stallClock = ManualClock()
         let rounds = Mutex<[Int64]>([])
-        let service = ShippingService(
+        var service = ShippingService(
             store: store, central: try WitnessConnection(url: server.url("inst_a")), configuration: .init(batchSize: 100),
             signer: signer, interval: .seconds(60), stallLimit: .seconds(5), clock: clock, logger: Logger(label: "test"),
             metricsFactory: metrics) { summary in rounds.withLock { $0.append(summary.shippedAfter) } }
+        service.stallClock = stallClock
         var frozen: [pid_t] = []
         defer { for pid in frozen { kill(pid, SIGCONT) } }  // a failing test leaves no frozen server behind
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await service.run() }
+            group.addTask { [service] in try await service.run() }
             try await clock.waitForSleepers()
             #expect(rounds.withLock { $0 } == [500])
             // Freeze every server process of the service's connections: their sockets stay open
@@ -60,8 +64,12 @@ final class ShippingStallTests: Sendable {
             for pid in frozen { #expect(kill(pid, SIGSTOP) == 0) }
             try await store.append(contentsOf: (501...800).map { sampleEvent($0) })
             clock.advance(by: .seconds(60))
+            // The round hangs on a frozen connection; its guard sleeps one limit on the stall
+            // clock, finds no progress, and gives it up.
+            try await stallClock.waitForSleepers()
+            stallClock.advance(by: .seconds(5))
             var stalls: Int64 = 0
-            for _ in 0..<600 where stalls == 0 {  // up to 60 s: the guard gives up after 5-10 s without progress
+            for _ in 0..<600 where stalls == 0 {
                 try await Task.sleep(for: .milliseconds(100))
                 stalls = (try? metrics.expectCounter("auditdb_ship_stalls_total").totalValue) ?? 0  // no counter until one is made
             }
