@@ -1,5 +1,6 @@
 public import AuditDB
 import Foundation
+public import Logging
 public import PostgresNIO
 
 /// Where the witness database is: a `postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE` URL
@@ -20,6 +21,8 @@ public struct WitnessConnection: Sendable, CustomStringConvertible {
     public let configuration: PostgresClient.Configuration
     /// The URL without its password, for messages.
     public let description: String
+    /// The same settings for one connection without a pool (``check(logger:)``).
+    private let single: (host: String, port: Int, user: String, password: String?, database: String, tls: TLSConfiguration?, required: Bool)
 
     /// Parses `url`.
     /// - Throws: ``AuditError`` `invalidInput` naming what is wrong (never the password).
@@ -49,21 +52,51 @@ public struct WitnessConnection: Sendable, CustomStringConvertible {
             }
             return tls
         }
-        let tls: PostgresClient.Configuration.TLS
+        let chosen: TLSConfiguration?
         switch mode {
-        case "disable": tls = .disable
+        case "disable": chosen = nil
         // libpq's meaning: encrypted, the certificate unchecked unless CA certificates are given.
-        case "prefer": tls = .prefer(try client(rootCertificates == nil ? .none : .noHostnameVerification))
-        case "require": tls = .require(try client(rootCertificates == nil ? .none : .noHostnameVerification))
-        case "verify-ca": tls = .require(try client(.noHostnameVerification))
-        case "verify-full": tls = .require(try client(.fullVerification))
+        case "prefer", "require": chosen = try client(rootCertificates == nil ? .none : .noHostnameVerification)
+        case "verify-ca": chosen = try client(.noHostnameVerification)
+        case "verify-full": chosen = try client(.fullVerification)
         default:
             throw AuditError(.invalidInput, "the database URL's sslmode must be disable, prefer, require, verify-ca or verify-full",
                              field: "--witness")
         }
+        let tls: PostgresClient.Configuration.TLS = chosen.map { mode == "prefer" ? .prefer($0) : .require($0) } ?? .disable
         configuration = PostgresClient.Configuration(host: host, port: parts.port ?? 5432, username: user,
                                                      password: parts.password, database: database, tls: tls)
+        single = (host, parts.port ?? 5432, user, parts.password, database, chosen, mode != "prefer")
         description = "postgresql://\(user)@\(host)\(parts.port.map { ":\($0)" } ?? "")/\(database)"
+    }
+}
+
+extension WitnessConnection {
+    /// Opens one connection with these settings — no pool, so a refusal is reported at once with
+    /// its cause (a certificate no trusted CA signed, a server without TLS, a role pg_hba.conf
+    /// refuses), where a pool would keep retrying — runs `SELECT 1` and closes it.
+    /// - Throws: ``AuditError`` `storage` naming the cause, never the password.
+    public func check(logger: Logger) async throws {
+        let tls: PostgresConnection.Configuration.TLS
+        do {
+            tls = try single.tls.map { single.required ? .require(try NIOSSLContext(configuration: $0)) : .prefer(try NIOSSLContext(configuration: $0)) }
+                ?? .disable
+        } catch {
+            throw AuditError(.invalidInput, "the TLS settings of \(description) cannot be used: \(error)", field: "--witness")
+        }
+        let configuration = PostgresConnection.Configuration(host: single.host, port: single.port, username: single.user,
+                                                             password: single.password, database: single.database, tls: tls)
+        do {
+            let connection = try await PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.any(),
+                                                                  configuration: configuration, id: 1, logger: logger).get()
+            defer { Task { try? await connection.close() } }  // closing is not part of the check
+            _ = try await connection.query("SELECT 1", logger: logger).collect()
+        } catch let error as PSQLError {
+            let cause = error.serverInfo?[.message] ?? error.underlying.map { String(describing: $0) } ?? "\(error.code)"
+            throw AuditError(.storage, "cannot connect to \(description): \(cause)")
+        } catch {
+            throw AuditError(.storage, "cannot connect to \(description): \(error)")
+        }
     }
 }
 
