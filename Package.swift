@@ -28,7 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
-        // The CLI's `scan --metrics-address` only (not the library): it needs swift-atomics and
+        // The CLIs' `--metrics-address` only (not the library): it needs swift-atomics and
         // swift-metrics, nothing of SwiftNIO.
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
         .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
@@ -82,10 +82,17 @@ let package = Package(
             dependencies: ["AuditDB"],
             swiftSettings: strictSwift
         ),
+        // The Prometheus scrape endpoint of `auditdb scan --every` and `auditdb-fleet audit --every`:
+        // blocking POSIX sockets on a thread of its own, no SwiftNIO.
+        .target(
+            name: "AuditDBMetricsEndpoint",
+            dependencies: ["AuditDB"],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "auditdb",
             dependencies: [
-                "AuditDB",
+                "AuditDB", "AuditDBMetricsEndpoint",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -113,8 +120,9 @@ let package = Package(
         .executableTarget(
             name: "auditdb-fleet",
             dependencies: [
-                "AuditDB", "AuditDBPostgres",
+                "AuditDB", "AuditDBPostgres", "AuditDBMetricsEndpoint",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -116,12 +116,24 @@ public struct CentralShipper: Sendable {
         let run = try await store.shippingRun(after: before, through: checkpoint, cursor: cursor, batchSize: configuration.batchSize)
         onBatch?(before)  // planned: every row verified, nothing committed yet
         var committed = 0
-        for batch in run.batches {
-            let entries = try await store.shippedEntries(batch, of: run, withholding: configuration.withholding)
-            try await commit(ShipCopyEncoding.rows(entries, storeID: storeID), batch: batch, checkpoint: checkpoint, storeID: storeID)
+        let withholding = configuration.withholding
+        /// A batch's rows read from the store (each leaf checked against the plan) and encoded.
+        @Sendable func prepared(_ index: Int) async throws -> ByteBuffer? {
+            guard index < run.batches.count else { return nil }
+            return ShipCopyEncoding.rows(try await store.shippedEntries(run.batches[index], of: run, withholding: withholding), storeID: storeID)
+        }
+        // The next batch is read and encoded while the previous one commits: the instance's work
+        // and PostgreSQL's overlap (two cores). Nothing is sent before its turn, so a failed
+        // commit leaves the next batch unsent, and the order of commits stays the seq order.
+        var next = try await prepared(0)
+        for (index, batch) in run.batches.enumerated() {
+            guard let rows = next else { break }
+            async let following = prepared(index + 1)
+            try await commit(rows, batch: batch, checkpoint: checkpoint, storeID: storeID)
             committed += 1
             onBatch?(batch.seqs.upperBound)
             logger.debug("shipped a batch", metadata: ["store": "\(storeID)", "seqs": "\(batch.seqs)"])
+            next = try await following
         }
         return Summary(storeID: storeID, shippedBefore: before, shippedAfter: checkpoint.seq, batches: committed,
                        checkpoint: checkpoint, cursor: run.endCursor)

@@ -47,6 +47,10 @@ enum ShipCopyEncoding {
         }
         func text(_ s: String?) {
             guard let s else { return null() }
+            // Most values need no escape: copied whole.
+            if !s.utf8.contains(where: { $0 == 0x5C || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+                return out.append(contentsOf: s.utf8)
+            }
             for c in s.utf8 {
                 switch c {
                 case 0x5C: out += [0x5C, 0x5C]
@@ -59,7 +63,7 @@ enum ShipCopyEncoding {
         }
         func time(_ micros: Int64?) {
             guard let micros else { return null() }
-            out += AuditTimestamp(microsecondsSinceEpoch: micros).iso8601.utf8
+            AuditTimestamp(microsecondsSinceEpoch: micros).appendISO8601(to: &out)
         }
         func mask(_ state: ShippedEntry.Field.State, _ values: ShippedEntry.Values) -> Int64 {
             var m: Int64 = 0

@@ -48,10 +48,9 @@ public struct ShippedVerifier: Sendable {
                 """, logger: logger)
             for try await (id, first, last, cpSeq, signature, proof) in batchRows.decode((Data, Int64, Int64, Int64, Data, Data).self) {
                 guard let store = StoreID(exactly: Array(id)) else { continue }
-                let bytes = Array(proof)
                 batches[store, default: []].append(ShippedBatchRecord(
                     firstSeq: first, lastSeq: last, checkpointSeq: cpSeq, checkpointSignature: Array(signature),
-                    proof: stride(from: 0, to: bytes.count - bytes.count % 32, by: 32).map { Array(bytes[$0..<$0 + 32]) }))
+                    concatenatedProof: Array(proof)))
             }
             var reports: [ShippedStoreReport] = []
             var current: ShippedLogVerifier?
@@ -96,32 +95,42 @@ public struct ShippedVerifier: Sendable {
         }
     }
 
-    /// One row of `auditdb_ship.entries` (columns as selected above) as a ``ShippedEntry``.
+    /// One row of `auditdb_ship.entries` (columns as selected above) as a ``ShippedEntry``, read by
+    /// the one reading of a central row (``ShippedEntry/init(columns:)``, FORMAT.md 22.7).
     static func entry(_ c: PostgresRandomAccessRow) throws -> ShippedEntry {
         func text(_ i: Int) throws -> String? { try c[i].decode(String?.self) }
         func int(_ i: Int) throws -> Int64? { try c[i].decode(Int64?.self) }
-        func small(_ i: Int) throws -> Int16? { try c[i].decode(Int16?.self) }
+        func small(_ i: Int) throws -> Int64? { try c[i].decode(Int16?.self).map(Int64.init) }
         func bytes(_ i: Int) throws -> [UInt8]? { try c[i].decode(Data?.self).map(Array.init) }
-        let seq = try int(1) ?? 0
-        let leaf = try bytes(26) ?? []
-        let expired = try bytes(27).map { ShippedEntry.Expired(tombstone: $0, expirySeq: try int(28) ?? 0) }
-        // An expired row has no action; a row with one is read as values (and an expired row
-        // holding values is reported by ShippedEntry.problem).
-        guard let action = try text(6) else {
-            return ShippedEntry(seq: seq, leaf: leaf, values: nil, expired: expired ?? .init(tombstone: [], expirySeq: 0))
-        }
-        let withheld = try small(24) ?? 0, erased = try small(25) ?? 0
-        func field(_ value: Int, _ nonce: Int, _ commitment: Int, bit: Int16) throws -> ShippedEntry.Field {
-            let state: ShippedEntry.Field.State = erased & bit != 0 ? .erased : (withheld & bit != 0 ? .withheld : .shown)
-            return ShippedEntry.Field(value: try text(value), nonce: try bytes(nonce), commitment: try bytes(commitment) ?? [], state: state)
-        }
-        func u8(_ i: Int) throws -> UInt8 { UInt8(clamping: try small(i) ?? -1) }
-        let values = ShippedEntry.Values(
-            recordedAt: try int(2) ?? 0, occurredAt: try int(3), tenant: try text(4), action: action, resourceType: try text(7),
-            resourceId: try text(8), outcome: try u8(9), severity: try u8(10), correlationId: try text(11), origin: try u8(14),
-            originRef: try int(15), formatVersion: try u8(16), keyVersion: UInt32(clamping: try int(17) ?? -1),
-            actor: try field(5, 18, 21, bit: 1), source: try field(12, 19, 22, bit: 2), details: try field(13, 20, 23, bit: 4))
-        return ShippedEntry(seq: seq, leaf: leaf, values: values, expired: expired)
+        var row = ShippedEntry.Columns(seq: try int(1) ?? 0)
+        row.recordedAt = try int(2)
+        row.occurredAt = try int(3)
+        row.tenant = try text(4)
+        row.actor = try text(5)
+        row.action = try text(6)
+        row.resourceType = try text(7)
+        row.resourceId = try text(8)
+        row.outcome = try small(9)
+        row.severity = try small(10)
+        row.correlationId = try text(11)
+        row.source = try text(12)
+        row.details = try text(13)
+        row.origin = try small(14)
+        row.originRef = try int(15)
+        row.formatVersion = try small(16)
+        row.keyVersion = try int(17)
+        row.actorNonce = try bytes(18)
+        row.sourceNonce = try bytes(19)
+        row.detailsNonce = try bytes(20)
+        row.actorCommitment = try bytes(21)
+        row.sourceCommitment = try bytes(22)
+        row.detailsCommitment = try bytes(23)
+        row.withheld = try small(24)
+        row.erased = try small(25)
+        row.leaf = try bytes(26)
+        row.tombstone = try bytes(27)
+        row.expirySeq = try int(28)
+        return ShippedEntry(columns: row)
     }
 }
 

@@ -1,7 +1,8 @@
 public import AuditDB
 public import CoreMetrics
 import Foundation
-import Logging
+public import Logging
+import PostgresNIO
 import Metrics
 public import ServiceLifecycle
 
@@ -10,40 +11,66 @@ public import ServiceLifecycle
 /// the rows after the last shipment. A round that fails (PostgreSQL unreachable, the witness
 /// refusing) is logged and counted, and the next round resumes after the last committed batch.
 ///
+/// **Stalls.** PostgresNIO 1.33.2 sometimes never returns from a query whose connection was lost
+/// (a server restart, a frozen server or network path). A round that makes no progress — no
+/// checkpoint planned, no batch committed — for ``stallLimit`` is given up: cancelled and left
+/// behind (it holds no thread), logged, and counted in `auditdb_ship_stalls_total`. A service
+/// made from connections (``init(store:central:witness:configuration:signer:interval:stallLimit:logger:metricsPrefix:metricsFactory:onRound:)``)
+/// then drops its connection pools and opens new ones for the next round; one given a
+/// ``CentralShipper`` keeps its pools (which the app runs) and only retries.
+///
 /// Metrics (through swift-metrics, with the prefix `auditdb`): `auditdb_ship_entries_total`,
-/// `auditdb_ship_batches_total`, `auditdb_ship_errors_total` (counters),
-/// `auditdb_ship_high_water_seq` and `auditdb_ship_last_success_timestamp_seconds` (gauges).
+/// `auditdb_ship_batches_total`, `auditdb_ship_errors_total`, `auditdb_ship_stalls_total`
+/// (counters), `auditdb_ship_high_water_seq` and `auditdb_ship_last_success_timestamp_seconds`
+/// (gauges).
 ///
 /// ```swift
-/// let shipping = ShippingService(store: store, shipper: shipper, signer: signer, interval: .seconds(60))
-/// let group = ServiceGroup(services: [witness, shipping], logger: logger)
+/// let shipping = ShippingService(store: store, central: try WitnessConnection(url: url), signer: signer,
+///                                interval: .seconds(60), logger: logger)
+/// let group = ServiceGroup(services: [shipping], logger: logger)
 /// ```
 public struct ShippingService: Service {
+    /// Where rounds get their shipper: one the app runs, or connections the service runs itself.
+    enum Source: Sendable {
+        case shipper(CentralShipper)
+        case connections(central: WitnessConnection, witness: WitnessConnection?, configuration: CentralShipper.Configuration,
+                         logger: Logger)
+    }
+
     /// The store shipped.
     public let store: AuditStore
-    /// The shipper.
-    public let shipper: CentralShipper
+    let source: Source
     /// When given, each round first makes and publishes a checkpoint (everything appended so far
     /// is shipped); without it, rounds ship up to the newest checkpoint published by others
     /// (a `CheckpointService` with a `WitnessAnchor`).
     public let signer: CheckpointSigner?
     /// The pause after one round ends before the next starts.
     public let interval: Duration
+    /// How long a round may go without progress (planned, or a batch committed) before it is
+    /// given up as stalled. Measured on the continuous clock (real time), whatever ``interval``'s
+    /// clock is; it must exceed the time to plan a shipment (every new row is read and verified
+    /// first) and to commit one batch.
+    public let stallLimit: Duration
     let clock: any Clock<Duration>
+    /// The clock ``stallLimit`` is measured on: the continuous clock, or a manual one in tests
+    /// (so that a loaded machine cannot make a slow round look stalled).
+    var stallClock: any Clock<Duration> = ContinuousClock()
     let metricsPrefix: String
     let metricsFactory: (any MetricsFactory)?
     let onRound: (@Sendable (CentralShipper.Summary) async -> Void)?
 
-    /// A service shipping `store` every `interval` on `clock` (a manual clock in tests);
-    /// `onRound` gets each successful round's summary.
+    /// A service shipping `store` through `shipper` every `interval` on `clock` (a manual clock in
+    /// tests); `onRound` gets each successful round's summary. The app runs the shipper's pools.
     public init<C: Clock>(store: AuditStore, shipper: CentralShipper, signer: CheckpointSigner? = nil, interval: Duration,
-                          clock: C, metricsPrefix: String = "auditdb", metricsFactory: (any MetricsFactory)? = nil,
+                          stallLimit: Duration = .seconds(120), clock: C, metricsPrefix: String = "auditdb",
+                          metricsFactory: (any MetricsFactory)? = nil,
                           onRound: (@Sendable (CentralShipper.Summary) async -> Void)? = nil) where C.Duration == Duration
     {
         self.store = store
-        self.shipper = shipper
+        source = .shipper(shipper)
         self.signer = signer
         self.interval = interval
+        self.stallLimit = stallLimit
         self.clock = clock
         self.metricsPrefix = metricsPrefix
         self.metricsFactory = metricsFactory
@@ -52,11 +79,70 @@ public struct ShippingService: Service {
 
     /// A service on the continuous clock.
     public init(store: AuditStore, shipper: CentralShipper, signer: CheckpointSigner? = nil, interval: Duration,
-                metricsPrefix: String = "auditdb", metricsFactory: (any MetricsFactory)? = nil,
+                stallLimit: Duration = .seconds(120), metricsPrefix: String = "auditdb", metricsFactory: (any MetricsFactory)? = nil,
                 onRound: (@Sendable (CentralShipper.Summary) async -> Void)? = nil)
     {
-        self.init(store: store, shipper: shipper, signer: signer, interval: interval, clock: ContinuousClock(),
+        self.init(store: store, shipper: shipper, signer: signer, interval: interval, stallLimit: stallLimit, clock: ContinuousClock(),
                   metricsPrefix: metricsPrefix, metricsFactory: metricsFactory, onRound: onRound)
+    }
+
+    /// A service that connects to `central` (and `witness`, if the checkpoints are kept in
+    /// another database) itself, runs its own connection pools, and replaces them after a
+    /// stalled round. `clock` paces the rounds (a manual clock in tests).
+    public init<C: Clock>(store: AuditStore, central: WitnessConnection, witness: WitnessConnection? = nil,
+                          configuration: CentralShipper.Configuration = .init(), signer: CheckpointSigner? = nil,
+                          interval: Duration, stallLimit: Duration = .seconds(120), clock: C, logger: Logger,
+                          metricsPrefix: String = "auditdb", metricsFactory: (any MetricsFactory)? = nil,
+                          onRound: (@Sendable (CentralShipper.Summary) async -> Void)? = nil) where C.Duration == Duration
+    {
+        self.store = store
+        source = .connections(central: central, witness: witness, configuration: configuration, logger: logger)
+        self.signer = signer
+        self.interval = interval
+        self.stallLimit = stallLimit
+        self.clock = clock
+        self.metricsPrefix = metricsPrefix
+        self.metricsFactory = metricsFactory
+        self.onRound = onRound
+    }
+
+    /// The same on the continuous clock.
+    public init(store: AuditStore, central: WitnessConnection, witness: WitnessConnection? = nil,
+                configuration: CentralShipper.Configuration = .init(), signer: CheckpointSigner? = nil, interval: Duration,
+                stallLimit: Duration = .seconds(120), logger: Logger, metricsPrefix: String = "auditdb",
+                metricsFactory: (any MetricsFactory)? = nil, onRound: (@Sendable (CentralShipper.Summary) async -> Void)? = nil)
+    {
+        self.init(store: store, central: central, witness: witness, configuration: configuration, signer: signer, interval: interval,
+                  stallLimit: stallLimit, clock: ContinuousClock(), logger: logger, metricsPrefix: metricsPrefix,
+                  metricsFactory: metricsFactory, onRound: onRound)
+    }
+
+    /// A shipper and, for a service made from connections, the task running its pools.
+    struct Session: Sendable {
+        let shipper: CentralShipper
+        let pools: Task<Void, Never>?
+
+        init(_ source: Source) {
+            switch source {
+            case .shipper(let shipper):
+                self.shipper = shipper
+                pools = nil
+            case .connections(let centralConnection, let witnessConnection, let configuration, let logger):
+                let central = PostgresWitness(centralConnection, logger: logger)
+                let witness = witnessConnection.map { PostgresWitness($0, logger: logger) } ?? central
+                shipper = CentralShipper(central: central, witness: witness, configuration: configuration, logger: logger)
+                // Not awaited when closed: a pool whose connection hangs may be slow to stop, and
+                // the service goes on with new pools meanwhile.
+                pools = Task {
+                    await withDiscardingTaskGroup { group in
+                        group.addTask { await central.client.run() }
+                        if witness !== central { group.addTask { await witness.client.run() } }
+                    }
+                }
+            }
+        }
+
+        func close() { pools?.cancel() }
     }
 
     /// Ships now, then after every interval, until cancelled or a graceful shutdown (a batch in
@@ -66,24 +152,43 @@ public struct ShippingService: Service {
         let entries = Counter(label: "\(metricsPrefix)_ship_entries_total", factory: factory)
         let batches = Counter(label: "\(metricsPrefix)_ship_batches_total", factory: factory)
         let errors = Counter(label: "\(metricsPrefix)_ship_errors_total", factory: factory)
+        let stalls = Counter(label: "\(metricsPrefix)_ship_stalls_total", factory: factory)
         let high = Gauge(label: "\(metricsPrefix)_ship_high_water_seq", factory: factory)
         let last = Gauge(label: "\(metricsPrefix)_ship_last_success_timestamp_seconds", factory: factory)
+        let (store, signer, stallLimit, stallClock, onRound) = (self.store, self.signer, self.stallLimit, self.stallClock, self.onRound)
         await cancelWhenGracefulShutdown {
             var cursor: ShippingCursor?
+            var session: Session?
+            defer { session?.close() }
             while !Task.isCancelled {
-                do {
-                    let summary = try await shipper.ship(store, signer: signer, cursor: cursor)
+                let current = session ?? Session(source)
+                session = current
+                let outcome = await StallGuard.run(limit: stallLimit, clock: stallClock) { [cursor] progress in
+                    try await current.shipper.ship(store, signer: signer, cursor: cursor) { _ in progress() }
+                }
+                switch outcome {
+                case .finished(.success(let summary)):
                     cursor = summary.cursor
                     entries.increment(by: Int64(summary.shipped))
                     batches.increment(by: Int64(summary.batches))
                     high.record(summary.shippedAfter)
                     last.record(Date().timeIntervalSince1970)
                     await onRound?(summary)
-                } catch {
+                case .finished(.failure(let error)):
                     if Task.isCancelled { return }
                     errors.increment()
-                    shipper.logger.error("shipping round failed; the next round resumes after the last committed batch",
-                                         metadata: ["store": "\(store.storeID)", "error": "\(error)"])
+                    current.shipper.logger.error("shipping round failed; the next round resumes after the last committed batch",
+                                                 metadata: ["store": "\(store.storeID)", "error": "\(error)"])
+                case .stalled:
+                    stalls.increment()
+                    let replaced = current.pools != nil
+                    current.close()
+                    if replaced { session = nil }
+                    current.shipper.logger.error(
+                        "shipping round stalled: no progress for \(stallLimit) (PostgreSQL stopped answering); gave it up\(replaced ? " and reconnect for the next round" : ""); committed batches stay",
+                        metadata: ["store": "\(store.storeID)"])
+                case .cancelled:
+                    return
                 }
                 do {
                     try await clock.sleep(for: interval)

@@ -1,16 +1,28 @@
 public import AuditDB
 import Foundation
+public import Logging
 public import PostgresNIO
 
 /// Where the witness database is: a `postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE` URL
-/// (`postgres://` too), with `?sslmode=disable` (the default on a loopback host), `require` or
-/// `prefer`. The password may also come from `PGPASSWORD`-style configuration of your own;
-/// it never appears in AuditDB's messages.
+/// (`postgres://` too), with TLS chosen as libpq chooses it (docs/fleet.md, "TLS"):
+///
+/// | `sslmode` | TLS | the server's certificate |
+/// |---|---|---|
+/// | `disable` (the default on a loopback host) | no | — |
+/// | `prefer` | if the server offers it | not checked, or as `verify-ca` with `sslrootcert` |
+/// | `require` (the default elsewhere) | yes | not checked, or as `verify-ca` with `sslrootcert` |
+/// | `verify-ca` | yes | signed by a CA of `sslrootcert` (else the system's) |
+/// | `verify-full` | yes | as `verify-ca`, and issued for HOST |
+///
+/// `sslrootcert=PATH` names a PEM file of the CA certificates to trust (e.g. a private CA's).
+/// The password never appears in AuditDB's messages.
 public struct WitnessConnection: Sendable, CustomStringConvertible {
     /// The PostgresNIO configuration.
     public let configuration: PostgresClient.Configuration
     /// The URL without its password, for messages.
     public let description: String
+    /// The same settings for one connection without a pool (``check(logger:)``).
+    private let single: (host: String, port: Int, user: String, password: String?, database: String, tls: TLSConfiguration?, required: Bool)
 
     /// Parses `url`.
     /// - Throws: ``AuditError`` `invalidInput` naming what is wrong (never the password).
@@ -26,17 +38,65 @@ public struct WitnessConnection: Sendable, CustomStringConvertible {
         }
         let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
         let mode = parts.queryItems?.first { $0.name == "sslmode" }?.value ?? (loopback ? "disable" : "require")
-        let tls: PostgresClient.Configuration.TLS
-        switch mode {
-        case "disable": tls = .disable
-        case "prefer": tls = .prefer(.makeClientConfiguration())
-        case "require", "verify-full": tls = .require(.makeClientConfiguration())
-        default:
-            throw AuditError(.invalidInput, "the database URL's sslmode must be disable, prefer, require or verify-full", field: "--witness")
+        let rootCertificates = parts.queryItems?.first { $0.name == "sslrootcert" }?.value
+        func client(_ verification: CertificateVerification) throws(AuditError) -> TLSConfiguration {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.certificateVerification = verification
+            if let rootCertificates {
+                do {
+                    tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(rootCertificates))
+                } catch {
+                    throw AuditError(.invalidInput, "the database URL's sslrootcert \(rootCertificates) cannot be read as PEM certificates: \(error)",
+                                     field: "--witness")
+                }
+            }
+            return tls
         }
+        let chosen: TLSConfiguration?
+        switch mode {
+        case "disable": chosen = nil
+        // libpq's meaning: encrypted, the certificate unchecked unless CA certificates are given.
+        case "prefer", "require": chosen = try client(rootCertificates == nil ? .none : .noHostnameVerification)
+        case "verify-ca": chosen = try client(.noHostnameVerification)
+        case "verify-full": chosen = try client(.fullVerification)
+        default:
+            throw AuditError(.invalidInput, "the database URL's sslmode must be disable, prefer, require, verify-ca or verify-full",
+                             field: "--witness")
+        }
+        let tls: PostgresClient.Configuration.TLS = chosen.map { mode == "prefer" ? .prefer($0) : .require($0) } ?? .disable
         configuration = PostgresClient.Configuration(host: host, port: parts.port ?? 5432, username: user,
                                                      password: parts.password, database: database, tls: tls)
+        single = (host, parts.port ?? 5432, user, parts.password, database, chosen, mode != "prefer")
         description = "postgresql://\(user)@\(host)\(parts.port.map { ":\($0)" } ?? "")/\(database)"
+    }
+}
+
+extension WitnessConnection {
+    /// Opens one connection with these settings — no pool, so a refusal is reported at once with
+    /// its cause (a certificate no trusted CA signed, a server without TLS, a role pg_hba.conf
+    /// refuses), where a pool would keep retrying — runs `SELECT 1` and closes it.
+    /// - Throws: ``AuditError`` `storage` naming the cause, never the password.
+    public func check(logger: Logger) async throws {
+        let tls: PostgresConnection.Configuration.TLS
+        do {
+            tls = try single.tls.map { single.required ? .require(try NIOSSLContext(configuration: $0)) : .prefer(try NIOSSLContext(configuration: $0)) }
+                ?? .disable
+        } catch {
+            throw AuditError(.invalidInput, "the TLS settings of \(description) cannot be used: \(error)", field: "--witness")
+        }
+        let configuration = PostgresConnection.Configuration(host: single.host, port: single.port, username: single.user,
+                                                             password: single.password, database: single.database, tls: tls)
+        do {
+            let connection = try await PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.any(),
+                                                                  configuration: configuration, id: 1, logger: logger).get()
+            defer { Task { try? await connection.close() } }  // closing is not part of the check
+            _ = try await connection.query("SELECT 1", logger: logger).collect()
+        } catch let error as PSQLError {
+            let cause = error.serverInfo?[.message] ?? error.underlying.map { String(describing: $0) } ?? "\(error.code)"
+            throw AuditError(.storage, "cannot connect to \(description): \(cause)")
+        } catch {
+            throw AuditError(.storage, "cannot connect to \(description): \(error)")
+        }
     }
 }
 

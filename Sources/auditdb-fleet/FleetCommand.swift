@@ -1,8 +1,10 @@
 import ArgumentParser
 import AuditDB
+import AuditDBMetricsEndpoint
 import AuditDBPostgres
 import Foundation
 import Logging
+import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
@@ -111,9 +113,17 @@ struct Audit: AsyncParsableCommand {
         valueName: "duration"))
     var every: String?
 
+    @Option(name: .customLong("metrics-address"), help: ArgumentHelp(
+        "With --every: serve Prometheus metrics at http://ADDRESS/metrics (e.g. 127.0.0.1:9465): findings by kind, sweeps, errors.",
+        valueName: "host:port"))
+    var metricsAddress: String?
+
     func validate() throws {
         if let every, parseDuration(every) == nil {
             throw ValidationError("--every must be a positive integer followed by s, m, h or d (e.g. 30s)")
+        }
+        if every == nil && metricsAddress != nil {
+            throw ValidationError("--metrics-address needs --every (a long-running auditor)")
         }
         if let silentAfter, parseDuration(silentAfter) == nil {
             throw ValidationError("--silent-after must be a positive integer followed by s, m, h or d (e.g. 15m)")
@@ -125,9 +135,22 @@ struct Audit: AsyncParsableCommand {
         let silent = silentAfter.flatMap(parseDuration)
         if let interval = every.flatMap(parseDuration) {
             let json = format == "json"
+            // The metrics: the auditor's own swift-metrics (FleetAuditor, docs/fleet.md) through
+            // swift-prometheus, served by the endpoint `auditdb scan` uses, on a thread of its own.
+            let registry = PrometheusCollectorRegistry()
+            let factory = PrometheusMetricsFactory(registry: registry)
+            let endpoint = try metricsAddress.map { address throws(AuditError) in
+                try MetricsEndpoint(address: address, render: { registry.emitToBuffer() })
+            }
+            if let endpoint {
+                endpoint.start()
+                FileHandle.standardError.write(Data("serving metrics at http://\(endpoint.boundAddress)/metrics\n".utf8))
+            }
+            defer { endpoint?.stop() }
             try await withClients(central: witness.witness, witness: nil, timeout: witness.timeout) { witness, _ in
                 let logger = Logger(label: "auditdb-fleet")
-                let auditor = FleetAuditor(witness: witness, configuration: .init(silentAfter: silent), logger: logger)
+                let auditor = FleetAuditor(witness: witness, configuration: .init(silentAfter: silent, metricsFactory: endpoint == nil ? nil : factory),
+                                           logger: logger)
                 let service = FleetAuditService(auditor: auditor, interval: interval) { report in
                     FileHandle.standardOutput.write(Data((json ? report.json + "\n" : report.text).utf8))
                 }

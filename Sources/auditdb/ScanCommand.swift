@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuditDB
+import AuditDBMetricsEndpoint
 import Logging
 import ServiceLifecycle
 import UnixSignals

@@ -46,7 +46,11 @@ docs/FORMAT.md against each other (standard library only; exits non-zero on any 
    docs/test-vectors/consistency.json recomputed from the text; anchors built here are
    consistent, and a proof file with swapped hashes, another pair's proof under a name, a file
    that is not JSON, and two checkpoints at one seq are each reported exactly.
-6. Unless --no-c: if a C compiler and OpenSSL's libcrypto are available, compiles
+6. Central shipping (FORMAT.md section 22.7, shipping.py): every case of
+   docs/test-vectors/shipping.json (shipped rows altered, withheld and erased fields filled in,
+   rows tied to the wrong checkpoint, another store's proof, an unregistered key, tombstones
+   changed, rows deleted or added) gets exactly its findings from the text of the format.
+7. Unless --no-c: if a C compiler and OpenSSL's libcrypto are available, compiles
    Sources/CAuditCore/audit_core.c (the reference) into a temporary shared library and checks,
    through ctypes, that it reproduces every value in vectors.json. Skipped (not failed) when
    the toolchain is missing.
@@ -1985,6 +1989,9 @@ def main() -> int:
         print("consistency proofs and anchors checked against each other (consistency.py, docs/test-vectors/consistency.json)")
         import consistency
         FAILURES.extend(consistency.selftest())
+        print("central shipping proven against the witness with public keys (shipping.py, docs/test-vectors/shipping.json)")
+        import shipping
+        FAILURES.extend(shipping.selftest())
         print("masking: partial masks and hash tokens (masking.py, docs/masking.md)")
         import masking
         FAILURES.extend(masking.selftest())

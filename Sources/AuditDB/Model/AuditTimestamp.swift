@@ -57,6 +57,31 @@ public struct AuditTimestamp: Sendable, Hashable, Comparable, CustomStringConver
 
     public var description: String { iso8601 }
 
+    /// Appends ``iso8601``'s UTF-8 bytes to `out` without making a `String` (the shipper writes
+    /// two per row; docs/performance.md). The same bytes as ``iso8601`` for every value.
+    public func appendISO8601(to out: inout [UInt8]) {
+        guard isInSupportedRange else { return out.append(contentsOf: iso8601.utf8) }
+        let micros = microsecondsSinceEpoch
+        var seconds = micros / 1_000_000
+        var fraction = micros % 1_000_000
+        if fraction < 0 { fraction += 1_000_000; seconds -= 1 }
+        let (y, m, d) = Self.civil(fromDays: seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400)
+        let secOfDay = ((seconds % 86_400) + 86_400) % 86_400
+        func digits(_ v: Int64, _ width: Int) {
+            var divisor: Int64 = 1
+            for _ in 1..<width { divisor *= 10 }
+            var rest = v
+            while divisor > 0 {
+                out.append(UInt8(truncatingIfNeeded: 0x30 + rest / divisor))
+                rest %= divisor
+                divisor /= 10
+            }
+        }
+        digits(y, 4); out.append(0x2D); digits(m, 2); out.append(0x2D); digits(d, 2); out.append(0x54)
+        digits(secOfDay / 3600, 2); out.append(0x3A); digits(secOfDay / 60 % 60, 2); out.append(0x3A)
+        digits(secOfDay % 60, 2); out.append(0x2E); digits(fraction, 6); out.append(0x5A)
+    }
+
     /// Parses RFC 3339 text: `YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)` (`T` may be `t` or a
     /// space, `Z` may be `z`), 1 to 6 fractional digits. More digits are refused, never
     /// truncated: AuditDB stores microseconds, and a stored time must be the time given. Returns

@@ -14,13 +14,18 @@ public struct ShippedEntry: Sendable, Hashable {
     public var values: Values?
     /// The tombstone of an expired row (FORMAT.md section 20), or nil.
     public var expired: Expired?
+    /// Why the central row this entry was read from breaks the shape rules of FORMAT.md 22.7
+    /// (a NULL or out-of-range column, a column an expired row must not hold), or nil. Set by
+    /// ``init(columns:)``; ``problem(storeID:)`` reports it first.
+    public var shapeProblem: String?
 
     /// A row, or an expired row.
-    public init(seq: Int64, leaf: [UInt8], values: Values?, expired: Expired?) {
+    public init(seq: Int64, leaf: [UInt8], values: Values?, expired: Expired?, shapeProblem: String? = nil) {
         self.seq = seq
         self.leaf = leaf
         self.values = values
         self.expired = expired
+        self.shapeProblem = shapeProblem
     }
 
     /// One of `actor`, `source`, `details`: shown (value and nonce), NULL, or only its commitment.
@@ -128,6 +133,7 @@ public struct ShippedEntry: Sendable, Hashable {
     /// (Whether ``leaf`` is in a signed tree is ``ShippedLogVerifier``'s business.)
     public func problem(storeID: StoreID) -> String? {
         guard seq >= 1, leaf.count == 32 else { return "seq \(seq): no 32-byte leaf hash" }
+        if let shapeProblem { return "seq \(seq): \(shapeProblem)" }
         if let expired {
             let t = expired.tombstone
             guard values == nil, t.count == Expired.tombstoneLength else {

@@ -105,6 +105,50 @@ final class FleetServiceTests: Sendable {
     }
 }
 
+extension FleetServiceTests {
+    @Test("`auditdb-fleet audit --every 1s --metrics-address` serves each finding kind to a real HTTP scrape, 404 elsewhere")
+    func cliMetrics() async throws {
+        try await seed()
+        let child = TestProcess()
+        child.executableURL = URL(fileURLWithPath: try builtProduct("auditdb-fleet"))
+        child.arguments = ["audit", "--witness", server.url("auditor"), "--every", "1s", "--metrics-address", "127.0.0.1:0"]
+        let out = Pipe(), err = Pipe()
+        child.standardOutput = out
+        child.standardError = err
+        try child.run()
+        let stderrText = ScanMetricsTests.drain(err), stdoutText = ScanMetricsTests.drain(out)
+        defer { if child.isRunning { kill(child.processIdentifier, SIGKILL) } }
+        let base = try await ScanMetricsTests.waitFor("the metrics address") { () -> String? in
+            guard let line = stderrText.withLock({ $0 }).split(separator: "\n").first(where: { $0.contains("serving metrics at ") }),
+                  let url = line.split(separator: " ").last?.replacingOccurrences(of: "/metrics", with: "")
+            else { return nil }
+            return String(url)
+        } orFail: { "stderr: \(stderrText.withLock { $0 }) / running: \(child.isRunning)" }
+        let text = try await ScanMetricsTests.waitFor("two sweeps in /metrics") { () -> String? in
+            let text = try await ScanMetricsTests.scrape(base + "/metrics").text
+            return (ScanMetricsTests.value("auditdb_fleet_sweeps_total", in: text) ?? 0) >= 2 ? text : nil
+        }
+        #expect(ScanMetricsTests.value("auditdb_fleet_findings{kind=\"unknown-key\"}", in: text) == 1, "\(text)")
+        #expect(ScanMetricsTests.value("auditdb_fleet_findings{kind=\"fork\"}", in: text) == 0)
+        #expect(ScanMetricsTests.value("auditdb_fleet_stores", in: text) == 2)
+        #expect(ScanMetricsTests.value("auditdb_fleet_stores_with_findings", in: text) == 1)
+        #expect(ScanMetricsTests.value("auditdb_fleet_sweep_errors_total", in: text) == 0)
+        #expect(text.contains("# TYPE auditdb_fleet_sweeps_total counter"))
+        #expect(try await ScanMetricsTests.scrape(base + "/other").status == 404)
+        kill(child.processIdentifier, SIGTERM)
+        _ = try await ScanMetricsTests.waitFor("the auditor to stop") { child.isRunning ? nil : true }
+        #expect(child.terminationReason == .exit && child.terminationStatus == 0)
+        #expect(stdoutText.withLock { $0 }.contains("unknown-key at seq 5"))
+    }
+
+    @Test("--metrics-address without --every is a usage error")
+    func metricsNeedEvery() throws {
+        let result = try run(try builtProduct("auditdb-fleet"), ["audit", "--witness", "postgresql://x@127.0.0.1/w", "--metrics-address", "127.0.0.1:0"])
+        #expect(result.status == 2)  // as every usage error of auditdb-fleet (its golden files)
+        #expect(result.stderr.contains("--metrics-address needs --every"), "\(result.stderr)")
+    }
+}
+
 /// The auditor's judgement split over the cores gives the report of the judgement in one piece.
 @Suite("Fleet: concurrent judgement")
 struct FleetJudgementTests {

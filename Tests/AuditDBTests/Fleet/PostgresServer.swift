@@ -18,7 +18,10 @@ final class PostgresServer: @unchecked Sendable {
     /// The superuser, the witness owner and the witness database the tests use.
     static let superuser = "postgres", owner = "witness_owner", database = "witness"
 
-    init() throws {
+    /// A server; `configure`, given the server's directory after `initdb` (the data directory is
+    /// `DIR/data`), may write files there (certificates, pg_hba.conf lines) and returns extra
+    /// server options (`-c name=value ...`).
+    init(configure: ((String) throws -> String)? = nil) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.bin + "/initdb") else {
             throw TestFailure("PostgreSQL 15 is not installed at \(Self.bin): run `make setup` (Debian package postgresql)")
         }
@@ -31,13 +34,14 @@ final class PostgresServer: @unchecked Sendable {
             guard chown.status == 0 else { throw TestFailure("chown postgres \(dir): \(chown.stderr)") }
         }
         try asServerUser("\(Self.bin)/initdb -D \(dir)/data -A trust -U \(Self.superuser) --no-sync")
+        let options = try configure?(dir) ?? ""
         // The server is a daemon: it keeps every descriptor pg_ctl had. Those of this process
         // (pipes of other tests' child processes, opened meanwhile) would keep those pipes open
         // and their readers waiting for ever; the script closes every descriptor above 2 and
         // sends pg_ctl's own output to a file.
         let script = """
             for f in /proc/$$/fd/*; do n=${f##*/}; if [ "$n" -gt 2 ]; then eval "exec $n>&-"; fi; done 2>/dev/null
-            exec \(Self.bin)/pg_ctl -D \(dir)/data -o '-p \(port) -k \(dir) -c listen_addresses=127.0.0.1 -c fsync=off' -l \(dir)/log -w start < /dev/null > \(dir)/pg_ctl.out 2>&1
+            exec \(Self.bin)/pg_ctl -D \(dir)/data -o '-p \(port) -k \(dir) -c listen_addresses=127.0.0.1 -c fsync=off \(options)' -l \(dir)/log -w start < /dev/null > \(dir)/pg_ctl.out 2>&1
             """
         try script.write(toFile: "\(dir)/start.sh", atomically: false, encoding: .utf8)
         try asServerUser("/bin/bash \(dir)/start.sh", output: "\(dir)/pg_ctl.out")
@@ -71,6 +75,14 @@ final class PostgresServer: @unchecked Sendable {
         let result = try run("/usr/bin/psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "\(port)",
                                                "-U", user, "-d", database, "-c", sql])
         guard result.status == 0 else { throw TestFailure("psql as \(user): \(result.stderr)") }
+        return result.stdout
+    }
+
+    /// Runs the SQL file at `path` through `psql` as `user` and returns its output; fails on any error.
+    func psql(file path: String, user: String = superuser) throws -> String {
+        let result = try run("/usr/bin/psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "\(port)",
+                                               "-U", user, "-d", Self.database, "-f", path])
+        guard result.status == 0 else { throw TestFailure("psql -f \(path) as \(user): \(result.stderr)") }
         return result.stdout
     }
 

@@ -52,6 +52,15 @@ final class ShippingTests: Sendable {
         }
     }
 
+    /// The central tables dumped by docs/verifier/shipped_dump.sql (as the auditor) and checked
+    /// by the Python verifier of FORMAT.md 22.7, which knows nothing of the engine.
+    func outsideVerifier() throws -> ProcessResult {
+        let root = FormatVectorTests.root.path
+        let dump = dir.path("dump-\(UUID().uuidString).json")
+        try server.psql(file: root + "/docs/verifier/shipped_dump.sql", user: "auditor").write(toFile: dump, atomically: false, encoding: .utf8)
+        return try run("/usr/bin/python3", [root + "/docs/verifier/shipping.py", dump])
+    }
+
     func findings(_ report: ShippedReport) -> [String] {
         report.stores.flatMap { $0.findings.map { "\($0.kind) \($0.seqs.lowerBound)...\($0.seqs.upperBound)" } }
     }
@@ -120,6 +129,7 @@ final class ShippingTests: Sendable {
         let report = try await verify()
         #expect(report.isIntact, "\(report.text)")
         #expect(report.stores.map(\.expiredAwaitingEntry) == [0])
+        #expect(try outsideVerifier().status == 0)
         // One tombstone's match tags changed centrally: its expiry entry's digest no longer
         // matches, reported over the seqs that entry lists.
         #expect(retention.expiryEntries.count == 1)
@@ -133,6 +143,8 @@ final class ShippingTests: Sendable {
             """)
         let tampered = try await verify()
         #expect(findings(tampered) == ["changed \(range)"])
+        let outside = try outsideVerifier()
+        #expect(outside.status == 1 && outside.stdout.contains(": changed at seqs \(range): "), "\(outside.stdout)\(outside.stderr)")
         #expect(tampered.stores.first?.findings.first?.message.contains("are not the ones it lists") == true)
         try await store.close()
     }

@@ -1,8 +1,9 @@
-import AuditDB
+package import AuditDB
 import Foundation
 import Synchronization
 
-/// The smallest HTTP/1.1 server a Prometheus scrape needs, for `auditdb scan --metrics-address`:
+/// The smallest HTTP/1.1 server a Prometheus scrape needs, for `auditdb scan --metrics-address`
+/// and `auditdb-fleet audit --metrics-address` (a target of its own so both executables share it):
 /// `GET /metrics` answers 200 with what `render` returns; any other request 404, a malformed or
 /// oversized one 400. One connection at a time, each closed after its answer.
 ///
@@ -10,15 +11,15 @@ import Synchronization
 /// and keeps SwiftNIO out of the `auditdb` executable. A request may be at most
 /// ``maximumRequestBytes`` long, and a client gets ``ioTimeoutSeconds`` to send it and to take
 /// the answer, so a stalled scraper cannot hold the endpoint for long. This is the only file of
-/// the CLI that calls the socket API.
-final class MetricsEndpoint: Sendable {
+/// the CLIs that calls the socket API.
+package final class MetricsEndpoint: Sendable {
     /// The longest request head read; a scrape's is a few hundred bytes.
     static let maximumRequestBytes = 8_192
     /// Receive and send timeout per connection.
     static let ioTimeoutSeconds = 5
 
     /// The address actually bound, `HOST:PORT` (the system's choice when port 0 was asked for).
-    let boundAddress: String
+    package let boundAddress: String
     private let listener: Int32
     private let render: @Sendable () -> [UInt8]
     private let stopping = Atomic<Bool>(false)
@@ -29,7 +30,7 @@ final class MetricsEndpoint: Sendable {
     ///
     /// - Throws: ``AuditError`` `invalidInput` for a malformed address or one that cannot be
     ///   bound (in use, not local), naming it.
-    init(address: String, render: @escaping @Sendable () -> [UInt8]) throws(AuditError) {
+    package init(address: String, render: @escaping @Sendable () -> [UInt8]) throws(AuditError) {
         let (host, port) = try Self.split(address)
         var hints = addrinfo()
         hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE
@@ -54,7 +55,7 @@ final class MetricsEndpoint: Sendable {
     }
 
     /// Serves on a new thread until ``stop()``.
-    func start() {
+    package func start() {
         guard !started.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let thread = Thread { [self] in
             serve()
@@ -66,7 +67,7 @@ final class MetricsEndpoint: Sendable {
 
     /// Stops accepting. Does not wait: an answer in progress ends within the I/O timeout, and
     /// the serving thread then closes the listening socket.
-    func stop() {
+    package func stop() {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         shutdown(listener, Int32(SHUT_RDWR))  // wakes the thread blocked in accept()
         if !started.load(ordering: .acquiring) { close(listener) }

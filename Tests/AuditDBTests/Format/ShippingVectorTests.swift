@@ -1,0 +1,149 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// docs/test-vectors/shipping.json (FORMAT.md 22.7): the central tables of two shipped stores,
+/// and cases that change them, each with the exact findings. Written by this test with
+/// `AUDITDB_UPDATE_VECTORS=1`, otherwise regenerated and compared byte for byte; then every case
+/// is verified by the engine (``ShippedLogVerifier`` over rows read by
+/// ``ShippedEntry/init(columns:)``). The Python verifier (docs/verifier/shipping.py, run by
+/// selftest.py) checks the same cases from the text of the format.
+@Suite("Format: central shipping vectors")
+struct ShippingVectorTests {
+    static let file = FormatVectorTests.root.appendingPathComponent("docs/test-vectors/shipping.json")
+    typealias V = ShippingVectors
+    typealias J = VectorJSON
+
+    /// The file's text.
+    static func generate() -> String {
+        let rowsA = V.rowsA(), rowsB = V.rowsB()
+        let leavesA = V.leaves(rowsA, V.storeA), leavesB = V.leaves(rowsB, V.storeB)
+        let a6 = V.checkpoint(V.storeA, leavesA, 6, V.seedA), a8 = V.checkpoint(V.storeA, leavesA, 8, V.seedA)
+        let a10 = V.checkpoint(V.storeA, leavesA, 10, V.seedA), b6 = V.checkpoint(V.storeB, leavesB, 6, V.seedB)
+        let entries: [J] = rowsA.map { row in
+            row.seq == 3 || row.seq == 4 ? V.expiredColumns(row, store: V.storeA, expirySeq: 6) : row.columns(V.storeA)
+        } + rowsB.map { $0.columns(V.storeB) }
+        let batches: [J] = [
+            V.batchJSON(V.storeA, 1, 4, a6, V.proof(leavesA, from: 4, to: 6)),
+            V.batchJSON(V.storeA, 5, 6, a6, []),
+            V.batchJSON(V.storeA, 7, 10, a10, []),
+            V.batchJSON(V.storeB, 1, 4, b6, V.proof(leavesB, from: 4, to: 6)),
+            V.batchJSON(V.storeB, 5, 6, b6, []),
+        ]
+        let keys: [J] = [(V.storeA, V.seedA), (V.storeB, V.seedB)].map { store, seed in
+            .object([("store_id", .hex(store.bytes)), ("key_version", .int(1)), ("public_key", .hex(V.key(seed).publicKey.bytes))])
+        }
+        let dump: J = .object([
+            ("format", .string("auditdb-shipped-dump v1")), ("keys", .array(keys)),
+            ("checkpoints", .array([a6, a8, a10, b6].map(V.checkpointJSON))), ("batches", .array(batches)), ("entries", .array(entries)),
+        ])
+        let a = Hex.encode(V.storeA.bytes)
+        func set(_ seq: Int64, _ values: [(String, J)], store: String = a) -> J {
+            .object([("table", .string("entries")), ("store_id", .string(store)), ("seq", .int(seq)), ("set", .object(values))])
+        }
+        func setBatch(_ first: Int64, _ values: [(String, J)]) -> J {
+            .object([("table", .string("batches")), ("store_id", .string(a)), ("first_seq", .int(first)), ("set", .object(values))])
+        }
+        func finding(_ kind: String, _ from: Int64, _ to: Int64) -> J {
+            .object([("store_id", .string(a)), ("kind", .string(kind)), ("from_seq", .int(from)), ("to_seq", .int(to))])
+        }
+        // Row 7 with another tenant and its leaf recomputed to match: only the tree can tell.
+        var forged7 = rowsA[6]
+        forged7.tenant = "acme-us"
+        let tomb4 = V.tombstone(rowsA[3], store: V.storeA)
+        var tomb4Leaf = tomb4
+        tomb4Leaf[44] ^= 1
+        var tomb3Tag = V.tombstone(rowsA[2], store: V.storeA)
+        tomb3Tag[100] ^= 1
+        let unregistered = V.key(V.seedUnregistered).publicKey.bytes
+        let cases: [(String, String, [J], [J])] = [
+            ("intact", "the tables as shipped", [], []),
+            ("tenant-changed", "a shipped row's tenant changed", [set(1, [("tenant", .string("acme-us"))])], [finding("changed", 1, 1)]),
+            ("shown-actor-changed", "a shown actor changed (its commitment no longer matches)",
+             [set(1, [("actor", .string("mallory@example.com"))])], [finding("changed", 1, 1)]),
+            ("row-and-leaf-recomputed", "a row changed and its leaf recomputed: the batch's tree no longer reaches the checkpoint",
+             [set(7, [("tenant", .string("acme-us")), ("leaf", .hex(forged7.leaf(V.storeA)))])], [finding("changed", 7, 10)]),
+            ("withheld-field-filled-in", "a value written into a withheld field",
+             [set(2, [("actor", .string("eve@example.com"))])], [finding("changed", 2, 2)]),
+            ("withheld-field-guessed", "a withheld field shown with a guessed value and a made-up nonce",
+             [set(2, [("withheld", .int(0)), ("actor", .string("bob@example.com")), ("actor_nonce", .hex(V.sha("guess")))])],
+             [finding("changed", 2, 2)]),
+            ("erased-field-restored", "an erased field shown again with a made-up nonce",
+             [set(5, [("erased", .int(0)), ("details", .string(#"{"email":"erin@example.com"}"#)), ("details_nonce", .hex(V.sha("guess")))])],
+             [finding("changed", 5, 5)]),
+            ("erased-commitment-changed", "an erased field's commitment replaced",
+             [set(5, [("details_commitment", .hex(V.sha("other")))])], [finding("changed", 5, 5)]),
+            ("outcome-null", "a NULL in a column every row has", [set(10, [("outcome", .null)])], [finding("changed", 10, 10)]),
+            ("row-deleted", "a shipped row deleted", [.object([("table", .string("entries")), ("store_id", .string(a)), ("seq", .int(9)), ("delete", .int(1))])],
+             [finding("missing", 9, 9)]),
+            ("row-added", "a row added above the highest batch",
+             [.object([("table", .string("entries")), ("store_id", .string(a)), ("seq", .int(10)), ("copy_to_seq", .int(11))])],
+             [finding("extra", 11, 11)]),
+            ("batch-tied-to-another-checkpoint", "a batch record names another checkpoint of the store (its proof is for the one at 6)",
+             [setBatch(1, [("checkpoint_seq", .int(8)), ("checkpoint_signature", .hex(a8.signature))])], [finding("batch-changed", 1, 4)]),
+            ("proof-for-another-store", "a batch's proof replaced by another store's proof of the same sizes",
+             [setBatch(1, [("proof", .hex(V.proof(leavesB, from: 4, to: 6)))])], [finding("batch-changed", 1, 4)]),
+            ("checkpoint-of-another-store", "the last batch names another store's checkpoint: nothing proves its rows",
+             [setBatch(7, [("checkpoint_seq", .int(6)), ("checkpoint_signature", .hex(b6.signature))])], [finding("unproven", 7, 10)]),
+            ("checkpoint-not-at-witness", "the last batch names a signature the witness does not hold",
+             [setBatch(7, [("checkpoint_signature", .hex(Array(a10.signature.dropLast()) + [a10.signature[63] ^ 1]))])],
+             [finding("unproven", 7, 10)]),
+            ("proof-with-trailing-bytes", "16 bytes appended to a batch's proof",
+             [setBatch(1, [("proof", .hex(V.proof(leavesA, from: 4, to: 6) + [UInt8](repeating: 0, count: 16)))])],
+             [finding("batch-changed", 1, 4)]),
+            ("key-not-registered", "the store's registered key replaced: no checkpoint is valid under a registered key",
+             [.object([("table", .string("keys")), ("store_id", .string(a)), ("set", .object([("public_key", .hex(unregistered))]))])],
+             [finding("unproven", 1, 4)]),
+            ("tombstone-tag-changed", "a tombstone's match tag changed: the expiry entry's digest no longer matches",
+             [set(3, [("tombstone", .hex(tomb3Tag))])], [finding("changed", 3, 4)]),
+            ("tombstone-and-leaf-changed", "an expired row's tombstone leaf and its leaf changed together",
+             [set(4, [("tombstone", .hex(tomb4Leaf)), ("leaf", .hex(Array(tomb4Leaf[44..<76])))])],
+             [finding("changed", 1, 4), finding("changed", 3, 4)]),
+            ("expired-recorded-at-changed", "an expired row's recorded_at differs from its tombstone's",
+             [set(3, [("recorded_at", .int(rowsA[2].recordedAt + 1))])], [finding("changed", 3, 3)]),
+            ("row-made-to-look-expired", "a row replaced by a tombstone naming the expiry entry at 6, which does not list it",
+             [set(9, [("action", .null), ("outcome", .null), ("severity", .null), ("origin", .null), ("format_version", .null),
+                      ("key_version", .null), ("actor_commitment", .null), ("source_commitment", .null), ("details_commitment", .null),
+                      ("tombstone", .hex(V.tombstone(rowsA[8], store: V.storeA))), ("expiry_seq", .int(6))])],
+             [finding("changed", 9, 9)]),
+        ]
+        let caseJSON: [J] = cases.map { name, why, changes, findings in
+            .object([("name", .string(name)), ("why", .string(why)), ("changes", .array(changes)), ("findings", .array(findings))])
+        }
+        let top: J = .object([
+            ("vectors_format", .string("auditdb-shipping-vectors")), ("vectors_version", .int(1)),
+            ("generator", .string("Tests/AuditDBTests/Format/ShippingVectorTests.swift (AUDITDB_UPDATE_VECTORS=1)")),
+            ("WARNING", .string("PUBLIC TEST-ONLY checkpoint seeds (40..5f store A, 60..7f store B, 80..9f unregistered); never use them")),
+            ("dump", dump), ("cases", .array(caseJSON)),
+        ])
+        return top.render(depth: 3) + "\n"
+    }
+
+    @Test("shipping.json is what the engine generates now (AUDITDB_UPDATE_VECTORS=1 rewrites it)")
+    func current() throws {
+        let text = Self.generate()
+        if ProcessInfo.processInfo.environment["AUDITDB_UPDATE_VECTORS"] == "1" {
+            try text.write(to: Self.file, atomically: true, encoding: .utf8)
+        }
+        let stored = try String(contentsOf: Self.file, encoding: .utf8)
+        #expect(stored == text, "docs/test-vectors/shipping.json drifted from the engine; rewrite it with AUDITDB_UPDATE_VECTORS=1 and read the diff")
+    }
+
+    @Test("every case of shipping.json gets exactly its findings from the engine")
+    func verdicts() throws {
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: Self.file)) as? [String: Any])
+        let dump = try #require(object["dump"] as? [String: Any])
+        let cases = try #require(object["cases"] as? [[String: Any]])
+        #expect(cases.count >= 20)
+        for c in cases {
+            let name = try #require(c["name"] as? String)
+            let changed = try ShippedDump.applying(try #require(c["changes"] as? [[String: Any]]), to: dump)
+            let got = try ShippedDump.findings(changed).map { "\($0.store) \($0.finding.kind) \($0.finding.seqs.lowerBound)...\($0.finding.seqs.upperBound)" }
+            let want = try #require(c["findings"] as? [[String: Any]]).map { f in
+                "\(f["store_id"]!) \(f["kind"]!) \(f["from_seq"]!)...\(f["to_seq"]!)"
+            }
+            #expect(got.sorted() == want.sorted(), "case \(name)")
+        }
+    }
+}
