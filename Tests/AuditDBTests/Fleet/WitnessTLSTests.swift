@@ -10,7 +10,7 @@ import Testing
 /// TLS to PostgreSQL (docs/fleet.md "TLS"): a real server with a certificate from a private CA
 /// made here by `openssl`, reached with each `sslmode`; a role that pg_hba.conf allows only over
 /// TLS proves the connection was encrypted.
-@Suite("Fleet: TLS to PostgreSQL", .serialized)
+@Suite("Fleet: TLS to PostgreSQL", .serialized, .timeLimit(.minutes(10)))
 final class WitnessTLSTests: Sendable {
     let server: PostgresServer
     let ca: String, otherCA: String

@@ -135,12 +135,12 @@ struct LoadTests {
         // append: on a busy host one process can keep the write lock for longer than 700 ms (CI saw
         // 6,093 acks against 0), so each waits for its own first ack (up to 30 s). The crash test's
         // helper collects acks.
-        async let first = Task.detached {
+        async let first = offPool {
             try CrashTests().runAndKill(child, [path, keyFile, "concurrent", "0"], afterMilliseconds: 700, minimumAcks: 1)
-        }.value
-        async let second = Task.detached {
+        }
+        async let second = offPool {
             try CrashTests().runAndKill(child, [path, keyFile, "batch", "50000000"], afterMilliseconds: 700, minimumAcks: 1)
-        }.value
+        }
         let (a, b) = try await (first, second)
         #expect(!a.isEmpty && !b.isEmpty, "both processes must have appended (\(a.count), \(b.count))")
         let seqsA = Set(a.map(\.0)), seqsB = Set(b.map(\.0))

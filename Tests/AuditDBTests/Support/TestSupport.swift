@@ -210,6 +210,15 @@ final class ThreadWork<Value: Sendable>: Sendable {
     }
 }
 
+/// Runs blocking work (waiting for a child process, sleeping) on a thread of its own and suspends
+/// until it ends: an async test that blocked a thread of the shared cooperative pool instead would
+/// hold up every other test's continuations (PostgresNIO's among them) for as long.
+func offPool<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) async throws -> Value {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
 /// The `sqlite3` shell: an outside client that knows nothing of AuditDB. Installed by
 /// `make setup` / `.ci/run` (Debian package `sqlite3`).
 func sqlite3Shell(_ database: String, _ sql: String) throws -> ProcessResult {
