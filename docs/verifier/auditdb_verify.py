@@ -523,6 +523,8 @@ BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_expired is append-only: DELETE is not 
     ("0006-erasure", """
 ALTER TABLE audit_entries ADD COLUMN seals BLOB;
 """),
+    ("0007-tenant-seq-index",
+     "CREATE INDEX audit_entries_tenant_seq ON audit_entries(tenant) WHERE tenant IS NOT NULL;"),
 ]
 ALL_MIGRATIONS_SQL = "\n".join(sql for _, sql in MIGRATIONS)
 
@@ -1271,6 +1273,7 @@ QUERY_INDEXES = (
     ("audit_entries_recorded_at", ("recorded_at", "seq"), None),
     ("audit_entries_engine", ("action", "seq"), "action >= 'auditdb.' AND action < 'auditdb/'"),
     ("audit_entries_origin_ref", ("origin_ref", "seq"), "origin_ref IS NOT NULL"),
+    ("audit_entries_tenant_seq", ("tenant", "seq"), "tenant IS NOT NULL"),
 )
 _ENGINE_LOW, _ENGINE_HIGH = b"auditdb.", b"auditdb/"
 
@@ -1330,6 +1333,7 @@ def _table_entries(conn) -> list:
             out[1][(bucket, v["resource_id"], seq)] += 1
         if v["tenant"][0] != "null":
             out[2][(v["tenant"], v["recorded_at"], seq)] += 1
+            out[6][(v["tenant"], seq)] += 1
         out[3][(v["recorded_at"], seq)] += 1
         action = v["action"]
         if action[0] == "text" and _ENGINE_LOW <= action[1] < _ENGINE_HIGH:  # bytewise
