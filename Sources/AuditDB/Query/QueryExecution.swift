@@ -23,6 +23,8 @@ enum QueryExecution {
         var tenantWalk = false
         /// The tenant every row must have (the query's, or the scoped handle's).
         var tenant: String?
+        /// The recorded-time window in microseconds, half-open.
+        var recordedWindow: (lower: Int64, upper: Int64)?
         var descending = false
         var limit = 100
         var lowerSeq: Int64 = 1
@@ -84,6 +86,7 @@ enum QueryExecution {
         if let range = query.recordedAt {
             plan.conditions.append("recorded_at >= ? AND recorded_at < ?")
             plan.bindings += [range.lowerBound.microsecondsSinceEpoch, range.upperBound.microsecondsSinceEpoch]
+            plan.recordedWindow = (range.lowerBound.microsecondsSinceEpoch, range.upperBound.microsecondsSinceEpoch)
         }
         if let range = query.occurredAt {
             plan.conditions.append("occurred_at >= ? AND occurred_at < ?")

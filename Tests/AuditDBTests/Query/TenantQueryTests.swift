@@ -41,6 +41,8 @@ struct TenantQueryTests {
             let now = AuditTimestamp.now()
             let plan = try QueryExecution.plan(EntryQuery(descending: descending, tenant: "t", recordedAt: now..<now))
             #expect(plan.tenantWalk)
+            let probe = try await details(store, QueryExecution.tenantProbeSQL, [Int64(1), Int64.max, "t", Int64(0), Int64(1), Int64(4_096)])
+            #expect(probe.contains("SEARCH audit_entries USING COVERING INDEX audit_entries_tenant_time (tenant=? AND recorded_at>? AND recorded_at<?)"), "\(probe)")
             let walk = try await details(store, QueryExecution.tenantWalkSQL(plan), plan.bindings + [Int64(1), Int64.max, "t", Int64(2_000)])
             #expect(walk == ["SEARCH audit_entries USING INDEX audit_entries_tenant_seq (tenant=? AND rowid>? AND rowid<?)"])
             let rest = try await details(store, QueryExecution.sql(plan, bucketed: false), [Int64(1), Int64.max] + plan.bindings + [Int64(100)])
@@ -93,12 +95,14 @@ struct TenantQueryTests {
                     && $0.seq >= lower && $0.seq <= upper
             }.map(\.seq)
             let expected = Array((descending ? Array(matching.reversed()) : matching).prefix(limit))
-            for budget in [1, 7, 50, 2_000] {
+            // Probe limit 1: always walk (budgets 1, 7, 50, 2,000 rows: the time index takes over at
+            // every point); 4,096 (the default): the time index alone for small windows.
+            for (probe, budget) in [(1, 1), (1, 7), (1, 50), (1, 2_000), (QueryExecution.tenantProbeLimit, nil)] {
                 let got = try queue.read { db in
-                    try QueryExecution.tenantWalkSeqs(db, plan: plan, lower: lower, upper: upper, budget: budget)
+                    try QueryExecution.tenantWalkSeqs(db, plan: plan, lower: lower, upper: upper, probeLimit: probe, budget: budget)
                 }
                 if got != expected {
-                    failures.append("round \(round) (\(tenant), \(descending ? "desc" : "asc"), limit \(limit), budget \(budget)): \(got.prefix(5)) vs \(expected.prefix(5))")
+                    failures.append("round \(round) (\(tenant), \(descending ? "desc" : "asc"), limit \(limit), probe \(probe), budget \(budget ?? -1)): \(got.prefix(5)) vs \(expected.prefix(5))")
                 }
             }
         }

@@ -32,10 +32,11 @@ extension Bench {
         let tenant: [OpaquePointer]      // [asc, desc]: tenant only, through audit_entries_tenant_seq
         let walk: [OpaquePointer]        // tenant + time: the walk (QueryExecution+TenantWalk.swift)
         let rest: [OpaquePointer]        // tenant + time: the time index for what the walk did not reach
+        let probe: OpaquePointer         // tenant + time: the window's entries, counted up to 4,096
         let actor: [OpaquePointer], resource: [OpaquePointer]
         /// The SQL before migration 0007 (raw only): a tenant's rows sorted by seq from (tenant, recorded_at).
         let tenantBefore: [OpaquePointer]
-        static let walkBudget: Int64 = 2_000
+        static let walkBudget: Int64 = 512, probeLimit: Int64 = 4_096
 
         init(path: String) throws {
             let db = try RawDB(path: path, readOnly: true)
@@ -49,13 +50,14 @@ extension Bench {
             tenant = try both { "SELECT \(cols) FROM audit_entries WHERE seq >= ? AND seq <= ? AND tenant = ? ORDER BY seq \($0) LIMIT ?" }
             walk = try both { "SELECT seq, (tenant = ? AND recorded_at >= ? AND recorded_at < ?) FROM audit_entries WHERE seq >= ? AND seq <= ? AND tenant = ? ORDER BY seq \($0) LIMIT ?" }
             rest = try both { "SELECT seq FROM audit_entries WHERE +seq >= ? AND +seq <= ? AND tenant = ? AND recorded_at >= ? AND recorded_at < ? ORDER BY seq \($0) LIMIT ?" }
+            probe = try db.prepare("SELECT count(*) FROM (SELECT 1 FROM audit_entries WHERE +seq >= ? AND +seq <= ? AND tenant = ? AND recorded_at >= ? AND recorded_at < ? LIMIT ?)")
             actor = try both { "SELECT \(cols) FROM audit_entries WHERE seq >= ? AND seq <= ? AND (seq >> 14) = ? AND actor = ? ORDER BY seq \($0) LIMIT ?" }
             resource = try both { "SELECT \(cols) FROM audit_entries WHERE seq >= ? AND seq <= ? AND (seq >> 14) = ? AND resource_id = ? ORDER BY seq \($0) LIMIT ?" }
             tenantBefore = try both { "SELECT \(cols) FROM audit_entries INDEXED BY audit_entries_tenant_time WHERE seq >= ? AND seq <= ? AND tenant = ? ORDER BY seq \($0) LIMIT ?" }
         }
 
         deinit {
-            for s in [head, begin, commit, rowBySeq] + tenantBefore + tenant + walk + rest + actor + resource { sqlite3_finalize(s) }
+            for s in [head, begin, commit, rowBySeq, probe] + tenantBefore + tenant + walk + rest + actor + resource { sqlite3_finalize(s) }
         }
 
         func plan(_ stmt: OpaquePointer) throws -> String {
@@ -109,16 +111,20 @@ extension Bench {
                 return Bench.scan(tenant[d]).rows
             }
             let lo = window.lowerBound.microsecondsSinceEpoch, hi = window.upperBound.microsecondsSinceEpoch
+            bind(probe, [Int64(1), last, q.tenant!, lo, hi, Self.probeLimit])
+            sqlite3_step(probe)
+            let dense = sqlite3_column_int64(probe, 0) >= Self.probeLimit
+            sqlite3_reset(probe)
             bind(walk[d], [q.tenant!, lo, hi, Int64(1), last, q.tenant!, Self.walkBudget])
-            var seqs: [Int64] = [], read: Int64 = 0, reached: Int64 = 0
-            while sqlite3_step(walk[d]) == SQLITE_ROW {
+            var seqs: [Int64] = [], read: Int64 = 0, reached: Int64 = q.descending ? last + 1 : 0
+            while dense && sqlite3_step(walk[d]) == SQLITE_ROW {
                 read += 1
                 reached = sqlite3_column_int64(walk[d], 0)
                 if sqlite3_column_int64(walk[d], 1) == 1 { seqs.append(reached) }
                 if seqs.count == q.limit { break }
             }
             sqlite3_reset(walk[d])
-            if seqs.count < q.limit && read == Self.walkBudget {
+            if seqs.count < q.limit && (read == Self.walkBudget || !dense) {
                 let (a, b) = q.descending ? (Int64(1), reached - 1) : (reached + 1, last)
                 bind(rest[d], [a, b, q.tenant!, lo, hi, limit - Int64(seqs.count)])
                 while sqlite3_step(rest[d]) == SQLITE_ROW { seqs.append(sqlite3_column_int64(rest[d], 0)) }
@@ -234,6 +240,20 @@ extension Bench {
                 progress("  before 0007 (raw), \(descending ? "newest" : "oldest") first: \(Fmt.fixed(before[o].last!, 1)) ms")
             }
         }
+        // Streaming every row of the big tenant (issue 19: 4 min 33 s newest first against 16 s
+        // for the whole store oldest first, before migration 0007), both orders, alternating.
+        var stream: [[Double]] = [[], []]  // rows/s, newest and oldest first
+        for run in 0..<(options.lopsidedStream ? runs : 0) {
+            for descending in (run % 2 == 0 ? [true, false] : [false, true]) {
+                var n = 0
+                let seconds = try await timedAsync {
+                    for try await _ in store.stream(EntryQuery(descending: descending, tenant: LopsidedProfile.bigTenant)) { n += 1 }
+                }.1
+                guard n == Int(bigRows) else { throw BenchError("streamed \(n) rows of \(bigRows)") }
+                stream[descending ? 0 : 1].append(Double(n) / seconds)
+                progress("  stream of the big tenant, \(descending ? "newest" : "oldest") first: \(Fmt.int(Double(n) / seconds)) rows/s")
+            }
+        }
         let plans = [
             ("tenant", try raw.plan(raw.tenant[1])), ("tenant + time, walk", try raw.plan(raw.walk[1])),
             ("tenant + time, rest", try raw.plan(raw.rest[1])), ("before 0007", try raw.plan(raw.tenantBefore[1])),
@@ -242,7 +262,7 @@ extension Bench {
         let ms = { (v: [Double]) in Fmt.mmm(Summary(v), { Fmt.fixed($0, 3) }) }
         line("## 15. Lopsided profile: first page of 100 on a \(Fmt.int(Double(rows)))-row store, \(keysPerRun) keys per kind and order per run, \(runs) runs")
         line()
-        line("One tenant (`\(LopsidedProfile.bigTenant)`) holds \(Fmt.int(Double(bigRows))) rows; 63 small tenants share the rest (~\(Fmt.int(Double(rows - Int(bigRows)) / 63)) rows each); actors `\(LopsidedProfile.rare1)` (1 row, seq \(rows / 100 + 1)), `\(LopsidedProfile.rare10)` (10 rows, one per tenth of the store) and `\(LopsidedProfile.heavy)` (10,000 rows, every \(rows / 10_000)th); other actors and resource ids as in the other sections. Time windows are 10% of the store's recorded-time span (\(Fmt.fixed(Double(window) / 1e6, 2)) s of \(Fmt.fixed(Double(maxT - minT) / 1e6, 1)) s). `store.page(EntryQuery(limit: 100, ...))` (every row's MAC and chain link verified) against the same SQL statements run raw on a second read-only connection (the same head read, bucket loop, tenant walk of at most \(LopsidedRaw.walkBudget) rows then the time index, rows by seq; every column read; no verification); per key the sides run back to back, order alternating; 20 untimed warm-up keys per cell. ms, min / median / max over the runs of each run's percentile.")
+        line("One tenant (`\(LopsidedProfile.bigTenant)`) holds \(Fmt.int(Double(bigRows))) rows; 63 small tenants share the rest (~\(Fmt.int(Double(rows - Int(bigRows)) / 63)) rows each); actors `\(LopsidedProfile.rare1)` (1 row, seq \(rows / 100 + 1)), `\(LopsidedProfile.rare10)` (10 rows, one per tenth of the store) and `\(LopsidedProfile.heavy)` (10,000 rows, every \(rows / 10_000)th); other actors and resource ids as in the other sections. Time windows are 10% of the store's recorded-time span (\(Fmt.fixed(Double(window) / 1e6, 2)) s of \(Fmt.fixed(Double(maxT - minT) / 1e6, 1)) s). `store.page(EntryQuery(limit: 100, ...))` (every row's MAC and chain link verified) against the same SQL statements run raw on a second read-only connection (the same head read, bucket loop, for tenant + time the window's entries counted in the time index up to \(LopsidedRaw.probeLimit), then (if that many) a walk of at most \(LopsidedRaw.walkBudget) of the tenant's rows, then the time index for the rest, rows by seq; every column read; no verification); per key the sides run back to back, order alternating; 20 untimed warm-up keys per cell. ms, min / median / max over the runs of each run's percentile.")
         line()
         if !rates.isEmpty {
             let cost = ratesWithout.isEmpty ? "" : "; without `audit_entries_tenant_seq` (dropped after creation): \(Fmt.mmm(Summary(ratesWithout), Fmt.int)) rows/s, so migration 0007 costs \(Fmt.pct(1 - Summary(rates).median / Summary(ratesWithout).median)) of the append rate (medians, same run, order alternating)"
@@ -252,6 +272,11 @@ extension Bench {
         if !verifyWith.isEmpty {
             let ratio = zip(verifyWith, verifyWithout).map { $0 / $1 }
             line("`AuditStore.verify(storeAt:)` (full pass, index proof included), \(runs) runs each, order alternating: \(Fmt.mmm(Summary(verifyWith), Fmt.int)) rows/s with `audit_entries_tenant_seq`, \(Fmt.mmm(Summary(verifyWithout), Fmt.int)) rows/s on the same rows without it (that store reports the index missing); with / without per run: \(Fmt.mmm(Summary(ratio), Fmt.pct)).")
+            line()
+        }
+        if !stream[0].isEmpty {
+            let ratio = zip(stream[1], stream[0]).map { $0 / $1 }
+            line("Streaming all \(Fmt.int(Double(bigRows))) rows of `\(LopsidedProfile.bigTenant)` (`store.stream`, pages of 1,000, every row verified), \(runs) runs each, order alternating: newest first \(Fmt.mmm(Summary(stream[0]), Fmt.int)) rows/s, oldest first \(Fmt.mmm(Summary(stream[1]), Fmt.int)) rows/s; oldest / newest per run \(Fmt.mmm(Summary(ratio), Fmt.x)) (target: within 1.5x).")
             line()
         }
         line("Plans (`EXPLAIN QUERY PLAN`, newest first): " + plans.map { "\($0.0): `\($0.1)`" }.joined(separator: "; ") + ".")
