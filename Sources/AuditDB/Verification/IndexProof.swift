@@ -185,7 +185,7 @@ struct IndexProof: Sendable {
     }
 
     /// The index side for the indexes whose number is `part` modulo `parts` (two connections
-    /// scan in parallel; each part holds two of the four large indexes).
+    /// scan in parallel: part 0 holds actor, tenant + time and tenant + seq, part 1 resource and time).
     static func indexSide(_ db: Database, key: [UInt8], from: Int64?, upTo: Int64, part: Int32 = 0, parts: Int32 = 1) throws -> Side {
         var side = Side(digest: emptyDigest(key: key))
         side.proved = try provable(db).filter { $0.id % parts == part }
