@@ -104,6 +104,9 @@ CREATE INDEX audit_entries_tenant_time ON audit_entries(tenant, recorded_at) WHE
 CREATE INDEX audit_entries_recorded_at ON audit_entries(recorded_at);
 -- AuditDB's own entries (actions auditdb.*), e.g. to find the newest scan record at once.
 CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/';
+-- A tenant's rows in seq order (an index on (tenant) is ordered by (tenant, rowid)), so that a
+-- tenant's newest-first page costs what its oldest-first page does (migration 0008).
+CREATE INDEX audit_entries_tenant_seq ON audit_entries(tenant) WHERE tenant IS NOT NULL;
 
 -- For people reading the store with the sqlite3 shell: names instead of codes, ISO-8601 times.
 CREATE VIEW audit_log AS

@@ -204,6 +204,10 @@ void adb_index_digest_add_parsed(adb_index_digest *d, const adb_row *row) {
         p = fast_int(p, row->recorded_at);
         p = fast_int(p, seq);
         fast_add(d, ADB_INDEX_TENANT_TIME, buf, p);
+        buf[0] = ADB_INDEX_TENANT_SEQ + 1;
+        p = fast_text(buf + 1, row->tenant.ptr, (uint32_t)row->tenant.len);
+        p = fast_int(p, seq);
+        fast_add(d, ADB_INDEX_TENANT_SEQ, buf, p);
     }
     buf[0] = ADB_INDEX_RECORDED_AT + 1;
     p = fast_int(buf + 1, row->recorded_at);
@@ -247,6 +251,10 @@ void adb_index_digest_add_parsed_streaming(adb_index_digest *d, const adb_row *r
         entry_int(&e, d, row->recorded_at);
         entry_int(&e, d, seq);
         entry_finish(&e, d, ADB_INDEX_TENANT_TIME);
+        entry_start(&e, d, ADB_INDEX_TENANT_SEQ);
+        entry_bytes(&e, d, 3, row->tenant.ptr, (uint32_t)row->tenant.len);
+        entry_int(&e, d, seq);
+        entry_finish(&e, d, ADB_INDEX_TENANT_SEQ);
     }
     entry_start(&e, d, ADB_INDEX_RECORDED_AT);
     entry_int(&e, d, row->recorded_at);
@@ -291,6 +299,10 @@ void adb_index_digest_add_row(adb_index_digest *d, struct sqlite3_stmt *stmt) {
         entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_RECORDED_AT));
         entry_int(&e, d, seq);
         entry_finish(&e, d, ADB_INDEX_TENANT_TIME);
+        entry_start(&e, d, ADB_INDEX_TENANT_SEQ);
+        entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_TENANT));
+        entry_int(&e, d, seq);
+        entry_finish(&e, d, ADB_INDEX_TENANT_SEQ);
     }
     entry_start(&e, d, ADB_INDEX_RECORDED_AT);
     entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_RECORDED_AT));

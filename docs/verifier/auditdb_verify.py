@@ -526,6 +526,8 @@ ALTER TABLE audit_entries ADD COLUMN seals BLOB;
     ("0007-erasure-paths", """
 SELECT 1;
 """),
+    ("0008-tenant-seq-index",
+     "CREATE INDEX audit_entries_tenant_seq ON audit_entries(tenant) WHERE tenant IS NOT NULL;"),
 ]
 ALL_MIGRATIONS_SQL = "\n".join(sql for _, sql in MIGRATIONS)
 
@@ -1274,6 +1276,7 @@ QUERY_INDEXES = (
     ("audit_entries_recorded_at", ("recorded_at", "seq"), None),
     ("audit_entries_engine", ("action", "seq"), "action >= 'auditdb.' AND action < 'auditdb/'"),
     ("audit_entries_origin_ref", ("origin_ref", "seq"), "origin_ref IS NOT NULL"),
+    ("audit_entries_tenant_seq", ("tenant", "seq"), "tenant IS NOT NULL"),
 )
 _ENGINE_LOW, _ENGINE_HIGH = b"auditdb.", b"auditdb/"
 
@@ -1333,6 +1336,7 @@ def _table_entries(conn) -> list:
             out[1][(bucket, v["resource_id"], seq)] += 1
         if v["tenant"][0] != "null":
             out[2][(v["tenant"], v["recorded_at"], seq)] += 1
+            out[6][(v["tenant"], seq)] += 1
         out[3][(v["recorded_at"], seq)] += 1
         action = v["action"]
         if action[0] == "text" and _ENGINE_LOW <= action[1] < _ENGINE_HIGH:  # bytewise

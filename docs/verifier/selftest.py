@@ -360,7 +360,7 @@ def test_stores(tmp: pathlib.Path) -> None:
     p = fresh("at-0001")
     tamper(p, "DROP INDEX audit_entries_origin_ref", "DROP INDEX audit_entries_actor", "DROP INDEX audit_entries_resource",
            "DROP INDEX audit_entries_tenant_time", "DROP INDEX audit_entries_recorded_at", "DROP INDEX audit_entries_engine",
-           "DROP VIEW audit_scan_history", "DROP TABLE audit_checkpoints", "DROP TABLE audit_expired",
+           "DROP INDEX audit_entries_tenant_seq", "DROP VIEW audit_scan_history", "DROP TABLE audit_checkpoints", "DROP TABLE audit_expired",
            "ALTER TABLE audit_entries DROP COLUMN seals",
            "DELETE FROM grdb_migrations WHERE identifier > '0001-initial'")
     k = kinds(av.verify(str(p), both))
@@ -1009,7 +1009,8 @@ def test_query_indexes(tmp: pathlib.Path) -> None:
              for name, cols, where in av.QUERY_INDEXES}
     conn.close()
     check(sizes == {"audit_entries_actor": 10, "audit_entries_resource": 10, "audit_entries_tenant_time": 5,
-                    "audit_entries_recorded_at": 10, "audit_entries_engine": 2, "audit_entries_origin_ref": 1},
+                    "audit_entries_recorded_at": 10, "audit_entries_engine": 2, "audit_entries_origin_ref": 1,
+                    "audit_entries_tenant_seq": 5},
           f"test store: every query index has entries ({sizes})")
     rep = av.verify(str(base), both, SID)
     check(rep.intact and not mismatches(rep), f"intact store -> no index-mismatch ({kinds(rep)})")
@@ -1837,8 +1838,8 @@ def test_expired_rows(tmp: pathlib.Path) -> None:
           f"(g) audit_expired's delete trigger dropped -> schema-tampered ({shown(rep)})")
     q = tmp / "ex-at-0004.sqlite"
     build_store(q, base_rows())
-    tamper_all(q, "DROP TABLE audit_expired", "ALTER TABLE audit_entries DROP COLUMN seals",
-               "DELETE FROM grdb_migrations WHERE identifier IN ('0005-retention', '0006-erasure', '0007-erasure-paths')")
+    tamper_all(q, "DROP TABLE audit_expired", "ALTER TABLE audit_entries DROP COLUMN seals", "DROP INDEX audit_entries_tenant_seq",
+               "DELETE FROM grdb_migrations WHERE identifier IN ('0005-retention', '0006-erasure', '0007-erasure-paths', '0008-tenant-seq-index')")
     rep = av.verify(str(q), both, SID)
     check(seqs(rep) == [("schema-outdated", None, None)], f"(g) a store at 0004 without audit_expired -> schema-outdated only ({shown(rep)})")
     q = copy("table-dropped")

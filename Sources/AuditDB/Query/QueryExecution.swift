@@ -18,6 +18,13 @@ enum QueryExecution {
         /// A time index yields rows in time order, so SQLite sorts them by seq: select and sort
         /// only seqs (from the index, without reading rows), then read the page's rows by seq.
         var seqsFirst = false
+        /// Tenant + time window: walk the tenant's rows in seq order first (``tenantWalkBudget``
+        /// rows at most), then the time index for the rest (QueryExecution+TenantWalk.swift).
+        var tenantWalk = false
+        /// The tenant every row must have (the query's, or the scoped handle's).
+        var tenant: String?
+        /// The recorded-time window in microseconds, half-open.
+        var recordedWindow: (lower: Int64, upper: Int64)?
         var descending = false
         var limit = 100
         var lowerSeq: Int64 = 1
@@ -67,7 +74,8 @@ enum QueryExecution {
             plan.conditions.append("\(column) = ?")
             plan.bindings.append(value)
         }
-        text("tenant", forcedTenant ?? query.tenant)
+        plan.tenant = forcedTenant ?? query.tenant
+        text("tenant", plan.tenant)
         text("actor", query.actor)
         text("action", query.action)
         text("resource_type", query.resourceType)
@@ -78,6 +86,7 @@ enum QueryExecution {
         if let range = query.recordedAt {
             plan.conditions.append("recorded_at >= ? AND recorded_at < ?")
             plan.bindings += [range.lowerBound.microsecondsSinceEpoch, range.upperBound.microsecondsSinceEpoch]
+            plan.recordedWindow = (range.lowerBound.microsecondsSinceEpoch, range.upperBound.microsecondsSinceEpoch)
         }
         if let range = query.occurredAt {
             plan.conditions.append("occurred_at >= ? AND occurred_at < ?")
@@ -88,6 +97,7 @@ enum QueryExecution {
         // present); without statistics SQLite would pick the rowid range.
         plan.preferTimeIndex = !plan.bucketed && query.recordedAt != nil && query.seqs == nil
         plan.seqsFirst = !plan.bucketed && query.recordedAt != nil
+        plan.tenantWalk = plan.seqsFirst && plan.tenant != nil
         return plan
     }
 
@@ -123,9 +133,11 @@ enum QueryExecution {
                 bucket += plan.descending ? -1 : 1
             }
         } else if plan.seqsFirst {
-            let seqs = try Int64.fetchAll(
-                db.cachedStatement(sql: sql(plan, bucketed: false)),
-                arguments: StatementArguments([lower, upper] + plan.bindings + [Int64(plan.limit)]))
+            let seqs = plan.tenantWalk
+                ? try tenantWalkSeqs(db, plan: plan, lower: lower, upper: upper)
+                : try Int64.fetchAll(
+                    db.cachedStatement(sql: sql(plan, bucketed: false)),
+                    arguments: StatementArguments([lower, upper] + plan.bindings + [Int64(plan.limit)]))
             let row = try db.cachedStatement(sql: rowBySeqSQL)
             for seq in seqs {
                 try row.setArguments([seq])

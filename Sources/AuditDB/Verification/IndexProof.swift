@@ -43,6 +43,9 @@ struct IndexProof: Sendable {
               condition: "action >= 'auditdb.' AND action < 'auditdb/'"),
         Index(id: Int32(ADB_INDEX_ORIGIN_REF), name: "audit_entries_origin_ref", keyColumns: "origin_ref",
               condition: "origin_ref IS NOT NULL"),
+        // Migration 0008: ordered (tenant, rowid); the rowid is the entry's seq.
+        Index(id: Int32(ADB_INDEX_TENANT_SEQ), name: "audit_entries_tenant_seq", keyColumns: "tenant",
+              condition: "tenant IS NOT NULL"),
     ]
 
     /// A fresh digest with a random key (the same key must be used on both sides of one pass).
@@ -107,16 +110,26 @@ struct IndexProof: Sendable {
         case Int32(ADB_INDEX_TENANT_TIME):
             // One seek per tenant of the new rows, within their recorded_at window.
             guard let (lo, hi) = try window(db, column: "recorded_at", from: from, upTo: upTo) else { return }
-            let tenants = try String.fetchAll(
-                db, sql: "SELECT DISTINCT tenant FROM audit_entries WHERE seq >= ? AND seq <= ? AND typeof(tenant) = 'text'",
-                arguments: [from, upTo])
-            for tenant in tenants {
+            for tenant in try tenants(db, from: from, upTo: upTo) {
                 try fold(db, index: index, sql: index.sql(" AND tenant = ?6 AND recorded_at >= ?4 AND recorded_at <= ?5" + range),
                          key: key, bindings: [upTo, from, lo, hi], text: tenant, into: &digest)
+            }
+        case Int32(ADB_INDEX_TENANT_SEQ):
+            // One seek per tenant of the new rows: their part of the index is the seq range itself.
+            for tenant in try tenants(db, from: from, upTo: upTo) {
+                try fold(db, index: index, sql: index.sql(" AND tenant = ?6" + range),
+                         key: key, bindings: [upTo, from], text: tenant, into: &digest)
             }
         default:
             try fold(db, index: index, sql: index.sql(range), key: key, bindings: [upTo, from], into: &digest)
         }
+    }
+
+    /// The distinct TEXT tenants of rows `from...upTo`.
+    private static func tenants(_ db: Database, from: Int64, upTo: Int64) throws -> [String] {
+        try String.fetchAll(
+            db, sql: "SELECT DISTINCT tenant FROM audit_entries WHERE seq >= ? AND seq <= ? AND typeof(tenant) = 'text'",
+            arguments: [from, upTo])
     }
 
     /// The smallest and largest integer value of `column` among rows `from...upTo`.
@@ -172,7 +185,7 @@ struct IndexProof: Sendable {
     }
 
     /// The index side for the indexes whose number is `part` modulo `parts` (two connections
-    /// scan in parallel; each part holds two of the four large indexes).
+    /// scan in parallel: part 0 holds actor, tenant + time and tenant + seq, part 1 resource and time).
     static func indexSide(_ db: Database, key: [UInt8], from: Int64?, upTo: Int64, part: Int32 = 0, parts: Int32 = 1) throws -> Side {
         var side = Side(digest: emptyDigest(key: key))
         side.proved = try provable(db).filter { $0.id % parts == part }

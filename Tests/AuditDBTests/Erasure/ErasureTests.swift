@@ -189,7 +189,7 @@ struct ErasureTests {
         try await old.append(contentsOf: (1...4).map { sampleEvent($0, actor: Self.alice) })
         try await old.close()
         let migrated = try await AuditStore.migrate(at: path, keys: keys, backup: .none)
-        #expect(migrated.applied == ["0006-erasure", "0007-erasure-paths"] && migrated.verification.isIntact)
+        #expect(migrated.applied == Array(StoreSchema.knownMigrations.drop { $0 != "0006-erasure" }) && migrated.verification.isIntact)
         let store = try await AuditStore.open(at: path, keys: keys)
         try await store.append(contentsOf: (5...6).map { sampleEvent($0, actor: Self.alice) })
         await #expect {

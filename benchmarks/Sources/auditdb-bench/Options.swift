@@ -26,6 +26,9 @@ struct Options {
     var scanNewRows = 10_000      // rows appended before each incremental scan
     var smallStoreRows = 100_000  // the small store of the incremental-scan comparison
     var statusReads = 20_000_000  // scanner.status reads per run
+    var lopsidedKeys = 200        // keys per query kind and order per run (section 15, lopsided)
+    var lopsidedIndexCost = true  // section 15 also builds the store without migration 0008's index
+    var lopsidedStream = true     // section 15 also streams every row of the big tenant, both orders
     var exportRows = 100_000      // rows of the export-format store (a v1 bundle of every row is ~2 KB an entry)
     var out: String?
     /// The release `auditdb` for the streaming-ingest section (default: the repository's .build/release/auditdb).
@@ -38,10 +41,14 @@ struct Options {
                              [--peer-script PATH] [--no-peer] [--only LIST] [--out FILE]
                              [--no-plain-index] [--trigger-baseline] [--caller-thread] [--query-keys N]
                              [--scan-new-rows N] [--small-store-rows N] [--status-reads N] [--export-rows N]
-                             [--cli PATH]
+                             [--cli PATH] [--lopsided-keys N] [--no-index-cost] [--no-stream]
 
           --quick        quick profile: 100k rows, 300 latency ops, 64x40 group appends (also AUDITDB_BENCH_QUICK=1)
-          --only LIST    comma-separated sections: append,latency,group,verify,storage,query,scan,status,adopt,expiry,vacuum,erasure,export,jsonl,peer
+          --only LIST    comma-separated sections: append,latency,group,verify,storage,query,scan,status,adopt,expiry,vacuum,erasure,export,jsonl,peer,
+                         lopsided (not in the default set: `--only lopsided` runs the lopsided profile alone, at 1M or 10M rows)
+          --lopsided-keys N  keys per query kind and order per run in the lopsided section (default 200)
+          --no-index-cost    lopsided: skip the second store build without audit_entries_tenant_seq (the append and verify cost of migration 0008)
+          --no-stream        lopsided: skip streaming every row of the big tenant in both orders
           --export-rows N  rows of the export section's store (default 100000; quick 20000)
           --no-plain-index     skip the raw baseline with plain unbucketed actor/resource_id indexes
           --trigger-baseline   also run the raw baseline with the 3 audit_entries triggers (no index)
@@ -95,6 +102,9 @@ struct Options {
             case "--small-store-rows": smallStoreRows = try number(arg)
             case "--status-reads": statusReads = try number(arg)
             case "--export-rows": exportRows = try number(arg)
+            case "--lopsided-keys": lopsidedKeys = try number(arg)
+            case "--no-index-cost": lopsidedIndexCost = false
+            case "--no-stream": lopsidedStream = false
             case "--only": sections = Set(try value(arg).split(separator: ",").map(String.init))
             case "--out": out = try value(arg)
             case "--cli": cliPath = try value(arg)

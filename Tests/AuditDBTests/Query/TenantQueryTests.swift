@@ -1,0 +1,182 @@
+import AuditDBTestSupport
+import Foundation
+import GRDB
+import Testing
+
+@testable import AuditDB
+
+/// Tenant queries through `audit_entries_tenant_seq` (migration 0008, issue 19): the plans (no sort
+/// of the tenant's rows, newest or oldest first), the tenant + time walk against a brute-force
+/// oracle on rows whose recorded_at goes backwards, the index proof for the new index (tampered
+/// with by hand: exact finding, full and incremental), `repair-indexes`, and the migration.
+@Suite("Tenant queries")
+struct TenantQueryTests {
+    let dir: TemporaryDirectory
+    let keys: KeyRing
+    let db: String
+
+    init() throws {
+        dir = try TemporaryDirectory()
+        keys = try KeyRing.inMemory()
+        db = dir.path("store.db")
+    }
+
+    func details(_ store: AuditStore, _ sql: String, _ arguments: [any DatabaseValueConvertible & Sendable]) async throws -> [String] {
+        try await store.pool.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: StatementArguments(arguments)).map { $0["detail"] as String }
+        }
+    }
+
+    @Test("a tenant's page, newest or oldest first, is one seek in audit_entries_tenant_seq and no sort; tenant + time walks it, then the time index")
+    func plans() async throws {
+        try await makeStore(at: db, keys: keys, count: 50)
+        let store = try await AuditStore.open(at: db, keys: keys)
+        for descending in [true, false] {
+            for query in [EntryQuery(descending: descending, tenant: "t"), EntryQuery(descending: descending, action: "read", tenant: "t"),
+                          EntryQuery(descending: descending, tenant: "t", outcome: .denied)] {
+                let plan = try QueryExecution.plan(query)
+                let got = try await details(store, QueryExecution.sql(plan, bucketed: false), [Int64(1), Int64.max] + plan.bindings + [Int64(100)])
+                #expect(got == ["SEARCH audit_entries USING INDEX audit_entries_tenant_seq (tenant=? AND rowid>? AND rowid<?)"], "\(query)")
+            }
+            let now = AuditTimestamp.now()
+            let plan = try QueryExecution.plan(EntryQuery(descending: descending, tenant: "t", recordedAt: now..<now))
+            #expect(plan.tenantWalk)
+            let probe = try await details(store, QueryExecution.tenantProbeSQL, [Int64(1), Int64.max, "t", Int64(0), Int64(1), Int64(4_096)])
+            #expect(probe.contains("SEARCH audit_entries USING COVERING INDEX audit_entries_tenant_time (tenant=? AND recorded_at>? AND recorded_at<?)"), "\(probe)")
+            let walk = try await details(store, QueryExecution.tenantWalkSQL(plan), plan.bindings + [Int64(1), Int64.max, "t", Int64(2_000)])
+            #expect(walk == ["SEARCH audit_entries USING INDEX audit_entries_tenant_seq (tenant=? AND rowid>? AND rowid<?)"])
+            let rest = try await details(store, QueryExecution.sql(plan, bucketed: false), [Int64(1), Int64.max] + plan.bindings + [Int64(100)])
+            #expect(rest.first == "SEARCH audit_entries USING COVERING INDEX audit_entries_tenant_time (tenant=? AND recorded_at>? AND recorded_at<?)")
+        }
+        try await store.close()
+    }
+
+    @Test("tenant + time equals a brute-force filter when recorded_at steps backwards, for every walk budget, limit, order and seq range")
+    func walkMatchesOracle() throws {
+        // Plain rows (no MACs: this checks which seqs the SQL selects) in a database with the schema.
+        let queue = try DatabaseQueue()
+        try StoreSchema.migrator.migrate(queue)
+        struct Row3 { let seq: Int64; let tenant: String; let recordedAt: Int64; let action: String }
+        var state: UInt64 = 0x5EED_19
+        func next() -> UInt64 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return state >> 33
+        }
+        var rows: [Row3] = []
+        var clock: Int64 = 1_000_000
+        for seq in Int64(1)...3_000 {
+            // A clock that mostly advances and sometimes steps back by up to 400 ticks.
+            clock += next() % 10 == 0 ? -Int64(next() % 400) : Int64(next() % 5)
+            let r = next() % 100
+            let tenant = r < 80 ? "big" : (r < 95 ? "mid" : "small")
+            rows.append(Row3(seq: seq, tenant: tenant, recordedAt: clock, action: next() % 3 == 0 ? "read" : "write"))
+        }
+        try queue.write { db in
+            for r in rows {
+                try db.execute(sql: """
+                    INSERT INTO audit_entries(seq, recorded_at, tenant, action, outcome, severity, origin, format_version, key_version, mac)
+                    VALUES (?, ?, ?, ?, 0, 0, 0, 1, 1, x'00')
+                    """, arguments: [r.seq, r.recordedAt, r.tenant, r.action])
+            }
+        }
+        let (minT, maxT) = (rows.map(\.recordedAt).min()!, rows.map(\.recordedAt).max()!)
+        var failures: [String] = []
+        for round in 0..<300 {
+            let tenant = ["big", "mid", "small"][round % 3]
+            let a = minT + Int64(next() % UInt64(maxT - minT)), width = Int64(next() % UInt64(maxT - minT) / 2) + 1
+            let window = AuditTimestamp(microsecondsSinceEpoch: a)..<AuditTimestamp(microsecondsSinceEpoch: a + width)
+            let limit = [1, 10, 100, 1_000][round % 4]
+            let descending = round % 2 == 0
+            let action: String? = round % 5 == 0 ? "read" : nil
+            let (lower, upper): (Int64, Int64) = round % 7 == 0 ? (Int64(next() % 1_500) + 1, Int64(next() % 1_500) + 1_500) : (1, 3_000)
+            let plan = try QueryExecution.plan(EntryQuery(limit: limit, descending: descending, action: action, tenant: tenant, recordedAt: window))
+            let matching = rows.filter {
+                $0.tenant == tenant && $0.recordedAt >= a && $0.recordedAt < a + width && (action == nil || $0.action == action)
+                    && $0.seq >= lower && $0.seq <= upper
+            }.map(\.seq)
+            let expected = Array((descending ? Array(matching.reversed()) : matching).prefix(limit))
+            // Probe limit 1: always walk (budgets 1, 7, 50, 2,000 rows: the time index takes over at
+            // every point); 4,096 (the default): the time index alone for small windows.
+            for (probe, budget) in [(1, 1), (1, 7), (1, 50), (1, 2_000), (QueryExecution.tenantProbeLimit, nil)] {
+                let got = try queue.read { db in
+                    try QueryExecution.tenantWalkSeqs(db, plan: plan, lower: lower, upper: upper, probeLimit: probe, budget: budget)
+                }
+                if got != expected {
+                    failures.append("round \(round) (\(tenant), \(descending ? "desc" : "asc"), limit \(limit), probe \(probe), budget \(budget ?? -1)): \(got.prefix(5)) vs \(expected.prefix(5))")
+                }
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.prefix(5))")
+    }
+
+    @Test("one tenant byte flipped inside audit_entries_tenant_seq: index-mismatch naming it, the tenant's page misses a row; repair-indexes fixes it")
+    func byteFlipped() async throws {
+        try await makeStore(at: db, keys: keys, count: 20)
+        let root = Int(try sqlite3Shell(db, "SELECT rootpage FROM sqlite_schema WHERE name = 'audit_entries_tenant_seq';").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines))!
+        let pageSize = Int(try sqlite3Shell(db, "PRAGMA page_size;").stdout.trimmingCharacters(in: .whitespacesAndNewlines))!
+        let page = ((root - 1) * pageSize)..<(root * pageSize)
+        let hits = try offsets(of: "tenant-1", in: db).filter { page.contains($0) }
+        #expect(hits.count == 7)  // sampleEvent i % 3 == 1 for i in 1...20
+        try patchFile(db, at: hits[0] + 7, with: Array("7".utf8))  // one entry's key tenant-1 -> tenant-7, in the index only
+        let oracle = (1...20).filter { $0 % 3 == 1 }.map(Int64.init)
+        let store = try await AuditStore.open(at: db, keys: keys)
+        let newest = try await store.entries(EntryQuery(limit: 100, descending: true, tenant: "tenant-1")).map(\.seq)
+        #expect(newest != Array(oracle.reversed()))  // the damage the proof exists for
+        try await store.close()
+        let report = try await AuditStore.verify(storeAt: db, keys: keys)
+        #expect(report.findings.map(\.kind) == [.indexMismatch])
+        #expect(report.findings.first?.message.hasPrefix("index audit_entries_tenant_seq does not hold exactly the entries of the log's rows (20 entries, as many as the rows imply, but some are altered)") == true, "\(report)")
+
+        let reopened = try await AuditStore.open(at: db, keys: keys)
+        let repaired = try await reopened.repairIndexes()
+        #expect(repaired.isIntact)
+        #expect(try await reopened.entries(EntryQuery(limit: 100, descending: true, tenant: "tenant-1")).map(\.seq) == Array(oracle.reversed()))
+        try await reopened.close()
+    }
+
+    @Test("audit_entries_tenant_seq rebuilt without a row (its CREATE INDEX text put back): the full pass names it; so does the incremental pass that covers the row")
+    func rowLeftOut() async throws {
+        try await makeStore(at: db, keys: keys, count: 30)
+        try rebuildIndex("audit_entries_tenant_seq", in: db,
+                         as: "CREATE INDEX audit_entries_tenant_seq ON audit_entries(tenant) WHERE tenant IS NOT NULL AND seq <> 5")
+        let report = try await AuditStore.verify(storeAt: db, keys: keys)
+        #expect(report.findings.map(\.kind) == [.indexMismatch])
+        #expect(report.findings.first?.message.hasPrefix("index audit_entries_tenant_seq does not hold exactly the entries of the log's rows (29 entries where the rows imply 30)") == true, "\(report)")
+
+        // Incremental: the new rows' part of the index, one seek per tenant of those rows.
+        let other = dir.path("inc.db")
+        try await makeStore(at: other, keys: keys, count: 10)
+        let store = try await AuditStore.open(at: other, keys: keys)
+        let head = try #require(try await store.verify().verifiedHead)
+        try await store.append(contentsOf: (11...15).map { sampleEvent($0) })
+        try await store.close()
+        try rebuildIndex("audit_entries_tenant_seq", in: other,
+                         as: "CREATE INDEX audit_entries_tenant_seq ON audit_entries(tenant) WHERE tenant IS NOT NULL AND seq <> 13")
+        let reopened = try await AuditStore.open(at: other, keys: keys)
+        let incremental = try await Verifier(pool: reopened.pool, keys: keys, expectedStoreID: nil).run(from: head)
+        try await reopened.close()
+        #expect(incremental.rowsChecked == 5)
+        #expect(incremental.findings.map(\.kind) == [.indexMismatch])
+        #expect(incremental.findings.first?.message.hasPrefix("index audit_entries_tenant_seq does not hold exactly the entries of the log's rows (4 entries where the rows imply 5)") == true)
+    }
+
+    @Test("a store at 0006 takes migrations 0007 and 0008 with `migrate`: the index is built from the rows and proved")
+    func migrationAddsIndex() async throws {
+        let store = try await AuditStore.create(at: db, keys: keys, configuration: .init(), schemaUpTo: "0006-erasure")
+        try await store.append(contentsOf: (1...40).map { sampleEvent($0) })
+        try await store.close()
+        let later = Array(StoreSchema.knownMigrations.drop { $0 != "0007-erasure-paths" })  // 0007, 0008 and any after them
+        #expect(later.prefix(2) == ["0007-erasure-paths", "0008-tenant-seq-index"])
+        #expect(try await AuditStore.migrationPlan(at: db).pending == later)
+        let report = try await AuditStore.migrate(at: db, keys: keys, backup: .none)
+        #expect(report.applied == later)
+        #expect(report.verification.isIntact && report.verification.rowsChecked == 40)
+        let count = try sqlite3Shell(db, "SELECT count(*) FROM audit_entries INDEXED BY audit_entries_tenant_seq WHERE tenant IS NOT NULL;").stdout
+        #expect(count.trimmingCharacters(in: .whitespacesAndNewlines) == "40")
+        let reopened = try await AuditStore.open(at: db, keys: keys)
+        let newest = try await reopened.entries(EntryQuery(limit: 3, descending: true, tenant: "tenant-2")).map(\.seq)
+        #expect(newest == [38, 35, 32])
+        try await reopened.close()
+    }
+}
