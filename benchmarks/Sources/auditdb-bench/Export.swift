@@ -63,7 +63,7 @@ extension Bench {
         }
         try await store.close()
         removeDatabase(storePath)
-        line("## 13. Export bundles: format v1 against format v2, \(Fmt.int(Double(rows))) rows, \(runs) runs (measured under load)")
+        line("## 13. Export bundles: format v1 against format v2, \(Fmt.int(Double(rows))) rows, \(runs) runs")
         line()
         line("One store of the benchmark rows (~200-byte details, no source), one checkpoint; `store.export(…, signer:)` then `ExportBundle.verify(…, requireStatement: true)` per format, v1 and v2 interleaved in each run. Bytes are `entries.jsonl` (+ `multiproof.bin` for v2) per entry, which do not depend on load; times are min / median / max, and the speed-up is v1 / v2 per run.")
         line()
