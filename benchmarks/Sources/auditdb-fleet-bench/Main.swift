@@ -79,9 +79,12 @@ struct FleetBench {
     {
         func f(_ v: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", v) }
         func median(_ v: [Double]) -> Double { let s = v.sorted(); return s[s.count / 2] }
-        var out = "# Fleet benchmark (auditdb-fleet-bench) — measured under load\n\n"
-        out += "Machine: 2 shared cores, PostgreSQL 15 (Debian) on loopback, default durability; release build. "
-        out += "Other builds and tests ran on the machine at the same time: compare ratios within this run only.\n\n"
+        // The load is stated as measured, not assumed: the same report is written on quiet and busy machines.
+        let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "unknown"
+        var out = "# Fleet benchmark (auditdb-fleet-bench)\n\n"
+        out += "Machine: 2 cores, PostgreSQL 15 (Debian) on loopback, default durability; release build. "
+        out += "Load average (1, 5, 15 min) when this report was written: \(load); the benchmark's own processes count in it. "
+        out += "Compare ratios within this run only.\n\n"
         if let fleet {
             out += "## Witness and auditor\n\n"
             out += "| measure | value |\n|---|---|\n"
