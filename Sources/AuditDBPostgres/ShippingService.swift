@@ -66,15 +66,8 @@ public struct ShippingService: Service {
                           metricsFactory: (any MetricsFactory)? = nil,
                           onRound: (@Sendable (CentralShipper.Summary) async -> Void)? = nil) where C.Duration == Duration
     {
-        self.store = store
-        source = .shipper(shipper)
-        self.signer = signer
-        self.interval = interval
-        self.stallLimit = stallLimit
-        self.clock = clock
-        self.metricsPrefix = metricsPrefix
-        self.metricsFactory = metricsFactory
-        self.onRound = onRound
+        self.init(store: store, source: .shipper(shipper), signer: signer, interval: interval, stallLimit: stallLimit,
+                  clock: clock, metricsPrefix: metricsPrefix, metricsFactory: metricsFactory, onRound: onRound)
     }
 
     /// A service on the continuous clock.
@@ -95,8 +88,18 @@ public struct ShippingService: Service {
                           metricsPrefix: String = "auditdb", metricsFactory: (any MetricsFactory)? = nil,
                           onRound: (@Sendable (CentralShipper.Summary) async -> Void)? = nil) where C.Duration == Duration
     {
+        self.init(store: store, source: .connections(central: central, witness: witness, configuration: configuration, logger: logger),
+                  signer: signer, interval: interval, stallLimit: stallLimit, clock: clock, metricsPrefix: metricsPrefix,
+                  metricsFactory: metricsFactory, onRound: onRound)
+    }
+
+    /// The one place the stored properties are set: the public initialisers differ only in `source`.
+    private init(store: AuditStore, source: Source, signer: CheckpointSigner?, interval: Duration, stallLimit: Duration,
+                 clock: any Clock<Duration>, metricsPrefix: String, metricsFactory: (any MetricsFactory)?,
+                 onRound: (@Sendable (CentralShipper.Summary) async -> Void)?)
+    {
         self.store = store
-        source = .connections(central: central, witness: witness, configuration: configuration, logger: logger)
+        self.source = source
         self.signer = signer
         self.interval = interval
         self.stallLimit = stallLimit
