@@ -11,8 +11,14 @@ extension AuditStore {
     /// Runs on the caller's thread: call it off the cooperative pool for large inputs.
     /// - Throws: ``AuditError`` `invalidInput` naming the field and the rule.
     package static func prepare(_ event: AuditEvent) throws(AuditError) -> PreparedEvent {
+        PreparedEvent(encoded: try encodeForAppend(event))
+    }
+
+    /// Every check of the public append paths (reserved actions, then each field's rules) and the
+    /// writer's layout: the one place `append`, `validate`, `prepare` and the MAC pipeline check an event.
+    static func encodeForAppend(_ event: AuditEvent) throws(AuditError) -> EncodedEvent {
         try checkNotReserved(event)
-        return PreparedEvent(encoded: try EncodedEvent(validating: event))
+        return try EncodedEvent(validating: event)
     }
 
     /// Appends prepared events in one transaction, as ``append(contentsOf:)`` does (all or none,

@@ -331,8 +331,7 @@ public final class AuditStore: Sendable {
             out.reserveCapacity(range.count)
             for index in range {
                 do {
-                    try checkNotReserved(events[index])
-                    out.append(try EncodedEvent(validating: events[index]))
+                    out.append(try encodeForAppend(events[index]))
                 } catch {
                     if events.count == 1 { return .failure(error) }
                     return .failure(AuditError(
@@ -354,8 +353,7 @@ public final class AuditStore: Sendable {
     /// Checks `event` against the rules ``append(_:)`` enforces, without writing anything.
     /// - Throws: ``AuditError`` `invalidInput` naming the field and the rule.
     public static func validate(_ event: AuditEvent) throws(AuditError) {
-        try checkNotReserved(event)
-        _ = try EncodedEvent(validating: event)
+        _ = try encodeForAppend(event)
     }
 
     /// The highest seq in the store (0 when empty).

@@ -72,8 +72,7 @@ final class MacPipeline: @unchecked Sendable {
     /// `AuditStore.append`'s checks and encoding of one event.
     private static func validate(_ event: AuditEvent) -> Result<EncodedEvent, AuditError> {
         do throws(AuditError) {
-            try AuditStore.checkNotReserved(event)
-            return .success(try EncodedEvent(validating: event))
+            return .success(try AuditStore.encodeForAppend(event))
         } catch {
             return .failure(error)
         }
