@@ -235,6 +235,7 @@ extension AuditStore {
             """)
         let context = RowContext(storeID: storeID.bytes, keys: keys, attestations: [:])
         var done: [Int64] = [], residuals: [[UInt8]?] = [], skipped = 0
+        var claims: [Int64: ErasureCheck.Claim]?
         for seq in seqs {
             try SQLite.bind(stmt, 1, seq)
             defer { SQLite.reset(stmt) }
@@ -250,6 +251,15 @@ extension AuditStore {
             guard view.row.format_version == UInt8(ADB_FORMAT_SEALED) else { continue }
             var row = view.row
             let current = adb_row_erased_mask(&row)
+            // The row must be what the verified erasure entries made it: a residual changed in the
+            // file, or a row restored from a copy made before an erasure, would otherwise be signed
+            // anew by this batch's entry.
+            if claims == nil { claims = try ErasureCheck.claims(db, storeID: storeID, keys: keys).claims }
+            if current != 0 || claims?[seq] != nil,
+               let problem = ErasureCheck.problem(seq: seq, mask: current, details: RowView.string(row.details), claim: claims?[seq])
+            {
+                throw AuditError(.integrityViolation, "\(problem); nothing of this batch was erased. Run `auditdb verify`.")
+            }
             let residual: ErasedDetails? = paths.isEmpty ? nil : try Self.erasingPaths(paths, row: row, mask: current, seq: seq)
             let newFields: UInt8 = mask & 3 & ~current
             let wholeDetails: Bool = mask & 4 != 0 && (current & 4 == 0 || current & 8 != 0)

@@ -29,18 +29,41 @@ enum ErasureCheck {
         func tampered(_ seq: Int64, _ message: String) {
             findings.append(Finding(kind: .erasureTampered, seqs: seq...seq, message: message))
         }
-        // The erasure entries, read through verification ("verified" as step 4 has it, as for expiry entries).
-        var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark)
+        let (claimed, unreadable) = try claims(db, storeID: storeID, keys: keys)
+        findings += unreadable
+        // Every erased field must be claimed.
+        let rows = try Row.fetchAll(db, sql: erasedRowsSQL, arguments: [fromSeq ?? Int64.min])
+        for row in rows {
+            let seq: Int64 = row[0]
+            if let problem = unclaimed(seq: seq, mask: mask(row[1]), claim: claimed[seq]) { tampered(seq, problem) }
+        }
+        // Every claimed field must still be erased (unless the row expired since, or is missing:
+        // step 4 reports a missing row), and a partially erased details must be the residual its
+        // latest erasure entry recorded (FORMAT.md 21.7).
+        let rowAt = try db.cachedStatement(sql: "SELECT seals, details FROM audit_entries WHERE seq = ?")
+        for (seq, claim) in claimed.sorted(by: { $0.key < $1.key }) {
+            guard let row = try Row.fetchOne(rowAt, arguments: [seq]) else { continue }
+            if let problem = mismatch(seq: seq, mask: mask(row[0]), details: row[1], claim: claim) { tampered(seq, problem) }
+        }
+        return findings
+    }
+
+    /// What the verified erasure entries claim, per seq, and a finding for each signed erasure
+    /// entry that cannot be read. The entries are read through verification (step 4's "verified",
+    /// as for expiry entries): a row that fails its own check claims nothing.
+    static func claims(_ db: Database, storeID: StoreID, keys: KeyRing) throws -> (claims: [Int64: Claim], findings: [Finding]) {
+        var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark, checksErasures: false)
         var entries: [AuditEntry] = []
         try reader.read(try db.makeStatement(sql: try RowLayout.select(db) + entriesCondition), into: &entries)
-        // seq → what erasure entries erased there (mask, paths, the latest residual hash).
         var claimed: [Int64: Claim] = [:]
+        var findings: [Finding] = []
         for entry in entries where entry.origin == .recorded && (entry.finding == nil || entry.finding?.kind == .missingRows) {
             let record: ErasureRecord
             do {
                 record = try ErasureRecord(entry)
             } catch {
-                tampered(entry.seq, "erasure entry \(entry.seq) is signed but cannot be read: \(error.reason)")
+                findings.append(Finding(kind: .erasureTampered, seqs: entry.seq...entry.seq,
+                                        message: "erasure entry \(entry.seq) is signed but cannot be read: \(error.reason)"))
                 continue
             }
             for (index, seq) in record.seqs.enumerated() {
@@ -49,38 +72,44 @@ enum ErasureCheck {
                 claimed[seq] = claim
             }
         }
-        // Every erased field must be claimed.
-        let rows = try Row.fetchAll(db, sql: erasedRowsSQL, arguments: [fromSeq ?? Int64.min])
-        for row in rows {
-            let seq: Int64 = row[0]
-            let unclaimed = mask(row[1]) & ~(claimed[seq]?.mask ?? 0)
-            if unclaimed != 0 {
-                tampered(seq, "row \(seq) has \(names(unclaimed)) erased, but no erasure entry that verifies erased it (erased without AuditDB, or its erasure entry was removed or changed)")
-            }
+        return (claimed, findings)
+    }
+
+    /// Why one row is not what its verified erasure entries made it, or nil: rule 2 (an erased
+    /// field no entry accounts for), then rule 4 (``mismatch(seq:mask:details:claim:)``).
+    /// `mask` is the row's stored seals mask, `details` its column text. Queries and erasure
+    /// check each erased row they read with it.
+    static func problem(seq: Int64, mask: UInt8, details: String?, claim: Claim?) -> String? {
+        if let problem = unclaimed(seq: seq, mask: mask, claim: claim) { return problem }
+        guard let claim else { return nil }
+        return mismatch(seq: seq, mask: mask, details: details, claim: claim)
+    }
+
+    /// Rule 2 for one row: erased fields that no verified erasure entry claims.
+    static func unclaimed(seq: Int64, mask: UInt8, claim: Claim?) -> String? {
+        let unclaimed = mask & ~(claim?.mask ?? 0)
+        guard unclaimed != 0 else { return nil }
+        return "row \(seq) has \(names(unclaimed)) erased, but no erasure entry that verifies erased it (erased without AuditDB, or its erasure entry was removed or changed)"
+    }
+
+    /// Rule 4 for one claimed row: every claimed field is still erased, and a partially erased
+    /// details is the residual its latest erasure entry recorded (FORMAT.md 21.7).
+    static func mismatch(seq: Int64, mask stored: UInt8, details: String?, claim: Claim) -> String? {
+        let restored = claim.mask & ~stored
+        if restored == 8 && stored & 4 != 0 {
+            return "row \(seq) has details erased whole, but erasure entry \(claim.residualEntry) erased only \(claim.pathList) inside it (the rest of details was removed without an erasure entry)"
         }
-        // Every claimed field must still be erased (unless the row expired since, or is missing:
-        // step 4 reports a missing row), and a partially erased details must be the residual its
-        // latest erasure entry recorded (FORMAT.md 21.7).
-        let rowAt = try db.cachedStatement(sql: "SELECT seals, details FROM audit_entries WHERE seq = ?")
-        for (seq, claim) in claimed.sorted(by: { $0.key < $1.key }) {
-            guard let row = try Row.fetchOne(rowAt, arguments: [seq]) else { continue }
-            let stored = mask(row[0])
-            let restored = claim.mask & ~stored
-            if restored == 8 && stored & 4 != 0 {
-                tampered(seq, "row \(seq) has details erased whole, but erasure entry \(claim.residualEntry) erased only \(claim.pathList) inside it (the rest of details was removed without an erasure entry)")
-            } else if restored != 0 {
-                let what = names(restored, paths: claim.pathList), entry = restored & 8 != 0 && restored & 3 == 0 ? claim.residualEntry : claim.entry
-                tampered(seq, "erasure entry \(entry) erased \(what) of row \(seq), but the row holds it again (restored from a copy made before the erasure?)")
-            } else if claim.mask & 8 != 0, let recorded = claim.residual {
-                let text: String? = row[1]
-                guard let text, ErasedDetails.hash(seq: seq, text: text) != recorded else { continue }
-                let back = (try? ErasedDetails(reading: text))?.restoredPaths(claim.paths) ?? []
-                tampered(seq, back.isEmpty
-                    ? "the rest of row \(seq)'s details is not what erasure entry \(claim.residualEntry) recorded (changed after the erasure)"
-                    : "erasure entry \(claim.residualEntry) erased \(back.map(\.description).joined(separator: ", ")) of row \(seq), but its details hold it again")
-            }
+        if restored != 0 {
+            let what = names(restored, paths: claim.pathList), entry = restored & 8 != 0 && restored & 3 == 0 ? claim.residualEntry : claim.entry
+            return "erasure entry \(entry) erased \(what) of row \(seq), but the row holds it again (restored from a copy made before the erasure?)"
         }
-        return findings
+        guard claim.mask & 8 != 0, let recorded = claim.residual, let details, ErasedDetails.hash(seq: seq, text: details) != recorded else {
+            return nil
+        }
+        let back = (try? ErasedDetails(reading: details))?.restoredPaths(claim.paths) ?? []
+        return back.isEmpty
+            ? "the rest of row \(seq)'s details is not what erasure entry \(claim.residualEntry) recorded (changed after the erasure)"
+            : "erasure entry \(claim.residualEntry) erased \(back.map(\.description).joined(separator: ", ")) of row \(seq), but its details hold it again"
     }
 
     /// What the verified erasure entries erased in one row.

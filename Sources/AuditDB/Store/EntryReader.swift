@@ -4,7 +4,10 @@ import GRDB
 import GRDBSQLite
 
 /// Reads rows into ``AuditEntry`` values, checking each with the verifier's own row check
-/// (MAC, and the link to the row before it: the previous row read, or the stored one).
+/// (MAC, and the link to the row before it: the previous row read, or the stored one), and for a
+/// row with erased fields, that verified erasure entries account for them (FORMAT.md section 21.4,
+/// step 10 rules 2 and 4 for that row): an erasure keeps the MAC valid by construction, and the
+/// rest of a partially erased details is authenticated by its erasure entry, not by the MAC.
 struct EntryReader {
     let context: RowContext
     let previousMac: StoredMacs
@@ -12,12 +15,25 @@ struct EntryReader {
     /// so a page does not load every attestation of the store).
     let attestationsOfRow: Statement?
     let mode: EntryQuery.UnverifiedRows
+    let storeID: StoreID
+    let keys: KeyRing
+    /// The connection the rows are read on (the erasure entries are read on it too, in the same snapshot).
+    let db: Database
+    /// Whether erased rows are checked against the erasure entries (not when reading the
+    /// erasure entries themselves).
+    let checksErasures: Bool
+    /// What the verified erasure entries claim per seq, loaded when the first erased row is read.
+    var erasureClaims: [Int64: ErasureCheck.Claim]?
     /// The last row read, and the chain state after it (as the verifier has it after that row: a
     /// bad row's successor is not checked against its MAC).
     var lastSeq: Int64?
     var lastChain = RowChain()
 
-    init(_ db: Database, storeID: StoreID, keys: KeyRing, mode: EntryQuery.UnverifiedRows) throws {
+    init(_ db: Database, storeID: StoreID, keys: KeyRing, mode: EntryQuery.UnverifiedRows, checksErasures: Bool = true) throws {
+        self.storeID = storeID
+        self.keys = keys
+        self.db = db
+        self.checksErasures = checksErasures
         context = RowContext(storeID: storeID.bytes, keys: keys, attestations: [:])
         previousMac = try StoredMacs(db)
         // Only rows signed by a compromised version need theirs (looked up per row below).
@@ -56,6 +72,15 @@ struct EntryReader {
             var finding = view.check(seq: seq, chain: &chain, context: rowContext)
             if previousMissing && finding == nil {
                 finding = Finding(kind: .missingRows, seqs: (seq - 1)...(seq - 1), message: "the row before seq \(seq) is missing")
+            }
+            if finding == nil, checksErasures, case let mask = view.erasedMask, mask != 0 {
+                if erasureClaims == nil {
+                    erasureClaims = try ErasureCheck.claims(db, storeID: storeID, keys: keys).claims
+                }
+                if let problem = ErasureCheck.problem(seq: seq, mask: mask, details: RowView.string(view.row.details),
+                                                      claim: erasureClaims?[seq]) {
+                    finding = Finding(kind: .erasureTampered, seqs: seq...seq, message: problem)
+                }
             }
             if let finding, mode == .throw {
                 throw AuditError(

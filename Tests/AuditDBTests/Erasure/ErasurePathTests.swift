@@ -193,6 +193,28 @@ struct ErasurePathTests {
         // The independent verifier agrees (kind and seqs).
         try KeyFile.write(keys, to: dir.path("k.keys"), replacing: false)
         #expect(try pythonFindings(path, keyFile: dir.path("k.keys")) == [tamper.expected.kind])
+
+        // A query reading the row flags it with the same finding and, by default, refuses it; so
+        // does erasing more of it (a new erasure entry must not sign a changed residual). A row
+        // restored whole from a backup has no erased field left for a query to check: only
+        // verification, which reads every erasure entry, reports it.
+        let seq: Int64 = tamper == .erasedWithoutEntry ? 13 : 8
+        let reopened = try await AuditStore.open(at: path, keys: keys)
+        let marked = try await reopened.entries(EntryQuery(seqs: seq...seq, unverifiedRows: .mark))
+        let erasingMore = await #expect(throws: AuditError.self) {
+            _ = try await reopened.erase(.seqs([seq]), fields: [], paths: [try MaskPath(parsing: "details.plan")], reason: "T-5")
+        }
+        #expect(erasingMore?.code == .integrityViolation && erasingMore?.message.contains(tamper.expected.message) == true,
+                "\(erasingMore?.message ?? "")")
+        if tamper == .restoredFromBackup {
+            #expect(marked.count == 1 && marked.first?.finding == nil)
+        } else {
+            #expect(marked.map { "\($0.finding.map { "\($0.kind)" } ?? "verified") \($0.seq)...\($0.seq)" } == [tamper.expected.kind])
+            #expect(marked.first?.finding?.message.contains(tamper.expected.message) == true, "\(marked.first?.finding?.message ?? "")")
+            let refused = await #expect(throws: AuditError.self) { _ = try await reopened.entries(EntryQuery(seqs: seq...seq)) }
+            #expect(refused?.code == .integrityViolation && refused?.message.contains("entry \(seq) failed verification") == true)
+        }
+        try await reopened.close()
     }
 }
 
