@@ -256,7 +256,8 @@ extension AuditStore {
             // anew by this batch's entry.
             if claims == nil { claims = try ErasureCheck.claims(db, storeID: storeID, keys: keys).claims }
             if current != 0 || claims?[seq] != nil,
-               let problem = ErasureCheck.problem(seq: seq, mask: current, details: RowView.string(row.details), claim: claims?[seq])
+               let problem = ErasureCheck.problem(seq: seq, mask: current, details: RowView.string(row.details), claim: claims?[seq]),
+               claims?[seq]?.isRedone(stored: current, by: mask, paths: paths) != true
             {
                 throw AuditError(.integrityViolation, "\(problem); nothing of this batch was erased. Run `auditdb verify`.")
             }

@@ -125,6 +125,22 @@ enum ErasureCheck {
 
         init(entry: Int64) { self.entry = entry }
 
+        /// Whether erasing `mask` (fields whole) and `paths` in a row whose stored mask is
+        /// `stored` only erases again what a verified entry erased and a restored copy brought
+        /// back (the way out of rule 3 that docs/erasure.md gives: run the erasure again). Nothing
+        /// else: an erasure made without an entry, or a residual changed in the file, is never
+        /// signed anew.
+        func isRedone(stored: UInt8, by mask: UInt8, paths: [MaskPath]) -> Bool {
+            guard stored & ~self.mask == 0 else { return false }
+            let restored = self.mask & ~stored
+            guard restored != 0, restored & 3 & ~mask == 0 else { return false }
+            guard restored & 0x0C != 0 else { return true }
+            if self.mask & 8 == 0 { return mask & 4 != 0 }  // details was erased whole
+            // Paths were erased inside details and the copy brought details back whole: erase
+            // details whole, or every one of those paths again.
+            return stored & 0x0C == 0 && (mask & 4 != 0 || self.paths.isSubset(of: Set(paths)))
+        }
+
         var pathList: String { paths.sorted().map(\.description).joined(separator: ", ") }
 
         mutating func add(_ record: ErasureRecord, at index: Int, entry: Int64) {
