@@ -18,6 +18,6 @@ if [ "${1:-}" = group ]; then
     done
     exit 0
 fi
-cc -O3 -o "$tmp/auditdb-verify-floor" "$here/verify_floor.c" "$core/audit_core.c" "$core/sqlite_config.c" -I"$core/include" \
+cc -O3 -o "$tmp/auditdb-verify-floor" "$here/verify_floor.c" "$core"/*.c -I"$core/include" \
     -lsqlite3 -lcrypto -lpthread
 "$tmp/auditdb-verify-floor" "$tmp/auditdb-verify-floor.db" "${1:-1000000}"

@@ -11,6 +11,7 @@
  * usage: verify_floor DBPATH [ROWS]      (benchmarks/floor/run.sh builds and runs it)
  */
 #include "audit_core.h"
+#include "audit_row.h"
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -122,7 +123,7 @@ static void *run(void *arg) {
         }
         adb_key_entry key = {1, 1, KS};
         int64_t expected = j->lo;
-        int rc = adb_verify_run(st, &key, 1, STORE_ID, 1, &expected, prev, &j->ok, NULL);
+        int rc = adb_verify_run(st, &key, 1, STORE_ID, 1, &expected, prev, &j->ok, NULL, INT64_MAX);
         if (rc != SQLITE_DONE) { fprintf(stderr, "verify stopped at seq %lld (rc %d)\n", (long long)expected, rc); exit(1); }
     }
     sqlite3_finalize(st);

@@ -110,6 +110,8 @@ struct Verifier: Sendable {
             }
             : nil
         var tableDigest = IndexProof.emptyDigest(key: digestKey)
+        // The rows with erased fields among those the ranges read (nil if a range stopped early).
+        var erasedRows: ErasureCheck.ScannedRows?
         if let storeID, let maxSeq = bounds.1, firstSeq <= maxSeq {
             let ranges = Self.split(firstSeq...maxSeq, rows: maxSeq - firstSeq + 1)
             let chainStart = startMac
@@ -146,7 +148,13 @@ struct Verifier: Sendable {
                 ordered[index].totalFindings += fix.totalFindings + kept.count - ordered[index].findings.count
                 ordered[index].findings = fix.findings + kept
             }
+            erasedRows = ErasureCheck.ScannedRows(seqs: firstSeq...maxSeq, erased: [:])
             for result in ordered {
+                if result.readToEnd {
+                    erasedRows?.erased.merge(result.erased) { a, _ in a }
+                } else {
+                    erasedRows = nil
+                }
                 rowsChecked += result.rowsChecked
                 findings += result.findings
                 total += result.totalFindings
@@ -187,7 +195,10 @@ struct Verifier: Sendable {
             findings += expiry
             total += expiry.count
             // Erased fields (FORMAT.md section 21.4, step 10).
-            let erasure = try await pool.read { db in try ErasureCheck.findings(db, storeID: storeID, keys: keys, fromSeq: fromSeq) }
+            let scanned = erasedRows
+            let erasure = try await pool.read { db in
+                try ErasureCheck.findings(db, storeID: storeID, keys: keys, fromSeq: fromSeq, scanned: scanned)
+            }
             findings += erasure
             total += erasure.count
         }
@@ -296,6 +307,10 @@ struct Verifier: Sendable {
         var convergedAt: Int64?
         /// The index entries the rows of this range imply (IndexProof), when asked for.
         var indexDigest: adb_index_digest?
+        /// The rows read with erased fields (a 97-byte seals value), by seq: their mask.
+        var erased: [Int64: UInt8] = [:]
+        /// Whether the scan read the range to its end (not stopped by corruption or convergence).
+        var readToEnd = false
 
         mutating func add(_ finding: Finding) {
             totalFindings += 1
@@ -372,6 +387,7 @@ struct Verifier: Sendable {
                     try walkExpired(expected...range.upperBound, tombstones, chain: &chain, context: context, keyEntries: keyEntries, result: &result)
                 }
                 if adds { result.indexDigest = digest }
+                result.readToEnd = true
                 return result
             case .failure(let error) where error.code == .corrupt:
                 result.add(Finding(kind: .corruption, seqs: expected...max(expected, range.upperBound),
@@ -383,6 +399,7 @@ struct Verifier: Sendable {
             }
             let seq = SQLite.int64(stmt, RowLayout.seq)
             if adds { adb_index_digest_add_row(&digest, stmt) }
+            if let mask = ErasureCheck.mask(stmt) { result.erased[seq] = mask }
             if seq > expected {
                 try walkExpired(expected...(seq - 1), tombstones, chain: &chain, context: context, keyEntries: keyEntries, result: &result)
             }

@@ -182,6 +182,44 @@ struct ErasureTests {
         try await store.close()
     }
 
+    @Test("a store read in two ranges: erased rows in both halves are checked from the rows the pass reads; forged ones are found in full and incremental passes")
+    func erasedRowsInBothRanges() async throws {
+        let store = try await AuditStore.create(at: path, keys: keys)
+        try await store.append(contentsOf: (1...30_000).map { sampleEvent($0) })
+        _ = try await store.erase(.seqs([10, 25_000]), fields: [.actor], reason: "TICKET-7")
+        let scanner = IntegrityScanner(store: store)
+        #expect(try await scanner.scan(.full).isIntact)
+        func forge(_ seq: Int64) async throws -> [UInt8] {
+            try await store.pool.read { db -> [UInt8] in
+                let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq = \(seq)")
+                let stmt = statement.sqliteStatement
+                defer { SQLite.reset(stmt) }
+                _ = try SQLite.step(stmt, while: "read")
+                var row = RowView(stmt).row
+                var out = [UInt8](repeating: 0, count: 97)
+                _ = adb_seals_erase(&row, 1, &out)
+                return out
+            }
+        }
+        // Someone with the file erases actors without entries: one row in each half of the first
+        // pass's ranges, and then one row appended after it (covered by the incremental pass).
+        let low = try await forge(20), high = try await forge(29_000)
+        try await store.append(contentsOf: (30_001...30_010).map { sampleEvent($0) })
+        let late = try await forge(30_005)
+        try sqlite3Must(path, """
+            DROP TRIGGER audit_entries_no_update;
+            UPDATE audit_entries SET actor = NULL, seals = X'\(Hex.encode(low))' WHERE seq = 20;
+            UPDATE audit_entries SET actor = NULL, seals = X'\(Hex.encode(high))' WHERE seq = 29000;
+            UPDATE audit_entries SET actor = NULL, seals = X'\(Hex.encode(late))' WHERE seq = 30005;
+            """)
+        let incremental = try await scanner.scan(.incremental)
+        #expect(findings(incremental.integrity) == ["schema-tampered -", "erasure-tampered 30005...30005"], "\(incremental.integrity)")
+        let full = try await store.verify()
+        #expect(findings(full) == ["schema-tampered -", "erasure-tampered 20...20", "erasure-tampered 29000...29000",
+                                   "erasure-tampered 30005...30005"], "\(full)")
+        try await store.close()
+    }
+
     @Test("rows written before migration 0006 (format 1) are refused, or left as they are with skippingLegacyRows; the store verifies")
     func legacyRows() async throws {
         // An older store: format-1 rows, then migrated; new rows of the same actor are format 2.
