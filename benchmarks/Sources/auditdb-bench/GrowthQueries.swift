@@ -46,11 +46,12 @@ extension Bench {
                                         cellSeconds: options.cellSeconds, cells: &cells)
         }
         // Streaming the big tenant's rows, both orders alternating: rows/s over the first `--stream-rows`.
-        var stream: [[Double]] = [[], []]
+        var stream: [[Double]] = [[], []], streamCPU: [[Double]] = [[], []]
         let limit = options.streamRows
         for run in 0..<options.runs {
             for descending in (run % 2 == 0 ? [true, false] : [false, true]) {
                 var n = 0
+                let cpu0 = Self.processCPUSeconds()
                 let seconds = try await timedAsync {
                     for try await _ in store.stream(EntryQuery(descending: descending, tenant: big)) {
                         n += 1
@@ -58,6 +59,7 @@ extension Bench {
                     }
                 }.1
                 stream[descending ? 0 : 1].append(Double(n) / seconds)
+                streamCPU[descending ? 0 : 1].append((Self.processCPUSeconds() - cpu0) * 1e6 / Double(n))
                 progress("  stream \(descending ? "newest" : "oldest") first: \(Fmt.int(Double(n) / seconds)) rows/s")
             }
         }
@@ -84,7 +86,7 @@ extension Bench {
         line("|---|---|---|---|---|---|")
         for l in incLines { line(l) }
         line()
-        line("Streaming `\(big)` (`store.stream`, pages of 1,000, the first \(Fmt.int(Double(limit))) rows each way), \(options.runs) runs, order alternating: newest first \(Fmt.mmm(Summary(stream[0]), Fmt.int)) rows/s, oldest first \(Fmt.mmm(Summary(stream[1]), Fmt.int)) rows/s; cost per row newest / oldest \(Fmt.mmm(Summary(perRow), Fmt.x)) (target <= 1.5x: \(fig.streamRatio <= 1.5 ? "met" : "**missed**")).")
+        line("Streaming `\(big)` (`store.stream`, pages of 1,000, the first \(Fmt.int(Double(limit))) rows each way), \(options.runs) runs, order alternating: newest first \(Fmt.mmm(Summary(stream[0]), Fmt.int)) rows/s, oldest first \(Fmt.mmm(Summary(stream[1]), Fmt.int)) rows/s; cost per row newest / oldest \(Fmt.mmm(Summary(perRow), Fmt.x)) (target <= 1.5x: \(fig.streamRatio <= 1.5 ? "met" : "**missed**")); process CPU per row (all threads, steadier under load) newest first \(Fmt.mmm(Summary(streamCPU[0]), { Fmt.fixed($0, 2) })) µs, oldest first \(Fmt.mmm(Summary(streamCPU[1]), { Fmt.fixed($0, 2) })) µs, newest / oldest \(Fmt.mmm(Summary(zip(streamCPU[0], streamCPU[1]).map { $0 / $1 }), Fmt.x)).")
         line()
         line("First page of 100, \(options.lopsidedKeys) keys per cell per run (fewer when a cell's AuditDB side passed \(Fmt.fixed(options.cellSeconds, 0)) s), 5 warm-up keys, \(options.runs) runs; ms, min / median / max over the runs of each run's percentile. \(fig.cells - fig.missed) of \(fig.cells) cells meet p50 <= 2 ms and p99 <= 10 ms.")
         line()

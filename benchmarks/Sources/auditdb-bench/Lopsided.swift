@@ -119,16 +119,18 @@ extension Bench {
         }
         // Streaming every row of the big tenant (issue 19: 4 min 33 s newest first against 16 s
         // for the whole store oldest first, before migration 0008), both orders, alternating.
-        var stream: [[Double]] = [[], []]  // rows/s, newest and oldest first
+        var stream: [[Double]] = [[], []], streamCPU: [[Double]] = [[], []]  // rows/s and CPU µs/row, newest and oldest first
         for run in 0..<(options.lopsidedStream ? runs : 0) {
             for descending in (run % 2 == 0 ? [true, false] : [false, true]) {
                 var n = 0
+                let cpu0 = Self.processCPUSeconds()
                 let seconds = try await timedAsync {
                     for try await _ in store.stream(EntryQuery(descending: descending, tenant: LopsidedProfile.bigTenant)) { n += 1 }
                 }.1
                 guard n == Int(bigRows) else { throw BenchError("streamed \(n) rows of \(bigRows)") }
                 stream[descending ? 0 : 1].append(Double(n) / seconds)
-                progress("  stream of the big tenant, \(descending ? "newest" : "oldest") first: \(Fmt.int(Double(n) / seconds)) rows/s")
+                streamCPU[descending ? 0 : 1].append((Self.processCPUSeconds() - cpu0) * 1e6 / Double(n))
+                progress("  stream of the big tenant, \(descending ? "newest" : "oldest") first: \(Fmt.int(Double(n) / seconds)) rows/s, \(Fmt.fixed(streamCPU[descending ? 0 : 1].last!, 2)) CPU µs/row")
             }
         }
         let fp = FirstPageRaw.self
@@ -157,7 +159,7 @@ extension Bench {
         }
         if !stream[0].isEmpty {
             let ratio = zip(stream[1], stream[0]).map { $0 / $1 }
-            line("Streaming all \(Fmt.int(Double(bigRows))) rows of `\(LopsidedProfile.bigTenant)` (`store.stream`, pages of 1,000, every row verified), \(runs) runs each, order alternating: newest first \(Fmt.mmm(Summary(stream[0]), Fmt.int)) rows/s, oldest first \(Fmt.mmm(Summary(stream[1]), Fmt.int)) rows/s; oldest / newest per run \(Fmt.mmm(Summary(ratio), Fmt.x)) (target: within 1.5x).")
+            line("Streaming all \(Fmt.int(Double(bigRows))) rows of `\(LopsidedProfile.bigTenant)` (`store.stream`, pages of 1,000, every row verified), \(runs) runs each, order alternating: newest first \(Fmt.mmm(Summary(stream[0]), Fmt.int)) rows/s, oldest first \(Fmt.mmm(Summary(stream[1]), Fmt.int)) rows/s; oldest / newest per run \(Fmt.mmm(Summary(ratio), Fmt.x)) (target: within 1.5x); process CPU per row (all threads, steadier under load) newest first \(Fmt.mmm(Summary(streamCPU[0]), { Fmt.fixed($0, 2) })) µs, oldest first \(Fmt.mmm(Summary(streamCPU[1]), { Fmt.fixed($0, 2) })) µs, newest / oldest per run \(Fmt.mmm(Summary(zip(streamCPU[0], streamCPU[1]).map { $0 / $1 }), Fmt.x)).")
             line()
         }
         line("Plans (`EXPLAIN QUERY PLAN`, newest first): " + plans.map { "\($0.0): `\($0.1)`" }.joined(separator: "; ") + ".")
