@@ -143,6 +143,8 @@ enum QueryExecution {
                 try row.setArguments([seq])
                 try reader.read(row, into: &entries)
             }
+        } else if readsNewestFirstAscending(plan) {
+            try readNewestFirstAscending(db, plan: plan, lower: lower, upper: upper, reader: &reader, into: &entries)
         } else {
             let statement = try db.cachedStatement(sql: sql(plan, bucketed: false))
             try statement.setArguments(StatementArguments([lower, upper] + plan.bindings + [Int64(plan.limit)]))

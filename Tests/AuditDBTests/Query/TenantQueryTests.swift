@@ -51,6 +51,41 @@ struct TenantQueryTests {
         try await store.close()
     }
 
+    @Test("newest first by tenant or unfiltered: the floor seq comes from an index alone, and every page, cursor, seq range and stream equals oldest first reversed")
+    func newestFirstAscending() async throws {
+        try await makeStore(at: db, keys: keys, count: 60)
+        let store = try await AuditStore.open(at: db, keys: keys)
+        for tenant in [nil, "tenant-1"] {
+            let plan = try QueryExecution.plan(EntryQuery(descending: true, tenant: tenant))
+            #expect(QueryExecution.readsNewestFirstAscending(plan))
+            let floor = try await details(store, QueryExecution.newestFirstFloorSQL(plan), [Int64(1), Int64.max] + plan.bindings + [Int64(99)])
+            #expect(floor == [tenant == nil
+                ? "SEARCH audit_entries USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"
+                : "SEARCH audit_entries USING COVERING INDEX audit_entries_tenant_seq (tenant=? AND rowid>? AND rowid<?)"], "\(floor)")
+        }
+        // A filter the index does not hold would need rows read twice: such pages stay one descending statement.
+        #expect(!QueryExecution.readsNewestFirstAscending(try QueryExecution.plan(EntryQuery(descending: true, action: "read", tenant: "tenant-1"))))
+        #expect(!QueryExecution.readsNewestFirstAscending(try QueryExecution.plan(EntryQuery(descending: false, tenant: "tenant-1"))))
+        for tenant in [nil, "tenant-0", "tenant-2", "tenant-9"] {
+            let matching = (Int64(1)...60).filter { tenant == nil || "tenant-\($0 % 3)" == tenant }
+            for limit in [1, 3, 19, 20, 21, 100] {
+                for after in [nil, Int64(31), Int64(2)] {
+                    for seqs in [nil, Int64(10)...Int64(50)] {
+                        let got = try await store.entries(EntryQuery(afterSeq: after, limit: limit, descending: true, tenant: tenant, seqs: seqs)).map(\.seq)
+                        let expected = matching.filter { (after == nil || $0 < after!) && (seqs?.contains($0) ?? true) }.reversed().prefix(limit)
+                        #expect(got == Array(expected), "tenant \(tenant ?? "-"), limit \(limit), after \(after ?? -1), seqs \(String(describing: seqs))")
+                    }
+                }
+            }
+            var streamed: [Int64] = []
+            for try await entry in store.stream(EntryQuery(descending: true, tenant: tenant), pageSize: 7) { streamed.append(entry.seq) }
+            #expect(streamed == matching.reversed())
+        }
+        let scoped = try await store.scoped(toTenant: "tenant-2").entries(EntryQuery(limit: 5, descending: true)).map(\.seq)
+        #expect(scoped == [59, 56, 53, 50, 47])
+        try await store.close()
+    }
+
     @Test("tenant + time equals a brute-force filter when recorded_at steps backwards, for every walk budget, limit, order and seq range")
     func walkMatchesOracle() throws {
         // Plain rows (no MACs: this checks which seqs the SQL selects) in a database with the schema.

@@ -21,8 +21,8 @@ struct AuditDBBench {
         try FileManager.default.createDirectory(atPath: options.dir, withIntermediateDirectories: true)
         let schema = try SchemaText(path: options.schemaPath)
         let keys = try KeyRing([AuditKey.generate(version: 1)])
-        // The lopsided section generates its own rows batch by batch (10M rows do not fit twice).
-        let dataRows = options.sections.subtracting(["lopsided"]).isEmpty ? 1 : options.rows
+        // The lopsided and growth sections generate its own rows batch by batch (10M rows do not fit twice).
+        let dataRows = options.sections.subtracting(["lopsided", "growth"]).isEmpty ? 1 : options.rows
         progress("generating \(dataRows) rows (untimed)...")
         let (data, genSeconds) = timed { Dataset(rows: dataRows, batchSize: options.batch) }
         progress("  done in \(Fmt.fixed(genSeconds, 1)) s; mean details \(data.fields.reduce(0) { $0 + $1.details.utf8.count } / data.fields.count) bytes")
@@ -54,6 +54,7 @@ struct AuditDBBench {
         if s.contains("export") { try await bench.exportFormats() }
         if s.contains("jsonl") { try await bench.jsonlIngest() }
         if s.contains("lopsided") { try await bench.lopsided() }
+        if s.contains("growth") { try await bench.growth() }
         if s.contains("peer") { try bench.peer() }
         if let p = bench.verifyStorePath { removeDatabase(p) }
         if options.ownsDir { try? FileManager.default.removeItem(atPath: options.dir) }

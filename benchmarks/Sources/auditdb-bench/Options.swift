@@ -29,6 +29,10 @@ struct Options {
     var lopsidedKeys = 200        // keys per query kind and order per run (section 15, lopsided)
     var lopsidedIndexCost = true  // section 15 also builds the store without migration 0008's index
     var lopsidedStream = true     // section 15 also streams every row of the big tenant, both orders
+    var growthPoints: [Int64]?   // section 16: the sizes measured (default 1M, 10M, 100M up to --rows, and --rows)
+    var rawAppendRows: Int?       // section 16: the raw twin stops growing here (disk)
+    var cellSeconds = 10.0        // section 16: a first-page cell stops taking keys after this much AuditDB time
+    var streamRows = 1_000_000    // section 16: rows streamed each way per run
     var exportRows = 100_000      // rows of the export-format store (a v1 bundle of every row is ~2 KB an entry)
     var out: String?
     /// The release `auditdb` for the streaming-ingest section (default: the repository's .build/release/auditdb).
@@ -42,13 +46,18 @@ struct Options {
                              [--no-plain-index] [--trigger-baseline] [--caller-thread] [--query-keys N]
                              [--scan-new-rows N] [--small-store-rows N] [--status-reads N] [--export-rows N]
                              [--cli PATH] [--lopsided-keys N] [--no-index-cost] [--no-stream]
+                             [--growth-points LIST] [--raw-append-rows N] [--cell-seconds S] [--stream-rows N]
 
           --quick        quick profile: 100k rows, 300 latency ops, 64x40 group appends (also AUDITDB_BENCH_QUICK=1)
           --only LIST    comma-separated sections: append,latency,group,verify,storage,query,scan,status,adopt,expiry,vacuum,erasure,export,jsonl,peer,
-                         lopsided (not in the default set: `--only lopsided` runs the lopsided profile alone, at 1M or 10M rows)
+                         lopsided, growth (not in the default set: `--only lopsided` / `--only growth` run alone, at 1M to 100M rows)
           --lopsided-keys N  keys per query kind and order per run in the lopsided section (default 200)
           --no-index-cost    lopsided: skip the second store build without audit_entries_tenant_seq (the append and verify cost of migration 0008)
           --no-stream        lopsided: skip streaming every row of the big tenant in both orders
+          --growth-points LIST  growth (section 16, `--only growth`): comma-separated sizes to measure at (default 1000000,10000000,100000000 up to --rows, and --rows)
+          --raw-append-rows N   growth: the raw twin stops growing at N rows (its disk); default --rows
+          --cell-seconds S      growth: a first-page cell takes no more keys once its AuditDB side used S seconds (default 10)
+          --stream-rows N       growth: rows of the big tenant streamed each way per run (default 1000000)
           --export-rows N  rows of the export section's store (default 100000; quick 20000)
           --no-plain-index     skip the raw baseline with plain unbucketed actor/resource_id indexes
           --trigger-baseline   also run the raw baseline with the 3 audit_entries triggers (no index)
@@ -105,6 +114,14 @@ struct Options {
             case "--lopsided-keys": lopsidedKeys = try number(arg)
             case "--no-index-cost": lopsidedIndexCost = false
             case "--no-stream": lopsidedStream = false
+            case "--growth-points":
+                growthPoints = try value(arg).split(separator: ",").map {
+                    guard let n = Int64($0.replacingOccurrences(of: "_", with: "")), n > 0 else { throw BenchError("--growth-points needs positive integers") }
+                    return n
+                }
+            case "--raw-append-rows": rawAppendRows = try number(arg)
+            case "--cell-seconds": cellSeconds = Double(try number(arg))
+            case "--stream-rows": streamRows = try number(arg)
             case "--only": sections = Set(try value(arg).split(separator: ",").map(String.init))
             case "--out": out = try value(arg)
             case "--cli": cliPath = try value(arg)

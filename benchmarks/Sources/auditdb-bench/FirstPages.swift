@@ -1,0 +1,202 @@
+import AuditDB
+import Foundation
+import GRDBSQLite
+
+/// First-page latency of any `EntryQuery` against raw SQLite running the statements AuditDB's
+/// QueryExecution runs for it (Sources/AuditDB/Query/), shared by sections 15 (lopsided) and 16
+/// (growth).
+extension Bench {
+    /// The raw side: the same statements through the C API in one read transaction, every column
+    /// of every row read, no verification. Statements are prepared once per SQL text.
+    final class FirstPageRaw {
+        let db: RawDB
+        let head: OpaquePointer, begin: OpaquePointer, commit: OpaquePointer, rowBySeq: OpaquePointer
+        private var cache: [String: OpaquePointer] = [:]
+        /// QueryExecution.tenantWalkBudget(limit: 100) and tenantProbeLimit.
+        static let walkBudget: Int64 = 512, probeLimit: Int64 = 4_096
+
+        init(path: String) throws {
+            let db = try RawDB(path: path, readOnly: true)
+            self.db = db
+            head = try db.prepare("SELECT seq FROM audit_entries ORDER BY seq DESC LIMIT 1")
+            begin = try db.prepare("BEGIN")
+            commit = try db.prepare("COMMIT")
+            rowBySeq = try db.prepare("SELECT \(Bench.scanColumns) FROM audit_entries WHERE seq = ?")
+        }
+
+        deinit {
+            for s in [head, begin, commit, rowBySeq] + Array(cache.values) { sqlite3_finalize(s) }
+        }
+
+        func statement(_ sql: String) throws -> OpaquePointer {
+            if let s = cache[sql] { return s }
+            let s = try db.prepare(sql)
+            cache[sql] = s
+            return s
+        }
+
+        func plan(_ sql: String) throws -> String {
+            let p = try db.prepare("EXPLAIN QUERY PLAN " + sql)
+            defer { sqlite3_finalize(p) }
+            var lines: [String] = []
+            while sqlite3_step(p) == SQLITE_ROW { lines.append(String(cString: sqlite3_column_text(p, 3))) }
+            return lines.joined(separator: "; ")
+        }
+
+        func bind(_ s: OpaquePointer, _ values: [Any]) {
+            for (i, v) in values.enumerated() {
+                if let n = v as? Int64 { sqlite3_bind_int64(s, Int32(i + 1), n) } else if let t = v as? String { RawQuerier.bindText(s, Int32(i + 1), t) }
+            }
+        }
+
+        /// The query's conditions in QueryExecution.plan's order, with their values.
+        static func conditions(_ q: EntryQuery) -> (sql: [String], values: [Any]) {
+            var c: [String] = [], v: [Any] = []
+            func text(_ column: String, _ value: String?) { if let value { c.append("\(column) = ?"); v.append(value) } }
+            text("tenant", q.tenant); text("actor", q.actor); text("action", q.action)
+            text("resource_type", q.resourceType); text("resource_id", q.resourceId); text("correlation_id", q.correlationId)
+            if let o = q.outcome { c.append("outcome = ?"); v.append(Int64(AuditOutcome.allCases.firstIndex(of: o)!)) }
+            if let s = q.severity { c.append("severity = ?"); v.append(Int64(AuditSeverity.allCases.firstIndex(of: s)!)) }
+            if let r = q.recordedAt {
+                c.append("recorded_at >= ? AND recorded_at < ?")
+                v += [r.lowerBound.microsecondsSinceEpoch, r.upperBound.microsecondsSinceEpoch]
+            }
+            return (c, v)
+        }
+
+        static func whereClause(_ seqs: [String], _ c: [String]) -> String { (seqs + c).joined(separator: " AND ") }
+
+        private func rows(_ seqs: [Int64]) -> Int {
+            var n = 0
+            for seq in seqs {
+                sqlite3_bind_int64(rowBySeq, 1, seq)
+                n += Bench.scan(rowBySeq).rows
+            }
+            return n
+        }
+
+        private func seqs(_ s: OpaquePointer, _ values: [Any]) -> [Int64] {
+            bind(s, values)
+            var out: [Int64] = []
+            while sqlite3_step(s) == SQLITE_ROW { out.append(sqlite3_column_int64(s, 0)) }
+            sqlite3_reset(s)
+            return out
+        }
+
+        /// Rows read for `q`, as AuditDB reads them.
+        func run(_ q: EntryQuery) throws -> Int {
+            try db.step(begin)
+            defer { try? db.step(commit) }
+            sqlite3_step(head)
+            let last = sqlite3_column_int64(head, 0)
+            sqlite3_reset(head)
+            let (c, v) = Self.conditions(q)
+            let order = q.descending ? "DESC" : "ASC", limit = Int64(q.limit), cols = Bench.scanColumns
+            if q.actor != nil || q.resourceId != nil {
+                // Bucketed: one statement per `seq >> 14` bucket, newest or oldest bucket first.
+                let s = try statement("SELECT \(cols) FROM audit_entries WHERE \(Self.whereClause(["seq >= ?", "seq <= ?", "(seq >> 14) = ?"], c)) ORDER BY seq \(order) LIMIT ?")
+                var got = 0, bucket = q.descending ? last >> 14 : 0
+                while got < q.limit && bucket >= 0 && bucket <= last >> 14 {
+                    bind(s, [Int64(1), last, bucket] + v + [limit - Int64(got)])
+                    got += Bench.scan(s).rows
+                    bucket += q.descending ? -1 : 1
+                }
+                return got
+            }
+            if q.recordedAt != nil {
+                // seqsFirst: the page's seqs (for a tenant: counted, walked, then the time index), then rows by seq.
+                let rest = try statement("SELECT seq FROM audit_entries WHERE \(Self.whereClause(["+seq >= ?", "+seq <= ?"], c)) ORDER BY seq \(order) LIMIT ?")
+                guard let tenant = q.tenant, let window = q.recordedAt else { return rows(seqs(rest, [Int64(1), last] + v + [limit])) }
+                let lo = window.lowerBound.microsecondsSinceEpoch, hi = window.upperBound.microsecondsSinceEpoch
+                let probe = try statement("SELECT count(*) FROM (SELECT 1 FROM audit_entries WHERE +seq >= ? AND +seq <= ? AND tenant = ? AND recorded_at >= ? AND recorded_at < ? LIMIT ?)")
+                bind(probe, [Int64(1), last, tenant, lo, hi, Self.probeLimit])
+                sqlite3_step(probe)
+                let dense = sqlite3_column_int64(probe, 0) >= Self.probeLimit
+                sqlite3_reset(probe)
+                var found: [Int64] = [], read: Int64 = 0, reached: Int64 = q.descending ? last + 1 : 0
+                if dense {
+                    let walk = try statement("SELECT seq, (\(c.joined(separator: " AND "))) FROM audit_entries WHERE seq >= ? AND seq <= ? AND tenant = ? ORDER BY seq \(order) LIMIT ?")
+                    bind(walk, v + [Int64(1), last, tenant, Self.walkBudget])
+                    while sqlite3_step(walk) == SQLITE_ROW {
+                        read += 1
+                        reached = sqlite3_column_int64(walk, 0)
+                        if sqlite3_column_int64(walk, 1) == 1 { found.append(reached) }
+                        if found.count == q.limit { break }
+                    }
+                    sqlite3_reset(walk)
+                }
+                if found.count < q.limit && (read == Self.walkBudget || !dense) {
+                    let (a, b) = q.descending ? (Int64(1), reached - 1) : (reached + 1, last)
+                    found += seqs(rest, [a, b] + v + [limit - Int64(found.count)])
+                }
+                return rows(found)
+            }
+            if q.descending && (c.isEmpty || (c.count == 1 && q.tenant != nil)) {
+                // Newest first from the index alone (QueryExecution+NewestFirst.swift): the floor, then ascending.
+                let floorSQL = try statement("SELECT seq FROM audit_entries WHERE \(Self.whereClause(["seq >= ?", "seq <= ?"], c)) ORDER BY seq DESC LIMIT 1 OFFSET ?")
+                let floor = seqs(floorSQL, [Int64(1), last] + v + [limit - 1]).first ?? 1
+                let s = try statement("SELECT \(cols) FROM audit_entries WHERE \(Self.whereClause(["seq >= ?", "seq <= ?"], c)) ORDER BY seq ASC LIMIT ?")
+                bind(s, [floor, last] + v + [limit])
+                return Bench.scan(s).rows
+            }
+            let s = try statement("SELECT \(cols) FROM audit_entries WHERE \(Self.whereClause(["seq >= ?", "seq <= ?"], c)) ORDER BY seq \(order) LIMIT ?")
+            bind(s, [Int64(1), last] + v + [limit])
+            return Bench.scan(s).rows
+        }
+    }
+
+    /// One query kind and order over the runs: each run's p50/p99 on both sides.
+    struct FirstPageCell {
+        var a50: [Double] = [], a99: [Double] = [], r50: [Double] = [], r99: [Double] = [], ratio: [Double] = []
+        var rowsPerPage: [Double] = [], keys: [Int] = []
+        var met: Bool { !a50.isEmpty && Summary(a50).median <= 2 && Summary(a99).median <= 10 }
+    }
+
+    /// One run of every kind, newest and oldest first: `keys` keys each (fewer when a cell's
+    /// AuditDB side passes `cellSeconds`), the two sides back to back per key, order alternating,
+    /// after `warmUp` untimed keys; the row counts of both sides must agree. `cells[k][0]` is
+    /// newest first.
+    func measureFirstPages(store: AuditStore, raw: FirstPageRaw, kinds: [(String, (Bool) -> EntryQuery)], run: Int,
+                           keys: Int, warmUp: Int = 20, cellSeconds: Double = .infinity, cells: inout [[FirstPageCell]]) async throws {
+        let clock = ContinuousClock()
+        if cells.count != kinds.count { cells = [[FirstPageCell]](repeating: [FirstPageCell(), FirstPageCell()], count: kinds.count) }
+        for (k, kind) in kinds.enumerated() {
+            for descending in [true, false] {
+                let make = kind.1
+                for _ in 0..<warmUp { let x = make(descending); _ = try await store.page(x); _ = try raw.run(x) }
+                var a: [Double] = [], b: [Double] = [], returned = 0
+                for i in 0..<keys where a.reduce(0, +) < cellSeconds * 1e3 {
+                    let x = make(descending)
+                    var n = 0, m = 0
+                    func auditSide() async throws { let t0 = clock.now; n = try await store.page(x).entries.count; a.append((clock.now - t0).seconds * 1e3) }
+                    func rawSide() throws { let t0 = clock.now; m = try raw.run(x); b.append((clock.now - t0).seconds * 1e3) }
+                    if (i + run) % 2 == 0 { try await auditSide(); try rawSide() } else { try rawSide(); try await auditSide() }
+                    guard n == m else { throw BenchError("\(kind.0): AuditDB read \(n) rows, raw \(m), for \(x)") }
+                    returned += n
+                }
+                var c = cells[k][descending ? 0 : 1]
+                c.a50.append(percentile(a, 50)); c.a99.append(percentile(a, 99))
+                c.r50.append(percentile(b, 50)); c.r99.append(percentile(b, 99))
+                c.ratio.append(percentile(a, 50) / percentile(b, 50))
+                c.rowsPerPage.append(Double(returned) / Double(a.count))
+                c.keys.append(a.count)
+                cells[k][descending ? 0 : 1] = c
+                progress("  run \(run) \(kind.0), \(descending ? "newest" : "oldest") first (\(a.count) keys): p50 AuditDB \(Fmt.fixed(c.a50.last!, 3)) ms, raw \(Fmt.fixed(c.r50.last!, 3)) ms; p99 \(Fmt.fixed(c.a99.last!, 3)) / \(Fmt.fixed(c.r99.last!, 3)) ms")
+            }
+        }
+    }
+
+    /// The table of `measureFirstPages`' cells.
+    func firstPageTable(kinds: [String], cells: [[FirstPageCell]]) {
+        let ms = { (v: [Double]) in Fmt.mmm(Summary(v), { Fmt.fixed($0, 3) }) }
+        line("| query | order | keys per run | rows/page | raw p50 ms | AuditDB p50 ms | p50 AuditDB / raw | raw p99 ms | AuditDB p99 ms | p50 <= 2 ms, p99 <= 10 ms |")
+        line("|---|---|---|---|---|---|---|---|---|---|")
+        for (k, kind) in kinds.enumerated() {
+            for (o, order) in ["newest first", "oldest first"].enumerated() {
+                let c = cells[k][o]
+                let keys = Set(c.keys).sorted().map(String.init).joined(separator: ", ")
+                line("| \(kind) | \(order) | \(keys) | \(Fmt.fixed(Summary(c.rowsPerPage).median, 1)) | \(ms(c.r50)) | \(ms(c.a50)) | \(Fmt.mmm(Summary(c.ratio), Fmt.x)) | \(ms(c.r99)) | \(ms(c.a99)) | \(c.met ? "met" : "**missed**") |")
+            }
+        }
+    }
+}
