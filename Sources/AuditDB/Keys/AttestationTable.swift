@@ -19,18 +19,20 @@ enum AttestationTable {
 
     static func foreignFindings(_ db: Database, storeID: [UInt8], header: StoreHeader?, keys: KeyRing) throws -> [Finding] {
         guard try db.tableExists("audit_attestations"), try db.tableExists("audit_entries") else { return [] }
-        // An expired row is attested through its tombstone (FORMAT.md section 20.4).
-        let log = try db.tableExists("audit_expired")
-            ? "(SELECT seq, key_version, mac FROM audit_entries UNION ALL SELECT seq, key_version, mac FROM audit_expired)"
-            : "audit_entries"
+        // An expired row is attested through its tombstone (FORMAT.md section 20.4). One lookup
+        // by seq per attestation in each table (a join with the union of both made SQLite
+        // materialise every row of the log first).
+        let expired = try db.tableExists("audit_expired")
         let rows = try Row.fetchCursor(db, sql: """
             SELECT a.seq, a.key_version, a.declaration_seq, a.mac,
                    typeof(a.seq) = 'integer' AND typeof(a.key_version) = 'integer' AND typeof(a.declaration_seq) = 'integer'
                        AND typeof(a.mac) = 'blob' AND length(a.mac) = 32,
                    a.declaration_seq > a.seq AND EXISTS (SELECT 1 FROM audit_entries d
                        WHERE d.seq = a.declaration_seq AND d.action = 'auditdb.key.compromised'),
-                   e.key_version, e.mac
-            FROM audit_attestations a LEFT JOIN \(log) e ON e.seq = a.seq AND a.seq >= 1
+                   CASE WHEN l.seq IS NOT NULL THEN l.key_version ELSE \(expired ? "x.key_version" : "NULL") END,
+                   CASE WHEN l.seq IS NOT NULL THEN l.mac ELSE \(expired ? "x.mac" : "NULL") END
+            FROM audit_attestations a LEFT JOIN audit_entries l ON l.seq = a.seq AND a.seq >= 1
+            \(expired ? "LEFT JOIN audit_expired x ON x.seq = a.seq AND a.seq >= 1" : "")
             """)
         var named: [Finding] = []
         var total = 0
