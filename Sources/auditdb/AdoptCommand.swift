@@ -10,7 +10,10 @@ struct Adopt: AsyncParsableCommand {
             resourceType, resourceId, outcome, severity, correlationId, source, occurredAt, details) or the run
             is refused, unless --drop-unmapped. All rows are validated first; invalid rows are listed by id and
             nothing is imported unless --skip-invalid. Rows keep their order (--id-column, default rowid) and
-            their timestamps (occurredAt). Killed and run again, it resumes. The legacy table is left as it was
+            their timestamps (occurredAt). Into an empty or small store the rows go in one transaction with the
+            indexes built once at its end (--commits automatic): killed, nothing stays and running it again starts
+            over. With --commits batches (or into a larger store) they go --batch-size rows per transaction:
+            killed and run again, it resumes. The legacy table is left as it was
             unless --then protect (triggers refuse UPDATE/DELETE) or --then drop (after a verified import).
             EXIT STATUS: 0 done or nothing to do; 1 the store does not verify; 2 invalid rows, bad arguments,
             storage error. Output: a progress bar on standard error and a summary on a terminal; otherwise plain
@@ -30,7 +33,9 @@ struct Adopt: AsyncParsableCommand {
     @Flag(name: .customLong("skip-invalid"), help: "Import the valid rows; list and count the invalid ones.") var skipInvalid = false
     @Flag(name: .customLong("drop-unmapped"), help: "Leave out unmapped columns (recorded in the run entry).") var dropUnmapped = false
     @Option(name: .customLong("then"), help: "leave | protect | drop (default leave)") var afterwards: String = "leave"
-    @Option(name: .customLong("batch-size"), help: "Rows per transaction.") var batchSize = 10_000
+    @Option(name: .customLong("batch-size"), help: "Rows per transaction (with --commits batches).") var batchSize = 10_000
+    @Option(help: "automatic (one transaction into an empty or small store, else batches) | batches | one-transaction")
+    var commits: String = "automatic"
     @Option(help: "auto (a bar on a terminal, else plain lines) | bar | none") var progress: ProgressStyle = .auto
 
     func adoption() throws -> LegacyAdoption {
@@ -60,6 +65,10 @@ struct Adopt: AsyncParsableCommand {
         adoption.skipInvalid = skipInvalid
         adoption.dropUnmapped = dropUnmapped
         adoption.batchSize = batchSize
+        guard let commits = LegacyAdoption.Commits(rawValue: commits) else {
+            throw AuditError(.invalidInput, "--commits must be automatic, batches or one-transaction", field: "--commits")
+        }
+        adoption.commits = commits
         return adoption
     }
 

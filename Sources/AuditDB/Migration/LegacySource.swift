@@ -11,6 +11,8 @@ final class LegacySource {
     private let columns: [(LegacyAdoption.Field, String)]
     private let selectSQL: String
     private let idExpression: String
+    /// The table's rows when the read transaction began (what both passes will read).
+    let rowCount: Int
 
     init(_ adoption: LegacyAdoption) throws {
         self.adoption = adoption
@@ -54,7 +56,11 @@ final class LegacySource {
         idExpression = id
         selectSQL = "SELECT \(id), \(columns.map { quote($0.1) }.joined(separator: ", ")), rowid FROM \(quote(adoption.table))"
         try SQLite.exec(handle, "BEGIN", while: "read \(adoption.table)")
-        try SQLite.exec(handle, "SELECT count(*) FROM \(quote(adoption.table))", while: "read \(adoption.table)")
+        // The first read starts the read transaction: from here on both passes see these rows.
+        let count = try SQLite.prepare(handle, "SELECT count(*) FROM \(quote(adoption.table))", while: "read \(adoption.table)")
+        defer { SQLite.finalize(count) }
+        _ = try SQLite.step(count, while: "count the rows of \(adoption.table)")
+        rowCount = Int(SQLite.int64(count, 0))
     }
 
     /// Closes the connection; its read transaction ends with it.
@@ -75,9 +81,13 @@ final class LegacySource {
     /// large table is never in memory at once; each window goes to `body` before the next is read.
     /// Both passes of an adoption use this one reader, so they count rows identically — which is
     /// what makes resuming exact. With `digest`, each row's id and mapped columns are hashed into it.
-    func forEachWindow(hashingInto digest: OpaquePointer? = nil,
-                       _ body: ([Result<EncodedEvent, AdoptionProblem>]) async throws -> Void) async throws
+    /// With `converting` false the rows are only read (and hashed), not validated: `body` gets
+    /// empty windows. Returns the number of rows read.
+    @discardableResult
+    func forEachWindow(hashingInto digest: OpaquePointer? = nil, converting: Bool = true,
+                       _ body: ([Result<EncodedEvent, AdoptionProblem>]) async throws -> Void) async throws -> Int
     {
+        var total = 0
         let windowSize = adoption.windowSize
         let idColumnIndex = Int32(0), rowidIndex = Int32(columns.count + 1)
         var after: (id: OpaquePointer, rowid: Int64)?  // the last row read (a copied sqlite3_value)
@@ -94,12 +104,16 @@ final class LegacySource {
                 try SQLite.bind(stmt, 2, after.rowid)
             }
             var window: [Result<EncodedEvent, AdoptionProblem>] = []
-            window.reserveCapacity(windowSize)
+            window.reserveCapacity(converting ? windowSize : 0)
+            var read = 0
             while try SQLite.step(stmt, while: "read \(adoption.table)") {
+                read += 1
                 let id = SQLite.int64(stmt, idColumnIndex)
                 // Each column as u8 type || u32 length || bytes (the trailing rowid is not hashed).
                 if let digest { adb_digest_columns(digest, stmt, Int32(columns.count + 1)) }
-                if SQLite.type(stmt, idColumnIndex) != SQLITE_INTEGER {
+                if !converting {
+                    // Only the digest and the count: validation is left to the pass that writes.
+                } else if SQLite.type(stmt, idColumnIndex) != SQLITE_INTEGER {
                     window.append(.failure(AdoptionProblem(rowID: id, field: "id", message: "the id is not an integer")))
                 } else if previousID == id {
                     window.append(.failure(AdoptionProblem(rowID: id, field: "id", message: "duplicate id")))
@@ -110,8 +124,9 @@ final class LegacySource {
                 if let old = after { SQLite.free(old.id) }
                 after = (try SQLite.duplicate(stmt, idColumnIndex), SQLite.int64(stmt, rowidIndex))
             }
+            total += read
             try await body(window)
-            guard window.count == windowSize else { return }
+            guard read == windowSize else { return total }
         }
     }
 

@@ -89,6 +89,7 @@ struct GoldenOutputMigrateTests {
         try cli.golden("adopt-bad-then", base + minimal + ["--drop-unmapped", "--then", "burn"])
         try cli.golden("adopt-bad-timestamp-format", base + minimal + ["--drop-unmapped", "--timestamp-format", "julian"])
         try cli.golden("adopt-bad-progress", base + minimal + ["--drop-unmapped", "--progress", "dots"])
+        try cli.golden("adopt-bad-commits", base + minimal + ["--drop-unmapped", "--commits", "all"])
         try cli.golden("adopt-missing-table", ["migrate", "adopt"] + cli.options + ["--source", legacy, "--table", "nope"]
                        + minimal + ["--drop-unmapped"])
         try cli.golden("adopt-missing-source", ["migrate", "adopt"] + cli.options

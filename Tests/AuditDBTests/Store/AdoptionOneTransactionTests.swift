@@ -1,0 +1,148 @@
+import Foundation
+import GRDB
+import Synchronization
+import Testing
+
+@testable import AuditDB
+
+/// Adoption in one transaction (LegacyAdoption.Commits.oneTransaction, what `automatic` chooses for
+/// an empty or small store): the query indexes are dropped and re-created inside the transaction
+/// that imports the rows, so no committed state lacks them or holds part of the run.
+@Suite("Adopting in one transaction")
+struct AdoptionOneTransactionTests {
+    let dir: TempDir
+    let keys: KeyRing
+
+    init() throws {
+        dir = try TempDir()
+        keys = try testKeyRing()
+    }
+
+    func workflowAdoption(_ legacy: String, table: String = "audit_events") -> LegacyAdoption {
+        var adoption = LegacyAdoption(sourcePath: legacy, table: table, mapping: AdoptionTests.workflowMapping)
+        adoption.idColumn = "id"
+        adoption.dropUnmapped = true
+        return adoption
+    }
+
+    /// AuditDB's indexes as the file stores them: name and CREATE INDEX text.
+    static func indexes(_ path: String) throws -> [String] {
+        let queue = try DatabaseQueue(path: path)
+        return try queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'audit_entries' ORDER BY name")
+                .map { "\($0["name"] as String): \($0["sql"] as String? ?? "NULL")" }
+        }
+    }
+
+    @Test("which runs go in one transaction: automatic takes an empty or small store and a source within the limit")
+    func choice() {
+        #expect(LegacyAdoption.Commits.automatic.isOneTransaction(sourceRows: 1_000, storeRows: 0))
+        #expect(LegacyAdoption.Commits.automatic.isOneTransaction(sourceRows: 1_000, storeRows: 1_000))
+        #expect(!LegacyAdoption.Commits.automatic.isOneTransaction(sourceRows: 1_000, storeRows: 1_001))
+        #expect(!LegacyAdoption.Commits.automatic.isOneTransaction(sourceRows: LegacyAdoption.oneTransactionLimit + 1, storeRows: 0))
+        #expect(LegacyAdoption.Commits.oneTransaction.isOneTransaction(sourceRows: 10, storeRows: 1_000_000))
+        #expect(!LegacyAdoption.Commits.batches.isOneTransaction(sourceRows: 1_000, storeRows: 0))
+    }
+
+    @Test("a reader during the import sees the store as before it (no rows, every index); afterwards the indexes are byte for byte the same and answer queries")
+    func readerSeesBeforeThenAll() async throws {
+        let legacy = dir.path("legacy.db"), path = dir.path("s.db")
+        try AdoptionTests.workflowTable(in: legacy, count: 5_000)
+        let store = try await AuditStore.create(at: path, keys: keys)
+        let before = try Self.indexes(path)
+        #expect(before.count == 7)
+        var adoption = workflowAdoption(legacy)
+        adoption.windowSize = 1_000
+        // Each progress report comes after a window was handed to the writer, inside its open transaction.
+        let seen = Mutex<[String]>([])
+        let report = try await store.adopt(adoption) { step in
+            guard step.imported < 5_000 else { return }
+            do {
+                let queue = try DatabaseQueue(path: path)
+                let rows = try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM audit_entries") ?? -1 }
+                let indexes = try Self.indexes(path)
+                seen.withLock { $0.append("\(rows) rows, indexes \(indexes == before ? "as before" : "changed: \(indexes)")") }
+            } catch {
+                seen.withLock { $0.append("read failed: \(error)") }
+            }
+        }
+        #expect(report.imported == 5_000 && report.resumedFrom == 0 && report.runSeq == 1)
+        let during = seen.withLock { $0 }
+        #expect(!during.isEmpty)
+        #expect(during.allSatisfy { $0 == "0 rows, indexes as before" }, "\(during)")
+        #expect(try Self.indexes(path) == before)
+        // Through the re-created indexes: an actor (bucketed index) and a tenant, newest first.
+        let actor = try await store.entries(EntryQuery(limit: 1_000, actor: "user-7"))
+        #expect(actor.map(\.resourceId) == stride(from: 7, through: 5_000, by: 50).map { "d\($0)" })
+        let tenant = try await store.entries(EntryQuery(limit: 3, descending: true, tenant: "tenant-1"))
+        #expect(tenant.map(\.resourceId) == ["d4997", "d4993", "d4989"])
+        #expect(try await store.verify().isIntact)  // the schema check and the index proof included
+        try await store.close()
+    }
+
+    @Test("an invalid row in a late window, met while writing: everything rolls back, nothing stays, the indexes are intact")
+    func invalidRowRollsBack() async throws {
+        let legacy = dir.path("legacy.db"), path = dir.path("s.db")
+        try AdoptionTests.workflowTable(in: legacy, count: 1_000)
+        try sqlite3Must(legacy, "UPDATE audit_events SET details = '{\"broken\": ' WHERE id = 950;")
+        let store = try await AuditStore.create(at: path, keys: keys)
+        let before = try Self.indexes(path)
+        var adoption = workflowAdoption(legacy)
+        adoption.windowSize = 100  // nine windows are written before the bad row is read
+        await #expect { _ = try await store.adopt(adoption) } throws: {
+            guard let error = $0 as? AuditError else { return false }
+            return error.code == .invalidInput && error.message.contains("1 source row(s) are invalid; nothing was imported")
+                && error.message.contains("row 950: details: invalid JSON")
+        }
+        #expect(try await store.lastSeq() == 0)
+        #expect(try Self.indexes(path) == before)
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+    }
+
+    @Test("cancelled mid-import: nothing of the run stays (no run entry); run again, it starts over and finishes")
+    func cancelledLeavesNothing() async throws {
+        let legacy = dir.path("legacy.db"), path = dir.path("s.db")
+        try AdoptionTests.workflowTable(in: legacy, count: 3_000)
+        let store = try await AuditStore.create(at: path, keys: keys)
+        var adoption = workflowAdoption(legacy)
+        adoption.windowSize = 500
+        let reports = SharedCounter()
+        let handle = Task<AdoptionReport, any Error>.detached { [store] in
+            try await store.adopt(adoption) { _ in
+                if reports.value.add(1, ordering: .relaxed).newValue == 1 { withUnsafeCurrentTask { $0?.cancel() } }
+            }
+        }
+        await #expect(throws: CancellationError.self) { _ = try await handle.value }
+        #expect(try await store.lastSeq() == 0)
+        try await store.append(sampleEvent(1))  // the store takes appends at once
+        let report = try await store.adopt(adoption)
+        #expect(report.runSeq == 2 && report.resumedFrom == 0 && report.imported == 3_000)
+        let entries = try await allEntries(store)
+        #expect(entries.filter { $0.action == "auditdb.migration.adopt" }.count == 1)
+        #expect(entries.dropFirst(2).map(\.resourceId) == (1...3_000).map { "d\($0)" })
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+    }
+
+    @Test("forced into a larger store (one-transaction), and automatic into it (batches): the same rows, verified")
+    func largerStore() async throws {
+        let legacy = dir.path("legacy.db"), path = dir.path("s.db")
+        try AdoptionTests.workflowTable(in: legacy, count: 300)
+        try await makeStore(at: path, keys: keys, count: 400)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let before = try Self.indexes(path)
+        var adoption = workflowAdoption(legacy)
+        adoption.commits = .oneTransaction
+        let forced = try await store.adopt(adoption)
+        #expect(forced.runSeq == 401 && forced.imported == 300)
+        #expect(try Self.indexes(path) == before)
+        // A second table of the same rows, automatic: 701 rows in the store > 300 in the source.
+        try sqlite3Must(legacy, "CREATE TABLE audit_events2 AS SELECT * FROM audit_events;")
+        let automatic = try await store.adopt(workflowAdoption(legacy, table: "audit_events2"))
+        #expect(automatic.runSeq == 702 && automatic.imported == 300)
+        #expect(try await store.entries(EntryQuery(limit: 1_000, resourceId: "d42")).map(\.seq) == [443, 744])
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+    }
+}
