@@ -22,22 +22,7 @@ enum StoredCheckpointCheck {
         // (an expired row's: its tombstone's, FORMAT.md section 20.4). One lookup by seq per
         // checkpoint row in each table: a join with the union of both tables made SQLite
         // materialise every row's MAC on each pass (O(rows), seconds at 1M rows).
-        let expired = try db.tableExists("audit_expired")
-        let rows = try Row.fetchAll(db, sql: """
-            WITH k AS (
-                SELECT c.seq, c.created_at, c.key_version, c.public_key, c.chain_head, c.merkle_root, c.signature,
-                       c.seq >= 1 AND EXISTS (SELECT 1 FROM audit_entries WHERE seq = c.seq) AS live,
-                       (SELECT mac FROM audit_entries WHERE seq = c.seq) AS live_mac,
-                       \(expired ? "c.seq >= 1 AND EXISTS (SELECT 1 FROM audit_expired WHERE seq = c.seq)" : "0") AS gone,
-                       \(expired ? "(SELECT mac FROM audit_expired WHERE seq = c.seq)" : "NULL") AS gone_mac
-                FROM audit_checkpoints c)
-            SELECT seq, created_at, key_version, public_key, chain_head, merkle_root, signature,
-                   live OR gone AS present,
-                   typeof(created_at) = 'integer' AND typeof(key_version) = 'integer' AS typed
-            FROM k
-            WHERE seq > ?1 OR NOT (live OR gone) OR (live AND live_mac IS NOT chain_head) OR (gone AND gone_mac IS NOT chain_head)
-            ORDER BY seq DESC LIMIT \(examinedLimit + 1)
-            """, arguments: [lastSeq])
+        let rows = try Row.fetchAll(db, sql: disagreeingSQL(expiredTable: try db.tableExists("audit_expired")), arguments: [lastSeq])
         var findings: [Finding] = []
         var reportedTruncation = false
         for row in rows.prefix(examinedLimit) {
@@ -76,5 +61,25 @@ enum StoredCheckpointCheck {
                                     message: "more than \(examinedLimit) audit_checkpoints rows disagree with the log; only the newest \(examinedLimit) were examined"))
         }
         return findings
+    }
+
+    /// The checkpoint rows that disagree with the log (`?1`: the log's last seq), newest first:
+    /// one lookup by seq per checkpoint row in each table, never a scan of the log.
+    static func disagreeingSQL(expiredTable expired: Bool) -> String {
+        """
+        WITH k AS (
+            SELECT c.seq, c.created_at, c.key_version, c.public_key, c.chain_head, c.merkle_root, c.signature,
+                   c.seq >= 1 AND EXISTS (SELECT 1 FROM audit_entries WHERE seq = c.seq) AS live,
+                   (SELECT mac FROM audit_entries WHERE seq = c.seq) AS live_mac,
+                   \(expired ? "c.seq >= 1 AND EXISTS (SELECT 1 FROM audit_expired WHERE seq = c.seq)" : "0") AS gone,
+                   \(expired ? "(SELECT mac FROM audit_expired WHERE seq = c.seq)" : "NULL") AS gone_mac
+            FROM audit_checkpoints c)
+        SELECT seq, created_at, key_version, public_key, chain_head, merkle_root, signature,
+               live OR gone AS present,
+               typeof(created_at) = 'integer' AND typeof(key_version) = 'integer' AS typed
+        FROM k
+        WHERE seq > ?1 OR NOT (live OR gone) OR (live AND live_mac IS NOT chain_head) OR (gone AND gone_mac IS NOT chain_head)
+        ORDER BY seq DESC LIMIT \(examinedLimit + 1)
+        """
     }
 }
