@@ -131,8 +131,8 @@ final class ShippingTests: Sendable {
                                                       logger: Logger(label: "test")) { try await $0.write(ByteBuffer(string: text)) }
                     }
                     return ""
-                } catch let error as PSQLError {
-                    return error.serverInfo?[.message] ?? "\(error)"
+                } catch let error as PostgresTransactionError {
+                    return (error.closureError as? PSQLError)?.serverInfo?[.message] ?? "\(error)"
                 }
             }
         }
