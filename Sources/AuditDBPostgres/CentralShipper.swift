@@ -8,11 +8,13 @@ import PostgresNIO
 /// checkpoint published to the witness and carrying the consistency proof from its last seq to
 /// it, so that ``ShippedVerifier`` proves every shipped row with public keys only.
 ///
-/// Resumable and idempotent: a batch is one transaction that COPYs its rows (into a temporary
-/// table, then through row-level security into the central table) and records the batch — the
-/// store's high-water mark — with them. A shipper killed or cut off mid-batch leaves nothing of
-/// that batch; run again, it continues after the last committed batch, and the primary key
-/// `(store_id, seq)` refuses any row twice.
+/// Resumable and idempotent: a batch is one transaction that COPYs its rows into the central
+/// table (a statement trigger checks that they are of a store registered to the role) and records
+/// the batch — the store's high-water mark — with them. Up to ``Configuration/connections``
+/// batches COPY at once, each on its own connection, but each records its batch row and commits
+/// only after the one before it committed: commits stay in seq order. A shipper killed or cut off
+/// mid-batch leaves nothing of the uncommitted batches; run again, it continues after the last
+/// committed batch, and the primary key `(store_id, seq)` refuses any row twice.
 ///
 /// ```swift
 /// let shipper = CentralShipper(central: central, witness: witness, logger: logger)
@@ -25,11 +27,15 @@ public struct CentralShipper: Sendable {
         public var batchSize: Int
         /// Fields shipped as their commitment only, for every row (erased fields always are).
         public var withholding: Set<WithholdableField>
+        /// Batches in flight at once, each COPYing on its own connection of the pool (at least 1).
+        /// With 2, PostgreSQL loads one batch while the next is sent (docs/performance.md).
+        public var connections: Int
 
         /// A configuration.
-        public init(batchSize: Int = 10_000, withholding: Set<WithholdableField> = []) {
+        public init(batchSize: Int = 10_000, withholding: Set<WithholdableField> = [], connections: Int = 2) {
             self.batchSize = batchSize
             self.withholding = withholding
+            self.connections = connections
         }
     }
 
@@ -115,50 +121,61 @@ public struct CentralShipper: Sendable {
         }
         let run = try await store.shippingRun(after: before, through: checkpoint, cursor: cursor, batchSize: configuration.batchSize)
         onBatch?(before)  // planned: every row verified, nothing committed yet
-        var committed = 0
-        let withholding = configuration.withholding
+        let withholding = configuration.withholding, lanes = max(1, configuration.connections)
         /// A batch's rows read from the store (each leaf checked against the plan) and encoded.
-        @Sendable func prepared(_ index: Int) async throws -> ByteBuffer? {
-            guard index < run.batches.count else { return nil }
-            return ShipCopyEncoding.rows(try await store.shippedEntries(run.batches[index], of: run, withholding: withholding), storeID: storeID)
+        @Sendable func prepared(_ index: Int) async throws -> ByteBuffer {
+            ShipCopyEncoding.rows(try await store.shippedEntries(run.batches[index], of: run, withholding: withholding), storeID: storeID)
         }
-        // The next batch is read and encoded while the previous one commits: the instance's work
-        // and PostgreSQL's overlap (two cores). Nothing is sent before its turn, so a failed
-        // commit leaves the next batch unsent, and the order of commits stays the seq order.
-        var next = try await prepared(0)
-        for (index, batch) in run.batches.enumerated() {
-            guard let rows = next else { break }
-            async let following = prepared(index + 1)
-            try await commit(rows, batch: batch, checkpoint: checkpoint, storeID: storeID)
-            committed += 1
-            onBatch?(batch.seqs.upperBound)
-            logger.debug("shipped a batch", metadata: ["store": "\(storeID)", "seqs": "\(batch.seqs)"])
-            next = try await following
+        // The instance reads and encodes the next batch while up to `lanes` batches COPY, each on
+        // its own connection: the instance's work and PostgreSQL's overlap (two cores). Commits
+        // follow seq order (CommitOrder); a failed batch makes every later one roll back.
+        let order = CommitOrder(onCommit: onBatch)
+        let logger = self.logger
+        let committed = try await withThrowingTaskGroup(of: Void.self, returning: Int.self) { group in
+            var inFlight = 0, done = 0
+            for (index, batch) in run.batches.enumerated() {
+                let rows = try await prepared(index)
+                if inFlight == lanes {
+                    try await group.next()
+                    (inFlight, done) = (inFlight - 1, done + 1)
+                }
+                group.addTask {
+                    do {
+                        try await commit(rows, batch: batch, checkpoint: checkpoint, storeID: storeID) { try await order.turn(index) }
+                    } catch {
+                        await order.fail(index, error)
+                        throw error
+                    }
+                    await order.didCommit(index, lastSeq: batch.seqs.upperBound)
+                    logger.debug("shipped a batch", metadata: ["store": "\(storeID)", "seqs": "\(batch.seqs)"])
+                }
+                inFlight += 1
+            }
+            while try await group.next() != nil { done += 1 }
+            return done
         }
         return Summary(storeID: storeID, shippedBefore: before, shippedAfter: checkpoint.seq, batches: committed,
                        checkpoint: checkpoint, cursor: run.endCursor)
     }
 
-    /// One batch in one transaction: COPY into a temporary table, INSERT through row-level
-    /// security, record the batch (the trigger checks it continues the high-water mark).
-    func commit(_ rows: ByteBuffer, batch: ShippingRun.Batch, checkpoint: Checkpoint, storeID: StoreID) async throws {
+    /// One batch in one transaction: COPY into the central table, wait for `turn` (the batch
+    /// before committed), record the batch (the trigger checks it continues the high-water mark).
+    func commit(_ rows: ByteBuffer, batch: ShippingRun.Batch, checkpoint: Checkpoint, storeID: StoreID,
+                turn: @Sendable () async throws -> Void) async throws
+    {
         let id = ByteBuffer(bytes: storeID.bytes), signature = ByteBuffer(bytes: checkpoint.signature)
         let proof = ByteBuffer(bytes: batch.proof.flatMap { $0 })
         let (first, last, cpSeq) = (batch.seqs.lowerBound, batch.seqs.upperBound, checkpoint.seq)
         let logger = self.logger
         do {
             try await central.client.withTransaction(logger: logger) { connection in
-                try await connection.query(
-                    "CREATE TEMP TABLE IF NOT EXISTS auditdb_ship_stage (LIKE auditdb_ship.entries INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
-                    logger: logger)
-                // PostgreSQL refuses COPY FROM into a table with row-level security for a role it
-                // applies to: COPY into the temporary table, then INSERT (checked by the policy).
-                try await connection.copyFrom(table: "auditdb_ship_stage", columns: ShipCopyEncoding.columns, logger: logger) { writer in
+                // PostgresNIO quotes the table name whole: the schema comes from search_path
+                // (pg_temp last, so that no temporary table can stand in for the central one).
+                try await connection.query("SET LOCAL search_path = pg_catalog, auditdb_ship, pg_temp", logger: logger)
+                try await connection.copyFrom(table: "entries", columns: ShipCopyEncoding.columns, logger: logger) { writer in
                     try await writer.write(rows)  // one write: see ShipCopyEncoding.rows
                 }
-                try await connection.query(
-                    "INSERT INTO auditdb_ship.entries (\(unescaped: ShipCopyEncoding.columnList)) SELECT \(unescaped: ShipCopyEncoding.columnList) FROM auditdb_ship_stage",
-                    logger: logger)
+                try await turn()
                 try await connection.query(
                     """
                     INSERT INTO auditdb_ship.batches (store_id, first_seq, last_seq, checkpoint_seq, checkpoint_signature, proof)

@@ -23,6 +23,8 @@ public struct WitnessConnection: Sendable, CustomStringConvertible {
     public let description: String
     /// The same settings for one connection without a pool (``check(logger:)``).
     private let single: (host: String, port: Int, user: String, password: String?, database: String, tls: TLSConfiguration?, required: Bool)
+    /// The `sslmode` and `sslrootcert` in force, for messages.
+    private let sslMode: String, rootCertificates: String?
 
     /// Parses `url`.
     /// - Throws: ``AuditError`` `invalidInput` naming what is wrong (never the password).
@@ -67,6 +69,7 @@ public struct WitnessConnection: Sendable, CustomStringConvertible {
         configuration = PostgresClient.Configuration(host: host, port: parts.port ?? 5432, username: user,
                                                      password: parts.password, database: database, tls: tls)
         single = (host, parts.port ?? 5432, user, parts.password, database, chosen, mode != "prefer")
+        (sslMode, self.rootCertificates) = (mode, rootCertificates)
         description = "postgresql://\(user)@\(host)\(parts.port.map { ":\($0)" } ?? "")/\(database)"
     }
 }
@@ -92,11 +95,36 @@ extension WitnessConnection {
             defer { Task { try? await connection.close() } }  // closing is not part of the check
             _ = try await connection.query("SELECT 1", logger: logger).collect()
         } catch let error as PSQLError {
+            if let refusal = certificateRefusal(error.underlying) { throw refusal }
             let cause = error.serverInfo?[.message] ?? error.underlying.map { String(describing: $0) } ?? "\(error.code)"
             throw AuditError(.storage, "cannot connect to \(description): \(cause)")
         } catch {
+            if let refusal = certificateRefusal(error) { throw refusal }
             throw AuditError(.storage, "cannot connect to \(description): \(error)")
         }
+    }
+
+    /// `cause` as ``AuditError/Code/certificateRejected`` when it is the TLS handshake refusing
+    /// the server's certificate (no trusted CA signed it, or it names another host); else nil.
+    func certificateRefusal(_ cause: (any Error)?) -> AuditError? {
+        let why: String, fix: String
+        switch cause {
+        case let error as NIOSSLError:
+            guard case .handshakeFailed = error, "\(error)".contains("CERTIFICATE_VERIFY_FAILED") else { return nil }
+            why = "no CA it trusts signed it"
+            fix = rootCertificates.map { "check that \($0) holds the CA that signed the server's certificate (PEM)" }
+                ?? "add sslrootcert=PATH to the URL, PATH a PEM file of the CA that signed the server's certificate"
+        case let error as NIOSSLExtraError where error == .failedToValidateHostname:
+            why = "it was not issued for \(single.host)"
+            fix = "connect with a host name the certificate names, or use sslmode=verify-ca (the CA is checked, not the name)"
+        default:
+            return nil
+        }
+        let trusted = rootCertificates.map { "sslrootcert=\($0)" } ?? "the system's CA certificates"
+        let detail = cause.map { " (\($0))" } ?? ""
+        return AuditError(.certificateRejected,
+                          "the TLS certificate of \(single.host):\(single.port) failed verification (sslmode=\(sslMode), trusting \(trusted)): "
+                          + "\(why)\(detail). To fix it: \(fix); or, to encrypt without checking the certificate, use sslmode=require without sslrootcert")
     }
 }
 

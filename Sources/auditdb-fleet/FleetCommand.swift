@@ -65,6 +65,7 @@ struct WitnessOption: ParsableArguments {
         let connection = try WitnessConnection(url: witness)
         let witness = PostgresWitness(connection, logger: logger)
         let seconds = max(1, timeout)
+        try await reach(connection, within: seconds, logger: logger)
         return try await withThrowingTaskGroup(of: R?.self) { group in
             group.addTask {
                 try await witness.run()

@@ -26,17 +26,30 @@ func withClients<R: Sendable>(central: String, witness: String?, timeout: Int,
         }
         defer { group.cancelAll() }
         for client in witnessClient === centralClient ? [centralClient] : [centralClient, witnessClient] {
-            try await withThrowingTaskGroup(of: Void.self) { probe in
-                probe.addTask { try await client.ping() }
-                probe.addTask {
-                    try await Task.sleep(for: .seconds(seconds))
-                    throw AuditError(.storage, "\(client.connection) did not answer within \(seconds) s; check that it is reachable and running")
-                }
-                defer { probe.cancelAll() }
-                try await probe.next()
-            }
+            try await reach(client.connection, within: seconds, logger: logger) { try await client.ping() }
         }
         return try await body(centralClient, witnessClient)
+    }
+}
+
+/// Connects once without a pool, which reports a refusal at once with its cause (a certificate
+/// that fails verification as ``AuditError/Code/certificateRejected``, naming the host, the
+/// sslmode and the fix), then runs `then` (e.g. a first query through the pool, which would keep
+/// retrying a refused connection for ever); the whole within `seconds`, else a timeout error.
+func reach(_ connection: WitnessConnection, within seconds: Int, logger: Logger,
+           then: @Sendable @escaping () async throws -> Void = {}) async throws
+{
+    try await withThrowingTaskGroup(of: Void.self) { probe in
+        probe.addTask {
+            try await connection.check(logger: logger)
+            try await then()
+        }
+        probe.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            throw AuditError(.storage, "\(connection) did not answer within \(seconds) s; check that it is reachable and running")
+        }
+        defer { probe.cancelAll() }
+        try await probe.next()
     }
 }
 
@@ -71,6 +84,9 @@ struct Ship: AsyncParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Entries per batch (one transaction each).")
     var batchSize: Int = 10_000
 
+    @Option(name: .long, help: "Batches in flight at once, each COPYing on its own connection (commits stay in seq order).")
+    var connections: Int = 2
+
     @Option(name: .long, help: ArgumentHelp("Fields to ship as their commitment only: a comma-separated list of actor, source, details.", valueName: "fields"))
     var withhold: String?
 
@@ -79,6 +95,7 @@ struct Ship: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...1_000_000).contains(batchSize) else { throw ValidationError("--batch-size must be between 1 and 1000000") }
+        guard (1...16).contains(connections) else { throw ValidationError("--connections must be between 1 and 16") }
         _ = try fields()
     }
 
@@ -104,7 +121,7 @@ struct Ship: AsyncParsableCommand {
     func run() async throws {
         let keys = try keyRing()
         let signer = try signingKey.map { path throws(AuditError) in try CheckpointSigner.load(path: path) }
-        let configuration = CentralShipper.Configuration(batchSize: batchSize, withholding: try fields())
+        let configuration = CentralShipper.Configuration(batchSize: batchSize, withholding: try fields(), connections: connections)
         let store = try await AuditStore.open(at: store, keys: keys)
         let summary: CentralShipper.Summary
         // A watchdog on a thread of its own: PostgresNIO 1.33.2 does not always return from a

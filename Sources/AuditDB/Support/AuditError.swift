@@ -65,6 +65,10 @@ public struct AuditError: Error, Sendable, CustomStringConvertible {
         public static let holdNotFound = Code("hold-not-found")
         /// The legal hold named was released already; nothing was written.
         public static let holdAlreadyReleased = Code("hold-already-released")
+        /// A server's TLS certificate failed verification: no trusted CA signed it, or it was not
+        /// issued for the host connected to (a PostgreSQL witness or central database reached
+        /// with `sslmode=verify-ca`, `verify-full`, or with `sslrootcert`). Nothing was sent.
+        public static let certificateRejected = Code("certificate-rejected")
     }
 
     /// What kind of failure this is.

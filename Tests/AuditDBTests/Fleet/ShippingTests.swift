@@ -3,6 +3,7 @@ import AuditDBTestSupport
 import Foundation
 import Logging
 import MetricsTestKit
+import PostgresNIO
 import Synchronization
 import Testing
 
@@ -91,13 +92,16 @@ final class ShippingTests: Sendable {
         let expected = (1...2_800).filter { $0 % 3 == 1 && $0 % 4 == 1 }.count
         #expect(try server.psql("SELECT count(*) FROM auditdb_ship.entries WHERE tenant = 'tenant-1' AND action = 'read' AND recorded_at > now() - interval '1 hour'",
                                 user: "auditor") == "\(expected)\n")
-        // Row-level security: another instance sees none of it and cannot ship for the store.
-        #expect(try server.psql("SELECT count(*) FROM auditdb_ship.entries", user: "inst_b") == "0\n")
+        // Instances read no entries (not even their own), and another instance cannot ship for the store.
+        for role in ["inst_a", "inst_b"] {
+            let read = try server.psqlError("SELECT count(*) FROM auditdb_ship.entries", user: role)
+            #expect(read.contains("permission denied for table entries"), "\(role): \(read)")
+        }
         let zeros = String(repeating: "00", count: 32)
         let foreign = try server.psqlError(
             "INSERT INTO auditdb_ship.entries (store_id, seq, recorded_at, leaf) VALUES ('\\x\(store.storeID.hex)', 9999, now(), '\\x\(zeros)')",
             user: "inst_b")
-        #expect(foreign.contains("row-level security"), "\(foreign)")
+        #expect(foreign.contains("role inst_b may not ship entries of store \(store.storeID.hex)"), "\(foreign)")
         // Append-only for the instance and for the owner.
         for user in ["inst_a", PostgresServer.owner] {
             for sql in ["UPDATE auditdb_ship.entries SET action = 'x' WHERE seq = 1", "DELETE FROM auditdb_ship.entries WHERE seq = 1",
@@ -108,6 +112,41 @@ final class ShippingTests: Sendable {
             }
         }
         try await store.close()
+    }
+
+    @Test("an instance COPYs straight into the central table, checked per statement: a row of a store registered to another role refuses the whole COPY or INSERT")
+    func copyCheckedPerStatement() async throws {
+        let signer = try CheckpointSigner.inMemory()
+        let a = try await registeredStore("a.db", role: "inst_a", signer: signer, rows: 0)
+        let b = try await registeredStore("b.db", role: "inst_b", signer: signer, rows: 0)
+        let zeros = String(repeating: "00", count: 32)
+        func line(_ store: AuditStore, _ seq: Int) -> String { "\\\\x\(store.storeID.hex)\t\(seq)\t2026-12-01 10:00:00+00\t\\\\x\(zeros)\n" }
+        /// COPY `text` into auditdb_ship.entries as `role`, as CentralShipper does; the error's message, or "".
+        func copy(_ text: String, as role: String) async throws -> String {
+            try await withWitness(server.url(role)) { witness in
+                do {
+                    try await witness.client.withTransaction(logger: Logger(label: "test")) { connection in
+                        try await connection.query("SET LOCAL search_path = pg_catalog, auditdb_ship, pg_temp", logger: Logger(label: "test"))
+                        try await connection.copyFrom(table: "entries", columns: ["store_id", "seq", "recorded_at", "leaf"],
+                                                      logger: Logger(label: "test")) { try await $0.write(ByteBuffer(string: text)) }
+                    }
+                    return ""
+                } catch let error as PostgresTransactionError {
+                    return (error.closureError as? PSQLError)?.serverInfo?[.message] ?? "\(error)"
+                }
+            }
+        }
+        #expect(try await copy(line(b, 1) + line(b, 2), as: "inst_b") == "")
+        #expect(try await copy(line(b, 3) + line(a, 1), as: "inst_b") == "role inst_b may not ship entries of store \(a.storeID.hex): it is not registered to that role")
+        #expect(try await copy(line(a, 1), as: "inst_b").contains("may not ship entries of store \(a.storeID.hex)"))
+        let insert = try server.psqlError(
+            "INSERT INTO auditdb_ship.entries (store_id, seq, recorded_at, leaf) VALUES ('\\x\(b.storeID.hex)', 4, now(), '\\x\(zeros)'), ('\\x\(a.storeID.hex)', 2, now(), '\\x\(zeros)')",
+            user: "inst_b")
+        #expect(insert.contains("role inst_b may not ship entries of store \(a.storeID.hex)"), "\(insert)")
+        // Only the first COPY's two rows are there: each refused statement was refused whole.
+        #expect(try server.psql("SELECT encode(store_id, 'hex'), seq FROM auditdb_ship.entries ORDER BY seq") == "\(b.storeID.hex)|1\n\(b.storeID.hex)|2\n")
+        try await a.close()
+        try await b.close()
     }
 
     @Test("withheld and erased fields arrive as commitments only, expired rows as tombstones; all verify, and no erased value is in the central table")

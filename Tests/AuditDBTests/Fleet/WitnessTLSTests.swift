@@ -80,27 +80,49 @@ final class WitnessTLSTests: Sendable {
         }
     }
 
-    @Test("a certificate no trusted CA signed is refused (verify-full, verify-ca, require with sslrootcert), and so is a plain connection; each with its cause")
+    @Test("a certificate no trusted CA signed is refused (verify-full, verify-ca, require with sslrootcert) as certificate-rejected naming host, sslmode and fix; a plain connection with pg_hba.conf's cause")
     func refused() async throws {
-        let cases = [
-            ("sslmode=verify-full&sslrootcert=\(otherCA)", "CERTIFICATE_VERIFY_FAILED"),
-            ("sslmode=verify-ca&sslrootcert=\(otherCA)", "CERTIFICATE_VERIFY_FAILED"),
-            ("sslmode=require&sslrootcert=\(otherCA)", "CERTIFICATE_VERIFY_FAILED"),
-            ("sslmode=verify-full", "CERTIFICATE_VERIFY_FAILED"),  // the system's trust store knows no test CA
-            ("sslmode=disable", "no encryption"),  // pg_hba.conf: hostnossl … reject
+        let host = "127.0.0.1:\(server.port)"
+        let cases: [(String, AuditError.Code, [String])] = [
+            ("sslmode=verify-full&sslrootcert=\(otherCA)", .certificateRejected,
+             ["sslmode=verify-full", "trusting sslrootcert=\(otherCA)", "no CA it trusts signed it", "CERTIFICATE_VERIFY_FAILED",
+              "check that \(otherCA) holds the CA"]),
+            ("sslmode=verify-ca&sslrootcert=\(otherCA)", .certificateRejected, ["sslmode=verify-ca", "trusting sslrootcert=\(otherCA)"]),
+            ("sslmode=require&sslrootcert=\(otherCA)", .certificateRejected, ["sslmode=require", "trusting sslrootcert=\(otherCA)"]),
+            // The system's trust store knows no test CA.
+            ("sslmode=verify-full", .certificateRejected,
+             ["sslmode=verify-full", "trusting the system's CA certificates", "add sslrootcert=PATH to the URL", "sslmode=require without sslrootcert"]),
+            ("sslmode=disable", .storage, ["no encryption"]),  // pg_hba.conf: hostnossl … reject
         ]
-        for (query, cause) in cases {
+        for (query, code, words) in cases {
             do {
                 try await WitnessConnection(url: url(query)).check(logger: Logger(label: "test"))
                 Issue.record("\(query) connected")
             } catch let error as AuditError {
-                #expect(error.code == .storage && error.message.contains(cause), "\(query): \(error.message)")
+                #expect(error.code == code, "\(query): \(error.code) \(error.message)")
+                for word in words { #expect(error.message.contains(word), "\(query): \(word) not in \(error.message)") }
+                if code == .certificateRejected { #expect(error.message.contains("TLS certificate of \(host) failed verification")) }
                 #expect(!error.message.contains("PASSWORD"))
             }
         }
         // A CA file that is not there is a usage error naming it, before any connection.
         #expect(throws: AuditError.self) {
             _ = try WitnessConnection(url: "postgresql://tlsonly@127.0.0.1:\(server.port)/w?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")
+        }
+    }
+
+    @Test("auditdb-fleet reports a refused certificate at once as what it is (host, sslmode, fix), exit 2, not as a timeout")
+    func refusedByTheCommand() throws {
+        let fleet = try builtProduct("auditdb-fleet")
+        for (command, query) in [(["audit", "--witness"], "sslmode=verify-full&sslrootcert=\(otherCA)"),
+                                 (["verify-shipped", "--to"], "sslmode=verify-ca&sslrootcert=\(otherCA)")]
+        {
+            let result = try run(fleet, command + [url(query), "--timeout", "120"])
+            #expect(result.status == 2, "\(command): \(result.stderr)")
+            let mode = query.prefix { $0 != "&" }
+            #expect(result.stderr.hasPrefix("error: the TLS certificate of 127.0.0.1:\(server.port) failed verification (\(mode), trusting sslrootcert=\(otherCA)): no CA it trusts signed it"),
+                    "\(result.stderr)")
+            #expect(!result.stderr.contains("did not answer"))
         }
     }
 }

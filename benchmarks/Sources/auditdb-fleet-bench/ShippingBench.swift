@@ -20,6 +20,8 @@ struct ShippingBench {
         /// The instance's share of shipping, timed apart on the same store: planning (verify
         /// every row, compute leaves and proofs) and reading the batches' entries.
         var readSeconds: Double
+        /// The same shipment from a twin store with one connection (one batch in flight).
+        var shipOneConnectionSeconds: Double
     }
 
     struct Result {
@@ -84,9 +86,15 @@ struct ShippingBench {
                 let ship = seconds(t0.duration(to: .now))
                 guard summary.shipped == Int64(rowsPerStore) else { throw BenchFailure("shipped \(summary.shipped) of \(rowsPerStore)") }
                 let copy = try await baselineCopy(of: store.storeID, owner: owner, logger: logger)
-                pairs.append(Pair(shipSeconds: ship, copySeconds: copy, readSeconds: read))
-                log("pair \(p + 1): ship \(String(format: "%.2f", ship)) s (reading \(String(format: "%.2f", read)) s), COPY \(String(format: "%.2f", copy)) s for \(rowsPerStore) rows")
+                let twin = try await makeStore("ship1-\(p).db", index: 100 + p, rows: rowsPerStore, owner: owner, publisher: publisher)
+                let t1 = ContinuousClock.now
+                let one = try await CentralShipper(central: publisher, witness: publisher, configuration: .init(connections: 1), logger: logger).ship(twin)
+                let shipOne = seconds(t1.duration(to: .now))
+                guard one.shipped == Int64(rowsPerStore) else { throw BenchFailure("shipped \(one.shipped) of \(rowsPerStore) on one connection") }
+                pairs.append(Pair(shipSeconds: ship, copySeconds: copy, readSeconds: read, shipOneConnectionSeconds: shipOne))
+                log("pair \(p + 1): ship \(String(format: "%.2f", ship)) s (reading \(String(format: "%.2f", read)) s), COPY \(String(format: "%.2f", copy)) s, ship on one connection \(String(format: "%.2f", shipOne)) s for \(rowsPerStore) rows")
                 try await store.close()
+                try await twin.close()
             }
             // 10 shippers at once, each with its own connection pool (as 10 instances would be).
             var stores: [AuditStore] = []
@@ -120,8 +128,9 @@ struct ShippingBench {
     }
 
     /// The baseline: the shipped rows of `storeID`, dumped to a file as COPY text under a fresh
-    /// store id, then loaded with one `COPY … FROM STDIN` as the table owner (no row-level
-    /// security applies to the owner). Only the load is timed.
+    /// store id, then loaded with one `COPY … FROM STDIN` as the table owner (the same table,
+    /// indexes and statement trigger as shipping; the owner's rows skip only the trigger's
+    /// registration lookup). Only the load is timed.
     func baselineCopy(of storeID: StoreID, owner: PostgresWitness, logger: Logger) async throws -> Double {
         let file = server.directory + "/baseline-\(storeID.hex).copy"
         var fresh = [UInt8](repeating: 0, count: 16)
