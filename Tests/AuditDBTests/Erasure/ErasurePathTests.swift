@@ -157,16 +157,7 @@ struct ErasurePathTests {
         try sqlite3Must(path, "VACUUM INTO '\(backup)';")
         _ = try await store.erase(.seqs([3, 8]), fields: [], paths: Self.paths, reason: "T-4")
         // Row 13, erased by someone with only the file: seals from the C core, a residual of their choosing.
-        let forged = try await store.pool.read { db -> [UInt8] in
-            let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq = 13")
-            let stmt = statement.sqliteStatement
-            defer { SQLite.reset(stmt) }
-            _ = try SQLite.step(stmt, while: "read")
-            var row = RowView(stmt).row
-            var out = [UInt8](repeating: 0, count: 97)
-            _ = adb_seals_erase(&row, 0x0C, &out)
-            return out
-        }
+        let forged = try await forgedErasedSeals(store, seq: 13, mask: 0x0C)
         try await store.close()
         let envelope = #"{"erased":["details.email"],"residual":{"plan":"platinum"}}"#
         switch tamper {

@@ -166,16 +166,7 @@ struct ErasureTests {
         let incremental = try await scanner.scan(.incremental)
         #expect(incremental.isIntact && incremental.mode == .incremental, "\(incremental.integrity)")
         // Someone with the file erases row 13's actor without an entry (the MAC still verifies).
-        let seals = try await store.pool.read { db -> [UInt8] in
-            let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq = 13")
-            let stmt = statement.sqliteStatement
-            defer { SQLite.reset(stmt) }
-            _ = try SQLite.step(stmt, while: "read")
-            var row = RowView(stmt).row
-            var out = [UInt8](repeating: 0, count: 97)
-            _ = adb_seals_erase(&row, 1, &out)
-            return out
-        }
+        let seals = try await forgedErasedSeals(store, seq: 13, mask: 1)
         try sqlite3Must(path, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET actor = NULL, seals = X'\(Hex.encode(seals))' WHERE seq = 13;")
         let full = try await scanner.scan(.full)
         #expect(findings(full.integrity) == ["schema-tampered -", "erasure-tampered 13...13"], "\(full.integrity)")
@@ -189,23 +180,11 @@ struct ErasureTests {
         _ = try await store.erase(.seqs([10, 25_000]), fields: [.actor], reason: "TICKET-7")
         let scanner = IntegrityScanner(store: store)
         #expect(try await scanner.scan(.full).isIntact)
-        func forge(_ seq: Int64) async throws -> [UInt8] {
-            try await store.pool.read { db -> [UInt8] in
-                let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq = \(seq)")
-                let stmt = statement.sqliteStatement
-                defer { SQLite.reset(stmt) }
-                _ = try SQLite.step(stmt, while: "read")
-                var row = RowView(stmt).row
-                var out = [UInt8](repeating: 0, count: 97)
-                _ = adb_seals_erase(&row, 1, &out)
-                return out
-            }
-        }
         // Someone with the file erases actors without entries: one row in each half of the first
         // pass's ranges, and then one row appended after it (covered by the incremental pass).
-        let low = try await forge(20), high = try await forge(29_000)
+        let low = try await forgedErasedSeals(store, seq: 20, mask: 1), high = try await forgedErasedSeals(store, seq: 29_000, mask: 1)
         try await store.append(contentsOf: (30_001...30_010).map { sampleEvent($0) })
-        let late = try await forge(30_005)
+        let late = try await forgedErasedSeals(store, seq: 30_005, mask: 1)
         try sqlite3Must(path, """
             DROP TRIGGER audit_entries_no_update;
             UPDATE audit_entries SET actor = NULL, seals = X'\(Hex.encode(low))' WHERE seq = 20;
@@ -268,16 +247,7 @@ struct ErasureTests {
         case .eraseWithoutEntry:
             // Someone with only the file replaces a value and its nonce by the commitment: the MAC still verifies.
             let reopened = try await AuditStore.open(at: path, keys: keys)
-            let seals = try await reopened.pool.read { db -> [UInt8] in
-                let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq = 8")
-                let stmt = statement.sqliteStatement
-                _ = try SQLite.step(stmt, while: "read")
-                var row = RowView(stmt).row
-                var out = [UInt8](repeating: 0, count: 97)
-                _ = adb_seals_erase(&row, 1, &out)
-                SQLite.reset(stmt)
-                return out
-            }
+            let seals = try await forgedErasedSeals(reopened, seq: 8, mask: 1)
             try await reopened.close()
             try sql("UPDATE audit_entries SET actor = NULL, seals = X'\(Hex.encode(seals))' WHERE seq = 8;")
         case .changedCommitment:
@@ -324,6 +294,21 @@ func leaves(_ store: AuditStore, upTo n: Int64) async throws -> [[UInt8]] {
         defer { SQLite.reset(stmt) }
         var out: [[UInt8]] = []
         while try SQLite.step(stmt, while: "read") { out.append(RowView(stmt).leaf(storeID: storeID, keys: keys) ?? []) }
+        return out
+    }
+}
+
+/// The seals someone with only the file writes to "erase" fields of row `seq` without an erasure
+/// entry: computed by the C core from the row alone (no key), so the row's MAC still verifies.
+func forgedErasedSeals(_ store: AuditStore, seq: Int64, mask: UInt8) async throws -> [UInt8] {
+    try await store.pool.read { db -> [UInt8] in
+        let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq = \(seq)")
+        let stmt = statement.sqliteStatement
+        defer { SQLite.reset(stmt) }
+        _ = try SQLite.step(stmt, while: "read row \(seq)")
+        var row = RowView(stmt).row
+        var out = [UInt8](repeating: 0, count: 97)
+        _ = adb_seals_erase(&row, mask, &out)
         return out
     }
 }
