@@ -37,15 +37,11 @@ struct ErasurePathTests {
     }
 
     func findings(_ report: IntegrityReport) -> [String] {
-        report.findings.map { "\($0.kind) \($0.seqs.map { "\($0.lowerBound)...\($0.upperBound)" } ?? "-")" }
+        findingNames(report)
     }
 
     func fileBytes() throws -> Data {
-        var all = Data()
-        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
-            all += try Data(contentsOf: URL(fileURLWithPath: path + suffix))
-        }
-        return all
+        try storeFileBytes(path)
     }
 
     @Test("erase details.email and details.ip: the rest reads as stored, every proof verifies, the values leave the file")

@@ -36,16 +36,12 @@ struct ErasureTests {
     }
 
     func findings(_ report: IntegrityReport) -> [String] {
-        report.findings.map { "\($0.kind) \($0.seqs.map { "\($0.lowerBound)...\($0.upperBound)" } ?? "-")" }
+        findingNames(report)
     }
 
     /// Every byte of the store file, its -wal and -shm.
     func fileBytes() throws -> Data {
-        var all = Data()
-        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
-            all += try Data(contentsOf: URL(fileURLWithPath: path + suffix))
-        }
-        return all
+        try storeFileBytes(path)
     }
 
     @Test("erase: MACs, chain, scan, anchored checkpoints and pre-erasure export proofs still verify; reads show the fields erased")

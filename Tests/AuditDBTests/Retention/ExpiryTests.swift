@@ -25,9 +25,7 @@ struct ExpiryTests {
     }()
     static var later: AuditTimestamp { AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.now().microsecondsSinceEpoch + 2 * 86_400_000_000) }
 
-    func rows(of report: IntegrityReport) -> [String] {
-        report.findings.map { "\($0.kind) \($0.seqs.map { "\($0.lowerBound)...\($0.upperBound)" } ?? "-")" }
-    }
+    func rows(of report: IntegrityReport) -> [String] { findingNames(report) }
 
     @Test("expiry removes exactly the rows the policy allows, and the store still verifies, queries, checkpoints and exports")
     func expireAndKeepEveryGuarantee() async throws {

@@ -349,3 +349,17 @@ extension Trait where Self == BundleFormatTrait {
     /// Exports write format v1 (`auditdb-export v1`, an inclusion proof per entry).
     static var v1Bundles: Self { BundleFormatTrait(format: .v1) }
 }
+
+/// A report's findings as "kind first...last" ("kind -" without seqs), for exact comparisons.
+func findingNames(_ report: IntegrityReport) -> [String] {
+    report.findings.map { "\($0.kind) \($0.seqs.map { "\($0.lowerBound)...\($0.upperBound)" } ?? "-")" }
+}
+
+/// Every byte of the store file at `path`, its -wal and its -shm (those that exist).
+func storeFileBytes(_ path: String) throws -> Data {
+    var all = Data()
+    for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+        all += try Data(contentsOf: URL(fileURLWithPath: path + suffix))
+    }
+    return all
+}
