@@ -108,12 +108,13 @@ extension AuditStore {
                 field: "subject")
         }
         var erased: [Int64] = [], entries: [Int64] = [], already = plan.alreadyErased
-        let storeID = self.storeID, keys = self.keys
+        let storeID = self.storeID, keys = self.keys, claimsCache = erasureClaims
         let batch = paths.isEmpty ? ErasureRecord.maximumSeqs : ErasureRecord.maximumSeqsWithPaths
         for start in stride(from: 0, to: plan.rows.count, by: batch) {
             let chunk = Array(plan.rows[start..<min(plan.rows.count, start + batch)])
             let (done, skipped, entry) = try await holdTransaction("erase fields") { db, _, append in
-                try Self.eraseBatch(chunk, db, mask: mask, paths: paths, storeID: storeID, keys: keys) { seqs, residuals in
+                try Self.eraseBatch(chunk, db, mask: mask, paths: paths, storeID: storeID, keys: keys, claimsCache: claimsCache) {
+                    seqs, residuals in
                     ErasureRecord(reason: reason, subject: subject.kind, fields: fields, paths: paths, residuals: residuals, seqs: seqs)
                 } append: { try append($0) }
             }
@@ -214,7 +215,7 @@ extension AuditStore {
     /// each row of `seqs` (inside the caller's transaction) and appends the erasure entry naming
     /// the rows erased. Returns them, the number that had nothing left to erase, and the entry's seq.
     static func eraseBatch(_ seqs: [Int64], _ db: Database, mask: UInt8, paths: [MaskPath] = [], storeID: StoreID, keys: KeyRing,
-                           record: ([Int64], [[UInt8]?]) -> ErasureRecord,
+                           claimsCache: ErasureClaimsCache? = nil, record: ([Int64], [[UInt8]?]) -> ErasureRecord,
                            append: ([EncodedEvent]) throws -> ClosedRange<Int64>) throws -> ([Int64], Int, Int64?)
     {
         // Freed space inside pages and freed pages are zeroed while the values are overwritten. Set
@@ -254,7 +255,9 @@ extension AuditStore {
             // The row must be what the verified erasure entries made it: a residual changed in the
             // file, or a row restored from a copy made before an erasure, would otherwise be signed
             // anew by this batch's entry.
-            if claims == nil { claims = try ErasureCheck.claims(db, storeID: storeID, keys: keys).claims }
+            if claims == nil {
+                claims = try claimsCache?.claims(db, storeID: storeID, keys: keys) ?? ErasureCheck.claims(db, storeID: storeID, keys: keys).claims
+            }
             if current != 0 || claims?[seq] != nil,
                let problem = ErasureCheck.problem(seq: seq, mask: current, details: RowView.string(row.details), claim: claims?[seq]),
                claims?[seq]?.isRedone(stored: current, by: mask, paths: paths) != true

@@ -10,9 +10,11 @@ import GRDBSQLite
 /// AuditDB made from one made by someone who only has the file (replacing a value and its nonce by
 /// the commitment needs no key). The signed entries can: they name each erased seq and field.
 enum ErasureCheck {
-    static let entriesCondition = """
-         WHERE action = 'auditdb.erasure' AND action >= 'auditdb.' AND action < 'auditdb/' ORDER BY seq
-        """
+    /// The erasure entries (those after seq `after` only, if given), in seq order.
+    static func entriesCondition(after: Int64?) -> String {
+        " WHERE action = 'auditdb.erasure' AND action >= 'auditdb.' AND action < 'auditdb/'"
+            + (after.map { " AND seq > \($0)" } ?? "") + " ORDER BY seq"
+    }
 
     /// The rows from seq ?1 through ?2 with erased fields (a 97-byte seals value; its first byte is the mask).
     static let erasedRowsSQL = """
@@ -40,7 +42,7 @@ enum ErasureCheck {
         func tampered(_ seq: Int64, _ message: String) {
             findings.append(Finding(kind: .erasureTampered, seqs: seq...seq, message: message))
         }
-        let (claimed, unreadable) = try claims(db, storeID: storeID, keys: keys)
+        let (claimed, unreadable, _) = try claims(db, storeID: storeID, keys: keys)
         findings += unreadable
         // Every erased field must be claimed.
         var erased: [(Int64, UInt8)] = []
@@ -73,11 +75,17 @@ enum ErasureCheck {
     /// What the verified erasure entries claim, per seq, and a finding for each signed erasure
     /// entry that cannot be read. The entries are read through verification (step 4's "verified",
     /// as for expiry entries): a row that fails its own check claims nothing.
-    static func claims(_ db: Database, storeID: StoreID, keys: KeyRing) throws -> (claims: [Int64: Claim], findings: [Finding]) {
+    ///
+    /// `after` and `into`: fold only the entries after seq `after` into the claims of the entries
+    /// up to it (``ErasureClaimsCache``).
+    static func claims(_ db: Database, storeID: StoreID, keys: KeyRing, after: Int64? = nil, into claims: [Int64: Claim] = [:]) throws
+        -> (claims: [Int64: Claim], findings: [Finding], entriesRead: Int)
+    {
         var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark, checksErasures: false)
         var entries: [AuditEntry] = []
-        try reader.read(try db.makeStatement(sql: try RowLayout.select(db) + entriesCondition), into: &entries)
-        var claimed: [Int64: Claim] = [:]
+        let statement = try db.makeStatement(sql: try RowLayout.select(db) + entriesCondition(after: after))
+        try reader.read(statement, into: &entries)
+        var claimed = claims
         var findings: [Finding] = []
         for entry in entries where entry.origin == .recorded && (entry.finding == nil || entry.finding?.kind == .missingRows) {
             let record: ErasureRecord
@@ -94,7 +102,7 @@ enum ErasureCheck {
                 claimed[seq] = claim
             }
         }
-        return (claimed, findings)
+        return (claimed, findings, entries.count)
     }
 
     /// Why one row is not what its verified erasure entries made it, or nil: rule 2 (an erased

@@ -114,12 +114,12 @@ enum QueryExecution {
     static let rowBySeqSQL = RowLayout.select + " WHERE seq = ?"
 
     /// Reads one page inside the caller's read transaction.
-    static func page(_ db: Database, plan: Plan, storeID: StoreID, keys: KeyRing) throws -> QueryPage {
+    static func page(_ db: Database, plan: Plan, storeID: StoreID, keys: KeyRing, claims: ErasureClaimsCache? = nil) throws -> QueryPage {
         let last = try Int64.fetchOne(db, sql: "SELECT seq FROM audit_entries ORDER BY seq DESC LIMIT 1") ?? 0
         let lower = plan.lowerSeq
         let upper = min(plan.upperSeq, last)
         guard lower <= upper else { return QueryPage(entries: [], nextCursor: nil) }
-        var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: plan.mode)
+        var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: plan.mode, claimsCache: claims)
         var entries: [AuditEntry] = []
         entries.reserveCapacity(min(plan.limit, 1_024))
         if plan.bucketed {
@@ -175,9 +175,10 @@ extension AuditStore {
         let plan = try QueryExecution.plan(query, forcedTenant: forcedTenant)
         let storeID = self.storeID
         let keys = self.keys
+        let claims = erasureClaims
         do {
             return try await pool.read { db in
-                try QueryExecution.page(db, plan: plan, storeID: storeID, keys: keys)
+                try QueryExecution.page(db, plan: plan, storeID: storeID, keys: keys, claims: claims)
             }
         } catch let error as AuditError {
             throw error

@@ -98,6 +98,8 @@ public final class AuditStore: Sendable {
     let logger: Logger
     let appender: Appender
     let closing = CloseOnce()
+    /// What the verified erasure entries claim, for queries and erasures (read once, then extended).
+    let erasureClaims = ErasureClaimsCache()
 
     private init(path: String, storeID: StoreID, keys: KeyRing, configuration: Configuration, pool: DatabasePool,
                  knownKeyVersions: Set<UInt32>, rowFormat: UInt8 = UInt8(StoreFormat.rowFormat))

@@ -24,13 +24,18 @@ struct EntryReader {
     let checksErasures: Bool
     /// What the verified erasure entries claim per seq, loaded when the first erased row is read.
     var erasureClaims: [Int64: ErasureCheck.Claim]?
+    /// The open store's claims, extended by the entries appended since (nil: read them all).
+    let claimsCache: ErasureClaimsCache?
     /// The last row read, and the chain state after it (as the verifier has it after that row: a
     /// bad row's successor is not checked against its MAC).
     var lastSeq: Int64?
     var lastChain = RowChain()
 
-    init(_ db: Database, storeID: StoreID, keys: KeyRing, mode: EntryQuery.UnverifiedRows, checksErasures: Bool = true) throws {
+    init(_ db: Database, storeID: StoreID, keys: KeyRing, mode: EntryQuery.UnverifiedRows, checksErasures: Bool = true,
+         claimsCache: ErasureClaimsCache? = nil) throws
+    {
         self.storeID = storeID
+        self.claimsCache = claimsCache
         self.keys = keys
         self.db = db
         self.checksErasures = checksErasures
@@ -75,7 +80,8 @@ struct EntryReader {
             }
             if finding == nil, checksErasures, case let mask = view.erasedMask, mask != 0 {
                 if erasureClaims == nil {
-                    erasureClaims = try ErasureCheck.claims(db, storeID: storeID, keys: keys).claims
+                    erasureClaims = try claimsCache?.claims(db, storeID: storeID, keys: keys)
+                        ?? ErasureCheck.claims(db, storeID: storeID, keys: keys).claims
                 }
                 if let problem = ErasureCheck.problem(seq: seq, mask: mask, details: RowView.string(view.row.details),
                                                       claim: erasureClaims?[seq]) {
