@@ -72,6 +72,9 @@ extension Bench {
             var fig = GrowthFigures()
             let windowStart = point - point / 10
             var aRows = 0, aSec = 0.0, rRows = 0, rSec = 0.0
+            // The raw twin takes the store's seqs: after a point, the store holds more rows than
+            // the generator's index (durable, group and incremental appends), and so may the twin.
+            var seqNext = try await store.lastSeq() + 1
             while next <= point {
                 let end = min(point, next + batch - 1)
                 let fields = profile(next...end)
@@ -84,12 +87,13 @@ extension Bench {
                 func rawSide() throws {
                     guard next <= rawLimit else { return }
                     let rr = rawRows(fields)
-                    let s = try timed { try rawBatch(rr, firstSeq: next, perCommit: Int(batch)) }.1
+                    let s = try timed { try rawBatch(rr, firstSeq: seqNext, perCommit: Int(batch)) }.1
                     if inWindow { rRows += fields.count; rSec += s }
                 }
                 if batchIndex % 2 == 0 { try await auditSide(); try rawSide() } else { try rawSide(); try await auditSide() }
                 batchIndex += 1
                 next = end + 1
+                seqNext += Int64(events.count)
                 if (next - 1) % 1_000_000 == 0 { progress("growth: \(Fmt.int(Double(next - 1))) rows (load \(loadAverage()))") }
             }
             fig.append = Double(aRows) / aSec

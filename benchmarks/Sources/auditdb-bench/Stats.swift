@@ -44,7 +44,9 @@ func percentile(_ values: [Double], _ p: Double) -> Double {
 
 enum Fmt {
     /// 1234567 -> "1,234,567"
+    /// A value that is not finite (a rate over no rows) prints as "n/a" rather than trapping.
     static func int(_ v: Double) -> String {
+        guard v.isFinite else { return "n/a" }
         let n = Int(v.rounded())
         let digits = String(abs(n))
         var out = ""
