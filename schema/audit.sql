@@ -176,3 +176,14 @@ BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_expired is append-only: DELETE is not 
 -- from which its field nonces derive, or, once a field is erased, its commitment in their place.
 -- Added by ALTER TABLE so that a migrated store and a new one hold the same CREATE TABLE text.
 ALTER TABLE audit_entries ADD COLUMN seals BLOB;
+
+-- Migration 0009 (docs/FORMAT.md, section 24): every seq whose recorded_at is lower than the
+-- recorded_at of the seq before it (rows and tombstones). Derived data; append-only.
+CREATE TABLE audit_time_breaks (
+    seq INTEGER PRIMARY KEY
+) STRICT;
+
+CREATE TRIGGER audit_time_breaks_no_update BEFORE UPDATE ON audit_time_breaks
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_time_breaks is append-only: UPDATE is not allowed'); END;
+CREATE TRIGGER audit_time_breaks_no_delete BEFORE DELETE ON audit_time_breaks
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_time_breaks is append-only: DELETE is not allowed'); END;

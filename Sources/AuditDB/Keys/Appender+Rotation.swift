@@ -16,7 +16,7 @@ extension Appender {
     func insertRotationIfNeeded(_ db: Database) throws -> Int64? {
         let version = signer.version
         guard !state.withLock({ $0.knownKeyVersions.contains(version) }) else { return nil }
-        let head = try Self.readHead(db).0
+        let head = try Self.readHead(db).seq
         guard head > 0,
               let previous = try Int64.fetchOne(db, sql: "SELECT key_version FROM audit_entries WHERE seq = ?", arguments: [head]),
               previous != Int64(version)

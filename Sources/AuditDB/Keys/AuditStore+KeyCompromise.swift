@@ -151,7 +151,7 @@ extension AuditStore {
                 throw AuditError(.integrityViolation, "row \(from.seq) changed or disappeared while re-attesting; nothing was written. Investigate with `auditdb verify`.")
             }
         }
-        let (last, _) = try Appender.readHead(db)
+        let last = try Appender.readHead(db).seq
         guard last > from.seq else { return }
         let context = RowContext(storeID: storeID, keys: keys, attestations: attestations)
         let result = try Verifier.scan(db, range: (from.seq + 1)...last, isLast: true, context: context, startMac: from.mac)

@@ -238,7 +238,7 @@ extension AuditStore {
         batch.expired = tombstones.count
         batch.seqs = tombstones.map(\.seq)
         guard write, let first = tombstones.first, let lastTombstone = tombstones.last else { return batch }
-        let (head, _) = try Appender.readHead(db)
+        let head = try Appender.readHead(db).seq
         let expirySeq = head + 1
         let record = ExpiryRecord(policy: stated ?? policy, now: now, first: first.seq, last: lastTombstone.seq,
                                   count: Int64(tombstones.count), digest: Tombstone.digest(tombstones), archive: archive)

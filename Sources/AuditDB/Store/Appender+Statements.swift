@@ -29,17 +29,18 @@ extension Appender {
         }
     }
 
-    /// The last row's seq and MAC (0 and 32 zero bytes for an empty store). A cached statement
-    /// stepped directly: preparing it through GRDB each time cost ~38 µs per transaction.
-    static func readHead(_ db: Database) throws -> (Int64, [UInt8]) {
-        let stmt = try db.cachedStatement(sql: "SELECT seq, mac FROM audit_entries ORDER BY seq DESC LIMIT 1")
+    /// The last row's seq, MAC and recorded time (0, 32 zero bytes and nil for an empty store);
+    /// the time is the predecessor of the first new row for its time break (Appender+TimeBreaks.swift).
+    /// A cached statement stepped directly: preparing it through GRDB each time cost ~38 µs per transaction.
+    static func readHead(_ db: Database) throws -> (seq: Int64, mac: [UInt8], recordedAt: Int64?) {
+        let stmt = try db.cachedStatement(sql: "SELECT seq, mac, recorded_at FROM audit_entries ORDER BY seq DESC LIMIT 1")
             .sqliteStatement
         defer { SQLite.reset(stmt) }
         var mac = [UInt8](repeating: 0, count: 32)
-        guard try SQLite.step(stmt, while: "read the last row") else { return (0, mac) }
+        guard try SQLite.step(stmt, while: "read the last row") else { return (0, mac, nil) }
         let stored = SQLite.blob(stmt, 1) ?? []
         mac.replaceSubrange(0..<min(32, stored.count), with: stored.prefix(32))
-        return (SQLite.int64(stmt, 0), mac)
+        return (SQLite.int64(stmt, 0), mac, SQLite.int64(stmt, 2))
     }
 
     /// Binds and steps one row. Text pointers point into the event's arena, valid for the

@@ -27,6 +27,9 @@ final class Appender: Sendable {
         var synchronousFull: Bool?
         var knownKeyVersions: Set<UInt32>
         var drained: [CheckedContinuation<Void, Never>] = []
+        /// Whether the store has `audit_time_breaks` (migration 0009): nil until the first break is
+        /// recorded. Only a store created at an older schema for tests lacks it (open requires every migration).
+        var recordsTimeBreaks: Bool?
     }
 
     struct StoreMetrics: Sendable {
@@ -55,6 +58,9 @@ final class Appender: Sendable {
     let state: Mutex<State>
     /// The row format written: 2 (FORMAT.md section 21), or 1 in a store without migration 0006.
     let rowFormat: UInt8
+    /// Microseconds added to the clock for `recorded_at`: 0, except in tests that step the clock
+    /// back (``AuditStore/setClockOffsetForTesting(_:)``).
+    let clockOffset = Atomic<Int64>(0)
 
     init(pool: DatabasePool, storeID: StoreID, keys: KeyRing, configuration: AuditStore.Configuration, logger: Logger,
          knownKeyVersions: Set<UInt32>, rowFormat: UInt8)
@@ -141,13 +147,14 @@ final class Appender: Sendable {
 
     /// Inserts `events`, validating them on the pipeline's thread, chained to the current head.
     private func insertUnvalidated(_ events: [AuditEvent], _ db: Database) throws -> ClosedRange<Int64> {
-        let (seq, prevMac) = try Self.readHead(db)
+        let (seq, prevMac, headTime) = try Self.readHead(db)
         let keyVersion = signer.version
         try recordKeyVersion(firstSeq: seq + 1, db)
         let handle = try db.cachedStatement(sql: insertSQL).sqliteStatement
         let pipeline = MacPipeline(unvalidated: events, firstSeq: seq + 1, prevMac: prevMac, signer: signer, storeID: storeID,
-                                   format: rowFormat)
+                                   format: rowFormat, clockOffset: clockOffset.load(ordering: .relaxed))
         defer { pipeline.finish() }
+        var breaks = TimeBreaks.Writer(previous: headTime)
         for index in events.indices {
             let (event, recordedAt, mac): (UnsafePointer<EncodedEvent>, Int64, UnsafeBufferPointer<UInt8>)
             do {
@@ -158,7 +165,9 @@ final class Appender: Sendable {
             try event.pointee.withRow(seq: seq + 1 + Int64(index), recordedAt: recordedAt, keyVersion: keyVersion, format: rowFormat) { row in
                 try Self.insert(handle, row, mac: mac, db: db)
             }
+            breaks.note(seq: seq + 1 + Int64(index), recordedAt: recordedAt)
         }
+        try insertTimeBreaks(breaks, db)
         return (seq + 1)...(seq + Int64(events.count))
     }
 
@@ -324,7 +333,9 @@ final class Appender: Sendable {
     /// rotation entry first when the signing key has not signed here before (``insertRotationIfNeeded(_:)``).
     func insertRows(_ batches: [[EncodedEvent]], _ db: Database, rotating: Bool = true) throws -> [ClosedRange<Int64>] {
         if rotating { _ = try insertRotationIfNeeded(db) }
-        var (seq, prevMac) = try Self.readHead(db)
+        let head = try Self.readHead(db)
+        var seq = head.seq, prevMac = head.mac
+        var breaks = TimeBreaks.Writer(previous: head.recordedAt)
         let keyVersion = signer.version
         try recordKeyVersion(firstSeq: seq + 1, db)
         let handle = try db.cachedStatement(sql: insertSQL).sqliteStatement
@@ -336,29 +347,34 @@ final class Appender: Sendable {
             // only binds and steps (benchmarks/results/history.md: the MAC was ~30% of the append path).
             let events = batches.flatMap { $0 }
             let pipeline = MacPipeline(
-                events: events, firstSeq: seq + 1, prevMac: prevMac, signer: signer, storeID: storeID, format: rowFormat)
+                events: events, firstSeq: seq + 1, prevMac: prevMac, signer: signer, storeID: storeID, format: rowFormat,
+                clockOffset: clockOffset.load(ordering: .relaxed))
             defer { pipeline.finish() }
             for (index, event) in events.enumerated() {
                 let (recordedAt, mac) = pipeline.waitFor(index)
                 try event.withRow(seq: seq + 1 + Int64(index), recordedAt: recordedAt, keyVersion: keyVersion, format: rowFormat) { row in
                     try Self.insert(handle, row, mac: mac, db: db)
                 }
+                breaks.note(seq: seq + 1 + Int64(index), recordedAt: recordedAt)
             }
         } else {
             var mac = [UInt8](repeating: 0, count: 32)
             var current = seq
+            let offset = clockOffset.load(ordering: .relaxed)
             for events in batches {
                 for event in events {
                     current += 1
-                    let recordedAt = AuditTimestamp.now().microsecondsSinceEpoch
+                    let recordedAt = AuditTimestamp.now().microsecondsSinceEpoch + offset
                     try event.withRow(seq: current, recordedAt: recordedAt, keyVersion: keyVersion, format: rowFormat) { row in
                         adb_row_seal(signer.keyset, storeID, &row, prevMac, &mac)
                         try mac.withUnsafeBufferPointer { try Self.insert(handle, row, mac: $0, db: db) }
                     }
                     swap(&prevMac, &mac)
+                    breaks.note(seq: current, recordedAt: recordedAt)
                 }
             }
         }
+        try insertTimeBreaks(breaks, db)
         for events in batches {
             ranges.append((seq + 1)...(seq + Int64(events.count)))
             seq += Int64(events.count)

@@ -33,27 +33,31 @@ final class MacPipeline: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
 
     /// MACs for events validated already.
-    init(events: [EncodedEvent], firstSeq: Int64, prevMac: [UInt8], signer: AuditKey, storeID: [UInt8], format: UInt8) {
+    init(events: [EncodedEvent], firstSeq: Int64, prevMac: [UInt8], signer: AuditKey, storeID: [UInt8], format: UInt8,
+         clockOffset: Int64 = 0) {
         count = events.count
         macs = .allocate(capacity: max(1, events.count) * 32)
         recordedAt = .allocate(capacity: max(1, events.count))
         encoded = nil
         DispatchQueue.global(qos: .userInitiated).async { [self] in
             defer { done.signal() }
-            run(firstSeq: firstSeq, prevMac: prevMac, signer: signer, storeID: storeID, format: format) { index in events[index] }
+            run(firstSeq: firstSeq, prevMac: prevMac, signer: signer, storeID: storeID, format: format, clockOffset: clockOffset) {
+                index in events[index]
+            }
         }
     }
 
     /// Validates and encodes `events` (with the checks of `AuditStore.append`), then MACs them.
     init(unvalidated events: [AuditEvent], firstSeq: Int64, prevMac: [UInt8], signer: AuditKey, storeID: [UInt8],
-         format: UInt8) {
+         format: UInt8, clockOffset: Int64 = 0) {
         count = events.count
         macs = .allocate(capacity: max(1, events.count) * 32)
         recordedAt = .allocate(capacity: max(1, events.count))
         encoded = UnsafeMutableBufferPointer<EncodedEvent>.allocate(capacity: max(1, events.count))
         DispatchQueue.global(qos: .userInitiated).async { [self] in
             defer { done.signal() }
-            run(firstSeq: firstSeq, prevMac: prevMac, signer: signer, storeID: storeID, format: format) { index -> EncodedEvent? in
+            run(firstSeq: firstSeq, prevMac: prevMac, signer: signer, storeID: storeID, format: format, clockOffset: clockOffset) {
+                index -> EncodedEvent? in
                 switch Self.validate(events[index]) {
                 case .success(let event):
                     (encoded!.baseAddress! + index).initialize(to: event)
@@ -79,7 +83,7 @@ final class MacPipeline: @unchecked Sendable {
     }
 
     /// The worker: for each index, the event (nil: stop, `failure` says why), then its MAC.
-    private func run(firstSeq: Int64, prevMac: [UInt8], signer: AuditKey, storeID: [UInt8], format: UInt8,
+    private func run(firstSeq: Int64, prevMac: [UInt8], signer: AuditKey, storeID: [UInt8], format: UInt8, clockOffset: Int64,
                      event: (Int) -> EncodedEvent?)
     {
         for index in 0..<count {
@@ -89,7 +93,7 @@ final class MacPipeline: @unchecked Sendable {
                 failedAt.store(index, ordering: .releasing)
                 return
             }
-            let time = AuditTimestamp.now().microsecondsSinceEpoch
+            let time = AuditTimestamp.now().microsecondsSinceEpoch + clockOffset
             recordedAt[index] = time
             let out = macs.baseAddress! + index * 32
             current.withRow(seq: firstSeq + Int64(index), recordedAt: time, keyVersion: signer.version, format: format) { row in
