@@ -48,6 +48,7 @@ if str(_HERE) not in sys.path:
     sys.path.insert(0, str(_HERE))
 import retention  # noqa: E402  (FORMAT.md section 20: tombstones, expiry entries, step 9)
 import erasure  # noqa: E402  (FORMAT.md section 21: row format 2, erased fields, step 10)
+import time_breaks  # noqa: E402  (FORMAT.md section 24: the log's time breaks, step 11)
 
 # --------------------------------------------------------------------------------------------
 # FORMAT.md "Constants"
@@ -528,6 +529,24 @@ SELECT 1;
 """),
     ("0008-tenant-seq-index",
      "CREATE INDEX audit_entries_tenant_seq ON audit_entries(tenant) WHERE tenant IS NOT NULL;"),
+    ("0009-time-breaks", """
+CREATE TABLE audit_time_breaks (
+    seq INTEGER PRIMARY KEY
+) STRICT;
+
+CREATE TRIGGER audit_time_breaks_no_update BEFORE UPDATE ON audit_time_breaks
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_time_breaks is append-only: UPDATE is not allowed'); END;
+CREATE TRIGGER audit_time_breaks_no_delete BEFORE DELETE ON audit_time_breaks
+BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_time_breaks is append-only: DELETE is not allowed'); END;
+
+INSERT INTO audit_time_breaks(seq)
+SELECT seq FROM (
+    SELECT seq, recorded_at < lag(recorded_at) OVER (ORDER BY seq) AS backwards
+    FROM (SELECT seq, recorded_at FROM audit_entries WHERE seq >= 1
+          UNION ALL SELECT seq, recorded_at FROM audit_expired x WHERE seq >= 1
+                    AND NOT EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = x.seq))
+) WHERE backwards;
+"""),
 ]
 ALL_MIGRATIONS_SQL = "\n".join(sql for _, sql in MIGRATIONS)
 
@@ -742,6 +761,10 @@ def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, 
                                _table_exists(conn, "audit_expired"))
         # Step 10: erased fields (section 21.4).
         erasure.check_erasure(conn, report, engine_rows)
+
+    # Step 11: time breaks (section 24.3; with a store id).
+    if header is not None:
+        time_breaks.check_time_breaks(conn, report)
 
 
 def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | None, schema_sql: str | None,

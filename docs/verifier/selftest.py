@@ -172,6 +172,16 @@ def as_bytes_row(cols: dict) -> dict:
     return row
 
 
+# FORMAT.md section 24.1: the seqs whose recorded_at is lower than their predecessor's.
+TIME_BREAKS_SQL = """
+SELECT seq FROM (
+    SELECT seq, recorded_at < lag(recorded_at) OVER (ORDER BY seq) AS backwards
+    FROM (SELECT seq, recorded_at FROM audit_entries WHERE seq >= 1
+          UNION ALL SELECT seq, recorded_at FROM audit_expired x WHERE seq >= 1
+                    AND NOT EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = x.seq))
+) WHERE backwards"""
+
+
 def build_store(path: pathlib.Path, rows: list[dict], store_id: bytes = SID, wal: bool = False,
                 attest: list[tuple[int, int, int]] = (), created_at: int = av.TEST_CREATED_AT) -> list[bytes]:
     """Writes a store as the reference does; returns the stored MACs (index 0 = seq 1).
@@ -198,6 +208,8 @@ def build_store(path: pathlib.Path, rows: list[dict], store_id: bytes = SID, wal
                      [cols[c] for c in av.ROW_COLUMNS[:-1]] + [mac])
         macs.append(mac)
         prev = mac
+    # The time breaks the writer records with the rows (section 24.2).
+    conn.execute("INSERT INTO audit_time_breaks(seq) " + TIME_BREAKS_SQL)
     for seq, att_kv, decl in attest:
         row_kv, row_mac = (hkv, hmac_) if seq == 0 else (rows[seq - 1]["key_version"], macs[seq - 1])
         conn.execute("INSERT INTO audit_attestations VALUES (?, ?, ?, ?)",
@@ -361,6 +373,7 @@ def test_stores(tmp: pathlib.Path) -> None:
     tamper(p, "DROP INDEX audit_entries_origin_ref", "DROP INDEX audit_entries_actor", "DROP INDEX audit_entries_resource",
            "DROP INDEX audit_entries_tenant_time", "DROP INDEX audit_entries_recorded_at", "DROP INDEX audit_entries_engine",
            "DROP INDEX audit_entries_tenant_seq", "DROP VIEW audit_scan_history", "DROP TABLE audit_checkpoints", "DROP TABLE audit_expired",
+           "DROP TABLE audit_time_breaks",
            "ALTER TABLE audit_entries DROP COLUMN seals",
            "DELETE FROM grdb_migrations WHERE identifier > '0001-initial'")
     k = kinds(av.verify(str(p), both))
@@ -1727,9 +1740,9 @@ def test_expired_rows(tmp: pathlib.Path) -> None:
     insert_checkpoints(q, checkpoint_row(14, macs[13], built["leaves"]))
     tamper_all(q, "DELETE FROM audit_entries WHERE seq >= 6")
     rep = av.verify(str(q), both, SID)
-    check(seqs(rep) == [("foreign-row", None, None), (ET, 2, 2), (ET, 3, 3), (ET, 5, 5), ("truncated", 6, 14)],
-          f"(c) rows 6...14 cut (tombstone 5 now the log's end) -> truncated 6...14, the orphaned tombstones, and the "
-          f"cache row of version 2 (first seq 8) unconfirmed ({shown(rep)})")
+    check(seqs(rep) == [("foreign-row", None, None), (ET, 2, 2), (ET, 3, 3), (ET, 5, 5), ("truncated", 6, 14), ("foreign-row", 7, 7)],
+          f"(c) rows 6...14 cut (tombstone 5 now the log's end) -> truncated 6...14, the orphaned tombstones, the "
+          f"cache row of version 2 (first seq 8) unconfirmed, and the time break at 7 now outside the log ({shown(rep)})")
 
     # (d) Expiries signed by a key holder that break the policy or a hold: retention-violation.
     young = retention_rows()
@@ -1838,8 +1851,10 @@ def test_expired_rows(tmp: pathlib.Path) -> None:
           f"(g) audit_expired's delete trigger dropped -> schema-tampered ({shown(rep)})")
     q = tmp / "ex-at-0004.sqlite"
     build_store(q, base_rows())
-    tamper_all(q, "DROP TABLE audit_expired", "ALTER TABLE audit_entries DROP COLUMN seals", "DROP INDEX audit_entries_tenant_seq",
-               "DELETE FROM grdb_migrations WHERE identifier IN ('0005-retention', '0006-erasure', '0007-erasure-paths', '0008-tenant-seq-index')")
+    tamper_all(q, "DROP TABLE audit_time_breaks", "DROP TABLE audit_expired", "ALTER TABLE audit_entries DROP COLUMN seals",
+               "DROP INDEX audit_entries_tenant_seq",
+               "DELETE FROM grdb_migrations WHERE identifier IN ('0005-retention', '0006-erasure', '0007-erasure-paths', "
+               "'0008-tenant-seq-index', '0009-time-breaks')")
     rep = av.verify(str(q), both, SID)
     check(seqs(rep) == [("schema-outdated", None, None)], f"(g) a store at 0004 without audit_expired -> schema-outdated only ({shown(rep)})")
     q = copy("table-dropped")
@@ -1960,6 +1975,80 @@ def test_reference_c(tmp: pathlib.Path) -> None:
     check(out.raw.hex() == ha["mac"], "C: header attestation mac")
 
 
+def test_time_breaks(tmp: pathlib.Path) -> None:
+    """Section 24: a store whose clock went backwards at seqs 4 and 9 verifies intact with its
+    breaks; a break deleted is index-mismatch at its seq; a break inserted where time does not go
+    back, at a seq with no row, or outside the log is foreign-row at its seq; a recorded_at
+    edited to go backwards is mac-mismatch only (not judged); the fill of migration 0009 equals
+    the breaks; expired rows keep their steps."""
+    print("time breaks (section 24)")
+    both = ring({1: "active", 2: "active"})
+    rows = sample_rows(12)
+    for r in rows:
+        if r["seq"] >= 4:
+            r["recorded_at"] -= 60_000_000  # the clock stepped back a minute at seq 4
+        if r["seq"] >= 9:
+            r["recorded_at"] -= 3_000_000_000  # and again at seq 9
+    base = tmp / "tb-base.sqlite"
+    build_store(base, rows)
+
+    def copy(name: str) -> pathlib.Path:
+        p = tmp / f"tb-{name}.sqlite"
+        shutil.copy(base, p)
+        return p
+
+    def shown(rep) -> list[tuple[str, int | None, int | None]]:
+        return [(f.kind, f.first, f.last) for f in rep.findings]
+
+    conn = sqlite3.connect(base)
+    stored = [r[0] for r in conn.execute("SELECT seq FROM audit_time_breaks ORDER BY seq")]
+    conn.close()
+    check(stored == [4, 9], f"breaks at the two steps back: {stored}")
+    rep = av.verify(str(base), both, SID)
+    check(shown(rep) == [], f"intact with its breaks ({shown(rep)})")
+    p = copy("deleted")
+    tamper_all(p, "DELETE FROM audit_time_breaks WHERE seq = 9")
+    rep = av.verify(str(p), both, SID)
+    check(shown(rep) == [("index-mismatch", 9, 9)], f"a break deleted -> index-mismatch at 9 ({shown(rep)})")
+    p = copy("inserted")
+    tamper_all(p, "INSERT INTO audit_time_breaks VALUES (6)", "INSERT INTO audit_time_breaks VALUES (13)",
+               "INSERT INTO audit_time_breaks VALUES (0)")
+    rep = av.verify(str(p), both, SID)
+    check(shown(rep) == [("foreign-row", 0, 0), ("foreign-row", 6, 6), ("foreign-row", 13, 13)],
+          f"breaks inserted at 6 (no step back), 13 and 0 (outside the log) -> foreign-row at each ({shown(rep)})")
+    p = copy("gap")
+    tamper_all(p, "DELETE FROM audit_entries WHERE seq = 7", "INSERT INTO audit_time_breaks VALUES (7)")
+    rep = av.verify(str(p), both, SID)
+    check(shown(rep) == [("foreign-row", 7, 7), ("missing-rows", 7, 7)],
+          f"a break at a deleted row -> foreign-row and missing-rows at 7 ({shown(rep)})")
+    p = copy("edited")
+    tamper_all(p, "UPDATE audit_entries SET recorded_at = recorded_at - 86400000000 WHERE seq = 6")
+    rep = av.verify(str(p), both, SID)
+    check(shown(rep) == [("mac-mismatch", 6, 6)], f"recorded_at of 6 moved back a day -> mac-mismatch at 6 only ({shown(rep)})")
+    p = copy("fill")
+    tamper_all(p, "DELETE FROM audit_time_breaks")
+    conn = sqlite3.connect(p)
+    fill = next(sql for name, sql in av.MIGRATIONS if name == "0009-time-breaks")
+    conn.execute(fill[fill.index("INSERT INTO audit_time_breaks"):])
+    conn.commit()
+    refilled = [r[0] for r in conn.execute("SELECT seq FROM audit_time_breaks ORDER BY seq")]
+    conn.close()
+    check(refilled == [4, 9], f"migration 0009's fill gives the same breaks ({refilled})")
+    # Expired rows keep their steps: row 3 (expired, a tombstone) was recorded before row 2; row 7 before 6.
+    expired_rows = retention_rows()
+    expired_rows[2]["recorded_at"] = T0 + 1_500
+    p = tmp / "tb-expired.sqlite"
+    build_expired_store(p, rows=expired_rows)
+    conn = sqlite3.connect(p)
+    stored = [r[0] for r in conn.execute("SELECT seq FROM audit_time_breaks ORDER BY seq")]
+    conn.close()
+    rep = av.verify(str(p), both, SID)
+    check(stored == [3, 7] and shown(rep) == [], f"expired store with breaks at 3 (a tombstone) and 7: intact ({stored}, {shown(rep)})")
+    tamper_all(p, "DELETE FROM audit_time_breaks WHERE seq = 3")
+    rep = av.verify(str(p), both, SID)
+    check(shown(rep) == [("index-mismatch", 3, 3)], f"the tombstone's break deleted -> index-mismatch at 3 ({shown(rep)})")
+
+
 def main() -> int:
     global VERBOSE
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -1976,6 +2065,7 @@ def main() -> int:
         test_query_indexes(tmp)
         test_stored_checkpoints(tmp)
         test_expired_rows(tmp)
+        test_time_breaks(tmp)
         if not args.no_c:
             test_reference_c(tmp)
         print("checkpoints and export bundles (auditdb_verify_export.py)")

@@ -2,9 +2,11 @@ import GRDB
 import Logging
 
 extension AuditStore {
-    /// Rebuilds every query index from the rows (SQLite `REINDEX`), after ``verify(progress:)`` reported
-    /// ``Finding/Kind/indexMismatch``: the indexes hold derived data only, so rebuilding them
-    /// changes no row and no MAC. Keep a copy of the damaged file first if it is evidence.
+    /// Rebuilds every query index from the rows (SQLite `REINDEX`) and the time breaks
+    /// (`audit_time_breaks`, FORMAT.md section 24) from the rows and tombstones, after
+    /// ``verify(progress:)`` reported ``Finding/Kind/indexMismatch`` (or a `foreign-row` time
+    /// break): both hold derived data only, so rebuilding them changes no row and no MAC. Keep a
+    /// copy of the damaged file first if it is evidence.
     ///
     /// - Returns: The report of a full verification pass run afterwards.
     /// - Throws: ``AuditError`` storage errors; `integrityViolation` if an index still does not
@@ -19,6 +21,7 @@ extension AuditStore {
                 {
                     try db.execute(sql: "REINDEX \(index.name)")
                 }
+                try TimeBreaks.refill(db)
             }
         } catch {
             throw AuditError.from(error, while: "rebuild the indexes of \(path)")

@@ -202,6 +202,15 @@ struct Verifier: Sendable {
             findings += erasure
             total += erasure.count
         }
+        // Time breaks (FORMAT.md section 24, step 11), judged after the rows' and tombstones' own findings.
+        if storeID != nil {
+            let earlier = findings
+            let breaks = try await pool.read { db in
+                try TimeBreakCheck.findings(db, from: fromSeq, upTo: lastSeq, earlier: earlier)
+            }
+            findings += breaks
+            total += breaks.count
+        }
         findings = Self.joinedAtSplitPoints(findings, removed: &total)
         total = max(total, findings.count)
         // Stable (FORMAT.md section 11): findings with the same seq and kind keep the order they were found in.
