@@ -1,6 +1,8 @@
 import GRDB
 
-/// Tenant + recorded-time queries (issue 19).
+/// Tenant + recorded-time queries (issue 19). First choice: the window as seq ranges between the
+/// log's time breaks (QueryExecution+TimeSegments.swift); what follows is the fallback for stores
+/// with many breaks.
 ///
 /// `recorded_at` is the writer's clock: it is not monotone in seq (a clock stepped back), so no
 /// time window maps exactly to a seq range without reading rows. Two exact ways to find the
@@ -43,8 +45,14 @@ extension QueryExecution {
 
     /// The seqs of the page for a tenant + time query, in the query's order (at most `plan.limit`).
     static func tenantWalkSeqs(_ db: Database, plan: Plan, lower: Int64, upper: Int64,
-                               probeLimit: Int = tenantProbeLimit, budget: Int? = nil) throws -> [Int64] {
+                               probeLimit: Int = tenantProbeLimit, budget: Int? = nil, timeBreaks: Bool = true) throws -> [Int64] {
         guard let tenant = plan.tenant, let window = plan.recordedWindow else { return [] }
+        // The window as seq ranges between the log's time breaks (QueryExecution+TimeSegments.swift);
+        // without them, or with too many, the probe and walk below.
+        if timeBreaks, let ranges = try windowRanges(db, window: window, lower: lower, upper: upper) {
+            return try segmentWalkSeqs(db, plan: plan, tenant: tenant, ranges: ranges, lower: lower, upper: upper,
+                                       budget: budget ?? tenantWalkBudget(limit: plan.limit))
+        }
         var seqs: [Int64] = []
         var restLower = lower, restUpper = upper
         let inWindow = try Int.fetchOne(

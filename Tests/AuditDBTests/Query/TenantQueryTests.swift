@@ -113,6 +113,9 @@ struct TenantQueryTests {
                     VALUES (?, ?, ?, ?, 0, 0, 0, 1, 1, x'00')
                     """, arguments: [r.seq, r.recordedAt, r.tenant, r.action])
             }
+            // ~300 breaks: more than the segment plan takes (QueryExecution+TimeSegments.swift), so
+            // the default path below falls back to this walk too.
+            try TimeBreaks.refill(db)
         }
         let (minT, maxT) = (rows.map(\.recordedAt).min()!, rows.map(\.recordedAt).max()!)
         var failures: [String] = []
@@ -132,9 +135,11 @@ struct TenantQueryTests {
             let expected = Array((descending ? Array(matching.reversed()) : matching).prefix(limit))
             // Probe limit 1: always walk (budgets 1, 7, 50, 2,000 rows: the time index takes over at
             // every point); 4,096 (the default): the time index alone for small windows.
-            for (probe, budget) in [(1, 1), (1, 7), (1, 50), (1, 2_000), (QueryExecution.tenantProbeLimit, nil)] {
+            for (probe, budget, breaks) in [(1, 1, false), (1, 7, false), (1, 50, false), (1, 2_000, false),
+                                            (QueryExecution.tenantProbeLimit, nil, false), (QueryExecution.tenantProbeLimit, nil, true)] {
                 let got = try queue.read { db in
-                    try QueryExecution.tenantWalkSeqs(db, plan: plan, lower: lower, upper: upper, probeLimit: probe, budget: budget)
+                    try QueryExecution.tenantWalkSeqs(db, plan: plan, lower: lower, upper: upper, probeLimit: probe, budget: budget,
+                                                      timeBreaks: breaks)
                 }
                 if got != expected {
                     failures.append("round \(round) (\(tenant), \(descending ? "desc" : "asc"), limit \(limit), probe \(probe), budget \(budget ?? -1)): \(got.prefix(5)) vs \(expected.prefix(5))")

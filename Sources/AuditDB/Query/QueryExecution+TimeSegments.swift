@@ -1,0 +1,111 @@
+import GRDB
+
+/// Time windows as seq ranges, through the log's time breaks (docs/FORMAT.md, section 24; issue 19).
+///
+/// Between two breaks, `recorded_at` is non-decreasing in seq order (rows that expired since leave
+/// a subsequence, which is still ordered). So within one such segment, the rows of a time window
+/// `[lower, upper)` are one seq range, found by two binary searches of rowid lookups; over the
+/// whole query the window is at most one range per segment. A tenant + time page then walks the
+/// tenant's index `(tenant, seq)` within those ranges in the query's order: the first page of 100
+/// is about 100 index steps, whatever the tenant's size or the window's width.
+///
+/// Verification proves the breaks complete (TimeBreakCheck), as it proves the indexes: a break
+/// missing would make a segment look ordered when it is not, and hide rows from the answer.
+///
+/// - Complexity: O(b + s log n) lookups for b breaks in the query's seq bounds and s segments the
+///   window overlaps. With more than ``maximumTimeBreaks`` breaks or ``maximumSegments``
+///   overlapping segments, the caller falls back to the time index (QueryExecution+TenantWalk.swift).
+extension QueryExecution {
+    /// More breaks than this in the query's seq bounds: use the time index instead.
+    static let maximumTimeBreaks = 256
+    /// More segments overlapping the window than this: use the time index instead.
+    static let maximumSegments = 32
+
+    static let timeBreaksSQL = "SELECT seq FROM audit_time_breaks WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+    static let firstRowSQL = "SELECT seq, recorded_at FROM audit_entries WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT 1"
+    static let lastRowSQL = "SELECT seq, recorded_at FROM audit_entries WHERE seq >= ? AND seq <= ? ORDER BY seq DESC LIMIT 1"
+
+    /// The seq ranges (ascending, disjoint, within `lower...upper`) that hold exactly the rows
+    /// whose `recorded_at` is in `window`; nil when the store has no time breaks (before
+    /// migration 0009) or too many of them for this to pay.
+    static func windowRanges(_ db: Database, window: (lower: Int64, upper: Int64), lower: Int64, upper: Int64)
+        throws -> [ClosedRange<Int64>]?
+    {
+        guard try db.tableExists(TimeBreaks.table) else { return nil }
+        let breaks = try Int64.fetchAll(db.cachedStatement(sql: timeBreaksSQL), arguments: [lower, upper, maximumTimeBreaks + 1])
+        guard breaks.count <= maximumTimeBreaks else { return nil }
+        guard window.lower < window.upper else { return [] }
+        let first = try db.cachedStatement(sql: firstRowSQL), last = try db.cachedStatement(sql: lastRowSQL)
+        func row(_ statement: Statement, _ seqs: ClosedRange<Int64>) throws -> (seq: Int64, time: Int64)? {
+            try Row.fetchOne(statement, arguments: [seqs.lowerBound, seqs.upperBound]).map { ($0[0], $0[1]) }
+        }
+        /// The first seq `s` of `segment` (or one past it) such that every row from `s` on has
+        /// a time >= `time`, and every row before it a lower one.
+        func boundary(_ time: Int64, in segment: ClosedRange<Int64>) throws -> Int64 {
+            var low = segment.lowerBound, high = segment.upperBound + 1
+            while low < high {
+                let middle = low + (high - low) / 2
+                // Rows from `high` on have a time >= `time`: a row found past `high - 1` means
+                // none in middle..<high.
+                guard let found = try row(first, middle...segment.upperBound), found.time < time else {
+                    high = middle
+                    continue
+                }
+                low = found.seq + 1
+            }
+            return low
+        }
+        var ranges: [ClosedRange<Int64>] = []
+        let starts = [lower] + breaks
+        for (index, start) in starts.enumerated() {
+            let segment = start...(index + 1 < starts.count ? starts[index + 1] - 1 : upper)
+            guard let head = try row(first, segment), let tail = try row(last, segment),
+                  head.time < window.upper, tail.time >= window.lower
+            else { continue }
+            let from = head.time >= window.lower ? head.seq : try boundary(window.lower, in: segment)
+            let to = tail.time < window.upper ? tail.seq : try boundary(window.upper, in: segment) - 1
+            guard from <= to else { continue }
+            ranges.append(from...to)
+            guard ranges.count <= maximumSegments else { return nil }
+        }
+        return ranges
+    }
+
+    /// The page's seqs for a tenant + time query through the window's seq ranges: the tenant's
+    /// rows in each range in the query's order, testing the other filters on each; if
+    /// `budget` rows were read before the page filled, the time index answers for the seqs the
+    /// walk did not reach.
+    static func segmentWalkSeqs(_ db: Database, plan: Plan, tenant: String, ranges: [ClosedRange<Int64>],
+                                lower: Int64, upper: Int64, budget: Int) throws -> [Int64] {
+        let walk = try db.cachedStatement(sql: tenantWalkSQL(plan))
+        var seqs: [Int64] = []
+        seqs.reserveCapacity(plan.limit)
+        var read = 0
+        for range in plan.descending ? ranges.reversed() : ranges {
+            let left = budget - read
+            let arguments: [any DatabaseValueConvertible & Sendable] = plan.bindings + [range.lowerBound, range.upperBound, tenant, Int64(left)]
+            let cursor = try Row.fetchCursor(walk, arguments: StatementArguments(arguments))
+            var readHere = 0
+            var reached: Int64?
+            while let row = try cursor.next() {
+                readHere += 1
+                let seq: Int64 = row[0]
+                reached = seq
+                if (row[1] as Int64?) == 1 {
+                    seqs.append(seq)
+                    if seqs.count == plan.limit { return seqs }
+                }
+            }
+            read += readHere
+            guard readHere == left, let reached else { continue }
+            // Out of budget inside this range: the time index answers for the rest.
+            let (restLower, restUpper) = plan.descending ? (lower, reached - 1) : (reached + 1, upper)
+            guard restLower <= restUpper else { return seqs }
+            let more = try Int64.fetchAll(
+                db.cachedStatement(sql: sql(plan, bucketed: false)),
+                arguments: StatementArguments([restLower, restUpper] + plan.bindings + [Int64(plan.limit - seqs.count)]))
+            return seqs + more
+        }
+        return seqs
+    }
+}
