@@ -27,7 +27,7 @@ OUT = HERE.parent / "test-vectors" / "retention.json"
 ET, RV, MR = "expiry-tampered", "retention-violation", "missing-rows"
 
 # Tables as stored, in the order to insert them.
-TABLES = ("audit_store", "audit_key_versions", "audit_entries", "audit_expired", "audit_attestations")
+TABLES = ("audit_store", "audit_key_versions", "audit_entries", "audit_expired", "audit_attestations", "audit_time_breaks")
 
 
 def _value(v):
@@ -40,7 +40,7 @@ def dump(path: pathlib.Path) -> dict:
     conn = sqlite3.connect(path)
     tables = {}
     for table in TABLES:
-        cur = conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2")
+        cur = conn.execute(f"SELECT * FROM {table} ORDER BY {'1' if table == 'audit_time_breaks' else '1, 2'}")
         names = [d[0] for d in cur.description]
         tables[table] = {"columns": names, "rows": [[_value(v) for v in row] for row in cur.fetchall()]}
     conn.close()

@@ -35,6 +35,8 @@ public struct Finding: Sendable, Hashable, CustomStringConvertible {
         /// `audit_key_versions` row that no log row confirms, or an `audit_attestations` row that
         /// does not verify): inserted by another SQLite client. AuditDB ignores it; it changes no
         /// answer and blocks no operation, but its presence means someone wrote to the file.
+        /// A time break where `recorded_at` does not go backwards is one too (at its seq;
+        /// FORMAT.md section 24).
         public static let foreignRow = Kind("foreign-row")
         /// The store records fewer schema migrations than this AuditDB knows: not migrated yet
         /// (run `auditdb migrate`), or its migration record and the later migrations' objects were
@@ -43,6 +45,8 @@ public struct Finding: Sendable, Hashable, CustomStringConvertible {
         /// A query index (actor, resource, tenant and time, time, AuditDB's own entries, adoption
         /// runs) does not hold exactly the entries its rows imply: an entry is missing, extra or
         /// altered, so a query through it could miss rows. The rows are checked separately.
+        /// Also, at one row: its `recorded_at` goes backwards but `audit_time_breaks` lacks it
+        /// (FORMAT.md section 24). `repairIndexes()` rebuilds both.
         public static let indexMismatch = Kind("index-mismatch")
         /// The log ends before the seq of an anchored checkpoint that this store recorded itself:
         /// rows were cut from the tail after the checkpoint was made.

@@ -63,8 +63,11 @@ enum TimeBreakCheck {
             let breaks = try Int64.fetchAll(db, sql: "SELECT seq FROM audit_time_breaks WHERE seq >= ? AND seq <= ? ORDER BY seq",
                                             arguments: [start, last])
             var nextBreak = 0
-            var previous = try predecessor(db, of: start)
-            var previousSeq = previous == nil ? nil : start - 1
+            let before = try predecessor(db, of: start)
+            var previous = before?.time
+            var previousSeq = before?.seq
+            // isUntrusted only moves forward: asked once per element, in seq order.
+            var previousUntrusted = previousSeq.map(isUntrusted) ?? false
             // Cached: the cache keeps the statement alive (and unfinalized) while it is stepped here.
             let stmt = try db.cachedStatement(sql: logTimesSQL).sqliteStatement
             defer { SQLite.reset(stmt) }
@@ -81,7 +84,8 @@ enum TimeBreakCheck {
                 let backwards = previous.map { time < $0 } ?? false
                 // After a gap (missing-rows, step 4) the step is not the writer's: not judged either.
                 let adjacent = previousSeq.map { $0 == seq - 1 } ?? true
-                let judged = adjacent && !isUntrusted(seq) && !(previousSeq.map(isUntrusted) ?? false)
+                let untrustedHere = isUntrusted(seq)
+                let judged = adjacent && !untrustedHere && !previousUntrusted
                 if judged && backwards && !recorded {
                     findings.append(Finding(
                         kind: .indexMismatch, seqs: seq...seq,
@@ -91,6 +95,7 @@ enum TimeBreakCheck {
                 }
                 previous = time
                 previousSeq = seq
+                previousUntrusted = untrustedHere
             }
             for seq in breaks[nextBreak...] { foreign(seq, "where the log has no row") }
         } catch let error as AuditError where error.code == .corrupt {
@@ -102,16 +107,16 @@ enum TimeBreakCheck {
         return findings
     }
 
-    /// The recorded time of the last row or tombstone before `seq` (nil if there is none).
-    private static func predecessor(_ db: Database, of seq: Int64) throws -> Int64? {
+    /// The seq and recorded time of the last row or tombstone before `seq` (nil if there is none).
+    private static func predecessor(_ db: Database, of seq: Int64) throws -> (seq: Int64, time: Int64)? {
         guard seq > 1 else { return nil }
-        return try Int64.fetchOne(db, sql: """
-            SELECT recorded_at FROM (
+        return try Row.fetchOne(db, sql: """
+            SELECT seq, recorded_at FROM (
                 SELECT * FROM (SELECT seq, recorded_at FROM audit_entries WHERE seq >= 1 AND seq < ?1 ORDER BY seq DESC LIMIT 1)
                 UNION ALL
                 SELECT * FROM (SELECT seq, recorded_at FROM audit_expired x WHERE seq >= 1 AND seq < ?1
                                AND NOT EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = x.seq) ORDER BY seq DESC LIMIT 1)
             ) ORDER BY seq DESC LIMIT 1
-            """, arguments: [seq])
+            """, arguments: [seq]).map { ($0[0], $0[1]) }
     }
 }

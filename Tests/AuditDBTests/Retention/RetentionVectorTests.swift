@@ -63,7 +63,7 @@ struct RetentionVectorTests {
         let queue = try withoutTriggers(path)
         try StoreSchema.migrator.migrate(queue)
         try queue.write { db in
-            for name in ["audit_store", "audit_key_versions", "audit_entries", "audit_expired", "audit_attestations"] {
+            for name in ["audit_store", "audit_key_versions", "audit_entries", "audit_expired", "audit_attestations", "audit_time_breaks"] {
                 let table = try #require(tables[name] as? [String: Any])
                 let columns = try #require(table["columns"] as? [String])
                 let rows = try #require(table["rows"] as? [[Any]])

@@ -118,10 +118,11 @@ struct TimeBreakTests {
         #expect(try breaks(db) == [6, 7, 307])
     }
 
-    @Test("a recorded_at moved back by an outside client: mac-mismatch at that row only (the missing break is not reported twice)")
-    func editedRecordedAt() async throws {
+    @Test("a recorded_at moved back or forward by an outside client: mac-mismatch at that row only (the step it makes, into it or out of it, is not reported twice)",
+          arguments: [-86_400_000_000, 86_400_000_000] as [Int64])
+    func editedRecordedAt(shift: Int64) async throws {
         try await makeSteppedStore(at: db)
-        try sqlite3Tamper(db, "UPDATE audit_entries SET recorded_at = recorded_at - 86400000000 WHERE seq = 3;", around: "audit_entries_no_update")
+        try sqlite3Tamper(db, "UPDATE audit_entries SET recorded_at = recorded_at + (\(shift)) WHERE seq = 3;", around: "audit_entries_no_update")
         let report = try await AuditStore.verify(storeAt: db, keys: keys)
         #expect(report.findings.map(\.kind) == [.macMismatch], "\(report)")
         #expect(report.findings.first?.seqs == 3...3)
