@@ -48,12 +48,9 @@ extension QueryExecution {
                                probeLimit: Int = tenantProbeLimit, budget: Int? = nil, timeBreaks: Bool = true) throws -> [Int64] {
         guard let tenant = plan.tenant, let window = plan.recordedWindow else { return [] }
         // The window as seq ranges between the log's time breaks (QueryExecution+TimeSegments.swift);
-        // without them, or with too many, the probe and walk below. Within the ranges every row
-        // the walk reads is one of the window's entries, which the time index would read too (and
-        // then sort): the walk is never the costlier, so by default it has no budget.
+        // without them, or with too many, the probe and walk below.
         if timeBreaks, let ranges = try windowRanges(db, window: window, lower: lower, upper: upper) {
-            return try segmentWalkSeqs(db, plan: plan, tenant: tenant, ranges: ranges, lower: lower, upper: upper,
-                                       budget: budget ?? Int(Int32.max))
+            return try segmentWalkSeqs(db, plan: plan, tenant: tenant, ranges: ranges)
         }
         var seqs: [Int64] = []
         var restLower = lower, restUpper = upper

@@ -71,40 +71,30 @@ extension QueryExecution {
         return ranges
     }
 
+    /// The statement of ``segmentWalkSeqs(_:plan:tenant:ranges:)``: the tenant's rows of one seq
+    /// range that match every filter, in the query's order. The filters are one `IS 1` term, so
+    /// that SQLite walks `audit_entries_tenant_seq` within the range (no time index, no sort) and
+    /// tests them in C; a test checks the plan.
+    static func segmentWalkSQL(_ plan: Plan) -> String {
+        "SELECT seq FROM audit_entries WHERE seq >= ? AND seq <= ? AND tenant = ? "
+            + "AND (\(plan.conditions.joined(separator: " AND "))) IS 1 "
+            + "ORDER BY seq \(plan.descending ? "DESC" : "ASC") LIMIT ?"
+    }
+
     /// The page's seqs for a tenant + time query through the window's seq ranges: the tenant's
-    /// rows in each range in the query's order, testing the other filters on each; if
-    /// `budget` rows were read before the page filled, the time index answers for the seqs the
-    /// walk did not reach.
-    static func segmentWalkSeqs(_ db: Database, plan: Plan, tenant: String, ranges: [ClosedRange<Int64>],
-                                lower: Int64, upper: Int64, budget: Int) throws -> [Int64] {
-        let walk = try db.cachedStatement(sql: tenantWalkSQL(plan))
+    /// rows in each range, in the query's order, that match every filter. Every row it reads is
+    /// one of the window's entries, which the time index would read too (and then sort), so it
+    /// reads until the page is full or the ranges end: the cost is the rows read to fill the
+    /// page (about `limit` divided by the filters' selectivity), wherever the window lies.
+    static func segmentWalkSeqs(_ db: Database, plan: Plan, tenant: String, ranges: [ClosedRange<Int64>]) throws -> [Int64] {
+        let walk = try db.cachedStatement(sql: segmentWalkSQL(plan))
         var seqs: [Int64] = []
         seqs.reserveCapacity(plan.limit)
-        var read = 0
         for range in plan.descending ? ranges.reversed() : ranges {
-            let left = budget - read
-            let arguments: [any DatabaseValueConvertible & Sendable] = plan.bindings + [range.lowerBound, range.upperBound, tenant, Int64(left)]
-            let cursor = try Row.fetchCursor(walk, arguments: StatementArguments(arguments))
-            var readHere = 0
-            var reached: Int64?
-            while let row = try cursor.next() {
-                readHere += 1
-                let seq: Int64 = row[0]
-                reached = seq
-                if (row[1] as Int64?) == 1 {
-                    seqs.append(seq)
-                    if seqs.count == plan.limit { return seqs }
-                }
-            }
-            read += readHere
-            guard readHere == left, let reached else { continue }
-            // Out of budget inside this range: the time index answers for the rest.
-            let (restLower, restUpper) = plan.descending ? (lower, reached - 1) : (reached + 1, upper)
-            guard restLower <= restUpper else { return seqs }
-            let more = try Int64.fetchAll(
-                db.cachedStatement(sql: sql(plan, bucketed: false)),
-                arguments: StatementArguments([restLower, restUpper] + plan.bindings + [Int64(plan.limit - seqs.count)]))
-            return seqs + more
+            let arguments: [any DatabaseValueConvertible & Sendable] =
+                [range.lowerBound, range.upperBound, tenant] + plan.bindings + [Int64(plan.limit - seqs.count)]
+            seqs += try Int64.fetchAll(walk, arguments: StatementArguments(arguments))
+            if seqs.count == plan.limit { break }
         }
         return seqs
     }

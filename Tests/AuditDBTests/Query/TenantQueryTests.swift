@@ -27,7 +27,7 @@ struct TenantQueryTests {
         }
     }
 
-    @Test("a tenant's page, newest or oldest first, is one seek in audit_entries_tenant_seq and no sort; tenant + time walks it, then the time index")
+    @Test("a tenant's page, newest or oldest first, is one seek in audit_entries_tenant_seq and no sort; tenant + time walks it (through the time breaks or not), then the time index")
     func plans() async throws {
         try await makeStore(at: db, keys: keys, count: 50)
         let store = try await AuditStore.open(at: db, keys: keys)
@@ -47,6 +47,14 @@ struct TenantQueryTests {
             #expect(walk == ["SEARCH audit_entries USING INDEX audit_entries_tenant_seq (tenant=? AND rowid>? AND rowid<?)"])
             let rest = try await details(store, QueryExecution.sql(plan, bucketed: false), [Int64(1), Int64.max] + plan.bindings + [Int64(100)])
             #expect(rest.first == "SEARCH audit_entries USING COVERING INDEX audit_entries_tenant_time (tenant=? AND recorded_at>? AND recorded_at<?)")
+            // Through the time breaks: the tenant's index within one seq range, every filter tested
+            // as one term (no time index, no sort), with or without other filters.
+            for query in [EntryQuery(descending: descending, tenant: "t", recordedAt: now..<now),
+                          EntryQuery(descending: descending, action: "read", tenant: "t", outcome: .denied, severity: .notice, recordedAt: now..<now)] {
+                let plan = try QueryExecution.plan(query)
+                let segment = try await details(store, QueryExecution.segmentWalkSQL(plan), [Int64(1), Int64.max, "t"] + plan.bindings + [Int64(100)])
+                #expect(segment == ["SEARCH audit_entries USING INDEX audit_entries_tenant_seq (tenant=? AND rowid>? AND rowid<?)"], "\(query)")
+            }
         }
         try await store.close()
     }
