@@ -126,9 +126,11 @@ struct ComplianceReportTests {
                reason: "signed with checkpoint key version 2, which the public key file does not hold"),
         Tamper(name: "report.sig: upper-case hex", file: "report.sig",
                edit: { text in
-                   guard let range = text.range(of: "\"signature\":\"") else { return text }
-                   return text.replacingCharacters(in: range.upperBound..<text.index(range.upperBound, offsetBy: 8),
-                                                   with: text[range.upperBound..<text.index(range.upperBound, offsetBy: 8)].uppercased())
+                   // Upper-case the signature's first hex letter: a prefix of fixed length can be all
+                   // digits (its first 8 were "98577816" in one run, and the edit did nothing).
+                   guard let start = text.range(of: "\"signature\":\"")?.upperBound,
+                         let letter = text[start...].firstIndex(where: { "abcdef".contains($0) }) else { return text }
+                   return text.replacingCharacters(in: letter...letter, with: text[letter...letter].uppercased())
                },
                reason: "report.sig: storeId, reportSha256, publicKey or signature is not lowercase hex of the right length"),
         Tamper(name: "report.sig: a duplicate key", file: "report.sig",
