@@ -3,6 +3,8 @@
 // AuditDB builds and is tested on Linux (Glibc). The package also declares macOS: the calls
 // below have the same POSIX names and meaning in Darwin, so that branch compiles by
 // construction, but it is not built or tested here.
+import CAuditCore
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -74,6 +76,13 @@ package enum Platform {
 
     /// `fsync(fd) == 0`.
     static func sync(_ fd: Int32) -> Bool { fsync(fd) == 0 }
+
+    /// Starts writing the file's dirty pages to disk without waiting for them
+    /// (`sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE)` on Linux; nothing elsewhere). Not a
+    /// durability point: only makes a later `fsync` of the same file find less to write.
+    static func startWriteback(_ fd: Int32) {
+        _ = adb_start_writeback(fd)  // advisory: a failure only means the later fsync writes more
+    }
 
     /// `fchmod(fd, mode) == 0`.
     static func setMode(_ fd: Int32, _ mode: FileMode) -> Bool { fchmod(fd, mode) == 0 }

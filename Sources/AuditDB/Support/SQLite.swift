@@ -166,6 +166,13 @@ enum SQLite {
     /// Whether `connection` is inside a transaction.
     static func inTransaction(_ connection: OpaquePointer) -> Bool { sqlite3_get_autocommit(connection) == 0 }
 
+    /// Sets how many helper threads the connection's sorter may use (`PRAGMA threads`; capped by
+    /// SQLite's compile-time maximum); returns the previous value (0 for no connection).
+    static func setWorkerThreads(_ connection: OpaquePointer?, _ count: Int32) -> Int32 {
+        guard let connection else { return 0 }
+        return sqlite3_limit(connection, SQLITE_LIMIT_WORKER_THREADS, count)
+    }
+
     // MARK: Connection set-up in C (audit_sqlite.h)
 
     static func setDefensive(_ connection: OpaquePointer) throws(AuditError) {

@@ -28,4 +28,9 @@ void adb_digest_update(adb_digest *state, const uint8_t *bytes, size_t len);
 /// length || bytes: the legacy-source digest of an adoption (docs/FORMAT.md, "Back-signing").
 void adb_digest_columns(adb_digest *state, struct sqlite3_stmt *stmt, int count);
 
+/// Starts the kernel writing `fd`'s dirty pages to disk without waiting for it (Linux's
+/// sync_file_range with SYNC_FILE_RANGE_WRITE; does nothing elsewhere). Not a durability point: it
+/// only leaves less for a later fsync of the same file. Returns 0 or -1 (errno set).
+int adb_start_writeback(int fd);
+
 #endif
