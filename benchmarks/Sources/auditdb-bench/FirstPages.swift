@@ -15,9 +15,16 @@ extension Bench {
         /// QueryExecution.tenantWalkBudget(limit: 100) and tenantProbeLimit.
         static let walkBudget: Int64 = 512, probeLimit: Int64 = 4_096
 
+        /// Whether the file has the log's time breaks (migration 0009): tenant + time then runs
+        /// QueryExecution+TimeSegments.swift's plan, as AuditDB does.
+        let hasTimeBreaks: Bool
+        /// QueryExecution.maximumTimeBreaks and maximumSegments.
+        static let maximumTimeBreaks: Int64 = 256, maximumSegments = 32
+
         init(path: String) throws {
             let db = try RawDB(path: path, readOnly: true)
             self.db = db
+            hasTimeBreaks = try db.int("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'audit_time_breaks'") == 1
             head = try db.prepare("SELECT seq FROM audit_entries ORDER BY seq DESC LIMIT 1")
             begin = try db.prepare("BEGIN")
             commit = try db.prepare("COMMIT")
@@ -83,6 +90,44 @@ extension Bench {
             return out
         }
 
+        /// QueryExecution.windowRanges: the seq ranges of `lower...upper` whose rows' recorded_at is
+        /// in `[from, to)`, by binary search between the time breaks; nil with too many breaks or segments.
+        private func windowRanges(_ from: Int64, _ to: Int64, lower: Int64, upper: Int64) throws -> [ClosedRange<Int64>]? {
+            let breaks = seqs(try statement("SELECT seq FROM audit_time_breaks WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"),
+                              [lower, upper, Self.maximumTimeBreaks + 1])
+            guard Int64(breaks.count) <= Self.maximumTimeBreaks else { return nil }
+            guard from < to else { return [] }
+            let first = try statement("SELECT seq, recorded_at FROM audit_entries WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT 1")
+            let lastRow = try statement("SELECT seq, recorded_at FROM audit_entries WHERE seq >= ? AND seq <= ? ORDER BY seq DESC LIMIT 1")
+            func row(_ s: OpaquePointer, _ seqs: ClosedRange<Int64>) -> (seq: Int64, time: Int64)? {
+                bind(s, [seqs.lowerBound, seqs.upperBound])
+                defer { sqlite3_reset(s) }
+                guard sqlite3_step(s) == SQLITE_ROW else { return nil }
+                return (sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1))
+            }
+            func boundary(_ time: Int64, in segment: ClosedRange<Int64>) -> Int64 {
+                var low = segment.lowerBound, high = segment.upperBound + 1
+                while low < high {
+                    let middle = low + (high - low) / 2
+                    guard let found = row(first, middle...segment.upperBound), found.time < time else { high = middle; continue }
+                    low = found.seq + 1
+                }
+                return low
+            }
+            var ranges: [ClosedRange<Int64>] = []
+            let starts = [lower] + breaks
+            for (index, start) in starts.enumerated() {
+                let segment = start...(index + 1 < starts.count ? starts[index + 1] - 1 : upper)
+                guard let head = row(first, segment), let tail = row(lastRow, segment), head.time < to, tail.time >= from else { continue }
+                let a = head.time >= from ? head.seq : boundary(from, in: segment)
+                let b = tail.time < to ? tail.seq : boundary(to, in: segment) - 1
+                guard a <= b else { continue }
+                ranges.append(a...b)
+                guard ranges.count <= Self.maximumSegments else { return nil }
+            }
+            return ranges
+        }
+
         /// Rows read for `q`, as AuditDB reads them.
         func run(_ q: EntryQuery) throws -> Int {
             try db.step(begin)
@@ -108,6 +153,16 @@ extension Bench {
                 let rest = try statement("SELECT seq FROM audit_entries WHERE \(Self.whereClause(["+seq >= ?", "+seq <= ?"], c)) ORDER BY seq \(order) LIMIT ?")
                 guard let tenant = q.tenant, let window = q.recordedAt else { return rows(seqs(rest, [Int64(1), last] + v + [limit])) }
                 let lo = window.lowerBound.microsecondsSinceEpoch, hi = window.upperBound.microsecondsSinceEpoch
+                if hasTimeBreaks, let ranges = try windowRanges(lo, hi, lower: 1, upper: last) {
+                    // The window's seq ranges, then the tenant's rows in each, in the query's order.
+                    let walk = try statement("SELECT seq FROM audit_entries WHERE seq >= ? AND seq <= ? AND tenant = ? AND (\(c.joined(separator: " AND "))) IS 1 ORDER BY seq \(order) LIMIT ?")
+                    var found: [Int64] = []
+                    for range in q.descending ? ranges.reversed() : ranges {
+                        found += seqs(walk, [range.lowerBound, range.upperBound, tenant] + v + [limit - Int64(found.count)])
+                        if found.count == q.limit { break }
+                    }
+                    return rows(found)
+                }
                 let probe = try statement("SELECT count(*) FROM (SELECT 1 FROM audit_entries WHERE +seq >= ? AND +seq <= ? AND tenant = ? AND recorded_at >= ? AND recorded_at < ? LIMIT ?)")
                 bind(probe, [Int64(1), last, tenant, lo, hi, Self.probeLimit])
                 sqlite3_step(probe)
