@@ -80,6 +80,26 @@ struct AdoptionOneTransactionTests {
         try await store.close()
     }
 
+    @Test("the index build sorts on SQLite helper threads, and gives the connection its own setting back, also when a statement fails")
+    func indexBuildRestoresWorkerThreads() throws {
+        let queue = try DatabaseQueue(path: dir.path("threads.db"))
+        try queue.write { db in
+            try db.execute(sql: "CREATE TABLE t(a INTEGER, b TEXT)")
+            try db.execute(sql: "INSERT INTO t VALUES (1, 'x'), (2, 'y')")
+            try db.execute(sql: "PRAGMA threads = 3")
+            // What the connection's setting is while the build runs, recorded between two index statements.
+            try db.execute(sql: "CREATE TEMP TABLE seen(n INTEGER)")
+            try BulkLoadIndexes.create(
+                ["CREATE INDEX t_a ON t(a)", "INSERT INTO seen SELECT * FROM pragma_threads", "CREATE INDEX t_b ON t(b)"], db)
+            let during = try Int.fetchOne(db, sql: "SELECT n FROM seen")
+            #expect(during == min(4, ProcessInfo.processInfo.activeProcessorCount))
+            #expect(try Int.fetchOne(db, sql: "PRAGMA threads") == 3)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 't'") == 2)
+            #expect(throws: DatabaseError.self) { try BulkLoadIndexes.create(["CREATE INDEX t_c ON t(no_such_column)"], db) }
+            #expect(try Int.fetchOne(db, sql: "PRAGMA threads") == 3)
+        }
+    }
+
     @Test("an invalid row in a late window, met while writing: everything rolls back, nothing stays, the indexes are intact")
     func invalidRowRollsBack() async throws {
         let legacy = dir.path("legacy.db"), path = dir.path("s.db")
