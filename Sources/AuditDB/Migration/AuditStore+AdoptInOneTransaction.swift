@@ -271,8 +271,8 @@ final class WindowChannel: Sendable {
 
 /// Starts the kernel writing a growing file (the store's WAL during a one-transaction import) to
 /// disk every 100 ms on a thread of its own, until stopped, so that the commit's fsync and
-/// checkpoint find most of it already written instead of the whole import at once. It only reads
-/// the file's name: it opens the existing file read-only (never creating it) and never writes.
+/// checkpoint find most of it already written instead of the whole import at once. It opens the
+/// existing file read-only (never creating it) and never reads or writes its bytes.
 /// Not for the database file itself: closing a second descriptor of a file releases every POSIX
 /// lock the process holds on it, and SQLite locks the database file (it does not lock the WAL).
 final class WriteBehind: Sendable {
