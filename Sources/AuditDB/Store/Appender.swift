@@ -30,6 +30,10 @@ final class Appender: Sendable {
         /// Whether the store has `audit_time_breaks` (migration 0009): nil until the first break is
         /// recorded. Only a store created at an older schema for tests lacks it (open requires every migration).
         var recordsTimeBreaks: Bool?
+        /// Requests queued since the appender was made (the linger counts callers coming back).
+        var arrivals = 0
+        /// While the drain loop lingers: the `arrivals` value that ends the wait early.
+        var lingerUntilArrivals: Int?
     }
 
     struct StoreMetrics: Sendable {
@@ -61,6 +65,10 @@ final class Appender: Sendable {
     /// Microseconds added to the clock for `recorded_at`: 0, except in tests that step the clock
     /// back (``AuditStore/setClockOffsetForTesting(_:)``).
     let clockOffset = Atomic<Int64>(0)
+    /// Signalled when the callers the drain loop lingers for have queued (``linger(forArrivals:limit:)``).
+    let lingerSignal = DispatchSemaphore(value: 0)
+    /// Test seam: when ≥ 0, the linger's bound in nanoseconds instead of the computed one.
+    let lingerLimitOverride = Atomic<Int64>(-1)
 
     init(pool: DatabasePool, storeID: StoreID, keys: KeyRing, configuration: AuditStore.Configuration, logger: Logger,
          knownKeyVersions: Set<UInt32>, rowFormat: UInt8)
@@ -90,12 +98,17 @@ final class Appender: Sendable {
         }
         if direct { return try writeOnCallerThread(events) }
         return try await withCheckedThrowingContinuation { continuation in
-            let start = state.withLock { state -> Bool? in
-                if state.closed { return nil }
+            let (start, wake) = state.withLock { state -> (Bool?, Bool) in
+                if state.closed { return (nil, false) }
                 state.pending.append(Request(events: events, continuation: continuation))
-                if state.draining { return false }
+                state.arrivals += 1
+                if state.draining {
+                    guard let until = state.lingerUntilArrivals, state.arrivals >= until else { return (false, false) }
+                    state.lingerUntilArrivals = nil
+                    return (false, true)
+                }
                 state.draining = true
-                return true
+                return (true, false)
             }
             switch start {
             case nil:
@@ -103,7 +116,7 @@ final class Appender: Sendable {
             case true?:
                 pool.asyncWriteWithoutTransaction { db in self.drain(db) }
             case false?:
-                break
+                if wake { lingerSignal.signal() }
             }
         }
     }
@@ -200,19 +213,25 @@ final class Appender: Sendable {
     /// Stops accepting appends and waits until everything pending is written.
     func shutDown() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let idle = state.withLock { state -> Bool in
+            let (idle, wake) = state.withLock { state -> (Bool, Bool) in
                 state.closed = true
-                if !state.draining { return true }
+                if !state.draining { return (true, false) }
                 state.drained.append(continuation)
-                return false
+                // A lingering drain loop waits for appends that can no longer come.
+                let lingering = state.lingerUntilArrivals != nil
+                state.lingerUntilArrivals = nil
+                return (false, lingering)
             }
+            if wake { lingerSignal.signal() }
             if idle { continuation.resume() }
         }
     }
 
     /// Runs on GRDB's writer queue until nothing is pending.
     private func drain(_ db: Database) {
+        var lingerFor: (arrivals: Int, limit: Duration)?
         while true {
+            if let lingerFor { linger(forArrivals: lingerFor.arrivals, limit: lingerFor.limit) }
             let group = state.withLock { state -> [Request] in
                 var taken: [Request] = []
                 var count = 0
@@ -228,18 +247,35 @@ final class Appender: Sendable {
                 return taken
             }
             if group.isEmpty { return }
-            commit(group, db)
+            let started = ContinuousClock.now
+            let resumedAt = commit(group, db)
+            // Group commit's pipeline: the callers just resumed append again within microseconds,
+            // but without a wait the next transaction takes only those that queued during this
+            // one's fsync, so 64 callers settle into two alternating groups of ~32 (one fsync
+            // each). After an fsync'd group of several callers, wait until as many new appends as
+            // that group had callers have queued (or a bound: half the commit's time, at most
+            // 500 µs), so one fsync carries them all. docs/performance.md, "Group commit: the linger".
+            let fsynced = state.withLock { $0.synchronousFull == true }
+            if let resumedAt, fsynced, group.count >= 2 {
+                lingerFor = (resumedAt + group.count, lingerLimit(commitTook: ContinuousClock.now - started))
+            } else {
+                lingerFor = nil
+            }
         }
     }
 
-    private func commit(_ group: [Request], _ db: Database) {
+    /// Commits the group and resumes its callers. Returns the `arrivals` count just before the
+    /// first caller was resumed after a successful commit (nil when the group failed).
+    private func commit(_ group: [Request], _ db: Database) -> Int? {
         do {
             let ranges = try write(group.map(\.events), db)
+            let resumedAt = state.withLock { $0.arrivals }
             for (request, range) in zip(group, ranges) { request.continuation.resume(returning: range) }
+            return resumedAt
         } catch {
             guard group.count > 1 else {
                 fail(group[0], error)
-                return
+                return nil
             }
             // Attribute the failure exactly: retry each request in its own transaction.
             for request in group {
@@ -250,6 +286,7 @@ final class Appender: Sendable {
                     fail(request, error)
                 }
             }
+            return nil
         }
     }
 

@@ -1,6 +1,7 @@
 import AuditDBTestSupport
 import Foundation
 import GRDB
+import MetricsTestKit
 import Testing
 
 @testable import AuditDB
@@ -73,6 +74,37 @@ struct StoreTests {
         #expect(report.isIntact)
         #expect(report.rowsChecked == 32_000)
         try await store.close()
+    }
+
+    @Test("concurrent durable callers share one fsync each round: the drain loop lingers for the callers it just resumed")
+    func groupCommitCarriesEveryCaller() async throws {
+        // Without the linger, 32 callers settle into two alternating groups of ~16 per commit
+        // (those that queued during the previous fsync), ~200 commits for 3,200 appends. With a
+        // bound long enough on any machine, every round carries every caller still appending:
+        // one commit per round, ~100, plus a few at the start while the callers line up.
+        let metrics = TestMetrics()
+        var config = AuditStore.Configuration()
+        config.metricsFactory = metrics
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys, configuration: config)
+        store.setGroupCommitLingerForTesting(.seconds(30))
+        let callers = 32, perCaller = 100
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<callers {
+                group.addTask {
+                    for i in 0..<perCaller { try await store.append(sampleEvent(task * perCaller + i)) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await store.lastSeq() == Int64(callers * perCaller))
+        #expect(try await store.verify().isIntact)
+        // The last round's linger waits for callers that are done: closing ends it at once.
+        let closing = ContinuousClock.now
+        try await store.close()
+        #expect(ContinuousClock.now - closing < .seconds(25), "close waited out the linger")
+        let commits = try metrics.expectCounter("auditdb_commits_total").totalValue
+        #expect(try metrics.expectCounter("auditdb_appended_entries_total").totalValue == Int64(callers * perCaller))
+        #expect(commits <= Int64(perCaller + 5), "\(commits) commits for \(callers) callers x \(perCaller) appends")
     }
 
     @Test("a batch is one transaction: seqs are contiguous, and a bad event writes nothing")
