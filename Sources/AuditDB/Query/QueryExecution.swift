@@ -3,8 +3,8 @@ import GRDB
 /// Turns an ``EntryQuery`` into SQL over the indexes of migration 0003 and reads one page.
 ///
 /// Actor and resource id lookups go through indexes bucketed by `seq >> 14`
-/// (``bucketShift``): one index seek per bucket, newest or oldest bucket first, until the page
-/// is full. Everything else is one statement whose plan SQLite picks (tests check the plans).
+/// (``bucketShift``): newest or oldest bucket first until the page is full, the first buckets one
+/// statement each, then runs of buckets (QueryExecution+Buckets.swift). Everything else is one statement whose plan SQLite picks (tests check the plans).
 enum QueryExecution {
     /// Rows per index bucket: `1 << bucketShift`. Must match Migrations/0003-query-indexes.sql.
     static let bucketShift: Int64 = 14
@@ -13,6 +13,9 @@ enum QueryExecution {
         var conditions: [String] = []
         var bindings: [any DatabaseValueConvertible & Sendable] = []
         var bucketed = false
+        /// Buckets read one statement each before runs of buckets (QueryExecution+Buckets.swift);
+        /// tests set 0 to read every bucket in runs.
+        var singleBuckets = QueryExecution.singleBuckets
         /// Keep SQLite from driving the query by the seq range when a time index is better.
         var preferTimeIndex = false
         /// A time index yields rows in time order, so SQLite sorts them by seq: select and sort
@@ -123,20 +126,7 @@ enum QueryExecution {
         var entries: [AuditEntry] = []
         entries.reserveCapacity(min(plan.limit, 1_024))
         if plan.bucketed {
-            let statement = try db.cachedStatement(sql: sql(plan, bucketed: true))
-            let first = lower >> bucketShift, final = upper >> bucketShift
-            var bucket = plan.descending ? final : first
-            // Every argument is bound once; per bucket only the bucket (?3) and the rows still
-            // wanted (the last ?) change, bound directly on the statement: a rare key visits one
-            // bucket per 16k rows, and GRDB's setArguments was most of the cost of an empty one.
-            try statement.setArguments(StatementArguments([lower, upper, bucket] + plan.bindings + [Int64(plan.limit)]))
-            let handle = statement.sqliteStatement, limitIndex = Int32(4 + plan.bindings.count)
-            while entries.count < plan.limit && (plan.descending ? bucket >= first : bucket <= final) {
-                try SQLite.bind(handle, 3, bucket)
-                try SQLite.bind(handle, limitIndex, Int64(plan.limit - entries.count))
-                try reader.read(statement, into: &entries)
-                bucket += plan.descending ? -1 : 1
-            }
+            try readBuckets(db, plan: plan, lower: lower, upper: upper, reader: &reader, into: &entries)
         } else if plan.seqsFirst {
             let seqs = plan.tenantWalk
                 ? try tenantWalkSeqs(db, plan: plan, lower: lower, upper: upper)

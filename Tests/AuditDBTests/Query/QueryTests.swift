@@ -74,6 +74,31 @@ struct QueryTests {
                 #expect(got.filter { !$0.isVerified }.isEmpty)
             }
         }
+        // Runs of buckets from the first bucket on (a rare key's path past the first two):
+        // runs of 2 then 4 buckets, clamped at the ends, pages that end inside a run.
+        let storeID = store.storeID
+        for (name, base, predicate) in cases where try QueryExecution.plan(base).bucketed {
+            let expected = all.filter(predicate).map(\.seq)
+            for descending in [false, true] {
+                for limit in [7, 997] {
+                    var plan = try QueryExecution.plan(base)
+                    plan.singleBuckets = 0
+                    plan.descending = descending
+                    plan.limit = limit
+                    var got: [Int64] = []
+                    while true {
+                        let page = try await store.pool.read { [plan] db in
+                            try QueryExecution.page(db, plan: plan, storeID: storeID, keys: keys)
+                        }
+                        #expect(page.entries.filter { !$0.isVerified }.isEmpty)
+                        got += page.entries.map(\.seq)
+                        guard let next = page.nextCursor else { break }
+                        if descending { plan.upperSeq = next.seq - 1 } else { plan.lowerSeq = next.seq + 1 }
+                    }
+                    #expect(got == (descending ? expected.reversed() : expected), "runs only: \(name), descending: \(descending), limit \(limit)")
+                }
+            }
+        }
         // The limit holds for bucketed lookups too.
         let newestFive = try await store.entries(EntryQuery(limit: 5, descending: true, actor: "user-3")).map(\.seq)
         #expect(newestFive == Array(all.filter { $0.actor == "user-3" }.map(\.seq).suffix(5).reversed()))
@@ -105,6 +130,19 @@ struct QueryTests {
                     .map { $0["detail"] as String }
             }
             #expect(details.contains { $0.contains(expected) }, "\(expected): \(details)")
+        }
+        // A run of buckets seeks each bucket of the run in the same index, reading seqs only.
+        for (query, expected) in [
+            (EntryQuery(actor: "user-1"), "SEARCH audit_entries USING COVERING INDEX audit_entries_actor (<expr>=? AND actor=? AND rowid>? AND rowid<?)"),
+            (EntryQuery(resourceId: "doc-1"), "SEARCH audit_entries USING COVERING INDEX audit_entries_resource (<expr>=? AND resource_id=? AND rowid>? AND rowid<?)"),
+        ] {
+            let plan = try QueryExecution.plan(query)
+            let arguments: [any DatabaseValueConvertible & Sendable] = [Int64(1), Int64.max, Int64(0), Int64(9)] + plan.bindings + [Int64(100)]
+            let details = try await store.pool.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + QueryExecution.bucketRunSQL(plan), arguments: StatementArguments(arguments))
+                    .map { $0["detail"] as String }
+            }
+            #expect(details.contains(expected), "\(expected): \(details)")
         }
         // The scanner finds its newest record through the partial index on AuditDB's own
         // entries, newest first, without reading the log backwards or sorting.

@@ -138,13 +138,24 @@ extension Bench {
             let (c, v) = Self.conditions(q)
             let order = q.descending ? "DESC" : "ASC", limit = Int64(q.limit), cols = Bench.scanColumns
             if q.actor != nil || q.resourceId != nil {
-                // Bucketed: one statement per `seq >> 14` bucket, newest or oldest bucket first.
+                // Bucketed (QueryExecution+Buckets.swift): the first 2 buckets one statement each,
+                // then runs of 2, 4 … 64 buckets, one statement each selecting seqs, then rows by seq.
                 let s = try statement("SELECT \(cols) FROM audit_entries WHERE \(Self.whereClause(["seq >= ?", "seq <= ?", "(seq >> 14) = ?"], c)) ORDER BY seq \(order) LIMIT ?")
-                var got = 0, bucket = q.descending ? last >> 14 : 0
-                while got < q.limit && bucket >= 0 && bucket <= last >> 14 {
-                    bind(s, [Int64(1), last, bucket] + v + [limit - Int64(got)])
-                    got += Bench.scan(s).rows
-                    bucket += q.descending ? -1 : 1
+                let runSQL = try statement("SELECT seq FROM audit_entries WHERE \(Self.whereClause(["seq >= ?", "seq <= ?", "(seq >> 14) IN (WITH RECURSIVE run(bucket) AS (SELECT ? UNION ALL SELECT bucket + 1 FROM run WHERE bucket < ?) SELECT bucket FROM run)"], c)) ORDER BY seq \(order) LIMIT ?")
+                let step: Int64 = q.descending ? -1 : 1, final = last >> 14
+                var got = 0, bucket = q.descending ? final : 0, singles = 0, length: Int64 = 2
+                while got < q.limit && bucket >= 0 && bucket <= final {
+                    if singles < 2 {
+                        bind(s, [Int64(1), last, bucket] + v + [limit - Int64(got)])
+                        got += Bench.scan(s).rows
+                        bucket += step
+                        singles += 1
+                        continue
+                    }
+                    let far = q.descending ? max(0, bucket - length + 1) : min(final, bucket + length - 1)
+                    got += rows(seqs(runSQL, [Int64(1), last, min(bucket, far), max(bucket, far)] + v + [limit - Int64(got)]))
+                    bucket = far + step
+                    length = min(length * 2, 64)
                 }
                 return got
             }
