@@ -65,6 +65,14 @@ public final class AuditStore: Sendable {
         public var writesOnCallerThread = false
         /// The most events written in one group-commit transaction.
         public var maximumGroupSize: Int = 50_000
+        /// The page cache of each read connection (there are at most 4), in bytes: applied as
+        /// `PRAGMA cache_size`. Default 32 MiB, allocated only as pages are read. A rare actor's
+        /// or resource id's page seeks one index bucket per 16,384 rows; with SQLite's default of
+        /// 2 MB the interior pages of the indexes do not stay cached across those seeks on a
+        /// 10M-row store, and each seek also reads them from the file (docs/performance.md,
+        /// "Rare keys: the readers' page cache"). Lower it where memory is scarcer than time;
+        /// values under 1 KiB count as 1 KiB.
+        public var readerCacheBytes: Int = 32 << 20
         /// A cap on the database file's size, in bytes (applied as `PRAGMA max_page_count`). An
         /// append that would grow the store past it fails with ``AuditError/Code/diskFull`` and
         /// writes nothing. Default: no cap beyond SQLite's own.
@@ -377,6 +385,7 @@ extension GRDB.Configuration {
         config.maximumReaderCount = 4
         let synchronous = store.durability == .synchronous ? "FULL" : "NORMAL"
         let maximumSize = store.maximumSizeBytes
+        let readerCacheKiB = max(1, store.readerCacheBytes / 1024)
         config.prepareDatabase { db in
             guard let connection = db.sqliteConnection else { throw AuditError(.closed, "the connection is closed") }
             // No connection of AuditDB's may corrupt the schema through writable_schema & co.
@@ -397,6 +406,9 @@ extension GRDB.Configuration {
                 if !db.configuration.readonly {
                     try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
                 }
+            }
+            if db.configuration.readonly {
+                try db.execute(sql: "PRAGMA cache_size = -\(readerCacheKiB)")
             }
             if let maximumSize {
                 let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096

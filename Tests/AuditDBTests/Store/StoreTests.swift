@@ -107,6 +107,19 @@ struct StoreTests {
         #expect(commits <= Int64(perCaller + 5), "\(commits) commits for \(callers) callers x \(perCaller) appends")
     }
 
+    @Test("read connections get the configured page cache; the writer keeps SQLite's own")
+    func readerCache() async throws {
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
+        #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "PRAGMA cache_size") } == -32_768)
+        #expect(try await store.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA cache_size") } == -2_000)
+        try await store.close()
+        var config = AuditStore.Configuration()
+        config.readerCacheBytes = 4 << 20
+        let reopened = try await AuditStore.open(at: dir.path("s.db"), keys: keys, configuration: config)
+        #expect(try await reopened.pool.read { db in try Int.fetchOne(db, sql: "PRAGMA cache_size") } == -4_096)
+        try await reopened.close()
+    }
+
     @Test("a batch is one transaction: seqs are contiguous, and a bad event writes nothing")
     func batches() async throws {
         let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)

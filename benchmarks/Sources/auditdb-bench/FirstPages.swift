@@ -24,6 +24,8 @@ extension Bench {
         init(path: String) throws {
             let db = try RawDB(path: path, readOnly: true)
             self.db = db
+            // The page cache AuditDB gives its read connections (Configuration.readerCacheBytes).
+            try db.exec("PRAGMA cache_size = -\(AuditStore.Configuration().readerCacheBytes / 1024)")
             hasTimeBreaks = try db.int("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'audit_time_breaks'") == 1
             head = try db.prepare("SELECT seq FROM audit_entries ORDER BY seq DESC LIMIT 1")
             begin = try db.prepare("BEGIN")
