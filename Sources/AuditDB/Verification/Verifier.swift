@@ -101,12 +101,16 @@ struct Verifier: Sendable {
         let indexPool = self.pool
         async let indexSideA: IndexProof.Side? = provesIndexes
             ? try await indexPool.read { db in
-                try IndexProof.indexSide(db, key: digestKey, from: fromSeq, upTo: lastSeq, part: 0, parts: 2)
+                try db.withStreamingPageCache {
+                    try IndexProof.indexSide(db, key: digestKey, from: fromSeq, upTo: lastSeq, part: 0, parts: 2)
+                }
             }
             : nil
         async let indexSideB: IndexProof.Side? = provesIndexes
             ? try await indexPool.read { db in
-                try IndexProof.indexSide(db, key: digestKey, from: fromSeq, upTo: lastSeq, part: 1, parts: 2)
+                try db.withStreamingPageCache {
+                    try IndexProof.indexSide(db, key: digestKey, from: fromSeq, upTo: lastSeq, part: 1, parts: 2)
+                }
             }
             : nil
         var tableDigest = IndexProof.emptyDigest(key: digestKey)
@@ -122,8 +126,10 @@ struct Verifier: Sendable {
                 for (index, range) in ranges.enumerated() {
                     group.addTask {
                         try await pool.read { db in
-                            try Self.scan(db, range: range, isLast: index == ranges.count - 1, context: context,
-                                          startMac: index == 0 ? chainStart : nil, digestKey: digestKey, progress: counter)
+                            try db.withStreamingPageCache {
+                                try Self.scan(db, range: range, isLast: index == ranges.count - 1, context: context,
+                                              startMac: index == 0 ? chainStart : nil, digestKey: digestKey, progress: counter)
+                            }
                         }
                     }
                 }

@@ -112,6 +112,21 @@ struct StoreTests {
         let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
         #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "PRAGMA cache_size") } == -32_768)
         #expect(try await store.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA cache_size") } == -2_000)
+        // A full pass reads with SQLite's default cache (Database.withStreamingPageCache), and
+        // gives each connection its own size back.
+        try await store.append(contentsOf: (1...50).map { sampleEvent($0) })
+        let inside = try await store.pool.read { db in
+            try db.withStreamingPageCache { try Int.fetchOne(db, sql: "PRAGMA cache_size") }
+        }
+        #expect(inside == -2_000)
+        #expect(try await store.verify().isIntact)
+        let sizes = try await withThrowingTaskGroup(of: Int?.self) { group in
+            for _ in 0..<4 {
+                group.addTask { try await store.pool.read { db in try Int.fetchOne(db, sql: "PRAGMA cache_size") } }
+            }
+            return try await group.reduce(into: [Int?]()) { $0.append($1) }
+        }
+        #expect(sizes == [Int?](repeating: -32_768, count: 4))
         try await store.close()
         var config = AuditStore.Configuration()
         config.readerCacheBytes = 4 << 20
