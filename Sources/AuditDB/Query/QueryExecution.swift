@@ -4,7 +4,8 @@ import GRDB
 ///
 /// Actor and resource id lookups go through indexes bucketed by `seq >> 14`
 /// (``bucketShift``): newest or oldest bucket first until the page is full, the first buckets one
-/// statement each, then runs of buckets (QueryExecution+Buckets.swift). Everything else is one statement whose plan SQLite picks (tests check the plans).
+/// statement each, then runs of buckets (QueryExecution+Buckets.swift). Everything else is one
+/// statement whose plan SQLite picks (tests check the plans).
 enum QueryExecution {
     /// Rows per index bucket: `1 << bucketShift`. Must match Migrations/0003-query-indexes.sql.
     static let bucketShift: Int64 = 14
