@@ -1,0 +1,47 @@
+import Foundation
+import GRDB
+
+/// The GRDB configuration of every connection AuditDB opens on a store: defensive mode, no
+/// triggers for AuditDB's own statements, durability, the file-size cap and the readers' page cache.
+extension GRDB.Configuration {
+    static func grdb(_ store: AuditStore.Configuration, readOnly: Bool) -> GRDB.Configuration {
+        var config = GRDB.Configuration()
+        config.readonly = readOnly
+        config.busyMode = .timeout(TimeInterval(store.busyTimeout.components.seconds)
+            + TimeInterval(store.busyTimeout.components.attoseconds) / 1e18)
+        config.maximumReaderCount = 4
+        let synchronous = store.durability == .synchronous ? "FULL" : "NORMAL"
+        let maximumSize = store.maximumSizeBytes
+        let readerCacheKiB = max(1, store.readerCacheBytes / 1024)
+        config.prepareDatabase { db in
+            guard let connection = db.sqliteConnection else { throw AuditError(.closed, "the connection is closed") }
+            // No connection of AuditDB's may corrupt the schema through writable_schema & co.
+            try SQLite.setDefensive(connection)
+            // The append-only triggers stop every *other* client. AuditDB's own connections only
+            // run AuditDB's statements, which always insert the next seq, so they skip the
+            // triggers: the INSERT trigger's seq check alone cost ~28% of append throughput
+            // (docs/performance.md). Verification never relies on triggers.
+            try SQLite.disableTriggers(connection)
+            // GRDB's pool sets synchronous = NORMAL after this when it enables WAL mode; the
+            // appender sets the mode it needs before its first commit (see Appender.setSynchronous).
+            if !readOnly {
+                try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+                // Before the pool turns WAL on: a new store then gives the pages that expiry and
+                // erasure free back to the file system (releaseFreeSpace). On an existing store it
+                // only takes effect at the next VACUUM (compact()). Writer only: the pool's
+                // readers are read-only connections.
+                if !db.configuration.readonly {
+                    try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                }
+            }
+            if db.configuration.readonly {
+                try db.execute(sql: "PRAGMA cache_size = -\(readerCacheKiB)")
+            }
+            if let maximumSize {
+                let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+                _ = try Int.fetchOne(db, sql: "PRAGMA max_page_count = \(max(1, maximumSize / pageSize))")
+            }
+        }
+        return config
+    }
+}
