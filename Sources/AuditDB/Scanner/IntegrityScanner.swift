@@ -374,8 +374,7 @@ public final class IntegrityScanner: Service, Sendable {
         let integrity = report.integrity
         metrics.passes.increment()
         metrics.rowsVerified.increment(by: integrity.rowsChecked)
-        metrics.duration.recordNanoseconds(Int64(integrity.duration.components.seconds) * 1_000_000_000
-                                           + integrity.duration.components.attoseconds / 1_000_000_000)
+        metrics.duration.recordNanoseconds(integrity.duration.wholeNanoseconds)
         if integrity.isIntact {
             metrics.lastSuccess.record(Double(AuditTimestamp.now().microsecondsSinceEpoch) / 1_000_000)
             if report.mode == .full {

@@ -23,9 +23,7 @@ extension Appender {
             return true
         }
         guard wait else { return }
-        let (seconds, attoseconds) = limit.components
-        let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
-        guard lingerSignal.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .timedOut else { return }
+        guard lingerSignal.wait(timeout: .now() + .nanoseconds(Int(limit.wholeNanoseconds))) == .timedOut else { return }
         let signalled = state.withLock { state -> Bool in
             if state.lingerUntilArrivals == nil { return true }  // a submit or close signalled meanwhile
             state.lingerUntilArrivals = nil
@@ -39,7 +37,6 @@ extension AuditStore {
     /// Test seam: fixes the group-commit linger's bound (nil restores the computed one), so that a
     /// test can show which callers one fsync carries without depending on the machine's speed.
     func setGroupCommitLingerForTesting(_ limit: Duration?) {
-        let nanoseconds = limit.map { $0.components.seconds * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000 } ?? -1
-        appender.lingerLimitOverride.store(nanoseconds, ordering: .relaxed)
+        appender.lingerLimitOverride.store(limit?.wholeNanoseconds ?? -1, ordering: .relaxed)
     }
 }

@@ -322,8 +322,7 @@ final class Appender: Sendable {
         state.withLock { _ = $0.knownKeyVersions.insert(signer.version) }
         metrics.commits.increment()
         metrics.appended.increment(by: Int64(rows))
-        let elapsed = (ContinuousClock.now - started).components
-        metrics.commitDuration.recordNanoseconds(elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
+        metrics.commitDuration.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds)
         logger.trace("appended", metadata: ["events": "\(rows)", "lastSeq": "\(lastSeq)"])
     }
 
