@@ -79,7 +79,11 @@ enum QueryExecution {
             plan.bindings.append(value)
         }
         plan.tenant = forcedTenant ?? query.tenant
-        text("tenant", plan.tenant)
+        plan.bucketed = query.actor != nil || query.resourceId != nil
+        // With an actor or resource id, the bucketed index is the one to seek; without statistics
+        // SQLite would prefer the tenant's index (0008) and walk the tenant's seq range for every
+        // bucket. The unary + keeps the tenant a filter.
+        text(plan.bucketed ? "+tenant" : "tenant", plan.tenant)
         text("actor", query.actor)
         text("action", query.action)
         text("resource_type", query.resourceType)
@@ -96,7 +100,6 @@ enum QueryExecution {
             plan.conditions.append("occurred_at >= ? AND occurred_at < ?")
             plan.bindings += [range.lowerBound.microsecondsSinceEpoch, range.upperBound.microsecondsSinceEpoch]
         }
-        plan.bucketed = query.actor != nil || query.resourceId != nil
         // A recorded-time range is usually far narrower than the seq bounds (which are always
         // present); without statistics SQLite would pick the rowid range.
         plan.preferTimeIndex = !plan.bucketed && query.recordedAt != nil && query.seqs == nil

@@ -114,6 +114,11 @@ struct QueryTests {
             (EntryQuery(actor: "user-1"), "USING INDEX audit_entries_actor (<expr>=? AND actor=?"),
             (EntryQuery(resourceId: "doc-1"), "USING INDEX audit_entries_resource (<expr>=? AND resource_id=?"),
             (EntryQuery(resourceType: "document", resourceId: "doc-1"), "USING INDEX audit_entries_resource (<expr>=? AND resource_id=?"),
+            // With a tenant too (every lookup through a tenant-scoped handle), still the bucketed
+            // index: the tenant's own index would walk all its rows for each bucket.
+            (EntryQuery(actor: "user-1", tenant: "t"), "USING INDEX audit_entries_actor (<expr>=? AND actor=?"),
+            (EntryQuery(tenant: "t", resourceId: "doc-1"), "USING INDEX audit_entries_resource (<expr>=? AND resource_id=?"),
+            (EntryQuery(actor: "user-1", tenant: "t", recordedAt: now..<now), "USING INDEX audit_entries_actor (<expr>=? AND actor=?"),
             (EntryQuery(tenant: "t", recordedAt: now..<now), "USING COVERING INDEX audit_entries_tenant_time (tenant=? AND recorded_at>? AND recorded_at<?)"),
             (EntryQuery(recordedAt: now..<now), "USING COVERING INDEX audit_entries_recorded_at (recorded_at>? AND recorded_at<?)"),
             (EntryQuery(afterSeq: 10), "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
@@ -135,6 +140,7 @@ struct QueryTests {
         for (query, expected) in [
             (EntryQuery(actor: "user-1"), "SEARCH audit_entries USING COVERING INDEX audit_entries_actor (<expr>=? AND actor=? AND rowid>? AND rowid<?)"),
             (EntryQuery(resourceId: "doc-1"), "SEARCH audit_entries USING COVERING INDEX audit_entries_resource (<expr>=? AND resource_id=? AND rowid>? AND rowid<?)"),
+            (EntryQuery(actor: "user-1", tenant: "t"), "SEARCH audit_entries USING INDEX audit_entries_actor (<expr>=? AND actor=? AND rowid>? AND rowid<?)"),
         ] {
             let plan = try QueryExecution.plan(query)
             let arguments: [any DatabaseValueConvertible & Sendable] = [Int64(1), Int64.max, Int64(0), Int64(9)] + plan.bindings + [Int64(100)]
