@@ -182,12 +182,20 @@ extension AuditStore {
         }
         let source = try LegacySource(adoption)
         defer { source.close() }
+        if adoption.afterwards == .drop, !source.droppedColumns.isEmpty {
+            throw AuditError(
+                .invalidInput,
+                "--then drop would destroy the columns \(source.droppedColumns.joined(separator: ", ")) of \(adoption.table), which are not imported "
+                    + "(--drop-unmapped); map them, or use --then protect and drop the table yourself once they are no longer needed",
+                field: "afterwards")
+        }
         let oneTransaction = adoption.commits.isOneTransaction(sourceRows: source.rowCount, storeRows: try await lastSeq())
         // Pass 1: digest the source (and validate every row, unless the rows go in one transaction
         // that an invalid row rolls back whole), changing nothing.
         var pass = try await Self.firstPass(source, validating: !oneTransaction || adoption.skipInvalid)
-        let sourceName = (adoption.sourcePath as NSString).standardizingPath
+        let sourceName = Self.sourceName(adoption.sourcePath)
         let earlierRuns = try await runs(table: adoption.table, source: sourceName)
+        for run in earlierRuns { try run.check(adoption, droppedColumns: source.droppedColumns) }
         if let other = earlierRuns.first(where: { $0.digest != pass.digest }) {
             throw AuditError(
                 .invalidInput,
@@ -222,7 +230,7 @@ extension AuditStore {
         }
         let imported = try await appendInBatches(adoption, source: source, runSeq: runSeq, already: already, valid: pass.valid,
                                                  started: started, progress: progress)
-        try await finish(adoption, source: source, runSeq: runSeq, expected: pass.valid)
+        try await finish(adoption, source: source, runSeq: runSeq, pass: pass)
         return AdoptionReport(
             runSeq: runSeq, imported: imported, resumedFrom: already, total: pass.valid, skippedCount: pass.problemCount,
             skipped: pass.skipped, droppedColumns: source.droppedColumns, sourceDigest: pass.digest, afterwards: adoption.afterwards)
@@ -256,6 +264,7 @@ extension AuditStore {
             "droppedColumns": .array(source.droppedColumns.map { .string($0) }),
             "mapping": .object(Dictionary(uniqueKeysWithValues: adoption.mapping.map { ($0.key.rawValue, .string($0.value)) })),
             "sourceDigest": .string(pass.digest), "keyVersion": .int(Int64(keys.signingKey.version)),
+            "timestampFormat": .string(adoption.timestampFormat.rawValue), "skipInvalid": .bool(adoption.skipInvalid),
         ]
         return AuditEvent(actor: "auditdb", action: Self.adoptionAction, resourceType: "legacy-table",
                           resourceId: adoption.table, severity: .notice, details: AuditDetails(details))
@@ -310,15 +319,21 @@ extension AuditStore {
 
     static let adoptionAction = "auditdb.migration.adopt"
 
-    /// Earlier run entries for this table and source file, with the digests they recorded.
-    private func runs(table: String, source: String) async throws -> [(seq: Int64, digest: String)] {
-        try await entriesWithAction(Self.adoptionAction).compactMap { entry in
-            guard entry.actor == "auditdb", entry.resourceId == table, let details = entry.detailsJSON,
+    /// The source file as run entries name it: an absolute path with symbolic links resolved, so
+    /// that `app.db`, `./app.db` and `/srv/app.db` are one source.
+    static func sourceName(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+    }
+
+    /// Earlier run entries for this table (SQLite's names ignore ASCII case) and source file.
+    private func runs(table: String, source: String) async throws -> [EarlierRun] {
+        try await entriesWithAction(Self.adoptionAction).compactMap { entry -> EarlierRun? in
+            guard entry.actor == "auditdb", entry.resourceId?.lowercased() == table.lowercased(), let details = entry.detailsJSON,
                   let object = JSONText.members(details),  // details AuditDB itself wrote
-                  case .string(let recordedSource)? = object["source"], recordedSource == source,
+                  case .string(let recordedSource)? = object["source"], Self.sourceName(recordedSource) == source,
                   case .string(let digest)? = object["sourceDigest"]
             else { return nil }
-            return (entry.seq, digest)
+            return EarlierRun(seq: entry.seq, digest: digest, details: object)
         }
     }
 
@@ -335,12 +350,20 @@ extension AuditStore {
     }
 
     /// Applies `afterwards` once every valid row is in the store.
-    func finish(_ adoption: LegacyAdoption, source: LegacySource, runSeq: Int64, expected: Int) async throws {
+    func finish(_ adoption: LegacyAdoption, source: LegacySource, runSeq: Int64, pass: SourcePass) async throws {
+        let expected = pass.valid
         let count = try await pool.read { db in
             try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_entries WHERE origin_ref = ? AND origin = 1", arguments: [runSeq]) ?? 0
         }
         guard count == expected else {
             throw AuditError(.storage, "run \(runSeq) holds \(count) rows, expected \(expected); run the adoption again to resume")
+        }
+        if adoption.afterwards == .drop, pass.problemCount > 0 {
+            throw AuditError(
+                .invalidInput,
+                "run \(runSeq) imported \(expected) rows, but \(adoption.table) was not dropped: its \(pass.problemCount) row(s) skipped as invalid "
+                    + "are only there. Fix or keep them, then drop the table yourself.",
+                field: "afterwards")
         }
         switch adoption.afterwards {
         case .leave:
@@ -352,7 +375,39 @@ extension AuditStore {
             guard report.isLogIntact else {
                 throw AuditError(.integrityViolation, "the store does not verify (\(report)); the legacy table was not dropped")
             }
-            try source.drop()
+            try await source.drop(digest: pass.digest)
+        }
+    }
+}
+
+/// An earlier run entry of the same table and source file.
+struct EarlierRun {
+    let seq: Int64
+    let digest: String
+    /// The run entry's details.
+    let details: JSONObject
+
+    /// Refuses to continue it with other options: the rest of its rows would be read differently
+    /// (another column as a field, another timestamp unit, other rows skipped).
+    func check(_ adoption: LegacyAdoption, droppedColumns: [String]) throws {
+        var differences: [String] = []
+        let recordedMapping = details["mapping"]?.object.map { object in
+            Dictionary(object.storage.map { ($0.key.string, $0.value.text) }, uniquingKeysWith: { first, _ in first })
+        }
+        let mapping = Dictionary(uniqueKeysWithValues: adoption.mapping.map { ($0.key.rawValue, Optional($0.value)) })
+        if recordedMapping != mapping { differences.append("the mapping") }
+        if details["idColumn"]?.text != adoption.idColumn ?? "rowid" { differences.append("the id column") }
+        if details["droppedColumns"]?.elements?.map(\.text) != droppedColumns.map(Optional.init) { differences.append("the columns left out") }
+        // Recorded since 2026-12-04; older run entries do not say.
+        if let format = details["timestampFormat"], format.text != adoption.timestampFormat.rawValue { differences.append("--timestamp-format") }
+        if let skip = details["skipInvalid"], skip.isTrue != adoption.skipInvalid { differences.append("--skip-invalid") }
+        guard differences.isEmpty else {
+            throw AuditError(
+                .invalidInput,
+                "run \(seq) adopted this table with other options (\(differences.joined(separator: ", ")) differ); continuing it would read "
+                    + "the rest of its rows differently. Run it again with the options its run entry records "
+                    + "(auditdb query --action \(AuditStore.adoptionAction)).",
+                field: "source")
         }
     }
 }

@@ -119,7 +119,7 @@ extension AuditStore {
             return runSeq
         }
         progress?(AdoptionProgress(imported: total, total: total, elapsed: ContinuousClock.now - started))
-        try await finish(adoption, source: source, runSeq: runSeq, expected: total)
+        try await finish(adoption, source: source, runSeq: runSeq, pass: pass)
         return AdoptionReport(
             runSeq: runSeq, imported: total, resumedFrom: 0, total: total, skippedCount: pass.problemCount, skipped: pass.skipped,
             droppedColumns: source.droppedColumns, sourceDigest: pass.digest, afterwards: adoption.afterwards)

@@ -11,6 +11,8 @@ final class LegacySource {
     private let columns: [(LegacyAdoption.Field, String)]
     private let selectSQL: String
     private let idExpression: String
+    /// How this table's rowid is named: `rowid`, or `_rowid_` / `oid` when a column is named so.
+    private let rowidName: String
     /// The table's rows when the read transaction began (what both passes will read).
     let rowCount: Int
 
@@ -23,9 +25,19 @@ final class LegacySource {
         let handle = try SQLite.open(adoption.sourcePath, busyTimeoutMilliseconds: 5_000)
         connection = handle
         func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
-        // The table's columns.
+        // Text is read as UTF-8: SQLite would convert a UTF-16 database's text, mending invalid
+        // sequences instead of refusing them.
+        let encoding = try SQLite.prepare(handle, "PRAGMA encoding", while: "read the encoding of \(adoption.sourcePath)")
+        defer { SQLite.finalize(encoding) }
+        _ = try SQLite.step(encoding, while: "read the encoding of \(adoption.sourcePath)")
+        let encodingName = SQLite.text(encoding, 0).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        guard encodingName == "UTF-8" else {
+            throw AuditError(.invalidInput, "\(adoption.sourcePath) is a \(encodingName) database; AuditDB adopts UTF-8 databases only "
+                             + "(convert it first, e.g. `sqlite3 old.db .dump | sqlite3 new.db`, whose new file is UTF-8)", field: "source")
+        }
+        // The table's columns, generated ones included (hidden = 1 marks a virtual table's hidden columns).
         var tableColumns: [String] = []
-        let info = try SQLite.prepare(handle, "SELECT name FROM pragma_table_info(?)", while: "read the columns of \(adoption.table)")
+        let info = try SQLite.prepare(handle, "SELECT name FROM pragma_table_xinfo(?) WHERE hidden <> 1", while: "read the columns of \(adoption.table)")
         defer { SQLite.finalize(info) }
         try SQLite.bind(info, 1, text: adoption.table)
         while try SQLite.step(info, while: "read the columns of \(adoption.table)") {
@@ -50,17 +62,26 @@ final class LegacySource {
                 field: "mapping")
         }
         droppedColumns = unmapped
+        // A column named rowid hides the rowid under that name; SQLite gives it two more names.
+        guard let rowidName = ["rowid", "_rowid_", "oid"].first(where: { name in !tableColumns.contains { $0.lowercased() == name } }) else {
+            throw AuditError(.invalidInput, "\(adoption.table) has columns named rowid, _rowid_ and oid, which hide its rowid; "
+                             + "copy it into a table without them first", field: "table")
+        }
+        self.rowidName = rowidName
         columns = LegacyAdoption.Field.allCases.compactMap { field in adoption.mapping[field].map { (field, $0) } }
-        let id = adoption.idColumn.map(quote) ?? "rowid"
+        let id = adoption.idColumn.map(quote) ?? rowidName
         // The trailing rowid makes the order total (ids may repeat: reported, not lost) and is not hashed.
         idExpression = id
-        selectSQL = "SELECT \(id), \(columns.map { quote($0.1) }.joined(separator: ", ")), rowid FROM \(quote(adoption.table))"
+        selectSQL = "SELECT \(id), \(columns.map { quote($0.1) }.joined(separator: ", ")), \(rowidName) FROM \(quote(adoption.table))"
+        do {
+            SQLite.finalize(try SQLite.prepare(handle, "SELECT \(rowidName) FROM \(quote(adoption.table)) LIMIT 0", while: "read \(adoption.table)"))
+        } catch {
+            throw AuditError(.invalidInput, "\(adoption.table) has no rowid (a WITHOUT ROWID table or a view); copy it into an ordinary table first",
+                             field: "table")
+        }
         try SQLite.exec(handle, "BEGIN", while: "read \(adoption.table)")
         // The first read starts the read transaction: from here on both passes see these rows.
-        let count = try SQLite.prepare(handle, "SELECT count(*) FROM \(quote(adoption.table))", while: "read \(adoption.table)")
-        defer { SQLite.finalize(count) }
-        _ = try SQLite.step(count, while: "count the rows of \(adoption.table)")
-        rowCount = Int(SQLite.int64(count, 0))
+        rowCount = try Self.count(handle, table: quote(adoption.table), name: adoption.table)
     }
 
     /// Closes the connection; its read transaction ends with it.
@@ -95,12 +116,17 @@ final class LegacySource {
         let connection = try open()
         var previousID: Int64?
         while true {
-            let condition = after == nil ? "" : " WHERE (\(idExpression), rowid) > (?, ?)"
-            let sql = selectSQL + condition + " ORDER BY \(idExpression), rowid LIMIT \(windowSize)"
+            // After a NULL id (NULLs sort first), `(id, rowid) > (NULL, r)` would match no row.
+            let condition = switch after.map({ SQLite.valueType($0.id) }) {
+            case nil: ""
+            case SQLITE_NULL?: " WHERE (\(idExpression) IS NULL AND \(rowidName) > ?2) OR \(idExpression) IS NOT NULL"
+            default: " WHERE (\(idExpression), \(rowidName)) > (?1, ?2)"
+            }
+            let sql = selectSQL + condition + " ORDER BY \(idExpression), \(rowidName) LIMIT \(windowSize)"
             let stmt = try SQLite.prepare(connection, sql, while: "read \(adoption.table)")
             defer { SQLite.finalize(stmt) }
             if let after {
-                try SQLite.bind(stmt, 1, value: after.id)
+                if SQLite.valueType(after.id) != SQLITE_NULL { try SQLite.bind(stmt, 1, value: after.id) }
                 try SQLite.bind(stmt, 2, after.rowid)
             }
             var window: [Result<EncodedEvent, AdoptionProblem>] = []
@@ -114,9 +140,12 @@ final class LegacySource {
                 if !converting {
                     // Only the digest and the count: validation is left to the pass that writes.
                 } else if SQLite.type(stmt, idColumnIndex) != SQLITE_INTEGER {
-                    window.append(.failure(AdoptionProblem(rowID: id, field: "id", message: "the id is not an integer")))
+                    // Named by its rowid: reading such an id as an integer would name another row.
+                    let rowid = SQLite.int64(stmt, rowidIndex)
+                    window.append(.failure(AdoptionProblem(rowID: rowid, field: "id",
+                                                           message: "the id is \(Self.describe(stmt, idColumnIndex)), not an integer (this row is named by its rowid, \(rowid))")))
                 } else if previousID == id {
-                    window.append(.failure(AdoptionProblem(rowID: id, field: "id", message: "duplicate id")))
+                    window.append(.failure(AdoptionProblem(rowID: id, field: "id", message: "duplicate id (the repeat has rowid \(SQLite.int64(stmt, rowidIndex)))")))
                 } else {
                     previousID = id
                     window.append(row(stmt, id: id))
@@ -126,7 +155,23 @@ final class LegacySource {
             }
             total += read
             try await body(window)
-            guard read == windowSize else { return total }
+            guard read == windowSize else { break }
+        }
+        // Both passes read inside one read transaction, so every row counted when it began is read.
+        guard total == rowCount else {
+            throw AuditError(.storage, "read \(total) rows of \(adoption.table) in id order, but it holds \(rowCount); "
+                             + "nothing more is imported. Report this with the table's schema.")
+        }
+        return total
+    }
+
+    /// A short description of a column's value for an error message.
+    private static func describe(_ stmt: OpaquePointer, _ i: Int32) -> String {
+        switch SQLite.type(stmt, i) {
+        case SQLITE_NULL: "NULL"
+        case SQLITE_FLOAT: "the REAL \(SQLite.double(stmt, i))"
+        case SQLITE_TEXT: "the TEXT \(String(decoding: SQLite.text(stmt, i) ?? UnsafeBufferPointer(start: nil, count: 0), as: UTF8.self).prefix(40).debugDescription)"
+        default: "a BLOB"
         }
     }
 
@@ -209,6 +254,7 @@ final class LegacySource {
         if type == SQLITE_NULL { return .success(nil) }
         switch format {
         case .auto, .iso8601:
+            guard type != SQLITE_BLOB else { return .failure(TimestampProblem(message: "holds a BLOB; a time was expected")) }
             guard type == SQLITE_TEXT else {
                 return .failure(TimestampProblem(message: "is a number; give its unit with --timestamp-format unix-seconds|unix-milliseconds|unix-microseconds"))
             }
@@ -244,8 +290,54 @@ final class LegacySource {
                 let n = SQLite.int64(stmt, i)
                 return .success(AuditTimestamp(microsecondsSinceEpoch: n * (format == .unixSeconds ? 1_000_000 : 1_000)))
             }
-            return .success(AuditTimestamp(microsecondsSinceEpoch: Int64(micros.rounded(.down))))
+            let value = SQLite.double(stmt, i)
+            guard let exact = exactMicroseconds(value, shift: format == .unixSeconds ? 6 : format == .unixMilliseconds ? 3 : 0) else {
+                return .failure(TimestampProblem(message: "\(value) as \(format.rawValue) is finer than a microsecond (AuditDB stores microseconds "
+                                                 + "and never rounds a time; round it in a copy first)"))
+            }
+            guard (AuditTimestamp.minimum.microsecondsSinceEpoch...AuditTimestamp.maximum.microsecondsSinceEpoch).contains(exact) else {
+                return .failure(TimestampProblem(message: "is out of the years 0001–9999 as \(format.rawValue)"))
+            }
+            return .success(AuditTimestamp(microsecondsSinceEpoch: exact))
         }
+    }
+
+    /// A REAL read exactly: the shortest decimal that reads back as `value` (what the writer most
+    /// likely stored: 1109935586.791, not the double's 1109935586.7909998893...) times 10^`shift`,
+    /// as an integer; nil if that decimal is finer than 10^-`shift` or does not fit.
+    static func exactMicroseconds(_ value: Double, shift: Int) -> Int64? {
+        guard value.isFinite else { return nil }
+        var text = Substring(String(describing: value))  // Swift prints the shortest round-trip form: "1.5e-07", "1709284522.25"
+        let negative = text.first == "-"
+        if negative { text = text.dropFirst() }
+        var exponent = shift
+        if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            guard let power = Int(text[text.index(after: e)...]) else { return nil }
+            exponent += power
+            text = text[..<e]
+        }
+        var mantissa: Int64 = 0
+        var inFraction = false
+        for character in text {
+            if character == "." { inFraction = true; continue }
+            guard let digit = character.wholeNumberValue else { return nil }
+            let (times10, overflow) = mantissa.multipliedReportingOverflow(by: 10)
+            guard !overflow else { return nil }
+            mantissa = times10 + Int64(digit)
+            if inFraction { exponent -= 1 }
+        }
+        while exponent < 0, mantissa != 0, mantissa % 10 == 0 {
+            mantissa /= 10
+            exponent += 1
+        }
+        guard mantissa != 0 else { return 0 }
+        guard exponent >= 0 else { return nil }
+        for _ in 0..<exponent {
+            let (times10, overflow) = mantissa.multipliedReportingOverflow(by: 10)
+            guard !overflow else { return nil }
+            mantissa = times10
+        }
+        return negative ? -mantissa : mantissa
     }
 
     struct TimestampProblem: Error {
@@ -274,12 +366,33 @@ final class LegacySource {
         }
     }
 
-    /// Drops the legacy table.
-    func drop() throws {
+    /// Drops the legacy table, inside a write transaction that first reads it again: it must still
+    /// hold the rows whose digest is `digest` (what was imported), or nothing is dropped.
+    func drop(digest expected: String) async throws {
         let connection = try open()
         try endReadTransaction(connection)
         let table = "\"" + adoption.table.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        try SQLite.exec(connection, "DROP TABLE \(table)", while: "drop \(adoption.table)")
+        try SQLite.exec(connection, "BEGIN IMMEDIATE", while: "drop \(adoption.table)")
+        do {
+            let rows = try Self.count(connection, table: table, name: adoption.table)
+            guard rows == rowCount, try await AuditStore.firstPass(self, validating: false).digest == expected else {
+                throw AuditError(.invalidInput, "\(adoption.table) changed after it was read for the import (its rows' digest differs), so it was not dropped: "
+                                 + "rows written to it since are not in the store. Adopt them, then drop the table yourself.", field: "source")
+            }
+            try SQLite.exec(connection, "DROP TABLE \(table)", while: "drop \(adoption.table)")
+            try SQLite.exec(connection, "COMMIT", while: "drop \(adoption.table)")
+        } catch {
+            try endReadTransaction(connection)
+            throw error
+        }
+    }
+
+    /// The rows of `table` (quoted; `name` for messages), the statement finalized before it returns.
+    private static func count(_ connection: OpaquePointer, table: String, name: String) throws(AuditError) -> Int {
+        let count = try SQLite.prepare(connection, "SELECT count(*) FROM \(table)", while: "count the rows of \(name)")
+        defer { SQLite.finalize(count) }
+        _ = try SQLite.step(count, while: "count the rows of \(name)")
+        return Int(SQLite.int64(count, 0))
     }
 
     /// Ends the read transaction (or a failed write one) so the connection may write.

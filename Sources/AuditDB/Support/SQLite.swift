@@ -121,6 +121,7 @@ enum SQLite {
     }
 
     static func free(_ value: OpaquePointer) { sqlite3_value_free(value) }
+    static func valueType(_ value: OpaquePointer) -> Int32 { sqlite3_value_type(value) }
 
     // MARK: Connections AuditDB opens itself (the legacy source of an adoption)
 
