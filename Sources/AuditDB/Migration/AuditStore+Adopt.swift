@@ -200,8 +200,9 @@ extension AuditStore {
             throw AuditError(
                 .invalidInput,
                 "\(adoption.table) in \(sourceName) was adopted before (run \(other.seq)) and has changed since (its rows' digest "
-                    + "differs); adopting it again would import its rows twice. Adopt only the new rows from a copy of the table, "
-                    + "or investigate why the legacy table changed.",
+                    + "differs); adopting it again would import its rows twice. If that run was interrupted, restore the table to what "
+                    + "it was (from a backup) and run again to resume it; if it finished, adopt only the new rows from a copy of the "
+                    + "table, or investigate why the legacy table changed.",
                 field: "source")
         }
         if earlierRuns.isEmpty, oneTransaction {
