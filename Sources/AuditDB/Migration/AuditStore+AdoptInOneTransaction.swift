@@ -9,7 +9,9 @@ import Synchronization
 // Why one transaction: the store's random-key indexes cost more to keep up to date row by row
 // than to build once from the finished table (docs/performance.md, "Back-signing"). Dropping them
 // only inside the transaction that re-creates them means no committed state ever lacks them:
-// - readers and `verify` see the store as it was before the run until it commits, then all of it;
+// - no reader sees part of the run: until it commits, readers see the store as it was before it
+//   (through the WAL, when another connection has the store open) or wait (through the rollback
+//   journal, BulkLoadJournal, when nothing else has it open), then all of it;
 // - other writers wait for the whole import (in this process they queue behind it; other
 //   processes wait up to their busy timeout);
 // - a crash or kill leaves nothing of the run (no run entry, no row, the indexes as they were),
@@ -75,15 +77,20 @@ extension AuditStore {
         let total = pass.valid
         let channel = WindowChannel()
         var found = SourcePass(validated: true)
-        // The transaction writes the whole import to the WAL, and the commit must fsync all of it
-        // and then checkpoint it into the database file: start the WAL's write-back as it grows.
-        let writeBehind = WriteBehind(path: path + "-wal")
-        defer { writeBehind.stop() }
+        // The import goes through the rollback journal when nothing else has the store open
+        // (BulkLoadJournal): this process's idle reader connections count, so they are closed first.
+        await closeIdleReaders()
+        let walPath = path + "-wal"
         let runSeq = try await withThrowingTaskGroup(of: Int64.self, returning: Int64.self) { group in
             group.addTask {
                 defer { channel.writerStopped() }
-                return try await self.appender.exclusiveTransaction { db, append in
-                    try Self.writeOneTransaction(db, append: append, runEvent: runEvent, channel: channel)
+                return try await self.appender.exclusiveTransaction(bulkLoad: BulkLoadJournal(busyTimeout: self.configuration.busyTimeout)) {
+                    db, append in
+                    // Through the WAL, the commit must fsync the whole import and then checkpoint
+                    // it into the database file: start the WAL's write-back as it grows.
+                    let writeBehind = try String.fetchOne(db, sql: "PRAGMA journal_mode") == "wal" ? WriteBehind(path: walPath) : nil
+                    defer { writeBehind?.stop() }
+                    return try Self.writeOneTransaction(db, append: append, runEvent: runEvent, channel: channel)
                 }
             }
             do {
@@ -142,6 +149,19 @@ extension AuditStore {
         }
         try BulkLoadIndexes.create(dropped, db)
         return runSeq
+    }
+
+    /// Closes the pool's reader connections that are not in use (GRDB's `releaseMemory`, which
+    /// blocks until they are: run on a dispatch thread, not a cooperative one). Readers open again
+    /// when next needed.
+    private func closeIdleReaders() async {
+        let pool = self.pool
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                pool.releaseMemory()
+                continuation.resume()
+            }
+        }
     }
 
     /// The reader learnt that the writer had stopped (its error is the one to report).

@@ -351,15 +351,27 @@ final class Appender: Sendable {
 
     /// Runs `body` in one durable (fsync'd) write transaction on the writer connection, after
     /// every append queued before it. `body` may append rows with the function it is given.
+    ///
+    /// With `bulkLoad`, the transaction goes through SQLite's rollback journal instead of the WAL
+    /// when no other connection has the store open (``BulkLoadJournal``), and the store is back in
+    /// WAL mode before this returns or throws.
     func exclusiveTransaction<R: Sendable>(
+        bulkLoad: BulkLoadJournal? = nil,
         _ body: @escaping @Sendable (Database, _ append: ([EncodedEvent]) throws -> ClosedRange<Int64>) throws -> R
     ) async throws -> R {
         try await pool.writeWithoutTransaction { db in
             try self.setSynchronous(db, full: true)
+            let rollbackJournal = try bulkLoad?.enter(db) ?? false
             var result: R?
-            try Self.immediateTransaction(db) {
-                result = try body(db) { events in try self.insertRows([events], db)[0] }
+            do {
+                try Self.immediateTransaction(db) {
+                    result = try body(db) { events in try self.insertRows([events], db)[0] }
+                }
+            } catch {
+                if rollbackJournal { bulkLoad?.leave(db, after: error, logger: self.logger) }
+                throw error
             }
+            if rollbackJournal { try bulkLoad?.leave(db) }
             self.state.withLock { _ = $0.knownKeyVersions.insert(self.signer.version) }
             return result!
         }

@@ -174,6 +174,11 @@ enum SQLite {
         return sqlite3_limit(connection, SQLITE_LIMIT_WORKER_THREADS, count)
     }
 
+    /// Sets how long the connection's busy handler waits for a lock, in milliseconds (0: not at all).
+    static func setBusyTimeout(_ connection: OpaquePointer, milliseconds: Int32) {
+        sqlite3_busy_timeout(connection, milliseconds)
+    }
+
     // MARK: Connection set-up in C (audit_sqlite.h)
 
     static func setDefensive(_ connection: OpaquePointer) throws(AuditError) {

@@ -90,6 +90,14 @@ extension AuditStore {
                 .readOnly,
                 "\(path) is read-only and its -wal file holds changes that cannot be read without write access to the directory; verify a copy, or run as a user who can write there")
         }
+        // Nor a hot rollback journal (a bulk load killed before its commit, BulkLoadJournal): the
+        // file then holds part of an uncommitted transaction, which only playing the journal back undoes.
+        let journal = (try? FileManager.default.attributesOfItem(atPath: path + "-journal")[.size] as? Int) ?? 0
+        guard journal == 0 else {
+            throw AuditError(
+                .readOnly,
+                "\(path) is read-only and its -journal file holds an interrupted transaction that only a writable open rolls back; open the store once as a user who can write there (that undoes it), or verify a copy of both files")
+        }
         var config = GRDB.Configuration()
         config.readonly = true
         do {

@@ -44,13 +44,25 @@ struct AdoptionOneTransactionTests {
         #expect(!LegacyAdoption.Commits.batches.isOneTransaction(sourceRows: 1_000, storeRows: 0))
     }
 
-    @Test("a reader during the import sees the store as before it (no rows, every index); afterwards the indexes are byte for byte the same and answer queries")
+    static func fileSize(_ path: String) throws -> Int {
+        try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? -1
+    }
+
+    /// The store's journal mode, read on a connection of its own.
+    static func journalMode(_ path: String) throws -> String? {
+        try DatabaseQueue(path: path).read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
+    }
+
+    @Test("another connection has the store open: the import goes through the WAL, and a reader sees the store as before it (no rows, every index); afterwards the indexes are byte for byte the same and answer queries")
     func readerSeesBeforeThenAll() async throws {
         let legacy = dir.path("legacy.db"), path = dir.path("s.db")
         try AdoptionTests.workflowTable(in: legacy, count: 5_000)
         let store = try await AuditStore.create(at: path, keys: keys)
         let before = try Self.indexes(path)
         #expect(before.count == 7)
+        // An open connection that has read holds a shared lock on the file, so SQLite cannot leave WAL mode.
+        let other = try DatabaseQueue(path: path)
+        #expect(try await other.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM audit_entries") } == 0)
         var adoption = workflowAdoption(legacy)
         adoption.windowSize = 1_000
         // Each progress report comes after a window was handed to the writer, inside its open transaction.
@@ -58,10 +70,12 @@ struct AdoptionOneTransactionTests {
         let report = try await store.adopt(adoption) { step in
             guard step.imported < 5_000 else { return }
             do {
-                let queue = try DatabaseQueue(path: path)
-                let rows = try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM audit_entries") ?? -1 }
+                let (rows, mode) = try other.read {
+                    (try Int.fetchOne($0, sql: "SELECT count(*) FROM audit_entries") ?? -1, try String.fetchOne($0, sql: "PRAGMA journal_mode") ?? "")
+                }
                 let indexes = try Self.indexes(path)
-                seen.withLock { $0.append("\(rows) rows, indexes \(indexes == before ? "as before" : "changed: \(indexes)")") }
+                let journal = FileManager.default.fileExists(atPath: path + "-journal") ? ", a -journal file" : ""
+                seen.withLock { $0.append("\(rows) rows, \(mode), indexes \(indexes == before ? "as before" : "changed: \(indexes)")\(journal)") }
             } catch {
                 seen.withLock { $0.append("read failed: \(error)") }
             }
@@ -69,7 +83,7 @@ struct AdoptionOneTransactionTests {
         #expect(report.imported == 5_000 && report.resumedFrom == 0 && report.runSeq == 1)
         let during = seen.withLock { $0 }
         #expect(!during.isEmpty)
-        #expect(during.allSatisfy { $0 == "0 rows, indexes as before" }, "\(during)")
+        #expect(during.allSatisfy { $0 == "0 rows, wal, indexes as before" }, "\(during)")
         #expect(try Self.indexes(path) == before)
         // Through the re-created indexes: an actor (bucketed index) and a tenant, newest first.
         let actor = try await store.entries(EntryQuery(limit: 1_000, actor: "user-7"))
@@ -78,6 +92,80 @@ struct AdoptionOneTransactionTests {
         #expect(tenant.map(\.resourceId) == ["d4997", "d4993", "d4989"])
         #expect(try await store.verify().isIntact)  // the schema check and the index proof included
         try await store.close()
+        try other.close()
+    }
+
+    /// Nothing else has the store open, so the import goes through SQLite's rollback journal
+    /// (BulkLoadJournal). A crash image (the database file, then its hot journal, copied while the
+    /// writer is mid-import) must open as the store before the run: SQLite plays the journal back.
+    @Test("nothing else has the store open: the import goes through the rollback journal; a connection opened meanwhile sees the store as before or waits, never part of it; a crash image opens as the store before it; afterwards the store is in WAL mode")
+    func rollbackJournalImport() async throws {
+        let legacy = dir.path("legacy.db"), path = dir.path("s.db")
+        try AdoptionTests.workflowTable(in: legacy, count: 20_000)
+        let store = try await AuditStore.create(at: path, keys: keys)
+        try await store.append(sampleEvent(1))  // a store that is not empty: its pages go to the journal when changed
+        let before = try Self.indexes(path)
+        let sizeBefore = try Self.fileSize(path)
+        var adoption = workflowAdoption(legacy)
+        adoption.windowSize = 1_000  // ~10 MB of rows: the writer's 2 MB cache spills into the file mid-import
+        let crash = dir.path("crash")
+        try FileManager.default.createDirectory(atPath: crash, withIntermediateDirectories: false)
+        let seen = Mutex<[String]>([])
+        let copied = Mutex(false)
+        let report = try await store.adopt(adoption) { step in
+            guard step.imported < 20_000 else { return }
+            let journal = FileManager.default.fileExists(atPath: path + "-journal") ? try? Self.fileSize(path + "-journal") : 0
+            var outcome = (journal ?? 0) > 0 ? "a hot journal, " : "no journal, "
+            do {
+                var configuration = Configuration()
+                configuration.busyMode = .immediateError
+                let reader = try DatabaseQueue(path: path, configuration: configuration)
+                outcome += "\(try reader.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM audit_entries") ?? -1 }) rows"
+                try reader.close()
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+                outcome += "busy"
+            } catch {
+                outcome += "failed: \(error)"
+            }
+            seen.withLock { $0.append(outcome) }
+            if step.imported >= 15_000, !copied.withLock({ $0 }) {
+                do {
+                    // The file first, then the journal: a page the file holds overwritten was journaled before.
+                    try FileManager.default.copyItem(atPath: path, toPath: crash + "/s.db")
+                    try FileManager.default.copyItem(atPath: path + "-journal", toPath: crash + "/s.db-journal")
+                    copied.withLock { $0 = true }
+                } catch {
+                    seen.withLock { $0.append("copy failed: \(error)") }
+                }
+            }
+        }
+        #expect(report.imported == 20_000 && report.runSeq == 2)
+        let during = seen.withLock { $0 }
+        #expect(during.count >= 12)
+        // Never part of the run: the row from before it, or a wait.
+        #expect(during.allSatisfy { $0.hasSuffix(", 1 rows") || $0.hasSuffix(", busy") }, "\(during)")
+        // The channel holds one window: from the third report on, the writer has taken one and is
+        // inside its transaction, whose changes are in the journal (the first two may come before it began).
+        #expect(during.dropFirst(2).allSatisfy { $0.hasPrefix("a hot journal, ") }, "\(during)")
+        #expect(copied.withLock { $0 })
+        #expect(!FileManager.default.fileExists(atPath: path + "-journal"))
+        #expect(try Self.journalMode(path) == "wal")
+        #expect(try Self.indexes(path) == before)
+        #expect(try await store.entries(EntryQuery(limit: 2, descending: true, actor: "user-7")).map(\.resourceId) == ["d19957", "d19907"])
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+
+        // The crash image: the open plays the journal back; the store is as it was before the run.
+        let image = crash + "/s.db"
+        let imageSize = try Self.fileSize(image)
+        #expect(imageSize > sizeBefore, "the copy holds pages the writer spilled past the file's old end: \(imageSize) bytes, \(sizeBefore) before the run")
+        let reopened = try await AuditStore.open(at: image, keys: keys)
+        #expect(try await reopened.lastSeq() == 1)
+        #expect(!FileManager.default.fileExists(atPath: image + "-journal"))
+        #expect(try Self.journalMode(image) == "wal")
+        #expect(try Self.indexes(image) == before)
+        #expect(try await reopened.verify().isIntact)
+        try await reopened.close()
     }
 
     @Test("the index build sorts on SQLite helper threads, and gives the connection its own setting back, also when a statement fails")

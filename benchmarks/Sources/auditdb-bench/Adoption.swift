@@ -32,7 +32,7 @@ extension Bench {
         mapping[.actor] = "user_id"; mapping[.action] = "action"; mapping[.tenant] = "tenant_id"
         mapping[.resourceType] = "resource_type"; mapping[.resourceId] = "resource_id"; mapping[.outcome] = "outcome"
         mapping[.details] = "details"; mapping[.occurredAt] = "timestamp"
-        var raw: [Double] = [], rawBound: [Double] = [], rawBoundThenIndexed: [Double] = [], audit: [Double] = [], auditBatches: [Double] = [], firstBatchShare: [Double] = []
+        var raw: [Double] = [], rawBound: [Double] = [], rawBoundThenIndexed: [Double] = [], rawBoundThenIndexedJournal: [Double] = [], audit: [Double] = [], auditBatches: [Double] = [], firstBatchShare: [Double] = []
         for run in 1...runs {
             progress("back-signing run \(run)/\(runs): \(rows) legacy rows")
             func doRaw() throws {
@@ -57,10 +57,15 @@ extension Bench {
             // into a prepared INSERT on another, 10,000 rows per transaction, nothing else.
             // `indexedAfter`: the same copy in one transaction into the bare table, then the
             // store's indexes created (verbatim) before the commit: the floor of the one-transaction design.
-            func doRawBound(indexedAfter: Bool = false) throws {
+            // `rollbackJournal`: that copy through SQLite's rollback journal instead of the WAL, as
+            // AuditDB imports when nothing else has the store open (BulkLoadJournal).
+            func doRawBound(indexedAfter: Bool = false, rollbackJournal: Bool = false) throws {
                 let target = path("adopt-raw-bound.db")
                 let db = try makeRawStore(path: target, schema: schema, synchronous: "FULL", triggers: false,
                                           indexes: indexedAfter ? .none : .same)
+                if rollbackJournal {
+                    guard try db.text("PRAGMA journal_mode = DELETE") == "delete" else { throw BenchError("raw copy: no rollback journal") }
+                }
                 let source = try RawDB(path: legacy)
                 let select = try source.prepare("""
                     SELECT id, unixepoch(timestamp) * 1000000, unixepoch(timestamp) * 1000000,
@@ -89,7 +94,13 @@ extension Bench {
                 }.1
                 sqlite3_finalize(select); sqlite3_finalize(insert); sqlite3_finalize(begin); sqlite3_finalize(commit)
                 guard try db.int("SELECT count(*) FROM audit_entries") == Int64(rows) else { throw BenchError("raw bound copy incomplete") }
-                if indexedAfter { rawBoundThenIndexed.append(Double(rows) / seconds) } else { rawBound.append(Double(rows) / seconds) }
+                if rollbackJournal {
+                    rawBoundThenIndexedJournal.append(Double(rows) / seconds)
+                } else if indexedAfter {
+                    rawBoundThenIndexed.append(Double(rows) / seconds)
+                } else {
+                    rawBound.append(Double(rows) / seconds)
+                }
                 removeDatabase(target)
             }
             // The default (`automatic`: one transaction into this empty store, indexes built at the
@@ -132,26 +143,29 @@ extension Bench {
                 return
             }
             if run % 2 == 1 {
-                try doRaw(); try doRawBound(); try doRawBound(indexedAfter: true); try await doAudit(); try await doAudit(.batches)
+                try doRaw(); try doRawBound(); try doRawBound(indexedAfter: true); try doRawBound(indexedAfter: true, rollbackJournal: true)
+                try await doAudit(); try await doAudit(.batches)
             } else {
-                try await doAudit(.batches); try await doAudit(); try doRawBound(indexedAfter: true); try doRawBound(); try doRaw()
+                try await doAudit(.batches); try await doAudit()
+                try doRawBound(indexedAfter: true, rollbackJournal: true); try doRawBound(indexedAfter: true); try doRawBound(); try doRaw()
             }
-            progress("  raw copy \(Fmt.int(raw.last!)) rows/s, raw bound \(Fmt.int(rawBound.last!)) rows/s, raw bound then indexed \(Fmt.int(rawBoundThenIndexed.last!)) rows/s, adopt \(Fmt.int(audit.last!)) rows/s, adopt in batches \(Fmt.int(auditBatches.last!)) rows/s")
+            progress("  raw copy \(Fmt.int(raw.last!)) rows/s, raw bound \(Fmt.int(rawBound.last!)) rows/s, raw bound then indexed \(Fmt.int(rawBoundThenIndexed.last!)) rows/s (rollback journal \(Fmt.int(rawBoundThenIndexedJournal.last!))), adopt \(Fmt.int(audit.last!)) rows/s, adopt in batches \(Fmt.int(auditBatches.last!)) rows/s")
         }
         removeDatabase(legacy)
         let ratio = zip(audit, raw).map { $0 / $1 }
         line("## 10. Back-signing a legacy table: \(Fmt.int(Double(rows))) rows, \(runs) runs")
         line()
-        line("A legacy table of the workflow shape (`id, timestamp TEXT, event_type, user_id (50k), tenant_id (64), resource_type, resource_id, action, outcome, details` JSON of ~110 bytes) built with SQL in its own file. AuditDB: `store.adopt(...)` with 8 fields mapped, `dropUnmapped`, durable commits, into an empty store: by default (`commits: .automatic`, i.e. one transaction here) pass 1 digests the source, then one transaction reads, validates and appends every row as back-signed, with the query indexes dropped at its start and re-created at its end; with `commits: .batches`, pass 1 validates and digests every row, then batches of 10,000 rows per transaction with the indexes maintained row by row (the resumable mode, and what every adoption did before). Both include the run entry and the final count. Raw: one `INSERT ... SELECT` of the same rows, converted in SQL, into the same `audit_entries` table with the same indexes (no validation, no signing, a zero `mac`), synchronous=FULL; and the same converted rows copied row by row through a prepared, bound `INSERT` (what signing each row forces any importer to do), 10,000 per transaction; and that copy in one transaction into the table without its indexes, the same indexes created (verbatim) before the commit, with the same sorter helper threads as AuditDB's index build (`PRAGMA threads`, one per core up to 4). AuditDB also starts the kernel's write-back of its WAL every 100 ms during the one transaction; the raw copies do not.")
+        line("A legacy table of the workflow shape (`id, timestamp TEXT, event_type, user_id (50k), tenant_id (64), resource_type, resource_id, action, outcome, details` JSON of ~110 bytes) built with SQL in its own file. AuditDB: `store.adopt(...)` with 8 fields mapped, `dropUnmapped`, durable commits, into an empty store: by default (`commits: .automatic`, i.e. one transaction here) pass 1 digests the source, then one transaction reads, validates and appends every row as back-signed, with the query indexes dropped at its start and re-created at its end; with `commits: .batches`, pass 1 validates and digests every row, then batches of 10,000 rows per transaction with the indexes maintained row by row (the resumable mode, and what every adoption did before). Both include the run entry and the final count. Raw: one `INSERT ... SELECT` of the same rows, converted in SQL, into the same `audit_entries` table with the same indexes (no validation, no signing, a zero `mac`), synchronous=FULL; and the same converted rows copied row by row through a prepared, bound `INSERT` (what signing each row forces any importer to do), 10,000 per transaction; and that copy in one transaction into the table without its indexes, the same indexes created (verbatim) before the commit, with the same sorter helper threads as AuditDB's index build (`PRAGMA threads`, one per core up to 4), once through the WAL and once through SQLite's rollback journal. AuditDB's one transaction goes through the rollback journal when nothing else has the store open (as here), so the rollback-journal copy is its like-for-like floor.")
         line()
         line("| case | rows/s (min / median / max) | AuditDB / raw (same run) | target |")
         line("|---|---|---|---|")
         line("| raw unsigned copy (`INSERT ... SELECT`), same indexes | \(Fmt.mmm(Summary(raw), Fmt.int)) | | |")
         line("| raw row-by-row copy (read, bind each value, step; 10,000 rows/txn), same indexes: the floor of any importer that computes a per-row value | \(Fmt.mmm(Summary(rawBound), Fmt.int)) | | (bound) |")
         let verdict = Summary(audit).median >= 150_000 ? "**met**" : "**missed**"
-        line("| raw row-by-row copy in one transaction into the bare table, then the same indexes built before the commit: the floor of the one-transaction design | \(Fmt.mmm(Summary(rawBoundThenIndexed), Fmt.int)) | | (bound) |")
+        line("| raw row-by-row copy in one transaction into the bare table, then the same indexes built before the commit, through the WAL | \(Fmt.mmm(Summary(rawBoundThenIndexed), Fmt.int)) | | (information) |")
+        line("| the same through the rollback journal: the floor of the one-transaction design | \(Fmt.mmm(Summary(rawBoundThenIndexedJournal), Fmt.int)) | | (bound) |")
         line("| AuditDB back-signing in batches of 10,000 (`commits: .batches`, resumable) | \(Fmt.mmm(Summary(auditBatches), Fmt.int)) | \(Fmt.mmm(Summary(zip(auditBatches, rawBound).map { $0 / $1 }), Fmt.pct)) of row by row | (information) |")
-        line("| AuditDB back-signing, default (one transaction into this empty store, indexes built at its end) | \(Fmt.mmm(Summary(audit), Fmt.int)) | \(Fmt.mmm(Summary(ratio), Fmt.pct)) of `INSERT ... SELECT`; \(Fmt.mmm(Summary(zip(audit, rawBound).map { $0 / $1 }), Fmt.pct)) of row by row; \(Fmt.mmm(Summary(zip(audit, rawBoundThenIndexed).map { $0 / $1 }), Fmt.pct)) of row by row then indexed | >= 150,000 rows/s: \(verdict) |")
+        line("| AuditDB back-signing, default (one transaction into this empty store, indexes built at its end) | \(Fmt.mmm(Summary(audit), Fmt.int)) | \(Fmt.mmm(Summary(ratio), Fmt.pct)) of `INSERT ... SELECT`; \(Fmt.mmm(Summary(zip(audit, rawBound).map { $0 / $1 }), Fmt.pct)) of row by row; \(Fmt.mmm(Summary(zip(audit, rawBoundThenIndexedJournal).map { $0 / $1 }), Fmt.pct)) of row by row then indexed (rollback journal) | >= 150,000 rows/s: \(verdict) |")
         if firstBatchShare.count == audit.count {
             line("| share of the adoption's time before its first progress report of the default run (pass 1: read and digest every source row; plus the first window) | \(Fmt.mmm(Summary(firstBatchShare), Fmt.pct)) | | (information) |")
         }

@@ -50,6 +50,13 @@ final class RawDB {
         return sqlite3_column_int64(stmt, 0)
     }
 
+    func text(_ sql: String) throws -> String {
+        let stmt = try prepare(sql)
+        defer { sqlite3_finalize(stmt) }
+        guard sqlite3_step(stmt) == SQLITE_ROW, let text = sqlite3_column_text(stmt, 0) else { throw BenchError("no row: \(sql)") }
+        return String(cString: text)
+    }
+
     /// Runs a statement that takes no bindings (BEGIN, COMMIT) via a prepared handle.
     func step(_ stmt: OpaquePointer) throws {
         let rc = sqlite3_step(stmt)
