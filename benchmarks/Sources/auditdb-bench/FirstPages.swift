@@ -62,7 +62,8 @@ extension Bench {
         static func conditions(_ q: EntryQuery) -> (sql: [String], values: [Any]) {
             var c: [String] = [], v: [Any] = []
             func text(_ column: String, _ value: String?) { if let value { c.append("\(column) = ?"); v.append(value) } }
-            text("tenant", q.tenant); text("actor", q.actor); text("action", q.action)
+            // With an actor or resource id the tenant is a filter, not an index (QueryExecution+Buckets.swift).
+            text(q.actor != nil || q.resourceId != nil ? "+tenant" : "tenant", q.tenant); text("actor", q.actor); text("action", q.action)
             text("resource_type", q.resourceType); text("resource_id", q.resourceId); text("correlation_id", q.correlationId)
             if let o = q.outcome { c.append("outcome = ?"); v.append(Int64(AuditOutcome.allCases.firstIndex(of: o)!)) }
             if let s = q.severity { c.append("severity = ?"); v.append(Int64(AuditSeverity.allCases.firstIndex(of: s)!)) }

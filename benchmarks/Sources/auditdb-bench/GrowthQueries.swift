@@ -32,6 +32,9 @@ extension Bench {
             ("actor-rare-1 (\(rare1) row now)", { EntryQuery(descending: $0, actor: LopsidedProfile.rare1) }),
             ("actor-rare-10 (\(rare10) rows now)", { EntryQuery(descending: $0, actor: LopsidedProfile.rare10) }),
             ("actor-heavy-10k (\(Fmt.int(Double(heavy))) rows now)", { EntryQuery(descending: $0, actor: LopsidedProfile.heavy) }),
+            // An actor within a tenant (what a tenant-scoped handle asks): the bucketed path, the tenant a filter.
+            ("tenant big + actor-rare-10", { EntryQuery(descending: $0, actor: LopsidedProfile.rare10, tenant: big) }),
+            ("tenant big + actor-heavy-10k", { EntryQuery(descending: $0, actor: LopsidedProfile.heavy, tenant: big) }),
             ("resource id (~1 row)", { EntryQuery(descending: $0, resourceId: LopsidedProfile.fields(seq: Int64(next() % UInt64(point)) + 1, rows: rows).resourceId) }),
         ]
         var kinds = base
