@@ -24,13 +24,15 @@ int adb_sqlite_set_defensive(struct sqlite3 *connection, int on) {
 
 // Bytes are gathered in `pending` and hashed 16 KB at a time: the legacy-source digest adds two
 // short pieces per column (a 5-byte header, then the value), and one SHA256_Update per piece cost
-// more than the hashing itself. The digest is that of the same byte stream either way.
+// more than the hashing itself. The digest is that of the same byte stream either way. The buffer
+// is allocated by the first adb_digest_columns only (other digests, e.g. one per expiry entry
+// during a verification, stay a bare SHA-256 context); without it, pieces are hashed directly.
 #define ADB_DIGEST_PENDING 16384
 
 struct adb_digest {
     SHA256_CTX ctx;
     size_t used;
-    uint8_t pending[ADB_DIGEST_PENDING];
+    uint8_t *pending;
 };
 
 static void digest_flush(adb_digest *state) {
@@ -39,6 +41,10 @@ static void digest_flush(adb_digest *state) {
 }
 
 static void digest_add(adb_digest *state, const uint8_t *bytes, size_t len) {
+    if (!state->pending) {
+        SHA256_Update(&state->ctx, bytes, len);
+        return;
+    }
     if (len > ADB_DIGEST_PENDING - state->used) {
         digest_flush(state);
         if (len >= ADB_DIGEST_PENDING) {
@@ -55,6 +61,7 @@ adb_digest *adb_digest_start(void) {
     if (state) {
         SHA256_Init(&state->ctx);
         state->used = 0;
+        state->pending = NULL;
     }
     return state;
 }
@@ -62,7 +69,11 @@ adb_digest *adb_digest_start(void) {
 void adb_digest_finish(adb_digest *state, uint8_t out[ADB_HASH_LEN]) {
     if (!state) return;
     uint8_t digest[ADB_HASH_LEN];
-    digest_flush(state);
+    if (state->pending) {
+        digest_flush(state);
+        OPENSSL_cleanse(state->pending, ADB_DIGEST_PENDING);
+        free(state->pending);
+    }
     SHA256_Final(digest, &state->ctx);
     if (out) memcpy(out, digest, ADB_HASH_LEN);
     OPENSSL_cleanse(state, sizeof *state);
@@ -74,6 +85,7 @@ void adb_digest_update(adb_digest *state, const uint8_t *bytes, size_t len) {
 }
 
 void adb_digest_columns(adb_digest *state, struct sqlite3_stmt *s, int count) {
+    if (!state->pending) state->pending = malloc(ADB_DIGEST_PENDING);  // NULL: hashed piece by piece
     for (int i = 0; i < count; i++) {
         uint8_t header[5];
         header[0] = (uint8_t)sqlite3_column_type(s, i);

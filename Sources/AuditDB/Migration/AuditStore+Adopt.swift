@@ -66,10 +66,11 @@ public struct LegacyAdoption: Sendable, Hashable {
         /// and other writers get the store between batches.
         case batches
         /// The run entry and every row in one transaction, the query indexes built once at its
-        /// end (about 1.5x faster into an empty store): killed, nothing of the run stays and running
-        /// it again starts over; other writers wait for the whole import. When nothing else has
-        /// the store open it goes through SQLite's rollback journal (connections opened meanwhile
-        /// wait), otherwise through the WAL (readers see the store as before until the commit);
+        /// end (about 2x the rate of batches into an empty store): killed, nothing of the run stays
+        /// and running it again starts over; other writers wait for the whole import. When nothing
+        /// else has the store open it goes through SQLite's rollback journal (meanwhile other
+        /// processes cannot open the store and this process's reads wait), otherwise through the
+        /// WAL (readers see the store as before until the commit);
         /// `docs/migrations.md`, "Commits".
         case oneTransaction = "one-transaction"
     }

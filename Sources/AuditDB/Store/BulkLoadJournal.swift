@@ -16,10 +16,12 @@ import Logging
 ///
 /// What changes is concurrency, which is why it is taken only when nothing else has the store open:
 /// SQLite can leave WAL mode only when no other connection, in any process, has the store open
-/// (each holds a shared lock on the file), and this does not wait for one. While the load runs, a
-/// connection opened meanwhile waits (its busy timeout) instead of reading the store as it was
-/// before the load, as it would in WAL mode. The writer switches back to WAL before the write
-/// access ends, committed or not.
+/// (each holds a shared lock on the file), and this does not wait for one. While the load runs,
+/// another process's `AuditStore.open` fails with `busy` (GRDB's pool must set WAL mode, which
+/// needs the lock) and reads wait or fail instead of reading the store as it was before the load,
+/// as they would in WAL mode. The writer switches back to WAL before the write access ends,
+/// committed or not. The load commits with `synchronous = EXTRA`, which also syncs the directory
+/// after deleting the journal: a committed load cannot come back as a hot journal after a power cut.
 struct BulkLoadJournal: Sendable {
     /// The writer's usual busy timeout, restored after the switch (which is tried without waiting).
     var busyTimeoutMilliseconds: Int32
@@ -35,11 +37,16 @@ struct BulkLoadJournal: Sendable {
         guard let connection = db.sqliteConnection else { throw AuditError(.closed, "the store's writer connection is closed") }
         SQLite.setBusyTimeout(connection, milliseconds: 0)
         defer { SQLite.setBusyTimeout(connection, milliseconds: busyTimeoutMilliseconds) }
+        // Before the switch, so that a failure leaves nothing to undo but a stricter setting.
+        try db.execute(sql: "PRAGMA synchronous = EXTRA")
+        let switched: Bool
         do {
-            return try String.fetchOne(db, sql: "PRAGMA journal_mode = DELETE") == "delete"
+            switched = try String.fetchOne(db, sql: "PRAGMA journal_mode = DELETE") == "delete"
         } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
-            return false  // another connection has the store open: the load goes through the WAL
+            switched = false  // another connection has the store open: the load goes through the WAL
         }
+        if !switched { try db.execute(sql: "PRAGMA synchronous = FULL") }  // what the appender set
+        return switched
     }
 
     /// Switches the writer back to WAL after the committed load. A failure here leaves the load
@@ -71,5 +78,6 @@ struct BulkLoadJournal: Sendable {
     private func switchBack(_ db: Database) throws {
         let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
         guard mode == "wal" else { throw AuditError(.storage, "SQLite answered journal mode \(mode ?? "none") instead of wal") }
+        try db.execute(sql: "PRAGMA synchronous = FULL")  // what the appender set before enter()
     }
 }
