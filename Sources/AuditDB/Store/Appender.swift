@@ -353,8 +353,9 @@ final class Appender: Sendable {
     /// every append queued before it. `body` may append rows with the function it is given.
     ///
     /// With `bulkLoad`, the transaction goes through SQLite's rollback journal instead of the WAL
-    /// when no other connection has the store open (``BulkLoadJournal``), and the store is back in
-    /// WAL mode before this returns or throws.
+    /// when no other connection has the store open (``BulkLoadJournal``), and is switched back to
+    /// WAL mode before this returns or throws (a failure to switch back is thrown after a commit,
+    /// logged after a failed load; the next open switches it back either way).
     func exclusiveTransaction<R: Sendable>(
         bulkLoad: BulkLoadJournal? = nil,
         _ body: @escaping @Sendable (Database, _ append: ([EncodedEvent]) throws -> ClosedRange<Int64>) throws -> R

@@ -27,8 +27,7 @@ struct BulkLoadJournal: Sendable {
     var busyTimeoutMilliseconds: Int32
 
     init(busyTimeout: Duration) {
-        let milliseconds = busyTimeout.components.seconds * 1_000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000
-        busyTimeoutMilliseconds = Int32(clamping: milliseconds)
+        busyTimeoutMilliseconds = Int32(clamping: busyTimeout.wholeNanoseconds / 1_000_000)
     }
 
     /// Switches the writer to the rollback journal if no other connection has the store open;
