@@ -154,20 +154,28 @@ enum JSONText {
     /// strict reader (docs/FORMAT.md section 18): no duplicate key, no lone surrogate, integers
     /// within 64 bits, other numbers finite.
     static func validateObject(_ text: String) throws(AuditError) {
-        let count = text.utf8.count
-        guard count <= FieldLimits.details else {
-            throw .invalid("details", "is \(count) bytes; the limit is \(FieldLimits.details)")
-        }
         var copy = text
-        let failure: JSONError? = copy.withUTF8 { bytes in
-            do throws(JSONError) {
-                try JSONReader.validateObject(bytes, limits: .details, validUTF8: true)
+        let failure: AuditError? = copy.withUTF8 { bytes in
+            do throws(AuditError) {
+                try validateObject(utf8: bytes)
                 return nil
             } catch {
                 return error
             }
         }
-        if let failure { throw .invalid("details", failure.description) }
+        if let failure { throw failure }
+    }
+
+    /// ``validateObject(_:)`` over bytes already known to be valid UTF-8 (a reader's buffer).
+    static func validateObject(utf8 bytes: UnsafeBufferPointer<UInt8>) throws(AuditError) {
+        guard bytes.count <= FieldLimits.details else {
+            throw .invalid("details", "is \(bytes.count) bytes; the limit is \(FieldLimits.details)")
+        }
+        do throws(JSONError) {
+            try JSONReader.validateObject(bytes, limits: .details, validUTF8: true)
+        } catch {
+            throw .invalid("details", error.description)
+        }
     }
 
     /// The members of stored `details` read strictly, or nil if they are not a valid object:

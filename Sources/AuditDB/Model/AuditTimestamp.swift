@@ -103,8 +103,13 @@ public struct AuditTimestamp: Sendable, Hashable, Comparable, CustomStringConver
 
     /// Parses like ``init(iso8601:)``, saying why a text is refused.
     package static func parse(_ text: String) -> Result<AuditTimestamp, ParseError> {
+        var text = text
+        return text.withUTF8 { parse(utf8: $0) }
+    }
+
+    /// ``parse(_:)`` over UTF-8 bytes (a reader's buffer), without making a String.
+    package static func parse(utf8 b: UnsafeBufferPointer<UInt8>) -> Result<AuditTimestamp, ParseError> {
         let syntax = ParseError(description: "is not RFC 3339 time such as 2026-11-23T13:15:00Z or 2026-11-23T13:15:00.123456+01:00")
-        let b = Array(text.utf8)
         var i = 0
         func digits(_ n: Int) -> Int64? {
             guard i + n <= b.count else { return nil }

@@ -12,19 +12,29 @@ extension AuditStore {
 
     /// Whether `action` is, or looks like, one of AuditDB's own (see ``checkNotReserved(_:)``).
     static func isReserved(_ action: String) -> Bool {
-        let prefix = reservedActionPrefix.utf8
         let utf8 = action.utf8
-        if utf8.allSatisfy({ $0 < 0x80 }) {  // the common case, without allocating
-            guard utf8.count >= prefix.count else { return false }
-            return zip(utf8, prefix).allSatisfy { byte, reserved in
-                (byte >= 0x41 && byte <= 0x5A ? byte + 0x20 : byte) == reserved
-            }
-        }
+        if utf8.allSatisfy({ $0 < 0x80 }) { return hasReservedPrefix(ascii: utf8) }  // the common case, without allocating
         let skeleton = String(String.UnicodeScalarView(action.unicodeScalars.filter { scalar in
             let category = scalar.properties.generalCategory
             return !(category == .nonspacingMark || category == .enclosingMark || EncodedEvent.isInvisible(scalar))
         })).lowercased()
         return skeleton.hasPrefix(reservedActionPrefix)
+    }
+
+    /// ``isReserved(_:)`` over an action's UTF-8 bytes (valid UTF-8), without making a String
+    /// unless it is not ASCII.
+    static func isReserved(utf8 action: UnsafeBufferPointer<UInt8>) -> Bool {
+        if action.allSatisfy({ $0 < 0x80 }) { return hasReservedPrefix(ascii: action) }
+        return isReserved(String(decoding: action, as: UTF8.self))
+    }
+
+    /// For ASCII: whether it starts with the reserved prefix, ASCII case folded.
+    private static func hasReservedPrefix(ascii utf8: some Collection<UInt8>) -> Bool {
+        let prefix = reservedActionPrefix.utf8
+        guard utf8.count >= prefix.count else { return false }
+        return zip(utf8, prefix).allSatisfy { byte, reserved in
+            (byte >= 0x41 && byte <= 0x5A ? byte + 0x20 : byte) == reserved
+        }
     }
 
     static func checkNotReserved(_ event: AuditEvent) throws(AuditError) {
