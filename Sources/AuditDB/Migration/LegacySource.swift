@@ -348,22 +348,42 @@ final class LegacySource {
         let message: String
     }
 
-    /// Adds triggers that refuse UPDATE and DELETE on the legacy table.
+    /// Adds triggers that refuse UPDATE and DELETE on the legacy table, named after it with its
+    /// quotes kept (doubled), so that two tables never share a name (`x"y` and `xy` once did, and the
+    /// second stayed writable). A trigger of that name that is not exactly this one (another table's,
+    /// or the application's own) is refused with what to do, never taken for protection.
     func protect() throws {
         let connection = try open()
         try endReadTransaction(connection)
-        let table = "\"" + adoption.table.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        let base = adoption.table.replacingOccurrences(of: "\"", with: "")
-        let sql = """
-            BEGIN IMMEDIATE;
-            CREATE TRIGGER IF NOT EXISTS "\(base)_adopted_no_update" BEFORE UPDATE ON \(table)
-            BEGIN SELECT RAISE(ABORT, 'this legacy audit table was adopted into AuditDB; it is read-only'); END;
-            CREATE TRIGGER IF NOT EXISTS "\(base)_adopted_no_delete" BEFORE DELETE ON \(table)
-            BEGIN SELECT RAISE(ABORT, 'this legacy audit table was adopted into AuditDB; it is read-only'); END;
-            COMMIT;
-            """
+        func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+        let message = "this legacy audit table was adopted into AuditDB; it is read-only"
+        // As sqlite_schema stores it (what an earlier AuditDB's `IF NOT EXISTS` form stored too).
+        let triggers = ["update", "delete"].map { event in
+            (name: "\(adoption.table)_adopted_no_\(event)",
+             sql: "CREATE TRIGGER \(quote("\(adoption.table)_adopted_no_\(event)")) BEFORE \(event.uppercased()) ON \(quote(adoption.table))\n"
+                + "BEGIN SELECT RAISE(ABORT, '\(message)'); END")
+        }
+        try SQLite.exec(connection, "BEGIN IMMEDIATE", while: "protect \(adoption.table)")
         do {
-            try SQLite.exec(connection, sql, while: "protect \(adoption.table)")
+            for trigger in triggers {
+                let existing = try SQLite.prepare(connection, "SELECT tbl_name, sql FROM sqlite_schema WHERE type = 'trigger' AND name = ?",
+                                                  while: "protect \(adoption.table)")
+                defer { SQLite.finalize(existing) }
+                try SQLite.bind(existing, 1, text: trigger.name)
+                if try SQLite.step(existing, while: "protect \(adoption.table)") {
+                    let table = SQLite.text(existing, 0).map { String(decoding: $0, as: UTF8.self) }
+                    let sql = SQLite.text(existing, 1).map { String(decoding: $0, as: UTF8.self) }
+                    guard table == adoption.table, sql == trigger.sql else {
+                        throw AuditError(.invalidInput, "the rows were imported, but \(adoption.table) was not protected: a trigger named "
+                                         + "\(trigger.name.debugDescription) already exists\(table == adoption.table ? "" : " on \(table.map { $0.debugDescription } ?? "another table")") "
+                                         + "and is not AuditDB's. Rename or drop that trigger, then run the adoption again with --then protect "
+                                         + "(it finds the run complete and only adds the triggers).", field: "afterwards")
+                    }
+                } else {
+                    try SQLite.exec(connection, trigger.sql, while: "protect \(adoption.table)")
+                }
+            }
+            try SQLite.exec(connection, "COMMIT", while: "protect \(adoption.table)")
         } catch {
             try endReadTransaction(connection)
             throw error

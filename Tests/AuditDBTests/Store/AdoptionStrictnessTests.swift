@@ -217,4 +217,49 @@ struct AdoptionStrictnessTests {
         #expect(try sqlite3Shell(legacy, "SELECT count(*) FROM v;").stdout.hasPrefix("3"))
         try await store.close()
     }
+
+    @Test("--then protect: tables x\"y and xy both end up read-only; a trigger of the same name that is not AuditDB's is refused, then the re-run protects")
+    func protectNames() async throws {
+        let legacy = dir.path("legacy.db")
+        try sqlite3Must(legacy, """
+            CREATE TABLE "x""y"(who TEXT, what TEXT);
+            CREATE TABLE xy(who TEXT, what TEXT);
+            CREATE TABLE t(who TEXT, what TEXT);
+            CREATE TABLE other(n INTEGER);
+            INSERT INTO "x""y" VALUES ('alice', 'login');
+            INSERT INTO xy VALUES ('bob', 'login');
+            INSERT INTO t VALUES ('carol', 'login');
+            CREATE TRIGGER t_adopted_no_update BEFORE UPDATE ON other BEGIN SELECT 1; END;
+            """)
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
+        func adoption(_ table: String) -> LegacyAdoption {
+            var adoption = LegacyAdoption(sourcePath: legacy, table: table, mapping: [.actor: "who", .action: "what"])
+            adoption.afterwards = .protect
+            return adoption
+        }
+        _ = try await store.adopt(adoption("x\"y"))
+        _ = try await store.adopt(adoption("xy"))
+        for table in ["\"x\"\"y\"", "xy"] {
+            let update = try sqlite3Shell(legacy, "UPDATE \(table) SET who = 'mallory';")
+            #expect(update.stderr.contains("adopted into AuditDB; it is read-only"), "\(table): \(update.stderr)")
+            let delete = try sqlite3Shell(legacy, "DELETE FROM \(table);")
+            #expect(delete.stderr.contains("adopted into AuditDB; it is read-only"), "\(table): \(delete.stderr)")
+        }
+        // The application's own trigger, on another table, has the name AuditDB would give t's.
+        do {
+            _ = try await store.adopt(adoption("t"))
+            Issue.record("a trigger of another table was taken for t's protection")
+        } catch let error as AuditError {
+            #expect(error.code == .invalidInput)
+            #expect(error.message.contains("t was not protected: a trigger named \"t_adopted_no_update\" already exists on \"other\""), "\(error.message)")
+        }
+        #expect(try sqlite3Shell(legacy, "UPDATE t SET who = 'mallory' WHERE who = 'mallory';").stderr.isEmpty, "t was protected after all")
+        try sqlite3Must(legacy, "DROP TRIGGER t_adopted_no_update;")
+        let again = try await store.adopt(adoption("t"))
+        #expect(again.imported == 0 && again.resumedFrom == 1, "the rerun imported t again: \(again)")
+        #expect(try sqlite3Shell(legacy, "UPDATE t SET who = 'mallory';").stderr.contains("it is read-only"))
+        #expect(try await allEntries(store).map(\.actor).filter { $0 == "carol" }.count == 1)
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+    }
 }
