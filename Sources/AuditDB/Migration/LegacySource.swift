@@ -26,7 +26,7 @@ final class LegacySource {
         // NOMUTEX: one task uses this connection at a time, so SQLite's per-call mutex is pure cost.
         let handle = try SQLite.open(adoption.sourcePath, busyTimeoutMilliseconds: 5_000)
         connection = handle
-        func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+        let quote = Self.quote
         // Text is read as UTF-8: SQLite would convert a UTF-16 database's text, mending invalid
         // sequences instead of refusing them.
         let encoding = try SQLite.prepare(handle, "PRAGMA encoding", while: "read the encoding of \(adoption.sourcePath)")
@@ -85,6 +85,9 @@ final class LegacySource {
         // The first read starts the read transaction: from here on both passes see these rows.
         rowCount = try Self.count(handle, table: quote(adoption.table), name: adoption.table)
     }
+
+    /// `name` as an SQL identifier: in double quotes, a quote in it doubled.
+    static func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
 
     /// Closes the connection; its read transaction ends with it.
     func close() {
@@ -178,15 +181,18 @@ final class LegacySource {
     }
 
     /// Turns one source row into a validated event, or says what is wrong with it. The fields are
-    /// checked in the column buffers SQLite hands out (``EncodedEvent/init(utf8:)``): no String
-    /// per field, ~1 µs per row less on the reader's thread (docs/performance.md, "Back-signing").
+    /// checked in the column buffers SQLite hands out (``EncodedEvent/init(utf8:)``), without a
+    /// String per field: ~6% faster imports (docs/performance.md, "Back-signing, fields checked in
+    /// SQLite's buffers").
     private func row(_ stmt: OpaquePointer, id: Int64) -> Result<EncodedEvent, AdoptionProblem> {
         func problem(_ field: LegacyAdoption.Field, _ message: String) -> Result<EncodedEvent, AdoptionProblem> {
             .failure(AdoptionProblem(rowID: id, field: field.rawValue, message: message))
         }
         func text(_ bytes: UnsafeBufferPointer<UInt8>) -> String { String(decoding: bytes, as: UTF8.self) }
-        // One slot per field, reused row after row; each buffer lives until the statement steps.
+        // One slot per field, reused row after row; each buffer lives until the statement steps,
+        // so the slots are cleared again before this returns.
         for slot in fieldBytes.indices { fieldBytes[slot] = nil }
+        defer { for slot in fieldBytes.indices { fieldBytes[slot] = nil } }
         var occurred: AuditTimestamp?
         for (offset, (field, _)) in columns.enumerated() {
             let i = Int32(offset + 1)
@@ -205,7 +211,7 @@ final class LegacySource {
                 // An INTEGER reads as SQLite's decimal text of it (what String(Int64) gives).
                 let bytes = SQLite.text(stmt, i) ?? UnsafeBufferPointer(start: nil, count: 0)
                 // ASCII is valid UTF-8: skip the full validation for the common case.
-                guard bytes.allSatisfy({ $0 < 0x80 }) || String(validating: bytes, as: UTF8.self) != nil else {
+                guard bytes.allSatisfy({ $0 < 0x80 }) || UTF8Check.firstInvalidByte(bytes) == nil else {
                     return problem(field, "is not valid UTF-8")
                 }
                 fieldBytes[field.slot] = bytes
@@ -355,7 +361,7 @@ final class LegacySource {
     func protect() throws {
         let connection = try open()
         try endReadTransaction(connection)
-        func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+        let quote = Self.quote
         let message = "this legacy audit table was adopted into AuditDB; it is read-only"
         // As sqlite_schema stores it (what an earlier AuditDB's `IF NOT EXISTS` form stored too).
         let triggers = ["update", "delete"].map { event in
@@ -366,18 +372,22 @@ final class LegacySource {
         try SQLite.exec(connection, "BEGIN IMMEDIATE", while: "protect \(adoption.table)")
         do {
             for trigger in triggers {
-                let existing = try SQLite.prepare(connection, "SELECT tbl_name, sql FROM sqlite_schema WHERE type = 'trigger' AND name = ?",
+                // SQLite's names are ASCII case-insensitive: `Events` and `events` are one table, one trigger.
+                let existing = try SQLite.prepare(connection,
+                                                  "SELECT tbl_name, sql FROM sqlite_schema WHERE type = 'trigger' AND name = ? COLLATE NOCASE",
                                                   while: "protect \(adoption.table)")
                 defer { SQLite.finalize(existing) }
                 try SQLite.bind(existing, 1, text: trigger.name)
                 if try SQLite.step(existing, while: "protect \(adoption.table)") {
-                    let table = SQLite.text(existing, 0).map { String(decoding: $0, as: UTF8.self) }
-                    let sql = SQLite.text(existing, 1).map { String(decoding: $0, as: UTF8.self) }
-                    guard table == adoption.table, sql == trigger.sql else {
+                    let table = SQLite.text(existing, 0).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                    let sql = SQLite.text(existing, 1).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                    let sameTable = Self.sameIgnoringASCIICase(table, adoption.table)
+                    guard sameTable, Self.sameIgnoringASCIICase(sql, trigger.sql) else {
                         throw AuditError(.invalidInput, "the rows were imported, but \(adoption.table) was not protected: a trigger named "
-                                         + "\(trigger.name.debugDescription) already exists\(table == adoption.table ? "" : " on \(table.map { $0.debugDescription } ?? "another table")") "
-                                         + "and is not AuditDB's. Rename or drop that trigger, then run the adoption again with --then protect "
-                                         + "(it finds the run complete and only adds the triggers).", field: "afterwards")
+                                         + "\(trigger.name.debugDescription) already exists\(sameTable ? "" : " on \(table.debugDescription)") "
+                                         + "and is not AuditDB's. Rename or drop that trigger, then run the same adoption again "
+                                         + "(--then protect, or afterwards = .protect): it finds the run complete and only adds the triggers.",
+                                         field: "afterwards")
                     }
                 } else {
                     try SQLite.exec(connection, trigger.sql, while: "protect \(adoption.table)")
@@ -390,12 +400,18 @@ final class LegacySource {
         }
     }
 
+    /// Whether `a` and `b` are the same bytes but for ASCII case (how SQLite compares names).
+    private static func sameIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
+        func folded(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte + 0x20 : byte }
+        return a.utf8.count == b.utf8.count && zip(a.utf8, b.utf8).allSatisfy { folded($0) == folded($1) }
+    }
+
     /// Drops the legacy table, inside a write transaction that first reads it again: it must still
     /// hold the rows whose digest is `digest` (what was imported), or nothing is dropped.
     func drop(digest expected: String) async throws {
         let connection = try open()
         try endReadTransaction(connection)
-        let table = "\"" + adoption.table.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        let table = Self.quote(adoption.table)
         try SQLite.exec(connection, "BEGIN IMMEDIATE", while: "drop \(adoption.table)")
         do {
             let rows = try Self.count(connection, table: table, name: adoption.table)

@@ -23,6 +23,8 @@ struct EncodedEvent: Sendable {
 
     var isCritical: Bool { severity == AuditSeverity.critical.code }
 
+    /// ``init(utf8:)`` runs the same checks in the same order: change both together
+    /// (`EncodedEventBytesTests` holds them to the same bytes and the same first error).
     init(validating event: AuditEvent) throws(AuditError) {
         arena = []
         arena.reserveCapacity(

@@ -218,7 +218,7 @@ struct AdoptionStrictnessTests {
         try await store.close()
     }
 
-    @Test("--then protect: tables x\"y and xy both end up read-only; a trigger of the same name that is not AuditDB's is refused, then the re-run protects")
+    @Test("--then protect: tables x\"y and xy both end up read-only; a same-named trigger that is not AuditDB's is refused, then the re-run protects")
     func protectNames() async throws {
         let legacy = dir.path("legacy.db")
         try sqlite3Must(legacy, """
@@ -232,34 +232,123 @@ struct AdoptionStrictnessTests {
             CREATE TRIGGER t_adopted_no_update BEFORE UPDATE ON other BEGIN SELECT 1; END;
             """)
         let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
-        func adoption(_ table: String) -> LegacyAdoption {
-            var adoption = LegacyAdoption(sourcePath: legacy, table: table, mapping: [.actor: "who", .action: "what"])
-            adoption.afterwards = .protect
-            return adoption
-        }
-        _ = try await store.adopt(adoption("x\"y"))
-        _ = try await store.adopt(adoption("xy"))
-        for table in ["\"x\"\"y\"", "xy"] {
-            let update = try sqlite3Shell(legacy, "UPDATE \(table) SET who = 'mallory';")
-            #expect(update.stderr.contains("adopted into AuditDB; it is read-only"), "\(table): \(update.stderr)")
-            let delete = try sqlite3Shell(legacy, "DELETE FROM \(table);")
-            #expect(delete.stderr.contains("adopted into AuditDB; it is read-only"), "\(table): \(delete.stderr)")
-        }
+        _ = try await store.adopt(Self.protecting("x\"y", in: legacy))
+        _ = try await store.adopt(Self.protecting("xy", in: legacy))
+        for table in ["\"x\"\"y\"", "xy"] { try Self.expectReadOnly(table, in: legacy) }
+        // Run again: the triggers found are AuditDB's own, and are kept.
+        let rerun = try await store.adopt(Self.protecting("xy", in: legacy))
+        #expect(rerun.imported == 0 && rerun.resumedFrom == 1)
+        #expect(try Self.triggers(on: "xy", in: legacy) == 2)
         // The application's own trigger, on another table, has the name AuditDB would give t's.
         do {
-            _ = try await store.adopt(adoption("t"))
+            _ = try await store.adopt(Self.protecting("t", in: legacy))
             Issue.record("a trigger of another table was taken for t's protection")
         } catch let error as AuditError {
             #expect(error.code == .invalidInput)
             #expect(error.message.contains("t was not protected: a trigger named \"t_adopted_no_update\" already exists on \"other\""), "\(error.message)")
         }
-        #expect(try sqlite3Shell(legacy, "UPDATE t SET who = 'mallory' WHERE who = 'mallory';").stderr.isEmpty, "t was protected after all")
+        #expect(try Self.triggers(on: "t", in: legacy) == 0, "a trigger was left on t by the refused protect")
         try sqlite3Must(legacy, "DROP TRIGGER t_adopted_no_update;")
-        let again = try await store.adopt(adoption("t"))
+        let again = try await store.adopt(Self.protecting("t", in: legacy))
         #expect(again.imported == 0 && again.resumedFrom == 1, "the rerun imported t again: \(again)")
-        #expect(try sqlite3Shell(legacy, "UPDATE t SET who = 'mallory';").stderr.contains("it is read-only"))
+        try Self.expectReadOnly("t", in: legacy)
         #expect(try await allEntries(store).map(\.actor).filter { $0 == "carol" }.count == 1)
         #expect(try await store.verify().isIntact)
         try await store.close()
+    }
+
+    @Test("--then protect keeps AuditDB's triggers whatever their names' case or an older AuditDB's form, and refuses a same-named one with another body")
+    func protectExistingTriggers() async throws {
+        let legacy = dir.path("legacy.db")
+        let abort = "SELECT RAISE(ABORT, 'this legacy audit table was adopted into AuditDB; it is read-only');"
+        try sqlite3Must(legacy, """
+            CREATE TABLE old(who TEXT, what TEXT);
+            CREATE TABLE "Ev"(who TEXT, what TEXT);
+            CREATE TABLE mine(who TEXT, what TEXT);
+            INSERT INTO old VALUES ('alice', 'login');
+            INSERT INTO "Ev" VALUES ('bob', 'login');
+            INSERT INTO mine VALUES ('carol', 'login');
+            CREATE TRIGGER IF NOT EXISTS "old_adopted_no_update" BEFORE UPDATE ON "old"
+            BEGIN \(abort) END;
+            CREATE TRIGGER IF NOT EXISTS "old_adopted_no_delete" BEFORE DELETE ON "old"
+            BEGIN \(abort) END;
+            CREATE TRIGGER "EV_ADOPTED_NO_UPDATE" BEFORE UPDATE ON "ev"
+            BEGIN \(abort) END;
+            CREATE TRIGGER mine_adopted_no_delete BEFORE DELETE ON mine BEGIN SELECT 1; END;
+            """)
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
+        // The form an earlier AuditDB wrote, and a name in other case: taken as AuditDB's, not added twice.
+        _ = try await store.adopt(Self.protecting("old", in: legacy))
+        _ = try await store.adopt(Self.protecting("Ev", in: legacy))
+        #expect(try Self.triggers(on: "old", in: legacy) == 2)
+        #expect(try Self.triggers(on: "Ev", in: legacy) == 2)
+        try Self.expectReadOnly("old", in: legacy)
+        try Self.expectReadOnly("\"Ev\"", in: legacy)
+        // The right name on the right table, but a body that protects nothing.
+        do {
+            _ = try await store.adopt(Self.protecting("mine", in: legacy))
+            Issue.record("a trigger that refuses nothing was taken for mine's protection")
+        } catch let error as AuditError {
+            #expect(error.message.contains("mine was not protected: a trigger named \"mine_adopted_no_delete\" already exists and is not AuditDB's"),
+                    "\(error.message)")
+        }
+        #expect(try Self.triggers(on: "mine", in: legacy) == 1, "the update trigger made before the refusal was not rolled back")
+        try await store.close()
+    }
+
+    @Test("INTEGER values in text fields are their decimal text; timestamps that are not ASCII are refused by what they are")
+    func integersAndTimestampText() async throws {
+        let legacy = dir.path("legacy.db")
+        try sqlite3Must(legacy, """
+            CREATE TABLE log(id INTEGER PRIMARY KEY, who, what TEXT, target, ts TEXT);
+            INSERT INTO log VALUES (1, 42, 'login', -9223372036854775808, '2024-01-01T00:00:00Z'),
+                (2, -7, 'logout', 0, '2024-01-01 00:00:01'),
+                (3, 'dora', 'login', 'r', '२०२४-01-01T00:00:00Z'),
+                (4, 'erin', 'login', 'r', CAST(X'32303234C328' AS TEXT)),
+                (5, 'finn', 'login', 'r', '2024-01-01T00:00:00.1234567Z');
+            """)
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
+        var adoption = LegacyAdoption(sourcePath: legacy, table: "log",
+                                      mapping: [.actor: "who", .action: "what", .resourceId: "target", .occurredAt: "ts"])
+        adoption.idColumn = "id"
+        do {
+            _ = try await store.adopt(adoption)
+            Issue.record("invalid timestamps were adopted")
+        } catch let error as AuditError {
+            for expected in ["3 source row(s) are invalid", "row 3: occurredAt: \"२०२४-01-01T00:00:00Z\" is not an RFC 3339 / ISO 8601 time",
+                             "row 4: occurredAt: \"2024\u{FFFD}(\" is not an RFC 3339 / ISO 8601 time",
+                             "row 5: occurredAt: \"2024-01-01T00:00:00.1234567Z\" has 7 fractional digits"]
+            {
+                #expect(error.message.contains(expected), "missing \(expected) in \(error.message)")
+            }
+        }
+        adoption.skipInvalid = true
+        let report = try await store.adopt(adoption)
+        #expect(report.skipped == [3, 4, 5])
+        let entries = try await allEntries(store).dropFirst()
+        #expect(entries.map(\.actor) == ["42", "-7"])
+        #expect(entries.map(\.resourceId) == ["-9223372036854775808", "0"])
+        #expect(entries.map { $0.occurredAt?.iso8601 } == ["2024-01-01T00:00:00.000000Z", "2024-01-01T00:00:01.000000Z"])
+        try await store.close()
+    }
+
+    static func protecting(_ table: String, in legacy: String) -> LegacyAdoption {
+        var adoption = LegacyAdoption(sourcePath: legacy, table: table, mapping: [.actor: "who", .action: "what"])
+        adoption.afterwards = .protect
+        return adoption
+    }
+
+    /// UPDATE and DELETE on `table` (as SQL) are refused by AuditDB's triggers.
+    static func expectReadOnly(_ table: String, in legacy: String) throws {
+        for statement in ["UPDATE \(table) SET who = 'mallory';", "DELETE FROM \(table);"] {
+            let result = try sqlite3Shell(legacy, statement)
+            #expect(result.stderr.contains("adopted into AuditDB; it is read-only"), "\(statement): \(result.stderr)")
+        }
+    }
+
+    static func triggers(on table: String, in legacy: String) throws -> Int {
+        let escaped = table.replacingOccurrences(of: "'", with: "''")
+        let result = try sqlite3Shell(legacy, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = '\(escaped)' COLLATE NOCASE;")
+        return try #require(Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(result.stderr)")
     }
 }

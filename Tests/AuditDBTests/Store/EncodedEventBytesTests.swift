@@ -71,30 +71,52 @@ struct EncodedEventBytesTests {
         return (strings, bytes)
     }
 
-    @Test("every field's edge values, alone and two at a time: the same bytes or the same first error")
+    /// The optional text fields (actor and action are required, so set separately).
+    static var fields: [WritableKeyPath<AuditEvent, String?>] { [\.tenant, \.resourceType, \.resourceId, \.correlationId, \.source] }
+
+    static func compare(_ event: AuditEvent, _ label: @autoclosure () -> String, compared: inout Int, refused: inout Int) {
+        let (strings, bytes) = Self.both(event)
+        #expect(strings == bytes, "\(label())")
+        compared += 1
+        if strings.hasPrefix("error") { refused += 1 }
+    }
+
+    @Test("every field's edge values alone, then every ordered pair of bad values: the same bytes or the same first error")
     func sameAsStrings() {
         var compared = 0, refused = 0
-        let fields: [WritableKeyPath<AuditEvent, String?>] = [\.tenant, \.resourceType, \.resourceId, \.correlationId, \.source]
         for value in Self.values {
-            // The required fields.
-            for path in [\AuditEvent.actor, \AuditEvent.action] {
-                guard let value else { continue }
-                var event = AuditEvent(actor: "alice", action: "read")
-                event[keyPath: path] = value
-                let (strings, bytes) = Self.both(event)
-                #expect(strings == bytes, "\(path) = \(value.debugDescription)")
-                compared += 1
-                if strings.hasPrefix("error") { refused += 1 }
+            // Alone: the other fields valid (or absent).
+            if let value {
+                for path in [\AuditEvent.actor, \AuditEvent.action] {
+                    var event = AuditEvent(actor: "alice", action: "read", tenant: "t", source: "api")
+                    event[keyPath: path] = value
+                    Self.compare(event, "\(path) = \(value.debugDescription)", compared: &compared, refused: &refused)
+                }
             }
-            for path in fields {
+            for path in Self.fields {
                 var event = AuditEvent(actor: "alice", action: "read", outcome: .denied, severity: .warning)
                 event[keyPath: path] = value
-                // A second bad field, after it in the order of the checks: the first error wins.
-                event.source = path == \.source ? value : "nl\nsource"
-                let (strings, bytes) = Self.both(event)
-                #expect(strings == bytes, "\(path) = \(value.debugDescription)")
-                compared += 1
-                if strings.hasPrefix("error") { refused += 1 }
+                Self.compare(event, "\(path) = \(value.debugDescription)", compared: &compared, refused: &refused)
+            }
+        }
+        // Two bad fields at once, in both orders: the first the checks reach wins, on both sides.
+        let bad = ["", "nl\nx", String(repeating: "x", count: 1_100)]
+        let badDetails = [#"{"broken": "#, "[1]"]
+        let setters: [(String, (inout AuditEvent, String) -> Void)] =
+            [("actor", { $0.actor = $1 }), ("action", { $0.action = $1 })]
+            + Self.fields.map { path in ("\(path)", { $0[keyPath: path] = $1 }) }
+            + [("details", { $0.details = AuditDetails(json: $1) })]
+        for (first, setFirst) in setters {
+            for (second, setSecond) in setters where second != first {
+                for a in (first == "details" ? badDetails : bad) {
+                    for b in (second == "details" ? badDetails : bad) {
+                        var event = AuditEvent(actor: "alice", action: "read", tenant: "t")
+                        setFirst(&event, a)
+                        setSecond(&event, b)
+                        Self.compare(event, "\(first) = \(a.prefix(20).debugDescription), \(second) = \(b.prefix(20).debugDescription)",
+                                     compared: &compared, refused: &refused)
+                    }
+                }
             }
         }
         for details in Self.details {
@@ -102,15 +124,19 @@ struct EncodedEventBytesTests {
                 var event = AuditEvent(actor: "alice", action: "read", tenant: "t")
                 event.details = details.map { AuditDetails(json: $0) }
                 event.occurredAt = occurred
-                let (strings, bytes) = Self.both(event)
-                #expect(strings == bytes, "details = \(String(describing: details?.prefix(40))), occurredAt = \(String(describing: occurred))")
-                compared += 1
-                if strings.hasPrefix("error") { refused += 1 }
+                Self.compare(event, "details = \(String(describing: details?.prefix(40))), occurredAt = \(String(describing: occurred))",
+                             compared: &compared, refused: &refused)
             }
         }
         // Both kinds were seen: the comparison is not only of refusals, nor only of acceptances.
-        #expect(compared == (Self.values.count - 1) * 2 + Self.values.count * 5 + Self.details.count * 3)
-        #expect(refused > 20 && refused < compared - 20, "\(refused) refused of \(compared)")
+        #expect(compared == (Self.values.count - 1) * 2 + Self.values.count * 5 + Self.pairCount(bad: 3, badDetails: 2) + Self.details.count * 3)
+        #expect(refused > 50 && refused < compared - 50, "\(refused) refused of \(compared)")
+    }
+
+    /// Ordered pairs of distinct fields among 7 text fields and details, each with every bad value.
+    static func pairCount(bad: Int, badDetails: Int) -> Int {
+        let text = 7
+        return text * (text - 1) * bad * bad + 2 * text * bad * badDetails
     }
 
     @Test("reserved actions: the same verdict from the bytes as from the String, look-alikes included")
