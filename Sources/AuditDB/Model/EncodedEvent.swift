@@ -42,13 +42,7 @@ struct EncodedEvent: Sendable {
             let text = try details.jsonText()
             self.details = Self.append(text, into: &arena)
         }
-        seals = FreshSeeds.appendSeals(into: &arena)
-        if let occurred = event.occurredAt {
-            guard occurred.isInSupportedRange else {
-                throw .invalid("occurredAt", "must lie between \(AuditTimestamp.minimum) and \(AuditTimestamp.maximum)")
-            }
-            occurredAt = occurred.microsecondsSinceEpoch
-        }
+        try sealAndTime(event.occurredAt)
     }
 
     /// An event's fields as UTF-8 bytes that a reader holds (a source row's columns), already
@@ -75,23 +69,22 @@ struct EncodedEvent: Sendable {
         severity = fields.severity.code
         actor = try Self.add(bytes: fields.actor, "actor", FieldLimits.actor, into: &arena)
         action = try Self.add(bytes: fields.action, "action", FieldLimits.action, into: &arena)
-        tenant = try fields.tenant.map { bytes throws(AuditError) in try Self.add(bytes: bytes, "tenant", FieldLimits.tenant, into: &arena) } ?? .null
-        resourceType = try fields.resourceType.map { bytes throws(AuditError) in
-            try Self.add(bytes: bytes, "resourceType", FieldLimits.resourceType, into: &arena)
-        } ?? .null
-        resourceId = try fields.resourceId.map { bytes throws(AuditError) in
-            try Self.add(bytes: bytes, "resourceId", FieldLimits.resourceId, into: &arena)
-        } ?? .null
-        correlationId = try fields.correlationId.map { bytes throws(AuditError) in
-            try Self.add(bytes: bytes, "correlationId", FieldLimits.correlationId, into: &arena)
-        } ?? .null
-        source = try fields.source.map { bytes throws(AuditError) in try Self.add(bytes: bytes, "source", FieldLimits.source, into: &arena) } ?? .null
+        tenant = try Self.add(bytes: fields.tenant, "tenant", FieldLimits.tenant, into: &arena)
+        resourceType = try Self.add(bytes: fields.resourceType, "resourceType", FieldLimits.resourceType, into: &arena)
+        resourceId = try Self.add(bytes: fields.resourceId, "resourceId", FieldLimits.resourceId, into: &arena)
+        correlationId = try Self.add(bytes: fields.correlationId, "correlationId", FieldLimits.correlationId, into: &arena)
+        source = try Self.add(bytes: fields.source, "source", FieldLimits.source, into: &arena)
         if let details = fields.details {
             try JSONText.validateObject(utf8: details)
             self.details = Self.append(details, into: &arena)
         }
+        try sealAndTime(fields.occurredAt)
+    }
+
+    /// The last steps of both initializers: the fresh seals, then the occurrence time's range check.
+    private mutating func sealAndTime(_ occurred: AuditTimestamp?) throws(AuditError) {
         seals = FreshSeeds.appendSeals(into: &arena)
-        if let occurred = fields.occurredAt {
+        if let occurred {
             guard occurred.isInSupportedRange else {
                 throw .invalid("occurredAt", "must lie between \(AuditTimestamp.minimum) and \(AuditTimestamp.maximum)")
             }
@@ -121,10 +114,11 @@ struct EncodedEvent: Sendable {
     }
 
     /// Checks one field's UTF-8 (not empty, within `limit`, no control character) and copies it
-    /// into `arena` with a memcpy, in one pass.
-    private static func add(bytes: UnsafeBufferPointer<UInt8>, _ field: String, _ limit: Int, into arena: inout [UInt8])
+    /// into `arena` with a memcpy, in one pass; nil is the NULL span.
+    private static func add(bytes: UnsafeBufferPointer<UInt8>?, _ field: String, _ limit: Int, into arena: inout [UInt8])
         throws(AuditError) -> Span
     {
+        guard let bytes else { return .null }
         let offset = Int32(arena.count)
         let problem = firstControlCharacter(bytes)
         if problem == nil, bytes.count > 0, bytes.count <= limit { arena.append(contentsOf: bytes) }
