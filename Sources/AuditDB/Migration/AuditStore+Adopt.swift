@@ -33,7 +33,10 @@ public struct LegacyAdoption: Sendable, Hashable {
     public enum Afterwards: String, Sendable, Hashable, CaseIterable {
         /// Leave it as it was (the default; nothing is destroyed).
         case leave
-        /// Add triggers that refuse UPDATE and DELETE on it.
+        /// Add triggers that refuse UPDATE and DELETE on it, named `<table>_adopted_no_update` and
+        /// `<table>_adopted_no_delete`. If a trigger of that name exists and is not AuditDB's, the
+        /// run throws `invalidInput` after the import; running it again once that trigger is
+        /// renamed or dropped only adds the triggers.
         case protect
         /// Drop it, only after the store verified intact and the imported count matched.
         case drop
