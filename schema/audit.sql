@@ -104,9 +104,11 @@ CREATE INDEX audit_entries_tenant_time ON audit_entries(tenant, recorded_at) WHE
 CREATE INDEX audit_entries_recorded_at ON audit_entries(recorded_at);
 -- AuditDB's own entries (actions auditdb.*), e.g. to find the newest scan record at once.
 CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/';
--- A tenant's rows in seq order (an index on (tenant) is ordered by (tenant, rowid)), so that a
--- tenant's newest-first page costs what its oldest-first page does (migration 0008).
-CREATE INDEX audit_entries_tenant_seq ON audit_entries(tenant) WHERE tenant IS NOT NULL;
+-- A tenant's rows in seq order, so that a tenant's newest-first page costs what its oldest-first
+-- page does (migration 0008), with the filter columns after the seq, so that a filtered page
+-- reads only the rows that match (migration 0010). The seq is the key expression (seq >> 0): SQLite
+-- reads it as stored, where a plain seq key would be answered from the rowid (FORMAT.md step 7).
+CREATE INDEX audit_entries_tenant_seq ON audit_entries(tenant, (seq >> 0), outcome, severity, action) WHERE tenant IS NOT NULL;
 
 -- For people reading the store with the sqlite3 shell: names instead of codes, ISO-8601 times.
 CREATE VIEW audit_log AS

@@ -178,7 +178,9 @@ void adb_index_digest_add_parsed(adb_index_digest *d, const adb_row *row) {
     int fits = (row->actor.len < 0 || row->actor.len <= FAST_TEXT_MAX)
         && (row->resource_id.len < 0 || row->resource_id.len <= FAST_TEXT_MAX)
         && (row->tenant.len < 0 || row->tenant.len <= FAST_TEXT_MAX)
-        && (row->action.len < 0 || row->action.len <= FAST_TEXT_MAX);
+        && (row->action.len < 0 || row->action.len <= FAST_TEXT_MAX)
+        // audit_entries_tenant_seq's entry holds two texts and four integers
+        && (row->tenant.len < 0 || 1 + 2 * 5 + 4 * 9 + row->tenant.len + row->action.len <= ENTRY_BUFFER);
     if (!fits) {
         adb_index_digest_add_parsed_streaming(d, row);
         return;
@@ -206,6 +208,10 @@ void adb_index_digest_add_parsed(adb_index_digest *d, const adb_row *row) {
         fast_add(d, ADB_INDEX_TENANT_TIME, buf, p);
         buf[0] = ADB_INDEX_TENANT_SEQ + 1;
         p = fast_text(buf + 1, row->tenant.ptr, (uint32_t)row->tenant.len);
+        p = fast_int(p, seq);  // the key (seq >> 0)
+        p = fast_int(p, row->outcome);
+        p = fast_int(p, row->severity);
+        p = fast_text(p, row->action.ptr, (uint32_t)row->action.len);
         p = fast_int(p, seq);
         fast_add(d, ADB_INDEX_TENANT_SEQ, buf, p);
     }
@@ -253,6 +259,10 @@ void adb_index_digest_add_parsed_streaming(adb_index_digest *d, const adb_row *r
         entry_finish(&e, d, ADB_INDEX_TENANT_TIME);
         entry_start(&e, d, ADB_INDEX_TENANT_SEQ);
         entry_bytes(&e, d, 3, row->tenant.ptr, (uint32_t)row->tenant.len);
+        entry_int(&e, d, seq);  // the key (seq >> 0)
+        entry_int(&e, d, row->outcome);
+        entry_int(&e, d, row->severity);
+        entry_bytes(&e, d, 3, row->action.ptr, (uint32_t)row->action.len);
         entry_int(&e, d, seq);
         entry_finish(&e, d, ADB_INDEX_TENANT_SEQ);
     }
@@ -301,6 +311,10 @@ void adb_index_digest_add_row(adb_index_digest *d, struct sqlite3_stmt *stmt) {
         entry_finish(&e, d, ADB_INDEX_TENANT_TIME);
         entry_start(&e, d, ADB_INDEX_TENANT_SEQ);
         entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_TENANT));
+        entry_int(&e, d, seq);  // the key (seq >> 0)
+        entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_OUTCOME));
+        entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_SEVERITY));
+        entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_ACTION));
         entry_int(&e, d, seq);
         entry_finish(&e, d, ADB_INDEX_TENANT_SEQ);
     }

@@ -547,6 +547,10 @@ SELECT seq FROM (
                     AND NOT EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = x.seq))
 ) WHERE backwards;
 """),
+    ("0010-tenant-filter-index", """
+DROP INDEX audit_entries_tenant_seq;
+CREATE INDEX audit_entries_tenant_seq ON audit_entries(tenant, (seq >> 0), outcome, severity, action) WHERE tenant IS NOT NULL;
+"""),
 ]
 ALL_MIGRATIONS_SQL = "\n".join(sql for _, sql in MIGRATIONS)
 
@@ -1299,13 +1303,14 @@ QUERY_INDEXES = (
     ("audit_entries_recorded_at", ("recorded_at", "seq"), None),
     ("audit_entries_engine", ("action", "seq"), "action >= 'auditdb.' AND action < 'auditdb/'"),
     ("audit_entries_origin_ref", ("origin_ref", "seq"), "origin_ref IS NOT NULL"),
-    ("audit_entries_tenant_seq", ("tenant", "seq"), "tenant IS NOT NULL"),
+    ("audit_entries_tenant_seq", ("tenant", "seq >> 0", "outcome", "severity", "action", "seq"), "tenant IS NOT NULL"),
 )
 _ENGINE_LOW, _ENGINE_HIGH = b"auditdb.", b"auditdb/"
 
 # The table side: every row of audit_entries (any seq), read from the table itself (NOT INDEXED:
 # a full scan of the table b-tree, never an index). Each value with its storage class.
-_TABLE_ENTRY_COLUMNS = ("seq >> 14", "seq", "actor", "resource_id", "tenant", "recorded_at", "action", "origin_ref")
+_TABLE_ENTRY_COLUMNS = ("seq >> 14", "seq", "actor", "resource_id", "tenant", "recorded_at", "action", "origin_ref",
+                        "outcome", "severity")
 _TABLE_ENTRY_SQL = (
     "SELECT " + ", ".join(f"{c}, typeof({c})" for c in _TABLE_ENTRY_COLUMNS) + " FROM audit_entries NOT INDEXED")
 
@@ -1359,7 +1364,7 @@ def _table_entries(conn) -> list:
             out[1][(bucket, v["resource_id"], seq)] += 1
         if v["tenant"][0] != "null":
             out[2][(v["tenant"], v["recorded_at"], seq)] += 1
-            out[6][(v["tenant"], seq)] += 1
+            out[6][(v["tenant"], seq, v["outcome"], v["severity"], v["action"], seq)] += 1  # seq >> 0 is seq
         out[3][(v["recorded_at"], seq)] += 1
         action = v["action"]
         if action[0] == "text" and _ENGINE_LOW <= action[1] < _ENGINE_HIGH:  # bytewise

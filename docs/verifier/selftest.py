@@ -1854,7 +1854,7 @@ def test_expired_rows(tmp: pathlib.Path) -> None:
     tamper_all(q, "DROP TABLE audit_time_breaks", "DROP TABLE audit_expired", "ALTER TABLE audit_entries DROP COLUMN seals",
                "DROP INDEX audit_entries_tenant_seq",
                "DELETE FROM grdb_migrations WHERE identifier IN ('0005-retention', '0006-erasure', '0007-erasure-paths', "
-               "'0008-tenant-seq-index', '0009-time-breaks')")
+               "'0008-tenant-seq-index', '0009-time-breaks', '0010-tenant-filter-index')")
     rep = av.verify(str(q), both, SID)
     check(seqs(rep) == [("schema-outdated", None, None)], f"(g) a store at 0004 without audit_expired -> schema-outdated only ({shown(rep)})")
     q = copy("table-dropped")

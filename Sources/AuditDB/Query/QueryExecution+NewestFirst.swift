@@ -15,25 +15,26 @@ import GRDB
 ///    one plus 1 (`sqlite3BtreeTableMoveto`), which only helps ascending reads.
 ///
 /// So when the page's oldest seq can be found from an index alone, without reading a row (no
-/// filter, or the tenant alone: `audit_entries_tenant_seq` holds the seq of each entry as its
-/// rowid), the page is read in two steps inside the same read transaction: that seq (the
+/// filter, or the tenant with or without action, outcome and severity: `audit_entries_tenant_seq`
+/// holds those and the seq, migration 0010), the page is read in two steps inside the same read transaction: that seq (the
 /// `limit`-th newest match, found with the statement's own conditions, `LIMIT 1 OFFSET limit-1`),
 /// then the same statement ascending from it, and the rows reversed. Both steps select the same
 /// rows with the same conditions, so the page is exactly the descending statement's; each row is
 /// verified as before, in the verifier's own order.
 extension QueryExecution {
     /// Whether the page of `plan` is read oldest first and reversed (see above): newest first,
-    /// one statement, and no condition beyond the tenant.
+    /// one statement, and no condition, or the tenant and only conditions the tenant index holds.
     static func readsNewestFirstAscending(_ plan: Plan) -> Bool {
         plan.descending && !plan.bucketed && !plan.seqsFirst
-            && (plan.conditions.isEmpty || (plan.conditions.count == 1 && plan.tenant != nil))
+            && (plan.conditions.isEmpty || (plan.tenant != nil && plan.indexedConditions == plan.conditions.count))
     }
 
     /// The `limit`-th newest seq in `[?1, ?2]` matching the plan's conditions, from the index
     /// alone: `SELECT seq ... ORDER BY seq DESC LIMIT 1 OFFSET ?`.
     static func newestFirstFloorSQL(_ plan: Plan) -> String {
-        let conditions = ["seq >= ?", "seq <= ?"] + plan.conditions
-        return "SELECT seq FROM audit_entries WHERE \(conditions.joined(separator: " AND ")) ORDER BY seq DESC LIMIT 1 OFFSET ?"
+        let seq = plan.tenant != nil ? tenantSeq : "seq"
+        let conditions = ["\(seq) >= ?", "\(seq) <= ?"] + plan.conditions
+        return "SELECT seq FROM audit_entries WHERE \(conditions.joined(separator: " AND ")) ORDER BY \(seq) DESC LIMIT 1 OFFSET ?"
     }
 
     /// Reads the page of a ``readsNewestFirstAscending(_:)`` plan, newest first.

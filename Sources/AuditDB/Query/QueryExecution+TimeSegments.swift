@@ -72,13 +72,18 @@ extension QueryExecution {
     }
 
     /// The statement of ``segmentWalkSeqs(_:plan:tenant:ranges:)``: the tenant's rows of one seq
-    /// range that match every filter, in the query's order. The filters are one `IS 1` term, so
-    /// that SQLite walks `audit_entries_tenant_seq` within the range (no time index, no sort) and
-    /// tests them in C; a test checks the plan.
+    /// range that match every filter, in the query's order. The filters the tenant index holds
+    /// (tenant, action, outcome, severity) are plain terms, which SQLite tests on the index entry;
+    /// the others, the time window included, are one `IS 1` term, tested on the rows that pass,
+    /// so that SQLite walks `audit_entries_tenant_seq` within the range (no time index, no sort).
+    /// A test checks the plan.
     static func segmentWalkSQL(_ plan: Plan) -> String {
-        "SELECT seq FROM audit_entries WHERE seq >= ? AND seq <= ? AND tenant = ? "
-            + "AND (\(plan.conditions.joined(separator: " AND "))) IS 1 "
-            + "ORDER BY seq \(plan.descending ? "DESC" : "ASC") LIMIT ?"
+        let indexed = plan.conditions.prefix(plan.indexedConditions)
+        let rest = plan.conditions.dropFirst(plan.indexedConditions)
+        return "SELECT seq FROM audit_entries WHERE \(tenantSeq) >= ? AND \(tenantSeq) <= ? AND tenant = ? "
+            + indexed.map { "AND \($0) " }.joined()
+            + (rest.isEmpty ? "" : "AND (\(rest.joined(separator: " AND "))) IS 1 ")
+            + "ORDER BY \(tenantSeq) \(plan.descending ? "DESC" : "ASC") LIMIT ?"
     }
 
     /// The page's seqs for a tenant + time query through the window's seq ranges: the tenant's

@@ -13,6 +13,10 @@ enum QueryExecution {
     struct Plan: Sendable {
         var conditions: [String] = []
         var bindings: [any DatabaseValueConvertible & Sendable] = []
+        /// How many of `conditions`, from the first, test only columns of `audit_entries_tenant_seq`
+        /// (tenant, action, outcome, severity: migration 0010); SQLite tests those on the index
+        /// entry, before it reads the row.
+        var indexedConditions = 0
         var bucketed = false
         /// Buckets read one statement each before runs of buckets (QueryExecution+Buckets.swift);
         /// tests set 0 to read every bucket in runs.
@@ -84,13 +88,15 @@ enum QueryExecution {
         // SQLite would prefer the tenant's index (0008) and walk the tenant's seq range for every
         // bucket. The unary + keeps the tenant a filter.
         text(plan.bucketed ? "+tenant" : "tenant", plan.tenant)
-        text("actor", query.actor)
+        // The columns of the tenant index first (counted in indexedConditions), then the others.
         text("action", query.action)
+        if let outcome = query.outcome { plan.conditions.append("outcome = ?"); plan.bindings.append(Int64(outcome.code)) }
+        if let severity = query.severity { plan.conditions.append("severity = ?"); plan.bindings.append(Int64(severity.code)) }
+        plan.indexedConditions = plan.conditions.count
+        text("actor", query.actor)
         text("resource_type", query.resourceType)
         text("resource_id", query.resourceId)
         text("correlation_id", query.correlationId)
-        if let outcome = query.outcome { plan.conditions.append("outcome = ?"); plan.bindings.append(Int64(outcome.code)) }
-        if let severity = query.severity { plan.conditions.append("severity = ?"); plan.bindings.append(Int64(severity.code)) }
         if let range = query.recordedAt {
             plan.conditions.append("recorded_at >= ? AND recorded_at < ?")
             plan.bindings += [range.lowerBound.microsecondsSinceEpoch, range.upperBound.microsecondsSinceEpoch]
@@ -108,14 +114,21 @@ enum QueryExecution {
         return plan
     }
 
+    /// The seq as a tenant page's statements write it: `audit_entries_tenant_seq` holds the seq
+    /// as the key expression `seq >> 0` (migration 0010), and SQLite seeks and orders by an
+    /// expression key only when the statement names the same expression.
+    static let tenantSeq = "(seq >> 0)"
+
     /// The SQL of one statement of the plan: with `bucket`, the statement for that bucket.
     static func sql(_ plan: Plan, bucketed: Bool) -> String {
-        var conditions = plan.preferTimeIndex ? ["+seq >= ?", "+seq <= ?"] : ["seq >= ?", "seq <= ?"]
+        let seq = plan.preferTimeIndex ? "+seq" : (plan.tenant != nil && !plan.bucketed ? tenantSeq : "seq")
+        var conditions = ["\(seq) >= ?", "\(seq) <= ?"]
         if bucketed { conditions.append("(seq >> \(bucketShift)) = ?") }
         conditions += plan.conditions
         let columns = plan.seqsFirst && !bucketed ? "seq" : RowLayout.columns
+        let order = seq == "+seq" ? "seq" : seq
         return "SELECT \(columns) FROM audit_entries WHERE \(conditions.joined(separator: " AND ")) "
-            + "ORDER BY seq \(plan.descending ? "DESC" : "ASC") LIMIT ?"
+            + "ORDER BY \(order) \(plan.descending ? "DESC" : "ASC") LIMIT ?"
     }
 
     static let rowBySeqSQL = RowLayout.select + " WHERE seq = ?"

@@ -43,8 +43,10 @@ struct IndexProof: Sendable {
               condition: "action >= 'auditdb.' AND action < 'auditdb/'"),
         Index(id: Int32(ADB_INDEX_ORIGIN_REF), name: "audit_entries_origin_ref", keyColumns: "origin_ref",
               condition: "origin_ref IS NOT NULL"),
-        // Migration 0008: ordered (tenant, rowid); the rowid is the entry's seq.
-        Index(id: Int32(ADB_INDEX_TENANT_SEQ), name: "audit_entries_tenant_seq", keyColumns: "tenant",
+        // Migrations 0008 and 0010: ordered (tenant, seq >> 0), the filter columns after them. The
+        // covering scan reads the key `seq >> 0` as stored; the last argument, `seq`, is the rowid.
+        Index(id: Int32(ADB_INDEX_TENANT_SEQ), name: "audit_entries_tenant_seq",
+              keyColumns: "tenant, seq >> 0, outcome, severity, action",
               condition: "tenant IS NOT NULL"),
     ]
 
@@ -115,9 +117,10 @@ struct IndexProof: Sendable {
                          key: key, bindings: [upTo, from, lo, hi], text: tenant, into: &digest)
             }
         case Int32(ADB_INDEX_TENANT_SEQ):
-            // One seek per tenant of the new rows: their part of the index is the seq range itself.
+            // One seek per tenant of the new rows: their part of the index is the range of the
+            // stored key seq >> 0 (an entry of theirs whose key was edited out of it is missing).
             for tenant in try tenants(db, from: from, upTo: upTo) {
-                try fold(db, index: index, sql: index.sql(" AND tenant = ?6" + range),
+                try fold(db, index: index, sql: index.sql(" AND tenant = ?6 AND (seq >> 0) >= ?3 AND (seq >> 0) <= ?2" + range),
                          key: key, bindings: [upTo, from], text: tenant, into: &digest)
             }
         default:

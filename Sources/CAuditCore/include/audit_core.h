@@ -159,7 +159,7 @@ enum {
     ADB_INDEX_RECORDED_AT = 3,  ///< audit_entries_recorded_at: recorded_at
     ADB_INDEX_ENGINE = 4,       ///< audit_entries_engine: action (auditdb.*)
     ADB_INDEX_ORIGIN_REF = 5,   ///< audit_entries_origin_ref: origin_ref
-    ADB_INDEX_TENANT_SEQ = 6,   ///< audit_entries_tenant_seq: tenant (then the rowid: seq order within a tenant; migration 0007)
+    ADB_INDEX_TENANT_SEQ = 6,   ///< audit_entries_tenant_seq: tenant, seq >> 0, outcome, severity, action (migrations 0008, 0010)
     ADB_INDEX_COUNT = 7,
 };
 /// An order-independent digest of index entries: per index, the number of entries and the 64-bit

@@ -36,7 +36,7 @@ struct TenantQueryTests {
                           EntryQuery(descending: descending, tenant: "t", outcome: .denied)] {
                 let plan = try QueryExecution.plan(query)
                 let got = try await details(store, QueryExecution.sql(plan, bucketed: false), [Int64(1), Int64.max] + plan.bindings + [Int64(100)])
-                #expect(got == ["SEARCH audit_entries USING INDEX audit_entries_tenant_seq (tenant=? AND rowid>? AND rowid<?)"], "\(query)")
+                #expect(got == ["SEARCH audit_entries USING INDEX audit_entries_tenant_seq (tenant=? AND <expr>>? AND <expr><?)"], "\(query)")
             }
             let now = AuditTimestamp.now()
             let plan = try QueryExecution.plan(EntryQuery(descending: descending, tenant: "t", recordedAt: now..<now))
@@ -44,7 +44,7 @@ struct TenantQueryTests {
             let probe = try await details(store, QueryExecution.tenantProbeSQL, [Int64(1), Int64.max, "t", Int64(0), Int64(1), Int64(4_096)])
             #expect(probe.contains("SEARCH audit_entries USING COVERING INDEX audit_entries_tenant_time (tenant=? AND recorded_at>? AND recorded_at<?)"), "\(probe)")
             let walk = try await details(store, QueryExecution.tenantWalkSQL(plan), plan.bindings + [Int64(1), Int64.max, "t", Int64(2_000)])
-            #expect(walk == ["SEARCH audit_entries USING INDEX audit_entries_tenant_seq (tenant=? AND rowid>? AND rowid<?)"])
+            #expect(walk == ["SEARCH audit_entries USING INDEX audit_entries_tenant_seq (tenant=? AND <expr>>? AND <expr><?)"])
             let rest = try await details(store, QueryExecution.sql(plan, bucketed: false), [Int64(1), Int64.max] + plan.bindings + [Int64(100)])
             #expect(rest.first == "SEARCH audit_entries USING COVERING INDEX audit_entries_tenant_time (tenant=? AND recorded_at>? AND recorded_at<?)")
             // Through the time breaks: the tenant's index within one seq range, every filter tested
@@ -53,7 +53,7 @@ struct TenantQueryTests {
                           EntryQuery(descending: descending, action: "read", tenant: "t", outcome: .denied, severity: .notice, recordedAt: now..<now)] {
                 let plan = try QueryExecution.plan(query)
                 let segment = try await details(store, QueryExecution.segmentWalkSQL(plan), [Int64(1), Int64.max, "t"] + plan.bindings + [Int64(100)])
-                #expect(segment == ["SEARCH audit_entries USING INDEX audit_entries_tenant_seq (tenant=? AND rowid>? AND rowid<?)"], "\(query)")
+                #expect(segment == ["SEARCH audit_entries USING INDEX audit_entries_tenant_seq (tenant=? AND <expr>>? AND <expr><?)"], "\(query)")
             }
         }
         try await store.close()
@@ -69,10 +69,15 @@ struct TenantQueryTests {
             let floor = try await details(store, QueryExecution.newestFirstFloorSQL(plan), [Int64(1), Int64.max] + plan.bindings + [Int64(99)])
             #expect(floor == [tenant == nil
                 ? "SEARCH audit_entries USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"
-                : "SEARCH audit_entries USING COVERING INDEX audit_entries_tenant_seq (tenant=? AND rowid>? AND rowid<?)"], "\(floor)")
+                : "SEARCH audit_entries USING COVERING INDEX audit_entries_tenant_seq (tenant=? AND <expr>>? AND <expr><?)"], "\(floor)")
         }
+        // The filters the tenant index holds (migration 0010): the floor still comes from the index alone.
+        let filtered = try QueryExecution.plan(EntryQuery(descending: true, action: "read", tenant: "tenant-1", outcome: .denied, severity: .notice))
+        #expect(QueryExecution.readsNewestFirstAscending(filtered))
+        let filteredFloor = try await details(store, QueryExecution.newestFirstFloorSQL(filtered), [Int64(1), Int64.max] + filtered.bindings + [Int64(99)])
+        #expect(filteredFloor == ["SEARCH audit_entries USING COVERING INDEX audit_entries_tenant_seq (tenant=? AND <expr>>? AND <expr><?)"], "\(filteredFloor)")
         // A filter the index does not hold would need rows read twice: such pages stay one descending statement.
-        #expect(!QueryExecution.readsNewestFirstAscending(try QueryExecution.plan(EntryQuery(descending: true, action: "read", tenant: "tenant-1"))))
+        #expect(!QueryExecution.readsNewestFirstAscending(try QueryExecution.plan(EntryQuery(descending: true, tenant: "tenant-1", resourceType: "doc"))))
         #expect(!QueryExecution.readsNewestFirstAscending(try QueryExecution.plan(EntryQuery(descending: false, tenant: "tenant-1"))))
         for tenant in [nil, "tenant-0", "tenant-2", "tenant-9"] {
             let matching = (Int64(1)...60).filter { tenant == nil || "tenant-\($0 % 3)" == tenant }
@@ -89,6 +94,26 @@ struct TenantQueryTests {
             for try await entry in store.stream(EntryQuery(descending: true, tenant: tenant), pageSize: 7) { streamed.append(entry.seq) }
             #expect(streamed == matching.reversed())
         }
+        // With the filters the tenant index holds, in both orders, against the rows' own values.
+        for tenant in ["tenant-0", "tenant-2"] {
+            for (action, outcome) in [("read", nil), (nil, AuditOutcome.denied), ("write", AuditOutcome.denied), ("delete", AuditOutcome.success)] {
+                let matching = (Int64(1)...60).filter {
+                    "tenant-\($0 % 3)" == tenant && (action == nil || ["login", "read", "write", "delete"][Int($0) % 4] == action)
+                        && (outcome == nil || ($0 % 5 == 0 ? AuditOutcome.denied : .success) == outcome)
+                }
+                for descending in [true, false] {
+                    for limit in [1, 3, 100] {
+                        for seqs in [nil, Int64(10)...Int64(50)] {
+                            let got = try await store.entries(EntryQuery(limit: limit, descending: descending, action: action, tenant: tenant,
+                                                                         outcome: outcome, seqs: seqs)).map(\.seq)
+                            let inRange = matching.filter { seqs?.contains($0) ?? true }
+                            let expected = Array((descending ? inRange.reversed() : inRange).prefix(limit))
+                            #expect(got == expected, "\(tenant) \(action ?? "-") \(String(describing: outcome)) desc \(descending) limit \(limit)")
+                        }
+                    }
+                }
+            }
+        }
         let scoped = try await store.scoped(toTenant: "tenant-2").entries(EntryQuery(limit: 5, descending: true)).map(\.seq)
         #expect(scoped == [59, 56, 53, 50, 47])
         try await store.close()
@@ -99,7 +124,7 @@ struct TenantQueryTests {
         // Plain rows (no MACs: this checks which seqs the SQL selects) in a database with the schema.
         let queue = try DatabaseQueue()
         try StoreSchema.migrator.migrate(queue)
-        struct Row3 { let seq: Int64; let tenant: String; let recordedAt: Int64; let action: String }
+        struct Row3 { let seq: Int64; let tenant: String; let recordedAt: Int64; let action: String; let outcome: Int64; let type: String }
         var state: UInt64 = 0x5EED_19
         func next() -> UInt64 {
             state = state &* 6364136223846793005 &+ 1442695040888963407
@@ -112,14 +137,15 @@ struct TenantQueryTests {
             clock += next() % 10 == 0 ? -Int64(next() % 400) : Int64(next() % 5)
             let r = next() % 100
             let tenant = r < 80 ? "big" : (r < 95 ? "mid" : "small")
-            rows.append(Row3(seq: seq, tenant: tenant, recordedAt: clock, action: next() % 3 == 0 ? "read" : "write"))
+            rows.append(Row3(seq: seq, tenant: tenant, recordedAt: clock, action: next() % 3 == 0 ? "read" : "write",
+                             outcome: Int64(next() % 4), type: next() % 2 == 0 ? "doc" : "img"))
         }
         try queue.write { db in
             for r in rows {
                 try db.execute(sql: """
-                    INSERT INTO audit_entries(seq, recorded_at, tenant, action, outcome, severity, origin, format_version, key_version, mac)
-                    VALUES (?, ?, ?, ?, 0, 0, 0, 1, 1, x'00')
-                    """, arguments: [r.seq, r.recordedAt, r.tenant, r.action])
+                    INSERT INTO audit_entries(seq, recorded_at, tenant, action, resource_type, outcome, severity, origin, format_version, key_version, mac)
+                    VALUES (?, ?, ?, ?, ?, ?, 0, 0, 1, 1, x'00')
+                    """, arguments: [r.seq, r.recordedAt, r.tenant, r.action, r.type, r.outcome])
             }
             // ~300 breaks: more than the segment plan takes (QueryExecution+TimeSegments.swift), so
             // the default path below falls back to this walk too.
@@ -134,10 +160,15 @@ struct TenantQueryTests {
             let limit = [1, 10, 100, 1_000][round % 4]
             let descending = round % 2 == 0
             let action: String? = round % 5 == 0 ? "read" : nil
+            // A filter the tenant index holds (outcome) and one it does not (resource type).
+            let outcome: AuditOutcome? = round % 3 == 1 ? .denied : nil
+            let type: String? = round % 4 == 1 ? "doc" : nil
             let (lower, upper): (Int64, Int64) = round % 7 == 0 ? (Int64(next() % 1_500) + 1, Int64(next() % 1_500) + 1_500) : (1, 3_000)
-            let plan = try QueryExecution.plan(EntryQuery(limit: limit, descending: descending, action: action, tenant: tenant, recordedAt: window))
+            let plan = try QueryExecution.plan(EntryQuery(limit: limit, descending: descending, action: action, tenant: tenant,
+                                                          resourceType: type, outcome: outcome, recordedAt: window))
             let matching = rows.filter {
                 $0.tenant == tenant && $0.recordedAt >= a && $0.recordedAt < a + width && (action == nil || $0.action == action)
+                    && (outcome == nil || $0.outcome == 2) && (type == nil || $0.type == type)
                     && $0.seq >= lower && $0.seq <= upper
             }.map(\.seq)
             let expected = Array((descending ? Array(matching.reversed()) : matching).prefix(limit))
@@ -183,11 +214,88 @@ struct TenantQueryTests {
         try await reopened.close()
     }
 
+    @Test("one action flipped in audit_entries_tenant_seq (write -> wrote): index-mismatch naming it, the filtered page misses the row; repair-indexes fixes it")
+    func filterValueFlipped() async throws {
+        try await makeStore(at: db, keys: keys, count: 20)
+        let root = Int(try sqlite3Shell(db, "SELECT rootpage FROM sqlite_schema WHERE name = 'audit_entries_tenant_seq';").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines))!
+        let pageSize = Int(try sqlite3Shell(db, "PRAGMA page_size;").stdout.trimmingCharacters(in: .whitespacesAndNewlines))!
+        let page = ((root - 1) * pageSize)..<(root * pageSize)
+        let hits = try offsets(of: "write", in: db).filter { page.contains($0) }
+        #expect(hits.count == 5)  // sampleEvent's action is "write" for i % 4 == 2, i in 1...20
+        try patchFile(db, at: hits[0] + 2, with: Array("o".utf8))  // in the index only
+        let writes = (1...20).filter { $0 % 4 == 2 }.map(Int64.init)
+        let store = try await AuditStore.open(at: db, keys: keys)
+        var got: [Int64] = []
+        for tenant in ["tenant-0", "tenant-1", "tenant-2"] {
+            got += try await store.entries(EntryQuery(action: "write", tenant: tenant)).map(\.seq)
+        }
+        #expect(got.sorted() != writes)  // the damage the proof exists for
+        try await store.close()
+        let report = try await AuditStore.verify(storeAt: db, keys: keys)
+        #expect(report.findings.map(\.kind) == [.indexMismatch])
+        #expect(report.findings.first?.message.hasPrefix("index audit_entries_tenant_seq does not hold exactly the entries of the log's rows (20 entries, as many as the rows imply, but some are altered)") == true, "\(report)")
+        let reopened = try await AuditStore.open(at: db, keys: keys)
+        #expect(try await reopened.repairIndexes().isIntact)
+        got = []
+        for tenant in ["tenant-0", "tenant-1", "tenant-2"] {
+            got += try await reopened.entries(EntryQuery(action: "write", tenant: tenant)).map(\.seq)
+        }
+        #expect(got.sorted() == writes)
+        try await reopened.close()
+    }
+
+    @Test("the stored seq key of one entry moved (seq 7 keyed as 8, the CREATE INDEX text put back): full and incremental passes name the index, the page comes out of order")
+    func seqKeyMoved() async throws {
+        let moved = "CREATE INDEX audit_entries_tenant_seq ON audit_entries(tenant, ((seq >> 0) + (seq = 7)), outcome, severity, action) WHERE tenant IS NOT NULL"
+        try await makeStore(at: db, keys: keys, count: 20)
+        try rebuildIndex("audit_entries_tenant_seq", in: db, as: moved)
+        let store = try await AuditStore.open(at: db, keys: keys)
+        // tenant-1 holds 1, 4, 7, 10, ...: key 8 still sorts 7 between 4 and 10, so read a range that ends at 7.
+        let page = try await store.entries(EntryQuery(tenant: "tenant-1", seqs: 1...7)).map(\.seq)
+        #expect(page == [1, 4])  // the damage: seq 7 is in range but its key (8) is not
+        try await store.close()
+        let report = try await AuditStore.verify(storeAt: db, keys: keys)
+        #expect(report.findings.map(\.kind) == [.indexMismatch])
+        #expect(report.findings.first?.message.hasPrefix("index audit_entries_tenant_seq does not hold exactly the entries of the log's rows (20 entries, as many as the rows imply, but some are altered)") == true, "\(report)")
+
+        // Incremental: the moved key belongs to a new row.
+        let other = dir.path("inc-key.db")
+        try await makeStore(at: other, keys: keys, count: 5)
+        let first = try await AuditStore.open(at: other, keys: keys)
+        let head = try #require(try await first.verify().verifiedHead)
+        try await first.append(contentsOf: (6...10).map { sampleEvent($0) })
+        try await first.close()
+        try rebuildIndex("audit_entries_tenant_seq", in: other, as: moved)
+        let reopened = try await AuditStore.open(at: other, keys: keys)
+        let incremental = try await Verifier(pool: reopened.pool, keys: keys, expectedStoreID: nil).run(from: head)
+        try await reopened.close()
+        #expect(incremental.rowsChecked == 5)
+        #expect(incremental.findings.map(\.kind) == [.indexMismatch], "\(incremental)")
+    }
+
+    @Test("a store at 0009 takes migration 0010 with `migrate`: the tenant index gains the filter columns, is proved, and filtered pages equal the rows filtered by hand")
+    func migrationAddsFilterColumns() async throws {
+        let store = try await AuditStore.create(at: db, keys: keys, configuration: .init(), schemaUpTo: "0009-time-breaks")
+        try await store.append(contentsOf: (1...40).map { sampleEvent($0) })
+        try await store.close()
+        #expect(try await AuditStore.migrationPlan(at: db).pending == ["0010-tenant-filter-index"])
+        let report = try await AuditStore.migrate(at: db, keys: keys, backup: .none)
+        #expect(report.applied == ["0010-tenant-filter-index"])
+        #expect(report.verification.isIntact && report.verification.rowsChecked == 40)
+        let definition = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = 'audit_entries_tenant_seq';").stdout
+        #expect(definition.contains("(tenant, (seq >> 0), outcome, severity, action)"), "\(definition)")
+        let migrated = try await AuditStore.open(at: db, keys: keys)
+        let got = try await migrated.entries(EntryQuery(descending: true, action: "read", tenant: "tenant-1")).map(\.seq)
+        #expect(got == (1...40).filter { $0 % 4 == 1 && $0 % 3 == 1 }.reversed().map(Int64.init))
+        try await migrated.close()
+    }
+
     @Test("audit_entries_tenant_seq rebuilt without a row (its CREATE INDEX text put back): the full pass names it; so does the incremental pass that covers the row")
     func rowLeftOut() async throws {
         try await makeStore(at: db, keys: keys, count: 30)
         try rebuildIndex("audit_entries_tenant_seq", in: db,
-                         as: "CREATE INDEX audit_entries_tenant_seq ON audit_entries(tenant) WHERE tenant IS NOT NULL AND seq <> 5")
+                         as: "CREATE INDEX audit_entries_tenant_seq ON audit_entries(tenant, (seq >> 0), outcome, severity, action) WHERE tenant IS NOT NULL AND seq <> 5")
         let report = try await AuditStore.verify(storeAt: db, keys: keys)
         #expect(report.findings.map(\.kind) == [.indexMismatch])
         #expect(report.findings.first?.message.hasPrefix("index audit_entries_tenant_seq does not hold exactly the entries of the log's rows (29 entries where the rows imply 30)") == true, "\(report)")
@@ -200,7 +308,7 @@ struct TenantQueryTests {
         try await store.append(contentsOf: (11...15).map { sampleEvent($0) })
         try await store.close()
         try rebuildIndex("audit_entries_tenant_seq", in: other,
-                         as: "CREATE INDEX audit_entries_tenant_seq ON audit_entries(tenant) WHERE tenant IS NOT NULL AND seq <> 13")
+                         as: "CREATE INDEX audit_entries_tenant_seq ON audit_entries(tenant, (seq >> 0), outcome, severity, action) WHERE tenant IS NOT NULL AND seq <> 13")
         let reopened = try await AuditStore.open(at: other, keys: keys)
         let incremental = try await Verifier(pool: reopened.pool, keys: keys, expectedStoreID: nil).run(from: head)
         try await reopened.close()

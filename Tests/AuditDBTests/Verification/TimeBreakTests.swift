@@ -83,9 +83,9 @@ struct TimeBreakTests {
         store.setClockOffsetForTesting(0)
         try await store.append(sampleEvent(22))
         try await store.close()
-        #expect(try await AuditStore.migrationPlan(at: db).pending == ["0009-time-breaks"])
+        #expect(try await AuditStore.migrationPlan(at: db).pending == ["0009-time-breaks", "0010-tenant-filter-index"])
         let report = try await AuditStore.migrate(at: db, keys: keys, backup: .none)
-        #expect(report.applied == ["0009-time-breaks"])
+        #expect(report.applied == ["0009-time-breaks", "0010-tenant-filter-index"])
         #expect(report.verification.isIntact && report.verification.rowsChecked == 22)
         #expect(try breaks(db) == [11, 21])
     }
@@ -157,7 +157,8 @@ struct TimeBreakTests {
     func segmentsMatchOracle() throws {
         let queue = try DatabaseQueue()
         try StoreSchema.migrator.migrate(queue)
-        struct Plain { let seq: Int64; let tenant: String; let recordedAt: Int64; let action: String; let expired: Bool }
+        struct Plain { let seq: Int64; let tenant: String; let recordedAt: Int64; let action: String; let expired: Bool
+                       var severity: Int64 = 0; var type = "doc" }
         var state: UInt64 = 0x71_3E5E_6
         func next() -> UInt64 {
             state = state &* 6364136223846793005 &+ 1442695040888963407
@@ -170,7 +171,8 @@ struct TimeBreakTests {
             clock += next() % 200 == 0 ? -Int64(next() % 3_000) : Int64(next() % 5)
             let r = next() % 100
             rows.append(Plain(seq: seq, tenant: r < 85 ? "big" : (r < 97 ? "mid" : "small"), recordedAt: clock,
-                              action: next() % 3 == 0 ? "read" : "write", expired: next() % 25 == 0))
+                              action: next() % 3 == 0 ? "read" : "write", expired: next() % 25 == 0,
+                              severity: Int64(next() % 4), type: next() % 3 == 0 ? "img" : "doc"))
         }
         try queue.write { db in
             try db.execute(sql: "DROP TRIGGER audit_entries_next_seq_only")  // expired rows leave gaps
@@ -179,9 +181,9 @@ struct TimeBreakTests {
                     try db.execute(sql: "INSERT INTO audit_expired VALUES (?, 1, x'00', x'00', ?, x'00', 0)", arguments: [r.seq, r.recordedAt])
                 } else {
                     try db.execute(sql: """
-                        INSERT INTO audit_entries(seq, recorded_at, tenant, action, outcome, severity, origin, format_version, key_version, mac)
-                        VALUES (?, ?, ?, ?, 0, 0, 0, 1, 1, x'00')
-                        """, arguments: [r.seq, r.recordedAt, r.tenant, r.action])
+                        INSERT INTO audit_entries(seq, recorded_at, tenant, action, resource_type, outcome, severity, origin, format_version, key_version, mac)
+                        VALUES (?, ?, ?, ?, ?, 0, ?, 0, 1, 1, x'00')
+                        """, arguments: [r.seq, r.recordedAt, r.tenant, r.action, r.type, r.severity])
                 }
             }
             try TimeBreaks.refill(db)
@@ -200,10 +202,15 @@ struct TimeBreakTests {
             let limit = [1, 10, 100, 1_000][round % 4]
             let descending = round % 2 == 0
             let action: String? = round % 5 == 0 ? "read" : nil
+            // A filter the tenant index holds (severity, migration 0010) and one it does not (resource type).
+            let severity: AuditSeverity? = round % 3 == 2 ? .warning : nil
+            let type: String? = round % 8 == 3 ? "img" : nil
             let (lower, upper): (Int64, Int64) = round % 7 == 0 ? (Int64(next() % 2_000) + 1, Int64(next() % 2_000) + 2_000) : (1, 4_000)
-            let plan = try QueryExecution.plan(EntryQuery(limit: limit, descending: descending, action: action, tenant: tenant, recordedAt: window))
+            let plan = try QueryExecution.plan(EntryQuery(limit: limit, descending: descending, action: action, tenant: tenant,
+                                                          resourceType: type, severity: severity, recordedAt: window))
             let matching = present.filter {
                 $0.tenant == tenant && $0.recordedAt >= a && $0.recordedAt < a + width && (action == nil || $0.action == action)
+                    && (severity == nil || $0.severity == 2) && (type == nil || $0.type == type)
                     && $0.seq >= lower && $0.seq <= upper
             }.map(\.seq)
             let expected = Array((descending ? Array(matching.reversed()) : matching).prefix(limit))

@@ -58,20 +58,22 @@ extension Bench {
             }
         }
 
-        /// The query's conditions in QueryExecution.plan's order, with their values.
-        static func conditions(_ q: EntryQuery) -> (sql: [String], values: [Any]) {
+        /// The query's conditions in QueryExecution.plan's order, with their values, and how many
+        /// of them, from the first, are on columns of audit_entries_tenant_seq (migration 0010).
+        static func conditions(_ q: EntryQuery) -> (sql: [String], values: [Any], indexed: Int) {
             var c: [String] = [], v: [Any] = []
             func text(_ column: String, _ value: String?) { if let value { c.append("\(column) = ?"); v.append(value) } }
             // With an actor or resource id the tenant is a filter, not an index (QueryExecution+Buckets.swift).
-            text(q.actor != nil || q.resourceId != nil ? "+tenant" : "tenant", q.tenant); text("actor", q.actor); text("action", q.action)
-            text("resource_type", q.resourceType); text("resource_id", q.resourceId); text("correlation_id", q.correlationId)
+            text(q.actor != nil || q.resourceId != nil ? "+tenant" : "tenant", q.tenant); text("action", q.action)
             if let o = q.outcome { c.append("outcome = ?"); v.append(Int64(AuditOutcome.allCases.firstIndex(of: o)!)) }
             if let s = q.severity { c.append("severity = ?"); v.append(Int64(AuditSeverity.allCases.firstIndex(of: s)!)) }
+            let indexed = c.count
+            text("actor", q.actor); text("resource_type", q.resourceType); text("resource_id", q.resourceId); text("correlation_id", q.correlationId)
             if let r = q.recordedAt {
                 c.append("recorded_at >= ? AND recorded_at < ?")
                 v += [r.lowerBound.microsecondsSinceEpoch, r.upperBound.microsecondsSinceEpoch]
             }
-            return (c, v)
+            return (c, v, indexed)
         }
 
         static func whereClause(_ seqs: [String], _ c: [String]) -> String { (seqs + c).joined(separator: " AND ") }
@@ -138,7 +140,7 @@ extension Bench {
             sqlite3_step(head)
             let last = sqlite3_column_int64(head, 0)
             sqlite3_reset(head)
-            let (c, v) = Self.conditions(q)
+            let (c, v, indexed) = Self.conditions(q)
             let order = q.descending ? "DESC" : "ASC", limit = Int64(q.limit), cols = Bench.scanColumns
             if q.actor != nil || q.resourceId != nil {
                 // Bucketed (QueryExecution+Buckets.swift): the first 2 buckets one statement each,
@@ -169,7 +171,10 @@ extension Bench {
                 let lo = window.lowerBound.microsecondsSinceEpoch, hi = window.upperBound.microsecondsSinceEpoch
                 if hasTimeBreaks, let ranges = try windowRanges(lo, hi, lower: 1, upper: last) {
                     // The window's seq ranges, then the tenant's rows in each, in the query's order.
-                    let walk = try statement("SELECT seq FROM audit_entries WHERE seq >= ? AND seq <= ? AND tenant = ? AND (\(c.joined(separator: " AND "))) IS 1 ORDER BY seq \(order) LIMIT ?")
+                    let indexedTerms = c.prefix(indexed).map { " AND \($0)" }.joined()
+                    let rest = c.dropFirst(indexed)
+                    let restTerm = rest.isEmpty ? "" : " AND (\(rest.joined(separator: " AND "))) IS 1"
+                    let walk = try statement("SELECT seq FROM audit_entries WHERE (seq >> 0) >= ? AND (seq >> 0) <= ? AND tenant = ?\(indexedTerms)\(restTerm) ORDER BY (seq >> 0) \(order) LIMIT ?")
                     var found: [Int64] = []
                     for range in q.descending ? ranges.reversed() : ranges {
                         found += seqs(walk, [range.lowerBound, range.upperBound, tenant] + v + [limit - Int64(found.count)])
@@ -184,7 +189,7 @@ extension Bench {
                 sqlite3_reset(probe)
                 var found: [Int64] = [], read: Int64 = 0, reached: Int64 = q.descending ? last + 1 : 0
                 if dense {
-                    let walk = try statement("SELECT seq, (\(c.joined(separator: " AND "))) FROM audit_entries WHERE seq >= ? AND seq <= ? AND tenant = ? ORDER BY seq \(order) LIMIT ?")
+                    let walk = try statement("SELECT seq, (\(c.joined(separator: " AND "))) FROM audit_entries WHERE (seq >> 0) >= ? AND (seq >> 0) <= ? AND tenant = ? ORDER BY (seq >> 0) \(order) LIMIT ?")
                     bind(walk, v + [Int64(1), last, tenant, Self.walkBudget])
                     while sqlite3_step(walk) == SQLITE_ROW {
                         read += 1
@@ -200,15 +205,17 @@ extension Bench {
                 }
                 return rows(found)
             }
-            if q.descending && (c.isEmpty || (c.count == 1 && q.tenant != nil)) {
+            // A tenant page seeks and orders by the tenant index's key expression (QueryExecution.tenantSeq).
+            let sk = q.tenant != nil ? "(seq >> 0)" : "seq"
+            if q.descending && (c.isEmpty || (q.tenant != nil && indexed == c.count)) {
                 // Newest first from the index alone (QueryExecution+NewestFirst.swift): the floor, then ascending.
-                let floorSQL = try statement("SELECT seq FROM audit_entries WHERE \(Self.whereClause(["seq >= ?", "seq <= ?"], c)) ORDER BY seq DESC LIMIT 1 OFFSET ?")
+                let floorSQL = try statement("SELECT seq FROM audit_entries WHERE \(Self.whereClause(["\(sk) >= ?", "\(sk) <= ?"], c)) ORDER BY \(sk) DESC LIMIT 1 OFFSET ?")
                 let floor = seqs(floorSQL, [Int64(1), last] + v + [limit - 1]).first ?? 1
-                let s = try statement("SELECT \(cols) FROM audit_entries WHERE \(Self.whereClause(["seq >= ?", "seq <= ?"], c)) ORDER BY seq ASC LIMIT ?")
+                let s = try statement("SELECT \(cols) FROM audit_entries WHERE \(Self.whereClause(["\(sk) >= ?", "\(sk) <= ?"], c)) ORDER BY \(sk) ASC LIMIT ?")
                 bind(s, [floor, last] + v + [limit])
                 return Bench.scan(s).rows
             }
-            let s = try statement("SELECT \(cols) FROM audit_entries WHERE \(Self.whereClause(["seq >= ?", "seq <= ?"], c)) ORDER BY seq \(order) LIMIT ?")
+            let s = try statement("SELECT \(cols) FROM audit_entries WHERE \(Self.whereClause(["\(sk) >= ?", "\(sk) <= ?"], c)) ORDER BY \(sk) \(order) LIMIT ?")
             bind(s, [Int64(1), last] + v + [limit])
             return Bench.scan(s).rows
         }
