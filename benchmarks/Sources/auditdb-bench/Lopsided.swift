@@ -136,8 +136,9 @@ extension Bench {
         let fp = FirstPageRaw.self
         let tenantC = ["tenant = ?"], timeC = ["tenant = ?", "recorded_at >= ? AND recorded_at < ?"]
         let plans = [
-            ("tenant, newest first (floor, then ascending)", try raw.plan("SELECT seq FROM audit_entries WHERE \(fp.whereClause(["seq >= 1", "seq <= 9"], tenantC)) ORDER BY seq DESC LIMIT 1 OFFSET 99") + " / " + raw.plan("SELECT \(Bench.scanColumns) FROM audit_entries WHERE \(fp.whereClause(["seq >= 1", "seq <= 9"], tenantC)) ORDER BY seq ASC LIMIT 100")),
-            ("tenant + time, walk", try raw.plan("SELECT seq, (tenant = ?) FROM audit_entries WHERE seq >= ? AND seq <= ? AND tenant = ? ORDER BY seq DESC LIMIT ?")),
+            // Tenant pages seek and order by the tenant index's key expression (seq >> 0), migration 0010.
+            ("tenant, newest first (floor, then ascending)", try raw.plan("SELECT seq FROM audit_entries WHERE \(fp.whereClause(["(seq >> 0) >= 1", "(seq >> 0) <= 9"], tenantC)) ORDER BY (seq >> 0) DESC LIMIT 1 OFFSET 99") + " / " + raw.plan("SELECT \(Bench.scanColumns) FROM audit_entries WHERE \(fp.whereClause(["(seq >> 0) >= 1", "(seq >> 0) <= 9"], tenantC)) ORDER BY (seq >> 0) ASC LIMIT 100")),
+            ("tenant + time, walk", try raw.plan("SELECT seq, (tenant = ?) FROM audit_entries WHERE (seq >> 0) >= ? AND (seq >> 0) <= ? AND tenant = ? ORDER BY (seq >> 0) DESC LIMIT ?")),
             ("tenant + time, rest", try raw.plan("SELECT seq FROM audit_entries WHERE \(fp.whereClause(["+seq >= ?", "+seq <= ?"], timeC)) ORDER BY seq DESC LIMIT ?")),
             ("before 0008", try raw.plan("SELECT seq FROM audit_entries INDEXED BY audit_entries_tenant_time WHERE seq >= ? AND seq <= ? AND tenant = ? ORDER BY seq DESC LIMIT ?")),
         ]
