@@ -24,11 +24,15 @@ struct IndexProof: Sendable {
         let keyColumns: String
         /// The partial-index condition that lets SQLite use the index (and implies its WHERE).
         let condition: String
+        /// What the pass's seq bounds apply to: the rowid, or the index's own stored seq key where
+        /// it has one (`seq >> 0`), so that an entry whose key was moved into the bounds is counted
+        /// whatever row it points at.
+        var seqBound = "seq"
 
         /// A covering scan of the index folded by `auditdb_index_digest`: `?1` = the pass key,
         /// `?2` = highest seq, then `extra` (which may use `?3`...`?6`).
         func sql(_ extra: String) -> String {
-            "SELECT auditdb_index_digest(?1, \(id), \(keyColumns), seq) FROM audit_entries INDEXED BY \(name) WHERE \(condition) AND seq <= ?2\(extra)"
+            "SELECT auditdb_index_digest(?1, \(id), \(keyColumns), seq) FROM audit_entries INDEXED BY \(name) WHERE \(condition) AND \(seqBound) <= ?2\(extra)"
         }
     }
 
@@ -47,7 +51,7 @@ struct IndexProof: Sendable {
         // covering scan reads the key `seq >> 0` as stored; the last argument, `seq`, is the rowid.
         Index(id: Int32(ADB_INDEX_TENANT_SEQ), name: "audit_entries_tenant_seq",
               keyColumns: "tenant, seq >> 0, outcome, severity, action",
-              condition: "tenant IS NOT NULL"),
+              condition: "tenant IS NOT NULL", seqBound: QueryExecution.tenantSeq),
     ]
 
     /// A fresh digest with a random key (the same key must be used on both sides of one pass).
@@ -118,9 +122,10 @@ struct IndexProof: Sendable {
             }
         case Int32(ADB_INDEX_TENANT_SEQ):
             // One seek per tenant of the new rows: their part of the index is the range of the
-            // stored key seq >> 0 (an entry of theirs whose key was edited out of it is missing).
+            // stored key seq >> 0, whatever rows its entries point at (an entry of theirs whose key
+            // was moved out of it is missing; another row's entry moved into it is extra).
             for tenant in try tenants(db, from: from, upTo: upTo) {
-                try fold(db, index: index, sql: index.sql(" AND tenant = ?6 AND (seq >> 0) >= ?3 AND (seq >> 0) <= ?2" + range),
+                try fold(db, index: index, sql: index.sql(" AND tenant = ?6 AND \(index.seqBound) >= ?3"),
                          key: key, bindings: [upTo, from], text: tenant, into: &digest)
             }
         default:
