@@ -97,9 +97,11 @@ CREATE INDEX audit_entries_origin_ref ON audit_entries(origin_ref) WHERE origin_
 
 -- Query indexes (migration 0003). Actor and resource ids are bucketed by seq >> 14 so that
 -- appends only touch the newest bucket's part of the index (docs/performance.md); a lookup
--- seeks once per bucket.
-CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor) WHERE actor IS NOT NULL;
-CREATE INDEX audit_entries_resource ON audit_entries((seq >> 14), resource_id) WHERE resource_id IS NOT NULL;
+-- seeks once per bucket. Within a bucket and key the entries are in seq order, with the filter
+-- columns after the seq (migration 0011), so that a filtered page reads only the rows that match;
+-- the seq is the key expression (seq >> 0), read as stored (FORMAT.md step 7).
+CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor, (seq >> 0), outcome, severity, action) WHERE actor IS NOT NULL;
+CREATE INDEX audit_entries_resource ON audit_entries((seq >> 14), resource_id, (seq >> 0), outcome, severity, action) WHERE resource_id IS NOT NULL;
 CREATE INDEX audit_entries_tenant_time ON audit_entries(tenant, recorded_at) WHERE tenant IS NOT NULL;
 CREATE INDEX audit_entries_recorded_at ON audit_entries(recorded_at);
 -- AuditDB's own entries (actions auditdb.*), e.g. to find the newest scan record at once.

@@ -179,8 +179,11 @@ void adb_index_digest_add_parsed(adb_index_digest *d, const adb_row *row) {
         && (row->resource_id.len < 0 || row->resource_id.len <= FAST_TEXT_MAX)
         && (row->tenant.len < 0 || row->tenant.len <= FAST_TEXT_MAX)
         && (row->action.len < 0 || row->action.len <= FAST_TEXT_MAX)
-        // audit_entries_tenant_seq's entry holds two texts and four integers
-        && (row->tenant.len < 0 || 1 + 2 * 5 + 4 * 9 + row->tenant.len + row->action.len <= ENTRY_BUFFER);
+        // The entries of audit_entries_tenant_seq, _actor and _resource hold two texts and four
+        // or five integers (migrations 0010, 0011)
+        && (row->tenant.len < 0 || 1 + 2 * 5 + 4 * 9 + row->tenant.len + row->action.len <= ENTRY_BUFFER)
+        && (row->actor.len < 0 || 1 + 2 * 5 + 5 * 9 + row->actor.len + row->action.len <= ENTRY_BUFFER)
+        && (row->resource_id.len < 0 || 1 + 2 * 5 + 5 * 9 + row->resource_id.len + row->action.len <= ENTRY_BUFFER);
     if (!fits) {
         adb_index_digest_add_parsed_streaming(d, row);
         return;
@@ -190,6 +193,10 @@ void adb_index_digest_add_parsed(adb_index_digest *d, const adb_row *row) {
         buf[0] = ADB_INDEX_ACTOR + 1;
         p = fast_int(buf + 1, bucket);
         p = fast_text(p, row->actor.ptr, (uint32_t)row->actor.len);
+        p = fast_int(p, seq);  // the key (seq >> 0)
+        p = fast_int(p, row->outcome);
+        p = fast_int(p, row->severity);
+        p = fast_text(p, row->action.ptr, (uint32_t)row->action.len);
         p = fast_int(p, seq);
         fast_add(d, ADB_INDEX_ACTOR, buf, p);
     }
@@ -197,6 +204,10 @@ void adb_index_digest_add_parsed(adb_index_digest *d, const adb_row *row) {
         buf[0] = ADB_INDEX_RESOURCE + 1;
         p = fast_int(buf + 1, bucket);
         p = fast_text(p, row->resource_id.ptr, (uint32_t)row->resource_id.len);
+        p = fast_int(p, seq);  // the key (seq >> 0)
+        p = fast_int(p, row->outcome);
+        p = fast_int(p, row->severity);
+        p = fast_text(p, row->action.ptr, (uint32_t)row->action.len);
         p = fast_int(p, seq);
         fast_add(d, ADB_INDEX_RESOURCE, buf, p);
     }
@@ -241,6 +252,10 @@ void adb_index_digest_add_parsed_streaming(adb_index_digest *d, const adb_row *r
         entry_start(&e, d, ADB_INDEX_ACTOR);
         entry_int(&e, d, bucket);
         entry_bytes(&e, d, 3, row->actor.ptr, (uint32_t)row->actor.len);
+        entry_int(&e, d, seq);  // the key (seq >> 0)
+        entry_int(&e, d, row->outcome);
+        entry_int(&e, d, row->severity);
+        entry_bytes(&e, d, 3, row->action.ptr, (uint32_t)row->action.len);
         entry_int(&e, d, seq);
         entry_finish(&e, d, ADB_INDEX_ACTOR);
     }
@@ -248,6 +263,10 @@ void adb_index_digest_add_parsed_streaming(adb_index_digest *d, const adb_row *r
         entry_start(&e, d, ADB_INDEX_RESOURCE);
         entry_int(&e, d, bucket);
         entry_bytes(&e, d, 3, row->resource_id.ptr, (uint32_t)row->resource_id.len);
+        entry_int(&e, d, seq);  // the key (seq >> 0)
+        entry_int(&e, d, row->outcome);
+        entry_int(&e, d, row->severity);
+        entry_bytes(&e, d, 3, row->action.ptr, (uint32_t)row->action.len);
         entry_int(&e, d, seq);
         entry_finish(&e, d, ADB_INDEX_RESOURCE);
     }
@@ -293,6 +312,10 @@ void adb_index_digest_add_row(adb_index_digest *d, struct sqlite3_stmt *stmt) {
         entry_start(&e, d, ADB_INDEX_ACTOR);
         entry_int(&e, d, bucket);
         entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_ACTOR));
+        entry_int(&e, d, seq);  // the key (seq >> 0)
+        entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_OUTCOME));
+        entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_SEVERITY));
+        entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_ACTION));
         entry_int(&e, d, seq);
         entry_finish(&e, d, ADB_INDEX_ACTOR);
     }
@@ -300,6 +323,10 @@ void adb_index_digest_add_row(adb_index_digest *d, struct sqlite3_stmt *stmt) {
         entry_start(&e, d, ADB_INDEX_RESOURCE);
         entry_int(&e, d, bucket);
         entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_RESOURCE_ID));
+        entry_int(&e, d, seq);  // the key (seq >> 0)
+        entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_OUTCOME));
+        entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_SEVERITY));
+        entry_value(&e, d, sqlite3_column_value(stmt, ADB_COL_ACTION));
         entry_int(&e, d, seq);
         entry_finish(&e, d, ADB_INDEX_RESOURCE);
     }

@@ -551,6 +551,12 @@ SELECT seq FROM (
 DROP INDEX audit_entries_tenant_seq;
 CREATE INDEX audit_entries_tenant_seq ON audit_entries(tenant, (seq >> 0), outcome, severity, action) WHERE tenant IS NOT NULL;
 """),
+    ("0011-key-filter-indexes", """
+DROP INDEX audit_entries_actor;
+CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor, (seq >> 0), outcome, severity, action) WHERE actor IS NOT NULL;
+DROP INDEX audit_entries_resource;
+CREATE INDEX audit_entries_resource ON audit_entries((seq >> 14), resource_id, (seq >> 0), outcome, severity, action) WHERE resource_id IS NOT NULL;
+"""),
 ]
 ALL_MIGRATIONS_SQL = "\n".join(sql for _, sql in MIGRATIONS)
 
@@ -1297,8 +1303,10 @@ def _foreign_attestations(conn, report: Report, keys: dict[int, Key], header: di
 # The indexes queries read through, in the order of step 7's table: (name, the entry's columns
 # as the covering scan selects them, the scan's WHERE clause).
 QUERY_INDEXES = (
-    ("audit_entries_actor", ("seq >> 14", "actor", "seq"), "actor IS NOT NULL"),
-    ("audit_entries_resource", ("seq >> 14", "resource_id", "seq"), "resource_id IS NOT NULL"),
+    ("audit_entries_actor", ("seq >> 14", "actor", "seq >> 0", "outcome", "severity", "action", "seq"),
+     "actor IS NOT NULL"),
+    ("audit_entries_resource", ("seq >> 14", "resource_id", "seq >> 0", "outcome", "severity", "action", "seq"),
+     "resource_id IS NOT NULL"),
     ("audit_entries_tenant_time", ("tenant", "recorded_at", "seq"), "tenant IS NOT NULL"),
     ("audit_entries_recorded_at", ("recorded_at", "seq"), None),
     ("audit_entries_engine", ("action", "seq"), "action >= 'auditdb.' AND action < 'auditdb/'"),
@@ -1358,10 +1366,11 @@ def _table_entries(conn) -> list:
     for values in conn.execute(_TABLE_ENTRY_SQL):
         v = {c: _typed(values[2 * i], values[2 * i + 1]) for i, c in enumerate(_TABLE_ENTRY_COLUMNS)}
         bucket, seq = v["seq >> 14"], v["seq"]
+        filters = (v["outcome"], v["severity"], v["action"])
         if v["actor"][0] != "null":
-            out[0][(bucket, v["actor"], seq)] += 1
+            out[0][(bucket, v["actor"], seq) + filters + (seq,)] += 1  # seq >> 0 is seq
         if v["resource_id"][0] != "null":
-            out[1][(bucket, v["resource_id"], seq)] += 1
+            out[1][(bucket, v["resource_id"], seq) + filters + (seq,)] += 1
         if v["tenant"][0] != "null":
             out[2][(v["tenant"], v["recorded_at"], seq)] += 1
             out[6][(v["tenant"], seq, v["outcome"], v["severity"], v["action"], seq)] += 1  # seq >> 0 is seq

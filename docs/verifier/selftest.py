@@ -1063,10 +1063,14 @@ def test_query_indexes(tmp: pathlib.Path) -> None:
     # -> 22 (BLOB, 5 bytes). Entries are compared with their storage class.
     q = copy("text-to-blob")
     data = bytearray(q.read_bytes())
-    header = bytes([4, 8, 23, 1])  # header size, seq >> 14 = 0 (type 8), TEXT of 5 bytes, rowid 5 (type 1)
-    at = data.find(header + needle, start, end)
-    check(at >= 0, f"the index cell of seq 5 found in page {root} ({at})")
-    if at >= 0:
+    # The entry (seq >> 14, resource_id, seq >> 0, outcome, severity, action, rowid): a record header
+    # of 8 bytes (its size, then 7 serial types), seq >> 14 = 0 (type 8), TEXT of 5 bytes (type 23),
+    # seq >> 0 = 5 (type 1), two small integers and a short TEXT (one byte each), rowid 5 (type 1).
+    found = data.find(needle, start, end)
+    at = found - 8
+    check(found >= 0 and data[at:at + 4] == bytes([8, 8, 23, 1]),
+          f"the index cell of seq 5 found in page {root} ({found}, {bytes(data[at:at + 8]).hex()})")
+    if found >= 0:
         data[at + 2] = 22
         q.write_bytes(bytes(data))
         conn = sqlite3.connect(q)
@@ -1087,10 +1091,14 @@ def test_query_indexes(tmp: pathlib.Path) -> None:
     aroot = conn.execute("SELECT rootpage FROM sqlite_schema WHERE name = 'audit_entries_actor'").fetchone()[0]
     conn.close()
     data = bytearray(q.read_bytes())
-    cell = bytes([4, 8, 23, 1]) + b"user5"  # header size, bucket 0, TEXT of 5 bytes, rowid 5; then "user5"
-    at = data.find(cell, (aroot - 1) * page_size, aroot * page_size)
-    check(at >= 0, f"the actor index cell of seq 5 found in page {aroot} ({at})")
-    if at >= 0:
+    # The same layout as the resource entry above: an 8-byte record header (bucket 0, TEXT of 5
+    # bytes, seq >> 0 = 5, ...), then "user5".
+    astart, aend = (aroot - 1) * page_size, aroot * page_size
+    found = data.find(b"user5", astart, aend)
+    at = found - 8
+    check(found >= 0 and data.find(b"user5", found + 1, aend) < 0 and data[at:at + 4] == bytes([8, 8, 23, 1]),
+          f"the actor index cell of seq 5 found in page {aroot} ({found}, {bytes(data[at:at + 8]).hex()})")
+    if found >= 0:
         data[at + 1] = 9
         q.write_bytes(bytes(data))
         conn = sqlite3.connect(q)
@@ -1853,8 +1861,12 @@ def test_expired_rows(tmp: pathlib.Path) -> None:
     build_store(q, base_rows())
     tamper_all(q, "DROP TABLE audit_time_breaks", "DROP TABLE audit_expired", "ALTER TABLE audit_entries DROP COLUMN seals",
                "DROP INDEX audit_entries_tenant_seq",
+               # 0003's bucketed indexes, as they were before 0011 re-created them
+               "DROP INDEX audit_entries_actor", "DROP INDEX audit_entries_resource",
+               "CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor) WHERE actor IS NOT NULL",
+               "CREATE INDEX audit_entries_resource ON audit_entries((seq >> 14), resource_id) WHERE resource_id IS NOT NULL",
                "DELETE FROM grdb_migrations WHERE identifier IN ('0005-retention', '0006-erasure', '0007-erasure-paths', "
-               "'0008-tenant-seq-index', '0009-time-breaks', '0010-tenant-filter-index')")
+               "'0008-tenant-seq-index', '0009-time-breaks', '0010-tenant-filter-index', '0011-key-filter-indexes')")
     rep = av.verify(str(q), both, SID)
     check(seqs(rep) == [("schema-outdated", None, None)], f"(g) a store at 0004 without audit_expired -> schema-outdated only ({shown(rep)})")
     q = copy("table-dropped")

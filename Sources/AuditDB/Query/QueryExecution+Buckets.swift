@@ -20,14 +20,16 @@ extension QueryExecution {
     /// The longest run of buckets one statement seeks.
     static let maximumBucketRun: Int64 = 64
 
-    /// The statement for a run of buckets `?3`…`?4`: the matching seqs, in the page's order.
+    /// The statement for a run of buckets `?3`…`?4`: the matching seqs, in the page's order (the
+    /// seq bounds and order on the indexes' key `seq >> 0`, migration 0011, so that the bounds
+    /// limit each bucket's seek and a filter on action, outcome or severity is tested on the entry).
     static func bucketRunSQL(_ plan: Plan) -> String {
-        var conditions = ["seq >= ?", "seq <= ?"]
+        var conditions = ["\(seqKey) >= ?", "\(seqKey) <= ?"]
         conditions.append(
             "(seq >> \(bucketShift)) IN (WITH RECURSIVE run(bucket) AS (SELECT ? UNION ALL SELECT bucket + 1 FROM run WHERE bucket < ?) SELECT bucket FROM run)")
         conditions += plan.conditions
         return "SELECT seq FROM audit_entries WHERE \(conditions.joined(separator: " AND ")) "
-            + "ORDER BY seq \(plan.descending ? "DESC" : "ASC") LIMIT ?"
+            + "ORDER BY \(seqKey) \(plan.descending ? "DESC" : "ASC") LIMIT ?"
     }
 
     /// Reads the page of a bucketed plan over the seqs `lower`…`upper`.

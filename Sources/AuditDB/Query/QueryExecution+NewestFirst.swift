@@ -32,7 +32,7 @@ extension QueryExecution {
     /// The `limit`-th newest seq in `[?1, ?2]` matching the plan's conditions, from the index
     /// alone: `SELECT seq ... ORDER BY seq DESC LIMIT 1 OFFSET ?` (the seq written `(seq >> 0)` for a tenant).
     static func newestFirstFloorSQL(_ plan: Plan) -> String {
-        let seq = plan.tenant != nil ? tenantSeq : "seq"
+        let seq = plan.tenant != nil ? seqKey : "seq"
         let conditions = ["\(seq) >= ?", "\(seq) <= ?"] + plan.conditions
         return "SELECT seq FROM audit_entries WHERE \(conditions.joined(separator: " AND ")) ORDER BY \(seq) DESC LIMIT 1 OFFSET ?"
     }

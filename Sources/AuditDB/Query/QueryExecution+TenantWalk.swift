@@ -40,7 +40,7 @@ extension QueryExecution {
     /// every filter (tenant and time included, so the test is the same as the time index's).
     static func tenantWalkSQL(_ plan: Plan) -> String {
         "SELECT seq, (\(plan.conditions.joined(separator: " AND "))) FROM audit_entries "
-            + "WHERE \(tenantSeq) >= ? AND \(tenantSeq) <= ? AND tenant = ? ORDER BY \(tenantSeq) \(plan.descending ? "DESC" : "ASC") LIMIT ?"
+            + "WHERE \(seqKey) >= ? AND \(seqKey) <= ? AND tenant = ? ORDER BY \(seqKey) \(plan.descending ? "DESC" : "ASC") LIMIT ?"
     }
 
     /// The seqs of the page for a tenant + time query, in the query's order (at most `plan.limit`).

@@ -80,10 +80,10 @@ extension QueryExecution {
     static func segmentWalkSQL(_ plan: Plan) -> String {
         let indexed = plan.conditions.prefix(plan.indexedConditions)
         let rest = plan.conditions.dropFirst(plan.indexedConditions)
-        return "SELECT seq FROM audit_entries WHERE \(tenantSeq) >= ? AND \(tenantSeq) <= ? AND tenant = ? "
+        return "SELECT seq FROM audit_entries WHERE \(seqKey) >= ? AND \(seqKey) <= ? AND tenant = ? "
             + indexed.map { "AND \($0) " }.joined()
             + (rest.isEmpty ? "" : "AND (\(rest.joined(separator: " AND "))) IS 1 ")
-            + "ORDER BY \(tenantSeq) \(plan.descending ? "DESC" : "ASC") LIMIT ?"
+            + "ORDER BY \(seqKey) \(plan.descending ? "DESC" : "ASC") LIMIT ?"
     }
 
     /// The page's seqs for a tenant + time query through the window's seq ranges: the tenant's

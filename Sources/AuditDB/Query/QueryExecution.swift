@@ -15,7 +15,9 @@ enum QueryExecution {
         var bindings: [any DatabaseValueConvertible & Sendable] = []
         /// How many of `conditions`, from the first, test only columns of `audit_entries_tenant_seq`
         /// (tenant, action, outcome, severity: migration 0010); SQLite tests those on the index
-        /// entry, before it reads the row.
+        /// entry, before it reads the row. (The bucketed indexes hold action, outcome and severity
+        /// too, migration 0011; SQLite tests terms an index covers before the others whatever
+        /// their order.)
         var indexedConditions = 0
         var bucketed = false
         /// Buckets read one statement each before runs of buckets (QueryExecution+Buckets.swift);
@@ -114,14 +116,16 @@ enum QueryExecution {
         return plan
     }
 
-    /// The seq as a tenant page's statements write it: `audit_entries_tenant_seq` holds the seq
-    /// as the key expression `seq >> 0` (migration 0010), and SQLite seeks and orders by an
-    /// expression key only when the statement names the same expression.
-    static let tenantSeq = "(seq >> 0)"
+    /// The seq as the statements of tenant, actor and resource id pages write it:
+    /// `audit_entries_tenant_seq` (migration 0010), `audit_entries_actor` and
+    /// `audit_entries_resource` (migration 0011) hold the seq as the key expression `seq >> 0`,
+    /// and SQLite seeks and orders by an expression key only when the statement names the same
+    /// expression.
+    static let seqKey = "(seq >> 0)"
 
     /// The SQL of one statement of the plan: with `bucket`, the statement for that bucket.
     static func sql(_ plan: Plan, bucketed: Bool) -> String {
-        let seq = plan.preferTimeIndex ? "+seq" : (plan.tenant != nil && !plan.bucketed ? tenantSeq : "seq")
+        let seq = plan.preferTimeIndex ? "+seq" : (plan.tenant != nil || plan.bucketed ? seqKey : "seq")
         var conditions = ["\(seq) >= ?", "\(seq) <= ?"]
         if bucketed { conditions.append("(seq >> \(bucketShift)) = ?") }
         conditions += plan.conditions

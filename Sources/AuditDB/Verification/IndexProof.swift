@@ -37,9 +37,14 @@ struct IndexProof: Sendable {
     }
 
     static let indexes: [Index] = [
-        Index(id: Int32(ADB_INDEX_ACTOR), name: "audit_entries_actor", keyColumns: "seq >> 14, actor", condition: "actor IS NOT NULL"),
-        Index(id: Int32(ADB_INDEX_RESOURCE), name: "audit_entries_resource", keyColumns: "seq >> 14, resource_id",
-              condition: "resource_id IS NOT NULL"),
+        // Migrations 0003 and 0011: bucketed by seq >> 14, ordered (key, seq >> 0) within a bucket,
+        // the filter columns after them; the covering scan reads both key expressions as stored.
+        Index(id: Int32(ADB_INDEX_ACTOR), name: "audit_entries_actor",
+              keyColumns: "seq >> 14, actor, seq >> 0, outcome, severity, action",
+              condition: "actor IS NOT NULL", seqBound: QueryExecution.seqKey),
+        Index(id: Int32(ADB_INDEX_RESOURCE), name: "audit_entries_resource",
+              keyColumns: "seq >> 14, resource_id, seq >> 0, outcome, severity, action",
+              condition: "resource_id IS NOT NULL", seqBound: QueryExecution.seqKey),
         Index(id: Int32(ADB_INDEX_TENANT_TIME), name: "audit_entries_tenant_time", keyColumns: "tenant, recorded_at",
               condition: "tenant IS NOT NULL"),
         Index(id: Int32(ADB_INDEX_RECORDED_AT), name: "audit_entries_recorded_at", keyColumns: "recorded_at", condition: "1"),
@@ -51,7 +56,7 @@ struct IndexProof: Sendable {
         // covering scan reads the key `seq >> 0` as stored; the last argument, `seq`, is the rowid.
         Index(id: Int32(ADB_INDEX_TENANT_SEQ), name: "audit_entries_tenant_seq",
               keyColumns: "tenant, seq >> 0, outcome, severity, action",
-              condition: "tenant IS NOT NULL", seqBound: QueryExecution.tenantSeq),
+              condition: "tenant IS NOT NULL", seqBound: QueryExecution.seqKey),
     ]
 
     /// A fresh digest with a random key (the same key must be used on both sides of one pass).
@@ -102,8 +107,10 @@ struct IndexProof: Sendable {
         let range = " AND seq >= ?3"
         switch index.id {
         case Int32(ADB_INDEX_ACTOR), Int32(ADB_INDEX_RESOURCE):
-            // Bucketed by seq >> 14: only the buckets of the new rows.
-            try fold(db, index: index, sql: index.sql(" AND (seq >> 14) >= (?3 >> 14) AND (seq >> 14) <= (?2 >> 14)" + range),
+            // Bucketed by seq >> 14: only the buckets of the new rows, and in them the range of the
+            // stored key seq >> 0 (as for the tenant index below).
+            try fold(db, index: index,
+                     sql: index.sql(" AND (seq >> 14) >= (?3 >> 14) AND (seq >> 14) <= (?2 >> 14) AND \(index.seqBound) >= ?3"),
                      key: key, bindings: [upTo, from], into: &digest)
         case Int32(ADB_INDEX_RECORDED_AT):
             guard let (lo, hi) = try window(db, column: "recorded_at", from: from, upTo: upTo) else { return }

@@ -153,8 +153,8 @@ int adb_ct_equal(const uint8_t *a, const uint8_t *b, size_t len);
 
 /// The query indexes whose entries verification proves (FORMAT.md section 11, step 7).
 enum {
-    ADB_INDEX_ACTOR = 0,        ///< audit_entries_actor: (seq >> 14), actor
-    ADB_INDEX_RESOURCE = 1,     ///< audit_entries_resource: (seq >> 14), resource_id
+    ADB_INDEX_ACTOR = 0,        ///< audit_entries_actor: (seq >> 14), actor, seq >> 0, outcome, severity, action (0003, 0011)
+    ADB_INDEX_RESOURCE = 1,     ///< audit_entries_resource: (seq >> 14), resource_id, seq >> 0, outcome, severity, action (0003, 0011)
     ADB_INDEX_TENANT_TIME = 2,  ///< audit_entries_tenant_time: tenant, recorded_at
     ADB_INDEX_RECORDED_AT = 3,  ///< audit_entries_recorded_at: recorded_at
     ADB_INDEX_ENGINE = 4,       ///< audit_entries_engine: action (auditdb.*)

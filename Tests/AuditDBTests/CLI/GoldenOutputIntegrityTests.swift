@@ -114,7 +114,7 @@ struct GoldenOutputIntegrityTests {
         try await cli.createStore(count: 8)
         try cli.golden("repair-indexes-intact", ["repair-indexes"] + cli.options)
         try rebuildIndex("audit_entries_actor", in: cli.store, as:
-            "CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor) WHERE actor IS NOT NULL AND seq <> 5")
+            "CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor, (seq >> 0), outcome, severity, action) WHERE actor IS NOT NULL AND seq <> 5")
         try cli.golden("repair-indexes-index-mismatch-verify", ["verify"] + cli.options)
         try cli.golden("repair-indexes-index-mismatch", ["repair-indexes"] + cli.options)
         try cli.tamperRow(seq: 6)

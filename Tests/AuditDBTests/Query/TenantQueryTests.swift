@@ -289,14 +289,14 @@ struct TenantQueryTests {
         return report
     }
 
-    @Test("a store at 0009 takes migration 0010 with `migrate`: the tenant index gains the filter columns, is proved, and filtered pages equal the rows filtered by hand")
+    @Test("a store at 0009 takes migrations 0010 and 0011 with `migrate`: the tenant index gains the filter columns, is proved, and filtered pages equal the rows filtered by hand")
     func migrationAddsFilterColumns() async throws {
         let store = try await AuditStore.create(at: db, keys: keys, configuration: .init(), schemaUpTo: "0009-time-breaks")
         try await store.append(contentsOf: (1...40).map { sampleEvent($0) })
         try await store.close()
-        #expect(try await AuditStore.migrationPlan(at: db).pending == ["0010-tenant-filter-index"])
+        #expect(try await AuditStore.migrationPlan(at: db).pending == ["0010-tenant-filter-index", "0011-key-filter-indexes"])
         let report = try await AuditStore.migrate(at: db, keys: keys, backup: .none)
-        #expect(report.applied == ["0010-tenant-filter-index"])
+        #expect(report.applied == ["0010-tenant-filter-index", "0011-key-filter-indexes"])
         #expect(report.verification.isIntact && report.verification.rowsChecked == 40)
         let definition = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = 'audit_entries_tenant_seq';").stdout
         #expect(definition.contains("(tenant, (seq >> 0), outcome, severity, action)"), "\(definition)")

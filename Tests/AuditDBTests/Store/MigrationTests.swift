@@ -56,7 +56,7 @@ struct MigrationTests {
         try await store.append(contentsOf: (1...5).map { sampleEvent($0) })
         try await store.close()
         let last = StoreSchema.knownMigrations[4]
-        #expect(last == "0005-retention" && StoreSchema.knownMigrations.last == "0010-tenant-filter-index")
+        #expect(last == "0005-retention" && StoreSchema.knownMigrations.last == "0011-key-filter-indexes")
         try sqlite3Must(path, "DELETE FROM grdb_migrations WHERE identifier = '\(last)'; DROP TABLE audit_expired;")
         let report = try await AuditStore.verify(storeAt: path, keys: keys)
         #expect(report.findings.map(\.kind) == [.schemaOutdated])

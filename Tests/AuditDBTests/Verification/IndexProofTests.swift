@@ -70,7 +70,7 @@ struct IndexProofTests {
     @Test("the actor index rebuilt without a row, its CREATE INDEX text put back: index-mismatch naming it; repair-indexes fixes it")
     func indexRebuiltWithoutRows() async throws {
         try await makeStore(at: db, keys: keys, count: 30)
-        try rebuildIndex("audit_entries_actor", as: "CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor) WHERE actor IS NOT NULL AND seq <> 5")
+        try rebuildIndex("audit_entries_actor", as: "CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor, (seq >> 0), outcome, severity, action) WHERE actor IS NOT NULL AND seq <> 5")
         let report = try await verify()
         #expect(report.findings.map(\.kind) == [.indexMismatch])
         #expect(report.findings.first?.message.hasPrefix("index audit_entries_actor does not hold exactly the entries of the log's rows (29 entries where the rows imply 30)") == true)
@@ -105,7 +105,7 @@ struct IndexProofTests {
         let head = try #require(try await store.verify().verifiedHead)
         try await store.append(contentsOf: (11...15).map { sampleEvent($0, actor: "zed") })
         try await store.close()
-        try rebuildIndex("audit_entries_actor", as: "CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor) WHERE actor IS NOT NULL AND seq <> 13")
+        try rebuildIndex("audit_entries_actor", as: "CREATE INDEX audit_entries_actor ON audit_entries((seq >> 14), actor, (seq >> 0), outcome, severity, action) WHERE actor IS NOT NULL AND seq <> 13")
         let reopened = try await AuditStore.open(at: db, keys: keys)
         let report = try await Verifier(pool: reopened.pool, keys: keys, expectedStoreID: nil).run(from: head)
         try await reopened.close()

@@ -83,9 +83,9 @@ struct TimeBreakTests {
         store.setClockOffsetForTesting(0)
         try await store.append(sampleEvent(22))
         try await store.close()
-        #expect(try await AuditStore.migrationPlan(at: db).pending == ["0009-time-breaks", "0010-tenant-filter-index"])
+        #expect(try await AuditStore.migrationPlan(at: db).pending == ["0009-time-breaks", "0010-tenant-filter-index", "0011-key-filter-indexes"])
         let report = try await AuditStore.migrate(at: db, keys: keys, backup: .none)
-        #expect(report.applied == ["0009-time-breaks", "0010-tenant-filter-index"])
+        #expect(report.applied == ["0009-time-breaks", "0010-tenant-filter-index", "0011-key-filter-indexes"])
         #expect(report.verification.isIntact && report.verification.rowsChecked == 22)
         #expect(try breaks(db) == [11, 21])
     }

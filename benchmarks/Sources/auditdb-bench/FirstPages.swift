@@ -145,8 +145,9 @@ extension Bench {
             if q.actor != nil || q.resourceId != nil {
                 // Bucketed (QueryExecution+Buckets.swift): the first 2 buckets one statement each,
                 // then runs of 2, 4 … 64 buckets, one statement each selecting seqs, then rows by seq.
-                let s = try statement("SELECT \(cols) FROM audit_entries WHERE \(Self.whereClause(["seq >= ?", "seq <= ?", "(seq >> 14) = ?"], c)) ORDER BY seq \(order) LIMIT ?")
-                let runSQL = try statement("SELECT seq FROM audit_entries WHERE \(Self.whereClause(["seq >= ?", "seq <= ?", "(seq >> 14) IN (WITH RECURSIVE run(bucket) AS (SELECT ? UNION ALL SELECT bucket + 1 FROM run WHERE bucket < ?) SELECT bucket FROM run)"], c)) ORDER BY seq \(order) LIMIT ?")
+                // Seq bounds and order on the indexes' key expression (seq >> 0), migration 0011.
+                let s = try statement("SELECT \(cols) FROM audit_entries WHERE \(Self.whereClause(["(seq >> 0) >= ?", "(seq >> 0) <= ?", "(seq >> 14) = ?"], c)) ORDER BY (seq >> 0) \(order) LIMIT ?")
+                let runSQL = try statement("SELECT seq FROM audit_entries WHERE \(Self.whereClause(["(seq >> 0) >= ?", "(seq >> 0) <= ?", "(seq >> 14) IN (WITH RECURSIVE run(bucket) AS (SELECT ? UNION ALL SELECT bucket + 1 FROM run WHERE bucket < ?) SELECT bucket FROM run)"], c)) ORDER BY (seq >> 0) \(order) LIMIT ?")
                 let step: Int64 = q.descending ? -1 : 1, final = last >> 14
                 var got = 0, bucket = q.descending ? final : 0, singles = 0, length: Int64 = 2
                 while got < q.limit && bucket >= 0 && bucket <= final {
@@ -205,7 +206,7 @@ extension Bench {
                 }
                 return rows(found)
             }
-            // A tenant page seeks and orders by the tenant index's key expression (QueryExecution.tenantSeq).
+            // A tenant page seeks and orders by the tenant index's key expression (QueryExecution.seqKey).
             let sk = q.tenant != nil ? "(seq >> 0)" : "seq"
             if q.descending && (c.isEmpty || (q.tenant != nil && indexed == c.count)) {
                 // Newest first from the index alone (QueryExecution+NewestFirst.swift): the floor, then ascending.

@@ -109,8 +109,8 @@ struct SchemaText {
     /// everything else identical: shows what the `seq >> 14` bucketing buys on append.
     var plainIndexes: [String] {
         entriesIndexes.map {
-            $0.replacingOccurrences(of: "((seq >> 14), actor)", with: "(actor)")
-                .replacingOccurrences(of: "((seq >> 14), resource_id)", with: "(resource_id)")
+            $0.replacingOccurrences(of: "((seq >> 14), actor, ", with: "(actor, ")
+                .replacingOccurrences(of: "((seq >> 14), resource_id, ", with: "(resource_id, ")
         }
     }
 
