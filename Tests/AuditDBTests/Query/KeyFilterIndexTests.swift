@@ -21,14 +21,6 @@ struct KeyFilterIndexTests {
         db = dir.path("store.db")
     }
 
-    /// The byte range of an index's root page in the (checkpointed) main file.
-    func rootPage(_ index: String, in path: String) throws -> Range<Int> {
-        let root = Int(try sqlite3Shell(path, "SELECT rootpage FROM sqlite_schema WHERE name = '\(index)';").stdout
-            .trimmingCharacters(in: .whitespacesAndNewlines))!
-        let pageSize = Int(try sqlite3Shell(path, "PRAGMA page_size;").stdout.trimmingCharacters(in: .whitespacesAndNewlines))!
-        return ((root - 1) * pageSize)..<(root * pageSize)
-    }
-
     func definition(_ index: String, in path: String) throws -> String {
         try sqlite3Shell(path, "SELECT sql FROM sqlite_schema WHERE name = '\(index)';").stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
@@ -38,7 +30,7 @@ struct KeyFilterIndexTests {
     func actionFlippedInActorIndex() async throws {
         // One actor for every row, so that every "write" in the actor index's page is that actor's.
         try await makeStore(at: db, keys: keys, count: 20, actor: { _ in "alice" })
-        let page = try rootPage("audit_entries_actor", in: db)
+        let page = try indexRootPage("audit_entries_actor", in: db)
         let hits = try offsets(of: "write", in: db).filter { page.contains($0) }
         #expect(hits.count == 5)  // sampleEvent's action is "write" for i % 4 == 2, i in 1...20
         try patchFile(db, at: hits[0] + 2, with: Array("o".utf8))  // in the index only
@@ -105,21 +97,10 @@ struct KeyFilterIndexTests {
         #expect(into.findings.first?.message.hasPrefix("index audit_entries_actor does not hold exactly the entries of the log's rows (6 entries where the rows imply 5)") == true, "\(into)")
     }
 
-    /// A store of `rows` rows of one actor verified to its head, `added` more appended, then the
-    /// actor index rebuilt as `definition` (its CREATE INDEX text put back): the incremental pass
-    /// over the added rows.
+    /// The incremental pass over `added` rows of one actor after `rows`, the actor index rebuilt as `definition`.
     func incrementalPass(_ file: String, rows: Int, added: Int, rebuiltAs definition: String) async throws -> IntegrityReport {
-        let path = dir.path(file)
-        try await makeStore(at: path, keys: keys, count: rows, actor: { _ in "alice" })
-        let store = try await AuditStore.open(at: path, keys: keys)
-        let head = try #require(try await store.verify().verifiedHead)
-        try await store.append(contentsOf: (rows + 1...rows + added).map { sampleEvent($0, actor: "alice") })
-        try await store.close()
-        try rebuildIndex("audit_entries_actor", in: path, as: definition)
-        let reopened = try await AuditStore.open(at: path, keys: keys)
-        let report = try await Verifier(pool: reopened.pool, keys: keys, expectedStoreID: nil).run(from: head)
-        try await reopened.close()
-        return report
+        try await incrementalPassAfterRebuild(at: dir.path(file), keys: keys, rows: rows, added: added, actor: "alice",
+                                              index: "audit_entries_actor", as: definition)
     }
 
     @Test("a store at 0010 takes migration 0011 with `migrate`: both bucketed indexes gain the filter columns, are proved, and filtered pages equal the rows filtered by hand")

@@ -191,10 +191,7 @@ struct TenantQueryTests {
     @Test("one tenant byte flipped inside audit_entries_tenant_seq: index-mismatch naming it, the tenant's page misses a row; repair-indexes fixes it")
     func byteFlipped() async throws {
         try await makeStore(at: db, keys: keys, count: 20)
-        let root = Int(try sqlite3Shell(db, "SELECT rootpage FROM sqlite_schema WHERE name = 'audit_entries_tenant_seq';").stdout
-            .trimmingCharacters(in: .whitespacesAndNewlines))!
-        let pageSize = Int(try sqlite3Shell(db, "PRAGMA page_size;").stdout.trimmingCharacters(in: .whitespacesAndNewlines))!
-        let page = ((root - 1) * pageSize)..<(root * pageSize)
+        let page = try indexRootPage("audit_entries_tenant_seq", in: db)
         let hits = try offsets(of: "tenant-1", in: db).filter { page.contains($0) }
         #expect(hits.count == 7)  // sampleEvent i % 3 == 1 for i in 1...20
         try patchFile(db, at: hits[0] + 7, with: Array("7".utf8))  // one entry's key tenant-1 -> tenant-7, in the index only
@@ -217,10 +214,7 @@ struct TenantQueryTests {
     @Test("one action flipped in audit_entries_tenant_seq (write -> wrote): index-mismatch naming it, the filtered page misses the row; repair-indexes fixes it")
     func filterValueFlipped() async throws {
         try await makeStore(at: db, keys: keys, count: 20)
-        let root = Int(try sqlite3Shell(db, "SELECT rootpage FROM sqlite_schema WHERE name = 'audit_entries_tenant_seq';").stdout
-            .trimmingCharacters(in: .whitespacesAndNewlines))!
-        let pageSize = Int(try sqlite3Shell(db, "PRAGMA page_size;").stdout.trimmingCharacters(in: .whitespacesAndNewlines))!
-        let page = ((root - 1) * pageSize)..<(root * pageSize)
+        let page = try indexRootPage("audit_entries_tenant_seq", in: db)
         let hits = try offsets(of: "write", in: db).filter { page.contains($0) }
         #expect(hits.count == 5)  // sampleEvent's action is "write" for i % 4 == 2, i in 1...20
         try patchFile(db, at: hits[0] + 2, with: Array("o".utf8))  // in the index only
@@ -272,21 +266,10 @@ struct TenantQueryTests {
         #expect(into.findings.first?.message.hasPrefix("index audit_entries_tenant_seq does not hold exactly the entries of the log's rows (6 entries where the rows imply 5)") == true, "\(into)")
     }
 
-    /// A store of `rows` sample rows verified to its head, `added` more appended, then the tenant
-    /// index rebuilt as `definition` (its CREATE INDEX text put back): the incremental pass over
-    /// the added rows.
+    /// The incremental pass over `added` rows after `rows`, the tenant index rebuilt as `definition`.
     func incrementalPass(_ file: String, rows: Int, added: Int, rebuiltAs definition: String) async throws -> IntegrityReport {
-        let path = dir.path(file)
-        try await makeStore(at: path, keys: keys, count: rows)
-        let store = try await AuditStore.open(at: path, keys: keys)
-        let head = try #require(try await store.verify().verifiedHead)
-        try await store.append(contentsOf: (rows + 1...rows + added).map { sampleEvent($0) })
-        try await store.close()
-        try rebuildIndex("audit_entries_tenant_seq", in: path, as: definition)
-        let reopened = try await AuditStore.open(at: path, keys: keys)
-        let report = try await Verifier(pool: reopened.pool, keys: keys, expectedStoreID: nil).run(from: head)
-        try await reopened.close()
-        return report
+        try await incrementalPassAfterRebuild(at: dir.path(file), keys: keys, rows: rows, added: added,
+                                              index: "audit_entries_tenant_seq", as: definition)
     }
 
     @Test("a store at 0009 takes migrations 0010 and 0011 with `migrate`: the tenant index gains the filter columns, is proved, and filtered pages equal the rows filtered by hand")

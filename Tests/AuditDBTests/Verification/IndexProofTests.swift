@@ -22,10 +22,7 @@ struct IndexProofTests {
 
     /// The byte range of an index's root page in the (checkpointed) main file.
     func rootPageRange(_ index: String) throws -> Range<Int> {
-        let root = Int(try sqlite3Shell(db, "SELECT rootpage FROM sqlite_schema WHERE name = '\(index)';").stdout
-            .trimmingCharacters(in: .whitespacesAndNewlines))!
-        let pageSize = Int(try sqlite3Shell(db, "PRAGMA page_size;").stdout.trimmingCharacters(in: .whitespacesAndNewlines))!
-        return ((root - 1) * pageSize)..<(root * pageSize)
+        try indexRootPage(index, in: db)
     }
 
     /// `rebuildIndex(_:in:as:)` on this test's store.
@@ -204,4 +201,29 @@ func rebuildIndex(_ index: String, in path: String, as definition: String) throw
         """)
     #expect(try sqlite3Shell(path, "SELECT sql FROM sqlite_schema WHERE name = '\(index)';").stdout
         .trimmingCharacters(in: .whitespacesAndNewlines) == original)
+}
+
+/// The byte range of `index`'s root page in the (checkpointed) main file of the store at `path`.
+func indexRootPage(_ index: String, in path: String) throws -> Range<Int> {
+    let root = Int(try sqlite3Shell(path, "SELECT rootpage FROM sqlite_schema WHERE name = '\(index)';").stdout
+        .trimmingCharacters(in: .whitespacesAndNewlines))!
+    let pageSize = Int(try sqlite3Shell(path, "PRAGMA page_size;").stdout.trimmingCharacters(in: .whitespacesAndNewlines))!
+    return ((root - 1) * pageSize)..<(root * pageSize)
+}
+
+/// A store at `path` of `rows` sample rows (of `actor`, if given) verified to its head, `added`
+/// more appended, then `index` rebuilt as `definition` (its CREATE INDEX text put back): the
+/// incremental pass over the added rows.
+func incrementalPassAfterRebuild(at path: String, keys: KeyRing, rows: Int, added: Int, actor: String? = nil,
+                                 index: String, as definition: String) async throws -> IntegrityReport {
+    try await makeStore(at: path, keys: keys, count: rows, actor: actor.map { name in { _ in name } })
+    let store = try await AuditStore.open(at: path, keys: keys)
+    let head = try #require(try await store.verify().verifiedHead)
+    try await store.append(contentsOf: (rows + 1...rows + added).map { sampleEvent($0, actor: actor) })
+    try await store.close()
+    try rebuildIndex(index, in: path, as: definition)
+    let reopened = try await AuditStore.open(at: path, keys: keys)
+    let report = try await Verifier(pool: reopened.pool, keys: keys, expectedStoreID: nil).run(from: head)
+    try await reopened.close()
+    return report
 }
