@@ -55,6 +55,7 @@ struct AuditDBBench {
         if s.contains("jsonl") { try await bench.jsonlIngest() }
         if s.contains("lopsided") { try await bench.lopsided() }
         if s.contains("growth") { try await bench.growth() }
+        if s.contains("deferred") { try bench.deferredIndexes() }
         if s.contains("peer") { try bench.peer() }
         if let p = bench.verifyStorePath { removeDatabase(p) }
         if options.ownsDir { try? FileManager.default.removeItem(atPath: options.dir) }

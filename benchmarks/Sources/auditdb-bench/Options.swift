@@ -50,7 +50,9 @@ struct Options {
 
           --quick        quick profile: 100k rows, 300 latency ops, 64x40 group appends (also AUDITDB_BENCH_QUICK=1)
           --only LIST    comma-separated sections: append,latency,group,verify,storage,query,scan,status,adopt,expiry,vacuum,erasure,export,jsonl,peer,
-                         lopsided, growth (not in the default set: `--only lopsided` / `--only growth` run alone, at 1M to 100M rows)
+                         lopsided, growth (not in the default set: `--only lopsided` / `--only growth` run alone, at 1M to 100M rows),
+                         deferred (not in the default set: the deferred-index design of issue 19 item 4 on raw SQLite,
+                         --rows rows then the group-commit rows, 64 to a commit)
           --lopsided-keys N  keys per query kind and order per run in the lopsided section (default 200)
           --no-index-cost    lopsided: skip the second store build without audit_entries_tenant_seq (the append and verify cost of migration 0008)
           --no-stream        lopsided: skip streaming every row of the big tenant in both orders
