@@ -71,7 +71,7 @@ extension QueryExecution {
                 seqs.append(SQLite.int64(runHandle, 0))
             }
             for seq in seqs {
-                try row.setArguments([seq])
+                try SQLite.bind(row.sqliteStatement, 1, seq)
                 try reader.read(row, into: &entries)
             }
             bucket = far + step

@@ -36,8 +36,14 @@ extension QueryExecution {
         guard breaks.count <= maximumTimeBreaks else { return nil }
         guard window.lower < window.upper else { return [] }
         let first = try db.cachedStatement(sql: firstRowSQL), last = try db.cachedStatement(sql: lastRowSQL)
-        func row(_ statement: Statement, _ seqs: ClosedRange<Int64>) throws -> (seq: Int64, time: Int64)? {
-            try Row.fetchOne(statement, arguments: [seqs.lowerBound, seqs.upperBound]).map { ($0[0], $0[1]) }
+        // On the raw statement: a page's binary searches take ~40 of these lookups.
+        func row(_ statement: Statement, _ seqs: ClosedRange<Int64>) throws(AuditError) -> (seq: Int64, time: Int64)? {
+            let stmt = statement.sqliteStatement
+            defer { SQLite.reset(stmt) }
+            try SQLite.bind(stmt, 1, seqs.lowerBound)
+            try SQLite.bind(stmt, 2, seqs.upperBound)
+            guard try SQLite.step(stmt, while: "find the time window's rows") else { return nil }
+            return (SQLite.int64(stmt, 0), SQLite.int64(stmt, 1))
         }
         /// The first seq `s` of `segment` (or one past it) such that every row from `s` on has
         /// a time >= `time`, and every row before it a lower one.

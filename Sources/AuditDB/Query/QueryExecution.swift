@@ -156,7 +156,7 @@ enum QueryExecution {
                     arguments: StatementArguments([lower, upper] + plan.bindings + [Int64(plan.limit)]))
             let row = try db.cachedStatement(sql: rowBySeqSQL)
             for seq in seqs {
-                try row.setArguments([seq])
+                try SQLite.bind(row.sqliteStatement, 1, seq)
                 try reader.read(row, into: &entries)
             }
         } else if readsNewestFirstAscending(plan) {

@@ -97,10 +97,22 @@ struct StoredMacs {
     }
 
     /// The stored MAC at `seq` (any length), of the row or else of its tombstone; nil if neither.
-    func mac(at seq: Int64) throws -> [UInt8]? {
-        if let stored = try Data.fetchOne(row, arguments: [seq]) { return Array(stored) }
-        if let expired, let stored = try Data.fetchOne(expired, arguments: [seq]) { return Array(stored) }
+    ///
+    /// On the raw statements: a page read newest first, or through an index, asks once per row
+    /// (the row before it is not the one read before it), and GRDB's generic fetch was half of
+    /// such a page's time.
+    func mac(at seq: Int64) throws(AuditError) -> [UInt8]? {
+        if let stored = try Self.mac(row.sqliteStatement, seq: seq) { return stored }
+        if let expired, let stored = try Self.mac(expired.sqliteStatement, seq: seq) { return stored }
         return nil
+    }
+
+    /// The `mac` column of `stmt`'s row at `seq`: nil without a row or when it is NULL.
+    private static func mac(_ stmt: OpaquePointer, seq: Int64) throws(AuditError) -> [UInt8]? {
+        defer { SQLite.reset(stmt) }
+        try SQLite.bind(stmt, 1, seq)
+        guard try SQLite.step(stmt, while: "read the stored MAC at seq \(seq)") else { return nil }
+        return SQLite.blob(stmt, 0)
     }
 }
 

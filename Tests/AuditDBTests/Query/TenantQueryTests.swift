@@ -188,6 +188,42 @@ struct TenantQueryTests {
         #expect(failures.isEmpty, "\(failures.prefix(5))")
     }
 
+    @Test("a tenant's page, newest first, checks each row's link to the stored row before it (not the row read before it): that row deleted, or its MAC changed, the row after it is named")
+    func pageChecksStoredPredecessor() async throws {
+        try await makeStore(at: db, keys: keys, count: 20)  // tenant-1: seqs 1, 4, 7, 10, 13, 16, 19
+        let tenantOne: [Int64] = [19, 16, 13, 10, 7, 4, 1]
+        func page(_ mode: EntryQuery.UnverifiedRows) async throws -> [AuditEntry] {
+            let store = try await AuditStore.open(at: db, keys: keys)
+            do {
+                let entries = try await store.entries(EntryQuery(limit: 100, descending: true, tenant: "tenant-1", unverifiedRows: mode))
+                try await store.close()
+                return entries
+            } catch {
+                try await store.close()
+                throw error
+            }
+        }
+        #expect(try await page(.throw).map(\.seq) == tenantOne)
+
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET mac = zeroblob(32) WHERE seq = 12;")
+        let forged = try await page(.mark)
+        #expect(forged.map(\.seq) == tenantOne)
+        #expect(forged.filter { $0.finding != nil }.map(\.seq) == [13])
+        #expect(forged.first { $0.seq == 13 }?.finding?.kind == .chainBreak, "\(forged.compactMap(\.finding))")
+
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq = 9;")
+        let marked = try await page(.mark)
+        #expect(marked.filter { $0.finding != nil }.map(\.seq) == [13, 10])
+        #expect(marked.first { $0.seq == 10 }?.finding?.kind == .missingRows)
+        // The page reads the tenant's rows oldest first and reverses them: entry 10 fails first.
+        await #expect {
+            _ = try await page(.throw)
+        } throws: { error in
+            (error as? AuditError)?.message
+                == "entry 10 failed verification (missing-rows at seq 9: the row before seq 10 is missing); it is not returned. Run `auditdb verify` for a full report."
+        }
+    }
+
     @Test("one tenant byte flipped inside audit_entries_tenant_seq: index-mismatch naming it, the tenant's page misses a row; repair-indexes fixes it")
     func byteFlipped() async throws {
         try await makeStore(at: db, keys: keys, count: 20)
