@@ -56,18 +56,17 @@ struct EntryReader {
         defer { SQLite.reset(stmt) }
         while try SQLite.step(stmt, while: "read entries") {
             let seq = SQLite.int64(stmt, RowLayout.seq)
-            var chain = RowChain()
+            var chain: RowChain
             var previousMissing = false
-            if seq > 1 {
-                if lastSeq == seq - 1 {
-                    chain = lastChain
-                } else if let stored = try previousMac.mac(at: seq - 1) {
-                    chain.prevMac = stored
-                    chain.prevKnown = stored.count == 32
-                } else {
-                    chain.prevKnown = false
-                    previousMissing = true
-                }
+            if seq <= 1 {
+                chain = RowChain()
+            } else if lastSeq == seq - 1 {
+                chain = lastChain
+            } else if let stored = try previousMac.mac(at: seq - 1) {
+                chain = RowChain(prevMac: stored, prevKnown: stored.count == 32)
+            } else {
+                chain = RowChain(prevKnown: false)
+                previousMissing = true
             }
             var view = RowView(stmt)
             var rowContext = context
