@@ -96,7 +96,8 @@ struct StoredMacs {
             ? try db.cachedStatement(sql: "SELECT mac FROM audit_expired WHERE seq = ?") : nil
     }
 
-    /// The stored MAC at `seq` (any length), of the row or else of its tombstone; nil if neither.
+    /// The stored MAC at `seq` (any length; empty when NULL), of the row or else of its tombstone;
+    /// nil if neither exists.
     ///
     /// On the raw statements: a page read newest first, or through an index, asks once per row
     /// (the row before it is not the one read before it), and GRDB's generic fetch was half of
@@ -107,12 +108,12 @@ struct StoredMacs {
         return nil
     }
 
-    /// The `mac` column of `stmt`'s row at `seq`: nil without a row or when it is NULL.
+    /// The `mac` column of `stmt`'s row at `seq`: nil without a row, empty when it is NULL.
     private static func mac(_ stmt: OpaquePointer, seq: Int64) throws(AuditError) -> [UInt8]? {
         defer { SQLite.reset(stmt) }
         try SQLite.bind(stmt, 1, seq)
         guard try SQLite.step(stmt, while: "read the stored MAC at seq \(seq)") else { return nil }
-        return SQLite.blob(stmt, 0)
+        return SQLite.blob(stmt, 0) ?? []
     }
 }
 

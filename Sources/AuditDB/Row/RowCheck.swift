@@ -34,9 +34,16 @@ struct RowChain: Sendable {
     var prevMac: [UInt8]
     var prevKnown: Bool
 
+    /// `prevMac` is read as 32 bytes: any other length (a stored MAC can be tampered to one) is
+    /// not a known link, so the chain starts unknown rather than read past the array.
     init(prevMac: [UInt8] = [UInt8](repeating: 0, count: 32), prevKnown: Bool = true) {
-        self.prevMac = prevMac
-        self.prevKnown = prevKnown
+        if prevMac.count == 32 {
+            self.prevMac = prevMac
+            self.prevKnown = prevKnown
+        } else {
+            self.prevMac = [UInt8](repeating: 0, count: 32)
+            self.prevKnown = false
+        }
     }
 }
 
@@ -58,7 +65,13 @@ extension RowView {
         }
         row.seq = seq  // the seq being checked (rowsMovedFromTheTail checks a row against other seqs)
         let kv = row.key_version
-        defer { chain.prevMac.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: mac, count: 32) } }
+        defer {
+            if chain.prevMac.count == 32 {
+                chain.prevMac.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: mac, count: 32) }
+            } else {
+                chain.prevMac = Array(UnsafeBufferPointer(start: mac, count: 32))
+            }
+        }
         guard let key = context.keys.key(version: kv) else {
             chain.prevKnown = false
             return Finding(kind: .unknownKeyVersion, seqs: seq...seq,

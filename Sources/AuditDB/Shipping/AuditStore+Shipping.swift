@@ -71,6 +71,9 @@ extension AuditStore {
             let prevMac: [UInt8] = shipped == 0
                 ? [UInt8](repeating: 0, count: 32)
                 : try await pool.read { db in try StoredMacs(db).mac(at: shipped) } ?? []
+            guard prevMac.count == 32 else {
+                throw AuditError(.integrityViolation, "the row at seq \(shipped), the last one the central copy holds, is missing here or its stored MAC is not 32 bytes, so the next row's link cannot be checked; nothing was shipped. Run `auditdb verify`.")
+            }
             let scan = try await LeafScan.leaves(pool, range: (shipped + 1)...checkpoint.seq, prevMac: prevMac, storeID: storeID,
                                                  keys: keys, verify: true)
             guard scan.findings.isEmpty, scan.lastGood == checkpoint.seq else {

@@ -58,12 +58,15 @@ struct EntryReader {
             let seq = SQLite.int64(stmt, RowLayout.seq)
             var chain: RowChain
             var previousMissing = false
+            var previousMacLength: Int?  // the length of a stored MAC before seq that is not 32 bytes
             if seq <= 1 {
                 chain = RowChain()
             } else if lastSeq == seq - 1 {
                 chain = lastChain
             } else if let stored = try previousMac.mac(at: seq - 1) {
-                chain = RowChain(prevMac: stored, prevKnown: stored.count == 32)
+                // Never a shorter MAC as the link: the check reads 32 bytes of it.
+                chain = stored.count == 32 ? RowChain(prevMac: stored) : RowChain(prevKnown: false)
+                if stored.count != 32 { previousMacLength = stored.count }
             } else {
                 chain = RowChain(prevKnown: false)
                 previousMissing = true
@@ -76,6 +79,10 @@ struct EntryReader {
             var finding = view.check(seq: seq, chain: &chain, context: rowContext)
             if previousMissing && finding == nil {
                 finding = Finding(kind: .missingRows, seqs: (seq - 1)...(seq - 1), message: "the row before seq \(seq) is missing")
+            }
+            if let length = previousMacLength, finding == nil {
+                finding = Finding(kind: .malformedRow, seqs: (seq - 1)...(seq - 1),
+                                  message: "the row before seq \(seq) has a stored MAC of \(length) bytes, not 32, so seq \(seq)'s link cannot be checked")
             }
             if finding == nil, checksErasures, case let mask = view.erasedMask, mask != 0 {
                 if erasureClaims == nil {

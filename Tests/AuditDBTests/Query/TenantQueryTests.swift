@@ -224,6 +224,51 @@ struct TenantQueryTests {
         }
     }
 
+    @Test("a tenant's page, newest first, whose row before a row has a stored MAC of 1, 33 or 0 bytes: that row is named malformed, nothing is read past the MAC")
+    func pageWithShortStoredPredecessor() async throws {
+        try await makeStore(at: db, keys: keys, count: 20)  // tenant-1: seqs 1, 4, 7, 10, 13, 16, 19
+        let tenantOne: [Int64] = [19, 16, 13, 10, 7, 4, 1]
+        func page(_ mode: EntryQuery.UnverifiedRows) async throws -> [AuditEntry] {
+            let store = try await AuditStore.open(at: db, keys: keys)
+            do {
+                let entries = try await store.entries(EntryQuery(limit: 100, descending: true, tenant: "tenant-1", unverifiedRows: mode))
+                try await store.close()
+                return entries
+            } catch {
+                try await store.close()
+                throw error
+            }
+        }
+        // The link check reads 32 bytes of the MAC before. Longer (its first 32 bytes the true
+        // MAC) or empty: not a link, named as such.
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET mac = CAST(mac || x'00' AS BLOB) WHERE seq = 12;")
+        try sqlite3Must(db, "UPDATE audit_entries SET mac = x'' WHERE seq = 15;")
+        let long = try await page(.mark)
+        #expect(long.map(\.seq) == tenantOne)
+        #expect(long.filter { $0.finding != nil }.map(\.seq) == [16, 13])
+        #expect(long.first { $0.seq == 13 }?.finding == Finding(
+            kind: .malformedRow, seqs: 12...12, message: "the row before seq 13 has a stored MAC of 33 bytes, not 32, so seq 13's link cannot be checked"))
+        #expect(long.first { $0.seq == 16 }?.finding?.message == "the row before seq 16 has a stored MAC of 0 bytes, not 32, so seq 16's link cannot be checked")
+
+        // Shorter: never read past it.
+        try sqlite3Must(db, "UPDATE audit_entries SET mac = x'00' WHERE seq = 12;")
+        let short = try await page(.mark)
+        #expect(short.filter { $0.finding != nil }.map(\.seq) == [16, 13])
+        #expect(short.first { $0.seq == 13 }?.finding?.message == "the row before seq 13 has a stored MAC of 1 bytes, not 32, so seq 13's link cannot be checked")
+        // The page reads the tenant's rows oldest first and reverses them: entry 13 fails first.
+        await #expect {
+            _ = try await page(.throw)
+        } throws: { error in
+            (error as? AuditError)?.message
+                == "entry 13 failed verification (malformed-row at seq 12: the row before seq 13 has a stored MAC of 1 bytes, not 32, so seq 13's link cannot be checked); it is not returned. Run `auditdb verify` for a full report."
+        }
+        let report = try await AuditStore.verify(storeAt: db, keys: keys)
+        // The dropped trigger is a finding of its own; the rows' findings are rows 12's and 15's.
+        let rows = report.findings.filter { $0.kind != .schemaTampered }
+        #expect(rows.map(\.kind) == [.malformedRow, .malformedRow], "\(report)")
+        #expect(rows.map(\.seqs) == [12...12, 15...15], "\(report)")
+    }
+
     @Test("one tenant byte flipped inside audit_entries_tenant_seq: index-mismatch naming it, the tenant's page misses a row; repair-indexes fixes it")
     func byteFlipped() async throws {
         try await makeStore(at: db, keys: keys, count: 20)
