@@ -106,6 +106,10 @@ extension Bench {
     func deferredIndexes() throws {
         let tasks = options.groupTasks, total = options.groupTasks * options.groupPerTask, runs = options.runs
         let prefill = options.rows
+        // Every deferred layout must fill at least once, or its row would show the bare table.
+        guard total >= 16_384 else {
+            throw BenchError("section deferred writes tasks × per-task rows (\(tasks) × \(options.groupPerTask) = \(total)) per layout, fewer than the largest fill interval (16,384): pass --group-per-task \((16_384 + tasks - 1) / tasks) or more")
+        }
         let layouts: [Layout] = [.same, .bare, .deferred(1_024), .deferred(4_096), .deferred(16_384)]
         var rates: [Layout: [Double]] = [:], p99: [Layout: [Double]] = [:], worst: [Layout: [Double]] = [:]
         for run in 1...runs {
@@ -145,8 +149,8 @@ extension Bench {
                 defer { sqlite3_finalize(stmt) }
                 var samples: [Double] = []
                 for _ in 0..<(options.latencyOps + 5) {
-                    sqlite3_bind_int64(stmt, 1, last - Int64(n) + 1)
-                    sqlite3_bind_text(stmt, 2, "no-such-key", -1, nil)
+                    sqlite3_bind_int64(stmt, 1, last - Int64(n))  // seq > last - n: the newest n rows
+                    sqlite3_bind_text(stmt, 2, "no-such-key", -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
                     let s = timed { while sqlite3_step(stmt) == SQLITE_ROW {}; sqlite3_reset(stmt) }.1
                     samples.append(s * 1e3)
                 }
@@ -167,7 +171,7 @@ extension Bench {
             line("| \(layout) | \(Fmt.mmm(Summary(rates[layout]!), Fmt.int)) | \(Fmt.mmm(Summary(ratio), Fmt.pct)) | \(ms(p99[layout]!)) | \(ms(worst[layout]!)) |")
         }
         line()
-        line("What it costs a query: the rows above the mark are read by rowid, newest first. Worst case, a key that none of N rows has (every row read), `SELECT * FROM audit_entries NOT INDEXED WHERE seq > ?1 AND <column> = ?2 ORDER BY seq DESC LIMIT 100`, \(options.latencyOps) times after 5 unmeasured, 32 MiB page cache, the \(Fmt.int(Double(prefill)))-row store; ms:")
+        line("What it costs a query: the rows above the mark are read by rowid, newest first. Worst case, a key that none of N rows has (every row read), `SELECT * FROM audit_entries NOT INDEXED WHERE seq > ?1 AND <column> = ?2 ORDER BY seq DESC LIMIT 100`, \(options.latencyOps) times after 5 unmeasured (a warm cache: the same rows each time), 32 MiB page cache, the \(Fmt.int(Double(prefill)))-row store; ms:")
         line()
         line("| rows above the mark | tenant p50 / p99 | actor p50 / p99 |")
         line("|---|---|---|")
