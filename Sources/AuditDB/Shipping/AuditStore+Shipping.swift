@@ -198,8 +198,8 @@ extension AuditStore {
             SELECT seq, key_version, mac, leaf, recorded_at, tags, expiry_seq FROM audit_expired WHERE seq >= ? AND seq <= ?
             """, arguments: [range.lowerBound, range.upperBound])
         while let row = try rows.next() {
-            guard let kv = UInt32(exactly: row[1] as Int64), let mac = row[2] as Data?, let leaf = row[3] as Data?,
-                  let tags = row[5] as Data?, tags.count == 80
+            guard let kv = UInt32(exactly: row.lenient(1, as: Int64.self) ?? -1), let mac = row.lenient(2, as: Data.self), let leaf = row.lenient(3, as: Data.self),
+                  let tags = row.lenient(5, as: Data.self), tags.count == 80
             else { continue }  // a malformed tombstone: the scan's leaf check stops at it
             out[row[0]] = Tombstone(seq: row[0], keyVersion: kv, mac: Array(mac), leaf: Array(leaf), recordedAt: row[4],
                                     tags: Array(tags), expirySeq: row[6])

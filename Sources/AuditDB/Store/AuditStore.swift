@@ -404,16 +404,16 @@ struct StoreHeader: Sendable {
         }
         let rows = try Row.fetchAll(
             db, sql: "SELECT store_id, created_at, format_version, key_version, mac FROM audit_store")
-        guard rows.count == 1, let id = rows[0]["store_id"] as Data?, id.count == StoreFormat.storeIDLength,
-              let kv = rows[0]["key_version"] as Int64?, let kv32 = UInt32(exactly: kv)
+        guard rows.count == 1, let id = rows[0].lenient("store_id", as: Data.self), id.count == StoreFormat.storeIDLength,
+              let kv = rows[0].lenient("key_version", as: Int64.self), let kv32 = UInt32(exactly: kv)
         else {
             throw AuditError(
                 .corrupt,
                 "\(path) has no valid store header (audit_store holds \(rows.count) row(s)); creation did not finish or the file was tampered with. Run `auditdb verify`.")
         }
         return StoreHeader(
-            storeID: StoreID(bytes: Array(id)), createdAt: rows[0]["created_at"] ?? 0,
-            formatVersion: rows[0]["format_version"] ?? 0, keyVersion: kv32,
-            mac: Array((rows[0]["mac"] as Data?) ?? Data()))
+            storeID: StoreID(bytes: Array(id)), createdAt: rows[0].lenient("created_at", as: Int64.self) ?? 0,
+            formatVersion: rows[0].lenient("format_version", as: Int64.self) ?? 0, keyVersion: kv32,
+            mac: Array(rows[0].lenient("mac", as: Data.self) ?? Data()))
     }
 }

@@ -62,9 +62,9 @@ extension Verifier {
                                     message: "audit_store holds \(rows.count) rows; it must hold exactly one"))
         }
         let row = rows[0]
-        guard let id = row["store_id"] as Data?, id.count == StoreFormat.storeIDLength,
-              let created = row["created_at"] as Int64?, let format = row["format_version"] as Int64?,
-              let kv = row["key_version"] as Int64?, let kv32 = UInt32(exactly: kv), let mac = row["mac"] as Data?
+        guard let id = row.lenient("store_id", as: Data.self), id.count == StoreFormat.storeIDLength,
+              let created = row.lenient("created_at", as: Int64.self), let format = row.lenient("format_version", as: Int64.self),
+              let kv = row.lenient("key_version", as: Int64.self), let kv32 = UInt32(exactly: kv), let mac = row.lenient("mac", as: Data.self)
         else {
             return .failure(Finding(kind: .headerTampered, seqs: nil, message: "the store header has invalid columns"))
         }

@@ -1,0 +1,71 @@
+import AuditDBTestSupport
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// A value of another type than its column declares, put there by someone with the file (the
+/// table's STRICT taken off through writable_schema, the value written, STRICT put back, so the
+/// schema compares identical): each reader reports it as a finding, none stops the process.
+@Suite("Tampered column types")
+struct TamperedTypesTests {
+    let dir: TemporaryDirectory
+    let keys: KeyRing
+    let db: String
+
+    init() throws {
+        dir = try TemporaryDirectory()
+        keys = try KeyRing.inMemory()
+        db = dir.path("store.db")
+    }
+
+    /// Runs `sql` on `table` with its STRICT and its triggers taken off, then puts both back.
+    func tamper(_ table: String, _ sql: String) throws {
+        let triggers = try sqlite3Shell(db, "SELECT sql || ';' FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = '\(table)';").stdout
+        let names = try sqlite3Shell(db, "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = '\(table)';").stdout
+            .split(separator: "\n").map(String.init)
+        func strict(_ from: String, _ to: String) throws {
+            try sqlite3Must(db, """
+                PRAGMA writable_schema = ON;
+                UPDATE sqlite_schema SET sql = replace(sql, '\(from)', '\(to)') WHERE name = '\(table)';
+                PRAGMA writable_schema = OFF;
+                """)
+        }
+        try strict(") STRICT", ")")
+        try sqlite3Must(db, names.map { "DROP TRIGGER \($0);" }.joined() + sql)
+        try sqlite3Must(db, triggers)
+        try strict("\n)", "\n) STRICT")
+        let schema = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = '\(table)';").stdout
+        #expect(schema.contains(") STRICT"), "\(schema)")
+    }
+
+    @Test("audit_store.created_at holding text: verify reports header-tampered (the header's columns)")
+    func headerCreatedAtText() async throws {
+        try await makeStore(at: db, keys: keys, count: 3)
+        try tamper("audit_store", "UPDATE audit_store SET created_at = 'yesterday';")
+        #expect(try sqlite3Shell(db, "SELECT typeof(created_at) FROM audit_store;").stdout == "text\n")
+        let report = try await AuditStore.verify(storeAt: db, keys: keys)
+        #expect(report.findings.map(\.kind) == [.headerTampered], "\(report)")
+        #expect(report.findings.first?.message == "the store header has invalid columns")
+    }
+
+    @Test("audit_checkpoints.created_at holding text: the next checkpoint skips that row (its signature no longer holds) and starts afresh; nothing stops")
+    func checkpointCreatedAtText() async throws {
+        try await makeStore(at: db, keys: keys, count: 3)
+        let signer = try CheckpointSigner.inMemory()
+        var store = try await AuditStore.open(at: db, keys: keys)
+        try await store.checkpoint(signer: signer)
+        try await store.close()
+        try tamper("audit_checkpoints", "UPDATE audit_checkpoints SET created_at = 'noon' WHERE seq = 3;")
+        #expect(try sqlite3Shell(db, "SELECT seq, typeof(created_at) FROM audit_checkpoints;").stdout == "3|text\n")
+        // The row agrees with the log (seq and chain head), so plain verification, which checks
+        // signatures only where a row disagrees (StoredCheckpointCheck), finds nothing.
+        #expect(try await AuditStore.verify(storeAt: db, keys: keys).findings == [])
+        store = try await AuditStore.open(at: db, keys: keys)
+        try await store.append(contentsOf: (4...5).map { sampleEvent($0) })
+        let next = try await store.checkpoint(signer: signer)
+        #expect(next.seq == 5)
+        #expect(try await store.checkpoints().map(\.seq) == [3, 5])
+        try await store.close()
+    }
+}
