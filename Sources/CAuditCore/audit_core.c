@@ -225,6 +225,9 @@ int adb_row_field_nonce(const adb_keyset *ks, const uint8_t store_id[16], const 
         memcpy(out, r->seals + 1 + 32 * (field - 1), 32);
         return 1;
     }
+    // Only a well-formed row gets here (its shape is checked first); a seals value of any other
+    // length is still never read past.
+    if (r->seals == NULL || r->seals_len != ADB_SEALS_FRESH_LEN) { memset(out, 0, 32); return 0; }
     seed_nonce(r->seals + 1, field, out);
     return 1;
 }

@@ -172,6 +172,9 @@ static inline void fast_add(adb_index_digest *d, int index, const uint8_t *buf, 
 enum { FAST_TEXT_MAX = ENTRY_BUFFER - 1 - 9 - 9 - 5 };
 
 void adb_index_digest_add_parsed(adb_index_digest *d, const adb_row *row) {
+    // Callers check the row's shape first (action is NOT NULL). A NULL action (length -1) is never
+    // encoded: its length would be read as 4 GiB. Left out, the row's entries make the proof fail.
+    if (row->action.len < 0) return;
     uint8_t buf[ENTRY_BUFFER];
     int64_t seq = row->seq;
     int64_t bucket = seq >> 14;
@@ -245,6 +248,7 @@ void adb_index_digest_add_parsed(adb_index_digest *d, const adb_row *row) {
 }
 
 void adb_index_digest_add_parsed_streaming(adb_index_digest *d, const adb_row *row) {
+    if (row->action.len < 0) return;  // as in adb_index_digest_add_parsed
     entry_builder e;
     int64_t seq = row->seq;
     int64_t bucket = seq >> 14;  // SQLite's >> on a negative value shifts in sign bits too

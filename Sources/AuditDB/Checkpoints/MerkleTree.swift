@@ -105,7 +105,7 @@ public enum MerkleTree {
     ///   - root: The signed root.
     /// - Returns: Whether the proof leads from the leaf to `root`.
     public static func verifyInclusion(leaf: [UInt8], index: Int64, size: Int64, proof: [[UInt8]], root: [UInt8]) -> Bool {
-        guard index >= 0, index < size, root.count == 32, proof.allSatisfy({ $0.count == 32 }) else { return false }
+        guard index >= 0, index < size, leaf.count == 32, root.count == 32, proof.allSatisfy({ $0.count == 32 }) else { return false }
         var fn = index, sn = size - 1
         var r = leaf
         for p in proof {

@@ -171,7 +171,7 @@ struct TombstoneReader {
         defer { SQLite.reset(stmt) }
         while true {
             let rc: Int32
-            if chain.prevKnown && !keyEntries.isEmpty && storeID.count == 16 {
+            if chain.prevKnown && chain.prevMac.count == 32 && !keyEntries.isEmpty && storeID.count == 16 {
                 var walked: Int64 = 0
                 rc = keyEntries.withUnsafeBufferPointer { keys in
                     chain.prevMac.withUnsafeMutableBufferPointer { prev in

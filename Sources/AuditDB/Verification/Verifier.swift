@@ -316,7 +316,7 @@ struct Verifier: Sendable {
         let storeID = context.storeID
         while true {
             let rc: Int32
-            if chain.prevKnown && !keyEntries.isEmpty && storeID.count == 16 {
+            if chain.prevKnown && chain.prevMac.count == 32 && !keyEntries.isEmpty && storeID.count == 16 {
                 var next = expected, checked: Int64 = 0
                 rc = keyEntries.withUnsafeBufferPointer { keys in
                     chain.prevMac.withUnsafeMutableBufferPointer { prev in
