@@ -188,36 +188,38 @@ struct TenantQueryTests {
         #expect(failures.isEmpty, "\(failures.prefix(5))")
     }
 
+    /// tenant-1's first page of 100, newest first, from a store opened for it and closed after.
+    func tenantOnePage(_ mode: EntryQuery.UnverifiedRows) async throws -> [AuditEntry] {
+        let store = try await AuditStore.open(at: db, keys: keys)
+        do {
+            let entries = try await store.entries(EntryQuery(limit: 100, descending: true, tenant: "tenant-1", unverifiedRows: mode))
+            try await store.close()
+            return entries
+        } catch {
+            try await store.close()
+            throw error
+        }
+    }
+
     @Test("a tenant's page, newest first, checks each row's link to the stored row before it (not the row read before it): that row deleted, or its MAC changed, the row after it is named")
     func pageChecksStoredPredecessor() async throws {
         try await makeStore(at: db, keys: keys, count: 20)  // tenant-1: seqs 1, 4, 7, 10, 13, 16, 19
         let tenantOne: [Int64] = [19, 16, 13, 10, 7, 4, 1]
-        func page(_ mode: EntryQuery.UnverifiedRows) async throws -> [AuditEntry] {
-            let store = try await AuditStore.open(at: db, keys: keys)
-            do {
-                let entries = try await store.entries(EntryQuery(limit: 100, descending: true, tenant: "tenant-1", unverifiedRows: mode))
-                try await store.close()
-                return entries
-            } catch {
-                try await store.close()
-                throw error
-            }
-        }
-        #expect(try await page(.throw).map(\.seq) == tenantOne)
+        #expect(try await tenantOnePage(.throw).map(\.seq) == tenantOne)
 
         try sqlite3Must(db, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET mac = zeroblob(32) WHERE seq = 12;")
-        let forged = try await page(.mark)
+        let forged = try await tenantOnePage(.mark)
         #expect(forged.map(\.seq) == tenantOne)
         #expect(forged.filter { $0.finding != nil }.map(\.seq) == [13])
         #expect(forged.first { $0.seq == 13 }?.finding?.kind == .chainBreak, "\(forged.compactMap(\.finding))")
 
         try sqlite3Must(db, "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq = 9;")
-        let marked = try await page(.mark)
+        let marked = try await tenantOnePage(.mark)
         #expect(marked.filter { $0.finding != nil }.map(\.seq) == [13, 10])
         #expect(marked.first { $0.seq == 10 }?.finding?.kind == .missingRows)
         // The page reads the tenant's rows oldest first and reverses them: entry 10 fails first.
         await #expect {
-            _ = try await page(.throw)
+            _ = try await tenantOnePage(.throw)
         } throws: { error in
             (error as? AuditError)?.message
                 == "entry 10 failed verification (missing-rows at seq 9: the row before seq 10 is missing); it is not returned. Run `auditdb verify` for a full report."
@@ -228,22 +230,11 @@ struct TenantQueryTests {
     func pageWithShortStoredPredecessor() async throws {
         try await makeStore(at: db, keys: keys, count: 20)  // tenant-1: seqs 1, 4, 7, 10, 13, 16, 19
         let tenantOne: [Int64] = [19, 16, 13, 10, 7, 4, 1]
-        func page(_ mode: EntryQuery.UnverifiedRows) async throws -> [AuditEntry] {
-            let store = try await AuditStore.open(at: db, keys: keys)
-            do {
-                let entries = try await store.entries(EntryQuery(limit: 100, descending: true, tenant: "tenant-1", unverifiedRows: mode))
-                try await store.close()
-                return entries
-            } catch {
-                try await store.close()
-                throw error
-            }
-        }
         // The link check reads 32 bytes of the MAC before. Longer (its first 32 bytes the true
         // MAC) or empty: not a link, named as such.
         try sqlite3Must(db, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET mac = CAST(mac || x'00' AS BLOB) WHERE seq = 12;")
         try sqlite3Must(db, "UPDATE audit_entries SET mac = x'' WHERE seq = 15;")
-        let long = try await page(.mark)
+        let long = try await tenantOnePage(.mark)
         #expect(long.map(\.seq) == tenantOne)
         #expect(long.filter { $0.finding != nil }.map(\.seq) == [16, 13])
         #expect(long.first { $0.seq == 13 }?.finding == Finding(
@@ -252,12 +243,12 @@ struct TenantQueryTests {
 
         // Shorter: never read past it.
         try sqlite3Must(db, "UPDATE audit_entries SET mac = x'00' WHERE seq = 12;")
-        let short = try await page(.mark)
+        let short = try await tenantOnePage(.mark)
         #expect(short.filter { $0.finding != nil }.map(\.seq) == [16, 13])
         #expect(short.first { $0.seq == 13 }?.finding?.message == "the row before seq 13 has a stored MAC of 1 bytes, not 32, so seq 13's link cannot be checked")
         // The page reads the tenant's rows oldest first and reverses them: entry 13 fails first.
         await #expect {
-            _ = try await page(.throw)
+            _ = try await tenantOnePage(.throw)
         } throws: { error in
             (error as? AuditError)?.message
                 == "entry 13 failed verification (malformed-row at seq 12: the row before seq 13 has a stored MAC of 1 bytes, not 32, so seq 13's link cannot be checked); it is not returned. Run `auditdb verify` for a full report."
