@@ -144,12 +144,12 @@ extension AuditStore {
             ? "SELECT \(columns) FROM audit_checkpoints ORDER BY seq"
             : "SELECT \(columns) FROM audit_checkpoints WHERE seq <= \(upTo!) ORDER BY seq DESC LIMIT \(limit ?? -1)"
         return try Row.fetchAll(db, sql: sql).map { row in
-            func blob(_ name: String) -> [UInt8] { Array(row.lenient(name, as: Data.self) ?? Data()) }
-            let kv = row.lenient("key_version", as: Int64.self) ?? -1
+            func blob(_ name: String) -> [UInt8] { Array(row.stored(name, as: Data.self) ?? Data()) }
+            let kv = row.stored("key_version", as: Int64.self) ?? -1
             return StoredCheckpoint(
                 checkpoint: Checkpoint(
                     storeID: storeID, seq: row["seq"], chainHead: blob("chain_head"), merkleRoot: blob("merkle_root"),
-                    time: AuditTimestamp(microsecondsSinceEpoch: row.lenient("created_at", as: Int64.self) ?? 0),
+                    time: AuditTimestamp(microsecondsSinceEpoch: row.stored("created_at", as: Int64.self) ?? 0),
                     keyVersion: UInt32(exactly: kv) ?? 0, publicKey: blob("public_key"), signature: blob("signature")),
                 frontier: blob("frontier"))
         }

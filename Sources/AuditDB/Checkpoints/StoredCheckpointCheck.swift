@@ -26,13 +26,13 @@ enum StoredCheckpointCheck {
         var findings: [Finding] = []
         var reportedTruncation = false
         for row in rows.prefix(examinedLimit) {
-            func blob(_ index: Int) -> [UInt8] { Array(row.lenient(index, as: Data.self) ?? Data()) }
+            func blob(_ index: Int) -> [UInt8] { Array(row.stored(index, as: Data.self) ?? Data()) }
             let seq: Int64 = row[0]
             let checkpoint = Checkpoint(
                 storeID: storeID, seq: seq, chainHead: blob(4), merkleRoot: blob(5),
-                time: AuditTimestamp(microsecondsSinceEpoch: row.lenient(1, as: Int64.self) ?? 0),
-                keyVersion: row.lenient(2, as: Int64.self).flatMap(UInt32.init(exactly:)) ?? 0, publicKey: blob(3), signature: blob(6))
-            let invalid = row.lenient(8, as: Bool.self) != true || checkpoint.keyVersion == 0
+                time: AuditTimestamp(microsecondsSinceEpoch: row.stored(1, as: Int64.self) ?? 0),
+                keyVersion: row.stored(2, as: Int64.self).flatMap(UInt32.init(exactly:)) ?? 0, publicKey: blob(3), signature: blob(6))
+            let invalid = row.stored(8, as: Bool.self) != true || checkpoint.keyVersion == 0
                 ? "its created_at or key_version is not an integer, or its key version is not 1...2^32-1"
                 : trusted.map { checkpoint.invalidity(under: $0) } ?? checkpoint.selfInvalidity()
             let named = "the store's own checkpoint at seq \(seq) (made \(checkpoint.time.iso8601), checkpoint key version \(checkpoint.keyVersion))"
@@ -49,7 +49,7 @@ enum StoredCheckpointCheck {
                 findings.append(Finding(
                     kind: .truncated, seqs: (lastSeq + 1)...seq,
                     message: "the log ends at seq \(lastSeq) but \(named) covers \(seq) rows: rows \(lastSeq + 1)...\(seq) were cut from the tail after it was made\(caveat)"))
-            } else if row.lenient(7, as: Bool.self) == true {
+            } else if row.stored(7, as: Bool.self) == true {
                 findings.append(Finding(
                     kind: .anchorMismatch, seqs: seq...seq,
                     message: "row \(seq) does not have the chain head signed by \(named): the log up to it was rewritten or forked\(caveat)"))

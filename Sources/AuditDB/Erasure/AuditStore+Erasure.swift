@@ -324,7 +324,7 @@ extension AuditStore {
             do {
                 busy = try await pool.writeWithoutTransaction { db in
                     let row = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
-                    return (row?.lenient(0, as: Int64.self) ?? 1) != 0
+                    return (row?.stored(0, as: Int64.self) ?? 1) != 0
                 }
             } catch {
                 throw AuditError.from(error, while: "checkpoint the write-ahead log after erasure")

@@ -67,7 +67,7 @@ enum ErasureCheck {
         let rowAt = try db.cachedStatement(sql: "SELECT seals, details FROM audit_entries WHERE seq = ?")
         for (seq, claim) in claimed.sorted(by: { $0.key < $1.key }) {
             guard let row = try Row.fetchOne(rowAt, arguments: [seq]) else { continue }
-            if let problem = mismatch(seq: seq, mask: mask(row[0]), details: row[1], claim: claim) { tampered(seq, problem) }
+            if let problem = mismatch(seq: seq, mask: mask(row[0]), details: row.stored(1, as: String.self), claim: claim) { tampered(seq, problem) }
         }
         return findings
     }

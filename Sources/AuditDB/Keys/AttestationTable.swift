@@ -39,17 +39,17 @@ enum AttestationTable {
         while let row = try rows.next() {
             let seqText = (row[0] as DatabaseValue).description, kvText = (row[1] as DatabaseValue).description
             var why: String?
-            if row.lenient(4, as: Bool.self) != true || UInt32(exactly: row.lenient(1, as: Int64.self) ?? -1) == nil {
+            if row.stored(4, as: Bool.self) != true || UInt32(exactly: row.stored(1, as: Int64.self) ?? -1) == nil {
                 why = "its columns have impossible types or values"
-            } else if row.lenient(5, as: Bool.self) != true {
+            } else if row.stored(5, as: Bool.self) != true {
                 why = "its declaration_seq does not name an auditdb.key.compromised entry after the row it attests"
-            } else if let seq = row.lenient(0, as: Int64.self), let kv = UInt32(exactly: row.lenient(1, as: Int64.self) ?? -1),
-                      let declaration = row.lenient(2, as: Int64.self), let mac = row.lenient(3, as: Data.self)
+            } else if let seq = row.stored(0, as: Int64.self), let kv = UInt32(exactly: row.stored(1, as: Int64.self) ?? -1),
+                      let declaration = row.stored(2, as: Int64.self), let mac = row.stored(3, as: Data.self)
             {
                 let target: (UInt32, [UInt8])?
                 if seq == 0 {
                     target = header.map { ($0.keyVersion, $0.mac) }
-                } else if let tkv = row.lenient(6, as: Int64.self).flatMap(UInt32.init(exactly:)), let tmac = row.lenient(7, as: Data.self), tmac.count == 32 {
+                } else if let tkv = row.stored(6, as: Int64.self).flatMap(UInt32.init(exactly:)), let tmac = row.stored(7, as: Data.self), tmac.count == 32 {
                     target = (tkv, Array(tmac))
                 } else {
                     target = nil

@@ -83,7 +83,7 @@ extension AuditStore {
             var pending: [(Int64, UInt32, [UInt8])] = []
             for row in rows {
                 let seq: Int64 = row["seq"]
-                guard let kv = UInt32(exactly: row.lenient("key_version", as: Int64.self) ?? -1), let mac = row.lenient("mac", as: Data.self), mac.count == 32 else {
+                guard let kv = UInt32(exactly: row.stored("key_version", as: Int64.self) ?? -1), let mac = row.stored("mac", as: Data.self), mac.count == 32 else {
                     continue
                 }
                 let macBytes = Array(mac)
@@ -101,8 +101,8 @@ extension AuditStore {
                           "rowsAttested": .int(Int64(count))])) }
             // The store header (attested as seq 0) if the same key signed it.
             if let header = try Row.fetchOne(db, sql: "SELECT key_version, mac FROM audit_store"),
-               let kv = UInt32(exactly: header.lenient("key_version", as: Int64.self) ?? -1), distrusted.contains(kv),
-               let mac = header.lenient("mac", as: Data.self), mac.count == 32
+               let kv = UInt32(exactly: header.stored("key_version", as: Int64.self) ?? -1), distrusted.contains(kv),
+               let mac = header.stored("mac", as: Data.self), mac.count == 32
             {
                 let macBytes = Array(mac)
                 let headerAttested = macBytes.withUnsafeBufferPointer { pointer in

@@ -57,7 +57,7 @@ enum KeyProof {
         guard try db.tableExists("audit_key_versions") else { return [:] }
         var cache: [UInt32: Int64] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT key_version, first_seq FROM audit_key_versions") {
-            guard let version = row.lenient(0, as: Int64.self).flatMap(UInt32.init(exactly:)), let first = row.lenient(1, as: Int64.self) else {
+            guard let version = row.stored(0, as: Int64.self).flatMap(UInt32.init(exactly:)), let first = row.stored(1, as: Int64.self) else {
                 continue
             }
             cache[version] = first

@@ -59,9 +59,9 @@ enum KeyVersionCache {
             FROM audit_key_versions c
             """)
         while let row = try rows.next() {
-            let version = row.lenient(0, as: Int64.self).flatMap(UInt32.init(exactly:)).flatMap { $0 == 0 ? nil : $0 }
+            let version = row.stored(0, as: Int64.self).flatMap(UInt32.init(exactly:)).flatMap { $0 == 0 ? nil : $0 }
             let firstSeq = (row[1] as DatabaseValue).description
-            try body(version, firstSeq, version != nil && (row.lenient(2, as: Bool.self) ?? false))
+            try body(version, firstSeq, version != nil && (row.stored(2, as: Bool.self) ?? false))
         }
     }
 }

@@ -68,7 +68,7 @@ extension QueryExecution {
                 read += 1
                 let seq: Int64 = row[0]
                 reached = seq
-                if row.lenient(1, as: Int64.self) == 1 {
+                if row.stored(1, as: Int64.self) == 1 {
                     seqs.append(seq)
                     if seqs.count == plan.limit { return seqs }
                 }

@@ -31,7 +31,17 @@ struct RowContext: Sendable {
 /// The chain state between rows checked in seq order: the stored MAC of the row before, and
 /// whether the next row's link may be checked against it.
 struct RowChain: Sendable {
-    var prevMac: [UInt8]
+    /// Always 32 bytes (C reads and writes 32): a value of another length is not a known link,
+    /// so the chain becomes unknown rather than read or written past the array. Callers check
+    /// a stored MAC's length first and report it; this only keeps a slip from reaching C.
+    var prevMac: [UInt8] {
+        didSet {
+            if prevMac.count != 32 {
+                prevMac = [UInt8](repeating: 0, count: 32)
+                prevKnown = false
+            }
+        }
+    }
     var prevKnown: Bool
 
     /// `prevMac` is read as 32 bytes: any other length (a stored MAC can be tampered to one) is
@@ -65,13 +75,7 @@ extension RowView {
         }
         row.seq = seq  // the seq being checked (rowsMovedFromTheTail checks a row against other seqs)
         let kv = row.key_version
-        defer {
-            if chain.prevMac.count == 32 {
-                chain.prevMac.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: mac, count: 32) }
-            } else {
-                chain.prevMac = Array(UnsafeBufferPointer(start: mac, count: 32))
-            }
-        }
+        defer { chain.prevMac.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: mac, count: 32) } }
         guard let key = context.keys.key(version: kv) else {
             chain.prevKnown = false
             return Finding(kind: .unknownKeyVersion, seqs: seq...seq,

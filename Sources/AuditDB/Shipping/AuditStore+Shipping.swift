@@ -198,11 +198,13 @@ extension AuditStore {
             SELECT seq, key_version, mac, leaf, recorded_at, tags, expiry_seq FROM audit_expired WHERE seq >= ? AND seq <= ?
             """, arguments: [range.lowerBound, range.upperBound])
         while let row = try rows.next() {
-            guard let kv = UInt32(exactly: row.lenient(1, as: Int64.self) ?? -1), let mac = row.lenient(2, as: Data.self), let leaf = row.lenient(3, as: Data.self),
-                  let tags = row.lenient(5, as: Data.self), tags.count == 80
+            guard let kv = UInt32(exactly: row.stored(1, as: Int64.self) ?? -1), let mac = row.stored(2, as: Data.self), let leaf = row.stored(3, as: Data.self),
+                  let tags = row.stored(5, as: Data.self), tags.count == 80,
+                  let seq = row.stored(0, as: Int64.self), let recordedAt = row.stored(4, as: Int64.self),
+                  let expirySeq = row.stored(6, as: Int64.self)
             else { continue }  // a malformed tombstone: the scan's leaf check stops at it
-            out[row[0]] = Tombstone(seq: row[0], keyVersion: kv, mac: Array(mac), leaf: Array(leaf), recordedAt: row[4],
-                                    tags: Array(tags), expirySeq: row[6])
+            out[seq] = Tombstone(seq: seq, keyVersion: kv, mac: Array(mac), leaf: Array(leaf), recordedAt: recordedAt,
+                                 tags: Array(tags), expirySeq: expirySeq)
         }
         return out
     }

@@ -404,16 +404,18 @@ struct StoreHeader: Sendable {
         }
         let rows = try Row.fetchAll(
             db, sql: "SELECT store_id, created_at, format_version, key_version, mac FROM audit_store")
-        guard rows.count == 1, let id = rows[0].lenient("store_id", as: Data.self), id.count == StoreFormat.storeIDLength,
-              let kv = rows[0].lenient("key_version", as: Int64.self), let kv32 = UInt32(exactly: kv)
+        guard rows.count == 1, let id = rows[0].stored("store_id", as: Data.self), id.count == StoreFormat.storeIDLength,
+              let kv = rows[0].stored("key_version", as: Int64.self), let kv32 = UInt32(exactly: kv),
+              let createdAt = rows[0].stored("created_at", as: Int64.self),
+              let formatVersion = rows[0].stored("format_version", as: Int64.self)
         else {
             throw AuditError(
                 .corrupt,
                 "\(path) has no valid store header (audit_store holds \(rows.count) row(s)); creation did not finish or the file was tampered with. Run `auditdb verify`.")
         }
         return StoreHeader(
-            storeID: StoreID(bytes: Array(id)), createdAt: rows[0].lenient("created_at", as: Int64.self) ?? 0,
-            formatVersion: rows[0].lenient("format_version", as: Int64.self) ?? 0, keyVersion: kv32,
-            mac: Array(rows[0].lenient("mac", as: Data.self) ?? Data()))
+            storeID: StoreID(bytes: Array(id)), createdAt: createdAt,
+            formatVersion: formatVersion, keyVersion: kv32,
+            mac: Array(rows[0].stored("mac", as: Data.self) ?? Data()))
     }
 }

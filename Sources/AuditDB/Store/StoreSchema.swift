@@ -27,7 +27,10 @@ enum StoreSchema {
 
     private static func rawObjects(in db: Database) throws -> [Object] {
         try Row.fetchAll(db, sql: "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type, name")
-            .map { Object(type: $0["type"], name: $0["name"], table: $0["tbl_name"], sql: $0["sql"]) }
+            // The schema table can be rewritten too (writable_schema): a NULL or non-text value
+            // makes an object that matches no expected one, never a decoding trap.
+            .map { Object(type: $0.stored("type", as: String.self) ?? "", name: $0.stored("name", as: String.self) ?? "",
+                          table: $0.stored("tbl_name", as: String.self) ?? "", sql: $0.stored("sql", as: String.self)) }
     }
 
     struct Object: Hashable, Sendable {

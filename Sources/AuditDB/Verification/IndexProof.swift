@@ -82,7 +82,7 @@ struct IndexProof: Sendable {
                   let row = try Row.fetchOne(db, sql: "SELECT tbl_name, sql FROM sqlite_schema WHERE type = 'index' AND name = ?",
                                              arguments: [index.name])
             else { return false }
-            return row.lenient("tbl_name", as: String.self) == expected.table && row.lenient("sql", as: String.self) == expected.sql
+            return row.stored("tbl_name", as: String.self) == expected.table && row.stored("sql", as: String.self) == expected.sql
         }
     }
 
@@ -152,7 +152,7 @@ struct IndexProof: Sendable {
         let row = try Row.fetchOne(
             db, sql: "SELECT min(\(column)), max(\(column)) FROM audit_entries WHERE seq >= ? AND seq <= ? AND typeof(\(column)) = 'integer'",
             arguments: [from, upTo])
-        guard let lo = row?.lenient(0, as: Int64.self), let hi = row?.lenient(1, as: Int64.self) else { return nil }
+        guard let lo = row?.stored(0, as: Int64.self), let hi = row?.stored(1, as: Int64.self) else { return nil }
         return (lo, hi)
     }
 

@@ -110,8 +110,10 @@ enum TimeBreakCheck {
     /// The seq and recorded time of the last row or tombstone before `seq` (nil if there is none).
     private static func predecessor(_ db: Database, of seq: Int64) throws -> (seq: Int64, time: Int64)? {
         guard seq > 1 else { return nil }
+        // recorded_at as the scan below reads it (sqlite3_column_int64: NULL and text that is not
+        // a number are 0), so that a tampered type is an integer here too, never a decoding trap.
         return try Row.fetchOne(db, sql: """
-            SELECT seq, recorded_at FROM (
+            SELECT seq, coalesce(CAST(recorded_at AS INTEGER), 0) FROM (
                 SELECT * FROM (SELECT seq, recorded_at FROM audit_entries WHERE seq >= 1 AND seq < ?1 ORDER BY seq DESC LIMIT 1)
                 UNION ALL
                 SELECT * FROM (SELECT seq, recorded_at FROM audit_expired x WHERE seq >= 1 AND seq < ?1

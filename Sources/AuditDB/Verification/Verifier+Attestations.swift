@@ -19,11 +19,11 @@ extension Verifier {
     static func attestations(from rows: [Row]) -> [Int64: [Attestation]] {
         var attestations: [Int64: [Attestation]] = [:]
         for row in rows {
-            guard let seq = row.lenient(0, as: Int64.self), let kv = UInt32(exactly: row.lenient(1, as: Int64.self) ?? -1),
-                  let declaration = row.lenient(2, as: Int64.self)
+            guard let seq = row.stored(0, as: Int64.self), let kv = UInt32(exactly: row.stored(1, as: Int64.self) ?? -1),
+                  let declaration = row.stored(2, as: Int64.self)
             else { continue }
             attestations[seq, default: []].append(
-                Attestation(keyVersion: kv, declarationSeq: declaration, mac: Array(row.lenient(3, as: Data.self) ?? Data())))
+                Attestation(keyVersion: kv, declarationSeq: declaration, mac: Array(row.stored(3, as: Data.self) ?? Data())))
         }
         return attestations
     }

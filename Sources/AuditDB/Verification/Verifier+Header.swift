@@ -62,9 +62,9 @@ extension Verifier {
                                     message: "audit_store holds \(rows.count) rows; it must hold exactly one"))
         }
         let row = rows[0]
-        guard let id = row.lenient("store_id", as: Data.self), id.count == StoreFormat.storeIDLength,
-              let created = row.lenient("created_at", as: Int64.self), let format = row.lenient("format_version", as: Int64.self),
-              let kv = row.lenient("key_version", as: Int64.self), let kv32 = UInt32(exactly: kv), let mac = row.lenient("mac", as: Data.self)
+        guard let id = row.stored("store_id", as: Data.self), id.count == StoreFormat.storeIDLength,
+              let created = row.stored("created_at", as: Int64.self), let format = row.stored("format_version", as: Int64.self),
+              let kv = row.stored("key_version", as: Int64.self), let kv32 = UInt32(exactly: kv), let mac = row.stored("mac", as: Data.self)
         else {
             return .failure(Finding(kind: .headerTampered, seqs: nil, message: "the store header has invalid columns"))
         }

@@ -261,7 +261,7 @@ struct Verifier: Sendable {
             return (
                 schemaFindings, header,
                 (first, last, first.map { last! - $0 + 1 } ?? 0),
-                (low?.lenient(0, as: Int64.self), low?.lenient(1, as: Int64.self), low?.lenient(2, as: Int64.self) ?? 0),
+                (low?.stored(0, as: Int64.self), low?.stored(1, as: Int64.self), low?.stored(2, as: Int64.self) ?? 0),
                 attestations
             )
         }

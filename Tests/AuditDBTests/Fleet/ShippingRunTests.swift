@@ -18,7 +18,7 @@ struct ShippingRunTests {
         db = dir.path("store.db")
     }
 
-    @Test("a run after seq 100 whose row 100 has a stored MAC of 1 byte is refused, naming the row; nothing is read past the MAC")
+    @Test("a run after seq 100 whose row 100 has a stored MAC of 1 byte is refused, naming the row; so is a run whose row 100 is gone")
     func frontierMacNot32Bytes() async throws {
         try await makeStore(at: db, keys: keys, count: 100)
         let signer = try CheckpointSigner.inMemory()
@@ -36,6 +36,17 @@ struct ShippingRunTests {
             _ = try await store.shippingRun(after: 100, through: checkpoint)
         } throws: { error in
             (error as? AuditError)?.code == .integrityViolation && (error as? AuditError)?.message
+                == "the row at seq 100, the last one the central copy holds, is missing here or its stored MAC is not 32 bytes, so the next row's link cannot be checked; nothing was shipped. Run `auditdb verify`."
+        }
+        try await store.close()
+
+        // The row gone altogether: the same refusal.
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq = 100;")
+        store = try await AuditStore.open(at: db, keys: keys)
+        await #expect {
+            _ = try await store.shippingRun(after: 100, through: checkpoint)
+        } throws: { error in
+            (error as? AuditError)?.message
                 == "the row at seq 100, the last one the central copy holds, is missing here or its stored MAC is not 32 bytes, so the next row's link cannot be checked; nothing was shipped. Run `auditdb verify`."
         }
         try await store.close()

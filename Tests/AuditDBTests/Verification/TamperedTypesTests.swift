@@ -1,5 +1,6 @@
 import AuditDBTestSupport
 import Foundation
+import GRDB
 import Testing
 
 @testable import AuditDB
@@ -21,6 +22,7 @@ struct TamperedTypesTests {
 
     /// Runs `sql` on `table` with its STRICT and its triggers taken off, then puts both back.
     func tamper(_ table: String, _ sql: String) throws {
+        let original = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = '\(table)';").stdout
         let triggers = try sqlite3Shell(db, "SELECT sql || ';' FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = '\(table)';").stdout
         let names = try sqlite3Shell(db, "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = '\(table)';").stdout
             .split(separator: "\n").map(String.init)
@@ -36,7 +38,9 @@ struct TamperedTypesTests {
         try sqlite3Must(db, triggers)
         try strict("\n)", "\n) STRICT")
         let schema = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = '\(table)';").stdout
-        #expect(schema.contains(") STRICT"), "\(schema)")
+        #expect(schema == original && schema.contains(") STRICT"), "\(schema)")
+        let restored = try sqlite3Shell(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = '\(table)';").stdout
+        #expect(restored == "\(names.count)\n")
     }
 
     @Test("audit_store.created_at holding text: verify reports header-tampered (the header's columns)")
@@ -58,10 +62,14 @@ struct TamperedTypesTests {
         try await store.close()
         try tamper("audit_checkpoints", "UPDATE audit_checkpoints SET created_at = 'noon' WHERE seq = 3;")
         #expect(try sqlite3Shell(db, "SELECT seq, typeof(created_at) FROM audit_checkpoints;").stdout == "3|text\n")
-        // The row agrees with the log (seq and chain head), so plain verification, which checks
-        // signatures only where a row disagrees (StoredCheckpointCheck), finds nothing.
+        // The row agrees with the log (seq and chain head): FORMAT.md section 11 step 8 examines
+        // only rows that disagree ("a forged row that agrees changes nothing"), so plain
+        // verification reports nothing, and reads the row without stopping.
         #expect(try await AuditStore.verify(storeAt: db, keys: keys).findings == [])
         store = try await AuditStore.open(at: db, keys: keys)
+        let storeID = store.storeID
+        let usable = try await store.pool.read { db in try AuditStore.usableCheckpoint(db, storeID: storeID, trusting: nil) }
+        #expect(usable.0 == nil && usable.skipped == [3])  // its signature no longer holds
         try await store.append(contentsOf: (4...5).map { sampleEvent($0) })
         let next = try await store.checkpoint(signer: signer)
         #expect(next.seq == 5)
