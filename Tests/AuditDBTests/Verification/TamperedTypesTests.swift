@@ -26,17 +26,19 @@ struct TamperedTypesTests {
         let triggers = try sqlite3Shell(db, "SELECT sql || ';' FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = '\(table)';").stdout
         let names = try sqlite3Shell(db, "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = '\(table)';").stdout
             .split(separator: "\n").map(String.init)
-        func strict(_ from: String, _ to: String) throws {
-            try sqlite3Must(db, """
-                PRAGMA writable_schema = ON;
-                UPDATE sqlite_schema SET sql = replace(sql, '\(from)', '\(to)') WHERE name = '\(table)';
-                PRAGMA writable_schema = OFF;
-                """)
-        }
-        try strict(") STRICT", ")")
+        let quoted = "'" + original.trimmingCharacters(in: .newlines).replacingOccurrences(of: "'", with: "''") + "'"
+        try sqlite3Must(db, """
+            PRAGMA writable_schema = ON;
+            UPDATE sqlite_schema SET sql = replace(sql, ') STRICT', ')') WHERE name = '\(table)';
+            PRAGMA writable_schema = OFF;
+            """)
         try sqlite3Must(db, names.map { "DROP TRIGGER \($0);" }.joined() + sql)
         try sqlite3Must(db, triggers)
-        try strict("\n)", "\n) STRICT")
+        try sqlite3Must(db, """
+            PRAGMA writable_schema = ON;
+            UPDATE sqlite_schema SET sql = \(quoted) WHERE name = '\(table)';
+            PRAGMA writable_schema = OFF;
+            """)
         let schema = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = '\(table)';").stdout
         #expect(schema == original && schema.contains(") STRICT"), "\(schema)")
         let restored = try sqlite3Shell(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = '\(table)';").stdout
@@ -75,5 +77,27 @@ struct TamperedTypesTests {
         #expect(next.seq == 5)
         #expect(try await store.checkpoints().map(\.seq) == [3, 5])
         try await store.close()
+    }
+
+    @Test("the row before an incremental pass holding a text recorded_at: the pass reads it as the scan does (no trap); a full pass names that row")
+    func incrementalPredecessorRecordedAtText() async throws {
+        try await makeStore(at: db, keys: keys, count: 10)
+        let store = try await AuditStore.open(at: db, keys: keys)
+        let scanner = IntegrityScanner(store: store)
+        let first = try await scanner.scan(.incremental)  // no position yet: full
+        #expect(first.isIntact && first.recordSeq == 11)
+        // Changed beside the open store (another SQLite client): the scanner keeps its position.
+        try tamper("audit_entries", "UPDATE audit_entries SET recorded_at = 'late' WHERE seq = 10;")
+        #expect(try sqlite3Shell(db, "SELECT typeof(recorded_at) FROM audit_entries WHERE seq = 10;").stdout == "text\n")
+
+        try await store.append(contentsOf: (12...16).map { sampleEvent($0) })
+        let second = try await scanner.scan(.incremental)
+        #expect(second.mode == .incremental, "\(second)")
+        #expect(second.checkedSeqs?.lowerBound == 11, "\(second)")
+        #expect(second.integrity.findings == [], "\(second.integrity.findings)")
+        try await store.close()
+        let full = try await AuditStore.verify(storeAt: db, keys: keys)
+        #expect(full.findings.map(\.kind) == [.malformedRow], "\(full)")
+        #expect(full.findings.first?.seqs == 10...10, "\(full)")
     }
 }
