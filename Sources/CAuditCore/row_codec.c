@@ -147,7 +147,8 @@ int adb_verify_run(struct sqlite3_stmt *s, const adb_key_entry *keys, int key_co
         int rc = sqlite3_step(s);
         if (rc != SQLITE_ROW) return rc;
         if (*checked >= max_rows) return SQLITE_ROW;
-        if (sqlite3_column_int64(s, ADB_COL_SEQ) != *expected_seq) return SQLITE_ROW;
+        // The last possible seq goes to the caller too: there is no seq after it to expect.
+        if (sqlite3_column_int64(s, ADB_COL_SEQ) != *expected_seq || *expected_seq == INT64_MAX) return SQLITE_ROW;
         adb_row row;
         const uint8_t *mac = NULL;
         int column;
@@ -178,7 +179,7 @@ int adb_walk_tombstones(struct sqlite3_stmt *s, const adb_key_entry *keys, int k
     for (;;) {
         int rc = sqlite3_step(s);
         if (rc != SQLITE_ROW) return rc;
-        if (sqlite3_column_int64(s, 0) != *expected_seq) return SQLITE_ROW;
+        if (sqlite3_column_int64(s, 0) != *expected_seq || *expected_seq == INT64_MAX) return SQLITE_ROW;
         if (sqlite3_column_type(s, 1) != SQLITE_INTEGER || sqlite3_column_type(s, 2) != SQLITE_BLOB) return SQLITE_ROW;
         sqlite3_int64 kv = sqlite3_column_int64(s, 1);
         const uint8_t *mac = (const uint8_t *)sqlite3_column_blob(s, 2);  // before _bytes, as SQLite requires

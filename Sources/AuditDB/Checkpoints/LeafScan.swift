@@ -124,7 +124,7 @@ extension LeafScan {
                 prev = stored
             }
             var flat: [UInt8] = []
-            flat.reserveCapacity(r.count * 32)
+            flat.reserveCapacity(min(r.count, 1 << 22) * 32)  // a range up to a tampered far seq holds no such count
             var collected: [(Int64, String)] = []
             var uncounted: Int64 = 0
             let scan = try LeafScan.scan(db, range: r, prevMac: prev, storeID: storeID, keys: keys, verify: verify,

@@ -49,9 +49,11 @@ extension QueryExecution {
         while singles < plan.singleBuckets && remains() {
             try SQLite.bind(singleHandle, 3, bucket)
             try SQLite.bind(singleHandle, singleLimit, Int64(plan.limit - entries.count))
+            let before = entries.count
             try reader.read(single, into: &entries)
             bucket += step
             singles += 1
+            if entries.count == before { bucket = try nextOccupiedBucket(db, from: bucket, descending: plan.descending) }
         }
         guard remains() else { return }
         let run = try db.cachedStatement(sql: bucketRunSQL(plan))
@@ -76,6 +78,29 @@ extension QueryExecution {
             }
             bucket = far + step
             length = min(length * 2, maximumBucketRun)
+            if seqs.isEmpty { bucket = try nextOccupiedBucket(db, from: bucket, descending: plan.descending) }
         }
+    }
+
+    /// The bucket of the nearest row of any key at or past bucket `from` in the page's direction
+    /// (one seek on the table's rowid), or one past the last possible bucket when there is none.
+    /// Read after a bucket or run that matched nothing, so that a stretch of seqs without rows
+    /// costs one seek rather than a walk bucket by bucket: a store's seqs are dense, but a row
+    /// moved to a far seq by someone with the file (say 2^63 − 1) would otherwise leave 2^49
+    /// empty buckets between the log and it. Never skips a bucket that holds a row.
+    static func nextOccupiedBucket(_ db: Database, from bucket: Int64, descending: Bool) throws -> Int64 {
+        let statement = try db.cachedStatement(sql: descending
+            ? "SELECT seq FROM audit_entries WHERE seq <= ? ORDER BY seq DESC LIMIT 1"
+            : "SELECT seq FROM audit_entries WHERE seq >= ? ORDER BY seq ASC LIMIT 1").sqliteStatement
+        defer { SQLite.reset(statement) }
+        // Past the first or last possible bucket (one step beyond a walk's end): nothing to find,
+        // and the shift below would wrap around.
+        guard bucket >= Int64.min >> bucketShift, bucket <= Int64.max >> bucketShift else { return bucket }
+        // The bucket's last seq (descending) or first seq (ascending).
+        try SQLite.bind(statement, 1, descending ? (bucket << bucketShift) | ((1 << bucketShift) - 1) : bucket << bucketShift)
+        guard try SQLite.step(statement, while: "find the next index bucket that holds rows") else {
+            return descending ? Int64.min >> bucketShift : (Int64.max >> bucketShift) + 1
+        }
+        return SQLite.int64(statement, 0) >> bucketShift
     }
 }

@@ -186,7 +186,7 @@ struct TombstoneReader {
             let mac = SQLite.type(stmt, 2) == SQLITE_BLOB ? SQLite.blob(stmt, 2).flatMap { $0.count == 32 ? $0 : nil } : nil
             let link = Link(seq: SQLite.int64(stmt, 0), keyVersion: kv, mac: mac, leaf: nil)
             try body(link, expected, &chain)
-            expected = link.seq + 1
+            expected = link.seq == .max ? .max : link.seq + 1  // (a tombstone there is foreign)
         }
     }
 }

@@ -29,6 +29,10 @@ extension Appender {
         }
     }
 
+    /// The highest head seq an append starts from: 2^62, far beyond any store (at a million rows
+    /// a second, 146,000 years), and far enough below 2^63 − 1 that no batch overflows a seq.
+    static let maximumHeadSeq: Int64 = 1 << 62
+
     /// The last row's seq, MAC and recorded time (0, 32 zero bytes and nil for an empty store);
     /// the time is the predecessor of the first new row for its time break (Appender+TimeBreaks.swift).
     /// A cached statement stepped directly: preparing it through GRDB each time cost ~38 µs per transaction.
@@ -40,7 +44,14 @@ extension Appender {
         guard try SQLite.step(stmt, while: "read the last row") else { return (0, mac, nil) }
         let stored = SQLite.blob(stmt, 1) ?? []
         mac.replaceSubrange(0..<min(32, stored.count), with: stored.prefix(32))
-        return (SQLite.int64(stmt, 0), mac, SQLite.int64(stmt, 2))
+        let seq = SQLite.int64(stmt, 0)
+        // No store reaches this by appending (2^62 rows); a row put there by someone with the file
+        // leaves no seq for the rows after it.
+        guard seq < maximumHeadSeq else {
+            throw AuditError(.integrityViolation,
+                             "the last row of the log has seq \(seq), which leaves no seq to append at: it was put there by someone with the file, not by AuditDB. Run `auditdb verify`, and restore the store from a backup")
+        }
+        return (seq, mac, SQLite.int64(stmt, 2))
     }
 
     /// Binds and steps one row. Text pointers point into the event's arena, valid for the

@@ -52,12 +52,17 @@ enum StoreSchema {
     static var knownMigrations: [String] { EmbeddedSQL.migrations.map(\.name) }
 
 
-    /// The objects a store at `appliedMigrations` must have: made by running those embedded
-    /// migrations on an empty in-memory database, so the text matches byte for byte.
+    /// The objects a store at `appliedMigrations` must have: made by running the embedded
+    /// migrations on an empty in-memory database, so the text matches byte for byte. Migrations
+    /// apply in order, so a store that records a migration has every one before it: they run up to
+    /// the last one recorded, including any whose record is missing (removed or edited: a record
+    /// taken out must not lower what is expected, nor leave a later migration without the tables
+    /// it alters). A list that names no known migration expects them all.
     static func expectedObjects(appliedMigrations: [String]) throws -> [Object] {
         let queue = try DatabaseQueue()
+        let through = EmbeddedSQL.migrations.lastIndex { appliedMigrations.contains($0.name) } ?? EmbeddedSQL.migrations.count - 1
         try queue.write { db in
-            for migration in EmbeddedSQL.migrations where appliedMigrations.contains(migration.name) {
+            for migration in EmbeddedSQL.migrations.prefix(through + 1) {
                 try db.execute(sql: migration.sql)
             }
         }

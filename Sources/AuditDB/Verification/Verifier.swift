@@ -308,6 +308,8 @@ struct Verifier: Sendable {
         try SQLite.bind(stmt, 2, range.upperBound)
         defer { SQLite.reset(stmt) }
         var expected = range.lowerBound
+        // Whether the row at the last possible seq (2^63 - 1) was read: no seq is expected after it.
+        var readLastPossible = false
         let tombstones = try TombstoneReader(db)
         // Runs of good rows are checked in C, row after row, without coming back to Swift; the
         // row after a run (a gap, a bad or unusual row) is reported by the row-by-row code below.
@@ -342,7 +344,7 @@ struct Verifier: Sendable {
             case .success(true):
                 break
             case .success(false):
-                if !isLast, expected <= range.upperBound {
+                if !isLast, !readLastPossible, expected <= range.upperBound {
                     try walkExpired(expected...range.upperBound, tombstones, chain: &chain, context: context, keyEntries: keyEntries, result: &result)
                 }
                 if adds { result.indexDigest = digest }
@@ -362,7 +364,7 @@ struct Verifier: Sendable {
             if seq > expected {
                 try walkExpired(expected...(seq - 1), tombstones, chain: &chain, context: context, keyEntries: keyEntries, result: &result)
             }
-            expected = seq + 1
+            if seq == .max { readLastPossible = true } else { expected = seq + 1 }
             result.rowsChecked += 1
             progress?.add(1)
             var view = RowView(stmt)
