@@ -871,7 +871,7 @@ def _moved_from_tail(conn, report: Report, keys, store_id: bytes, hi: int, count
         if key is None:
             continue
         stored = bytes(row["mac"])
-        for candidate in range(hi + 1, hi + count + 1):
+        for candidate in range(hi + 1, min(hi + count, 2**63 - 1) + 1):  # no seq past 2^63 - 1
             if hmac.compare_digest(row_tag(key.keyset, store_id, dict(row, seq=candidate)), stored[:TAG_LEN]):
                 report.add("missing-rows", candidate, candidate,
                            f"the row of seq {candidate} was moved out of the log to seq {row['seq']} (the tail was cut)")

@@ -45,21 +45,25 @@ extension QueryExecution {
             guard try SQLite.step(stmt, while: "find the time window's rows") else { return nil }
             return (SQLite.int64(stmt, 0), SQLite.int64(stmt, 1))
         }
-        /// The first seq `s` of `segment` (or one past it) such that every row from `s` on has
-        /// a time >= `time`, and every row before it a lower one.
-        func boundary(_ time: Int64, in segment: ClosedRange<Int64>) throws -> Int64 {
-            var low = segment.lowerBound, high = segment.upperBound + 1
+        /// The first seq `s` of `segment` such that every row from `s` on has a time >= `time`,
+        /// and every row before it a lower one; nil when every row of the segment has a lower
+        /// time (`s` would be one past the segment: no Int64 for a segment that ends at
+        /// 2^63 − 1, where someone with the file can put a row). The search runs on offsets from
+        /// the segment's first seq (at least 1), which cannot overflow.
+        func boundary(_ time: Int64, in segment: ClosedRange<Int64>) throws -> Int64? {
+            let base = segment.lowerBound, past = UInt64(segment.upperBound - base) + 1
+            var low: UInt64 = 0, high = past
             while low < high {
                 let middle = low + (high - low) / 2
                 // Rows from `high` on have a time >= `time`: a row found past `high - 1` means
                 // none in middle..<high.
-                guard let found = try row(first, middle...segment.upperBound), found.time < time else {
+                guard let found = try row(first, (base + Int64(middle))...segment.upperBound), found.time < time else {
                     high = middle
                     continue
                 }
-                low = found.seq + 1
+                low = UInt64(found.seq - base) + 1
             }
-            return low
+            return low == past ? nil : base + Int64(low)
         }
         var ranges: [ClosedRange<Int64>] = []
         let starts = [lower] + breaks
@@ -68,8 +72,10 @@ extension QueryExecution {
             guard let head = try row(first, segment), let tail = try row(last, segment),
                   head.time < window.upper, tail.time >= window.lower
             else { continue }
-            let from = head.time >= window.lower ? head.seq : try boundary(window.lower, in: segment)
-            let to = tail.time < window.upper ? tail.seq : try boundary(window.upper, in: segment) - 1
+            // Every row of the segment before the window: no from, no range.
+            guard let from = head.time >= window.lower ? head.seq : try boundary(window.lower, in: segment) else { continue }
+            // The tail is at or past the window's end, so the boundary is inside the segment.
+            let to = tail.time < window.upper ? tail.seq : try boundary(window.upper, in: segment).map { $0 - 1 } ?? segment.upperBound
             guard from <= to else { continue }
             ranges.append(from...to)
             guard ranges.count <= maximumSegments else { return nil }

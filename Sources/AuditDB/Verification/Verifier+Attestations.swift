@@ -57,9 +57,12 @@ extension Verifier {
         let stmt = statement.sqliteStatement
         defer { SQLite.reset(stmt) }
         var findings: [Finding] = []
+        // No seq exists past 2^63 − 1: a log whose last row was moved there has no candidates.
+        guard lastSeq < .max, count > 0 else { return findings }
+        let candidates = (lastSeq + 1)...(lastSeq > Int64.max - count ? Int64.max : lastSeq + count)
         while try SQLite.step(stmt, while: "read rows below seq 1") {
             let stored = SQLite.int64(stmt, RowLayout.seq)
-            for candidate in (lastSeq + 1)...(lastSeq + count) {
+            for candidate in candidates {
                 var view = RowView(stmt)
                 var chain = RowChain(prevKnown: false)
                 let finding = view.check(seq: candidate, chain: &chain, context: context)

@@ -47,7 +47,7 @@ extension Verifier {
         var lastMissing: Int?
         for finding in ordered {
             if finding.kind == .missingRows, let at = lastMissing, let a = out[at].seqs,
-               let b = finding.seqs, a.upperBound + 1 == b.lowerBound
+               let b = finding.seqs, a.upperBound < b.lowerBound, a.upperBound + 1 == b.lowerBound, b.upperBound < .max
             {
                 out[at] = Finding(
                     kind: .missingRows, seqs: a.lowerBound...b.upperBound,

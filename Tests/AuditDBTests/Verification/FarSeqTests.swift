@@ -99,3 +99,37 @@ struct FarSeqTests {
         #expect(report.findings.last?.message.hasSuffix("a migration record was removed or edited") == true)
     }
 }
+
+extension FarSeqTests {
+    @Test("rows below seq 1 with the last row at 2^63 - 1: no candidate seq past it is tried (the step-5 search trapped)")
+    func rowsBelowOneWithLastAtMax() async throws {
+        try await makeStore(at: db, keys: keys, count: 12)
+        try tamper("UPDATE audit_entries SET seq = 9223372036854775807 WHERE seq = 12; UPDATE audit_entries SET seq = -5 WHERE seq = 11;")
+        let report = try await AuditStore.verify(storeAt: db, keys: keys)
+        #expect(report.findings.map(\.kind) == [.unexpectedRows, .missingRows, .macMismatch], "\(report)")
+        #expect(report.findings.map(\.seqs) == [-5...(-5), 11...(Int64.max - 1), Int64.max...Int64.max])
+    }
+
+    @Test("a tenant + time page whose window ends inside the segment that ends at 2^63 - 1 (its binary search overflowed)")
+    func timeWindowEndingAtMax() async throws {
+        try await makeStore(at: db, keys: keys, count: 6)
+        let times = try sqlite3Shell(db, "SELECT recorded_at FROM audit_entries ORDER BY seq;").stdout
+            .split(separator: "\n").compactMap { Int64($0) }
+        #expect(times.count == 6 && times == times.sorted())
+        try tamper("UPDATE audit_entries SET seq = 9223372036854775807 WHERE seq = 6;")
+        let reopened = try await AuditStore.open(at: db, keys: keys)
+        for descending in [false, true] {
+            var query = EntryQuery(limit: 10, descending: descending)
+            query.tenant = "tenant-0"  // rows 3 and 6 (i % 3 == 0)
+            query.unverifiedRows = .mark
+            // Up to row 6's time, exclusive: the moved row is at or past the window's end.
+            query.recordedAt = AuditTimestamp(microsecondsSinceEpoch: times[0])..<AuditTimestamp(microsecondsSinceEpoch: times[5])
+            #expect(try await reopened.page(query).entries.map(\.seq) == (times[2] < times[5] ? [3] : []))
+            query.recordedAt = AuditTimestamp(microsecondsSinceEpoch: times[0])..<AuditTimestamp(microsecondsSinceEpoch: times[5] + 1)
+            let both = try await reopened.page(query).entries
+            #expect(both.map(\.seq) == (descending ? [.max, 3] : [3, .max]))
+            #expect(both.first { $0.seq == .max }?.finding?.kind == .macMismatch)
+        }
+        try await reopened.close()
+    }
+}
