@@ -67,12 +67,7 @@ extension AuditStore {
             throw AuditError(.notAStore, "\(path) is not an AuditDB store (no AuditDB migrations recorded)")
         }
         let unknown = applied.filter { !StoreSchema.knownMigrations.contains($0) }
-        guard unknown.isEmpty else {
-            throw AuditError(
-                .schemaTooNew,
-                "\(path) was written by a newer AuditDB (unknown migrations: \(unknown.joined(separator: ", "))); "
-                    + "upgrade this binary. Stores are never downgraded.")
-        }
+        guard unknown.isEmpty else { throw StoreSchema.tooNew(path, unknown: unknown) }
         return MigrationPlan(applied: applied, pending: StoreSchema.knownMigrations.filter { !applied.contains($0) })
     }
 

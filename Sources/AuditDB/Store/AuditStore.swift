@@ -238,7 +238,8 @@ public final class AuditStore: Sendable {
                     .keyUnavailable,
                     "the store has rows signed with key version(s) \(missing.map(String.init).joined(separator: ", ")) "
                         + "that the key ring lacks (it has \(keys.versions.map(String.init).joined(separator: ", "))); "
-                        + "load the key file that holds them")
+                        + "load the key file that holds them (if no key file has them, the store header or the rows "
+                        + "were changed: run `auditdb verify`)")
             }
             if let expected = configuration.expectedStoreID, expected != header.storeID {
                 throw AuditError(
@@ -390,12 +391,7 @@ struct StoreHeader: Sendable {
             throw AuditError(.notAStore, "\(path) is not an AuditDB store (no AuditDB tables); check the path")
         }
         let unknown = Set(applied).subtracting(StoreSchema.knownMigrations)
-        guard unknown.isEmpty else {
-            throw AuditError(
-                .schemaTooNew,
-                "\(path) was written by a newer AuditDB (unknown migrations: \(unknown.sorted().joined(separator: ", "))); "
-                    + "upgrade this binary. Stores are never downgraded.")
-        }
+        guard unknown.isEmpty else { throw StoreSchema.tooNew(path, unknown: Array(unknown)) }
         let pending = StoreSchema.knownMigrations.filter { !applied.contains($0) }
         guard pending.isEmpty else {
             throw AuditError(
@@ -409,9 +405,11 @@ struct StoreHeader: Sendable {
               let createdAt = rows[0].stored("created_at", as: Int64.self),
               let formatVersion = rows[0].stored("format_version", as: Int64.self)
         else {
+            let what = rows.count == 1
+                ? "its header row has a column of the wrong type or size" : "audit_store holds \(rows.count) row(s), not 1"
             throw AuditError(
                 .corrupt,
-                "\(path) has no valid store header (audit_store holds \(rows.count) row(s)); creation did not finish or the file was tampered with. Run `auditdb verify`.")
+                "\(path) has no valid store header (\(what)); creation did not finish or the file was tampered with. Run `auditdb verify`.")
         }
         return StoreHeader(
             storeID: StoreID(bytes: Array(id)), createdAt: createdAt,

@@ -51,6 +51,17 @@ enum StoreSchema {
 
     static var knownMigrations: [String] { EmbeddedSQL.migrations.map(\.name) }
 
+    /// The refusal of a store whose migration record names migrations this AuditDB does not
+    /// know: a newer AuditDB wrote it, or someone edited `grdb_migrations` (verify tells which
+    /// migrations are missing or unknown).
+    static func tooNew(_ path: String, unknown: [String]) -> AuditError {
+        AuditError(
+            .schemaTooNew,
+            "\(path) was written by a newer AuditDB (unknown migrations: \(unknown.sorted().joined(separator: ", "))); "
+                + "upgrade this binary. Stores are never downgraded. If no newer AuditDB has opened this file, its "
+                + "migration record was changed by another SQLite client: run `auditdb verify`.")
+    }
+
 
     /// The objects a store at `appliedMigrations` must have: made by running the embedded
     /// migrations on an empty in-memory database, so the text matches byte for byte. Migrations
