@@ -21,15 +21,8 @@ struct FarSeqTests {
         db = dir.path("store.db")
     }
 
-    /// Runs `sql` with `audit_entries`' triggers dropped, then puts them back as they were.
-    func tamper(_ sql: String) throws {
-        let triggers = try sqlite3Shell(db, "SELECT sql || ';' FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'audit_entries';").stdout
-        let names = try sqlite3Shell(db, "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'audit_entries';").stdout
-            .split(separator: "\n").map(String.init)
-        #expect(names.count == 3)
-        try sqlite3Must(db, names.map { "DROP TRIGGER \($0);" }.joined() + sql + triggers)
-        #expect(try sqlite3Shell(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'audit_entries';").stdout == "3\n")
-    }
+    /// Moves rows with `audit_entries_no_update` dropped and put back verbatim.
+    func tamper(_ sql: String) throws { try sqlite3Tamper(db, sql, around: "audit_entries_no_update") }
 
     @Test("verify: the rows after it are missing and the row fails its MAC, exactly; the same at the log's end")
     func verifyReports() async throws {
