@@ -20,7 +20,8 @@ struct TamperedTypesTests {
         db = dir.path("store.db")
     }
 
-    /// Runs `sql` on `table` with its STRICT and its triggers taken off, then puts both back.
+    /// Runs `sql` on `table` with its STRICT, NOT NULL constraints and triggers taken off, then
+    /// puts them back.
     func tamper(_ table: String, _ sql: String) throws {
         let original = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = '\(table)';").stdout
         let triggers = try sqlite3Shell(db, "SELECT sql || ';' FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = '\(table)';").stdout
@@ -29,7 +30,7 @@ struct TamperedTypesTests {
         let quoted = "'" + original.trimmingCharacters(in: .newlines).replacingOccurrences(of: "'", with: "''") + "'"
         try sqlite3Must(db, """
             PRAGMA writable_schema = ON;
-            UPDATE sqlite_schema SET sql = replace(sql, ') STRICT', ')') WHERE name = '\(table)';
+            UPDATE sqlite_schema SET sql = replace(replace(sql, ') STRICT', ')'), 'NOT NULL', '') WHERE name = '\(table)';
             PRAGMA writable_schema = OFF;
             """)
         try sqlite3Must(db, names.map { "DROP TRIGGER \($0);" }.joined() + sql)
@@ -99,5 +100,94 @@ struct TamperedTypesTests {
         let full = try await AuditStore.verify(storeAt: db, keys: keys)
         #expect(full.findings.map(\.kind) == [.malformedRow], "\(full)")
         #expect(full.findings.first?.seqs == 10...10, "\(full)")
+    }
+
+    /// A value as the sqlite3 shell writes it into a column of the table without STRICT (so with
+    /// the column's affinity).
+    enum Value: CustomStringConvertible {
+        case null, text(String), blob(String), real(Double), int(Int64)
+        var sql: String {
+            switch self {
+            case .null: "NULL"
+            case .text(let t): "'\(t)'"
+            case .blob(let hex): "X'\(hex)'"
+            case .real(let r): "\(r)"
+            case .int(let i): "\(i)"
+            }
+        }
+        var description: String { sql }
+    }
+
+    /// The finding FORMAT.md section 11 step 4 gives row 5 (of 9, key version 1, format 1, no
+    /// seals) after `column` = `value`, its stored value being `original` (sqlite3's quote()).
+    static func expected(_ column: String, _ value: Value, original: String) -> Finding.Kind? {
+        if value.sql == original { return nil }  // the same value: nothing changed
+        switch column {
+        case "recorded_at", "outcome", "severity", "origin", "format_version", "key_version":
+            guard case .int(let v) = value else { return .malformedRow }
+            switch column {
+            case "outcome", "severity": if !(0...3).contains(v) { return .malformedRow }
+            case "origin": if !(0...1).contains(v) { return .malformedRow }
+            case "format_version": return .malformedRow  // 2 needs seals; every other value is unknown
+            case "key_version":
+                if !(0...Int64(UInt32.max)).contains(v) { return .malformedRow }
+                if v != 1 { return .unknownKeyVersion }
+            default: break
+            }
+            return .macMismatch
+        case "occurred_at", "origin_ref":
+            switch value {
+            case .null, .int: return .macMismatch
+            default: return .malformedRow
+            }
+        case "mac":
+            if case .blob(let hex) = value, hex.count == 64 { return .macMismatch }
+            return .malformedRow
+        default:  // the text columns: TEXT affinity stores a number written there as text
+            switch value {
+            case .null: return column == "action" ? .malformedRow : .macMismatch
+            case .text, .int, .real: return .macMismatch
+            case .blob: return .malformedRow
+            }
+        }
+    }
+
+    @Test("every column of a row, holding a value of every storage class and the extremes of INTEGER: verify names that row with the finding FORMAT.md gives, a query returns it marked, nothing traps")
+    func everyColumnEveryType() async throws {
+        let pristine = dir.path("pristine.db")
+        try await makeStore(at: pristine, keys: keys, count: 9)
+        let columns = ["recorded_at", "occurred_at", "tenant", "actor", "action", "resource_type", "resource_id", "outcome",
+                       "severity", "correlation_id", "source", "details", "origin", "origin_ref", "format_version", "key_version", "mac"]
+        let values: [Value] = [.null, .text("abc"), .blob("00"), .blob(String(repeating: "ab", count: 32)), .real(2.5),
+                               .int(0), .int(-1), .int(2), .int(Int64.max), .int(Int64.min), .int(1 << 32)]
+        var cases = 0
+        for column in columns {
+            let original = try sqlite3Shell(pristine, "SELECT quote(\(column)) FROM audit_entries WHERE seq = 5;").stdout
+                .trimmingCharacters(in: .newlines)
+            for value in values {
+                try? FileManager.default.removeItem(atPath: db)
+                try FileManager.default.copyItem(atPath: pristine, toPath: db)
+                try tamper("audit_entries", "UPDATE audit_entries SET \(column) = \(value.sql) WHERE seq = 5;")
+                let report = try await AuditStore.verify(storeAt: db, keys: keys)
+                let want = Self.expected(column, value, original: original)
+                let label = "\(column) = \(value) (was \(original))"
+                if let want {
+                    #expect(report.findings.first?.kind == want && report.findings.first?.seqs == 5...5, "\(label): \(report)")
+                    // A time moved past the next row's adds only the time-break index's finding.
+                    #expect(report.findings.dropFirst().allSatisfy { $0.kind == .indexMismatch }, "\(label): \(report)")
+                } else {
+                    #expect(report.findings == [], "\(label): \(report)")
+                }
+                let store = try await AuditStore.open(at: db, keys: keys)
+                var query = EntryQuery(limit: 100)
+                query.unverifiedRows = .mark
+                let entries = try await store.page(query).entries
+                try await store.close()
+                #expect(entries.map(\.seq) == Array(1...9), "\(label)")
+                #expect(entries.filter { !$0.isVerified }.map(\.seq) == (want == nil ? [] : [5]), "\(label)")
+                cases += 1
+            }
+        }
+        #expect(cases == columns.count * values.count)
     }
 }
