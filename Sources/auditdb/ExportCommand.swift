@@ -114,6 +114,10 @@ struct VerifyExportCommand: AsyncParsableCommand {
         }
         Output.line("EXPORT INVALID: \(result.findings.count) finding(s)")
         for finding in result.findings.prefix(50) { Output.line("  " + OutputEscaping.escapeForTerminal(finding.description)) }
+        if result.findings.count > 50 { Output.line("  ... and \(result.findings.count - 50) more") }
+        if result.findings.count >= ExportBundle.findingLimit {
+            Output.line("  (verification stopped at \(ExportBundle.findingLimit) findings; the rest of the bundle was not checked)")
+        }
         throw ExitCode(ExitStatus.violation)
     }
 }

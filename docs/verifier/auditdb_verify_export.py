@@ -749,7 +749,7 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
     whose signature verifies, or None) and "redacted" (the manifest's redaction set as a mask, or None)."""
     findings: list[tuple[str, int | None, str]] = []
     result = {} if result is None else result
-    result.update(statement=None, redacted=None)
+    result.update(statement=None, redacted=None, erased_seqs=[])
 
     def add(kind, seq, message):
         if len(findings) < FINDING_LIMIT:
@@ -848,6 +848,8 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
                     f"but the manifest says {field_names(redacted_mask)} was withheld")
             else:
                 verified += 1
+                if erased:
+                    result["erased_seqs"].append(seq)
     except FileProblem as e:
         # The file itself breaks a bound (or is missing): stop, without entry-missing findings.
         add("bundle-malformed", None, str(e))
@@ -1246,6 +1248,11 @@ def main(argv=None) -> int:
     else:
         print(f"completeness attested: signed statement (key version {st['keyVersion']}): all rows up to seq "
               f"{st['checkpointSeq']} that match the filter (withheld: {field_names(result['redacted'] or 0)})")
+    erased = sorted(result["erased_seqs"]) if verified else []
+    if erased:
+        # Section 21.5: nothing in a bundle proves a field erased rather than shown or withheld.
+        print(f"erased fields NOT proven: {len(erased)} entr{'y shows' if len(erased) == 1 else 'ies show'} fields as erased "
+              f"(first: seq {erased[0]}); check these seqs against the store's erasure entries")
     return 0
 
 

@@ -47,7 +47,7 @@ public enum ExportBundle {
     /// The largest `checkpoint.json` and `statement.json`.
     static let maximumSignedFileBytes = 65_536
     /// Verification stops at this many findings.
-    static let findingLimit = 1_000
+    public static let findingLimit = 1_000
 
     /// Verifies the bundle at `path`: the checkpoint's signature under `publicKeys`; then every
     /// entry: its order (strictly increasing seqs), that the manifest lists it, its values and
@@ -160,6 +160,7 @@ public enum ExportBundle {
         var verified = 0
         var leaves: [UInt8] = []  // v2: the leaf of each listed entry whose own checks passed
         var reordered = false
+        var showingErased: [Int64] = []
         while findings.count < findingLimit {
             let line: ArraySlice<UInt8>
             do {
@@ -228,6 +229,7 @@ public enum ExportBundle {
                     add(.manifestMismatch, seq, "entry seq \(seq) withholds \(names(withheld)), but the manifest says \(names(manifestSet)) was withheld")
                 } else {
                     verified += 1
+                    if !erased.isEmpty { showingErased.append(seq) }
                 }
             }
         }
@@ -249,7 +251,7 @@ public enum ExportBundle {
             if !proven { verified = 0 }
         }
         return ExportVerification(checkpoint: checkpoint, entriesVerified: verified, findings: findings, statement: statement,
-                                  redacted: manifest.redacted ?? [])
+                                  redacted: manifest.redacted ?? [], entriesShowingErased: verified == 0 ? [] : showingErased.sorted())
     }
 
     /// The names of a set of fields in the order actor, source, details, or "none".

@@ -60,15 +60,21 @@ public struct ExportVerification: Sendable, CustomStringConvertible {
     public let statement: ExportStatement?
     /// The redaction set the manifest names (attested when ``isCompletenessAttested``).
     public let redacted: [WithholdableField]
+    /// The seqs of the verified entries that show a field as erased (FORMAT.md section 21.5).
+    /// Nothing in a bundle proves a field erased: whoever holds the bundle can relabel a shown
+    /// or withheld field as erased and every hash, and the statement, still hold. Check these
+    /// against the store's erasure entries before relying on what they hide.
+    public let entriesShowingErased: [Int64]
 
     init(checkpoint: Checkpoint?, entriesVerified: Int = 0, findings: [ExportFinding], statement: ExportStatement? = nil,
-         redacted: [WithholdableField] = [])
+         redacted: [WithholdableField] = [], entriesShowingErased: [Int64] = [])
     {
         self.checkpoint = checkpoint
         self.entriesVerified = entriesVerified
         self.findings = findings
         self.statement = statement
         self.redacted = redacted
+        self.entriesShowingErased = entriesShowingErased
     }
 
     /// True when the checkpoint and every entry verify and the entries are the ones listed.
@@ -82,10 +88,16 @@ public struct ExportVerification: Sendable, CustomStringConvertible {
     public var description: String {
         guard isValid else { return "INVALID: \(findings.count) finding(s); first: \(findings[0])" }
         let head = "valid: \(entriesVerified) entries proven against checkpoint seq \(checkpoint?.seq ?? 0) of store \(checkpoint.map { $0.storeID.hex } ?? "?")"
+        var erased = ""
+        if let first = entriesShowingErased.first {
+            erased = "\nerased fields NOT proven: \(entriesShowingErased.count) entr\(entriesShowingErased.count == 1 ? "y shows" : "ies show") "
+                + "fields as erased (first: seq \(first)); a bundle cannot prove a field erased rather than shown or withheld "
+                + "(docs/FORMAT.md 21.5): check these seqs against the store's erasure entries"
+        }
         guard let statement else {
-            return head + "\ncompleteness NOT attested: the bundle has no signed statement.json, so entries could have been left out together with their seqs"
+            return head + "\ncompleteness NOT attested: the bundle has no signed statement.json, so entries could have been left out together with their seqs" + erased
         }
         let withheld = redacted.isEmpty ? "none" : redacted.map(\.rawValue).joined(separator: ", ")
-        return head + "\ncompleteness attested: a statement signed with checkpoint key version \(statement.keyVersion) says these are all rows up to seq \(statement.checkpointSeq) that match the manifest's filter (withheld: \(withheld))"
+        return head + "\ncompleteness attested: a statement signed with checkpoint key version \(statement.keyVersion) says these are all rows up to seq \(statement.checkpointSeq) that match the manifest's filter (withheld: \(withheld))" + erased
     }
 }

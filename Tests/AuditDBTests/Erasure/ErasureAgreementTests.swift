@@ -72,11 +72,46 @@ struct ErasureAgreementTests {
         let script = repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify_export.py").path
         let theirs = try run("/usr/bin/env", ["python3", script, dir.path("b"), "--public-key", dir.path("c.pub"), "--require-statement"])
         #expect(theirs.status == 0 && theirs.stdout.hasPrefix("valid: 11 entries\n"), "\(theirs.stdout)\(theirs.stderr)")
+        // Erased labels are unproven (FORMAT.md 21.5): both verifiers name the entries that show them.
+        #expect(ours.entriesShowingErased == [2, 5])
+        #expect(ours.description.contains("erased fields NOT proven: 2 entries show fields as erased (first: seq 2)"), "\(ours)")
+        #expect(theirs.stdout.contains("erased fields NOT proven: 2 entries show fields as erased (first: seq 2)"), "\(theirs.stdout)")
         let lines = try String(contentsOfFile: dir.path("b") + "/entries.jsonl", encoding: .utf8)
         if format == .v1 {
             #expect(lines.contains(#""details":{"erased":true,"commitment":""#) && lines.contains(#""details":{"withheld":true,"commitment":""#))
         } else {
             #expect(lines.contains(#",{"erased":""#) && lines.contains(#",{"withheld":""#))  // FORMAT.md 17.5
+        }
+    }
+
+    @Test("a shown field relabelled erased after signing (its commitment kept) still verifies, with the statement: the limit of FORMAT.md 21.5; both verifiers name the entry as showing an unproven erasure")
+    func relabelledShownFieldIsNamed() async throws {
+        let dir = try TempDir()
+        let signer = try testSigner()
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: try testKeyRing())
+        try await store.append(contentsOf: (1...6).map { sampleEvent($0) })
+        _ = try await store.erase(.seqs([2]), fields: [.details], reason: "TICKET-11")
+        _ = try await store.checkpoint(signer: signer)
+        _ = try await ExportBundle.formatWritten.withValue(.v1) {
+            try await store.export(to: dir.path("b"), redact: [], signer: signer)
+        }
+        try await store.close()
+        let file = dir.path("b") + "/entries.jsonl"
+        var lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let index = try #require(lines.firstIndex { $0.hasPrefix(#"{"seq":4,"#) })
+        let shown = try #require(lines[index].firstRange(of: #/"actor":\{"value":"user-4","nonce":"[0-9a-f]{64}","commitment":("[0-9a-f]{64}")\}/#))
+        let commitment = lines[index][shown].suffix(67).dropLast()
+        lines[index].replaceSubrange(shown, with: #""actor":{"erased":true,"commitment":"# + commitment + "}")
+        try lines.joined(separator: "\n").write(toFile: file, atomically: false, encoding: .utf8)
+        let ours = try await ExportBundle.verify(at: dir.path("b"), publicKeys: signer.publicKeys, requireStatement: true)
+        #expect(ours.isValid && ours.isCompletenessAttested, "\(ours)")
+        #expect(ours.entriesShowingErased == [2, 4])
+        try signer.publicKeys.write(to: dir.path("c.pub"))
+        let script = repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify_export.py").path
+        let theirs = try run("/usr/bin/env", ["python3", script, dir.path("b"), "--public-key", dir.path("c.pub"), "--require-statement"])
+        #expect(theirs.status == 0, "\(theirs.stdout)\(theirs.stderr)")
+        for output in [ours.description, theirs.stdout] {
+            #expect(output.contains("erased fields NOT proven: 2 entries show fields as erased (first: seq 2)"), "\(output)")
         }
     }
 }
