@@ -49,8 +49,9 @@ struct VerifyReportCommand: AsyncParsableCommand {
         commandName: "verify-report",
         abstract: "Verify a compliance report's signature with only the public checkpoint key.",
         discussion: """
-            EXIT STATUS: 0 the signature verifies and report.json is the report it signs; 1 it does not (the \
-            reason is printed); 2 could not run (a missing file, an unreadable public key file).
+            EXIT STATUS: 0 the signature verifies and report.json is the report it signs; 1 it does not, or \
+            report.sig or report.json is missing, not a regular file or too large (the reason is printed); \
+            2 could not run (no such directory, an unreadable public key file).
             """)
 
     @Argument(help: ArgumentHelp("The report directory.", valueName: "dir")) var directory: String

@@ -72,7 +72,16 @@ def invalidity(report: bytes, signature_doc: bytes, keys: dict[int, bytes]) -> s
 
 
 def verify_dir(directory: pathlib.Path, keys: dict[int, bytes]) -> str | None:
-    return invalidity((directory / REPORT).read_bytes(), (directory / SIGNATURE).read_bytes(), keys)
+    """Section 23.3, after the files are read: report.sig (at most 64 KiB), then report.json (at
+    most 16 MiB), each a regular file (a FIFO or device is refused at once, never waited on)."""
+    if not directory.is_dir():
+        raise ValueError(f"no report directory at {str(directory)!r}: give the directory that holds report.json and report.sig")
+    try:
+        signature = ax.read_bundle_file(directory, SIGNATURE, 65536)
+        report = ax.read_bundle_file(directory, REPORT, 16 << 20)
+    except ax.FileProblem as e:
+        return str(e)
+    return invalidity(report, signature, keys)
 
 
 def main() -> int:
@@ -81,6 +90,8 @@ def main() -> int:
     parser.add_argument("--public-key", required=True)
     args = parser.parse_args()
     try:
+        if not args.directory:
+            raise ValueError("no report directory at '': give the directory that holds report.json and report.sig")
         keys = ax.parse_public_keys(pathlib.Path(args.public_key).read_text(encoding="utf-8"))
         problem = verify_dir(pathlib.Path(args.directory), keys)
     except (OSError, ValueError) as e:

@@ -270,12 +270,7 @@ public enum ExportBundle {
     }
 
     static func describe(_ failure: FileBytes.InputFailure, _ name: String, limit: Int) -> String {
-        switch failure {
-        case .missing: "\(name) is missing"
-        case .notRegular: "\(name) is not a regular file (a FIFO, device or directory is refused)"
-        case .tooLarge: "\(name) is larger than \(limit) bytes"
-        case .cannotOpen, .unreadable: "\(name) could not be read"
-        }
+        failure.describe(name, limit: limit)
     }
 
     static func describe(_ failure: FileLines.Failure) -> String {

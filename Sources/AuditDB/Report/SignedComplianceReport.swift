@@ -37,6 +37,8 @@ public struct SignedComplianceReport: Sendable, Hashable {
     public static let reportFile = "report.json", signatureFile = "report.sig", textFile = "report.txt"
     /// The largest `report.json` read back (16 MiB).
     static let maximumReportBytes = 16 << 20
+    /// The largest `report.sig` (a signed document, FORMAT.md 18.4).
+    static let maximumSignatureBytes = 65_536
 
     /// The 100 signed bytes (RPRT_MSG): `"ADB1RPRT" || store_id || SHA-256(report.json) ||
     /// i64(created_at) || u32(key_version) || public_key`.
@@ -93,10 +95,25 @@ public struct SignedComplianceReport: Sendable, Hashable {
     /// strict JSON object whose `format`, `storeId` and `createdAt` match. `report.txt` is not
     /// checked (it is not signed).
     ///
-    /// - Throws: ``AuditError`` `invalidInput` if a file is missing or cannot be read.
+    /// A file of the report that is missing, not a regular file, larger than its bound (16 MiB,
+    /// 64 KiB for `report.sig`) or unreadable makes the report invalid, named first (`report.sig`
+    /// before `report.json`).
+    ///
+    /// - Throws: ``AuditError`` `invalidInput` if `directory` is empty or not a directory.
     public static func verify(at directory: String, publicKeys: CheckpointPublicKeys) throws(AuditError) -> Verdict {
-        let json = try FileBytes.read(directory + "/" + reportFile, what: "report", limit: maximumReportBytes)
-        let signatureBytes = try FileBytes.read(directory + "/" + signatureFile, what: "report signature", limit: 65_536)
+        var isDirectory: ObjCBool = false
+        guard !directory.isEmpty, FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw AuditError(.invalidInput, "no report directory at \(OutputEscaping.jsonQuoted(directory)): give the directory that holds report.json and report.sig")
+        }
+        let signatureBytes: [UInt8], json: [UInt8]
+        switch FileBytes.readBounded(directory + "/" + signatureFile, limit: maximumSignatureBytes) {
+        case .failure(let failure): return .invalid(failure.describe(signatureFile, limit: maximumSignatureBytes))
+        case .success(let bytes): signatureBytes = bytes
+        }
+        switch FileBytes.readBounded(directory + "/" + reportFile, limit: maximumReportBytes) {
+        case .failure(let failure): return .invalid(failure.describe(reportFile, limit: maximumReportBytes))
+        case .success(let bytes): json = bytes
+        }
         let sig: JSONObject
         do {
             sig = try JSONReader.readObject(signatureBytes, limits: .signedDocument).members

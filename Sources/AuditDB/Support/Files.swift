@@ -116,6 +116,17 @@ enum FileBytes {
         case notRegular
         case tooLarge
         case unreadable(Int32)
+
+        /// What a verifier reports about an input file `name` that failed this way (FORMAT.md 17.2
+        /// and 23.3 use these words).
+        func describe(_ name: String, limit: Int) -> String {
+            switch self {
+            case .missing: "\(name) is missing"
+            case .notRegular: "\(name) is not a regular file (a FIFO, device or directory is refused)"
+            case .tooLarge: "\(name) is larger than \(limit) bytes"
+            case .cannotOpen, .unreadable: "\(name) could not be read"
+            }
+        }
     }
 
     /// Opens an input file without waiting (`O_NONBLOCK`) and checks that it is a regular file of

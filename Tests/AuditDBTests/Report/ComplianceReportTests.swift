@@ -170,4 +170,35 @@ struct ComplianceReportTests {
         try signer.publicKeys.write(to: dir.path("ck.pub"))
         #expect(try python(dir.path("r"), publicKeyFile: dir.path("ck.pub")).stdout == "REPORT INVALID: \(reason)\n")
     }
+
+    @Test("a report file missing, a FIFO, a device, a directory or past its bound is refused at once with its reason, by the engine and by the Python verifier; no directory is an error", arguments: [
+        ("report.sig", "missing", "report.sig is missing"),
+        ("report.sig", "fifo", "report.sig is not a regular file (a FIFO, device or directory is refused)"),
+        ("report.json", "device", "report.json is not a regular file (a FIFO, device or directory is refused)"),
+        ("report.json", "directory", "report.json is not a regular file (a FIFO, device or directory is refused)"),
+        ("report.sig", "large", "report.sig is larger than 65536 bytes"),
+    ])
+    func unusableFile(_ file: String, _ how: String, _ reason: String) async throws {
+        try await makeStore(at: path, keys: keys, count: 3)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let report = try await store.complianceReport(signer: signer)
+        try await store.close()
+        let out = dir.path("r")
+        try report.write(to: out)
+        let target = out + "/" + file
+        try FileManager.default.removeItem(atPath: target)
+        switch how {
+        case "fifo": #expect(mkfifo(target, 0o600) == 0)
+        case "device": try FileManager.default.createSymbolicLink(atPath: target, withDestinationPath: "/dev/zero")
+        case "directory": try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: false)
+        case "large": try Data(repeating: 0x20, count: 65_537).write(to: URL(fileURLWithPath: target))
+        default: break
+        }
+        #expect(try SignedComplianceReport.verify(at: out, publicKeys: signer.publicKeys) == .invalid(reason))
+        try signer.publicKeys.write(to: dir.path("ck.pub"))
+        let theirs = try python(out, publicKeyFile: dir.path("ck.pub"))
+        #expect(theirs.status == 1 && theirs.stdout == "REPORT INVALID: \(reason)\n", "\(theirs.stdout) \(theirs.stderr)")
+        #expect(throws: AuditError.self) { try SignedComplianceReport.verify(at: "", publicKeys: signer.publicKeys) }
+        #expect(throws: AuditError.self) { try SignedComplianceReport.verify(at: dir.path("none"), publicKeys: signer.publicKeys) }
+    }
 }
