@@ -303,14 +303,18 @@ class Fields:
     """The typed fields of a signed document (the reference's StrictJSONObject): each accessor
     raises ValueError naming the document and the field."""
 
-    def __init__(self, data: bytes, what: str, article: str, fmt: str, known: set, unknown_note: str):
+    def __init__(self, data: bytes, what: str, article: str, fmt, known, unknown_note: str):
+        """`fmt`: the format, or a list of the formats accepted (newest first); `known`: the keys,
+        or a function of the format read giving them."""
         try:
             self.obj = sj.read_object(data, sj.SIGNED_DOCUMENT)
         except sj.JSONError as e:
             raise ValueError(f"not {article} {what}: {e}")
         self.what = what
-        if self.obj.get("format") != fmt:
-            raise ValueError(f"not {article} {what}: its format is not `{fmt}`")
+        formats = fmt if isinstance(fmt, list) else [fmt]
+        if not isinstance(self.obj.get("format"), str) or self.obj.get("format") not in formats:
+            raise ValueError(f"not {article} {what}: its format is not " + " or ".join(f"`{x}`" for x in formats))
+        known = known(self.obj["format"]) if callable(known) else known
         unknown = sorted(set(self.obj) - known)
         if unknown:
             raise ValueError(f"{what} has an unknown field {sj.json_quoted(unknown[0])}; {unknown_note}")
@@ -422,28 +426,39 @@ def seqs_hash(seqs: list[int]) -> bytes:
 
 
 def export_statement_message(st: dict) -> bytes:
-    """EXPT_MSG, the 180 signed bytes of an export statement (section 17.3)."""
-    return (b"ADB1EXPT" + bytes.fromhex(st["storeId"]) + i64(st["checkpointSeq"]) + bytes.fromhex(st["checkpointHash"])
-            + bytes.fromhex(st["filterHash"]) + st["entryCount"].to_bytes(8, "big") + bytes.fromhex(st["seqsHash"])
-            + i64(st["createdAt"]) + u32(st["keyVersion"]) + bytes.fromhex(st["publicKey"]))
+    """EXPT_MSG, the signed bytes of an export statement (section 17.3): 180 in v1, 212 in v2."""
+    v2 = st.get("erasedHash") is not None
+    return ((b"ADB2EXPT" if v2 else b"ADB1EXPT") + bytes.fromhex(st["storeId"]) + i64(st["checkpointSeq"])
+            + bytes.fromhex(st["checkpointHash"]) + bytes.fromhex(st["filterHash"]) + st["entryCount"].to_bytes(8, "big")
+            + bytes.fromhex(st["seqsHash"]) + i64(st["createdAt"]) + u32(st["keyVersion"]) + bytes.fromhex(st["publicKey"])
+            + (bytes.fromhex(st["erasedHash"]) if v2 else b""))
+
+
+def erased_hash(erased: list[tuple[int, int]]) -> bytes:
+    """SHA256(ERASED_ENC) (section 17.3): i64(seq) || u8(mask) of each entry with a mask, by seq."""
+    return sha256(b"".join(i64(seq) + bytes([mask]) for seq, mask in sorted(erased) if mask))
 
 
 STATEMENT_KEYS = {"format", "storeId", "checkpointSeq", "checkpointHash", "filterHash", "entryCount", "seqsHash",
                   "createdAt", "keyVersion", "publicKey", "signature"}
+STATEMENT_V1, STATEMENT_V2 = "auditdb-export-statement v1", "auditdb-export-statement v2"
 
 
 def read_statement(data: bytes) -> dict:
     """Parses statement.json (sections 17.3 and 18); raises ValueError(why), checking the fields
     in the reference's order."""
-    f = Fields(data, "export statement", "an", "auditdb-export-statement v1", STATEMENT_KEYS,
+    f = Fields(data, "export statement", "an", [STATEMENT_V2, STATEMENT_V1],
+               lambda fmt: STATEMENT_KEYS | ({"erasedHash"} if fmt == STATEMENT_V2 else set()),
                "it holds only its signed fields")
-    st = {"format": "auditdb-export-statement v1", "storeId": f.hex("storeId", 16), "keyVersion": f.key_version(),
+    v2 = f.obj.get("format") == STATEMENT_V2
+    st = {"format": STATEMENT_V2 if v2 else STATEMENT_V1, "storeId": f.hex("storeId", 16), "keyVersion": f.key_version(),
           "entryCount": f.integer("entryCount")}
     if st["entryCount"] < 0:
         raise ValueError("export statement field entryCount must not be negative")
     st.update(checkpointSeq=f.integer("checkpointSeq"), checkpointHash=f.hex("checkpointHash", 32),
               filterHash=f.hex("filterHash", 32), seqsHash=f.hex("seqsHash", 32), createdAt=f.integer("createdAt"),
-              publicKey=f.hex("publicKey", 32), signature=f.hex("signature", 64))
+              publicKey=f.hex("publicKey", 32), signature=f.hex("signature", 64),
+              erasedHash=f.hex("erasedHash", 32) if v2 else None)
     return st
 
 
@@ -775,6 +790,7 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
     result["redacted"] = redacted_mask
     # 3. The export statement (section 17.3).
     attested_mask = None
+    erased_shown: list[tuple[int, int]] = []
     try:
         data = read_bundle_file(path, "statement.json", MAXIMUM_SIGNED_FILE_BYTES)
     except FileProblem as e:
@@ -838,6 +854,8 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
                 withheld = sum(bit for name, bit in FIELD_BITS.items() if isinstance(e.get(name), dict) and e[name].get("withheld") is True)
                 # An erased field (section 21.5) is compatible with every redaction set.
                 erased = sum(bit for name, bit in FIELD_BITS.items() if isinstance(e.get(name), dict) and e[name].get("erased") is True)
+            if not problem and erased:
+                erased_shown.append((seq, erased))  # section 17.2 step 5
             if problem:
                 add(problem[0], seq, problem[1])
             elif attested_mask is not None and withheld != attested_mask & ~erased:
@@ -857,6 +875,13 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
     for seq in listed:
         if seq not in seen:
             add("entry-missing", seq, f"the manifest lists seq {seq} but the bundle has no entry for it: it was removed")
+    # 5. A v2 statement attests the erased fields (section 17.2 step 5).
+    st = result["statement"]
+    if st is not None and st.get("erasedHash") is not None:
+        if erased_hash(erased_shown) != bytes.fromhex(st["erasedHash"]):
+            add("statement-mismatch", None, "erased: the fields the entries show as erased differ from the ones the statement "
+                "signs (a shown or withheld field was relabelled erased, or an erased one relabelled)")
+        result["erased_seqs"] = []  # attested: not unproven
     if manifest["format"] == export_v2.FORMAT_V2:
         # 6. The multiproof (section 17.5): checked only when every listed entry gave its leaf, in
         # the manifest's order; only then is any entry proven.
@@ -984,6 +1009,19 @@ def build_vectors() -> tuple[dict, dict[str, str]]:
         "filter": BUNDLE_FILTER, "redacted": BUNDLE_REDACT, "filter_encoding": fenc.hex(), "filter_hash": st["filterHash"],
         "seqs": BUNDLE_SEQS, "seqs_encoding": senc.hex(), "seqs_hash": st["seqsHash"], "checkpoint_hash": st["checkpointHash"],
         "message": smsg.hex(), "statement": st, "statement_json": st_json,
+    }
+    # Statement v2 (section 17.3): the same fields and the erased fields' hash, here as if row 2
+    # had its details erased and row 4 its actor and source (masks 4 and 3).
+    erased = [(2, 4), (4, 3)]
+    eenc = b"".join(i64(seq) + bytes([m]) for seq, m in erased)
+    st2 = {k: st[k] for k in ("format", "storeId", "checkpointSeq", "checkpointHash", "filterHash", "entryCount", "seqsHash")}
+    st2.update(format=STATEMENT_V2, erasedHash=sha256(eenc).hex(), createdAt=st["createdAt"], keyVersion=st["keyVersion"],
+               publicKey=st["publicKey"])
+    smsg2 = export_statement_message(st2)
+    st2["signature"] = ed25519_sign(TEST_SEED, smsg2).hex()
+    vectors["export_statement_v2"] = {
+        "erased": [list(x) for x in erased], "erased_encoding": eenc.hex(), "erased_hash": st2["erasedHash"],
+        "message": smsg2.hex(), "statement_json": json.dumps(st2, separators=(",", ":")),
     }
     bundle = {"manifest.json": json.dumps(manifest, separators=(",", ":")) + "\n",
               "checkpoint.json": checkpoint_json(cp) + "\n",

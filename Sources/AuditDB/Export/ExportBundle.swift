@@ -161,6 +161,7 @@ public enum ExportBundle {
         var leaves: [UInt8] = []  // v2: the leaf of each listed entry whose own checks passed
         var reordered = false
         var showingErased: [Int64] = []
+        var erasedShown: [(seq: Int64, mask: UInt8)] = []  // of the entries whose own checks passed (17.2 step 5)
         while findings.count < findingLimit {
             let line: ArraySlice<UInt8>
             do {
@@ -221,6 +222,9 @@ public enum ExportBundle {
             case .failure(let problem):
                 add(problem.kind, seq, problem.message)
             case .success(let (withheld, erased)):
+                if !erased.isEmpty {
+                    erasedShown.append((seq, erased.reduce(UInt8(0)) { $0 | UInt8(1 << ($1.id - 1)) }))
+                }
                 if let attested = attestedWithheld, withheld != attested.subtracting(erased) {
                     add(.statementMismatch, seq, "entry seq \(seq) withholds \(names(withheld)), but the statement attests that \(names(attested)) was withheld")
                 } else if attestedWithheld == nil, let manifestSet = manifest.redacted.map(Set.init),
@@ -237,6 +241,12 @@ public enum ExportBundle {
         for seq in manifest.seqs where findings.count < findingLimit && !seen.contains(seq) {
             add(.entryMissing, seq, "the manifest lists seq \(seq) but the bundle has no entry for it: it was removed")
         }
+        // 5. A v2 statement attests the erased fields (FORMAT.md 17.2 step 5): a shown or withheld
+        // field relabelled erased, or the reverse, changes ERASED_ENC.
+        if let attested = statement?.erasedHash, ExportStatement.erasedHash(erasedShown) != attested {
+            add(.statementMismatch, nil, "erased: the fields the entries show as erased differ from the ones the statement signs (a shown or withheld field was relabelled erased, or an erased one relabelled)")
+        }
+        if statement?.erasedHash != nil { showingErased = [] }  // attested: not unproven
         if manifest.format == .v2 {
             // 6. The multiproof (FORMAT.md 17.5): checked when every listed entry gave its leaf, in order; only then
             // is any entry proven.

@@ -60,10 +60,11 @@ public struct ExportVerification: Sendable, CustomStringConvertible {
     public let statement: ExportStatement?
     /// The redaction set the manifest names (attested when ``isCompletenessAttested``).
     public let redacted: [WithholdableField]
-    /// The seqs of the verified entries that show a field as erased (FORMAT.md section 21.5).
-    /// Nothing in a bundle proves a field erased: whoever holds the bundle can relabel a shown
-    /// or withheld field as erased and every hash, and the statement, still hold. Check these
-    /// against the store's erasure entries before relying on what they hide.
+    /// The seqs of the verified entries that show a field as erased when no v2 export statement
+    /// attests the erased fields (FORMAT.md sections 17.3 and 21.5): without one, whoever holds
+    /// the bundle can relabel a shown or withheld field as erased and every hash still holds.
+    /// Check these against the store's erasure entries before relying on what they hide. Empty
+    /// when a valid v2 statement attests them.
     public let entriesShowingErased: [Int64]
 
     init(checkpoint: Checkpoint?, entriesVerified: Int = 0, findings: [ExportFinding], statement: ExportStatement? = nil,
@@ -91,8 +92,8 @@ public struct ExportVerification: Sendable, CustomStringConvertible {
         var erased = ""
         if let first = entriesShowingErased.first {
             erased = "\nerased fields NOT proven: \(entriesShowingErased.count) entr\(entriesShowingErased.count == 1 ? "y shows" : "ies show") "
-                + "fields as erased (first: seq \(first)); a bundle cannot prove a field erased rather than shown or withheld "
-                + "(docs/FORMAT.md 21.5): check these seqs against the store's erasure entries"
+                + "fields as erased (first: seq \(first)); without a v2 statement a bundle cannot prove a field erased rather "
+                + "than shown or withheld (docs/FORMAT.md 21.5): check these seqs against the store's erasure entries"
         }
         guard let statement else {
             return head + "\ncompleteness NOT attested: the bundle has no signed statement.json, so entries could have been left out together with their seqs" + erased

@@ -22,6 +22,10 @@ public struct ExportStatement: Sendable, Hashable, CustomStringConvertible {
     public let entryCount: UInt64
     /// SHA-256 of the exported seqs, each as 8 bytes big-endian, increasing; 32 bytes.
     public let seqsHash: [UInt8]
+    /// Statement v2 (FORMAT.md 17.3): SHA-256 of the exported entries' erased fields
+    /// (``erasedHash(_:)``), 32 bytes, so that a field shown or withheld cannot be relabelled
+    /// erased after signing. Nil in a v1 statement, which leaves erased labels unproven (21.5).
+    public let erasedHash: [UInt8]?
     /// When the export was made.
     public let createdAt: AuditTimestamp
     /// The signing key version.
@@ -32,14 +36,19 @@ public struct ExportStatement: Sendable, Hashable, CustomStringConvertible {
     public let signature: [UInt8]
 
     static let magic = Array("ADB1EXPT".utf8)
+    static let magicV2 = Array("ADB2EXPT".utf8)
     static let jsonFormat = "auditdb-export-statement v1"
+    static let jsonFormatV2 = "auditdb-export-statement v2"
     /// The file name inside a bundle.
     static let file = "statement.json"
 
-    /// Creates a statement from its parts (the signature is not checked here).
+    /// Creates a statement from its parts (the signature is not checked here): v2 with an
+    /// `erasedHash`, v1 without.
     public init(storeID: StoreID, checkpointSeq: Int64, checkpointHash: [UInt8], filterHash: [UInt8], entryCount: UInt64,
-                seqsHash: [UInt8], createdAt: AuditTimestamp, keyVersion: UInt32, publicKey: [UInt8], signature: [UInt8])
+                seqsHash: [UInt8], erasedHash: [UInt8]? = nil, createdAt: AuditTimestamp, keyVersion: UInt32,
+                publicKey: [UInt8], signature: [UInt8])
     {
+        self.erasedHash = erasedHash
         self.storeID = storeID
         self.checkpointSeq = checkpointSeq
         self.checkpointHash = checkpointHash
@@ -52,30 +61,33 @@ public struct ExportStatement: Sendable, Hashable, CustomStringConvertible {
         self.signature = signature
     }
 
-    /// Signs the statement for an export of `seqs` (increasing) selected by `filter` and
-    /// `redact` from the rows up to `checkpoint`, with `key`.
+    /// Signs the statement (v2) for an export of `seqs` (increasing) selected by `filter` and
+    /// `redact` from the rows up to `checkpoint`, whose erased fields are `erased` (seq and
+    /// mask, FORMAT.md 17.3), with `key`.
     static func signed(checkpoint: Checkpoint, filter: ExportFilter, redact: Set<WithholdableField>, seqs: [Int64],
-                       createdAt: AuditTimestamp, key: CheckpointSigningKey) -> ExportStatement
+                       erased: [(seq: Int64, mask: UInt8)], createdAt: AuditTimestamp, key: CheckpointSigningKey) -> ExportStatement
     {
         let unsigned = ExportStatement(
             storeID: checkpoint.storeID, checkpointSeq: checkpoint.seq, checkpointHash: sha256(checkpoint.statement),
             filterHash: sha256(filter.encoding(redact: redact)), entryCount: UInt64(seqs.count), seqsHash: seqsHash(seqs),
-            createdAt: createdAt, keyVersion: key.version, publicKey: key.publicKey.bytes, signature: [])
+            erasedHash: erasedHash(erased), createdAt: createdAt, keyVersion: key.version, publicKey: key.publicKey.bytes,
+            signature: [])
         return unsigned.with(signature: key.sign(unsigned.message))
     }
 
     private func with(signature: [UInt8]) -> ExportStatement {
         ExportStatement(storeID: storeID, checkpointSeq: checkpointSeq, checkpointHash: checkpointHash, filterHash: filterHash,
-                        entryCount: entryCount, seqsHash: seqsHash, createdAt: createdAt, keyVersion: keyVersion,
-                        publicKey: publicKey, signature: signature)
+                        entryCount: entryCount, seqsHash: seqsHash, erasedHash: erasedHash, createdAt: createdAt,
+                        keyVersion: keyVersion, publicKey: publicKey, signature: signature)
     }
 
-    /// The 180 signed bytes (EXPT_MSG):
+    /// The signed bytes (EXPT_MSG): v1, 180 bytes,
     /// `"ADB1EXPT" || store_id || i64(checkpoint_seq) || checkpoint_hash || filter_hash ||
-    /// u64(entry_count) || seqs_hash || i64(created_at) || u32(key_version) || public_key`.
+    /// u64(entry_count) || seqs_hash || i64(created_at) || u32(key_version) || public_key`;
+    /// v2, 212 bytes, `"ADB2EXPT"` and the same fields, then `erased_hash`.
     public var message: [UInt8] {
-        var out = Self.magic
-        out.reserveCapacity(180)
+        var out = erasedHash == nil ? Self.magic : Self.magicV2
+        out.reserveCapacity(212)
         out += storeID.bytes
         out += Self.bigEndian(UInt64(bitPattern: checkpointSeq), 8)
         out += checkpointHash
@@ -85,7 +97,20 @@ public struct ExportStatement: Sendable, Hashable, CustomStringConvertible {
         out += Self.bigEndian(UInt64(bitPattern: createdAt.microsecondsSinceEpoch), 8)
         out += Self.bigEndian(UInt64(keyVersion), 4)
         out += publicKey
+        if let erasedHash { out += erasedHash }
         return out
+    }
+
+    /// SHA-256 of ERASED_ENC (FORMAT.md 17.3): for each entry with a field erased in the store,
+    /// by increasing seq, `i64(seq) || u8(mask)` (bit 0 actor, bit 1 source, bit 2 details);
+    /// entries without one add nothing.
+    static func erasedHash(_ erased: [(seq: Int64, mask: UInt8)]) -> [UInt8] {
+        var bytes = [UInt8]()
+        for entry in erased.filter({ $0.mask != 0 }).sorted(by: { $0.seq < $1.seq }) {
+            bytes += bigEndian(UInt64(bitPattern: entry.seq), 8)
+            bytes.append(entry.mask)
+        }
+        return sha256(bytes)
     }
 
     static func bigEndian(_ value: UInt64, _ count: Int) -> [UInt8] {
@@ -115,7 +140,9 @@ public struct ExportStatement: Sendable, Hashable, CustomStringConvertible {
         guard key.bytes == publicKey else {
             return "it names a different public key for version \(keyVersion) than the public key file (signed by another key)"
         }
-        guard checkpointHash.count == 32, filterHash.count == 32, seqsHash.count == 32, publicKey.count == 32, signature.count == 64 else {
+        guard checkpointHash.count == 32, filterHash.count == 32, seqsHash.count == 32, publicKey.count == 32, signature.count == 64,
+              (erasedHash?.count ?? 32) == 32
+        else {
             return "a field has the wrong length"
         }
         guard key.isValidSignature(signature, of: message) else {
@@ -126,9 +153,10 @@ public struct ExportStatement: Sendable, Hashable, CustomStringConvertible {
 
     /// The statement as one line of JSON (keys in a fixed order; byte strings lowercase hex).
     public var json: String {
-        "{\"format\":\"\(Self.jsonFormat)\",\"storeId\":\"\(storeID.hex)\",\"checkpointSeq\":\(checkpointSeq),"
+        "{\"format\":\"\(erasedHash == nil ? Self.jsonFormat : Self.jsonFormatV2)\",\"storeId\":\"\(storeID.hex)\",\"checkpointSeq\":\(checkpointSeq),"
             + "\"checkpointHash\":\"\(Hex.encode(checkpointHash))\",\"filterHash\":\"\(Hex.encode(filterHash))\","
             + "\"entryCount\":\(entryCount),\"seqsHash\":\"\(Hex.encode(seqsHash))\","
+            + (erasedHash.map { "\"erasedHash\":\"\(Hex.encode($0))\"," } ?? "")
             + "\"createdAt\":\(createdAt.microsecondsSinceEpoch),\"keyVersion\":\(keyVersion),"
             + "\"publicKey\":\"\(Hex.encode(publicKey))\",\"signature\":\"\(Hex.encode(signature))\"}"
     }
@@ -136,11 +164,13 @@ public struct ExportStatement: Sendable, Hashable, CustomStringConvertible {
     /// Parses the JSON form, strictly (docs/FORMAT.md sections 17.3 and 18).
     /// - Throws: ``AuditError`` `invalidInput` naming what is wrong (and the field, if one).
     public init(json data: Data) throws(AuditError) {
+        let v1Keys: Set<String> = ["format", "storeId", "checkpointSeq", "checkpointHash", "filterHash", "entryCount", "seqsHash",
+                                   "createdAt", "keyVersion", "publicKey", "signature"]
         let json = try StrictJSONObject(
-            Array(data), what: "export statement", article: "an", format: Self.jsonFormat,
-            known: ["format", "storeId", "checkpointSeq", "checkpointHash", "filterHash", "entryCount", "seqsHash", "createdAt",
-                    "keyVersion", "publicKey", "signature"],
+            Array(data), what: "export statement", article: "an", formats: [Self.jsonFormatV2, Self.jsonFormat],
+            known: { $0 == Self.jsonFormatV2 ? v1Keys.union(["erasedHash"]) : v1Keys },
             unknownNote: "it holds only its signed fields")
+        let isV2 = json.object["format"]?.text == Self.jsonFormatV2
         let storeID = try json.storeID, keyVersion = try json.keyVersion
         guard let count = UInt64(exactly: try json.integer("entryCount")) else {
             throw AuditError(.invalidInput, "export statement field entryCount must not be negative", field: "entryCount")
@@ -148,6 +178,7 @@ public struct ExportStatement: Sendable, Hashable, CustomStringConvertible {
         self.init(storeID: storeID, checkpointSeq: try json.integer("checkpointSeq"),
                   checkpointHash: try json.bytes("checkpointHash", 32), filterHash: try json.bytes("filterHash", 32),
                   entryCount: count, seqsHash: try json.bytes("seqsHash", 32),
+                  erasedHash: isV2 ? try json.bytes("erasedHash", 32) : nil,
                   createdAt: AuditTimestamp(microsecondsSinceEpoch: try json.integer("createdAt")), keyVersion: keyVersion,
                   publicKey: try json.bytes("publicKey", 32), signature: try json.bytes("signature", 64))
     }

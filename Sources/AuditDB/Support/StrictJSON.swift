@@ -11,6 +11,14 @@ struct StrictJSONObject {
     init(_ bytes: [UInt8], what: String, article: String, format: String, known: Set<String>, unknownNote: String)
         throws(AuditError)
     {
+        try self.init(bytes, what: what, article: article, formats: [format], known: { _ in known }, unknownNote: unknownNote)
+    }
+
+    /// A document of one of several `formats` (newest first in the error), whose known keys
+    /// depend on the format read.
+    init(_ bytes: [UInt8], what: String, article: String, formats: [String], known: (String) -> Set<String>, unknownNote: String)
+        throws(AuditError)
+    {
         let document: JSONDocument
         do {
             document = try JSONReader.readObject(bytes, limits: .signedDocument)
@@ -18,10 +26,10 @@ struct StrictJSONObject {
             throw AuditError(.invalidInput, "not \(article) \(what): \(error)", field: error.member)
         }
         let object = document.members
-        guard object["format"]?.text == format else {
-            throw AuditError(.invalidInput, "not \(article) \(what): its format is not `\(format)`")
+        guard let format = object["format"]?.text, formats.contains(format) else {
+            throw AuditError(.invalidInput, "not \(article) \(what): its format is not \(formats.map { "`\($0)`" }.joined(separator: " or "))")
         }
-        if let unknown = object.firstKey(notIn: known) {
+        if let unknown = object.firstKey(notIn: known(format)) {
             throw AuditError(.invalidInput, "\(what) has an unknown field \(OutputEscaping.jsonQuoted(unknown)); \(unknownNote)",
                              field: unknown)
         }

@@ -72,10 +72,11 @@ struct ErasureAgreementTests {
         let script = repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify_export.py").path
         let theirs = try run("/usr/bin/env", ["python3", script, dir.path("b"), "--public-key", dir.path("c.pub"), "--require-statement"])
         #expect(theirs.status == 0 && theirs.stdout.hasPrefix("valid: 11 entries\n"), "\(theirs.stdout)\(theirs.stderr)")
-        // Erased labels are unproven (FORMAT.md 21.5): both verifiers name the entries that show them.
-        #expect(ours.entriesShowingErased == [2, 5])
-        #expect(ours.description.contains("erased fields NOT proven: 2 entries show fields as erased (first: seq 2)"), "\(ours)")
-        #expect(theirs.stdout.contains("erased fields NOT proven: 2 entries show fields as erased (first: seq 2)"), "\(theirs.stdout)")
+        // The v2 statement attests the erased fields (FORMAT.md 17.3): nothing is named unproven.
+        #expect(ours.statement?.erasedHash != nil && ours.entriesShowingErased == [])
+        #expect(!ours.description.contains("NOT proven") && !theirs.stdout.contains("NOT proven"), "\(ours)\n\(theirs.stdout)")
+        let statementText = try String(contentsOfFile: dir.path("b") + "/statement.json", encoding: .utf8)
+        #expect(statementText.hasPrefix(#"{"format":"auditdb-export-statement v2","#) && statementText.contains(#""erasedHash":""#))
         let lines = try String(contentsOfFile: dir.path("b") + "/entries.jsonl", encoding: .utf8)
         if format == .v1 {
             #expect(lines.contains(#""details":{"erased":true,"commitment":""#) && lines.contains(#""details":{"withheld":true,"commitment":""#))
@@ -84,8 +85,9 @@ struct ErasureAgreementTests {
         }
     }
 
-    @Test("a shown field relabelled erased after signing (its commitment kept) still verifies, with the statement: the limit of FORMAT.md 21.5; both verifiers name the entry as showing an unproven erasure")
-    func relabelledShownFieldIsNamed() async throws {
+    @Test("a shown or withheld field relabelled erased after signing: the v2 statement's erasedHash no longer matches, for both verifiers; under a v1 statement it verifies and both name the entries as unproven (FORMAT.md 21.5)",
+          arguments: ["shown", "withheld"])
+    func relabelledFieldIsCaught(_ what: String) async throws {
         let dir = try TempDir()
         let signer = try testSigner()
         let store = try await AuditStore.create(at: dir.path("s.db"), keys: try testKeyRing())
@@ -93,24 +95,44 @@ struct ErasureAgreementTests {
         _ = try await store.erase(.seqs([2]), fields: [.details], reason: "TICKET-11")
         _ = try await store.checkpoint(signer: signer)
         _ = try await ExportBundle.formatWritten.withValue(.v1) {
-            try await store.export(to: dir.path("b"), redact: [], signer: signer)
+            try await store.export(to: dir.path("b"), redact: what == "withheld" ? [.actor] : [], signer: signer)
         }
         try await store.close()
         let file = dir.path("b") + "/entries.jsonl"
         var lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         let index = try #require(lines.firstIndex { $0.hasPrefix(#"{"seq":4,"#) })
-        let shown = try #require(lines[index].firstRange(of: #/"actor":\{"value":"user-4","nonce":"[0-9a-f]{64}","commitment":("[0-9a-f]{64}")\}/#))
-        let commitment = lines[index][shown].suffix(67).dropLast()
-        lines[index].replaceSubrange(shown, with: #""actor":{"erased":true,"commitment":"# + commitment + "}")
+        let field = what == "shown"
+            ? #/"actor":\{"value":"user-4","nonce":"[0-9a-f]{64}","commitment":("[0-9a-f]{64}")\}/#
+            : #/"actor":\{"withheld":true,"commitment":("[0-9a-f]{64}")\}/#
+        let match = try #require(lines[index].firstMatch(of: field))
+        lines[index].replaceSubrange(match.range, with: #""actor":{"erased":true,"commitment":"# + match.output.1 + "}")
         try lines.joined(separator: "\n").write(toFile: file, atomically: false, encoding: .utf8)
-        let ours = try await ExportBundle.verify(at: dir.path("b"), publicKeys: signer.publicKeys, requireStatement: true)
-        #expect(ours.isValid && ours.isCompletenessAttested, "\(ours)")
-        #expect(ours.entriesShowingErased == [2, 4])
         try signer.publicKeys.write(to: dir.path("c.pub"))
         let script = repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify_export.py").path
+        let message = "erased: the fields the entries show as erased differ from the ones the statement signs (a shown or withheld field was relabelled erased, or an erased one relabelled)"
+        let ours = try await ExportBundle.verify(at: dir.path("b"), publicKeys: signer.publicKeys, requireStatement: true)
+        #expect(ours.findings.map(\.kind) == [.statementMismatch] && ours.findings.first?.message == message, "\(ours)")
         let theirs = try run("/usr/bin/env", ["python3", script, dir.path("b"), "--public-key", dir.path("c.pub"), "--require-statement"])
-        #expect(theirs.status == 0, "\(theirs.stdout)\(theirs.stderr)")
-        for output in [ours.description, theirs.stdout] {
+        #expect(theirs.status == 1 && theirs.stdout == "EXPORT INVALID: 1 finding(s)\n  statement-mismatch: \(message)\n", "\(theirs.stdout)\(theirs.stderr)")
+
+        // The same bundle under a v1 statement (as AuditDB wrote before statement v2): valid, the
+        // erased labels named as unproven.
+        let v2 = try ExportStatement(json: Data(contentsOf: URL(fileURLWithPath: dir.path("b") + "/statement.json")))
+        let unsigned = ExportStatement(storeID: v2.storeID, checkpointSeq: v2.checkpointSeq, checkpointHash: v2.checkpointHash,
+                                       filterHash: v2.filterHash, entryCount: v2.entryCount, seqsHash: v2.seqsHash,
+                                       createdAt: v2.createdAt, keyVersion: v2.keyVersion, publicKey: v2.publicKey, signature: [])
+        let v1 = ExportStatement(storeID: v2.storeID, checkpointSeq: v2.checkpointSeq, checkpointHash: v2.checkpointHash,
+                                 filterHash: v2.filterHash, entryCount: v2.entryCount, seqsHash: v2.seqsHash,
+                                 createdAt: v2.createdAt, keyVersion: v2.keyVersion, publicKey: v2.publicKey,
+                                 signature: signer.signingKey.sign(unsigned.message))
+        #expect(v1.message.count == 180 && v2.message.count == 212)
+        try FileManager.default.removeItem(atPath: dir.path("b") + "/statement.json")
+        try Data((v1.json + "\n").utf8).write(to: URL(fileURLWithPath: dir.path("b") + "/statement.json"))
+        let legacy = try await ExportBundle.verify(at: dir.path("b"), publicKeys: signer.publicKeys, requireStatement: true)
+        #expect(legacy.isValid && legacy.isCompletenessAttested && legacy.entriesShowingErased == [2, 4], "\(legacy)")
+        let theirsLegacy = try run("/usr/bin/env", ["python3", script, dir.path("b"), "--public-key", dir.path("c.pub"), "--require-statement"])
+        #expect(theirsLegacy.status == 0, "\(theirsLegacy.stdout)\(theirsLegacy.stderr)")
+        for output in [legacy.description, theirsLegacy.stdout] {
             #expect(output.contains("erased fields NOT proven: 2 entries show fields as erased (first: seq 2)"), "\(output)")
         }
     }

@@ -95,11 +95,24 @@ struct CheckpointVectorTests {
         #expect(statement.checkpointHash == (try hex(v["checkpoint_hash"])))
         let key = try #require(vectors["checkpoint_key"] as? [String: Any])
         let signing = try (try hex(key["seed"])).withUnsafeBytes { try CheckpointSigningKey(version: 1, seed: $0) }
-        let resigned = ExportStatement.signed(checkpoint: cp, filter: filter, redact: redact, seqs: seqs,
-                                              createdAt: statement.createdAt, key: signing)
-        #expect(resigned == statement)
+        // v1 (no erasedHash): the reference writes v2 since 2026-12-05, so it is re-signed by hand.
+        #expect(statement.erasedHash == nil && statement.message.count == 180)
+        #expect(signing.sign(statement.message) == statement.signature)
         let pub = try CheckpointPublicKeys.load(path: Self.root.appendingPathComponent("docs/test-vectors/checkpoint.pub").path)
         #expect(statement.invalidity(under: pub) == nil)
+
+        // v2: the same export with the erased fields attested (FORMAT.md 17.3).
+        let v2 = try #require(vectors["export_statement_v2"] as? [String: Any])
+        let erased = try #require(v2["erased"] as? [[Int64]]).map { (seq: $0[0], mask: UInt8($0[1])) }
+        #expect(ExportStatement.erasedHash(erased) == (try hex(v2["erased_hash"])))
+        let json2 = try #require(v2["statement_json"] as? String)
+        let statement2 = try ExportStatement(json: Data(json2.utf8))
+        #expect(statement2.message == (try hex(v2["message"])) && statement2.message.count == 212)
+        #expect(statement2.json == json2)
+        let resigned = ExportStatement.signed(checkpoint: cp, filter: filter, redact: redact, seqs: seqs, erased: erased,
+                                              createdAt: statement.createdAt, key: signing)
+        #expect(resigned == statement2)
+        #expect(statement2.invalidity(under: pub) == nil)
     }
 
     @Test("the independent Python verifier accepts a bundle the engine wrote, and rejects it changed, as the engine does",
