@@ -140,12 +140,7 @@ struct ComplianceReportTests {
 
     @Test("a changed report is refused for the exact reason, by the engine and by the Python verifier", arguments: tampering)
     func tampered(_ t: Tamper) async throws {
-        try await makeStore(at: path, keys: keys, count: 5)
-        let store = try await AuditStore.open(at: path, keys: keys)
-        let report = try await store.complianceReport(signer: signer)
-        try await store.close()
-        let out = dir.path("r")
-        try report.write(to: out)
+        let out = try await writtenReport(rows: 5)
         let file = out + "/" + t.file
         let original = try String(contentsOfFile: file, encoding: .utf8)
         let changed = t.edit(original)
@@ -179,12 +174,7 @@ struct ComplianceReportTests {
         ("report.sig", "large", "report.sig is larger than 65536 bytes"),
     ])
     func unusableFile(_ file: String, _ how: String, _ reason: String) async throws {
-        try await makeStore(at: path, keys: keys, count: 3)
-        let store = try await AuditStore.open(at: path, keys: keys)
-        let report = try await store.complianceReport(signer: signer)
-        try await store.close()
-        let out = dir.path("r")
-        try report.write(to: out)
+        let out = try await writtenReport(rows: 3)
         let target = out + "/" + file
         try FileManager.default.removeItem(atPath: target)
         switch how {
@@ -200,5 +190,16 @@ struct ComplianceReportTests {
         #expect(theirs.status == 1 && theirs.stdout == "REPORT INVALID: \(reason)\n", "\(theirs.stdout) \(theirs.stderr)")
         #expect(throws: AuditError.self) { try SignedComplianceReport.verify(at: "", publicKeys: signer.publicKeys) }
         #expect(throws: AuditError.self) { try SignedComplianceReport.verify(at: dir.path("none"), publicKeys: signer.publicKeys) }
+    }
+
+    /// A store of `rows` sample rows, its signed compliance report written to directory `r`.
+    func writtenReport(rows: Int) async throws -> String {
+        try await makeStore(at: path, keys: keys, count: rows)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let report = try await store.complianceReport(signer: signer)
+        try await store.close()
+        let out = dir.path("r")
+        try report.write(to: out)
+        return out
     }
 }
