@@ -5,7 +5,8 @@ public import Foundation
 /// all rows with seq ≤ ``checkpointSeq`` that match this filter, and these fields were
 /// withheld". Signed with the checkpoint signing key; it binds the exact checkpoint (by the
 /// hash of its signed bytes), the filter and redaction set (by the hash of their canonical
-/// encoding), the number of entries and the hash of their seqs.
+/// encoding), the number of entries and the hash of their seqs, and (v2, written since
+/// 2026-12-05) the hash of the fields each entry shows as erased.
 ///
 /// It is only as trustworthy as the signing key, and says nothing about rows after the
 /// checkpoint.
