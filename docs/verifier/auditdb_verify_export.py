@@ -764,7 +764,7 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
     whose signature verifies, or None) and "redacted" (the manifest's redaction set as a mask, or None)."""
     findings: list[tuple[str, int | None, str]] = []
     result = {} if result is None else result
-    result.update(statement=None, redacted=None, erased_seqs=[])
+    result.update(statement=None, redacted=None, erased_seqs=[])  # erased_seqs: unproven erased labels
 
     def add(kind, seq, message):
         if len(findings) < FINDING_LIMIT:
@@ -866,8 +866,6 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
                     f"but the manifest says {field_names(redacted_mask)} was withheld")
             else:
                 verified += 1
-                if erased:
-                    result["erased_seqs"].append(seq)
     except FileProblem as e:
         # The file itself breaks a bound (or is missing): stop, without entry-missing findings.
         add("bundle-malformed", None, str(e))
@@ -881,7 +879,8 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
         if erased_hash(erased_shown) != bytes.fromhex(st["erasedHash"]):
             add("statement-mismatch", None, "erased: the fields the entries show as erased differ from the ones the statement "
                 "signs (a shown or withheld field was relabelled erased, or an erased one relabelled)")
-        result["erased_seqs"] = []  # attested: not unproven
+    else:
+        result["erased_seqs"] = sorted(seq for seq, _ in erased_shown)  # not attested: unproven
     if manifest["format"] == export_v2.FORMAT_V2:
         # 6. The multiproof (section 17.5): checked only when every listed entry gave its leaf, in
         # the manifest's order; only then is any entry proven.
@@ -1286,7 +1285,7 @@ def main(argv=None) -> int:
     else:
         print(f"completeness attested: signed statement (key version {st['keyVersion']}): all rows up to seq "
               f"{st['checkpointSeq']} that match the filter (withheld: {field_names(result['redacted'] or 0)})")
-    erased = sorted(result["erased_seqs"]) if verified else []
+    erased = result["erased_seqs"] if verified else []
     if erased:
         # Section 21.5: nothing in a bundle proves a field erased rather than shown or withheld.
         print(f"erased fields NOT proven: {len(erased)} entr{'y shows' if len(erased) == 1 else 'ies show'} fields as erased "

@@ -103,8 +103,8 @@ extension LeafScan {
         var lastMac: [UInt8]
         /// The leaves, 32 bytes each, in seq order.
         var flat: [UInt8] = []
-        /// What `collect` returned for the rows it chose, in seq order.
-        var collected: [(Int64, String)] = []
+        /// What `collect` returned for the rows it chose (a byte of the caller's), in seq order.
+        var collected: [(Int64, UInt8)] = []
     }
 
     /// Scans `range` like ``scan(_:range:prevMac:storeID:keys:verify:onRow:)`` and returns the
@@ -112,7 +112,7 @@ extension LeafScan {
     /// second half chained from the stored MAC of the row before it, as the verifier does).
     static func leaves(_ reader: any DatabaseReader, range: ClosedRange<Int64>, prevMac: [UInt8], storeID: StoreID,
                        keys: KeyRing, verify: Bool,
-                       collect: (@Sendable (RowView, [UInt8]) throws -> String?)? = nil,
+                       collect: (@Sendable (RowView, [UInt8]) throws -> UInt8?)? = nil,
                        progress: RowsProgress? = nil) async throws -> Leaves
     {
         let parts = Verifier.split(range, rows: Int64(range.count))
@@ -125,12 +125,12 @@ extension LeafScan {
             }
             var flat: [UInt8] = []
             flat.reserveCapacity(min(r.count, 1 << 22) * 32)  // a range up to a tampered far seq holds no such count
-            var collected: [(Int64, String)] = []
+            var collected: [(Int64, UInt8)] = []
             var uncounted: Int64 = 0
             let scan = try LeafScan.scan(db, range: r, prevMac: prev, storeID: storeID, keys: keys, verify: verify,
                                          onExpired: { _, leaf in flat += leaf }) { view, leaf in
                 flat += leaf
-                if let collect, let text = try collect(view, leaf) { collected.append((view.seq, text)) }
+                if let collect, let byte = try collect(view, leaf) { collected.append((view.seq, byte)) }
                 uncounted += 1
                 if uncounted == 4_096, let progress {
                     progress.add(uncounted)

@@ -173,7 +173,7 @@ extension AuditStore {
             scan = try await LeafScan.leaves(pool, range: 1...cp.seq, prevMac: [UInt8](repeating: 0, count: 32),
                                              storeID: storeID, keys: keys, verify: true, collect: { view, _ in
                 // The fields erased in the store, as the entry will show them (bits 0-2), for the statement.
-                Self.matches(view, filter) ? String(view.erasedMask & 7) : nil
+                Self.matches(view, filter) ? view.erasedMask & 7 : nil
             }, progress: progress.map { RowsProgress(total: cp.seq, report: $0) })
         } catch {
             throw AuditError.from(error, while: "export from \(path)")
@@ -207,9 +207,7 @@ extension AuditStore {
         manifest += "\"filter\":\(filter.json),\"createdAt\":\(createdAt.microsecondsSinceEpoch)}\n"
         // Signed only now: every row up to the checkpoint was verified and matched against the
         // filter above, so the statement's claim of completeness is true of the store.
-        let erased = scan.collected.prefix(seqs.count).compactMap { seq, mask in
-            UInt8(mask).flatMap { $0 == 0 ? nil : (seq: seq, mask: $0) }
-        }
+        let erased = scan.collected.prefix(seqs.count).map { (seq: $0.0, mask: $0.1) }
         let statement = signer.map {
             ExportStatement.signed(checkpoint: cp, filter: filter, redact: redact, seqs: seqs, erased: erased,
                                    createdAt: createdAt, key: $0.signingKey)

@@ -160,7 +160,6 @@ public enum ExportBundle {
         var verified = 0
         var leaves: [UInt8] = []  // v2: the leaf of each listed entry whose own checks passed
         var reordered = false
-        var showingErased: [Int64] = []
         var erasedShown: [(seq: Int64, mask: UInt8)] = []  // of the entries whose own checks passed (17.2 step 5)
         while findings.count < findingLimit {
             let line: ArraySlice<UInt8>
@@ -222,9 +221,7 @@ public enum ExportBundle {
             case .failure(let problem):
                 add(problem.kind, seq, problem.message)
             case .success(let (withheld, erased)):
-                if !erased.isEmpty {
-                    erasedShown.append((seq, erased.reduce(UInt8(0)) { $0 | UInt8(1 << ($1.id - 1)) }))
-                }
+                if !erased.isEmpty { erasedShown.append((seq, ErasureRecord.mask(erased))) }
                 if let attested = attestedWithheld, withheld != attested.subtracting(erased) {
                     add(.statementMismatch, seq, "entry seq \(seq) withholds \(names(withheld)), but the statement attests that \(names(attested)) was withheld")
                 } else if attestedWithheld == nil, let manifestSet = manifest.redacted.map(Set.init),
@@ -233,7 +230,6 @@ public enum ExportBundle {
                     add(.manifestMismatch, seq, "entry seq \(seq) withholds \(names(withheld)), but the manifest says \(names(manifestSet)) was withheld")
                 } else {
                     verified += 1
-                    if !erased.isEmpty { showingErased.append(seq) }
                 }
             }
         }
@@ -246,7 +242,6 @@ public enum ExportBundle {
         if let attested = statement?.erasedHash, ExportStatement.erasedHash(erasedShown) != attested {
             add(.statementMismatch, nil, "erased: the fields the entries show as erased differ from the ones the statement signs (a shown or withheld field was relabelled erased, or an erased one relabelled)")
         }
-        if statement?.erasedHash != nil { showingErased = [] }  // attested: not unproven
         if manifest.format == .v2 {
             // 6. The multiproof (FORMAT.md 17.5): checked when every listed entry gave its leaf, in order; only then
             // is any entry proven.
@@ -260,8 +255,11 @@ public enum ExportBundle {
             }
             if !proven { verified = 0 }
         }
+        // Erased labels are named as unproven only when no v2 statement attests them, and only when
+        // entries verified (in a valid bundle, every entry whose own checks passed is verified).
+        let unproven = statement?.erasedHash != nil || verified == 0 ? [] : erasedShown.map(\.seq).sorted()
         return ExportVerification(checkpoint: checkpoint, entriesVerified: verified, findings: findings, statement: statement,
-                                  redacted: manifest.redacted ?? [], entriesShowingErased: verified == 0 ? [] : showingErased.sorted())
+                                  redacted: manifest.redacted ?? [], entriesShowingErased: unproven)
     }
 
     /// The names of a set of fields in the order actor, source, details, or "none".

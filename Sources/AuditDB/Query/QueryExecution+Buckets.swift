@@ -10,7 +10,9 @@ import GRDB
 /// (2, 4, 8 … 64 at a time: `(seq >> 14) IN (<the run>)`), selects the matching seqs of that run from the index, newest or
 /// oldest first, at most the rows still wanted, and the rows are then read by seq. Runs are taken
 /// in order, so every seq of a run precedes (in the page's order) every seq of the next: the page
-/// holds exactly the rows one statement over all the buckets would return. Measured
+/// holds exactly the rows one statement over all the buckets would return. After a bucket or run
+/// that matched nothing, one rowid seek finds the next bucket holding any row
+/// (``nextOccupiedBucket(_:from:descending:)``), so seqs with no rows at all cost nothing. Measured
 /// (docs/performance.md, "Rare keys: runs of buckets"): 3x cheaper on a synthetic index, but in a
 /// store the page reads behind each seek dominated; the readers' page cache
 /// (``AuditStore/Configuration/readerCacheBytes``) is what brought rare actors under 2 ms at 10M.
