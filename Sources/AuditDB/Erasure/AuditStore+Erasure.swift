@@ -44,7 +44,8 @@ public struct ErasureReport: Sendable, Hashable {
     public let erasureEntries: [Int64]
     /// Whether the write-ahead log was checkpointed and truncated afterwards, so that the old
     /// values left the `-wal` file and the database file's pages. False when a reader held an
-    /// old snapshot; the next checkpoint (at the latest `close()`) completes it.
+    /// old snapshot for the whole busy timeout (``AuditStore/Configuration/busyTimeout``); the
+    /// next checkpoint (at the latest `close()`) completes it.
     public let scrubbed: Bool
 }
 
@@ -316,13 +317,26 @@ extension AuditStore {
     }
 
     /// Checkpoints the write-ahead log into the database file and truncates it (`PRAGMA
-    /// wal_checkpoint(TRUNCATE)`), retrying while readers hold older snapshots. True when it
-    /// completed: the WAL is empty and the database file holds only the erased pages.
-    func scrubWriteAheadLog(attempts: Int = 20) async throws -> Bool {
-        for attempt in 0..<attempts {
+    /// wal_checkpoint(TRUNCATE)`), retrying while readers hold older snapshots, for up to the
+    /// store's ``AuditStore/Configuration/busyTimeout``. True when it completed: the WAL is empty
+    /// and the database file holds only the erased pages.
+    ///
+    /// A pending TRUNCATE checkpoint holds off every writer while it waits for the readers, so
+    /// each attempt waits at most ``scrubAttemptWait`` for them and the writer is free between
+    /// attempts: a long read (a scan, a verify, an export) does not stall appends, it only makes
+    /// the scrub wait for its end or give up (`false`; the next checkpoint completes it).
+    func scrubWriteAheadLog() async throws -> Bool {
+        let clock = ContinuousClock()
+        let deadline = clock.now + configuration.busyTimeout
+        let attemptWait = Int32(clamping: Self.scrubAttemptWait.wholeNanoseconds / 1_000_000)
+        let restored = Int32(clamping: configuration.busyTimeout.wholeNanoseconds / 1_000_000)  // as the connection was set up
+        while true {
             let busy: Bool
             do {
                 busy = try await pool.writeWithoutTransaction { db in
+                    guard let connection = db.sqliteConnection else { throw AuditError(.closed, "the store is closed") }
+                    SQLite.setBusyTimeout(connection, milliseconds: attemptWait)
+                    defer { SQLite.setBusyTimeout(connection, milliseconds: restored) }
                     let row = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
                     return (row?.stored(0, as: Int64.self) ?? 1) != 0
                 }
@@ -330,8 +344,13 @@ extension AuditStore {
                 throw AuditError.from(error, while: "checkpoint the write-ahead log after erasure")
             }
             if !busy { return true }
-            if attempt + 1 < attempts { try await Task.sleep(for: .milliseconds(50)) }
+            guard clock.now + Self.scrubPause < deadline else { return false }
+            try await Task.sleep(for: Self.scrubPause)
         }
-        return false
     }
+
+    /// How long one scrub attempt waits for readers on older snapshots (holding off writers).
+    static let scrubAttemptWait: Duration = .milliseconds(25)
+    /// The pause between scrub attempts, the writer free.
+    static let scrubPause: Duration = .milliseconds(200)
 }

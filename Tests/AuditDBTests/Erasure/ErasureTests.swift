@@ -1,6 +1,8 @@
 import CAuditCore
 import Foundation
 import GRDB
+import GRDBSQLite
+import Synchronization
 import Testing
 
 @testable import AuditDB
@@ -97,6 +99,43 @@ struct ErasureTests {
         // Erasing again finds nothing left to erase.
         let again = try await store.erase(.actor(Self.alice), fields: [.actor], reason: "TICKET-1")
         #expect(again.erased.isEmpty && again.erasureEntries.isEmpty)
+        try await store.close()
+    }
+
+    @Test("a reader holding an old snapshot: the erasure's WAL scrub waits for it without holding off writers, so an append made meanwhile on a handle that waits less than the scrub commits; scrubbed is false")
+    func scrubLeavesTheWriterFree() async throws {
+        var configuration = AuditStore.Configuration()
+        configuration.busyTimeout = .seconds(2)  // how long the scrub keeps trying
+        let created = try await makeAliceStore()
+        try await created.close()
+        let store = try await AuditStore.open(at: path, keys: keys, configuration: configuration)
+        // Appends go through a second handle that waits at most 0.5 s for the write lock: a scrub
+        // that held it through its whole wait (2 s) would make them fail with busy.
+        configuration.busyTimeout = .milliseconds(500)
+        let writer = try await AuditStore.open(at: path, keys: keys, configuration: configuration)
+        // Another connection reads, and keeps its snapshot, until the end of the test.
+        var reader: OpaquePointer?
+        #expect(sqlite3_open(path, &reader) == SQLITE_OK)
+        defer { sqlite3_close(reader) }
+        #expect(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM audit_entries", nil, nil, nil) == SQLITE_OK)
+        let order = Mutex<[String]>([])
+        async let erasure: ErasureReport = {
+            let report = try await store.erase(.actor(Self.alice), fields: [.actor], reason: "TICKET-9")
+            order.withLock { $0.append("erase") }
+            return report
+        }()
+        // Once the erasure's entry is committed (seq 21), the scrub is under way: append then.
+        while try await writer.lastSeq() < 21 { try await Task.sleep(for: .milliseconds(5)) }
+        let seqs = try await (writer.append(sampleEvent(98)), writer.append(sampleEvent(99)))
+        order.withLock { $0.append("append") }
+        let report = try await erasure
+        #expect([seqs.0, seqs.1].sorted() == [22, 23] && report.erasureEntries == [21])
+        #expect(order.withLock { $0 } == ["append", "erase"])
+        #expect(!report.scrubbed, "the reader's snapshot predates the erasure")
+        #expect(sqlite3_exec(reader, "COMMIT", nil, nil, nil) == SQLITE_OK)
+        #expect(try await store.scrubWriteAheadLog(), "with the reader gone the scrub completes")
+        try await writer.close()
+        #expect(try await store.verify().isIntact)
         try await store.close()
     }
 
