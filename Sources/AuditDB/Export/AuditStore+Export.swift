@@ -142,9 +142,43 @@ extension AuditStore {
 
     /// ``export(to:filter:redact:signer:limit:progress:accessBy:masking:)``; without an access
     /// entry only for a retention archive, which its signed expiry entry records (FORMAT.md 20.3).
+    ///
+    /// An erasure or an expiry that changes a matching row between the pass that verifies and
+    /// matches the rows and the pass that writes them (each reads its own snapshot) would leave a
+    /// bundle that contradicts its manifest or statement: the export notices it and starts again,
+    /// up to ``exportAttempts`` times.
     func export(to directory: String, filter: ExportFilter, redact: Set<WithholdableField>, signer: CheckpointSigner?, limit: Int?,
                 progress: (@Sendable (VerificationProgress) -> Void)?, accessBy: String?, masking: MaskingPolicy,
                 recordingAccess: Bool) async throws -> ExportSummary
+    {
+        var attempt = 1
+        while true {
+            do {
+                return try await exportOnce(to: directory, filter: filter, redact: redact, signer: signer, limit: limit, progress: progress,
+                                            accessBy: accessBy, masking: masking, recordingAccess: recordingAccess)
+            } catch let changed as RowChangedDuringExport {
+                guard attempt < Self.exportAttempts else {
+                    throw AuditError(.busy, "row \(changed.seq) was \(changed.what) while the export read it, \(attempt) times in a row; nothing was exported. Run the export again once the erasures or expiries have finished")
+                }
+                attempt += 1
+            }
+        }
+    }
+
+    /// How many times an export starts again when rows change under it.
+    static let exportAttempts = 3
+
+    /// A matching row erased or expired between the export's two passes (the bundle being
+    /// written was removed).
+    struct RowChangedDuringExport: Error {
+        let seq: Int64
+        /// "erased" or "expired".
+        let what: String
+    }
+
+    private func exportOnce(to directory: String, filter: ExportFilter, redact: Set<WithholdableField>, signer: CheckpointSigner?,
+                            limit: Int?, progress: (@Sendable (VerificationProgress) -> Void)?, accessBy: String?,
+                            masking: MaskingPolicy, recordingAccess: Bool) async throws -> ExportSummary
     {
         // A masked field is withheld, its rendering carried unproven (17.6); none for a field
         // the caller asked to withhold whole, which --redact promises to show nothing of.
@@ -231,7 +265,7 @@ extension AuditStore {
                                  mode: ExportBundle.fileMode, replacing: false, what: "export file")
             // Pass 2: read the matching rows again and stream them with their proofs; each row's
             // leaf must equal the one verified in pass 1, so nothing unverified is written.
-            try await Self.writeEntries(pool, seqs: seqs, levels: levels, storeID: storeID, keys: keys, redact: redact,
+            try await Self.writeEntries(pool, masks: erased, levels: levels, storeID: storeID, keys: keys, redact: redact,
                                         format: format, masking: displayed, to: directory + "/" + ExportBundle.entriesFile)
             if format == .v2 {
                 // One multiproof for every entry (FORMAT.md 17.5), in place of v1's proof per entry.
@@ -242,6 +276,9 @@ extension AuditStore {
                 try SecretFile.write(Array((statement.json + "\n").utf8), to: directory + "/" + ExportStatement.file,
                                      mode: ExportBundle.fileMode, replacing: false, what: "export file")
             }
+        } catch let changed as RowChangedDuringExport {
+            try? FileManager.default.removeItem(atPath: directory)  // no partial bundle is left; the export starts again
+            throw changed
         } catch {
             try? FileManager.default.removeItem(atPath: directory)  // no partial bundle is left; the error below says why
             throw AuditError.from(error, while: "write the export bundle \(directory)")
@@ -262,8 +299,10 @@ extension AuditStore {
                              filter: filter, isLimited: isLimited, accessSeq: access)
     }
 
-    /// Streams the entry lines of `seqs` (ascending) to `path` in chunks of about 1 MiB.
-    private static func writeEntries(_ reader: any DatabaseReader, seqs: [Int64], levels: MerkleTree.Levels, storeID: StoreID,
+    /// Streams the entry lines of the seqs of `masks` (ascending) to `path` in chunks of about 1 MiB.
+    /// Each row must still show the erased fields pass 1 saw (`masks`, bits 0-2), and still be a
+    /// row, not a tombstone: otherwise ``RowChangedDuringExport``.
+    private static func writeEntries(_ reader: any DatabaseReader, masks: [(seq: Int64, mask: UInt8)], levels: MerkleTree.Levels, storeID: StoreID,
                                      keys: KeyRing, redact: Set<WithholdableField>, format: ExportBundle.Format,
                                      masking: MaskingPolicy, to path: String) async throws
     {
@@ -273,18 +312,23 @@ extension AuditStore {
         }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? handle.close() }  // close after a write error; that error is what is thrown
-        guard let first = seqs.first, let last = seqs.last else { return }
-        let wanted = Set(seqs)
+        guard let first = masks.first?.seq, let last = masks.last?.seq else { return }
+        let wanted = Dictionary(masks.lazy.map { ($0.seq, $0.mask) }, uniquingKeysWith: { a, _ in a })
         try await reader.read { db in
             var chunk = Data()
             var written = 0
+            var entries = 0
             let scan = try LeafScan.scan(db, range: first...last, prevMac: [UInt8](repeating: 0, count: 32), storeID: storeID,
-                                         keys: keys, verify: false) { view, leaf in
+                                         keys: keys, verify: false, onExpired: { seq, _ in
+                guard wanted[seq] == nil else { throw RowChangedDuringExport(seq: seq, what: "expired") }
+            }) { view, leaf in
                 let seq = view.seq
-                guard wanted.contains(seq) else { return }
+                guard let mask = wanted[seq] else { return }
                 guard leaf == levels.leaf(Int(seq - 1)) else {
                     throw AuditError(.integrityViolation, "row \(seq) changed while it was being exported; nothing was exported. Run `auditdb verify`.")
                 }
+                guard view.erasedMask & 7 == mask else { throw RowChangedDuringExport(seq: seq, what: "erased") }
+                entries += 1
                 let (values, fields) = try exportedEntry(view, storeID: storeID, keys: keys, redact: redact, masking: masking)
                 let line: String
                 switch format {
@@ -308,7 +352,7 @@ extension AuditStore {
                     chunk.removeAll(keepingCapacity: true)
                 }
             }
-            guard scan.lastGood == last else {
+            guard scan.lastGood == last, entries == wanted.count else {
                 throw AuditError(.integrityViolation, "row \(scan.lastGood + 1) disappeared while it was being exported; nothing was exported")
             }
             try handle.write(contentsOf: chunk)
