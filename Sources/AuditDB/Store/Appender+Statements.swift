@@ -40,11 +40,14 @@ extension Appender {
         let stmt = try db.cachedStatement(sql: "SELECT seq, mac, recorded_at FROM audit_entries ORDER BY seq DESC LIMIT 1")
             .sqliteStatement
         defer { SQLite.reset(stmt) }
-        var mac = [UInt8](repeating: 0, count: 32)
-        guard try SQLite.step(stmt, while: "read the last row") else { return (0, mac, nil) }
-        let stored = SQLite.blob(stmt, 1) ?? []
-        mac.replaceSubrange(0..<min(32, stored.count), with: stored.prefix(32))
+        guard try SQLite.step(stmt, while: "read the last row") else { return (0, [UInt8](repeating: 0, count: 32), nil) }
         let seq = SQLite.int64(stmt, 0)
+        // The CHECK on mac keeps any other length out; a row that has one was written with the
+        // schema edited, and a row chained onto a padded value would never verify.
+        guard let mac = SQLite.blob(stmt, 1), mac.count == 32 else {
+            throw AuditError(.integrityViolation,
+                             "the last row of the log (seq \(seq)) has no 32-byte MAC: the file was edited outside AuditDB, and nothing can be chained onto that row. Run `auditdb verify`, and restore the store from a backup")
+        }
         // No store reaches this by appending (2^62 rows); a row put there by someone with the file
         // leaves no seq for the rows after it.
         guard seq < maximumHeadSeq else {

@@ -20,9 +20,9 @@ struct TamperedTypesTests {
         db = dir.path("store.db")
     }
 
-    /// Runs `sql` on `table` with its STRICT, NOT NULL constraints and triggers taken off, then
-    /// puts them back.
-    func tamper(_ table: String, _ sql: String) throws {
+    /// Runs `sql` on `table` with its STRICT, NOT NULL constraints and triggers taken off (and
+    /// the text `loosening` of its definition, such as a CHECK), then puts them back.
+    func tamper(_ table: String, _ sql: String, loosening: String = "NOT NULL") throws {
         let original = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = '\(table)';").stdout
         let triggers = try sqlite3Shell(db, "SELECT sql || ';' FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = '\(table)';").stdout
         let names = try sqlite3Shell(db, "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = '\(table)';").stdout
@@ -30,7 +30,7 @@ struct TamperedTypesTests {
         let quoted = "'" + original.trimmingCharacters(in: .newlines).replacingOccurrences(of: "'", with: "''") + "'"
         try sqlite3Must(db, """
             PRAGMA writable_schema = ON;
-            UPDATE sqlite_schema SET sql = replace(replace(sql, ') STRICT', ')'), 'NOT NULL', '') WHERE name = '\(table)';
+            UPDATE sqlite_schema SET sql = replace(replace(replace(sql, ') STRICT', ')'), 'NOT NULL', ''), '\(loosening)', '') WHERE name = '\(table)';
             PRAGMA writable_schema = OFF;
             """)
         try sqlite3Must(db, names.map { "DROP TRIGGER \($0);" }.joined() + sql)
@@ -54,6 +54,21 @@ struct TamperedTypesTests {
         let report = try await AuditStore.verify(storeAt: db, keys: keys)
         #expect(report.findings.map(\.kind) == [.headerTampered], "\(report)")
         #expect(report.findings.first?.message == "the store header has invalid columns")
+    }
+
+    @Test("the last row's mac shortened (its CHECK taken off): append refuses with integrity-violation and writes nothing; verify names the row")
+    func lastRowShortMac() async throws {
+        try await makeStore(at: db, keys: keys, count: 3)
+        try tamper("audit_entries", "UPDATE audit_entries SET mac = x'0102' WHERE seq = 3;", loosening: "CHECK (length(mac) = 32)")
+        let store = try await AuditStore.open(at: db, keys: keys)
+        let append = await #expect(throws: AuditError.self) { try await store.append(sampleEvent(4)) }
+        #expect(append?.code == .integrityViolation)
+        #expect(append?.message.hasPrefix("the last row of the log (seq 3) has no 32-byte MAC: the file was edited outside AuditDB") == true,
+                "\(String(describing: append))")
+        #expect(try await store.lastSeq() == 3)
+        try await store.close()
+        let report = try await AuditStore.verify(storeAt: db, keys: keys)
+        #expect(report.findings.map(\.kind) == [.malformedRow] && report.findings.first?.seqs == 3...3, "\(report)")
     }
 
     @Test("audit_checkpoints.created_at holding text: the next checkpoint skips that row (its signature no longer holds) and starts afresh; nothing stops")
