@@ -54,10 +54,12 @@ enum TimeBreakCheck {
                                     message: "audit_time_breaks holds seq \(seq), \(why): inserted by another SQLite client"))
         }
         do {
-            // Breaks outside the log.
+            // Breaks outside the log. The log's end is read again in this snapshot: rows appended
+            // since the pass read it (`last`) may have breaks of their own, judged by the next pass.
+            let end = max(last, try Int64.fetchOne(db, sql: "SELECT ifnull(max(seq), 0) FROM audit_entries") ?? 0)
             for seq in try Int64.fetchAll(db, sql: "SELECT seq FROM audit_time_breaks WHERE seq < 1 OR seq > ? ORDER BY seq LIMIT 1000",
-                                          arguments: [last]) {
-                foreign(seq, "which is outside the log (seq 1...\(last))")
+                                          arguments: [end]) {
+                foreign(seq, "which is outside the log (seq 1...\(end))")
             }
             guard start <= last else { return findings }
             let breaks = try Int64.fetchAll(db, sql: "SELECT seq FROM audit_time_breaks WHERE seq >= ? AND seq <= ? ORDER BY seq",

@@ -10,12 +10,6 @@ import Testing
 /// show the store as one moment saw it.
 @Suite("Export racing erasure and expiry")
 struct ExportRaceTests {
-    /// How many times pass 1 reported, and the change's error if it failed.
-    final class RaceState: Sendable {
-        let passes = Mutex(0)
-        let failure = Mutex<String?>(nil)
-    }
-
     /// Exports every entry of a 12-row store; when pass 1 reports its progress (its rows read,
     /// its read transaction still open), runs `change` on a second handle of the store, once.
     /// Returns the summary and the bundle's verification.

@@ -363,3 +363,10 @@ func storeFileBytes(_ path: String) throws -> Data {
     }
     return all
 }
+
+/// For a test that makes a change from inside a long operation's progress callback: how many
+/// times the callback ran, and the change's error if it failed.
+final class RaceState: Sendable {
+    let passes = Mutex(0)
+    let failure = Mutex<String?>(nil)
+}

@@ -1,6 +1,8 @@
 import AuditDBTestSupport
+import Dispatch
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 @testable import AuditDB
@@ -102,6 +104,38 @@ struct TimeBreakTests {
         #expect(repaired.isIntact, "\(repaired)")
         try await store.close()
         #expect(try breaks(db) == [6, 7, 307])
+    }
+
+    @Test("an append recording a time break while a pass runs (after it read the log's end): no finding, then or after")
+    func breakAppendedDuringVerify() async throws {
+        let store = try await AuditStore.create(at: db, keys: keys)
+        try await store.append(contentsOf: events(1...12))
+        let other = try await AuditStore.open(at: db, keys: keys)
+        let state = RaceState()
+        let report = try await store.verify(progress: { _ in
+            // Reported from a reader's queue once rows are read: the append lands before the
+            // time breaks are read, which until 2026-12-06 judged it with the log's old end.
+            guard state.passes.withLock({ count in
+                count += 1
+                return count == 1
+            }) else { return }
+            let finished = DispatchSemaphore(value: 0)
+            Task {
+                do {
+                    other.setClockOffsetForTesting(-1 * Self.hour)  // the wall clock stepped back (an NTP step)
+                    try await other.append(sampleEvent(13))
+                } catch { state.failure.withLock { $0 = "\(error)" } }
+                finished.signal()
+            }
+            finished.wait()
+        })
+        #expect(state.failure.withLock { $0 } == nil && state.passes.withLock { $0 } >= 1)
+        #expect(try breaks(db) == [13])
+        #expect(report.isIntact && report.lastSeq == 12, "\(report)")
+        let after = try await store.verify()
+        #expect(after.isIntact && after.lastSeq == 13, "\(after)")
+        try await other.close()
+        try await store.close()
     }
 
     @Test("breaks inserted where time goes forward, at a seq with no row and outside the log: foreign-row at each seq")
