@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import Synchronization
 import Testing
@@ -28,18 +27,7 @@ struct ExportRaceTests {
         let other = try await AuditStore.open(at: path, keys: keys, configuration: configuration)
         let state = RaceState()
         let summary = try await store.export(to: dir.path("b"), signer: signer, progress: { _ in
-            // Pass 1 reports from a reader's queue, not a cooperative thread: waiting here holds
-            // that reader's transaction open while the change commits.
-            guard state.passes.withLock({ count in
-                count += 1
-                return count == 1
-            }) else { return }
-            let done = DispatchSemaphore(value: 0)
-            Task {
-                do { try await change(other) } catch { state.failure.withLock { $0 = "\(error)" } }
-                done.signal()
-            }
-            done.wait()
+            state.changeOnFirstCall { try await change(other) }
         })
         try await other.close()
         try await store.close()

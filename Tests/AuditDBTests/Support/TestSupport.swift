@@ -369,4 +369,20 @@ func storeFileBytes(_ path: String) throws -> Data {
 final class RaceState: Sendable {
     let passes = Mutex(0)
     let failure = Mutex<String?>(nil)
+
+    /// Called from the progress callback: counts the call and, on the first, runs `change` and
+    /// waits for it. Progress is reported from a reader's queue, not a cooperative thread, so
+    /// waiting here holds that reader's transaction open while the change commits.
+    func changeOnFirstCall(_ change: @escaping @Sendable () async throws -> Void) {
+        guard passes.withLock({ count in
+            count += 1
+            return count == 1
+        }) else { return }
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do { try await change() } catch { failure.withLock { $0 = "\(error)" } }
+            done.signal()
+        }
+        done.wait()
+    }
 }
