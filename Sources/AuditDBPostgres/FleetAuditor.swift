@@ -86,41 +86,48 @@ public struct FleetAuditor: Sendable {
         return report
     }
 
+    /// The registered stores with their keys, and every publication: read in one snapshot, so
+    /// that no checkpoint is of a store (or key) registered after the stores were read.
     func read() async throws -> ([Store], [Record]) {
         do {
-            var stores: [StoreID: Store] = [:]
-            let storeRows = try await witness.client.query(
-                "SELECT store_id, label, (extract(epoch FROM registered_at) * 1000000)::bigint FROM auditdb_witness.stores", logger: logger)
-            for try await (id, label, registered) in storeRows.decode((Data, String, Int64).self) {
-                guard let storeID = StoreID(exactly: Array(id)) else { continue }
-                stores[storeID] = Store(storeID: storeID, label: label, registeredAt: Date(timeIntervalSince1970: Double(registered) / 1e6), keys: [:])
-            }
-            let keyRows = try await witness.client.query("SELECT store_id, key_version, public_key FROM auditdb_witness.keys", logger: logger)
-            for try await (id, version, key) in keyRows.decode((Data, Int64, Data).self) {
-                guard let storeID = StoreID(exactly: Array(id)) else { continue }
-                stores[storeID]?.keys[UInt32(clamping: version)] = Array(key)
-            }
-            var records: [Record] = []
-            let rows = try await witness.client.query(
-                """
-                SELECT \(unescaped: PostgresWitness.checkpointColumns), proof_store_id, proof_from, proof,
-                       (extract(epoch FROM published_at) * 1000000)::bigint
-                FROM auditdb_witness.checkpoints ORDER BY id
-                """, logger: logger)
-            for try await row in rows.decode((Data, Int64, Data, Data, Int64, Int64, Data, Data, Data?, Int64?, Data?, Int64).self) {
-                let cp = PostgresWitness.checkpoint((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7))
-                var proof: ConsistencyProof?
-                if let store = row.8, let from = row.9, let hashes = row.10 {
-                    let bytes = Array(hashes)
-                    proof = ConsistencyProof(storeID: StoreID(exactly: Array(store)) ?? Self.noStore, fromSeq: from, toSeq: cp.seq,
-                                             hashes: stride(from: 0, to: bytes.count - bytes.count % 32, by: 32).map { Array(bytes[$0..<$0 + 32]) })
-                }
-                records.append(Record(checkpoint: cp, proof: proof, publishedAt: Date(timeIntervalSince1970: Double(row.11) / 1e6)))
-            }
-            return (stores.values.sorted { $0.storeID.hex < $1.storeID.hex }, records)
+            return try await witness.snapshot { connection in try await Self.read(connection, logger: logger) }
         } catch {
             throw AuditError.witness(error, while: "read the witness")
         }
+    }
+
+    /// The reads of ``read()``, on a connection in a snapshot.
+    private static func read(_ connection: PostgresConnection, logger: Logger) async throws -> ([Store], [Record]) {
+        var stores: [StoreID: Store] = [:]
+        let storeRows = try await connection.query(
+            "SELECT store_id, label, (extract(epoch FROM registered_at) * 1000000)::bigint FROM auditdb_witness.stores", logger: logger)
+        for try await (id, label, registered) in storeRows.decode((Data, String, Int64).self) {
+            guard let storeID = StoreID(exactly: Array(id)) else { continue }
+            stores[storeID] = Store(storeID: storeID, label: label, registeredAt: Date(timeIntervalSince1970: Double(registered) / 1e6), keys: [:])
+        }
+        let keyRows = try await connection.query("SELECT store_id, key_version, public_key FROM auditdb_witness.keys", logger: logger)
+        for try await (id, version, key) in keyRows.decode((Data, Int64, Data).self) {
+            guard let storeID = StoreID(exactly: Array(id)) else { continue }
+            stores[storeID]?.keys[UInt32(clamping: version)] = Array(key)
+        }
+        var records: [Record] = []
+        let rows = try await connection.query(
+            """
+            SELECT \(unescaped: PostgresWitness.checkpointColumns), proof_store_id, proof_from, proof,
+                   (extract(epoch FROM published_at) * 1000000)::bigint
+            FROM auditdb_witness.checkpoints ORDER BY id
+            """, logger: logger)
+        for try await row in rows.decode((Data, Int64, Data, Data, Int64, Int64, Data, Data, Data?, Int64?, Data?, Int64).self) {
+            let cp = PostgresWitness.checkpoint((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7))
+            var proof: ConsistencyProof?
+            if let store = row.8, let from = row.9, let hashes = row.10 {
+                let bytes = Array(hashes)
+                proof = ConsistencyProof(storeID: StoreID(exactly: Array(store)) ?? Self.noStore, fromSeq: from, toSeq: cp.seq,
+                                         hashes: stride(from: 0, to: bytes.count - bytes.count % 32, by: 32).map { Array(bytes[$0..<$0 + 32]) })
+            }
+            records.append(Record(checkpoint: cp, proof: proof, publishedAt: Date(timeIntervalSince1970: Double(row.11) / 1e6)))
+        }
+        return (stores.values.sorted { $0.storeID.hex < $1.storeID.hex }, records)
     }
 
     /// ``judge(stores:records:now:silentAfter:)`` with the stores split over the cores: the

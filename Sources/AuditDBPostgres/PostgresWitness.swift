@@ -44,6 +44,17 @@ public final class PostgresWitness: Service, Sendable {
         }
     }
 
+    /// Runs `body` in one read-only REPEATABLE READ transaction: every query it makes sees the one
+    /// snapshot taken at its first query, so that tables read one after the other agree (no
+    /// publication, registration or batch lands between two of the reads).
+    func snapshot<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+        let logger = self.logger
+        return try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
+            return try await body(connection)
+        }
+    }
+
     /// Creates or updates the witness schema, roles `auditdb_publisher` and `auditdb_auditor`,
     /// triggers and row-level security. Run once by the witness owner (the role that will own
     /// the tables; it needs CREATEROLE for the two group roles). Idempotent.

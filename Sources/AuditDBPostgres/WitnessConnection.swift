@@ -133,6 +133,12 @@ extension AuditError {
     /// witness refused), never the query's bound values.
     static func witness(_ error: any Error, while doing: String) -> AuditError {
         if let error = error as? AuditError { return error }
+        // A transaction's error: what failed inside it (the statement, or BEGIN or COMMIT).
+        if let transaction = error as? PostgresTransactionError,
+           let cause = transaction.closureError ?? transaction.beginError ?? transaction.commitError
+        {
+            return witness(cause, while: doing)
+        }
         if let psql = error as? PSQLError {
             if let message = psql.serverInfo?[.message] {
                 let state = psql.serverInfo?[.sqlState] ?? ""
