@@ -55,6 +55,17 @@ CREATE TABLE IF NOT EXISTS auditdb_ship.entries (
     expiry_seq         bigint,
     PRIMARY KEY (store_id, seq)
 );
+-- The tombstone of a row shipped whole that expired afterwards (FORMAT.md 22.7): its expiry
+-- entry's digest covers it, so it is shipped in the batch that holds the entry. The row in
+-- entries keeps its values (the table is append-only; see docs/fleet.md).
+CREATE TABLE IF NOT EXISTS auditdb_ship.tombstones (
+    store_id   bytea NOT NULL,
+    seq        bigint NOT NULL CHECK (seq >= 1),
+    tombstone  bytea NOT NULL CHECK (length(tombstone) = 164),
+    expiry_seq bigint NOT NULL,
+    PRIMARY KEY (store_id, seq)
+);
+
 -- The central queries (docs/fleet.md): by tenant, actor or action over time, and by time alone.
 CREATE INDEX IF NOT EXISTS entries_tenant_time ON auditdb_ship.entries (tenant, recorded_at);
 CREATE INDEX IF NOT EXISTS entries_actor_time ON auditdb_ship.entries (actor, recorded_at);
@@ -112,7 +123,7 @@ BEGIN
         USING ERRCODE = 'insufficient_privilege';
 END $$;
 
--- Every row an INSERT or COPY adds to entries belongs to a store registered to the inserting
+-- Every row an INSERT or COPY adds to entries (or tombstones) belongs to a store registered to the inserting
 -- role (session_user, as in the witness's policies). Checked once per statement over its rows
 -- (a transition table), not per row: PostgreSQL refuses COPY FROM into a table under row-level
 -- security for the roles it applies to, and a per-row trigger would turn off COPY's batched
@@ -139,11 +150,14 @@ END $$;
 DROP TRIGGER IF EXISTS entries_own_store ON auditdb_ship.entries;
 CREATE TRIGGER entries_own_store AFTER INSERT ON auditdb_ship.entries REFERENCING NEW TABLE AS inserted
     FOR EACH STATEMENT EXECUTE FUNCTION auditdb_ship.after_entries_insert();
+DROP TRIGGER IF EXISTS tombstones_own_store ON auditdb_ship.tombstones;
+CREATE TRIGGER tombstones_own_store AFTER INSERT ON auditdb_ship.tombstones REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION auditdb_ship.after_entries_insert();
 
 DO $$
 DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['entries', 'batches'] LOOP
+    FOREACH t IN ARRAY ARRAY['entries', 'tombstones', 'batches'] LOOP
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON auditdb_ship.%I', t || '_no_change', t);
         EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE OR DELETE ON auditdb_ship.%I FOR EACH ROW EXECUTE FUNCTION auditdb_ship.refuse_change()', t || '_no_change', t);
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON auditdb_ship.%I', t || '_no_truncate', t);
@@ -156,10 +170,11 @@ END $$;
 REVOKE ALL ON ALL TABLES IN SCHEMA auditdb_ship FROM PUBLIC;
 REVOKE SELECT ON auditdb_ship.entries FROM auditdb_publisher;
 GRANT USAGE ON SCHEMA auditdb_ship TO auditdb_publisher, auditdb_auditor;
-GRANT INSERT ON auditdb_ship.entries TO auditdb_publisher;
+GRANT INSERT ON auditdb_ship.entries, auditdb_ship.tombstones TO auditdb_publisher;
 GRANT SELECT, INSERT ON auditdb_ship.batches TO auditdb_publisher;
-GRANT SELECT ON auditdb_ship.entries, auditdb_ship.batches TO auditdb_auditor;
+GRANT SELECT ON auditdb_ship.entries, auditdb_ship.tombstones, auditdb_ship.batches TO auditdb_auditor;
 ALTER TABLE auditdb_ship.entries DISABLE ROW LEVEL SECURITY;
+ALTER TABLE auditdb_ship.tombstones DISABLE ROW LEVEL SECURITY;
 ALTER TABLE auditdb_ship.batches ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS ship_own ON auditdb_ship.entries;
 DROP POLICY IF EXISTS read_own ON auditdb_ship.entries;

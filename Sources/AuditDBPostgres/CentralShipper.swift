@@ -122,9 +122,11 @@ public struct CentralShipper: Sendable {
         let run = try await store.shippingRun(after: before, through: checkpoint, cursor: cursor, batchSize: configuration.batchSize)
         onBatch?(before)  // planned: every row verified, nothing committed yet
         let withholding = configuration.withholding, lanes = max(1, configuration.connections)
-        /// A batch's rows read from the store (each leaf checked against the plan) and encoded.
-        @Sendable func prepared(_ index: Int) async throws -> ByteBuffer {
-            ShipCopyEncoding.rows(try await store.shippedEntries(run.batches[index], of: run, withholding: withholding), storeID: storeID)
+        /// A batch's rows read from the store (each leaf checked against the plan) and encoded,
+        /// with the late tombstones of its expiry entries.
+        @Sendable func prepared(_ index: Int) async throws -> (rows: ByteBuffer, late: ByteBuffer) {
+            let batch = try await store.shippedEntries(run.batches[index], of: run, withholding: withholding)
+            return (ShipCopyEncoding.rows(batch.entries, storeID: storeID), ShipCopyEncoding.lateTombstones(batch.lateTombstones, storeID: storeID))
         }
         // The instance reads and encodes the next batch while up to `lanes` batches COPY, each on
         // its own connection: the instance's work and PostgreSQL's overlap (two cores). Commits
@@ -134,14 +136,16 @@ public struct CentralShipper: Sendable {
         let committed = try await withThrowingTaskGroup(of: Void.self, returning: Int.self) { group in
             var inFlight = 0, done = 0
             for (index, batch) in run.batches.enumerated() {
-                let rows = try await prepared(index)
+                let (rows, late) = try await prepared(index)
                 if inFlight == lanes {
                     try await group.next()
                     (inFlight, done) = (inFlight - 1, done + 1)
                 }
                 group.addTask {
                     do {
-                        try await commit(rows, batch: batch, checkpoint: checkpoint, storeID: storeID) { try await order.turn(index) }
+                        try await commit(rows, late: late, batch: batch, checkpoint: checkpoint, storeID: storeID) {
+                            try await order.turn(index)
+                        }
                     } catch {
                         await order.fail(index, error)
                         throw error
@@ -158,9 +162,10 @@ public struct CentralShipper: Sendable {
                        checkpoint: checkpoint, cursor: run.endCursor)
     }
 
-    /// One batch in one transaction: COPY into the central table, wait for `turn` (the batch
-    /// before committed), record the batch (the trigger checks it continues the high-water mark).
-    func commit(_ rows: ByteBuffer, batch: ShippingRun.Batch, checkpoint: Checkpoint, storeID: StoreID,
+    /// One batch in one transaction: COPY into the central table (and the late tombstones of its
+    /// expiry entries into `auditdb_ship.tombstones`), wait for `turn` (the batch before
+    /// committed), record the batch (the trigger checks it continues the high-water mark).
+    func commit(_ rows: ByteBuffer, late: ByteBuffer, batch: ShippingRun.Batch, checkpoint: Checkpoint, storeID: StoreID,
                 turn: @Sendable () async throws -> Void) async throws
     {
         let id = ByteBuffer(bytes: storeID.bytes), signature = ByteBuffer(bytes: checkpoint.signature)
@@ -174,6 +179,11 @@ public struct CentralShipper: Sendable {
                 try await connection.query("SET LOCAL search_path = pg_catalog, auditdb_ship, pg_temp", logger: logger)
                 try await connection.copyFrom(table: "entries", columns: ShipCopyEncoding.columns, logger: logger) { writer in
                     try await writer.write(rows)  // one write: see ShipCopyEncoding.rows
+                }
+                if late.readableBytes > 0 {
+                    try await connection.copyFrom(table: "tombstones", columns: ShipCopyEncoding.tombstoneColumns, logger: logger) { writer in
+                        try await writer.write(late)
+                    }
                 }
                 try await turn()
                 try await connection.query(

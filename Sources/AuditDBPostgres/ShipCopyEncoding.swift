@@ -3,7 +3,8 @@ import PostgresNIO
 
 /// Shipped entries as the text format of PostgreSQL's `COPY … FROM STDIN` (one line per row,
 /// tab-separated, `\N` for NULL, backslash escapes; bytea as `\\x` hex), in the column order of
-/// ``columns``. The one place that writes rows of `auditdb_ship.entries`.
+/// ``columns``. The one place that writes rows of `auditdb_ship.entries` (and, in the order of
+/// ``tombstoneColumns``, of `auditdb_ship.tombstones`).
 enum ShipCopyEncoding {
     static let columns = [
         "store_id", "seq", "recorded_at", "occurred_at", "tenant", "actor", "action", "resource_type", "resource_id",
@@ -12,6 +13,8 @@ enum ShipCopyEncoding {
         "withheld", "erased", "leaf", "tombstone", "expiry_seq",
     ]
     static let columnList = columns.joined(separator: ", ")
+    /// The columns of `auditdb_ship.tombstones` (late tombstones, FORMAT.md 22.7).
+    static let tombstoneColumns = ["store_id", "seq", "tombstone", "expiry_seq"]
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
@@ -33,18 +36,39 @@ enum ShipCopyEncoding {
         return buffer
     }
 
+    /// Late tombstones (entries with `expired` set) as rows of `auditdb_ship.tombstones`.
+    static func lateTombstones(_ entries: [ShippedEntry], storeID: StoreID) -> ByteBuffer {
+        var line: [UInt8] = []
+        var buffer = ByteBuffer()
+        for entry in entries {
+            line.removeAll(keepingCapacity: true)
+            bytes(storeID.bytes, into: &line); line.append(0x09)
+            int(entry.seq, into: &line); line.append(0x09)
+            bytes(entry.expired?.tombstone, into: &line); line.append(0x09)
+            int(entry.expired?.expirySeq, into: &line); line.append(0x0A)
+            buffer.writeBytes(line)
+        }
+        return buffer
+    }
+
+    private static func int(_ v: Int64?, into out: inout [UInt8]) {
+        if let v { out += String(v).utf8 } else { out += [0x5C, 0x4E] }  // \N
+    }
+
+    private static func bytes(_ b: [UInt8]?, into out: inout [UInt8]) {
+        guard let b else { return out += [0x5C, 0x4E] }
+        out += [0x5C, 0x5C, 0x78]  // \\x: COPY unescapes to \x, bytea's hex input
+        for byte in b {
+            out.append(hexDigits[Int(byte >> 4)])
+            out.append(hexDigits[Int(byte & 0x0F)])
+        }
+    }
+
     static func encode(_ entry: ShippedEntry, storeID: StoreID, into out: inout [UInt8]) {
         func tab() { out.append(0x09) }
         func null() { out += [0x5C, 0x4E] }  // \N
-        func int(_ v: Int64?) { if let v { out += String(v).utf8 } else { null() } }
-        func bytes(_ b: [UInt8]?) {
-            guard let b else { return null() }
-            out += [0x5C, 0x5C, 0x78]  // \\x: COPY unescapes to \x, bytea's hex input
-            for byte in b {
-                out.append(hexDigits[Int(byte >> 4)])
-                out.append(hexDigits[Int(byte & 0x0F)])
-            }
-        }
+        func int(_ v: Int64?) { Self.int(v, into: &out) }
+        func bytes(_ b: [UInt8]?) { Self.bytes(b, into: &out) }
         func text(_ s: String?) {
             guard let s else { return null() }
             // Most values need no escape: copied whole.

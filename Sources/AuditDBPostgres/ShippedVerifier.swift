@@ -18,6 +18,8 @@ public struct ShippedVerifier: Sendable {
     /// The witness holding the checkpoints and registered keys (often the same database).
     public let witness: PostgresWitness
     let logger: Logger
+    /// Run once the batches are read, before anything else (tests: a shipment lands mid-read).
+    var afterBatchesRead: (@Sendable () async throws -> Void)?
 
     /// A verifier of `central` against `witness`.
     public init(central: PostgresWitness, witness: PostgresWitness, logger: Logger) {
@@ -27,69 +29,94 @@ public struct ShippedVerifier: Sendable {
     }
 
     /// Verifies every store's shipped rows (or only `storeID`'s).
+    ///
+    /// The central tables are read in one snapshot (a batch committed meanwhile is not half seen),
+    /// and the witness after it: every checkpoint a batch in the snapshot names is there.
     /// - Throws: ``AuditError`` `storage`/`permissionDenied` when a database cannot be read.
-    /// - Complexity: O(rows) time; memory O(batches + checkpoints), not O(rows).
+    /// - Complexity: O(rows) time; memory O(batches + checkpoints + late tombstones), not O(rows).
     public func verify(storeID: StoreID? = nil) async throws -> ShippedReport {
-        let (stores, records) = try await FleetAuditor(witness: witness, logger: logger).read()
-        var checkpoints: [StoreID: [Checkpoint]] = [:]
-        let registered = Dictionary(uniqueKeysWithValues: stores.map { ($0.storeID, $0) })
-        for record in records {
-            let cp = record.checkpoint
-            guard let store = registered[cp.storeID], store.keys[cp.keyVersion] == cp.publicKey else { continue }
-            checkpoints[cp.storeID, default: []].append(cp)
-        }
         let filter = storeID.map { ByteBuffer(bytes: $0.bytes) }
+        let logger = self.logger, witness = self.witness, afterBatchesRead = self.afterBatchesRead
         do {
-            var batches: [StoreID: [ShippedBatchRecord]] = [:]
-            let batchRows = try await central.client.query(
-                """
-                SELECT store_id, first_seq, last_seq, checkpoint_seq, checkpoint_signature, proof FROM auditdb_ship.batches
-                WHERE \(filter)::bytea IS NULL OR store_id = \(filter)
-                """, logger: logger)
-            for try await (id, first, last, cpSeq, signature, proof) in batchRows.decode((Data, Int64, Int64, Int64, Data, Data).self) {
-                guard let store = StoreID(exactly: Array(id)) else { continue }
-                batches[store, default: []].append(ShippedBatchRecord(
-                    firstSeq: first, lastSeq: last, checkpointSeq: cpSeq, checkpointSignature: Array(signature),
-                    concatenatedProof: Array(proof)))
-            }
-            var reports: [ShippedStoreReport] = []
-            var current: ShippedLogVerifier?
-            func close() {
-                guard var verifier = current else { return }
-                let findings = verifier.finish()
-                reports.append(ShippedStoreReport(storeID: verifier.storeID, label: registered[verifier.storeID]?.label ?? "",
-                                                  highWaterMark: verifier.highWaterMark, entriesChecked: verifier.entriesChecked,
-                                                  batchesProven: verifier.batchesProven,
-                                                  expiredAwaitingEntry: verifier.expiredAwaitingEntry, findings: findings))
-                batches[verifier.storeID] = nil
-                current = nil
-            }
-            let rows = try await central.client.query(
-                """
-                SELECT store_id, seq, (extract(epoch FROM recorded_at) * 1000000)::bigint,
-                       (extract(epoch FROM occurred_at) * 1000000)::bigint, tenant, actor, action, resource_type, resource_id,
-                       outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version,
-                       actor_nonce, source_nonce, details_nonce, actor_commitment, source_commitment, details_commitment,
-                       withheld, erased, leaf, tombstone, expiry_seq
-                FROM auditdb_ship.entries WHERE \(filter)::bytea IS NULL OR store_id = \(filter) ORDER BY store_id, seq
-                """, logger: logger)
-            for try await row in rows {
-                let cells = row.makeRandomAccess()
-                let idBytes = Array(try cells[0].decode(Data.self))
-                let id = StoreID(exactly: idBytes) ?? FleetAuditor.noStore
-                if current?.storeID != id {
-                    close()
-                    current = ShippedLogVerifier(storeID: id, batches: batches[id] ?? [], checkpoints: checkpoints[id] ?? [])
+            return try await central.snapshot { connection in
+                var batches: [StoreID: [ShippedBatchRecord]] = [:]
+                let batchRows = try await connection.query(
+                    """
+                    SELECT store_id, first_seq, last_seq, checkpoint_seq, checkpoint_signature, proof FROM auditdb_ship.batches
+                    WHERE \(filter)::bytea IS NULL OR store_id = \(filter)
+                    """, logger: logger)
+                for try await (id, first, last, cpSeq, signature, proof) in batchRows.decode((Data, Int64, Int64, Int64, Data, Data).self) {
+                    guard let store = StoreID(exactly: Array(id)) else { continue }
+                    batches[store, default: []].append(ShippedBatchRecord(
+                        firstSeq: first, lastSeq: last, checkpointSeq: cpSeq, checkpointSignature: Array(signature),
+                        concatenatedProof: Array(proof)))
                 }
-                current?.add(try Self.entry(cells))
-            }
-            close()
-            // Stores with batches but no row at all.
-            for (id, list) in batches.sorted(by: { $0.key.hex < $1.key.hex }) {
-                current = ShippedLogVerifier(storeID: id, batches: list, checkpoints: checkpoints[id] ?? [])
+                try await afterBatchesRead?()
+                // The witness, read after the snapshot was taken: it holds every checkpoint named
+                // by a batch in it (the batch trigger checks that its checkpoint is published).
+                let (stores, records) = try await FleetAuditor(witness: witness, logger: logger).read()
+                var checkpoints: [StoreID: [Checkpoint]] = [:]
+                let registered = Dictionary(uniqueKeysWithValues: stores.map { ($0.storeID, $0) })
+                for record in records {
+                    let cp = record.checkpoint
+                    guard let store = registered[cp.storeID], store.keys[cp.keyVersion] == cp.publicKey else { continue }
+                    checkpoints[cp.storeID, default: []].append(cp)
+                }
+                var late: [StoreID: [ShippedEntry]] = [:]
+                let lateRows = try await connection.query(
+                    """
+                    SELECT store_id, seq, tombstone, expiry_seq FROM auditdb_ship.tombstones
+                    WHERE \(filter)::bytea IS NULL OR store_id = \(filter)
+                    """, logger: logger)
+                for try await (id, seq, tombstone, expirySeq) in lateRows.decode((Data, Int64, Data, Int64).self) {
+                    let store = StoreID(exactly: Array(id)) ?? FleetAuditor.noStore
+                    let bytes = Array(tombstone)
+                    let leaf = bytes.count == ShippedEntry.Expired.tombstoneLength ? Array(bytes[44..<76]) : []
+                    late[store, default: []].append(ShippedEntry(seq: seq, leaf: leaf, values: nil,
+                                                                 expired: .init(tombstone: bytes, expirySeq: expirySeq)))
+                }
+                var reports: [ShippedStoreReport] = []
+                var current: ShippedLogVerifier?
+                func open(_ id: StoreID) {
+                    current = ShippedLogVerifier(storeID: id, batches: batches.removeValue(forKey: id) ?? [], checkpoints: checkpoints[id] ?? [],
+                                                 lateTombstones: late.removeValue(forKey: id) ?? [])
+                }
+                func close() {
+                    guard var verifier = current else { return }
+                    let findings = verifier.finish()
+                    reports.append(ShippedStoreReport(storeID: verifier.storeID, label: registered[verifier.storeID]?.label ?? "",
+                                                      highWaterMark: verifier.highWaterMark, entriesChecked: verifier.entriesChecked,
+                                                      batchesProven: verifier.batchesProven,
+                                                      expiredAwaitingEntry: verifier.expiredAwaitingEntry, findings: findings))
+                    current = nil
+                }
+                let rows = try await connection.query(
+                    """
+                    SELECT store_id, seq, (extract(epoch FROM recorded_at) * 1000000)::bigint,
+                           (extract(epoch FROM occurred_at) * 1000000)::bigint, tenant, actor, action, resource_type, resource_id,
+                           outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version,
+                           actor_nonce, source_nonce, details_nonce, actor_commitment, source_commitment, details_commitment,
+                           withheld, erased, leaf, tombstone, expiry_seq
+                    FROM auditdb_ship.entries WHERE \(filter)::bytea IS NULL OR store_id = \(filter) ORDER BY store_id, seq
+                    """, logger: logger)
+                for try await row in rows {
+                    let cells = row.makeRandomAccess()
+                    let idBytes = Array(try cells[0].decode(Data.self))
+                    let id = StoreID(exactly: idBytes) ?? FleetAuditor.noStore
+                    if current?.storeID != id {
+                        close()
+                        open(id)
+                    }
+                    current?.add(try Self.entry(cells))
+                }
                 close()
+                // Stores with batches or late tombstones but no row at all.
+                for id in Set(batches.keys).union(late.keys).sorted(by: { $0.hex < $1.hex }) {
+                    open(id)
+                    close()
+                }
+                return ShippedReport(stores: reports.sorted { $0.storeID.hex < $1.storeID.hex }, verifiedAt: Date())
             }
-            return ShippedReport(stores: reports.sorted { $0.storeID.hex < $1.storeID.hex }, verifiedAt: Date())
         } catch {
             throw AuditError.witness(error, while: "read the shipped entries")
         }

@@ -33,5 +33,9 @@ SELECT json_build_object(
                  'source_commitment', encode(source_commitment, 'hex'), 'details_commitment', encode(details_commitment, 'hex'),
                  'withheld', withheld, 'erased', erased, 'leaf', encode(leaf, 'hex'), 'tombstone', encode(tombstone, 'hex'),
                  'expiry_seq', expiry_seq) ORDER BY store_id, seq), '[]'::json)
-             FROM auditdb_ship.entries)
+             FROM auditdb_ship.entries),
+    'tombstones', (SELECT coalesce(json_agg(json_build_object(
+                 'store_id', encode(store_id, 'hex'), 'seq', seq, 'tombstone', encode(tombstone, 'hex'),
+                 'expiry_seq', expiry_seq) ORDER BY store_id, seq), '[]'::json)
+             FROM auditdb_ship.tombstones)
 );

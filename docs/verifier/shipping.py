@@ -162,15 +162,28 @@ def split_proof(data: bytes) -> list[bytes]:
     return [data[i:i + 32] for i in range(0, len(data), 32)]
 
 
-def verify_store(store_id: bytes, entries: list[dict], batches: list[dict], checkpoints: dict) -> list[tuple]:
+def verify_store(store_id: bytes, entries: list[dict], batches: list[dict], checkpoints: dict,
+                 late_rows: list[dict] = ()) -> list[tuple]:
     """Rules 1-4 of 22.7 and the findings of its table, for one store: (kind, first, last, message).
-    `checkpoints` maps (seq, signature bytes) to the merkle root of the store's valid checkpoints."""
+    `checkpoints` maps (seq, signature bytes) to the merkle root of the store's valid checkpoints;
+    `late_rows` are the store's rows of table `tombstones` (late tombstones)."""
     high = max((b["last_seq"] for b in batches), default=0)
     by_last: dict[int, list[dict]] = {}
     for b in batches:
         by_last.setdefault(b["last_seq"], []).append(b)
     findings, extra, failed, tombstones = [], [], [], {}
     frontier, expected, broken = Frontier(), 1, False
+    late: dict[int, list[tuple[int, bytes]]] = {}  # expiry seq -> [(seq, ENC_TOMB)]
+    seen = set()
+    for r in sorted(late_rows, key=lambda r: r["seq"]):
+        tomb = _b(r["tombstone"]) or b""
+        if len(tomb) != TOMB_LENGTH or int.from_bytes(tomb[0:8], "big") != r["seq"] or r["seq"] < 1:
+            findings.append(("changed", r["seq"], r["seq"], f"a late tombstone that is not {TOMB_LENGTH} bytes or names another seq"))
+        elif r["seq"] in seen:
+            findings.append(("changed", r["seq"], r["seq"], "a second late tombstone at this seq"))
+        else:
+            seen.add(r["seq"])
+            late.setdefault(r["expiry_seq"], []).append((r["seq"], tomb))
 
     def check_batch(b):
         nonlocal failed
@@ -190,7 +203,12 @@ def verify_store(store_id: bytes, entries: list[dict], batches: list[dict], chec
         failed = []
 
     def check_expiry(e):
-        listed = tombstones.pop(e["seq"], [])
+        by_seq = dict(tombstones.pop(e["seq"], []))
+        for seq, tomb in late.pop(e["seq"], []):
+            if seq in by_seq and by_seq[seq] != tomb:
+                findings.append(("changed", seq, seq, "its late tombstone differs from the tombstone shipped in its row"))
+            by_seq[seq] = tomb
+        listed = sorted(by_seq.items())
         if field_state(e, 3) != "shown" or e["details"] is None:
             return
         try:
@@ -243,6 +261,9 @@ def verify_store(store_id: bytes, entries: list[dict], batches: list[dict], chec
         if expiry_seq <= high:
             findings.append(("changed", listed[0][0], listed[-1][0],
                              f"expired rows naming seq {expiry_seq} as their expiry entry, which is no shipped expiry entry"))
+    for expiry_seq, listed in sorted(late.items()):
+        findings.append(("changed", listed[0][0], listed[-1][0],
+                         f"late tombstones naming seq {expiry_seq} as their expiry entry, which is no shipped expiry entry"))
     return sorted(findings, key=lambda f: (KINDS.index(f[0]), f[1]))
 
 
@@ -266,10 +287,14 @@ def verify_dump(dump: dict) -> list[tuple]:
     batches: dict[str, list[dict]] = {}
     for b in dump["batches"]:
         batches.setdefault(b["store_id"], []).append(b)
+    late: dict[str, list[dict]] = {}
+    for t in dump.get("tombstones", []):  # dumps made before table tombstones existed lack it
+        late.setdefault(t["store_id"], []).append(t)
     out = []
-    for store in sorted(set(entries) | set(batches)):
+    for store in sorted(set(entries) | set(batches) | set(late)):
         rows = sorted(entries.get(store, []), key=lambda e: e["seq"])
-        for kind, a, b, message in verify_store(bytes.fromhex(store), rows, batches.get(store, []), valid.get(store, {})):
+        for kind, a, b, message in verify_store(bytes.fromhex(store), rows, batches.get(store, []), valid.get(store, {}),
+                                                late.get(store, [])):
             out.append((store, kind, a, b, message))
     return out
 
@@ -337,7 +362,8 @@ def main(argv: list[str]) -> int:
     for store, kind, a, b, message in findings:
         at = f"seq {a}" if a == b else f"seqs {a}...{b}"
         print(f"store {store}: {kind} at {at}: {message}")
-    stores = len({e["store_id"] for e in dump["entries"]} | {b["store_id"] for b in dump["batches"]})
+    stores = len({e["store_id"] for e in dump["entries"]} | {b["store_id"] for b in dump["batches"]}
+                 | {t["store_id"] for t in dump.get("tombstones", [])})
     print(f"shipped entries intact: {stores} store(s), {len(dump['entries'])} row(s)" if not findings
           else f"shipped entries NOT intact: {len(findings)} finding(s)")
     return 1 if findings else 0

@@ -142,19 +142,32 @@ extension AuditStore {
         return frontier
     }
 
+    /// What one batch of a ``ShippingRun`` ships: its entries, and the tombstones of rows shipped
+    /// whole by an earlier run that an expiry entry of this batch expired (FORMAT.md 22.7).
+    public struct ShippedBatch: Sendable {
+        /// The batch's entries, in seq order.
+        public var entries: [ShippedEntry]
+        /// Late tombstones: for each expiry entry of the batch, the tombstones it lists whose seqs
+        /// are at or below the run's start (the central copy holds those rows whole, or already as
+        /// tombstones shipped ahead of their entry), in seq order; `values` is nil, `expired` set.
+        public var lateTombstones: [ShippedEntry]
+    }
+
     /// The entries of one batch of `run`, in seq order: each row's values with the commitments of
     /// its withholdable fields (nonces of the shown ones), or an expired row's tombstone; each
-    /// leaf equal to the one verified when the run was planned.
+    /// leaf equal to the one verified when the run was planned. With them, the late tombstones
+    /// of the batch's expiry entries (``ShippedBatch/lateTombstones``), read in the same snapshot.
     ///
     /// - Parameters:
     ///   - batch: One of `run.batches`.
     ///   - run: The run.
     ///   - withholding: Fields shipped as their commitment only (erased fields always are), except
     ///     in AuditDB's own entries (actions `auditdb.…`), which carry no personal data.
-    /// - Throws: ``AuditError`` `integrityViolation` when a row changed since the run was planned;
-    ///   `invalidInput` for a text value PostgreSQL cannot hold (invalid UTF-8 or a NUL byte).
+    /// - Throws: ``AuditError`` `integrityViolation` when a row changed since the run was planned,
+    ///   or an expiry entry's tombstones are not the ones it lists; `invalidInput` for a text value
+    ///   PostgreSQL cannot hold (invalid UTF-8 or a NUL byte).
     public func shippedEntries(_ batch: ShippingRun.Batch, of run: ShippingRun,
-                               withholding: Set<WithholdableField> = []) async throws -> [ShippedEntry]
+                               withholding: Set<WithholdableField> = []) async throws -> ShippedBatch
     {
         let storeID = self.storeID, keys = self.keys
         do {
@@ -183,11 +196,34 @@ extension AuditStore {
                 guard scan.lastGood == batch.seqs.upperBound else {
                     throw AuditError(.integrityViolation, "row \(scan.lastGood + 1) disappeared while it was being shipped; nothing of this batch was shipped")
                 }
-                return out
+                return ShippedBatch(entries: out, lateTombstones: try Self.lateTombstones(db, of: out, shippedBefore: run.firstSeq - 1))
             }
         } catch {
             throw AuditError.from(error, while: "read entries to ship from \(path)")
         }
+    }
+
+    /// The tombstones, at seqs up to `shipped`, of the expiry entries among `entries` (verified
+    /// rows): the central copy received those rows before they expired.
+    private static func lateTombstones(_ db: Database, of entries: [ShippedEntry], shippedBefore shipped: Int64) throws -> [ShippedEntry] {
+        var out: [ShippedEntry] = []
+        for entry in entries {
+            guard let values = entry.values, values.isExpiryEntry else { continue }
+            let record: ExpiryRecord
+            do {
+                guard let parsed = try values.expiryRecord(seq: entry.seq) else { continue }
+                record = parsed
+            } catch {
+                throw AuditError(.integrityViolation, "the expiry entry at seq \(entry.seq) cannot be read (\(error.reason)); nothing of this batch was shipped. Run `auditdb verify`.")
+            }
+            guard record.first <= shipped else { continue }
+            let listed = try tombstones(db, record.first...min(record.last, shipped)).values
+                .filter { $0.expirySeq == entry.seq }.sorted { $0.seq < $1.seq }
+            out += listed.map { t in
+                ShippedEntry(seq: t.seq, leaf: t.leaf, values: nil, expired: .init(tombstone: t.encoded, expirySeq: t.expirySeq))
+            }
+        }
+        return out
     }
 
     /// The full tombstones of `range` (FORMAT.md 20.1), by seq.

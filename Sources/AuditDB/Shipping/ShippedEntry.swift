@@ -100,6 +100,21 @@ public struct ShippedEntry: Sendable, Hashable {
             self.details = details
         }
 
+        /// Whether these are the values of an expiry entry (FORMAT.md 20.3): the action
+        /// `auditdb.retention.expired`, recorded by the engine (origin 0).
+        public var isExpiryEntry: Bool { action == ExpiryRecord.action && origin == 0 }
+
+        /// The expiry record an expiry entry's shown details hold; nil when the details are not
+        /// shown. Throws when they do not read as FORMAT.md 20.3 says.
+        func expiryRecord(seq: Int64) throws(ExpiryRecord.Unreadable) -> ExpiryRecord? {
+            guard details.state == .shown, let text = details.value else { return nil }
+            return try ExpiryRecord(AuditEntry(
+                seq: seq, recordedAt: AuditTimestamp(microsecondsSinceEpoch: recordedAt), occurredAt: nil, tenant: tenant,
+                actor: nil, action: action, resourceType: resourceType, resourceId: resourceId, outcome: .success,
+                severity: .notice, correlationId: nil, source: nil, detailsJSON: text, origin: .recorded, formatVersion: Int(formatVersion),
+                keyVersion: keyVersion, mac: [], finding: nil, erasedFields: []))
+        }
+
         /// The field by name.
         public func field(_ f: WithholdableField) -> Field {
             switch f {

@@ -67,7 +67,9 @@ public struct ShippedFinding: Sendable, Hashable, CustomStringConvertible {
 /// batch ending at L, with their leaf hashes, must hash to a tree that the batch's consistency
 /// proof shows to be a prefix of the tree its checkpoint signs; the seqs must be gapless up to
 /// the highest batch and none above it; each expiry entry's tombstones digest must match the
-/// tombstones shipped for it. Memory: O(log n) plus the tombstones awaiting their expiry entry.
+/// tombstones shipped for it: the expired rows naming it and its late tombstones (rows shipped
+/// whole before they expired, `auditdb_ship.tombstones`). Memory: O(log n) plus the tombstones
+/// awaiting their expiry entry and the late tombstones.
 public struct ShippedLogVerifier: Sendable {
     /// The store.
     public let storeID: StoreID
@@ -80,6 +82,7 @@ public struct ShippedLogVerifier: Sendable {
     private var broken = false
     private var failedBatches: [(ShippedBatchRecord, provable: Bool)] = []
     private var tombstones: [Int64: [(seq: Int64, encoded: [UInt8])]] = [:]
+    private var late: [Int64: [(seq: Int64, encoded: [UInt8])]] = [:]
     private var extra: [Int64] = []
     /// The findings so far.
     public private(set) var findings: [ShippedFinding] = []
@@ -96,12 +99,29 @@ public struct ShippedLogVerifier: Sendable {
     ///   - batches: The store's batch records.
     ///   - checkpoints: The store's checkpoints the witness holds that are validly signed under
     ///     a key registered for the store (the caller checks the registration).
-    public init(storeID: StoreID, batches: [ShippedBatchRecord], checkpoints: [Checkpoint]) {
+    ///   - lateTombstones: The store's late tombstones (`auditdb_ship.tombstones`), as entries
+    ///     with `expired` set and `values` nil, in any order.
+    public init(storeID: StoreID, batches: [ShippedBatchRecord], checkpoints: [Checkpoint], lateTombstones: [ShippedEntry] = []) {
         self.storeID = storeID
         highWaterMark = batches.map(\.lastSeq).max() ?? 0
         for batch in batches { batchesByLast[batch.lastSeq, default: []].append(batch) }
         for cp in checkpoints where cp.storeID == storeID && cp.invalidityUnderOwnKey == nil {
             self.checkpoints[cp.seq, default: []].append(cp)
+        }
+        var seen: Set<Int64> = []
+        for entry in lateTombstones.sorted(by: { $0.seq < $1.seq }) {
+            let seq = entry.seq
+            guard let expired = entry.expired, entry.values == nil, expired.tombstone.count == ShippedEntry.Expired.tombstoneLength,
+                  seq >= 1, expired.tombstone[0..<8].reduce(Int64(0), { $0 << 8 | Int64($1) }) == seq
+            else {
+                findings.append(.init(kind: .changed, seqs: seq...seq, message: "a late tombstone that is not \(ShippedEntry.Expired.tombstoneLength) bytes or names another seq"))
+                continue
+            }
+            guard seen.insert(seq).inserted else {
+                findings.append(.init(kind: .changed, seqs: seq...seq, message: "a second late tombstone at this seq (the central table lost its primary key)"))
+                continue
+            }
+            late[expired.expirySeq, default: []].append((seq, expired.tombstone))
         }
     }
 
@@ -127,7 +147,7 @@ public struct ShippedLogVerifier: Sendable {
         }
         if let expired = entry.expired {
             tombstones[expired.expirySeq, default: []].append((seq, expired.tombstone))
-        } else if let values = entry.values, values.action == ExpiryRecord.action, values.origin == 0 {
+        } else if let values = entry.values, values.isExpiryEntry {
             checkExpiry(entry, values)
         }
         if entry.leaf.count == 32 && !broken {
@@ -181,6 +201,12 @@ public struct ShippedLogVerifier: Sendable {
             }
         }
         tombstones = [:]
+        for (expirySeq, list) in late.sorted(by: { $0.key < $1.key }) {
+            guard let first = list.first, let last = list.last else { continue }
+            findings.append(.init(kind: .changed, seqs: first.seq...last.seq,
+                                  message: "late tombstones naming seq \(expirySeq) as their expiry entry, which is no shipped expiry entry: rows were made to look expired"))
+        }
+        late = [:]
         let order = Dictionary(uniqueKeysWithValues: ShippedFinding.Kind.all.enumerated().map { ($1, $0) })
         findings.sort { (order[$0.kind] ?? 9, $0.seqs.lowerBound) < (order[$1.kind] ?? 9, $1.seqs.lowerBound) }
         return findings
@@ -207,21 +233,27 @@ public struct ShippedLogVerifier: Sendable {
         failedBatches = []
     }
 
-    /// An expiry entry: the tombstones shipped for it must give its digest (FORMAT.md 20.3).
+    /// An expiry entry: the tombstones shipped for it (expired rows and late tombstones, one per
+    /// seq) must give its digest (FORMAT.md 20.3, 22.7).
     private mutating func checkExpiry(_ entry: ShippedEntry, _ values: ShippedEntry.Values) {
-        let list = tombstones.removeValue(forKey: entry.seq) ?? []
-        guard values.details.state == .shown, let details = values.details.value else {
+        var bySeq: [Int64: [UInt8]] = [:]
+        for tombstone in tombstones.removeValue(forKey: entry.seq) ?? [] { bySeq[tombstone.seq] = tombstone.encoded }
+        for tombstone in late.removeValue(forKey: entry.seq) ?? [] {
+            if let shipped = bySeq[tombstone.seq], shipped != tombstone.encoded {
+                findings.append(.init(kind: .changed, seqs: tombstone.seq...tombstone.seq,
+                                      message: "its late tombstone differs from the tombstone shipped in its row"))
+            }
+            bySeq[tombstone.seq] = tombstone.encoded
+        }
+        let list = bySeq.sorted { $0.key < $1.key }.map { (seq: $0.key, encoded: $0.value) }
+        guard values.details.state == .shown, values.details.value != nil else {
             expiredAwaitingEntry += list.count  // details withheld: the tombstones cannot be checked
             return
         }
-        let auditEntry = AuditEntry(
-            seq: entry.seq, recordedAt: AuditTimestamp(microsecondsSinceEpoch: values.recordedAt), occurredAt: nil, tenant: values.tenant,
-            actor: nil, action: values.action, resourceType: values.resourceType, resourceId: values.resourceId, outcome: .success,
-            severity: .notice, correlationId: nil, source: nil, detailsJSON: details, origin: .recorded, formatVersion: Int(values.formatVersion),
-            keyVersion: values.keyVersion, mac: [], finding: nil, erasedFields: [])
         let record: ExpiryRecord
         do {
-            record = try ExpiryRecord(auditEntry)
+            guard let parsed = try values.expiryRecord(seq: entry.seq) else { return }
+            record = parsed
         } catch {
             findings.append(.init(kind: .changed, seqs: entry.seq...entry.seq, message: "an expiry entry whose details cannot be read: \(error.reason)"))
             return

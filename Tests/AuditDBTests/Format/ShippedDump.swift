@@ -79,10 +79,18 @@ enum ShippedDump {
             c.tombstone = bytes(e["tombstone"]); c.expirySeq = int(e["expiry_seq"])
             byStore[try #require(e["store_id"] as? String), default: []].append(ShippedEntry(columns: c))
         }
+        var late: [String: [ShippedEntry]] = [:]
+        for t in dump["tombstones"] as? [[String: Any]] ?? [] {
+            let tombstone = bytes(t["tombstone"]) ?? []
+            late[try #require(t["store_id"] as? String), default: []].append(ShippedEntry(
+                seq: try #require(int(t["seq"])), leaf: tombstone.count == 164 ? Array(tombstone[44..<76]) : [], values: nil,
+                expired: .init(tombstone: tombstone, expirySeq: try #require(int(t["expiry_seq"])))))
+        }
         var out: [Located] = []
-        for store in Set(byStore.keys).union(batches.keys).sorted() {
+        for store in Set(byStore.keys).union(batches.keys).union(late.keys).sorted() {
             let id = try #require(StoreID(exactly: bytes(store) ?? []))
-            var verifier = ShippedLogVerifier(storeID: id, batches: batches[store] ?? [], checkpoints: checkpoints[store] ?? [])
+            var verifier = ShippedLogVerifier(storeID: id, batches: batches[store] ?? [], checkpoints: checkpoints[store] ?? [],
+                                              lateTombstones: late[store] ?? [])
             for entry in (byStore[store] ?? []).sorted(by: { $0.seq < $1.seq }) { verifier.add(entry) }
             out += verifier.finish().map { Located(store: store, finding: $0) }
         }

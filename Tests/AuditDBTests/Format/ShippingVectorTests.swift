@@ -21,6 +21,7 @@ struct ShippingVectorTests {
         let leavesA = V.leaves(rowsA, V.storeA), leavesB = V.leaves(rowsB, V.storeB)
         let a6 = V.checkpoint(V.storeA, leavesA, 6, V.seedA), a8 = V.checkpoint(V.storeA, leavesA, 8, V.seedA)
         let a10 = V.checkpoint(V.storeA, leavesA, 10, V.seedA), b6 = V.checkpoint(V.storeB, leavesB, 6, V.seedB)
+        let b7 = V.checkpoint(V.storeB, leavesB, 7, V.seedB)
         let entries: [J] = rowsA.map { row in
             row.seq == 3 || row.seq == 4 ? V.expiredColumns(row, store: V.storeA, expirySeq: 6) : row.columns(V.storeA)
         } + rowsB.map { $0.columns(V.storeB) }
@@ -30,23 +31,28 @@ struct ShippingVectorTests {
             V.batchJSON(V.storeA, 7, 10, a10, []),
             V.batchJSON(V.storeB, 1, 4, b6, V.proof(leavesB, from: 4, to: 6)),
             V.batchJSON(V.storeB, 5, 6, b6, []),
+            V.batchJSON(V.storeB, 7, 7, b7, []),
         ]
         let keys: [J] = [(V.storeA, V.seedA), (V.storeB, V.seedB)].map { store, seed in
             .object([("store_id", .hex(store.bytes)), ("key_version", .int(1)), ("public_key", .hex(V.key(seed).publicKey.bytes))])
         }
         let dump: J = .object([
             ("format", .string("auditdb-shipped-dump v1")), ("keys", .array(keys)),
-            ("checkpoints", .array([a6, a8, a10, b6].map(V.checkpointJSON))), ("batches", .array(batches)), ("entries", .array(entries)),
+            ("checkpoints", .array([a6, a8, a10, b6, b7].map(V.checkpointJSON))), ("batches", .array(batches)), ("entries", .array(entries)),
+            ("tombstones", .array(V.lateTombstonesB())),
         ])
-        let a = Hex.encode(V.storeA.bytes)
+        let a = Hex.encode(V.storeA.bytes), b = Hex.encode(V.storeB.bytes)
         func set(_ seq: Int64, _ values: [(String, J)], store: String = a) -> J {
             .object([("table", .string("entries")), ("store_id", .string(store)), ("seq", .int(seq)), ("set", .object(values))])
         }
         func setBatch(_ first: Int64, _ values: [(String, J)]) -> J {
             .object([("table", .string("batches")), ("store_id", .string(a)), ("first_seq", .int(first)), ("set", .object(values))])
         }
-        func finding(_ kind: String, _ from: Int64, _ to: Int64) -> J {
-            .object([("store_id", .string(a)), ("kind", .string(kind)), ("from_seq", .int(from)), ("to_seq", .int(to))])
+        func late(_ seq: Int64, _ values: [(String, J)]) -> J {
+            .object([("table", .string("tombstones")), ("store_id", .string(b)), ("seq", .int(seq)), ("set", .object(values))])
+        }
+        func finding(_ kind: String, _ from: Int64, _ to: Int64, store: String = a) -> J {
+            .object([("store_id", .string(store)), ("kind", .string(kind)), ("from_seq", .int(from)), ("to_seq", .int(to))])
         }
         // Row 7 with another tenant and its leaf recomputed to match: only the tree can tell.
         var forged7 = rowsA[6]
@@ -56,6 +62,8 @@ struct ShippingVectorTests {
         tomb4Leaf[44] ^= 1
         var tomb3Tag = V.tombstone(rowsA[2], store: V.storeA)
         tomb3Tag[100] ^= 1
+        var lateB1Tag = V.tombstone(rowsB[0], store: V.storeB)
+        lateB1Tag[150] ^= 1
         let unregistered = V.key(V.seedUnregistered).publicKey.bytes
         let cases: [(String, String, [J], [J])] = [
             ("intact", "the tables as shipped", [], []),
@@ -107,6 +115,22 @@ struct ShippingVectorTests {
                       ("key_version", .null), ("actor_commitment", .null), ("source_commitment", .null), ("details_commitment", .null),
                       ("tombstone", .hex(V.tombstone(rowsA[8], store: V.storeA))), ("expiry_seq", .int(6))])],
              [finding("changed", 9, 9)]),
+            ("late-tombstone-changed", "a late tombstone's match tag changed: the expiry entry at 7 no longer matches",
+             [late(1, [("tombstone", .hex(lateB1Tag))])], [finding("changed", 1, 2, store: b)]),
+            ("late-tombstone-deleted", "a late tombstone deleted",
+             [.object([("table", .string("tombstones")), ("store_id", .string(b)), ("seq", .int(2)), ("delete", .int(1))])],
+             [finding("changed", 1, 2, store: b)]),
+            ("late-tombstone-of-another-seq", "a late tombstone copied to seq 3, whose bytes name seq 2",
+             [.object([("table", .string("tombstones")), ("store_id", .string(b)), ("seq", .int(2)), ("copy_to_seq", .int(3))])],
+             [finding("changed", 3, 3, store: b)]),
+            ("late-tombstone-naming-no-expiry-entry", "a late tombstone moved to the row at 5, which is no expiry entry",
+             [late(1, [("expiry_seq", .int(5))])], [finding("changed", 1, 1, store: b), finding("changed", 1, 2, store: b)]),
+            ("late-tombstone-disagrees-with-expired-row", "a late tombstone (taken from store B) at store A's expired seq 3, with another tag",
+             [late(2, [("store_id", .string(a)), ("seq", .int(3)), ("expiry_seq", .int(6)), ("tombstone", .hex(tomb3Tag))])],
+             [finding("changed", 3, 3), finding("changed", 3, 4), finding("changed", 1, 2, store: b)]),
+            ("late-tombstone-equal-to-expired-row", "a late tombstone equal to store A's expired row 3 (counted once there); store B lacks it",
+             [late(2, [("store_id", .string(a)), ("seq", .int(3)), ("expiry_seq", .int(6)), ("tombstone", .hex(V.tombstone(rowsA[2], store: V.storeA)))])],
+             [finding("changed", 1, 2, store: b)]),
         ]
         let caseJSON: [J] = cases.map { name, why, changes, findings in
             .object([("name", .string(name)), ("why", .string(why)), ("changes", .array(changes)), ("findings", .array(findings))])

@@ -188,8 +188,24 @@ enum ShippingVectors {
         return rows
     }
 
+    /// Store B's rows 1…7: 1 and 2 shipped whole, then expired by the expiry entry at 7 (shipped
+    /// with their late tombstones, ``lateTombstonesB()``).
     static func rowsB() -> [Row] {
-        (1...6).map { Row(seq: Int64($0), recordedAt: time + Int64($0), tenant: "b", action: "b.event", fields: ["b\($0)", nil, nil]) }
+        var rows = (1...6).map { Row(seq: Int64($0), recordedAt: time + Int64($0), tenant: "b", action: "b.event", fields: ["b\($0)", nil, nil]) }
+        let digest = sha(rows[0...1].flatMap { tombstone($0, store: storeB) })
+        let expired = "{\"policy\":{\"default\":\"1d\",\"tenants\":{}},\"now\":\(time + 200_000_000_000),\"first\":1,\"last\":2,\"count\":2,"
+            + "\"tombstones\":\"\(Hex.encode(digest))\"}"
+        rows.append(Row(seq: 7, recordedAt: time + 7, action: ExpiryRecord.action, resourceType: ExpiryRecord.resourceType,
+                        severity: 1, fields: ["auditdb", nil, expired]))
+        return rows
+    }
+
+    /// The rows of `auditdb_ship.tombstones` for store B: rows 1 and 2, expired by the entry at 7.
+    static func lateTombstonesB() -> [VectorJSON] {
+        rowsB()[0...1].map { row in
+            .object([("store_id", .hex(storeB.bytes)), ("seq", .int(row.seq)), ("tombstone", .hex(tombstone(row, store: storeB))),
+                     ("expiry_seq", .int(7))])
+        }
     }
 
     static func leaves(_ rows: [Row], _ store: StoreID) -> [[UInt8]] { rows.map { $0.leaf(store) } }

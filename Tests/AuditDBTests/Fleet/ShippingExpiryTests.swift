@@ -1,0 +1,132 @@
+@testable import AuditDBPostgres
+import AuditDBTestSupport
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+@testable import AuditDB
+
+/// Rows that expire after they were shipped (FORMAT.md 22.7, late tombstones): the central copy
+/// keeps them as shipped, the batch with their expiry entry ships their tombstones, and both
+/// central verifiers prove the entry's digest with them; tampering with them is reported exactly.
+extension ShippingTests {
+    /// Expires every row of `tenant` older than a day (as if two days had passed).
+    func expire(_ store: AuditStore, tenant: String) async throws -> RetentionReport {
+        try await store.applyRetention(try RetentionPolicy(parsingDefault: "forever", tenants: [tenant: "1d"]),
+                                       now: AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.now().microsecondsSinceEpoch + 2 * 86_400_000_000))
+    }
+
+    /// Runs `sql` as the superuser with the append-only trigger of `auditdb_ship.tombstones` off.
+    func tamperLate(_ sql: String) throws {
+        try server.psql("""
+            ALTER TABLE auditdb_ship.tombstones DISABLE TRIGGER tombstones_no_change;
+            \(sql);
+            ALTER TABLE auditdb_ship.tombstones ENABLE TRIGGER tombstones_no_change;
+            """)
+    }
+
+    @Test("rows shipped whole, then expired: the shipment of their expiry entry carries their late tombstones; both verifiers prove it, and find each change to them")
+    func expiredAfterShipping() async throws {
+        let signer = try CheckpointSigner.inMemory()
+        let store = try await registeredStore("a.db", role: "inst_a", signer: signer, rows: 60)
+        _ = try await ship(store, as: "inst_a", signer: signer, batchSize: 25)
+        let retention = try await expire(store, tenant: "tenant-1")
+        // Rows 1, 4, …, 58 (tenant-1; 60 is tenant-0): 20 rows, all shipped whole.
+        #expect(retention.expired == 20 && retention.expiryEntries == [61])
+        let second = try await ship(store, as: "inst_a", signer: signer, batchSize: 25)
+        #expect(second.shipped == 1)
+        #expect(try server.psql("SELECT count(*), min(seq), max(seq), min(expiry_seq), max(expiry_seq) FROM auditdb_ship.tombstones") == "20|1|58|61|61\n")
+        // The central rows stay as shipped: the tombstones table says which have expired since.
+        #expect(try server.psql("SELECT count(*) FROM auditdb_ship.entries e JOIN auditdb_ship.tombstones t USING (store_id, seq) WHERE e.tenant = 'tenant-1' AND e.tombstone IS NULL") == "20\n")
+        let report = try await verify()
+        #expect(report.isIntact, "\(report.text)")
+        #expect(report.stores.map(\.expiredAwaitingEntry) == [0])
+        #expect(try outsideVerifier().status == 0)
+
+        // A late tombstone's match tag changed: the entry at 61 no longer matches its digest.
+        try tamperLate("UPDATE auditdb_ship.tombstones SET tombstone = set_byte(tombstone, 100, get_byte(tombstone, 100) # 1) WHERE seq = 4")
+        #expect(findings(try await verify()) == ["changed 1...58"])
+        var outside = try outsideVerifier()
+        #expect(outside.status == 1 && outside.stdout.contains(": changed at seqs 1...58: "), "\(outside.stdout)\(outside.stderr)")
+        try tamperLate("UPDATE auditdb_ship.tombstones SET tombstone = set_byte(tombstone, 100, get_byte(tombstone, 100) # 1) WHERE seq = 4")
+        #expect(try await verify().isIntact)
+
+        // A late tombstone deleted.
+        let saved = try server.psql("SELECT encode(tombstone, 'hex') FROM auditdb_ship.tombstones WHERE seq = 7").trimmingCharacters(in: .whitespacesAndNewlines)
+        try tamperLate("DELETE FROM auditdb_ship.tombstones WHERE seq = 7")
+        #expect(findings(try await verify()) == ["changed 1...58"])
+        try tamperLate("INSERT INTO auditdb_ship.tombstones VALUES ('\\x\(store.storeID.hex)', 7, '\\x\(saved)', 61)")
+        #expect(try await verify().isIntact)
+
+        // A row made to look expired: a late tombstone for row 2 (tenant-2, not expired), its
+        // bytes those of row 7's with the seq replaced, naming a seq that is no expiry entry.
+        try tamperLate("INSERT INTO auditdb_ship.tombstones VALUES ('\\x\(store.storeID.hex)', 2, overlay('\\x\(saved)'::bytea placing '\\x0000000000000002'::bytea from 1 for 8), 59)")
+        let stray = try await verify()
+        #expect(findings(stray) == ["changed 2...2"])
+        #expect(stray.stores.first?.findings.first?.message.contains("which is no shipped expiry entry") == true)
+        outside = try outsideVerifier()
+        #expect(outside.status == 1 && outside.stdout.contains(": changed at seq 2: "), "\(outside.stdout)\(outside.stderr)")
+        try await store.close()
+    }
+
+    @Test("a shipment ending between expired rows and their expiry entry, then another expiry: each entry is proven with its tombstones shipped early and late, counted once")
+    func expiredRowsShippedEarlyAndLate() async throws {
+        let signer = try CheckpointSigner.inMemory()
+        let store = try await registeredStore("b.db", role: "inst_a", signer: signer, rows: 40)
+        try await withWitness(server.url("inst_a")) { witness in
+            _ = try await store.checkpoint(signer: signer, anchors: [WitnessAnchor(witness: witness)])
+        }
+        // The checkpoint at 40 is published; tenant-1's rows expire (entry 41) before shipping.
+        let first = try await expire(store, tenant: "tenant-1")
+        #expect(first.expiryEntries == [41] && first.expired == 13)  // 1, 4, …, 37 (40 is the newest row)
+        let early = try await ship(store, as: "inst_a", signer: nil, batchSize: 15)
+        #expect(early.shippedAfter == 40)
+        #expect(try server.psql("SELECT count(*) FROM auditdb_ship.entries WHERE tombstone IS NOT NULL") == "13\n")
+        let awaiting = try await verify()
+        #expect(awaiting.isIntact, "\(awaiting.text)")
+        #expect(awaiting.stores.map(\.expiredAwaitingEntry) == [13])
+        // tenant-2's rows expire (entry 42), after they were shipped whole.
+        let second = try await expire(store, tenant: "tenant-2")
+        #expect(second.expiryEntries == [42] && second.expired == 13)  // 2, 5, …, 38
+        let late = try await ship(store, as: "inst_a", signer: signer, batchSize: 15)
+        #expect(late.shippedAfter == 42)
+        // Entry 41's tombstones again (equal to the shipped ones) and entry 42's.
+        #expect(try server.psql("SELECT expiry_seq, count(*) FROM auditdb_ship.tombstones GROUP BY expiry_seq ORDER BY expiry_seq") == "41|13\n42|13\n")
+        let report = try await verify()
+        #expect(report.isIntact, "\(report.text)")
+        #expect(report.stores.map(\.expiredAwaitingEntry) == [0])
+        #expect(try outsideVerifier().status == 0)
+        // A late tombstone of entry 41 that no longer equals the expired row it repeats.
+        try tamperLate("UPDATE auditdb_ship.tombstones SET tombstone = set_byte(tombstone, 150, get_byte(tombstone, 150) # 1) WHERE seq = 4")
+        #expect(findings(try await verify()) == ["changed 1...37", "changed 4...4"])
+        let outside = try outsideVerifier()
+        #expect(outside.status == 1 && outside.stdout.contains(": changed at seq 4: "), "\(outside.stdout)\(outside.stderr)")
+        try await store.close()
+    }
+}
+
+/// The central verifier reads the central tables in one snapshot.
+extension ShippingTests {
+    @Test("a batch committed while the verifier reads is not half seen: no rows 'above the highest batch', no finding")
+    func shipmentDuringVerify() async throws {
+        let signer = try CheckpointSigner.inMemory()
+        let store = try await registeredStore("a.db", role: "inst_a", signer: signer, rows: 50)
+        _ = try await ship(store, as: "inst_a", signer: signer)
+        try await store.append(contentsOf: (51...80).map { sampleEvent($0) })
+        let shipped = Mutex(Int64(0))
+        let report = try await withWitness(server.url("auditor")) { witness in
+            var verifier = ShippedVerifier(central: witness, witness: witness, logger: Logger(label: "test"))
+            verifier.afterBatchesRead = {
+                let summary = try await self.ship(store, as: "inst_a", signer: signer)
+                shipped.withLock { $0 = summary.shippedAfter }
+            }
+            return try await verifier.verify()
+        }
+        #expect(shipped.withLock { $0 } == 80)
+        #expect(report.isIntact, "\(report.text)")
+        #expect(report.stores.map(\.highWaterMark) == [50])
+        #expect(try await verify().stores.map(\.highWaterMark) == [80])
+        try await store.close()
+    }
+}
