@@ -1,4 +1,4 @@
-// The pass (run) and the row scan of one range. How ranges are split, what each reports and how
+// One pass and the row scan of one range (passes made again after a rewrite: Verifier+Run.swift). How ranges are split, what each reports and how
 // their findings are joined into one pass in seq order: Verifier+Ranges.swift. Schema and header checks are in
 // Verifier+Header.swift, attestations in Verifier+Attestations.swift; a row's verdict is Row/'s.
 import CAuditCore
@@ -16,6 +16,11 @@ struct Verifier: Sendable {
     var checkpointKeys: CheckpointPublicKeys? = nil
     /// Told how many rows are checked, every ``RowsProgress/step`` rows or so.
     var progress: (@Sendable (VerificationProgress) -> Void)? = nil
+    /// Run once the index side of the index proof is read, before the rows are (tests: an erasure
+    /// or expiry lands between the two).
+    var afterIndexSide: (@Sendable () async throws -> Void)? = nil
+    /// Passes made at most when an index mismatch coincides with a rewrite committed meanwhile.
+    static let passAttempts = 3
 
     struct Attestation: Sendable {
         var keyVersion: UInt32
@@ -29,10 +34,8 @@ struct Verifier: Sendable {
         var mac: [UInt8]
     }
 
-    /// One pass. With `from`, an incremental pass: the schema and header as always, then only
-    /// the rows after `from.seq`, chained from `from.mac` (and row `from.seq` must still have
-    /// that MAC).
-    func run(from position: Position? = nil) async throws -> IntegrityReport {
+    /// One pass of ``run(from:)`` (Verifier+Run.swift).
+    func pass(from position: Position?) async throws -> IntegrityReport {
         let started = ContinuousClock.now
         let startedAt = AuditTimestamp.now()
         var findings: [Finding] = []
@@ -113,6 +116,11 @@ struct Verifier: Sendable {
                 }
             }
             : nil
+        if let afterIndexSide {
+            _ = try await indexSideA
+            _ = try await indexSideB
+            try await afterIndexSide()
+        }
         var tableDigest = IndexProof.emptyDigest(key: digestKey)
         // The rows with erased fields among those the ranges read (nil if a range stopped early).
         var erasedRows: ErasureCheck.ScannedRows?
