@@ -38,7 +38,9 @@ extension AuditStore {
     /// compromise declarations), the checkpoints and where they are anchored, the expiries and
     /// the legal holds, and flags for what needs attention. Never a value of a row.
     ///
-    /// Everything in it is read through verification; a store that does not verify still gets
+    /// Everything in it is read through verification, and describes the log as of the last seq
+    /// the verification run read (appends, expiries and releases after it are left out, so the
+    /// report agrees with itself however busy the store is); a store that does not verify still gets
     /// a report, which says so (its `verification.intact` is false and the first findings are
     /// listed). Once signed, the report is recorded in the log as an access entry (action
     /// `auditdb.access`, actor ``ComplianceReportOptions/requestedBy``, details `kind` `"report"`
@@ -55,29 +57,14 @@ extension AuditStore {
         let verification = options.anchorPaths.isEmpty
             ? try await verify()
             : try await verify(againstAnchors: options.anchorPaths, publicKeys: signer.publicKeys)
+        let last = verification.lastSeq
         let scans = try await recordedScanStatus()
-        let checkpoints = try await checkpoints()
-        let holds = try await holds(includeReleased: true)
-        let expiries = try await allEntries(action: ExpiryRecord.action)
-        let declarations = try await allEntries(action: AuditStore.declarationAction)
-        let rotations = try await allEntries(action: Appender.rotationAction)
-        let facts: (created: Int64, expired: Int, present: Int, firstSeqs: [UInt32: Int64])
-        do {
-            facts = try await pool.read { db in
-                let header = try StoreHeader.read(db, path: self.path)
-                let expired = try db.tableExists("audit_expired") ? try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_expired") ?? 0 : 0
-                let present = try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_entries WHERE seq >= 1") ?? 0
-                let (used, _) = try KeyVersionCache.confirmed(db)
-                var firstSeqs: [UInt32: Int64] = [:]
-                for version in used {
-                    firstSeqs[version] = try Int64.fetchOne(db, sql: "SELECT first_seq FROM audit_key_versions WHERE key_version = ?",
-                                                            arguments: [Int64(version)])
-                }
-                return (header.createdAt, expired, present, firstSeqs)
-            }
-        } catch {
-            throw AuditError.from(error, while: "read the store's facts for the report")
-        }
+        let checkpoints = try await checkpoints().filter { $0.seq <= last }
+        let holds = try await holds(includeReleased: true).compactMap { $0.asOf(seq: last) }
+        let expiries = try await allEntries(action: ExpiryRecord.action, upTo: last)
+        let declarations = try await allEntries(action: AuditStore.declarationAction, upTo: last)
+        let rotations = try await allEntries(action: Appender.rotationAction, upTo: last)
+        let facts = try await reportFacts(asOf: last)
         var body = ReportBody(storeID: storeID, now: options.now, storeCreatedAt: facts.created)
         body.log(lastSeq: verification.lastSeq, present: facts.present, expired: facts.expired)
         body.verification(verification, anchors: options.anchorPaths)
@@ -94,18 +81,70 @@ extension AuditStore {
         return signed.recorded(at: access)
     }
 
-    /// Every entry with `action`, oldest first; rows that fail verification are marked, not
-    /// thrown (the report's verification section names them).
-    private func allEntries(action: String) async throws -> [AuditEntry] {
+    /// What the report counts, in one snapshot, as of seq `last`.
+    struct ReportFacts: Sendable {
+        /// The store's creation time (µs).
+        var created: Int64
+        /// Rows expired by expiry entries at or below `last`.
+        var expired: Int
+        /// Rows 1…`last` present then (those expired since count as present).
+        var present: Int
+        /// The first seq of each key version used by then.
+        var firstSeqs: [UInt32: Int64]
+    }
+
+    func reportFacts(asOf last: Int64) async throws -> ReportFacts {
+        do {
+            return try await pool.read { db in
+                let header = try StoreHeader.read(db, path: self.path)
+                // As of seq `last`: a row expired by a later expiry entry was still present then.
+                var expired = 0, expiredSince = 0
+                if try db.tableExists("audit_expired") {
+                    expired = try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_expired WHERE seq <= ? AND expiry_seq <= ?",
+                                               arguments: [last, last]) ?? 0
+                    expiredSince = try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_expired WHERE seq >= 1 AND seq <= ? AND expiry_seq > ?",
+                                                    arguments: [last, last]) ?? 0
+                }
+                let present = (try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_entries WHERE seq >= 1 AND seq <= ?", arguments: [last]) ?? 0)
+                    + expiredSince
+                let (used, _) = try KeyVersionCache.confirmed(db)
+                var firstSeqs: [UInt32: Int64] = [:]
+                for version in used {
+                    // A version first used after `last` had no rows then.
+                    firstSeqs[version] = try Int64.fetchOne(db, sql: "SELECT first_seq FROM audit_key_versions WHERE key_version = ?",
+                                                            arguments: [Int64(version)]).flatMap { $0 <= last ? $0 : nil }
+                }
+                return ReportFacts(created: header.createdAt, expired: expired, present: present, firstSeqs: firstSeqs)
+            }
+        } catch {
+            throw AuditError.from(error, while: "read the store's facts for the report")
+        }
+    }
+
+    /// Every entry with `action` up to seq `last`, oldest first; rows that fail verification are
+    /// marked, not thrown (the report's verification section names them).
+    private func allEntries(action: String, upTo last: Int64) async throws -> [AuditEntry] {
         var found: [AuditEntry] = []
         var query = EntryQuery(limit: 10_000, action: action)
         query.unverifiedRows = .mark
+        guard last >= 1 else { return [] }
+        query.seqs = 1...last
         while true {
             let page = try await entries(query)
             found += page
             guard page.count == query.limit, let last = page.last else { return found }
             query.afterSeq = last.seq
         }
+    }
+}
+
+extension LegalHold {
+    /// The hold as it stood at seq `seq`: nil if it was placed later, unreleased if it was
+    /// released later.
+    func asOf(seq: Int64) -> LegalHold? {
+        guard id <= seq else { return nil }
+        guard let release, release.seq > seq else { return self }
+        return LegalHold(id: id, matcher: matcher, reason: reason, placedBy: placedBy, placedAt: placedAt, release: nil)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import AuditDB
@@ -201,5 +202,65 @@ struct ComplianceReportTests {
         let out = dir.path("r")
         try report.write(to: out)
         return out
+    }
+}
+
+/// A report made while the store is busy describes the log as of its last verified seq.
+extension ComplianceReportTests {
+    @Test("appends, holds and expiries during the report: rows present and expired add up to the last seq, and nothing listed is above it")
+    func busyStore() async throws {
+        let store = try await makeFullStore()
+        let done = Atomic(false)
+        // Appends, legal holds placed and released, and expiries, while the reports are made.
+        let writer = Task {
+            var i = 1_000
+            var open: LegalHold?
+            while !done.load(ordering: .relaxed) {
+                try await store.append(contentsOf: (i..<i + 5).map { sampleEvent($0, actor: "writer") })
+                if let hold = open {
+                    _ = try await store.releaseHold(id: hold.id, reason: "closed", releasedBy: "legal")
+                    open = nil
+                } else {
+                    open = try await store.placeHold(.tenant("tenant-2"), reason: "case \(i)", placedBy: "legal")
+                }
+                if i % 20 == 0 { _ = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later) }
+                i += 5
+            }
+        }
+        var reports: [[String: Any]] = []
+        for _ in 0..<5 { reports.append(try Self.object(try await store.complianceReport(signer: signer))) }
+        done.store(true, ordering: .relaxed)
+        try await writer.value
+        try await store.close()
+        for json in reports {
+            let log = try #require(json["log"] as? [String: Any])
+            let last = try #require(log["lastSeq"] as? Int), present = try #require(log["rowsPresent"] as? Int)
+            #expect(present + (log["rowsExpired"] as? Int ?? -1) == last, "\(log)")
+            let retention = try #require(json["retention"] as? [String: Any])
+            let holds = try #require(retention["holds"] as? [[String: Any]])
+            #expect(holds.allSatisfy { ($0["id"] as? Int ?? .max) <= last })
+            #expect(holds.allSatisfy { (($0["released"] as? [String: Any])?["seq"] as? Int ?? 0) <= last })
+            let expiries = try #require(retention["expiries"] as? [[String: Any]])
+            #expect(expiries.allSatisfy { ($0["seq"] as? Int ?? .max) <= last })
+        }
+    }
+}
+
+extension ComplianceReportTests {
+    @Test("the facts as of a seq: rows expired by a later entry count as present then; a hold placed later is absent, one released later is active")
+    func factsAsOfSeq() async throws {
+        try await makeStore(at: path, keys: keys, count: 30)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let hold = try await store.placeHold(.tenant("tenant-2"), reason: "case 1", placedBy: "legal")  // seq 31
+        let retention = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later)  // seq 32
+        #expect(retention.expired == 10 && retention.expiryEntries == [32])
+        let released = try await store.releaseHold(id: hold.id, reason: "closed", releasedBy: "legal")  // seq 33
+        let atThirty = try await store.reportFacts(asOf: 31)
+        #expect(atThirty.present == 31 && atThirty.expired == 0)
+        let now = try await store.reportFacts(asOf: 33)
+        #expect(now.present == 23 && now.expired == 10)
+        #expect(hold.asOf(seq: 30) == nil)
+        #expect(released.asOf(seq: 32)?.isActive == true && released.asOf(seq: 33)?.isActive == false)
+        try await store.close()
     }
 }
