@@ -173,17 +173,22 @@ def verify_store(store_id: bytes, entries: list[dict], batches: list[dict], chec
         by_last.setdefault(b["last_seq"], []).append(b)
     findings, extra, failed, tombstones = [], [], [], {}
     frontier, expected, broken = Frontier(), 1, False
+    late_by_seq: dict[int, tuple[int, bytes]] = {}  # seq -> (expiry seq, ENC_TOMB), until its row is read
     late: dict[int, list[tuple[int, bytes]]] = {}  # expiry seq -> [(seq, ENC_TOMB)]
-    seen = set()
-    for r in sorted(late_rows, key=lambda r: r["seq"]):
-        tomb = _b(r["tombstone"]) or b""
-        if len(tomb) != TOMB_LENGTH or int.from_bytes(tomb[0:8], "big") != r["seq"] or r["seq"] < 1:
-            findings.append(("changed", r["seq"], r["seq"], f"a late tombstone that is not {TOMB_LENGTH} bytes or names another seq"))
-        elif r["seq"] in seen:
-            findings.append(("changed", r["seq"], r["seq"], "a second late tombstone at this seq"))
+    counts: dict[int, int] = {}
+    for r in late_rows:
+        counts[r["seq"]] = counts.get(r["seq"], 0) + 1
+    for r in late_rows:
+        seq, tomb = r["seq"], _b(r["tombstone"]) or b""
+        if counts[seq] > 1:
+            continue  # every one left out, reported once below
+        if (len(tomb) != TOMB_LENGTH or int.from_bytes(tomb[0:8], "big") != seq or seq < 1
+              or not isinstance(r["expiry_seq"], int) or seq >= r["expiry_seq"]):
+            findings.append(("changed", seq, seq, "a late tombstone that is malformed or names an expiry entry below it"))
         else:
-            seen.add(r["seq"])
-            late.setdefault(r["expiry_seq"], []).append((r["seq"], tomb))
+            late_by_seq[seq] = (r["expiry_seq"], tomb)
+    for seq in sorted(q for q, n in counts.items() if n > 1):
+        findings.append(("changed", seq, seq, f"{counts[seq]} late tombstones at this seq"))
 
     def check_batch(b):
         nonlocal failed
@@ -204,12 +209,10 @@ def verify_store(store_id: bytes, entries: list[dict], batches: list[dict], chec
 
     def check_expiry(e):
         by_seq = dict(tombstones.pop(e["seq"], []))
-        for seq, tomb in late.pop(e["seq"], []):
-            if seq in by_seq and by_seq[seq] != tomb:
-                findings.append(("changed", seq, seq, "its late tombstone differs from the tombstone shipped in its row"))
-            by_seq[seq] = tomb
+        by_seq.update(late.pop(e["seq"], []))  # equal to the expired row's where both exist (checked at the row)
         listed = sorted(by_seq.items())
         if field_state(e, 3) != "shown" or e["details"] is None:
+            findings.append(("changed", e["seq"], e["seq"], "an expiry entry whose details are not shipped"))
             return
         try:
             d = retention.parse_expiry_details(_t(e["details"]), e["seq"])
@@ -231,6 +234,12 @@ def verify_store(store_id: bytes, entries: list[dict], batches: list[dict], chec
             findings.append(("missing", expected, seq - 1, "shipped rows missing"))
             broken = True
         expected = seq + 1
+        if seq in late_by_seq:
+            expiry_seq, tomb = late_by_seq.pop(seq)
+            if tomb[44:76] != _b(e["leaf"]) or (e["action"] is None and _b(e["tombstone"]) != tomb):
+                findings.append(("changed", seq, seq, "its late tombstone is not of this row"))
+            else:
+                late.setdefault(expiry_seq, []).append((seq, tomb))
         problem = row_problem(store_id, e)
         if problem:
             findings.append(("changed", seq, seq, problem))
@@ -261,6 +270,8 @@ def verify_store(store_id: bytes, entries: list[dict], batches: list[dict], chec
         if expiry_seq <= high:
             findings.append(("changed", listed[0][0], listed[-1][0],
                              f"expired rows naming seq {expiry_seq} as their expiry entry, which is no shipped expiry entry"))
+    for seq in sorted(late_by_seq):
+        findings.append(("changed", seq, seq, "a late tombstone of a seq without a shipped row"))
     for expiry_seq, listed in sorted(late.items()):
         findings.append(("changed", listed[0][0], listed[-1][0],
                          f"late tombstones naming seq {expiry_seq} as their expiry entry, which is no shipped expiry entry"))

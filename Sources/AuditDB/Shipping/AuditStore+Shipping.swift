@@ -204,7 +204,9 @@ extension AuditStore {
     }
 
     /// The tombstones, at seqs up to `shipped`, of the expiry entries among `entries` (verified
-    /// rows): the central copy received those rows before they expired.
+    /// rows): the central copy received those rows before they expired. Each entry's tombstones
+    /// are checked against it (count and digest, FORMAT.md 20.3) first: the central tables are
+    /// append-only, and a set shipped incomplete would be reported there for ever.
     private static func lateTombstones(_ db: Database, of entries: [ShippedEntry], shippedBefore shipped: Int64) throws -> [ShippedEntry] {
         var out: [ShippedEntry] = []
         for entry in entries {
@@ -217,9 +219,15 @@ extension AuditStore {
                 throw AuditError(.integrityViolation, "the expiry entry at seq \(entry.seq) cannot be read (\(error.reason)); nothing of this batch was shipped. Run `auditdb verify`.")
             }
             guard record.first <= shipped else { continue }
-            let listed = try tombstones(db, record.first...min(record.last, shipped)).values
-                .filter { $0.expirySeq == entry.seq }.sorted { $0.seq < $1.seq }
-            out += listed.map { t in
+            let all = try tombstones(db, record.first...record.last).values.filter { $0.expirySeq == entry.seq }.sorted { $0.seq < $1.seq }
+            var message: [UInt8] = []
+            for t in all { message += t.encoded }
+            var digest = [UInt8](repeating: 0, count: 32)
+            adb_sha256(message, message.count, &digest)
+            guard Int64(all.count) == record.count, digest == record.digest else {
+                throw AuditError(.integrityViolation, "the tombstones of the expiry entry at seq \(entry.seq) are not the ones it lists (\(all.count) found, \(record.count) listed, or their bytes differ); nothing of this batch was shipped. Run `auditdb verify`.")
+            }
+            out += all.filter { $0.seq <= shipped }.map { t in
                 ShippedEntry(seq: t.seq, leaf: t.leaf, values: nil, expired: .init(tombstone: t.encoded, expirySeq: t.expirySeq))
             }
         }

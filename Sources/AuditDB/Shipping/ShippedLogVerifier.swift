@@ -82,6 +82,8 @@ public struct ShippedLogVerifier: Sendable {
     private var broken = false
     private var failedBatches: [(ShippedBatchRecord, provable: Bool)] = []
     private var tombstones: [Int64: [(seq: Int64, encoded: [UInt8])]] = [:]
+    /// Late tombstones by seq, until the row at their seq is read; then by expiry entry (`late`).
+    private var lateBySeq: [Int64: (expirySeq: Int64, encoded: [UInt8])] = [:]
     private var late: [Int64: [(seq: Int64, encoded: [UInt8])]] = [:]
     private var extra: [Int64] = []
     /// The findings so far.
@@ -91,7 +93,8 @@ public struct ShippedLogVerifier: Sendable {
     /// Batches whose proof verified against their checkpoint.
     public private(set) var batchesProven = 0
     /// Expired rows whose expiry entry is above the high-water mark (not shipped yet): their
-    /// leaves are proven, their tombstones will be by a later shipment.
+    /// leaves are proven, their tombstones will be by a later shipment. (An expiry entry shipped
+    /// without its details is a `changed` finding, not counted here.)
     public private(set) var expiredAwaitingEntry = 0
 
     /// A verifier of `storeID`'s shipped entries.
@@ -108,20 +111,20 @@ public struct ShippedLogVerifier: Sendable {
         for cp in checkpoints where cp.storeID == storeID && cp.invalidityUnderOwnKey == nil {
             self.checkpoints[cp.seq, default: []].append(cp)
         }
-        var seen: Set<Int64> = []
-        for entry in lateTombstones.sorted(by: { $0.seq < $1.seq }) {
-            let seq = entry.seq
+        // Order-free: every late tombstone at a seq that has more than one is left out.
+        for (seq, list) in Dictionary(grouping: lateTombstones, by: \.seq) {
+            guard list.count == 1, let entry = list.first else {
+                findings.append(.init(kind: .changed, seqs: seq...seq, message: "\(list.count) late tombstones at this seq (the central table lost its primary key)"))
+                continue
+            }
             guard let expired = entry.expired, entry.values == nil, expired.tombstone.count == ShippedEntry.Expired.tombstoneLength,
-                  seq >= 1, expired.tombstone[0..<8].reduce(Int64(0), { $0 << 8 | Int64($1) }) == seq
+                  seq >= 1, seq < expired.expirySeq, expired.tombstone[0..<8].reduce(Int64(0), { $0 << 8 | Int64($1) }) == seq
             else {
-                findings.append(.init(kind: .changed, seqs: seq...seq, message: "a late tombstone that is not \(ShippedEntry.Expired.tombstoneLength) bytes or names another seq"))
+                findings.append(.init(kind: .changed, seqs: seq...seq,
+                                      message: "a late tombstone that is not \(ShippedEntry.Expired.tombstoneLength) bytes, names another seq, or names an expiry entry below it"))
                 continue
             }
-            guard seen.insert(seq).inserted else {
-                findings.append(.init(kind: .changed, seqs: seq...seq, message: "a second late tombstone at this seq (the central table lost its primary key)"))
-                continue
-            }
-            late[expired.expirySeq, default: []].append((seq, expired.tombstone))
+            lateBySeq[seq] = (expired.expirySeq, expired.tombstone)
         }
     }
 
@@ -142,6 +145,14 @@ public struct ShippedLogVerifier: Sendable {
         }
         expected = seq + 1
         entriesChecked += 1
+        if let (expirySeq, encoded) = lateBySeq.removeValue(forKey: seq) {
+            // A late tombstone must be of this very row: its leaf, and for an expired row its tombstone.
+            if Array(encoded[44..<76]) != entry.leaf || (entry.expired.map { $0.tombstone != encoded } ?? false) {
+                findings.append(.init(kind: .changed, seqs: seq...seq, message: "its late tombstone is not of this row (another leaf hash, or another tombstone than the one shipped in it)"))
+            } else {
+                late[expirySeq, default: []].append((seq, encoded))
+            }
+        }
         if let problem = entry.problem(storeID: storeID) {
             findings.append(.init(kind: .changed, seqs: seq...seq, message: problem))
         }
@@ -207,6 +218,10 @@ public struct ShippedLogVerifier: Sendable {
                                   message: "late tombstones naming seq \(expirySeq) as their expiry entry, which is no shipped expiry entry: rows were made to look expired"))
         }
         late = [:]
+        for seq in lateBySeq.keys.sorted() {
+            findings.append(.init(kind: .changed, seqs: seq...seq, message: "a late tombstone of a seq without a shipped row at or below the highest shipped batch"))
+        }
+        lateBySeq = [:]
         let order = Dictionary(uniqueKeysWithValues: ShippedFinding.Kind.all.enumerated().map { ($1, $0) })
         findings.sort { (order[$0.kind] ?? 9, $0.seqs.lowerBound) < (order[$1.kind] ?? 9, $1.seqs.lowerBound) }
         return findings
@@ -238,21 +253,18 @@ public struct ShippedLogVerifier: Sendable {
     private mutating func checkExpiry(_ entry: ShippedEntry, _ values: ShippedEntry.Values) {
         var bySeq: [Int64: [UInt8]] = [:]
         for tombstone in tombstones.removeValue(forKey: entry.seq) ?? [] { bySeq[tombstone.seq] = tombstone.encoded }
-        for tombstone in late.removeValue(forKey: entry.seq) ?? [] {
-            if let shipped = bySeq[tombstone.seq], shipped != tombstone.encoded {
-                findings.append(.init(kind: .changed, seqs: tombstone.seq...tombstone.seq,
-                                      message: "its late tombstone differs from the tombstone shipped in its row"))
-            }
-            bySeq[tombstone.seq] = tombstone.encoded
-        }
+        // Equal to the expired row's where both exist (checked when the row was read).
+        for tombstone in late.removeValue(forKey: entry.seq) ?? [] { bySeq[tombstone.seq] = tombstone.encoded }
         let list = bySeq.sorted { $0.key < $1.key }.map { (seq: $0.key, encoded: $0.value) }
         guard values.details.state == .shown, values.details.value != nil else {
-            expiredAwaitingEntry += list.count  // details withheld: the tombstones cannot be checked
+            // AuditDB never withholds (or erases) its own entries' fields: only a change does.
+            findings.append(.init(kind: .changed, seqs: entry.seq...entry.seq,
+                                  message: "an expiry entry whose details are not shipped (withheld, erased or NULL), so its tombstones cannot be checked; AuditDB ships its own entries whole"))
             return
         }
         let record: ExpiryRecord
         do {
-            guard let parsed = try values.expiryRecord(seq: entry.seq) else { return }
+            guard let parsed = try values.expiryRecord(seq: entry.seq) else { return }  // not reached: details are shown
             record = parsed
         } catch {
             findings.append(.init(kind: .changed, seqs: entry.seq...entry.seq, message: "an expiry entry whose details cannot be read: \(error.reason)"))

@@ -59,9 +59,13 @@ extension ShippingTests {
         try tamperLate("INSERT INTO auditdb_ship.tombstones VALUES ('\\x\(store.storeID.hex)', 7, '\\x\(saved)', 61)")
         #expect(try await verify().isIntact)
 
-        // A row made to look expired: a late tombstone for row 2 (tenant-2, not expired), its
-        // bytes those of row 7's with the seq replaced, naming a seq that is no expiry entry.
-        try tamperLate("INSERT INTO auditdb_ship.tombstones VALUES ('\\x\(store.storeID.hex)', 2, overlay('\\x\(saved)'::bytea placing '\\x0000000000000002'::bytea from 1 for 8), 59)")
+        // A late tombstone for row 2 (tenant-2, not expired) with row 2's leaf (row 7's bytes,
+        // the seq and leaf replaced), naming a seq that is no expiry entry.
+        let id = "'\\x\(store.storeID.hex)'"
+        try tamperLate("""
+            INSERT INTO auditdb_ship.tombstones VALUES (\(id), 2, overlay(overlay('\\x\(saved)'::bytea placing '\\x0000000000000002'::bytea from 1 for 8)
+                placing (SELECT leaf FROM auditdb_ship.entries WHERE store_id = \(id) AND seq = 2) from 45 for 32), 59)
+            """)
         let stray = try await verify()
         #expect(findings(stray) == ["changed 2...2"])
         #expect(stray.stores.first?.findings.first?.message.contains("which is no shipped expiry entry") == true)
@@ -97,11 +101,38 @@ extension ShippingTests {
         #expect(report.isIntact, "\(report.text)")
         #expect(report.stores.map(\.expiredAwaitingEntry) == [0])
         #expect(try outsideVerifier().status == 0)
-        // A late tombstone of entry 41 that no longer equals the expired row it repeats.
+        // A late tombstone of entry 41 that no longer equals the expired row it repeats: reported
+        // at its seq, and left out (the row's own tombstone still gives the entry's digest).
         try tamperLate("UPDATE auditdb_ship.tombstones SET tombstone = set_byte(tombstone, 150, get_byte(tombstone, 150) # 1) WHERE seq = 4")
-        #expect(findings(try await verify()) == ["changed 1...37", "changed 4...4"])
+        let tampered = try await verify()
+        #expect(findings(tampered) == ["changed 4...4"])
+        #expect(tampered.stores.first?.findings.first?.message.contains("its late tombstone is not of this row") == true)
         let outside = try outsideVerifier()
         #expect(outside.status == 1 && outside.stdout.contains(": changed at seq 4: "), "\(outside.stdout)\(outside.stderr)")
+        try await store.close()
+    }
+}
+
+extension ShippingTests {
+    @Test("a tombstone gone from the store since its rows were shipped: the shipment of its expiry entry is refused whole, nothing reaches the central tables")
+    func lateTombstoneMissingLocally() async throws {
+        let signer = try CheckpointSigner.inMemory()
+        var store = try await registeredStore("a.db", role: "inst_a", signer: signer, rows: 60)
+        _ = try await ship(store, as: "inst_a", signer: signer, batchSize: 25)
+        #expect(try await expire(store, tenant: "tenant-1").expiryEntries == [61])
+        _ = try await store.checkpoint(signer: signer)
+        try await store.close()
+        // The tombstone of row 4 (shipped whole, expired since) deleted with the sqlite3 shell.
+        try sqlite3Tamper(dir.path("a.db"), "DELETE FROM audit_expired WHERE seq = 4;", around: "audit_expired_no_delete")
+        store = try await AuditStore.open(at: dir.path("a.db"), keys: keys)
+        await #expect {
+            _ = try await self.ship(store, as: "inst_a", signer: signer, batchSize: 25)
+        } throws: { error in
+            guard let error = error as? AuditError else { return false }
+            return error.code == .integrityViolation && error.message.contains("the expiry entry at seq 61 are not the ones it lists (19 found, 20 listed")
+        }
+        #expect(try server.psql("SELECT (SELECT max(last_seq) FROM auditdb_ship.batches), (SELECT count(*) FROM auditdb_ship.tombstones)") == "60|0\n")
+        #expect(try await verify().isIntact)
         try await store.close()
     }
 }

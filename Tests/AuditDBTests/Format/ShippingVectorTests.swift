@@ -64,6 +64,9 @@ struct ShippingVectorTests {
         tomb3Tag[100] ^= 1
         var lateB1Tag = V.tombstone(rowsB[0], store: V.storeB)
         lateB1Tag[150] ^= 1
+        // Row 3's tombstone made to name seq 1: the right shape, another row's leaf.
+        let lateB1OtherLeaf = V.be(1, 8) + V.tombstone(rowsB[2], store: V.storeB)[8...]
+        let lateTable: [(String, J)] = [("table", .string("tombstones")), ("store_id", .string(b))]
         let unregistered = V.key(V.seedUnregistered).publicKey.bytes
         let cases: [(String, String, [J], [J])] = [
             ("intact", "the tables as shipped", [], []),
@@ -127,7 +130,26 @@ struct ShippingVectorTests {
              [late(1, [("expiry_seq", .int(5))])], [finding("changed", 1, 1, store: b), finding("changed", 1, 2, store: b)]),
             ("late-tombstone-disagrees-with-expired-row", "a late tombstone (taken from store B) at store A's expired seq 3, with another tag",
              [late(2, [("store_id", .string(a)), ("seq", .int(3)), ("expiry_seq", .int(6)), ("tombstone", .hex(tomb3Tag))])],
-             [finding("changed", 3, 3), finding("changed", 3, 4), finding("changed", 1, 2, store: b)]),
+             [finding("changed", 3, 3), finding("changed", 1, 2, store: b)]),
+            ("late-tombstone-duplicated", "a second late tombstone at seq 2 (the primary key dropped): both are left out",
+             [.object(lateTable + [("seq", .int(2)), ("copy_to_seq", .int(2))])],
+             [finding("changed", 1, 2, store: b), finding("changed", 2, 2, store: b)]),
+            ("late-tombstone-short", "a late tombstone cut to 100 bytes",
+             [late(2, [("tombstone", .hex(Array(V.tombstone(rowsB[1], store: V.storeB)[0..<100])))])],
+             [finding("changed", 1, 2, store: b), finding("changed", 2, 2, store: b)]),
+            ("late-tombstone-of-another-row", "a late tombstone at seq 1 holding row 3's leaf",
+             [late(1, [("tombstone", .hex(lateB1OtherLeaf))])],
+             [finding("changed", 1, 1, store: b), finding("changed", 1, 2, store: b)]),
+            ("late-tombstone-for-a-row-not-expired", "the late tombstone of row 2 replaced by a well-formed one of row 3, which did not expire",
+             [late(2, [("seq", .int(3)), ("tombstone", .hex(V.tombstone(rowsB[2], store: V.storeB)))])],
+             [finding("changed", 1, 2, store: b)]),
+            ("late-tombstone-of-an-unknown-store", "a late tombstone moved to a store with no rows or batches",
+             [late(2, [("store_id", .string(String(repeating: "c", count: 32)))])],
+             [finding("changed", 1, 2, store: b), finding("changed", 2, 2, store: String(repeating: "c", count: 32))]),
+            ("expiry-entry-details-withheld", "the expiry entry's details withheld centrally: its tombstones could no longer be checked",
+             [.object([("table", .string("entries")), ("store_id", .string(b)), ("seq", .int(7)),
+                       ("set", .object([("withheld", .int(4)), ("details", .null), ("details_nonce", .null)]))])],
+             [finding("changed", 7, 7, store: b)]),
             ("late-tombstone-equal-to-expired-row", "a late tombstone equal to store A's expired row 3 (counted once there); store B lacks it",
              [late(2, [("store_id", .string(a)), ("seq", .int(3)), ("expiry_seq", .int(6)), ("tombstone", .hex(V.tombstone(rowsA[2], store: V.storeA)))])],
              [finding("changed", 1, 2, store: b)]),
