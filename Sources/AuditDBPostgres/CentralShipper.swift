@@ -69,6 +69,9 @@ public struct CentralShipper: Sendable {
         public let checkpoint: Checkpoint?
         /// Where the central copy stands: pass it to the next call to read fewer rows.
         public let cursor: ShippingCursor?
+        /// Late tombstones shipped (`auditdb_ship.tombstones`): rows shipped whole by an earlier
+        /// call that an expiry entry shipped by this one expired.
+        public var lateTombstones: Int = 0
 
         /// Entries shipped by this call.
         public var shipped: Int64 { shippedAfter - shippedBefore }
@@ -124,19 +127,22 @@ public struct CentralShipper: Sendable {
         let withholding = configuration.withholding, lanes = max(1, configuration.connections)
         /// A batch's rows read from the store (each leaf checked against the plan) and encoded,
         /// with the late tombstones of its expiry entries.
-        @Sendable func prepared(_ index: Int) async throws -> (rows: ByteBuffer, late: ByteBuffer) {
+        @Sendable func prepared(_ index: Int) async throws -> (rows: ByteBuffer, late: ByteBuffer, lateCount: Int) {
             let batch = try await store.shippedEntries(run.batches[index], of: run, withholding: withholding)
-            return (ShipCopyEncoding.rows(batch.entries, storeID: storeID), ShipCopyEncoding.lateTombstones(batch.lateTombstones, storeID: storeID))
+            return (ShipCopyEncoding.rows(batch.entries, storeID: storeID), ShipCopyEncoding.lateTombstones(batch.lateTombstones, storeID: storeID),
+                    batch.lateTombstones.count)
         }
         // The instance reads and encodes the next batch while up to `lanes` batches COPY, each on
         // its own connection: the instance's work and PostgreSQL's overlap (two cores). Commits
         // follow seq order (CommitOrder); a failed batch makes every later one roll back.
         let order = CommitOrder(onCommit: onBatch)
         let logger = self.logger
+        var lateTombstones = 0
         let committed = try await withThrowingTaskGroup(of: Void.self, returning: Int.self) { group in
             var inFlight = 0, done = 0
             for (index, batch) in run.batches.enumerated() {
-                let (rows, late) = try await prepared(index)
+                let (rows, late, lateCount) = try await prepared(index)
+                lateTombstones += lateCount  // all batches commit, or the call throws
                 if inFlight == lanes {
                     try await group.next()
                     (inFlight, done) = (inFlight - 1, done + 1)
@@ -159,7 +165,7 @@ public struct CentralShipper: Sendable {
             return done
         }
         return Summary(storeID: storeID, shippedBefore: before, shippedAfter: checkpoint.seq, batches: committed,
-                       checkpoint: checkpoint, cursor: run.endCursor)
+                       checkpoint: checkpoint, cursor: run.endCursor, lateTombstones: lateTombstones)
     }
 
     /// One batch in one transaction: COPY into the central table (and the late tombstones of its

@@ -144,7 +144,8 @@ struct Ship: AsyncParsableCommand {
         if summary.shipped == 0 {
             print("nothing to ship: the central table holds \(summary.shippedBefore) entries of store \(summary.storeID), up to the newest published checkpoint")
         } else {
-            print("shipped \(summary.shipped) entries of store \(summary.storeID) (seqs \(summary.shippedBefore + 1)...\(summary.shippedAfter)) in \(summary.batches) batch(es), proven against the checkpoint at seq \(summary.checkpoint?.seq ?? summary.shippedAfter)")
+            print("shipped \(summary.shipped) entries of store \(summary.storeID) (seqs \(summary.shippedBefore + 1)...\(summary.shippedAfter)) in \(summary.batches) batch(es), proven against the checkpoint at seq \(summary.checkpoint?.seq ?? summary.shippedAfter)"
+                + (summary.lateTombstones > 0 ? "; with \(summary.lateTombstones) late tombstone(s) of rows expired since they were shipped" : ""))
         }
     }
 }

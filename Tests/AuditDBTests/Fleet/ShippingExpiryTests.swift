@@ -35,7 +35,7 @@ extension ShippingTests {
         // Rows 1, 4, …, 58 (tenant-1; 60 is tenant-0): 20 rows, all shipped whole.
         #expect(retention.expired == 20 && retention.expiryEntries == [61])
         let second = try await ship(store, as: "inst_a", signer: signer, batchSize: 25)
-        #expect(second.shipped == 1)
+        #expect(second.shipped == 1 && second.lateTombstones == 20)
         #expect(try server.psql("SELECT count(*), min(seq), max(seq), min(expiry_seq), max(expiry_seq) FROM auditdb_ship.tombstones") == "20|1|58|61|61\n")
         // The central rows stay as shipped: the tombstones table says which have expired since.
         #expect(try server.psql("SELECT count(*) FROM auditdb_ship.entries e JOIN auditdb_ship.tombstones t USING (store_id, seq) WHERE e.tenant = 'tenant-1' AND e.tombstone IS NULL") == "20\n")
@@ -94,7 +94,7 @@ extension ShippingTests {
         let second = try await expire(store, tenant: "tenant-2")
         #expect(second.expiryEntries == [42] && second.expired == 13)  // 2, 5, …, 38
         let late = try await ship(store, as: "inst_a", signer: signer, batchSize: 15)
-        #expect(late.shippedAfter == 42)
+        #expect(late.shippedAfter == 42 && late.lateTombstones == 26)
         // Entry 41's tombstones again (equal to the shipped ones) and entry 42's.
         #expect(try server.psql("SELECT expiry_seq, count(*) FROM auditdb_ship.tombstones GROUP BY expiry_seq ORDER BY expiry_seq") == "41|13\n42|13\n")
         let report = try await verify()
