@@ -328,22 +328,17 @@ extension AuditStore {
     func scrubWriteAheadLog() async throws -> Bool {
         let clock = ContinuousClock()
         let deadline = clock.now + configuration.busyTimeout
-        let attemptWait = Int32(clamping: Self.scrubAttemptWait.wholeNanoseconds / 1_000_000)
-        let restored = Int32(clamping: configuration.busyTimeout.wholeNanoseconds / 1_000_000)  // as the connection was set up
+        let restored = configuration.busyTimeout  // as the connection was set up
         while true {
-            let busy: Bool
+            let done: Bool
             do {
-                busy = try await pool.writeWithoutTransaction { db in
-                    guard let connection = db.sqliteConnection else { throw AuditError(.closed, "the store is closed") }
-                    SQLite.setBusyTimeout(connection, milliseconds: attemptWait)
-                    defer { SQLite.setBusyTimeout(connection, milliseconds: restored) }
-                    let row = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
-                    return (row?.stored(0, as: Int64.self) ?? 1) != 0
+                done = try await pool.writeWithoutTransaction { db in
+                    try SQLite.truncateWriteAheadLog(db, waitingAtMost: Self.scrubAttemptWait, restore: restored)
                 }
             } catch {
                 throw AuditError.from(error, while: "checkpoint the write-ahead log after erasure")
             }
-            if !busy { return true }
+            if done { return true }
             guard clock.now + Self.scrubPause < deadline else { return false }
             try await Task.sleep(for: Self.scrubPause)
         }

@@ -275,13 +275,18 @@ public final class AuditStore: Sendable {
     /// connection. Later calls on the store throw ``AuditError/Code/closed``; calling `close()`
     /// again (or concurrently, as ``run()`` does at shutdown) waits for the first close and
     /// returns.
+    ///
+    /// While another connection (another process's scan or export) reads an older snapshot, the
+    /// WAL cannot be emptied: close waits for it at most 100 ms (holding off
+    /// every writer meanwhile) and leaves the WAL as it is, durable; the next checkpoint folds it in.
     public func close() async throws {
         try await closing.run { () async throws(AuditError) in
             await appender.shutDown()
+            let restore = configuration.busyTimeout
             do {
                 try await pool.writeWithoutTransaction { db in
                     try db.execute(sql: "PRAGMA synchronous = FULL")
-                    _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+                    _ = try SQLite.truncateWriteAheadLog(db, waitingAtMost: Self.closeCheckpointWait, restore: restore)
                 }
                 try pool.close()
             } catch {
@@ -289,6 +294,9 @@ public final class AuditStore: Sendable {
             }
         }
     }
+
+    /// How long ``close()`` waits for readers of older snapshots before leaving the WAL as it is.
+    static let closeCheckpointWait: Duration = .milliseconds(100)
 
     // MARK: Appending
 

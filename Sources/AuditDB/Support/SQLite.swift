@@ -179,6 +179,17 @@ enum SQLite {
         sqlite3_busy_timeout(connection, milliseconds)
     }
 
+    /// One `PRAGMA wal_checkpoint(TRUNCATE)` that waits at most `wait` for readers of older
+    /// snapshots (the busy timeout then set back to `restore`): a pending TRUNCATE checkpoint
+    /// holds off every writer, in every process, while it waits. True when the WAL was emptied.
+    static func truncateWriteAheadLog(_ db: Database, waitingAtMost wait: Duration, restore: Duration) throws -> Bool {
+        guard let connection = db.sqliteConnection else { throw AuditError(.closed, "the store is closed") }
+        setBusyTimeout(connection, milliseconds: Int32(clamping: wait.wholeNanoseconds / 1_000_000))
+        defer { setBusyTimeout(connection, milliseconds: Int32(clamping: restore.wholeNanoseconds / 1_000_000)) }
+        let row = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        return (row?.stored(0, as: Int64.self) ?? 1) == 0
+    }
+
     // MARK: Connection set-up in C (audit_sqlite.h)
 
     static func setDefensive(_ connection: OpaquePointer) throws(AuditError) {

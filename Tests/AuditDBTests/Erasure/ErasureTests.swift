@@ -340,3 +340,30 @@ func forgedErasedSeals(_ store: AuditStore, seq: Int64, mask: UInt8) async throw
         return out
     }
 }
+
+extension ErasureTests {
+    @Test("close while another connection reads an older snapshot: the writer of another handle is not held off for the busy timeout; the WAL stays, durable")
+    func closeLeavesTheWriterFree() async throws {
+        var configuration = AuditStore.Configuration()
+        configuration.busyTimeout = .seconds(5)  // what close used to wait, holding the write lock
+        let created = try await makeAliceStore()
+        try await created.close()
+        let store = try await AuditStore.open(at: path, keys: keys, configuration: configuration)
+        _ = try await store.append(sampleEvent(97))  // seq 21, in the WAL
+        configuration.busyTimeout = .milliseconds(500)
+        let writer = try await AuditStore.open(at: path, keys: keys, configuration: configuration)
+        var reader: OpaquePointer?
+        #expect(sqlite3_open(path, &reader) == SQLITE_OK)
+        defer { sqlite3_close(reader) }
+        #expect(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM audit_entries", nil, nil, nil) == SQLITE_OK)
+        _ = try await writer.append(sampleEvent(98))  // seq 22: the reader's snapshot is now older
+        async let closed: Void = store.close()
+        try await Task.sleep(for: .milliseconds(200))
+        // A close that waited its whole busy timeout (5 s) for the reader would make this fail with busy.
+        #expect(try await writer.append(sampleEvent(99)) == 23)
+        try await closed
+        #expect(sqlite3_exec(reader, "COMMIT", nil, nil, nil) == SQLITE_OK)
+        try await writer.close()
+        #expect(try await AuditStore.verify(storeAt: path, keys: keys).lastSeq == 23)
+    }
+}
