@@ -336,7 +336,7 @@ extension AuditStore {
                     try SQLite.truncateWriteAheadLog(db, waitingAtMost: Self.scrubAttemptWait, restore: restored)
                 }
             } catch {
-                throw AuditError.from(error, while: "checkpoint the write-ahead log after erasure")
+                throw AuditError.from(error, while: "checkpoint the write-ahead log")
             }
             if done { return true }
             guard clock.now + Self.scrubPause < deadline else { return false }

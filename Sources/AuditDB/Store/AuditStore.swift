@@ -276,17 +276,19 @@ public final class AuditStore: Sendable {
     /// again (or concurrently, as ``run()`` does at shutdown) waits for the first close and
     /// returns.
     ///
-    /// While another connection (another process's scan or export) reads an older snapshot, the
-    /// WAL cannot be emptied: close waits for it at most 100 ms (holding off
-    /// every writer meanwhile) and leaves the WAL as it is, durable; the next checkpoint folds it in.
+    /// The write-ahead log is emptied as the erasure scrub does it (a
+    /// TRUNCATE checkpoint tried 25 ms at a time, the writer free between attempts, for up to the
+    /// busy timeout), so that a close does not hold off other handles' writers while a reader of
+    /// an older snapshot finishes; if that reader outlasts the busy timeout, the WAL stays (logged)
+    /// and the next checkpoint folds it in.
     public func close() async throws {
         try await closing.run { () async throws(AuditError) in
             await appender.shutDown()
-            let restore = configuration.busyTimeout
             do {
-                try await pool.writeWithoutTransaction { db in
-                    try db.execute(sql: "PRAGMA synchronous = FULL")
-                    _ = try SQLite.truncateWriteAheadLog(db, waitingAtMost: Self.closeCheckpointWait, restore: restore)
+                try await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+                if try await !scrubWriteAheadLog() {
+                    logger.notice("the write-ahead log could not be emptied at close: a reader held an older snapshot for the whole busy timeout",
+                                  metadata: ["store": "\(path)"])
                 }
                 try pool.close()
             } catch {
@@ -294,9 +296,6 @@ public final class AuditStore: Sendable {
             }
         }
     }
-
-    /// How long ``close()`` waits for readers of older snapshots before leaving the WAL as it is.
-    static let closeCheckpointWait: Duration = .milliseconds(100)
 
     // MARK: Appending
 
