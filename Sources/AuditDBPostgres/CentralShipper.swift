@@ -72,6 +72,9 @@ public struct CentralShipper: Sendable {
         /// Late tombstones shipped (`auditdb_ship.tombstones`): rows shipped whole by an earlier
         /// call that an expiry entry shipped by this one expired.
         public var lateTombstones: Int = 0
+        /// Where the shipment stopped short of its checkpoint: an expired row whose expiry entry
+        /// is above the checkpoint (``ShippingRun/heldBackAt``); a newer checkpoint ships it.
+        public var heldBackAt: Int64? = nil
 
         /// Entries shipped by this call.
         public var shipped: Int64 { shippedAfter - shippedBefore }
@@ -123,6 +126,10 @@ public struct CentralShipper: Sendable {
                            cursor: cursor?.shipped == before ? cursor : nil)
         }
         let run = try await store.shippingRun(after: before, through: checkpoint, cursor: cursor, batchSize: configuration.batchSize)
+        guard !run.batches.isEmpty else {
+            return Summary(storeID: storeID, shippedBefore: before, shippedAfter: before, batches: 0, checkpoint: nil,
+                           cursor: cursor?.shipped == before ? cursor : nil, heldBackAt: run.heldBackAt)
+        }
         onBatch?(before)  // planned: every row verified, nothing committed yet
         let withholding = configuration.withholding, lanes = max(1, configuration.connections)
         /// A batch's rows read from the store (each leaf checked against the plan) and encoded,
@@ -164,8 +171,8 @@ public struct CentralShipper: Sendable {
             while try await group.next() != nil { done += 1 }
             return done
         }
-        return Summary(storeID: storeID, shippedBefore: before, shippedAfter: checkpoint.seq, batches: committed,
-                       checkpoint: checkpoint, cursor: run.endCursor, lateTombstones: lateTombstones)
+        return Summary(storeID: storeID, shippedBefore: before, shippedAfter: run.endSeq, batches: committed,
+                       checkpoint: checkpoint, cursor: run.endCursor, lateTombstones: lateTombstones, heldBackAt: run.heldBackAt)
     }
 
     /// One batch in one transaction: COPY into the central table (and the late tombstones of its

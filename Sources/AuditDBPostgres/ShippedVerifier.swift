@@ -68,12 +68,13 @@ public struct ShippedVerifier: Sendable {
                     SELECT store_id, seq, tombstone, expiry_seq FROM auditdb_ship.tombstones
                     WHERE \(filter)::bytea IS NULL OR store_id = \(filter)
                     """, logger: logger)
-                for try await (id, seq, tombstone, expirySeq) in lateRows.decode((Data, Int64, Data, Int64).self) {
+                // NULLs read as such (the owner may have dropped a constraint): a malformed late tombstone.
+                for try await (id, seq, tombstone, expirySeq) in lateRows.decode((Data, Int64, Data?, Int64?).self) {
                     let store = StoreID(exactly: Array(id)) ?? FleetAuditor.noStore
-                    let bytes = Array(tombstone)
+                    let bytes = tombstone.map(Array.init) ?? []
                     let leaf = bytes.count == ShippedEntry.Expired.tombstoneLength ? Array(bytes[44..<76]) : []
                     late[store, default: []].append(ShippedEntry(seq: seq, leaf: leaf, values: nil,
-                                                                 expired: .init(tombstone: bytes, expirySeq: expirySeq)))
+                                                                 expired: .init(tombstone: bytes, expirySeq: expirySeq ?? 0)))
                 }
                 var reports: [ShippedStoreReport] = []
                 var current: ShippedLogVerifier?

@@ -141,11 +141,16 @@ struct Ship: AsyncParsableCommand {
             throw error
         }
         try await store.close()
+        let held = summary.heldBackAt.map {
+            "; held back from seq \($0), an expired row whose expiry entry is above the newest published checkpoint (publish a newer one: --signing-key)"
+        } ?? ""
         if summary.shipped == 0 {
-            print("nothing to ship: the central table holds \(summary.shippedBefore) entries of store \(summary.storeID), up to the newest published checkpoint")
+            print(summary.heldBackAt == nil
+                ? "nothing to ship: the central table holds \(summary.shippedBefore) entries of store \(summary.storeID), up to the newest published checkpoint"
+                : "nothing shipped: the central table holds \(summary.shippedBefore) entries of store \(summary.storeID)\(held)")
         } else {
             print("shipped \(summary.shipped) entries of store \(summary.storeID) (seqs \(summary.shippedBefore + 1)...\(summary.shippedAfter)) in \(summary.batches) batch(es), proven against the checkpoint at seq \(summary.checkpoint?.seq ?? summary.shippedAfter)"
-                + (summary.lateTombstones > 0 ? "; with \(summary.lateTombstones) late tombstone(s) of rows expired since they were shipped" : ""))
+                + (summary.lateTombstones > 0 ? "; with \(summary.lateTombstones) late tombstone(s) of rows expired since they were shipped" : "") + held)
         }
     }
 }

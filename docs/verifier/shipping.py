@@ -267,7 +267,13 @@ def verify_store(store_id: bytes, entries: list[dict], batches: list[dict], chec
         else:
             findings.append(("extra", seq, seq, f"above the highest shipped batch (seq {high})"))
     for expiry_seq, listed in sorted(tombstones.items()):
-        if expiry_seq <= high:
+        if expiry_seq > high:
+            beyond = [(seq, t) for seq, t in listed
+                      if not any(b["first_seq"] <= seq <= b["last_seq"] and b["checkpoint_seq"] >= expiry_seq for b in batches)]
+            if beyond:
+                findings.append(("changed", beyond[0][0], beyond[-1][0],
+                                 f"expired rows naming seq {expiry_seq} as their expiry entry, above the checkpoint their batch is proven against"))
+        else:
             findings.append(("changed", listed[0][0], listed[-1][0],
                              f"expired rows naming seq {expiry_seq} as their expiry entry, which is no shipped expiry entry"))
     for seq in sorted(late_by_seq):

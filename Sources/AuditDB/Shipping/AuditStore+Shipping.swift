@@ -28,8 +28,15 @@ public struct ShippingRun: Sendable {
 
     /// The checkpoint every batch is proven against.
     public let checkpoint: Checkpoint
-    /// The batches, in seq order, covering the seqs after the cursor up to the checkpoint.
+    /// The batches, in seq order, covering the seqs after the cursor up to ``endSeq``.
     public let batches: [Batch]
+    /// The last seq shipped: the checkpoint's, or the seq before ``heldBackAt``.
+    public let endSeq: Int64
+    /// The seq of the first expired row after the cursor whose expiry entry is above the
+    /// checkpoint, where the run stops (nil if none): an expired row is shipped only with a
+    /// checkpoint that covers its expiry entry, so that the central verifier can tell it from a
+    /// row made to look expired (FORMAT.md 22.7). A newer checkpoint lets it through.
+    public let heldBackAt: Int64?
     /// Where the central copy stands once every batch is shipped.
     public let endCursor: ShippingCursor
     /// The leaves after the cursor (32 bytes each), which pass 2 compares each row with.
@@ -42,7 +49,9 @@ extension AuditStore {
     ///
     /// Every row from `shipped + 1` to the checkpoint is verified (MAC and chain, as
     /// ``verify(progress:)`` does) and the checkpoint must match the store (chain head and Merkle
-    /// root), so nothing is shipped that the store does not vouch for.
+    /// root), so nothing is shipped that the store does not vouch for. The run stops before an
+    /// expired row whose expiry entry is above the checkpoint (``ShippingRun/heldBackAt``; it
+    /// may then have no batch).
     ///
     /// - Parameters:
     ///   - shipped: How many leading entries the central copy already holds (its high-water mark).
@@ -80,9 +89,9 @@ extension AuditStore {
                 let first = scan.findings.first.map(String.init(describing:)) ?? "row \(scan.lastGood + 1) cannot be read"
                 throw AuditError(.integrityViolation, "the store does not verify from seq \(shipped + 1) up to the checkpoint at seq \(checkpoint.seq) (\(first)); nothing was shipped. Run `auditdb verify`.")
             }
-            var end = start
-            for offset in stride(from: 0, to: scan.flat.count, by: 32) { end.append(leaf: Array(scan.flat[offset..<offset + 32])) }
-            guard scan.lastMac == checkpoint.chainHead, end.root == checkpoint.merkleRoot else {
+            var whole = start
+            for offset in stride(from: 0, to: scan.flat.count, by: 32) { whole.append(leaf: Array(scan.flat[offset..<offset + 32])) }
+            guard scan.lastMac == checkpoint.chainHead, whole.root == checkpoint.merkleRoot else {
                 throw AuditError(.integrityViolation, "this store's rows do not hash to \(checkpoint) (chain head or Merkle root): it is of another copy of the log (forked, rewritten or rolled back); nothing was shipped. Run `auditdb verify --anchor`.")
             }
             // Each batch's proof from its last seq L to the checkpoint: the frontier at L and the
@@ -102,9 +111,11 @@ extension AuditStore {
                 if count >= 64 { memo[SIMD2(start, count)] = hash }
                 return hash
             }
+            let heldBackAt = try await pool.read { db in try Self.firstExpired(db, in: (shipped + 1)...checkpoint.seq, byEntryAbove: checkpoint.seq) }
+            let endSeq = heldBackAt.map { $0 - 1 } ?? checkpoint.seq
             var first = shipped + 1
-            while first <= checkpoint.seq {
-                let last = min(checkpoint.seq, first + Int64(batchSize) - 1)
+            while first <= endSeq {
+                let last = min(endSeq, first + Int64(batchSize) - 1)
                 for seq in first...last {
                     let offset = Int(seq - shipped - 1) * 32
                     frontier.append(leaf: Array(scan.flat[offset..<offset + 32]))
@@ -113,11 +124,18 @@ extension AuditStore {
                 batches.append(.init(seqs: first...last, proof: proof))
                 first = last + 1
             }
-            return ShippingRun(checkpoint: checkpoint, batches: batches, endCursor: ShippingCursor(frontier: end), tail: scan.flat,
-                               firstSeq: shipped + 1)
+            return ShippingRun(checkpoint: checkpoint, batches: batches, endSeq: endSeq, heldBackAt: heldBackAt,
+                               endCursor: ShippingCursor(frontier: frontier), tail: scan.flat, firstSeq: shipped + 1)
         } catch {
             throw AuditError.from(error, while: "plan shipping from \(path)")
         }
+    }
+
+    /// The lowest seq of `range` whose row expired under an expiry entry above `seq`, or nil.
+    private static func firstExpired(_ db: Database, in range: ClosedRange<Int64>, byEntryAbove seq: Int64) throws -> Int64? {
+        guard try db.tableExists("audit_expired") else { return nil }
+        return try Int64.fetchOne(db, sql: "SELECT min(seq) FROM audit_expired WHERE seq >= ? AND seq <= ? AND expiry_seq > ?",
+                                  arguments: [range.lowerBound, range.upperBound, seq])
     }
 
     /// The frontier at `shipped`: the cursor's, the store's recorded one (checked later, with

@@ -92,8 +92,9 @@ public struct ShippedLogVerifier: Sendable {
     public private(set) var entriesChecked: Int64 = 0
     /// Batches whose proof verified against their checkpoint.
     public private(set) var batchesProven = 0
-    /// Expired rows whose expiry entry is above the high-water mark (not shipped yet): their
-    /// leaves are proven, their tombstones will be by a later shipment. (An expiry entry shipped
+    /// Expired rows whose expiry entry is above the high-water mark but covered by the checkpoint
+    /// their batch is proven against (a shipment under way): their leaves are proven, their
+    /// tombstones will be when the rest of the shipment commits. (An expiry entry shipped
     /// without its details is a `changed` finding, not counted here.)
     public private(set) var expiredAwaitingEntry = 0
 
@@ -205,7 +206,17 @@ public struct ShippedLogVerifier: Sendable {
         extra = []
         for (expirySeq, list) in tombstones.sorted(by: { $0.key < $1.key }) {
             if expirySeq > highWaterMark {
-                expiredAwaitingEntry += list.count
+                // Legitimate only while the shipment that holds the entry is under way: a batch
+                // holding the row is proven against a checkpoint that covers the entry.
+                let batches = batchesByLast.values.joined()
+                let beyond = list.filter { row in
+                    !batches.contains { $0.firstSeq <= row.seq && row.seq <= $0.lastSeq && $0.checkpointSeq >= expirySeq }
+                }
+                expiredAwaitingEntry += list.count - beyond.count
+                if let first = beyond.first, let last = beyond.last {
+                    findings.append(.init(kind: .changed, seqs: first.seq...last.seq,
+                                          message: "expired rows naming seq \(expirySeq) as their expiry entry, above the checkpoint their batch is proven against (AuditDB ships an expired row only with a checkpoint covering its entry): rows were made to look expired"))
+                }
             } else if let first = list.first, let last = list.last {
                 findings.append(.init(kind: .changed, seqs: first.seq...last.seq,
                                       message: "expired rows naming seq \(expirySeq) as their expiry entry, which is no shipped expiry entry: rows were made to look expired"))

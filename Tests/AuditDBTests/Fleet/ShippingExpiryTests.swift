@@ -74,41 +74,46 @@ extension ShippingTests {
         try await store.close()
     }
 
-    @Test("a shipment ending between expired rows and their expiry entry, then another expiry: each entry is proven with its tombstones shipped early and late, counted once")
+    @Test("an expired row is shipped only with a checkpoint covering its expiry entry: the run stops before one whose entry is newer; the rest follows with a newer checkpoint, the early tombstone counted once")
     func expiredRowsShippedEarlyAndLate() async throws {
         let signer = try CheckpointSigner.inMemory()
         let store = try await registeredStore("b.db", role: "inst_a", signer: signer, rows: 40)
+        // tenant-1's rows expire (entry 41: rows 1, 4, …, 37; 40 was the newest row), then the
+        // checkpoint at 41 is published, then tenant-2's rows expire (entry 42: rows 2, 5, …, 38).
+        #expect(try await expire(store, tenant: "tenant-1").expiryEntries == [41])
         try await withWitness(server.url("inst_a")) { witness in
             _ = try await store.checkpoint(signer: signer, anchors: [WitnessAnchor(witness: witness)])
         }
-        // The checkpoint at 40 is published; tenant-1's rows expire (entry 41) before shipping.
-        let first = try await expire(store, tenant: "tenant-1")
-        #expect(first.expiryEntries == [41] && first.expired == 13)  // 1, 4, …, 37 (40 is the newest row)
+        let second = try await expire(store, tenant: "tenant-2")
+        #expect(second.expiryEntries == [42] && second.expired == 13)
+        // Against the checkpoint at 41, row 2 (expired by entry 42) cannot go: only row 1 is shipped,
+        // as a tombstone whose entry (41) that checkpoint covers.
         let early = try await ship(store, as: "inst_a", signer: nil, batchSize: 15)
-        #expect(early.shippedAfter == 40)
-        #expect(try server.psql("SELECT count(*) FROM auditdb_ship.entries WHERE tombstone IS NOT NULL") == "13\n")
+        #expect(early.shippedAfter == 1 && early.heldBackAt == 2)
+        #expect(try server.psql("SELECT seq, expiry_seq FROM auditdb_ship.entries") == "1|41\n")
         let awaiting = try await verify()
         #expect(awaiting.isIntact, "\(awaiting.text)")
-        #expect(awaiting.stores.map(\.expiredAwaitingEntry) == [13])
-        // tenant-2's rows expire (entry 42), after they were shipped whole.
-        let second = try await expire(store, tenant: "tenant-2")
-        #expect(second.expiryEntries == [42] && second.expired == 13)  // 2, 5, …, 38
+        #expect(awaiting.stores.map(\.expiredAwaitingEntry) == [1])
+        #expect(try outsideVerifier().status == 0)
+        // Nothing more without a newer checkpoint.
+        let again = try await ship(store, as: "inst_a", signer: nil, batchSize: 15)
+        #expect(again.shipped == 0 && again.heldBackAt == 2)
         let late = try await ship(store, as: "inst_a", signer: signer, batchSize: 15)
-        #expect(late.shippedAfter == 42 && late.lateTombstones == 26)
-        // Entry 41's tombstones again (equal to the shipped ones) and entry 42's.
-        #expect(try server.psql("SELECT expiry_seq, count(*) FROM auditdb_ship.tombstones GROUP BY expiry_seq ORDER BY expiry_seq") == "41|13\n42|13\n")
+        #expect(late.shippedAfter == 42 && late.heldBackAt == nil && late.lateTombstones == 1)
+        // Entry 41's tombstone of row 1 again (equal to the one shipped in row 1).
+        #expect(try server.psql("SELECT seq, expiry_seq FROM auditdb_ship.tombstones") == "1|41\n")
         let report = try await verify()
         #expect(report.isIntact, "\(report.text)")
         #expect(report.stores.map(\.expiredAwaitingEntry) == [0])
         #expect(try outsideVerifier().status == 0)
-        // A late tombstone of entry 41 that no longer equals the expired row it repeats: reported
-        // at its seq, and left out (the row's own tombstone still gives the entry's digest).
-        try tamperLate("UPDATE auditdb_ship.tombstones SET tombstone = set_byte(tombstone, 150, get_byte(tombstone, 150) # 1) WHERE seq = 4")
+        // The late tombstone no longer equal to the expired row it repeats: reported at its seq
+        // and left out (the row's own tombstone still gives the entry's digest).
+        try tamperLate("UPDATE auditdb_ship.tombstones SET tombstone = set_byte(tombstone, 150, get_byte(tombstone, 150) # 1) WHERE seq = 1")
         let tampered = try await verify()
-        #expect(findings(tampered) == ["changed 4...4"])
+        #expect(findings(tampered) == ["changed 1...1"])
         #expect(tampered.stores.first?.findings.first?.message.contains("its late tombstone is not of this row") == true)
         let outside = try outsideVerifier()
-        #expect(outside.status == 1 && outside.stdout.contains(": changed at seq 4: "), "\(outside.stdout)\(outside.stderr)")
+        #expect(outside.status == 1 && outside.stdout.contains(": changed at seq 1: "), "\(outside.stdout)\(outside.stderr)")
         try await store.close()
     }
 }

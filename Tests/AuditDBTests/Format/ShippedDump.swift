@@ -84,7 +84,7 @@ enum ShippedDump {
             let tombstone = bytes(t["tombstone"]) ?? []
             late[try #require(t["store_id"] as? String), default: []].append(ShippedEntry(
                 seq: try #require(int(t["seq"])), leaf: tombstone.count == 164 ? Array(tombstone[44..<76]) : [], values: nil,
-                expired: .init(tombstone: tombstone, expirySeq: try #require(int(t["expiry_seq"])))))
+                expired: .init(tombstone: tombstone, expirySeq: int(t["expiry_seq"]) ?? 0)))
         }
         var out: [Located] = []
         for store in Set(byStore.keys).union(batches.keys).union(late.keys).sorted() {

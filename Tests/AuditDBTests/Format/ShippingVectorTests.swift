@@ -48,6 +48,9 @@ struct ShippingVectorTests {
         func setBatch(_ first: Int64, _ values: [(String, J)]) -> J {
             .object([("table", .string("batches")), ("store_id", .string(a)), ("first_seq", .int(first)), ("set", .object(values))])
         }
+        func setBatchDelete(_ first: Int64) -> J {
+            .object([("table", .string("batches")), ("store_id", .string(a)), ("first_seq", .int(first)), ("delete", .int(1))])
+        }
         func late(_ seq: Int64, _ values: [(String, J)]) -> J {
             .object([("table", .string("tombstones")), ("store_id", .string(b)), ("seq", .int(seq)), ("set", .object(values))])
         }
@@ -118,6 +121,15 @@ struct ShippingVectorTests {
                       ("key_version", .null), ("actor_commitment", .null), ("source_commitment", .null), ("details_commitment", .null),
                       ("tombstone", .hex(V.tombstone(rowsA[8], store: V.storeA))), ("expiry_seq", .int(6))])],
              [finding("changed", 9, 9)]),
+            ("row-made-to-look-expired-by-an-unshipped-entry", "a row replaced by a tombstone naming seq 1000, above every checkpoint",
+             [set(9, [("action", .null), ("outcome", .null), ("severity", .null), ("origin", .null), ("format_version", .null),
+                      ("key_version", .null), ("actor_commitment", .null), ("source_commitment", .null), ("details_commitment", .null),
+                      ("tombstone", .hex(V.tombstone(rowsA[8], store: V.storeA))), ("expiry_seq", .int(1000))])],
+             [finding("changed", 9, 9)]),
+            ("shipment-under-way", "only the first batch committed: rows 3 and 4 expired, their entry at 6 not shipped yet but covered by the batch's checkpoint",
+             [setBatchDelete(5), setBatchDelete(7)] + (5...10).map { seq in
+                 .object([("table", .string("entries")), ("store_id", .string(a)), ("seq", .int(seq)), ("delete", .int(1))])
+             }, []),
             ("late-tombstone-changed", "a late tombstone's match tag changed: the expiry entry at 7 no longer matches",
              [late(1, [("tombstone", .hex(lateB1Tag))])], [finding("changed", 1, 2, store: b)]),
             ("late-tombstone-deleted", "a late tombstone deleted",
