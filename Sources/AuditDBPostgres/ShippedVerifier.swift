@@ -98,7 +98,7 @@ public struct ShippedVerifier: Sendable {
                            outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version,
                            actor_nonce, source_nonce, details_nonce, actor_commitment, source_commitment, details_commitment,
                            withheld, erased, leaf, tombstone, expiry_seq
-                    FROM auditdb_ship.entries WHERE \(filter)::bytea IS NULL OR store_id = \(filter) ORDER BY store_id, seq
+                    FROM auditdb_ship.entries WHERE \(filter)::bytea IS NULL OR store_id = \(filter) ORDER BY store_id, seq, ctid
                     """, logger: logger)
                 for try await row in rows {
                     let cells = row.makeRandomAccess()

@@ -32,7 +32,7 @@ SELECT json_build_object(
                  'details_nonce', encode(details_nonce, 'hex'), 'actor_commitment', encode(actor_commitment, 'hex'),
                  'source_commitment', encode(source_commitment, 'hex'), 'details_commitment', encode(details_commitment, 'hex'),
                  'withheld', withheld, 'erased', erased, 'leaf', encode(leaf, 'hex'), 'tombstone', encode(tombstone, 'hex'),
-                 'expiry_seq', expiry_seq) ORDER BY store_id, seq), '[]'::json)
+                 'expiry_seq', expiry_seq) ORDER BY store_id, seq, ctid), '[]'::json)
              FROM auditdb_ship.entries),
     'tombstones', (SELECT coalesce(json_agg(json_build_object(
                  'store_id', encode(store_id, 'hex'), 'seq', seq, 'tombstone', encode(tombstone, 'hex'),

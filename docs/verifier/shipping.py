@@ -281,7 +281,7 @@ def verify_store(store_id: bytes, entries: list[dict], batches: list[dict], chec
     for expiry_seq, listed in sorted(late.items()):
         findings.append(("changed", listed[0][0], listed[-1][0],
                          f"late tombstones naming seq {expiry_seq} as their expiry entry, which is no shipped expiry entry"))
-    return sorted(findings, key=lambda f: (KINDS.index(f[0]), f[1]))
+    return sorted(findings, key=lambda f: (KINDS.index(f[0]), f[1], f[2]))
 
 
 def verify_dump(dump: dict) -> list[tuple]:

@@ -234,7 +234,9 @@ public struct ShippedLogVerifier: Sendable {
         }
         lateBySeq = [:]
         let order = Dictionary(uniqueKeysWithValues: ShippedFinding.Kind.all.enumerated().map { ($1, $0) })
-        findings.sort { (order[$0.kind] ?? 9, $0.seqs.lowerBound) < (order[$1.kind] ?? 9, $1.seqs.lowerBound) }
+        findings.sort {
+            (order[$0.kind] ?? 9, $0.seqs.lowerBound, $0.seqs.upperBound) < (order[$1.kind] ?? 9, $1.seqs.lowerBound, $1.seqs.upperBound)
+        }
         return findings
     }
 
