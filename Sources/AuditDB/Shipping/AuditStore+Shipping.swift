@@ -203,6 +203,11 @@ extension AuditStore {
                     guard let tombstone = tombstones[seq], leaf[...] == expected(seq) else {
                         throw AuditError(.integrityViolation, "expired row \(seq) changed while it was being shipped; nothing of this batch was shipped")
                     }
+                    // Expired after the run was planned, by an entry its checkpoint does not cover:
+                    // shipped now, it would look made up (FORMAT.md 22.7 rule 4).
+                    guard tombstone.expirySeq <= run.checkpoint.seq else {
+                        throw AuditError(.busy, "row \(seq) expired while it was being shipped (expiry entry at seq \(tombstone.expirySeq), above the checkpoint at seq \(run.checkpoint.seq)); nothing of this batch was shipped. Ship again: the next shipment stops before it, or ships it with a newer checkpoint")
+                    }
                     out.append(ShippedEntry(seq: seq, leaf: leaf, values: nil,
                                             expired: .init(tombstone: tombstone.encoded, expirySeq: tombstone.expirySeq)))
                 }) { view, leaf in

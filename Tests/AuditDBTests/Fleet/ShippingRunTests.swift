@@ -51,4 +51,33 @@ struct ShippingRunTests {
         }
         try await store.close()
     }
+
+    @Test("an expired row goes only with a checkpoint covering its expiry entry: the run stops before it; a row expiring after the run was planned makes its batch refused as busy")
+    func expiredRowsAndTheCheckpoint() async throws {
+        try await makeStore(at: db, keys: keys, count: 60)
+        let signer = try CheckpointSigner.inMemory()
+        let store = try await AuditStore.open(at: db, keys: keys)
+        let checkpoint = try await store.checkpoint(signer: signer)  // at 60
+        let later = AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.now().microsecondsSinceEpoch + 2 * 86_400_000_000)
+        let policy = try RetentionPolicy(parsingDefault: "forever", tenants: ["tenant-1": "1d"])
+        let run = try await store.shippingRun(after: 0, through: checkpoint, batchSize: 20)
+        #expect(run.heldBackAt == nil && run.endSeq == 60 && run.batches.map(\.seqs) == [1...20, 21...40, 41...60])
+        // tenant-1's rows (1, 4, …, 58) expire under entry 61 after the run was planned.
+        #expect(try await store.applyRetention(policy, now: later).expiryEntries == [61])
+        await #expect {
+            _ = try await store.shippedEntries(run.batches[0], of: run)
+        } throws: { error in
+            (error as? AuditError)?.code == .busy && (error as? AuditError)?.message.hasPrefix("row 1 expired while it was being shipped (expiry entry at seq 61, above the checkpoint at seq 60)") == true
+        }
+        // Planned now against the checkpoint at 60: it stops before row 1 (no batch); against a
+        // checkpoint at 61, everything goes, rows 1, 4, … as tombstones.
+        let held = try await store.shippingRun(after: 0, through: checkpoint, batchSize: 20)
+        #expect(held.heldBackAt == 1 && held.endSeq == 0 && held.batches.isEmpty)
+        let newer = try await store.checkpoint(signer: signer)
+        let full = try await store.shippingRun(after: 0, through: newer, batchSize: 40)
+        #expect(full.heldBackAt == nil && full.endSeq == 61 && full.batches.map(\.seqs) == [1...40, 41...61])
+        let first = try await store.shippedEntries(full.batches[0], of: full)
+        #expect(first.entries.filter { $0.expired != nil }.count == 14 && first.lateTombstones.isEmpty)
+        try await store.close()
+    }
 }
