@@ -8,7 +8,8 @@ library only.
     python3 docs/verifier/shipping.py --check-vectors [docs/test-vectors/shipping.json]
 
 The first form verifies a dump of the central tables ("auditdb-shipped-dump v1": the registered
-keys, the witness's checkpoints, the batches and the entries, bytea as lowercase hex, times as
+keys, the witness's checkpoints, the batches, the entries and the late tombstones (absent from
+dumps made before that table existed: read as none), bytea as lowercase hex, times as
 microseconds since the epoch): exit 0 when every store is intact, 1 with findings (one line each,
 `store S: KIND at seqs A...B: message`), 2 on an error of the run. The second applies every case
 of the vectors to their dump and checks that exactly the listed findings come out (selftest.py
