@@ -94,7 +94,9 @@ public struct CentralShipper: Sendable {
     }
 
     /// Ships every verified entry of `store` after the central high-water mark, up to the newest
-    /// checkpoint of the store at the witness that this store matches.
+    /// checkpoint of the store at the witness that this store matches — or up to the row before
+    /// the first expired row whose expiry entry that checkpoint does not cover
+    /// (``Summary/heldBackAt``).
     ///
     /// - Parameters:
     ///   - store: The store (opened with its HMAC keys: every row is verified before it is sent).
@@ -106,7 +108,8 @@ public struct CentralShipper: Sendable {
     /// - Throws: ``AuditError``: `integrityViolation` (the store does not verify, or does not
     ///   match the published checkpoint: nothing more is shipped), `permissionDenied` (the role
     ///   may not ship for the store), `storage` (PostgreSQL unreachable; the batches committed
-    ///   before stay, and the next call resumes after them).
+    ///   before stay, and the next call resumes after them), `busy` (a row expired while it was
+    ///   being shipped: likewise, call again).
     ///   - onBatch: Told the high-water mark once the shipment is planned, then the last seq of
     ///     each committed batch.
     public func ship(_ store: AuditStore, signer: CheckpointSigner? = nil, cursor: ShippingCursor? = nil,

@@ -33,7 +33,8 @@ public struct ShippedVerifier: Sendable {
     /// The central tables are read in one snapshot (a batch committed meanwhile is not half seen),
     /// and the witness after it: every checkpoint a batch in the snapshot names is there.
     /// - Throws: ``AuditError`` `storage`/`permissionDenied` when a database cannot be read.
-    /// - Complexity: O(rows) time; memory O(batches + checkpoints + late tombstones), not O(rows).
+    /// - Complexity: O(rows × log batches) time; memory O(batches + checkpoints + late tombstones),
+    ///   not O(rows).
     public func verify(storeID: StoreID? = nil) async throws -> ShippedReport {
         let filter = storeID.map { ByteBuffer(bytes: $0.bytes) }
         let logger = self.logger, witness = self.witness, afterBatchesRead = self.afterBatchesRead
@@ -174,8 +175,8 @@ public struct ShippedStoreReport: Sendable {
     public let entriesChecked: Int64
     /// Batches whose consistency proof verified against their checkpoint.
     public let batchesProven: Int
-    /// Expired rows whose expiry entry is not shipped yet (proven in the tree; their tombstones
-    /// are checked once it is).
+    /// Expired rows of a shipment under way whose expiry entry is not committed yet (covered by
+    /// their batch's checkpoint; their tombstones are checked once it is).
     public let expiredAwaitingEntry: Int
     /// The findings, by kind then seq.
     public let findings: [ShippedFinding]

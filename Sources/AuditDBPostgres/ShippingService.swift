@@ -19,10 +19,16 @@ public import ServiceLifecycle
 /// then drops its connection pools and opens new ones for the next round; one given a
 /// ``CentralShipper`` keeps its pools (which the app runs) and only retries.
 ///
+/// **Held back.** A round against a checkpoint older than an expiry entry stops before the rows
+/// it expired (``CentralShipper/Summary/heldBackAt``): logged as a warning, set in
+/// `auditdb_ship_held_back_seq`, and not counted as a success; the next round with a newer
+/// checkpoint ships them. A round that gives way to an expiry committed meanwhile (`busy`) is
+/// logged as a warning and counted in the errors; the next round plans again.
+///
 /// Metrics (through swift-metrics, with the prefix `auditdb`): `auditdb_ship_entries_total`,
 /// `auditdb_ship_batches_total`, `auditdb_ship_errors_total`, `auditdb_ship_stalls_total`
-/// (counters), `auditdb_ship_high_water_seq` and `auditdb_ship_last_success_timestamp_seconds`
-/// (gauges).
+/// (counters), `auditdb_ship_high_water_seq`, `auditdb_ship_held_back_seq` (0 when not held
+/// back) and `auditdb_ship_last_success_timestamp_seconds` (gauges).
 ///
 /// ```swift
 /// let shipping = ShippingService(store: store, central: try WitnessConnection(url: url), signer: signer,
@@ -158,6 +164,7 @@ public struct ShippingService: Service {
         let stalls = Counter(label: "\(metricsPrefix)_ship_stalls_total", factory: factory)
         let high = Gauge(label: "\(metricsPrefix)_ship_high_water_seq", factory: factory)
         let last = Gauge(label: "\(metricsPrefix)_ship_last_success_timestamp_seconds", factory: factory)
+        let heldBack = Gauge(label: "\(metricsPrefix)_ship_held_back_seq", factory: factory)
         let (store, signer, stallLimit, stallClock, onRound) = (self.store, self.signer, self.stallLimit, self.stallClock, self.onRound)
         await cancelWhenGracefulShutdown {
             var cursor: ShippingCursor?
@@ -175,13 +182,27 @@ public struct ShippingService: Service {
                     entries.increment(by: Int64(summary.shipped))
                     batches.increment(by: Int64(summary.batches))
                     high.record(summary.shippedAfter)
-                    last.record(Date().timeIntervalSince1970)
+                    heldBack.record(summary.heldBackAt ?? 0)
+                    if let seq = summary.heldBackAt {
+                        // Not a success: rows the checkpoint covers wait for a newer checkpoint.
+                        current.shipper.logger.warning(
+                            "shipping held back at an expired row whose expiry entry is above the newest published checkpoint; a newer checkpoint (the service's signer, or a CheckpointService anchored to the witness) ships it",
+                            metadata: ["store": "\(store.storeID)", "heldBackAt": "\(seq)"])
+                    } else {
+                        last.record(Date().timeIntervalSince1970)
+                    }
                     await onRound?(summary)
                 case .finished(.failure(let error)):
                     if Task.isCancelled { return }
                     errors.increment()
-                    current.shipper.logger.error("shipping round failed; the next round resumes after the last committed batch",
-                                                 metadata: ["store": "\(store.storeID)", "error": "\(error)"])
+                    if (error as? AuditError)?.code == .busy {
+                        // Rows changed under the round (an expiry meanwhile): the next round plans again.
+                        current.shipper.logger.warning("shipping round gave way to a change in the store; the next round resumes after the last committed batch",
+                                                       metadata: ["store": "\(store.storeID)", "error": "\(error)"])
+                    } else {
+                        current.shipper.logger.error("shipping round failed; the next round resumes after the last committed batch",
+                                                     metadata: ["store": "\(store.storeID)", "error": "\(error)"])
+                    }
                 case .stalled:
                     stalls.increment()
                     let replaced = current.pools != nil

@@ -141,13 +141,16 @@ struct Ship: AsyncParsableCommand {
             throw error
         }
         try await store.close()
+        let fix = signer == nil ? "publish a newer one: --signing-key" : "it expired meanwhile: run again"
         let held = summary.heldBackAt.map {
-            "; held back from seq \($0), an expired row whose expiry entry is above the newest published checkpoint (publish a newer one: --signing-key)"
+            "; held back from seq \($0), an expired row whose expiry entry is above the checkpoint shipped against (\(fix))"
         } ?? ""
         if summary.shipped == 0 {
-            print(summary.heldBackAt == nil
-                ? "nothing to ship: the central table holds \(summary.shippedBefore) entries of store \(summary.storeID), up to the newest published checkpoint"
-                : "nothing shipped: the central table holds \(summary.shippedBefore) entries of store \(summary.storeID)\(held)")
+            guard summary.heldBackAt == nil else {
+                print("nothing shipped: the central table holds \(summary.shippedBefore) entries of store \(summary.storeID)\(held)")
+                throw ExitCode(1)  // rows are waiting: a scheduler must see it
+            }
+            print("nothing to ship: the central table holds \(summary.shippedBefore) entries of store \(summary.storeID), up to the newest published checkpoint")
         } else {
             print("shipped \(summary.shipped) entries of store \(summary.storeID) (seqs \(summary.shippedBefore + 1)...\(summary.shippedAfter)) in \(summary.batches) batch(es), proven against the checkpoint at seq \(summary.checkpoint?.seq ?? summary.shippedAfter)"
                 + (summary.lateTombstones > 0 ? "; with \(summary.lateTombstones) late tombstone(s) of rows expired since they were shipped" : "") + held)

@@ -22,7 +22,7 @@ public struct ShippingRun: Sendable {
         /// The seqs it ships.
         public let seqs: ClosedRange<Int64>
         /// The consistency proof from the tree of seqs 1…`seqs.upperBound` to the checkpoint's
-        /// (empty for the last batch, which ends at the checkpoint).
+        /// (empty for a batch that ends at the checkpoint).
         public let proof: [[UInt8]]
     }
 
@@ -138,24 +138,33 @@ extension AuditStore {
                                   arguments: [range.lowerBound, range.upperBound, seq])
     }
 
-    /// The frontier at `shipped`: the cursor's, the store's recorded one (checked later, with
-    /// everything else, against the checkpoint's root), or computed from rows 1…`shipped`.
+    /// The frontier at `shipped`: the cursor's, or the store's newest recorded one at or below it
+    /// (checked later, with everything else, against the checkpoint's root) extended by the
+    /// leaves of the rows after it, or computed from rows 1…`shipped`. A shipment that ended
+    /// between checkpoints (held back, killed, refused as busy) resumes without re-reading the store.
     private func startFrontier(at shipped: Int64, cursor: ShippingCursor?) async throws -> MerkleTree.Frontier {
         if let cursor, cursor.shipped == shipped { return cursor.frontier }
         if shipped == 0 { return MerkleTree.Frontier() }
         let storeID = self.storeID
         let recorded = try await pool.read { db in try Self.readCheckpoints(db, storeID: storeID, upTo: shipped, limit: 1).first }
-        if let recorded, recorded.checkpoint.seq == shipped, let f = MerkleTree.Frontier(size: shipped, bytes: recorded.frontier),
+        var frontier = MerkleTree.Frontier()
+        if let recorded, recorded.checkpoint.seq <= shipped, let f = MerkleTree.Frontier(size: recorded.checkpoint.seq, bytes: recorded.frontier),
            f.root == recorded.checkpoint.merkleRoot
         {
-            return f
+            frontier = f
         }
-        let scan = try await LeafScan.leaves(pool, range: 1...shipped, prevMac: [UInt8](repeating: 0, count: 32), storeID: storeID,
-                                             keys: keys, verify: false)
+        guard frontier.size < shipped else { return frontier }
+        var prevMac = [UInt8](repeating: 0, count: 32)
+        if frontier.size > 0 {
+            let size = frontier.size
+            let stored = try await pool.read { db in try StoredMacs(db).mac(at: size) }
+            if let stored, stored.count == 32 { prevMac = stored } else { frontier = MerkleTree.Frontier() }  // from row 1 then
+        }
+        let scan = try await LeafScan.leaves(pool, range: (frontier.size + 1)...shipped, prevMac: prevMac, storeID: storeID, keys: keys,
+                                             verify: false)
         guard scan.lastGood == shipped else {
             throw AuditError(.integrityViolation, "row \(scan.lastGood + 1) is missing or unreadable, so the entries already shipped cannot be followed; run `auditdb verify`")
         }
-        var frontier = MerkleTree.Frontier()
         for offset in stride(from: 0, to: scan.flat.count, by: 32) { frontier.append(leaf: Array(scan.flat[offset..<offset + 32])) }
         return frontier
     }
@@ -182,8 +191,9 @@ extension AuditStore {
     ///   - withholding: Fields shipped as their commitment only (erased fields always are), except
     ///     in AuditDB's own entries (actions `auditdb.…`), which carry no personal data.
     /// - Throws: ``AuditError`` `integrityViolation` when a row changed since the run was planned,
-    ///   or an expiry entry's tombstones are not the ones it lists; `invalidInput` for a text value
-    ///   PostgreSQL cannot hold (invalid UTF-8 or a NUL byte).
+    ///   or an expiry entry's tombstones are not the ones it lists; `busy` when a row expired since
+    ///   the run was planned under an entry above its checkpoint (plan again); `invalidInput` for a
+    ///   text value PostgreSQL cannot hold (invalid UTF-8 or a NUL byte).
     public func shippedEntries(_ batch: ShippingRun.Batch, of run: ShippingRun,
                                withholding: Set<WithholdableField> = []) async throws -> ShippedBatch
     {

@@ -76,6 +76,8 @@ public struct ShippedLogVerifier: Sendable {
     /// The highest seq a batch covers.
     public let highWaterMark: Int64
     private var batchesByLast: [Int64: [ShippedBatchRecord]] = [:]
+    /// The batches by first seq, and for each the highest last seq among it and those before.
+    private let coverage: ([ShippedBatchRecord], [Int64])
     private var checkpoints: [Int64: [Checkpoint]] = [:]
     private var frontier = MerkleTree.Frontier()
     private var expected: Int64 = 1
@@ -108,6 +110,10 @@ public struct ShippedLogVerifier: Sendable {
     public init(storeID: StoreID, batches: [ShippedBatchRecord], checkpoints: [Checkpoint], lateTombstones: [ShippedEntry] = []) {
         self.storeID = storeID
         highWaterMark = batches.map(\.lastSeq).max() ?? 0
+        let sorted = batches.sorted { $0.firstSeq < $1.firstSeq }
+        var reach: [Int64] = []
+        for batch in sorted { reach.append(max(reach.last ?? .min, batch.lastSeq)) }
+        coverage = (sorted, reach)
         for batch in batches { batchesByLast[batch.lastSeq, default: []].append(batch) }
         for cp in checkpoints where cp.storeID == storeID && cp.invalidityUnderOwnKey == nil {
             self.checkpoints[cp.seq, default: []].append(cp)
@@ -208,10 +214,7 @@ public struct ShippedLogVerifier: Sendable {
             if expirySeq > highWaterMark {
                 // Legitimate only while the shipment that holds the entry is under way: a batch
                 // holding the row is proven against a checkpoint that covers the entry.
-                let batches = batchesByLast.values.joined()
-                let beyond = list.filter { row in
-                    !batches.contains { $0.firstSeq <= row.seq && row.seq <= $0.lastSeq && $0.checkpointSeq >= expirySeq }
-                }
+                let beyond = list.filter { row in (coveringCheckpoint(row.seq) ?? 0) < expirySeq }
                 expiredAwaitingEntry += list.count - beyond.count
                 if let first = beyond.first, let last = beyond.last {
                     findings.append(.init(kind: .changed, seqs: first.seq...last.seq,
@@ -238,6 +241,25 @@ public struct ShippedLogVerifier: Sendable {
             (order[$0.kind] ?? 9, $0.seqs.lowerBound, $0.seqs.upperBound) < (order[$1.kind] ?? 9, $1.seqs.lowerBound, $1.seqs.upperBound)
         }
         return findings
+    }
+
+    /// The highest `checkpointSeq` of the batches whose seqs hold `seq`, or nil: a binary search
+    /// over the batches by first seq, then back while an earlier batch can still reach `seq`
+    /// (one step when batches do not overlap, as the central trigger makes them).
+    private func coveringCheckpoint(_ seq: Int64) -> Int64? {
+        let (batches, reach) = coverage
+        var low = 0, high = batches.count
+        while low < high {
+            let mid = (low + high) / 2
+            if batches[mid].firstSeq <= seq { low = mid + 1 } else { high = mid }
+        }
+        var best: Int64?
+        var i = low - 1
+        while i >= 0, reach[i] >= seq {
+            if batches[i].lastSeq >= seq { best = max(best ?? .min, batches[i].checkpointSeq) }
+            i -= 1
+        }
+        return best
     }
 
     private mutating func check(_ batch: ShippedBatchRecord) {

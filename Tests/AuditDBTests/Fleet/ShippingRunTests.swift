@@ -80,4 +80,23 @@ struct ShippingRunTests {
         #expect(first.entries.filter { $0.expired != nil }.count == 14 && first.lateTombstones.isEmpty)
         try await store.close()
     }
+
+    @Test("a run after a seq between checkpoints starts from the newest recorded frontier below it and reads only the rows after that, not the store from row 1")
+    func resumeBetweenCheckpoints() async throws {
+        try await makeStore(at: db, keys: keys, count: 100)
+        let signer = try CheckpointSigner.inMemory()
+        var store = try await AuditStore.open(at: db, keys: keys)
+        try await store.checkpoint(signer: signer)  // records the frontier at 100
+        try await store.append(contentsOf: (101...150).map { sampleEvent($0) })
+        let checkpoint = try await store.checkpoint(signer: signer)
+        let run = try await store.shippingRun(after: 120, through: checkpoint)
+        #expect(run.batches.map(\.seqs) == [121...150] && run.endCursor.shipped == 150)
+        try await store.close()
+        // Row 50, long shipped, gone: a run that re-read rows 1…120 would stop at it.
+        try sqlite3Tamper(db, "DELETE FROM audit_entries WHERE seq = 50;", around: "audit_entries_no_delete")
+        store = try await AuditStore.open(at: db, keys: keys)
+        let again = try await store.shippingRun(after: 120, through: checkpoint)
+        #expect(again.batches.map(\.seqs) == [121...150] && again.endCursor == run.endCursor)
+        try await store.close()
+    }
 }
