@@ -253,11 +253,7 @@ extension AuditStore {
             }
             guard record.first <= shipped else { continue }
             let all = try tombstones(db, record.first...record.last).values.filter { $0.expirySeq == entry.seq }.sorted { $0.seq < $1.seq }
-            var message: [UInt8] = []
-            for t in all { message += t.encoded }
-            var digest = [UInt8](repeating: 0, count: 32)
-            adb_sha256(message, message.count, &digest)
-            guard Int64(all.count) == record.count, digest == record.digest else {
+            guard Int64(all.count) == record.count, Tombstone.digest(all) == record.digest else {
                 throw AuditError(.integrityViolation, "the tombstones of the expiry entry at seq \(entry.seq) are not the ones it lists (\(all.count) found, \(record.count) listed, or their bytes differ); nothing of this batch was shipped. Run `auditdb verify`.")
             }
             out += all.filter { $0.seq <= shipped }.map { t in

@@ -141,6 +141,11 @@ public struct ShippedEntry: Sendable, Hashable {
 
         /// ENC_TOMB's length.
         public static let tombstoneLength = 8 + 4 + 32 + 32 + 8 + 80
+
+        /// The seq ENC_TOMB names (its bytes 0..8), or nil when it is not ``tombstoneLength`` bytes.
+        var namedSeq: Int64? {
+            tombstone.count == Self.tombstoneLength ? tombstone[0..<8].reduce(Int64(0)) { $0 << 8 | Int64($1) } : nil
+        }
     }
 
     /// Why this entry does not prove itself, or nil: a shown field that does not match its
@@ -151,10 +156,9 @@ public struct ShippedEntry: Sendable, Hashable {
         if let shapeProblem { return "seq \(seq): \(shapeProblem)" }
         if let expired {
             let t = expired.tombstone
-            guard values == nil, t.count == Expired.tombstoneLength else {
+            guard values == nil, let tombSeq = expired.namedSeq else {
                 return "seq \(seq): an expired row holds values, or its tombstone is not \(Expired.tombstoneLength) bytes"
             }
-            let tombSeq = t[0..<8].reduce(Int64(0)) { $0 << 8 | Int64($1) }
             guard tombSeq == seq, Array(t[44..<76]) == leaf else {
                 return "seq \(seq): its tombstone names seq \(tombSeq) or another leaf hash"
             }

@@ -124,9 +124,7 @@ public struct ShippedLogVerifier: Sendable {
                 findings.append(.init(kind: .changed, seqs: seq...seq, message: "\(list.count) late tombstones at this seq (the central table lost its primary key)"))
                 continue
             }
-            guard let expired = entry.expired, entry.values == nil, expired.tombstone.count == ShippedEntry.Expired.tombstoneLength,
-                  seq >= 1, seq < expired.expirySeq, expired.tombstone[0..<8].reduce(Int64(0), { $0 << 8 | Int64($1) }) == seq
-            else {
+            guard let expired = entry.expired, entry.values == nil, expired.namedSeq == seq, seq >= 1, seq < expired.expirySeq else {
                 findings.append(.init(kind: .changed, seqs: seq...seq,
                                       message: "a late tombstone that is not \(ShippedEntry.Expired.tombstoneLength) bytes, names another seq, or names an expiry entry below it"))
                 continue
