@@ -60,6 +60,9 @@ struct Ship: AsyncParsableCommand {
             Resumable and idempotent: each batch is one transaction with the store's high-water mark; run it \
             again after a crash or a lost connection and it continues after the last committed batch.
 
+            Exits 1 when nothing could be shipped because an expired row waits for a checkpoint that \
+            covers its expiry entry: pass --signing-key, or run it again after the next checkpoint.
+
             The keys come from --key-file, $AUDITDB_KEY_FILE or $AUDITDB_KEYS, as for `auditdb`. \
             See docs/fleet.md, "Shipping".
             """)
