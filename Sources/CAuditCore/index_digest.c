@@ -92,6 +92,10 @@ void adb_index_digest_merge(adb_index_digest *into, const adb_index_digest *from
     for (int i = 0; i < ADB_INDEX_COUNT; i++) {
         into->count[i] += from->count[i];
         into->sum[i] += from->sum[i];
+        if (from->disordered[i] && !into->disordered[i]) {
+            into->disordered[i] = 1;
+            into->disorder_at[i] = from->disorder_at[i];
+        }
     }
 }
 
@@ -375,13 +379,149 @@ void adb_index_digest_add_row(adb_index_digest *d, struct sqlite3_stmt *stmt) {
 //
 // An aggregate over a covering index scan. Running inside the VDBE, it avoids a round trip
 // through sqlite3_step and the connection mutex of sqlite3_column_* for every entry. Its result is
-// a 16-byte BLOB: u64 count, u64 sum (little-endian), read by adb_index_digest_absorb.
+// an ADB_INDEX_DIGEST_RESULT-byte BLOB: u64 count, u64 sum, u8 disordered, i64 the first disordered
+// entry's rowid (little-endian), read by adb_index_digest_absorb. It also checks the entries' order.
+
+// MARK: Key order
+//
+// A covering scan without ORDER BY visits the b-tree's entries in its key order, so each entry must
+// sort strictly after the one before it: the values in turn (all of AuditDB's index columns are
+// ascending, BINARY collation), then the rowid. SQLite compares values as sqlite3MemCompare does:
+// NULL < INTEGER and REAL (by numeric value) < TEXT (bytes, a prefix first) < BLOB (the same).
+// The previous entry is kept as a copy of its values; text and blobs go to a small inline buffer,
+// or to a heap buffer that grows (freed in digest_final).
+
+enum { KEY_VALUES_MAX = 8, KEY_INLINE = 512 };
+
+typedef struct {
+    int type;
+    int64_t i;
+    double r;
+    size_t off;
+    int n;
+} key_value;
+
+static int class_rank(int type) {
+    switch (type) {
+    case SQLITE_NULL: return 0;
+    case SQLITE_INTEGER:
+    case SQLITE_FLOAT: return 1;
+    case SQLITE_TEXT: return 2;
+    default: return 3;
+    }
+}
+
+/// SQLite's comparison of an integer with a real (sqlite3IntFloatCompare without long double).
+static int compare_int_real(int64_t i, double r) {
+    if (r != r) return 1;  // NaN is never stored (SQLite makes it NULL); order it as SQLite would
+    if (r < -9223372036854775808.0) return 1;
+    if (r >= 9223372036854775808.0) return -1;
+    int64_t y = (int64_t)r;
+    if (i < y) return -1;
+    if (i > y) return 1;
+    double s = (double)i;
+    return s < r ? -1 : (s > r ? 1 : 0);
+}
+
+static int compare_bytes(const uint8_t *a, int na, const uint8_t *b, int nb) {
+    int n = na < nb ? na : nb;
+    int c = n > 0 ? memcmp(a, b, (size_t)n) : 0;
+    return c != 0 ? (c < 0 ? -1 : 1) : (na < nb ? -1 : (na > nb ? 1 : 0));
+}
+
+/// Compares the stored previous value `p` (bytes at `base`) with `v`: <0, 0, >0 as p <, =, > v.
+static int compare_value(const key_value *p, const uint8_t *base, sqlite3_value *v) {
+    int tv = sqlite3_value_type(v);
+    int rp = class_rank(p->type), rv = class_rank(tv);
+    if (rp != rv) return rp < rv ? -1 : 1;
+    switch (rp) {
+    case 0:
+        return 0;
+    case 1:
+        if (p->type == SQLITE_INTEGER && tv == SQLITE_INTEGER) {
+            int64_t b = sqlite3_value_int64(v);
+            return p->i < b ? -1 : (p->i > b ? 1 : 0);
+        }
+        if (p->type == SQLITE_INTEGER) return compare_int_real(p->i, sqlite3_value_double(v));
+        if (tv == SQLITE_INTEGER) return -compare_int_real(sqlite3_value_int64(v), p->r);
+        {
+            double b = sqlite3_value_double(v);
+            return p->r < b ? -1 : (p->r > b ? 1 : 0);
+        }
+    case 2: {
+        const uint8_t *t = sqlite3_value_text(v);
+        return compare_bytes(base + p->off, p->n, t, sqlite3_value_bytes(v));
+    }
+    default: {
+        const uint8_t *t = sqlite3_value_blob(v);
+        return compare_bytes(base + p->off, p->n, t, sqlite3_value_bytes(v));
+    }
+    }
+}
 
 typedef struct {
     adb_index_digest digest;
     int index;
     int ready;
+    int have_previous;
+    key_value previous[KEY_VALUES_MAX];
+    uint8_t inline_bytes[KEY_INLINE];
+    uint8_t *heap;
+    size_t heap_size;
 } digest_context;
+
+/// Whether the entry `argv[2..argc-1]` sorts strictly after the previous one (or is the first);
+/// then keeps a copy of it. 0 when out of order or on an allocation failure (`*nomem` set).
+static int follows_previous(digest_context *c, int argc, sqlite3_value **argv, int *nomem) {
+    int count = argc - 2;
+    int after = 1;
+    if (c->have_previous) {
+        const uint8_t *base = c->heap ? c->heap : c->inline_bytes;
+        int cmp = 0;
+        for (int k = 0; k < count && cmp == 0; k++) cmp = compare_value(&c->previous[k], base, argv[2 + k]);
+        after = cmp < 0;
+    }
+    size_t need = 0;
+    for (int k = 0; k < count; k++) {
+        int t = sqlite3_value_type(argv[2 + k]);
+        if (t == SQLITE_TEXT || t == SQLITE_BLOB) {
+            if (t == SQLITE_TEXT) (void)sqlite3_value_text(argv[2 + k]);  // as UTF-8, before its length
+            need += (size_t)sqlite3_value_bytes(argv[2 + k]);
+        }
+    }
+    uint8_t *base = c->inline_bytes;
+    if (need > KEY_INLINE) {
+        if (need > c->heap_size) {
+            uint8_t *grown = sqlite3_realloc64(c->heap, need);
+            if (grown == NULL) { *nomem = 1; return 0; }
+            c->heap = grown;
+            c->heap_size = need;
+        }
+        base = c->heap;
+    } else if (c->heap) {
+        sqlite3_free(c->heap);
+        c->heap = NULL;
+        c->heap_size = 0;
+    }
+    size_t off = 0;
+    for (int k = 0; k < count; k++) {
+        sqlite3_value *v = argv[2 + k];
+        key_value *p = &c->previous[k];
+        p->type = sqlite3_value_type(v);
+        p->off = off;
+        p->n = 0;
+        if (p->type == SQLITE_INTEGER) p->i = sqlite3_value_int64(v);
+        else if (p->type == SQLITE_FLOAT) p->r = sqlite3_value_double(v);
+        else if (p->type == SQLITE_TEXT || p->type == SQLITE_BLOB) {
+            const void *bytes = p->type == SQLITE_TEXT ? (const void *)sqlite3_value_text(v) : sqlite3_value_blob(v);
+            p->n = sqlite3_value_bytes(v);
+            if (p->n > 0 && bytes != NULL) memcpy(base + off, bytes, (size_t)p->n);
+            off += (size_t)p->n;
+        }
+    }
+    c->have_previous = 1;
+    return after;
+}
 
 static void digest_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     digest_context *c = sqlite3_aggregate_context(ctx, (int)sizeof(digest_context));
@@ -394,7 +534,16 @@ static void digest_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
         adb_index_digest_init(&c->digest, sqlite3_value_blob(argv[0]));
         c->index = (int)sqlite3_value_int64(argv[1]);
         if (c->index < 0 || c->index >= ADB_INDEX_COUNT) { sqlite3_result_error(ctx, "bad index number", -1); return; }
+        if (argc - 2 > KEY_VALUES_MAX) { sqlite3_result_error(ctx, "too many key values", -1); return; }
         c->ready = 1;
+    }
+    int nomem = 0;
+    if (!follows_previous(c, argc, argv, &nomem)) {
+        if (nomem) { sqlite3_result_error_nomem(ctx); return; }
+        if (!c->digest.disordered[c->index]) {
+            c->digest.disordered[c->index] = 1;
+            c->digest.disorder_at[c->index] = sqlite3_value_int64(argv[argc - 1]);
+        }
     }
     // Fast path: integers and short text laid out in a stack buffer, hashed in one call.
     uint8_t buf[ENTRY_BUFFER];
@@ -430,13 +579,19 @@ static void digest_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 
 static void digest_final(sqlite3_context *ctx) {
     digest_context *c = sqlite3_aggregate_context(ctx, 0);
-    uint8_t out[16] = {0};
+    uint8_t out[ADB_INDEX_DIGEST_RESULT] = {0};
     if (c != NULL && c->ready) {
-        uint64_t v[2] = {c->digest.count[c->index], c->digest.sum[c->index]};
+        uint64_t v[3] = {c->digest.count[c->index], c->digest.sum[c->index], (uint64_t)c->digest.disorder_at[c->index]};
         for (int k = 0; k < 2; k++)
             for (int i = 0; i < 8; i++) out[8 * k + i] = (uint8_t)(v[k] >> (8 * i));
+        out[16] = c->digest.disordered[c->index];
+        for (int i = 0; i < 8; i++) out[17 + i] = (uint8_t)(v[2] >> (8 * i));
     }
-    sqlite3_result_blob(ctx, out, 16, SQLITE_TRANSIENT);
+    if (c != NULL && c->heap) {
+        sqlite3_free(c->heap);
+        c->heap = NULL;
+    }
+    sqlite3_result_blob(ctx, out, ADB_INDEX_DIGEST_RESULT, SQLITE_TRANSIENT);
 }
 
 int adb_register_index_digest(struct sqlite3 *connection) {
@@ -444,10 +599,15 @@ int adb_register_index_digest(struct sqlite3 *connection) {
                                       NULL, NULL, digest_step, digest_final, NULL);
 }
 
-void adb_index_digest_absorb(adb_index_digest *d, int index, const uint8_t result[16]) {
-    uint64_t v[2] = {0, 0};
+void adb_index_digest_absorb(adb_index_digest *d, int index, const uint8_t result[ADB_INDEX_DIGEST_RESULT]) {
+    uint64_t v[3] = {0, 0, 0};
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < 8; i++) v[k] |= (uint64_t)result[8 * k + i] << (8 * i);
+    for (int i = 0; i < 8; i++) v[2] |= (uint64_t)result[17 + i] << (8 * i);
     d->count[index] += v[0];
     d->sum[index] += v[1];
+    if (result[16] && !d->disordered[index]) {
+        d->disordered[index] = 1;
+        d->disorder_at[index] = (int64_t)v[2];
+    }
 }

@@ -169,7 +169,7 @@ struct IndexProof: Sendable {
         guard try SQLite.step(stmt, while: "scan index \(index.name)") else {
             throw AuditError(.storage, "scanning index \(index.name) gave no digest")
         }
-        guard let result = SQLite.blob(stmt, 0), result.count == 16 else {
+        guard let result = SQLite.blob(stmt, 0), result.count == Int(ADB_INDEX_DIGEST_RESULT) else {
             throw AuditError(.storage, "scanning index \(index.name) gave an unexpected digest")
         }
         adb_index_digest_absorb(&digest, index.id, result)
@@ -222,10 +222,18 @@ struct IndexProof: Sendable {
         return side
     }
 
-    /// One `index-mismatch` finding per index whose two sides differ.
+    /// One `index-mismatch` finding per index whose two sides differ, or whose entries the index
+    /// side met out of key order.
     static func findings(table: adb_index_digest, index: adb_index_digest, proved: [Index]) -> [Finding] {
         var table = table, index = index
         return proved.compactMap { entry in
+            let disordered = withUnsafeBytes(of: index.disordered) { $0[Int(entry.id)] } != 0
+            if disordered {
+                let rowid = withUnsafeBytes(of: index.disorder_at) { $0.load(fromByteOffset: Int(entry.id) * 8, as: Int64.self) }
+                return Finding(
+                    kind: .indexMismatch, seqs: nil,
+                    message: "index \(entry.name) is not in key order (its entry for rowid \(rowid) does not sort after the entry before it): the b-tree was rebuilt in another order, so seeks through it miss rows that are there. The rows themselves are checked separately; rebuild the index with `auditdb repair-indexes` once you have kept a copy of the file as evidence")
+            }
             guard adb_index_digest_equal(&table, &index, entry.id) != 1 else { return nil }
             let expected = withUnsafeBytes(of: table.count) { $0.load(fromByteOffset: Int(entry.id) * 8, as: UInt64.self) }
             let found = withUnsafeBytes(of: index.count) { $0.load(fromByteOffset: Int(entry.id) * 8, as: UInt64.self) }

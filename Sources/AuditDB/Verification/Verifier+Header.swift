@@ -28,6 +28,13 @@ extension Verifier {
             findings.append(Finding(kind: .schemaTampered, seqs: nil,
                                     message: "unexpected \(object.type) \(object.name) on \(object.table)"))
         }
+        // Text order and comparisons follow the database's encoding (BINARY is memcmp of the stored
+        // bytes): a file rebuilt as UTF-16 orders its indexes and answers range terms differently.
+        let encoding = try String.fetchOne(db, sql: "PRAGMA encoding") ?? "?"
+        if encoding != "UTF-8" {
+            findings.append(Finding(kind: .schemaTampered, seqs: nil,
+                                    message: "the database's text encoding is \(encoding); AuditDB stores are UTF-8 (the file was rebuilt by another tool): SQLite orders and compares text in another way in this encoding, so queries and index ranges could miss rows"))
+        }
         let known = StoreSchema.knownMigrations
         let unknown = applied.filter { !known.contains($0) }
         if !unknown.isEmpty {

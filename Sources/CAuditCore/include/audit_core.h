@@ -164,10 +164,17 @@ enum {
 };
 /// An order-independent digest of index entries: per index, the number of entries and the 64-bit
 /// sum of each entry's keyed SipHash-1-3. Initialise with a random 16-byte key per pass.
+///
+/// The index side also records order: `disordered[i]` is 1 when a covering scan of index `i` met an
+/// entry that does not sort strictly after the entry before it (a b-tree re-sorted by hand, which
+/// holds the right entries but hides rows from every seek), and `disorder_at[i]` is that entry's
+/// rowid (the first such entry met).
 typedef struct {
     uint64_t k0, k1;
     uint64_t count[ADB_INDEX_COUNT];
     uint64_t sum[ADB_INDEX_COUNT];
+    int64_t disorder_at[ADB_INDEX_COUNT];
+    uint8_t disordered[ADB_INDEX_COUNT];
 } adb_index_digest;
 void adb_index_digest_init(adb_index_digest *d, const uint8_t key[16]);
 void adb_index_digest_merge(adb_index_digest *into, const adb_index_digest *from);
@@ -178,8 +185,11 @@ int adb_index_digest_equal(const adb_index_digest *a, const adb_index_digest *b,
 void adb_index_digest_add_parsed(adb_index_digest *d, const adb_row *row);
 /// The same through the general entry builder (any value length); tests compare the two.
 void adb_index_digest_add_parsed_streaming(adb_index_digest *d, const adb_row *row);
-/// Adds the 16-byte result of `auditdb_index_digest` to `d` for `index`.
-void adb_index_digest_absorb(adb_index_digest *d, int index, const uint8_t result[16]);
+/// The length of `auditdb_index_digest`'s result: u64 count, u64 sum, u8 disordered, i64 rowid of
+/// the first entry out of order (all little-endian).
+enum { ADB_INDEX_DIGEST_RESULT = 25 };
+/// Adds the ADB_INDEX_DIGEST_RESULT-byte result of `auditdb_index_digest` to `d` for `index`.
+void adb_index_digest_absorb(adb_index_digest *d, int index, const uint8_t result[ADB_INDEX_DIGEST_RESULT]);
 /// SipHash-c-d with 64-bit output (the digest uses 1-3; 2-4 has reference vectors) and
 /// SipHash-2-4 with 128-bit output, for tests.
 uint64_t adb_siphash64(const uint8_t key[16], const uint8_t *msg, size_t len, int crounds, int drounds);

@@ -274,7 +274,8 @@ struct TenantQueryTests {
         try await store.close()
         let report = try await AuditStore.verify(storeAt: db, keys: keys)
         #expect(report.findings.map(\.kind) == [.indexMismatch])
-        #expect(report.findings.first?.message.hasPrefix("index audit_entries_tenant_seq does not hold exactly the entries of the log's rows (20 entries, as many as the rows imply, but some are altered)") == true, "\(report)")
+        // A tenant-7 key amid tenant-1's entries is also out of key order, which is what is named.
+        #expect(report.findings.first?.message.hasPrefix("index audit_entries_tenant_seq is not in key order (its entry for rowid ") == true, "\(report)")
 
         let reopened = try await AuditStore.open(at: db, keys: keys)
         let repaired = try await reopened.repairIndexes()

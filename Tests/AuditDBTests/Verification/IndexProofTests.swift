@@ -54,7 +54,7 @@ struct IndexProofTests {
         let page = try rootPageRange("audit_entries_resource")
         let hits = try offsets(of: "doc-17", in: db).filter { page.contains($0) }
         #expect(hits.count == 1)
-        try patchFile(db, at: hits[0] + 4, with: Array("9".utf8))  // doc-17 -> doc-97 in the index only
+        try patchFile(db, at: hits[0] + 5, with: Array("6".utf8))  // doc-17 -> doc-16 in the index only, still in key order
         let store = try await AuditStore.open(at: db, keys: keys)
         let page17 = try await store.page(EntryQuery(limit: 10, resourceId: "doc-17"))
         #expect(page17.entries.isEmpty)  // the damage the proof exists for
