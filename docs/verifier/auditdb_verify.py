@@ -777,6 +777,12 @@ def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, 
         time_breaks.check_time_breaks(conn, report)
 
 
+def _encoding_message(encoding: str) -> str:
+    return (f"the database's text encoding is {encoding}; AuditDB stores are UTF-8 (the file was rebuilt by "
+            "another tool): SQLite orders and compares text in another way in this encoding, so queries and "
+            "index ranges could miss rows")
+
+
 def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | None, schema_sql: str | None,
                 header: dict | None, header_problem: str | None) -> dict[int, dict]:
     """Steps 1-5. Returns the verified expiry and hold entries step 9 reads (see _scan)."""
@@ -815,6 +821,9 @@ def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | No
         for key in sorted(have):
             if key not in want:
                 report.add("schema-tampered", None, None, f"unexpected {key} on {have[key][0]}")
+        encoding = _s(conn.execute("PRAGMA encoding").fetchone()[0])
+        if encoding != "UTF-8":
+            report.add("schema-tampered", None, None, _encoding_message(encoding))
 
     # The attestations that count (section 10), needed only when some key version is compromised:
     # by the header check (seq 0) and the row scan. Without audit_entries there are no
@@ -849,14 +858,9 @@ def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | No
 
 
 def log_end(conn, has_tombstones: bool) -> int | None:
-    """L, the highest seq >= 1 of the log: of its rows and (section 20) of the tombstones of its
-    expired rows, which step 4 walks as if they were rows. None for an empty log."""
-    hi = conn.execute("SELECT max(seq) FROM audit_entries WHERE seq >= 1").fetchone()[0]
-    if has_tombstones:
-        t = conn.execute("SELECT max(seq) FROM audit_expired WHERE seq >= 1").fetchone()[0]
-        if t is not None and (hi is None or t > hi):
-            hi = t
-    return hi
+    """L, the highest seq >= 1 of the log's rows (AuditDB never expires the newest row, so a
+    tombstone above it is not one of the log's: section 20.4). None for an empty log."""
+    return conn.execute("SELECT max(seq) FROM audit_entries WHERE seq >= 1").fetchone()[0]
 
 
 def _moved_from_tail(conn, report: Report, keys, store_id: bytes, hi: int, count: int):
@@ -1217,7 +1221,8 @@ def _log_row_has_key_version(seq: str, key_version: str, expired: bool) -> str:
     if not expired:
         return row
     return (f"({row} OR (NOT EXISTS (SELECT 1 FROM audit_entries x WHERE x.seq = {seq}) AND EXISTS ("
-            f"SELECT 1 FROM audit_expired y WHERE y.seq = {seq} AND y.seq >= 1 AND y.key_version IS {key_version})))")
+            f"SELECT 1 FROM audit_expired y WHERE y.seq = {seq} AND y.seq >= 1 AND y.key_version IS {key_version}"
+            " AND y.seq <= (SELECT coalesce(max(seq), 0) FROM audit_entries))))")
 
 
 def _foreign_key_versions(conn, report: Report) -> None:
@@ -1389,9 +1394,36 @@ def _index_scan_sql(name: str, columns: tuple[str, ...], where: str | None) -> s
     return f"SELECT {select} FROM audit_entries INDEXED BY {name}" + (f" WHERE {where}" if where else "")
 
 
+_CLASS_RANK = {"null": 0, "integer": 1, "real": 1, "text": 2, "blob": 3}
+
+
+def _compare_values(a: tuple, b: tuple) -> int:
+    """SQLite's order of two stored values (BINARY collation): NULL < INTEGER and REAL, by numeric
+    value < TEXT < BLOB, each by its bytes with a prefix first."""
+    ra, rb = _CLASS_RANK[a[0]], _CLASS_RANK[b[0]]
+    if ra != rb:
+        return -1 if ra < rb else 1
+    if ra == 0:
+        return 0
+    if ra == 1:
+        x = a[1] if a[0] == "integer" else struct.unpack(">d", a[1])[0]
+        y = b[1] if b[0] == "integer" else struct.unpack(">d", b[1])[0]
+        return (x > y) - (x < y)  # Python compares an int with a float exactly, as SQLite does
+    return (a[1] > b[1]) - (a[1] < b[1])
+
+
+def _compare_entries(a: tuple, b: tuple) -> int:
+    for x, y in zip(a, b):
+        c = _compare_values(x, y)
+        if c:
+            return c
+    return 0
+
+
 def _check_indexes(conn, report: Report) -> None:
     """Step 7 (full pass, with a store id): each index whose definition is Appendix A's must
-    hold exactly the entries its rows imply; one `index-mismatch` finding per index that does not."""
+    hold exactly the entries its rows imply, in key order; one `index-mismatch` finding per index
+    that does not."""
     if not _table_exists(conn, "audit_entries"):
         return
     provable = [i for i, (name, _, _) in enumerate(QUERY_INDEXES) if _index_is_appendix_a(conn, name)]
@@ -1410,9 +1442,14 @@ def _check_indexes(conn, report: Report) -> None:
         expected = table[i]
         want = sum(expected.values())
         found = 0
+        previous = None
+        disorder = None  # the rowid of the first entry that does not sort after the one before it
         try:
             for values in conn.execute(_index_scan_sql(name, columns, where)):
                 entry = tuple(_typed(values[2 * k], values[2 * k + 1]) for k in range(len(columns)))
+                if previous is not None and disorder is None and _compare_entries(previous, entry) >= 0:
+                    disorder = values[-2]
+                previous = entry
                 expected[entry] -= 1
                 found += 1
         except sqlite3.DatabaseError as e:
@@ -1420,7 +1457,13 @@ def _check_indexes(conn, report: Report) -> None:
                 raise
             report.add("corruption", None, None, f"SQLite cannot read index {name}: {e}")
             return
-        if any(expected.values()):  # an entry missing (> 0), extra or altered (< 0)
+        if disorder is not None:
+            report.add("index-mismatch", None, None,
+                       f"index {name} is not in key order (its entry for rowid {disorder} does not sort after the "
+                       "entry before it): the b-tree was rebuilt in another order, so seeks through it miss rows "
+                       "that are there. The rows themselves are checked separately; rebuild the index with "
+                       "`auditdb repair-indexes` once you have kept a copy of the file as evidence")
+        elif any(expected.values()):  # an entry missing (> 0), extra or altered (< 0)
             counts = (f"{found} entries, as many as the rows imply, but some are altered" if found == want
                       else f"{found} entries where the rows imply {want}")
             report.add("index-mismatch", None, None,

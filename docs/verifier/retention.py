@@ -398,7 +398,9 @@ TOMBSTONE_COLUMNS = ("seq", "key_version", "mac", "leaf", "recorded_at", "tags",
 _ALL_TOMBSTONES = (
     "SELECT " + ", ".join(f"t.{c}, typeof(t.{c})" for c in TOMBSTONE_COLUMNS)
     + ", EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = t.seq) FROM audit_expired t ORDER BY t.seq")
-_TOMBSTONES_OF = "SELECT seq, recorded_at, tags FROM audit_expired WHERE expiry_seq = ? ORDER BY seq"
+# The tombstones of one expiry entry that are in the log (seq 1...last, no row there).
+_TOMBSTONES_OF = ("SELECT seq, recorded_at, tags FROM audit_expired x WHERE expiry_seq = ? AND seq >= 1 AND seq <= ? "
+                  "AND NOT EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = x.seq) ORDER BY seq")
 
 # Step 4's walk (auditdb_verify.py): the tombstones of expired seqs (>= 1, no row in audit_entries).
 WALK_TOMBSTONES = (
@@ -474,6 +476,9 @@ def check_expiry(conn, report, keys: dict, store_id: bytes, engine_rows: dict[in
     entry, then seq; at most one each: the policy first, then the lowest hold id in force)."""
     expiries = {seq: row for seq, row in engine_rows.items() if row["action"] == EXPIRY_ACTION}
     groups: dict[int, _Group] = {}
+    # A tombstone stands for a row the log no longer has: at a seq from 1 to the last row's, where
+    # audit_entries has no row. Any other audit_expired row takes no part in the log: foreign-row.
+    last = conn.execute("SELECT max(seq) FROM audit_entries WHERE seq >= 1").fetchone()[0] or 0
     if has_tombstones:
         n = len(TOMBSTONE_COLUMNS)
         for record in conn.execute(_ALL_TOMBSTONES):
@@ -482,13 +487,16 @@ def check_expiry(conn, report, keys: dict, store_id: bytes, engine_rows: dict[in
             in_entries = bool(record[2 * n])
             seq, expiry_seq = values["seq"], values["expiry_seq"]
             well_formed = tombstone_is_well_formed(values, types)
+            outside = ("the log has a row at that seq" if in_entries else "the log starts at seq 1" if seq < 1
+                       else f"the log ends at seq {last}" if seq > last else None)
+            if outside is not None:
+                report.add("foreign-row", seq, seq,
+                           f"audit_expired row at seq {seq} is not a tombstone of the log: {outside}. AuditDB ignores "
+                           "it; another SQLite client inserted it (or an expired row was put back, or rows were cut "
+                           "from the tail: see the other findings, and verify against anchors)")
+                continue
             why = None
-            if in_entries:
-                why = (f"the tombstone of seq {seq} stands for a row that is still in audit_entries (an expired row "
-                       "put back, or a tombstone inserted)")
-            elif seq < 1:
-                why = f"the tombstone's seq {seq} is below 1; the log starts at seq 1"
-            elif types["expiry_seq"] != "integer" or expiry_seq not in expiries:
+            if types["expiry_seq"] != "integer" or expiry_seq not in expiries:
                 why = (f"the tombstone names expiry entry {_show(expiry_seq, types['expiry_seq'])}, which is not an "
                        "expiry entry that verified (it was deleted or changed, or never written)")
             elif not well_formed:
@@ -499,7 +507,7 @@ def check_expiry(conn, report, keys: dict, store_id: bytes, engine_rows: dict[in
             if types["expiry_seq"] == "integer":
                 enc = (enc_tomb(seq, values["key_version"], bytes(values["mac"]), bytes(values["leaf"]),
                                 values["recorded_at"], bytes(values["tags"]))
-                       if well_formed and seq >= 1 else None)
+                       if well_formed else None)
                 groups.setdefault(expiry_seq, _Group()).add(seq, enc)
 
     passed: list[tuple[int, dict, ExpiryDetails]] = []
@@ -524,7 +532,7 @@ def check_expiry(conn, report, keys: dict, store_id: bytes, engine_rows: dict[in
         by_tenant = {match_tag(mac_of, store_id, TAG_TENANT, opt_str(name.encode("utf-8"))): limit
                      for name, limit in d.tenants.items()}
         in_force = [(h, *h.tag(mac_of, store_id)) for h in holds_in_force(holds, releases, seq)]
-        for t_seq, recorded_at, tags in conn.execute(_TOMBSTONES_OF, (seq,)).fetchall():
+        for t_seq, recorded_at, tags in conn.execute(_TOMBSTONES_OF, (seq, last)).fetchall():
             tags = bytes(tags)
             limit = by_tenant.get(tag_slot(tags, TAG_TENANT), d.default)
             cutoff = None if limit.micros is None else max(d.now - limit.micros, INT64_MIN)

@@ -1048,7 +1048,9 @@ def test_query_indexes(tmp: pathlib.Path) -> None:
     check(mode != "wal" and at >= 0 and data.find(needle, at + 1, end) < 0,
           f"resource id of seq 5 found once in the resource index's root page {root} ({mode}, {at})")
     if at >= 0:
-        data[at + len(needle) - 1] = ord("X")  # "文-5" -> "文-X"; same length, so the cell still parses
+        # "文-5" -> "文-4": same length, so the cell still parses; and ("文-4", 5) still sorts between
+        # ("文-4", 4) and ("文-6", 6), so only the multiset comparison can find it.
+        data[at + len(needle) - 1] = ord("4")
         q.write_bytes(bytes(data))
         rep = av.verify(str(q), both, SID)
         msgs = mismatches(rep)
@@ -1079,8 +1081,9 @@ def test_query_indexes(tmp: pathlib.Path) -> None:
         conn.close()
         rep = av.verify(str(q), both, SID)
         msgs = mismatches(rep)
-        check(typed == ("blob",) and kinds(rep) == [IM] and msgs[0].startswith("index audit_entries_resource ")
-              and "as many as the rows imply, but some are altered" in msgs[0],
+        # A BLOB sorts after every TEXT: the next entry (seq 6) is out of key order.
+        check(typed == ("blob",) and kinds(rep) == [IM]
+              and msgs[0].startswith("index audit_entries_resource is not in key order (its entry for rowid 6 "),
               f"index value TEXT -> BLOB with the same bytes -> index-mismatch ({typed}, {[str(f) for f in rep.findings]})")
 
     # The bucket (seq >> 14) of seq 5's actor entry changed from 0 to 1 (serial type 8 -> 9, both
@@ -1106,8 +1109,9 @@ def test_query_indexes(tmp: pathlib.Path) -> None:
         conn.close()
         rep = av.verify(str(q), both, SID)
         msgs = mismatches(rep)
-        check(hit == [] and kinds(rep) == [IM] and msgs[0].startswith("index audit_entries_actor ")
-              and "as many as the rows imply, but some are altered" in msgs[0],
+        # Bucket 1 sorts after every entry of bucket 0: the next entry (seq 6) is out of key order.
+        check(hit == [] and kinds(rep) == [IM]
+              and msgs[0].startswith("index audit_entries_actor is not in key order (its entry for rowid 6 "),
               f"actor entry moved to bucket 1 (a query of bucket 0 misses row 5: {hit}) -> index-mismatch "
               f"({[str(f) for f in rep.findings]})")
 
@@ -1542,7 +1546,7 @@ def build_expired_store(path: pathlib.Path, rows: list[dict] | None = None, expi
 def test_expired_rows(tmp: pathlib.Path) -> None:
     print("expired rows (section 20)")
     both = ring({1: "active", 2: "active"})
-    ET, RV = "expiry-tampered", "retention-violation"
+    ET, RV, FR = "expiry-tampered", "retention-violation", "foreign-row"
 
     def seqs(rep) -> list[tuple[str, int | None, int | None]]:
         return [(f.kind, f.first, f.last) for f in rep.findings]
@@ -1701,29 +1705,32 @@ def test_expired_rows(tmp: pathlib.Path) -> None:
     check(seqs(rep) == [(ET, 2, 2), (ET, 3, 3), (ET, 5, 5), ("mac-mismatch", 13, 13)],
           f"(b) the expiry entry's details changed -> mac-mismatch 13, expiry-tampered at 2, 3, 5 ({shown(rep)})")
 
-    # Rule 1: a tombstone whose seq is also in audit_entries.
+    # An audit_expired row at a seq that is also in audit_entries, below 1 or above the last row is
+    # not a tombstone of the log: foreign-row at its seq, and nothing reads it (section 20.4).
     q = copy("row-back")
     r3 = built["rows"][2]
     tamper_all(q, (f"INSERT INTO audit_entries ({', '.join(av.ROW_COLUMNS)}) VALUES ({', '.join('?' * 18)})",
                    [r3[c] for c in av.ROW_COLUMNS[:-1]] + [macs[2]]))
     rep = av.verify(str(q), both, SID)
-    check(seqs(rep) == [(ET, 3, 3)] and rep.findings[0].message.startswith(
-              "the tombstone of seq 3 stands for a row that is still in audit_entries"),
-          f"(b) expired row 3 put back (its tombstone kept) -> expiry-tampered at 3 only ({shown(rep)}, {rep.rows_checked})")
+    check(seqs(rep) == [(FR, 3, 3), (ET, 13, 13)] and rep.findings[0].message.startswith(
+              "audit_expired row at seq 3 is not a tombstone of the log: the log has a row at that seq. AuditDB ignores it"),
+          f"(b) expired row 3 put back (its tombstone kept) -> foreign-row at 3, expiry-tampered at its entry 13, which "
+          f"no longer matches its tombstones ({shown(rep)}, {rep.rows_checked})")
     q = copy("tomb-over-row")
     t = dict(tombs[5], seq=7)
     tamper_all(q, "INSERT INTO audit_expired VALUES (7, 1, X'%s', X'%s', %d, X'%s', 13)"
                % (t["mac"].hex(), t["leaf"].hex(), t["recorded_at"], t["tags"].hex()))
     rep = av.verify(str(q), both, SID)
-    check(seqs(rep) == [(ET, 7, 7), (ET, 13, 13)],
-          f"(b) a tombstone inserted at seq 7, whose row is present -> expiry-tampered at 7 and at the entry 13 ({shown(rep)})")
-    # Rule 2: below seq 1; naming a row that is not an expiry entry.
+    check(seqs(rep) == [(FR, 7, 7)],
+          f"(b) a tombstone inserted at seq 7, whose row is present -> foreign-row at 7 only: the entry 13 it names "
+          f"still matches its own tombstones ({shown(rep)})")
+    # Rule 2: naming a row that is not an expiry entry.
     q = copy("tomb-seq-0")
     tamper_all(q, "INSERT INTO audit_expired SELECT 0, key_version, mac, leaf, recorded_at, tags, 13 FROM audit_expired "
                   "WHERE seq = 2")
     rep = av.verify(str(q), both, SID)
-    check(seqs(rep) == [(ET, 0, 0), (ET, 13, 13)] and "seq 0 is below 1" in rep.findings[0].message,
-          f"(b) a tombstone at seq 0 -> expiry-tampered at 0 (not walked) and at 13 ({shown(rep)})")
+    check(seqs(rep) == [(FR, 0, 0)] and "the log starts at seq 1" in rep.findings[0].message,
+          f"(b) a tombstone at seq 0 -> foreign-row at 0 only (not walked, not counted by 13) ({shown(rep)})")
     q = copy("tomb-other-entry")
     tamper_all(q, "UPDATE audit_expired SET expiry_seq = 12 WHERE seq = 5")
     rep = av.verify(str(q), both, SID)
@@ -1748,8 +1755,9 @@ def test_expired_rows(tmp: pathlib.Path) -> None:
     insert_checkpoints(q, checkpoint_row(14, macs[13], built["leaves"]))
     tamper_all(q, "DELETE FROM audit_entries WHERE seq >= 6")
     rep = av.verify(str(q), both, SID)
-    check(seqs(rep) == [("foreign-row", None, None), (ET, 2, 2), (ET, 3, 3), (ET, 5, 5), ("truncated", 6, 14), ("foreign-row", 7, 7)],
-          f"(c) rows 6...14 cut (tombstone 5 now the log's end) -> truncated 6...14, the orphaned tombstones, the "
+    check(seqs(rep) == [(FR, None, None), (ET, 2, 2), (ET, 3, 3), (FR, 5, 5), ("truncated", 5, 14), (FR, 7, 7)],
+          f"(c) rows 6...14 cut (row 4 now the log's end; tombstone 5 above it is not the log's) -> truncated 5...14, "
+          f"the orphaned tombstones 2 and 3, tombstone 5 foreign, the "
           f"cache row of version 2 (first seq 8) unconfirmed, and the time break at 7 now outside the log ({shown(rep)})")
 
     # (d) Expiries signed by a key holder that break the policy or a hold: retention-violation.

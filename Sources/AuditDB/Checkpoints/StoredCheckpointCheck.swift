@@ -78,7 +78,7 @@ enum StoredCheckpointCheck {
                live OR gone AS present,
                typeof(created_at) = 'integer' AND typeof(key_version) = 'integer' AS typed
         FROM k
-        WHERE seq > ?1 OR NOT (live OR gone) OR (live AND live_mac IS NOT chain_head) OR (gone AND gone_mac IS NOT chain_head)
+        WHERE seq > ?1 OR NOT (live OR gone) OR (live AND live_mac IS NOT chain_head) OR (gone AND NOT live AND gone_mac IS NOT chain_head)
         ORDER BY seq DESC LIMIT \(examinedLimit + 1)
         """
     }

@@ -48,7 +48,7 @@ enum KeyVersionCache {
         guard try db.tableExists("audit_key_versions"), try db.tableExists("audit_entries") else { return }
         // The log's rows and, for expired rows, their tombstones (FORMAT.md section 20.4).
         let log = try db.tableExists("audit_expired")
-            ? "(SELECT seq, key_version FROM audit_entries UNION ALL SELECT seq, key_version FROM audit_expired)"
+            ? "(SELECT seq, key_version FROM audit_entries UNION ALL SELECT seq, key_version FROM audit_expired x WHERE \(Tombstone.inLog))"
             : "audit_entries"
         let rows = try Row.fetchCursor(db, sql: """
             SELECT c.key_version, c.first_seq,

@@ -100,9 +100,9 @@ extension AuditStore {
                 // As of seq `last`: a row expired by a later expiry entry was still present then.
                 var expired = 0, expiredSince = 0
                 if try db.tableExists("audit_expired") {
-                    expired = try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_expired WHERE seq <= ? AND expiry_seq <= ?",
+                    expired = try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_expired x WHERE seq <= ? AND expiry_seq <= ? AND \(Tombstone.inLog)",
                                                arguments: [last, last]) ?? 0
-                    expiredSince = try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_expired WHERE seq >= 1 AND seq <= ? AND expiry_seq > ?",
+                    expiredSince = try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_expired x WHERE seq <= ? AND expiry_seq > ? AND \(Tombstone.inLog)",
                                                     arguments: [last, last]) ?? 0
                 }
                 let present = (try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_entries WHERE seq >= 1 AND seq <= ?", arguments: [last]) ?? 0)

@@ -47,6 +47,10 @@ enum ExpiryCheck {
             groups[seq] = Group(judge: judge)
         }
         defer { for group in groups.values { adb_digest_finish(group.digest, nil) } }
+        // A tombstone stands for a row the log no longer has: at a seq from 1 to the last row's,
+        // where audit_entries has no row. Any other audit_expired row takes no part in the log
+        // (nothing walks, counts or ships it): it is foreign, and must not block the store.
+        let lastSeq = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries WHERE seq >= 1") ?? 0
         let statement = try db.makeStatement(sql: """
             SELECT x.seq, x.key_version, x.mac, x.leaf, x.recorded_at, x.tags, x.expiry_seq,
                    EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = x.seq)
@@ -65,11 +69,13 @@ enum ExpiryCheck {
             let known = expirySeq.map { groups[$0] != nil } ?? false
             let kv = integer(1).flatMap { UInt32(exactly: $0) }
             let mac = blob(2, 32), leaf = blob(3, 32), recordedAt = integer(4), tags = blob(5, 80)
-            if SQLite.int64(stmt, 7) == 1 {
-                tampered(seq, "seq \(seq) is both in the log and expired (an expired row put back, or a tombstone inserted)")
-            } else if seq < 1 {
-                tampered(seq, "a tombstone at seq \(seq), below 1: the log starts at seq 1")
-            } else if !known {
+            if let why = SQLite.int64(stmt, 7) == 1 ? "the log has a row at that seq"
+                : seq < 1 ? "the log starts at seq 1" : seq > lastSeq ? "the log ends at seq \(lastSeq)" : nil
+            {
+                findings.append(Finding(kind: .foreignRow, seqs: seq...seq, message: Self.foreign(seq, why)))
+                continue
+            }
+            if !known {
                 tampered(seq, "the tombstone of expired row \(seq) names expiry entry \(expirySeq.map(String.init) ?? "?"), which is missing, does not verify, or is not an expiry entry")
             } else if kv == nil || mac == nil || leaf == nil || recordedAt == nil || tags == nil {
                 tampered(seq, "the tombstone of expired row \(seq) is malformed (key_version and recorded_at must be integers, mac, leaf and tags blobs of 32, 32 and 80 bytes)")
@@ -106,6 +112,11 @@ enum ExpiryCheck {
             findings += group.violations
         }
         return findings.sorted { ($0.seqs?.lowerBound ?? .min) < ($1.seqs?.lowerBound ?? .min) }
+    }
+
+    /// The `foreign-row` message for an audit_expired row outside the log (FORMAT.md 20.4).
+    static func foreign(_ seq: Int64, _ why: String) -> String {
+        "audit_expired row at seq \(seq) is not a tombstone of the log: \(why). AuditDB ignores it; another SQLite client inserted it (or an expired row was put back, or rows were cut from the tail: see the other findings, and verify against anchors)"
     }
 
     /// One expiry entry's tombstones as they are read.

@@ -22,6 +22,14 @@ struct Tombstone: Sendable, Hashable {
 
     static let tagLength = 16
 
+    /// SQL true for an `audit_expired` row aliased `x` that is a tombstone of the log (FORMAT.md
+    /// 20.4): its seq is from 1 to the last row's, and `audit_entries` has no row there. Any other
+    /// row of the table is foreign: nothing counts, walks, ships or reports it as expired.
+    static let inLog = """
+        x.seq >= 1 AND x.seq <= (SELECT coalesce(max(seq), 0) FROM audit_entries) \
+        AND NOT EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = x.seq)
+        """
+
     /// ENC_TOMB (20.1).
     var encoded: [UInt8] {
         var out: [UInt8] = []

@@ -134,7 +134,7 @@ extension AuditStore {
     /// The lowest seq of `range` whose row expired under an expiry entry above `seq`, or nil.
     private static func firstExpired(_ db: Database, in range: ClosedRange<Int64>, byEntryAbove seq: Int64) throws -> Int64? {
         guard try db.tableExists("audit_expired") else { return nil }
-        return try Int64.fetchOne(db, sql: "SELECT min(seq) FROM audit_expired WHERE seq >= ? AND seq <= ? AND expiry_seq > ?",
+        return try Int64.fetchOne(db, sql: "SELECT min(seq) FROM audit_expired x WHERE seq >= ? AND seq <= ? AND expiry_seq > ? AND \(Tombstone.inLog)",
                                   arguments: [range.lowerBound, range.upperBound, seq])
     }
 
@@ -268,7 +268,8 @@ extension AuditStore {
         guard try db.tableExists("audit_expired") else { return [:] }
         var out: [Int64: Tombstone] = [:]
         let rows = try Row.fetchCursor(db, sql: """
-            SELECT seq, key_version, mac, leaf, recorded_at, tags, expiry_seq FROM audit_expired WHERE seq >= ? AND seq <= ?
+            SELECT seq, key_version, mac, leaf, recorded_at, tags, expiry_seq FROM audit_expired x WHERE seq >= ? AND seq <= ?
+                AND \(Tombstone.inLog)
             """, arguments: [range.lowerBound, range.upperBound])
         while let row = try rows.next() {
             guard let kv = UInt32(exactly: row.stored(1, as: Int64.self) ?? -1), let mac = row.stored(2, as: Data.self), let leaf = row.stored(3, as: Data.self),

@@ -27,8 +27,7 @@ enum TimeBreaks {
         SELECT seq FROM (
             SELECT seq, recorded_at < lag(recorded_at) OVER (ORDER BY seq) AS backwards
             FROM (SELECT seq, recorded_at FROM audit_entries WHERE seq >= 1
-                  UNION ALL SELECT seq, recorded_at FROM audit_expired x WHERE seq >= 1
-                            AND NOT EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = x.seq))
+                  UNION ALL SELECT seq, recorded_at FROM audit_expired x WHERE \(Tombstone.inLog))
         ) WHERE backwards
         """
 

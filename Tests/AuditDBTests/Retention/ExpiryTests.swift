@@ -152,11 +152,49 @@ struct ExpiryTests {
         #expect(found.filter { $0.hasPrefix("expiry-tampered") }.count == 20)
     }
 
-    @Test("a tombstone for a row still in the log: expiry-tampered at that seq and at the expiry entry it names")
+    @Test("a tombstone inserted beside a row still in the log: foreign-row at that seq only; the expiry entry it names still matches its own")
     func tombstoneBesideItsRow() async throws {
         try await expired().close()
         try tamper("INSERT INTO audit_expired SELECT 3, key_version, mac, leaf, recorded_at, tags, expiry_seq FROM audit_expired WHERE seq = 1;")
-        #expect(try await findings() == ["expiry-tampered 3...3", "expiry-tampered 31...31"])
+        #expect(try await findings() == ["foreign-row 3...3"])  // besides the triggers this tamper dropped
+    }
+
+    @Test("an expired row put back from a backup: foreign-row at its tombstone, expiry-tampered at its expiry entry")
+    func expiredRowPutBack() async throws {
+        try await makeStore(at: path, keys: keys, count: 30)
+        let backup = dir.path("backup.db")
+        try sqlite3Must(path, "VACUUM INTO '\(backup)';")
+        let store = try await AuditStore.open(at: path, keys: keys)
+        _ = try await store.applyRetention(Self.policy, now: Self.later)  // seq 1 (tenant-1) expires; entry 31
+        try await store.close()
+        try tamper("DROP TRIGGER audit_entries_next_seq_only; ATTACH '\(backup)' AS old; INSERT INTO audit_entries SELECT * FROM old.audit_entries WHERE seq = 1;")
+        #expect(try await findings() == ["foreign-row 1...1", "expiry-tampered 31...31"])
+    }
+
+    @Test("one foreign tombstone above the last row, then appends and a checkpoint over it: foreign-row only; the log verifies against the checkpoint")
+    func foreignTombstoneAboveTheLog() async throws {
+        try await makeStore(at: path, keys: keys, count: 10)
+        // Any SQLite client, no key: a plain INSERT at the next seq (no trigger stops it).
+        try sqlite3Must(path, "INSERT INTO audit_expired VALUES (11, 1, zeroblob(32), zeroblob(32), 0, zeroblob(80), 1);")
+        #expect(try await findings() == ["foreign-row 11...11"])
+        let foreign = try await AuditStore.verify(storeAt: path, keys: keys)
+        #expect(foreign.findings.first?.message.hasPrefix("audit_expired row at seq 11 is not a tombstone of the log: the log ends at seq 10") == true)
+        #expect(foreign.isLogIntact)
+
+        let store = try await AuditStore.open(at: path, keys: keys)
+        try await store.append(sampleEvent(11))  // the app goes on: row 11 beside the foreign row
+        let signer = try testSigner()
+        let anchors = dir.path("anchors")
+        try FileManager.default.createDirectory(atPath: anchors, withIntermediateDirectories: true)
+        let checkpoint = try await store.checkpoint(signer: signer, anchors: [DirectoryAnchor(path: anchors)])
+        #expect(checkpoint.seq == 11)
+        let anchored = try await store.verify(againstAnchors: [anchors], publicKeys: signer.publicKeys)
+        try await store.close()
+        #expect(findingNames(anchored) == ["foreign-row 11...11"], "\(anchored)")
+        let beside = try await AuditStore.verify(storeAt: path, keys: keys)
+        #expect(findingNames(beside) == ["foreign-row 11...11"], "\(beside)")
+        #expect(beside.findings.first?.message.hasPrefix("audit_expired row at seq 11 is not a tombstone of the log: the log has a row at that seq") == true)
+        #expect(beside.isLogIntact)
     }
 
     @Test("a key holder's expiry of rows younger than its own policy: retention-violation at each")
