@@ -89,10 +89,16 @@ let package = Package(
             dependencies: ["AuditDB"],
             swiftSettings: strictSwift
         ),
+        // What both command-line tools share about their arguments (not a product).
+        .target(
+            name: "AuditDBCLISupport",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "auditdb",
             dependencies: [
-                "AuditDB", "AuditDBMetricsEndpoint",
+                "AuditDB", "AuditDBMetricsEndpoint", "AuditDBCLISupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -120,7 +126,7 @@ let package = Package(
         .executableTarget(
             name: "auditdb-fleet",
             dependencies: [
-                "AuditDB", "AuditDBPostgres", "AuditDBMetricsEndpoint",
+                "AuditDB", "AuditDBPostgres", "AuditDBMetricsEndpoint", "AuditDBCLISupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuditDB
+import AuditDBCLISupport
 import AuditDBMetricsEndpoint
 import AuditDBPostgres
 import Foundation
@@ -28,6 +29,10 @@ struct FleetCommand: AsyncParsableCommand {
     )
 
     static func main() async {
+        if let problem = RepeatedOptions.problem(Self.self, Array(CommandLine.arguments.dropFirst())) {
+            FileHandle.standardError.write(Data(("error: " + FleetReport.escapedForOutput(problem) + "\n").utf8))
+            Foundation.exit(2)
+        }
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuditDB
+import AuditDBCLISupport
 import Foundation
 import Logging
 import Synchronization
@@ -35,6 +36,10 @@ struct AuditDBCommand: AsyncParsableCommand {
             Output.error(problem)
             Foundation.exit(ExitStatus.failure)
         }
+        if let problem = RepeatedOptions.problem(Self.self, Array(CommandLine.arguments.dropFirst())) {
+            Output.error(problem)
+            Foundation.exit(ExitStatus.failure)
+        }
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
@@ -66,7 +71,7 @@ enum RawArguments {
     static func firstInvalidUTF8() -> String? {
         let argv = CommandLine.unsafeArgv
         var previous: [UInt8] = []
-        for index in 1..<Int(CommandLine.argc) {
+        for index in stride(from: 1, to: Int(CommandLine.argc), by: 1) {  // argc may be 0 (an exec with no argv[0])
             guard let pointer = argv[index] else { continue }
             var length = 0
             while pointer[length] != 0 { length += 1 }
