@@ -38,9 +38,27 @@ public struct WitnessConnection: Sendable, CustomStringConvertible {
         guard !database.isEmpty else {
             throw AuditError(.invalidInput, "the database URL names no database (postgresql://USER@HOST[:PORT]/DATABASE)", field: "--witness")
         }
-        let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
-        let mode = parts.queryItems?.first { $0.name == "sslmode" }?.value ?? (loopback ? "disable" : "require")
-        let rootCertificates = parts.queryItems?.first { $0.name == "sslrootcert" }?.value
+        if let port = parts.port, !(1...65535).contains(port) {
+            throw AuditError(.invalidInput, "the database URL's port \(port) is not a TCP port (1...65535)", field: "--witness")
+        }
+        // Each setting at most once, and only those AuditDB reads: a duplicate (libpq keeps the
+        // last, a naive reader the first) or a misspelt sslmode must never quietly mean no TLS.
+        var settings: [String: String] = [:]
+        for item in parts.queryItems ?? [] {
+            guard Self.settings.contains(item.name) else {
+                throw AuditError(.invalidInput, "the database URL's setting \(OutputEscaping.jsonQuoted(item.name)) is not one AuditDB reads (\(Self.settings.joined(separator: ", ")))",
+                                 field: "--witness")
+            }
+            guard settings[item.name] == nil else {
+                throw AuditError(.invalidInput, "the database URL gives \(item.name) more than once; give it once", field: "--witness")
+            }
+            guard let value = item.value, !value.isEmpty else {
+                throw AuditError(.invalidInput, "the database URL's \(item.name) has no value", field: "--witness")
+            }
+            settings[item.name] = value
+        }
+        let mode = settings["sslmode"] ?? (Self.isLoopback(host) ? "disable" : "require")
+        let rootCertificates = settings["sslrootcert"]
         func client(_ verification: CertificateVerification) throws(AuditError) -> TLSConfiguration {
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.certificateVerification = verification
@@ -75,6 +93,22 @@ public struct WitnessConnection: Sendable, CustomStringConvertible {
 }
 
 extension WitnessConnection {
+    /// The URL settings AuditDB reads (as libpq names them).
+    static let settings = ["sslmode", "sslrootcert"]
+
+    /// Whether `host` is this machine, where TLS is off unless asked for: `localhost`, or an
+    /// IPv4 address 127.x.x.x or IPv6 ::1 written as an address (not a name such as 127.example.com).
+    static func isLoopback(_ host: String) -> Bool {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if bare == "localhost" { return true }
+        var v4 = in_addr(), v6 = in6_addr()
+        if inet_pton(AF_INET, bare, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        if inet_pton(AF_INET6, bare, &v6) == 1 {
+            return withUnsafeBytes(of: &v6) { $0.elementsEqual([UInt8](repeating: 0, count: 15) + [1]) }
+        }
+        return false
+    }
+
     /// Opens one connection with these settings — no pool, so a refusal is reported at once with
     /// its cause (a certificate no trusted CA signed, a server without TLS, a role pg_hba.conf
     /// refuses), where a pool would keep retrying — runs `SELECT 1` and closes it.

@@ -149,8 +149,11 @@ struct GlobalOptions: ParsableArguments {
             "no key given: pass --key-file PATH, set AUDITDB_KEY_FILE, or set AUDITDB_KEYS; create a key with `auditdb keys generate --out FILE`")
     }
 
-    func configuration() throws -> AuditStore.Configuration {
+    /// `readOnly`: a command that only reads (query, tail, status) opens the file read-only, so
+    /// it writes nothing and goes on while another process writes.
+    func configuration(readOnly: Bool = false) throws -> AuditStore.Configuration {
         var config = AuditStore.Configuration()
+        config.readOnly = readOnly
         // The CLI reports through its output and exit status; the library's log lines (and the
         // scanner's, which falls back to the store's logger) would only repeat them on stderr.
         config.logger = Output.silentLogger

@@ -90,7 +90,7 @@ struct Erase: AsyncParsableCommand {
             Output.line("erasure entries: \(report.erasureEntries.map(String.init).joined(separator: ", "))")
         }
         if !report.scrubbed {
-            Output.line("warning: a reader held the write-ahead log; the old bytes leave the -wal file at the next checkpoint (at the latest when the store closes)")
+            Output.line("warning: the write-ahead log could not be emptied (a reader held an older snapshot, or the disk is full); the erased values leave the -wal file at the next checkpoint that succeeds (free space if the disk is full, then run any write command)")
         }
     }
 }

@@ -53,7 +53,7 @@ struct Query: AsyncParsableCommand {
         let query = try query()
         let extraMasks = try masks.rules()
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
-                                              configuration: try global.configuration())
+                                              configuration: try global.configuration(readOnly: !recordAccess))
         var printed = 0
         var policy = MaskingPolicy.none
         let result = await Result { () async throws -> Int in

@@ -213,7 +213,7 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
-                                              configuration: try global.configuration())
+                                              configuration: try global.configuration(readOnly: true))
         let result = await Result { try await store.recordedScanStatus() }
         try await store.close()
         let status = try result.get()

@@ -45,7 +45,7 @@ struct Tail: AsyncParsableCommand {
         let query = try filters.filter().entryQuery()
         let extraMasks = try masks.rules()
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
-                                              configuration: try global.configuration())
+                                              configuration: try global.configuration(readOnly: true))
         let result = await Result { try await tail(store, query, policy: try await masks.policy(for: store, extra: extraMasks)) }
         try await store.close()
         try result.get()

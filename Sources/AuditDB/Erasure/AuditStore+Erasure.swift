@@ -1,6 +1,7 @@
 import CAuditCore
 import Foundation
 import GRDB
+import Logging
 
 /// Whose fields ``AuditStore/erase(_:fields:paths:reason:skippingLegacyRows:)`` erases.
 public enum ErasureSubject: Sendable, Hashable {
@@ -44,8 +45,9 @@ public struct ErasureReport: Sendable, Hashable {
     public let erasureEntries: [Int64]
     /// Whether the write-ahead log was checkpointed and truncated afterwards, so that the old
     /// values left the `-wal` file and the database file's pages. False when a reader held an
-    /// old snapshot for the whole busy timeout (``AuditStore/Configuration/busyTimeout``); the
-    /// next checkpoint (at the latest `close()`) completes it.
+    /// old snapshot for the whole busy timeout (``AuditStore/Configuration/busyTimeout``), or the
+    /// checkpoint failed (a full disk: logged at warning level); the next checkpoint that
+    /// succeeds (at the latest a `close()` that can write) completes it.
     public let scrubbed: Bool
 }
 
@@ -123,7 +125,18 @@ extension AuditStore {
             already += skipped
             if let entry { entries.append(entry) }
         }
-        let scrubbed = erased.isEmpty ? true : try await scrubWriteAheadLog()
+        // The erasure is committed: a scrub that fails (a full disk) must not turn it into an
+        // error the caller would retry. It says so through `scrubbed`; the next checkpoint that
+        // succeeds (at the latest, a close that can write) completes it.
+        var scrubbed = true
+        if !erased.isEmpty {
+            do {
+                scrubbed = try await scrubWriteAheadLog()
+            } catch {
+                logger.warning("the write-ahead log could not be emptied after an erasure", metadata: ["store": "\(path)", "error": "\(error)"])
+                scrubbed = false
+            }
+        }
         return ErasureReport(fields: fields, paths: paths, erased: erased, alreadyErased: already, legacyRowsSkipped: plan.legacy,
                              engineEntriesSkipped: plan.engineEntries, erasureEntries: entries, scrubbed: scrubbed)
     }

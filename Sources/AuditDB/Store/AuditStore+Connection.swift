@@ -30,8 +30,18 @@ extension GRDB.Configuration {
                 // erasure free back to the file system (releaseFreeSpace). On an existing store it
                 // only takes effect at the next VACUUM (compact()). Writer only: the pool's
                 // readers are read-only connections.
+                //
+                // On a store that has it already, SQLite runs the pragma as a write of page 1. It
+                // is run then only when the -wal is empty or missing: the pool's WAL setup
+                // (GRDB) would otherwise create and drop a table to make the -wal non-empty, a
+                // schema change that makes every other connection prepare its statements again.
+                // A read-only open (`Configuration.readOnly`) runs none of this.
                 if !db.configuration.readonly {
-                    try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                    let file = try String.fetchOne(db, sql: "SELECT file FROM pragma_database_list WHERE name = 'main'") ?? ""
+                    let wal = (try? FileManager.default.attributesOfItem(atPath: file + "-wal")[.size] as? Int) ?? 0
+                    if try wal == 0 || Int.fetchOne(db, sql: "PRAGMA auto_vacuum") != 2 {
+                        try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                    }
                 }
             }
             if db.configuration.readonly {

@@ -81,6 +81,13 @@ public final class AuditStore: Sendable {
         /// migrations with ``AuditStore/migrate(at:keys:backup:progress:)`` (backup included).
         /// Default false: opening a store that needs migrations fails with `migrationRequired`.
         public var migratesOnOpen = false
+        /// If true, ``AuditStore/open(at:keys:configuration:)`` opens the file read-only: queries,
+        /// tails, status and verification work, and every write (append, checkpoint, hold,
+        /// erasure, expiry…) throws ``AuditError/Code/readOnly``. Opening and closing then write
+        /// nothing to the file or its -wal, so readers go on while another process holds a write
+        /// transaction (an append, a `compact`), and work on a read-only or full file system.
+        /// Default false. It cannot be combined with ``migratesOnOpen``.
+        public var readOnly = false
         /// A prefix for metric labels. Default `auditdb`.
         public var metricsPrefix: String = "auditdb"
         /// Where metrics go. Default: the process-wide `MetricsSystem` factory.
@@ -217,9 +224,12 @@ public final class AuditStore: Sendable {
             throw AuditError(.storeNotFound, "no store at \(path); create one with `auditdb init`")
         }
         if configuration.migratesOnOpen {
+            guard !configuration.readOnly else {
+                throw AuditError.invalid("configuration", "readOnly and migratesOnOpen cannot both be set: a read-only open cannot migrate")
+            }
             _ = try await migrate(at: path, keys: keys)
         }
-        let pool = try makePool(path: path, configuration: configuration, readOnly: false)
+        let pool = try makePool(path: path, configuration: configuration, readOnly: configuration.readOnly)
         do {
             let (header, usedVersions, foreign) = try await pool.read { db in
                 let header = try StoreHeader.read(db, path: path)
@@ -280,15 +290,28 @@ public final class AuditStore: Sendable {
     /// TRUNCATE checkpoint tried 25 ms at a time, the writer free between attempts, for up to the
     /// busy timeout), so that a close does not hold off other handles' writers while a reader of
     /// an older snapshot finishes; if that reader outlasts the busy timeout, the WAL stays (logged)
-    /// and the next checkpoint folds it in.
+    /// and the next checkpoint folds it in. A checkpoint that fails (a full disk, a read-only
+    /// file) is logged at warning level and does not fail the close: everything committed is
+    /// durable in the WAL already, and a caller told "failed" after a commit would retry it.
     public func close() async throws {
         try await closing.run { () async throws(AuditError) in
             await appender.shutDown()
             do {
-                try await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-                if try await !scrubWriteAheadLog() {
-                    logger.notice("the write-ahead log could not be emptied at close: a reader held an older snapshot for the whole busy timeout",
-                                  metadata: ["store": "\(path)"])
+                do {
+                    // Only a handle that changed something empties the WAL (it may hold an
+                    // erasure's old bytes); a reader's close writes nothing, so it neither waits
+                    // for another process's writer nor fails on a full or read-only disk.
+                    let changed = configuration.readOnly ? false : try await pool.writeWithoutTransaction { db -> Bool in
+                        try db.execute(sql: "PRAGMA synchronous = FULL")
+                        return try Int.fetchOne(db, sql: "SELECT total_changes()") ?? 0 > 0
+                    }
+                    if changed, try await !scrubWriteAheadLog() {
+                        logger.notice("the write-ahead log could not be emptied at close: a reader held an older snapshot for the whole busy timeout",
+                                      metadata: ["store": "\(path)"])
+                    }
+                } catch {
+                    logger.warning("the write-ahead log could not be emptied at close; what was committed is durable in it, and the next checkpoint that succeeds folds it into the store file",
+                                   metadata: ["store": "\(path)", "error": "\(AuditError.from(error, while: "checkpoint the write-ahead log").message)"])
                 }
                 try pool.close()
             } catch {

@@ -222,7 +222,7 @@ extension AuditError {
         case .SQLITE_FULL:
             return AuditError(
                 .diskFull,
-                "\(action) failed: the disk (or the database's page limit) is full. Nothing was written; free space and retry.",
+                "\(action) failed: the disk (or the database's page limit) is full. Nothing was written by that step (its transaction was rolled back; what earlier steps committed stays); free space and retry.",
                 underlying: db)
         case .SQLITE_READONLY:
             return AuditError(
@@ -232,7 +232,7 @@ extension AuditError {
         case .SQLITE_BUSY, .SQLITE_LOCKED:
             return AuditError(
                 .busy,
-                "\(action) failed: the database stayed locked by another connection past the busy timeout. Nothing was written; retry, or find the process holding the lock.",
+                "\(action) failed: the database stayed locked by another connection past the busy timeout. Nothing was written by that step (what earlier steps committed stays); retry, or find the process holding the lock.",
                 underlying: db)
         case .SQLITE_CORRUPT, .SQLITE_NOTADB:
             return AuditError(

@@ -72,13 +72,20 @@ extension AuditStore {
     static func openForReading(_ path: String, _ configuration: Configuration) throws(AuditError)
         -> any DatabaseReader
     {
-        do {
-            return try makePool(path: path, configuration: configuration, readOnly: false)
-        } catch {
-            guard error.code == .readOnly else { throw error }
+        // Read-only first: a read-write open writes (GRDB sets WAL mode up with a write
+        // transaction when the -wal is empty), so it would wait for another process's writer and
+        // fail on a full disk. Only a hot rollback journal (a bulk load killed before its commit)
+        // needs a writable open, which plays it back.
+        let journal = (try? FileManager.default.attributesOfItem(atPath: path + "-journal")[.size] as? Int) ?? 0
+        if journal == 0 {
+            do {
+                return try makePool(path: path, configuration: configuration, readOnly: true)
+            } catch {
+                guard error.code == .readOnly else { throw error }
+            }
         }
         do {
-            return try makePool(path: path, configuration: configuration, readOnly: true)
+            return try makePool(path: path, configuration: configuration, readOnly: false)
         } catch {
             guard error.code == .readOnly else { throw error }
         }
@@ -92,7 +99,6 @@ extension AuditStore {
         }
         // Nor a hot rollback journal (a bulk load killed before its commit, BulkLoadJournal): the
         // file then holds part of an uncommitted transaction, which only playing the journal back undoes.
-        let journal = (try? FileManager.default.attributesOfItem(atPath: path + "-journal")[.size] as? Int) ?? 0
         guard journal == 0 else {
             throw AuditError(
                 .readOnly,

@@ -57,3 +57,53 @@ struct FullFilesystemTests {
         try await store.close()
     }
 }
+
+@Suite("Faults: a full filesystem after the commit")
+struct FullAfterCommitTests {
+    /// The shape a tester found: the WAL has room for one more row (its pages are reused), the
+    /// database file has none, so the commit succeeds and the checkpoint at close fails. The exit
+    /// status must say what happened to the row: 0 and its seq when it is in the store (a retry
+    /// would record the event twice), 2 when it is not.
+    @Test("auditdb append on a full filesystem: its exit status matches what the store holds",
+          .enabled(if: canMountTmpfs, "needs root to mount a small tmpfs"))
+    func acknowledgementMatchesTheStore() async throws {
+        let dir = try TempDir()
+        let mountPoint = dir.path("fs")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mount = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=6m", "tmpfs", mountPoint])
+        try #require(mount.status == 0, "mount failed: \(mount.stderr)")
+        defer { _ = try? run("/bin/umount", ["-l", mountPoint]) }
+        let keyPath = mountPoint + "/k.keys"
+        _ = try KeyFile.generate(at: keyPath)
+        let environment = ["AUDITDB_STORE": mountPoint + "/s.db", "AUDITDB_KEY_FILE": keyPath]
+        #expect(try run(try cliPath(), ["init"], environment: environment).status == 0)
+        let filler = mountPoint + "/filler"
+        #expect(FileManager.default.createFile(atPath: filler, contents: Data(count: 5_000_000)))
+        let lines = (0..<20_000).map { #"{"actor":"d","action":"a","details":{"i":\#($0),"pad":"\#(String(repeating: "p", count: 100))"}}"# }
+        let fill = try run(try cliPath(), ["append", "--jsonl", "--quiet", "--batch-size", "500"],
+                           stdin: lines.joined(separator: "\n") + "\n", environment: environment)
+        #expect(fill.status == 3, "the filesystem never filled up: \(fill.stderr)")
+        func lastSeq() throws -> Int64 {
+            Int64(try sqlite3Shell(mountPoint + "/s.db", "SELECT max(seq) FROM audit_entries;").stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        }
+        var acknowledged = 0
+        for attempt in 0..<5 {
+            let before = try lastSeq()
+            let append = try run(try cliPath(), ["append", "--actor", "alice", "--action", "login-\(attempt)"], environment: environment)
+            let after = try lastSeq()
+            if append.status == 0 {
+                acknowledged += 1
+                #expect(after == before + 1 && append.stdout == "\(after)\n", "\(append.stdout) \(append.stderr)")
+            } else {
+                #expect(append.status == 2 && after == before, "exit \(append.status) but seq \(before) -> \(after): \(append.stderr)")
+                #expect(append.stderr.contains("full"), "\(append.stderr)")
+            }
+        }
+        try FileManager.default.removeItem(atPath: filler)
+        let verify = try run(try cliPath(), ["verify"], environment: environment)
+        #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+        let logins = try sqlite3Shell(mountPoint + "/s.db", "SELECT count(*) FROM audit_entries WHERE action LIKE 'login-%';").stdout
+        #expect(Int(logins.trimmingCharacters(in: .whitespacesAndNewlines)) == acknowledged)
+    }
+}
