@@ -809,7 +809,10 @@ def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | No
                            f"this verifier's schema goes to {known[-1]}. Run `auditdb migrate`. If this store was "
                            "migrated before, its migration record and the objects of the later migrations were "
                            "removed (tampering)")
-            use = [sql for name, sql in MIGRATIONS if not applied or name in applied]
+            # Every migration up to the last one recorded, a skipped record included: a record
+            # taken out must not lower what is expected (the skip is reported above).
+            through = max((i for i, (name, _) in enumerate(MIGRATIONS) if name in applied), default=len(MIGRATIONS) - 1)
+            use = [sql for _, sql in MIGRATIONS[:through + 1]]
             schema_sql = "\n".join(use)
         want = expected_schema_objects(schema_sql)
         have = schema_objects(conn)

@@ -531,7 +531,11 @@ def check_expiry(conn, report, keys: dict, store_id: bytes, engine_rows: dict[in
         mac_of = keys[row["key_version"]].keyset.mac  # the entry verified: its version is in the ring
         by_tenant = {match_tag(mac_of, store_id, TAG_TENANT, opt_str(name.encode("utf-8"))): limit
                      for name, limit in d.tenants.items()}
-        in_force = [(h, *h.tag(mac_of, store_id)) for h in holds_in_force(holds, releases, seq)]
+        in_force = []
+        for h in holds_in_force(holds, releases, seq):
+            in_force.append((h, *h.tag(mac_of, store_id)))
+            if h.field == "actor":  # an actor hold also keeps rows whose actor was withheld (NULL): 20.3
+                in_force.append((h, TAG_ACTOR, match_tag(mac_of, store_id, TAG_ACTOR, opt_str(None))))
         for t_seq, recorded_at, tags in conn.execute(_TOMBSTONES_OF, (seq, last)).fetchall():
             tags = bytes(tags)
             limit = by_tenant.get(tag_slot(tags, TAG_TENANT), d.default)

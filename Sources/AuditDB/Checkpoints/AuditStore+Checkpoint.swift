@@ -88,9 +88,14 @@ extension AuditStore {
             // after the appends queued before it.
             let recorded = try await appender.exclusiveTransaction { db, _ -> Bool in
                 // A row already at this seq is either the same checkpoint recorded meanwhile by
-                // another process, or a foreign row; either way the anchors hold the new one,
-                // and the next checkpoint extends from the newest usable row (usableCheckpoint).
-                guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM audit_checkpoints WHERE seq = ?)", arguments: [seq]) != true else {
+                // another process (the same chain head: nothing to add), or a foreign row; either
+                // way the anchors hold the new one, and the next checkpoint extends from the
+                // newest usable row (usableCheckpoint).
+                if let existing = try Row.fetchOne(db, sql: "SELECT chain_head FROM audit_checkpoints WHERE seq = ?", arguments: [seq]) {
+                    let same = existing.stored(0, as: Data.self).map { Array($0) == head } ?? false
+                    if !same && anchors.isEmpty {
+                        throw AuditError(.integrityViolation, "the checkpoint at seq \(seq) could not be recorded: audit_checkpoints holds another row at that seq (a foreign row, which `auditdb verify` reports); nothing was kept. Anchor it outside the file (--anchor), or append and checkpoint again")
+                    }
                     return false
                 }
                 try db.execute(

@@ -165,6 +165,13 @@ extension AuditStore {
         }
     }
 
+    /// Where a bundle for `directory` is written before it is renamed there: a hidden sibling,
+    /// so that the rename stays in one file system.
+    static func stagingPath(for directory: String) -> String {
+        let url = URL(fileURLWithPath: directory)
+        return url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).partial-\(Platform.processID)").path
+    }
+
     /// How many times an export starts again when rows change under it.
     static let exportAttempts = 3
 
@@ -247,16 +254,21 @@ extension AuditStore {
                                    createdAt: createdAt, key: $0.signingKey)
         }
         // A bundle holds audit data like the store: directory 0700, files 0600, whatever the umask
-        // (hand it to an auditor by copying it; docs/FORMAT.md section 17.1).
+        // (hand it to an auditor by copying it; docs/FORMAT.md section 17.1). It is written under
+        // a staging name beside `directory` and renamed to it last, after its access entry: a
+        // bundle at `directory` is always whole and recorded, and a killed export leaves only the
+        // staging directory (`.NAME.partial-PID`), which never stops a new export to `directory`.
+        let target = directory
+        let directory = Self.stagingPath(for: target)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
         } catch {
-            throw AuditError(.storage, "could not create the export bundle \(directory): \(error.localizedDescription)")
+            throw AuditError(.storage, "could not create the export bundle \(target) (staged as \(directory)): \(error.localizedDescription)")
         }
         guard Platform.setMode(directory, ExportBundle.directoryMode) else {
             let code = Platform.errorCode
             try? FileManager.default.removeItem(atPath: directory)  // the empty directory just made; the error below says why
-            throw AuditError(.storage, "could not set the mode of the export bundle \(directory): \(Platform.errorMessage(code))")
+            throw AuditError(.storage, "could not set the mode of the export bundle \(target): \(Platform.errorMessage(code))")
         }
         do {
             try SecretFile.write(Array(manifest.utf8), to: directory + "/" + ExportBundle.manifestFile,
@@ -281,7 +293,7 @@ extension AuditStore {
             throw changed
         } catch {
             try? FileManager.default.removeItem(atPath: directory)  // no partial bundle is left; the error below says why
-            throw AuditError.from(error, while: "write the export bundle \(directory)")
+            throw AuditError.from(error, while: "write the export bundle \(target)")
         }
         let after = try await lastSeq() - cp.seq
         var details = Self.accessDetails(filter: filter, redact: redact, masking: masking, entries: seqs.count)
@@ -295,7 +307,15 @@ extension AuditStore {
             try? FileManager.default.removeItem(atPath: directory)  // no export without its access entry; the error says why
             throw error
         }
-        return ExportSummary(path: directory, checkpoint: cp, entryCount: seqs.count, rowsAfterCheckpoint: after, statement: statement,
+        guard !FileManager.default.fileExists(atPath: target), Platform.rename(directory, to: target) else {
+            let code = Platform.errorCode
+            try? FileManager.default.removeItem(atPath: directory)  // the staged bundle; the error below says why
+            throw AuditError(.storage, "could not move the finished export bundle to \(target): "
+                + (FileManager.default.fileExists(atPath: target) ? "it exists now (created meanwhile)" : Platform.errorMessage(code))
+                + (access.map { "; its access entry (seq \($0)) stays in the log" } ?? ""))
+        }
+        Platform.syncDirectory(of: target)
+        return ExportSummary(path: target, checkpoint: cp, entryCount: seqs.count, rowsAfterCheckpoint: after, statement: statement,
                              filter: filter, isLimited: isLimited, accessSeq: access)
     }
 }

@@ -44,12 +44,33 @@ enum KeyVersionCache {
         return named
     }
 
+    /// The log's rows and tombstones as `(seq, key_version)` (FORMAT.md section 20.4).
+    private static func log(_ db: Database) throws -> String {
+        try db.tableExists("audit_expired")
+            ? "(SELECT seq, key_version FROM audit_entries UNION ALL SELECT seq, key_version FROM audit_expired x WHERE \(Tombstone.inLog))"
+            : "audit_entries"
+    }
+
+    /// Replaces the cache with what the log says: for each version of `versions` that signed a
+    /// row of seq ≥ 1, the first such seq (`repairIndexes()`; inside its write transaction, on
+    /// an AuditDB connection, which runs without the append-only triggers). Versions the ring
+    /// lacks are left out: verification reports their rows, and a cache row naming one would
+    /// make `open` refuse the store.
+    static func rebuild(_ db: Database, versions: [UInt32]) throws {
+        guard try db.tableExists("audit_key_versions"), try db.tableExists("audit_entries") else { return }
+        try db.execute(sql: "DELETE FROM audit_key_versions")
+        for version in versions {
+            try db.execute(sql: """
+                INSERT INTO audit_key_versions(key_version, first_seq)
+                SELECT ?1, min(seq) FROM \(try log(db)) WHERE seq >= 1 AND key_version = ?1 HAVING min(seq) IS NOT NULL
+                """, arguments: [Int64(version)])
+        }
+    }
+
     private static func scan(_ db: Database, _ body: (UInt32?, String, Bool) throws -> Void) throws {
         guard try db.tableExists("audit_key_versions"), try db.tableExists("audit_entries") else { return }
         // The log's rows and, for expired rows, their tombstones (FORMAT.md section 20.4).
-        let log = try db.tableExists("audit_expired")
-            ? "(SELECT seq, key_version FROM audit_entries UNION ALL SELECT seq, key_version FROM audit_expired x WHERE \(Tombstone.inLog))"
-            : "audit_entries"
+        let log = try log(db)
         let rows = try Row.fetchCursor(db, sql: """
             SELECT c.key_version, c.first_seq,
                    typeof(c.key_version) = 'integer' AND typeof(c.first_seq) = 'integer' AND c.first_seq >= 1

@@ -326,7 +326,10 @@ final class Appender: Sendable {
         logger.trace("appended", metadata: ["events": "\(rows)", "lastSeq": "\(lastSeq)"])
     }
 
-    /// Records the signing key's version as used from `firstSeq` on, the first time it signs.
+    /// Records the signing key's version as used from `firstSeq` on, the first time it signs;
+    /// only where the log confirms it (FORMAT.md section 11, step 6): if another client deleted
+    /// this version's cache row, the row before `firstSeq` may carry the same version, and a row
+    /// written then would be reported as foreign for ever (`repair-indexes` rebuilds the cache).
     private func recordKeyVersion(firstSeq: Int64, _ db: Database) throws {
         let keyVersion = signer.version
         if !state.withLock({ $0.knownKeyVersions.contains(keyVersion) }) {
@@ -334,6 +337,7 @@ final class Appender: Sendable {
                 sql: """
                     INSERT INTO audit_key_versions(key_version, first_seq)
                     SELECT ?1, ?2 WHERE NOT EXISTS (SELECT 1 FROM audit_key_versions WHERE key_version = ?1)
+                      AND NOT EXISTS (SELECT 1 FROM audit_entries WHERE seq = ?2 - 1 AND key_version = ?1)
                     """,
                 arguments: [Int64(keyVersion), firstSeq])
         }

@@ -112,6 +112,16 @@ package enum Platform {
     /// `rename(from, to) == 0` (replaces `to`).
     static func rename(_ from: String, to: String) -> Bool { renameFile(from, to) == 0 }
 
+    /// fsyncs the directory holding `path`, so that a rename or link into it survives a power
+    /// cut (best effort: a file system that cannot sync a directory has nothing more to do).
+    static func syncDirectory(of path: String) {
+        let parent = path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        let fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        _ = closeFile(fd)
+    }
+
     /// `link(from, to) == 0`: fails with `EEXIST` instead of replacing `to`.
     static func link(_ from: String, to: String) -> Bool { linkFile(from, to) == 0 }
 

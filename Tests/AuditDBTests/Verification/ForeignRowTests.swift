@@ -56,6 +56,28 @@ struct ForeignRowTests {
         await #expect(throws: AuditError.self) { _ = try await AuditStore.open(at: db, keys: try KeyRing([v1])) }
     }
 
+    @Test("the cache emptied by another client after a rotation: the next append writes no unconfirmable row; repair-indexes rebuilds the cache from the log")
+    func cacheEmptied() async throws {
+        let v1 = try AuditKey.generate(version: 1), v2 = try AuditKey.generate(version: 2)
+        try await makeStore(at: db, keys: try KeyRing([v1]), count: 3)
+        let rotated = try await AuditStore.open(at: db, keys: try KeyRing([v1, v2]))
+        try await rotated.append(contentsOf: [sampleEvent(4), sampleEvent(5)])  // v2 from seq 4
+        try await rotated.close()
+        try sqlite3Must(db, "DROP TRIGGER audit_key_versions_no_delete; DELETE FROM audit_key_versions;")
+        let store = try await AuditStore.open(at: db, keys: try KeyRing([v1, v2]))
+        let before = try await store.lastSeq()
+        #expect(try await store.append(sampleEvent(6)) == before + 1)  // v2 again: the row before has v2 too, so (2, next) would be foreign
+        let cache = try sqlite3Shell(db, "SELECT key_version, first_seq FROM audit_key_versions ORDER BY key_version;").stdout
+        #expect(cache.isEmpty, "\(cache)")
+        #expect(try await store.verify().findings.filter { $0.kind == .foreignRow }.isEmpty)
+        let repaired = try await store.repairIndexes()
+        #expect(repaired.findings.filter { $0.kind == .foreignRow }.isEmpty, "\(repaired)")
+        try await store.close()
+        let firsts = try sqlite3Shell(db, "SELECT key_version, min(seq) FROM audit_entries WHERE seq >= 1 GROUP BY key_version ORDER BY key_version;").stdout
+        #expect(firsts.hasPrefix("1|1\n2|"))
+        #expect(try sqlite3Shell(db, "SELECT key_version, first_seq FROM audit_key_versions ORDER BY key_version;").stdout == firsts)
+    }
+
     @Test("the CLI: append and status work with a foreign cache row; verify exits 1 naming it")
     func cliForeignKeyVersion() async throws {
         let cli = try cliPath()
