@@ -1,0 +1,46 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+@testable import AuditDBPostgres
+
+/// The witness and central database URLs are read strictly: a port that is not a TCP port, a
+/// setting given twice or one AuditDB does not read is refused before anything connects, so
+/// that a typo never quietly means no TLS.
+@Suite("Fleet: database URLs")
+struct WitnessURLTests {
+    func refusal(_ url: String) -> String? {
+        do {
+            _ = try WitnessConnection(url: url)
+            return nil
+        } catch {
+            #expect(error.code == .invalidInput, "\(url): \(error.code)")
+            return error.message
+        }
+    }
+
+    @Test("a port outside 1...65535, a setting twice, an unknown or empty setting: invalid-input naming it")
+    func refused() {
+        let cases: [(String, String)] = [
+            ("postgresql://w@db.example:99999/x", "the database URL's port 99999 is not a TCP port (1...65535)"),
+            ("postgresql://w@db.example:0/x", "the database URL's port 0 is not a TCP port (1...65535)"),
+            ("postgresql://w@127.0.0.1/x?sslmode=disable&sslmode=verify-full", "the database URL gives sslmode more than once; give it once"),
+            ("postgresql://w@127.0.0.1/x?ssl_mode=verify-full", #"the database URL's setting "ssl_mode" is not one AuditDB reads (sslmode, sslrootcert)"#),
+            ("postgresql://w@db.example/x?sslmode=", "the database URL's sslmode has no value"),
+            ("postgresql://w@db.example/x?application_name=a", #"the database URL's setting "application_name" is not one AuditDB reads (sslmode, sslrootcert)"#),
+        ]
+        for (url, message) in cases {
+            #expect(refusal(url) == message, "\(url)")
+        }
+        #expect(refusal("postgresql://w@db.example:5433/x?sslmode=require") == nil)
+        #expect(refusal("postgresql://w@127.0.0.1:65535/x") == nil)
+    }
+
+    @Test("loopback (TLS off by default) is localhost or a loopback address, never a name that starts like one")
+    func loopback() {
+        for host in ["localhost", "127.0.0.1", "127.255.0.9", "::1", "[::1]"] { #expect(WitnessConnection.isLoopback(host), "\(host)") }
+        for host in ["127.example.com", "127.0.0.1.example.com", "localhost.example.com", "::2", "10.0.0.1", "db"] {
+            #expect(!WitnessConnection.isLoopback(host), "\(host)")
+        }
+    }
+}
