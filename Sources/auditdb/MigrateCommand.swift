@@ -31,7 +31,8 @@ struct Schema: AsyncParsableCommand {
 
     func run() async throws {
         let path = try global.storePath()
-        let plan = try await AuditStore.migrationPlan(at: path)
+        let configuration = try global.configuration()
+        let plan = try await AuditStore.migrationPlan(at: path, configuration: configuration)
         Output.line("applied: \(plan.applied.isEmpty ? "none" : plan.applied.joined(separator: ", "))")
         Output.line("pending: \(plan.pending.isEmpty ? "none (the store is current)" : plan.pending.joined(separator: ", "))")
         if dryRun {
@@ -39,7 +40,7 @@ struct Schema: AsyncParsableCommand {
             return
         }
         let policy: AuditStore.BackupPolicy = noBackup ? .none : backup.map { .at($0) } ?? .automatic
-        let report = try await AuditStore.migrate(at: path, keys: try global.keyRing(), backup: policy) { step in
+        let report = try await AuditStore.migrate(at: path, keys: try global.keyRing(), backup: policy, configuration: configuration) { step in
             switch step {
             case .verifying: Output.line("verifying the store before migrating...")
             case .backingUp(let backupPath): Output.line("backing up to \(backupPath)...")

@@ -34,7 +34,7 @@ extension AuditStore {
         case none
     }
 
-    /// What ``migrate(at:keys:backup:progress:)`` did.
+    /// What ``migrate(at:keys:backup:configuration:progress:)`` did.
     public struct MigrationReport: Sendable {
         /// The migrations applied by this run (empty when the store was up to date).
         public let applied: [String]
@@ -48,11 +48,12 @@ extension AuditStore {
     /// (a read-only look; `auditdb migrate --dry-run`).
     /// - Throws: ``AuditError`` `storeNotFound`, `notAStore`, or `schemaTooNew` for a store
     ///   written by a newer AuditDB.
-    public static func migrationPlan(at path: String) async throws -> MigrationPlan {
+    /// `configuration`: its busy timeout bounds the wait for a lock.
+    public static func migrationPlan(at path: String, configuration: Configuration = Configuration()) async throws -> MigrationPlan {
         guard FileManager.default.fileExists(atPath: path) else {
             throw AuditError(.storeNotFound, "no store at \(path)")
         }
-        let pool = try makePool(path: path, configuration: Configuration(), readOnly: false)
+        let pool = try openForReading(path, configuration)  // read-only first: writes nothing, waits for no writer
         defer { try? pool.close() }  // read-only use; nothing to flush
         do {
             let applied = try await pool.read { try StoreSchema.appliedMigrations($0) }
@@ -80,14 +81,17 @@ extension AuditStore {
     /// let report = try await AuditStore.migrate(at: path, keys: keys) { print($0) }
     /// ```
     ///
+    /// `configuration`: its busy timeout bounds every wait for a lock (the default, 30 s).
+    ///
     /// - Throws: ``AuditError`` `schemaTooNew` (never downgrades), `integrityViolation` if the
     ///   store does not verify before or after a migration (restore the backup), storage errors.
     public static func migrate(at path: String, keys: KeyRing, backup: BackupPolicy = .automatic,
+                               configuration: Configuration = Configuration(),
                                progress: (@Sendable (MigrationProgress) -> Void)? = nil) async throws -> MigrationReport
     {
-        let current = try await migrationPlan(at: path)
+        let current = try await migrationPlan(at: path, configuration: configuration)
         progress?(.verifying)
-        let before = try await verify(storeAt: path, keys: keys)
+        let before = try await verify(storeAt: path, keys: keys, configuration: configuration)
         guard before.isLogIntact else {
             throw AuditError(
                 .integrityViolation,
@@ -96,7 +100,7 @@ extension AuditStore {
         guard !current.isUpToDate else {
             return MigrationReport(applied: [], backupPath: nil, verification: before)
         }
-        let pool = try makePool(path: path, configuration: Configuration(), readOnly: false)
+        let pool = try makePool(path: path, configuration: configuration, readOnly: false)
         do {
             var backupPath: String?
             switch backup {

@@ -78,7 +78,7 @@ public final class AuditStore: Sendable {
         /// writes nothing. Default: no cap beyond SQLite's own.
         public var maximumSizeBytes: Int?
         /// If true, ``AuditStore/open(at:keys:configuration:)`` first applies pending schema
-        /// migrations with ``AuditStore/migrate(at:keys:backup:progress:)`` (backup included).
+        /// migrations with ``AuditStore/migrate(at:keys:backup:configuration:progress:)`` (backup included).
         /// Default false: opening a store that needs migrations fails with `migrationRequired`.
         public var migratesOnOpen = false
         /// If true, ``AuditStore/open(at:keys:configuration:)`` opens the file read-only: queries,
@@ -227,7 +227,7 @@ public final class AuditStore: Sendable {
             guard !configuration.readOnly else {
                 throw AuditError.invalid("configuration", "readOnly and migratesOnOpen cannot both be set: a read-only open cannot migrate")
             }
-            _ = try await migrate(at: path, keys: keys)
+            _ = try await migrate(at: path, keys: keys, configuration: configuration)
         }
         let pool = try makePool(path: path, configuration: configuration, readOnly: configuration.readOnly)
         do {
