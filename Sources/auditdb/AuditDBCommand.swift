@@ -134,6 +134,13 @@ struct GlobalOptions: ParsableArguments {
     func keyFilePath() -> String? { keyFile ?? environment["AUDITDB_KEY_FILE"] }
 
     func keyRing() throws -> KeyRing {
+        // --key-file wins over the environment; from the environment, one source only: with both
+        // variables set, which keys were meant is not for AuditDB to guess.
+        if keyFile == nil, let file = environment["AUDITDB_KEY_FILE"], !file.isEmpty,
+           let keys = environment["AUDITDB_KEYS"], !keys.isEmpty
+        {
+            throw AuditError(.invalidInput, "both AUDITDB_KEY_FILE and AUDITDB_KEYS are set; unset one of them (or pass --key-file, which wins over both)")
+        }
         if let path = keyFilePath(), !path.isEmpty { return try KeyFile(path: path).load() }
         // AUDITDB_KEYS leaves the environment once read (EnvironmentKeyProvider): keep the ring.
         let fromEnvironment = try environmentKeyRing.withLock { cached -> KeyRing? in

@@ -129,10 +129,26 @@ enum TableFormat {
             if let mask = e.mask(of: f) { return "<masked:\(mask.shown)>" }
             return value ?? absent
         }
-        return [(e.isVerified ? "" : "UNVERIFIED ") + String(e.seq), e.recordedAt.iso8601, e.tenant ?? "-",
-                field(.actor, e.actor, absent: "(withheld)"), e.action,
-                [e.resourceType, e.resourceId].compactMap { $0 }.joined(separator: ":"), e.outcome.rawValue,
-                e.severity.rawValue, field(.details, e.detailsJSON, absent: "-") + erasedPaths(e)].map(OutputEscaping.escapeForTerminal)
+        // A value that could be read as another cell, as a marker or as two columns is shown
+        // JSON-quoted (the details, last and always JSON, need not be).
+        func value(_ text: String?, absent: String) -> String { text.map { quotedIfAmbiguous($0) } ?? absent }
+        func marker(_ f: WithholdableField, _ text: String?, absent: String) -> String {
+            e.isErased(f) || e.mask(of: f) != nil ? field(f, text, absent: absent) : value(text, absent: absent)
+        }
+        return [(e.isVerified ? "" : "UNVERIFIED ") + String(e.seq), e.recordedAt.iso8601, value(e.tenant, absent: "-"),
+                marker(.actor, e.actor, absent: "(withheld)"), quotedIfAmbiguous(e.action),
+                [e.resourceType, e.resourceId].compactMap { $0 }.map { quotedIfAmbiguous($0, alsoQuoting: ":") }.joined(separator: ":"),
+                e.outcome.rawValue, e.severity.rawValue,
+                field(.details, e.detailsJSON, absent: "-") + erasedPaths(e)].map(OutputEscaping.escapeForTerminal)
+    }
+
+    /// `text`, or its JSON quoting when it is empty, could be read as a marker of the table
+    /// (`-`, `(withheld)`, `<erased>`, `<masked:…>`, a leading quote), or holds white space (or
+    /// one of `alsoQuoting`), which would draw another column.
+    static func quotedIfAmbiguous(_ text: String, alsoQuoting: Character? = nil) -> String {
+        let ambiguous = text.isEmpty || text == "-" || text == "(withheld)" || text == erased || text.hasPrefix("<masked:")
+            || text.hasPrefix("\"") || text.contains(where: { $0.isWhitespace || $0 == alsoQuoting })
+        return ambiguous ? OutputEscaping.jsonQuoted(text) : text
     }
 
     static func row(_ e: AuditEntry) -> String { cells(e).joined(separator: "  ") }

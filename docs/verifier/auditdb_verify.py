@@ -284,7 +284,7 @@ class Key:
 HEXDIGITS = set(b"0123456789abcdefABCDEF")
 
 
-def parse_key_text(data: bytes, origin: str) -> dict[int, Key]:
+def parse_key_text(data: bytes, origin: str, place=lambda number: f"line {number}") -> dict[int, Key]:
     keys: dict[int, Key] = {}
     saw_header = False
     for number, line in enumerate(data.split(b"\n"), start=1):
@@ -293,26 +293,26 @@ def parse_key_text(data: bytes, origin: str) -> dict[int, Key]:
             continue
         if not saw_header:
             if fields != [b"auditdb-keys", b"v1"]:
-                raise KeyError_(f"{origin} line {number}: expected the header `auditdb-keys v1`")
+                raise KeyError_(f"{origin} {place(number)}: expected the header `auditdb-keys v1`")
             saw_header = True
             continue
         if len(fields) != 5 or fields[0] != b"key":
-            raise KeyError_(f"{origin} line {number}: expected `key VERSION STATUS CREATED HEX` (5 fields)")
+            raise KeyError_(f"{origin} {place(number)}: expected `key VERSION STATUS CREATED HEX` (5 fields)")
         version_text = fields[1]
         if version_text.startswith(b"+"):
             version_text = version_text[1:]  # the reference's integer parser accepts a leading '+'
         if not version_text.isdigit() or not 1 <= int(version_text) <= 0xFFFFFFFF:
-            raise KeyError_(f"{origin} line {number}: the version must be a whole number from 1 to 4294967295")
+            raise KeyError_(f"{origin} {place(number)}: the version must be a whole number from 1 to 4294967295")
         version = int(version_text)
         status = fields[2].decode("ascii", "replace")
         if status not in ("active", "compromised"):
-            raise KeyError_(f"{origin} line {number}: status must be `active` or `compromised`")
+            raise KeyError_(f"{origin} {place(number)}: status must be `active` or `compromised`")
         hex_field = fields[4]
         if len(hex_field) != 64:
-            raise KeyError_(f"{origin} line {number}: the key must be 64 hex digits (32 bytes); "
+            raise KeyError_(f"{origin} {place(number)}: the key must be 64 hex digits (32 bytes); "
                             f"found {len(hex_field)} characters")
         if not all(c in HEXDIGITS for c in hex_field):
-            raise KeyError_(f"{origin} line {number}: the key is not valid hex")
+            raise KeyError_(f"{origin} {place(number)}: the key is not valid hex")
         if version in keys:
             raise KeyError_(f"{origin}: key version {version} appears twice; each version must be unique")
         keys[version] = Key(version, status, fields[3].decode("utf-8", "replace"), bytes.fromhex(hex_field.decode()))
@@ -362,9 +362,16 @@ def keys_from_environment(variable: str = "AUDITDB_KEYS") -> dict[int, Key]:
         if len(parts) not in (2, 3):
             raise KeyError_(f"environment variable {variable}, entry {number}: "
                             f"expected VERSION:HEX or VERSION:HEX:STATUS (found {len(parts)} field(s))")
+        empty = next((i for i, p in enumerate(parts) if not p or p.startswith(b"#") or b"\t" in p or b"\r" in p), None)
+        if empty is not None:
+            raise KeyError_(f"environment variable {variable}, entry {number}: {('VERSION', 'HEX', 'STATUS')[empty]} is "
+                            "empty or holds a tab, a CR or a leading #; write VERSION:HEX or VERSION:HEX:STATUS (STATUS "
+                            "active or compromised)")
         status = parts[2] if len(parts) == 3 else b"active"
         lines.append(b"key " + parts[0] + b" " + status + b" - " + parts[1])
-    return parse_key_text(b"\n".join(lines) + b"\n", f"environment variable {variable}")
+    # Line 1 is the header; line n + 1 is entry n.
+    return parse_key_text(b"\n".join(lines) + b"\n", f"environment variable {variable}",
+                          place=lambda number: f"entry {number - 1}")
 
 
 # --------------------------------------------------------------------------------------------

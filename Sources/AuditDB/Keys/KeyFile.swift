@@ -98,6 +98,14 @@ public struct EnvironmentKeyProvider: AuditKeyProvider {
                     .invalidKeyFile,
                     "environment variable \(variable), entry \(entryNumber): expected VERSION:HEX or VERSION:HEX:STATUS (found \(fields.count) field(s))")
             }
+            // Each field non-empty and not a key-file comment: the rewritten line must have the
+            // same fields, or its errors would not be the entry's.
+            if let empty = fields.firstIndex(where: { $0.isEmpty || $0.first == UInt8(ascii: "#") || $0.contains(0x09) || $0.contains(0x0D) }) {
+                let name = ["VERSION", "HEX", "STATUS"][empty]
+                throw AuditError(
+                    .invalidKeyFile,
+                    "environment variable \(variable), entry \(entryNumber): \(name) is empty or holds a tab, a CR or a leading #; write VERSION:HEX or VERSION:HEX:STATUS (STATUS active or compromised)")
+            }
             let status = fields.count == 3 ? Array(fields[2]) : Array("active".utf8)
             text += Array("key ".utf8) + Array(fields[0]) + [0x20] + status + Array(" - ".utf8) + Array(fields[1]) + [0x0A]
             sodium_memzero(&entry, entry.count)
@@ -108,37 +116,44 @@ public struct EnvironmentKeyProvider: AuditKeyProvider {
         }
         try flush()
         return try typedAuditErrors {
-            try text.withUnsafeBytes { bytes in try KeyText.parse(bytes, origin: "environment variable \(variable)") }
+            // Line 1 is the header written above; line n + 1 is entry n.
+            try text.withUnsafeBytes { bytes in
+                try KeyText.parse(bytes, origin: "environment variable \(variable)", place: { "entry \($0 - 1)" })
+            }
         }
     }
 }
 
 /// The shared parser of key-file text. Never echoes key bytes in an error.
 enum KeyText {
-    static func parse(_ bytes: UnsafeRawBufferPointer, origin: String) throws(AuditError) -> KeyRing {
+    /// `place` names a line in errors ("line 3"; `AUDITDB_KEYS` names its entries).
+    static func parse(_ bytes: UnsafeRawBufferPointer, origin: String,
+                      place: (Int) -> String = { "line \($0)" }) throws(AuditError) -> KeyRing
+    {
         var keys: [AuditKey] = []
-        try KeyLines.parse(bytes, header: KeyFile.header, origin: origin) { lineNumber, fields throws(AuditError) in
+        try KeyLines.parse(bytes, header: KeyFile.header, origin: origin) { number, fields throws(AuditError) in
+            let at = place(number)
             func text(_ f: Slice<UnsafeRawBufferPointer>) -> String { String(decoding: f, as: UTF8.self) }
             guard fields.count == 5, text(fields[0]) == "key" else {
                 throw AuditError(
-                    .invalidKeyFile, "\(origin) line \(lineNumber): expected `key VERSION STATUS CREATED HEX` (5 fields)")
+                    .invalidKeyFile, "\(origin) \(at): expected `key VERSION STATUS CREATED HEX` (5 fields)")
             }
             guard let version = UInt32(text(fields[1])), version > 0 else {
-                throw AuditError(.invalidKeyFile, "\(origin) line \(lineNumber): the version must be a whole number from 1")
+                throw AuditError(.invalidKeyFile, "\(origin) \(at): the version must be a whole number from 1")
             }
             guard let status = AuditKey.Status(rawValue: text(fields[2])) else {
                 throw AuditError(
-                    .invalidKeyFile, "\(origin) line \(lineNumber): status must be `active` or `compromised`")
+                    .invalidKeyFile, "\(origin) \(at): status must be `active` or `compromised`")
             }
             let created = text(fields[3]) == "-" ? nil : AuditTimestamp(iso8601: text(fields[3]))
             guard fields[4].count == 64 else {
                 throw AuditError(
-                    .invalidKeyFile, "\(origin) line \(lineNumber): the key must be 64 hex digits (32 bytes); found \(fields[4].count) characters")
+                    .invalidKeyFile, "\(origin) \(at): the key must be 64 hex digits (32 bytes); found \(fields[4].count) characters")
             }
             var raw = [UInt8](repeating: 0, count: 32)
             defer { sodium_memzero(&raw, raw.count) }
             guard KeyLines.hex(fields[4], into: &raw) else {
-                throw AuditError(.invalidKeyFile, "\(origin) line \(lineNumber): the key is not valid hex")
+                throw AuditError(.invalidKeyFile, "\(origin) \(at): the key is not valid hex")
             }
             keys.append(try typedAuditErrors {
                 try raw.withUnsafeBytes { b in try AuditKey(version: version, bytes: b, status: status, createdAt: created) }

@@ -1,3 +1,5 @@
+import CAuditCore
+import Foundation
 import GRDB
 
 /// Reads the legal holds back from the log, through verification.
@@ -47,6 +49,7 @@ enum HoldLog {
     /// fails verification, cannot be read, or releases a hold it cannot is skipped instead: its
     /// damage is reported at its row, and the holds are what the verified entries say.
     static func read(_ db: Database, storeID: StoreID, keys: KeyRing, strict: Bool = true) throws -> State {
+        if strict { try checkEngineIndexOrder(db) }
         let seqs = try Int64.fetchAll(db, sql: entriesSQL)
         var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark)
         let rowStatement = try db.cachedStatement(sql: try RowLayout.select(db) + " WHERE seq = ?")  // verification reads stores before migration 0006 too
@@ -124,6 +127,28 @@ enum HoldLog {
             what = "which is missing from the store (deleted)"
         }
         return violation("legal hold entry \(seq) follows hold entry \(previous), \(what)")
+    }
+
+    /// The hold entries are found by seeks in `audit_entries_engine`; a b-tree rebuilt in another
+    /// order holds every entry yet answers those seeks with none (or with other rows). One covering
+    /// scan of the index (AuditDB's own entries only: O(engine entries), not O(log)) checks its key
+    /// order as verification does (FORMAT.md section 11, step 7).
+    static func checkEngineIndexOrder(_ db: Database) throws {
+        guard try IndexProof.provable(db).contains(where: { $0.id == Int32(ADB_INDEX_ENGINE) }) else {
+            throw violation("the index audit_entries_engine, through which the hold entries are found, is missing or differs from its definition (`auditdb verify` reports schema-tampered)")
+        }
+        guard let connection = db.sqliteConnection else { throw AuditError(.closed, "the connection is closed") }
+        try SQLite.registerIndexDigest(connection)
+        let result = try Data.fetchOne(db, sql: """
+            SELECT auditdb_index_digest(zeroblob(16), \(ADB_INDEX_ENGINE), action, seq) FROM audit_entries INDEXED BY audit_entries_engine
+            WHERE action >= 'auditdb.' AND action < 'auditdb/'
+            """)
+        guard let result, result.count == Int(ADB_INDEX_DIGEST_RESULT) else {
+            throw AuditError(.storage, "scanning index audit_entries_engine gave an unexpected result")
+        }
+        if result[result.startIndex + 16] != 0 {
+            throw violation("the index audit_entries_engine, through which the hold entries are found, is not in key order (rebuilt in another order: `auditdb verify` reports index-mismatch; `auditdb repair-indexes` rebuilds it)")
+        }
     }
 
     private static func violation(_ what: String) -> AuditError {

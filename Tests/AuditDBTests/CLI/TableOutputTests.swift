@@ -1,0 +1,29 @@
+import AuditDBTestSupport
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// The table output (`query`, `tail`) shows a value that could be read as a marker or as more
+/// than one column JSON-quoted; JSONL stays the exact form.
+@Suite("CLI: table cells are unambiguous")
+struct TableOutputTests {
+    @Test("a tenant '-' against none, an actor with spaces that draws fake columns, '(withheld)', a resource id with ':': quoted")
+    func quoted() throws {
+        let dir = try TemporaryDirectory()
+        let keyPath = dir.path("k.keys")
+        _ = try KeyFile.generate(at: keyPath)
+        let environment = ["AUDITDB_STORE": dir.path("s.db"), "AUDITDB_KEY_FILE": keyPath]
+        func auditdb(_ arguments: [String]) throws -> ProcessResult { try run(try cliPath(), arguments, environment: environment) }
+        #expect(try auditdb(["init"]).status == 0)
+        #expect(try auditdb(["append", "--actor", "alice", "--action", "read"]).status == 0)
+        #expect(try auditdb(["append", "--tenant", "-", "--actor", "mallory  login  success  info", "--action", "read"]).status == 0)
+        #expect(try auditdb(["append", "--actor", "(withheld)", "--action", "read", "--resource-type", "doc", "--resource-id", "a:b"]).status == 0)
+        let table = try auditdb(["query"]).stdout.split(separator: "\n").map(String.init)
+        #expect(table.count == 4, "\(table)")
+        // Columns are padded to their widths: the cells are read by their text.
+        #expect(table[1].contains(" alice ") && !table[1].contains(#"""#), "\(table[1])")
+        #expect(table[2].contains(#" "-" "#) && table[2].contains(#" "mallory  login  success  info" "#), "\(table[2])")
+        #expect(table[3].contains(#" "(withheld)" "#) && table[3].contains(#" doc:"a:b" "#), "\(table[3])")
+    }
+}
