@@ -54,6 +54,9 @@ struct Append: AsyncParsableCommand {
             guard (1...Self.maximumJSONLEvents).contains(batchSize) else {
                 throw ValidationError("--batch-size must be from 1 to \(Self.maximumJSONLEvents)")
             }
+            guard !atomic || batchSize == Self.defaultBatchSize else {
+                throw ValidationError("--atomic makes the whole input one batch; drop --batch-size (or drop --atomic)")
+            }
         } else {
             guard !atomic, batchSize == Self.defaultBatchSize, !quiet else {
                 throw ValidationError("--batch-size, --atomic and --quiet go with --jsonl")

@@ -171,7 +171,10 @@ struct GlobalOptions: ParsableArguments {
             config.expectedStoreID = id
         }
         if let text = busyTimeout ?? environment["AUDITDB_BUSY_TIMEOUT"], !text.isEmpty {
-            guard let seconds = Double(text), seconds.isFinite, seconds >= 0, seconds <= 86_400 else {
+            // Decimal digits with at most one point: Double() alone also reads 0x10, 1e3 and " 1".
+            let decimal = !text.isEmpty && text.allSatisfy { $0.isASCII && ($0.isNumber || $0 == ".") }
+                && text.filter({ $0 == "." }).count <= 1 && text != "."
+            guard decimal, let seconds = Double(text), seconds.isFinite, seconds >= 0, seconds <= 86_400 else {
                 throw AuditError(.invalidInput, "--busy-timeout must be a number of seconds from 0 to 86400", field: "--busy-timeout")
             }
             config.busyTimeout = .milliseconds(Int64((seconds * 1000).rounded()))

@@ -43,7 +43,8 @@ struct Retain: AsyncParsableCommand {
     func tenantPeriods() throws -> [String: String] {
         var tenants: [String: String] = [:]
         for item in tenant {
-            guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
+            // At the last "=": a period never holds one, a tenant name may (a=b=400d is tenant "a=b").
+            guard let equals = item.lastIndex(of: "="), equals != item.startIndex else {
                 throw ValidationError("--tenant takes TENANT=PERIOD (e.g. bank=400d), not \(OutputEscaping.jsonQuoted(item))")
             }
             let name = String(item[..<equals])
@@ -62,7 +63,13 @@ struct Retain: AsyncParsableCommand {
         let destination = try archive.map { RetentionArchive(directory: $0, signer: try CheckpointSigner.load(path: signingKey ?? "")) }
         let display = Progress("retain", unit: "candidate rows", quiet: quiet)
         let report = try await withStore(global) { store in
-            try await store.applyRetention(policy, dryRun: dryRun, batchSize: batchSize, archive: destination,
+            // A tenant named with a typo ("bank " for "bank") would leave the real tenant's rows to
+            // the default limit: say so for each named tenant that has no row (it may be one to come).
+            for name in policy.tenantLimits.keys.sorted()
+            where try await store.page(EntryQuery(limit: 1, tenant: name, unverifiedRows: .mark)).entries.isEmpty {
+                Output.notice("warning: --tenant \(OutputEscaping.jsonQuoted(name)) matches no row of the store, so its limit applies to nothing yet; tenant names match exactly (a typo leaves that tenant's rows to --older-than)")
+            }
+            return try await store.applyRetention(policy, dryRun: dryRun, batchSize: batchSize, archive: destination,
                                            progress: { display.update($0.rowsChecked, total: $0.totalRows) })
         }
         display.finish()

@@ -72,8 +72,9 @@ struct GoldenOutputTests {
         try cli.golden("append-bad-store-id", ["append"] + cli.options + ["--store-id", "xyz", "--actor", "a", "--action", "b"])
         try cli.golden("append-jsonl-partial", ["append", "--jsonl", "--batch-size", "2"] + cli.options,
                        stdin: "{\"actor\":\"a\",\"action\":\"x\"}\n\n{\"actor\":\"a\",\"action\":\"y\"}\n{\"actor\":\"a\",\"action\":\"z\"}\n{\"actor\":\"a\"}\n")
-        try cli.golden("append-jsonl-atomic-bad-line", ["append", "--jsonl", "--atomic", "--batch-size", "1"] + cli.options,
+        try cli.golden("append-jsonl-atomic-bad-line", ["append", "--jsonl", "--atomic"] + cli.options,
                        stdin: "{\"actor\":\"a\",\"action\":\"x\"}\n{\"actor\":\"a\"}\n")
+        try cli.golden("append-jsonl-atomic-batch-size", ["append", "--jsonl", "--atomic", "--batch-size", "5"] + cli.options, stdin: "")
         try cli.loosenKeyFile()
         try cli.golden("append-loose-key-file", ["append"] + cli.options + ["--actor", "a", "--action", "b"])
     }

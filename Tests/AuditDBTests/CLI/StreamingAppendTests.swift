@@ -82,7 +82,7 @@ struct StreamingAppendTests {
         #expect(first.status == 2)
         #expect(first.stdout.isEmpty)
         #expect(first.stderr == "auditdb: error: line 4: severity: must be one of info, notice, warning, critical; nothing was written\n")
-        let atomic = try auditdb(["append", "--jsonl", "--atomic", "--batch-size", "10"], stdin: lines(25, bad: [24]))
+        let atomic = try auditdb(["append", "--jsonl", "--atomic"], stdin: lines(25, bad: [24]))
         #expect(atomic.status == 2)
         #expect(atomic.stderr == "auditdb: error: line 24: severity: must be one of info, notice, warning, critical; nothing was written\n")
         #expect(try await storedActions().isEmpty)
