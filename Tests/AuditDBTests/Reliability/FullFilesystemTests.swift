@@ -16,16 +16,21 @@ let canMountTmpfs: Bool = {
     return true
 }()
 
+/// Mounts a tmpfs of `size` (mount's syntax, e.g. "2m") at `path`, made for it; the caller unmounts it.
+func mountTmpfs(at path: String, size: String) throws -> String {
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    let mount = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", path])
+    guard mount.status == 0 else { throw TestFailure("mount failed: \(mount.stderr)") }
+    return path
+}
+
 @Suite("Faults: a real full filesystem")
 struct FullFilesystemTests {
     @Test("the filesystem fills up: a typed disk-full error, nothing half-written, appends resume once there is room",
           .enabled(if: canMountTmpfs, "needs root to mount a small tmpfs"))
     func fullFilesystem() async throws {
         let dir = try TempDir()
-        let mountPoint = dir.path("fs")
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        let mount = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mountPoint])
-        try #require(mount.status == 0, "mount failed: \(mount.stderr)")
+        let mountPoint = try mountTmpfs(at: dir.path("fs"), size: "2m")
         defer { _ = try? run("/bin/umount", ["-l", mountPoint]) }
         // A filler file takes part of the space, to be deleted later to make room.
         let filler = mountPoint + "/filler"
@@ -68,10 +73,7 @@ struct FullAfterCommitTests {
           .enabled(if: canMountTmpfs, "needs root to mount a small tmpfs"))
     func acknowledgementMatchesTheStore() async throws {
         let dir = try TempDir()
-        let mountPoint = dir.path("fs")
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        let mount = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=6m", "tmpfs", mountPoint])
-        try #require(mount.status == 0, "mount failed: \(mount.stderr)")
+        let mountPoint = try mountTmpfs(at: dir.path("fs"), size: "6m")
         defer { _ = try? run("/bin/umount", ["-l", mountPoint]) }
         let keyPath = mountPoint + "/k.keys"
         _ = try KeyFile.generate(at: keyPath)
