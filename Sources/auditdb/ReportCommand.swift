@@ -61,7 +61,7 @@ struct VerifyReportCommand: AsyncParsableCommand {
     func run() async throws {
         switch try SignedComplianceReport.verify(at: directory, publicKeys: try CheckpointPublicKeys.load(path: publicKey)) {
         case .valid(let storeID, let createdAt, let keyVersion):
-            Output.line("report valid: store \(storeID), made \(createdAt), signed by checkpoint key version \(keyVersion)")
+            Output.line("report valid: store \(storeID), made \(createdAt), signed by checkpoint key version \(keyVersion) (report.json is what is signed; report.txt is a rendering of it, not checked)")
         case .invalid(let reason):
             Output.line("REPORT INVALID: " + OutputEscaping.escapeForTerminal(reason))
             throw ExitCode(ExitStatus.violation)
