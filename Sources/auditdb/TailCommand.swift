@@ -96,6 +96,10 @@ struct TailCursor {
         let text = String(decoding: bytes, as: UTF8.self)
         let prefix = "auditdb-tail-cursor v1 store=\(storeID.hex) after="
         guard text.hasPrefix(prefix), text.hasSuffix("\n"), let seq = Int64(text.dropFirst(prefix.count).dropLast()), seq >= 0 else {
+            if text.hasPrefix(prefix) {
+                throw AuditError(.invalidInput, "cursor file \(path) is damaged: after `after=` it must hold a seq (decimal, 0 or more) and end with a newline; pass another --cursor-file, or --after SEQ",
+                                 field: "--cursor-file")
+            }
             if text.hasPrefix("auditdb-tail-cursor v1 store=") {
                 throw AuditError(.invalidInput, "cursor file \(path) belongs to another store (or is damaged); pass another --cursor-file, or --after SEQ",
                                  field: "--cursor-file")
