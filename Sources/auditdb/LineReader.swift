@@ -13,6 +13,9 @@ struct LineReader {
     private var buffer: [UInt8] = []
     private var start = 0
     private var ended = false
+    /// How many bytes from `start` are known to hold no LF (a long line is not searched again
+    /// from its start each time a chunk arrives).
+    private var searched = 0
     /// The number of the line `next()` returned last (from 1).
     private(set) var lineNumber = 0
 
@@ -26,18 +29,26 @@ struct LineReader {
     /// The next line without its LF (a CR before the LF is kept; callers decide), or nil at the end.
     mutating func next() throws -> ArraySlice<UInt8>? {
         while true {
-            if let newline = buffer[start...].firstIndex(of: 0x0A) {
+            let from = start + searched
+            let found = buffer.withUnsafeBufferPointer { all -> Int? in
+                guard from < all.count, let hit = memchr(all.baseAddress! + from, 0x0A, all.count - from) else { return nil }
+                return UnsafeRawPointer(hit) - UnsafeRawPointer(all.baseAddress!)
+            }
+            if let newline = found {
                 guard newline - start <= Self.maximumLineBytes else { throw tooLong() }
                 let line = buffer[start..<newline]
                 start = newline + 1
+                searched = 0
                 lineNumber += 1
                 return line
             }
+            searched = buffer.count - start
             if buffer.count - start > Self.maximumLineBytes { throw tooLong() }
             if ended {
                 guard start < buffer.count else { return nil }
                 let line = buffer[start...]
                 start = buffer.count
+                searched = 0
                 lineNumber += 1
                 return line
             }
