@@ -405,7 +405,8 @@ _TOMBSTONES_OF = ("SELECT seq, recorded_at, tags FROM audit_expired x WHERE expi
 # Step 4's walk (auditdb_verify.py): the tombstones of expired seqs (>= 1, no row in audit_entries).
 WALK_TOMBSTONES = (
     "SELECT t.seq, t.key_version, typeof(t.key_version), t.mac, typeof(t.mac) FROM audit_expired t"
-    " WHERE t.seq >= 1 AND NOT EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = t.seq) ORDER BY t.seq")
+    " WHERE t.seq >= 1 AND t.seq <= (SELECT coalesce(max(seq), 0) FROM audit_entries)"
+    " AND NOT EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = t.seq) ORDER BY t.seq")
 
 
 def tombstone_is_well_formed(values: dict, types: dict) -> bool:
@@ -467,6 +468,29 @@ def _mismatch(d: ExpiryDetails, g: _Group | None) -> str | None:
     return None
 
 
+# The stored MAC at seq ?1 and its type: the row's if audit_entries has one there, else the tombstone's.
+_PREVIOUS_MAC = ("SELECT m, typeof(m) FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM audit_entries WHERE seq = ?1) "
+                 "THEN (SELECT mac FROM audit_entries WHERE seq = ?1) ELSE (SELECT mac FROM audit_expired WHERE seq = ?1) END AS m)")
+
+
+def _links_to_previous(conn, keys: dict, store_id: bytes, values: dict, types: dict) -> bool:
+    """Whether a tombstone's link tag follows the stored MAC at seq - 1 (32 zero bytes before
+    seq 1) under its key version (20.4): above the last row, what only a cut tail leaves."""
+    import auditdb_verify as av  # the verifier that imports this module, loaded already
+    seq, version = values["seq"], values["key_version"]
+    if types["key_version"] != "integer" or version not in keys or types["mac"] != "blob" or len(values["mac"]) != 32:
+        return False
+    if seq == 1:
+        prev = bytes(32)
+    else:
+        m, t = conn.execute(_PREVIOUS_MAC, (seq - 1,)).fetchone()
+        if _s(t) != "blob" or len(m) != 32:
+            return False
+        prev = bytes(m)
+    mac = bytes(values["mac"])
+    return hmac.compare_digest(av.link_tag(keys[version].keyset, store_id, seq, mac[:av.TAG_LEN], prev), mac[av.TAG_LEN:])
+
+
 def check_expiry(conn, report, keys: dict, store_id: bytes, engine_rows: dict[int, dict], has_tombstones: bool) -> None:
     """Step 9 (with a store id). `engine_rows`: seq -> the columns (text as bytes) of every row
     whose action is in STEP9_ACTIONS, whose origin is 0 and which step 4 passed with no finding.
@@ -479,6 +503,7 @@ def check_expiry(conn, report, keys: dict, store_id: bytes, engine_rows: dict[in
     # A tombstone stands for a row the log no longer has: at a seq from 1 to the last row's, where
     # audit_entries has no row. Any other audit_expired row takes no part in the log: foreign-row.
     last = conn.execute("SELECT max(seq) FROM audit_entries WHERE seq >= 1").fetchone()[0] or 0
+    cut_tail = None  # the highest tombstone above the last row that links to the one before it
     if has_tombstones:
         n = len(TOMBSTONE_COLUMNS)
         for record in conn.execute(_ALL_TOMBSTONES):
@@ -487,6 +512,9 @@ def check_expiry(conn, report, keys: dict, store_id: bytes, engine_rows: dict[in
             in_entries = bool(record[2 * n])
             seq, expiry_seq = values["seq"], values["expiry_seq"]
             well_formed = tombstone_is_well_formed(values, types)
+            if seq > last and _links_to_previous(conn, keys, store_id, values, types):
+                cut_tail = seq  # signed, and chained to what stands before it: a cut tail left it
+                continue
             outside = ("the log has a row at that seq" if in_entries else "the log starts at seq 1" if seq < 1
                        else f"the log ends at seq {last}" if seq > last else None)
             if outside is not None:
@@ -510,6 +538,11 @@ def check_expiry(conn, report, keys: dict, store_id: bytes, engine_rows: dict[in
                        if well_formed else None)
                 groups.setdefault(expiry_seq, _Group()).add(seq, enc)
 
+    if cut_tail is not None:
+        report.add("truncated", last + 1, cut_tail,
+                   f"the log ends at seq {last}, but signed tombstones above it chain on from the rows before them up to "
+                   f"seq {cut_tail}: rows {last + 1}...{cut_tail} at least (and the expiry entry that expired them) were "
+                   "cut from the tail")
     passed: list[tuple[int, dict, ExpiryDetails]] = []
     for seq in sorted(expiries):
         row = expiries[seq]

@@ -1755,9 +1755,9 @@ def test_expired_rows(tmp: pathlib.Path) -> None:
     insert_checkpoints(q, checkpoint_row(14, macs[13], built["leaves"]))
     tamper_all(q, "DELETE FROM audit_entries WHERE seq >= 6")
     rep = av.verify(str(q), both, SID)
-    check(seqs(rep) == [(FR, None, None), (ET, 2, 2), (ET, 3, 3), (FR, 5, 5), ("truncated", 5, 14), (FR, 7, 7)],
-          f"(c) rows 6...14 cut (row 4 now the log's end; tombstone 5 above it is not the log's) -> truncated 5...14, "
-          f"the orphaned tombstones 2 and 3, tombstone 5 foreign, the "
+    check(seqs(rep) == [(FR, None, None), (ET, 2, 2), (ET, 3, 3), ("truncated", 5, 14), ("truncated", 5, 5), (FR, 7, 7)],
+          f"(c) rows 6...14 cut (row 4 now the log's end; tombstone 5 above it, which links to row 4, shows the cut) -> "
+          f"truncated 5...14 (the checkpoint) and 5...5 (the tombstone), the orphaned tombstones 2 and 3, the "
           f"cache row of version 2 (first seq 8) unconfirmed, and the time break at 7 now outside the log ({shown(rep)})")
 
     # (d) Expiries signed by a key holder that break the policy or a hold: retention-violation.

@@ -91,8 +91,19 @@ extension AuditStore {
                 // another process (the same chain head: nothing to add), or a foreign row; either
                 // way the anchors hold the new one, and the next checkpoint extends from the
                 // newest usable row (usableCheckpoint).
-                if let existing = try Row.fetchOne(db, sql: "SELECT chain_head FROM audit_checkpoints WHERE seq = ?", arguments: [seq]) {
-                    let same = existing.stored(0, as: Data.self).map { Array($0) == head } ?? false
+                if let existing = try Row.fetchOne(db, sql: """
+                    SELECT created_at, key_version, public_key, chain_head, merkle_root, signature FROM audit_checkpoints WHERE seq = ?
+                    """, arguments: [seq]) {
+                    // The same checkpoint only if it is one: this log's head and root, signed
+                    // under this signer's keys (anyone can copy the head into a forged row).
+                    func blob(_ index: Int) -> [UInt8] { Array(existing.stored(index, as: Data.self) ?? Data()) }
+                    let stored = Checkpoint(
+                        storeID: storeID, seq: seq, chainHead: blob(3), merkleRoot: blob(4),
+                        time: AuditTimestamp(microsecondsSinceEpoch: existing.stored(0, as: Int64.self) ?? 0),
+                        keyVersion: existing.stored(1, as: Int64.self).flatMap(UInt32.init(exactly:)) ?? 0,
+                        publicKey: blob(2), signature: blob(5))
+                    let same = stored.chainHead == head && stored.merkleRoot == checkpoint.merkleRoot
+                        && stored.invalidity(under: signer.publicKeys) == nil
                     if !same && anchors.isEmpty {
                         throw AuditError(.integrityViolation, "the checkpoint at seq \(seq) could not be recorded: audit_checkpoints holds another row at that seq (a foreign row, which `auditdb verify` reports); nothing was kept. Anchor it outside the file (--anchor), or append and checkpoint again")
                     }

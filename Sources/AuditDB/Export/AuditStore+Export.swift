@@ -169,7 +169,9 @@ extension AuditStore {
     /// so that the rename stays in one file system.
     static func stagingPath(for directory: String) -> String {
         let url = URL(fileURLWithPath: directory)
-        return url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).partial-\(Platform.processID)").path
+        // Random, not the PID: in a container every run may be PID 1, and a killed run's staging
+        // directory must not stop the next.
+        return url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).partial-\(UUID().uuidString.prefix(8))").path
     }
 
     /// How many times an export starts again when rows change under it.
@@ -257,7 +259,7 @@ extension AuditStore {
         // (hand it to an auditor by copying it; docs/FORMAT.md section 17.1). It is written under
         // a staging name beside `directory` and renamed to it last, after its access entry: a
         // bundle at `directory` is always whole and recorded, and a killed export leaves only the
-        // staging directory (`.NAME.partial-PID`), which never stops a new export to `directory`.
+        // staging directory (`.NAME.partial-XXXXXXXX`, random), which never stops a new export to `directory`.
         let target = directory
         let directory = Self.stagingPath(for: target)
         do {

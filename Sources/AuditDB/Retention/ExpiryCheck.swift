@@ -1,4 +1,5 @@
 import CAuditCore
+import Foundation
 import GRDB
 import GRDBSQLite
 
@@ -51,6 +52,7 @@ enum ExpiryCheck {
         // where audit_entries has no row. Any other audit_expired row takes no part in the log
         // (nothing walks, counts or ships it): it is foreign, and must not block the store.
         let lastSeq = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries WHERE seq >= 1") ?? 0
+        var cutTail: Int64?  // the highest tombstone above the last row that links to the one before it
         let statement = try db.makeStatement(sql: """
             SELECT x.seq, x.key_version, x.mac, x.leaf, x.recorded_at, x.tags, x.expiry_seq,
                    EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = x.seq)
@@ -69,6 +71,12 @@ enum ExpiryCheck {
             let known = expirySeq.map { groups[$0] != nil } ?? false
             let kv = integer(1).flatMap { UInt32(exactly: $0) }
             let mac = blob(2, 32), leaf = blob(3, 32), recordedAt = integer(4), tags = blob(5, 80)
+            if seq > lastSeq, let kv, let mac, try Self.links(seq, keyVersion: kv, mac: mac, db: db, storeID: storeID, keys: keys) {
+                // Signed, and chained to what stands before it: rows were there up to this seq
+                // at least, and were cut from the tail (with the expiry entry that expired them).
+                cutTail = seq
+                continue
+            }
             if let why = SQLite.int64(stmt, 7) == 1 ? "the log has a row at that seq"
                 : seq < 1 ? "the log starts at seq 1" : seq > lastSeq ? "the log ends at seq \(lastSeq)" : nil
             {
@@ -97,6 +105,9 @@ enum ExpiryCheck {
             }
             groups[expirySeq] = group
         }
+        if let cutTail {
+            findings.append(Finding(kind: .truncated, seqs: (lastSeq + 1)...cutTail, message: "the log ends at seq \(lastSeq), but signed tombstones above it chain on from the rows before them up to seq \(cutTail): rows \(lastSeq + 1)...\(cutTail) at least (and the expiry entry that expired them) were cut from the tail"))
+        }
         for seq in records.keys.sorted() {
             let record = records[seq]!.record
             guard var group = groups.removeValue(forKey: seq) else { continue }
@@ -113,6 +124,29 @@ enum ExpiryCheck {
         }
         return findings.sorted { ($0.seqs?.lowerBound ?? .min) < ($1.seqs?.lowerBound ?? .min) }
     }
+
+    /// Whether a tombstone's link tag follows the stored MAC at `seq − 1` (a row's, else a
+    /// tombstone's; 32 zero bytes before seq 1) under its key version: only a key holder writes
+    /// one, so a tombstone above the last row that links is what a cut tail left (FORMAT.md 20.4).
+    static func links(_ seq: Int64, keyVersion: UInt32, mac: [UInt8], db: Database, storeID: StoreID, keys: KeyRing) throws -> Bool {
+        guard let key = keys.key(version: keyVersion) else { return false }
+        let prev: [UInt8]
+        if seq == 1 {
+            prev = [UInt8](repeating: 0, count: 32)
+        } else if let row = try Row.fetchOne(db, sql: previousMacSQL, arguments: [seq - 1]),
+                  row.stored(1, as: String.self) == "blob", let bytes = row.stored(0, as: Data.self), bytes.count == 32 {
+            prev = Array(bytes)
+        } else {
+            return false
+        }
+        return prev.withUnsafeBufferPointer { adb_link_check(key.keyset, storeID.bytes, seq, mac, $0.baseAddress) } == 1
+    }
+
+    /// The stored MAC at seq ?1 and its type: the row's if audit_entries has one there, else the tombstone's.
+    static let previousMacSQL = """
+        SELECT m, typeof(m) FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM audit_entries WHERE seq = ?1)
+            THEN (SELECT mac FROM audit_entries WHERE seq = ?1) ELSE (SELECT mac FROM audit_expired WHERE seq = ?1) END AS m)
+        """
 
     /// The `foreign-row` message for an audit_expired row outside the log (FORMAT.md 20.4).
     static func foreign(_ seq: Int64, _ why: String) -> String {

@@ -240,14 +240,14 @@ public final class AuditStore: Sendable {
             await appender.shutDown()
             do {
                 do {
-                    // Only a handle that changed something empties the WAL (it may hold an
-                    // erasure's old bytes); a reader's close writes nothing, so it neither waits
-                    // for another process's writer nor fails on a full or read-only disk.
-                    let changed = configuration.readOnly ? false : try await pool.writeWithoutTransaction { db -> Bool in
-                        try db.execute(sql: "PRAGMA synchronous = FULL")
-                        return try Int.fetchOne(db, sql: "SELECT total_changes()") ?? 0 > 0
+                    // A writable handle empties the WAL (it may hold an erasure's old bytes, or a
+                    // compact's whole copy of the store, which SQLite's change count does not
+                    // see); a read-only one writes nothing, so it neither waits for another
+                    // process's writer nor fails on a full or read-only disk.
+                    if !configuration.readOnly {
+                        try await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
                     }
-                    if changed, try await !scrubWriteAheadLog() {
+                    if !configuration.readOnly, try await !scrubWriteAheadLog() {
                         logger.notice("the write-ahead log could not be emptied at close: a reader held an older snapshot for the whole busy timeout",
                                       metadata: ["store": "\(path)"])
                     }

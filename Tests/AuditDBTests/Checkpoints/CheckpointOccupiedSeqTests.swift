@@ -33,4 +33,24 @@ struct CheckpointOccupiedSeqTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: anchors).count == 1)
         try await store.close()
     }
+
+    @Test("a forged row that copies the log's head (anyone can read it) is not the same checkpoint: refused without an anchor")
+    func forgedWithTheHead() async throws {
+        let dir = try TempDir()
+        let keys = try testKeyRing()
+        let signer = try testSigner()
+        let path = dir.path("s.db")
+        try await makeStore(at: path, keys: keys, count: 10)
+        let head = try sqlite3Shell(path, "SELECT hex(mac) FROM audit_entries WHERE seq = 10;").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(head.count == 64)
+        try sqlite3Must(path, "INSERT INTO audit_checkpoints VALUES (10, 0, 1, zeroblob(32), X'\(head)', zeroblob(32), zeroblob(64), x'');")
+        let store = try await AuditStore.open(at: path, keys: keys)
+        do {
+            let checkpoint = try await store.checkpoint(signer: signer)
+            Issue.record("a checkpoint kept nowhere was returned: \(checkpoint)")
+        } catch let error as AuditError {
+            #expect(error.message.hasPrefix("the checkpoint at seq 10 could not be recorded"), "\(error.message)")
+        }
+        try await store.close()
+    }
 }

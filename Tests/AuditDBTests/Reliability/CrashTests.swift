@@ -96,11 +96,23 @@ struct CrashTests {
         process.standardOutput = out
         process.standardError = err
         let buffer = Mutex(Data())
-        out.fileHandleForReading.readabilityHandler = { handle in
-            let chunk = handle.availableData
-            buffer.withLock { $0.append(chunk) }
+        // A thread of its own reads the child's output with blocking reads until EOF (a
+        // readabilityHandler's dispatch source crashed libdispatch once when the child was killed).
+        let readerDone = DispatchSemaphore(value: 0)
+        let outFD = out.fileHandleForReading.fileDescriptor
+        let reader = Thread {
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let n = read(outFD, &chunk, chunk.count)
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else { break }
+                buffer.withLock { $0.append(contentsOf: chunk[0..<n]) }
+            }
+            readerDone.signal()
         }
         try process.run()
+        try? out.fileHandleForWriting.close()  // only the child writes: EOF comes when it dies
+        reader.start()
         let deadline = Date().addingTimeInterval(30)
         while !buffer.withLock({ String(decoding: $0, as: UTF8.self).contains("ready\n") }) {
             guard process.isRunning, Date() < deadline else {
@@ -121,9 +133,8 @@ struct CrashTests {
             let message = String(decoding: try readToEnd(err.fileHandleForReading.fileDescriptor), as: UTF8.self)
             throw TestFailure("the child exited by itself (status \(process.terminationStatus)) before it was killed: \(message)")
         }
-        out.fileHandleForReading.readabilityHandler = nil
-        let rest = try readToEnd(out.fileHandleForReading.fileDescriptor)
-        let text = buffer.withLock { String(decoding: $0 + rest, as: UTF8.self) }
+        guard readerDone.wait(timeout: .now() + 30) == .success else { throw TestFailure("the child's output never ended") }
+        let text = buffer.withLock { String(decoding: $0, as: UTF8.self) }
         #expect(process.terminationReason == .uncaughtSignal)
         // Only complete lines count: a line cut by the kill was not an acknowledgement we saw.
         return text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().compactMap { line in

@@ -171,6 +171,16 @@ struct ExpiryTests {
         #expect(try await findings() == ["foreign-row 1...1", "expiry-tampered 31...31"])
     }
 
+    @Test("the tail cut back below expired rows: their signed tombstones above the last row give truncated, in Python too")
+    func tailCutBelowTombstones() async throws {
+        try await expired().close()  // rows 1...30, tenant-1 and -2 expired (20 tombstones), expiry entry 31
+        // Rows 28...31 cut: the tombstones of 28 and 29 now stand above the last row, 27.
+        try tamper("DELETE FROM audit_entries WHERE seq >= 28;")
+        let found = try await findings()
+        #expect(found.contains("truncated 28...29"), "\(found)")
+        #expect(!found.contains { $0.hasPrefix("foreign-row") }, "\(found)")
+    }
+
     @Test("one foreign tombstone above the last row, then appends and a checkpoint over it: foreign-row only; the log verifies against the checkpoint")
     func foreignTombstoneAboveTheLog() async throws {
         try await makeStore(at: path, keys: keys, count: 10)
@@ -250,6 +260,9 @@ struct ExpiryAgreementTests {
         Case(name: "a tombstone's tags changed", sql: "DROP TRIGGER audit_expired_no_update; UPDATE audit_expired SET tags = randomblob(80) WHERE seq = 8;"),
         Case(name: "the expiry entry deleted", sql: "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq = (SELECT min(expiry_seq) FROM audit_expired);"),
         Case(name: "a row deleted", sql: "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq = 6;"),
+        Case(name: "the tail cut back below expired rows", sql: "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq > (SELECT max(seq) FROM audit_expired WHERE seq <= 20) - 2;"),
+        Case(name: "a foreign tombstone above the last row", sql: "INSERT INTO audit_expired VALUES ((SELECT max(seq) FROM audit_entries) + 1, 1, zeroblob(32), zeroblob(32), 0, zeroblob(80), 1);"),
+        Case(name: "a tombstone inserted beside a row", sql: "INSERT INTO audit_expired SELECT 3, key_version, mac, leaf, recorded_at, tags, expiry_seq FROM audit_expired WHERE seq = (SELECT min(seq) FROM audit_expired);"),
         Case(name: "an expired row put back", sql: "DROP TRIGGER audit_entries_next_seq_only; INSERT INTO audit_entries SELECT 5, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version, mac, seals FROM audit_entries WHERE seq = 6;"),
     ]
 
