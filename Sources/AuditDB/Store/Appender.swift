@@ -338,7 +338,7 @@ final class Appender: Sendable {
                     INSERT INTO audit_key_versions(key_version, first_seq)
                     SELECT ?1, ?2 WHERE NOT EXISTS (SELECT 1 FROM audit_key_versions WHERE key_version = ?1)
                       AND NOT EXISTS (SELECT 1 FROM audit_entries WHERE seq = ?2 - 1 AND key_version = ?1)
-                      AND NOT EXISTS (SELECT 1 FROM audit_expired x WHERE x.seq = ?2 - 1 AND x.key_version = ?1 AND \(Tombstone.inLog))
+                    \(try db.tableExists("audit_expired") ? "AND NOT EXISTS (SELECT 1 FROM audit_expired x WHERE x.seq = ?2 - 1 AND x.key_version = ?1 AND \(Tombstone.inLog))" : "")
                     """,
                 arguments: [Int64(keyVersion), firstSeq])
         }
