@@ -34,9 +34,7 @@ struct IndexOrderTests {
 
     /// The Python verifier's findings, as "kind message-prefix" lines.
     func python() throws -> [String] {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
-        let verifier = root.appendingPathComponent("docs/verifier/auditdb_verify.py").path
+        let verifier = repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify.py").path
         let result = try run("/usr/bin/env", ["python3", verifier, "--store", db, "--key-file", keyPath, "--json"])
         let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stderr)")
         let findings = try #require(json["findings"] as? [[String: Any]])
@@ -117,9 +115,8 @@ struct IndexOrderTests {
         let report = try await AuditStore.verify(storeAt: utf16, keys: keys)
         #expect(report.findings.map(\.kind) == [.schemaTampered])
         #expect(report.findings.first?.message.hasPrefix("the database's text encoding is UTF-16le; AuditDB stores are UTF-8") == true)
-        let result = try run("/usr/bin/env", ["python3", URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("docs/verifier/auditdb_verify.py").path,
-            "--store", utf16, "--key-file", keyPath])
+        let result = try run("/usr/bin/env", ["python3", repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify.py").path,
+                                               "--store", utf16, "--key-file", keyPath])
         #expect(result.status == 1)
         #expect(result.stdout.contains("schema-tampered: the database's text encoding is UTF-16le"))
     }
