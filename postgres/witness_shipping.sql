@@ -5,7 +5,8 @@
 -- holds the consistency proof from its last seq to it, so that `auditdb-fleet verify-shipped`
 -- proves every shipped row against the witness with public keys only.
 -- Append-only like the witness: no role but the owner holds UPDATE, DELETE or TRUNCATE, and
--- triggers refuse them for the owner too. An instance may insert entries only for the stores
+-- triggers refuse them for the owner too, but for the erasure and expiry of shipped rows, which
+-- only the batch trigger applies (apply_lifecycle). An instance may insert entries only for the stores
 -- registered to its role in auditdb_witness.stores (a statement trigger checks every inserted row,
 -- once per statement, so that instances COPY straight into the table) and reads none of them;
 -- row-level security lets it record and read only its own stores' batches.
@@ -56,8 +57,8 @@ CREATE TABLE IF NOT EXISTS auditdb_ship.entries (
     PRIMARY KEY (store_id, seq)
 );
 -- The tombstone of a row shipped whole that expired afterwards (FORMAT.md 22.7): its expiry
--- entry's digest covers it, so it is shipped in the batch that holds the entry. The row in
--- entries keeps its values (the table is append-only; see docs/fleet.md).
+-- entry's digest covers it, so it is shipped in the batch that holds the entry, whose trigger
+-- turns the row in entries into an expired row (apply_lifecycle below).
 CREATE TABLE IF NOT EXISTS auditdb_ship.tombstones (
     store_id   bytea NOT NULL,
     seq        bigint NOT NULL CHECK (seq >= 1),
@@ -112,13 +113,131 @@ BEGIN
         RAISE EXCEPTION 'the batch names a checkpoint at seq % that the witness does not hold; publish it first', NEW.checkpoint_seq
             USING ERRCODE = 'check_violation';
     END IF;
+    PERFORM apply_lifecycle(NEW.store_id, NEW.first_seq, NEW.last_seq);
     RETURN NEW;
 END $$;
 DROP TRIGGER IF EXISTS batches_insert ON auditdb_ship.batches;
 CREATE TRIGGER batches_insert BEFORE INSERT ON auditdb_ship.batches FOR EACH ROW EXECUTE FUNCTION auditdb_ship.before_batch();
 
+-- Erasure and expiry reach the central copy (docs/fleet.md, "Erased and expired after shipping";
+-- FORMAT.md 22.7): the only change a row of entries ever takes, made by apply_lifecycle below
+-- inside the transaction of the batch that ships the erasure or expiry entry.
+--  * erased: fields that were shown lose their value and nonce and gain their bit in `erased`;
+--    nothing else changes (the commitment stays, so every proof still holds);
+--  * expired: a row shipped whole becomes an expired row of 22.7 (its late tombstone, `leaf` and
+--    `recorded_at` kept, every other column NULL), when the late tombstone is of this row.
+CREATE OR REPLACE FUNCTION auditdb_ship.lifecycle_change(o auditdb_ship.entries, n auditdb_ship.entries) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE SET search_path = auditdb_ship, pg_temp AS $$
+DECLARE
+    f text;
+    b int := 1;
+    oj jsonb := to_jsonb(o);
+    nj jsonb := to_jsonb(n);
+    withholdable text[] := ARRAY['actor', 'actor_nonce', 'source', 'source_nonce', 'details', 'details_nonce', 'erased'];
+BEGIN
+    IF o.tombstone IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    IF n.tombstone IS NOT NULL THEN
+        RETURN n.store_id = o.store_id AND n.seq = o.seq AND n.leaf = o.leaf AND n.recorded_at = o.recorded_at
+           AND length(n.tombstone) = 164 AND substring(n.tombstone FROM 1 FOR 8) = int8send(n.seq)
+           AND substring(n.tombstone FROM 45 FOR 32) = o.leaf
+           AND ('x' || encode(substring(n.tombstone FROM 77 FOR 8), 'hex'))::bit(64)::bigint
+               = (extract(epoch FROM o.recorded_at) * 1000000)::bigint
+           AND n.expiry_seq > n.seq AND n.withheld = 0 AND n.erased = 0
+           AND NOT EXISTS (SELECT 1 FROM jsonb_each(nj - ARRAY['store_id', 'seq', 'recorded_at', 'leaf', 'tombstone', 'expiry_seq', 'withheld', 'erased']) c
+                           WHERE c.value <> 'null'::jsonb);
+    END IF;
+    IF n.withheld <> o.withheld OR n.erased & o.erased <> o.erased OR n.erased = o.erased
+       OR (oj - withholdable) <> (nj - withholdable) THEN
+        RETURN false;
+    END IF;
+    FOREACH f IN ARRAY ARRAY['actor', 'source', 'details'] LOOP
+        IF n.erased & b <> o.erased & b THEN
+            IF o.withheld & b <> 0 OR nj -> f <> 'null'::jsonb OR nj -> (f || '_nonce') <> 'null'::jsonb THEN
+                RETURN false;
+            END IF;
+        ELSIF nj -> f <> oj -> f OR nj -> (f || '_nonce') <> oj -> (f || '_nonce') THEN
+            RETURN false;
+        END IF;
+        b := b * 2;
+    END LOOP;
+    RETURN true;
+END $$;
+
+-- Applies, for the rows of one store at seqs low...high just shipped (a batch), the erasure
+-- entries among them (FORMAT.md 21.3: their `fields`, and `details` whole where they erased
+-- paths inside it, in each row of `seqs` that shows them) and the late tombstones of the expiry
+-- entries among them (each row shipped whole that one names, and whose leaf it holds, becomes an
+-- expired row). Only the rows are changed here; whether the entries are the store's own is proven
+-- by the central verifier (a forged entry does not hash to the signed tree: `changed`).
+CREATE OR REPLACE FUNCTION auditdb_ship.apply_lifecycle(store bytea, low bigint, high bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = auditdb_ship, pg_temp AS $$
+DECLARE
+    e record;
+    d json;
+    mask int;
+    listed bigint[];
+BEGIN
+    -- What lets refuse_change pass the changes lifecycle_change allows, until the end of this function.
+    PERFORM set_config('auditdb_ship.applying', 'on', true);
+    FOR e IN SELECT seq, details FROM entries
+             WHERE store_id = store AND seq BETWEEN low AND high AND action = 'auditdb.erasure' AND origin = 0
+               AND tombstone IS NULL AND (withheld | erased) & 4 = 0 AND details IS NOT NULL
+             ORDER BY seq LOOP
+        BEGIN
+            d := e.details::json;
+            IF json_typeof(d -> 'fields') <> 'array' OR json_typeof(d -> 'seqs') <> 'array'
+               OR EXISTS (SELECT 1 FROM json_array_elements(d -> 'fields') x
+                          WHERE json_typeof(x) <> 'string' OR x #>> '{}' NOT IN ('actor', 'source', 'details'))
+               OR EXISTS (SELECT 1 FROM json_array_elements(d -> 'seqs') x WHERE json_typeof(x) <> 'number') THEN
+                RAISE EXCEPTION 'fields or seqs are not arrays of field names and integers';
+            END IF;
+            SELECT coalesce(bit_or(CASE x WHEN 'actor' THEN 1 WHEN 'source' THEN 2 ELSE 4 END), 0) INTO mask
+              FROM json_array_elements_text(d -> 'fields') x;
+            IF json_typeof(d -> 'paths') = 'array' AND json_array_length(d -> 'paths') > 0 THEN
+                mask := mask | 4;
+            END IF;
+            SELECT array_agg(x::bigint) INTO listed FROM json_array_elements_text(d -> 'seqs') x;
+        EXCEPTION WHEN others THEN
+            RAISE EXCEPTION 'the erasure entry at seq % of store % does not read as FORMAT.md 21.3 says (%); AuditDB did not write it',
+                e.seq, encode(store, 'hex'), SQLERRM USING ERRCODE = 'data_exception';
+        END;
+        UPDATE entries SET
+            actor = CASE WHEN mask & ~(withheld | erased) & 1 <> 0 THEN NULL ELSE actor END,
+            actor_nonce = CASE WHEN mask & ~(withheld | erased) & 1 <> 0 THEN NULL ELSE actor_nonce END,
+            source = CASE WHEN mask & ~(withheld | erased) & 2 <> 0 THEN NULL ELSE source END,
+            source_nonce = CASE WHEN mask & ~(withheld | erased) & 2 <> 0 THEN NULL ELSE source_nonce END,
+            details = CASE WHEN mask & ~(withheld | erased) & 4 <> 0 THEN NULL ELSE details END,
+            details_nonce = CASE WHEN mask & ~(withheld | erased) & 4 <> 0 THEN NULL ELSE details_nonce END,
+            erased = erased | (mask & ~(withheld | erased))
+         WHERE store_id = store AND seq = ANY (listed) AND seq < e.seq AND tombstone IS NULL
+           AND mask & ~(withheld | erased) <> 0;
+    END LOOP;
+    UPDATE entries r SET
+        recorded_at = r.recorded_at, occurred_at = NULL, tenant = NULL, actor = NULL, action = NULL, resource_type = NULL,
+        resource_id = NULL, outcome = NULL, severity = NULL, correlation_id = NULL, source = NULL, details = NULL,
+        origin = NULL, origin_ref = NULL, format_version = NULL, key_version = NULL, actor_nonce = NULL,
+        source_nonce = NULL, details_nonce = NULL, actor_commitment = NULL, source_commitment = NULL,
+        details_commitment = NULL, withheld = 0, erased = 0, tombstone = l.tombstone, expiry_seq = l.expiry_seq
+      FROM tombstones l
+     WHERE l.store_id = store AND l.expiry_seq BETWEEN low AND high AND l.seq < l.expiry_seq
+       AND r.store_id = l.store_id AND r.seq = l.seq AND r.tombstone IS NULL
+       AND substring(l.tombstone FROM 1 FOR 8) = int8send(l.seq) AND substring(l.tombstone FROM 45 FOR 32) = r.leaf
+       AND ('x' || encode(substring(l.tombstone FROM 77 FOR 8), 'hex'))::bit(64)::bigint
+           = (extract(epoch FROM r.recorded_at) * 1000000)::bigint;
+    PERFORM set_config('auditdb_ship.applying', 'off', true);
+END $$;
+REVOKE ALL ON FUNCTION auditdb_ship.apply_lifecycle(bytea, bigint, bigint) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION auditdb_ship.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- (Nested: the inner test is planned only for entries, whose rows lifecycle_change takes.)
+    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'entries' THEN
+        IF current_setting('auditdb_ship.applying', true) = 'on' AND auditdb_ship.lifecycle_change(OLD, NEW) THEN
+            RETURN NEW;
+        END IF;
+    END IF;
     RAISE EXCEPTION 'the AuditDB central table % is append-only: % is refused', TG_TABLE_NAME, TG_OP
         USING ERRCODE = 'insufficient_privilege';
 END $$;
@@ -187,3 +306,13 @@ CREATE POLICY read_own ON auditdb_ship.batches FOR SELECT TO auditdb_publisher
     USING (EXISTS (SELECT 1 FROM auditdb_witness.stores s WHERE s.store_id = batches.store_id AND s.publisher = session_user));
 DROP POLICY IF EXISTS audit_all ON auditdb_ship.batches;
 CREATE POLICY audit_all ON auditdb_ship.batches FOR SELECT TO auditdb_auditor USING (true);
+
+-- A central database made by a version without apply_lifecycle: what its shipped erasure and
+-- expiry entries say is applied now (idempotent: a row already erased or expired is left as it is).
+DO $$
+DECLARE s record;
+BEGIN
+    FOR s IN SELECT store_id, max(last_seq) AS high FROM auditdb_ship.batches GROUP BY store_id LOOP
+        PERFORM auditdb_ship.apply_lifecycle(s.store_id, 1, s.high);
+    END LOOP;
+END $$;
