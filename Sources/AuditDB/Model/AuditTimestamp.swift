@@ -47,11 +47,12 @@ public struct AuditTimestamp: Sendable, Hashable, Comparable, CustomStringConver
         if fraction < 0 { fraction += 1_000_000; seconds -= 1 }
         let (y, m, d) = Self.civil(fromDays: seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400)
         let secOfDay = ((seconds % 86_400) + 86_400) % 86_400
-        func pad(_ v: Int64, _ width: Int) -> String {
+        func pad<V: BinaryInteger>(_ v: V, _ width: Int) -> String {
             let s = String(v)
             return String(repeating: "0", count: max(0, width - s.count)) + s
         }
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(secOfDay / 3600, 2)):\(pad(secOfDay / 60 % 60, 2)):"
+        // Astronomical years (0 = 1 BC), at least 4 digits after the sign: -0005, 0000, 10000 (FORMAT.md 16.5).
+        return "\(y < 0 ? "-" : "")\(pad(y.magnitude, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(secOfDay / 3600, 2)):\(pad(secOfDay / 60 % 60, 2)):"
             + "\(pad(secOfDay % 60, 2)).\(pad(fraction, 6))Z"
     }
 

@@ -414,6 +414,22 @@ struct ValidationTests {
         #expect(AuditTimestamp(iso8601: input)?.iso8601 == expected)
     }
 
+    @Test(
+        "every 64-bit time renders as FORMAT.md 16.5 says: astronomical years, a sign when negative, at least 4 digits",
+        arguments: [
+            (Int64(-1), "1969-12-31T23:59:59.999999Z"),
+            (-62_135_596_800_000_000, "0001-01-01T00:00:00.000000Z"),
+            (-62_135_596_800_000_001, "0000-12-31T23:59:59.999999Z"),
+            (-62_167_219_200_000_001, "-0001-12-31T23:59:59.999999Z"),
+            (-62_324_985_600_000_000, "-0005-01-01T00:00:00.000000Z"),
+            (253_402_300_800_000_000, "10000-01-01T00:00:00.000000Z"),
+            (Int64.min, "-290308-12-21T19:59:05.224192Z"),
+            (Int64.max, "294247-01-10T04:00:54.775807Z"),
+        ] as [(Int64, String)])
+    func timeTextRendering(micros: Int64, expected: String) {
+        #expect(AuditTimestamp(microsecondsSinceEpoch: micros).iso8601 == expected)
+    }
+
     @Test("JSONL lines decode with the Swift field names; details are kept byte for byte")
     func jsonLines() throws {
         let line = #"{"actor":"u\u00e9","action":"login","occurredAt":"2026-01-01T00:00:00Z","severity":"critical","details":{ "z": 1, "a": [true] }}"#
