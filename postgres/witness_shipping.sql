@@ -67,6 +67,9 @@ CREATE TABLE IF NOT EXISTS auditdb_ship.tombstones (
     PRIMARY KEY (store_id, seq)
 );
 
+-- The late tombstones of one expiry entry, for the batch that ships it (apply_lifecycle).
+CREATE INDEX IF NOT EXISTS tombstones_expiry ON auditdb_ship.tombstones (store_id, expiry_seq);
+
 -- The central queries (docs/fleet.md): by tenant, actor or action over time, and by time alone.
 CREATE INDEX IF NOT EXISTS entries_tenant_time ON auditdb_ship.entries (tenant, recorded_at);
 CREATE INDEX IF NOT EXISTS entries_actor_time ON auditdb_ship.entries (actor, recorded_at);
