@@ -49,6 +49,7 @@ if str(_HERE) not in sys.path:
 import retention  # noqa: E402  (FORMAT.md section 20: tombstones, expiry entries, step 9)
 import erasure  # noqa: E402  (FORMAT.md section 21: row format 2, erased fields, step 10)
 import time_breaks  # noqa: E402  (FORMAT.md section 24: the log's time breaks, step 11)
+import strict_json as sj  # noqa: E402  (section 18.6: what output never prints raw)
 
 # --------------------------------------------------------------------------------------------
 # FORMAT.md "Constants"
@@ -1210,7 +1211,7 @@ def _show(value, typ) -> str:
     if t == "null":
         return "NULL"
     if t == "text":
-        return json.dumps(_s(value), ensure_ascii=False)
+        return sj.json_quoted(_s(value))
     if t == "blob":
         b = bytes(value)
         return f"x'{b[:16].hex()}{'...' if len(b) > 16 else ''}'"
@@ -1513,38 +1514,24 @@ class PublicKeyFileError(Exception):
     """A public checkpoint key file that cannot be used (exit status 2)."""
 
 
-def parse_public_key_text(text: str, origin: str) -> dict[int, bytes]:
+def parse_public_key_text(text: bytes | str, origin: str) -> dict[int, bytes]:
     """Section 16.4's public key file: `auditdb-checkpoint-pubkey v1`, then `key VERSION HEX`
-    lines; version -> 32-byte Ed25519 public key. Parsed by auditdb_verify_export.py; versions
-    must also be in 1..2^32-1 and unique (as the reference requires)."""
+    lines; version -> 32-byte Ed25519 public key. Parsed by auditdb_verify_export.py, exactly as
+    16.4 says (versions in 1..2^32-1 and unique, as the reference requires)."""
     try:
-        keys = _export_verifier().parse_public_keys(text)
+        return _export_verifier().parse_public_keys(text, origin)
     except ValueError as e:  # includes a bad version number or bad hex
-        raise PublicKeyFileError(f"{origin}: {e}")
-    lines = sum(1 for line in text.split("\n")
-                if line.replace("\t", " ").replace("\r", " ").split()[:1] == ["key"])
-    if lines != len(keys):
-        raise PublicKeyFileError(f"{origin}: a version appears twice")
-    bad = [v for v in keys if not 1 <= v <= 0xFFFFFFFF]
-    if bad:
-        raise PublicKeyFileError(f"{origin}: version {bad[0]} is not in 1...4294967295")
-    return keys
+        raise PublicKeyFileError(str(e))
 
 
 def load_public_key_file(path: str) -> dict[int, bytes]:
-    """Reads a public checkpoint key file (any mode: it holds nothing secret)."""
+    """Reads a public checkpoint key file (any mode: it holds nothing secret): a regular file (a
+    FIFO or device is refused at once, never waited on) of at most 1 MiB, by
+    auditdb_verify_export.read_public_key_file."""
     try:
-        with open(path, "rb") as f:
-            data = f.read((1 << 20) + 1)
-    except OSError as e:
-        raise PublicKeyFileError(f"cannot open public checkpoint key file {path}: {e.strerror}")
-    if not 0 < len(data) <= (1 << 20):
-        raise PublicKeyFileError(f"public checkpoint key file {path} is empty or too large")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise PublicKeyFileError(f"public checkpoint key file {path} is not UTF-8 text")
-    return parse_public_key_text(text, f"public checkpoint key file {path}")
+        return _export_verifier().read_public_key_file(path)
+    except ValueError as e:
+        raise PublicKeyFileError(str(e))
 
 
 def _checkpoint_time(us) -> str:
@@ -1974,7 +1961,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             emit_vectors(args.emit_vectors)
         except OSError as e:
-            print(f"error: cannot write {args.emit_vectors}: {e.strerror}", file=sys.stderr)
+            print(f"error: cannot write {sj.escaped(args.emit_vectors)}: {e.strerror}", file=sys.stderr)
             return 2
         return 0
     if not args.store:
@@ -1994,19 +1981,19 @@ def main(argv: list[str] | None = None) -> int:
         key_file = args.key_file or os.environ.get("AUDITDB_KEY_FILE")
         keys = load_key_file(key_file) if key_file else keys_from_environment()
     except KeyError_ as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {sj.escaped(str(e))}", file=sys.stderr)
         return 2
     checkpoint_keys = None
     if args.public_key is not None:
         try:
             checkpoint_keys = load_public_key_file(args.public_key)
         except (PublicKeyFileError, ImportError, OSError) as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {sj.escaped(str(e))}", file=sys.stderr)
             return 2
     try:
         report = verify(args.store, keys, expected, None if args.no_schema_check else SCHEMA_SQL, checkpoint_keys)
     except (StoreOpenError, WrongKeyError, OSError, sqlite3.Error, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {sj.escaped(str(e))}", file=sys.stderr)
         return 2
 
     total = len(report.findings)
@@ -2030,7 +2017,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"NOT intact: {total} finding(s); {report.rows_checked} rows read")
         for f in shown:
-            print(f"  {f}")
+            print(f"  {sj.escaped(str(f))}")
         if total > len(shown):
             print(f"  ... and {total - len(shown)} more")
     return 0 if report.intact else 1

@@ -266,37 +266,82 @@ def statement(cp: dict) -> bytes:
             + bytes.fromhex(cp["merkleRoot"]) + i64(cp["time"]) + u32(cp["keyVersion"]) + bytes.fromhex(cp["publicKey"]))
 
 
-_VERSION = re.compile(r"[1-9][0-9]*\Z")
-_PUBLIC_KEY_HEX = re.compile(r"[0-9a-fA-F]{64}\Z")
+_VERSION = re.compile(rb"[1-9][0-9]*")
+_PUBLIC_KEY_HEX = re.compile(rb"[0-9a-fA-F]{64}")
+_FIELD_SEPARATORS = re.compile(rb"[ \t\r]+")
+PUBLIC_KEY_FILE = "public checkpoint key file"
+MAXIMUM_PUBLIC_KEY_FILE_BYTES = 1 << 20
 
 
-def parse_public_keys(text: str) -> dict[int, bytes]:
-    """Section 16.4's public key file: LF lines, fields split at runs of space, tab or CR, blank
-    and `#` lines ignored; `auditdb-checkpoint-pubkey v1`, then `key VERSION HEX` lines (VERSION
-    1..4294967295 without sign or leading zero, each once; HEX 64 hex digits); at least one."""
-    keys, header = {}, False
-    for number, line in enumerate(text.split("\n"), start=1):
-        fields = line.replace("\t", " ").replace("\r", " ").split(" ")
-        fields = [f for f in fields if f]
-        if not fields or fields[0].startswith("#"):
+def parse_public_keys(data: bytes | str, origin: str = PUBLIC_KEY_FILE) -> dict[int, bytes]:
+    """Section 16.4's public key file, from its bytes (a str is taken as its UTF-8): at most 1 MiB,
+    UTF-8; lines end at LF (bytes after the last LF are a last line), fields split at runs of
+    space, tab or CR, lines with no field or a first field starting with `#` ignored;
+    `auditdb-checkpoint-pubkey v1`, then `key VERSION HEX` lines (VERSION 1..4294967295 without
+    sign or leading zero, each once; HEX 64 hex digits, either case); at least one. Anything else
+    raises ValueError (naming `origin`, as the reference's messages do): the file is unusable."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if len(data) > MAXIMUM_PUBLIC_KEY_FILE_BYTES:
+        raise ValueError(f"{origin} is larger than 1 MiB")
+    try:
+        data.decode("utf-8")  # strict: RFC 3629, comments included
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{origin} is not UTF-8 text (byte {e.start})")
+    keys: list[tuple[int, bytes]] = []
+    header = False
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        fields = [f for f in _FIELD_SEPARATORS.split(line) if f]
+        if not fields or fields[0].startswith(b"#"):
             continue
         if not header:
-            if fields != ["auditdb-checkpoint-pubkey", "v1"]:
-                raise ValueError(f"line {number}: expected the header `auditdb-checkpoint-pubkey v1`")
+            if fields != [b"auditdb-checkpoint-pubkey", b"v1"]:
+                raise ValueError(f"{origin} line {number}: expected the header `auditdb-checkpoint-pubkey v1`")
             header = True
             continue
-        if (len(fields) != 3 or fields[0] != "key" or not _VERSION.match(fields[1]) or int(fields[1]) > 0xFFFFFFFF
-                or not _PUBLIC_KEY_HEX.match(fields[2])):
-            raise ValueError(f"line {number}: expected `key VERSION PUBKEY_HEX` (64 hex digits)")
-        version = int(fields[1])
-        if version in keys:
-            raise ValueError("a version appears twice")
-        keys[version] = bytes.fromhex(fields[2])
+        if (len(fields) != 3 or fields[0] != b"key" or not _VERSION.fullmatch(fields[1]) or int(fields[1]) > 0xFFFFFFFF
+                or not _PUBLIC_KEY_HEX.fullmatch(fields[2])):
+            raise ValueError(f"{origin} line {number}: expected `key VERSION PUBKEY_HEX` (64 hex digits)")
+        keys.append((int(fields[1]), bytes.fromhex(fields[2].decode("ascii"))))
     if not header:
-        raise ValueError("no `auditdb-checkpoint-pubkey v1` header; is this a public key file?")
+        raise ValueError(f"{origin}: no `auditdb-checkpoint-pubkey v1` header; is this a key file?")
     if not keys:
-        raise ValueError("holds no key")
-    return keys
+        raise ValueError(f"{origin} holds no key")
+    if len({v for v, _ in keys}) != len(keys):
+        raise ValueError(f"{origin}: a version appears twice")
+    return dict(keys)
+
+
+def read_public_key_file(path) -> dict[int, bytes]:
+    """Reads and parses a public key file (section 16.4; any mode, it holds nothing secret): opened
+    without waiting, only a regular file (a FIFO or device is refused at once, never waited on), at
+    most 1 MiB read (one byte more to tell). Raises ValueError naming the file (exit 2)."""
+    what = f"{PUBLIC_KEY_FILE} {path}"
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise ValueError(f"cannot open {what}: {e.strerror}")
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{what} is not a regular file (a FIFO, device or directory is refused)")
+        limit = MAXIMUM_PUBLIC_KEY_FILE_BYTES
+        if info.st_size > limit:
+            raise ValueError(f"{what} is larger than {limit} bytes")
+        data = bytearray()
+        while len(data) <= limit:
+            try:
+                chunk = os.read(fd, limit + 1 - len(data))
+            except OSError as e:
+                raise ValueError(f"could not read {what}: {e.strerror}")
+            if not chunk:
+                break
+            data += chunk
+        if len(data) > limit:  # it grew while being read
+            raise ValueError(f"{what} is larger than {limit} bytes")
+    finally:
+        os.close(fd)
+    return parse_public_keys(bytes(data), what)
 
 
 class Fields:
@@ -658,7 +703,13 @@ def _open_input(path: pathlib.Path, name: str, limit: int) -> int:
 
 
 def read_bundle_file(bundle: pathlib.Path, name: str, limit: int) -> bytes:
-    fd = _open_input(bundle / name, name, limit)
+    return read_input_file(bundle / name, name, limit)
+
+
+def read_input_file(path, name: str, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, opened without waiting; raises
+    FileProblem naming it `name` (a FIFO, device or directory is refused at once)."""
+    fd = _open_input(path, name, limit)
     try:
         out = bytearray()
         while True:
@@ -935,10 +986,32 @@ BUNDLE_FILTER = {"tenant": "acme-eu", "actor": None, "action": None, "resourceTy
                  "recordedFrom": 1795439703000000, "recordedBefore": None, "occurredFrom": None, "occurredBefore": None}
 
 
+def civil_from_days(days: int) -> tuple[int, int, int]:
+    """(year, month, day) of the proleptic Gregorian calendar, astronomical years (year 0 is 1 BC),
+    for a count of days since 1970-01-01 (H. Hinnant's civil_from_days, floor division)."""
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097                                   # 0 ... 146096
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365  # 0 ... 399
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)          # 0 ... 365
+    mp = (5 * doy + 2) // 153                                # 0 ... 11, from March
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, day
+
+
 def _iso(us: int) -> str:
-    import datetime
-    t = datetime.datetime.fromtimestamp(us // 1_000_000, tz=datetime.timezone.utc)
-    return t.strftime("%Y-%m-%dT%H:%M:%S") + f".{us % 1_000_000:06d}Z"
+    """A time in µs since the Unix epoch (any signed 64-bit value) as the reference renders it
+    (checkpoint timeText, section 16.5): floor seconds and a 0...999999 fraction; the proleptic
+    Gregorian date with astronomical years, written `-` when negative and then at least 4 digits
+    (0001, 0000, -0001, 10000); YYYY-MM-DDTHH:MM:SS.ffffffZ. No datetime: it stops at year 1 and 9999."""
+    seconds, fraction = divmod(us, 1_000_000)
+    days, second_of_day = divmod(seconds, 86_400)
+    year, month, day = civil_from_days(days)
+    hour, rest = divmod(second_of_day, 3600)
+    minute, second = divmod(rest, 60)
+    return (f"{'-' if year < 0 else ''}{abs(year):04d}-{month:02d}-{day:02d}"
+            f"T{hour:02d}:{minute:02d}:{second:02d}.{fraction:06d}Z")
 
 
 def checkpoint_json(cp: dict) -> str:
@@ -1125,6 +1198,30 @@ def selftest() -> list[str]:
     check(not ed25519_verify(identity, b"any message", identity + bytes(32)), "Ed25519: a small-order key and R are refused")
     high_s = sig[:32] + (int.from_bytes(sig[32:], "little") + _q).to_bytes(32, "little")
     check(not ed25519_verify(pk, b"", high_s), "Ed25519: S >= L is refused (no malleability)")
+    # timeText (section 16.5): every signed 64-bit time, astronomical years of at least 4 digits.
+    for us, text in [(-62135596800000000, "0001-01-01T00:00:00.000000Z"), (253402300800000000, "10000-01-01T00:00:00.000000Z"),
+                     (-62167219200000001, "-0001-12-31T23:59:59.999999Z"), (-62167219200000000, "0000-01-01T00:00:00.000000Z"),
+                     (-1, "1969-12-31T23:59:59.999999Z"), (TEST_TIME, "2026-11-23T13:15:10.000000Z"),
+                     (-(1 << 63), "-290308-12-21T19:59:05.224192Z"), ((1 << 63) - 1, "294247-01-10T04:00:54.775807Z")]:
+        check(_iso(us) == text, f"timeText of {us} is {text} ({_iso(us)})")
+    public = {1: ed25519_public_key(TEST_SEED)}
+    for us in (-(1 << 63), -62167219200000001, 253402300800000000, (1 << 63) - 1):
+        cp = {"format": "auditdb-checkpoint v1", "storeId": "a0" * 16, "seq": 1, "chainHead": "00" * 32, "merkleRoot": "11" * 32,
+              "time": us, "timeText": _iso(us), "keyVersion": 1, "publicKey": public[1].hex()}
+        cp["signature"] = ed25519_sign(TEST_SEED, statement(cp)).hex()
+        try:
+            why = checkpoint_invalidity(read_checkpoint(checkpoint_json(cp).encode()), public)
+        except ValueError as e:
+            why = str(e)
+        check(why is None, f"a checkpoint at time {us} with timeText {cp['timeText']} is valid ({why})")
+        try:
+            other = cp["timeText"][1:] if us < 0 else "-" + cp["timeText"]
+            read_checkpoint(checkpoint_json(dict(cp, timeText=other)).encode())
+            why = None
+        except ValueError as e:
+            why = str(e)
+        check(why == f"checkpoint field timeText is not the signed time ({cp['timeText']}); the checkpoint was edited",
+              f"... and with the year's sign changed it is refused ({why})")
     vectors, bundle = build_vectors()
     stored = json.loads((VECTORS_DIR / "checkpoints.json").read_text(encoding="utf-8"))
     check(stored == json.loads(json.dumps(vectors, ensure_ascii=False)), "checkpoints.json is current (--emit-vectors)")
@@ -1133,7 +1230,7 @@ def selftest() -> list[str]:
           "bundle-v2/ is current")
     check(all((VECTORS_DIR / "bundle-masked" / n).read_text(encoding="utf-8") == t for n, t in build_bundle_masked(bundle).items()),
           "bundle-masked/ is current")
-    keys = parse_public_keys((VECTORS_DIR / "checkpoint.pub").read_text(encoding="utf-8"))
+    keys = read_public_key_file(VECTORS_DIR / "checkpoint.pub")
     for m in range(9):
         for n in range(m + 1, 9):
             leaves = [sha256(bytes([i])) for i in range(n)]
@@ -1233,6 +1330,15 @@ def selftest() -> list[str]:
         check(messages(edit_file("manifest.json", lambda t: t.replace('"toSeq":4', '"toSeq":3'))) == [
             "filter: the manifest's filter differs from the one the statement signs (the selection was changed)"],
             "a changed filter -> statement-mismatch (filter)")
+        # Section 18.6: text from an input reaches the output escaped, never raw (ESC, U+2028, bidi, `\`).
+        hostile = edit_file("manifest.json", lambda t: t.replace('"outcome":null', '"outcome":"\\u001b[31mred\\u001b[0m\\u2028\\u202e\\\\"'))
+        check(tampered(hostile) == [("statement-mismatch", None)], "a filter outcome with control characters -> statement-mismatch")
+        import subprocess
+        run = subprocess.run([sys.executable, __file__, str(pathlib.Path(d) / "b"), "--public-key", str(VECTORS_DIR / "checkpoint.pub")],
+                             capture_output=True, text=True, encoding="utf-8")
+        check(run.returncode == 1 and run.stdout.splitlines()[1:] == [
+            "  statement-mismatch: filter: the manifest's filter cannot be read: its outcome `\\u001b[31mred\\u001b[0m\\u2028\\u202e\\\\` "
+            "is not success, failure, denied or error"], f"... printed escaped as 18.6 says ({run.returncode} {run.stdout!r})")
         check(messages(edit_file("manifest.json", lambda t: t.replace('"redacted":["details"]', '"redacted":[]'))) == [
             "redaction set: the manifest names none as withheld, the statement signs details"],
             "a changed redaction set -> statement-mismatch (redaction set)")
@@ -1263,20 +1369,20 @@ def main(argv=None) -> int:
     if not args.bundle or not args.public_key:
         parser.error("BUNDLE and --public-key are required")
     try:
-        keys = parse_public_keys(pathlib.Path(args.public_key).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        print(f"auditdb_verify_export: error: {e}", file=sys.stderr)
+        keys = read_public_key_file(args.public_key)
+    except ValueError as e:
+        print(f"auditdb_verify_export: error: {sj.escaped(str(e))}", file=sys.stderr)
         return 2
     bundle = pathlib.Path(args.bundle)
     if not bundle.is_dir():
-        print(f"auditdb_verify_export: error: no export bundle (directory) at {bundle}", file=sys.stderr)
+        print(f"auditdb_verify_export: error: no export bundle (directory) at {sj.escaped(str(bundle))}", file=sys.stderr)
         return 2
     result: dict = {}
     findings, verified = verify_bundle(bundle, keys, require_statement=args.require_statement, result=result)
     if findings:
         print(f"EXPORT INVALID: {len(findings)} finding(s)")
         for kind, seq, message in findings:
-            print(f"  {kind}{'' if seq is None else f' at seq {seq}'}: {message}")
+            print(f"  {kind}{'' if seq is None else f' at seq {seq}'}: {sj.escaped(message)}")
         return 1
     print(f"valid: {verified} entries")
     st = result["statement"]

@@ -75,7 +75,7 @@ def verify_dir(directory: pathlib.Path, keys: dict[int, bytes]) -> str | None:
     """Section 23.3, after the files are read: report.sig (at most 64 KiB), then report.json (at
     most 16 MiB), each a regular file (a FIFO or device is refused at once, never waited on)."""
     if not directory.is_dir():
-        raise ValueError(f"no report directory at {str(directory)!r}: give the directory that holds report.json and report.sig")
+        raise ValueError(f"no report directory at {sj.json_quoted(str(directory))}: give the directory that holds report.json and report.sig")
     try:
         signature = ax.read_bundle_file(directory, SIGNATURE, 65536)
         report = ax.read_bundle_file(directory, REPORT, 16 << 20)
@@ -91,14 +91,14 @@ def main() -> int:
     args = parser.parse_args()
     try:
         if not args.directory:
-            raise ValueError("no report directory at '': give the directory that holds report.json and report.sig")
-        keys = ax.parse_public_keys(pathlib.Path(args.public_key).read_text(encoding="utf-8"))
+            raise ValueError('no report directory at "": give the directory that holds report.json and report.sig')
+        keys = ax.read_public_key_file(args.public_key)
         problem = verify_dir(pathlib.Path(args.directory), keys)
     except (OSError, ValueError) as e:
-        print(f"auditdb_verify_report: {e}", file=sys.stderr)
+        print(f"auditdb_verify_report: {sj.escaped(str(e))}", file=sys.stderr)
         return 2
     if problem:
-        print(f"REPORT INVALID: {problem}")
+        print(f"REPORT INVALID: {sj.escaped(problem)}")
         return 1
     print("report valid")
     return 0

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -27,6 +28,7 @@ VECTORS = HERE.parent / "test-vectors" / "consistency.json"
 PROOF_SUFFIX = ".consistency.json"
 PROOF_FORMAT = "auditdb-consistency v1"
 MAX_HASHES = 128
+STORE_ID = re.compile(r"[0-9a-fA-F]{32}")  # --store-id: either case (section 18.3)
 
 
 def largest_power_of_two_below(n: int) -> int:
@@ -103,18 +105,38 @@ def proof_file_name(store_hex: str, a: int, b: int) -> str:
     return f"{store_hex}-{a:020d}-{b:020d}{PROOF_SUFFIX}"
 
 
+def anchor_files(path: str) -> list[tuple[str, bool]]:
+    """(path, whether a proof file) of the anchor files at `path` (sections 16.6 and 22.3): in a
+    directory, every `*.json` not starting with `.`, by name; a path that is not a directory is
+    one checkpoint file."""
+    if os.path.isdir(path):
+        return [(os.path.join(path, name), name.endswith(PROOF_SUFFIX)) for name in sorted(os.listdir(path))
+                if name.endswith(".json") and not name.startswith(".")]
+    if not os.path.lexists(path):
+        raise ValueError(f"no anchor at {path}; pass the directory or file checkpoints were written to")
+    return [(path, False)]
+
+
 def anchor_findings(dirs: list[str], store_hex: str, keys: dict[int, bytes]) -> list[tuple[str, int, int, str]]:
-    """Section 22.4: (kind, first seq, last seq, message) for the store's anchored checkpoints."""
+    """Section 22.4: (kind, first seq, last seq, message) for the store's anchored checkpoints.
+    Each anchor file is read as 16.6 step 1 says: only a regular file of at most 64 KiB, opened
+    without waiting. A proof file that cannot be read (a FIFO, device or directory, too large) is
+    `checkpoint-invalid` naming it (step 1); a checkpoint file that cannot be read is not taken,
+    as the reference's AnchorConsistency does (16.6 reports it when the store is checked)."""
+    store_hex = store_hex.lower()  # 18.3: --store-id is taken in either case
     checkpoints, proofs, findings = [], {}, []
     for d in dirs:
-        for name in sorted(os.listdir(d)):
-            path = os.path.join(d, name)
-            if not name.endswith(".json") or name.startswith("."):
+        for path, proof in anchor_files(d):
+            name = os.path.basename(path)
+            if proof and not name.startswith(store_hex + "-"):
                 continue
-            data = open(path, "rb").read((1 << 16) + 1)
-            if name.endswith(PROOF_SUFFIX):
-                if not name.startswith(store_hex + "-"):
-                    continue
+            try:
+                data = ave.read_input_file(path, f"anchor file {path}", 1 << 16)
+            except ave.FileProblem as e:
+                if proof:  # step 1
+                    findings.append(("checkpoint-invalid", 0, 0, f"anchor file {path} is not a valid consistency proof: {e}"))
+                continue  # a checkpoint file: not taken; section 16.6 reports it when the store is checked
+            if proof:
                 try:
                     p = read_proof(data)
                     if p["storeId"] != store_hex or proof_file_name(store_hex, p["fromSeq"], p["toSeq"]) != name:
@@ -182,8 +204,9 @@ def check_vectors(path: pathlib.Path = VECTORS) -> list[str]:
 
 def selftest() -> list[str]:
     """The vectors, and anchors built here from the text (public TEST-ONLY seed): consistent;
-    a proof file with two hashes swapped, one renamed to another pair, garbage, and two
-    checkpoints at one seq are each reported exactly. Returns the failures."""
+    a proof file with two hashes swapped (also under the store id in upper case), one renamed to
+    another pair, garbage, a FIFO or directory named *.json, and two checkpoints at one seq are
+    each reported exactly; an invalid --store-id is exit 2. Returns the failures."""
     import tempfile
     failures = [f"consistency.json: {e}" for e in check_vectors()]
     store = "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
@@ -207,6 +230,16 @@ def selftest() -> list[str]:
             failures.append(f"anchors: {what}: got {got}, want {want}")
 
     with tempfile.TemporaryDirectory(prefix="auditdb-consistency-") as d:
+        pub = pathlib.Path(d, "key.pub.txt")  # not *.json: not an anchor file
+        pub.write_text(f"auditdb-checkpoint-pubkey v1\nkey 1 {keys[1].hex()}\n")
+
+        def cli(sid: str) -> tuple[int, str, str]:
+            import contextlib
+            import io
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                rc = main([d, "--public-key", str(pub), "--store-id", sid])
+            return rc, out.getvalue(), err.getvalue()
         sizes = [3, 7, 13]
         for n in sizes:
             pathlib.Path(d, f"{store}-{n:020d}.json").write_text(ave.checkpoint_json(checkpoint(n, leaves)) + "\n")
@@ -218,11 +251,41 @@ def selftest() -> list[str]:
         hashes = consistency_proof(7, leaves[:13])
         target.write_text(proof_json(7, 13, [hashes[1], hashes[0]] + hashes[2:]))
         expect([d], [("checkpoint-fork", 7, 13)], "swapped hashes")
+        got = [(k, a, b) for k, a, b, _ in anchor_findings([d], store.upper(), keys)]
+        if got != [("checkpoint-fork", 7, 13)]:  # section 18.3: the store id in either case
+            failures.append(f"anchors: swapped hashes, store id in upper case: got {got}, want [('checkpoint-fork', 7, 13)]")
+        swapped_cli = cli(store.upper())
         target.write_text(proof_json(3, 7, consistency_proof(3, leaves[:7])))
         expect([d], [("checkpoint-invalid", 0, 0)], "another pair's proof under this name")
         target.write_text("{")
         expect([d], [("checkpoint-invalid", 0, 0)], "not JSON")
         target.write_text(good)
+        if swapped_cli[0] != 1 or not swapped_cli[1].startswith("checkpoint-fork at seqs 7...13: "):
+            failures.append(f"cli: swapped hashes, --store-id in upper case: {swapped_cli}")
+        # Section 16.6 step 1: an anchor file that is not a regular file (a FIFO, a directory) is
+        # never waited on; as a checkpoint file it is not taken, as a proof file it is
+        # checkpoint-invalid (22.4 step 1).
+        pathlib.Path(d, "sub.json").mkdir()
+        expect([d], [], "a directory named sub.json")
+        if hasattr(os, "mkfifo"):
+            os.mkfifo(os.path.join(d, "x.json"))
+            fifo = os.path.join(d, proof_file_name(store, 1, 3))
+            os.mkfifo(fifo)
+            expect([d], [("checkpoint-invalid", 0, 0)], "a FIFO as checkpoint and as proof file, and sub.json")
+            message = [m for _, _, _, m in anchor_findings([d], store, keys)][-1]
+            if message != f"anchor file {fifo} is not a valid consistency proof: anchor file {fifo} is not a regular file (a FIFO, device or directory is refused)":
+                failures.append(f"anchors: the FIFO's message: {message}")
+        for name in ("sub.json", "x.json", proof_file_name(store, 1, 3)):
+            path = pathlib.Path(d, name)
+            if path.is_dir():
+                path.rmdir()
+            elif os.path.lexists(path):
+                path.unlink()
+        expect([d], [], "intact again")
+        for sid, want in [(store.upper(), 0), (store, 0), ("nonsense", 2), (store[:-1], 2), (store + "0", 2), (store + "\n", 2)]:
+            rc, out, err = cli(sid)
+            if rc != want or (want == 2 and err != "error: --store-id must be 32 hex digits\n"):
+                failures.append(f"cli --store-id {sid!r}: exit {rc}, want {want} ({out}{err})")
         with tempfile.TemporaryDirectory(prefix="auditdb-consistency-fork-") as other:
             forked = leaves[:5] + [ave.sha256(b"\x00" + b"other %d" % i) for i in range(11)]
             pathlib.Path(other, f"{store}-{7:020d}.json").write_text(ave.checkpoint_json(checkpoint(7, forked)) + "\n")
@@ -246,13 +309,15 @@ def main(argv: list[str]) -> int:
             return 1 if errors else 0
         if not args.anchors or not args.public_key or not args.store_id:
             ap.error("give anchor directories, --public-key and --store-id")
-        keys = ave.parse_public_keys(open(args.public_key, encoding="utf-8").read())
-        findings = anchor_findings(args.anchors, args.store_id, keys)
+        if not STORE_ID.fullmatch(args.store_id):
+            raise ValueError("--store-id must be 32 hex digits")
+        keys = ave.read_public_key_file(args.public_key)
+        findings = anchor_findings(args.anchors, args.store_id.lower(), keys)
     except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {ave.sj.escaped(str(e))}", file=sys.stderr)
         return 2
     for kind, a, b, message in findings:
-        print(f"{kind}" + (f" at seqs {a}...{b}" if a else "") + f": {message}")
+        print(f"{kind}" + (f" at seqs {a}...{b}" if a else "") + f": {ave.sj.escaped(message)}")
     print("consistent" if not findings else f"{len(findings)} finding(s)")
     return 1 if findings else 0
 

@@ -348,7 +348,7 @@ def build() -> tuple[dict, list[str]]:
         if got != expected:
             problems.append(f"json {name!r}: expected {expected!r}, got {got!r}")
         json_out.append({"name": name, "limits": limits, "input_hex": data.hex(), "error": expected})
-    keys = ax.parse_public_keys((VECTORS / "checkpoint.pub").read_text(encoding="utf-8"))
+    keys = ax.read_public_key_file(VECTORS / "checkpoint.pub")
     bundles_out = []
     with tempfile.TemporaryDirectory() as d:
         for name, file, content, require, expected in BUNDLE_CASES:

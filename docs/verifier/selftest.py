@@ -27,6 +27,9 @@ docs/FORMAT.md against each other (standard library only; exits non-zero on any 
    checkpoint is `truncated` (the highest only); a bad signature, or another signer under
    --public-key, is `foreign-row`; a rewritten row under a checkpoint is `anchor-mismatch`; a
    checkpoint at a deleted row leaves step 4's `missing-rows` alone; at most 100 rows examined.
+   The public key file (16.4) as all four command lines read it: CRLF accepted; CR-only lines,
+   more than 1 MiB, invalid UTF-8, a vertical tab, a directory and a FIFO each exit 2 with the
+   reason, at once.
    Expired rows (section 20, a store built here with hmac/hashlib from the text: rows 2, 3, 5
    expired by the signed expiry entry at 13, row 4 kept under a legal hold): intact, and each
    damage of 20.4's table gives its findings (a tombstone deleted, its mac, leaf, recorded_at,
@@ -45,7 +48,9 @@ docs/FORMAT.md against each other (standard library only; exits non-zero on any 
 5. Consistency proofs (FORMAT.md section 22, consistency.py): every proof and verdict of
    docs/test-vectors/consistency.json recomputed from the text; anchors built here are
    consistent, and a proof file with swapped hashes, another pair's proof under a name, a file
-   that is not JSON, and two checkpoints at one seq are each reported exactly.
+   that is not JSON, a FIFO or directory named *.json (checkpoint-invalid, never waited on), and
+   two checkpoints at one seq are each reported exactly; --store-id in upper case is the same
+   store, an invalid one exit 2.
 6. Central shipping (FORMAT.md section 22.7, shipping.py): every case of
    docs/test-vectors/shipping.json (shipped rows altered, withheld and erased fields filled in,
    rows tied to the wrong checkpoint, another store's proof, an unregistered key, tombstones
@@ -1405,6 +1410,62 @@ def test_stored_checkpoints(tmp: pathlib.Path) -> None:
     check(rc == 2 and "appears twice" in err, f"cli: a version twice in the public key file -> exit 2 ({rc} {err})")
     rc, _, err = run_cli("--store", str(base), "--public-key", str(tmp / "absent.pub"), env=env)
     check(rc == 2 and "cannot open public checkpoint key file" in err, f"cli: no public key file -> exit 2 ({rc} {err})")
+    test_public_key_files(tmp, base, env)
+
+
+def test_public_key_files(tmp: pathlib.Path, store: pathlib.Path, env: dict) -> None:
+    """Section 16.4 as every verifier reads a public key file: bytes, LF lines (CR only separates
+    fields), at most 1 MiB, a regular file only (a FIFO is refused at once, never waited on)."""
+    key = ax.ed25519_public_key(CKPT_SEED).hex()
+    files = {
+        "crlf.pub": (f"auditdb-checkpoint-pubkey v1\r\nkey 1 {key}\r\n".encode(), None),
+        "cr.pub": (f"auditdb-checkpoint-pubkey v1\rkey 1 {key}\r".encode(),
+                   "line 1: expected the header `auditdb-checkpoint-pubkey v1`"),
+        "big.pub": (CKPT_PUB.read_bytes() + b"#" + b"x" * (1 << 20) + b"\n", "is larger than 1048576 bytes"),
+        "latin1.pub": (b"# caf\xe9\n" + CKPT_PUB.read_bytes(), "is not UTF-8 text (byte 5)"),
+        "vt.pub": (f"auditdb-checkpoint-pubkey v1\nkey\x0b1 {key}\n".encode(),
+                   "line 2: expected `key VERSION PUBKEY_HEX` (64 hex digits)"),
+        "dir.pub": (None, "is not a regular file (a FIFO, device or directory is refused)"),
+    }
+    for name, (data, _) in files.items():
+        if data is None:
+            (tmp / name).mkdir()
+        else:
+            (tmp / name).write_bytes(data)
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp / "fifo.pub")
+        files["fifo.pub"] = (None, "is not a regular file (a FIFO, device or directory is refused)")
+    for name, (_, problem) in files.items():
+        path = str(tmp / name)
+        try:
+            keys, why = ax.read_public_key_file(path), None
+        except ValueError as e:
+            keys, why = None, str(e)
+        want = None if problem is None else f"public checkpoint key file {path} {problem}"
+        check(why == want and (problem is not None or keys == {1: bytes.fromhex(key)}),
+              f"public key file {name}: {'accepted' if problem is None else problem} ({why})")
+    # Each command line: exit 2 with that reason (0 for CRLF), without waiting on the FIFO.
+    report_dir = tmp / "pk-report"
+    report_dir.mkdir()
+    clis = {
+        "auditdb_verify.py": ["--store", str(store)],
+        "auditdb_verify_export.py": [str(DOCS / "test-vectors" / "bundle")],
+        "auditdb_verify_report.py": [str(report_dir)],
+        "consistency.py": [str(tmp / "pk-report"), "--store-id", SID.hex()],
+    }
+    for tool, args in clis.items():
+        for name, (_, problem) in files.items():
+            try:
+                p = subprocess.run([sys.executable, str(HERE / tool), *args, "--public-key", str(tmp / name)],
+                                   capture_output=True, text=True, env=env, timeout=60)
+                rc, err = p.returncode, p.stderr
+            except subprocess.TimeoutExpired:
+                rc, err = None, "timed out (waited on the file)"
+            if problem is None:
+                ok = rc != 2  # the key file is usable: whatever the verdict on the input, not an error of the run
+            else:
+                ok = rc == 2 and f"public checkpoint key file {tmp / name} {problem}" in err
+            check(ok, f"cli {tool} --public-key {name} -> {'usable' if problem is None else 'exit 2: ' + problem} ({rc} {err.strip()})")
 
 
 # ------------------------------------------------------------------------------------------

@@ -379,7 +379,7 @@ def main(argv: list[str]) -> int:
         return 2
     for store, kind, a, b, message in findings:
         at = f"seq {a}" if a == b else f"seqs {a}...{b}"
-        print(f"store {store}: {kind} at {at}: {message}")
+        print(f"store {ave.sj.escaped(str(store))}: {kind} at {at}: {ave.sj.escaped(message)}")
     stores = len({e["store_id"] for e in dump["entries"]} | {b["store_id"] for b in dump["batches"]}
                  | {t["store_id"] for t in dump.get("tombstones", [])})
     print(f"shipped entries intact: {stores} store(s), {len(dump['entries'])} row(s)" if not findings

@@ -45,14 +45,16 @@ def needs_escape(cp: int) -> bool:
             or 0x202A <= cp <= 0x202E or 0x2066 <= cp <= 0x2069)
 
 
-def json_quoted(text: str) -> str:
-    """`text` as a JSON string literal the way the reference quotes names in messages."""
-    out = ['"']
+def escaped(text: str) -> str:
+    """`text` escaped as section 18.6 escapes a string's characters, without the quotes: `\\` as
+    `\\\\`, LF, CR and tab as `\\n`, `\\r`, `\\t`, every other character output never prints raw
+    (needs_escape) as `\\u` and four lowercase hex digits, all else literal. The one escaping of
+    the verifiers' output: every message line they print goes through it, so that text from an
+    input can neither break nor repaint a line (the reference escapes its output lines too)."""
+    out = []
     for ch in text:
         cp = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
+        if ch == "\\":
             out.append("\\\\")
         elif ch == "\n":
             out.append("\\n")
@@ -60,12 +62,16 @@ def json_quoted(text: str) -> str:
             out.append("\\r")
         elif ch == "\t":
             out.append("\\t")
-        elif needs_escape(cp):
+        elif needs_escape(cp) or 0xD800 <= cp <= 0xDFFF:  # a lone surrogate: an undecodable byte of a file name
             out.append(f"\\u{cp:04x}")
         else:
             out.append(ch)
-    out.append('"')
     return "".join(out)
+
+
+def json_quoted(text: str) -> str:
+    """`text` as a JSON string literal the way the reference quotes names in messages (18.6)."""
+    return '"' + escaped(text).replace('"', '\\"') + '"'
 
 
 def is_integer(v) -> bool:
