@@ -168,19 +168,91 @@ BEGIN
     RETURN true;
 END $$;
 
--- Applies, for the rows of one store at seqs low...high just shipped (a batch), the erasure
--- entries among them (FORMAT.md 21.3: their `fields`, and `details` whole where they erased
--- paths inside it, in each row of `seqs` that shows them) and the late tombstones of the expiry
--- entries among them (each row shipped whole that one names, and whose leaf it holds, becomes an
--- expired row). Only the rows are changed here; whether the entries are the store's own is proven
--- by the central verifier (a forged entry does not hash to the signed tree: `changed`).
+-- An engine entry's details (FORMAT.md 18) as json, every \uXXXX escape (and every escaped
+-- backslash) first replaced by "__": the members read here (seqs, fields, counts, hex digests)
+-- hold none, and a database whose encoding is not UTF8 cannot un-escape code points above U+007F
+-- (a reason or tenant name may hold U+2028 or a bidirectional control, written escaped).
+CREATE OR REPLACE FUNCTION auditdb_ship.engine_details(t text) RETURNS json
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT regexp_replace(regexp_replace(t, '\\\\', '__', 'g'), '\\u[0-9a-fA-F]{4}', '__', 'g')::json
+$$;
+
+-- Why an erasure entry's details (at seq `entry`) do not read as FORMAT.md 21.3 says, or NULL:
+-- exactly its members, each once; `fields` distinct names among actor, source, details (empty
+-- only with `paths`); `seqs` 1 to 2,000 (500 with `paths`) integers, strictly increasing, each
+-- at least 1 and below the entry's own seq; `paths` a non-empty array, with `residuals`.
+CREATE OR REPLACE FUNCTION auditdb_ship.erasure_problem(d json, entry bigint) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = auditdb_ship, pg_temp AS $$
+DECLARE
+    members text[];
+    n int;
+BEGIN
+    IF json_typeof(d) IS DISTINCT FROM 'object' THEN
+        RETURN 'its details are not a JSON object';
+    END IF;
+    SELECT array_agg(k ORDER BY k) INTO members FROM json_object_keys(d) k;
+    IF members IS DISTINCT FROM ARRAY['fields', 'reason', 'seqs', 'subject']
+       AND members IS DISTINCT FROM ARRAY['fields', 'paths', 'reason', 'residuals', 'seqs', 'subject'] THEN
+        RETURN 'its members are not reason, subject, fields, seqs (and paths with residuals), each once';
+    END IF;
+    IF json_typeof(d -> 'reason') <> 'string' OR json_typeof(d -> 'subject') <> 'string'
+       OR d ->> 'subject' NOT IN ('actor', 'tenant', 'resource', 'seqs') THEN
+        RETURN 'its reason or subject is not as 21.3 says';
+    END IF;
+    IF json_typeof(d -> 'fields') <> 'array'
+       OR EXISTS (SELECT 1 FROM json_array_elements(d -> 'fields') x
+                  WHERE json_typeof(x) <> 'string' OR x #>> '{}' NOT IN ('actor', 'source', 'details'))
+       OR (SELECT count(*) <> count(DISTINCT x #>> '{}') FROM json_array_elements(d -> 'fields') x) THEN
+        RETURN 'fields is not an array of distinct names among actor, source, details';
+    END IF;
+    IF d -> 'paths' IS NOT NULL THEN
+        IF json_typeof(d -> 'paths') <> 'array' OR json_array_length(d -> 'paths') = 0 THEN
+            RETURN 'paths is not a non-empty array';
+        END IF;
+    ELSIF json_array_length(d -> 'fields') = 0 THEN
+        RETURN 'fields is empty and there are no paths';
+    END IF;
+    IF json_typeof(d -> 'seqs') <> 'array' THEN
+        RETURN 'seqs is not an array';
+    END IF;
+    n := json_array_length(d -> 'seqs');
+    IF n = 0 OR n > (CASE WHEN d -> 'paths' IS NULL THEN 2000 ELSE 500 END) THEN
+        RETURN 'seqs holds ' || n || ' seqs';
+    END IF;
+    IF EXISTS (SELECT 1 FROM json_array_elements(d -> 'seqs') x WHERE json_typeof(x) <> 'number' OR x::text !~ '^[1-9][0-9]{0,18}$')
+       OR EXISTS (SELECT 1 FROM (SELECT x::text::numeric AS s, lag(x::text::numeric) OVER (ORDER BY o) AS p
+                                   FROM json_array_elements(d -> 'seqs') WITH ORDINALITY AS e(x, o)) q
+                  WHERE q.s >= entry OR q.s <= q.p) THEN
+        RETURN 'seqs are not integers strictly increasing from 1 and below the entry''s own seq';
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- Applies, for the rows of one store at seqs low...high just shipped (a batch), what the engine
+-- entries among them say about rows shipped before (FORMAT.md 22.7, "After shipping"):
+--  * an erasure entry (21.3) erases its `fields` (and `details` whole where it erased paths inside
+--    it) in each row of its `seqs` that shows them. One whose details do not read as 21.3 says
+--    fails the batch: the store erased something, and the central copy must not keep it quietly.
+--  * an expiry entry (20.3) turns the rows it expired that were shipped whole into expired rows, by
+--    their late tombstones, when its tombstones as rule 4 of 22.7 takes them (the expired rows' and
+--    the late ones naming it, one per seq) hash to its digest and are `count` many. Otherwise
+--    nothing changes, and the central verifier reports the entry (`changed`).
+-- Whether the entries are the store's own is proven by the central verifier (a forged entry does
+-- not hash to the signed tree: `changed`).
 CREATE OR REPLACE FUNCTION auditdb_ship.apply_lifecycle(store bytea, low bigint, high bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = auditdb_ship, pg_temp AS $$
 DECLARE
     e record;
     d json;
+    problem text;
     mask int;
     listed bigint[];
+    first_seq bigint;
+    last_seq bigint;
+    listed_count bigint;
+    digest text;
+    held bigint;
+    seqs bigint;
 BEGIN
     -- What lets refuse_change pass the changes lifecycle_change allows, until the end of this function.
     PERFORM set_config('auditdb_ship.applying', 'on', true);
@@ -189,23 +261,21 @@ BEGIN
                AND tombstone IS NULL AND (withheld | erased) & 4 = 0 AND details IS NOT NULL
              ORDER BY seq LOOP
         BEGIN
-            d := e.details::json;
-            IF json_typeof(d -> 'fields') <> 'array' OR json_typeof(d -> 'seqs') <> 'array'
-               OR EXISTS (SELECT 1 FROM json_array_elements(d -> 'fields') x
-                          WHERE json_typeof(x) <> 'string' OR x #>> '{}' NOT IN ('actor', 'source', 'details'))
-               OR EXISTS (SELECT 1 FROM json_array_elements(d -> 'seqs') x WHERE json_typeof(x) <> 'number') THEN
-                RAISE EXCEPTION 'fields or seqs are not arrays of field names and integers';
-            END IF;
-            SELECT coalesce(bit_or(CASE x WHEN 'actor' THEN 1 WHEN 'source' THEN 2 ELSE 4 END), 0) INTO mask
-              FROM json_array_elements_text(d -> 'fields') x;
-            IF json_typeof(d -> 'paths') = 'array' AND json_array_length(d -> 'paths') > 0 THEN
-                mask := mask | 4;
-            END IF;
-            SELECT array_agg(x::bigint) INTO listed FROM json_array_elements_text(d -> 'seqs') x;
+            d := engine_details(e.details);
+            problem := erasure_problem(d, e.seq);
         EXCEPTION WHEN others THEN
-            RAISE EXCEPTION 'the erasure entry at seq % of store % does not read as FORMAT.md 21.3 says (%); AuditDB did not write it',
-                e.seq, encode(store, 'hex'), SQLERRM USING ERRCODE = 'data_exception';
+            problem := 'its details are not JSON (' || SQLERRM || ')';
         END;
+        IF problem IS NOT NULL THEN
+            RAISE EXCEPTION 'the erasure entry at seq % of store % does not read as FORMAT.md 21.3 says: %; AuditDB did not write it',
+                e.seq, encode(store, 'hex'), problem USING ERRCODE = 'data_exception';
+        END IF;
+        SELECT coalesce(bit_or(CASE x WHEN 'actor' THEN 1 WHEN 'source' THEN 2 ELSE 4 END), 0) INTO mask
+          FROM json_array_elements_text(d -> 'fields') x;
+        IF d -> 'paths' IS NOT NULL THEN
+            mask := mask | 4;
+        END IF;
+        SELECT array_agg(x::bigint) INTO listed FROM json_array_elements_text(d -> 'seqs') x;
         UPDATE entries SET
             actor = CASE WHEN mask & ~(withheld | erased) & 1 <> 0 THEN NULL ELSE actor END,
             actor_nonce = CASE WHEN mask & ~(withheld | erased) & 1 <> 0 THEN NULL ELSE actor_nonce END,
@@ -214,21 +284,45 @@ BEGIN
             details = CASE WHEN mask & ~(withheld | erased) & 4 <> 0 THEN NULL ELSE details END,
             details_nonce = CASE WHEN mask & ~(withheld | erased) & 4 <> 0 THEN NULL ELSE details_nonce END,
             erased = erased | (mask & ~(withheld | erased))
-         WHERE store_id = store AND seq = ANY (listed) AND seq < e.seq AND tombstone IS NULL
+         WHERE store_id = store AND seq = ANY (listed) AND tombstone IS NULL
            AND mask & ~(withheld | erased) <> 0;
     END LOOP;
-    UPDATE entries r SET
-        recorded_at = r.recorded_at, occurred_at = NULL, tenant = NULL, actor = NULL, action = NULL, resource_type = NULL,
-        resource_id = NULL, outcome = NULL, severity = NULL, correlation_id = NULL, source = NULL, details = NULL,
-        origin = NULL, origin_ref = NULL, format_version = NULL, key_version = NULL, actor_nonce = NULL,
-        source_nonce = NULL, details_nonce = NULL, actor_commitment = NULL, source_commitment = NULL,
-        details_commitment = NULL, withheld = 0, erased = 0, tombstone = l.tombstone, expiry_seq = l.expiry_seq
-      FROM tombstones l
-     WHERE l.store_id = store AND l.expiry_seq BETWEEN low AND high AND l.seq < l.expiry_seq
-       AND r.store_id = l.store_id AND r.seq = l.seq AND r.tombstone IS NULL
-       AND substring(l.tombstone FROM 1 FOR 8) = int8send(l.seq) AND substring(l.tombstone FROM 45 FOR 32) = r.leaf
-       AND ('x' || encode(substring(l.tombstone FROM 77 FOR 8), 'hex'))::bit(64)::bigint
-           = (extract(epoch FROM r.recorded_at) * 1000000)::bigint;
+    FOR e IN SELECT seq, details FROM entries x
+             WHERE store_id = store AND seq BETWEEN low AND high AND action = 'auditdb.retention.expired' AND origin = 0
+               AND tombstone IS NULL AND (withheld | erased) & 4 = 0 AND details IS NOT NULL
+               AND EXISTS (SELECT 1 FROM tombstones l WHERE l.store_id = store AND l.expiry_seq = x.seq)
+             ORDER BY seq LOOP
+        BEGIN
+            d := engine_details(e.details);
+            first_seq := (d ->> 'first')::bigint;
+            last_seq := (d ->> 'last')::bigint;
+            listed_count := (d ->> 'count')::bigint;
+        EXCEPTION WHEN others THEN
+            CONTINUE;  -- details that do not read: the central verifier reports the entry
+        END;
+        SELECT encode(sha256(coalesce(string_agg(t.tombstone, ''::bytea ORDER BY t.seq), ''::bytea)), 'hex'), count(*),
+               count(DISTINCT t.seq)
+          INTO digest, held, seqs
+          FROM (SELECT seq, tombstone FROM entries
+                 WHERE store_id = store AND seq BETWEEN first_seq AND last_seq AND expiry_seq = e.seq AND tombstone IS NOT NULL
+                UNION
+                SELECT seq, tombstone FROM tombstones WHERE store_id = store AND expiry_seq = e.seq) t;
+        IF digest IS DISTINCT FROM d ->> 'tombstones' OR held IS DISTINCT FROM listed_count OR seqs <> held THEN
+            CONTINUE;  -- not the tombstones it lists: the central verifier reports the entry
+        END IF;
+        UPDATE entries r SET
+            occurred_at = NULL, tenant = NULL, actor = NULL, action = NULL, resource_type = NULL,
+            resource_id = NULL, outcome = NULL, severity = NULL, correlation_id = NULL, source = NULL, details = NULL,
+            origin = NULL, origin_ref = NULL, format_version = NULL, key_version = NULL, actor_nonce = NULL,
+            source_nonce = NULL, details_nonce = NULL, actor_commitment = NULL, source_commitment = NULL,
+            details_commitment = NULL, withheld = 0, erased = 0, tombstone = l.tombstone, expiry_seq = l.expiry_seq
+          FROM tombstones l
+         WHERE l.store_id = store AND l.expiry_seq = e.seq AND l.seq < l.expiry_seq
+           AND r.store_id = l.store_id AND r.seq = l.seq AND r.tombstone IS NULL AND isfinite(r.recorded_at)
+           AND substring(l.tombstone FROM 1 FOR 8) = int8send(l.seq) AND substring(l.tombstone FROM 45 FOR 32) = r.leaf
+           AND ('x' || encode(substring(l.tombstone FROM 77 FOR 8), 'hex'))::bit(64)::bigint
+               = (extract(epoch FROM r.recorded_at) * 1000000)::bigint;
+    END LOOP;
     PERFORM set_config('auditdb_ship.applying', 'off', true);
 END $$;
 REVOKE ALL ON FUNCTION auditdb_ship.apply_lifecycle(bytea, bigint, bigint) FROM PUBLIC;
@@ -312,10 +406,18 @@ CREATE POLICY audit_all ON auditdb_ship.batches FOR SELECT TO auditdb_auditor US
 
 -- A central database made by a version without apply_lifecycle: what its shipped erasure and
 -- expiry entries say is applied now (idempotent: a row already erased or expired is left as it is).
+-- Store by store: one whose entries cannot be applied (an erasure entry that does not read as 21.3
+-- says, shipped before this version checked them) is named in a warning and left as it is, so that
+-- no instance's rows can stop the schema's installation for the fleet.
 DO $$
 DECLARE s record;
 BEGIN
     FOR s IN SELECT store_id, max(last_seq) AS high FROM auditdb_ship.batches GROUP BY store_id LOOP
-        PERFORM auditdb_ship.apply_lifecycle(s.store_id, 1, s.high);
+        BEGIN
+            PERFORM auditdb_ship.apply_lifecycle(s.store_id, 1, s.high);
+        EXCEPTION WHEN others THEN
+            RAISE WARNING 'AuditDB: the erasure and expiry entries shipped for store % were not applied to its central rows: %. Run auditdb-fleet verify-shipped.',
+                encode(s.store_id, 'hex'), SQLERRM;
+        END;
     END LOOP;
 END $$;

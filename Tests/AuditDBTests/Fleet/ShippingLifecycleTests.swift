@@ -27,7 +27,9 @@ extension ShippingTests {
         let commitments = try server.psql("SELECT string_agg(encode(actor_commitment || source_commitment || details_commitment, 'hex'), ',' ORDER BY seq) FROM auditdb_ship.entries")
 
         // Actor user-3 (rows 3, 10, …, 59): actor and source erased; rows 5 and 6: a path inside details.
-        let byActor = try await store.erase(.actor("user-3"), fields: [.actor, .source], reason: "ticket-21")
+        // (A reason may hold U+2028 or a bidirectional control, written escaped in the entry: the
+        // central database reads the entry whatever its encoding.)
+        let byActor = try await store.erase(.actor("user-3"), fields: [.actor, .source], reason: "ticket-21 \u{2028}\u{202E}")
         #expect(byActor.erased == [3, 10, 17, 24, 31, 38, 45, 52, 59])
         let byPath = try await store.erase(.seqs([5, 6]), fields: [], paths: [try MaskPath(parsing: "details.note")], reason: "ticket-22")
         #expect(byPath.erased == [5, 6])
@@ -97,7 +99,46 @@ extension ShippingTests {
                 SELECT store_id, 22, 22, checkpoint_seq, checkpoint_signature, '' FROM auditdb_ship.batches WHERE store_id = \(id) ORDER BY last_seq DESC LIMIT 1;
             COMMIT;
             """, user: PostgresServer.owner)
-        #expect(error.contains("the erasure entry at seq 22 of store \(store.storeID.hex) does not read as FORMAT.md 21.3 says"), "\(error)")
+        #expect(error.contains("the erasure entry at seq 22 of store \(store.storeID.hex) does not read as FORMAT.md 21.3 says: its members are not"), "\(error)")
+
+        // The same entry shipped before this version checked them (the batch trigger off): the
+        // next installation of the schema names the store in a warning and completes.
+        try server.psql("""
+            ALTER TABLE auditdb_ship.batches DISABLE TRIGGER batches_insert;
+            INSERT INTO auditdb_ship.entries (store_id, seq, recorded_at, action, origin, details, leaf, outcome, severity, format_version, key_version)
+                VALUES (\(id), 22, now(), 'auditdb.erasure', 0, '{"seqs":[1]}', sha256('x'), 0, 0, 2, 1);
+            INSERT INTO auditdb_ship.batches (store_id, first_seq, last_seq, checkpoint_seq, checkpoint_signature, proof)
+                SELECT store_id, 22, 22, 22, checkpoint_signature, '' FROM auditdb_ship.batches WHERE store_id = \(id) ORDER BY last_seq DESC LIMIT 1;
+            ALTER TABLE auditdb_ship.batches ENABLE TRIGGER batches_insert;
+            """)
+        try await withWitness(server.url(PostgresServer.owner)) { try await $0.installSchema() }
+        try await store.close()
+    }
+
+    @Test("a late tombstone an instance inserts outside a batch is not applied: the expiry entry it names no longer hashes to its digest, the rows keep their values, and the verifiers report the entry")
+    func plantedLateTombstone() async throws {
+        let signer = try CheckpointSigner.inMemory()
+        let store = try await registeredStore("planted.db", role: "inst_a", signer: signer, rows: 30)
+        _ = try await ship(store, as: "inst_a", signer: signer)
+        let retention = try await expire(store, tenant: "tenant-1")
+        #expect(retention.expiryEntries == [31] && retention.expired == 10)  // rows 1, 4, …, 28
+        let id = "'\\x\(store.storeID.hex)'::bytea"
+        // Planted before the entry is shipped: row 2's own seq, leaf and time, naming entry 31.
+        let planted = try server.psql("""
+            SELECT encode(int8send(2::bigint) || '\\x00000001'::bytea || sha256('m') || leaf
+                          || int8send((extract(epoch FROM recorded_at) * 1000000)::bigint) || decode(repeat('00', 80), 'hex'), 'hex')
+              FROM auditdb_ship.entries WHERE store_id = \(id) AND seq = 2
+            """).trimmingCharacters(in: .whitespacesAndNewlines)
+        try server.psql("INSERT INTO auditdb_ship.tombstones VALUES (\(id), 2, '\\x\(planted)', 31)", user: "inst_a")
+        let second = try await ship(store, as: "inst_a", signer: signer)
+        #expect(second.shipped == 1 && second.lateTombstones == 10)
+        // Nothing expired centrally: not even the rows the entry did expire (its tombstones, with
+        // the planted one, are not the ones it lists).
+        #expect(try server.psql("SELECT count(*) FROM auditdb_ship.entries WHERE store_id = \(id) AND tombstone IS NOT NULL") == "0\n")
+        #expect(try server.psql("SELECT tenant FROM auditdb_ship.entries WHERE store_id = \(id) AND seq = 2") == "tenant-2\n")
+        let report = try await verify()
+        #expect(findings(report).contains("changed 1...28"), "\(report.text)")
+        #expect(try outsideVerifier().status == 1)
         try await store.close()
     }
 }
