@@ -257,6 +257,25 @@ struct ErasureTests {
         #expect(python.status == 0 && python.stdout.hasPrefix("intact: 7 rows"), "\(python.stdout)\(python.stderr)")
     }
 
+    @Test("rows signed by a key version declared compromised, re-attested: erased like any other (verify and queries accept them, so erasure does); the store verifies")
+    func reattestedRowsErase() async throws {
+        let v1 = try AuditKey.generate(version: 1), v2 = try AuditKey.generate(version: 2)
+        let store = try await AuditStore.create(at: path, keys: try KeyRing([v1]))
+        try await store.append(contentsOf: (1...6).map { i in AuditEvent(actor: i == 2 ? Self.alice : "user-\(i)", action: "read", source: Self.aliceSource) })
+        try await store.close()
+        let rotated = try await AuditStore.open(at: path, keys: try KeyRing([v1, v2]))
+        #expect(try await rotated.reattest(compromisedVersion: 1).rowsAttested == 6)
+        try await rotated.close()
+        let ring = try KeyRing([v1, v2]).markingCompromised(1)
+        let reopened = try await AuditStore.open(at: path, keys: ring)
+        let report = try await reopened.erase(.actor(Self.alice), fields: [.actor, .source], reason: "GDPR-1")
+        #expect(report.erased == [2])
+        #expect(try await reopened.entries().first { $0.seq == 2 }?.actor == nil)
+        try await reopened.close()
+        #expect(try await AuditStore.verify(storeAt: path, keys: ring).isIntact)
+        #expect(try fileBytes().range(of: Data(Self.alice.utf8)) == nil)
+    }
+
     @Test("tampering with erased rows gives the exact findings", arguments: ErasureTamper.allCases)
     func tamper(_ tamper: ErasureTamper) async throws {
         let store = try await makeAliceStore()
