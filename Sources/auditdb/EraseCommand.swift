@@ -1,6 +1,7 @@
 import ArgumentParser
 import AuditDB
 import Foundation
+import UnixSignals
 
 struct Erase: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,8 +14,11 @@ struct Erase: AsyncParsableCommand {
             erasure entry. A signed erasure entry names the seqs, the fields and paths and --reason, never a \
             value (docs/FORMAT.md section 21, docs/erasure.md). Rows \
             written before migration 0006 cannot be erased this way: the command refuses unless \
-            --skip-legacy-rows. Backups and exports made before keep the values. Exit status 1 if a matching \
-            row fails verification (nothing of that batch is erased), 2 for bad arguments or storage errors.
+            --skip-legacy-rows. Backups and exports made before keep the values. Stopped by SIGTERM or SIGINT, \
+            it ends the batch of rows it is in, empties the log of what it erased, says how far it got and \
+            exits 2: run it again to finish (a run that finds every row erased still empties the log). Exit \
+            status 1 if a matching row fails verification (nothing of that batch is erased), 2 for bad \
+            arguments, storage errors or a stop.
             """)
     @OptionGroup var global: GlobalOptions
     @Option(help: ArgumentHelp("Erase the rows of this actor.", valueName: "actor")) var actor: String?
@@ -75,7 +79,7 @@ struct Erase: AsyncParsableCommand {
     func run() async throws {
         let subject = try subject(), (fields, paths) = try fieldSet(), reason = reason, skip = skipLegacyRows
         let report = try await withStore(global) { store in
-            try await store.erase(subject, fields: fields, paths: paths, reason: reason, skippingLegacyRows: skip)
+            try await stoppable { try await store.erase(subject, fields: fields, paths: paths, reason: reason, skippingLegacyRows: skip) }
         }
         let names = (WithholdableField.allCases.filter(report.fields.contains).map(\.rawValue) + report.paths.map(\.description))
             .joined(separator: ", ")
@@ -90,7 +94,26 @@ struct Erase: AsyncParsableCommand {
             Output.line("erasure entries: \(report.erasureEntries.map(String.init).joined(separator: ", "))")
         }
         if !report.scrubbed {
-            Output.line("warning: the write-ahead log could not be emptied (a reader held an older snapshot, or the disk is full); the erased values leave the -wal file at the next checkpoint that succeeds (free space if the disk is full, then run any write command)")
+            Output.line("warning: the write-ahead log could not be emptied (a reader held an older snapshot, or the disk is full): until the next checkpoint that succeeds, the erased values may still be in the store file or its -wal (free space if the disk is full, then run this erasure again)")
         }
+    }
+}
+
+/// Runs `work`, cancelling it at SIGTERM or SIGINT: it stops at its next safe point (an erasure,
+/// between two batches, after scrubbing what it committed) and says how far it got.
+func stoppable<R: Sendable>(_ work: @escaping @Sendable () async throws -> R) async throws -> R {
+    let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+    return try await withThrowingTaskGroup(of: R?.self) { group in
+        group.addTask {
+            for await _ in signals { return nil }
+            return nil
+        }
+        group.addTask { try await work() }
+        while let next = try await group.next() {
+            // A signal: the work is cancelled, and its end (a result or an error) is awaited.
+            group.cancelAll()
+            if let value = next { return value }
+        }
+        throw CancellationError()  // not reached: the work's task ends the loop
     }
 }

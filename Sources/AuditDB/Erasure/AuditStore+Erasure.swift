@@ -113,14 +113,34 @@ extension AuditStore {
         var erased: [Int64] = [], entries: [Int64] = [], already = plan.alreadyErased
         let storeID = self.storeID, keys = self.keys, claimsCache = erasureClaims
         let batch = paths.isEmpty ? ErasureRecord.maximumSeqs : ErasureRecord.maximumSeqsWithPaths
+        var stopped = false
         for start in stride(from: 0, to: plan.rows.count, by: batch) {
-            let chunk = Array(plan.rows[start..<min(plan.rows.count, start + batch)])
-            let (done, skipped, entry) = try await holdTransaction("erase fields") { db, _, append in
-                try Self.eraseBatch(chunk, db, mask: mask, paths: paths, storeID: storeID, keys: keys, claimsCache: claimsCache) {
-                    seqs, residuals in
-                    ErasureRecord(reason: reason, subject: subject.kind, fields: fields, paths: paths, residuals: residuals, seqs: seqs)
-                } append: { try append($0) }
+            if start > 0 {
+                // Cancelled (the CLI on SIGTERM or SIGINT): stop between two batches, so that what
+                // is committed is scrubbed below and reported.
+                if Task.isCancelled {
+                    stopped = true
+                    break
+                }
+                // The batches so far leave the file itself (their pages copied over the old ones,
+                // without waiting for readers): a process killed before the final scrub leaves at
+                // most one batch's old values in it.
+                do {
+                    try await Task { try await self.pool.writeWithoutTransaction { db in _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(PASSIVE)") } }.value
+                } catch {
+                    logger.warning("could not copy an erasure batch into the store file", metadata: ["store": "\(path)", "error": "\(error)"])
+                }
             }
+            let chunk = Array(plan.rows[start..<min(plan.rows.count, start + batch)])
+            // A batch once begun is not cancelled (an unstructured task): it commits or fails whole.
+            let (done, skipped, entry) = try await Task {
+                try await self.holdTransaction("erase fields") { db, _, append in
+                    try Self.eraseBatch(chunk, db, mask: mask, paths: paths, storeID: storeID, keys: keys, claimsCache: claimsCache) {
+                        seqs, residuals in
+                        ErasureRecord(reason: reason, subject: subject.kind, fields: fields, paths: paths, residuals: residuals, seqs: seqs)
+                    } append: { try append($0) }
+                }
+            }.value
             erased += done
             already += skipped
             if let entry { entries.append(entry) }
@@ -128,14 +148,24 @@ extension AuditStore {
         // The erasure is committed: a scrub that fails (a full disk) must not turn it into an
         // error the caller would retry. It says so through `scrubbed`; the next checkpoint that
         // succeeds (at the latest, a close that can write) completes it.
+        // Also when every matching row was erased already: running an erasure again after a process
+        // was killed before its scrub is how its values leave the file.
         var scrubbed = true
-        if !erased.isEmpty {
+        if !erased.isEmpty || already > 0 {
             do {
-                scrubbed = try await scrubWriteAheadLog()
+                // Not cancelled with this call: a stopped erasure still scrubs what it committed.
+                scrubbed = try await Task { try await self.scrubWriteAheadLog() }.value
             } catch {
                 logger.warning("the write-ahead log could not be emptied after an erasure", metadata: ["store": "\(path)", "error": "\(error)"])
                 scrubbed = false
             }
+        }
+        if stopped {
+            throw AuditError(
+                .cancelled,
+                "the erasure was stopped after \(erased.count) of \(plan.rows.count) matching row(s) (erasure entries \(entries.map(String.init).joined(separator: ", "))); "
+                    + (scrubbed ? "their values are gone from the file. " : "their values leave the file at the next checkpoint that succeeds (run the erasure again). ")
+                    + "The other \(plan.rows.count - erased.count - (already - plan.alreadyErased)) row(s) were not erased: run the same erasure again to finish it.")
         }
         return ErasureReport(fields: fields, paths: paths, erased: erased, alreadyErased: already, legacyRowsSkipped: plan.legacy,
                              engineEntriesSkipped: plan.engineEntries, erasureEntries: entries, scrubbed: scrubbed)

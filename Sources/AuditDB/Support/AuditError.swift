@@ -69,6 +69,10 @@ public struct AuditError: Error, Sendable, CustomStringConvertible {
         /// issued for the host connected to (a PostgreSQL witness or central database reached
         /// with `sslmode=verify-ca`, `verify-full`, or with `sslrootcert`). Nothing was sent.
         public static let certificateRejected = Code("certificate-rejected")
+        /// A long operation was stopped (its task cancelled, e.g. by SIGTERM) between two of its
+        /// transactions: what it committed before stays, the message says how far it got and how
+        /// to finish.
+        public static let cancelled = Code("cancelled")
     }
 
     /// What kind of failure this is.
