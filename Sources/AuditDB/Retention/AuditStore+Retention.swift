@@ -275,6 +275,14 @@ extension AuditStore {
         } catch {
             throw AuditError(.storage, "cannot create the archive directory \(archive.directory): \(error)")
         }
+        if FileManager.default.fileExists(atPath: path), try await archiveIsStale(path, name: name, publicKeys: archive.signer.publicKeys) {
+            // Written by an interrupted run before an erasure: it would keep the erased values.
+            do {
+                try FileManager.default.removeItem(atPath: path)
+            } catch {
+                throw AuditError(.storage, "cannot remove \(path), an archive bundle written before an erasure (it shows values erased since): \(error); nothing of this batch was expired. Remove it and run again")
+            }
+        }
         if !FileManager.default.fileExists(atPath: path) {
             if (try await usableCheckpoint(trusting: archive.signer.publicKeys)?.checkpoint.seq ?? 0) < range.upperBound {
                 _ = try await checkpoint(signer: archive.signer)
@@ -305,5 +313,21 @@ extension AuditStore {
         var digest = [UInt8](repeating: 0, count: 32)
         adb_sha256(manifest, manifest.count, &digest)
         return ExpiryRecord.Archive(bundle: name, manifest: digest)
+    }
+
+    /// Whether the bundle an interrupted run left at `path` may show values erased since it was
+    /// made: an erasure entry was appended after the checkpoint it is proven against (or it has
+    /// none that reads), and no expiry entry names it yet (then it is the archive of record, and
+    /// stays). Such a bundle is exported again rather than reused.
+    func archiveIsStale(_ path: String, name: String, publicKeys: CheckpointPublicKeys) async throws -> Bool {
+        let made = try await ExportBundle.verify(at: path, publicKeys: publicKeys, requireStatement: true).checkpoint?.seq ?? 0
+        return try await pool.read { db in
+            let erasedSince = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM audit_entries WHERE action = ? AND seq > ?)",
+                                                arguments: [ErasureRecord.action, made]) ?? false
+            guard erasedSince else { return false }
+            let named = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM audit_entries WHERE action = ? AND instr(details, ?) > 0)",
+                                          arguments: [ExpiryRecord.action, "\"bundle\":\"\(name)\""]) ?? false
+            return !named
+        }
     }
 }

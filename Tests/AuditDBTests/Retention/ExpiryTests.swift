@@ -369,4 +369,29 @@ struct ExpiryArchiveTests {
         #expect(try await store.verify().isIntact)
         try await store.close()
     }
+
+    @Test("a bundle an interrupted run wrote before an erasure is not reused: exported again, it holds no erased value")
+    func bundleBeforeAnErasure() async throws {
+        let dir = try TempDir()
+        let keys = try testKeyRing()
+        let signer = try testSigner()
+        let path = dir.path("s.db")
+        try await makeStore(at: path, keys: keys, count: 10)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let archive = RetentionArchive(directory: dir.path("archive"), signer: signer)
+        // The interrupted run's first batch (seqs 1...4, candidates 1, 2 and 4): its bundle shows
+        // row 2's actor, user-2; then that actor is erased.
+        let bundle = dir.path("archive") + "/expiry-1-4"
+        _ = try await store.archiveRows(1...4, to: archive)
+        func holdsUser2() throws -> Bool { try String(contentsOfFile: bundle + "/entries.jsonl", encoding: .utf8).contains("user-2") }
+        #expect(try holdsUser2())
+        #expect(try await store.erase(.seqs([2]), fields: [.actor], reason: "GDPR-9").erased == [2])
+        let report = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, batchSize: 4, archive: archive)
+        #expect(report.archives.first == bundle)
+        #expect(try !holdsUser2())
+        let verification = try await ExportBundle.verify(at: bundle, publicKeys: signer.publicKeys, requireStatement: true)
+        #expect(verification.isCompletenessAttested, "\(verification)")
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+    }
 }
