@@ -2,8 +2,8 @@
 /// export, and a query that asks for it each leave one, so the log itself shows who took which
 /// data. An access entry is one of AuditDB's own entries, which are never erased: it holds no
 /// value of any row and no filter value (a filter may name a person), only which conditions
-/// were used and SHA-256 of the filter's encoding (FILTER_ENC, section 17.3), which matches the
-/// `filterHash` of an export's signed statement.
+/// were used and, for a filter that names no person, SHA-256 of the filter's encoding
+/// (FILTER_ENC, section 17.3), which matches the `filterHash` of an export's signed statement.
 extension AuditStore {
     /// The action of an access entry.
     static let accessAction = "auditdb.access"
@@ -35,12 +35,24 @@ extension AuditStore {
             ("recordedFrom", filter.recordedFrom != nil), ("recordedBefore", filter.recordedBefore != nil),
             ("occurredFrom", filter.occurredFrom != nil), ("occurredBefore", filter.occurredBefore != nil),
         ]
-        return [
+        var details: [String: JSONValue] = [
             "conditions": .array(used.filter(\.1).map { .string($0.0) }),
-            "filterSha256": .string(Hex.encode(ExportStatement.sha256(filter.encoding(redact: redact)))),
             "masked": .array(masking.rules.map { .string($0.description) }),
             "entryCount": .int(Int64(entries)),
         ]
+        // A hash without a key of a filter that names a person confirms a guess of that name,
+        // for ever (this entry is never erased), even after the person's rows are erased: only
+        // filters without such a value are hashed (FORMAT.md 23.4).
+        if !Self.namesAPerson(filter) {
+            details["filterSha256"] = .string(Hex.encode(ExportStatement.sha256(filter.encoding(redact: redact))))
+        }
+        return details
+    }
+
+    /// Whether a filter holds a value that may name a person: a tenant, an actor, a resource id
+    /// or a correlation id.
+    static func namesAPerson(_ filter: ExportFilter) -> Bool {
+        filter.tenant != nil || filter.actor != nil || filter.resourceId != nil || filter.correlationId != nil
     }
 
     /// Records that `by` read `entries` entries matching `filter` (`auditdb query

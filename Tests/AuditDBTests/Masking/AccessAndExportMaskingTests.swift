@@ -37,8 +37,15 @@ struct AccessAndExportMaskingTests {
         #expect(entry.action == "auditdb.access" && entry.actor == "auditor:kim" && entry.resourceType == "export")
         let manifest = try Data(contentsOf: URL(fileURLWithPath: dir.path("b/manifest.json")))
         let manifestHash = Hex.encode(ExportStatement.sha256(Array(manifest)))
-        #expect(entry.detailsJSON == #"{"checkpointSeq":6,"conditions":["tenant"],"entryCount":3,"filterSha256":"\#(Hex.encode(summary.statement!.filterHash))","kind":"export","manifestSha256":"\#(manifestHash)","masked":[],"statement":true}"#)
+        // A tenant may name a person: no filter hash (it would confirm a guess); the manifest's
+        // hash names the bundle.
+        #expect(entry.detailsJSON == #"{"checkpointSeq":6,"conditions":["tenant"],"entryCount":3,"kind":"export","manifestSha256":"\#(manifestHash)","masked":[],"statement":true}"#)
         #expect(entry.detailsJSON?.contains("acme") == false)
+        // A filter that names no one (an action and a time) is hashed as the statement's filterHash.
+        let byAction = try await store.export(to: dir.path("c"), filter: ExportFilter(action: "read", recordedFrom: AuditTimestamp(microsecondsSinceEpoch: 0)),
+                                              signer: signer, accessBy: "auditor:kim")
+        let second = try await store.entries(EntryQuery(seqs: byAction.accessSeq!...byAction.accessSeq!)).first!
+        #expect(second.detailsJSON?.contains(#""filterSha256":"\#(Hex.encode(byAction.statement!.filterHash))""#) == true, "\(second.detailsJSON ?? "")")
         #expect(try await store.verify().isIntact)
         try await store.close()
     }
@@ -64,16 +71,29 @@ struct AccessAndExportMaskingTests {
         try await store.close()
     }
 
-    @Test("a query's access entry: kind query, the conditions, the filter hash, the rules and the count")
+    @Test("a query's access entry: kind query, the conditions, the rules and the count; the filter hash only for a filter that names no one")
     func queryAccessEntry() async throws {
         let store = try await storeWithCheckpoint(try testSigner())
         let filter = ExportFilter(actor: "jane.doe@example.com")
         let policy = try MaskingPolicy(rules: [MaskRule(parsing: "actor=partial")])
         let seq = try await store.recordQueryAccess(filter: filter, masking: policy, entries: 6, by: "analyst:lee")
         let entry = try await store.entries(EntryQuery(seqs: seq...seq)).first!
-        let hash = Hex.encode(ExportStatement.sha256(filter.encoding(redact: [])))
-        #expect(entry.detailsJSON == #"{"conditions":["actor"],"entryCount":6,"filterSha256":"\#(hash)","kind":"query","masked":["actor=partial"]}"#)
+        // No hash of a filter naming an actor: it would confirm a guessed name, erased or not.
+        #expect(entry.detailsJSON == #"{"conditions":["actor"],"entryCount":6,"kind":"query","masked":["actor=partial"]}"#)
         #expect(entry.actor == "analyst:lee" && entry.resourceType == "query")
+        var byResource = ExportFilter(), byCorrelation = ExportFilter()
+        byResource.resourceId = "r"
+        byCorrelation.correlationId = "c"
+        for named in [ExportFilter(tenant: "t"), byResource, byCorrelation] {
+            let other = try await store.recordQueryAccess(filter: named, entries: 1, by: "analyst:lee")
+            #expect(try await store.entries(EntryQuery(seqs: other...other)).first?.detailsJSON?.contains("filterSha256") == false)
+        }
+        var plain = ExportFilter(action: "read")
+        plain.outcome = .denied
+        let plainSeq = try await store.recordQueryAccess(filter: plain, entries: 2, by: "analyst:lee")
+        let hash = Hex.encode(ExportStatement.sha256(plain.encoding(redact: [])))
+        #expect(try await store.entries(EntryQuery(seqs: plainSeq...plainSeq)).first?.detailsJSON
+            == #"{"conditions":["action","outcome"],"entryCount":2,"filterSha256":"\#(hash)","kind":"query","masked":[]}"#)
         try await store.close()
     }
 
