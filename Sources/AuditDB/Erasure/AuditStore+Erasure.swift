@@ -133,14 +133,23 @@ extension AuditStore {
             }
             let chunk = Array(plan.rows[start..<min(plan.rows.count, start + batch)])
             // A batch once begun is not cancelled (an unstructured task): it commits or fails whole.
-            let (done, skipped, entry) = try await Task {
-                try await self.holdTransaction("erase fields") { db, _, append in
-                    try Self.eraseBatch(chunk, db, mask: mask, paths: paths, storeID: storeID, keys: keys, claimsCache: claimsCache) {
-                        seqs, residuals in
-                        ErasureRecord(reason: reason, subject: subject.kind, fields: fields, paths: paths, residuals: residuals, seqs: seqs)
-                    } append: { try append($0) }
-                }
-            }.value
+            let (done, skipped, entry): ([Int64], Int, Int64?)
+            do {
+                (done, skipped, entry) = try await Task {
+                    try await self.holdTransaction("erase fields") { db, _, append in
+                        try Self.eraseBatch(chunk, db, mask: mask, paths: paths, storeID: storeID, keys: keys, claimsCache: claimsCache) {
+                            seqs, residuals in
+                            ErasureRecord(reason: reason, subject: subject.kind, fields: fields, paths: paths, residuals: residuals, seqs: seqs)
+                        } append: { try append($0) }
+                    }
+                }.value
+            } catch let error as AuditError where !erased.isEmpty {
+                // The batches before this one are committed: say so, or a caller would take the
+                // failure for "nothing was erased".
+                throw AuditError(error.code, error.message + " (the batches before it erased \(erased.count) of the \(plan.rows.count) matching row(s), "
+                                    + "erasure entries \(entries.map(String.init).joined(separator: ", ")); run the same erasure again to finish it)",
+                                 field: error.field, underlying: error.underlying)
+            }
             erased += done
             already += skipped
             if let entry { entries.append(entry) }
