@@ -242,7 +242,8 @@ extension AuditError {
         case .SQLITE_CANTOPEN:
             return AuditError(
                 .storage,
-                "\(action) failed: the file cannot be opened (\(detail)). Check that the path and its directory exist and are accessible.",
+                "\(action) failed: the file cannot be opened (\(detail)). Check that the path and its directory exist and are accessible; "
+                    + "SQLite also keeps the store's -wal and -shm files beside it, so the directory must be writable (for a store on a read-only file system, copy it to a writable place first).",
                 underlying: db)
         case .SQLITE_CONSTRAINT where detail.contains("append-only"):
             return AuditError(.storage, "\(action) was refused by the store: \(detail)", underlying: db)
