@@ -5,8 +5,8 @@
 -- holds the consistency proof from its last seq to it, so that `auditdb-fleet verify-shipped`
 -- proves every shipped row against the witness with public keys only.
 -- Append-only like the witness: no role but the owner holds UPDATE, DELETE or TRUNCATE, and
--- triggers refuse them for the owner too, but for the erasure and expiry of shipped rows, which
--- only the batch trigger applies (apply_lifecycle). An instance may insert entries only for the stores
+-- triggers refuse them for the owner too, but for the erasure of shipped fields, which only the
+-- batch trigger applies (apply_lifecycle). An instance may insert entries only for the stores
 -- registered to its role in auditdb_witness.stores (a statement trigger checks every inserted row,
 -- once per statement, so that instances COPY straight into the table) and reads none of them;
 -- row-level security lets it record and read only its own stores' batches.
@@ -57,8 +57,8 @@ CREATE TABLE IF NOT EXISTS auditdb_ship.entries (
     PRIMARY KEY (store_id, seq)
 );
 -- The tombstone of a row shipped whole that expired afterwards (FORMAT.md 22.7): its expiry
--- entry's digest covers it, so it is shipped in the batch that holds the entry, whose trigger
--- turns the row in entries into an expired row (apply_lifecycle below).
+-- entry's digest covers it, so it is shipped in the batch that holds the entry. The row in
+-- entries keeps its values (only erasure changes a shipped row; see docs/fleet.md).
 CREATE TABLE IF NOT EXISTS auditdb_ship.tombstones (
     store_id   bytea NOT NULL,
     seq        bigint NOT NULL CHECK (seq >= 1),
@@ -66,9 +66,6 @@ CREATE TABLE IF NOT EXISTS auditdb_ship.tombstones (
     expiry_seq bigint NOT NULL,
     PRIMARY KEY (store_id, seq)
 );
-
--- The late tombstones of one expiry entry, for the batch that ships it (apply_lifecycle).
-CREATE INDEX IF NOT EXISTS tombstones_expiry ON auditdb_ship.tombstones (store_id, expiry_seq);
 
 -- The central queries (docs/fleet.md): by tenant, actor or action over time, and by time alone.
 CREATE INDEX IF NOT EXISTS entries_tenant_time ON auditdb_ship.entries (tenant, recorded_at);
@@ -122,13 +119,11 @@ END $$;
 DROP TRIGGER IF EXISTS batches_insert ON auditdb_ship.batches;
 CREATE TRIGGER batches_insert BEFORE INSERT ON auditdb_ship.batches FOR EACH ROW EXECUTE FUNCTION auditdb_ship.before_batch();
 
--- Erasure and expiry reach the central copy (docs/fleet.md, "Erased and expired after shipping";
--- FORMAT.md 22.7): the only change a row of entries ever takes, made by apply_lifecycle below
--- inside the transaction of the batch that ships the erasure or expiry entry.
---  * erased: fields that were shown lose their value and nonce and gain their bit in `erased`;
---    nothing else changes (the commitment stays, so every proof still holds);
---  * expired: a row shipped whole becomes an expired row of 22.7 (its late tombstone, `leaf` and
---    `recorded_at` kept, every other column NULL), when the late tombstone is of this row.
+-- Erasure reaches the central copy (docs/fleet.md, "Erased after shipping"; FORMAT.md 22.7): the
+-- only change a row of entries ever takes, made by apply_lifecycle below inside the transaction of
+-- the batch that ships the erasure entry (or when this file is installed again): fields that were
+-- shown lose their value and nonce and gain their bit in `erased`; nothing else changes (the
+-- commitment stays, so every proof still holds).
 CREATE OR REPLACE FUNCTION auditdb_ship.lifecycle_change(o auditdb_ship.entries, n auditdb_ship.entries) RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE SET search_path = auditdb_ship, pg_temp AS $$
 DECLARE
@@ -140,16 +135,6 @@ DECLARE
 BEGIN
     IF o.tombstone IS NOT NULL THEN
         RETURN false;
-    END IF;
-    IF n.tombstone IS NOT NULL THEN
-        RETURN n.store_id = o.store_id AND n.seq = o.seq AND n.leaf = o.leaf AND n.recorded_at = o.recorded_at
-           AND length(n.tombstone) = 164 AND substring(n.tombstone FROM 1 FOR 8) = int8send(n.seq)
-           AND substring(n.tombstone FROM 45 FOR 32) = o.leaf
-           AND ('x' || encode(substring(n.tombstone FROM 77 FOR 8), 'hex'))::bit(64)::bigint
-               = (extract(epoch FROM o.recorded_at) * 1000000)::bigint
-           AND n.expiry_seq > n.seq AND n.withheld = 0 AND n.erased = 0
-           AND NOT EXISTS (SELECT 1 FROM jsonb_each(nj - ARRAY['store_id', 'seq', 'recorded_at', 'leaf', 'tombstone', 'expiry_seq', 'withheld', 'erased']) c
-                           WHERE c.value <> 'null'::jsonb);
     END IF;
     IF n.withheld <> o.withheld OR n.erased & o.erased <> o.erased OR n.erased = o.erased
        OR (oj - withholdable) <> (nj - withholdable) THEN
@@ -195,7 +180,7 @@ BEGIN
        AND members IS DISTINCT FROM ARRAY['fields', 'paths', 'reason', 'residuals', 'seqs', 'subject'] THEN
         RETURN 'its members are not reason, subject, fields, seqs (and paths with residuals), each once';
     END IF;
-    IF json_typeof(d -> 'reason') <> 'string' OR json_typeof(d -> 'subject') <> 'string'
+    IF json_typeof(d -> 'reason') <> 'string' OR d ->> 'reason' = '' OR json_typeof(d -> 'subject') <> 'string'
        OR d ->> 'subject' NOT IN ('actor', 'tenant', 'resource', 'seqs') THEN
         RETURN 'its reason or subject is not as 21.3 says';
     END IF;
@@ -228,17 +213,15 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- Applies, for the rows of one store at seqs low...high just shipped (a batch), what the engine
--- entries among them say about rows shipped before (FORMAT.md 22.7, "After shipping"):
---  * an erasure entry (21.3) erases its `fields` (and `details` whole where it erased paths inside
---    it) in each row of its `seqs` that shows them. One whose details do not read as 21.3 says
---    fails the batch: the store erased something, and the central copy must not keep it quietly.
---  * an expiry entry (20.3) turns the rows it expired that were shipped whole into expired rows, by
---    their late tombstones, when its tombstones as rule 4 of 22.7 takes them (the expired rows' and
---    the late ones naming it, one per seq) hash to its digest and are `count` many. Otherwise
---    nothing changes, and the central verifier reports the entry (`changed`).
--- Whether the entries are the store's own is proven by the central verifier (a forged entry does
--- not hash to the signed tree: `changed`).
+-- Applies, for the rows of one store at seqs low...high just shipped (a batch), the erasure
+-- entries among them (FORMAT.md 22.7, "After shipping"): each erases its `fields` (and `details`
+-- whole where it erased paths inside it) in each row of its `seqs` that shows them. One whose
+-- details do not read as 21.3 says fails the batch: the store erased something, and the central
+-- copy must not keep it quietly. Whether an entry is the store's own is proven by the central
+-- verifier (a forged entry does not hash to the signed tree: `changed`); PostgreSQL cannot check
+-- the checkpoint's signature here. Expiry is not applied: rows expired after they were shipped
+-- keep their values centrally (their late tombstones say which), so that no shipper, with or
+-- without the store's keys, can empty whole rows of the central copy.
 CREATE OR REPLACE FUNCTION auditdb_ship.apply_lifecycle(store bytea, low bigint, high bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = auditdb_ship, pg_temp AS $$
 DECLARE
@@ -247,12 +230,6 @@ DECLARE
     problem text;
     mask int;
     listed bigint[];
-    first_seq bigint;
-    last_seq bigint;
-    listed_count bigint;
-    digest text;
-    held bigint;
-    seqs bigint;
 BEGIN
     -- What lets refuse_change pass the changes lifecycle_change allows, until the end of this function.
     PERFORM set_config('auditdb_ship.applying', 'on', true);
@@ -286,42 +263,6 @@ BEGIN
             erased = erased | (mask & ~(withheld | erased))
          WHERE store_id = store AND seq = ANY (listed) AND tombstone IS NULL
            AND mask & ~(withheld | erased) <> 0;
-    END LOOP;
-    FOR e IN SELECT seq, details FROM entries x
-             WHERE store_id = store AND seq BETWEEN low AND high AND action = 'auditdb.retention.expired' AND origin = 0
-               AND tombstone IS NULL AND (withheld | erased) & 4 = 0 AND details IS NOT NULL
-               AND EXISTS (SELECT 1 FROM tombstones l WHERE l.store_id = store AND l.expiry_seq = x.seq)
-             ORDER BY seq LOOP
-        BEGIN
-            d := engine_details(e.details);
-            first_seq := (d ->> 'first')::bigint;
-            last_seq := (d ->> 'last')::bigint;
-            listed_count := (d ->> 'count')::bigint;
-        EXCEPTION WHEN others THEN
-            CONTINUE;  -- details that do not read: the central verifier reports the entry
-        END;
-        SELECT encode(sha256(coalesce(string_agg(t.tombstone, ''::bytea ORDER BY t.seq), ''::bytea)), 'hex'), count(*),
-               count(DISTINCT t.seq)
-          INTO digest, held, seqs
-          FROM (SELECT seq, tombstone FROM entries
-                 WHERE store_id = store AND seq BETWEEN first_seq AND last_seq AND expiry_seq = e.seq AND tombstone IS NOT NULL
-                UNION
-                SELECT seq, tombstone FROM tombstones WHERE store_id = store AND expiry_seq = e.seq) t;
-        IF digest IS DISTINCT FROM d ->> 'tombstones' OR held IS DISTINCT FROM listed_count OR seqs <> held THEN
-            CONTINUE;  -- not the tombstones it lists: the central verifier reports the entry
-        END IF;
-        UPDATE entries r SET
-            occurred_at = NULL, tenant = NULL, actor = NULL, action = NULL, resource_type = NULL,
-            resource_id = NULL, outcome = NULL, severity = NULL, correlation_id = NULL, source = NULL, details = NULL,
-            origin = NULL, origin_ref = NULL, format_version = NULL, key_version = NULL, actor_nonce = NULL,
-            source_nonce = NULL, details_nonce = NULL, actor_commitment = NULL, source_commitment = NULL,
-            details_commitment = NULL, withheld = 0, erased = 0, tombstone = l.tombstone, expiry_seq = l.expiry_seq
-          FROM tombstones l
-         WHERE l.store_id = store AND l.expiry_seq = e.seq AND l.seq < l.expiry_seq
-           AND r.store_id = l.store_id AND r.seq = l.seq AND r.tombstone IS NULL AND isfinite(r.recorded_at)
-           AND substring(l.tombstone FROM 1 FOR 8) = int8send(l.seq) AND substring(l.tombstone FROM 45 FOR 32) = r.leaf
-           AND ('x' || encode(substring(l.tombstone FROM 77 FOR 8), 'hex'))::bit(64)::bigint
-               = (extract(epoch FROM r.recorded_at) * 1000000)::bigint;
     END LOOP;
     PERFORM set_config('auditdb_ship.applying', 'off', true);
 END $$;
@@ -404,8 +345,8 @@ CREATE POLICY read_own ON auditdb_ship.batches FOR SELECT TO auditdb_publisher
 DROP POLICY IF EXISTS audit_all ON auditdb_ship.batches;
 CREATE POLICY audit_all ON auditdb_ship.batches FOR SELECT TO auditdb_auditor USING (true);
 
--- A central database made by a version without apply_lifecycle: what its shipped erasure and
--- expiry entries say is applied now (idempotent: a row already erased or expired is left as it is).
+-- A central database made by a version without apply_lifecycle: what its shipped erasure entries
+-- say is applied now (idempotent: a field already erased or withheld is left as it is).
 -- Store by store: one whose entries cannot be applied (an erasure entry that does not read as 21.3
 -- says, shipped before this version checked them) is named in a warning and left as it is, so that
 -- no instance's rows can stop the schema's installation for the fleet.
@@ -416,7 +357,7 @@ BEGIN
         BEGIN
             PERFORM auditdb_ship.apply_lifecycle(s.store_id, 1, s.high);
         EXCEPTION WHEN others THEN
-            RAISE WARNING 'AuditDB: the erasure and expiry entries shipped for store % were not applied to its central rows: %. Run auditdb-fleet verify-shipped.',
+            RAISE WARNING 'AuditDB: the erasure entries shipped for store % were not applied to its central rows: %. Run auditdb-fleet verify-shipped.',
                 encode(s.store_id, 'hex'), SQLERRM;
         END;
     END LOOP;

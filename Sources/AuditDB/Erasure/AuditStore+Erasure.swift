@@ -100,7 +100,12 @@ extension AuditStore {
         try Self.checkReason(reason)
         let paths = try Self.checkPaths(paths, fields: fields)
         let mask = ErasureRecord.mask(fields)
-        let plan = try await planErasure(subject, mask: paths.isEmpty ? mask : mask | ErasureRecord.partialDetails)
+        let plan: ErasurePlan
+        do {
+            plan = try await planErasure(subject, mask: paths.isEmpty ? mask : mask | ErasureRecord.partialDetails)
+        } catch let error where error is CancellationError || (error as? AuditError)?.underlying is CancellationError {
+            throw AuditError(.cancelled, "the erasure was stopped while it chose the rows; nothing was erased. Run it again.")
+        }
         if !plan.legacy.isEmpty && !skippingLegacyRows {
             throw AuditError(
                 .invalidInput,
@@ -122,9 +127,9 @@ extension AuditStore {
                     stopped = true
                     break
                 }
-                // The batches so far leave the file itself (their pages copied over the old ones,
-                // without waiting for readers): a process killed before the final scrub leaves at
-                // most one batch's old values in it.
+                // The batches so far leave the database file itself (their pages copied over the
+                // old ones, where no reader holds them back): a process killed before the final
+                // scrub leaves fewer old values there. The -wal keeps them until the scrub.
                 do {
                     try await Task { try await self.pool.writeWithoutTransaction { db in _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(PASSIVE)") } }.value
                 } catch {
@@ -146,8 +151,9 @@ extension AuditStore {
             } catch let error as AuditError where !erased.isEmpty {
                 // The batches before this one are committed: say so, or a caller would take the
                 // failure for "nothing was erased".
+                let next = error.code == .integrityViolation ? "" : "; run the same erasure again to finish it"
                 throw AuditError(error.code, error.message + " (the batches before it erased \(erased.count) of the \(plan.rows.count) matching row(s), "
-                                    + "erasure entries \(entries.map(String.init).joined(separator: ", ")); run the same erasure again to finish it)",
+                                    + "erasure entries \(entries.map(String.init).joined(separator: ", "))\(next))",
                                  field: error.field, underlying: error.underlying)
             }
             erased += done
@@ -157,17 +163,15 @@ extension AuditStore {
         // The erasure is committed: a scrub that fails (a full disk) must not turn it into an
         // error the caller would retry. It says so through `scrubbed`; the next checkpoint that
         // succeeds (at the latest, a close that can write) completes it.
-        // Also when every matching row was erased already: running an erasure again after a process
-        // was killed before its scrub is how its values leave the file.
+        // Always, also when nothing was left to erase: running an erasure again after a process was
+        // killed before its scrub is how its values leave the file (its rows may match no longer).
         var scrubbed = true
-        if !erased.isEmpty || already > 0 {
-            do {
-                // Not cancelled with this call: a stopped erasure still scrubs what it committed.
-                scrubbed = try await Task { try await self.scrubWriteAheadLog() }.value
-            } catch {
-                logger.warning("the write-ahead log could not be emptied after an erasure", metadata: ["store": "\(path)", "error": "\(error)"])
-                scrubbed = false
-            }
+        do {
+            // Not cancelled with this call: a stopped erasure still scrubs what it committed.
+            scrubbed = try await Task { try await self.scrubWriteAheadLog() }.value
+        } catch {
+            logger.warning("the write-ahead log could not be emptied after an erasure", metadata: ["store": "\(path)", "error": "\(error)"])
+            scrubbed = false
         }
         if stopped {
             throw AuditError(

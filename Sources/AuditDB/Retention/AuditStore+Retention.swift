@@ -275,8 +275,10 @@ extension AuditStore {
         } catch {
             throw AuditError(.storage, "cannot create the archive directory \(archive.directory): \(error)")
         }
+        var stale = false
         if FileManager.default.fileExists(atPath: path), try await archiveIsStale(path, name: name, publicKeys: archive.signer.publicKeys) {
             // Written by an interrupted run before an erasure: it would keep the erased values.
+            stale = true
             do {
                 try FileManager.default.removeItem(atPath: path)
             } catch {
@@ -284,7 +286,10 @@ extension AuditStore {
             }
         }
         if !FileManager.default.fileExists(atPath: path) {
-            if (try await usableCheckpoint(trusting: archive.signer.publicKeys)?.checkpoint.seq ?? 0) < range.upperBound {
+            // A new checkpoint after a stale bundle: proven against the old one, the new bundle
+            // would look stale again (an erasure follows that checkpoint).
+            let covered = try await usableCheckpoint(trusting: archive.signer.publicKeys)?.checkpoint.seq ?? 0
+            if stale || covered < range.upperBound {
                 _ = try await checkpoint(signer: archive.signer)
             }
             _ = try await export(to: path, filter: ExportFilter(seqs: range), redact: [], signer: archive.signer, limit: nil, progress: nil,

@@ -132,6 +132,27 @@ struct ErasureTests {
         try await store.close()
     }
 
+    @Test("an erasure whose scrub a reader held off: running it again, though its actor now matches no row, empties the log and the values leave the file")
+    func rerunScrubs() async throws {
+        var configuration = AuditStore.Configuration()
+        configuration.busyTimeout = .milliseconds(300)  // how long the scrub keeps trying
+        let created = try await makeAliceStore()
+        try await created.close()
+        let store = try await AuditStore.open(at: path, keys: keys, configuration: configuration)
+        var reader: OpaquePointer?
+        #expect(sqlite3_open(path, &reader) == SQLITE_OK)
+        defer { sqlite3_close(reader) }
+        #expect(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM audit_entries", nil, nil, nil) == SQLITE_OK)
+        let first = try await store.erase(.actor(Self.alice), fields: [.actor, .source], reason: "TICKET-10")
+        #expect(first.erased == [3, 8, 13, 18] && !first.scrubbed)
+        #expect(try fileBytes().range(of: Data(Self.aliceSource.utf8)) != nil, "the old pages are still in the -wal or the file")
+        #expect(sqlite3_exec(reader, "COMMIT", nil, nil, nil) == SQLITE_OK)
+        let again = try await store.erase(.actor(Self.alice), fields: [.actor, .source], reason: "TICKET-10")
+        #expect(again.erased.isEmpty && again.alreadyErased == 0 && again.scrubbed)
+        #expect(try fileBytes().range(of: Data(Self.aliceSource.utf8)) == nil)
+        try await store.close()
+    }
+
     @Test("raw bytes: after erasure the values are in neither the store file, its -wal nor its -shm, open or closed")
     func valuesLeaveTheFile() async throws {
         let store = try await makeAliceStore()

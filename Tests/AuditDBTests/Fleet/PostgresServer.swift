@@ -86,6 +86,13 @@ final class PostgresServer: @unchecked Sendable {
         return result.stdout
     }
 
+    /// Runs the SQL file at `path` through `psql` as `user` (stopping at the first error): its
+    /// status, output and messages (notices and warnings go to standard error).
+    func psqlFile(_ path: String, user: String) throws -> ProcessResult {
+        try run("/usr/bin/psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "\(port)",
+                                  "-U", user, "-d", Self.database, "-f", path])
+    }
+
     /// Runs SQL through `psql` as `user` and returns its error output (empty if it succeeded).
     func psqlError(_ sql: String, user: String) throws -> String {
         let result = try run("/usr/bin/psql", ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "\(port)",

@@ -385,12 +385,15 @@ struct ExpiryArchiveTests {
         _ = try await store.archiveRows(1...4, to: archive)
         func holdsUser2() throws -> Bool { try String(contentsOfFile: bundle + "/entries.jsonl", encoding: .utf8).contains("user-2") }
         #expect(try holdsUser2())
-        #expect(try await store.erase(.seqs([2]), fields: [.actor], reason: "GDPR-9").erased == [2])
+        let erasure = try await store.erase(.seqs([2]), fields: [.actor], reason: "GDPR-9")
+        #expect(erasure.erased == [2])
         let report = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, batchSize: 4, archive: archive)
         #expect(report.archives.first == bundle)
         #expect(try !holdsUser2())
         let verification = try await ExportBundle.verify(at: bundle, publicKeys: signer.publicKeys, requireStatement: true)
         #expect(verification.isCompletenessAttested, "\(verification)")
+        // Proven against a checkpoint that covers the erasure entry (else it would look stale again).
+        #expect((verification.checkpoint?.seq ?? 0) >= erasure.erasureEntries[0])
         #expect(try await store.verify().isIntact)
         try await store.close()
     }
