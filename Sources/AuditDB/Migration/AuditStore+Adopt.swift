@@ -227,6 +227,18 @@ extension AuditStore {
         if let earlier = earlierRuns.first?.seq {
             runSeq = earlier
             already = try await importedCount(run: earlier)
+            // The count is of the run's rows still in the log: rows of it that expired since (a
+            // tombstone keeps no origin) would be imported again. Never guess.
+            if already < pass.valid, try await expiredSince(earlier) {
+                throw AuditError(
+                    .invalidInput,
+                    "\(adoption.table) in \(sourceName) was adopted before (run \(earlier)), and retention has expired rows since "
+                        + "that run began: \(already) of its \(pass.valid) rows are still in the log, and which of the rest it imported "
+                        + "before they expired cannot be told, so resuming could import rows twice. Nothing was written. If that run "
+                        + "finished (its rows were all imported), there is nothing to do; if it was interrupted, adopt the rows it had "
+                        + "not reached from a copy of the table.",
+                    field: "source")
+            }
         } else {
             runSeq = try await appendEngineEntry(runEntry(adoption, source: source, sourceName: sourceName, pass: pass))
         }
@@ -361,6 +373,14 @@ extension AuditStore {
     private func importedCount(run runSeq: Int64) async throws -> Int {
         try await pool.read { db in
             try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_entries WHERE origin_ref = ?", arguments: [runSeq]) ?? 0
+        }
+    }
+
+    /// Whether any row after `runSeq` has expired (a tombstone above it in `audit_expired`).
+    private func expiredSince(_ runSeq: Int64) async throws -> Bool {
+        try await pool.read { db in
+            guard try db.tableExists("audit_expired") else { return false }
+            return try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM audit_expired WHERE seq > ?)", arguments: [runSeq]) ?? false
         }
     }
 

@@ -110,6 +110,34 @@ struct AdoptionTests {
         try await store.close()
     }
 
+    @Test("adopting again after retention expired some of the run's rows is refused: they would be imported twice")
+    func adoptAgainAfterExpiry() async throws {
+        let legacy = dir.path("legacy.db")
+        try sqlite3Must(legacy, """
+            CREATE TABLE ev(id INTEGER PRIMARY KEY, who TEXT, what TEXT);
+            INSERT INTO ev VALUES (1, 'alice', 'a'), (2, 'bob', 'b'), (3, 'carol', 'c'), (4, 'dave', 'd');
+            """)
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
+        var adoption = LegacyAdoption(sourcePath: legacy, table: "ev", mapping: [.actor: "who", .action: "what"])
+        adoption.idColumn = "id"
+        let first = try await store.adopt(adoption)
+        #expect(first.imported == 4)
+        let later = AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.now().microsecondsSinceEpoch + 2 * 86_400_000_000)
+        let retention = try await store.applyRetention(try RetentionPolicy(parsingDefault: "1d"), now: later)
+        #expect(retention.expired == 3)  // the newest row of the log (dave) stays
+        let before = try await store.lastSeq()
+        await #expect {
+            _ = try await store.adopt(adoption)
+        } throws: { error in
+            let error = error as? AuditError
+            return error?.code == .invalidInput
+                && error?.message.contains("was adopted before (run \(first.runSeq)), and retention has expired rows since that run began: 1 of its 4 rows are still in the log") == true
+        }
+        #expect(try await store.lastSeq() == before)
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+    }
+
     @Test("a hand-made log with only a rowid and Unix milliseconds, in another file; then protect it")
     func rowidAndMilliseconds() async throws {
         let legacy = dir.path("legacy.db")
