@@ -187,7 +187,9 @@ extension AuditStore {
         guard (1...100_000).contains(adoption.batchSize) else {
             throw AuditError(.invalidInput, "the batch size must be between 1 and 100000", field: "batchSize")
         }
-        let source = try LegacySource(adoption)
+        let wait = configuration.busyTimeout.components
+        let waitMilliseconds = wait.seconds * 1_000 + wait.attoseconds / 1_000_000_000_000_000
+        let source = try LegacySource(adoption, busyTimeoutMilliseconds: Int32(clamping: waitMilliseconds))
         defer { source.close() }
         if adoption.afterwards == .drop, !source.droppedColumns.isEmpty {
             throw AuditError(
@@ -230,14 +232,13 @@ extension AuditStore {
             // The count is of the run's rows still in the log: rows of it that expired since (a
             // tombstone keeps no origin) would be imported again. Never guess.
             if already < pass.valid, try await expiredSince(earlier) {
-                throw AuditError(
-                    .invalidInput,
-                    "\(adoption.table) in \(sourceName) was adopted before (run \(earlier)), and retention has expired rows since "
-                        + "that run began: \(already) of its \(pass.valid) rows are still in the log, and which of the rest it imported "
-                        + "before they expired cannot be told, so resuming could import rows twice. Nothing was written. If that run "
-                        + "finished (its rows were all imported), there is nothing to do; if it was interrupted, adopt the rows it had "
-                        + "not reached from a copy of the table.",
-                    field: "source")
+                let what = "\(adoption.table) in \(sourceName) was adopted before (run \(earlier)), and retention has expired rows since "
+                    + "that run began: \(already) of its \(pass.valid) rows are still in the log"
+                let why = ", and which of the rest it imported before they expired cannot be told, so resuming could import rows twice. "
+                    + "Nothing was written."
+                let next = " If that run finished (its rows were all imported), there is nothing to do; if it was interrupted, adopt "
+                    + "the rows it had not reached from a copy of the table."
+                throw AuditError(.invalidInput, what + why + next, field: "source")
             }
         } else {
             runSeq = try await appendEngineEntry(runEntry(adoption, source: source, sourceName: sourceName, pass: pass))

@@ -18,13 +18,13 @@ final class LegacySource {
     /// The table's rows when the read transaction began (what both passes will read).
     let rowCount: Int
 
-    init(_ adoption: LegacyAdoption) throws {
+    init(_ adoption: LegacyAdoption, busyTimeoutMilliseconds: Int32 = 5_000) throws {
         self.adoption = adoption
         guard FileManager.default.fileExists(atPath: adoption.sourcePath) else {
             throw AuditError(.invalidInput, "no source database at \(adoption.sourcePath)", field: "source")
         }
         // NOMUTEX: one task uses this connection at a time, so SQLite's per-call mutex is pure cost.
-        let handle = try SQLite.open(adoption.sourcePath, busyTimeoutMilliseconds: 5_000)
+        let handle = try SQLite.open(adoption.sourcePath, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         connection = handle
         let quote = Self.quote
         // Text is read as UTF-8: SQLite would convert a UTF-16 database's text, mending invalid
@@ -36,6 +36,26 @@ final class LegacySource {
         guard encodingName == "UTF-8" else {
             throw AuditError(.invalidInput, "\(adoption.sourcePath) is a \(encodingName) database; AuditDB adopts UTF-8 databases only "
                              + "(convert it first, e.g. `sqlite3 old.db .dump | sqlite3 new.db`, whose new file is UTF-8)", field: "source")
+        }
+        // An ordinary table only: a view has no rowid (and cannot be protected or dropped as a
+        // table), a virtual table's rowid need not be stable.
+        let kind = try SQLite.prepare(handle, "SELECT type, sql FROM sqlite_schema WHERE name = ? COLLATE NOCASE",
+                                      while: "read the schema of \(adoption.sourcePath)")
+        defer { SQLite.finalize(kind) }
+        try SQLite.bind(kind, 1, text: adoption.table)
+        if try SQLite.step(kind, while: "read the schema of \(adoption.sourcePath)") {
+            let type = SQLite.text(kind, 0).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let sql = SQLite.text(kind, 1).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            guard type == "table", !sql.uppercased().hasPrefix("CREATE VIRTUAL") else {
+                throw AuditError(.invalidInput, "\(adoption.table) in \(adoption.sourcePath) is a \(type == "table" ? "virtual table" : type), "
+                                 + "not an ordinary table; copy its rows into one (CREATE TABLE … AS SELECT) and adopt that", field: "table")
+            }
+        }
+        // A legacy table may live in the store's own file, but AuditDB's tables are never a source
+        // (adopting them, then protecting or dropping them, would damage the store).
+        let ownTables = Set(try StoreSchema.allKnownObjects.filter { $0.type == "table" }.map { $0.name.lowercased() } + ["grdb_migrations"])
+        if ownTables.contains(adoption.table.lowercased()) || adoption.table.lowercased().hasPrefix("sqlite_"), try Self.isAuditDBStore(handle) {
+            throw AuditError(.invalidInput, "\(adoption.table) is one of AuditDB's own tables; adopt a legacy table of the app", field: "table")
         }
         // The table's columns, generated ones included (hidden = 1 marks a virtual table's hidden columns).
         var tableColumns: [String] = []
@@ -87,6 +107,14 @@ final class LegacySource {
     }
 
     /// `name` as an SQL identifier: in double quotes, a quote in it doubled.
+    /// Whether the database holds AuditDB's store header table (another store's file as source).
+    static func isAuditDBStore(_ handle: OpaquePointer) throws -> Bool {
+        let statement = try SQLite.prepare(handle, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'audit_store'",
+                                           while: "read the schema of the source")
+        defer { SQLite.finalize(statement) }
+        return try SQLite.step(statement, while: "read the schema of the source")
+    }
+
     static func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
 
     /// Closes the connection; its read transaction ends with it.

@@ -110,6 +110,40 @@ struct AdoptionTests {
         try await store.close()
     }
 
+    @Test("only an ordinary table is adopted: a view, a virtual table, or a table of AuditDB's own (in the store's file or another store's) is refused, nothing written")
+    func sourcesRefused() async throws {
+        let legacy = dir.path("legacy.db")
+        try sqlite3Must(legacy, """
+            CREATE TABLE base(id INTEGER PRIMARY KEY, who TEXT, what TEXT);
+            INSERT INTO base VALUES (1, 'alice', 'a');
+            CREATE VIEW vw AS SELECT * FROM base;
+            CREATE VIRTUAL TABLE vt USING fts5(who, what);
+            INSERT INTO vt VALUES ('bob', 'b');
+            """)
+        let storePath = dir.path("s.db")
+        let store = try await AuditStore.create(at: storePath, keys: keys)
+        let other = dir.path("other.db")
+        try await (try await AuditStore.create(at: other, keys: keys)).close()
+        let cases: [(String, String, String)] = [
+            (legacy, "vw", "vw in \(legacy) is a view, not an ordinary table"),
+            (legacy, "vt", "vt in \(legacy) is a virtual table, not an ordinary table"),
+            (storePath, "grdb_migrations", "grdb_migrations is one of AuditDB's own tables"),
+            (other, "audit_key_versions", "audit_key_versions is one of AuditDB's own tables"),
+        ]
+        for (source, table, message) in cases {
+            var adoption = LegacyAdoption(sourcePath: source, table: table, mapping: [.actor: "who", .action: "what"])
+            adoption.dropUnmapped = true
+            await #expect {
+                _ = try await store.adopt(adoption)
+            } throws: { error in
+                let error = error as? AuditError
+                return error?.code == .invalidInput && error?.message.hasPrefix(message) == true
+            }
+        }
+        #expect(try await store.lastSeq() == 0)
+        try await store.close()
+    }
+
     @Test("adopting again after retention expired some of the run's rows is refused: they would be imported twice")
     func adoptAgainAfterExpiry() async throws {
         let legacy = dir.path("legacy.db")
