@@ -37,26 +37,7 @@ final class LegacySource {
             throw AuditError(.invalidInput, "\(adoption.sourcePath) is a \(encodingName) database; AuditDB adopts UTF-8 databases only "
                              + "(convert it first, e.g. `sqlite3 old.db .dump | sqlite3 new.db`, whose new file is UTF-8)", field: "source")
         }
-        // An ordinary table only: a view has no rowid (and cannot be protected or dropped as a
-        // table), a virtual table's rowid need not be stable.
-        let kind = try SQLite.prepare(handle, "SELECT type, sql FROM sqlite_schema WHERE name = ? COLLATE NOCASE",
-                                      while: "read the schema of \(adoption.sourcePath)")
-        defer { SQLite.finalize(kind) }
-        try SQLite.bind(kind, 1, text: adoption.table)
-        if try SQLite.step(kind, while: "read the schema of \(adoption.sourcePath)") {
-            let type = SQLite.text(kind, 0).map { String(decoding: $0, as: UTF8.self) } ?? ""
-            let sql = SQLite.text(kind, 1).map { String(decoding: $0, as: UTF8.self) } ?? ""
-            guard type == "table", !sql.uppercased().hasPrefix("CREATE VIRTUAL") else {
-                throw AuditError(.invalidInput, "\(adoption.table) in \(adoption.sourcePath) is a \(type == "table" ? "virtual table" : type), "
-                                 + "not an ordinary table; copy its rows into one (CREATE TABLE … AS SELECT) and adopt that", field: "table")
-            }
-        }
-        // A legacy table may live in the store's own file, but AuditDB's tables are never a source
-        // (adopting them, then protecting or dropping them, would damage the store).
-        let ownTables = Set(try StoreSchema.allKnownObjects.filter { $0.type == "table" }.map { $0.name.lowercased() } + ["grdb_migrations"])
-        if ownTables.contains(adoption.table.lowercased()) || adoption.table.lowercased().hasPrefix("sqlite_"), try Self.isAuditDBStore(handle) {
-            throw AuditError(.invalidInput, "\(adoption.table) is one of AuditDB's own tables; adopt a legacy table of the app", field: "table")
-        }
+        try Self.checkKind(of: adoption, in: handle)
         // The table's columns, generated ones included (hidden = 1 marks a virtual table's hidden columns).
         var tableColumns: [String] = []
         let info = try SQLite.prepare(handle, "SELECT name FROM pragma_table_xinfo(?) WHERE hidden <> 1", while: "read the columns of \(adoption.table)")
@@ -107,14 +88,6 @@ final class LegacySource {
     }
 
     /// `name` as an SQL identifier: in double quotes, a quote in it doubled.
-    /// Whether the database holds AuditDB's store header table (another store's file as source).
-    static func isAuditDBStore(_ handle: OpaquePointer) throws -> Bool {
-        let statement = try SQLite.prepare(handle, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'audit_store'",
-                                           while: "read the schema of the source")
-        defer { SQLite.finalize(statement) }
-        return try SQLite.step(statement, while: "read the schema of the source")
-    }
-
     static func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
 
     /// Closes the connection; its read transaction ends with it.
