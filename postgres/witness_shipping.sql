@@ -153,10 +153,10 @@ BEGIN
     RETURN true;
 END $$;
 
--- An engine entry's details (FORMAT.md 18) as json, every \uXXXX escape (and every escaped
--- backslash) first replaced by "__": the members read here (seqs, fields, counts, hex digests)
--- hold none, and a database whose encoding is not UTF8 cannot un-escape code points above U+007F
--- (a reason or tenant name may hold U+2028 or a bidirectional control, written escaped).
+-- An erasure entry's details (FORMAT.md 18, 21.3) as json, every \uXXXX escape (and every
+-- escaped backslash) first replaced by "__": the members read here (fields, seqs, the member
+-- names) hold none, and a database whose encoding is not UTF8 cannot un-escape code points above
+-- U+007F (a reason may hold U+2028 or a bidirectional control, written escaped).
 CREATE OR REPLACE FUNCTION auditdb_ship.engine_details(t text) RETURNS json
 LANGUAGE sql IMMUTABLE AS $$
     SELECT regexp_replace(regexp_replace(t, '\\\\', '__', 'g'), '\\u[0-9a-fA-F]{4}', '__', 'g')::json

@@ -315,7 +315,9 @@ def parse_public_keys(data: bytes | str, origin: str = PUBLIC_KEY_FILE) -> dict[
 def read_public_key_file(path) -> dict[int, bytes]:
     """Reads and parses a public key file (section 16.4; any mode, it holds nothing secret): opened
     without waiting, only a regular file (a FIFO or device is refused at once, never waited on), at
-    most 1 MiB read (one byte more to tell). Raises ValueError naming the file (exit 2)."""
+    most 1 MiB read (one byte more to tell). Raises ValueError naming the file (exit 2). Not
+    read_input_file: its messages are the bundle's (`X is missing`), these the reference's for a
+    key file (`cannot open public checkpoint key file X: <reason>`)."""
     what = f"{PUBLIC_KEY_FILE} {path}"
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))

@@ -322,15 +322,26 @@ struct MatchTagVectorTests {
 /// before they go, and the expiry entry names it.
 @Suite("Retention: archives")
 struct ExpiryArchiveTests {
+    let dir: TempDir
+    let keys: KeyRing
+    let signer: CheckpointSigner
+
+    init() throws {
+        dir = try TempDir()
+        keys = try testKeyRing()
+        signer = try testSigner()
+    }
+
+    /// A store of `rows` sample rows, open, and an archive in the test's directory.
+    func storeAndArchive(rows: Int) async throws -> (AuditStore, RetentionArchive) {
+        let path = dir.path("s.db")
+        try await makeStore(at: path, keys: keys, count: rows)
+        return (try await AuditStore.open(at: path, keys: keys), RetentionArchive(directory: dir.path("archive"), signer: signer))
+    }
+
     @Test("each batch is exported, verified and named by its expiry entry before its rows expire")
     func archiveFirst() async throws {
-        let dir = try TempDir()
-        let keys = try testKeyRing()
-        let signer = try testSigner()
-        let path = dir.path("s.db")
-        try await makeStore(at: path, keys: keys, count: 30)
-        let store = try await AuditStore.open(at: path, keys: keys)
-        let archive = RetentionArchive(directory: dir.path("archive"), signer: signer)
+        let (store, archive) = try await storeAndArchive(rows: 30)
         let report = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, batchSize: 15, archive: archive)
         #expect(report.expired == 20)
         #expect(report.archives.count == report.expiryEntries.count && report.archives.count == 2)
@@ -352,13 +363,7 @@ struct ExpiryArchiveTests {
 
     @Test("a run interrupted after its bundle was written uses that bundle when run again")
     func resumeWithBundle() async throws {
-        let dir = try TempDir()
-        let keys = try testKeyRing()
-        let signer = try testSigner()
-        let path = dir.path("s.db")
-        try await makeStore(at: path, keys: keys, count: 10)
-        let store = try await AuditStore.open(at: path, keys: keys)
-        let archive = RetentionArchive(directory: dir.path("archive"), signer: signer)
+        let (store, archive) = try await storeAndArchive(rows: 10)
         // What the interrupted run left: the bundle of the first batch, nothing expired.
         let plan = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, dryRun: true)
         #expect(plan.expired == 6)
@@ -372,13 +377,7 @@ struct ExpiryArchiveTests {
 
     @Test("a bundle an interrupted run wrote before an erasure is not reused: exported again, it holds no erased value")
     func bundleBeforeAnErasure() async throws {
-        let dir = try TempDir()
-        let keys = try testKeyRing()
-        let signer = try testSigner()
-        let path = dir.path("s.db")
-        try await makeStore(at: path, keys: keys, count: 10)
-        let store = try await AuditStore.open(at: path, keys: keys)
-        let archive = RetentionArchive(directory: dir.path("archive"), signer: signer)
+        let (store, archive) = try await storeAndArchive(rows: 10)
         // The interrupted run's first batch (seqs 1...4, candidates 1, 2 and 4): its bundle shows
         // row 2's actor, user-2; then that actor is erased.
         let bundle = dir.path("archive") + "/expiry-1-4"
