@@ -1,7 +1,6 @@
 import ArgumentParser
 import AuditDB
 import Foundation
-import UnixSignals
 
 struct Erase: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -96,24 +95,5 @@ struct Erase: AsyncParsableCommand {
         if !report.scrubbed {
             Output.line("warning: the write-ahead log could not be emptied (a reader held an older snapshot, or the disk is full): until the next checkpoint that succeeds, the erased values may still be in the store file or its -wal (free space if the disk is full, then run this erasure again)")
         }
-    }
-}
-
-/// Runs `work`, cancelling it at SIGTERM or SIGINT: it stops at its next safe point (an erasure,
-/// between two batches, after scrubbing what it committed) and says how far it got.
-func stoppable<R: Sendable>(_ work: @escaping @Sendable () async throws -> R) async throws -> R {
-    let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
-    return try await withThrowingTaskGroup(of: R?.self) { group in
-        group.addTask {
-            for await _ in signals { return nil }
-            return nil
-        }
-        group.addTask { try await work() }
-        while let next = try await group.next() {
-            // A signal: the work is cancelled, and its end (a result or an error) is awaited.
-            group.cancelAll()
-            if let value = next { return value }
-        }
-        throw CancellationError()  // not reached: the work's task ends the loop
     }
 }

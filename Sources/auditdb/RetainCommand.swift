@@ -10,7 +10,8 @@ struct Retain: AsyncParsableCommand {
             active legal hold matches it, and it verifies. Its values leave the store; a tombstone keeps the chain \
             and the Merkle tree whole, and a signed expiry entry records the policy (docs/FORMAT.md section 20, \
             docs/retention.md). AuditDB's own entries and the newest row never expire. Rows go in batches, each \
-            one durable transaction: if interrupted, run the command again. Exit status 1 if a row or hold entry \
+            one durable transaction: if interrupted, run the command again. SIGTERM or SIGINT stops it between two \
+            batches; it says how far it got and exits 2. Exit status 1 if a row or hold entry \
             fails verification (nothing of that batch is written), 2 for bad arguments or storage errors.
             """)
     @OptionGroup var global: GlobalOptions
@@ -69,8 +70,11 @@ struct Retain: AsyncParsableCommand {
             where try await store.page(EntryQuery(limit: 1, tenant: name, unverifiedRows: .mark)).entries.isEmpty {
                 Output.notice("warning: --tenant \(OutputEscaping.jsonQuoted(name)) matches no row of the store, so its limit applies to nothing yet; tenant names match exactly (a typo leaves that tenant's rows to --older-than)")
             }
-            return try await store.applyRetention(policy, dryRun: dryRun, batchSize: batchSize, archive: destination,
-                                           progress: { display.update($0.rowsChecked, total: $0.totalRows) })
+            let dryRun = dryRun
+            return try await stoppable {
+                try await store.applyRetention(policy, dryRun: dryRun, batchSize: batchSize, archive: destination,
+                                               progress: { display.update($0.rowsChecked, total: $0.totalRows) })
+            }
         }
         display.finish()
         let verb = report.dryRun ? "would expire" : "expired"

@@ -293,11 +293,8 @@ extension AuditStore {
             """)
         let context = RowContext(storeID: storeID.bytes, keys: keys, attestations: [:])
         // A row signed by a compromised key version verifies by its re-attestation (as verify and
-        // queries read it): looked up for such rows only.
-        var attestationsOfRow: Statement?
-        if !keys.compromisedVersions.isEmpty, try db.tableExists("audit_attestations") {
-            attestationsOfRow = try db.cachedStatement(sql: Verifier.attestationsSQL + " AND a.seq = ?")
-        }
+        // queries read it).
+        let attestations = try AttestationLookup(db, keys: keys)
         var done: [Int64] = [], residuals: [[UInt8]?] = [], skipped = 0
         var claims: [Int64: ErasureCheck.Claim]?
         for seq in seqs {
@@ -309,11 +306,7 @@ extension AuditStore {
             if seq > 1 {
                 if let stored = try macs.mac(at: seq - 1), stored.count == 32 { chain.prevMac = stored } else { chain.prevKnown = false }
             }
-            var rowContext = context
-            if let attestationsOfRow, view.isWellFormed, context.compromised.contains(view.row.key_version) {
-                rowContext = context.with(attestations: Verifier.attestations(from: try Row.fetchAll(attestationsOfRow, arguments: [seq])))
-            }
-            if let finding = view.check(seq: seq, chain: &chain, context: rowContext) {
+            if let finding = view.check(seq: seq, chain: &chain, context: try context.forRow(view, seq: seq, lookup: attestations)) {
                 throw AuditError(.integrityViolation, "row \(seq) does not verify (\(finding)); nothing of this batch was erased. Run `auditdb verify`.")
             }
             guard view.row.format_version == UInt8(ADB_FORMAT_SEALED) else { continue }

@@ -55,7 +55,10 @@ extension AuditStore {
     /// pages leave the file (``releaseFreeSpace(pagesPerStep:)``; see ``RetentionReport/space``).
     ///
     /// - Throws: ``AuditError`` `integrityViolation` (a candidate row or a hold entry does not
-    ///   verify: nothing of that batch is written), `closed`, storage errors.
+    ///   verify: nothing of that batch is written), `closed`, storage errors; `cancelled` when the
+    ///   calling task is cancelled: the batch under way finishes, the ones after it are not begun, and
+    ///   the message says how many rows expired (run again to finish). An error after some batches
+    ///   were committed says how many rows those expired.
     /// With `archive`, each batch's rows (the whole seq range of the batch, kept rows included) are
     /// first exported to a bundle in the archive directory, synced, read back and verified with the
     /// signer's public key, and only then expired; the expiry entry names the bundle and the SHA-256
@@ -80,52 +83,49 @@ extension AuditStore {
         let candidates: [Int64]
         do {
             candidates = try await pool.read { db in try Int64.fetchAll(db, sql: Self.candidatesSQL, arguments: [loosest]) }
+        } catch let error where error is CancellationError || (error as? AuditError)?.underlying is CancellationError {
+            throw AuditError(.cancelled, "retention was stopped while it chose the rows; nothing expired. Run it again.")
         } catch {
             throw AuditError.from(error, while: "find the rows to expire")
         }
-        let storeID = self.storeID, keys = self.keys
+        var stopped = false, processed = 0
         for start in stride(from: 0, to: candidates.count, by: batchSize) {
-            if start > 0 { progress?(VerificationProgress(rowsChecked: Int64(start), totalRows: Int64(candidates.count))) }
-            let chunk = Array(candidates[start..<min(candidates.count, start + batchSize)])
-            var batch: Batch
-            if dryRun {
-                do {
-                    batch = try await pool.read { db in try Self.expire(chunk, db, policy: policy, now: now, storeID: storeID, keys: keys, write: false) { _ in
-                        throw AuditError(.storage, "internal error: a dry run tried to write")
-                    } }
-                } catch let error as AuditError {
-                    throw error
-                } catch {
-                    throw AuditError.from(error, while: "plan the expiry")
+            processed = start
+            if start > 0 {
+                progress?(VerificationProgress(rowsChecked: Int64(start), totalRows: Int64(candidates.count)))
+                // Cancelled (the CLI on SIGTERM or SIGINT): stop between two batches and say how far it got.
+                if Task.isCancelled {
+                    stopped = true
+                    break
                 }
-            } else {
-                var seqs = chunk
-                var reference: ExpiryRecord.Archive?
-                var heldInPlan: Int?
-                if let archive {
-                    // Plan the batch, archive exactly its range, then expire only what was planned.
-                    let plan = try await pool.read { db in
-                        try Self.expire(chunk, db, policy: policy, now: now, storeID: storeID, keys: keys, write: false) { _ in
-                            throw AuditError(.storage, "internal error: planning tried to write")
-                        }
-                    }
-                    guard let first = plan.seqs.first, let last = plan.seqs.last else {
-                        report.add(plan)
-                        continue
-                    }
-                    seqs = plan.seqs
-                    heldInPlan = plan.held  // the held rows are not among the seqs expired below
-                    reference = try await archiveRows(first...last, to: archive)
-                    report.archives.append(archive.directory + "/" + reference!.bundle)
-                }
-                let chosen = seqs, archived = reference
-                batch = try await holdTransaction("expire rows") { db, _, append in
-                    try Self.expire(chosen, db, policy: policy, now: now, storeID: storeID, keys: keys, write: true,
-                                    archive: archived, append: append)
-                }
-                if let heldInPlan { batch.held += heldInPlan }
             }
+            let chunk = Array(candidates[start..<min(candidates.count, start + batchSize)])
+            // A batch once begun is not cancelled (an unstructured task): its archive is written
+            // whole and its rows expire in one transaction, or it fails whole.
+            let (batch, bundle): (Batch, String?)
+            do {
+                (batch, bundle) = try await Task {
+                    try await self.retentionBatch(chunk, policy: policy, now: now, dryRun: dryRun, archive: archive)
+                }.value
+            } catch let error as AuditError where !dryRun && report.batch.expired > 0 {
+                // The batches before this one are committed: say so, or a caller would take the
+                // failure for "nothing expired".
+                let next = error.code == .integrityViolation ? "" : "; run the same command again to finish"
+                throw AuditError(error.code, error.message + " (the batches before it expired \(report.batch.expired) row(s), expiry entries "
+                                    + "\(report.entries.map(String.init).joined(separator: ", "))\(next))",
+                                 field: error.field, underlying: error.underlying)
+            }
+            if let bundle { report.archives.append(bundle) }
             report.add(batch)
+        }
+        if stopped {
+            let verb = dryRun ? "would expire" : "expired"
+            let entries = report.entries.isEmpty ? "" : " (expiry entries \(report.entries.map(String.init).joined(separator: ", ")))"
+            throw AuditError(
+                .cancelled,
+                "retention was stopped after \(processed) of \(candidates.count) candidate row(s): "
+                    + "\(report.batch.expired) \(verb)\(entries), \(report.batch.held) kept by legal holds. "
+                    + (dryRun ? "Run the dry run again for the whole answer." : "Run the same command again to finish."))
         }
         if !candidates.isEmpty { progress?(VerificationProgress(rowsChecked: Int64(candidates.count), totalRows: Int64(candidates.count))) }
         if !dryRun && report.batch.expired > 0 {
@@ -133,6 +133,51 @@ extension AuditStore {
             report.space = try await releaseFreeSpace()
         }
         return report.report(now: now, policy: policy, dryRun: dryRun)
+    }
+
+    /// One batch of ``applyRetention(_:now:dryRun:batchSize:archive:progress:)``: planned (a dry
+    /// run stops there), archived when asked, then expired in one durable write transaction.
+    /// Returns what it did and the path of its archive bundle, if any.
+    func retentionBatch(_ chunk: [Int64], policy: RetentionPolicy, now: AuditTimestamp, dryRun: Bool,
+                        archive: RetentionArchive?) async throws -> (Batch, String?)
+    {
+        let storeID = self.storeID, keys = self.keys
+        if dryRun {
+            do {
+                return (try await pool.read { db in try Self.expire(chunk, db, policy: policy, now: now, storeID: storeID, keys: keys, write: false) { _ in
+                    throw AuditError(.storage, "internal error: a dry run tried to write")
+                } }, nil)
+            } catch let error as AuditError {
+                throw error
+            } catch {
+                throw AuditError.from(error, while: "plan the expiry")
+            }
+        }
+        var seqs = chunk
+        var reference: ExpiryRecord.Archive?
+        var heldInPlan: Int?
+        var bundle: String?
+        if let archive {
+            // Plan the batch, archive exactly its range, then expire only what was planned.
+            let plan = try await pool.read { db in
+                try Self.expire(chunk, db, policy: policy, now: now, storeID: storeID, keys: keys, write: false) { _ in
+                    throw AuditError(.storage, "internal error: planning tried to write")
+                }
+            }
+            guard let first = plan.seqs.first, let last = plan.seqs.last else { return (plan, nil) }
+            seqs = plan.seqs
+            heldInPlan = plan.held  // the held rows are not among the seqs expired below
+            let written = try await archiveRows(first...last, to: archive)
+            reference = written
+            bundle = archive.directory + "/" + written.bundle
+        }
+        let chosen = seqs, archived = reference
+        var batch = try await holdTransaction("expire rows") { db, _, append in
+            try Self.expire(chosen, db, policy: policy, now: now, storeID: storeID, keys: keys, write: true,
+                            archive: archived, append: append)
+        }
+        if let heldInPlan { batch.held += heldInPlan }
+        return (batch, bundle)
     }
 
     /// Rows old enough for the loosest limit, excluding AuditDB's own entries and the newest row.
@@ -184,6 +229,9 @@ extension AuditStore {
         let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq = ?")
         let stmt = statement.sqliteStatement
         let context = RowContext(storeID: storeID.bytes, keys: keys, attestations: [:])
+        // A row signed by a compromised key version verifies by its re-attestation (as verify and
+        // queries read it); it is then kept, never expired.
+        let attestations = try AttestationLookup(db, keys: keys)
         let signing = keys.signingKey
         var batch = Batch()
         var tombstones: [Tombstone] = []
@@ -203,9 +251,10 @@ extension AuditStore {
                     chain.prevKnown = false
                 }
             }
+            let rowContext = try context.forRow(view, seq: seq, lookup: attestations)
             var leaf = [UInt8](repeating: 0, count: 32)
             let finding = leaf.withUnsafeMutableBufferPointer { out in
-                view.check(seq: seq, chain: &chain, context: context, leaf: out.baseAddress)
+                view.check(seq: seq, chain: &chain, context: rowContext, leaf: out.baseAddress)
             }
             if let finding {
                 throw AuditError(.integrityViolation, "row \(seq) does not verify (\(finding)); nothing of this batch was expired. Run `auditdb verify`.")

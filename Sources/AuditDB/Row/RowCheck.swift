@@ -1,4 +1,19 @@
 import CAuditCore
+import GRDB
+
+/// The statement that reads one row's attestations, prepared only when some key version is
+/// compromised and the store has attestations (``RowContext/forRow(_:seq:lookup:)``).
+struct AttestationLookup {
+    let ofRow: Statement?
+
+    init(_ db: Database, keys: KeyRing) throws {
+        if !keys.compromisedVersions.isEmpty, try db.tableExists("audit_attestations") {
+            ofRow = try db.cachedStatement(sql: Verifier.attestationsSQL + " AND a.seq = ?")
+        } else {
+            ofRow = nil
+        }
+    }
+}
 
 /// What a row is checked against: the store, the key ring, and the attestations of rows signed
 /// by compromised versions.
@@ -18,6 +33,14 @@ struct RowContext: Sendable {
     /// The same context with other attestations.
     func with(attestations: [Int64: [Verifier.Attestation]]) -> RowContext {
         RowContext(storeID: storeID, keys: keys, attestations: attestations)
+    }
+
+    /// The context a row is checked in outside a full pass (queries, erasure, expiry): for a row
+    /// signed by a compromised key version, its own attestations, looked up through `lookup`
+    /// (so a page does not load every attestation of the store); for any other row, this one.
+    func forRow(_ view: RowView, seq: Int64, lookup: AttestationLookup) throws -> RowContext {
+        guard let statement = lookup.ofRow, view.isWellFormed, compromised.contains(view.row.key_version) else { return self }
+        return with(attestations: Verifier.attestations(from: try Row.fetchAll(statement, arguments: [seq])))
     }
 
     /// The ring as the C fast path reads it. Its pointers live as long as `keys`.

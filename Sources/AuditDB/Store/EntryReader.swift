@@ -11,9 +11,8 @@ import GRDBSQLite
 struct EntryReader {
     let context: RowContext
     let previousMac: StoredMacs
-    /// When some key version is compromised: the attestations of one row (looked up per row,
-    /// so a page does not load every attestation of the store).
-    let attestationsOfRow: Statement?
+    /// When some key version is compromised: the attestations of one row.
+    let attestations: AttestationLookup
     let mode: EntryQuery.UnverifiedRows
     let storeID: StoreID
     let keys: KeyRing
@@ -41,12 +40,7 @@ struct EntryReader {
         self.checksErasures = checksErasures
         context = RowContext(storeID: storeID.bytes, keys: keys, attestations: [:])
         previousMac = try StoredMacs(db)
-        // Only rows signed by a compromised version need theirs (looked up per row below).
-        if !keys.compromisedVersions.isEmpty, try db.tableExists("audit_attestations") {
-            attestationsOfRow = try db.cachedStatement(sql: Verifier.attestationsSQL + " AND a.seq = ?")
-        } else {
-            attestationsOfRow = nil
-        }
+        attestations = try AttestationLookup(db, keys: keys)
         self.mode = mode
     }
 
@@ -72,11 +66,7 @@ struct EntryReader {
                 previousMissing = true
             }
             var view = RowView(stmt)
-            var rowContext = context
-            if let attestationsOfRow, view.isWellFormed, context.compromised.contains(view.row.key_version) {
-                rowContext = context.with(attestations: Verifier.attestations(from: try Row.fetchAll(attestationsOfRow, arguments: [seq])))
-            }
-            var finding = view.check(seq: seq, chain: &chain, context: rowContext)
+            var finding = view.check(seq: seq, chain: &chain, context: try context.forRow(view, seq: seq, lookup: attestations))
             if previousMissing && finding == nil {
                 finding = Finding(kind: .missingRows, seqs: (seq - 1)...(seq - 1), message: "the row before seq \(seq) is missing")
             }
