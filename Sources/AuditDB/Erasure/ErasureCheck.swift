@@ -12,7 +12,7 @@ import GRDBSQLite
 enum ErasureCheck {
     /// The erasure entries (those after seq `after` only, if given), in seq order.
     static func entriesCondition(after: Int64?) -> String {
-        " WHERE action = 'auditdb.erasure' AND action >= 'auditdb.' AND action < 'auditdb/'"
+        " WHERE action = 'auditdb.erasure' AND action >= 'auditdb.' AND action < 'auditdb/' AND seq >= 1"
             + (after.map { " AND seq > \($0)" } ?? "") + " ORDER BY seq"
     }
 
@@ -35,14 +35,16 @@ enum ErasureCheck {
     /// (`scanned`: the erased rows the pass's row scan read; only rows outside them are looked
     /// up), while rules 1 and 3 always run
     /// in full: they cost one lookup per erased row.
+    /// With `throughTable`, the erasure entries are found by reading every row, not through
+    /// `audit_entries_engine` (as ``ExpiryCheck/findings(_:storeID:keys:throughTable:)``).
     static func findings(_ db: Database, storeID: StoreID, keys: KeyRing, fromSeq: Int64? = nil,
-                         scanned: ScannedRows? = nil) throws -> [Finding] {
+                         scanned: ScannedRows? = nil, throughTable: Bool = false) throws -> [Finding] {
         guard try db.tableExists("audit_entries"), try RowLayout.hasSeals(db) else { return [] }
         var findings: [Finding] = []
         func tampered(_ seq: Int64, _ message: String) {
             findings.append(Finding(kind: .erasureTampered, seqs: seq...seq, message: message))
         }
-        let (claimed, unreadable, _) = try claims(db, storeID: storeID, keys: keys)
+        let (claimed, unreadable, _) = try claims(db, storeID: storeID, keys: keys, throughTable: throughTable)
         findings += unreadable
         // Every erased field must be claimed.
         var erased: [(Int64, UInt8)] = []
@@ -78,12 +80,13 @@ enum ErasureCheck {
     ///
     /// `after` and `into`: fold only the entries after seq `after` into the claims of the entries
     /// up to it (``ErasureClaimsCache``).
-    static func claims(_ db: Database, storeID: StoreID, keys: KeyRing, after: Int64? = nil, into claims: [Int64: Claim] = [:]) throws
+    static func claims(_ db: Database, storeID: StoreID, keys: KeyRing, after: Int64? = nil, into claims: [Int64: Claim] = [:],
+                       throughTable: Bool = false) throws
         -> (claims: [Int64: Claim], findings: [Finding], entriesRead: Int)
     {
         var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark, checksErasures: false)
         var entries: [AuditEntry] = []
-        let statement = try db.makeStatement(sql: try RowLayout.select(db) + entriesCondition(after: after))
+        let statement = try db.makeStatement(sql: try RowLayout.select(db) + HoldLog.source(throughTable) + entriesCondition(after: after))
         try reader.read(statement, into: &entries)
         var claimed = claims
         var findings: [Finding] = []

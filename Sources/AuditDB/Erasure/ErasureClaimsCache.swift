@@ -26,7 +26,7 @@ final class ErasureClaimsCache: Sendable {
 
     static let newestEntrySQL = """
         SELECT seq FROM audit_entries
-        WHERE action = 'auditdb.erasure' AND action >= 'auditdb.' AND action < 'auditdb/' ORDER BY seq DESC LIMIT 1
+        WHERE action = 'auditdb.erasure' AND action >= 'auditdb.' AND action < 'auditdb/' AND seq >= 1 ORDER BY seq DESC LIMIT 1
         """
 
     /// The claims of every verified erasure entry in `db`'s snapshot.

@@ -28,7 +28,7 @@ extension AuditStore {
     /// that SQLite may use the partial index `audit_entries_engine`).
     static let maskingEntriesSQL = """
         SELECT seq FROM audit_entries
-        WHERE action = 'auditdb.masking' AND action >= 'auditdb.' AND action < 'auditdb/'
+        WHERE action = 'auditdb.masking' AND action >= 'auditdb.' AND action < 'auditdb/' AND seq >= 1
         ORDER BY seq DESC
         """
 

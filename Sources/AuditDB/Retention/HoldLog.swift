@@ -17,18 +17,26 @@ import GRDB
 /// (`missing-rows` when rows follow it; anchored checkpoints otherwise).
 enum HoldLog {
     /// Every hold entry, oldest first, through the engine index (its WHERE terms repeated so
-    /// that SQLite may use the partial index).
-    static let entriesSQL = """
-        SELECT seq FROM audit_entries
-        WHERE action IN ('auditdb.hold.placed', 'auditdb.hold.released') AND action >= 'auditdb.' AND action < 'auditdb/'
+    /// that SQLite may use the partial index), or with `throughTable` by reading every row.
+    static func entriesSQL(throughTable: Bool) -> String {
+        """
+        SELECT seq FROM audit_entries\(source(throughTable))
+        WHERE action IN ('auditdb.hold.placed', 'auditdb.hold.released') AND action >= 'auditdb.' AND action < 'auditdb/' AND seq >= 1
         ORDER BY seq
         """
+    }
+
+    /// What follows `FROM audit_entries` in a statement that finds AuditDB's own entries: nothing
+    /// (SQLite seeks `audit_entries_engine`), or with `throughTable` ` NOT INDEXED`: every row is
+    /// read, so an entry hidden from that index is found too. Verification's full pass reads them
+    /// so when its index proof did not prove that index.
+    static func source(_ throughTable: Bool) -> String { throughTable ? " NOT INDEXED" : "" }
 
     /// The seq of the newest hold entry appended by AuditDB (origin 0), or 0: the
     /// `previousHoldEntry` of the next one.
     static let newestSQL = """
         SELECT max(seq) FROM audit_entries
-        WHERE action IN ('auditdb.hold.placed', 'auditdb.hold.released') AND action >= 'auditdb.' AND action < 'auditdb/'
+        WHERE action IN ('auditdb.hold.placed', 'auditdb.hold.released') AND action >= 'auditdb.' AND action < 'auditdb/' AND seq >= 1
           AND origin = 0
         """
 
@@ -48,9 +56,11 @@ enum HoldLog {
     /// With `strict: false` (verification's step 9, FORMAT.md section 20.4), a hold entry that
     /// fails verification, cannot be read, or releases a hold it cannot is skipped instead: its
     /// damage is reported at its row, and the holds are what the verified entries say.
-    static func read(_ db: Database, storeID: StoreID, keys: KeyRing, strict: Bool = true) throws -> State {
-        if strict { try checkEngineIndexOrder(db) }
-        let seqs = try Int64.fetchAll(db, sql: entriesSQL)
+    ///
+    /// With `throughTable`, the hold entries are found by reading every row (``source(_:)``).
+    static func read(_ db: Database, storeID: StoreID, keys: KeyRing, strict: Bool = true, throughTable: Bool = false) throws -> State {
+        if strict && !throughTable { try checkEngineIndexOrder(db) }
+        let seqs = try Int64.fetchAll(db, sql: entriesSQL(throughTable: throughTable))
         var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark)
         let rowStatement = try db.cachedStatement(sql: try RowLayout.select(db) + " WHERE seq = ?")  // verification reads stores before migration 0006 too
         func row(_ seq: Int64) throws -> AuditEntry? {

@@ -56,7 +56,7 @@ public struct RecordedScan: Sendable, Hashable {
     /// Scan records, newest first, through the partial index on AuditDB's own entries.
     static let newestFirstSQL = """
         SELECT seq FROM audit_entries
-        WHERE action = 'auditdb.scan' AND action >= 'auditdb.' AND action < 'auditdb/' AND origin = 0
+        WHERE action = 'auditdb.scan' AND action >= 'auditdb.' AND action < 'auditdb/' AND seq >= 1 AND origin = 0
         ORDER BY seq DESC
         """
 

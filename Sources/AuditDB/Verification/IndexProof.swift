@@ -197,6 +197,13 @@ struct IndexProof: Sendable {
             if let corruption { return [corruption] }
             return IndexProof.findings(table: table, index: digest, proved: proved)
         }
+
+        /// Whether this pass proved index `id`: it was provable, read without corruption, in key
+        /// order, and its entries are exactly the table side's.
+        func proves(_ id: Int32, table: adb_index_digest) -> Bool {
+            guard corruption == nil, let index = proved.first(where: { $0.id == id }) else { return false }
+            return IndexProof.findings(table: table, index: digest, proved: [index]).isEmpty
+        }
     }
 
     /// The index side for the indexes whose number is `part` modulo `parts` (two connections

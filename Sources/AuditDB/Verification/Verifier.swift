@@ -178,6 +178,11 @@ struct Verifier: Sendable {
                 head = Position(seq: seq, mac: final.lastMac)
             }
         }
+        // Steps 9 and 10 find AuditDB's own entries through audit_entries_engine when this pass
+        // proved it; a full pass that did not (edited, rebuilt, missing) reads every row for them,
+        // so that an entry hidden from the index still counts. (An incremental pass trusts the
+        // index as the full passes before it proved it.)
+        var engineEntriesThroughTable = position == nil
         if provesIndexes, let sideA = try await indexSideA, let sideB = try await indexSideB {
             let side = sideA.merged(with: sideB)
             if position == nil, lowRows.2 > 0 {
@@ -189,6 +194,7 @@ struct Verifier: Sendable {
                 adb_index_digest_merge(&tableDigest, &low)
             }
             let indexFindings = side.findings(table: tableDigest)
+            if side.proves(Int32(ADB_INDEX_ENGINE), table: tableDigest) { engineEntriesThroughTable = false }
             findings += indexFindings
             total += indexFindings.count
         }
@@ -205,13 +211,14 @@ struct Verifier: Sendable {
         // Expired rows (FORMAT.md section 20.4, step 9).
         if let storeID {
             let keys = self.keys
-            let expiry = try await pool.read { db in try ExpiryCheck.findings(db, storeID: storeID, keys: keys) }
+            let throughTable = engineEntriesThroughTable
+            let expiry = try await pool.read { db in try ExpiryCheck.findings(db, storeID: storeID, keys: keys, throughTable: throughTable) }
             findings += expiry
             total += expiry.count
             // Erased fields (FORMAT.md section 21.4, step 10).
             let scanned = erasedRows
             let erasure = try await pool.read { db in
-                try ErasureCheck.findings(db, storeID: storeID, keys: keys, fromSeq: fromSeq, scanned: scanned)
+                try ErasureCheck.findings(db, storeID: storeID, keys: keys, fromSeq: fromSeq, scanned: scanned, throughTable: throughTable)
             }
             findings += erasure
             total += erasure.count

@@ -133,6 +133,49 @@ struct HoldTamperTests {
         #expect(try await holdsError()?.message == "legal hold entry 6 follows hold entry 4, which the index audit_entries_engine does not list (the index was edited: `auditdb verify` reports index-mismatch; `auditdb repair-indexes` rebuilds it); \(Self.refusal)")
     }
 
+    @Test("the newest placement hidden from the engine index, then expiry (which trusts the index) expires its held row: verify reports index-mismatch and the retention-violation, reading the hold entries from the rows themselves")
+    func newestPlacementHiddenThenExpired() async throws {
+        try await holdLog()
+        let original = "CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/'"
+        try sqlite3Must(db, """
+            DROP INDEX audit_entries_engine;
+            CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/' AND seq <> 6;
+            PRAGMA writable_schema = ON;
+            UPDATE sqlite_schema SET sql = '\(original.replacingOccurrences(of: "'", with: "''"))' WHERE name = 'audit_entries_engine';
+            """)
+        // docs/retention.md, "What is proven": the newest hold entry hidden looks like none to
+        // the reader, so expiry must run behind a full pass. Here it does not: row 3 (user-3,
+        // under hold B) goes.
+        let store = try await AuditStore.open(at: db, keys: keys)
+        let policy = try RetentionPolicy(parsingDefault: "1d", tenants: [:])
+        let later = AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.now().microsecondsSinceEpoch + 2 * 86_400_000_000)
+        let report = try await store.applyRetention(policy, now: later)
+        #expect(report.expired == 3)  // rows 1, 3 and 5
+        try await store.close()
+        let findings = try await AuditStore.verify(storeAt: db, keys: keys).findings
+        #expect(findings.map(\.kind) == [.indexMismatch, .retentionViolation], "\(findings)")
+        #expect(findings.last?.seqs == 3...3)
+        #expect(findings.last?.message.contains("legal hold 6") == true, "\(findings)")
+    }
+
+    @Test("a copy of a hold entry below seq 1: not part of the log, so the holds read as before and expiry runs; verify reports unexpected-rows")
+    func holdEntryCopiedBelowOne() async throws {
+        try await holdLog()
+        let columns = try sqlite3Shell(db, "SELECT group_concat(name, ', ') FROM pragma_table_info('audit_entries') WHERE name <> 'seq';").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        try sqlite3Tamper(db, "INSERT INTO audit_entries (seq, \(columns)) SELECT -1, \(columns) FROM audit_entries WHERE seq = 6;",
+                          around: "audit_entries_next_seq_only")
+        let store = try await AuditStore.open(at: db, keys: keys)
+        let holds = try await store.holds(includeReleased: true)
+        #expect(holds.map(\.id) == [2, 6])
+        let policy = try RetentionPolicy(parsingDefault: "1d", tenants: [:])
+        let later = AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.now().microsecondsSinceEpoch + 2 * 86_400_000_000)
+        #expect(try await store.applyRetention(policy, now: later, dryRun: true).held == 1)  // row 3, user-3, under hold B
+        try await store.close()
+        let findings = try await AuditStore.verify(storeAt: db, keys: keys).findings
+        #expect(findings.map(\.kind) == [.unexpectedRows], "\(findings)")
+    }
+
     @Test("the newest hold entry deleted, rows after it: verify reports missing-rows; the holds read without it (documented limit)")
     func newestHoldEntryDeleted() async throws {
         try await holdLog()
