@@ -1153,10 +1153,10 @@ def build_bundle_masked(bundle: dict[str, str]) -> dict[str, str]:
             value = obj["reason"]
             # The member's value replaced, in the stored text, by {"masked":METHOD,"value":SHOWN}.
             start = details.index('"reason":') + len('"reason":')
-            end = start + len(sj.json_quoted(value))
+            end = start + len(sj.canonical_quoted(value))
             assert json.loads(details[start:end]) == value
-            shown = details[:start] + '{"masked":"partial","value":' + sj.json_quoted(masking.partial(value)) + "}" + details[end:]
-            rendering = ',"masked":{"rules":[' + sj.json_quoted(MASKED_RULE) + '],"shown":' + sj.json_quoted(shown) + ',"proven":false}'
+            shown = details[:start] + '{"masked":"partial","value":' + sj.canonical_quoted(masking.partial(value)) + "}" + details[end:]
+            rendering = ',"masked":{"rules":[' + sj.canonical_quoted(MASKED_RULE) + '],"shown":' + sj.canonical_quoted(shown) + ',"proven":false}'
             marker = '"details":{"withheld":true,"commitment":"'
             at = line.index(marker) + len(marker) + 64 + 1  # after the commitment's closing quote
             line = line[:at] + rendering + line[at:]

@@ -15,6 +15,7 @@ byte offset exactly as the reference does (the test suite compares the messages)
 from __future__ import annotations
 
 import math
+import unicodedata
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 MAXIMUM_NUMBER_LENGTH = 100
@@ -45,12 +46,49 @@ def needs_escape(cp: int) -> bool:
             or 0x202A <= cp <= 0x202E or 0x2066 <= cp <= 0x2069)
 
 
+# Default-ignorable code points (Unicode's Default_Ignorable_Code_Point) beside the format
+# characters (category Cf): they show as nothing, so output escapes them (as the reference's
+# CLI does, FORMAT.md 18.5) and a name that differs by one never looks like another.
+_DEFAULT_IGNORABLE = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+                      (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+                      (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+                      (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
+
+
+def invisible(cp: int) -> bool:
+    """A format character or a default-ignorable code point: it renders as nothing."""
+    return unicodedata.category(chr(cp)) == "Cf" or any(lo <= cp <= hi for lo, hi in _DEFAULT_IGNORABLE)
+
+
+def canonical_quoted(text: str) -> str:
+    """`text` as a JSON string in the canonical form of section 18.6 (what the reference writes:
+    only the characters of needs_escape as \\u escapes), for text compared with the reference's."""
+    out = []
+    for ch in text:
+        cp = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif needs_escape(cp):
+            out.append(f"\\u{cp:04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def escaped(text: str) -> str:
     """`text` escaped as section 18.6 escapes a string's characters, without the quotes: `\\` as
     `\\\\`, LF, CR and tab as `\\n`, `\\r`, `\\t`, every other character output never prints raw
-    (needs_escape) as `\\u` and four lowercase hex digits, all else literal. The one escaping of
-    the verifiers' output: every message line they print goes through it, so that text from an
-    input can neither break nor repaint a line (the reference escapes its output lines too)."""
+    (needs_escape), and every character that shows as nothing (invisible), as `\\u` and four
+    lowercase hex digits (two, a surrogate pair, above U+FFFF), all else literal. The one escaping
+    of the verifiers' output: every message line they print goes through it, so that text from an
+    input can neither break, repaint nor disguise a line (the reference escapes its output lines
+    too)."""
     out = []
     for ch in text:
         cp = ord(ch)
@@ -64,6 +102,12 @@ def escaped(text: str) -> str:
             out.append("\\t")
         elif needs_escape(cp) or 0xD800 <= cp <= 0xDFFF:  # a lone surrogate: an undecodable byte of a file name
             out.append(f"\\u{cp:04x}")
+        elif invisible(cp):
+            if cp > 0xFFFF:
+                v = cp - 0x10000
+                out.append(f"\\u{0xD800 + (v >> 10):04x}\\u{0xDC00 + (v & 0x3FF):04x}")
+            else:
+                out.append(f"\\u{cp:04x}")
         else:
             out.append(ch)
     return "".join(out)

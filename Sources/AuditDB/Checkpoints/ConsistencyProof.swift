@@ -89,7 +89,8 @@ public struct ConsistencyProof: Sendable, Hashable {
         guard from >= 1, to >= from else {
             throw AuditError(.invalidInput, "consistency proof seqs must satisfy 1 ≤ fromSeq ≤ toSeq", field: "fromSeq")
         }
-        guard case .array(let items)? = json.object["proof"], items.count <= Self.maxHashes else {
+        // `elements`: the reader holds an empty array (a proof between equal seqs) as `.integers`.
+        guard let items = json.object["proof"]?.elements, items.count <= Self.maxHashes else {
             throw AuditError(.invalidInput, "consistency proof field proof must be an array of at most \(Self.maxHashes) hashes", field: "proof")
         }
         var hashes: [[UInt8]] = []

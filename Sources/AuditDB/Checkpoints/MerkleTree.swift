@@ -131,7 +131,7 @@ public enum MerkleTree {
         while n > 1 {
             if i ^ 1 < n { count += 1 }
             i >>= 1
-            n = (n + 1) >> 1
+            n = (n >> 1) + (n & 1)  // ⌈n / 2⌉ without overflow at Int64.max
         }
         return count
     }

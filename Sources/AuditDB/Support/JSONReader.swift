@@ -36,6 +36,11 @@ struct JSONReader {
     /// a small `details` costs a few allocations, not dozens.
     private var keys: [KeyRef] = []
     private var decodedKeys: [UInt8] = []
+    /// The keys of an object being read that has more than ``linearKeys`` of them, by the
+    /// position of its first key in `keys`: past that, each key is checked in a set (with Swift's
+    /// per-process seeded hash), so that a hostile object of n keys costs O(n), not O(n²).
+    private var keySets: [Int: Set<[UInt8]>] = [:]
+    private static let linearKeys = 32
     /// For ``valueRanges(of:in:limits:)``: the member paths looked for, the path being read (nil
     /// for an array element), the ranges found by target index.
     var targets: [[JSONObject.Key]] = [], path: [JSONObject.Key?] = [], found: [Int: (range: Range<Int>, value: JSON)] = [:]
@@ -161,14 +166,27 @@ struct JSONReader {
                 KeyRef(hash: Self.hash(UnsafeBufferPointer(rebasing: all[start...])), range: start..<all.count, decoded: true)
             }
         }
-        var k = objectStart
-        while k < keys.count {
-            if keys[k].hash == ref.hash && sameKey(keys[k], ref) { throw fail(.duplicateKey(text(of: ref)), at: keyStart) }
-            k += 1
+        if keys.count - objectStart >= Self.linearKeys {
+            if keySets[objectStart] == nil {
+                keySets[objectStart] = Set(keys[objectStart...].map(keyBytes))
+            }
+            guard keySets[objectStart]!.insert(keyBytes(ref)).inserted else {
+                throw fail(.duplicateKey(text(of: ref)), at: keyStart)
+            }
+        } else {
+            var k = objectStart
+            while k < keys.count {
+                if keys[k].hash == ref.hash && sameKey(keys[k], ref) { throw fail(.duplicateKey(text(of: ref)), at: keyStart) }
+                k += 1
+            }
         }
         if keys.isEmpty { keys.reserveCapacity(16) }
         keys.append(ref)
         return build ? text(of: ref) : nil
+    }
+
+    private func keyBytes(_ key: KeyRef) -> [UInt8] {
+        key.decoded ? Array(decodedKeys[key.range]) : Array(UnsafeBufferPointer(rebasing: bytes[key.range]))
     }
 
     private func text(of key: KeyRef) -> String {
@@ -274,6 +292,7 @@ struct JSONReader {
             }
         }
         keys.removeLast(keys.count - objectStart)
+        if !keySets.isEmpty { keySets[objectStart] = nil }
         depth -= 1
         if placeholder {
             build = true

@@ -437,4 +437,11 @@ struct CheckpointTests {
         #expect(cut.stdout.contains("INTEGRITY VIOLATION: 1 finding(s)"))
         #expect(cut.stdout.contains("truncated at seqs 10...12: the log ends at seq 9 but the checkpoint at seq 12 made "))
     }
+
+    @Test("an inclusion proof's length at the largest tree a seq allows: no overflow (a hostile checkpoint may claim it)")
+    func proofLengthAtInt64Max() {
+        #expect(MerkleTree.proofLength(index: 0, size: Int64.max) == 63)
+        #expect(MerkleTree.proofLength(index: Int64.max - 1, size: Int64.max) == 62)
+        #expect(MerkleTree.proofLength(index: Int64.max - 2, size: Int64.max) == 63)
+    }
 }

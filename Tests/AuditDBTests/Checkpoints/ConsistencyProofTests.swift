@@ -99,7 +99,13 @@ struct ConsistencyProofTests {
         let proof = ConsistencyProof(storeID: StoreID(bytes: Array(repeating: 7, count: 16)), fromSeq: 3, toSeq: 7,
                                      hashes: referenceConsistencyProof(3, Self.leaves[..<7]))
         #expect(try ConsistencyProof(json: Data(proof.json.utf8)) == proof)
+        // Between equal seqs the proof is empty ("proof":[]), and reads back.
+        let same = ConsistencyProof(storeID: proof.storeID, fromSeq: 7, toSeq: 7, hashes: [])
+        #expect(same.json.contains("\"proof\":[]"))
+        #expect(try ConsistencyProof(json: Data(same.json.utf8)) == same)
         for bad in [
+            same.json.replacingOccurrences(of: "\"proof\":[]", with: "\"proof\":[1]"),
+            same.json.replacingOccurrences(of: "\"proof\":[]", with: "\"proof\":{}"),
             proof.json.replacingOccurrences(of: "\"fromSeq\":3", with: "\"fromSeq\":0"),
             proof.json.replacingOccurrences(of: "\"fromSeq\":3", with: "\"fromSeq\":8"),
             proof.json.replacingOccurrences(of: "\"proof\":[\"", with: "\"proof\":[\"AB"),

@@ -21,6 +21,31 @@ struct JSONReaderTests {
         #expect(OutputEscaping.jsonQuoted("plain é") == "\"plain é\"")
     }
 
+    @Test("an object with many keys: every key read, a duplicate found however far apart, escaped or not, and inner objects keep their own keys")
+    func manyKeys() throws {
+        func error(_ text: String) -> String? {
+            do {
+                _ = try read(text)
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
+        let keys = (0..<5_000).map { "\"k\($0)\":\($0)" }
+        let object = try read("{" + keys.joined(separator: ",") + ",\"inner\":{\"k1\":1,\"k2\":2}}").members
+        #expect(object.storage.count == 5_001 && object["k4999"]?.integer == 4_999)
+        let prefix = "{" + keys.joined(separator: ",") + ","
+        #expect(error(prefix + "\"k7\":0}") == "invalid JSON at byte \(prefix.utf8.count): duplicate key \"k7\"")
+        // The duplicate written with an escape, and an escaped key repeated plainly.
+        #expect(error(prefix + "\"\\u006b4321\":0}") == "invalid JSON at byte \(prefix.utf8.count): duplicate key \"k4321\"")
+        let escaped = "{\"\\u006bx\":0," + keys.joined(separator: ",") + ","
+        #expect(error(escaped + "\"kx\":0}") == "invalid JSON at byte \(escaped.utf8.count): duplicate key \"kx\"")
+        // An inner object's key equal to an outer one is no duplicate; one repeated inside is.
+        let nested = "{" + keys.joined(separator: ",") + ",\"inner\":{" + keys.prefix(40).joined(separator: ",") + ","
+        #expect(try read("{" + keys.joined(separator: ",") + ",\"inner\":{" + keys.prefix(40).joined(separator: ",") + "}}").members.storage.count == 5_001)
+        #expect(error(nested + "\"k39\":1}}") == "invalid JSON at byte \(nested.utf8.count): duplicate key \"k39\"")
+    }
+
     @Test("integer tokens are integers; 1.0, 1e0 and -0 are not; escapes and pairs are decoded")
     func values() throws {
         let d = try read(#"{"i":-42,"max":9223372036854775807,"f":1.0,"e":1e0,"z":-0,"b":true,"s":"\u00e9\ud83d\ude00\n\/","n":null}"#).members
