@@ -91,7 +91,9 @@ struct VerifyExportCommand: AsyncParsableCommand {
             EXIT STATUS
               0  the checkpoint and every entry verify, and the entries are exactly the ones the manifest lists;
                  the output says whether a signed statement attests that the export is complete
-              1  the bundle does not verify (each reason is printed), or --require-statement and it has no statement
+              1  the bundle does not verify (each reason is printed), or --require-statement and it has no statement,
+                 or it is of another store than --store-id (or AUDITDB_STORE_ID) names; --store and --key-file
+                 play no part
               2  could not run: no bundle directory, unreadable public key file
             """)
 
@@ -100,14 +102,22 @@ struct VerifyExportCommand: AsyncParsableCommand {
     var publicKey: String
     @Flag(name: .customLong("require-statement"), help: "Fail unless a signed statement attests that the export is complete.")
     var requireStatement = false
+    /// Only `--store-id` (or `AUDITDB_STORE_ID`) applies: fail unless the bundle is of that store (a
+    /// checkpoint key shared by a fleet signs every store's bundles).
+    @OptionGroup var global: GlobalOptions
     @Flag(help: "No progress on standard error.") var quiet = false
 
     func run() async throws {
+        let expected = try global.configuration().expectedStoreID
         let display = Progress("verify-export", unit: "entries", quiet: quiet)
         let result = try await ExportBundle.verify(at: bundle, publicKeys: try CheckpointPublicKeys.load(path: publicKey),
                                                    requireStatement: requireStatement,
                                                    progress: { display.update($0.rowsChecked, total: $0.totalRows) })
         display.finish()
+        if result.isValid, let expected, let found = result.checkpoint?.storeID, found != expected {
+            Output.line("EXPORT INVALID: the bundle verifies, but it is of store \(found.hex), not of store \(expected.hex) (--store-id)")
+            throw ExitCode(ExitStatus.violation)
+        }
         if result.isValid {
             for line in result.description.split(separator: "\n") { Output.line(OutputEscaping.escapeForTerminal(String(line))) }
             return

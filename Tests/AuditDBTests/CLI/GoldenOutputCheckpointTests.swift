@@ -118,6 +118,18 @@ struct GoldenOutputCheckpointTests {
         try cli.golden("verify-export-missing-bundle", ["verify-export", cli.path("nope"), "--public-key", publicKey])
         try cli.golden("verify-export-missing-public-key", ["verify-export", signed, "--public-key", cli.path("missing.pub")])
         try cli.golden("verify-export-no-public-key", ["verify-export", signed])
+        // --store-id pins the store: a fleet's shared checkpoint key signs every store's bundles.
+        let storeHex = try sqlite3Shell(cli.store, "SELECT lower(hex(store_id)) FROM audit_store;").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(storeHex.count == 32)
+        let pinned = try run(try cliPath(), ["verify-export", signed, "--public-key", publicKey, "--store-id", storeHex, "--quiet"])
+        #expect(pinned.status == 0, "\(pinned.stderr)")
+        let otherID = String(repeating: "ab", count: 16)
+        let other = try run(try cliPath(), ["verify-export", signed, "--public-key", publicKey, "--store-id", otherID, "--quiet"])
+        #expect(other.status == 1)
+        #expect(other.stdout == "EXPORT INVALID: the bundle verifies, but it is of store \(storeHex), not of store \(otherID) (--store-id)\n")
+        let malformed = try run(try cliPath(), ["verify-export", signed, "--public-key", publicKey, "--store-id", "xyz"])
+        #expect(malformed.status == 2 && malformed.stderr.contains("--store-id must be 32 hex digits"), "\(malformed.stderr)")
         // Remove the first entry line, as someone hiding an entry would.
         let entries = unsigned + "/entries.jsonl"
         let lines = try String(contentsOfFile: entries, encoding: .utf8).split(separator: "\n")
