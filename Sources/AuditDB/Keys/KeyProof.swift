@@ -52,6 +52,37 @@ enum KeyProof {
         throw AuditError.wrongKey(versions: wrong.map(\.0), evidence: first.1, path: path)
     }
 
+    /// Verification's form of ``refuseWrongKeys(_:header:keys:path:)``: a version the quick proof
+    /// judges wrong is looked for in every row it signed, oldest first, until one verifies. The
+    /// quick proof's places (the cache's first seq, the newest rows) are in an attacker's reach:
+    /// rows appended with bad MACs and the cache pointed at them would make the right key look
+    /// wrong and keep `verify` from ever reporting them. Only a version none of whose rows
+    /// verifies is refused (O(n) then, as the pass itself).
+    static func refuseWrongKeysExhaustively(_ db: Database, header: StoreHeader, keys: KeyRing, path: String) throws {
+        var wrong: [(UInt32, [Int64])] = []
+        for (version, verdict) in try verdicts(db, header: header, keys: keys).sorted(by: { $0.key < $1.key }) {
+            guard case .wrong(let checked) = verdict, let key = keys.keys[version] else { continue }
+            if try !anyRowVerifies(db, header: header, key: key) { wrong.append((version, checked)) }
+        }
+        guard let first = wrong.first else { return }
+        throw AuditError.wrongKey(versions: wrong.map(\.0), evidence: first.1, path: path)
+    }
+
+    /// Whether any well-formed row signed by `key`'s version verifies under it (its row tag).
+    private static func anyRowVerifies(_ db: Database, header: StoreHeader, key: AuditKey) throws -> Bool {
+        guard try db.tableExists("audit_entries") else { return false }
+        let statement = try db.makeStatement(sql: try RowLayout.select(db) + " WHERE seq >= 1 AND key_version = ?1 ORDER BY seq")
+        let stmt = statement.sqliteStatement
+        try SQLite.bind(stmt, 1, Int64(key.version))
+        defer { SQLite.reset(stmt) }
+        while try SQLite.step(stmt, while: "key proof") {
+            var view = RowView(stmt)
+            guard view.isWellFormed, let stored = view.mac else { continue }
+            if adb_row_check_leaf(key.keyset, header.storeID.bytes, &view.row, nil, stored, 32, nil) == Int32(ADB_OK) { return true }
+        }
+        return false
+    }
+
     /// The `audit_key_versions` cache as stored (untrusted); empty if the table is gone.
     static func cachedFirstSeqs(_ db: Database) throws -> [UInt32: Int64] {
         guard try db.tableExists("audit_key_versions") else { return [:] }

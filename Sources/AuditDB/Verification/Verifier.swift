@@ -257,9 +257,11 @@ struct Verifier: Sendable {
             var schemaFindings = try Self.checkSchema(db, applied: applied) + KeyVersionCache.findings(db)
             let header = try Self.readHeader(db)
             // A wrong key is a configuration mistake, not damage: refuse it as such instead of
-            // reporting every row it cannot verify as tampered (KeyProof).
+            // reporting every row it cannot verify as tampered (KeyProof). Verification looks at
+            // every row of a version before it calls its key wrong, so that tampering cannot
+            // pass for a wrong key and keep itself from being reported.
             if case .success(let h) = header {
-                try KeyProof.refuseWrongKeys(db, header: h, keys: keys, path: "the store")
+                try KeyProof.refuseWrongKeysExhaustively(db, header: h, keys: keys, path: "the store")
                 schemaFindings += try StoredCheckpointCheck.findings(db, storeID: h.storeID, trusted: checkpointKeys)
                 if full {
                     schemaFindings += try AttestationTable.foreignFindings(db, storeID: h.storeID.bytes, header: h, keys: keys)

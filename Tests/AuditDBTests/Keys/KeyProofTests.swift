@@ -100,6 +100,35 @@ struct KeyProofTests {
         #expect(report.findings(.macMismatch).map(\.firstSeq) == [10])
     }
 
+    @Test("rows with bad MACs appended under version 2 and the key-version cache pointed at them: open refuses as a wrong key, but verify finds the rows that verify and reports the forged ones")
+    func forgedTailDoesNotBlockVerify() async throws {
+        let v1 = try AuditKey.generate(version: 1), v2 = try AuditKey.generate(version: 2)
+        let keys = try KeyRing([v1, v2])
+        try await makeStore(at: db, keys: try KeyRing([v1]), count: 3)
+        let store = try await AuditStore.open(at: db, keys: keys)
+        try await store.append(contentsOf: (4...8).map { sampleEvent($0) })  // row 4: the rotation entry; 5...9: events
+        try await store.close()
+        let columns = try sqlite3Shell(db, "SELECT group_concat(name, ', ') FROM pragma_table_info('audit_entries') WHERE name NOT IN ('seq', 'mac');").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        try sqlite3Must(db, """
+            DROP TRIGGER audit_entries_next_seq_only; DROP TRIGGER audit_key_versions_no_update;
+            WITH RECURSIVE n(i) AS (SELECT 10 UNION ALL SELECT i + 1 FROM n WHERE i < 73)
+            INSERT INTO audit_entries (seq, mac, \(columns)) SELECT n.i, randomblob(32), \(columns) FROM n, audit_entries e WHERE e.seq = 9;
+            UPDATE audit_key_versions SET first_seq = 10 WHERE key_version = 2;
+            """)
+        await #expect(throws: AuditError.self) { _ = try await AuditStore.open(at: db, keys: keys) }
+        let report = try await AuditStore.verify(storeAt: db, keys: keys)
+        #expect(report.findings(.macMismatch).first?.firstSeq == 10, "\(report.findings)")
+        #expect(report.findings(.foreignRow).count == 1, "\(report.findings)")
+        // A really wrong key for version 2 is still refused as one by verify.
+        do {
+            _ = try await AuditStore.verify(storeAt: db, keys: try KeyRing([v1, try AuditKey.generate(version: 2)]))
+            Issue.record("verify took a wrong key for version 2")
+        } catch let error as AuditError {
+            #expect(error.code == .wrongKey)
+        }
+    }
+
     @Test("the CLI refuses a mistyped AUDITDB_KEYS with exit 2 and appends nothing")
     func cliWrongKey() async throws {
         let right = try AuditKey.generate(version: 1)
