@@ -9,7 +9,8 @@ import Synchronization
 ///
 /// Memory stays bounded whatever the input's length: at most ``queueCapacity`` finished batches
 /// wait, one more is being filled, and a batch is cut at `maximumEvents` event lines or
-/// `maximumBytes` bytes of them, whichever comes first.
+/// `maximumBytes` bytes of them, whichever comes first, or when the input pauses (no bytes
+/// ready: the events read so far are handed over rather than held until more arrive).
 struct EventBatches: AsyncSequence, Sendable {
     /// One batch of events and the input lines it came from.
     struct Batch: Sendable {
@@ -116,6 +117,11 @@ struct EventBatches: AsyncSequence, Sendable {
             if slots.acquire() { emit(.failed(error, line: line, batchStart: batchStart)) }
         }
         while true {
+            // The input has paused (a producer such as `tail -f` that writes now and then):
+            // commit the events read so far rather than hold them until more arrive.
+            if !events.isEmpty && !limits.single && reader.inputIsIdle() {
+                guard handOver() else { return }
+            }
             let line: ArraySlice<UInt8>
             do {
                 guard let next = try reader.next() else { break }

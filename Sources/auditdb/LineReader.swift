@@ -8,9 +8,13 @@ struct LineReader {
     /// The longest line accepted, in bytes (without its LF). An event's largest field, `details`,
     /// is 64 KiB; even fully \u-escaped it fits.
     static let maximumLineBytes = 1 << 20
+    /// The most one read takes.
+    static let chunkBytes = 65_536
 
     private let handle: FileHandle
     private var buffer: [UInt8] = []
+    /// What one read(2) fills.
+    private var scratch = [UInt8](repeating: 0, count: LineReader.chunkBytes)
     private var start = 0
     private var ended = false
     /// How many bytes from `start` are known to hold no LF (a long line is not searched again
@@ -24,6 +28,20 @@ struct LineReader {
     private func tooLong() -> AuditError {
         AuditError(.invalidInput, "line \(lineNumber + 1): longer than \(Self.maximumLineBytes) bytes (no event is that large)",
                    field: "line \(lineNumber + 1)")
+    }
+
+    /// Whether the next ``next()`` would wait for the input: no whole line is buffered, and the
+    /// handle has no bytes ready (a pipe or terminal whose writer has paused). A regular file is
+    /// always ready.
+    func inputIsIdle() -> Bool {
+        guard !ended else { return false }
+        let buffered = buffer.withUnsafeBufferPointer { all -> Bool in
+            let from = start + searched
+            return from < all.count && memchr(all.baseAddress! + from, 0x0A, all.count - from) != nil
+        }
+        guard !buffered else { return false }
+        var descriptor = pollfd(fd: handle.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, 0) == 0
     }
 
     /// The next line without its LF (a CR before the LF is kept; callers decide), or nil at the end.
@@ -57,8 +75,15 @@ struct LineReader {
                 buffer.removeFirst(start)
                 start = 0
             }
-            let chunk = try handle.read(upToCount: 65_536) ?? Data()
-            if chunk.isEmpty { ended = true } else { buffer.append(contentsOf: chunk) }
+            // read(2), not FileHandle.read(upToCount:), which waits until the count is filled or
+            // the input ends: the bytes a paused pipe has delivered must be seen now.
+            var got = 0
+            repeat {
+                got = scratch.withUnsafeMutableBytes { Glibc.read(handle.fileDescriptor, $0.baseAddress!, $0.count) }
+            } while got < 0 && errno == EINTR
+            if got < 0 { throw AuditError(.storage, "cannot read standard input: \(String(cString: strerror(errno)))") }
+            buffer.append(contentsOf: scratch[0..<got])
+            if got == 0 { ended = true }
         }
     }
 }

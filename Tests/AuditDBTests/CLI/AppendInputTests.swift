@@ -17,7 +17,7 @@ struct AppendInputTests {
     }
 
     func auditdb(_ arguments: [String], stdin: Data) throws -> ProcessResult {
-        try run(try cliPath(), arguments + ["--store", store, "--key-file", keyFile], stdinBytes: stdin,
+        try run(try cliPath(), arguments + ["--store", store, "--key-file", keyFile], stdinFile: stdin,
                 environment: environmentWithoutAuditDBOptions())
     }
 

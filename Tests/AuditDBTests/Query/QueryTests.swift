@@ -174,7 +174,7 @@ struct QueryTests {
         let scanPlan = try await store.pool.read { db in
             try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + RecordedScan.newestFirstSQL).map { $0["detail"] as String }
         }
-        #expect(scanPlan == ["SEARCH audit_entries USING INDEX audit_entries_engine (action=?)"])
+        #expect(scanPlan == ["SEARCH audit_entries USING INDEX audit_entries_engine (action=? AND rowid>?)"])
         try await store.close()
     }
 

@@ -147,6 +147,21 @@ func run(_ executable: String, _ arguments: [String], stdinBytes: Data?, environ
     return ProcessResult(status: status, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
 }
 
+/// Runs a program with `stdinBytes` on its standard input read from a regular file, not a pipe:
+/// the program sees the whole input at once, never a paused one (`append --jsonl` commits what it
+/// has read when a pipe pauses, so its batches over a pipe depend on the feeder's timing).
+func run(_ executable: String, _ arguments: [String], stdinFile stdinBytes: Data, environment: [String: String]? = nil)
+    throws -> ProcessResult
+{
+    let dir = try TempDir()
+    let file = dir.path("stdin")
+    guard FileManager.default.createFile(atPath: file, contents: stdinBytes, attributes: [.posixPermissions: 0o600]) else {
+        throw TestFailure("cannot write \(file)")
+    }
+    return try run("/bin/sh", ["-c", "f=$1; shift; exec \"$@\" < \"$f\"", "sh", file, executable] + arguments, stdinBytes: nil,
+                   environment: environment)
+}
+
 /// Reads a pipe to its end. Foundation's `readDataToEndOfFile()` stops the whole test process
 /// (a `try!` inside it) when a signal interrupts the read (EINTR), as happened on a CI machine;
 /// this retries instead.
