@@ -207,6 +207,16 @@ extension AuditStore {
         guard !FileManager.default.fileExists(atPath: directory) else {
             throw AuditError(.invalidInput, "\(directory) already exists; an export writes a new directory", field: "--out")
         }
+        // Where the bundle goes is checked before anything is read or recorded: an access entry
+        // for an export that then cannot be written would record one that never existed.
+        let parent = directory.isEmpty ? "" : (URL(fileURLWithPath: directory).deletingLastPathComponent().path)
+        var isDirectory: ObjCBool = false
+        guard !directory.isEmpty, FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue,
+              access(parent, W_OK) == 0
+        else {
+            throw AuditError(.invalidInput, directory.isEmpty ? "the export directory is empty; name a new directory"
+                                 : "\(directory) cannot be created: its parent \(parent) is not a writable directory", field: "--out")
+        }
         let storeID = self.storeID, keys = self.keys
         // The masked rendering exists in format v1 only (FORMAT.md 17.6): an export that shows one is v1.
         let format = displayed.isEmpty ? ExportBundle.writtenFormat : .v1

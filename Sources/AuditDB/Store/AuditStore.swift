@@ -162,6 +162,7 @@ public final class AuditStore: Sendable {
         guard FileManager.default.fileExists(atPath: path) else {
             throw AuditError(.storeNotFound, "no store at \(path); create one with `auditdb init`")
         }
+        try StoreFile.refuseNonStore(path)
         if configuration.migratesOnOpen {
             guard !configuration.readOnly else {
                 throw AuditError.invalid("configuration", "readOnly and migratesOnOpen cannot both be set: a read-only open cannot migrate")

@@ -49,7 +49,7 @@ enum SecretFile {
     }
 
     /// Writes `bytes` with `mode`: through a temporary file, fsync and rename when replacing;
-    /// with O_EXCL (never overwriting) otherwise.
+    /// with O_EXCL (never overwriting) otherwise; then fsyncs the directory.
     /// `what` names the file in errors; `field` is the option that named the path (reported
     /// when the file already exists).
     static func write(_ bytes: [UInt8], to path: String, mode: Platform.FileMode, replacing: Bool, what: String = "key file",
@@ -73,6 +73,10 @@ enum SecretFile {
             Platform.unlink(target)
             throw AuditError(.storage, "could not write \(what) \(path): \(Platform.errorMessage(code))")
         }
+        // The new name (or the rename over the old file) survives a power cut only once its
+        // directory is synced: a key rotation's store commit, durable right after, must never
+        // outlive the key file that holds the new version.
+        Platform.syncDirectory(of: path)
     }
 }
 

@@ -76,6 +76,7 @@ extension AuditStore {
         // transaction when the -wal is empty), so it would wait for another process's writer and
         // fail on a full disk. Only a hot rollback journal (a bulk load killed before its commit)
         // needs a writable open, which plays it back.
+        try StoreFile.refuseNonStore(path)
         let journal = (try? FileManager.default.attributesOfItem(atPath: path + "-journal")[.size] as? Int) ?? 0
         if journal == 0 {
             do {

@@ -118,6 +118,14 @@ struct GoldenOutputCheckpointTests {
         try cli.golden("verify-export-missing-bundle", ["verify-export", cli.path("nope"), "--public-key", publicKey])
         try cli.golden("verify-export-missing-public-key", ["verify-export", signed, "--public-key", cli.path("missing.pub")])
         try cli.golden("verify-export-no-public-key", ["verify-export", signed])
+        // An export that cannot be written is refused before anything is recorded: no access entry.
+        let rowsBefore = try sqlite3Shell(cli.store, "SELECT count(*) FROM audit_entries;").stdout
+        for (out, message) in [("", "the export directory is empty; name a new directory"),
+                               (cli.path("missing/bundle"), "\(cli.path("missing/bundle")) cannot be created: its parent \(cli.path("missing")) is not a writable directory")] {
+            let refused = try run(try cliPath(), ["export", "--out", out] + cli.options, environment: environmentWithoutAuditDBOptions())
+            #expect(refused.status == 2 && refused.stderr.contains(message), "\(refused.stderr)")
+        }
+        #expect(try sqlite3Shell(cli.store, "SELECT count(*) FROM audit_entries;").stdout == rowsBefore)
         // --store-id pins the store: a fleet's shared checkpoint key signs every store's bundles.
         let storeHex = try sqlite3Shell(cli.store, "SELECT lower(hex(store_id)) FROM audit_store;").stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)

@@ -1,0 +1,61 @@
+import Foundation
+import GRDB
+
+/// What a path must be before AuditDB opens it as a store: checked without changing the file.
+///
+/// Opening a store sets WAL mode, which writes to the file; opening a FIFO waits for a writer. So
+/// a path that is not a regular file, not an SQLite database, or an SQLite database without any
+/// of AuditDB's tables (another application's file given by mistake) is refused first, and left
+/// exactly as it was.
+enum StoreFile {
+    /// - Throws: ``AuditError`` `notAStore` naming what the path is instead.
+    static func refuseNonStore(_ path: String) throws(AuditError) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return }  // missing or unreadable: the open says so
+        let type = info.st_mode & S_IFMT
+        guard type == S_IFREG else {
+            let what = switch type {
+            case S_IFDIR: "a directory"
+            case S_IFIFO: "a FIFO (named pipe)"
+            case S_IFCHR, S_IFBLK: "a device"
+            case S_IFSOCK: "a socket"
+            default: "not a regular file"
+            }
+            throw AuditError(.notAStore, "\(path) is \(what), not a store file; check the path")
+        }
+        guard info.st_size > 0 else {
+            throw AuditError(.notAStore, "\(path) is an empty file, not an AuditDB store; check the path, or create a store with `auditdb init`")
+        }
+        // Unreadable here (permissions, an I/O error): the open decides and says why.
+        guard let handle = FileHandle(forReadingAtPath: path) else { return }
+        defer { try? handle.close() }  // read-only; nothing to lose
+        let magic: Data
+        do {
+            magic = try handle.read(upToCount: 16) ?? Data()
+        } catch {
+            return
+        }
+        guard magic == Data("SQLite format 3\0".utf8) else {
+            throw AuditError(.notAStore, "\(path) is not an SQLite database, so not an AuditDB store; check the path")
+        }
+        // An SQLite file: read-only, it must hold at least one of AuditDB's tables (a store that
+        // lost some of them is verify's to report). If it cannot be read this way (a WAL file in
+        // a directory without write access), the open decides.
+        var configuration = GRDB.Configuration()
+        configuration.readonly = true
+        configuration.label = "auditdb-precheck"
+        let tables: Int
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            defer { try? queue.close() }  // a read-only connection: closing cannot lose anything
+            tables = try queue.read { db in
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('audit_entries', 'audit_store', 'grdb_migrations')") ?? 0
+            }
+        } catch {
+            return
+        }
+        guard tables > 0 else {
+            throw AuditError(.notAStore, "\(path) is an SQLite database without AuditDB's tables (another application's file?), not an AuditDB store; check the path. It was not changed.")
+        }
+    }
+}

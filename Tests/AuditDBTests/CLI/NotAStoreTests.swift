@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// A `--store` path that is not a store — a FIFO, a directory, a device, an empty file, another
+/// application's SQLite database — is refused at once with `not-a-store` (exit 2), by every
+/// command, and the file is left exactly as it was (opening a store would set WAL mode).
+@Suite("A path that is not a store")
+struct NotAStoreTests {
+    let dir: TempDir
+    let keyFile: String
+
+    init() throws {
+        dir = try TempDir()
+        keyFile = dir.path("k.keys")
+        try KeyFile.generate(at: keyFile)
+    }
+
+    func auditdb(_ store: String, _ arguments: [String]) throws -> ProcessResult {
+        try run(try cliPath(), arguments + ["--store", store, "--key-file", keyFile], environment: environmentWithoutAuditDBOptions())
+    }
+
+    static let commands: [[String]] = [["verify"], ["query"], ["status"], ["scan", "--no-record"], ["append", "--actor", "a", "--action", "x"], ["migrate"]]
+
+    @Test("a FIFO, a directory, a device and an empty file: each command says what the path is, exit 2, without waiting")
+    func notFiles() throws {
+        let fifo = dir.path("fifo"), directory = dir.path("dir"), empty = dir.path("empty.db")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        #expect(FileManager.default.createFile(atPath: empty, contents: nil))
+        for (path, what) in [(fifo, "is a FIFO (named pipe), not a store file"), (directory, "is a directory, not a store file"),
+                             ("/dev/null", "is a device, not a store file"), (empty, "is an empty file, not an AuditDB store")] {
+            for command in Self.commands {
+                let result = try auditdb(path, command)
+                #expect(result.status == 2, "\(command) \(path): \(result.stderr)")
+                #expect(result.stderr.contains("\(path) \(what)"), "\(command) \(path): \(result.stderr)")
+            }
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: empty)).isEmpty)
+    }
+
+    @Test("another application's SQLite database: refused by every command, and not changed (no WAL mode, no -wal file)")
+    func foreignDatabase() throws {
+        let path = dir.path("app.db")
+        try sqlite3Must(path, "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users(name) VALUES ('kim');")
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(before[18] == 1 && before[19] == 1)  // a rollback-journal database
+        for command in Self.commands {
+            let result = try auditdb(path, command)
+            #expect(result.status == 2, "\(command): \(result.stderr)")
+            #expect(result.stderr.contains("is an SQLite database without AuditDB's tables (another application's file?), not an AuditDB store"),
+                    "\(command): \(result.stderr)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+        #expect(!FileManager.default.fileExists(atPath: path + "-wal"))
+        let text = dir.path("notes.txt")
+        try Data("SQLite format 2 is not this\n".utf8).write(to: URL(fileURLWithPath: text))
+        let result = try auditdb(text, ["verify"])
+        #expect(result.status == 2 && result.stderr.contains("is not an SQLite database, so not an AuditDB store"), "\(result.stderr)")
+    }
+}
