@@ -230,7 +230,9 @@ extension AuditStore {
     private func planErasure(_ subject: ErasureSubject, mask: UInt8) async throws -> ErasurePlan {
         var plan = ErasurePlan()
         let whole: UInt8 = mask & 8 != 0 ? mask & 3 : mask & 7  // the fields erased whole
+        var found = Set<Int64>()
         func consider(_ entry: AuditEntry) {
+            found.insert(entry.seq)
             if Self.isReserved(entry.action) {
                 plan.engineEntries += 1
             } else if entry.formatVersion == Int(ADB_FORMAT_KEYED_NONCES) {
@@ -264,8 +266,39 @@ extension AuditStore {
             }
             return plan
         }
+        // Rows appended while the stream reads are not its business (nor the check's below).
+        let bound = try await lastSeq()
         for try await entry in stream(query) { consider(entry) }
+        try await refuseRowsMissedByTheIndex(subject, found: found, upTo: bound)
         return plan
+    }
+
+    /// The rows of an actor, tenant or resource are found through the query indexes; an index
+    /// entry removed (the b-tree edited, which only `verify`'s index proof sees) would leave that
+    /// row's values in the store for good, and the erasure entry, which names seqs, would not
+    /// show it. So the rows are also looked for in the table itself (every row read: O(n), the
+    /// price of an erasure that cannot miss one), and any the index missed stops the erasure.
+    /// Only rows up to `bound` (the last seq before the stream began) are looked for: each of
+    /// those was there for the whole stream, unless it expired meanwhile (then it is not found
+    /// here either).
+    private func refuseRowsMissedByTheIndex(_ subject: ErasureSubject, found: Set<Int64>, upTo bound: Int64) async throws {
+        let condition: String, arguments: StatementArguments, index: String
+        switch subject {
+        case .actor(let actor): (condition, arguments, index) = ("actor = ?", [actor], "audit_entries_actor")
+        case .tenant(let tenant): (condition, arguments, index) = ("tenant = ?", [tenant], "audit_entries_tenant_seq")
+        case .resource(let type?, let id): (condition, arguments, index) = ("resource_id = ? AND resource_type = ?", [id, type], "audit_entries_resource")
+        case .resource(nil, let id): (condition, arguments, index) = ("resource_id = ?", [id], "audit_entries_resource")
+        case .seqs: return
+        }
+        let inTable = try await pool.read { db in
+            try Int64.fetchAll(db, sql: "SELECT seq FROM audit_entries NOT INDEXED WHERE seq >= 1 AND seq <= \(bound) AND \(condition) ORDER BY seq",
+                               arguments: arguments)
+        }
+        if let missed = inTable.first(where: { !found.contains($0) }) {
+            throw AuditError(
+                .integrityViolation,
+                "row \(missed) matches the erasure's subject, but the index \(index) does not list it (the index was edited: `auditdb verify` reports index-mismatch); nothing was erased. Run `auditdb repair-indexes` (after keeping a copy of the file as evidence), then the erasure again")
+        }
     }
 
     /// Erases the fields of `mask` and the members at `paths` inside details (FORMAT.md 21.7) in

@@ -297,6 +297,34 @@ struct ErasureTests {
         #expect(try fileBytes().range(of: Data(Self.alice.utf8)) == nil)
     }
 
+    @Test("a row of the actor hidden from the actor index: the erasure stops before erasing anything, naming the row and the fix; after repair-indexes it erases every row, that one too")
+    func rowHiddenFromTheIndex() async throws {
+        let store = try await makeAliceStore()  // alice: seqs 3, 8, 13, 18
+        try await store.close()
+        let original = try sqlite3Shell(path, "SELECT sql FROM sqlite_schema WHERE name = 'audit_entries_actor';").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(original.hasSuffix("WHERE actor IS NOT NULL"), "\(original)")
+        try sqlite3Must(path, """
+            DROP INDEX audit_entries_actor;
+            \(original) AND seq <> 13;
+            PRAGMA writable_schema = ON;
+            UPDATE sqlite_schema SET sql = '\(original.replacingOccurrences(of: "'", with: "''"))' WHERE name = 'audit_entries_actor';
+            """)
+        let reopened = try await AuditStore.open(at: path, keys: keys)
+        let error = await #expect(throws: AuditError.self) {
+            try await reopened.erase(.actor(Self.alice), fields: [.actor, .source], reason: "GDPR-7")
+        }
+        #expect(error?.code == .integrityViolation)
+        #expect(error?.message == "row 13 matches the erasure's subject, but the index audit_entries_actor does not list it (the index was edited: `auditdb verify` reports index-mismatch); nothing was erased. Run `auditdb repair-indexes` (after keeping a copy of the file as evidence), then the erasure again")
+        #expect(try await reopened.entries().filter { $0.actor == Self.alice }.map(\.seq) == [3, 8, 13, 18])  // nothing erased
+        _ = try await reopened.repairIndexes()
+        let report = try await reopened.erase(.actor(Self.alice), fields: [.actor, .source, .details], reason: "GDPR-7")
+        #expect(report.erased == [3, 8, 13, 18])
+        try await reopened.close()
+        #expect(try fileBytes().range(of: Data(Self.alice.utf8)) == nil)
+        #expect(try await AuditStore.verify(storeAt: path, keys: keys).isIntact)
+    }
+
     @Test("tampering with erased rows gives the exact findings", arguments: ErasureTamper.allCases)
     func tamper(_ tamper: ErasureTamper) async throws {
         let store = try await makeAliceStore()
