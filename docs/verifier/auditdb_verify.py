@@ -800,6 +800,12 @@ def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | No
             known = [name for name, _ in MIGRATIONS]
             applied = ([_s(r[0]) for r in conn.execute("SELECT identifier FROM grdb_migrations ORDER BY identifier")]
                        if _table_exists(conn, "grdb_migrations") else [])
+            if not applied and (_table_exists(conn, "audit_entries") or _table_exists(conn, "audit_store")):
+                state = "empty" if _table_exists(conn, "grdb_migrations") else "missing"
+                report.add("schema-tampered", None, None,
+                           f"the migration record (grdb_migrations) is {state}: every AuditDB store records the migrations "
+                           "it took, so it was removed by another SQLite client. Until it is restored (from a backup), "
+                           "other commands refuse the store")
             unknown = [name for name in applied if name not in known]
             if unknown:
                 report.add("schema-tampered", None, None,

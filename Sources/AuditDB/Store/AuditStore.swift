@@ -361,6 +361,11 @@ struct StoreHeader: Sendable {
     static func read(_ db: Database, path: String) throws -> StoreHeader {
         let applied = try StoreSchema.appliedMigrations(db)
         guard try db.tableExists("audit_store"), !applied.isEmpty else {
+            if try db.tableExists("audit_store") || db.tableExists("audit_entries") {
+                throw AuditError(
+                    .corrupt,
+                    "\(path) has AuditDB's tables but no record of its schema migrations (grdb_migrations is missing or empty): another SQLite client removed it. Run `auditdb verify`, and restore the store from a backup")
+            }
             throw AuditError(.notAStore, "\(path) is not an AuditDB store (no AuditDB tables); check the path")
         }
         let unknown = Set(applied).subtracting(StoreSchema.knownMigrations)

@@ -36,6 +36,12 @@ extension Verifier {
                                     message: "the database's text encoding is \(encoding); AuditDB stores are UTF-8 (the file was rebuilt by another tool): SQLite orders and compares text in another way in this encoding, so queries and index ranges could miss rows"))
         }
         let known = StoreSchema.knownMigrations
+        if applied.isEmpty, try db.tableExists("audit_entries") || db.tableExists("audit_store") {
+            // Every store records its migrations; with none recorded, every other command takes
+            // the file for no store at all.
+            findings.append(Finding(kind: .schemaTampered, seqs: nil,
+                                    message: "the migration record (grdb_migrations) is \(try db.tableExists("grdb_migrations") ? "empty" : "missing"): every AuditDB store records the migrations it took, so it was removed by another SQLite client. Until it is restored (from a backup), other commands refuse the store"))
+        }
         let unknown = applied.filter { !known.contains($0) }
         if !unknown.isEmpty {
             findings.append(Finding(kind: .schemaTampered, seqs: nil,

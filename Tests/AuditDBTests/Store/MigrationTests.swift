@@ -68,6 +68,31 @@ struct MigrationTests {
         #expect(skipped.findings.map(\.message).contains { $0.hasPrefix("the recorded migrations (") && $0.hasSuffix("a migration record was removed or edited") })
     }
 
+    @Test("the migration record emptied, or dropped: verify (and the Python verifier) report schema-tampered, and open says what happened instead of 'not a store'")
+    func migrationRecordEmptied() async throws {
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        for (sql, state) in [("DELETE FROM grdb_migrations;", "empty"), ("DROP TABLE grdb_migrations;", "missing")] {
+            let path = dir.path("\(state).db")
+            try await makeStore(at: path, keys: keys, count: 3)
+            try sqlite3Must(path, sql)
+            let message = "the migration record (grdb_migrations) is \(state): every AuditDB store records the migrations it took, so it was removed by another SQLite client. Until it is restored (from a backup), other commands refuse the store"
+            let report = try await AuditStore.verify(storeAt: path, keys: keys)
+            #expect(report.findings.map(\.kind) == [.schemaTampered])
+            #expect(report.findings.first?.message == message)
+            let python = try run("/usr/bin/env", ["python3", repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify.py").path,
+                                                  "--store", path, "--key-file", keyFile])
+            #expect(python.status == 1 && python.stdout.contains("schema-tampered: \(message)"), "\(python.stdout)")
+            do {
+                _ = try await AuditStore.open(at: path, keys: keys)
+                Issue.record("a store without its migration record opened")
+            } catch let error as AuditError {
+                #expect(error.code == .corrupt)
+                #expect(error.message.contains("has AuditDB's tables but no record of its schema migrations"), "\(error.message)")
+            }
+        }
+    }
+
     @Test("a store at the first schema: open asks for migration; migrate backs up, upgrades and verifies")
     func upgradeFromFirstSchema() async throws {
         let path = try await olderStore()
