@@ -3,7 +3,7 @@ import AuditDB
 
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create, list, rotate and retire HMAC keys.",
+        abstract: "Create, list and rotate HMAC keys, and declare one compromised.",
         subcommands: [Generate.self, List.self, Rotate.self, Compromised.self])
 
     struct Generate: AsyncParsableCommand {

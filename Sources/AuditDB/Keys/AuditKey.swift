@@ -45,6 +45,11 @@ public final class AuditKey: @unchecked Sendable, CustomStringConvertible {
         guard version > 0 else {
             throw AuditError(.invalidKeyFile, "key versions start at 1; version 0 is not allowed")
         }
+        // 32 zero bytes are no secret (a placeholder, or a file zeroed by mistake): every row
+        // signed with them could be forged by anyone.
+        guard sodium_is_zero(bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), Int(ADB_KEY_LEN)) == 0 else {
+            throw AuditError(.invalidKeyFile, "key version \(version) is 32 zero bytes, which anyone could sign with; generate a key (`auditdb keys generate`)")
+        }
         guard sodiumInitialized,
               let master = sodium_malloc(Int(ADB_KEY_LEN)),
               let keysetMemory = sodium_malloc(adb_keyset_size())

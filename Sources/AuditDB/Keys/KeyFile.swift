@@ -138,14 +138,22 @@ enum KeyText {
                 throw AuditError(
                     .invalidKeyFile, "\(origin) \(at): expected `key VERSION STATUS CREATED HEX` (5 fields)")
             }
-            guard let version = UInt32(text(fields[1])), version > 0 else {
-                throw AuditError(.invalidKeyFile, "\(origin) \(at): the version must be a whole number from 1")
+            // Digits only, no sign or leading zero: "01" and "+1" would name version 1 in a way
+            // no AuditDB writes.
+            guard let version = UInt32(text(fields[1])), version > 0, text(fields[1]) == String(version) else {
+                throw AuditError(.invalidKeyFile, "\(origin) \(at): the version must be a whole number from 1, in digits without a sign or leading zeros")
             }
             guard let status = AuditKey.Status(rawValue: text(fields[2])) else {
                 throw AuditError(
                     .invalidKeyFile, "\(origin) \(at): status must be `active` or `compromised`")
             }
-            let created = text(fields[3]) == "-" ? nil : AuditTimestamp(iso8601: text(fields[3]))
+            var created: AuditTimestamp?
+            if text(fields[3]) != "-" {
+                guard let time = AuditTimestamp(iso8601: text(fields[3])) else {
+                    throw AuditError(.invalidKeyFile, "\(origin) \(at): the creation time must be an RFC 3339 time (as AuditDB writes it, e.g. 2026-11-23T13:15:00.000000Z) or -")
+                }
+                created = time
+            }
             guard fields[4].count == 64 else {
                 throw AuditError(
                     .invalidKeyFile, "\(origin) \(at): the key must be 64 hex digits (32 bytes); found \(fields[4].count) characters")

@@ -1,3 +1,5 @@
+import CSodium
+
 /// The HMAC key versions a store may use: the newest active version signs, every version
 /// verifies. Rotation adds a version; no existing row is rewritten.
 ///
@@ -16,6 +18,13 @@ public struct KeyRing: Sendable, CustomStringConvertible {
         for key in keys {
             guard byVersion[key.version] == nil else {
                 throw AuditError(.invalidKeyFile, "key version \(key.version) appears twice; each version must be unique")
+            }
+            // The same secret under two versions: declaring one compromised would leave the
+            // other signing with the stolen key.
+            if let twin = byVersion.values.first(where: { other in
+                other.withSecretBytes { a in key.withSecretBytes { b in sodium_memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 } }
+            }) {
+                throw AuditError(.invalidKeyFile, "key versions \(min(twin.version, key.version)) and \(max(twin.version, key.version)) hold the same key; each version must be a key of its own (`auditdb keys rotate` generates one)")
             }
             byVersion[key.version] = key
         }

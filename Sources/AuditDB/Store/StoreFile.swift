@@ -4,9 +4,10 @@ import GRDB
 /// What a path must be before AuditDB opens it as a store: checked without changing the file.
 ///
 /// Opening a store sets WAL mode, which writes to the file; opening a FIFO waits for a writer. So
-/// a path that is not a regular file, not an SQLite database, or an SQLite database without any
-/// of AuditDB's tables (another application's file given by mistake) is refused first, and left
-/// exactly as it was.
+/// a path that is not a regular file, an empty file, or an SQLite database without any of
+/// AuditDB's tables (another application's file given by mistake) is refused first, and left
+/// exactly as it was. A file that is not SQLite at all is left to the open (SQLite refuses it
+/// before writing; verification reports it as corruption: it may be a store overwritten).
 enum StoreFile {
     /// - Throws: ``AuditError`` `notAStore` naming what the path is instead.
     static func refuseNonStore(_ path: String) throws(AuditError) {
@@ -24,9 +25,10 @@ enum StoreFile {
             throw AuditError(.notAStore, "\(path) is \(what), not a store file; check the path")
         }
         guard info.st_size > 0 else {
-            throw AuditError(.notAStore, "\(path) is an empty file, not an AuditDB store; check the path, or create a store with `auditdb init`")
+            throw AuditError(.notAStore, "\(path) is an empty file, not an AuditDB store: check the path (`auditdb init` creates a store); if it held a store, it was emptied: restore it from a backup")
         }
-        // Unreadable here (permissions, an I/O error): the open decides and says why.
+        // Not an SQLite file at all: SQLite refuses it before writing anything, and verification
+        // reports it as corruption (it may be a store whose bytes were overwritten).
         guard let handle = FileHandle(forReadingAtPath: path) else { return }
         defer { try? handle.close() }  // read-only; nothing to lose
         let magic: Data
@@ -35,9 +37,7 @@ enum StoreFile {
         } catch {
             return
         }
-        guard magic == Data("SQLite format 3\0".utf8) else {
-            throw AuditError(.notAStore, "\(path) is not an SQLite database, so not an AuditDB store; check the path")
-        }
+        guard magic == Data("SQLite format 3\0".utf8) else { return }
         // An SQLite file: read-only, it must hold at least one of AuditDB's tables (a store that
         // lost some of them is verify's to report). If it cannot be read this way (a WAL file in
         // a directory without write access), the open decides.
@@ -55,7 +55,7 @@ enum StoreFile {
             return
         }
         guard tables > 0 else {
-            throw AuditError(.notAStore, "\(path) is an SQLite database without AuditDB's tables (another application's file?), not an AuditDB store; check the path. It was not changed.")
+            throw AuditError(.notAStore, "\(path) is an SQLite database without AuditDB's tables, not an AuditDB store: another application's file (check the path; it was not changed), or a store whose tables were all dropped")
         }
     }
 }

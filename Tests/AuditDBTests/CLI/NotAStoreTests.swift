@@ -30,7 +30,7 @@ struct NotAStoreTests {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
         #expect(FileManager.default.createFile(atPath: empty, contents: nil))
         for (path, what) in [(fifo, "is a FIFO (named pipe), not a store file"), (directory, "is a directory, not a store file"),
-                             ("/dev/null", "is a device, not a store file"), (empty, "is an empty file, not an AuditDB store")] {
+                             ("/dev/null", "is a device, not a store file"), (empty, "is an empty file, not an AuditDB store: check the path")] {
             for command in Self.commands {
                 let result = try auditdb(path, command)
                 #expect(result.status == 2, "\(command) \(path): \(result.stderr)")
@@ -49,14 +49,15 @@ struct NotAStoreTests {
         for command in Self.commands {
             let result = try auditdb(path, command)
             #expect(result.status == 2, "\(command): \(result.stderr)")
-            #expect(result.stderr.contains("is an SQLite database without AuditDB's tables (another application's file?), not an AuditDB store"),
+            #expect(result.stderr.contains("is an SQLite database without AuditDB's tables, not an AuditDB store: another application's file (check the path; it was not changed)"),
                     "\(command): \(result.stderr)")
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
         #expect(!FileManager.default.fileExists(atPath: path + "-wal"))
+        // Not SQLite at all (perhaps a store overwritten): verify reports corruption, as before.
         let text = dir.path("notes.txt")
         try Data("SQLite format 2 is not this\n".utf8).write(to: URL(fileURLWithPath: text))
         let result = try auditdb(text, ["verify"])
-        #expect(result.status == 2 && result.stderr.contains("is not an SQLite database, so not an AuditDB store"), "\(result.stderr)")
+        #expect(result.status == 1 && result.stdout.contains("corruption: the file cannot be read as a database"), "\(result.stdout)")
     }
 }

@@ -20,6 +20,32 @@ struct KeyFileInputTests {
         }
     }
 
+    @Test("key-file lines AuditDB never writes are refused: a version with a sign or leading zero, a creation time that is not one, an all-zero key, one key under two versions")
+    func strictKeyLines() throws {
+        let hex1 = String(repeating: "1f", count: 32), hex2 = String(repeating: "2e", count: 32)
+        let time = "2026-11-23T13:15:00.000000Z"
+        func load(_ lines: [String]) -> AuditError? {
+            let path = dir.path("k-\(UUID().uuidString).keys")
+            let text = (["auditdb-keys v1"] + lines).joined(separator: "\n") + "\n"
+            #expect(FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]))
+            return refusal { _ = try KeyFile(path: path).load() }
+        }
+        #expect(load(["key 1 active \(time) \(hex1)", "key 2 active - \(hex2)"]) == nil)
+        for version in ["01", "+1", "1.0"] {
+            #expect(load(["key \(version) active \(time) \(hex1)"])?.message.hasSuffix(
+                "line 2: the version must be a whole number from 1, in digits without a sign or leading zeros") == true, "\(version)")
+        }
+        #expect(load(["key 1 active NOT-A-DATE \(hex1)"])?.message.hasSuffix(
+            "line 2: the creation time must be an RFC 3339 time (as AuditDB writes it, e.g. 2026-11-23T13:15:00.000000Z) or -") == true)
+        let zero = load(["key 1 active \(time) \(String(repeating: "0", count: 64))"])
+        #expect(zero?.code == .invalidKeyFile)
+        #expect(zero?.message == "key version 1 is 32 zero bytes, which anyone could sign with; generate a key (`auditdb keys generate`)")
+        let twin = load(["key 1 compromised \(time) \(hex1)", "key 2 active \(time) \(hex1)"])
+        #expect(twin?.message == "key versions 1 and 2 hold the same key; each version must be a key of its own (`auditdb keys rotate` generates one)")
+        // No key byte in any of these messages.
+        for error in [zero, twin] { #expect(error?.message.contains(hex1) == false) }
+    }
+
     @Test("a FIFO as the key file, the checkpoint key file or an anchor: refused at once, never waited on")
     func fifoRefused() async throws {
         let fifo = dir.path("keys.fifo")
