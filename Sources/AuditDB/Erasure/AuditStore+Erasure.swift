@@ -103,7 +103,8 @@ extension AuditStore {
         let plan: ErasurePlan
         do {
             plan = try await planErasure(subject, mask: paths.isEmpty ? mask : mask | ErasureRecord.partialDetails)
-        } catch let error where error is CancellationError || (error as? AuditError)?.underlying is CancellationError {
+        } catch let error where Task.isCancelled || error is CancellationError || (error as? AuditError)?.underlying is CancellationError {
+            // (Cancelled mid-statement, SQLite reports an interrupt, not a CancellationError.)
             throw AuditError(.cancelled, "the erasure was stopped while it chose the rows; nothing was erased. Run it again.")
         }
         if !plan.legacy.isEmpty && !skippingLegacyRows {

@@ -83,7 +83,8 @@ extension AuditStore {
         let candidates: [Int64]
         do {
             candidates = try await pool.read { db in try Int64.fetchAll(db, sql: Self.candidatesSQL, arguments: [loosest]) }
-        } catch let error where error is CancellationError || (error as? AuditError)?.underlying is CancellationError {
+        } catch let error where Task.isCancelled || error is CancellationError || (error as? AuditError)?.underlying is CancellationError {
+            // (Cancelled mid-statement, SQLite reports an interrupt, not a CancellationError.)
             throw AuditError(.cancelled, "retention was stopped while it chose the rows; nothing expired. Run it again.")
         } catch {
             throw AuditError.from(error, while: "find the rows to expire")

@@ -5,8 +5,9 @@ import Testing
 
 /// A `--store` path that is not a store — a FIFO, a directory, a device, an empty file, another
 /// application's SQLite database — is refused at once with `not-a-store` (exit 2), by every
-/// command, and the file is left exactly as it was (opening a store would set WAL mode).
-@Suite("A path that is not a store")
+/// command, and the file is left exactly as it was (opening a store would set WAL mode). And a
+/// busy timeout that is not one.
+@Suite("A path that is not a store, a timeout that is not one")
 struct NotAStoreTests {
     let dir: TempDir
     let keyFile: String
@@ -59,5 +60,23 @@ struct NotAStoreTests {
         try Data("SQLite format 2 is not this\n".utf8).write(to: URL(fileURLWithPath: text))
         let result = try auditdb(text, ["verify"])
         #expect(result.status == 1 && result.stdout.contains("corruption: the file cannot be read as a database"), "\(result.stdout)")
+    }
+
+    @Test("a busy timeout that is not a number of seconds is refused, naming where it came from; an empty AUDITDB_BUSY_TIMEOUT is unset")
+    func busyTimeout() async throws {
+        let store = dir.path("s.db")
+        try await makeStore(at: store, keys: try KeyFile(path: keyFile).load(), count: 1)
+        for value in ["", "1e-300", "86401", "0x10"] {  // ("-1" is taken for an option by the parser: its own exit 2)
+            let result = try auditdb(store, ["query", "--busy-timeout", value])
+            #expect(result.status == 2, "\(value): \(result.stderr)")
+            #expect(result.stderr.contains("--busy-timeout must be a number of seconds from 0 to 86400"), "\(value): \(result.stderr)")
+        }
+        var environment = environmentWithoutAuditDBOptions()
+        environment["AUDITDB_BUSY_TIMEOUT"] = "soon"
+        let fromVariable = try run(try cliPath(), ["query", "--store", store, "--key-file", keyFile], environment: environment)
+        #expect(fromVariable.status == 2 && fromVariable.stderr.contains("AUDITDB_BUSY_TIMEOUT must be a number of seconds"), "\(fromVariable.stderr)")
+        environment["AUDITDB_BUSY_TIMEOUT"] = ""
+        #expect(try run(try cliPath(), ["query", "--store", store, "--key-file", keyFile], environment: environment).status == 0)
+        #expect(try auditdb(store, ["query", "--busy-timeout", "2.5"]).status == 0)
     }
 }
