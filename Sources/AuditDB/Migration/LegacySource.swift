@@ -29,7 +29,15 @@ final class LegacySource {
         let quote = Self.quote
         // Text is read as UTF-8: SQLite would convert a UTF-16 database's text, mending invalid
         // sequences instead of refusing them.
-        let encoding = try SQLite.prepare(handle, "PRAGMA encoding", while: "read the encoding of \(adoption.sourcePath)")
+        // The first read of the source: if it fails as corrupt, the source file is what is wrong.
+        let prepared = Result { () throws(AuditError) -> OpaquePointer in
+            try SQLite.prepare(handle, "PRAGMA encoding", while: "read the encoding of \(adoption.sourcePath)")
+        }
+        if case .failure(let error) = prepared, error.code == .corrupt {
+            throw AuditError(.invalidInput, "the source \(adoption.sourcePath) is not an SQLite database, or its pages are damaged; check --source",
+                             field: "source", underlying: error.underlying)
+        }
+        let encoding = try prepared.get()
         defer { SQLite.finalize(encoding) }
         _ = try SQLite.step(encoding, while: "read the encoding of \(adoption.sourcePath)")
         let encodingName = SQLite.text(encoding, 0).map { String(decoding: $0, as: UTF8.self) } ?? ""
