@@ -60,28 +60,7 @@ def invisible(cp: int) -> bool:
     return unicodedata.category(chr(cp)) == "Cf" or any(lo <= cp <= hi for lo, hi in _DEFAULT_IGNORABLE)
 
 
-def canonical_quoted(text: str) -> str:
-    """`text` as a JSON string in the canonical form of section 18.6 (what the reference writes:
-    only the characters of needs_escape as \\u escapes), for text compared with the reference's."""
-    out = []
-    for ch in text:
-        cp = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif needs_escape(cp):
-            out.append(f"\\u{cp:04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def escaped(text: str) -> str:
+def escaped(text: str, invisible_too: bool = True) -> str:
     """`text` escaped as section 18.6 escapes a string's characters, without the quotes: `\\` as
     `\\\\`, LF, CR and tab as `\\n`, `\\r`, `\\t`, every other character output never prints raw
     (needs_escape), and every character that shows as nothing (invisible), as `\\u` and four
@@ -102,7 +81,7 @@ def escaped(text: str) -> str:
             out.append("\\t")
         elif needs_escape(cp) or 0xD800 <= cp <= 0xDFFF:  # a lone surrogate: an undecodable byte of a file name
             out.append(f"\\u{cp:04x}")
-        elif invisible(cp):
+        elif invisible_too and invisible(cp):
             if cp > 0xFFFF:
                 v = cp - 0x10000
                 out.append(f"\\u{0xD800 + (v >> 10):04x}\\u{0xDC00 + (v & 0x3FF):04x}")
@@ -111,6 +90,12 @@ def escaped(text: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def canonical_quoted(text: str) -> str:
+    """`text` as a JSON string in the canonical form of section 18.6, as the reference writes it
+    (no escape for the characters that merely show as nothing), for text compared with its."""
+    return '"' + escaped(text, invisible_too=False).replace('"', '\\"') + '"'
 
 
 def json_quoted(text: str) -> str:

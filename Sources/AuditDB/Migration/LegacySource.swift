@@ -30,9 +30,7 @@ final class LegacySource {
         // Text is read as UTF-8: SQLite would convert a UTF-16 database's text, mending invalid
         // sequences instead of refusing them.
         // The first read of the source: if it fails as corrupt, the source file is what is wrong.
-        let prepared = Result { () throws(AuditError) -> OpaquePointer in
-            try SQLite.prepare(handle, "PRAGMA encoding", while: "read the encoding of \(adoption.sourcePath)")
-        }
+        let prepared = Result { () throws(AuditError) in try SQLite.prepare(handle, "PRAGMA encoding", while: "read the encoding of \(adoption.sourcePath)") }
         if case .failure(let error) = prepared, error.code == .corrupt {
             throw AuditError(.invalidInput, "the source \(adoption.sourcePath) is not an SQLite database, or its pages are damaged; check --source",
                              field: "source", underlying: error.underlying)

@@ -1,5 +1,5 @@
 // JSONReader.swift - the one strict JSON reader of AuditDB (docs/FORMAT.md, section 18). Over
-// 400 lines: one recursive-descent parser whose checks (order of section 18.5) must not be split.
+// 450 lines: one recursive-descent parser whose checks (order of section 18.5) must not be split.
 //
 // Every JSON that AuditDB reads goes through here: event input (`details`, `append --jsonl`
 // lines, `AuditEvent(jsonLine:)`), export bundles (manifest, entries), checkpoints, anchor files

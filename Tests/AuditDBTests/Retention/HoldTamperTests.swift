@@ -48,6 +48,18 @@ struct HoldTamperTests {
         return failure
     }
 
+    /// Rebuilds audit_entries_engine without row `seq`'s entry and puts its schema text back, as
+    /// someone editing the b-tree would: the schema check sees nothing, the index proof does.
+    func hideFromEngineIndex(seq: Int64) throws {
+        let original = "CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/'"
+        try sqlite3Must(db, """
+            DROP INDEX audit_entries_engine;
+            \(original) AND seq <> \(seq);
+            PRAGMA writable_schema = ON;
+            UPDATE sqlite_schema SET sql = '\(original.replacingOccurrences(of: "'", with: "''"))' WHERE name = 'audit_entries_engine';
+            """)
+    }
+
     func rowFindings() async throws -> [Finding] {
         try await AuditStore.verify(storeAt: db, keys: keys).findings.filter { $0.seqs != nil }
     }
@@ -121,13 +133,7 @@ struct HoldTamperTests {
     @Test("a hold entry hidden from the engine index (rebuilt without it, its schema text put back): named by the next one")
     func hiddenFromIndex() async throws {
         try await holdLog()
-        let original = "CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/'"
-        try sqlite3Must(db, """
-            DROP INDEX audit_entries_engine;
-            CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/' AND seq <> 4;
-            PRAGMA writable_schema = ON;
-            UPDATE sqlite_schema SET sql = '\(original.replacingOccurrences(of: "'", with: "''"))' WHERE name = 'audit_entries_engine';
-            """)
+        try hideFromEngineIndex(seq: 4)
         let report = try await AuditStore.verify(storeAt: db, keys: keys)
         #expect(report.findings.map(\.kind) == [.indexMismatch])
         #expect(try await holdsError()?.message == "legal hold entry 6 follows hold entry 4, which the index audit_entries_engine does not list (the index was edited: `auditdb verify` reports index-mismatch; `auditdb repair-indexes` rebuilds it); \(Self.refusal)")
@@ -136,13 +142,7 @@ struct HoldTamperTests {
     @Test("the newest placement hidden from the engine index, then expiry (which trusts the index) expires its held row: verify reports index-mismatch and the retention-violation, reading the hold entries from the rows themselves")
     func newestPlacementHiddenThenExpired() async throws {
         try await holdLog()
-        let original = "CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/'"
-        try sqlite3Must(db, """
-            DROP INDEX audit_entries_engine;
-            CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/' AND seq <> 6;
-            PRAGMA writable_schema = ON;
-            UPDATE sqlite_schema SET sql = '\(original.replacingOccurrences(of: "'", with: "''"))' WHERE name = 'audit_entries_engine';
-            """)
+        try hideFromEngineIndex(seq: 6)
         // docs/retention.md, "What is proven": the newest hold entry hidden looks like none to
         // the reader, so expiry must run behind a full pass. Here it does not: row 3 (user-3,
         // under hold B) goes.
