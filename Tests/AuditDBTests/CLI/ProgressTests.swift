@@ -26,10 +26,13 @@ struct ProgressTests {
         let script = """
             import os, subprocess, sys
             master, slave = os.openpty()
-            with open(sys.argv[1], "wb") as out:
-                child = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE, stdout=out, stderr=slave)
+            # The child reads its input from a file: over a pipe, append --jsonl commits at each
+            # pause of the writer, so its batches would depend on timing.
+            with open(sys.argv[1] + ".in", "wb") as saved:
+                saved.write(sys.stdin.buffer.read())
+            with open(sys.argv[1], "wb") as out, open(sys.argv[1] + ".in", "rb") as given:
+                child = subprocess.Popen(sys.argv[2:], stdin=given, stdout=out, stderr=slave)
                 os.close(slave)
-                child.stdin.write(sys.stdin.buffer.read()); child.stdin.close()
                 seen = b""
                 while True:
                     try:
