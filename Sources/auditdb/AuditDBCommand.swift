@@ -158,18 +158,22 @@ struct GlobalOptions: ParsableArguments {
 
     /// `readOnly`: a command that only reads (query, tail, status) opens the file read-only, so
     /// it writes nothing and goes on while another process writes.
+    /// The store id `--store-id` (else `AUDITDB_STORE_ID`) pins, if any.
+    func expectedStoreID() throws -> StoreID? {
+        guard let hex = storeID ?? environment["AUDITDB_STORE_ID"], !hex.isEmpty else { return nil }
+        guard let id = StoreID(hex: hex) else {
+            throw AuditError(.invalidInput, "--store-id must be 32 hex digits", field: "--store-id")
+        }
+        return id
+    }
+
     func configuration(readOnly: Bool = false) throws -> AuditStore.Configuration {
         var config = AuditStore.Configuration()
         config.readOnly = readOnly
         // The CLI reports through its output and exit status; the library's log lines (and the
         // scanner's, which falls back to the store's logger) would only repeat them on stderr.
         config.logger = Output.silentLogger
-        if let hex = storeID ?? environment["AUDITDB_STORE_ID"], !hex.isEmpty {
-            guard let id = StoreID(hex: hex) else {
-                throw AuditError(.invalidInput, "--store-id must be 32 hex digits", field: "--store-id")
-            }
-            config.expectedStoreID = id
-        }
+        config.expectedStoreID = try expectedStoreID()
         // The option, else the variable (an empty variable counts as unset; an empty option does not).
         let source = busyTimeout != nil ? "--busy-timeout" : "AUDITDB_BUSY_TIMEOUT"
         if let text = busyTimeout ?? environment["AUDITDB_BUSY_TIMEOUT"], !text.isEmpty || busyTimeout != nil {

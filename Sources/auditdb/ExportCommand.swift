@@ -108,7 +108,7 @@ struct VerifyExportCommand: AsyncParsableCommand {
     @Flag(help: "No progress on standard error.") var quiet = false
 
     func run() async throws {
-        let expected = try global.configuration().expectedStoreID
+        let expected = try global.expectedStoreID()
         let display = Progress("verify-export", unit: "entries", quiet: quiet)
         let result = try await ExportBundle.verify(at: bundle, publicKeys: try CheckpointPublicKeys.load(path: publicKey),
                                                    requireStatement: requireStatement,

@@ -79,7 +79,7 @@ struct LineReader {
             // the input ends: the bytes a paused pipe has delivered must be seen now.
             var got = 0
             repeat {
-                got = scratch.withUnsafeMutableBytes { Glibc.read(handle.fileDescriptor, $0.baseAddress!, $0.count) }
+                got = scratch.withUnsafeMutableBytes { Foundation.read(handle.fileDescriptor, $0.baseAddress!, $0.count) }
             } while got < 0 && errno == EINTR
             if got < 0 { throw AuditError(.storage, "cannot read standard input: \(String(cString: strerror(errno)))") }
             buffer.append(contentsOf: scratch[0..<got])

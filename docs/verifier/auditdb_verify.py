@@ -38,6 +38,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import re
 import sqlite3
 import stat
 import struct
@@ -285,8 +286,44 @@ class Key:
 HEXDIGITS = set(b"0123456789abcdefABCDEF")
 
 
+_RFC3339 = re.compile(rb"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
+
+
+def rfc3339_micros(text: bytes) -> int | None:
+    """The time `text` names (section 18.7's grammar: at most 6 fractional digits, within
+    0001-01-01T00:00:00Z...9999-12-31T23:59:59.999999Z), in microseconds since 1970; else None."""
+    m = _RFC3339.fullmatch(text)
+    if not m:
+        return None
+    y, mo, d, h, mi, s = (int(g) for g in m.groups()[:6])
+    frac = m.group(7) or b"."
+    if len(frac) > 7 or (len(frac) == 1 and m.group(7)):
+        return None
+    leap = (y % 4 == 0 and y % 100 != 0) or y % 400 == 0
+    days_in = [31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    if not 1 <= mo <= 12 or not 1 <= d <= days_in[mo - 1] or h > 23 or mi > 59 or s > 59:
+        return None
+    offset = 0
+    zone = m.group(8)
+    if zone not in (b"Z", b"z"):
+        oh, om = int(zone[1:3]), int(zone[4:6])
+        if oh > 23 or om > 59:
+            return None
+        offset = (oh * 3600 + om * 60) * (-1 if zone[:1] == b"-" else 1)
+    yy = y - (1 if mo <= 2 else 0)  # H. Hinnant's days_from_civil
+    era = yy // 400
+    yoe = yy - era * 400
+    doy = (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + d - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    micros = (days * 86400 + h * 3600 + mi * 60 + s - offset) * 1_000_000 + int((frac[1:] + b"000000")[:6])
+    if not -62135596800_000000 <= micros <= 253402300799_999999:
+        return None
+    return micros
+
+
 def parse_key_text(data: bytes, origin: str, place=lambda number: f"line {number}") -> dict[int, Key]:
     keys: dict[int, Key] = {}
+    masters: dict[int, bytes] = {}  # to refuse one key under two versions
     saw_header = False
     for number, line in enumerate(data.split(b"\n"), start=1):
         fields = [f for f in line.replace(b"\t", b" ").replace(b"\r", b" ").split(b" ") if f]
@@ -300,10 +337,10 @@ def parse_key_text(data: bytes, origin: str, place=lambda number: f"line {number
         if len(fields) != 5 or fields[0] != b"key":
             raise KeyError_(f"{origin} {place(number)}: expected `key VERSION STATUS CREATED HEX` (5 fields)")
         version_text = fields[1]
-        if version_text.startswith(b"+"):
-            version_text = version_text[1:]  # the reference's integer parser accepts a leading '+'
-        if not version_text.isdigit() or not 1 <= int(version_text) <= 0xFFFFFFFF:
-            raise KeyError_(f"{origin} {place(number)}: the version must be a whole number from 1 to 4294967295")
+        # Digits only, no sign or leading zero (section 12).
+        if not version_text.isdigit() or version_text.startswith(b"0") or not 1 <= int(version_text) <= 0xFFFFFFFF:
+            raise KeyError_(f"{origin} {place(number)}: the version must be a whole number from 1, "
+                            "in digits without a sign or leading zeros")
         version = int(version_text)
         status = fields[2].decode("ascii", "replace")
         if status not in ("active", "compromised"):
@@ -312,11 +349,23 @@ def parse_key_text(data: bytes, origin: str, place=lambda number: f"line {number
         if len(hex_field) != 64:
             raise KeyError_(f"{origin} {place(number)}: the key must be 64 hex digits (32 bytes); "
                             f"found {len(hex_field)} characters")
+        if fields[3] != b"-" and rfc3339_micros(fields[3]) is None:
+            raise KeyError_(f"{origin} {place(number)}: the creation time must be an RFC 3339 time "
+                            "(as AuditDB writes it, e.g. 2026-11-23T13:15:00.000000Z) or -")
         if not all(c in HEXDIGITS for c in hex_field):
             raise KeyError_(f"{origin} {place(number)}: the key is not valid hex")
+        secret = bytes.fromhex(hex_field.decode())
+        if secret == bytes(32):
+            raise KeyError_(f"key version {version} is 32 zero bytes, which anyone could sign with; "
+                            "generate a key (`auditdb keys generate`)")
         if version in keys:
             raise KeyError_(f"{origin}: key version {version} appears twice; each version must be unique")
-        keys[version] = Key(version, status, fields[3].decode("utf-8", "replace"), bytes.fromhex(hex_field.decode()))
+        twin = next((v for v, other in masters.items() if hmac.compare_digest(other, secret)), None)
+        if twin is not None:
+            raise KeyError_(f"key versions {min(twin, version)} and {max(twin, version)} hold the same key; "
+                            "each version must be a key of its own (`auditdb keys rotate` generates one)")
+        keys[version] = Key(version, status, fields[3].decode("utf-8", "replace"), secret)
+        masters[version] = secret
     if not saw_header:
         raise KeyError_(f"{origin}: no `auditdb-keys v1` header; is this a key file?")
     if not any(k.status == "active" for k in keys.values()):
@@ -1198,10 +1247,28 @@ def key_proof(conn, keys: dict[int, Key], header: dict) -> dict[int, tuple[str, 
     return out
 
 
+_EVIDENCE_ALL = (
+    f"SELECT {_ROW_SELECT_LIST} FROM audit_entries WHERE seq >= 1 AND key_version = ?1 ORDER BY seq")
+
+
+def _any_row_verifies(conn, key: "Key", store_id: bytes) -> bool:
+    """Verification's last look before it calls a key wrong (step 0): any well-formed row signed
+    by the version whose row tag verifies, over every row of the log."""
+    n = len(READ_COLUMNS)
+    for values in conn.execute(erasure.adapt(conn, _EVIDENCE_ALL), (key.version,)):
+        row = dict(zip(READ_COLUMNS, values[:n]))
+        types = {c: _s(t) for c, t in zip(READ_COLUMNS, values[n:])}
+        if _malformed(row, types) is None and hmac.compare_digest(row_tag(key.keyset, store_id, row), bytes(row["mac"])[:TAG_LEN]):
+            return True
+    return False
+
+
 def _prove_keys(conn, keys: dict[int, Key], header: dict, path: str) -> None:
-    """Raises WrongKeyError naming every wrong version, ascending."""
+    """Raises WrongKeyError naming every wrong version, ascending: judged wrong by the quick
+    evidence and by every row of the log (step 0)."""
     verdicts = key_proof(conn, keys, header)
-    wrong = [v for v in sorted(verdicts) if verdicts[v][0] == "wrong"]
+    wrong = [v for v in sorted(verdicts) if verdicts[v][0] == "wrong"
+             and not (_table_exists(conn, "audit_entries") and _any_row_verifies(conn, keys[v], header["store_id"]))]
     if wrong:
         raise WrongKeyError(wrong, verdicts[wrong[0]][1], path)
 

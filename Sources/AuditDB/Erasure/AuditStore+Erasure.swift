@@ -103,8 +103,7 @@ extension AuditStore {
         let plan: ErasurePlan
         do {
             plan = try await planErasure(subject, mask: paths.isEmpty ? mask : mask | ErasureRecord.partialDetails)
-        } catch let error where Task.isCancelled || error is CancellationError || (error as? AuditError)?.underlying is CancellationError {
-            // (Cancelled mid-statement, SQLite reports an interrupt, not a CancellationError.)
+        } catch let error where AuditError.isCancellation(error) {
             throw AuditError(.cancelled, "the erasure was stopped while it chose the rows; nothing was erased. Run it again.")
         }
         if !plan.legacy.isEmpty && !skippingLegacyRows {
@@ -231,9 +230,9 @@ extension AuditStore {
     private func planErasure(_ subject: ErasureSubject, mask: UInt8) async throws -> ErasurePlan {
         var plan = ErasurePlan()
         let whole: UInt8 = mask & 8 != 0 ? mask & 3 : mask & 7  // the fields erased whole
-        var found = Set<Int64>()
+        var found: [Int64] = []  // in seq order, as the stream returns them
         func consider(_ entry: AuditEntry) {
-            found.insert(entry.seq)
+            found.append(entry.seq)
             if Self.isReserved(entry.action) {
                 plan.engineEntries += 1
             } else if entry.formatVersion == Int(ADB_FORMAT_KEYED_NONCES) {
@@ -282,7 +281,7 @@ extension AuditStore {
     /// Only rows up to `bound` (the last seq before the stream began) are looked for: each of
     /// those was there for the whole stream, unless it expired meanwhile (then it is not found
     /// here either).
-    private func refuseRowsMissedByTheIndex(_ subject: ErasureSubject, found: Set<Int64>, upTo bound: Int64) async throws {
+    private func refuseRowsMissedByTheIndex(_ subject: ErasureSubject, found: [Int64], upTo bound: Int64) async throws {
         let condition: String, arguments: StatementArguments, index: String
         switch subject {
         case .actor(let actor): (condition, arguments, index) = ("actor = ?", [actor], "audit_entries_actor")
@@ -291,11 +290,21 @@ extension AuditStore {
         case .resource(nil, let id): (condition, arguments, index) = ("resource_id = ?", [id], "audit_entries_resource")
         case .seqs: return
         }
-        let inTable = try await pool.read { db in
-            try Int64.fetchAll(db, sql: "SELECT seq FROM audit_entries NOT INDEXED WHERE seq >= 1 AND seq <= \(bound) AND \(condition) ORDER BY seq",
-                               arguments: arguments)
+        let found = found.sorted()  // (already in order: then a linear pass)
+        // Both sides in seq order, walked in step: nothing but `found` is held, however many rows match.
+        let missed = try await pool.read { db -> Int64? in
+            let cursor = try Int64.fetchCursor(
+                db, sql: "SELECT seq FROM audit_entries NOT INDEXED WHERE seq >= 1 AND seq <= \(bound) AND \(condition) ORDER BY seq",
+                arguments: arguments)
+            var next = 0
+            while let seq = try cursor.next() {
+                while next < found.count && found[next] < seq { next += 1 }
+                if next == found.count || found[next] != seq { return seq }
+                next += 1
+            }
+            return nil
         }
-        if let missed = inTable.first(where: { !found.contains($0) }) {
+        if let missed {
             throw AuditError(
                 .integrityViolation,
                 "row \(missed) matches the erasure's subject, but the index \(index) does not list it (the index was edited: `auditdb verify` reports index-mismatch); nothing was erased. Run `auditdb repair-indexes` (after keeping a copy of the file as evidence), then the erasure again")

@@ -37,8 +37,9 @@ public struct RetentionReport: Sendable, Hashable {
     public let expiryEntries: [Int64]
     /// The archive bundles written, one per batch (none without an archive, or in a dry run).
     public let archives: [String]
-    /// What giving the freed pages back to the file system did (nil when nothing expired, or in
-    /// a dry run). See ``AuditStore/releaseFreeSpace(pagesPerStep:)``.
+    /// What giving the freed pages back to the file system did (nil when nothing expired, in a
+    /// dry run, or when the task was cancelled once the last batch was committed: the next run
+    /// gives them back). See ``AuditStore/releaseFreeSpace(pagesPerStep:)``.
     public let space: SpaceReport?
 }
 
@@ -83,8 +84,7 @@ extension AuditStore {
         let candidates: [Int64]
         do {
             candidates = try await pool.read { db in try Int64.fetchAll(db, sql: Self.candidatesSQL, arguments: [loosest]) }
-        } catch let error where Task.isCancelled || error is CancellationError || (error as? AuditError)?.underlying is CancellationError {
-            // (Cancelled mid-statement, SQLite reports an interrupt, not a CancellationError.)
+        } catch let error where AuditError.isCancellation(error) {
             throw AuditError(.cancelled, "retention was stopped while it chose the rows; nothing expired. Run it again.")
         } catch {
             throw AuditError.from(error, while: "find the rows to expire")
@@ -129,7 +129,9 @@ extension AuditStore {
                     + (dryRun ? "Run the dry run again for the whole answer." : "Run the same command again to finish."))
         }
         if !candidates.isEmpty { progress?(VerificationProgress(rowsChecked: Int64(candidates.count), totalRows: Int64(candidates.count))) }
-        if !dryRun && report.batch.expired > 0 {
+        // Stopped during the last batch, the expiry itself is complete: the report says so, and the
+        // freed pages are left to the next run (RetentionReport.space stays nil).
+        if !dryRun && report.batch.expired > 0 && !Task.isCancelled {
             // The deleted rows' pages leave the file, a step at a time between appends.
             report.space = try await releaseFreeSpace()
         }

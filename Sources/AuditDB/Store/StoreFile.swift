@@ -49,7 +49,8 @@ enum StoreFile {
             let queue = try DatabaseQueue(path: path, configuration: configuration)
             defer { try? queue.close() }  // a read-only connection: closing cannot lose anything
             tables = try queue.read { db in
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('audit_entries', 'audit_store', 'grdb_migrations')") ?? 0
+                // Not grdb_migrations: every application built on GRDB has one.
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('audit_entries', 'audit_store')") ?? 0
             }
         } catch {
             return

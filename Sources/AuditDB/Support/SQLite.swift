@@ -210,6 +210,16 @@ enum SQLite {
 }
 
 extension AuditError {
+    /// Whether `error` is a task's cancellation: a `CancellationError`, or SQLite's interrupt of
+    /// a statement that was running when the task was cancelled (GRDB interrupts it), bare or
+    /// wrapped. Any other error, an integrity violation above all, is not one.
+    static func isCancellation(_ error: any Error) -> Bool {
+        func direct(_ error: (any Error)?) -> Bool {
+            error is CancellationError || (error as? DatabaseError)?.resultCode == .SQLITE_INTERRUPT
+        }
+        return direct(error) || direct((error as? AuditError)?.underlying)
+    }
+
     /// Turns any error from GRDB/SQLite into a typed ``AuditError`` that says what to do.
     /// `action` names what was being done ("append", "open /path/store.db", ...).
     static func from(_ error: any Error, while action: String) -> AuditError {

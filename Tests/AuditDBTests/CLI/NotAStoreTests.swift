@@ -44,7 +44,11 @@ struct NotAStoreTests {
     @Test("another application's SQLite database: refused by every command, and not changed (no WAL mode, no -wal file)")
     func foreignDatabase() throws {
         let path = dir.path("app.db")
-        try sqlite3Must(path, "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users(name) VALUES ('kim');")
+        // An application built on GRDB: it has a grdb_migrations table too.
+        try sqlite3Must(path, """
+            CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users(name) VALUES ('kim');
+            CREATE TABLE grdb_migrations(identifier TEXT NOT NULL PRIMARY KEY); INSERT INTO grdb_migrations VALUES ('v1');
+            """)
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
         #expect(before[18] == 1 && before[19] == 1)  // a rollback-journal database
         for command in Self.commands {

@@ -24,11 +24,24 @@ struct KeyFileInputTests {
     func strictKeyLines() throws {
         let hex1 = String(repeating: "1f", count: 32), hex2 = String(repeating: "2e", count: 32)
         let time = "2026-11-23T13:15:00.000000Z"
+        // The Python verifier reads key files by the same rules (FORMAT.md 12): its refusal ends
+        // with the same text.
+        let script = "import sys; sys.path.insert(0, sys.argv[1]); import auditdb_verify as v\n"
+            + "try:\n    v.load_key_file(sys.argv[2]); print('accepted')\nexcept v.KeyError_ as e:\n    print(e)"
         func load(_ lines: [String]) -> AuditError? {
             let path = dir.path("k-\(UUID().uuidString).keys")
             let text = (["auditdb-keys v1"] + lines).joined(separator: "\n") + "\n"
             #expect(FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]))
-            return refusal { _ = try KeyFile(path: path).load() }
+            let swift = refusal { _ = try KeyFile(path: path).load() }
+            let python = try? run("/usr/bin/env", ["python3", "-c", script, repositoryRoot.appendingPathComponent("docs/verifier").path, path])
+            let said = python?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? "python3 did not run"
+            if let swift {
+                #expect(said.hasSuffix(swift.message.components(separatedBy: ": ").suffix(swift.message.hasPrefix("key version") ? 99 : 1).joined(separator: ": ")),
+                        "Swift: \(swift.message); Python: \(said)")
+            } else {
+                #expect(said == "accepted", "\(said)")
+            }
+            return swift
         }
         #expect(load(["key 1 active \(time) \(hex1)", "key 2 active - \(hex2)"]) == nil)
         for version in ["01", "+1", "1.0"] {

@@ -120,6 +120,13 @@ struct KeyProofTests {
         let report = try await AuditStore.verify(storeAt: db, keys: keys)
         #expect(report.findings(.macMismatch).first?.firstSeq == 10, "\(report.findings)")
         #expect(report.findings(.foreignRow).count == 1, "\(report.findings)")
+        // The Python verifier looks at every row of the version too (FORMAT.md 11, step 0).
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        let python = try run("/usr/bin/env", ["python3", repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify.py").path,
+                                              "--store", db, "--key-file", keyFile])
+        #expect(python.status == 1, "\(python.stdout)\(python.stderr)")
+        #expect(python.stdout.contains("mac-mismatch at seq 10"), "\(python.stdout)")
         // A really wrong key for version 2 is still refused as one by verify.
         do {
             _ = try await AuditStore.verify(storeAt: db, keys: try KeyRing([v1, try AuditKey.generate(version: 2)]))

@@ -47,6 +47,23 @@ struct RetentionStopTests {
         try await store.close()
     }
 
+    @Test("cancelled once its last batch is committed: the expiry is complete and reported as done; the freed pages are left to the next run")
+    func cancelledAfterTheLastBatch() async throws {
+        let store = try await store()
+        let task = Task {
+            // Told once more after the last batch, with every candidate dealt with.
+            try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, batchSize: 100) { progress in
+                if progress.rowsChecked == 29 { withUnsafeCurrentTask { $0?.cancel() } }
+            }
+        }
+        let report = try await task.value
+        #expect(report.expired == 20 && report.expiryEntries == [31])
+        #expect(report.space == nil)
+        let verified = try await store.verify()
+        #expect(verified.isIntact, "\(verified)")
+        try await store.close()
+    }
+
     @Test("cancelled before it starts: nothing expires, and the error says so")
     func cancelledWhileChoosing() async throws {
         let store = try await store()
