@@ -194,6 +194,9 @@ extension AuditStore {
         let displayed = masking.removing(redact)
         let redact = redact.union(masking.fields)
         if let accessBy { try Self.checkRequester(accessBy, field: "accessBy") }
+        try QueryExecution.checkFilters(tenant: filter.tenant, actor: filter.actor, action: filter.action,
+                                        resourceType: filter.resourceType, resourceId: filter.resourceId,
+                                        correlationId: filter.correlationId)
         if let limit, limit < 1 {
             throw AuditError(.invalidInput, "the limit must be at least 1 (got \(limit))", field: "limit")
         }

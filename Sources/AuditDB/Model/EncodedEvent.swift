@@ -137,13 +137,15 @@ struct EncodedEvent: Sendable {
         scalar.properties.generalCategory == .format || scalar.properties.isDefaultIgnorableCodePoint
     }
 
-    /// The offset of the first C0 control, DEL or C1 control (UTF-8 0xC2 0x80...0x9F), if any.
+    /// The offset of the first C0 control, DEL or C1 control (UTF-8 0xC2 0x80...0x9F), if any: for
+    /// a C1 control, the offset of its first byte.
     @inline(__always)
     static func firstControlCharacter(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
         var previous: UInt8 = 0
         for index in bytes.indices {
             let byte = bytes[index]
-            if byte < 0x20 || byte == 0x7F || (previous == 0xC2 && byte >= 0x80 && byte <= 0x9F) { return index }
+            if byte < 0x20 || byte == 0x7F { return index }
+            if previous == 0xC2 && byte >= 0x80 && byte <= 0x9F { return index - 1 }
             previous = byte
         }
         return nil

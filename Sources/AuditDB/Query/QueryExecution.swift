@@ -79,6 +79,7 @@ enum QueryExecution {
                     field: "tenant")
             }
         }
+        try checkFilters(query)
         func text(_ column: String, _ value: String?) {
             guard let value else { return }
             plan.conditions.append("\(column) = ?")
@@ -114,6 +115,39 @@ enum QueryExecution {
         plan.seqsFirst = !plan.bucketed && query.recordedAt != nil
         plan.tenantWalk = plan.seqsFirst && plan.tenant != nil
         return plan
+    }
+
+    /// Refuses a text filter no entry can match: empty, longer than its field's limit or with a
+    /// control character (the rules `append` and `migrate adopt` hold every row to, documented on
+    /// ``AuditEvent``). Such a filter is a mistake in the caller's input (a stray newline, a
+    /// truncated paste); an empty page would hide it.
+    static func checkFilters(_ query: EntryQuery) throws(AuditError) {
+        try checkFilters(tenant: query.tenant, actor: query.actor, action: query.action, resourceType: query.resourceType,
+                         resourceId: query.resourceId, correlationId: query.correlationId)
+    }
+
+    /// ``checkFilters(_:)`` for the text filters of a query or an export.
+    static func checkFilters(tenant: String?, actor: String?, action: String?, resourceType: String?, resourceId: String?,
+                             correlationId: String?) throws(AuditError)
+    {
+        let filters: [(String, String?, Int)] = [
+            ("tenant", tenant, FieldLimits.tenant), ("actor", actor, FieldLimits.actor),
+            ("action", action, FieldLimits.action), ("resourceType", resourceType, FieldLimits.resourceType),
+            ("resourceId", resourceId, FieldLimits.resourceId), ("correlationId", correlationId, FieldLimits.correlationId),
+        ]
+        for case (let field, var value?, let limit) in filters {
+            let problem = value.withUTF8 { bytes -> String? in
+                if bytes.isEmpty { return "must not be empty (omit the filter to match every entry)" }
+                if bytes.count > limit {
+                    return "is \(bytes.count) bytes of UTF-8, over the field's limit of \(limit): no entry can match it"
+                }
+                if let offset = EncodedEvent.firstControlCharacter(bytes) {
+                    return "contains a control character at byte \(offset): no entry can match it"
+                }
+                return nil
+            }
+            if let problem { throw .invalid(field, "filter " + problem) }
+        }
     }
 
     /// The seq as the statements of tenant, actor and resource id pages write it:

@@ -235,6 +235,38 @@ struct QueryTests {
         try await store.close()
     }
 
+    @Test("a text filter no entry can match (empty, over its field's limit, a control character) is refused, naming the field")
+    func impossibleFiltersRefused() async throws {
+        try await makeStore(at: db, keys: keys, count: 10)
+        let store = try await AuditStore.open(at: db, keys: keys)
+        let cases: [(EntryQuery, String, String)] = [
+            (EntryQuery(actor: "user-1\n"), "actor", "control character at byte 6"),
+            (EntryQuery(tenant: "tenant-\u{85}"), "tenant", "control character at byte 7"),
+            (EntryQuery(action: ""), "action", "must not be empty"),
+            (EntryQuery(correlationId: String(repeating: "c", count: 257)), "correlationId", "is 257 bytes of UTF-8, over the field's limit of 256"),
+            (EntryQuery(resourceId: String(repeating: "r", count: 1_025)), "resourceId", "over the field's limit of 1024"),
+            (EntryQuery(resourceType: "doc\u{7F}"), "resourceType", "control character at byte 3"),
+        ]
+        for (query, field, message) in cases {
+            await #expect(performing: { _ = try await store.page(query) }, throws: { error in
+                let error = error as? AuditError
+                return error?.code == .invalidInput && error?.field == field && error?.message.contains(message) == true
+            })
+        }
+        // At the limit, and with non-ASCII text, a filter is a filter: it matches what it names.
+        #expect(try await store.page(EntryQuery(actor: String(repeating: "a", count: 256))).entries.isEmpty)
+        #expect(try await store.page(EntryQuery(actor: "user-1")).entries.map(\.seq) == [1, 8])
+        // An export takes the same rules, before it writes its access entry.
+        let head = try await store.page(EntryQuery(limit: 1, descending: true)).entries.first?.seq
+        let out = db + ".export"
+        await #expect(performing: { _ = try await store.export(to: out, filter: ExportFilter(actor: "user-1\t")) }, throws: { error in
+            (error as? AuditError)?.field == "actor"
+        })
+        #expect(try await store.page(EntryQuery(limit: 1, descending: true)).entries.first?.seq == head)
+        #expect(!FileManager.default.fileExists(atPath: out))
+        try await store.close()
+    }
+
     @Test("a tenant-scoped handle only ever sees and writes its own tenant")
     func tenantIsolation() async throws {
         try await makeStore(at: db, keys: keys, count: 300)
