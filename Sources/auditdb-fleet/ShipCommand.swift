@@ -84,7 +84,7 @@ struct Ship: AsyncParsableCommand {
         valueName: "path"))
     var signingKey: String?
 
-    @Option(name: .customLong("batch-size"), help: "Entries per batch (one transaction each).")
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Entries per batch (one transaction each).")
     var batchSize: Int = 10_000
 
     @Option(name: .long, help: "Batches in flight at once, each COPYing on its own connection (commits stay in seq order).")

@@ -30,7 +30,7 @@ struct Append: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     @Flag(help: "Read events as JSON lines from standard input (at most 1 MiB per line), committed in batches.") var jsonl = false
-    @Option(name: .customLong("batch-size"), help: ArgumentHelp(
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: ArgumentHelp(
         "With --jsonl: event lines per committed batch (1-50000).", valueName: "lines"))
     var batchSize = Self.defaultBatchSize
     @Flag(help: "With --jsonl: the whole input is one all-or-nothing batch (at most 50,000 events and 16 MiB of event lines).")

@@ -46,7 +46,13 @@ struct Erase: AsyncParsableCommand {
     /// The fields erased whole and the paths inside details (parsed as masking paths are).
     func fieldSet() throws -> (fields: Set<WithholdableField>, paths: [MaskPath]) {
         var set: Set<WithholdableField> = [], paths: [MaskPath] = []
+        var named: Set<String> = []
         for name in fields.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+            // A name given twice is a typo for another field, most likely: say so rather than
+            // erase less than the operator meant.
+            guard named.insert(name).inserted else {
+                throw ValidationError("--fields names \(OutputEscaping.jsonQuoted(name)) twice; name each field or path once")
+            }
             if let field = WithholdableField(rawValue: name) {
                 set.insert(field)
             } else if name.hasPrefix("details."), let path = try? MaskPath(parsing: name) {

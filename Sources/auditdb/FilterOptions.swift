@@ -11,8 +11,8 @@ struct EntryFilterOptions: ParsableArguments {
     @Option(help: "success | failure | denied | error") var outcome: String?
     @Option(help: "info | notice | warning | critical") var severity: String?
     @Option(name: .customLong("correlation-id")) var correlationId: String?
-    @Option(name: .customLong("from-seq"), help: "Only entries from this seq on.") var fromSeq: Int64?
-    @Option(name: .customLong("to-seq"), help: "Only entries up to this seq.") var toSeq: Int64?
+    @Option(name: .customLong("from-seq"), parsing: .unconditional, help: "Only entries from this seq on.") var fromSeq: Int64?
+    @Option(name: .customLong("to-seq"), parsing: .unconditional, help: "Only entries up to this seq.") var toSeq: Int64?
     @Option(help: ArgumentHelp("Only entries recorded at or after this time (RFC 3339).", valueName: "time")) var since: String?
     @Option(help: ArgumentHelp("Only entries recorded before this time (RFC 3339).", valueName: "time")) var until: String?
     @Option(name: .customLong("occurred-since"), help: ArgumentHelp("Only entries that occurred at or after this time.", valueName: "time"))
@@ -25,6 +25,11 @@ struct EntryFilterOptions: ParsableArguments {
     func filter() throws(AuditError) -> ExportFilter {
         var filter = ExportFilter(tenant: tenant, actor: actor, action: action)
         if fromSeq != nil || toSeq != nil {
+            for (value, option) in [(fromSeq, "--from-seq"), (toSeq, "--to-seq")] {
+                if let value, value < 0 {
+                    throw AuditError(.invalidInput, "\(option) must be a seq, 0 or more (got \(value))", field: option)
+                }
+            }
             let low = fromSeq ?? 1, high = toSeq ?? Int64.max
             guard low <= high else { throw AuditError(.invalidInput, "--from-seq must not be above --to-seq", field: "--from-seq") }
             filter.seqs = low...high

@@ -14,7 +14,7 @@ struct Query: AsyncParsableCommand {
     @OptionGroup var filters: EntryFilterOptions
     @Option(help: ArgumentHelp("Continue after this cursor (printed by the previous page), or after this seq.", valueName: "cursor"))
     var after: String?
-    @Option(help: "At most this many entries (1-10000).") var limit = 100
+    @Option(parsing: .unconditional, help: "At most this many entries (1-10000).") var limit = 100
     @Flag(help: "Every matching entry, streamed a page at a time (ignores --limit).") var all = false
     @Flag(help: "Newest first.") var descending = false
     @Flag(name: .customLong("include-unverified"), help: "Show rows that fail verification, marked UNVERIFIED, instead of stopping (exit status 1).")

@@ -27,7 +27,7 @@ struct Tail: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var filters: EntryFilterOptions
     @Flag(help: "Keep waiting for new entries until SIGTERM/SIGINT.") var follow = false
-    @Option(help: ArgumentHelp("Start after this seq (0: from the first entry).", valueName: "seq")) var after: Int64?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Start after this seq (0: from the first entry).", valueName: "seq")) var after: Int64?
     @Option(name: .customLong("cursor-file"), help: ArgumentHelp("Resume after the seq saved here, and save it after each page.", valueName: "path"))
     var cursorFile: String?
     @Option(name: .customLong("poll-interval"), help: ArgumentHelp("With --follow: seconds between looks once caught up (0.05-3600).", valueName: "seconds"))

@@ -216,6 +216,38 @@ struct CLITests {
         #expect(table.stdout.contains("UNVERIFIED 8"))
     }
 
+    @Test("numbers below zero reach the command's own check; impossible filters and repeated erase fields are refused")
+    func negativeNumbersAndImpossibleInput() throws {
+        try setUpStore()
+        let global = ["--store", store, "--key-file", keyFile]
+        #expect(try auditdb(global + ["append", "--actor", "user-1", "--action", "read"]).status == 0)
+        let refusals: [([String], String)] = [
+            (["query", "--limit", "-1"], "limit must be between 1 and 10000 (got -1)"),
+            (["query", "--from-seq", "-1"], "--from-seq must be a seq, 0 or more (got -1)"),
+            (["query", "--to-seq", "-7"], "--to-seq must be a seq, 0 or more (got -7)"),
+            (["tail", "--after", "-2"], "--after must be a seq (0 or more)"),
+            (["export", "--out", dir.path("bundle"), "--limit", "-5"], "--limit must be from 1 to 1000000"),
+            (["append", "--jsonl", "--batch-size", "-3"], "batch-size"),
+            (["retain", "--older-than", "1d", "--batch-size", "-1"], "batch-size"),
+            (["query", "--actor", "user-1\n"], "actor: filter contains a control character at byte 6: no entry can match it"),
+            (["query", "--tenant", ""], "tenant: filter must not be empty"),
+            (["export", "--out", dir.path("bundle"), "--resource-id", String(repeating: "r", count: 1_025)],
+             "resourceId: filter is 1025 bytes of UTF-8, over the field's limit of 1024"),
+            (["erase", "--actor", "user-1", "--fields", "actor,actor", "--reason", "T-1"], #"--fields names "actor" twice"#),
+            (["erase", "--actor", "user-1", "--fields", "details.ip,source,details.ip", "--reason", "T-1"], #"--fields names "details.ip" twice"#),
+        ]
+        for (arguments, message) in refusals {
+            let result = try auditdb(global + arguments, stdin: "")
+            #expect(result.status == 2, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+            #expect(!result.stderr.contains("Missing value"), "\(arguments)")
+        }
+        // Nothing was written by any of them: no erasure, no export access entry.
+        let entries = try auditdb(global + ["query", "--format", "jsonl"])
+        #expect(entries.stdout.split(separator: "\n").count == 1)
+        #expect(!FileManager.default.fileExists(atPath: dir.path("bundle")))
+    }
+
     @Test("keys rotate and compromised: old rows re-attested, the key file marked, verify intact")
     func keyCommands() throws {
         try setUpStore()
