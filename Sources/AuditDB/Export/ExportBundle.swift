@@ -76,8 +76,8 @@ public enum ExportBundle {
     /// Without one the entries still verify, but completeness is not attested; with
     /// `requireStatement` a missing statement is a `statement-missing` finding.
     ///
-    /// `progress`, if given, is told how many entry lines are read of the manifest's entry count,
-    /// about every 4,096 lines.
+    /// `progress`, if given, is told how many entry lines are read of the manifest's entry count
+    /// (never more than that count: an added entry is a finding), about every 4,096 entries.
     public static func verify(at path: String, publicKeys: CheckpointPublicKeys, requireStatement: Bool = false,
                               progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws(AuditError)
         -> ExportVerification
@@ -161,6 +161,10 @@ public enum ExportBundle {
         var leaves: [UInt8] = []  // v2: the leaf of each listed entry whose own checks passed
         var reordered = false
         var erasedShown: [(seq: Int64, mask: UInt8)] = []  // of the entries whose own checks passed (17.2 step 5)
+        // Progress counts entry lines, at most the manifest's count: an added entry is a finding,
+        // not progress past 100%.
+        var entryLines: Int64 = 0
+        let listed = Int64(manifest.seqs.count)
         while findings.count < findingLimit {
             let line: ArraySlice<UInt8>
             do {
@@ -174,10 +178,11 @@ public enum ExportBundle {
                                           statement: statement, redacted: manifest.redacted ?? [])
             }
             let lineNumber = lines.lineNumber
-            if let progress, lineNumber % 4_096 == 0 {
-                progress(VerificationProgress(rowsChecked: Int64(lineNumber), totalRows: Int64(manifest.seqs.count)))
-            }
             if line.isEmpty { continue }
+            entryLines += 1
+            if let progress, entryLines % 4_096 == 0 {
+                progress(VerificationProgress(rowsChecked: min(entryLines, listed), totalRows: listed))
+            }
             let entry: ParsedLine
             switch parseLine(line, format: manifest.format) {
             case .failure(let error):
@@ -233,7 +238,7 @@ public enum ExportBundle {
                 }
             }
         }
-        progress?(VerificationProgress(rowsChecked: Int64(lines.lineNumber), totalRows: Int64(manifest.seqs.count)))
+        progress?(VerificationProgress(rowsChecked: min(entryLines, listed), totalRows: listed))
         for seq in manifest.seqs where findings.count < findingLimit && !seen.contains(seq) {
             add(.entryMissing, seq, "the manifest lists seq \(seq) but the bundle has no entry for it: it was removed")
         }

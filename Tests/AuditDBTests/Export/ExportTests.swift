@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import AuditDB
@@ -175,6 +176,13 @@ struct ExportTests {
         let f = try await onlyFinding(b)
         #expect(f.kind == .entryAdded && f.seq == 30)
         #expect(f.message == "entry seq 30 (line 11) is not listed in the manifest: it was added")
+        // Progress counts entries of the manifest's 10, never past them: the added line is a
+        // finding, not 11/10. Blank lines are not entries.
+        try write(l.flatMap { [$0, ""] }, b)
+        let steps = Mutex<[VerificationProgress]>([])
+        _ = try await ExportBundle.verify(at: b, publicKeys: signer.publicKeys, progress: { step in steps.withLock { $0.append(step) } })
+        let seen = steps.withLock { $0 }
+        #expect(seen.last.map { [$0.rowsChecked, $0.totalRows] } == [10, 10], "\(seen)")
     }
 
     @Test("reordered entries fail as entry-out-of-order; a repeated one as entry-duplicate")
