@@ -1,7 +1,9 @@
 /// Which entries to read: filters, order, page size and where the page starts.
 ///
 /// All filters are combined with AND; a nil filter matches everything. Text filters compare
-/// byte for byte (no case folding, no Unicode normalisation). Entries always come in seq
+/// byte for byte (no case folding, no Unicode normalisation). A text filter no entry can match
+/// (empty, longer than its field's limit or holding a control character: the rules on
+/// ``AuditEvent``) throws ``AuditError/Code/invalidInput`` naming the field. Entries always come in seq
 /// order (ascending or descending), so a ``QueryCursor`` taken from one page continues exactly
 /// where it stopped, also while appends continue.
 ///
