@@ -46,11 +46,11 @@ struct Erase: AsyncParsableCommand {
     /// The fields erased whole and the paths inside details (parsed as masking paths are).
     func fieldSet() throws -> (fields: Set<WithholdableField>, paths: [MaskPath]) {
         var set: Set<WithholdableField> = [], paths: [MaskPath] = []
-        var named: Set<String> = []
-        for name in fields.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+        var named: Set<[UInt8]> = []  // bytes: canonically equivalent spellings are different keys
+        for name in fields.unicodeScalars.split(separator: ",", omittingEmptySubsequences: false).map({ String(String.UnicodeScalarView($0)) }) {
             // A name given twice is a typo for another field, most likely: say so rather than
             // erase less than the operator meant.
-            guard named.insert(name).inserted else {
+            guard named.insert(Array(name.utf8)).inserted else {
                 throw ValidationError("--fields names \(OutputEscaping.jsonQuoted(name)) twice; name each field or path once")
             }
             if let field = WithholdableField(rawValue: name) {

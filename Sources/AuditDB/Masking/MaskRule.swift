@@ -25,7 +25,9 @@ public struct MaskPath: Sendable, Hashable, Comparable, CustomStringConvertible 
     /// Parses `actor`, `source`, `details` or `details.KEY[.KEY…]`.
     /// - Throws: ``AuditError`` `invalidInput` naming what is wrong.
     public init(parsing text: String) throws(AuditError) {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        // Split on the scalar ".", not on Characters: a key that starts with a combining mark
+        // joins the dot before it into one Character (FORMAT.md 21.7 separates keys by `.`).
+        let parts = text.unicodeScalars.split(separator: ".", omittingEmptySubsequences: false).map { String(String.UnicodeScalarView($0)) }
         guard let field = WithholdableField(rawValue: parts[0]) else {
             throw AuditError(.invalidInput, "a mask applies to actor, source, details or details.KEY (got \(OutputEscaping.jsonQuoted(text))); other columns are signed as plain text and cannot be masked in an export", field: "mask")
         }
@@ -53,6 +55,23 @@ public struct MaskPath: Sendable, Hashable, Comparable, CustomStringConvertible 
         field == other.field && other.members.count >= members.count && zip(members, other.members).allSatisfy { $0.utf8.elementsEqual($1.utf8) }
     }
 
+    /// The same field and the same keys, byte for byte. Not String's `==`, which holds canonically
+    /// equivalent spellings (`é` as one scalar or as `e` + U+0301) equal: the rows' keys are
+    /// matched byte for byte, so two such paths name two different members, and a rule on one
+    /// must neither replace nor stand for a rule on the other.
+    public static func == (a: MaskPath, b: MaskPath) -> Bool {
+        a.field == b.field && a.members.count == b.members.count
+            && zip(a.members, b.members).allSatisfy { $0.utf8.elementsEqual($1.utf8) }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(field)
+        for member in members {
+            hasher.combine(member.utf8.count)
+            for byte in member.utf8 { hasher.combine(byte) }
+        }
+    }
+
     /// In field order (actor, source, details), then by members in code point order.
     public static func < (a: MaskPath, b: MaskPath) -> Bool {
         if a.field != b.field { return a.field.id < b.field.id }
@@ -74,14 +93,15 @@ public struct MaskRule: Sendable, Hashable, Comparable, CustomStringConvertible 
     /// Parses `PATH=METHOD`.
     /// - Throws: ``AuditError`` `invalidInput` naming what is wrong.
     public init(parsing text: String) throws(AuditError) {
-        guard let equals = text.lastIndex(of: "=") else {
+        guard let equals = text.unicodeScalars.lastIndex(of: "=") else {
             throw AuditError(.invalidInput, "a mask rule is PATH=METHOD, such as details.email=hash or actor=partial (got \(OutputEscaping.jsonQuoted(text)))", field: "mask")
         }
-        let name = String(text[text.index(after: equals)...])
+        let scalars = text.unicodeScalars
+        let name = String(String.UnicodeScalarView(scalars[scalars.index(after: equals)...]))
         guard let method = MaskMethod(rawValue: name) else {
             throw AuditError(.invalidInput, "a mask method is partial or hash (got \(OutputEscaping.jsonQuoted(name)))", field: "mask")
         }
-        self.init(path: try MaskPath(parsing: String(text[..<equals])), method: method)
+        self.init(path: try MaskPath(parsing: String(String.UnicodeScalarView(scalars[..<equals]))), method: method)
     }
 
     /// `details.email=hash`: what ``init(parsing:)`` reads and a masking entry stores.

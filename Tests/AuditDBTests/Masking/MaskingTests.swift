@@ -122,6 +122,43 @@ struct MaskingTests {
             == "the store masks actor with hash (`auditdb masking show`); --mask actor=partial cannot change it")
     }
 
+    @Test("paths are keys byte for byte: canonically equivalent spellings are two rules, and --mask on one never lifts the other")
+    func canonicallyEquivalentPaths() async throws {
+        let nfd = "e\u{301}", nfc = "\u{E9}"
+        let store = try await AuditStore.create(at: dir.path("store.db"), keys: keys)
+        try await store.append(AuditEvent(actor: "a", action: "x", details: AuditDetails(json: "{\"\(nfd)\":\"secret-nfd\",\"\(nfc)\":\"secret-nfc\"}")))
+        // Both rules are kept: neither replaces the other.
+        try await store.setMasking([MaskRule(parsing: "details.\(nfd)=partial"), MaskRule(parsing: "details.\(nfc)=partial")], by: "dpo")
+        #expect(try await store.maskingConfiguration().rules.map { Array($0.description.utf8) }
+            == [Array("details.\(nfd)=partial".utf8), Array("details.\(nfc)=partial".utf8)])  // code point order: e < é
+        let both = try await store.maskingPolicy()
+        let shownBoth = try #require(try await store.masked(by: both).entries(EntryQuery(seqs: 1...1)).first?.detailsJSON)
+        #expect(!shownBoth.contains("secret"), "\(shownBoth)")
+        // The store masks only the NFD key; a command adding the NFC key masks both.
+        try await store.setMasking([MaskRule(parsing: "details.\(nfd)=partial")], by: "dpo")
+        let added = try await store.maskingPolicy().adding([MaskRule(parsing: "details.\(nfc)=hash")], key: Self.vectorKey())
+        #expect(added.rules.count == 2)
+        let shown = try #require(try await store.masked(by: added).entries(EntryQuery(seqs: 1...1)).first?.detailsJSON)
+        #expect(!shown.contains("secret-nfd") && !shown.contains("secret-nfc"), "\(shown)")
+        #expect(try MaskRule(parsing: "details.\(nfd)=partial") != MaskRule(parsing: "details.\(nfc)=partial"))
+        #expect(Set([try MaskPath(parsing: "details.\(nfd)"), try MaskPath(parsing: "details.\(nfc)")]).count == 2)
+        // A key that starts with a combining mark: the dot before it still separates (FORMAT.md 21.7).
+        #expect(try MaskPath(parsing: "details.a.\u{301}b").members == ["a", "\u{301}b"])
+        try await store.close()
+    }
+
+    @Test("a masking key file holding a row key at any version is refused, not only at its newest")
+    func maskingKeyFileWithAnOlderRowKey() throws {
+        let rows = try testKeyRing(versions: [1, 2, 3])
+        let fresh = try testKeyRing(versions: [7])
+        for version: UInt32 in [1, 2, 3] {
+            let file = try KeyRing([rows.keys[version]!.with(status: .active), fresh.keys[7]!])  // the row key is not the newest
+            let error = refusal { try MaskingKey(deriving: file).checkDistinct(from: rows) }
+            #expect(error?.hasPrefix("the masking key file holds row key version \(version) of this store") == true, "\(String(describing: error))")
+        }
+        #expect(refusal { try MaskingKey(deriving: fresh).checkDistinct(from: rows) } == nil)
+    }
+
     @Test("the store's rules are a signed entry; masked reads apply them; the row key is refused as the masking key")
     func storeRules() async throws {
         let store = try await AuditStore.create(at: dir.path("store.db"), keys: keys)
