@@ -93,6 +93,34 @@ public struct CentralShipper: Sendable {
         }
     }
 
+    /// The high-water mark and what the central copy's last batch says of it (nil with nothing
+    /// shipped): the checkpoint it is proven against, read from the witness, and its proof.
+    /// - Throws: ``AuditError`` `integrityViolation` when that checkpoint is not at the witness
+    ///   under a registered key with a valid signature (the batch row was forged or the witness
+    ///   row removed): the copy cannot be continued safely.
+    func shippedTip(of storeID: StoreID) async throws -> (Int64, ShippedTip?) {
+        let id = ByteBuffer(bytes: storeID.bytes)
+        var last: (seq: Int64, checkpointSeq: Int64, signature: [UInt8], proof: [UInt8])?
+        do {
+            let rows = try await central.client.query(
+                "SELECT last_seq, checkpoint_seq, checkpoint_signature, proof FROM auditdb_ship.batches WHERE store_id = \(id) ORDER BY last_seq DESC LIMIT 1",
+                logger: logger)
+            for try await (seq, checkpointSeq, signature, proof) in rows.decode((Int64, Int64, Data, Data).self) {
+                last = (seq, checkpointSeq, Array(signature), Array(proof))
+            }
+        } catch {
+            throw AuditError.witness(error, while: "read the shipped high-water mark of store \(storeID)")
+        }
+        guard let last else { return (0, nil) }
+        guard last.proof.count % 32 == 0,
+              let checkpoint = try await witness.trustedCheckpoint(of: storeID, seq: last.checkpointSeq, signature: last.signature)
+        else {
+            throw AuditError(.integrityViolation, "the central copy's last batch (up to seq \(last.seq)) is proven against a checkpoint at seq \(last.checkpointSeq) that the witness does not hold signed with a key registered for store \(storeID) (or its proof is malformed): the copy cannot be continued safely. Nothing was shipped. Run `auditdb-fleet verify-shipped` and `auditdb-fleet audit`.")
+        }
+        let proof = stride(from: 0, to: last.proof.count, by: 32).map { Array(last.proof[$0..<$0 + 32]) }
+        return (last.seq, ShippedTip(checkpoint: checkpoint, proof: proof))
+    }
+
     /// Ships every verified entry of `store` after the central high-water mark, up to the newest
     /// checkpoint of the store at the witness that this store matches — or up to the row before
     /// the first expired row whose expiry entry that checkpoint does not cover
@@ -119,16 +147,19 @@ public struct CentralShipper: Sendable {
         if let signer {
             _ = try await store.checkpoint(signer: signer, anchors: [WitnessAnchor(witness: witness)])
         }
-        let before = try await highWaterMark(of: storeID)
-        let published = try await witness.checkpoints(of: storeID, below: Int64.max, limit: 16)
-        guard let checkpoint = published.first(where: { $0.invalidityUnderOwnKey == nil }) else {
-            throw AuditError(.invalidInput, "the witness holds no validly signed checkpoint of store \(storeID): publish one first (`auditdb-fleet ship --signing-key`, or a CheckpointService with a WitnessAnchor)")
+        let (before, tip) = try await shippedTip(of: storeID)
+        // Only a checkpoint the store's owner signed bounds a shipment: its key registered for the
+        // store at the witness and its signature valid. A publisher role can insert rows without
+        // the signing key; those must not decide what is shipped (or block it).
+        guard let checkpoint = try await witness.newestTrustedCheckpoint(of: storeID) else {
+            throw AuditError(.invalidInput, "the witness holds no checkpoint of store \(storeID) signed with a key registered for it: publish one first (`auditdb-fleet ship --signing-key`, or a CheckpointService with a WitnessAnchor), with the key registered by the witness owner")
         }
         guard checkpoint.seq > before else {
             return Summary(storeID: storeID, shippedBefore: before, shippedAfter: before, batches: 0, checkpoint: nil,
                            cursor: cursor?.shipped == before ? cursor : nil)
         }
-        let run = try await store.shippingRun(after: before, through: checkpoint, cursor: cursor, batchSize: configuration.batchSize)
+        let run = try await store.shippingRun(after: before, through: checkpoint, cursor: cursor, batchSize: configuration.batchSize,
+                                              tip: tip)
         guard !run.batches.isEmpty else {
             return Summary(storeID: storeID, shippedBefore: before, shippedAfter: before, batches: 0, checkpoint: nil,
                            cursor: cursor?.shipped == before ? cursor : nil, heldBackAt: run.heldBackAt)

@@ -204,6 +204,53 @@ public final class PostgresWitness: Service, Sendable {
         }
     }
 
+    /// The newest checkpoint of `storeID` below `seq` that the store's owner could have signed:
+    /// its key registered for the store (the witness sets `key_registered`, whatever the
+    /// publisher sends) and its Ed25519 signature valid under that key. Rows a publisher role
+    /// inserted without the signing key (junk signatures, its own key) are passed over, however
+    /// many there are.
+    public func newestTrustedCheckpoint(of storeID: StoreID, below seq: Int64 = .max) async throws -> Checkpoint? {
+        let id = ByteBuffer(bytes: storeID.bytes)
+        var position = (seq: seq, id: Int64.min)  // rows before it in (seq, id) descending order
+        while true {
+            var page: [(Checkpoint, Int64)] = []
+            do {
+                let rows = try await client.query(
+                    """
+                    SELECT \(unescaped: Self.checkpointColumns), id FROM auditdb_witness.checkpoints
+                    WHERE store_id = \(id) AND key_registered AND (seq < \(position.seq) OR (seq = \(position.seq) AND id < \(position.id)))
+                    ORDER BY seq DESC, id DESC LIMIT 64
+                    """, logger: logger)
+                for try await row in rows.decode((Data, Int64, Data, Data, Int64, Int64, Data, Data, Int64).self) {
+                    page.append((Self.checkpoint((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7)), row.8))
+                }
+            } catch {
+                throw AuditError.witness(error, while: "read the checkpoints of store \(storeID)")
+            }
+            if let valid = page.first(where: { $0.0.invalidityUnderOwnKey == nil }) { return valid.0 }
+            guard page.count == 64, let last = page.last else { return nil }
+            position = (last.0.seq, last.1)
+        }
+    }
+
+    /// The checkpoint of `storeID` at `seq` with `signature`, if the witness holds it under a key
+    /// registered for the store and its signature is valid.
+    public func trustedCheckpoint(of storeID: StoreID, seq: Int64, signature: [UInt8]) async throws -> Checkpoint? {
+        let id = ByteBuffer(bytes: storeID.bytes), signed = ByteBuffer(bytes: signature)
+        do {
+            let rows = try await client.query(
+                "SELECT \(unescaped: Self.checkpointColumns) FROM auditdb_witness.checkpoints WHERE store_id = \(id) AND seq = \(seq) AND signature = \(signed) AND key_registered",
+                logger: logger)
+            for try await row in rows.decode((Data, Int64, Data, Data, Int64, Int64, Data, Data).self) {
+                let checkpoint = Self.checkpoint(row)
+                if checkpoint.invalidityUnderOwnKey == nil { return checkpoint }
+            }
+            return nil
+        } catch {
+            throw AuditError.witness(error, while: "read the checkpoint at seq \(seq) of store \(storeID)")
+        }
+    }
+
     static let checkpointColumns = "store_id, seq, chain_head, merkle_root, signed_time, key_version, public_key, signature"
 
     static func checkpoint(_ row: (Data, Int64, Data, Data, Int64, Int64, Data, Data)) -> Checkpoint {

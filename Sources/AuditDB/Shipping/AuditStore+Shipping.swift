@@ -12,6 +12,26 @@ public struct ShippingCursor: Sendable, Equatable {
     public var shipped: Int64 { frontier.size }
 }
 
+/// What the central copy says of the entries it already holds: its last batch, proven from its
+/// last seq (the high-water mark) to ``checkpoint`` with ``proof``. A shipment continues it only
+/// if this store's rows up to the high-water mark hash to a tree that proof connects to that
+/// checkpoint: the rows shipped before are this store's rows, not another copy's (a forked or
+/// rolled-back store, or a batch forged centrally).
+public struct ShippedTip: Sendable {
+    /// The checkpoint the last batch is proven against (validly signed under a key registered
+    /// for the store: the caller checks that at the witness).
+    public let checkpoint: Checkpoint
+    /// The batch's consistency proof from the high-water mark to ``checkpoint`` (empty when the
+    /// batch ends at the checkpoint).
+    public let proof: [[UInt8]]
+
+    /// The tip of a central copy.
+    public init(checkpoint: Checkpoint, proof: [[UInt8]]) {
+        self.checkpoint = checkpoint
+        self.proof = proof
+    }
+}
+
 /// One planned shipment: the verified entries after a cursor up to a checkpoint, cut into
 /// batches, each with the consistency proof (FORMAT.md section 22) from its last seq to the
 /// checkpoint, so that a central verifier proves every batch against that checkpoint with the
@@ -60,13 +80,16 @@ extension AuditStore {
     ///   - cursor: The cursor a previous run ended at, if it is at `shipped` (saves reading
     ///     rows 1…`shipped`); else the store's recorded frontier at `shipped`, or the rows, are used.
     ///   - batchSize: Entries per batch (≥ 1).
+    ///   - tip: What the central copy says of its last batch (nil when it holds nothing of this
+    ///     store): this store's rows 1…`shipped` must be the ones it was proven with.
     /// - Throws: ``AuditError`` `invalidInput` (another store's checkpoint, nothing to ship),
     ///   `integrityViolation` (the rows do not verify, or do not hash to the checkpoint: the
-    ///   checkpoint is of another copy of the log), storage errors.
+    ///   checkpoint is of another copy of the log; or the rows already shipped are not this
+    ///   store's), storage errors.
     /// - Complexity: O(checkpoint.seq − shipped) rows read, 32 bytes of memory each; O(shipped)
     ///   more when neither a cursor nor a recorded frontier at `shipped` is at hand.
     public func shippingRun(after shipped: Int64, through checkpoint: Checkpoint, cursor: ShippingCursor? = nil,
-                            batchSize: Int = 10_000) async throws -> ShippingRun
+                            batchSize: Int = 10_000, tip: ShippedTip? = nil) async throws -> ShippingRun
     {
         guard checkpoint.storeID == storeID else {
             throw AuditError(.invalidInput, "the checkpoint is of store \(checkpoint.storeID), not of this store (\(storeID))")
@@ -77,6 +100,7 @@ extension AuditStore {
         let storeID = self.storeID, keys = self.keys
         do {
             let start = try await startFrontier(at: shipped, cursor: cursor)
+            if let tip { try Self.check(start, continues: tip, storeID: storeID) }
             let prevMac: [UInt8] = shipped == 0
                 ? [UInt8](repeating: 0, count: 32)
                 : try await pool.read { db in try StoredMacs(db).mac(at: shipped) } ?? []
@@ -128,6 +152,17 @@ extension AuditStore {
                                endCursor: ShippingCursor(frontier: frontier), tail: scan.flat, firstSeq: shipped + 1)
         } catch {
             throw AuditError.from(error, while: "plan shipping from \(path)")
+        }
+    }
+
+    /// Refuses to continue a central copy whose last batch this store's rows up to the
+    /// high-water mark (`start`) do not prove: the copy holds another log's rows.
+    static func check(_ start: MerkleTree.Frontier, continues tip: ShippedTip, storeID: StoreID) throws(AuditError) {
+        let shipped = start.size, cp = tip.checkpoint
+        guard cp.storeID == storeID, shipped >= 1, cp.seq >= shipped, let root = start.root,
+              MerkleTree.verifyConsistency(oldSize: shipped, newSize: cp.seq, oldRoot: root, newRoot: cp.merkleRoot, proof: tip.proof)
+        else {
+            throw AuditError(.integrityViolation, "the central copy's entries 1...\(shipped) were proven against \(cp), but this store's rows 1...\(shipped) are not the ones that proof connects to it: this store is another copy of the log (forked, rewritten or rolled back), or the central copy's last batch was forged. Nothing was shipped. Run `auditdb verify --anchor` here and `auditdb-fleet verify-shipped` centrally.")
         }
     }
 
