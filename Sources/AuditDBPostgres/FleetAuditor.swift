@@ -98,6 +98,7 @@ public struct FleetAuditor: Sendable {
 
     /// The reads of ``read()``, on a connection in a snapshot.
     private static func read(_ connection: PostgresConnection, logger: Logger) async throws -> ([Store], [Record]) {
+        try await PostgresWitness.requireAuditor(connection, logger: logger, for: "an audit")
         var stores: [StoreID: Store] = [:]
         let storeRows = try await connection.query(
             "SELECT store_id, label, (extract(epoch FROM registered_at) * 1000000)::bigint FROM auditdb_witness.stores", logger: logger)
@@ -164,6 +165,9 @@ public struct FleetAuditor: Sendable {
         var findings: [FleetFinding] = []
         var bySeq: [Int64: Checkpoint] = [:]
         var head: Checkpoint?
+        // The last publication that counts against `silent`: validly signed with a registered
+        // key. A row a publisher role inserted without the signing key shows nothing was signed.
+        var last: Date?
         for record in records {
             let cp = record.checkpoint
             func add(_ kind: FleetFinding.Kind, _ message: String) { findings.append(FleetFinding(kind: kind, seq: cp.seq, message: message)) }
@@ -175,6 +179,7 @@ public struct FleetAuditor: Sendable {
                 add(.unknownKey, "the checkpoint at seq \(cp.seq) is signed with key version \(cp.keyVersion) (public key \(hex(cp.publicKey).prefix(16))…), which is not registered for this store: a misconfigured instance, or someone signing for the store with another key")
                 continue
             }
+            last = max(last ?? record.publishedAt, record.publishedAt)
             if let other = bySeq[cp.seq] {
                 if other.chainHead != cp.chainHead || other.merkleRoot != cp.merkleRoot {
                     add(.fork, "two different checkpoints were published at seq \(cp.seq) (roots \(hex(other.merkleRoot).prefix(16))… and \(hex(cp.merkleRoot).prefix(16))…): two copies of the store diverged")
@@ -205,7 +210,6 @@ public struct FleetAuditor: Sendable {
                 head = cp
             }
         }
-        let last = records.map(\.publishedAt).max()
         if let silentAfter {
             let since = last ?? store.registeredAt
             let limit = Double(silentAfter.components.seconds) + Double(silentAfter.components.attoseconds) / 1e18

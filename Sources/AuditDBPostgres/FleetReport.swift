@@ -48,7 +48,8 @@ public struct FleetStoreReport: Sendable {
     public let highestSeq: Int64
     /// How many publications the witness holds for it.
     public let publications: Int
-    /// When its newest publication reached the witness (the witness's clock); nil for none.
+    /// When its newest publication that counts reached the witness (the witness's clock): validly
+    /// signed with a key registered for the store; nil for none. `silent` is judged from it.
     public let lastPublishedAt: Date?
     /// The findings, by kind then seq.
     public let findings: [FleetFinding]

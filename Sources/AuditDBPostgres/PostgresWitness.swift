@@ -55,6 +55,18 @@ public final class PostgresWitness: Service, Sendable {
         }
     }
 
+    /// Refuses to audit as a publisher role that is not an auditor: row-level security shows a
+    /// publisher its own stores only, so its audit would report the fleet intact from a part of
+    /// it. (A superuser is a member of every role; the owner reads everything too.)
+    static func requireAuditor(_ connection: PostgresConnection, logger: Logger, for what: String) async throws {
+        let rows = try await connection.query(
+            "SELECT current_user::text, pg_has_role(current_user, 'auditdb_publisher', 'MEMBER') AND NOT pg_has_role(current_user, 'auditdb_auditor', 'MEMBER')",
+            logger: logger)
+        for try await (role, publisherOnly) in rows.decode((String, Bool).self) where publisherOnly {
+            throw AuditError(.permissionDenied, "role \(OutputEscaping.jsonQuoted(role)) is a publisher, not an auditor: row-level security shows it its own stores only, so \(what) would judge part of the fleet. Connect as a member of auditdb_auditor (GRANT auditdb_auditor TO <role>)")
+        }
+    }
+
     /// Creates or updates the witness schema, roles `auditdb_publisher` and `auditdb_auditor`,
     /// triggers and row-level security. Run once by the witness owner (the role that will own
     /// the tables; it needs CREATEROLE for the two group roles). Idempotent.
@@ -118,6 +130,17 @@ public final class PostgresWitness: Service, Sendable {
         let id = ByteBuffer(bytes: storeID.bytes)
         do {
             try await client.withTransaction(logger: logger) { connection in
+                // A registration is never changed: a misspelt role would bind the store id for good.
+                let roles = try await connection.query(
+                    """
+                    SELECT r.rolname IS NOT NULL, r.rolname IS NOT NULL AND pg_has_role(r.rolname, 'auditdb_publisher', 'MEMBER')
+                    FROM (SELECT \(publisher)::name AS n) asked LEFT JOIN pg_roles r ON r.rolname = asked.n
+                    """, logger: logger)
+                for try await (exists, publishes) in roles.decode((Bool, Bool).self) where !exists || !publishes {
+                    throw AuditError(.invalidInput, exists
+                        ? "role \(OutputEscaping.jsonQuoted(publisher)) is not a member of auditdb_publisher, so it could never publish for store \(storeID); GRANT auditdb_publisher TO it first (a registration is never changed)"
+                        : "role \(OutputEscaping.jsonQuoted(publisher)) does not exist; create it first (CREATE ROLE … LOGIN IN ROLE auditdb_publisher): a registration is never changed, so a misspelt role would bind store \(storeID) for good")
+                }
                 try await connection.query(
                     "INSERT INTO auditdb_witness.stores (store_id, publisher, label) VALUES (\(id), \(publisher)::name, \(label)) ON CONFLICT (store_id) DO NOTHING",
                     logger: logger)

@@ -40,6 +40,7 @@ public struct ShippedVerifier: Sendable {
         let logger = self.logger, witness = self.witness, afterBatchesRead = self.afterBatchesRead
         do {
             return try await central.snapshot { connection in
+                try await PostgresWitness.requireAuditor(connection, logger: logger, for: "verify-shipped")
                 var batches: [StoreID: [ShippedBatchRecord]] = [:]
                 let batchRows = try await connection.query(
                     """

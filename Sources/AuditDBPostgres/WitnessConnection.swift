@@ -15,6 +15,8 @@ public import PostgresNIO
 /// | `verify-full` | yes | as `verify-ca`, and issued for HOST |
 ///
 /// `sslrootcert=PATH` names a PEM file of the CA certificates to trust (e.g. a private CA's).
+/// Without a password in the URL, the `PGPASSWORD` environment variable is used, as libpq does
+/// (prefer it: a URL on the command line is visible to every local user in the process list).
 /// The password never appears in AuditDB's messages.
 public struct WitnessConnection: Sendable, CustomStringConvertible {
     /// The PostgresNIO configuration.
@@ -84,15 +86,23 @@ public struct WitnessConnection: Sendable, CustomStringConvertible {
                              field: "--witness")
         }
         let tls: PostgresClient.Configuration.TLS = chosen.map { mode == "prefer" ? .prefer($0) : .require($0) } ?? .disable
-        configuration = PostgresClient.Configuration(host: host, port: parts.port ?? 5432, username: user,
-                                                     password: parts.password, database: database, tls: tls)
-        single = (host, parts.port ?? 5432, user, parts.password, database, chosen, mode != "prefer")
+        // An IPv6 address is written in brackets in a URL, not in a name lookup.
+        let address = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        // Without a password in the URL, PGPASSWORD (as libpq reads it): the password then stays
+        // off the command line, where /proc/PID/cmdline shows it to every local user.
+        let password = parts.password ?? ProcessInfo.processInfo.environment["PGPASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
+        configuration = PostgresClient.Configuration(host: address, port: parts.port ?? 5432, username: user,
+                                                     password: password, database: database, tls: tls)
+        single = (address, parts.port ?? 5432, user, password, database, chosen, mode != "prefer")
         (sslMode, self.rootCertificates) = (mode, rootCertificates)
         description = "postgresql://\(user)@\(host)\(parts.port.map { ":\($0)" } ?? "")/\(database)"
     }
 }
 
 extension WitnessConnection {
+    /// The host name or address connected to (an IPv6 address without its URL brackets).
+    var connectHost: String { single.host }
+
     /// The URL settings AuditDB reads (as libpq names them).
     static let settings = ["sslmode", "sslrootcert"]
 

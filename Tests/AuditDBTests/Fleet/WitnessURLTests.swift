@@ -36,6 +36,14 @@ struct WitnessURLTests {
         #expect(refusal("postgresql://w@127.0.0.1:65535/x") == nil)
     }
 
+    @Test("an IPv6 address is connected to without the brackets a URL writes it in")
+    func ipv6() throws {
+        #expect(try WitnessConnection(url: "postgresql://w@[::1]:5432/x").connectHost == "::1")
+        #expect(try WitnessConnection(url: "postgresql://w@[fe80::1]/x?sslmode=require").connectHost == "fe80::1")
+        #expect(try WitnessConnection(url: "postgresql://w@db.example/x").connectHost == "db.example")
+        #expect(try WitnessConnection(url: "postgresql://w@[::1]:5432/x").description == "postgresql://w@[::1]:5432/x")
+    }
+
     @Test("loopback (TLS off by default) is localhost or a loopback address, never a name that starts like one")
     func loopback() {
         for host in ["localhost", "127.0.0.1", "127.255.0.9", "::1", "[::1]"] { #expect(WitnessConnection.isLoopback(host), "\(host)") }
