@@ -137,8 +137,10 @@ def covers(a: str, b: str) -> bool:
 
 def paths_ok(paths, limit: int) -> bool:
     """1 to `limit` distinct details paths, in code point order, none inside another."""
+    # Every pair, not only neighbours: "details.a-x" sorts between "details.a" and "details.a.b".
     return (isinstance(paths, list) and 1 <= len(paths) <= limit and all(is_details_path(p) for p in paths)
-            and all(a < b and not covers(a, b) for a, b in zip(paths, paths[1:])))
+            and all(a < b for a, b in zip(paths, paths[1:]))
+            and not any(covers(a, b) for i, a in enumerate(paths) for b in paths[i + 1:]))
 
 
 def parse_erasure_details(details: bytes | None, entry_seq: int) -> tuple[int, list[int], list[str], list]:

@@ -257,6 +257,8 @@ def parse_expiry_details(details: bytes | None, entry_seq: int) -> ExpiryDetails
     if not 1 <= first <= last < entry_seq:
         raise ExpiryDetailsError(f"first {first} and last {last} are not seqs before the entry "
                                  f"(1 <= first <= last < {entry_seq})")
+    if count > last - first + 1:
+        raise ExpiryDetailsError(f"count {count} is more than the {last - first + 1} seq(s) from first {first} to last {last}")
     if not sj.is_lower_hex(obj["tombstones"], 32):
         raise ExpiryDetailsError("tombstones is not 64 lowercase hex digits")
     if "archive" in obj:

@@ -93,6 +93,7 @@ av = importlib.util.module_from_spec(spec)
 sys.modules["auditdb_verify"] = av
 spec.loader.exec_module(av)
 import retention  # noqa: E402  (section 20; auditdb_verify.py put this directory on sys.path)
+import erasure  # noqa: E402  (section 21)
 
 # The checkpoint and bundle verifier (Ed25519, CKPT_MSG, the Merkle tree); auditdb_verify.py uses it for step 8.
 spec = importlib.util.spec_from_file_location("auditdb_verify_export", HERE / "auditdb_verify_export.py")
@@ -287,6 +288,20 @@ def test_vectors_and_schema() -> None:
         check(len(bytes.fromhex(r["enc_row"])) == r["enc_row_length"], f"vector seq {r['columns']['seq']}: length")
     for i in range(1, len(stored["rows"])):
         check(stored["rows"][i]["prev_mac"] == stored["rows"][i - 1]["mac"], f"vector row {i + 1} chains")
+
+    # 21.7: a path inside another is refused even with a path sorting between them.
+    check(not erasure.paths_ok(["details.a", "details.a-x", "details.a.b"], 16), "paths: inside another, not neighbours")
+    check(erasure.paths_ok(["details.a", "details.a-x"], 16), "paths: distinct, none inside another")
+    # 20.3: an expiry entry's count cannot exceed its seq span.
+    for count, ok in ((3, True), (4, False)):
+        details = json.dumps({"policy": {"default": "1d", "tenants": {}}, "now": 0, "first": 1, "last": 3, "count": count,
+                              "tombstones": "00" * 32}).encode()
+        try:
+            retention.parse_expiry_details(details, 13)
+            parsed = True
+        except retention.ExpiryDetailsError:
+            parsed = False
+        check(parsed == ok, f"expiry entry: count {count} over seqs 1...3 {'parses' if ok else 'does not parse'}")
 
     want = av.expected_schema_objects()
     check(len(want) == 17, f"schema: 4 tables + 12 triggers + 1 view (got {len(want)})")

@@ -62,7 +62,8 @@ struct ErasedDetails: Sendable, Hashable {
         var paths: [MaskPath] = []
         for name in names {
             guard let string = name.text, let path = try? MaskPath(parsing: string), path.field == .details, !path.members.isEmpty,
-                  string.utf8.count <= Self.maximumPathBytes, paths.last.map({ $0 < path && !$0.covers(path) }) ?? true
+                  string.utf8.count <= Self.maximumPathBytes, paths.last.map({ $0 < path }) ?? true,
+                  !paths.contains(where: { $0.covers(path) })  // every earlier path, as in ErasureRecord
             else { throw Unreadable("its erased paths are not distinct details.KEY paths in order, none inside another") }
             paths.append(path)
         }

@@ -126,7 +126,8 @@ struct ErasureRecord: Sendable, Hashable {
         var paths: [MaskPath] = []
         for name in names {
             guard let text = name.text, let path = try? MaskPath(parsing: text), path.field == .details, !path.members.isEmpty,
-                  text.utf8.count <= ErasedDetails.maximumPathBytes, paths.last.map({ $0 < path && !$0.covers(path) }) ?? true
+                  text.utf8.count <= ErasedDetails.maximumPathBytes, paths.last.map({ $0 < path }) ?? true,
+                  !paths.contains(where: { $0.covers(path) })  // every earlier path, not only the last: "details.a-x" sorts between "details.a" and "details.a.b"
             else { throw Unreadable("its paths are not distinct details.KEY paths in order, none inside another") }
             paths.append(path)
         }

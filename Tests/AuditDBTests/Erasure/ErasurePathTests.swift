@@ -117,6 +117,18 @@ struct ErasurePathTests {
         #expect(try pythonFindings(path, keyFile: dir.path("k.keys")) == [])
     }
 
+    @Test("a path inside another is refused even when a path that sorts between them hides it from a neighbours-only check")
+    func pathInsideAnotherNotNeighbours() throws {
+        // "details.a-x" sorts between "details.a" and "details.a.b" ("-" is 2d, "." is 2e).
+        let paths = try ["details.a", "details.a-x", "details.a.b"].map { try MaskPath(parsing: $0) }
+        #expect(paths == paths.sorted())
+        #expect(throws: AuditError.self) { _ = try AuditStore.checkPaths(paths, fields: []) }
+        #expect(throws: ErasedDetails.Unreadable.self) {
+            _ = try ErasedDetails(reading: #"{"erased":["details.a","details.a-x","details.a.b"],"residual":{}}"#)
+        }
+        #expect(try ErasedDetails(reading: #"{"erased":["details.a","details.a-x"],"residual":{}}"#).paths.count == 2)
+    }
+
     @Test("an attacker with the file, every key and 100,000 candidate e-mail addresses cannot single out the erased one")
     func candidatesDoNotConfirm() async throws {
         let store = try await makeStore()
