@@ -14,11 +14,15 @@ struct Tail: AsyncParsableCommand {
             so a restart resumes exactly after it: nothing lost, nothing printed twice. Only a process killed \
             with SIGKILL (or a power cut) between writing a page and saving its cursor prints that page again \
             on restart; the seq of each entry tells a consumer which ones it has. SIGTERM and SIGINT stop it \
-            cleanly: the page being printed is finished and its cursor saved.
+            cleanly: the page being printed is finished and its cursor saved. Before each read, the last \
+            entry printed (its seq and MAC, kept in the cursor file too) must still be in the store: a store \
+            rolled back below it or replaced stops the tail with exit status 1 rather than skip the rows \
+            written again at seqs it already passed.
 
             EXIT STATUS
               0  stopped by SIGTERM/SIGINT, or (without --follow) caught up
-              1  a row failed verification: it is not printed, and nothing after it
+              1  a row failed verification: it is not printed, and nothing after it; or the last entry
+                 printed is gone or changed (the store was rolled back or replaced)
               2  could not run: bad arguments, missing key, unreadable store or cursor file
             """)
 
@@ -53,9 +57,10 @@ struct Tail: AsyncParsableCommand {
 
     private func tail(_ store: AuditStore, _ query: EntryQuery, policy: MaskingPolicy) async throws {
         let cursor = cursorFile.map { TailCursor(path: $0, storeID: store.storeID) }
-        let start = try after ?? cursor?.load() ?? 0
-        let stream = store.follow(after: start, matching: query, pollInterval: .milliseconds(Int64(pollInterval * 1000)),
-                                  follow: follow)
+        let saved = try cursor?.load()
+        let start = after ?? saved?.seq ?? 0
+        let stream = store.follow(after: start, mac: after == nil ? saved?.mac : nil, matching: query,
+                                  pollInterval: .milliseconds(Int64(pollInterval * 1000)), follow: follow)
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let format = self.format
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -72,7 +77,7 @@ struct Tail: AsyncParsableCommand {
                         text += (format == .jsonl ? EntryJSON.encode(entry) : TableFormat.row(entry)) + "\n"
                     }
                     try Output.writeAll(text)
-                    try cursor?.save(page[page.count - 1].seq)
+                    try cursor?.save(page[page.count - 1].seq, mac: page[page.count - 1].mac)
                 }
             }
             // The first to end (a signal, the tail caught up, or a failure) stops the other.
@@ -82,36 +87,48 @@ struct Tail: AsyncParsableCommand {
     }
 }
 
-/// The position `tail --cursor-file` keeps: one line `auditdb-tail-cursor v1 store=HEX after=SEQ`.
-/// The store id keeps a cursor of one store from being used with another.
+/// The position `tail --cursor-file` keeps: one line `auditdb-tail-cursor v2 store=HEX after=SEQ
+/// mac=HEX` (the MAC of the entry at SEQ, checked before the tail goes on: a store rolled back
+/// below it is refused rather than skipped). A v1 line (`… v1 store=HEX after=SEQ`, no MAC) is
+/// still read. The store id keeps a cursor of one store from being used with another.
 struct TailCursor {
     let path: String
     let storeID: StoreID
 
     static let mode: UInt32 = 0o600
 
-    /// The saved seq, or nil if the file does not exist yet.
-    func load() throws -> Int64? {
+    /// The saved seq and, from a v2 file, the MAC of its entry; nil if the file does not exist yet.
+    func load() throws -> (seq: Int64, mac: [UInt8]?)? {
         guard let bytes = try StateFile.read(path, what: "cursor file", limit: 4_096) else { return nil }
         let text = String(decoding: bytes, as: UTF8.self)
-        let prefix = "auditdb-tail-cursor v1 store=\(storeID.hex) after="
-        guard text.hasPrefix(prefix), text.hasSuffix("\n"), let seq = Int64(text.dropFirst(prefix.count).dropLast()), seq >= 0 else {
-            if text.hasPrefix(prefix) {
-                throw AuditError(.invalidInput, "cursor file \(path) is damaged: after `after=` it must hold a seq (decimal, 0 or more) and end with a newline; pass another --cursor-file, or --after SEQ",
-                                 field: "--cursor-file")
+        for version in ["v2", "v1"] {
+            let prefix = "auditdb-tail-cursor \(version) store=\(storeID.hex) after="
+            guard text.hasPrefix(prefix) else { continue }
+            let rest = text.dropFirst(prefix.count)
+            if text.hasSuffix("\n") {
+                let fields = rest.dropLast().split(separator: " ", omittingEmptySubsequences: false)
+                if version == "v1", fields.count == 1, let seq = Int64(fields[0]), seq >= 0 { return (seq, nil) }
+                if version == "v2", fields.count == 2, let seq = Int64(fields[0]), seq >= 0, fields[1].hasPrefix("mac="),
+                   let mac = Hex.decodeLowercase(String(fields[1].dropFirst(4))), mac.count == 32
+                {
+                    return (seq, mac)
+                }
             }
-            if text.hasPrefix("auditdb-tail-cursor v1 store=") {
-                throw AuditError(.invalidInput, "cursor file \(path) belongs to another store (or is damaged); pass another --cursor-file, or --after SEQ",
-                                 field: "--cursor-file")
-            }
-            throw AuditError(.invalidInput, "cursor file \(path) is not an auditdb tail cursor; pass another --cursor-file, or --after SEQ",
+            throw AuditError(.invalidInput, "cursor file \(path) is damaged: after `after=` it must hold a seq (decimal, 0 or more)\(version == "v2" ? ", then ` mac=` and 64 lowercase hex digits," : "") and end with a newline; pass another --cursor-file, or --after SEQ",
                              field: "--cursor-file")
         }
-        return seq
+        if text.hasPrefix("auditdb-tail-cursor v1 store=") || text.hasPrefix("auditdb-tail-cursor v2 store=") {
+            throw AuditError(.invalidInput, "cursor file \(path) belongs to another store (or is damaged); pass another --cursor-file, or --after SEQ",
+                             field: "--cursor-file")
+        }
+        throw AuditError(.invalidInput, "cursor file \(path) is not an auditdb tail cursor; pass another --cursor-file, or --after SEQ",
+                         field: "--cursor-file")
     }
 
-    func save(_ seq: Int64) throws {
-        try StateFile.replace(path, with: Array("auditdb-tail-cursor v1 store=\(storeID.hex) after=\(seq)\n".utf8),
-                              mode: Self.mode, what: "cursor file")
+    func save(_ seq: Int64, mac: [UInt8]) throws {
+        // A marked row (--include-unverified) may hold a MAC of another length: no MAC then.
+        let line = mac.count == 32 ? "auditdb-tail-cursor v2 store=\(storeID.hex) after=\(seq) mac=\(Hex.encode(mac))\n"
+            : "auditdb-tail-cursor v1 store=\(storeID.hex) after=\(seq)\n"
+        try StateFile.replace(path, with: Array(line.utf8), mode: Self.mode, what: "cursor file")
     }
 }

@@ -1,3 +1,5 @@
+import GRDB
+
 extension AuditStore {
     /// Verified entries as they are appended: every entry after `seq` that matches `query`,
     /// oldest first, then each new one as it is committed (`tail -f` for the audit log).
@@ -21,15 +23,24 @@ extension AuditStore {
     /// }
     /// ```
     ///
+    /// The last entry handed out must stay what it was: before each read, the stored MAC at its
+    /// seq (of the row, or of its tombstone once it expired) is compared with the MAC handed out.
+    /// A store rolled back below it (an older copy of the file put in place) and grown again, or
+    /// replaced, would otherwise have its new rows at the seqs already passed skipped without a
+    /// word; the read throws ``AuditError/Code/integrityViolation`` instead. Pass `mac` with `seq`
+    /// (the ``AuditEntry/mac`` of the entry at `seq`, e.g. saved with the resume point) to check
+    /// the start too.
+    ///
     /// - Parameters:
     ///   - seq: Start after this seq (0: from the first entry).
+    ///   - mac: The MAC of the entry at `seq` when it was handed out, if known.
     ///   - query: The filters. Its order, limit, cursor and `afterSeq` are ignored.
     ///   - pollInterval: How long to wait before looking again once caught up.
     ///   - pageSize: Entries read per page (1...10,000).
     ///   - follow: If false, end once caught up instead of waiting for new entries.
     /// - Returns: An `AsyncSequence` of entries; ``AuditFollowStream/batches`` gives them a page
     ///   at a time (to save a resume point once per page).
-    public func follow(after seq: Int64 = 0, matching query: EntryQuery = EntryQuery(),
+    public func follow(after seq: Int64 = 0, mac: [UInt8]? = nil, matching query: EntryQuery = EntryQuery(),
                        pollInterval: Duration = .milliseconds(500), pageSize: Int = 1_000,
                        follow: Bool = true) -> AuditFollowStream
     {
@@ -38,7 +49,17 @@ extension AuditStore {
         query.cursor = nil
         query.afterSeq = nil
         query.limit = pageSize
-        return AuditFollowStream(store: self, query: query, start: max(0, seq), pollInterval: pollInterval, follow: follow)
+        return AuditFollowStream(store: self, query: query, start: max(0, seq), startMac: seq > 0 ? mac : nil,
+                                 pollInterval: pollInterval, follow: follow)
+    }
+
+    /// Refuses to go on after `seq` when the stored MAC there is not `mac`, the one handed out.
+    func checkHandedOut(seq: Int64, mac: [UInt8]) async throws {
+        let stored = try await pool.read { db in try StoredMacs(db).mac(at: seq) }
+        guard stored != mac else { return }
+        throw AuditError(
+            .integrityViolation,
+            "the entry at seq \(seq), the last one handed out, is \(stored == nil ? "gone" : "no longer the one read (its MAC differs)"): the store was rolled back, replaced or tampered with since, and rows after it could be skipped unseen. Nothing more is read. Run `auditdb verify` (with --anchor if checkpoints are anchored), then resume from a position you trust")
     }
 }
 
@@ -50,6 +71,7 @@ public struct AuditFollowStream: AsyncSequence, Sendable {
     let store: AuditStore
     let query: EntryQuery
     let start: Int64
+    let startMac: [UInt8]?
     let pollInterval: Duration
     let follow: Bool
 
@@ -80,18 +102,21 @@ public struct AuditFollowStream: AsyncSequence, Sendable {
         public typealias Element = [AuditEntry]
         let stream: AuditFollowStream
 
-        public func makeAsyncIterator() -> Iterator { Iterator(stream: stream, after: stream.start) }
+        public func makeAsyncIterator() -> Iterator { Iterator(stream: stream, after: stream.start, afterMac: stream.startMac) }
 
         /// Polls the store until a page holds entries.
         public struct Iterator: AsyncIteratorProtocol {
             let stream: AuditFollowStream
             /// The last seq handed out (or the start).
             public private(set) var after: Int64
+            /// The MAC of the entry at ``after`` as it was handed out (nil for the start without one).
+            public private(set) var afterMac: [UInt8]?
             var finished = false
 
-            init(stream: AuditFollowStream, after: Int64) {
+            init(stream: AuditFollowStream, after: Int64, afterMac: [UInt8]?) {
                 self.stream = stream
                 self.after = after
+                self.afterMac = afterMac
             }
 
             public mutating func next() async throws -> [AuditEntry]? {
@@ -102,6 +127,7 @@ public struct AuditFollowStream: AsyncSequence, Sendable {
                     query.afterSeq = after
                     let page: QueryPage
                     do {
+                        if let afterMac { try await stream.store.checkHandedOut(seq: after, mac: afterMac) }
                         page = try await stream.store.page(query)
                     } catch {
                         // Cancelled while reading: nothing of this page was handed out.
@@ -110,6 +136,7 @@ public struct AuditFollowStream: AsyncSequence, Sendable {
                     }
                     if let last = page.entries.last {
                         after = last.seq
+                        afterMac = last.mac
                         return page.entries
                     }
                     guard stream.follow else { break }

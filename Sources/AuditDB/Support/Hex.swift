@@ -1,6 +1,6 @@
 /// Lowercase hex.
-enum Hex {
-    static func encode(_ bytes: [UInt8]) -> String {
+package enum Hex {
+    package static func encode(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(bytes.count * 2)
@@ -17,7 +17,7 @@ enum Hex {
 
     /// Decodes the hex of the JSON documents AuditDB verifies (checkpoints, statements, bundles:
     /// docs/FORMAT.md section 18.3): lowercase only, so that one byte string has one spelling.
-    static func decodeLowercase(_ text: String) -> [UInt8]? {
+    package static func decodeLowercase(_ text: String) -> [UInt8]? {
         var text = text
         return text.withUTF8 { decode(bytes: $0, lowercaseOnly: true) }
     }

@@ -114,7 +114,7 @@ struct FollowTests {
     /// Waits until the cursor file says `after=seq` (a guard against hanging, not a timing check).
     func waitForCursor(_ cursor: String, seq: Int, tail: TailProcess) throws {
         for _ in 0..<6_000 {
-            if let text = try? String(contentsOfFile: cursor, encoding: .utf8), text.hasSuffix(" after=\(seq)\n") { return }
+            if let text = try? String(contentsOfFile: cursor, encoding: .utf8), text.contains(" after=\(seq) mac=") { return }
             guard tail.process.isRunning else { throw TestFailure("tail stopped early: \(try tail.wait())") }
             usleep(10_000)
         }
@@ -199,7 +199,45 @@ struct FollowTests {
         #expect(result.status == 1)
         #expect(result.stdout.isEmpty)
         #expect(result.stderr.hasPrefix("auditdb: error: entry 8 failed verification (mac-mismatch at seq 8"), "\(result.stderr)")
-        #expect(try String(contentsOfFile: cursor, encoding: .utf8).hasSuffix(" after=5\n"))
+        #expect(try String(contentsOfFile: cursor, encoding: .utf8).contains(" after=5 mac="))
+    }
+
+    @Test("a store rolled back below the last entry printed and grown again: tail refuses (running, and restarted from its cursor file) instead of skipping the new rows")
+    func rolledBackUnderTail() async throws {
+        let keys = try KeyFile.generate(at: keyFile)
+        try await makeStore(at: db, keys: keys, count: 10)
+        let cursor = dir.path("tail.cursor")
+        let env = environmentWithoutAuditDBOptions()
+        let base = ["tail", "--cursor-file", cursor, "--store", db, "--key-file", keyFile]
+        let first = try run(try cliPath(), base, environment: env)
+        #expect(first.status == 0 && seqs(first.stdout) == Array(1...10), "\(first.stderr)")
+        let saved = try String(contentsOfFile: cursor, encoding: .utf8)
+        #expect(saved.hasPrefix("auditdb-tail-cursor v2 store=") && saved.contains(" after=10 mac=") && saved.hasSuffix("\n"), "\(saved)")
+        // A running follower has printed 1...10 when the rollback happens.
+        let follower = try startTail(["--follow", "--poll-interval", "0.05", "--after", "0"])
+        let trigger = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = 'audit_entries_no_delete';").stdout
+        // The rollback: rows 9 and 10 go (as an older copy of the file would lack them), then the
+        // store grows again: new rows 9...12.
+        usleep(300_000)
+        try sqlite3Must(db, "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq >= 9; \(trigger.trimmingCharacters(in: .whitespacesAndNewlines));")
+        try appendWithCLI(4, from: 100)
+        let followed = try follower.wait()
+        #expect(followed.status == 1, "\(followed.stderr)")
+        #expect(seqs(followed.stdout) == Array(1...10))
+        // It polls every 50 ms: it sees row 10 gone (between the delete and the appends) or changed.
+        #expect(followed.stderr.contains("the entry at seq 10, the last one handed out, is gone: the store was rolled back")
+                    || followed.stderr.contains("the entry at seq 10, the last one handed out, is no longer the one read (its MAC differs): the store was rolled back"),
+                "\(followed.stderr)")
+        // Restarted from the cursor file: refused too, nothing printed, the cursor left as it was.
+        let again = try run(try cliPath(), base, environment: env)
+        #expect(again.status == 1 && again.stdout.isEmpty, "\(again.stdout)")
+        #expect(again.stderr.contains("the entry at seq 10, the last one handed out, is no longer the one read"), "\(again.stderr)")
+        #expect(try String(contentsOfFile: cursor, encoding: .utf8) == saved)
+        // A v1 cursor (no MAC) is still read: it resumes after its seq, unchecked.
+        try saved.replacingOccurrences(of: " v2 ", with: " v1 ").replacingOccurrences(of: #" mac=[0-9a-f]{64}"#, with: "", options: .regularExpression)
+            .write(toFile: cursor, atomically: true, encoding: .utf8)
+        let old = try run(try cliPath(), base, environment: env)
+        #expect(old.status == 0 && seqs(old.stdout) == [11, 12], "\(old.stderr)")
     }
 
     @Test("tail refuses a cursor file of another store, and --after with --cursor-file")
