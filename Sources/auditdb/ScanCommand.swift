@@ -134,7 +134,7 @@ struct Scan: AsyncParsableCommand {
             // If it cannot be read or fails verification, nothing is seeded (the figures stay
             // absent until this scanner's first intact full pass) and the pass reports the damage.
             do {
-                export.seed(from: try await store.recordedScanStatus())
+                export.seed(from: try await store.recordedScanStatus(verifyingRowsAfter: false))  // the pass itself verifies
             } catch {
                 Output.notice("the recorded scan history could not be read (\(error)); the first pass will tell")
             }
@@ -199,12 +199,14 @@ struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the last recorded scanner pass and the last full pass (read from the store's scan history).",
         discussion: """
-            Reads and verifies the newest auditdb.scan records. An app running IntegrityScanner in-process serves \
-            the same facts from memory (IntegrityScanner.status) without touching the database.
+            Reads and verifies the newest auditdb.scan records, and verifies every row appended after the \
+            newest one (MAC and chain link: a later record that found damage cannot be hidden by editing or \
+            deleting it). An app running IntegrityScanner in-process serves the same facts from memory \
+            (IntegrityScanner.status) without touching the database.
 
             EXIT STATUS
-              0  the last pass was intact
-              1  the last pass found damage, or a scan record fails verification
+              0  the last pass was intact, and so is every row after it
+              1  the last pass found damage, or a scan record or a row after the last one fails verification
               2  no pass recorded yet, or the status could not be read
             """)
 

@@ -58,7 +58,7 @@ extension AuditStore {
             ? try await verify()
             : try await verify(againstAnchors: options.anchorPaths, publicKeys: signer.publicKeys)
         let last = verification.lastSeq
-        let scans = try await recordedScanStatus()
+        let scans = try await recordedScanStatus(verifyingRowsAfter: false)  // the verification above covers every row
         let checkpoints = try await checkpoints().filter { $0.seq <= last }
         let holds = try await holds(includeReleased: true).compactMap { $0.asOf(seq: last) }
         let expiries = try await allEntries(action: ExpiryRecord.action, upTo: last)

@@ -78,6 +78,27 @@ public struct RecordedScan: Sendable, Hashable {
     }
 }
 
+extension AuditStore {
+    /// Verifies every row after `seq` (MAC and chain link, the link of the first to the stored
+    /// MAC at `seq`), 10,000 at a time; throws `integrityViolation` naming the first that fails.
+    static func verifyRows(_ db: Database, after seq: Int64, storeID: StoreID, keys: KeyRing) throws {
+        var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .throw)
+        let page = try db.cachedStatement(sql: try RowLayout.select(db) + " WHERE seq > ? ORDER BY seq LIMIT 10000")
+        var after = seq
+        while true {
+            var entries: [AuditEntry] = []
+            try page.setArguments([after])
+            do {
+                try reader.read(page, into: &entries)
+            } catch let error as AuditError where error.code == .integrityViolation {
+                throw AuditError(.integrityViolation, "a row appended after the last recorded scan pass (record seq \(seq)) fails verification: \(error.message)")
+            }
+            guard let last = entries.last else { return }
+            after = last.seq
+        }
+    }
+}
+
 /// The scan history's summary: the latest pass and the latest full pass.
 public struct RecordedScanStatus: Sendable, Hashable {
     /// The newest recorded pass, if any.
@@ -91,8 +112,17 @@ extension AuditStore {
     /// the newest pass and the newest full pass. Database work: for an in-process health check
     /// use ``IntegrityScanner/status`` instead.
     ///
-    /// - Parameter searchLimit: how many records to read at most while looking for a full pass.
-    public func recordedScanStatus(searchLimit: Int = 10_000) async throws -> RecordedScanStatus {
+    /// With `verifyingRowsAfter` (the default), every row after the newest record is verified
+    /// too (MAC and chain link, O(rows since that pass)): a record of a later pass that found
+    /// damage cannot be hidden by changing its action or deleting it, nor the damage by a change
+    /// made since. (A cut tail still needs anchored checkpoints: docs/FORMAT.md section 2.)
+    ///
+    /// - Parameters:
+    ///   - searchLimit: how many records to read at most while looking for a full pass.
+    ///   - verifyingRowsAfter: verify the rows after the newest record (see above).
+    /// - Throws: ``AuditError`` `integrityViolation` when a record, or a row after the newest one,
+    ///   fails verification.
+    public func recordedScanStatus(searchLimit: Int = 10_000, verifyingRowsAfter: Bool = true) async throws -> RecordedScanStatus {
         let storeID = self.storeID
         let keys = self.keys
         do {
@@ -109,6 +139,7 @@ extension AuditStore {
                     }
                     return lastFull != nil || read >= searchLimit
                 }
+                if verifyingRowsAfter, let last { try Self.verifyRows(db, after: last.seq, storeID: storeID, keys: keys) }
                 return RecordedScanStatus(lastPass: last, lastFullPass: lastFull)
             }
         } catch let error as AuditError {

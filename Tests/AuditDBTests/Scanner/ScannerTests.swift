@@ -501,6 +501,37 @@ struct ScannerTests {
         #expect(try run(cli, ["scan", "--every", "5x"], environment: env).stderr.contains("unknown unit"))
     }
 
+    @Test("status verifies the rows after the newest record: a damage-finding record hidden by a changed action, or deleted, still fails status")
+    func statusSeesHiddenRecords() async throws {
+        let cli = try cliPath()
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        try await makeStore(at: db, keys: keys, count: 5)
+        let env = ["AUDITDB_STORE": db, "AUDITDB_KEY_FILE": keyFile]
+        #expect(try run(cli, ["scan", "--full"], environment: env).status == 0)  // intact, recorded as seq 6
+        try tamper("UPDATE audit_entries SET resource_id = 'doc-x' WHERE seq = 2;", around: "audit_entries_no_update")
+        let bad = try run(cli, ["scan", "--full"], environment: env)
+        #expect(bad.status == 1 && bad.stdout.contains("recorded as seq 7"), "\(bad.stdout)")
+        #expect(try run(cli, ["append", "--actor", "a", "--action", "b"], environment: env).status == 0)  // seq 8
+        try sqlite3Must(db, ".backup \(dir.path("copy.db"))")
+        // The record of the pass that found damage, hidden from status's lookup by a changed action.
+        try tamper("UPDATE audit_entries SET action = 'auditdb.scaN' WHERE seq = 7;", around: "audit_entries_no_update")
+        let hidden = try run(cli, ["status"], environment: env)
+        #expect(hidden.status == 1, "\(hidden.stdout)")
+        #expect(hidden.stderr.contains("a row appended after the last recorded scan pass (record seq 6) fails verification: entry 7 failed verification (mac-mismatch at seq 7"),
+                "\(hidden.stderr)")
+        // The same record deleted, the row after it still there: its link tells.
+        try FileManager.default.removeItem(atPath: db)
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) }
+        try FileManager.default.copyItem(atPath: dir.path("copy.db"), toPath: db)
+        #expect(try run(cli, ["status"], environment: env).status == 1)  // the record is there: the pass found damage
+        try tamper("DELETE FROM audit_entries WHERE seq = 7;", around: "audit_entries_no_delete")
+        let deleted = try run(cli, ["status"], environment: env)
+        #expect(deleted.status == 1, "\(deleted.stdout)")
+        #expect(deleted.stderr.contains("a row appended after the last recorded scan pass (record seq 6) fails verification: entry 8 failed verification (missing-rows at seq 7"),
+                "\(deleted.stderr)")
+    }
+
     @Test("the CLI's --every runs until SIGTERM, then exits with the last pass's status")
     func cliEvery() async throws {
         let cli = try cliPath()
