@@ -50,7 +50,7 @@ struct Masking: AsyncParsableCommand {
 
     struct Set: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Replace the store's masking rules (no --rule: mask nothing); prints the entry's seq.")
+            abstract: "Replace the store's masking rules (--none: mask nothing); prints the entry's seq.")
         @OptionGroup var global: GlobalOptions
         @Option(name: .customLong("rule"), help: ArgumentHelp("PATH=METHOD, such as details.email=hash; repeatable.", valueName: "rule"))
         var rules: [String] = []

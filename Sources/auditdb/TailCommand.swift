@@ -50,12 +50,15 @@ struct Tail: AsyncParsableCommand {
         let extraMasks = try masks.rules()
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
                                               configuration: try global.configuration(readOnly: true))
-        let result = await Result { try await tail(store, query, policy: try await masks.policy(for: store, extra: extraMasks)) }
+        let result = await Result { try await tail(store, query, extraMasks: extraMasks) }
         try await store.close()
         try result.get()
     }
 
-    private func tail(_ store: AuditStore, _ query: EntryQuery, policy: MaskingPolicy) async throws {
+    private func tail(_ store: AuditStore, _ query: EntryQuery, extraMasks: [MaskRule]) async throws {
+        let masks = self.masks
+        let startPolicy = try await masks.policy(for: store, extra: extraMasks)
+        let startPolicySeq = try await store.maskingConfiguration().seq
         let cursor = cursorFile.map { TailCursor(path: $0, storeID: store.storeID) }
         let saved = try cursor?.load()
         let start = after ?? saved?.seq ?? 0
@@ -69,7 +72,15 @@ struct Tail: AsyncParsableCommand {
             }
             group.addTask {
                 if format == .table { Output.line(TableFormat.header.joined(separator: "  ")) }
+                var policy = startPolicy, policySeq = startPolicySeq
                 for try await page in stream.batches {
+                    // The store's rules as they are now, read after the page: a masking entry
+                    // set while the tail runs (in this page or before it) applies at once.
+                    let current = try await store.maskingConfiguration().seq
+                    if current != policySeq {
+                        policy = try await masks.policy(for: store, extra: extraMasks)
+                        policySeq = current
+                    }
                     // One write per page, then the cursor: both synchronous, so a stop (task
                     // cancellation) falls between pages, never between a page and its cursor.
                     var text = ""

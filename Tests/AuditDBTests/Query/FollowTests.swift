@@ -240,6 +240,26 @@ struct FollowTests {
         #expect(old.status == 0 && seqs(old.stdout) == [11, 12], "\(old.stderr)")
     }
 
+    @Test("masking rules set while tail --follow runs apply to what it prints next")
+    func maskingSetWhileFollowing() async throws {
+        let keys = try KeyFile.generate(at: keyFile)
+        try await makeStore(at: db, keys: keys, count: 2)
+        let env = environmentWithoutAuditDBOptions()
+        let global = ["--store", db, "--key-file", keyFile]
+        let cursor = dir.path("tail.cursor")
+        let follower = try startTail(["--follow", "--poll-interval", "0.05", "--cursor-file", cursor])
+        try waitForCursor(cursor, seq: 2, tail: follower)
+        let set = try run(try cliPath(), ["masking", "set", "--rule", "actor=partial", "--by", "dpo"] + global, environment: env)
+        #expect(set.status == 0, "\(set.stderr)")
+        let appended = try run(try cliPath(), ["append", "--actor", "secret.person@example.com", "--action", "x"] + global, environment: env)
+        #expect(appended.status == 0, "\(appended.stderr)")
+        try waitForCursor(cursor, seq: 4, tail: follower)
+        let result = try follower.stop()
+        #expect(seqs(result.stdout) == [1, 2, 3, 4], "\(result.stdout)")
+        #expect(!result.stdout.contains("secret.person@example.com"), "\(result.stdout)")
+        #expect(result.stdout.contains(#""actor":{"masked":"partial","value":"s***@example.com"}"#), "\(result.stdout)")
+    }
+
     @Test("tail refuses a cursor file of another store, and --after with --cursor-file")
     func cursorRefusals() async throws {
         let keys = try KeyFile.generate(at: keyFile)
