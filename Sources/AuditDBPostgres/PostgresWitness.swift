@@ -131,10 +131,13 @@ public final class PostgresWitness: Service, Sendable {
         do {
             try await client.withTransaction(logger: logger) { connection in
                 // A registration is never changed: a misspelt role would bind the store id for good.
+                // Checked for a new store only: adding a rotated key to a registered store must
+                // not depend on the role's memberships since.
                 let roles = try await connection.query(
                     """
                     SELECT r.rolname IS NOT NULL, r.rolname IS NOT NULL AND pg_has_role(r.rolname, 'auditdb_publisher', 'MEMBER')
                     FROM (SELECT \(publisher)::name AS n) asked LEFT JOIN pg_roles r ON r.rolname = asked.n
+                    WHERE NOT EXISTS (SELECT 1 FROM auditdb_witness.stores WHERE store_id = \(id))
                     """, logger: logger)
                 for try await (exists, publishes) in roles.decode((Bool, Bool).self) where !exists || !publishes {
                     throw AuditError(.invalidInput, exists
@@ -228,8 +231,9 @@ public final class PostgresWitness: Service, Sendable {
     }
 
     /// The newest checkpoint of `storeID` below `seq` that the store's owner could have signed:
-    /// its key registered for the store (the witness sets `key_registered`, whatever the
-    /// publisher sends) and its Ed25519 signature valid under that key. Rows a publisher role
+    /// its key registered for the store now (in `auditdb_witness.keys`, which only the witness
+    /// owner writes: a key registered after the checkpoint was published counts, as it does for
+    /// the auditor) and its Ed25519 signature valid under that key. Rows a publisher role
     /// inserted without the signing key (junk signatures, its own key) are passed over, however
     /// many there are.
     public func newestTrustedCheckpoint(of storeID: StoreID, below seq: Int64 = .max) async throws -> Checkpoint? {
@@ -240,8 +244,9 @@ public final class PostgresWitness: Service, Sendable {
             do {
                 let rows = try await client.query(
                     """
-                    SELECT \(unescaped: Self.checkpointColumns), id FROM auditdb_witness.checkpoints
-                    WHERE store_id = \(id) AND key_registered AND (seq < \(position.seq) OR (seq = \(position.seq) AND id < \(position.id)))
+                    SELECT \(unescaped: Self.checkpointColumns), id FROM auditdb_witness.checkpoints c
+                    WHERE store_id = \(id) AND \(unescaped: Self.registeredKey)
+                      AND (seq < \(position.seq) OR (seq = \(position.seq) AND id < \(position.id)))
                     ORDER BY seq DESC, id DESC LIMIT 64
                     """, logger: logger)
                 for try await row in rows.decode((Data, Int64, Data, Data, Int64, Int64, Data, Data, Int64).self) {
@@ -262,7 +267,7 @@ public final class PostgresWitness: Service, Sendable {
         let id = ByteBuffer(bytes: storeID.bytes), signed = ByteBuffer(bytes: signature)
         do {
             let rows = try await client.query(
-                "SELECT \(unescaped: Self.checkpointColumns) FROM auditdb_witness.checkpoints WHERE store_id = \(id) AND seq = \(seq) AND signature = \(signed) AND key_registered",
+                "SELECT \(unescaped: Self.checkpointColumns) FROM auditdb_witness.checkpoints c WHERE store_id = \(id) AND seq = \(seq) AND signature = \(signed) AND \(unescaped: Self.registeredKey)",
                 logger: logger)
             for try await row in rows.decode((Data, Int64, Data, Data, Int64, Int64, Data, Data).self) {
                 let checkpoint = Self.checkpoint(row)
@@ -275,6 +280,13 @@ public final class PostgresWitness: Service, Sendable {
     }
 
     static let checkpointColumns = "store_id, seq, chain_head, merkle_root, signed_time, key_version, public_key, signature"
+
+    /// Checkpoint row `c`'s key is registered for its store now. Not the `key_registered` column:
+    /// the witness sets that once, at the publication, and a key registered afterwards (a
+    /// rotation registered late) would leave it false for good.
+    static let registeredKey = """
+        EXISTS (SELECT 1 FROM auditdb_witness.keys k WHERE k.store_id = c.store_id AND k.key_version = c.key_version AND k.public_key = c.public_key)
+        """
 
     static func checkpoint(_ row: (Data, Int64, Data, Data, Int64, Int64, Data, Data)) -> Checkpoint {
         Checkpoint(storeID: StoreID(exactly: Array(row.0)) ?? StoreID(exactly: [UInt8](repeating: 0, count: 16))!, seq: row.1, chainHead: Array(row.2), merkleRoot: Array(row.3),
@@ -305,15 +317,30 @@ public struct WitnessAnchor: AnchorSink {
     }
 
     public func write(_ checkpoint: Checkpoint, prover: ConsistencyProver) async throws {
-        let held = try await witness.checkpoints(of: checkpoint.storeID, below: checkpoint.seq)
+        // The proof starts at a checkpoint the owner signed (registered key, valid signature),
+        // newest first, at most 16 tried: rows a publisher role inserted without the signing key
+        // must not push the real ones out of reach. Only when none is held does the proof start
+        // at whatever the witness holds (the witness then asks for one from some held row).
         var proof: ConsistencyProof?
         var lastError: (any Error)?
-        for older in held {
+        var below = checkpoint.seq, tried = 0
+        while proof == nil, tried < 16, let older = try await witness.newestTrustedCheckpoint(of: checkpoint.storeID, below: below) {
+            tried += 1
+            below = older.seq
             do {
                 proof = try await prover.proof(from: older)
-                break
             } catch {
                 lastError = error
+            }
+        }
+        if proof == nil, tried == 0 {
+            for older in try await witness.checkpoints(of: checkpoint.storeID, below: checkpoint.seq) {
+                do {
+                    proof = try await prover.proof(from: older)
+                    break
+                } catch {
+                    lastError = error
+                }
             }
         }
         if proof == nil, let lastError { throw lastError }

@@ -59,8 +59,12 @@ struct WitnessOption: ParsableArguments {
     @Option(name: .long, help: "The witness database URL (postgresql://USER@HOST[:PORT]/DATABASE).")
     var witness: String
 
-    @Option(name: .long, help: "Give up when the witness has not answered within this many seconds.")
+    @Option(name: .long, parsing: .unconditional, help: "Give up when the witness has not answered within this many seconds.")
     var timeout: Int = 30
+
+    func validate() throws {
+        guard (1...86_400).contains(timeout) else { throw ValidationError("--timeout must be from 1 to 86400 seconds") }
+    }
 
     /// Runs `body` with a connected witness, and stops its pool afterwards; an unreachable
     /// witness is an error after `--timeout` seconds (the pool itself retries for ever).

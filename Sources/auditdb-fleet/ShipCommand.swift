@@ -87,18 +87,19 @@ struct Ship: AsyncParsableCommand {
     @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Entries per batch (one transaction each).")
     var batchSize: Int = 10_000
 
-    @Option(name: .long, help: "Batches in flight at once, each COPYing on its own connection (commits stay in seq order).")
+    @Option(name: .long, parsing: .unconditional, help: "Batches in flight at once, each COPYing on its own connection (commits stay in seq order).")
     var connections: Int = 2
 
     @Option(name: .long, help: ArgumentHelp("Fields to ship as their commitment only: a comma-separated list of actor, source, details.", valueName: "fields"))
     var withhold: String?
 
-    @Option(name: .long, help: "Give up when a database has not answered within this many seconds.")
+    @Option(name: .long, parsing: .unconditional, help: "Give up when a database has not answered within this many seconds.")
     var timeout: Int = 30
 
     func validate() throws {
         guard (1...1_000_000).contains(batchSize) else { throw ValidationError("--batch-size must be between 1 and 1000000") }
         guard (1...16).contains(connections) else { throw ValidationError("--connections must be between 1 and 16") }
+        guard (1...86_400).contains(timeout) else { throw ValidationError("--timeout must be from 1 to 86400 seconds") }
         _ = try fields()
     }
 
@@ -178,11 +179,12 @@ struct VerifyShipped: AsyncParsableCommand {
     @Option(name: .long, help: "text or json.")
     var format: String = "text"
 
-    @Option(name: .long, help: "Give up when a database has not answered within this many seconds.")
+    @Option(name: .long, parsing: .unconditional, help: "Give up when a database has not answered within this many seconds.")
     var timeout: Int = 30
 
     func validate() throws {
         guard ["text", "json"].contains(format) else { throw ValidationError("--format must be text or json") }
+        guard (1...86_400).contains(timeout) else { throw ValidationError("--timeout must be from 1 to 86400 seconds") }
         if let storeId, storeId.count != 32 || StoreID(hex: storeId) == nil {
             throw ValidationError("--store-id must be 32 hex digits")
         }

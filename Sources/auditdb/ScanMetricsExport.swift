@@ -25,10 +25,13 @@ final class ScanMetricsExport: Sendable {
     /// restarted scanner does not report "no intact full pass" until its own first full pass.
     func seed(from status: RecordedScanStatus) {
         guard let full = status.lastFullPass, full.isIntact else { return }
-        recorded.withLock { $0 = full.recordedAt }
+        // The pass's start, as the scanner's own gauge has it: the record is written at its end.
+        let micros = full.duration.components.seconds * 1_000_000 + full.duration.components.attoseconds / 1_000_000_000_000
+        let started = AuditTimestamp(microsecondsSinceEpoch: full.recordedAt.microsecondsSinceEpoch - max(0, micros))
+        recorded.withLock { $0 = started }
         // The scanner's own gauge (same label, so the same series); its passes overwrite it.
         CoreMetrics.Gauge(label: "auditdb_scan_last_intact_full_pass_timestamp_seconds", factory: factory)
-            .record(Double(full.recordedAt.microsecondsSinceEpoch) / 1_000_000)
+            .record(Double(started.microsecondsSinceEpoch) / 1_000_000)
     }
 
     /// The Prometheus text for one scrape. Runs on the metrics endpoint's thread; reads the

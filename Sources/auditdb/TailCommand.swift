@@ -23,7 +23,9 @@ struct Tail: AsyncParsableCommand {
               0  stopped by SIGTERM/SIGINT, or (without --follow) caught up
               1  a row failed verification: it is not printed, and nothing after it; or the last entry
                  printed is gone or changed (the store was rolled back or replaced)
-              2  could not run: bad arguments, missing key, unreadable store or cursor file
+              2  could not run: bad arguments, missing key, unreadable store or cursor file; or masking
+                 rules set while it ran that it cannot apply (a hash rule without --mask-key, a rule
+                 that conflicts with --mask): it stops rather than print unmasked
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case jsonl, table }
@@ -34,7 +36,7 @@ struct Tail: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Start after this seq (0: from the first entry).", valueName: "seq")) var after: Int64?
     @Option(name: .customLong("cursor-file"), help: ArgumentHelp("Resume after the seq saved here, and save it after each page.", valueName: "path"))
     var cursorFile: String?
-    @Option(name: .customLong("poll-interval"), help: ArgumentHelp("With --follow: seconds between looks once caught up (0.05-3600).", valueName: "seconds"))
+    @Option(name: .customLong("poll-interval"), parsing: .unconditional, help: ArgumentHelp("With --follow: seconds between looks once caught up (0.05-3600).", valueName: "seconds"))
     var pollInterval = 1.0
     @Option(help: "jsonl | table") var format: Format = .jsonl
     @OptionGroup var masks: MaskOptions

@@ -63,8 +63,8 @@ public struct KeyFile: AuditKeyProvider {
 
 /// Reads keys from an environment variable (default `AUDITDB_KEYS`):
 /// `VERSION:HEX[:compromised]` entries separated by commas, e.g. `1:<64 hex digits>`. Spaces and
-/// newlines separate entries too, so a value wrapped over lines reads the same; separators in a
-/// row, before the first entry or after the last one are skipped.
+/// LF separate entries too, so a value wrapped over lines reads the same (a CR is refused);
+/// separators in a row, before the first entry or after the last one are skipped.
 ///
 /// Prefer a key file or a vault: the environment of a process can leak through
 /// `/proc/PID/environ` to the same user and through crash reports.

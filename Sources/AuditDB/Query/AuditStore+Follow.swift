@@ -17,9 +17,9 @@ extension AuditStore {
     /// it has caught up with the store.
     ///
     /// ```swift
-    /// for try await entry in store.follow(after: lastShipped, matching: EntryQuery(tenant: "acme")) {
+    /// for try await entry in store.follow(after: lastShipped, mac: lastMac, matching: EntryQuery(tenant: "acme")) {
     ///     try await ship(entry)
-    ///     lastShipped = entry.seq
+    ///     (lastShipped, lastMac) = (entry.seq, entry.mac)
     /// }
     /// ```
     ///
@@ -54,8 +54,10 @@ extension AuditStore {
     }
 
     /// Refuses to go on after `seq` when the stored MAC there is not `mac`, the one handed out.
-    func checkHandedOut(seq: Int64, mac: [UInt8]) async throws {
-        let stored = try await pool.read { db in try StoredMacs(db).mac(at: seq) }
+    /// Runs in the read transaction of the page that follows (one snapshot: a store replaced
+    /// between the check and the read cannot slip new rows past it).
+    static func checkHandedOut(_ db: Database, seq: Int64, mac: [UInt8]) throws {
+        let stored = try StoredMacs(db).mac(at: seq)
         guard stored != mac else { return }
         throw AuditError(
             .integrityViolation,
@@ -63,7 +65,7 @@ extension AuditStore {
     }
 }
 
-/// The entries of ``AuditStore/follow(after:matching:pollInterval:pageSize:follow:)``, one at a
+/// The entries of ``AuditStore/follow(after:mac:matching:pollInterval:pageSize:follow:)``, one at a
 /// time; ``batches`` gives the same entries one verified page at a time.
 public struct AuditFollowStream: AsyncSequence, Sendable {
     public typealias Element = AuditEntry
@@ -127,8 +129,8 @@ public struct AuditFollowStream: AsyncSequence, Sendable {
                     query.afterSeq = after
                     let page: QueryPage
                     do {
-                        if let afterMac { try await stream.store.checkHandedOut(seq: after, mac: afterMac) }
-                        page = try await stream.store.page(query)
+                        let check = afterMac.map { mac in { @Sendable [after] (db: Database) throws in try AuditStore.checkHandedOut(db, seq: after, mac: mac) } }
+                        page = try await stream.store.page(query, forcedTenant: nil, before: check)
                     } catch {
                         // Cancelled while reading: nothing of this page was handed out.
                         if Task.isCancelled { break }

@@ -229,14 +229,16 @@ extension AuditStore {
         try await page(query, forcedTenant: nil).entries
     }
 
-    func page(_ query: EntryQuery, forcedTenant: String?) async throws -> QueryPage {
+    /// - Parameter before: run first in the page's read transaction (the same snapshot).
+    func page(_ query: EntryQuery, forcedTenant: String?, before: (@Sendable (Database) throws -> Void)? = nil) async throws -> QueryPage {
         let plan = try QueryExecution.plan(query, forcedTenant: forcedTenant)
         let storeID = self.storeID
         let keys = self.keys
         let claims = erasureClaims
         do {
             return try await pool.read { db in
-                try QueryExecution.page(db, plan: plan, storeID: storeID, keys: keys, claims: claims)
+                try before?(db)
+                return try QueryExecution.page(db, plan: plan, storeID: storeID, keys: keys, claims: claims)
             }
         } catch let error as AuditError {
             throw error

@@ -80,10 +80,11 @@ public struct RecordedScan: Sendable, Hashable {
 
 extension AuditStore {
     /// Verifies every row after `seq` (MAC and chain link, the link of the first to the stored
-    /// MAC at `seq`), 10,000 at a time; throws `integrityViolation` naming the first that fails.
+    /// MAC at `seq`), 256 at a time (a row's details may be 64 KiB); throws `integrityViolation`
+    /// naming the first that fails.
     static func verifyRows(_ db: Database, after seq: Int64, storeID: StoreID, keys: KeyRing) throws {
         var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .throw)
-        let page = try db.cachedStatement(sql: try RowLayout.select(db) + " WHERE seq > ? ORDER BY seq LIMIT 10000")
+        let page = try db.cachedStatement(sql: try RowLayout.select(db) + " WHERE seq > ? ORDER BY seq LIMIT 256")
         var after = seq
         while true {
             var entries: [AuditEntry] = []
@@ -113,9 +114,11 @@ extension AuditStore {
     /// use ``IntegrityScanner/status`` instead.
     ///
     /// With `verifyingRowsAfter` (the default), every row after the newest record is verified
-    /// too (MAC and chain link, O(rows since that pass)): a record of a later pass that found
-    /// damage cannot be hidden by changing its action or deleting it, nor the damage by a change
-    /// made since. (A cut tail still needs anchored checkpoints: docs/FORMAT.md section 2.)
+    /// too (MAC and chain link, O(rows since that pass) time in one read transaction, 256 rows in
+    /// memory at a time): a record of a later pass that found damage cannot be hidden by changing
+    /// its action or deleting it, and a row changed after that pass is found. Rows at or before
+    /// the newest record are not read again. (A cut tail still needs anchored checkpoints:
+    /// docs/FORMAT.md section 2.)
     ///
     /// - Parameters:
     ///   - searchLimit: how many records to read at most while looking for a full pass.

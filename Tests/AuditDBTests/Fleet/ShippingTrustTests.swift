@@ -39,6 +39,60 @@ extension ShippingTests {
         try await rolledBack.close()
     }
 
+    @Test("a checkpoint published before its key was registered ships once the key is registered (the registration, not the flag set at publication, decides)")
+    func keyRegisteredAfterPublication() async throws {
+        let signer = try CheckpointSigner.inMemory(versions: [1, 2])  // signs with version 2
+        let onlyV1 = CheckpointPublicKeys(signer.publicKeys.keys.filter { $0.version == 1 })
+        let store = try await AuditStore.create(at: dir.path("a.db"), keys: keys)
+        let id = store.storeID
+        // Registered with version 1 only: the publication of a version-2 checkpoint is recorded
+        // (unknown-key for now), and nothing ships against it.
+        try await withWitness(server.url(PostgresServer.owner)) {
+            try await $0.register(store: id, publisher: "inst_a", publicKeys: onlyV1, label: "a.db")
+        }
+        try await store.append(contentsOf: (1...10).map { sampleEvent($0) })
+        await #expect(performing: { _ = try await self.ship(store, as: "inst_a", signer: signer) }, throws: { error in
+            (error as? AuditError)?.message.contains("signed with a key registered for it") == true
+                || (error as? AuditError)?.message.contains("is not registered for the store at the witness") == true
+        })
+        #expect(try server.psql("SELECT count(*) FILTER (WHERE key_registered), count(*) FROM auditdb_witness.checkpoints") == "0|1\n")
+        // The owner registers version 2 now: the checkpoint counts, and its batch ships.
+        try await withWitness(server.url(PostgresServer.owner)) {
+            try await $0.register(store: id, publisher: "inst_a", publicKeys: signer.publicKeys, label: "a.db")
+        }
+        let shipped = try await ship(store, as: "inst_a", signer: nil)
+        #expect(shipped.shippedAfter == 10 && shipped.checkpoint?.seq == 10)
+        // And the next shipment continues on it (its tip is that checkpoint).
+        try await store.append(contentsOf: (11...12).map { sampleEvent($0) })
+        #expect(try await ship(store, as: "inst_a", signer: signer).shippedAfter == 12)
+        #expect(try await verify().stores.map(\.entriesChecked) == [12])
+        try await store.close()
+    }
+
+    @Test("junk rows at the seqs between two real checkpoints do not block the next publication or shipment")
+    func junkBelowTheNextCheckpoint() async throws {
+        let signer = try CheckpointSigner.inMemory()
+        let store = try await registeredStore("a.db", role: "inst_a", signer: signer, rows: 20)
+        #expect(try await ship(store, as: "inst_a", signer: signer).shippedAfter == 20)
+        let registered = try #require(signer.publicKeys.keys.first).bytes.map { String(format: "%02x", $0) }.joined()
+        let zeros = String(repeating: "00", count: 32)
+        // 40 rows at seqs 21...24 (more than the 16 newest an unfiltered look would try), each
+        // with the registered key, a junk signature and a proof from the real checkpoint at 20.
+        let values = (0..<40).map { i in
+            "('\\x\(store.storeID.hex)', \(21 + i % 4), '\\x\(zeros)', '\\x\(zeros)', 0, 1, '\\x\(registered)', '\\x\(String(format: "%0128x", i + 1))', '\\x\(store.storeID.hex)', 20, ''::bytea)"
+        }
+        _ = try server.psql("""
+            INSERT INTO auditdb_witness.checkpoints
+                (store_id, seq, chain_head, merkle_root, signed_time, key_version, public_key, signature, proof_store_id, proof_from, proof)
+            VALUES \(values.joined(separator: ", "))
+            """, user: "inst_a")
+        try await store.append(contentsOf: (21...25).map { sampleEvent($0) })
+        let shipped = try await ship(store, as: "inst_a", signer: signer)
+        #expect(shipped.shippedAfter == 25 && shipped.checkpoint?.seq == 25)
+        #expect(try server.psql("SELECT proof_from, proof_valid FROM auditdb_witness.checkpoints WHERE seq = 25") == "20|t\n")
+        try await store.close()
+    }
+
     @Test("checkpoint rows a publisher role inserted without the signing key (junk signatures, an unregistered key) do not bound or block shipping")
     func untrustedCheckpointsIgnored() async throws {
         let signer = try CheckpointSigner.inMemory()
