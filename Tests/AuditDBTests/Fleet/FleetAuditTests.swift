@@ -149,6 +149,13 @@ final class FleetAuditTests: Sendable {
         #expect(closed.status == 2)
         // Nothing listens there: the refusal is reported at once, with the system's cause.
         #expect(closed.stderr.contains("error: cannot connect to postgresql://auditor@127.0.0.1:"), "\(closed.stderr)")
+        // Numbers below zero or out of range reach the option's own check (not "Missing value").
+        for arguments in [["audit", "--witness", server.url("auditor"), "--timeout", "-1"],
+                          ["verify-shipped", "--to", server.url("auditor"), "--timeout", "0"]]
+        {
+            let refused = try run(fleet, arguments)
+            #expect(refused.status == 2 && refused.stderr.contains("--timeout must be from 1 to 86400 seconds"), "\(arguments): \(refused.stderr)")
+        }
         try await store.close()
     }
 
