@@ -141,10 +141,28 @@ extension WitnessConnection {
         } catch let error as PSQLError {
             if let refusal = certificateRefusal(error.underlying) { throw refusal }
             let cause = error.serverInfo?[.message] ?? error.underlying.map { String(describing: $0) } ?? "\(error.code)"
-            throw AuditError(.storage, "cannot connect to \(description): \(cause)")
+            throw AuditError(.storage, "cannot connect to \(description): \(cause)\(Self.hint(for: error))")
         } catch {
             if let refusal = certificateRefusal(error) { throw refusal }
             throw AuditError(.storage, "cannot connect to \(description): \(error)")
+        }
+    }
+
+    /// What to do about the refusals people meet first, as a sentence to append; "" otherwise.
+    static func hint(for error: PSQLError) -> String {
+        switch error.code {
+        case .sslUnsupported:
+            return ". The server does not offer TLS: enable it on the server, or add sslmode=disable to the URL on a network you trust"
+        case .authMechanismRequiresPassword:
+            return ". The server asks for a password: set PGPASSWORD (or put it in the URL, where the process list shows it)"
+        default:
+            break
+        }
+        switch error.serverInfo?[.sqlState] {
+        case "28P01": return ". Check the role's password (PGPASSWORD, or the URL)"
+        case "28000": return ". The server's pg_hba.conf has no entry that lets this role in from here, or the role cannot log in"
+        case "3D000": return ". Create the database, or name the right one in the URL"
+        default: return ""
         }
     }
 

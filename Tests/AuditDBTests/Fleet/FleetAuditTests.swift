@@ -149,6 +149,9 @@ final class FleetAuditTests: Sendable {
         #expect(closed.status == 2)
         // Nothing listens there: the refusal is reported at once, with the system's cause.
         #expect(closed.stderr.contains("error: cannot connect to postgresql://auditor@127.0.0.1:"), "\(closed.stderr)")
+        // A refusal people meet first says what to do.
+        let noDatabase = try run(fleet, ["audit", "--witness", "postgresql://auditor@127.0.0.1:\(server.port)/no_such_database", "--timeout", "5"])
+        #expect(noDatabase.status == 2 && noDatabase.stderr.contains("Create the database, or name the right one in the URL"), "\(noDatabase.stderr)")
         // Numbers below zero or out of range reach the option's own check (not "Missing value").
         for arguments in [["audit", "--witness", server.url("auditor"), "--timeout", "-1"],
                           ["verify-shipped", "--to", server.url("auditor"), "--timeout", "0"]]
