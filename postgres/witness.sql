@@ -92,6 +92,15 @@ DECLARE
     earlier record;
     any_earlier boolean;
 BEGIN
+    -- A publisher's row for a store not registered to it is refused here, before anything else:
+    -- row-level security would refuse it too, but only after this trigger, whose other checks
+    -- (a replay, a missing proof) would tell the role whether that store has published.
+    IF pg_has_role(session_user, 'auditdb_publisher', 'MEMBER')
+       AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = session_user)
+       AND NOT EXISTS (SELECT 1 FROM stores WHERE store_id = NEW.store_id AND publisher = session_user) THEN
+        RAISE EXCEPTION 'new row violates row-level security: role % may not publish checkpoints of store %', session_user, encode(NEW.store_id, 'hex')
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     NEW.published_at := now();
     NEW.published_by := session_user;
     IF EXISTS (SELECT 1 FROM checkpoints WHERE store_id = NEW.store_id AND seq = NEW.seq AND signature = NEW.signature) THEN

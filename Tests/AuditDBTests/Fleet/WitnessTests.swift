@@ -146,6 +146,24 @@ final class WitnessTests: Sendable {
             #expect(try !server.psqlError(sql, user: "inst_a").isEmpty, "accepted: \(sql)")
         }
         #expect(try server.psql("SELECT count(*) FROM auditdb_witness.checkpoints") == "2\n")
+        // Once b has published, inst_a's replay of b's checkpoint, or a later one of b's without a
+        // proof, is refused the same way: nothing tells inst_a whether b has published.
+        try await b.append(contentsOf: events(4...6))
+        let cpB2 = try await b.checkpoint(signer: signerB)
+        let published = try await withWitness(server.url("inst_b")) { witness in try await witness.publish(cpB, proof: nil) }
+        #expect(published == .recorded(keyRegistered: true, proofValid: nil))
+        let proofB = try await b.consistencyProof(from: cpB, to: cpB2)
+        let attempts: [(Checkpoint, ConsistencyProof?)] = [(cpB, nil), (cpB2, nil), (cpB2, proofB)]
+        try await withWitness(server.url("inst_a")) { witness in
+            for (checkpoint, proof) in attempts {
+                await #expect(performing: { _ = try await witness.publish(checkpoint, proof: proof) }, throws: { error in
+                    let error = error as? AuditError
+                    return error?.code == .permissionDenied
+                        && error?.message.contains("row-level security: role inst_a may not publish checkpoints of store \(b.storeID.hex)") == true
+                })
+            }
+        }
+        #expect(try server.psql("SELECT count(*) FROM auditdb_witness.checkpoints") == "3\n")
         try await a.close()
         try await b.close()
     }
