@@ -57,7 +57,7 @@ enum QueryExecution {
         if let cursor = query.cursor, cursor.descending != query.descending {
             throw AuditError(
                 .invalidInput,
-                "the cursor \(cursor.token) continues a \(cursor.descending ? "newest-first" : "oldest-first") query; use it with the same order",
+                "the cursor \(cursor.token) continues \(cursor.descending ? "a newest-first" : "an oldest-first") query; use it with the same order",
                 field: "cursor")
         }
         if let seqs = query.seqs {

@@ -230,6 +230,10 @@ struct QueryTests {
             ($0 as? AuditError)?.code == .invalidInput
         }
         #expect(try await store.page(EntryQuery(limit: 3, descending: true, cursor: cursor)).entries.map(\.seq) == [7, 6, 5])
+        let ascending = try #require(QueryCursor(token: "4.asc"))
+        await #expect { _ = try await store.page(EntryQuery(limit: 3, descending: true, cursor: ascending)) } throws: {
+            ($0 as? AuditError)?.message == "the cursor 4.asc continues an oldest-first query; use it with the same order"
+        }
         // A page shorter than the limit is the last: no cursor.
         #expect(try await store.page(EntryQuery(limit: 20)).nextCursor == nil)
         try await store.close()
