@@ -10,6 +10,20 @@ import Testing
 /// checkpoint signed with a key registered for the store bounds a shipment (rows a publisher
 /// role inserts without the signing key neither decide nor block it).
 extension ShippingTests {
+    /// Inserts checkpoint rows of `store` as role `inst_a` would without the signing key: zero
+    /// chain head and root, each with a consistency proof from seq 20 (empty, so it fails).
+    func insertJunkCheckpoints(_ store: AuditStore, _ rows: [(seq: Int64, publicKey: String, signature: String)]) throws {
+        let id = store.storeID.hex, zeros = String(repeating: "00", count: 32)
+        let values = rows.map { row in
+            "('\\x\(id)', \(row.seq), '\\x\(zeros)', '\\x\(zeros)', 0, 1, '\\x\(row.publicKey)', '\\x\(row.signature)', '\\x\(id)', 20, ''::bytea)"
+        }
+        _ = try server.psql("""
+            INSERT INTO auditdb_witness.checkpoints
+                (store_id, seq, chain_head, merkle_root, signed_time, key_version, public_key, signature, proof_store_id, proof_from, proof)
+            VALUES \(values.joined(separator: ", "))
+            """, user: "inst_a")
+    }
+
     @Test("a rolled-back copy of the store that grew again is refused: nothing is shipped on top of the other log's rows")
     func forkedCopyRefused() async throws {
         let signer = try CheckpointSigner.inMemory()
@@ -75,17 +89,9 @@ extension ShippingTests {
         let store = try await registeredStore("a.db", role: "inst_a", signer: signer, rows: 20)
         #expect(try await ship(store, as: "inst_a", signer: signer).shippedAfter == 20)
         let registered = try #require(signer.publicKeys.keys.first).bytes.map { String(format: "%02x", $0) }.joined()
-        let zeros = String(repeating: "00", count: 32)
         // 40 rows at seqs 21...24 (more than the 16 newest an unfiltered look would try), each
         // with the registered key, a junk signature and a proof from the real checkpoint at 20.
-        let values = (0..<40).map { i in
-            "('\\x\(store.storeID.hex)', \(21 + i % 4), '\\x\(zeros)', '\\x\(zeros)', 0, 1, '\\x\(registered)', '\\x\(String(format: "%0128x", i + 1))', '\\x\(store.storeID.hex)', 20, ''::bytea)"
-        }
-        _ = try server.psql("""
-            INSERT INTO auditdb_witness.checkpoints
-                (store_id, seq, chain_head, merkle_root, signed_time, key_version, public_key, signature, proof_store_id, proof_from, proof)
-            VALUES \(values.joined(separator: ", "))
-            """, user: "inst_a")
+        try insertJunkCheckpoints(store, (0..<40).map { i in (Int64(21 + i % 4), registered, String(format: "%0128x", i + 1)) })
         try await store.append(contentsOf: (21...25).map { sampleEvent($0) })
         let shipped = try await ship(store, as: "inst_a", signer: signer)
         #expect(shipped.shippedAfter == 25 && shipped.checkpoint?.seq == 25)
@@ -100,19 +106,11 @@ extension ShippingTests {
         #expect(try await ship(store, as: "inst_a", signer: signer).shippedAfter == 20)
         try await store.append(contentsOf: (21...25).map { sampleEvent($0) })
         let registered = try #require(signer.publicKeys.keys.first).bytes.map { String(format: "%02x", $0) }.joined()
-        let zeros = String(repeating: "00", count: 32), junk = String(repeating: "ab", count: 64)
+        let junk = String(repeating: "ab", count: 64)
         // 70 rows (more than one page) naming the registered key with a junk signature, and one
         // signed by nobody's registered key, all above the store's real length.
-        var values: [String] = []
-        for seq in 1_000_000..<1_000_070 {
-            values.append("('\\x\(store.storeID.hex)', \(seq), '\\x\(zeros)', '\\x\(zeros)', 0, 1, '\\x\(registered)', '\\x\(junk)', '\\x\(store.storeID.hex)', 20, ''::bytea)")
-        }
-        values.append("('\\x\(store.storeID.hex)', 2000000, '\\x\(zeros)', '\\x\(zeros)', 0, 1, '\\x\(String(repeating: "11", count: 32))', '\\x\(junk)', '\\x\(store.storeID.hex)', 20, ''::bytea)")
-        _ = try server.psql("""
-            INSERT INTO auditdb_witness.checkpoints
-                (store_id, seq, chain_head, merkle_root, signed_time, key_version, public_key, signature, proof_store_id, proof_from, proof)
-            VALUES \(values.joined(separator: ", "))
-            """, user: "inst_a")
+        try insertJunkCheckpoints(store, (Int64(1_000_000)..<1_000_070).map { ($0, registered, junk) }
+                                  + [(2_000_000, String(repeating: "11", count: 32), junk)])
         #expect(try server.psql("SELECT count(*) FILTER (WHERE key_registered), count(*) FROM auditdb_witness.checkpoints") == "71|72\n")
         // Without a new publication, the newest trusted checkpoint is still seq 20: nothing to ship.
         let idle = try await ship(store, as: "inst_a", signer: nil)

@@ -459,13 +459,17 @@ struct ScannerTests {
         try await store.close()
     }
 
-    @Test("the CLI: scan, status, exit statuses, JSON, and --every stopped by SIGTERM")
-    func cli() async throws {
-        let cli = try cliPath()
+    /// A store of `count` rows with its key file, for the CLI: the binary and the environment naming both.
+    func cliStore(count: Int) async throws -> (cli: String, env: [String: String]) {
         let keyFile = dir.path("k.keys")
         try KeyFile.write(keys, to: keyFile, replacing: false)
-        try await makeStore(at: db, keys: keys, count: 12)
-        let env = ["AUDITDB_STORE": db, "AUDITDB_KEY_FILE": keyFile]
+        try await makeStore(at: db, keys: keys, count: count)
+        return (try cliPath(), ["AUDITDB_STORE": db, "AUDITDB_KEY_FILE": keyFile])
+    }
+
+    @Test("the CLI: scan, status, exit statuses, JSON, and --every stopped by SIGTERM")
+    func cli() async throws {
+        let (cli, env) = try await cliStore(count: 12)
         let none = try run(cli, ["status"], environment: env)
         #expect(none.status == 2)
         #expect(none.stdout.contains("no scan pass recorded yet"))
@@ -503,11 +507,7 @@ struct ScannerTests {
 
     @Test("status verifies the rows after the newest record: a damage-finding record hidden by a changed action, or deleted, still fails status")
     func statusSeesHiddenRecords() async throws {
-        let cli = try cliPath()
-        let keyFile = dir.path("k.keys")
-        try KeyFile.write(keys, to: keyFile, replacing: false)
-        try await makeStore(at: db, keys: keys, count: 5)
-        let env = ["AUDITDB_STORE": db, "AUDITDB_KEY_FILE": keyFile]
+        let (cli, env) = try await cliStore(count: 5)
         #expect(try run(cli, ["scan", "--full"], environment: env).status == 0)  // intact, recorded as seq 6
         try tamper("UPDATE audit_entries SET resource_id = 'doc-x' WHERE seq = 2;", around: "audit_entries_no_update")
         let bad = try run(cli, ["scan", "--full"], environment: env)
