@@ -6,17 +6,18 @@ struct Adopt: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Back-sign a legacy audit table: validate it, then append its rows as back-signed entries.",
         discussion: """
-            Every source column must be mapped (--map FIELD=COLUMN; FIELD is one of actor, action, tenant,
-            resourceType, resourceId, outcome, severity, correlationId, source, occurredAt, details) or the run
-            is refused, unless --drop-unmapped. All rows are validated first; invalid rows are listed by id and
-            nothing is imported unless --skip-invalid. Rows keep their order (--id-column, default rowid) and
-            their timestamps (occurredAt). Into an empty or small store the rows go in one transaction with the
-            indexes built once at its end (--commits automatic): killed, nothing stays and running it again starts
-            over. With --commits batches (or into a larger store) they go --batch-size rows per transaction:
-            killed and run again, it resumes. The legacy table is left as it was
+            Every source column must be mapped (--map FIELD=COLUMN; FIELD is one of actor, action, tenant, \
+            resourceType, resourceId, outcome, severity, correlationId, source, occurredAt, details) or the run \
+            is refused, unless --drop-unmapped. All rows are validated first; invalid rows are listed by id and \
+            nothing is imported unless --skip-invalid. Rows keep their order (--id-column, default rowid) and \
+            their timestamps (occurredAt). Into an empty or small store the rows go in one transaction with the \
+            indexes built once at its end (--commits automatic): killed, nothing stays and running it again starts \
+            over. With --commits batches (or into a larger store) they go --batch-size rows per transaction: \
+            killed and run again, it resumes. The legacy table is left as it was \
             unless --then protect (triggers refuse UPDATE/DELETE) or --then drop (after a verified import).
-            EXIT STATUS: 0 done or nothing to do; 1 the store does not verify; 2 invalid rows, bad arguments,
-            storage error. Output: a progress bar on standard error and a summary on a terminal; otherwise plain
+
+            EXIT STATUS: 0 done or nothing to do; 1 the store does not verify; 2 invalid rows, bad arguments, \
+            storage error. Output: a progress bar on standard error and a summary on a terminal; otherwise plain \
             progress lines on standard error and one JSON summary line on standard output.
             """)
 

@@ -6,25 +6,27 @@ struct Append: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Append one event (from flags) or a stream of events (JSONL on stdin); prints the new seqs.",
         discussion: """
-            With --jsonl, each line of standard input is one JSON object with the fields
-            actor, action, resourceType, resourceId, tenant, outcome, severity, correlationId,
-            source, occurredAt (RFC 3339 or microseconds), details (an object). Lines of only
+            With --jsonl, each line of standard input is one JSON object with the fields \
+            actor, action, resourceType, resourceId, tenant, outcome, severity, correlationId, \
+            source, occurredAt (RFC 3339 or microseconds), details (an object). Lines of only \
             spaces, tabs or CR are skipped.
 
-            The input streams in bounded memory: every --batch-size event lines (or 8 MiB of
-            them, whichever comes first) are committed as one all-or-nothing batch, and the
-            batch's seqs are printed as one line (FIRST-LAST) as soon as it is committed. When
-            the input pauses (a pipe with no bytes ready, e.g. from `tail -f`), the events read so
-            far are committed at once as a batch of their own, never held until more arrive. A bad
-            line is reported with its number; the batches before it stay committed (the error
-            says through which line), nothing of its own batch is written, and the exit status
-            is 3 (2 if nothing was written). With --atomic the whole input is one batch, all or
+            The input streams in bounded memory: every --batch-size event lines (or 8 MiB of \
+            them, whichever comes first) are committed as one all-or-nothing batch, and the \
+            batch's seqs are printed as one line (FIRST-LAST) as soon as it is committed. When \
+            the input pauses (a pipe with no bytes ready, e.g. from `tail -f`), the events read so \
+            far are committed at once as a batch of their own, never held until more arrive. A bad \
+            line is reported with its number; the batches before it stay committed (the error \
+            says through which line), nothing of its own batch is written, and the exit status \
+            is 3 (2 if nothing was written). With --atomic the whole input is one batch, all or \
             nothing, of at most 50,000 events and 16 MiB of event lines.
 
             EXIT STATUS
               0  every event was appended
-              2  nothing was written: bad arguments, a bad line in the first batch, storage error
-              3  some batches were committed, then a bad line or a storage error stopped the rest
+              2  nothing was written: bad arguments, a bad line in the first batch, storage
+                 error
+              3  some batches were committed, then a bad line or a storage error stopped
+                 the rest
             """)
 
     @OptionGroup var global: GlobalOptions

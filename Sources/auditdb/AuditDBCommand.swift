@@ -11,14 +11,16 @@ struct AuditDBCommand: AsyncParsableCommand {
         commandName: "auditdb",
         abstract: "An immutable, signed audit log in one SQLite file.",
         discussion: """
-            The store and key file come from --store/--key-file, or AUDITDB_STORE and AUDITDB_KEY_FILE.
+            The store and key file come from --store/--key-file, or AUDITDB_STORE and AUDITDB_KEY_FILE. \
             Keys may instead come from AUDITDB_KEYS (VERSION:HEX[,VERSION:HEX...]).
 
             EXIT STATUS
               0  success (verify: the store is intact)
               1  integrity violation found (the store is damaged or tampered with)
-              2  could not run: bad arguments, missing or insecure key, unreadable store, storage error
-              3  append --jsonl: some batches were committed, then a bad line or an error stopped the rest
+              2  could not run: bad arguments, missing or insecure key, unreadable store,
+                 storage error
+              3  append --jsonl: some batches were committed, then a bad line or an error
+                 stopped the rest
             """,
         subcommands: [Init.self, Append.self, Query.self, Tail.self, Verify.self, Scan.self, Status.self, Keys.self, Migrate.self,
                       CheckpointKeyCommand.self, CheckpointCommand.self, ExportCommand.self, VerifyExportCommand.self,

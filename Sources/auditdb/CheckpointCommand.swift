@@ -47,12 +47,12 @@ struct CheckpointCommand: AsyncParsableCommand {
         commandName: "checkpoint",
         abstract: "Sign a checkpoint of the log, record it in the store and write it to anchors.",
         discussion: """
-            The first checkpoint verifies the whole store. A later one checks that the last checkpoint still
-            matches the store (its chain head and Merkle root) and verifies only the rows appended since, chained
-            from it: the new checkpoint's root extends the signed one, so a row changed below the last checkpoint
-            is not signed over (it no longer matches the root), but it is not looked at either; `auditdb verify`
-            or `scan --full` finds it. Each --anchor is a directory that receives one
-            JSON file per checkpoint, never overwritten; put it on another disk, a WORM mount or a remote host.
+            The first checkpoint verifies the whole store. A later one checks that the last checkpoint still \
+            matches the store (its chain head and Merkle root) and verifies only the rows appended since, chained \
+            from it: the new checkpoint's root extends the signed one, so a row changed below the last checkpoint \
+            is not signed over (it no longer matches the root), but it is not looked at either; `auditdb verify` \
+            or `scan --full` finds it. Each --anchor is a directory that receives one \
+            JSON file per checkpoint, never overwritten; put it on another disk, a WORM mount or a remote host. \
             `auditdb verify --anchor DIR --public-key FILE` later detects truncation, rollback and rewrites.
             """)
 

@@ -7,12 +7,12 @@ struct ExportCommand: AsyncParsableCommand {
         commandName: "export",
         abstract: "Write an export bundle that anyone with the public checkpoint key can verify (the filters of `query`).",
         discussion: """
-            The bundle (a new directory) holds the matching entries as JSONL, the store's latest checkpoint and one
-            multiproof of all entries (docs/FORMAT.md 17.5). Rows after the latest checkpoint are not included: run `auditdb checkpoint`
-            first. --redact withholds fields: only their commitments are written, and the bundle still verifies.
-            --mask (and the store's masking rules) withholds the masked fields too, and writes each masked rendering next
-            to its commitment, marked as not proven (docs/masking.md). --signing-key (the checkpoint signing key file) adds a signed statement.json attesting that the bundle
-            holds every row up to the checkpoint that matches the filters; without it a verifier can check each
+            The bundle (a new directory) holds the matching entries as JSONL, the store's latest checkpoint and one \
+            multiproof of all entries (docs/FORMAT.md 17.5). Rows after the latest checkpoint are not included: run `auditdb checkpoint` \
+            first. --redact withholds fields: only their commitments are written, and the bundle still verifies. \
+            --mask (and the store's masking rules) withholds the masked fields too, and writes each masked rendering next \
+            to its commitment, marked as not proven (docs/masking.md). --signing-key (the checkpoint signing key file) adds a signed statement.json attesting that the bundle \
+            holds every row up to the checkpoint that matches the filters; without it a verifier can check each \
             entry but not that none was left out. Verify it with `auditdb verify-export DIR --public-key FILE` (no store, no HMAC key needed).
             """)
 
@@ -89,11 +89,13 @@ struct VerifyExportCommand: AsyncParsableCommand {
         abstract: "Verify an export bundle with only the public checkpoint key: no store, no HMAC key.",
         discussion: """
             EXIT STATUS
-              0  the checkpoint and every entry verify, and the entries are exactly the ones the manifest lists;
-                 the output says whether a signed statement attests that the export is complete
-              1  the bundle does not verify (each reason is printed), or --require-statement and it has no statement,
-                 or it is of another store than --store-id (or AUDITDB_STORE_ID) names; --store and --key-file
-                 play no part
+              0  the checkpoint and every entry verify, and the entries are exactly the
+                 ones the manifest lists; the output says whether a signed statement
+                 attests that the export is complete
+              1  the bundle does not verify (each reason is printed), or
+                 --require-statement and it has no statement, or it is of another store
+                 than --store-id (or AUDITDB_STORE_ID) names; --store and --key-file play
+                 no part
               2  could not run: no bundle directory, unreadable public key file
             """)
 

@@ -86,7 +86,8 @@ struct Hold: AsyncParsableCommand {
             discussion: """
                 EXIT STATUS
                   0  the holds were read and verified
-                  1  a hold entry fails verification (changed, removed, or unreadable): no hold is listed
+                  1  a hold entry fails verification (changed, removed, or unreadable): no hold
+                     is listed
                   2  could not run
                 """)
         @OptionGroup var global: GlobalOptions

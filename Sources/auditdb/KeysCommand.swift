@@ -61,9 +61,9 @@ struct Keys: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Declare a key version compromised: re-attest its rows with the newest key, then mark it in the key file.",
             discussion: """
-                Verifies the store first and refuses if it is not intact. If VERSION is the signing key, a new key
-                version is added to the key file first. Rows are never modified: attestations go to their own
-                append-only table, and the declaration is recorded as a critical entry. Afterwards a row under
+                Verifies the store first and refuses if it is not intact. If VERSION is the signing key, a new key \
+                version is added to the key file first. Rows are never modified: attestations go to their own \
+                append-only table, and the declaration is recorded as a critical entry. Afterwards a row under \
                 VERSION passes verification only with its attestation, so rows forged with the stolen key are reported.
                 """)
         @OptionGroup var global: GlobalOptions

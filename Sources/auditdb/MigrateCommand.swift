@@ -14,9 +14,10 @@ struct Schema: AsyncParsableCommand {
         commandName: "schema",
         abstract: "Bring a store to this binary's schema: verify, back up, migrate, verify again.",
         discussion: """
-            Each migration runs in its own transaction; a store written by a newer AuditDB is refused.
-            A consistent copy is written first (VACUUM INTO <store>.backup-<time>) unless --no-backup.
+            Each migration runs in its own transaction; a store written by a newer AuditDB is refused. \
+            A consistent copy is written first (VACUUM INTO <store>.backup-<time>) unless --no-backup. \
             To roll back, stop the app and restore that copy. Running it again is a no-op.
+
             EXIT STATUS: 0 migrated or already current; 1 the store did not verify; 2 could not run.
             """)
 

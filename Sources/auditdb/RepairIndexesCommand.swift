@@ -6,8 +6,9 @@ struct RepairIndexes: AsyncParsableCommand {
         commandName: "repair-indexes",
         abstract: "Rebuild the query indexes from the rows, after verify reported index-mismatch.",
         discussion: """
-            The indexes hold derived data only: rebuilding them changes no row and no MAC. Keep a copy of
+            The indexes hold derived data only: rebuilding them changes no row and no MAC. Keep a copy of \
             the damaged file first if it is evidence. A full verification runs afterwards.
+
             EXIT STATUS: 0 rebuilt and intact; 1 rebuilt, but the store has other findings; 2 could not run.
             """)
 

@@ -12,6 +12,7 @@ struct ReportCommand: AsyncParsableCommand {
             where they are anchored, expiries and legal holds, and a list of flags. It never holds a row's \
             values. It is signed with the checkpoint key; anyone checks it with `auditdb verify-report` and the \
             public key file, or docs/verifier/auditdb_verify_report.py.
+
             EXIT STATUS: 0 written; 1 written, and the store did not verify (the report says so); 2 could not run.
             """)
 

@@ -21,7 +21,8 @@ struct Scan: AsyncParsableCommand {
             EXIT STATUS
               0  intact (with --every: the last pass was intact)
               1  integrity violation found
-              2  could not scan: bad arguments, missing key, unreadable store, the pass could not be recorded
+              2  could not scan: bad arguments, missing key, unreadable store, the pass
+                 could not be recorded
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -206,7 +207,8 @@ struct Status: AsyncParsableCommand {
 
             EXIT STATUS
               0  the last pass was intact, and so is every row after it
-              1  the last pass found damage, or a scan record or a row after the last one fails verification
+              1  the last pass found damage, or a scan record or a row after the last one
+                 fails verification
               2  no pass recorded yet, or the status could not be read
             """)
 

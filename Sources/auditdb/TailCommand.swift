@@ -21,11 +21,13 @@ struct Tail: AsyncParsableCommand {
 
             EXIT STATUS
               0  stopped by SIGTERM/SIGINT, or (without --follow) caught up
-              1  a row failed verification: it is not printed, and nothing after it; or the last entry
-                 printed is gone or changed (the store was rolled back or replaced)
-              2  could not run: bad arguments, missing key, unreadable store or cursor file; or masking
-                 rules set while it ran that it cannot apply (a hash rule without --mask-key, a rule
-                 that conflicts with --mask): it stops rather than print unmasked
+              1  a row failed verification: it is not printed, and nothing after it; or the
+                 last entry printed is gone or changed (the store was rolled back or
+                 replaced)
+              2  could not run: bad arguments, missing key, unreadable store or cursor
+                 file; or masking rules set while it ran that it cannot apply (a hash rule
+                 without --mask-key, a rule that conflicts with --mask): it stops rather
+                 than print unmasked
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case jsonl, table }

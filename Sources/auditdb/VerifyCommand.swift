@@ -7,7 +7,8 @@ struct Verify: AsyncParsableCommand {
         discussion: """
             EXIT STATUS
               0  intact
-              1  integrity violation found (findings are printed; the first names the earliest bad row)
+              1  integrity violation found (findings are printed; the first names the
+                 earliest bad row)
               2  could not verify: bad arguments, missing key, unreadable file
             """)
 
