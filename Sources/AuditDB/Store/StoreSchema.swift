@@ -59,7 +59,8 @@ enum StoreSchema {
             .schemaTooNew,
             "\(path) was written by a newer AuditDB (unknown migrations: \(unknown.sorted().joined(separator: ", "))); "
                 + "upgrade this binary. Stores are never downgraded. If no newer AuditDB has opened this file, its "
-                + "migration record was changed by another SQLite client: run `auditdb verify`.")
+                + "migration record was changed by another SQLite client: run `auditdb verify`, then see "
+                + "docs/migrations.md (\"A migration this AuditDB does not know\").")
     }
 
 

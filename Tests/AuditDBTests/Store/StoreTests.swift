@@ -294,7 +294,18 @@ struct StoreTests {
         } catch let error as AuditError {
             #expect(error.code == .schemaTooNew)
             #expect(error.message.contains("9999-from-the-future"))
+            #expect(error.message.contains("docs/migrations.md"))
         }
+        // A record no AuditDB wrote: verify names it, and the recovery docs/migrations.md gives
+        // ("A migration this AuditDB does not know") makes the store usable again.
+        let tampered = try await AuditStore.verify(storeAt: path, keys: keys)
+        #expect(tampered.findings.map(\.kind) == [.schemaTampered])
+        #expect(tampered.findings.first?.message == "unknown migrations recorded: 9999-from-the-future (newer AuditDB, or tampering)")
+        try sqlite3Must(path, "DELETE FROM grdb_migrations WHERE identifier = '9999-from-the-future'")
+        #expect(try await AuditStore.verify(storeAt: path, keys: keys).findings.isEmpty)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        #expect(try await store.append(sampleEvent(2)) == 2)
+        try await store.close()
     }
 
     @Test("pagination by cursor, filters, newest first")
