@@ -170,7 +170,7 @@ extension AuditStore {
             guard let first = plan.seqs.first, let last = plan.seqs.last else { return (plan, nil) }
             seqs = plan.seqs
             heldInPlan = plan.held  // the held rows are not among the seqs expired below
-            let written = try await archiveRows(first...last, to: archive)
+            let written = try await archiveRows(first...last, expiring: plan.seqs, to: archive)
             reference = written
             bundle = archive.directory + "/" + written.bundle
         }
@@ -317,8 +317,9 @@ extension AuditStore {
     }
 
     /// Exports rows `range` to `archive` (or finds the bundle an interrupted run wrote), and
-    /// checks it as an outsider would before anything is expired.
-    func archiveRows(_ range: ClosedRange<Int64>, to archive: RetentionArchive) async throws -> ExpiryRecord.Archive {
+    /// checks it as an outsider would before anything is expired: it must list every seq of
+    /// `expiring`, with nothing withheld.
+    func archiveRows(_ range: ClosedRange<Int64>, expiring: [Int64], to archive: RetentionArchive) async throws -> ExpiryRecord.Archive {
         let name = "expiry-\(range.lowerBound)-\(range.upperBound)"
         let path = archive.directory + "/" + name
         do {
@@ -357,15 +358,33 @@ extension AuditStore {
         } catch {
             throw AuditError(.storage, "cannot read back \(path)/\(ExportBundle.manifestFile): \(error)")
         }
-        let filter = manifest.withUnsafeBufferPointer { bytes -> JSONObject? in
-            do throws(JSONError) {
-                return try JSONReader.readObject(bytes, limits: .manifest).members["filter"]?.object
-            } catch {
-                return nil
-            }
+        // A bundle already at this name (an interrupted run's, or anything else put there: another
+        // store's archive in a shared directory, an export by hand) is the archive of record only
+        // if it is exactly what this run writes: this store, seqs first...last and no other
+        // condition, nothing withheld, and every row about to expire listed.
+        let refuse = { (why: String) in
+            AuditError(.integrityViolation, "the archive bundle \(path) is not this batch's archive: \(why); nothing of this batch was expired. "
+                + "Move it away (or archive to another directory) and run again")
         }
-        guard filter?["fromSeq"]?.integer == range.lowerBound, filter?["toSeq"]?.integer == range.upperBound else {
-            throw AuditError(.integrityViolation, "the archive bundle \(path) does not hold seqs \(range.lowerBound)...\(range.upperBound); nothing of this batch was expired. Remove it and run again")
+        guard let checkpoint = verification.checkpoint, checkpoint.storeID == storeID else {
+            throw refuse("it holds rows of store \(verification.checkpoint?.storeID.hex ?? "?"), not of this store \(storeID.hex)")
+        }
+        guard case .success(let read) = ExportBundle.Manifest.read(manifest, checkpoint: checkpoint),
+              let filter = read.object["filter"]?.object
+        else { throw refuse("its manifest cannot be read") }
+        guard filter["fromSeq"]?.integer == range.lowerBound, filter["toSeq"]?.integer == range.upperBound else {
+            throw refuse("it does not hold seqs \(range.lowerBound)...\(range.upperBound)")
+        }
+        let seqKeys = [JSONObject.Key("fromSeq"), JSONObject.Key("toSeq")]
+        if let other = filter.sortedKeys.first(where: { !seqKeys.contains(JSONObject.Key($0)) && filter[$0]?.isNull != true }) {
+            throw refuse("its filter has a `\(other)` condition besides the seq range")
+        }
+        guard let redacted = read.redacted, redacted.isEmpty else {
+            throw refuse("it withholds fields (\((read.redacted ?? []).map(\.rawValue).joined(separator: ", ")))")
+        }
+        let listed = Set(read.seqs)
+        if let absent = expiring.first(where: { !listed.contains($0) }) {
+            throw refuse("it does not list row \(absent), which this batch expires")
         }
         var digest = [UInt8](repeating: 0, count: 32)
         adb_sha256(manifest, manifest.count, &digest)

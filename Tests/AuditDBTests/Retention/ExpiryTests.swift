@@ -367,11 +367,57 @@ struct ExpiryArchiveTests {
         // What the interrupted run left: the bundle of the first batch, nothing expired.
         let plan = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, dryRun: true)
         #expect(plan.expired == 6)
-        _ = try await store.archiveRows(1...8, to: archive)
+        _ = try await store.archiveRows(1...8, expiring: [], to: archive)
         #expect(try await store.lastSeq() == 10)
         let report = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, archive: archive)
         #expect(report.expired == 6 && report.archives == [dir.path("archive") + "/expiry-1-8"])
         #expect(try await store.verify().isIntact)
+        try await store.close()
+    }
+
+    /// Applies the policy with `archive` and checks that it is refused with exactly `why` about
+    /// the bundle at expiry-1-`last`, and that nothing expired.
+    func refusesBundle(_ store: AuditStore, _ archive: RetentionArchive, last: Int64 = 8, _ why: String) async throws {
+        let bundle = dir.path("archive") + "/expiry-1-\(last)"
+        let before = try await store.lastSeq()
+        await #expect {
+            _ = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, archive: archive)
+        } throws: { error in
+            let error = error as? AuditError
+            return error?.code == .integrityViolation && error?.message == "the archive bundle \(bundle) is not this batch's archive: \(why); "
+                + "nothing of this batch was expired. Move it away (or archive to another directory) and run again"
+        }
+        #expect(try await store.entries(EntryQuery(limit: 100)).map(\.seq) == Array(1...before))
+        #expect(try await store.verify().isIntact)
+    }
+
+    @Test("another store's bundle at the batch's name (a shared archive directory) is refused, and nothing expires")
+    func anotherStoresBundle() async throws {
+        let (store, archive) = try await storeAndArchive(rows: 10)
+        let otherPath = dir.path("other.db")
+        let otherID = try await makeStore(at: otherPath, keys: keys, count: 10)
+        let other = try await AuditStore.open(at: otherPath, keys: keys)
+        _ = try await other.archiveRows(1...8, expiring: [], to: archive)
+        try await other.close()
+        try await refusesBundle(store, archive, "it holds rows of store \(otherID.hex), not of this store \(store.storeID.hex)")
+        try await store.close()
+    }
+
+    @Test("an export of the batch's seqs with another condition or withheld fields is not taken as its archive",
+          arguments: ["tenant", "redact"])
+    func narrowerBundle(_ kind: String) async throws {
+        let (store, archive) = try await storeAndArchive(rows: 10)
+        _ = try await store.checkpoint(signer: signer)
+        // The export records an access entry (seq 11), so the batch is 1...10.
+        let bundle = dir.path("archive") + "/expiry-1-10"
+        try FileManager.default.createDirectory(atPath: dir.path("archive"), withIntermediateDirectories: true)
+        if kind == "tenant" {
+            _ = try await store.export(to: bundle, filter: ExportFilter(tenant: "tenant-1", seqs: 1...10), signer: signer)
+            try await refusesBundle(store, archive, last: 10, "its filter has a `tenant` condition besides the seq range")
+        } else {
+            _ = try await store.export(to: bundle, filter: ExportFilter(seqs: 1...10), redact: [.actor, .details], signer: signer)
+            try await refusesBundle(store, archive, last: 10, "it withholds fields (actor, details)")
+        }
         try await store.close()
     }
 
@@ -381,7 +427,7 @@ struct ExpiryArchiveTests {
         // The interrupted run's first batch (seqs 1...4, candidates 1, 2 and 4): its bundle shows
         // row 2's actor, user-2; then that actor is erased.
         let bundle = dir.path("archive") + "/expiry-1-4"
-        _ = try await store.archiveRows(1...4, to: archive)
+        _ = try await store.archiveRows(1...4, expiring: [], to: archive)
         func holdsUser2() throws -> Bool { try String(contentsOfFile: bundle + "/entries.jsonl", encoding: .utf8).contains("user-2") }
         #expect(try holdsUser2())
         let erasure = try await store.erase(.seqs([2]), fields: [.actor], reason: "GDPR-9")
