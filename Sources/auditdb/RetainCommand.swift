@@ -41,22 +41,26 @@ struct Retain: AsyncParsableCommand {
         }
     }
 
-    func tenantPeriods() throws -> [String: String] {
-        var tenants: [String: String] = [:]
+    /// The --tenant options as (tenant, period text), each tenant once byte for byte: tenants are
+    /// compared as the rows hold them, so "café" composed and decomposed are two tenants.
+    func tenantPeriods() throws -> [(tenant: String, limit: String)] {
+        var tenants: [(tenant: String, limit: String)] = []
+        var seen: Set<[UInt8]> = []
         for item in tenant {
-            // At the last "=": a period never holds one, a tenant name may (a=b=400d is tenant "a=b").
-            guard let equals = item.lastIndex(of: "="), equals != item.startIndex else {
+            // At the last "=" (a scalar: not joined with a combining mark after it): a period never
+            // holds one, a tenant name may (a=b=400d is tenant "a=b").
+            guard let equals = item.unicodeScalars.lastIndex(of: "="), equals != item.startIndex else {
                 throw ValidationError("--tenant takes TENANT=PERIOD (e.g. bank=400d), not \(OutputEscaping.jsonQuoted(item))")
             }
-            let name = String(item[..<equals])
-            guard tenants[name] == nil else { throw ValidationError("--tenant names \(OutputEscaping.jsonQuoted(name)) twice") }
-            tenants[name] = String(item[item.index(after: equals)...])
+            let name = String(item.unicodeScalars[..<equals])
+            guard seen.insert(Array(name.utf8)).inserted else { throw ValidationError("--tenant names \(OutputEscaping.jsonQuoted(name)) twice") }
+            tenants.append((name, String(item.unicodeScalars[item.unicodeScalars.index(after: equals)...])))
         }
         return tenants
     }
 
     func policy() throws -> RetentionPolicy {
-        try RetentionPolicy(parsingDefault: olderThan, tenants: try tenantPeriods())
+        try RetentionPolicy(parsingDefault: olderThan, tenantTexts: try tenantPeriods())
     }
 
     func run() async throws {
@@ -66,7 +70,7 @@ struct Retain: AsyncParsableCommand {
         let report = try await withStore(global) { store in
             // A tenant named with a typo ("bank " for "bank") would leave the real tenant's rows to
             // the default limit: say so for each named tenant that has no row (it may be one to come).
-            for name in policy.tenantLimits.keys.sorted()
+            for name in policy.tenantOverrides.map(\.tenant)
             where try await store.page(EntryQuery(limit: 1, tenant: name, unverifiedRows: .mark)).entries.isEmpty {
                 Output.notice("warning: --tenant \(OutputEscaping.jsonQuoted(name)) matches no row of the store, so its limit applies to nothing yet; tenant names match exactly (a typo leaves that tenant's rows to --older-than)")
             }
@@ -79,10 +83,10 @@ struct Retain: AsyncParsableCommand {
         display.finish()
         let verb = report.dryRun ? "would expire" : "expired"
         Output.line("\(verb) \(report.expired) row(s) under policy default \(policy.defaultLimit)"
-            + policy.tenantLimits.keys.sorted().map { ", \(OutputEscaping.jsonQuoted($0)) \(policy.tenantLimits[$0]!)" }.joined()
+            + policy.tenantOverrides.map { ", \(OutputEscaping.jsonQuoted($0.tenant)) \($0.limit)" }.joined()
             + "; \(report.held) kept by legal holds")
-        for tenant in report.expiredByTenant.keys.sorted() {
-            Output.line("  \(tenant.isEmpty ? "(no tenant)" : OutputEscaping.jsonQuoted(tenant)): \(report.expiredByTenant[tenant]!)")
+        for count in report.expiredPerTenant {
+            Output.line("  \(count.tenant.isEmpty ? "(no tenant)" : OutputEscaping.jsonQuoted(count.tenant)): \(count.count)")
         }
         for bundle in report.archives { Output.line("archived to \(OutputEscaping.escapeForTerminal(bundle))") }
         if !report.expiryEntries.isEmpty {

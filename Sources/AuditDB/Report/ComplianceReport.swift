@@ -328,7 +328,7 @@ struct ReportBody {
     /// A policy as text: `default 90d, "bank" 400d`.
     static func describe(_ policy: RetentionPolicy) -> String {
         "default \(policy.defaultLimit)"
-            + policy.tenantLimits.sorted { $0.key < $1.key }.map { ", \(OutputEscaping.jsonQuoted($0.key)) \($0.value)" }.joined()
+            + policy.tenantOverrides.map { ", \(OutputEscaping.jsonQuoted($0.tenant)) \($0.limit)" }.joined()
     }
 }
 

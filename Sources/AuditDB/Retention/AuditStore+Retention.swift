@@ -31,8 +31,32 @@ public struct RetentionReport: Sendable, Hashable {
     public let expired: Int
     /// Rows the policy would expire that a legal hold kept.
     public let held: Int
-    /// Expired rows per tenant ("" for rows without a tenant).
-    public let expiredByTenant: [String: Int]
+    /// Expired rows of one tenant.
+    public struct TenantCount: Sendable, Hashable {
+        /// The tenant, exactly as the rows held it ("" for rows without a tenant).
+        public let tenant: String
+        /// How many of its rows expired (would, in a dry run).
+        public let count: Int
+
+        public static func == (a: TenantCount, b: TenantCount) -> Bool {
+            JSONObject.Key(a.tenant) == JSONObject.Key(b.tenant) && a.count == b.count
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(JSONObject.Key(tenant))
+            hasher.combine(count)
+        }
+    }
+
+    /// Expired rows per tenant, each tenant once byte for byte ("café" composed and decomposed
+    /// are two tenants), in code point order.
+    public let expiredPerTenant: [TenantCount]
+    /// Expired rows per tenant ("" for rows without a tenant). Canonically equivalent tenants
+    /// share one key of a Swift dictionary, so their counts are added up here; see
+    /// ``expiredPerTenant``.
+    public var expiredByTenant: [String: Int] {
+        Dictionary(expiredPerTenant.map { ($0.tenant, $0.count) }, uniquingKeysWith: +)
+    }
     /// The seqs of the expiry entries written, one per batch (none in a dry run).
     public let expiryEntries: [Int64]
     /// The archive bundles written, one per batch (none without an archive, or in a dry run).
@@ -73,7 +97,7 @@ extension AuditStore {
                                progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws -> RetentionReport
     {
         guard batchSize >= 1 else { throw AuditError.invalid("batchSize", "must be at least 1") }
-        let limits = [policy.defaultLimit] + Array(policy.tenantLimits.values)
+        let limits = [policy.defaultLimit] + policy.tenantOverrides.map(\.limit)
         let loosest = limits.compactMap { limit -> Int64? in
             guard case .maximumAge(let period) = limit else { return nil }
             let (cut, overflow) = now.microsecondsSinceEpoch.subtractingReportingOverflow(period.microseconds)
@@ -195,7 +219,7 @@ extension AuditStore {
         var seqs: [Int64] = []
         var expired = 0
         var held = 0
-        var byTenant: [String: Int] = [:]
+        var byTenant: [JSONObject.Key: Int] = [:]  // byte for byte, as the rows hold them
         var entry: Int64?
     }
 
@@ -213,8 +237,10 @@ extension AuditStore {
         }
 
         func report(now: AuditTimestamp, policy: RetentionPolicy, dryRun: Bool) -> RetentionReport {
-            RetentionReport(now: now, policy: policy, dryRun: dryRun, expired: batch.expired, held: batch.held,
-                            expiredByTenant: batch.byTenant, expiryEntries: entries, archives: archives, space: space)
+            let perTenant = batch.byTenant.map { RetentionReport.TenantCount(tenant: $0.key.string, count: $0.value) }
+                .sorted { $0.tenant.unicodeScalars.lexicographicallyPrecedes($1.tenant.unicodeScalars) }
+            return RetentionReport(now: now, policy: policy, dryRun: dryRun, expired: batch.expired, held: batch.held,
+                                   expiredPerTenant: perTenant, expiryEntries: entries, archives: archives, space: space)
         }
     }
 
@@ -285,7 +311,7 @@ extension AuditStore {
                 tags: Tombstone.tags(tenant: tenant, actor: actor, resourceType: resourceType, resourceId: resourceId,
                                      correlationId: correlationId, key: signing, storeID: storeID),
                 expirySeq: 0))
-            batch.byTenant[tenant ?? "", default: 0] += 1
+            batch.byTenant[JSONObject.Key(tenant ?? ""), default: 0] += 1
         }
         batch.expired = tombstones.count
         batch.seqs = tombstones.map(\.seq)

@@ -182,9 +182,9 @@ enum ExpiryCheck {
         init(record: ExpiryRecord, holds inForce: [LegalHold], key: AuditKey, storeID: StoreID) {
             func tag(_ field: Tombstone.Field, _ value: [UInt8]) -> [UInt8] { Tombstone.tag(field, value, key: key, storeID: storeID) }
             self.record = record
-            tenants = record.policy.tenantLimits.keys.sorted().map { tenant in
-                (tag(.tenant, Tombstone.optString(tenant)), record.policy.tenantLimits[tenant]!,
-                 "the limit of tenant \(OutputEscaping.jsonQuoted(tenant))")
+            tenants = record.policy.tenantOverrides.map { override in
+                (tag(.tenant, Tombstone.optString(override.tenant)), override.limit,
+                 "the limit of tenant \(OutputEscaping.jsonQuoted(override.tenant))")
             }
             holds = inForce.map { hold in
                 switch hold.matcher {

@@ -26,18 +26,27 @@ struct ExpiryRecord: Sendable, Hashable {
             if case .maximumAge(let period) = l { return .string(period.description) }
             return .null
         }
-        var tenants: [String: JSONValue] = [:]
-        for (tenant, l) in policy.tenantLimits { tenants[tenant] = limit(l) }
-        var details: [String: JSONValue] = [
-            "policy": .object(["default": limit(policy.defaultLimit), "tenants": .object(tenants)]),
-            "now": .int(now.microsecondsSinceEpoch), "first": .int(first), "last": .int(last), "count": .int(count),
-            "tombstones": .string(Hex.encode(digest)),
-        ]
-        if let archive {
-            details["archive"] = .object(["bundle": .string(archive.bundle), "manifest": .string(Hex.encode(archive.manifest))])
+        // Written as text, members in code point order: a [String: JSONValue] would keep only one of
+        // two canonically equivalent tenants, which the policy holds apart.
+        func quoted(_ s: String) -> String {
+            var out = ""
+            JSONText.appendQuoted(s, to: &out)
+            return out
         }
+        func limit(_ l: RetentionPolicy.Limit) -> String {
+            if case .maximumAge(let period) = l { return quoted(period.description) }
+            return "null"
+        }
+        let tenants = policy.tenantOverrides.map { "\(quoted($0.tenant)):\(limit($0.limit))" }.joined(separator: ",")
+        var text = "{"
+        if let archive {
+            text += "\"archive\":{\"bundle\":\(quoted(archive.bundle)),\"manifest\":\"\(Hex.encode(archive.manifest))\"},"
+        }
+        text += "\"count\":\(count),\"first\":\(first),\"last\":\(last),\"now\":\(now.microsecondsSinceEpoch),"
+        text += "\"policy\":{\"default\":\(limit(policy.defaultLimit)),\"tenants\":{\(tenants)}},"
+        text += "\"tombstones\":\"\(Hex.encode(digest))\"}"
         return AuditEvent(actor: "auditdb", action: Self.action, resourceType: Self.resourceType, severity: .notice,
-                          details: AuditDetails(details))
+                          details: AuditDetails(json: text))
     }
 
     /// What is wrong with an expiry entry's details.
@@ -75,11 +84,13 @@ struct ExpiryRecord: Sendable, Hashable {
             throw Unreadable("its policy has the unknown key \(OutputEscaping.jsonQuoted(unknown))")
         }
         guard let tenantObject = policy["tenants"]?.object else { throw Unreadable("its policy lacks the object tenants") }
-        var tenants: [String: RetentionPolicy.Limit] = [:]
-        for name in tenantObject.sortedKeys { tenants[name] = try limit(tenantObject[name], "tenants[\(OutputEscaping.jsonQuoted(name))]") }
+        var tenants: [RetentionPolicy.TenantLimit] = []  // JSONObject's keys are apart byte for byte, as the policy's
+        for name in tenantObject.sortedKeys {
+            tenants.append(RetentionPolicy.TenantLimit(tenant: name, limit: try limit(tenantObject[name], "tenants[\(OutputEscaping.jsonQuoted(name))]")))
+        }
         let defaultLimit = try limit(policy["default"], "default")
         do throws(AuditError) {
-            self.policy = try RetentionPolicy(default: defaultLimit, tenants: tenants)
+            self.policy = try RetentionPolicy(default: defaultLimit, overrides: tenants)
         } catch {
             throw Unreadable("its policy is invalid (\(error.message))")
         }

@@ -39,10 +39,46 @@ public struct RetentionPolicy: Sendable, Hashable {
         }
     }
 
+    /// One tenant's override.
+    ///
+    /// The tenant is compared byte for byte (its UTF-8), as queries, holds and the expiry entry
+    /// compare it: "café" composed (U+00E9) and decomposed (e + U+0301) are two tenants, although
+    /// Swift's `String ==` equates them.
+    public struct TenantLimit: Sendable, Hashable {
+        /// The tenant, exactly as the rows hold it.
+        public let tenant: String
+        /// How long that tenant's rows are kept.
+        public let limit: Limit
+
+        /// An override of `limit` for the rows of `tenant`.
+        public init(tenant: String, limit: Limit) {
+            self.tenant = tenant
+            self.limit = limit
+        }
+
+        public static func == (a: TenantLimit, b: TenantLimit) -> Bool {
+            JSONObject.Key(a.tenant) == JSONObject.Key(b.tenant) && a.limit == b.limit
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(JSONObject.Key(tenant))
+            hasher.combine(limit)
+        }
+    }
+
     /// The limit for rows without an override (and rows without a tenant).
     public let defaultLimit: Limit
-    /// Per-tenant limits, by exact tenant value (byte for byte, as queries compare).
-    public let tenantLimits: [String: Limit]
+    /// The per-tenant overrides, each tenant once (byte for byte), in code point order.
+    public let tenantOverrides: [TenantLimit]
+    /// The overrides by tenant, for lookups.
+    let limitsByTenant: [JSONObject.Key: Limit]
+
+    /// Per-tenant limits, by tenant. A Swift dictionary keeps one of two canonically equivalent
+    /// tenants ("café" composed and decomposed) only; ``tenantOverrides`` has them all, and
+    /// ``limit(forTenant:)`` compares byte for byte.
+    public var tenantLimits: [String: Limit] {
+        Dictionary(tenantOverrides.map { ($0.tenant, $0.limit) }, uniquingKeysWith: { first, _ in first })
+    }
 
     /// A policy.
     ///
@@ -52,11 +88,27 @@ public struct RetentionPolicy: Sendable, Hashable {
     ///     ``AuditEvent``), or no row could ever match it.
     /// - Throws: ``AuditError`` `invalidInput` naming the tenant that breaks a rule.
     public init(default defaultLimit: Limit, tenants tenantLimits: [String: Limit] = [:]) throws(AuditError) {
-        for tenant in tenantLimits.keys.sorted() {
-            try Self.checkTenant(tenant)
+        try self.init(default: defaultLimit, overrides: tenantLimits.map { TenantLimit(tenant: $0.key, limit: $0.value) })
+    }
+
+    /// A policy with `overrides`, which may name canonically equivalent tenants apart (compared
+    /// byte for byte, as the rows are).
+    ///
+    /// - Throws: ``AuditError`` `invalidInput` naming a tenant that is not a valid `tenant` value
+    ///   (see ``AuditEvent``), or that `overrides` names twice (the same bytes).
+    public init(default defaultLimit: Limit, overrides: [TenantLimit]) throws(AuditError) {
+        let sorted = overrides.sorted(by: Self.tenantOrder)
+        var limits: [JSONObject.Key: Limit] = [:]
+        for override in sorted {
+            try Self.checkTenant(override.tenant)
+            guard limits.updateValue(override.limit, forKey: JSONObject.Key(override.tenant)) == nil else {
+                throw AuditError(.invalidInput, "retention policy: tenant \(OutputEscaping.jsonQuoted(override.tenant)) is named twice",
+                                 field: "tenants")
+            }
         }
         self.defaultLimit = defaultLimit
-        self.tenantLimits = tenantLimits
+        self.tenantOverrides = sorted
+        self.limitsByTenant = limits
     }
 
     /// A policy from text, as in a configuration file: each limit is `forever` or a
@@ -64,18 +116,32 @@ public struct RetentionPolicy: Sendable, Hashable {
     ///
     /// - Throws: ``AuditError`` `invalidInput`; the field is `default` or `tenants[NAME]`.
     public init(parsingDefault defaultText: String, tenants: [String: String] = [:]) throws(AuditError) {
-        let defaultLimit = try Limit(parsing: defaultText, field: "default")
-        var limits: [String: Limit] = [:]
-        for tenant in tenants.keys.sorted() {
-            try Self.checkTenant(tenant)
-            limits[tenant] = try Limit(parsing: tenants[tenant]!, field: "tenants[\(OutputEscaping.jsonQuoted(tenant))]")
-        }
-        try self.init(default: defaultLimit, tenants: limits)
+        try self.init(parsingDefault: defaultText, tenantTexts: tenants.map { ($0.key, $0.value) })
     }
 
-    /// The limit that applies to rows of `tenant` (nil: rows without a tenant).
+    /// A policy from text, with the overrides as (tenant, limit text) pairs: canonically
+    /// equivalent tenants stay apart (compared byte for byte).
+    ///
+    /// - Throws: ``AuditError`` `invalidInput`; the field is `default` or `tenants[NAME]`, or
+    ///   `tenants` for a tenant named twice.
+    public init(parsingDefault defaultText: String, tenantTexts: [(tenant: String, limit: String)]) throws(AuditError) {
+        let defaultLimit = try Limit(parsing: defaultText, field: "default")
+        var overrides: [TenantLimit] = []
+        for (tenant, text) in tenantTexts {
+            try Self.checkTenant(tenant)
+            overrides.append(TenantLimit(tenant: tenant, limit: try Limit(parsing: text, field: "tenants[\(OutputEscaping.jsonQuoted(tenant))]")))
+        }
+        try self.init(default: defaultLimit, overrides: overrides)
+    }
+
+    /// Code point order (what a Python `sorted` gives): canonically equivalent tenants stay apart.
+    static func tenantOrder(_ a: TenantLimit, _ b: TenantLimit) -> Bool {
+        a.tenant.unicodeScalars.lexicographicallyPrecedes(b.tenant.unicodeScalars)
+    }
+
+    /// The limit that applies to rows of `tenant` (nil: rows without a tenant), found byte for byte.
     public func limit(forTenant tenant: String?) -> Limit {
-        tenant.flatMap { tenantLimits[$0] } ?? defaultLimit
+        tenant.flatMap { limitsByTenant[JSONObject.Key($0)] } ?? defaultLimit
     }
 
     /// The cut-off for rows of `tenant` at `now`: rows recorded strictly before it may expire;

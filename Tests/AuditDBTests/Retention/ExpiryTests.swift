@@ -266,6 +266,43 @@ struct ExpiryAgreementTests {
         Case(name: "an expired row put back", sql: "DROP TRIGGER audit_entries_next_seq_only; INSERT INTO audit_entries SELECT 5, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version, mac, seals FROM audit_entries WHERE seq = 6;"),
     ]
 
+    @Test("tenants that are only canonically equivalent ('café' composed, decomposed) have limits of their own; both verifiers agree")
+    func canonicallyEquivalentTenants() async throws {
+        let dir = try TempDir()
+        let keyPath = dir.path("k.keys")
+        let keys = try KeyFile.generate(at: keyPath)
+        let path = dir.path("s.db")
+        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        let store = try await AuditStore.create(at: path, keys: keys)
+        try await store.append(contentsOf: [
+            AuditEvent(actor: "u1", action: "a", tenant: composed), AuditEvent(actor: "u2", action: "a", tenant: decomposed),
+            AuditEvent(actor: "u3", action: "a", tenant: composed), AuditEvent(actor: "u4", action: "a"),
+        ])
+        // Given apart, they stay apart; the same bytes twice are refused.
+        let policy = try RetentionPolicy(parsingDefault: "forever", tenantTexts: [(composed, "1d"), (decomposed, "forever")])
+        #expect(policy.tenantOverrides.count == 2)
+        #expect(policy.limit(forTenant: decomposed) == .forever && policy.limit(forTenant: composed) != .forever)
+        #expect(throws: AuditError.self) { try RetentionPolicy(parsingDefault: "forever", tenantTexts: [(composed, "1d"), (composed, "2d")]) }
+        // Only the composed spelling's rows expire, under either policy (the other spelling named or not).
+        let onlyComposed = try RetentionPolicy(parsingDefault: "forever", tenantTexts: [(composed, "1d")])
+        #expect(onlyComposed.limit(forTenant: decomposed) == .forever)
+        let report = try await store.applyRetention(onlyComposed, now: ExpiryTests.later)
+        #expect(report.expired == 2)
+        #expect(report.expiredPerTenant.map(\.tenant).map { Array($0.utf8) } == [Array(composed.utf8)])
+        #expect(try await store.entries(EntryQuery(limit: 10)).map(\.seq) == [2, 4, 5])
+        let both = try await store.applyRetention(policy, now: ExpiryTests.later)
+        #expect(both.expired == 0)
+        // The expiry entry names the tenant in its own bytes, and reads back as the same policy.
+        let record = try ExpiryRecord(try #require(try await store.entries(EntryQuery(limit: 1, action: ExpiryRecord.action)).first))
+        #expect(record.policy == onlyComposed)
+        try await store.close()
+        #expect(try await AuditStore.verify(storeAt: path, keys: keys).isIntact)
+        let verifier = Self.root.appendingPathComponent("docs/verifier/auditdb_verify.py").path
+        let theirs = try run("/usr/bin/env", ["python3", verifier, "--store", path, "--key-file", keyPath, "--json"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(theirs.stdout.utf8)) as? [String: Any], "\(theirs.stderr)")
+        #expect((json["findings"] as? [[String: Any]])?.isEmpty == true, "\(theirs.stdout)")
+    }
+
     @Test("the same findings (kind and seqs) from both verifiers", arguments: cases)
     func agree(_ c: Case) async throws {
         let dir = try TempDir()
