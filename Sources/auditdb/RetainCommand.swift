@@ -88,6 +88,9 @@ struct Retain: AsyncParsableCommand {
         for count in report.expiredPerTenant {
             Output.line("  \(count.tenant.isEmpty ? "(no tenant)" : OutputEscaping.jsonQuoted(count.tenant)): \(count.count)")
         }
+        if !report.keptByForeignTombstones.isEmpty {
+            Output.notice("warning: kept \(report.keptByForeignTombstones.count) row(s) the policy would expire, because a tombstone no expiry wrote already holds their seq (first: \(report.keptByForeignTombstones[0])); `auditdb verify` reports it as foreign-row, and docs/retention.md says how to remove it")
+        }
         for bundle in report.archives { Output.line("archived to \(OutputEscaping.escapeForTerminal(bundle))") }
         if !report.expiryEntries.isEmpty {
             Output.line("expiry entries: \(report.expiryEntries.map(String.init).joined(separator: ", "))")

@@ -57,6 +57,10 @@ public struct RetentionReport: Sendable, Hashable {
     public var expiredByTenant: [String: Int] {
         Dictionary(expiredPerTenant.map { ($0.tenant, $0.count) }, uniquingKeysWith: +)
     }
+    /// Rows the policy would expire that were kept because a tombstone already holds their seq:
+    /// one no expiry wrote (an expiry deletes the row in the same transaction), which `verify`
+    /// reports as `foreign-row`. The other rows expire; see docs/retention.md for removing it.
+    public let keptByForeignTombstones: [Int64]
     /// The seqs of the expiry entries written, one per batch (none in a dry run).
     public let expiryEntries: [Int64]
     /// The archive bundles written, one per batch (none without an archive, or in a dry run).
@@ -183,6 +187,7 @@ extension AuditStore {
         var seqs = chunk
         var reference: ExpiryRecord.Archive?
         var heldInPlan: Int?
+        var foreignInPlan: [Int64] = []
         var bundle: String?
         if let archive {
             // Plan the batch, archive exactly its range, then expire only what was planned.
@@ -194,6 +199,7 @@ extension AuditStore {
             guard let first = plan.seqs.first, let last = plan.seqs.last else { return (plan, nil) }
             seqs = plan.seqs
             heldInPlan = plan.held  // the held rows are not among the seqs expired below
+            foreignInPlan = plan.foreignTombstones  // nor these
             let written = try await archiveRows(first...last, expiring: plan.seqs, to: archive)
             reference = written
             bundle = archive.directory + "/" + written.bundle
@@ -204,6 +210,7 @@ extension AuditStore {
                             archive: archived, append: append)
         }
         if let heldInPlan { batch.held += heldInPlan }
+        batch.foreignTombstones += foreignInPlan
         return (batch, bundle)
     }
 
@@ -220,6 +227,7 @@ extension AuditStore {
         var expired = 0
         var held = 0
         var byTenant: [JSONObject.Key: Int] = [:]  // byte for byte, as the rows hold them
+        var foreignTombstones: [Int64] = []
         var entry: Int64?
     }
 
@@ -232,6 +240,7 @@ extension AuditStore {
         mutating func add(_ b: Batch) {
             batch.expired += b.expired
             batch.held += b.held
+            batch.foreignTombstones += b.foreignTombstones
             batch.byTenant.merge(b.byTenant, uniquingKeysWith: +)
             if let entry = b.entry { entries.append(entry) }
         }
@@ -240,7 +249,8 @@ extension AuditStore {
             let perTenant = batch.byTenant.map { RetentionReport.TenantCount(tenant: $0.key.string, count: $0.value) }
                 .sorted { $0.tenant.unicodeScalars.lexicographicallyPrecedes($1.tenant.unicodeScalars) }
             return RetentionReport(now: now, policy: policy, dryRun: dryRun, expired: batch.expired, held: batch.held,
-                                   expiredPerTenant: perTenant, expiryEntries: entries, archives: archives, space: space)
+                                   expiredPerTenant: perTenant, keptByForeignTombstones: batch.foreignTombstones,
+                                   expiryEntries: entries, archives: archives, space: space)
         }
     }
 
@@ -257,6 +267,9 @@ extension AuditStore {
         let macs = try StoredMacs(db)
         let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq = ?")
         let stmt = statement.sqliteStatement
+        // A tombstone already at a row's seq was not written by an expiry (that deletes the row in
+        // the same transaction): a foreign row, which verify reports. It must not block the others.
+        let tombstoneAt = try db.makeStatement(sql: "SELECT EXISTS (SELECT 1 FROM audit_expired WHERE seq = ?)")
         let context = RowContext(storeID: storeID.bytes, keys: keys, attestations: [:])
         // A row signed by a compromised key version verifies by its re-attestation (as verify and
         // queries read it); it is then kept, never expired.
@@ -302,6 +315,10 @@ extension AuditStore {
                                                   correlationId: correlationId) })
             {
                 batch.held += 1
+                continue
+            }
+            if try Bool.fetchOne(tombstoneAt, arguments: [seq]) == true {
+                batch.foreignTombstones.append(seq)
                 continue
             }
             let mac = view.storedMac

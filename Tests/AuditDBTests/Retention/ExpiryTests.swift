@@ -159,6 +159,34 @@ struct ExpiryTests {
         #expect(try await findings() == ["foreign-row 3...3"])  // besides the triggers this tamper dropped
     }
 
+    @Test("a foreign tombstone at a live row's seq keeps that row only; removed as docs/retention.md says, the row expires")
+    func foreignTombstoneKeepsItsRow() async throws {
+        try await makeStore(at: path, keys: keys, count: 30)
+        // No trigger refuses an INSERT into audit_expired: any SQLite client can add one.
+        try sqlite3Must(path, "INSERT INTO audit_expired VALUES (2, 1, randomblob(32), randomblob(32), 0, randomblob(80), 40);")
+        #expect(try await findings() == ["foreign-row 2...2"])
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let report = try await store.applyRetention(Self.policy, now: Self.later)
+        #expect(report.expired == 19 && report.keptByForeignTombstones == [2])
+        let dry = try await store.applyRetention(Self.policy, now: Self.later, dryRun: true)
+        #expect(dry.expired == 0 && dry.keptByForeignTombstones == [2])
+        #expect(try await store.entries(EntryQuery(afterSeq: 1, limit: 1)).map(\.seq) == [2])
+        try await store.close()
+        #expect(try await findings() == ["foreign-row 2...2"])
+        // The removal docs/retention.md gives, verbatim.
+        try sqlite3Must(path, """
+            DROP TRIGGER audit_expired_no_delete; DELETE FROM audit_expired WHERE seq = 2;
+            CREATE TRIGGER audit_expired_no_delete BEFORE DELETE ON audit_expired
+            BEGIN SELECT RAISE(ABORT, 'AuditDB: audit_expired is append-only: DELETE is not allowed'); END;
+            """)
+        #expect(try await AuditStore.verify(storeAt: path, keys: keys).isIntact)
+        let reopened = try await AuditStore.open(at: path, keys: keys)
+        let again = try await reopened.applyRetention(Self.policy, now: Self.later)
+        #expect(again.expired == 1 && again.keptByForeignTombstones.isEmpty)
+        #expect(try await reopened.verify().isIntact)
+        try await reopened.close()
+    }
+
     @Test("an expired row put back from a backup: foreign-row at its tombstone, expiry-tampered at its expiry entry")
     func expiredRowPutBack() async throws {
         try await makeStore(at: path, keys: keys, count: 30)
