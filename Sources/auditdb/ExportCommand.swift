@@ -38,11 +38,15 @@ struct ExportCommand: AsyncParsableCommand {
     func run() async throws {
         let filter = try filters.filter()
         var fields = Set<WithholdableField>()
-        for name in (redact ?? "").split(separator: ",") {
-            guard let field = WithholdableField(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-                throw AuditError(.invalidInput, "--redact takes actor, source and details (got \(name))", field: "--redact")
+        if let redact {
+            // Every name given must be a field: an empty list (`--redact ""`, `--redact ,`) would
+            // export everything the caller meant to withhold.
+            for name in redact.split(separator: ",", omittingEmptySubsequences: false) {
+                guard let field = WithholdableField(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                    throw AuditError(.invalidInput, "--redact takes a comma-separated list of actor, source and details (got \(OutputEscaping.jsonQuoted(String(name))) in \(OutputEscaping.jsonQuoted(redact)))", field: "--redact")
+                }
+                fields.insert(field)
             }
-            fields.insert(field)
         }
         let extraMasks = try masks.rules()
         let signer = try signingKey.map { path throws(AuditError) in try CheckpointSigner.load(path: path) }

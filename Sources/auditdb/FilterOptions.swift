@@ -21,7 +21,7 @@ struct EntryFilterOptions: ParsableArguments {
     var occurredUntil: String?
 
     /// The filters, checked: an unknown outcome or severity, a time that is not RFC 3339 and a
-    /// seq range that ends before it starts are refused, naming the option.
+    /// seq or time range that ends before it starts are refused, naming the option.
     func filter() throws(AuditError) -> ExportFilter {
         var filter = ExportFilter(tenant: tenant, actor: actor, action: action)
         if fromSeq != nil || toSeq != nil {
@@ -38,6 +38,13 @@ struct EntryFilterOptions: ParsableArguments {
         filter.recordedBefore = try Self.time(until, "--until")
         filter.occurredFrom = try Self.time(occurredSince, "--occurred-since")
         filter.occurredBefore = try Self.time(occurredUntil, "--occurred-until")
+        for (from, before, options) in [(filter.recordedFrom, filter.recordedBefore, ("--since", "--until")),
+                                        (filter.occurredFrom, filter.occurredBefore, ("--occurred-since", "--occurred-until"))]
+        {
+            if let from, let before, before < from {
+                throw AuditError(.invalidInput, "\(options.1) is before \(options.0): the time range ends before it starts", field: options.1)
+            }
+        }
         filter.resourceType = resourceType
         filter.resourceId = resourceId
         filter.correlationId = correlationId

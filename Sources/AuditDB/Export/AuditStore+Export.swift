@@ -200,6 +200,13 @@ extension AuditStore {
         if let limit, limit < 1 {
             throw AuditError(.invalidInput, "the limit must be at least 1 (got \(limit))", field: "limit")
         }
+        // As a query refuses them: a range that ends before it starts matches no entry, and the
+        // statement would attest an export of nothing.
+        for (from, before, field) in [(filter.recordedFrom, filter.recordedBefore, "recordedBefore"),
+                                      (filter.occurredFrom, filter.occurredBefore, "occurredBefore")]
+        {
+            if let from, let before, before < from { throw AuditError.invalid(field, "the time range ends before it starts") }
+        }
         guard let stored = try await usableCheckpoint(trusting: signer?.publicKeys) else {
             if signer != nil, let other = try await usableCheckpoint(trusting: nil) {
                 throw AuditError(.invalidInput, "the checkpoint signing key file does not hold the key that signed the store's latest checkpoint (version \(other.checkpoint.keyVersion)); pass the key file that `auditdb checkpoint` uses", field: "--signing-key")

@@ -95,6 +95,10 @@ struct GoldenOutputCheckpointTests {
         try cli.golden("export-out-exists", ["export", "--out", cli.path("unsigned")] + cli.options)
         try cli.golden("export-no-out", ["export"] + cli.options)
         try cli.golden("export-bad-redact", ["export", "--out", cli.path("x"), "--redact", "actor,tenant"] + cli.options)
+        try cli.golden("export-empty-redact", ["export", "--out", cli.path("x"), "--redact", ""] + cli.options)
+        try cli.golden("export-redact-empty-name", ["export", "--out", cli.path("x"), "--redact", "actor,"] + cli.options)
+        try cli.golden("export-reversed-time", ["export", "--out", cli.path("x"), "--since", "2030-01-01T00:00:00Z",
+                                                "--until", "2020-01-01T00:00:00Z"] + cli.options)
         try cli.golden("export-bad-severity", ["export", "--out", cli.path("x"), "--severity", "loud"] + cli.options)
         try cli.golden("export-missing-signing-key", ["export", "--out", cli.path("x"), "--signing-key", cli.path("missing.key")]
                        + cli.options)

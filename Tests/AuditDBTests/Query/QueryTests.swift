@@ -266,6 +266,19 @@ struct QueryTests {
         await #expect(performing: { _ = try await store.export(to: out, filter: ExportFilter(actor: "user-1\t")) }, throws: { error in
             (error as? AuditError)?.field == "actor"
         })
+        // So is a time range that ends before it starts (a query cannot even express one).
+        let now = AuditTimestamp.now()
+        let earlier = AuditTimestamp(microsecondsSinceEpoch: now.microsecondsSinceEpoch - 1)
+        var reversed = ExportFilter(recordedFrom: now, recordedBefore: earlier)
+        await #expect(performing: { _ = try await store.export(to: out, filter: reversed) }, throws: { error in
+            (error as? AuditError)?.message == "recordedBefore: the time range ends before it starts"
+        })
+        reversed = ExportFilter()
+        reversed.occurredFrom = now
+        reversed.occurredBefore = earlier
+        await #expect(performing: { _ = try await store.export(to: out, filter: reversed) }, throws: { error in
+            (error as? AuditError)?.field == "occurredBefore"
+        })
         #expect(try await store.page(EntryQuery(limit: 1, descending: true)).entries.first?.seq == head)
         #expect(!FileManager.default.fileExists(atPath: out))
         try await store.close()
