@@ -38,6 +38,26 @@ extension AuditStore {
         }
     }
 
+    /// Takes the store's adoption lock (`<store>.adopt-lock`, mode 0600): one adoption at a time
+    /// per store, across processes and within one. Two runs of the same table at once would each
+    /// find no earlier run (or the same unfinished one) and import every row twice. The lock is a
+    /// `flock` on a file of its own, never on the store file: closing any descriptor of the store
+    /// would drop SQLite's POSIX locks on it. The file stays (removing it could let a third run
+    /// lock a new file while the second holds the old one). Returns the descriptor to release.
+    func takeAdoptionLock() throws(AuditError) -> Int32 {
+        let lockPath = URL(fileURLWithPath: path).resolvingSymlinksInPath().path + ".adopt-lock"
+        let fd = Platform.lockExclusively(lockPath, mode: 0o600)
+        guard fd >= 0 else {
+            let code = Platform.errorCode
+            if code == Platform.wouldBlock {
+                throw AuditError(.busy, "another adoption into this store is running (it holds \(lockPath)); wait for it to end, then run "
+                    + "this again: it finds that run and resumes it, or has nothing left to do")
+            }
+            throw AuditError(.storage, "cannot open the adoption lock \(lockPath): \(Platform.errorMessage(code))")
+        }
+        return fd
+    }
+
     /// Whether any row after `runSeq` has expired (a tombstone above it in `audit_expired`).
     func expiredSince(_ runSeq: Int64) async throws -> Bool {
         try await pool.read { db in

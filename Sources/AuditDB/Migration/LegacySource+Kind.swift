@@ -7,6 +7,12 @@ extension LegacySource {
     /// and adopting AuditDB's tables, then protecting or dropping them, would damage a store.
     /// - Throws: ``AuditError`` `invalidInput` naming the table.
     static func checkKind(of adoption: LegacyAdoption, in handle: OpaquePointer) throws {
+        // SQLite's own tables (sqlite_schema, sqlite_sequence, sqlite_stat1 …) hold the file's
+        // metadata, not an app's audit events, and cannot be protected or dropped.
+        if adoption.table.lowercased().hasPrefix("sqlite_") {
+            throw AuditError(.invalidInput, "\(adoption.table) in \(adoption.sourcePath) is one of SQLite's own tables (sqlite_…), "
+                             + "not an ordinary table of the app; adopt the app's audit table", field: "table")
+        }
         let kind = try SQLite.prepare(handle, "SELECT type, sql FROM sqlite_schema WHERE name = ? COLLATE NOCASE",
                                       while: "read the schema of \(adoption.sourcePath)")
         defer { SQLite.finalize(kind) }
@@ -22,7 +28,7 @@ extension LegacySource {
         // A legacy table may live in the store's own file, but AuditDB's tables are never a source
         // (adopting them, then protecting or dropping them, would damage the store).
         let ownTables = Set(try StoreSchema.allKnownObjects.filter { $0.type == "table" }.map { $0.name.lowercased() } + ["grdb_migrations"])
-        if ownTables.contains(adoption.table.lowercased()) || adoption.table.lowercased().hasPrefix("sqlite_"), try Self.isAuditDBStore(handle) {
+        if ownTables.contains(adoption.table.lowercased()), try Self.isAuditDBStore(handle) {
             throw AuditError(.invalidInput, "\(adoption.table) is one of AuditDB's own tables; adopt a legacy table of the app", field: "table")
         }
     }

@@ -64,6 +64,25 @@ package enum Platform {
     /// `close(fd)`.
     static func close(_ fd: Int32) { _ = closeFile(fd) }
 
+    /// Opens `path` (created with exactly `mode` if absent; a final symbolic link is refused) and
+    /// takes an exclusive `flock` on it without waiting. Returns the descriptor, which holds the
+    /// lock until closed, or -1 with `errorCode` set (``wouldBlock``: another open file holds it,
+    /// in this process or another).
+    static func lockExclusively(_ path: String, mode: FileMode) -> Int32 {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode)
+        guard fd >= 0 else { return -1 }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let code = errno
+            close(fd)
+            errno = code
+            return -1
+        }
+        return fd
+    }
+
+    /// `EWOULDBLOCK`: the lock is held elsewhere.
+    static let wouldBlock = EWOULDBLOCK
+
     /// `read(fd, buffer, count)`: bytes read, 0 at the end, -1 with `errorCode` set on failure.
     static func read(_ fd: Int32, into buffer: UnsafeMutableRawPointer, count: Int) -> Int {
         readFile(fd, buffer, count)

@@ -129,6 +129,8 @@ struct AdoptionTests {
             (legacy, "vt", "vt in \(legacy) is a virtual table, not an ordinary table"),
             (storePath, "grdb_migrations", "grdb_migrations is one of AuditDB's own tables"),
             (other, "audit_key_versions", "audit_key_versions is one of AuditDB's own tables"),
+            (legacy, "sqlite_schema", "sqlite_schema in \(legacy) is one of SQLite's own tables (sqlite_…)"),
+            (legacy, "SQLITE_MASTER", "SQLITE_MASTER in \(legacy) is one of SQLite's own tables (sqlite_…)"),
         ]
         for (source, table, message) in cases {
             var adoption = LegacyAdoption(sourcePath: source, table: table, mapping: [.actor: "who", .action: "what"])
@@ -141,6 +143,40 @@ struct AdoptionTests {
             }
         }
         #expect(try await store.lastSeq() == 0)
+        try await store.close()
+    }
+
+    @Test("one adoption into a store at a time: while another holds the store's adoption lock, adopt is refused, nothing written")
+    func oneAdoptionAtATime() async throws {
+        let legacy = dir.path("legacy.db"), path = dir.path("s.db")
+        try Self.workflowTable(in: legacy, count: 20)
+        let store = try await AuditStore.create(at: path, keys: keys)
+        var adoption = LegacyAdoption(sourcePath: legacy, table: "audit_events", mapping: Self.workflowMapping)
+        adoption.idColumn = "id"
+        adoption.dropUnmapped = true
+        // What a concurrent run holds (in this process or another: a flock on an open file of its own).
+        let held = try store.takeAdoptionLock()
+        await #expect {
+            _ = try await store.adopt(adoption)
+        } throws: { error in
+            let error = error as? AuditError
+            return error?.code == .busy && error?.message == "another adoption into this store is running (it holds "
+                + "\(URL(fileURLWithPath: path).resolvingSymlinksInPath().path).adopt-lock); wait for it to end, then run this again: "
+                + "it finds that run and resumes it, or has nothing left to do"
+        }
+        #expect(try await store.lastSeq() == 0)
+        // From a second process too (the CLI), through a symbolic link to the store.
+        let link = dir.path("link.db")
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: path)
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        let cli = try run(cliPath(), Self.adoptArguments(store: link, keyFile: keyFile, legacy: legacy) + ["--progress", "none"])
+        #expect(cli.status == 2 && cli.stderr.contains("another adoption into this store is running"), "\(cli.stderr)")
+        #expect(try await store.lastSeq() == 0)
+        Platform.close(held)
+        #expect(try await store.adopt(adoption).imported == 20)
+        let mode = try FileManager.default.attributesOfItem(atPath: path + ".adopt-lock")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
         try await store.close()
     }
 
