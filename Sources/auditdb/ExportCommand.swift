@@ -81,6 +81,9 @@ struct ExportCommand: AsyncParsableCommand {
             Output.line("masked: \(policy.rules.map(\.description).joined(separator: ", ")) (withheld in the proof; the masked renderings are shown unproven)")
         }
         if let access = summary.accessSeq { Output.line("recorded in the log as access entry \(access)") }
+        if let newest = summary.skippedCheckpoints.first {
+            Output.notice("warning: the store's newer checkpoint(s) at seq \(summary.skippedCheckpoints.prefix(5).map(String.init).joined(separator: ", "))\(summary.skippedCheckpoints.count > 5 ? " …" : "") could not be used (a signature, Merkle frontier or chain head that does not match the log, or a key that is not the signing key file's), so the bundle is proven against seq \(summary.checkpoint.seq), not \(newest). The store's copy of a checkpoint is a convenience that anyone who can write the file can damage; `auditdb checkpoint` records a new one once rows follow seq \(newest)")
+        }
         if summary.rowsAfterCheckpoint > 0 {
             Output.line("note: \(summary.rowsAfterCheckpoint) row(s) after seq \(summary.checkpoint.seq) are not covered by a checkpoint and were not exported; run `auditdb checkpoint` first to include them")
         }

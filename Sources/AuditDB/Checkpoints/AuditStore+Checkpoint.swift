@@ -211,6 +211,14 @@ extension AuditStore {
     /// wrong root nor stop it from checkpointing. At most ``checkpointCandidates`` rows are tried,
     /// newest first; with none usable, the caller starts from an empty tree (O(n) once).
     func usableCheckpoint(trusting trusted: CheckpointPublicKeys?) async throws(AuditError) -> StoredCheckpoint? {
+        try await usableCheckpointAndSkipped(trusting: trusted).usable
+    }
+
+    /// ``usableCheckpoint(trusting:)``, and the seqs of the newer rows skipped on the way (newest
+    /// first), for a caller that must say it did not use them.
+    func usableCheckpointAndSkipped(trusting trusted: CheckpointPublicKeys?) async throws(AuditError)
+        -> (usable: StoredCheckpoint?, skipped: [Int64])
+    {
         let storeID = self.storeID
         let (usable, skipped): (StoredCheckpoint?, [Int64])
         do {
@@ -222,7 +230,7 @@ extension AuditStore {
             logger.warning("skipping audit_checkpoints rows that do not match the log or the trusted keys; `auditdb verify` reports them",
                            metadata: ["store": "\(path)", "seqs": "\(skipped.prefix(10).map(String.init).joined(separator: ","))"])
         }
-        return usable
+        return (usable, skipped)
     }
 
     static let checkpointCandidates = 1_000

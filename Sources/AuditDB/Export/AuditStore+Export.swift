@@ -96,6 +96,12 @@ public struct ExportSummary: Sendable {
     /// The seq of the access entry that records the export in the log (FORMAT.md section 23.4);
     /// nil only for a retention archive, which its expiry entry records.
     public let accessSeq: Int64?
+    /// Newer checkpoints recorded in the store that could not be used (newest first): a row whose
+    /// signature, frontier or chain head does not match the log, or whose key is not one of the
+    /// export's signing key file. The bundle is proven against an older ``checkpoint``, so the
+    /// rows after it are not exported. The store's copy of a checkpoint is a convenience, not
+    /// evidence (FORMAT.md 16.3); a checkpoint made once rows follow the skipped one is used again.
+    public let skippedCheckpoints: [Int64]
 }
 
 extension AuditStore {
@@ -207,7 +213,8 @@ extension AuditStore {
         {
             if let from, let before, before < from { throw AuditError.invalid(field, "the time range ends before it starts") }
         }
-        guard let stored = try await usableCheckpoint(trusting: signer?.publicKeys) else {
+        let (found, skippedCheckpoints) = try await usableCheckpointAndSkipped(trusting: signer?.publicKeys)
+        guard let stored = found else {
             if signer != nil, let other = try await usableCheckpoint(trusting: nil) {
                 throw AuditError(.invalidInput, "the checkpoint signing key file does not hold the key that signed the store's latest checkpoint (version \(other.checkpoint.keyVersion)); pass the key file that `auditdb checkpoint` uses", field: "--signing-key")
             }
@@ -342,6 +349,6 @@ extension AuditStore {
         }
         Platform.syncDirectory(of: target)
         return ExportSummary(path: target, checkpoint: cp, entryCount: seqs.count, rowsAfterCheckpoint: after, statement: statement,
-                             filter: filter, isLimited: isLimited, accessSeq: access)
+                             filter: filter, isLimited: isLimited, accessSeq: access, skippedCheckpoints: skippedCheckpoints)
     }
 }

@@ -115,6 +115,25 @@ struct ExportTests {
         try await store.close()
     }
 
+    @Test("the store's newest checkpoint damaged: the export says it used an older one, and a later checkpoint is used again")
+    func damagedNewestCheckpointIsNamed() async throws {
+        let path = dir.path("s.db")
+        let store = try await AuditStore.create(at: path, keys: keys)
+        try await store.append(contentsOf: (1...10).map { sampleEvent($0) })
+        try await store.checkpoint(signer: signer)
+        try await store.append(contentsOf: (11...20).map { sampleEvent($0) })
+        try await store.checkpoint(signer: signer)
+        try sqlite3Tamper(path, "UPDATE audit_checkpoints SET signature = randomblob(64) WHERE seq = 20;", around: "audit_checkpoints_no_update")
+        let summary = try await store.export(to: dir.path("x"), signer: signer)
+        #expect(summary.checkpoint.seq == 10 && summary.skippedCheckpoints == [20] && summary.rowsAfterCheckpoint == 10)
+        #expect(summary.entryCount == 10)
+        try await store.append(sampleEvent(21))
+        try await store.checkpoint(signer: signer)
+        let later = try await store.export(to: dir.path("y"), signer: signer)
+        #expect(later.checkpoint.seq == 22 && later.skippedCheckpoints.isEmpty)  // 21 and the first export's access entry
+        try await store.close()
+    }
+
     /// A bundle of tenant-1 (seqs 1, 4, 7, ..., 28), actor withheld, to tamper with.
     func bundle(redact: Set<WithholdableField> = []) async throws -> String {
         let store = try await checkpointedStore()
