@@ -22,7 +22,8 @@ struct Scan: AsyncParsableCommand {
               0  intact (with --every: the last pass was intact)
               1  integrity violation found
               2  could not scan: bad arguments, missing key, unreadable store, the pass
-                 could not be recorded
+                 could not be recorded; with --signing-key, the checkpoint at shutdown
+                 failed (the last rows are not anchored)
             """)
 
     @OptionGroup var global: GlobalOptions

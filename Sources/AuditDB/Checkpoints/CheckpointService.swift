@@ -121,7 +121,11 @@ public struct CheckpointService: Service {
     }
 
     /// Runs until the task is cancelled or the service group shuts down gracefully; then
-    /// returns normally (after the shutdown checkpoint, if configured).
+    /// returns normally after the shutdown checkpoint, if configured.
+    ///
+    /// A failed periodic checkpoint is logged and counted, and the next tick tries again. A
+    /// failed shutdown checkpoint has no next tick: `run()` throws it (the last rows are not
+    /// anchored), so that a `ServiceGroup` ends with an error rather than report a clean stop.
     public func run() async throws {
         let start = try await store.usableCheckpoint(trusting: signer.publicKeys)?.checkpoint.seq ?? 0
         let startTime = clock.elapsed()
@@ -149,22 +153,34 @@ public struct CheckpointService: Service {
             }
         }
         if configuration.checkpointsOnShutdown, !Task.isCancelled, try await store.lastSeq() > (reached ?? start) {
-            _ = await attempt()
+            do {
+                _ = try await checkpointOnce()
+            } catch {
+                metrics.failed.increment()
+                logger.error("shutdown checkpoint failed: the rows since the last checkpoint are not anchored",
+                             metadata: ["store": "\(store.path)", "error": "\(error)"])
+                throw error
+            }
         }
+    }
+
+    /// One checkpoint, counted and reported when made.
+    private func checkpointOnce() async throws -> Int64 {
+        let started = ContinuousClock.now
+        let checkpoint = try await store.checkpoint(signer: signer, anchors: anchors)
+        metrics.made.increment()
+        metrics.duration.record(duration: ContinuousClock.now - started)
+        metrics.lastSuccess.record(Double(AuditTimestamp.now().microsecondsSinceEpoch) / 1_000_000)
+        metrics.throughSeq.record(Double(checkpoint.seq))
+        onCheckpoint?(checkpoint)
+        return checkpoint.seq
     }
 
     /// One checkpoint; failures are logged and counted, not thrown, so one bad tick does not
     /// stop the service.
     private func attempt() async -> Int64? {
-        let started = ContinuousClock.now
         do {
-            let checkpoint = try await store.checkpoint(signer: signer, anchors: anchors)
-            metrics.made.increment()
-            metrics.duration.record(duration: ContinuousClock.now - started)
-            metrics.lastSuccess.record(Double(AuditTimestamp.now().microsecondsSinceEpoch) / 1_000_000)
-            metrics.throughSeq.record(Double(checkpoint.seq))
-            onCheckpoint?(checkpoint)
-            return checkpoint.seq
+            return try await checkpointOnce()
         } catch {
             // Cancelled by shutdown: the shutdown checkpoint (outside the cancelled scope) follows.
             if Task.isCancelled { return nil }

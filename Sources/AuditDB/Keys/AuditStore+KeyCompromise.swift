@@ -39,6 +39,25 @@ extension AuditStore {
     ///
     /// - Throws: ``AuditError`` `invalidInput` if `version` is the signing key (rotate first) or
     ///   unknown; `integrityViolation` if the store does not verify intact.
+    /// The key versions above `version` that `audit_attestations` already uses: an attestation of
+    /// a version the key ring does not have yet can only be a foreign row, and it would take the
+    /// place of that version's own attestation (the table's key is (`seq`, `key_version`)). Pass
+    /// them to ``KeyRing/rotated(skipping:)`` so that the next version is a free one.
+    public func attestationKeyVersions(above version: UInt32) async throws -> Set<UInt32> {
+        do {
+            return try await pool.read { db in
+                guard try db.tableExists("audit_attestations") else { return [] }
+                let rows = try Int64.fetchAll(db, sql: """
+                    SELECT DISTINCT key_version FROM audit_attestations
+                    WHERE typeof(key_version) = 'integer' AND key_version > ? AND key_version <= 4294967295
+                    """, arguments: [Int64(version)])
+                return Set(rows.compactMap { UInt32(exactly: $0) })
+            }
+        } catch {
+            throw AuditError.from(error, while: "read the key versions of audit_attestations")
+        }
+    }
+
     public func reattest(compromisedVersion version: UInt32) async throws -> ReattestationReceipt {
         try await reattest(compromisedVersion: version, afterCheck: nil)
     }
@@ -122,7 +141,7 @@ extension AuditStore {
             guard occupied.isEmpty else {
                 throw AuditError(
                     .integrityViolation,
-                    "audit_attestations already holds rows under key version \(signer.version) for seq(s) \(occupied.prefix(10).map(String.init).joined(separator: ", "))\(occupied.count > 10 ? " and \(occupied.count - 10) more" : "") that are not valid attestations (foreign rows; `auditdb verify` reports them as foreign-row). They take the places this key's attestations would go. Nothing was written. Add a new key version (`auditdb keys rotate`) and run this again: the new version's attestations do not collide with them.")
+                    "audit_attestations already holds rows under key version \(signer.version) for seq(s) \(occupied.prefix(10).map(String.init).joined(separator: ", "))\(occupied.count > 10 ? " and \(occupied.count - 10) more" : "") that are not valid attestations (foreign rows; `auditdb verify` reports them as foreign-row). They take the places this key's attestations would go. Nothing was written. Add a new key version (`auditdb keys rotate` with the store: it skips every version audit_attestations already uses) and run this again: the new version's attestations do not collide with them.")
             }
             let declarationSeq = try append([try declarationEvent(pending.filter { $0.0 > 0 }.count)]).lowerBound
             let insert = try db.cachedStatement(

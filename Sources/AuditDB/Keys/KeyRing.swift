@@ -53,10 +53,18 @@ public struct KeyRing: Sendable, CustomStringConvertible {
     /// The key of a version, if the ring has it.
     public func key(version: UInt32) -> AuditKey? { keys[version] }
 
-    /// A ring with one more, freshly generated version that becomes the signing key.
-    public func rotated() throws(AuditError) -> KeyRing {
-        let next = (keys.keys.max() ?? 0) + 1
-        return try KeyRing(Array(keys.values) + [AuditKey.generate(version: next)])
+    /// A ring with one more, freshly generated version that becomes the signing key: the lowest
+    /// version above every one of the ring that is not in `taken` (versions a store's
+    /// `audit_attestations` already uses, ``AuditStore/attestationKeyVersions(above:)``: foreign
+    /// rows there would take the places of the new version's attestations).
+    /// - Throws: ``AuditError`` `keyUnavailable` when no version up to 2^32−1 is free.
+    public func rotated(skipping taken: Set<UInt32> = []) throws(AuditError) -> KeyRing {
+        var next = UInt64(keys.keys.max() ?? 0) + 1
+        while next <= UInt64(UInt32.max), taken.contains(UInt32(next)) { next += 1 }
+        guard let version = UInt32(exactly: next) else {
+            throw AuditError(.keyUnavailable, "no key version above \(keys.keys.max() ?? 0) is free (every one up to 4294967295 is taken)")
+        }
+        return try KeyRing(Array(keys.values) + [AuditKey.generate(version: version)])
     }
 
     /// A ring in which `version` is marked compromised (it never signs again).

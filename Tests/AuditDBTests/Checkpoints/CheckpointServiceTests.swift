@@ -113,6 +113,37 @@ struct CheckpointServiceTests {
         try await store.close()
     }
 
+    @Test("a shutdown checkpoint that fails is thrown, logged and counted: there is no next tick to anchor the last rows")
+    func shutdownCheckpointFailureThrows() async throws {
+        let metrics = TestMetrics()
+        let handler = CapturingLogHandler()
+        var storeConfiguration = AuditStore.Configuration()
+        storeConfiguration.logger = Logger(label: "store") { _ in handler }
+        storeConfiguration.metricsFactory = metrics
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys, configuration: storeConfiguration)
+        try await store.append(contentsOf: (1...3).map { sampleEvent($0) })
+        let clock = ManualClock()
+        let service = CheckpointService(store: store, signer: signer, anchors: [UnreachableAnchor()], clock: clock)
+        var thrown: (any Error)?
+        do {
+            try await testGracefulShutdown { trigger in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await service.run() }
+                    try await clock.waitForSleepers()
+                    trigger.triggerGracefulShutdown()
+                    try await group.waitForAll()
+                }
+            }
+        } catch {
+            thrown = error
+        }
+        #expect((thrown as? AuditError)?.message == "the anchor host is unreachable (test)", "\(String(describing: thrown))")
+        #expect(handler.records.withLock { $0.contains { $0.level == .error && $0.message.contains("shutdown checkpoint failed") } })
+        #expect(try metrics.expectCounter("auditdb_checkpoint_errors_total").totalValue == 1)
+        #expect(try await store.checkpoints().isEmpty)
+        try await store.close()
+    }
+
     @Test("without a logger of its own or the store's, the service logs to the creating task's Logger.current")
     func loggerFallsBackToTaskLocal() async throws {
         let handler = CapturingLogHandler()

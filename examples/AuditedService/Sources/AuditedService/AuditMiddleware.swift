@@ -12,11 +12,33 @@ struct ServiceRequestContext: RequestContext {
     var principal: Principal?
     /// The caller's IP address, recorded as the event's `source`.
     let remoteAddress: String?
+    /// The changes the handler makes only once the request's event is recorded.
+    let effects = PendingEffects()
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         principal = nil
         remoteAddress = source.channel.remoteAddress?.ipAddress
+    }
+}
+
+/// What a handler changes, held back until its request's audit event is recorded: then
+/// ``AuditMiddleware`` commits it; if the event cannot be recorded, it cancels it and the caller
+/// gets 503. So no change ever happens unaudited (fail closed), and none is visible to other
+/// requests before its event is in the store.
+actor PendingEffects {
+    private var pending: [(commit: @Sendable () async -> Void, cancel: @Sendable () async -> Void)] = []
+
+    /// Registers a change: `commit` runs once the event is recorded, `cancel` if it cannot be.
+    func add(commit: @escaping @Sendable () async -> Void, cancel: @escaping @Sendable () async -> Void = {}) {
+        pending.append((commit, cancel))
+    }
+
+    /// Commits (or cancels) every registered change, in order, once.
+    func settle(recorded: Bool) async {
+        let changes = pending
+        pending = []
+        for change in changes { await recorded ? change.commit() : change.cancel() }
     }
 }
 
@@ -26,7 +48,8 @@ extension HTTPField.Name {
 }
 
 /// Records one audit event for every request it wraps, after the handler has answered and
-/// before the answer goes out:
+/// before the answer goes out, and only then lets the handler's changes happen
+/// (``PendingEffects``):
 ///
 /// - **actor**: the principal of the `Authorization: Bearer` token, else `anonymous`;
 /// - **action**: the method and the route template (`DELETE /documents/{id}`), never the raw
@@ -40,7 +63,8 @@ extension HTTPField.Name {
 /// fsyncs them before `append` returns, so the response is sent only once the event is durable.
 /// Reads are recorded with the store's relaxed durability: committed, made durable by the next
 /// group commit or at shutdown. If the event cannot be recorded, the caller gets 503 and no
-/// other answer — the service fails closed rather than act unaudited.
+/// other answer, and the handler's changes are cancelled — the service fails closed rather than
+/// act unaudited.
 struct AuditMiddleware: RouterMiddleware {
     typealias Context = ServiceRequestContext
 
@@ -67,11 +91,14 @@ struct AuditMiddleware: RouterMiddleware {
         do {
             try await store.append(event)
         } catch {
-            logger.error("audit event not recorded; answering 503", metadata: ["requestID": "\(requestID)", "error": "\(error)"])
+            await context.effects.settle(recorded: false)
+            logger.error("audit event not recorded; the request's changes are cancelled, answering 503",
+                         metadata: ["requestID": "\(requestID)", "error": "\(error)"])
             var failed = Response(status: .serviceUnavailable)
             failed.headers[.requestID] = requestID
             return failed
         }
+        await context.effects.settle(recorded: true)
         response.headers[.requestID] = requestID
         return response
     }

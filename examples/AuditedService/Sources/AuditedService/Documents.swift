@@ -20,20 +20,37 @@ struct DocumentID: Sendable, Hashable {
 
 /// The service's business: documents kept in memory. It is deliberately trivial; what matters in
 /// this example is that every request to it is audited (``AuditMiddleware``).
+///
+/// Changes go in two steps, so that none happens unaudited: the handler reserves (a new id, or
+/// the document to delete) and answers; the change itself is a ``PendingEffects`` entry that
+/// ``AuditMiddleware`` commits once the request's event is recorded, or cancels.
 actor DocumentLibrary {
     private var documents: [DocumentID: String] = [:]
     private var nextNumber = 1
+    /// Documents a DELETE answered 204 for, whose event is not recorded yet.
+    private var deleting: Set<DocumentID> = []
 
-    func create(_ text: String) -> DocumentID {
+    /// A new id, never handed out twice (an id whose creation was cancelled is not reused).
+    func reserveID() -> DocumentID {
         defer { nextNumber += 1 }
-        let id = DocumentID("doc-\(nextNumber)")!
-        documents[id] = text
-        return id
+        return DocumentID("doc-\(nextNumber)")!
     }
+
+    func store(_ text: String, at id: DocumentID) { documents[id] = text }
 
     func read(_ id: DocumentID) -> String? { documents[id] }
 
-    func delete(_ id: DocumentID) -> Bool { documents.removeValue(forKey: id) != nil }
+    /// Whether `id` exists and no other DELETE holds it; if so, this one does.
+    func reserveDeletion(_ id: DocumentID) -> Bool {
+        guard documents[id] != nil, !deleting.contains(id) else { return false }
+        deleting.insert(id)
+        return true
+    }
+
+    func finishDeletion(_ id: DocumentID, commit: Bool) {
+        deleting.remove(id)
+        if commit { documents.removeValue(forKey: id) }
+    }
 }
 
 extension DocumentLibrary {
@@ -47,14 +64,18 @@ extension DocumentLibrary {
         }
         router.post("/documents") { request, context -> Response in
             _ = try Self.caller(context)
-            let body = try await request.body.collect(upTo: 65_536)
-            let id = await self.create(String(buffer: body))
+            let text = String(buffer: try await request.body.collect(upTo: 65_536))
+            let id = await self.reserveID()
+            await context.effects.add(commit: { await self.store(text, at: id) })
             return Response(status: .created, headers: [.location: "/documents/\(id.rawValue)"],
                             body: .init(byteBuffer: ByteBuffer(string: id.rawValue)))
         }
         router.delete("/documents/{id}") { _, context -> Response in
             guard try Self.caller(context).isAdmin else { throw HTTPError(.forbidden) }
-            guard await self.delete(try Self.id(context)) else { throw HTTPError(.notFound) }
+            let id = try Self.id(context)
+            guard await self.reserveDeletion(id) else { throw HTTPError(.notFound) }
+            await context.effects.add(commit: { await self.finishDeletion(id, commit: true) },
+                                      cancel: { await self.finishDeletion(id, commit: false) })
             return Response(status: .noContent)
         }
     }

@@ -46,10 +46,14 @@ enum ServiceMain {
         storeConfiguration.durability = .relaxed
         storeConfiguration.logger = logger
         storeConfiguration.expectedStoreID = settings.expectedStoreID
+        if let busyTimeout = settings.busyTimeout { storeConfiguration.busyTimeout = busyTimeout }
         storeConfiguration.checkpointPublicKeys = settings.checkpointSigner.publicKeys
         let store = try await AuditStore.open(at: settings.storePath, keys: settings.keys, configuration: storeConfiguration)
 
-        let scanner = IntegrityScanner(store: store, configuration: .init(interval: settings.scanInterval))
+        // Incremental passes check the rows appended since the last one; a row edited below them
+        // is found by the next full pass (AUDITED_SERVICE_FULL_SCAN_SECONDS, default daily).
+        let scanner = IntegrityScanner(store: store, configuration: .init(interval: settings.scanInterval,
+                                                                          fullPassInterval: settings.fullScanInterval))
         let checkpoints = CheckpointService(
             store: store, signer: settings.checkpointSigner, anchors: [DirectoryAnchor(path: settings.anchorDirectory)],
             configuration: .init(interval: settings.checkpointInterval))

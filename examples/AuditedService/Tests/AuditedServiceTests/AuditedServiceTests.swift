@@ -21,28 +21,48 @@ import Testing
     static let aliceToken = "alice-token-0123456789abcdef"
     static let bobToken = "bob-token-0123456789abcdef01"
 
-    @Test func everyRequestIsRecordedOnceAndTheStoreVerifies() async throws {
-        let directory = try TemporaryFolder()
-        let storePath = directory.path("audit.db"), keyPath = directory.path("audit.keys")
-        let anchors = directory.path("anchors")
-        try FileManager.default.createDirectory(atPath: anchors, withIntermediateDirectories: false)
-        let keys = try KeyFile.generate(at: keyPath)
-        try CheckpointSigner([CheckpointSigningKey.generate(version: 1)]).write(to: directory.path("ckpt.key"), replacing: false)
-        try "alice admin \(Self.aliceToken)\nbob user \(Self.bobToken)\n"
-            .write(toFile: directory.path("tokens"), atomically: true, encoding: .utf8)
-        let created = try await AuditStore.create(at: storePath, keys: keys)
-        try await created.close()
+    /// A store, its keys, a checkpoint key, a tokens file (mode 0600) and an anchor directory in a
+    /// temporary folder, and the environment that starts the service on them.
+    struct Fixture {
+        let directory: TemporaryFolder
+        let storePath: String
+        let keys: KeyRing
+        let anchors: String
+        var environment: [String: String]
 
-        var environment = ProcessInfo.processInfo.environment
-        for name in ["AUDITDB_KEYS", "AUDITDB_STORE_ID"] { environment.removeValue(forKey: name) }
-        environment["AUDITDB_STORE"] = storePath
-        environment["AUDITDB_KEY_FILE"] = keyPath
-        environment["AUDITED_SERVICE_ADDRESS"] = "127.0.0.1:0"
-        environment["AUDITED_SERVICE_TOKENS_FILE"] = directory.path("tokens")
-        environment["AUDITED_SERVICE_CHECKPOINT_KEY"] = directory.path("ckpt.key")
-        environment["AUDITED_SERVICE_ANCHOR_DIR"] = anchors
-        environment["AUDITED_SERVICE_SCAN_SECONDS"] = "1"
-        let service = try await ServiceProcess(executable: try builtProduct("AuditedService"), environment: environment)
+        init() async throws {
+            directory = try TemporaryFolder()
+            storePath = directory.path("audit.db")
+            let keyPath = directory.path("audit.keys")
+            anchors = directory.path("anchors")
+            try FileManager.default.createDirectory(atPath: anchors, withIntermediateDirectories: false)
+            keys = try KeyFile.generate(at: keyPath)
+            try CheckpointSigner([CheckpointSigningKey.generate(version: 1)]).write(to: directory.path("ckpt.key"), replacing: false)
+            try "alice admin \(AuditedServiceTests.aliceToken)\nbob user \(AuditedServiceTests.bobToken)\n"
+                .write(toFile: directory.path("tokens"), atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: directory.path("tokens"))
+            let created = try await AuditStore.create(at: storePath, keys: keys)
+            try await created.close()
+            environment = ProcessInfo.processInfo.environment
+            for name in ["AUDITDB_KEYS", "AUDITDB_STORE_ID", "AUDITDB_BUSY_TIMEOUT"] { environment.removeValue(forKey: name) }
+            environment["AUDITDB_STORE"] = storePath
+            environment["AUDITDB_KEY_FILE"] = keyPath
+            environment["AUDITED_SERVICE_ADDRESS"] = "127.0.0.1:0"
+            environment["AUDITED_SERVICE_TOKENS_FILE"] = directory.path("tokens")
+            environment["AUDITED_SERVICE_CHECKPOINT_KEY"] = directory.path("ckpt.key")
+            environment["AUDITED_SERVICE_ANCHOR_DIR"] = anchors
+            environment["AUDITED_SERVICE_SCAN_SECONDS"] = "1"
+        }
+
+        func start() async throws -> ServiceProcess {
+            try await ServiceProcess(executable: try builtProduct("AuditedService"), environment: environment)
+        }
+    }
+
+    @Test func everyRequestIsRecordedOnceAndTheStoreVerifies() async throws {
+        let fixture = try await Fixture()
+        let storePath = fixture.storePath, keys = fixture.keys, anchors = fixture.anchors
+        let service = try await fixture.start()
         let base = "http://127.0.0.1:\(service.port)"
         let session = URLSession(configuration: .ephemeral)
 
@@ -124,6 +144,79 @@ import Testing
         #expect(byRequest.values.contains { $0.first?.action == "GET NotFound" })
         // The checkpoint service anchored at least its shutdown checkpoint.
         #expect(try !FileManager.default.contentsOfDirectory(atPath: anchors).isEmpty)
+    }
+
+    @Test func whenTheEventCannotBeRecordedTheCallerGets503AndNothingChanges() async throws {
+        var fixture = try await Fixture()
+        fixture.environment["AUDITDB_BUSY_TIMEOUT"] = "1"
+        let service = try await fixture.start()
+        let base = "http://127.0.0.1:\(service.port)"
+        let session = URLSession(configuration: .ephemeral)
+        let create = Call(method: "POST", path: "/documents", token: Self.aliceToken, body: "kept", expectedStatus: 201,
+                          expectedActor: "alice", expectedOutcome: .success)
+        let (_, kept) = try await Self.send(create, to: base, session: session, requestID: "before")
+        // Another process holds the store's write lock for longer than the busy timeout.
+        let lock = try SQLiteLock(fixture.storePath)
+        var unaudited = create
+        unaudited.body = "never"
+        unaudited.expectedStatus = 503
+        _ = try await Self.send(unaudited, to: base, session: session, requestID: "refused-create")
+        let delete = Call(method: "DELETE", path: "/documents/" + kept, token: Self.aliceToken, expectedStatus: 503,
+                          expectedActor: "alice", expectedOutcome: .success)
+        _ = try await Self.send(delete, to: base, session: session, requestID: "refused-delete")
+        try lock.release()
+        // The document the refused DELETE named is still there; the refused POST's id (doc-2) was never created.
+        let read = Call(method: "GET", path: "/documents/" + kept, token: Self.bobToken, expectedStatus: 200,
+                        expectedActor: "bob", expectedOutcome: .success)
+        let (_, text) = try await Self.send(read, to: base, session: session, requestID: "after-read")
+        #expect(text == "kept")
+        var missing = read
+        missing.path = "/documents/doc-2"
+        missing.expectedStatus = 404
+        _ = try await Self.send(missing, to: base, session: session, requestID: "after-missing")
+        #expect(try await service.terminate() == 0, "service log:\n\(service.log)")
+        #expect(service.log.contains("audit event not recorded; the request's changes are cancelled"))
+        let store = try await AuditStore.open(at: fixture.storePath, keys: fixture.keys)
+        var recorded: [String] = []
+        for try await entry in store.stream(EntryQuery()) { if let id = entry.correlationId { recorded.append(id) } }
+        #expect(try await store.verify().isIntact)
+        try await store.close()
+        #expect(recorded == ["before", "after-read", "after-missing"])
+    }
+
+    @Test func startUpRefusesAnUnsafeTokensFileAndAMissingAnchorDirectory() async throws {
+        var fixture = try await Fixture()
+        let tokens = fixture.directory.path("tokens")
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: tokens)
+        await #expect { _ = try await fixture.start() } throws: { error in
+            "\(error)".contains("has mode 644: its tokens are secrets") && "\(error)".contains("chmod 600")
+        }
+        try "alice admin \(Self.aliceToken)\nanonymous user \(Self.bobToken)\n".write(toFile: tokens, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokens)
+        await #expect { _ = try await fixture.start() } throws: { error in
+            "\(error)".contains("line 2: `anonymous` is the actor of callers without a valid token")
+        }
+        try "alice admin \(Self.aliceToken)\r\nbob user \(Self.aliceToken)\r\n".write(toFile: tokens, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokens)
+        await #expect { _ = try await fixture.start() } throws: { error in
+            "\(error)".contains("line 2: this token is already listed on an earlier line")
+        }
+        try "alice admin \(Self.aliceToken)\r\n".write(toFile: tokens, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokens)
+        fixture.environment["AUDITED_SERVICE_ANCHOR_DIR"] = fixture.directory.path("no-such-dir")
+        await #expect { _ = try await fixture.start() } throws: { error in
+            "\(error)".contains("AUDITED_SERVICE_ANCHOR_DIR \(fixture.directory.path("no-such-dir")) does not exist")
+        }
+        // A CRLF tokens file reads as an LF one, and the scheme name is case-insensitive.
+        fixture.environment["AUDITED_SERVICE_ANCHOR_DIR"] = fixture.anchors
+        let service = try await fixture.start()
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(service.port)/documents")!)
+        request.httpMethod = "POST"
+        request.setValue("bearer \(Self.aliceToken)", forHTTPHeaderField: "Authorization")
+        request.httpBody = Data("crlf".utf8)
+        let (_, response) = try await URLSession(configuration: .ephemeral).data(for: request)
+        #expect((response as? HTTPURLResponse)?.statusCode == 201)
+        #expect(try await service.terminate() == 0, "service log:\n\(service.log)")
     }
 
     /// Sends `call`, checks the status and the echoed request id; returns that id and the body.

@@ -87,6 +87,39 @@ final class ServiceProcess: Sendable {
     }
 }
 
+/// The write lock of a store held by another process: `sqlite3` in a transaction of its own
+/// (BEGIN EXCLUSIVE), until ``release()``.
+final class SQLiteLock: Sendable {
+    let process: Process
+    let input: FileHandle
+
+    init(_ database: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["sqlite3", database]
+        let stdin = Pipe(), stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        try environmentLock.withLock { _ in try process.run() }
+        self.process = process
+        input = stdin.fileHandleForWriting
+        input.write(Data("BEGIN EXCLUSIVE;\nSELECT 'locked';\n".utf8))
+        // Held once sqlite3 answers the SELECT that follows the BEGIN.
+        var seen = Data()
+        while !String(decoding: seen, as: UTF8.self).contains("locked") {
+            let data = stdout.fileHandleForReading.availableData
+            guard !data.isEmpty else { throw ServiceFailure("sqlite3 ended before it took the lock") }
+            seen.append(data)
+        }
+    }
+
+    func release() throws {
+        input.write(Data("COMMIT;\n".utf8))
+        try input.close()
+        process.waitUntilExit()
+    }
+}
+
 final class TextBox: Sendable { let text = Mutex("") }
 final class LineBox: Sendable { let line = Mutex<String?>(nil) }
 
