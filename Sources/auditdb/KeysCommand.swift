@@ -42,10 +42,13 @@ struct Keys: AsyncParsableCommand {
             guard let path = global.keyFilePath() else {
                 throw AuditError(.invalidInput, "rotation edits a key file: pass --key-file PATH", field: "--key-file")
             }
-            let ring = try KeyFile(path: path).load().rotated()
+            let current = try KeyFile(path: path).load()
+            let store = global.store ?? global.environment["AUDITDB_STORE"]
+            let taken = try await Keys.attestationVersions(in: store, ring: current, global: global)
+            let ring = try current.rotated(skipping: taken)
             try KeyFile.write(ring, to: path, replacing: true)
             Output.line("added key version \(ring.signingKey.version) to \(path); it signs new rows from now on")
-            guard let store = global.store ?? global.environment["AUDITDB_STORE"], !store.isEmpty else { return }
+            guard let store, !store.isEmpty else { return }
             let opened = try await AuditStore.open(at: store, keys: ring, configuration: try global.configuration())
             let recorded = await Result { try await opened.recordKeyRotation() }
             try await opened.close()
@@ -55,6 +58,17 @@ struct Keys: AsyncParsableCommand {
                 Output.line("\(store) has no rows signed by another version: no rotation entry is due")
             }
         }
+    }
+
+    /// The key versions above the ring's newest that the store's audit_attestations already uses
+    /// (foreign rows: no key of the ring made them), for ``KeyRing/rotated(skipping:)``; none
+    /// without a store.
+    static func attestationVersions(in store: String?, ring: KeyRing, global: GlobalOptions) async throws -> Set<UInt32> {
+        guard let store, !store.isEmpty else { return [] }
+        let opened = try await AuditStore.open(at: store, keys: ring, configuration: try global.configuration())
+        let taken = await Result { try await opened.attestationKeyVersions(above: ring.versions.last ?? 0) }
+        try await opened.close()
+        return try taken.get()
     }
 
     struct Compromised: AsyncParsableCommand {
@@ -78,7 +92,7 @@ struct Keys: AsyncParsableCommand {
                 throw AuditError(.invalidInput, "key version \(version) is not in \(path) (it has \(ring.versions))", field: "version")
             }
             if ring.signingKey.version == version {
-                ring = try ring.rotated()
+                ring = try ring.rotated(skipping: try await Keys.attestationVersions(in: try global.storePath(), ring: ring, global: global))
                 try KeyFile.write(ring, to: path, replacing: true)
                 Output.line("added key version \(ring.signingKey.version) to \(path) to replace the compromised signing key")
             }

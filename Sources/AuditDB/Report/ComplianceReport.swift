@@ -114,6 +114,18 @@ extension AuditStore {
                     firstSeqs[version] = try Int64.fetchOne(db, sql: "SELECT first_seq FROM audit_key_versions WHERE key_version = ?",
                                                             arguments: [Int64(version)]).flatMap { $0 <= last ? $0 : nil }
                 }
+                // The cache is only a shortcut (any SQLite client can delete its rows, and verify
+                // does not require them): a version of the ring it does not confirm is looked up in
+                // the log itself, rows and tombstones (a scan, only for such a version).
+                let expiredTable = try db.tableExists("audit_expired")
+                for version in self.keys.versions where firstSeqs[version] == nil {
+                    let fromRows = try Int64.fetchOne(db, sql: "SELECT min(seq) FROM audit_entries WHERE key_version = ? AND seq BETWEEN 1 AND ?",
+                                                      arguments: [Int64(version), last])
+                    let fromTombstones = expiredTable
+                        ? try Int64.fetchOne(db, sql: "SELECT min(seq) FROM audit_expired WHERE key_version = ? AND seq BETWEEN 1 AND ?",
+                                             arguments: [Int64(version), last]) : nil
+                    firstSeqs[version] = [fromRows, fromTombstones].compactMap { $0 }.min()
+                }
                 return ReportFacts(created: header.createdAt, expired: expired, present: present, firstSeqs: firstSeqs)
             }
         } catch {

@@ -104,6 +104,24 @@ struct ComplianceReportTests {
         #expect(versions.count == 1 && versions[0]["tooOld"] as? Bool == true && versions[0]["ageDays"] as? Int == 100)
     }
 
+    @Test("each key version's first row comes from the log, also when the key-version cache was emptied by another client")
+    func firstSeqFromTheLog() async throws {
+        let v1 = try AuditKey.generate(version: 1), v2 = try AuditKey.generate(version: 2)
+        try await makeStore(at: path, keys: try KeyRing([v1]), count: 4)
+        let rotated = try await AuditStore.open(at: path, keys: try KeyRing([v1, v2]))
+        try await rotated.append(contentsOf: (5...6).map { sampleEvent($0) })
+        func firstSeqs() async throws -> [Int?] {
+            let report = try await rotated.complianceReport(signer: signer)
+            let versions = try #require((try Self.object(report)["keys"] as? [String: Any])?["versions"] as? [[String: Any]])
+            return versions.map { $0["firstSeq"] as? Int }
+        }
+        let cached = try await firstSeqs()
+        #expect(cached.count == 2 && cached[0] == 1 && (cached[1] ?? 0) >= 5)
+        try sqlite3Tamper(path, "DELETE FROM audit_key_versions;", around: "audit_key_versions_no_delete")
+        #expect(try await firstSeqs() == cached)
+        try await rotated.close()
+    }
+
     struct Tamper: Sendable, CustomStringConvertible {
         var name: String
         var file: String

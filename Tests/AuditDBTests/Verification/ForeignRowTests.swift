@@ -115,7 +115,7 @@ struct ForeignRowTests {
             let error = error as? AuditError
             return error?.code == .integrityViolation
                 && error?.message.hasPrefix("audit_attestations already holds rows under key version 2 for seq(s) 5 that are not valid attestations") == true
-                && error?.message.contains("Nothing was written. Add a new key version (`auditdb keys rotate`) and run this again") == true
+                && error?.message.contains("Nothing was written. Add a new key version (`auditdb keys rotate` with the store: it skips every version audit_attestations already uses) and run this again") == true
         }
         #expect(try await store.lastSeq() == 6)  // no declaration was appended
         try await store.close()
@@ -126,6 +126,29 @@ struct ForeignRowTests {
         try await rotated.close()
         let after = try await AuditStore.verify(storeAt: db, keys: try KeyRing([v1, v2, v3]).markingCompromised(1))
         #expect(after.findings.map(\.kind) == [.foreignRow])
+    }
+
+    @Test("junk attestations under every next key version: the rotation of `keys compromised` (and `keys rotate`) skips them, nothing blocks")
+    func junkAttestationsUnderFutureVersions() async throws {
+        let keyFile = dir.path("k.keys")
+        let keys = try KeyFile.generate(at: keyFile)
+        try await makeStore(at: db, keys: keys, count: 6)
+        // Versions 2...40 at seq 5: each next version's attestation of row 5 would collide.
+        try sqlite3Must(db, "WITH RECURSIVE v(k) AS (SELECT 2 UNION ALL SELECT k + 1 FROM v WHERE k < 40) "
+                        + "INSERT INTO audit_attestations SELECT 5, k, 7, randomblob(32) FROM v;")
+        let store = try await AuditStore.open(at: db, keys: keys)
+        #expect(try await store.attestationKeyVersions(above: 1) == Set(2...40))
+        try await store.close()
+        #expect(try keys.rotated(skipping: Set(2...40)).signingKey.version == 41)
+        let declared = try run(cliPath(), ["keys", "compromised", "1", "--store", db, "--key-file", keyFile])
+        #expect(declared.status == 0, "\(declared.stderr)")
+        #expect(declared.stdout.contains("added key version 41 to \(keyFile)"))
+        #expect(declared.stdout.contains("re-attested 6 row(s) signed by key version 1 with key version 41"))
+        let rotated = try run(cliPath(), ["keys", "rotate", "--store", db, "--key-file", keyFile])
+        #expect(rotated.status == 0 && rotated.stdout.hasPrefix("added key version 42 to"), "\(rotated.stdout)\(rotated.stderr)")
+        let after = try await AuditStore.verify(storeAt: db, keys: try KeyFile(path: keyFile).load())
+        #expect(after.isLogIntact)
+        #expect(after.findings.count == 39 && after.findings.allSatisfy { $0.kind == .foreignRow }, "\(after.findings)")  // each junk row, named
     }
 
     @Test("an attestation with a real declaration but a forged MAC, and one for a seq not in the log: both foreign")
