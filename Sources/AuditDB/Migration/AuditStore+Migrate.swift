@@ -95,7 +95,7 @@ extension AuditStore {
         guard before.isLogIntact else {
             throw AuditError(
                 .integrityViolation,
-                "\(path) does not verify intact before migrating (\(Self.damage(before))); nothing was changed. Investigate with `auditdb verify`.")
+                "\(path) does not verify intact before migrating (\(Self.damage(before))); nothing was changed. Investigate with `auditdb verify`; if it names the migration record (`grdb_migrations`), see docs/migrations.md, \"The migration record changed by another client\".")
         }
         guard !current.isUpToDate else {
             return MigrationReport(applied: [], backupPath: nil, verification: before)

@@ -60,7 +60,7 @@ enum StoreSchema {
             "\(path) was written by a newer AuditDB (unknown migrations: \(unknown.sorted().joined(separator: ", "))); "
                 + "upgrade this binary. Stores are never downgraded. If no newer AuditDB has opened this file, its "
                 + "migration record was changed by another SQLite client: run `auditdb verify`, then see "
-                + "docs/migrations.md (\"A migration this AuditDB does not know\").")
+                + "docs/migrations.md (\"The migration record changed by another client\").")
     }
 
 

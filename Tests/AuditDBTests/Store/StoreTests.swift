@@ -297,7 +297,7 @@ struct StoreTests {
             #expect(error.message.contains("docs/migrations.md"))
         }
         // A record no AuditDB wrote: verify names it, and the recovery docs/migrations.md gives
-        // ("A migration this AuditDB does not know") makes the store usable again.
+        // ("The migration record changed by another client") makes the store usable again.
         let tampered = try await AuditStore.verify(storeAt: path, keys: keys)
         #expect(tampered.findings.map(\.kind) == [.schemaTampered])
         #expect(tampered.findings.first?.message == "unknown migrations recorded: 9999-from-the-future (newer AuditDB, or tampering)")
@@ -306,6 +306,16 @@ struct StoreTests {
         let store = try await AuditStore.open(at: path, keys: keys)
         #expect(try await store.append(sampleEvent(2)) == 2)
         try await store.close()
+        // An identifier removed: the store reads as needing that migration, which refuses to run
+        // on a store that does not verify; putting the identifier back is the way out.
+        let last = try #require(StoreSchema.knownMigrations.last)
+        try sqlite3Must(path, "DELETE FROM grdb_migrations WHERE identifier = '\(last)'")
+        await #expect { _ = try await AuditStore.open(at: path, keys: keys) } throws: { ($0 as? AuditError)?.code == .migrationRequired }
+        await #expect { _ = try await AuditStore.migrate(at: path, keys: keys, backup: .none) } throws: { error in
+            (error as? AuditError)?.message.contains("\"The migration record changed by another client\"") == true
+        }
+        try sqlite3Must(path, "INSERT INTO grdb_migrations(identifier) VALUES ('\(last)')")
+        #expect(try await AuditStore.verify(storeAt: path, keys: keys).findings.isEmpty)
     }
 
     @Test("pagination by cursor, filters, newest first")
