@@ -109,25 +109,30 @@ extension AuditStore {
             case .at(let chosen): backupPath = chosen
             }
             if let backupPath {
-                // VACUUM INTO fills an empty file; creating it first gives it the store's mode (0600).
-                switch Platform.createEmpty(backupPath, mode: storeFileMode) {
-                case 0: break
-                case Platform.fileExists:
+                if FileManager.default.fileExists(atPath: backupPath) {
                     throw AuditError(.invalidInput, "the backup path \(backupPath) already exists; choose another", field: "backup")
-                case let code:
-                    throw AuditError(.storage, "cannot create the backup \(backupPath): \(Platform.errorMessage(code))", field: "backup")
                 }
                 progress?(.backingUp(path: backupPath))
-                try await pool.writeWithoutTransaction { db in
-                    try db.execute(sql: "VACUUM INTO ?", arguments: [backupPath])
-                }
+                try await writeBackup(of: pool, to: backupPath)
             }
             let migrator = StoreSchema.migrator
             var applied: [String] = []
             var last = before
             for (index, name) in current.pending.enumerated() {
                 progress?(.applying(name: name, index: index + 1, count: current.pending.count))
-                try migrator.migrate(pool, upTo: name)
+                do {
+                    try migrator.migrate(pool, upTo: name)
+                } catch {
+                    // Two `migrate` runs at once: the other one recorded this migration first.
+                    let recorded = try? await pool.read { db in  // only to name the cause; the error stays
+                        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM grdb_migrations WHERE identifier = ?)", arguments: [name])
+                    }
+                    if recorded == true {
+                        throw AuditError(.busy, "another process applied migration \(name) of \(path) while this one ran; nothing of it was "
+                            + "applied twice. Run `auditdb migrate` again once the other run has ended: it applies what is left, or has nothing to do")
+                    }
+                    throw error
+                }
                 applied.append(name)
                 progress?(.verifyingAfter(name: name))
                 last = try await Verifier(pool: pool, keys: keys, expectedStoreID: nil).run()
@@ -143,6 +148,41 @@ extension AuditStore {
             try? pool.close()  // cleanup; the migration error is what the caller needs
             throw AuditError.from(error, while: "migrate \(path)")
         }
+    }
+
+    /// `VACUUM INTO` a new file named `<backupPath>.partial-<pid>` (created first with the store's
+    /// mode, 0600), synced (SQLite does not sync what VACUUM INTO writes), then linked to
+    /// `backupPath`, which must not exist: a run killed while copying leaves a file named partial,
+    /// never a truncated one under the backup's name.
+    static func writeBackup(of pool: DatabasePool, to backupPath: String) async throws {
+        let partial = "\(backupPath).partial-\(Platform.processID)"
+        if FileManager.default.fileExists(atPath: backupPath) {
+            throw AuditError(.invalidInput, "the backup path \(backupPath) already exists; choose another", field: "backup")
+        }
+        switch Platform.createEmpty(partial, mode: storeFileMode) {
+        case 0: break
+        case let code:
+            throw AuditError(.storage, "cannot create the backup \(partial): \(Platform.errorMessage(code))", field: "backup")
+        }
+        defer { Platform.unlink(partial) }
+        try await pool.writeWithoutTransaction { db in
+            try db.execute(sql: "VACUUM INTO ?", arguments: [partial])
+        }
+        let fd = Platform.openForReading(partial)
+        let synced = fd >= 0 && Platform.sync(fd)
+        let syncCode = Platform.errorCode
+        if fd >= 0 { Platform.close(fd) }
+        guard synced else {
+            throw AuditError(.storage, "cannot sync the backup \(partial): \(Platform.errorMessage(syncCode))", field: "backup")
+        }
+        let linked = Platform.link(partial, to: backupPath)
+        let code = Platform.errorCode
+        guard linked else {
+            throw AuditError(code == Platform.fileExists ? .invalidInput : .storage,
+                             "cannot name the backup \(backupPath): \(code == Platform.fileExists ? "it exists now (created meanwhile); choose another" : Platform.errorMessage(code))",
+                             field: "backup")
+        }
+        Platform.syncDirectory(of: backupPath)
     }
 
     /// The report's damage: its findings other than the ones a store awaiting migration has

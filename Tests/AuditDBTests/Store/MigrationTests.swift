@@ -121,6 +121,9 @@ struct MigrationTests {
         // The backup is the store as it was: at the first schema, intact.
         #expect(try await AuditStore.migrationPlan(at: backup).pending == later)
         #expect(try await AuditStore.verify(storeAt: backup, keys: keys).rowsChecked == 50)
+        // Written under a partial name, synced, then linked: nothing partial is left beside it.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path("")).filter { $0.contains(".partial-") }.isEmpty)
+        #expect(try FileManager.default.attributesOfItem(atPath: backup)[.posixPermissions] as? Int == 0o600)
         // Running it again is a no-op.
         #expect(try await AuditStore.migrate(at: path, keys: keys).applied.isEmpty)
     }
