@@ -216,6 +216,20 @@ extension AuditStore {
                     + "table, or investigate why the legacy table changed.",
                 field: "source")
         }
+        // The same rows from another file or table (a copy, a hard link, a moved or renamed file,
+        // a renamed table): the digest covers every id and mapped value, not where they came from.
+        // (An empty table has nothing to import twice, and every empty table has one digest.)
+        if earlierRuns.isEmpty, pass.valid + pass.problemCount > 0,
+           let twin = try await runs(table: nil, source: nil).first(where: { $0.digest == pass.digest })
+        {
+            throw AuditError(
+                .invalidInput,
+                "the rows of \(adoption.table) in \(sourceName) were adopted before, as \(twin.table) in \(twin.source) (run \(twin.seq)): "
+                    + "the same ids and values, so this is the same table again (a copy, a link, a moved file or a renamed table), "
+                    + "and adopting it would import every row twice. Nothing was written. To resume an interrupted run, adopt from "
+                    + "the file and table that run names.",
+                field: "source")
+        }
         if earlierRuns.isEmpty, oneTransaction {
             return try await adoptInOneTransaction(adoption, source: source, pass: pass, sourceName: sourceName, started: started,
                                                    progress: progress)
@@ -380,6 +394,9 @@ struct EarlierRun {
     let digest: String
     /// The run entry's details.
     let details: JSONObject
+    /// The source file and table the run entry names.
+    let source: String
+    let table: String
 
     /// Refuses to continue it with other options: the rest of its rows would be read differently
     /// (another column as a field, another timestamp unit, other rows skipped).

@@ -4,15 +4,17 @@ import GRDB
 /// The earlier runs of an adoption, and what of them the log still holds (resuming,
 /// docs/migrations.md "Interrupted runs").
 extension AuditStore {
-    /// Earlier run entries for this table (SQLite's names ignore ASCII case) and source file.
-    func runs(table: String, source: String) async throws -> [EarlierRun] {
+    /// Earlier run entries for this table (SQLite's names ignore ASCII case) and source file; nil
+    /// for either: any.
+    func runs(table: String?, source: String?) async throws -> [EarlierRun] {
         try await entriesWithAction(Self.adoptionAction).compactMap { entry -> EarlierRun? in
-            guard entry.actor == "auditdb", entry.resourceId?.lowercased() == table.lowercased(), let details = entry.detailsJSON,
+            guard entry.actor == "auditdb", table == nil || entry.resourceId?.lowercased() == table?.lowercased(),
+                  let details = entry.detailsJSON,
                   let object = JSONText.members(details),  // details AuditDB itself wrote
-                  case .string(let recordedSource)? = object["source"], Self.sourceName(recordedSource) == source,
+                  case .string(let recordedSource)? = object["source"], source == nil || Self.sourceName(recordedSource) == source,
                   case .string(let digest)? = object["sourceDigest"]
             else { return nil }
-            return EarlierRun(seq: entry.seq, digest: digest, details: object)
+            return EarlierRun(seq: entry.seq, digest: digest, details: object, source: recordedSource, table: entry.resourceId ?? "")
         }
     }
 

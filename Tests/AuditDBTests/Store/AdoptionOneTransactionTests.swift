@@ -245,8 +245,9 @@ struct AdoptionOneTransactionTests {
         let forced = try await store.adopt(adoption)
         #expect(forced.runSeq == 401 && forced.imported == 300)
         #expect(try Self.indexes(path) == before)
-        // A second table of the same rows, automatic: 701 rows in the store > 300 in the source.
-        try sqlite3Must(legacy, "CREATE TABLE audit_events2 AS SELECT * FROM audit_events;")
+        // A second table of as many rows, automatic: 701 rows in the store > 300 in the source.
+        // (Other values: the very same rows again would be refused as the same table.)
+        try sqlite3Must(legacy, "CREATE TABLE audit_events2 AS SELECT * FROM audit_events; UPDATE audit_events2 SET action = 'archive-' || action;")
         let automatic = try await store.adopt(workflowAdoption(legacy, table: "audit_events2"))
         #expect(automatic.runSeq == 702 && automatic.imported == 300)
         #expect(try await store.entries(EntryQuery(limit: 1_000, resourceId: "d42")).map(\.seq) == [443, 744])

@@ -359,6 +359,42 @@ struct AdoptionTests {
         try await store.close()
     }
 
+    @Test("the same rows again from a copy, a hard link or a renamed table are refused, not imported twice; an empty table is not 'the same rows'")
+    func sameRowsFromElsewhereRefused() async throws {
+        let legacy = dir.path("legacy.db")
+        try Self.workflowTable(in: legacy, count: 10)
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
+        func adoption(_ source: String, _ table: String = "audit_events") -> LegacyAdoption {
+            var adoption = LegacyAdoption(sourcePath: source, table: table, mapping: Self.workflowMapping)
+            adoption.idColumn = "id"
+            adoption.dropUnmapped = true
+            return adoption
+        }
+        let first = try await store.adopt(adoption(legacy))
+        try FileManager.default.copyItem(atPath: legacy, toPath: dir.path("copy.db"))
+        try FileManager.default.linkItem(atPath: legacy, toPath: dir.path("hardlink.db"))
+        try FileManager.default.copyItem(atPath: legacy, toPath: dir.path("renamed.db"))
+        try sqlite3Must(dir.path("renamed.db"), "ALTER TABLE audit_events RENAME TO events_2025;")
+        for (source, table) in [(dir.path("copy.db"), "audit_events"), (dir.path("hardlink.db"), "audit_events"), (dir.path("renamed.db"), "events_2025")] {
+            await #expect {
+                _ = try await store.adopt(adoption(source, table))
+            } throws: { error in
+                let error = error as? AuditError
+                return error?.code == .invalidInput && error?.message.hasPrefix(
+                    "the rows of \(table) in \(AuditStore.sourceName(source)) were adopted before, as audit_events in \(AuditStore.sourceName(legacy)) (run \(first.runSeq)): the same ids and values") == true
+            }
+        }
+        #expect(try await store.lastSeq() == 11)
+        // Two empty tables share one digest; neither has rows to import twice.
+        try sqlite3Must(dir.path("empty.db"), "CREATE TABLE a(id INTEGER PRIMARY KEY, user_id TEXT, action TEXT); CREATE TABLE b(id INTEGER PRIMARY KEY, user_id TEXT, action TEXT);")
+        for table in ["a", "b"] {
+            var empty = LegacyAdoption(sourcePath: dir.path("empty.db"), table: table, mapping: [.actor: "user_id", .action: "action"])
+            empty.idColumn = "id"
+            #expect(try await store.adopt(empty).imported == 0)
+        }
+        try await store.close()
+    }
+
     @Test("unsigned rows of AuditDB's own shape (codes for outcome and severity) are adopted; duplicate ids are refused; --then drop")
     func auditDBShapedRowsAndDrop() async throws {
         let path = dir.path("s.db")
