@@ -135,7 +135,10 @@ enum TableFormat {
         func marker(_ f: WithholdableField, _ text: String?, absent: String) -> String {
             e.isErased(f) || e.mask(of: f) != nil ? field(f, text, absent: absent) : value(text, absent: absent)
         }
-        return [(e.isVerified ? "" : "UNVERIFIED ") + String(e.seq), e.recordedAt.iso8601, value(e.tenant, absent: "-"),
+        // A back-signed row is labelled as such on every output (JSON: "origin"): its MAC proves it
+        // unchanged since its adoption, not that it was true before (docs/migrations.md).
+        let origin = if case .backSigned = e.origin { " back-signed" } else { "" }
+        return [(e.isVerified ? "" : "UNVERIFIED ") + String(e.seq) + origin, e.recordedAt.iso8601, value(e.tenant, absent: "-"),
                 marker(.actor, e.actor, absent: "(withheld)"), quotedIfAmbiguous(e.action),
                 [e.resourceType, e.resourceId].compactMap { $0 }.map { quotedIfAmbiguous($0, alsoQuoting: ":") }.joined(separator: ":"),
                 e.outcome.rawValue, e.severity.rawValue,
