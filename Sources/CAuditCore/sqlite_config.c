@@ -84,18 +84,29 @@ void adb_digest_update(adb_digest *state, const uint8_t *bytes, size_t len) {
     if (state && len) digest_add(state, bytes, len);
 }
 
-void adb_digest_columns(adb_digest *state, struct sqlite3_stmt *s, int count) {
+static void digest_piece(adb_digest *state, uint8_t type, const void *bytes, uint32_t length) {
     if (!state->pending) state->pending = malloc(ADB_DIGEST_PENDING);  // NULL: hashed piece by piece
+    uint8_t header[5] = {type, (uint8_t)(length >> 24), (uint8_t)(length >> 16), (uint8_t)(length >> 8), (uint8_t)length};
+    digest_add(state, header, sizeof header);
+    if (bytes && length) digest_add(state, bytes, length);
+}
+
+void adb_digest_columns(adb_digest *state, adb_digest *legacy, struct sqlite3_stmt *s, int count) {
     for (int i = 0; i < count; i++) {
-        uint8_t header[5];
-        header[0] = (uint8_t)sqlite3_column_type(s, i);
+        int type = sqlite3_column_type(s, i);  // before any conversion, which makes it undefined
+        if (type == SQLITE_FLOAT) {
+            // The exact value: the IEEE 754 bits, big-endian (digest 2). SQLite's own text for a
+            // REAL keeps 15 significant digits only, which digest 1 (legacy) hashed.
+            double d = sqlite3_column_double(s, i);
+            uint64_t bits;
+            memcpy(&bits, &d, sizeof bits);
+            uint8_t be[8];
+            for (int b = 0; b < 8; b++) be[b] = (uint8_t)(bits >> (56 - 8 * b));
+            digest_piece(state, (uint8_t)type, be, sizeof be);
+        }
         const void *bytes = sqlite3_column_blob(s, i);  // before _bytes, as SQLite requires
         uint32_t length = (uint32_t)sqlite3_column_bytes(s, i);
-        header[1] = (uint8_t)(length >> 24);
-        header[2] = (uint8_t)(length >> 16);
-        header[3] = (uint8_t)(length >> 8);
-        header[4] = (uint8_t)length;
-        digest_add(state, header, sizeof header);
-        if (bytes && length) digest_add(state, bytes, length);
+        if (type != SQLITE_FLOAT) digest_piece(state, (uint8_t)type, bytes, length);
+        if (legacy) digest_piece(legacy, (uint8_t)type, bytes, length);
     }
 }

@@ -207,7 +207,7 @@ extension AuditStore {
         let sourceName = Self.sourceName(adoption.sourcePath)
         let earlierRuns = try await runs(table: adoption.table, source: sourceName)
         for run in earlierRuns { try run.check(adoption, droppedColumns: source.droppedColumns) }
-        if let other = earlierRuns.first(where: { $0.digest != pass.digest }) {
+        if let other = earlierRuns.first(where: { !$0.matches(pass) }) {
             throw AuditError(
                 .invalidInput,
                 "\(adoption.table) in \(sourceName) was adopted before (run \(other.seq)) and has changed since (its rows' digest "
@@ -220,7 +220,7 @@ extension AuditStore {
         // a renamed table): the digest covers every id and mapped value, not where they came from.
         // (An empty table has nothing to import twice, and every empty table has one digest.)
         if earlierRuns.isEmpty, pass.valid + pass.problemCount > 0,
-           let twin = try await runs(table: nil, source: nil).first(where: { $0.digest == pass.digest })
+           let twin = try await runs(table: nil, source: nil).first(where: { $0.matches(pass) })
         {
             throw AuditError(
                 .invalidInput,
@@ -277,7 +277,10 @@ extension AuditStore {
         guard let digest = adb_digest_start() else { throw AuditError(.storage, "out of memory for the source digest") }
         var digestOpen = true
         defer { if digestOpen { adb_digest_finish(digest, nil) } }
-        let rows = try await source.forEachWindow(hashingInto: digest, converting: validating) { window in
+        guard let legacy = adb_digest_start() else { throw AuditError(.storage, "out of memory for the source digest") }
+        var legacyOpen = true
+        defer { if legacyOpen { adb_digest_finish(legacy, nil) } }
+        let rows = try await source.forEachWindow(hashingInto: digest, legacyDigest: legacy, converting: validating) { window in
             for result in window { pass.count(result) }
         }
         if !validating { pass.valid = rows }
@@ -285,6 +288,9 @@ extension AuditStore {
         adb_digest_finish(digest, &digestBytes)
         digestOpen = false
         pass.digest = Hex.encode(digestBytes)
+        adb_digest_finish(legacy, &digestBytes)
+        legacyOpen = false
+        pass.legacyDigest = Hex.encode(digestBytes)
         return pass
     }
 
@@ -297,7 +303,7 @@ extension AuditStore {
             "skippedCount": .int(Int64(pass.problemCount)),
             "droppedColumns": .array(source.droppedColumns.map { .string($0) }),
             "mapping": .object(Dictionary(uniqueKeysWithValues: adoption.mapping.map { ($0.key.rawValue, .string($0.value)) })),
-            "sourceDigest": .string(pass.digest), "keyVersion": .int(Int64(keys.signingKey.version)),
+            "sourceDigest": .string(pass.digest), "digestVersion": .int(2), "keyVersion": .int(Int64(keys.signingKey.version)),
             "timestampFormat": .string(adoption.timestampFormat.rawValue), "skipInvalid": .bool(adoption.skipInvalid),
         ]
         return AuditEvent(actor: "auditdb", action: Self.adoptionAction, resourceType: "legacy-table",
@@ -397,6 +403,12 @@ struct EarlierRun {
     /// The source file and table the run entry names.
     let source: String
     let table: String
+
+    /// Whether the source read in `pass` has this run's digest: digest 2 for entries that say
+    /// `"digestVersion":2`, else digest 1 (entries written before it, a REAL to 15 digits).
+    func matches(_ pass: SourcePass) -> Bool {
+        digest == (details["digestVersion"]?.integer == 2 ? pass.digest : pass.legacyDigest)
+    }
 
     /// Refuses to continue it with other options: the rest of its rows would be read differently
     /// (another column as a field, another timestamp unit, other rows skipped).

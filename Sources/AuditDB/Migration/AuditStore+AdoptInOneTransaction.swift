@@ -36,7 +36,10 @@ extension LegacyAdoption.Commits {
 struct SourcePass: Sendable {
     /// Whether the rows were validated (otherwise `valid` counts every row read).
     var validated: Bool
+    /// The source digest (digest 2: a REAL as its exact bits), what new run entries record.
     var digest = ""
+    /// Digest 1 (a REAL as 15 significant digits), to recognise run entries written before digest 2.
+    var legacyDigest = ""
     var valid = 0
     var problemCount = 0
     /// The first 1,000 invalid rows.

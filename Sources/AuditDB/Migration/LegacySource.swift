@@ -117,7 +117,7 @@ final class LegacySource {
     /// With `converting` false the rows are only read (and hashed), not validated: `body` gets
     /// empty windows. Returns the number of rows read.
     @discardableResult
-    func forEachWindow(hashingInto digest: OpaquePointer? = nil, converting: Bool = true,
+    func forEachWindow(hashingInto digest: OpaquePointer? = nil, legacyDigest: OpaquePointer? = nil, converting: Bool = true,
                        _ body: ([Result<EncodedEvent, AdoptionProblem>]) async throws -> Void) async throws -> Int
     {
         var total = 0
@@ -148,7 +148,7 @@ final class LegacySource {
                 read += 1
                 let id = SQLite.int64(stmt, idColumnIndex)
                 // Each column as u8 type || u32 length || bytes (the trailing rowid is not hashed).
-                if let digest { adb_digest_columns(digest, stmt, Int32(columns.count + 1)) }
+                if let digest { adb_digest_columns(digest, legacyDigest, stmt, Int32(columns.count + 1)) }
                 if !converting {
                     // Only the digest and the count: validation is left to the pass that writes.
                 } else if SQLite.type(stmt, idColumnIndex) != SQLITE_INTEGER {

@@ -24,9 +24,11 @@ adb_digest *adb_digest_start(void);
 void adb_digest_finish(adb_digest *state, uint8_t out[ADB_HASH_LEN]);
 /// Adds `len` bytes to the running digest.
 void adb_digest_update(adb_digest *state, const uint8_t *bytes, size_t len);
-/// Hashes columns 0..<count of the current row of `stmt`, each as u8 type || u32 big-endian byte
-/// length || bytes: the legacy-source digest of an adoption (docs/FORMAT.md, "Back-signing").
-void adb_digest_columns(adb_digest *state, struct sqlite3_stmt *stmt, int count);
+/// Hashes columns 0..<count of the current row of `stmt` into `state`, each as u8 type || u32
+/// big-endian byte length || bytes, a REAL as its 8 IEEE 754 bytes, big-endian: the source
+/// digest of an adoption (digest 2, docs/migrations.md). With `legacy` (may be NULL), also into
+/// it as digest 1 did, a REAL as SQLite's text for it (15 significant digits).
+void adb_digest_columns(adb_digest *state, adb_digest *legacy, struct sqlite3_stmt *stmt, int count);
 
 /// Starts the kernel writing `fd`'s dirty pages to disk without waiting for it (Linux's
 /// sync_file_range with SYNC_FILE_RANGE_WRITE; does nothing elsewhere). Not a durability point: it

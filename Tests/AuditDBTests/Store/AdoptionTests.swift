@@ -359,6 +359,38 @@ struct AdoptionTests {
         try await store.close()
     }
 
+    @Test("a REAL changed in its 16th significant digit (a microsecond of a Unix time) is a changed source: digest 2 hashes its exact bits")
+    func realChangedBeyondFifteenDigits() async throws {
+        let legacy = dir.path("legacy.db")
+        try sqlite3Must(legacy, """
+            CREATE TABLE ev(id INTEGER PRIMARY KEY, who TEXT, what TEXT, ts REAL);
+            INSERT INTO ev VALUES (1, 'u1', 'a', 1709384512.5), (2, 'u2', 'b', 1709384513.25);
+            """)
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
+        var adoption = LegacyAdoption(sourcePath: legacy, table: "ev", mapping: [.actor: "who", .action: "what", .occurredAt: "ts"])
+        adoption.idColumn = "id"
+        adoption.timestampFormat = .unixSeconds
+        let first = try await store.adopt(adoption)
+        #expect(first.imported == 2)
+        let source = try LegacySource(adoption, busyTimeoutMilliseconds: 1_000)
+        let before = try await AuditStore.firstPass(source, validating: false)
+        source.close()
+        // Both values print alike in SQLite's 15 significant digits: digest 1 cannot tell them apart.
+        try sqlite3Must(legacy, "UPDATE ev SET ts = 1709384512.500004 WHERE id = 1;")
+        #expect(try sqlite3Shell(legacy, "SELECT ts FROM ev WHERE id = 1;").stdout == "1709384512.5\n")
+        let reread = try LegacySource(adoption, busyTimeoutMilliseconds: 1_000)
+        let after = try await AuditStore.firstPass(reread, validating: false)
+        reread.close()
+        #expect(after.legacyDigest == before.legacyDigest && after.digest != before.digest)
+        await #expect {
+            _ = try await store.adopt(adoption)
+        } throws: { error in
+            (error as? AuditError)?.message.contains("was adopted before (run \(first.runSeq)) and has changed since") == true
+        }
+        #expect(try await store.lastSeq() == 3)
+        try await store.close()
+    }
+
     @Test("the same rows again from a copy, a hard link or a renamed table are refused, not imported twice; an empty table is not 'the same rows'")
     func sameRowsFromElsewhereRefused() async throws {
         let legacy = dir.path("legacy.db")
