@@ -101,6 +101,7 @@ struct Adopt: AsyncParsableCommand {
                 + "; legacy table: \(report.afterwards.rawValue)")
         } else {
             Output.line("{\"run\":\(report.runSeq),\"imported\":\(report.imported),\"skipped\":\(report.skippedCount),"
+                + "\"skippedIds\":[\(report.skipped.map(String.init).joined(separator: ","))],"
                 + "\"resumedFrom\":\(report.resumedFrom),\"total\":\(report.total),\"sourceDigest\":\"\(report.sourceDigest)\","
                 + "\"seconds\":\(String(format: "%.3f", seconds))}")
         }

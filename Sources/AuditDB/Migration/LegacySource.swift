@@ -50,7 +50,14 @@ final class LegacySource {
         defer { SQLite.finalize(info) }
         try SQLite.bind(info, 1, text: adoption.table)
         while try SQLite.step(info, while: "read the columns of \(adoption.table)") {
-            tableColumns.append(SQLite.text(info, 0).map { String(decoding: $0, as: UTF8.self) } ?? "")
+            let bytes = SQLite.text(info, 0).map(Array.init) ?? []
+            // A name that is not UTF-8 could be neither mapped nor recorded as itself (the run
+            // entry would name another column, with replacement characters).
+            guard let name = String(validating: bytes, as: UTF8.self) else {
+                throw AuditError(.invalidInput, "column \(tableColumns.count + 1) of \(adoption.table) has a name that is not valid UTF-8 "
+                                 + "(bytes \(Hex.encode(bytes))); rename it first (ALTER TABLE … RENAME COLUMN)", field: "table")
+            }
+            tableColumns.append(name)
         }
         guard !tableColumns.isEmpty else {
             throw AuditError(.invalidInput, "\(adoption.sourcePath) has no table \(adoption.table)", field: "table")

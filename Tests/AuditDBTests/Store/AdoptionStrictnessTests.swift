@@ -107,6 +107,18 @@ struct AdoptionStrictnessTests {
         await #expect { _ = try await store.adopt(LegacyAdoption(sourcePath: utf16, table: "t", mapping: [.actor: "actor", .action: "action"])) } throws: {
             ($0 as? AuditError)?.message.hasPrefix("\(utf16) is a UTF-16le database; AuditDB adopts UTF-8 databases only") == true
         }
+        // A column whose name is not UTF-8 (raw bytes in the CREATE TABLE): refused, not recorded
+        // with replacement characters as a dropped column.
+        let badName = dir.path("badname.db")
+        let sql = Data("CREATE TABLE b(id INTEGER PRIMARY KEY, actor TEXT, action TEXT, \"a".utf8) + Data([0xFF]) + Data("b\" TEXT);\n".utf8)
+        let created = try run("/usr/bin/env", ["sqlite3", badName], stdinBytes: sql)
+        #expect(created.status == 0, "\(created.stderr)")
+        var dropping = LegacyAdoption(sourcePath: badName, table: "b", mapping: [.actor: "actor", .action: "action"])
+        dropping.idColumn = "id"
+        dropping.dropUnmapped = true
+        await #expect { _ = try await store.adopt(dropping) } throws: {
+            ($0 as? AuditError)?.message == "column 4 of b has a name that is not valid UTF-8 (bytes 61ff62); rename it first (ALTER TABLE … RENAME COLUMN)"
+        }
         #expect(try await store.lastSeq() == 0)
         try await store.close()
     }
