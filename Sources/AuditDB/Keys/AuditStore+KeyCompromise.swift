@@ -22,23 +22,6 @@ public struct ReattestationReceipt: Sendable, Hashable {
 }
 
 extension AuditStore {
-    /// Re-attests every row signed under `version` with the ring's signing key, and records the
-    /// declaration as a `critical` entry (action `auditdb.key.compromised`). No row is modified:
-    /// attestations go to their own append-only table.
-    ///
-    /// Afterwards, with `version` marked compromised in the key ring (`auditdb keys compromised`
-    /// does both steps), a row under that version passes verification only with a valid
-    /// attestation: rows that existed at the declaration pass; rows forged with the stolen key
-    /// later do not.
-    ///
-    /// The store must verify intact first, so that no row forged before the declaration is
-    /// laundered into an attested one: a full pass runs first, then, inside the transaction that
-    /// writes the attestations (holding the write lock), the rows appended since that pass are
-    /// verified too and the row it ended on must be unchanged. Running it again attests only rows still lacking a valid
-    /// attestation.
-    ///
-    /// - Throws: ``AuditError`` `invalidInput` if `version` is the signing key (rotate first) or
-    ///   unknown; `integrityViolation` if the store does not verify intact.
     /// The key versions above `version` that `audit_attestations` already uses: an attestation of
     /// a version the key ring does not have yet can only be a foreign row, and it would take the
     /// place of that version's own attestation (the table's key is (`seq`, `key_version`)). Pass
@@ -58,6 +41,23 @@ extension AuditStore {
         }
     }
 
+    /// Re-attests every row signed under `version` with the ring's signing key, and records the
+    /// declaration as a `critical` entry (action `auditdb.key.compromised`). No row is modified:
+    /// attestations go to their own append-only table.
+    ///
+    /// Afterwards, with `version` marked compromised in the key ring (`auditdb keys compromised`
+    /// does both steps), a row under that version passes verification only with a valid
+    /// attestation: rows that existed at the declaration pass; rows forged with the stolen key
+    /// later do not.
+    ///
+    /// The store must verify intact first, so that no row forged before the declaration is
+    /// laundered into an attested one: a full pass runs first, then, inside the transaction that
+    /// writes the attestations (holding the write lock), the rows appended since that pass are
+    /// verified too and the row it ended on must be unchanged. Running it again attests only rows still lacking a valid
+    /// attestation.
+    ///
+    /// - Throws: ``AuditError`` `invalidInput` if `version` is the signing key (rotate first) or
+    ///   unknown; `integrityViolation` if the store does not verify intact.
     public func reattest(compromisedVersion version: UInt32) async throws -> ReattestationReceipt {
         try await reattest(compromisedVersion: version, afterCheck: nil)
     }

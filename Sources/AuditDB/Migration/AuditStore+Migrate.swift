@@ -152,13 +152,13 @@ extension AuditStore {
 
     /// `VACUUM INTO` a new file named `<backupPath>.partial-<pid>` (created first with the store's
     /// mode, 0600), synced (SQLite does not sync what VACUUM INTO writes), then linked to
-    /// `backupPath`, which must not exist: a run killed while copying leaves a file named partial,
-    /// never a truncated one under the backup's name.
+    /// `backupPath` (the caller checked that it does not exist): a run killed while copying leaves
+    /// a file named partial, never a truncated one under the backup's name.
     static func writeBackup(of pool: DatabasePool, to backupPath: String) async throws {
+        // Our own pid: a file with that name is left by a killed run whose pid was reused.
         let partial = "\(backupPath).partial-\(Platform.processID)"
-        if FileManager.default.fileExists(atPath: backupPath) {
-            throw AuditError(.invalidInput, "the backup path \(backupPath) already exists; choose another", field: "backup")
-        }
+        Platform.unlink(partial)
+        Platform.unlink(partial + "-journal")
         switch Platform.createEmpty(partial, mode: storeFileMode) {
         case 0: break
         case let code:
@@ -175,11 +175,18 @@ extension AuditStore {
         guard synced else {
             throw AuditError(.storage, "cannot sync the backup \(partial): \(Platform.errorMessage(syncCode))", field: "backup")
         }
-        let linked = Platform.link(partial, to: backupPath)
-        let code = Platform.errorCode
-        guard linked else {
-            throw AuditError(code == Platform.fileExists ? .invalidInput : .storage,
-                             "cannot name the backup \(backupPath): \(code == Platform.fileExists ? "it exists now (created meanwhile); choose another" : Platform.errorMessage(code))",
+        // link() never replaces a file; a file system without hard links (SMB, exFAT, some FUSE)
+        // refuses it, and there a rename after a last check is the best it offers.
+        var named = Platform.link(partial, to: backupPath)
+        var code = Platform.errorCode
+        if !named, code != Platform.fileExists, !FileManager.default.fileExists(atPath: backupPath) {
+            named = Platform.rename(partial, to: backupPath)
+            code = Platform.errorCode
+        }
+        guard named else {
+            let exists = code == Platform.fileExists || FileManager.default.fileExists(atPath: backupPath)
+            throw AuditError(exists ? .invalidInput : .storage,
+                             "cannot name the backup \(backupPath): \(exists ? "it exists now (created meanwhile); choose another" : Platform.errorMessage(code))",
                              field: "backup")
         }
         Platform.syncDirectory(of: backupPath)

@@ -116,13 +116,14 @@ extension AuditStore {
                 }
                 // The cache is only a shortcut (any SQLite client can delete its rows, and verify
                 // does not require them): a version of the ring it does not confirm is looked up in
-                // the log itself, rows and tombstones (a scan, only for such a version).
+                // the log itself, rows and tombstones of expired rows (a scan, only for such a
+                // version; the report's own full verification reads every row anyway).
                 let expiredTable = try db.tableExists("audit_expired")
                 for version in self.keys.versions where firstSeqs[version] == nil {
                     let fromRows = try Int64.fetchOne(db, sql: "SELECT min(seq) FROM audit_entries WHERE key_version = ? AND seq BETWEEN 1 AND ?",
                                                       arguments: [Int64(version), last])
                     let fromTombstones = expiredTable
-                        ? try Int64.fetchOne(db, sql: "SELECT min(seq) FROM audit_expired WHERE key_version = ? AND seq BETWEEN 1 AND ?",
+                        ? try Int64.fetchOne(db, sql: "SELECT min(seq) FROM audit_expired x WHERE key_version = ? AND seq BETWEEN 1 AND ? AND \(Tombstone.inLog)",
                                              arguments: [Int64(version), last]) : nil
                     firstSeqs[version] = [fromRows, fromTombstones].compactMap { $0 }.min()
                 }

@@ -372,13 +372,19 @@ extension AuditStore {
             throw AuditError(.storage, "cannot create the archive directory \(archive.directory): \(error)")
         }
         var stale = false
-        if FileManager.default.fileExists(atPath: path), try await archiveIsStale(path, name: name, publicKeys: archive.signer.publicKeys) {
-            // Written by an interrupted run before an erasure: it would keep the erased values.
-            stale = true
-            do {
-                try FileManager.default.removeItem(atPath: path)
-            } catch {
-                throw AuditError(.storage, "cannot remove \(path), an archive bundle written before an erasure (it shows values erased since): \(error); nothing of this batch was expired. Remove it and run again")
+        if FileManager.default.fileExists(atPath: path) {
+            // Whatever is at that name must be this batch's archive before anything is done with
+            // it, even its removal as stale: another store's archive in a shared directory, or an
+            // export made by hand, is refused and left alone.
+            _ = try await checkArchive(path, range: range, expiring: expiring, publicKeys: archive.signer.publicKeys)
+            if try await archiveIsStale(path, name: name, publicKeys: archive.signer.publicKeys) {
+                // Written by an interrupted run before an erasure: it would keep the erased values.
+                stale = true
+                do {
+                    try FileManager.default.removeItem(atPath: path)
+                } catch {
+                    throw AuditError(.storage, "cannot remove \(path), an archive bundle written before an erasure (it shows values erased since): \(error); nothing of this batch was expired. Remove it and run again")
+                }
             }
         }
         if !FileManager.default.fileExists(atPath: path) {
@@ -391,9 +397,19 @@ extension AuditStore {
             _ = try await export(to: path, filter: ExportFilter(seqs: range), redact: [], signer: archive.signer, limit: nil, progress: nil,
                                  accessBy: nil, masking: .none, recordingAccess: false)
         }
-        let verification = try await ExportBundle.verify(at: path, publicKeys: archive.signer.publicKeys, requireStatement: true)
+        return try await checkArchive(path, range: range, expiring: expiring, publicKeys: archive.signer.publicKeys)
+    }
+
+    /// Checks the bundle at `path` as an outsider would, and that it is exactly the archive of
+    /// rows `range` of this store: seqs first...last and no other condition, nothing withheld,
+    /// every seq of `expiring` listed. Returns what the expiry entry records of it.
+    func checkArchive(_ path: String, range: ClosedRange<Int64>, expiring: [Int64], publicKeys: CheckpointPublicKeys) async throws
+        -> ExpiryRecord.Archive
+    {
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        let verification = try await ExportBundle.verify(at: path, publicKeys: publicKeys, requireStatement: true)
         guard verification.isCompletenessAttested else {
-            throw AuditError(.integrityViolation, "the archive bundle \(path) does not verify (\(verification)); nothing of this batch was expired. Remove it and run again")
+            throw AuditError(.integrityViolation, "the archive bundle \(path) does not verify with the checkpoint key (\(verification)); nothing of this batch was expired. Move it away (or archive to another directory) and run again")
         }
         let manifest: [UInt8]
         do {
@@ -401,10 +417,8 @@ extension AuditStore {
         } catch {
             throw AuditError(.storage, "cannot read back \(path)/\(ExportBundle.manifestFile): \(error)")
         }
-        // A bundle already at this name (an interrupted run's, or anything else put there: another
-        // store's archive in a shared directory, an export by hand) is the archive of record only
-        // if it is exactly what this run writes: this store, seqs first...last and no other
-        // condition, nothing withheld, and every row about to expire listed.
+        // A bundle already at this name (an interrupted run's, or anything else put there) is the
+        // archive of record only if it is exactly what this run writes.
         let refuse = { (why: String) in
             AuditError(.integrityViolation, "the archive bundle \(path) is not this batch's archive: \(why); nothing of this batch was expired. "
                 + "Move it away (or archive to another directory) and run again")

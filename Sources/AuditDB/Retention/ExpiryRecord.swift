@@ -22,10 +22,6 @@ struct ExpiryRecord: Sendable, Hashable {
 
     /// The entry that records it.
     var event: AuditEvent {
-        func limit(_ l: RetentionPolicy.Limit) -> JSONValue {
-            if case .maximumAge(let period) = l { return .string(period.description) }
-            return .null
-        }
         // Written as text, members in code point order: a [String: JSONValue] would keep only one of
         // two canonically equivalent tenants, which the policy holds apart.
         func quoted(_ s: String) -> String {

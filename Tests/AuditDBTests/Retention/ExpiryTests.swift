@@ -323,6 +323,16 @@ struct ExpiryAgreementTests {
         // The expiry entry names the tenant in its own bytes, and reads back as the same policy.
         let record = try ExpiryRecord(try #require(try await store.entries(EntryQuery(limit: 1, action: ExpiryRecord.action)).first))
         #expect(record.policy == onlyComposed)
+        // One entry naming both spellings, each with a limit of its own: only the decomposed
+        // tenant's row is left to expire, under its own override.
+        let apart = try RetentionPolicy(parsingDefault: "forever", tenantTexts: [(decomposed, "2h"), (composed, "1d")])
+        let last = try await store.applyRetention(apart, now: ExpiryTests.later)
+        #expect(last.expired == 1 && last.expiredPerTenant.map { Array($0.tenant.utf8) } == [Array(decomposed.utf8)])
+        #expect(try await store.entries(EntryQuery(limit: 10)).map(\.seq).prefix(2) == [4, 5])
+        let entry = try #require(try await store.entries(EntryQuery(limit: 1, descending: true, action: ExpiryRecord.action)).first)
+        let written = try ExpiryRecord(entry)
+        #expect(written.policy == apart && written.policy.tenantOverrides.count == 2)
+        #expect(written.policy.limit(forTenant: decomposed) != written.policy.limit(forTenant: composed))
         try await store.close()
         #expect(try await AuditStore.verify(storeAt: path, keys: keys).isIntact)
         let verifier = Self.root.appendingPathComponent("docs/verifier/auditdb_verify.py").path
@@ -456,15 +466,25 @@ struct ExpiryArchiveTests {
         #expect(try await store.verify().isIntact)
     }
 
-    @Test("another store's bundle at the batch's name (a shared archive directory) is refused, and nothing expires")
-    func anotherStoresBundle() async throws {
+    @Test("another store's bundle at the batch's name (a shared archive directory) is refused and left as it is, also after an erasure here",
+          arguments: [false, true])
+    func anotherStoresBundle(_ erasedHere: Bool) async throws {
         let (store, archive) = try await storeAndArchive(rows: 10)
         let otherPath = dir.path("other.db")
-        let otherID = try await makeStore(at: otherPath, keys: keys, count: 10)
+        let otherID = try await makeStore(at: otherPath, keys: keys, count: 12)
         let other = try await AuditStore.open(at: otherPath, keys: keys)
-        _ = try await other.archiveRows(1...8, expiring: [], to: archive)
+        // The erasure entry (seq 11) makes row 10 the batch's last: its bundle is expiry-1-10.
+        let last: Int64 = erasedHere ? 10 : 8
+        _ = try await other.archiveRows(1...last, expiring: [], to: archive)
         try await other.close()
-        try await refusesBundle(store, archive, "it holds rows of store \(otherID.hex), not of this store \(store.storeID.hex)")
+        let bundle = dir.path("archive") + "/expiry-1-\(last)"
+        let before = try String(contentsOfFile: bundle + "/manifest.json", encoding: .utf8)
+        // An erasure here, after that bundle's checkpoint: the bundle must not be taken for this
+        // store's stale archive and removed.
+        if erasedHere { _ = try await store.erase(.seqs([9]), fields: [.actor], reason: "GDPR-1") }
+        try await refusesBundle(store, archive, last: last,
+                                "it holds rows of store \(otherID.hex), not of this store \(store.storeID.hex)")
+        #expect(try String(contentsOfFile: bundle + "/manifest.json", encoding: .utf8) == before)
         try await store.close()
     }
 

@@ -34,7 +34,8 @@ actor PendingEffects {
         pending.append((commit, cancel))
     }
 
-    /// Commits (or cancels) every registered change, in order, once.
+    /// Commits (`recorded`: the request succeeded and its event is in the store) or cancels
+    /// every registered change, in order, once.
     func settle(recorded: Bool) async {
         let changes = pending
         pending = []
@@ -82,12 +83,20 @@ struct AuditMiddleware: RouterMiddleware {
         do {
             response = try await next(request, context)
         } catch let error as any HTTPResponseError {
-            response = try error.response(from: request, context: context)
+            do {
+                response = try error.response(from: request, context: context)
+            } catch {
+                logger.error("handler failed", metadata: ["requestID": "\(requestID)", "error": "\(error)"])
+                response = Response(status: .internalServerError)
+            }
         } catch {
             logger.error("handler failed", metadata: ["requestID": "\(requestID)", "error": "\(error)"])
             response = Response(status: .internalServerError)
         }
         let event = Self.event(for: request, context: context, status: response.status, requestID: requestID)
+        // A change happens only for a request that succeeded (2xx/3xx) and whose event is recorded;
+        // a handler that registered one and then failed has it cancelled.
+        let succeeded = (200..<400).contains(response.status.code)
         do {
             try await store.append(event)
         } catch {
@@ -98,7 +107,7 @@ struct AuditMiddleware: RouterMiddleware {
             failed.headers[.requestID] = requestID
             return failed
         }
-        await context.effects.settle(recorded: true)
+        await context.effects.settle(recorded: succeeded)
         response.headers[.requestID] = requestID
         return response
     }

@@ -47,10 +47,11 @@ struct Settings: Sendable {
         if let text = environment["AUDITDB_BUSY_TIMEOUT"], !text.isEmpty {
             // As the CLI reads it: how long an append waits for a lock another process holds
             // before it fails (and the request is answered 503).
-            guard text.allSatisfy({ $0.isASCII && $0.isNumber }), let seconds = Int64(text), seconds <= 86_400 else {
-                throw SettingsError("AUDITDB_BUSY_TIMEOUT must be a whole number of seconds from 0 to 86400; got \"\(text)\"")
+            let decimal = text.allSatisfy { $0.isASCII && ($0.isNumber || $0 == ".") } && text.filter({ $0 == "." }).count <= 1 && text != "."
+            guard decimal, let seconds = Double(text), seconds.isFinite, seconds <= 86_400 else {
+                throw SettingsError("AUDITDB_BUSY_TIMEOUT must be a number of seconds from 0 to 86400, in decimal digits with at most one point; got \"\(text)\"")
             }
-            busyTimeout = .seconds(seconds)
+            busyTimeout = .milliseconds(Int64((seconds * 1000).rounded()))
         }
         let (host, port) = try address(environment["AUDITED_SERVICE_ADDRESS"] ?? "127.0.0.1:8080")
         return Settings(
