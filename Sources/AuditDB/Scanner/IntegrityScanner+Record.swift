@@ -29,8 +29,10 @@ extension IntegrityScanner {
     }
 
     /// The position proven by the newest intact scan record whose own MAC verifies; nil if
-    /// there is none (then a full pass runs). Reads records newest first and stops at the first
-    /// good one; a record that fails verification is skipped (the pass that follows reports it).
+    /// there is none, or if the newest such record found damage (then a full pass runs: an
+    /// incremental one from an older position would report intact over that damage). Reads
+    /// records newest first and stops at the first good one; a record that fails verification is
+    /// skipped (the pass that follows reports it).
     func recordedPosition() async throws -> Verifier.Position? {
         let keys = target.keys
         let knownID = target.storeID
@@ -40,7 +42,9 @@ extension IntegrityScanner {
             guard let storeID = try knownID ?? Self.headerID(db) else { return nil }
             var found: Verifier.Position?
             try RecordedScan.newestFirst(db, storeID: storeID, keys: keys, mode: .mark) { entry in
-                found = RecordedScan(entry)?.position
+                guard let scan = RecordedScan(entry) else { return false }
+                if !scan.isIntact { return true }  // damage recorded since any intact position
+                found = scan.position
                 return found != nil
             }
             return found

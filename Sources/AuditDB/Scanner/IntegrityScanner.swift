@@ -28,7 +28,9 @@ import Synchronization
 /// MAC is checked first — a forged or edited record is not trusted and is itself reported. An
 /// incremental pass proves the new rows and that the verified prefix was not cut or its last
 /// row replaced; it does not re-read older rows, so full passes run on a schedule too
-/// (``Configuration/fullPassInterval``). See docs/scanning.md.
+/// (``Configuration/fullPassInterval``). After a pass that found damage (in memory, or the newest
+/// scan record in the store), an incremental pass runs as a full one until a full pass is
+/// intact: no pass reports intact over damage already found. See docs/scanning.md.
 ///
 /// **History.** Every pass is appended to the store as a signed log entry (action
 /// `auditdb.scan`, view `audit_scan_history`) unless ``Configuration/recordsPasses`` is false.
@@ -78,6 +80,9 @@ public final class IntegrityScanner: Service, Sendable {
         var status = ScanStatus()
         var lastReport: ScanReport?
         var position: Verifier.Position?
+        /// A pass found damage, and no full pass has been intact since: incremental passes run
+        /// full, so that none reports intact over damage below its start.
+        var damageFound = false
         var lastFullElapsed: Duration?
         var findingSubscribers: [Int: AsyncStream<Finding>.Continuation] = [:]
         var passSubscribers: [Int: AsyncStream<ScanReport>.Continuation] = [:]
@@ -321,7 +326,10 @@ public final class IntegrityScanner: Service, Sendable {
         var startPosition: Verifier.Position?
         do {
             if requested == .incremental {
-                if let known = state.withLock({ $0.position }) {
+                let (known, damageFound) = state.withLock { ($0.position, $0.damageFound) }
+                if damageFound {
+                    startPosition = nil
+                } else if let known {
                     startPosition = known
                 } else {
                     startPosition = try await recordedPosition()
@@ -412,7 +420,13 @@ public final class IntegrityScanner: Service, Sendable {
                 status.verifiedThroughSeq = head.seq
             } else if integrity.isIntact {
                 status.verifiedThroughSeq = state.position?.seq ?? 0
+            } else {
+                // Damage: no position below it is proven any more, until a full pass is intact.
+                state.damageFound = true
+                state.position = nil
+                status.verifiedThroughSeq = 0
             }
+            if report.mode == .full, integrity.isIntact { state.damageFound = false }
             if report.mode == .full {
                 state.lastFullElapsed = startedElapsed
                 status.lastFullPassAt = integrity.startedAt

@@ -139,7 +139,34 @@ struct ScannerTests {
         let full = try await scanner.scan(.full)
         #expect(rowFindings(full).map(\.kind) == [.macMismatch])
         #expect(rowFindings(full).first?.firstSeq == 10)
+        // Once damage is found, an incremental pass runs full (no pass reports intact over it),
+        // until a full pass is intact again.
+        try await store.append(sampleEvent(42))
+        let after = try await scanner.scan(.incremental)
+        #expect(after.mode == .full && rowFindings(after).first?.firstSeq == 10)
+        #expect(scanner.status.verifiedThroughSeq == 0)
         try await store.close()
+    }
+
+    @Test("damage a full pass recorded is not forgotten by the next incremental pass, in a new scanner (the CLI) too")
+    func recordedDamageForcesFullPasses() async throws {
+        let store = try await openStore(count: 20)
+        #expect(try await IntegrityScanner(store: store).scan(.full).isIntact)
+        try tamper("UPDATE audit_entries SET actor = 'evil' WHERE seq = 5;", around: "audit_entries_no_update")
+        let found = try await IntegrityScanner(store: store).scan(.full)
+        #expect(rowFindings(found).first?.firstSeq == 5)
+        try await store.append(sampleEvent(21))
+        // A fresh scanner (a new `auditdb scan` process) starts from the store's records: the
+        // newest one found damage, so this pass is full and finds it again.
+        let next = try await IntegrityScanner(store: store).scan(.incremental)
+        #expect(next.mode == .full && rowFindings(next).first?.firstSeq == 5)
+        try await store.close()
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        let cli = try run(cliPath(), ["scan", "--store", db, "--key-file", keyFile])
+        #expect(cli.status == 1, "\(cli.stdout)")
+        let status = try run(cliPath(), ["status", "--store", db, "--key-file", keyFile])
+        #expect(status.status == 1, "\(status.stdout)")
     }
 
     @Test("the verified tail cut, or its last row replaced: an incremental pass reports it")
