@@ -129,6 +129,13 @@ public struct AuditFollowStream: AsyncSequence, Sendable {
                     query.afterSeq = after
                     let page: QueryPage
                     do {
+                        // A file moved over the store's path is not read by this store: stop, as
+                        // for a store rolled back under it (the caller restarts on the new file).
+                        do {
+                            try stream.store.checkStillAtPath()
+                        } catch {
+                            throw AuditError(.integrityViolation, error.message)
+                        }
                         let check = afterMac.map { mac in { @Sendable [after] (db: Database) throws in try AuditStore.checkHandedOut(db, seq: after, mac: mac) } }
                         page = try await stream.store.page(query, forcedTenant: nil, before: check)
                     } catch {

@@ -133,6 +133,8 @@ public final class IntegrityScanner: Service, Sendable {
         /// The store id when the store was opened (and its header checked); else read per pass.
         let storeID: StoreID?
         let record: (@Sendable (AuditEvent) async throws -> Int64)?
+        /// Throws when the file at `path` is no longer the one `reader` reads.
+        var stillAtPath: (@Sendable () throws -> Void)?
     }
 
     let target: Target
@@ -156,7 +158,7 @@ public final class IntegrityScanner: Service, Sendable {
         let target = Target(
             reader: store.pool, keys: store.keys, path: store.path, expectedStoreID: store.configuration.expectedStoreID,
             checkpointKeys: store.configuration.checkpointPublicKeys, storeID: store.storeID,
-            record: { event in try await store.appendEngineEntry(event) })
+            record: { event in try await store.appendEngineEntry(event) }, stillAtPath: { try store.checkStillAtPath() })
         self.init(target: target, storeConfiguration: store.configuration, configuration: configuration, clock: clock)
     }
 
@@ -325,6 +327,9 @@ public final class IntegrityScanner: Service, Sendable {
         var mode = requested
         var startPosition: Verifier.Position?
         do {
+            // A scanner that outlives a file moved over its store's path would report on a file
+            // nobody sees any more: such a pass fails.
+            try target.stillAtPath?()
             if requested == .incremental {
                 let (known, damageFound) = state.withLock { ($0.position, $0.damageFound) }
                 if damageFound {

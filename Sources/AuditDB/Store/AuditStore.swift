@@ -51,6 +51,8 @@ public final class AuditStore: Sendable {
     let pool: DatabasePool
     let logger: Logger
     let appender: Appender
+    /// The file at ``path`` when the store was opened (see ``checkStillAtPath()``).
+    let fileIdentity: Platform.FileIdentity?
     let closing = CloseOnce()
     /// What the verified erasure entries claim, for queries and erasures (read once, then extended).
     let erasureClaims = ErasureClaimsCache()
@@ -63,6 +65,7 @@ public final class AuditStore: Sendable {
         self.keys = keys
         self.configuration = configuration
         self.pool = pool
+        self.fileIdentity = Platform.identity(of: path)
         let logger = configuration.logger ?? Logger(label: "auditdb", factory: { _ in SwiftLogNoOpLogHandler() })
         self.logger = logger
         self.appender = Appender(

@@ -128,6 +128,20 @@ package enum Platform {
         return ((info.st_mode & S_IFMT) == S_IFREG, info.st_mode & 0o777, Int(info.st_size), UInt32(info.st_uid))
     }
 
+    /// The device and inode of the file at `path` (following symbolic links), or nil if there is
+    /// none: two paths name the same file exactly when these agree.
+    static func identity(of path: String) -> FileIdentity? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+    }
+
+    /// A file's device and inode.
+    struct FileIdentity: Sendable, Hashable {
+        let device: UInt64
+        let inode: UInt64
+    }
+
     /// `rename(from, to) == 0` (replaces `to`).
     static func rename(_ from: String, to: String) -> Bool { renameFile(from, to) == 0 }
 

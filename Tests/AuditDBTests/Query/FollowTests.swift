@@ -240,6 +240,29 @@ struct FollowTests {
         #expect(old.status == 0 && seqs(old.stdout) == [11, 12], "\(old.stderr)")
     }
 
+    @Test("a file moved over the store while tail --follow and a scanner run: tail exits 1, the scanner's passes fail, naming the replacement")
+    func storeFileReplacedUnderReaders() async throws {
+        let keys = try KeyFile.generate(at: keyFile)
+        try await makeStore(at: db, keys: keys, count: 5)
+        let copy = dir.path("copy.db")
+        try sqlite3Must(db, "VACUUM INTO '\(copy)';")
+        let follower = try startTail(["--follow", "--poll-interval", "0.05", "--after", "0"])
+        let store = try await AuditStore.open(at: db, keys: keys)
+        let scanner = IntegrityScanner(store: store, configuration: .init(recordsPasses: false))
+        #expect(try await scanner.scan(.full).isIntact)
+        try store.checkStillAtPath()
+        usleep(300_000)
+        #expect(rename(copy, db) == 0)  // another file (a backup) now at the store's path
+        let followed = try follower.wait()
+        #expect(followed.status == 1 && seqs(followed.stdout) == Array(1...5), "\(followed.stderr)")
+        #expect(followed.stderr.contains("is no longer the store this process opened (another file was put there"), "\(followed.stderr)")
+        await #expect { _ = try await scanner.scan(.incremental) } throws: { error in
+            (error as? AuditError)?.message.contains("is no longer the store this process opened") == true
+        }
+        if case .failed = scanner.status.lastResult {} else { Issue.record("status: \(scanner.status.lastResult)") }
+        try await store.close()
+    }
+
     @Test("masking rules set while tail --follow runs apply to what it prints next")
     func maskingSetWhileFollowing() async throws {
         let keys = try KeyFile.generate(at: keyFile)
