@@ -10,7 +10,9 @@ struct Tail: AsyncParsableCommand {
             Entries come oldest first, each verified (MAC and chain link) as it is read, with the filters of \
             `query`. The start is --after SEQ, or the seq saved in --cursor-file (from the first entry if the \
             file does not exist yet). With --cursor-file, the seq of the last entry printed is saved after \
-            each page is written and flushed (a temporary file, fsync'd, renamed over the old one; mode 0600), \
+            each page is written and flushed (a temporary file, fsync'd, renamed over the old one; mode 0600; \
+            a cursor file group or others can write is refused, and so is one that cannot be saved, before \
+            anything is printed), \
             so a restart resumes exactly after it: nothing lost, nothing printed twice. Only a process killed \
             with SIGKILL (or a power cut) between writing a page and saving its cursor prints that page again \
             on restart; the seq of each entry tells a consumer which ones it has. SIGTERM and SIGINT stop it \
@@ -65,6 +67,9 @@ struct Tail: AsyncParsableCommand {
         let startPolicySeq = try await store.maskingConfiguration().seq
         let cursor = cursorFile.map { TailCursor(path: $0, storeID: store.storeID) }
         let saved = try cursor?.load()
+        // Before anything is printed: a cursor that cannot be saved would print the same entries
+        // again on every restart.
+        if let cursorFile { try StateFile.checkReplaceable(cursorFile, what: "cursor file") }
         let start = after ?? saved?.seq ?? 0
         let stream = store.follow(after: start, mac: after == nil ? saved?.mac : nil, matching: query,
                                   pollInterval: .milliseconds(Int64(pollInterval * 1000)), follow: follow)

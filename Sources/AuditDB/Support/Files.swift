@@ -56,6 +56,9 @@ enum SecretFile {
                       field: String? = nil) throws(AuditError)
     {
         let target = replacing ? path + ".tmp-\(Platform.processID)" : path
+        // A temporary of this pid can only be left by a killed process whose pid was reused
+        // (in a container, every run may be pid 1): it is stale, never another writer's.
+        if replacing { Platform.unlink(target) }
         let fd = Platform.createExclusive(target, mode: mode)
         guard fd >= 0 else {
             let code = Platform.errorCode
@@ -191,8 +194,32 @@ package enum StateFile {
     /// The whole file, or nil if it does not exist.
     /// - Throws: ``AuditError`` if it is not a regular file, larger than `limit`, or unreadable.
     package static func read(_ path: String, what: String, limit: Int) throws(AuditError) -> [UInt8]? {
-        if case .failure(.missing) = FileBytes.openInput(path, limit: limit).map({ Platform.close($0) }) { return nil }
+        switch FileBytes.openInput(path, limit: limit) {
+        case .failure(.missing): return nil
+        case .failure: break  // FileBytes.read names the problem
+        case .success(let fd):
+            defer { Platform.close(fd) }
+            // Whoever can write it decides where the next run starts (and could make it skip).
+            if let info = Platform.status(of: fd), info.permissions & 0o022 != 0 {
+                throw AuditError(.invalidInput, "\(what) \(path) can be written by group or others (mode \(String(info.permissions, radix: 8))): "
+                                 + "whoever can write it decides where the next run starts; run `chmod 600 \(path)`")
+            }
+        }
         return try FileBytes.read(path, what: what, limit: limit)
+    }
+
+    /// Checks, before anything is printed, that `path` can be replaced: its directory exists and
+    /// takes a new file (the temporary ``replace(_:with:mode:what:)`` writes first).
+    package static func checkReplaceable(_ path: String, what: String) throws(AuditError) {
+        let probe = path + ".tmp-\(Platform.processID)"
+        Platform.unlink(probe)
+        let fd = Platform.createExclusive(probe, mode: 0o600)
+        guard fd >= 0 else {
+            throw AuditError(.storage, "\(what) \(path) cannot be written (creating \(probe): \(Platform.errorMessage(Platform.errorCode))); "
+                             + "pass a path in a directory that exists and this user may write")
+        }
+        Platform.close(fd)
+        Platform.unlink(probe)
     }
 
     /// Replaces `path` with `bytes` (mode `mode`): written to a temporary file beside it,

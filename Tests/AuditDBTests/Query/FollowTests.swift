@@ -300,5 +300,24 @@ struct FollowTests {
         let after = try run(try cliPath(), ["tail", "--after", "1", "--store", db, "--key-file", keyFile], environment: env)
         #expect(after.status == 0)
         #expect(seqs(after.stdout) == [2])
+        // A cursor file others may write: whoever writes it decides where tail starts.
+        let shared = dir.path("shared.cursor")
+        try "auditdb-tail-cursor v1 store=00000000000000000000000000000000 after=0\n".write(toFile: shared, atomically: true, encoding: .utf8)
+        #expect(chmod(shared, 0o666) == 0)
+        let open = try run(try cliPath(), ["tail", "--cursor-file", shared, "--store", db, "--key-file", keyFile], environment: env)
+        #expect(open.status == 2 && open.stdout.isEmpty)
+        #expect(open.stderr.contains("can be written by group or others (mode 666)"), "\(open.stderr)")
+        // A cursor that could not be saved is refused before anything is printed.
+        let nowhere = dir.path("no-such-dir") + "/tail.cursor"
+        let unsaved = try run(try cliPath(), ["tail", "--cursor-file", nowhere, "--store", db, "--key-file", keyFile], environment: env)
+        #expect(unsaved.status == 2 && unsaved.stdout.isEmpty)
+        #expect(unsaved.stderr.contains("cursor file \(nowhere) cannot be written"), "\(unsaved.stderr)")
+        // A temporary left by a killed run with this very pid (pids are reused) does not stop a save.
+        let saved = dir.path("saved.cursor")
+        try Data("left".utf8).write(to: URL(fileURLWithPath: saved + ".tmp-\(getpid())"))
+        try StateFile.replace(saved, with: Array("x\n".utf8), mode: 0o600, what: "cursor file")
+        #expect(try String(contentsOfFile: saved, encoding: .utf8) == "x\n")
+        #expect(!FileManager.default.fileExists(atPath: saved + ".tmp-\(getpid())"))
     }
+
 }
