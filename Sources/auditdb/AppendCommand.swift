@@ -19,7 +19,9 @@ struct Append: AsyncParsableCommand {
             line is reported with its number; the batches before it stay committed (the error \
             says through which line), nothing of its own batch is written, and the exit status \
             is 3 (2 if nothing was written). With --atomic the whole input is one batch, all or \
-            nothing, of at most 50,000 events and 16 MiB of event lines.
+            nothing, of at most 50,000 events and 16 MiB of event lines. SIGTERM or SIGINT ends \
+            it at once (exit status 143 or 130, as for any process the signal ends): the batches whose seqs \
+            were printed are committed; nothing of the batch being written is (one transaction).
 
             EXIT STATUS
               0  every event was appended

@@ -133,8 +133,16 @@ public struct AuditTimestamp: Sendable, Hashable, Comparable, CustomStringConver
         else { return .failure(syntax) }
         i += 1
         guard let h = digits(2), expect(0x3A), let mi = digits(2), expect(0x3A), let s = digits(2) else { return .failure(syntax) }
-        guard (1...12).contains(mo), d >= 1, d <= Self.daysIn(month: mo, year: y), h < 24, mi < 60, s < 60 else {
+        guard (1...12).contains(mo), d >= 1, d <= Self.daysIn(month: mo, year: y), h < 24, mi < 60, s <= 60 else {
             return .failure(syntax)
+        }
+        // RFC 3339 allows a leap second (:60); a count of microseconds since the epoch (POSIX
+        // time) has no place for it, and AuditDB never moves a time to a neighbouring one.
+        guard s < 60 else {
+            return .failure(ParseError(
+                description: "is a leap second (:60), which a count of microseconds since 1970 (POSIX time, what AuditDB stores) cannot hold; "
+                    + "give the second before or after it",
+                isSyntax: false))
         }
         var micros: Int64 = 0
         if i < b.count, b[i] == 0x2E {

@@ -75,6 +75,8 @@ let inputCases: [InputCase] = [
     InputCase("occurredAt: 7 fractional digits", .occurredAt, "2026-11-23T13:15:02.1234567Z", refused: "has 7 fractional digits"),
     InputCase("occurredAt: 9 fractional digits", .occurredAt, "2026-11-23T13:15:02.123456789Z", refused: "has 9 fractional digits"),
     InputCase("occurredAt: month 13", .occurredAt, "2026-13-01T00:00:00Z", refused: "is not RFC 3339"),
+    InputCase("occurredAt: a leap second", .occurredAt, "2016-12-31T23:59:60Z", refused: "is a leap second (:60), which a count of microseconds"),
+    InputCase("occurredAt: second 61", .occurredAt, "2016-12-31T23:59:61Z", refused: "is not RFC 3339"),
     InputCase("occurredAt: year 0000", .occurredAt, "0000-12-31T23:59:59Z", refused: "lies outside"),
     InputCase("occurredAt: integer microseconds", .lineMembers, #""occurredAt":1700000000000000"#),
     InputCase("occurredAt: 1.7e15 is not an integer", .lineMembers, #""occurredAt":1.7e15"#, refused: "integer microseconds"),
