@@ -189,7 +189,7 @@ extension AuditStore {
         }
         let wait = configuration.busyTimeout.components
         let waitMilliseconds = wait.seconds * 1_000 + wait.attoseconds / 1_000_000_000_000_000
-        let lock = try takeAdoptionLock()
+        let lock = try await takeAdoptionLock()
         defer { Platform.close(lock) }
         let source = try LegacySource(adoption, busyTimeoutMilliseconds: Int32(clamping: waitMilliseconds))
         defer { source.close() }

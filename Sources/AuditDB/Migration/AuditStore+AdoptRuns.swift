@@ -45,19 +45,25 @@ extension AuditStore {
     /// find no earlier run (or the same unfinished one) and import every row twice. The lock is a
     /// `flock` on a file of its own, never on the store file: closing any descriptor of the store
     /// would drop SQLite's POSIX locks on it. The file stays (removing it could let a third run
-    /// lock a new file while the second holds the old one). Returns the descriptor to release.
-    func takeAdoptionLock() throws(AuditError) -> Int32 {
+    /// lock a new file while the second holds the old one). Held elsewhere, it is waited for up to
+    /// the store's busy timeout, as SQLite's own locks are (a child process forked at that moment
+    /// holds it too, until it execs). Returns the descriptor to release.
+    func takeAdoptionLock() async throws -> Int32 {
         let lockPath = URL(fileURLWithPath: path).resolvingSymlinksInPath().path + ".adopt-lock"
-        let fd = Platform.lockExclusively(lockPath, mode: 0o600)
-        guard fd >= 0 else {
+        let deadline = ContinuousClock.now + configuration.busyTimeout
+        while true {
+            let fd = Platform.lockExclusively(lockPath, mode: 0o600)
+            if fd >= 0 { return fd }
             let code = Platform.errorCode
-            if code == Platform.wouldBlock {
+            guard code == Platform.wouldBlock else {
+                throw AuditError(.storage, "cannot open the adoption lock \(lockPath): \(Platform.errorMessage(code))")
+            }
+            guard ContinuousClock.now < deadline else {
                 throw AuditError(.busy, "another adoption into this store is running (it holds \(lockPath)); wait for it to end, then run "
                     + "this again: it finds that run and resumes it, or has nothing left to do")
             }
-            throw AuditError(.storage, "cannot open the adoption lock \(lockPath): \(Platform.errorMessage(code))")
+            try await Task.sleep(for: .milliseconds(20))
         }
-        return fd
     }
 
     /// Whether any row after `runSeq` has expired (a tombstone above it in `audit_expired`).

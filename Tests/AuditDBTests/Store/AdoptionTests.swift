@@ -150,12 +150,14 @@ struct AdoptionTests {
     func oneAdoptionAtATime() async throws {
         let legacy = dir.path("legacy.db"), path = dir.path("s.db")
         try Self.workflowTable(in: legacy, count: 20)
-        let store = try await AuditStore.create(at: path, keys: keys)
+        var configuration = AuditStore.Configuration()
+        configuration.busyTimeout = .milliseconds(200)  // how long a second run waits for the lock
+        let store = try await AuditStore.create(at: path, keys: keys, configuration: configuration)
         var adoption = LegacyAdoption(sourcePath: legacy, table: "audit_events", mapping: Self.workflowMapping)
         adoption.idColumn = "id"
         adoption.dropUnmapped = true
         // What a concurrent run holds (in this process or another: a flock on an open file of its own).
-        let held = try store.takeAdoptionLock()
+        let held = try await store.takeAdoptionLock()
         await #expect {
             _ = try await store.adopt(adoption)
         } throws: { error in
@@ -170,7 +172,7 @@ struct AdoptionTests {
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: path)
         let keyFile = dir.path("k.keys")
         try KeyFile.write(keys, to: keyFile, replacing: false)
-        let cli = try run(cliPath(), Self.adoptArguments(store: link, keyFile: keyFile, legacy: legacy) + ["--progress", "none"])
+        let cli = try run(cliPath(), Self.adoptArguments(store: link, keyFile: keyFile, legacy: legacy) + ["--progress", "none", "--busy-timeout", "0.2"])
         #expect(cli.status == 2 && cli.stderr.contains("another adoption into this store is running"), "\(cli.stderr)")
         #expect(try await store.lastSeq() == 0)
         Platform.close(held)
