@@ -426,6 +426,13 @@ extension AuditStore {
         guard let checkpoint = verification.checkpoint, checkpoint.storeID == storeID else {
             throw refuse("it holds rows of store \(verification.checkpoint?.storeID.hex ?? "?"), not of this store \(storeID.hex)")
         }
+        // The same store id is not the same log: a copy of the file that grew apart (a fork, a
+        // restored backup) has its own rows. The checkpoint's chain head must be this log's MAC at
+        // its seq, which the chain ties to every row before it.
+        let head = try await pool.read { db in try StoredMacs(db).mac(at: checkpoint.seq) }
+        guard let head, head == checkpoint.chainHead else {
+            throw refuse("its checkpoint (seq \(checkpoint.seq)) is not of this store's log (another copy of the store, grown apart from this one)")
+        }
         guard case .success(let read) = ExportBundle.Manifest.read(manifest, checkpoint: checkpoint),
               let filter = read.object["filter"]?.object
         else { throw refuse("its manifest cannot be read") }

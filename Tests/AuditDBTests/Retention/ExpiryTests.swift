@@ -488,6 +488,24 @@ struct ExpiryArchiveTests {
         try await store.close()
     }
 
+    @Test("a bundle from a copy of this store that grew apart (same store id, other rows) is not taken as its archive")
+    func forkedCopysBundle() async throws {
+        let path = dir.path("s.db"), forkPath = dir.path("fork.db")
+        let created = try await AuditStore.create(at: path, keys: keys)
+        try await created.close()
+        try FileManager.default.copyItem(atPath: path, toPath: forkPath)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        try await store.append(contentsOf: (1...10).map { sampleEvent($0) })
+        let fork = try await AuditStore.open(at: forkPath, keys: keys)
+        try await fork.append(contentsOf: (1...10).map { sampleEvent($0, actor: "fake-\($0)") })
+        #expect(fork.storeID == store.storeID)
+        let archive = RetentionArchive(directory: dir.path("archive"), signer: signer)
+        _ = try await fork.archiveRows(1...8, expiring: [], to: archive)
+        try await fork.close()
+        try await refusesBundle(store, archive, "its checkpoint (seq 10) is not of this store's log (another copy of the store, grown apart from this one)")
+        try await store.close()
+    }
+
     @Test("an export of the batch's seqs with another condition or withheld fields is not taken as its archive",
           arguments: ["tenant", "redact"])
     func narrowerBundle(_ kind: String) async throws {
