@@ -51,6 +51,24 @@ extension IntegrityScanner {
         }
     }
 
+    /// Whether the newest readable scan record in the store found damage: another scanner (a
+    /// nightly `auditdb scan --full`, another process) may have found what this one's position
+    /// is above.
+    func newestRecordFoundDamage() async throws -> Bool {
+        let keys = target.keys
+        let knownID = target.storeID
+        return try await target.reader.read { db in
+            guard let storeID = try knownID ?? Self.headerID(db) else { return false }
+            var damage = false
+            try RecordedScan.newestFirst(db, storeID: storeID, keys: keys, mode: .mark) { entry in
+                guard let scan = RecordedScan(entry) else { return false }
+                damage = !scan.isIntact
+                return true
+            }
+            return damage
+        }
+    }
+
     static func headerID(_ db: Database) throws -> StoreID? {
         switch try Verifier.readHeader(db) {
         case .success(let header): header.storeID

@@ -334,7 +334,7 @@ public final class IntegrityScanner: Service, Sendable {
                 let (known, damageFound) = state.withLock { ($0.position, $0.damageFound) }
                 if damageFound {
                     startPosition = nil
-                } else if let known {
+                } else if let known, try await !newestRecordFoundDamage() {
                     startPosition = known
                 } else {
                     startPosition = try await recordedPosition()

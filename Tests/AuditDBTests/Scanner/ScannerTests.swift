@@ -151,7 +151,9 @@ struct ScannerTests {
     @Test("damage a full pass recorded is not forgotten by the next incremental pass, in a new scanner (the CLI) too")
     func recordedDamageForcesFullPasses() async throws {
         let store = try await openStore(count: 20)
-        #expect(try await IntegrityScanner(store: store).scan(.full).isIntact)
+        // A long-running scanner, with its verified position in memory.
+        let running = IntegrityScanner(store: store)
+        #expect(try await running.scan(.full).isIntact)
         try tamper("UPDATE audit_entries SET actor = 'evil' WHERE seq = 5;", around: "audit_entries_no_update")
         let found = try await IntegrityScanner(store: store).scan(.full)
         #expect(rowFindings(found).first?.firstSeq == 5)
@@ -160,6 +162,10 @@ struct ScannerTests {
         // newest one found damage, so this pass is full and finds it again.
         let next = try await IntegrityScanner(store: store).scan(.incremental)
         #expect(next.mode == .full && rowFindings(next).first?.firstSeq == 5)
+        // The running scanner did not find it itself; the store's newest record did: its next
+        // incremental pass is full too, and does not record intact over the damage.
+        let runningNext = try await running.scan(.incremental)
+        #expect(runningNext.mode == .full && rowFindings(runningNext).first?.firstSeq == 5)
         try await store.close()
         let keyFile = dir.path("k.keys")
         try KeyFile.write(keys, to: keyFile, replacing: false)
