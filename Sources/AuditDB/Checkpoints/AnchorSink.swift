@@ -37,9 +37,16 @@ extension AnchorSink {
 public struct DirectoryAnchor: AnchorSink {
     /// The directory.
     public let path: String
+    /// Whether a missing directory is created (mode 0755) on the first write.
+    public let createsDirectory: Bool
 
-    /// An anchor in `path` (created on first write if missing).
-    public init(path: String) { self.path = path }
+    /// An anchor in `path`. With `createsDirectory` (the default) a missing directory is created
+    /// on the first write; without it, a missing directory fails the write: choose that for a
+    /// mount point, which, once unmounted, would otherwise take the anchors on the local disk.
+    public init(path: String, createsDirectory: Bool = true) {
+        self.path = path
+        self.createsDirectory = createsDirectory
+    }
 
     public var name: String { path }
 
@@ -113,10 +120,20 @@ public struct DirectoryAnchor: AnchorSink {
     /// Writes `bytes` to `name` in the directory unless a file has that name; then the file is
     /// left alone when it holds the same bytes, and `existing` decides otherwise.
     func writeFile(_ name: String, _ bytes: [UInt8], existing: (String) throws(AuditError) -> Void) throws(AuditError) {
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            throw AuditError(.storage, "cannot create the anchor directory \(path): \(error.localizedDescription)")
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard createsDirectory else {
+                throw AuditError(.storage, "the anchor directory \(path) does not exist (an unmounted volume?); nothing was anchored there. Mount or create it")
+            }
+            do {
+                // Anchors are public statements: readable by all, written by their owner.
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o755])
+            } catch {
+                throw AuditError(.storage, "cannot create the anchor directory \(path): \(error.localizedDescription)")
+            }
+        } else if !isDirectory.boolValue {
+            throw AuditError(.storage, "the anchor directory \(path) is not a directory")
         }
         let final = path + "/" + name
         func accept() throws(AuditError) {

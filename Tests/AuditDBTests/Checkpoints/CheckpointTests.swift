@@ -196,6 +196,23 @@ struct CheckpointTests {
         try await store.close()
     }
 
+    @Test("an anchor directory is created (0755) on first write, unless createsDirectory is false: then a missing one fails the checkpoint")
+    func anchorDirectoryCreation() async throws {
+        let store = try await AuditStore.create(at: dir.path("a.db"), keys: keys)
+        try await store.append(sampleEvent(1))
+        let unmounted = dir.path("mnt") + "/audit"
+        await #expect {
+            _ = try await store.checkpoint(signer: signer, anchors: [DirectoryAnchor(path: unmounted, createsDirectory: false)])
+        } throws: { error in
+            (error as? AuditError)?.message.hasPrefix("the anchor directory \(unmounted) does not exist (an unmounted volume?)") == true
+        }
+        #expect(!FileManager.default.fileExists(atPath: unmounted))
+        _ = try await store.checkpoint(signer: signer, anchors: [DirectoryAnchor(path: unmounted)])
+        #expect(try FileManager.default.attributesOfItem(atPath: unmounted)[.posixPermissions] as? Int == 0o755)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: unmounted).count == 1)
+        try await store.close()
+    }
+
     @Test("no checkpoint is signed over a tampered store")
     func refusesDamagedStore() async throws {
         let path = dir.path("s.db")

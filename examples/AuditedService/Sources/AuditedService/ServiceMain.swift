@@ -55,7 +55,7 @@ enum ServiceMain {
         let scanner = IntegrityScanner(store: store, configuration: .init(interval: settings.scanInterval,
                                                                           fullPassInterval: settings.fullScanInterval))
         let checkpoints = CheckpointService(
-            store: store, signer: settings.checkpointSigner, anchors: [DirectoryAnchor(path: settings.anchorDirectory)],
+            store: store, signer: settings.checkpointSigner, anchors: [DirectoryAnchor(path: settings.anchorDirectory, createsDirectory: false)],
             configuration: .init(interval: settings.checkpointInterval))
 
         let router = Router(context: ServiceRequestContext.self)

@@ -51,6 +51,11 @@ struct TokenTable: Sendable {
             guard fields.count == 3, fields[1] == "admin" || fields[1] == "user", fields[2].utf8.count >= 16 else {
                 throw SettingsError("\(at): expected `ACTOR admin|user TOKEN` with a token of at least 16 characters")
             }
+            // The actor goes into every event of this caller: it must be a valid `actor` (at most
+            // 256 bytes, no control characters), or each of its requests would be answered 503.
+            guard fields[0].utf8.count <= 256, !fields[0].unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                throw SettingsError("\(at): the actor is not a valid audit actor (at most 256 bytes of UTF-8, no control characters)")
+            }
             guard fields[0] != "anonymous" else {
                 throw SettingsError("\(at): `anonymous` is the actor of callers without a valid token; give this caller another name")
             }

@@ -196,6 +196,11 @@ import Testing
         await #expect { _ = try await fixture.start() } throws: { error in
             "\(error)".contains("line 2: `anonymous` is the actor of callers without a valid token")
         }
+        try "al\u{1}ice admin \(Self.aliceToken)\n".write(toFile: tokens, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokens)
+        await #expect { _ = try await fixture.start() } throws: { error in
+            "\(error)".contains("line 1: the actor is not a valid audit actor")
+        }
         try "alice admin \(Self.aliceToken)\r\nbob user \(Self.aliceToken)\r\n".write(toFile: tokens, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokens)
         await #expect { _ = try await fixture.start() } throws: { error in
@@ -216,7 +221,12 @@ import Testing
         request.httpBody = Data("crlf".utf8)
         let (_, response) = try await URLSession(configuration: .ephemeral).data(for: request)
         #expect((response as? HTTPURLResponse)?.statusCode == 201)
-        #expect(try await service.terminate() == 0, "service log:\n\(service.log)")
+        // The anchor directory gone before shutdown (an unmounted volume): the shutdown checkpoint
+        // fails rather than anchor on the local disk, and the service exits 2.
+        try FileManager.default.moveItem(atPath: fixture.anchors, toPath: fixture.anchors + ".gone")
+        #expect(try await service.terminate() == 2, "service log:\n\(service.log)")
+        #expect(service.log.contains("does not exist (an unmounted volume?)"), "\(service.log)")
+        #expect(!FileManager.default.fileExists(atPath: fixture.anchors))
     }
 
     /// Sends `call`, checks the status and the echoed request id; returns that id and the body.
