@@ -76,15 +76,20 @@ struct CheckpointServiceTests {
         try await store.close()
     }
 
-    @Test("a failed checkpoint is counted and logged to the store's logger; the service carries on")
-    func failuresCountedAndLogged() async throws {
+    /// A new store whose logger and metrics the test reads.
+    func observedStore(_ name: String, metricsPrefix: String? = nil) async throws -> (AuditStore, TestMetrics, CapturingLogHandler) {
         let metrics = TestMetrics()
         let handler = CapturingLogHandler()
         var storeConfiguration = AuditStore.Configuration()
         storeConfiguration.logger = Logger(label: "store") { _ in handler }
         storeConfiguration.metricsFactory = metrics
-        storeConfiguration.metricsPrefix = "app_audit"
-        let store = try await AuditStore.create(at: dir.path("f.db"), keys: keys, configuration: storeConfiguration)
+        if let metricsPrefix { storeConfiguration.metricsPrefix = metricsPrefix }
+        return (try await AuditStore.create(at: dir.path(name), keys: keys, configuration: storeConfiguration), metrics, handler)
+    }
+
+    @Test("a failed checkpoint is counted and logged to the store's logger; the service carries on")
+    func failuresCountedAndLogged() async throws {
+        let (store, metrics, handler) = try await observedStore("f.db", metricsPrefix: "app_audit")
         let clock = ManualClock()
         let service = CheckpointService(
             store: store, signer: signer, anchors: [UnreachableAnchor()],
@@ -115,12 +120,7 @@ struct CheckpointServiceTests {
 
     @Test("a shutdown checkpoint that fails is thrown, logged and counted: there is no next tick to anchor the last rows")
     func shutdownCheckpointFailureThrows() async throws {
-        let metrics = TestMetrics()
-        let handler = CapturingLogHandler()
-        var storeConfiguration = AuditStore.Configuration()
-        storeConfiguration.logger = Logger(label: "store") { _ in handler }
-        storeConfiguration.metricsFactory = metrics
-        let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys, configuration: storeConfiguration)
+        let (store, metrics, handler) = try await observedStore("s.db")
         try await store.append(contentsOf: (1...3).map { sampleEvent($0) })
         let clock = ManualClock()
         let service = CheckpointService(store: store, signer: signer, anchors: [UnreachableAnchor()], clock: clock)

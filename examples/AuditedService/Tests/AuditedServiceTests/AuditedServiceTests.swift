@@ -191,20 +191,16 @@ import Testing
         await #expect { _ = try await fixture.start() } throws: { error in
             "\(error)".contains("has mode 644: its tokens are secrets") && "\(error)".contains("chmod 600")
         }
-        try "alice admin \(Self.aliceToken)\nanonymous user \(Self.bobToken)\n".write(toFile: tokens, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokens)
-        await #expect { _ = try await fixture.start() } throws: { error in
-            "\(error)".contains("line 2: `anonymous` is the actor of callers without a valid token")
-        }
-        try "al\u{1}ice admin \(Self.aliceToken)\n".write(toFile: tokens, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokens)
-        await #expect { _ = try await fixture.start() } throws: { error in
-            "\(error)".contains("line 1: the actor is not a valid audit actor")
-        }
-        try "alice admin \(Self.aliceToken)\r\nbob user \(Self.aliceToken)\r\n".write(toFile: tokens, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokens)
-        await #expect { _ = try await fixture.start() } throws: { error in
-            "\(error)".contains("line 2: this token is already listed on an earlier line")
+        // Each tokens file is refused at start with the reason.
+        let refused: [(String, String)] = [
+            ("alice admin \(Self.aliceToken)\nanonymous user \(Self.bobToken)\n", "line 2: `anonymous` is the actor of callers without a valid token"),
+            ("al\u{1}ice admin \(Self.aliceToken)\n", "line 1: the actor is not a valid audit actor"),
+            ("alice admin \(Self.aliceToken)\r\nbob user \(Self.aliceToken)\r\n", "line 2: this token is already listed on an earlier line"),
+        ]
+        for (contents, reason) in refused {
+            try contents.write(toFile: tokens, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokens)
+            await #expect { _ = try await fixture.start() } throws: { error in "\(error)".contains(reason) }
         }
         try "alice admin \(Self.aliceToken)\r\n".write(toFile: tokens, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokens)
