@@ -88,6 +88,9 @@ struct Scan: AsyncParsableCommand {
         if let every {
             configuration.interval = try Self.interval(every, option: "--every")
             if full { configuration.fullPassInterval = .zero }
+            // A pass that fails is no report: say so on standard error as it happens, not only
+            // in the metrics and the final exit status.
+            configuration.logger = Logger(label: "auditdb.scan") { _ in PassFailureLogHandler() }
             result = await Result { try await runPeriodically(store, configuration, export) }
         } else {
             let scanner = IntegrityScanner(store: store, configuration: configuration)
@@ -260,5 +263,24 @@ struct Status: AsyncParsableCommand {
 extension Result where Failure == any Error {
     init(catching body: () async throws -> Success) async {
         do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
+}
+
+/// Writes the scanner's failed passes to standard error ("could not complete", "could not be
+/// recorded"), and nothing else: findings are printed with their pass's report.
+struct PassFailureLogHandler: LogHandler {
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .error
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let message = event.message.description
+        guard message.hasPrefix("audit store scan could not complete") || message.hasPrefix("audit store scan pass could not be recorded")
+        else { return }
+        Output.notice("scan pass failed (\(message.dropFirst("audit store ".count))): \(event.metadata?["error"].map { "\($0)" } ?? "")")
     }
 }

@@ -595,6 +595,37 @@ struct ScannerTests {
         #expect(try await store.recordedScanStatus().lastFullPass?.throughSeq == 5)
         try await store.close()
     }
+
+    @Test("the CLI's --every says on standard error when a pass fails (the store file replaced under it), and exits 2")
+    func cliEveryReportsFailedPasses() async throws {
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        try await makeStore(at: db, keys: keys, count: 5)
+        let copy = dir.path("copy.db")
+        try sqlite3Must(db, "VACUUM INTO '\(copy)';")
+        let process = TestProcess()
+        process.executableURL = URL(fileURLWithPath: try cliPath())
+        process.arguments = ["scan", "--every", "1s", "--no-record", "--store", db, "--key-file", keyFile]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let errors = ThreadWork { try readToEnd(err.fileHandleForReading.fileDescriptor) }
+        var printed = Data()
+        while !printed.contains(UInt8(ascii: "\n")) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            printed += chunk
+        }
+        #expect(String(decoding: printed, as: UTF8.self).hasPrefix("intact: full pass checked 5 rows"))
+        #expect(rename(copy, db) == 0)
+        usleep(2_500_000)  // at least one more pass, which fails
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 2)
+        let stderr = String(decoding: try errors.wait(), as: UTF8.self)
+        #expect(stderr.contains("scan pass failed (scan could not complete): ") && stderr.contains("is no longer the store this process opened"), "\(stderr)")
+    }
 }
 
 /// Copied verbatim from docs/scanning.md ("Health checks"), so the documented code compiles and works.
