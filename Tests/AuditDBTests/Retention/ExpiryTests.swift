@@ -335,10 +335,15 @@ struct ExpiryAgreementTests {
         #expect(written.policy.limit(forTenant: decomposed) != written.policy.limit(forTenant: composed))
         try await store.close()
         #expect(try await AuditStore.verify(storeAt: path, keys: keys).isIntact)
-        let verifier = Self.root.appendingPathComponent("docs/verifier/auditdb_verify.py").path
+        #expect(try Self.pythonFindings(path, keyPath).isEmpty)
+    }
+
+    /// The findings of the Python verifier (docs/verifier) on the store at `path`.
+    static func pythonFindings(_ path: String, _ keyPath: String) throws -> [[String: Any]] {
+        let verifier = root.appendingPathComponent("docs/verifier/auditdb_verify.py").path
         let theirs = try run("/usr/bin/env", ["python3", verifier, "--store", path, "--key-file", keyPath, "--json"])
         let json = try #require(try JSONSerialization.jsonObject(with: Data(theirs.stdout.utf8)) as? [String: Any], "\(theirs.stderr)")
-        #expect((json["findings"] as? [[String: Any]])?.isEmpty == true, "\(theirs.stdout)")
+        return try #require(json["findings"] as? [[String: Any]], "\(theirs.stdout)")
     }
 
     @Test("the same findings (kind and seqs) from both verifiers", arguments: cases)
@@ -360,10 +365,7 @@ struct ExpiryAgreementTests {
         try await store.close()
         if let sql = c.sql { try sqlite3Must(path, sql) }
         let ours = try await AuditStore.verify(storeAt: path, keys: keys)
-        let verifier = Self.root.appendingPathComponent("docs/verifier/auditdb_verify.py").path
-        let theirs = try run("/usr/bin/env", ["python3", verifier, "--store", path, "--key-file", keyPath, "--json"])
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(theirs.stdout.utf8)) as? [String: Any], "\(theirs.stderr)")
-        let findings = try #require(json["findings"] as? [[String: Any]])
+        let findings = try Self.pythonFindings(path, keyPath)
         func describe(_ kind: String, _ first: Int64?, _ last: Int64?) -> String { "\(kind) \(first.map(String.init) ?? "-")...\(last.map(String.init) ?? "-")" }
         let python = findings.map { f in
             describe(f["kind"] as? String ?? "?", (f["first_seq"] as? NSNumber)?.int64Value, (f["last_seq"] as? NSNumber)?.int64Value)

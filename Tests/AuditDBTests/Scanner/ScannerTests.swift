@@ -565,6 +565,17 @@ struct ScannerTests {
                 "\(deleted.stderr)")
     }
 
+    /// What `pipe` carries up to its first newline (its first pass's report): waits for it.
+    static func firstLine(_ pipe: Pipe) -> String {
+        var printed = Data()
+        while !printed.contains(UInt8(ascii: "\n")) {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            printed += chunk
+        }
+        return String(decoding: printed, as: UTF8.self)
+    }
+
     @Test("the CLI's --every runs until SIGTERM, then exits with the last pass's status")
     func cliEvery() async throws {
         let cli = try cliPath()
@@ -579,13 +590,7 @@ struct ScannerTests {
         process.standardError = FileHandle.nullDevice
         try process.run()
         // Wait until the first pass has been printed (read the pipe until a newline).
-        var printed = Data()
-        while !printed.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            printed += chunk
-        }
-        #expect(String(decoding: printed, as: UTF8.self).hasPrefix("intact: full pass checked 5 rows"))
+        #expect(Self.firstLine(out).hasPrefix("intact: full pass checked 5 rows"))
         kill(process.processIdentifier, SIGTERM)
         process.waitUntilExit()
         #expect(process.terminationReason == .exit)
@@ -611,13 +616,7 @@ struct ScannerTests {
         process.standardError = err
         try process.run()
         let errors = ThreadWork { try readToEnd(err.fileHandleForReading.fileDescriptor) }
-        var printed = Data()
-        while !printed.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            printed += chunk
-        }
-        #expect(String(decoding: printed, as: UTF8.self).hasPrefix("intact: full pass checked 5 rows"))
+        #expect(Self.firstLine(out).hasPrefix("intact: full pass checked 5 rows"))
         #expect(rename(copy, db) == 0)
         usleep(2_500_000)  // at least one more pass, which fails
         kill(process.processIdentifier, SIGTERM)
