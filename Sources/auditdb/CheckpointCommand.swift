@@ -53,7 +53,9 @@ struct CheckpointCommand: AsyncParsableCommand {
             is not signed over (it no longer matches the root), but it is not looked at either; `auditdb verify` \
             or `scan --full` finds it. Each --anchor is a directory that receives one \
             JSON file per checkpoint, never overwritten; put it on another disk, a WORM mount or a remote host. \
-            `auditdb verify --anchor DIR --public-key FILE` later detects truncation, rollback and rewrites.
+            `auditdb verify --anchor DIR --public-key FILE` later detects truncation, rollback and rewrites. \
+            The directory must exist: a missing one (a typo, an unmounted volume) is refused before anything \
+            is read, never created.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -65,12 +67,16 @@ struct CheckpointCommand: AsyncParsableCommand {
 
     func run() async throws {
         let signer = try CheckpointSigner.load(path: signingKey)
+        // Never created here: a missing directory is a typo or an unmounted volume, and a
+        // checkpoint "anchored" on the local disk instead would protect nothing.
+        let anchors = self.anchors.map { DirectoryAnchor(path: $0, createsDirectory: false) }
+        for anchor in anchors { try anchor.checkDirectoryExists() }
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
                                               configuration: try global.configuration())
         let checkpoint: Checkpoint
         let display = Progress("checkpoint", unit: "rows", quiet: quiet)
         do {
-            checkpoint = try await store.checkpoint(signer: signer, anchors: anchors.map { DirectoryAnchor(path: $0) },
+            checkpoint = try await store.checkpoint(signer: signer, anchors: anchors,
                                                     progress: { display.update($0.rowsChecked, total: $0.totalRows) })
             display.finish()
             try await store.close()
@@ -81,6 +87,6 @@ struct CheckpointCommand: AsyncParsableCommand {
         }
         Output.line("checkpoint at seq \(checkpoint.seq) of store \(checkpoint.storeID), signed by checkpoint key version \(checkpoint.keyVersion)")
         Output.line("merkle root \(checkpoint.merkleRoot.map { String(format: "%02x", $0) }.joined())")
-        for anchor in anchors { Output.line("anchored in \(anchor)") }
+        for anchor in anchors { Output.line("anchored in \(anchor.path)") }
     }
 }

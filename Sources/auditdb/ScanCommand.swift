@@ -16,7 +16,9 @@ struct Scan: AsyncParsableCommand {
             With --every, passes repeat (full when no full pass completed within --full-every) until SIGTERM or \
             SIGINT; a pass in progress is abandoned and not recorded. --metrics-address serves Prometheus metrics \
             at http://ADDRESS/metrics meanwhile, and --signing-key makes a signed checkpoint every \
-            --checkpoint-every (and one at shutdown), written to each --anchor (docs/operations.md).
+            --checkpoint-every (and one at shutdown), written to each --anchor (docs/operations.md), which \
+            must exist: a missing anchor directory is refused at start and fails that checkpoint later, never \
+            created.
 
             EXIT STATUS
               0  intact (with --every: the last pass was intact)
@@ -60,7 +62,12 @@ struct Scan: AsyncParsableCommand {
         _ = try Self.interval(fullEvery, option: "--full-every")
     }
 
+    /// Never created: a volume unmounted while the scanner runs would otherwise take the anchors
+    /// on the local disk (each write checks again).
+    private var anchorDirectories: [DirectoryAnchor] { anchors.map { DirectoryAnchor(path: $0, createsDirectory: false) } }
+
     func run() async throws {
+        for anchor in anchorDirectories { try anchor.checkDirectoryExists() }
         if noRecord && every == nil {
             // Read only: works on archived and read-only stores too.
             let display = Progress("scan", unit: "rows", quiet: quiet)
@@ -125,7 +132,7 @@ struct Scan: AsyncParsableCommand {
         if let signingKey {
             let checkpoints = CheckpointService(
                 store: store, signer: try CheckpointSigner.load(path: signingKey),
-                anchors: anchors.map { DirectoryAnchor(path: $0) },
+                anchors: anchorDirectories,
                 configuration: .init(interval: try Self.interval(checkpointEvery, option: "--checkpoint-every")))
             services.append(.init(service: checkpoints))
         }

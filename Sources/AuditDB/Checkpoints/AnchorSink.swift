@@ -111,6 +111,22 @@ public struct DirectoryAnchor: AnchorSink {
         return nil
     }
 
+    /// Checks, without writing anything, that the directory exists and is a directory: for a
+    /// caller that should refuse a missing anchor before it starts long work (a first checkpoint
+    /// verifies the whole store) rather than when the checkpoint is written.
+    /// - Throws: ``AuditError`` `storage` naming the path and the fix.
+    public func checkDirectoryExists() throws(AuditError) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw missingDirectory(nothingAnchored: false)
+        }
+        guard isDirectory.boolValue else { throw AuditError(.storage, "the anchor directory \(path) is not a directory") }
+    }
+
+    private func missingDirectory(nothingAnchored: Bool) -> AuditError {
+        AuditError(.storage, "the anchor directory \(path) does not exist (an unmounted volume?)\(nothingAnchored ? "; nothing was anchored there" : ""). Mount it, or create it (mkdir -m 755 \(path))")
+    }
+
     func writeSync(_ checkpoint: Checkpoint) throws(AuditError) {
         try writeFile(Self.fileName(of: checkpoint), Array((checkpoint.json + "\n").utf8)) { file throws(AuditError) in
             try Self.acceptExisting(file, for: checkpoint)
@@ -122,9 +138,7 @@ public struct DirectoryAnchor: AnchorSink {
     func writeFile(_ name: String, _ bytes: [UInt8], existing: (String) throws(AuditError) -> Void) throws(AuditError) {
         var isDirectory: ObjCBool = false
         if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-            guard createsDirectory else {
-                throw AuditError(.storage, "the anchor directory \(path) does not exist (an unmounted volume?); nothing was anchored there. Mount or create it")
-            }
+            guard createsDirectory else { throw missingDirectory(nothingAnchored: true) }
             do {
                 // Anchors are public statements: readable by all, written by their owner.
                 try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,

@@ -17,6 +17,7 @@ struct GoldenOutputCheckpointTests {
         secret = cli.path("ckpt.key")
         publicKey = cli.path("ckpt.pub")
         anchor = cli.path("anchor")
+        try FileManager.default.createDirectory(atPath: anchor, withIntermediateDirectories: false)
     }
 
     var generateKey: [String] { ["checkpoint-key", "generate", "--out", secret, "--public-out", publicKey] }
@@ -39,6 +40,14 @@ struct GoldenOutputCheckpointTests {
         try cli.golden("checkpoint-empty-store", ["checkpoint", "--store", cli.path("empty.db"), "--key-file", cli.keyFile,
                                                   "--signing-key", secret, "--anchor", anchor])
         try await cli.createStore(count: 10)
+        // A missing anchor directory (a typo, an unmounted volume) is refused before anything is
+        // read, and not created: nothing is signed or recorded.
+        let missing = cli.path("unmounted")
+        try cli.golden("checkpoint-missing-anchor", ["checkpoint", "--signing-key", secret, "--anchor", anchor, "--anchor", missing]
+                       + cli.options)
+        #expect(!FileManager.default.fileExists(atPath: missing))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: anchor).isEmpty)
+        #expect(try sqlite3Shell(cli.store, "SELECT count(*) FROM audit_checkpoints;").stdout == "0\n")
         try cli.golden("checkpoint-anchored", ["checkpoint", "--signing-key", secret, "--anchor", anchor] + cli.options)
         try cli.golden("checkpoint-again-same-seq", ["checkpoint", "--signing-key", secret, "--anchor", anchor] + cli.options)
         try cli.step(["append", "--actor", "alice", "--action", "login"] + cli.options)

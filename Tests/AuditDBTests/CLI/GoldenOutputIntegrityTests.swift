@@ -48,6 +48,12 @@ struct GoldenOutputIntegrityTests {
         try cli.golden("scan-full-and-incremental", ["scan", "--full", "--incremental"] + cli.options)
         try cli.golden("scan-bad-interval-unit", ["scan", "--every", "5x"] + cli.options)
         try cli.golden("scan-bad-interval", ["scan", "--full-every", "soon"] + cli.options)
+        // Refused at start, not created (a typo, an unmounted volume). The signing key is missing
+        // too, so that a scanner started despite the anchor would fail instead of running on.
+        let unmounted = cli.path("unmounted")
+        try cli.golden("scan-every-missing-anchor", ["scan", "--every", "1h", "--signing-key", cli.path("missing.key"),
+                                                     "--anchor", unmounted] + cli.options)
+        #expect(!FileManager.default.fileExists(atPath: unmounted))
         try cli.golden("scan-missing-store", ["scan", "--store", cli.path("missing.db"), "--key-file", cli.keyFile])
         try cli.golden("scan-no-key", ["scan", "--store", cli.store])
         try cli.tamperRow(seq: 2)
