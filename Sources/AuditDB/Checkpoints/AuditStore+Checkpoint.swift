@@ -55,7 +55,7 @@ extension AuditStore {
         let storeID = self.storeID, keys = self.keys
         let extended: (Int64, [UInt8], MerkleTree.Frontier, tail: [UInt8])?
         do {
-            extended = try await Self.extend(pool, from: last, storeID: storeID, keys: keys, progress: treeProgress)
+            extended = try await Self.extend(pool, from: last, storeID: storeID, keys: keys, erasures: erasureClaims, progress: treeProgress)
         } catch {
             throw AuditError.from(error, while: "checkpoint \(path)")
         }
@@ -176,7 +176,7 @@ extension AuditStore {
     /// frontier and the new rows' leaves otherwise. The new rows are verified, chained from
     /// `last`'s chain head.
     static func extend(_ reader: any DatabaseReader, from last: StoredCheckpoint?, storeID: StoreID, keys: KeyRing,
-                       progress: (@Sendable (VerificationProgress) -> Void)? = nil)
+                       erasures: ErasureClaimsCache? = nil, progress: (@Sendable (VerificationProgress) -> Void)? = nil)
         async throws -> (Int64, [UInt8], MerkleTree.Frontier, tail: [UInt8])?
     {
         var frontier = MerkleTree.Frontier()
@@ -189,6 +189,7 @@ extension AuditStore {
         let from = frontier.size + 1
         guard lastSeq >= from else { return nil }
         let scan = try await LeafScan.leaves(reader, range: from...lastSeq, prevMac: prevMac, storeID: storeID, keys: keys, verify: true,
+                                             erasures: erasures,
                                              progress: progress.map { RowsProgress(total: lastSeq - from + 1, report: $0) })
         guard scan.findings.isEmpty, scan.lastGood == lastSeq else {
             let first = scan.findings.first.map(String.init(describing:)) ?? "row \(scan.lastGood + 1) cannot be read"

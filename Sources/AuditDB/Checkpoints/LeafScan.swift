@@ -20,11 +20,19 @@ enum LeafScan {
     /// `verify: false`, the first row whose leaf cannot be computed: malformed, or signed by a
     /// version the ring lacks). `onRow` gets each good row, read once: its verdict and its leaf
     /// hash come from one pass over it.
+    ///
+    /// With `erasures` (and `verify`), a row must also be what the verified erasure entries made
+    /// it (``ErasureCheck/problem(_:claims:)``), else the scan stops at it with `erasure-tampered`:
+    /// for the scans whose rows leave the store (export, shipping) or are signed over anew
+    /// (checkpoint). An erasure keeps the MAC valid, so the row check alone passes a value put
+    /// back from a copy made before its erasure.
     static func scan(_ db: Database, range: ClosedRange<Int64>, prevMac start: [UInt8], storeID: StoreID, keys: KeyRing,
-                     verify: Bool = true, onExpired: (Int64, [UInt8]) throws -> Void = { _, _ in },
+                     verify: Bool = true, erasures: ErasureClaimsCache? = nil,
+                     onExpired: (Int64, [UInt8]) throws -> Void = { _, _ in },
                      onRow: (RowView, [UInt8]) throws -> Void) throws -> Result
     {
         var result = Result(lastGood: range.lowerBound - 1, lastMac: start)
+        let claims = verify ? try erasures?.claims(db, storeID: storeID, keys: keys) : nil
         let statement = try db.makeStatement(sql: try RowLayout.select(db) + " WHERE seq >= ? AND seq <= ? ORDER BY seq")
         let stmt = statement.sqliteStatement
         try SQLite.bind(stmt, 1, range.lowerBound)
@@ -79,6 +87,10 @@ enum LeafScan {
                     result.findings.append(finding)
                     return result
                 }
+                if let claims, let problem = ErasureCheck.problem(view, claims: claims) {
+                    result.findings.append(Finding(kind: .erasureTampered, seqs: seq...seq, message: problem))
+                    return result
+                }
             } else {
                 guard let computed = view.leaf(storeID: storeID, keys: keys) else { return result }
                 leaf = computed
@@ -107,11 +119,11 @@ extension LeafScan {
         var collected: [(Int64, UInt8)] = []
     }
 
-    /// Scans `range` like ``scan(_:range:prevMac:storeID:keys:verify:onRow:)`` and returns the
+    /// Scans `range` like ``scan(_:range:prevMac:storeID:keys:verify:erasures:onExpired:onRow:)`` and returns the
     /// leaves; large ranges are split in two halves scanned on two reader connections (the
     /// second half chained from the stored MAC of the row before it, as the verifier does).
     static func leaves(_ reader: any DatabaseReader, range: ClosedRange<Int64>, prevMac: [UInt8], storeID: StoreID,
-                       keys: KeyRing, verify: Bool,
+                       keys: KeyRing, verify: Bool, erasures: ErasureClaimsCache? = nil,
                        collect: (@Sendable (RowView, [UInt8]) throws -> UInt8?)? = nil,
                        progress: RowsProgress? = nil) async throws -> Leaves
     {
@@ -127,7 +139,7 @@ extension LeafScan {
             flat.reserveCapacity(min(r.count, 1 << 22) * 32)  // a range up to a tampered far seq holds no such count
             var collected: [(Int64, UInt8)] = []
             var uncounted: Int64 = 0
-            let scan = try LeafScan.scan(db, range: r, prevMac: prev, storeID: storeID, keys: keys, verify: verify,
+            let scan = try LeafScan.scan(db, range: r, prevMac: prev, storeID: storeID, keys: keys, verify: verify, erasures: erasures,
                                          onExpired: { _, leaf in flat += leaf }) { view, leaf in
                 flat += leaf
                 if let collect, let byte = try collect(view, leaf) { collected.append((view.seq, byte)) }

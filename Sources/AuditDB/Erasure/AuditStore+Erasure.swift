@@ -231,9 +231,15 @@ extension AuditStore {
         var plan = ErasurePlan()
         let whole: UInt8 = mask & 8 != 0 ? mask & 3 : mask & 7  // the fields erased whole
         var found: [Int64] = []  // in seq order, as the stream returns them
-        func consider(_ entry: AuditEntry) {
+        func consider(_ entry: AuditEntry) throws {
             found.append(entry.seq)
-            if Self.isReserved(entry.action) {
+            if let finding = entry.finding {
+                // A row that is not what its erasure entries made it goes to the batch, which
+                // erases it again where that is the way out (a value restored from a copy made
+                // before its erasure: ErasureCheck.Claim.isRedone) and refuses it otherwise.
+                guard finding.kind == .erasureTampered else { throw EntryReader.refusal(seq: entry.seq, finding) }
+                plan.rows.append(entry.seq)
+            } else if Self.isReserved(entry.action) {
                 plan.engineEntries += 1
             } else if entry.formatVersion == Int(ADB_FORMAT_KEYED_NONCES) {
                 plan.legacy.append(entry.seq)
@@ -245,6 +251,7 @@ extension AuditStore {
             }
         }
         var query = EntryQuery()
+        query.unverifiedRows = .mark
         switch subject {
         case .actor(let actor): query.actor = actor
         case .tenant(let tenant): query.tenant = tenant
@@ -255,20 +262,22 @@ extension AuditStore {
             for seq in Set(seqs).sorted() {
                 var one = EntryQuery(limit: 1)
                 one.seqs = seq...seq
+                one.unverifiedRows = .mark
                 guard let entry = try await entries(one).first else {
                     throw AuditError(.invalidInput, "seq \(seq) is not in the log (never written, or expired)", field: "seqs")
                 }
+                if let finding = entry.finding, finding.kind != .erasureTampered { throw EntryReader.refusal(seq: seq, finding) }
                 guard !Self.isReserved(entry.action) else {
                     throw AuditError(.invalidInput, "seq \(seq) is one of AuditDB's own entries (\(entry.action)), which are never erased",
                                      field: "seqs")
                 }
-                consider(entry)
+                try consider(entry)
             }
             return plan
         }
         // Rows appended while the stream reads are not its business (nor the check's below).
         let bound = try await lastSeq()
-        for try await entry in stream(query) { consider(entry) }
+        for try await entry in stream(query) { try consider(entry) }
         try await refuseRowsMissedByTheIndex(subject, found: found, upTo: bound)
         return plan
     }
@@ -323,9 +332,8 @@ extension AuditStore {
             if claims == nil {
                 claims = try claimsCache?.claims(db, storeID: storeID, keys: keys) ?? ErasureCheck.claims(db, storeID: storeID, keys: keys).claims
             }
-            if current != 0 || claims?[seq] != nil,
-               let problem = ErasureCheck.problem(seq: seq, mask: current, details: RowView.string(row.details), claim: claims?[seq]),
-               claims?[seq]?.isRedone(stored: current, by: mask, paths: paths) != true
+            if let claims, let problem = ErasureCheck.problem(view, claims: claims),
+               claims[seq]?.isRedone(stored: current, by: mask, paths: paths) != true
             {
                 throw AuditError(.integrityViolation, "\(problem); nothing of this batch was erased. Run `auditdb verify`.")
             }

@@ -118,6 +118,16 @@ enum ErasureCheck {
         return mismatch(seq: seq, mask: mask, details: details, claim: claim)
     }
 
+    /// Rules 2 and 4 for one row read for an answer, an export, a shipment or an expiry, after it
+    /// passed its own check: a row with erased fields, or one a verified erasure entry names (a
+    /// row restored whole from a copy made before its erasure has no erased field left; only the
+    /// claim shows it). Nil when the row is what the entries made it.
+    static func problem(_ view: RowView, claims: [Int64: Claim]) -> String? {
+        let mask = view.erasedMask, claim = claims[view.seq]
+        guard mask != 0 || claim != nil else { return nil }
+        return problem(seq: view.seq, mask: mask, details: RowView.string(view.row.details), claim: claim)
+    }
+
     /// Rule 2 for one row: erased fields that no verified erasure entry claims.
     static func unclaimed(seq: Int64, mask: UInt8, claim: Claim?) -> String? {
         let unclaimed = mask & ~(claim?.mask ?? 0)

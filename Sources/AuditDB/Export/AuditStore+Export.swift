@@ -241,7 +241,7 @@ extension AuditStore {
         let scan: LeafScan.Leaves
         do {
             scan = try await LeafScan.leaves(pool, range: 1...cp.seq, prevMac: [UInt8](repeating: 0, count: 32),
-                                             storeID: storeID, keys: keys, verify: true, collect: { view, _ in
+                                             storeID: storeID, keys: keys, verify: true, erasures: erasureClaims, collect: { view, _ in
                 // The fields erased in the store, as the entry will show them (bits 0-2), for the statement.
                 Self.matches(view, filter) ? view.erasedMask & 7 : nil
             }, progress: progress.map { RowsProgress(total: cp.seq, report: $0) })

@@ -172,10 +172,10 @@ extension AuditStore {
     func retentionBatch(_ chunk: [Int64], policy: RetentionPolicy, now: AuditTimestamp, dryRun: Bool,
                         archive: RetentionArchive?) async throws -> (Batch, String?)
     {
-        let storeID = self.storeID, keys = self.keys
+        let storeID = self.storeID, keys = self.keys, erasures = erasureClaims
         if dryRun {
             do {
-                return (try await pool.read { db in try Self.expire(chunk, db, policy: policy, now: now, storeID: storeID, keys: keys, write: false) { _ in
+                return (try await pool.read { db in try Self.expire(chunk, db, policy: policy, now: now, storeID: storeID, keys: keys, erasures: erasures, write: false) { _ in
                     throw AuditError(.storage, "internal error: a dry run tried to write")
                 } }, nil)
             } catch let error as AuditError {
@@ -192,7 +192,7 @@ extension AuditStore {
         if let archive {
             // Plan the batch, archive exactly its range, then expire only what was planned.
             let plan = try await pool.read { db in
-                try Self.expire(chunk, db, policy: policy, now: now, storeID: storeID, keys: keys, write: false) { _ in
+                try Self.expire(chunk, db, policy: policy, now: now, storeID: storeID, keys: keys, erasures: erasures, write: false) { _ in
                     throw AuditError(.storage, "internal error: planning tried to write")
                 }
             }
@@ -206,7 +206,7 @@ extension AuditStore {
         }
         let chosen = seqs, archived = reference
         var batch = try await holdTransaction("expire rows") { db, _, append in
-            try Self.expire(chosen, db, policy: policy, now: now, storeID: storeID, keys: keys, write: true,
+            try Self.expire(chosen, db, policy: policy, now: now, storeID: storeID, keys: keys, erasures: erasures, write: true,
                             archive: archived, append: append)
         }
         if let heldInPlan { batch.held += heldInPlan }
@@ -259,11 +259,14 @@ extension AuditStore {
     /// `stated` and `ignoringHolds` exist for tests that play a key holder who breaks the rules
     /// (the verifier must report it): the record then states another policy than the one applied.
     static func expire(_ seqs: [Int64], _ db: Database, policy: RetentionPolicy, now: AuditTimestamp, storeID: StoreID,
-                       keys: KeyRing, write: Bool, stated: RetentionPolicy? = nil, ignoringHolds: Bool = false,
+                       keys: KeyRing, erasures: ErasureClaimsCache, write: Bool, stated: RetentionPolicy? = nil, ignoringHolds: Bool = false,
                        archive: ExpiryRecord.Archive? = nil,
                        append: ([EncodedEvent]) throws -> ClosedRange<Int64>) throws -> Batch
     {
         let holds = ignoringHolds ? [] : try HoldLog.read(db, storeID: storeID, keys: keys).holds.filter(\.isActive)
+        // A row must also be what the verified erasure entries made it: a value put back after
+        // its erasure would otherwise be archived, and its evidence expire with the row.
+        let claims = try erasures.claims(db, storeID: storeID, keys: keys)
         let macs = try StoredMacs(db)
         let statement = try db.makeStatement(sql: RowLayout.select + " WHERE seq = ?")
         let stmt = statement.sqliteStatement
@@ -300,6 +303,9 @@ extension AuditStore {
             }
             if let finding {
                 throw AuditError(.integrityViolation, "row \(seq) does not verify (\(finding)); nothing of this batch was expired. Run `auditdb verify`.")
+            }
+            if let problem = ErasureCheck.problem(view, claims: claims) {
+                throw AuditError(.integrityViolation, "row \(seq) does not verify (erasure-tampered at seq \(seq): \(problem)); nothing of this batch was expired. Run `auditdb verify`.")
             }
             guard chain.prevKnown || seq == 1 else {
                 throw AuditError(.integrityViolation, "the row before seq \(seq) is missing; nothing of this batch was expired. Run `auditdb verify`.")

@@ -108,7 +108,7 @@ extension AuditStore {
                 throw AuditError(.integrityViolation, "the row at seq \(shipped), the last one the central copy holds, is missing here or its stored MAC is not 32 bytes, so the next row's link cannot be checked; nothing was shipped. Run `auditdb verify`.")
             }
             let scan = try await LeafScan.leaves(pool, range: (shipped + 1)...checkpoint.seq, prevMac: prevMac, storeID: storeID,
-                                                 keys: keys, verify: true)
+                                                 keys: keys, verify: true, erasures: erasureClaims)
             guard scan.findings.isEmpty, scan.lastGood == checkpoint.seq else {
                 let first = scan.findings.first.map(String.init(describing:)) ?? "row \(scan.lastGood + 1) cannot be read"
                 throw AuditError(.integrityViolation, "the store does not verify from seq \(shipped + 1) up to the checkpoint at seq \(checkpoint.seq) (\(first)); nothing was shipped. Run `auditdb verify`.")

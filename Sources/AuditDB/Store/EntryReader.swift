@@ -4,10 +4,11 @@ import GRDB
 import GRDBSQLite
 
 /// Reads rows into ``AuditEntry`` values, checking each with the verifier's own row check
-/// (MAC, and the link to the row before it: the previous row read, or the stored one), and for a
-/// row with erased fields, that verified erasure entries account for them (FORMAT.md section 21.4,
-/// step 10 rules 2 and 4 for that row): an erasure keeps the MAC valid by construction, and the
-/// rest of a partially erased details is authenticated by its erasure entry, not by the MAC.
+/// (MAC, and the link to the row before it: the previous row read, or the stored one), and that
+/// the row is what the verified erasure entries made it (FORMAT.md section 21.4, step 10 rules 2
+/// and 4 for that row): an erasure keeps the MAC valid by construction, so neither an erasure
+/// made without an entry nor a value restored after its erasure changes the MAC, and the rest of
+/// a partially erased details is authenticated by its erasure entry, not by the MAC.
 struct EntryReader {
     let context: RowContext
     let previousMac: StoredMacs
@@ -44,6 +45,12 @@ struct EntryReader {
         self.mode = mode
     }
 
+    /// The error for a row that failed verification, read in mode `.throw`.
+    static func refusal(seq: Int64, _ finding: Finding) -> AuditError {
+        AuditError(.integrityViolation,
+                   "entry \(seq) failed verification (\(finding)); it is not returned. Run `auditdb verify` for a full report.")
+    }
+
     /// Steps `statement` (arguments already set) to the end, appending its rows to `entries`.
     mutating func read(_ statement: Statement, into entries: inout [AuditEntry]) throws {
         let stmt = statement.sqliteStatement
@@ -74,21 +81,19 @@ struct EntryReader {
                 finding = Finding(kind: .malformedRow, seqs: (seq - 1)...(seq - 1),
                                   message: "the row before seq \(seq) has a stored MAC of \(length) bytes, not 32, so seq \(seq)'s link cannot be checked")
             }
-            if finding == nil, checksErasures, case let mask = view.erasedMask, mask != 0 {
+            // With the store's cache (queries, tail: rows of any kind) every row is looked up, so
+            // that a row restored whole after its erasure is refused too; the readers of engine
+            // entries, which are never erased, look only at rows with erased fields.
+            if finding == nil, checksErasures, claimsCache != nil || view.erasedMask != 0 {
                 if erasureClaims == nil {
                     erasureClaims = try claimsCache?.claims(db, storeID: storeID, keys: keys)
                         ?? ErasureCheck.claims(db, storeID: storeID, keys: keys).claims
                 }
-                if let problem = ErasureCheck.problem(seq: seq, mask: mask, details: RowView.string(view.row.details),
-                                                      claim: erasureClaims?[seq]) {
+                if let claims = erasureClaims, let problem = ErasureCheck.problem(view, claims: claims) {
                     finding = Finding(kind: .erasureTampered, seqs: seq...seq, message: problem)
                 }
             }
-            if let finding, mode == .throw {
-                throw AuditError(
-                    .integrityViolation,
-                    "entry \(seq) failed verification (\(finding)); it is not returned. Run `auditdb verify` for a full report.")
-            }
+            if let finding, mode == .throw { throw Self.refusal(seq: seq, finding) }
             entries.append(view.entry(finding: finding))
             lastSeq = seq
             lastChain = chain

@@ -436,3 +436,51 @@ extension ErasureTests {
         #expect(try await AuditStore.verify(storeAt: path, keys: keys).lastSeq == 23)
     }
 }
+
+extension ErasureTests {
+    @Test("a row restored after its erasure, or erased without an entry, never leaves the store: queries, export, shipping and expiry stop at it with its finding",
+          arguments: [ErasureTamper.restoredFromBackup, .eraseWithoutEntry])
+    func tamperedErasureIsNotPassedOn(_ tamper: ErasureTamper) async throws {
+        let store = try await makeAliceStore()  // alice: seqs 3, 8, 13, 18
+        let backup = dir.path("backup.db")
+        try sqlite3Must(path, "VACUUM INTO '\(backup)';")
+        var forged: [UInt8] = []
+        if tamper == .restoredFromBackup {
+            _ = try await store.erase(.seqs([8]), fields: [.actor, .details], reason: "TICKET-4")
+        } else {
+            forged = try await forgedErasedSeals(store, seq: 8, mask: 1)
+        }
+        // As the runbook says: a checkpoint right after the erasure. The rows it covers are then
+        // exported, shipped and archived against it.
+        let checkpoint = try await store.checkpoint(signer: try testSigner())
+        try await store.close()
+        let set = tamper == .restoredFromBackup
+            ? "actor = (SELECT actor FROM old.audit_entries WHERE seq = 8), details = (SELECT details FROM old.audit_entries WHERE seq = 8), seals = (SELECT seals FROM old.audit_entries WHERE seq = 8)"
+            : "actor = NULL, seals = X'\(Hex.encode(forged))'"
+        let result = try run("/usr/bin/sqlite3", ["-batch", "-cmd", ".dbconfig enable_trigger off", path,
+                                                  "ATTACH '\(backup)' AS old; UPDATE audit_entries SET \(set) WHERE seq = 8;"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let finding = tamper == .restoredFromBackup
+            ? "erasure-tampered at seq 8: erasure entry 21 erased actor, details of row 8, but the row holds it again (restored from a copy made before the erasure?)"
+            : "erasure-tampered at seq 8: row 8 has actor erased, but no erasure entry that verifies erased it (erased without AuditDB, or its erasure entry was removed or changed)"
+        #expect(try await AuditStore.verify(storeAt: path, keys: keys).findings.map(\.description) == [finding])
+
+        let reopened = try await AuditStore.open(at: path, keys: keys)
+        let query = await #expect(throws: AuditError.self) { try await reopened.entries() }
+        #expect(query?.message == "entry 8 failed verification (\(finding)); it is not returned. Run `auditdb verify` for a full report.")
+        let bundle = dir.path("bundle")
+        let export = await #expect(throws: AuditError.self) { try await reopened.export(to: bundle) }
+        #expect(export?.code == .integrityViolation)
+        #expect(export?.message == "the store does not verify up to its checkpoint (\(finding)); nothing was exported. Run `auditdb verify`.")
+        #expect(!FileManager.default.fileExists(atPath: bundle))
+        let shipping = await #expect(throws: AuditError.self) { try await reopened.shippingRun(after: 0, through: checkpoint) }
+        #expect(shipping?.message == "the store does not verify from seq 1 up to the checkpoint at seq \(checkpoint.seq) (\(finding)); nothing was shipped. Run `auditdb verify`.")
+        let policy = try RetentionPolicy(parsingDefault: "1d")
+        let later = AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.now().microsecondsSinceEpoch + 2 * 86_400_000_000)
+        let expiry = await #expect(throws: AuditError.self) { try await reopened.applyRetention(policy, now: later) }
+        #expect(expiry?.message == "row 8 does not verify (\(finding)); nothing of this batch was expired. Run `auditdb verify`.")
+        try await reopened.close()
+        // Nothing expired: the evidence is still there.
+        #expect(try await AuditStore.verify(storeAt: path, keys: keys).findings.map(\.description) == [finding])
+    }
+}

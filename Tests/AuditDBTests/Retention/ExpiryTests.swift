@@ -243,7 +243,7 @@ struct ExpiryTests {
         let (storeID, keys, later) = (store.storeID, self.keys, Self.later)
         _ = try await store.holdTransaction("test") { db, _, append in
             // Rows 2 and 4 (tenant-2, tenant-1) pass the applied policy; the stated one keeps them 30 days.
-            try AuditStore.expire([2, 4], db, policy: Self.policy, now: later, storeID: storeID, keys: keys, write: true,
+            try AuditStore.expire([2, 4], db, policy: Self.policy, now: later, storeID: storeID, keys: keys, erasures: ErasureClaimsCache(), write: true,
                                   stated: strict, append: append)
         }
         try await store.close()
@@ -258,7 +258,7 @@ struct ExpiryTests {
         let hold = try await store.placeHold(.resource(type: nil, id: "doc-2"), reason: "subpoena", placedBy: "legal")
         let (storeID, keys, later) = (store.storeID, self.keys, Self.later)
         _ = try await store.holdTransaction("test") { db, _, append in
-            try AuditStore.expire([2, 4], db, policy: Self.policy, now: later, storeID: storeID, keys: keys, write: true,
+            try AuditStore.expire([2, 4], db, policy: Self.policy, now: later, storeID: storeID, keys: keys, erasures: ErasureClaimsCache(), write: true,
                                   ignoringHolds: true, append: append)
         }
         try await store.close()
