@@ -7,6 +7,7 @@ import Foundation
 import Logging
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// `auditdb-fleet`: the PostgreSQL witness and the fleet auditor. A separate executable so that
@@ -29,8 +30,9 @@ struct FleetCommand: AsyncParsableCommand {
     )
 
     static func main() async {
+        StandardStreams.reserveStandardDescriptors()
         if let problem = RepeatedOptions.problem(Self.self, Array(CommandLine.arguments.dropFirst())) {
-            FileHandle.standardError.write(Data(("error: " + FleetReport.escapedForOutput(problem) + "\n").utf8))
+            StandardStreams.error("error: " + FleetReport.escapedForOutput(problem) + "\n")
             Foundation.exit(2)
         }
         do {
@@ -41,7 +43,7 @@ struct FleetCommand: AsyncParsableCommand {
                 try command.run()
             }
         } catch let error as AuditError {
-            FileHandle.standardError.write(Data(("error: " + FleetReport.escapedForOutput(error.message) + "\n").utf8))
+            StandardStreams.error("error: " + FleetReport.escapedForOutput(error.message) + "\n")
             Foundation.exit(2)
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)
@@ -49,7 +51,7 @@ struct FleetCommand: AsyncParsableCommand {
             if exitCode(for: error) == .success { exit(withError: error) }
             // Escaped line by line: no line of it can be forged, and the usage stays readable.
             let lines = fullMessage(for: error).split(separator: "\n", omittingEmptySubsequences: false)
-            FileHandle.standardError.write(Data((lines.map { FleetReport.escapedForOutput(String($0)) }.joined(separator: "\n") + "\n").utf8))
+            StandardStreams.error(lines.map { FleetReport.escapedForOutput(String($0)) }.joined(separator: "\n") + "\n")
             Foundation.exit(2)
         }
     }
@@ -154,15 +156,23 @@ struct Audit: AsyncParsableCommand {
             }
             if let endpoint {
                 endpoint.start()
-                FileHandle.standardError.write(Data("serving metrics at http://\(endpoint.boundAddress)/metrics\n".utf8))
+                StandardStreams.error("serving metrics at http://\(endpoint.boundAddress)/metrics\n")
             }
             defer { endpoint?.stop() }
             try await withClients(central: witness.witness, witness: nil, timeout: witness.timeout) { witness, _ in
                 let logger = Logger(label: "auditdb-fleet")
                 let auditor = FleetAuditor(witness: witness, configuration: .init(silentAfter: silent, metricsFactory: endpoint == nil ? nil : factory),
                                            logger: logger)
+                // The reports are also in the metrics: an auditor whose standard output is gone
+                // says so once on standard error and goes on auditing.
+                let reported = Mutex(false)
                 let service = FleetAuditService(auditor: auditor, interval: interval) { report in
-                    FileHandle.standardOutput.write(Data((json ? report.json + "\n" : report.text).utf8))
+                    do {
+                        try StandardStreams.output(json ? report.json + "\n" : report.text)
+                    } catch {
+                        if !reported.withLock({ $0 }) { StandardStreams.error("error: \(error) (the auditor goes on)\n") }
+                        reported.withLock { $0 = true }
+                    }
                 }
                 let group = ServiceGroup(configuration: .init(
                     services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
@@ -175,7 +185,7 @@ struct Audit: AsyncParsableCommand {
             try await FleetAuditor(witness: witness, configuration: .init(silentAfter: silent), logger: Logger(label: "auditdb-fleet"))
                 .audit()
         }
-        FileHandle.standardOutput.write(Data((format == "json" ? report.json + "\n" : report.text).utf8))
+        try writeOutput(format == "json" ? report.json + "\n" : report.text)
         if !report.isIntact { throw ExitCode(1) }
     }
 }
@@ -189,7 +199,7 @@ struct InstallSchema: AsyncParsableCommand {
 
     func run() async throws {
         try await witness.with { try await $0.installSchema() }
-        print("witness schema installed")
+        try writeOutput("witness schema installed\n")
     }
 }
 
@@ -218,7 +228,16 @@ struct Register: AsyncParsableCommand {
         let keys = try CheckpointPublicKeys.load(path: publicKey)
         let (publisher, label) = (self.publisher, self.label)
         try await witness.with { try await $0.register(store: bytes, publisher: publisher, publicKeys: keys, label: label) }
-        print("registered store \(bytes) for role \(FleetReport.escapedForOutput(publisher))")
+        try writeOutput("registered store \(bytes) for role \(FleetReport.escapedForOutput(publisher))\n")
     }
 }
 
+/// Writes `text` to standard output; a failure (a full disk, a closed pipe) is an ``AuditError``
+/// saying that what the command committed stays (StandardStreams).
+func writeOutput(_ text: String) throws {
+    do {
+        try StandardStreams.output(text)
+    } catch {
+        throw AuditError(.storage, error.description)
+    }
+}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuditDB
+import AuditDBCLISupport
 import AuditDBPostgres
 import Foundation
 import Logging
@@ -151,13 +152,13 @@ struct Ship: AsyncParsableCommand {
         } ?? ""
         if summary.shipped == 0 {
             guard summary.heldBackAt == nil else {
-                print("nothing shipped: the central table holds \(summary.shippedBefore) entries of store \(summary.storeID)\(held)")
+                try writeOutput("nothing shipped: the central table holds \(summary.shippedBefore) entries of store \(summary.storeID)\(held)\n")
                 throw ExitCode(1)  // rows are waiting: a scheduler must see it
             }
-            print("nothing to ship: the central table holds \(summary.shippedBefore) entries of store \(summary.storeID), up to the newest published checkpoint")
+            try writeOutput("nothing to ship: the central table holds \(summary.shippedBefore) entries of store \(summary.storeID), up to the newest published checkpoint\n")
         } else {
-            print("shipped \(summary.shipped) entries of store \(summary.storeID) (seqs \(summary.shippedBefore + 1)...\(summary.shippedAfter)) in \(summary.batches) batch(es), proven against the checkpoint at seq \(summary.checkpoint?.seq ?? summary.shippedAfter)"
-                + (summary.lateTombstones > 0 ? "; with \(summary.lateTombstones) late tombstone(s) of rows expired since they were shipped" : "") + held)
+            try writeOutput("shipped \(summary.shipped) entries of store \(summary.storeID) (seqs \(summary.shippedBefore + 1)...\(summary.shippedAfter)) in \(summary.batches) batch(es), proven against the checkpoint at seq \(summary.checkpoint?.seq ?? summary.shippedAfter)"
+                + (summary.lateTombstones > 0 ? "; with \(summary.lateTombstones) late tombstone(s) of rows expired since they were shipped" : "") + held + "\n")
         }
     }
 }
@@ -195,7 +196,7 @@ struct VerifyShipped: AsyncParsableCommand {
         let report = try await withClients(central: to, witness: witness, timeout: timeout) { central, witness in
             try await ShippedVerifier(central: central, witness: witness, logger: Logger(label: "auditdb-fleet")).verify(storeID: id)
         }
-        FileHandle.standardOutput.write(Data((format == "json" ? report.json + "\n" : report.text).utf8))
+        try writeOutput(format == "json" ? report.json + "\n" : report.text)
         if !report.isIntact { throw ExitCode(1) }
     }
 }
@@ -213,7 +214,7 @@ final class Watchdog: Sendable {
                 let (last, stopped) = self.state.withLock { $0 }
                 if stopped { return }
                 if ContinuousClock.now - last > limit {
-                    FileHandle.standardError.write(Data("error: no batch was committed for \(limit.components.seconds) s: \(FleetReport.escapedForOutput(what)) stopped answering; committed batches stay, run again to resume\n".utf8))
+                    StandardStreams.error("error: no batch was committed for \(limit.components.seconds) s: \(FleetReport.escapedForOutput(what)) stopped answering; committed batches stay, run again to resume\n")
                     exit(2)
                 }
             }

@@ -94,13 +94,13 @@ struct Adopt: AsyncParsableCommand {
         display.finish()
         let seconds = Date().timeIntervalSince(started)
         if showBar {
-            Output.line("adopted \(report.imported) row(s) of \(table) as back-signed entries of run \(report.runSeq)"
+            try Output.line("adopted \(report.imported) row(s) of \(table) as back-signed entries of run \(report.runSeq)"
                 + (report.resumedFrom > 0 ? " (resumed after \(report.resumedFrom))" : "")
                 + (report.skippedCount == 0 ? "" : "; skipped \(report.skippedCount) invalid row(s): \(report.skipped.prefix(20).map(String.init).joined(separator: ", "))\(report.skippedCount > 20 ? ", ..." : "")")
                 + (report.droppedColumns.isEmpty ? "" : "; columns left out: \(report.droppedColumns.joined(separator: ", "))")
                 + "; legacy table: \(report.afterwards.rawValue)")
         } else {
-            Output.line("{\"run\":\(report.runSeq),\"imported\":\(report.imported),\"skipped\":\(report.skippedCount),"
+            try Output.line("{\"run\":\(report.runSeq),\"imported\":\(report.imported),\"skipped\":\(report.skippedCount),"
                 + "\"skippedIds\":[\(report.skipped.map(String.init).joined(separator: ","))],"
                 + "\"resumedFrom\":\(report.resumedFrom),\"total\":\(report.total),\"sourceDigest\":\"\(report.sourceDigest)\","
                 + "\"seconds\":\(String(format: "%.3f", seconds))}")

@@ -85,7 +85,7 @@ struct Append: AsyncParsableCommand {
         do {
             let seq = try await store.append(event)
             try await store.close()
-            Output.line("\(seq)")
+            try Output.line("\(seq)")
         } catch {
             try? await store.close()  // cleanup; the original error is rethrown
             throw error

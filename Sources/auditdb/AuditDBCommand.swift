@@ -32,6 +32,7 @@ struct AuditDBCommand: AsyncParsableCommand {
 
     /// Parses and runs, mapping every failure to the documented exit statuses.
     static func main() async {
+        StandardStreams.reserveStandardDescriptors()
         // Before ArgumentParser sees them: `CommandLine.arguments` has already replaced bytes
         // that are not UTF-8 with U+FFFD, which would then be stored as if it had been given.
         if let problem = RawArguments.firstInvalidUTF8() {
@@ -60,7 +61,7 @@ struct AuditDBCommand: AsyncParsableCommand {
             // argument echoed in it cannot repaint the terminal.
             let lines = fullMessage(for: error).split(separator: "\n", omittingEmptySubsequences: false)
             let escaped = lines.map { OutputEscaping.escapeForTerminal(String($0)) }.joined(separator: "\n")
-            FileHandle.standardError.write(Data((escaped + "\n").utf8))
+            StandardStreams.error(escaped + "\n")
             Foundation.exit(ExitStatus.failure)
         }
     }
@@ -207,24 +208,43 @@ enum Output {
     static let silentLogger = Logger(label: "auditdb", factory: { _ in SwiftLogNoOpLogHandler() })
 
     static func error(_ message: String) {
-        FileHandle.standardError.write(Data(("auditdb: error: " + OutputEscaping.escapeForTerminal(message) + "\n").utf8))
+        StandardStreams.error("auditdb: error: " + OutputEscaping.escapeForTerminal(message) + "\n")
     }
 
     /// A line on standard error that is not an error (where a long-running command listens).
     static func notice(_ message: String) {
-        FileHandle.standardError.write(Data(("auditdb: " + OutputEscaping.escapeForTerminal(message) + "\n").utf8))
+        StandardStreams.error("auditdb: " + OutputEscaping.escapeForTerminal(message) + "\n")
     }
 
-    static func line(_ text: String) {
-        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    /// Writes `text` and a newline to standard output, throwing if it cannot.
+    static func line(_ text: String) throws {
+        try writeAll(text + "\n")
+    }
+
+    /// The first failed ``lineDeferringFailure(_:)``.
+    private static let deferredFailure = Mutex<StandardStreams.OutputError?>(nil)
+
+    /// ``line(_:)`` for a callback that cannot throw (progress): a failure is kept for
+    /// ``throwDeferredFailure()``, which the command calls once the callback's work is done.
+    static func lineDeferringFailure(_ text: String) {
+        do {
+            try StandardStreams.output(text + "\n")
+        } catch {
+            deferredFailure.withLock { if $0 == nil { $0 = error } }
+        }
+    }
+
+    /// Throws the failure ``lineDeferringFailure(_:)`` kept, if any.
+    static func throwDeferredFailure() throws {
+        if let failure = deferredFailure.withLock({ $0 }) { throw AuditError(.storage, failure.description) }
     }
 
     /// Writes all of `text` to standard output, throwing if it cannot (a closed pipe, a full disk).
     static func writeAll(_ text: String) throws {
         do {
-            try FileHandle.standardOutput.write(contentsOf: Data(text.utf8))
+            try StandardStreams.output(text)
         } catch {
-            throw AuditError(.storage, "cannot write standard output: \(error)")
+            throw AuditError(.storage, error.description)
         }
     }
 }

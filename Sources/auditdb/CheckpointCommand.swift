@@ -20,7 +20,7 @@ struct CheckpointKeyCommand: AsyncParsableCommand {
             let signer = try CheckpointSigner([CheckpointSigningKey.generate(version: 1)])
             try signer.write(to: out, replacing: false)
             try signer.publicKeys.write(to: publicOut)
-            Output.line("wrote checkpoint key file \(out) (version 1, mode 0600; keep it secret) and public key file \(publicOut)")
+            try Output.line("wrote checkpoint key file \(out) (version 1, mode 0600; keep it secret) and public key file \(publicOut)")
         }
     }
 
@@ -37,7 +37,7 @@ struct CheckpointKeyCommand: AsyncParsableCommand {
             let signer = try CheckpointSigner.load(path: signingKey).rotated()
             try signer.write(to: signingKey, replacing: true)
             try signer.publicKeys.write(to: publicOut)
-            Output.line("added checkpoint key version \(signer.signingKey.version) to \(signingKey); it signs from now on; \(publicOut) lists every version")
+            try Output.line("added checkpoint key version \(signer.signingKey.version) to \(signingKey); it signs from now on; \(publicOut) lists every version")
         }
     }
 }
@@ -85,8 +85,8 @@ struct CheckpointCommand: AsyncParsableCommand {
             try? await store.close()  // cleanup; the original error is rethrown
             throw error
         }
-        Output.line("checkpoint at seq \(checkpoint.seq) of store \(checkpoint.storeID), signed by checkpoint key version \(checkpoint.keyVersion)")
-        Output.line("merkle root \(checkpoint.merkleRoot.map { String(format: "%02x", $0) }.joined())")
-        for anchor in anchors { Output.line("anchored in \(anchor.path)") }
+        try Output.line("checkpoint at seq \(checkpoint.seq) of store \(checkpoint.storeID), signed by checkpoint key version \(checkpoint.keyVersion)")
+        try Output.line("merkle root \(checkpoint.merkleRoot.map { String(format: "%02x", $0) }.joined())")
+        for anchor in anchors { try Output.line("anchored in \(anchor.path)") }
     }
 }

@@ -16,7 +16,7 @@ struct Compact: AsyncParsableCommand {
 
     func run() async throws {
         let report = try await withStore(global) { store in try await store.compact() }
-        Output.line(SpaceLine.describe(report))
+        try Output.line(SpaceLine.describe(report))
     }
 }
 

@@ -88,18 +88,18 @@ struct Erase: AsyncParsableCommand {
         }
         let names = (WithholdableField.allCases.filter(report.fields.contains).map(\.rawValue) + report.paths.map(\.description))
             .joined(separator: ", ")
-        Output.line("erased \(names) of \(report.erased.count) row(s); \(report.alreadyErased) already erased")
+        try Output.line("erased \(names) of \(report.erased.count) row(s); \(report.alreadyErased) already erased")
         if !report.legacyRowsSkipped.isEmpty {
-            Output.line("left \(report.legacyRowsSkipped.count) row(s) written before migration 0006 as they are (first seq \(report.legacyRowsSkipped[0]))")
+            try Output.line("left \(report.legacyRowsSkipped.count) row(s) written before migration 0006 as they are (first seq \(report.legacyRowsSkipped[0]))")
         }
         if report.engineEntriesSkipped > 0 {
-            Output.line("skipped \(report.engineEntriesSkipped) of AuditDB's own entries (never erased)")
+            try Output.line("skipped \(report.engineEntriesSkipped) of AuditDB's own entries (never erased)")
         }
         if !report.erasureEntries.isEmpty {
-            Output.line("erasure entries: \(report.erasureEntries.map(String.init).joined(separator: ", "))")
+            try Output.line("erasure entries: \(report.erasureEntries.map(String.init).joined(separator: ", "))")
         }
         if !report.scrubbed {
-            Output.line("warning: the write-ahead log could not be emptied (a reader held an older snapshot, or the disk is full): until the next checkpoint that succeeds, the erased values may still be in the store file or its -wal (free space if the disk is full, then run this erasure again)")
+            try Output.line("warning: the write-ahead log could not be emptied (a reader held an older snapshot, or the disk is full): until the next checkpoint that succeeds, the erased values may still be in the store file or its -wal (free space if the disk is full, then run this erasure again)")
         }
     }
 }

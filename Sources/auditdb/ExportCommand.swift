@@ -67,25 +67,25 @@ struct ExportCommand: AsyncParsableCommand {
             try? await store.close()  // cleanup; the original error is rethrown
             throw error
         }
-        Output.line("exported \(summary.entryCount) entries to \(out), proven against the checkpoint at seq \(summary.checkpoint.seq)")
+        try Output.line("exported \(summary.entryCount) entries to \(out), proven against the checkpoint at seq \(summary.checkpoint.seq)")
         if summary.isLimited, let seqs = summary.filter.seqs {
-            Output.line("--limit \(summary.entryCount): more entries match; this bundle covers seqs \(seqs.lowerBound)-\(seqs.upperBound) (its filter ends with --to-seq \(seqs.upperBound)); export the rest with --from-seq \(seqs.upperBound + 1)")
+            try Output.line("--limit \(summary.entryCount): more entries match; this bundle covers seqs \(seqs.lowerBound)-\(seqs.upperBound) (its filter ends with --to-seq \(seqs.upperBound)); export the rest with --from-seq \(seqs.upperBound + 1)")
         }
         if let statement = summary.statement {
             let range = summary.isLimited ? "from seq \(summary.filter.seqs!.lowerBound) to \(summary.filter.seqs!.upperBound)" : "up to seq \(statement.checkpointSeq)"
-            Output.line("signed statement.json with checkpoint key version \(statement.keyVersion): it attests that these are all rows \(range) matching the filters")
+            try Output.line("signed statement.json with checkpoint key version \(statement.keyVersion): it attests that these are all rows \(range) matching the filters")
         } else {
-            Output.line("note: no --signing-key, so no signed statement: a verifier can check each entry, but not that the export is complete")
+            try Output.line("note: no --signing-key, so no signed statement: a verifier can check each entry, but not that the export is complete")
         }
         if !policy.isEmpty {
-            Output.line("masked: \(policy.rules.map(\.description).joined(separator: ", ")) (withheld in the proof; the masked renderings are shown unproven)")
+            try Output.line("masked: \(policy.rules.map(\.description).joined(separator: ", ")) (withheld in the proof; the masked renderings are shown unproven)")
         }
-        if let access = summary.accessSeq { Output.line("recorded in the log as access entry \(access)") }
+        if let access = summary.accessSeq { try Output.line("recorded in the log as access entry \(access)") }
         if let newest = summary.skippedCheckpoints.first {
             Output.notice("warning: the store's newer checkpoint(s) at seq \(summary.skippedCheckpoints.prefix(5).map(String.init).joined(separator: ", "))\(summary.skippedCheckpoints.count > 5 ? " …" : "") could not be used (a signature, Merkle frontier or chain head that does not match the log, or a key that is not the signing key file's), so the bundle is proven against seq \(summary.checkpoint.seq), not \(newest). The store's copy of a checkpoint is a convenience that anyone who can write the file can damage; `auditdb checkpoint` records a new one once rows follow seq \(newest)")
         }
         if summary.rowsAfterCheckpoint > 0 {
-            Output.line("note: \(summary.rowsAfterCheckpoint) row(s) after seq \(summary.checkpoint.seq) are not covered by a checkpoint and were not exported; run `auditdb checkpoint` first to include them")
+            try Output.line("note: \(summary.rowsAfterCheckpoint) row(s) after seq \(summary.checkpoint.seq) are not covered by a checkpoint and were not exported; run `auditdb checkpoint` first to include them")
         }
     }
 }
@@ -124,18 +124,18 @@ struct VerifyExportCommand: AsyncParsableCommand {
                                                    progress: { display.update($0.rowsChecked, total: $0.totalRows) })
         display.finish()
         if result.isValid, let expected, let found = result.checkpoint?.storeID, found != expected {
-            Output.line("EXPORT INVALID: the bundle verifies, but it is of store \(found.hex), not of store \(expected.hex) (--store-id)")
+            try Output.line("EXPORT INVALID: the bundle verifies, but it is of store \(found.hex), not of store \(expected.hex) (--store-id)")
             throw ExitCode(ExitStatus.violation)
         }
         if result.isValid {
-            for line in result.description.split(separator: "\n") { Output.line(OutputEscaping.escapeForTerminal(String(line))) }
+            for line in result.description.split(separator: "\n") { try Output.line(OutputEscaping.escapeForTerminal(String(line))) }
             return
         }
-        Output.line("EXPORT INVALID: \(result.findings.count) finding(s)")
-        for finding in result.findings.prefix(50) { Output.line("  " + OutputEscaping.escapeForTerminal(finding.description)) }
-        if result.findings.count > 50 { Output.line("  ... and \(result.findings.count - 50) more") }
+        try Output.line("EXPORT INVALID: \(result.findings.count) finding(s)")
+        for finding in result.findings.prefix(50) { try Output.line("  " + OutputEscaping.escapeForTerminal(finding.description)) }
+        if result.findings.count > 50 { try Output.line("  ... and \(result.findings.count - 50) more") }
         if result.findings.count >= ExportBundle.findingLimit {
-            Output.line("  (verification stopped at \(ExportBundle.findingLimit) findings; the rest of the bundle was not checked)")
+            try Output.line("  (verification stopped at \(ExportBundle.findingLimit) findings; the rest of the bundle was not checked)")
         }
         throw ExitCode(ExitStatus.violation)
     }

@@ -56,7 +56,7 @@ struct Hold: AsyncParsableCommand {
                 try await store.placeHold(matcher(), reason: reason, placedBy: placer)
             }
             // The description quotes values as JSON strings, escaping what a terminal must not see raw.
-            Output.line("placed legal hold \(hold.id): \(hold.matcher.description)")
+            try Output.line("placed legal hold \(hold.id): \(hold.matcher.description)")
         }
     }
 
@@ -76,7 +76,7 @@ struct Hold: AsyncParsableCommand {
             let hold = try await withStore(global) { store in
                 try await store.releaseHold(id: id, reason: reason, releasedBy: releaser)
             }
-            Output.line("released legal hold \(hold.id) (entry \(hold.release?.seq ?? 0))")
+            try Output.line("released legal hold \(hold.id) (entry \(hold.release?.seq ?? 0))")
         }
     }
 
@@ -97,14 +97,14 @@ struct Hold: AsyncParsableCommand {
         func run() async throws {
             let holds = try await withStore(global) { store in try await store.holds(includeReleased: all) }
             if json {
-                Output.line("{\"holds\":[" + holds.map(HoldJSON.encode).joined(separator: ",") + "]}")
+                try Output.line("{\"holds\":[" + holds.map(HoldJSON.encode).joined(separator: ",") + "]}")
                 return
             }
             guard !holds.isEmpty else {
-                Output.line(all ? "no legal holds" : "no active legal holds")
+                try Output.line(all ? "no legal holds" : "no active legal holds")
                 return
             }
-            for hold in holds { Output.line(Self.line(hold)) }
+            for hold in holds { try Output.line(Self.line(hold)) }
         }
 
         static func line(_ hold: LegalHold) -> String {

@@ -28,7 +28,7 @@ struct JSONLIngest {
                 do {
                     let seqs = try await store!.append(prepared: batch.events)
                     committed.add(batch, seqs)
-                    Output.line(seqs.count == 1 ? "\(seqs.lowerBound)" : "\(seqs.lowerBound)-\(seqs.upperBound)")
+                    try Output.line(seqs.count == 1 ? "\(seqs.lowerBound)" : "\(seqs.lowerBound)-\(seqs.upperBound)")
                     progress.update(Int64(committed.events), note: "lines 1-\(committed.lastLine) committed")
                 } catch {
                     failure = (AuditError.wrapping(error, prefix: "lines \(batch.lines.lowerBound)-\(batch.lines.upperBound)"),

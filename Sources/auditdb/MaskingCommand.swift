@@ -74,7 +74,7 @@ struct Masking: AsyncParsableCommand {
             let setter = by ?? ProcessInfo.processInfo.userName
             let seq = try await withStore(global) { store in try await store.setMasking(parsed, by: setter, reason: reason) }
             let text = parsed.isEmpty ? "nothing" : Swift.Set(parsed).sorted().map(\.description).joined(separator: ", ")
-            Output.line("masking entry \(seq): the store masks \(OutputEscaping.escapeForTerminal(text))")
+            try Output.line("masking entry \(seq): the store masks \(OutputEscaping.escapeForTerminal(text))")
         }
     }
 
@@ -86,14 +86,14 @@ struct Masking: AsyncParsableCommand {
         func run() async throws {
             let masking = try await withStore(global) { store in try await store.maskingConfiguration() }
             guard let seq = masking.seq else {
-                Output.line("no masking rules: outputs show every value")
+                try Output.line("no masking rules: outputs show every value")
                 return
             }
             let by = masking.setBy.map { " by " + OutputEscaping.jsonQuoted($0) } ?? ""
             let why = masking.reason.map { ", reason " + OutputEscaping.jsonQuoted($0) } ?? ""
-            Output.line("set at seq \(seq), \(masking.setAt?.iso8601 ?? "-")\(by)\(why)")
-            if masking.rules.isEmpty { Output.line("no masking rules: outputs show every value") }
-            for rule in masking.rules { Output.line(OutputEscaping.escapeForTerminal(rule.description)) }
+            try Output.line("set at seq \(seq), \(masking.setAt?.iso8601 ?? "-")\(by)\(why)")
+            if masking.rules.isEmpty { try Output.line("no masking rules: outputs show every value") }
+            for rule in masking.rules { try Output.line(OutputEscaping.escapeForTerminal(rule.description)) }
         }
     }
 }

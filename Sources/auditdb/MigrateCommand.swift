@@ -34,25 +34,26 @@ struct Schema: AsyncParsableCommand {
         let path = try global.storePath()
         let configuration = try global.configuration()
         let plan = try await AuditStore.migrationPlan(at: path, configuration: configuration)
-        Output.line("applied: \(plan.applied.isEmpty ? "none" : plan.applied.joined(separator: ", "))")
-        Output.line("pending: \(plan.pending.isEmpty ? "none (the store is current)" : plan.pending.joined(separator: ", "))")
+        try Output.line("applied: \(plan.applied.isEmpty ? "none" : plan.applied.joined(separator: ", "))")
+        try Output.line("pending: \(plan.pending.isEmpty ? "none (the store is current)" : plan.pending.joined(separator: ", "))")
         if dryRun {
-            Output.line("dry run: nothing was changed")
+            try Output.line("dry run: nothing was changed")
             return
         }
         let policy: AuditStore.BackupPolicy = noBackup ? .none : backup.map { .at($0) } ?? .automatic
         let report = try await AuditStore.migrate(at: path, keys: try global.keyRing(), backup: policy, configuration: configuration) { step in
             switch step {
-            case .verifying: Output.line("verifying the store before migrating...")
-            case .backingUp(let backupPath): Output.line("backing up to \(backupPath)...")
-            case .applying(let name, let index, let count): Output.line("applying \(name) (\(index)/\(count))...")
-            case .verifyingAfter(let name): Output.line("verifying after \(name)...")
+            case .verifying: Output.lineDeferringFailure("verifying the store before migrating...")
+            case .backingUp(let backupPath): Output.lineDeferringFailure("backing up to \(backupPath)...")
+            case .applying(let name, let index, let count): Output.lineDeferringFailure("applying \(name) (\(index)/\(count))...")
+            case .verifyingAfter(let name): Output.lineDeferringFailure("verifying after \(name)...")
             }
         }
         if report.applied.isEmpty {
-            Output.line("the store is current; nothing was changed")
+            try Output.line("the store is current; nothing was changed")
         } else {
-            Output.line("migrated: \(report.applied.joined(separator: ", ")); \(report.verification)")
+            try Output.line("migrated: \(report.applied.joined(separator: ", ")); \(report.verification)")
         }
+        try Output.throwDeferredFailure()
     }
 }

@@ -1,4 +1,5 @@
 import AuditDB
+import AuditDBCLISupport
 import Foundation
 import Synchronization
 
@@ -122,7 +123,7 @@ final class Progress: Sendable {
     }
 
     private func write(_ text: String) {
-        FileHandle.standardError.write(Data(text.utf8))
+        StandardStreams.error(text)
     }
 
     static func seconds(_ duration: Duration) -> Double {

@@ -61,22 +61,22 @@ struct Query: AsyncParsableCommand {
             let reader = store.masked(by: policy)
             if all {
                 var unverified = 0
-                if format == .json { Output.line("{\"entries\":[") }
-                if format == .table { Output.line(TableFormat.header.joined(separator: "  ")) }
+                if format == .json { try Output.line("{\"entries\":[") }
+                if format == .table { try Output.line(TableFormat.header.joined(separator: "  ")) }
                 for try await entry in reader.stream(query) {
                     if !entry.isVerified { unverified += 1 }
                     switch format {
-                    case .table: Output.line(TableFormat.row(entry))
-                    case .json: Output.line((printed == 0 ? "" : ",") + EntryJSON.encode(entry))
-                    case .jsonl: Output.line(EntryJSON.encode(entry))
+                    case .table: try Output.line(TableFormat.row(entry))
+                    case .json: try Output.line((printed == 0 ? "" : ",") + EntryJSON.encode(entry))
+                    case .jsonl: try Output.line(EntryJSON.encode(entry))
                     }
                     printed += 1
                 }
-                if format == .json { Output.line("],\"nextCursor\":null}") }
+                if format == .json { try Output.line("],\"nextCursor\":null}") }
                 return unverified
             }
             let page = try await reader.page(query)
-            print(page)
+            try print(page)
             printed = page.entries.count
             return page.entries.filter { !$0.isVerified }.count
         }
@@ -92,7 +92,7 @@ struct Query: AsyncParsableCommand {
         if try result.get() > 0 { throw ExitCode(ExitStatus.violation) }
     }
 
-    private func print(_ page: QueryPage) {
+    private func print(_ page: QueryPage) throws {
         let entries = page.entries
         switch format {
         case .table:
@@ -106,14 +106,14 @@ struct Query: AsyncParsableCommand {
                     return i == cells.count - 1 ? c : c + String(repeating: " ", count: widths[i] - c.count)
                 }.joined(separator: "  ")
             }
-            Output.line(render(TableFormat.header))
-            for row in rows { Output.line(render(row)) }
-            if let next = page.nextCursor { Output.line("-- next page: --after \(next.token)") }
+            try Output.line(render(TableFormat.header))
+            for row in rows { try Output.line(render(row)) }
+            if let next = page.nextCursor { try Output.line("-- next page: --after \(next.token)") }
         case .json:
             let next = page.nextCursor.map { "\"\($0.token)\"" } ?? "null"
-            Output.line("{\"entries\":[" + entries.map(EntryJSON.encode).joined(separator: ",") + "],\"nextCursor\":\(next)}")
+            try Output.line("{\"entries\":[" + entries.map(EntryJSON.encode).joined(separator: ",") + "],\"nextCursor\":\(next)}")
         case .jsonl:
-            for entry in entries { Output.line(EntryJSON.encode(entry)) }
+            for entry in entries { try Output.line(EntryJSON.encode(entry)) }
         }
     }
 }

@@ -25,7 +25,7 @@ struct RepairIndexes: AsyncParsableCommand {
             throw error
         }
         try await store.close()
-        Output.line("indexes rebuilt; " + OutputEscaping.escapeForTerminal(report.description))
+        try Output.line("indexes rebuilt; " + OutputEscaping.escapeForTerminal(report.description))
         if !report.isIntact { throw ExitCode(ExitStatus.violation) }
     }
 }

@@ -38,9 +38,9 @@ struct ReportCommand: AsyncParsableCommand {
         let signer = try CheckpointSigner.load(path: signingKey)
         let report = try await withStore(global) { store in try await store.complianceReport(signer: signer, options: options) }
         try report.write(to: out)
-        Output.line("report written to \(OutputEscaping.escapeForTerminal(out)) (report.json, report.sig, report.txt); "
+        try Output.line("report written to \(OutputEscaping.escapeForTerminal(out)) (report.json, report.sig, report.txt); "
             + "recorded in the log as access entry \(report.accessSeq.map(String.init) ?? "-")")
-        for line in report.text.split(separator: "\n") { Output.line(OutputEscaping.escapeForTerminal(String(line))) }
+        for line in report.text.split(separator: "\n") { try Output.line(OutputEscaping.escapeForTerminal(String(line))) }
         if !report.storeIntact { throw ExitCode(ExitStatus.violation) }
     }
 }
@@ -62,9 +62,9 @@ struct VerifyReportCommand: AsyncParsableCommand {
     func run() async throws {
         switch try SignedComplianceReport.verify(at: directory, publicKeys: try CheckpointPublicKeys.load(path: publicKey)) {
         case .valid(let storeID, let createdAt, let keyVersion):
-            Output.line("report valid: store \(storeID), made \(createdAt), signed by checkpoint key version \(keyVersion) (report.json is what is signed; report.txt is a rendering of it, not checked)")
+            try Output.line("report valid: store \(storeID), made \(createdAt), signed by checkpoint key version \(keyVersion) (report.json is what is signed; report.txt is a rendering of it, not checked)")
         case .invalid(let reason):
-            Output.line("REPORT INVALID: " + OutputEscaping.escapeForTerminal(reason))
+            try Output.line("REPORT INVALID: " + OutputEscaping.escapeForTerminal(reason))
             throw ExitCode(ExitStatus.violation)
         }
     }

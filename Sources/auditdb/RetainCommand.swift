@@ -82,19 +82,19 @@ struct Retain: AsyncParsableCommand {
         }
         display.finish()
         let verb = report.dryRun ? "would expire" : "expired"
-        Output.line("\(verb) \(report.expired) row(s) under policy default \(policy.defaultLimit)"
+        try Output.line("\(verb) \(report.expired) row(s) under policy default \(policy.defaultLimit)"
             + policy.tenantOverrides.map { ", \(OutputEscaping.jsonQuoted($0.tenant)) \($0.limit)" }.joined()
             + "; \(report.held) kept by legal holds")
         for count in report.expiredPerTenant {
-            Output.line("  \(count.tenant.isEmpty ? "(no tenant)" : OutputEscaping.jsonQuoted(count.tenant)): \(count.count)")
+            try Output.line("  \(count.tenant.isEmpty ? "(no tenant)" : OutputEscaping.jsonQuoted(count.tenant)): \(count.count)")
         }
         if !report.keptByForeignTombstones.isEmpty {
             Output.notice("warning: kept \(report.keptByForeignTombstones.count) row(s) the policy would expire, because a tombstone no expiry wrote already holds their seq (first: \(report.keptByForeignTombstones[0])); `auditdb verify` reports it as foreign-row, and docs/retention.md says how to remove it")
         }
-        for bundle in report.archives { Output.line("archived to \(OutputEscaping.escapeForTerminal(bundle))") }
+        for bundle in report.archives { try Output.line("archived to \(OutputEscaping.escapeForTerminal(bundle))") }
         if !report.expiryEntries.isEmpty {
-            Output.line("expiry entries: \(report.expiryEntries.map(String.init).joined(separator: ", "))")
+            try Output.line("expiry entries: \(report.expiryEntries.map(String.init).joined(separator: ", "))")
         }
-        if let space = report.space { Output.line(SpaceLine.describe(space)) }
+        if let space = report.space { try Output.line(SpaceLine.describe(space)) }
     }
 }

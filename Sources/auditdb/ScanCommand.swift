@@ -75,7 +75,7 @@ struct Scan: AsyncParsableCommand {
                 storeAt: try global.storePath(), keys: try global.keyRing(), mode: full ? .full : .incremental,
                 configuration: try global.configuration(), progress: { display.update($0.rowsChecked, total: $0.totalRows) })
             display.finish()
-            print(report)
+            try print(report)
             if !report.isIntact { throw ExitCode(ExitStatus.violation) }
             return
         }
@@ -109,12 +109,12 @@ struct Scan: AsyncParsableCommand {
                     }
                     display.finish()
                     let report = try scanned.get()
-                    print(report)
+                    try print(report)
                     return report.isIntact
                 } catch let error as AuditError {
                     // The pass ran but its record could not be appended: show what it found.
                     guard let report = scanner.lastReport else { throw error }
-                    print(report)
+                    try print(report)
                     throw AuditError(error.code, error.message + " (the pass above was not recorded; use --no-record to scan without writing)")
                 }
             }
@@ -158,7 +158,17 @@ struct Scan: AsyncParsableCommand {
         defer { endpoint?.stop() }
         let passes = scanner.passes()
         let printer = Task {
-            for await report in passes { print(report) }
+            // The passes are recorded in the store and counted in the metrics: a scanner whose
+            // standard output is gone says so once on standard error and goes on scanning.
+            var reported = false
+            for await report in passes {
+                do {
+                    try print(report)
+                } catch {
+                    if !reported { Output.error("\(error) (the scanner goes on; its passes are recorded in the store)") }
+                    reported = true
+                }
+            }
         }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: Output.silentLogger))
@@ -171,10 +181,10 @@ struct Scan: AsyncParsableCommand {
         return status.lastResult != .findings
     }
 
-    private func print(_ report: ScanReport) {
+    private func print(_ report: ScanReport) throws {
         if json {
             let record = report.recordSeq.map(String.init) ?? "null"
-            Output.line("{\"mode\":\"\(report.mode.rawValue)\",\"recordSeq\":\(record),\"fromSeq\":\(report.integrity.firstCheckedSeq),"
+            try Output.line("{\"mode\":\"\(report.mode.rawValue)\",\"recordSeq\":\(record),\"fromSeq\":\(report.integrity.firstCheckedSeq),"
                         + "\"report\":\(ReportJSON.encode(report.integrity))}")
             return
         }
@@ -182,13 +192,13 @@ struct Scan: AsyncParsableCommand {
         let range = report.checkedSeqs.map { "seq \($0.lowerBound)...\($0.upperBound)" } ?? "no new rows"
         let recorded = report.recordSeq.map { "; recorded as seq \($0)" } ?? ""
         if report.isIntact {
-            Output.line("intact: \(report.mode.rawValue) pass checked \(integrity.rowsChecked) rows (\(range))\(recorded)")
+            try Output.line("intact: \(report.mode.rawValue) pass checked \(integrity.rowsChecked) rows (\(range))\(recorded)")
         } else {
-            Output.line("INTEGRITY VIOLATION: \(report.mode.rawValue) pass found \(integrity.totalFindings) finding(s) (\(range))\(recorded)")
+            try Output.line("INTEGRITY VIOLATION: \(report.mode.rawValue) pass found \(integrity.totalFindings) finding(s) (\(range))\(recorded)")
             for finding in integrity.findings.prefix(50) {
-                Output.line("  " + OutputEscaping.escapeForTerminal(finding.description))
+                try Output.line("  " + OutputEscaping.escapeForTerminal(finding.description))
             }
-            if integrity.totalFindings > 50 { Output.line("  ... and \(integrity.totalFindings - 50) more") }
+            if integrity.totalFindings > 50 { try Output.line("  ... and \(integrity.totalFindings - 50) more") }
         }
     }
 
@@ -245,22 +255,22 @@ struct Status: AsyncParsableCommand {
                     + "\"result\":\"\(s.isIntact ? "intact" : "findings")\",\"findings\":\(s.findings),"
                     + "\"firstFinding\":\(s.firstFinding.map(OutputEscaping.jsonQuoted) ?? "null")}"
             }
-            Output.line("{\"lastPass\":\(encode(status.lastPass)),\"lastFullPass\":\(encode(status.lastFullPass)),"
+            try Output.line("{\"lastPass\":\(encode(status.lastPass)),\"lastFullPass\":\(encode(status.lastFullPass)),"
                         + "\"secondsSinceLastPass\":\(age(status.lastPass).map(String.init) ?? "null"),"
                         + "\"secondsSinceLastFullPass\":\(age(status.lastFullPass).map(String.init) ?? "null")}")
         } else if let last = status.lastPass {
-            Output.line("last pass: \(last.mode.rawValue) at \(last.recordedAt.iso8601) (\(age(last) ?? 0)s ago), "
+            try Output.line("last pass: \(last.mode.rawValue) at \(last.recordedAt.iso8601) (\(age(last) ?? 0)s ago), "
                         + "\(last.rowsChecked) rows (seq \(last.fromSeq)...\(last.throughSeq)), "
                         + (last.isIntact ? "intact" : "\(last.findings) finding(s)") + ", record seq \(last.seq)")
-            if let first = last.firstFinding { Output.line("  first finding: " + OutputEscaping.escapeForTerminal(first)) }
+            if let first = last.firstFinding { try Output.line("  first finding: " + OutputEscaping.escapeForTerminal(first)) }
             if let full = status.lastFullPass {
-                Output.line("last full pass: \(full.recordedAt.iso8601) (\(age(full) ?? 0)s ago), "
+                try Output.line("last full pass: \(full.recordedAt.iso8601) (\(age(full) ?? 0)s ago), "
                             + (full.isIntact ? "intact" : "\(full.findings) finding(s)"))
             } else {
-                Output.line("last full pass: none recorded")
+                try Output.line("last full pass: none recorded")
             }
         } else {
-            Output.line("no scan pass recorded yet: run `auditdb scan`")
+            try Output.line("no scan pass recorded yet: run `auditdb scan`")
         }
         guard let last = status.lastPass else { throw ExitCode(ExitStatus.failure) }
         if !last.isIntact { throw ExitCode(ExitStatus.violation) }

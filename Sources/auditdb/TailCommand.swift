@@ -80,7 +80,7 @@ struct Tail: AsyncParsableCommand {
                 for await _ in signals { return }
             }
             group.addTask {
-                if format == .table { Output.line(TableFormat.header.joined(separator: "  ")) }
+                if format == .table { try Output.line(TableFormat.header.joined(separator: "  ")) }
                 var policy = startPolicy, policySeq = startPolicySeq
                 for try await page in stream.batches {
                     // The store's rules as they are now, read after the page: a masking entry

@@ -38,15 +38,15 @@ struct Verify: AsyncParsableCommand {
             : try await verifyAgainstAnchors(display)
         display.finish()
         if json {
-            Output.line(ReportJSON.encode(report))
+            try Output.line(ReportJSON.encode(report))
         } else if report.isIntact {
-            Output.line("intact: \(report.rowsChecked) rows verified (last seq \(report.lastSeq)), store \(report.storeID.map(\.hex) ?? "?")")
+            try Output.line("intact: \(report.rowsChecked) rows verified (last seq \(report.lastSeq)), store \(report.storeID.map(\.hex) ?? "?")")
         } else {
-            Output.line("INTEGRITY VIOLATION: \(report.totalFindings) finding(s) in store \(report.storeID.map(\.hex) ?? "?")")
+            try Output.line("INTEGRITY VIOLATION: \(report.totalFindings) finding(s) in store \(report.storeID.map(\.hex) ?? "?")")
             for finding in report.findings.prefix(50) {
-                Output.line("  " + OutputEscaping.escapeForTerminal(finding.description))
+                try Output.line("  " + OutputEscaping.escapeForTerminal(finding.description))
             }
-            if report.totalFindings > 50 { Output.line("  ... and \(report.totalFindings - 50) more") }
+            if report.totalFindings > 50 { try Output.line("  ... and \(report.totalFindings - 50) more") }
         }
         if !report.isIntact { throw ExitCode(ExitStatus.violation) }
     }

@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// A failed write to standard output (a full disk, a closed descriptor, a reader gone while
+/// SIGPIPE is ignored) is an error with exit status 2 that says what was committed, never a
+/// crash; a closed standard output never becomes the descriptor of a file the command writes.
+@Suite("CLI: standard output that cannot be written")
+struct StandardStreamsTests {
+    let dir: TempDir
+    let keys: KeyRing
+    let store: String
+    let keyFile: String
+
+    init() async throws {
+        dir = try TempDir()
+        keys = try testKeyRing()
+        store = dir.path("s.db")
+        keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        _ = try await makeStore(at: store, keys: keys, count: 3)
+    }
+
+    /// `auditdb ARGUMENTS` through the shell, with `redirect` applied to it.
+    func auditdb(_ arguments: [String], _ redirect: String, ignoringSIGPIPE: Bool = false) throws -> ProcessResult {
+        let quoted = ([try cliPath()] + arguments + ["--store", store, "--key-file", keyFile])
+            .map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        return try run("/bin/sh", ["-c", (ignoringSIGPIPE ? "trap '' PIPE; " : "") + quoted + " " + redirect])
+    }
+
+    func message(_ reason: String) -> String {
+        "auditdb: error: cannot write standard output (\(reason)); what the command changed before this is committed, only the rest of its output was lost\n"
+    }
+
+    @Test("append to a full disk: exit 2 saying the row is committed; it is there once")
+    func fullDisk() async throws {
+        let result = try auditdb(["append", "--actor", "alice", "--action", "login"], ">/dev/full")
+        #expect(result.status == 2 && result.stderr == message("No space left on device"), "\(result.status) \(result.stderr)")
+        let entries = try await AuditStore.open(at: store, keys: keys).entries()
+        #expect(entries.map(\.seq) == [1, 2, 3, 4] && entries.last?.actor == "alice")
+    }
+
+    @Test("a closed standard output: exit 2; an export's files never receive the report line")
+    func closedOutput() throws {
+        let verify = try auditdb(["verify"], ">&-")
+        #expect(verify.status == 2 && verify.stderr == message("Bad file descriptor"), "\(verify.status) \(verify.stderr)")
+        let signing = dir.path("c.key"), publicKey = dir.path("c.pub")
+        #expect(try run(try cliPath(), ["checkpoint-key", "generate", "--out", signing, "--public-out", publicKey]).status == 0)
+        let checkpoint = try run(try cliPath(), ["checkpoint", "--signing-key", signing, "--store", store, "--key-file", keyFile])
+        #expect(checkpoint.status == 0, "\(checkpoint.stderr)")
+        let bundle = dir.path("bundle")
+        let export = try auditdb(["export", "--out", bundle, "--signing-key", signing], ">&-")
+        #expect(export.status == 2 && export.stderr == message("Bad file descriptor"), "\(export.status) \(export.stderr)")
+        for name in try FileManager.default.contentsOfDirectory(atPath: bundle) {
+            let text = try String(contentsOfFile: bundle + "/" + name, encoding: .utf8)
+            #expect(!text.contains("exported "), "\(name): \(text)")
+        }
+        let checked = try run(try cliPath(), ["verify-export", bundle, "--public-key", publicKey])
+        #expect(checked.status == 0, "\(checked.stdout)\(checked.stderr)")
+    }
+
+    @Test("a reader gone while SIGPIPE is ignored (as systemd starts services): exit 2, broken pipe")
+    func brokenPipe() throws {
+        // The pipe's read end is closed before the query starts, so its first write fails.
+        let script = """
+            import os, signal, subprocess, sys
+            r, w = os.pipe()
+            os.close(r)
+            p = subprocess.run(sys.argv[1:], stdout=w, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN))
+            sys.stderr.buffer.write(p.stderr)
+            sys.exit(p.returncode)
+            """
+        let result = try run("/usr/bin/env", ["python3", "-c", script, try cliPath(), "query", "--all", "--format", "jsonl",
+                                              "--store", store, "--key-file", keyFile])
+        #expect(result.status == 2 && result.stderr == message("Broken pipe"), "\(result.status) \(result.stderr)")
+    }
+}
