@@ -17,7 +17,7 @@ struct Query: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "At most this many entries (1-10000).") var limit = 100
     @Flag(help: "Every matching entry, streamed a page at a time (ignores --limit).") var all = false
     @Flag(help: "Newest first.") var descending = false
-    @Flag(name: .customLong("include-unverified"), help: "Show rows that fail verification, marked UNVERIFIED, instead of stopping (exit status 1).")
+    @Flag(name: .customLong("include-unverified"), help: "Show rows that fail verification, marked UNVERIFIED (in JSON: \"verified\":false, and details as the stored text in a JSON string), instead of stopping (exit status 1).")
     var includeUnverified = false
     @Option(help: "table | json | jsonl") var format: Format = .table
     @OptionGroup var masks: MaskOptions
@@ -182,8 +182,11 @@ enum EntryJSON {
             e.mask(of: f).map { "{\"masked\":\"\($0.method.rawValue)\",\"value\":\(q($0.shown))}" }
         }
         func field(_ f: WithholdableField, _ s: String?) -> String { e.isErased(f) ? erased : masked(f) ?? q(s) }
-        // detailsJSON was validated as a JSON object when appended and verified when read.
-        let details = e.isErased(.details) ? erased : masked(.details) ?? e.detailsJSON.map(OutputEscaping.jsonSafe) ?? "null"
+        // A verified row's detailsJSON was validated as a JSON object when appended. An unverified
+        // row's (--include-unverified) may be anything another client wrote, e.g. text that closes
+        // the object and adds members of its own: it is shown as a JSON string, never spliced in.
+        let stored = e.finding == nil ? e.detailsJSON.map(OutputEscaping.jsonSafe) : e.detailsJSON.map(OutputEscaping.jsonQuoted)
+        let details = e.isErased(.details) ? erased : masked(.details) ?? stored ?? "null"
         let maskList = e.masked.isEmpty ? "" : ",\"masked\":[" + e.masked.map { q($0.path.description) }.joined(separator: ",") + "]"
         // Paths erased inside details (FORMAT.md 21.7): gone from "details", named here.
         let erasedList = e.erasedDetailPaths.isEmpty ? "" : ",\"erasedPaths\":[" + e.erasedDetailPaths.map { q($0.description) }.joined(separator: ",") + "]"

@@ -214,6 +214,14 @@ struct CLITests {
         #expect(lines.filter { $0.contains("\"verified\":false") }.count == 1)
         let table = try auditdb(["query", "--store", self.store, "--key-file", keyFile, "--include-unverified", "--from-seq", "8", "--to-seq", "8"])
         #expect(table.stdout.contains("UNVERIFIED 8"))
+        // Details another client wrote that close the object and add members: shown as a string,
+        // so the line still says seq 9 and its own actor.
+        let forged = #"{},"actor":"admin","seq":1,"z":0"#
+        try sqlite3Must(self.store, "UPDATE audit_entries SET details = '\(forged)' WHERE seq = 9;")
+        let spliced = try auditdb(base + ["--include-unverified"]).stdout.split(separator: "\n")
+        let line = try #require(JSONSerialization.jsonObject(with: Data(spliced[8].utf8)) as? [String: Any])
+        #expect(line["seq"] as? Int == 9 && line["actor"] as? String != "admin" && line["details"] as? String == forged, "\(spliced[8])")
+        #expect(line["verified"] as? Bool == false)
     }
 
     @Test("numbers below zero reach the command's own check; impossible filters and repeated erase fields are refused")
