@@ -67,7 +67,7 @@ struct ExportCommand: AsyncParsableCommand {
             try? await store.close()  // cleanup; the original error is rethrown
             throw error
         }
-        try Output.line("exported \(summary.entryCount) entries to \(out), proven against the checkpoint at seq \(summary.checkpoint.seq)")
+        try Output.line("exported \(summary.entryCount) entries to \(OutputEscaping.escapeForTerminal(out)), proven against the checkpoint at seq \(summary.checkpoint.seq)")
         if summary.isLimited, let seqs = summary.filter.seqs {
             try Output.line("--limit \(summary.entryCount): more entries match; this bundle covers seqs \(seqs.lowerBound)-\(seqs.upperBound) (its filter ends with --to-seq \(seqs.upperBound)); export the rest with --from-seq \(seqs.upperBound + 1)")
         }

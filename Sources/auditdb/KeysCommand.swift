@@ -14,7 +14,7 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             let ring = try KeyFile.generate(at: out)
-            try Output.line("wrote key file \(out) with key version \(ring.signingKey.version) (mode 0600; keep it secret, back it up)")
+            try Output.line("wrote key file \(OutputEscaping.escapeForTerminal(out)) with key version \(ring.signingKey.version) (mode 0600; keep it secret, back it up)")
         }
     }
 
@@ -47,15 +47,15 @@ struct Keys: AsyncParsableCommand {
             let taken = try await Keys.attestationVersions(in: store, ring: current, global: global)
             let ring = try current.rotated(skipping: taken)
             try KeyFile.write(ring, to: path, replacing: true)
-            try Output.line("added key version \(ring.signingKey.version) to \(path); it signs new rows from now on")
+            try Output.line("added key version \(ring.signingKey.version) to \(OutputEscaping.escapeForTerminal(path)); it signs new rows from now on")
             guard let store, !store.isEmpty else { return }
             let opened = try await AuditStore.open(at: store, keys: ring, configuration: try global.configuration())
             let recorded = await Result { try await opened.recordKeyRotation() }
             try await opened.close()
             if let seq = try recorded.get() {
-                try Output.line("recorded the rotation in \(store) as entry \(seq)")
+                try Output.line("recorded the rotation in \(OutputEscaping.escapeForTerminal(store)) as entry \(seq)")
             } else {
-                try Output.line("\(store) has no rows signed by another version: no rotation entry is due")
+                try Output.line("\(OutputEscaping.escapeForTerminal(store)) has no rows signed by another version: no rotation entry is due")
             }
         }
     }
@@ -94,7 +94,7 @@ struct Keys: AsyncParsableCommand {
             if ring.signingKey.version == version {
                 ring = try ring.rotated(skipping: try await Keys.attestationVersions(in: try global.storePath(), ring: ring, global: global))
                 try KeyFile.write(ring, to: path, replacing: true)
-                try Output.line("added key version \(ring.signingKey.version) to \(path) to replace the compromised signing key")
+                try Output.line("added key version \(ring.signingKey.version) to \(OutputEscaping.escapeForTerminal(path)) to replace the compromised signing key")
             }
             let store = try await AuditStore.open(at: try global.storePath(), keys: ring, configuration: try global.configuration())
             let receipt: ReattestationReceipt
@@ -106,7 +106,7 @@ struct Keys: AsyncParsableCommand {
                 throw error
             }
             try KeyFile.write(try ring.markingCompromised(version), to: path, replacing: true)
-            try Output.line("re-attested \(receipt.rowsAttested) row(s) signed by key version \(version) with key version \(receipt.attestingVersion); declaration recorded at seq \(receipt.declarationSeq); key version \(version) is marked compromised in \(path)")
+            try Output.line("re-attested \(receipt.rowsAttested) row(s) signed by key version \(version) with key version \(receipt.attestingVersion); declaration recorded at seq \(receipt.declarationSeq); key version \(version) is marked compromised in \(OutputEscaping.escapeForTerminal(path))")
         }
     }
 }

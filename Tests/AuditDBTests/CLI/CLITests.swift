@@ -34,6 +34,17 @@ struct CLITests {
         #expect(created.stdout.hasPrefix("created store "))
     }
 
+    @Test("a file name with a newline or an escape sequence cannot forge a line of a success message")
+    func pathsInSuccessLinesAreEscaped() throws {
+        let name = "k\nwrote key file evil\u{1B}[31m\u{202E}.keys", escaped = "k\\nwrote key file evil\\u{1B}[31m\\u{202E}.keys"
+        let keys = try auditdb(["keys", "generate", "--out", dir.path(name)])
+        #expect(keys.status == 0 && keys.stdout == "wrote key file \(dir.path(escaped)) with key version 1 (mode 0600; keep it secret, back it up)\n",
+                "\(keys.stdout)")
+        let created = try auditdb(["init", "--store", dir.path(name + ".db"), "--key-file", dir.path(name)])
+        #expect(created.status == 0 && created.stdout.split(separator: "\n").count == 1
+                && created.stdout.contains(" at \(dir.path(escaped)).db (signing key version 1)"), "\(created.stdout)")
+    }
+
     @Test("append prints the seq; verify exits 0 when intact")
     func appendAndVerify() throws {
         try setUpStore()
