@@ -89,6 +89,12 @@ struct Erase: AsyncParsableCommand {
         let names = (WithholdableField.allCases.filter(report.fields.contains).map(\.rawValue) + report.paths.map(\.description))
             .joined(separator: ", ")
         try Output.line("erased \(names) of \(report.erased.count) row(s); \(report.alreadyErased) already erased")
+        if case .actor = subject, report.erased.isEmpty, report.alreadyErased == 0, report.legacyRowsSkipped.isEmpty {
+            // No row has this actor now. A row whose actor an earlier erasure erased is among
+            // them no longer (the value is gone, and no entry keeps it), however much else of it
+            // is left: say so, or "0 rows" would read as "nothing of this person is left".
+            try Output.line("note: no row has this actor now; a row whose actor an earlier erasure erased no longer matches it. To erase more of such rows, name them with --seqs (each erasure entry lists its seqs: auditdb query --action auditdb.erasure --format jsonl)")
+        }
         if !report.legacyRowsSkipped.isEmpty {
             try Output.line("left \(report.legacyRowsSkipped.count) row(s) written before migration 0006 as they are (first seq \(report.legacyRowsSkipped[0]))")
         }
@@ -99,7 +105,7 @@ struct Erase: AsyncParsableCommand {
             try Output.line("erasure entries: \(report.erasureEntries.map(String.init).joined(separator: ", "))")
         }
         if !report.scrubbed {
-            try Output.line("warning: the write-ahead log could not be emptied (a reader held an older snapshot, or the disk is full): until the next checkpoint that succeeds, the erased values may still be in the store file or its -wal (free space if the disk is full, then run this erasure again)")
+            try Output.line("warning: the write-ahead log could not be emptied (a reader held an older snapshot for the whole busy timeout, or the disk is full), so the erased values may still be in the store file or its -wal. Once that reader is gone (or space is freed), run this erasure again: it finds nothing more to erase and empties the log. Commands that only read (query, verify) do not empty it")
         }
     }
 }

@@ -484,3 +484,33 @@ extension ErasureTests {
         #expect(try await AuditStore.verify(storeAt: path, keys: keys).findings.map(\.description) == [finding])
     }
 }
+
+extension ErasureTests {
+    @Test("erase while a reader holds an older snapshot: the CLI warns and says how to finish; run again once it is gone, the values leave the file")
+    func scrubHeldOffByAReader() async throws {
+        let store = try await makeAliceStore()
+        try await store.close()
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        // Another client's read transaction, opened before the erasure and held through it.
+        var configuration = Configuration()
+        configuration.allowsUnsafeTransactions = true
+        let reader = try DatabaseQueue(path: path, configuration: configuration)
+        try reader.inDatabase { db in
+            try db.execute(sql: "BEGIN")
+            _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_entries")
+        }
+        let erase = ["erase", "--actor", Self.alice, "--fields", "actor,source,details", "--reason", "GDPR-9",
+                     "--store", path, "--key-file", keyFile, "--busy-timeout", "1"]
+        let first = try run(try cliPath(), erase)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("warning: the write-ahead log could not be emptied (a reader held an older snapshot for the whole busy timeout, or the disk is full), so the erased values may still be in the store file or its -wal. Once that reader is gone (or space is freed), run this erasure again: it finds nothing more to erase and empties the log. Commands that only read (query, verify) do not empty it\n"), "\(first.stdout)")
+        try reader.inDatabase { db in try db.execute(sql: "COMMIT") }
+        try reader.close()
+        let again = try run(try cliPath(), erase)
+        #expect(again.status == 0 && !again.stdout.contains("warning"), "\(again.stdout)\(again.stderr)")
+        // The actor is gone from its rows, so they match it no longer: the note says how to reach them.
+        #expect(again.stdout.hasPrefix("erased actor, source, details of 0 row(s); 0 already erased\nnote: no row has this actor now; a row whose actor an earlier erasure erased no longer matches it. To erase more of such rows, name them with --seqs"), "\(again.stdout)")
+        #expect(try fileBytes().range(of: Data(Self.alice.utf8)) == nil)
+    }
+}
