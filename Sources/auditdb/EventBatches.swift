@@ -51,7 +51,7 @@ struct EventBatches: AsyncSequence, Sendable {
     init(_ handle: FileHandle, limits: Limits) {
         let (stream, continuation) = AsyncStream<Item>.makeStream()
         // The consumer releases a slot as it takes each item (Iterator.next).
-        let slots = Slots(semaphore: DispatchSemaphore(value: Self.queueCapacity))
+        let slots = Slots(capacity: Self.queueCapacity)
         continuation.onTermination = { _ in slots.stop() }
         self.limits = limits
         self.stream = stream
@@ -82,7 +82,13 @@ struct EventBatches: AsyncSequence, Sendable {
     final class Slots: @unchecked Sendable {
         let semaphore: DispatchSemaphore
         let stopped = Atomic<Bool>(false)
-        init(semaphore: DispatchSemaphore) { self.semaphore = semaphore }
+        /// Made at 0 and signalled up to `capacity`: libdispatch stops the process when a
+        /// semaphore is freed holding less than the value it was made with, which is where the
+        /// reader leaves it when the consumer stops early (a busy store, a failed batch).
+        init(capacity: Int) {
+            semaphore = DispatchSemaphore(value: 0)
+            for _ in 0..<capacity { semaphore.signal() }
+        }
         /// Blocks the reader's thread until a slot is free; false once the consumer is gone.
         func acquire() -> Bool {
             semaphore.wait()

@@ -47,6 +47,13 @@ struct ReadersGoOnTests {
         }
         let append = try run(try cliPath(), ["append", "--actor", "a", "--action", "y", "--busy-timeout", "1"], environment: environment)
         #expect(append.status == 2 && append.stderr.contains("locked"), "a writer still waits for the lock: \(append.stderr)")
+        // A streaming append that meets the lock stops with the same error: its reader thread,
+        // which had taken the one free slot, left the semaphore lower than it was made (the
+        // process used to die on SIGILL freeing it).
+        let lines = (1...40_000).map { #"{"actor":"u\#($0)","action":"login"}"# }.joined(separator: "\n") + "\n"
+        let streaming = try run(try cliPath(), ["append", "--jsonl", "--batch-size", "20", "--busy-timeout", "0.2"],
+                                stdinFile: Data(lines.utf8), environment: environment)
+        #expect(streaming.status == 2 && streaming.stderr.contains("stayed locked by another connection"), "\(streaming.status) \(streaming.stderr)")
         input.fileHandleForWriting.write(Data("ROLLBACK;\n".utf8))
         try input.fileHandleForWriting.close()
         holder.waitUntilExit()
