@@ -19,9 +19,12 @@ struct Append: AsyncParsableCommand {
             line is reported with its number; the batches before it stay committed (the error \
             says through which line), nothing of its own batch is written, and the exit status \
             is 3 (2 if nothing was written). With --atomic the whole input is one batch, all or \
-            nothing, of at most 50,000 events and 16 MiB of event lines. SIGTERM or SIGINT ends \
-            it at once (exit status 143 or 130, as for any process the signal ends): the batches whose seqs \
-            were printed are committed; nothing of the batch being written is (one transaction).
+            nothing, of at most 50,000 events and 16 MiB of event lines. SIGTERM or SIGINT stops \
+            it after the batch being committed, whose seqs are then printed, and starts no other: \
+            the message names the last committed line, and the exit status is 143 or 130. Every \
+            committed batch has its line. Only a kill that cannot be caught (SIGKILL, a crash) can \
+            leave the batch it interrupted committed without one: before resuming after the \
+            printed lines, compare the store's last seq (`auditdb query --descending --limit 1`) with the last one printed.
 
             EXIT STATUS
               0  every event was appended
@@ -29,6 +32,8 @@ struct Append: AsyncParsableCommand {
                  error
               3  some batches were committed, then a bad line or a storage error stopped
                  the rest
+              130, 143
+                 stopped by SIGINT or SIGTERM after the batch being committed
             """)
 
     @OptionGroup var global: GlobalOptions

@@ -56,6 +56,7 @@ struct EventBatches: AsyncSequence, Sendable {
         self.limits = limits
         self.stream = stream
         self.slots = slots
+        self.continuation = continuation
         Thread.detachNewThread {
             Self.read(handle, limits: limits, slots: slots) { continuation.yield($0) }
             continuation.finish()
@@ -63,6 +64,12 @@ struct EventBatches: AsyncSequence, Sendable {
     }
 
     private let slots: Slots
+    private let continuation: AsyncStream<Item>.Continuation
+
+    /// Ends the stream now, from any thread: the consumer gets the batch already waiting, if
+    /// any, then the end; the reader stops at its next hand-over (a read of standard input in
+    /// progress is abandoned with the thread).
+    func finish() { continuation.finish() }
 
     func makeAsyncIterator() -> Iterator { Iterator(base: stream.makeAsyncIterator(), slots: slots) }
 

@@ -1,6 +1,8 @@
 import ArgumentParser
 import AuditDB
 import Foundation
+import Synchronization
+import UnixSignals
 
 /// `append --jsonl`: commits the batches of ``EventBatches`` one after the other through the
 /// library's batched append (`AuditStore.append(contentsOf:)`, one transaction each), printing
@@ -21,7 +23,22 @@ struct JSONLIngest {
         var store: AuditStore?
         var committed = Committed()
         var failure: (error: AuditError, batchStart: Int)?
+        // SIGTERM or SIGINT: the batch being committed finishes (its seqs are printed), no
+        // further one starts, and the input stops at once even if it is idle (`tail -f`). Ended
+        // by the signal's default action instead, a batch could be committed without its line,
+        // and a caller resuming after the printed lines would append it twice.
+        let stop = Atomic<Int32>(0)
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let watcher = Task {
+            for await signal in signals {
+                stop.store(signal == .sigterm ? SIGTERM : SIGINT, ordering: .releasing)
+                batches.finish()
+                return
+            }
+        }
+        defer { watcher.cancel() }
         for await item in batches {
+            if stop.load(ordering: .acquiring) != 0 { break }  // the waiting batch is not started
             switch item {
             case .batch(let batch):
                 if store == nil { store = try await open() }
@@ -37,7 +54,7 @@ struct JSONLIngest {
             case .failed(let error, _, let batchStart):
                 failure = (error, batchStart)
             }
-            if failure != nil { break }
+            if failure != nil || stop.load(ordering: .acquiring) != 0 { break }
         }
         progress.finish()
         if let store {
@@ -46,6 +63,12 @@ struct JSONLIngest {
             } catch {
                 if failure == nil { failure = (AuditError.wrapping(error, prefix: "close"), committed.lastLine + 1) }
             }
+        }
+        let signal = stop.load(ordering: .acquiring)
+        if signal != 0, failure == nil {
+            let what = committed.batches > 0 ? committed.summary : "nothing was written"
+            Output.error("stopped by \(signal == SIGTERM ? "SIGTERM" : "SIGINT"): \(what); nothing from line \(committed.lastLine + 1) on was written")
+            throw ExitCode(128 + signal)
         }
         if let (error, batchStart) = failure {
             guard committed.batches > 0 else {

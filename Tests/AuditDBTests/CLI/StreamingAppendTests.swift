@@ -132,6 +132,36 @@ struct StreamingAppendTests {
         #expect(try await storedActions() == (1...15).map { "n\($0)" })
     }
 
+    @Test("SIGTERM or SIGINT with the input idle: exit 143 or 130 at once, every committed batch printed, the message names the last committed line",
+          arguments: [SIGTERM, SIGINT])
+    func signalStopsAfterTheBatch(_ signal: Int32) async throws {
+        let keys = try KeyFile.generate(at: keyFile)
+        try await makeStore(at: store, keys: keys, count: 0)
+        let process = TestProcess()
+        process.executableURL = URL(fileURLWithPath: try cliPath())
+        process.arguments = ["append", "--jsonl", "--batch-size", "10", "--quiet", "--store", store, "--key-file", keyFile]
+        process.environment = environmentWithoutAuditDBOptions()
+        let input = Pipe(), output = Pipe(), errors = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        input.fileHandleForWriting.write(lines(15))
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, try sqlite3Shell(store, "SELECT count(*) FROM audit_entries;").stdout != "15\n" {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()  // the input stays open: only the signal ends it
+        #expect(process.terminationStatus == 128 + signal)
+        #expect(String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "1-10\n11-15\n")
+        let name = signal == SIGTERM ? "SIGTERM" : "SIGINT"
+        #expect(String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                == "auditdb: error: stopped by \(name): lines 1-15 were committed (15 event(s) in 2 batch(es), seqs 1 to 15, one line per batch on standard output); nothing from line 16 on was written\n")
+        try input.fileHandleForWriting.close()
+        #expect(try await storedActions() == (1...15).map { "n\($0)" })
+    }
+
     @Test("plain progress lines on standard error say which lines are committed; standard output keeps only seqs")
     func progressLines() async throws {
         let keys = try KeyFile.generate(at: keyFile)
