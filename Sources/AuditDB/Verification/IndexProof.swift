@@ -96,14 +96,26 @@ struct IndexProof: Sendable {
         }
     }
 
-    /// Scans `index` for the entries of rows `from...upTo` (`from` = nil: every entry up to `upTo`).
-    static func scan(_ db: Database, index: Index, key: [UInt8], from: Int64?, upTo: Int64,
+    /// A full pass over `index`: the digest of its entries up to `upTo`, and how many entries it
+    /// holds above `last`, the highest seq of this snapshot: no row implies those (an entry
+    /// planted for a row yet to come, which a query would follow once that seq is written).
+    /// Entries between `upTo` and `last` belong to rows appended since the pass began; the next
+    /// pass checks them. One covering scan of the index serves both.
+    static func scanAll(_ db: Database, index: Index, key: [UInt8], upTo: Int64, last: Int64,
+                        into digest: inout adb_index_digest) throws -> Int64
+    {
+        let sql = """
+            SELECT auditdb_index_digest(?1, \(index.id), \(index.keyColumns), seq) FILTER (WHERE \(index.seqBound) <= ?2),
+                   count(*) FILTER (WHERE \(index.seqBound) > ?3)
+            FROM audit_entries INDEXED BY \(index.name) WHERE \(index.condition)
+            """
+        return try fold(db, index: index, sql: sql, key: key, bindings: [upTo, last], into: &digest)
+    }
+
+    /// Scans `index` for the entries of rows `from...upTo` (an incremental pass).
+    static func scan(_ db: Database, index: Index, key: [UInt8], from: Int64, upTo: Int64,
                      into digest: inout adb_index_digest) throws
     {
-        guard let from else {
-            try fold(db, index: index, sql: index.sql(""), key: key, bindings: [upTo], into: &digest)
-            return
-        }
         let range = " AND seq >= ?3"
         switch index.id {
         case Int32(ADB_INDEX_ACTOR), Int32(ADB_INDEX_RESOURCE):
@@ -156,9 +168,11 @@ struct IndexProof: Sendable {
         return (lo, hi)
     }
 
-    /// Runs one digest query (`?1` = key, then `bindings` from `?2`, `text` as `?6`) and adds its result.
+    /// Runs one digest query (`?1` = key, then `bindings` from `?2`, `text` as `?6`) and adds its
+    /// result; returns its second column if it has one (0 otherwise).
+    @discardableResult
     private static func fold(_ db: Database, index: Index, sql: String, key: [UInt8], bindings: [Int64], text: String? = nil,
-                             into digest: inout adb_index_digest) throws
+                             into digest: inout adb_index_digest) throws -> Int64
     {
         let statement = try db.makeStatement(sql: sql)
         let stmt = statement.sqliteStatement
@@ -173,6 +187,7 @@ struct IndexProof: Sendable {
             throw AuditError(.storage, "scanning index \(index.name) gave an unexpected digest")
         }
         adb_index_digest_absorb(&digest, index.id, result)
+        return sqlite3_column_count(stmt) > 1 ? SQLite.int64(stmt, 1) : 0
     }
 
     /// The index side of one pass: the digest of every provable index's entries for rows
@@ -181,6 +196,9 @@ struct IndexProof: Sendable {
         var proved: [Index] = []
         var digest: adb_index_digest
         var corruption: Finding?
+        /// Per index of a full pass that holds entries above the last row of its snapshot: how
+        /// many, and that last seq (``scanAll(_:index:key:upTo:last:into:)``).
+        var beyond: [Int32: (count: Int64, last: Int64)] = [:]
 
         /// Both parts of an index side in one.
         func merged(with other: Side) -> Side {
@@ -189,20 +207,21 @@ struct IndexProof: Sendable {
             adb_index_digest_merge(&out.digest, &theirs)
             out.proved += other.proved
             out.corruption = corruption ?? other.corruption
+            out.beyond.merge(other.beyond) { a, _ in a }
             return out
         }
 
         /// The findings of comparing with the table side of the same pass.
         func findings(table: adb_index_digest) -> [Finding] {
             if let corruption { return [corruption] }
-            return IndexProof.findings(table: table, index: digest, proved: proved)
+            return IndexProof.findings(table: table, index: digest, proved: proved, beyond: beyond)
         }
 
         /// Whether this pass proved index `id`: it was provable, read without corruption, in key
         /// order, and its entries are exactly the table side's.
         func proves(_ id: Int32, table: adb_index_digest) -> Bool {
             guard corruption == nil, let index = proved.first(where: { $0.id == id }) else { return false }
-            return IndexProof.findings(table: table, index: digest, proved: [index]).isEmpty
+            return IndexProof.findings(table: table, index: digest, proved: [index], beyond: beyond).isEmpty
         }
     }
 
@@ -213,9 +232,16 @@ struct IndexProof: Sendable {
         side.proved = try provable(db).filter { $0.id % parts == part }
         guard let connection = db.sqliteConnection else { throw AuditError(.closed, "the connection is closed") }
         try SQLite.registerIndexDigest(connection)
+        // A full pass also looks above the last row of this snapshot (scanAll).
+        let last = from == nil ? max(upTo, try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0) : upTo
         for index in side.proved {
             do {
-                try scan(db, index: index, key: key, from: from, upTo: upTo, into: &side.digest)
+                if let from {
+                    try scan(db, index: index, key: key, from: from, upTo: upTo, into: &side.digest)
+                } else {
+                    let count = try scanAll(db, index: index, key: key, upTo: upTo, last: last, into: &side.digest)
+                    if count > 0 { side.beyond[index.id] = (count, last) }
+                }
             } catch let error as DatabaseError where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB {
                 side.corruption = Finding(kind: .corruption, seqs: nil,
                                           message: "SQLite cannot read index \(index.name): \(error.message ?? "corrupt")")
@@ -231,7 +257,8 @@ struct IndexProof: Sendable {
 
     /// One `index-mismatch` finding per index whose two sides differ, or whose entries the index
     /// side met out of key order.
-    static func findings(table: adb_index_digest, index: adb_index_digest, proved: [Index]) -> [Finding] {
+    static func findings(table: adb_index_digest, index: adb_index_digest, proved: [Index],
+                         beyond: [Int32: (count: Int64, last: Int64)] = [:]) -> [Finding] {
         var table = table, index = index
         return proved.compactMap { entry in
             let disordered = withUnsafeBytes(of: index.disordered) { $0[Int(entry.id)] } != 0
@@ -241,7 +268,12 @@ struct IndexProof: Sendable {
                     kind: .indexMismatch, seqs: nil,
                     message: "index \(entry.name) is not in key order (its entry for rowid \(rowid) does not sort after the entry before it): the b-tree was rebuilt in another order, so seeks through it miss rows that are there. The rows themselves are checked separately; rebuild the index with `auditdb repair-indexes` once you have kept a copy of the file as evidence")
             }
-            guard adb_index_digest_equal(&table, &index, entry.id) != 1 else { return nil }
+            guard adb_index_digest_equal(&table, &index, entry.id) != 1 else {
+                guard let (count, last) = beyond[entry.id] else { return nil }
+                return Finding(
+                    kind: .indexMismatch, seqs: nil,
+                    message: "index \(entry.name) holds \(count) entr\(count == 1 ? "y" : "ies") for seqs above the last row (seq \(last)), which no row implies (planted for a row yet to come?): a query through it would return that row under keys it does not have once the seq is written. Rebuild the index with `auditdb repair-indexes` once you have kept a copy of the file as evidence")
+            }
             let expected = withUnsafeBytes(of: table.count) { $0.load(fromByteOffset: Int(entry.id) * 8, as: UInt64.self) }
             let found = withUnsafeBytes(of: index.count) { $0.load(fromByteOffset: Int(entry.id) * 8, as: UInt64.self) }
             let counts = expected == found

@@ -79,6 +79,34 @@ struct IndexProofTests {
         #expect(try await verify().isIntact)
     }
 
+    @Test("an index entry planted above the last row (for a seq yet to come): index-mismatch; the Python verifier agrees")
+    func entryAboveTheLastRow() async throws {
+        try await makeStore(at: db, keys: keys, count: 30)
+        // Row 31 with actor mallory goes in, the actor index is hidden from the schema while the
+        // row is deleted again, then put back: its b-tree keeps the entry for rowid 31.
+        try sqlite3Must(db, """
+            CREATE TEMP TABLE t AS SELECT * FROM audit_entries WHERE seq = 30;
+            UPDATE t SET seq = 31, actor = 'mallory';
+            INSERT INTO audit_entries SELECT * FROM t;
+            """)
+        let index = try sqlite3Shell(db, "SELECT rootpage || '|' || sql FROM sqlite_schema WHERE name = 'audit_entries_actor';").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|", maxSplits: 1).map(String.init)
+        try sqlite3Must(db, "PRAGMA writable_schema = ON; DELETE FROM sqlite_schema WHERE name = 'audit_entries_actor';")
+        try sqlite3Tamper(db, "DELETE FROM audit_entries WHERE seq = 31;", around: "audit_entries_no_delete")
+        try sqlite3Must(db, """
+            PRAGMA writable_schema = ON;
+            INSERT INTO sqlite_schema(type, name, tbl_name, rootpage, sql)
+            VALUES ('index', 'audit_entries_actor', 'audit_entries', \(index[0]), '\(index[1].replacingOccurrences(of: "'", with: "''"))');
+            """)
+        let report = try await verify()
+        #expect(findingNames(report) == ["index-mismatch -"], "\(report)")
+        #expect(report.findings.first?.message.hasPrefix("index audit_entries_actor holds 1 entry for seqs above the last row (seq 30), which no row implies") == true,
+                "\(report.findings.first?.message ?? "")")
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        #expect(try pythonFindings(db, keyFile: keyFile) == ["index-mismatch -...-"])
+    }
+
     @Test("the newest scan record hidden from the engine index: verify reports the index")
     func scanRecordHidden() async throws {
         try await makeStore(at: db, keys: keys, count: 5)
