@@ -1042,6 +1042,35 @@ def _scan(conn, report: Report, keys, store_id: bytes, compromised: set[int], at
     return state["engine"]
 
 
+_SELECT_ONE_ROW = _SELECT_ROWS.replace(" WHERE seq >= 1 ORDER BY seq", " WHERE seq = ?")
+
+
+def _rows_up_to_damage(conn):
+    """The rows of _SELECT_ROWS in seq order, up to a damaged page. Python's sqlite3 cursor steps
+    to the next row before it returns one, so a damaged page would lose the readable row before
+    it as well: after the cursor fails, the rows that follow the last one it returned are read
+    one by one by seq, until one is missing or cannot be read; then the cursor's error is
+    raised, and step 4's `corruption` finding starts at the seq expected next (section 11)."""
+    last = 0
+    try:
+        for values in conn.cursor().execute(erasure.adapt(conn, _SELECT_ROWS)):
+            last = values[0]
+            yield values
+    except sqlite3.DatabaseError as error:
+        if not _is_corruption(error) or not isinstance(last, int):
+            raise
+        one = erasure.adapt(conn, _SELECT_ONE_ROW)
+        while True:
+            try:
+                values = conn.execute(one, (last + 1,)).fetchone()
+            except sqlite3.DatabaseError:
+                values = None
+            if values is None:
+                raise error
+            last = values[0]
+            yield values
+
+
 def _with_tombstones(rows, tombstones):
     """The rows (seq >= 1) and the tombstones of expired seqs (seq >= 1, no row) merged in seq
     order: (is_tombstone, values)."""
@@ -1063,7 +1092,7 @@ def _scan_rows(conn, report: Report, keys, store_id: bytes, compromised: set[int
     expected = 1
     n = len(READ_COLUMNS)
     tombstones = iter(conn.cursor().execute(retention.WALK_TOMBSTONES) if has_tombstones else ())
-    for is_tombstone, values in _with_tombstones(conn.cursor().execute(erasure.adapt(conn, _SELECT_ROWS)), tombstones):
+    for is_tombstone, values in _with_tombstones(_rows_up_to_damage(conn), tombstones):
         seq = values[0]
         if seq > expected:
             report.add("missing-rows", expected, seq - 1, f"{seq - expected} row(s) missing before seq {seq} (removed)")

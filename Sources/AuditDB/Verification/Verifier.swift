@@ -124,6 +124,7 @@ struct Verifier: Sendable {
         var tableDigest = IndexProof.emptyDigest(key: digestKey)
         // The rows with erased fields among those the ranges read (nil if a range stopped early).
         var erasedRows: ErasureCheck.ScannedRows?
+        var endedByCorruption = false
         if let storeID, let maxSeq = bounds.1, firstSeq <= maxSeq {
             let ranges = Self.split(firstSeq...maxSeq, rows: maxSeq - firstSeq + 1)
             let chainStart = startMac
@@ -163,8 +164,18 @@ struct Verifier: Sendable {
                 ordered[index].findings = fix.findings + kept
             }
             erasedRows = ErasureCheck.ScannedRows(seqs: firstSeq...maxSeq, erased: [:])
-            for result in ordered {
-                if result.readToEnd {
+            // A corrupt page ends the reading of rows (FORMAT.md section 11, step 4): one
+            // `corruption` finding from the seq expected next to the log's last, and nothing of
+            // the ranges after it, which a split read on anyway.
+            for var result in ordered {
+                if endedByCorruption { break }
+                if let index = result.findings.firstIndex(where: { $0.kind == .corruption && $0.seqs != nil }),
+                   let from = result.findings[index].seqs?.lowerBound
+                {
+                    result.findings[index] = Finding(kind: .corruption, seqs: from...max(from, maxSeq), message: result.findings[index].message)
+                    endedByCorruption = true
+                }
+                if result.readToEnd && !endedByCorruption {
                     erasedRows?.erased.merge(result.erased) { a, _ in a }
                 } else {
                     erasedRows = nil
@@ -182,55 +193,64 @@ struct Verifier: Sendable {
         // proved it; a full pass that did not (edited, rebuilt, missing) reads every row for them,
         // so that an entry hidden from the index still counts. (An incremental pass trusts the
         // index as the full passes before it proved it.)
-        var engineEntriesThroughTable = position == nil
-        if provesIndexes, let sideA = try await indexSideA, let sideB = try await indexSideB {
-            let side = sideA.merged(with: sideB)
-            if position == nil, lowRows.2 > 0 {
-                var low = try await pool.read { db in
-                    var digest = IndexProof.emptyDigest(key: digestKey)
-                    try IndexProof.addRowsBelowOne(db, into: &digest)
-                    return digest
+        // A corrupt page met by a step after the rows (5-11) is one `corruption` finding without a
+        // seq, and ends the pass there (FORMAT.md section 11), as a page met while reading rows
+        // ends the reading of rows.
+        do {
+            var engineEntriesThroughTable = position == nil
+            // Rows the pass could not read have no entries on the table side: no comparison then.
+            if provesIndexes, let sideA = try await indexSideA, let sideB = try await indexSideB, !endedByCorruption {
+                let side = sideA.merged(with: sideB)
+                if position == nil, lowRows.2 > 0 {
+                    var low = try await pool.read { db in
+                        var digest = IndexProof.emptyDigest(key: digestKey)
+                        try IndexProof.addRowsBelowOne(db, into: &digest)
+                        return digest
+                    }
+                    adb_index_digest_merge(&tableDigest, &low)
                 }
-                adb_index_digest_merge(&tableDigest, &low)
+                let indexFindings = side.findings(table: tableDigest)
+                if side.proves(Int32(ADB_INDEX_ENGINE), table: tableDigest) { engineEntriesThroughTable = false }
+                findings += indexFindings
+                total += indexFindings.count
             }
-            let indexFindings = side.findings(table: tableDigest)
-            if side.proves(Int32(ADB_INDEX_ENGINE), table: tableDigest) { engineEntriesThroughTable = false }
-            findings += indexFindings
-            total += indexFindings.count
-        }
-        // Rows moved below seq 1 from the end of the log leave no gap behind; their own MACs
-        // say which seq they came from.
-        if let storeID, lowRows.2 > 0, lowRows.2 <= 1_000 {
-            let context = RowContext(storeID: storeID.bytes, keys: keys, attestations: attestations)
-            let moved = try await pool.read { db in
-                try Self.rowsMovedFromTheTail(db, lastSeq: lastSeq, count: lowRows.2, context: context)
+            // Rows moved below seq 1 from the end of the log leave no gap behind; their own MACs
+            // say which seq they came from.
+            if let storeID, lowRows.2 > 0, lowRows.2 <= 1_000 {
+                let context = RowContext(storeID: storeID.bytes, keys: keys, attestations: attestations)
+                let moved = try await pool.read { db in
+                    try Self.rowsMovedFromTheTail(db, lastSeq: lastSeq, count: lowRows.2, context: context)
+                }
+                findings += moved
+                total += moved.count
             }
-            findings += moved
-            total += moved.count
-        }
-        // Expired rows (FORMAT.md section 20.4, step 9).
-        if let storeID {
-            let keys = self.keys
-            let throughTable = engineEntriesThroughTable
-            let expiry = try await pool.read { db in try ExpiryCheck.findings(db, storeID: storeID, keys: keys, throughTable: throughTable) }
-            findings += expiry
-            total += expiry.count
-            // Erased fields (FORMAT.md section 21.4, step 10).
-            let scanned = erasedRows
-            let erasure = try await pool.read { db in
-                try ErasureCheck.findings(db, storeID: storeID, keys: keys, fromSeq: fromSeq, scanned: scanned, throughTable: throughTable)
+            // Expired rows (FORMAT.md section 20.4, step 9).
+            if let storeID {
+                let keys = self.keys
+                let throughTable = engineEntriesThroughTable
+                let expiry = try await pool.read { db in try ExpiryCheck.findings(db, storeID: storeID, keys: keys, throughTable: throughTable) }
+                findings += expiry
+                total += expiry.count
+                // Erased fields (FORMAT.md section 21.4, step 10).
+                let scanned = erasedRows
+                let erasure = try await pool.read { db in
+                    try ErasureCheck.findings(db, storeID: storeID, keys: keys, fromSeq: fromSeq, scanned: scanned, throughTable: throughTable)
+                }
+                findings += erasure
+                total += erasure.count
             }
-            findings += erasure
-            total += erasure.count
-        }
-        // Time breaks (FORMAT.md section 24, step 11), judged after the rows' and tombstones' own findings.
-        if storeID != nil {
-            let earlier = findings
-            let breaks = try await pool.read { db in
-                try TimeBreakCheck.findings(db, from: fromSeq, upTo: lastSeq, earlier: earlier)
+            // Time breaks (FORMAT.md section 24, step 11), judged after the rows' and tombstones' own findings.
+            if storeID != nil {
+                let earlier = findings
+                let breaks = try await pool.read { db in
+                    try TimeBreakCheck.findings(db, from: fromSeq, upTo: lastSeq, earlier: earlier)
+                }
+                findings += breaks
+                total += breaks.count
             }
-            findings += breaks
-            total += breaks.count
+        } catch let error where Self.isCorruption(error) {
+            findings.append(Finding(kind: .corruption, seqs: nil, message: "SQLite cannot read the store: \(Self.corruptionMessage(error))"))
+            total += 1
         }
         findings = Self.joinedAtSplitPoints(findings, removed: &total)
         total = max(total, findings.count)
@@ -246,6 +266,16 @@ struct Verifier: Sendable {
         report.firstCheckedSeq = firstSeq
         report.verifiedHead = report.isLogIntact ? head : nil
         return report
+    }
+
+    /// Whether `error` is SQLite meeting a damaged page (`SQLITE_CORRUPT`, `SQLITE_NOTADB`).
+    static func isCorruption(_ error: any Error) -> Bool {
+        if let error = error as? DatabaseError { return error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB }
+        return (error as? AuditError)?.code == .corrupt
+    }
+
+    static func corruptionMessage(_ error: any Error) -> String {
+        (error as? DatabaseError)?.message ?? (error as? AuditError)?.message ?? "\(error)"
     }
 
     private func readOverview(full: Bool) async throws -> (

@@ -260,6 +260,28 @@ struct TamperTests {
         #expect(!report.isIntact)
     }
 
+    @Test("a leaf page in the middle of the log made unreadable: the rows before it verify, one corruption finding from the seq after them to the last, one for the steps after the rows; the Python verifier agrees")
+    func corruptLeafPageMidLog() async throws {
+        try await makeStore(at: db, keys: keys, count: 6_000)
+        let queue = try DatabaseQueue(path: db)
+        let (page, pageSize, last) = try await queue.read { db in
+            // A leaf of the table a quarter of the way in (the page of the row at seq 1,500).
+            let pages = try Int.fetchAll(db, sql: "SELECT pageno FROM dbstat WHERE name = 'audit_entries' AND pagetype = 'leaf' ORDER BY path")
+            return (pages[pages.count / 4], try Int.fetchOne(db, sql: "PRAGMA page_size")!, try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries")!)
+        }
+        try queue.close()
+        try patchFile(db, at: (page - 1) * pageSize, with: [0x42])  // not a b-tree page type
+        let report = try await verify()
+        let ranged = try #require(report.findings.first { $0.kind == .corruption && $0.seqs != nil })
+        let first = try #require(ranged.seqs?.lowerBound)
+        #expect(first > 1 && ranged.seqs?.upperBound == last, "\(report)")
+        #expect(findingNames(report) == ["corruption -", "corruption \(first)...\(last)"], "\(report)")
+        #expect(report.rowsChecked == Int(first - 1))
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        #expect(try pythonFindings(db, keyFile: keyFile) == ["corruption -...-", "corruption \(first)...\(last)"])
+    }
+
     @Test("a truncated store file (cut to half its pages): corruption reported, no crash")
     func truncatedFile() async throws {
         try await makeStore(at: db, keys: keys, count: 2_000)
