@@ -1,6 +1,7 @@
 // One pass and the row scan of one range (passes made again after a rewrite: Verifier+Run.swift). How ranges are split, what each reports and how
 // their findings are joined into one pass in seq order: Verifier+Ranges.swift. Schema and header checks are in
-// Verifier+Header.swift, attestations in Verifier+Attestations.swift; a row's verdict is Row/'s.
+// Verifier+Header.swift, attestations in Verifier+Attestations.swift, gaps of expired rows in
+// Verifier+Tombstones.swift; a row's verdict is Row/'s.
 import CAuditCore
 import Foundation
 import GRDB
@@ -424,52 +425,5 @@ struct Verifier: Sendable {
                 return result
             }
         }
-    }
-
-    /// Walks a gap of the log (FORMAT.md 20.4): expired rows are checked through their tombstones
-    /// (link tag only), seqs in neither table are `missing-rows`.
-    static func walkExpired(_ gap: ClosedRange<Int64>, _ tombstones: TombstoneReader, chain: inout RowChain,
-                            context: RowContext, keyEntries: [adb_key_entry], result: inout RangeResult) throws
-    {
-        func missing(_ seqs: ClosedRange<Int64>, _ chain: inout RowChain) {
-            result.add(Finding(kind: .missingRows, seqs: seqs,
-                               message: "\(seqs.count) row(s) missing before seq \(seqs.upperBound + 1) (removed)"))
-            chain.prevKnown = false
-        }
-        let next = try tombstones.walk(gap, keyEntries: keyEntries, storeID: context.storeID, chain: &chain) { link, expected, chain in
-            if link.seq > expected { missing(expected...(link.seq - 1), &chain) }
-            if let finding = check(link, chain: &chain, context: context) { result.add(finding) }
-        }
-        if next <= gap.upperBound { missing(next...gap.upperBound, &chain) }
-    }
-
-    /// The verdict on one tombstone in the chain, as RowView.check for a row (its link tag only).
-    static func check(_ link: TombstoneReader.Link, chain: inout RowChain, context: RowContext) -> Finding? {
-        let seq = link.seq
-        guard let mac = link.mac else {
-            chain.prevKnown = false
-            return Finding(kind: .malformedRow, seqs: seq...seq, message: "the expired row's MAC is missing or not 32 bytes")
-        }
-        defer { chain.prevMac = mac }
-        guard let kv = link.keyVersion else {
-            chain.prevKnown = false
-            return Finding(kind: .malformedRow, seqs: seq...seq, message: "the expired row's key version is invalid")
-        }
-        guard let key = context.keys.key(version: kv) else {
-            chain.prevKnown = false
-            return Finding(kind: .unknownKeyVersion, seqs: seq...seq,
-                           message: "signed with key version \(kv), which the key ring lacks; load the key file that holds it")
-        }
-        guard chain.prevKnown else {
-            chain.prevKnown = true
-            return nil
-        }
-        let follows = chain.prevMac.withUnsafeBufferPointer { prev in adb_link_check(key.keyset, context.storeID, seq, mac, prev.baseAddress) }
-        guard follows == 1 else {
-            chain.prevKnown = false
-            return Finding(kind: .chainBreak, seqs: seq...seq,
-                           message: "the expired row's MAC does not follow seq \(seq - 1) (its tombstone was changed, or rows removed, inserted or reordered)")
-        }
-        return nil
     }
 }
