@@ -1,4 +1,5 @@
 import CSodium
+import Foundation
 
 /// Reading and writing small files with the checks key files need.
 enum SecretFile {
@@ -58,7 +59,10 @@ enum SecretFile {
         let target = replacing ? path + ".tmp-\(Platform.processID)" : path
         // A temporary of this pid can only be left by a killed process whose pid was reused
         // (in a container, every run may be pid 1): it is stale, never another writer's.
-        if replacing { Platform.unlink(target) }
+        if replacing {
+            Platform.unlink(target)
+            removeStaleTemporaries(of: path)
+        }
         let fd = Platform.createExclusive(target, mode: mode)
         guard fd >= 0 else {
             let code = Platform.errorCode
@@ -80,6 +84,23 @@ enum SecretFile {
         // directory is synced: a key rotation's store commit, durable right after, must never
         // outlive the key file that holds the new version.
         Platform.syncDirectory(of: path)
+    }
+}
+
+extension SecretFile {
+    /// Removes `path.tmp-PID` files that a process killed while it replaced `path` left behind:
+    /// a key file's temporary holds a copy of every secret key in it. Only those whose process
+    /// is gone: a live one is another writer's, still at work.
+    static func removeStaleTemporaries(of path: String) {
+        let url = URL(fileURLWithPath: path)
+        let prefix = url.lastPathComponent + ".tmp-"
+        let directory = url.deletingLastPathComponent().path
+        // A directory that cannot be listed: the write below reports what is wrong with it.
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            guard let pid = Int32(name.dropFirst(prefix.count)), pid != Platform.processID, Platform.processIsGone(pid) else { continue }
+            Platform.unlink(directory + "/" + name)
+        }
     }
 }
 

@@ -166,6 +166,12 @@ package enum Platform {
     /// `getpid()`.
     static var processID: Int32 { getpid() }
 
+    /// Whether no process has id `pid` (`kill(pid, 0)` fails with ESRCH). A process of another
+    /// user still exists (EPERM).
+    static func processIsGone(_ pid: Int32) -> Bool {
+        pid > 0 && kill(pid, 0) == -1 && errno == ESRCH
+    }
+
     /// The bytes of an environment variable, without copying them into a Swift string (they may
     /// be secret: the caller wipes its own copies). Valid until the environment changes.
     /// Overwrites a variable's value with zeros in place (so no copy stays in the environment

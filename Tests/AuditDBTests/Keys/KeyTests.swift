@@ -346,3 +346,25 @@ struct KeyTests {
         try queue.close()
     }
 }
+
+extension KeyTests {
+    @Test("keys rotate removes the temporary a killed rotation left (a copy of every secret key); a live process's is left alone")
+    func staleTemporaryKeyFiles() throws {
+        let keyFile = dir.path("k.keys")
+        _ = try KeyFile.generate(at: keyFile)
+        // A process that has ended (its pid is gone), and this test process (alive).
+        let ended = TestProcess()
+        ended.executableURL = URL(fileURLWithPath: "/bin/true")
+        try ended.run()
+        ended.waitUntilExit()
+        let stale = keyFile + ".tmp-\(ended.processIdentifier)", live = keyFile + ".tmp-\(getpid())"
+        for path in [stale, live] {
+            #expect(FileManager.default.createFile(atPath: path, contents: Data("1 secret\n".utf8), attributes: [.posixPermissions: 0o600]))
+        }
+        let rotated = try run(try cliPath(), ["keys", "rotate", "--key-file", keyFile], environment: environmentWithoutAuditDBOptions())
+        #expect(rotated.status == 0, "\(rotated.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: stale))
+        #expect(FileManager.default.fileExists(atPath: live))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url.path).sorted() == ["k.keys", "k.keys.tmp-\(getpid())"])
+    }
+}
