@@ -72,10 +72,12 @@ struct Erase: AsyncParsableCommand {
         if let tenant { return .tenant(tenant) }
         if let resourceId { return .resource(type: resourceType, id: resourceId) }
         var list: [Int64] = []
+        var seen = Set<Int64>()
         for item in (seqs ?? "").split(separator: ",", omittingEmptySubsequences: false) {
             guard let seq = Int64(item), seq >= 1 else {
                 throw ValidationError("--seqs takes comma-separated seqs of 1 or more, not \(OutputEscaping.jsonQuoted(String(item)))")
             }
+            guard seen.insert(seq).inserted else { throw ValidationError("--seqs names seq \(seq) twice; name each seq once") }
             list.append(seq)
         }
         return .seqs(list)

@@ -45,7 +45,9 @@ struct ExportCommand: AsyncParsableCommand {
                 guard let field = WithholdableField(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
                     throw AuditError(.invalidInput, "--redact takes a comma-separated list of actor, source and details (got \(OutputEscaping.jsonQuoted(String(name))) in \(OutputEscaping.jsonQuoted(redact)))", field: "--redact")
                 }
-                fields.insert(field)
+                guard fields.insert(field).inserted else {
+                    throw AuditError(.invalidInput, "--redact names \(field.rawValue) twice (in \(OutputEscaping.jsonQuoted(redact))); name each field once", field: "--redact")
+                }
             }
         }
         let extraMasks = try masks.rules()

@@ -14,15 +14,7 @@ struct MaskOptions: ParsableArguments {
 
     /// The rules of `--mask`, checked (before anything is opened).
     func rules() throws(AuditError) -> [MaskRule] {
-        var rules: [MaskRule] = []
-        for text in mask {
-            do {
-                rules.append(try MaskRule(parsing: text))
-            } catch {
-                throw AuditError(.invalidInput, "--mask: \(error.message)", field: "--mask")
-            }
-        }
-        return rules
+        try parseMaskRules(mask, option: "--mask")
     }
 
     /// The store's masking rules plus `--mask`; the masking key is read only when a hash rule needs it.
@@ -65,12 +57,7 @@ struct Masking: AsyncParsableCommand {
         }
 
         func run() async throws {
-            var parsed: [MaskRule] = []
-            for text in rules {
-                do { parsed.append(try MaskRule(parsing: text)) } catch {
-                    throw AuditError(.invalidInput, "--rule: \(error.message)", field: "--rule")
-                }
-            }
+            let parsed = try parseMaskRules(rules, option: "--rule")
             let setter = by ?? ProcessInfo.processInfo.userName
             let seq = try await withStore(global) { store in try await store.setMasking(parsed, by: setter, reason: reason) }
             let text = parsed.isEmpty ? "nothing" : Swift.Set(parsed).sorted().map(\.description).joined(separator: ", ")
@@ -107,4 +94,24 @@ extension ParsableCommand {
             throw ValidationError(error.message)
         }
     }
+}
+
+/// The rules given to `option` (`--mask`, `--rule`), each checked; a rule given twice is refused
+/// like a field named twice elsewhere (`--fields actor,actor`): an input that repeats itself may
+/// not say what was meant.
+func parseMaskRules(_ texts: [String], option: String) throws(AuditError) -> [MaskRule] {
+    var rules: [MaskRule] = []
+    for text in texts {
+        let rule: MaskRule
+        do {
+            rule = try MaskRule(parsing: text)
+        } catch {
+            throw AuditError(.invalidInput, "\(option): \(error.message)", field: option)
+        }
+        guard !rules.contains(where: { $0.path == rule.path && $0.method == rule.method }) else {
+            throw AuditError(.invalidInput, "\(option) \(OutputEscaping.escapeForTerminal(text)) is given twice; give each rule once", field: option)
+        }
+        rules.append(rule)
+    }
+    return rules
 }

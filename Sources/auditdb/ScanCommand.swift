@@ -37,8 +37,8 @@ struct Scan: AsyncParsableCommand {
     var noRecord = false
     @Option(help: ArgumentHelp("Repeat every INTERVAL (e.g. 30s, 5m, 1h) until SIGTERM/SIGINT.", valueName: "interval"))
     var every: String?
-    @Option(name: .customLong("full-every"), help: ArgumentHelp("With --every: a full pass at least this often.", valueName: "interval"))
-    var fullEvery = "24h"
+    @Option(name: .customLong("full-every"), help: ArgumentHelp("With --every: a full pass at least this often (default 24h).", valueName: "interval"))
+    var fullEvery: String?
     @Option(name: .customLong("metrics-address"), help: ArgumentHelp(
         "With --every: serve Prometheus metrics at http://ADDRESS/metrics (e.g. 127.0.0.1:9464).", valueName: "host:port"))
     var metricsAddress: String?
@@ -48,8 +48,10 @@ struct Scan: AsyncParsableCommand {
     @Option(name: .customLong("anchor"), help: ArgumentHelp("With --signing-key: an anchor directory (repeatable).", valueName: "dir"))
     var anchors: [String] = []
     @Option(name: .customLong("checkpoint-every"), help: ArgumentHelp(
-        "With --signing-key: a checkpoint at least this often while rows are appended.", valueName: "interval"))
-    var checkpointEvery = "1h"
+        "With --signing-key: a checkpoint at least this often while rows are appended (default 1h).", valueName: "interval"))
+    var checkpointEvery: String?
+
+    static let defaultFullEvery = "24h", defaultCheckpointEvery = "1h"
 
     func validate() throws {
         if full && incremental { throw ValidationError("--full and --incremental are exclusive") }
@@ -57,9 +59,12 @@ struct Scan: AsyncParsableCommand {
             throw ValidationError("--metrics-address and --signing-key need --every (a long-running scanner)")
         }
         if signingKey == nil && !anchors.isEmpty { throw ValidationError("--anchor needs --signing-key") }
-        _ = try Self.interval(checkpointEvery, option: "--checkpoint-every")
+        // Options that would do nothing are refused, not ignored: the scanner would not do what was asked.
+        if every == nil && fullEvery != nil { throw ValidationError("--full-every needs --every (a single pass is --full or --incremental)") }
+        if signingKey == nil && checkpointEvery != nil { throw ValidationError("--checkpoint-every needs --signing-key") }
+        _ = try Self.interval(checkpointEvery ?? Self.defaultCheckpointEvery, option: "--checkpoint-every")
         if let every { _ = try Self.interval(every, option: "--every") }
-        _ = try Self.interval(fullEvery, option: "--full-every")
+        _ = try Self.interval(fullEvery ?? Self.defaultFullEvery, option: "--full-every")
     }
 
     /// Never created: a volume unmounted while the scanner runs would otherwise take the anchors
@@ -90,7 +95,7 @@ struct Scan: AsyncParsableCommand {
             throw AuditError(error.code, error.message + " A scan records its pass in the store; use --no-record to scan a read-only store without writing.")
         }
         var configuration = IntegrityScanner.Configuration(recordsPasses: !noRecord)
-        configuration.fullPassInterval = try Self.interval(fullEvery, option: "--full-every")
+        configuration.fullPassInterval = try Self.interval(fullEvery ?? Self.defaultFullEvery, option: "--full-every")
         let result: Result<Bool, any Error>
         if let every {
             configuration.interval = try Self.interval(every, option: "--every")
@@ -133,7 +138,7 @@ struct Scan: AsyncParsableCommand {
             let checkpoints = CheckpointService(
                 store: store, signer: try CheckpointSigner.load(path: signingKey),
                 anchors: anchorDirectories,
-                configuration: .init(interval: try Self.interval(checkpointEvery, option: "--checkpoint-every")))
+                configuration: .init(interval: try Self.interval(checkpointEvery ?? Self.defaultCheckpointEvery, option: "--checkpoint-every")))
             services.append(.init(service: checkpoints))
         }
         let scanner = IntegrityScanner(store: store, configuration: configuration)

@@ -254,6 +254,12 @@ struct CLITests {
              "resourceId: filter is 1025 bytes of UTF-8, over the field's limit of 1024"),
             (["erase", "--actor", "user-1", "--fields", "actor,actor", "--reason", "T-1"], #"--fields names "actor" twice"#),
             (["erase", "--actor", "user-1", "--fields", "details.ip,source,details.ip", "--reason", "T-1"], #"--fields names "details.ip" twice"#),
+            (["erase", "--seqs", "1,1", "--fields", "actor", "--reason", "T-1"], "--seqs names seq 1 twice; name each seq once"),
+            (["export", "--out", dir.path("bundle"), "--redact", "actor,source,actor"], #"--redact names actor twice (in "actor,source,actor"); name each field once"#),
+            (["query", "--mask", "actor=partial", "--mask", "actor=partial"], "--mask actor=partial is given twice; give each rule once"),
+            (["masking", "set", "--rule", "details.ip=hash", "--rule", "details.ip=hash", "--reason", "T-1"], "--rule details.ip=hash is given twice; give each rule once"),
+            (["scan", "--full-every", "1h"], "--full-every needs --every (a single pass is --full or --incremental)"),
+            (["scan", "--every", "1h", "--checkpoint-every", "5m"], "--checkpoint-every needs --signing-key"),
         ]
         for (arguments, message) in refusals {
             let result = try auditdb(global + arguments, stdin: "")

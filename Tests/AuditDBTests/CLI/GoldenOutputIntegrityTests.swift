@@ -47,7 +47,7 @@ struct GoldenOutputIntegrityTests {
         try cli.golden("scan-no-record", ["scan", "--full", "--no-record"] + cli.options)
         try cli.golden("scan-full-and-incremental", ["scan", "--full", "--incremental"] + cli.options)
         try cli.golden("scan-bad-interval-unit", ["scan", "--every", "5x"] + cli.options)
-        try cli.golden("scan-bad-interval", ["scan", "--full-every", "soon"] + cli.options)
+        try cli.golden("scan-bad-interval", ["scan", "--every", "1h", "--full-every", "soon"] + cli.options)
         // Refused at start, not created (a typo, an unmounted volume). The signing key is missing
         // too, so that a scanner started despite the anchor would fail instead of running on.
         let unmounted = cli.path("unmounted")
