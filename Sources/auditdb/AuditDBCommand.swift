@@ -134,7 +134,8 @@ struct GlobalOptions: ParsableArguments {
         return path
     }
 
-    func keyFilePath() -> String? { keyFile ?? environment["AUDITDB_KEY_FILE"] }
+    /// `--key-file`, else `AUDITDB_KEY_FILE`; an empty variable counts as unset (as AUDITDB_STORE).
+    func keyFilePath() -> String? { keyFile ?? environment["AUDITDB_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 } }
 
     func keyRing() throws -> KeyRing {
         // --key-file wins over the environment; from the environment, one source only: with both
