@@ -52,16 +52,19 @@ struct Tail: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Trapped first: a signal while the store opens is then a clean stop (exit 0) once it is
+        // open, not the default action's exit 143 or 130.
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let query = try filters.filter().entryQuery()
         let extraMasks = try masks.rules()
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
                                               configuration: try global.configuration(readOnly: true))
-        let result = await Result { try await tail(store, query, extraMasks: extraMasks) }
+        let result = await Result { try await tail(store, query, extraMasks: extraMasks, signals: signals) }
         try await store.close()
         try result.get()
     }
 
-    private func tail(_ store: AuditStore, _ query: EntryQuery, extraMasks: [MaskRule]) async throws {
+    private func tail(_ store: AuditStore, _ query: EntryQuery, extraMasks: [MaskRule], signals: UnixSignalsSequence) async throws {
         let masks = self.masks
         let startPolicy = try await masks.policy(for: store, extra: extraMasks)
         let startPolicySeq = try await store.maskingConfiguration().seq
@@ -73,7 +76,6 @@ struct Tail: AsyncParsableCommand {
         let start = after ?? saved?.seq ?? 0
         let stream = store.follow(after: start, mac: after == nil ? saved?.mac : nil, matching: query,
                                   pollInterval: .milliseconds(Int64(pollInterval * 1000)), follow: follow)
-        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let format = self.format
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
