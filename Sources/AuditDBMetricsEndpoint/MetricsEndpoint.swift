@@ -5,18 +5,29 @@ import Synchronization
 /// The smallest HTTP/1.1 server a Prometheus scrape needs, for `auditdb scan --metrics-address`
 /// and `auditdb-fleet audit --metrics-address` (a target of its own so both executables share it):
 /// `GET /metrics` answers 200 with what `render` returns; any other request 404, a malformed or
-/// oversized one 400. One connection at a time, each closed after its answer.
+/// oversized one 400. Up to ``maximumConnections`` connections are answered at once, each on a
+/// thread of its own and closed after its answer.
 ///
-/// It runs on a thread of its own (blocking POSIX sockets), never on Swift's cooperative pool,
+/// It runs on threads of its own (blocking POSIX sockets), never on Swift's cooperative pool,
 /// and keeps SwiftNIO out of the `auditdb` executable. A request may be at most
-/// ``maximumRequestBytes`` long, and a client gets ``ioTimeoutSeconds`` to send it and to take
-/// the answer, so a stalled scraper cannot hold the endpoint for long. This is the only file of
-/// the CLIs that calls the socket API.
+/// ``maximumRequestBytes`` long, and a client gets ``ioTimeoutSeconds`` in all to send it (not per
+/// read: a client that trickles a byte at a time is cut off as one that sends nothing) and as
+/// long to take the answer, so a stalled or slow client holds one connection for a few seconds
+/// and never keeps a scraper waiting. This is the only file of the CLIs that calls the socket API.
 package final class MetricsEndpoint: Sendable {
     /// The longest request head read; a scrape's is a few hundred bytes.
     static let maximumRequestBytes = 8_192
-    /// Receive and send timeout per connection.
+    /// The time a client gets to send its whole request, and to take the answer.
     static let ioTimeoutSeconds = 5
+    /// Connections answered at once; more wait in the listen backlog.
+    static let maximumConnections = 16
+    /// Free answering slots. Made at 0 and signalled up to its capacity: libdispatch stops the
+    /// process when a semaphore is freed holding less than the value it was made with.
+    private let slots: DispatchSemaphore = {
+        let semaphore = DispatchSemaphore(value: 0)
+        for _ in 0..<maximumConnections { semaphore.signal() }
+        return semaphore
+    }()
 
     /// The address actually bound, `HOST:PORT` (the system's choice when port 0 was asked for).
     package let boundAddress: String
@@ -82,14 +93,19 @@ package final class MetricsEndpoint: Sendable {
                 usleep(100_000)  // out of descriptors or memory: back off, then try again
                 continue
             }
-            answer(connection)
-            close(connection)
+            slots.wait()
+            let thread = Thread { [self] in
+                answer(connection)
+                close(connection)
+                slots.signal()
+            }
+            thread.name = "auditdb-metrics-connection"
+            thread.start()
         }
     }
 
     private func answer(_ connection: Int32) {
         var timeout = timeval(tv_sec: Self.ioTimeoutSeconds, tv_usec: 0)
-        setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         guard let head = readHead(connection) else {
             send(connection, status: "400 Bad Request", body: Array("bad request\n".utf8))
@@ -110,7 +126,14 @@ package final class MetricsEndpoint: Sendable {
     private func readHead(_ connection: Int32) -> [UInt8]? {
         var head: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 2_048)
+        let deadline = ContinuousClock.now + .seconds(Self.ioTimeoutSeconds)
         while head.count < Self.maximumRequestBytes {
+            // Each read waits only for what is left of the request's time.
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { return nil }
+            let micros = max(1_000, left.components.seconds * 1_000_000 + left.components.attoseconds / 1_000_000_000_000)
+            var timeout = timeval(tv_sec: Int(micros / 1_000_000), tv_usec: Int(micros % 1_000_000))
+            setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             let count = buffer.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else { return nil }

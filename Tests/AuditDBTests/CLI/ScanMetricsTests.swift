@@ -69,6 +69,50 @@ struct ScanMetricsTests {
         #expect(stdoutText.withLock { $0 }.contains("mac-mismatch at seq 5"))
     }
 
+    @Test("a client that trickles its request a byte at a time neither holds the endpoint nor keeps a scrape waiting")
+    func slowClientDoesNotBlockScrapes() async throws {
+        let dir = try TempDir()
+        let db = dir.path("audit.db"), keyFile = dir.path("audit.keys")
+        let keys = try KeyFile.generate(at: keyFile)
+        try await makeStore(at: db, keys: keys, count: 3)
+        let process = TestProcess()
+        process.executableURL = URL(fileURLWithPath: try cliPath())
+        process.arguments = ["scan", "--store", db, "--key-file", keyFile, "--every", "1h", "--metrics-address", "127.0.0.1:0"]
+        process.environment = environmentWithoutAuditDBOptions()
+        let err = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = err
+        try process.run()
+        let stderrText = Self.drain(err)
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let base = try await Self.waitFor("the metrics address") { () -> String? in
+            guard let line = stderrText.withLock({ $0 }).split(separator: "\n").first(where: { $0.contains("serving metrics at ") }),
+                  let url = line.split(separator: " ").last?.replacingOccurrences(of: "/metrics", with: "")
+            else { return nil }
+            return String(url)
+        }
+        // Two clients that send one byte every half second for two minutes: each read used to
+        // wait up to 5 s, so they held the only connection for as long as they kept sending.
+        let port = try #require(base.split(separator: ":").last.map(String.init))
+        let tricklers = try (0..<2).map { _ in
+            let trickler = TestProcess()
+            trickler.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            trickler.arguments = ["python3", "-c", "import socket, time\ns = socket.create_connection(('127.0.0.1', \(port)))\nfor _ in range(240):\n    s.send(b'G')\n    time.sleep(0.5)"]
+            trickler.standardError = FileHandle.nullDevice
+            try trickler.run()
+            return trickler
+        }
+        defer { for trickler in tricklers where trickler.isRunning { kill(trickler.processIdentifier, SIGKILL) } }
+        try await Task.sleep(for: .seconds(1))
+        var request = URLRequest(url: try #require(URL(string: base + "/metrics")))
+        request.timeoutInterval = 30
+        let (data, response) = try await URLSession.shared.data(for: request)
+        #expect((response as? HTTPURLResponse)?.statusCode == 200)
+        #expect(String(decoding: data, as: UTF8.self).contains("auditdb_scan_passes_total"))
+        kill(process.processIdentifier, SIGTERM)
+        _ = try await Self.waitFor("the scanner to stop") { process.isRunning ? nil : true }
+    }
+
     /// The value of the sample `series` (a name, or a name with its labels) in Prometheus text.
     static func value(_ series: String, in text: String) -> Double? {
         for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
