@@ -15,25 +15,9 @@ struct ScanMetricsTests {
         let keys = try KeyFile.generate(at: keyFile)
         try await makeStore(at: db, keys: keys, count: 20)
 
-        let process = TestProcess()
-        process.executableURL = URL(fileURLWithPath: try cliPath())
-        process.arguments = ["scan", "--store", db, "--key-file", keyFile, "--every", "1s", "--full",
-                             "--metrics-address", "127.0.0.1:0"]
-        process.environment = environmentWithoutAuditDBOptions()
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stderrText = Self.drain(err), stdoutText = Self.drain(out)
+        let (process, base, stdoutText) = try await Self.startScanner(
+            ["scan", "--store", db, "--key-file", keyFile, "--every", "1s", "--full", "--metrics-address", "127.0.0.1:0"])
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-
-        // The bound port is announced on standard error (port 0: the system's choice).
-        let base = try await Self.waitFor("the metrics address") { () -> String? in
-            guard let line = stderrText.withLock({ $0 }).split(separator: "\n").first(where: { $0.contains("serving metrics at ") }),
-                  let url = line.split(separator: " ").last?.replacingOccurrences(of: "/metrics", with: "")
-            else { return nil }
-            return String(url)
-        } orFail: { "stderr: \(stderrText.withLock { $0 }) / running: \(process.isRunning)" }
 
         // An intact full pass: counted, and the time since it is served.
         let first = try await Self.waitFor("an intact pass in /metrics") { () -> String? in
@@ -75,22 +59,9 @@ struct ScanMetricsTests {
         let db = dir.path("audit.db"), keyFile = dir.path("audit.keys")
         let keys = try KeyFile.generate(at: keyFile)
         try await makeStore(at: db, keys: keys, count: 3)
-        let process = TestProcess()
-        process.executableURL = URL(fileURLWithPath: try cliPath())
-        process.arguments = ["scan", "--store", db, "--key-file", keyFile, "--every", "1h", "--metrics-address", "127.0.0.1:0"]
-        process.environment = environmentWithoutAuditDBOptions()
-        let err = Pipe()
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = err
-        try process.run()
-        let stderrText = Self.drain(err)
+        let (process, base, _) = try await Self.startScanner(
+            ["scan", "--store", db, "--key-file", keyFile, "--every", "1h", "--metrics-address", "127.0.0.1:0"])
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        let base = try await Self.waitFor("the metrics address") { () -> String? in
-            guard let line = stderrText.withLock({ $0 }).split(separator: "\n").first(where: { $0.contains("serving metrics at ") }),
-                  let url = line.split(separator: " ").last?.replacingOccurrences(of: "/metrics", with: "")
-            else { return nil }
-            return String(url)
-        }
         // Two clients that send one byte every half second for two minutes: each read used to
         // wait up to 5 s, so they held the only connection for as long as they kept sending.
         let port = try #require(base.split(separator: ":").last.map(String.init))
@@ -111,6 +82,32 @@ struct ScanMetricsTests {
         #expect(String(decoding: data, as: UTF8.self).contains("auditdb_scan_passes_total"))
         kill(process.processIdentifier, SIGTERM)
         _ = try await Self.waitFor("the scanner to stop") { process.isRunning ? nil : true }
+    }
+
+    /// Starts `auditdb ARGUMENTS` (a scanner serving metrics) and returns it, the base URL it
+    /// announces on standard error (port 0: the system's choice), and its standard output.
+    static func startScanner(_ arguments: [String]) async throws -> (TestProcess, base: String, stdout: CollectedText) {
+        let process = TestProcess()
+        process.executableURL = URL(fileURLWithPath: try cliPath())
+        process.arguments = arguments
+        process.environment = environmentWithoutAuditDBOptions()
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stderrText = drain(err), stdoutText = drain(out)
+        do {
+            let base = try await waitFor("the metrics address") { () -> String? in
+                guard let line = stderrText.withLock({ $0 }).split(separator: "\n").first(where: { $0.contains("serving metrics at ") }),
+                      let url = line.split(separator: " ").last?.replacingOccurrences(of: "/metrics", with: "")
+                else { return nil }
+                return String(url)
+            } orFail: { "stderr: \(stderrText.withLock { $0 }) / running: \(process.isRunning)" }
+            return (process, base, stdoutText)
+        } catch {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            throw error
+        }
     }
 
     /// The value of the sample `series` (a name, or a name with its labels) in Prometheus text.

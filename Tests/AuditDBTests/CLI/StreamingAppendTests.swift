@@ -101,40 +101,9 @@ struct StreamingAppendTests {
         #expect(flags.stderr.hasPrefix("Error: --batch-size, --atomic and --quiet go with --jsonl\n"))
     }
 
-    @Test("a paused input (a pipe kept open, as from `tail -f`): the events read so far are committed and printed without waiting for more or for the end")
-    func pausedInputCommits() async throws {
-        let keys = try KeyFile.generate(at: keyFile)
-        try await makeStore(at: store, keys: keys, count: 0)
-        let process = TestProcess()
-        process.executableURL = URL(fileURLWithPath: try cliPath())
-        process.arguments = ["append", "--jsonl", "--batch-size", "10", "--quiet", "--store", store, "--key-file", keyFile]
-        process.environment = environmentWithoutAuditDBOptions()
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        input.fileHandleForWriting.write(lines(15))
-        // All 15 are committed while the pipe stays open: 1-10 (a full batch), then 11-15.
-        let deadline = Date().addingTimeInterval(60)
-        var count = ""
-        while Date() < deadline {
-            count = try sqlite3Shell(store, "SELECT count(*) FROM audit_entries;").stdout
-            if count == "15\n" { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(count == "15\n")
-        #expect(process.isRunning)
-        try input.fileHandleForWriting.close()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(printed == "1-10\n11-15\n", "\(printed)")
-        #expect(try await storedActions() == (1...15).map { "n\($0)" })
-    }
-
-    @Test("SIGTERM or SIGINT with the input idle: exit 143 or 130 at once, every committed batch printed, the message names the last committed line",
-          arguments: [SIGTERM, SIGINT])
-    func signalStopsAfterTheBatch(_ signal: Int32) async throws {
+    /// `append --jsonl --batch-size 10` on an empty store, fed 15 lines through a pipe that
+    /// stays open; returns once all 15 are committed (or 60 s have passed).
+    func appendWithPausedInput() async throws -> (process: TestProcess, input: Pipe, output: Pipe, errors: Pipe, count: String) {
         let keys = try KeyFile.generate(at: keyFile)
         try await makeStore(at: store, keys: keys, count: 0)
         let process = TestProcess()
@@ -148,9 +117,34 @@ struct StreamingAppendTests {
         try process.run()
         input.fileHandleForWriting.write(lines(15))
         let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline, try sqlite3Shell(store, "SELECT count(*) FROM audit_entries;").stdout != "15\n" {
+        var count = ""
+        while Date() < deadline {
+            count = try sqlite3Shell(store, "SELECT count(*) FROM audit_entries;").stdout
+            if count == "15\n" { break }
             try await Task.sleep(for: .milliseconds(50))
         }
+        return (process, input, output, errors, count)
+    }
+
+    @Test("a paused input (a pipe kept open, as from `tail -f`): the events read so far are committed and printed without waiting for more or for the end")
+    func pausedInputCommits() async throws {
+        // All 15 are committed while the pipe stays open: 1-10 (a full batch), then 11-15.
+        let (process, input, output, _, count) = try await appendWithPausedInput()
+        #expect(count == "15\n")
+        #expect(process.isRunning)
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(printed == "1-10\n11-15\n", "\(printed)")
+        #expect(try await storedActions() == (1...15).map { "n\($0)" })
+    }
+
+    @Test("SIGTERM or SIGINT with the input idle: exit 143 or 130 at once, every committed batch printed, the message names the last committed line",
+          arguments: [SIGTERM, SIGINT])
+    func signalStopsAfterTheBatch(_ signal: Int32) async throws {
+        let (process, input, output, errors, count) = try await appendWithPausedInput()
+        #expect(count == "15\n")
         kill(process.processIdentifier, signal)
         process.waitUntilExit()  // the input stays open: only the signal ends it
         #expect(process.terminationStatus == 128 + signal)
