@@ -10,6 +10,16 @@ import GRDBSQLite
 
 /// SQLite's C API, checked. `stmt` is a `sqlite3_stmt *`, `connection` a `sqlite3 *`.
 enum SQLite {
+    /// What an error for a damaged file advises (verification's own report says it otherwise:
+    /// ``adviceInVerification(_:)``).
+    static let corruptionAdvice = " Run `auditdb verify`; restore from a backup."
+
+    /// `message` of a damaged-file error as verification reports it: telling the reader of a
+    /// verification to run a verification would send them in a circle.
+    static func adviceInVerification(_ message: String) -> String {
+        message.replacing(corruptionAdvice, with: " Restore the store from a backup; keep this copy as evidence.")
+    }
+
     /// The typed error for SQLite's result `rc`, with the connection's message.
     static func error(_ rc: Int32, connection: OpaquePointer?, while action: String) -> AuditError {
         let message = connection.map { String(cString: sqlite3_errmsg($0)) }
@@ -247,7 +257,7 @@ extension AuditError {
         case .SQLITE_CORRUPT, .SQLITE_NOTADB:
             return AuditError(
                 .corrupt,
-                "\(action) failed: the file is not a valid database or its pages are damaged (\(detail)). Run `auditdb verify`; restore from a backup.",
+                "\(action) failed: the file is not a valid database or its pages are damaged (\(detail))." + SQLite.corruptionAdvice,
                 underlying: db)
         case .SQLITE_CANTOPEN:
             return AuditError(

@@ -118,7 +118,7 @@ extension AuditStore {
     private static func unreadableReport(_ error: AuditError, started: ContinuousClock.Instant) -> IntegrityReport {
         IntegrityReport(
             storeID: nil, rowsChecked: 0, lastSeq: 0,
-            findings: [Finding(kind: .corruption, seqs: nil, message: "the file cannot be read as a database: \(error.message)")],
+            findings: [Finding(kind: .corruption, seqs: nil, message: "the file cannot be read as a database: \(SQLite.adviceInVerification(error.message))")],
             totalFindings: 1, startedAt: .now(), duration: ContinuousClock.now - started)
     }
 }

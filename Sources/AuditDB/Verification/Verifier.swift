@@ -276,7 +276,7 @@ struct Verifier: Sendable {
     }
 
     static func corruptionMessage(_ error: any Error) -> String {
-        (error as? DatabaseError)?.message ?? (error as? AuditError)?.message ?? "\(error)"
+        (error as? DatabaseError)?.message ?? (error as? AuditError).map { SQLite.adviceInVerification($0.message) } ?? "\(error)"
     }
 
     private func readOverview(full: Bool) async throws -> (
