@@ -304,6 +304,11 @@ struct Verifier: Sendable {
             }
             let first = try Int64.fetchOne(db, sql: "SELECT seq FROM audit_entries WHERE seq >= 1 ORDER BY seq LIMIT 1")
             let last = try Int64.fetchOne(db, sql: "SELECT seq FROM audit_entries WHERE seq >= 1 ORDER BY seq DESC LIMIT 1")
+            // A damaged last page can hide the last row from one read and not the first row from
+            // the other: the log's extent is then unknown (SQLite gave no error to report).
+            guard (first == nil) == (last == nil) else {
+                throw AuditError(.corrupt, "the table audit_entries returns a first row (seq \(first ?? 0)) but no last one: a damaged page")
+            }
             let low = try Row.fetchOne(db, sql: "SELECT min(seq), max(seq), count(*) FROM audit_entries WHERE seq < 1")
             let attestations = try Self.loadAttestations(db, keys: keys)
             return (
@@ -394,6 +399,11 @@ struct Verifier: Sendable {
             case .success(false):
                 if !isLast, !readLastPossible, expected <= range.upperBound {
                     try walkExpired(expected...range.upperBound, tombstones, chain: &chain, context: context, keyEntries: keyEntries, result: &result)
+                } else if isLast, !readLastPossible, expected <= range.upperBound {
+                    // The log's last row (read before the scan began) was not returned: a damaged
+                    // b-tree page can end SQLite's read early without an error.
+                    result.add(Finding(kind: .corruption, seqs: expected...range.upperBound,
+                                       message: "SQLite cannot read the rows from seq \(expected) on: the read of the table ended there, though the log's last row is seq \(range.upperBound) (a damaged page)"))
                 }
                 if adds { result.indexDigest = digest }
                 result.readToEnd = true

@@ -282,6 +282,38 @@ struct TamperTests {
         #expect(try pythonFindings(db, keyFile: keyFile) == ["corruption -...-", "corruption \(first)...\(last)"])
     }
 
+    @Test("random bytes over a leaf page mid-log or the last leaf's cells, several seeds: never a crash, never intact, in both verifiers; a corruption range runs to the last seq",
+          arguments: ["middle", "last"])
+    func damagedLeafPages(_ which: String) async throws {
+        try await makeStore(at: db, keys: keys, count: 3_000)
+        let pristine = dir.path("pristine.db")
+        try sqlite3Must(db, "VACUUM INTO '\(pristine)';")
+        let queue = try DatabaseQueue(path: pristine)
+        let (page, pageSize) = try await queue.read { db in
+            let pages = try Int.fetchAll(db, sql: "SELECT pageno FROM dbstat WHERE name = 'audit_entries' AND pagetype = 'leaf' ORDER BY path")
+            return (which == "middle" ? pages[pages.count / 3] : pages[pages.count - 1], try Int.fetchOne(db, sql: "PRAGMA page_size")!)
+        }
+        try queue.close()
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        for seed in UInt64(1)...4 {
+            // What random bytes do to a page is up to SQLite: an error, rows it no longer finds,
+            // a read that ends early without an error, or garbage in a row. Each must be a finding.
+            let damaged = dir.path("damaged-\(seed).db")
+            try FileManager.default.copyItem(atPath: pristine, toPath: damaged)
+            var random = SeededRandom(seed: seed)
+            try patchFile(damaged, at: (page - 1) * pageSize + (which == "middle" ? 1_500 : 8),
+                          with: (0..<100).map { _ in UInt8.random(in: 0...255, using: &random) })
+            let report = try await AuditStore.verify(storeAt: damaged, keys: keys)
+            #expect(!report.isIntact && !report.findings.isEmpty, "seed \(seed): \(report)")
+            // A range runs to the last seq SQLite gives (damaged cells can give it a wrong one).
+            for finding in report.findings where finding.kind == .corruption {
+                if let seqs = finding.seqs { #expect(seqs.upperBound == max(report.lastSeq, seqs.lowerBound), "seed \(seed): \(report)") }
+            }
+            #expect(!(try pythonFindings(damaged, keyFile: keyFile)).isEmpty, "seed \(seed)")
+        }
+    }
+
     @Test("a truncated store file (cut to half its pages): corruption reported, no crash")
     func truncatedFile() async throws {
         try await makeStore(at: db, keys: keys, count: 2_000)
