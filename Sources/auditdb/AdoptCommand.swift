@@ -33,7 +33,7 @@ struct Adopt: AsyncParsableCommand {
     var timestampFormat: String = "auto"
     @Flag(name: .customLong("skip-invalid"), help: "Import the valid rows; list and count the invalid ones.") var skipInvalid = false
     @Flag(name: .customLong("drop-unmapped"), help: "Leave out unmapped columns (recorded in the run entry).") var dropUnmapped = false
-    @Option(name: .customLong("then"), help: "leave | protect | drop (default leave)") var afterwards: String = "leave"
+    @Option(name: .customLong("then"), help: "leave | protect | drop") var afterwards: String = "leave"
     @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Rows per transaction (with --commits batches).") var batchSize = 10_000
     @Option(help: "automatic (one transaction into an empty or small store, else batches) | batches | one-transaction")
     var commits: String = "automatic"

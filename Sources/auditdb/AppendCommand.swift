@@ -13,7 +13,7 @@ struct Append: AsyncParsableCommand {
 
             The input streams in bounded memory: every --batch-size event lines (or 8 MiB of \
             them, whichever comes first) are committed as one all-or-nothing batch, and the \
-            batch's seqs are printed as one line (FIRST-LAST) as soon as it is committed. When \
+            batch's seqs are printed as one line (FIRST-LAST, or one seq for a batch of one event) as soon as it is committed. When \
             the input pauses (a pipe with no bytes ready, e.g. from `tail -f`), the events read so \
             far are committed at once as a batch of their own, never held until more arrive. A bad \
             line is reported with its number; the batches before it stay committed (the error \

@@ -120,7 +120,7 @@ struct GlobalOptions: ParsableArguments {
         valueName: "hex"))
     var storeID: String?
 
-    @Option(name: .customLong("busy-timeout"), help: ArgumentHelp(
+    @Option(name: .customLong("busy-timeout"), parsing: .unconditional, help: ArgumentHelp(
         "How long to wait for a lock another process holds before failing with exit 2 (default: $AUDITDB_BUSY_TIMEOUT, else 30).",
         valueName: "seconds"))
     var busyTimeout: String?

@@ -74,7 +74,7 @@ struct Erase: AsyncParsableCommand {
         var list: [Int64] = []
         var seen = Set<Int64>()
         for item in (seqs ?? "").split(separator: ",", omittingEmptySubsequences: false) {
-            guard let seq = Int64(item), seq >= 1 else {
+            guard let seq = DecimalText.nonNegativeInt64(item), seq >= 1 else {
                 throw ValidationError("--seqs takes comma-separated seqs of 1 or more, not \(OutputEscaping.jsonQuoted(String(item)))")
             }
             guard seen.insert(seq).inserted else { throw ValidationError("--seqs names seq \(seq) twice; name each seq once") }
@@ -90,7 +90,7 @@ struct Erase: AsyncParsableCommand {
         }
         let names = (WithholdableField.allCases.filter(report.fields.contains).map(\.rawValue) + report.paths.map(\.description))
             .joined(separator: ", ")
-        try Output.line("erased \(names) of \(report.erased.count) row(s); \(report.alreadyErased) already erased")
+        try Output.line("erased \(names) of \(report.erased.count) row(s); \(report.alreadyErased) had nothing left to erase")
         if case .actor = subject, report.erased.isEmpty, report.alreadyErased == 0, report.legacyRowsSkipped.isEmpty {
             // No row has this actor now. A row whose actor an earlier erasure erased is among
             // them no longer (the value is gone, and no entry keeps it), however much else of it

@@ -106,7 +106,12 @@ struct Keys: AsyncParsableCommand {
                 throw error
             }
             try KeyFile.write(try ring.markingCompromised(version), to: path, replacing: true)
-            try Output.line("re-attested \(receipt.rowsAttested) row(s) signed by key version \(version) with key version \(receipt.attestingVersion); declaration recorded at seq \(receipt.declarationSeq); key version \(version) is marked compromised in \(OutputEscaping.escapeForTerminal(path))")
+            // Rows of versions declared compromised before are re-attested too: their attestations
+            // may be signed by `version`, which is no longer trusted.
+            let earlier = ring.compromisedVersions.subtracting([version]).sorted()
+            let signedBy = earlier.isEmpty ? "key version \(version)"
+                : "key version \(version) or by a version declared compromised before (\(earlier.map(String.init).joined(separator: ", ")))"
+            try Output.line("re-attested \(receipt.rowsAttested) row(s) signed by \(signedBy) with key version \(receipt.attestingVersion); declaration recorded at seq \(receipt.declarationSeq); key version \(version) is marked compromised in \(OutputEscaping.escapeForTerminal(path))")
         }
     }
 }

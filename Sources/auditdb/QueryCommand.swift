@@ -12,12 +12,12 @@ struct Query: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var filters: EntryFilterOptions
-    @Option(help: ArgumentHelp("Continue after this cursor (printed by the previous page), or after this seq.", valueName: "cursor"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Continue after this cursor (printed by the previous page), or after this seq.", valueName: "cursor"))
     var after: String?
     @Option(parsing: .unconditional, help: "At most this many entries (1-10000).") var limit = 100
     @Flag(help: "Every matching entry, streamed a page at a time (ignores --limit).") var all = false
     @Flag(help: "Newest first.") var descending = false
-    @Flag(name: .customLong("include-unverified"), help: "Show rows that fail verification, marked UNVERIFIED (in JSON: \"verified\":false, and details as the stored text in a JSON string), instead of stopping (exit status 1).")
+    @Flag(name: .customLong("include-unverified"), help: "Show rows that fail verification, marked UNVERIFIED (in JSON: \"verified\":false, and details as the stored text in a JSON string), and go on to the end instead of stopping at the first; the exit status is still 1 when any was shown.")
     var includeUnverified = false
     @Option(help: "table | json | jsonl") var format: Format = .table
     @OptionGroup var masks: MaskOptions
@@ -38,10 +38,10 @@ struct Query: AsyncParsableCommand {
         if let after {
             if let cursor = QueryCursor(token: after) {
                 query.cursor = cursor
-            } else if let seq = Int64(after) {
+            } else if let seq = DecimalText.nonNegativeInt64(after) {
                 query.afterSeq = seq
             } else {
-                throw ValidationError("--after: a cursor such as 1234.asc (printed by the previous page) or a seq")
+                throw ValidationError("--after: a cursor such as 1234.asc (printed by the previous page) or a seq (0 or more, decimal digits)")
             }
         }
         query.unverifiedRows = includeUnverified ? .mark : .throw

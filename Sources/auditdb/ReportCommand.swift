@@ -20,7 +20,7 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("A new directory (or an empty one) for the three files.", valueName: "dir")) var out: String
     @Option(name: .customLong("signing-key"), help: ArgumentHelp("The secret checkpoint key file.", valueName: "file"))
     var signingKey: String
-    @Option(name: .customLong("key-max-age"),
+    @Option(name: .customLong("key-max-age"), parsing: .unconditional,
             help: ArgumentHelp("Flag key versions older than this (e.g. 90d), or `forever` to flag none.", valueName: "period"))
     var keyMaxAge = "90d"
     @Option(help: ArgumentHelp("An anchor directory to verify against and look checkpoints up in; repeatable.", valueName: "dir"))

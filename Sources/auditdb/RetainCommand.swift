@@ -15,7 +15,7 @@ struct Retain: AsyncParsableCommand {
             fails verification (nothing of that batch is written), 2 for bad arguments or storage errors.
             """)
     @OptionGroup var global: GlobalOptions
-    @Option(name: .customLong("older-than"),
+    @Option(name: .customLong("older-than"), parsing: .unconditional,
             help: ArgumentHelp("The default limit: a period such as 90d, 12h, 2w, or `forever`.", valueName: "period"))
     var olderThan: String
     @Option(help: ArgumentHelp("A tenant's own limit, as TENANT=PERIOD (e.g. bank=400d, or bank=forever); repeatable.",

@@ -35,9 +35,9 @@ struct Scan: AsyncParsableCommand {
     @Flag(help: "No progress on standard error (one-off passes show it; --every never does).") var quiet = false
     @Flag(name: .customLong("no-record"), help: "Do not record the pass in the store: opens it read-only (an archived or read-only store, or a copy).")
     var noRecord = false
-    @Option(help: ArgumentHelp("Repeat every INTERVAL (e.g. 30s, 5m, 1h) until SIGTERM/SIGINT.", valueName: "interval"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Repeat every INTERVAL (e.g. 30s, 5m, 1h) until SIGTERM/SIGINT.", valueName: "interval"))
     var every: String?
-    @Option(name: .customLong("full-every"), help: ArgumentHelp("With --every: a full pass at least this often (default 24h).", valueName: "interval"))
+    @Option(name: .customLong("full-every"), parsing: .unconditional, help: ArgumentHelp("With --every: a full pass at least this often (default 24h).", valueName: "interval"))
     var fullEvery: String?
     @Option(name: .customLong("metrics-address"), help: ArgumentHelp(
         "With --every: serve Prometheus metrics at http://ADDRESS/metrics (e.g. 127.0.0.1:9464).", valueName: "host:port"))
@@ -47,7 +47,7 @@ struct Scan: AsyncParsableCommand {
     var signingKey: String?
     @Option(name: .customLong("anchor"), help: ArgumentHelp("With --signing-key: an anchor directory (repeatable).", valueName: "dir"))
     var anchors: [String] = []
-    @Option(name: .customLong("checkpoint-every"), help: ArgumentHelp(
+    @Option(name: .customLong("checkpoint-every"), parsing: .unconditional, help: ArgumentHelp(
         "With --signing-key: a checkpoint at least this often while rows are appended (default 1h).", valueName: "interval"))
     var checkpointEvery: String?
 
@@ -209,8 +209,8 @@ struct Scan: AsyncParsableCommand {
 
     /// Parses `30s`, `5m`, `2h`, `1d` (a positive whole number and a unit).
     static func interval(_ text: String, option: String) throws -> Duration {
-        guard let unit = text.last, let value = Int64(text.dropLast()), value > 0, value <= 1_000_000 else {
-            throw ValidationError("\(option) takes a positive number and a unit s, m, h or d (e.g. 5m); got \"\(text)\"")
+        guard let unit = text.last, let value = DecimalText.nonNegativeInt64(text.dropLast()), value > 0, value <= 1_000_000 else {
+            throw ValidationError("\(option) takes a positive number and a unit s, m, h or d (e.g. 5m); got \(OutputEscaping.jsonQuoted(text))")
         }
         switch unit {
         case "s": return .seconds(value)

@@ -129,8 +129,8 @@ struct TailCursor {
             let rest = text.dropFirst(prefix.count)
             if text.hasSuffix("\n") {
                 let fields = rest.dropLast().split(separator: " ", omittingEmptySubsequences: false)
-                if version == "v1", fields.count == 1, let seq = Int64(fields[0]), seq >= 0 { return (seq, nil) }
-                if version == "v2", fields.count == 2, let seq = Int64(fields[0]), seq >= 0, fields[1].hasPrefix("mac="),
+                if version == "v1", fields.count == 1, let seq = DecimalText.nonNegativeInt64(fields[0]) { return (seq, nil) }
+                if version == "v2", fields.count == 2, let seq = DecimalText.nonNegativeInt64(fields[0]), fields[1].hasPrefix("mac="),
                    let mac = Hex.decodeLowercase(String(fields[1].dropFirst(4))), mac.count == 32
                 {
                     return (seq, mac)

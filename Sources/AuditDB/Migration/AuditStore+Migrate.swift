@@ -90,6 +90,11 @@ extension AuditStore {
                                progress: (@Sendable (MigrationProgress) -> Void)? = nil) async throws -> MigrationReport
     {
         let current = try await migrationPlan(at: path, configuration: configuration)
+        // A chosen backup path that is taken is refused before the full verification, which can
+        // take minutes on a large store (and again below, just before the copy).
+        if !current.isUpToDate, case .at(let chosen) = backup, FileManager.default.fileExists(atPath: chosen) {
+            throw backupPathTaken(chosen)
+        }
         progress?(.verifying)
         let before = try await verify(storeAt: path, keys: keys, configuration: configuration)
         guard before.isLogIntact else {
@@ -109,9 +114,7 @@ extension AuditStore {
             case .at(let chosen): backupPath = chosen
             }
             if let backupPath {
-                if FileManager.default.fileExists(atPath: backupPath) {
-                    throw AuditError(.invalidInput, "the backup path \(backupPath) already exists; choose another", field: "backup")
-                }
+                if FileManager.default.fileExists(atPath: backupPath) { throw backupPathTaken(backupPath) }
                 progress?(.backingUp(path: backupPath))
                 try await writeBackup(of: pool, to: backupPath)
             }
@@ -148,6 +151,10 @@ extension AuditStore {
             try? pool.close()  // cleanup; the migration error is what the caller needs
             throw AuditError.from(error, while: "migrate \(path)")
         }
+    }
+
+    private static func backupPathTaken(_ path: String) -> AuditError {
+        AuditError(.invalidInput, "the backup path \(path) already exists; choose another", field: "backup")
     }
 
     /// `VACUUM INTO` a new file named `<backupPath>.partial-<pid>` (created first with the store's

@@ -94,7 +94,7 @@ public struct QueryCursor: Sendable, Hashable, CustomStringConvertible {
     /// Parses a ``token``; nil if it is not one.
     public init?(token: String) {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 2, let seq = Int64(parts[0]), seq >= 0, parts[0].allSatisfy(\.isASCII) else { return nil }
+        guard parts.count == 2, let seq = DecimalText.nonNegativeInt64(parts[0]) else { return nil }
         switch parts[1] {
         case "asc": self.init(seq: seq, descending: false)
         case "desc": self.init(seq: seq, descending: true)

@@ -76,7 +76,7 @@ public struct SignedComplianceReport: Sendable, Hashable {
             throw AuditError(.storage, "cannot create the report directory \(directory): \(error)")
         }
         for (name, bytes) in [(Self.reportFile, json), (Self.signatureFile, signatureDocument), (Self.textFile, Array(text.utf8))] {
-            try SecretFile.write(bytes, to: directory + "/" + name, mode: 0o644, replacing: false, what: "report file", field: "--out")
+            try SecretFile.write(bytes, to: (directory.hasSuffix("/") ? directory : directory + "/") + name, mode: 0o644, replacing: false, what: "report file", field: "--out")
         }
     }
 

@@ -260,6 +260,19 @@ struct CLITests {
             (["masking", "set", "--rule", "details.ip=hash", "--rule", "details.ip=hash", "--reason", "T-1"], "--rule details.ip=hash is given twice; give each rule once"),
             (["scan", "--full-every", "1h"], "--full-every needs --every (a single pass is --full or --incremental)"),
             (["scan", "--every", "1h", "--checkpoint-every", "5m"], "--checkpoint-every needs --signing-key"),
+            // A value that starts with "-" is the option's value, refused by its own check, not
+            // "Missing value"; a seq or a number has one spelling (no sign, no leading zero).
+            (["query", "--after", "-3"], "--after: a cursor such as 1234.asc (printed by the previous page) or a seq (0 or more, decimal digits)"),
+            (["query", "--after", "+1"], "--after: a cursor such as 1234.asc"),
+            (["query", "--after", "007"], "--after: a cursor such as 1234.asc"),
+            (["query", "--after", "+1.asc"], "--after: a cursor such as 1234.asc"),
+            (["erase", "--seqs", "+1", "--fields", "actor", "--reason", "T-1"], #"--seqs takes comma-separated seqs of 1 or more, not "+1""#),
+            (["erase", "--seqs", "01", "--fields", "actor", "--reason", "T-1"], #"--seqs takes comma-separated seqs of 1 or more, not "01""#),
+            (["scan", "--every", "-5m"], #"--every takes a positive number and a unit s, m, h or d (e.g. 5m); got "-5m""#),
+            (["scan", "--every", "+5m"], #"--every takes a positive number and a unit s, m, h or d (e.g. 5m); got "+5m""#),
+            (["--busy-timeout", "-1", "query"], #"--busy-timeout must be a number of seconds from 0 to 86400, in decimal digits with at most one point (got "-1")"#),
+            (["retain", "--older-than", "-1d"], #"the retention period "-1d" is negative"#),
+            (["report", "--out", dir.path("r"), "--signing-key", dir.path("none.key"), "--key-max-age", "-1d"], #"the key age "-1d" is negative"#),
         ]
         for (arguments, message) in refusals {
             let result = try auditdb(global + arguments, stdin: "")
@@ -294,6 +307,13 @@ struct CLITests {
         #expect(try auditdb(["append", "--store", store, "--key-file", keyFile, "--actor", "u", "--action", "a"]).stdout == "7\n")
         let rotations = try auditdb(["query", "--store", store, "--key-file", keyFile, "--action", "auditdb.key.rotated", "--format", "jsonl"])
         #expect(rotations.stdout.split(separator: "\n").map { $0.prefix(9) } == [#"{"seq":4,"#, #"{"seq":6,"#])
+        #expect(try auditdb(["verify", "--store", store, "--key-file", keyFile]).status == 0)
+        // Version 2 compromised in its turn: its own rows (seqs 4 and 5) and the version-1 rows
+        // whose attestations it signed (seqs 1-3) are attested again, by version 3, and the line
+        // says which versions those rows were signed by.
+        let second = try auditdb(["keys", "compromised", "2", "--store", store, "--key-file", keyFile])
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stdout.contains("re-attested 5 row(s) signed by key version 2 or by a version declared compromised before (1) with key version 3; declaration recorded at seq 8"), "\(second.stdout)")
         #expect(try auditdb(["verify", "--store", store, "--key-file", keyFile]).status == 0)
     }
 
