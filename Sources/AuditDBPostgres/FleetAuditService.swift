@@ -76,7 +76,7 @@ public struct FleetAuditService: Service {
                     auditor.logger.error("fleet audit sweep failed; retrying at the next one", metadata: ["error": "\(error)"])
                 }
                 do {
-                    try await clock.sleep(for: interval)
+                    try await clock.sleep(for: interval.sleepable)
                 } catch {
                     return  // cancelled
                 }

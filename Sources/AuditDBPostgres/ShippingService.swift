@@ -215,7 +215,7 @@ public struct ShippingService: Service {
                     return
                 }
                 do {
-                    try await clock.sleep(for: interval)
+                    try await clock.sleep(for: interval.sleepable)
                 } catch {
                     return  // cancelled
                 }

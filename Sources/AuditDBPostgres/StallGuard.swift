@@ -1,4 +1,5 @@
 import Synchronization
+import AuditDB
 
 /// Runs work that may never return — PostgresNIO 1.33.2 sometimes never resumes a query whose
 /// connection was lost (docs/fleet.md, runbook) — and gives up on it when it makes no progress
@@ -77,7 +78,7 @@ enum StallGuard {
                     var seen = 0
                     while true {
                         do {
-                            try await clock.sleep(for: limit)
+                            try await clock.sleep(for: limit.sleepable)
                         } catch {
                             return  // cancelled: the work ended first
                         }

@@ -249,7 +249,7 @@ struct Status: AsyncParsableCommand {
         let status = try result.get()
         let now = AuditTimestamp.now()
         func age(_ scan: RecordedScan?) -> Int64? {
-            scan.map { (now.microsecondsSinceEpoch - $0.recordedAt.microsecondsSinceEpoch) / 1_000_000 }
+            scan.map { now.microseconds(since: $0.recordedAt) / 1_000_000 }
         }
         if json {
             func encode(_ scan: RecordedScan?) -> String {

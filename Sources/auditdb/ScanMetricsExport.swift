@@ -42,7 +42,7 @@ final class ScanMetricsExport: Sendable {
         let last = [fromScanner, fromStore].compactMap { $0 }.max()
         if let last {
             // Absent until an intact full pass is known: a zero would read as "just now".
-            let seconds = Double(AuditTimestamp.now().microsecondsSinceEpoch - last.microsecondsSinceEpoch) / 1_000_000
+            let seconds = Double(AuditTimestamp.now().microseconds(since: last)) / 1_000_000
             CoreMetrics.Gauge(label: "auditdb_scan_seconds_since_last_intact_full_pass", factory: factory).record(max(0, seconds))
         }
         return registry.emitToBuffer()

@@ -399,8 +399,8 @@ extension AuditStore {
     /// the scrub wait for its end or give up (`false`; the next checkpoint completes it).
     func scrubWriteAheadLog() async throws -> Bool {
         let clock = ContinuousClock()
-        let deadline = clock.now + configuration.busyTimeout
-        let restored = configuration.busyTimeout  // as the connection was set up
+        let deadline = clock.now + configuration.lockWait
+        let restored = configuration.lockWait  // as the connection was set up
         while true {
             let done: Bool
             do {

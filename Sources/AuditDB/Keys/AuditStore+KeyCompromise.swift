@@ -56,6 +56,10 @@ extension AuditStore {
     /// verified too and the row it ended on must be unchanged. Running it again attests only rows still lacking a valid
     /// attestation.
     ///
+    /// Other handles on the store (other processes) keep the ring they were opened with: one
+    /// whose signing key is `version` goes on signing with it, and its rows fail verification as
+    /// `compromised-key`. Close them before declaring, and open them again with the new ring.
+    ///
     /// - Throws: ``AuditError`` `invalidInput` if `version` is the signing key (rotate first) or
     ///   unknown; `integrityViolation` if the store does not verify intact.
     public func reattest(compromisedVersion version: UInt32) async throws -> ReattestationReceipt {

@@ -187,7 +187,7 @@ extension AuditStore {
         guard (1...100_000).contains(adoption.batchSize) else {
             throw AuditError(.invalidInput, "the batch size must be between 1 and 100000", field: "batchSize")
         }
-        let wait = configuration.busyTimeout.components
+        let wait = configuration.lockWait.components
         let waitMilliseconds = wait.seconds * 1_000 + wait.attoseconds / 1_000_000_000_000_000
         let lock = try await takeAdoptionLock()
         defer { Platform.close(lock) }

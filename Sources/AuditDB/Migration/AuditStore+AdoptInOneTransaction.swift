@@ -87,7 +87,7 @@ extension AuditStore {
         let runSeq = try await withThrowingTaskGroup(of: Int64.self, returning: Int64.self) { group in
             group.addTask {
                 defer { channel.writerStopped() }
-                return try await self.appender.exclusiveTransaction(bulkLoad: BulkLoadJournal(busyTimeout: self.configuration.busyTimeout)) {
+                return try await self.appender.exclusiveTransaction(bulkLoad: BulkLoadJournal(busyTimeout: self.configuration.lockWait)) {
                     db, append in
                     // Through the WAL, the commit must fsync the whole import and then checkpoint
                     // it into the database file: start the WAL's write-back as it grows.

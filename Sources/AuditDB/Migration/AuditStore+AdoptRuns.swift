@@ -50,7 +50,7 @@ extension AuditStore {
     /// holds it too, until it execs). Returns the descriptor to release.
     func takeAdoptionLock() async throws -> Int32 {
         let lockPath = URL(fileURLWithPath: path).resolvingSymlinksInPath().path + ".adopt-lock"
-        let deadline = ContinuousClock.now + configuration.busyTimeout
+        let deadline = ContinuousClock.now + configuration.lockWait
         while true {
             let fd = Platform.lockExclusively(lockPath, mode: 0o600)
             if fd >= 0 { return fd }

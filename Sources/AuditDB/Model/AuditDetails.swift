@@ -94,7 +94,9 @@ enum JSONText {
         case .int(let i): out += String(i)
         case .double(let d):
             guard d.isFinite else { throw .invalid("details", "numbers must be finite (NaN and infinity are not JSON)") }
-            out += d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : "\(d)"
+            // Swift's shortest text that reads back as the same Double: `2.0`, `-0.0`, `1e+15`,
+            // `0.1`. Never `2` or `0`, which read back as the integer `.int(2)` / `.int(0)`.
+            out += "\(d)"
         case .string(let s): appendQuoted(s, to: &out)
         case .array(let items):
             out += "["

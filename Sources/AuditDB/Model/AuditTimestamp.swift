@@ -21,9 +21,26 @@ public struct AuditTimestamp: Sendable, Hashable, Comparable, CustomStringConver
         self.microsecondsSinceEpoch = microsecondsSinceEpoch
     }
 
-    /// Creates a timestamp from a `Date`, rounded down to the microsecond.
+    /// Creates a timestamp from a `Date`, rounded down to the microsecond. A date that no
+    /// `Int64` of microseconds holds (NaN, infinite, or beyond about ±292,000 years) gives
+    /// `Int64.min` (NaN, and before) or `Int64.max` (after): outside ``minimum`` ... ``maximum``,
+    /// so every API that stores or compares a time refuses it rather than trapping here.
     public init(_ date: Date) {
-        self.microsecondsSinceEpoch = Int64((date.timeIntervalSince1970 * 1_000_000).rounded(.down))
+        let micros = (date.timeIntervalSince1970 * 1_000_000).rounded(.down)
+        if let exact = Int64(exactly: micros) {
+            self.microsecondsSinceEpoch = exact
+        } else {
+            // 2^63 is exactly representable as a Double; Int64.max (2^63 - 1) is not.
+            self.microsecondsSinceEpoch = micros >= 9_223_372_036_854_775_808.0 ? .max : .min
+        }
+    }
+
+    /// Microseconds from `earlier` to this time (negative if `earlier` is later), saturating at
+    /// `Int64`'s bounds instead of trapping for times far outside the supported range.
+    public func microseconds(since earlier: AuditTimestamp) -> Int64 {
+        let (difference, overflow) = microsecondsSinceEpoch.subtractingReportingOverflow(earlier.microsecondsSinceEpoch)
+        guard overflow else { return difference }
+        return microsecondsSinceEpoch < earlier.microsecondsSinceEpoch ? .min : .max
     }
 
     /// The current wall-clock time (the engine clock used for `recordedAt`).

@@ -150,7 +150,7 @@ public struct AuditFollowStream: AsyncSequence, Sendable {
                     }
                     guard stream.follow else { break }
                     do {
-                        try await Task.sleep(for: stream.pollInterval)
+                        try await Task.sleep(for: stream.pollInterval.sleepable)
                     } catch {
                         break
                     }

@@ -72,7 +72,7 @@ enum QueryExecution {
             }
         }
         if let forcedTenant {
-            if let asked = query.tenant, asked != forcedTenant {
+            if let asked = query.tenant, !asked.utf8.elementsEqual(forcedTenant.utf8) {  // bytes, as stored: "é" composed and decomposed are two tenants
                 throw AuditError(
                     .permissionDenied,
                     "this handle is scoped to one tenant and cannot read another tenant's entries; open a handle for that tenant",
@@ -343,7 +343,7 @@ public struct TenantScopedStore: Sendable {
     @discardableResult
     public func append(_ event: AuditEvent) async throws -> Int64 {
         var event = event
-        if let other = event.tenant, other != tenant {
+        if let other = event.tenant, !other.utf8.elementsEqual(tenant.utf8) {  // bytes, as stored and filtered
             throw AuditError(.permissionDenied, "this handle is scoped to one tenant and cannot append for another", field: "tenant")
         }
         event.tenant = tenant

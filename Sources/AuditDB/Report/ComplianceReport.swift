@@ -253,9 +253,9 @@ struct ReportBody {
             guard let key = ring.key(version: version) else { continue }
             let declared = declarations.filter { $0.isVerified && Self.declares($0, version) }.map(\.seq).min()
             var age: Int64?
-            if let created = key.createdAt { age = (now.microsecondsSinceEpoch - created.microsecondsSinceEpoch) / day }
+            if let created = key.createdAt { age = now.microseconds(since: created) / day }
             let tooOld = key.status != .compromised && maxAge.map { limit in
-                key.createdAt.map { now.microsecondsSinceEpoch - $0.microsecondsSinceEpoch > limit.microseconds } ?? false
+                key.createdAt.map { now.microseconds(since: $0) > limit.microseconds } ?? false
             } ?? false
             versions.append(.object([
                 "version": .int(Int64(version)), "status": .string(key.status.rawValue),

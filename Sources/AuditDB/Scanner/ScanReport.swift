@@ -67,7 +67,7 @@ public struct ScanStatus: Sendable, Hashable {
 
     /// Time since the last full pass started, measured against `now`; nil if there was none.
     public func timeSinceLastFullPass(now: AuditTimestamp = .now()) -> Duration? {
-        lastFullPassAt.map { .microseconds(now.microsecondsSinceEpoch - $0.microsecondsSinceEpoch) }
+        lastFullPassAt.map { .microseconds(now.microseconds(since: $0)) }
     }
 }
 

@@ -297,6 +297,11 @@ final class Appender: Sendable {
     /// Counts and logs a failed request of `count` events; returns the error to give its caller.
     private func failed(count: Int, _ error: any Error) -> AuditError {
         let auditError = AuditError.from(error, while: "append")
+        if auditError.code == .cancelled {
+            // The caller's own choice, not a failure of the store: not counted, not an error.
+            logger.debug("append cancelled; nothing from this request was written", metadata: ["events": "\(count)"])
+            return auditError
+        }
         metrics.failures.increment(by: Int64(count))
         logger.error(
             "append failed; nothing from this request was written",

@@ -11,8 +11,17 @@ extension AuditStore {
         public var logger: Logger?
         /// How long to wait for a lock held by another connection (another process appending,
         /// scanning or checkpointing) before failing with `busy`. Default 30 s: with the former
-        /// 5 s, 2 of 3,200 appends from many concurrent CLI writers failed.
+        /// 5 s, 2 of 3,200 appends from many concurrent CLI writers failed. SQLite counts it in
+        /// milliseconds in 32 bits: a longer wait (up to `Duration`'s largest, to mean "for
+        /// ever") waits at most 2,147,483 s, about 24.8 days; a negative one does not wait.
         public var busyTimeout: Duration = .seconds(30)
+
+        /// ``busyTimeout`` within what SQLite takes (whole seconds below `Int32.max` ms, so that
+        /// GRDB's seconds-times-1000 stays exact): every wait for a lock uses this, so that no
+        /// value set by an app traps in a conversion.
+        var lockWait: Duration {
+            busyTimeout < .zero ? .zero : min(busyTimeout, .seconds(Int64(Int32.max) / 1_000))
+        }
         /// If set, opening (and verifying) a store with another id fails / is reported.
         public var expectedStoreID: StoreID?
         /// The public checkpoint keys. When set, verification trusts only the store's own

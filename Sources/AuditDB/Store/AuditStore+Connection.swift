@@ -7,8 +7,8 @@ extension GRDB.Configuration {
     static func grdb(_ store: AuditStore.Configuration, readOnly: Bool) -> GRDB.Configuration {
         var config = GRDB.Configuration()
         config.readonly = readOnly
-        config.busyMode = .timeout(TimeInterval(store.busyTimeout.components.seconds)
-            + TimeInterval(store.busyTimeout.components.attoseconds) / 1e18)
+        config.busyMode = .timeout(TimeInterval(store.lockWait.components.seconds)
+            + TimeInterval(store.lockWait.components.attoseconds) / 1e18)
         config.maximumReaderCount = 4
         let synchronous = store.durability == .synchronous ? "FULL" : "NORMAL"
         let maximumSize = store.maximumSizeBytes

@@ -234,10 +234,22 @@ extension AuditError {
     /// `action` names what was being done ("append", "open /path/store.db", ...).
     static func from(_ error: any Error, while action: String) -> AuditError {
         if let error = error as? AuditError { return error }
+        if error is CancellationError {
+            // Not a storage fault to retry: the caller's task was cancelled. A read stops where
+            // it was; a write that was cancelled committed nothing (one transaction).
+            return AuditError(.cancelled, "\(action) was cancelled (the task running it was cancelled); a write that was cancelled committed nothing",
+                              underlying: error as (any Error & Sendable))
+        }
         guard let db = error as? DatabaseError else {
             return AuditError(.storage, "\(action) failed: \(error)", underlying: error as (any Error & Sendable))
         }
         let detail = db.message ?? "SQLite error \(db.extendedResultCode.rawValue)"
+        // GRDB's answer for a pool that is closed ("Connection is closed"), and SQLite's for a
+        // statement on a connection closed under it (SQLITE_MISUSE, whose message for a closed
+        // handle is "out of memory"): the store was closed, not a fault of the disk or memory.
+        if db.resultCode == .SQLITE_MISUSE, detail == "Connection is closed" || detail == "out of memory" {
+            return AuditError(.closed, "\(action) failed: the store is closed (or was closed while this ran); open it again", underlying: db)
+        }
         switch db.resultCode {
         case .SQLITE_FULL:
             return AuditError(

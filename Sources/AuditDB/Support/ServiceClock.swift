@@ -10,7 +10,7 @@ struct ServiceClock: Sendable {
 
     init<C: Clock>(_ clock: C) where C.Duration == Duration {
         let start = clock.now
-        sleep = { duration in try await clock.sleep(for: duration) }
+        sleep = { duration in try await clock.sleep(for: duration.sleepable) }
         elapsed = { start.duration(to: clock.now) }
     }
 }
