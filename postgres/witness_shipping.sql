@@ -96,6 +96,15 @@ DECLARE
     high bigint;
     held bigint;
 BEGIN
+    -- A publisher's batch of a store not registered to it is refused here, before anything else:
+    -- row-level security would refuse it too, but only after this trigger, whose other checks (the
+    -- high-water mark, the row count, the checkpoint) would tell the role about that store.
+    IF pg_has_role(session_user, 'auditdb_publisher', 'MEMBER')
+       AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = session_user)
+       AND NOT EXISTS (SELECT 1 FROM auditdb_witness.stores s WHERE s.store_id = NEW.store_id AND s.publisher = session_user) THEN
+        RAISE EXCEPTION 'new row violates row-level security: role % may not ship batches of store %', session_user, encode(NEW.store_id, 'hex')
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     NEW.shipped_at := now();
     NEW.shipped_by := session_user;
     SELECT coalesce(max(last_seq), 0) INTO high FROM batches WHERE store_id = NEW.store_id;

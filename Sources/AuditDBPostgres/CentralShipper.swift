@@ -155,6 +155,9 @@ public struct CentralShipper: Sendable {
             throw AuditError(.invalidInput, "the witness holds no checkpoint of store \(storeID) signed with a key registered for it: publish one first (`auditdb-fleet ship --signing-key`, or a CheckpointService with a WitnessAnchor), with the key registered by the witness owner")
         }
         guard checkpoint.seq > before else {
+            // Nothing new to ship, but the rows shipped must still be this store's: a store rolled
+            // back to a backup at a published seq, or another copy, would otherwise pass as done.
+            if let tip { try await store.checkShippedPrefix(before, tip: tip, cursor: cursor) }
             return Summary(storeID: storeID, shippedBefore: before, shippedAfter: before, batches: 0, checkpoint: nil,
                            cursor: cursor?.shipped == before ? cursor : nil)
         }

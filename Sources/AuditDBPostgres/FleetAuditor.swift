@@ -49,12 +49,14 @@ public struct FleetAuditor: Sendable {
     /// Stands for a malformed store id in a row (it matches no store, so the row's proof fails).
     static let noStore = StoreID(exactly: [UInt8](repeating: 0, count: 16))!
 
-    /// A registered store, as the witness holds it.
+    /// A registered store, as the witness holds it; or (`registered` false) a store id the
+    /// witness holds publications of but no registration.
     struct Store: Sendable {
         var storeID: StoreID
         var label: String
         var registeredAt: Date
         var keys: [UInt32: [UInt8]]
+        var registered = true
     }
 
     /// One publication, as the witness holds it.
@@ -70,8 +72,10 @@ public struct FleetAuditor: Sendable {
     /// - Parameter now: The time `silent` is judged at.
     /// - Throws: ``AuditError`` `storage`/`permissionDenied` when the witness cannot be read.
     /// - Complexity: O(publications).
-    public func audit(now: Date = Date()) async throws -> FleetReport {
-        let (stores, records) = try await read()
+    /// - Parameter progress: Called as the witness's rows are read (each 1,000): a watchdog's
+    ///   tick (`auditdb-fleet audit` gives up on a witness that stops answering).
+    public func audit(now: Date = Date(), progress: (@Sendable () -> Void)? = nil) async throws -> FleetReport {
+        let (stores, records) = try await read(progress: progress)
         let report = await Self.judgeConcurrently(stores: stores, records: records, now: now, silentAfter: configuration.silentAfter)
         let factory = configuration.metricsFactory ?? MetricsSystem.factory
         let prefix = configuration.metricsPrefix
@@ -88,16 +92,17 @@ public struct FleetAuditor: Sendable {
 
     /// The registered stores with their keys, and every publication: read in one snapshot, so
     /// that no checkpoint is of a store (or key) registered after the stores were read.
-    func read() async throws -> ([Store], [Record]) {
+    func read(progress: (@Sendable () -> Void)? = nil) async throws -> ([Store], [Record]) {
         do {
-            return try await witness.snapshot { connection in try await Self.read(connection, logger: logger) }
+            return try await witness.snapshot { connection in try await Self.read(connection, logger: logger, progress: progress) }
         } catch {
             throw AuditError.witness(error, while: "read the witness")
         }
     }
 
     /// The reads of ``read()``, on a connection in a snapshot.
-    private static func read(_ connection: PostgresConnection, logger: Logger) async throws -> ([Store], [Record]) {
+    private static func read(_ connection: PostgresConnection, logger: Logger,
+                             progress: (@Sendable () -> Void)?) async throws -> ([Store], [Record]) {
         try await PostgresWitness.requireAuditor(connection, logger: logger, for: "an audit")
         var stores: [StoreID: Store] = [:]
         let storeRows = try await connection.query(
@@ -127,6 +132,13 @@ public struct FleetAuditor: Sendable {
                                          hashes: stride(from: 0, to: bytes.count - bytes.count % 32, by: 32).map { Array(bytes[$0..<$0 + 32]) })
             }
             records.append(Record(checkpoint: cp, proof: proof, publishedAt: Date(timeIntervalSince1970: Double(row.11) / 1e6)))
+            if records.count % 1_000 == 0 { progress?() }
+        }
+        // Publications of a store with no registration (deleted by the owner, or written for an
+        // id never registered) are judged too, never passed over: they cannot be checked.
+        for record in records where stores[record.checkpoint.storeID] == nil {
+            stores[record.checkpoint.storeID] = Store(storeID: record.checkpoint.storeID, label: "", registeredAt: record.publishedAt,
+                                                      keys: [:], registered: false)
         }
         return (stores.values.sorted { $0.storeID.hex < $1.storeID.hex }, records)
     }
@@ -162,6 +174,13 @@ public struct FleetAuditor: Sendable {
     }
 
     static func judge(_ store: Store, _ records: [Record], now: Date, silentAfter: Duration?) -> FleetStoreReport {
+        guard store.registered else {
+            let finding = FleetFinding(
+                kind: .unknownKey, seq: records.map(\.checkpoint.seq).max(),
+                message: "the witness holds \(records.count) publication(s) of this store, which is not registered (its registration was deleted, or they were written for an id never registered): none of them can be checked against a registered key. If the store is yours, register it again (`auditdb-fleet register`); otherwise find out who wrote them")
+            return FleetStoreReport(storeID: store.storeID, label: "", highestSeq: 0, publications: records.count, lastPublishedAt: nil,
+                                    findings: [finding])
+        }
         var findings: [FleetFinding] = []
         var bySeq: [Int64: Checkpoint] = [:]
         var head: Checkpoint?

@@ -33,9 +33,12 @@ public struct ShippedVerifier: Sendable {
     /// The central tables are read in one snapshot (a batch committed meanwhile is not half seen),
     /// and the witness after it: every checkpoint a batch in the snapshot names is there.
     /// - Throws: ``AuditError`` `storage`/`permissionDenied` when a database cannot be read.
+    /// - Parameter progress: Called as the reads get on (each 1,000 rows, and between the
+    ///   queries): a watchdog's tick (`auditdb-fleet verify-shipped` gives up on a database that
+    ///   stops answering).
     /// - Complexity: O(rows × log batches) time; memory O(batches + checkpoints + late tombstones),
     ///   not O(rows).
-    public func verify(storeID: StoreID? = nil) async throws -> ShippedReport {
+    public func verify(storeID: StoreID? = nil, progress: (@Sendable () -> Void)? = nil) async throws -> ShippedReport {
         let filter = storeID.map { ByteBuffer(bytes: $0.bytes) }
         let logger = self.logger, witness = self.witness, afterBatchesRead = self.afterBatchesRead
         do {
@@ -102,7 +105,11 @@ public struct ShippedVerifier: Sendable {
                            withheld, erased, leaf, tombstone, expiry_seq
                     FROM auditdb_ship.entries WHERE \(filter)::bytea IS NULL OR store_id = \(filter) ORDER BY store_id, seq, ctid
                     """, logger: logger)
+                var read = 0
+                progress?()
                 for try await row in rows {
+                    read += 1
+                    if read % 1_000 == 0 { progress?() }
                     let cells = row.makeRandomAccess()
                     let idBytes = Array(try cells[0].decode(Data.self))
                     let id = StoreID(exactly: idBytes) ?? FleetAuditor.noStore

@@ -28,6 +28,42 @@ public struct WitnessConnection: Sendable, CustomStringConvertible {
     /// The `sslmode` and `sslrootcert` in force, for messages.
     private let sslMode: String, rootCertificates: String?
 
+    /// The port as written in `url`'s authority (after the host, `:` and then anything up to the
+    /// path), or nil when none is written.
+    static func writtenPort(_ url: String) -> Substring? {
+        guard let scheme = url.range(of: "://") else { return nil }
+        var authority = url[scheme.upperBound...]
+        if let end = authority.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) { authority = authority[..<end] }
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") { authority = authority[authority.index(after: close)...] }
+        guard let colon = authority.firstIndex(of: ":") else { return nil }
+        return authority[authority.index(after: colon)...]
+    }
+
+    /// The user information as written in `url` (`USER[:PASSWORD]` before the host), or nil.
+    static func writtenUserInfo(_ url: String) -> Substring? {
+        guard let scheme = url.range(of: "://") else { return nil }
+        var authority = url[scheme.upperBound...]
+        if let end = authority.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) { authority = authority[..<end] }
+        guard let at = authority.lastIndex(of: "@") else { return nil }
+        return authority[..<at]
+    }
+
+    /// Whether every `%` in `text` starts a `%XX` escape (two hex digits).
+    static func isPercentEncoded(_ text: Substring) -> Bool {
+        let bytes = Array(text.utf8)
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "%") {
+                guard index + 2 < bytes.count, bytes[index + 1].isHexDigit, bytes[index + 2].isHexDigit else { return false }
+                index += 3
+            } else {
+                index += 1
+            }
+        }
+        return true
+    }
+
     /// Parses `url`.
     /// - Throws: ``AuditError`` `invalidInput` naming what is wrong (never the password).
     public init(url: String) throws(AuditError) {
@@ -42,6 +78,17 @@ public struct WitnessConnection: Sendable, CustomStringConvertible {
         }
         if let port = parts.port, !(1...65535).contains(port) {
             throw AuditError(.invalidInput, "the database URL's port \(port) is not a TCP port (1...65535)", field: "--witness")
+        }
+        // Foundation reads a port it cannot hold in an Int (2^63 and more), or an empty one, as no
+        // port at all, which would mean 5432: another server, possibly someone else's.
+        if parts.port == nil, let written = Self.writtenPort(url) {
+            throw AuditError(.invalidInput, "the database URL's port \(OutputEscaping.jsonQuoted(String(written.prefix(40)))) is not a TCP port (1...65535)",
+                             field: "--witness")
+        }
+        // A user or password whose percent-encoding is broken (`p%zz`): Foundation takes the `%`
+        // literally, libpq refuses the URL. Refuse it too, rather than guess what was meant.
+        if let userInfo = Self.writtenUserInfo(url), !Self.isPercentEncoded(userInfo) {
+            throw AuditError(.invalidInput, "the database URL's user or password is not valid percent-encoding (write % as %25)", field: "--witness")
         }
         // Each setting at most once, and only those AuditDB reads: a duplicate (libpq keeps the
         // last, a naive reader the first) or a misspelt sslmode must never quietly mean no TLS.
@@ -212,4 +259,8 @@ extension AuditError {
         }
         return AuditError(.storage, "cannot \(doing) at the witness: \(error)")
     }
+}
+
+private extension UInt8 {
+    var isHexDigit: Bool { (0x30...0x39).contains(self) || (0x41...0x46).contains(self) || (0x61...0x66).contains(self) }
 }

@@ -181,10 +181,14 @@ struct Audit: AsyncParsableCommand {
             }
             return
         }
+        // A witness that stops answering mid-read ends the command with exit 2 (see `ship`).
+        let watchdog = Watchdog(limit: .seconds(max(120, witness.timeout)), what: "the witness \(witness.witness.split(separator: "@").last.map(String.init) ?? "")",
+                                doing: "no publication was read", outcome: "nothing was audited; run again")
         let report = try await witness.with { witness in
             try await FleetAuditor(witness: witness, configuration: .init(silentAfter: silent), logger: Logger(label: "auditdb-fleet"))
-                .audit()
+                .audit { watchdog.tick() }
         }
+        watchdog.stop()
         try writeOutput(format == "json" ? report.json + "\n" : report.text)
         if !report.isIntact { throw ExitCode(1) }
     }

@@ -193,9 +193,15 @@ struct VerifyShipped: AsyncParsableCommand {
 
     func run() async throws {
         let id = storeId.flatMap { StoreID(hex: $0) }
+        // As for `ship`: a database that stops answering mid-read (PostgresNIO may then never
+        // return) ends the command with exit 2, rather than a verification that never ends.
+        let watchdog = Watchdog(limit: .seconds(max(120, timeout)), what: "the central database \(to.split(separator: "@").last.map(String.init) ?? "")",
+                                doing: "no shipped row was read", outcome: "nothing was verified; run again")
         let report = try await withClients(central: to, witness: witness, timeout: timeout) { central, witness in
-            try await ShippedVerifier(central: central, witness: witness, logger: Logger(label: "auditdb-fleet")).verify(storeID: id)
+            try await ShippedVerifier(central: central, witness: witness, logger: Logger(label: "auditdb-fleet"))
+                .verify(storeID: id) { watchdog.tick() }
         }
+        watchdog.stop()
         try writeOutput(format == "json" ? report.json + "\n" : report.text)
         if !report.isIntact { throw ExitCode(1) }
     }
@@ -206,7 +212,9 @@ struct VerifyShipped: AsyncParsableCommand {
 final class Watchdog: Sendable {
     private let state: Mutex<(last: ContinuousClock.Instant, stopped: Bool)>
 
-    init(limit: Duration, what: String) {
+    /// `doing`: what stopped, for the message (e.g. "no batch was committed").
+    init(limit: Duration, what: String,
+         doing: String = "no batch was committed", outcome: String = "committed batches stay, run again to resume") {
         state = Mutex((ContinuousClock.now, false))
         let thread = Thread { [self] in
             while true {
@@ -214,7 +222,7 @@ final class Watchdog: Sendable {
                 let (last, stopped) = self.state.withLock { $0 }
                 if stopped { return }
                 if ContinuousClock.now - last > limit {
-                    StandardStreams.error("error: no batch was committed for \(limit.components.seconds) s: \(FleetReport.escapedForOutput(what)) stopped answering; committed batches stay, run again to resume\n")
+                    StandardStreams.error("error: \(doing) for \(limit.components.seconds) s: \(FleetReport.escapedForOutput(what)) stopped answering; \(outcome)\n")
                     exit(2)
                 }
             }

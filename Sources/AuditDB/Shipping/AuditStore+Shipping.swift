@@ -155,6 +155,30 @@ extension AuditStore {
         }
     }
 
+    /// Checks that this store still holds the rows a central copy already has: rows
+    /// 1…`shipped` must be here, and be the ones its last batch was proven with (`tip`). A
+    /// shipper with nothing new to ship runs it, so that a store rolled back to an older backup,
+    /// or replaced by another copy, is refused rather than reported as having nothing to ship.
+    ///
+    /// - Parameter cursor: The previous run's cursor, if it is at `shipped`: its tree was checked
+    ///   then, and the rows are not read again (only that the store still reaches `shipped`).
+    /// - Throws: ``AuditError`` `integrityViolation` (the store ends below `shipped`, a row is
+    ///   missing, or its rows are another log's), storage errors.
+    /// - Complexity: O(1) with the cursor, or with a checkpoint recorded at `shipped`; otherwise
+    ///   O(`shipped` − the last recorded checkpoint below it) rows read.
+    public func checkShippedPrefix(_ shipped: Int64, tip: ShippedTip, cursor: ShippingCursor? = nil) async throws {
+        let last = try await lastSeq()
+        guard last >= shipped else {
+            throw AuditError(.integrityViolation, "the central copy holds entries 1...\(shipped) of this store, but this store ends at seq \(last): it was rolled back (an older backup or copy put in its place) or cut. Nothing was shipped. Run `auditdb verify --anchor` here and `auditdb-fleet audit`.")
+        }
+        do {
+            let start = try await startFrontier(at: shipped, cursor: cursor)
+            try Self.check(start, continues: tip, storeID: storeID)
+        } catch {
+            throw AuditError.from(error, while: "check the entries already shipped from \(path)")
+        }
+    }
+
     /// Refuses to continue a central copy whose last batch this store's rows up to the
     /// high-water mark (`start`) do not prove: the copy holds another log's rows.
     static func check(_ start: MerkleTree.Frontier, continues tip: ShippedTip, storeID: StoreID) throws(AuditError) {

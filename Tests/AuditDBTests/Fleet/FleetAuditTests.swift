@@ -159,6 +159,13 @@ final class FleetAuditTests: Sendable {
             let refused = try run(fleet, arguments)
             #expect(refused.status == 2 && refused.stderr.contains("--timeout must be from 1 to 86400 seconds"), "\(arguments): \(refused.stderr)")
         }
+        // The owner deletes the store's registration (triggers off): its publications are still
+        // at the witness and are reported, not passed over as if the store had never been.
+        let hex = store.storeID.hex
+        try server.psql("SET session_replication_role = replica; DELETE FROM auditdb_witness.keys WHERE store_id = '\\x\(hex)'; DELETE FROM auditdb_witness.stores WHERE store_id = '\\x\(hex)'")
+        let orphaned = try run(fleet, ["audit", "--witness", server.url("auditor")])
+        #expect(orphaned.status == 1, "\(orphaned.stdout)\(orphaned.stderr)")
+        #expect(orphaned.stdout.contains("store \(hex): unknown-key at seq 3: the witness holds 1 publication(s) of this store, which is not registered"), "\(orphaned.stdout)")
         try await store.close()
     }
 

@@ -102,6 +102,13 @@ final class ShippingTests: Sendable {
             "INSERT INTO auditdb_ship.entries (store_id, seq, recorded_at, leaf) VALUES ('\\x\(store.storeID.hex)', 9999, now(), '\\x\(zeros)')",
             user: "inst_b")
         #expect(foreign.contains("role inst_b may not ship entries of store \(store.storeID.hex)"), "\(foreign)")
+        // A batch row for the store is refused before the trigger's other checks, whose messages
+        // would tell inst_b the store's shipped high-water mark (2,800 here).
+        let sixtyFour = String(repeating: "00", count: 64)
+        let batch = try server.psqlError(
+            "INSERT INTO auditdb_ship.batches (store_id, first_seq, last_seq, checkpoint_seq, checkpoint_signature, proof) VALUES ('\\x\(store.storeID.hex)', 1, 1, 1, '\\x\(sixtyFour)', '\\x')",
+            user: "inst_b")
+        #expect(batch.contains("role inst_b may not ship batches of store \(store.storeID.hex)") && !batch.contains("2801"), "\(batch)")
         // Append-only for the instance and for the owner.
         for user in ["inst_a", PostgresServer.owner] {
             for sql in ["UPDATE auditdb_ship.entries SET action = 'x' WHERE seq = 1", "DELETE FROM auditdb_ship.entries WHERE seq = 1",

@@ -53,6 +53,45 @@ extension ShippingTests {
         try await rolledBack.close()
     }
 
+    @Test("a store put back to a backup at a published seq, or replaced by a copy of the same length, is refused even with nothing new to ship")
+    func rolledBackWithNothingNew() async throws {
+        let signer = try CheckpointSigner.inMemory()
+        var store = try await registeredStore("a.db", role: "inst_a", signer: signer, rows: 20)
+        #expect(try await ship(store, as: "inst_a", signer: signer).shippedAfter == 20)
+        try await store.close()
+        let files = ["", "-wal"].filter { FileManager.default.fileExists(atPath: dir.path("a.db") + $0) }
+        for suffix in files { try FileManager.default.copyItem(atPath: dir.path("a.db") + suffix, toPath: dir.path("old.db") + suffix) }
+        store = try await AuditStore.open(at: dir.path("a.db"), keys: keys)
+        try await store.append(contentsOf: (21...30).map { sampleEvent($0) })
+        #expect(try await ship(store, as: "inst_a", signer: signer).shippedAfter == 30)
+        try await store.close()
+        // The backup at 20 rows: its checkpoint at 20 is at the witness already, the newest one
+        // (30) is above what it holds. Before, this was "nothing to ship", exit 0.
+        let rolledBack = try await AuditStore.open(at: dir.path("old.db"), keys: keys)
+        for signing in [signer, nil] {
+            await #expect(performing: { _ = try await self.ship(rolledBack, as: "inst_a", signer: signing) }, throws: { error in
+                let error = error as? AuditError
+                return error?.code == .integrityViolation
+                    && error?.message.contains("the central copy holds entries 1...30 of this store, but this store ends at seq 20: it was rolled back") == true
+            })
+        }
+        // Grown again to exactly 30 other rows, and shipped without publishing: the newest
+        // checkpoint is still the real one at 30, so there is nothing new; its rows are not the
+        // ones shipped.
+        try await rolledBack.append(contentsOf: (21...30).map { sampleEvent($0, actor: "other-\($0)") })
+        await #expect(performing: { _ = try await self.ship(rolledBack, as: "inst_a", signer: nil) }, throws: { error in
+            let error = error as? AuditError
+            return error?.code == .integrityViolation
+                && error?.message.contains("this store is another copy of the log (forked, rewritten or rolled back)") == true
+        })
+        #expect(try server.psql("SELECT count(*), max(seq) FROM auditdb_ship.entries") == "30|30\n")
+        try await rolledBack.close()
+        // The real store still ships on.
+        store = try await AuditStore.open(at: dir.path("a.db"), keys: keys)
+        #expect(try await ship(store, as: "inst_a", signer: signer).shippedAfter == 30)
+        try await store.close()
+    }
+
     @Test("a checkpoint published before its key was registered ships once the key is registered (the registration, not the flag set at publication, decides)")
     func keyRegisteredAfterPublication() async throws {
         let signer = try CheckpointSigner.inMemory(versions: [1, 2])  // signs with version 2

@@ -24,6 +24,12 @@ struct WitnessURLTests {
         let cases: [(String, String)] = [
             ("postgresql://w@db.example:99999/x", "the database URL's port 99999 is not a TCP port (1...65535)"),
             ("postgresql://w@db.example:0/x", "the database URL's port 0 is not a TCP port (1...65535)"),
+            // Beyond Int (Foundation reads no port at all, which would be 5432), or empty.
+            ("postgresql://w@127.0.0.1:9223372036854775808/x", #"the database URL's port "9223372036854775808" is not a TCP port (1...65535)"#),
+            ("postgresql://w@127.0.0.1:99999999999999999999999/x", #"the database URL's port "99999999999999999999999" is not a TCP port (1...65535)"#),
+            ("postgresql://w@[::1]:18446744073709551616/x", #"the database URL's port "18446744073709551616" is not a TCP port (1...65535)"#),
+            ("postgresql://w:p%zz@127.0.0.1/x", "the database URL's user or password is not valid percent-encoding (write % as %25)"),
+            ("postgresql://w:p%@127.0.0.1/x", "the database URL's user or password is not valid percent-encoding (write % as %25)"),
             ("postgresql://w@127.0.0.1/x?sslmode=disable&sslmode=verify-full", "the database URL gives sslmode more than once; give it once"),
             ("postgresql://w@127.0.0.1/x?ssl_mode=verify-full", #"the database URL's setting "ssl_mode" is not one AuditDB reads (sslmode, sslrootcert)"#),
             ("postgresql://w@db.example/x?sslmode=", "the database URL's sslmode has no value"),
@@ -34,6 +40,8 @@ struct WitnessURLTests {
         }
         #expect(refusal("postgresql://w@db.example:5433/x?sslmode=require") == nil)
         #expect(refusal("postgresql://w@127.0.0.1:65535/x") == nil)
+        #expect(refusal("postgresql://w:a%25b@[::1]/x") == nil)
+        #expect(refusal("postgresql://w@127.0.0.1/x?sslmode=disable") == nil)
     }
 
     @Test("an IPv6 address is connected to without the brackets a URL writes it in")
