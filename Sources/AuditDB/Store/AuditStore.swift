@@ -283,7 +283,11 @@ public final class AuditStore: Sendable {
     ///
     /// - Returns: The seqs assigned, in order.
     /// - Throws: ``AuditError`` `invalidInput` naming the index and field of the first bad
-    ///   event (nothing from the batch is written); storage errors.
+    ///   event (nothing from the batch is written); storage errors; `cancelled` when the calling
+    ///   task was cancelled and nothing was written. A cancelled task's batch is still written
+    ///   whole if it was handed to the writer (a batch of fewer than 4,096 events always is; a
+    ///   larger one on an idle store may stop before its transaction): either way, the seqs
+    ///   returned or the error thrown say which.
     /// - Complexity: O(n) in the batch size; one fsync for the whole batch.
     @discardableResult
     public func append(contentsOf events: [AuditEvent]) async throws -> ClosedRange<Int64> {

@@ -1,6 +1,7 @@
 import AuditDB
 import AuditDBTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// What an app can hand the library by mistake: values at the edges of their types, a closed
@@ -79,16 +80,19 @@ struct APIMisuseTests {
     func followWithHugePollInterval() async throws {
         let store = try await AuditStore.create(at: dir.path("s.db"), keys: try testKeyRing())
         try await store.append(contentsOf: (1...3).map { sampleEvent($0) })
-        let task = Task { () -> Int in
-            var seen = 0
+        final class Seen: Sendable { let count = Mutex(0) }
+        let seen = Seen()
+        let task = Task {
             do {
-                for try await _ in store.follow(after: 0, pollInterval: .seconds(Int64.max)) { seen += 1 }
+                for try await _ in store.follow(after: 0, pollInterval: .seconds(Int64.max)) { seen.count.withLock { $0 += 1 } }
             } catch {}
-            return seen
         }
-        try await Task.sleep(for: .milliseconds(300))  // caught up, and asleep
+        // Caught up (all three read; a loaded machine may take a while), then asleep.
+        while seen.count.withLock({ $0 }) < 3 { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(200))
         task.cancel()
-        #expect(await task.value == 3)
+        await task.value
+        #expect(seen.count.withLock { $0 } == 3)
         try await store.close()
     }
 
