@@ -37,6 +37,11 @@ public struct CheckpointService: Service {
         public var pollInterval: Duration = .seconds(1)
         /// Whether to make a last checkpoint when shutting down gracefully. Default true.
         public var checkpointsOnShutdown = true
+        /// The store's integrity scanner, if one runs beside this service. While its last pass
+        /// found damage, no checkpoint is made (a periodic one is logged and counted as failed,
+        /// the shutdown one is thrown): a checkpoint signs the log as it is, and anchors would then
+        /// vouch for a tail that was cut and appended to again. Default nil (not consulted).
+        public var scanner: IntegrityScanner?
         /// Where failed checkpoints are logged (error level). Default: the store's configured
         /// logger, else `Logger.current` of the task that creates the service.
         public var logger: Logger?
@@ -166,6 +171,10 @@ public struct CheckpointService: Service {
 
     /// One checkpoint, counted and reported when made.
     private func checkpointOnce() async throws -> Int64 {
+        if let scanner = configuration.scanner, case .findings = scanner.status.lastResult {
+            let first = scanner.lostRowsFinding.map { ": \($0)" } ?? ""
+            throw AuditError(.integrityViolation, "no checkpoint was made: the integrity scanner's last pass found damage\(first). A checkpoint now would sign the damaged log and its anchors would vouch for it; checkpoints resume after an intact pass (docs/scanning.md)")
+        }
         let started = ContinuousClock.now
         let checkpoint = try await store.checkpoint(signer: signer, anchors: anchors)
         metrics.made.increment()

@@ -32,6 +32,14 @@ import Synchronization
 /// scan record in the store), an incremental pass runs as a full one until a full pass is
 /// intact: no pass reports intact over damage already found. See docs/scanning.md.
 ///
+/// **Lost rows stay reported.** When the rows an earlier pass of this scanner verified are gone
+/// or changed at its position (a tail cut and appended to again, or an older copy of the file put
+/// in place), no later pass can see that from the file alone: the log may be consistent again.
+/// That finding is kept for the scanner's lifetime, and every later pass reports (and records)
+/// it again, so health checks and the recorded history stay failed until an operator has dealt
+/// with it (compared with anchored checkpoints, restored what can be restored) and restarts the
+/// scanner. ``lostRowsFinding`` is it.
+///
 /// **History.** Every pass is appended to the store as a signed log entry (action
 /// `auditdb.scan`, view `audit_scan_history`) unless ``Configuration/recordsPasses`` is false.
 ///
@@ -83,6 +91,8 @@ public final class IntegrityScanner: Service, Sendable {
         /// A pass found damage, and no full pass has been intact since: incremental passes run
         /// full, so that none reports intact over damage below its start.
         var damageFound = false
+        /// The row at a verified position was gone or changed: reported by every later pass.
+        var lostRows: Finding?
         var lastFullElapsed: Duration?
         var findingSubscribers: [Int: AsyncStream<Finding>.Continuation] = [:]
         var passSubscribers: [Int: AsyncStream<ScanReport>.Continuation] = [:]
@@ -341,10 +351,10 @@ public final class IntegrityScanner: Service, Sendable {
                 }
                 if startPosition == nil { mode = .full }
             }
-            integrity = try await Verifier(
+            integrity = carryingLostRows(try await Verifier(
                 pool: target.reader, keys: target.keys, expectedStoreID: target.expectedStoreID,
                 checkpointKeys: target.checkpointKeys, progress: progress
-            ).run(from: startPosition)
+            ).run(from: startPosition), from: startPosition)
         } catch {
             if Task.isCancelled { throw CancellationError() }  // abandoned at shutdown: nothing recorded
             let failure = AuditError.from(error, while: "scan \(target.path)")
@@ -381,6 +391,31 @@ public final class IntegrityScanner: Service, Sendable {
             throw recordError
         }
         return report
+    }
+
+    /// The finding that rows this scanner had verified are gone or changed, once one was made:
+    /// every pass since has reported it (see "Lost rows stay reported" above). Nil otherwise.
+    public var lostRowsFinding: Finding? { state.withLock { $0.lostRows } }
+
+    /// `report`, with the lost-rows finding of an earlier pass put first if this pass does not
+    /// make it itself; and remembers this pass's own, if it finds rows lost at `position`.
+    private func carryingLostRows(_ report: IntegrityReport, from position: Verifier.Position?) -> IntegrityReport {
+        // The position checks come first in a pass's findings (Verifier.run), at the position's seq.
+        let own = position.flatMap { position in
+            report.findings.first {
+                ($0.kind == .macMismatch || $0.kind == .missingRows) && $0.seqs?.upperBound == position.seq
+            }
+        }
+        let kept: Finding? = state.withLock { state in
+            if state.lostRows == nil, let own {
+                state.lostRows = Finding(kind: own.kind, seqs: own.seqs, message: own.message
+                    + ". The rows this scanner had verified there are not in the log any more, and later passes cannot see that from the file alone: compare with anchored checkpoints (auditdb verify --anchor), restore what a backup holds, then restart the scanner (it reports this finding until then)")
+                return nil
+            }
+            return state.lostRows
+        }
+        guard let kept, own == nil else { return report }
+        return report.prepending(kept)
     }
 
     private func publish(_ report: ScanReport, startedElapsed: Duration) {

@@ -143,6 +143,17 @@ public struct IntegrityReport: Sendable, CustomStringConvertible {
     /// The first finding: the earliest damage.
     public var firstFinding: Finding? { findings.first }
 
+    /// This report with `finding` first (a finding an earlier pass made that this one cannot
+    /// make from the file: IntegrityScanner's lost rows); no head is verified then.
+    func prepending(_ finding: Finding) -> IntegrityReport {
+        var report = IntegrityReport(
+            storeID: storeID, rowsChecked: rowsChecked, lastSeq: lastSeq,
+            findings: Array(([finding] + findings).prefix(Self.findingLimit)), totalFindings: totalFindings + 1,
+            startedAt: startedAt, duration: duration)
+        report.firstCheckedSeq = firstCheckedSeq
+        return report
+    }
+
     public var description: String {
         if isIntact { return "intact: \(rowsChecked) rows verified (seq 1...\(lastSeq))" }
         return "NOT intact: \(totalFindings) finding(s); first: \(findings.first.map(String.init(describing:)) ?? "?")"

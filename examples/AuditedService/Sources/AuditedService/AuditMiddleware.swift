@@ -1,4 +1,5 @@
 import AuditDB
+import Synchronization
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -72,6 +73,8 @@ struct AuditMiddleware: RouterMiddleware {
     let store: AuditStore
     let tokens: TokenTable
     let logger: Logger
+    /// Whether the last event failed to be recorded (read by `/health`).
+    let appends: AppendHealth
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
@@ -99,7 +102,9 @@ struct AuditMiddleware: RouterMiddleware {
         let succeeded = (200..<400).contains(response.status.code)
         do {
             try await store.append(event)
+            appends.succeeded()
         } catch {
+            appends.failed()
             await context.effects.settle(recorded: false)
             logger.error("audit event not recorded; the request's changes are cancelled, answering 503",
                          metadata: ["requestID": "\(requestID)", "error": "\(error)"])
@@ -150,4 +155,15 @@ struct AuditMiddleware: RouterMiddleware {
         }
         return UUID().uuidString.lowercased()
     }
+}
+
+/// Whether audited requests are being answered 503 now: the last append failed (a lock held past
+/// the busy timeout, a full disk, a file-size limit). `/health` reports it, so that a load
+/// balancer stops sending requests the service can only refuse; the next append that succeeds
+/// clears it.
+final class AppendHealth: Sendable {
+    private let lastFailed = Mutex(false)
+    func failed() { lastFailed.withLock { $0 = true } }
+    func succeeded() { lastFailed.withLock { $0 = false } }
+    var isFailing: Bool { lastFailed.withLock { $0 } }
 }

@@ -54,20 +54,25 @@ enum ServiceMain {
         // is found by the next full pass (AUDITED_SERVICE_FULL_SCAN_SECONDS, default daily).
         let scanner = IntegrityScanner(store: store, configuration: .init(interval: settings.scanInterval,
                                                                           fullPassInterval: settings.fullScanInterval))
+        // No checkpoint while the scanner reports damage: it would sign over it (e.g. rows cut from
+        // the tail and appended to again), and the anchors would vouch for the damaged log.
+        var checkpointing = CheckpointService.Configuration(interval: settings.checkpointInterval)
+        checkpointing.scanner = scanner
         let checkpoints = CheckpointService(
             store: store, signer: settings.checkpointSigner, anchors: [DirectoryAnchor(path: settings.anchorDirectory, createsDirectory: false)],
-            configuration: .init(interval: settings.checkpointInterval))
+            configuration: checkpointing)
 
         let router = Router(context: ServiceRequestContext.self)
         // Probes first: routes added before the audit middleware are not audited (a health check
         // every second would bury the log), and they do no database work.
-        router.get("/health") { _, _ -> Response in HealthReport(scanner.status).response() }
+        let appends = AppendHealth()
+        router.get("/health") { _, _ -> Response in HealthReport(scanner.status, appendsFailing: appends.isFailing).response() }
         router.get("/metrics") { _, _ -> Response in
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
-        router.add(middleware: AuditMiddleware(store: store, tokens: settings.tokens, logger: logger))
+        router.add(middleware: AuditMiddleware(store: store, tokens: settings.tokens, logger: logger, appends: appends))
         DocumentLibrary().addRoutes(to: router)
 
         let app = Application(
@@ -91,21 +96,27 @@ enum ServiceMain {
 
 /// `/health`: the scanner's last result, from memory (no database work). 200 while the last
 /// pass was intact or none has finished yet (`pending`: the first full pass of a big store can
-/// take minutes); 503 when a pass found damage or could not run.
+/// take minutes); 503 when a pass found damage or could not run, or (`appends-failing`) while
+/// the last audited request could not be recorded and was answered 503.
 struct HealthReport {
     let status: ScanStatus
+    let appendsFailing: Bool
 
-    init(_ status: ScanStatus) { self.status = status }
+    init(_ status: ScanStatus, appendsFailing: Bool = false) {
+        self.status = status
+        self.appendsFailing = appendsFailing
+    }
 
     func response() -> Response {
-        let (word, code): (String, HTTPResponse.Status) = switch status.lastResult {
+        var (word, code): (String, HTTPResponse.Status) = switch status.lastResult {
         case .intact: ("intact", .ok)
         case .never: ("pending", .ok)
         case .findings: ("findings", .serviceUnavailable)
         case .failed: ("failed", .serviceUnavailable)
         }
+        if appendsFailing, code == .ok { (word, code) = ("appends-failing", .serviceUnavailable) }
         let lastPass = status.lastPassAt.map { "\"\($0.iso8601)\"" } ?? "null"
-        let json = "{\"status\":\"\(word)\",\"passes\":\(status.passes),\"lastPassAt\":\(lastPass),"
+        let json = "{\"status\":\"\(word)\",\"appendsFailing\":\(appendsFailing),\"passes\":\(status.passes),\"lastPassAt\":\(lastPass),"
             + "\"verifiedThroughSeq\":\(status.verifiedThroughSeq),\"findings\":\(status.lastFindingsCount)}"
         var headers = HTTPFields()
         headers[.contentType] = "application/json"

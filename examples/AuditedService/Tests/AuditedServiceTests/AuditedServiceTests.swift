@@ -149,6 +149,8 @@ import Testing
     @Test func whenTheEventCannotBeRecordedTheCallerGets503AndNothingChanges() async throws {
         var fixture = try await Fixture()
         fixture.environment["AUDITDB_BUSY_TIMEOUT"] = "1"
+        // One scan pass, at start: /health then speaks of the appends alone.
+        fixture.environment["AUDITED_SERVICE_SCAN_SECONDS"] = "3600"
         let service = try await fixture.start()
         let base = "http://127.0.0.1:\(service.port)"
         let session = URLSession(configuration: .ephemeral)
@@ -164,12 +166,19 @@ import Testing
         let delete = Call(method: "DELETE", path: "/documents/" + kept, token: Self.aliceToken, expectedStatus: 503,
                           expectedActor: "alice", expectedOutcome: .success)
         _ = try await Self.send(delete, to: base, session: session, requestID: "refused-delete")
+        // While requests are refused, /health says so (a load balancer stops sending them).
+        let (failingData, failing) = try await session.data(from: URL(string: base + "/health")!)
+        #expect((failing as? HTTPURLResponse)?.statusCode == 503)
+        #expect(String(decoding: failingData, as: UTF8.self).hasPrefix("{\"status\":\"appends-failing\",\"appendsFailing\":true,"),
+                "\(String(decoding: failingData, as: UTF8.self))")
         try lock.release()
         // The document the refused DELETE named is still there; the refused POST's id (doc-2) was never created.
         let read = Call(method: "GET", path: "/documents/" + kept, token: Self.bobToken, expectedStatus: 200,
                         expectedActor: "bob", expectedOutcome: .success)
         let (_, text) = try await Self.send(read, to: base, session: session, requestID: "after-read")
         #expect(text == "kept")
+        let (healthyData, healthy) = try await session.data(from: URL(string: base + "/health")!)
+        #expect((healthy as? HTTPURLResponse)?.statusCode == 200, "\(String(decoding: healthyData, as: UTF8.self))")
         var missing = read
         missing.path = "/documents/doc-2"
         missing.expectedStatus = 404
