@@ -1,6 +1,7 @@
 import AuditDB
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import Metrics
 import NIOCore
@@ -75,9 +76,14 @@ enum ServiceMain {
         router.add(middleware: AuditMiddleware(store: store, tokens: settings.tokens, logger: logger, appends: appends))
         DocumentLibrary().addRoutes(to: router)
 
+        // A connection idle for 30 s is closed, and at most 512 are served at once (more wait in
+        // the backlog): held-open connections must not use up the process's descriptors, which
+        // the store, its checkpoints and anchors need too.
         let app = Application(
             router: router,
-            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "AuditedService"),
+            server: .http1(configuration: .init(idleTimeout: .seconds(30))),
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "AuditedService",
+                                 availableConnectionsDelegate: MaximumAvailableConnections(512)),
             onServerRunning: { channel in
                 // The bound port (the one asked for, or the system's choice for port 0).
                 let port = channel.localAddress?.port ?? settings.port
