@@ -96,7 +96,11 @@ struct AuditMiddleware: RouterMiddleware {
             logger.error("handler failed", metadata: ["requestID": "\(requestID)", "error": "\(error)"])
             response = Response(status: .internalServerError)
         }
-        let event = Self.event(for: request, context: context, status: response.status, requestID: requestID)
+        // A created document's id is in its answer (201, Location), not in the request's path.
+        let created = response.status == .created
+            ? response.headers[.location].flatMap { $0.hasPrefix("/documents/") ? DocumentID(String($0.dropFirst("/documents/".count))) : nil }
+            : nil
+        let event = Self.event(for: request, context: context, status: response.status, requestID: requestID, created: created)
         // A change happens only for a request that succeeded (2xx/3xx) and whose event is recorded;
         // a handler that registered one and then failed has it cancelled.
         let succeeded = (200..<400).contains(response.status.code)
@@ -117,7 +121,8 @@ struct AuditMiddleware: RouterMiddleware {
         return response
     }
 
-    static func event(for request: Request, context: Context, status: HTTPResponse.Status, requestID: String) -> AuditEvent {
+    static func event(for request: Request, context: Context, status: HTTPResponse.Status, requestID: String,
+                      created: DocumentID? = nil) -> AuditEvent {
         let method = request.method
         let critical = ([.post, .put, .patch, .delete] as [HTTPRequest.Method]).contains(method)
         let route = context.endpointPath ?? "NotFound"
@@ -125,7 +130,7 @@ struct AuditMiddleware: RouterMiddleware {
             actor: context.principal?.actor ?? "anonymous",
             action: "\(method.rawValue) \(route)",
             resourceType: route.hasPrefix("/documents") ? "document" : nil,
-            resourceId: context.parameters.get("id").flatMap(DocumentID.init)?.rawValue,
+            resourceId: (created ?? context.parameters.get("id").flatMap(DocumentID.init))?.rawValue,
             outcome: outcome(status),
             severity: critical ? .critical : .info,
             correlationId: requestID,

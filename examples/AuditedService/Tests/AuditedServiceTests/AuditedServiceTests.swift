@@ -137,6 +137,8 @@ import Testing
             guard let entry = entries.first else { continue }
             #expect(entry.actor == call.expectedActor, "\(requestID)")
             #expect(entry.outcome == call.expectedOutcome, "\(requestID)")
+            // A created document's event names it (the id is in the answer, not the path).
+            if call.method == "POST" { #expect(entry.resourceId?.hasPrefix("doc-") == true, "\(requestID): \(entry.resourceId ?? "nil")") }
             #expect(entry.severity == (call.method == "GET" ? .info : .critical), "\(requestID)")
             #expect(entry.action.hasPrefix(call.method + " "), "\(requestID): \(entry.action)")
         }
