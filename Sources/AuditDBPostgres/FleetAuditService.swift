@@ -27,6 +27,14 @@ public struct FleetAuditService: Service {
     public let auditor: FleetAuditor
     /// The pause after one sweep ends before the next starts.
     public let interval: Duration
+    /// A sweep that makes no progress (reads no publication, judges no store) for this long is
+    /// given up: logged and counted as failed (`auditdb_fleet_sweep_errors_total`), and the next
+    /// one runs on time. PostgresNIO may never return from a read whose server stopped
+    /// answering; without this the service would wait for ever, and not stop on a graceful
+    /// shutdown either (that waits at most this long, twice). Default 120 s.
+    public var stallLimit: Duration = .seconds(120)
+    /// The clock ``stallLimit`` is measured on: the continuous clock, or a manual one in tests.
+    var stallClock: any Clock<Duration> = ContinuousClock()
     let clock: any Clock<Duration>
     let onReport: (@Sendable (FleetReport) async -> Void)?
 
@@ -62,7 +70,16 @@ public struct FleetAuditService: Service {
             while !Task.isCancelled {
                 let started = ContinuousClock.now
                 do {
-                    let report = try await auditor.audit()
+                    let outcome = await StallGuard.run(limit: stallLimit, clock: stallClock) { [auditor] progress in
+                        try await auditor.audit(progress: progress)
+                    }
+                    let report: FleetReport
+                    switch outcome {
+                    case .finished(let result): report = try result.get()
+                    case .cancelled: return
+                    case .stalled:
+                        throw AuditError(.storage, "the sweep made no progress for \(stallLimit): the witness stopped answering; gave it up")
+                    }
                     sweeps.increment()
                     duration.record(duration: ContinuousClock.now - started)
                     last.record(report.auditedAt.timeIntervalSince1970)

@@ -76,7 +76,10 @@ public struct FleetAuditor: Sendable {
     ///   tick (`auditdb-fleet audit` gives up on a witness that stops answering).
     public func audit(now: Date = Date(), progress: (@Sendable () -> Void)? = nil) async throws -> FleetReport {
         let (stores, records) = try await read(progress: progress)
-        let report = await Self.judgeConcurrently(stores: stores, records: records, now: now, silentAfter: configuration.silentAfter)
+        progress?()
+        let report = await Self.judgeConcurrently(stores: stores, records: records, now: now, silentAfter: configuration.silentAfter,
+                                                  progress: progress)
+        progress?()
         let factory = configuration.metricsFactory ?? MetricsSystem.factory
         let prefix = configuration.metricsPrefix
         for (_, finding) in report.findings {
@@ -145,9 +148,10 @@ public struct FleetAuditor: Sendable {
 
     /// ``judge(stores:records:now:silentAfter:)`` with the stores split over the cores: the
     /// Ed25519 verification of every publication is most of a sweep's work.
-    static func judgeConcurrently(stores: [Store], records: [Record], now: Date, silentAfter: Duration?) async -> FleetReport {
+    static func judgeConcurrently(stores: [Store], records: [Record], now: Date, silentAfter: Duration?,
+                                  progress: (@Sendable () -> Void)? = nil) async -> FleetReport {
         let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, stores.count / 64))
-        guard parts > 1 else { return judge(stores: stores, records: records, now: now, silentAfter: silentAfter) }
+        guard parts > 1 else { return judge(stores: stores, records: records, now: now, silentAfter: silentAfter, progress: progress) }
         let byStore = Dictionary(grouping: records, by: \.checkpoint.storeID)
         let size = (stores.count + parts - 1) / parts
         let reports = await withTaskGroup(of: (Int, [FleetStoreReport]).self) { group in
@@ -155,7 +159,10 @@ public struct FleetAuditor: Sendable {
                 let chunk = Array(stores[start..<min(stores.count, start + size)])
                 let chunkRecords = chunk.map { byStore[$0.storeID] ?? [] }
                 group.addTask {
-                    (index, zip(chunk, chunkRecords).map { judge($0, $1, now: now, silentAfter: silentAfter) })
+                    (index, zip(chunk, chunkRecords).map {
+                        defer { progress?() }
+                        return judge($0, $1, now: now, silentAfter: silentAfter, progress: progress)
+                    })
                 }
             }
             var out: [(Int, [FleetStoreReport])] = []
@@ -166,14 +173,17 @@ public struct FleetAuditor: Sendable {
     }
 
     /// The judgement, from what was read (publication order = `records` order).
-    static func judge(stores: [Store], records: [Record], now: Date, silentAfter: Duration?) -> FleetReport {
+    static func judge(stores: [Store], records: [Record], now: Date, silentAfter: Duration?,
+                      progress: (@Sendable () -> Void)? = nil) -> FleetReport {
         let byStore = Dictionary(grouping: records, by: \.checkpoint.storeID)
         return FleetReport(stores: stores.map { store in
-            judge(store, byStore[store.storeID] ?? [], now: now, silentAfter: silentAfter)
+            defer { progress?() }
+            return judge(store, byStore[store.storeID] ?? [], now: now, silentAfter: silentAfter, progress: progress)
         }, auditedAt: now)
     }
 
-    static func judge(_ store: Store, _ records: [Record], now: Date, silentAfter: Duration?) -> FleetStoreReport {
+    static func judge(_ store: Store, _ records: [Record], now: Date, silentAfter: Duration?,
+                      progress: (@Sendable () -> Void)? = nil) -> FleetStoreReport {
         guard store.registered else {
             let finding = FleetFinding(
                 kind: .unknownKey, seq: records.map(\.checkpoint.seq).max(),
@@ -187,7 +197,8 @@ public struct FleetAuditor: Sendable {
         // The last publication that counts against `silent`: validly signed with a registered
         // key. A row a publisher role inserted without the signing key shows nothing was signed.
         var last: Date?
-        for record in records {
+        for (index, record) in records.enumerated() {
+            if index % 1_000 == 999 { progress?() }  // a signature check each: a long store takes a while
             let cp = record.checkpoint
             func add(_ kind: FleetFinding.Kind, _ message: String) { findings.append(FleetFinding(kind: kind, seq: cp.seq, message: message)) }
             if let why = cp.invalidityUnderOwnKey {

@@ -49,6 +49,15 @@ public struct WitnessConnection: Sendable, CustomStringConvertible {
         return authority[..<at]
     }
 
+    /// The path as written in `url` (`/DATABASE`, up to the settings), or "".
+    static func writtenPath(_ url: String) -> Substring {
+        guard let scheme = url.range(of: "://") else { return "" }
+        var rest = url[scheme.upperBound...]
+        if let end = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) { rest = rest[..<end] }
+        guard let slash = rest.firstIndex(of: "/") else { return "" }
+        return rest[slash...]
+    }
+
     /// Whether every `%` in `text` starts a `%XX` escape (two hex digits).
     static func isPercentEncoded(_ text: Substring) -> Bool {
         let bytes = Array(text.utf8)
@@ -89,6 +98,9 @@ public struct WitnessConnection: Sendable, CustomStringConvertible {
         // literally, libpq refuses the URL. Refuse it too, rather than guess what was meant.
         if let userInfo = Self.writtenUserInfo(url), !Self.isPercentEncoded(userInfo) {
             throw AuditError(.invalidInput, "the database URL's user or password is not valid percent-encoding (write % as %25)", field: "--witness")
+        }
+        if !Self.isPercentEncoded(Self.writtenPath(url)) {
+            throw AuditError(.invalidInput, "the database URL's database name is not valid percent-encoding (write % as %25)", field: "--witness")
         }
         // Each setting at most once, and only those AuditDB reads: a duplicate (libpq keeps the
         // last, a naive reader the first) or a misspelt sslmode must never quietly mean no TLS.

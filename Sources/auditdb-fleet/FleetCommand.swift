@@ -184,7 +184,9 @@ struct Audit: AsyncParsableCommand {
         // A witness that stops answering mid-read ends the command with exit 2 (see `ship`).
         let watchdog = Watchdog(limit: .seconds(max(120, witness.timeout)), what: "the witness \(witness.witness.split(separator: "@").last.map(String.init) ?? "")",
                                 doing: "no publication was read", outcome: "nothing was audited; run again")
-        let report = try await witness.with { witness in
+        // --timeout bounds the connection, not the audit: a large witness takes minutes to read
+        // and judge; the watchdog ends a read that stops getting on.
+        let report = try await withClients(central: witness.witness, witness: nil, timeout: witness.timeout) { witness, _ in
             try await FleetAuditor(witness: witness, configuration: .init(silentAfter: silent), logger: Logger(label: "auditdb-fleet"))
                 .audit { watchdog.tick() }
         }

@@ -195,7 +195,9 @@ struct VerifyShipped: AsyncParsableCommand {
         let id = storeId.flatMap { StoreID(hex: $0) }
         // As for `ship`: a database that stops answering mid-read (PostgresNIO may then never
         // return) ends the command with exit 2, rather than a verification that never ends.
-        let watchdog = Watchdog(limit: .seconds(max(120, timeout)), what: "the central database \(to.split(separator: "@").last.map(String.init) ?? "")",
+        let databases = "the central database \(to.split(separator: "@").last.map(String.init) ?? "")"
+            + (witness.map { " or the witness \($0.split(separator: "@").last.map(String.init) ?? "")" } ?? "")
+        let watchdog = Watchdog(limit: .seconds(max(120, timeout)), what: databases,
                                 doing: "no shipped row was read", outcome: "nothing was verified; run again")
         let report = try await withClients(central: to, witness: witness, timeout: timeout) { central, witness in
             try await ShippedVerifier(central: central, witness: witness, logger: Logger(label: "auditdb-fleet"))

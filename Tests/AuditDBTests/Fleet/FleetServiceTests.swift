@@ -80,6 +80,62 @@ final class FleetServiceTests: Sendable {
         #expect(clock.sleeperCount == 0)
     }
 
+    @Test("a sweep that stops getting on (the witness's table locked) is given up after the stall limit and counted as failed; the next sweep runs on time")
+    func stalledSweep() async throws {
+        try await seed()
+        let metrics = TestMetrics()
+        let clock = ManualClock()
+        let reports = Mutex<[FleetReport]>([])
+        // Another session holds the publications table: the sweep's read waits on it, getting nowhere.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        holder.arguments = ["-X", "-q", "-At", "-h", "127.0.0.1", "-p", "\(server.port)", "-U", PostgresServer.superuser, "-d", PostgresServer.database]
+        let input = Pipe(), output = Pipe()
+        holder.standardInput = input
+        holder.standardOutput = output
+        try holder.run()
+        input.fileHandleForWriting.write(Data("BEGIN; LOCK TABLE auditdb_witness.checkpoints IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n".utf8))
+        var seen = Data()
+        while !String(decoding: seen, as: UTF8.self).contains("locked") {
+            let data = output.fileHandleForReading.availableData
+            guard !data.isEmpty else { throw TestFailure("psql ended before it took the lock") }
+            seen.append(data)
+        }
+        try await withWitness(server.url("auditor")) { witness in
+            let auditor = FleetAuditor(witness: witness, configuration: .init(metricsFactory: metrics), logger: Logger(label: "test"))
+            var service = FleetAuditService(auditor: auditor, interval: .seconds(30), clock: clock) { report in
+                reports.withLock { $0.append(report) }
+            }
+            service.stallLimit = .seconds(120)
+            service.stallClock = clock
+            let guarded = service
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await guarded.run() }
+                // The stall guard's timer is the only sleeper while the sweep waits; two whole
+                // limits without progress, then the service's own pause.
+                for _ in 0..<2 {
+                    try await clock.waitForSleepers()
+                    clock.advance(by: .seconds(121))
+                }
+                for _ in 0..<200 where (try? metrics.expectCounter("auditdb_fleet_sweep_errors_total").totalValue) != 1 {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                #expect(try metrics.expectCounter("auditdb_fleet_sweep_errors_total").totalValue == 1)
+                #expect(reports.withLock { $0.isEmpty })
+                // The lock goes; the next sweep, on time, reports.
+                input.fileHandleForWriting.write(Data("COMMIT;\n".utf8))
+                try input.fileHandleForWriting.close()
+                holder.waitUntilExit()
+                try await clock.waitForSleepers()
+                clock.advance(by: .seconds(30))
+                for _ in 0..<500 where reports.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(20)) }
+                #expect(reports.withLock { $0.count } == 1)
+                group.cancelAll()
+            }
+        }
+        #expect(reports.withLock { $0.first?.findings.map { "\($0.finding.kind)" } } == ["unknown-key"])
+    }
+
     @Test("`auditdb-fleet audit --every 1s` prints a report per sweep and exits 0 on SIGTERM")
     func cliEvery() async throws {
         try await seed()

@@ -30,6 +30,7 @@ struct WitnessURLTests {
             ("postgresql://w@[::1]:18446744073709551616/x", #"the database URL's port "18446744073709551616" is not a TCP port (1...65535)"#),
             ("postgresql://w:p%zz@127.0.0.1/x", "the database URL's user or password is not valid percent-encoding (write % as %25)"),
             ("postgresql://w:p%@127.0.0.1/x", "the database URL's user or password is not valid percent-encoding (write % as %25)"),
+            ("postgresql://w@127.0.0.1/wit%zzness", "the database URL's database name is not valid percent-encoding (write % as %25)"),
             ("postgresql://w@127.0.0.1/x?sslmode=disable&sslmode=verify-full", "the database URL gives sslmode more than once; give it once"),
             ("postgresql://w@127.0.0.1/x?ssl_mode=verify-full", #"the database URL's setting "ssl_mode" is not one AuditDB reads (sslmode, sslrootcert)"#),
             ("postgresql://w@db.example/x?sslmode=", "the database URL's sslmode has no value"),
@@ -41,6 +42,7 @@ struct WitnessURLTests {
         #expect(refusal("postgresql://w@db.example:5433/x?sslmode=require") == nil)
         #expect(refusal("postgresql://w@127.0.0.1:65535/x") == nil)
         #expect(refusal("postgresql://w:a%25b@[::1]/x") == nil)
+        #expect(refusal("postgresql://w@127.0.0.1/a%25b?sslmode=disable") == nil)
         #expect(refusal("postgresql://w@127.0.0.1/x?sslmode=disable") == nil)
     }
 
