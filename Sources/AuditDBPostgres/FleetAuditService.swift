@@ -13,7 +13,8 @@ public import ServiceLifecycle
 /// - `auditdb_fleet_findings{kind=…}` (gauge): findings of each kind in the latest sweep;
 /// - `auditdb_fleet_findings_total{kind=…}` (counter): findings counted by every sweep;
 /// - `auditdb_fleet_stores`, `auditdb_fleet_stores_with_findings` (gauges);
-/// - `auditdb_fleet_sweeps_total`, `auditdb_fleet_sweep_errors_total` (counters),
+/// - `auditdb_fleet_sweeps_total`, `auditdb_fleet_sweep_errors_total`,
+///   `auditdb_fleet_sweep_stalls_total` (counters),
 ///   `auditdb_fleet_last_sweep_timestamp_seconds` (gauge), `auditdb_fleet_sweep_duration` (timer).
 ///
 /// ```swift
@@ -61,6 +62,7 @@ public struct FleetAuditService: Service {
         let prefix = auditor.configuration.metricsPrefix
         let sweeps = Counter(label: "\(prefix)_fleet_sweeps_total", factory: factory)
         let errors = Counter(label: "\(prefix)_fleet_sweep_errors_total", factory: factory)
+        let stalls = Counter(label: "\(prefix)_fleet_sweep_stalls_total", factory: factory)
         let last = Gauge(label: "\(prefix)_fleet_last_sweep_timestamp_seconds", factory: factory)
         let duration = Metrics.Timer(label: "\(prefix)_fleet_sweep_duration", factory: factory)
         let current = Dictionary(uniqueKeysWithValues: FleetFinding.Kind.all.map {
@@ -78,7 +80,10 @@ public struct FleetAuditService: Service {
                     case .finished(let result): report = try result.get()
                     case .cancelled: return
                     case .stalled:
-                        throw AuditError(.storage, "the sweep made no progress for \(stallLimit): the witness stopped answering; gave it up")
+                        // Its connection stays with the abandoned read (PostgresNIO may never
+                        // return it): stalls that repeat use the pool up; restart the service.
+                        stalls.increment()
+                        throw AuditError(.storage, "the sweep made no progress for \(stallLimit): the witness stopped answering; gave it up (its connection is abandoned with it: if stalls repeat, restart the service)")
                     }
                     sweeps.increment()
                     duration.record(duration: ContinuousClock.now - started)

@@ -134,14 +134,17 @@ struct Scan: AsyncParsableCommand {
                                  _ export: ScanMetricsExport?) async throws -> Bool
     {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        let scanner = IntegrityScanner(store: store, configuration: configuration)
         if let signingKey {
+            // No checkpoint while the scanner reports damage: the anchors would vouch for it.
+            var checkpointing = CheckpointService.Configuration(
+                interval: try Self.interval(checkpointEvery ?? Self.defaultCheckpointEvery, option: "--checkpoint-every"))
+            checkpointing.scanner = scanner
             let checkpoints = CheckpointService(
                 store: store, signer: try CheckpointSigner.load(path: signingKey),
-                anchors: anchorDirectories,
-                configuration: .init(interval: try Self.interval(checkpointEvery ?? Self.defaultCheckpointEvery, option: "--checkpoint-every")))
+                anchors: anchorDirectories, configuration: checkpointing)
             services.append(.init(service: checkpoints))
         }
-        let scanner = IntegrityScanner(store: store, configuration: configuration)
         // Listed last, so stopped first: the scanner abandons its pass, then the checkpoint
         // service makes its shutdown checkpoint.
         services.append(.init(service: scanner, successTerminationBehavior: .gracefullyShutdownGroup))

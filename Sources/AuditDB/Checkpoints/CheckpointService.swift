@@ -135,7 +135,7 @@ public struct CheckpointService: Service {
         let start = try await store.usableCheckpoint(trusting: signer.publicKeys)?.checkpoint.seq ?? 0
         let startTime = clock.elapsed()
         let reached: Int64? = try await cancelWhenGracefulShutdown { [self] in
-            var seq = start, time = startTime
+            var seq = start, time = startTime, blocked = false
             while true {
                 do {
                     try await clock.sleep(configuration.pollInterval)
@@ -153,6 +153,18 @@ public struct CheckpointService: Service {
                 let due = appended >= configuration.rows
                     || (appended > 0 && clock.elapsed() - time >= configuration.interval)
                 guard due else { continue }
+                if let why = blockedReason() {
+                    // Logged and counted once per spell, not once a poll: it lasts until the
+                    // damage is dealt with (for lost rows, until the scanner is restarted).
+                    if !blocked {
+                        blocked = true
+                        metrics.failed.increment()
+                        logger.error("no checkpoint is made while the integrity scanner reports damage",
+                                     metadata: ["store": "\(store.path)", "reason": "\(why)"])
+                    }
+                    continue
+                }
+                blocked = false
                 if let made = await attempt() { seq = made }
                 time = clock.elapsed()
             }
@@ -169,11 +181,13 @@ public struct CheckpointService: Service {
         }
     }
 
+    /// Why the scanner given in the configuration forbids a checkpoint now, or nil.
+    private func blockedReason() -> String? { configuration.scanner?.damageForCheckpoints }
+
     /// One checkpoint, counted and reported when made.
     private func checkpointOnce() async throws -> Int64 {
-        if let scanner = configuration.scanner, case .findings = scanner.status.lastResult {
-            let first = scanner.lostRowsFinding.map { ": \($0)" } ?? ""
-            throw AuditError(.integrityViolation, "no checkpoint was made: the integrity scanner's last pass found damage\(first). A checkpoint now would sign the damaged log and its anchors would vouch for it; checkpoints resume after an intact pass (docs/scanning.md)")
+        if let why = blockedReason() {
+            throw AuditError(.integrityViolation, "no checkpoint was made: the integrity scanner reports damage: \(why). A checkpoint now would sign the damaged log and its anchors would vouch for it (docs/scanning.md)")
         }
         let started = ContinuousClock.now
         let checkpoint = try await store.checkpoint(signer: signer, anchors: anchors)

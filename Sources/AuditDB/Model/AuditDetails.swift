@@ -94,8 +94,8 @@ enum JSONText {
         case .int(let i): out += String(i)
         case .double(let d):
             guard d.isFinite else { throw .invalid("details", "numbers must be finite (NaN and infinity are not JSON)") }
-            // Swift's shortest text that reads back as the same Double: `2.0`, `-0.0`, `1e+15`,
-            // `0.1`. Never `2` or `0`, which read back as the integer `.int(2)` / `.int(0)`.
+            // Swift's shortest text that reads back as the same Double: `2.0`, `-0.0`, `0.1`,
+            // `1000000000000000.0`, `1e+16`. Never `2` or `0`, which read back as `.int(2)` / `.int(0)`.
             out += "\(d)"
         case .string(let s): appendQuoted(s, to: &out)
         case .array(let items):

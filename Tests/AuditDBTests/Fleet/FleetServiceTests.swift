@@ -111,16 +111,15 @@ final class FleetServiceTests: Sendable {
             let guarded = service
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await guarded.run() }
-                // The stall guard's timer is the only sleeper while the sweep waits; two whole
-                // limits without progress, then the service's own pause.
-                for _ in 0..<2 {
-                    try await clock.waitForSleepers()
-                    clock.advance(by: .seconds(121))
-                }
+                // The stall guard's timer is the only sleeper while the sweep waits: one whole
+                // limit without progress gives it up.
+                try await clock.waitForSleepers()
+                clock.advance(by: .seconds(121))
                 for _ in 0..<200 where (try? metrics.expectCounter("auditdb_fleet_sweep_errors_total").totalValue) != 1 {
                     try await Task.sleep(for: .milliseconds(20))
                 }
                 #expect(try metrics.expectCounter("auditdb_fleet_sweep_errors_total").totalValue == 1)
+                #expect(try metrics.expectCounter("auditdb_fleet_sweep_stalls_total").totalValue == 1)
                 #expect(reports.withLock { $0.isEmpty })
                 // The lock goes; the next sweep, on time, reports.
                 input.fileHandleForWriting.write(Data("COMMIT;\n".utf8))

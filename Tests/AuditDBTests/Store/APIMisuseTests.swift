@@ -137,6 +137,11 @@ struct APIMisuseTests {
         // The batch either went through whole (a small one ignores cancellation once handed
         // over) or not at all; a cancelled one says so, never "storage".
         let written = try await store.lastSeq()
+        if ProcessInfo.processInfo.activeProcessorCount > 1 {
+            // A batch this large on an idle store takes the path validated while written, whose
+            // transaction does not begin in a cancelled task.
+            #expect(outcome == .cancelled)
+        }
         if let outcome {
             #expect(outcome == .cancelled)
             #expect(written == 0)

@@ -108,7 +108,8 @@ struct AuditMiddleware: RouterMiddleware {
             try await store.append(event)
             appends.succeeded()
         } catch {
-            appends.failed()
+            // A request cancelled (its client went away) says nothing about the store.
+            if (error as? AuditError)?.code != .cancelled { appends.failed() }
             await context.effects.settle(recorded: false)
             logger.error("audit event not recorded; the request's changes are cancelled, answering 503",
                          metadata: ["requestID": "\(requestID)", "error": "\(error)"])
@@ -163,12 +164,14 @@ struct AuditMiddleware: RouterMiddleware {
 }
 
 /// Whether audited requests are being answered 503 now: the last append failed (a lock held past
-/// the busy timeout, a full disk, a file-size limit). `/health` reports it, so that a load
-/// balancer stops sending requests the service can only refuse; the next append that succeeds
-/// clears it.
+/// the busy timeout, a full disk, a file-size limit) less than ``window`` ago. `/health` reports
+/// it, so that a load balancer stops sending requests the service can only refuse; the next
+/// append that succeeds clears it, and so does the window's end (a balancer that took the
+/// instance out sends nothing that could succeed, and must be able to try it again).
 final class AppendHealth: Sendable {
-    private let lastFailed = Mutex(false)
-    func failed() { lastFailed.withLock { $0 = true } }
-    func succeeded() { lastFailed.withLock { $0 = false } }
-    var isFailing: Bool { lastFailed.withLock { $0 } }
+    static let window: Duration = .seconds(30)
+    private let lastFailure = Mutex<ContinuousClock.Instant?>(nil)
+    func failed() { lastFailure.withLock { $0 = .now } }
+    func succeeded() { lastFailure.withLock { $0 = nil } }
+    var isFailing: Bool { lastFailure.withLock { $0 }.map { ContinuousClock.now - $0 < Self.window } ?? false }
 }
