@@ -1,6 +1,7 @@
 // Just over 400 lines: the scanner's configuration, its two entry points (a service, and one pass
 // over a file) and the pass with its recording share their state; the record format is in
-// IntegrityScanner+Record.swift, the history in ScanHistory.swift.
+// IntegrityScanner+Record.swift, the history in ScanHistory.swift, the metrics and the lost-rows
+// finding in IntegrityScanner+Metrics.swift and IntegrityScanner+LostRows.swift.
 import Foundation
 import GRDB
 public import Logging
@@ -97,40 +98,6 @@ public final class IntegrityScanner: Service, Sendable {
         var findingSubscribers: [Int: AsyncStream<Finding>.Continuation] = [:]
         var passSubscribers: [Int: AsyncStream<ScanReport>.Continuation] = [:]
         var nextSubscriber = 0
-    }
-
-    struct ScanMetrics: Sendable {
-        let passes: Counter
-        let failedPasses: Counter
-        let rowsVerified: Counter
-        let findings: Counter
-        let duration: Metrics.Timer
-        let lastSuccess: Gauge
-        let lastIntactFullPass: Gauge
-        let verifiedThrough: Gauge
-        let observability: ServiceObservability
-
-        init(_ observability: ServiceObservability) {
-            self.observability = observability
-            passes = observability.counter("passes_total")
-            failedPasses = observability.counter("errors_total")
-            rowsVerified = observability.counter("rows_verified_total")
-            findings = observability.counter("findings_total")
-            duration = observability.timer("duration")
-            lastSuccess = observability.gauge("last_success_timestamp_seconds")
-            lastIntactFullPass = observability.gauge("last_intact_full_pass_timestamp_seconds")
-            verifiedThrough = observability.gauge("verified_through_seq")
-        }
-
-        /// Counts `findings` by kind (a metrics factory hands out the same counter per label and
-        /// dimensions, so making one per pass is cheap).
-        func count(_ findings: [Finding]) {
-            var byKind: [String: Int] = [:]
-            for finding in findings { byKind[finding.kind.name, default: 0] += 1 }
-            for (kind, count) in byKind {
-                observability.counter("findings_by_kind_total", dimensions: [("kind", kind)]).increment(by: count)
-            }
-        }
     }
 
     /// What a scanner reads, and how it records a pass.
@@ -391,44 +358,6 @@ public final class IntegrityScanner: Service, Sendable {
             throw recordError
         }
         return report
-    }
-
-    /// The finding that rows this scanner had verified are gone or changed, once one was made:
-    /// every pass since has reported it (see "Lost rows stay reported" above). Nil otherwise.
-    public var lostRowsFinding: Finding? { state.withLock { $0.lostRows } }
-
-    /// Why a checkpoint must not be made now, or nil: rows this scanner verified were lost, or
-    /// its last completed pass found damage (also when a later pass, or that pass's record,
-    /// failed: a failure proves nothing intact).
-    var damageForCheckpoints: String? {
-        state.withLock { state in
-            if let lost = state.lostRows { return "rows it had verified were lost (\(lost)); checkpoints resume once the scanner is restarted after that is dealt with" }
-            if let report = state.lastReport, !report.integrity.isIntact {
-                return "its last completed pass found damage (\(report.integrity.firstFinding.map(String.init(describing:)) ?? "\(report.integrity.totalFindings) finding(s)")); checkpoints resume after an intact pass"
-            }
-            return nil
-        }
-    }
-
-    /// `report`, with the lost-rows finding of an earlier pass put first if this pass does not
-    /// make it itself; and remembers this pass's own, if it finds rows lost at `position`.
-    private func carryingLostRows(_ report: IntegrityReport, from position: Verifier.Position?) -> IntegrityReport {
-        // The position checks come first in a pass's findings (Verifier.run), at the position's seq.
-        let own = position.flatMap { position in
-            report.findings.first {
-                ($0.kind == .macMismatch || $0.kind == .missingRows) && $0.seqs?.contains(position.seq) == true
-            }
-        }
-        let kept: Finding? = state.withLock { state in
-            if state.lostRows == nil, let own {
-                state.lostRows = Finding(kind: own.kind, seqs: own.seqs, message: own.message
-                    + ". The rows this scanner had verified there are not in the log any more, and later passes cannot see that from the file alone: compare with anchored checkpoints (auditdb verify --anchor), restore what a backup holds, then restart the scanner (it reports this finding until then)")
-                return nil
-            }
-            return state.lostRows
-        }
-        guard let kept, own == nil else { return report }
-        return report.prepending(kept)
     }
 
     private func publish(_ report: ScanReport, startedElapsed: Duration) {

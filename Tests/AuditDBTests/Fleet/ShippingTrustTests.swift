@@ -24,19 +24,25 @@ extension ShippingTests {
             """, user: "inst_a")
     }
 
-    @Test("a rolled-back copy of the store that grew again is refused: nothing is shipped on top of the other log's rows")
-    func forkedCopyRefused() async throws {
+    /// Store `a.db` (role inst_a) shipped to 20 rows, copied to `old.db` (a backup at 20 rows:
+    /// the rollback's starting point), then grown to 30 rows and shipped again; both closed.
+    func shippedWithBackup() async throws -> CheckpointSigner {
         let signer = try CheckpointSigner.inMemory()
         var store = try await registeredStore("a.db", role: "inst_a", signer: signer, rows: 20)
         #expect(try await ship(store, as: "inst_a", signer: signer).shippedAfter == 20)
         try await store.close()
-        // The file as it was at 20 rows: the rollback's starting point.
         let files = ["", "-wal"].filter { FileManager.default.fileExists(atPath: dir.path("a.db") + $0) }
         for suffix in files { try FileManager.default.copyItem(atPath: dir.path("a.db") + suffix, toPath: dir.path("old.db") + suffix) }
         store = try await AuditStore.open(at: dir.path("a.db"), keys: keys)
         try await store.append(contentsOf: (21...30).map { sampleEvent($0) })
         #expect(try await ship(store, as: "inst_a", signer: signer).shippedAfter == 30)
         try await store.close()
+        return signer
+    }
+
+    @Test("a rolled-back copy of the store that grew again is refused: nothing is shipped on top of the other log's rows")
+    func forkedCopyRefused() async throws {
+        let signer = try await shippedWithBackup()
         // The old copy grows to 35 other rows; its checkpoint publishes (the auditor reports the
         // rollback), but its rows 21...30 are not the ones the central copy holds.
         let rolledBack = try await AuditStore.open(at: dir.path("old.db"), keys: keys)
@@ -55,16 +61,7 @@ extension ShippingTests {
 
     @Test("a store put back to a backup at a published seq, or replaced by a copy of the same length, is refused even with nothing new to ship")
     func rolledBackWithNothingNew() async throws {
-        let signer = try CheckpointSigner.inMemory()
-        var store = try await registeredStore("a.db", role: "inst_a", signer: signer, rows: 20)
-        #expect(try await ship(store, as: "inst_a", signer: signer).shippedAfter == 20)
-        try await store.close()
-        let files = ["", "-wal"].filter { FileManager.default.fileExists(atPath: dir.path("a.db") + $0) }
-        for suffix in files { try FileManager.default.copyItem(atPath: dir.path("a.db") + suffix, toPath: dir.path("old.db") + suffix) }
-        store = try await AuditStore.open(at: dir.path("a.db"), keys: keys)
-        try await store.append(contentsOf: (21...30).map { sampleEvent($0) })
-        #expect(try await ship(store, as: "inst_a", signer: signer).shippedAfter == 30)
-        try await store.close()
+        let signer = try await shippedWithBackup()
         // The backup at 20 rows: its checkpoint at 20 is at the witness already, the newest one
         // (30) is above what it holds. Before, this was "nothing to ship", exit 0.
         let rolledBack = try await AuditStore.open(at: dir.path("old.db"), keys: keys)
@@ -87,7 +84,7 @@ extension ShippingTests {
         #expect(try server.psql("SELECT count(*), max(seq) FROM auditdb_ship.entries") == "30|30\n")
         try await rolledBack.close()
         // The real store still ships on.
-        store = try await AuditStore.open(at: dir.path("a.db"), keys: keys)
+        let store = try await AuditStore.open(at: dir.path("a.db"), keys: keys)
         #expect(try await ship(store, as: "inst_a", signer: signer).shippedAfter == 30)
         try await store.close()
     }
