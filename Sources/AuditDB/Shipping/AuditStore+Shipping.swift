@@ -107,6 +107,12 @@ extension AuditStore {
             guard prevMac.count == 32 else {
                 throw AuditError(.integrityViolation, "the row at seq \(shipped), the last one the central copy holds, is missing here or its stored MAC is not 32 bytes, so the next row's link cannot be checked; nothing was shipped. Run `auditdb verify`.")
             }
+            // A checkpoint above this store's last row was signed over rows it does not have: by
+            // another copy of the store (a fork the fleet auditor reports), or before a rollback.
+            let last = try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0 }
+            guard last >= checkpoint.seq else {
+                throw AuditError(.integrityViolation, "the checkpoint to ship against is at seq \(checkpoint.seq), above this store's last row (seq \(last)): another copy of the store signed and published it (a fork; `auditdb-fleet audit` reports it), or this store was rolled back. Nothing was shipped. Find which copy is the real store before shipping again.")
+            }
             let scan = try await LeafScan.leaves(pool, range: (shipped + 1)...checkpoint.seq, prevMac: prevMac, storeID: storeID,
                                                  keys: keys, verify: true, erasures: erasureClaims)
             guard scan.findings.isEmpty, scan.lastGood == checkpoint.seq else {

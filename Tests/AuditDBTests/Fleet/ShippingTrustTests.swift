@@ -89,6 +89,32 @@ extension ShippingTests {
         try await store.close()
     }
 
+    @Test("a checkpoint another copy of the store published above this store's last row: refused, naming the fork, not 'cannot be read'")
+    func checkpointAboveTheStore() async throws {
+        let signer = try CheckpointSigner.inMemory()
+        let store = try await registeredStore("a.db", role: "inst_a", signer: signer, rows: 20)
+        #expect(try await ship(store, as: "inst_a", signer: signer).shippedAfter == 20)
+        try await store.close()
+        for suffix in ["", "-wal"] where FileManager.default.fileExists(atPath: dir.path("a.db") + suffix) {
+            try FileManager.default.copyItem(atPath: dir.path("a.db") + suffix, toPath: dir.path("copy.db") + suffix)
+        }
+        // The copy grows to 25 rows and publishes its checkpoint (it extends the one at 20).
+        let copy = try await AuditStore.open(at: dir.path("copy.db"), keys: keys)
+        try await copy.append(contentsOf: (21...25).map { sampleEvent($0, actor: "copy-\($0)") })
+        try await withWitness(server.url("inst_a")) { witness in
+            _ = try await copy.checkpoint(signer: signer, anchors: [WitnessAnchor(witness: witness)])
+        }
+        try await copy.close()
+        let real = try await AuditStore.open(at: dir.path("a.db"), keys: keys)
+        await #expect(performing: { _ = try await self.ship(real, as: "inst_a", signer: nil) }, throws: { error in
+            let error = error as? AuditError
+            return error?.code == .integrityViolation
+                && error?.message.contains("the checkpoint to ship against is at seq 25, above this store's last row (seq 20): another copy of the store signed and published it") == true
+        })
+        #expect(try server.psql("SELECT count(*) FROM auditdb_ship.entries") == "20\n")
+        try await real.close()
+    }
+
     @Test("a checkpoint published before its key was registered ships once the key is registered (the registration, not the flag set at publication, decides)")
     func keyRegisteredAfterPublication() async throws {
         let signer = try CheckpointSigner.inMemory(versions: [1, 2])  // signs with version 2
