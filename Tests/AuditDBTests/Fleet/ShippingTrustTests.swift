@@ -24,6 +24,13 @@ extension ShippingTests {
             """, user: "inst_a")
     }
 
+    /// A copy of the closed store `name` (its file and -wal) as `copy`: another copy of the log.
+    func copyStore(_ name: String, to copy: String) throws {
+        for suffix in ["", "-wal"] where FileManager.default.fileExists(atPath: dir.path(name) + suffix) {
+            try FileManager.default.copyItem(atPath: dir.path(name) + suffix, toPath: dir.path(copy) + suffix)
+        }
+    }
+
     /// Store `a.db` (role inst_a) shipped to 20 rows, copied to `old.db` (a backup at 20 rows:
     /// the rollback's starting point), then grown to 30 rows and shipped again; both closed.
     func shippedWithBackup() async throws -> CheckpointSigner {
@@ -31,8 +38,7 @@ extension ShippingTests {
         var store = try await registeredStore("a.db", role: "inst_a", signer: signer, rows: 20)
         #expect(try await ship(store, as: "inst_a", signer: signer).shippedAfter == 20)
         try await store.close()
-        let files = ["", "-wal"].filter { FileManager.default.fileExists(atPath: dir.path("a.db") + $0) }
-        for suffix in files { try FileManager.default.copyItem(atPath: dir.path("a.db") + suffix, toPath: dir.path("old.db") + suffix) }
+        try copyStore("a.db", to: "old.db")
         store = try await AuditStore.open(at: dir.path("a.db"), keys: keys)
         try await store.append(contentsOf: (21...30).map { sampleEvent($0) })
         #expect(try await ship(store, as: "inst_a", signer: signer).shippedAfter == 30)
@@ -95,9 +101,7 @@ extension ShippingTests {
         let store = try await registeredStore("a.db", role: "inst_a", signer: signer, rows: 20)
         #expect(try await ship(store, as: "inst_a", signer: signer).shippedAfter == 20)
         try await store.close()
-        for suffix in ["", "-wal"] where FileManager.default.fileExists(atPath: dir.path("a.db") + suffix) {
-            try FileManager.default.copyItem(atPath: dir.path("a.db") + suffix, toPath: dir.path("copy.db") + suffix)
-        }
+        try copyStore("a.db", to: "copy.db")
         // The copy grows to 25 rows and publishes its checkpoint (it extends the one at 20).
         let copy = try await AuditStore.open(at: dir.path("copy.db"), keys: keys)
         try await copy.append(contentsOf: (21...25).map { sampleEvent($0, actor: "copy-\($0)") })
