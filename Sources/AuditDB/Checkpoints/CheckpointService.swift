@@ -132,7 +132,13 @@ public struct CheckpointService: Service {
     /// failed shutdown checkpoint has no next tick: `run()` throws it (the last rows are not
     /// anchored), so that a `ServiceGroup` ends with an error rather than report a clean stop.
     public func run() async throws {
-        let start = try await store.usableCheckpoint(trusting: signer.publicKeys)?.checkpoint.seq ?? 0
+        let start: Int64
+        do {
+            start = try await store.usableCheckpoint(trusting: signer.publicKeys)?.checkpoint.seq ?? 0
+        } catch {
+            if Task.isCancelled { return }  // stopped before it began: nothing to checkpoint
+            throw error
+        }
         let startTime = clock.elapsed()
         let reached: Int64? = try await cancelWhenGracefulShutdown { [self] in
             var seq = start, time = startTime, blocked = false

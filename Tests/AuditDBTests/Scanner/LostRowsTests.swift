@@ -1,6 +1,7 @@
 import AuditDB
 import AuditDBTestSupport
 import Foundation
+import MetricsTestKit
 import Testing
 
 /// Rows an earlier pass verified, cut from the tail and appended to again: the log is consistent
@@ -43,11 +44,18 @@ struct LostRowsTests {
         }
 
         // A checkpoint service beside the scanner makes no checkpoint while it reports damage.
-        var configuration = CheckpointService.Configuration(interval: .milliseconds(10), rows: 1, pollInterval: .milliseconds(10))
+        let metrics = TestMetrics()
+        var configuration = CheckpointService.Configuration(interval: .milliseconds(10), rows: 1, pollInterval: .milliseconds(10),
+                                                            metricsFactory: metrics)
         configuration.scanner = scanner
         let service = CheckpointService(store: store, signer: try testSigner(), configuration: configuration)
         let running = Task { try await service.run() }
-        try await Task.sleep(for: .milliseconds(400))
+        // The service reaches a due checkpoint and refuses it: counted once, however long it waits.
+        for _ in 0..<1_000 where (try? metrics.expectCounter("auditdb_checkpoint_errors_total").totalValue) != 1 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try metrics.expectCounter("auditdb_checkpoint_errors_total").totalValue == 1)
         running.cancel()
         try await running.value
         #expect(try await store.checkpoints().isEmpty)
