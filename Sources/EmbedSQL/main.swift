@@ -39,7 +39,7 @@ for (property, folder) in [("schema", "schema"), ("migrations", "Migrations"), (
 }
 out += "}\n"
 do {
-    try out.write(toFile: outputPath, atomically: true, encoding: .utf8)
+    try out.write(toFile: outputPath, atomically: false, encoding: .utf8)
 } catch {
     FileHandle.standardError.write(Data("EmbedSQL: cannot write \(outputPath): \(error)\n".utf8))
     exit(1)

@@ -154,7 +154,7 @@ struct GoldenOutputCheckpointTests {
         // Remove the first entry line, as someone hiding an entry would.
         let entries = unsigned + "/entries.jsonl"
         let lines = try String(contentsOfFile: entries, encoding: .utf8).split(separator: "\n")
-        try (lines.dropFirst().joined(separator: "\n") + "\n").write(toFile: entries, atomically: true, encoding: .utf8)
+        try (lines.dropFirst().joined(separator: "\n") + "\n").write(toFile: entries, atomically: false, encoding: .utf8)
         try cli.golden("verify-export-entry-removed", ["verify-export", unsigned, "--public-key", publicKey])
     }
 }

@@ -29,7 +29,7 @@ struct NotAStoreTests {
         let fifo = dir.path("fifo"), directory = dir.path("dir"), empty = dir.path("empty.db")
         #expect(mkfifo(fifo, 0o600) == 0)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
-        #expect(FileManager.default.createFile(atPath: empty, contents: nil))
+        #expect(writeTestFile(empty, Data(), mode: 0o644))
         for (path, what) in [(fifo, "is a FIFO (named pipe), not a store file"), (directory, "is a directory, not a store file"),
                              ("/dev/null", "is a device, not a store file"), (empty, "is an empty file, not an AuditDB store: check the path")] {
             for command in Self.commands {

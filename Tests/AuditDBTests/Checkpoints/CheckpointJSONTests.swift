@@ -28,7 +28,7 @@ struct CheckpointJSONTests {
         for (field, edited) in edits {
             #expect(edited != json)
             #expect { _ = try Checkpoint(json: Data(edited.utf8)) } throws: { ($0 as? AuditError)?.field == field }
-            try (edited + "\n").write(toFile: dir.path("bundle") + "/checkpoint.json", atomically: true, encoding: .utf8)
+            try (edited + "\n").write(toFile: dir.path("bundle") + "/checkpoint.json", atomically: false, encoding: .utf8)
             let result = try await ExportBundle.verify(at: dir.path("bundle"), publicKeys: signer.publicKeys)
             #expect(result.findings.map(\.kind) == [.checkpointInvalid], "\(field)")
             // The independent verifier applies the same rule.

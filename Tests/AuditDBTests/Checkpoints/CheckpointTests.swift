@@ -340,7 +340,7 @@ struct CheckpointTests {
         var text = try String(contentsOfFile: file, encoding: .utf8)
         let root = cp.merkleRoot.map { String(format: "%02x", $0) }.joined()
         text = text.replacingOccurrences(of: root, with: String(root.reversed()))
-        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        try text.write(toFile: file, atomically: false, encoding: .utf8)
         let report = try await verifyAnchored(path, anchor)
         #expect(report.findings.map(\.kind) == [.checkpointInvalid])
         #expect(report.findings.first?.message == "the checkpoint at seq 5 in anchor file \(file) is invalid: its Ed25519 signature does not verify (the checkpoint was changed or forged)")

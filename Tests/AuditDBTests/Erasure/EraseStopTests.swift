@@ -26,7 +26,7 @@ struct EraseStopTests {
         func source(ofSeq seq: Int) -> Data { Data("src-\(100_000 + seq - 1)".utf8) }
 
         let errorPath = dir.path("stderr.txt")
-        #expect(FileManager.default.createFile(atPath: errorPath, contents: nil))
+        #expect(writeTestFile(errorPath, Data(), mode: 0o644))
         let errors = try #require(FileHandle(forWritingAtPath: errorPath))
         let arguments = ["erase", "--store", path, "--key-file", keyFile, "--actor", "victim", "--fields", "source", "--reason", "T-1"]
         let process = TestProcess()

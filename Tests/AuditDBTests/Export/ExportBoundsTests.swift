@@ -50,7 +50,7 @@ struct ExportBoundsTests {
 
     func sparse(_ size: UInt64) -> (String) throws -> Void {
         { path in
-            guard FileManager.default.createFile(atPath: path, contents: nil) else { throw TestFailure("cannot create \(path)") }
+            guard writeTestFile(path, Data(), mode: 0o644) else { throw TestFailure("cannot create \(path)") }
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
             try handle.truncate(atOffset: size)
             try handle.close()

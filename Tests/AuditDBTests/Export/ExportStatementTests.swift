@@ -39,7 +39,7 @@ struct ExportStatementTests {
         let text = try String(contentsOfFile: file, encoding: .utf8)
         let changed = try change(text)
         #expect(changed != text, "the edit of \(file) changed nothing")
-        try changed.write(toFile: file, atomically: true, encoding: .utf8)
+        try changed.write(toFile: file, atomically: false, encoding: .utf8)
     }
 
     func pairs(_ result: ExportVerification) -> [String] {
@@ -97,7 +97,7 @@ struct ExportStatementTests {
         let lines = try String(contentsOfFile: b + "/entries.jsonl", encoding: .utf8).split(separator: "\n")
         #expect(lines[3].hasPrefix("{\"seq\":10,"))
         try (lines.enumerated().filter { $0.offset != 3 }.map { $0.element + "\n" }.joined())
-            .write(toFile: b + "/entries.jsonl", atomically: true, encoding: .utf8)
+            .write(toFile: b + "/entries.jsonl", atomically: false, encoding: .utf8)
         // Without the statement this edit goes unnoticed:
         try FileManager.default.copyItem(atPath: b, toPath: dir.path("nostatement"))
         try FileManager.default.removeItem(atPath: dir.path("nostatement") + "/statement.json")
@@ -172,7 +172,7 @@ struct ExportStatementTests {
         try await store.export(to: dir.path("new"), filter: ExportFilter(tenant: "tenant-1"), redact: [.actor], signer: signer)
         try await store.close()
         #expect(try await verify(dir.path("new")).isCompletenessAttested)
-        try tenantStatement30.write(toFile: dir.path("new") + "/statement.json", atomically: true, encoding: .utf8)
+        try tenantStatement30.write(toFile: dir.path("new") + "/statement.json", atomically: false, encoding: .utf8)
         let older = try await verify(dir.path("new"))
         #expect(pairs(older).filter { $0.hasPrefix("statement-mismatch: createdAt: ") }.count == 1)
         #expect(pairs(older).filter { !$0.hasPrefix("statement-mismatch: createdAt: ") } == [
@@ -196,10 +196,10 @@ struct ExportStatementTests {
         let result = try await verify(b)
         #expect(pairs(result) == ["statement-invalid: the export statement is invalid: its Ed25519 signature does not verify (the statement was changed or forged)"])
         #expect(!result.isCompletenessAttested)
-        try original.write(toFile: file, atomically: true, encoding: .utf8)
+        try original.write(toFile: file, atomically: false, encoding: .utf8)
         try edit(file) { $0.replacingOccurrences(of: "\"entryCount\":10", with: "\"entryCount\":11") }
         #expect(pairs(try await verify(b)).first == "statement-invalid: the export statement is invalid: its Ed25519 signature does not verify (the statement was changed or forged)")
-        try original.write(toFile: file, atomically: true, encoding: .utf8)
+        try original.write(toFile: file, atomically: false, encoding: .utf8)
         try edit(file) { "{" + $0.dropFirst(1).prefix(20) }
         #expect(try await verify(b).findings.map(\.kind) == [.statementInvalid])
     }
@@ -301,7 +301,7 @@ struct ExportStatementTests {
         }
         let lines = try String(contentsOfFile: b + "/entries.jsonl", encoding: .utf8).split(separator: "\n")
         try (lines.enumerated().filter { $0.offset != 3 }.map { $0.element + "\n" }.joined())
-            .write(toFile: b + "/entries.jsonl", atomically: true, encoding: .utf8)
+            .write(toFile: b + "/entries.jsonl", atomically: false, encoding: .utf8)
         let swift = try await verify(b)
         let removed = try py(b)
         #expect(removed.status == 1)

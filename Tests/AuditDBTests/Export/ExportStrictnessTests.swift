@@ -31,7 +31,7 @@ struct ExportStrictnessTests {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let changed = change(text)
         #expect(changed != text, "the edit changed nothing")
-        try changed.write(toFile: path, atomically: true, encoding: .utf8)
+        try changed.write(toFile: path, atomically: false, encoding: .utf8)
     }
 
     /// The engine's findings; the independent Python verifier must print the same ones.
@@ -56,7 +56,7 @@ struct ExportStrictnessTests {
         let original = try String(contentsOfFile: entries, encoding: .utf8)
         try edit(entries) { $0.replacingOccurrences(of: "{\"seq\":1,", with: "{\"seq\":1,\"approvedBy\":\"the CEO\",") }
         #expect(try await findings(plain) == [#"bundle-malformed@1: entry seq 1: unknown field "approvedBy"; an entry holds only its proven fields"#])
-        try original.write(toFile: entries, atomically: true, encoding: .utf8)
+        try original.write(toFile: entries, atomically: false, encoding: .utf8)
         try edit(entries) { $0.replacingOccurrences(of: "\"withheld\":true,", with: "\"withheld\":true,\"value\":\"mallory\",") }
         #expect(try await findings(plain).first == #"bundle-malformed@1: entry seq 1: field actor has an unexpected key "value""#)
     }
@@ -68,10 +68,10 @@ struct ExportStrictnessTests {
         let original = try String(contentsOfFile: manifest, encoding: .utf8)
         try edit(manifest) { $0.replacingOccurrences(of: "{\"format\"", with: "{\"note\":\"complete\",\"format\"") }
         #expect(try await findings(plain) == [#"bundle-malformed@-: manifest.json has an unknown field "note""#])
-        try original.write(toFile: manifest, atomically: true, encoding: .utf8)
+        try original.write(toFile: manifest, atomically: false, encoding: .utf8)
         try edit(manifest) { $0.replacingOccurrences(of: "\"redacted\":[\"actor\"]", with: "\"redacted\":[\"act=r\"]") }
         #expect(try await findings(plain) == ["bundle-malformed@-: manifest.json: redacted must list distinct field names among actor, source, details"])
-        try original.write(toFile: manifest, atomically: true, encoding: .utf8)
+        try original.write(toFile: manifest, atomically: false, encoding: .utf8)
         // Without a statement, the manifest's redaction set must still match every entry.
         try edit(manifest) { $0.replacingOccurrences(of: "\"redacted\":[\"actor\"]", with: "\"redacted\":[]") }
         let mismatches = try await findings(plain)
@@ -86,7 +86,7 @@ struct ExportStrictnessTests {
         let original = try String(contentsOfFile: statement, encoding: .utf8)
         try edit(statement) { $0.replacingOccurrences(of: "{\"format\"", with: "{\"scope\":\"all tenants\",\"format\"") }
         #expect(try await findings(signed) == [#"statement-invalid@-: statement.json: export statement has an unknown field "scope"; it holds only its signed fields"#])
-        try original.write(toFile: statement, atomically: true, encoding: .utf8)
+        try original.write(toFile: statement, atomically: false, encoding: .utf8)
         #expect(try await findings(signed).isEmpty)
         try edit(signed + "/manifest.json") { text in
             text.replacingOccurrences(of: #""createdAt":(\d+)"#, with: "\"createdAt\":1", options: .regularExpression)

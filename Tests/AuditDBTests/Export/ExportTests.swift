@@ -33,7 +33,7 @@ struct ExportTests {
     }
 
     func write(_ lines: [String], _ bundle: String) throws {
-        try (lines.joined(separator: "\n") + "\n").write(toFile: bundle + "/entries.jsonl", atomically: true, encoding: .utf8)
+        try (lines.joined(separator: "\n") + "\n").write(toFile: bundle + "/entries.jsonl", atomically: false, encoding: .utf8)
     }
 
     func seq(_ line: String) throws -> Int64 {
@@ -240,11 +240,11 @@ struct ExportTests {
         let b = try await bundle()
         let file = b + "/checkpoint.json"
         let original = try String(contentsOfFile: file, encoding: .utf8)
-        try original.replacingOccurrences(of: "\"seq\":30,", with: "\"seq\":31,").write(toFile: file, atomically: true, encoding: .utf8)
+        try original.replacingOccurrences(of: "\"seq\":30,", with: "\"seq\":31,").write(toFile: file, atomically: false, encoding: .utf8)
         let f = try await onlyFinding(b)
         #expect(f.kind == .checkpointInvalid)
         #expect(f.message == "the checkpoint at seq 31 is invalid: its Ed25519 signature does not verify (the checkpoint was changed or forged)")
-        try original.write(toFile: file, atomically: true, encoding: .utf8)
+        try original.write(toFile: file, atomically: false, encoding: .utf8)
         let other = try await ExportBundle.verify(at: b, publicKeys: try testSigner().publicKeys)
         #expect(other.findings.map(\.kind) == [.checkpointInvalid])
     }

@@ -49,7 +49,7 @@ struct ExportV2Tests {
     }
 
     func write(_ lines: [String], _ bundle: String) throws {
-        try (lines.joined(separator: "\n") + "\n").write(toFile: bundle + "/entries.jsonl", atomically: true, encoding: .utf8)
+        try (lines.joined(separator: "\n") + "\n").write(toFile: bundle + "/entries.jsonl", atomically: false, encoding: .utf8)
     }
 
     func proof(_ bundle: String) throws -> [UInt8] {

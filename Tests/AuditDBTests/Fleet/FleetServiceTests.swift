@@ -139,7 +139,7 @@ final class FleetServiceTests: Sendable {
     func cliEvery() async throws {
         try await seed()
         let output = dir.path("every.out")
-        #expect(FileManager.default.createFile(atPath: output, contents: nil, attributes: [.posixPermissions: 0o600]))
+        #expect(writeTestFile(output, Data()))
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         let child = TestProcess()
         child.executableURL = URL(fileURLWithPath: try builtProduct("auditdb-fleet"))

@@ -144,7 +144,7 @@ struct CheckpointVectorTests {
         let action = format == .v1 ? "\"action\":\"document.read\"" : ",\"document.read\","
         #expect(text.contains(action))
         try text.replacingOccurrences(of: action, with: action.replacingOccurrences(of: "read", with: "edit"))
-            .write(toFile: file, atomically: true, encoding: .utf8)
+            .write(toFile: file, atomically: false, encoding: .utf8)
         let bad = try run(python, [script, dir.path("b"), "--public-key", dir.path("c.pub")])
         #expect(bad.status == 1)
         // v1 names the entry (its leaf hash is in the bundle); v2 proves all entries with one

@@ -72,7 +72,7 @@ struct ConsistencyVectorTests {
     func current() throws {
         let text = Self.generate()
         if ProcessInfo.processInfo.environment["AUDITDB_UPDATE_VECTORS"] == "1" {
-            try text.write(to: Self.file, atomically: true, encoding: .utf8)
+            try text.write(to: Self.file, atomically: false, encoding: .utf8)
         }
         let stored = try String(contentsOf: Self.file, encoding: .utf8)
         #expect(stored == text, "docs/test-vectors/consistency.json drifted from the engine; rewrite it with AUDITDB_UPDATE_VECTORS=1 and read the diff")

@@ -31,7 +31,7 @@ struct KeyFileInputTests {
         func load(_ lines: [String]) -> AuditError? {
             let path = dir.path("k-\(UUID().uuidString).keys")
             let text = (["auditdb-keys v1"] + lines).joined(separator: "\n") + "\n"
-            #expect(FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]))
+            #expect(writeTestFile(path, Data(text.utf8)))
             let swift = refusal { _ = try KeyFile(path: path).load() }
             let python = try? run("/usr/bin/env", ["python3", "-c", script, repositoryRoot.appendingPathComponent("docs/verifier").path, path])
             let said = python?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? "python3 did not run"

@@ -58,7 +58,7 @@ struct KeyTests {
         ]
         for (index, (text, expected)) in cases.enumerated() {
             let path = dir.path("bad\(index).keys")
-            #expect(FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]))
+            #expect(writeTestFile(path, Data(text.utf8)))
             do {
                 _ = try KeyFile(path: path).load()
                 Issue.record("accepted \(text)")
@@ -359,7 +359,7 @@ extension KeyTests {
         ended.waitUntilExit()
         let stale = keyFile + ".tmp-\(ended.processIdentifier)", live = keyFile + ".tmp-\(getpid())"
         for path in [stale, live] {
-            #expect(FileManager.default.createFile(atPath: path, contents: Data("1 secret\n".utf8), attributes: [.posixPermissions: 0o600]))
+            #expect(writeTestFile(path, Data("1 secret\n".utf8)))
         }
         let rotated = try run(try cliPath(), ["keys", "rotate", "--key-file", keyFile], environment: environmentWithoutAuditDBOptions())
         #expect(rotated.status == 0, "\(rotated.stderr)")

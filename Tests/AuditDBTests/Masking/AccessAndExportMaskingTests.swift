@@ -124,14 +124,14 @@ struct AccessAndExportMaskingTests {
         let entries = dir.path("m/entries.jsonl")
         let original = try String(contentsOfFile: entries, encoding: .utf8)
         try original.replacingOccurrences(of: "\"shown\":\"j***@example.com\"", with: "\"shown\":\"someone else\"")
-            .write(toFile: entries, atomically: true, encoding: .utf8)
+            .write(toFile: entries, atomically: false, encoding: .utf8)
         #expect(try await ExportBundle.verify(at: dir.path("m"), publicKeys: signer.publicKeys).isValid)
         try original.replacingOccurrences(of: "\"proven\":false}}", with: "\"proven\":true}}")
-            .write(toFile: entries, atomically: true, encoding: .utf8)
+            .write(toFile: entries, atomically: false, encoding: .utf8)
         let claimed = try await ExportBundle.verify(at: dir.path("m"), publicKeys: signer.publicKeys)
         #expect(claimed.findings.map { "\($0.kind) \($0.seq.map(String.init) ?? "-")" } == ["bundle-malformed 2", "bundle-malformed 4", "bundle-malformed 6"])
         // The Python verifier agrees on the intact bundle.
-        try original.write(toFile: entries, atomically: true, encoding: .utf8)
+        try original.write(toFile: entries, atomically: false, encoding: .utf8)
         let python = try run("/usr/bin/env", ["python3", repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify_export.py").path,
                                               dir.path("m"), "--public-key", try publicKeyFile(signer), "--require-statement"])
         #expect(python.status == 0 && python.stdout.hasPrefix("valid: 3 entries\n"), "\(python.stdout)\(python.stderr)")

@@ -235,7 +235,7 @@ struct FollowTests {
         #expect(try String(contentsOfFile: cursor, encoding: .utf8) == saved)
         // A v1 cursor (no MAC) is still read: it resumes after its seq, unchecked.
         try saved.replacingOccurrences(of: " v2 ", with: " v1 ").replacingOccurrences(of: #" mac=[0-9a-f]{64}"#, with: "", options: .regularExpression)
-            .write(toFile: cursor, atomically: true, encoding: .utf8)
+            .write(toFile: cursor, atomically: false, encoding: .utf8)
         let old = try run(try cliPath(), base, environment: env)
         #expect(old.status == 0 && seqs(old.stdout) == [11, 12], "\(old.stderr)")
     }
@@ -288,7 +288,7 @@ struct FollowTests {
         let keys = try KeyFile.generate(at: keyFile)
         try await makeStore(at: db, keys: keys, count: 2)
         let cursor = dir.path("tail.cursor")
-        try "auditdb-tail-cursor v1 store=00000000000000000000000000000000 after=1\n".write(toFile: cursor, atomically: true, encoding: .utf8)
+        try "auditdb-tail-cursor v1 store=00000000000000000000000000000000 after=1\n".write(toFile: cursor, atomically: false, encoding: .utf8)
         let env = environmentWithoutAuditDBOptions()
         let other = try run(try cliPath(), ["tail", "--cursor-file", cursor, "--store", db, "--key-file", keyFile], environment: env)
         #expect(other.status == 2)
@@ -302,7 +302,7 @@ struct FollowTests {
         #expect(seqs(after.stdout) == [2])
         // A cursor file others may write: whoever writes it decides where tail starts.
         let shared = dir.path("shared.cursor")
-        try "auditdb-tail-cursor v1 store=00000000000000000000000000000000 after=0\n".write(toFile: shared, atomically: true, encoding: .utf8)
+        try "auditdb-tail-cursor v1 store=00000000000000000000000000000000 after=0\n".write(toFile: shared, atomically: false, encoding: .utf8)
         #expect(chmod(shared, 0o666) == 0)
         let open = try run(try cliPath(), ["tail", "--cursor-file", shared, "--store", db, "--key-file", keyFile], environment: env)
         #expect(open.status == 2 && open.stdout.isEmpty)

@@ -81,7 +81,7 @@ struct FaultTests {
         for suffix in ["-wal", "-shm"] {
             let path = store + suffix
             if !FileManager.default.fileExists(atPath: path) {
-                #expect(FileManager.default.createFile(atPath: path, contents: nil))
+                #expect(writeTestFile(path, Data(), mode: 0o644))
             }
             try chmod(path, 0o444)
         }

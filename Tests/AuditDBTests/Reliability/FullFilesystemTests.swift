@@ -34,7 +34,7 @@ struct FullFilesystemTests {
         defer { _ = try? run("/bin/umount", ["-l", mountPoint]) }
         // A filler file takes part of the space, to be deleted later to make room.
         let filler = mountPoint + "/filler"
-        #expect(FileManager.default.createFile(atPath: filler, contents: Data(count: 512 * 1024)))
+        #expect(writeTestFile(filler, Data(count: 512 * 1024), mode: 0o644))
         let path = mountPoint + "/audit.db"
         let keys = try testKeyRing()
         let store = try await AuditStore.create(at: path, keys: keys)
@@ -80,7 +80,7 @@ struct FullAfterCommitTests {
         let environment = ["AUDITDB_STORE": mountPoint + "/s.db", "AUDITDB_KEY_FILE": keyPath]
         #expect(try run(try cliPath(), ["init"], environment: environment).status == 0)
         let filler = mountPoint + "/filler"
-        #expect(FileManager.default.createFile(atPath: filler, contents: Data(count: 5_000_000)))
+        #expect(writeTestFile(filler, Data(count: 5_000_000), mode: 0o644))
         let lines = (0..<20_000).map { #"{"actor":"d","action":"a","details":{"i":\#($0),"pad":"\#(String(repeating: "p", count: 100))"}}"# }
         let fill = try run(try cliPath(), ["append", "--jsonl", "--quiet", "--batch-size", "500"],
                            stdin: lines.joined(separator: "\n") + "\n", environment: environment)

@@ -147,6 +147,25 @@ func run(_ executable: String, _ arguments: [String], stdinBytes: Data?, environ
     return ProcessResult(status: status, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
 }
 
+/// Creates or truncates `path` and writes `contents` with `mode`, through `open(2)`. Not
+/// `FileManager.createFile` or `write(atomically: false)`: on Linux those write through a
+/// `TemporaryDirectory.*` directory in `/tmp` that they never remove, one per call.
+@discardableResult
+func writeTestFile(_ path: String, _ contents: Data, mode: mode_t = 0o600) -> Bool {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    return contents.withUnsafeBytes { buffer in
+        var offset = 0
+        while offset < buffer.count {
+            let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            if n < 0 { if errno == EINTR { continue }; return false }
+            offset += n
+        }
+        return true
+    }
+}
+
 /// Runs a program with `stdinBytes` on its standard input read from a regular file, not a pipe:
 /// the program sees the whole input at once, never a paused one (`append --jsonl` commits what it
 /// has read when a pipe pauses, so its batches over a pipe depend on the feeder's timing).
@@ -155,7 +174,7 @@ func run(_ executable: String, _ arguments: [String], stdinFile stdinBytes: Data
 {
     let dir = try TempDir()
     let file = dir.path("stdin")
-    guard FileManager.default.createFile(atPath: file, contents: stdinBytes, attributes: [.posixPermissions: 0o600]) else {
+    guard writeTestFile(file, stdinBytes) else {
         throw TestFailure("cannot write \(file)")
     }
     return try run("/bin/sh", ["-c", "f=$1; shift; exec \"$@\" < \"$f\"", "sh", file, executable] + arguments, stdinBytes: nil,

@@ -21,7 +21,7 @@ extension Bench {
     /// Writes the report so far to `--out` (a long run leaves what it measured).
     func flushReport() {
         guard let out = options.out else { return }
-        try? (report.joined(separator: "\n") + "\n").write(toFile: out, atomically: true, encoding: .utf8)
+        try? (report.joined(separator: "\n") + "\n").write(toFile: out, atomically: false, encoding: .utf8)
     }
 
     func growth() async throws {

@@ -61,7 +61,7 @@ struct AuditDBBench {
         if options.ownsDir { try? FileManager.default.removeItem(atPath: options.dir) }
 
         if let out = options.out {
-            try (bench.report.joined(separator: "\n") + "\n").write(toFile: out, atomically: true, encoding: .utf8)
+            try (bench.report.joined(separator: "\n") + "\n").write(toFile: out, atomically: false, encoding: .utf8)
             progress("report written to \(out)")
         }
     }

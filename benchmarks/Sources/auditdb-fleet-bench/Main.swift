@@ -31,7 +31,7 @@ struct FleetBench {
         do {
             let report = try await run(stores: stores, rows: rows, concurrentRows: concurrentRows, shippingOnly: skipFleet)
             print(report)
-            if let out { try report.write(toFile: out, atomically: true, encoding: .utf8) }
+            if let out { try report.write(toFile: out, atomically: false, encoding: .utf8) }
         } catch {
             FileHandle.standardError.write(Data("auditdb-fleet-bench: \(error)\n".utf8))
             exit(1)

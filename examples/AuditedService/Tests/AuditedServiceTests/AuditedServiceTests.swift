@@ -39,7 +39,7 @@ import Testing
             keys = try KeyFile.generate(at: keyPath)
             try CheckpointSigner([CheckpointSigningKey.generate(version: 1)]).write(to: directory.path("ckpt.key"), replacing: false)
             try "alice admin \(AuditedServiceTests.aliceToken)\nbob user \(AuditedServiceTests.bobToken)\n"
-                .write(toFile: directory.path("tokens"), atomically: true, encoding: .utf8)
+                .write(toFile: directory.path("tokens"), atomically: false, encoding: .utf8)
             try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: directory.path("tokens"))
             let created = try await AuditStore.create(at: storePath, keys: keys)
             try await created.close()
@@ -209,11 +209,11 @@ import Testing
             ("alice admin \(Self.aliceToken)\r\nbob user \(Self.aliceToken)\r\n", "line 2: this token is already listed on an earlier line"),
         ]
         for (contents, reason) in refused {
-            try contents.write(toFile: tokens, atomically: true, encoding: .utf8)
+            try contents.write(toFile: tokens, atomically: false, encoding: .utf8)
             try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokens)
             await #expect { _ = try await fixture.start() } throws: { error in "\(error)".contains(reason) }
         }
-        try "alice admin \(Self.aliceToken)\r\n".write(toFile: tokens, atomically: true, encoding: .utf8)
+        try "alice admin \(Self.aliceToken)\r\n".write(toFile: tokens, atomically: false, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokens)
         fixture.environment["AUDITED_SERVICE_ANCHOR_DIR"] = fixture.directory.path("no-such-dir")
         await #expect { _ = try await fixture.start() } throws: { error in
