@@ -619,8 +619,7 @@ ALL_MIGRATIONS_SQL = "\n".join(sql for _, sql in MIGRATIONS)
 
 
 ALL_OBJECTS_SQL = r"""
-SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\_%' ESCAPE '\'
-ORDER BY type, name
+SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name
 """
 _KNOWN = None  # (names, tables) of every object the known migrations create; filled on first use
 

@@ -86,7 +86,7 @@ enum ErasureCheck {
     {
         var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark, checksErasures: false)
         var entries: [AuditEntry] = []
-        let statement = try db.makeStatement(sql: try RowLayout.select(db) + HoldLog.source(throughTable) + entriesCondition(after: after))
+        let statement = try db.makeStatement(sql: try RowLayout.select(db) + HoldLog.source(try HoldLog.mustReadTable(db, throughTable)) + entriesCondition(after: after))
         try reader.read(statement, into: &entries)
         var claimed = claims
         var findings: [Finding] = []

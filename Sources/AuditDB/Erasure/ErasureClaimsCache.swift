@@ -24,14 +24,16 @@ final class ErasureClaimsCache: Sendable {
 
     var entriesRead: Int { read.withLock { $0 } }
 
-    static let newestEntrySQL = """
-        SELECT seq FROM audit_entries
+    static func newestEntrySQL(throughTable: Bool) -> String {
+        """
+        SELECT seq FROM audit_entries\(HoldLog.source(throughTable))
         WHERE action = 'auditdb.erasure' AND action >= 'auditdb.' AND action < 'auditdb/' AND seq >= 1 ORDER BY seq DESC LIMIT 1
         """
+    }
 
     /// The claims of every verified erasure entry in `db`'s snapshot.
     func claims(_ db: Database, storeID: StoreID, keys: KeyRing) throws -> [Int64: ErasureCheck.Claim] {
-        let newest = try Int64.fetchOne(db.cachedStatement(sql: Self.newestEntrySQL)) ?? 0
+        let newest = try Int64.fetchOne(db.cachedStatement(sql: Self.newestEntrySQL(throughTable: HoldLog.mustReadTable(db)))) ?? 0
         let cached = state.withLock { $0 }
         if let cached, cached.through == newest { return cached.claims }
         var claims: [Int64: ErasureCheck.Claim] = [:]

@@ -25,12 +25,14 @@ extension AuditStore {
     static let maskingAction = "auditdb.masking"
 
     /// The masking entries, newest first, through the engine index (its WHERE terms repeated so
-    /// that SQLite may use the partial index `audit_entries_engine`).
-    static let maskingEntriesSQL = """
-        SELECT seq FROM audit_entries
+    /// that SQLite may use the partial index `audit_entries_engine`; ``HoldLog/source(_:)``).
+    static func maskingEntriesSQL(throughTable: Bool) -> String {
+        """
+        SELECT seq FROM audit_entries\(HoldLog.source(throughTable))
         WHERE action = 'auditdb.masking' AND action >= 'auditdb.' AND action < 'auditdb/' AND seq >= 1
         ORDER BY seq DESC
         """
+    }
 
     /// Sets the store's masking rules (replacing the ones before; an empty list masks nothing)
     /// by appending a masking entry. Every `query` and `export` of the CLI applies them from then
@@ -91,7 +93,7 @@ extension AuditStore {
         guard try db.tableExists("audit_entries") else { return StoreMasking(rules: [], seq: nil, setBy: nil, setAt: nil, reason: nil) }
         var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark)
         let rowStatement = try db.cachedStatement(sql: try RowLayout.select(db) + " WHERE seq = ?")
-        for seq in try Int64.fetchAll(db, sql: maskingEntriesSQL) {
+        for seq in try Int64.fetchAll(db, sql: maskingEntriesSQL(throughTable: HoldLog.mustReadTable(db))) {
             var entries: [AuditEntry] = []
             try rowStatement.setArguments([seq])
             reader.lastSeq = nil

@@ -31,7 +31,7 @@ extension AuditStore {
         try LegalHold.checkReason(reason)
         try Self.checkPerson(placedBy, field: "placedBy")
         return try await holdTransaction("place a legal hold") { db, _, append in
-            let previous = try Int64.fetchOne(db, sql: HoldLog.newestSQL) ?? 0
+            let previous = try Int64.fetchOne(db, sql: HoldLog.newestSQL(throughTable: HoldLog.mustReadTable(db))) ?? 0
             let entry = try EncodedEvent(validating: HoldEntry.placed(matcher, reason: reason, previous: previous).event(by: placedBy))
             let seq = try append([entry]).lowerBound
             return LegalHold(id: seq, matcher: matcher, reason: reason, placedBy: placedBy,

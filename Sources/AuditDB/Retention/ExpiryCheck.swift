@@ -23,7 +23,7 @@ enum ExpiryCheck {
         // The expiry entries, read through verification.
         var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark)
         var entries: [AuditEntry] = []
-        try reader.read(try db.makeStatement(sql: try RowLayout.select(db) + HoldLog.source(throughTable) + entriesCondition), into: &entries)
+        try reader.read(try db.makeStatement(sql: try RowLayout.select(db) + HoldLog.source(try HoldLog.mustReadTable(db, throughTable)) + entriesCondition), into: &entries)
         var records: [Int64: (entry: AuditEntry, record: ExpiryRecord)] = [:]
         // "Verified" as step 4 has it: the reader's missing-rows finding is about the row before
         // (step 4 reports it there, and does not check this row's link).

@@ -18,6 +18,7 @@ import GRDB
 enum HoldLog {
     /// Every hold entry, oldest first, through the engine index (its WHERE terms repeated so
     /// that SQLite may use the partial index), or with `throughTable` by reading every row.
+    /// The caller takes `throughTable` from ``mustReadTable(_:_:)``.
     static func entriesSQL(throughTable: Bool) -> String {
         """
         SELECT seq FROM audit_entries\(source(throughTable))
@@ -26,19 +27,35 @@ enum HoldLog {
         """
     }
 
-    /// What follows `FROM audit_entries` in a statement that finds AuditDB's own entries: nothing
-    /// (SQLite seeks `audit_entries_engine`), or with `throughTable` ` NOT INDEXED`: every row is
+    /// What follows `FROM audit_entries` in a statement that finds AuditDB's own entries:
+    /// ` INDEXED BY audit_entries_engine`, or with `throughTable` ` NOT INDEXED`: every row is
     /// read, so an entry hidden from that index is found too. Verification's full pass reads them
     /// so when its index proof did not prove that index.
-    static func source(_ throughTable: Bool) -> String { throughTable ? " NOT INDEXED" : "" }
+    ///
+    /// Never the planner's choice: another index on `audit_entries` (one a client added, even
+    /// under a reserved `sqlite_` name, with `sqlite_stat1` rigged to prefer it) could leave
+    /// entries out, and a hold, masking rule or scan record left out changes what AuditDB does.
+    static func source(_ throughTable: Bool) -> String {
+        throughTable ? " NOT INDEXED" : " INDEXED BY audit_entries_engine"
+    }
+
+    /// Whether AuditDB's own entries must be found by reading every row: `forced` (a pass whose
+    /// index proof did not prove the engine index), or `audit_entries_engine` is not in the file
+    /// with exactly AuditDB's definition (dropped or changed: `verify` reports `schema-tampered`;
+    /// reading the table is slower, never wrong).
+    static func mustReadTable(_ db: Database, _ forced: Bool = false) throws -> Bool {
+        try forced || !IndexProof.isExact(db, "audit_entries_engine")
+    }
 
     /// The seq of the newest hold entry appended by AuditDB (origin 0), or 0: the
     /// `previousHoldEntry` of the next one.
-    static let newestSQL = """
-        SELECT max(seq) FROM audit_entries
+    static func newestSQL(throughTable: Bool) -> String {
+        """
+        SELECT max(seq) FROM audit_entries\(source(throughTable))
         WHERE action IN ('auditdb.hold.placed', 'auditdb.hold.released') AND action >= 'auditdb.' AND action < 'auditdb/' AND seq >= 1
           AND origin = 0
         """
+    }
 
     /// The holds, by id, and the seq of the newest hold entry (0 if none).
     struct State {
@@ -60,7 +77,7 @@ enum HoldLog {
     /// With `throughTable`, the hold entries are found by reading every row (``source(_:)``).
     static func read(_ db: Database, storeID: StoreID, keys: KeyRing, strict: Bool = true, throughTable: Bool = false) throws -> State {
         if strict && !throughTable { try checkEngineIndexOrder(db) }
-        let seqs = try Int64.fetchAll(db, sql: entriesSQL(throughTable: throughTable))
+        let seqs = try Int64.fetchAll(db, sql: entriesSQL(throughTable: try mustReadTable(db, throughTable)))
         var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark)
         let rowStatement = try db.cachedStatement(sql: try RowLayout.select(db) + " WHERE seq = ?")  // verification reads stores before migration 0006 too
         func row(_ seq: Int64) throws -> AuditEntry? {

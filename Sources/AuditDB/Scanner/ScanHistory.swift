@@ -53,12 +53,15 @@ public struct RecordedScan: Sendable, Hashable {
         if case .string(let hex)? = values["headMac"] { headMac = Hex.decode(hex) } else { headMac = nil }
     }
 
-    /// Scan records, newest first, through the partial index on AuditDB's own entries.
-    static let newestFirstSQL = """
-        SELECT seq FROM audit_entries
+    /// Scan records, newest first, through the partial index on AuditDB's own entries
+    /// (``HoldLog/source(_:)``).
+    static func newestFirstSQL(throughTable: Bool) -> String {
+        """
+        SELECT seq FROM audit_entries\(HoldLog.source(throughTable))
         WHERE action = 'auditdb.scan' AND action >= 'auditdb.' AND action < 'auditdb/' AND seq >= 1 AND origin = 0
         ORDER BY seq DESC
         """
+    }
 
     /// Reads scan-record rows newest first, each verified (MAC and link) by an ``EntryReader``
     /// in `mode`, until `visit` returns true.
@@ -67,7 +70,7 @@ public struct RecordedScan: Sendable, Hashable {
     {
         var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: mode)
         let row = try db.cachedStatement(sql: try RowLayout.select(db) + " WHERE seq = ?")
-        let candidates = try Int64.fetchCursor(db, sql: newestFirstSQL)
+        let candidates = try Int64.fetchCursor(db, sql: newestFirstSQL(throughTable: HoldLog.mustReadTable(db)))
         while let seq = try candidates.next() {
             var entries: [AuditEntry] = []
             try row.setArguments([seq])

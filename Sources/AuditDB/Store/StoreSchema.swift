@@ -25,8 +25,13 @@ enum StoreSchema {
         return try queue.read { try rawObjects(in: $0) }
     }
 
+    /// Every object of `sqlite_schema`, SQLite's own included: a name beginning with `sqlite_` is
+    /// reserved, but `PRAGMA writable_schema` gives one to any index or trigger, and SQLite then
+    /// loads and uses it like any other (an index left out of the comparison could hide rows from
+    /// every reader that lets the planner choose). SQLite's own objects on AuditDB's tables (an
+    /// autoindex of a UNIQUE constraint) are made by the migrations in the expected database too.
     private static func rawObjects(in db: Database) throws -> [Object] {
-        try Row.fetchAll(db, sql: "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type, name")
+        try Row.fetchAll(db, sql: "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name")
             // The schema table can be rewritten too (writable_schema): a NULL or non-text value
             // makes an object that matches no expected one, never a decoding trap.
             .map { Object(type: $0.stored("type", as: String.self) ?? "", name: $0.stored("name", as: String.self) ?? "",

@@ -75,15 +75,16 @@ struct IndexProof: Sendable {
     /// The indexes whose definition in the file is exactly AuditDB's (others are reported by the
     /// schema check and not scanned: a changed definition cannot be read as ours).
     static func provable(_ db: Database) throws -> [Index] {
-        let known = Dictionary(try StoreSchema.allKnownObjects.filter { $0.type == "index" }.map { ($0.name, $0) },
-                               uniquingKeysWith: { a, _ in a })
-        return try indexes.filter { index in
-            guard let expected = known[index.name],
-                  let row = try Row.fetchOne(db, sql: "SELECT tbl_name, sql FROM sqlite_schema WHERE type = 'index' AND name = ?",
-                                             arguments: [index.name])
-            else { return false }
-            return row.stored("tbl_name", as: String.self) == expected.table && row.stored("sql", as: String.self) == expected.sql
-        }
+        try indexes.filter { try isExact(db, $0.name) }
+    }
+
+    /// Whether the index `name` is in the file with exactly AuditDB's definition.
+    static func isExact(_ db: Database, _ name: String) throws -> Bool {
+        guard let expected = try StoreSchema.allKnownObjects.first(where: { $0.type == "index" && $0.name == name }),
+              let row = try Row.fetchOne(db, sql: "SELECT tbl_name, sql FROM sqlite_schema WHERE type = 'index' AND name = ?",
+                                         arguments: [name])
+        else { return false }
+        return row.stored("tbl_name", as: String.self) == expected.table && row.stored("sql", as: String.self) == expected.sql
     }
 
     /// Adds the entries of the rows below seq 1 (they are in the indexes too; full passes only).
