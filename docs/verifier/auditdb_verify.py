@@ -795,7 +795,9 @@ def merge_missing_rows(findings: list[Finding]) -> list[Finding]:
 
 
 def _table_exists(conn, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+    # Table names are case-insensitive in SQLite (and in GRDB's tableExists).
+    return conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE",
+                        (name,)).fetchone() is not None
 
 
 def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, schema_sql: str | None,
@@ -846,10 +848,17 @@ def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | No
     if schema_sql is not None:
         if schema_sql is SCHEMA_SQL:  # the default: follow the store's recorded migrations
             known = [name for name, _ in MIGRATIONS]
-            applied = ([_s(r[0]) for r in conn.execute("SELECT identifier FROM grdb_migrations ORDER BY identifier")]
-                       if _table_exists(conn, "grdb_migrations") else [])
+            # Read from the table itself; any value is an identifier (NULL reads as "NULL").
+            record_state = (None if _table_exists(conn, "grdb_migrations")
+                            and any(r[1] == b"identifier" or r[1] == "identifier"
+                                    for r in conn.execute("PRAGMA table_info(grdb_migrations)"))
+                            else "missing" if not _table_exists(conn, "grdb_migrations")
+                            else "without its identifier column")
+            applied = ([_s(r[0]) for r in conn.execute(
+                           "SELECT coalesce(CAST(identifier AS TEXT), 'NULL') FROM grdb_migrations NOT INDEXED ORDER BY 1")]
+                       if record_state is None else [])
             if not applied and (_table_exists(conn, "audit_entries") or _table_exists(conn, "audit_store")):
-                state = "empty" if _table_exists(conn, "grdb_migrations") else "missing"
+                state = record_state or "empty"
                 report.add("schema-tampered", None, None,
                            f"the migration record (grdb_migrations) is {state}: every AuditDB store records the migrations "
                            "it took, so it was removed by another SQLite client. Until it is restored (from a backup), "

@@ -371,7 +371,7 @@ struct StoreHeader: Sendable {
             if try db.tableExists("audit_store") || db.tableExists("audit_entries") {
                 throw AuditError(
                     .corrupt,
-                    "\(path) has AuditDB's tables but no record of its schema migrations (grdb_migrations is missing or empty): another SQLite client removed it. Run `auditdb verify`, and restore the store from a backup")
+                    "\(path) has AuditDB's tables but no record of its schema migrations (grdb_migrations is missing, empty or without its identifier column): another SQLite client removed it. Run `auditdb verify`, and restore the store from a backup")
             }
             throw AuditError(.notAStore, "\(path) is not an AuditDB store (no AuditDB tables); check the path")
         }

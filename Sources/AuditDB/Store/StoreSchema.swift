@@ -95,8 +95,24 @@ enum StoreSchema {
         return try queue.read { try objects(in: $0) }
     }
 
+    /// The identifiers `grdb_migrations` records (FORMAT.md section 11, step 1), read from the
+    /// table itself: any value is an identifier (NULL reads as `NULL`, a number as its text), so a
+    /// record rewritten by another client is an unknown migration, never a decoding failure. A
+    /// table without an `identifier` column records nothing (``migrationRecordState(_:)``).
     static func appliedMigrations(_ db: Database) throws -> [String] {
-        guard try db.tableExists("grdb_migrations") else { return [] }
-        return try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
+        guard try migrationRecordState(db) == nil else { return [] }
+        return try String.fetchAll(db, sql: Self.appliedMigrationsSQL)
+    }
+
+    static let appliedMigrationsSQL = "SELECT coalesce(CAST(identifier AS TEXT), 'NULL') FROM grdb_migrations NOT INDEXED ORDER BY 1"
+
+    /// Why `grdb_migrations` records nothing — `missing` (no such table), `without its
+    /// identifier column` — or nil if it can be read (it may still be empty).
+    static func migrationRecordState(_ db: Database) throws -> String? {
+        guard try db.tableExists("grdb_migrations") else { return "missing" }
+        guard try db.columns(in: "grdb_migrations").contains(where: { $0.name == "identifier" }) else {
+            return "without its identifier column"
+        }
+        return nil
     }
 }

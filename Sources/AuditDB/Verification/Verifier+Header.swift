@@ -40,7 +40,7 @@ extension Verifier {
             // Every store records its migrations; with none recorded, every other command takes
             // the file for no store at all.
             findings.append(Finding(kind: .schemaTampered, seqs: nil,
-                                    message: "the migration record (grdb_migrations) is \(try db.tableExists("grdb_migrations") ? "empty" : "missing"): every AuditDB store records the migrations it took, so it was removed by another SQLite client. Until it is restored (from a backup), other commands refuse the store"))
+                                    message: "the migration record (grdb_migrations) is \(try StoreSchema.migrationRecordState(db) ?? "empty"): every AuditDB store records the migrations it took, so it was removed by another SQLite client. Until it is restored (from a backup), other commands refuse the store"))
         }
         let unknown = applied.filter { !known.contains($0) }
         if !unknown.isEmpty {

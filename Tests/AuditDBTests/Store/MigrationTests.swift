@@ -72,7 +72,9 @@ struct MigrationTests {
     func migrationRecordEmptied() async throws {
         let keyFile = dir.path("k.keys")
         try KeyFile.write(keys, to: keyFile, replacing: false)
-        for (sql, state) in [("DELETE FROM grdb_migrations;", "empty"), ("DROP TABLE grdb_migrations;", "missing")] {
+        let renamed = "PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = 'CREATE TABLE grdb_migrations (name TEXT NOT NULL PRIMARY KEY)' WHERE name = 'grdb_migrations';"
+        for (sql, state) in [("DELETE FROM grdb_migrations;", "empty"), ("DROP TABLE grdb_migrations;", "missing"),
+                             (renamed, "without its identifier column")] {
             let path = dir.path("\(state).db")
             try await makeStore(at: path, keys: keys, count: 3)
             try sqlite3Must(path, sql)
@@ -91,6 +93,37 @@ struct MigrationTests {
                 #expect(error.message.contains("has AuditDB's tables but no record of its schema migrations"), "\(error.message)")
             }
         }
+    }
+
+    @Test("the migration record holds a NULL, or its table's page is damaged: findings in both verifiers, never a decoding failure")
+    func migrationRecordRewritten() async throws {
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        let path = dir.path("null.db")
+        try await makeStore(at: path, keys: keys, count: 3)
+        try sqlite3Must(path, """
+            PRAGMA writable_schema = ON;
+            UPDATE sqlite_schema SET sql = 'CREATE TABLE grdb_migrations (identifier TEXT PRIMARY KEY)' WHERE name = 'grdb_migrations';
+            """)
+        try sqlite3Must(path, "INSERT INTO grdb_migrations VALUES (NULL)")
+        let report = try await AuditStore.verify(storeAt: path, keys: keys)
+        #expect(report.findings.map(\.kind) == [.schemaTampered])
+        #expect(report.findings.map(\.message) == ["unknown migrations recorded: NULL (newer AuditDB, or tampering)"])
+        #expect(try pythonFindings(path, keyFile: keyFile) == ["schema-tampered -...-"])
+        await #expect { _ = try await AuditStore.open(at: path, keys: keys) } throws: { ($0 as? AuditError)?.code == .schemaTooNew }
+
+        // The record is read from the table's own b-tree (not its index): damage there is corruption.
+        let damaged = dir.path("damaged.db")
+        try await makeStore(at: damaged, keys: keys, count: 3)
+        let root = try #require(Int(try sqlite3Shell(damaged, "SELECT rootpage FROM sqlite_schema WHERE name = 'grdb_migrations'")
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let handle = try #require(FileHandle(forUpdatingAtPath: damaged))
+        try handle.seek(toOffset: UInt64((root - 1) * 4096))
+        try handle.write(contentsOf: Data(repeating: 0xFF, count: 100))
+        try handle.close()
+        let corrupt = try await AuditStore.verify(storeAt: damaged, keys: keys)
+        #expect(corrupt.findings.map(\.kind) == [.corruption], "\(corrupt.findings)")
+        #expect(try pythonFindings(damaged, keyFile: keyFile).map { $0.hasPrefix("corruption") } == [true])
     }
 
     @Test("a store at the first schema: open asks for migration; migrate backs up, upgrades and verifies")
