@@ -34,15 +34,16 @@ def check_time_breaks(conn, report) -> None:
     def is_untrusted(seq):
         return seq is not None and (seq in tombstones or any(a <= seq <= b for a, b in untrusted))
 
-    def foreign(seq, why):
+    def foreign(seq, why, cause=""):
         report.add("foreign-row", seq, seq,
-                   f"audit_time_breaks holds seq {seq}, {why}: inserted by another SQLite client")
+                   f"audit_time_breaks holds seq {seq}, {why}: inserted by another SQLite client{cause}")
 
     last = conn.execute("SELECT max(seq) FROM audit_entries WHERE seq >= 1").fetchone()[0] or 0
     # 1. Breaks outside the log.
     for (seq,) in conn.execute("SELECT seq FROM audit_time_breaks WHERE seq < 1 OR seq > ? ORDER BY seq LIMIT ?",
                                (last, OUTSIDE_NAMED_LIMIT)):
-        foreign(seq, f"which is outside the log (seq 1...{last})")
+        foreign(seq, f"which is outside the log (seq 1...{last})",
+                ", or left behind when the rows up to it were cut from the log's end" if seq > last else "")
     if last < 1:
         return
     breaks = [seq for (seq,) in conn.execute(

@@ -49,7 +49,7 @@ extension Appender {
         let records = try known ?? db.tableExists(TimeBreaks.table)
         if known == nil { state.withLock { $0.recordsTimeBreaks = records } }
         guard records else { return }
-        let stmt = try db.cachedStatement(sql: "INSERT INTO audit_time_breaks(seq) VALUES (?)").sqliteStatement
+        let stmt = try db.cachedStatement(sql: "INSERT OR IGNORE INTO audit_time_breaks(seq) VALUES (?)").sqliteStatement
         for seq in noted.breaks {
             defer { SQLite.reset(stmt) }
             try SQLite.bind(stmt, 1, seq)

@@ -49,9 +49,9 @@ enum TimeBreakCheck {
             }
             return false
         }
-        func foreign(_ seq: Int64, _ why: String) {
+        func foreign(_ seq: Int64, _ why: String, or cause: String = "") {
             findings.append(Finding(kind: .foreignRow, seqs: seq...seq,
-                                    message: "audit_time_breaks holds seq \(seq), \(why): inserted by another SQLite client"))
+                                    message: "audit_time_breaks holds seq \(seq), \(why): inserted by another SQLite client\(cause)"))
         }
         do {
             // Breaks outside the log. The log's end is read again in this snapshot: rows appended
@@ -59,7 +59,8 @@ enum TimeBreakCheck {
             let end = max(last, try Int64.fetchOne(db, sql: "SELECT ifnull(max(seq), 0) FROM audit_entries") ?? 0)
             for seq in try Int64.fetchAll(db, sql: "SELECT seq FROM audit_time_breaks WHERE seq < 1 OR seq > ? ORDER BY seq LIMIT 1000",
                                           arguments: [end]) {
-                foreign(seq, "which is outside the log (seq 1...\(end))")
+                foreign(seq, "which is outside the log (seq 1...\(end))",
+                        or: seq > end ? ", or left behind when the rows up to it were cut from the log's end" : "")
             }
             guard start <= last else { return findings }
             let breaks = try Int64.fetchAll(db, sql: "SELECT seq FROM audit_time_breaks WHERE seq >= ? AND seq <= ? ORDER BY seq",

@@ -142,6 +142,25 @@ struct TimeBreakTests {
         #expect(try breaks(db) == [6, 7, 307])
     }
 
+    @Test("breaks planted ahead of the log never block an append whose clock stepped back: the planted break at its seq becomes true, the rest stay foreign-row")
+    func plantedBreaksAhead() async throws {
+        try await makeStore(at: db, keys: keys, count: 3)
+        try sqlite3Must(db, "WITH RECURSIVE r(i) AS (SELECT 4 UNION ALL SELECT i + 1 FROM r WHERE i < 6) INSERT INTO audit_time_breaks SELECT i FROM r")
+        let store = try await AuditStore.open(at: db, keys: keys)
+        store.setClockOffsetForTesting(-Self.hour)
+        #expect(try await store.append(sampleEvent(4)) == 4)
+        store.setClockOffsetForTesting(0)
+        try await store.close()
+        let report = try await AuditStore.verify(storeAt: db, keys: keys)
+        #expect(report.findings.map(\.kind) == [.foreignRow, .foreignRow], "\(report)")
+        #expect(report.findings.map(\.seqs) == [5...5, 6...6])
+        #expect(report.findings.first?.message == "audit_time_breaks holds seq 5, which is outside the log (seq 1...4): inserted by another SQLite client, or left behind when the rows up to it were cut from the log's end")
+        #expect(try breaks(db) == [4, 5, 6])
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        #expect(try pythonFindings(db, keyFile: keyFile) == ["foreign-row 5...5", "foreign-row 6...6"])
+    }
+
     @Test("a recorded_at moved back or forward by an outside client: mac-mismatch at that row only (the step it makes, into it or out of it, is not reported twice)",
           arguments: [-86_400_000_000, 86_400_000_000] as [Int64])
     func editedRecordedAt(shift: Int64) async throws {
