@@ -93,6 +93,14 @@ struct Scan: AsyncParsableCommand {
                                               configuration: storeConfiguration)
         } catch let error as AuditError where error.code == .readOnly {
             throw AuditError(error.code, error.message + " A scan records its pass in the store; use --no-record to scan a read-only store without writing.")
+        } catch let error as AuditError where error.code == .corrupt {
+            // A file that cannot be read as a database: the same `corruption` finding as
+            // `verify` (exit 1), from a read-only pass; there is nothing to record it in.
+            let report = try await IntegrityScanner.scan(storeAt: try global.storePath(), keys: try global.keyRing(),
+                                                         mode: .full, configuration: try global.configuration())
+            try print(report)
+            if !report.isIntact { throw ExitCode(ExitStatus.violation) }
+            throw error
         }
         var configuration = IntegrityScanner.Configuration(recordsPasses: !noRecord)
         configuration.fullPassInterval = try Self.interval(fullEvery ?? Self.defaultFullEvery, option: "--full-every")

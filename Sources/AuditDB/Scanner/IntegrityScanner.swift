@@ -170,7 +170,13 @@ public final class IntegrityScanner: Service, Sendable {
         guard FileManager.default.fileExists(atPath: path) else {
             throw AuditError(.storeNotFound, "no store at \(path)")
         }
-        let reader = try AuditStore.openForReading(path, configuration)
+        let started = ContinuousClock.now
+        let opened = Result { () throws(AuditError) -> any DatabaseReader in try AuditStore.openForReading(path, configuration) }
+        if case .failure(let error) = opened, error.code == .corrupt {
+            // As verification reports it: a finding, not a failure to run.
+            return ScanReport(mode: mode, integrity: AuditStore.unreadableReport(error, started: started), recordSeq: nil)
+        }
+        let reader = try opened.get()
         let scanner = IntegrityScanner(
             target: Target(reader: reader, keys: keys, path: path, expectedStoreID: configuration.expectedStoreID,
                            checkpointKeys: configuration.checkpointPublicKeys, storeID: nil, record: nil),
@@ -178,6 +184,8 @@ public final class IntegrityScanner: Service, Sendable {
         let report: Result<ScanReport, any Error>
         do {
             report = .success(try await scanner.scan(mode, progress: progress))
+        } catch let error as AuditError where error.code == .corrupt {
+            report = .success(ScanReport(mode: mode, integrity: AuditStore.unreadableReport(error, started: started), recordSeq: nil))
         } catch {
             report = .failure(error)
         }

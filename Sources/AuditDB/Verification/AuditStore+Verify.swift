@@ -115,7 +115,9 @@ extension AuditStore {
         }
     }
 
-    private static func unreadableReport(_ error: AuditError, started: ContinuousClock.Instant) -> IntegrityReport {
+    /// The report on a file that cannot be read as a database (`error`'s code is `corrupt`): one
+    /// ``Finding/Kind/corruption`` finding, as verification and a scan of it both report.
+    static func unreadableReport(_ error: AuditError, started: ContinuousClock.Instant) -> IntegrityReport {
         IntegrityReport(
             storeID: nil, rowsChecked: 0, lastSeq: 0,
             findings: [Finding(kind: .corruption, seqs: nil, message: "the file cannot be read as a database: \(SQLite.adviceInVerification(error.message))")],

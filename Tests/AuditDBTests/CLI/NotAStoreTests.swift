@@ -83,4 +83,19 @@ struct NotAStoreTests {
         #expect(try run(try cliPath(), ["query", "--store", store, "--key-file", keyFile], environment: environment).status == 0)
         #expect(try auditdb(store, ["query", "--busy-timeout", "2.5"]).status == 0)
     }
+
+    @Test("a store file that cannot be read as a database: verify and every form of scan report the same corruption finding, exit 1")
+    func unreadableStore() async throws {
+        let store = dir.path("cut.db")
+        try await makeStore(at: store, keys: try KeyFile(path: keyFile).load(), count: 50)
+        #expect(truncate(store, 4096) == 0)
+        for arguments in [["verify"], ["scan"], ["scan", "--no-record"], ["scan", "--full"], ["scan", "--every", "1s"]] {
+            let result = try auditdb(store, arguments)
+            #expect(result.status == 1, "\(arguments): \(result.stdout)\(result.stderr)")
+            #expect(result.stdout.contains("corruption: the file cannot be read as a database: open \(store) failed: the file is not a valid database or its pages are damaged"),
+                    "\(arguments): \(result.stdout)\(result.stderr)")
+        }
+        let report = try await IntegrityScanner.scan(storeAt: store, keys: try KeyFile(path: keyFile).load())
+        #expect(report.integrity.findings.map(\.kind) == [.corruption])
+    }
 }
