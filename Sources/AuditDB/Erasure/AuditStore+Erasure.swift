@@ -2,6 +2,7 @@ import CAuditCore
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 
 /// Whose fields ``AuditStore/erase(_:fields:paths:reason:skippingLegacyRows:)`` erases.
 public enum ErasureSubject: Sendable, Hashable {
@@ -142,7 +143,9 @@ extension AuditStore {
             do {
                 (done, skipped, entry) = try await Task {
                     try await self.holdTransaction("erase fields") { db, _, append in
-                        try Self.eraseBatch(chunk, db, mask: mask, paths: paths, storeID: storeID, keys: keys, claimsCache: claimsCache) {
+                        // On the writer, as the scrub that clears it: no clear can pass this batch.
+                        self.walScrubPending.withLock { $0 = true }
+                        return try Self.eraseBatch(chunk, db, mask: mask, paths: paths, storeID: storeID, keys: keys, claimsCache: claimsCache) {
                             seqs, residuals in
                             ErasureRecord(reason: reason, subject: subject.kind, fields: fields, paths: paths, residuals: residuals, seqs: seqs)
                         } append: { try append($0) }
@@ -397,21 +400,28 @@ extension AuditStore {
     /// each attempt waits at most ``scrubAttemptWait`` for them and the writer is free between
     /// attempts: a long read (a scan, a verify, an export) does not stall appends, it only makes
     /// the scrub wait for its end or give up (`false`; the next checkpoint completes it).
-    func scrubWriteAheadLog() async throws -> Bool {
+    ///
+    /// `attempts` bounds the tries (one: a single checkpoint waiting at most ``scrubAttemptWait``).
+    /// Success clears ``walScrubPending``.
+    func scrubWriteAheadLog(attempts: Int = .max) async throws -> Bool {
         let clock = ContinuousClock()
         let deadline = clock.now + configuration.lockWait
         let restored = configuration.lockWait  // as the connection was set up
+        var tried = 0
         while true {
             let done: Bool
             do {
                 done = try await pool.writeWithoutTransaction { db in
-                    try SQLite.truncateWriteAheadLog(db, waitingAtMost: Self.scrubAttemptWait, restore: restored)
+                    let done = try SQLite.truncateWriteAheadLog(db, waitingAtMost: Self.scrubAttemptWait, restore: restored)
+                    if done { walScrubPending.withLock { $0 = false } }
+                    return done
                 }
             } catch {
                 throw AuditError.from(error, while: "checkpoint the write-ahead log")
             }
+            tried += 1
             if done { return true }
-            guard clock.now + Self.scrubPause < deadline else { return false }
+            guard tried < attempts, clock.now + Self.scrubPause < deadline else { return false }
             try await Task.sleep(for: Self.scrubPause)
         }
     }

@@ -43,6 +43,7 @@ extension AuditStore {
                 let step = min(pagesPerStep, state.free)
                 do {
                     state = try await pool.writeWithoutTransaction { db in
+                        walScrubPending.withLock { $0 = true }  // the pages cut off leave the file when the WAL is emptied
                         _ = try Row.fetchAll(db, sql: "PRAGMA incremental_vacuum(\(step))")
                         return try Self.spaceState(db)
                     }
@@ -74,6 +75,7 @@ extension AuditStore {
         let state: (incremental: Bool, free: Int)
         do {
             state = try await pool.writeWithoutTransaction { db in
+                walScrubPending.withLock { $0 = true }  // the WAL holds a copy of the whole store
                 // The pool's connections ask for INCREMENTAL (makePool); VACUUM applies it.
                 try db.execute(sql: "VACUUM")
                 return try Self.spaceState(db)

@@ -7,6 +7,7 @@ import CSodium
 import Foundation
 import GRDB
 import Metrics
+import Synchronization
 
 /// An append-only, signed, chained audit log in one SQLite file.
 ///
@@ -56,6 +57,10 @@ public final class AuditStore: Sendable {
     let closing = CloseOnce()
     /// What the verified erasure entries claim, for queries and erasures (read once, then extended).
     let erasureClaims = ErasureClaimsCache()
+    /// Whether the write-ahead log may hold bytes that must leave it — an erasure's old values
+    /// (its scrub did not finish), a compact's copy of the store, pages cut off by a release of
+    /// free space — so that ``close()`` keeps trying to empty it for up to the busy timeout.
+    let walScrubPending = Mutex(false)
 
     private init(path: String, storeID: StoreID, keys: KeyRing, configuration: Configuration, pool: DatabasePool,
                  knownKeyVersions: Set<UInt32>, rowFormat: UInt8 = UInt8(StoreFormat.rowFormat))
@@ -232,13 +237,17 @@ public final class AuditStore: Sendable {
     /// again (or concurrently, as ``run()`` does at shutdown) waits for the first close and
     /// returns.
     ///
-    /// The write-ahead log is emptied as the erasure scrub does it (a
-    /// TRUNCATE checkpoint tried 25 ms at a time, the writer free between attempts, for up to the
-    /// busy timeout), so that a close does not hold off other handles' writers while a reader of
-    /// an older snapshot finishes; if that reader outlasts the busy timeout, the WAL stays (logged)
-    /// and the next checkpoint folds it in. A checkpoint that fails (a full disk, a read-only
-    /// file) is logged at warning level and does not fail the close: everything committed is
-    /// durable in the WAL already, and a caller told "failed" after a commit would retry it.
+    /// The write-ahead log is emptied by a TRUNCATE checkpoint that waits at most 25 ms for
+    /// readers of older snapshots. If this handle erased values whose scrub did not finish,
+    /// compacted the store or released free space, the close keeps trying as the erasure scrub
+    /// does (every 200 ms, the writer free between attempts, for up to the busy timeout), so that
+    /// those bytes leave the WAL; if a reader outlasts that, the WAL stays (logged at notice
+    /// level) and the next checkpoint folds it in. Otherwise one attempt is made: a close after
+    /// appends never waits for another process's long `verify` or scan (the WAL it leaves is
+    /// folded in by the next checkpoint, and holds nothing that must leave the file). A
+    /// checkpoint that fails (a full disk, a read-only file) is logged at warning level and does
+    /// not fail the close: everything committed is durable in the WAL already, and a caller told
+    /// "failed" after a commit would retry it.
     public func close() async throws {
         try await closing.run { () async throws(AuditError) in
             await appender.shutDown()
@@ -251,9 +260,16 @@ public final class AuditStore: Sendable {
                     if !configuration.readOnly {
                         try await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
                     }
-                    if !configuration.readOnly, try await !scrubWriteAheadLog() {
-                        logger.notice("the write-ahead log could not be emptied at close: a reader held an older snapshot for the whole busy timeout",
-                                      metadata: ["store": "\(path)"])
+                    if !configuration.readOnly {
+                        if walScrubPending.withLock({ $0 }) {
+                            if try await !scrubWriteAheadLog() {
+                                logger.notice("the write-ahead log could not be emptied at close: a reader held an older snapshot for the whole busy timeout",
+                                              metadata: ["store": "\(path)"])
+                            }
+                        } else if try await !scrubWriteAheadLog(attempts: 1) {
+                            logger.debug("the write-ahead log was left for the next checkpoint at close: a reader holds an older snapshot",
+                                         metadata: ["store": "\(path)"])
+                        }
                     }
                 } catch {
                     logger.warning("the write-ahead log could not be emptied at close; what was committed is durable in it, and the next checkpoint that succeeds folds it into the store file",
