@@ -231,6 +231,19 @@ extension AuditStore {
                 field: "source")
         }
         if earlierRuns.isEmpty, oneTransaction {
+            // One transaction drops the query indexes and builds them again from the rows: in a
+            // store that already has rows, damage to an index (evidence `verify` reports as
+            // index-mismatch) would vanish without a word. So the store must verify first.
+            if try await lastSeq() > 0 {
+                let report = try await verify()
+                guard report.isIntact else {
+                    throw AuditError(
+                        .integrityViolation,
+                        "the store does not verify (\(report.totalFindings) finding(s), the first: \(report.findings.first.map { "\($0)" } ?? "?")); an adoption in one transaction rebuilds its query indexes, which would "
+                            + "erase evidence of this damage. Nothing was written. Run `auditdb verify`, keep a copy of the file, "
+                            + "deal with the findings (`auditdb repair-indexes` for index-mismatch), then adopt again.")
+                }
+            }
             return try await adoptInOneTransaction(adoption, source: source, pass: pass, sourceName: sourceName, started: started,
                                                    progress: progress)
         }

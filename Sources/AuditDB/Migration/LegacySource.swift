@@ -249,13 +249,13 @@ final class LegacySource {
         fields.occurredAt = occurred
         // Names, or AuditDB's own integer codes (rows of an AuditDB-shaped table that were never signed).
         if let outcome = fieldBytes[LegacyAdoption.Field.outcome.slot].map(text) {
-            guard let value = AuditOutcome(rawValue: outcome) ?? Int64(outcome).flatMap(AuditOutcome.init(code:)) else {
+            guard let value = AuditOutcome(rawValue: outcome) ?? Self.code(outcome).flatMap(AuditOutcome.init(code:)) else {
                 return problem(.outcome, "\(outcome.debugDescription) is not success, failure, denied or error (or 0-3)")
             }
             fields.outcome = value
         }
         if let severity = fieldBytes[LegacyAdoption.Field.severity.slot].map(text) {
-            guard let value = AuditSeverity(rawValue: severity) ?? Int64(severity).flatMap(AuditSeverity.init(code:)) else {
+            guard let value = AuditSeverity(rawValue: severity) ?? Self.code(severity).flatMap(AuditSeverity.init(code:)) else {
                 return problem(.severity, "\(severity.debugDescription) is not info, notice, warning or critical (or 0-3)")
             }
             fields.severity = value
@@ -267,6 +267,13 @@ final class LegacySource {
             let message = error.message.hasPrefix("\(field): ") ? String(error.message.dropFirst(field.count + 2)) : error.message
             return .failure(AdoptionProblem(rowID: id, field: field, message: message))
         }
+    }
+
+    /// AuditDB's own code as an INTEGER's decimal text: exactly one digit, `0` to `3` — not `+1`,
+    /// `01` or `-0`, which `Int64(_:)` would also read.
+    static func code(_ text: String) -> Int64? {
+        guard text.utf8.count == 1, let digit = text.utf8.first, (UInt8(ascii: "0")...UInt8(ascii: "3")).contains(digit) else { return nil }
+        return Int64(digit - UInt8(ascii: "0"))
     }
 
     private static func timestamp(_ stmt: OpaquePointer, _ i: Int32, type: Int32, format: LegacyAdoption.TimestampFormat)
