@@ -59,6 +59,10 @@ struct ExportCommand: AsyncParsableCommand {
         let policy: MaskingPolicy
         do {
             policy = try await masks.policy(for: store, extra: extraMasks)
+            let target = URL(fileURLWithPath: out)
+            for leftover in AuditStore.interruptedStaging(in: target.deletingLastPathComponent().path, matching: { $0 == target.lastPathComponent }) {
+                Output.notice("warning: \(OutputEscaping.escapeForTerminal(leftover)) is the staging directory of an export to this path that was interrupted (killed before its rename) or is running now; it holds copies of rows, values erased since included. Delete it once no export runs")
+            }
             summary = try await store.export(to: out, filter: filter, redact: fields, signer: signer, limit: limit,
                                              progress: { display.update($0.rowsChecked, total: $0.totalRows) }, accessBy: by,
                                              masking: policy)

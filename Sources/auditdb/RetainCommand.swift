@@ -66,6 +66,9 @@ struct Retain: AsyncParsableCommand {
     func run() async throws {
         let policy = try policy()
         let destination = try archive.map { RetentionArchive(directory: $0, signer: try CheckpointSigner.load(path: signingKey ?? "")) }
+        for leftover in destination?.interruptedStaging() ?? [] {
+            Output.notice("warning: \(OutputEscaping.escapeForTerminal(leftover)) is the staging directory of an archive bundle that an interrupted run left (killed before its rename), or of a run going on now; it holds copies of that batch's rows, values erased since included. Delete it (that batch did not expire then; a run archives its rows again)")
+        }
         let display = Progress("retain", unit: "candidate rows", quiet: quiet)
         let report = try await withStore(global) { store in
             // A tenant named with a typo ("bank " for "bank") would leave the real tenant's rows to

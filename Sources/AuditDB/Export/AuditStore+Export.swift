@@ -180,6 +180,21 @@ extension AuditStore {
         return url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).partial-\(UUID().uuidString.prefix(8))").path
     }
 
+    /// Staging directories that interrupted writes left in `parent` (``stagingPath(for:)``: a
+    /// bundle killed before its rename, an export or a retention archive) whose bundle name
+    /// `matches`: each holds copies of rows, values erased since included, and nothing removes
+    /// it. Sorted paths; an unreadable `parent` has none.
+    package static func interruptedStaging(in parent: String, matching matches: (String) -> Bool) -> [String] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return [] }  // missing: nothing left there
+        return names.compactMap { name -> String? in
+            guard name.hasPrefix("."), let mark = name.range(of: ".partial-", options: .backwards) else { return nil }
+            let suffix = name[mark.upperBound...]
+            guard suffix.count == 8, suffix.allSatisfy(\.isHexDigit), matches(String(name[name.index(after: name.startIndex)..<mark.lowerBound]))
+            else { return nil }
+            return URL(fileURLWithPath: parent).appendingPathComponent(name).path
+        }.sorted()
+    }
+
     /// How many times an export starts again when rows change under it.
     static let exportAttempts = 3
 

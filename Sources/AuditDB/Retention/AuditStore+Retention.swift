@@ -17,6 +17,16 @@ public struct RetentionArchive: Sendable {
         self.directory = directory
         self.signer = signer
     }
+
+    /// The staging directories of bundles that an interrupted run (a SIGKILL) left in
+    /// ``directory`` (`.expiry-FIRST-LAST.partial-XXXXXXXX`): each holds copies of that batch's
+    /// rows, values erased since included, and nothing removes it. Delete them.
+    public func interruptedStaging() -> [String] {
+        AuditStore.interruptedStaging(in: directory) { name in
+            let parts = name.split(separator: "-", omittingEmptySubsequences: false)
+            return parts.count == 3 && parts[0] == "expiry" && parts.dropFirst().allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
+        }
+    }
 }
 
 /// What ``AuditStore/applyRetention(_:now:dryRun:batchSize:archive:progress:)`` did (or, in a dry run, would do).

@@ -35,4 +35,32 @@ struct ExportStagingTests {
         let verification = try await ExportBundle.verify(at: out, publicKeys: signer.publicKeys, requireStatement: true)
         #expect(verification.isCompletenessAttested)
     }
+
+    @Test("staging directories an interrupted export or archive left are named by the CLI: they hold copies of rows, values erased since included")
+    func leftoversNamed() async throws {
+        let dir = try TempDir()
+        let keyFile = dir.path("k.keys")
+        let keys = try KeyFile.generate(at: keyFile)
+        let store = dir.path("s.db")
+        try await makeStore(at: store, keys: keys, count: 5)
+        let signingKey = dir.path("c.key")
+        try testSigner().write(to: signingKey, replacing: false)
+        let archive = dir.path("archive")
+        try FileManager.default.createDirectory(atPath: archive, withIntermediateDirectories: false)
+        for name in [".expiry-1-5.partial-0123ABCD", ".expiry-1-5.partial-short", "expiry-6-9", ".other.partial-0123ABCD"] {
+            try FileManager.default.createDirectory(atPath: archive + "/" + name, withIntermediateDirectories: false)
+        }
+        #expect(AuditStore.interruptedStaging(in: archive) { $0 == "other" } == [archive + "/.other.partial-0123ABCD"])
+        let options = ["--store", store, "--key-file", keyFile]
+        let retain = try run(try cliPath(), ["retain", "--older-than", "90d", "--archive", archive, "--signing-key", signingKey] + options)
+        #expect(retain.status == 0, "\(retain.stderr)")
+        #expect(retain.stderr.components(separatedBy: "\n").filter { $0.hasPrefix("auditdb: warning: ") }
+                    == ["auditdb: warning: \(archive)/.expiry-1-5.partial-0123ABCD is the staging directory of an archive bundle that an interrupted run left (killed before its rename), or of a run going on now; it holds copies of that batch's rows, values erased since included. Delete it (that batch did not expire then; a run archives its rows again)"],
+                "\(retain.stderr)")
+        try FileManager.default.createDirectory(atPath: dir.path(".bundle.partial-89ABCDEF"), withIntermediateDirectories: false)
+        #expect(try run(try cliPath(), ["checkpoint", "--signing-key", signingKey] + options).status == 0)
+        let export = try run(try cliPath(), ["export", "--out", dir.path("bundle"), "--signing-key", signingKey] + options)
+        #expect(export.status == 0, "\(export.stderr)")
+        #expect(export.stderr.contains("warning: \(dir.path(".bundle.partial-89ABCDEF")) is the staging directory of an export to this path that was interrupted"), "\(export.stderr)")
+    }
 }
