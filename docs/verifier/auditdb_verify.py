@@ -835,6 +835,21 @@ def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, 
         time_breaks.check_time_breaks(conn, report)
 
 
+def _file_format_versions(conn):
+    """Bytes 18 and 19 of the main database file's header, as stored in the file (not a page
+    image in the -wal); None if the file cannot be read now or is too short (section 11, step 1)."""
+    name = conn.execute("PRAGMA database_list").fetchone()[2]
+    path = name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else name
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(20)
+    except OSError:
+        return None
+    return (head[18], head[19]) if len(head) == 20 else None
+
+
 def _encoding_message(encoding: str) -> str:
     return (f"the database's text encoding is {encoding}; AuditDB stores are UTF-8 (the file was rebuilt by "
             "another tool): SQLite orders and compares text in another way in this encoding, so queries and "
@@ -898,6 +913,14 @@ def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | No
         encoding = _s(conn.execute("PRAGMA encoding").fetchone()[0])
         if encoding != "UTF-8":
             report.add("schema-tampered", None, None, _encoding_message(encoding))
+        versions = _file_format_versions(conn)
+        if versions is not None and not all(v in (1, 2) for v in versions):
+            write, read = versions
+            report.add("corruption", None, None,
+                       f"the SQLite file header's format versions are {write} (write, byte 18) and {read} (read, byte 19), "
+                       "not 1 or 2 as SQLite writes them: with a write version above 2 SQLite opens the file read-only, so "
+                       "every append fails. Another client changed them; restore the store from a backup (or write 2 back "
+                       "into both bytes)")
 
     # The attestations that count (section 10), needed only when some key version is compromised:
     # by the header check (seq 0) and the row scan. Without audit_entries there are no

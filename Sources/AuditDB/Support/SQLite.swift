@@ -259,7 +259,7 @@ extension AuditError {
         case .SQLITE_READONLY:
             return AuditError(
                 .readOnly,
-                "\(action) failed: the store is read-only (\(detail)). Check write permission on the file, its directory and its -wal/-shm files.",
+                "\(action) failed: the store is read-only (\(detail)). Check write permission on the file, its directory and its -wal/-shm files; if they are writable, run `auditdb verify` (another client may have changed the file's SQLite header).",
                 underlying: db)
         case .SQLITE_BUSY, .SQLITE_LOCKED:
             return AuditError(

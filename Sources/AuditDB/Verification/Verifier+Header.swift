@@ -1,6 +1,7 @@
 import CAuditCore
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// Steps 1 and 2 of a verification pass (docs/FORMAT.md, section 11): the schema, including what
 /// `grdb_migrations` records, and the store header.
@@ -35,6 +36,9 @@ extension Verifier {
             findings.append(Finding(kind: .schemaTampered, seqs: nil,
                                     message: "the database's text encoding is \(encoding); AuditDB stores are UTF-8 (the file was rebuilt by another tool): SQLite orders and compares text in another way in this encoding, so queries and index ranges could miss rows"))
         }
+        if let versions = try fileFormatVersions(db), !(1...2).contains(versions.write) || !(1...2).contains(versions.read) {
+            findings.append(Finding(kind: .corruption, seqs: nil, message: fileFormatMessage(write: versions.write, read: versions.read)))
+        }
         let known = StoreSchema.knownMigrations
         if applied.isEmpty, try db.tableExists("audit_entries") || db.tableExists("audit_store") {
             // Every store records its migrations; with none recorded, every other command takes
@@ -58,6 +62,26 @@ extension Verifier {
                                     message: "the store records schema migrations up to \(recorded.last ?? "none") only; this AuditDB's schema goes to \(known.last ?? "?"). Run `auditdb migrate`. If this store was migrated before, its migration record and the objects of the later migrations were removed (tampering)"))
         }
         return findings
+    }
+
+    /// Bytes 18 and 19 of the main database file's SQLite header (the file format write and read
+    /// versions), as stored in the file; nil for an in-memory database or a file too short.
+    static func fileFormatVersions(_ db: Database) throws -> (write: UInt8, read: UInt8)? {
+        guard let connection = db.sqliteConnection, let name = sqlite3_db_filename(connection, "main"), name.pointee != 0 else {
+            return nil
+        }
+        // Unreadable now: the open that read the file says what is wrong with it.
+        guard let handle = FileHandle(forReadingAtPath: String(cString: name)) else { return nil }
+        defer { try? handle.close() }  // read-only; nothing to lose
+        guard let bytes = try? handle.read(upToCount: 20), bytes.count == 20 else { return nil }  // as above
+        return (bytes[bytes.startIndex + 18], bytes[bytes.startIndex + 19])
+    }
+
+    /// The finding's text for file format versions other than 1 or 2 (FORMAT.md section 11, step 1).
+    static func fileFormatMessage(write: UInt8, read: UInt8) -> String {
+        "the SQLite file header's format versions are \(write) (write, byte 18) and \(read) (read, byte 19), not 1 or 2 as SQLite writes them: "
+            + "with a write version above 2 SQLite opens the file read-only, so every append fails. Another client changed them; "
+            + "restore the store from a backup (or write 2 back into both bytes)"
     }
 
     enum HeaderResult: Sendable {

@@ -1,0 +1,35 @@
+import AuditDBTestSupport
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// Byte 18 of the SQLite header (the file format write version) set above 2: SQLite opens the
+/// file read-only, so every append fails while every row still verifies. Verification reports it
+/// (FORMAT.md section 11, step 1), in both verifiers and the scanner.
+@Suite("The SQLite header's format versions")
+struct FileHeaderVersionTests {
+    @Test("a write version of 3: one corruption finding from verify, scan and the Python verifier; append fails and points to verify")
+    func writeVersion() async throws {
+        let dir = try TemporaryDirectory()
+        let keyPath = dir.path("k.keys")
+        let keys = try KeyFile.generate(at: keyPath)
+        let db = dir.path("store.db")
+        try await makeStore(at: db, keys: keys, count: 3)
+        let handle = try #require(FileHandle(forUpdatingAtPath: db))
+        try handle.seek(toOffset: 18)
+        try handle.write(contentsOf: Data([3]))
+        try handle.close()
+        let message = "the SQLite file header's format versions are 3 (write, byte 18) and 2 (read, byte 19), not 1 or 2 as SQLite writes them: with a write version above 2 SQLite opens the file read-only, so every append fails. Another client changed them; restore the store from a backup (or write 2 back into both bytes)"
+        let report = try await AuditStore.verify(storeAt: db, keys: keys)
+        #expect(report.findings.map(\.kind) == [.corruption])
+        #expect(report.findings.map(\.message) == [message])
+        let scan = try await IntegrityScanner.scan(storeAt: db, keys: keys, mode: .full)
+        #expect(scan.integrity.findings.map(\.message) == [message])
+        #expect(try pythonFindings(db, keyFile: keyPath) == ["corruption -...-"])
+        let append = try run(try cliPath(), ["append", "--actor", "a", "--action", "x", "--store", db, "--key-file", keyPath],
+                             environment: environmentWithoutAuditDBOptions())
+        #expect(append.status == 2)
+        #expect(append.stderr.contains("if they are writable, run `auditdb verify` (another client may have changed the file's SQLite header)"), "\(append.stderr)")
+    }
+}
