@@ -624,6 +624,7 @@ def check_entry(e: dict, seq: int, cp: dict) -> tuple[str, str] | None:
         if isinstance(f, dict):
             allowed = ({"withheld", "commitment", "masked"} if f.get("withheld") is True  # masked: section 17.6
                        else {"erased", "commitment"} if f.get("erased") is True  # section 21.5
+                       else {"value", "commitment"} if "value" in f and f["value"] is None  # a NULL has no nonce
                        else {"value", "nonce", "commitment"})
             extra = sorted(set(f) - allowed)
             if extra:

@@ -30,7 +30,9 @@ extension ExportBundle {
         for field in WithholdableField.allCases {
             guard let object = e[field.rawValue]?.object else { continue }
             let allowed: Set<String> = object["withheld"]?.isTrue == true ? ["withheld", "commitment", "masked"]
-                : object["erased"]?.isTrue == true ? ["erased", "commitment"] : ["value", "nonce", "commitment"]
+                : object["erased"]?.isTrue == true ? ["erased", "commitment"]
+                : object["value"]?.isNull == true ? ["value", "commitment"]  // a NULL has no nonce to show
+                : ["value", "nonce", "commitment"]
             if let extra = object.firstKey(notIn: allowed) {
                 return malformed("field \(field.rawValue) has an unexpected key \(OutputEscaping.jsonQuoted(extra))")
             }

@@ -61,6 +61,20 @@ struct ExportStrictnessTests {
         #expect(try await findings(plain).first == #"bundle-malformed@1: entry seq 1: field actor has an unexpected key "value""#)
     }
 
+    @Test("a NULL field shown with a nonce is malformed: a NULL has no nonce, so the nonce would be unproven")
+    func nullWithNonce() async throws {
+        let store = try await AuditStore.create(at: dir.path("n.db"), keys: try testKeyRing())
+        try await store.append(AuditEvent(actor: "a", action: "read"))
+        try await store.checkpoint(signer: signer)
+        let bundle = dir.path("null")
+        try await store.export(to: bundle)
+        try await store.close()
+        try edit(bundle + "/entries.jsonl") {
+            $0.replacingOccurrences(of: "\"source\":{\"value\":null,", with: "\"source\":{\"value\":null,\"nonce\":\"\(String(repeating: "0", count: 64))\",")
+        }
+        #expect(try await findings(bundle) == [#"bundle-malformed@1: entry seq 1: field source has an unexpected key "nonce""#])
+    }
+
     @Test("a manifest with an added field, an unknown redacted name, or entries that withhold other fields")
     func manifestExtras() async throws {
         let (plain, _) = try await bundles()
