@@ -77,7 +77,19 @@ enum SQLite {
     }
 
     static func bind(_ stmt: OpaquePointer, _ index: Int32, text: String) throws(AuditError) {
-        try check(sqlite3_bind_text(stmt, index, text, -1, transient), sqlite3_db_handle(stmt), while: "bind parameter \(index)")
+        try bind(stmt, index, textBytes: Array(text.utf8))
+    }
+
+    /// Binds UTF-8 `bytes` as TEXT with their length: a NUL inside them is a byte like any other
+    /// (a length of -1 would cut the text at the first one).
+    static func bind(_ stmt: OpaquePointer, _ index: Int32, textBytes bytes: [UInt8]) throws(AuditError) {
+        let rc = bytes.withUnsafeBytes { buffer -> Int32 in
+            let empty: StaticString = ""
+            let start = buffer.baseAddress?.assumingMemoryBound(to: CChar.self)
+                ?? UnsafeRawPointer(empty.utf8Start).assumingMemoryBound(to: CChar.self)
+            return sqlite3_bind_text(stmt, index, start, Int32(clamping: buffer.count), transient)
+        }
+        try check(rc, sqlite3_db_handle(stmt), while: "bind parameter \(index)")
     }
 
     static func bind(_ stmt: OpaquePointer, _ index: Int32, blob: [UInt8]) throws(AuditError) {

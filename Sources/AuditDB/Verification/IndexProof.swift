@@ -1,5 +1,6 @@
 import CAuditCore
 import CSodium
+import Foundation
 import GRDB
 import GRDBSQLite
 
@@ -153,11 +154,12 @@ struct IndexProof: Sendable {
         }
     }
 
-    /// The distinct TEXT tenants of rows `from...upTo`.
-    private static func tenants(_ db: Database, from: Int64, upTo: Int64) throws -> [String] {
-        try String.fetchAll(
-            db, sql: "SELECT DISTINCT tenant FROM audit_entries WHERE seq >= ? AND seq <= ? AND typeof(tenant) = 'text'",
-            arguments: [from, upTo])
+    /// The distinct TEXT tenants of rows `from...upTo`, as their stored bytes (a NUL inside one is
+    /// kept: a Swift string read back from SQLite would end there, and seek another tenant).
+    private static func tenants(_ db: Database, from: Int64, upTo: Int64) throws -> [[UInt8]] {
+        try Data.fetchAll(
+            db, sql: "SELECT DISTINCT CAST(tenant AS BLOB) FROM audit_entries WHERE seq >= ? AND seq <= ? AND typeof(tenant) = 'text'",
+            arguments: [from, upTo]).map { Array($0) }
     }
 
     /// The smallest and largest integer value of `column` among rows `from...upTo`.
@@ -172,7 +174,7 @@ struct IndexProof: Sendable {
     /// Runs one digest query (`?1` = key, then `bindings` from `?2`, `text` as `?6`) and adds its
     /// result; returns its second column if it has one (0 otherwise).
     @discardableResult
-    private static func fold(_ db: Database, index: Index, sql: String, key: [UInt8], bindings: [Int64], text: String? = nil,
+    private static func fold(_ db: Database, index: Index, sql: String, key: [UInt8], bindings: [Int64], text: [UInt8]? = nil,
                              into digest: inout adb_index_digest) throws -> Int64
     {
         let statement = try db.makeStatement(sql: sql)
@@ -180,7 +182,7 @@ struct IndexProof: Sendable {
         defer { SQLite.reset(stmt) }
         try SQLite.bind(stmt, 1, blob: key)
         for (offset, value) in bindings.enumerated() { try SQLite.bind(stmt, Int32(offset + 2), value) }
-        if let text { try SQLite.bind(stmt, 6, text: text) }
+        if let text { try SQLite.bind(stmt, 6, textBytes: text) }
         guard try SQLite.step(stmt, while: "scan index \(index.name)") else {
             throw AuditError(.storage, "scanning index \(index.name) gave no digest")
         }
