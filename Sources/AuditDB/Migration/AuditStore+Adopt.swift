@@ -191,7 +191,12 @@ extension AuditStore {
         let waitMilliseconds = wait.seconds * 1_000 + wait.attoseconds / 1_000_000_000_000_000
         let lock = try await takeAdoptionLock()
         defer { Platform.close(lock) }
-        let source = try LegacySource(adoption, busyTimeoutMilliseconds: Int32(clamping: waitMilliseconds))
+        let source: LegacySource
+        do {
+            source = try LegacySource(adoption, busyTimeoutMilliseconds: Int32(clamping: waitMilliseconds))
+        } catch let error as AuditError {
+            throw LegacySource.sourceError(error, path: adoption.sourcePath)
+        }
         defer { source.close() }
         if adoption.afterwards == .drop, !source.droppedColumns.isEmpty {
             throw AuditError(
@@ -396,13 +401,21 @@ extension AuditStore {
         case .leave:
             return
         case .protect:
-            try source.protect()
+            do {
+                try source.protect()
+            } catch let error as AuditError {
+                throw LegacySource.sourceError(error, path: adoption.sourcePath)
+            }
         case .drop:
             let report = try await verify()
             guard report.isLogIntact else {
                 throw AuditError(.integrityViolation, "the store does not verify (\(report)); the legacy table was not dropped")
             }
-            try await source.drop(digest: pass.digest)
+            do {
+                try await source.drop(digest: pass.digest)
+            } catch let error as AuditError {
+                throw LegacySource.sourceError(error, path: adoption.sourcePath)
+            }
         }
     }
 }

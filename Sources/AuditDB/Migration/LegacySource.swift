@@ -1,5 +1,6 @@
 import CAuditCore
 import Foundation
+import GRDB
 import GRDBSQLite
 
 /// The legacy table, read through its own connection inside one read transaction, so that both
@@ -142,7 +143,12 @@ final class LegacySource {
             default: " WHERE (\(idExpression), \(rowidName)) > (?1, ?2)"
             }
             let sql = selectSQL + condition + " ORDER BY \(idExpression), \(rowidName) LIMIT \(windowSize)"
-            let stmt = try SQLite.prepare(connection, sql, while: "read \(adoption.table)")
+            let stmt: OpaquePointer
+            do {
+                stmt = try SQLite.prepare(connection, sql, while: "read \(adoption.table)")
+            } catch {
+                throw Self.sourceError(error, path: adoption.sourcePath)
+            }
             defer { SQLite.finalize(stmt) }
             if let after {
                 if SQLite.valueType(after.id) != SQLITE_NULL { try SQLite.bind(stmt, 1, value: after.id) }
@@ -151,7 +157,10 @@ final class LegacySource {
             var window: [Result<EncodedEvent, AdoptionProblem>] = []
             window.reserveCapacity(converting ? windowSize : 0)
             var read = 0
-            while try SQLite.step(stmt, while: "read \(adoption.table)") {
+            func step() throws(AuditError) -> Bool {
+                do { return try SQLite.step(stmt, while: "read \(adoption.table)") } catch { throw Self.sourceError(error, path: adoption.sourcePath) }
+            }
+            while try step() {
                 read += 1
                 let id = SQLite.int64(stmt, idColumnIndex)
                 // Each column as u8 type || u32 length || bytes (the trailing rowid is not hashed).
@@ -182,6 +191,28 @@ final class LegacySource {
                              + "nothing more is imported. Report this with the table's schema.")
         }
         return total
+    }
+
+    /// An error of the source's own connection, said of the source: SQLite's errors are worded
+    /// for the store (``AuditError/from(_:while:)``), so a read-only or damaged source would send
+    /// the operator to the wrong file. Other errors are returned as they are.
+    static func sourceError(_ error: AuditError, path: String) -> AuditError {
+        guard error.code == .readOnly || error.code == .corrupt, let db = error.underlying as? DatabaseError else { return error }
+        let action = error.message.range(of: " failed: ").map { String(error.message[..<$0.lowerBound]) + " failed: " } ?? ""
+        let detail = db.message ?? "SQLite error \(db.extendedResultCode.rawValue)"
+        if error.code == .readOnly {
+            return AuditError(
+                .readOnly,
+                "\(action)the source \(path) cannot be written here (\(detail)): `--then protect` and `--then drop` write to it, and a "
+                    + "source in write-ahead-log mode needs a writable directory even to be read. Check the permissions of the source "
+                    + "file and its directory, or adopt from a copy. The store is not the problem.",
+                field: "source", underlying: db)
+        }
+        return AuditError(
+            .invalidInput,
+            "\(action)the source \(path) is not an SQLite database, or its pages are damaged (\(detail)). It is the source that is "
+                + "damaged, not the store: repair it (`sqlite3 SOURCE .recover`) or restore it, then run the adoption again.",
+            field: "source", underlying: db)
     }
 
     /// A short description of a column's value for an error message.

@@ -101,4 +101,27 @@ struct AdoptionIndexTrustTests {
             throws: { ($0 as? AuditError)?.message.contains(#"outcome: "+1" is not success, failure, denied or error (or 0-3)"#) == true }
         try await strict.close()
     }
+
+    @Test("a damaged source is named as the source, not the store")
+    func damagedSourceNamed() async throws {
+        let legacy = dir.path("legacy.db")
+        try sqlite3Must(legacy, """
+            CREATE TABLE t(id INTEGER PRIMARY KEY, actor TEXT, action TEXT);
+            WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3000) INSERT INTO t SELECT i, 'user-' || i, 'read' FROM c;
+            """)
+        let handle = try #require(FileHandle(forUpdatingAtPath: legacy))
+        try handle.seek(toOffset: 4 * 4096)  // a leaf page of t
+        try handle.write(contentsOf: Data(repeating: 0xFF, count: 4096))
+        try handle.close()
+        let store = try await AuditStore.create(at: dir.path("s.db"), keys: keys)
+        var adoption = LegacyAdoption(sourcePath: legacy, table: "t", mapping: [.actor: "actor", .action: "action"])
+        adoption.idColumn = "id"
+        await #expect { _ = try await store.adopt(adoption) } throws: { error in
+            guard let error = error as? AuditError else { return false }
+            return error.field == "source" && error.message.contains("the source \(legacy) is not an SQLite database, or its pages are damaged")
+                && error.message.contains("It is the source that is damaged, not the store") && !error.message.contains("auditdb verify")
+        }
+        #expect(try await store.lastSeq() == 0)
+        try await store.close()
+    }
 }
