@@ -635,15 +635,21 @@ def _known_objects() -> tuple[set[str], set[str]]:
             rows = mem.execute(ALL_OBJECTS_SQL).fetchall()
         finally:
             mem.close()
-        _KNOWN = ({r[1] for r in rows}, {r[1] for r in rows if r[0] in ("table", "view")})
+        _KNOWN = ({_ascii_lower(r[1]) for r in rows}, {_ascii_lower(r[1]) for r in rows if r[0] in ("table", "view")})
     return _KNOWN
+
+
+def _ascii_lower(name) -> str:
+    """SQLite's names ignore ASCII case only: `AUDIT_ENTRIES` is the table audit_entries."""
+    text = _s(name)
+    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
 
 
 def schema_objects(conn: sqlite3.Connection) -> dict[str, tuple[str, str | None]]:
     out = {}
     names, tables = _known_objects()
     for typ, name, table, sql in conn.execute(ALL_OBJECTS_SQL):
-        if _s(name) not in names and _s(table) not in tables:
+        if _ascii_lower(name) not in names and _ascii_lower(table) not in tables:
             continue  # not AuditDB's: an app's own objects, whatever their names
         key = f"{_s(typ)} {_s(name)}"
         out.setdefault(key, (_s(table), None if sql is None else _s(sql)))
@@ -939,7 +945,7 @@ def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | No
             report.add("schema-tampered", None, None, "table audit_entries is missing (dropped?)")
         return {}
 
-    low = conn.execute("SELECT min(seq), max(seq), count(*) FROM audit_entries WHERE seq < 1").fetchone()
+    low = conn.execute("SELECT min(seq), max(seq), count(*) FROM audit_entries NOT INDEXED WHERE seq < 1").fetchone()
     if low[2]:
         report.add("unexpected-rows", low[0], low[1], f"{low[2]} row(s) with seq below 1; the log starts at seq 1")
     has_tombstones = _table_exists(conn, "audit_expired")
@@ -957,7 +963,7 @@ def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | No
 def log_end(conn, has_tombstones: bool) -> int | None:
     """L, the highest seq >= 1 of the log's rows (AuditDB never expires the newest row, so a
     tombstone above it is not one of the log's: section 20.4). None for an empty log."""
-    return conn.execute("SELECT max(seq) FROM audit_entries WHERE seq >= 1").fetchone()[0]
+    return conn.execute("SELECT max(seq) FROM audit_entries NOT INDEXED WHERE seq >= 1").fetchone()[0]
 
 
 def _moved_from_tail(conn, report: Report, keys, store_id: bytes, hi: int, count: int):
@@ -1051,7 +1057,7 @@ def _load_attestations(conn) -> dict[int, list[tuple[int, int, bytes]]]:
 
 _SELECT_ROWS = (
     "SELECT " + ", ".join(READ_COLUMNS) + ", " + ", ".join(f"typeof({c})" for c in READ_COLUMNS)
-    + " FROM audit_entries WHERE seq >= 1 ORDER BY seq"
+    + " FROM audit_entries NOT INDEXED WHERE seq >= 1 ORDER BY seq"
 )
 _INT_COLUMNS = ("recorded_at", "outcome", "severity", "origin", "format_version", "key_version")
 _OPT_INT_COLUMNS = ("occurred_at", "origin_ref")
@@ -1249,10 +1255,10 @@ _ROW_SELECT_LIST = ", ".join(READ_COLUMNS) + ", " + ", ".join(f"typeof({c})" for
 # (?1 = F), and among the newest rows of the log (?1 = L). ?2 = the key version. The limit counts
 # every row the query returns, including rows skipped below (malformed, or already taken).
 _EVIDENCE_FROM_FIRST = (
-    f"SELECT {_ROW_SELECT_LIST} FROM audit_entries WHERE seq >= ?1 AND seq < ?1 + {KEY_PROOF_WINDOW}"
+    f"SELECT {_ROW_SELECT_LIST} FROM audit_entries NOT INDEXED WHERE seq >= ?1 AND seq < ?1 + {KEY_PROOF_WINDOW}"
     f" AND key_version = ?2 ORDER BY seq LIMIT {KEY_PROOF_ROWS}")
 _EVIDENCE_FROM_LAST = (
-    f"SELECT {_ROW_SELECT_LIST} FROM audit_entries WHERE seq > ?1 - {KEY_PROOF_WINDOW} AND seq <= ?1"
+    f"SELECT {_ROW_SELECT_LIST} FROM audit_entries NOT INDEXED WHERE seq > ?1 - {KEY_PROOF_WINDOW} AND seq <= ?1"
     f" AND seq >= 1 AND key_version = ?2 ORDER BY seq DESC LIMIT {KEY_PROOF_ROWS}")
 
 
@@ -1271,7 +1277,7 @@ def key_proof(conn, keys: dict[int, Key], header: dict) -> dict[int, tuple[str, 
     store_id = header["store_id"]
     cache = _cached_first_seqs(conn)
     has_entries = _table_exists(conn, "audit_entries")
-    last = conn.execute("SELECT max(seq) FROM audit_entries").fetchone()[0] if has_entries else None
+    last = conn.execute("SELECT max(seq) FROM audit_entries NOT INDEXED").fetchone()[0] if has_entries else None
     n = len(READ_COLUMNS)
     out: dict[int, tuple[str, list[int]]] = {}
     for v in sorted(keys):
@@ -1308,7 +1314,7 @@ def key_proof(conn, keys: dict[int, Key], header: dict) -> dict[int, tuple[str, 
 
 
 _EVIDENCE_ALL = (
-    f"SELECT {_ROW_SELECT_LIST} FROM audit_entries WHERE seq >= 1 AND key_version = ?1 ORDER BY seq")
+    f"SELECT {_ROW_SELECT_LIST} FROM audit_entries NOT INDEXED WHERE seq >= 1 AND key_version = ?1 ORDER BY seq")
 
 
 def _any_row_verifies(conn, key: "Key", store_id: bytes) -> bool:
@@ -1366,7 +1372,7 @@ def _log_row_has_key_version(seq: str, key_version: str, expired: bool) -> str:
         return row
     return (f"({row} OR (NOT EXISTS (SELECT 1 FROM audit_entries x WHERE x.seq = {seq}) AND EXISTS ("
             f"SELECT 1 FROM audit_expired y WHERE y.seq = {seq} AND y.seq >= 1 AND y.key_version IS {key_version}"
-            " AND y.seq <= (SELECT coalesce(max(seq), 0) FROM audit_entries))))")
+            " AND y.seq <= (SELECT coalesce(max(seq), 0) FROM audit_entries NOT INDEXED))))")
 
 
 def _foreign_key_versions(conn, report: Report) -> None:

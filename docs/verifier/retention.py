@@ -407,7 +407,7 @@ _TOMBSTONES_OF = ("SELECT seq, recorded_at, tags FROM audit_expired x WHERE expi
 # Step 4's walk (auditdb_verify.py): the tombstones of expired seqs (>= 1, no row in audit_entries).
 WALK_TOMBSTONES = (
     "SELECT t.seq, t.key_version, typeof(t.key_version), t.mac, typeof(t.mac) FROM audit_expired t"
-    " WHERE t.seq >= 1 AND t.seq <= (SELECT coalesce(max(seq), 0) FROM audit_entries)"
+    " WHERE t.seq >= 1 AND t.seq <= (SELECT coalesce(max(seq), 0) FROM audit_entries NOT INDEXED)"
     " AND NOT EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = t.seq) ORDER BY t.seq")
 
 
@@ -504,7 +504,7 @@ def check_expiry(conn, report, keys: dict, store_id: bytes, engine_rows: dict[in
     groups: dict[int, _Group] = {}
     # A tombstone stands for a row the log no longer has: at a seq from 1 to the last row's, where
     # audit_entries has no row. Any other audit_expired row takes no part in the log: foreign-row.
-    last = conn.execute("SELECT max(seq) FROM audit_entries WHERE seq >= 1").fetchone()[0] or 0
+    last = conn.execute("SELECT max(seq) FROM audit_entries NOT INDEXED WHERE seq >= 1").fetchone()[0] or 0
     cut_tail = None  # the highest tombstone above the last row that links to the one before it
     if has_tombstones:
         n = len(TOMBSTONE_COLUMNS)

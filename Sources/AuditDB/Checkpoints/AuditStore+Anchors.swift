@@ -124,7 +124,7 @@ extension AuditStore {
                         storeID: StoreID, keys: KeyRing) async throws -> [Finding]
     {
         guard let highest = anchored.last?.checkpoint.seq else { return [] }
-        let lastSeq = try await reader.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries WHERE seq >= 1") ?? 0 }
+        let lastSeq = try await reader.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries NOT INDEXED WHERE seq >= 1") ?? 0 }
         var roots: [Int64: [UInt8]] = [:]
         let wanted = Set(anchored.map(\.checkpoint.seq))
         var computedUpTo: Int64 = 0

@@ -185,7 +185,7 @@ extension AuditStore {
             frontier = stored
             prevMac = last.checkpoint.chainHead
         }
-        let lastSeq = try await reader.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0 }
+        let lastSeq = try await reader.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries NOT INDEXED") ?? 0 }
         let from = frontier.size + 1
         guard lastSeq >= from else { return nil }
         let scan = try await LeafScan.leaves(reader, range: from...lastSeq, prevMac: prevMac, storeID: storeID, keys: keys, verify: true,
@@ -240,7 +240,7 @@ extension AuditStore {
         -> (StoredCheckpoint?, skipped: [Int64])
     {
         guard try db.tableExists("audit_checkpoints") else { return (nil, []) }
-        let lastSeq = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0
+        let lastSeq = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries NOT INDEXED") ?? 0
         var skipped: [Int64] = []
         for stored in try readCheckpoints(db, storeID: storeID, upTo: lastSeq, limit: checkpointCandidates) {
             let cp = stored.checkpoint

@@ -33,7 +33,7 @@ enum LeafScan {
     {
         var result = Result(lastGood: range.lowerBound - 1, lastMac: start)
         let claims = verify ? try erasures?.claims(db, storeID: storeID, keys: keys) : nil
-        let statement = try db.makeStatement(sql: try RowLayout.select(db) + " WHERE seq >= ? AND seq <= ? ORDER BY seq")
+        let statement = try db.makeStatement(sql: try RowLayout.select(db) + " NOT INDEXED WHERE seq >= ? AND seq <= ? ORDER BY seq")
         let stmt = statement.sqliteStatement
         try SQLite.bind(stmt, 1, range.lowerBound)
         try SQLite.bind(stmt, 2, range.upperBound)

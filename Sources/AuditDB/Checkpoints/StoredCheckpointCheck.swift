@@ -17,7 +17,7 @@ enum StoredCheckpointCheck {
 
     static func findings(_ db: Database, storeID: StoreID, trusted: CheckpointPublicKeys?) throws -> [Finding] {
         guard try db.tableExists("audit_checkpoints"), try db.tableExists("audit_entries") else { return [] }
-        let lastSeq = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries WHERE seq >= 1") ?? 0
+        let lastSeq = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries NOT INDEXED WHERE seq >= 1") ?? 0
         // Rows that disagree with the log: beyond its end, or a chain head that is not row seq's MAC
         // (an expired row's: its tombstone's, FORMAT.md section 20.4). One lookup by seq per
         // checkpoint row in each table: a join with the union of both tables made SQLite

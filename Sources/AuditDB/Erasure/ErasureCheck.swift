@@ -18,7 +18,7 @@ enum ErasureCheck {
 
     /// The rows from seq ?1 through ?2 with erased fields (a 97-byte seals value; its first byte is the mask).
     static let erasedRowsSQL = """
-        SELECT seq, seals FROM audit_entries
+        SELECT seq, seals FROM audit_entries NOT INDEXED
         WHERE seq >= ?1 AND seq <= ?2 AND typeof(seals) = 'blob' AND length(seals) = 97 ORDER BY seq
         """
 

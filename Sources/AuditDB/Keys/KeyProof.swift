@@ -71,7 +71,7 @@ enum KeyProof {
     /// Whether any well-formed row signed by `key`'s version verifies under it (its row tag).
     private static func anyRowVerifies(_ db: Database, header: StoreHeader, key: AuditKey) throws -> Bool {
         guard try db.tableExists("audit_entries") else { return false }
-        let statement = try db.makeStatement(sql: try RowLayout.select(db) + " WHERE seq >= 1 AND key_version = ?1 ORDER BY seq")
+        let statement = try db.makeStatement(sql: try RowLayout.select(db) + " NOT INDEXED WHERE seq >= 1 AND key_version = ?1 ORDER BY seq")
         let stmt = statement.sqliteStatement
         try SQLite.bind(stmt, 1, Int64(key.version))
         defer { SQLite.reset(stmt) }
@@ -111,13 +111,13 @@ enum KeyProof {
         var places: [(sql: String, argument: Int64)] = []
         if let first = cachedFirstSeq, first >= 1 {
             places.append((
-                try RowLayout.select(db) + " WHERE seq >= ?1 AND seq < ?1 + \(window) AND key_version = ?2 ORDER BY seq LIMIT \(rowsPerPlace)",
+                try RowLayout.select(db) + " NOT INDEXED WHERE seq >= ?1 AND seq < ?1 + \(window) AND key_version = ?2 ORDER BY seq LIMIT \(rowsPerPlace)",
                 first))
         }
         let last = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0
         if last >= 1 {
             places.append((
-                try RowLayout.select(db) + " WHERE seq > ?1 - \(window) AND seq <= ?1 AND seq >= 1 AND key_version = ?2 ORDER BY seq DESC LIMIT \(rowsPerPlace)",
+                try RowLayout.select(db) + " NOT INDEXED WHERE seq > ?1 - \(window) AND seq <= ?1 AND seq >= 1 AND key_version = ?2 ORDER BY seq DESC LIMIT \(rowsPerPlace)",
                 last))
         }
         for place in places {

@@ -23,7 +23,7 @@ extension QueryExecution {
 
     static let timeBreaksSQL = "SELECT seq FROM audit_time_breaks WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
     static let firstRowSQL = "SELECT seq, recorded_at FROM audit_entries WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT 1"
-    static let lastRowSQL = "SELECT seq, recorded_at FROM audit_entries WHERE seq >= ? AND seq <= ? ORDER BY seq DESC LIMIT 1"
+    static let lastRowSQL = "SELECT seq, recorded_at FROM audit_entries NOT INDEXED WHERE seq >= ? AND seq <= ? ORDER BY seq DESC LIMIT 1"
 
     /// The seq ranges (ascending, disjoint, within `lower...upper`) that hold exactly the rows
     /// whose `recorded_at` is in `window`; nil when the store has no time breaks (before

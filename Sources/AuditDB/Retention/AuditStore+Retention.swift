@@ -227,7 +227,7 @@ extension AuditStore {
     /// Rows old enough for the loosest limit, excluding AuditDB's own entries and the newest row.
     static let candidatesSQL = """
         SELECT seq FROM audit_entries
-        WHERE recorded_at < ?1 AND seq >= 1 AND seq < (SELECT max(seq) FROM audit_entries)
+        WHERE recorded_at < ?1 AND seq >= 1 AND seq < (SELECT max(seq) FROM audit_entries NOT INDEXED)
           AND NOT (action >= 'auditdb.' AND action < 'auditdb/')
         ORDER BY seq
         """

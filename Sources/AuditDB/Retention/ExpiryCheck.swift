@@ -54,7 +54,7 @@ enum ExpiryCheck {
         // A tombstone stands for a row the log no longer has: at a seq from 1 to the last row's,
         // where audit_entries has no row. Any other audit_expired row takes no part in the log
         // (nothing walks, counts or ships it): it is foreign, and must not block the store.
-        let lastSeq = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries WHERE seq >= 1") ?? 0
+        let lastSeq = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries NOT INDEXED WHERE seq >= 1") ?? 0
         var cutTail: Int64?  // the highest tombstone above the last row that links to the one before it
         let statement = try db.makeStatement(sql: """
             SELECT x.seq, x.key_version, x.mac, x.leaf, x.recorded_at, x.tags, x.expiry_seq,

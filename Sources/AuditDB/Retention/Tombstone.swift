@@ -26,7 +26,7 @@ struct Tombstone: Sendable, Hashable {
     /// 20.4): its seq is from 1 to the last row's, and `audit_entries` has no row there. Any other
     /// row of the table is foreign: nothing counts, walks, ships or reports it as expired.
     static let inLog = """
-        x.seq >= 1 AND x.seq <= (SELECT coalesce(max(seq), 0) FROM audit_entries) \
+        x.seq >= 1 AND x.seq <= (SELECT coalesce(max(seq), 0) FROM audit_entries NOT INDEXED) \
         AND NOT EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = x.seq)
         """
 

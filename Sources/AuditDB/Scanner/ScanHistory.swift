@@ -87,7 +87,7 @@ extension AuditStore {
     /// naming the first that fails.
     static func verifyRows(_ db: Database, after seq: Int64, storeID: StoreID, keys: KeyRing) throws {
         var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .throw)
-        let page = try db.cachedStatement(sql: try RowLayout.select(db) + " WHERE seq > ? ORDER BY seq LIMIT 256")
+        let page = try db.cachedStatement(sql: try RowLayout.select(db) + " NOT INDEXED WHERE seq > ? ORDER BY seq LIMIT 256")
         var after = seq
         while true {
             var entries: [AuditEntry] = []

@@ -109,7 +109,7 @@ extension AuditStore {
             }
             // A checkpoint above this store's last row was signed over rows it does not have: by
             // another copy of the store (a fork the fleet auditor reports), or before a rollback.
-            let last = try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0 }
+            let last = try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries NOT INDEXED") ?? 0 }
             guard last >= checkpoint.seq else {
                 throw AuditError(.integrityViolation, "the checkpoint to ship against is at seq \(checkpoint.seq), above this store's last row (seq \(last)): another copy of the store signed and published it (a fork; `auditdb-fleet audit` reports it), or this store was rolled back. Nothing was shipped. Find which copy is the real store before shipping again.")
             }

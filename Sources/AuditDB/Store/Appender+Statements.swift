@@ -37,7 +37,7 @@ extension Appender {
     /// the time is the predecessor of the first new row for its time break (Appender+TimeBreaks.swift).
     /// A cached statement stepped directly: preparing it through GRDB each time cost ~38 µs per transaction.
     static func readHead(_ db: Database) throws -> (seq: Int64, mac: [UInt8], recordedAt: Int64?) {
-        let stmt = try db.cachedStatement(sql: "SELECT seq, mac, recorded_at FROM audit_entries ORDER BY seq DESC LIMIT 1")
+        let stmt = try db.cachedStatement(sql: "SELECT seq, mac, recorded_at FROM audit_entries NOT INDEXED ORDER BY seq DESC LIMIT 1")
             .sqliteStatement
         defer { SQLite.reset(stmt) }
         guard try SQLite.step(stmt, while: "read the last row") else { return (0, [UInt8](repeating: 0, count: 32), nil) }

@@ -366,7 +366,7 @@ public final class AuditStore: Sendable {
     /// The highest seq in the store (0 when empty).
     public func lastSeq() async throws -> Int64 {
         do {
-            return try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0 }
+            return try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries NOT INDEXED") ?? 0 }
         } catch {
             throw AuditError.from(error, while: "read the last seq")
         }

@@ -10,9 +10,16 @@ enum StoreSchema {
     /// Other objects — an app's own tables, even one named `audit_events` — are not AuditDB's.
     static func objects(in db: Database) throws -> [Object] {
         let known = try allKnownObjects
-        let names = Set(known.map(\.name))
-        let tables = Set(known.filter { $0.type == "table" || $0.type == "view" }.map(\.name))
-        return try rawObjects(in: db).filter { names.contains($0.name) || tables.contains($0.table) }
+        let names = Set(known.map { asciiLowercased($0.name) })
+        let tables = Set(known.filter { $0.type == "table" || $0.type == "view" }.map { asciiLowercased($0.name) })
+        // SQLite's names ignore ASCII case: an index whose tbl_name is AUDIT_ENTRIES is on
+        // audit_entries (SQLite loads it so), and must not escape the comparison.
+        return try rawObjects(in: db).filter { names.contains(asciiLowercased($0.name)) || tables.contains(asciiLowercased($0.table)) }
+    }
+
+    /// `name` with ASCII A-Z lowered, as SQLite compares names (other characters as they are).
+    static func asciiLowercased(_ name: String) -> String {
+        String(decoding: name.utf8.map { (0x41...0x5A).contains($0) ? $0 + 0x20 : $0 }, as: UTF8.self)
     }
 
     /// The objects of all known migrations (computed once).

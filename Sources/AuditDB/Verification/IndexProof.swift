@@ -90,7 +90,7 @@ struct IndexProof: Sendable {
 
     /// Adds the entries of the rows below seq 1 (they are in the indexes too; full passes only).
     static func addRowsBelowOne(_ db: Database, into digest: inout adb_index_digest) throws {
-        let statement = try db.makeStatement(sql: try RowLayout.select(db) + " WHERE seq < 1")
+        let statement = try db.makeStatement(sql: try RowLayout.select(db) + " NOT INDEXED WHERE seq < 1")
         let stmt = statement.sqliteStatement
         defer { SQLite.reset(stmt) }
         while try SQLite.step(stmt, while: "read rows below seq 1") {
@@ -236,7 +236,7 @@ struct IndexProof: Sendable {
         guard let connection = db.sqliteConnection else { throw AuditError(.closed, "the connection is closed") }
         try SQLite.registerIndexDigest(connection)
         // A full pass also looks above the last row of this snapshot (scanAll).
-        let last = from == nil ? max(upTo, try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0) : upTo
+        let last = from == nil ? max(upTo, try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries NOT INDEXED") ?? 0) : upTo
         for index in side.proved {
             do {
                 if let from {

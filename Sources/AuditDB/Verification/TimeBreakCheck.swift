@@ -56,7 +56,7 @@ enum TimeBreakCheck {
         do {
             // Breaks outside the log. The log's end is read again in this snapshot: rows appended
             // since the pass read it (`last`) may have breaks of their own, judged by the next pass.
-            let end = max(last, try Int64.fetchOne(db, sql: "SELECT ifnull(max(seq), 0) FROM audit_entries") ?? 0)
+            let end = max(last, try Int64.fetchOne(db, sql: "SELECT ifnull(max(seq), 0) FROM audit_entries NOT INDEXED") ?? 0)
             for seq in try Int64.fetchAll(db, sql: "SELECT seq FROM audit_time_breaks WHERE seq < 1 OR seq > ? ORDER BY seq LIMIT 1000",
                                           arguments: [end]) {
                 foreign(seq, "which is outside the log (seq 1...\(end))",
@@ -117,7 +117,7 @@ enum TimeBreakCheck {
         // a number are 0), so that a tampered type is an integer here too, never a decoding trap.
         return try Row.fetchOne(db, sql: """
             SELECT seq, coalesce(CAST(recorded_at AS INTEGER), 0) FROM (
-                SELECT * FROM (SELECT seq, recorded_at FROM audit_entries WHERE seq >= 1 AND seq < ?1 ORDER BY seq DESC LIMIT 1)
+                SELECT * FROM (SELECT seq, recorded_at FROM audit_entries NOT INDEXED WHERE seq >= 1 AND seq < ?1 ORDER BY seq DESC LIMIT 1)
                 UNION ALL
                 SELECT * FROM (SELECT seq, recorded_at FROM audit_expired x WHERE seq >= 1 AND seq < ?1
                                AND NOT EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = x.seq) ORDER BY seq DESC LIMIT 1)

@@ -53,7 +53,7 @@ extension Verifier {
     /// For rows with seq below 1: if a row's tag verifies at one of the seqs just past the end
     /// of the log, it was moved out of that place (a cut tail); report that seq as missing.
     static func rowsMovedFromTheTail(_ db: Database, lastSeq: Int64, count: Int64, context: RowContext) throws -> [Finding] {
-        let statement = try db.makeStatement(sql: try RowLayout.select(db) + " WHERE seq < 1 ORDER BY seq LIMIT 1000")
+        let statement = try db.makeStatement(sql: try RowLayout.select(db) + " NOT INDEXED WHERE seq < 1 ORDER BY seq LIMIT 1000")
         let stmt = statement.sqliteStatement
         defer { SQLite.reset(stmt) }
         var findings: [Finding] = []

@@ -303,13 +303,13 @@ struct Verifier: Sendable {
                 return (schemaFindings, header, (nil, nil, 0), (nil, nil, 0), [:])
             }
             let first = try Int64.fetchOne(db, sql: "SELECT seq FROM audit_entries WHERE seq >= 1 ORDER BY seq LIMIT 1")
-            let last = try Int64.fetchOne(db, sql: "SELECT seq FROM audit_entries WHERE seq >= 1 ORDER BY seq DESC LIMIT 1")
+            let last = try Int64.fetchOne(db, sql: "SELECT seq FROM audit_entries NOT INDEXED WHERE seq >= 1 ORDER BY seq DESC LIMIT 1")
             // A damaged last page can hide the last row from one read and not the first row from
             // the other: the log's extent is then unknown (SQLite gave no error to report).
             guard (first == nil) == (last == nil) else {
                 throw AuditError(.corrupt, "the table audit_entries returns a first row (seq \(first ?? 0)) but no last one: a damaged page")
             }
-            let low = try Row.fetchOne(db, sql: "SELECT min(seq), max(seq), count(*) FROM audit_entries WHERE seq < 1")
+            let low = try Row.fetchOne(db, sql: "SELECT min(seq), max(seq), count(*) FROM audit_entries NOT INDEXED WHERE seq < 1")
             let attestations = try Self.loadAttestations(db, keys: keys)
             return (
                 schemaFindings, header,
@@ -355,7 +355,7 @@ struct Verifier: Sendable {
                 chain.prevKnown = false
             }
         }
-        let statement = try db.makeStatement(sql: try RowLayout.select(db) + " WHERE seq >= ? AND seq <= ? ORDER BY seq")
+        let statement = try db.makeStatement(sql: try RowLayout.select(db) + " NOT INDEXED WHERE seq >= ? AND seq <= ? ORDER BY seq")
         let stmt = statement.sqliteStatement
         try SQLite.bind(stmt, 1, range.lowerBound)
         try SQLite.bind(stmt, 2, range.upperBound)

@@ -65,4 +65,25 @@ struct ReservedNameIndexTests {
         #expect(try await reopened.entries(EntryQuery(seqs: 1...3)).map(\.seq) == [1])
         try await reopened.close()
     }
+
+    @Test("an index whose tbl_name is AUDIT_ENTRIES is on audit_entries: reported; a seq index built descending never stops appends or ends a pass early")
+    func caseVariantTable() async throws {
+        try await makeStore(at: db, keys: keys, count: 10)
+        try sqlite3Must(db, "CREATE INDEX app_last ON audit_entries(seq DESC, mac, recorded_at);")
+        try sqlite3Must(db, """
+            PRAGMA writable_schema = ON;
+            UPDATE sqlite_schema SET tbl_name = 'AUDIT_ENTRIES', sql = 'CREATE INDEX app_last ON audit_entries(seq, mac, recorded_at)' WHERE name = 'app_last';
+            """)
+        // The attack is real: a client that lets the planner choose takes seq 1 for the last row.
+        #expect(try sqlite3Shell(db, "SELECT seq FROM audit_entries ORDER BY seq DESC LIMIT 1").stdout == "1\n")
+        let store = try await AuditStore.open(at: db, keys: keys)
+        #expect(try await store.lastSeq() == 10)
+        #expect(try await store.append(sampleEvent(11)) == 11)
+        #expect(try await store.entries().map(\.seq) == Array(1...11))
+        let report = try await store.verify()
+        #expect(report.findings.map(\.message) == ["unexpected index app_last on AUDIT_ENTRIES"])
+        #expect(report.lastSeq == 11)
+        try await store.close()
+        #expect(try pythonFindings(db, keyFile: keyPath) == ["schema-tampered -...-"])
+    }
 }
