@@ -17,6 +17,14 @@ int adb_sqlite_set_defensive(struct sqlite3 *connection, int on) {
     return now;
 }
 
+int adb_sqlite_read_main_header(struct sqlite3 *connection, uint8_t *out, int count) {
+    sqlite3_file *file = NULL;
+    int rc = sqlite3_file_control(connection, "main", SQLITE_FCNTL_FILE_POINTER, &file);
+    if (rc != SQLITE_OK) return rc;
+    if (file == NULL || file->pMethods == NULL) return SQLITE_NOTFOUND;
+    return file->pMethods->xRead(file, out, count, 0);
+}
+
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 #include <openssl/crypto.h>
 #include <openssl/sha.h>

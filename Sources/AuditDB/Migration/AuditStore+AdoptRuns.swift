@@ -18,16 +18,18 @@ extension AuditStore {
         }
     }
 
-    /// Entries with `action`, verified as read (a full scan: adoption is rare).
+    /// AuditDB's own entries with `action`, found through its own index (``HoldLog/source(_:)``:
+    /// never the planner's choice, so another client's index cannot hide a run entry and make a
+    /// run import its rows twice), each verified as read.
     private func entriesWithAction(_ action: String) async throws -> [AuditEntry] {
-        var found: [AuditEntry] = []
-        var cursor: Int64?
-        while true {
-            let page = try await entries(EntryQuery(afterSeq: cursor, limit: 10_000, action: action))
-            found += page
-            guard page.count == 10_000, let last = page.last else { return found }
-            cursor = last.seq
+        let seqs = try await pool.read { db in
+            try Int64.fetchAll(db, sql: "SELECT seq FROM audit_entries" + HoldLog.source(try HoldLog.mustReadTable(db))
+                                   + " WHERE action >= 'auditdb.' AND action < 'auditdb/' AND action = ? AND seq >= 1 ORDER BY seq",
+                               arguments: [action])
         }
+        var found: [AuditEntry] = []
+        for seq in seqs { found += try await entries(EntryQuery(seqs: seq...seq)) }
+        return found
     }
 
     /// The rows back-signed into run `runSeq` so far, counted from the rows after the run entry

@@ -108,10 +108,12 @@ extension AuditStore {
     func archiveIsStale(_ path: String, name: String, publicKeys: CheckpointPublicKeys) async throws -> Bool {
         let made = try await ExportBundle.verify(at: path, publicKeys: publicKeys, requireStatement: true).checkpoint?.seq ?? 0
         return try await pool.read { db in
-            let erasedSince = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM audit_entries WHERE action = ? AND seq > ?)",
+            // AuditDB's own entries, through its own index (HoldLog.source): never the planner's choice.
+            let from = "FROM audit_entries" + HoldLog.source(try HoldLog.mustReadTable(db)) + " WHERE action >= 'auditdb.' AND action < 'auditdb/' AND action = ?"
+            let erasedSince = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 \(from) AND seq > ?)",
                                                 arguments: [ErasureRecord.action, made]) ?? false
             guard erasedSince else { return false }
-            let named = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM audit_entries WHERE action = ? AND instr(details, ?) > 0)",
+            let named = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 \(from) AND instr(details, ?) > 0)",
                                           arguments: [ExpiryRecord.action, "\"bundle\":\"\(name)\""]) ?? false
             return !named
         }

@@ -27,20 +27,12 @@ enum StoreFile {
         guard info.st_size > 0 else {
             throw AuditError(.notAStore, "\(path) is an empty file, not an AuditDB store: check the path (`auditdb init` creates a store); if it held a store, it was emptied: restore it from a backup")
         }
-        // Not an SQLite file at all: SQLite refuses it before writing anything, and verification
-        // reports it as corruption (it may be a store whose bytes were overwritten).
-        guard let handle = FileHandle(forReadingAtPath: path) else { return }
-        defer { try? handle.close() }  // read-only; nothing to lose
-        let magic: Data
-        do {
-            magic = try handle.read(upToCount: 16) ?? Data()
-        } catch {
-            return
-        }
-        guard magic == Data("SQLite format 3\0".utf8) else { return }
-        // An SQLite file: read-only, it must hold at least one of AuditDB's tables (a store that
-        // lost some of them is verify's to report). If it cannot be read this way (a WAL file in
-        // a directory without write access), the open decides.
+        // Read-only, through SQLite (never a descriptor of our own: closing it would release every
+        // POSIX lock this process holds on the file, another handle's included), it must hold at
+        // least one of AuditDB's tables (a store that lost some of them is verify's to report).
+        // Not an SQLite file at all, or not readable this way (a WAL file in a directory without
+        // write access): the open decides (SQLite refuses a file that is not a database before
+        // writing anything, and verification reports it as corruption).
         var configuration = GRDB.Configuration()
         configuration.readonly = true
         configuration.label = "auditdb-precheck"

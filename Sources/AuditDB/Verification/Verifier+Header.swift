@@ -65,16 +65,21 @@ extension Verifier {
     }
 
     /// Bytes 18 and 19 of the main database file's SQLite header (the file format write and read
-    /// versions), as stored in the file; nil for an in-memory database or a file too short.
+    /// versions), as stored in the file, read through SQLite's own open file (a descriptor of our
+    /// own would drop this process's locks on the file when closed); nil for an in-memory
+    /// database or a file too short.
     static func fileFormatVersions(_ db: Database) throws -> (write: UInt8, read: UInt8)? {
         guard let connection = db.sqliteConnection, let name = sqlite3_db_filename(connection, "main"), name.pointee != 0 else {
             return nil
         }
-        // Unreadable now: the open that read the file says what is wrong with it.
-        guard let handle = FileHandle(forReadingAtPath: String(cString: name)) else { return nil }
-        defer { try? handle.close() }  // read-only; nothing to lose
-        guard let bytes = try? handle.read(upToCount: 20), bytes.count == 20 else { return nil }  // as above
-        return (bytes[bytes.startIndex + 18], bytes[bytes.startIndex + 19])
+        var bytes = [UInt8](repeating: 0, count: 20)
+        let rc = adb_sqlite_read_main_header(connection, &bytes, 20)
+        guard rc == SQLITE_OK else {
+            // SQLITE_IOERR_SHORT_READ (a macro Swift does not import)
+            guard rc == SQLITE_IOERR | (2 << 8) else { throw SQLite.error(rc, connection: connection, while: "read the file header") }
+            return nil  // too short: the open that read it says what is wrong with it
+        }
+        return (bytes[18], bytes[19])
     }
 
     /// The finding's text for file format versions other than 1 or 2 (FORMAT.md section 11, step 1).

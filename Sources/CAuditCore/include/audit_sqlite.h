@@ -13,6 +13,11 @@ struct sqlite3_stmt;
 int adb_sqlite_enable_triggers(struct sqlite3 *connection, int enabled);
 /// sqlite3_db_config(SQLITE_DBCONFIG_DEFENSIVE): returns the new setting, or -1 on error.
 int adb_sqlite_set_defensive(struct sqlite3 *connection, int on);
+/// Reads the first `count` bytes of the connection's main database file through SQLite's own
+/// open file (SQLITE_FCNTL_FILE_POINTER, then xRead): never a descriptor of our own, whose close
+/// would release every POSIX lock this process holds on the file. Returns SQLITE_OK,
+/// SQLITE_IOERR_SHORT_READ (the rest of `out` zeroed) or SQLite's error.
+int adb_sqlite_read_main_header(struct sqlite3 *connection, uint8_t *out, int count);
 /// Registers the SQL aggregate `auditdb_index_digest(key, index, v1, ..., rowid)` (the index
 /// side of the index proof: one covering scan per index). Returns SQLITE_OK or SQLite's error.
 int adb_register_index_digest(struct sqlite3 *connection);
