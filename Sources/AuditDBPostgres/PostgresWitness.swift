@@ -135,11 +135,17 @@ public final class PostgresWitness: Service, Sendable {
                 // not depend on the role's memberships since.
                 let roles = try await connection.query(
                     """
-                    SELECT r.rolname IS NOT NULL, r.rolname IS NOT NULL AND pg_has_role(r.rolname, 'auditdb_publisher', 'MEMBER')
+                    SELECT r.rolname IS NOT NULL, r.rolname IS NOT NULL AND pg_has_role(r.rolname, 'auditdb_publisher', 'MEMBER'),
+                           coalesce(r.rolsuper OR r.rolbypassrls, false)
                     FROM (SELECT \(publisher)::name AS n) asked LEFT JOIN pg_roles r ON r.rolname = asked.n
                     WHERE NOT EXISTS (SELECT 1 FROM auditdb_witness.stores WHERE store_id = \(id))
                     """, logger: logger)
-                for try await (exists, publishes) in roles.decode((Bool, Bool).self) where !exists || !publishes {
+                for try await (exists, publishes, privileged) in roles.decode((Bool, Bool, Bool).self) where !exists || !publishes || privileged {
+                    // pg_has_role is true for a superuser in any role, and row-level security binds
+                    // neither a superuser nor a BYPASSRLS role: it could write any store's rows.
+                    if privileged {
+                        throw AuditError(.invalidInput, "role \(OutputEscaping.jsonQuoted(publisher)) is a superuser or has BYPASSRLS, so row-level security would not bind it to store \(storeID); a publisher needs a role of its own (CREATE ROLE … LOGIN IN ROLE auditdb_publisher; a registration is never changed)")
+                    }
                     throw AuditError(.invalidInput, exists
                         ? "role \(OutputEscaping.jsonQuoted(publisher)) is not a member of auditdb_publisher, so it could never publish for store \(storeID); GRANT auditdb_publisher TO it first (a registration is never changed)"
                         : "role \(OutputEscaping.jsonQuoted(publisher)) does not exist; create it first (CREATE ROLE … LOGIN IN ROLE auditdb_publisher): a registration is never changed, so a misspelt role would bind store \(storeID) for good")

@@ -32,9 +32,12 @@ extension FleetAuditTests {
         }
         let cli = try run(try builtProduct("auditdb-fleet"), ["audit", "--witness", server.url("intact")])
         #expect(cli.status == 2 && cli.stderr.contains("is a publisher, not an auditor"), "\(cli.stderr)")
-        // Register: a role that does not exist, and one that is not a publisher, are refused; nothing is registered.
+        // Register: a role that does not exist, one that is not a publisher, and a superuser (whom
+        // pg_has_role puts in every role, and row-level security does not bind) are refused;
+        // nothing is registered.
         let other = try await AuditStore.create(at: dir.path("other.db"), keys: keys)
-        for (role, message) in [("nosuchrole", #"role "nosuchrole" does not exist"#), ("auditor", #"role "auditor" is not a member of auditdb_publisher"#)] {
+        for (role, message) in [("nosuchrole", #"role "nosuchrole" does not exist"#), ("auditor", #"role "auditor" is not a member of auditdb_publisher"#),
+                                (PostgresServer.superuser, #"role "postgres" is a superuser or has BYPASSRLS"#)] {
             await #expect(performing: { try await self.register(other, role: role, keys: signer.publicKeys) }, throws: { error in
                 (error as? AuditError)?.message.contains(message) == true
             })
