@@ -17,7 +17,13 @@ public enum StandardStreams {
     /// anchor) would get descriptor 1, and its report lines would be written into that file.
     /// Read-only, a write to it fails (`EBADF`) and is reported like any failed write to
     /// standard output.
+    ///
+    /// It also ignores SIGPIPE: a reader that goes away (`| head -1`) must make a write fail
+    /// with `EPIPE`, which the command reports (what it committed, where to resume) and exits
+    /// with its documented status, instead of killing the process silently (status 141) between
+    /// a commit and the line that reports it.
     public static func reserveStandardDescriptors() {
+        signal(SIGPIPE, SIG_IGN)
         for fd: Int32 in 0...2 where fcntl(fd, F_GETFD) == -1 && errno == EBADF {
             let opened = open("/dev/null", O_RDONLY)
             if opened >= 0 && opened != fd {

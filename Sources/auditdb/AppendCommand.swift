@@ -40,7 +40,7 @@ struct Append: AsyncParsableCommand {
 
     @Flag(help: "Read events as JSON lines from standard input (at most 1 MiB per line), committed in batches.") var jsonl = false
     @Option(name: .customLong("batch-size"), parsing: .unconditional, help: ArgumentHelp(
-        "With --jsonl: event lines per committed batch (1-50000).", valueName: "lines"))
+        "With --jsonl: event lines per committed batch (1-50000).", valueName: "lines"), transform: StrictNumber.count)
     var batchSize = Self.defaultBatchSize
     @Flag(help: "With --jsonl: the whole input is one all-or-nothing batch (at most 50,000 events and 16 MiB of event lines).")
     var atomic = false

@@ -23,7 +23,7 @@ struct ExportCommand: AsyncParsableCommand {
     var redact: String?
     @Option(name: .customLong("signing-key"), help: ArgumentHelp("The secret checkpoint key file: sign a statement that the export is complete.", valueName: "file"))
     var signingKey: String?
-    @Option(parsing: .unconditional, help: ArgumentHelp("At most this many entries (1-1000000), the first in seq order; the bundle's filter then ends at the last one exported (--to-seq), and the statement attests exactly that range.", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("At most this many entries (1-1000000), the first in seq order; the bundle's filter then ends at the last one exported (--to-seq), and the statement attests exactly that range.", valueName: "n"), transform: StrictNumber.count)
     var limit: Int?
     @Flag(help: "No progress on standard error.") var quiet = false
     @OptionGroup var masks: MaskOptions

@@ -11,8 +11,8 @@ struct EntryFilterOptions: ParsableArguments {
     @Option(help: "success | failure | denied | error") var outcome: String?
     @Option(help: "info | notice | warning | critical") var severity: String?
     @Option(name: .customLong("correlation-id")) var correlationId: String?
-    @Option(name: .customLong("from-seq"), parsing: .unconditional, help: "Only entries from this seq on.") var fromSeq: Int64?
-    @Option(name: .customLong("to-seq"), parsing: .unconditional, help: "Only entries up to this seq.") var toSeq: Int64?
+    @Option(name: .customLong("from-seq"), parsing: .unconditional, help: "Only entries from this seq on.", transform: StrictNumber.integer) var fromSeq: Int64?
+    @Option(name: .customLong("to-seq"), parsing: .unconditional, help: "Only entries up to this seq.", transform: StrictNumber.integer) var toSeq: Int64?
     @Option(help: ArgumentHelp("Only entries recorded at or after this time (RFC 3339).", valueName: "time")) var since: String?
     @Option(help: ArgumentHelp("Only entries recorded before this time (RFC 3339).", valueName: "time")) var until: String?
     @Option(name: .customLong("occurred-since"), help: ArgumentHelp("Only entries that occurred at or after this time.", valueName: "time"))

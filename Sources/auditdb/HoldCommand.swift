@@ -65,7 +65,7 @@ struct Hold: AsyncParsableCommand {
             abstract: "Release a legal hold; its rows may expire again under the retention policy.",
             discussion: "Exit status 2 if no hold has that id or it was released already (nothing is written); 1 if a hold entry fails verification.")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The hold's id (printed by `hold add` and `hold list`).") var id: Int64
+        @Argument(help: "The hold's id (printed by `hold add` and `hold list`).", transform: StrictNumber.integer) var id: Int64
         @Option(help: "Why; required.") var reason: String
         @Option(help: ArgumentHelp("Who releases it, recorded as the entry's actor (default: the user running this command).",
                                    valueName: "name"))

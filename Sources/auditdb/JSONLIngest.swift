@@ -42,14 +42,18 @@ struct JSONLIngest {
             switch item {
             case .batch(let batch):
                 if store == nil { store = try await open() }
+                var appended = false
                 do {
                     let seqs = try await store!.append(prepared: batch.events)
                     committed.add(batch, seqs)
+                    appended = true
                     try Output.line(seqs.count == 1 ? "\(seqs.lowerBound)" : "\(seqs.lowerBound)-\(seqs.upperBound)")
                     progress.update(Int64(committed.events), note: "lines 1-\(committed.lastLine) committed")
                 } catch {
+                    // Committed, but its seq line could not be written (stdout gone): the summary
+                    // counts it, and resuming starts after it, never at it again.
                     failure = (AuditError.wrapping(error, prefix: "lines \(batch.lines.lowerBound)-\(batch.lines.upperBound)"),
-                               batch.lines.lowerBound)
+                               appended ? committed.lastLine + 1 : batch.lines.lowerBound)
                 }
             case .failed(let error, _, let batchStart):
                 failure = (error, batchStart)

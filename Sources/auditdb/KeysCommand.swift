@@ -81,7 +81,7 @@ struct Keys: AsyncParsableCommand {
                 VERSION passes verification only with its attestation, so rows forged with the stolen key are reported.
                 """)
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The key version to declare compromised.") var version: UInt32
+        @Argument(help: "The key version to declare compromised.", transform: StrictNumber.version) var version: UInt32
 
         func run() async throws {
             guard let path = global.keyFilePath() else {

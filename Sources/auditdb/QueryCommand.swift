@@ -14,7 +14,7 @@ struct Query: AsyncParsableCommand {
     @OptionGroup var filters: EntryFilterOptions
     @Option(parsing: .unconditional, help: ArgumentHelp("Continue after this cursor (printed by the previous page), or after this seq.", valueName: "cursor"))
     var after: String?
-    @Option(parsing: .unconditional, help: "At most this many entries (1-10000).") var limit = 100
+    @Option(parsing: .unconditional, help: "At most this many entries (1-10000).", transform: StrictNumber.count) var limit = 100
     @Flag(help: "Every matching entry, streamed a page at a time (ignores --limit).") var all = false
     @Flag(help: "Newest first.") var descending = false
     @Flag(name: .customLong("include-unverified"), help: "Show rows that fail verification, marked UNVERIFIED (in JSON: \"verified\":false, and details as the stored text in a JSON string), and go on to the end instead of stopping at the first; the exit status is still 1 when any was shown.")

@@ -22,7 +22,8 @@ struct Retain: AsyncParsableCommand {
                                valueName: "tenant=period"))
     var tenant: [String] = []
     @Flag(name: .customLong("dry-run"), help: "Say what would expire; write nothing.") var dryRun = false
-    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Rows per transaction (appends wait at most one batch).")
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Rows per transaction (appends wait at most one batch).",
+            transform: StrictNumber.count)
     var batchSize: Int = 10_000
     @Option(help: ArgumentHelp("Archive each batch first: a verified, signed export bundle per batch in this directory.",
                                valueName: "dir"))

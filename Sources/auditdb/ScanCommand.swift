@@ -259,8 +259,15 @@ struct Status: AsyncParsableCommand {
         try await store.close()
         let status = try result.get()
         let now = AuditTimestamp.now()
+        // A pass recorded in the future (the clock stepped back since, or was ahead then) has no
+        // age: JSON says null (an alert on a missing age fires, one on a negative age never
+        // would), the text says how far ahead it is.
         func age(_ scan: RecordedScan?) -> Int64? {
-            scan.map { now.microseconds(since: $0.recordedAt) / 1_000_000 }
+            scan.map { now.microseconds(since: $0.recordedAt) / 1_000_000 }.flatMap { $0 >= 0 ? $0 : nil }
+        }
+        func when(_ scan: RecordedScan) -> String {
+            let seconds = now.microseconds(since: scan.recordedAt) / 1_000_000
+            return seconds >= 0 ? "\(seconds)s ago" : "\(-seconds)s in the future: the clock stepped back since, or was ahead then; its age is unknown"
         }
         if json {
             func encode(_ scan: RecordedScan?) -> String {
@@ -275,12 +282,12 @@ struct Status: AsyncParsableCommand {
                         + "\"secondsSinceLastPass\":\(age(status.lastPass).map(String.init) ?? "null"),"
                         + "\"secondsSinceLastFullPass\":\(age(status.lastFullPass).map(String.init) ?? "null")}")
         } else if let last = status.lastPass {
-            try Output.line("last pass: \(last.mode.rawValue) at \(last.recordedAt.iso8601) (\(age(last) ?? 0)s ago), "
+            try Output.line("last pass: \(last.mode.rawValue) at \(last.recordedAt.iso8601) (\(when(last))), "
                         + "\(last.rowsChecked) rows (seq \(last.fromSeq)...\(last.throughSeq)), "
                         + (last.isIntact ? "intact" : "\(last.findings) finding(s)") + ", record seq \(last.seq)")
             if let first = last.firstFinding { try Output.line("  first finding: " + OutputEscaping.escapeForTerminal(first)) }
             if let full = status.lastFullPass {
-                try Output.line("last full pass: \(full.recordedAt.iso8601) (\(age(full) ?? 0)s ago), "
+                try Output.line("last full pass: \(full.recordedAt.iso8601) (\(when(full))), "
                             + (full.isIntact ? "intact" : "\(full.findings) finding(s)"))
             } else {
                 try Output.line("last full pass: none recorded")

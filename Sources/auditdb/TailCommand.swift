@@ -37,10 +37,12 @@ struct Tail: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var filters: EntryFilterOptions
     @Flag(help: "Keep waiting for new entries until SIGTERM/SIGINT.") var follow = false
-    @Option(parsing: .unconditional, help: ArgumentHelp("Start after this seq (0: from the first entry).", valueName: "seq")) var after: Int64?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Start after this seq (0: from the first entry).", valueName: "seq"),
+            transform: StrictNumber.integer) var after: Int64?
     @Option(name: .customLong("cursor-file"), help: ArgumentHelp("Resume after the seq saved here, and save it after each page.", valueName: "path"))
     var cursorFile: String?
-    @Option(name: .customLong("poll-interval"), parsing: .unconditional, help: ArgumentHelp("With --follow: seconds between looks once caught up (0.05-3600).", valueName: "seconds"))
+    @Option(name: .customLong("poll-interval"), parsing: .unconditional, help: ArgumentHelp("With --follow: seconds between looks once caught up (0.05-3600).", valueName: "seconds"),
+            transform: StrictNumber.seconds)
     var pollInterval = 1.0
     @Option(help: "jsonl | table") var format: Format = .jsonl
     @OptionGroup var masks: MaskOptions
@@ -48,6 +50,7 @@ struct Tail: AsyncParsableCommand {
     func validate() throws {
         if after != nil && cursorFile != nil { throw ValidationError("give --after or --cursor-file, not both") }
         if let after, after < 0 { throw ValidationError("--after must be a seq (0 or more)") }
+        if cursorFile?.isEmpty == true { throw ValidationError("--cursor-file needs a path (got an empty one)") }
         guard pollInterval >= 0.05, pollInterval <= 3_600 else { throw ValidationError("--poll-interval must be from 0.05 to 3600 seconds") }
     }
 
@@ -73,6 +76,16 @@ struct Tail: AsyncParsableCommand {
         // Before anything is printed: a cursor that cannot be saved would print the same entries
         // again on every restart.
         if let cursorFile { try StateFile.checkReplaceable(cursorFile, what: "cursor file") }
+        // A v1 cursor has no MAC to prove its entry is still there (v2 does): at least it must not
+        // point past the log's end, or the rows written again below it would be skipped unseen.
+        if let saved, saved.mac == nil, after == nil, saved.seq > 0 {
+            let last = try await store.lastSeq()
+            guard saved.seq <= last else {
+                throw AuditError(.integrityViolation,
+                                 "cursor file \(cursorFile ?? "") points after seq \(saved.seq), but the store's last entry is seq \(last): the store was rolled back or replaced since (or the cursor belongs to another copy). Nothing was printed; check the store (`auditdb verify`), then pass --after SEQ or another --cursor-file",
+                                 field: "--cursor-file")
+            }
+        }
         let start = after ?? saved?.seq ?? 0
         let stream = store.follow(after: start, mac: after == nil ? saved?.mac : nil, matching: query,
                                   pollInterval: .milliseconds(Int64(pollInterval * 1000)), follow: follow)

@@ -232,6 +232,17 @@ package enum StateFile {
     /// Checks, before anything is printed, that `path` can be replaced: its directory exists and
     /// takes a new file (the temporary ``replace(_:with:mode:what:)`` writes first).
     package static func checkReplaceable(_ path: String, what: String) throws(AuditError) {
+        // Replacing renames a new file over `path`: a symbolic link there would be replaced, not
+        // the file it points to, and another user's file would silently become ours.
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            if info.st_mode & S_IFMT == S_IFLNK {
+                throw AuditError(.invalidInput, "\(what) \(path) is a symbolic link; pass the path of the file itself")
+            }
+            if info.st_uid != geteuid() {
+                throw AuditError(.invalidInput, "\(what) \(path) belongs to another user (uid \(info.st_uid)); pass a file of this user's")
+            }
+        }
         let probe = path + ".tmp-\(Platform.processID)"
         Platform.unlink(probe)
         let fd = Platform.createExclusive(probe, mode: 0o600)

@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+
+@testable import AuditDB
+
+/// Found by a probe of the CLI as a new user: a reader that goes away (`| head -1`) must not kill
+/// the process between a commit and its line, nor make the resume advice append rows twice; an
+/// empty `--store-id` or `--cursor-file` is not "unset"; a v1 cursor past the log's end is refused;
+/// numbers that name rows have one grammar; a pass recorded in the future has no age.
+@Suite("CLI: strict where it matters")
+struct CLIStrictnessTests {
+    let dir: TempDir
+    let keyFile: String
+    let store: String
+
+    init() throws {
+        dir = try TempDir()
+        keyFile = dir.path("k.keys")
+        try KeyFile.generate(at: keyFile)
+        store = dir.path("s.db")
+    }
+
+    func auditdb(_ arguments: [String], stdin: String? = nil, environment extra: [String: String] = [:]) throws -> ProcessResult {
+        var environment = environmentWithoutAuditDBOptions()
+        for (name, value) in extra { environment[name] = value }
+        return try run(try cliPath(), arguments + ["--store", store, "--key-file", keyFile], stdin: stdin, environment: environment)
+    }
+
+    @Test("append --jsonl into a pipe its reader closed: exit 3 (not SIGPIPE's 141), and resuming starts after every committed line")
+    func closedPipe() async throws {
+        #expect(try auditdb(["init"]).status == 0)
+        let lines = (1...50).map { #"{"actor":"a","action":"x\#($0)"}"# }.joined(separator: "\n") + "\n"
+        let input = dir.path("in.jsonl")
+        #expect(writeTestFile(input, Data(lines.utf8)))
+        // The reader reads one line and goes away; the second batch's line then meets EPIPE.
+        let script = "\"$0\" append --jsonl --batch-size 10 --store \"$1\" --key-file \"$2\" < \"$3\" | head -c 1 > /dev/null; echo \"${PIPESTATUS[0]}\" >&2"
+        let result = try run("/bin/bash", ["-c", script, try cliPath(), store, keyFile, input], environment: environmentWithoutAuditDBOptions())
+        let status = result.stderr.split(separator: "\n").last.map(String.init)
+        #expect(status == "3", "\(result.stderr)")
+        let committed = try await AuditStore.open(at: store, keys: try KeyFile(path: keyFile).load())
+        let last = try await committed.lastSeq()
+        try await committed.close()
+        #expect(last >= 10 && last % 10 == 0)
+        #expect(result.stderr.contains("lines 1-\(last) were committed"), "\(result.stderr)")
+        #expect(result.stderr.contains("nothing from line \(last + 1) on was written"), "\(result.stderr)")
+    }
+
+    @Test("an empty --store-id is refused, not taken for unset (which would switch off AUDITDB_STORE_ID); the variable's error names it")
+    func emptyStoreID() throws {
+        #expect(try auditdb(["init"]).status == 0)
+        let pinned = ["AUDITDB_STORE_ID": String(repeating: "0", count: 32)]
+        #expect(try auditdb(["query"], environment: pinned).status == 2)
+        let empty = try auditdb(["query", "--store-id", ""], environment: pinned)
+        #expect(empty.status == 2 && empty.stderr.contains(#"--store-id must be 32 hex digits, the id `auditdb init` printed (got "")"#), "\(empty.stderr)")
+        let spaced = try auditdb(["query"], environment: ["AUDITDB_STORE_ID": " abc"])
+        #expect(spaced.status == 2 && spaced.stderr.contains("AUDITDB_STORE_ID must be 32 hex digits"), "\(spaced.stderr)")
+    }
+
+    @Test("tail: an empty cursor path, a symbolic link, and a v1 cursor past the log's end are refused before anything is printed")
+    func cursorFiles() async throws {
+        try await makeStore(at: store, keys: try KeyFile(path: keyFile).load(), count: 5)
+        let empty = try auditdb(["tail", "--cursor-file", ""])
+        #expect(empty.status == 2 && empty.stdout.isEmpty && empty.stderr.contains("--cursor-file needs a path"), "\(empty.stderr)")
+        let id = try await AuditStore.open(at: store, keys: try KeyFile(path: keyFile).load())
+        let hex = id.storeID.hex
+        try await id.close()
+        let ahead = dir.path("ahead.cursor")
+        #expect(writeTestFile(ahead, Data("auditdb-tail-cursor v1 store=\(hex) after=8\n".utf8)))
+        let past = try auditdb(["tail", "--cursor-file", ahead])
+        #expect(past.status == 1 && past.stdout.isEmpty, "\(past.stdout)\(past.stderr)")
+        #expect(past.stderr.contains("points after seq 8, but the store's last entry is seq 5"), "\(past.stderr)")
+        let link = dir.path("link.cursor")
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: ahead)
+        let linked = try auditdb(["tail", "--after", "0", "--cursor-file", link])
+        #expect(linked.status == 2, "\(linked.stderr)")
+        let real = dir.path("real.cursor")
+        let fine = try auditdb(["tail", "--cursor-file", real])
+        #expect(fine.status == 0 && fine.stdout.split(separator: "\n").count == 5, "\(fine.stderr)")
+    }
+
+    @Test("seqs, hold ids, limits and intervals take decimal digits only: +7, 007, 0x10 and 1e-1 are refused")
+    func strictNumbers() async throws {
+        try await makeStore(at: store, keys: try KeyFile(path: keyFile).load(), count: 3)
+        for arguments in [["query", "--from-seq", "+1"], ["query", "--to-seq", "007"], ["query", "--limit", "+5"],
+                          ["tail", "--after", "007"], ["tail", "--poll-interval", "0x1p-2"], ["tail", "--poll-interval", "1e-1"],
+                          ["hold", "release", "007", "--reason", "x"], ["hold", "release", "+8", "--reason", "x"]] {
+            let result = try auditdb(arguments)
+            #expect(result.status == 2, "\(arguments): \(result.stdout)")
+            #expect(result.stderr.contains("is not a whole number in decimal digits") || result.stderr.contains("is not a number of seconds in decimal digits"),
+                    "\(arguments): \(result.stderr)")
+        }
+        #expect(try auditdb(["query", "--from-seq", "2", "--to-seq", "3"]).status == 0)
+        #expect(try auditdb(["tail", "--poll-interval", "0.25"]).status == 0)
+    }
+
+    @Test("status: a pass recorded in the future has no age (JSON null), and the text says so")
+    func futurePass() async throws {
+        try await makeStore(at: store, keys: try KeyFile(path: keyFile).load(), count: 3)
+        let opened = try await AuditStore.open(at: store, keys: try KeyFile(path: keyFile).load())
+        opened.setClockOffsetForTesting(3_600_000_000)  // the clock an hour ahead, then back
+        let scanner = IntegrityScanner(store: opened, configuration: IntegrityScanner.Configuration(recordsPasses: true))
+        #expect(try await scanner.scan(.full).isIntact)
+        try await opened.close()
+        let json = try auditdb(["status", "--json"])
+        #expect(json.status == 0 && json.stdout.contains("\"secondsSinceLastPass\":null"), "\(json.stdout)")
+        let text = try auditdb(["status"])
+        #expect(text.stdout.contains("s in the future: the clock stepped back since, or was ahead then; its age is unknown"), "\(text.stdout)")
+    }
+}
