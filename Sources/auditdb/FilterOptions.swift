@@ -65,10 +65,14 @@ struct EntryFilterOptions: ParsableArguments {
 
     private static func time(_ text: String?, _ option: String) throws(AuditError) -> AuditTimestamp? {
         guard let text else { return nil }
-        guard let t = AuditTimestamp(iso8601: text) else {
-            throw AuditError(.invalidInput, "\(option) must be an RFC 3339 time such as 2026-11-23T00:00:00Z", field: option)
+        // The parser's own reason (7 fractional digits, a leap second, outside 0001-9999), as
+        // `append --occurred-at` gives it: the four time filters and the event read times alike.
+        switch AuditTimestamp.parse(text) {
+        case .success(let t):
+            return t
+        case .failure(let problem):
+            throw AuditError(.invalidInput, "\(option): \(OutputEscaping.jsonQuoted(text)) \(problem.description)", field: option)
         }
-        return t
     }
 }
 

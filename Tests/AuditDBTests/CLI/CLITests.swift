@@ -235,17 +235,19 @@ struct CLITests {
         #expect(line["verified"] as? Bool == false)
     }
 
-    @Test("numbers below zero reach the command's own check; impossible filters and repeated erase fields are refused")
+    @Test("numbers below zero are refused with their own message (never \"Missing value\"), out of range by the command's check; impossible filters and repeated erase fields are refused")
     func negativeNumbersAndImpossibleInput() throws {
         try setUpStore()
         let global = ["--store", store, "--key-file", keyFile]
         #expect(try auditdb(global + ["append", "--actor", "user-1", "--action", "read"]).status == 0)
         let refusals: [([String], String)] = [
-            (["query", "--limit", "-1"], "limit must be between 1 and 10000 (got -1)"),
-            (["query", "--from-seq", "-1"], "--from-seq must be a seq, 0 or more (got -1)"),
-            (["query", "--to-seq", "-7"], "--to-seq must be a seq, 0 or more (got -7)"),
-            (["tail", "--after", "-2"], "--after must be a seq (0 or more)"),
-            (["export", "--out", dir.path("bundle"), "--limit", "-5"], "--limit must be from 1 to 1000000"),
+            (["query", "--limit", "-1"], #"--limit <limit>': "-1" is not a whole number in decimal digits (no sign, leading zero, spaces or exponent)"#),
+            (["query", "--limit", "0"], "limit must be between 1 and 10000 (got 0)"),
+            (["query", "--from-seq", "-1"], #"--from-seq <from-seq>': "-1" is not a whole number in decimal digits"#),
+            (["query", "--to-seq", "-7"], #"--to-seq <to-seq>': "-7" is not a whole number in decimal digits"#),
+            (["tail", "--after", "-2"], #"--after <seq>': "-2" is not a whole number in decimal digits"#),
+            (["export", "--out", dir.path("bundle"), "--limit", "-5"], #"--limit <n>': "-5" is not a whole number in decimal digits"#),
+            (["export", "--out", dir.path("bundle"), "--limit", "0"], "--limit must be from 1 to 1000000"),
             (["append", "--jsonl", "--batch-size", "-3"], "batch-size"),
             (["retain", "--older-than", "1d", "--batch-size", "-1"], "batch-size"),
             (["query", "--actor", "user-1\n"], "actor: filter contains a control character at byte 6: no entry can match it"),
