@@ -191,12 +191,7 @@ extension AuditStore {
         let waitMilliseconds = wait.seconds * 1_000 + wait.attoseconds / 1_000_000_000_000_000
         let lock = try await takeAdoptionLock()
         defer { Platform.close(lock) }
-        let source: LegacySource
-        do {
-            source = try LegacySource(adoption, busyTimeoutMilliseconds: Int32(clamping: waitMilliseconds))
-        } catch let error as AuditError {
-            throw LegacySource.sourceError(error, path: adoption.sourcePath)
-        }
+        let source = try LegacySource.opening(adoption, busyTimeoutMilliseconds: Int32(clamping: waitMilliseconds))
         defer { source.close() }
         if adoption.afterwards == .drop, !source.droppedColumns.isEmpty {
             throw AuditError(
@@ -236,19 +231,7 @@ extension AuditStore {
                 field: "source")
         }
         if earlierRuns.isEmpty, oneTransaction {
-            // One transaction drops the query indexes and builds them again from the rows: in a
-            // store that already has rows, damage to an index (evidence `verify` reports as
-            // index-mismatch) would vanish without a word. So the store must verify first.
-            if try await lastSeq() > 0 {
-                let report = try await verify()
-                guard report.isIntact else {
-                    throw AuditError(
-                        .integrityViolation,
-                        "the store does not verify (\(report.totalFindings) finding(s), the first: \(report.findings.first.map { "\($0)" } ?? "?")); an adoption in one transaction rebuilds its query indexes, which would "
-                            + "erase evidence of this damage. Nothing was written. Run `auditdb verify`, keep a copy of the file, "
-                            + "deal with the findings (`auditdb repair-indexes` for index-mismatch), then adopt again.")
-                }
-            }
+            try await refuseRebuildingOverDamage()
             return try await adoptInOneTransaction(adoption, source: source, pass: pass, sourceName: sourceName, started: started,
                                                    progress: progress)
         }
@@ -401,21 +384,13 @@ extension AuditStore {
         case .leave:
             return
         case .protect:
-            do {
-                try source.protect()
-            } catch let error as AuditError {
-                throw LegacySource.sourceError(error, path: adoption.sourcePath)
-            }
+            try LegacySource.reportingSource(adoption.sourcePath) { try source.protect() }
         case .drop:
             let report = try await verify()
             guard report.isLogIntact else {
                 throw AuditError(.integrityViolation, "the store does not verify (\(report)); the legacy table was not dropped")
             }
-            do {
-                try await source.drop(digest: pass.digest)
-            } catch let error as AuditError {
-                throw LegacySource.sourceError(error, path: adoption.sourcePath)
-            }
+            try await LegacySource.reportingSourceAsync(adoption.sourcePath) { try await source.drop(digest: pass.digest) }
         }
     }
 }

@@ -72,6 +72,21 @@ extension AuditStore {
     /// Pass 2 of a new run in one transaction (see the top of this file). The task reading the
     /// source validates each window and hands it to the writer, which holds the transaction on
     /// GRDB's writer queue; the writer is a child task, awaited before this returns or throws.
+    /// One transaction drops the query indexes and builds them again from the rows: in a store
+    /// that already has rows, damage to an index (evidence `verify` reports as index-mismatch)
+    /// would vanish without a word. So such a store must verify first.
+    func refuseRebuildingOverDamage() async throws {
+        guard try await lastSeq() > 0 else { return }
+        let report = try await verify()
+        guard !report.isIntact else { return }
+        throw AuditError(
+            .integrityViolation,
+            "the store does not verify (\(report.totalFindings) finding(s), the first: \(report.findings.first.map { "\($0)" } ?? "?")); "
+                + "an adoption in one transaction rebuilds its query indexes, which would erase evidence of this damage. Nothing was "
+                + "written. Run `auditdb verify`, keep a copy of the file, deal with the findings (`auditdb repair-indexes` for "
+                + "index-mismatch), then adopt again.")
+    }
+
     func adoptInOneTransaction(_ adoption: LegacyAdoption, source: LegacySource, pass: SourcePass, sourceName: String,
                                started: ContinuousClock.Instant, progress: (@Sendable (AdoptionProgress) -> Void)?) async throws
         -> AdoptionReport

@@ -193,6 +193,21 @@ final class LegacySource {
         return total
     }
 
+    /// Opens the source, its failures said of the source (``sourceError(_:path:)``).
+    static func opening(_ adoption: LegacyAdoption, busyTimeoutMilliseconds: Int32) throws -> LegacySource {
+        try reportingSource(adoption.sourcePath) { try LegacySource(adoption, busyTimeoutMilliseconds: busyTimeoutMilliseconds) }
+    }
+
+    /// Runs `body`, an operation on the source only, its failures said of the source.
+    static func reportingSourceAsync<T>(_ path: String, _ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch let error as AuditError { throw sourceError(error, path: path) }
+    }
+
+    /// Synchronous form of ``reportingSourceAsync(_:_:)``.
+    static func reportingSource<T>(_ path: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as AuditError { throw sourceError(error, path: path) }
+    }
+
     /// An error of the source's own connection, said of the source: SQLite's errors are worded
     /// for the store (``AuditError/from(_:while:)``), so a read-only or damaged source would send
     /// the operator to the wrong file. Other errors are returned as they are.
