@@ -185,10 +185,7 @@ struct GlobalOptions: ParsableArguments {
         // The option, else the variable (an empty variable counts as unset; an empty option does not).
         let source = busyTimeout != nil ? "--busy-timeout" : "AUDITDB_BUSY_TIMEOUT"
         if let text = busyTimeout ?? environment["AUDITDB_BUSY_TIMEOUT"], !text.isEmpty || busyTimeout != nil {
-            // Decimal digits with at most one point: Double() alone also reads 0x10, 1e3 and " 1".
-            let decimal = !text.isEmpty && text.allSatisfy { $0.isASCII && ($0.isNumber || $0 == ".") }
-                && text.filter({ $0 == "." }).count <= 1 && text != "."
-            guard decimal, let seconds = Double(text), seconds.isFinite, seconds >= 0, seconds <= 86_400 else {
+            guard let seconds = StrictNumber.decimal(text), seconds >= 0, seconds <= 86_400 else {
                 throw AuditError(.invalidInput, "\(source) must be a number of seconds from 0 to 86400, in decimal digits with at most one point (got \(OutputEscaping.jsonQuoted(text)))",
                                  field: source)
             }

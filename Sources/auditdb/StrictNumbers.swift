@@ -28,11 +28,18 @@ enum StrictNumber {
 
     /// Seconds: decimal digits with at most one point (`1`, `0.25`, `.5`).
     static func seconds(_ text: String) throws -> Double {
-        let decimal = !text.isEmpty && text != "." && text.allSatisfy { $0.isASCII && ($0.isNumber || $0 == ".") }
-            && text.filter({ $0 == "." }).count <= 1
-        guard decimal, let value = Double(text), value.isFinite else {
+        guard let value = decimal(text) else {
             throw ValidationError("\(OutputEscaping.jsonQuoted(text)) is not a number of seconds in decimal digits with at most one point")
         }
+        return value
+    }
+
+    /// The value of decimal digits with at most one point, or nil (`Double()` alone also reads
+    /// `0x10`, `1e3`, `inf` and `" 1"`).
+    static func decimal(_ text: String) -> Double? {
+        let decimal = !text.isEmpty && text != "." && text.allSatisfy { $0.isASCII && ($0.isNumber || $0 == ".") }
+            && text.filter({ $0 == "." }).count <= 1
+        guard decimal, let value = Double(text), value.isFinite else { return nil }
         return value
     }
 }
