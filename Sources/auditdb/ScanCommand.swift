@@ -24,8 +24,10 @@ struct Scan: AsyncParsableCommand {
               0  intact (with --every: the last pass was intact)
               1  integrity violation found
               2  could not scan: bad arguments, missing key, unreadable store, the pass
-                 could not be recorded; with --signing-key, the checkpoint at shutdown
-                 failed (the last rows are not anchored)
+                 could not be recorded; with --every, a report could not be written to
+                 standard output (the scanner goes on, and says so on standard error);
+                 with --signing-key, the checkpoint at shutdown failed (the last rows are
+                 not anchored)
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -173,28 +175,40 @@ struct Scan: AsyncParsableCommand {
         }
         defer { endpoint?.stop() }
         let passes = scanner.passes()
-        let printer = Task {
+        let kept = noRecord ? "the passes are not recorded (--no-record)" : "its passes are recorded in the store; `auditdb status` shows the last"
+        let printer = Task { () -> String? in
             // The passes are recorded in the store and counted in the metrics: a scanner whose
-            // standard output is gone says so once on standard error and goes on scanning.
-            var reported = false
+            // standard output is gone says so once on standard error and goes on scanning; the
+            // exit status says so again at the end.
+            var lost: String?
             for await report in passes {
                 do {
                     try print(report)
                 } catch {
-                    if !reported { Output.error("\(error) (the scanner goes on; its passes are recorded in the store)") }
-                    reported = true
+                    if lost == nil {
+                        let message = (error as? AuditError)?.message ?? "\(error)"
+                        Output.error("\(message) (the scanner goes on; \(kept))")
+                        lost = message
+                    }
                 }
             }
+            return lost
         }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: Output.silentLogger))
         try await group.run()
         printer.cancel()
+        let lostOutput = await printer.value
         let status = scanner.status
         if case .failed(let message) = status.lastResult {
             throw AuditError(.storage, "the last scan pass failed: \(message)")
         }
-        return status.lastResult != .findings
+        if status.lastResult == .findings { return false }
+        if let lostOutput {
+            // Not exit 0: whoever reads the output (a log file on a full disk) missed reports.
+            throw AuditError(.storage, "some scan reports were not printed: \(lostOutput) (\(kept))")
+        }
+        return true
     }
 
     private func print(_ report: ScanReport) throws {

@@ -60,6 +60,37 @@ struct StandardStreamsTests {
         #expect(checked.status == 0, "\(checked.stdout)\(checked.stderr)")
     }
 
+    @Test("scan --every to a full disk: goes on scanning and recording, says so once, exits 2 at SIGTERM")
+    func periodicScanToFullDisk() async throws {
+        let process = TestProcess()
+        process.executableURL = URL(fileURLWithPath: try cliPath())
+        process.arguments = ["scan", "--every", "1s", "--store", store, "--key-file", keyFile]
+        let full = try #require(FileHandle(forWritingAtPath: "/dev/full"))
+        defer { try? full.close() }
+        process.standardOutput = full
+        let errors = Pipe()
+        process.standardError = errors
+        let collected = ScanMetricsTests.drain(errors)
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        // Two passes recorded (auditdb.scan entries): the second report failed as the first did.
+        _ = try await ScanMetricsTests.waitFor("two recorded passes", {
+            Int(try sqlite3Shell(store, "PRAGMA busy_timeout = 30000; SELECT count(*) FROM audit_entries NOT INDEXED WHERE action = 'auditdb.scan';")
+                .stdout.split(separator: "\n").last ?? "").map { $0 >= 2 ? true : nil } ?? nil  // the pragma prints its value first
+        }, orFail: { collected.withLock { $0 } })
+        #expect(process.isRunning, "the scanner stopped when its output failed: \(collected.withLock { $0 })")
+        kill(process.processIdentifier, SIGTERM)
+        _ = try await ScanMetricsTests.waitFor("the scanner to stop") { process.isRunning ? nil : true }
+        let reason = "cannot write standard output (No space left on device); what the command changed before this is committed, only the rest of its output was lost"
+        let kept = "its passes are recorded in the store; `auditdb status` shows the last"
+        #expect(process.terminationReason == .exit && process.terminationStatus == 2)
+        _ = try await ScanMetricsTests.waitFor("the last line on standard error", {
+            collected.withLock { $0 }.hasSuffix("\n") && collected.withLock { $0 }.contains("not printed") ? true : nil
+        }, orFail: { collected.withLock { $0 } })
+        #expect(collected.withLock { $0 } == "auditdb: error: \(reason) (the scanner goes on; \(kept))\n"
+            + "auditdb: error: some scan reports were not printed: \(reason) (\(kept))\n")
+    }
+
     @Test("a reader gone while SIGPIPE is ignored (as systemd starts services): exit 2, broken pipe")
     func brokenPipe() throws {
         // The pipe's read end is closed before the query starts, so its first write fails.
