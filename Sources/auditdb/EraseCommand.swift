@@ -97,6 +97,11 @@ struct Erase: AsyncParsableCommand {
             // is left: say so, or "0 rows" would read as "nothing of this person is left".
             try Output.line("note: no row has this actor now; a row whose actor an earlier erasure erased no longer matches it. To erase more of such rows, name them with --seqs (each erasure entry lists its seqs: auditdb query --action auditdb.erasure --format jsonl)")
         }
+        if report.fields.isEmpty, !report.paths.isEmpty, report.erased.isEmpty, report.alreadyErased > 0 {
+            // A misspelt path (details.emial) erases nothing and is no error: the rows hold none
+            // of it. Say that this may be why, or "0 rows" would read as "done before".
+            try Output.line("note: none of the \(report.alreadyErased) matching row(s) holds \(report.paths.map(\.description).joined(separator: " or ")) now: an earlier erasure removed it, or the row never had it (check the spelling: paths are case-sensitive)")
+        }
         if !report.legacyRowsSkipped.isEmpty {
             try Output.line("left \(report.legacyRowsSkipped.count) row(s) written before migration 0006 as they are (first seq \(report.legacyRowsSkipped[0]))")
         }

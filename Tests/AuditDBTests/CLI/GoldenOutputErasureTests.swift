@@ -22,6 +22,8 @@ struct GoldenOutputErasureTests {
         try cli.golden("erase-path", ["erase", "--seqs", "3", "--fields", "details.note", "--reason", "TICKET-6"] + cli.options)
         try cli.golden("erase-bad-path", ["erase", "--seqs", "3", "--fields", "details..note", "--reason", "TICKET-7"] + cli.options)
         try cli.golden("erase-path-and-details", ["erase", "--seqs", "4", "--fields", "details,details.i", "--reason", "TICKET-8"] + cli.options)
+        // A path no matching row holds (a misspelling: paths are case-sensitive) erases nothing, and says why that may be.
+        try cli.golden("erase-path-absent", ["erase", "--seqs", "3,5", "--fields", "details.Note", "--reason", "TICKET-9"] + cli.options)
         try cli.golden("erase-no-subject", ["erase", "--fields", "actor", "--reason", "TICKET-4"] + cli.options)
         try cli.golden("erase-bad-field", ["erase", "--actor", "user-1", "--fields", "actor,email", "--reason", "TICKET-5"] + cli.options)
         try cli.golden("erase-no-reason", ["erase", "--actor", "user-1", "--fields", "actor"] + cli.options)
