@@ -140,9 +140,17 @@ enum TableFormat {
         let origin = if case .backSigned = e.origin { " back-signed" } else { "" }
         return [(e.isVerified ? "" : "UNVERIFIED ") + String(e.seq) + origin, e.recordedAt.iso8601, value(e.tenant, absent: "-"),
                 marker(.actor, e.actor, absent: "(withheld)"), quotedIfAmbiguous(e.action),
-                [e.resourceType, e.resourceId].compactMap { $0 }.map { quotedIfAmbiguous($0, alsoQuoting: ":") }.joined(separator: ":"),
+                resource(e),
                 e.outcome.rawValue, e.severity.rawValue,
                 field(.details, e.detailsJSON, absent: "-") + erasedPaths(e)].map(OutputEscaping.escapeForTerminal)
+    }
+
+    /// `TYPE:ID`; `TYPE:` or `:ID` when only one is given (`doc` alone would not say which); empty
+    /// when neither is. A part holding `:` is JSON-quoted.
+    static func resource(_ e: AuditEntry) -> String {
+        guard e.resourceType != nil || e.resourceId != nil else { return "" }
+        let parts = [e.resourceType, e.resourceId].map { $0.map { quotedIfAmbiguous($0, alsoQuoting: ":") } ?? "" }
+        return parts.joined(separator: ":")
     }
 
     /// `text`, or its JSON quoting when it is empty, could be read as a marker of the table

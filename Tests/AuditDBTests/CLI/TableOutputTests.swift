@@ -26,4 +26,26 @@ struct TableOutputTests {
         #expect(table[2].contains(#" "-" "#) && table[2].contains(#" "mallory  login  success  info" "#), "\(table[2])")
         #expect(table[3].contains(#" "(withheld)" "#) && table[3].contains(#" doc:"a:b" "#), "\(table[3])")
     }
+
+    @Test("a resource with only a type, or only an id: TYPE: and :ID, never the same cell")
+    func resourcePartsAreNamed() throws {
+        let dir = try TemporaryDirectory()
+        let keyPath = dir.path("k.keys")
+        _ = try KeyFile.generate(at: keyPath)
+        let environment = ["AUDITDB_STORE": dir.path("s.db"), "AUDITDB_KEY_FILE": keyPath]
+        func auditdb(_ arguments: [String]) throws -> ProcessResult { try run(try cliPath(), arguments, environment: environment) }
+        #expect(try auditdb(["init"]).status == 0)
+        #expect(try auditdb(["append", "--actor", "a", "--action", "read", "--resource-type", "doc"]).status == 0)
+        #expect(try auditdb(["append", "--actor", "a", "--action", "read", "--resource-id", "doc"]).status == 0)
+        #expect(try auditdb(["append", "--actor", "a", "--action", "read"]).status == 0)
+        // query pads its columns; tail's table does not.
+        for (command, gap) in [(["query"], "      "), (["tail", "--after", "0", "--format", "table"], "  ")] {
+            let table = try auditdb(command).stdout.split(separator: "\n").map(String.init)
+            try #require(table.count == 4, "\(table)")
+            let before = command == ["query"] ? "    " : "  "
+            #expect(table[1].contains(" read\(before)doc:\(gap)success "), "\(table[1])")
+            #expect(table[2].contains(" read\(before):doc\(gap)success "), "\(table[2])")
+            #expect(table[3].contains(" read\(before)\(String(repeating: " ", count: command == ["query"] ? 10 : 2))success "), "\(table[3])")
+        }
+    }
 }
