@@ -32,9 +32,20 @@ struct CLIStrictnessTests {
         let lines = (1...50).map { #"{"actor":"a","action":"x\#($0)"}"# }.joined(separator: "\n") + "\n"
         let input = dir.path("in.jsonl")
         #expect(writeTestFile(input, Data(lines.utf8)))
-        // The reader reads one line and goes away; the second batch's line then meets EPIPE.
-        let script = "\"$0\" append --jsonl --batch-size 10 --store \"$1\" --key-file \"$2\" < \"$3\" | head -c 1 > /dev/null; echo \"${PIPESTATUS[0]}\" >&2"
-        let result = try run("/bin/bash", ["-c", script, try cliPath(), store, keyFile, input], environment: environmentWithoutAuditDBOptions())
+        // The reader is gone before the command starts (its end of the pipe closed, SIGPIPE at
+        // its default as in a shell), so the first batch's line meets EPIPE, however fast or
+        // slow either side runs. (`| head -c 1` let a fast writer fill the pipe's buffer first.)
+        let script = """
+            import os, subprocess, sys
+            r, w = os.pipe()
+            os.close(r)
+            with open(sys.argv[1], "rb") as source:
+                p = subprocess.run(sys.argv[2:], stdin=source, stdout=w, stderr=subprocess.PIPE, restore_signals=True)
+            sys.stderr.buffer.write(p.stderr)
+            sys.stderr.buffer.write(("\\n%d" % p.returncode).encode())
+            """
+        let result = try run("/usr/bin/env", ["python3", "-c", script, input, try cliPath(), "append", "--jsonl", "--batch-size", "10",
+                                              "--store", store, "--key-file", keyFile], environment: environmentWithoutAuditDBOptions())
         let status = result.stderr.split(separator: "\n").last.map(String.init)
         #expect(status == "3", "\(result.stderr)")
         let committed = try await AuditStore.open(at: store, keys: try KeyFile(path: keyFile).load())
