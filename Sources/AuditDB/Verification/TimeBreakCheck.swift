@@ -12,6 +12,8 @@ import GRDBSQLite
 /// elements right after either (whose step is measured from them) are not judged here: a forged
 /// `recorded_at` is reported once, as what it is. Nor is an element after a gap in the seqs (rows
 /// removed: `missing-rows`).
+///
+/// A damaged page met here is thrown, as in every step after the row scan (FORMAT.md section 11).
 enum TimeBreakCheck {
     /// The kinds of row findings after which a row's `recorded_at` cannot be trusted.
     static let untrustedKinds: Set<Finding.Kind> = [.macMismatch, .malformedRow, .unknownKeyVersion, .chainBreak]
@@ -53,60 +55,56 @@ enum TimeBreakCheck {
             findings.append(Finding(kind: .foreignRow, seqs: seq...seq,
                                     message: "audit_time_breaks holds seq \(seq), \(why): inserted by another SQLite client\(cause)"))
         }
-        do {
-            // Breaks outside the log. The log's end is read again in this snapshot: rows appended
-            // since the pass read it (`last`) may have breaks of their own, judged by the next pass.
-            let end = max(last, try Int64.fetchOne(db, sql: "SELECT ifnull(max(seq), 0) FROM audit_entries NOT INDEXED") ?? 0)
-            for seq in try Int64.fetchAll(db, sql: "SELECT seq FROM audit_time_breaks WHERE seq < 1 OR seq > ? ORDER BY seq LIMIT 1000",
-                                          arguments: [end]) {
-                foreign(seq, "which is outside the log (seq 1...\(end))",
-                        or: seq > end ? ", or left behind when the rows up to it were cut from the log's end" : "")
-            }
-            guard start <= last else { return findings }
-            let breaks = try Int64.fetchAll(db, sql: "SELECT seq FROM audit_time_breaks WHERE seq >= ? AND seq <= ? ORDER BY seq",
-                                            arguments: [start, last])
-            var nextBreak = 0
-            let before = try predecessor(db, of: start)
-            var previous = before?.time
-            var previousSeq = before?.seq
-            // isUntrusted only moves forward: asked once per element, in seq order.
-            var previousUntrusted = previousSeq.map(isUntrusted) ?? false
-            // Cached: the cache keeps the statement alive (and unfinalized) while it is stepped here.
-            let stmt = try db.cachedStatement(sql: logTimesSQL).sqliteStatement
-            defer { SQLite.reset(stmt) }
-            try SQLite.bind(stmt, 1, start)
-            try SQLite.bind(stmt, 2, last)
-            while try SQLite.step(stmt, while: "read the log's recorded times") {
-                let seq = SQLite.int64(stmt, 0), time = SQLite.int64(stmt, 1)
-                while nextBreak < breaks.count, breaks[nextBreak] < seq {
-                    foreign(breaks[nextBreak], "where the log has no row")
-                    nextBreak += 1
-                }
-                let recorded = nextBreak < breaks.count && breaks[nextBreak] == seq
-                if recorded { nextBreak += 1 }
-                let backwards = previous.map { time < $0 } ?? false
-                // After a gap (missing-rows, step 4) the step is not the writer's: not judged either.
-                let adjacent = previousSeq.map { $0 == seq - 1 } ?? true
-                let untrustedHere = isUntrusted(seq)
-                let judged = adjacent && !untrustedHere && !previousUntrusted
-                if judged && backwards && !recorded {
-                    findings.append(Finding(
-                        kind: .indexMismatch, seqs: seq...seq,
-                        message: "row \(seq) was recorded before row \(previousSeq ?? seq - 1) (recorded_at goes backwards) but audit_time_breaks lacks it: a query by recorded time could miss rows. Run `auditdb repair-indexes`"))
-                } else if judged && recorded && !backwards {
-                    foreign(seq, "where recorded_at does not go backwards")
-                }
-                previous = time
-                previousSeq = seq
-                previousUntrusted = untrustedHere
-            }
-            for seq in breaks[nextBreak...] { foreign(seq, "where the log has no row") }
-        } catch let error as AuditError where error.code == .corrupt {
-            // Damaged pages: the row scan reports them as corruption where it meets them.
-            return findings
-        } catch let error as DatabaseError where error.resultCode == .SQLITE_CORRUPT {
-            return findings
+        // A damaged page (of audit_time_breaks, or one of the log the row scan met already) is
+        // thrown, never swallowed: the row scan never reads audit_time_breaks, so nothing else
+        // would report damage there.
+        // Breaks outside the log. The log's end is read again in this snapshot: rows appended
+        // since the pass read it (`last`) may have breaks of their own, judged by the next pass.
+        let end = max(last, try Int64.fetchOne(db, sql: "SELECT ifnull(max(seq), 0) FROM audit_entries NOT INDEXED") ?? 0)
+        for seq in try Int64.fetchAll(db, sql: "SELECT seq FROM audit_time_breaks WHERE seq < 1 OR seq > ? ORDER BY seq LIMIT 1000",
+                                      arguments: [end]) {
+            foreign(seq, "which is outside the log (seq 1...\(end))",
+                    or: seq > end ? ", or left behind when the rows up to it were cut from the log's end" : "")
         }
+        guard start <= last else { return findings }
+        let breaks = try Int64.fetchAll(db, sql: "SELECT seq FROM audit_time_breaks WHERE seq >= ? AND seq <= ? ORDER BY seq",
+                                        arguments: [start, last])
+        var nextBreak = 0
+        let before = try predecessor(db, of: start)
+        var previous = before?.time
+        var previousSeq = before?.seq
+        // isUntrusted only moves forward: asked once per element, in seq order.
+        var previousUntrusted = previousSeq.map(isUntrusted) ?? false
+        // Cached: the cache keeps the statement alive (and unfinalized) while it is stepped here.
+        let stmt = try db.cachedStatement(sql: logTimesSQL).sqliteStatement
+        defer { SQLite.reset(stmt) }
+        try SQLite.bind(stmt, 1, start)
+        try SQLite.bind(stmt, 2, last)
+        while try SQLite.step(stmt, while: "read the log's recorded times") {
+            let seq = SQLite.int64(stmt, 0), time = SQLite.int64(stmt, 1)
+            while nextBreak < breaks.count, breaks[nextBreak] < seq {
+                foreign(breaks[nextBreak], "where the log has no row")
+                nextBreak += 1
+            }
+            let recorded = nextBreak < breaks.count && breaks[nextBreak] == seq
+            if recorded { nextBreak += 1 }
+            let backwards = previous.map { time < $0 } ?? false
+            // After a gap (missing-rows, step 4) the step is not the writer's: not judged either.
+            let adjacent = previousSeq.map { $0 == seq - 1 } ?? true
+            let untrustedHere = isUntrusted(seq)
+            let judged = adjacent && !untrustedHere && !previousUntrusted
+            if judged && backwards && !recorded {
+                findings.append(Finding(
+                    kind: .indexMismatch, seqs: seq...seq,
+                    message: "row \(seq) was recorded before row \(previousSeq ?? seq - 1) (recorded_at goes backwards) but audit_time_breaks lacks it: a query by recorded time could miss rows. Run `auditdb repair-indexes`"))
+            } else if judged && recorded && !backwards {
+                foreign(seq, "where recorded_at does not go backwards")
+            }
+            previous = time
+            previousSeq = seq
+            previousUntrusted = untrustedHere
+        }
+        for seq in breaks[nextBreak...] { foreign(seq, "where the log has no row") }
         return findings
     }
 
