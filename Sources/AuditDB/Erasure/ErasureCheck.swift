@@ -84,13 +84,13 @@ enum ErasureCheck {
                        throughTable: Bool = false) throws
         -> (claims: [Int64: Claim], findings: [Finding], entriesRead: Int)
     {
-        var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark, checksErasures: false)
+        var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark, checksErasures: false, judgesLinksAsAPass: true)
         var entries: [AuditEntry] = []
         let statement = try db.makeStatement(sql: try RowLayout.select(db) + HoldLog.source(try HoldLog.mustReadTable(db, throughTable)) + entriesCondition(after: after))
         try reader.read(statement, into: &entries)
         var claimed = claims
         var findings: [Finding] = []
-        for entry in entries where entry.origin == .recorded && (entry.finding == nil || entry.finding?.kind == .missingRows) {
+        for entry in entries where entry.origin == .recorded && entry.isVerifiedAtItsSeq {
             let record: ErasureRecord
             do {
                 record = try ErasureRecord(entry)

@@ -21,13 +21,13 @@ enum ExpiryCheck {
             findings.append(Finding(kind: .expiryTampered, seqs: seq...seq, message: message))
         }
         // The expiry entries, read through verification.
-        var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark)
+        var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark, judgesLinksAsAPass: true)
         var entries: [AuditEntry] = []
         try reader.read(try db.makeStatement(sql: try RowLayout.select(db) + HoldLog.source(try HoldLog.mustReadTable(db, throughTable)) + entriesCondition), into: &entries)
         var records: [Int64: (entry: AuditEntry, record: ExpiryRecord)] = [:]
-        // "Verified" as step 4 has it: the reader's missing-rows finding is about the row before
-        // (step 4 reports it there, and does not check this row's link).
-        for entry in entries where entry.origin == .recorded && (entry.finding == nil || entry.finding?.kind == .missingRows) {
+        // "Verified" as section 20.4 has it: nothing reported at the entry's own seq (a finding
+        // the reader attached about the element before it is reported there by step 4).
+        for entry in entries where entry.origin == .recorded && entry.isVerifiedAtItsSeq {
             do {
                 records[entry.seq] = (entry, try ExpiryRecord(entry))
             } catch {

@@ -30,10 +30,23 @@ struct EntryReader {
     /// bad row's successor is not checked against its MAC).
     var lastSeq: Int64?
     var lastChain = RowChain()
+    /// Whether a row's link is judged as a sequential pass judges it (FORMAT.md section 11, step
+    /// 4.6): not checked against an element before it that fails step 4 itself. The readers of
+    /// the entries verification believes (expiry, hold and erasure entries: "verified" as section
+    /// 20.4 defines it) judge so. A query's reader does not: there a row after a damaged one is
+    /// named too, since the damaged row may be one of the query's own, hidden from it (a query
+    /// cannot see its rows' neighbours otherwise, as it names the row after a gap).
+    let judgesLinksAsAPass: Bool
+    /// Whether the log element at a seq passed step 4 of a sequential pass (``passes(_:)``).
+    private var passed: [Int64: Bool] = [:]
+    /// One row by seq, and one tombstone by seq (made when first needed).
+    private var rowAt: Statement?
+    private var tombstoneAt: Statement?
 
     init(_ db: Database, storeID: StoreID, keys: KeyRing, mode: EntryQuery.UnverifiedRows, checksErasures: Bool = true,
-         claimsCache: ErasureClaimsCache? = nil) throws
+         claimsCache: ErasureClaimsCache? = nil, judgesLinksAsAPass: Bool = false) throws
     {
+        self.judgesLinksAsAPass = judgesLinksAsAPass
         self.storeID = storeID
         self.claimsCache = claimsCache
         self.keys = keys
@@ -73,7 +86,16 @@ struct EntryReader {
                 previousMissing = true
             }
             var view = RowView(stmt)
-            var finding = view.check(seq: seq, chain: &chain, context: try context.forRow(view, seq: seq, lookup: attestations))
+            let rowContext = try context.forRow(view, seq: seq, lookup: attestations)
+            let before = chain
+            var finding = view.check(seq: seq, chain: &chain, context: rowContext)
+            if judgesLinksAsAPass, finding?.kind == .chainBreak, before.prevKnown, seq > 1, lastSeq != seq - 1, try !passes(seq - 1) {
+                // The element before failed step 4 itself, and is reported there: a sequential
+                // pass does not check this row's link against its MAC (FORMAT.md section 11,
+                // step 4.6), so neither does a row read on its own.
+                chain = RowChain(prevKnown: false)
+                finding = view.check(seq: seq, chain: &chain, context: rowContext)
+            }
             if previousMissing && finding == nil {
                 finding = Finding(kind: .missingRows, seqs: (seq - 1)...(seq - 1), message: "the row before seq \(seq) is missing")
             }
@@ -98,5 +120,93 @@ struct EntryReader {
             lastSeq = seq
             lastChain = chain
         }
+    }
+
+    /// What step 4 makes of one log element, its link judged against the stored MAC before it.
+    private enum ElementVerdict { case passes, fails, linkFails }
+
+    /// Whether the log element at `seq` (its row, else the tombstone of the expired row) passes
+    /// step 4 as a sequential pass has it (FORMAT.md section 11, step 4.6, and 20.4 for
+    /// tombstones): after an element that fails, or a seq in neither table, the next one's link
+    /// is not checked. An element whose own link fails therefore passes iff the one before it
+    /// does not: only over such elements is the walk back longer than one, and every verdict is
+    /// remembered, so a reader's walks cost at most one look at each element.
+    private mutating func passes(_ seq: Int64) throws -> Bool {
+        var linkFailures: [Int64] = []
+        var at = seq
+        var verdict: Bool
+        while true {
+            if let known = passed[at] {
+                verdict = known
+                break
+            }
+            switch try element(at) {
+            case .passes: verdict = true
+            case .fails: verdict = false
+            case .linkFails:
+                // Row 1's link is against 32 zero bytes, always known: it fails.
+                guard at > 1 else { verdict = false; break }
+                linkFailures.append(at)
+                at -= 1
+                continue
+            }
+            passed[at] = verdict
+            break
+        }
+        for failure in linkFailures.reversed() {
+            verdict = !verdict
+            passed[failure] = verdict
+        }
+        return verdict
+    }
+
+    /// Step 4 on the element at `seq` alone, its link checked against the stored MAC at seq − 1
+    /// (a seq in neither table, or a MAC that is not 32 bytes, leaves the link unchecked).
+    private mutating func element(_ seq: Int64) throws -> ElementVerdict {
+        let previous: RowChain
+        if seq <= 1 {
+            previous = RowChain()
+        } else if let stored = try previousMac.mac(at: seq - 1), stored.count == 32 {
+            previous = RowChain(prevMac: stored)
+        } else {
+            previous = RowChain(prevKnown: false)
+        }
+        if rowAt == nil { rowAt = try db.makeStatement(sql: try RowLayout.select(db) + " NOT INDEXED WHERE seq = ?") }
+        let row = rowAt!.sqliteStatement
+        defer { SQLite.reset(row) }
+        try SQLite.bind(row, 1, seq)
+        if try SQLite.step(row, while: "read the row at seq \(seq)") {
+            var view = RowView(row)
+            var chain = previous
+            switch view.check(seq: seq, chain: &chain, context: try context.forRow(view, seq: seq, lookup: attestations))?.kind {
+            case nil, .compromisedKey?: return .passes  // step 5 leaves prev_known true
+            case .chainBreak?: return .linkFails
+            default: return .fails
+            }
+        }
+        guard try db.tableExists("audit_expired") else { return .fails }
+        if tombstoneAt == nil { tombstoneAt = try db.makeStatement(sql: "SELECT key_version, mac FROM audit_expired WHERE seq = ?") }
+        let tombstone = tombstoneAt!.sqliteStatement
+        defer { SQLite.reset(tombstone) }
+        try SQLite.bind(tombstone, 1, seq)
+        guard try SQLite.step(tombstone, while: "read the tombstone at seq \(seq)"),
+              SQLite.type(tombstone, 0) == SQLITE_INTEGER, let version = UInt32(exactly: SQLite.int64(tombstone, 0)),
+              let key = keys.key(version: version),
+              SQLite.type(tombstone, 1) == SQLITE_BLOB, let mac = SQLite.blob(tombstone, 1), mac.count == 32
+        else { return .fails }
+        guard previous.prevKnown else { return .passes }
+        let linked = previous.prevMac.withUnsafeBufferPointer { adb_link_check(key.keyset, storeID.bytes, seq, mac, $0.baseAddress) } == 1
+        return linked ? .passes : .linkFails
+    }
+}
+
+extension AuditEntry {
+    /// Whether this entry, read by an ``EntryReader``, is "verified" as FORMAT.md section 20.4
+    /// defines it for steps 9 and 10: no finding of steps 2–5 at its own seq. A finding the
+    /// reader attached about the element before it (the row before is missing, or its stored MAC
+    /// is not 32 bytes) is that element's, which the row scan reports there.
+    var isVerifiedAtItsSeq: Bool {
+        guard let finding else { return true }
+        return !(finding.seqs?.contains(seq) ?? true)
     }
 }

@@ -25,6 +25,10 @@ struct ErasureAgreementTests {
              sql: triggersOff + "UPDATE audit_entries SET seals = CAST(X'00' || randomblob(32) AS BLOB) WHERE seq = 9;"),
         Case(name: "the erasure entry changed", sql: triggersOff + "UPDATE audit_entries SET details = '{}' WHERE seq = 21;"),
         Case(name: "the erasure entry deleted", sql: triggersOff + "DELETE FROM audit_entries WHERE seq = 21;"),
+        // Row 20's MAC fails, so a sequential pass does not check 21's link against it: the
+        // erasure entry still counts (mac-mismatch at 20 only, not erasure-tampered at 3, 8, 13).
+        Case(name: "the row before the erasure entry changed", sql: triggersOff + "UPDATE audit_entries SET mac = zeroblob(32) WHERE seq = 20;"),
+        Case(name: "the row before the erasure entry with a short MAC", sql: triggersOff + "UPDATE audit_entries SET mac = zeroblob(31) WHERE seq = 20;"),
     ]
 
     @Test("the same findings (kind and seqs) from both store verifiers", arguments: cases)

@@ -291,6 +291,10 @@ struct ExpiryAgreementTests {
         Case(name: "the tail cut back below expired rows", sql: "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq > (SELECT max(seq) FROM audit_expired WHERE seq <= 20) - 2;"),
         Case(name: "a foreign tombstone above the last row", sql: "INSERT INTO audit_expired VALUES ((SELECT max(seq) FROM audit_entries) + 1, 1, zeroblob(32), zeroblob(32), 0, zeroblob(80), 1);"),
         Case(name: "a tombstone inserted beside a row", sql: "INSERT INTO audit_expired SELECT 3, key_version, mac, leaf, recorded_at, tags, expiry_seq FROM audit_expired WHERE seq = (SELECT min(seq) FROM audit_expired);"),
+        // Each fails its own MAC, so a sequential pass does not check the next link against it:
+        // the expiry entries after them still count (no expiry-tampered at their tombstones).
+        Case(name: "the row before each expiry entry changed",
+             sql: "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET mac = zeroblob(32) WHERE seq IN (SELECT expiry_seq - 1 FROM audit_expired);"),
         Case(name: "an expired row put back", sql: "DROP TRIGGER audit_entries_next_seq_only; INSERT INTO audit_entries SELECT 5, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version, mac, seals FROM audit_entries WHERE seq = 6;"),
     ]
 
