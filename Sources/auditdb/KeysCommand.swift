@@ -35,13 +35,25 @@ struct Keys: AsyncParsableCommand {
     struct Rotate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add a new key version to the key file; it signs from now on. No row is rewritten.",
-            discussion: "The first row the new version signs in a store is a signed rotation entry (action auditdb.key.rotated) naming the version; with a store (--store or AUDITDB_STORE) it is written now.")
+            discussion: """
+                The first row the new version signs in a store is a signed rotation entry (action auditdb.key.rotated) \
+                naming the version; with a store (--store or AUDITDB_STORE) it is written now. One change of a key \
+                file at a time: a second `keys rotate` or `keys compromised` waits for the first (up to 30 seconds) on \
+                the lock file KEYFILE.lock, which stays. Processes that loaded the key file before (scan --every, \
+                tail --follow, your app) keep their keys: restart them so that they can read the new version's rows.
+                """)
         @OptionGroup var global: GlobalOptions
 
         func run() async throws {
             guard let path = global.keyFilePath() else {
                 throw AuditError(.invalidInput, "rotation edits a key file: pass --key-file PATH", field: "--key-file")
             }
+            // One rotation of a key file at a time: two at once would each add "the next version",
+            // and the second would replace the first's key file, losing a key that signs rows.
+            try await KeyFile.withUpdateLock(path) { try await rotate(path) }
+        }
+
+        private func rotate(_ path: String) async throws {
             let current = try KeyFile(path: path).load()
             let store = global.store ?? global.environment["AUDITDB_STORE"]
             let taken = try await Keys.attestationVersions(in: store, ring: current, global: global)
@@ -87,6 +99,10 @@ struct Keys: AsyncParsableCommand {
             guard let path = global.keyFilePath() else {
                 throw AuditError(.invalidInput, "declaring a key compromised edits a key file: pass --key-file PATH", field: "--key-file")
             }
+            try await KeyFile.withUpdateLock(path) { try await declare(path) }
+        }
+
+        private func declare(_ path: String) async throws {
             var ring = try KeyFile(path: path).load()
             guard ring.key(version: version) != nil else {
                 throw AuditError(.invalidInput, "key version \(version) is not in \(path) (it has \(ring.versions))", field: "version")

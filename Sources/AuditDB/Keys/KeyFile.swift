@@ -1,5 +1,6 @@
 import CAuditCore
 import CSodium
+import Foundation
 
 /// A key file: the key ring as text, readable only by its owner.
 ///
@@ -214,5 +215,42 @@ enum KeyLines {
             }
         }
         return rc == 0 && decoded == count
+    }
+}
+
+extension KeyFile {
+    /// Runs `body` holding the update lock of the key file at `path`: one read-modify-write of a
+    /// key file at a time (a rotation, a compromise declaration), across processes and within one.
+    ///
+    /// Two rotations at once would each read the file, each add "the next version", and the
+    /// second rename would replace the first: the key that signed rows under that version would
+    /// be lost, and the store could never verify again. Read the file inside `body`, after the
+    /// lock is taken. The lock is a `flock` on a file of its own, `PATH.lock` (mode 0600, beside
+    /// the key file), never on the key file, which a rotation replaces; it stays afterwards
+    /// (removing it could let a third writer lock a new file while the second holds the old one).
+    /// Held elsewhere, it is waited for up to `wait`.
+    ///
+    /// - Throws: ``AuditError/Code/busy`` if another writer holds it for all of `wait`;
+    ///   `storage` if the lock file cannot be opened; whatever `body` throws.
+    public static func withUpdateLock<T>(_ path: String, wait: Duration = .seconds(30),
+                                         _ body: () async throws -> T) async throws -> T
+    {
+        let lockPath = URL(fileURLWithPath: path).resolvingSymlinksInPath().path + ".lock"
+        let deadline = ContinuousClock.now + wait
+        var fd: Int32 = -1
+        while fd < 0 {
+            fd = Platform.lockExclusively(lockPath, mode: 0o600)
+            if fd >= 0 { break }
+            let code = Platform.errorCode
+            guard code == Platform.wouldBlock else {
+                throw AuditError(.storage, "cannot open the key file's update lock \(lockPath): \(Platform.errorMessage(code))")
+            }
+            guard ContinuousClock.now < deadline else {
+                throw AuditError(.busy, "another process is changing the key file \(path) (it holds \(lockPath)); wait for it to end, then run this again")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        defer { Platform.close(fd) }
+        return try await body()
     }
 }

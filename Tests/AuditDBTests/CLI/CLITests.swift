@@ -319,6 +319,33 @@ struct CLITests {
         #expect(try auditdb(["verify", "--store", store, "--key-file", keyFile]).status == 0)
     }
 
+    @Test("four keys rotate at once: one at a time (the key file's update lock), so versions 2-5 each sign a rotation entry, no key is lost, verify intact")
+    func concurrentRotations() throws {
+        try setUpStore()
+        #expect(try auditdb(["append", "--store", store, "--key-file", keyFile, "--actor", "u", "--action", "a"]).status == 0)
+        // Started together: without the lock, two of them read version 1 and each wrote "version 2".
+        let script = """
+            pids=""
+            for i in 1 2 3 4; do "$0" keys rotate --store "$1" --key-file "$2" > "$3.$i" 2>&1 & pids="$pids $!"; done
+            failed=0
+            for p in $pids; do wait "$p" || failed=1; done
+            exit $failed
+            """
+        let outputs = dir.path("rotate")
+        let result = try run("/bin/bash", ["-c", script, cli, store, keyFile, outputs], environment: environmentWithoutAuditDBOptions())
+        let printed = try (1...4).map { try String(contentsOfFile: "\(outputs).\($0)", encoding: .utf8) }
+        #expect(result.status == 0, "\(printed)")
+        let added = printed.compactMap { $0.split(separator: " ").dropFirst(3).first.flatMap { Int($0) } }.sorted()
+        #expect(added == [2, 3, 4, 5], "\(printed)")
+        let list = try auditdb(["keys", "list", "--key-file", keyFile])
+        #expect(list.stdout.split(separator: "\n").count == 5 && list.stdout.contains("key 5 active (signing)"), "\(list.stdout)")
+        let rotations = try auditdb(["query", "--store", store, "--key-file", keyFile, "--action", "auditdb.key.rotated", "--format", "jsonl"])
+        #expect(rotations.stdout.split(separator: "\n").count == 4, "\(rotations.stdout)")
+        #expect(try auditdb(["verify", "--store", store, "--key-file", keyFile]).status == 0)
+        let mode = try FileManager.default.attributesOfItem(atPath: keyFile + ".lock")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+    }
+
     @Test("--help documents the exit statuses")
     func helpDocumentsExitStatus() throws {
         let help = try auditdb(["verify", "--help"])
