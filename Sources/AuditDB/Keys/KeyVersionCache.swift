@@ -24,6 +24,21 @@ enum KeyVersionCache {
         return (versions, foreign)
     }
 
+    /// The error for a process whose key ring is older than the store: the log confirms key
+    /// versions the ring lacks (rotated since the ring was loaded), or nil. A row signed with a
+    /// version the ring lacks is then no sign of tampering to this process, which must not report
+    /// (or record) it as such: it cannot judge the row. `verify` in a process holding every key
+    /// version judges it (and reports a version no key file has, with the cache row claiming it).
+    static func staleRing(_ db: Database, keys: KeyRing, path: String) throws -> AuditError? {
+        let missing = try confirmed(db).versions.subtracting(keys.versions).sorted()
+        guard !missing.isEmpty else { return nil }
+        return AuditError(
+            .keyUnavailable,
+            "rows of \(path) are signed with key version(s) \(missing.map(String.init).joined(separator: ", ")), which this process's key ring "
+                + "lacks (it has \(keys.versions.map(String.init).joined(separator: ", "))): the keys were rotated after it loaded them. "
+                + "Restart it with the current key file (if no key file has that version, run `auditdb verify`)")
+    }
+
     /// The `foreign-row` findings for the cache.
     static func findings(_ db: Database) throws -> [Finding] {
         var named: [Finding] = []

@@ -115,7 +115,15 @@ struct EntryReader {
                     finding = Finding(kind: .erasureTampered, seqs: seq...seq, message: problem)
                 }
             }
-            if let finding, mode == .throw { throw Self.refusal(seq: seq, finding) }
+            if let finding, mode == .throw {
+                // The log confirms versions the ring lacks: keys rotated after this process loaded
+                // them. This row, or an entry it depends on (an erasure entry), may be signed by
+                // one: not damage this process can judge (KeyVersionCache.staleRing).
+                if let stale = try KeyVersionCache.staleRing(db, keys: keys, path: "the store") {
+                    throw stale
+                }
+                throw Self.refusal(seq: seq, finding)
+            }
             entries.append(view.entry(finding: finding))
             lastSeq = seq
             lastChain = chain

@@ -31,6 +31,48 @@ struct KeyTests {
         #expect(throws: AuditError.self) { try KeyFile.generate(at: path) }  // never overwrites
     }
 
+    @Test("keys rotated by another process after this one loaded them: its scanner's pass fails unrecorded and its reads refuse with key-unavailable, never findings of damage; verify with the new ring is intact")
+    func staleRingAfterRotation() async throws {
+        let path = dir.path("s.db")
+        let old = try testKeyRing()
+        let stale = try await AuditStore.create(at: path, keys: old)
+        try await stale.append(contentsOf: (1...3).map { sampleEvent($0) })
+        let scanner = IntegrityScanner(store: stale, configuration: .init())
+        let first = try await scanner.scan(.full)
+        #expect(first.isIntact && first.recordSeq == 4)
+        // Another process rotates: version 2 signs its rotation entry, an append and an erasure entry.
+        let rotated = try old.rotated()
+        let current = try await AuditStore.open(at: path, keys: rotated)
+        try await current.append(sampleEvent(9))
+        _ = try await current.erase(.seqs([1]), fields: [.actor], reason: "TICKET-1")
+        try await current.close()
+        let message = "rows of \(path) are signed with key version(s) 2, which this process's key ring lacks (it has 1): the keys were rotated after it loaded them. Restart it with the current key file (if no key file has that version, run `auditdb verify`)"
+        for mode in [ScanMode.incremental, .full] {
+            await #expect {
+                _ = try await scanner.scan(mode)
+            } throws: { error in
+                (error as? AuditError)?.code == .keyUnavailable && (error as? AuditError)?.message.hasSuffix(message) == true
+            }
+        }
+        guard case .failed(let failure) = scanner.status.lastResult else {
+            Issue.record("the last pass is \(scanner.status.lastResult), not failed")
+            return
+        }
+        #expect(failure.hasSuffix(message), "\(failure)")
+        await #expect {
+            _ = try await stale.entries(EntryQuery(limit: 100))
+        } throws: { error in
+            (error as? AuditError)?.code == .keyUnavailable && (error as? AuditError)?.message.hasPrefix("rows of the store are signed with key version(s) 2") == true
+        }
+        try await stale.close()
+        // Nothing was recorded by the failed passes: the log ends with the erasure entry.
+        let fresh = try await AuditStore.open(at: path, keys: rotated)
+        let entries = try await fresh.entries(EntryQuery(limit: 100))
+        #expect(entries.last?.action == "auditdb.erasure" && entries.filter { $0.action == "auditdb.scan" }.count == 1)
+        #expect(try await fresh.verify().isIntact)
+        try await fresh.close()
+    }
+
     @Test("a key file readable by group or others is refused with the fix in the message", arguments: [0o640, 0o604, 0o660])
     func loosePermissions(mode: Int) throws {
         let path = dir.path("k.keys")
@@ -365,6 +407,8 @@ extension KeyTests {
         #expect(rotated.status == 0, "\(rotated.stderr)")
         #expect(!FileManager.default.fileExists(atPath: stale))
         #expect(FileManager.default.fileExists(atPath: live))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url.path).sorted() == ["k.keys", "k.keys.tmp-\(getpid())"])
+        // The update lock's file stays (KeyFile.withUpdateLock): it holds no key.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.url.path).sorted() == ["k.keys", "k.keys.lock", "k.keys.tmp-\(getpid())"])
+        #expect(try FileManager.default.attributesOfItem(atPath: keyFile + ".lock")[.size] as? Int == 0)
     }
 }
