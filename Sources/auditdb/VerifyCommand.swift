@@ -42,7 +42,7 @@ struct Verify: AsyncParsableCommand {
         } else if report.isIntact {
             try Output.line("intact: \(report.rowsChecked) rows verified (last seq \(report.lastSeq)), store \(report.storeID.map(\.hex) ?? "?")")
         } else {
-            try Output.line("INTEGRITY VIOLATION: \(report.totalFindings) finding(s) in store \(report.storeID.map(\.hex) ?? "?")")
+            try Output.line("INTEGRITY VIOLATION: \(report.totalFindings) finding(s) in " + (report.storeID.map { "store \($0.hex)" } ?? "a store whose id cannot be read"))
             for finding in report.findings.prefix(50) {
                 try Output.line("  " + OutputEscaping.escapeForTerminal(finding.description))
             }

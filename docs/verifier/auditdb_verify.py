@@ -773,6 +773,12 @@ def verify(path: str, keys: dict[int, Key], expected_store_id: bytes | None = No
                 report.add("corruption", None, None, f"SQLite cannot read the store: {e}")
             else:
                 raise StoreOpenError(f"{path}: {e}")
+        except UnicodeDecodeError as e:
+            # Text is read as bytes (text_factory), so only an error message of SQLite's can fail
+            # to decode: one that quotes a schema name that is not UTF-8 ("malformed database
+            # schema (NAME)"), written there by another client.
+            report.add("corruption", None, None,
+                       f"SQLite cannot read the store: its error quotes bytes that are not UTF-8 ({e.object[:80]!r}), a damaged schema")
     finally:
         conn.close()
     report.findings = merge_missing_rows(report.findings)

@@ -501,6 +501,15 @@ def check_expiry(conn, report, keys: dict, store_id: bytes, engine_rows: dict[in
     then retention-violation per tombstone of each expiry entry that passed rule 3 (ascending
     entry, then seq; at most one each: the policy first, then the lowest hold id in force)."""
     expiries = {seq: row for seq, row in engine_rows.items() if row["action"] == EXPIRY_ACTION}
+    # An entry whose details do not parse counts as no entry for rule 2 (section 20.3): each
+    # tombstone naming it is expiry-tampered too.
+    parsed: dict[int, ExpiryDetails] = {}
+    unparsed: dict[int, ExpiryDetailsError] = {}
+    for seq in sorted(expiries):
+        try:
+            parsed[seq] = parse_expiry_details(expiries[seq]["details"], seq)
+        except ExpiryDetailsError as e:
+            unparsed[seq] = e
     groups: dict[int, _Group] = {}
     # A tombstone stands for a row the log no longer has: at a seq from 1 to the last row's, where
     # audit_entries has no row. Any other audit_expired row takes no part in the log: foreign-row.
@@ -526,7 +535,7 @@ def check_expiry(conn, report, keys: dict, store_id: bytes, engine_rows: dict[in
                            "from the tail: see the other findings, and verify against anchors)")
                 continue
             why = None
-            if types["expiry_seq"] != "integer" or expiry_seq not in expiries:
+            if types["expiry_seq"] != "integer" or expiry_seq not in parsed:
                 why = (f"the tombstone names expiry entry {_show(expiry_seq, types['expiry_seq'])}, which is not an "
                        "expiry entry that verified (it was deleted or changed, or never written)")
             elif not well_formed:
@@ -548,11 +557,10 @@ def check_expiry(conn, report, keys: dict, store_id: bytes, engine_rows: dict[in
     passed: list[tuple[int, dict, ExpiryDetails]] = []
     for seq in sorted(expiries):
         row = expiries[seq]
-        try:
-            d = parse_expiry_details(row["details"], seq)
-        except ExpiryDetailsError as e:
-            report.add("expiry-tampered", seq, seq, f"the expiry entry's details do not parse as an expiry entry: {e}")
+        if seq in unparsed:
+            report.add("expiry-tampered", seq, seq, f"the expiry entry's details do not parse as an expiry entry: {unparsed[seq]}")
             continue
+        d = parsed[seq]
         why = _mismatch(d, groups.get(seq))
         if why is not None:
             report.add("expiry-tampered", seq, seq, f"the expiry entry's tombstones do not match it: {why}")

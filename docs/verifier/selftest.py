@@ -1896,10 +1896,12 @@ def test_expired_rows(tmp: pathlib.Path) -> None:
             ("count-float", lambda d: d.update(count=3.0), "count is not an integer"),
             ("last", lambda d: d.update(last=13), "first 2 and last 13 are not seqs before the entry"),
             ("digest-upper", lambda d: d.update(tombstones=d["tombstones"].upper()), "tombstones is not 64 lowercase hex")):
+        # Section 20.3: an entry whose details do not parse counts as no entry for rule 2, so each
+        # tombstone naming it is expiry-tampered too.
         rep = av.verify(str(variant(f"details-{name}", details_edit=edit)), both, SID)
-        check(seqs(rep) == [(ET, 13, 13)] and rep.findings[0].message.startswith(
-                  "the expiry entry's details do not parse as an expiry entry: ") and want in rep.findings[0].message,
-              f"(e) details {name} -> expiry-tampered at 13 only, '{want}' ({shown(rep)})")
+        check(seqs(rep) == [(ET, 2, 2), (ET, 3, 3), (ET, 5, 5), (ET, 13, 13)] and rep.findings[-1].message.startswith(
+                  "the expiry entry's details do not parse as an expiry entry: ") and want in rep.findings[-1].message,
+              f"(e) details {name} -> expiry-tampered at 13 and at its tombstones 2, 3, 5, '{want}' ({shown(rep)})")
     rep = av.verify(str(variant("count-wrong", details_edit=lambda d: d.update(count=4))), both, SID)
     check(seqs(rep) == [(ET, 13, 13)], f"(e) a signed count of 4 for 3 tombstones -> expiry-tampered 13 ({shown(rep)})")
 

@@ -15,7 +15,10 @@ enum ExpiryCheck {
     /// through `audit_entries_engine` (a full pass whose index proof did not prove that index:
     /// an entry hidden from it must still count, FORMAT.md section 11, step 9).
     static func findings(_ db: Database, storeID: StoreID, keys: KeyRing, throughTable: Bool = false) throws -> [Finding] {
-        guard try db.tableExists("audit_expired"), try db.tableExists("audit_entries") else { return [] }
+        guard try db.tableExists("audit_entries") else { return [] }
+        // A dropped audit_expired (schema-tampered) holds no tombstones: each expiry entry then
+        // matches none, as if they were deleted one by one (FORMAT.md 20.4).
+        let hasTombstones = try db.tableExists("audit_expired")
         var findings: [Finding] = []
         func tampered(_ seq: Int64, _ message: String) {
             findings.append(Finding(kind: .expiryTampered, seqs: seq...seq, message: message))
@@ -56,14 +59,15 @@ enum ExpiryCheck {
         // (nothing walks, counts or ships it): it is foreign, and must not block the store.
         let lastSeq = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries NOT INDEXED WHERE seq >= 1") ?? 0
         var cutTail: Int64?  // the highest tombstone above the last row that links to the one before it
-        let statement = try db.makeStatement(sql: """
+        let statement = hasTombstones ? try db.makeStatement(sql: """
             SELECT x.seq, x.key_version, x.mac, x.leaf, x.recorded_at, x.tags, x.expiry_seq,
                    EXISTS (SELECT 1 FROM audit_entries e WHERE e.seq = x.seq)
             FROM audit_expired x ORDER BY x.seq
-            """)
-        let stmt = statement.sqliteStatement
-        defer { SQLite.reset(stmt) }
-        while try SQLite.step(stmt, while: "read tombstones") {
+            """) : nil
+        let stmt = statement?.sqliteStatement
+        defer { if let stmt { SQLite.reset(stmt) } }
+        while hasTombstones, try SQLite.step(stmt!, while: "read tombstones") {
+            let stmt = stmt!
             let seq = SQLite.int64(stmt, 0)  // an INTEGER PRIMARY KEY is an integer
             func integer(_ column: Int32) -> Int64? { SQLite.type(stmt, column) == SQLITE_INTEGER ? SQLite.int64(stmt, column) : nil }
             func blob(_ column: Int32, _ length: Int) -> [UInt8]? {

@@ -152,6 +152,32 @@ struct ExpiryTests {
         #expect(found.filter { $0.hasPrefix("expiry-tampered") }.count == 20)
     }
 
+    @Test("a tombstone moved to a signed expiry entry whose details do not parse: that entry counts as none, so the tombstone is expiry-tampered too; both verifiers agree")
+    func tombstoneNamingAnUnreadableEntry() async throws {
+        let keyPath = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyPath, replacing: false)
+        let store = try await expired()
+        let bogus = try await store.appendEngineEntry(AuditEvent(actor: "auditdb", action: ExpiryRecord.action, details: ["note": "not an expiry"]))
+        try await store.close()
+        #expect(bogus == 32)
+        try tamper("UPDATE audit_expired SET expiry_seq = 32 WHERE seq = (SELECT min(seq) FROM audit_expired);")
+        let first = try #require(Int64(try sqlite3Shell(path, "SELECT min(seq) FROM audit_expired;").stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(try await findings() == ["expiry-tampered \(first)...\(first)", "expiry-tampered 31...31", "expiry-tampered 32...32"])
+        let python = try ExpiryAgreementTests.pythonFindings(path, keyPath).compactMap { f -> String? in
+            guard let kind = f["kind"] as? String, kind != "schema-tampered" else { return nil }
+            return "\(kind) \((f["first_seq"] as? NSNumber)?.int64Value ?? -1)...\((f["last_seq"] as? NSNumber)?.int64Value ?? -1)"
+        }
+        #expect(python == ["expiry-tampered \(first)...\(first)", "expiry-tampered 31...31", "expiry-tampered 32...32"])
+    }
+
+    @Test("audit_expired dropped: schema-tampered, and each expiry entry matches no tombstone; both verifiers agree")
+    func tombstoneTableDropped() async throws {
+        try await expired().close()
+        try tamper("DROP TABLE audit_expired;")
+        let found = try await findings()
+        #expect(found.contains("expiry-tampered 31...31"), "\(found)")
+    }
+
     @Test("a tombstone inserted beside a row still in the log: foreign-row at that seq only; the expiry entry it names still matches its own")
     func tombstoneBesideItsRow() async throws {
         try await expired().close()
@@ -295,6 +321,7 @@ struct ExpiryAgreementTests {
         // the expiry entries after them still count (no expiry-tampered at their tombstones).
         Case(name: "the row before each expiry entry changed",
              sql: "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET mac = zeroblob(32) WHERE seq IN (SELECT expiry_seq - 1 FROM audit_expired);"),
+        Case(name: "the tombstone table dropped", sql: "DROP TABLE audit_expired;"),
         Case(name: "an expired row put back", sql: "DROP TRIGGER audit_entries_next_seq_only; INSERT INTO audit_entries SELECT 5, recorded_at, occurred_at, tenant, actor, action, resource_type, resource_id, outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version, mac, seals FROM audit_entries WHERE seq = 6;"),
     ]
 
