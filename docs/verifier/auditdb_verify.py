@@ -847,8 +847,8 @@ def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, 
         time_breaks.check_time_breaks(conn, report)
 
 
-def _file_format_versions(conn):
-    """Bytes 18 and 19 of the main database file's header, as stored in the file (not a page
+def _file_header_bytes(conn):
+    """Bytes 18, 19 and 20 of the main database file's header, as stored in the file (not a page
     image in the -wal); None if the file cannot be read now or is too short (section 11, step 1)."""
     name = conn.execute("PRAGMA database_list").fetchone()[2]
     path = name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else name
@@ -856,10 +856,10 @@ def _file_format_versions(conn):
         return None
     try:
         with open(path, "rb") as f:
-            head = f.read(20)
+            head = f.read(21)
     except OSError:
         return None
-    return (head[18], head[19]) if len(head) == 20 else None
+    return (head[18], head[19], head[20]) if len(head) == 21 else None
 
 
 def _encoding_message(encoding: str) -> str:
@@ -925,14 +925,20 @@ def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | No
         encoding = _s(conn.execute("PRAGMA encoding").fetchone()[0])
         if encoding != "UTF-8":
             report.add("schema-tampered", None, None, _encoding_message(encoding))
-        versions = _file_format_versions(conn)
-        if versions is not None and not all(v in (1, 2) for v in versions):
-            write, read = versions
+        header_bytes = _file_header_bytes(conn)
+        if header_bytes is not None and not all(v in (1, 2) for v in header_bytes[:2]):
+            write, read = header_bytes[:2]
             report.add("corruption", None, None,
                        f"the SQLite file header's format versions are {write} (write, byte 18) and {read} (read, byte 19), "
                        "not 1 or 2 as SQLite writes them: with a write version above 2 SQLite opens the file read-only, so "
                        "every append fails. Another client changed them; restore the store from a backup (or write 2 back "
                        "into both bytes)")
+        if header_bytes is not None and header_bytes[2] != 0:
+            report.add("corruption", None, None,
+                       f"the SQLite file header reserves {header_bytes[2]} byte(s) at the end of every page (byte 20), not 0 "
+                       "as AuditDB creates every store: SQLite then lays out every page differently, so the pages read as "
+                       "damaged (PRAGMA quick_check) and writes fail. Another client changed it; restore the store from a "
+                       "backup (or write 0 back into byte 20)")
 
     # The attestations that count (section 10), needed only when some key version is compromised:
     # by the header check (seq 0) and the row scan. Without audit_entries there are no

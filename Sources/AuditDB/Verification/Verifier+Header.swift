@@ -36,8 +36,12 @@ extension Verifier {
             findings.append(Finding(kind: .schemaTampered, seqs: nil,
                                     message: "the database's text encoding is \(encoding); AuditDB stores are UTF-8 (the file was rebuilt by another tool): SQLite orders and compares text in another way in this encoding, so queries and index ranges could miss rows"))
         }
-        if let versions = try fileFormatVersions(db), !(1...2).contains(versions.write) || !(1...2).contains(versions.read) {
+        let header = try fileHeader(db)
+        if let versions = header, !(1...2).contains(versions.write) || !(1...2).contains(versions.read) {
             findings.append(Finding(kind: .corruption, seqs: nil, message: fileFormatMessage(write: versions.write, read: versions.read)))
+        }
+        if let reserved = header?.reserved, reserved != 0 {
+            findings.append(Finding(kind: .corruption, seqs: nil, message: reservedBytesMessage(reserved)))
         }
         let known = StoreSchema.knownMigrations
         if applied.isEmpty, try db.tableExists("audit_entries") || db.tableExists("audit_store") {
@@ -64,22 +68,30 @@ extension Verifier {
         return findings
     }
 
-    /// Bytes 18 and 19 of the main database file's SQLite header (the file format write and read
-    /// versions), as stored in the file, read through SQLite's own open file (a descriptor of our
-    /// own would drop this process's locks on the file when closed); nil for an in-memory
-    /// database or a file too short.
-    static func fileFormatVersions(_ db: Database) throws -> (write: UInt8, read: UInt8)? {
+    /// Bytes 18, 19 and 20 of the main database file's SQLite header (the file format write and
+    /// read versions, and the bytes reserved at the end of each page), as stored in the file, read
+    /// through SQLite's own open file (a descriptor of our own would drop this process's locks on
+    /// the file when closed); nil for an in-memory database or a file too short.
+    static func fileHeader(_ db: Database) throws -> (write: UInt8, read: UInt8, reserved: UInt8)? {
         guard let connection = db.sqliteConnection, let name = sqlite3_db_filename(connection, "main"), name.pointee != 0 else {
             return nil
         }
-        var bytes = [UInt8](repeating: 0, count: 20)
-        let rc = adb_sqlite_read_main_header(connection, &bytes, 20)
+        var bytes = [UInt8](repeating: 0, count: 21)
+        let rc = adb_sqlite_read_main_header(connection, &bytes, 21)
         guard rc == SQLITE_OK else {
             // SQLITE_IOERR_SHORT_READ (a macro Swift does not import)
             guard rc == SQLITE_IOERR | (2 << 8) else { throw SQLite.error(rc, connection: connection, while: "read the file header") }
             return nil  // too short: the open that read it says what is wrong with it
         }
-        return (bytes[18], bytes[19])
+        return (bytes[18], bytes[19], bytes[20])
+    }
+
+    /// The finding's text for a header that reserves bytes at the end of each page (FORMAT.md
+    /// section 11, step 1).
+    static func reservedBytesMessage(_ reserved: UInt8) -> String {
+        "the SQLite file header reserves \(reserved) byte(s) at the end of every page (byte 20), not 0 as AuditDB creates every store: "
+            + "SQLite then lays out every page differently, so the pages read as damaged (PRAGMA quick_check) and writes fail. "
+            + "Another client changed it; restore the store from a backup (or write 0 back into byte 20)"
     }
 
     /// The finding's text for file format versions other than 1 or 2 (FORMAT.md section 11, step 1).

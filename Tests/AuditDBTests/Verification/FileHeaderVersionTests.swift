@@ -5,8 +5,9 @@ import Testing
 @testable import AuditDB
 
 /// Byte 18 of the SQLite header (the file format write version) set above 2: SQLite opens the
-/// file read-only, so every append fails while every row still verifies. Verification reports it
-/// (FORMAT.md section 11, step 1), in both verifiers and the scanner.
+/// file read-only, so every append fails while every row still verifies; byte 20 (bytes reserved
+/// per page) not 0: the pages read as damaged. Verification reports both (FORMAT.md section 11,
+/// step 1), in both verifiers and the scanner.
 @Suite("The SQLite header's format versions")
 struct FileHeaderVersionTests {
     @Test("a write version of 3: one corruption finding from verify, scan and the Python verifier; append fails and points to verify")
@@ -31,5 +32,25 @@ struct FileHeaderVersionTests {
                              environment: environmentWithoutAuditDBOptions())
         #expect(append.status == 2)
         #expect(append.stderr.contains("if they are writable, run `auditdb verify` (another client may have changed the file's SQLite header)"), "\(append.stderr)")
+    }
+
+    @Test("bytes reserved at the end of every page (byte 20 = 32): rows still verify, the pages do not; one corruption finding in both verifiers")
+    func reservedBytes() async throws {
+        let dir = try TemporaryDirectory()
+        let keyPath = dir.path("k.keys")
+        let keys = try KeyFile.generate(at: keyPath)
+        let db = dir.path("store.db")
+        try await makeStore(at: db, keys: keys, count: 3)
+        let handle = try #require(FileHandle(forUpdatingAtPath: db))
+        try handle.seek(toOffset: 20)
+        try handle.write(contentsOf: Data([32]))
+        try handle.close()
+        // SQLite itself sees the pages' layout as damaged.
+        #expect(try sqlite3Shell(db, "PRAGMA quick_check;").stdout.contains("free space corruption"))
+        let report = try await AuditStore.verify(storeAt: db, keys: keys)
+        #expect(report.findings.map(\.message) == [
+            "the SQLite file header reserves 32 byte(s) at the end of every page (byte 20), not 0 as AuditDB creates every store: SQLite then lays out every page differently, so the pages read as damaged (PRAGMA quick_check) and writes fail. Another client changed it; restore the store from a backup (or write 0 back into byte 20)",
+        ])
+        #expect(try pythonFindings(db, keyFile: keyPath) == ["corruption -...-"])
     }
 }
