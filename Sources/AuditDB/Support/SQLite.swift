@@ -278,6 +278,14 @@ extension AuditError {
                 .busy,
                 "\(action) failed: the database stayed locked by another connection past the busy timeout. Nothing was written by that step (what earlier steps committed stays); retry, or find the process holding the lock.",
                 underlying: db)
+        case .SQLITE_PROTOCOL:
+            // SQLite retried for seconds and gave up: a lock on the store's -shm file was held in
+            // a way its wal-index protocol cannot get past (another process holding a read-mark
+            // or recovery lock, not an ordinary writer).
+            return AuditError(
+                .busy,
+                "\(action) failed: another process holds a lock on the store's -shm file that SQLite's locking protocol could not get past (\(detail)). Nothing was written by that step; find the process that has the store's -shm file open (for example with `fuser`), stop it, and retry.",
+                underlying: db)
         case .SQLITE_CORRUPT, .SQLITE_NOTADB:
             return AuditError(
                 .corrupt,

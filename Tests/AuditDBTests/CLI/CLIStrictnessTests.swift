@@ -56,6 +56,33 @@ struct CLIStrictnessTests {
         #expect(result.stderr.contains("nothing from line \(last + 1) on was written"), "\(result.stderr)")
     }
 
+    @Test("another process holds every read mark of the store's -shm file: exit 2 naming the -shm lock, not a bare 'locking protocol'")
+    func shmReadMarksHeld() throws {
+        #expect(try auditdb(["init"]).status == 0)
+        #expect(try auditdb(["append", "--actor", "a", "--action", "x"]).status == 0)
+        // The -shm file stays after a command (SQLite's WAL index); its bytes 123-127 are the
+        // read marks of SQLite's unix locking (UNIX_SHM_BASE + 3 ...). Held exclusively, no
+        // reader can take one: SQLite retries for seconds, then gives SQLITE_PROTOCOL.
+        let script = """
+            python3 -c '
+            import fcntl, os, sys, time
+            fd = os.open(sys.argv[1], os.O_RDWR)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 5, 123, os.SEEK_SET)
+            print("locked", flush=True)
+            time.sleep(120)
+            ' "$1-shm" > "$1.locker" &
+            locker=$!
+            while [ ! -s "$1.locker" ]; do sleep 0.05; done
+            "$0" verify --busy-timeout 1 --store "$1" --key-file "$2"
+            status=$?
+            kill -9 $locker  # SIGKILL: a child started by the tests may inherit SIGTERM blocked
+            exit $status
+            """
+        let result = try run("/bin/bash", ["-c", script, try cliPath(), store, keyFile], environment: environmentWithoutAuditDBOptions())
+        #expect(result.status == 2, "\(result.stdout)\(result.stderr)")
+        #expect(result.stderr == "auditdb: error: open \(store) failed: another process holds a lock on the store's -shm file that SQLite's locking protocol could not get past (locking protocol). Nothing was written by that step; find the process that has the store's -shm file open (for example with `fuser`), stop it, and retry.\n", "\(result.stderr)")
+    }
+
     @Test("an empty --store-id is refused, not taken for unset (which would switch off AUDITDB_STORE_ID); the variable's error names it")
     func emptyStoreID() throws {
         #expect(try auditdb(["init"]).status == 0)
