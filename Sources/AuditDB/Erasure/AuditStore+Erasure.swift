@@ -140,6 +140,7 @@ extension AuditStore {
             let chunk = Array(plan.rows[start..<min(plan.rows.count, start + batch)])
             // A batch once begun is not cancelled (an unstructured task): it commits or fails whole.
             let (done, skipped, entry): ([Int64], Int, Int64?)
+            let began = ContinuousClock.now
             do {
                 (done, skipped, entry) = try await Task {
                     try await self.holdTransaction("erase fields") { db, _, append in
@@ -162,6 +163,8 @@ extension AuditStore {
             erased += done
             already += skipped
             if let entry { entries.append(entry) }
+            // Other processes' appends get the lock between two batches.
+            if start + batch < plan.rows.count { await Self.pauseForOtherWriters(after: began) }
         }
         // The erasure is committed: a scrub that fails (a full disk) must not turn it into an
         // error the caller would retry. It says so through `scrubbed`; the next checkpoint that

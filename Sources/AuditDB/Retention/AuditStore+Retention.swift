@@ -142,6 +142,7 @@ extension AuditStore {
             // A batch once begun is not cancelled (an unstructured task): its archive is written
             // whole and its rows expire in one transaction, or it fails whole.
             let (batch, bundle): (Batch, String?)
+            let began = ContinuousClock.now
             do {
                 (batch, bundle) = try await Task {
                     try await self.retentionBatch(chunk, policy: policy, now: now, dryRun: dryRun, archive: archive)
@@ -156,6 +157,8 @@ extension AuditStore {
             }
             if let bundle { report.archives.append(bundle) }
             report.add(batch)
+            // Other processes' appends get the lock between two batches.
+            if !dryRun, start + batchSize < candidates.count { await Self.pauseForOtherWriters(after: began) }
         }
         if stopped {
             let verb = dryRun ? "would expire" : "expired"

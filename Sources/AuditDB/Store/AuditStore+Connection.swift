@@ -55,3 +55,20 @@ extension GRDB.Configuration {
         return config
     }
 }
+
+extension AuditStore {
+    /// The pause between two write transactions of a long batched job (expiry, erasure), begun
+    /// at `began`: as long as the batch took, from 10 to 100 ms. Another process's writer waits
+    /// for the lock in SQLite's busy handler, which sleeps up to 100 ms between tries; a next
+    /// batch begun at once would take most of the gaps, and that writer would wait many batches
+    /// (seconds) instead of about one. This process's own appends queue between batches anyway.
+    /// Returns early if the task is cancelled (the job's check between batches then stops it).
+    static func pauseForOtherWriters(after began: ContinuousClock.Instant) async {
+        let pause = min(max(ContinuousClock.now - began, .milliseconds(10)), .milliseconds(100))
+        do {
+            try await Task.sleep(for: pause)
+        } catch {
+            // Cancelled: the caller's check before its next batch stops the job.
+        }
+    }
+}
