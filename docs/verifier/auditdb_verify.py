@@ -1004,11 +1004,12 @@ def _read_header(conn) -> tuple[dict | None, str | None]:
         return None, "the audit_store table is missing"
     rows = conn.execute(
         "SELECT store_id, typeof(store_id), created_at, typeof(created_at), format_version, typeof(format_version),"
-        " key_version, typeof(key_version), mac, typeof(mac) FROM audit_store").fetchall()
+        " key_version, typeof(key_version), mac, typeof(mac), singleton, typeof(singleton) FROM audit_store").fetchall()
     if len(rows) != 1:
         return None, f"audit_store holds {len(rows)} rows; it must hold exactly one"
-    sid, t_sid, created, t_created, fmt, t_fmt, kv, t_kv, mac, t_mac = rows[0]
-    if (_s(t_sid) != "blob" or len(sid) != STORE_ID_LEN or _s(t_created) != "integer"
+    sid, t_sid, created, t_created, fmt, t_fmt, kv, t_kv, mac, t_mac, singleton, t_singleton = rows[0]
+    if (_s(t_singleton) != "integer" or singleton != 1
+            or _s(t_sid) != "blob" or len(sid) != STORE_ID_LEN or _s(t_created) != "integer"
             or _s(t_fmt) != "integer" or _s(t_kv) != "integer" or not 0 <= kv <= 0xFFFFFFFF
             or _s(t_mac) != "blob"):
         return None, "the store header has invalid columns"

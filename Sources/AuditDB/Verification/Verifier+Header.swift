@@ -110,13 +110,15 @@ extension Verifier {
         guard try db.tableExists("audit_store") else {
             return .failure(Finding(kind: .headerTampered, seqs: nil, message: "the audit_store table is missing"))
         }
-        let rows = try Row.fetchAll(db, sql: "SELECT store_id, created_at, format_version, key_version, mac FROM audit_store")
+        let rows = try Row.fetchAll(db, sql: "SELECT singleton, store_id, created_at, format_version, key_version, mac FROM audit_store")
         guard rows.count == 1 else {
             return .failure(Finding(kind: .headerTampered, seqs: nil,
                                     message: "audit_store holds \(rows.count) rows; it must hold exactly one"))
         }
         let row = rows[0]
-        guard let id = row.stored("store_id", as: Data.self), id.count == StoreFormat.storeIDLength,
+        // `singleton` is 1 in the only row AuditDB writes (its CHECK, which another client can switch off).
+        guard row.stored("singleton", as: Int64.self) == 1,
+              let id = row.stored("store_id", as: Data.self), id.count == StoreFormat.storeIDLength,
               let created = row.stored("created_at", as: Int64.self), let format = row.stored("format_version", as: Int64.self),
               let kv = row.stored("key_version", as: Int64.self), let kv32 = UInt32(exactly: kv), let mac = row.stored("mac", as: Data.self)
         else {

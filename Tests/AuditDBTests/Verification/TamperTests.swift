@@ -362,6 +362,17 @@ struct TamperTests {
         ])
     }
 
+    @Test("the header's singleton set to 0 (its CHECK switched off): header-tampered in both verifiers, though its MAC does not cover it")
+    func headerSingletonChanged() async throws {
+        try await makeStore(at: db, keys: keys, count: 2)
+        try sqlite3Must(db, "PRAGMA ignore_check_constraints = ON; DROP TRIGGER audit_store_no_update; UPDATE audit_store SET singleton = 0;")
+        let report = try await verify()
+        #expect(report.findings(.headerTampered).map(\.message) == ["the store header has invalid columns"], "\(report)")
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        #expect(try pythonFindings(db, keyFile: keyFile).contains("header-tampered -...-"))
+    }
+
     @Test("triggers switched off for one connection (.dbconfig enable_trigger off): the shell changes and cuts rows; the MACs and the store's own checkpoint catch it")
     func triggersSwitchedOff() async throws {
         try await makeStore(at: db, keys: keys, count: 12)
