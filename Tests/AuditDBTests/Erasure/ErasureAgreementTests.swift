@@ -29,6 +29,14 @@ struct ErasureAgreementTests {
         // erasure entry still counts (mac-mismatch at 20 only, not erasure-tampered at 3, 8, 13).
         Case(name: "the row before the erasure entry changed", sql: triggersOff + "UPDATE audit_entries SET mac = zeroblob(32) WHERE seq = 20;"),
         Case(name: "the row before the erasure entry with a short MAC", sql: triggersOff + "UPDATE audit_entries SET mac = zeroblob(31) WHERE seq = 20;"),
+        // Link halves (mac[16..32)) zeroed: each such row fails its own link only if the row
+        // before it passed. Rows 18-20: 18 fails, 19 is not checked, 20 fails, so 21 is not
+        // checked and the entry counts. Rows 19-20: 19 fails, 20 is not checked, 21's link
+        // against 20's changed MAC fails, so the entry does not count (rule 2 at 3, 8, 13).
+        Case(name: "the link halves of rows 18-20 changed",
+             sql: triggersOff + "UPDATE audit_entries SET mac = CAST(substr(mac, 1, 16) || X'00000000000000000000000000000000' AS BLOB) WHERE seq BETWEEN 18 AND 20;"),
+        Case(name: "the link halves of rows 19-20 changed",
+             sql: triggersOff + "UPDATE audit_entries SET mac = CAST(substr(mac, 1, 16) || X'00000000000000000000000000000000' AS BLOB) WHERE seq BETWEEN 19 AND 20;"),
     ]
 
     @Test("the same findings (kind and seqs) from both store verifiers", arguments: cases)
