@@ -95,24 +95,33 @@ struct Tail: AsyncParsableCommand {
                 for await _ in signals { return }
             }
             group.addTask {
-                if format == .table { try Output.line(TableFormat.header.joined(separator: "  ")) }
-                var policy = startPolicy, policySeq = startPolicySeq
-                for try await page in stream.batches {
-                    // The store's rules as they are now, read after the page: a masking entry
-                    // set while the tail runs (in this page or before it) applies at once.
-                    let current = try await store.maskingConfiguration().seq
-                    if current != policySeq {
-                        policy = try await masks.policy(for: store, extra: extraMasks)
-                        policySeq = current
+                var printed = start
+                do {
+                    if format == .table { try Output.line(TableFormat.header.joined(separator: "  ")) }
+                    var policy = startPolicy, policySeq = startPolicySeq
+                    for try await page in stream.batches {
+                        // The store's rules as they are now, read after the page: a masking entry
+                        // set while the tail runs (in this page or before it) applies at once.
+                        let current = try await store.maskingConfiguration().seq
+                        if current != policySeq {
+                            policy = try await masks.policy(for: store, extra: extraMasks)
+                            policySeq = current
+                        }
+                        // One write per page, then the cursor: both synchronous, so a stop (task
+                        // cancellation) falls between pages, never between a page and its cursor.
+                        var text = ""
+                        for entry in page.map(policy.apply) {
+                            text += (format == .jsonl ? EntryJSON.encode(entry) : TableFormat.row(entry)) + "\n"
+                        }
+                        try Output.writeAll(text)
+                        printed = page[page.count - 1].seq
+                        try cursor?.save(page[page.count - 1].seq, mac: page[page.count - 1].mac)
                     }
-                    // One write per page, then the cursor: both synchronous, so a stop (task
-                    // cancellation) falls between pages, never between a page and its cursor.
-                    var text = ""
-                    for entry in page.map(policy.apply) {
-                        text += (format == .jsonl ? EntryJSON.encode(entry) : TableFormat.row(entry)) + "\n"
-                    }
-                    try Output.writeAll(text)
-                    try cursor?.save(page[page.count - 1].seq, mac: page[page.count - 1].mac)
+                } catch let error as AuditError {
+                    // Where to go on from, once the cause is dealt with: the last entry printed.
+                    let resume = cursor == nil ? "--after \(printed)" : "the same --cursor-file (or --after \(printed))"
+                    throw AuditError(error.code, error.message + " (the last entry printed is seq \(printed); to go on from there, run tail again with \(resume))",
+                                     field: error.field, underlying: error.underlying)
                 }
             }
             // The first to end (a signal, the tail caught up, or a failure) stops the other.

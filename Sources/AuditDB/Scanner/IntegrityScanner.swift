@@ -330,10 +330,12 @@ public final class IntegrityScanner: Service, Sendable {
                 pool: target.reader, keys: target.keys, expectedStoreID: target.expectedStoreID,
                 checkpointKeys: target.checkpointKeys, progress: progress
             ).run(from: startPosition), from: startPosition)
-            if integrity.findings.contains(where: { $0.kind == .unknownKeyVersion }) {
+            if !integrity.isIntact {
                 // Keys rotated after this scanner loaded them: the rows of the new version (and
                 // the entries they sign, and what those entries vouch for) are not damage. The pass
-                // fails, unrecorded, rather than write findings into the log.
+                // fails, unrecorded, rather than write findings into the log. (Asked of any pass
+                // with findings: the report keeps only the first ones, which may all be of
+                // another kind, such as erased rows whose erasure entry the new version signed.)
                 let (keys, path) = (target.keys, target.path)
                 if let stale = try await target.reader.read({ db in try KeyVersionCache.staleRing(db, keys: keys, path: path) }) {
                     throw stale
