@@ -8,14 +8,20 @@ import Testing
 /// than one column JSON-quoted; JSONL stays the exact form.
 @Suite("CLI: table cells are unambiguous")
 struct TableOutputTests {
-    @Test("a tenant '-' against none, an actor with spaces that draws fake columns, '(withheld)', a resource id with ':': quoted")
-    func quoted() throws {
-        let dir = try TemporaryDirectory()
+    /// `auditdb` with a new store and key in `dir` (AUDITDB_STORE, AUDITDB_KEY_FILE).
+    static func newStore(in dir: TemporaryDirectory) throws -> ([String]) throws -> ProcessResult {
         let keyPath = dir.path("k.keys")
         _ = try KeyFile.generate(at: keyPath)
         let environment = ["AUDITDB_STORE": dir.path("s.db"), "AUDITDB_KEY_FILE": keyPath]
-        func auditdb(_ arguments: [String]) throws -> ProcessResult { try run(try cliPath(), arguments, environment: environment) }
+        let auditdb = { (arguments: [String]) throws -> ProcessResult in try run(try cliPath(), arguments, environment: environment) }
         #expect(try auditdb(["init"]).status == 0)
+        return auditdb
+    }
+
+    @Test("a tenant '-' against none, an actor with spaces that draws fake columns, '(withheld)', a resource id with ':': quoted")
+    func quoted() throws {
+        let dir = try TemporaryDirectory()
+        let auditdb = try Self.newStore(in: dir)
         #expect(try auditdb(["append", "--actor", "alice", "--action", "read"]).status == 0)
         #expect(try auditdb(["append", "--tenant", "-", "--actor", "mallory  login  success  info", "--action", "read"]).status == 0)
         #expect(try auditdb(["append", "--actor", "(withheld)", "--action", "read", "--resource-type", "doc", "--resource-id", "a:b"]).status == 0)
@@ -30,11 +36,7 @@ struct TableOutputTests {
     @Test("a resource with only a type, or only an id: TYPE: and :ID, never the same cell")
     func resourcePartsAreNamed() throws {
         let dir = try TemporaryDirectory()
-        let keyPath = dir.path("k.keys")
-        _ = try KeyFile.generate(at: keyPath)
-        let environment = ["AUDITDB_STORE": dir.path("s.db"), "AUDITDB_KEY_FILE": keyPath]
-        func auditdb(_ arguments: [String]) throws -> ProcessResult { try run(try cliPath(), arguments, environment: environment) }
-        #expect(try auditdb(["init"]).status == 0)
+        let auditdb = try Self.newStore(in: dir)
         #expect(try auditdb(["append", "--actor", "a", "--action", "read", "--resource-type", "doc"]).status == 0)
         #expect(try auditdb(["append", "--actor", "a", "--action", "read", "--resource-id", "doc"]).status == 0)
         #expect(try auditdb(["append", "--actor", "a", "--action", "read"]).status == 0)

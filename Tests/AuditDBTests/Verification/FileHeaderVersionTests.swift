@@ -10,17 +10,24 @@ import Testing
 /// step 1), in both verifiers and the scanner.
 @Suite("The SQLite header's format versions")
 struct FileHeaderVersionTests {
-    @Test("a write version of 3: one corruption finding from verify, scan and the Python verifier; append fails and points to verify")
-    func writeVersion() async throws {
+    /// A store of 3 rows whose SQLite header has `value` at `offset`, with its key file.
+    func store(withHeaderByte value: UInt8, at offset: UInt64) async throws -> (dir: TemporaryDirectory, db: String, keys: KeyRing, keyPath: String) {
         let dir = try TemporaryDirectory()
         let keyPath = dir.path("k.keys")
         let keys = try KeyFile.generate(at: keyPath)
         let db = dir.path("store.db")
         try await makeStore(at: db, keys: keys, count: 3)
         let handle = try #require(FileHandle(forUpdatingAtPath: db))
-        try handle.seek(toOffset: 18)
-        try handle.write(contentsOf: Data([3]))
+        try handle.seek(toOffset: offset)
+        try handle.write(contentsOf: Data([value]))
         try handle.close()
+        return (dir, db, keys, keyPath)
+    }
+
+    @Test("a write version of 3: one corruption finding from verify, scan and the Python verifier; append fails and points to verify")
+    func writeVersion() async throws {
+        let (dir, db, keys, keyPath) = try await store(withHeaderByte: 3, at: 18)
+        defer { withExtendedLifetime(dir) {} }  // the directory is removed when released
         let message = "the SQLite file header's format versions are 3 (write, byte 18) and 2 (read, byte 19), not 1 or 2 as SQLite writes them: with a write version above 2 SQLite opens the file read-only, so every append fails. Another client changed them; restore the store from a backup (or write 2 back into both bytes)"
         let report = try await AuditStore.verify(storeAt: db, keys: keys)
         #expect(report.findings.map(\.kind) == [.corruption])
@@ -36,15 +43,8 @@ struct FileHeaderVersionTests {
 
     @Test("bytes reserved at the end of every page (byte 20 = 32): rows still verify, the pages do not; one corruption finding in both verifiers")
     func reservedBytes() async throws {
-        let dir = try TemporaryDirectory()
-        let keyPath = dir.path("k.keys")
-        let keys = try KeyFile.generate(at: keyPath)
-        let db = dir.path("store.db")
-        try await makeStore(at: db, keys: keys, count: 3)
-        let handle = try #require(FileHandle(forUpdatingAtPath: db))
-        try handle.seek(toOffset: 20)
-        try handle.write(contentsOf: Data([32]))
-        try handle.close()
+        let (dir, db, keys, keyPath) = try await store(withHeaderByte: 32, at: 20)
+        defer { withExtendedLifetime(dir) {} }  // the directory is removed when released
         // SQLite itself sees the pages' layout as damaged.
         #expect(try sqlite3Shell(db, "PRAGMA quick_check;").stdout.contains("free space corruption"))
         let report = try await AuditStore.verify(storeAt: db, keys: keys)
