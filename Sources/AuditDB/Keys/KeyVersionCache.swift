@@ -29,14 +29,24 @@ enum KeyVersionCache {
     /// version the ring lacks is then no sign of tampering to this process, which must not report
     /// (or record) it as such: it cannot judge the row. `verify` in a process holding every key
     /// version judges it (and reports a version no key file has, with the cache row claiming it).
-    static func staleRing(_ db: Database, keys: KeyRing, path: String) throws -> AuditError? {
-        let missing = try confirmed(db).versions.subtracting(keys.versions).sorted()
+    ///
+    /// Anyone with the file can make such a version look confirmed (a row claiming it, and a
+    /// cache row naming that row): `firstSeq`, the lowest seq a missing version claims, bounds
+    /// what the ambiguity can explain (the scanner still records damage to rows below it).
+    static func staleRing(_ db: Database, keys: KeyRing, path: String) throws -> (error: AuditError, firstSeq: Int64)? {
+        var missing: Set<UInt32> = []
+        var firstSeq = Int64.max
+        try scan(db) { version, first, isConfirmed in
+            guard isConfirmed, let version, !keys.versions.contains(version) else { return }
+            missing.insert(version)
+            firstSeq = min(firstSeq, Int64(first) ?? 1)
+        }
         guard !missing.isEmpty else { return nil }
-        return AuditError(
+        return (AuditError(
             .keyUnavailable,
-            "rows of \(path) are signed with key version(s) \(missing.map(String.init).joined(separator: ", ")), which this process's key ring "
+            "rows of \(path) are signed with key version(s) \(missing.sorted().map(String.init).joined(separator: ", ")), which this process's key ring "
                 + "lacks (it has \(keys.versions.map(String.init).joined(separator: ", "))): the keys were rotated after it loaded them. "
-                + "Restart it with the current key file (if no key file has that version, run `auditdb verify`)")
+                + "Restart it with the current key file (if no key file has that version, run `auditdb verify`)"), firstSeq)
     }
 
     /// The `foreign-row` findings for the cache.

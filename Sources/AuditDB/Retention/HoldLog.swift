@@ -93,7 +93,7 @@ enum HoldLog {
             guard let entry = try row(seq) else { continue }  // cannot happen inside one transaction
             if let finding = entry.finding, strict || !entry.isVerifiedAtItsSeq {
                 guard strict else { continue }
-                if finding.kind == .unknownKeyVersion, let stale = try KeyVersionCache.staleRing(db, keys: keys, path: "the store") {
+                if finding.kind == .unknownKeyVersion, let stale = try KeyVersionCache.staleRing(db, keys: keys, path: "the store")?.error {
                     throw stale  // keys rotated after this process loaded them: not damage
                 }
                 throw violation("legal hold entry \(seq) failed verification (\(finding))")

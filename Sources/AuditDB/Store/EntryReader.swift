@@ -119,7 +119,7 @@ struct EntryReader {
                 // The log confirms versions the ring lacks: keys rotated after this process loaded
                 // them. This row, or an entry it depends on (an erasure entry), may be signed by
                 // one: not damage this process can judge (KeyVersionCache.staleRing).
-                if let stale = try KeyVersionCache.staleRing(db, keys: keys, path: "the store") {
+                if let stale = try KeyVersionCache.staleRing(db, keys: keys, path: "the store")?.error {
                     throw stale
                 }
                 throw Self.refusal(seq: seq, finding)

@@ -73,6 +73,29 @@ struct KeyTests {
         try await fresh.close()
     }
 
+    @Test("a forged row claiming a new key version, with a cache row naming it, does not stop a scanner from recording damage to the rows before it")
+    func forgedRotationDoesNotHideEarlierDamage() async throws {
+        let path = dir.path("s.db")
+        let keys = try testKeyRing()
+        let store = try await AuditStore.create(at: path, keys: keys)
+        try await store.append(contentsOf: (1...3).map { sampleEvent($0) })
+        let scanner = IntegrityScanner(store: store, configuration: .init())
+        #expect(try await scanner.scan(.full).recordSeq == 4)
+        // Without any key: row 2 changed, then a copy of row 3 at seq 5 claiming version 2, and
+        // the cache row that makes version 2 look rotated in.
+        try sqlite3Must(path, """
+            PRAGMA busy_timeout = 30000; DROP TRIGGER audit_entries_no_update;
+            UPDATE audit_entries SET actor = 'evil' WHERE seq = 2;
+            \(TamperTests.copyRow(3, toSeq: 5)) UPDATE audit_entries SET key_version = 2 WHERE seq = 5;
+            INSERT INTO audit_key_versions VALUES (2, 5);
+            """)
+        let report = try await scanner.scan(.full)
+        #expect(report.integrity.findings.contains { $0.kind == .macMismatch && $0.firstSeq == 2 }, "\(report.integrity.findings)")
+        #expect(report.integrity.findings.contains { $0.kind == .unknownKeyVersion && $0.firstSeq == 5 }, "\(report.integrity.findings)")
+        #expect(report.recordSeq != nil)
+        try await store.close()
+    }
+
     @Test("a key file readable by group or others is refused with the fix in the message", arguments: [0o640, 0o604, 0o660])
     func loosePermissions(mode: Int) throws {
         let path = dir.path("k.keys")
