@@ -213,12 +213,15 @@ struct FollowTests {
         #expect(first.status == 0 && seqs(first.stdout) == Array(1...10), "\(first.stderr)")
         let saved = try String(contentsOfFile: cursor, encoding: .utf8)
         #expect(saved.hasPrefix("auditdb-tail-cursor v2 store=") && saved.contains(" after=10 mac=") && saved.hasSuffix("\n"), "\(saved)")
-        // A running follower has printed 1...10 when the rollback happens.
-        let follower = try startTail(["--follow", "--poll-interval", "0.05", "--after", "0"])
+        // A running follower has printed 1...10 when the rollback happens (its own cursor file
+        // says so: a fixed sleep let a slow start on a loaded machine miss the rollback, and the
+        // follower then followed for ever).
+        let followerCursor = dir.path("follower.cursor")
+        let follower = try startTail(["--follow", "--poll-interval", "0.05", "--after", "0", "--cursor-file", followerCursor])
         let trigger = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = 'audit_entries_no_delete';").stdout
         // The rollback: rows 9 and 10 go (as an older copy of the file would lack them), then the
         // store grows again: new rows 9...12.
-        usleep(300_000)
+        try waitForCursor(followerCursor, seq: 10, tail: follower)
         try sqlite3Must(db, "DROP TRIGGER audit_entries_no_delete; DELETE FROM audit_entries WHERE seq >= 9; \(trigger.trimmingCharacters(in: .whitespacesAndNewlines));")
         try appendWithCLI(4, from: 100)
         let followed = try follower.wait()
@@ -246,12 +249,13 @@ struct FollowTests {
         try await makeStore(at: db, keys: keys, count: 5)
         let copy = dir.path("copy.db")
         try sqlite3Must(db, "VACUUM INTO '\(copy)';")
-        let follower = try startTail(["--follow", "--poll-interval", "0.05", "--after", "0"])
+        let followerCursor = dir.path("follower.cursor")
+        let follower = try startTail(["--follow", "--poll-interval", "0.05", "--after", "0", "--cursor-file", followerCursor])
         let store = try await AuditStore.open(at: db, keys: keys)
         let scanner = IntegrityScanner(store: store, configuration: .init(recordsPasses: false))
         #expect(try await scanner.scan(.full).isIntact)
         try store.checkStillAtPath()
-        usleep(300_000)
+        try waitForCursor(followerCursor, seq: 5, tail: follower)  // it has the store open, and printed 1...5
         #expect(rename(copy, db) == 0)  // another file (a backup) now at the store's path
         let followed = try follower.wait()
         #expect(followed.status == 1 && seqs(followed.stdout) == Array(1...5), "\(followed.stderr)")
