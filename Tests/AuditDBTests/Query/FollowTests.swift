@@ -217,7 +217,7 @@ struct FollowTests {
         // says so: a fixed sleep let a slow start on a loaded machine miss the rollback, and the
         // follower then followed for ever).
         let followerCursor = dir.path("follower.cursor")
-        let follower = try startTail(["--follow", "--poll-interval", "0.05", "--after", "0", "--cursor-file", followerCursor])
+        let follower = try startTail(["--follow", "--poll-interval", "0.05", "--cursor-file", followerCursor])
         let trigger = try sqlite3Shell(db, "SELECT sql FROM sqlite_schema WHERE name = 'audit_entries_no_delete';").stdout
         // The rollback: rows 9 and 10 go (as an older copy of the file would lack them), then the
         // store grows again: new rows 9...12.
@@ -250,7 +250,7 @@ struct FollowTests {
         let copy = dir.path("copy.db")
         try sqlite3Must(db, "VACUUM INTO '\(copy)';")
         let followerCursor = dir.path("follower.cursor")
-        let follower = try startTail(["--follow", "--poll-interval", "0.05", "--after", "0", "--cursor-file", followerCursor])
+        let follower = try startTail(["--follow", "--poll-interval", "0.05", "--cursor-file", followerCursor])
         let store = try await AuditStore.open(at: db, keys: keys)
         let scanner = IntegrityScanner(store: store, configuration: .init(recordsPasses: false))
         #expect(try await scanner.scan(.full).isIntact)
