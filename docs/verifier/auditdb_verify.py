@@ -739,6 +739,11 @@ SQLITE_NOTADB = 26
 
 
 def _is_corruption(e: sqlite3.DatabaseError) -> bool:
+    """A damaged page or a file that is not a database (SQLITE_CORRUPT, SQLITE_NOTADB), or a header
+    whose schema format number (bytes 44-47) is above 4, which SQLite refuses to read (SQLITE_ERROR
+    "unsupported file format"; section 11, step 5)."""
+    if str(e) == "unsupported file format":
+        return True
     code = getattr(e, "sqlite_errorcode", None)
     if code is not None:
         return code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)

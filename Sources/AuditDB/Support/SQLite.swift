@@ -229,6 +229,21 @@ enum SQLite {
     static func registerIndexDigest(_ connection: OpaquePointer) throws(AuditError) {
         try check(adb_register_index_digest(connection), connection, while: "register auditdb_index_digest")
     }
+
+    /// SQLite's message when the header's schema format number (bytes 44–47) is above 4, the
+    /// highest it reads: it then refuses to read the schema, so the file reads as no database.
+    static let unsupportedFormatMessage = "unsupported file format"
+
+    /// Whether `error` is SQLite refusing a damaged file: a damaged page (`SQLITE_CORRUPT`), a
+    /// file that is not a database (`SQLITE_NOTADB`), or a header whose schema format SQLite
+    /// cannot read (`SQLITE_ERROR` "unsupported file format"; docs/FORMAT.md section 11, step 5).
+    static func isDamage(_ error: DatabaseError) -> Bool {
+        switch error.resultCode {
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB: true
+        case .SQLITE_ERROR: error.message == unsupportedFormatMessage
+        default: false
+        }
+    }
 }
 
 extension AuditError {
@@ -286,10 +301,10 @@ extension AuditError {
                 .busy,
                 "\(action) failed: another process holds a lock on the store's -shm file that SQLite's locking protocol could not get past (\(detail)). Nothing was written by that step; find the process that has the store's -shm file open (for example with `fuser`), stop it, and retry.",
                 underlying: db)
-        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+        case _ where SQLite.isDamage(db):
             return AuditError(
                 .corrupt,
-                "\(action) failed: the file is not a valid database or its pages are damaged (\(detail))." + SQLite.corruptionAdvice,
+                "\(action) failed: the file is not a valid database or its pages are damaged (\(detail == SQLite.unsupportedFormatMessage ? "\(detail): the schema format number in its SQLite header, bytes 44–47, is above 4, which SQLite cannot read" : detail))." + SQLite.corruptionAdvice,
                 underlying: db)
         case .SQLITE_CANTOPEN:
             return AuditError(

@@ -245,7 +245,7 @@ struct IndexProof: Sendable {
                     let count = try scanAll(db, index: index, key: key, upTo: upTo, last: last, into: &side.digest)
                     if count > 0 { side.beyond[index.id] = (count, last) }
                 }
-            } catch let error as DatabaseError where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB {
+            } catch let error as DatabaseError where SQLite.isDamage(error) {
                 side.corruption = Finding(kind: .corruption, seqs: nil,
                                           message: "SQLite cannot read index \(index.name): \(error.message ?? "corrupt")")
                 return side

@@ -47,7 +47,7 @@ struct Verifier: Sendable {
         )
         do {
             phase1 = try await readOverview(full: position == nil)
-        } catch let error as DatabaseError where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB {
+        } catch let error as DatabaseError where SQLite.isDamage(error) {
             return Self.unreadable(error.message ?? "corrupt", startedAt: startedAt, started: started)
         } catch let error as AuditError where error.code == .corrupt {
             return Self.unreadable(error.message, startedAt: startedAt, started: started)
@@ -269,9 +269,9 @@ struct Verifier: Sendable {
         return report
     }
 
-    /// Whether `error` is SQLite meeting a damaged page (`SQLITE_CORRUPT`, `SQLITE_NOTADB`).
+    /// Whether `error` is SQLite meeting a damaged file (``SQLite/isDamage(_:)``).
     static func isCorruption(_ error: any Error) -> Bool {
-        if let error = error as? DatabaseError { return error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB }
+        if let error = error as? DatabaseError { return SQLite.isDamage(error) }
         return (error as? AuditError)?.code == .corrupt
     }
 

@@ -6,7 +6,8 @@ import Testing
 
 /// Byte 18 of the SQLite header (the file format write version) set above 2: SQLite opens the
 /// file read-only, so every append fails while every row still verifies; byte 20 (bytes reserved
-/// per page) not 0: the pages read as damaged. Verification reports both (FORMAT.md section 11,
+/// per page) not 0: the pages read as damaged; bytes 44–47 (the schema format number) above 4:
+/// SQLite cannot read the schema. Verification reports each (FORMAT.md section 11,
 /// step 1), in both verifiers and the scanner.
 @Suite("The SQLite header's format versions")
 struct FileHeaderVersionTests {
@@ -51,6 +52,20 @@ struct FileHeaderVersionTests {
         #expect(report.findings.map(\.message) == [
             "the SQLite file header reserves 32 byte(s) at the end of every page (byte 20), not 0 as AuditDB creates every store: SQLite then lays out every page differently, so the pages read as damaged (PRAGMA quick_check) and writes fail. Another client changed it; restore the store from a backup (or write 0 back into byte 20)",
         ])
+        #expect(try pythonFindings(db, keyFile: keyPath) == ["corruption -...-"])
+    }
+
+    @Test("a schema format number above 4 (bytes 44–47): SQLite cannot read the schema; one corruption finding from verify, the CLI and the Python verifier, not a failure to run")
+    func schemaFormat() async throws {
+        let (dir, db, keys, keyPath) = try await store(withHeaderByte: 5, at: 47)  // big-endian: 0x00000005
+        defer { withExtendedLifetime(dir) {} }  // the directory is removed when released
+        let report = try await AuditStore.verify(storeAt: db, keys: keys)
+        #expect(report.findings.map(\.kind) == [.corruption])
+        #expect(report.findings.first?.message.contains("unsupported file format: the schema format number in its SQLite header, bytes 44–47, is above 4, which SQLite cannot read") == true,
+                "\(report.findings)")
+        let cli = try run(try cliPath(), ["verify", "--store", db, "--key-file", keyPath], environment: environmentWithoutAuditDBOptions())
+        #expect(cli.status == 1, "\(cli.stderr)")
+        #expect(cli.stdout.contains("corruption: the file cannot be read as a database"), "\(cli.stdout)")
         #expect(try pythonFindings(db, keyFile: keyPath) == ["corruption -...-"])
     }
 }
