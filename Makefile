@@ -2,7 +2,7 @@
 # Both install what they need on a fresh Debian machine first (as root, or with sudo).
 
 SWIFT ?= swift
-APT_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config sqlite3 python3 postgresql openssl
+APT_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config sqlite3 python3 postgresql openssl faketime
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup build test test-example check-adoptable demo release man completions clean

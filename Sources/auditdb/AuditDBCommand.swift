@@ -21,6 +21,7 @@ struct AuditDBCommand: AsyncParsableCommand {
                  storage error
               3  append --jsonl: some batches were committed, then a bad line or an error
                  stopped the rest
+              4  status --max-age/--max-full-age: the last pass was intact, but too old
             """,
         subcommands: [Init.self, Append.self, Query.self, Tail.self, Verify.self, Scan.self, Status.self, Keys.self, Migrate.self,
                       CheckpointKeyCommand.self, CheckpointCommand.self, ExportCommand.self, VerifyExportCommand.self,
@@ -102,6 +103,8 @@ enum ExitStatus {
     static let failure: Int32 = 2
     /// `append --jsonl`: some batches were committed, then a bad line or an error stopped the rest.
     static let partial: Int32 = 3
+    /// `status --max-age`/`--max-full-age`: the last pass was intact but too old (or of unknown age).
+    static let stale: Int32 = 4
 }
 
 /// The key ring read from `AUDITDB_KEYS`, which can be read only once per process.

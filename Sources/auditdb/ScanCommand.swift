@@ -261,10 +261,25 @@ struct Status: AsyncParsableCommand {
               1  the last pass found damage, or a scan record or a row after the last one
                  fails verification
               2  no pass recorded yet, or the status could not be read
+              4  the last pass was intact, but it (or the last full pass) is older than
+                 --max-age (--max-full-age), or its age is unknown: the scanner stopped,
+                 or its passes fail without being recorded (for example a scanner that
+                 was not restarted after a key rotation)
             """)
 
     @OptionGroup var global: GlobalOptions
     @Flag(help: "Print one JSON object.") var json = false
+    @Option(name: .customLong("max-age"), parsing: .unconditional, help: ArgumentHelp(
+        "Exit 4 unless the last pass was recorded within INTERVAL (e.g. 15m for a scanner every 5m).", valueName: "interval"))
+    var maxAge: String?
+    @Option(name: .customLong("max-full-age"), parsing: .unconditional, help: ArgumentHelp(
+        "Exit 4 unless the last full pass was recorded within INTERVAL (e.g. 26h).", valueName: "interval"))
+    var maxFullAge: String?
+
+    func validate() throws {
+        if let maxAge { _ = try Scan.interval(maxAge, option: "--max-age") }
+        if let maxFullAge { _ = try Scan.interval(maxFullAge, option: "--max-full-age") }
+    }
 
     func run() async throws {
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
@@ -311,6 +326,31 @@ struct Status: AsyncParsableCommand {
         }
         guard let last = status.lastPass else { throw ExitCode(ExitStatus.failure) }
         if !last.isIntact { throw ExitCode(ExitStatus.violation) }
+        // Stale: a scanner whose passes fail (a stale key ring, a locked store) records nothing,
+        // so only the age of what it last recorded shows it from outside the process.
+        var stale: [String] = []
+        for (limit, option, scan, what) in [(maxAge, "--max-age", status.lastPass, "the last pass"),
+                                            (maxFullAge, "--max-full-age", status.lastFullPass, "the last full pass")] {
+            guard let limit else { continue }
+            let seconds = try Scan.interval(limit, option: option).components.seconds
+            guard let scan else {
+                stale.append("\(what): none recorded (\(option) \(limit))")
+                continue
+            }
+            guard let age = age(scan) else {
+                stale.append("\(what) was recorded in the future, so its age is unknown (\(option) \(limit)): check the clock")
+                continue
+            }
+            if age > seconds { stale.append("\(what) is \(age)s old, more than \(option) \(limit)") }
+        }
+        if !stale.isEmpty {
+            let advice = stale.contains(where: { !$0.contains("in the future") })
+                ? ". The scanner stopped, or its passes fail without being recorded (its log or standard error says why; "
+                    + "after a key rotation, restart it with the current key file); run `auditdb scan` to record a pass now."
+                : "."
+            Output.notice("STALE: " + stale.joined(separator: "; ") + advice)
+            throw ExitCode(ExitStatus.stale)
+        }
     }
 }
 
