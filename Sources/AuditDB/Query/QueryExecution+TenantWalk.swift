@@ -44,12 +44,13 @@ extension QueryExecution {
     }
 
     /// The seqs of the page for a tenant + time query, in the query's order (at most `plan.limit`).
-    static func tenantWalkSeqs(_ db: Database, plan: Plan, lower: Int64, upper: Int64,
+    /// `signed`: whether the row at a seq is signed at it (``windowRanges(_:window:lower:upper:signed:)``).
+    static func tenantWalkSeqs(_ db: Database, plan: Plan, lower: Int64, upper: Int64, signed: (Int64) throws -> Bool,
                                probeLimit: Int = tenantProbeLimit, budget: Int? = nil, timeBreaks: Bool = true) throws -> [Int64] {
         guard let tenant = plan.tenant, let window = plan.recordedWindow else { return [] }
         // The window as seq ranges between the log's time breaks (QueryExecution+TimeSegments.swift);
-        // without them, or with too many, the probe and walk below.
-        if timeBreaks, let ranges = try windowRanges(db, window: window, lower: lower, upper: upper) {
+        // without them, with too many, or resting on a row not signed, the probe and walk below.
+        if timeBreaks, let ranges = try windowRanges(db, window: window, lower: lower, upper: upper, signed: signed) {
             return try segmentWalkSeqs(db, plan: plan, tenant: tenant, ranges: ranges)
         }
         var seqs: [Int64] = []

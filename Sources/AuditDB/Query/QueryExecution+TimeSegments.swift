@@ -12,6 +12,14 @@ import GRDB
 /// Verification proves the breaks complete (TimeBreakCheck), as it proves the indexes: a break
 /// missing would make a segment look ordered when it is not, and hide rows from the answer.
 ///
+/// The searches trust the `recorded_at` of rows they never return, which anyone with the file can
+/// change (one row set to 1970 would move a boundary past genuine rows, and hide them). So every
+/// row a range's ends rest on — a segment's first and last row, and the two rows either side of
+/// each boundary found — must be signed at its seq (its MAC holds) and on the right side of the
+/// boundary. Then, since the signed rows of a segment are ordered, the ranges hold exactly the
+/// signed rows of the window. If one is not, the time index answers instead (it reads each row's
+/// own time, so a changed row moves only itself, and the query meets it as any other).
+///
 /// - Complexity: O(b + s log n) lookups for b breaks in the query's seq bounds and s segments the
 ///   window overlaps. With more than ``maximumTimeBreaks`` breaks or ``maximumSegments``
 ///   overlapping segments, the caller falls back to the time index (QueryExecution+TenantWalk.swift).
@@ -27,9 +35,10 @@ extension QueryExecution {
 
     /// The seq ranges (ascending, disjoint, within `lower...upper`) that hold exactly the rows
     /// whose `recorded_at` is in `window`; nil when the store has no time breaks (before
-    /// migration 0009) or too many of them for this to pay.
-    static func windowRanges(_ db: Database, window: (lower: Int64, upper: Int64), lower: Int64, upper: Int64)
-        throws -> [ClosedRange<Int64>]?
+    /// migration 0009), too many of them for this to pay, or a row the ranges rest on is not
+    /// `signed` (its MAC does not hold at its seq: see above).
+    static func windowRanges(_ db: Database, window: (lower: Int64, upper: Int64), lower: Int64, upper: Int64,
+                             signed: (Int64) throws -> Bool) throws -> [ClosedRange<Int64>]?
     {
         guard try db.tableExists(TimeBreaks.table) else { return nil }
         let breaks = try Int64.fetchAll(db.cachedStatement(sql: timeBreaksSQL), arguments: [lower, upper, maximumTimeBreaks + 1])
@@ -65,17 +74,40 @@ extension QueryExecution {
             }
             return low == past ? nil : base + Int64(low)
         }
+        /// Whether `seq`, found as the boundary of `time` in `segment`, is one: the row before it
+        /// (if any) is earlier than `time`, the row from it on (if any) is not, and both are signed.
+        func holds(_ seq: Int64, of time: Int64, in segment: ClosedRange<Int64>) throws -> Bool {
+            if seq > segment.lowerBound, let before = try row(last, segment.lowerBound...(seq - 1)) {
+                guard before.time < time, try signed(before.seq) else { return false }
+            }
+            if seq <= segment.upperBound, let after = try row(first, seq...segment.upperBound) {
+                guard after.time >= time, try signed(after.seq) else { return false }
+            }
+            return true
+        }
         var ranges: [ClosedRange<Int64>] = []
         let starts = [lower] + breaks
         for (index, start) in starts.enumerated() {
             let segment = start...(index + 1 < starts.count ? starts[index + 1] - 1 : upper)
-            guard let head = try row(first, segment), let tail = try row(last, segment),
-                  head.time < window.upper, tail.time >= window.lower
-            else { continue }
-            // Every row of the segment before the window: no from, no range.
-            guard let from = head.time >= window.lower ? head.seq : try boundary(window.lower, in: segment) else { continue }
-            // The tail is at or past the window's end, so the boundary is inside the segment.
-            let to = tail.time < window.upper ? tail.seq : try boundary(window.upper, in: segment).map { $0 - 1 } ?? segment.upperBound
+            guard let head = try row(first, segment), let tail = try row(last, segment) else { continue }
+            guard try signed(head.seq), try signed(tail.seq) else { return nil }
+            guard head.time < window.upper, tail.time >= window.lower else { continue }
+            // The tail is in or past the window, so its start is inside the segment.
+            let from: Int64
+            if head.time >= window.lower {
+                from = head.seq
+            } else {
+                guard let found = try boundary(window.lower, in: segment), try holds(found, of: window.lower, in: segment) else { return nil }
+                from = found
+            }
+            // The head is before the window's end, so the end's boundary is after it.
+            let to: Int64
+            if tail.time < window.upper {
+                to = tail.seq
+            } else {
+                guard let found = try boundary(window.upper, in: segment), try holds(found, of: window.upper, in: segment) else { return nil }
+                to = found - 1
+            }
             guard from <= to else { continue }
             ranges.append(from...to)
             guard ranges.count <= maximumSegments else { return nil }

@@ -192,7 +192,7 @@ enum QueryExecution {
             try readBuckets(db, plan: plan, lower: lower, upper: upper, reader: &reader, into: &entries)
         } else if plan.seqsFirst {
             let seqs = plan.tenantWalk
-                ? try tenantWalkSeqs(db, plan: plan, lower: lower, upper: upper)
+                ? try tenantWalkSeqs(db, plan: plan, lower: lower, upper: upper, signed: { try reader.isSigned(at: $0) })
                 : try Int64.fetchAll(
                     db.cachedStatement(sql: sql(plan, bucketed: false)),
                     arguments: StatementArguments([lower, upper] + plan.bindings + [Int64(plan.limit)]))

@@ -130,6 +130,30 @@ struct EntryReader {
         }
     }
 
+    /// Whether the row at `seq` is signed at that seq: it exists, is well-formed and its MAC holds
+    /// (its link is not judged). What a reader must know before it trusts a value of a row it does
+    /// not return, such as the `recorded_at` a time window's search rests on.
+    mutating func isSigned(at seq: Int64) throws -> Bool {
+        guard let verdict = try rowVerdict(seq, previous: RowChain(prevKnown: false)) else { return false }
+        return verdict != .fails
+    }
+
+    /// Step 4 on the row at `seq` alone, its link checked against `previous`; nil without a row.
+    private mutating func rowVerdict(_ seq: Int64, previous: RowChain) throws -> ElementVerdict? {
+        if rowAt == nil { rowAt = try db.makeStatement(sql: try RowLayout.select(db) + " NOT INDEXED WHERE seq = ?") }
+        let row = rowAt!.sqliteStatement
+        defer { SQLite.reset(row) }
+        try SQLite.bind(row, 1, seq)
+        guard try SQLite.step(row, while: "read the row at seq \(seq)") else { return nil }
+        var view = RowView(row)
+        var chain = previous
+        switch view.check(seq: seq, chain: &chain, context: try context.forRow(view, seq: seq, lookup: attestations))?.kind {
+        case nil, .compromisedKey?: return .passes  // step 5 leaves prev_known true
+        case .chainBreak?: return .linkFails
+        default: return .fails
+        }
+    }
+
     /// What step 4 makes of one log element, its link judged against the stored MAC before it.
     private enum ElementVerdict { case passes, fails, linkFails }
 
@@ -179,19 +203,7 @@ struct EntryReader {
         } else {
             previous = RowChain(prevKnown: false)
         }
-        if rowAt == nil { rowAt = try db.makeStatement(sql: try RowLayout.select(db) + " NOT INDEXED WHERE seq = ?") }
-        let row = rowAt!.sqliteStatement
-        defer { SQLite.reset(row) }
-        try SQLite.bind(row, 1, seq)
-        if try SQLite.step(row, while: "read the row at seq \(seq)") {
-            var view = RowView(row)
-            var chain = previous
-            switch view.check(seq: seq, chain: &chain, context: try context.forRow(view, seq: seq, lookup: attestations))?.kind {
-            case nil, .compromisedKey?: return .passes  // step 5 leaves prev_known true
-            case .chainBreak?: return .linkFails
-            default: return .fails
-            }
-        }
+        if let verdict = try rowVerdict(seq, previous: previous) { return verdict }
         guard try db.tableExists("audit_expired") else { return .fails }
         if tombstoneAt == nil { tombstoneAt = try db.makeStatement(sql: "SELECT key_version, mac FROM audit_expired WHERE seq = ?") }
         let tombstone = tombstoneAt!.sqliteStatement

@@ -177,7 +177,8 @@ struct TenantQueryTests {
             for (probe, budget, breaks) in [(1, 1, false), (1, 7, false), (1, 50, false), (1, 2_000, false),
                                             (QueryExecution.tenantProbeLimit, nil, false), (QueryExecution.tenantProbeLimit, nil, true)] {
                 let got = try queue.read { db in
-                    try QueryExecution.tenantWalkSeqs(db, plan: plan, lower: lower, upper: upper, probeLimit: probe, budget: budget,
+                    try QueryExecution.tenantWalkSeqs(db, plan: plan, lower: lower, upper: upper, signed: unsignedRowsTrusted,
+                                                      probeLimit: probe, budget: budget,
                                                       timeBreaks: breaks)
                 }
                 if got != expected {

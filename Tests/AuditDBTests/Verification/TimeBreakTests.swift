@@ -258,12 +258,12 @@ struct TimeBreakTests {
             }.map(\.seq)
             let expected = Array((descending ? Array(matching.reversed()) : matching).prefix(limit))
             let ranges = try queue.read { db in
-                try QueryExecution.windowRanges(db, window: plan.recordedWindow!, lower: lower, upper: upper)
+                try QueryExecution.windowRanges(db, window: plan.recordedWindow!, lower: lower, upper: upper, signed: unsignedRowsTrusted)
             }
             if ranges != nil { segmented += 1 }
             for breaks in [true, false] {
                 let got = try queue.read { db in
-                    try QueryExecution.tenantWalkSeqs(db, plan: plan, lower: lower, upper: upper, timeBreaks: breaks)
+                    try QueryExecution.tenantWalkSeqs(db, plan: plan, lower: lower, upper: upper, signed: unsignedRowsTrusted, timeBreaks: breaks)
                 }
                 if got != expected {
                     failures.append("round \(round) (\(tenant), \(descending ? "desc" : "asc"), limit \(limit), breaks \(breaks)): \(got.prefix(5)) vs \(expected.prefix(5))")
