@@ -10,16 +10,33 @@ struct CheckpointKeyCommand: AsyncParsableCommand {
 
     struct Generate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write a new secret checkpoint key file (mode 0600, version 1) and its public key file. Never overwrites the secret file.")
+            abstract: "Write a new secret checkpoint key file (mode 0600, version 1) and its public key file. Never overwrites either file.")
 
         @Option(help: ArgumentHelp("Where to write the secret key file.", valueName: "file")) var out: String
         @Option(name: .customLong("public-out"), help: ArgumentHelp("Where to write the public key file (hand it to verifiers).", valueName: "file"))
         var publicOut: String
 
+        func validate() throws {
+            if URL(fileURLWithPath: out).standardizedFileURL.path == URL(fileURLWithPath: publicOut).standardizedFileURL.path {
+                throw ValidationError("--out and --public-out name the same file; the public key would replace the secret key. Give two paths")
+            }
+        }
+
         func run() async throws {
+            // The public file first: an existing one is refused before a secret file is made
+            // (verifiers may hold it; `checkpoint-key rotate` rewrites it with every version).
+            var existing = stat()
+            if lstat(out, &existing) == 0 {
+                throw AuditError(.invalidInput, "\(out) already exists; refusing to overwrite a checkpoint key file (choose another path)", field: "--out")
+            }
+            if lstat(publicOut, &existing) == 0 {
+                throw AuditError(.invalidInput, "the public key file \(publicOut) already exists; nothing was written. Verifiers may hold it: "
+                                 + "to add a key to an existing checkpoint key, run `auditdb checkpoint-key rotate`; otherwise choose another path",
+                                 field: "--public-out")
+            }
             let signer = try CheckpointSigner([CheckpointSigningKey.generate(version: 1)])
             try signer.write(to: out, replacing: false)
-            try signer.publicKeys.write(to: publicOut)
+            try signer.publicKeys.write(to: publicOut, replacing: false)
             try Output.line("wrote checkpoint key file \(OutputEscaping.escapeForTerminal(out)) (version 1, mode 0600; keep it secret) and public key file \(OutputEscaping.escapeForTerminal(publicOut))")
         }
     }
@@ -32,6 +49,12 @@ struct CheckpointKeyCommand: AsyncParsableCommand {
         var signingKey: String
         @Option(name: .customLong("public-out"), help: ArgumentHelp("The public key file to rewrite.", valueName: "file"))
         var publicOut: String
+
+        func validate() throws {
+            if URL(fileURLWithPath: signingKey).standardizedFileURL.path == URL(fileURLWithPath: publicOut).standardizedFileURL.path {
+                throw ValidationError("--signing-key and --public-out name the same file; the public keys would replace the secret keys. Give two paths")
+            }
+        }
 
         func run() async throws {
             let signer = try CheckpointSigner.load(path: signingKey).rotated()

@@ -134,6 +134,22 @@ public struct CheckpointSigner: Sendable {
     /// Reads a secret checkpoint key file.
     /// - Throws: ``AuditError`` `keyUnavailable` (no file), `keyFileInsecure` (mode), `invalidKeyFile`.
     public static func load(path: String) throws(AuditError) -> CheckpointSigner {
+        do {
+            return try loadSecret(path: path)
+        } catch where error.code == .keyFileInsecure || error.code == .invalidKeyFile {
+            // The public key file given by mistake: say so, not "chmod 600" or "bad header".
+            let fd = Platform.openInput(path, followingSymlink: false)  // never waits on a FIFO
+            let regular = fd >= 0 && Platform.status(of: fd)?.isRegularFile == true
+            if fd >= 0 { Platform.close(fd) }
+            if regular, (try? CheckpointPublicKeys.load(path: path)) != nil {
+                throw AuditError(.invalidKeyFile, "\(path) is a public checkpoint key file (\(CheckpointPublicKeys.header)), not the secret key: "
+                                 + "pass the secret key file that `auditdb checkpoint-key generate --out` wrote")
+            }
+            throw error
+        }
+    }
+
+    private static func loadSecret(path: String) throws(AuditError) -> CheckpointSigner {
         try SecretFile.withContents(of: path, what: "checkpoint key file", missingHint: "create one with `auditdb checkpoint-key generate --out \(path) --public-out FILE`") { bytes throws(AuditError) in
             var keys: [CheckpointSigningKey] = []
             try KeyLines.parse(bytes, header: header, origin: "checkpoint key file \(path)") { line, fields throws(AuditError) in
@@ -244,6 +260,13 @@ public struct CheckpointPublicKeys: Sendable, Hashable {
 
     /// Writes the public key file (mode 0644), atomically.
     public func write(to path: String) throws(AuditError) {
-        try SecretFile.write(Array(fileText.utf8), to: path, mode: 0o644, replacing: true, what: "public key file")
+        try write(to: path, replacing: true)
+    }
+
+    /// Writes the public key file (mode 0644): atomically when replacing, never overwriting
+    /// otherwise (a verifier may hold the file that is there, for keys this file would not list).
+    public func write(to path: String, replacing: Bool) throws(AuditError) {
+        try SecretFile.write(Array(fileText.utf8), to: path, mode: 0o644, replacing: replacing, what: "public key file",
+                             field: "--public-out")
     }
 }

@@ -27,6 +27,12 @@ struct GoldenOutputCheckpointTests {
         try cli.golden("checkpoint-key-generate", generateKey)
         try cli.golden("checkpoint-key-generate-exists", generateKey)
         try cli.golden("checkpoint-key-generate-no-public-out", ["checkpoint-key", "generate", "--out", cli.path("other.key")])
+        // The public file of another key, or the secret path twice: refused before anything is written.
+        try cli.golden("checkpoint-key-generate-public-exists", ["checkpoint-key", "generate", "--out", cli.path("new.key"), "--public-out", publicKey])
+        #expect(!FileManager.default.fileExists(atPath: cli.path("new.key")))
+        try cli.golden("checkpoint-key-generate-same-path", ["checkpoint-key", "generate", "--out", cli.path("one.key"), "--public-out", cli.path("./one.key")])
+        #expect(!FileManager.default.fileExists(atPath: cli.path("one.key")))
+        try cli.golden("checkpoint-key-rotate-same-path", ["checkpoint-key", "rotate", "--signing-key", secret, "--public-out", secret])
         try cli.golden("checkpoint-key-rotate", ["checkpoint-key", "rotate", "--signing-key", secret, "--public-out", publicKey])
         try cli.golden("checkpoint-key-rotate-missing-key", ["checkpoint-key", "rotate", "--signing-key", cli.path("missing.key"),
                                                              "--public-out", cli.path("missing.pub")])
