@@ -867,6 +867,33 @@ def _file_header_bytes(conn):
     return (head[18], head[19], head[20]) if len(head) == 21 else None
 
 
+MIGRATION_RECORD_INDEX = "sqlite_autoindex_grdb_migrations_1"
+
+
+def _migration_index_disagreement(conn) -> str | None:
+    """Section 11, step 1: the identifiers of grdb_migrations read through its PRIMARY KEY index
+    against those of the table itself (each as SQLite's quote() renders it, in identifier order);
+    None when they agree or there is no such index."""
+    exists = conn.execute("SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ? "
+                          "AND tbl_name = 'grdb_migrations')", (MIGRATION_RECORD_INDEX,)).fetchone()[0]
+    if not exists:
+        return None
+    table = [_s(r[0]) for r in conn.execute("SELECT quote(identifier) FROM grdb_migrations NOT INDEXED ORDER BY identifier")]
+    index = [_s(r[0]) for r in conn.execute(
+        f"SELECT quote(identifier) FROM grdb_migrations INDEXED BY {MIGRATION_RECORD_INDEX} ORDER BY identifier")]
+    if table == index:
+        return None
+    only_index = [v for v in index if v not in table]
+    only_table = [v for v in table if v not in index]
+    differences = ([f"in the index only: {', '.join(only_index)}"] if only_index else []) + \
+                  ([f"in the table only: {', '.join(only_table)}"] if only_table else [])
+    return (f"the index of the migration record ({MIGRATION_RECORD_INDEX}) does not list what grdb_migrations holds ("
+            + ("; ".join(differences) if differences else "the same identifiers, in another order or number")
+            + "): another client changed the index, and GRDB's migrator, which reads the record through it, would "
+            "believe it. Keep a copy of the file as evidence, then rebuild the index: sqlite3 STORE "
+            "'REINDEX grdb_migrations' (docs/migrations.md)")
+
+
 def _encoding_message(encoding: str) -> str:
     return (f"the database's text encoding is {encoding}; AuditDB stores are UTF-8 (the file was rebuilt by "
             "another tool): SQLite orders and compares text in another way in this encoding, so queries and "
@@ -912,6 +939,11 @@ def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | No
                            f"this verifier's schema goes to {known[-1]}. Run `auditdb migrate`. If this store was "
                            "migrated before, its migration record and the objects of the later migrations were "
                            "removed (tampering)")
+            # The record's own index, through which GRDB's migrator reads it, must list what the
+            # table holds (section 11, step 1).
+            disagreement = _migration_index_disagreement(conn) if record_state is None else None
+            if disagreement:
+                report.add("schema-tampered", None, None, disagreement)
             # Every migration up to the last one recorded, a skipped record included: a record
             # taken out must not lower what is expected (the skip is reported above).
             through = max((i for i, (name, _) in enumerate(MIGRATIONS) if name in applied), default=len(MIGRATIONS) - 1)

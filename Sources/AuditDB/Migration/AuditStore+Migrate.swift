@@ -128,7 +128,7 @@ extension AuditStore {
                 } catch {
                     // Two `migrate` runs at once: the other one recorded this migration first.
                     let recorded = try? await pool.read { db in  // only to name the cause; the error stays
-                        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM grdb_migrations WHERE identifier = ?)", arguments: [name])
+                        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM grdb_migrations NOT INDEXED WHERE identifier = ?)", arguments: [name])
                     }
                     if recorded == true {
                         throw AuditError(.busy, "another process applied migration \(name) of \(path) while this one ran; nothing of it was "

@@ -113,6 +113,32 @@ enum StoreSchema {
 
     static let appliedMigrationsSQL = "SELECT coalesce(CAST(identifier AS TEXT), 'NULL') FROM grdb_migrations NOT INDEXED ORDER BY 1"
 
+    /// The migration record's own index (its PRIMARY KEY), through which GRDB's migrator reads it.
+    static let migrationRecordIndex = "sqlite_autoindex_grdb_migrations_1"
+
+    /// Whether the migration record's index lists other identifiers than its table holds (FORMAT.md
+    /// section 11, step 1): the finding's text, or nil when they agree (or there is no such index,
+    /// which the schema comparison reports). The table is what AuditDB reads; GRDB's migrator reads
+    /// the index, so an identifier planted in the index alone makes `migrate` skip (or refuse) a
+    /// migration the table says is missing.
+    static func migrationRecordIndexDisagreement(_ db: Database) throws -> String? {
+        guard try migrationRecordState(db) == nil,
+              try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ? AND tbl_name = 'grdb_migrations')",
+                                arguments: [migrationRecordIndex]) == true
+        else { return nil }
+        let table = try String.fetchAll(db, sql: "SELECT quote(identifier) FROM grdb_migrations NOT INDEXED ORDER BY identifier")
+        let index = try String.fetchAll(db, sql: "SELECT quote(identifier) FROM grdb_migrations INDEXED BY \(migrationRecordIndex) ORDER BY identifier")
+        guard table != index else { return nil }
+        let onlyIndex = index.filter { !table.contains($0) }, onlyTable = table.filter { !index.contains($0) }
+        var differences: [String] = []
+        if !onlyIndex.isEmpty { differences.append("in the index only: " + onlyIndex.joined(separator: ", ")) }
+        if !onlyTable.isEmpty { differences.append("in the table only: " + onlyTable.joined(separator: ", ")) }
+        return "the index of the migration record (\(migrationRecordIndex)) does not list what grdb_migrations holds ("
+            + (differences.isEmpty ? "the same identifiers, in another order or number" : differences.joined(separator: "; "))
+            + "): another client changed the index, and GRDB's migrator, which reads the record through it, would believe it. "
+            + "Keep a copy of the file as evidence, then rebuild the index: sqlite3 STORE 'REINDEX grdb_migrations' (docs/migrations.md)"
+    }
+
     /// Why `grdb_migrations` records nothing — `missing` (no such table), `without its
     /// identifier column` — or nil if it can be read (it may still be empty).
     static func migrationRecordState(_ db: Database) throws -> String? {

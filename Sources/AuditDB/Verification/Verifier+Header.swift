@@ -65,6 +65,9 @@ extension Verifier {
             findings.append(Finding(kind: .schemaOutdated, seqs: nil,
                                     message: "the store records schema migrations up to \(recorded.last ?? "none") only; this AuditDB's schema goes to \(known.last ?? "?"). Run `auditdb migrate`. If this store was migrated before, its migration record and the objects of the later migrations were removed (tampering)"))
         }
+        if let disagreement = try StoreSchema.migrationRecordIndexDisagreement(db) {
+            findings.append(Finding(kind: .schemaTampered, seqs: nil, message: disagreement))
+        }
         return findings
     }
 
