@@ -772,7 +772,13 @@ def verify(path: str, keys: dict[int, Key], expected_store_id: bytes | None = No
         try:
             conn.execute("BEGIN")  # one read transaction: one consistent snapshot
             _verify(conn, report, keys, expected_store_id, schema_sql, path, checkpoint_keys)
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as e:
+                # Ending the read transaction meets the damage a step already reported (a damaged
+                # index page, step 7): the same damage, not a second finding.
+                if not (_is_corruption(e) and any(f.kind == "corruption" for f in report.findings)):
+                    raise
         except sqlite3.DatabaseError as e:
             if _is_corruption(e):
                 report.add("corruption", None, None, f"SQLite cannot read the store: {e}")

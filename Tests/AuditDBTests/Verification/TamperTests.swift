@@ -300,6 +300,24 @@ struct TamperTests {
         #expect(try pythonFindings(db, keyFile: keyFile) == ["corruption -...-"])
     }
 
+    @Test("the root page of a query index made unreadable: one corruption finding naming the index (step 7), in both verifiers (Python's end of its read transaction met the same damage again)")
+    func corruptQueryIndexPage() async throws {
+        try await makeStore(at: db, keys: keys, count: 50)
+        let queue = try DatabaseQueue(path: db)
+        let (root, pageSize) = try await queue.read { db in
+            (try Int.fetchOne(db, sql: "SELECT rootpage FROM sqlite_schema WHERE name = 'audit_entries_tenant_seq'")!,
+             try Int.fetchOne(db, sql: "PRAGMA page_size")!)
+        }
+        try queue.close()
+        try patchFile(db, at: (root - 1) * pageSize, with: [0x00])  // not a b-tree page type
+        let report = try await verify()
+        #expect(findingNames(report) == ["corruption -"], "\(report)")
+        #expect(report.findings.first?.message.hasPrefix("SQLite cannot read index audit_entries_tenant_seq: ") == true, "\(report)")
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        #expect(try pythonFindings(db, keyFile: keyFile) == ["corruption -...-"])
+    }
+
     @Test("random bytes over a leaf page mid-log or the last leaf's cells, several seeds: never a crash, never intact, in both verifiers; a corruption range runs to the last seq",
           arguments: ["middle", "last"])
     func damagedLeafPages(_ which: String) async throws {
