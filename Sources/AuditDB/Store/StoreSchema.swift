@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// The store's schema: migrations from `Migrations/`, the canonical text from `schema/`
@@ -12,9 +13,24 @@ enum StoreSchema {
         let known = try allKnownObjects
         let names = Set(known.map { asciiLowercased($0.name) })
         let tables = Set(known.filter { $0.type == "table" || $0.type == "view" }.map { asciiLowercased($0.name) })
-        // SQLite's names ignore ASCII case: an index whose tbl_name is AUDIT_ENTRIES is on
-        // audit_entries (SQLite loads it so), and must not escape the comparison.
-        return try rawObjects(in: db).filter { names.contains(asciiLowercased($0.name)) || tables.contains(asciiLowercased($0.table)) }
+        // SQLite's names ignore ASCII case, and end at a NUL (it reads them as C strings): an
+        // index whose tbl_name is AUDIT_ENTRIES, or audit_entries and a NUL, is on audit_entries
+        // (SQLite loads it so), and must not escape the comparison. The comparison itself is of
+        // every stored byte (FORMAT.md section 11, step 1).
+        return try rawObjects(in: db).filter {
+            names.contains(asciiLowercased(asSQLiteReads($0.name))) || tables.contains(asciiLowercased(asSQLiteReads($0.table)))
+        }
+    }
+
+    /// `name` up to its first NUL: the name SQLite reads from a stored one.
+    static func asSQLiteReads(_ name: String) -> String {
+        name.firstIndex(of: "\u{0}").map { String(name[..<$0]) } ?? name
+    }
+
+    /// Text as stored, every byte (a NUL and what follows it included; bytes that are not UTF-8
+    /// replaced): `CAST(x AS BLOB)` read as bytes, since SQLite's text interface ends at a NUL.
+    static func storedText(_ row: Row, _ column: String) -> String? {
+        row.stored(column, as: Data.self).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// `name` with ASCII A-Z lowered, as SQLite compares names (other characters as they are).
@@ -38,11 +54,20 @@ enum StoreSchema {
     /// every reader that lets the planner choose). SQLite's own objects on AuditDB's tables (an
     /// autoindex of a UNIQUE constraint) are made by the migrations in the expected database too.
     private static func rawObjects(in db: Database) throws -> [Object] {
-        try Row.fetchAll(db, sql: "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name")
+        try Row.fetchAll(db, sql: """
+            SELECT CAST(type AS BLOB) AS type, CAST(name AS BLOB) AS name, CAST(tbl_name AS BLOB) AS tbl_name, \
+            CAST(sql AS BLOB) AS sql, typeof(type) = 'text' AS t1, typeof(name) = 'text' AS t2, typeof(tbl_name) = 'text' AS t3, \
+            typeof(sql) AS t4 FROM sqlite_schema ORDER BY type, name
+            """)
             // The schema table can be rewritten too (writable_schema): a NULL or non-text value
             // makes an object that matches no expected one, never a decoding trap.
-            .map { Object(type: $0.stored("type", as: String.self) ?? "", name: $0.stored("name", as: String.self) ?? "",
-                          table: $0.stored("tbl_name", as: String.self) ?? "", sql: $0.stored("sql", as: String.self)) }
+            .map { row in
+                func text(_ column: String, _ isText: String) -> String? {
+                    row.stored(isText, as: Int64.self) == 1 ? storedText(row, column) : nil
+                }
+                return Object(type: text("type", "t1") ?? "", name: text("name", "t2") ?? "", table: text("tbl_name", "t3") ?? "",
+                              sql: row.stored("t4", as: String.self) == "text" ? storedText(row, "sql") : nil)
+            }
     }
 
     struct Object: Hashable, Sendable {
@@ -108,10 +133,11 @@ enum StoreSchema {
     /// table without an `identifier` column records nothing (``migrationRecordState(_:)``).
     static func appliedMigrations(_ db: Database) throws -> [String] {
         guard try migrationRecordState(db) == nil else { return [] }
-        return try String.fetchAll(db, sql: Self.appliedMigrationsSQL)
+        return try Data.fetchAll(db, sql: Self.appliedMigrationsSQL).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    static let appliedMigrationsSQL = "SELECT coalesce(CAST(identifier AS TEXT), 'NULL') FROM grdb_migrations NOT INDEXED ORDER BY 1"
+    /// Every byte of each identifier (``storedText(_:_:)``): `0001-initial` and a NUL is not `0001-initial`.
+    static let appliedMigrationsSQL = "SELECT CAST(coalesce(CAST(identifier AS TEXT), 'NULL') AS BLOB) FROM grdb_migrations NOT INDEXED ORDER BY 1"
 
     /// The migration record's own index (its PRIMARY KEY), through which GRDB's migrator reads it.
     static let migrationRecordIndex = "sqlite_autoindex_grdb_migrations_1"
