@@ -639,6 +639,11 @@ def _known_objects() -> tuple[set[str], set[str]]:
     return _KNOWN
 
 
+def _as_sqlite_reads(name) -> str:
+    """A stored name up to its first NUL: the name SQLite reads (a C string)."""
+    return _s(name).split("\x00", 1)[0]
+
+
 def _ascii_lower(name) -> str:
     """SQLite's names ignore ASCII case only: `AUDIT_ENTRIES` is the table audit_entries."""
     text = _s(name)
@@ -649,7 +654,10 @@ def schema_objects(conn: sqlite3.Connection) -> dict[str, tuple[str, str | None]
     out = {}
     names, tables = _known_objects()
     for typ, name, table, sql in conn.execute(ALL_OBJECTS_SQL):
-        if _ascii_lower(name) not in names and _ascii_lower(table) not in tables:
+        # Which objects are AuditDB's goes by the names SQLite reads (ASCII case ignored, up to a
+        # NUL: an index whose tbl_name is "audit_entries" and a NUL is on audit_entries); the
+        # comparison is of every stored byte (section 11, step 1).
+        if _ascii_lower(_as_sqlite_reads(name)) not in names and _ascii_lower(_as_sqlite_reads(table)) not in tables:
             continue  # not AuditDB's: an app's own objects, whatever their names
         key = f"{_s(typ)} {_s(name)}"
         out.setdefault(key, (_s(table), None if sql is None else _s(sql)))
@@ -856,6 +864,17 @@ def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, 
     # Step 11: time breaks (section 24.3; with a store id).
     if header is not None:
         time_breaks.check_time_breaks(conn, report)
+
+    # Step 12: the file's structure, as SQLite checks it, unless damage is already reported.
+    if not any(f.kind == "corruption" for f in report.findings):
+        # SQLite checks every b-tree and the free-page list before each row's NULLs and STRICT
+        # types: a value as the first problem means the structure is sound (steps 2-4 judge values).
+        first = _s(conn.execute("PRAGMA quick_check(1)").fetchone()[0])
+        problem = "; ".join(line for line in first.split("\n") if line and line != "*** in database main ***")
+        if first != "ok" and not re.match(r"(NULL|non-[A-Z]+) value in ", problem):
+            report.add("corruption", None, None,
+                       f"SQLite's own check of the file (PRAGMA quick_check) finds its structure damaged: {problem}. "
+                       "Appends may fail; restore the store from a backup and keep this copy as evidence")
 
 
 def _file_header_bytes(conn):

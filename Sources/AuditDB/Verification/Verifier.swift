@@ -1,6 +1,7 @@
 // One pass and the row scan of one range (passes made again after a rewrite: Verifier+Run.swift). How ranges are split, what each reports and how
 // their findings are joined into one pass in seq order: Verifier+Ranges.swift. Schema and header checks are in
-// Verifier+Header.swift, attestations in Verifier+Attestations.swift, gaps of expired rows in
+// Verifier+Header.swift (the first reads of a pass: Verifier+Overview.swift; step 12: Verifier+Structure.swift),
+// attestations in Verifier+Attestations.swift, gaps of expired rows in
 // Verifier+Tombstones.swift; a row's verdict is Row/'s.
 import CAuditCore
 import Foundation
@@ -43,7 +44,7 @@ struct Verifier: Sendable {
 
         // 1. Schema and header. Damaged pages here still give a report, not an error.
         let phase1: (
-            [Finding], HeaderResult, (Int64?, Int64?, Int64), (Int64?, Int64?, Int64), [Int64: [Attestation]]
+            [Finding], HeaderResult, (Int64?, Int64?, Int64), (Int64?, Int64?, Int64), [Int64: [Attestation]], Finding?
         )
         do {
             phase1 = try await readOverview(full: position == nil)
@@ -52,7 +53,7 @@ struct Verifier: Sendable {
         } catch let error as AuditError where error.code == .corrupt {
             return Self.unreadable(error.message, startedAt: startedAt, started: started)
         }
-        let (schemaFindings, header, bounds, lowRows, attestations) = phase1
+        let (schemaFindings, header, bounds, lowRows, attestations, checkpointDamage) = phase1
         findings += schemaFindings
 
         var storeID: StoreID?
@@ -249,8 +250,18 @@ struct Verifier: Sendable {
                 findings += breaks
                 total += breaks.count
             }
+            // The file's structure (step 12), in full passes that found no damaged page.
+            if position == nil, !findings.contains(where: { $0.kind == .corruption }),
+               let structure = try await pool.read({ db in try Self.structureFinding(db) }) {
+                findings.append(structure)
+                total += 1
+            }
         } catch let error where Self.isCorruption(error) {
             findings.append(Finding(kind: .corruption, seqs: nil, message: "SQLite cannot read the store: \(Self.corruptionMessage(error))"))
+            total += 1
+        }
+        if let checkpointDamage, !findings.contains(where: { $0.kind == .corruption && $0.seqs == nil }) {
+            findings.append(checkpointDamage)
             total += 1
         }
         findings = Self.joinedAtSplitPoints(findings, removed: &total)
@@ -277,47 +288,6 @@ struct Verifier: Sendable {
 
     static func corruptionMessage(_ error: any Error) -> String {
         (error as? DatabaseError)?.message ?? (error as? AuditError).map { SQLite.adviceInVerification($0.message) } ?? "\(error)"
-    }
-
-    private func readOverview(full: Bool) async throws -> (
-        [Finding], HeaderResult, (Int64?, Int64?, Int64), (Int64?, Int64?, Int64), [Int64: [Attestation]]
-    ) {
-        let keys = self.keys, checkpointKeys = self.checkpointKeys
-        return try await pool.read { db in
-            let applied = try StoreSchema.appliedMigrations(db)
-            var schemaFindings = try Self.checkSchema(db, applied: applied) + KeyVersionCache.findings(db)
-            let header = try Self.readHeader(db)
-            // A wrong key is a configuration mistake, not damage: refuse it as such instead of
-            // reporting every row it cannot verify as tampered (KeyProof). Verification looks at
-            // every row of a version before it calls its key wrong, so that tampering cannot
-            // pass for a wrong key and keep itself from being reported.
-            if case .success(let h) = header {
-                try KeyProof.refuseWrongKeysExhaustively(db, header: h, keys: keys, path: "the store")
-                schemaFindings += try StoredCheckpointCheck.findings(db, storeID: h.storeID, trusted: checkpointKeys)
-                if full {
-                    schemaFindings += try AttestationTable.foreignFindings(db, storeID: h.storeID.bytes, header: h, keys: keys)
-                }
-            }
-            // A dropped audit_entries table is reported by the schema check; there are no rows to scan.
-            guard try db.tableExists("audit_entries") else {
-                return (schemaFindings, header, (nil, nil, 0), (nil, nil, 0), [:])
-            }
-            let first = try Int64.fetchOne(db, sql: "SELECT seq FROM audit_entries WHERE seq >= 1 ORDER BY seq LIMIT 1")
-            let last = try Int64.fetchOne(db, sql: "SELECT seq FROM audit_entries NOT INDEXED WHERE seq >= 1 ORDER BY seq DESC LIMIT 1")
-            // A damaged last page can hide the last row from one read and not the first row from
-            // the other: the log's extent is then unknown (SQLite gave no error to report).
-            guard (first == nil) == (last == nil) else {
-                throw AuditError(.corrupt, "the table audit_entries returns a first row (seq \(first ?? 0)) but no last one: a damaged page")
-            }
-            let low = try Row.fetchOne(db, sql: "SELECT min(seq), max(seq), count(*) FROM audit_entries NOT INDEXED WHERE seq < 1")
-            let attestations = try Self.loadAttestations(db, keys: keys)
-            return (
-                schemaFindings, header,
-                (first, last, first.map { last! - $0 + 1 } ?? 0),
-                (low?.stored(0, as: Int64.self), low?.stored(1, as: Int64.self), low?.stored(2, as: Int64.self) ?? 0),
-                attestations
-            )
-        }
     }
 
     /// The report of a pass that cannot read the store's tables at all.

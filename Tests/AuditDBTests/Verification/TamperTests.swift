@@ -318,6 +318,60 @@ struct TamperTests {
         #expect(try pythonFindings(db, keyFile: keyFile) == ["corruption -...-"])
     }
 
+    @Test("the last row's record header damaged, a checkpoint at that row: step 8 meets it before the rows are read, and the report is still the row scan's (store id, rows before it), as in Python")
+    func damagedRowUnderACheckpoint() async throws {
+        try await makeStore(at: db, keys: keys, count: 40)
+        let store = try await AuditStore.open(at: db, keys: keys)
+        _ = try await store.checkpoint(signer: try testSigner())  // at seq 41, its own entry
+        try await store.close()
+        let queue = try DatabaseQueue(path: db)
+        let (page, pageSize, last) = try await queue.read { db in
+            let pages = try Int.fetchAll(db, sql: "SELECT pageno FROM dbstat WHERE name = 'audit_entries' AND pagetype = 'leaf' ORDER BY path")
+            return (pages.last!, try Int.fetchOne(db, sql: "PRAGMA page_size")!, try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries")!)
+        }
+        try queue.close()
+        // The last cell of the last leaf: its payload size and rowid (varints), then the record's
+        // header size, set past the payload.
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: db)).subdata(in: (page - 1) * pageSize..<page * pageSize))
+        let cells = Int(bytes[3]) << 8 | Int(bytes[4])
+        let pointer = 8 + 2 * (cells - 1)
+        var at = Int(bytes[pointer]) << 8 | Int(bytes[pointer + 1])
+        for _ in 0..<2 { while bytes[at] & 0x80 != 0 { at += 1 }; at += 1 }  // skip two varints
+        try patchFile(db, at: (page - 1) * pageSize + at, with: [0x7F])
+        let report = try await verify()
+        #expect(report.storeID != nil, "\(report)")
+        #expect(findingNames(report) == ["corruption -", "corruption \(last)...\(last)"], "\(report)")
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        #expect(try pythonFindings(db, keyFile: keyFile) == ["corruption -...-", "corruption \(last)...\(last)"])
+    }
+
+    @Test("the free-page list pointed at a page in use (header bytes 32–39): rows and indexes read fine, appends fail; step 12 (quick_check) reports it in both verifiers")
+    func poisonedFreelist() async throws {
+        try await makeStore(at: db, keys: keys, count: 20)
+        let queue = try DatabaseQueue(path: db)
+        let root = try await queue.read { db in try Int.fetchOne(db, sql: "SELECT rootpage FROM sqlite_schema WHERE name = 'audit_entries'")! }
+        try queue.close()
+        // Freelist trunk = the log's own root page, free-page count 1.
+        try patchFile(db, at: 32, with: [0, 0, 0, UInt8(root), 0, 0, 0, 1])
+        let report = try await verify()
+        #expect(findingNames(report) == ["corruption -"], "\(report)")
+        #expect(report.findings.first?.message.hasPrefix("SQLite's own check of the file (PRAGMA quick_check) finds its structure damaged: ") == true,
+                "\(report)")
+        #expect(report.findings.first?.message.contains("*** in database main ***") == false, "\(report)")
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        #expect(try pythonFindings(db, keyFile: keyFile) == ["corruption -...-"])
+        // What the finding warns of: SQLite's writer reads the list, and refuses.
+        let store = try await AuditStore.open(at: db, keys: keys)
+        var refused = false
+        for i in 0..<50 {
+            do { _ = try await store.append(sampleEvent(i)) } catch let error as AuditError { refused = error.code == .corrupt; break }
+        }
+        try await store.close()
+        #expect(refused)
+    }
+
     @Test("random bytes over a leaf page mid-log or the last leaf's cells, several seeds: never a crash, never intact, in both verifiers; a corruption range runs to the last seq",
           arguments: ["middle", "last"])
     func damagedLeafPages(_ which: String) async throws {
