@@ -27,10 +27,22 @@ enum StoreSchema {
         name.firstIndex(of: "\u{0}").map { String(name[..<$0]) } ?? name
     }
 
-    /// Text as stored, every byte (a NUL and what follows it included; bytes that are not UTF-8
-    /// replaced): `CAST(x AS BLOB)` read as bytes, since SQLite's text interface ends at a NUL.
-    static func storedText(_ row: Row, _ column: String) -> String? {
-        row.stored(column, as: Data.self).map { String(decoding: $0, as: UTF8.self) }
+    /// Text as stored, every character (a NUL and what follows it included; bytes that are not
+    /// valid in the encoding replaced): `CAST(x AS BLOB)` — the text in the database's encoding,
+    /// since SQLite's text interface ends at a NUL — decoded in `encoding` (`PRAGMA encoding`).
+    static func storedText(_ row: Row, _ column: String, encoding: String) -> String? {
+        row.stored(column, as: Data.self).map { decoded($0, encoding: encoding) }
+    }
+
+    /// `bytes` of text in the database's `encoding` (`UTF-8`, `UTF-16le` or `UTF-16be`).
+    static func decoded(_ bytes: Data, encoding: String) -> String {
+        guard encoding.hasPrefix("UTF-16") else { return String(decoding: bytes, as: UTF8.self) }
+        let big = encoding == "UTF-16be"
+        let units = stride(from: 0, to: bytes.count - 1, by: 2).map { i -> UInt16 in
+            let (a, b) = (UInt16(bytes[bytes.startIndex + i]), UInt16(bytes[bytes.startIndex + i + 1]))
+            return big ? a << 8 | b : b << 8 | a
+        }
+        return String(decoding: units, as: UTF16.self)
     }
 
     /// `name` with ASCII A-Z lowered, as SQLite compares names (other characters as they are).
@@ -54,7 +66,8 @@ enum StoreSchema {
     /// every reader that lets the planner choose). SQLite's own objects on AuditDB's tables (an
     /// autoindex of a UNIQUE constraint) are made by the migrations in the expected database too.
     private static func rawObjects(in db: Database) throws -> [Object] {
-        try Row.fetchAll(db, sql: """
+        let encoding = try String.fetchOne(db, sql: "PRAGMA encoding") ?? "UTF-8"
+        return try Row.fetchAll(db, sql: """
             SELECT CAST(type AS BLOB) AS type, CAST(name AS BLOB) AS name, CAST(tbl_name AS BLOB) AS tbl_name, \
             CAST(sql AS BLOB) AS sql, typeof(type) = 'text' AS t1, typeof(name) = 'text' AS t2, typeof(tbl_name) = 'text' AS t3, \
             typeof(sql) AS t4 FROM sqlite_schema ORDER BY type, name
@@ -63,10 +76,10 @@ enum StoreSchema {
             // makes an object that matches no expected one, never a decoding trap.
             .map { row in
                 func text(_ column: String, _ isText: String) -> String? {
-                    row.stored(isText, as: Int64.self) == 1 ? storedText(row, column) : nil
+                    row.stored(isText, as: Int64.self) == 1 ? storedText(row, column, encoding: encoding) : nil
                 }
                 return Object(type: text("type", "t1") ?? "", name: text("name", "t2") ?? "", table: text("tbl_name", "t3") ?? "",
-                              sql: row.stored("t4", as: String.self) == "text" ? storedText(row, "sql") : nil)
+                              sql: row.stored("t4", as: String.self) == "text" ? storedText(row, "sql", encoding: encoding) : nil)
             }
     }
 
@@ -133,10 +146,11 @@ enum StoreSchema {
     /// table without an `identifier` column records nothing (``migrationRecordState(_:)``).
     static func appliedMigrations(_ db: Database) throws -> [String] {
         guard try migrationRecordState(db) == nil else { return [] }
-        return try Data.fetchAll(db, sql: Self.appliedMigrationsSQL).map { String(decoding: $0, as: UTF8.self) }
+        let encoding = try String.fetchOne(db, sql: "PRAGMA encoding") ?? "UTF-8"
+        return try Data.fetchAll(db, sql: Self.appliedMigrationsSQL).map { decoded($0, encoding: encoding) }
     }
 
-    /// Every byte of each identifier (``storedText(_:_:)``): `0001-initial` and a NUL is not `0001-initial`.
+    /// Every character of each identifier (``storedText(_:_:encoding:)``): `0001-initial` and a NUL is not `0001-initial`.
     static let appliedMigrationsSQL = "SELECT CAST(coalesce(CAST(identifier AS TEXT), 'NULL') AS BLOB) FROM grdb_migrations NOT INDEXED ORDER BY 1"
 
     /// The migration record's own index (its PRIMARY KEY), through which GRDB's migrator reads it.
