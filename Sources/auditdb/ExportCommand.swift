@@ -63,14 +63,22 @@ struct ExportCommand: AsyncParsableCommand {
             for leftover in AuditStore.interruptedStaging(in: target.deletingLastPathComponent().path, matching: { $0 == target.lastPathComponent }) {
                 Output.notice("warning: \(OutputEscaping.escapeForTerminal(leftover)) is the staging directory of an export to this path that was interrupted (killed before its rename) or is running now; it holds copies of rows, values erased since included. Delete it once no export runs")
             }
-            summary = try await store.export(to: out, filter: filter, redact: fields, signer: signer, limit: limit,
-                                             progress: { display.update($0.rowsChecked, total: $0.totalRows) }, accessBy: by,
-                                             masking: policy)
+            let (out, limit, by, fields) = (out, limit, by, fields)
+            summary = try await stoppable { [policy] in
+                try await store.export(to: out, filter: filter, redact: fields, signer: signer, limit: limit,
+                                       progress: { display.update($0.rowsChecked, total: $0.totalRows) }, accessBy: by,
+                                       masking: policy)
+            }
             display.finish()
             try await store.close()
         } catch {
             display.finish()
             try? await store.close()  // cleanup; the original error is rethrown
+            if AuditError.isCancellation(error) {
+                // SIGINT or SIGTERM: the export removed its staging directory (nothing half-written stays).
+                throw AuditError(.cancelled, "export stopped by a signal: no bundle was written to \(out), and the rows copied so far "
+                                 + "were removed with its staging directory; run it again to export")
+            }
             throw error
         }
         try Output.line("exported \(summary.entryCount) entries to \(OutputEscaping.escapeForTerminal(out)), proven against the checkpoint at seq \(summary.checkpoint.seq)")
@@ -78,7 +86,10 @@ struct ExportCommand: AsyncParsableCommand {
             try Output.line("--limit \(summary.entryCount): more entries match; this bundle covers seqs \(seqs.lowerBound)-\(seqs.upperBound) (its filter ends with --to-seq \(seqs.upperBound)); export the rest with --from-seq \(seqs.upperBound + 1)")
         }
         if let statement = summary.statement {
-            let range = summary.isLimited ? "from seq \(summary.filter.seqs!.lowerBound) to \(summary.filter.seqs!.upperBound)" : "up to seq \(statement.checkpointSeq)"
+            // The rows it covers: the filter's seq range (--from-seq/--to-seq, or what --limit
+            // reached) within the checkpoint, else every row up to the checkpoint.
+            let range = summary.filter.seqs.map { "from seq \($0.lowerBound) to \(min($0.upperBound, statement.checkpointSeq))" }
+                ?? "up to seq \(statement.checkpointSeq)"
             try Output.line("signed statement.json with checkpoint key version \(statement.keyVersion): it attests that these are all rows \(range) matching the filters")
         } else {
             try Output.line("note: no --signing-key, so no signed statement: a verifier can check each entry, but not that the export is complete")

@@ -339,7 +339,13 @@ extension AuditStore {
             try? FileManager.default.removeItem(atPath: directory)  // no partial bundle is left; the error below says why
             throw AuditError.from(error, while: "write the export bundle \(target)")
         }
-        let after = try await lastSeq() - cp.seq
+        let after: Int64
+        do {
+            after = try await lastSeq() - cp.seq
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)  // the staged bundle; the error says why (a stop, say)
+            throw error
+        }
         var details = Self.accessDetails(filter: filter, redact: redact, masking: masking, entries: seqs.count)
         details["checkpointSeq"] = .int(cp.seq)
         // The manifest holds the filter, and its other members are known or guessable: its hash,

@@ -250,7 +250,7 @@ extension AuditError {
     /// Whether `error` is a task's cancellation: a `CancellationError`, or SQLite's interrupt of
     /// a statement that was running when the task was cancelled (GRDB interrupts it), bare or
     /// wrapped. Any other error, an integrity violation above all, is not one.
-    static func isCancellation(_ error: any Error) -> Bool {
+    public static func isCancellation(_ error: any Error) -> Bool {
         func direct(_ error: (any Error)?) -> Bool {
             error is CancellationError || (error as? DatabaseError)?.resultCode == .SQLITE_INTERRUPT
         }
