@@ -182,7 +182,9 @@ extension WitnessConnection {
     /// its cause (a certificate no trusted CA signed, a server without TLS, a role pg_hba.conf
     /// refuses), where a pool would keep retrying — runs `SELECT 1` and closes it.
     /// - Throws: ``AuditError`` `storage` naming the cause, never the password.
-    public func check(logger: Logger) async throws {
+    /// - Parameter connectTimeout: How long the connection attempt may take (a server that
+    ///   accepts nothing, or a stopped one, fails after it), whole seconds, at least 1.
+    public func check(logger: Logger, connectTimeout: Duration = .seconds(10)) async throws {
         let tls: PostgresConnection.Configuration.TLS
         do {
             tls = try single.tls.map { single.required ? .require(try NIOSSLContext(configuration: $0)) : .prefer(try NIOSSLContext(configuration: $0)) }
@@ -190,8 +192,9 @@ extension WitnessConnection {
         } catch {
             throw AuditError(.invalidInput, "the TLS settings of \(description) cannot be used: \(error)", field: "--witness")
         }
-        let configuration = PostgresConnection.Configuration(host: single.host, port: single.port, username: single.user,
+        var configuration = PostgresConnection.Configuration(host: single.host, port: single.port, username: single.user,
                                                              password: single.password, database: single.database, tls: tls)
+        configuration.options.connectTimeout = .seconds(max(1, connectTimeout.components.seconds))
         do {
             let connection = try await PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.any(),
                                                                   configuration: configuration, id: 1, logger: logger).get()

@@ -42,7 +42,7 @@ func reach(_ connection: WitnessConnection, within seconds: Int, logger: Logger,
 {
     try await withThrowingTaskGroup(of: Void.self) { probe in
         probe.addTask {
-            try await connection.check(logger: logger)
+            try await connection.check(logger: logger, connectTimeout: .seconds(seconds))
             try await then()
         }
         probe.addTask {
