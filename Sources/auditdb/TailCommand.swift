@@ -119,8 +119,12 @@ struct Tail: AsyncParsableCommand {
                     }
                 } catch let error as AuditError {
                     // Where to go on from, once the cause is dealt with: the last entry printed.
+                    // Not after damage or a rollback: the same position meets the same finding.
                     let resume = cursor == nil ? "--after \(printed)" : "the same --cursor-file (or --after \(printed))"
-                    throw AuditError(error.code, error.message + " (the last entry printed is seq \(printed); to go on from there, run tail again with \(resume))",
+                    let next = error.code == .integrityViolation
+                        ? "the store no longer verifies from there: check it with `auditdb verify` (and restore it) before tailing it again"
+                        : "to go on from there, run tail again with \(resume)"
+                    throw AuditError(error.code, error.message + " (the last entry printed is seq \(printed); \(next))",
                                      field: error.field, underlying: error.underlying)
                 }
             }

@@ -94,7 +94,7 @@ struct CLIStrictnessTests {
         #expect(spaced.status == 2 && spaced.stderr.contains("AUDITDB_STORE_ID must be 32 hex digits"), "\(spaced.stderr)")
     }
 
-    @Test("tail stopped by a row that fails verification says which entry it printed last and how to go on from it")
+    @Test("tail stopped by a row that fails verification says which entry it printed last, and to verify the store before going on")
     func tailNamesWhereToGoOn() throws {
         #expect(try auditdb(["init"]).status == 0)
         for i in 1...3 { #expect(try auditdb(["append", "--actor", "a", "--action", "x\(i)"]).status == 0) }
@@ -104,7 +104,8 @@ struct CLIStrictnessTests {
         try sqlite3Must(store, "DROP TRIGGER audit_entries_no_update; UPDATE audit_entries SET actor = 'b' WHERE seq = 4;")
         let stopped = try auditdb(["tail", "--after", "3"])
         #expect(stopped.status == 1 && stopped.stdout.isEmpty, "\(stopped.stdout)")
-        #expect(stopped.stderr.hasSuffix("(the last entry printed is seq 3; to go on from there, run tail again with --after 3)\n"), "\(stopped.stderr)")
+        // Not "run it again from seq 3": that meets row 4 again.
+        #expect(stopped.stderr.hasSuffix("(the last entry printed is seq 3; the store no longer verifies from there: check it with `auditdb verify` (and restore it) before tailing it again)\n"), "\(stopped.stderr)")
     }
 
     @Test("tail: an empty cursor path, a symbolic link, and a v1 cursor past the log's end are refused before anything is printed")
