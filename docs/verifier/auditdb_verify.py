@@ -763,6 +763,10 @@ def open_read_only(path: str) -> sqlite3.Connection:
     p = pathlib.Path(path)
     if not p.is_file():
         raise StoreOpenError(f"{path}: no such store file")
+    if p.stat().st_size == 0:
+        # SQLite would open it as an empty database; AuditDB never makes an empty store file (section 11).
+        raise StoreOpenError(f"{path} is an empty file, not an AuditDB store: check the path (`auditdb init` creates a store); "
+                             "if it held a store, it was emptied: restore it from a backup")
     uri = p.absolute().as_uri() + "?mode=ro"
     conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     conn.text_factory = bytes  # text exactly as stored (UTF-8 bytes), never decoded or normalised
@@ -790,6 +794,10 @@ def verify(path: str, keys: dict[int, Key], expected_store_id: bytes | None = No
         except sqlite3.DatabaseError as e:
             if _is_corruption(e):
                 report.add("corruption", None, None, f"SQLite cannot read the store: {e}")
+            elif os.path.exists(path + "-journal") and os.path.getsize(path + "-journal") > 0:
+                raise StoreOpenError(f"{path}: {e}: its rollback journal ({path}-journal) must be rolled back first, which "
+                                     "needs write access (section 11): open the store once with `auditdb verify`, or copy "
+                                     "the file with its -journal and open the copy with sqlite3, then verify again")
             else:
                 raise StoreOpenError(f"{path}: {e}")
         except UnicodeDecodeError as e:

@@ -39,6 +39,14 @@ struct NotAStoreTests {
             }
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: empty)).isEmpty)
+        // The Python verifier agrees: it cannot run on an empty file (it read it as an empty
+        // database and reported every object missing).
+        let keyFile = dir.path("py.keys")
+        _ = try KeyFile.generate(at: keyFile)
+        let python = try run("/usr/bin/env", ["python3", repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify.py").path,
+                                              "--store", empty, "--key-file", keyFile])
+        #expect(python.status == 2, "\(python.stdout)\(python.stderr)")
+        #expect(python.stderr.contains("\(empty) is an empty file, not an AuditDB store: check the path"), "\(python.stderr)")
     }
 
     @Test("another application's SQLite database: refused by every command, and not changed (no WAL mode, no -wal file)")

@@ -239,7 +239,7 @@ struct ExportStatementTests {
         let exported = try run(cli, ["export"] + common + ["--out", signed, "--signing-key", secret])
         #expect(exported.status == 0, "\(exported.stderr)")
         #expect(exported.stdout == "exported 5 entries to \(signed), proven against the checkpoint at seq 15\n"
-            + "signed statement.json with checkpoint key version 1: it attests that these are all rows up to seq 15 matching the filters\n"
+            + "signed statement.json with checkpoint key version 1: it attests that these are all rows from seq 2 to 15 matching the filters\n"
             + "recorded in the log as access entry 16\n")
         let unsigned = try run(cli, ["export"] + common + ["--out", plain])
         #expect(unsigned.status == 0)
