@@ -282,40 +282,35 @@ struct TamperTests {
         #expect(try pythonFindings(db, keyFile: keyFile) == ["corruption -...-", "corruption \(first)...\(last)"])
     }
 
-    @Test("the root page of audit_time_breaks made unreadable (no row scan reads it): one corruption finding, never intact; the Python verifier agrees")
-    func corruptTimeBreaksPage() async throws {
+    /// A 50-row store whose object `name` has its root page made unreadable (not a b-tree page
+    /// type); the report of both verifiers, which must be one `corruption` finding without a seq.
+    func rootPageUnreadable(_ name: String) async throws -> IntegrityReport {
         try await makeStore(at: db, keys: keys, count: 50)
         let queue = try DatabaseQueue(path: db)
         let (root, pageSize) = try await queue.read { db in
-            (try Int.fetchOne(db, sql: "SELECT rootpage FROM sqlite_schema WHERE name = 'audit_time_breaks'")!,
+            (try Int.fetchOne(db, sql: "SELECT rootpage FROM sqlite_schema WHERE name = ?", arguments: [name])!,
              try Int.fetchOne(db, sql: "PRAGMA page_size")!)
         }
         try queue.close()
-        try patchFile(db, at: (root - 1) * pageSize, with: [0x00])  // not a b-tree page type
+        try patchFile(db, at: (root - 1) * pageSize, with: [0x00])
         let report = try await verify()
         #expect(findingNames(report) == ["corruption -"], "\(report)")
-        #expect(report.findings.first?.message.hasPrefix("SQLite cannot read the store: ") == true, "\(report)")
         let keyFile = dir.path("k.keys")
         try KeyFile.write(keys, to: keyFile, replacing: false)
         #expect(try pythonFindings(db, keyFile: keyFile) == ["corruption -...-"])
+        return report
+    }
+
+    @Test("the root page of audit_time_breaks made unreadable (no row scan reads it): one corruption finding, never intact; the Python verifier agrees")
+    func corruptTimeBreaksPage() async throws {
+        let report = try await rootPageUnreadable("audit_time_breaks")
+        #expect(report.findings.first?.message.hasPrefix("SQLite cannot read the store: ") == true, "\(report)")
     }
 
     @Test("the root page of a query index made unreadable: one corruption finding naming the index (step 7), in both verifiers (Python's end of its read transaction met the same damage again)")
     func corruptQueryIndexPage() async throws {
-        try await makeStore(at: db, keys: keys, count: 50)
-        let queue = try DatabaseQueue(path: db)
-        let (root, pageSize) = try await queue.read { db in
-            (try Int.fetchOne(db, sql: "SELECT rootpage FROM sqlite_schema WHERE name = 'audit_entries_tenant_seq'")!,
-             try Int.fetchOne(db, sql: "PRAGMA page_size")!)
-        }
-        try queue.close()
-        try patchFile(db, at: (root - 1) * pageSize, with: [0x00])  // not a b-tree page type
-        let report = try await verify()
-        #expect(findingNames(report) == ["corruption -"], "\(report)")
+        let report = try await rootPageUnreadable("audit_entries_tenant_seq")
         #expect(report.findings.first?.message.hasPrefix("SQLite cannot read index audit_entries_tenant_seq: ") == true, "\(report)")
-        let keyFile = dir.path("k.keys")
-        try KeyFile.write(keys, to: keyFile, replacing: false)
-        #expect(try pythonFindings(db, keyFile: keyFile) == ["corruption -...-"])
     }
 
     @Test("the last row's record header damaged, a checkpoint at that row: step 8 meets it before the rows are read, and the report is still the row scan's (store id, rows before it), as in Python")
