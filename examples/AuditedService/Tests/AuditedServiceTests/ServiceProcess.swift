@@ -31,7 +31,10 @@ final class ServiceProcess: Sendable {
         Thread.detachNewThread {
             while true {
                 let data = errorHandle.availableData
-                if data.isEmpty { return }
+                if data.isEmpty {
+                    errors.ended.withLock { $0 = true }
+                    return
+                }
                 errors.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
             }
         }
@@ -61,6 +64,12 @@ final class ServiceProcess: Sendable {
             }
             if !process.isRunning || clock.now > deadline {
                 if process.isRunning { process.terminate() }
+                // The child has exited: what it wrote to standard error is all in the pipe, and
+                // the reader ends at its end. Wait for that (not for a fixed time), so that the
+                // failure quotes the service's own reason.
+                process.waitUntilExit()
+                let drained = clock.now + .seconds(30)
+                while !stderrText.ended.withLock({ $0 }) && clock.now < drained { try await Task.sleep(for: .milliseconds(5)) }
                 throw ServiceFailure("the service did not start: \(stderrText.text.withLock { $0 })")
             }
             try await Task.sleep(for: .milliseconds(20))
@@ -120,7 +129,11 @@ final class SQLiteLock: Sendable {
     }
 }
 
-final class TextBox: Sendable { let text = Mutex("") }
+final class TextBox: Sendable {
+    let text = Mutex("")
+    /// Set once the stream ended (the child closed it, or exited).
+    let ended = Mutex(false)
+}
 final class LineBox: Sendable { let line = Mutex<String?>(nil) }
 
 /// Serialises process starts (see ``ServiceProcess``).
