@@ -87,6 +87,14 @@ struct Tail: AsyncParsableCommand {
             }
         }
         let start = after ?? saved?.seq ?? 0
+        // --after past the log's end skips the entries appended up to it, unseen: say so (a typo,
+        // or a seq of another store), but go on (it may be meant).
+        if let after, after > 0 {
+            let last = try await store.lastSeq()
+            if after > last {
+                Output.notice("warning: --after \(after) is past the store's last entry (seq \(last)): entries \(last + 1) to \(after) will not be printed when they are appended; pass --after \(last) to print every entry from the next one on")
+            }
+        }
         let stream = store.follow(after: start, mac: after == nil ? saved?.mac : nil, matching: query,
                                   pollInterval: .milliseconds(Int64(pollInterval * 1000)), follow: follow)
         let format = self.format

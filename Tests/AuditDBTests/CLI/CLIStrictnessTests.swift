@@ -108,6 +108,16 @@ struct CLIStrictnessTests {
         #expect(stopped.stderr.hasSuffix("(the last entry printed is seq 3; the store no longer verifies from there: check it with `auditdb verify` (and restore it) before tailing it again)\n"), "\(stopped.stderr)")
     }
 
+    @Test("tail --after past the log's end: a warning naming the entries it will skip, nothing printed, exit 0")
+    func tailAfterPastTheEnd() throws {
+        #expect(try auditdb(["init"]).status == 0)
+        for i in 1...3 { #expect(try auditdb(["append", "--actor", "a", "--action", "x\(i)"]).status == 0) }
+        let past = try auditdb(["tail", "--after", "50"])
+        #expect(past.status == 0 && past.stdout.isEmpty, "\(past.stdout)")
+        #expect(past.stderr == "auditdb: warning: --after 50 is past the store's last entry (seq 3): entries 4 to 50 will not be printed when they are appended; pass --after 3 to print every entry from the next one on\n")
+        #expect(try auditdb(["tail", "--after", "3"]).stderr.isEmpty)
+    }
+
     @Test("tail: an empty cursor path, a symbolic link, and a v1 cursor past the log's end are refused before anything is printed")
     func cursorFiles() async throws {
         try await makeStore(at: store, keys: try KeyFile(path: keyFile).load(), count: 5)
