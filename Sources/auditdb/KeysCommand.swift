@@ -121,6 +121,12 @@ struct Keys: AsyncParsableCommand {
                 try? await store.close()  // cleanup; the original error is rethrown
                 throw error
             }
+            if receipt.alreadyDeclared {
+                let marked = ring.compromisedVersions.contains(version)
+                if !marked { try KeyFile.write(try ring.markingCompromised(version), to: path, replacing: true) }
+                try Output.line("key version \(version) was already declared compromised at seq \(receipt.declarationSeq) and every row it signed is attested; nothing was written to the store\(marked ? "" : "; key version \(version) is now marked compromised in \(OutputEscaping.escapeForTerminal(path))")")
+                return
+            }
             try KeyFile.write(try ring.markingCompromised(version), to: path, replacing: true)
             // Rows of versions declared compromised before are re-attested too: their attestations
             // may be signed by `version`, which is no longer trusted.

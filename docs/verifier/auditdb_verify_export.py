@@ -866,6 +866,9 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
             else:
                 result["statement"] = st
                 mismatches, attested_mask = compare_statement(st, cp, manifest, count, listed, redacted_mask)
+                if attested_mask is not None:  # the manifest's filter is the signed one: its seq range
+                    f = read_manifest_filter(manifest.get("filter"))
+                    result["attested_seqs"] = None if f["fromSeq"] is None else (f["fromSeq"], f["toSeq"])
                 for m in mismatches:
                     add("statement-mismatch", None, m)
     # 4. The entries.
@@ -1392,8 +1395,11 @@ def main(argv=None) -> int:
     if st is None:
         print("completeness NOT attested: the bundle has no signed statement.json")
     else:
-        print(f"completeness attested: signed statement (key version {st['keyVersion']}): all rows up to seq "
-              f"{st['checkpointSeq']} that match the filter (withheld: {field_names(result['redacted'] or 0)})")
+        seqs = result.get("attested_seqs")
+        rows = (f"up to seq {st['checkpointSeq']}" if seqs is None
+                else f"from seq {seqs[0]} to seq {min(seqs[1], st['checkpointSeq'])}")
+        print(f"completeness attested: signed statement (key version {st['keyVersion']}): all rows {rows} "
+              f"that match the filter (withheld: {field_names(result['redacted'] or 0)})")
     erased = result["erased_seqs"] if verified else []
     if erased:
         # Section 21.5: nothing in a bundle proves a field erased rather than shown or withheld.

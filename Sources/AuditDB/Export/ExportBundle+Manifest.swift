@@ -73,11 +73,13 @@ extension ExportBundle {
     }
 
     /// What in the bundle differs from what `st` signs, each in words (FORMAT.md 17.3), and the
-    /// redaction set the statement signs if the manifest's filter is the signed one.
+    /// redaction set the statement signs and the filter's seq range (nil: every seq) if the
+    /// manifest's filter is the signed one.
     static func compare(_ st: ExportStatement, checkpoint: Checkpoint, manifest: Manifest)
-        -> (mismatches: [String], signedRedaction: Set<WithholdableField>?)
+        -> (mismatches: [String], signedRedaction: Set<WithholdableField>?, signedSeqs: ClosedRange<Int64>?)
     {
         var signedRedaction: Set<WithholdableField>?
+        var signedSeqs: ClosedRange<Int64>?
         var out: [String] = []
         if st.storeID != checkpoint.storeID {
             out.append("store: the statement is about store \(st.storeID), checkpoint.json about store \(checkpoint.storeID)")
@@ -92,6 +94,7 @@ extension ExportBundle {
             let signed = WithholdableField.allCases.reduce(into: [[WithholdableField]]([[]])) { sets, field in sets += sets.map { $0 + [field] } }
                 .first { ExportStatement.sha256(filter.encoding(redact: Set($0))) == st.filterHash }
             signedRedaction = signed.map(Set.init)
+            if signed != nil { signedSeqs = filter.seqs }
             if let redacted = manifest.redacted, signed.map(Set.init) == Set(redacted) {
                 break
             } else if let signed {
@@ -112,6 +115,6 @@ extension ExportBundle {
         if ExportStatement.seqsHash(manifest.seqs) != st.seqsHash {
             out.append("seqs: the manifest's seqs differ from the ones the statement signs (an entry was removed or added together with its seq)")
         }
-        return (out, signedRedaction)
+        return (out, signedRedaction, signedSeqs)
     }
 }

@@ -121,6 +121,7 @@ public enum ExportBundle {
         // 3. The export statement.
         var statement: ExportStatement?
         var attestedWithheld: Set<WithholdableField>?
+        var attestedSeqs: ClosedRange<Int64>?
         switch readFile(path, ExportStatement.file, limit: maximumSignedFileBytes) {
         case .failure(let why) where why.message == describe(.missing, ExportStatement.file, limit: 0):
             if requireStatement {
@@ -138,6 +139,7 @@ public enum ExportBundle {
                     let compared = compare(st, checkpoint: checkpoint, manifest: manifest)
                     for why in compared.mismatches { add(.statementMismatch, nil, why) }
                     attestedWithheld = compared.signedRedaction
+                    attestedSeqs = compared.signedSeqs
                 }
             } catch {
                 add(.statementInvalid, nil, "\(ExportStatement.file): \(error.message)")
@@ -264,7 +266,7 @@ public enum ExportBundle {
         // entries verified (in a valid bundle, every entry whose own checks passed is verified).
         let unproven = statement?.erasedHash != nil || verified == 0 ? [] : erasedShown.map(\.seq).sorted()
         return ExportVerification(checkpoint: checkpoint, entriesVerified: verified, findings: findings, statement: statement,
-                                  redacted: manifest.redacted ?? [], entriesShowingErased: unproven)
+                                  redacted: manifest.redacted ?? [], entriesShowingErased: unproven, attestedSeqs: attestedSeqs)
     }
 
     /// The names of a set of fields in the order actor, source, details, or "none".

@@ -66,10 +66,15 @@ public struct ExportVerification: Sendable, CustomStringConvertible {
     /// Check these against the store's erasure entries before relying on what they hide. Empty
     /// when a valid v2 statement attests them.
     public let entriesShowingErased: [Int64]
+    /// The seq range of the filter the statement signs (`--from-seq`/`--to-seq`, or the range a
+    /// `--limit` export reached); nil when it signs every seq up to the checkpoint, or there is
+    /// no valid statement.
+    public let attestedSeqs: ClosedRange<Int64>?
 
     init(checkpoint: Checkpoint?, entriesVerified: Int = 0, findings: [ExportFinding], statement: ExportStatement? = nil,
-         redacted: [WithholdableField] = [], entriesShowingErased: [Int64] = [])
+         redacted: [WithholdableField] = [], entriesShowingErased: [Int64] = [], attestedSeqs: ClosedRange<Int64>? = nil)
     {
+        self.attestedSeqs = attestedSeqs
         self.checkpoint = checkpoint
         self.entriesVerified = entriesVerified
         self.findings = findings
@@ -99,6 +104,8 @@ public struct ExportVerification: Sendable, CustomStringConvertible {
             return head + "\ncompleteness NOT attested: the bundle has no signed statement.json, so entries could have been left out together with their seqs" + erased
         }
         let withheld = redacted.isEmpty ? "none" : redacted.map(\.rawValue).joined(separator: ", ")
-        return head + "\ncompleteness attested: a statement signed with checkpoint key version \(statement.keyVersion) says these are all rows up to seq \(statement.checkpointSeq) that match the manifest's filter (withheld: \(withheld))" + erased
+        let rows = attestedSeqs.map { "from seq \($0.lowerBound) to seq \(min($0.upperBound, statement.checkpointSeq))" }
+            ?? "up to seq \(statement.checkpointSeq)"
+        return head + "\ncompleteness attested: a statement signed with checkpoint key version \(statement.keyVersion) says these are all rows \(rows) that match the manifest's filter (withheld: \(withheld))" + erased
     }
 }

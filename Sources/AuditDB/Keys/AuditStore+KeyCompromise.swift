@@ -19,6 +19,9 @@ public struct ReattestationReceipt: Sendable, Hashable {
     public let rowsAttested: Int
     /// Whether the store header (signed by the same key version) was re-attested too.
     public let headerAttested: Bool
+    /// Whether this call wrote nothing: the version was declared compromised before (at
+    /// ``declarationSeq``) and every row it signed already has a valid attestation.
+    public let alreadyDeclared: Bool
 }
 
 extension AuditStore {
@@ -54,7 +57,8 @@ extension AuditStore {
     /// laundered into an attested one: a full pass runs first, then, inside the transaction that
     /// writes the attestations (holding the write lock), the rows appended since that pass are
     /// verified too and the row it ended on must be unchanged. Running it again attests only rows still lacking a valid
-    /// attestation.
+    /// attestation; if none lacks one and `version` was declared before, it writes nothing and
+    /// returns that declaration (``ReattestationReceipt/alreadyDeclared``).
     ///
     /// Other handles on the store (other processes) keep the ring they were opened with: one
     /// whose signing key is `version` goes on signing with it, and its rows fail verification as
@@ -135,6 +139,16 @@ extension AuditStore {
                 }
                 if !headerAttested { pending.insert((0, kv, macBytes), at: 0) }
             }
+            // Declared before, and nothing left to attest: a second declaration would only repeat
+            // the first (e.g. a run that recorded it but stopped before marking the key file).
+            if pending.isEmpty, let earlier = try Int64.fetchOne(db, sql: """
+                SELECT seq FROM audit_entries WHERE action = ? AND resource_type = 'key-version' AND resource_id = ?
+                ORDER BY seq DESC LIMIT 1
+                """, arguments: [Self.declarationAction, String(version)])
+            {
+                return ReattestationReceipt(compromisedVersion: version, attestingVersion: signer.version, declarationSeq: earlier,
+                                            rowsAttested: 0, headerAttested: false, alreadyDeclared: true)
+            }
             // A foreign row may already sit where one of these attestations goes (the table's key is
             // (seq, key_version)). It is not a valid attestation (else the row would not be pending),
             // and it cannot be replaced: say so, and how to get past it, before writing anything.
@@ -157,7 +171,8 @@ extension AuditStore {
             }
             return ReattestationReceipt(
                 compromisedVersion: version, attestingVersion: signer.version, declarationSeq: declarationSeq,
-                rowsAttested: pending.filter { $0.0 > 0 }.count, headerAttested: pending.contains { $0.0 == 0 })
+                rowsAttested: pending.filter { $0.0 > 0 }.count, headerAttested: pending.contains { $0.0 == 0 },
+                alreadyDeclared: false)
         }
     }
 

@@ -301,6 +301,12 @@ struct CLITests {
         #expect(list.stdout.contains("key 1 compromised"))
         #expect(list.stdout.contains("key 2 active (signing)"))
         #expect(try auditdb(["verify", "--store", store, "--key-file", keyFile]).status == 0)
+        // Declared again: nothing is left to attest, so nothing is written (no second declaration).
+        let repeated = try auditdb(["keys", "compromised", "1", "--store", store, "--key-file", keyFile])
+        #expect(repeated.status == 0, "\(repeated.stderr)")
+        #expect(repeated.stdout == "key version 1 was already declared compromised at seq 5 and every row it signed is attested; nothing was written to the store\n")
+        let declarations = try auditdb(["query", "--store", store, "--key-file", keyFile, "--action", "auditdb.key.compromised", "--format", "jsonl"])
+        #expect(declarations.stdout.split(separator: "\n").map { $0.prefix(9) } == [#"{"seq":5,"#])
         let mode = try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? Int
         #expect(mode == 0o600)
         let rotate = try auditdb(["keys", "rotate", "--key-file", keyFile])

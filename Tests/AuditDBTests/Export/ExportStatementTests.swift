@@ -79,6 +79,13 @@ struct ExportStatementTests {
         let one = try await verify(dir.path("l1"), requireStatement: true)
         #expect(one.isValid && one.isCompletenessAttested, "\(one.findings)")
         #expect(one.statement?.entryCount == 4)
+        // It says which rows it attests: the range --limit reached, not every row up to the checkpoint.
+        #expect(one.attestedSeqs == 1...10)
+        #expect(one.description.contains("says these are all rows from seq 1 to seq 10 that match the manifest's filter"), "\(one)")
+        try signer.publicKeys.write(to: dir.path("l.pub"))
+        let script = FormatVectorTests.root.appendingPathComponent("docs/verifier/auditdb_verify_export.py").path
+        let python = try run(try FormatVectorTests.python3(), [script, dir.path("l1"), "--public-key", dir.path("l.pub")])
+        #expect(python.stdout == "valid: 4 entries\ncompleteness attested: signed statement (key version 1): all rows from seq 1 to seq 10 that match the filter (withheld: none)\n", "\(python.stdout)\(python.stderr)")
         let two = try await verify(dir.path("l2"), requireStatement: true)
         #expect(two.isValid && two.isCompletenessAttested && two.entriesVerified == 6, "\(two.findings)")
         // Widening the manifest's range to claim more than was attested is caught.
@@ -253,7 +260,7 @@ struct ExportStatementTests {
         let ok = try run(cli, ["verify-export", signed, "--public-key", pub, "--require-statement"])
         #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
         #expect(ok.stdout.hasPrefix("valid: 5 entries proven against checkpoint seq 15 of store "))
-        #expect(ok.stdout.hasSuffix("\ncompleteness attested: a statement signed with checkpoint key version 1 says these are all rows up to seq 15 that match the manifest's filter (withheld: details)\n"))
+        #expect(ok.stdout.hasSuffix("\ncompleteness attested: a statement signed with checkpoint key version 1 says these are all rows from seq 2 to seq 15 that match the manifest's filter (withheld: details)\n"))
         let unattested = try run(cli, ["verify-export", plain, "--public-key", pub])
         #expect(unattested.status == 0)
         #expect(unattested.stdout.hasSuffix("\ncompleteness NOT attested: the bundle has no signed statement.json, so entries could have been left out together with their seqs\n"))

@@ -158,7 +158,10 @@ struct FormatVectorTests {
 
     // MARK: The independent verifier
 
-    func python() throws -> String {
+    func python() throws -> String { try Self.python3() }
+
+    /// The python3 the independent verifiers run under (installed by `make setup`).
+    static func python3() throws -> String {
         for candidate in ["/usr/bin/python3", "/usr/local/bin/python3"] where FileManager.default.isExecutableFile(atPath: candidate) {
             return candidate
         }

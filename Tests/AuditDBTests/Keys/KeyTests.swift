@@ -222,8 +222,12 @@ struct KeyTests {
         #expect(receipt.rowsAttested == 10)
         #expect(receipt.headerAttested)  // key 1 also signed the store header
         #expect(receipt.declarationSeq == 12)  // seq 11: version 2's rotation entry (FORMAT.md 10.1)
-        let again = try await store.reattest(compromisedVersion: 1)  // idempotent
+        let again = try await store.reattest(compromisedVersion: 1)  // idempotent: no second declaration
         #expect(again.rowsAttested == 0)
+        #expect(again.alreadyDeclared)
+        #expect(again.declarationSeq == 12)
+        #expect(!receipt.alreadyDeclared)
+        #expect(try await store.entries(EntryQuery(action: "auditdb.key.compromised")).map(\.seq) == [12])
         let storeID = store.storeID
         try await store.close()
 
@@ -235,7 +239,7 @@ struct KeyTests {
         try await forgeAppend(path: path, storeID: storeID, key: stolen, actor: "thief")
         let report = try await AuditStore.verify(storeAt: path, keys: declared)
         #expect(report.findings.map(\.kind) == [.compromisedKey])
-        #expect(report.findings.first?.firstSeq == 14)
+        #expect(report.findings.first?.firstSeq == 13)
 
         // Queries judge each row the same way (attestations looked up per row): the re-attested
         // rows come back verified, the forged one never does.
@@ -243,13 +247,13 @@ struct KeyTests {
         var query = EntryQuery(limit: 100)
         query.unverifiedRows = .mark
         let entries = try await reader.entries(query)
-        #expect(entries.filter { !$0.isVerified }.map(\.seq) == [14])
+        #expect(entries.filter { !$0.isVerified }.map(\.seq) == [13])
         #expect(entries.last?.finding?.kind == .compromisedKey)
-        #expect(entries.count == 14)
-        await #expect { _ = try await reader.entries(EntryQuery(seqs: 14...14)) } throws: {
+        #expect(entries.count == 13)
+        await #expect { _ = try await reader.entries(EntryQuery(seqs: 13...13)) } throws: {
             ($0 as? AuditError)?.code == .integrityViolation
         }
-        #expect(try await reader.entries(EntryQuery(seqs: 1...13)).count == 13)
+        #expect(try await reader.entries(EntryQuery(seqs: 1...12)).count == 12)
         try await reader.close()
 
         // Without the declaration in the key ring, the forged row would pass: the marking matters.
