@@ -145,6 +145,8 @@ public struct CentralShipper: Sendable {
     {
         let storeID = store.storeID
         if let signer {
+            // Before the store records a checkpoint the witness would not trust.
+            try await witness.requireRegistered(signer.signingKey.publicKey, for: storeID)
             _ = try await store.checkpoint(signer: signer, anchors: [WitnessAnchor(witness: witness)])
         }
         let (before, tip) = try await shippedTip(of: storeID)

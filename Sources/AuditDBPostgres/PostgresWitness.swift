@@ -218,6 +218,41 @@ public final class PostgresWitness: Service, Sendable {
         }
     }
 
+    /// The public checkpoint key registered for `storeID` at `version`, or nil when none is (or
+    /// the store is not registered to the connecting role: row-level security hides it).
+    public func registeredKey(of storeID: StoreID, version: UInt32) async throws -> CheckpointPublicKey? {
+        do {
+            let rows = try await client.query(
+                """
+                SELECT public_key FROM auditdb_witness.keys
+                WHERE store_id = \(ByteBuffer(bytes: storeID.bytes)) AND key_version = \(Int64(version))
+                """, logger: logger)
+            for try await key in rows.decode(Data.self) { return CheckpointPublicKey(version: version, bytes: Array(key)) }
+            return nil
+        } catch {
+            throw AuditError.witness(error, while: "read the registered checkpoint keys of store \(storeID)")
+        }
+    }
+
+    /// Throws unless `key` is registered for `storeID` at the witness. Checked before publishing:
+    /// a checkpoint under an unregistered key, once published, stays in the witness for good (the
+    /// fleet auditor reports it as `unknown-key`).
+    /// - Throws: ``AuditError`` `invalidInput` saying what is wrong and how to fix it.
+    public func requireRegistered(_ key: CheckpointPublicKey, for storeID: StoreID) async throws {
+        guard let registered = try await registeredKey(of: storeID, version: key.version) else {
+            throw AuditError(.invalidInput, "checkpoint key version \(key.version) is not registered for store \(storeID) at the witness (or the store is not registered to this role): nothing was published. Sign with the key registered for this store, or have the witness owner register its public checkpoint key file (`auditdb-fleet register`)", field: "signing-key")
+        }
+        guard Self.constantTimeEqual(registered.bytes, key.bytes) else {
+            throw AuditError(.invalidInput, "checkpoint key version \(key.version) of this signing key is not the public key registered for store \(storeID) at the witness (registered \(registered.hex), this key \(key.hex)): nothing was published. Sign with this store's own checkpoint key file", field: "signing-key")
+        }
+    }
+
+    /// Whether `a` and `b` are the same bytes, in time that depends only on their lengths.
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
     /// The checkpoints of `storeID` the witness holds below `seq`, newest first (at most
     /// `limit`); the publisher's role sees its own stores only.
     public func checkpoints(of storeID: StoreID, below seq: Int64, limit: Int = 16) async throws -> [Checkpoint] {
@@ -323,6 +358,9 @@ public struct WitnessAnchor: AnchorSink {
     }
 
     public func write(_ checkpoint: Checkpoint, prover: ConsistencyProver) async throws {
+        // An unregistered key's checkpoint could not be taken back once published.
+        try await witness.requireRegistered(CheckpointPublicKey(version: checkpoint.keyVersion, bytes: checkpoint.publicKey),
+                                            for: checkpoint.storeID)
         // The proof starts at a checkpoint the owner signed (registered key, valid signature),
         // newest first, at most 16 tried: rows a publisher role inserted without the signing key
         // must not push the real ones out of reach. Only when none is held does the proof start

@@ -92,12 +92,17 @@ final class FleetAuditTests: Sendable {
         try await register(wrongKey, role: "wrongkey", keys: signer.publicKeys)
         try await wrongKey.append(contentsOf: events(1...2))
         let stranger = try CheckpointSigner.inMemory()
-        do {
-            try await publish(wrongKey, as: "wrongkey", signer: stranger)
-            Issue.record("a checkpoint under an unregistered key was published without an error")
-        } catch let error as AuditError {
-            #expect(error.message.contains("is not registered for the store at the witness"))
+        // The anchor checks the registration first and publishes nothing...
+        await #expect(performing: { try await self.publish(wrongKey, as: "wrongkey", signer: stranger) }, throws: { error in
+            let message = (error as? AuditError)?.message ?? ""
+            return message.hasPrefix("checkpoint key version 1 of this signing key is not the public key registered for store \(wrongKey.storeID) at the witness (registered \(signer.publicKeys.keys[0].hex), this key \(stranger.publicKeys.keys[0].hex)): nothing was published.")
+        })
+        #expect(try server.psql("SELECT count(*) FROM auditdb_witness.checkpoints WHERE store_id = '\\x\(wrongKey.storeID.hex)'") == "0\n")
+        // ...but a publisher role can insert one without the owner's key: the auditor reports it.
+        let bypassed = try await withWitness(server.url("wrongkey")) { witness in
+            try await publishBypassingRegistration(wrongKey, signer: stranger, to: witness)
         }
+        #expect(bypassed == .recorded(keyRegistered: false, proofValid: nil))
 
         let metrics = TestMetrics()
         let report = try await withWitness(server.url("auditor")) { witness in

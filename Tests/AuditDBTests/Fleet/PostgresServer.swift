@@ -151,3 +151,15 @@ extension PostgresServer {
         return server
     }
 }
+
+/// A checkpoint of `store` signed with `signer`, sent straight to the witness as a store's first
+/// publication: what a publisher role can do without the registered key. ``WitnessAnchor``
+/// refuses an unregistered key before publishing; this is how the tests put one there anyway, as
+/// the evidence the fleet auditor must report (`unknown-key`).
+@discardableResult
+func publishBypassingRegistration(_ store: AuditStore, signer: CheckpointSigner, to witness: PostgresWitness) async throws
+    -> PostgresWitness.Publication
+{
+    let checkpoint = try await store.checkpoint(signer: signer)
+    return try await witness.publish(checkpoint, proof: nil)
+}

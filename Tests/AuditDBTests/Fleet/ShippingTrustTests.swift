@@ -125,15 +125,24 @@ extension ShippingTests {
         let onlyV1 = CheckpointPublicKeys(signer.publicKeys.keys.filter { $0.version == 1 })
         let store = try await AuditStore.create(at: dir.path("a.db"), keys: keys)
         let id = store.storeID
-        // Registered with version 1 only: the publication of a version-2 checkpoint is recorded
-        // (unknown-key for now), and nothing ships against it.
+        // Registered with version 1 only: shipping with version 2 is refused before anything is
+        // published or checkpointed...
         try await withWitness(server.url(PostgresServer.owner)) {
             try await $0.register(store: id, publisher: "inst_a", publicKeys: onlyV1, label: "a.db")
         }
         try await store.append(contentsOf: (1...10).map { sampleEvent($0) })
         await #expect(performing: { _ = try await self.ship(store, as: "inst_a", signer: signer) }, throws: { error in
+            (error as? AuditError)?.message.hasPrefix("checkpoint key version 2 is not registered for store \(id) at the witness (or the store is not registered to this role): nothing was published.") == true
+        })
+        #expect(try server.psql("SELECT count(*) FROM auditdb_witness.checkpoints") == "0\n")
+        #expect(try await store.checkpoints().isEmpty)
+        // ...but a version-2 checkpoint published anyway (by a publisher role) is recorded
+        // (unknown-key for now), and nothing ships against it.
+        _ = try await withWitness(server.url("inst_a")) { witness in
+            try await publishBypassingRegistration(store, signer: signer, to: witness)
+        }
+        await #expect(performing: { _ = try await self.ship(store, as: "inst_a", signer: nil) }, throws: { error in
             (error as? AuditError)?.message.contains("signed with a key registered for it") == true
-                || (error as? AuditError)?.message.contains("is not registered for the store at the witness") == true
         })
         #expect(try server.psql("SELECT count(*) FILTER (WHERE key_registered), count(*) FROM auditdb_witness.checkpoints") == "0|1\n")
         // The owner registers version 2 now: the checkpoint counts, and its batch ships.
