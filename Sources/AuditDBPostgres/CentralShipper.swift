@@ -245,6 +245,13 @@ public struct CentralShipper: Sendable {
                     """, logger: logger)
             }
         } catch {
+            // Another shipper of this store committed these seqs first (23505: its rows are
+            // there; the trigger: its batch moved the high-water mark past this one's start).
+            if let (state, message) = AuditError.serverError(error),
+               state == "23505" || (state == "23514" && message.hasPrefix("a batch must start right after"))
+            {
+                throw AuditError(.busy, "seqs \(first)...\(last) of store \(storeID) were shipped meanwhile by another shipper of this store (\(message)): this batch was rolled back, and nothing is lost or doubled. Ship again to continue after what is shipped, and run one shipper per store")
+            }
             throw AuditError.witness(error, while: "ship seqs \(first)...\(last) of store \(storeID)")
         }
     }

@@ -196,8 +196,9 @@ public struct ShippingService: Service {
                     if Task.isCancelled { return }
                     errors.increment()
                     if (error as? AuditError)?.code == .busy {
-                        // Rows changed under the round (an expiry meanwhile): the next round plans again.
-                        current.shipper.logger.warning("shipping round gave way to a change in the store; the next round resumes after the last committed batch",
+                        // Rows changed under the round (an expiry meanwhile), or another shipper of
+                        // the store shipped them first: the next round plans again.
+                        current.shipper.logger.warning("shipping round gave way (the store changed under it, or another shipper shipped the same rows); the next round resumes after the last committed batch",
                                                        metadata: ["store": "\(store.storeID)", "error": "\(error)"])
                     } else {
                         current.shipper.logger.error("shipping round failed; the next round resumes after the last committed batch",

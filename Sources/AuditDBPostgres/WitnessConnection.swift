@@ -255,6 +255,18 @@ extension WitnessConnection {
 extension AuditError {
     /// A PostgreSQL error as an ``AuditError``: the server's message (which names the rule the
     /// witness refused), never the query's bound values.
+    /// The SQLSTATE and message PostgreSQL sent with `error`, if it is (or wraps, in a
+    /// transaction) a server error.
+    static func serverError(_ error: any Error) -> (state: String, message: String)? {
+        if let transaction = error as? PostgresTransactionError,
+           let cause = transaction.closureError ?? transaction.beginError ?? transaction.commitError
+        {
+            return serverError(cause)
+        }
+        guard let psql = error as? PSQLError, let message = psql.serverInfo?[.message] else { return nil }
+        return (psql.serverInfo?[.sqlState] ?? "", message)
+    }
+
     static func witness(_ error: any Error, while doing: String) -> AuditError {
         if let error = error as? AuditError { return error }
         // A transaction's error: what failed inside it (the statement, or BEGIN or COMMIT).
