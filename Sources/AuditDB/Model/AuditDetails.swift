@@ -35,7 +35,8 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 ///
 /// Validation happens when the event is appended: the text must be one JSON object read by
 /// AuditDB's strict rules (docs/FORMAT.md section 18: RFC 8259 without duplicate keys or lone
-/// surrogates, integers within 64 bits, other numbers finite), at most 64 KiB and 32 levels deep.
+/// surrogates, integers within 64 bits, other numbers finite), at most 64 KiB and 32 levels deep,
+/// with no `\u0000` (NUL) in any key or string: PostgreSQL's `jsonb` cannot hold one.
 /// Nothing is rewritten: the stored text is the text given.
 public struct AuditDetails: Sendable, Hashable, ExpressibleByDictionaryLiteral, CustomStringConvertible {
     enum Storage: Sendable, Hashable {
@@ -178,6 +179,29 @@ enum JSONText {
         } catch {
             throw .invalid("details", error.description)
         }
+        if let offset = nulEscape(in: bytes) {
+            throw .invalid("details", "holds \\u0000 (NUL) at byte \(offset): NUL is not allowed in details, as in any event field (PostgreSQL's jsonb, a central copy's `details::jsonb`, and many JSON tools cannot hold it); remove it, or encode the value (e.g. in base64)")
+        }
+    }
+
+    /// The offset of the first `\u0000` escape in `bytes`, a valid JSON document (a raw NUL byte
+    /// is already refused by the reader, and a backslash appears only inside strings there).
+    static func nulEscape(in bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        var i = 0
+        while i < bytes.count {
+            guard bytes[i] == UInt8(ascii: "\\") else {
+                i += 1
+                continue
+            }
+            // An escape: `\uXXXX` is six bytes, every other one two.
+            if i + 5 < bytes.count, bytes[i + 1] == UInt8(ascii: "u"),
+               bytes[(i + 2)...(i + 5)].allSatisfy({ $0 == UInt8(ascii: "0") })
+            {
+                return i
+            }
+            i += 2
+        }
+        return nil
     }
 
     /// The members of stored `details` read strictly, or nil if they are not a valid object:

@@ -70,7 +70,7 @@ public enum AuditSeverity: String, Sendable, Hashable, CaseIterable, Codable {
 /// | details | no | 65,536 (a JSON object, nested at most 32 deep) |
 ///
 /// Text fields must not be empty (use `nil`) and must not contain control characters
-/// (U+0000–U+001F, U+007F–U+009F). Actions that start with `auditdb.` — compared without case,
+/// (U+0000–U+001F, U+007F–U+009F); `details` must not contain `\u0000` (NUL) in any key or string. Actions that start with `auditdb.` — compared without case,
 /// combining marks or invisible characters, so that no look-alike passes — are AuditDB's own and
 /// refused. Nothing is ever truncated. `occurredAt` must lie between
 /// ``AuditTimestamp/minimum`` and ``AuditTimestamp/maximum``.
