@@ -74,6 +74,11 @@ struct Ship: AsyncParsableCommand {
     @Option(name: .customLong("key-file"), help: ArgumentHelp("The store's key file (default: $AUDITDB_KEY_FILE, else $AUDITDB_KEYS).", valueName: "path"))
     var keyFile: String?
 
+    @Option(name: .customLong("store-id"), help: ArgumentHelp(
+        "Expected store id, 32 hex digits (default: $AUDITDB_STORE_ID). Detects a store file swapped for another before anything is shipped.",
+        valueName: "hex"))
+    var storeID: String?
+
     @Option(name: .long, help: ArgumentHelp("The central database URL (postgresql://USER@HOST[:PORT]/DATABASE).", valueName: "url"))
     var to: String
 
@@ -116,6 +121,19 @@ struct Ship: AsyncParsableCommand {
         return out
     }
 
+    /// The store id `--store-id` (else `AUDITDB_STORE_ID`, when not empty) pins, as `auditdb` reads it.
+    func expectedStoreID() throws -> StoreID? {
+        let source = storeID != nil ? "--store-id" : "AUDITDB_STORE_ID"
+        guard let hex = storeID ?? ProcessInfo.processInfo.environment["AUDITDB_STORE_ID"], !hex.isEmpty || storeID != nil else {
+            return nil
+        }
+        guard let id = StoreID(hex: hex) else {
+            throw AuditError(.invalidInput, "\(source) must be 32 hex digits, the id `auditdb init` printed (got \(OutputEscaping.jsonQuoted(hex)))",
+                             field: source)
+        }
+        return id
+    }
+
     func keyRing() throws -> KeyRing {
         let environment = ProcessInfo.processInfo.environment
         if let path = keyFile ?? environment["AUDITDB_KEY_FILE"], !path.isEmpty { return try KeyFile(path: path).load() }
@@ -127,7 +145,9 @@ struct Ship: AsyncParsableCommand {
         let keys = try keyRing()
         let signer = try signingKey.map { path throws(AuditError) in try CheckpointSigner.load(path: path) }
         let configuration = CentralShipper.Configuration(batchSize: batchSize, withholding: try fields(), connections: connections)
-        let store = try await AuditStore.open(at: store, keys: keys)
+        var storeConfiguration = AuditStore.Configuration()
+        storeConfiguration.expectedStoreID = try expectedStoreID()
+        let store = try await AuditStore.open(at: store, keys: keys, configuration: storeConfiguration)
         let summary: CentralShipper.Summary
         // A watchdog on a thread of its own: PostgresNIO 1.33.2 does not always return from a
         // query whose connection was lost (seen when the server restarted mid-shipment), and

@@ -76,3 +76,27 @@ private final class PlannedCount: Sendable {
     func increment() { count.withLock { $0 += 1 } }
     var value: Int { count.withLock { $0 } }
 }
+
+extension ShippingTests {
+    @Test("`auditdb-fleet ship --store-id` (or AUDITDB_STORE_ID) refuses a store file swapped for another before anything is shipped")
+    func shipChecksStoreID() async throws {
+        let (path, keyFile, id) = try await publishedStore("a.db", role: "inst_a", rows: 5)
+        let other = StoreID(exactly: [UInt8](repeating: 0xab, count: 16))!
+        let fleet = try builtProduct("auditdb-fleet")
+        let base = ["ship", "--store", path, "--key-file", keyFile, "--to", server.url("inst_a")]
+        var environment = inheritedEnvironment
+        environment.removeValue(forKey: "AUDITDB_STORE_ID")
+        let wrong = try run(fleet, base + ["--store-id", other.hex], environment: environment)
+        #expect(wrong.status == 2, "\(wrong.stdout)\(wrong.stderr)")
+        #expect(wrong.stderr.contains("\(path) is store \(id), not the expected store \(other); the file may have been replaced"), "\(wrong.stderr)")
+        environment["AUDITDB_STORE_ID"] = other.hex
+        let fromEnvironment = try run(fleet, base, environment: environment)
+        #expect(fromEnvironment.status == 2 && fromEnvironment.stderr.contains("not the expected store \(other)"), "\(fromEnvironment.stderr)")
+        let malformed = try run(fleet, base + ["--store-id", "xyz"], environment: environment)
+        #expect(malformed.status == 2 && malformed.stderr.contains("--store-id must be 32 hex digits"), "\(malformed.stderr)")
+        #expect(try server.psql("SELECT count(*) FROM auditdb_ship.entries") == "0\n")
+        let right = try run(fleet, base + ["--store-id", id.hex], environment: environment)
+        #expect(right.status == 0, "\(right.stderr)")
+        #expect(right.stdout.hasPrefix("shipped 5 entries of store \(id)"), "\(right.stdout)")
+    }
+}
