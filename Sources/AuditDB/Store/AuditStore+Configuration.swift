@@ -58,7 +58,10 @@ extension AuditStore {
         /// tails, status and verification work, and every write (append, checkpoint, hold,
         /// erasure, expiry…) throws ``AuditError/Code/readOnly``. Opening and closing then write
         /// nothing to the file or its -wal, so readers go on while another process holds a write
-        /// transaction (an append, a `compact`), and work on a read-only or full file system.
+        /// transaction (an append, a `compact`), and work on a read-only or full file system. In
+        /// a directory this process cannot write (an archive), where SQLite cannot make the
+        /// `-shm` file, the store is opened immutable, and only when its `-wal` and `-journal`
+        /// are empty or absent (nothing could be missed); otherwise the open throws `readOnly`.
         /// Default false. It cannot be combined with ``migratesOnOpen``.
         public var readOnly = false
         /// A prefix for metric labels. Default `auditdb`.

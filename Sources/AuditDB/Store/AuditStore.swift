@@ -180,7 +180,9 @@ public final class AuditStore: Sendable {
         // A hot rollback journal (a bulk load killed before its commit) is played back only by a
         // writable open: a read-only one would fail at its first read.
         let journal = (try? FileManager.default.attributesOfItem(atPath: path + "-journal")[.size] as? Int) ?? 0
-        let pool = try makePool(path: path, configuration: configuration, readOnly: configuration.readOnly && journal == 0)
+        let pool = configuration.readOnly && journal == 0
+            ? try await readOnlyPool(path: path, configuration: configuration)
+            : try makePool(path: path, configuration: configuration, readOnly: false)
         do {
             let (header, usedVersions, foreign) = try await pool.read { db in
                 let header = try StoreHeader.read(db, path: path)
@@ -220,6 +222,24 @@ public final class AuditStore: Sendable {
             }
             throw AuditError.from(error, while: "open store \(path)")
         }
+    }
+
+    /// A read-only pool on `path`; in a directory this process cannot write (no `-shm` can be
+    /// made there), an immutable one when nothing could be missed so (StoreFile.immutableURI).
+    static func readOnlyPool(path: String, configuration: Configuration) async throws(AuditError) -> DatabasePool {
+        do throws(AuditError) {
+            let pool = try makePool(path: path, configuration: configuration, readOnly: true)
+            do {
+                _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") }
+                return pool
+            } catch {
+                try? pool.close()  // cleanup: the failure, or the immutable open below, is what counts
+                throw AuditError.from(error, while: "open \(path)")
+            }
+        } catch {
+            guard error.code == .readOnly else { throw error }
+        }
+        return try makePool(path: try StoreFile.immutableURI(path), configuration: configuration, readOnly: true)
     }
 
     static func makePool(path: String, configuration: Configuration, readOnly: Bool) throws(AuditError) -> DatabasePool {

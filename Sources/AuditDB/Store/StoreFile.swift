@@ -52,3 +52,28 @@ enum StoreFile {
         }
     }
 }
+
+extension StoreFile {
+    /// The URI that opens `path` as immutable, for reading a WAL store in a directory this process
+    /// cannot write (an archive, an auditor's read-only access), where SQLite cannot make the
+    /// `-shm` file a read-only WAL open needs. Immutable means SQLite reads the file alone, so it
+    /// is refused when that could miss something: WAL content, or a hot rollback journal (a bulk
+    /// load killed before its commit, BulkLoadJournal, which only a writable open rolls back).
+    /// - Throws: ``AuditError`` `readOnly` saying which, and what to do.
+    static func immutableURI(_ path: String) throws(AuditError) -> String {
+        let wal = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
+        guard wal == 0 else {
+            throw AuditError(
+                .readOnly,
+                "\(path) is read-only and its -wal file holds changes that cannot be read without write access to the directory; use a copy, or run as a user who can write there")
+        }
+        let journal = (try? FileManager.default.attributesOfItem(atPath: path + "-journal")[.size] as? Int) ?? 0
+        guard journal == 0 else {
+            throw AuditError(
+                .readOnly,
+                "\(path) is read-only and its -journal file holds an interrupted transaction that only a writable open rolls back; open the store once as a user who can write there (that undoes it), or use a copy of both files")
+        }
+        let encoded = path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path
+        return "file:\(encoded)?immutable=1"
+    }
+}

@@ -90,26 +90,13 @@ extension AuditStore {
         } catch {
             guard error.code == .readOnly else { throw error }
         }
-        // A WAL database in a directory we cannot write opens only as immutable. That is safe
-        // only if no WAL content could be missed: no -wal file, or an empty one.
-        let wal = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
-        guard wal == 0 else {
-            throw AuditError(
-                .readOnly,
-                "\(path) is read-only and its -wal file holds changes that cannot be read without write access to the directory; verify a copy, or run as a user who can write there")
-        }
-        // Nor a hot rollback journal (a bulk load killed before its commit, BulkLoadJournal): the
-        // file then holds part of an uncommitted transaction, which only playing the journal back undoes.
-        guard journal == 0 else {
-            throw AuditError(
-                .readOnly,
-                "\(path) is read-only and its -journal file holds an interrupted transaction that only a writable open rolls back; open the store once as a user who can write there (that undoes it), or verify a copy of both files")
-        }
+        // A WAL database in a directory we cannot write opens only as immutable, when nothing
+        // could be missed so (StoreFile.immutableURI).
+        let uri = try StoreFile.immutableURI(path)
         var config = GRDB.Configuration()
         config.readonly = true
         do {
-            let encoded = path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path
-            return try DatabaseQueue(path: "file:\(encoded)?immutable=1", configuration: config)
+            return try DatabaseQueue(path: uri, configuration: config)
         } catch {
             throw AuditError.from(error, while: "open \(path) read-only")
         }

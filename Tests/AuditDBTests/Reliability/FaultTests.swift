@@ -60,7 +60,7 @@ struct FaultTests {
         #expect(look.stdout == "intact: full pass checked 5 rows (seq 1...5)\n")
     }
 
-    @Test("a read-only directory without -wal/-shm files (an archived store): verify works, append is refused")
+    @Test("a read-only directory without -wal/-shm files (an archived store): verify and the read commands work, append is refused")
     func readOnlyDirectory() throws {
         for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: store + suffix) }
         try chmod(store, 0o444)
@@ -69,6 +69,16 @@ struct FaultTests {
         let verify = try auditdb(["verify", "--store", store])
         #expect(verify.status == 0, "\(verify.stderr)")
         #expect(verify.stdout.hasPrefix("intact: 5 rows verified"))
+        // The readers open it immutable (no -shm can be made there): the rows, not an error.
+        let query = try auditdb(["query", "--store", store, "--format", "jsonl"])
+        #expect(query.status == 0, "\(query.stderr)")
+        #expect(query.stdout.split(separator: "\n").map { $0.prefix(9) } == (1...5).map { #"{"seq":\#($0),"# })
+        let status = try auditdb(["status", "--store", store])
+        #expect(status.status == 2 && (status.stdout + status.stderr).contains("no scan pass recorded yet: run `auditdb scan`"), "\(status.stdout)\(status.stderr)")
+        let tail = try auditdb(["tail", "--store", store, "--after", "3", "--format", "jsonl"])
+        #expect(tail.status == 0 && tail.stdout.split(separator: "\n").map { $0.prefix(9) } == [#"{"seq":4,"#, #"{"seq":5,"#],
+                "\(tail.stdout)\(tail.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: store + "-shm") && !FileManager.default.fileExists(atPath: store + "-wal"))
         let append = try auditdb(["append", "--store", store, "--actor", "a", "--action", "b"])
         #expect(append.status == 2)
         #expect(append.stderr.contains("read-only"))
