@@ -115,6 +115,8 @@ let package = Package(
             dependencies: [
                 "AuditDB",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                // Its ConnectionPoolError, which PostgresClient throws when no connection can be made.
+                .product(name: "_ConnectionPoolModule", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -148,6 +150,7 @@ let package = Package(
                 "AuditDB", "AuditDBTestSupport", "CAuditCore", "CSodium", "auditdb", "AuditDBCrashChild",
                 "AuditDBPostgres", "auditdb-fleet",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "_ConnectionPoolModule", package: "postgres-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

@@ -2,6 +2,7 @@ public import AuditDB
 import Foundation
 public import Logging
 public import PostgresNIO
+import _ConnectionPoolModule
 
 /// Where the witness database is: a `postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE` URL
 /// (`postgres://` too), with TLS chosen as libpq chooses it (docs/fleet.md, "TLS"):
@@ -253,8 +254,6 @@ extension WitnessConnection {
 }
 
 extension AuditError {
-    /// A PostgreSQL error as an ``AuditError``: the server's message (which names the rule the
-    /// witness refused), never the query's bound values.
     /// The SQLSTATE and message PostgreSQL sent with `error`, if it is (or wraps, in a
     /// transaction) a server error.
     static func serverError(_ error: any Error) -> (state: String, message: String)? {
@@ -267,8 +266,22 @@ extension AuditError {
         return (psql.serverInfo?[.sqlState] ?? "", message)
     }
 
+    /// A PostgreSQL error as an ``AuditError``: the server's message (which names the rule the
+    /// witness refused), never the query's bound values.
     static func witness(_ error: any Error, while doing: String) -> AuditError {
         if let error = error as? AuditError { return error }
+        // The pool gives up on a server it could not connect to for a minute (PostgresNIO's
+        // circuit breaker): say that, not the breaker's name.
+        if let pool = error as? ConnectionPoolError {
+            switch pool {
+            case .connectionCreationCircuitBreakerTripped:
+                return AuditError(.storage, "cannot \(doing) at the witness: no connection to PostgreSQL could be made for a minute (the server is stopped, restarting or unreachable, or refuses this role); check the server and the URL (`auditdb-fleet` commands check the connection first), then run again")
+            case .poolShutdown:
+                return AuditError(.storage, "cannot \(doing) at the witness: its connection pool was shut down (the process is stopping, or a stalled round's connections were replaced); run again")
+            default:
+                return AuditError(.storage, "cannot \(doing) at the witness: the request for a connection was cancelled")
+            }
+        }
         // A transaction's error: what failed inside it (the statement, or BEGIN or COMMIT).
         if let transaction = error as? PostgresTransactionError,
            let cause = transaction.closureError ?? transaction.beginError ?? transaction.commitError

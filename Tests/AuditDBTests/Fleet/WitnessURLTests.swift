@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import _ConnectionPoolModule
 
 @testable import AuditDB
 @testable import AuditDBPostgres
@@ -60,5 +61,15 @@ struct WitnessURLTests {
         for host in ["127.example.com", "127.0.0.1.example.com", "localhost.example.com", "::2", "10.0.0.1", "db"] {
             #expect(!WitnessConnection.isLoopback(host), "\(host)")
         }
+    }
+
+    @Test("a pool that could make no connection for a minute: a storage error saying so, not the circuit breaker's name")
+    func poolGaveUp() {
+        let error = AuditError.witness(ConnectionPoolError.connectionCreationCircuitBreakerTripped, while: "publish a checkpoint")
+        #expect(error.code == .storage)
+        #expect(error.message.hasPrefix("cannot publish a checkpoint at the witness: no connection to PostgreSQL could be made for a minute (the server is stopped, restarting or unreachable, or refuses this role)"))
+        #expect(!error.message.contains("CircuitBreaker") && !error.message.contains("ConnectionPoolError"))
+        let shutDown = AuditError.witness(ConnectionPoolError.poolShutdown, while: "ship seqs 1...2")
+        #expect(shutDown.message.hasPrefix("cannot ship seqs 1...2 at the witness: its connection pool was shut down"))
     }
 }
