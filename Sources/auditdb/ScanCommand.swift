@@ -7,14 +7,14 @@ import UnixSignals
 
 struct Scan: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the integrity scanner: one pass, or a pass every INTERVAL until SIGTERM/SIGINT.",
+        abstract: "Run the integrity scanner: one pass, or passes INTERVAL apart until SIGTERM/SIGINT.",
         discussion: """
             An incremental pass (the default) checks the schema, the store header and the rows appended since the \
             last intact recorded pass; without one it runs a full pass. Each pass is recorded in the store as a \
             signed auditdb.scan entry (see `auditdb status`), unless --no-record is given.
 
-            With --every, passes repeat (full when no full pass completed within --full-every) until SIGTERM or \
-            SIGINT; a pass in progress is abandoned and not recorded. --metrics-address serves Prometheus metrics \
+            With --every, passes repeat (full when no full pass completed within --full-every), each starting \
+            INTERVAL after the previous one ended (passes never overlap), until SIGTERM or SIGINT; a pass in progress is abandoned and not recorded. --metrics-address serves Prometheus metrics \
             at http://ADDRESS/metrics meanwhile, and --signing-key makes a signed checkpoint every \
             --checkpoint-every (and one at shutdown), written to each --anchor (docs/operations.md), which \
             must exist: a missing anchor directory is refused at start and fails that checkpoint later, never \
@@ -37,7 +37,7 @@ struct Scan: AsyncParsableCommand {
     @Flag(help: "No progress on standard error (one-off passes show it; --every never does).") var quiet = false
     @Flag(name: .customLong("no-record"), help: "Do not record the pass in the store: opens it read-only (an archived or read-only store, or a copy).")
     var noRecord = false
-    @Option(parsing: .unconditional, help: ArgumentHelp("Repeat every INTERVAL (e.g. 30s, 5m, 1h) until SIGTERM/SIGINT.", valueName: "interval"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Repeat until SIGTERM/SIGINT, INTERVAL (e.g. 30s, 5m, 1h) after the end of each pass.", valueName: "interval"))
     var every: String?
     @Option(name: .customLong("full-every"), parsing: .unconditional, help: ArgumentHelp("With --every: a full pass at least this often (default 24h).", valueName: "interval"))
     var fullEvery: String?
