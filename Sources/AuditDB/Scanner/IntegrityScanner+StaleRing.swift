@@ -24,9 +24,7 @@ extension IntegrityScanner {
     /// look rotated in: a row claiming it, and a cache row naming that row. Damage before it must
     /// still be recorded.)
     static func isBeyondStaleRing(_ finding: Finding, below firstSeq: Int64) -> Bool {
-        switch finding.kind {
-        case .erasureTampered, .expiryTampered, .retentionViolation, .compromisedKey, .unknownKeyVersion: return false
-        default: return finding.seqs.map { $0.lowerBound < firstSeq } ?? true
-        }
+        if finding.kind.restsOnSignedEntries || finding.kind == .unknownKeyVersion { return false }
+        return finding.seqs.map { $0.lowerBound < firstSeq } ?? true
     }
 }

@@ -74,6 +74,14 @@ public struct Finding: Sendable, Hashable, CustomStringConvertible {
         /// An erased field that no verified erasure entry accounts for, an erasure entry whose
         /// fields hold values again, or an erasure entry that cannot be read (FORMAT.md section 21.4).
         public static let erasureTampered = Kind("erasure-tampered")
+
+        /// Whether a finding of this kind is a verdict that rests on AuditDB's own signed entries
+        /// (erasure, expiry, hold, key declaration) or attestations, which a key version the key
+        /// ring lacks may have signed: such a finding can be the shadow of a missing key rather
+        /// than damage, whatever seq it names.
+        var restsOnSignedEntries: Bool {
+            self == .erasureTampered || self == .expiryTampered || self == .retentionViolation || self == .compromisedKey
+        }
     }
 
     /// What kind of damage.

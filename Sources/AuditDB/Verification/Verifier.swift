@@ -272,12 +272,26 @@ struct Verifier: Sendable {
                 < ($1.element.seqs?.lowerBound ?? Int64.min, $1.element.kind.name, $1.offset)
         }.map(\.element)
         if findings.count > IntegrityReport.findingLimit { findings = Array(findings.prefix(IntegrityReport.findingLimit)) }
+        findings = Self.notingMissingKeys(findings)
         var report = IntegrityReport(
             storeID: storeID, rowsChecked: rowsChecked, lastSeq: lastSeq, findings: findings, totalFindings: total,
             startedAt: startedAt, duration: ContinuousClock.now - started)
         report.firstCheckedSeq = firstSeq
         report.verifiedHead = report.isLogIntact ? head : nil
         return report
+    }
+
+    /// With rows of key versions the ring lacks (`unknown-key-version`), each verdict that rests
+    /// on signed entries says that the entry explaining it may be among those rows: a stale key
+    /// file then reads as what it is, not as tampering. The kinds and seqs stay as they are.
+    static func notingMissingKeys(_ findings: [Finding]) -> [Finding] {
+        let missing = findings.filter { $0.kind == .unknownKeyVersion }
+        guard let last = missing.compactMap({ $0.seqs?.upperBound }).max() else { return findings }
+        return findings.map { finding in
+            guard finding.kind.restsOnSignedEntries else { return finding }
+            return Finding(kind: finding.kind, seqs: finding.seqs, message: finding.message
+                + " (the key ring lacks the key version of \(missing.count == 1 ? "a row" : "\(missing.count) rows") up to seq \(last), which may hold the entry that explains this: verify again with the key file that holds every version)")
+        }
     }
 
     /// Whether `error` is SQLite meeting a damaged file (``SQLite/isDamage(_:)``).
