@@ -250,7 +250,7 @@ public struct CentralShipper: Sendable {
             if let (state, message) = AuditError.serverError(error),
                state == "23505" || (state == "23514" && message.hasPrefix("a batch must start right after"))
             {
-                throw AuditError(.busy, "seqs \(first)...\(last) of store \(storeID) were shipped meanwhile by another shipper of this store (\(message)): this batch was rolled back, and nothing is lost or doubled. Ship again to continue after what is shipped, and run one shipper per store")
+                throw AuditError(.busy, "seqs \(first)...\(last) of store \(storeID) were shipped meanwhile by another shipper of this store (\(message)): this batch was rolled back, and nothing is lost or doubled. Ship again to continue after what is shipped, and run one shipper per store; if it repeats with no other shipper running, the rows were put there by other means: run `auditdb-fleet verify-shipped`")
             }
             throw AuditError.witness(error, while: "ship seqs \(first)...\(last) of store \(storeID)")
         }

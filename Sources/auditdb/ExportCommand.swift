@@ -88,7 +88,7 @@ struct ExportCommand: AsyncParsableCommand {
         if let statement = summary.statement {
             // The rows it covers: the filter's seq range (--from-seq/--to-seq, or what --limit
             // reached) within the checkpoint, else every row up to the checkpoint.
-            let range = summary.filter.seqs.map { "from seq \($0.lowerBound) to \(min($0.upperBound, statement.checkpointSeq))" }
+            let range = summary.filter.seqs.map { ExportFilter.describe(seqs: $0, checkpoint: statement.checkpointSeq) }
                 ?? "up to seq \(statement.checkpointSeq)"
             try Output.line("signed statement.json with checkpoint key version \(statement.keyVersion): it attests that these are all rows \(range) matching the filters")
         } else {

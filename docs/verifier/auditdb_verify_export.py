@@ -1396,8 +1396,10 @@ def main(argv=None) -> int:
         print("completeness NOT attested: the bundle has no signed statement.json")
     else:
         seqs = result.get("attested_seqs")
+        last = None if seqs is None else min(seqs[1], st['checkpointSeq'])
         rows = (f"up to seq {st['checkpointSeq']}" if seqs is None
-                else f"from seq {seqs[0]} to seq {min(seqs[1], st['checkpointSeq'])}")
+                else f"from seq {seqs[0]} on (none: the checkpoint is at seq {st['checkpointSeq']})"
+                if seqs[0] > last else f"from seq {seqs[0]} to seq {last}")
         print(f"completeness attested: signed statement (key version {st['keyVersion']}): all rows {rows} "
               f"that match the filter (withheld: {field_names(result['redacted'] or 0)})")
     erased = result["erased_seqs"] if verified else []

@@ -60,6 +60,16 @@ public struct ExportFilter: Sendable, Hashable {
         self.recordedBefore = recordedBefore
     }
 
+    /// The rows a statement over `seqs` attests, in words: "from seq A to seq B" within the
+    /// checkpoint at `checkpoint`, or that there are none when the range starts above it.
+    package static func describe(seqs: ClosedRange<Int64>, checkpoint: Int64) -> String {
+        let last = min(seqs.upperBound, checkpoint)
+        guard seqs.lowerBound <= last else {
+            return "from seq \(seqs.lowerBound) on (none: the checkpoint is at seq \(checkpoint))"
+        }
+        return "from seq \(seqs.lowerBound) to seq \(last)"
+    }
+
     var json: String {
         func q(_ s: String?) -> String { s.map(OutputEscaping.jsonQuoted) ?? "null" }
         func t(_ t: AuditTimestamp?) -> String { t.map { String($0.microsecondsSinceEpoch) } ?? "null" }

@@ -104,8 +104,7 @@ public struct ExportVerification: Sendable, CustomStringConvertible {
             return head + "\ncompleteness NOT attested: the bundle has no signed statement.json, so entries could have been left out together with their seqs" + erased
         }
         let withheld = redacted.isEmpty ? "none" : redacted.map(\.rawValue).joined(separator: ", ")
-        let rows = attestedSeqs.map { "from seq \($0.lowerBound) to seq \(min($0.upperBound, statement.checkpointSeq))" }
-            ?? "up to seq \(statement.checkpointSeq)"
+        let rows = attestedSeqs.map { ExportFilter.describe(seqs: $0, checkpoint: statement.checkpointSeq) } ?? "up to seq \(statement.checkpointSeq)"
         return head + "\ncompleteness attested: a statement signed with checkpoint key version \(statement.keyVersion) says these are all rows \(rows) that match the manifest's filter (withheld: \(withheld))" + erased
     }
 }

@@ -180,7 +180,7 @@ enum JSONText {
             throw .invalid("details", error.description)
         }
         if let offset = nulEscape(in: bytes) {
-            throw .invalid("details", "holds \\u0000 (NUL) at byte \(offset): NUL is not allowed in details, as in any event field (PostgreSQL's jsonb, a central copy's `details::jsonb`, and many JSON tools cannot hold it); remove it, or encode the value (e.g. in base64)")
+            throw .invalid("details", "holds the escape of U+0000 (NUL) at byte \(offset): NUL is not allowed in details, as in any event field (PostgreSQL's jsonb, a central copy's `details::jsonb`, and many JSON tools cannot hold it); remove it, or encode the value (e.g. in base64)")
         }
     }
 

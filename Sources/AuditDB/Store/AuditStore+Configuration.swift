@@ -59,9 +59,10 @@ extension AuditStore {
         /// erasure, expiry…) throws ``AuditError/Code/readOnly``. Opening and closing then write
         /// nothing to the file or its -wal, so readers go on while another process holds a write
         /// transaction (an append, a `compact`), and work on a read-only or full file system. In
-        /// a directory this process cannot write (an archive), where SQLite cannot make the
-        /// `-shm` file, the store is opened immutable, and only when its `-wal` and `-journal`
-        /// are empty or absent (nothing could be missed); otherwise the open throws `readOnly`.
+        /// a directory this process cannot write, where SQLite cannot make the `-shm` file, the
+        /// store is opened immutable, and only when it is archived: the file writable by no one
+        /// (nothing can be writing it) and its `-wal` and `-journal` empty or absent (nothing
+        /// could be missed); otherwise the open throws `readOnly` saying what to do.
         /// Default false. It cannot be combined with ``migratesOnOpen``.
         public var readOnly = false
         /// A prefix for metric labels. Default `auditdb`.

@@ -179,7 +179,7 @@ public final class AuditStore: Sendable {
         }
         // A hot rollback journal (a bulk load killed before its commit) is played back only by a
         // writable open: a read-only one would fail at its first read.
-        let journal = (try? FileManager.default.attributesOfItem(atPath: path + "-journal")[.size] as? Int) ?? 0
+        let journal = StoreFile.companionSize(path, "-journal")
         let pool = configuration.readOnly && journal == 0
             ? try await readOnlyPool(path: path, configuration: configuration)
             : try makePool(path: path, configuration: configuration, readOnly: false)
@@ -237,7 +237,7 @@ public final class AuditStore: Sendable {
                 throw AuditError.from(error, while: "open \(path)")
             }
         } catch {
-            guard error.code == .readOnly else { throw error }
+            guard StoreFile.isSharedMemoryRefusal(error, path: path) else { throw error }
         }
         return try makePool(path: try StoreFile.immutableURI(path), configuration: configuration, readOnly: true)
     }

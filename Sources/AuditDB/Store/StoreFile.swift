@@ -54,26 +54,59 @@ enum StoreFile {
 }
 
 extension StoreFile {
-    /// The URI that opens `path` as immutable, for reading a WAL store in a directory this process
-    /// cannot write (an archive, an auditor's read-only access), where SQLite cannot make the
-    /// `-shm` file a read-only WAL open needs. Immutable means SQLite reads the file alone, so it
-    /// is refused when that could miss something: WAL content, or a hot rollback journal (a bulk
-    /// load killed before its commit, BulkLoadJournal, which only a writable open rolls back).
+    /// The URI that opens `path` as immutable, for reading an **archived** WAL store in a
+    /// directory this process cannot write (an auditor's read-only access), where SQLite cannot
+    /// make the `-shm` file a read-only WAL open needs.
+    ///
+    /// Immutable means SQLite reads the file alone, takes no lock, and assumes it never changes,
+    /// so it is refused unless nothing can be missed and nothing can change: the file (its
+    /// symlinks resolved) is writable by no one (mode without any w bit: archived), its `-wal` is
+    /// absent or empty, and there is no hot rollback journal (a bulk load killed before its
+    /// commit, BulkLoadJournal, which only a writable open rolls back). A store its owner can
+    /// still write may be written right now, and an immutable read of it could see a half-done
+    /// checkpoint and report damage that is not there.
     /// - Throws: ``AuditError`` `readOnly` saying which, and what to do.
     static func immutableURI(_ path: String) throws(AuditError) -> String {
-        let wal = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
-        guard wal == 0 else {
-            throw AuditError(
-                .readOnly,
-                "\(path) is read-only and its -wal file holds changes that cannot be read without write access to the directory; use a copy, or run as a user who can write there")
-        }
-        let journal = (try? FileManager.default.attributesOfItem(atPath: path + "-journal")[.size] as? Int) ?? 0
-        guard journal == 0 else {
+        let real = resolved(path)
+        guard companionSize(path, "-journal") == 0 else {
             throw AuditError(
                 .readOnly,
                 "\(path) is read-only and its -journal file holds an interrupted transaction that only a writable open rolls back; open the store once as a user who can write there (that undoes it), or use a copy of both files")
         }
-        let encoded = path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path
+        guard companionSize(path, "-wal") == 0 else {
+            throw AuditError(
+                .readOnly,
+                "\(path) is read-only and its -wal file holds changes that cannot be read without write access to the directory; use a copy, or run as a user who can write there")
+        }
+        var info = stat()
+        guard stat(real, &info) == 0, info.st_mode & 0o222 == 0 else {
+            throw AuditError(
+                .readOnly,
+                "\(path) cannot be opened here: this process cannot write its directory, where SQLite keeps the store's -shm file, and the store file itself is writable (mode \(String(info.st_mode & 0o777, radix: 8))), so another process may be writing it, which a read without that file cannot follow safely. Run as a user who can write the directory, or, for an archived store, remove every write permission from the file (`chmod a-w`) to read it from here")
+        }
+        let encoded = real.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? real
         return "file:\(encoded)?immutable=1"
+    }
+
+    /// `path` with its symlinks resolved (SQLite keeps the -wal, -shm and -journal files beside
+    /// the file a link points to), or `path` itself when it cannot be resolved.
+    static func resolved(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// The size of the store's `suffix` file (`-wal`, `-journal`) beside the resolved store
+    /// file; 0 when there is none.
+    static func companionSize(_ path: String, _ suffix: String) -> Int {
+        (try? FileManager.default.attributesOfItem(atPath: resolved(path) + suffix)[.size] as? Int) ?? 0
+    }
+
+    /// Whether a failed open of the existing store file at `path` is SQLite unable to use the
+    /// `-shm` file (it cannot make one, or cannot open the one there): the case
+    /// ``immutableURI(_:)`` is for. A missing file is never this (a writable open would create it).
+    static func isSharedMemoryRefusal(_ error: AuditError, path: String) -> Bool {
+        if error.code == .readOnly { return true }
+        return (error.underlying as? DatabaseError)?.resultCode == .SQLITE_CANTOPEN && FileManager.default.fileExists(atPath: path)
     }
 }

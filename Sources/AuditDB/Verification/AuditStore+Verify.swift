@@ -77,18 +77,18 @@ extension AuditStore {
         // fail on a full disk. Only a hot rollback journal (a bulk load killed before its commit)
         // needs a writable open, which plays it back.
         try StoreFile.refuseNonStore(path)
-        let journal = (try? FileManager.default.attributesOfItem(atPath: path + "-journal")[.size] as? Int) ?? 0
+        let journal = StoreFile.companionSize(path, "-journal")
         if journal == 0 {
             do {
                 return try makePool(path: path, configuration: configuration, readOnly: true)
             } catch {
-                guard error.code == .readOnly else { throw error }
+                guard StoreFile.isSharedMemoryRefusal(error, path: path) else { throw error }
             }
         }
         do {
             return try makePool(path: path, configuration: configuration, readOnly: false)
         } catch {
-            guard error.code == .readOnly else { throw error }
+            guard StoreFile.isSharedMemoryRefusal(error, path: path) else { throw error }
         }
         // A WAL database in a directory we cannot write opens only as immutable, when nothing
         // could be missed so (StoreFile.immutableURI).

@@ -271,8 +271,8 @@ struct Verifier: Sendable {
             ($0.element.seqs?.lowerBound ?? Int64.min, $0.element.kind.name, $0.offset)
                 < ($1.element.seqs?.lowerBound ?? Int64.min, $1.element.kind.name, $1.offset)
         }.map(\.element)
+        findings = Self.notingMissingKeys(findings)  // before the cut: the unknown-key-version findings may be past it
         if findings.count > IntegrityReport.findingLimit { findings = Array(findings.prefix(IntegrityReport.findingLimit)) }
-        findings = Self.notingMissingKeys(findings)
         var report = IntegrityReport(
             storeID: storeID, rowsChecked: rowsChecked, lastSeq: lastSeq, findings: findings, totalFindings: total,
             startedAt: startedAt, duration: ContinuousClock.now - started)
@@ -285,12 +285,11 @@ struct Verifier: Sendable {
     /// on signed entries says that the entry explaining it may be among those rows: a stale key
     /// file then reads as what it is, not as tampering. The kinds and seqs stay as they are.
     static func notingMissingKeys(_ findings: [Finding]) -> [Finding] {
-        let missing = findings.filter { $0.kind == .unknownKeyVersion }
-        guard let last = missing.compactMap({ $0.seqs?.upperBound }).max() else { return findings }
+        guard findings.contains(where: { $0.kind == .unknownKeyVersion }) else { return findings }
         return findings.map { finding in
             guard finding.kind.restsOnSignedEntries else { return finding }
             return Finding(kind: finding.kind, seqs: finding.seqs, message: finding.message
-                + " (the key ring lacks the key version of \(missing.count == 1 ? "a row" : "\(missing.count) rows") up to seq \(last), which may hold the entry that explains this: verify again with the key file that holds every version)")
+                + " (the key ring lacks a key version this store uses (see the unknown-key-version findings), which may have signed the entry that explains this: verify again with the key file that holds every version)")
         }
     }
 

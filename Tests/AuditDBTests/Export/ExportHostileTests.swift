@@ -19,7 +19,7 @@ struct ExportHostileTests {
             AuditEvent(actor: "eve\u{202E}lanigiro", action: "read", resourceId: "doc\u{2028}7", tenant: "t\u{2066}x",
                        details: AuditDetails(json: #"{"m":"a\nb\u001b[2J\u0007","z":"\u2029","e":"😀"}"#)),
             AuditEvent(actor: "\u{200F}\u{061C}", action: "x", correlationId: "c\u{FEFF}", source: "s\u{2029}",
-                       details: AuditDetails(json: #"{"nested":{"k":"\u0000\u001f"}}"#)),
+                       details: AuditDetails(json: #"{"nested":{"k":"\u0001\u001f"}}"#)),
         ]
         try await store.append(contentsOf: events)
         try await store.checkpoint(signer: signer)

@@ -72,7 +72,14 @@ struct ExportStatementTests {
         let second = try await store.export(to: dir.path("l2"), filter: rest, signer: signer, limit: 100)
         #expect(!second.isLimited && second.entryCount == 6 && second.filter.seqs == 11...Int64.max)
         await #expect(throws: AuditError.self) { try await store.export(to: dir.path("l3"), limit: 0) }
+        // A range above the checkpoint: the statement attests that there are no such rows.
+        var above = ExportFilter()
+        above.seqs = 100...200
+        #expect(try await store.export(to: dir.path("l4"), filter: above, signer: signer).entryCount == 0)
         try await store.close()
+        let empty = try await verify(dir.path("l4"), requireStatement: true)
+        #expect(empty.isCompletenessAttested, "\(empty.findings)")
+        #expect(empty.description.contains("says these are all rows from seq 100 on (none: the checkpoint is at seq 30) that match"), "\(empty)")
         let manifest = try String(contentsOfFile: dir.path("l1") + "/manifest.json", encoding: .utf8)
         #expect(manifest.contains("\"entryCount\":4,\"seqs\":[1,4,7,10],"))
         #expect(manifest.contains("\"fromSeq\":1,") && manifest.contains("\"toSeq\":10"), "\(manifest)")
@@ -246,7 +253,7 @@ struct ExportStatementTests {
         let exported = try run(cli, ["export"] + common + ["--out", signed, "--signing-key", secret])
         #expect(exported.status == 0, "\(exported.stderr)")
         #expect(exported.stdout == "exported 5 entries to \(signed), proven against the checkpoint at seq 15\n"
-            + "signed statement.json with checkpoint key version 1: it attests that these are all rows from seq 2 to 15 matching the filters\n"
+            + "signed statement.json with checkpoint key version 1: it attests that these are all rows from seq 2 to seq 15 matching the filters\n"
             + "recorded in the log as access entry 16\n")
         let unsigned = try run(cli, ["export"] + common + ["--out", plain])
         #expect(unsigned.status == 0)

@@ -17,7 +17,7 @@ extension KeyTests {
         let report = try await AuditStore.verify(storeAt: path, keys: try KeyRing([first]))
         #expect(report.findings.map { "\($0.kind) \($0.firstSeq ?? 0)" } == ["erasure-tampered 2", "unknown-key-version 4", "unknown-key-version 5"],
                 "\(report.findings)")
-        #expect(report.findings[0].message.hasSuffix("(the key ring lacks the key version of 2 rows up to seq 5, which may hold the entry that explains this: verify again with the key file that holds every version)"))
+        #expect(report.findings[0].message.hasSuffix("(the key ring lacks a key version this store uses (see the unknown-key-version findings), which may have signed the entry that explains this: verify again with the key file that holds every version)"))
         #expect(!report.findings[1].message.contains("may hold the entry"))
     }
 }

@@ -79,6 +79,25 @@ struct FaultTests {
         #expect(tail.status == 0 && tail.stdout.split(separator: "\n").map { $0.prefix(9) } == [#"{"seq":4,"#, #"{"seq":5,"#],
                 "\(tail.stdout)\(tail.stderr)")
         #expect(!FileManager.default.fileExists(atPath: store + "-shm") && !FileManager.default.fileExists(atPath: store + "-wal"))
+        // A store file its owner can still write may be written right now: no read without the
+        // -shm file (it could see a half-done checkpoint), but the way out.
+        try chmod(store, 0o644)
+        for command in [["query"], ["verify"]] {
+            let live = try auditdb(command + ["--store", store])
+            #expect(live.status == 2, "\(command): \(live.stdout)\(live.stderr)")
+            #expect(live.stderr.contains("the store file itself is writable (mode 644), so another process may be writing it"), "\(live.stderr)")
+            #expect(live.stderr.contains("remove every write permission from the file (`chmod a-w`)"))
+        }
+        try chmod(store, 0o444)
+        // Through a symlink in another directory: the companion files are looked for beside the
+        // real file, and the read works the same.
+        let link = dir.path("link.db")
+        defer { try? FileManager.default.removeItem(atPath: link) }
+        try chmod(dir.url.path, 0o755)
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: store)
+        try chmod(dir.url.path, 0o555)
+        let linked = try auditdb(["query", "--store", link, "--format", "jsonl"])
+        #expect(linked.status == 0 && linked.stdout.split(separator: "\n").count == 5, "\(linked.stderr)")
         let append = try auditdb(["append", "--store", store, "--actor", "a", "--action", "b"])
         #expect(append.status == 2)
         #expect(append.stderr.contains("read-only"))
