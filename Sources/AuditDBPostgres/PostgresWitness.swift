@@ -49,10 +49,36 @@ public final class PostgresWitness: Service, Sendable {
     /// publication, registration or batch lands between two of the reads).
     func snapshot<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
         let logger = self.logger
-        return try await client.withTransaction(logger: logger) { connection in
-            try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
-            return try await body(connection)
+        return try await client.withConnection { connection in
+            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
+            do {
+                let result = try await body(connection)
+                try await connection.query("COMMIT", logger: logger)
+                return result
+            } catch {
+                // A session the server ended (a restart, pg_terminate_backend) was rolled back by
+                // the server, and takes no ROLLBACK: a query sent on a closed connection never
+                // returns (PostgresNIO 1.33.2). On a live one the ROLLBACK is cleanup; the
+                // body's error is the one thrown.
+                if !connection.isClosed { _ = try? await connection.query("ROLLBACK", logger: logger) }
+                throw error
+            }
         }
+    }
+
+    /// Every row of `query`, read as the rows arrive (PostgresNIO's future-based query asks the
+    /// server for more at once) rather than through its back-pressured async row sequence:
+    /// PostgresNIO 1.33.2 stops on a precondition (RowStreamStateMachine.channelReadComplete,
+    /// printing the buffered rows) when the server closes the connection while that sequence
+    /// waits for a slower consumer. Read in pages (a cursor's FETCH) to bound memory. A
+    /// connection already closed fails at once: a query sent on it would never return.
+    /// - Throws: ``AuditError`` `storage` for a lost connection; PostgresNIO's errors otherwise.
+    static func collected(_ connection: PostgresConnection, _ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
+        guard !connection.isClosed else {
+            throw AuditError(.storage, "the connection to PostgreSQL was lost (the server closed it: a restart, a stop, or an administrator ended the session); nothing was verified; run again")
+        }
+        let result: EventLoopFuture<PostgresQueryResult> = connection.query(query, logger: logger)
+        return try await result.get().rows
     }
 
     /// Refuses to audit as a publisher role that is not an auditor: row-level security shows a

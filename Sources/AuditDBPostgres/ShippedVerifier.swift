@@ -45,12 +45,13 @@ public struct ShippedVerifier: Sendable {
             return try await central.snapshot { connection in
                 try await PostgresWitness.requireAuditor(connection, logger: logger, for: "verify-shipped")
                 var batches: [StoreID: [ShippedBatchRecord]] = [:]
-                let batchRows = try await connection.query(
+                let batchRows = try await PostgresWitness.collected(connection,
                     """
                     SELECT store_id, first_seq, last_seq, checkpoint_seq, checkpoint_signature, proof FROM auditdb_ship.batches
                     WHERE \(filter)::bytea IS NULL OR store_id = \(filter)
                     """, logger: logger)
-                for try await (id, first, last, cpSeq, signature, proof) in batchRows.decode((Data, Int64, Int64, Int64, Data, Data).self) {
+                for row in batchRows {
+                    let (id, first, last, cpSeq, signature, proof) = try row.decode((Data, Int64, Int64, Int64, Data, Data).self)
                     guard let store = StoreID(exactly: Array(id)) else { continue }
                     batches[store, default: []].append(ShippedBatchRecord(
                         firstSeq: first, lastSeq: last, checkpointSeq: cpSeq, checkpointSignature: Array(signature),
@@ -68,13 +69,14 @@ public struct ShippedVerifier: Sendable {
                     checkpoints[cp.storeID, default: []].append(cp)
                 }
                 var late: [StoreID: [ShippedEntry]] = [:]
-                let lateRows = try await connection.query(
+                let lateRows = try await PostgresWitness.collected(connection,
                     """
                     SELECT store_id, seq, tombstone, expiry_seq FROM auditdb_ship.tombstones
                     WHERE \(filter)::bytea IS NULL OR store_id = \(filter)
                     """, logger: logger)
                 // NULLs read as such (the owner may have dropped a constraint): a malformed late tombstone.
-                for try await (id, seq, tombstone, expirySeq) in lateRows.decode((Data, Int64, Data?, Int64?).self) {
+                for row in lateRows {
+                    let (id, seq, tombstone, expirySeq) = try row.decode((Data, Int64, Data?, Int64?).self)
                     let store = StoreID(exactly: Array(id)) ?? FleetAuditor.noStore
                     let bytes = tombstone.map(Array.init) ?? []
                     let leaf = bytes.count == ShippedEntry.Expired.tombstoneLength ? Array(bytes[44..<76]) : []
@@ -96,28 +98,38 @@ public struct ShippedVerifier: Sendable {
                                                       expiredAwaitingEntry: verifier.expiredAwaitingEntry, findings: findings))
                     current = nil
                 }
-                let rows = try await connection.query(
+                // Through a cursor, a page at a time, each page read whole as it arrives
+                // (PostgresWitness.collected): the async row sequence crashes PostgresNIO 1.33.2
+                // when the server closes the connection while it waits for this slower consumer.
+                // The store id, when given, is inlined as validated hex (DECLARE takes no parameters).
+                let only = storeID.map { "'\\x\($0.hex)'::bytea" } ?? "NULL::bytea"
+                try await connection.query(
                     """
+                    DECLARE shipped_rows NO SCROLL CURSOR FOR
                     SELECT store_id, seq, (extract(epoch FROM recorded_at) * 1000000)::bigint,
                            (extract(epoch FROM occurred_at) * 1000000)::bigint, tenant, actor, action, resource_type, resource_id,
                            outcome, severity, correlation_id, source, details, origin, origin_ref, format_version, key_version,
                            actor_nonce, source_nonce, details_nonce, actor_commitment, source_commitment, details_commitment,
                            withheld, erased, leaf, tombstone, expiry_seq
-                    FROM auditdb_ship.entries WHERE \(filter)::bytea IS NULL OR store_id = \(filter) ORDER BY store_id, seq, ctid
+                    FROM auditdb_ship.entries WHERE \(unescaped: only) IS NULL OR store_id = \(unescaped: only) ORDER BY store_id, seq, ctid
                     """, logger: logger)
                 var read = 0
                 progress?()
-                for try await row in rows {
-                    read += 1
-                    if read % 1_000 == 0 { progress?() }
-                    let cells = row.makeRandomAccess()
-                    let idBytes = Array(try cells[0].decode(Data.self))
-                    let id = StoreID(exactly: idBytes) ?? FleetAuditor.noStore
-                    if current?.storeID != id {
-                        close()
-                        open(id)
+                while true {
+                    let page = try await PostgresWitness.collected(connection, "FETCH FORWARD 2000 FROM shipped_rows", logger: logger)
+                    if page.isEmpty { break }
+                    for row in page {
+                        read += 1
+                        if read % 1_000 == 0 { progress?() }
+                        let cells = row.makeRandomAccess()
+                        let idBytes = Array(try cells[0].decode(Data.self))
+                        let id = StoreID(exactly: idBytes) ?? FleetAuditor.noStore
+                        if current?.storeID != id {
+                            close()
+                            open(id)
+                        }
+                        current?.add(try Self.entry(cells))
                     }
-                    current?.add(try Self.entry(cells))
                 }
                 close()
                 // Stores with batches or late tombstones but no row at all.
