@@ -89,20 +89,7 @@ final class FleetServiceTests: Sendable {
         let clock = ManualClock()
         let reports = Mutex<[FleetReport]>([])
         // Another session holds the publications table: the sweep's read waits on it, getting nowhere.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-        holder.arguments = ["-X", "-q", "-At", "-h", "127.0.0.1", "-p", "\(server.port)", "-U", PostgresServer.superuser, "-d", PostgresServer.database]
-        let input = Pipe(), output = Pipe()
-        holder.standardInput = input
-        holder.standardOutput = output
-        try holder.run()
-        input.fileHandleForWriting.write(Data("BEGIN; LOCK TABLE auditdb_witness.checkpoints IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n".utf8))
-        var seen = Data()
-        while !String(decoding: seen, as: UTF8.self).contains("locked") {
-            let data = output.fileHandleForReading.availableData
-            guard !data.isEmpty else { throw TestFailure("psql ended before it took the lock") }
-            seen.append(data)
-        }
+        let holder = try server.holdLock("LOCK TABLE auditdb_witness.checkpoints IN ACCESS EXCLUSIVE MODE")
         try await withWitness(server.url("auditor")) { witness in
             let auditor = FleetAuditor(witness: witness, configuration: .init(metricsFactory: metrics), logger: Logger(label: "test"))
             var service = FleetAuditService(auditor: auditor, interval: .seconds(30), clock: clock) { report in
@@ -124,9 +111,7 @@ final class FleetServiceTests: Sendable {
                 #expect(try metrics.expectCounter("auditdb_fleet_sweep_stalls_total").totalValue == 1)
                 #expect(reports.withLock { $0.isEmpty })
                 // The lock goes; the next sweep, on time, reports.
-                input.fileHandleForWriting.write(Data("COMMIT;\n".utf8))
-                try input.fileHandleForWriting.close()
-                holder.waitUntilExit()
+                try holder.release()
                 try await clock.waitForSleepers()
                 clock.advance(by: .seconds(30))
                 for _ in 0..<500 where reports.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(20)) }

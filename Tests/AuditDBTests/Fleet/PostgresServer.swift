@@ -163,3 +163,44 @@ func publishBypassingRegistration(_ store: AuditStore, signer: CheckpointSigner,
     let checkpoint = try await store.checkpoint(signer: signer)
     return try await witness.publish(checkpoint, proof: nil)
 }
+
+/// A psql session that holds a table lock (taken by ``PostgresServer/holdLock(_:)``) until
+/// ``release()``: other sessions' statements on the table wait meanwhile.
+final class PostgresLockHolder: Sendable {
+    let process: Process
+    let input: Pipe
+
+    init(process: Process, input: Pipe) {
+        self.process = process
+        self.input = input
+    }
+
+    /// Commits the holder's transaction (the lock goes) and waits for psql to end.
+    func release() throws {
+        input.fileHandleForWriting.write(Data("COMMIT;\n".utf8))
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+}
+
+extension PostgresServer {
+    /// Starts a superuser session that runs `lock` (e.g. `LOCK TABLE t IN EXCLUSIVE MODE`) in an
+    /// open transaction, and returns once the lock is held.
+    func holdLock(_ lock: String) throws -> PostgresLockHolder {
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        holder.arguments = ["-X", "-q", "-At", "-h", "127.0.0.1", "-p", "\(port)", "-U", Self.superuser, "-d", Self.database]
+        let input = Pipe(), output = Pipe()
+        holder.standardInput = input
+        holder.standardOutput = output
+        try holder.run()
+        input.fileHandleForWriting.write(Data("BEGIN; \(lock); SELECT 'locked';\n".utf8))
+        var seen = Data()
+        while !String(decoding: seen, as: UTF8.self).contains("locked") {
+            let data = output.fileHandleForReading.availableData
+            guard !data.isEmpty else { throw TestFailure("psql ended before it took the lock") }
+            seen.append(data)
+        }
+        return PostgresLockHolder(process: holder, input: input)
+    }
+}

@@ -19,20 +19,7 @@ extension ShippingTests {
         }
         // Another session holds the batches table (reads still pass): both shippers plan from the
         // same high-water mark before either can record its batch.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-        holder.arguments = ["-X", "-q", "-At", "-h", "127.0.0.1", "-p", "\(server.port)", "-U", PostgresServer.superuser, "-d", PostgresServer.database]
-        let input = Pipe(), output = Pipe()
-        holder.standardInput = input
-        holder.standardOutput = output
-        try holder.run()
-        input.fileHandleForWriting.write(Data("BEGIN; LOCK TABLE auditdb_ship.batches IN EXCLUSIVE MODE; SELECT 'locked';\n".utf8))
-        var seen = Data()
-        while !String(decoding: seen, as: UTF8.self).contains("locked") {
-            let data = output.fileHandleForReading.availableData
-            guard !data.isEmpty else { throw TestFailure("psql ended before it took the lock") }
-            seen.append(data)
-        }
+        let holder = try server.holdLock("LOCK TABLE auditdb_ship.batches IN EXCLUSIVE MODE")
         let planned = PlannedCount()
         let server = self.server
         let results = try await withThrowingTaskGroup(of: Result<CentralShipper.Summary, AuditError>.self) { group in
@@ -50,9 +37,7 @@ extension ShippingTests {
             }
             for _ in 0..<1_500 where planned.value < 2 { try await Task.sleep(for: .milliseconds(20)) }
             #expect(planned.value == 2)
-            input.fileHandleForWriting.write(Data("COMMIT;\n".utf8))
-            try input.fileHandleForWriting.close()
-            holder.waitUntilExit()
+            try holder.release()
             return try await group.reduce(into: []) { $0.append($1) }
         }
         let shipped = results.compactMap { try? $0.get() }
