@@ -108,34 +108,45 @@ public struct FleetAuditor: Sendable {
                              progress: (@Sendable () -> Void)?) async throws -> ([Store], [Record]) {
         try await PostgresWitness.requireAuditor(connection, logger: logger, for: "an audit")
         var stores: [StoreID: Store] = [:]
-        let storeRows = try await connection.query(
+        // Every read collected as the rows arrive, the publications a page at a time through a
+        // cursor (PostgresWitness.collected: the async row sequence crashes PostgresNIO 1.33.2
+        // when the server ends the session while it waits).
+        let storeRows = try await PostgresWitness.collected(connection,
             "SELECT store_id, label, (extract(epoch FROM registered_at) * 1000000)::bigint FROM auditdb_witness.stores", logger: logger)
-        for try await (id, label, registered) in storeRows.decode((Data, String, Int64).self) {
+        for row in storeRows {
+            let (id, label, registered) = try row.decode((Data, String, Int64).self)
             guard let storeID = StoreID(exactly: Array(id)) else { continue }
             stores[storeID] = Store(storeID: storeID, label: label, registeredAt: Date(timeIntervalSince1970: Double(registered) / 1e6), keys: [:])
         }
-        let keyRows = try await connection.query("SELECT store_id, key_version, public_key FROM auditdb_witness.keys", logger: logger)
-        for try await (id, version, key) in keyRows.decode((Data, Int64, Data).self) {
+        let keyRows = try await PostgresWitness.collected(connection, "SELECT store_id, key_version, public_key FROM auditdb_witness.keys", logger: logger)
+        for row in keyRows {
+            let (id, version, key) = try row.decode((Data, Int64, Data).self)
             guard let storeID = StoreID(exactly: Array(id)) else { continue }
             stores[storeID]?.keys[UInt32(clamping: version)] = Array(key)
         }
         var records: [Record] = []
-        let rows = try await connection.query(
+        try await connection.query(
             """
+            DECLARE fleet_publications NO SCROLL CURSOR FOR
             SELECT \(unescaped: PostgresWitness.checkpointColumns), proof_store_id, proof_from, proof,
                    (extract(epoch FROM published_at) * 1000000)::bigint
             FROM auditdb_witness.checkpoints ORDER BY id
             """, logger: logger)
-        for try await row in rows.decode((Data, Int64, Data, Data, Int64, Int64, Data, Data, Data?, Int64?, Data?, Int64).self) {
-            let cp = PostgresWitness.checkpoint((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7))
-            var proof: ConsistencyProof?
-            if let store = row.8, let from = row.9, let hashes = row.10 {
-                let bytes = Array(hashes)
-                proof = ConsistencyProof(storeID: StoreID(exactly: Array(store)) ?? Self.noStore, fromSeq: from, toSeq: cp.seq,
-                                         hashes: stride(from: 0, to: bytes.count - bytes.count % 32, by: 32).map { Array(bytes[$0..<$0 + 32]) })
+        while true {
+            let page = try await PostgresWitness.collected(connection, "FETCH FORWARD 2000 FROM fleet_publications", logger: logger)
+            if page.isEmpty { break }
+            for raw in page {
+                let row = try raw.decode((Data, Int64, Data, Data, Int64, Int64, Data, Data, Data?, Int64?, Data?, Int64).self)
+                let cp = PostgresWitness.checkpoint((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7))
+                var proof: ConsistencyProof?
+                if let store = row.8, let from = row.9, let hashes = row.10 {
+                    let bytes = Array(hashes)
+                    proof = ConsistencyProof(storeID: StoreID(exactly: Array(store)) ?? Self.noStore, fromSeq: from, toSeq: cp.seq,
+                                             hashes: stride(from: 0, to: bytes.count - bytes.count % 32, by: 32).map { Array(bytes[$0..<$0 + 32]) })
+                }
+                records.append(Record(checkpoint: cp, proof: proof, publishedAt: Date(timeIntervalSince1970: Double(row.11) / 1e6)))
+                if records.count % 1_000 == 0 { progress?() }
             }
-            records.append(Record(checkpoint: cp, proof: proof, publishedAt: Date(timeIntervalSince1970: Double(row.11) / 1e6)))
-            if records.count % 1_000 == 0 { progress?() }
         }
         // Publications of a store with no registration (deleted by the owner, or written for an
         // id never registered) are judged too, never passed over: they cannot be checked.
