@@ -1,3 +1,5 @@
+import Foundation
+
 /// A JSON value, for building ``AuditDetails`` in Swift.
 public enum JSONValue: Sendable, Hashable {
     case null
@@ -187,12 +189,12 @@ enum JSONText {
     /// The offset of the first `\u0000` escape in `bytes`, a valid JSON document (a raw NUL byte
     /// is already refused by the reader, and a backslash appears only inside strings there).
     static func nulEscape(in bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard let base = bytes.baseAddress else { return nil }
         var i = 0
         while i < bytes.count {
-            guard bytes[i] == UInt8(ascii: "\\") else {
-                i += 1
-                continue
-            }
+            // The next backslash (memchr: most details have few or none).
+            guard let found = memchr(base + i, Int32(UInt8(ascii: "\\")), bytes.count - i) else { return nil }
+            i = UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - base
             // An escape: `\uXXXX` is six bytes, every other one two.
             if i + 5 < bytes.count, bytes[i + 1] == UInt8(ascii: "u"),
                bytes[(i + 2)...(i + 5)].allSatisfy({ $0 == UInt8(ascii: "0") })
