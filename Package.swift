@@ -92,7 +92,7 @@ let package = Package(
         // What both command-line tools share about their arguments (not a product).
         .target(
             name: "AuditDBCLISupport",
-            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["AuditDB", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSwift
         ),
         .executableTarget(

@@ -268,15 +268,10 @@ public final class PostgresWitness: Service, Sendable {
         guard let registered = try await registeredKey(of: storeID, version: key.version) else {
             throw AuditError(.invalidInput, "checkpoint key version \(key.version) is not registered for store \(storeID) at the witness (or the store is not registered to this role): nothing was published. Sign with the key registered for this store, or have the witness owner register its public checkpoint key file (`auditdb-fleet register`)", field: "signing-key")
         }
-        guard Self.constantTimeEqual(registered.bytes, key.bytes) else {
+        // Public keys: nothing secret to leak through the comparison's timing.
+        guard registered.bytes == key.bytes else {
             throw AuditError(.invalidInput, "checkpoint key version \(key.version) of this signing key is not the public key registered for store \(storeID) at the witness (registered \(registered.hex), this key \(key.hex)): nothing was published. Sign with this store's own checkpoint key file", field: "signing-key")
         }
-    }
-
-    /// Whether `a` and `b` are the same bytes, in time that depends only on their lengths.
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
     /// The checkpoints of `storeID` the witness holds below `seq`, newest first (at most

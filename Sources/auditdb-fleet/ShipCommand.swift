@@ -123,15 +123,7 @@ struct Ship: AsyncParsableCommand {
 
     /// The store id `--store-id` (else `AUDITDB_STORE_ID`, when not empty) pins, as `auditdb` reads it.
     func expectedStoreID() throws -> StoreID? {
-        let source = storeID != nil ? "--store-id" : "AUDITDB_STORE_ID"
-        guard let hex = storeID ?? ProcessInfo.processInfo.environment["AUDITDB_STORE_ID"], !hex.isEmpty || storeID != nil else {
-            return nil
-        }
-        guard let id = StoreID(hex: hex) else {
-            throw AuditError(.invalidInput, "\(source) must be 32 hex digits, the id `auditdb init` printed (got \(OutputEscaping.jsonQuoted(hex)))",
-                             field: source)
-        }
-        return id
+        try StoreIDPin.resolve(option: storeID, environment: ProcessInfo.processInfo.environment)
     }
 
     func keyRing() throws -> KeyRing {

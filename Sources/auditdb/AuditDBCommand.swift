@@ -167,15 +167,7 @@ struct GlobalOptions: ParsableArguments {
     /// it writes nothing and goes on while another process writes.
     /// The store id `--store-id` (else `AUDITDB_STORE_ID`) pins, if any.
     func expectedStoreID() throws -> StoreID? {
-        // The option, else the variable (an empty variable counts as unset; an empty option does
-        // not: `--store-id ""` would otherwise switch off the pin AUDITDB_STORE_ID sets).
-        let source = storeID != nil ? "--store-id" : "AUDITDB_STORE_ID"
-        guard let hex = storeID ?? environment["AUDITDB_STORE_ID"], !hex.isEmpty || storeID != nil else { return nil }
-        guard let id = StoreID(hex: hex) else {
-            throw AuditError(.invalidInput, "\(source) must be 32 hex digits, the id `auditdb init` printed (got \(OutputEscaping.jsonQuoted(hex)))",
-                             field: source)
-        }
-        return id
+        try StoreIDPin.resolve(option: storeID, environment: environment)
     }
 
     func configuration(readOnly: Bool = false) throws -> AuditStore.Configuration {
