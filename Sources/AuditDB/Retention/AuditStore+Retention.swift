@@ -119,9 +119,17 @@ extension AuditStore {
         }.max()
         var report = Progress()
         guard let loosest else { return report.report(now: now, policy: policy, dryRun: dryRun) }
-        let candidates: [Int64]
+        var candidates: [Int64] = [], holdEntries: [Int64] = []
         do {
-            candidates = try await pool.read { db in try Int64.fetchAll(db, sql: Self.candidatesSQL, arguments: [loosest]) }
+            (candidates, holdEntries) = try await pool.read { db in
+                var rows: [Int64] = [], holds: [Int64] = []
+                let cursor = try Row.fetchCursor(db, sql: Self.candidatesSQL, arguments: [loosest])
+                while let row = try cursor.next() {
+                    let seq: Int64 = row[0]
+                    if row[1] as Bool { holds.append(seq) } else { rows.append(seq) }
+                }
+                return (rows, holds)
+            }
         } catch let error where AuditError.isCancellation(error) {
             throw AuditError(.cancelled, "retention was stopped while it chose the rows; nothing expired. Run it again.")
         } catch {
@@ -145,7 +153,7 @@ extension AuditStore {
             let began = ContinuousClock.now
             do {
                 (batch, bundle) = try await Task {
-                    try await self.retentionBatch(chunk, policy: policy, now: now, dryRun: dryRun, archive: archive)
+                    try await self.retentionBatch(chunk, policy: policy, now: now, dryRun: dryRun, archive: archive, holdEntries: holdEntries)
                 }.value
             } catch let error as AuditError where !dryRun && report.batch.expired > 0 {
                 // The batches before this one are committed: say so, or a caller would take the
@@ -181,14 +189,15 @@ extension AuditStore {
 
     /// One batch of ``applyRetention(_:now:dryRun:batchSize:archive:progress:)``: planned (a dry
     /// run stops there), archived when asked, then expired in one durable write transaction.
-    /// Returns what it did and the path of its archive bundle, if any.
+    /// Returns what it did and the path of its archive bundle, if any. `holdEntries`: the hold
+    /// entries the candidates' read found in the table (``HoldLog/read(_:storeID:keys:strict:throughTable:listedToo:)``).
     func retentionBatch(_ chunk: [Int64], policy: RetentionPolicy, now: AuditTimestamp, dryRun: Bool,
-                        archive: RetentionArchive?) async throws -> (Batch, String?)
+                        archive: RetentionArchive?, holdEntries: [Int64] = []) async throws -> (Batch, String?)
     {
         let storeID = self.storeID, keys = self.keys, erasures = erasureClaims
         if dryRun {
             do {
-                return (try await pool.read { db in try Self.expire(chunk, db, policy: policy, now: now, storeID: storeID, keys: keys, erasures: erasures, write: false) { _ in
+                return (try await pool.read { db in try Self.expire(chunk, db, policy: policy, now: now, storeID: storeID, keys: keys, erasures: erasures, write: false, holdEntries: holdEntries) { _ in
                     throw AuditError(.storage, "internal error: a dry run tried to write")
                 } }, nil)
             } catch let error as AuditError {
@@ -205,7 +214,7 @@ extension AuditStore {
         if let archive {
             // Plan the batch, archive exactly its range, then expire only what was planned.
             let plan = try await pool.read { db in
-                try Self.expire(chunk, db, policy: policy, now: now, storeID: storeID, keys: keys, erasures: erasures, write: false) { _ in
+                try Self.expire(chunk, db, policy: policy, now: now, storeID: storeID, keys: keys, erasures: erasures, write: false, holdEntries: holdEntries) { _ in
                     throw AuditError(.storage, "internal error: planning tried to write")
                 }
             }
@@ -220,18 +229,22 @@ extension AuditStore {
         let chosen = seqs, archived = reference
         var batch = try await holdTransaction("expire rows") { db, _, append in
             try Self.expire(chosen, db, policy: policy, now: now, storeID: storeID, keys: keys, erasures: erasures, write: true,
-                            archive: archived, append: append)
+                            holdEntries: holdEntries, archive: archived, append: append)
         }
         if let heldInPlan { batch.held += heldInPlan }
         batch.foreignTombstones += foreignInPlan
         return (batch, bundle)
     }
 
-    /// Rows old enough for the loosest limit, excluding AuditDB's own entries and the newest row.
+    /// Rows old enough for the loosest limit, excluding AuditDB's own entries and the newest row
+    /// (second column 0); and, from the same read of the table, the hold entries among them
+    /// (second column 1). The holds themselves are found through the engine index
+    /// (``HoldLog``); an entry this read finds that the index does not list was hidden from it,
+    /// and expiry refuses rather than let the rows it holds go.
     static let candidatesSQL = """
-        SELECT seq FROM audit_entries
+        SELECT seq, action >= 'auditdb.' AND action < 'auditdb/' FROM audit_entries
         WHERE recorded_at < ?1 AND seq >= 1 AND seq < (SELECT max(seq) FROM audit_entries NOT INDEXED)
-          AND NOT (action >= 'auditdb.' AND action < 'auditdb/')
+          AND (NOT (action >= 'auditdb.' AND action < 'auditdb/') OR action IN ('\(HoldEntry.placedAction)', '\(HoldEntry.releasedAction)'))
         ORDER BY seq
         """
 
@@ -273,10 +286,10 @@ extension AuditStore {
     /// (the verifier must report it): the record then states another policy than the one applied.
     static func expire(_ seqs: [Int64], _ db: Database, policy: RetentionPolicy, now: AuditTimestamp, storeID: StoreID,
                        keys: KeyRing, erasures: ErasureClaimsCache, write: Bool, stated: RetentionPolicy? = nil, ignoringHolds: Bool = false,
-                       archive: ExpiryRecord.Archive? = nil,
+                       holdEntries: [Int64] = [], archive: ExpiryRecord.Archive? = nil,
                        append: ([EncodedEvent]) throws -> ClosedRange<Int64>) throws -> Batch
     {
-        let holds = ignoringHolds ? [] : try HoldLog.read(db, storeID: storeID, keys: keys).holds.filter(\.isActive)
+        let holds = ignoringHolds ? [] : try HoldLog.read(db, storeID: storeID, keys: keys, listedToo: holdEntries).holds.filter(\.isActive)
         // A row must also be what the verified erasure entries made it: a value put back after
         // its erasure would otherwise be archived, and its evidence expire with the row.
         let claims = try erasures.claims(db, storeID: storeID, keys: keys)

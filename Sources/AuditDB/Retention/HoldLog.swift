@@ -75,7 +75,14 @@ enum HoldLog {
     /// damage is reported at its row, and the holds are what the verified entries say.
     ///
     /// With `throughTable`, the hold entries are found by reading every row (``source(_:)``).
-    static func read(_ db: Database, storeID: StoreID, keys: KeyRing, strict: Bool = true, throughTable: Bool = false) throws -> State {
+    ///
+    /// `listedToo`: seqs of hold entries the caller found by reading the table itself (expiry, as
+    /// it chooses the rows old enough to go). With `strict`, one of them that the index does not
+    /// list and that verifies as a hold entry AuditDB wrote throws: the index was edited to hide
+    /// it. (Without it, the newest hold entry hidden that way would free the rows it holds.)
+    static func read(_ db: Database, storeID: StoreID, keys: KeyRing, strict: Bool = true, throughTable: Bool = false,
+                     listedToo: [Int64] = []) throws -> State
+    {
         if strict && !throughTable { try checkEngineIndexOrder(db) }
         let seqs = try Int64.fetchAll(db, sql: entriesSQL(throughTable: try mustReadTable(db, throughTable)))
         var reader = try EntryReader(db, storeID: storeID, keys: keys, mode: .mark, judgesLinksAsAPass: true)
@@ -86,6 +93,17 @@ enum HoldLog {
             reader.lastSeq = nil  // link to the stored row before it, whatever was read last
             try reader.read(rowStatement, into: &entries)
             return entries.first
+        }
+        if strict, !listedToo.isEmpty {
+            let listed = Set(seqs)
+            for seq in listedToo where !listed.contains(seq) {
+                guard let entry = try row(seq) else { continue }  // cannot happen inside one transaction
+                if let finding = entry.finding {
+                    throw violation("legal hold entry \(seq) failed verification (\(finding))")
+                }
+                guard entry.origin == .recorded else { continue }  // back-signed legacy data, not a hold
+                throw violation("legal hold entry \(seq) is not listed by the index audit_entries_engine (the index was edited: `auditdb verify` reports index-mismatch; `auditdb repair-indexes` rebuilds it)")
+            }
         }
         var state = State()
         var index: [Int64: Int] = [:]

@@ -97,6 +97,11 @@ extension AuditStore {
             } catch let error as AuditError where error.code == .integrityViolation {
                 throw AuditError(.integrityViolation, "a row appended after the last recorded scan pass (record seq \(seq)) fails verification: \(error.message)")
             }
+            // A record AuditDB wrote after the newest one the engine index lists: the index was
+            // edited to hide it (it may be the pass that found damage).
+            if let hidden = entries.first(where: { RecordedScan($0) != nil }) {
+                throw AuditError(.integrityViolation, "scan record \(hidden.seq) is newer than the newest one the index audit_entries_engine lists (record seq \(seq)): the index was edited to hide it, so the scan history is not believed. Run `auditdb verify` (it reports index-mismatch), then `auditdb repair-indexes` to rebuild the index")
+            }
             guard let last = entries.last else { return }
             after = last.seq
         }
@@ -119,7 +124,8 @@ extension AuditStore {
     /// With `verifyingRowsAfter` (the default), every row after the newest record is verified
     /// too (MAC and chain link, O(rows since that pass) time in one read transaction, 256 rows in
     /// memory at a time): a record of a later pass that found damage cannot be hidden by changing
-    /// its action or deleting it, and a row changed after that pass is found. Rows at or before
+    /// its action, deleting it or removing it from the index `audit_entries_engine`, and a row
+    /// changed after that pass is found. Rows at or before
     /// the newest record are not read again. (A cut tail still needs anchored checkpoints:
     /// docs/FORMAT.md section 2.)
     ///
@@ -127,7 +133,7 @@ extension AuditStore {
     ///   - searchLimit: how many records to read at most while looking for a full pass.
     ///   - verifyingRowsAfter: verify the rows after the newest record (see above).
     /// - Throws: ``AuditError`` `integrityViolation` when a record, or a row after the newest one,
-    ///   fails verification.
+    ///   fails verification, or a verified record after the newest one the index lists is found.
     public func recordedScanStatus(searchLimit: Int = 10_000, verifyingRowsAfter: Bool = true) async throws -> RecordedScanStatus {
         let storeID = self.storeID
         let keys = self.keys

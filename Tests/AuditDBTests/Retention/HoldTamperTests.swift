@@ -139,17 +139,39 @@ struct HoldTamperTests {
         #expect(try await holdsError()?.message == "legal hold entry 6 follows hold entry 4, which the index audit_entries_engine does not list (the index was edited: `auditdb verify` reports index-mismatch; `auditdb repair-indexes` rebuilds it); \(Self.refusal)")
     }
 
-    @Test("the newest placement hidden from the engine index, then expiry (which trusts the index) expires its held row: verify reports index-mismatch and the retention-violation, reading the hold entries from the rows themselves")
-    func newestPlacementHiddenThenExpired() async throws {
+    @Test("the newest placement hidden from the engine index, older than the cut-off: expiry finds it as it reads the candidates, and refuses with nothing expired")
+    func newestPlacementHiddenOlderThanCutoff() async throws {
         try await holdLog()
         try hideFromEngineIndex(seq: 6)
-        // docs/retention.md, "What is proven": the newest hold entry hidden looks like none to
-        // the reader, so expiry must run behind a full pass. Here it does not: row 3 (user-3,
-        // under hold B) goes.
         let store = try await AuditStore.open(at: db, keys: keys)
         let policy = try RetentionPolicy(parsingDefault: "1d", tenants: [:])
         let later = AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.now().microsecondsSinceEpoch + 2 * 86_400_000_000)
-        let report = try await store.applyRetention(policy, now: later)
+        for dryRun in [true, false] {
+            do {
+                let report = try await store.applyRetention(policy, now: later, dryRun: dryRun)
+                Issue.record("expiry ran: \(report)")
+            } catch let error as AuditError {
+                #expect(error.code == .integrityViolation)
+                #expect(error.message == "legal hold entry 6 is not listed by the index audit_entries_engine (the index was edited: `auditdb verify` reports index-mismatch; `auditdb repair-indexes` rebuilds it); \(Self.refusal)")
+            }
+        }
+        #expect(try await store.lastSeq() == 7)
+        try await store.close()
+        #expect(try await AuditStore.verify(storeAt: db, keys: keys).findings.map(\.kind) == [.indexMismatch])
+        #expect(try sqlite3Shell(db, "SELECT count(*) FROM audit_entries;").stdout == "7\n")
+    }
+
+    @Test("the newest placement hidden from the engine index, newer than the cut-off: expiry (which trusts the index past the rows it reads) expires its held row; verify reports index-mismatch and the retention-violation")
+    func newestPlacementHiddenNewerThanCutoff() async throws {
+        try await holdLog()
+        try hideFromEngineIndex(seq: 6)
+        // docs/retention.md, "What is proven": a hold entry newer than the rows expiry reads,
+        // hidden from the index, looks like none; expiry must run behind a full pass. Here it
+        // does not: the cut-off is row 6's time, so rows 1, 3 and 5 go, row 3 (user-3) under hold B.
+        let placed = try #require(Int64(try sqlite3Shell(db, "SELECT recorded_at FROM audit_entries WHERE seq = 6;").stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let store = try await AuditStore.open(at: db, keys: keys)
+        let policy = try RetentionPolicy(parsingDefault: "1d", tenants: [:])
+        let report = try await store.applyRetention(policy, now: AuditTimestamp(microsecondsSinceEpoch: placed + 86_400_000_000))
         #expect(report.expired == 3)  // rows 1, 3 and 5
         try await store.close()
         let findings = try await AuditStore.verify(storeAt: db, keys: keys).findings

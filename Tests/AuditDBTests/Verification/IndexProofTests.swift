@@ -107,7 +107,7 @@ struct IndexProofTests {
         #expect(try pythonFindings(db, keyFile: keyFile) == ["index-mismatch -...-"])
     }
 
-    @Test("the newest scan record hidden from the engine index: verify reports the index")
+    @Test("the newest scan record hidden from the engine index: verify reports the index, and the scan history is refused, naming the record")
     func scanRecordHidden() async throws {
         try await makeStore(at: db, keys: keys, count: 5)
         let store = try await AuditStore.open(at: db, keys: keys)
@@ -121,6 +121,18 @@ struct IndexProofTests {
         let report = try await verify()
         #expect(report.findings.map(\.kind) == [.indexMismatch])
         #expect(report.findings.first?.message.hasPrefix("index audit_entries_engine does not hold exactly the entries of the log's rows (1 entries where the rows imply 2)") == true)
+        // The status reads the rows after the newest record the index lists, and meets the hidden one.
+        let older = try sqlite3Shell(db, "SELECT min(seq) FROM audit_entries WHERE action = 'auditdb.scan';").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let reopened = try await AuditStore.open(at: db, keys: keys)
+        do {
+            let status = try await reopened.recordedScanStatus()
+            Issue.record("the scan history was believed: \(status)")
+        } catch let error as AuditError {
+            #expect(error.code == .integrityViolation)
+            #expect(error.message == "scan record \(newest) is newer than the newest one the index audit_entries_engine lists (record seq \(older)): the index was edited to hide it, so the scan history is not believed. Run `auditdb verify` (it reports index-mismatch), then `auditdb repair-indexes` to rebuild the index")
+        }
+        try await reopened.close()
     }
 
     @Test("an appended row left out of the actor index is found by the incremental pass that covers it")
