@@ -72,7 +72,7 @@ public enum StandardStreams {
 
         /// What happened and what it means for the command's work.
         public var description: String {
-            "cannot write standard output (\(reason)); what the command changed before this is committed, only the rest of its output was lost"
+            "cannot write standard output (\(reason)): the rest of the command's output was lost (whatever it had committed to the store stays committed)"
         }
     }
 }

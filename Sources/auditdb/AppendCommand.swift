@@ -31,7 +31,8 @@ struct Append: AsyncParsableCommand {
               2  nothing was written: bad arguments, a bad line in the first batch, storage
                  error
               3  some batches were committed, then a bad line or a storage error stopped
-                 the rest
+                 the rest; one event (no --jsonl): it was committed, then its seq could
+                 not be printed (the error names it)
               130, 143
                  stopped by SIGINT or SIGTERM after the batch being committed
             """)
@@ -87,13 +88,23 @@ struct Append: AsyncParsableCommand {
         let event = try eventFromFlags()
         let store = try await AuditStore.open(at: try global.storePath(), keys: try global.keyRing(),
                                               configuration: try global.configuration())
+        let seq: Int64
         do {
-            let seq = try await store.append(event)
-            try await store.close()
-            try Output.line("\(seq)")
+            seq = try await store.append(event)
         } catch {
             try? await store.close()  // cleanup; the original error is rethrown
             throw error
+        }
+        // The row is committed: whatever fails now, say at which seq, with the status that means
+        // "committed, then an error" (a caller that took exit 2 for "nothing written" would
+        // append it twice).
+        do {
+            try await store.close()
+            try Output.line("\(seq)")
+        } catch {
+            let reason = (error as? AuditError)?.message ?? String(describing: error)
+            Output.error("the event was appended at seq \(seq) (committed), then: \(reason)")
+            throw ExitCode(ExitStatus.partial)
         }
     }
 

@@ -20,7 +20,8 @@ struct AuditDBCommand: AsyncParsableCommand {
               2  could not run: bad arguments, missing or insecure key, unreadable store,
                  storage error
               3  append --jsonl: some batches were committed, then a bad line or an error
-                 stopped the rest
+                 stopped the rest; append of one event: committed, then its seq could not
+                 be printed
               4  status --max-age/--max-full-age: the last pass was intact, but too old
             """,
         subcommands: [Init.self, Append.self, Query.self, Tail.self, Verify.self, Scan.self, Status.self, Keys.self, Migrate.self,
@@ -101,7 +102,8 @@ enum ExitStatus {
     static let success: Int32 = 0
     static let violation: Int32 = 1
     static let failure: Int32 = 2
-    /// `append --jsonl`: some batches were committed, then a bad line or an error stopped the rest.
+    /// `append --jsonl`: some batches were committed, then a bad line or an error stopped the rest;
+    /// `append` of one event: committed, then its seq could not be printed.
     static let partial: Int32 = 3
     /// `status --max-age`/`--max-full-age`: the last pass was intact but too old (or of unknown age).
     static let stale: Int32 = 4

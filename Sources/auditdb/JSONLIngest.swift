@@ -70,8 +70,8 @@ struct JSONLIngest {
         }
         let signal = stop.load(ordering: .acquiring)
         if signal != 0, failure == nil {
-            let what = committed.batches > 0 ? committed.summary : "nothing was written"
-            Output.error("stopped by \(signal == SIGTERM ? "SIGTERM" : "SIGINT"): \(what); nothing from line \(committed.lastLine + 1) on was written")
+            let what = committed.batches > 0 ? committed.summary + "; nothing from line \(committed.lastLine + 1) on was written" : "nothing was written"
+            Output.error("stopped by \(signal == SIGTERM ? "SIGTERM" : "SIGINT"): \(what)")
             throw ExitCode(128 + signal)
         }
         if let (error, batchStart) = failure {

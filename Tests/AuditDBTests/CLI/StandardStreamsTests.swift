@@ -4,7 +4,7 @@ import Testing
 @testable import AuditDB
 
 /// A failed write to standard output (a full disk, a closed descriptor, a reader gone while
-/// SIGPIPE is ignored) is an error with exit status 2 that says what was committed, never a
+/// SIGPIPE is ignored) is an error with exit status 2 (3 for a committed append) that says what was committed, never a
 /// crash; a closed standard output never becomes the descriptor of a file the command writes.
 @Suite("CLI: standard output that cannot be written")
 struct StandardStreamsTests {
@@ -30,15 +30,18 @@ struct StandardStreamsTests {
     }
 
     func message(_ reason: String) -> String {
-        "auditdb: error: cannot write standard output (\(reason)); what the command changed before this is committed, only the rest of its output was lost\n"
+        "auditdb: error: cannot write standard output (\(reason)): the rest of the command's output was lost (whatever it had committed to the store stays committed)\n"
     }
 
-    @Test("append to a full disk: exit 2 saying the row is committed; it is there once")
+    @Test("append to a full disk or a closed standard output: exit 3 naming the committed seq; the row is there once")
     func fullDisk() async throws {
-        let result = try auditdb(["append", "--actor", "alice", "--action", "login"], ">/dev/full")
-        #expect(result.status == 2 && result.stderr == message("No space left on device"), "\(result.status) \(result.stderr)")
+        for (redirect, reason, seq) in [(">/dev/full", "No space left on device", 4), (">&-", "Bad file descriptor", 5)] {
+            let result = try auditdb(["append", "--actor", "alice", "--action", "login"], redirect)
+            #expect(result.status == 3, "\(result.status) \(result.stderr)")
+            #expect(result.stderr == "auditdb: error: the event was appended at seq \(seq) (committed), then: cannot write standard output (\(reason)): the rest of the command's output was lost (whatever it had committed to the store stays committed)\n")
+        }
         let entries = try await AuditStore.open(at: store, keys: keys).entries()
-        #expect(entries.map(\.seq) == [1, 2, 3, 4] && entries.last?.actor == "alice")
+        #expect(entries.map(\.seq) == [1, 2, 3, 4, 5] && entries.last?.actor == "alice")
     }
 
     @Test("a closed standard output: exit 2; an export's files never receive the report line")
@@ -81,7 +84,7 @@ struct StandardStreamsTests {
         #expect(process.isRunning, "the scanner stopped when its output failed: \(collected.withLock { $0 })")
         kill(process.processIdentifier, SIGTERM)
         _ = try await ScanMetricsTests.waitFor("the scanner to stop") { process.isRunning ? nil : true }
-        let reason = "cannot write standard output (No space left on device); what the command changed before this is committed, only the rest of its output was lost"
+        let reason = "cannot write standard output (No space left on device): the rest of the command's output was lost (whatever it had committed to the store stays committed)"
         let kept = "its passes are recorded in the store; `auditdb status` shows the last"
         #expect(process.terminationReason == .exit && process.terminationStatus == 2)
         _ = try await ScanMetricsTests.waitFor("the last line on standard error", {
