@@ -246,8 +246,12 @@ extension AuditStore {
             throw AuditError(.invalidInput, "the store has no checkpoint; an export is proven against one. Run `auditdb checkpoint` first")
         }
         let cp = stored.checkpoint
-        guard !FileManager.default.fileExists(atPath: directory) else {
-            throw AuditError(.invalidInput, "\(directory) already exists; an export writes a new directory", field: "--out")
+        // lstat, not fileExists: a symbolic link that points nowhere is in the way too (the
+        // bundle's final rename would fail after its access entry was recorded).
+        var existing = stat()
+        guard lstat(directory, &existing) != 0 else {
+            let link = existing.st_mode & S_IFMT == S_IFLNK ? " (a symbolic link)" : ""
+            throw AuditError(.invalidInput, "\(directory) already exists\(link); an export writes a new directory", field: "--out")
         }
         // Where the bundle goes is checked before anything is read or recorded: an access entry
         // for an export that then cannot be written would record one that never existed.

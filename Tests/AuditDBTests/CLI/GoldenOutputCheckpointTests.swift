@@ -139,8 +139,11 @@ struct GoldenOutputCheckpointTests {
         try cli.golden("verify-export-no-public-key", ["verify-export", signed])
         // An export that cannot be written is refused before anything is recorded: no access entry.
         let rowsBefore = try sqlite3Shell(cli.store, "SELECT count(*) FROM audit_entries;").stdout
+        let dangling = cli.path("dangling")
+        try FileManager.default.createSymbolicLink(atPath: dangling, withDestinationPath: cli.path("points-nowhere"))
         for (out, message) in [("", "the export directory is empty; name a new directory"),
-                               (cli.path("missing/bundle"), "\(cli.path("missing/bundle")) cannot be created: its parent \(cli.path("missing")) is not a writable directory")] {
+                               (cli.path("missing/bundle"), "\(cli.path("missing/bundle")) cannot be created: its parent \(cli.path("missing")) is not a writable directory"),
+                               (dangling, "\(dangling) already exists (a symbolic link); an export writes a new directory")] {
             let refused = try run(try cliPath(), ["export", "--out", out] + cli.options, environment: environmentWithoutAuditDBOptions())
             #expect(refused.status == 2 && refused.stderr.contains(message), "\(refused.stderr)")
         }
