@@ -7,7 +7,8 @@ struct Erase: AsyncParsableCommand {
         abstract: "Erase fields of an actor's, tenant's, resource's or chosen rows for good; the log still verifies.",
         discussion: """
             Each chosen field (actor, source, details) of every matching row is replaced by its commitment: \
-            the value is gone from the store file and its -wal, and cannot be confirmed even with every key, \
+            the value is gone from the store file and its -wal (add --compact to remove the stale copies SQLite \
+            may keep in pages it rebalanced), and cannot be confirmed even with every key, \
             while MACs, the chain, checkpoints and export proofs still verify. A path inside details \
             (details.email) removes that member and keeps the rest of details readable, authenticated by the \
             erasure entry. A signed erasure entry names the seqs, the fields and paths and --reason, never a \
@@ -37,6 +38,9 @@ struct Erase: AsyncParsableCommand {
     @Flag(name: .customLong("skip-legacy-rows"),
           help: "Leave rows written before migration 0006 as they are (they cannot be erased unrecoverably) and erase the rest.")
     var skipLegacyRows = false
+    @Flag(name: .customLong("compact"),
+          help: "Then rewrite the store file, as `auditdb compact` does, so that no stale copy of an erased value is left in the unused space of a page (docs/erasure.md, \"Stale copies\"). Needs free disk space as large as the store; appends wait until it is done.")
+    var compact = false
 
     func validate() throws {
         _ = try subject()
@@ -85,8 +89,9 @@ struct Erase: AsyncParsableCommand {
 
     func run() async throws {
         let subject = try subject(), (fields, paths) = try fieldSet(), reason = reason, skip = skipLegacyRows
-        let report = try await withStore(global) { store in
-            try await stoppable { try await store.erase(subject, fields: fields, paths: paths, reason: reason, skippingLegacyRows: skip) }
+        let (report, space) = try await withStore(global) { store in
+            let report = try await stoppable { try await store.erase(subject, fields: fields, paths: paths, reason: reason, skippingLegacyRows: skip) }
+            return (report, compact ? try await store.compact() : nil)
         }
         let names = (WithholdableField.allCases.filter(report.fields.contains).map(\.rawValue) + report.paths.map(\.description))
             .joined(separator: ", ")
@@ -110,6 +115,11 @@ struct Erase: AsyncParsableCommand {
         }
         if !report.erasureEntries.isEmpty {
             try Output.line("erasure entries: \(report.erasureEntries.map(String.init).joined(separator: ", "))")
+        }
+        if let space {
+            try Output.line("compacted: " + SpaceLine.describe(space))
+        } else if !report.erased.isEmpty {
+            try Output.line("note: SQLite may keep stale copies of erased values in the unused space of pages it rebalanced before or during the erasure (after an expiry, for instance); `auditdb compact` (or erase --compact) rewrites the file without them")
         }
         if !report.scrubbed {
             try Output.line("warning: the write-ahead log could not be emptied (a reader held an older snapshot for the whole busy timeout, or the disk is full), so the erased values may still be in the store file or its -wal. Once that reader is gone (or space is freed), run this erasure again: it finds nothing more to erase and empties the log. Commands that only read (query, verify) do not empty it")
