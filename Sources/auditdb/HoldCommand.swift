@@ -95,24 +95,28 @@ struct Hold: AsyncParsableCommand {
         @Flag(help: "Print one JSON object {\"holds\": [...]}.") var json = false
 
         func run() async throws {
-            let holds = try await withStore(global) { store in try await store.holds(includeReleased: all) }
+            let (holds, masking) = try await withStore(global) { store in
+                (try await store.holds(includeReleased: all), try await store.maskingConfiguration())
+            }
+            let mask = try ActorMask(masking)
             if json {
-                try Output.line("{\"holds\":[" + holds.map(HoldJSON.encode).joined(separator: ",") + "]}")
+                try Output.line("{\"holds\":[" + holds.map { HoldJSON.encode($0, mask) }.joined(separator: ",") + "]}")
                 return
             }
             guard !holds.isEmpty else {
                 try Output.line(all ? "no legal holds" : "no active legal holds")
                 return
             }
-            for hold in holds { try Output.line(Self.line(hold)) }
+            for hold in holds { try Output.line(Self.line(hold, mask)) }
         }
 
-        static func line(_ hold: LegalHold) -> String {
+        static func line(_ hold: LegalHold, _ mask: ActorMask) -> String {
             func escaped(_ text: String?) -> String { OutputEscaping.escapeForTerminal(text ?? "(withheld)") }
+            func person(_ name: String?) -> String { name.map(mask.text) ?? "(withheld)" }
             var line = "hold \(hold.id)  \(hold.matcher.description)  placed \(hold.placedAt.iso8601) by "
-                + "\(escaped(hold.placedBy)): \(escaped(hold.reason))"
+                + "\(person(hold.placedBy)): \(escaped(hold.reason))"
             if let release = hold.release {
-                line += "  RELEASED \(release.releasedAt.iso8601) by \(escaped(release.releasedBy)): \(escaped(release.reason))"
+                line += "  RELEASED \(release.releasedAt.iso8601) by \(person(release.releasedBy)): \(escaped(release.reason))"
                     + " (entry \(release.seq))"
             }
             return line
@@ -132,15 +136,16 @@ func withStore<R>(_ global: GlobalOptions, _ body: (AuditStore) async throws -> 
 }
 
 enum HoldJSON {
-    static func encode(_ hold: LegalHold) -> String {
+    static func encode(_ hold: LegalHold, _ mask: ActorMask) -> String {
         func q(_ s: String?) -> String { s.map(OutputEscaping.jsonQuoted) ?? "null" }
+        func person(_ name: String?) -> String { name.map(mask.json) ?? "null" }
         var resourceType: String?
         if case .resource(let type, _) = hold.matcher { resourceType = type }
         let release = hold.release.map {
-            "{\"seq\":\($0.seq),\"releasedAt\":\"\($0.releasedAt.iso8601)\",\"releasedBy\":\(q($0.releasedBy)),\"reason\":\(q($0.reason))}"
+            "{\"seq\":\($0.seq),\"releasedAt\":\"\($0.releasedAt.iso8601)\",\"releasedBy\":\(person($0.releasedBy)),\"reason\":\(q($0.reason))}"
         } ?? "null"
         return "{\"id\":\(hold.id),\"field\":\"\(hold.matcher.field)\",\"value\":\(q(hold.matcher.value)),"
-            + "\"resourceType\":\(q(resourceType)),\"reason\":\(q(hold.reason)),\"placedBy\":\(q(hold.placedBy)),"
+            + "\"resourceType\":\(q(resourceType)),\"reason\":\(q(hold.reason)),\"placedBy\":\(person(hold.placedBy)),"
             + "\"placedAt\":\"\(hold.placedAt.iso8601)\",\"active\":\(hold.isActive),\"release\":\(release)}"
     }
 }

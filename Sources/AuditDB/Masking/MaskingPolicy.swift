@@ -107,6 +107,15 @@ public struct MaskingPolicy: Sendable {
         return out
     }
 
+    /// How a reader of this policy is shown the name of a person that is not an entry's `actor`
+    /// value itself but stands for one: who placed or released a legal hold, who set the masking
+    /// rules (each the actor of AuditDB's own entry, which queries show masked). The actor rule's
+    /// rendering of `actor`, or nil when no rule masks the actor field.
+    public func maskedActor(_ actor: String) -> MaskedValue? {
+        guard let rule = effectiveRules.first(where: { $0.path.field == .actor && $0.path.members.isEmpty }) else { return nil }
+        return MaskedValue(path: rule.path, method: rule.method, shown: shown(rule.method, text: actor))
+    }
+
     /// The fields an export withholds for this policy: each field a rule names (docs/FORMAT.md 17.6).
     var fields: Set<WithholdableField> { Set(rules.map(\.path.field)) }
 

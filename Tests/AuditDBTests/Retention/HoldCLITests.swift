@@ -109,6 +109,29 @@ struct HoldCLITests {
         #expect(list.stdout.contains("by \(ProcessInfo.processInfo.userName): case \\u{200B}x\n"))
     }
 
+    @Test("the store masks the actor: who placed and released a hold, and who set the rules, are shown masked as query shows them")
+    func placerMasked() throws {
+        try setUp()
+        #expect(try auditdb(["masking", "set", "--rule", "actor=partial", "--reason", "privacy", "--by", "root.admin@example.com"]).status == 0)
+        #expect(try auditdb(["hold", "add", "--tenant", "acme", "--reason", "case", "--by", "jane.doe@example.com"]).stdout == "placed legal hold 3: tenant = \"acme\"\n")
+        #expect(try auditdb(["hold", "release", "3", "--reason", "closed", "--by", "jim.roe@example.com"]).status == 0)
+        let query = try auditdb(["query", "--from-seq", "3", "--format", "jsonl"])
+        #expect(query.stdout.contains("\"actor\":{\"masked\":\"partial\",\"value\":\"j***@example.com\"}"), "\(query.stdout)")
+        let list = try auditdb(["hold", "list", "--all"])
+        #expect(list.status == 0)
+        #expect(list.stdout.contains(" by <masked:j***@example.com>: case  RELEASED "), "\(list.stdout)")
+        #expect(list.stdout.contains(" by <masked:j***@example.com>: closed (entry 4)\n"), "\(list.stdout)")
+        let json = try auditdb(["hold", "list", "--all", "--json"]).stdout
+        #expect(json.contains("\"placedBy\":{\"masked\":\"partial\",\"value\":\"j***@example.com\"}"), "\(json)")
+        #expect(json.contains("\"releasedBy\":{\"masked\":\"partial\",\"value\":\"j***@example.com\"}"), "\(json)")
+        let show = try auditdb(["masking", "show"]).stdout
+        #expect(show.hasPrefix("set at seq 2, "), "\(show)")
+        #expect(show.contains(" by <masked:r***@example.com>, reason \"privacy\"\n"), "\(show)")
+        for output in [list.stdout, json, show] {
+            #expect(!output.contains("jane.doe") && !output.contains("jim.roe") && !output.contains("root.admin"))
+        }
+    }
+
     @Test("releasing twice or an unknown id: exit 2 with the error, nothing written")
     func releaseErrors() throws {
         try setUp()
