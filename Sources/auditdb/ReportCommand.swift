@@ -36,6 +36,8 @@ struct ReportCommand: AsyncParsableCommand {
         var options = ComplianceReportOptions(anchorPaths: anchor, requestedBy: by)
         options.keyMaxAge = keyMaxAge == "forever" ? nil : try RetentionPeriod(parsingKeyAge: keyMaxAge, field: "--key-max-age")
         let signer = try CheckpointSigner.load(path: signingKey)
+        // Before the report is made: one that cannot be written must leave no access entry.
+        try SignedComplianceReport.checkDestination(out)
         let report = try await withStore(global) { store in try await store.complianceReport(signer: signer, options: options) }
         try report.write(to: out)
         try Output.line("report written to \(OutputEscaping.escapeForTerminal(out)) (report.json, report.sig, report.txt); "

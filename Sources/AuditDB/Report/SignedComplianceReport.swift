@@ -69,15 +69,55 @@ public struct SignedComplianceReport: Sendable, Hashable {
     /// Writes `report.json`, `report.sig` and `report.txt` into `directory` (created with mode
     /// 0700 if missing), each a new file with mode 0644, synced; never overwrites.
     public func write(to directory: String) throws(AuditError) {
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw AuditError(.storage, "cannot create the report directory \(directory): \(error)")
+        if try Self.checkDestination(directory) {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false,
+                                                        attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw AuditError(.storage, "cannot create the report directory \(directory): \(error)")
+            }
         }
         for (name, bytes) in [(Self.reportFile, json), (Self.signatureFile, signatureDocument), (Self.textFile, Array(text.utf8))] {
             try SecretFile.write(bytes, to: (directory.hasSuffix("/") ? directory : directory + "/") + name, mode: 0o644, replacing: false, what: "report file", field: "--out")
         }
+    }
+
+    /// Checks that `directory` can take a report: it does not exist and its parent is a writable
+    /// directory, or it is an empty directory (not a symbolic link). Returns whether it must be
+    /// created. Call it before ``AuditStore/complianceReport(signer:options:)`` (as `auditdb
+    /// report` does), so that a report that could not be written leaves no access entry.
+    /// - Throws: ``AuditError`` `invalidInput` saying what is in the way.
+    @discardableResult
+    public static func checkDestination(_ directory: String) throws(AuditError) -> Bool {
+        guard !directory.isEmpty else {
+            throw AuditError(.invalidInput, "the report directory is empty; name a new directory (or an empty one)", field: "--out")
+        }
+        var info = stat()
+        if lstat(directory, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFDIR else {
+                let what = info.st_mode & S_IFMT == S_IFLNK ? "a symbolic link" : "not a directory"
+                throw AuditError(.invalidInput, "\(directory) exists and is \(what); a report goes to a new directory or an empty one", field: "--out")
+            }
+            let entries: [String]
+            do {
+                entries = try FileManager.default.contentsOfDirectory(atPath: directory)
+            } catch {
+                throw AuditError(.invalidInput, "\(directory) cannot be read: \(error)", field: "--out")
+            }
+            guard entries.isEmpty else {
+                throw AuditError(.invalidInput, "\(directory) is not empty (it holds \(entries.sorted().first!)\(entries.count > 1 ? " and \(entries.count - 1) more" : "")); a report goes to a new directory or an empty one", field: "--out")
+            }
+            guard access(directory, W_OK) == 0 else {
+                throw AuditError(.invalidInput, "\(directory) is not writable", field: "--out")
+            }
+            return false
+        }
+        let parent = URL(fileURLWithPath: directory).deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue, access(parent, W_OK) == 0 else {
+            throw AuditError(.invalidInput, "\(directory) cannot be created: its parent \(parent) is not a writable directory", field: "--out")
+        }
+        return true
     }
 
     /// What checking a report directory found.

@@ -82,6 +82,44 @@ struct ComplianceReportTests {
         #expect(theirs.status == 0 && theirs.stdout == "report valid\n", "\(theirs.stderr)")
     }
 
+    @Test("auditdb report --out: a directory that is not empty, holds a report file, is a file or a dangling link, or has no parent is refused before anything is written or recorded; an empty one takes the report")
+    func destinationChecked() async throws {
+        try await makeStore(at: path, keys: keys, count: 3)
+        let keyFile = dir.path("k.keys"), signingKey = dir.path("ck.key")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        try signer.write(to: signingKey, replacing: false)
+        func report(_ out: String) throws -> ProcessResult {
+            try run(try cliPath(), ["report", "--out", out, "--signing-key", signingKey, "--store", path, "--key-file", keyFile],
+                    environment: environmentWithoutAuditDBOptions())
+        }
+        let full = dir.path("full"), stale = dir.path("stale"), file = dir.path("file"), dangling = dir.path("dangling"), empty = dir.path("empty")
+        try FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: false)
+        try Data("notes".utf8).write(to: URL(fileURLWithPath: full + "/notes.txt"))
+        try FileManager.default.createDirectory(atPath: stale, withIntermediateDirectories: false)
+        try Data("old".utf8).write(to: URL(fileURLWithPath: stale + "/report.txt"))
+        try Data().write(to: URL(fileURLWithPath: file))
+        try FileManager.default.createSymbolicLink(atPath: dangling, withDestinationPath: dir.path("nowhere"))
+        for (out, message) in [
+            (full, "\(full) is not empty (it holds notes.txt); a report goes to a new directory or an empty one"),
+            (stale, "\(stale) is not empty (it holds report.txt); a report goes to a new directory or an empty one"),
+            (file, "\(file) exists and is not a directory; a report goes to a new directory or an empty one"),
+            (dangling, "\(dangling) exists and is a symbolic link; a report goes to a new directory or an empty one"),
+            (dir.path("missing/report"), "\(dir.path("missing/report")) cannot be created: its parent \(dir.path("missing")) is not a writable directory"),
+        ] {
+            let refused = try report(out)
+            #expect(refused.status == 2, "\(out): \(refused.stderr)")
+            #expect(refused.stderr == "auditdb: error: \(message)\n")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: stale) == ["report.txt"])
+        #expect(!FileManager.default.fileExists(atPath: dir.path("missing")))
+        #expect(try sqlite3Shell(path, "SELECT count(*) FROM audit_entries;").stdout == "3\n")  // no access entry
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: false)
+        let written = try report(empty)
+        #expect(written.status == 0, "\(written.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: empty).sorted() == ["report.json", "report.sig", "report.txt"])
+        #expect(try sqlite3Shell(path, "SELECT count(*) FROM audit_entries;").stdout == "4\n")
+    }
+
     @Test("key versions older than the limit are flagged; a damaged store gets a report that says so")
     func flags() async throws {
         try await makeStore(at: path, keys: keys, count: 5)
