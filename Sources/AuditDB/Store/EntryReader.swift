@@ -96,6 +96,19 @@ struct EntryReader {
                 chain = RowChain(prevKnown: false)
                 finding = view.check(seq: seq, chain: &chain, context: rowContext)
             }
+            // The row itself verifies: the values that did not were an index's. SQLite reads a
+            // column the index holds from the index, so an edited index entry (its key, or the
+            // rowid it points at) looks like a changed row. Name the index, and show the stored
+            // row (flagged) rather than the index's values.
+            if finding?.kind == .macMismatch, let stored = try storedRowIfSigned(seq, flagged: Self.indexDisagrees(seq)) {
+                if mode == .throw {
+                    throw AuditError(.integrityViolation, "entry \(seq) was read through an index that disagrees with the stored row (\(Self.indexDisagrees(seq))); it is not returned. Run `auditdb verify` for a full report.")
+                }
+                entries.append(stored)
+                lastSeq = seq
+                lastChain = stored.mac.count == 32 ? RowChain(prevMac: stored.mac) : RowChain(prevKnown: false)
+                continue
+            }
             if previousMissing && finding == nil {
                 finding = Finding(kind: .missingRows, seqs: (seq - 1)...(seq - 1), message: "the row before seq \(seq) is missing")
             }
@@ -127,6 +140,27 @@ struct EntryReader {
             entries.append(view.entry(finding: finding))
             lastSeq = seq
             lastChain = chain
+        }
+    }
+
+    /// What a query reports when the values it read for `seq` fail the MAC but the stored row does not.
+    static func indexDisagrees(_ seq: Int64) -> Finding {
+        Finding(kind: .indexMismatch, seqs: seq...seq, message: "an index entry this query read for seq \(seq) disagrees with the stored row, whose MAC verifies (the index was edited, or points at the wrong row). Queries may miss rows or return others until `auditdb repair-indexes` rebuilds the indexes; `auditdb verify` names the index")
+    }
+
+    /// The row at `seq` read from the table itself (never through an index), with `flagged`, when
+    /// its MAC holds at that seq (its link is not judged); nil otherwise.
+    private mutating func storedRowIfSigned(_ seq: Int64, flagged: Finding) throws -> AuditEntry? {
+        if rowAt == nil { rowAt = try db.makeStatement(sql: try RowLayout.select(db) + " NOT INDEXED WHERE seq = ?") }
+        let row = rowAt!.sqliteStatement
+        defer { SQLite.reset(row) }
+        try SQLite.bind(row, 1, seq)
+        guard try SQLite.step(row, while: "read the row at seq \(seq)") else { return nil }
+        var view = RowView(row)
+        var chain = RowChain(prevKnown: false)
+        switch view.check(seq: seq, chain: &chain, context: try context.forRow(view, seq: seq, lookup: attestations))?.kind {
+        case nil, .compromisedKey?: return view.entry(finding: flagged)
+        default: return nil
         }
     }
 
