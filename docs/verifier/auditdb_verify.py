@@ -770,7 +770,33 @@ def open_read_only(path: str) -> sqlite3.Connection:
     uri = p.absolute().as_uri() + "?mode=ro"
     conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     conn.text_factory = bytes  # text exactly as stored (UTF-8 bytes), never decoded or normalised
+    try:
+        _refuse_another_applications_file(conn, path)
+    except StoreOpenError:
+        conn.close()
+        raise
     return conn
+
+
+def _refuse_another_applications_file(conn: sqlite3.Connection, path: str) -> None:
+    """Section 11: an SQLite file without the tables audit_entries and audit_store whose
+    grdb_migrations (if any) records fewer than two of Appendix A's identifiers is another
+    application's file, not a store: the verifier cannot run. (Two or more: a store whose tables
+    were dropped, verified with findings.) A file SQLite cannot read this way is left to the
+    verification, which reports it as corruption."""
+    try:
+        own = conn.execute("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('audit_entries', 'audit_store')").fetchone()[0]
+        if own:
+            return
+        known = {name.encode() for name, _ in MIGRATIONS}
+        recorded: set[bytes] = set()
+        if conn.execute("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'grdb_migrations'").fetchone()[0]:
+            recorded = {row[0] for row in conn.execute("SELECT CAST(identifier AS TEXT) FROM grdb_migrations NOT INDEXED WHERE identifier IS NOT NULL")}
+    except sqlite3.DatabaseError:
+        return
+    if len(recorded & known) < 2:
+        raise StoreOpenError(f"{path} is an SQLite database without AuditDB's tables or migration record, not an AuditDB store: "
+                             "another application's file (check the path; it was not changed)")
 
 
 def verify(path: str, keys: dict[int, Key], expected_store_id: bytes | None = None,

@@ -41,14 +41,19 @@ enum StoreFile {
             let queue = try DatabaseQueue(path: path, configuration: configuration)
             defer { try? queue.close() }  // a read-only connection: closing cannot lose anything
             tables = try queue.read { db in
-                // Not grdb_migrations: every application built on GRDB has one.
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('audit_entries', 'audit_store')") ?? 0
+                let own = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('audit_entries', 'audit_store')") ?? 0
+                guard own == 0, try db.tableExists("grdb_migrations") else { return own }
+                // Every application built on GRDB has a grdb_migrations table; one that records
+                // two or more of AuditDB's own migrations is a store whose tables were dropped,
+                // which verification reports (FORMAT.md section 11).
+                let recorded = try String.fetchAll(db, sql: "SELECT CAST(identifier AS TEXT) FROM grdb_migrations NOT INDEXED WHERE identifier IS NOT NULL")
+                return Set(recorded).intersection(StoreSchema.knownMigrations).count >= 2 ? 1 : 0
             }
         } catch {
             return
         }
         guard tables > 0 else {
-            throw AuditError(.notAStore, "\(path) is an SQLite database without AuditDB's tables, not an AuditDB store: another application's file (check the path; it was not changed), or a store whose tables were all dropped")
+            throw AuditError(.notAStore, "\(path) is an SQLite database without AuditDB's tables or migration record, not an AuditDB store: another application's file (check the path; it was not changed)")
         }
     }
 }

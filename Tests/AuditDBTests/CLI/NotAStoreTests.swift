@@ -62,16 +62,34 @@ struct NotAStoreTests {
         for command in Self.commands {
             let result = try auditdb(path, command)
             #expect(result.status == 2, "\(command): \(result.stderr)")
-            #expect(result.stderr.contains("is an SQLite database without AuditDB's tables, not an AuditDB store: another application's file (check the path; it was not changed)"),
+            #expect(result.stderr.contains("is an SQLite database without AuditDB's tables or migration record, not an AuditDB store: another application's file (check the path; it was not changed)"),
                     "\(command): \(result.stderr)")
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
         #expect(!FileManager.default.fileExists(atPath: path + "-wal"))
+        let python = try run("/usr/bin/env", ["python3", repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify.py").path,
+                                              "--store", path, "--key-file", keyFile])
+        #expect(python.status == 2, "\(python.stdout)\(python.stderr)")
+        #expect(python.stderr.contains("\(path) is an SQLite database without AuditDB's tables or migration record, not an AuditDB store"), "\(python.stderr)")
         // Not SQLite at all (perhaps a store overwritten): verify reports corruption, as before.
         let text = dir.path("notes.txt")
         try Data("SQLite format 2 is not this\n".utf8).write(to: URL(fileURLWithPath: text))
         let result = try auditdb(text, ["verify"])
         #expect(result.status == 1 && result.stdout.contains("corruption: the file cannot be read as a database"), "\(result.stdout)")
+    }
+
+    @Test("a store whose every table and view was dropped (its migration record left): verify reports it, exit 1, with the same findings as the Python verifier")
+    func everyTableDropped() async throws {
+        let store = dir.path("wiped.db")
+        try await makeStore(at: store, keys: try KeyFile(path: keyFile).load(), count: 3)
+        let objects = try sqlite3Shell(store, "SELECT type || ' ' || name FROM sqlite_schema WHERE type IN ('table', 'view') AND name <> 'grdb_migrations' AND name NOT LIKE 'sqlite_%' ORDER BY type DESC;").stdout
+        try sqlite3Must(store, objects.split(separator: "\n").map { "DROP \($0);" }.joined(separator: "\n"))
+        let result = try auditdb(store, ["verify"])
+        #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("\n  header-tampered: the audit_store table is missing\n"), "\(result.stdout)")
+        let report = try await AuditStore.verify(storeAt: store, keys: try KeyFile(path: keyFile).load())
+        #expect(report.findings.contains { $0.kind == .headerTampered } && report.findings.contains { $0.kind == .schemaTampered })
+        #expect(try pythonFindings(store, keyFile: keyFile) == findingNames(report).map { $0.hasSuffix(" -") ? $0 + "...-" : $0 })
     }
 
     @Test("a busy timeout that is not a number of seconds is refused, naming where it came from; an empty AUDITDB_BUSY_TIMEOUT is unset")
