@@ -28,7 +28,7 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 /// The `details` of an event: a JSON object.
 ///
 /// Build it from a Swift dictionary (serialized compactly with sorted keys) or pass JSON text,
-/// which is stored exactly as given once it is validated:
+/// whose object is stored exactly as given once it is validated:
 ///
 /// ```swift
 /// let a: AuditDetails = ["ip": "10.0.0.8", "attempt": 2]
@@ -39,7 +39,10 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 /// AuditDB's strict rules (docs/FORMAT.md section 18: RFC 8259 without duplicate keys or lone
 /// surrogates, integers within 64 bits, other numbers finite), at most 64 KiB and 32 levels deep,
 /// with no `\u0000` (NUL) in any key or string: PostgreSQL's `jsonb` cannot hold one.
-/// Nothing is rewritten: the stored text is the text given.
+/// Nothing inside the object is rewritten: the stored text is the given text from its `{` to its
+/// `}`. JSON white space around the object (spaces, tabs, LF, CR) is not part of it and is not
+/// stored, as a `--jsonl` line's `details` member is stored without the white space around it
+/// (docs/FORMAT.md section 18.7).
 public struct AuditDetails: Sendable, Hashable, ExpressibleByDictionaryLiteral, CustomStringConvertible {
     enum Storage: Sendable, Hashable {
         case text(String)
@@ -63,7 +66,7 @@ public struct AuditDetails: Sendable, Hashable, ExpressibleByDictionaryLiteral, 
     public func jsonText() throws(AuditError) -> String {
         let text: String
         switch storage {
-        case .text(let given): text = given
+        case .text(let given): text = JSONText.trimmingWhiteSpace(given)
         case .object(let object): text = try JSONText.encode(.object(object))
         }
         try JSONText.validateObject(text)
@@ -81,6 +84,15 @@ public struct AuditDetails: Sendable, Hashable, ExpressibleByDictionaryLiteral, 
 /// `details` text: validation by the strict reader (``JSONReader``), and a deterministic encoder
 /// (sorted keys, no whitespace) for details built from Swift values.
 enum JSONText {
+    /// `text` without the JSON white space (RFC 8259: space, tab, LF, CR) before and after it.
+    static func trimmingWhiteSpace(_ text: String) -> String {
+        let utf8 = text.utf8
+        func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D }
+        guard let first = utf8.firstIndex(where: { !isSpace($0) }), let last = utf8.lastIndex(where: { !isSpace($0) }) else { return text }
+        if first == utf8.startIndex && last == utf8.index(before: utf8.endIndex) { return text }
+        return String(decoding: utf8[first...last], as: UTF8.self)
+    }
+
     static func encode(_ value: JSONValue) throws(AuditError) -> String {
         var out = ""
         try write(value, into: &out, depth: 0)

@@ -230,4 +230,18 @@ struct InputRulesTests {
         try await store.close()
         #expect(written == (c.refusal == nil ? Int64(outcomes.count - 1) : 0))
     }
+
+    @Test("details with white space around the object: --details, a --jsonl line and the Swift API store the same bytes, the object's")
+    func detailsWhiteSpace() async throws {
+        try await setUp()
+        let flags = try appendWithFlags(["--actor", "a", "--action", "x", "--details", "\"$v\""], value: Array(" \t{\"a\": 1}\r\n\t ".utf8))
+        #expect(flags.status == 0, "\(flags.stderr)")
+        let jsonl = try appendLine(Array("{\"actor\":\"a\",\"action\":\"x\",\"details\": \t{\"a\": 1} \t}".utf8))
+        #expect(jsonl.status == 0, "\(jsonl.stderr)")
+        let store = try await AuditStore.open(at: store, keys: try KeyFile(path: keyFile).load())
+        try await store.append(AuditEvent(actor: "a", action: "x", details: AuditDetails(json: "\n {\"a\": 1}\n")))
+        let stored = try await store.entries().map(\.detailsJSON)
+        try await store.close()
+        #expect(stored == Array(repeating: "{\"a\": 1}", count: 3))
+    }
 }
