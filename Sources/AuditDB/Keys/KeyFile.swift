@@ -181,6 +181,10 @@ enum KeyLines {
     static func parse(_ bytes: UnsafeRawBufferPointer, header: String, origin: String,
                       _ body: (Int, [Slice<UnsafeRawBufferPointer>]) throws(AuditError) -> Void) throws(AuditError)
     {
+        // UTF-8 or ASCII text (FORMAT.md section 12), comments included, as the public key file.
+        if let invalid = UTF8Check.firstInvalidByte(bytes.assumingMemoryBound(to: UInt8.self)) {
+            throw AuditError(.invalidKeyFile, "\(origin) is not UTF-8 text (byte \(invalid))")
+        }
         var sawHeader = false
         var lineNumber = 0
         var start = 0

@@ -132,6 +132,16 @@ struct KeyTests {
                 #expect(!error.message.contains(secretish))
             }
         }
+        // Not UTF-8, even in a comment (FORMAT.md section 12), as the public key file.
+        let latin1 = dir.path("latin1.keys")
+        #expect(writeTestFile(latin1, Data(Array("# caf".utf8) + [0xE9] + Array("\nauditdb-keys v1\nkey 1 active - \(String(repeating: "a", count: 64))\n".utf8))))
+        do {
+            _ = try KeyFile(path: latin1).load()
+            Issue.record("accepted a key file that is not UTF-8")
+        } catch {
+            #expect(error.code == .invalidKeyFile)
+            #expect(error.message.hasSuffix(" is not UTF-8 text (byte 5)"), "got: \(error.message)")
+        }
     }
 
     @Test("keys from the AUDITDB_KEYS-style variable, with a compromised version")
