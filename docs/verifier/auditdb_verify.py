@@ -322,6 +322,10 @@ def rfc3339_micros(text: bytes) -> int | None:
 
 
 def parse_key_text(data: bytes, origin: str, place=lambda number: f"line {number}") -> dict[int, Key]:
+    try:
+        data.decode("utf-8")  # UTF-8 or ASCII text, comments included (section 12)
+    except UnicodeDecodeError as e:
+        raise KeyError_(f"{origin} is not UTF-8 text (byte {e.start})")
     keys: dict[int, Key] = {}
     masters: dict[int, bytes] = {}  # to refuse one key under two versions
     saw_header = False
