@@ -97,16 +97,6 @@ struct WitnessOption: ParsableArguments {
 }
 
 /// Parses `15m`, `90s`, `2h`, `1d` (a positive integer and one unit).
-func parseDuration(_ text: String) -> Duration? {
-    guard let unit = text.last, let n = Int64(text.dropLast()), n > 0, n < 1 << 40 else { return nil }
-    switch unit {
-    case "s": return .seconds(n)
-    case "m": return .seconds(n * 60)
-    case "h": return .seconds(n * 3600)
-    case "d": return .seconds(n * 86400)
-    default: return nil
-    }
-}
 
 struct Audit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -131,21 +121,17 @@ struct Audit: AsyncParsableCommand {
     var metricsAddress: String?
 
     func validate() throws {
-        if let every, parseDuration(every) == nil {
-            throw ValidationError("--every must be a positive integer followed by s, m, h or d (e.g. 30s)")
-        }
+        if let every { _ = try DurationOption.parse(every, option: "--every") }
         if every == nil && metricsAddress != nil {
             throw ValidationError("--metrics-address needs --every (a long-running auditor)")
         }
-        if let silentAfter, parseDuration(silentAfter) == nil {
-            throw ValidationError("--silent-after must be a positive integer followed by s, m, h or d (e.g. 15m)")
-        }
+        if let silentAfter { _ = try DurationOption.parse(silentAfter, option: "--silent-after") }
         guard ["text", "json"].contains(format) else { throw ValidationError("--format must be text or json") }
     }
 
     func run() async throws {
-        let silent = silentAfter.flatMap(parseDuration)
-        if let interval = every.flatMap(parseDuration) {
+        let silent = try silentAfter.map { try DurationOption.parse($0, option: "--silent-after") }
+        if let interval = try every.map({ try DurationOption.parse($0, option: "--every") }) {
             let json = format == "json"
             // The metrics: the auditor's own swift-metrics (FleetAuditor, docs/fleet.md) through
             // swift-prometheus, served by the endpoint `auditdb scan` uses, on a thread of its own.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuditDB
+import AuditDBCLISupport
 import AuditDBMetricsEndpoint
 import Logging
 import ServiceLifecycle
@@ -232,18 +233,9 @@ struct Scan: AsyncParsableCommand {
         }
     }
 
-    /// Parses `30s`, `5m`, `2h`, `1d` (a positive whole number and a unit).
+    /// Parses `30s`, `5m`, `2h`, `1d` (``DurationOption``).
     static func interval(_ text: String, option: String) throws -> Duration {
-        guard let unit = text.last, let value = DecimalText.nonNegativeInt64(text.dropLast()), value > 0, value <= 1_000_000 else {
-            throw ValidationError("\(option) takes a positive number and a unit s, m, h or d (e.g. 5m); got \(OutputEscaping.jsonQuoted(text))")
-        }
-        switch unit {
-        case "s": return .seconds(value)
-        case "m": return .seconds(value * 60)
-        case "h": return .seconds(value * 3_600)
-        case "d": return .seconds(value * 86_400)
-        default: throw ValidationError("\(option): unknown unit \"\(unit)\"; use s, m, h or d (e.g. 5m)")
-        }
+        try DurationOption.parse(text, option: option)
     }
 }
 
