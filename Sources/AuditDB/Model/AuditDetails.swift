@@ -193,9 +193,13 @@ enum JSONText {
         } catch {
             throw .invalid("details", error.description)
         }
-        if let offset = nulEscape(in: bytes) {
-            throw .invalid("details", "holds the escape of U+0000 (NUL) at byte \(offset): NUL is not allowed in details, as in any event field (PostgreSQL's jsonb, a central copy's `details::jsonb`, and many JSON tools cannot hold it); remove it, or encode the value (e.g. in base64)")
-        }
+        if let offset = nulEscape(in: bytes) { throw nulEscapeError(at: offset) }
+    }
+
+    /// The error for a `\u0000` escape at byte `offset` (of the text the other errors of the same
+    /// input count from: `details` itself, or the `--jsonl` line that holds it).
+    static func nulEscapeError(at offset: Int) -> AuditError {
+        .invalid("details", "holds the escape of U+0000 (NUL) at byte \(offset): NUL is not allowed in details, as in any event field (PostgreSQL's jsonb, a central copy's `details::jsonb`, and many JSON tools cannot hold it); remove it, or encode the value (e.g. in base64)")
     }
 
     /// The offset of the first `\u0000` escape in `bytes`, a valid JSON document (a raw NUL byte

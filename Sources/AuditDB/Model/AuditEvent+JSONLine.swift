@@ -102,7 +102,10 @@ extension AuditEvent {
             guard range.count <= FieldLimits.details else {
                 throw .invalid("details", "is \(range.count) bytes; the limit is \(FieldLimits.details)")
             }
-            details = AuditDetails(json: String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self))
+            let text = UnsafeBufferPointer(rebasing: bytes[range])
+            // Counted from the line's start, as the reader's own errors inside details are.
+            if let offset = JSONText.nulEscape(in: text) { throw JSONText.nulEscapeError(at: range.lowerBound + offset) }
+            details = AuditDetails(json: String(decoding: text, as: UTF8.self))
         default: throw .invalid("details", "must be a JSON object")
         }
         self.init(

@@ -60,8 +60,8 @@ let inputCases: [InputCase] = [
     InputCase("details: a duplicate key spelled with an escape", .details, #"{"a":1,"\u0061":2}"#, refused: #"duplicate key "a""#),
     InputCase("details: a byte order mark", .details, [0xEF, 0xBB, 0xBF] + Array(#"{"a":1}"#.utf8), refused: "byte order mark"),
     InputCase("details: a lone surrogate", .details, #"{"a":"\ud800"}"#, refused: "lone surrogate \\uD800"),
-    InputCase("details: \\u0000 in a string", .details, #"{"a":"x\u0000y"}"#, refused: "holds the escape of U+0000 (NUL) at byte 7"),
-    InputCase("details: \\u0000 in a key, nested", .details, #"{"a":{"\u0000":1}}"#, refused: "holds the escape of U+0000 (NUL) at byte 7"),
+    InputCase("details: \\u0000 in a string", .details, #"{"a":"x\u0000y"}"#, refused: "holds the escape of U+0000 (NUL) at byte "),
+    InputCase("details: \\u0000 in a key, nested", .details, #"{"a":{"\u0000":1}}"#, refused: "holds the escape of U+0000 (NUL) at byte "),
     InputCase("details: an escaped backslash before u0000 is text", .details, #"{"a":"\\u0000"}"#),
     InputCase("details: \\u0001 (a control character in a string) is allowed", .details, #"{"a":"\u0001"}"#),
     InputCase("details: invalid UTF-8", .details, Array(#"{"a":""#.utf8) + [0xFF] + Array(#""}"#.utf8), refused: "invalid UTF-8"),
@@ -243,5 +243,17 @@ struct InputRulesTests {
         let stored = try await store.entries().map(\.detailsJSON)
         try await store.close()
         #expect(stored == Array(repeating: "{\"a\": 1}", count: 3))
+    }
+
+    @Test("an error inside details counts its byte from the text the path reads: details itself for --details and the Swift API, the line for --jsonl, whatever the error")
+    func detailsOffsets() async throws {
+        try await setUp()
+        let prefix = #"{"actor":"a","action":"x","details":"#  // 36 bytes
+        for (details, at) in [(#"{"a":"x\u0000y"}"#, 7), (#"{"a":1,"a":2}"#, 7)] {
+            let flags = try appendWithFlags(["--actor", "a", "--action", "x", "--details", "\"$v\""], value: Array(details.utf8))
+            #expect(flags.stderr.contains(" at byte \(at)"), "\(flags.stderr)")
+            let jsonl = try appendLine(Array((prefix + details + "}").utf8))
+            #expect(jsonl.stderr.contains(" at byte \(36 + at)"), "\(jsonl.stderr)")
+        }
     }
 }
