@@ -59,8 +59,13 @@ struct Erase: AsyncParsableCommand {
             }
             if let field = WithholdableField(rawValue: name) {
                 set.insert(field)
-            } else if name.hasPrefix("details."), let path = try? MaskPath(parsing: name) {
-                paths.append(path)
+            } else if name.hasPrefix("details.") {
+                do {
+                    paths.append(try MaskPath(parsing: name))
+                } catch {
+                    // The path's own rule (its depth, an empty key, …), as `masking set` says it.
+                    throw ValidationError("--fields: \(error.message)")
+                }
             } else {
                 throw ValidationError("--fields takes a comma-separated subset of actor, source, details and details.KEY[.KEY…], not \(OutputEscaping.jsonQuoted(name))")
             }

@@ -29,6 +29,12 @@ struct Query: AsyncParsableCommand {
     func validate() throws {
         guard recordAccess == (by != nil) else { throw ValidationError("--record-access and --by go together: --record-access --by WHO") }
         if let by { try Self.checkBy(by) }
+        // Here, so that a bad --after is shown with this command's usage.
+        if let after, QueryCursor(token: after) == nil, DecimalText.nonNegativeInt64(after) == nil { throw Self.badAfter(after) }
+    }
+
+    static func badAfter(_ after: String) -> ValidationError {
+        ValidationError("--after: a cursor such as 1234.asc (printed by the previous page) or a seq (0 or more, decimal digits), not \(OutputEscaping.jsonQuoted(after))")
     }
 
     func query() throws -> EntryQuery {
@@ -41,7 +47,7 @@ struct Query: AsyncParsableCommand {
             } else if let seq = DecimalText.nonNegativeInt64(after) {
                 query.afterSeq = seq
             } else {
-                throw ValidationError("--after: a cursor such as 1234.asc (printed by the previous page) or a seq (0 or more, decimal digits)")
+                throw Self.badAfter(after)
             }
         }
         query.unverifiedRows = includeUnverified ? .mark : .throw
