@@ -36,7 +36,7 @@ struct Scan: AsyncParsableCommand {
     @Flag(help: "Check only rows after the last verified position (the default).") var incremental = false
     @Flag(help: "Print each pass as one JSON object per line.") var json = false
     @Flag(help: "No progress on standard error (one-off passes show it; --every never does).") var quiet = false
-    @Flag(name: .customLong("no-record"), help: "Do not record the pass in the store: opens it read-only (an archived or read-only store, or a copy).")
+    @Flag(name: .customLong("no-record"), help: "Do not record the pass in the store: opens it read-only (an archived or read-only store, or a copy). A hot rollback journal that a writer which died left beside it is still rolled back first, as SQLite does before any read, which writes the file: copy the file and its -journal first to keep them as evidence.")
     var noRecord = false
     @Option(parsing: .unconditional, help: ArgumentHelp("Repeat until SIGTERM/SIGINT, INTERVAL (e.g. 30s, 5m, 1h) after the end of each pass.", valueName: "interval"))
     var every: String?
