@@ -64,13 +64,17 @@ public struct AuditDetails: Sendable, Hashable, ExpressibleByDictionaryLiteral, 
     /// The JSON text that will be stored (validated).
     /// - Throws: ``AuditError`` with code `invalidInput` and field `details` if it breaks a rule.
     public func jsonText() throws(AuditError) -> String {
-        let text: String
         switch storage {
-        case .text(let given): text = JSONText.trimmingWhiteSpace(given)
-        case .object(let object): text = try JSONText.encode(.object(object))
+        case .text(let given):
+            // Checked as given (an error's byte counts from what the caller wrote), stored without
+            // the white space around the object.
+            try JSONText.validateObject(given)
+            return JSONText.trimmingWhiteSpace(given)
+        case .object(let object):
+            let text = try JSONText.encode(.object(object))
+            try JSONText.validateObject(text)
+            return text
         }
-        try JSONText.validateObject(text)
-        return text
     }
 
     public var description: String {
@@ -84,13 +88,21 @@ public struct AuditDetails: Sendable, Hashable, ExpressibleByDictionaryLiteral, 
 /// `details` text: validation by the strict reader (``JSONReader``), and a deterministic encoder
 /// (sorted keys, no whitespace) for details built from Swift values.
 enum JSONText {
-    /// `text` without the JSON white space (RFC 8259: space, tab, LF, CR) before and after it.
+    /// Whether `byte` is JSON white space (RFC 8259: space, tab, LF, CR).
+    static func isWhiteSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D }
+
+    /// `text` without the JSON white space before and after it.
     static func trimmingWhiteSpace(_ text: String) -> String {
         let utf8 = text.utf8
-        func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D }
-        guard let first = utf8.firstIndex(where: { !isSpace($0) }), let last = utf8.lastIndex(where: { !isSpace($0) }) else { return text }
+        guard let first = utf8.firstIndex(where: { !isWhiteSpace($0) }), let last = utf8.lastIndex(where: { !isWhiteSpace($0) }) else { return text }
         if first == utf8.startIndex && last == utf8.index(before: utf8.endIndex) { return text }
         return String(decoding: utf8[first...last], as: UTF8.self)
+    }
+
+    /// ``trimmingWhiteSpace(_:)`` for bytes (the back-signing path's fields).
+    static func trimmingWhiteSpace(_ bytes: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
+        guard let first = bytes.firstIndex(where: { !isWhiteSpace($0) }), let last = bytes.lastIndex(where: { !isWhiteSpace($0) }) else { return bytes }
+        return UnsafeBufferPointer(rebasing: bytes[first...last])
     }
 
     static func encode(_ value: JSONValue) throws(AuditError) -> String {

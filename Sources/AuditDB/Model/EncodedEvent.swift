@@ -76,7 +76,7 @@ struct EncodedEvent: Sendable {
         source = try Self.add(bytes: fields.source, "source", FieldLimits.source, into: &arena)
         if let details = fields.details {
             try JSONText.validateObject(utf8: details)
-            self.details = Self.append(details, into: &arena)
+            self.details = Self.append(JSONText.trimmingWhiteSpace(details), into: &arena)  // as AuditDetails stores it
         }
         try sealAndTime(fields.occurredAt)
     }

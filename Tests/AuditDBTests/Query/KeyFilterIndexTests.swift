@@ -59,12 +59,13 @@ struct KeyFilterIndexTests {
             """)
         let store = try await AuditStore.open(at: db, keys: keys)
         // SQLite takes the row's outcome from the index entry (a column the index holds), so the
-        // row comes back with the forged value, and its MAC refuses it: never returned as verified.
+        // row comes back with the forged value and fails its MAC; the stored row verifies, so the
+        // index is named: never returned as verified.
         let error = await #expect(throws: AuditError.self) {
             try await store.entries(EntryQuery(resourceId: "doc-7", outcome: .denied))
         }
         #expect(error?.code == .integrityViolation)
-        #expect(error?.message.hasPrefix("entry 7 failed verification (mac-mismatch at seq 7") == true, "\(String(describing: error))")
+        #expect(error?.message.hasPrefix("entry 7 was read through an index that disagrees with the stored row (index-mismatch at seq 7: ") == true, "\(String(describing: error))")
         try await store.close()
         let report = try await AuditStore.verify(storeAt: db, keys: keys)
         #expect(report.findings.map(\.kind) == [.indexMismatch])
