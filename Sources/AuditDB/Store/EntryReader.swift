@@ -151,17 +151,9 @@ struct EntryReader {
     /// The row at `seq` read from the table itself (never through an index), with `flagged`, when
     /// its MAC holds at that seq (its link is not judged); nil otherwise.
     private mutating func storedRowIfSigned(_ seq: Int64, flagged: Finding) throws -> AuditEntry? {
-        if rowAt == nil { rowAt = try db.makeStatement(sql: try RowLayout.select(db) + " NOT INDEXED WHERE seq = ?") }
-        let row = rowAt!.sqliteStatement
-        defer { SQLite.reset(row) }
-        try SQLite.bind(row, 1, seq)
-        guard try SQLite.step(row, while: "read the row at seq \(seq)") else { return nil }
-        var view = RowView(row)
-        var chain = RowChain(prevKnown: false)
-        switch view.check(seq: seq, chain: &chain, context: try context.forRow(view, seq: seq, lookup: attestations))?.kind {
-        case nil, .compromisedKey?: return view.entry(finding: flagged)
-        default: return nil
-        }
+        try checkedRow(seq, previous: RowChain(prevKnown: false)) { view, kind in
+            kind == nil || kind == .compromisedKey ? view.entry(finding: flagged) : nil
+        } ?? nil
     }
 
     /// Whether the row at `seq` is signed at that seq: it exists, is well-formed and its MAC holds
@@ -174,6 +166,18 @@ struct EntryReader {
 
     /// Step 4 on the row at `seq` alone, its link checked against `previous`; nil without a row.
     private mutating func rowVerdict(_ seq: Int64, previous: RowChain) throws -> ElementVerdict? {
+        try checkedRow(seq, previous: previous) { _, kind in
+            switch kind {
+            case nil, .compromisedKey?: .passes  // step 5 leaves prev_known true
+            case .chainBreak?: .linkFails
+            default: .fails
+            }
+        }
+    }
+
+    /// Reads the row at `seq` from the table itself (never through an index), checks it (step 4,
+    /// its link against `previous`) and hands `body` the row and its finding's kind; nil without a row.
+    private mutating func checkedRow<R>(_ seq: Int64, previous: RowChain, _ body: (RowView, Finding.Kind?) -> R) throws -> R? {
         if rowAt == nil { rowAt = try db.makeStatement(sql: try RowLayout.select(db) + " NOT INDEXED WHERE seq = ?") }
         let row = rowAt!.sqliteStatement
         defer { SQLite.reset(row) }
@@ -181,11 +185,8 @@ struct EntryReader {
         guard try SQLite.step(row, while: "read the row at seq \(seq)") else { return nil }
         var view = RowView(row)
         var chain = previous
-        switch view.check(seq: seq, chain: &chain, context: try context.forRow(view, seq: seq, lookup: attestations))?.kind {
-        case nil, .compromisedKey?: return .passes  // step 5 leaves prev_known true
-        case .chainBreak?: return .linkFails
-        default: return .fails
-        }
+        let kind = view.check(seq: seq, chain: &chain, context: try context.forRow(view, seq: seq, lookup: attestations))?.kind
+        return body(view, kind)
     }
 
     /// What step 4 makes of one log element, its link judged against the stored MAC before it.
