@@ -65,7 +65,9 @@ extension AuditStore {
     /// entry accounts for, and an erased field that holds a value again. SQLite's
     /// `secure_delete` is on while the fields are overwritten, and the write-ahead log is then
     /// checkpointed and truncated, so the old bytes leave the file, its `-wal`, freed pages and
-    /// the free space inside pages. Copies made before (backups, earlier exports) keep them.
+    /// the free space inside pages. Stale copies SQLite may keep in the unused space of pages it
+    /// rebalanced (after an expiry, for instance) are left: ``compact()`` afterwards removes them
+    /// (docs/erasure.md, "Stale copies"). Copies made before (backups, earlier exports) keep them.
     ///
     /// ```swift
     /// let report = try await store.erase(.actor("user:42"), fields: [.actor, .details], reason: "GDPR-2026-17")
