@@ -116,35 +116,3 @@ func parseMaskRules(_ texts: [String], option: String) throws(AuditError) -> [Ma
     }
     return rules
 }
-
-/// How `hold list` and `masking show` print who placed or released a hold, or set the rules: the
-/// actor of AuditDB's own entry, which `query` shows masked under the store's actor rule, so these
-/// show it masked too. A hash rule needs the masking key, which these commands do not take: they
-/// show only that the name is masked (`<masked:hash>`, `{"masked":"hash","value":null}`).
-struct ActorMask {
-    private let rule: MaskRule?
-    private let policy: MaskingPolicy?
-
-    init(_ masking: StoreMasking) throws {
-        let rule = masking.rules.first { $0.path.field == .actor && $0.path.members.isEmpty }
-        self.rule = rule
-        if let rule, rule.method != .hash { policy = try MaskingPolicy(rules: [rule]) } else { policy = nil }
-    }
-
-    /// Whether the store masks the actor field.
-    var masks: Bool { rule != nil }
-
-    /// `name` for a line of text: as it is, or `<masked:SHOWN>` as `query` shows a masked actor.
-    func text(_ name: String) -> String {
-        guard let rule else { return OutputEscaping.escapeForTerminal(name) }
-        guard let shown = policy?.maskedActor(name)?.shown else { return "<masked:\(rule.method.rawValue)>" }
-        return "<masked:" + OutputEscaping.escapeForTerminal(shown) + ">"
-    }
-
-    /// `name` as a JSON value: a string, or `{"masked":METHOD,"value":SHOWN}` as `query` has it.
-    func json(_ name: String) -> String {
-        guard let rule else { return OutputEscaping.jsonQuoted(name) }
-        let value = policy?.maskedActor(name).map { OutputEscaping.jsonQuoted($0.shown) } ?? "null"
-        return "{\"masked\":\"\(rule.method.rawValue)\",\"value\":\(value)}"
-    }
-}

@@ -9,8 +9,8 @@ struct ReportCommand: AsyncParsableCommand {
             The report (docs/FORMAT.md section 23) covers the store, the log's range, a full verification run \
             now (against --anchor locations, if given), the last recorded full scan, the key versions (status, \
             age, compromise declarations; versions older than --key-max-age are flagged), the checkpoints and \
-            where they are anchored, expiries and legal holds, and a list of flags. It never holds a row's \
-            values. It is signed with the checkpoint key; anyone checks it with `auditdb verify-report` and the \
+            where they are anchored, expiries, erasures (what each erased and why) and legal holds (who placed \
+            them shown as query shows a masked actor), and a list of flags. It never holds a row's values. It is signed with the checkpoint key; anyone checks it with `auditdb verify-report` and the \
             public key file, or docs/verifier/auditdb_verify_report.py.
 
             EXIT STATUS: 0 written; 1 written, and the store did not verify (the report says so); 2 could not run.

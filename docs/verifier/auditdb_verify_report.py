@@ -24,7 +24,8 @@ import auditdb_verify_export as ax  # noqa: E402
 import strict_json as sj  # noqa: E402
 
 REPORT, SIGNATURE = "report.json", "report.sig"
-SIGNATURE_FORMAT, REPORT_FORMAT = "auditdb-report-signature v1", "auditdb-report v1"
+SIGNATURE_FORMAT = "auditdb-report-signature v1"
+REPORT_FORMATS = ("auditdb-report v1", "auditdb-report v2")  # 23.1: v1 has no erasures, hold placers unmasked
 SIGNATURE_KEYS = {"format", "storeId", "reportSha256", "createdAt", "keyVersion", "publicKey", "signature"}
 REPORT_LIMITS = sj.Limits(16 << 20, 16)
 
@@ -65,7 +66,7 @@ def invalidity(report: bytes, signature_doc: bytes, keys: dict[int, bytes]) -> s
         body = sj.read_object(report, REPORT_LIMITS)
     except sj.JSONError as e:
         return f"{REPORT}: {e}"
-    if body.get("format") != REPORT_FORMAT or body.get("storeId") != sig["storeId"] or body.get("createdAt") != created \
+    if body.get("format") not in REPORT_FORMATS or body.get("storeId") != sig["storeId"] or body.get("createdAt") != created \
             or not sj.is_integer(body.get("createdAt")):
         return f"{REPORT}: its format, storeId or createdAt is not the one the signature names"
     return None

@@ -35,8 +35,9 @@ extension AuditStore {
     /// Makes a compliance report for an auditor (docs/FORMAT.md section 23), signed with the
     /// checkpoint signing key: the store, the log's range, a full verification run now (against
     /// the anchors, if given), the last recorded full scan, the key versions (status, age,
-    /// compromise declarations), the checkpoints and where they are anchored, the expiries and
-    /// the legal holds, and flags for what needs attention. Never a value of a row.
+    /// compromise declarations), the checkpoints and where they are anchored, the expiries, the
+    /// erasures and the legal holds (who placed and released each shown under the store's actor
+    /// rule, as `hold list` shows them), and flags for what needs attention. Never a value of a row.
     ///
     /// Everything in it is read through verification, and describes the log as of the last seq
     /// the verification run read (appends, expiries and releases after it are left out, so the
@@ -64,6 +65,8 @@ extension AuditStore {
         let expiries = try await allEntries(action: ExpiryRecord.action, upTo: last)
         let declarations = try await allEntries(action: AuditStore.declarationAction, upTo: last)
         let rotations = try await allEntries(action: Appender.rotationAction, upTo: last)
+        let erasures = try await allEntries(action: ErasureRecord.action, upTo: last)
+        let actorMask = try ActorMask(try await maskingConfiguration())
         let facts = try await reportFacts(asOf: last)
         var body = ReportBody(storeID: storeID, now: options.now, storeCreatedAt: facts.created)
         body.log(lastSeq: verification.lastSeq, present: facts.present, expired: facts.expired)
@@ -72,7 +75,8 @@ extension AuditStore {
         body.keys(keys, firstSeqs: facts.firstSeqs, declarations: declarations, maxAge: options.keyMaxAge)
         body.rotations(rotations)
         body.checkpoints(checkpoints, publicKeys: signer.publicKeys, anchors: options.anchorPaths)
-        body.retention(expiries: expiries, holds: holds)
+        body.retention(expiries: expiries, holds: holds, actorMask: actorMask)
+        body.erasures(erasures)
         let signed = SignedComplianceReport.sign(try body.json(), text: body.text, storeID: storeID, createdAt: options.now,
                                                  storeIntact: verification.isIntact, key: signer.signingKey)
         let access = try await recordAccess(kind: "report", by: options.requestedBy, details: [
@@ -168,7 +172,10 @@ struct ReportBody {
     private(set) var lines: [String] = []
     let now: AuditTimestamp
 
-    static let format = "auditdb-report v1"
+    static let format = "auditdb-report v2"
+    /// The formats a report's verifier accepts (docs/FORMAT.md 23.3 step 9): v1 has no
+    /// `erasures` and shows hold placers unmasked.
+    static let readableFormats: Set<String> = ["auditdb-report v1", format]
 
     init(storeID: StoreID, now: AuditTimestamp, storeCreatedAt: Int64) {
         self.now = now
@@ -299,7 +306,7 @@ struct ReportBody {
         if checkpoints.isEmpty { flags.append("the store has no checkpoint") }
     }
 
-    mutating func retention(expiries: [AuditEntry], holds: [LegalHold]) {
+    mutating func retention(expiries: [AuditEntry], holds: [LegalHold], actorMask: ActorMask) {
         var list: [JSONValue] = []
         for entry in expiries where entry.isVerified {
             let record: ExpiryRecord
@@ -322,13 +329,13 @@ struct ReportBody {
         for hold in holds {
             var object: [String: JSONValue] = [
                 "id": .int(hold.id), "field": .string(hold.matcher.field), "value": .string(hold.matcher.value),
-                "reason": .string(hold.reason), "placedBy": hold.placedBy.map { .string($0) } ?? .null,
+                "reason": .string(hold.reason), "placedBy": hold.placedBy.map(actorMask.value) ?? .null,
                 "placedAt": .int(hold.placedAt.microsecondsSinceEpoch), "released": .null,
             ]
             if let release = hold.release {
                 object["released"] = .object([
                     "seq": .int(release.seq), "at": .int(release.releasedAt.microsecondsSinceEpoch), "reason": .string(release.reason),
-                    "by": release.releasedBy.map { .string($0) } ?? .null,
+                    "by": release.releasedBy.map(actorMask.value) ?? .null,
                 ])
             }
             holdList.append(.object(object))
@@ -336,6 +343,32 @@ struct ReportBody {
         members["retention"] = .object(["expiries": .array(list), "holds": .array(holdList)])
         lines.append("retention: \(expired) expiry entr\(expired == 1 ? "y" : "ies"), "
             + "\(holds.filter(\.isActive).count) active legal hold(s), \(holds.filter { !$0.isActive }.count) released")
+    }
+
+    /// The verified erasure entries (docs/FORMAT.md section 21.3), oldest first: what each
+    /// erased and why, never a value.
+    mutating func erasures(_ entries: [AuditEntry]) {
+        var list: [JSONValue] = []
+        var rows = Set<Int64>()
+        for entry in entries where entry.isVerified && entry.origin == .recorded {
+            let record: ErasureRecord
+            do {
+                record = try ErasureRecord(entry)
+            } catch {
+                // Verification reports such an entry (erasure-tampered); the report flags it too.
+                flags.append("the erasure entry at seq \(entry.seq) does not parse: \(error.reason)")
+                continue
+            }
+            rows.formUnion(record.seqs)
+            list.append(.object([
+                "seq": .int(entry.seq), "recordedAt": .int(entry.recordedAt.microsecondsSinceEpoch), "reason": .string(record.reason),
+                "subject": .string(record.subject),
+                "fields": .array(WithholdableField.allCases.filter(record.fields.contains).map { .string($0.rawValue) }),
+                "paths": .array(record.paths.map { .string($0.description) }), "rows": .int(Int64(record.seqs.count)),
+            ]))
+        }
+        members["erasures"] = .object(["entries": .array(list), "rowsErased": .int(Int64(rows.count))])
+        lines.append("erasure: \(list.count) erasure entr\(list.count == 1 ? "y" : "ies"), \(rows.count) row(s) with erased fields")
     }
 
     /// A policy as text: `default 90d, "bank" 400d`.

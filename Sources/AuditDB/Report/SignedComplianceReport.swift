@@ -192,7 +192,7 @@ public struct SignedComplianceReport: Sendable, Hashable {
         } catch {
             return .invalid("\(reportFile): \(error)")
         }
-        guard body["format"]?.text == ReportBody.format, body["storeId"]?.text == storeID.hex, body["createdAt"]?.integer == created
+        guard body["format"]?.text.map(ReportBody.readableFormats.contains) == true, body["storeId"]?.text == storeID.hex, body["createdAt"]?.integer == created
         else { return .invalid("\(reportFile): its format, storeId or createdAt is not the one the signature names") }
         return .valid(storeID: storeID, createdAt: createdAt, keyVersion: keyVersion)
     }

@@ -54,7 +54,7 @@ struct ComplianceReportTests {
         try await store.close()
         #expect(report.storeIntact)
         let json = try Self.object(report)
-        #expect(json["format"] as? String == "auditdb-report v1" && json["storeId"] as? String == store.storeID.hex)
+        #expect(json["format"] as? String == "auditdb-report v2" && json["storeId"] as? String == store.storeID.hex)
         let log = try #require(json["log"] as? [String: Any])
         #expect(log["rowsExpired"] as? Int == 10 && log["lastSeq"] as? Int == 33)  // 30 rows, hold, expiry, scan record
         let verification = try #require(json["verification"] as? [String: Any])
@@ -69,6 +69,9 @@ struct ComplianceReportTests {
         #expect(expiries.count == 1 && expiries[0]["count"] as? Int == 10 && expiries[0]["seq"] as? Int == 32)
         let holds = try #require(retention["holds"] as? [[String: Any]])
         #expect(holds.count == 1 && holds[0]["field"] as? String == "tenant" && holds[0]["value"] as? String == "tenant-1")
+        #expect(holds[0]["placedBy"] as? String == "legal")  // the store masks no actor
+        let erasures = try #require(json["erasures"] as? [String: Any])
+        #expect((erasures["entries"] as? [Any])?.isEmpty == true && erasures["rowsErased"] as? Int == 0)
         #expect(json["flags"] as? [String] == [])
         // No row's values: the actors and resource ids of the rows appear nowhere.
         let text = String(decoding: report.json, as: UTF8.self)
@@ -258,6 +261,73 @@ struct ComplianceReportTests {
         let out = dir.path("r")
         try report.write(to: out)
         return out
+    }
+}
+
+/// Erasures in the report, hold placers under the store's actor rule, and reports of format v1.
+extension ComplianceReportTests {
+    @Test("the report lists each erasure (reason, subject, fields, paths, row count, never a value) and shows who placed or released a hold as query shows a masked actor")
+    func erasuresAndMaskedPlacers() async throws {
+        try await makeStore(at: path, keys: keys, count: 12)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let erasedRows = try await store.entries(EntryQuery(limit: 100, actor: "user-3")).map(\.seq)
+        #expect(!erasedRows.isEmpty)
+        let first = try await store.erase(.actor("user-3"), fields: [.actor, .source], reason: "ticket-41")
+        let second = try await store.erase(.seqs([1, 2]), fields: [], paths: [try MaskPath(parsing: "details.note")], reason: "ticket-42")
+        let hold = try await store.placeHold(.tenant("tenant-1"), reason: "case 9", placedBy: "jane.doe@example.com")
+        _ = try await store.releaseHold(id: hold.id, reason: "closed", releasedBy: "bob.roe@example.com")
+        let rule = try MaskRule(parsing: "actor=partial")
+        _ = try await store.setMasking([rule], by: "dpo")
+        let report = try await store.complianceReport(signer: signer)
+        try await store.close()
+        let json = try Self.object(report)
+        #expect(json["format"] as? String == "auditdb-report v2")
+        let erasures = try #require(json["erasures"] as? [String: Any])
+        let entries = try #require(erasures["entries"] as? [[String: Any]])
+        #expect(entries.count == 2)
+        #expect(entries.first?["seq"] as? Int == Int(first.erasureEntries.first ?? -1) && entries.first?["reason"] as? String == "ticket-41")
+        #expect(entries.first?["subject"] as? String == "actor" && entries.first?["fields"] as? [String] == ["actor", "source"])
+        #expect(entries.first?["paths"] as? [String] == [] && entries.first?["rows"] as? Int == erasedRows.count)
+        #expect(entries.last?["seq"] as? Int == Int(second.erasureEntries.first ?? -1) && entries.last?["subject"] as? String == "seqs")
+        #expect(entries.last?["fields"] as? [String] == [] && entries.last?["paths"] as? [String] == ["details.note"] && entries.last?["rows"] as? Int == 2)
+        #expect(erasures["rowsErased"] as? Int == Set(erasedRows + [1, 2]).count)
+        #expect(report.text.contains("erasure: 2 erasure entries, \(Set(erasedRows + [1, 2]).count) row(s) with erased fields\n"))
+        // Who placed and released the hold: masked as query masks the actor, never in clear.
+        let policy = try MaskingPolicy(rules: [rule])
+        let placed = try #require(policy.maskedActor("jane.doe@example.com")?.shown), released = try #require(policy.maskedActor("bob.roe@example.com")?.shown)
+        #expect(placed != "jane.doe@example.com" && released != "bob.roe@example.com")
+        let holds = try #require((json["retention"] as? [String: Any])?["holds"] as? [[String: Any]])
+        #expect(holds.count == 1)
+        #expect(holds.first?["placedBy"] as? [String: String] == ["masked": "partial", "value": placed])
+        #expect((holds.first?["released"] as? [String: Any])?["by"] as? [String: String] == ["masked": "partial", "value": released])
+        let text = String(decoding: report.json, as: UTF8.self)
+        #expect(!text.contains("jane.doe") && !text.contains("bob.roe") && !text.contains("user-3"))
+        try report.write(to: dir.path("r"))
+        try signer.publicKeys.write(to: dir.path("ck.pub"))
+        #expect(try SignedComplianceReport.verify(at: dir.path("r"), publicKeys: signer.publicKeys)
+            == .valid(storeID: store.storeID, createdAt: report.createdAt, keyVersion: 1))
+        #expect(try python(dir.path("r"), publicKeyFile: dir.path("ck.pub")).stdout == "report valid\n")
+    }
+
+    @Test("a report of format v1 still verifies, by the engine and the Python verifier; another format is refused", arguments: [
+        ("auditdb-report v1", nil), ("auditdb-report v3", "report.json: its format, storeId or createdAt is not the one the signature names"),
+    ] as [(String, String?)])
+    func formats(_ format: String, _ reason: String?) async throws {
+        try await makeStore(at: path, keys: keys, count: 3)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let report = try await store.complianceReport(signer: signer)
+        try await store.close()
+        let v2 = String(decoding: report.json, as: UTF8.self)
+        #expect(v2.contains("\"format\":\"auditdb-report v2\""))
+        let other = Array(v2.replacingOccurrences(of: "\"format\":\"auditdb-report v2\"", with: "\"format\":\"\(format)\"").utf8)
+        let signed = SignedComplianceReport.sign(other, text: report.text, storeID: store.storeID, createdAt: report.createdAt,
+                                                 storeIntact: true, key: signer.signingKey)
+        try signed.write(to: dir.path("r"))
+        let expected: SignedComplianceReport.Verdict = reason.map { .invalid($0) } ?? .valid(storeID: store.storeID, createdAt: report.createdAt, keyVersion: 1)
+        #expect(try SignedComplianceReport.verify(at: dir.path("r"), publicKeys: signer.publicKeys) == expected)
+        try signer.publicKeys.write(to: dir.path("ck.pub"))
+        let theirs = try python(dir.path("r"), publicKeyFile: dir.path("ck.pub"))
+        #expect(theirs.stdout == (reason.map { "REPORT INVALID: \($0)\n" } ?? "report valid\n"), "\(theirs.stderr)")
     }
 }
 
