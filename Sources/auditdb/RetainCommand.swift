@@ -25,7 +25,7 @@ struct Retain: AsyncParsableCommand {
     @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Rows per transaction (appends wait at most one batch).",
             transform: StrictNumber.count)
     var batchSize: Int = 10_000
-    @Option(help: ArgumentHelp("Archive each batch first: a verified, signed export bundle per batch in this directory.",
+    @Option(help: ArgumentHelp("Archive each batch first: a verified, signed export bundle per batch in this directory (it must exist).",
                                valueName: "dir"))
     var archive: String?
     @Option(name: .customLong("signing-key"),
@@ -66,7 +66,7 @@ struct Retain: AsyncParsableCommand {
 
     func run() async throws {
         let policy = try policy()
-        let destination = try archive.map { RetentionArchive(directory: $0, signer: try CheckpointSigner.load(path: signingKey ?? "")) }
+        let destination = try archive.map { RetentionArchive(directory: $0, signer: try CheckpointSigner.load(path: signingKey ?? ""), createsDirectory: false) }
         for leftover in destination?.interruptedStaging() ?? [] {
             Output.notice("warning: \(OutputEscaping.escapeForTerminal(leftover)) is the staging directory of an archive bundle that an interrupted run left (killed before its rename), or of a run going on now; it holds copies of that batch's rows, values erased since included. Delete it (that batch did not expire then; a run archives its rows again)")
         }

@@ -6,16 +6,37 @@ import GRDB
 /// (docs/FORMAT.md section 17), with a signed completeness statement, written, synced and verified
 /// before any of its rows goes.
 public struct RetentionArchive: Sendable {
-    /// The directory the bundles go into (created if missing): `expiry-FIRST-LAST` per batch.
+    /// The directory the bundles go into: `expiry-FIRST-LAST` per batch.
     public let directory: String
     /// The checkpoint signing key: bundles are proven against a checkpoint and their statement is
     /// signed with it (a checkpoint is made first when none covers the batch).
     public let signer: CheckpointSigner
+    /// Whether a missing ``directory`` is created (mode 0700, parents included). Without it, a
+    /// missing directory is refused before anything expires, as `auditdb retain --archive` does:
+    /// an unmounted volume's empty mount point must not take the only copy of the expired rows.
+    public let createsDirectory: Bool
 
-    /// An archive in `directory`, signed by `signer`.
-    public init(directory: String, signer: CheckpointSigner) {
+    /// An archive in `directory`, signed by `signer`; `createsDirectory`: see ``createsDirectory``.
+    public init(directory: String, signer: CheckpointSigner, createsDirectory: Bool = true) {
         self.directory = directory
         self.signer = signer
+        self.createsDirectory = createsDirectory
+    }
+
+    /// Checks ``directory`` before a run: it must be a directory, or missing when
+    /// ``createsDirectory`` is set (it is created with the first bundle).
+    /// - Throws: ``AuditError`` `invalidInput` naming what is there instead, or that it is missing.
+    func checkDirectory() throws(AuditError) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
+            if createsDirectory { return }
+            throw AuditError(.invalidInput, "the archive directory \(directory) does not exist (an unmounted volume?); nothing expired. "
+                                + "Mount it, or create it (mkdir -m 700 \(directory))", field: "archive")
+        }
+        guard isDirectory.boolValue else {
+            throw AuditError(.invalidInput, "the archive directory \(directory) is not a directory; nothing expired. "
+                                + "Give a directory for the archive bundles", field: "archive")
+        }
     }
 
     /// The staging directories of bundles that an interrupted run (a SIGKILL) left in
@@ -98,7 +119,7 @@ extension AuditStore {
     ///   calling task is cancelled: the batch under way finishes, the ones after it are not begun, and
     ///   the message says how many rows expired (run again to finish). An error after some batches
     ///   were committed says how many rows those expired.
-    /// With `archive`, each batch's rows (the whole seq range of the batch, kept rows included) are
+    /// With `archive` (its directory checked first: ``RetentionArchive/createsDirectory``), each batch's rows (the whole seq range of the batch, kept rows included) are
     /// first exported to a bundle in the archive directory, synced, read back and verified with the
     /// signer's public key, and only then expired; the expiry entry names the bundle and the SHA-256
     /// of its `manifest.json`. A run interrupted after a bundle was written finds it on the next run
@@ -111,6 +132,7 @@ extension AuditStore {
                                progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws -> RetentionReport
     {
         guard batchSize >= 1 else { throw AuditError.invalid("batchSize", "must be at least 1") }
+        if !dryRun { try archive?.checkDirectory() }
         let limits = [policy.defaultLimit] + policy.tenantOverrides.map(\.limit)
         let loosest = limits.compactMap { limit -> Int64? in
             guard case .maximumAge(let period) = limit else { return nil }

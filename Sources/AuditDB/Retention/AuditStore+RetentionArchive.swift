@@ -11,11 +11,14 @@ extension AuditStore {
     func archiveRows(_ range: ClosedRange<Int64>, expiring: [Int64], to archive: RetentionArchive) async throws -> ExpiryRecord.Archive {
         let name = "expiry-\(range.lowerBound)-\(range.upperBound)"
         let path = archive.directory + "/" + name
-        do {
-            try FileManager.default.createDirectory(atPath: archive.directory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw AuditError(.storage, "cannot create the archive directory \(archive.directory): \(error)")
+        try archive.checkDirectory()
+        if !FileManager.default.fileExists(atPath: archive.directory) {
+            do {
+                try FileManager.default.createDirectory(atPath: archive.directory, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw AuditError(.storage, "cannot create the archive directory \(archive.directory): \(error.localizedDescription)")
+            }
         }
         var stale = false
         if FileManager.default.fileExists(atPath: path) {

@@ -447,6 +447,43 @@ struct ExpiryArchiveTests {
         return (try await AuditStore.open(at: path, keys: keys), RetentionArchive(directory: dir.path("archive"), signer: signer))
     }
 
+    @Test("retain --archive: a missing directory (an unmounted volume) or a file is refused before anything expires; the library creates a missing one only when told to")
+    func archiveDirectoryChecked() async throws {
+        let (store, _) = try await storeAndArchive(rows: 30)
+        let missing = dir.path("mnt/archive")
+        for createsDirectory in [false, true] {
+            let archive = RetentionArchive(directory: missing, signer: signer, createsDirectory: createsDirectory)
+            if createsDirectory {
+                let report = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, archive: archive)
+                #expect(report.expired == 20 && report.archives.count == 1)
+                #expect(try FileManager.default.attributesOfItem(atPath: missing)[.posixPermissions] as? Int == 0o700)
+            } else {
+                let error = await #expect(throws: AuditError.self) {
+                    try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, archive: archive)
+                }
+                #expect(error?.code == .invalidInput)
+                #expect(error?.message == "the archive directory \(missing) does not exist (an unmounted volume?); nothing expired. Mount it, or create it (mkdir -m 700 \(missing))")
+                #expect(!FileManager.default.fileExists(atPath: dir.path("mnt")))
+                #expect(try await store.entries(EntryQuery(limit: 100)).count == 30)
+            }
+        }
+        try await store.close()
+        // The CLI never creates it; a file is refused too.
+        let keyFile = dir.path("k.keys"), signingKey = dir.path("c.key"), file = dir.path("file")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        try signer.write(to: signingKey, replacing: false)
+        try Data().write(to: URL(fileURLWithPath: file))
+        for (target, message) in [
+            (dir.path("gone/archive"), "the archive directory \(dir.path("gone/archive")) does not exist (an unmounted volume?); nothing expired. Mount it, or create it (mkdir -m 700 \(dir.path("gone/archive")))"),
+            (file, "the archive directory \(file) is not a directory; nothing expired. Give a directory for the archive bundles"),
+        ] {
+            let retain = try run(try cliPath(), ["retain", "--older-than", "1d", "--archive", target, "--signing-key", signingKey,
+                                                 "--store", dir.path("s.db"), "--key-file", keyFile], environment: environmentWithoutAuditDBOptions())
+            #expect(retain.status == 2 && retain.stderr == "auditdb: error: \(message)\n", "\(retain.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path("gone")))
+    }
+
     @Test("each batch is exported, verified and named by its expiry entry before its rows expire")
     func archiveFirst() async throws {
         let (store, archive) = try await storeAndArchive(rows: 30)
