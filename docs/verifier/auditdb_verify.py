@@ -796,7 +796,9 @@ def _refuse_another_applications_file(conn: sqlite3.Connection, path: str) -> No
         recorded: set[bytes] = set()
         if conn.execute("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'grdb_migrations'").fetchone()[0]:
             recorded = {row[0] for row in conn.execute("SELECT CAST(identifier AS TEXT) FROM grdb_migrations NOT INDEXED WHERE identifier IS NOT NULL")}
-    except sqlite3.DatabaseError:
+    except (sqlite3.DatabaseError, UnicodeDecodeError):
+        # UnicodeDecodeError: SQLite's error message quotes schema text that is not UTF-8 (see
+        # verify); the verification reports that damage.
         return
     if len(recorded & known) < 2:
         raise StoreOpenError(f"{path} is an SQLite database without AuditDB's tables or migration record, not an AuditDB store: "

@@ -71,4 +71,13 @@ struct SchemaNULTests {
         #expect(swift.last?.hasPrefix("schema-tampered the recorded migrations (0002-origin-ref-index, ") == true, "\(swift)")
         #expect(python == ["schema-tampered -...-", "schema-tampered -...-"])
     }
+
+    @Test("a view's sql that is not UTF-8 (a raw byte edit of the schema text): corruption in both verifiers; the Python one once crashed deciding whether the file is a store")
+    func schemaTextNotUTF8() async throws {
+        // "CREATE VIEW audit_log AS SE" and the byte 0xFA: SQLite's error quotes it.
+        try rewriteSchema("UPDATE sqlite_schema SET sql = CAST(X'43524541544520564945572061756469745F6C6F67204153205345FA' AS TEXT) WHERE name = 'audit_log';")
+        let (swift, python) = try await findings()
+        #expect(swift.count == 1 && swift.first?.hasPrefix("corruption ") == true && swift.first?.contains("malformed database schema (audit_log)") == true, "\(swift)")
+        #expect(python == ["corruption -...-"])
+    }
 }
