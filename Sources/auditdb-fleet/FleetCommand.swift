@@ -32,7 +32,7 @@ struct FleetCommand: AsyncParsableCommand {
     static func main() async {
         StandardStreams.reserveStandardDescriptors()
         if let problem = RepeatedOptions.problem(Self.self, Array(CommandLine.arguments.dropFirst())) {
-            StandardStreams.error("error: " + OutputEscaping.escapeForTerminal(problem) + "\n")
+            StandardStreams.error("error: " + OutputEscaping.escapeForMessage(problem) + "\n")
             Foundation.exit(2)
         }
         do {
@@ -43,7 +43,7 @@ struct FleetCommand: AsyncParsableCommand {
                 try command.run()
             }
         } catch let error as AuditError {
-            StandardStreams.error("error: " + OutputEscaping.escapeForTerminal(error.message) + "\n")
+            StandardStreams.error("error: " + OutputEscaping.escapeForMessage(error.message) + "\n")
             Foundation.exit(2)
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)
@@ -51,7 +51,7 @@ struct FleetCommand: AsyncParsableCommand {
             if exitCode(for: error) == .success { exit(withError: error) }
             // Escaped line by line: no line of it can be forged, and the usage stays readable.
             let lines = fullMessage(for: error).split(separator: "\n", omittingEmptySubsequences: false)
-            StandardStreams.error(lines.map { OutputEscaping.escapeForTerminal(String($0)) }.joined(separator: "\n") + "\n")
+            StandardStreams.error(lines.map { OutputEscaping.escapeForMessage(String($0)) }.joined(separator: "\n") + "\n")
             Foundation.exit(2)
         }
     }

@@ -236,7 +236,7 @@ final class Watchdog: Sendable {
                 let (last, stopped) = self.state.withLock { $0 }
                 if stopped { return }
                 if ContinuousClock.now - last > limit {
-                    StandardStreams.error("error: \(doing) for \(limit.components.seconds) s: \(OutputEscaping.escapeForTerminal(what)) stopped answering; \(outcome)\n")
+                    StandardStreams.error("error: \(doing) for \(limit.components.seconds) s: \(OutputEscaping.escapeForMessage(what)) stopped answering; \(outcome)\n")
                     exit(2)
                 }
             }

@@ -62,7 +62,7 @@ struct AuditDBCommand: AsyncParsableCommand {
             // ArgumentParser's own usage text spans lines on purpose; each line is escaped, so an
             // argument echoed in it cannot repaint the terminal.
             let lines = fullMessage(for: error).split(separator: "\n", omittingEmptySubsequences: false)
-            let escaped = lines.map { OutputEscaping.escapeForTerminal(String($0)) }.joined(separator: "\n")
+            let escaped = lines.map { OutputEscaping.escapeForMessage(String($0)) }.joined(separator: "\n")
             StandardStreams.error(escaped + "\n")
             Foundation.exit(ExitStatus.failure)
         }
@@ -207,12 +207,12 @@ enum Output {
     static let silentLogger = Logger(label: "auditdb", factory: { _ in SwiftLogNoOpLogHandler() })
 
     static func error(_ message: String) {
-        StandardStreams.error("auditdb: error: " + OutputEscaping.escapeForTerminal(message) + "\n")
+        StandardStreams.error("auditdb: error: " + OutputEscaping.escapeForMessage(message) + "\n")
     }
 
     /// A line on standard error that is not an error (where a long-running command listens).
     static func notice(_ message: String) {
-        StandardStreams.error("auditdb: " + OutputEscaping.escapeForTerminal(message) + "\n")
+        StandardStreams.error("auditdb: " + OutputEscaping.escapeForMessage(message) + "\n")
     }
 
     /// Writes `text` and a newline to standard output, throwing if it cannot.

@@ -37,7 +37,7 @@ struct CheckpointKeyCommand: AsyncParsableCommand {
             let signer = try CheckpointSigner([CheckpointSigningKey.generate(version: 1)])
             try signer.write(to: out, replacing: false)
             try signer.publicKeys.write(to: publicOut, replacing: false)
-            try Output.line("wrote checkpoint key file \(OutputEscaping.escapeForTerminal(out)) (version 1, mode 0600; keep it secret) and public key file \(OutputEscaping.escapeForTerminal(publicOut))")
+            try Output.line("wrote checkpoint key file \(OutputEscaping.escapeForMessage(out)) (version 1, mode 0600; keep it secret) and public key file \(OutputEscaping.escapeForMessage(publicOut))")
         }
     }
 
@@ -60,7 +60,7 @@ struct CheckpointKeyCommand: AsyncParsableCommand {
             let signer = try CheckpointSigner.load(path: signingKey).rotated()
             try signer.write(to: signingKey, replacing: true)
             try signer.publicKeys.write(to: publicOut)
-            try Output.line("added checkpoint key version \(signer.signingKey.version) to \(OutputEscaping.escapeForTerminal(signingKey)); it signs from now on; \(OutputEscaping.escapeForTerminal(publicOut)) lists every version")
+            try Output.line("added checkpoint key version \(signer.signingKey.version) to \(OutputEscaping.escapeForMessage(signingKey)); it signs from now on; \(OutputEscaping.escapeForMessage(publicOut)) lists every version")
         }
     }
 }
@@ -110,6 +110,6 @@ struct CheckpointCommand: AsyncParsableCommand {
         }
         try Output.line("checkpoint at seq \(checkpoint.seq) of store \(checkpoint.storeID), signed by checkpoint key version \(checkpoint.keyVersion)")
         try Output.line("merkle root \(checkpoint.merkleRoot.map { String(format: "%02x", $0) }.joined())")
-        for anchor in anchors { try Output.line("anchored in \(OutputEscaping.escapeForTerminal(anchor.path))") }
+        for anchor in anchors { try Output.line("anchored in \(OutputEscaping.escapeForMessage(anchor.path))") }
     }
 }

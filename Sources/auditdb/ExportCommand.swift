@@ -61,7 +61,7 @@ struct ExportCommand: AsyncParsableCommand {
             policy = try await masks.policy(for: store, extra: extraMasks)
             let target = URL(fileURLWithPath: out)
             for leftover in AuditStore.interruptedStaging(in: target.deletingLastPathComponent().path, matching: { $0 == target.lastPathComponent }) {
-                Output.notice("warning: \(OutputEscaping.escapeForTerminal(leftover)) is the staging directory of an export to this path that was interrupted (killed before its rename) or is running now; it holds copies of rows, values erased since included. Delete it once no export runs")
+                Output.notice("warning: \(leftover) is the staging directory of an export to this path that was interrupted (killed before its rename) or is running now; it holds copies of rows, values erased since included. Delete it once no export runs")
             }
             let (out, limit, by, fields) = (out, limit, by, fields)
             summary = try await stoppable { [policy] in
@@ -81,7 +81,7 @@ struct ExportCommand: AsyncParsableCommand {
             }
             throw error
         }
-        try Output.line("exported \(summary.entryCount) entries to \(OutputEscaping.escapeForTerminal(out)), proven against the checkpoint at seq \(summary.checkpoint.seq)")
+        try Output.line("exported \(summary.entryCount) entries to \(OutputEscaping.escapeForMessage(out)), proven against the checkpoint at seq \(summary.checkpoint.seq)")
         if summary.isLimited, let seqs = summary.filter.seqs {
             try Output.line("--limit \(summary.entryCount): more entries match; this bundle covers seqs \(seqs.lowerBound)-\(seqs.upperBound) (its filter ends with --to-seq \(seqs.upperBound)); export the rest with --from-seq \(seqs.upperBound + 1)")
         }
@@ -145,11 +145,11 @@ struct VerifyExportCommand: AsyncParsableCommand {
             throw ExitCode(ExitStatus.violation)
         }
         if result.isValid {
-            for line in result.description.split(separator: "\n") { try Output.line(OutputEscaping.escapeForTerminal(String(line))) }
+            for line in result.description.split(separator: "\n") { try Output.line(OutputEscaping.escapeForMessage(String(line))) }
             return
         }
         try Output.line("EXPORT INVALID: \(result.findings.count) finding(s)")
-        for finding in result.findings.prefix(50) { try Output.line("  " + OutputEscaping.escapeForTerminal(finding.description)) }
+        for finding in result.findings.prefix(50) { try Output.line("  " + OutputEscaping.escapeForMessage(finding.description)) }
         if result.findings.count > 50 { try Output.line("  ... and \(result.findings.count - 50) more") }
         if result.findings.count >= ExportBundle.findingLimit {
             try Output.line("  (verification stopped at \(ExportBundle.findingLimit) findings; the rest of the bundle was not checked)")

@@ -10,7 +10,7 @@ struct Init: AsyncParsableCommand {
 
     func run() async throws {
         let store = try await AuditStore.create(at: try global.storePath(), keys: try global.keyRing())
-        try Output.line("created store \(store.storeID) at \(OutputEscaping.escapeForTerminal(store.path)) (signing key version \(store.keys.signingKey.version))")
+        try Output.line("created store \(store.storeID) at \(OutputEscaping.escapeForMessage(store.path)) (signing key version \(store.keys.signingKey.version))")
         try await store.close()
     }
 }

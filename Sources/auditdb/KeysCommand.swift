@@ -14,7 +14,7 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             let ring = try KeyFile.generate(at: out)
-            try Output.line("wrote key file \(OutputEscaping.escapeForTerminal(out)) with key version \(ring.signingKey.version) (mode 0600; keep it secret, back it up)")
+            try Output.line("wrote key file \(OutputEscaping.escapeForMessage(out)) with key version \(ring.signingKey.version) (mode 0600; keep it secret, back it up)")
         }
     }
 
@@ -59,15 +59,15 @@ struct Keys: AsyncParsableCommand {
             let taken = try await Keys.attestationVersions(in: store, ring: current, global: global)
             let ring = try current.rotated(skipping: taken)
             try KeyFile.write(ring, to: path, replacing: true)
-            try Output.line("added key version \(ring.signingKey.version) to \(OutputEscaping.escapeForTerminal(path)); it signs new rows from now on")
+            try Output.line("added key version \(ring.signingKey.version) to \(OutputEscaping.escapeForMessage(path)); it signs new rows from now on")
             guard let store, !store.isEmpty else { return }
             let opened = try await AuditStore.open(at: store, keys: ring, configuration: try global.configuration())
             let recorded = await Result { try await opened.recordKeyRotation() }
             try await opened.close()
             if let seq = try recorded.get() {
-                try Output.line("recorded the rotation in \(OutputEscaping.escapeForTerminal(store)) as entry \(seq)")
+                try Output.line("recorded the rotation in \(OutputEscaping.escapeForMessage(store)) as entry \(seq)")
             } else {
-                try Output.line("\(OutputEscaping.escapeForTerminal(store)) has no rows signed by another version: no rotation entry is due")
+                try Output.line("\(OutputEscaping.escapeForMessage(store)) has no rows signed by another version: no rotation entry is due")
             }
         }
     }
@@ -110,7 +110,7 @@ struct Keys: AsyncParsableCommand {
             if ring.signingKey.version == version {
                 ring = try ring.rotated(skipping: try await Keys.attestationVersions(in: try global.storePath(), ring: ring, global: global))
                 try KeyFile.write(ring, to: path, replacing: true)
-                try Output.line("added key version \(ring.signingKey.version) to \(OutputEscaping.escapeForTerminal(path)) to replace the compromised signing key")
+                try Output.line("added key version \(ring.signingKey.version) to \(OutputEscaping.escapeForMessage(path)) to replace the compromised signing key")
             }
             let store = try await AuditStore.open(at: try global.storePath(), keys: ring, configuration: try global.configuration())
             let receipt: ReattestationReceipt
@@ -124,7 +124,7 @@ struct Keys: AsyncParsableCommand {
             if receipt.alreadyDeclared {
                 let marked = ring.compromisedVersions.contains(version)
                 if !marked { try KeyFile.write(try ring.markingCompromised(version), to: path, replacing: true) }
-                try Output.line("key version \(version) was already declared compromised at seq \(receipt.declarationSeq) and every row it signed is attested; nothing was written to the store\(marked ? "" : "; key version \(version) is now marked compromised in \(OutputEscaping.escapeForTerminal(path))")")
+                try Output.line("key version \(version) was already declared compromised at seq \(receipt.declarationSeq) and every row it signed is attested; nothing was written to the store\(marked ? "" : "; key version \(version) is now marked compromised in \(OutputEscaping.escapeForMessage(path))")")
                 return
             }
             try KeyFile.write(try ring.markingCompromised(version), to: path, replacing: true)
@@ -133,7 +133,7 @@ struct Keys: AsyncParsableCommand {
             let earlier = ring.compromisedVersions.subtracting([version]).sorted()
             let signedBy = earlier.isEmpty ? "key version \(version)"
                 : "key version \(version) or by a version declared compromised before (\(earlier.map(String.init).joined(separator: ", ")))"
-            try Output.line("re-attested \(receipt.rowsAttested) row(s) signed by \(signedBy) with key version \(receipt.attestingVersion); declaration recorded at seq \(receipt.declarationSeq); key version \(version) is marked compromised in \(OutputEscaping.escapeForTerminal(path))")
+            try Output.line("re-attested \(receipt.rowsAttested) row(s) signed by \(signedBy) with key version \(receipt.attestingVersion); declaration recorded at seq \(receipt.declarationSeq); key version \(version) is marked compromised in \(OutputEscaping.escapeForMessage(path))")
         }
     }
 }

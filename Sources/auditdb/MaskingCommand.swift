@@ -110,7 +110,7 @@ func parseMaskRules(_ texts: [String], option: String) throws(AuditError) -> [Ma
             throw AuditError(.invalidInput, "\(option): \(error.message)", field: option)
         }
         guard !rules.contains(where: { $0.path == rule.path && $0.method == rule.method }) else {
-            throw AuditError(.invalidInput, "\(option) \(OutputEscaping.escapeForTerminal(text)) is given twice; give each rule once", field: option)
+            throw AuditError(.invalidInput, "\(option) \(text) is given twice; give each rule once", field: option)
         }
         rules.append(rule)
     }

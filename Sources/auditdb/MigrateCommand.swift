@@ -44,7 +44,7 @@ struct Schema: AsyncParsableCommand {
         let report = try await AuditStore.migrate(at: path, keys: try global.keyRing(), backup: policy, configuration: configuration) { step in
             switch step {
             case .verifying: Output.lineDeferringFailure("verifying the store before migrating...")
-            case .backingUp(let backupPath): Output.lineDeferringFailure("backing up to \(OutputEscaping.escapeForTerminal(backupPath))...")
+            case .backingUp(let backupPath): Output.lineDeferringFailure("backing up to \(OutputEscaping.escapeForMessage(backupPath))...")
             case .applying(let name, let index, let count): Output.lineDeferringFailure("applying \(name) (\(index)/\(count))...")
             case .verifyingAfter(let name): Output.lineDeferringFailure("verifying after \(name)...")
             }

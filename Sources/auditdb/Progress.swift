@@ -111,7 +111,7 @@ final class Progress: Sendable {
             parts = [first, "\(rate) \(unit)/s", left.map { "ETA \($0)" } ?? Self.clock(elapsed)]
             var text = parts.joined(separator: "  ")
             if !state.note.isEmpty { text += "; \(state.note)" }
-            return "\r\u{1B}[K" + OutputEscaping.escapeForTerminal(text)
+            return "\r\u{1B}[K" + OutputEscaping.escapeForMessage(text)
         }
         parts = ["\(label): \(state.done)\(state.total.map { "/\($0)" } ?? "") \(unit)", "\(rate) \(unit)/s"]
         if let total = state.total, total > 0 { parts.append("\(min(100, state.done * 100 / total))%") }
@@ -119,7 +119,7 @@ final class Progress: Sendable {
         parts.append("\(Self.clock(elapsed)) elapsed")
         var text = parts.joined(separator: ", ")
         if !state.note.isEmpty { text += "; \(state.note)" }
-        return OutputEscaping.escapeForTerminal(text) + "\n"
+        return OutputEscaping.escapeForMessage(text) + "\n"
     }
 
     private func write(_ text: String) {

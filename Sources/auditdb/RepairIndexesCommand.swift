@@ -25,7 +25,7 @@ struct RepairIndexes: AsyncParsableCommand {
             throw error
         }
         try await store.close()
-        try Output.line("indexes rebuilt; " + OutputEscaping.escapeForTerminal(report.description))
+        try Output.line("indexes rebuilt; " + OutputEscaping.escapeForMessage(report.description))
         if !report.isIntact { throw ExitCode(ExitStatus.violation) }
     }
 }

@@ -40,9 +40,9 @@ struct ReportCommand: AsyncParsableCommand {
         try SignedComplianceReport.checkDestination(out)
         let report = try await withStore(global) { store in try await store.complianceReport(signer: signer, options: options) }
         try report.write(to: out)
-        try Output.line("report written to \(OutputEscaping.escapeForTerminal(out)) (report.json, report.sig, report.txt); "
+        try Output.line("report written to \(OutputEscaping.escapeForMessage(out)) (report.json, report.sig, report.txt); "
             + "recorded in the log as access entry \(report.accessSeq.map(String.init) ?? "-")")
-        for line in report.text.split(separator: "\n") { try Output.line(OutputEscaping.escapeForTerminal(String(line))) }
+        for line in report.text.split(separator: "\n") { try Output.line(OutputEscaping.escapeForMessage(String(line))) }
         if !report.storeIntact { throw ExitCode(ExitStatus.violation) }
     }
 }
@@ -66,7 +66,7 @@ struct VerifyReportCommand: AsyncParsableCommand {
         case .valid(let storeID, let createdAt, let keyVersion):
             try Output.line("report valid: store \(storeID), made \(createdAt), signed by checkpoint key version \(keyVersion) (report.json is what is signed; report.txt is a rendering of it, not checked)")
         case .invalid(let reason):
-            try Output.line("REPORT INVALID: " + OutputEscaping.escapeForTerminal(reason))
+            try Output.line("REPORT INVALID: " + OutputEscaping.escapeForMessage(reason))
             throw ExitCode(ExitStatus.violation)
         }
     }

@@ -68,7 +68,7 @@ struct Retain: AsyncParsableCommand {
         let policy = try policy()
         let destination = try archive.map { RetentionArchive(directory: $0, signer: try CheckpointSigner.load(path: signingKey ?? ""), createsDirectory: false) }
         for leftover in destination?.interruptedStaging() ?? [] {
-            Output.notice("warning: \(OutputEscaping.escapeForTerminal(leftover)) is the staging directory of an archive bundle that an interrupted run left (killed before its rename), or of a run going on now; it holds copies of that batch's rows, values erased since included. Delete it (that batch did not expire then; a run archives its rows again)")
+            Output.notice("warning: \(leftover) is the staging directory of an archive bundle that an interrupted run left (killed before its rename), or of a run going on now; it holds copies of that batch's rows, values erased since included. Delete it (that batch did not expire then; a run archives its rows again)")
         }
         let display = Progress("retain", unit: "candidate rows", quiet: quiet)
         let report = try await withStore(global) { store in
@@ -95,7 +95,7 @@ struct Retain: AsyncParsableCommand {
         if !report.keptByForeignTombstones.isEmpty {
             Output.notice("warning: kept \(report.keptByForeignTombstones.count) row(s) the policy would expire, because a tombstone no expiry wrote already holds their seq (first: \(report.keptByForeignTombstones[0])); `auditdb verify` reports it as foreign-row, and docs/retention.md says how to remove it")
         }
-        for bundle in report.archives { try Output.line("archived to \(OutputEscaping.escapeForTerminal(bundle))") }
+        for bundle in report.archives { try Output.line("archived to \(OutputEscaping.escapeForMessage(bundle))") }
         if !report.expiryEntries.isEmpty {
             try Output.line("expiry entries: \(report.expiryEntries.map(String.init).joined(separator: ", "))")
         }

@@ -227,7 +227,7 @@ struct Scan: AsyncParsableCommand {
         } else {
             try Output.line("INTEGRITY VIOLATION: \(report.mode.rawValue) pass found \(integrity.totalFindings) finding(s) (\(range))\(recorded)")
             for finding in integrity.findings.prefix(50) {
-                try Output.line("  " + OutputEscaping.escapeForTerminal(finding.description))
+                try Output.line("  " + OutputEscaping.escapeForMessage(finding.description))
             }
             if integrity.totalFindings > 50 { try Output.line("  ... and \(integrity.totalFindings - 50) more") }
         }
@@ -306,7 +306,7 @@ struct Status: AsyncParsableCommand {
             try Output.line("last pass: \(last.mode.rawValue) at \(last.recordedAt.iso8601) (\(when(last))), "
                         + "\(last.rowsChecked) rows (seq \(last.fromSeq)...\(last.throughSeq)), "
                         + (last.isIntact ? "intact" : "\(last.findings) finding(s)") + ", record seq \(last.seq)")
-            if let first = last.firstFinding { try Output.line("  first finding: " + OutputEscaping.escapeForTerminal(first)) }
+            if let first = last.firstFinding { try Output.line("  first finding: " + OutputEscaping.escapeForMessage(first)) }
             if let full = status.lastFullPass {
                 try Output.line("last full pass: \(full.recordedAt.iso8601) (\(when(full))), "
                             + (full.isIntact ? "intact" : "\(full.findings) finding(s)"))

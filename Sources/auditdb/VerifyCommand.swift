@@ -44,7 +44,7 @@ struct Verify: AsyncParsableCommand {
         } else {
             try Output.line("INTEGRITY VIOLATION: \(report.totalFindings) finding(s) in " + (report.storeID.map { "store \($0.hex)" } ?? "a store whose id cannot be read"))
             for finding in report.findings.prefix(50) {
-                try Output.line("  " + OutputEscaping.escapeForTerminal(finding.description))
+                try Output.line("  " + OutputEscaping.escapeForMessage(finding.description))
             }
             if report.totalFindings > 50 { try Output.line("  ... and \(report.totalFindings - 50) more") }
         }

@@ -284,6 +284,30 @@ package enum OutputEscaping {
         return out
     }
 
+    /// A message for standard error (an error, a warning, a notice), made safe for one line:
+    /// every character ``needsEscape(_:)`` flags and every character that shows as nothing is
+    /// written as in ``escapeForTerminal(_:)``, but a backslash stays one backslash. A message
+    /// quotes values already escaped (``jsonQuoted(_:)``: `"9\u001bd"`) and paths that hold
+    /// backslashes; doubling them would show neither as it was given. Escaping a message twice
+    /// changes nothing.
+    package static func escapeForMessage(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                if needsEscape(scalar) || EncodedEvent.isInvisible(scalar) {
+                    out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out
+    }
+
     /// Valid JSON text made safe for one output line: every flagged character inside a string
     /// becomes a `\uXXXX` escape (same meaning), and whitespace between tokens becomes a space.
     package static func jsonSafe(_ json: String) -> String {

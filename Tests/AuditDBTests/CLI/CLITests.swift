@@ -45,6 +45,21 @@ struct CLITests {
                 && created.stdout.contains(" at \(dir.path(escaped)).db (signing key version 1)"), "\(created.stdout)")
     }
 
+    @Test("a message shows a value once: a backslash in a path stays one, a value quoted as JSON keeps its one escape, a control character is escaped once")
+    func messagesEscapeOnce() throws {
+        try setUpStore()
+        let missing = try auditdb(["verify", "--store", dir.path(#"C:\audit\x.db"#), "--key-file", keyFile])
+        #expect(missing.status == 2 && missing.stderr.contains(dir.path(#"C:\audit\x.db"#)) && !missing.stderr.contains(#"\\"#), "\(missing.stderr)")
+        let period = try auditdb(["retain", "--older-than", "9\u{1B}d", "--store", store, "--key-file", keyFile])
+        #expect(period.status == 2, "\(period.stderr)")
+        #expect(period.stderr.contains(#""9\u001bd""#) && !period.stderr.contains(#"\\u001b"#) && !period.stderr.contains("\u{1B}"), "\(period.stderr)")
+        let quote = try auditdb(["retain", "--older-than", #"9"d"#, "--store", store, "--key-file", keyFile])
+        #expect(quote.status == 2 && quote.stderr.contains(#""9\"d""#) && !quote.stderr.contains(#"\\""#), "\(quote.stderr)")
+        let raw = try auditdb(["verify", "--store", dir.path("bad\u{1B}[31m\nname.db"), "--key-file", keyFile])
+        #expect(raw.status == 2 && raw.stderr.contains(dir.path(#"bad\u{1B}[31m\nname.db"#)) && raw.stderr.split(separator: "\n").count == 1,
+                "\(raw.stderr)")
+    }
+
     @Test("append prints the seq; verify exits 0 when intact")
     func appendAndVerify() throws {
         try setUpStore()
