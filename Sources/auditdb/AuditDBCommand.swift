@@ -16,13 +16,15 @@ struct AuditDBCommand: AsyncParsableCommand {
 
             EXIT STATUS
               0  success (verify: the store is intact)
-              1  integrity violation found (the store is damaged or tampered with)
+              1  integrity violation found (the store is damaged or tampered with, or it is
+                 not the store --store-id or AUDITDB_STORE_ID pins)
               2  could not run: bad arguments, missing or insecure key, unreadable store,
                  storage error
               3  append --jsonl: some batches were committed, then a bad line or an error
                  stopped the rest; append of one event: committed, then its seq could not
                  be printed
               4  status --max-age/--max-full-age: the last pass was intact, but too old
+              130, 143  append --jsonl: stopped by SIGINT or SIGTERM after the batch in flight
             """,
         subcommands: [Init.self, Append.self, Query.self, Tail.self, Verify.self, Scan.self, Status.self, Keys.self, Migrate.self,
                       CheckpointKeyCommand.self, CheckpointCommand.self, ExportCommand.self, VerifyExportCommand.self,
@@ -54,7 +56,9 @@ struct AuditDBCommand: AsyncParsableCommand {
             }
         } catch let error as AuditError {
             Output.error(error.message)
-            Foundation.exit(error.code == .integrityViolation ? ExitStatus.violation : ExitStatus.failure)
+            // A store that is not the pinned one was replaced: an integrity incident, whichever
+            // command met it (verify reports it as a finding, exit 1 too).
+            Foundation.exit(error.code == .integrityViolation || error.code == .storeIdentityMismatch ? ExitStatus.violation : ExitStatus.failure)
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)
         } catch {

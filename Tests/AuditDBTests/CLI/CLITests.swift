@@ -131,6 +131,15 @@ struct CLITests {
         let swapped = try auditdb(["verify", "--store", store, "--key-file", keyFile, "--store-id", "00112233445566778899aabbccddeeff"])
         #expect(swapped.status == 1)
         #expect(swapped.stdout.contains("store-identity-mismatch"))
+        // Every command that opens the replaced file says the same: exit 1, an integrity incident.
+        let message = "auditdb: error: \(store) is store \(id), not the expected store 00112233445566778899aabbccddeeff; the file may have been replaced\n"
+        let scan = try auditdb(["scan", "--no-record", "--store", store, "--key-file", keyFile, "--store-id", "00112233445566778899aabbccddeeff"])
+        #expect(scan.status == 1 && scan.stdout.contains("store-identity-mismatch"), "\(scan.stdout) \(scan.stderr)")
+        for command in [["scan"], ["status"], ["query"], ["append", "--actor", "a", "--action", "b"]] {
+            let pinned = try auditdb(command + ["--store", store, "--key-file", keyFile, "--store-id", "00112233445566778899aabbccddeeff"])
+            #expect(pinned.status == 1 && pinned.stderr == message, "\(command): \(pinned.status) \(pinned.stderr)")
+        }
+        #expect(try sqlite3Shell(store, "SELECT count(*) FROM audit_entries;").stdout == "0\n")  // append wrote nothing
     }
 
     @Test("append --jsonl writes a batch; a bad line is reported by number and nothing is written")
