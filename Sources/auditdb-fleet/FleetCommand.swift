@@ -71,12 +71,14 @@ struct WitnessOption: ParsableArguments {
     /// Runs `body` with a connected witness, and stops its pool afterwards; an unreachable
     /// witness is an error after `--timeout` seconds (the pool itself retries for ever).
     func with<R: Sendable>(_ body: @Sendable @escaping (PostgresWitness) async throws -> R) async throws -> R {
-        var logger = Logger(label: "auditdb-fleet")
-        logger.logLevel = .warning
+        let logger = {
+            var logger = Logger(label: "auditdb-fleet")
+            logger.logLevel = .warning
+            return logger
+        }()
         let connection = try WitnessConnection(url: witness)
         let witness = PostgresWitness(connection, logger: logger)
         let seconds = max(1, timeout)
-        try await reach(connection, within: seconds, logger: logger)
         return try await withThrowingTaskGroup(of: R?.self) { group in
             group.addTask {
                 try await witness.run()
@@ -86,7 +88,13 @@ struct WitnessOption: ParsableArguments {
                 try await Task.sleep(for: .seconds(seconds))
                 throw AuditError(.storage, "the witness \(connection) did not answer within \(seconds) s; check that it is reachable and running")
             }
-            group.addTask { try await body(witness) }
+            group.addTask {
+                // The pool's first lease after a connection of its own (which reports a refusal at
+                // once, with its cause): by then the pool runs, and PostgresNIO does not warn
+                // that it was leased from before run() (as `ship` does, withClients).
+                try await reach(connection, within: seconds, logger: logger) { try await witness.ping() }
+                return try await body(witness)
+            }
             defer { group.cancelAll() }
             while let next = try await group.next() {
                 if let result = next { return result }
@@ -201,7 +209,7 @@ struct Register: AsyncParsableCommand {
 
     @OptionGroup var witness: WitnessOption
 
-    @Option(name: .long, help: "The store id (32 hex digits, as `auditdb status` shows it).")
+    @Option(name: .long, help: "The store id (32 hex digits, as `auditdb init` and `auditdb verify` print it).")
     var storeId: String
 
     @Option(name: .long, help: "The PostgreSQL login role of the instance (a member of auditdb_publisher).")
@@ -213,10 +221,13 @@ struct Register: AsyncParsableCommand {
     @Option(name: .long, help: "A name for reports.")
     var label: String = ""
 
+    func validate() throws {
+        // Here, not in run(): the error then shows this command's usage, not the root's.
+        guard StoreID(hex: storeId) != nil else { throw ValidationError("--store-id must be 32 hex digits, the id `auditdb init` printed") }
+    }
+
     func run() async throws {
-        guard storeId.count == 32, storeId == storeId.lowercased(), let bytes = StoreID(hex: storeId) else {
-            throw ValidationError("--store-id must be 32 lowercase hex digits")
-        }
+        guard let bytes = StoreID(hex: storeId) else { throw ValidationError("--store-id must be 32 hex digits, the id `auditdb init` printed") }
         let keys = try CheckpointPublicKeys.load(path: publicKey)
         let (publisher, label) = (self.publisher, self.label)
         try await witness.with { try await $0.register(store: bytes, publisher: publisher, publicKeys: keys, label: label) }

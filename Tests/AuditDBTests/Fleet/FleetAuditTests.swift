@@ -164,6 +164,20 @@ final class FleetAuditTests: Sendable {
             let refused = try run(fleet, arguments)
             #expect(refused.status == 2 && refused.stderr.contains("--timeout must be from 1 to 86400 seconds"), "\(arguments): \(refused.stderr)")
         }
+        // register: the id as `auditdb init` prints it or in capitals; no PostgresNIO warning
+        // (a lease before the pool ran printed one on most runs); a bad id shows register's usage.
+        try signer.publicKeys.write(to: dir.path("ck.pub"))
+        try server.psql((1...4).map { "CREATE ROLE cli_publisher_\($0) LOGIN IN ROLE auditdb_publisher;" }.joined(separator: " "))
+        for n in 1...4 {
+            let id = try #require(StoreID(hex: String(repeating: "a\(n)", count: 16)))
+            let registered = try run(fleet, ["register", "--witness", server.url(PostgresServer.owner), "--store-id", n % 2 == 0 ? id.hex.uppercased() : id.hex,
+                                             "--publisher", "cli_publisher_\(n)", "--public-key", dir.path("ck.pub")])
+            #expect(registered.status == 0 && registered.stderr == "" && registered.stdout == "registered store \(id.hex) for role cli_publisher_\(n)\n",
+                    "\(registered.stdout)\(registered.stderr)")
+        }
+        let badID = try run(fleet, ["register", "--witness", server.url(PostgresServer.owner), "--store-id", "xyz", "--publisher", "p", "--public-key", dir.path("ck.pub")])
+        #expect(badID.status == 2 && badID.stderr.contains("--store-id must be 32 hex digits") && badID.stderr.contains("Usage: auditdb-fleet register"),
+                "\(badID.stderr)")
         // The owner deletes the store's registration (triggers off): its publications are still
         // at the witness and are reported, not passed over as if the store had never been.
         let hex = store.storeID.hex
