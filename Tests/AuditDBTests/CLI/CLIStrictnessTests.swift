@@ -83,11 +83,24 @@ struct CLIStrictnessTests {
         #expect(result.stderr == "auditdb: error: open \(store) failed: another process holds a lock on the store's -shm file that SQLite's locking protocol could not get past (locking protocol). Nothing was written by that step; find the process that has the store's -shm file open (for example with `fuser`), stop it, and retry.\n", "\(result.stderr)")
     }
 
+    @Test("a number past Int64 is called too large, not 'no number'; a malformed one is still named as such")
+    func tooLargeNumbers() throws {
+        #expect(try auditdb(["init"]).status == 0)
+        for arguments in [["query", "--limit", "99999999999999999999999"], ["query", "--from-seq", "9223372036854775808"],
+                          ["hold", "release", "99999999999999999999", "--reason", "x"]]
+        {
+            let refused = try auditdb(arguments)
+            #expect(refused.status == 2 && refused.stderr.contains("is too large (at most 9223372036854775807)"), "\(arguments): \(refused.stderr)")
+        }
+        let malformed = try auditdb(["query", "--limit", "0099"])
+        #expect(malformed.status == 2 && malformed.stderr.contains(#""0099" is not a whole number in decimal digits"#), "\(malformed.stderr)")
+    }
+
     @Test("an empty --store-id is refused, not taken for unset (which would switch off AUDITDB_STORE_ID); the variable's error names it")
     func emptyStoreID() throws {
         #expect(try auditdb(["init"]).status == 0)
         let pinned = ["AUDITDB_STORE_ID": String(repeating: "0", count: 32)]
-        #expect(try auditdb(["query"], environment: pinned).status == 2)
+        #expect(try auditdb(["query"], environment: pinned).status == 1)  // not the pinned store: an integrity incident
         let empty = try auditdb(["query", "--store-id", ""], environment: pinned)
         #expect(empty.status == 2 && empty.stderr.contains(#"--store-id must be 32 hex digits, the id `auditdb init` printed (got "")"#), "\(empty.stderr)")
         let spaced = try auditdb(["query"], environment: ["AUDITDB_STORE_ID": " abc"])

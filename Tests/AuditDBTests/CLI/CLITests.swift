@@ -60,6 +60,22 @@ struct CLITests {
                 "\(raw.stderr)")
     }
 
+    @Test("query --limit: the next page's cursor in every format (jsonl: on standard error, every line of standard output an entry)")
+    func nextPageInEveryFormat() throws {
+        try setUpStore()
+        for n in 1...5 { #expect(try auditdb(["append", "--store", store, "--key-file", keyFile, "--actor", "a\(n)", "--action", "x"]).status == 0) }
+        let options = ["--store", store, "--key-file", keyFile, "--limit", "2"]
+        let table = try auditdb(["query", "--format", "table"] + options)
+        let cursor = try #require(table.stdout.split(separator: "\n").last.flatMap { $0.hasPrefix("-- next page: --after ") ? $0.dropFirst(22) : nil })
+        let json = try auditdb(["query", "--format", "json"] + options)
+        #expect(json.stdout.hasSuffix(",\"nextCursor\":\"\(cursor)\"}\n"), "\(json.stdout)")
+        let jsonl = try auditdb(["query", "--format", "jsonl"] + options)
+        #expect(jsonl.status == 0 && jsonl.stdout.split(separator: "\n").count == 2 && jsonl.stdout.split(separator: "\n").allSatisfy { $0.hasPrefix("{\"seq\":") })
+        #expect(jsonl.stderr == "auditdb: next page: --after \(cursor)\n", "\(jsonl.stderr)")
+        let last = try auditdb(["query", "--format", "jsonl", "--after", String(cursor)] + options.dropLast(2) + ["--limit", "10"])
+        #expect(last.status == 0 && last.stdout.split(separator: "\n").count == 3 && last.stderr == "", "\(last.stderr)")
+    }
+
     @Test("append prints the seq; verify exits 0 when intact")
     func appendAndVerify() throws {
         try setUpStore()
