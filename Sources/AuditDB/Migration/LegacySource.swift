@@ -21,8 +21,12 @@ final class LegacySource {
 
     init(_ adoption: LegacyAdoption, busyTimeoutMilliseconds: Int32 = 5_000) throws {
         self.adoption = adoption
-        guard FileManager.default.fileExists(atPath: adoption.sourcePath) else {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: adoption.sourcePath, isDirectory: &isDirectory) else {
             throw AuditError(.invalidInput, "no source database at \(adoption.sourcePath)", field: "source")
+        }
+        guard !isDirectory.boolValue else {
+            throw AuditError(.invalidInput, "the source \(adoption.sourcePath) is a directory; --source names the legacy SQLite database file", field: "source")
         }
         // NOMUTEX: one task uses this connection at a time, so SQLite's per-call mutex is pure cost.
         let handle = try SQLite.open(adoption.sourcePath, busyTimeoutMilliseconds: busyTimeoutMilliseconds)

@@ -94,6 +94,8 @@ struct GoldenOutputMigrateTests {
                        + minimal + ["--drop-unmapped"])
         try cli.golden("adopt-missing-source", ["migrate", "adopt"] + cli.options
                        + ["--source", cli.path("missing.db"), "--table", "audit_events"] + minimal + ["--drop-unmapped"])
+        try cli.golden("adopt-source-directory", ["migrate", "adopt"] + cli.options
+                       + ["--source", cli.path(""), "--table", "audit_events"] + minimal + ["--drop-unmapped"])
         try cli.golden("adopt-no-table-option", ["migrate", "adopt"] + cli.options + ["--source", legacy] + minimal)
         try Data("not a database\n".utf8).write(to: URL(fileURLWithPath: cli.path("notes.txt")))
         try cli.golden("adopt-source-not-sqlite", ["migrate", "adopt"] + cli.options
