@@ -218,4 +218,48 @@ struct ForeignRowTests {
             "audit_checkpoints row at seq 10 is not a checkpoint of this store: its Ed25519 signature does not verify (the checkpoint was changed or forged). AuditDB ignores it; another SQLite client inserted it",
         ])
     }
+    @Test("docs/operations.md's removal of foreign side-table rows, run as written: evidence kept, the store intact, the triggers as defined")
+    func documentedRemoval() async throws {
+        // The rows the section's example names: a checkpoint at 103, an attestation (2, 1), key version 7.
+        let keyFile = dir.path("k.keys"), store = dir.path("audit.db")
+        let keys = try KeyFile.generate(at: keyFile)
+        let signer = try testSigner()
+        try signer.publicKeys.write(to: dir.path("ckpt.pub"))
+        try await makeStore(at: store, keys: keys, count: 3)
+        let opened = try await AuditStore.open(at: store, keys: keys)
+        #expect(try await opened.checkpoint(signer: signer).seq == 3)
+        try await opened.close()
+        try sqlite3Must(store, """
+            INSERT INTO audit_checkpoints SELECT seq + 100, created_at, key_version, public_key, chain_head, merkle_root, signature, frontier FROM audit_checkpoints;
+            INSERT INTO audit_attestations VALUES (2, 1, 3, zeroblob(32));
+            INSERT INTO audit_key_versions VALUES (7, 1);
+            """)
+        var trusting = AuditStore.Configuration()
+        trusting.checkpointPublicKeys = signer.publicKeys
+        let before = try await AuditStore.verify(storeAt: store, keys: keys, configuration: trusting)
+        #expect(before.findings.map(\.kind) == [.foreignRow, .foreignRow, .foreignRow])
+        #expect(before.findings.map { String($0.message.prefix(44)) } == [
+            "audit_key_versions row (key_version 7, first", "audit_checkpoints row at seq 103 is not a ch", "audit_attestations row (seq 2, key_version 1",
+        ])
+        // The section's second shell block, as written, in the store's directory.
+        let text = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/operations.md"), encoding: .utf8)
+        let section = try #require(text.components(separatedBy: "## A foreign row in a side table").last)
+        let blocks = section.components(separatedBy: "```sh\n").dropFirst().map { $0.components(separatedBy: "```").first ?? "" }
+        let script = try #require(blocks.first { $0.contains(".backup") })
+        let binaries = URL(fileURLWithPath: try cliPath()).deletingLastPathComponent().path
+        var environment = environmentWithoutAuditDBOptions()
+        environment["PATH"] = binaries + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
+        environment["AUDITDB_STORE"] = store
+        environment["AUDITDB_KEY_FILE"] = keyFile
+        let ran = try run("/bin/bash", ["-e", "-c", "cd \"$1\" && " + script, "bash", dir.path("")], environment: environment)
+        #expect(ran.status == 0 && ran.stdout.hasPrefix("intact: 3 rows verified"), "\(ran.stdout)\(ran.stderr)")
+        #expect(try await AuditStore.verify(storeAt: store, keys: keys, configuration: trusting).isIntact)
+        // The evidence holds the rows; the store refuses a DELETE again.
+        #expect(try sqlite3Shell(dir.path("evidence-foreign-rows.db"), "SELECT count(*) FROM audit_checkpoints; SELECT count(*) FROM audit_attestations;").stdout == "2\n1\n")
+        #expect(try sqlite3Shell(store, "DELETE FROM audit_checkpoints;").status != 0)
+        // (audit_attestations is empty again, so no DELETE meets its trigger: it is there, and
+        // verify, intact above, compares its text with the definition.)
+        #expect(try sqlite3Shell(store, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name = 'audit_attestations_no_delete';").stdout == "1\n")
+        #expect(try sqlite3Shell(store, "DELETE FROM audit_key_versions;").status != 0)
+    }
 }
