@@ -94,9 +94,10 @@ struct Erase: AsyncParsableCommand {
 
     func run() async throws {
         let subject = try subject(), (fields, paths) = try fieldSet(), reason = reason, skip = skipLegacyRows
-        let (report, space) = try await withStore(global) { store in
+        let (report, space, notes) = try await withStore(global) { store in
             let report = try await stoppable { try await store.erase(subject, fields: fields, paths: paths, reason: reason, skippingLegacyRows: skip) }
-            return (report, compact ? try await store.compact() : nil)
+            let notes = try await Self.spellingNotes(store, subject)
+            return (report, compact ? try await store.compact() : nil, notes)
         }
         let names = (WithholdableField.allCases.filter(report.fields.contains).map(\.rawValue) + report.paths.map(\.description))
             .joined(separator: ", ")
@@ -126,8 +127,27 @@ struct Erase: AsyncParsableCommand {
         } else if !report.erased.isEmpty {
             try Output.line("note: SQLite may keep stale copies of erased values in the unused space of pages it rebalanced before or during the erasure (after an expiry, for instance); `auditdb compact` (or erase --compact) rewrites the file without them")
         }
+        for note in notes { try Output.line(note) }
         if !report.scrubbed {
             try Output.line("warning: the write-ahead log could not be emptied (a reader held an older snapshot for the whole busy timeout, or the disk is full), so the erased values may still be in the store file or its -wal. Once that reader is gone (or space is freed), run this erasure again: it finds nothing more to erase and empties the log. Commands that only read (query, verify) do not empty it")
+        }
+    }
+
+    /// Notes on rows that hold a canonically equivalent spelling of the subject's value, which
+    /// this erasure (matching byte for byte) did not reach (EquivalentSpellings).
+    static func spellingNotes(_ store: AuditStore, _ subject: ErasureSubject) async throws -> [String] {
+        let what = "this erasure"
+        switch subject {
+        case .actor(let value):
+            return try await EquivalentSpellings.notes(store, value: value, option: "--actor", what: what) { EntryQuery(actor: $0) }
+        case .tenant(let value):
+            return try await EquivalentSpellings.notes(store, value: value, option: "--tenant", what: what) { EntryQuery(tenant: $0) }
+        case .resource(let type, let id):
+            return try await EquivalentSpellings.notes(store, value: id, option: "--resource-id", what: what) {
+                EntryQuery(resourceType: type, resourceId: $0)
+            }
+        case .seqs:
+            return []
         }
     }
 }

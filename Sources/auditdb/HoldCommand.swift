@@ -52,11 +52,31 @@ struct Hold: AsyncParsableCommand {
 
         func run() async throws {
             let placer = by ?? ProcessInfo.processInfo.userName
-            let hold = try await withStore(global) { store in
-                try await store.placeHold(matcher(), reason: reason, placedBy: placer)
+            let (hold, notes) = try await withStore(global) { store in
+                let hold = try await store.placeHold(matcher(), reason: reason, placedBy: placer)
+                return (hold, try await Self.spellingNotes(store, hold.matcher))
             }
             // The description quotes values as JSON strings, escaping what a terminal must not see raw.
             try Output.line("placed legal hold \(hold.id): \(hold.matcher.description)")
+            for note in notes { try Output.line(note) }
+        }
+
+        /// Notes on rows that hold a canonically equivalent spelling of the held value, which the
+        /// hold (matching byte for byte) does not keep (EquivalentSpellings).
+        static func spellingNotes(_ store: AuditStore, _ matcher: LegalHold.Matcher) async throws -> [String] {
+            let what = "this hold"
+            switch matcher {
+            case .tenant(let value):
+                return try await EquivalentSpellings.notes(store, value: value, option: "--tenant", what: what) { EntryQuery(tenant: $0) }
+            case .actor(let value):
+                return try await EquivalentSpellings.notes(store, value: value, option: "--actor", what: what) { EntryQuery(actor: $0) }
+            case .resource(let type, let id):
+                return try await EquivalentSpellings.notes(store, value: id, option: "--resource", what: what) {
+                    EntryQuery(resourceType: type, resourceId: $0)
+                }
+            case .correlationId(let value):
+                return try await EquivalentSpellings.notes(store, value: value, option: "--correlation-id", what: what) { EntryQuery(correlationId: $0) }
+            }
         }
     }
 

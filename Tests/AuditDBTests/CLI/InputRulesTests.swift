@@ -219,8 +219,8 @@ struct InputRulesTests {
         for outcome in outcomes {
             #expect(outcome.refused == (c.refusal != nil), "\(outcome.path): \(outcome.message)")
             if let refusal = c.refusal {
-                // The CLI prints messages escaped for a terminal (a backslash doubled).
-                let shown = outcome.path == "Swift API" ? refusal : OutputEscaping.escapeForTerminal(refusal)
+                // The CLI prints messages escaped for one line (control characters; a backslash stays one).
+                let shown = outcome.path == "Swift API" ? refusal : OutputEscaping.escapeForMessage(refusal)
                 #expect(outcome.message.contains(shown), "\(outcome.path) refuses for another reason: \(outcome.message)")
             }
         }

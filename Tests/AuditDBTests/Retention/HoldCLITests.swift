@@ -91,6 +91,27 @@ struct HoldCLITests {
         #expect(try auditdb(["verify"]).status == 0)
     }
 
+    @Test("hold add and erase name the rows that hold a canonically equivalent spelling of the value, which they do not reach")
+    func equivalentSpellings() throws {
+        try setUp()
+        let composed = "Jos\u{E9}", decomposed = "Jose\u{301}"
+        #expect(Array(composed.utf8) != Array(decomposed.utf8))
+        for _ in 0..<2 { #expect(try auditdb(["append", "--actor", decomposed, "--action", "read", "--source", "10.0.0.1"]).status == 0) }
+        func note(_ given: String, _ other: String, _ what: String) -> String {
+            "note: rows hold --actor \(other), a canonically equivalent spelling of \(given) (composed and decomposed characters); values are compared byte for byte, so \(what) does not reach them: name them with --actor \(other)\n"
+        }
+        let held = try auditdb(["hold", "add", "--actor", composed, "--reason", "case 1", "--by", "legal"])
+        #expect(held.status == 0 && held.stdout.hasPrefix("placed legal hold 4: ")
+                && held.stdout.hasSuffix(note(#"$'Jos\u00e9'"#, #"$'Jose\u0301'"#, "this hold")), "\(held.stdout)")
+        let plain = try auditdb(["hold", "add", "--actor", "alice", "--reason", "case 2", "--by", "legal"])
+        #expect(plain.status == 0 && !plain.stdout.contains("note:"), "\(plain.stdout)")
+        let missed = try auditdb(["erase", "--actor", composed, "--fields", "source", "--reason", "ticket-1"])
+        #expect(missed.status == 0 && missed.stdout.hasPrefix("erased source of 0 row(s); 0 had nothing left to erase\n"), "\(missed.stdout)")
+        #expect(missed.stdout.contains(note(#"$'Jos\u00e9'"#, #"$'Jose\u0301'"#, "this erasure")), "\(missed.stdout)")
+        let erased = try auditdb(["erase", "--actor", decomposed, "--fields", "source", "--reason", "ticket-1"])
+        #expect(erased.status == 0 && erased.stdout.hasPrefix("erased source of 2 row(s)") && !erased.stdout.contains("canonically"), "\(erased.stdout)")
+    }
+
     @Test("an empty store: no holds; --json gives an empty list")
     func noHolds() throws {
         try setUp()

@@ -35,6 +35,9 @@ struct StoreServiceTests {
     func flushesPendingAppendsAndCloses() async throws {
         var configuration = Self.configuration(.relaxed)
         configuration.maximumGroupSize = 300  // one batch per transaction: the queue is observable
+        // The first batch waits on the lock until the shutdown has begun: on a loaded machine that
+        // took longer than the default busy timeout once, and the batch failed as `busy`.
+        configuration.busyTimeout = .seconds(120)
         let temporary = try await TemporaryStore(configuration: configuration)
         let store = temporary.store
         #expect(try await store.append(sampleEvent(0)) == 1)
