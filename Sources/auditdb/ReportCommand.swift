@@ -13,7 +13,8 @@ struct ReportCommand: AsyncParsableCommand {
             them shown as query shows a masked actor), and a list of flags. It never holds a row's values. It is signed with the checkpoint key; anyone checks it with `auditdb verify-report` and the \
             public key file, or docs/verifier/auditdb_verify_report.py.
 
-            EXIT STATUS: 0 written; 1 written, and the store did not verify (the report says so); 2 could not run.
+            EXIT STATUS: 0 written; 1 written, and the store did not verify (the report says so), or nothing written: \
+            the file is not the store --store-id pins; 2 could not run.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -42,7 +43,8 @@ struct ReportCommand: AsyncParsableCommand {
         try report.write(to: out)
         try Output.line("report written to \(OutputEscaping.escapeForMessage(out)) (report.json, report.sig, report.txt); "
             + "recorded in the log as access entry \(report.accessSeq.map(String.init) ?? "-")")
-        for line in report.text.split(separator: "\n") { try Output.line(OutputEscaping.escapeForMessage(String(line))) }
+        // report.txt's lines are escaped already (ReportBody.text): escaped again, they would double.
+        for line in report.text.split(separator: "\n") { try Output.line(String(line)) }
         if !report.storeIntact { throw ExitCode(ExitStatus.violation) }
     }
 }

@@ -5,8 +5,10 @@ file from auditdb_verify_export.py, JSON from strict_json.py (section 18).
 
     python3 auditdb_verify_report.py REPORT_DIR --public-key checkpoint.pub
 
-Exit status: 0 the report verifies; 1 it does not (the reason is printed); 2 a file is missing or
-unreadable. The reasons are word for word those of `auditdb verify-report`.
+Exit status: 0 the report verifies; 1 it does not (the reason is printed: a report file that is
+missing, not a regular file, too large or unreadable makes it invalid, 23.3 step 0); 2 it could not
+run (no such report directory, an unusable public key file). The reasons are word for word those of
+`auditdb verify-report`.
 """
 
 from __future__ import annotations

@@ -66,7 +66,16 @@ extension AuditStore {
         let declarations = try await allEntries(action: AuditStore.declarationAction, upTo: last)
         let rotations = try await allEntries(action: Appender.rotationAction, upTo: last)
         let erasures = try await allEntries(action: ErasureRecord.action, upTo: last)
-        let actorMask = try ActorMask(try await maskingConfiguration())
+        // A masking entry that fails verification must not stop the report (a store that does
+        // not verify still gets one): its rules are unknown, so every name is withheld, and flagged.
+        let actorMask: ActorMask
+        var maskingProblem: String?
+        do {
+            actorMask = try ActorMask(try await maskingConfiguration())
+        } catch let error as AuditError where error.code == .integrityViolation {
+            actorMask = .unreadable
+            maskingProblem = error.message
+        }
         let facts = try await reportFacts(asOf: last)
         var body = ReportBody(storeID: storeID, now: options.now, storeCreatedAt: facts.created)
         body.log(lastSeq: verification.lastSeq, present: facts.present, expired: facts.expired)
@@ -75,7 +84,7 @@ extension AuditStore {
         body.keys(keys, firstSeqs: facts.firstSeqs, declarations: declarations, maxAge: options.keyMaxAge)
         body.rotations(rotations)
         body.checkpoints(checkpoints, publicKeys: signer.publicKeys, anchors: options.anchorPaths)
-        body.retention(expiries: expiries, holds: holds, actorMask: actorMask)
+        body.retention(expiries: expiries, holds: holds, actorMask: actorMask, maskingProblem: maskingProblem)
         body.erasures(erasures)
         let signed = SignedComplianceReport.sign(try body.json(), text: body.text, storeID: storeID, createdAt: options.now,
                                                  storeIntact: verification.isIntact, key: signer.signingKey)
@@ -192,8 +201,12 @@ struct ReportBody {
         return Array(try JSONText.encode(.object(all)).utf8) + [0x0A]
     }
 
+    /// `report.txt`: each line escaped for one line (``OutputEscaping/escapeForMessage(_:)``), since
+    /// findings and flags quote names from the file (an index name may hold a newline or an escape
+    /// sequence), which must not forge a line of the report or repaint a terminal.
     var text: String {
-        (lines + ["", "flags: \(flags.isEmpty ? "none" : "")"] + flags.map { "  - " + $0 }).joined(separator: "\n") + "\n"
+        (lines + ["", "flags: \(flags.isEmpty ? "none" : "")"] + flags.map { "  - " + $0 })
+            .map(OutputEscaping.escapeForMessage).joined(separator: "\n") + "\n"
     }
 
     mutating func log(lastSeq: Int64, present: Int, expired: Int) {
@@ -306,7 +319,7 @@ struct ReportBody {
         if checkpoints.isEmpty { flags.append("the store has no checkpoint") }
     }
 
-    mutating func retention(expiries: [AuditEntry], holds: [LegalHold], actorMask: ActorMask) {
+    mutating func retention(expiries: [AuditEntry], holds: [LegalHold], actorMask: ActorMask, maskingProblem: String? = nil) {
         var list: [JSONValue] = []
         for entry in expiries where entry.isVerified {
             let record: ExpiryRecord
@@ -327,8 +340,12 @@ struct ReportBody {
         let expired = list.count
         var holdList: [JSONValue] = []
         for hold in holds {
+            var resourceType: JSONValue = .null
+            if case .resource(let type?, _) = hold.matcher { resourceType = .string(type) }
             var object: [String: JSONValue] = [
-                "id": .int(hold.id), "field": .string(hold.matcher.field), "value": .string(hold.matcher.value),
+                "id": .int(hold.id), "field": .string(hold.matcher.field), "resourceType": resourceType,
+                // An actor hold names a person: shown as the placers are.
+                "value": hold.matcher.field == "actor" ? actorMask.value(hold.matcher.value) : .string(hold.matcher.value),
                 "reason": .string(hold.reason), "placedBy": hold.placedBy.map(actorMask.value) ?? .null,
                 "placedAt": .int(hold.placedAt.microsecondsSinceEpoch), "released": .null,
             ]
@@ -341,6 +358,9 @@ struct ReportBody {
             holdList.append(.object(object))
         }
         members["retention"] = .object(["expiries": .array(list), "holds": .array(holdList)])
+        if let maskingProblem {
+            flags.append("the store's masking rules cannot be read (\(maskingProblem)): every name of a person in this report is withheld")
+        }
         lines.append("retention: \(expired) expiry entr\(expired == 1 ? "y" : "ies"), "
             + "\(holds.filter(\.isActive).count) active legal hold(s), \(holds.filter { !$0.isActive }.count) released")
     }

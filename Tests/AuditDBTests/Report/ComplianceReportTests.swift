@@ -276,6 +276,8 @@ extension ComplianceReportTests {
         let second = try await store.erase(.seqs([1, 2]), fields: [], paths: [try MaskPath(parsing: "details.note")], reason: "ticket-42")
         let hold = try await store.placeHold(.tenant("tenant-1"), reason: "case 9", placedBy: "jane.doe@example.com")
         _ = try await store.releaseHold(id: hold.id, reason: "closed", releasedBy: "bob.roe@example.com")
+        _ = try await store.placeHold(.resource(type: "invoice", id: "doc-4"), reason: "case 10", placedBy: "legal")
+        _ = try await store.placeHold(.actor("carol.poe@example.com"), reason: "case 11", placedBy: "legal")
         let rule = try MaskRule(parsing: "actor=partial")
         _ = try await store.setMasking([rule], by: "dpo")
         let report = try await store.complianceReport(signer: signer)
@@ -297,16 +299,47 @@ extension ComplianceReportTests {
         let placed = try #require(policy.maskedActor("jane.doe@example.com")?.shown), released = try #require(policy.maskedActor("bob.roe@example.com")?.shown)
         #expect(placed != "jane.doe@example.com" && released != "bob.roe@example.com")
         let holds = try #require((json["retention"] as? [String: Any])?["holds"] as? [[String: Any]])
-        #expect(holds.count == 1)
+        #expect(holds.count == 3)
         #expect(holds.first?["placedBy"] as? [String: String] == ["masked": "partial", "value": placed])
+        #expect(holds.first?["resourceType"] is NSNull && holds.first?["value"] as? String == "tenant-1")
+        // A resource hold narrowed to a type says so; an actor hold's value names a person: masked.
+        #expect(holds[1]["field"] as? String == "resource" && holds[1]["resourceType"] as? String == "invoice" && holds[1]["value"] as? String == "doc-4")
+        let held = try #require(policy.maskedActor("carol.poe@example.com")?.shown)
+        #expect(holds[2]["field"] as? String == "actor" && holds[2]["value"] as? [String: String] == ["masked": "partial", "value": held])
         #expect((holds.first?["released"] as? [String: Any])?["by"] as? [String: String] == ["masked": "partial", "value": released])
         let text = String(decoding: report.json, as: UTF8.self)
-        #expect(!text.contains("jane.doe") && !text.contains("bob.roe") && !text.contains("user-3"))
+        #expect(!text.contains("jane.doe") && !text.contains("bob.roe") && !text.contains("carol.poe") && !text.contains("user-3"))
         try report.write(to: dir.path("r"))
         try signer.publicKeys.write(to: dir.path("ck.pub"))
         #expect(try SignedComplianceReport.verify(at: dir.path("r"), publicKeys: signer.publicKeys)
             == .valid(storeID: store.storeID, createdAt: report.createdAt, keyVersion: 1))
         #expect(try python(dir.path("r"), publicKeyFile: dir.path("ck.pub")).stdout == "report valid\n")
+    }
+
+    @Test("a masking entry that fails verification does not stop the report: every name is withheld, and a flag says why; a name from the file cannot forge a line of report.txt")
+    func unreadableMaskingAndForgedLines() async throws {
+        try await makeStore(at: path, keys: keys, count: 5)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let masking = try await store.setMasking([try MaskRule(parsing: "actor=partial")], by: "dpo")  // seq 6
+        _ = try await store.placeHold(.actor("carol.poe@example.com"), reason: "case 1", placedBy: "legal")
+        try await store.close()
+        try sqlite3Tamper(path, "UPDATE audit_entries SET recorded_at = recorded_at + 1 WHERE seq = \(masking);", around: "audit_entries_no_update")
+        // Another client's index, named to look like a line of the report.
+        try sqlite3Must(path, "CREATE INDEX \"i\n  store-identity-mismatch: forged\" ON audit_entries(actor);")
+        let reopened = try await AuditStore.open(at: path, keys: keys)
+        let report = try await reopened.complianceReport(signer: signer)
+        try await reopened.close()
+        #expect(!report.storeIntact)
+        let json = try Self.object(report)
+        let holds = try #require((json["retention"] as? [String: Any])?["holds"] as? [[String: Any]])
+        #expect(holds.count == 1 && (holds[0]["value"] as? [String: Any])?["masked"] as? String == "unreadable"
+                && (holds[0]["placedBy"] as? [String: Any])?["masked"] as? String == "unreadable" && (holds[0]["placedBy"] as? [String: Any])?["value"] is NSNull, "\(holds)")
+        let flags = try #require(json["flags"] as? [String])
+        #expect(flags.contains { $0.hasPrefix("the store's masking rules cannot be read (masking entry \(masking) failed verification") && $0.hasSuffix("every name of a person in this report is withheld") }, "\(flags)")
+        #expect(!String(decoding: report.json, as: UTF8.self).contains("carol.poe") && !String(decoding: report.json, as: UTF8.self).contains("\"legal\""))
+        // report.txt: the index name's newline is escaped, so no line of it starts with the forged text.
+        #expect(report.text.contains(#"i\u{A}  store-identity-mismatch: forged"#), "\(report.text)")
+        #expect(!report.text.split(separator: "\n").contains { $0.hasPrefix("  store-identity-mismatch") }, "\(report.text)")
     }
 
     @Test("a report of format v1 still verifies, by the engine and the Python verifier; another format is refused", arguments: [
