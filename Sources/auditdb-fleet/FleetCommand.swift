@@ -49,9 +49,8 @@ struct FleetCommand: AsyncParsableCommand {
             Foundation.exit(code.rawValue)
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }
-            // Escaped line by line: no line of it can be forged, and the usage stays readable.
-            let lines = fullMessage(for: error).split(separator: "\n", omittingEmptySubsequences: false)
-            StandardStreams.error(lines.map { OutputEscaping.escapeForMessage(String($0)) }.joined(separator: "\n") + "\n")
+            // No line of it can be forged by an echoed argument, and the usage stays readable.
+            StandardStreams.error(UsageMessage.escaped(fullMessage(for: error), arguments: CommandLine.arguments) + "\n")
             Foundation.exit(2)
         }
     }

@@ -24,7 +24,8 @@ struct AuditDBCommand: AsyncParsableCommand {
                  stopped the rest; append of one event: committed, then its seq could not
                  be printed
               4  status --max-age/--max-full-age: the last pass was intact, but too old
-              130, 143  append --jsonl: stopped by SIGINT or SIGTERM after the batch in flight
+              130  append --jsonl: stopped by SIGINT after the batch in flight
+              143  append --jsonl: stopped by SIGTERM after the batch in flight
             """,
         subcommands: [Init.self, Append.self, Query.self, Tail.self, Verify.self, Scan.self, Status.self, Keys.self, Migrate.self,
                       CheckpointKeyCommand.self, CheckpointCommand.self, ExportCommand.self, VerifyExportCommand.self,
@@ -63,11 +64,9 @@ struct AuditDBCommand: AsyncParsableCommand {
             Foundation.exit(code.rawValue)
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }
-            // ArgumentParser's own usage text spans lines on purpose; each line is escaped, so an
-            // argument echoed in it cannot repaint the terminal.
-            let lines = fullMessage(for: error).split(separator: "\n", omittingEmptySubsequences: false)
-            let escaped = lines.map { OutputEscaping.escapeForMessage(String($0)) }.joined(separator: "\n")
-            StandardStreams.error(escaped + "\n")
+            // ArgumentParser's own usage text spans lines on purpose; an argument echoed in it
+            // can neither forge a line nor repaint the terminal.
+            StandardStreams.error(UsageMessage.escaped(fullMessage(for: error), arguments: CommandLine.arguments) + "\n")
             Foundation.exit(ExitStatus.failure)
         }
     }

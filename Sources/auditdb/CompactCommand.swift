@@ -9,7 +9,7 @@ struct Compact: AsyncParsableCommand {
             `init` makes). A store created before that keeps its free pages for later appends until one \
             `compact`: it rewrites the whole file (VACUUM), needs free disk space as large as the store, and \
             makes appends wait until it is done; readers go on. Rows, MACs and seqs do not change, so \
-            checkpoints, anchors and exports stay valid. EXIT STATUS: 0 done; 2 could not run.
+            checkpoints, anchors and exports stay valid. EXIT STATUS: 0 done; 1 the file is not the store --store-id pins (nothing done); 2 could not run.
             """)
 
     @OptionGroup var global: GlobalOptions

@@ -19,7 +19,7 @@ struct Query: AsyncParsableCommand {
     @Flag(help: "Newest first.") var descending = false
     @Flag(name: .customLong("include-unverified"), help: "Show rows that fail verification, marked UNVERIFIED (in JSON: \"verified\":false, and details as the stored text in a JSON string), and go on to the end instead of stopping at the first; the exit status is still 1 when any was shown.")
     var includeUnverified = false
-    @Option(help: "table | json | jsonl (with --limit, jsonl prints the next page's cursor on standard error)") var format: Format = .table
+    @Option(help: "table | json | jsonl (jsonl prints the next page's cursor, if any, on standard error)") var format: Format = .table
     @OptionGroup var masks: MaskOptions
     @Flag(name: .customLong("record-access"), help: "Record this query in the log as an access entry (needs --by).")
     var recordAccess = false

@@ -11,7 +11,7 @@ enum StrictNumber {
         guard let value = DecimalText.nonNegativeInt64(text) else {
             // Well-formed digits too many for Int64: say so, not that they are no number.
             if text.count > 1, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), text.utf8.first != 0x30 {
-                throw ValidationError("\(text) is too large (at most \(Int64.max))")
+                throw ValidationError("\(text) is too large")
             }
             throw ValidationError("\(OutputEscaping.jsonQuoted(text)) is not a whole number in decimal digits (no sign, leading zero, spaces or exponent)")
         }
@@ -20,7 +20,7 @@ enum StrictNumber {
 
     /// As ``integer(_:)``, as an `Int`.
     static func count(_ text: String) throws -> Int {
-        guard let value = Int(exactly: try integer(text)) else { throw ValidationError("\(text) is too large (at most \(Int.max))") }
+        guard let value = Int(exactly: try integer(text)) else { throw ValidationError("\(text) is too large") }
         return value
     }
 

@@ -284,26 +284,37 @@ package enum OutputEscaping {
         return out
     }
 
-    /// A message for standard error (an error, a warning, a notice), made safe for one line:
-    /// every character ``needsEscape(_:)`` flags and every character that shows as nothing is
-    /// written as in ``escapeForTerminal(_:)``, but a backslash stays one backslash. A message
-    /// quotes values already escaped (``jsonQuoted(_:)``: `"9\u001bd"`) and paths that hold
-    /// backslashes; doubling them would show neither as it was given. Escaping a message twice
-    /// changes nothing.
+    /// A message (an error, a warning, a status line) made safe for one line, without doubling
+    /// what it already quotes: every character ``needsEscape(_:)`` flags and every character
+    /// that shows as nothing is written `\u{XXXX}`, and a run of backslashes right before such
+    /// an escape or before the text `u{` is doubled; every other backslash stays one. So a path
+    /// `C:\audit\x.db` and a value quoted as JSON (``jsonQuoted(_:)``: `"9\u001bd"`) show as
+    /// they are, and the output still tells every text apart: a single backslash before `u{`
+    /// is always an escape (an odd run: the last one), an even run before `u{` is literal.
     package static func escapeForMessage(_ text: String) -> String {
+        let scalars = Array(text.unicodeScalars)
+        func escaped(_ scalar: Unicode.Scalar) -> Bool { needsEscape(scalar) || EncodedEvent.isInvisible(scalar) }
         var out = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if needsEscape(scalar) || EncodedEvent.isInvisible(scalar) {
-                    out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
+        var index = 0
+        while index < scalars.count {
+            let scalar = scalars[index]
+            if scalar == "\\" {
+                var end = index
+                while end < scalars.count && scalars[end] == "\\" { end += 1 }
+                let run = end - index
+                let next = end < scalars.count ? scalars[end] : nil
+                let beforeEscape = next.map(escaped) ?? false
+                    || (next == "u" && end + 1 < scalars.count && scalars[end + 1] == "{")
+                out += String(repeating: "\\", count: beforeEscape ? 2 * run : run)
+                index = end
+                continue
             }
+            if escaped(scalar) {
+                out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+            index += 1
         }
         return out
     }

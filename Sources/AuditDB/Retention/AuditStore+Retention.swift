@@ -12,8 +12,10 @@ public struct RetentionArchive: Sendable {
     /// signed with it (a checkpoint is made first when none covers the batch).
     public let signer: CheckpointSigner
     /// Whether a missing ``directory`` is created (mode 0700, parents included). Without it, a
-    /// missing directory is refused before anything expires, as `auditdb retain --archive` does:
-    /// an unmounted volume's empty mount point must not take the only copy of the expired rows.
+    /// missing directory is refused before anything expires (and by a dry run), as `auditdb
+    /// retain --archive` does: give a directory *on* the archive volume, which is missing while
+    /// the volume is not mounted, so that the empty mount point never takes the only copy of the
+    /// expired rows.
     public let createsDirectory: Bool
 
     /// An archive in `directory`, signed by `signer`; `createsDirectory`: see ``createsDirectory``.
@@ -30,13 +32,19 @@ public struct RetentionArchive: Sendable {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
             if createsDirectory { return }
-            throw AuditError(.invalidInput, "the archive directory \(directory) does not exist (an unmounted volume?); nothing expired. "
-                                + "Mount it, or create it (mkdir -m 700 \(directory))", field: "archive")
+            throw AuditError(.invalidInput, "the archive directory \(directory) does not exist (an unmounted volume?); rows are archived "
+                                + "there before they expire, so none expires while it is missing. Mount it, or create it "
+                                + "(mkdir -p -m 700 \(Self.shellQuoted(directory)))", field: "archive")
         }
         guard isDirectory.boolValue else {
-            throw AuditError(.invalidInput, "the archive directory \(directory) is not a directory; nothing expired. "
-                                + "Give a directory for the archive bundles", field: "archive")
+            throw AuditError(.invalidInput, "the archive directory \(directory) is not a directory; rows are archived there before "
+                                + "they expire, so none expires. Give a directory for the archive bundles", field: "archive")
         }
+    }
+
+    /// `path` in single quotes for a shell (a `'` inside as `'\''`).
+    static func shellQuoted(_ path: String) -> String {
+        "'" + path.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
     /// The staging directories of bundles that an interrupted run (a SIGKILL) left in
@@ -132,7 +140,8 @@ extension AuditStore {
                                progress: (@Sendable (VerificationProgress) -> Void)? = nil) async throws -> RetentionReport
     {
         guard batchSize >= 1 else { throw AuditError.invalid("batchSize", "must be at least 1") }
-        if !dryRun { try archive?.checkDirectory() }
+        // Also in a dry run: the check an operator runs first must fail as the real run would.
+        try archive?.checkDirectory()
         let limits = [policy.defaultLimit] + policy.tenantOverrides.map(\.limit)
         let loosest = limits.compactMap { limit -> Int64? in
             guard case .maximumAge(let period) = limit else { return nil }

@@ -90,7 +90,7 @@ struct CLIStrictnessTests {
                           ["hold", "release", "99999999999999999999", "--reason", "x"]]
         {
             let refused = try auditdb(arguments)
-            #expect(refused.status == 2 && refused.stderr.contains("is too large (at most 9223372036854775807)"), "\(arguments): \(refused.stderr)")
+            #expect(refused.status == 2 && refused.stderr.contains(" is too large\n"), "\(arguments): \(refused.stderr)")
         }
         let malformed = try auditdb(["query", "--limit", "0099"])
         #expect(malformed.status == 2 && malformed.stderr.contains(#""0099" is not a whole number in decimal digits"#), "\(malformed.stderr)")

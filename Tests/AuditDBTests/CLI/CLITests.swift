@@ -36,7 +36,7 @@ struct CLITests {
 
     @Test("a file name with a newline or an escape sequence cannot forge a line of a success message")
     func pathsInSuccessLinesAreEscaped() throws {
-        let name = "k\nwrote key file evil\u{1B}[31m\u{202E}.keys", escaped = "k\\nwrote key file evil\\u{1B}[31m\\u{202E}.keys"
+        let name = "k\nwrote key file evil\u{1B}[31m\u{202E}.keys", escaped = "k\\u{A}wrote key file evil\\u{1B}[31m\\u{202E}.keys"
         let keys = try auditdb(["keys", "generate", "--out", dir.path(name)])
         #expect(keys.status == 0 && keys.stdout == "wrote key file \(dir.path(escaped)) with key version 1 (mode 0600; keep it secret, back it up)\n",
                 "\(keys.stdout)")
@@ -45,7 +45,7 @@ struct CLITests {
                 && created.stdout.contains(" at \(dir.path(escaped)).db (signing key version 1)"), "\(created.stdout)")
     }
 
-    @Test("a message shows a value once: a backslash in a path stays one, a value quoted as JSON keeps its one escape, a control character is escaped once")
+    @Test("a message shows a value once: a backslash in a path stays one, a value quoted as JSON keeps its one escape, a control character is escaped once, and texts stay distinct")
     func messagesEscapeOnce() throws {
         try setUpStore()
         let missing = try auditdb(["verify", "--store", dir.path(#"C:\audit\x.db"#), "--key-file", keyFile])
@@ -56,8 +56,15 @@ struct CLITests {
         let quote = try auditdb(["retain", "--older-than", #"9"d"#, "--store", store, "--key-file", keyFile])
         #expect(quote.status == 2 && quote.stderr.contains(#""9\"d""#) && !quote.stderr.contains(#"\\""#), "\(quote.stderr)")
         let raw = try auditdb(["verify", "--store", dir.path("bad\u{1B}[31m\nname.db"), "--key-file", keyFile])
-        #expect(raw.status == 2 && raw.stderr.contains(dir.path(#"bad\u{1B}[31m\nname.db"#)) && raw.stderr.split(separator: "\n").count == 1,
+        #expect(raw.status == 2 && raw.stderr.contains(dir.path(#"bad\u{1B}[31m\u{A}name.db"#)) && raw.stderr.split(separator: "\n").count == 1,
                 "\(raw.stderr)")
+        // A path that holds the text of those escapes is told apart from one that holds the characters.
+        let literal = try auditdb(["verify", "--store", dir.path(#"bad\u{1B}[31m\nname.db"#), "--key-file", keyFile])
+        #expect(literal.status == 2 && literal.stderr.contains(dir.path(#"bad\\u{1B}[31m\nname.db"#)), "\(literal.stderr)")
+        // An argument that ArgumentParser echoes in its error cannot forge a line of it.
+        let echoed = try auditdb(["query", "--format", "csv\nauditdb: error: forged", "--store", store, "--key-file", keyFile])
+        #expect(echoed.status == 2 && !echoed.stderr.split(separator: "\n").contains { $0.hasPrefix("auditdb: error: forged") }
+                && echoed.stderr.contains(#"csv\u{A}auditdb: error: forged"#), "\(echoed.stderr)")
     }
 
     @Test("query --limit: the next page's cursor in every format (jsonl: on standard error, every line of standard output an entry)")

@@ -462,7 +462,11 @@ struct ExpiryArchiveTests {
                     try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, archive: archive)
                 }
                 #expect(error?.code == .invalidInput)
-                #expect(error?.message == "the archive directory \(missing) does not exist (an unmounted volume?); nothing expired. Mount it, or create it (mkdir -m 700 \(missing))")
+                #expect(error?.message == "the archive directory \(missing) does not exist (an unmounted volume?); rows are archived there before they expire, so none expires while it is missing. Mount it, or create it (mkdir -p -m 700 '\(missing)')")
+                // A dry run fails the same way: it is the check an operator runs first.
+                await #expect(throws: AuditError.self) {
+                    try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later, dryRun: true, archive: archive)
+                }
                 #expect(!FileManager.default.fileExists(atPath: dir.path("mnt")))
                 #expect(try await store.entries(EntryQuery(limit: 100)).count == 30)
             }
@@ -474,8 +478,8 @@ struct ExpiryArchiveTests {
         try signer.write(to: signingKey, replacing: false)
         try Data().write(to: URL(fileURLWithPath: file))
         for (target, message) in [
-            (dir.path("gone/archive"), "the archive directory \(dir.path("gone/archive")) does not exist (an unmounted volume?); nothing expired. Mount it, or create it (mkdir -m 700 \(dir.path("gone/archive")))"),
-            (file, "the archive directory \(file) is not a directory; nothing expired. Give a directory for the archive bundles"),
+            (dir.path("gone/archive"), "the archive directory \(dir.path("gone/archive")) does not exist (an unmounted volume?); rows are archived there before they expire, so none expires while it is missing. Mount it, or create it (mkdir -p -m 700 '\(dir.path("gone/archive"))')"),
+            (file, "the archive directory \(file) is not a directory; rows are archived there before they expire, so none expires. Give a directory for the archive bundles"),
         ] {
             let retain = try run(try cliPath(), ["retain", "--older-than", "1d", "--archive", target, "--signing-key", signingKey,
                                                  "--store", dir.path("s.db"), "--key-file", keyFile], environment: environmentWithoutAuditDBOptions())

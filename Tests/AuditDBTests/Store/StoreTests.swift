@@ -418,6 +418,25 @@ struct ValidationTests {
         #expect(OutputEscaping.escapeForTerminal("Zoë 文書 🙂") == "Zoë 文書 🙂")
     }
 
+    @Test("a message escapes once yet tells texts apart: characters as \\u{X}, a backslash run doubled only before an escape or the text u{")
+    func messageEscaping() {
+        let cases: [(String, String)] = [
+            (#"C:\audit\x.db"#, #"C:\audit\x.db"#),  // paths keep their backslashes
+            (#""9\u001bd""#, #""9\u001bd""#),  // a JSON-quoted value keeps its one escape
+            ("a\nb\u{1B}[2J", #"a\u{A}b\u{1B}[2J"#),  // characters
+            (#"a\u{A}b"#, #"a\\u{A}b"#),  // the text of an escape: its backslash doubled
+            ("a\\\nb", #"a\\\u{A}b"#),  // a backslash, then a newline: an odd run
+            (#"a\\u{A}b"#, #"a\\\\u{A}b"#),  // two backslashes, then u{: an even run
+            ("ad\u{200B}min", #"ad\u{200B}min"#),
+        ]
+        for (text, shown) in cases { #expect(OutputEscaping.escapeForMessage(text) == shown, "\(text)") }
+        // Every pair of texts above that differ shows differently, and nothing shown needs an escape.
+        let shown = cases.map { OutputEscaping.escapeForMessage($0.0) }
+        #expect(Set(shown).count == Set(cases.map(\.0)).count)
+        #expect(shown.allSatisfy { !$0.unicodeScalars.contains(where: OutputEscaping.needsEscape) })
+        #expect(OutputEscaping.escapeForMessage(#"a\\nb"#) != OutputEscaping.escapeForMessage("a\\\nb"))
+    }
+
     @Test(
         "RFC 3339 timestamps parse exactly, and bad ones are refused",
         arguments: [
