@@ -44,7 +44,8 @@ struct FleetCommand: AsyncParsableCommand {
             }
         } catch let error as AuditError {
             StandardStreams.error("error: " + OutputEscaping.escapeForMessage(error.message) + "\n")
-            Foundation.exit(2)
+            // A store file that is not the pinned one was replaced: exit 1, as `auditdb` has it.
+            Foundation.exit(error.code == .storeIdentityMismatch ? 1 : 2)
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)
         } catch {

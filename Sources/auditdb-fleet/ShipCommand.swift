@@ -62,7 +62,8 @@ struct Ship: AsyncParsableCommand {
             again after a crash or a lost connection and it continues after the last committed batch.
 
             Exits 1 when nothing could be shipped because an expired row waits for a checkpoint that \
-            covers its expiry entry: pass --signing-key, or run it again after the next checkpoint.
+            covers its expiry entry: pass --signing-key, or run it again after the next checkpoint; \
+            and when the store file is not the one --store-id (or AUDITDB_STORE_ID) pins, as `auditdb` does.
 
             The keys come from --key-file, $AUDITDB_KEY_FILE or $AUDITDB_KEYS, as for `auditdb`. \
             See docs/fleet.md, "Shipping".

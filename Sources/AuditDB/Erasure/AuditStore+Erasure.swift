@@ -182,11 +182,16 @@ extension AuditStore {
             scrubbed = false
         }
         if stopped {
+            // The rows the finished batches dealt with: those they erased, and those in them that
+            // had nothing left to erase; the sums add up to the matching rows.
+            let skippedInBatches = already - plan.alreadyErased
+            let dealt = erased.count + skippedInBatches
             throw AuditError(
                 .cancelled,
-                "the erasure was stopped after \(erased.count) of \(plan.rows.count) matching row(s) (erasure entries \(entries.map(String.init).joined(separator: ", "))); "
-                    + (scrubbed ? "their values are gone from the file. " : "their values leave the file at the next checkpoint that succeeds (run the erasure again). ")
-                    + "The other \(plan.rows.count - erased.count - (already - plan.alreadyErased)) row(s) were not erased: run the same erasure again to finish it.")
+                "the erasure was stopped after \(dealt) of \(plan.rows.count) matching row(s): \(erased.count) erased, "
+                    + "\(skippedInBatches) had nothing left to erase (erasure entries \(entries.map(String.init).joined(separator: ", "))); "
+                    + (scrubbed ? "the erased values are gone from the file. " : "the erased values leave the file at the next checkpoint that succeeds (run the erasure again). ")
+                    + "The other \(plan.rows.count - dealt) row(s) were not reached: run the same erasure again to finish it.")
         }
         return ErasureReport(fields: fields, paths: paths, erased: erased, alreadyErased: already, legacyRowsSkipped: plan.legacy,
                              engineEntriesSkipped: plan.engineEntries, erasureEntries: entries, scrubbed: scrubbed)
@@ -267,12 +272,16 @@ extension AuditStore {
             query.resourceType = type
             query.resourceId = id
         case .seqs(let seqs):
+            // Every seq that is not in the log, named at once: a request whose rows partly
+            // expired is trimmed in one go, not one refusal at a time.
+            var missing: [Int64] = []
             for seq in Set(seqs).sorted() {
                 var one = EntryQuery(limit: 1)
                 one.seqs = seq...seq
                 one.unverifiedRows = .mark
                 guard let entry = try await entries(one).first else {
-                    throw AuditError(.invalidInput, "seq \(seq) is not in the log (never written, or expired)", field: "seqs")
+                    missing.append(seq)
+                    continue
                 }
                 if let finding = entry.finding, finding.kind != .erasureTampered { throw EntryReader.refusal(seq: seq, finding) }
                 guard !Self.isReserved(entry.action) else {
@@ -280,6 +289,12 @@ extension AuditStore {
                                      field: "seqs")
                 }
                 try consider(entry)
+            }
+            if !missing.isEmpty {
+                let listed = missing.prefix(20).map(String.init).joined(separator: ", ") + (missing.count > 20 ? ", … (\(missing.count) in all)" : "")
+                throw AuditError(.invalidInput, "\(missing.count == 1 ? "seq" : "seqs") \(listed) \(missing.count == 1 ? "is" : "are") not in the log "
+                                    + "(expired: their values left with the row; or never written); nothing was erased. Leave "
+                                    + "\(missing.count == 1 ? "it" : "them") out of the seqs and run the erasure again", field: "seqs")
             }
             return plan
         }

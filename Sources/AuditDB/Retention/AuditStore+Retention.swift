@@ -205,7 +205,8 @@ extension AuditStore {
             throw AuditError(
                 .cancelled,
                 "retention was stopped after \(processed) of \(candidates.count) candidate row(s): "
-                    + "\(report.batch.expired) \(verb)\(entries), \(report.batch.held) kept by legal holds. "
+                    + "\(report.batch.expired) \(verb)\(entries), \(report.batch.held) kept by legal holds, "
+                    + "\(processed - report.batch.expired - report.batch.held) kept by the policy (a tenant's own limit, or a row that never expires). "
                     + (dryRun ? "Run the dry run again for the whole answer." : "Run the same command again to finish."))
         }
         if !candidates.isEmpty { progress?(VerificationProgress(rowsChecked: Int64(candidates.count), totalRows: Int64(candidates.count))) }

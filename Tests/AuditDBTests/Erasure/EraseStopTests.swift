@@ -48,14 +48,15 @@ struct EraseStopTests {
         try errors.close()
         let message = try String(contentsOfFile: errorPath, encoding: .utf8)
         #expect(process.terminationStatus == 2, "\(message)")
-        // "the erasure was stopped after N of 30000 matching row(s) (erasure entries …); their
-        // values are gone from the file. The other M row(s) were not erased: run the same erasure again"
+        // "the erasure was stopped after N of 30000 matching row(s): N erased, 0 had nothing left to
+        // erase (erasure entries …); the erased values are gone from the file. The other M row(s)
+        // were not reached: run the same erasure again"
         let prefix = "auditdb: error: the erasure was stopped after "
         #expect(message.hasPrefix(prefix), "\(message)")
         let erased = Int(message.dropFirst(prefix.count).prefix { $0.isNumber }) ?? 0
         #expect(erased > 0 && erased < total && erased % ErasureRecord.maximumSeqs == 0, "\(message)")
-        #expect(message.contains(" of \(total) matching row(s) (erasure entries "))
-        #expect(message.contains("their values are gone from the file. The other \(total - erased) row(s) were not erased: run the same erasure again to finish it."),
+        #expect(message.contains(" of \(total) matching row(s): \(erased) erased, 0 had nothing left to erase (erasure entries "), "\(message)")
+        #expect(message.contains("the erased values are gone from the file. The other \(total - erased) row(s) were not reached: run the same erasure again to finish it."),
                 "\(message)")
         let bytes = try storeFileBytes(path)
         #expect(bytes.range(of: source(ofSeq: 1)) == nil && bytes.range(of: source(ofSeq: erased)) == nil)

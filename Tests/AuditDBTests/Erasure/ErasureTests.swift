@@ -45,6 +45,23 @@ struct ErasureTests {
         try storeFileBytes(path)
     }
 
+    @Test("erase --seqs names every seq not in the log at once, expired or never written, and erases nothing")
+    func seqsNotInTheLog() async throws {
+        try await makeStore(at: path, keys: keys, count: 30)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let expired = try await store.applyRetention(ExpiryTests.policy, now: ExpiryTests.later)
+        #expect(expired.expired == 20)
+        let gone = try #require(try await store.entries(EntryQuery(limit: 100)).first).seq - 1  // the last expired seq before the first row left
+        #expect(gone >= 1)
+        let error = await #expect(throws: AuditError.self) {
+            try await store.erase(.seqs([gone, 3_000, 4_000]), fields: [.source], reason: "ticket-7")
+        }
+        #expect(error?.code == .invalidInput)
+        #expect(error?.message == "seqs \(gone), 3000, 4000 are not in the log (expired: their values left with the row; or never written); nothing was erased. Leave them out of the seqs and run the erasure again")
+        #expect(try await store.entries(EntryQuery(limit: 100, action: "auditdb.erasure")).isEmpty)
+        try await store.close()
+    }
+
     @Test("erase: MACs, chain, scan, anchored checkpoints and pre-erasure export proofs still verify; reads show the fields erased")
     func eraseKeepsEveryProof() async throws {
         let signer = try testSigner()

@@ -72,11 +72,11 @@ extension ShippingTests {
         var environment = inheritedEnvironment
         environment.removeValue(forKey: "AUDITDB_STORE_ID")
         let wrong = try run(fleet, base + ["--store-id", other.hex], environment: environment)
-        #expect(wrong.status == 2, "\(wrong.stdout)\(wrong.stderr)")
+        #expect(wrong.status == 1, "\(wrong.stdout)\(wrong.stderr)")  // replaced: an integrity incident, as auditdb has it
         #expect(wrong.stderr.contains("\(path) is store \(id), not the expected store \(other); the file may have been replaced"), "\(wrong.stderr)")
         environment["AUDITDB_STORE_ID"] = other.hex
         let fromEnvironment = try run(fleet, base, environment: environment)
-        #expect(fromEnvironment.status == 2 && fromEnvironment.stderr.contains("not the expected store \(other)"), "\(fromEnvironment.stderr)")
+        #expect(fromEnvironment.status == 1 && fromEnvironment.stderr.contains("not the expected store \(other)"), "\(fromEnvironment.stderr)")
         let malformed = try run(fleet, base + ["--store-id", "xyz"], environment: environment)
         #expect(malformed.status == 2 && malformed.stderr.contains("--store-id must be 32 hex digits"), "\(malformed.stderr)")
         #expect(try server.psql("SELECT count(*) FROM auditdb_ship.entries") == "0\n")

@@ -35,7 +35,7 @@ struct RetentionStopTests {
         }
         let error = await #expect(throws: AuditError.self) { try await task.value }
         #expect(error?.code == .cancelled)
-        #expect(error?.message == "retention was stopped after 8 of 29 candidate row(s): 6 expired (expiry entries 31, 32), 0 kept by legal holds. Run the same command again to finish.")
+        #expect(error?.message == "retention was stopped after 8 of 29 candidate row(s): 6 expired (expiry entries 31, 32), 0 kept by legal holds, 2 kept by the policy (a tenant's own limit, or a row that never expires). Run the same command again to finish.")
         #expect(try await store.lastSeq() == 32)
         #expect(try await allEntries(store).filter { $0.seq <= 8 }.map(\.seq) == [3, 6])
 
