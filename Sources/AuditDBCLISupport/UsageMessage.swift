@@ -3,33 +3,24 @@ import Foundation
 
 /// ArgumentParser's error and usage text, made safe for standard error by both tools.
 ///
-/// The text spans lines on purpose (the usage), and it echoes arguments as given, newlines and
-/// escape sequences included. Each argument that holds a character to escape (and the value of
-/// `--name=value`) is taken out first, each line is escaped, and the arguments go back escaped
-/// on their own (``OutputEscaping/escapeForMessage(_:)``): an echoed value can neither forge a
-/// line nor repaint the terminal, and the usage keeps its lines.
+/// The full text is `Error: MESSAGE`, a line break, then help and usage lines that ArgumentParser
+/// builds from the command's definition. Only MESSAGE echoes what was typed (an unknown option, a
+/// bad value), newlines and escape sequences included: it is escaped as one piece
+/// (``OutputEscaping/escapeForMessage(_:)``, a newline as `\u{A}`), so nothing typed can start a
+/// line of its own, and the usage around it keeps its lines (each escaped too).
 public enum UsageMessage {
-    /// `message` with `arguments` (the command line) escaped where it echoes them.
-    public static func escaped(_ message: String, arguments: [String]) -> String {
-        var values: [String] = []
-        for argument in arguments {
-            values.append(argument)
-            if argument.hasPrefix("-"), let equals = argument.firstIndex(of: "=") { values.append(String(argument[argument.index(after: equals)...])) }
+    /// `full` (`fullMessage(for:)`) with `message` (`message(for:)`, the part that echoes
+    /// arguments) escaped as one piece, and every other line escaped on its own.
+    public static func escaped(_ full: String, message: String) -> String {
+        func lines(_ text: Substring) -> String {
+            text.split(separator: "\n", omittingEmptySubsequences: false).map { OutputEscaping.escapeForMessage(String($0)) }
+                .joined(separator: "\n")
         }
-        let risky = Set(values.filter { $0.unicodeScalars.contains { OutputEscaping.escapeForMessage(String($0)) != String($0) } })
-            .sorted { $0.unicodeScalars.count > $1.unicodeScalars.count }  // longest first: one may hold another
-        var text = message
-        var placeholders: [(String, String)] = []
-        for (n, value) in risky.enumerated() where text.contains(value) {
-            let placeholder = "\u{E000}\(n)\u{E001}"
-            guard !message.contains(placeholder) else { continue }
-            text = text.replacingOccurrences(of: value, with: placeholder)
-            placeholders.append((placeholder, OutputEscaping.escapeForMessage(value)))
+        guard !message.isEmpty, let range = full.range(of: message) else {
+            // No brief message inside the full text (not expected): the whole text as one piece
+            // is safe, at the cost of the usage's line breaks.
+            return OutputEscaping.escapeForMessage(full)
         }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { OutputEscaping.escapeForMessage(String($0)) }
-        for index in lines.indices {
-            for (placeholder, value) in placeholders { lines[index] = lines[index].replacingOccurrences(of: placeholder, with: value) }
-        }
-        return lines.joined(separator: "\n")
+        return lines(full[..<range.lowerBound]) + OutputEscaping.escapeForMessage(message) + lines(full[range.upperBound...])
     }
 }

@@ -51,7 +51,7 @@ struct FleetCommand: AsyncParsableCommand {
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }
             // No line of it can be forged by an echoed argument, and the usage stays readable.
-            StandardStreams.error(UsageMessage.escaped(fullMessage(for: error), arguments: CommandLine.arguments) + "\n")
+            StandardStreams.error(UsageMessage.escaped(fullMessage(for: error), message: message(for: error)) + "\n")
             Foundation.exit(2)
         }
     }

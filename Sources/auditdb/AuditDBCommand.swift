@@ -66,7 +66,7 @@ struct AuditDBCommand: AsyncParsableCommand {
             if exitCode(for: error) == .success { exit(withError: error) }
             // ArgumentParser's own usage text spans lines on purpose; an argument echoed in it
             // can neither forge a line nor repaint the terminal.
-            StandardStreams.error(UsageMessage.escaped(fullMessage(for: error), arguments: CommandLine.arguments) + "\n")
+            StandardStreams.error(UsageMessage.escaped(fullMessage(for: error), message: message(for: error)) + "\n")
             Foundation.exit(ExitStatus.failure)
         }
     }

@@ -30,21 +30,57 @@ enum EquivalentSpellings {
         return out + "'"
     }
 
-    /// A note for each other spelling of `value` that rows of `store` hold (`query` builds the
-    /// query for one spelling), saying that `what` did not reach them and the option that names
-    /// them; empty when there is none.
-    static func notes(_ store: AuditStore, value: String, option: String, what: String,
-                      query: (String) -> EntryQuery) async throws -> [String]
-    {
+    /// One spelling to look for: how the note names it (`--actor $'…'`), and the query for it.
+    struct Alternative {
+        let options: String
+        let query: EntryQuery
+    }
+
+    /// The alternatives of a value given to `option`: its other composed and decomposed spellings.
+    static func alternatives(_ value: String, option: String, query: (String) -> EntryQuery) -> [Alternative] {
+        others(of: value).map { Alternative(options: "\(option) \(shellQuoted($0))", query: query($0)) }
+    }
+
+    /// The alternatives of a resource hold or erasure: every combination of the spellings of its
+    /// type (if any) and of its id, but the one given.
+    static func resourceAlternatives(type: String?, id: String, idOption: String) -> [Alternative] {
+        let types: [String?] = type.map { [$0] + others(of: $0) } ?? [nil]
+        let ids = [id] + others(of: id)
+        var found: [Alternative] = []
+        for (t, candidateType) in types.enumerated() {
+            for (i, candidateID) in ids.enumerated() where t > 0 || i > 0 {
+                let typeOption = candidateType.map { "--resource-type \(shellQuoted($0)) " } ?? ""
+                found.append(Alternative(options: typeOption + "\(idOption) \(shellQuoted(candidateID))",
+                                         query: EntryQuery(resourceType: candidateType, resourceId: candidateID)))
+            }
+        }
+        return found
+    }
+
+    /// A note for each alternative that rows of `store` hold, saying that `what` did not reach
+    /// them; empty when there is none. Only the composed and decomposed spellings are looked for
+    /// (a value that mixes the two, or holds a compatibility character, is not).
+    ///
+    /// Best effort, after the command's own write: a spelling longer than the field's limit
+    /// (decomposed text is longer) is one no row holds and is skipped, and a lookup that fails
+    /// becomes a note saying so, never the command's error (what it wrote stays written).
+    static func notes(_ store: AuditStore, given: String, what: String, _ alternatives: [Alternative]) async -> [String] {
         var notes: [String] = []
-        for other in others(of: value) {
-            var probe = query(other)
+        for alternative in alternatives {
+            var probe = alternative.query
             probe.limit = 1
             probe.unverifiedRows = .mark  // only whether such rows exist; verification is not this note's job
-            guard !(try await store.entries(probe)).isEmpty else { continue }
-            notes.append("note: rows hold \(option) \(shellQuoted(other)), a canonically equivalent spelling of \(shellQuoted(value)) "
+            do {
+                guard !(try await store.entries(probe)).isEmpty else { continue }
+            } catch let error as AuditError where error.code == .invalidInput {
+                continue  // over the field's limit: no row can hold it
+            } catch {
+                notes.append("note: could not look for rows that hold another Unicode spelling of \(given): \(error)")
+                continue
+            }
+            notes.append("note: rows hold \(alternative.options), a canonically equivalent spelling of \(given) "
                 + "(composed and decomposed characters); values are compared byte for byte, so \(what) does not reach them: "
-                + "name them with \(option) \(shellQuoted(other))")
+                + "name them with \(alternative.options)")
         }
         return notes
     }

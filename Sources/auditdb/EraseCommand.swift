@@ -96,7 +96,7 @@ struct Erase: AsyncParsableCommand {
         let subject = try subject(), (fields, paths) = try fieldSet(), reason = reason, skip = skipLegacyRows
         let (report, space, notes) = try await withStore(global) { store in
             let report = try await stoppable { try await store.erase(subject, fields: fields, paths: paths, reason: reason, skippingLegacyRows: skip) }
-            let notes = try await Self.spellingNotes(store, subject)
+            let notes = await Self.spellingNotes(store, subject)
             return (report, compact ? try await store.compact() : nil, notes)
         }
         let names = (WithholdableField.allCases.filter(report.fields.contains).map(\.rawValue) + report.paths.map(\.description))
@@ -135,17 +135,17 @@ struct Erase: AsyncParsableCommand {
 
     /// Notes on rows that hold a canonically equivalent spelling of the subject's value, which
     /// this erasure (matching byte for byte) did not reach (EquivalentSpellings).
-    static func spellingNotes(_ store: AuditStore, _ subject: ErasureSubject) async throws -> [String] {
+    static func spellingNotes(_ store: AuditStore, _ subject: ErasureSubject) async -> [String] {
+        typealias E = EquivalentSpellings
         let what = "this erasure"
         switch subject {
         case .actor(let value):
-            return try await EquivalentSpellings.notes(store, value: value, option: "--actor", what: what) { EntryQuery(actor: $0) }
+            return await E.notes(store, given: E.shellQuoted(value), what: what, E.alternatives(value, option: "--actor") { EntryQuery(actor: $0) })
         case .tenant(let value):
-            return try await EquivalentSpellings.notes(store, value: value, option: "--tenant", what: what) { EntryQuery(tenant: $0) }
+            return await E.notes(store, given: E.shellQuoted(value), what: what, E.alternatives(value, option: "--tenant") { EntryQuery(tenant: $0) })
         case .resource(let type, let id):
-            return try await EquivalentSpellings.notes(store, value: id, option: "--resource-id", what: what) {
-                EntryQuery(resourceType: type, resourceId: $0)
-            }
+            let given = (type.map { "type \(E.shellQuoted($0)) and id " } ?? "") + E.shellQuoted(id)
+            return await E.notes(store, given: given, what: what, E.resourceAlternatives(type: type, id: id, idOption: "--resource-id"))
         case .seqs:
             return []
         }

@@ -54,7 +54,7 @@ struct Hold: AsyncParsableCommand {
             let placer = by ?? ProcessInfo.processInfo.userName
             let (hold, notes) = try await withStore(global) { store in
                 let hold = try await store.placeHold(matcher(), reason: reason, placedBy: placer)
-                return (hold, try await Self.spellingNotes(store, hold.matcher))
+                return (hold, await Self.spellingNotes(store, hold.matcher))
             }
             // The description quotes values as JSON strings, escaping what a terminal must not see raw.
             try Output.line("placed legal hold \(hold.id): \(hold.matcher.description)")
@@ -62,20 +62,21 @@ struct Hold: AsyncParsableCommand {
         }
 
         /// Notes on rows that hold a canonically equivalent spelling of the held value, which the
-        /// hold (matching byte for byte) does not keep (EquivalentSpellings).
-        static func spellingNotes(_ store: AuditStore, _ matcher: LegalHold.Matcher) async throws -> [String] {
+        /// hold (matching byte for byte) does not keep (EquivalentSpellings). Correlation ids have
+        /// no index: looking for other spellings would read the whole table, so it is not done.
+        static func spellingNotes(_ store: AuditStore, _ matcher: LegalHold.Matcher) async -> [String] {
+            typealias E = EquivalentSpellings
             let what = "this hold"
             switch matcher {
             case .tenant(let value):
-                return try await EquivalentSpellings.notes(store, value: value, option: "--tenant", what: what) { EntryQuery(tenant: $0) }
+                return await E.notes(store, given: E.shellQuoted(value), what: what, E.alternatives(value, option: "--tenant") { EntryQuery(tenant: $0) })
             case .actor(let value):
-                return try await EquivalentSpellings.notes(store, value: value, option: "--actor", what: what) { EntryQuery(actor: $0) }
+                return await E.notes(store, given: E.shellQuoted(value), what: what, E.alternatives(value, option: "--actor") { EntryQuery(actor: $0) })
             case .resource(let type, let id):
-                return try await EquivalentSpellings.notes(store, value: id, option: "--resource", what: what) {
-                    EntryQuery(resourceType: type, resourceId: $0)
-                }
-            case .correlationId(let value):
-                return try await EquivalentSpellings.notes(store, value: value, option: "--correlation-id", what: what) { EntryQuery(correlationId: $0) }
+                let given = (type.map { "type \(E.shellQuoted($0)) and id " } ?? "") + E.shellQuoted(id)
+                return await E.notes(store, given: given, what: what, E.resourceAlternatives(type: type, id: id, idOption: "--resource"))
+            case .correlationId:
+                return []
             }
         }
     }

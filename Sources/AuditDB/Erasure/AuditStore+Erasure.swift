@@ -274,27 +274,27 @@ extension AuditStore {
         case .seqs(let seqs):
             // Every seq that is not in the log, named at once: a request whose rows partly
             // expired is trimmed in one go, not one refusal at a time.
-            var missing: [Int64] = []
+            var missing: [Int64] = [], found: [AuditEntry] = []
             for seq in Set(seqs).sorted() {
                 var one = EntryQuery(limit: 1)
                 one.seqs = seq...seq
                 one.unverifiedRows = .mark
-                guard let entry = try await entries(one).first else {
-                    missing.append(seq)
-                    continue
-                }
-                if let finding = entry.finding, finding.kind != .erasureTampered { throw EntryReader.refusal(seq: seq, finding) }
-                guard !Self.isReserved(entry.action) else {
-                    throw AuditError(.invalidInput, "seq \(seq) is one of AuditDB's own entries (\(entry.action)), which are never erased",
-                                     field: "seqs")
-                }
-                try consider(entry)
+                if let entry = try await entries(one).first { found.append(entry) } else { missing.append(seq) }
             }
             if !missing.isEmpty {
                 let listed = missing.prefix(20).map(String.init).joined(separator: ", ") + (missing.count > 20 ? ", … (\(missing.count) in all)" : "")
                 throw AuditError(.invalidInput, "\(missing.count == 1 ? "seq" : "seqs") \(listed) \(missing.count == 1 ? "is" : "are") not in the log "
                                     + "(expired: their values left with the row; or never written); nothing was erased. Leave "
                                     + "\(missing.count == 1 ? "it" : "them") out of the seqs and run the erasure again", field: "seqs")
+            }
+            for entry in found {
+                let seq = entry.seq
+                if let finding = entry.finding, finding.kind != .erasureTampered { throw EntryReader.refusal(seq: seq, finding) }
+                guard !Self.isReserved(entry.action) else {
+                    throw AuditError(.invalidInput, "seq \(seq) is one of AuditDB's own entries (\(entry.action)), which are never erased",
+                                     field: "seqs")
+                }
+                try consider(entry)
             }
             return plan
         }

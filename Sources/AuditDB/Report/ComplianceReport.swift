@@ -69,12 +69,12 @@ extension AuditStore {
         // A masking entry that fails verification must not stop the report (a store that does
         // not verify still gets one): its rules are unknown, so every name is withheld, and flagged.
         let actorMask: ActorMask
-        var maskingProblem: String?
+        var maskingUnreadable = false
         do {
             actorMask = try ActorMask(try await maskingConfiguration())
         } catch let error as AuditError where error.code == .integrityViolation {
             actorMask = .unreadable
-            maskingProblem = error.message
+            maskingUnreadable = true
         }
         let facts = try await reportFacts(asOf: last)
         var body = ReportBody(storeID: storeID, now: options.now, storeCreatedAt: facts.created)
@@ -84,7 +84,7 @@ extension AuditStore {
         body.keys(keys, firstSeqs: facts.firstSeqs, declarations: declarations, maxAge: options.keyMaxAge)
         body.rotations(rotations)
         body.checkpoints(checkpoints, publicKeys: signer.publicKeys, anchors: options.anchorPaths)
-        body.retention(expiries: expiries, holds: holds, actorMask: actorMask, maskingProblem: maskingProblem)
+        body.retention(expiries: expiries, holds: holds, actorMask: actorMask, maskingUnreadable: maskingUnreadable)
         body.erasures(erasures)
         let signed = SignedComplianceReport.sign(try body.json(), text: body.text, storeID: storeID, createdAt: options.now,
                                                  storeIntact: verification.isIntact, key: signer.signingKey)
@@ -319,7 +319,7 @@ struct ReportBody {
         if checkpoints.isEmpty { flags.append("the store has no checkpoint") }
     }
 
-    mutating func retention(expiries: [AuditEntry], holds: [LegalHold], actorMask: ActorMask, maskingProblem: String? = nil) {
+    mutating func retention(expiries: [AuditEntry], holds: [LegalHold], actorMask: ActorMask, maskingUnreadable: Bool = false) {
         var list: [JSONValue] = []
         for entry in expiries where entry.isVerified {
             let record: ExpiryRecord
@@ -358,8 +358,9 @@ struct ReportBody {
             holdList.append(.object(object))
         }
         members["retention"] = .object(["expiries": .array(list), "holds": .array(holdList)])
-        if let maskingProblem {
-            flags.append("the store's masking rules cannot be read (\(maskingProblem)): every name of a person in this report is withheld")
+        if maskingUnreadable {
+            flags.append("the store's masking rules cannot be read (its newest masking entry fails verification or does not parse; "
+                + "`auditdb verify` names it): every name of a person in this report is withheld")
         }
         lines.append("retention: \(expired) expiry entr\(expired == 1 ? "y" : "ies"), "
             + "\(holds.filter(\.isActive).count) active legal hold(s), \(holds.filter { !$0.isActive }.count) released")

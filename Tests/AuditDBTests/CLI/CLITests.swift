@@ -65,6 +65,10 @@ struct CLITests {
         let echoed = try auditdb(["query", "--format", "csv\nauditdb: error: forged", "--store", store, "--key-file", keyFile])
         #expect(echoed.status == 2 && !echoed.stderr.split(separator: "\n").contains { $0.hasPrefix("auditdb: error: forged") }
                 && echoed.stderr.contains(#"csv\u{A}auditdb: error: forged"#), "\(echoed.stderr)")
+        // Nor can an unknown option, of which ArgumentParser echoes the part before "=".
+        let option = try auditdb(["query", "--x\nauditdb: error: forged=1", "--store", store, "--key-file", keyFile])
+        #expect(option.status == 2 && !option.stderr.split(separator: "\n").contains { $0.hasPrefix("auditdb: error: forged") }
+                && option.stderr.contains("Usage: auditdb query"), "\(option.stderr)")
     }
 
     @Test("query --limit: the next page's cursor in every format (jsonl: on standard error, every line of standard output an entry)")

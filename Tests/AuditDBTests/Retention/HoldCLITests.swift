@@ -110,6 +110,20 @@ struct HoldCLITests {
         #expect(missed.stdout.contains(note(#"$'Jos\u00e9'"#, #"$'Jose\u0301'"#, "this erasure")), "\(missed.stdout)")
         let erased = try auditdb(["erase", "--actor", decomposed, "--fields", "source", "--reason", "ticket-1"])
         #expect(erased.status == 0 && erased.stdout.hasPrefix("erased source of 2 row(s)") && !erased.stdout.contains("canonically"), "\(erased.stdout)")
+        // A resource type spelt the other way: the note names both options.
+        #expect(try auditdb(["append", "--actor", "a", "--action", "read", "--resource-type", "inv\u{F6}ice", "--resource-id", "doc-1"]).status == 0)
+        let typed = try auditdb(["hold", "add", "--resource", "doc-1", "--resource-type", "invo\u{308}ice", "--reason", "case 3", "--by", "legal"])
+        #expect(typed.status == 0 && typed.stdout.contains(
+            #"note: rows hold --resource-type $'inv\u00f6ice' --resource $'doc-1', a canonically equivalent spelling of type $'invo\u0308ice' and id $'doc-1'"#),
+                "\(typed.stdout)")
+        // The hold and the erasure are written: a lookup that cannot run (the decomposed spelling is
+        // over the field's 256-byte limit) never turns them into an error.
+        let long = String(repeating: "\u{E9}", count: 128)
+        #expect(try auditdb(["append", "--actor", long, "--action", "read"]).status == 0)
+        let longHold = try auditdb(["hold", "add", "--actor", long, "--reason", "case 4", "--by", "legal"])
+        #expect(longHold.status == 0 && longHold.stdout.hasPrefix("placed legal hold ") && longHold.stderr == "", "\(longHold.stdout)\(longHold.stderr)")
+        let longErase = try auditdb(["erase", "--actor", long, "--fields", "source", "--reason", "ticket-2"])
+        #expect(longErase.status == 0 && longErase.stdout.hasPrefix("erased source of 1 row(s)"), "\(longErase.stdout)\(longErase.stderr)")
     }
 
     @Test("an empty store: no holds; --json gives an empty list")
