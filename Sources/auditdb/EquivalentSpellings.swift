@@ -57,6 +57,26 @@ enum EquivalentSpellings {
         return found
     }
 
+    /// The field a value names rows by: the actor, the tenant, or a resource id (of `type`, if
+    /// given), named on the command line by `option`.
+    enum Field {
+        case actor, tenant
+        case resource(type: String?, option: String)
+    }
+
+    /// The notes for `value` of `field`: its other spellings that rows hold (``notes(_:given:what:_:)``).
+    static func notes(_ store: AuditStore, _ field: Field, _ value: String, what: String) async -> [String] {
+        switch field {
+        case .actor:
+            return await notes(store, given: shellQuoted(value), what: what, alternatives(value, option: "--actor") { EntryQuery(actor: $0) })
+        case .tenant:
+            return await notes(store, given: shellQuoted(value), what: what, alternatives(value, option: "--tenant") { EntryQuery(tenant: $0) })
+        case .resource(let type, let option):
+            let given = (type.map { "type \(shellQuoted($0)) and id " } ?? "") + shellQuoted(value)
+            return await notes(store, given: given, what: what, resourceAlternatives(type: type, id: value, idOption: option))
+        }
+    }
+
     /// A note for each alternative that rows of `store` hold, saying that `what` did not reach
     /// them; empty when there is none. Only the composed and decomposed spellings are looked for
     /// (a value that mixes the two, or holds a compatibility character, is not).

@@ -136,18 +136,11 @@ struct Erase: AsyncParsableCommand {
     /// Notes on rows that hold a canonically equivalent spelling of the subject's value, which
     /// this erasure (matching byte for byte) did not reach (EquivalentSpellings).
     static func spellingNotes(_ store: AuditStore, _ subject: ErasureSubject) async -> [String] {
-        typealias E = EquivalentSpellings
-        let what = "this erasure"
         switch subject {
-        case .actor(let value):
-            return await E.notes(store, given: E.shellQuoted(value), what: what, E.alternatives(value, option: "--actor") { EntryQuery(actor: $0) })
-        case .tenant(let value):
-            return await E.notes(store, given: E.shellQuoted(value), what: what, E.alternatives(value, option: "--tenant") { EntryQuery(tenant: $0) })
-        case .resource(let type, let id):
-            let given = (type.map { "type \(E.shellQuoted($0)) and id " } ?? "") + E.shellQuoted(id)
-            return await E.notes(store, given: given, what: what, E.resourceAlternatives(type: type, id: id, idOption: "--resource-id"))
-        case .seqs:
-            return []
+        case .actor(let value): await EquivalentSpellings.notes(store, .actor, value, what: "this erasure")
+        case .tenant(let value): await EquivalentSpellings.notes(store, .tenant, value, what: "this erasure")
+        case .resource(let type, let id): await EquivalentSpellings.notes(store, .resource(type: type, option: "--resource-id"), id, what: "this erasure")
+        case .seqs: []
         }
     }
 }

@@ -65,18 +65,11 @@ struct Hold: AsyncParsableCommand {
         /// hold (matching byte for byte) does not keep (EquivalentSpellings). Correlation ids have
         /// no index: looking for other spellings would read the whole table, so it is not done.
         static func spellingNotes(_ store: AuditStore, _ matcher: LegalHold.Matcher) async -> [String] {
-            typealias E = EquivalentSpellings
-            let what = "this hold"
             switch matcher {
-            case .tenant(let value):
-                return await E.notes(store, given: E.shellQuoted(value), what: what, E.alternatives(value, option: "--tenant") { EntryQuery(tenant: $0) })
-            case .actor(let value):
-                return await E.notes(store, given: E.shellQuoted(value), what: what, E.alternatives(value, option: "--actor") { EntryQuery(actor: $0) })
-            case .resource(let type, let id):
-                let given = (type.map { "type \(E.shellQuoted($0)) and id " } ?? "") + E.shellQuoted(id)
-                return await E.notes(store, given: given, what: what, E.resourceAlternatives(type: type, id: id, idOption: "--resource"))
-            case .correlationId:
-                return []
+            case .tenant(let value): await EquivalentSpellings.notes(store, .tenant, value, what: "this hold")
+            case .actor(let value): await EquivalentSpellings.notes(store, .actor, value, what: "this hold")
+            case .resource(let type, let id): await EquivalentSpellings.notes(store, .resource(type: type, option: "--resource"), id, what: "this hold")
+            case .correlationId: []
             }
         }
     }

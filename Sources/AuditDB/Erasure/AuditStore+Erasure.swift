@@ -4,28 +4,6 @@ import GRDB
 import Logging
 import Synchronization
 
-/// Whose fields ``AuditStore/erase(_:fields:paths:reason:skippingLegacyRows:)`` erases.
-public enum ErasureSubject: Sendable, Hashable {
-    /// Every entry whose `actor` is exactly this text.
-    case actor(String)
-    /// Every entry of this tenant.
-    case tenant(String)
-    /// Every entry about this resource (`type` nil: any type).
-    case resource(type: String?, id: String)
-    /// Exactly these seqs.
-    case seqs([Int64])
-
-    /// The kind recorded in the erasure entry (never the value).
-    var kind: String {
-        switch self {
-        case .actor: "actor"
-        case .tenant: "tenant"
-        case .resource: "resource"
-        case .seqs: "seqs"
-        }
-    }
-}
-
 /// What ``AuditStore/erase(_:fields:paths:reason:skippingLegacyRows:)`` did.
 public struct ErasureReport: Sendable, Hashable {
     /// The fields erased whole.
@@ -281,12 +259,7 @@ extension AuditStore {
                 one.unverifiedRows = .mark
                 if let entry = try await entries(one).first { found.append(entry) } else { missing.append(seq) }
             }
-            if !missing.isEmpty {
-                let listed = missing.prefix(20).map(String.init).joined(separator: ", ") + (missing.count > 20 ? ", … (\(missing.count) in all)" : "")
-                throw AuditError(.invalidInput, "\(missing.count == 1 ? "seq" : "seqs") \(listed) \(missing.count == 1 ? "is" : "are") not in the log "
-                                    + "(expired: their values left with the row; or never written); nothing was erased. Leave "
-                                    + "\(missing.count == 1 ? "it" : "them") out of the seqs and run the erasure again", field: "seqs")
-            }
+            if !missing.isEmpty { throw ErasureSubject.notInTheLog(missing) }
             for entry in found {
                 let seq = entry.seq
                 if let finding = entry.finding, finding.kind != .erasureTampered { throw EntryReader.refusal(seq: seq, finding) }
