@@ -21,7 +21,7 @@ public enum RepeatedOptions {
             if argument == "--" { break }
             if let name = optionName(argument), !seen.insert(name).inserted { twice = true }
         }
-        guard twice, let tree = dump(root) else { return nil }
+        guard twice, let tree = CommandTree.dump(root) else { return nil }
 
         // Walk the command line as the parser does: options (skipping their value), and the
         // words naming subcommands.
@@ -33,7 +33,7 @@ public enum RepeatedOptions {
             index += 1
             if argument == "--" { break }
             if let name = optionName(argument) {
-                guard let declared = lookUp(name, in: stack) else { continue }
+                guard let declared = CommandTree.lookUp(name, in: stack) else { continue }
                 if declared.kind == "option" {
                     if !argument.contains("=") { index += 1 }  // its value
                     if !declared.repeating { counts[name, default: 0] += 1 }
@@ -48,59 +48,8 @@ public enum RepeatedOptions {
     }
 
     /// `--name` of `--name` or `--name=value`; nil for anything else.
-    private static func optionName(_ argument: String) -> String? {
+    static func optionName(_ argument: String) -> String? {
         guard argument.hasPrefix("--"), argument.count > 2 else { return nil }
         return String(argument.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0])
-    }
-
-    private struct Declared {
-        var kind: String
-        var repeating: Bool
-    }
-
-    private struct Command {
-        var name: String
-        var options: [String: Declared]
-        var subcommands: [Command]
-    }
-
-    /// The innermost declaration of `name` along the command path.
-    private static func lookUp(_ name: String, in stack: [Command]) -> Declared? {
-        for command in stack.reversed() {
-            if let declared = command.options[name] { return declared }
-        }
-        return nil
-    }
-
-    /// The command tree with each command's long option and flag names.
-    private static func dump(_ root: any ParsableCommand.Type) -> Command? {
-        let text: String
-        do {
-            _ = try root.parseAsRoot(["--experimental-dump-help"])
-            return nil
-        } catch {
-            text = root.fullMessage(for: error)
-        }
-        let json: Any
-        do {
-            json = try JSONSerialization.jsonObject(with: Data(text.utf8))
-        } catch {
-            return nil  // no dump (an ArgumentParser without it): the parser's own behaviour stands; tests catch that
-        }
-        guard let command = (json as? [String: Any])?["command"] as? [String: Any] else { return nil }
-        return parse(command)
-    }
-
-    private static func parse(_ object: [String: Any]) -> Command {
-        var options: [String: Declared] = [:]
-        for argument in object["arguments"] as? [[String: Any]] ?? [] {
-            let kind = argument["kind"] as? String ?? ""
-            let repeating = argument["isRepeating"] as? Bool ?? false
-            for name in argument["names"] as? [[String: Any]] ?? [] where name["kind"] as? String == "long" {
-                if let text = name["name"] as? String { options["--" + text] = Declared(kind: kind, repeating: repeating) }
-            }
-        }
-        let subcommands = (object["subcommands"] as? [[String: Any]] ?? []).map(parse)
-        return Command(name: object["commandName"] as? String ?? "", options: options, subcommands: subcommands)
     }
 }

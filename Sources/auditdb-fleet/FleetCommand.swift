@@ -31,7 +31,9 @@ struct FleetCommand: AsyncParsableCommand {
 
     static func main() async {
         StandardStreams.reserveStandardDescriptors()
-        if let problem = RepeatedOptions.problem(Self.self, Array(CommandLine.arguments.dropFirst())) {
+        if let problem = RepeatedOptions.problem(Self.self, Array(CommandLine.arguments.dropFirst()))
+            ?? HelpTopic.problem(Self.self, Array(CommandLine.arguments.dropFirst()))
+        {
             StandardStreams.error("error: " + OutputEscaping.escapeForMessage(problem) + "\n")
             Foundation.exit(2)
         }

@@ -44,7 +44,9 @@ struct AuditDBCommand: AsyncParsableCommand {
             Output.error(problem)
             Foundation.exit(ExitStatus.failure)
         }
-        if let problem = RepeatedOptions.problem(Self.self, Array(CommandLine.arguments.dropFirst())) {
+        if let problem = RepeatedOptions.problem(Self.self, Array(CommandLine.arguments.dropFirst()))
+            ?? HelpTopic.problem(Self.self, Array(CommandLine.arguments.dropFirst()))
+        {
             Output.error(problem)
             Foundation.exit(ExitStatus.failure)
         }

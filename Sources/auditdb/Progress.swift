@@ -55,7 +55,11 @@ final class Progress: Sendable {
         self.style = quiet ? .none : style ?? (Platform.standardErrorIsTerminal ? .terminal : .lines)
         let now = ContinuousClock.now
         started = now
-        interval = self.style == .terminal ? .milliseconds(200) : Self.lineInterval
+        switch self.style {
+        case .terminal: interval = .milliseconds(200)
+        case .lines: interval = Self.lineInterval
+        case .none: interval = .seconds(5)  // never used; `--quiet` does not read (or warn about) the variable
+        }
         state = Mutex(State(total: total, lastShown: now))
     }
 

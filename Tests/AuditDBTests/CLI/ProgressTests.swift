@@ -111,6 +111,21 @@ struct ProgressTests {
         #expect(!result.stderr.contains("\r"))
     }
 
+    @Test("a bad AUDITDB_PROGRESS_INTERVAL: one warning with progress lines, none with --quiet")
+    func badInterval() async throws {
+        let keys = try KeyFile.generate(at: keyFile)
+        try await makeStore(at: store, keys: keys, count: 10)
+        let environment = environmentWithoutAuditDBOptions().merging(["AUDITDB_PROGRESS_INTERVAL": "abc"]) { $1 }
+        let loud = try run(try cliPath(), ["verify", "--store", store, "--key-file", keyFile], environment: environment)
+        #expect(loud.status == 0)
+        #expect(loud.stderr == "auditdb: warning: AUDITDB_PROGRESS_INTERVAL=\"abc\" is not a number of seconds above 0 and at most 3600 (e.g. 0.5); progress lines come every 5 s\n",
+                "\(loud.stderr.debugDescription)")
+        let quiet = try run(try cliPath(), ["verify", "--store", store, "--key-file", keyFile, "--quiet"], environment: environment)
+        #expect(quiet.status == 0)
+        #expect(quiet.stderr.isEmpty, "\(quiet.stderr.debugDescription)")
+        #expect(quiet.stdout == loud.stdout)
+    }
+
     @Test("the library's progress hooks: retention reports candidate rows per batch, ending at the total")
     func retentionProgress() async throws {
         let keys = try testKeyRing()
