@@ -35,8 +35,13 @@ public enum AnchorConsistency {
     }
 
     /// The same over checkpoints already read and checked (sorted here).
-    static func findings(_ checkpoints: [(file: String, checkpoint: Checkpoint)], anchorPaths: [String], storeID: StoreID)
-        throws(AuditError) -> [Finding]
+    ///
+    /// `confirmedByLog`: the seqs at which every checkpoint agrees with the store's rows (section
+    /// 16.6 found nothing against any of them), when the store is at hand. Two such checkpoints are
+    /// consistent by the rows themselves, so a proof file between them that fails was altered or
+    /// replaced: ``Finding/Kind/checkpointInvalid`` naming the file, not a fork.
+    static func findings(_ checkpoints: [(file: String, checkpoint: Checkpoint)], anchorPaths: [String], storeID: StoreID,
+                         confirmedByLog: Set<Int64> = []) throws(AuditError) -> [Finding]
     {
         var findings: [Finding] = []
         var proofs: [String: (file: String, proof: Result<ConsistencyProof, AuditError>)] = [:]
@@ -74,6 +79,12 @@ public enum AnchorConsistency {
             guard let (file, result) = proofs["\(a.checkpoint.seq)-\(b.checkpoint.seq)"], case .success(let proof) = result else { continue }
             let holds = older.contains { x in newer.contains { y in proof.invalidity(from: x.checkpoint, to: y.checkpoint, publicKeys: nil) == nil } }
             if !holds, let why = proof.invalidity(from: a.checkpoint, to: b.checkpoint, publicKeys: nil) {
+                if confirmedByLog.contains(a.checkpoint.seq) && confirmedByLog.contains(b.checkpoint.seq) {
+                    findings.append(Finding(
+                        kind: .checkpointInvalid, seqs: nil,
+                        message: "anchor file \(file) is not a valid consistency proof: it does not lead from the checkpoint at seq \(a.checkpoint.seq) to the one at seq \(b.checkpoint.seq) (\(why)), while the store's rows prove the two consistent (both agree with them): the proof file was altered or replaced, not the log. It is not signed: remove it; the two checkpoints stay anchored"))
+                    continue
+                }
                 findings.append(Finding(
                     kind: .checkpointFork, seqs: a.checkpoint.seq...b.checkpoint.seq,
                     message: "the checkpoint at seq \(b.checkpoint.seq) (\(b.file)) does not extend the one at seq \(a.checkpoint.seq) (\(a.file)) by the proof in \(file): \(why)"))

@@ -107,23 +107,28 @@ extension AuditStore {
                 kind: .anchorMismatch, seqs: nil,
                 message: "the anchors hold checkpoints of store(s) \(others.map(\.hex).sorted().joined(separator: ", ")) but none of this store \(storeID): the file was replaced by another store's"))
         }
-        // Checkpoint against checkpoint, by the proofs beside them (section 22.4): no row needed.
-        findings += try AnchorConsistency.findings(mine, anchorPaths: anchorPaths, storeID: storeID)
         mine.sort { $0.checkpoint.seq < $1.checkpoint.seq }
         let checks = mine
+        let against: (findings: [Finding], disagreeing: Set<Int64>)
         do {
-            findings += try await Self.compare(reader, with: checks, storeID: storeID, keys: keys)
+            against = try await Self.compare(reader, with: checks, storeID: storeID, keys: keys)
         } catch {
             throw AuditError.from(error, while: "verify \(path) against anchors")
         }
+        // Checkpoint against checkpoint, by the proofs beside them (section 22.4); the rows tell
+        // an altered proof file from a fork where both checkpoints agree with them.
+        let confirmed = Set(mine.map(\.checkpoint.seq)).subtracting(against.disagreeing)
+        findings += try AnchorConsistency.findings(mine, anchorPaths: anchorPaths, storeID: storeID, confirmedByLog: confirmed)
+        findings += against.findings
         return findings
     }
 
-    /// One pass over rows 1...(highest anchored seq) comparing chain heads and roots.
+    /// One pass over rows 1...(highest anchored seq) comparing chain heads and roots: the
+    /// findings, and the seqs of the checkpoints that got one.
     static func compare(_ reader: any DatabaseReader, with anchored: [(file: String, checkpoint: Checkpoint)],
-                        storeID: StoreID, keys: KeyRing) async throws -> [Finding]
+                        storeID: StoreID, keys: KeyRing) async throws -> (findings: [Finding], disagreeing: Set<Int64>)
     {
-        guard let highest = anchored.last?.checkpoint.seq else { return [] }
+        guard let highest = anchored.last?.checkpoint.seq else { return ([], []) }
         let lastSeq = try await reader.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries NOT INDEXED WHERE seq >= 1") ?? 0 }
         var roots: [Int64: [UInt8]] = [:]
         let wanted = Set(anchored.map(\.checkpoint.seq))
@@ -148,7 +153,10 @@ extension AuditStore {
              }, uniquingKeysWith: { a, _ in a }))
         }
         var findings: [Finding] = []
+        var disagreeing = Set<Int64>()
         for (file, cp) in anchored {
+            let before = findings.count
+            defer { if findings.count > before { disagreeing.insert(cp.seq) } }
             let named = "the checkpoint at seq \(cp.seq) made \(cp.time.iso8601) (anchor file \(file))"
             if lastSeq < cp.seq {
                 let firstMissing = lastSeq + 1
@@ -177,6 +185,6 @@ extension AuditStore {
                     message: "rows 1...\(cp.seq) do not hash to the Merkle root signed by \(named): the log up to it was rewritten (the chain head was kept)"))
             }
         }
-        return findings
+        return (findings, disagreeing)
     }
 }

@@ -80,9 +80,15 @@ struct ConsistencyAnchorTests {
         #expect(found.map(\.kind) == [.checkpointFork])
         #expect(found.first?.seqs == 6...13)
         #expect(found.first?.message.contains("does not lead from the Merkle root at seq 6 to the one at seq 13") == true)
-        // The store-backed verification reports the same, and nothing about the rows.
+        let why = try #require(found.first?.message.components(separatedBy: "by the proof in \(file): ").last)
+        #expect(why.hasPrefix("the proof does not lead from the Merkle root at seq 6"), "\(why)")
+        // With the store at hand, both checkpoints agree with the rows, which prove them
+        // consistent: the proof file is what was altered (FORMAT.md 22.4), not a fork.
         let report = try await store.verify(againstAnchors: [anchor.path], publicKeys: signer.publicKeys)
-        #expect(report.findings.map(\.kind) == [.checkpointFork])
+        #expect(report.findings.map(\.kind) == [.checkpointInvalid])
+        #expect(report.findings.first?.seqs == nil)
+        #expect(report.findings.first?.message == "anchor file \(file) is not a valid consistency proof: it does not lead from the checkpoint at seq 6 to the one at seq 13 (\(why)), while the store's rows prove the two consistent (both agree with them): the proof file was altered or replaced, not the log. It is not signed: remove it; the two checkpoints stay anchored",
+                "\(report.findings)")
         // The proof of 13 -> 15 renamed as 6 -> 13: its contents do not match the name.
         let other = try String(contentsOfFile: anchor.path + "/" + DirectoryAnchor.fileName(of: ConsistencyProof(storeID: id, fromSeq: 13, toSeq: 15, hashes: [])), encoding: .utf8)
         try put(other)
@@ -137,6 +143,20 @@ struct ConsistencyAnchorTests {
         } catch let error as AuditError {
             #expect(error.code == .integrityViolation)
         }
+        // With the rows at hand: an anchor holding a's checkpoint at 4, b's at 9 and a's proof
+        // 4 -> 9. Checked against a's rows, b's checkpoint disagrees with them, so the failing
+        // proof stays a fork (only two checkpoints the rows confirm turn it into a bad file).
+        let mixed = dir.path("c")
+        try FileManager.default.createDirectory(atPath: mixed, withIntermediateDirectories: false)
+        let proofName = try #require(try proofFiles(anchorA.path).first)
+        let checkpointAt4 = try #require(try FileManager.default.contentsOfDirectory(atPath: anchorA.path)
+            .first { $0.hasSuffix(".json") && !$0.hasSuffix(DirectoryAnchor.proofSuffix) && $0.contains("-00000000000000000004") })
+        for (from, name) in [(anchorA.path, checkpointAt4), (anchorB.path, DirectoryAnchor.fileName(of: cpB)), (anchorA.path, proofName)] {
+            try FileManager.default.copyItem(atPath: from + "/" + name, toPath: mixed + "/" + name)
+        }
+        let report = try await a.verify(againstAnchors: [mixed], publicKeys: signer.publicKeys)
+        #expect(report.findings.map(\.kind) == [.checkpointFork, .anchorMismatch], "\(report.findings)")
+        #expect(report.findings.map(\.seqs) == [4...9, 9...9])
         try await a.close()
         try await b.close()
     }
