@@ -1110,13 +1110,19 @@ def _read_header(conn) -> tuple[dict | None, str | None]:
     if len(rows) != 1:
         return None, f"audit_store holds {len(rows)} rows; it must hold exactly one"
     sid, t_sid, created, t_created, fmt, t_fmt, kv, t_kv, mac, t_mac, singleton, t_singleton = rows[0]
-    if (_s(t_singleton) != "integer" or singleton != 1
-            or _s(t_sid) != "blob" or len(sid) != STORE_ID_LEN or _s(t_created) != "integer"
+    if (_s(t_sid) != "blob" or len(sid) != STORE_ID_LEN or _s(t_created) != "integer"
             or _s(t_fmt) != "integer" or _s(t_kv) != "integer" or not 0 <= kv <= 0xFFFFFFFF
             or _s(t_mac) != "blob"):
         return None, "the store header has invalid columns"
+    # `singleton` is outside the header MAC: another value is a finding of its own (step 2.1),
+    # and the header is read regardless, so that it cannot hide the rows' findings.
+    singleton_problem = None
+    if _s(t_singleton) != "integer":  # the rowid: an integer unless the table itself was rebuilt
+        singleton_problem = "not an INTEGER"
+    elif singleton != 1:
+        singleton_problem = str(singleton)
     return {"store_id": bytes(sid), "created_at": created, "format_version": fmt, "key_version": kv,
-            "mac": bytes(mac)}, None
+            "mac": bytes(mac), "singleton_problem": singleton_problem}, None
 
 
 def _check_header(report: Report, keys: dict[int, Key], expected: bytes | None, compromised: set[int],
@@ -1125,6 +1131,10 @@ def _check_header(report: Report, keys: dict[int, Key], expected: bytes | None, 
         report.add("header-tampered", None, None, header_problem)
         return None
     sid, created, fmt, kv, mac = (header[c] for c in ("store_id", "created_at", "format_version", "key_version", "mac"))
+    if header.get("singleton_problem") is not None:
+        report.add("header-tampered", None, None,
+                   f"the store header's singleton column is {header['singleton_problem']}, not the INTEGER 1: another "
+                   "SQLite client switched its CHECK off and changed it (the rest of the header is checked as stored)")
     if expected is not None and expected != sid:
         report.add("store-identity-mismatch", None, None,
                    f"the file holds store {sid.hex()}, not the expected store {expected.hex()}: "

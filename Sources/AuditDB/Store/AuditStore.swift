@@ -400,6 +400,10 @@ struct StoreHeader: Sendable {
     var formatVersion: Int64
     var keyVersion: UInt32
     var mac: [UInt8]
+    /// Set by verification when `singleton` is not the INTEGER 1 (its CHECK switched off by
+    /// another client): how it was found. The rest of the header is still read (FORMAT.md
+    /// section 11, step 2.1): the header MAC binds the store id, not the singleton.
+    var singletonProblem: String? = nil
 
     static func read(_ db: Database, path: String) throws -> StoreHeader {
         let applied = try StoreSchema.appliedMigrations(db)

@@ -119,20 +119,33 @@ extension Verifier {
                                     message: "audit_store holds \(rows.count) rows; it must hold exactly one"))
         }
         let row = rows[0]
-        // `singleton` is 1 in the only row AuditDB writes (its CHECK, which another client can switch off).
-        guard row.stored("singleton", as: Int64.self) == 1,
-              let id = row.stored("store_id", as: Data.self), id.count == StoreFormat.storeIDLength,
+        guard let id = row.stored("store_id", as: Data.self), id.count == StoreFormat.storeIDLength,
               let created = row.stored("created_at", as: Int64.self), let format = row.stored("format_version", as: Int64.self),
               let kv = row.stored("key_version", as: Int64.self), let kv32 = UInt32(exactly: kv), let mac = row.stored("mac", as: Data.self)
         else {
             return .failure(Finding(kind: .headerTampered, seqs: nil, message: "the store header has invalid columns"))
         }
-        return .success(StoreHeader(storeID: StoreID(bytes: Array(id)), createdAt: created, formatVersion: format,
-                                    keyVersion: kv32, mac: Array(mac)))
+        var header = StoreHeader(storeID: StoreID(bytes: Array(id)), createdAt: created, formatVersion: format,
+                                 keyVersion: kv32, mac: Array(mac))
+        // `singleton` is 1 in the only row AuditDB writes (its CHECK, which another client can
+        // switch off). It is outside the header MAC, so another value is a finding of its own
+        // and the header is read regardless: it must not hide the rows' findings.
+        // (It is the rowid, so it holds an integer unless the table itself was rebuilt.)
+        switch (row["singleton"] as DatabaseValue).storage {
+        case .int64(1): break
+        case .int64(let other): header.singletonProblem = "\(other)"
+        default: header.singletonProblem = "not an INTEGER"
+        }
+        return .success(header)
     }
 
     func checkHeader(_ header: StoreHeader, attestations: [Int64: [Attestation]]) -> [Finding] {
         var findings: [Finding] = []
+        if let singleton = header.singletonProblem {
+            findings.append(Finding(
+                kind: .headerTampered, seqs: nil,
+                message: "the store header's singleton column is \(singleton), not the INTEGER 1: another SQLite client switched its CHECK off and changed it (the rest of the header is checked as stored)"))
+        }
         if let expected = expectedStoreID, expected != header.storeID {
             findings.append(Finding(
                 kind: .storeIdentityMismatch, seqs: nil,
