@@ -525,6 +525,46 @@ def field_names(mask: int) -> str:
     return ", ".join(names) if names else "none"
 
 
+def filter_mismatch(f: dict, values: dict, actor: tuple) -> str | None:
+    """Section 17.2 step 4, last check: the first condition of the signed filter, in the order of
+    17.1's table, that the entry's shown values fail, in words; None if none does. `actor` is
+    ("value", text or None) when shown, ("hidden", None) when withheld or erased: not judged."""
+    def quoted(text):
+        return "null" if text is None else sj.json_quoted(text)
+
+    def text(name, shown):
+        wanted = f[name]
+        if wanted is None or (shown is not None and shown.encode("utf-8", "surrogatepass") == wanted.encode("utf-8", "surrogatepass")):
+            return None
+        return f"its {name} is {quoted(shown)}, not {quoted(wanted)}"
+
+    def time_range(name, value, low, high):
+        if low is None and high is None:
+            return None
+        if value is not None and (low is None or value >= low) and (high is None or value < high):
+            return None
+        return (f"its {name} is {'null' if value is None else value}, not from {'any time' if low is None else low}"
+                f" up to before {'any time' if high is None else high}")
+
+    why = text("tenant", values["tenant"])
+    if not why and actor[0] == "value":
+        why = text("actor", actor[1])
+    why = why or text("action", values["action"]) or text("resourceType", values["resourceType"]) \
+        or text("resourceId", values["resourceId"])
+    if why:
+        return why
+    for name, codes in (("outcome", OUTCOMES), ("severity", SEVERITIES)):
+        if f[name] is not None and codes[f[name]] != values[name]:
+            return f"its {name} is code {values[name]}, not {f[name]} (code {codes[f[name]]})"
+    why = text("correlationId", values["correlationId"])
+    if why:
+        return why
+    if f["fromSeq"] is not None and not f["fromSeq"] <= values["seq"] <= f["toSeq"]:
+        return f"its seq is outside {f['fromSeq']}...{f['toSeq']}"
+    return (time_range("recordedAt", values["recordedAt"], f["recordedFrom"], f["recordedBefore"])
+            or time_range("occurredAt", values["occurredAt"], f["occurredFrom"], f["occurredBefore"]))
+
+
 def compare_statement(st: dict, cp: dict, manifest: dict, count: int, seqs: list[int], redacted_mask: int | None):
     """What in the bundle differs from what the statement signs, and the signed redaction mask."""
     out, signed_mask = [], None
@@ -843,7 +883,7 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
         add(kind, None, message)
     result["redacted"] = redacted_mask
     # 3. The export statement (section 17.3).
-    attested_mask = None
+    attested_mask, signed_filter = None, None
     erased_shown: list[tuple[int, int]] = []
     try:
         data = read_bundle_file(path, "statement.json", MAXIMUM_SIGNED_FILE_BYTES)
@@ -867,7 +907,7 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
                 result["statement"] = st
                 mismatches, attested_mask = compare_statement(st, cp, manifest, count, listed, redacted_mask)
                 if attested_mask is not None:  # the manifest's filter is the signed one: its seq range
-                    f = read_manifest_filter(manifest.get("filter"))
+                    signed_filter = f = read_manifest_filter(manifest.get("filter"))
                     result["attested_seqs"] = None if f["fromSeq"] is None else (f["fromSeq"], f["toSeq"])
                 for m in mismatches:
                     add("statement-mismatch", None, m)
@@ -906,11 +946,17 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
                 if checked:
                     leaves.append(checked[0])
                     withheld, erased = checked[1], checked[2]
+                    values = dict(zip(export_v2.ELEMENTS[:14], e[:14]))
+                    a = e[14]
+                    actor = (("value", None) if a is None else ("value", a[0]) if isinstance(a, list) else ("hidden", None))
             else:
                 problem = check_entry(e, seq, cp)
                 withheld = sum(bit for name, bit in FIELD_BITS.items() if isinstance(e.get(name), dict) and e[name].get("withheld") is True)
                 # An erased field (section 21.5) is compatible with every redaction set.
                 erased = sum(bit for name, bit in FIELD_BITS.items() if isinstance(e.get(name), dict) and e[name].get("erased") is True)
+                values = e
+                a = e.get("actor") if isinstance(e.get("actor"), dict) else {}
+                actor = ("hidden", None) if a.get("withheld") is True or a.get("erased") is True else ("value", a.get("value"))
             if not problem and erased:
                 erased_shown.append((seq, erased))  # section 17.2 step 5
             if problem:
@@ -921,6 +967,8 @@ def verify_bundle(path: pathlib.Path, keys: dict[int, bytes], require_statement:
             elif attested_mask is None and redacted_mask is not None and withheld != redacted_mask & ~erased:
                 add("manifest-mismatch", seq, f"entry seq {seq} withholds {field_names(withheld)}, "
                     f"but the manifest says {field_names(redacted_mask)} was withheld")
+            elif signed_filter is not None and (why := filter_mismatch(signed_filter, values, actor)):
+                add("statement-mismatch", seq, f"filter: entry seq {seq} does not match the filter the statement signs: {why}")
             else:
                 verified += 1
     except FileProblem as e:

@@ -7,11 +7,35 @@ extension ExportBundle {
         "outcome", "severity", "origin", "formatVersion", "keyVersion", "actor", "source", "details", "leafHash", "proof",
     ]
 
-    /// Checks one entry; nil if it verifies. Every key must be present (`null` where a value is
+    /// Checks one entry: nil if it verifies. Every key must be present (`null` where a value is
     /// absent), every integer an integer token within its range, every byte string lowercase hex.
     static func check(entry e: JSONObject, seq: Int64, checkpoint: Checkpoint) -> (kind: ExportFinding.Kind, message: String)? {
-        func malformed(_ what: String) -> (kind: ExportFinding.Kind, message: String) {
-            (.bundleMalformed, "entry seq \(seq): \(what)")
+        switch checked(entry: e, seq: seq, checkpoint: checkpoint) {
+        case .success: nil
+        case .failure(let problem): (problem.kind, problem.message)
+        }
+    }
+
+    /// ``check(entry:seq:checkpoint:)`` with what an entry that verifies shows.
+    static func checked(entry e: JSONObject, seq: Int64, checkpoint: Checkpoint) -> Result<CheckedEntry, EntryProblem> {
+        switch problem(entry: e, seq: seq, checkpoint: checkpoint) {
+        case .failure(let problem): return .failure(problem)
+        case .success(let (leaf, values)):
+            func shape(_ field: WithholdableField) -> FieldShown {
+                guard let object = e[field.rawValue]?.object else { return .unknown }
+                if object["withheld"]?.isTrue == true { return .withheld }
+                if object["erased"]?.isTrue == true { return .erased }
+                return object["value"]?.text.map(FieldShown.value) ?? .null
+            }
+            return .success(CheckedEntry(leaf: leaf, values: values, actor: shape(.actor),
+                                         withheld: Set(WithholdableField.allCases.filter { shape($0) == .withheld }),
+                                         erased: Set(WithholdableField.allCases.filter { shape($0) == .erased })))
+        }
+    }
+
+    private static func problem(entry e: JSONObject, seq: Int64, checkpoint: Checkpoint) -> Result<([UInt8], EntryValues), EntryProblem> {
+        func malformed(_ what: String) -> Result<([UInt8], EntryValues), EntryProblem> {
+            .failure(EntryProblem(.bundleMalformed, "entry seq \(seq): \(what)"))
         }
         func optionalInt(_ name: String) -> Int64?? {
             guard let value = e[name] else { return nil }
@@ -39,7 +63,7 @@ extension ExportBundle {
             if let masked = object["masked"], let problem = maskedProblem(masked, field: field) { return malformed(problem) }  // 17.6
         }
         guard seq >= 1, seq <= checkpoint.seq else {
-            return (.proofInvalid, "entry seq \(seq) is outside the checkpoint (seqs 1...\(checkpoint.seq))")
+            return .failure(EntryProblem(.proofInvalid, "entry seq \(seq) is outside the checkpoint (seqs 1...\(checkpoint.seq))"))
         }
         guard let recordedAt = e["recordedAt"]?.integer, let occurredAt = optionalInt("occurredAt"),
               let tenant = optionalText("tenant"), let action = e["action"]?.text,
@@ -72,7 +96,7 @@ extension ExportBundle {
                 return malformed("\(field.rawValue) needs a value and a 32-byte nonce, or withheld: true, or erased: true")
             }
             guard expected == c else {
-                return (.commitmentMismatch, "entry seq \(seq): the shown \(field.rawValue) does not match its commitment (the value or its nonce was changed)")
+                return .failure(EntryProblem(.commitmentMismatch, "entry seq \(seq): the shown \(field.rawValue) does not match its commitment (the value or its nonce was changed)"))
             }
             commitments += c
         }
@@ -83,22 +107,22 @@ extension ExportBundle {
         let leaf = values.leaf(storeID: checkpoint.storeID, commitments: commitments)
         let withheld = WithholdableField.allCases.filter { e[$0.rawValue]?.object?["withheld"]?.isTrue == true }
         guard let stated = hex32(e["leafHash"]), stated == leaf else {
-            return (.entryChanged, "entry seq \(seq): its values do not hash to its leaf hash: a value"
+            return .failure(EntryProblem(.entryChanged, "entry seq \(seq): its values do not hash to its leaf hash: a value"
                 + (withheld.isEmpty ? "" : " or the commitment of a withheld field (\(withheld.map(\.rawValue).joined(separator: ", ")))")
-                + " was changed")
+                + " was changed"))
         }
         guard let proofValues = e["proof"]?.elements, proofValues.allSatisfy({ $0.text != nil }) else { return malformed("no proof") }
         let proof = proofValues.compactMap(hex32)
         guard proof.count == proofValues.count else {
-            return (.proofInvalid, "entry seq \(seq): its inclusion proof holds a value that is not a 32-byte hash (64 lowercase hex digits)")
+            return .failure(EntryProblem(.proofInvalid, "entry seq \(seq): its inclusion proof holds a value that is not a 32-byte hash (64 lowercase hex digits)"))
         }
         let expectedLength = MerkleTree.proofLength(index: seq - 1, size: checkpoint.seq)
         guard proof.count == expectedLength else {
-            return (.proofInvalid, "entry seq \(seq): its inclusion proof has \(proof.count) hashes; leaf \(seq - 1) of a tree of \(checkpoint.seq) needs \(expectedLength)")
+            return .failure(EntryProblem(.proofInvalid, "entry seq \(seq): its inclusion proof has \(proof.count) hashes; leaf \(seq - 1) of a tree of \(checkpoint.seq) needs \(expectedLength)"))
         }
         guard MerkleTree.verifyInclusion(leaf: leaf, index: seq - 1, size: checkpoint.seq, proof: proof, root: checkpoint.merkleRoot) else {
-            return (.proofInvalid, "entry seq \(seq): its inclusion proof does not lead to the Merkle root of the checkpoint at seq \(checkpoint.seq) (the proof was changed)")
+            return .failure(EntryProblem(.proofInvalid, "entry seq \(seq): its inclusion proof does not lead to the Merkle root of the checkpoint at seq \(checkpoint.seq) (the proof was changed)"))
         }
-        return nil
+        return .success((leaf, values))
     }
 }

@@ -53,9 +53,22 @@ extension ExportBundle {
         }
     }
 
-    /// An entry whose own checks passed: its leaf, and which fields it withholds and shows erased.
+    /// What an entry shows of a withholdable field.
+    enum FieldShown: Equatable {
+        case value(String)
+        case null
+        case withheld
+        case erased
+        /// Not a field object (only in an entry that does not verify).
+        case unknown
+    }
+
+    /// An entry whose own checks passed: its leaf, its values, what it shows of the actor (which
+    /// the signed filter may name), and which fields it withholds and shows erased.
     struct CheckedEntry {
         let leaf: [UInt8]
+        let values: EntryValues
+        let actor: FieldShown
         let withheld: Set<WithholdableField>
         let erased: Set<WithholdableField>
     }
@@ -111,12 +124,21 @@ extension ExportBundle {
         var commitments: [UInt8] = []
         commitments.reserveCapacity(96)
         var withheld = Set<WithholdableField>(), erased = Set<WithholdableField>()
+        var actor = FieldShown.unknown
         for (offset, field) in WithholdableField.allCases.enumerated() {
             guard let (shape, c) = fieldCommitment(e[14 + offset], field) else {
                 return wrong(14 + offset, "null, [value, nonce], {\"withheld\":commitment} or {\"erased\":commitment} (nonce and commitment 64 lowercase hex digits)")
             }
-            if case .withheld = shape { withheld.insert(field) }
-            if case .erased = shape { erased.insert(field) }  // erased in the store (section 21.5)
+            let shown: FieldShown
+            switch shape {
+            case .shown(let text, _): shown = .value(text)
+            case .null: shown = .null
+            case .withheld: shown = .withheld
+            case .erased: shown = .erased  // erased in the store (section 21.5)
+            }
+            if shown == .withheld { withheld.insert(field) }
+            if shown == .erased { erased.insert(field) }
+            if field == .actor { actor = shown }
             commitments += c
         }
         let values = EntryValues(seq: seq, formatVersion: format, keyVersion: kv, recordedAt: recordedAt, occurredAt: occurredAt,
@@ -124,7 +146,7 @@ extension ExportBundle {
                                  outcome: outcome, severity: severity, correlationId: correlationId, origin: origin,
                                  originRef: originRef)
         return .success(CheckedEntry(leaf: values.leaf(storeID: checkpoint.storeID, commitments: commitments),
-                                     withheld: withheld, erased: erased))
+                                     values: values, actor: actor, withheld: withheld, erased: erased))
     }
 
     /// The commitment a v2 field element stands for, and its shape; nil if it has none of the four shapes.

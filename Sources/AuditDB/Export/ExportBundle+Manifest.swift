@@ -73,13 +73,12 @@ extension ExportBundle {
     }
 
     /// What in the bundle differs from what `st` signs, each in words (FORMAT.md 17.3), and the
-    /// redaction set the statement signs and the filter's seq range (nil: every seq) if the
-    /// manifest's filter is the signed one.
+    /// redaction set the statement signs and the manifest's filter if it is the signed one.
     static func compare(_ st: ExportStatement, checkpoint: Checkpoint, manifest: Manifest)
-        -> (mismatches: [String], signedRedaction: Set<WithholdableField>?, signedSeqs: ClosedRange<Int64>?)
+        -> (mismatches: [String], signedRedaction: Set<WithholdableField>?, signedFilter: ExportFilter?)
     {
         var signedRedaction: Set<WithholdableField>?
-        var signedSeqs: ClosedRange<Int64>?
+        var signedFilter: ExportFilter?
         var out: [String] = []
         if st.storeID != checkpoint.storeID {
             out.append("store: the statement is about store \(st.storeID), checkpoint.json about store \(checkpoint.storeID)")
@@ -94,7 +93,7 @@ extension ExportBundle {
             let signed = WithholdableField.allCases.reduce(into: [[WithholdableField]]([[]])) { sets, field in sets += sets.map { $0 + [field] } }
                 .first { ExportStatement.sha256(filter.encoding(redact: Set($0))) == st.filterHash }
             signedRedaction = signed.map(Set.init)
-            if signed != nil { signedSeqs = filter.seqs }
+            if signed != nil { signedFilter = filter }
             if let redacted = manifest.redacted, signed.map(Set.init) == Set(redacted) {
                 break
             } else if let signed {
@@ -115,6 +114,6 @@ extension ExportBundle {
         if ExportStatement.seqsHash(manifest.seqs) != st.seqsHash {
             out.append("seqs: the manifest's seqs differ from the ones the statement signs (an entry was removed or added together with its seq)")
         }
-        return (out, signedRedaction, signedSeqs)
+        return (out, signedRedaction, signedFilter)
     }
 }

@@ -122,6 +122,7 @@ public enum ExportBundle {
         var statement: ExportStatement?
         var attestedWithheld: Set<WithholdableField>?
         var attestedSeqs: ClosedRange<Int64>?
+        var signedFilter: ExportFilter?
         switch readFile(path, ExportStatement.file, limit: maximumSignedFileBytes) {
         case .failure(let why) where why.message == describe(.missing, ExportStatement.file, limit: 0):
             if requireStatement {
@@ -139,7 +140,8 @@ public enum ExportBundle {
                     let compared = compare(st, checkpoint: checkpoint, manifest: manifest)
                     for why in compared.mismatches { add(.statementMismatch, nil, why) }
                     attestedWithheld = compared.signedRedaction
-                    attestedSeqs = compared.signedSeqs
+                    signedFilter = compared.signedFilter
+                    attestedSeqs = compared.signedFilter?.seqs
                 }
             } catch {
                 add(.statementInvalid, nil, "\(ExportStatement.file): \(error.message)")
@@ -210,24 +212,21 @@ public enum ExportBundle {
                 add(.entryAdded, seq, "entry seq \(seq) (line \(lineNumber)) is not listed in the manifest: it was added")
                 continue
             }
-            let checked: Result<(withheld: Set<WithholdableField>, erased: Set<WithholdableField>), EntryProblem>
+            let checked: Result<CheckedEntry, EntryProblem>
             switch entry {
             case .v1(let object):
-                // An erased field (FORMAT.md section 21) is shown as erased whatever the redaction set.
-                let withheld = Set(WithholdableField.allCases.filter { object[$0.rawValue]?.object?["withheld"]?.isTrue == true })
-                let erased = Set(WithholdableField.allCases.filter { object[$0.rawValue]?.object?["erased"]?.isTrue == true })
-                checked = check(entry: object, seq: seq, checkpoint: checkpoint).map { .failure(EntryProblem($0.kind, $0.message)) }
-                    ?? .success((withheld, erased))
+                checked = Self.checked(entry: object, seq: seq, checkpoint: checkpoint)
             case .v2(let elements):
-                checked = checkV2(entry: elements, seq: seq, checkpoint: checkpoint).map { entry in
-                    leaves += entry.leaf  // in the manifest's order while no entry came out of order (step 6)
-                    return (entry.withheld, entry.erased)
-                }
+                checked = checkV2(entry: elements, seq: seq, checkpoint: checkpoint)
+                // In the manifest's order while no entry came out of order (step 6).
+                if case .success(let entry) = checked { leaves += entry.leaf }
             }
             switch checked {
             case .failure(let problem):
                 add(problem.kind, seq, problem.message)
-            case .success(let (withheld, erased)):
+            case .success(let entry):
+                // An erased field (FORMAT.md section 21) is shown as erased whatever the redaction set.
+                let (withheld, erased) = (entry.withheld, entry.erased)
                 if !erased.isEmpty { erasedShown.append((seq, ErasureRecord.mask(erased))) }
                 if let attested = attestedWithheld, withheld != attested.subtracting(erased) {
                     add(.statementMismatch, seq, "entry seq \(seq) withholds \(names(withheld)), but the statement attests that \(names(attested)) was withheld")
@@ -235,6 +234,8 @@ public enum ExportBundle {
                           withheld != manifestSet.subtracting(erased)
                 {
                     add(.manifestMismatch, seq, "entry seq \(seq) withholds \(names(withheld)), but the manifest says \(names(manifestSet)) was withheld")
+                } else if let why = signedFilter?.mismatch(entry.values, actor: entry.actor) {
+                    add(.statementMismatch, seq, "filter: entry seq \(seq) does not match the filter the statement signs: \(why)")
                 } else {
                     verified += 1
                 }
