@@ -824,7 +824,11 @@ def verify(path: str, keys: dict[int, Key], expected_store_id: bytes | None = No
                 if not (_is_corruption(e) and any(f.kind == "corruption" for f in report.findings)):
                     raise
         except sqlite3.DatabaseError as e:
-            if _is_corruption(e):
+            if isinstance(e, LogExtentUnknown):
+                # Damage met before step 4 makes its one finding the whole report (section 11, step 5).
+                report = Report()
+                report.add("corruption", None, None, f"SQLite cannot read the store: {e}")
+            elif _is_corruption(e):
                 report.add("corruption", None, None, f"SQLite cannot read the store: {e}")
             elif os.path.exists(path + "-journal") and os.path.getsize(path + "-journal") > 0:
                 raise StoreOpenError(f"{path}: {e}: its rollback journal ({path}-journal) must be rolled back first, which "
@@ -886,8 +890,13 @@ def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, 
     _foreign_key_versions(conn, report)
     _foreign_attestations(conn, report, keys, header)
 
+    # A damaged page that ended step 4's reading of the rows (its `corruption` finding has seqs):
+    # steps 7, 9, 10 and 11 judge indexes, tombstones, erased fields and time breaks against the
+    # rows, and are not run on a log that was not all read (section 11, step 5).
+    rows_unread = any(f.kind == "corruption" and f.first is not None for f in report.findings)
+
     # Step 7: query indexes (with a store id; this verifier always makes full passes).
-    if header is not None:
+    if header is not None and not rows_unread:
         _check_indexes(conn, report)
 
     # Step 8: the store's own checkpoints (with a store id).
@@ -895,14 +904,14 @@ def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, 
         _stored_checkpoints(conn, report, header["store_id"], checkpoint_keys)
 
     # Step 9: expiry (section 20.4; with a store id and the log's table).
-    if header is not None and _table_exists(conn, "audit_entries"):
+    if header is not None and _table_exists(conn, "audit_entries") and not rows_unread:
         retention.check_expiry(conn, report, keys, header["store_id"], engine_rows,
                                _table_exists(conn, "audit_expired"))
         # Step 10: erased fields (section 21.4).
         erasure.check_erasure(conn, report, engine_rows)
 
     # Step 11: time breaks (section 24.3; with a store id).
-    if header is not None:
+    if header is not None and not rows_unread:
         time_breaks.check_time_breaks(conn, report)
 
     # Step 12: the file's structure, as SQLite checks it, unless damage is already reported.
@@ -1064,6 +1073,12 @@ def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | No
         report.add("unexpected-rows", low[0], low[1], f"{low[2]} row(s) with seq below 1; the log starts at seq 1")
     has_tombstones = _table_exists(conn, "audit_expired")
     hi = log_end(conn, has_tombstones)
+    first = conn.execute("SELECT seq FROM audit_entries NOT INDEXED WHERE seq >= 1 ORDER BY seq LIMIT 1").fetchone()
+    if (first is None) != (hi is None):
+        # A damaged last page can hide the last row from one read and not the first row from the
+        # other: the log's extent is unknown, and SQLite gave no error to report (section 11, step 5).
+        raise LogExtentUnknown(f"database disk image is malformed: the table audit_entries returns a first row "
+                               f"(seq {first[0] if first else 0}) but no last one: a damaged page")
     report.last_seq = hi or 0
     if store_id is None or hi is None:
         return {}  # without a store id no MAC can be checked; an empty log has nothing more to check
@@ -1072,6 +1087,10 @@ def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | No
     if low[2] and low[2] <= 1000:
         _moved_from_tail(conn, report, keys, store_id, hi, low[2])
     return engine_rows
+
+
+class LogExtentUnknown(sqlite3.DatabaseError):
+    """The first and the last row of audit_entries disagree: damage met before step 4."""
 
 
 def log_end(conn, has_tombstones: bool) -> int | None:
@@ -1211,7 +1230,8 @@ def _rows_up_to_damage(conn):
     """The rows of _SELECT_ROWS in seq order, up to a damaged page. Python's sqlite3 cursor steps
     to the next row before it returns one, so a damaged page would lose the readable row before
     it as well: after the cursor fails, the rows that follow the last one it returned are read
-    one by one by seq, until one is missing or cannot be read; then the cursor's error is
+    one by one by seq (over the seqs of expired rows, which have a tombstone instead), until one
+    is in neither table or cannot be read; then the cursor's error is
     raised, and step 4's `corruption` finding starts at the seq expected next (section 11)."""
     last = 0
     try:
@@ -1222,9 +1242,42 @@ def _rows_up_to_damage(conn):
         if not _is_corruption(error) or not isinstance(last, int):
             raise
         one = erasure.adapt(conn, _SELECT_ONE_ROW)
+        tombstones = _table_exists(conn, "audit_expired")
         while True:
             try:
                 values = conn.execute(one, (last + 1,)).fetchone()
+                if values is None and tombstones and conn.execute(
+                        "SELECT 1 FROM audit_expired WHERE seq = ?", (last + 1,)).fetchone() is not None:
+                    last += 1  # an expired row: its tombstone is walked in its place; read on after it
+                    continue
+            except sqlite3.DatabaseError:
+                values = None
+            if values is None:
+                raise error
+            last = values[0]
+            yield values
+
+
+_NEXT_TOMBSTONE = retention.WALK_TOMBSTONES.replace("WHERE t.seq >= 1", "WHERE t.seq > ?") + " LIMIT 1"
+
+
+def _tombstones_up_to_damage(conn):
+    """The log's tombstones in seq order (retention.WALK_TOMBSTONES), up to a damaged page of
+    audit_entries, which each one's NOT EXISTS reads. The cursor steps one tombstone ahead, so
+    damage behind a later tombstone would end the walk before an earlier one that the rows still
+    reach: after the cursor fails, the tombstones are read one statement each, and the error is
+    raised only when the next one cannot be read (as _rows_up_to_damage does for the rows)."""
+    last = 0
+    try:
+        for values in conn.cursor().execute(retention.WALK_TOMBSTONES):
+            last = values[0]
+            yield values
+    except sqlite3.DatabaseError as error:
+        if not _is_corruption(error) or not isinstance(last, int):
+            raise
+        while True:
+            try:
+                values = conn.execute(_NEXT_TOMBSTONE, (last,)).fetchone()
             except sqlite3.DatabaseError:
                 values = None
             if values is None:
@@ -1235,16 +1288,37 @@ def _rows_up_to_damage(conn):
 
 def _with_tombstones(rows, tombstones):
     """The rows (seq >= 1) and the tombstones of expired seqs (seq >= 1, no row) merged in seq
-    order: (is_tombstone, values)."""
-    tomb = next(tombstones, None)
+    order: (is_tombstone, values). When the tombstones can no longer be read (a damaged page of
+    audit_entries behind the next one), the rows go on while they follow each other with no gap a
+    tombstone could fill; the error is raised at the first gap, or after the last row."""
+    failure = None
+
+    def advance():
+        nonlocal failure
+        try:
+            return next(tombstones, None)
+        except sqlite3.DatabaseError as e:
+            if not _is_corruption(e):
+                raise
+            failure = e
+            return None
+
+    tomb = advance()
+    last = 0
     for values in rows:
         while tomb is not None and tomb[0] < values[0]:
             yield True, tomb
-            tomb = next(tombstones, None)
+            last = tomb[0]
+            tomb = advance()
+        if failure is not None and values[0] != last + 1:
+            raise failure
         yield False, values
+        last = values[0]
     while tomb is not None:
         yield True, tomb
-        tomb = next(tombstones, None)
+        tomb = advance()
+    if failure is not None:
+        raise failure
 
 
 def _scan_rows(conn, report: Report, keys, store_id: bytes, compromised: set[int], attestations, state: dict,
@@ -1253,7 +1327,7 @@ def _scan_rows(conn, report: Report, keys, store_id: bytes, compromised: set[int
     prev_known = True
     expected = 1
     n = len(READ_COLUMNS)
-    tombstones = iter(conn.cursor().execute(retention.WALK_TOMBSTONES) if has_tombstones else ())
+    tombstones = _tombstones_up_to_damage(conn) if has_tombstones else iter(())
     for is_tombstone, values in _with_tombstones(_rows_up_to_damage(conn), tombstones):
         seq = values[0]
         if seq > expected:

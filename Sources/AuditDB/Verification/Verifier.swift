@@ -226,8 +226,10 @@ struct Verifier: Sendable {
                 findings += moved
                 total += moved.count
             }
-            // Expired rows (FORMAT.md section 20.4, step 9).
-            if let storeID {
+            // Expired rows (FORMAT.md section 20.4, step 9). Steps 9-11 judge tombstones, erased
+            // fields and time breaks against the rows: not run when a damaged page kept step 4
+            // from reading them all (their findings would only be side effects of the damage).
+            if let storeID, !endedByCorruption {
                 let keys = self.keys
                 let throughTable = engineEntriesThroughTable
                 let expiry = try await pool.read { db in try ExpiryCheck.findings(db, storeID: storeID, keys: keys, throughTable: throughTable) }
@@ -242,7 +244,7 @@ struct Verifier: Sendable {
                 total += erasure.count
             }
             // Time breaks (FORMAT.md section 24, step 11), judged after the rows' and tombstones' own findings.
-            if storeID != nil {
+            if storeID != nil, !endedByCorruption {
                 let earlier = findings
                 let breaks = try await pool.read { db in
                     try TimeBreakCheck.findings(db, from: fromSeq, upTo: lastSeq, earlier: earlier)

@@ -260,9 +260,20 @@ struct TamperTests {
         #expect(!report.isIntact)
     }
 
-    @Test("a leaf page in the middle of the log made unreadable: the rows before it verify, one corruption finding from the seq after them to the last, one for the steps after the rows; the Python verifier agrees")
-    func corruptLeafPageMidLog() async throws {
+    @Test("a leaf page in the middle of the log made unreadable: the rows before it verify, one corruption finding from the seq after them to the last, and nothing of the steps that judge the unread rows (7, 9-11); the Python verifier agrees",
+          arguments: [false, true])
+    func corruptLeafPageMidLog(_ lifecycle: Bool) async throws {
         try await makeStore(at: db, keys: keys, count: 6_000)
+        if lifecycle {
+            // Tombstones of tenant-1's rows, and an erasure: steps 9 and 10 would judge them
+            // against the rows after the damage, which were not read, and find them "tampered".
+            let store = try await AuditStore.open(at: db, keys: keys)
+            let later = AuditTimestamp(microsecondsSinceEpoch: AuditTimestamp.now().microsecondsSinceEpoch + 3 * 86_400_000_000)
+            let expired = try await store.applyRetention(try RetentionPolicy(parsingDefault: "forever", tenants: ["tenant-1": "1d"]), now: later)
+            #expect(expired.expired > 1_000)
+            _ = try await store.erase(.seqs([5_000, 5_003]), fields: [.actor], reason: "TICKET-1")
+            try await store.close()
+        }
         let queue = try DatabaseQueue(path: db)
         let (page, pageSize, last) = try await queue.read { db in
             // A leaf of the table a quarter of the way in (the page of the row at seq 1,500).
@@ -275,11 +286,12 @@ struct TamperTests {
         let ranged = try #require(report.findings.first { $0.kind == .corruption && $0.seqs != nil })
         let first = try #require(ranged.seqs?.lowerBound)
         #expect(first > 1 && ranged.seqs?.upperBound == last, "\(report)")
-        #expect(findingNames(report) == ["corruption -", "corruption \(first)...\(last)"], "\(report)")
-        #expect(report.rowsChecked == Int(first - 1))
+        #expect(findingNames(report) == ["corruption \(first)...\(last)"], "\(report)")
+        if !lifecycle { #expect(report.rowsChecked == Int(first - 1)) }
         let keyFile = dir.path("k.keys")
         try KeyFile.write(keys, to: keyFile, replacing: false)
-        #expect(try pythonFindings(db, keyFile: keyFile) == ["corruption -...-", "corruption \(first)...\(last)"])
+        let python = try pythonFindings(db, keyFile: keyFile)
+        #expect(python == ["corruption \(first)...\(last)"], "\(python)")
     }
 
     /// A 50-row store whose object `name` has its root page made unreadable (not a b-tree page
