@@ -1967,6 +1967,48 @@ def _stored_checkpoints(conn, report: Report, store_id: bytes, trusted: dict[int
         report.add("foreign-row", None, None,
                    f"more than {CHECKPOINT_EXAMINED_LIMIT} audit_checkpoints rows disagree with the log; only the "
                    f"newest {CHECKPOINT_EXAMINED_LIMIT} were examined")
+    _agreeing_checkpoints(conn, report, store_id, last, {values[0] for values in rows},
+                          len(rows) > CHECKPOINT_EXAMINED_LIMIT, expired)
+
+
+def _agreeing_checkpoints(conn, report: Report, store_id: bytes, last: int, disagreeing: set, unexamined: bool,
+                          expired: bool) -> None:
+    """Step 8, full passes: every audit_checkpoints row that agrees with the log (seq 1...L, not
+    among the disagreeing rows), newest first, must be a checkpoint under the public key it names,
+    with a frontier of 32 x popcount(seq) bytes that folds to its root; else foreign-row. With more
+    disagreeing rows than were examined, only rows whose chain head a lookup confirms are judged."""
+    ax = _export_verifier()
+    columns = _CHECKPOINT_COLUMNS + ("frontier",)
+    query = ("SELECT " + ", ".join(f"{c}, typeof({c})" for c in columns)
+             + " FROM audit_checkpoints WHERE seq >= 1 AND seq <= ? ORDER BY seq DESC")
+    for values in conn.execute(query, (last,)).fetchall():
+        row = {c: values[2 * i] for i, c in enumerate(columns)}
+        types = {c: _s(values[2 * i + 1]) for i, c in enumerate(columns)}
+        seq = row["seq"]
+        if seq in disagreeing:
+            continue
+        if unexamined:
+            mac = conn.execute("SELECT mac FROM audit_entries WHERE seq = ?", (seq,)).fetchone()
+            if mac is None and expired:
+                mac = conn.execute("SELECT mac FROM audit_expired WHERE seq = ?", (seq,)).fetchone()
+            if mac is None or mac[0] != row["chain_head"]:
+                continue
+        why = checkpoint_row_invalidity(store_id, row, types, None)
+        if why is None:
+            frontier = bytes(row["frontier"]) if types["frontier"] == "blob" else b""
+            hashes = [frontier[i:i + 32] for i in range(0, len(frontier), 32)]
+            root = None
+            if hashes and len(frontier) == 32 * bin(seq).count("1"):
+                root = hashes[-1]
+                for left in reversed(hashes[:-1]):
+                    root = ax.node_hash(left, root)
+            if root != bytes(row["merkle_root"]):
+                why = "its frontier is not 32 × popcount(seq) bytes that fold to its Merkle root"
+        if why is not None:
+            report.add("foreign-row", None, None,
+                       f"audit_checkpoints row at seq {seq} has the chain head of the log but is not a checkpoint of this "
+                       f"store: {why}. AuditDB ignores it (a checkpoint or export skips it); another SQLite client changed "
+                       "or inserted it")
 
 
 # --------------------------------------------------------------------------------------------

@@ -1377,11 +1377,23 @@ def test_stored_checkpoints(tmp: pathlib.Path) -> None:
     for rep in both_modes(p):
         check(kinds(rep) == [("missing-rows", 5)], f"(f) row 5 deleted under a checkpoint at 5 -> missing-rows 5 only ({shown(rep)})")
 
-    # Rows that agree with the log are not examined, even with a bad signature.
+    # A row that agrees with the log is checked under the key it names, and its frontier (full
+    # passes): a bad signature is foreign-row, whether or not a public key file is given.
     p = copy("agreeing-forgery")
     insert_checkpoints(p, checkpoint_row(10, macs[9], leaves, flip_signature=True))
     for rep in both_modes(p):
-        check(rep.intact, f"a forged row that agrees with the log -> nothing ({shown(rep)})")
+        check([(f.kind, f.first) for f in rep.findings] == [("foreign-row", None)]
+              and rep.findings[0].message.startswith("audit_checkpoints row at seq 10 has the chain head of the log but is "
+                                                     "not a checkpoint of this store: "),
+              f"a damaged row that agrees with the log -> foreign-row ({shown(rep)})")
+    # ... and one whose unsigned frontier was changed.
+    p = copy("agreeing-frontier")
+    row = checkpoint_row(10, macs[9], leaves)
+    insert_checkpoints(p, row[:-1] + (bytes(len(row[-1])),))  # the frontier, the last column, zeroed
+    for rep in both_modes(p):
+        check([(f.kind, f.first) for f in rep.findings] == [("foreign-row", None)]
+              and "its frontier is not 32 × popcount(seq) bytes that fold to its Merkle root" in rep.findings[0].message,
+              f"a frontier changed in a row that agrees with the log -> foreign-row ({shown(rep)})")
 
     # A valid checkpoint and a bad one beyond the end: the bad one is foreign, the valid one truncates.
     p = copy("mixed")

@@ -1,3 +1,4 @@
+import CAuditCore
 import Foundation
 import GRDB
 
@@ -9,13 +10,15 @@ import GRDB
 /// public key file when one is given (``AuditStore/Configuration/checkpointPublicKeys``), else
 /// under the public key the row names itself (then a forged row cannot be told from a real one,
 /// and the message says to pass the public key). A row that does not verify, or that agrees with
-/// nothing it could, is `foreign-row`. Signatures are checked only where a row disagrees with the
-/// log, so the cost is O(checkpoints) lookups, not O(checkpoints) Ed25519 verifications.
+/// nothing it could, is `foreign-row`. An incremental pass checks signatures only where a row
+/// disagrees with the log (O(checkpoints) lookups); a full pass also checks every row that agrees
+/// with it: its signature under the public key it names and its frontier (a damaged or edited
+/// row there changes no verdict, but a checkpoint or export would silently skip it).
 enum StoredCheckpointCheck {
     /// At most this many disagreeing rows are examined one by one.
     static let examinedLimit = 100
 
-    static func findings(_ db: Database, storeID: StoreID, trusted: CheckpointPublicKeys?) throws -> [Finding] {
+    static func findings(_ db: Database, storeID: StoreID, trusted: CheckpointPublicKeys?, full: Bool = false) throws -> [Finding] {
         guard try db.tableExists("audit_checkpoints"), try db.tableExists("audit_entries") else { return [] }
         let lastSeq = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries NOT INDEXED WHERE seq >= 1") ?? 0
         // Rows that disagree with the log: beyond its end, or a chain head that is not row seq's MAC
@@ -59,6 +62,59 @@ enum StoredCheckpointCheck {
         if rows.count > examinedLimit {
             findings.append(Finding(kind: .foreignRow, seqs: nil,
                                     message: "more than \(examinedLimit) audit_checkpoints rows disagree with the log; only the newest \(examinedLimit) were examined"))
+        }
+        if full {
+            let disagreeing = Set(rows.map { $0[0] as Int64 })
+            findings += try agreeingFindings(db, storeID: storeID, lastSeq: lastSeq, skipping: disagreeing,
+                                             unexamined: rows.count > examinedLimit)
+        }
+        return findings
+    }
+
+    /// Full passes (FORMAT.md section 11, step 8): every row that agrees with the log, newest
+    /// first, must be a checkpoint under the public key it names, with a frontier of
+    /// 32 × popcount(seq) bytes that folds to its root; each that is not is `foreign-row`.
+    private static func agreeingFindings(_ db: Database, storeID: StoreID, lastSeq: Int64, skipping disagreeing: Set<Int64>,
+                                         unexamined: Bool) throws -> [Finding]
+    {
+        // With more disagreeing rows than were examined, the ones not examined are not told
+        // apart from agreeing ones here: only the rows at seqs up to the log's end that a lookup
+        // confirms are judged.
+        let cursor = try Row.fetchCursor(db, sql: """
+            SELECT seq, created_at, key_version, public_key, chain_head, merkle_root, signature, frontier,
+                   typeof(created_at) = 'integer' AND typeof(key_version) = 'integer'
+            FROM audit_checkpoints WHERE seq >= 1 AND seq <= ? ORDER BY seq DESC
+            """, arguments: [lastSeq])
+        var findings: [Finding] = []
+        let macs = try StoredMacs(db)
+        while let row = try cursor.next() {
+            let seq: Int64 = row[0]
+            guard !disagreeing.contains(seq) else { continue }
+            func blob(_ index: Int) -> [UInt8] { Array(row.stored(index, as: Data.self) ?? Data()) }
+            let checkpoint = Checkpoint(
+                storeID: storeID, seq: seq, chainHead: blob(4), merkleRoot: blob(5),
+                time: AuditTimestamp(microsecondsSinceEpoch: row.stored(1, as: Int64.self) ?? 0),
+                keyVersion: row.stored(2, as: Int64.self).flatMap(UInt32.init(exactly:)) ?? 0, publicKey: blob(3), signature: blob(6))
+            if unexamined {
+                // Agreeing means the chain head is the stored MAC at seq (or its tombstone's).
+                guard let mac = try macs.mac(at: seq), mac.count == 32, checkpoint.chainHead.count == 32,
+                      adb_ct_equal(Array(mac), checkpoint.chainHead, 32) == 1 else { continue }
+            }
+            let why: String?
+            if row.stored(8, as: Bool.self) != true || checkpoint.keyVersion == 0 {
+                why = "its created_at or key_version is not an integer, or its key version is not 1...2^32-1"
+            } else if let invalid = checkpoint.selfInvalidity() {
+                why = invalid
+            } else if let frontier = MerkleTree.Frontier(size: seq, bytes: blob(7)), frontier.root == checkpoint.merkleRoot {
+                why = nil
+            } else {
+                why = "its frontier is not 32 × popcount(seq) bytes that fold to its Merkle root"
+            }
+            if let why {
+                findings.append(Finding(
+                    kind: .foreignRow, seqs: nil,
+                    message: "audit_checkpoints row at seq \(seq) has the chain head of the log but is not a checkpoint of this store: \(why). AuditDB ignores it (a checkpoint or export skips it); another SQLite client changed or inserted it"))
+            }
         }
         return findings
     }

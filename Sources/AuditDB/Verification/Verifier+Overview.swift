@@ -26,7 +26,7 @@ extension Verifier {
                 // log's damage, which the row scan (step 4) reports with its seqs, not the end of
                 // the pass that damage in the schema, header or side tables is.
                 do {
-                    schemaFindings += try StoredCheckpointCheck.findings(db, storeID: h.storeID, trusted: checkpointKeys)
+                    schemaFindings += try StoredCheckpointCheck.findings(db, storeID: h.storeID, trusted: checkpointKeys, full: full)
                 } catch where Self.isCorruption(error) {
                     checkpointDamage = Finding(kind: .corruption, seqs: nil, message: "SQLite cannot read the store: \(Self.corruptionMessage(error))")
                 }

@@ -203,6 +203,32 @@ struct ForeignRowTests {
         #expect(verified.isValid, "\(verified.findings)")
     }
 
+    @Test("the store's own checkpoint rows edited where they agree with the log (signature, root, frontier): foreign-row in a full pass, in both verifiers, with or without the public key",
+          arguments: ["signature = zeroblob(64)", "merkle_root = zeroblob(32)", "frontier = x'00'", "created_at = created_at + 1"])
+    func editedAgreeingCheckpoint(_ edit: String) async throws {
+        let keys = try testKeyRing(), signer = try testSigner()
+        try await makeStore(at: db, keys: keys, count: 40)
+        let store = try await AuditStore.open(at: db, keys: keys)
+        try await store.checkpoint(signer: signer)
+        try await store.append(contentsOf: (41...60).map { sampleEvent($0) })
+        try await store.checkpoint(signer: signer)
+        try await store.close()
+        try sqlite3Must(db, "DROP TRIGGER audit_checkpoints_no_update; UPDATE audit_checkpoints SET \(edit) WHERE seq = 40;")
+        let why = edit.hasPrefix("frontier")
+            ? "its frontier is not 32 × popcount(seq) bytes that fold to its Merkle root"
+            : "its Ed25519 signature does not verify (the checkpoint was changed or forged)"
+        let expected = "audit_checkpoints row at seq 40 has the chain head of the log but is not a checkpoint of this store: \(why). AuditDB ignores it (a checkpoint or export skips it); another SQLite client changed or inserted it"
+        var configuration = AuditStore.Configuration()
+        for trusted in [nil, signer.publicKeys] {
+            configuration.checkpointPublicKeys = trusted
+            let report = try await AuditStore.verify(storeAt: db, keys: keys, configuration: configuration)
+            #expect(report.findings.filter { $0.kind != .schemaTampered }.map(\.message) == [expected], "\(report)")
+        }
+        let keyFile = dir.path("k.keys")
+        try KeyFile.write(keys, to: keyFile, replacing: false)
+        #expect(try pythonFindings(db, keyFile: keyFile).filter { !$0.hasPrefix("schema-tampered") } == ["foreign-row -...-"])
+    }
+
     @Test("a foreign row at the seq of the next checkpoint: the checkpoint is made and anchored all the same")
     func foreignRowAtNextSeq() async throws {
         let keys = try testKeyRing(), signer = try testSigner()

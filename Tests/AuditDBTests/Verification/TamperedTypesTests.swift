@@ -80,10 +80,12 @@ struct TamperedTypesTests {
         try await store.close()
         try tamper("audit_checkpoints", "UPDATE audit_checkpoints SET created_at = 'noon' WHERE seq = 3;")
         #expect(try sqlite3Shell(db, "SELECT seq, typeof(created_at) FROM audit_checkpoints;").stdout == "3|text\n")
-        // The row agrees with the log (seq and chain head): FORMAT.md section 11 step 8 examines
-        // only rows that disagree ("a forged row that agrees changes nothing"), so plain
-        // verification reports nothing, and reads the row without stopping.
-        #expect(try await AuditStore.verify(storeAt: db, keys: keys).findings == [])
+        // The row agrees with the log (seq and chain head): a full pass still checks it under
+        // the key it names (FORMAT.md section 11 step 8) and reports it, and reads it without stopping.
+        let report = try await AuditStore.verify(storeAt: db, keys: keys)
+        #expect(report.findings.map(\.kind) == [.foreignRow], "\(report)")
+        #expect(report.findings.first?.message == "audit_checkpoints row at seq 3 has the chain head of the log but is not a checkpoint of this store: its created_at or key_version is not an integer, or its key version is not 1...2^32-1. AuditDB ignores it (a checkpoint or export skips it); another SQLite client changed or inserted it",
+                "\(report)")
         store = try await AuditStore.open(at: db, keys: keys)
         let storeID = store.storeID
         let usable = try await store.pool.read { db in try AuditStore.usableCheckpoint(db, storeID: storeID, trusting: nil) }
