@@ -1226,64 +1226,57 @@ def _scan(conn, report: Report, keys, store_id: bytes, compromised: set[int], at
 _SELECT_ONE_ROW = _SELECT_ROWS.replace(" WHERE seq >= 1 ORDER BY seq", " WHERE seq = ?")
 
 
-def _rows_up_to_damage(conn):
-    """The rows of _SELECT_ROWS in seq order, up to a damaged page. Python's sqlite3 cursor steps
-    to the next row before it returns one, so a damaged page would lose the readable row before
-    it as well: after the cursor fails, the rows that follow the last one it returned are read
-    one by one by seq (over the seqs of expired rows, which have a tombstone instead), until one
-    is in neither table or cannot be read; then the cursor's error is
+def _read_up_to_damage(conn, query: str, next_after):
+    """The rows of `query` (seq first, ascending), up to a damaged page. Python's sqlite3 cursor
+    steps to the next row before it returns one, so a damaged page would lose the readable row
+    before it as well: after the cursor fails, `next_after(last)` reads the one after the last
+    returned, one statement each, until it gives None or cannot read; then the cursor's error is
     raised, and step 4's `corruption` finding starts at the seq expected next (section 11)."""
     last = 0
     try:
-        for values in conn.cursor().execute(erasure.adapt(conn, _SELECT_ROWS)):
+        for values in conn.cursor().execute(query):
             last = values[0]
             yield values
     except sqlite3.DatabaseError as error:
         if not _is_corruption(error) or not isinstance(last, int):
             raise
-        one = erasure.adapt(conn, _SELECT_ONE_ROW)
-        tombstones = _table_exists(conn, "audit_expired")
         while True:
             try:
-                values = conn.execute(one, (last + 1,)).fetchone()
-                if values is None and tombstones and conn.execute(
-                        "SELECT 1 FROM audit_expired WHERE seq = ?", (last + 1,)).fetchone() is not None:
-                    last += 1  # an expired row: its tombstone is walked in its place; read on after it
-                    continue
+                values = next_after(last)
             except sqlite3.DatabaseError:
                 values = None
             if values is None:
                 raise error
             last = values[0]
             yield values
+
+
+def _rows_up_to_damage(conn):
+    """The rows of _SELECT_ROWS up to a damaged page; read one by one after it over the seqs of
+    expired rows, which have a tombstone instead, until a seq in neither table."""
+    one = erasure.adapt(conn, _SELECT_ONE_ROW)
+    tombstones = _table_exists(conn, "audit_expired")
+
+    def next_row(last):
+        seq = last + 1
+        while True:
+            values = conn.execute(one, (seq,)).fetchone()
+            if values is not None or not tombstones or conn.execute(
+                    "SELECT 1 FROM audit_expired WHERE seq = ?", (seq,)).fetchone() is None:
+                return values
+            seq += 1  # an expired row: its tombstone is walked in its place; read on after it
+    return _read_up_to_damage(conn, erasure.adapt(conn, _SELECT_ROWS), next_row)
 
 
 _NEXT_TOMBSTONE = retention.WALK_TOMBSTONES.replace("WHERE t.seq >= 1", "WHERE t.seq > ?") + " LIMIT 1"
 
 
 def _tombstones_up_to_damage(conn):
-    """The log's tombstones in seq order (retention.WALK_TOMBSTONES), up to a damaged page of
-    audit_entries, which each one's NOT EXISTS reads. The cursor steps one tombstone ahead, so
-    damage behind a later tombstone would end the walk before an earlier one that the rows still
-    reach: after the cursor fails, the tombstones are read one statement each, and the error is
-    raised only when the next one cannot be read (as _rows_up_to_damage does for the rows)."""
-    last = 0
-    try:
-        for values in conn.cursor().execute(retention.WALK_TOMBSTONES):
-            last = values[0]
-            yield values
-    except sqlite3.DatabaseError as error:
-        if not _is_corruption(error) or not isinstance(last, int):
-            raise
-        while True:
-            try:
-                values = conn.execute(_NEXT_TOMBSTONE, (last,)).fetchone()
-            except sqlite3.DatabaseError:
-                values = None
-            if values is None:
-                raise error
-            last = values[0]
-            yield values
+    """The log's tombstones (retention.WALK_TOMBSTONES) up to a damaged page of audit_entries,
+    which each one's NOT EXISTS reads: the cursor's look-ahead would meet damage behind a later
+    tombstone before an earlier one that the rows still reach."""
+    return _read_up_to_damage(conn, retention.WALK_TOMBSTONES,
+                              lambda last: conn.execute(_NEXT_TOMBSTONE, (last,)).fetchone())
 
 
 def _with_tombstones(rows, tombstones):
