@@ -927,18 +927,19 @@ def _verify(conn, report: Report, keys: dict[int, Key], expected: bytes | None, 
 
 
 def _file_header_bytes(conn):
-    """Bytes 18, 19 and 20 of the main database file's header, as stored in the file (not a page
-    image in the -wal); None if the file cannot be read now or is too short (section 11, step 1)."""
+    """Bytes 18, 19 and 20 of the main database file's header, and bytes 72-91 (reserved for
+    expansion), as stored in the file (not a page image in the -wal); None if the file cannot be
+    read now or is too short (section 11, step 1)."""
     name = conn.execute("PRAGMA database_list").fetchone()[2]
     path = name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else name
     if not path:
         return None
     try:
         with open(path, "rb") as f:
-            head = f.read(21)
+            head = f.read(100)
     except OSError:
         return None
-    return (head[18], head[19], head[20]) if len(head) == 21 else None
+    return (head[18], head[19], head[20], head[72:92]) if len(head) == 100 else None
 
 
 MIGRATION_RECORD_INDEX = "sqlite_autoindex_grdb_migrations_1"
@@ -1050,6 +1051,12 @@ def _verify_log(conn, report: Report, keys: dict[int, Key], expected: bytes | No
                        "as AuditDB creates every store: SQLite then lays out every page differently, so the pages read as "
                        "damaged (PRAGMA quick_check) and writes fail. Another client changed it; restore the store from a "
                        "backup (or write 0 back into byte 20)")
+        if header_bytes is not None and any(header_bytes[3]):
+            first = 72 + next(i for i, b in enumerate(header_bytes[3]) if b)
+            report.add("corruption", None, None,
+                       f"the SQLite file header's bytes 72 to 91, reserved for expansion, are not all zero (byte {first} is "
+                       "not), as SQLite requires: another client edited the file header. Restore the store from a backup "
+                       "(or write zeros back into bytes 72 to 91)")
 
     # The attestations that count (section 10), needed only when some key version is compromised:
     # by the header check (seq 0) and the row scan. Without audit_entries there are no

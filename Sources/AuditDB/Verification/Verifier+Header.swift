@@ -43,6 +43,9 @@ extension Verifier {
         if let reserved = header?.reserved, reserved != 0 {
             findings.append(Finding(kind: .corruption, seqs: nil, message: reservedBytesMessage(reserved)))
         }
+        if let expansion = header?.expansion, let offset = expansion.firstIndex(where: { $0 != 0 }) {
+            findings.append(Finding(kind: .corruption, seqs: nil, message: expansionBytesMessage(firstNonZero: offset)))  // an index into the header
+        }
         let known = StoreSchema.knownMigrations
         if applied.isEmpty, try db.tableExists("audit_entries") || db.tableExists("audit_store") {
             // Every store records its migrations; with none recorded, every other command takes
@@ -72,21 +75,28 @@ extension Verifier {
     }
 
     /// Bytes 18, 19 and 20 of the main database file's SQLite header (the file format write and
-    /// read versions, and the bytes reserved at the end of each page), as stored in the file, read
-    /// through SQLite's own open file (a descriptor of our own would drop this process's locks on
-    /// the file when closed); nil for an in-memory database or a file too short.
-    static func fileHeader(_ db: Database) throws -> (write: UInt8, read: UInt8, reserved: UInt8)? {
+    /// read versions, and the bytes reserved at the end of each page) and bytes 72-91 (reserved
+    /// for expansion), as stored in the file, read through SQLite's own open file (a descriptor
+    /// of our own would drop this process's locks on the file when closed); nil for an in-memory
+    /// database or a file too short.
+    static func fileHeader(_ db: Database) throws -> (write: UInt8, read: UInt8, reserved: UInt8, expansion: ArraySlice<UInt8>)? {
         guard let connection = db.sqliteConnection, let name = sqlite3_db_filename(connection, "main"), name.pointee != 0 else {
             return nil
         }
-        var bytes = [UInt8](repeating: 0, count: 21)
-        let rc = adb_sqlite_read_main_header(connection, &bytes, 21)
+        var bytes = [UInt8](repeating: 0, count: 100)
+        let rc = adb_sqlite_read_main_header(connection, &bytes, 100)
         guard rc == SQLITE_OK else {
             // SQLITE_IOERR_SHORT_READ (a macro Swift does not import)
             guard rc == SQLITE_IOERR | (2 << 8) else { throw SQLite.error(rc, connection: connection, while: "read the file header") }
             return nil  // too short: the open that read it says what is wrong with it
         }
-        return (bytes[18], bytes[19], bytes[20])
+        return (bytes[18], bytes[19], bytes[20], bytes[72..<92])
+    }
+
+    /// The finding's text for a header whose bytes 72-91 are not all zero (FORMAT.md section 11, step 1).
+    static func expansionBytesMessage(firstNonZero offset: Int) -> String {
+        "the SQLite file header's bytes 72 to 91, reserved for expansion, are not all zero (byte \(offset) is not), as SQLite requires: "
+            + "another client edited the file header. Restore the store from a backup (or write zeros back into bytes 72 to 91)"
     }
 
     /// The finding's text for a header that reserves bytes at the end of each page (FORMAT.md

@@ -7,7 +7,8 @@ import Testing
 /// Byte 18 of the SQLite header (the file format write version) set above 2: SQLite opens the
 /// file read-only, so every append fails while every row still verifies; byte 20 (bytes reserved
 /// per page) not 0: the pages read as damaged; bytes 44–47 (the schema format number) above 4:
-/// SQLite cannot read the schema. Verification reports each (FORMAT.md section 11,
+/// SQLite cannot read the schema; bytes 72–91 (reserved for expansion) not zero. Verification
+/// reports each (FORMAT.md section 11,
 /// step 1), in both verifiers and the scanner.
 @Suite("The SQLite header's format versions")
 struct FileHeaderVersionTests {
@@ -53,6 +54,23 @@ struct FileHeaderVersionTests {
             "the SQLite file header reserves 32 byte(s) at the end of every page (byte 20), not 0 as AuditDB creates every store: SQLite then lays out every page differently, so the pages read as damaged (PRAGMA quick_check) and writes fail. Another client changed it; restore the store from a backup (or write 0 back into byte 20)",
         ])
         #expect(try pythonFindings(db, keyFile: keyPath) == ["corruption -...-"])
+    }
+
+    @Test("a byte of the header's bytes 72-91 (reserved for expansion, zero by SQLite's rule) set: the store still works; one corruption finding in both verifiers, naming the first byte",
+          arguments: [72, 80, 91])
+    func expansionBytes(_ offset: Int) async throws {
+        let (dir, db, keys, keyPath) = try await store(withHeaderByte: 0x5A, at: UInt64(offset))
+        defer { withExtendedLifetime(dir) {} }  // the directory is removed when released
+        #expect(try sqlite3Shell(db, "PRAGMA quick_check;").stdout == "ok\n")  // SQLite does not look at them
+        let report = try await AuditStore.verify(storeAt: db, keys: keys)
+        #expect(report.findings.map(\.message) == [
+            "the SQLite file header's bytes 72 to 91, reserved for expansion, are not all zero (byte \(offset) is not), as SQLite requires: another client edited the file header. Restore the store from a backup (or write zeros back into bytes 72 to 91)",
+        ], "\(report)")
+        #expect(try pythonFindings(db, keyFile: keyPath) == ["corruption -...-"])
+        // Byte 92 on (the version-valid-for number, SQLite's version) is SQLite's to write: not judged.
+        let (other, otherDB, otherKeys, _) = try await store(withHeaderByte: 0x5A, at: 95)
+        defer { withExtendedLifetime(other) {} }
+        #expect(try await AuditStore.verify(storeAt: otherDB, keys: otherKeys).findings.isEmpty)
     }
 
     @Test("a schema format number above 4 (bytes 44–47): SQLite cannot read the schema; one corruption finding from verify, the CLI and the Python verifier, not a failure to run")
