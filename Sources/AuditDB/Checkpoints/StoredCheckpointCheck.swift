@@ -29,12 +29,8 @@ enum StoredCheckpointCheck {
         var findings: [Finding] = []
         var reportedTruncation = false
         for row in rows.prefix(examinedLimit) {
-            func blob(_ index: Int) -> [UInt8] { Array(row.stored(index, as: Data.self) ?? Data()) }
             let seq: Int64 = row[0]
-            let checkpoint = Checkpoint(
-                storeID: storeID, seq: seq, chainHead: blob(4), merkleRoot: blob(5),
-                time: AuditTimestamp(microsecondsSinceEpoch: row.stored(1, as: Int64.self) ?? 0),
-                keyVersion: row.stored(2, as: Int64.self).flatMap(UInt32.init(exactly:)) ?? 0, publicKey: blob(3), signature: blob(6))
+            let checkpoint = checkpoint(row, storeID: storeID)
             let invalid = row.stored(8, as: Bool.self) != true || checkpoint.keyVersion == 0
                 ? "its created_at or key_version is not an integer, or its key version is not 1...2^32-1"
                 : trusted.map { checkpoint.invalidity(under: $0) } ?? checkpoint.selfInvalidity()
@@ -71,6 +67,17 @@ enum StoredCheckpointCheck {
         return findings
     }
 
+    /// The checkpoint a row of both statements here states: columns 0-6 are seq, created_at,
+    /// key_version, public_key, chain_head, merkle_root, signature (a value of the wrong type reads
+    /// as 0 or empty, and then does not verify).
+    private static func checkpoint(_ row: Row, storeID: StoreID) -> Checkpoint {
+        func blob(_ index: Int) -> [UInt8] { Array(row.stored(index, as: Data.self) ?? Data()) }
+        return Checkpoint(
+            storeID: storeID, seq: row[0], chainHead: blob(4), merkleRoot: blob(5),
+            time: AuditTimestamp(microsecondsSinceEpoch: row.stored(1, as: Int64.self) ?? 0),
+            keyVersion: row.stored(2, as: Int64.self).flatMap(UInt32.init(exactly:)) ?? 0, publicKey: blob(3), signature: blob(6))
+    }
+
     /// Full passes (FORMAT.md section 11, step 8): every row that agrees with the log, newest
     /// first, must be a checkpoint under the public key it names, with a frontier of
     /// 32 × popcount(seq) bytes that folds to its root; each that is not is `foreign-row`.
@@ -90,11 +97,7 @@ enum StoredCheckpointCheck {
         while let row = try cursor.next() {
             let seq: Int64 = row[0]
             guard !disagreeing.contains(seq) else { continue }
-            func blob(_ index: Int) -> [UInt8] { Array(row.stored(index, as: Data.self) ?? Data()) }
-            let checkpoint = Checkpoint(
-                storeID: storeID, seq: seq, chainHead: blob(4), merkleRoot: blob(5),
-                time: AuditTimestamp(microsecondsSinceEpoch: row.stored(1, as: Int64.self) ?? 0),
-                keyVersion: row.stored(2, as: Int64.self).flatMap(UInt32.init(exactly:)) ?? 0, publicKey: blob(3), signature: blob(6))
+            let checkpoint = checkpoint(row, storeID: storeID)
             if unexamined {
                 // Agreeing means the chain head is the stored MAC at seq (or its tombstone's).
                 guard let mac = try macs.mac(at: seq), mac.count == 32, checkpoint.chainHead.count == 32,
@@ -105,7 +108,9 @@ enum StoredCheckpointCheck {
                 why = "its created_at or key_version is not an integer, or its key version is not 1...2^32-1"
             } else if let invalid = checkpoint.selfInvalidity() {
                 why = invalid
-            } else if let frontier = MerkleTree.Frontier(size: seq, bytes: blob(7)), frontier.root == checkpoint.merkleRoot {
+            } else if let frontier = MerkleTree.Frontier(size: seq, bytes: Array(row.stored(7, as: Data.self) ?? Data())),
+                      frontier.root == checkpoint.merkleRoot
+            {
                 why = nil
             } else {
                 why = "its frontier is not 32 × popcount(seq) bytes that fold to its Merkle root"
