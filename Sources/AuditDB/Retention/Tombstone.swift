@@ -164,10 +164,20 @@ struct TombstoneReader {
         }
     }
 
+    /// A damaged page met by ``walk(_:keyEntries:storeID:chain:_:)``: step 4 meets it, so it
+    /// ends the reading of rows at the seq the walk expected next (FORMAT.md section 11, step 5).
+    struct Damage: Error {
+        /// The seq after the last tombstone walked.
+        var expected: Int64
+        /// SQLite's message.
+        var message: String
+    }
+
     /// The verifier's walk through the tombstones of `range` (FORMAT.md 20.4): runs of tombstones
     /// that follow the chain are checked in C (`adb_walk_tombstones`, while the row before is
     /// known); every other one goes to `body` with the seq the walk expected next. Returns the
-    /// seq after the last tombstone walked (`range.lowerBound` if none).
+    /// seq after the last tombstone walked (`range.lowerBound` if none); a damaged page throws
+    /// ``Damage``.
     func walk(_ range: ClosedRange<Int64>, keyEntries: [adb_key_entry], storeID: [UInt8], chain: inout RowChain,
               _ body: (Link, Int64, inout RowChain) throws -> Void) throws -> Int64
     {
@@ -189,7 +199,16 @@ struct TombstoneReader {
             } else {
                 rc = SQLite.rawStep(stmt)
             }
-            guard try SQLite.stepped(rc, stmt, while: "read tombstones") else { return expected }
+            switch SQLite.stepResult(rc, stmt, while: "read tombstones") {
+            case .success(true): break
+            case .success(false): return expected
+            case .failure(let error) where error.code == .corrupt:
+                // Every seq of the range walked: the damage is on the page after it, which SQLite
+                // read only to find where the range ends (the rows after it decide what comes next).
+                if expected > range.upperBound { return expected }
+                throw Damage(expected: expected, message: SQLite.message(stmt))
+            case .failure(let error): throw error
+            }
             let kv = SQLite.type(stmt, 1) == SQLITE_INTEGER ? UInt32(exactly: SQLite.int64(stmt, 1)) : nil
             let mac = SQLite.type(stmt, 2) == SQLITE_BLOB ? SQLite.blob(stmt, 2).flatMap { $0.count == 32 ? $0 : nil } : nil
             let link = Link(seq: SQLite.int64(stmt, 0), keyVersion: kv, mac: mac, leaf: nil)

@@ -21,6 +21,20 @@ extension Verifier {
         if next <= gap.upperBound { missing(next...gap.upperBound, &chain) }
     }
 
+    /// The end of a range's scan at a damaged page of `audit_expired` met by the walk: step 4's
+    /// `corruption` finding from the seq the walk expected next, as for a page of the log's rows
+    /// (FORMAT.md section 11, step 5; 20.4 makes the tombstones part of step 4).
+    static func tombstonesUnreadable(_ damage: TombstoneReader.Damage, range: ClosedRange<Int64>,
+                                     digest: adb_index_digest?, result: RangeResult) -> RangeResult
+    {
+        var result = result
+        let from = damage.expected
+        result.add(Finding(kind: .corruption, seqs: from...max(from, range.upperBound),
+                           message: "SQLite cannot read the rows from seq \(from) on: \(damage.message)"))
+        if let digest { result.indexDigest = digest }
+        return result
+    }
+
     /// The verdict on one tombstone in the chain, as RowView.check for a row (its link tag only).
     static func check(_ link: TombstoneReader.Link, chain: inout RowChain, context: RowContext) -> Finding? {
         let seq = link.seq

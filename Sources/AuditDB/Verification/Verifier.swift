@@ -43,18 +43,16 @@ struct Verifier: Sendable {
         var findings: [Finding] = []
 
         // 1. Schema and header. Damaged pages here still give a report, not an error.
-        let phase1: (
-            [Finding], HeaderResult, (Int64?, Int64?, Int64), (Int64?, Int64?, Int64), [Int64: [Attestation]], Finding?
-        )
+        let overview: Overview
         do {
-            phase1 = try await readOverview(full: position == nil)
+            overview = try await readOverview(full: position == nil)
         } catch let error as DatabaseError where SQLite.isDamage(error) {
             return Self.unreadable(error.message ?? "corrupt", startedAt: startedAt, started: started)
         } catch let error as AuditError where error.code == .corrupt {
             return Self.unreadable(error.message, startedAt: startedAt, started: started)
         }
-        let (schemaFindings, header, bounds, lowRows, attestations, checkpointDamage) = phase1
-        findings += schemaFindings
+        let header = overview.header, bounds = overview.bounds, lowRows = overview.lowRows, attestations = overview.attestations
+        findings += overview.schemaFindings
 
         var storeID: StoreID?
         switch header {
@@ -198,8 +196,29 @@ struct Verifier: Sendable {
         // A corrupt page met by a step after the rows (5-11) is one `corruption` finding without a
         // seq, and ends the pass there (FORMAT.md section 11), as a page met while reading rows
         // ends the reading of rows.
-        do {
+        afterRows: do {
             var engineEntriesThroughTable = position == nil
+            // Rows moved below seq 1 from the end of the log leave no gap behind; their own MACs
+            // say which seq they came from.
+            if let storeID, lowRows.2 > 0, lowRows.2 <= 1_000 {
+                let context = RowContext(storeID: storeID.bytes, keys: keys, attestations: attestations)
+                let moved = try await pool.read { db in
+                    try Self.rowsMovedFromTheTail(db, lastSeq: lastSeq, count: lowRows.2, context: context)
+                }
+                findings += moved
+                total += moved.count
+            }
+            // Step 6, read with the overview: a damaged page it met ends the pass after the rows.
+            findings += overview.sideFindings
+            total += overview.sideFindings.count
+            if let sideDamage = overview.sideDamage {
+                findings.append(sideDamage)
+                total += 1
+                break afterRows
+            }
+            // Step 8, read with the overview.
+            findings += overview.checkpointFindings
+            total += overview.checkpointFindings.count
             // Rows the pass could not read have no entries on the table side: no comparison then.
             if provesIndexes, let sideA = try await indexSideA, let sideB = try await indexSideB, !endedByCorruption {
                 let side = sideA.merged(with: sideB)
@@ -215,16 +234,6 @@ struct Verifier: Sendable {
                 if side.proves(Int32(ADB_INDEX_ENGINE), table: tableDigest) { engineEntriesThroughTable = false }
                 findings += indexFindings
                 total += indexFindings.count
-            }
-            // Rows moved below seq 1 from the end of the log leave no gap behind; their own MACs
-            // say which seq they came from.
-            if let storeID, lowRows.2 > 0, lowRows.2 <= 1_000 {
-                let context = RowContext(storeID: storeID.bytes, keys: keys, attestations: attestations)
-                let moved = try await pool.read { db in
-                    try Self.rowsMovedFromTheTail(db, lastSeq: lastSeq, count: lowRows.2, context: context)
-                }
-                findings += moved
-                total += moved.count
             }
             // Expired rows (FORMAT.md section 20.4, step 9). Steps 9-11 judge tombstones, erased
             // fields and time breaks against the rows: not run when a damaged page kept step 4
@@ -262,7 +271,7 @@ struct Verifier: Sendable {
             findings.append(Finding(kind: .corruption, seqs: nil, message: "SQLite cannot read the store: \(Self.corruptionMessage(error))"))
             total += 1
         }
-        if let checkpointDamage, !findings.contains(where: { $0.kind == .corruption && $0.seqs == nil }) {
+        if let checkpointDamage = overview.checkpointDamage, !findings.contains(where: { $0.kind == .corruption && $0.seqs == nil }) {
             findings.append(checkpointDamage)
             total += 1
         }
@@ -383,7 +392,11 @@ struct Verifier: Sendable {
                 break
             case .success(false):
                 if !isLast, !readLastPossible, expected <= range.upperBound {
-                    try walkExpired(expected...range.upperBound, tombstones, chain: &chain, context: context, keyEntries: keyEntries, result: &result)
+                    do {
+                        try walkExpired(expected...range.upperBound, tombstones, chain: &chain, context: context, keyEntries: keyEntries, result: &result)
+                    } catch let damage as TombstoneReader.Damage {
+                        return tombstonesUnreadable(damage, range: range, digest: adds ? digest : nil, result: result)
+                    }
                 } else if isLast, !readLastPossible, expected <= range.upperBound {
                     // The log's last row (read before the scan began) was not returned: a damaged
                     // b-tree page can end SQLite's read early without an error.
@@ -405,7 +418,11 @@ struct Verifier: Sendable {
             if adds { adb_index_digest_add_row(&digest, stmt) }
             if let mask = ErasureCheck.mask(stmt) { result.erased[seq] = mask }
             if seq > expected {
-                try walkExpired(expected...(seq - 1), tombstones, chain: &chain, context: context, keyEntries: keyEntries, result: &result)
+                do {
+                    try walkExpired(expected...(seq - 1), tombstones, chain: &chain, context: context, keyEntries: keyEntries, result: &result)
+                } catch let damage as TombstoneReader.Damage {
+                    return tombstonesUnreadable(damage, range: range, digest: adds ? digest : nil, result: result)
+                }
             }
             if seq == .max { readLastPossible = true } else { expected = seq + 1 }
             result.rowsChecked += 1

@@ -265,8 +265,8 @@ struct ForeignRowTests {
         let before = try await AuditStore.verify(storeAt: store, keys: keys, configuration: trusting)
         #expect(before.findings.map(\.kind) == [.foreignRow, .foreignRow, .foreignRow])
         #expect(before.findings.map { String($0.message.prefix(44)) } == [
-            "audit_key_versions row (key_version 7, first", "audit_checkpoints row at seq 103 is not a ch", "audit_attestations row (seq 2, key_version 1",
-        ])
+            "audit_key_versions row (key_version 7, first", "audit_attestations row (seq 2, key_version 1", "audit_checkpoints row at seq 103 is not a ch",
+        ])  // step 6's findings, then step 8's (FORMAT.md 11: in the order they were found)
         // The section's second shell block, as written, in the store's directory.
         let text = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/operations.md"), encoding: .utf8)
         let section = try #require(text.components(separatedBy: "## A foreign row in a side table").last)
