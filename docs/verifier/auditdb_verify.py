@@ -1801,6 +1801,11 @@ def _check_indexes(conn, report: Report) -> None:
                 previous = entry
                 expected[entry] -= 1
                 found += 1
+            # The scan repeats the index's condition, which SQLite turns into a seek when it is on
+            # the first key column: entries outside it (an index rebuilt under a wider condition,
+            # then given its text back) are never read. Every cell of an index b-tree's pages,
+            # interior and leaf, is one entry: count them all.
+            outside = conn.execute("SELECT coalesce(sum(ncell), 0) FROM dbstat WHERE name = ?", (name,)).fetchone()[0] - found
         except sqlite3.DatabaseError as e:
             if not _is_corruption(e):
                 raise
@@ -1820,6 +1825,13 @@ def _check_indexes(conn, report: Report) -> None:
                        "through it could miss rows or return wrong ones. The rows themselves are checked "
                        "separately; rebuild the index with `auditdb repair-indexes` once you have kept a copy "
                        "of the file as evidence")
+        elif outside > 0:
+            report.add("index-mismatch", None, None,
+                       f"index {name} holds {outside} entr{'y' if outside == 1 else 'ies'} that its own condition "
+                       f"(WHERE {where}) excludes, which no row implies: the index was rebuilt under another "
+                       "definition, then given its text back. Queries do not reach them, but the file was written "
+                       "by another SQLite client. Rebuild the index with `auditdb repair-indexes` once you have "
+                       "kept a copy of the file as evidence")
 
 
 # --------------------------------------------------------------------------------------------

@@ -98,20 +98,46 @@ struct IndexProof: Sendable {
         }
     }
 
-    /// A full pass over `index`: the digest of its entries up to `upTo`, and how many entries it
+    /// What a full pass found in an index besides its digest (``scanAll(_:index:key:upTo:last:into:)``).
+    struct Extra: Sendable {
+        /// Entries above `last`, the highest seq of the pass's snapshot.
+        var beyond: Int64 = 0
+        /// Entries of the b-tree that the covering scan did not read: its condition excludes them.
+        var outside: Int64 = 0
+    }
+
+    /// A full pass over `index`: the digest of its entries up to `upTo`; how many entries it
     /// holds above `last`, the highest seq of this snapshot: no row implies those (an entry
-    /// planted for a row yet to come, which a query would follow once that seq is written).
-    /// Entries between `upTo` and `last` belong to rows appended since the pass began; the next
-    /// pass checks them. One covering scan of the index serves both.
+    /// planted for a row yet to come, which a query would follow once that seq is written); and
+    /// how many it holds that the scan does not read. Entries between `upTo` and `last` belong to
+    /// rows appended since the pass began; the next pass checks them. One covering scan of the
+    /// index serves the first two.
+    ///
+    /// The covering scan repeats the index's condition (SQLite uses a partial index only then),
+    /// and SQLite turns a condition on the first key column into a seek: an entry outside it
+    /// (an index rebuilt under a wider condition, then given its text back) is never read. So
+    /// the b-tree's cells are counted too (`dbstat`: every cell of an index b-tree's pages,
+    /// interior and leaf, is one entry), and any more than the scan read are `outside`.
     static func scanAll(_ db: Database, index: Index, key: [UInt8], upTo: Int64, last: Int64,
-                        into digest: inout adb_index_digest) throws -> Int64
+                        into digest: inout adb_index_digest) throws -> Extra
     {
         let sql = """
             SELECT auditdb_index_digest(?1, \(index.id), \(index.keyColumns), seq) FILTER (WHERE \(index.seqBound) <= ?2),
-                   count(*) FILTER (WHERE \(index.seqBound) > ?3)
+                   count(*) FILTER (WHERE \(index.seqBound) > ?3), count(*)
             FROM audit_entries INDEXED BY \(index.name) WHERE \(index.condition)
             """
-        return try fold(db, index: index, sql: sql, key: key, bindings: [upTo, last], into: &digest)
+        let counts = try fold(db, index: index, sql: sql, key: key, bindings: [upTo, last], into: &digest)
+        let cells = try cellCount(db, index: index.name)
+        return Extra(beyond: counts[0], outside: max(0, cells - counts[1]))
+    }
+
+    /// The number of entries in the b-tree of index `name`: the cells of all its pages.
+    static func cellCount(_ db: Database, index name: String) throws -> Int64 {
+        do {
+            return try Int64.fetchOne(db, sql: "SELECT coalesce(sum(ncell), 0) FROM dbstat WHERE name = ?", arguments: [name]) ?? 0
+        } catch let error as DatabaseError where error.message?.hasPrefix("no such table") == true {
+            throw AuditError(.storage, "this SQLite library has no dbstat virtual table (SQLITE_ENABLE_DBSTAT_VTAB), which a full verification needs to count the entries of index \(name): build AuditDB against a SQLite library that has it (the system library of Debian, Ubuntu and macOS does)")
+        }
     }
 
     /// Scans `index` for the entries of rows `from...upTo` (an incremental pass).
@@ -172,10 +198,10 @@ struct IndexProof: Sendable {
     }
 
     /// Runs one digest query (`?1` = key, then `bindings` from `?2`, `text` as `?6`) and adds its
-    /// result; returns its second column if it has one (0 otherwise).
+    /// result; returns its other columns (integers), if it has any.
     @discardableResult
     private static func fold(_ db: Database, index: Index, sql: String, key: [UInt8], bindings: [Int64], text: [UInt8]? = nil,
-                             into digest: inout adb_index_digest) throws -> Int64
+                             into digest: inout adb_index_digest) throws -> [Int64]
     {
         let statement = try db.makeStatement(sql: sql)
         let stmt = statement.sqliteStatement
@@ -190,7 +216,7 @@ struct IndexProof: Sendable {
             throw AuditError(.storage, "scanning index \(index.name) gave an unexpected digest")
         }
         adb_index_digest_absorb(&digest, index.id, result)
-        return sqlite3_column_count(stmt) > 1 ? SQLite.int64(stmt, 1) : 0
+        return (1..<max(1, sqlite3_column_count(stmt))).map { SQLite.int64(stmt, $0) }
     }
 
     /// The index side of one pass: the digest of every provable index's entries for rows
@@ -202,6 +228,8 @@ struct IndexProof: Sendable {
         /// Per index of a full pass that holds entries above the last row of its snapshot: how
         /// many, and that last seq (``scanAll(_:index:key:upTo:last:into:)``).
         var beyond: [Int32: (count: Int64, last: Int64)] = [:]
+        /// Per index of a full pass whose b-tree holds entries its condition excludes: how many.
+        var outside: [Int32: Int64] = [:]
 
         /// Both parts of an index side in one.
         func merged(with other: Side) -> Side {
@@ -211,20 +239,21 @@ struct IndexProof: Sendable {
             out.proved += other.proved
             out.corruption = corruption ?? other.corruption
             out.beyond.merge(other.beyond) { a, _ in a }
+            out.outside.merge(other.outside) { a, _ in a }
             return out
         }
 
         /// The findings of comparing with the table side of the same pass.
         func findings(table: adb_index_digest) -> [Finding] {
             if let corruption { return [corruption] }
-            return IndexProof.findings(table: table, index: digest, proved: proved, beyond: beyond)
+            return IndexProof.findings(table: table, index: digest, proved: proved, beyond: beyond, outside: outside)
         }
 
         /// Whether this pass proved index `id`: it was provable, read without corruption, in key
         /// order, and its entries are exactly the table side's.
         func proves(_ id: Int32, table: adb_index_digest) -> Bool {
             guard corruption == nil, let index = proved.first(where: { $0.id == id }) else { return false }
-            return IndexProof.findings(table: table, index: digest, proved: [index], beyond: beyond).isEmpty
+            return IndexProof.findings(table: table, index: digest, proved: [index], beyond: beyond, outside: outside).isEmpty
         }
     }
 
@@ -242,8 +271,9 @@ struct IndexProof: Sendable {
                 if let from {
                     try scan(db, index: index, key: key, from: from, upTo: upTo, into: &side.digest)
                 } else {
-                    let count = try scanAll(db, index: index, key: key, upTo: upTo, last: last, into: &side.digest)
-                    if count > 0 { side.beyond[index.id] = (count, last) }
+                    let extra = try scanAll(db, index: index, key: key, upTo: upTo, last: last, into: &side.digest)
+                    if extra.beyond > 0 { side.beyond[index.id] = (extra.beyond, last) }
+                    if extra.outside > 0 { side.outside[index.id] = extra.outside }
                 }
             } catch let error as DatabaseError where SQLite.isDamage(error) {
                 side.corruption = Finding(kind: .corruption, seqs: nil,
@@ -261,7 +291,7 @@ struct IndexProof: Sendable {
     /// One `index-mismatch` finding per index whose two sides differ, or whose entries the index
     /// side met out of key order.
     static func findings(table: adb_index_digest, index: adb_index_digest, proved: [Index],
-                         beyond: [Int32: (count: Int64, last: Int64)] = [:]) -> [Finding] {
+                         beyond: [Int32: (count: Int64, last: Int64)] = [:], outside: [Int32: Int64] = [:]) -> [Finding] {
         var table = table, index = index
         return proved.compactMap { entry in
             let disordered = withUnsafeBytes(of: index.disordered) { $0[Int(entry.id)] } != 0
@@ -272,6 +302,11 @@ struct IndexProof: Sendable {
                     message: "index \(entry.name) is not in key order (its entry for rowid \(rowid) does not sort after the entry before it): the b-tree was rebuilt in another order, so seeks through it miss rows that are there. The rows themselves are checked separately; rebuild the index with `auditdb repair-indexes` once you have kept a copy of the file as evidence")
             }
             guard adb_index_digest_equal(&table, &index, entry.id) != 1 else {
+                if let count = outside[entry.id] {
+                    return Finding(
+                        kind: .indexMismatch, seqs: nil,
+                        message: "index \(entry.name) holds \(count) entr\(count == 1 ? "y" : "ies") that its own condition (WHERE \(entry.condition)) excludes, which no row implies: the index was rebuilt under another definition, then given its text back. Queries do not reach them, but the file was written by another SQLite client. Rebuild the index with `auditdb repair-indexes` once you have kept a copy of the file as evidence")
+                }
                 guard let (count, last) = beyond[entry.id] else { return nil }
                 return Finding(
                     kind: .indexMismatch, seqs: nil,

@@ -267,3 +267,59 @@ func incrementalPassAfterRebuild(at path: String, keys: KeyRing, rows: Int, adde
     try await reopened.close()
     return report
 }
+
+/// Entries an index's own condition excludes: an index rebuilt under a wider WHERE, its text put
+/// back. The covering scan repeats the condition, which SQLite turns into a seek when it is on
+/// the first key column, so it never reads them; the count of the b-tree's cells does
+/// (FORMAT.md section 11, step 7).
+@Suite("Index entries outside the index's condition")
+struct IndexOutsideConditionTests {
+    let dir: TemporaryDirectory
+    let keyPath: String
+    let keys: KeyRing
+    let db: String
+
+    init() throws {
+        dir = try TemporaryDirectory()
+        keyPath = dir.path("k.keys")
+        keys = try KeyFile.generate(at: keyPath)
+        db = dir.path("store.db")
+    }
+
+    /// Each index whose condition is on its first key column, rebuilt to hold one more entry:
+    /// seq 21 has no tenant (and, like every row here, no origin_ref), seq 3's action is "delete".
+    static let widened: [(index: String, definition: String)] = [
+        ("audit_entries_tenant_time", "CREATE INDEX audit_entries_tenant_time ON audit_entries(tenant, recorded_at) WHERE tenant IS NOT NULL OR seq = 21"),
+        ("audit_entries_tenant_seq", "CREATE INDEX audit_entries_tenant_seq ON audit_entries(tenant, (seq >> 0), outcome, severity, action) WHERE tenant IS NOT NULL OR seq = 21"),
+        ("audit_entries_origin_ref", "CREATE INDEX audit_entries_origin_ref ON audit_entries(origin_ref) WHERE origin_ref IS NOT NULL OR seq = 3"),
+        ("audit_entries_engine", "CREATE INDEX audit_entries_engine ON audit_entries(action) WHERE action >= 'auditdb.' AND action < 'auditdb/' OR seq = 3"),
+    ]
+
+    @Test("an index rebuilt to hold one entry its condition excludes, its text put back: index-mismatch naming it and the count, as in Python; SQLite's quick_check sees nothing; repair-indexes restores it",
+          arguments: widened.map(\.index))
+    func widenedIndex(_ index: String) async throws {
+        try await makeStore(at: db, keys: keys, count: 20)
+        let store = try await AuditStore.open(at: db, keys: keys)
+        var bare = sampleEvent(21)
+        bare.tenant = nil
+        try await store.append(bare)
+        try await store.close()
+        let definition = try #require(Self.widened.first { $0.index == index }?.definition)
+        try rebuildIndex(index, in: db, as: definition)
+        #expect(try sqlite3Shell(db, "PRAGMA quick_check;").stdout == "ok\n")
+
+        let report = try await AuditStore.verify(storeAt: db, keys: keys)
+        #expect(report.findings.map(\.kind) == [.indexMismatch], "\(report)")
+        let message = try #require(report.findings.first?.message)
+        #expect(message.hasPrefix("index \(index) holds 1 entry that its own condition (WHERE "), "\(message)")
+        let verifier = repositoryRoot.appendingPathComponent("docs/verifier/auditdb_verify.py").path
+        let result = try run("/usr/bin/env", ["python3", verifier, "--store", db, "--key-file", keyPath, "--json"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stderr)")
+        let python = try #require(json["findings"] as? [[String: Any]]).map { "\($0["kind"] as? String ?? "?") \($0["message"] as? String ?? "?")" }
+        #expect(python == ["index-mismatch \(message)"])
+
+        let cli = try run(try cliPath(), ["repair-indexes", "--store", db], environment: ["AUDITDB_KEY_FILE": keyPath])
+        #expect(cli.status == 0, "\(cli.stderr)")
+        #expect(try await AuditStore.verify(storeAt: db, keys: keys).isIntact)
+    }
+}
