@@ -20,12 +20,16 @@ public final class CheckpointSigningKey: @unchecked Sendable, CustomStringConver
     private let secret: UnsafeMutableRawPointer
 
     /// Creates the key pair of a 32-byte seed. The caller should wipe its own copy afterwards.
-    /// - Throws: ``AuditError`` `invalidKeyFile` for a seed that is not 32 bytes or version 0.
+    /// - Throws: ``AuditError`` `invalidKeyFile` for a seed that is not 32 bytes or all zero, or version 0.
     public init(version: UInt32, seed: UnsafeRawBufferPointer, createdAt: AuditTimestamp? = nil) throws(AuditError) {
         guard seed.count == Int(crypto_sign_SEEDBYTES) else {
             throw AuditError(.invalidKeyFile, "checkpoint key version \(version) has a \(seed.count)-byte seed; seeds are 32 bytes (64 hex digits)")
         }
         guard version > 0 else { throw AuditError(.invalidKeyFile, "checkpoint key versions start at 1") }
+        // The key pair of 32 zero bytes is public knowledge: anyone could sign with it (FORMAT.md 16.4).
+        guard sodium_is_zero(seed.bindMemory(to: UInt8.self).baseAddress!, seed.count) == 0 else {
+            throw AuditError(.invalidKeyFile, "checkpoint key version \(version) has a seed of 32 zero bytes, which anyone could sign with; generate a key with `auditdb checkpoint-key generate`")
+        }
         guard sodiumInitialized, let secret = sodium_malloc(Int(crypto_sign_SECRETKEYBYTES)) else {
             throw AuditError(.storage, "could not allocate secure memory for a checkpoint key (sodium_malloc failed); check RLIMIT_MEMLOCK")
         }

@@ -120,6 +120,24 @@ struct CheckpointTests {
         #expect(rotated.signingKey.version == 2 && rotated.publicKeys.keys.count == 2)
     }
 
+    @Test("a checkpoint key file whose seed is 32 zero bytes (a key pair anyone knows) is refused, naming the version, as an HMAC key of zeros is")
+    func zeroSeed() throws {
+        let secret = dir.path("zero.key")
+        let text = "auditdb-checkpoint-key v1\nkey 1 - " + String(repeating: "0", count: 64) + "\nkey 2 - " + String(repeating: "0", count: 64) + "\n"
+        #expect(FileManager.default.createFile(atPath: secret, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]))
+        do {
+            _ = try CheckpointSigner.load(path: secret)
+            Issue.record("a checkpoint key of zeros was accepted")
+        } catch {
+            #expect(error.code == .invalidKeyFile)
+            #expect(error.message.contains("checkpoint key version 1 has a seed of 32 zero bytes, which anyone could sign with"), "\(error.message)")
+        }
+        // One nonzero byte is a key like any other.
+        let one = text.replacingOccurrences(of: "key 1 - 0000", with: "key 1 - 0001").replacingOccurrences(of: "key 2 - 0000", with: "key 2 - 0002")
+        try Data(one.utf8).write(to: URL(fileURLWithPath: secret))
+        #expect(try CheckpointSigner.load(path: secret).signingKey.version == 2)
+    }
+
     @Test("the Merkle frontier, levels and inclusion proofs agree with RFC 6962 for sizes 1...70")
     func merkleTree() throws {
         let leaves = (0..<70).map { i -> [UInt8] in
