@@ -102,9 +102,14 @@ extension AuditStore {
                         time: AuditTimestamp(microsecondsSinceEpoch: existing.stored(0, as: Int64.self) ?? 0),
                         keyVersion: existing.stored(1, as: Int64.self).flatMap(UInt32.init(exactly:)) ?? 0,
                         publicKey: blob(2), signature: blob(5))
-                    let same = stored.chainHead == head && stored.merkleRoot == checkpoint.merkleRoot
-                        && stored.invalidity(under: signer.publicKeys) == nil
+                    let agrees = stored.chainHead == head && stored.merkleRoot == checkpoint.merkleRoot
+                    let same = agrees && stored.invalidity(under: signer.publicKeys) == nil
                     if !same && anchors.isEmpty {
+                        // A checkpoint of this log signed by another key (a key pair of its own,
+                        // not a version of this signer's) is no foreign row: verification accepts it.
+                        if agrees, stored.invalidityUnderOwnKey == nil {
+                            throw AuditError(.invalidInput, "the checkpoint at seq \(seq) could not be recorded: audit_checkpoints already holds a checkpoint of this log at that seq, signed by another key (checkpoint key version \(stored.keyVersion), public key \(stored.publicKey.prefix(8).map { String(format: "%02x", $0) }.joined())…), and keeps one per seq; nothing was kept. Sign with that key file, anchor the new checkpoint outside the file (--anchor), or append and checkpoint again")
+                        }
                         throw AuditError(.integrityViolation, "the checkpoint at seq \(seq) could not be recorded: audit_checkpoints holds another row at that seq (a foreign row, which `auditdb verify` reports); nothing was kept. Anchor it outside the file (--anchor), or append and checkpoint again")
                     }
                     return false

@@ -53,4 +53,29 @@ struct CheckpointOccupiedSeqTests {
         }
         try await store.close()
     }
+
+    @Test("a checkpoint of this log already at the seq, signed by an unrelated key: not a foreign row (verify says intact), so invalid-input naming that key, nothing kept; with an anchor, anchored")
+    func anotherKeysCheckpoint() async throws {
+        let dir = try TempDir()
+        let keys = try testKeyRing()
+        let path = dir.path("s.db")
+        try await makeStore(at: path, keys: keys, count: 10)
+        let store = try await AuditStore.open(at: path, keys: keys)
+        let first = try testSigner(), other = try testSigner()  // two key pairs of their own
+        #expect(try await store.checkpoint(signer: first).seq == 10)
+        do {
+            let checkpoint = try await store.checkpoint(signer: other)
+            Issue.record("a checkpoint kept nowhere was returned: \(checkpoint)")
+        } catch let error as AuditError {
+            #expect(error.code == .invalidInput)
+            let key = first.signingKey.publicKey.bytes.prefix(8).map { String(format: "%02x", $0) }.joined()
+            #expect(error.message.hasPrefix("the checkpoint at seq 10 could not be recorded: audit_checkpoints already holds a checkpoint of this log at that seq, signed by another key (checkpoint key version 1, public key \(key)…)"),
+                    "\(error.message)")
+        }
+        #expect(try await store.verify().isIntact)
+        let anchors = dir.path("anchors")
+        try FileManager.default.createDirectory(atPath: anchors, withIntermediateDirectories: true)
+        #expect(try await store.checkpoint(signer: other, anchors: [DirectoryAnchor(path: anchors)]).seq == 10)
+        try await store.close()
+    }
 }
