@@ -84,6 +84,7 @@ struct Erase: AsyncParsableCommand {
         var seen = Set<Int64>()
         for item in (seqs ?? "").split(separator: ",", omittingEmptySubsequences: false) {
             guard let seq = DecimalText.nonNegativeInt64(item), seq >= 1 else {
+                if StrictNumber.isTooLarge(item) { throw ValidationError("--seqs: \(item) is too large") }
                 throw ValidationError("--seqs takes comma-separated seqs of 1 or more, not \(OutputEscaping.jsonQuoted(String(item)))")
             }
             guard seen.insert(seq).inserted else { throw ValidationError("--seqs names seq \(seq) twice; name each seq once") }
@@ -112,6 +113,11 @@ struct Erase: AsyncParsableCommand {
             // A misspelt path (details.emial) erases nothing and is no error: the rows hold none
             // of it. Say that this may be why, or "0 rows" would read as "done before".
             try Output.line("note: none of the \(report.alreadyErased) matching row(s) holds \(report.paths.map(\.description).joined(separator: " or ")) now: an earlier erasure removed it, or the row never had it (check the spelling: paths are case-sensitive)")
+        } else if !report.erased.isEmpty, !report.pathsHeldByNoRow.isEmpty {
+            // The same beside a path that was there: "erased details.email, details.emial" would
+            // otherwise say both were found.
+            let missing = report.pathsHeldByNoRow.map(\.description)
+            try Output.line("note: no matching row held \(missing.joined(separator: " or ")) (the erasure entries name \(missing.count == 1 ? "it" : "them") all the same): an earlier erasure removed \(missing.count == 1 ? "it" : "them"), or no row ever had \(missing.count == 1 ? "it" : "them") (check the spelling: paths are case-sensitive)")
         }
         if !report.legacyRowsSkipped.isEmpty {
             try Output.line("left \(report.legacyRowsSkipped.count) row(s) written before migration 0006 as they are (first seq \(report.legacyRowsSkipped[0]))")

@@ -10,6 +10,9 @@ public struct ErasureReport: Sendable, Hashable {
     public let fields: Set<WithholdableField>
     /// The paths inside `details` erased (FORMAT.md 21.7), sorted.
     public let paths: [MaskPath]
+    /// Those of ``paths`` that no matching row held (a misspelt path, or one an earlier erasure
+    /// removed): the erasure entries name them all the same, and nothing was erased for them.
+    public let pathsHeldByNoRow: [MaskPath]
     /// The rows whose fields were erased now, ascending.
     public let erased: [Int64]
     /// Matching rows with nothing left to erase: their chosen fields were erased already, and
@@ -96,7 +99,7 @@ extension AuditStore {
                     + "these as they are (docs/erasure.md).",
                 field: "subject")
         }
-        var erased: [Int64] = [], entries: [Int64] = [], already = plan.alreadyErased
+        var erased: [Int64] = [], entries: [Int64] = [], already = plan.alreadyErased, pathsFound = Set<MaskPath>()
         let storeID = self.storeID, keys = self.keys, claimsCache = erasureClaims
         let batch = paths.isEmpty ? ErasureRecord.maximumSeqs : ErasureRecord.maximumSeqsWithPaths
         var stopped = false
@@ -119,10 +122,10 @@ extension AuditStore {
             }
             let chunk = Array(plan.rows[start..<min(plan.rows.count, start + batch)])
             // A batch once begun is not cancelled (an unstructured task): it commits or fails whole.
-            let (done, skipped, entry): ([Int64], Int, Int64?)
+            let (done, skipped, entry, foundHere): ([Int64], Int, Int64?, Set<MaskPath>)
             let began = ContinuousClock.now
             do {
-                (done, skipped, entry) = try await Task {
+                (done, skipped, entry, foundHere) = try await Task {
                     try await self.holdTransaction("erase fields") { db, _, append in
                         // On the writer, as the scrub that clears it: no clear can pass this batch.
                         self.walScrubPending.withLock { $0 = true }
@@ -142,6 +145,7 @@ extension AuditStore {
             }
             erased += done
             already += skipped
+            pathsFound.formUnion(foundHere)
             if let entry { entries.append(entry) }
             // Other processes' appends get the lock between two batches.
             if start + batch < plan.rows.count { await Self.pauseForOtherWriters(after: began) }
@@ -171,7 +175,8 @@ extension AuditStore {
                     + (scrubbed ? "the erased values are gone from the file. " : "the erased values leave the file at the next checkpoint that succeeds (run the erasure again). ")
                     + "The other \(plan.rows.count - dealt) row(s) were not reached: run the same erasure again to finish it.")
         }
-        return ErasureReport(fields: fields, paths: paths, erased: erased, alreadyErased: already, legacyRowsSkipped: plan.legacy,
+        return ErasureReport(fields: fields, paths: paths, pathsHeldByNoRow: paths.filter { !pathsFound.contains($0) },
+                             erased: erased, alreadyErased: already, legacyRowsSkipped: plan.legacy,
                              engineEntriesSkipped: plan.engineEntries, erasureEntries: entries, scrubbed: scrubbed)
     }
 
@@ -280,10 +285,11 @@ extension AuditStore {
 
     /// Erases the fields of `mask` and the members at `paths` inside details (FORMAT.md 21.7) in
     /// each row of `seqs` (inside the caller's transaction) and appends the erasure entry naming
-    /// the rows erased. Returns them, the number that had nothing left to erase, and the entry's seq.
+    /// the rows erased. Returns them, the number that had nothing left to erase, the entry's seq,
+    /// and the paths that a row held (and this batch removed).
     static func eraseBatch(_ seqs: [Int64], _ db: Database, mask: UInt8, paths: [MaskPath] = [], storeID: StoreID, keys: KeyRing,
                            claimsCache: ErasureClaimsCache? = nil, record: ([Int64], [[UInt8]?]) -> ErasureRecord,
-                           append: ([EncodedEvent]) throws -> ClosedRange<Int64>) throws -> ([Int64], Int, Int64?)
+                           append: ([EncodedEvent]) throws -> ClosedRange<Int64>) throws -> ([Int64], Int, Int64?, Set<MaskPath>)
     {
         // Freed space inside pages and freed pages are zeroed while the values are overwritten. Set
         // back once the rows are written; if this transaction fails first, the setting stays on for
@@ -305,7 +311,7 @@ extension AuditStore {
         // A row signed by a compromised key version verifies by its re-attestation (as verify and
         // queries read it).
         let attestations = try AttestationLookup(db, keys: keys)
-        var done: [Int64] = [], residuals: [[UInt8]?] = [], skipped = 0
+        var done: [Int64] = [], residuals: [[UInt8]?] = [], skipped = 0, found = Set<MaskPath>()
         var claims: [Int64: ErasureCheck.Claim]?
         for seq in seqs {
             try SQLite.bind(stmt, 1, seq)
@@ -333,7 +339,8 @@ extension AuditStore {
             {
                 throw AuditError(.integrityViolation, "\(problem); nothing of this batch was erased. Run `auditdb verify`.")
             }
-            let residual: ErasedDetails? = paths.isEmpty ? nil : try Self.erasingPaths(paths, row: row, mask: current, seq: seq)
+            let erasing = paths.isEmpty ? nil : try Self.erasingPaths(paths, row: row, mask: current, seq: seq)
+            let residual = erasing?.details
             let newFields: UInt8 = mask & 3 & ~current
             let wholeDetails: Bool = mask & 4 != 0 && (current & 4 == 0 || current & 8 != 0)
             guard newFields != 0 || wholeDetails || residual != nil else {
@@ -361,17 +368,18 @@ extension AuditStore {
             let text = residual?.text
             try update.execute(arguments: [Data(seals), seq, Int64(all), text])
             done.append(seq)
+            if let removed = erasing?.removed { found.formUnion(removed) }
             residuals.append(text.map { ErasedDetails.hash(seq: seq, text: $0) })
         }
         try db.execute(sql: "PRAGMA secure_delete = \(wasSecure)")
-        guard !done.isEmpty else { return ([], skipped, nil) }
+        guard !done.isEmpty else { return ([], skipped, nil, []) }
         let entry = try append([try EncodedEvent(validating: record(done, paths.isEmpty ? [] : residuals).event)]).lowerBound
-        return (done, skipped, entry)
+        return (done, skipped, entry, found)
     }
 
     /// The row's details with the members at `paths` removed (FORMAT.md 21.7), or nil when it
     /// holds none of them (or no details, or details erased whole).
-    private static func erasingPaths(_ paths: [MaskPath], row: adb_row, mask: UInt8, seq: Int64) throws(AuditError) -> ErasedDetails? {
+    private static func erasingPaths(_ paths: [MaskPath], row: adb_row, mask: UInt8, seq: Int64) throws(AuditError) -> (details: ErasedDetails, removed: [MaskPath])? {
         guard mask & 4 == 0 || mask & 8 != 0, let text = RowView.string(row.details) else { return nil }
         var before: ErasedDetails?
         if mask & 8 != 0 {

@@ -72,9 +72,9 @@ struct ErasedDetails: Sendable, Hashable {
     }
 
     /// `details` (the stored text, or an erased-details text of earlier erasures) with the members
-    /// at `paths` removed; nil when none of them is there (nothing to erase). The paths must be
-    /// `details.KEY…` paths, none inside another.
-    static func erasing(_ paths: [MaskPath], from details: String, before: ErasedDetails?) throws(AuditError) -> ErasedDetails? {
+    /// at `paths` removed, and which of them were there; nil when none of them is there (nothing
+    /// to erase). The paths must be `details.KEY…` paths, none inside another.
+    static func erasing(_ paths: [MaskPath], from details: String, before: ErasedDetails?) throws(AuditError) -> (details: ErasedDetails, removed: [MaskPath])? {
         var bytes = Array((before?.residual ?? details).utf8)
         var removed: [MaskPath] = []
         for path in paths.sorted() {
@@ -96,7 +96,7 @@ struct ErasedDetails: Sendable, Hashable {
         guard kept.count <= maximumPaths else {
             throw AuditError(.invalidInput, "a row may have at most \(maximumPaths) erased paths; erase details whole instead", field: "fields")
         }
-        return ErasedDetails(paths: kept, residual: String(decoding: bytes, as: UTF8.self))
+        return (ErasedDetails(paths: kept, residual: String(decoding: bytes, as: UTF8.self)), removed)
     }
 
     /// The bytes to remove for one member `"key":value`: with the comma after it (and the space up

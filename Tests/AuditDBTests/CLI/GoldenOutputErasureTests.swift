@@ -31,5 +31,7 @@ struct GoldenOutputErasureTests {
         try cli.golden("erase-query-json", ["query", "--from-seq", "1", "--to-seq", "5", "--format", "json"] + cli.options)
         try cli.golden("erase-query-jsonl", ["query", "--from-seq", "1", "--to-seq", "5", "--format", "jsonl"] + cli.options)
         try cli.golden("erase-verify", ["verify"] + cli.options)
+        // A misspelt path beside one a row holds: the note names it.
+        try cli.golden("erase-path-one-absent", ["erase", "--seqs", "6", "--fields", "details.note,details.nte", "--reason", "TICKET-10"] + cli.options)
     }
 }
