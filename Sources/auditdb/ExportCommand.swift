@@ -42,7 +42,7 @@ struct ExportCommand: AsyncParsableCommand {
             // Every name given must be a field: an empty list (`--redact ""`, `--redact ,`) would
             // export everything the caller meant to withhold.
             for name in redact.split(separator: ",", omittingEmptySubsequences: false) {
-                guard let field = WithholdableField(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                guard let field = WithholdableField(rawValue: String(name)) else {
                     throw AuditError(.invalidInput, "--redact takes a comma-separated list of actor, source and details (got \(OutputEscaping.jsonQuoted(String(name))) in \(OutputEscaping.jsonQuoted(redact)))", field: "--redact")
                 }
                 guard fields.insert(field).inserted else {

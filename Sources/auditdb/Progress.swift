@@ -38,7 +38,7 @@ final class Progress: Sendable {
     /// The plain-line interval: 5 s unless `AUDITDB_PROGRESS_INTERVAL` says otherwise.
     static var lineInterval: Duration {
         guard let text = ProcessInfo.processInfo.environment["AUDITDB_PROGRESS_INTERVAL"] else { return .seconds(5) }
-        if let seconds = Double(text), seconds > 0, seconds <= 3_600 {
+        if let seconds = StrictNumber.decimal(text), seconds > 0, seconds <= 3_600 {
             return .milliseconds(max(1, Int64(seconds * 1000)))
         }
         Output.notice("warning: AUDITDB_PROGRESS_INTERVAL=\(OutputEscaping.jsonQuoted(text)) is not a number of seconds above 0 and at most 3600 (e.g. 0.5); progress lines come every 5 s")

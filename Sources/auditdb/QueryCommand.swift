@@ -14,8 +14,8 @@ struct Query: AsyncParsableCommand {
     @OptionGroup var filters: EntryFilterOptions
     @Option(parsing: .unconditional, help: ArgumentHelp("Continue after this cursor (printed by the previous page), or after this seq.", valueName: "cursor"))
     var after: String?
-    @Option(parsing: .unconditional, help: "At most this many entries (1-10000).", transform: StrictNumber.count) var limit = 100
-    @Flag(help: "Every matching entry, streamed a page at a time (ignores --limit).") var all = false
+    @Option(parsing: .unconditional, help: "At most this many entries (1-10000; default 100).", transform: StrictNumber.count) var limit: Int?
+    @Flag(help: "Every matching entry, streamed a page at a time (not with --limit).") var all = false
     @Flag(help: "Newest first.") var descending = false
     @Flag(name: .customLong("include-unverified"), help: "Show rows that fail verification, marked UNVERIFIED (in JSON: \"verified\":false, and details as the stored text in a JSON string), and go on to the end instead of stopping at the first; the exit status is still 1 when any was shown.")
     var includeUnverified = false
@@ -29,17 +29,20 @@ struct Query: AsyncParsableCommand {
     func validate() throws {
         guard recordAccess == (by != nil) else { throw ValidationError("--record-access and --by go together: --record-access --by WHO") }
         if let by { try Self.checkBy(by) }
+        // A limit that --all would not apply is refused, not dropped.
+        if all, limit != nil { throw ValidationError("--all prints every matching entry and --limit one page of them: give one or the other") }
         // Here, so that a bad --after is shown with this command's usage.
         if let after, QueryCursor(token: after) == nil, DecimalText.nonNegativeInt64(after) == nil { throw Self.badAfter(after) }
     }
 
     static func badAfter(_ after: String) -> ValidationError {
-        ValidationError("--after: a cursor such as 1234.asc (printed by the previous page) or a seq (0 or more, decimal digits), not \(OutputEscaping.jsonQuoted(after))")
+        if StrictNumber.isTooLarge(after) { return ValidationError("--after: \(after) is too large") }
+        return ValidationError("--after: a cursor such as 1234.asc (printed by the previous page) or a seq (0 or more, decimal digits), not \(OutputEscaping.jsonQuoted(after))")
     }
 
     func query() throws -> EntryQuery {
         var query = try filters.filter().entryQuery()
-        query.limit = limit
+        query.limit = limit ?? 100
         query.descending = descending
         if let after {
             if let cursor = QueryCursor(token: after) {

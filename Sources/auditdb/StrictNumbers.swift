@@ -9,13 +9,17 @@ enum StrictNumber {
     /// A seq, a hold id, a count: `0` or a digit 1-9 followed by digits, within `Int64`.
     static func integer(_ text: String) throws -> Int64 {
         guard let value = DecimalText.nonNegativeInt64(text) else {
-            // Well-formed digits too many for Int64: say so, not that they are no number.
-            if text.count > 1, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), text.utf8.first != 0x30 {
-                throw ValidationError("\(text) is too large")
-            }
+            if isTooLarge(text) { throw ValidationError("\(text) is too large") }
             throw ValidationError("\(OutputEscaping.jsonQuoted(text)) is not a whole number in decimal digits (no sign, leading zero, spaces or exponent)")
         }
         return value
+    }
+
+    /// Whether `text` is well-formed digits, too many for `Int64`: a message should say so, not
+    /// that it is no number.
+    static func isTooLarge(_ text: some StringProtocol) -> Bool {
+        text.utf8.count > 1 && text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) && text.utf8.first != 0x30
+            && DecimalText.nonNegativeInt64(text) == nil
     }
 
     /// As ``integer(_:)``, as an `Int`.

@@ -309,6 +309,11 @@ struct CLITests {
             (["erase", "--actor", "user-1", "--fields", "details.ip,source,details.ip", "--reason", "T-1"], #"--fields names "details.ip" twice"#),
             (["erase", "--seqs", "1,1", "--fields", "actor", "--reason", "T-1"], "--seqs names seq 1 twice; name each seq once"),
             (["export", "--out", dir.path("bundle"), "--redact", "actor,source,actor"], #"--redact names actor twice (in "actor,source,actor"); name each field once"#),
+            // One spelling of a name: no spaces around it (as erase --fields), a space is no separator.
+            (["export", "--out", dir.path("bundle"), "--redact", "actor, source"], #"--redact takes a comma-separated list of actor, source and details (got " source" in "actor, source")"#),
+            (["query", "--all", "--limit", "5"], "--all prints every matching entry and --limit one page of them: give one or the other"),
+            (["query", "--after", "9223372036854775808"], "--after: 9223372036854775808 is too large"),
+            (["erase", "--seqs", "1,9223372036854775808", "--fields", "actor", "--reason", "T-1"], "--seqs: 9223372036854775808 is too large"),
             (["query", "--mask", "actor=partial", "--mask", "actor=partial"], "--mask actor=partial is given twice; give each rule once"),
             (["masking", "set", "--rule", "details.ip=hash", "--rule", "details.ip=hash", "--reason", "T-1"], "--rule details.ip=hash is given twice; give each rule once"),
             (["scan", "--full-every", "1h"], "--full-every needs --every (a single pass is --full or --incremental)"),

@@ -124,6 +124,12 @@ struct ProgressTests {
         #expect(quiet.status == 0)
         #expect(quiet.stderr.isEmpty, "\(quiet.stderr.debugDescription)")
         #expect(quiet.stdout == loud.stdout)
+        // Swift's Double() reads these; the command line's one grammar of numbers does not.
+        for text in ["1e0", "0x1p-2", " 1", "inf"] {
+            let odd = try run(try cliPath(), ["verify", "--store", store, "--key-file", keyFile],
+                              environment: environmentWithoutAuditDBOptions().merging(["AUDITDB_PROGRESS_INTERVAL": text]) { $1 })
+            #expect(odd.stderr.hasPrefix("auditdb: warning: AUDITDB_PROGRESS_INTERVAL=\"\(text)\" is not a number of seconds"), "\(text): \(odd.stderr.debugDescription)")
+        }
     }
 
     @Test("the library's progress hooks: retention reports candidate rows per batch, ending at the total")
