@@ -163,8 +163,12 @@ public struct CentralShipper: Sendable {
             return Summary(storeID: storeID, shippedBefore: before, shippedAfter: before, batches: 0, checkpoint: nil,
                            cursor: cursor?.shipped == before ? cursor : nil)
         }
+        // Every checkpoint of the store's owner above the high-water mark must be of this log: a
+        // store rolled back and grown again, or another copy, publishes a checkpoint the newest
+        // one need not contradict (its proof may start below the other copy's).
+        let witnessed = try await witness.trustedCheckpoints(of: storeID, below: checkpoint.seq == .max ? .max : checkpoint.seq + 1, above: before)
         let run = try await store.shippingRun(after: before, through: checkpoint, cursor: cursor, batchSize: configuration.batchSize,
-                                              tip: tip)
+                                              tip: tip, witnessed: witnessed)
         guard !run.batches.isEmpty else {
             return Summary(storeID: storeID, shippedBefore: before, shippedAfter: before, batches: 0, checkpoint: nil,
                            cursor: cursor?.shipped == before ? cursor : nil, heldBackAt: run.heldBackAt)

@@ -299,15 +299,24 @@ public final class PostgresWitness: Service, Sendable {
     /// inserted without the signing key (junk signatures, its own key) are passed over, however
     /// many there are.
     public func newestTrustedCheckpoint(of storeID: StoreID, below seq: Int64 = .max) async throws -> Checkpoint? {
+        try await trustedCheckpoints(of: storeID, below: seq, limit: 1).first
+    }
+
+    /// The checkpoints of `storeID` with `floor` < seq < `seq` that the store's owner could have
+    /// signed (as ``newestTrustedCheckpoint(of:below:)`` says), newest first (by seq, then
+    /// publication), at most `limit`. Two at one seq (a fork) are both there.
+    public func trustedCheckpoints(of storeID: StoreID, below seq: Int64 = .max, above floor: Int64 = 0,
+                                   limit: Int = .max) async throws -> [Checkpoint] {
         let id = ByteBuffer(bytes: storeID.bytes)
+        var found: [Checkpoint] = []
         var position = (seq: seq, id: Int64.min)  // rows before it in (seq, id) descending order
-        while true {
+        while found.count < limit {
             var page: [(Checkpoint, Int64)] = []
             do {
                 let rows = try await client.query(
                     """
                     SELECT \(unescaped: Self.checkpointColumns), id FROM auditdb_witness.checkpoints c
-                    WHERE store_id = \(id) AND \(unescaped: Self.registeredKey)
+                    WHERE store_id = \(id) AND \(unescaped: Self.registeredKey) AND seq > \(floor)
                       AND (seq < \(position.seq) OR (seq = \(position.seq) AND id < \(position.id)))
                     ORDER BY seq DESC, id DESC LIMIT 64
                     """, logger: logger)
@@ -317,10 +326,11 @@ public final class PostgresWitness: Service, Sendable {
             } catch {
                 throw AuditError.witness(error, while: "read the checkpoints of store \(storeID)")
             }
-            if let valid = page.first(where: { $0.0.invalidityUnderOwnKey == nil }) { return valid.0 }
-            guard page.count == 64, let last = page.last else { return nil }
+            found += page.lazy.map(\.0).filter { $0.invalidityUnderOwnKey == nil }.prefix(limit - found.count)
+            guard page.count == 64, let last = page.last else { break }
             position = (last.0.seq, last.1)
         }
+        return found
     }
 
     /// The checkpoint of `storeID` at `seq` with `signature`, if the witness holds it under a key
@@ -361,8 +371,9 @@ public final class PostgresWitness: Service, Sendable {
 /// consistency proof from the newest checkpoint of the store the witness holds below it.
 ///
 /// If the store cannot prove consistency from the newest one (it does not extend it: a fork,
-/// or a rollback followed by new rows), older ones are tried; the auditor then reports the
-/// fork. With none provable, the publication fails with the prover's error.
+/// or a rollback followed by new rows), the others are tried, newest first, every one at a seq
+/// included; the auditor then reports the fork, and a ``CentralShipper`` ships nothing on top
+/// of either history. With none provable, the publication fails with the prover's error.
 public struct WitnessAnchor: AnchorSink {
     /// The witness.
     public let witness: PostgresWitness
@@ -386,18 +397,19 @@ public struct WitnessAnchor: AnchorSink {
         // newest first, at most 16 tried: rows a publisher role inserted without the signing key
         // must not push the real ones out of reach. Only when none is held does the proof start
         // at whatever the witness holds (the witness then asks for one from some held row).
+        // Every one at a seq is tried (after a fork the witness holds two, and the newest may be
+        // the other copy's).
         var proof: ConsistencyProof?
         var lastError: (any Error)?
-        var below = checkpoint.seq, tried = 0
-        while proof == nil, tried < 16, let older = try await witness.newestTrustedCheckpoint(of: checkpoint.storeID, below: below) {
-            tried += 1
-            below = older.seq
+        let trusted = try await witness.trustedCheckpoints(of: checkpoint.storeID, below: checkpoint.seq, limit: 16)
+        for older in trusted where proof == nil {
             do {
                 proof = try await prover.proof(from: older)
             } catch {
                 lastError = error
             }
         }
+        let tried = trusted.count
         if proof == nil, tried == 0 {
             for older in try await witness.checkpoints(of: checkpoint.storeID, below: checkpoint.seq) {
                 do {

@@ -217,6 +217,11 @@ struct VerifyShipped: AsyncParsableCommand {
                 .verify(storeID: id) { watchdog.tick() }
         }
         watchdog.stop()
+        // A pinned store the central database knows nothing of (a mistyped id): nothing was
+        // checked, which "intact: 0 store(s)" would hide from a job that watches the exit status.
+        if let id, !report.stores.contains(where: { $0.storeID == id }) {
+            throw AuditError(.invalidInput, "the central database holds no shipped entry or batch of store \(id): nothing was verified. Check the id (`auditdb status` prints a store's id), or ship the store first (`auditdb-fleet ship`)")
+        }
         try writeOutput(format == "json" ? report.json + "\n" : report.text)
         if !report.isIntact { throw ExitCode(1) }
     }

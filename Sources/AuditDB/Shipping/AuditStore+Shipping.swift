@@ -82,14 +82,18 @@ extension AuditStore {
     ///   - batchSize: Entries per batch (≥ 1).
     ///   - tip: What the central copy says of its last batch (nil when it holds nothing of this
     ///     store): this store's rows 1…`shipped` must be the ones it was proven with.
+    ///   - witnessed: Other checkpoints of this store the witness holds with `shipped` < seq ≤
+    ///     `checkpoint.seq` (signed by the store's owner): this store's rows must give each one's
+    ///     Merkle root too. One they do not give was signed over another copy of the log (a fork,
+    ///     or this store rolled back and grown again), and the rows are not shipped on top of it.
     /// - Throws: ``AuditError`` `invalidInput` (another store's checkpoint, nothing to ship),
-    ///   `integrityViolation` (the rows do not verify, or do not hash to the checkpoint: the
-    ///   checkpoint is of another copy of the log; or the rows already shipped are not this
-    ///   store's), storage errors.
+    ///   `integrityViolation` (the rows do not verify, or do not hash to the checkpoint or to one
+    ///   of `witnessed`: the checkpoint is of another copy of the log; or the rows already
+    ///   shipped are not this store's), storage errors.
     /// - Complexity: O(checkpoint.seq − shipped) rows read, 32 bytes of memory each; O(shipped)
     ///   more when neither a cursor nor a recorded frontier at `shipped` is at hand.
     public func shippingRun(after shipped: Int64, through checkpoint: Checkpoint, cursor: ShippingCursor? = nil,
-                            batchSize: Int = 10_000, tip: ShippedTip? = nil) async throws -> ShippingRun
+                            batchSize: Int = 10_000, tip: ShippedTip? = nil, witnessed: [Checkpoint] = []) async throws -> ShippingRun
     {
         guard checkpoint.storeID == storeID else {
             throw AuditError(.invalidInput, "the checkpoint is of store \(checkpoint.storeID), not of this store (\(storeID))")
@@ -120,7 +124,14 @@ extension AuditStore {
                 throw AuditError(.integrityViolation, "the store does not verify from seq \(shipped + 1) up to the checkpoint at seq \(checkpoint.seq) (\(first)); nothing was shipped. Run `auditdb verify`.")
             }
             var whole = start
-            for offset in stride(from: 0, to: scan.flat.count, by: 32) { whole.append(leaf: Array(scan.flat[offset..<offset + 32])) }
+            let others = Dictionary(grouping: witnessed.filter { $0.seq > shipped && $0.seq <= checkpoint.seq }, by: \.seq)
+            for offset in stride(from: 0, to: scan.flat.count, by: 32) {
+                whole.append(leaf: Array(scan.flat[offset..<offset + 32]))
+                let seq = shipped + 1 + Int64(offset / 32)
+                if let other = others[seq]?.first(where: { $0.merkleRoot != whole.root }) {
+                    throw AuditError(.integrityViolation, "the witness holds \(other), signed with this store's registered key, which this store's rows do not give (another Merkle root at seq \(seq)): another copy of the store published it (a fork), or this store was rolled back and grew again. Nothing was shipped. `auditdb-fleet audit` reports it; find which copy is the real store before shipping again (docs/fleet.md, Runbook: fork).")
+                }
+            }
             guard scan.lastMac == checkpoint.chainHead, whole.root == checkpoint.merkleRoot else {
                 throw AuditError(.integrityViolation, "this store's rows do not hash to \(checkpoint) (chain head or Merkle root): it is of another copy of the log (forked, rewritten or rolled back); nothing was shipped. Run `auditdb verify --anchor`.")
             }

@@ -119,6 +119,55 @@ extension ShippingTests {
         try await real.close()
     }
 
+    @Test("a backup restored and grown again ships nothing when the live copy published a checkpoint above the high-water mark (its proof fell back below it); the live copy proves its next checkpoint from its own, not the other copy's, and is refused too until the fork is resolved; verify-shipped of an unknown id is an error")
+    func rollbackPastAnUnshippedCheckpoint() async throws {
+        let signer = try CheckpointSigner.inMemory()
+        let first = try await registeredStore("a.db", role: "inst_a", signer: signer, rows: 10)
+        #expect(try await ship(first, as: "inst_a", signer: signer).shippedAfter == 10)
+        try await first.close()
+        try copyStore("a.db", to: "old.db")  // the backup, at the high-water mark
+        // The live copy grows to 15 and publishes (as an app's CheckpointService does) before its shipper runs.
+        let grown = try await AuditStore.open(at: dir.path("a.db"), keys: keys)
+        try await grown.append(contentsOf: (11...15).map { sampleEvent($0) })
+        try await withWitness(server.url("inst_a")) { witness in
+            _ = try await grown.checkpoint(signer: signer, anchors: [WitnessAnchor(witness: witness)])
+        }
+        try await grown.close()
+        // The backup is restored elsewhere and grows to 20 other rows. Its checkpoint at 20 cannot
+        // be proven from 15, so it is published with a proof from 10 (evidence of the fork), and
+        // its rows 11...20 hash to it: before, they were shipped.
+        let restored = try await AuditStore.open(at: dir.path("old.db"), keys: keys)
+        try await restored.append(contentsOf: (11...20).map { sampleEvent($0, actor: "other-\($0)") })
+        await #expect(performing: { _ = try await self.ship(restored, as: "inst_a", signer: signer) }, throws: { error in
+            let error = error as? AuditError
+            return error?.code == .integrityViolation
+                && error?.message.contains("which this store's rows do not give (another Merkle root at seq 15): another copy of the store published it (a fork), or this store was rolled back and grew again. Nothing was shipped.") == true
+        })
+        try await restored.close()
+        #expect(try server.psql("SELECT count(*), max(seq) FROM auditdb_ship.entries") == "10|10\n")
+        #expect(try server.psql("SELECT proof_from FROM auditdb_witness.checkpoints WHERE seq = 20") == "10\n")
+
+        // The live copy grows to 21: the newest checkpoint below it is the other copy's at 20,
+        // which it does not extend; its own at 15 is tried next, not one below 15.
+        let live = try await AuditStore.open(at: dir.path("a.db"), keys: keys)
+        try await live.append(contentsOf: (16...21).map { sampleEvent($0) })
+        await #expect(performing: { _ = try await self.ship(live, as: "inst_a", signer: signer) }, throws: { error in
+            let error = error as? AuditError
+            return error?.code == .integrityViolation
+                && error?.message.contains("which this store's rows do not give (another Merkle root at seq 20)") == true
+        })
+        #expect(try server.psql("SELECT proof_from FROM auditdb_witness.checkpoints WHERE seq = 21") == "15\n")
+        #expect(try server.psql("SELECT count(*), max(seq) FROM auditdb_ship.entries") == "10|10\n")
+        try await live.close()
+
+        // The central verifier, pinned to an id it holds nothing of: an error, not "intact: 0 store(s)".
+        let unknown = String(repeating: "ab", count: 16)
+        let verified = try run(try builtProduct("auditdb-fleet"), ["verify-shipped", "--to", server.url("auditor"), "--store-id", unknown])
+        #expect(verified.status == 2, "\(verified.stdout)\(verified.stderr)")
+        #expect(verified.stderr.contains("the central database holds no shipped entry or batch of store \(unknown): nothing was verified"), "\(verified.stderr)")
+        #expect(verified.stdout.isEmpty)
+    }
+
     @Test("a checkpoint published before its key was registered ships once the key is registered (the registration, not the flag set at publication, decides)")
     func keyRegisteredAfterPublication() async throws {
         let signer = try CheckpointSigner.inMemory(versions: [1, 2])  // signs with version 2
