@@ -1769,6 +1769,24 @@ def _compare_entries(a: tuple, b: tuple) -> int:
     return 0
 
 
+class NoDbstat(StoreOpenError):
+    """This Python's SQLite has no dbstat virtual table, which step 7 needs."""
+
+
+def _cell_count(conn, name: str) -> int:
+    """The entries of index `name`'s b-tree: the cells of all its pages, as the read
+    transaction sees them (the -wal's pages included)."""
+    try:
+        return conn.execute("SELECT coalesce(sum(ncell), 0) FROM dbstat WHERE name = ?", (name,)).fetchone()[0]
+    except sqlite3.OperationalError as e:
+        if "no such table: dbstat" in str(e):
+            raise NoDbstat(f"this Python's SQLite library ({sqlite3.sqlite_version}) has no dbstat virtual table "
+                           "(SQLITE_ENABLE_DBSTAT_VTAB), which step 7 needs to count the entries of index "
+                           f"{name} (section 11): run this verifier with a Python whose SQLite has it (the system "
+                           "Python of Debian and Ubuntu does)") from e
+        raise
+
+
 def _check_indexes(conn, report: Report) -> None:
     """Step 7 (full pass, with a store id): each index whose definition is Appendix A's must
     hold exactly the entries its rows imply, in key order; one `index-mismatch` finding per index
@@ -1805,7 +1823,7 @@ def _check_indexes(conn, report: Report) -> None:
             # the first key column: entries outside it (an index rebuilt under a wider condition,
             # then given its text back) are never read. Every cell of an index b-tree's pages,
             # interior and leaf, is one entry: count them all.
-            outside = conn.execute("SELECT coalesce(sum(ncell), 0) FROM dbstat WHERE name = ?", (name,)).fetchone()[0] - found
+            outside = _cell_count(conn, name) - found
         except sqlite3.DatabaseError as e:
             if not _is_corruption(e):
                 raise

@@ -302,12 +302,13 @@ struct IndexProof: Sendable {
                     message: "index \(entry.name) is not in key order (its entry for rowid \(rowid) does not sort after the entry before it): the b-tree was rebuilt in another order, so seeks through it miss rows that are there. The rows themselves are checked separately; rebuild the index with `auditdb repair-indexes` once you have kept a copy of the file as evidence")
             }
             guard adb_index_digest_equal(&table, &index, entry.id) != 1 else {
-                if let count = outside[entry.id] {
+                // Entries above the last row first: queries follow them once that seq is written.
+                guard let (count, last) = beyond[entry.id] else {
+                    guard let count = outside[entry.id] else { return nil }
                     return Finding(
                         kind: .indexMismatch, seqs: nil,
                         message: "index \(entry.name) holds \(count) entr\(count == 1 ? "y" : "ies") that its own condition (WHERE \(entry.condition)) excludes, which no row implies: the index was rebuilt under another definition, then given its text back. Queries do not reach them, but the file was written by another SQLite client. Rebuild the index with `auditdb repair-indexes` once you have kept a copy of the file as evidence")
                 }
-                guard let (count, last) = beyond[entry.id] else { return nil }
                 return Finding(
                     kind: .indexMismatch, seqs: nil,
                     message: "index \(entry.name) holds \(count) entr\(count == 1 ? "y" : "ies") for seqs above the last row (seq \(last)), which no row implies (planted for a row yet to come?): a query through it would return that row under keys it does not have once the seq is written. Rebuild the index with `auditdb repair-indexes` once you have kept a copy of the file as evidence")
