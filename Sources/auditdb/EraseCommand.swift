@@ -113,11 +113,12 @@ struct Erase: AsyncParsableCommand {
             // A misspelt path (details.emial) erases nothing and is no error: the rows hold none
             // of it. Say that this may be why, or "0 rows" would read as "done before".
             try Output.line("note: none of the \(report.alreadyErased) matching row(s) holds \(report.paths.map(\.description).joined(separator: " or ")) now: an earlier erasure removed it, or the row never had it (check the spelling: paths are case-sensitive)")
-        } else if !report.erased.isEmpty, !report.pathsHeldByNoRow.isEmpty {
+        } else if !report.pathsHeldByNoRow.isEmpty {
             // The same beside a path that was there: "erased details.email, details.emial" would
             // otherwise say both were found.
-            let missing = report.pathsHeldByNoRow.map(\.description)
-            try Output.line("note: no matching row held \(missing.joined(separator: " or ")) (the erasure entries name \(missing.count == 1 ? "it" : "them") all the same): an earlier erasure removed \(missing.count == 1 ? "it" : "them"), or no row ever had \(missing.count == 1 ? "it" : "them") (check the spelling: paths are case-sensitive)")
+            let missing = report.pathsHeldByNoRow.map(\.description), them = missing.count == 1 ? "it" : "them"
+            let named = report.erasureEntries.isEmpty ? "" : " (the erasure entries name \(them) all the same)"
+            try Output.line("note: no matching row held \(missing.joined(separator: " or "))\(named): an earlier erasure removed \(them), or no row ever had \(them) (check the spelling: paths are case-sensitive)")
         }
         if !report.legacyRowsSkipped.isEmpty {
             try Output.line("left \(report.legacyRowsSkipped.count) row(s) written before migration 0006 as they are (first seq \(report.legacyRowsSkipped[0]))")

@@ -33,5 +33,7 @@ struct GoldenOutputErasureTests {
         try cli.golden("erase-verify", ["verify"] + cli.options)
         // A misspelt path beside one a row holds: the note names it.
         try cli.golden("erase-path-one-absent", ["erase", "--seqs", "6", "--fields", "details.note,details.nte", "--reason", "TICKET-10"] + cli.options)
+        // A field erased before and a path no row holds: nothing erased, and the note names the path.
+        try cli.golden("erase-field-done-path-absent", ["erase", "--seqs", "2", "--fields", "actor,details.zzz", "--reason", "TICKET-11"] + cli.options)
     }
 }
