@@ -166,7 +166,7 @@ public struct CentralShipper: Sendable {
         // Every checkpoint of the store's owner above the high-water mark must be of this log: a
         // store rolled back and grown again, or another copy, publishes a checkpoint the newest
         // one need not contradict (its proof may start below the other copy's).
-        let witnessed = try await witness.trustedCheckpoints(of: storeID, below: checkpoint.seq == .max ? .max : checkpoint.seq + 1, above: before)
+        let witnessed = try await witness.registeredCheckpoints(of: storeID, above: before, through: checkpoint.seq)
         let run = try await store.shippingRun(after: before, through: checkpoint, cursor: cursor, batchSize: configuration.batchSize,
                                               tip: tip, witnessed: witnessed)
         guard !run.batches.isEmpty else {

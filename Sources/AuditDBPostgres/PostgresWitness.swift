@@ -333,6 +333,35 @@ public final class PostgresWitness: Service, Sendable {
         return found
     }
 
+    /// The checkpoints of `storeID` with `floor` < seq ≤ `ceiling` under a key registered for the
+    /// store, in (seq, publication) order, their signatures not checked (the caller checks those
+    /// it acts on: most rows need no Ed25519 check then).
+    func registeredCheckpoints(of storeID: StoreID, above floor: Int64, through ceiling: Int64) async throws -> [Checkpoint] {
+        let id = ByteBuffer(bytes: storeID.bytes)
+        var found: [Checkpoint] = []
+        var position = (seq: floor, id: Int64.max)  // rows after it in (seq, id) ascending order
+        while true {
+            var page: [(Checkpoint, Int64)] = []
+            do {
+                let rows = try await client.query(
+                    """
+                    SELECT \(unescaped: Self.checkpointColumns), id FROM auditdb_witness.checkpoints c
+                    WHERE store_id = \(id) AND \(unescaped: Self.registeredKey) AND seq <= \(ceiling)
+                      AND (seq > \(position.seq) OR (seq = \(position.seq) AND id > \(position.id)))
+                    ORDER BY seq, id LIMIT 1000
+                    """, logger: logger)
+                for try await row in rows.decode((Data, Int64, Data, Data, Int64, Int64, Data, Data, Int64).self) {
+                    page.append((Self.checkpoint((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7)), row.8))
+                }
+            } catch {
+                throw AuditError.witness(error, while: "read the checkpoints of store \(storeID)")
+            }
+            found += page.map(\.0)
+            guard page.count == 1000, let last = page.last else { return found }
+            position = (last.0.seq, last.1)
+        }
+    }
+
     /// The checkpoint of `storeID` at `seq` with `signature`, if the witness holds it under a key
     /// registered for the store and its signature is valid.
     public func trustedCheckpoint(of storeID: StoreID, seq: Int64, signature: [UInt8]) async throws -> Checkpoint? {

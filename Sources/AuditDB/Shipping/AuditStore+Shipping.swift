@@ -83,9 +83,10 @@ extension AuditStore {
     ///   - tip: What the central copy says of its last batch (nil when it holds nothing of this
     ///     store): this store's rows 1…`shipped` must be the ones it was proven with.
     ///   - witnessed: Other checkpoints of this store the witness holds with `shipped` < seq ≤
-    ///     `checkpoint.seq` (signed by the store's owner): this store's rows must give each one's
-    ///     Merkle root too. One they do not give was signed over another copy of the log (a fork,
-    ///     or this store rolled back and grown again), and the rows are not shipped on top of it.
+    ///     `checkpoint.seq`, under keys registered for the store: this store's rows must give
+    ///     the Merkle root of each one whose signature is valid (checked only where the root
+    ///     differs). One they do not give was signed over another copy of the log (a fork, or
+    ///     this store rolled back and grown again), and the rows are not shipped on top of it.
     /// - Throws: ``AuditError`` `invalidInput` (another store's checkpoint, nothing to ship),
     ///   `integrityViolation` (the rows do not verify, or do not hash to the checkpoint or to one
     ///   of `witnessed`: the checkpoint is of another copy of the log; or the rows already
@@ -128,7 +129,7 @@ extension AuditStore {
             for offset in stride(from: 0, to: scan.flat.count, by: 32) {
                 whole.append(leaf: Array(scan.flat[offset..<offset + 32]))
                 let seq = shipped + 1 + Int64(offset / 32)
-                if let other = others[seq]?.first(where: { $0.merkleRoot != whole.root }) {
+                if let other = others[seq]?.first(where: { $0.merkleRoot != whole.root && $0.invalidityUnderOwnKey == nil }) {
                     throw AuditError(.integrityViolation, "the witness holds \(other), signed with this store's registered key, which this store's rows do not give (another Merkle root at seq \(seq)): another copy of the store published it (a fork), or this store was rolled back and grew again. Nothing was shipped. `auditdb-fleet audit` reports it; find which copy is the real store before shipping again (docs/fleet.md, Runbook: fork).")
                 }
             }
