@@ -218,6 +218,8 @@ extension WitnessConnection {
             return ". The server does not offer TLS: enable it on the server, or add sslmode=disable to the URL on a network you trust"
         case .authMechanismRequiresPassword:
             return ". The server asks for a password: set PGPASSWORD (or put it in the URL, where the process list shows it)"
+        case .connectionError:
+            return ". Nothing answered there (refused, unreachable or timed out): check that PostgreSQL runs and listens on the URL's host and port"
         default:
             break
         }
@@ -293,7 +295,11 @@ extension AuditError {
                 let state = psql.serverInfo?[.sqlState] ?? ""
                 // 42501 insufficient privilege (row-level security, append-only), 23514 a witness check.
                 let code: AuditError.Code = state == "42501" ? .permissionDenied : (state.hasPrefix("23") ? .invalidInput : .storage)
-                return AuditError(code, "the witness refused to \(doing): \(message)")
+                // 42P01 undefined table, 3F000 undefined schema: a database without AuditDB's schema.
+                let hint = state == "42P01" || state == "3F000"
+                    ? ". This database has no AuditDB witness schema (or not all of it): run `auditdb-fleet install-schema` as the witness owner, or check the database name in the URL"
+                    : ""
+                return AuditError(code, "the witness refused to \(doing): \(message)\(hint)")
             }
             return AuditError(.storage, "cannot \(doing) at the witness: \(psql.code)")
         }

@@ -154,6 +154,12 @@ final class FleetAuditTests: Sendable {
         #expect(closed.status == 2)
         // Nothing listens there: the refusal is reported at once, with the system's cause.
         #expect(closed.stderr.contains("error: cannot connect to postgresql://auditor@127.0.0.1:"), "\(closed.stderr)")
+        #expect(closed.stderr.contains("Nothing answered there (refused, unreachable or timed out): check that PostgreSQL runs and listens on the URL's host and port"), "\(closed.stderr)")
+        // A database without the witness schema (a wrong database name): says to install it, or to check the name.
+        _ = try server.psql("CREATE DATABASE no_schema")
+        let noSchema = try run(fleet, ["audit", "--witness", "postgresql://auditor@127.0.0.1:\(server.port)/no_schema", "--timeout", "5"])
+        #expect(noSchema.status == 2 && noSchema.stderr.contains("This database has no AuditDB witness schema (or not all of it): run `auditdb-fleet install-schema` as the witness owner, or check the database name in the URL"),
+                "\(noSchema.stderr)")
         // A refusal people meet first says what to do.
         let noDatabase = try run(fleet, ["audit", "--witness", "postgresql://auditor@127.0.0.1:\(server.port)/no_such_database", "--timeout", "5"])
         #expect(noDatabase.status == 2 && noDatabase.stderr.contains("Create the database, or name the right one in the URL"), "\(noDatabase.stderr)")
