@@ -274,9 +274,14 @@ public struct ShippedLogVerifier: Sendable {
         }
         batchesProven += 1
         // Earlier batches that failed are proven by this one: only their records were changed.
-        for (failed, _) in failedBatches {
+        for (failed, provable) in failedBatches {
+            // Whether its checkpoint is at the witness tells an edited proof from a checkpoint
+            // that is gone (or an edited checkpoint seq or signature in the record).
+            let what = provable
+                ? "the batch record's proof, or the checkpoint it names, was changed (its proof does not lead from its rows to the checkpoint at seq \(failed.checkpointSeq))"
+                : "the checkpoint the batch record names (seq \(failed.checkpointSeq)) is not at the witness validly signed under a registered key: deleted or changed there, or the record's checkpoint seq or signature was changed"
             findings.append(.init(kind: .batchChanged, seqs: failed.firstSeq...failed.lastSeq,
-                                  message: "the batch record's proof or checkpoint (seq \(failed.checkpointSeq)) was changed; its rows are proven by the batch ending at seq \(batch.lastSeq)"))
+                                  message: "\(what); its rows are proven by the batch ending at seq \(batch.lastSeq)"))
         }
         failedBatches = []
     }

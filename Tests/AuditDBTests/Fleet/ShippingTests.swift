@@ -225,6 +225,7 @@ final class ShippingTests: Sendable {
         #expect(byStore[a.storeID]?[0].message.contains("its values do not hash to its leaf hash") == true)
         #expect(byStore[a.storeID]?[1].message.contains("the actor does not match its commitment") == true)
         #expect(byStore[b.storeID]?.map { "\($0.kind) \($0.seqs.lowerBound)...\($0.seqs.upperBound)" } == ["batch-changed 1...1000"])
+        #expect(byStore[b.storeID]?.first?.message.hasPrefix("the batch record's proof, or the checkpoint it names, was changed") == true)
         #expect(report.text.hasSuffix("shipped entries NOT intact: 2 of 2 store(s) with findings, 5 finding(s)\n"), "\(report.text)")
         // The CLI: the same findings, exit 1.
         let cli = try run(try builtProduct("auditdb-fleet"), ["verify-shipped", "--to", server.url("auditor"), "--format", "json"])

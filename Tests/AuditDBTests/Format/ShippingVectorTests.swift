@@ -188,6 +188,34 @@ struct ShippingVectorTests {
         #expect(stored == text, "docs/test-vectors/shipping.json drifted from the engine; rewrite it with AUDITDB_UPDATE_VECTORS=1 and read the diff")
     }
 
+    @Test("batch-changed says whether the checkpoint a batch names is at the witness: a proof or checkpoint edited in the record, or a checkpoint gone from the witness")
+    func batchChangedMessages() throws {
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: Self.file)) as? [String: Any])
+        let dump = try #require(object["dump"] as? [String: Any])
+        let cases = try #require(object["cases"] as? [[String: Any]])
+        func changes(_ name: String) throws -> [[String: Any]] {
+            let found = try #require(cases.first { $0["name"] as? String == name })
+            return try #require(found["changes"] as? [[String: Any]])
+        }
+        func messages(_ changes: [[String: Any]]) throws -> [String] {
+            try ShippedDump.findings(try ShippedDump.applying(changes, to: dump)).map { "\($0.finding.kind) \($0.finding.seqs.lowerBound)...\($0.finding.seqs.upperBound) \($0.finding.message)" }
+        }
+        for name in ["batch-tied-to-another-checkpoint", "proof-for-another-store"] {
+            let got = try messages(try changes(name))
+            #expect(got.count == 1 && got[0].hasPrefix("batch-changed 1...4 the batch record's proof, or the checkpoint it names, was changed (its proof does not lead from its rows to the checkpoint at seq "), "\(name): \(got)")
+        }
+        // The first batch names a signature the witness does not hold (as a checkpoint deleted
+        // there would leave it); the batch after it proves its rows.
+        var gone = try changes("checkpoint-not-at-witness")
+        #expect(gone.count == 1)
+        gone[0]["first_seq"] = 1
+        var set = try #require(gone[0]["set"] as? [String: Any])
+        set["checkpoint_seq"] = 6
+        gone[0]["set"] = set
+        let got = try messages(gone)
+        #expect(got == ["batch-changed 1...4 the checkpoint the batch record names (seq 6) is not at the witness validly signed under a registered key: deleted or changed there, or the record's checkpoint seq or signature was changed; its rows are proven by the batch ending at seq 6"], "\(got)")
+    }
+
     @Test("every case of shipping.json gets exactly its findings from the engine")
     func verdicts() throws {
         let object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: Self.file)) as? [String: Any])
