@@ -1233,7 +1233,7 @@ def _scan(conn, report: Report, keys, store_id: bytes, compromised: set[int], at
 _SELECT_ONE_ROW = _SELECT_ROWS.replace(" WHERE seq >= 1 ORDER BY seq", " WHERE seq = ?")
 
 
-def _read_up_to_damage(conn, query: str, next_after):
+def _read_up_to_damage(conn, query: str, next_after, parameters: tuple = ()):
     """The rows of `query` (seq first, ascending), up to a damaged page. Python's sqlite3 cursor
     steps to the next row before it returns one, so a damaged page would lose the readable row
     before it as well: after the cursor fails, `next_after(last)` reads the one after the last
@@ -1241,7 +1241,7 @@ def _read_up_to_damage(conn, query: str, next_after):
     raised, and step 4's `corruption` finding starts at the seq expected next (section 11)."""
     last = 0
     try:
-        for values in conn.cursor().execute(query):
+        for values in conn.cursor().execute(query, parameters):
             last = values[0]
             yield values
     except sqlite3.DatabaseError as error:
@@ -1275,23 +1275,28 @@ def _rows_up_to_damage(conn):
     return _read_up_to_damage(conn, erasure.adapt(conn, _SELECT_ROWS), next_row)
 
 
-_NEXT_TOMBSTONE = retention.WALK_TOMBSTONES.replace("WHERE t.seq >= 1", "WHERE t.seq > ?") + " LIMIT 1"
+_TOMBSTONES_AFTER = retention.WALK_TOMBSTONES.replace("WHERE t.seq >= 1", "WHERE t.seq >= 1 AND t.seq > ?")
+_NEXT_TOMBSTONE = _TOMBSTONES_AFTER + " LIMIT 1"
 
 
-def _tombstones_up_to_damage(conn):
-    """The log's tombstones (retention.WALK_TOMBSTONES) up to a damaged page of audit_entries,
-    which each one's NOT EXISTS reads: the cursor's look-ahead would meet damage behind a later
-    tombstone before an earlier one that the rows still reach."""
-    return _read_up_to_damage(conn, retention.WALK_TOMBSTONES,
-                              lambda last: conn.execute(_NEXT_TOMBSTONE, (last,)).fetchone())
+def _tombstones_up_to_damage(conn, after: int = 0):
+    """The log's tombstones (retention.WALK_TOMBSTONES) with seq > `after`, up to a damaged page
+    of audit_entries, which each one's NOT EXISTS reads: the cursor's look-ahead would meet damage
+    behind a later tombstone before an earlier one that the rows still reach."""
+    return _read_up_to_damage(conn, _TOMBSTONES_AFTER, lambda last: conn.execute(_NEXT_TOMBSTONE, (last,)).fetchone(),
+                              (after,))
 
 
-def _with_tombstones(rows, tombstones):
+def _with_tombstones(rows, tombstones_after):
     """The rows (seq >= 1) and the tombstones of expired seqs (seq >= 1, no row) merged in seq
-    order: (is_tombstone, values). When the tombstones can no longer be read (a damaged page of
-    audit_entries behind the next one), the rows go on while they follow each other with no gap a
-    tombstone could fill; the error is raised at the first gap, or after the last row."""
+    order: (is_tombstone, values); `tombstones_after(s)` gives those with seq > s. When the
+    tombstones can no longer be read (a damaged page of audit_entries behind the next one), the
+    rows go on while they follow each other with no gap a tombstone could fill; the error is
+    raised at the first gap, or after the last row. A row that comes back below the one before it
+    (a damaged b-tree returns rows out of order) restarts the tombstones after it: step 4 walks
+    each gap it meets through the tombstones of that gap (section 20.4), whatever came before."""
     failure = None
+    tombstones = tombstones_after(0)
 
     def advance():
         nonlocal failure
@@ -1306,6 +1311,9 @@ def _with_tombstones(rows, tombstones):
     tomb = advance()
     last = 0
     for values in rows:
+        if values[0] <= last and failure is None:
+            tombstones = tombstones_after(values[0])
+            tomb = advance()
         while tomb is not None and tomb[0] < values[0]:
             yield True, tomb
             last = tomb[0]
@@ -1327,7 +1335,8 @@ def _scan_rows(conn, report: Report, keys, store_id: bytes, compromised: set[int
     prev_known = True
     expected = 1
     n = len(READ_COLUMNS)
-    tombstones = _tombstones_up_to_damage(conn) if has_tombstones else iter(())
+    def tombstones(after: int):
+        return _tombstones_up_to_damage(conn, after) if has_tombstones else iter(())
     for is_tombstone, values in _with_tombstones(_rows_up_to_damage(conn), tombstones):
         seq = values[0]
         if seq > expected:
