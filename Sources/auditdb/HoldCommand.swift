@@ -127,7 +127,10 @@ struct Hold: AsyncParsableCommand {
         static func line(_ hold: LegalHold, _ mask: ActorMask) -> String {
             func escaped(_ text: String?) -> String { OutputEscaping.escapeForTerminal(text ?? "(withheld)") }
             func person(_ name: String?) -> String { name.map(mask.text) ?? "(withheld)" }
-            var line = "hold \(hold.id)  \(hold.matcher.description)  placed \(hold.placedAt.iso8601) by "
+            // An actor hold's value is a person's name: shown as the report shows it (FORMAT.md 23.1).
+            var matcher = hold.matcher.description
+            if case .actor(let value) = hold.matcher, mask.masks { matcher = "actor = " + mask.text(value) }
+            var line = "hold \(hold.id)  \(matcher)  placed \(hold.placedAt.iso8601) by "
                 + "\(person(hold.placedBy)): \(escaped(hold.reason))"
             if let release = hold.release {
                 line += "  RELEASED \(release.releasedAt.iso8601) by \(person(release.releasedBy)): \(escaped(release.reason))"
@@ -158,7 +161,9 @@ enum HoldJSON {
         let release = hold.release.map {
             "{\"seq\":\($0.seq),\"releasedAt\":\"\($0.releasedAt.iso8601)\",\"releasedBy\":\(person($0.releasedBy)),\"reason\":\(q($0.reason))}"
         } ?? "null"
-        return "{\"id\":\(hold.id),\"field\":\"\(hold.matcher.field)\",\"value\":\(q(hold.matcher.value)),"
+        var value = q(hold.matcher.value)
+        if case .actor(let name) = hold.matcher { value = mask.json(name) }  // as the report shows it
+        return "{\"id\":\(hold.id),\"field\":\"\(hold.matcher.field)\",\"value\":\(value),"
             + "\"resourceType\":\(q(resourceType)),\"reason\":\(q(hold.reason)),\"placedBy\":\(person(hold.placedBy)),"
             + "\"placedAt\":\"\(hold.placedAt.iso8601)\",\"active\":\(hold.isActive),\"release\":\(release)}"
     }

@@ -165,6 +165,13 @@ struct HoldCLITests {
         for output in [list.stdout, json, show] {
             #expect(!output.contains("jane.doe") && !output.contains("jim.roe") && !output.contains("root.admin"))
         }
+        // A hold on an actor: its value is a person's name too, shown as the report shows it.
+        #expect(try auditdb(["hold", "add", "--actor", "sam.poe@example.com", "--reason", "case 2", "--by", "jane.doe@example.com"]).status == 0)
+        let actorList = try auditdb(["hold", "list"]).stdout
+        #expect(actorList.contains("  actor = <masked:s***@example.com>  placed "), "\(actorList)")
+        let actorJSON = try auditdb(["hold", "list", "--json"]).stdout
+        #expect(actorJSON.contains("\"field\":\"actor\",\"value\":{\"masked\":\"partial\",\"value\":\"s***@example.com\"}"), "\(actorJSON)")
+        #expect(!actorList.contains("sam.poe") && !actorJSON.contains("sam.poe"))
     }
 
     @Test("releasing twice or an unknown id: exit 2 with the error, nothing written")
