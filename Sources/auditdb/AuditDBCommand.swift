@@ -184,6 +184,7 @@ struct GlobalOptions: ParsableArguments {
         // scanner's, which falls back to the store's logger) would only repeat them on stderr.
         config.logger = Output.silentLogger
         config.expectedStoreID = try expectedStoreID()
+        if let path = store ?? environment["AUDITDB_STORE"], !path.isEmpty { Self.warnOfHotJournal(path) }
         // The option, else the variable (an empty variable counts as unset; an empty option does not).
         let source = busyTimeout != nil ? "--busy-timeout" : "AUDITDB_BUSY_TIMEOUT"
         if let text = busyTimeout ?? environment["AUDITDB_BUSY_TIMEOUT"], !text.isEmpty || busyTimeout != nil {
@@ -194,6 +195,18 @@ struct GlobalOptions: ParsableArguments {
             config.busyTimeout = .milliseconds(Int64((seconds * 1000).rounded()))
         }
         return config
+    }
+
+    /// Says so when `path`'s rollback journal is hot (a journal header, not zeroed): the open
+    /// about to happen rolls the file back to the state it records, for good (FORMAT.md 11).
+    /// AuditDB writes such a journal only during a bulk import (`migrate adopt`); one left by
+    /// anything else undoes whatever was written after it.
+    static func warnOfHotJournal(_ path: String) {
+        let magic: [UInt8] = [0xD9, 0xD5, 0x05, 0xF9, 0x20, 0xA1, 0x63, 0xD7]
+        guard let handle = FileHandle(forReadingAtPath: path + "-journal") else { return }
+        defer { try? handle.close() }  // read only; nothing to report on close
+        guard let head = try? handle.read(upToCount: 8), Array(head) == magic else { return }
+        Output.notice("warning: \(path)-journal is a hot rollback journal (an interrupted transaction): opening the store rolls the file back to the state it records, for good. AuditDB leaves one only when a `migrate adopt` import is killed; if none was, someone may have put it there to undo rows: stop, keep a copy of the store and its -journal as evidence, and verify against the anchors (`auditdb verify --anchor`)")
     }
 
     /// The root's copy (options given before the subcommand) filled in by this one.

@@ -34,6 +34,37 @@ struct CLITests {
         #expect(created.stdout.hasPrefix("created store "))
     }
 
+    @Test("a hot rollback journal left beside the store: the command warns that opening rolls the file back, then rolls it back and runs; without one, no warning")
+    func hotJournalWarning() throws {
+        try setUpStore()
+        let append = ["append", "--store", store, "--key-file", keyFile, "--actor", "a", "--action", "x", "--resource-type", "t", "--resource-id", "r"]
+        #expect(try auditdb(append).status == 0)
+        let quiet = try auditdb(["verify", "--store", store, "--key-file", keyFile])
+        #expect(quiet.status == 0 && quiet.stderr.isEmpty, "\(quiet.stderr)")
+        // A writer in rollback-journal mode that dies mid-transaction (another SQLite client).
+        let script = """
+            import os, sqlite3, sys
+            c = sqlite3.connect(sys.argv[1], isolation_level=None)
+            c.execute("PRAGMA journal_mode=DELETE")
+            c.execute("BEGIN IMMEDIATE")
+            c.execute("CREATE TABLE scratch(x)")
+            c.execute("INSERT INTO scratch SELECT zeroblob(4000) FROM (SELECT 1 UNION SELECT 2)")
+            c.execute("PRAGMA cache_spill=ON")
+            c.execute("PRAGMA cache_size=1")
+            c.execute("INSERT INTO scratch SELECT zeroblob(4000) FROM scratch, scratch AS b, scratch AS c")
+            os._exit(0)
+            """
+        let made = try run("/usr/bin/env", ["python3", "-c", script, store])
+        #expect(made.status == 0, "\(made.stderr)")
+        #expect(StoreFile.companionSize(store, "-journal") > 0)
+        let warned = try auditdb(["verify", "--store", store, "--key-file", keyFile])
+        #expect(warned.stderr.hasPrefix("auditdb: warning: \(store)-journal is a hot rollback journal (an interrupted transaction): opening the store rolls the file back"), "\(warned.stderr)")
+        #expect(warned.status == 0, "\(warned.stdout)\(warned.stderr)")
+        #expect(warned.stdout.hasPrefix("intact: 1 rows verified"), "\(warned.stdout)")
+        let after = try auditdb(["verify", "--store", store, "--key-file", keyFile])
+        #expect(after.status == 0 && after.stderr.isEmpty, "\(after.stderr)")
+    }
+
     @Test("a file name with a newline or an escape sequence cannot forge a line of a success message")
     func pathsInSuccessLinesAreEscaped() throws {
         let name = "k\nwrote key file evil\u{1B}[31m\u{202E}.keys", escaped = "k\\u{A}wrote key file evil\\u{1B}[31m\\u{202E}.keys"
