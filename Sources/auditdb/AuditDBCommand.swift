@@ -203,7 +203,11 @@ struct GlobalOptions: ParsableArguments {
     /// anything else undoes whatever was written after it.
     static func warnOfHotJournal(_ path: String) {
         let magic: [UInt8] = [0xD9, 0xD5, 0x05, 0xF9, 0x20, 0xA1, 0x63, 0xD7]
-        guard let handle = FileHandle(forReadingAtPath: path + "-journal") else { return }
+        // A regular file only: opening a FIFO for reading would wait for a writer.
+        var info = stat()
+        guard stat(path + "-journal", &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size >= 8,
+              let handle = FileHandle(forReadingAtPath: path + "-journal")
+        else { return }
         defer { try? handle.close() }  // read only; nothing to report on close
         guard let head = try? handle.read(upToCount: 8), Array(head) == magic else { return }
         Output.notice("warning: \(path)-journal is a hot rollback journal (an interrupted transaction): opening the store rolls the file back to the state it records, for good. AuditDB leaves one only when a `migrate adopt` import is killed; if none was, someone may have put it there to undo rows: stop, keep a copy of the store and its -journal as evidence, and verify against the anchors (`auditdb verify --anchor`)")

@@ -9,20 +9,35 @@ import GRDB
 /// exactly as it was. A file that is not SQLite at all is left to the open (SQLite refuses it
 /// before writing; verification reports it as corruption: it may be a store overwritten).
 enum StoreFile {
-    /// - Throws: ``AuditError`` `notAStore` naming what the path is instead.
+    /// What a file of type `type` (`st_mode & S_IFMT`) is, for a message.
+    private static func describe(_ type: mode_t) -> String {
+        switch type {
+        case S_IFDIR: "a directory"
+        case S_IFIFO: "a FIFO (named pipe)"
+        case S_IFCHR, S_IFBLK: "a device"
+        case S_IFSOCK: "a socket"
+        default: "not a regular file"
+        }
+    }
+
+    /// - Throws: ``AuditError`` `notAStore` naming what the path is instead; `storage` when a
+    ///   file SQLite keeps beside the store (`-journal`, `-wal`, `-shm`) is not a regular file.
     static func refuseNonStore(_ path: String) throws(AuditError) {
         var info = stat()
         guard stat(path, &info) == 0 else { return }  // missing or unreadable: the open says so
         let type = info.st_mode & S_IFMT
         guard type == S_IFREG else {
-            let what = switch type {
-            case S_IFDIR: "a directory"
-            case S_IFIFO: "a FIFO (named pipe)"
-            case S_IFCHR, S_IFBLK: "a device"
-            case S_IFSOCK: "a socket"
-            default: "not a regular file"
-            }
-            throw AuditError(.notAStore, "\(path) is \(what), not a store file; check the path")
+            throw AuditError(.notAStore, "\(path) is \(describe(type)), not a store file; check the path")
+        }
+        // SQLite opens these beside the store on its own; a FIFO there would make it wait for a
+        // writer for ever, a directory or device fail obscurely.
+        let base = resolved(path)  // where SQLite looks: beside the file a symbolic link names
+        for suffix in ["-journal", "-wal", "-shm"] {
+            var companion = stat()
+            guard stat(base + suffix, &companion) == 0 else { continue }
+            let kind = companion.st_mode & S_IFMT
+            guard kind != S_IFREG else { continue }
+            throw AuditError(.storage, "\(path)\(suffix) is \(describe(kind)), where SQLite keeps the store's \(suffix.dropFirst()) file: SQLite would wait on it or fail. Something other than SQLite put it there: keep it as evidence, remove it, and run again")
         }
         guard info.st_size > 0 else {
             throw AuditError(.notAStore, "\(path) is an empty file, not an AuditDB store: check the path (`auditdb init` creates a store); if it held a store, it was emptied: restore it from a backup")

@@ -65,6 +65,23 @@ struct CLITests {
         #expect(after.status == 0 && after.stderr.isEmpty, "\(after.stderr)")
     }
 
+    @Test("a FIFO (or a directory) where SQLite keeps the store's -journal, -wal or -shm: refused at once, naming it, never waited on", arguments: ["-journal", "-wal", "-shm"])
+    func companionNotAFile(_ suffix: String) throws {
+        try setUpStore()
+        // SQLite leaves no -journal or -shm beside a closed store; a -wal may be there (empty).
+        try? FileManager.default.removeItem(atPath: store + suffix)
+        #expect(mkfifo(store + suffix, 0o600) == 0)
+        for command in [["status"], ["verify"], ["query"]] {
+            let refused = try auditdb(command + ["--store", store, "--key-file", keyFile])
+            #expect(refused.status == 2, "\(command): \(refused.stdout)\(refused.stderr)")
+            #expect(refused.stderr.contains("\(store)\(suffix) is a FIFO (named pipe), where SQLite keeps the store's \(suffix.dropFirst()) file"), "\(command): \(refused.stderr)")
+        }
+        try FileManager.default.removeItem(atPath: store + suffix)
+        try FileManager.default.createDirectory(atPath: store + suffix, withIntermediateDirectories: false)
+        let directory = try auditdb(["status", "--store", store, "--key-file", keyFile])
+        #expect(directory.status == 2 && directory.stderr.contains("\(store)\(suffix) is a directory, where SQLite keeps"), "\(directory.stderr)")
+    }
+
     @Test("a file name with a newline or an escape sequence cannot forge a line of a success message")
     func pathsInSuccessLinesAreEscaped() throws {
         let name = "k\nwrote key file evil\u{1B}[31m\u{202E}.keys", escaped = "k\\u{A}wrote key file evil\\u{1B}[31m\\u{202E}.keys"
