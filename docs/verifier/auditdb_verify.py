@@ -1239,7 +1239,7 @@ def _read_up_to_damage(conn, query: str, next_after, parameters: tuple = ()):
     before it as well: after the cursor fails, `next_after(last)` reads the one after the last
     returned, one statement each, until it gives None or cannot read; then the cursor's error is
     raised, and step 4's `corruption` finding starts at the seq expected next (section 11)."""
-    last = 0
+    last = parameters[0] if parameters else 0  # the read after damage starts where the query did
     try:
         for values in conn.cursor().execute(query, parameters):
             last = values[0]
