@@ -1,3 +1,6 @@
+// The witness client and its publisher, WitnessAnchor, in one file (460 lines): the anchor is a
+// thin caller of the witness's trusted-checkpoint reads, whose rules (registered key, valid
+// signature, every row at a seq) must be read side by side with the way it uses them.
 public import AuditDB
 import Foundation
 public import Logging
